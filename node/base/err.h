@@ -1,0 +1,34 @@
+/* err.h: the one error enum of the project and its strerror.
+ *
+ * Library codes (MDB_*, SQLITE_*, errno, sodium's -1, zmq errno) are
+ * translated to these at each module's edge. */
+#ifndef DM_ERR_H
+#define DM_ERR_H
+
+#define DM_NODISCARD __attribute__((warn_unused_result))
+#define DM_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+typedef enum {
+    DM_OK = 0,
+    DM_ERR_NOMEM,    /* out of memory */
+    DM_ERR_IO,       /* file or device I/O failed */
+    DM_ERR_INVALID,  /* the input is malformed or breaks a rule */
+    DM_ERR_NOTFOUND, /* the named thing does not exist */
+    DM_ERR_EXISTS,   /* already there (for example a duplicate name) */
+    DM_ERR_CONFLICT, /* refused: contradicts what is stored */
+    DM_ERR_TOOBIG,   /* over a size limit */
+    DM_ERR_STORE,    /* the LMDB store failed */
+    DM_ERR_MAPFULL,  /* the LMDB map is full (handled by growing it) */
+    DM_ERR_CRYPTO,   /* a key or signature operation failed */
+    DM_ERR_NET,      /* a socket operation failed */
+    DM_ERR_TIMEOUT,  /* no answer within the deadline */
+    DM_ERR_PROTO,    /* a malformed or unexpected message */
+    DM_ERR_DENIED,   /* refused by policy */
+    DM_ERR_USAGE,    /* wrong command line */
+    DM_ERR__COUNT
+} dm_err;
+
+/* Returns a static, human-readable description of err. Cannot fail. */
+const char *dm_strerror(dm_err err);
+
+#endif

@@ -1,0 +1,216 @@
+/* contract.h: the data-product contract (datamesh.io/v1) as a C model.
+ *
+ * dm_contract_parse turns YAML text (one or more documents) into contracts and
+ * collects every problem as a diagnostic "FILE:LINE:COL: error: MESSAGE".
+ * The model is plain data, read by schema, storage and the tools; it is
+ * immutable once parsed. A contract's canonical form is deterministic JSON
+ * text (sorted keys, avro schemas resolved to inline fields, x- keys kept)
+ * that dm_contract_parse accepts back and that hashes identically for
+ * identical content: it is what travels on the wire and what is stored. */
+#ifndef DM_CONTRACT_H
+#define DM_CONTRACT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+
+#define DM_CONTRACT_MAX_FILE (1024 * 1024) /* bytes; larger files are refused */
+#define DM_CONTRACT_MAX_DEPTH 64           /* YAML nesting levels */
+#define DM_CONTRACT_HASH_BYTES 32
+
+typedef enum {
+    DM_FT_STRING = 0,
+    DM_FT_INT,       /* 64-bit signed */
+    DM_FT_DOUBLE,    /* finite IEEE double */
+    DM_FT_BOOLEAN,
+    DM_FT_TIMESTAMP, /* RFC 3339 with offset; stored as UTC microseconds */
+    DM_FT_DATE,      /* calendar date; stored as days since 1970-01-01 */
+    DM_FT_UUID,      /* 8-4-4-4-12 hex; stored as 16 bytes */
+    DM_FT_ENUM,      /* one of values[]; stored as its index */
+    DM_FT__COUNT
+} dm_ftype;
+
+/* A number from the contract: ints stay exact, everything else is a double. */
+typedef struct {
+    bool is_int;
+    int64_t i;
+    double d;
+} dm_num_t;
+
+typedef struct {
+    char *name;
+    dm_ftype type;
+    bool required; /* true also for primary-key fields */
+    bool primary_key;
+    char *description; /* NULL if absent */
+    char **values;     /* enum values (DM_FT_ENUM only) */
+    size_t nvalues;
+    bool has_minimum, has_maximum, has_exclusive_minimum, has_exclusive_maximum;
+    dm_num_t minimum, maximum, exclusive_minimum, exclusive_maximum;
+    int64_t min_length, max_length; /* in Unicode code points; -1 if unset */
+    char *pattern;                  /* POSIX extended regex, unanchored; NULL if unset */
+    unsigned line, col;             /* where the field was declared */
+} dm_field_t;
+
+typedef enum { DM_GRAN_HOUR, DM_GRAN_DAY, DM_GRAN_MONTH, DM_GRAN_YEAR } dm_granularity;
+
+typedef struct {
+    char *field;
+    dm_granularity granularity;
+} dm_partition_t;
+
+typedef enum {
+    DM_CHECK_NOT_NULL,
+    DM_CHECK_IN_LIST,
+    DM_CHECK_RANGE,
+    DM_CHECK_REGEX,
+    DM_CHECK_UNIQUE,
+    DM_CHECK_ROW_COUNT_DELTA,
+    DM_CHECK_FRESHNESS,
+    DM_CHECK__COUNT
+} dm_check_rule;
+
+typedef struct {
+    dm_check_rule rule;
+    char *column;      /* NULL for row_count_delta and freshness without column */
+    int field_index;   /* index into spec fields, -1 if no column */
+    char **values;     /* in_list: texts, each valid for the column's type */
+    size_t nvalues;
+    bool has_min, has_max; /* range, inclusive */
+    dm_num_t min, max;
+    char *pattern;     /* regex */
+    double threshold;  /* row_count_delta */
+    bool threshold_is_percent;
+    int64_t max_age_ms; /* freshness: explicit or sla.freshness; -1 if neither */
+    unsigned line, col;
+} dm_check_t;
+
+typedef enum { DM_ACCESS_PUBLIC, DM_ACCESS_RESTRICTED, DM_ACCESS_PRIVATE } dm_access;
+typedef enum { DM_ENC_NONE, DM_ENC_AES256 } dm_encryption;
+
+enum { /* bits of dm_contract_t.protocols */
+    DM_PROTO_GRAPHQL = 1,
+    DM_PROTO_REST = 2,
+    DM_PROTO_GRPC = 4,
+    DM_PROTO_SQL = 8
+};
+
+typedef struct {
+    char *product;
+    char *domain;
+} dm_lineage_t;
+
+typedef struct {
+    /* metadata */
+    char *name;
+    char *domain;
+    char *version; /* "MAJOR.MINOR.PATCH" as written */
+    uint64_t version_major, version_minor, version_patch;
+    char *owner_team;
+    char *owner_contact;
+    char *description; /* NULL if absent */
+    char **tags;
+    size_t ntags;
+
+    /* spec.schema */
+    bool schema_from_avro; /* resolved from a local .avsc at parse time */
+    char *schema_location; /* the .avsc path as written, NULL for inline */
+    dm_field_t *fields;
+    size_t nfields;
+    size_t *pk;            /* indexes into fields, in primaryKey order */
+    size_t npk;
+
+    /* spec.storage (informational except partitioning) */
+    char *storage_format, *storage_location; /* NULL if absent */
+    dm_partition_t *partitions;
+    size_t npartitions;
+
+    /* spec.sla; -1 / 0 when absent */
+    int64_t freshness_ms;
+    double availability; /* percent, 0 if absent */
+    double latency_percentile; /* 99 for p99, 99.9 for p999; 0 if absent */
+    int64_t latency_ms;
+
+    /* spec.quality.checks */
+    dm_check_t *checks;
+    size_t nchecks;
+
+    /* spec.policies */
+    dm_access access;        /* default restricted */
+    int64_t retention_ms;    /* -1 if absent */
+    dm_encryption encryption; /* default none */
+
+    /* spec.interoperability */
+    unsigned protocols;      /* DM_PROTO_* bits */
+    dm_lineage_t *upstream;
+    size_t nupstream;
+
+    /* private: the parsed document, kept for the canonical form (x- keys) */
+    void *tree;
+} dm_contract_t;
+
+/* One diagnostic; all strings owned by the list. */
+typedef struct {
+    char *file;
+    unsigned line, col; /* 1-based; 0 when the problem has no position */
+    char *message;
+} dm_diag_t;
+
+typedef struct {
+    dm_diag_t *items;
+    size_t count, cap;
+} dm_diags_t;
+
+#define DM_DIAGS_INIT {NULL, 0, 0}
+
+void dm_diags_add(dm_diags_t *d, const char *file, unsigned line, unsigned col,
+                  const char *fmt, ...) DM_PRINTF(5, 6);
+/* Writes "FILE:LINE:COL: error: MESSAGE\n" per diagnostic into out. */
+void dm_diags_format(const dm_diags_t *d, dm_buf_t *out);
+void dm_diags_clear(dm_diags_t *d);
+
+/* Parses every YAML document in buf (len bytes) as a contract. name is the
+ * file name used in diagnostics. basedir is the folder that a relative avro
+ * schema location is resolved against; NULL forbids avro files (the node
+ * only accepts canonical, inline contracts).
+ * On success returns DM_OK and *out holds *n contracts (free each with
+ * dm_contract_destroy, then free(*out)). If any document is invalid, returns
+ * DM_ERR_INVALID with every problem in diags and *out NULL; DM_ERR_TOOBIG
+ * for a buffer over DM_CONTRACT_MAX_FILE. Never reads beyond len; buf need
+ * not be NUL-terminated. */
+DM_NODISCARD dm_err dm_contract_parse(const char *name, const char *buf, size_t len,
+                                      const char *basedir, dm_contract_t ***out, size_t *n,
+                                      dm_diags_t *diags);
+
+/* Reads path (at most DM_CONTRACT_MAX_FILE bytes) and parses it like
+ * dm_contract_parse with basedir = the file's folder. DM_ERR_IO (with a
+ * diagnostic) if the file cannot be read. */
+DM_NODISCARD dm_err dm_contract_parse_file(const char *path, dm_contract_t ***out, size_t *n,
+                                           dm_diags_t *diags);
+
+/* Frees a contract. NULL-safe; sets *self_p to NULL. */
+void dm_contract_destroy(dm_contract_t **self_p);
+
+/* Appends the canonical JSON form of c to out. Cannot fail. */
+void dm_contract_canonical(const dm_contract_t *c, dm_buf_t *out);
+
+/* SHA-256 of the canonical form. */
+void dm_contract_hash(const dm_contract_t *c, uint8_t out[DM_CONTRACT_HASH_BYTES]);
+
+/* Compares versions: <0, 0, >0 like strcmp. */
+int dm_contract_version_cmp(const dm_contract_t *a, const dm_contract_t *b);
+
+/* Names for enums, for output and messages. */
+const char *dm_ftype_name(dm_ftype t);
+const char *dm_check_rule_name(dm_check_rule r);
+const char *dm_access_name(dm_access a);
+
+/* Parses a duration ("250ms", "30s", "5m", "1h", "7d", "2w", "1y", or ISO
+ * 8601 "PT5M", "P1Y", "P1DT2H"); a year is 365 days, a month 30 days.
+ * Returns false if s is not a duration or overflows. */
+bool dm_duration_parse(const char *s, size_t len, int64_t *ms_out);
+
+#endif

@@ -1,0 +1,156 @@
+/* store.h: the node's LMDB environment and everything kept in it.
+ *
+ * One environment per node (DIR/store/), named databases inside:
+ *   products    "domain/name" -> product record (id, version, hash,
+ *               canonical contract, counters)
+ *   rows        [pid u32 BE][seq u64 BE] -> encoded row (an append-only log)
+ *   pk          [pid u32 BE][primary-key bytes] -> seq u64 BE
+ *   quarantine  [pid u32 BE][qseq u64 BE] -> line, source, time, reasons, raw
+ *   meta        node-level values (format version, next product id)
+ * Write transactions are serialised by LMDB; every dm_store_* write commits
+ * durably (synchronous) before it returns DM_OK. When the map is full the
+ * store grows it (doubling, up to the configured maximum) and retries.
+ * Readers left behind by dead processes are cleared at open and on demand.
+ * All functions are thread-safe. */
+#ifndef DM_STORE_H
+#define DM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+
+#define DM_STORE_DEFAULT_MAP_BYTES ((size_t)256 << 20) /* first map size */
+#define DM_STORE_DEFAULT_MAX_MAP_BYTES ((size_t)1 << 40) /* growth ceiling */
+#define DM_STORE_HASH_BYTES 32
+
+typedef struct dm_store dm_store_t;
+
+typedef struct {
+    size_t initial_map_bytes; /* 0: DM_STORE_DEFAULT_MAP_BYTES */
+    size_t max_map_bytes;     /* 0: DM_STORE_DEFAULT_MAX_MAP_BYTES */
+} dm_store_opts_t;
+
+/* Opens (creating if needed) the environment in directory dir, which must
+ * exist. opts may be NULL. On error *out is NULL and a log line names the
+ * cause; DM_ERR_STORE or DM_ERR_IO. */
+DM_NODISCARD dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts,
+                                  dm_store_t **out);
+/* Closes the environment. NULL-safe; sets *self_p to NULL. All readers
+ * and iterators must be gone. */
+void dm_store_destroy(dm_store_t **self_p);
+
+/* The current map size in bytes. */
+size_t dm_store_map_size(dm_store_t *self);
+/* Clears reader slots of dead processes; returns how many were cleared. */
+int dm_store_reader_check(dm_store_t *self);
+
+/* ---- products ---- */
+
+typedef struct {
+    uint32_t id;              /* node-local, never reused */
+    char *domain, *name, *version;
+    uint64_t version_major, version_minor, version_patch;
+    uint8_t hash[DM_STORE_HASH_BYTES];
+    char *contract;           /* canonical JSON, NUL-terminated */
+    size_t contract_len;
+    uint64_t records;         /* live rows (upserts do not add) */
+    uint64_t quarantined;     /* quarantine entries */
+    int64_t registered_ms, updated_ms; /* Unix milliseconds */
+} dm_product_t;
+
+/* Frees the strings of p (not p itself). NULL-safe. */
+void dm_product_clear(dm_product_t *p);
+
+typedef enum {
+    DM_REGISTER_CREATED,   /* a new product */
+    DM_REGISTER_UPGRADED,  /* a higher version replaced the stored one */
+    DM_REGISTER_UNCHANGED  /* same version and hash: nothing written */
+} dm_register_outcome;
+
+/* Registers or upgrades a product in one transaction: absent -> created;
+ * same version and same hash -> unchanged; higher version -> upgraded
+ * (keeps id, rows and counters). Same version with another hash, or a
+ * lower version: DM_ERR_CONFLICT and *previous (if not NULL) is filled with
+ * the stored product for the error message (caller clears it).
+ * *out (may be NULL) receives the stored product after the call. */
+DM_NODISCARD dm_err dm_store_product_register(dm_store_t *self, const dm_product_t *in,
+                                              dm_register_outcome *outcome,
+                                              dm_product_t *out, dm_product_t *previous);
+
+/* Looks a product up. DM_ERR_NOTFOUND if absent. *out is the caller's to
+ * clear. */
+DM_NODISCARD dm_err dm_store_product_get(dm_store_t *self, const char *domain,
+                                         const char *name, dm_product_t *out);
+
+/* Lists every product, ordered by "domain/name". *out is an array of *n
+ * products; the caller clears each and frees the array. */
+DM_NODISCARD dm_err dm_store_product_list(dm_store_t *self, dm_product_t **out, size_t *n);
+
+/* ---- records ---- */
+
+/* One valid record of a batch. key/key_len: the encoded primary key, or
+ * key_len 0 when the product has none (append). row: the encoded row. */
+typedef struct {
+    const void *key;
+    size_t key_len;
+    const void *row;
+    size_t row_len;
+} dm_row_in_t;
+
+/* One invalid record of a batch. */
+typedef struct {
+    uint64_t line;        /* line number in the client's input */
+    const char *raw;      /* the line as received (maybe cut, see raw_len) */
+    size_t raw_len;       /* bytes in raw */
+    uint64_t orig_len;    /* the line's full length (>= raw_len) */
+    const char *reasons;  /* NUL-terminated, "; "-separated */
+} dm_quarantine_in_t;
+
+typedef struct {
+    uint64_t inserted;    /* new rows */
+    uint64_t updated;     /* rows that replaced a row with the same key */
+    uint64_t quarantined;
+} dm_batch_result_t;
+
+/* Commits one batch for product pid durably in one transaction: rows in
+ * order (a later row with the same key replaces an earlier one, also
+ * within the batch), quarantine entries with source (NUL-terminated, may
+ * be "") and the current time, counters updated. Returns only after the
+ * commit; on error nothing of the batch is stored. DM_ERR_NOTFOUND if pid
+ * is not a registered product. */
+DM_NODISCARD dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid,
+                                          const dm_row_in_t *rows, size_t nrows,
+                                          const dm_quarantine_in_t *quarantine, size_t nq,
+                                          const char *source, dm_batch_result_t *result);
+
+/* Copies the row stored under primary key key into row (reset first).
+ * DM_ERR_NOTFOUND if there is none. */
+DM_NODISCARD dm_err dm_store_get_by_key(dm_store_t *self, uint32_t pid, const void *key,
+                                        size_t key_len, dm_buf_t *row);
+
+/* Calls fn for every live row of pid in log (sequence) order, inside one
+ * read transaction; row is valid only during the call. fn returns non-zero
+ * to stop early. */
+typedef int (*dm_row_fn)(void *ctx, uint64_t seq, const void *row, size_t row_len);
+DM_NODISCARD dm_err dm_store_scan(dm_store_t *self, uint32_t pid, dm_row_fn fn, void *ctx);
+
+typedef struct {
+    uint64_t seq, line, orig_len;
+    int64_t at_ms;
+    const char *source;  /* borrowed, valid during the callback */
+    const char *reasons;
+    const char *raw;
+    size_t raw_len;
+} dm_quarantine_item_t;
+
+/* Calls fn for up to limit quarantine entries of pid with seq > after, in
+ * order. *more is set when entries remain. */
+typedef int (*dm_quarantine_fn)(void *ctx, const dm_quarantine_item_t *item);
+DM_NODISCARD dm_err dm_store_quarantine_scan(dm_store_t *self, uint32_t pid, uint64_t after,
+                                             size_t limit, dm_quarantine_fn fn, void *ctx,
+                                             bool *more);
+
+#endif

@@ -1,0 +1,272 @@
+/* records.c: committing batches of rows and reading them back.
+ *
+ * Layout (see DESIGN.md, "Write speed is decided by key order"): rows go
+ * to an append-only log keyed [pid u32 BE][seq u64 BE], which LMDB fills
+ * with MDB_APPEND at sequential speed; products with a primary key also
+ * keep a small index [pid][key bytes] -> seq u64 BE, written in key order
+ * once per distinct key of the batch. Replacing a row deletes its old log
+ * entry, so the log holds live rows only and a scan needs no index. */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* One keyed row of a batch, for sorting by key. */
+typedef struct {
+    const uint8_t *key;
+    size_t len;
+    size_t index; /* position in the batch: ties sort by it, later wins */
+} s_keyref;
+
+static int s_keyref_cmp(const void *a, const void *b)
+{
+    const s_keyref *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->key, y->key, n); /* LMDB's default key order */
+    if (c == 0 && x->len != y->len)
+        c = x->len < y->len ? -1 : 1;
+    if (c == 0)
+        c = x->index < y->index ? -1 : x->index > y->index;
+    return c;
+}
+
+typedef struct {
+    dm_store_t *self;
+    uint32_t pid;
+    const dm_row_in_t *rows;
+    size_t nrows;
+    const dm_quarantine_in_t *q;
+    size_t nq;
+    const char *source;
+    s_keyref *refs;   /* keyed rows sorted by (key, index) */
+    size_t nrefs;
+    uint8_t *dead;    /* dead[i]: row i is replaced by a later row of the batch */
+    dm_buf_t scratch; /* index keys and quarantine values */
+    dm_batch_result_t result;
+} s_batch_ctx;
+
+/* Writes the index entries of the batch, one per distinct key, and deletes
+ * the log entries of the rows they replace. Adds to c->result; *fresh gets
+ * how many keys are new. */
+static dm_err s_write_index(MDB_txn *txn, s_batch_ctx *c, uint64_t first_seq, uint64_t *fresh)
+{
+    dm_store_t *self = c->self;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, self->pk, &cur);
+    if (rc != MDB_SUCCESS)
+        return dm_store__mdb("open an index cursor", rc);
+    dm_err err = DM_OK;
+    for (size_t i = 0; i < c->nrefs && !err;) {
+        size_t j = i + 1; /* [i, j) share one key; the last of the run wins */
+        while (j < c->nrefs && c->refs[j].len == c->refs[i].len &&
+               memcmp(c->refs[j].key, c->refs[i].key, c->refs[i].len) == 0)
+            j++;
+        const s_keyref *win = &c->refs[j - 1];
+        uint64_t replaced_in_batch = j - i - 1;
+        dm_buf_reset(&c->scratch);
+        uint8_t pidb[DM_STORE_PID_BYTES], seqb[DM_STORE_SEQ_BYTES];
+        dm_store__put_be32(pidb, c->pid);
+        dm_buf_append(&c->scratch, pidb, sizeof pidb);
+        dm_buf_append(&c->scratch, win->key, win->len);
+        dm_store__put_be64(seqb, first_seq + win->index);
+        MDB_val key = {c->scratch.len, c->scratch.data}, val = {sizeof seqb, seqb};
+        rc = mdb_cursor_put(cur, &key, &val, MDB_NOOVERWRITE);
+        if (rc == MDB_SUCCESS) {
+            (*fresh)++;
+            c->result.inserted++;
+            c->result.updated += replaced_in_batch;
+        } else if (rc == MDB_KEYEXIST) {
+            if (val.mv_size != DM_STORE_SEQ_BYTES) {
+                dm_log_err("store: index entry of product %u is corrupt", c->pid);
+                err = DM_ERR_STORE;
+                break;
+            }
+            uint64_t old = dm_store__get_be64(val.mv_data);
+            val.mv_size = sizeof seqb;
+            val.mv_data = seqb;
+            rc = mdb_cursor_put(cur, &key, &val, MDB_CURRENT);
+            if (rc != MDB_SUCCESS) {
+                err = dm_store__mdb("update an index entry", rc);
+                break;
+            }
+            uint8_t lk[DM_STORE_LOG_KEY_BYTES];
+            dm_store__log_key(lk, c->pid, old);
+            MDB_val lkey = {sizeof lk, lk};
+            rc = mdb_del(txn, self->rows, &lkey, NULL);
+            if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+                err = dm_store__mdb("delete a replaced row", rc);
+                break;
+            }
+            c->result.updated += replaced_in_batch + 1;
+        } else {
+            err = dm_store__mdb("write an index entry", rc);
+        }
+        i = j;
+    }
+    mdb_cursor_close(cur);
+    return err;
+}
+
+/* Appends the live rows of the batch to the log in sequence order. */
+static dm_err s_write_log(MDB_txn *txn, s_batch_ctx *c, uint64_t first_seq)
+{
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, c->self->rows, &cur);
+    if (rc != MDB_SUCCESS)
+        return dm_store__mdb("open a log cursor", rc);
+    uint8_t k[DM_STORE_LOG_KEY_BYTES];
+    dm_store__log_key(k, c->pid, first_seq);
+    bool append = false;
+    dm_err err = dm_store__can_append(cur, k, &append);
+    unsigned flags = append ? MDB_APPEND : 0;
+    for (size_t i = 0; i < c->nrows && !err; i++) {
+        if (c->dead[i])
+            continue;
+        dm_store__log_key(k, c->pid, first_seq + i);
+        MDB_val key = {sizeof k, k}, val = {c->rows[i].row_len, (void *)c->rows[i].row};
+        err = dm_store__mdb("append a row", mdb_cursor_put(cur, &key, &val, flags));
+    }
+    mdb_cursor_close(cur);
+    return err;
+}
+
+static dm_err s_batch_txn(MDB_txn *txn, void *arg)
+{
+    s_batch_ctx *c = arg;
+    memset(&c->result, 0, sizeof c->result);
+    dm_store_counters_t cnt;
+    dm_err err = dm_store__counters_get(c->self, txn, c->pid, &cnt);
+    if (err)
+        return err;
+    uint64_t fresh = 0;
+    if ((err = s_write_index(txn, c, cnt.next_seq, &fresh)) ||
+        (err = s_write_log(txn, c, cnt.next_seq)) ||
+        (err = dm_store__quarantine_append(c->self, txn, c->pid, cnt.next_qseq, c->q, c->nq,
+                                           c->source, dm_store__now_ms(), &c->scratch)))
+        return err;
+    uint64_t keyless = c->nrows - c->nrefs;
+    c->result.inserted += keyless;
+    c->result.quarantined = c->nq;
+    cnt.records += fresh + keyless;
+    cnt.quarantined += c->nq;
+    cnt.next_seq += c->nrows;
+    cnt.next_qseq += c->nq;
+    return dm_store__counters_put(c->self, txn, c->pid, &cnt);
+}
+
+dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid, const dm_row_in_t *rows,
+                             size_t nrows, const dm_quarantine_in_t *quarantine, size_t nq,
+                             const char *source, dm_batch_result_t *result)
+{
+    if (result)
+        memset(result, 0, sizeof *result);
+    s_batch_ctx c = {.self = self, .pid = pid, .rows = rows, .nrows = nrows, .q = quarantine,
+                     .nq = nq, .source = source ? source : "", .scratch = DM_BUF_INIT};
+    dm_err err = DM_OK;
+    c.refs = malloc((nrows ? nrows : 1) * sizeof *c.refs);
+    c.dead = calloc(nrows ? nrows : 1, 1);
+    if (!c.refs || !c.dead) {
+        err = DM_ERR_NOMEM;
+        goto out;
+    }
+    size_t max_key = self->max_key_bytes - DM_STORE_PID_BYTES;
+    for (size_t i = 0; i < nrows; i++) {
+        if (rows[i].key_len == 0)
+            continue;
+        if (rows[i].key_len > max_key) {
+            dm_log_err("store: row %zu of a batch for product %u has a %zu-byte key; the most "
+                       "is %zu",
+                       i, pid, rows[i].key_len, max_key);
+            err = DM_ERR_TOOBIG;
+            goto out;
+        }
+        c.refs[c.nrefs++] = (s_keyref){rows[i].key, rows[i].key_len, i};
+    }
+    /* Sorting outside the transaction keeps the writer lock short; the
+     * sorted order is what makes the index puts cheap. */
+    qsort(c.refs, c.nrefs, sizeof *c.refs, s_keyref_cmp);
+    for (size_t i = 0; i + 1 < c.nrefs; i++)
+        if (c.refs[i].len == c.refs[i + 1].len &&
+            memcmp(c.refs[i].key, c.refs[i + 1].key, c.refs[i].len) == 0)
+            c.dead[c.refs[i].index] = 1;
+    err = dm_store__write(self, "commit a batch", s_batch_txn, &c);
+    if (!err && result)
+        *result = c.result;
+out:
+    free(c.refs);
+    free(c.dead);
+    dm_buf_free(&c.scratch);
+    return err;
+}
+
+dm_err dm_store_get_by_key(dm_store_t *self, uint32_t pid, const void *key, size_t key_len,
+                           dm_buf_t *row)
+{
+    dm_buf_reset(row);
+    if (key_len == 0 || key_len > self->max_key_bytes - DM_STORE_PID_BYTES)
+        return DM_ERR_NOTFOUND;
+    uint8_t k[DM_STORE_PID_BYTES + 512];
+    dm_store__put_be32(k, pid);
+    memcpy(k + DM_STORE_PID_BYTES, key, key_len);
+    MDB_txn *txn;
+    dm_err err = dm_store__read_begin(self, &txn);
+    if (err)
+        return err;
+    MDB_val kv = {DM_STORE_PID_BYTES + key_len, k}, val;
+    int rc = mdb_get(txn, self->pk, &kv, &val);
+    if (rc == MDB_SUCCESS && val.mv_size != DM_STORE_SEQ_BYTES) {
+        dm_log_err("store: index entry of product %u is corrupt", pid);
+        err = DM_ERR_STORE;
+        goto out;
+    }
+    if ((err = dm_store__mdb("look up a key", rc)))
+        goto out;
+    uint8_t lk[DM_STORE_LOG_KEY_BYTES];
+    dm_store__log_key(lk, pid, dm_store__get_be64(val.mv_data));
+    MDB_val lkey = {sizeof lk, lk};
+    rc = mdb_get(txn, self->rows, &lkey, &val);
+    if (rc == MDB_NOTFOUND) {
+        dm_log_err("store: product %u: index points at a missing row", pid);
+        err = DM_ERR_STORE;
+        goto out;
+    }
+    if ((err = dm_store__mdb("read a row", rc)))
+        goto out;
+    dm_buf_append(row, val.mv_data, val.mv_size);
+out:
+    dm_store__read_end(self, txn);
+    return err;
+}
+
+dm_err dm_store_scan(dm_store_t *self, uint32_t pid, dm_row_fn fn, void *ctx)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    dm_err err = dm_store__read_begin(self, &txn);
+    if (err)
+        return err;
+    int rc = mdb_cursor_open(txn, self->rows, &cur);
+    if (rc != MDB_SUCCESS) {
+        err = dm_store__mdb("open a log cursor", rc);
+        goto out;
+    }
+    uint8_t k[DM_STORE_LOG_KEY_BYTES];
+    dm_store__log_key(k, pid, 0);
+    MDB_val key = {sizeof k, k}, val;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != DM_STORE_LOG_KEY_BYTES || dm_store__get_be32(key.mv_data) != pid)
+            break;
+        uint64_t seq = dm_store__get_be64((const uint8_t *)key.mv_data + DM_STORE_PID_BYTES);
+        if (fn(ctx, seq, val.mv_data, val.mv_size) != 0)
+            break;
+    }
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        err = dm_store__mdb("scan rows", rc);
+out:
+    mdb_cursor_close(cur);
+    dm_store__read_end(self, txn);
+    return err;
+}

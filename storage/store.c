@@ -1,0 +1,311 @@
+/* store.c: the LMDB environment: open and close, the named databases, the
+ * transaction wrappers, map growth and stale-reader cleanup.
+ *
+ * Durability: the environment is opened without MDB_NOSYNC, MDB_NOMETASYNC
+ * or MDB_WRITEMAP, so every commit fsyncs the data and then the meta page;
+ * a process killed at any moment leaves the last committed state, which
+ * LMDB reopens without recovery. */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define S_MAX_READERS 256
+#define S_MAX_DBS 8
+#define S_FILE_MODE 0600
+#define S_FORMAT_VERSION 1u
+#define S_META_FORMAT "format"
+
+dm_err dm_store__mdb(const char *op, int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return DM_OK;
+    case MDB_NOTFOUND:
+        return DM_ERR_NOTFOUND;
+    case MDB_MAP_FULL:
+        return DM_ERR_MAPFULL;
+    default:
+        dm_log_err("store: %s: %s", op, mdb_strerror(rc));
+        return DM_ERR_STORE;
+    }
+}
+
+int64_t dm_store__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t dm_store_map_size(dm_store_t *self)
+{
+    MDB_envinfo info;
+    pthread_rwlock_rdlock(&self->lock);
+    mdb_env_info(self->env, &info);
+    pthread_rwlock_unlock(&self->lock);
+    return info.me_mapsize;
+}
+
+/* Adopts the map size another process set (MDB_MAP_RESIZED). Takes the
+ * lock exclusive; the caller holds nothing. */
+static dm_err s_adopt_map_size(dm_store_t *self)
+{
+    pthread_rwlock_wrlock(&self->lock);
+    int rc = mdb_env_set_mapsize(self->env, 0);
+    pthread_rwlock_unlock(&self->lock);
+    return dm_store__mdb("adopt the map size grown by another process", rc);
+}
+
+/* Doubles the map (capped at max_map_bytes) unless another thread already
+ * grew it beyond seen. The caller holds nothing. DM_ERR_MAPFULL at max. */
+static dm_err s_grow(dm_store_t *self, size_t seen)
+{
+    dm_err err = DM_OK;
+    MDB_envinfo info;
+    pthread_rwlock_wrlock(&self->lock);
+    mdb_env_info(self->env, &info);
+    size_t cur = info.me_mapsize;
+    if (cur > seen)
+        goto out;
+    size_t next = cur > self->max_map_bytes / 2 ? self->max_map_bytes : cur * 2;
+    if (next <= cur) {
+        dm_log_err("store: map full at its maximum of %zu bytes; raise max_map_bytes", cur);
+        err = DM_ERR_MAPFULL;
+        goto out;
+    }
+    err = dm_store__mdb("grow the map", mdb_env_set_mapsize(self->env, next));
+    if (!err)
+        dm_log_info("store: map grown from %zu to %zu bytes", cur, next);
+out:
+    pthread_rwlock_unlock(&self->lock);
+    return err;
+}
+
+/* Begins a transaction (flags 0 or MDB_RDONLY) with the lock held shared,
+ * adopting a map grown by another process. *seen receives the map size the
+ * transaction runs with. */
+static dm_err s_begin(dm_store_t *self, unsigned flags, MDB_txn **txn, size_t *seen)
+{
+    for (;;) {
+        pthread_rwlock_rdlock(&self->lock);
+        int rc = mdb_txn_begin(self->env, NULL, flags, txn);
+        if (rc == MDB_SUCCESS) {
+            if (seen) {
+                MDB_envinfo info;
+                mdb_env_info(self->env, &info);
+                *seen = info.me_mapsize;
+            }
+            return DM_OK;
+        }
+        pthread_rwlock_unlock(&self->lock);
+        *txn = NULL;
+        if (rc != MDB_MAP_RESIZED)
+            return dm_store__mdb(flags ? "begin a read transaction" : "begin a write transaction",
+                                 rc);
+        dm_err err = s_adopt_map_size(self);
+        if (err)
+            return err;
+    }
+}
+
+dm_err dm_store__read_begin(dm_store_t *self, MDB_txn **txn)
+{
+    return s_begin(self, MDB_RDONLY, txn, NULL);
+}
+
+void dm_store__read_end(dm_store_t *self, MDB_txn *txn)
+{
+    if (!txn)
+        return;
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&self->lock);
+}
+
+dm_err dm_store__write(dm_store_t *self, const char *op, dm_store__write_fn fn, void *ctx)
+{
+    for (;;) {
+        MDB_txn *txn;
+        size_t seen = 0;
+        dm_err err = s_begin(self, 0, &txn, &seen);
+        if (err)
+            return err;
+        err = fn(txn, ctx);
+        if (err) {
+            mdb_txn_abort(txn);
+        } else {
+            int rc = mdb_txn_commit(txn); /* frees txn also on failure */
+            if (rc == MDB_MAP_FULL)
+                err = DM_ERR_MAPFULL;
+            else if (rc != MDB_SUCCESS) {
+                dm_log_err("store: %s: commit: %s", op, mdb_strerror(rc));
+                err = DM_ERR_STORE;
+            }
+        }
+        pthread_rwlock_unlock(&self->lock);
+        if (err != DM_ERR_MAPFULL)
+            return err;
+        err = s_grow(self, seen);
+        if (err)
+            return err;
+    }
+}
+
+int dm_store_reader_check(dm_store_t *self)
+{
+    int dead = 0;
+    int rc = mdb_reader_check(self->env, &dead);
+    if (rc != MDB_SUCCESS) {
+        dm_log_err("store: reader check: %s", mdb_strerror(rc));
+        return 0;
+    }
+    if (dead > 0)
+        dm_log_warn("store: cleared %d reader slot(s) left by dead processes", dead);
+    return dead;
+}
+
+dm_err dm_store__counters_get(dm_store_t *self, MDB_txn *txn, uint32_t pid,
+                              dm_store_counters_t *c)
+{
+    uint8_t k[DM_STORE_COUNTERS_KEY_BYTES];
+    k[0] = DM_STORE_COUNTERS_TAG;
+    dm_store__put_be32(k + 1, pid);
+    MDB_val key = {sizeof k, k}, val;
+    int rc = mdb_get(txn, self->meta, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return DM_ERR_NOTFOUND;
+    if (rc != MDB_SUCCESS)
+        return dm_store__mdb("read product counters", rc);
+    if (val.mv_size != DM_STORE_COUNTERS_BYTES) {
+        dm_log_err("store: counters of product %u are corrupt (%zu bytes)", pid, val.mv_size);
+        return DM_ERR_STORE;
+    }
+    const uint8_t *p = val.mv_data;
+    c->records = dm_store__get_be64(p);
+    c->quarantined = dm_store__get_be64(p + 8);
+    c->next_seq = dm_store__get_be64(p + 16);
+    c->next_qseq = dm_store__get_be64(p + 24);
+    return DM_OK;
+}
+
+dm_err dm_store__counters_put(dm_store_t *self, MDB_txn *txn, uint32_t pid,
+                              const dm_store_counters_t *c)
+{
+    uint8_t k[DM_STORE_COUNTERS_KEY_BYTES], v[DM_STORE_COUNTERS_BYTES];
+    k[0] = DM_STORE_COUNTERS_TAG;
+    dm_store__put_be32(k + 1, pid);
+    dm_store__put_be64(v, c->records);
+    dm_store__put_be64(v + 8, c->quarantined);
+    dm_store__put_be64(v + 16, c->next_seq);
+    dm_store__put_be64(v + 24, c->next_qseq);
+    MDB_val key = {sizeof k, k}, val = {sizeof v, v};
+    return dm_store__mdb("write product counters", mdb_put(txn, self->meta, &key, &val, 0));
+}
+
+/* Opens the named databases and checks or writes the format version. */
+static dm_err s_init_dbs(MDB_txn *txn, void *ctx)
+{
+    dm_store_t *self = ctx;
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } dbs[] = {{"products", &self->products}, {"rows", &self->rows}, {"pk", &self->pk},
+               {"quarantine", &self->quarantine}, {"meta", &self->meta}};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+        if (rc != MDB_SUCCESS)
+            return dm_store__mdb(dbs[i].name, rc);
+    }
+    MDB_val key = {strlen(S_META_FORMAT), S_META_FORMAT}, val;
+    int rc = mdb_get(txn, self->meta, &key, &val);
+    if (rc == MDB_NOTFOUND) {
+        uint8_t v[4];
+        dm_store__put_be32(v, S_FORMAT_VERSION);
+        val.mv_size = sizeof v;
+        val.mv_data = v;
+        return dm_store__mdb("write the format version", mdb_put(txn, self->meta, &key, &val, 0));
+    }
+    if (rc != MDB_SUCCESS)
+        return dm_store__mdb("read the format version", rc);
+    if (val.mv_size != 4 || dm_store__get_be32(val.mv_data) != S_FORMAT_VERSION) {
+        dm_log_err("store: unsupported store format (expected version %u)", S_FORMAT_VERSION);
+        return DM_ERR_STORE;
+    }
+    return DM_OK;
+}
+
+dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts, dm_store_t **out)
+{
+    *out = NULL;
+    dm_err err = DM_OK;
+    size_t initial = opts && opts->initial_map_bytes ? opts->initial_map_bytes
+                                                     : DM_STORE_DEFAULT_MAP_BYTES;
+    size_t max = opts && opts->max_map_bytes ? opts->max_map_bytes
+                                             : DM_STORE_DEFAULT_MAX_MAP_BYTES;
+    if (max < initial)
+        max = initial;
+    dm_store_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return DM_ERR_NOMEM;
+    self->max_map_bytes = max;
+    if (pthread_rwlock_init(&self->lock, NULL) != 0) {
+        free(self);
+        return DM_ERR_NOMEM;
+    }
+    int rc = mdb_env_create(&self->env);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_env_set_maxreaders(self->env, S_MAX_READERS);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_env_set_maxdbs(self->env, S_MAX_DBS);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_env_set_mapsize(self->env, initial);
+    if (rc != MDB_SUCCESS) {
+        err = dm_store__mdb("create the environment", rc);
+        goto out;
+    }
+    rc = mdb_env_open(self->env, dir, MDB_NOTLS, S_FILE_MODE);
+    if (rc != MDB_SUCCESS) {
+        dm_log_err("store: open %s: %s", dir, mdb_strerror(rc));
+        err = rc == ENOENT || rc == EACCES || rc == ENOTDIR || rc == EROFS ? DM_ERR_IO
+                                                                           : DM_ERR_STORE;
+        goto out;
+    }
+    self->max_key_bytes = (size_t)mdb_env_get_maxkeysize(self->env);
+    int dead = 0;
+    rc = mdb_reader_check(self->env, &dead);
+    if (rc != MDB_SUCCESS) {
+        err = dm_store__mdb("reader check", rc);
+        goto out;
+    }
+    if (dead > 0)
+        dm_log_warn("store: %s: cleared %d reader slot(s) left by dead processes", dir, dead);
+    err = dm_store__write(self, "open the databases", s_init_dbs, self);
+    if (err)
+        goto out;
+    MDB_envinfo info;
+    mdb_env_info(self->env, &info);
+    dm_log_debug("store: opened %s (map %zu bytes, max %zu)", dir, info.me_mapsize, max);
+out:
+    if (err) {
+        dm_store_destroy(&self);
+        return err;
+    }
+    *out = self;
+    return DM_OK;
+}
+
+void dm_store_destroy(dm_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dm_store_t *self = *self_p;
+    if (self->env)
+        mdb_env_close(self->env);
+    pthread_rwlock_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}

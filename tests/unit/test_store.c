@@ -1,0 +1,533 @@
+/* test_store.c: the LMDB store: product registration outcomes, batch
+ * commits (append, upsert, duplicates), quarantine, lookups, map growth,
+ * stale readers, reopen and crash safety under SIGKILL. */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define S_KEY_BYTES 16
+
+static char s_dir[PATH_MAX];
+static dm_store_t *s_store;
+
+/* Removes the store files and the directory. */
+static void s_rmdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[PATH_MAX + 300];
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+                unlink(path);
+            }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static void s_setup(void)
+{
+    snprintf(s_dir, sizeof s_dir, "/tmp/dm_test_store_XXXXXX");
+    cr_assert_not_null(mkdtemp(s_dir));
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store), DM_OK);
+}
+
+static void s_teardown(void)
+{
+    dm_store_destroy(&s_store);
+    s_rmdir(s_dir);
+}
+
+TestSuite(store, .init = s_setup, .fini = s_teardown);
+
+/* A product description with version maj.min.patch and a hash of byte h. */
+static dm_product_t s_prod(const char *domain, const char *name, uint64_t maj, uint64_t min,
+                           uint64_t patch, uint8_t h)
+{
+    static char version[64];
+    snprintf(version, sizeof version, "%llu.%llu.%llu", (unsigned long long)maj,
+             (unsigned long long)min, (unsigned long long)patch);
+    dm_product_t p = {0};
+    p.domain = (char *)domain;
+    p.name = (char *)name;
+    p.version = version;
+    p.version_major = maj;
+    p.version_minor = min;
+    p.version_patch = patch;
+    memset(p.hash, h, sizeof p.hash);
+    p.contract = (char *)"{\"contract\":true}";
+    p.contract_len = strlen(p.contract);
+    return p;
+}
+
+/* Registers commerce/orders 1.0.0 and returns its id. */
+static uint32_t s_orders(void)
+{
+    dm_product_t in = s_prod("commerce", "orders", 1, 0, 0, 1), out;
+    dm_register_outcome oc;
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
+    uint32_t id = out.id;
+    dm_product_clear(&out);
+    return id;
+}
+
+/* A 16-byte key from n (big-endian in the last bytes). */
+static void s_key(uint8_t k[S_KEY_BYTES], uint64_t n)
+{
+    memset(k, 0xA5, S_KEY_BYTES);
+    for (int i = 0; i < 8; i++)
+        k[S_KEY_BYTES - 1 - i] = (uint8_t)(n >> (8 * i));
+}
+
+typedef struct {
+    size_t n;
+    uint64_t last_seq;
+    bool ordered;
+    char first[64];
+} s_scan_ctx;
+
+static int s_count_rows(void *arg, uint64_t seq, const void *row, size_t len)
+{
+    s_scan_ctx *c = arg;
+    if (c->n > 0 && seq <= c->last_seq)
+        c->ordered = false;
+    if (c->n == 0)
+        snprintf(c->first, sizeof c->first, "%.*s", (int)len, (const char *)row);
+    c->last_seq = seq;
+    c->n++;
+    return 0;
+}
+
+static s_scan_ctx s_scan(dm_store_t *st, uint32_t pid)
+{
+    s_scan_ctx c = {.ordered = true};
+    cr_assert_eq(dm_store_scan(st, pid, s_count_rows, &c), DM_OK);
+    return c;
+}
+
+Test(store, register_creates_product)
+{
+    dm_product_t in = s_prod("commerce", "orders", 1, 2, 3, 7), out, got;
+    dm_register_outcome oc = DM_REGISTER_UNCHANGED;
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
+    cr_assert_eq(oc, DM_REGISTER_CREATED);
+    cr_assert_neq(out.id, 0);
+    cr_assert_str_eq(out.version, "1.2.3");
+    cr_assert_gt(out.registered_ms, 0);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &got), DM_OK);
+    cr_assert_eq(got.id, out.id);
+    cr_assert_str_eq(got.contract, in.contract);
+    cr_assert_eq(got.contract_len, in.contract_len);
+    cr_assert_eq(memcmp(got.hash, in.hash, DM_STORE_HASH_BYTES), 0);
+    cr_assert_eq(got.version_minor, 2);
+    dm_product_clear(&out);
+    dm_product_clear(&got);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "nope", &got), DM_ERR_NOTFOUND);
+}
+
+Test(store, register_same_version_and_hash_is_unchanged)
+{
+    uint32_t id = s_orders();
+    dm_product_t in = s_prod("commerce", "orders", 1, 0, 0, 1), out;
+    dm_register_outcome oc = DM_REGISTER_CREATED;
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
+    cr_assert_eq(oc, DM_REGISTER_UNCHANGED);
+    cr_assert_eq(out.id, id);
+    dm_product_clear(&out);
+}
+
+Test(store, register_upgrade_keeps_id_and_rows)
+{
+    uint32_t id = s_orders();
+    dm_row_in_t rows[2] = {{NULL, 0, "a", 1}, {NULL, 0, "b", 1}};
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 2, NULL, 0, "", &r), DM_OK);
+    dm_product_t in = s_prod("commerce", "orders", 1, 1, 0, 2), out;
+    dm_register_outcome oc;
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
+    cr_assert_eq(oc, DM_REGISTER_UPGRADED);
+    cr_assert_eq(out.id, id);
+    cr_assert_eq(out.records, 2);
+    cr_assert_str_eq(out.version, "1.1.0");
+    dm_product_clear(&out);
+    cr_assert_eq(s_scan(s_store, id).n, 2);
+}
+
+Test(store, register_same_version_other_hash_conflicts)
+{
+    uint32_t id = s_orders();
+    dm_product_t in = s_prod("commerce", "orders", 1, 0, 0, 9), prev;
+    dm_register_outcome oc;
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, NULL, &prev), DM_ERR_CONFLICT);
+    cr_assert_eq(prev.id, id);
+    cr_assert_eq(prev.hash[0], 1);
+    cr_assert_str_eq(prev.version, "1.0.0");
+    dm_product_clear(&prev);
+}
+
+Test(store, register_lower_version_conflicts)
+{
+    dm_product_t in = s_prod("commerce", "orders", 2, 0, 0, 1), prev;
+    dm_register_outcome oc;
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, NULL, NULL), DM_OK);
+    in = s_prod("commerce", "orders", 1, 9, 9, 1);
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, NULL, &prev), DM_ERR_CONFLICT);
+    cr_assert_eq(prev.version_major, 2);
+    dm_product_clear(&prev);
+}
+
+Test(store, list_is_ordered_and_ids_distinct)
+{
+    dm_product_t a = s_prod("logistics", "shipments", 1, 0, 0, 1);
+    dm_product_t b = s_prod("commerce", "orders", 1, 0, 0, 1);
+    dm_register_outcome oc;
+    cr_assert_eq(dm_store_product_register(s_store, &a, &oc, NULL, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(s_store, &b, &oc, NULL, NULL), DM_OK);
+    dm_product_t *list;
+    size_t n;
+    cr_assert_eq(dm_store_product_list(s_store, &list, &n), DM_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(list[0].domain, "commerce");
+    cr_assert_str_eq(list[1].name, "shipments");
+    cr_assert_neq(list[0].id, list[1].id);
+    for (size_t i = 0; i < n; i++)
+        dm_product_clear(&list[i]);
+    free(list);
+}
+
+Test(store, rejects_domain_with_slash)
+{
+    dm_product_t a = s_prod("com/merce", "orders", 1, 0, 0, 1);
+    dm_register_outcome oc;
+    cr_assert_eq(dm_store_product_register(s_store, &a, &oc, NULL, NULL), DM_ERR_INVALID);
+}
+
+Test(store, commit_appends_and_counts)
+{
+    uint32_t id = s_orders();
+    dm_row_in_t rows[3] = {{NULL, 0, "r1", 2}, {NULL, 0, "r2", 2}, {NULL, 0, "r3", 2}};
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 3, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(r.inserted, 3);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 2, NULL, 0, "", &r), DM_OK);
+    dm_product_t p;
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(p.records, 5);
+    dm_product_clear(&p);
+    s_scan_ctx c = s_scan(s_store, id);
+    cr_assert_eq(c.n, 5);
+    cr_assert(c.ordered);
+    cr_assert_str_eq(c.first, "r1");
+}
+
+Test(store, commit_unknown_product_is_notfound)
+{
+    dm_row_in_t rows[1] = {{NULL, 0, "r1", 2}};
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, 42, rows, 1, NULL, 0, "", &r), DM_ERR_NOTFOUND);
+}
+
+Test(store, upsert_by_key_replaces_row)
+{
+    uint32_t id = s_orders();
+    dm_row_in_t b1[2] = {{"a", 1, "a1", 2}, {"b", 1, "b1", 2}};
+    dm_row_in_t b2[2] = {{"b", 1, "b2", 2}, {"c", 1, "c2", 2}};
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, b1, 2, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, b2, 2, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(r.inserted, 1);
+    cr_assert_eq(r.updated, 1);
+    dm_buf_t row = DM_BUF_INIT;
+    cr_assert_eq(dm_store_get_by_key(s_store, id, "b", 1, &row), DM_OK);
+    cr_assert_str_eq(row.data, "b2");
+    dm_buf_free(&row);
+    dm_product_t p;
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(p.records, 3);
+    dm_product_clear(&p);
+    cr_assert_eq(s_scan(s_store, id).n, 3);
+}
+
+Test(store, duplicate_key_in_one_batch_later_wins)
+{
+    uint32_t id = s_orders();
+    dm_row_in_t rows[4] = {{"k", 1, "v1", 2}, {"x", 1, "x1", 2}, {"k", 1, "v2", 2},
+                           {"k", 1, "v3", 2}};
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 4, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(r.inserted, 2);
+    cr_assert_eq(r.updated, 2);
+    dm_buf_t row = DM_BUF_INIT;
+    cr_assert_eq(dm_store_get_by_key(s_store, id, "k", 1, &row), DM_OK);
+    cr_assert_str_eq(row.data, "v3");
+    dm_buf_free(&row);
+    dm_product_t p;
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(p.records, 2);
+    dm_product_clear(&p);
+    cr_assert_eq(s_scan(s_store, id).n, 2);
+}
+
+Test(store, get_by_key_hit_and_miss)
+{
+    uint32_t id = s_orders();
+    uint8_t k[S_KEY_BYTES];
+    s_key(k, 7);
+    dm_row_in_t rows[1] = {{k, sizeof k, "seven", 5}};
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 1, NULL, 0, "", &r), DM_OK);
+    dm_buf_t row = DM_BUF_INIT;
+    cr_assert_eq(dm_store_get_by_key(s_store, id, k, sizeof k, &row), DM_OK);
+    cr_assert_eq(row.len, 5);
+    cr_assert_eq(memcmp(row.data, "seven", 5), 0);
+    s_key(k, 8);
+    cr_assert_eq(dm_store_get_by_key(s_store, id, k, sizeof k, &row), DM_ERR_NOTFOUND);
+    cr_assert_eq(row.len, 0);
+    s_key(k, 7);
+    cr_assert_eq(dm_store_get_by_key(s_store, id + 1, k, sizeof k, &row), DM_ERR_NOTFOUND);
+    dm_buf_free(&row);
+}
+
+typedef struct {
+    size_t n;
+    uint64_t last;
+    dm_quarantine_item_t first;
+    char raw[64], reasons[64], source[64];
+} s_q_ctx;
+
+static int s_q_collect(void *arg, const dm_quarantine_item_t *it)
+{
+    s_q_ctx *c = arg;
+    if (c->n == 0) {
+        c->first = *it;
+        snprintf(c->raw, sizeof c->raw, "%.*s", (int)it->raw_len, it->raw);
+        snprintf(c->reasons, sizeof c->reasons, "%s", it->reasons);
+        snprintf(c->source, sizeof c->source, "%s", it->source);
+    }
+    c->last = it->seq;
+    c->n++;
+    return 0;
+}
+
+Test(store, quarantine_roundtrip_with_paging)
+{
+    uint32_t id = s_orders();
+    dm_quarantine_in_t q[5];
+    char raws[5][16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(raws[i], sizeof raws[i], "{bad %d}", i);
+        q[i] = (dm_quarantine_in_t){.line = (uint64_t)(10 + i), .raw = raws[i],
+                                    .raw_len = strlen(raws[i]), .orig_len = 1000,
+                                    .reasons = "amount: not a number; id: missing"};
+    }
+    dm_row_in_t rows[1] = {{NULL, 0, "ok", 2}};
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 1, q, 5, "orders.ndjson", &r), DM_OK);
+    cr_assert_eq(r.quarantined, 5);
+    s_q_ctx c = {0};
+    bool more = false;
+    cr_assert_eq(dm_store_quarantine_scan(s_store, id, 0, 2, s_q_collect, &c, &more), DM_OK);
+    cr_assert_eq(c.n, 2);
+    cr_assert(more);
+    cr_assert_eq(c.first.line, 10);
+    cr_assert_eq(c.first.orig_len, 1000);
+    cr_assert_gt(c.first.at_ms, 0);
+    cr_assert_str_eq(c.raw, "{bad 0}");
+    cr_assert_str_eq(c.reasons, "amount: not a number; id: missing");
+    cr_assert_str_eq(c.source, "orders.ndjson");
+    uint64_t after = c.last;
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(dm_store_quarantine_scan(s_store, id, after, 10, s_q_collect, &c, &more),
+                 DM_OK);
+    cr_assert_eq(c.n, 3);
+    cr_assert_not(more);
+    cr_assert_eq(c.first.line, 12);
+    dm_product_t p;
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(p.quarantined, 5);
+    cr_assert_eq(p.records, 1);
+    dm_product_clear(&p);
+}
+
+Test(store, map_grows_when_a_batch_does_not_fit)
+{
+    dm_store_destroy(&s_store);
+    s_rmdir(s_dir);
+    cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_store_XXXXXX")));
+    dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
+                            .max_map_bytes = (size_t)256 << 20};
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    size_t before = dm_store_map_size(s_store);
+    uint32_t id = s_orders();
+    enum { N = 30000, ROW = 100 };
+    static uint8_t keys[N][S_KEY_BYTES];
+    static char payload[ROW];
+    static dm_row_in_t rows[N];
+    memset(payload, 'x', sizeof payload);
+    for (size_t i = 0; i < N; i++) {
+        s_key(keys[i], i * 7919);
+        rows[i] = (dm_row_in_t){keys[i], S_KEY_BYTES, payload, ROW};
+    }
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, N, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(r.inserted, N);
+    cr_assert_gt(dm_store_map_size(s_store), before);
+    dm_product_t p;
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(p.records, N);
+    dm_product_clear(&p);
+    dm_buf_t row = DM_BUF_INIT;
+    cr_assert_eq(dm_store_get_by_key(s_store, id, keys[N - 1], S_KEY_BYTES, &row), DM_OK);
+    cr_assert_eq(row.len, ROW);
+    dm_buf_free(&row);
+}
+
+Test(store, map_full_at_maximum_stores_nothing)
+{
+    dm_store_destroy(&s_store);
+    s_rmdir(s_dir);
+    cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_store_XXXXXX")));
+    dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
+                            .max_map_bytes = (size_t)2 << 20};
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    uint32_t id = s_orders();
+    enum { N = 5000, ROW = 1000 };
+    static char payload[ROW];
+    static dm_row_in_t rows[N];
+    for (size_t i = 0; i < N; i++)
+        rows[i] = (dm_row_in_t){NULL, 0, payload, ROW};
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, N, NULL, 0, "", &r), DM_ERR_MAPFULL);
+    cr_assert_eq(s_scan(s_store, id).n, 0);
+}
+
+static int s_die_in_scan(void *ctx, uint64_t seq, const void *row, size_t len)
+{
+    (void)ctx, (void)seq, (void)row, (void)len;
+    _exit(0); /* leaves the read transaction's reader slot behind */
+}
+
+Test(store, stale_reader_of_dead_process_is_cleared)
+{
+    uint32_t id = s_orders();
+    dm_row_in_t rows[1] = {{NULL, 0, "r", 1}};
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 1, NULL, 0, "", &r), DM_OK);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        dm_store_t *mine = NULL;
+        if (dm_store_open(s_dir, NULL, &mine) != DM_OK)
+            _exit(1);
+        if (dm_store_scan(mine, id, s_die_in_scan, NULL) != DM_OK)
+            _exit(2);
+        _exit(3); /* the callback never returned */
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    cr_assert_geq(dm_store_reader_check(s_store), 1);
+    cr_assert_eq(dm_store_reader_check(s_store), 0);
+}
+
+Test(store, reopen_keeps_everything)
+{
+    uint32_t id = s_orders();
+    dm_row_in_t rows[2] = {{"a", 1, "a1", 2}, {NULL, 0, "n1", 2}};
+    dm_quarantine_in_t q[1] = {{.line = 3, .raw = "x", .raw_len = 1, .orig_len = 1,
+                                .reasons = "bad"}};
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 2, q, 1, "src", &r), DM_OK);
+    dm_store_destroy(&s_store);
+    cr_assert_null(s_store);
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store), DM_OK);
+    dm_product_t p;
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(p.id, id);
+    cr_assert_eq(p.records, 2);
+    cr_assert_eq(p.quarantined, 1);
+    dm_product_clear(&p);
+    dm_buf_t row = DM_BUF_INIT;
+    cr_assert_eq(dm_store_get_by_key(s_store, id, "a", 1, &row), DM_OK);
+    cr_assert_str_eq(row.data, "a1");
+    dm_buf_free(&row);
+    cr_assert_eq(s_scan(s_store, id).n, 2);
+    /* Ids keep counting after a reopen. */
+    dm_product_t b = s_prod("commerce", "returns", 1, 0, 0, 1), out;
+    dm_register_outcome oc;
+    cr_assert_eq(dm_store_product_register(s_store, &b, &oc, &out, NULL), DM_OK);
+    cr_assert_gt(out.id, id);
+    dm_product_clear(&out);
+}
+
+/* Child of the SIGKILL test: commits keyed batches forever, writing the
+ * number committed so far to fd after each commit. */
+static void s_commit_forever(uint32_t id, int fd)
+{
+    enum { N = 2000 };
+    static uint8_t keys[N][S_KEY_BYTES];
+    static dm_row_in_t rows[N];
+    dm_store_t *st = NULL;
+    if (dm_store_open(s_dir, NULL, &st) != DM_OK)
+        _exit(1);
+    for (uint64_t b = 0;; b++) {
+        for (size_t i = 0; i < N; i++) {
+            s_key(keys[i], (b * N + i) * 2654435761u);
+            rows[i] = (dm_row_in_t){keys[i], S_KEY_BYTES, "crash-test-row", 14};
+        }
+        dm_batch_result_t r;
+        if (dm_store_commit_batch(st, id, rows, N, NULL, 0, "", &r) != DM_OK)
+            _exit(2);
+        uint64_t done = b + 1;
+        if (write(fd, &done, sizeof done) != (ssize_t)sizeof done)
+            _exit(3);
+    }
+}
+
+Test(store, sigkill_mid_commit_keeps_committed_batches, .timeout = 60)
+{
+    enum { N = 2000, KILL_AFTER = 15 };
+    uint32_t id = s_orders();
+    dm_store_destroy(&s_store);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        close(fds[0]);
+        s_commit_forever(id, fds[1]);
+    }
+    close(fds[1]);
+    uint64_t last = 0, got;
+    while (last < KILL_AFTER && read(fds[0], &got, sizeof got) == (ssize_t)sizeof got)
+        last = got;
+    usleep(3000); /* land somewhere inside a later commit */
+    kill(child, SIGKILL);
+    int status;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFSIGNALED(status), "child exited early with status %d", status);
+    while (read(fds[0], &got, sizeof got) == (ssize_t)sizeof got)
+        last = got;
+    close(fds[0]);
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store), DM_OK);
+    dm_product_t p;
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_geq(p.records, last * N);
+    cr_assert_eq(p.records % N, 0, "a partial batch is visible: %llu rows",
+                 (unsigned long long)p.records);
+    dm_product_clear(&p);
+    s_scan_ctx c = s_scan(s_store, id);
+    cr_assert_geq(c.n, last * N);
+    cr_assert(c.ordered);
+}

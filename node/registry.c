@@ -1,0 +1,190 @@
+/* registry.c: reference-counted product entries behind one mutex. The
+ * list is short (a domain's own products), so lookups scan it. */
+#include "registry.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef struct s_entry {
+    dm_product_ref_t ref; /* first member: the public view */
+    char *qualified;      /* "domain/name" */
+    unsigned refs;        /* readers + 1 while installed */
+    struct s_entry *next;
+} s_entry;
+
+struct dm_registry {
+    pthread_mutex_t lock;
+    s_entry *head;
+};
+
+static void s_entry_free(s_entry *e)
+{
+    dm_schema_destroy(&e->ref.schema);
+    dm_contract_destroy(&e->ref.contract);
+    free(e->qualified);
+    free(e);
+}
+
+/* Drops one reference; frees at zero. Called with the lock held. */
+static void s_unref(s_entry *e)
+{
+    if (--e->refs == 0)
+        s_entry_free(e);
+}
+
+dm_err dm_registry_new(dm_registry_t **out)
+{
+    dm_registry_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return DM_ERR_NOMEM;
+    pthread_mutex_init(&self->lock, NULL);
+    *out = self;
+    return DM_OK;
+}
+
+void dm_registry_destroy(dm_registry_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dm_registry_t *self = *self_p;
+    s_entry *e = self->head;
+    while (e) {
+        s_entry *next = e->next;
+        s_unref(e);
+        e = next;
+    }
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}
+
+dm_err dm_registry_install(dm_registry_t *self, uint32_t pid, const char *canonical, size_t len)
+{
+    dm_contract_t **list = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    dm_err rc = dm_contract_parse("stored contract", canonical, len, NULL, &list, &n, &diags);
+    if (rc != DM_OK || n != 1) {
+        dm_buf_t text = DM_BUF_INIT;
+        dm_diags_format(&diags, &text);
+        dm_log_err("registry: stored contract %u does not parse: %s", pid,
+                   text.data ? text.data : "no document");
+        dm_buf_free(&text);
+        dm_diags_clear(&diags);
+        for (size_t i = 0; i < n; i++)
+            dm_contract_destroy(&list[i]);
+        free(list);
+        return rc == DM_OK ? DM_ERR_INVALID : rc;
+    }
+    dm_diags_clear(&diags);
+    s_entry *e = calloc(1, sizeof *e);
+    if (!e) {
+        dm_contract_destroy(&list[0]);
+        free(list);
+        return DM_ERR_NOMEM;
+    }
+    e->ref.pid = pid;
+    e->ref.contract = list[0];
+    free(list);
+    rc = dm_schema_new(e->ref.contract, &e->ref.schema);
+    if (rc != DM_OK) {
+        s_entry_free(e);
+        return rc;
+    }
+    size_t qlen = strlen(e->ref.contract->domain) + 1 + strlen(e->ref.contract->name) + 1;
+    e->qualified = malloc(qlen);
+    if (!e->qualified) {
+        s_entry_free(e);
+        return DM_ERR_NOMEM;
+    }
+    snprintf(e->qualified, qlen, "%s/%s", e->ref.contract->domain, e->ref.contract->name);
+    e->refs = 1;
+
+    pthread_mutex_lock(&self->lock);
+    s_entry **pp = &self->head;
+    while (*pp && strcmp((*pp)->qualified, e->qualified) != 0)
+        pp = &(*pp)->next;
+    if (*pp) {
+        s_entry *old = *pp;
+        e->next = old->next;
+        *pp = e;
+        s_unref(old);
+    } else {
+        e->next = self->head;
+        self->head = e;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return DM_OK;
+}
+
+dm_err dm_registry_acquire(dm_registry_t *self, const char *qualified, size_t len,
+                           const dm_product_ref_t **ref)
+{
+    *ref = NULL;
+    pthread_mutex_lock(&self->lock);
+    for (s_entry *e = self->head; e; e = e->next) {
+        if (strlen(e->qualified) == len && memcmp(e->qualified, qualified, len) == 0) {
+            e->refs++;
+            *ref = &e->ref;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&self->lock);
+    return *ref ? DM_OK : DM_ERR_NOTFOUND;
+}
+
+void dm_registry_release(dm_registry_t *self, const dm_product_ref_t *ref)
+{
+    if (!ref)
+        return;
+    pthread_mutex_lock(&self->lock);
+    s_unref((s_entry *)(void *)ref);
+    pthread_mutex_unlock(&self->lock);
+}
+
+/* Edit distance of two short strings, capped by the caller's limit. */
+static size_t s_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 128 || lb > 128)
+        return (size_t)-1;
+    size_t row[129];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+void dm_registry_suggest(dm_registry_t *self, const char *qualified, dm_buf_t *out)
+{
+    size_t best = 3;
+    const char *pick = NULL;
+    pthread_mutex_lock(&self->lock);
+    for (s_entry *e = self->head; e; e = e->next) {
+        size_t d = s_distance(qualified, e->qualified);
+        if (d < best) {
+            best = d;
+            pick = e->qualified;
+        }
+    }
+    if (pick)
+        dm_buf_puts(out, pick);
+    pthread_mutex_unlock(&self->lock);
+}

@@ -1,0 +1,43 @@
+/* registry.h: the node's in-memory view of its registered products.
+ *
+ * Each product maps to its parsed contract and compiled record schema.
+ * The writer thread replaces an entry when a product is registered or
+ * upgraded; readers (the ingest validator, request handlers) hold a
+ * reference so an upgrade never frees a schema in use. Thread-safe. */
+#ifndef DM_REGISTRY_H
+#define DM_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "contract.h"
+#include "err.h"
+#include "schema.h"
+
+typedef struct dm_registry dm_registry_t;
+
+typedef struct {
+    uint32_t pid;
+    dm_contract_t *contract;
+    dm_schema_t *schema;
+} dm_product_ref_t;
+
+DM_NODISCARD dm_err dm_registry_new(dm_registry_t **out);
+void dm_registry_destroy(dm_registry_t **self_p);
+
+/* Parses canonical (len bytes), compiles its schema and installs it as
+ * domain/name with product id pid, replacing an older entry. */
+DM_NODISCARD dm_err dm_registry_install(dm_registry_t *self, uint32_t pid, const char *canonical,
+                                        size_t len);
+
+/* Looks up domain/name (a "domain/name" string of len bytes). On success
+ * *ref is a counted reference to release with dm_registry_release. */
+DM_NODISCARD dm_err dm_registry_acquire(dm_registry_t *self, const char *qualified, size_t len,
+                                        const dm_product_ref_t **ref);
+void dm_registry_release(dm_registry_t *self, const dm_product_ref_t *ref);
+
+/* Appends to out the registered name closest to qualified, for "did you
+ * mean"; appends nothing if none is close. */
+void dm_registry_suggest(dm_registry_t *self, const char *qualified, dm_buf_t *out);
+
+#endif

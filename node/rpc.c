@@ -1,0 +1,388 @@
+/* rpc.c: CurveZMQ ROUTER server with a ZAP handler, DEALER client. */
+#include "rpc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "identity.h"
+#include "log.h"
+
+#define DM_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define DM_ZAP_CONTROL "inproc://dm-zap-control"
+#define DM_ENDPOINT_MAX 256
+#define DM_CURVE_KEY_BYTES 32
+
+/* ---- envelopes ---- */
+
+dm_err dm_rpc_pack(const Dm__Envelope *env, void *zmq_msg)
+{
+    size_t len = dm__envelope__get_packed_size(env);
+    if (zmq_msg_init_size(zmq_msg, len) != 0)
+        return DM_ERR_NOMEM;
+    dm__envelope__pack(env, zmq_msg_data(zmq_msg));
+    return DM_OK;
+}
+
+Dm__Envelope *dm_rpc_unpack(const void *data, size_t len)
+{
+    return dm__envelope__unpack(NULL, len, data);
+}
+
+/* Applies the options every socket of ours carries. */
+static int s_common_options(void *sock)
+{
+    int linger = 0;
+    int64_t maxmsg = DM_RPC_MAX_MSG_BYTES;
+    if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0)
+        return -1;
+    return zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+}
+
+/* ---- ZAP handler ----
+ * Answers libzmq's authentication requests (RFC 27). Only CURVE in our
+ * domain is accepted; the client's public key becomes the message User-Id
+ * (64 hex chars), so handlers know who asked. Any other mechanism, domain
+ * or malformed request is refused. */
+
+static void s_zap_reply(void *rep, const zmq_msg_t *version, const zmq_msg_t *reqid,
+                        const char *code, const char *text, const char *user)
+{
+    zmq_send(rep, zmq_msg_data((zmq_msg_t *)version), zmq_msg_size((zmq_msg_t *)version),
+             ZMQ_SNDMORE);
+    zmq_send(rep, zmq_msg_data((zmq_msg_t *)reqid), zmq_msg_size((zmq_msg_t *)reqid),
+             ZMQ_SNDMORE);
+    zmq_send(rep, code, strlen(code), ZMQ_SNDMORE);
+    zmq_send(rep, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(rep, user, strlen(user), ZMQ_SNDMORE);
+    zmq_send(rep, "", 0, 0);
+}
+
+static void s_zap_handle(void *rep)
+{
+    enum { ZAP_FRAMES = 7 };
+    zmq_msg_t f[ZAP_FRAMES + 1];
+    int n = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t tmp;
+        zmq_msg_init(&tmp);
+        if (zmq_msg_recv(&tmp, rep, 0) < 0) {
+            zmq_msg_close(&tmp);
+            break;
+        }
+        more = zmq_msg_more(&tmp);
+        if (n < ZAP_FRAMES + 1)
+            f[n++] = tmp;
+        else
+            zmq_msg_close(&tmp);
+    }
+    if (n < 6) {
+        /* Too short to answer properly: REP still needs a reply. */
+        zmq_send(rep, "", 0, 0);
+        goto out;
+    }
+    const char *mech = zmq_msg_data(&f[5]);
+    size_t mech_len = zmq_msg_size(&f[5]);
+    const char *dom = zmq_msg_data(&f[2]);
+    size_t dom_len = zmq_msg_size(&f[2]);
+    bool curve = mech_len == 5 && memcmp(mech, "CURVE", 5) == 0;
+    bool domain_ok = dom_len == strlen(DM_RPC_ZAP_DOMAIN) &&
+                     memcmp(dom, DM_RPC_ZAP_DOMAIN, dom_len) == 0;
+    if (!curve || !domain_ok || n != ZAP_FRAMES || zmq_msg_size(&f[6]) != DM_CURVE_KEY_BYTES) {
+        s_zap_reply(rep, &f[0], &f[1], "400", "only CURVE clients are accepted", "");
+        goto out;
+    }
+    char user[2 * DM_CURVE_KEY_BYTES + 1];
+    sodium_bin2hex(user, sizeof user, zmq_msg_data(&f[6]), DM_CURVE_KEY_BYTES);
+    s_zap_reply(rep, &f[0], &f[1], "200", "OK", user);
+out:
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&f[i]);
+}
+
+/* ---- server ---- */
+
+struct dm_rpc_server {
+    void *ctx;
+    void *router;
+    void *zap_rep; /* bound here, then used only by the ZAP thread */
+    void *zap_ctl;
+    pthread_t zap_thread;
+    bool zap_running;
+    char endpoint[DM_ENDPOINT_MAX];
+};
+
+/* The ZAP REP socket must exist (bound) before the ROUTER binds, so it is
+ * bound in this thread and then only used by the handler thread. libzmq
+ * sockets may migrate between threads with a full memory barrier, which
+ * pthread_create provides. */
+static void *s_zap_thread(void *arg)
+{
+    dm_rpc_server_t *self = arg;
+    void *rep = self->zap_rep;
+    void *ctl = zmq_socket(self->ctx, ZMQ_PAIR);
+    int linger = 0;
+    zmq_setsockopt(ctl, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(ctl, DM_ZAP_CONTROL) != 0) {
+        dm_log_err("zap: cannot connect control socket: %s", zmq_strerror(errno));
+        zmq_close(ctl);
+        return NULL;
+    }
+    zmq_pollitem_t items[2] = {{rep, 0, ZMQ_POLLIN, 0}, {ctl, 0, ZMQ_POLLIN, 0}};
+    for (;;) {
+        if (zmq_poll(items, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            break;
+        if (items[0].revents & ZMQ_POLLIN)
+            s_zap_handle(rep);
+    }
+    zmq_close(ctl);
+    return NULL;
+}
+
+dm_err dm_rpc_server_new(void *ctx, const char *endpoint, const uint8_t curve_secret[32],
+                         dm_rpc_server_t **out, char *err, size_t errcap)
+{
+    *out = NULL;
+    dm_err rc = DM_ERR_NET;
+    dm_rpc_server_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return DM_ERR_NOMEM;
+    self->ctx = ctx;
+
+    self->zap_rep = zmq_socket(ctx, ZMQ_REP);
+    self->zap_ctl = zmq_socket(ctx, ZMQ_PAIR);
+    if (!self->zap_rep || !self->zap_ctl || s_common_options(self->zap_ctl) != 0 ||
+        s_common_options(self->zap_rep) != 0 ||
+        zmq_bind(self->zap_rep, DM_ZAP_ENDPOINT) != 0 ||
+        zmq_bind(self->zap_ctl, DM_ZAP_CONTROL) != 0) {
+        snprintf(err, errcap, "cannot start the ZAP handler: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    if (pthread_create(&self->zap_thread, NULL, s_zap_thread, self) != 0) {
+        snprintf(err, errcap, "cannot start the ZAP handler thread");
+        goto fail;
+    }
+    self->zap_running = true;
+
+    self->router = zmq_socket(ctx, ZMQ_ROUTER);
+    int on = 1;
+    int mandatory = 1;
+    if (!self->router || s_common_options(self->router) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_CURVE_SERVER, &on, sizeof on) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, curve_secret, DM_CURVE_KEY_BYTES) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_ZAP_DOMAIN, DM_RPC_ZAP_DOMAIN,
+                       strlen(DM_RPC_ZAP_DOMAIN)) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0) {
+        snprintf(err, errcap, "cannot configure the RPC socket: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    if (zmq_bind(self->router, endpoint) != 0) {
+        snprintf(err, errcap, "cannot listen on %s: %s (valid: tcp://HOST:PORT, a free port)",
+                 endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    size_t eplen = sizeof self->endpoint;
+    if (zmq_getsockopt(self->router, ZMQ_LAST_ENDPOINT, self->endpoint, &eplen) != 0)
+        snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    *out = self;
+    return DM_OK;
+fail:
+    dm_rpc_server_destroy(&self);
+    return rc;
+}
+
+void dm_rpc_server_destroy(dm_rpc_server_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dm_rpc_server_t *self = *self_p;
+    if (self->router)
+        zmq_close(self->router);
+    if (self->zap_running) {
+        zmq_send(self->zap_ctl, "STOP", 4, 0);
+        pthread_join(self->zap_thread, NULL);
+    }
+    if (self->zap_rep)
+        zmq_close(self->zap_rep);
+    if (self->zap_ctl)
+        zmq_close(self->zap_ctl);
+    free(self);
+    *self_p = NULL;
+}
+
+void *dm_rpc_server_socket(dm_rpc_server_t *self) { return self->router; }
+
+const char *dm_rpc_server_endpoint(dm_rpc_server_t *self) { return self->endpoint; }
+
+/* ---- client ---- */
+
+struct dm_client {
+    void *ctx;
+    void *dealer;
+    int timeout_ms;
+    uint64_t next_id;
+    char address[DM_ADDRESS_MAX];
+    char error[DM_RPC_ERR_MAX];
+};
+
+dm_err dm_client_new(const char *address, int timeout_ms, dm_client_t **out, char *err,
+                     size_t errcap)
+{
+    *out = NULL;
+    uint8_t node_id[DM_ID_PUBLIC_BYTES];
+    uint8_t server_curve[DM_CURVE_KEY_BYTES];
+    char endpoint[DM_ENDPOINT_MAX];
+    char why[DM_RPC_ERR_MAX];
+    if (dm_address_parse(address, node_id, endpoint, sizeof endpoint, why, sizeof why) != DM_OK) {
+        snprintf(err, errcap, "invalid node address '%s': %s", address, why);
+        return DM_ERR_USAGE;
+    }
+    if (dm_curve_public_from_node_id(node_id, server_curve) != DM_OK) {
+        snprintf(err, errcap, "invalid node address '%s': the key is not a valid ed25519 key",
+                 address);
+        return DM_ERR_USAGE;
+    }
+    dm_client_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return DM_ERR_NOMEM;
+    self->timeout_ms = timeout_ms > 0 ? timeout_ms : DM_RPC_DEFAULT_TIMEOUT_MS;
+    self->next_id = 1;
+    snprintf(self->address, sizeof self->address, "%s", address);
+
+    uint8_t cpub[DM_CURVE_KEY_BYTES], csec[DM_CURVE_KEY_BYTES];
+    if (sodium_init() < 0) {
+        snprintf(err, errcap, "libsodium failed to initialise");
+        free(self);
+        return DM_ERR_CRYPTO;
+    }
+    crypto_box_keypair(cpub, csec);
+    self->ctx = zmq_ctx_new();
+    self->dealer = self->ctx ? zmq_socket(self->ctx, ZMQ_DEALER) : NULL;
+    int immediate = 1;
+    if (!self->dealer || s_common_options(self->dealer) != 0 ||
+        zmq_setsockopt(self->dealer, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
+        zmq_setsockopt(self->dealer, ZMQ_CURVE_SERVERKEY, server_curve, DM_CURVE_KEY_BYTES) != 0 ||
+        zmq_setsockopt(self->dealer, ZMQ_CURVE_PUBLICKEY, cpub, DM_CURVE_KEY_BYTES) != 0 ||
+        zmq_setsockopt(self->dealer, ZMQ_CURVE_SECRETKEY, csec, DM_CURVE_KEY_BYTES) != 0 ||
+        zmq_connect(self->dealer, endpoint) != 0) {
+        snprintf(err, errcap, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
+        sodium_memzero(csec, sizeof csec);
+        dm_client_destroy(&self);
+        return DM_ERR_NET;
+    }
+    sodium_memzero(csec, sizeof csec);
+    *out = self;
+    return DM_OK;
+}
+
+void dm_client_destroy(dm_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dm_client_t *self = *self_p;
+    if (self->dealer)
+        zmq_close(self->dealer);
+    if (self->ctx)
+        zmq_ctx_term(self->ctx);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *dm_client_error(const dm_client_t *self) { return self->error; }
+
+static dm_err s_timeout(dm_client_t *self, const char *what)
+{
+    snprintf(self->error, sizeof self->error,
+             "no %s from node %s within %d.%03d s: is meshd running there, and is the address "
+             "(key and endpoint) current? (--timeout SECONDS waits longer)",
+             what, self->address, self->timeout_ms / 1000, self->timeout_ms % 1000);
+    return DM_ERR_TIMEOUT;
+}
+
+dm_err dm_client_send(dm_client_t *self, Dm__Envelope *req, uint64_t *id)
+{
+    req->id = self->next_id++;
+    if (id)
+        *id = req->id;
+    zmq_pollitem_t item = {self->dealer, 0, ZMQ_POLLOUT, 0};
+    int rc = zmq_poll(&item, 1, self->timeout_ms);
+    if (rc < 0) {
+        snprintf(self->error, sizeof self->error, "poll failed: %s", zmq_strerror(errno));
+        return DM_ERR_NET;
+    }
+    if (rc == 0)
+        return s_timeout(self, "connection");
+    zmq_msg_t msg;
+    if (dm_rpc_pack(req, &msg) != DM_OK) {
+        snprintf(self->error, sizeof self->error, "out of memory packing a request");
+        return DM_ERR_NOMEM;
+    }
+    if (zmq_msg_send(&msg, self->dealer, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg);
+        if (errno == EAGAIN)
+            return s_timeout(self, "connection");
+        snprintf(self->error, sizeof self->error, "send to %s failed: %s", self->address,
+                 zmq_strerror(errno));
+        return DM_ERR_NET;
+    }
+    return DM_OK;
+}
+
+dm_err dm_client_recv(dm_client_t *self, Dm__Envelope **rep)
+{
+    *rep = NULL;
+    zmq_pollitem_t item = {self->dealer, 0, ZMQ_POLLIN, 0};
+    int rc = zmq_poll(&item, 1, self->timeout_ms);
+    if (rc < 0) {
+        snprintf(self->error, sizeof self->error, "poll failed: %s", zmq_strerror(errno));
+        return DM_ERR_NET;
+    }
+    if (rc == 0)
+        return s_timeout(self, "answer");
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, self->dealer, 0) < 0) {
+        zmq_msg_close(&msg);
+        snprintf(self->error, sizeof self->error, "receive from %s failed: %s", self->address,
+                 zmq_strerror(errno));
+        return DM_ERR_NET;
+    }
+    *rep = dm_rpc_unpack(zmq_msg_data(&msg), zmq_msg_size(&msg));
+    zmq_msg_close(&msg);
+    if (!*rep) {
+        snprintf(self->error, sizeof self->error, "node %s sent a malformed reply",
+                 self->address);
+        return DM_ERR_PROTO;
+    }
+    return DM_OK;
+}
+
+dm_err dm_client_call(dm_client_t *self, Dm__Envelope *req, Dm__Envelope **rep)
+{
+    uint64_t id;
+    *rep = NULL;
+    dm_err rc = dm_client_send(self, req, &id);
+    if (rc != DM_OK)
+        return rc;
+    for (;;) {
+        rc = dm_client_recv(self, rep);
+        if (rc != DM_OK)
+            return rc;
+        if ((*rep)->id == id)
+            return DM_OK;
+        /* A late reply to an abandoned request: skip it. */
+        dm__envelope__free_unpacked(*rep, NULL);
+        *rep = NULL;
+    }
+}

@@ -1,0 +1,75 @@
+/* rpc.h: CurveZMQ transport for protobuf envelopes.
+ *
+ * The server side is a ROUTER socket with CURVE on, a ZAP handler thread
+ * installed before it binds (so an unauthenticated handshake is refused,
+ * never let through), a bounded message size and linger 0. The client side
+ * is a DEALER socket that knows the server's key from its self-certifying
+ * address, uses a throwaway client key, and never waits longer than its
+ * timeout. One message frame carries one dm.Envelope (proto/mesh.proto). */
+#ifndef DM_RPC_H
+#define DM_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "mesh.pb-c.h"
+
+#define DM_RPC_MAX_MSG_BYTES ((int64_t)16 << 20) /* ZMQ_MAXMSGSIZE on every socket */
+#define DM_RPC_DEFAULT_TIMEOUT_MS 10000
+#define DM_RPC_DEFAULT_ENDPOINT "tcp://127.0.0.1:7400"
+#define DM_RPC_ZAP_DOMAIN "datamesh"
+#define DM_RPC_ERR_MAX 512 /* bytes for an error text incl. NUL */
+
+/* ---- envelopes ---- */
+
+/* Packs env into a new zmq message. Returns DM_OK or DM_ERR_NOMEM. */
+DM_NODISCARD dm_err dm_rpc_pack(const Dm__Envelope *env, void *zmq_msg);
+/* Unpacks an envelope; NULL if the bytes are not a valid envelope. Free
+ * with dm__envelope__free_unpacked(env, NULL). */
+Dm__Envelope *dm_rpc_unpack(const void *data, size_t len);
+
+/* ---- server ---- */
+
+typedef struct dm_rpc_server dm_rpc_server_t;
+
+/* Starts the ZAP handler on ctx, then creates a CURVE ROUTER socket with
+ * the given Curve25519 secret key (32 bytes, copied) and binds endpoint.
+ * On error *out is NULL, err holds a one-line reason. */
+DM_NODISCARD dm_err dm_rpc_server_new(void *ctx, const char *endpoint,
+                                      const uint8_t curve_secret[32],
+                                      dm_rpc_server_t **out, char *err, size_t errcap);
+/* Closes the socket and stops the ZAP handler. NULL-safe. */
+void dm_rpc_server_destroy(dm_rpc_server_t **self_p);
+/* The ROUTER socket, for polling. Borrowed. */
+void *dm_rpc_server_socket(dm_rpc_server_t *self);
+/* The endpoint actually bound (resolves a wildcard port). Borrowed. */
+const char *dm_rpc_server_endpoint(dm_rpc_server_t *self);
+
+/* ---- client ---- */
+
+typedef struct dm_client dm_client_t;
+
+/* Creates a client for a node address ("HEX@tcp://host:port") with a fresh
+ * client key. Connecting is asynchronous: a dead node shows up as
+ * DM_ERR_TIMEOUT on the first send or receive. timeout_ms bounds every
+ * wait. On error err (cap errcap) holds a reason naming the address. */
+DM_NODISCARD dm_err dm_client_new(const char *address, int timeout_ms, dm_client_t **out,
+                                  char *err, size_t errcap);
+void dm_client_destroy(dm_client_t **self_p);
+
+/* Sends req, assigning it the next request id (written to *id if not
+ * NULL). Waits up to the timeout for the connection. */
+DM_NODISCARD dm_err dm_client_send(dm_client_t *self, Dm__Envelope *req, uint64_t *id);
+/* Receives the next reply (any id), waiting up to the timeout. *rep is the
+ * caller's to free with dm__envelope__free_unpacked. */
+DM_NODISCARD dm_err dm_client_recv(dm_client_t *self, Dm__Envelope **rep);
+/* Sends req and waits for the reply with its id. A reply carrying an
+ * Error is returned as DM_OK with *rep holding it: callers look at
+ * (*rep)->body_case. */
+DM_NODISCARD dm_err dm_client_call(dm_client_t *self, Dm__Envelope *req, Dm__Envelope **rep);
+/* A one-line description of the last failure, naming the node. */
+const char *dm_client_error(const dm_client_t *self);
+
+#endif

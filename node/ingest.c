@@ -1,0 +1,634 @@
+/* ingest.c: the validator and writer threads of the write pipeline.
+ *
+ * Jobs travel from the validator to the writer as pointers over an inproc
+ * PAIR socket; whoever holds the pointer owns the job. A register job makes
+ * the validator wait until the writer has installed the new contract, so
+ * batches that arrive after a register are validated against it. */
+#include "ingest.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "contract.h"
+#include "log.h"
+#include "rpc.h"
+#include "schema.h"
+
+#define DM_INGEST_STOP "STOP"
+#define DM_INGEST_STOPPED "STOPPED"
+#define DM_INGEST_JOBS "inproc://dm-ingest-jobs"
+#define DM_ERROR_TEXT_MAX 8192 /* bytes of diagnostics sent back in one Error */
+
+typedef enum { S_INGEST, S_REGISTER, S_REPLY, S_STOP } s_kind;
+
+typedef struct {
+    size_t key_off, key_len, row_off, row_len;
+} s_rowref;
+
+typedef struct {
+    uint64_t line, orig_len;
+    size_t raw_off, raw_len, why_off;
+} s_qref;
+
+typedef struct {
+    s_kind kind;
+    zmq_msg_t rid; /* the client's routing id */
+    uint64_t req_id;
+    /* S_REPLY: an error to send as is */
+    dm_err err;
+    char *errtext;
+    /* S_INGEST */
+    uint32_t pid;
+    char *source;
+    dm_buf_t bytes; /* keys, rows, raw lines and reasons, back to back */
+    dm_buf_t rows;  /* s_rowref[] */
+    dm_buf_t quar;  /* s_qref[] */
+    /* S_REGISTER */
+    dm_contract_t *contract;
+    dm_buf_t canonical;
+    uint8_t hash[DM_CONTRACT_HASH_BYTES];
+    sem_t *done;
+} s_job;
+
+struct dm_ingest {
+    dm_store_t *store;
+    dm_registry_t *registry;
+    char *domain;
+    size_t record_limit;
+    void *v_in, *v_jobs;  /* validator's sockets */
+    void *w_jobs, *w_out; /* writer's sockets */
+    pthread_t validator, writer;
+    bool v_running, w_running;
+};
+
+static void s_job_free(s_job *job)
+{
+    if (!job)
+        return;
+    zmq_msg_close(&job->rid);
+    free(job->errtext);
+    free(job->source);
+    dm_buf_free(&job->bytes);
+    dm_buf_free(&job->rows);
+    dm_buf_free(&job->quar);
+    dm_contract_destroy(&job->contract);
+    dm_buf_free(&job->canonical);
+    free(job);
+}
+
+static void s_job_error(s_job *job, dm_err err, const char *fmt, ...) DM_PRINTF(3, 4);
+static void s_job_error(s_job *job, dm_err err, const char *fmt, ...)
+{
+    job->kind = S_REPLY;
+    job->err = err;
+    va_list ap;
+    va_start(ap, fmt);
+    char text[DM_ERROR_TEXT_MAX];
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    free(job->errtext);
+    job->errtext = strdup(text);
+}
+
+/* ---- validator ---- */
+
+typedef struct {
+    dm_buf_t row, key, reasons;
+} s_scratch;
+
+static bool s_blank(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+            return false;
+    return true;
+}
+
+static void s_add_quarantine(s_job *job, uint64_t line, const char *raw, size_t raw_len,
+                             uint64_t orig_len, const char *why)
+{
+    s_qref q = {line, orig_len, job->bytes.len, raw_len, 0};
+    dm_buf_append(&job->bytes, raw, raw_len);
+    q.why_off = job->bytes.len;
+    dm_buf_append(&job->bytes, why, strlen(why) + 1);
+    dm_buf_append(&job->quar, &q, sizeof q);
+}
+
+static void s_prepare_ingest(dm_ingest_t *self, s_job *job, const Dm__IngestReq *req,
+                             s_scratch *sc)
+{
+    const char *domain = req->domain ? req->domain : "";
+    const char *product = req->product ? req->product : "";
+    if (strcmp(domain, self->domain) != 0) {
+        s_job_error(job, DM_ERR_DENIED,
+                    "this node serves domain '%s'; product '%s/%s' belongs to another node",
+                    self->domain, domain, product);
+        return;
+    }
+    char qualified[256];
+    int qn = snprintf(qualified, sizeof qualified, "%s/%s", domain, product);
+    const dm_product_ref_t *ref = NULL;
+    if (qn < 0 || (size_t)qn >= sizeof qualified ||
+        dm_registry_acquire(self->registry, qualified, (size_t)qn, &ref) != DM_OK) {
+        dm_buf_t hint = DM_BUF_INIT;
+        dm_registry_suggest(self->registry, qualified, &hint);
+        s_job_error(job, DM_ERR_NOTFOUND,
+                    "unknown product '%.200s' on this node%s%s%s (dmctl products lists them; "
+                    "dmctl register adds one)",
+                    qualified, hint.len ? "; did you mean '" : "", hint.len ? hint.data : "",
+                    hint.len ? "'?" : "");
+        dm_buf_free(&hint);
+        return;
+    }
+    job->kind = S_INGEST;
+    job->pid = ref->pid;
+    job->source = strdup(req->source ? req->source : "");
+    dm_buf_reserve(&job->bytes, req->data.len + req->data.len / 4);
+
+    uint64_t line = req->first_line ? req->first_line : 1;
+    char why[160];
+    if (req->oversized_len > 0) {
+        snprintf(why, sizeof why,
+                 "record is %" PRIu64 " bytes, over the limit of %zu bytes (kept: its first %zu "
+                 "bytes)",
+                 req->oversized_len, self->record_limit, req->data.len);
+        s_add_quarantine(job, line, (const char *)req->data.data, req->data.len,
+                         req->oversized_len, why);
+        goto out;
+    }
+    const char *p = (const char *)req->data.data;
+    const char *end = p + req->data.len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        size_t len = (size_t)(eol - p);
+        if (len && p[len - 1] == '\r')
+            len--;
+        if (len > self->record_limit) {
+            snprintf(why, sizeof why, "record is %zu bytes, over the limit of %zu bytes", len,
+                     self->record_limit);
+            s_add_quarantine(job, line, p, len, len, why);
+        } else if (!s_blank(p, len)) {
+            if (dm_schema_validate(ref->schema, p, len, &sc->row, &sc->key, &sc->reasons)) {
+                s_rowref r = {job->bytes.len, sc->key.len, 0, sc->row.len};
+                dm_buf_append(&job->bytes, sc->key.data, sc->key.len);
+                r.row_off = job->bytes.len;
+                dm_buf_append(&job->bytes, sc->row.data, sc->row.len);
+                dm_buf_append(&job->rows, &r, sizeof r);
+            } else {
+                s_add_quarantine(job, line, p, len, len, sc->reasons.data);
+            }
+        }
+        line++;
+        p = nl ? nl + 1 : end;
+    }
+out:
+    dm_registry_release(self->registry, ref);
+}
+
+static void s_prepare_register(dm_ingest_t *self, s_job *job, const Dm__RegisterReq *req)
+{
+    dm_contract_t **list = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    dm_err rc = dm_contract_parse("register request", (const char *)req->contract.data,
+                                  req->contract.len, NULL, &list, &n, &diags);
+    if (rc != DM_OK) {
+        dm_buf_t text = DM_BUF_INIT;
+        dm_diags_format(&diags, &text);
+        s_job_error(job, rc, "the node refused the contract:\n%s", text.data ? text.data : "");
+        dm_buf_free(&text);
+        goto out;
+    }
+    if (n != 1) {
+        s_job_error(job, DM_ERR_INVALID,
+                    "a register request carries exactly one contract, this one has %zu", n);
+        goto out;
+    }
+    dm_contract_t *c = list[0];
+    if (strcmp(c->domain, self->domain) != 0) {
+        s_job_error(job, DM_ERR_DENIED,
+                    "this node serves domain '%s'; contract %s/%s is for domain '%s' and must "
+                    "be registered on that domain's node",
+                    self->domain, c->domain, c->name, c->domain);
+        goto out;
+    }
+    job->kind = S_REGISTER;
+    job->contract = c;
+    list[0] = NULL;
+    dm_contract_canonical(c, &job->canonical);
+    dm_contract_hash(c, job->hash);
+out:
+    for (size_t i = 0; i < n; i++)
+        dm_contract_destroy(&list[i]);
+    free(list);
+    dm_diags_clear(&diags);
+}
+
+static void *s_validator_main(void *arg)
+{
+    dm_ingest_t *self = arg;
+    s_scratch sc = {DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT};
+    sem_t done;
+    sem_init(&done, 0, 0);
+    for (;;) {
+        zmq_msg_t first;
+        zmq_msg_init(&first);
+        if (zmq_msg_recv(&first, self->v_in, 0) < 0) {
+            zmq_msg_close(&first);
+            if (errno == EINTR)
+                continue;
+            dm_log_err("ingest: validator receive failed: %s", zmq_strerror(errno));
+            break;
+        }
+        s_job *job = calloc(1, sizeof *job);
+        if (!job) {
+            dm_log_err("ingest: out of memory");
+            zmq_msg_close(&first);
+            break;
+        }
+        zmq_msg_init(&job->rid);
+        if (!zmq_msg_more(&first)) {
+            /* The only single-frame message is the stop request. */
+            zmq_msg_close(&first);
+            job->kind = S_STOP;
+            zmq_send(self->v_jobs, &job, sizeof job, 0);
+            break;
+        }
+        zmq_msg_move(&job->rid, &first);
+        zmq_msg_close(&first);
+        zmq_msg_t payload;
+        zmq_msg_init(&payload);
+        zmq_msg_recv(&payload, self->v_in, 0);
+        Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
+        zmq_msg_close(&payload);
+        if (!env) {
+            s_job_error(job, DM_ERR_PROTO, "malformed request envelope");
+        } else {
+            job->req_id = env->id;
+            if (env->body_case == DM__ENVELOPE__BODY_INGEST_REQ)
+                s_prepare_ingest(self, job, env->ingest_req, &sc);
+            else if (env->body_case == DM__ENVELOPE__BODY_REGISTER_REQ)
+                s_prepare_register(self, job, env->register_req);
+            else
+                s_job_error(job, DM_ERR_PROTO, "unexpected request on the write path");
+            dm__envelope__free_unpacked(env, NULL);
+        }
+        bool wait = job->kind == S_REGISTER;
+        if (wait)
+            job->done = &done;
+        zmq_send(self->v_jobs, &job, sizeof job, 0);
+        if (wait)
+            while (sem_wait(&done) != 0 && errno == EINTR)
+                ;
+    }
+    sem_destroy(&done);
+    dm_buf_free(&sc.row);
+    dm_buf_free(&sc.key);
+    dm_buf_free(&sc.reasons);
+    return NULL;
+}
+
+/* ---- writer ---- */
+
+static void s_send_reply(dm_ingest_t *self, s_job *job, Dm__Envelope *env)
+{
+    env->id = job->req_id;
+    zmq_msg_t msg;
+    if (dm_rpc_pack(env, &msg) != DM_OK) {
+        dm_log_err("ingest: out of memory packing a reply");
+        return;
+    }
+    zmq_msg_send(&job->rid, self->w_out, ZMQ_SNDMORE);
+    zmq_msg_send(&msg, self->w_out, 0);
+}
+
+static void s_send_error(dm_ingest_t *self, s_job *job, dm_err err, const char *text)
+{
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__Error e = DM__ERROR__INIT;
+    e.code = (uint32_t)err;
+    e.message = (char *)text;
+    env.body_case = DM__ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    s_send_reply(self, job, &env);
+}
+
+static void s_commit_ingest(dm_ingest_t *self, s_job *job)
+{
+    size_t nrows = job->rows.len / sizeof(s_rowref);
+    size_t nq = job->quar.len / sizeof(s_qref);
+    dm_row_in_t *rows = nrows ? malloc(nrows * sizeof *rows) : NULL;
+    dm_quarantine_in_t *q = nq ? malloc(nq * sizeof *q) : NULL;
+    if ((nrows && !rows) || (nq && !q)) {
+        s_send_error(self, job, DM_ERR_NOMEM, "the node is out of memory; batch not stored");
+        goto out;
+    }
+    const char *base = job->bytes.data;
+    const s_rowref *rr = (const s_rowref *)(void *)job->rows.data;
+    for (size_t i = 0; i < nrows; i++)
+        rows[i] = (dm_row_in_t){base + rr[i].key_off, rr[i].key_len, base + rr[i].row_off,
+                                rr[i].row_len};
+    const s_qref *qr = (const s_qref *)(void *)job->quar.data;
+    for (size_t i = 0; i < nq; i++)
+        q[i] = (dm_quarantine_in_t){qr[i].line, base + qr[i].raw_off, qr[i].raw_len,
+                                    qr[i].orig_len, base + qr[i].why_off};
+    dm_batch_result_t res = {0, 0, 0};
+    dm_err rc = dm_store_commit_batch(self->store, job->pid, rows, nrows, q, nq,
+                                      job->source ? job->source : "", &res);
+    if (rc != DM_OK) {
+        char text[256];
+        snprintf(text, sizeof text, "the node could not store the batch (%s); nothing of it "
+                                    "was kept", dm_strerror(rc));
+        s_send_error(self, job, rc, text);
+        goto out;
+    }
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__IngestRep rep = DM__INGEST_REP__INIT;
+    rep.accepted = res.inserted + res.updated;
+    rep.quarantined = res.quarantined;
+    env.body_case = DM__ENVELOPE__BODY_INGEST_REP;
+    env.ingest_rep = &rep;
+    s_send_reply(self, job, &env);
+out:
+    free(rows);
+    free(q);
+}
+
+/* A product that holds records may only evolve so that stored rows still
+ * decode: fields keep their position, name and type; enums only gain
+ * values at the end; new fields are optional and come last; the primary
+ * key is unchanged. Returns true if allowed, else writes why. */
+static bool s_compatible(const dm_contract_t *old, const dm_contract_t *new, dm_buf_t *why)
+{
+    if (new->nfields < old->nfields) {
+        dm_buf_printf(why, "it removes %zu field(s)", old->nfields - new->nfields);
+        return false;
+    }
+    for (size_t i = 0; i < old->nfields; i++) {
+        const dm_field_t *a = &old->fields[i], *b = &new->fields[i];
+        if (strcmp(a->name, b->name) != 0) {
+            dm_buf_printf(why, "field %zu changes from '%s' to '%s'", i + 1, a->name, b->name);
+            return false;
+        }
+        if (a->type != b->type) {
+            dm_buf_printf(why, "field '%s' changes type from %s to %s", a->name,
+                          dm_ftype_name(a->type), dm_ftype_name(b->type));
+            return false;
+        }
+        if (a->type == DM_FT_ENUM) {
+            bool prefix = b->nvalues >= a->nvalues;
+            for (size_t j = 0; prefix && j < a->nvalues; j++)
+                prefix = strcmp(a->values[j], b->values[j]) == 0;
+            if (!prefix) {
+                dm_buf_printf(why, "enum field '%s' must keep its values in order and only add "
+                                   "new ones at the end",
+                              a->name);
+                return false;
+            }
+        }
+    }
+    for (size_t i = old->nfields; i < new->nfields; i++) {
+        if (new->fields[i].required) {
+            dm_buf_printf(why, "new field '%s' is required, but stored records lack it",
+                          new->fields[i].name);
+            return false;
+        }
+    }
+    bool same_pk = old->npk == new->npk;
+    for (size_t i = 0; same_pk && i < old->npk; i++)
+        same_pk = old->pk[i] == new->pk[i];
+    if (!same_pk) {
+        dm_buf_puts(why, "it changes the primary key");
+        return false;
+    }
+    return true;
+}
+
+static void s_commit_register(dm_ingest_t *self, s_job *job)
+{
+    const dm_contract_t *c = job->contract;
+    char qualified[256];
+    snprintf(qualified, sizeof qualified, "%s/%s", c->domain, c->name);
+    dm_product_t old = {0};
+    dm_product_t stored = {0};
+    dm_product_t prev = {0};
+    bool had_old = dm_store_product_get(self->store, c->domain, c->name, &old) == DM_OK;
+    if (had_old && old.records > 0 &&
+        (c->version_major > old.version_major ||
+         (c->version_major == old.version_major &&
+          (c->version_minor > old.version_minor ||
+           (c->version_minor == old.version_minor && c->version_patch > old.version_patch))))) {
+        const dm_product_ref_t *ref = NULL;
+        if (dm_registry_acquire(self->registry, qualified, strlen(qualified), &ref) == DM_OK) {
+            dm_buf_t why = DM_BUF_INIT;
+            bool ok = s_compatible(ref->contract, c, &why);
+            dm_registry_release(self->registry, ref);
+            if (!ok) {
+                char text[1024];
+                snprintf(text, sizeof text,
+                         "cannot upgrade %s from %s to %s: it holds %" PRIu64
+                         " records and %s (allowed on a product with records: new optional "
+                         "fields at the end, new enum values at the end, and any change to "
+                         "constraints, checks, SLA, policies or metadata; register a new "
+                         "product for breaking changes)",
+                         qualified, old.version, c->version, old.records, why.data);
+                dm_buf_free(&why);
+                s_send_error(self, job, DM_ERR_CONFLICT, text);
+                goto out;
+            }
+            dm_buf_free(&why);
+        }
+    }
+    dm_product_t in = {0};
+    in.domain = c->domain;
+    in.name = c->name;
+    in.version = c->version;
+    in.version_major = c->version_major;
+    in.version_minor = c->version_minor;
+    in.version_patch = c->version_patch;
+    memcpy(in.hash, job->hash, sizeof in.hash);
+    in.contract = job->canonical.data;
+    in.contract_len = job->canonical.len;
+    dm_register_outcome outcome;
+    dm_err rc = dm_store_product_register(self->store, &in, &outcome, &stored, &prev);
+    if (rc == DM_ERR_CONFLICT) {
+        char text[1024];
+        if (strcmp(prev.version, c->version) == 0)
+            snprintf(text, sizeof text,
+                     "%s %s is already registered with different content; contracts are "
+                     "immutable per version: publish the change as a higher version than %s",
+                     qualified, c->version, prev.version);
+        else
+            snprintf(text, sizeof text,
+                     "%s %s is lower than the registered version %s; versions only move "
+                     "forward: publish a version higher than %s",
+                     qualified, c->version, prev.version, prev.version);
+        s_send_error(self, job, rc, text);
+        goto out;
+    }
+    if (rc != DM_OK) {
+        char text[256];
+        snprintf(text, sizeof text, "the node could not store contract %s: %s", qualified,
+                 dm_strerror(rc));
+        s_send_error(self, job, rc, text);
+        goto out;
+    }
+    if (outcome != DM_REGISTER_UNCHANGED) {
+        rc = dm_registry_install(self->registry, stored.id, job->canonical.data,
+                                 job->canonical.len);
+        if (rc != DM_OK) {
+            char text[256];
+            snprintf(text, sizeof text, "contract %s was stored but could not be loaded: %s",
+                     qualified, dm_strerror(rc));
+            s_send_error(self, job, rc, text);
+            goto out;
+        }
+        dm_log_info("registered %s %s (%s)", qualified, c->version,
+                    outcome == DM_REGISTER_CREATED ? "new" : "upgrade");
+    }
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__RegisterRep rep = DM__REGISTER_REP__INIT;
+    rep.outcome = outcome == DM_REGISTER_CREATED    ? DM__REGISTER_REP__OUTCOME__CREATED
+                  : outcome == DM_REGISTER_UPGRADED ? DM__REGISTER_REP__OUTCOME__UPGRADED
+                                                    : DM__REGISTER_REP__OUTCOME__UNCHANGED;
+    rep.domain = c->domain;
+    rep.name = c->name;
+    rep.version = c->version;
+    rep.previous_version = had_old ? old.version : "";
+    env.body_case = DM__ENVELOPE__BODY_REGISTER_REP;
+    env.register_rep = &rep;
+    s_send_reply(self, job, &env);
+out:
+    dm_product_clear(&old);
+    dm_product_clear(&stored);
+    dm_product_clear(&prev);
+}
+
+static void *s_writer_main(void *arg)
+{
+    dm_ingest_t *self = arg;
+    for (;;) {
+        s_job *job = NULL;
+        int n = zmq_recv(self->w_jobs, &job, sizeof job, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != (int)sizeof job || !job) {
+            dm_log_err("ingest: writer receive failed: %s", zmq_strerror(errno));
+            break;
+        }
+        sem_t *done = job->done;
+        switch (job->kind) {
+        case S_STOP:
+            s_job_free(job);
+            zmq_send(self->w_out, DM_INGEST_STOPPED, strlen(DM_INGEST_STOPPED), 0);
+            return NULL;
+        case S_REPLY:
+            s_send_error(self, job, job->err, job->errtext ? job->errtext : "error");
+            break;
+        case S_INGEST:
+            s_commit_ingest(self, job);
+            break;
+        case S_REGISTER:
+            s_commit_register(self, job);
+            break;
+        }
+        s_job_free(job);
+        if (done)
+            sem_post(done);
+    }
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static void *s_socket(void *ctx, int type, const char *endpoint, bool bind)
+{
+    void *s = zmq_socket(ctx, type);
+    if (!s)
+        return NULL;
+    int linger = 0;
+    int hwm = DM_INGEST_QUEUE_MSGS;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if ((bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint)) != 0) {
+        dm_log_err("ingest: cannot %s %s: %s", bind ? "bind" : "connect", endpoint,
+                   zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *registry, const char *domain,
+                     size_t record_limit, dm_ingest_t **out)
+{
+    *out = NULL;
+    dm_ingest_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return DM_ERR_NOMEM;
+    self->store = store;
+    self->registry = registry;
+    self->domain = strdup(domain);
+    self->record_limit = record_limit;
+    /* All sockets are made here; each is then used by one thread only. */
+    self->w_jobs = s_socket(ctx, ZMQ_PAIR, DM_INGEST_JOBS, true);
+    self->v_jobs = s_socket(ctx, ZMQ_PAIR, DM_INGEST_JOBS, false);
+    self->v_in = s_socket(ctx, ZMQ_PULL, DM_INGEST_INBOX, false);
+    self->w_out = s_socket(ctx, ZMQ_PUSH, DM_INGEST_OUTBOX, false);
+    if (!self->domain || !self->w_jobs || !self->v_jobs || !self->v_in || !self->w_out)
+        goto fail;
+    if (pthread_create(&self->writer, NULL, s_writer_main, self) != 0)
+        goto fail;
+    self->w_running = true;
+    if (pthread_create(&self->validator, NULL, s_validator_main, self) != 0)
+        goto fail;
+    self->v_running = true;
+    *out = self;
+    return DM_OK;
+fail:
+    dm_log_err("ingest: cannot start the write pipeline");
+    dm_ingest_destroy(&self);
+    return DM_ERR_NET;
+}
+
+void dm_ingest_stop(dm_ingest_t *self, void *inbox_push)
+{
+    (void)self;
+    zmq_send(inbox_push, DM_INGEST_STOP, strlen(DM_INGEST_STOP), 0);
+}
+
+void dm_ingest_destroy(dm_ingest_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dm_ingest_t *self = *self_p;
+    if (self->w_running && !self->v_running) {
+        /* The validator never started: stop the writer directly. */
+        s_job *job = calloc(1, sizeof *job);
+        if (job) {
+            zmq_msg_init(&job->rid);
+            job->kind = S_STOP;
+            zmq_send(self->v_jobs, &job, sizeof job, 0);
+        }
+    }
+    if (self->v_running)
+        pthread_join(self->validator, NULL);
+    if (self->w_running)
+        pthread_join(self->writer, NULL);
+    void *socks[] = {self->v_in, self->v_jobs, self->w_jobs, self->w_out};
+    for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
+        if (socks[i])
+            zmq_close(socks[i]);
+    free(self->domain);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,41 @@
+/* ingest.h: the node's write pipeline: a validator thread and a writer
+ * thread joined by inproc sockets.
+ *
+ * The node loop forwards every write request (RegisterReq, IngestReq) as
+ * two frames [routing id][envelope] to DM_INGEST_INBOX. The validator
+ * parses and validates it (CPU work) and hands a job to the writer, which
+ * commits it to LMDB and only then sends the reply, as two frames
+ * [routing id][envelope], to DM_INGEST_OUTBOX, where the node loop relays
+ * it to the client. Jobs keep their arrival order end to end, so a
+ * client's batches are acknowledged in order. Every LMDB write of the node
+ * happens on the writer thread; the node loop never waits on a commit. */
+#ifndef DM_INGEST_H
+#define DM_INGEST_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "registry.h"
+#include "store.h"
+
+#define DM_INGEST_INBOX "inproc://dm-ingest-inbox"
+#define DM_INGEST_OUTBOX "inproc://dm-ingest-outbox"
+#define DM_INGEST_QUEUE_MSGS 32 /* requests queued before the node says busy */
+
+typedef struct dm_ingest dm_ingest_t;
+
+/* Starts both threads on ctx. The node loop must have bound a PUSH socket
+ * at DM_INGEST_INBOX and a PULL socket at DM_INGEST_OUTBOX first. store and
+ * registry are borrowed and must outlive the pipeline. domain is the only
+ * domain this node accepts contracts for. */
+DM_NODISCARD dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *registry,
+                                  const char *domain, size_t record_limit, dm_ingest_t **out);
+
+/* Asks the threads to finish the jobs already queued and stop; the writer
+ * sends a single-frame "STOPPED" to the outbox when done. The node loop
+ * relays replies until then and calls dm_ingest_destroy. */
+void dm_ingest_stop(dm_ingest_t *self, void *inbox_push);
+/* Joins the threads and frees the pipeline. NULL-safe. */
+void dm_ingest_destroy(dm_ingest_t **self_p);
+
+#endif

@@ -1,2 +1,153 @@
-/* main.c: placeholder until the node loop lands. */
-int main(void) { return 2; }
+/* main.c: meshd, the domain node daemon: command line, signals, run. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "node.h"
+#include "rpc.h"
+#include "schema.h"
+#include "version.h"
+
+#define DM_RECORD_LIMIT_MAX ((size_t)4 << 20) /* stays well under DM_RPC_MAX_MSG_BYTES */
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: meshd --data DIR [--domain NAME] [options]\n"
+            "\n"
+            "Runs one domain node of the data mesh: it keeps the domain's data products in\n"
+            "LMDB under DIR and serves dmctl and meshq over CurveZMQ.\n"
+            "\n"
+            "  --data DIR            data directory (created on first start)\n"
+            "  --domain NAME         the domain this node serves; required on first start,\n"
+            "                        must match afterwards (^[a-z][a-z0-9_-]{0,62}$)\n"
+            "  --listen ENDPOINT     where to listen (default %s; port * picks one)\n"
+            "  --advertise ENDPOINT  endpoint written to DIR/node.addr (default: the bound\n"
+            "                        one; required when listening on 0.0.0.0)\n"
+            "  --record-limit BYTES  longest accepted record line (default %d, max %zu)\n"
+            "  --map-size BYTES      initial LMDB map size (it grows when full)\n"
+            "  --log-level LEVEL     error, warn, info (default) or debug\n"
+            "  --help, --version\n"
+            "\n"
+            "Once serving, DIR/node.addr holds the node's address (KEY@tcp://HOST:PORT), the\n"
+            "value that dmctl/meshq --node accept. SIGTERM or SIGINT stops the node cleanly.\n",
+            DM_RPC_DEFAULT_ENDPOINT, DM_RECORD_LIMIT_DEFAULT, DM_RECORD_LIMIT_MAX);
+}
+
+/* Parses a positive byte count with an optional K/M/G suffix (binary). */
+static int s_parse_bytes(const char *s, size_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || s[0] == '-')
+        return -1;
+    unsigned long long mul = 1;
+    if (*end == 'K' || *end == 'k')
+        mul = 1ULL << 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        mul = 1ULL << 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        mul = 1ULL << 30, end++;
+    if (*end || v == 0 || v > (unsigned long long)SIZE_MAX / mul)
+        return -1;
+    *out = (size_t)(v * mul);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_DATA = 1, O_DOMAIN, O_LISTEN, O_ADVERTISE, O_LIMIT, O_MAP, O_LOG, O_HELP, O_VERSION };
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, O_DATA},
+        {"domain", required_argument, NULL, O_DOMAIN},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"advertise", required_argument, NULL, O_ADVERTISE},
+        {"record-limit", required_argument, NULL, O_LIMIT},
+        {"map-size", required_argument, NULL, O_MAP},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"help", no_argument, NULL, O_HELP},
+        {"version", no_argument, NULL, O_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    dm_node_opts_t o = {0};
+    dm_log_level level = DM_LOG_INFO;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DATA: o.data_dir = optarg; break;
+        case O_DOMAIN: o.domain = optarg; break;
+        case O_LISTEN: o.listen = optarg; break;
+        case O_ADVERTISE: o.advertise = optarg; break;
+        case O_LIMIT:
+            if (s_parse_bytes(optarg, &o.record_limit) != 0 || o.record_limit > DM_RECORD_LIMIT_MAX) {
+                fprintf(stderr, "meshd: invalid --record-limit '%s': expected bytes from 1 to %zu\n",
+                        optarg, DM_RECORD_LIMIT_MAX);
+                return 2;
+            }
+            break;
+        case O_MAP:
+            if (s_parse_bytes(optarg, &o.initial_map_bytes) != 0) {
+                fprintf(stderr, "meshd: invalid --map-size '%s': expected bytes like 256M\n", optarg);
+                return 2;
+            }
+            break;
+        case O_LOG: {
+            int l = dm_log_level_parse(optarg);
+            if (l < 0) {
+                fprintf(stderr, "meshd: invalid --log-level '%s': expected error, warn, info or debug\n",
+                        optarg);
+                return 2;
+            }
+            level = (dm_log_level)l;
+            break;
+        }
+        case O_HELP: s_usage(stdout); return 0;
+        case O_VERSION: printf("meshd %s\n", DM_VERSION); return 0;
+        default:
+            fprintf(stderr, "meshd: unknown or incomplete option '%s' (meshd --help lists them)\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "meshd: unexpected argument '%s' (meshd --help)\n", argv[optind]);
+        return 2;
+    }
+    if (!o.data_dir) {
+        fprintf(stderr, "meshd: --data DIR is required (meshd --help)\n");
+        return 2;
+    }
+    dm_log_init("meshd", level);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[1024];
+    dm_node_t *node = NULL;
+    dm_err rc = dm_node_new(&o, &node, err, sizeof err);
+    if (rc != DM_OK) {
+        fprintf(stderr, "meshd: %s\n", err);
+        return rc == DM_ERR_USAGE ? 2 : 1;
+    }
+    rc = dm_node_run(node, &s_stop);
+    dm_node_destroy(&node);
+    dm_log_info("stopped");
+    return rc == DM_OK ? 0 : 1;
+}

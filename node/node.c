@@ -1,0 +1,688 @@
+/* node.c: the meshd event loop: data directory, RPC dispatch, relay of the
+ * write pipeline's replies. */
+#include "node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "identity.h"
+#include "ingest.h"
+#include "log.h"
+#include "registry.h"
+#include "rpc.h"
+#include "schema.h"
+#include "store.h"
+#include "version.h"
+
+#define DM_NODE_TICK_MS 1000              /* poll timeout: housekeeping cadence */
+#define DM_NODE_READER_CHECK_MS 60000     /* stale LMDB reader sweep */
+#define DM_NODE_DRAIN_MS 30000            /* how long shutdown waits for queued writes */
+#define DM_NODE_BURST 64                  /* requests handled per poll wake-up */
+#define DM_PATH_MAX 4096
+
+struct dm_node {
+    char *dir;
+    char *domain;
+    int lock_fd;
+    size_t record_limit;
+    dm_store_t *store;
+    dm_identity_t *id;
+    dm_registry_t *registry;
+    void *ctx;
+    void *inbox_push;  /* to the write pipeline */
+    void *outbox_pull; /* its replies */
+    dm_ingest_t *ingest;
+    dm_rpc_server_t *rpc;
+    char address[DM_ADDRESS_MAX];
+    char endpoint[256];
+    int64_t started_ms;
+    bool addr_written;
+};
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- data directory ---- */
+
+static bool s_valid_domain(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 63 || s[0] < 'a' || s[0] > 'z')
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* mkdir -p with mode 0700 for what it creates. */
+static int s_mkdirs(const char *path)
+{
+    char tmp[DM_PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* Writes text to dir/name atomically (temp file, fsync, rename). */
+static int s_write_file(const char *dir, const char *name, const char *text)
+{
+    char path[DM_PATH_MAX], tmp[DM_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(text);
+    bool ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads a small text file (trailing whitespace trimmed) into buf. */
+static int s_read_small(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r'))
+        buf[--n] = 0;
+    return 0;
+}
+
+static dm_err s_open_dir(dm_node_t *self, const dm_node_opts_t *opts, char *err, size_t cap)
+{
+    if (s_mkdirs(opts->data_dir) != 0) {
+        snprintf(err, cap, "cannot create data directory %s: %s", opts->data_dir,
+                 strerror(errno));
+        return DM_ERR_IO;
+    }
+    char path[DM_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", opts->data_dir, DM_NODE_LOCK_FILE);
+    self->lock_fd = open(path, O_RDWR | O_CREAT, 0600);
+    if (self->lock_fd < 0) {
+        snprintf(err, cap, "cannot open %s: %s", path, strerror(errno));
+        return DM_ERR_IO;
+    }
+    if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, cap, "another meshd is already serving %s (its lock %s is held)",
+                 opts->data_dir, path);
+        return DM_ERR_EXISTS;
+    }
+    char stored[128] = "";
+    snprintf(path, sizeof path, "%s/%s", opts->data_dir, DM_NODE_DOMAIN_FILE);
+    bool have = s_read_small(path, stored, sizeof stored) == 0 && stored[0];
+    if (opts->domain && !s_valid_domain(opts->domain)) {
+        snprintf(err, cap, "invalid --domain '%s': expected ^[a-z][a-z0-9_-]{0,62}$",
+                 opts->domain);
+        return DM_ERR_USAGE;
+    }
+    if (have && opts->domain && strcmp(stored, opts->domain) != 0) {
+        snprintf(err, cap,
+                 "%s belongs to domain '%s', not '%s': a node serves one domain for life "
+                 "(use another --data directory)",
+                 opts->data_dir, stored, opts->domain);
+        return DM_ERR_CONFLICT;
+    }
+    if (!have && !opts->domain) {
+        snprintf(err, cap, "%s is a new data directory: --domain NAME is required",
+                 opts->data_dir);
+        return DM_ERR_USAGE;
+    }
+    if (!have && s_write_file(opts->data_dir, DM_NODE_DOMAIN_FILE, opts->domain) != 0) {
+        snprintf(err, cap, "cannot write %s: %s", path, strerror(errno));
+        return DM_ERR_IO;
+    }
+    self->domain = strdup(have ? stored : opts->domain);
+    self->dir = strdup(opts->data_dir);
+    return self->domain && self->dir ? DM_OK : DM_ERR_NOMEM;
+}
+
+static dm_err s_load_products(dm_node_t *self, char *err, size_t cap)
+{
+    dm_product_t *list = NULL;
+    size_t n = 0;
+    dm_err rc = dm_store_product_list(self->store, &list, &n);
+    if (rc != DM_OK) {
+        snprintf(err, cap, "cannot list stored products: %s", dm_strerror(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < n && rc == DM_OK; i++) {
+        rc = dm_registry_install(self->registry, list[i].id, list[i].contract,
+                                 list[i].contract_len);
+        if (rc != DM_OK)
+            snprintf(err, cap, "stored contract %s/%s cannot be loaded: %s", list[i].domain,
+                     list[i].name, dm_strerror(rc));
+    }
+    for (size_t i = 0; i < n; i++)
+        dm_product_clear(&list[i]);
+    free(list);
+    if (rc == DM_OK)
+        dm_log_info("loaded %zu product(s)", n);
+    return rc;
+}
+
+static bool s_wildcard(const char *endpoint)
+{
+    return strstr(endpoint, "://0.0.0.0:") || strstr(endpoint, "://*:") ||
+           strstr(endpoint, "://[::]:");
+}
+
+dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_t errcap)
+{
+    *out = NULL;
+    dm_node_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return DM_ERR_NOMEM;
+    self->lock_fd = -1;
+    self->started_ms = s_mono_ms();
+    self->record_limit = opts->record_limit ? opts->record_limit : DM_RECORD_LIMIT_DEFAULT;
+    dm_err rc = s_open_dir(self, opts, err, errcap);
+    if (rc != DM_OK)
+        goto fail;
+
+    char path[DM_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_ADDR_FILE);
+    unlink(path); /* a stale address from a crash must not look live */
+
+    snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_STORE_DIR);
+    dm_store_opts_t sopts = {opts->initial_map_bytes, 0};
+    if (s_mkdirs(path) != 0 || (rc = dm_store_open(path, &sopts, &self->store)) != DM_OK) {
+        snprintf(err, errcap, "cannot open the store in %s: %s", path,
+                 rc != DM_OK ? dm_strerror(rc) : strerror(errno));
+        rc = rc != DM_OK ? rc : DM_ERR_IO;
+        goto fail;
+    }
+    if ((rc = dm_identity_load(self->dir, &self->id)) != DM_OK) {
+        snprintf(err, errcap, "cannot load the node identity in %s: %s", self->dir,
+                 dm_strerror(rc));
+        goto fail;
+    }
+    if ((rc = dm_registry_new(&self->registry)) != DM_OK ||
+        (rc = s_load_products(self, err, errcap)) != DM_OK)
+        goto fail;
+
+    self->ctx = zmq_ctx_new();
+    self->inbox_push = self->ctx ? zmq_socket(self->ctx, ZMQ_PUSH) : NULL;
+    self->outbox_pull = self->ctx ? zmq_socket(self->ctx, ZMQ_PULL) : NULL;
+    int hwm = DM_INGEST_QUEUE_MSGS, linger = 0;
+    if (!self->inbox_push || !self->outbox_pull ||
+        zmq_setsockopt(self->inbox_push, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(self->inbox_push, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(self->outbox_pull, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_bind(self->inbox_push, DM_INGEST_INBOX) != 0 ||
+        zmq_bind(self->outbox_pull, DM_INGEST_OUTBOX) != 0) {
+        snprintf(err, errcap, "cannot set up internal sockets: %s", zmq_strerror(errno));
+        rc = DM_ERR_NET;
+        goto fail;
+    }
+    if ((rc = dm_ingest_new(self->ctx, self->store, self->registry, self->domain,
+                            self->record_limit, &self->ingest)) != DM_OK) {
+        snprintf(err, errcap, "cannot start the write pipeline: %s", dm_strerror(rc));
+        goto fail;
+    }
+    uint8_t cpub[32], csec[32];
+    if ((rc = dm_identity_curve_keys(self->id, cpub, csec)) != DM_OK) {
+        snprintf(err, errcap, "cannot derive the CURVE keys: %s", dm_strerror(rc));
+        goto fail;
+    }
+    const char *listen = opts->listen ? opts->listen : DM_RPC_DEFAULT_ENDPOINT;
+    rc = dm_rpc_server_new(self->ctx, listen, csec, &self->rpc, err, errcap);
+    sodium_memzero(csec, sizeof csec);
+    if (rc != DM_OK)
+        goto fail;
+    const char *bound = dm_rpc_server_endpoint(self->rpc);
+    if (!opts->advertise && s_wildcard(bound)) {
+        snprintf(err, errcap,
+                 "listening on a wildcard address (%s) needs --advertise tcp://HOST:PORT, the "
+                 "endpoint clients and peers dial",
+                 bound);
+        rc = DM_ERR_USAGE;
+        goto fail;
+    }
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", opts->advertise ? opts->advertise : bound);
+    char why[256];
+    if ((rc = dm_address_format(dm_identity_public(self->id), self->endpoint, self->address,
+                                sizeof self->address)) != DM_OK ||
+        (rc = dm_address_parse(self->address, (uint8_t[32]){0}, (char[256]){0}, 256, why,
+                               sizeof why)) != DM_OK) {
+        snprintf(err, errcap, "invalid advertised endpoint '%s' (valid: tcp://HOST:PORT)",
+                 self->endpoint);
+        rc = DM_ERR_USAGE;
+        goto fail;
+    }
+    if (s_write_file(self->dir, DM_NODE_ADDR_FILE, self->address) != 0) {
+        snprintf(err, errcap, "cannot write %s/%s: %s", self->dir, DM_NODE_ADDR_FILE,
+                 strerror(errno));
+        rc = DM_ERR_IO;
+        goto fail;
+    }
+    self->addr_written = true;
+    dm_log_info("serving domain %s at %s (data %s)", self->domain, self->address, self->dir);
+    *out = self;
+    return DM_OK;
+fail:
+    dm_node_destroy(&self);
+    return rc;
+}
+
+const char *dm_node_address(const dm_node_t *self) { return self->address; }
+
+/* ---- request handling ---- */
+
+static void s_send(dm_node_t *self, zmq_msg_t *rid, Dm__Envelope *env)
+{
+    zmq_msg_t msg;
+    if (dm_rpc_pack(env, &msg) != DM_OK)
+        return;
+    void *router = dm_rpc_server_socket(self->rpc);
+    if (zmq_msg_send(rid, router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_msg_send(&msg, router, ZMQ_DONTWAIT) < 0) {
+        /* The client left (EHOSTUNREACH) or its queue is full: drop. */
+        dm_log_debug("reply dropped: %s", zmq_strerror(errno));
+        zmq_msg_close(&msg);
+    }
+}
+
+static void s_send_error(dm_node_t *self, zmq_msg_t *rid, uint64_t id, dm_err code,
+                         const char *text)
+{
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__Error e = DM__ERROR__INIT;
+    e.code = (uint32_t)code;
+    e.message = (char *)text;
+    env.id = id;
+    env.body_case = DM__ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    s_send(self, rid, &env);
+}
+
+static void s_handle_ping(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
+{
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__Pong pong = DM__PONG__INIT;
+    pong.domain = self->domain;
+    pong.node_id.data = (uint8_t *)dm_identity_public(self->id);
+    pong.node_id.len = DM_ID_PUBLIC_BYTES;
+    pong.endpoint = self->endpoint;
+    pong.uptime_ms = (uint64_t)(s_mono_ms() - self->started_ms);
+    pong.software = "meshd " DM_VERSION;
+    env.id = id;
+    env.body_case = DM__ENVELOPE__BODY_PONG;
+    env.pong = &pong;
+    s_send(self, rid, &env);
+}
+
+static void s_handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
+{
+    dm_product_t *list = NULL;
+    size_t n = 0;
+    dm_err rc = dm_store_product_list(self->store, &list, &n);
+    if (rc != DM_OK) {
+        s_send_error(self, rid, id, rc, "the node could not read its product list");
+        return;
+    }
+    Dm__ProductInfo *infos = calloc(n ? n : 1, sizeof *infos);
+    Dm__ProductInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    const dm_product_ref_t **refs = calloc(n ? n : 1, sizeof *refs);
+    if (!infos || !ptrs || !refs) {
+        s_send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Dm__ProductInfo *p = &infos[i];
+        dm__product_info__init(p);
+        p->domain = list[i].domain;
+        p->name = list[i].name;
+        p->version = list[i].version;
+        p->records = list[i].records;
+        p->quarantined = list[i].quarantined;
+        char q[256];
+        int qn = snprintf(q, sizeof q, "%s/%s", list[i].domain, list[i].name);
+        if (qn > 0 && (size_t)qn < sizeof q &&
+            dm_registry_acquire(self->registry, q, (size_t)qn, &refs[i]) == DM_OK) {
+            p->owner_team = refs[i]->contract->owner_team;
+            p->owner_contact = refs[i]->contract->owner_contact;
+            p->access = (char *)dm_access_name(refs[i]->contract->access);
+        }
+        ptrs[i] = p;
+    }
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__ProductsRep rep = DM__PRODUCTS_REP__INIT;
+    rep.n_products = n;
+    rep.products = ptrs;
+    env.id = id;
+    env.body_case = DM__ENVELOPE__BODY_PRODUCTS_REP;
+    env.products_rep = &rep;
+    s_send(self, rid, &env);
+out:
+    for (size_t i = 0; refs && i < n; i++)
+        dm_registry_release(self->registry, refs[i]);
+    for (size_t i = 0; i < n; i++)
+        dm_product_clear(&list[i]);
+    free(list);
+    free(infos);
+    free(ptrs);
+    free(refs);
+}
+
+typedef struct {
+    Dm__QuarantineItem *items;
+    size_t n, cap;
+    size_t bytes;
+    bool cut; /* stopped by the byte budget */
+} s_qpage;
+
+static int s_collect_quarantine(void *ctx, const dm_quarantine_item_t *it)
+{
+    s_qpage *pg = ctx;
+    if (pg->n == pg->cap)
+        return 1;
+    Dm__QuarantineItem *q = &pg->items[pg->n++];
+    dm__quarantine_item__init(q);
+    q->seq = it->seq;
+    q->line = it->line;
+    q->at_ms = it->at_ms;
+    q->raw_len = it->orig_len;
+    q->source = strdup(it->source ? it->source : "");
+    q->reasons = strdup(it->reasons ? it->reasons : "");
+    q->raw.data = malloc(it->raw_len ? it->raw_len : 1);
+    if (q->raw.data && it->raw_len)
+        memcpy(q->raw.data, it->raw, it->raw_len);
+    q->raw.len = q->raw.data ? it->raw_len : 0;
+    pg->bytes += it->raw_len + strlen(q->reasons);
+    if (pg->bytes >= DM_NODE_QUARANTINE_PAGE_BYTES) {
+        pg->cut = true;
+        return 1;
+    }
+    return 0;
+}
+
+static void s_handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                                const Dm__QuarantineReq *req)
+{
+    dm_product_t p = {0};
+    const char *domain = req->domain ? req->domain : "";
+    const char *name = req->product ? req->product : "";
+    if (dm_store_product_get(self->store, domain, name, &p) != DM_OK) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "unknown product '%.100s/%.100s' on this node (domain %s); dmctl products "
+                 "lists them",
+                 domain, name, self->domain);
+        s_send_error(self, rid, id, DM_ERR_NOTFOUND, text);
+        return;
+    }
+    size_t limit = req->limit && req->limit < DM_NODE_QUARANTINE_PAGE ? req->limit
+                                                                      : DM_NODE_QUARANTINE_PAGE;
+    s_qpage pg = {calloc(limit, sizeof(Dm__QuarantineItem)), 0, limit, 0, false};
+    Dm__QuarantineItem **ptrs = calloc(limit, sizeof *ptrs);
+    bool more = false;
+    dm_err rc = DM_ERR_NOMEM;
+    if (pg.items && ptrs)
+        rc = dm_store_quarantine_scan(self->store, p.id, req->after, limit,
+                                      s_collect_quarantine, &pg, &more);
+    if (rc != DM_OK) {
+        s_send_error(self, rid, id, rc, "the node could not read the quarantine");
+    } else {
+        for (size_t i = 0; i < pg.n; i++)
+            ptrs[i] = &pg.items[i];
+        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__QuarantineRep rep = DM__QUARANTINE_REP__INIT;
+        rep.n_items = pg.n;
+        rep.items = ptrs;
+        rep.more = more || pg.cut;
+        env.id = id;
+        env.body_case = DM__ENVELOPE__BODY_QUARANTINE_REP;
+        env.quarantine_rep = &rep;
+        s_send(self, rid, &env);
+    }
+    for (size_t i = 0; i < pg.n; i++) {
+        free(pg.items[i].source);
+        free(pg.items[i].reasons);
+        free(pg.items[i].raw.data);
+    }
+    free(pg.items);
+    free(ptrs);
+    dm_product_clear(&p);
+}
+
+/* Returns the envelope's body field number by reading the wire format
+ * just far enough, so write requests are forwarded without unpacking
+ * their (large) payload here. 0 if the bytes do not look like one. */
+static unsigned s_body_field(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint64_t key = 0;
+        for (unsigned shift = 0; i < len && shift < 64; shift += 7) {
+            uint8_t b = p[i++];
+            key |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80))
+                break;
+        }
+        unsigned field = (unsigned)(key >> 3), wire = (unsigned)(key & 7);
+        if (field >= 2)
+            return field;
+        if (field != 1 || wire != 0)
+            return 0;
+        while (i < len && (p[i] & 0x80))
+            i++;
+        i++;
+    }
+    return 0;
+}
+
+static void s_handle_request(dm_node_t *self, void *router)
+{
+    zmq_msg_t rid, payload;
+    zmq_msg_init(&rid);
+    zmq_msg_init(&payload);
+    if (zmq_msg_recv(&rid, router, ZMQ_DONTWAIT) < 0)
+        goto out;
+    if (!zmq_msg_more(&rid) || zmq_msg_recv(&payload, router, 0) < 0)
+        goto out;
+    if (zmq_msg_more(&payload)) {
+        /* Our clients send one frame; drain and drop anything else. */
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        while (zmq_msg_more(&payload) && zmq_msg_recv(&extra, router, 0) >= 0)
+            zmq_msg_move(&payload, &extra);
+        zmq_msg_close(&extra);
+        dm_log_warn("dropped a multi-frame request");
+        goto out;
+    }
+    unsigned field = s_body_field(zmq_msg_data(&payload), zmq_msg_size(&payload));
+    if (field == DM__ENVELOPE__BODY_INGEST_REQ || field == DM__ENVELOPE__BODY_REGISTER_REQ) {
+        zmq_msg_t rid_copy;
+        zmq_msg_init(&rid_copy);
+        zmq_msg_copy(&rid_copy, &rid);
+        if (zmq_msg_send(&rid_copy, self->inbox_push, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&rid_copy);
+            Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
+            s_send_error(self, &rid, env ? env->id : 0, DM_ERR_TOOBIG,
+                         "the node is busy: its write queue is full; retry shortly");
+            if (env)
+                dm__envelope__free_unpacked(env, NULL);
+            goto out;
+        }
+        zmq_msg_send(&payload, self->inbox_push, 0);
+        goto out;
+    }
+    Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
+    if (!env) {
+        dm_log_warn("dropped a malformed request (%zu bytes)", zmq_msg_size(&payload));
+        s_send_error(self, &rid, 0, DM_ERR_PROTO, "malformed request envelope");
+        goto out;
+    }
+    switch (env->body_case) {
+    case DM__ENVELOPE__BODY_PING:
+        s_handle_ping(self, &rid, env->id);
+        break;
+    case DM__ENVELOPE__BODY_PRODUCTS_REQ:
+        s_handle_products(self, &rid, env->id);
+        break;
+    case DM__ENVELOPE__BODY_QUARANTINE_REQ:
+        s_handle_quarantine(self, &rid, env->id, env->quarantine_req);
+        break;
+    default:
+        s_send_error(self, &rid, env->id, DM_ERR_PROTO, "unsupported request");
+        break;
+    }
+    dm__envelope__free_unpacked(env, NULL);
+out:
+    zmq_msg_close(&rid);
+    zmq_msg_close(&payload);
+}
+
+/* Relays one reply of the write pipeline to its client. Returns 1 when the
+ * pipeline reported that it stopped, -1 if nothing was there. */
+static int s_relay_one(dm_node_t *self)
+{
+    zmq_msg_t rid, payload;
+    zmq_msg_init(&rid);
+    zmq_msg_init(&payload);
+    int ret = 0;
+    if (zmq_msg_recv(&rid, self->outbox_pull, ZMQ_DONTWAIT) < 0) {
+        ret = -1;
+        goto out;
+    }
+    if (!zmq_msg_more(&rid)) {
+        ret = 1; /* "STOPPED" */
+        goto out;
+    }
+    zmq_msg_recv(&payload, self->outbox_pull, 0);
+    void *router = dm_rpc_server_socket(self->rpc);
+    if (zmq_msg_send(&rid, router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_msg_send(&payload, router, ZMQ_DONTWAIT) < 0)
+        dm_log_debug("write reply dropped: %s", zmq_strerror(errno));
+out:
+    zmq_msg_close(&rid);
+    zmq_msg_close(&payload);
+    return ret;
+}
+
+dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
+{
+    void *router = dm_rpc_server_socket(self->rpc);
+    zmq_pollitem_t items[2] = {{router, 0, ZMQ_POLLIN, 0}, {self->outbox_pull, 0, ZMQ_POLLIN, 0}};
+    int64_t next_sweep = s_mono_ms() + DM_NODE_READER_CHECK_MS;
+    while (!*stop) {
+        int rc = zmq_poll(items, 2, DM_NODE_TICK_MS);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            dm_log_err("poll failed: %s", zmq_strerror(errno));
+            return DM_ERR_NET;
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            while (s_relay_one(self) == 0)
+                ;
+        if (items[0].revents & ZMQ_POLLIN) {
+            for (int i = 0; i < DM_NODE_BURST; i++) {
+                int events = 0;
+                size_t sz = sizeof events;
+                zmq_getsockopt(router, ZMQ_EVENTS, &events, &sz);
+                if (!(events & ZMQ_POLLIN))
+                    break;
+                s_handle_request(self, router);
+            }
+        }
+        int64_t now = s_mono_ms();
+        if (now >= next_sweep) {
+            int cleared = dm_store_reader_check(self->store);
+            if (cleared > 0)
+                dm_log_info("cleared %d stale LMDB reader slot(s)", cleared);
+            next_sweep = now + DM_NODE_READER_CHECK_MS;
+        }
+    }
+    dm_log_info("stopping: finishing queued writes");
+    dm_ingest_stop(self->ingest, self->inbox_push);
+    int64_t deadline = s_mono_ms() + DM_NODE_DRAIN_MS;
+    zmq_pollitem_t out = {self->outbox_pull, 0, ZMQ_POLLIN, 0};
+    for (;;) {
+        int64_t left = deadline - s_mono_ms();
+        if (left <= 0) {
+            dm_log_warn("queued writes did not finish within %d ms", DM_NODE_DRAIN_MS);
+            break;
+        }
+        if (zmq_poll(&out, 1, (long)left) <= 0)
+            continue;
+        int r;
+        while ((r = s_relay_one(self)) == 0)
+            ;
+        if (r == 1) {
+            dm_ingest_destroy(&self->ingest);
+            break;
+        }
+    }
+    return DM_OK;
+}
+
+void dm_node_destroy(dm_node_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dm_node_t *self = *self_p;
+    if (self->addr_written) {
+        char path[DM_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_ADDR_FILE);
+        unlink(path);
+    }
+    if (self->ingest) {
+        /* Not drained by dm_node_run (start-up failure): stop it now. */
+        dm_ingest_stop(self->ingest, self->inbox_push);
+        dm_ingest_destroy(&self->ingest);
+    }
+    dm_rpc_server_destroy(&self->rpc);
+    if (self->inbox_push)
+        zmq_close(self->inbox_push);
+    if (self->outbox_pull)
+        zmq_close(self->outbox_pull);
+    if (self->ctx)
+        zmq_ctx_term(self->ctx);
+    dm_registry_destroy(&self->registry);
+    dm_identity_destroy(&self->id);
+    dm_store_destroy(&self->store);
+    if (self->lock_fd >= 0)
+        close(self->lock_fd);
+    free(self->dir);
+    free(self->domain);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,48 @@
+/* node.h: one domain node: its data directory, store, identity, RPC socket
+ * and write pipeline, driven by one event loop.
+ *
+ * The loop thread answers pings and reads (products, quarantine pages)
+ * itself and forwards writes (register, ingest) to the write pipeline
+ * (ingest.h), so it never waits on an LMDB commit. */
+#ifndef DM_NODE_H
+#define DM_NODE_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "err.h"
+
+#define DM_NODE_ADDR_FILE "node.addr"
+#define DM_NODE_DOMAIN_FILE "domain"
+#define DM_NODE_LOCK_FILE "lock"
+#define DM_NODE_STORE_DIR "store"
+#define DM_NODE_QUARANTINE_PAGE 500          /* items per quarantine reply at most */
+#define DM_NODE_QUARANTINE_PAGE_BYTES (4 << 20) /* raw bytes per quarantine reply */
+
+typedef struct {
+    const char *data_dir;  /* required */
+    const char *domain;    /* required on first start; must match afterwards */
+    const char *listen;    /* NULL: DM_RPC_DEFAULT_ENDPOINT */
+    const char *advertise; /* endpoint written to node.addr; NULL: the bound one */
+    size_t record_limit;   /* 0: DM_RECORD_LIMIT_DEFAULT */
+    size_t initial_map_bytes; /* 0: the store's default */
+} dm_node_opts_t;
+
+typedef struct dm_node dm_node_t;
+
+/* Opens or creates the data directory and everything in it, binds the RPC
+ * socket and writes DIR/node.addr. On error err (cap errcap) holds one line
+ * naming the input and what would be valid. */
+DM_NODISCARD dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err,
+                                size_t errcap);
+/* Serves until *stop becomes non-zero (set it from a signal handler), then
+ * finishes queued writes and returns. */
+DM_NODISCARD dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop);
+/* Stops the pipeline, closes everything and removes DIR/node.addr.
+ * NULL-safe. */
+void dm_node_destroy(dm_node_t **self_p);
+
+/* The address clients use: "HEX@tcp://host:port". Borrowed. */
+const char *dm_node_address(const dm_node_t *self);
+
+#endif

@@ -1,2 +1,283 @@
-/* cli.c: placeholder until the CLI lands. */
-typedef int dm_cli_placeholder;
+/* cli.c: argument parsing, node selection and output helpers for the
+ * client tools. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "identity.h"
+
+#define DM_CLI_PATH_MAX 4096
+
+const dm_cli_optspec_t dm_cli_global_opts[] = {
+    {"node", true}, {"data", true}, {"json", false}, {"timeout", true},
+    {"help", false}, {"version", false},
+};
+const size_t dm_cli_nglobal_opts = sizeof dm_cli_global_opts / sizeof dm_cli_global_opts[0];
+
+int dm_cli_parse(const char *program, int argc, char **argv, const dm_cli_optspec_t *specs,
+                 size_t nspecs, dm_cli_args_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->program = program;
+    out->specs = specs;
+    out->nspecs = nspecs < DM_CLI_MAX_OPTS ? nspecs : DM_CLI_MAX_OPTS;
+    bool only_pos = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (only_pos || arg[0] != '-' || strcmp(arg, "-") == 0) {
+            if (out->npos == DM_CLI_MAX_ARGS) {
+                fprintf(stderr, "%s: too many arguments (at most %d)\n", program, DM_CLI_MAX_ARGS);
+                return -1;
+            }
+            out->pos[out->npos++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            only_pos = true;
+            continue;
+        }
+        if (arg[1] != '-') {
+            if (strcmp(arg, "-h") == 0) {
+                arg = "--help";
+            } else {
+                fprintf(stderr, "%s: unknown option '%s' (options are long: --name; %s --help)\n",
+                        program, arg, program);
+                return -1;
+            }
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        size_t k = 0;
+        while (k < out->nspecs && !(strlen(specs[k].name) == nlen &&
+                                    strncmp(specs[k].name, name, nlen) == 0))
+            k++;
+        if (k == out->nspecs) {
+            fprintf(stderr, "%s: unknown option '--%.*s' (%s --help lists the options)\n",
+                    program, (int)nlen, name, program);
+            return -1;
+        }
+        if (!specs[k].has_value) {
+            if (eq) {
+                fprintf(stderr, "%s: option '--%s' takes no value\n", program, specs[k].name);
+                return -1;
+            }
+            out->values[k] = "";
+        } else if (eq) {
+            out->values[k] = eq + 1;
+        } else if (i + 1 < argc) {
+            out->values[k] = argv[++i];
+        } else {
+            fprintf(stderr, "%s: option '--%s' needs a value\n", program, specs[k].name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const char *dm_cli_get(const dm_cli_args_t *a, const char *name)
+{
+    for (size_t k = 0; k < a->nspecs; k++)
+        if (strcmp(a->specs[k].name, name) == 0)
+            return a->values[k];
+    return NULL;
+}
+
+int dm_cli_timeout_ms(const dm_cli_args_t *a)
+{
+    const char *t = dm_cli_get(a, "timeout");
+    if (!t)
+        return DM_RPC_DEFAULT_TIMEOUT_MS;
+    char *end;
+    errno = 0;
+    double s = strtod(t, &end);
+    if (end == t || *end || errno || !isfinite(s) || s <= 0 || s > 86400) {
+        fprintf(stderr, "%s: invalid --timeout '%s': expected seconds, more than 0 and at "
+                        "most 86400 (e.g. 10 or 0.5)\n",
+                a->program, t);
+        return -1;
+    }
+    int ms = (int)(s * 1000.0);
+    return ms > 0 ? ms : 1;
+}
+
+/* Reads DIR/node.addr into addr (trailing whitespace trimmed). */
+static int s_read_addr(const char *program, const char *dir, char *addr, size_t cap)
+{
+    char path[DM_CLI_PATH_MAX];
+    snprintf(path, sizeof path, "%s/node.addr", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT)
+            fprintf(stderr, "%s: no node address in %s: is meshd running with --data %s?\n",
+                    program, path, dir);
+        else
+            fprintf(stderr, "%s: cannot read %s: %s\n", program, path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(addr, 1, cap - 1, f);
+    fclose(f);
+    addr[n] = 0;
+    while (n && (addr[n - 1] == '\n' || addr[n - 1] == '\r' || addr[n - 1] == ' '))
+        addr[--n] = 0;
+    return 0;
+}
+
+int dm_cli_connect(const dm_cli_args_t *a, dm_client_t **out)
+{
+    *out = NULL;
+    char addr[DM_ADDRESS_MAX];
+    const char *node = dm_cli_get(a, "node");
+    const char *data = dm_cli_get(a, "data");
+    const char *env = getenv(DM_CLI_ENV_NODE);
+    if (node) {
+        snprintf(addr, sizeof addr, "%s", node);
+    } else if (data) {
+        if (s_read_addr(a->program, data, addr, sizeof addr) != 0)
+            return DM_EXIT_USAGE;
+    } else if (env && *env) {
+        snprintf(addr, sizeof addr, "%s", env);
+    } else {
+        fprintf(stderr, "%s: which node? give --node ADDRESS, --data DIR (a node's data "
+                        "directory) or set %s\n",
+                a->program, DM_CLI_ENV_NODE);
+        return DM_EXIT_USAGE;
+    }
+    int timeout = dm_cli_timeout_ms(a);
+    if (timeout < 0)
+        return DM_EXIT_USAGE;
+    char err[DM_RPC_ERR_MAX];
+    if (dm_client_new(addr, timeout, out, err, sizeof err) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", a->program, err);
+        return DM_EXIT_USAGE;
+    }
+    return DM_EXIT_OK;
+}
+
+bool dm_cli_print_error(const char *program, const char *what, const Dm__Envelope *rep)
+{
+    if (rep->body_case != DM__ENVELOPE__BODY_ERROR)
+        return false;
+    fprintf(stderr, "%s: %s: %s\n", program, what,
+            rep->error && rep->error->message ? rep->error->message : "error");
+    return true;
+}
+
+/* Length of the valid UTF-8 sequence at s (max n bytes), 0 if invalid. */
+static size_t s_utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned min;
+    unsigned cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, min = 0x80, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, min = 0x800, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, min = 0x10000, cp = c & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+void dm_cli_json_string(dm_buf_t *out, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t start = 0, i = 0;
+    dm_buf_putc(out, '"');
+    while (i < len) {
+        size_t l = s_utf8_len(p + i, len - i);
+        bool plain = l > 1 || (l == 1 && p[i] >= 0x20 && p[i] != '"' && p[i] != '\\' &&
+                               p[i] != 0x7f);
+        if (plain) {
+            i += l;
+            continue;
+        }
+        dm_buf_append(out, s + start, i - start);
+        if (l == 0) {
+            dm_buf_puts(out, "\\ufffd");
+        } else {
+            /* Escape one ASCII character, reusing the shared escaper. */
+            dm_buf_t one = DM_BUF_INIT;
+            dm_buf_json_string(&one, s + i, 1);
+            dm_buf_append(out, one.data + 1, one.len - 2);
+            dm_buf_free(&one);
+        }
+        i += l ? l : 1;
+        start = i;
+    }
+    dm_buf_append(out, s + start, len - start);
+    dm_buf_putc(out, '"');
+}
+
+void dm_cli_table_init(dm_cli_table_t *t, size_t ncols, unsigned right_mask)
+{
+    memset(t, 0, sizeof *t);
+    t->ncols = ncols;
+    t->right_mask = right_mask;
+}
+
+void dm_cli_table_add(dm_cli_table_t *t, const char *const *cells)
+{
+    if (t->nrows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        char **p = realloc(t->cells, cap * t->ncols * sizeof *p);
+        if (!p) {
+            fputs("fatal: out of memory\n", stderr);
+            abort();
+        }
+        t->cells = p;
+        t->cap = cap;
+    }
+    for (size_t c = 0; c < t->ncols; c++)
+        t->cells[t->nrows * t->ncols + c] = strdup(cells[c] ? cells[c] : "");
+    t->nrows++;
+}
+
+void dm_cli_table_print(const dm_cli_table_t *t, FILE *f)
+{
+    size_t width[DM_CLI_MAX_OPTS] = {0};
+    size_t ncols = t->ncols < DM_CLI_MAX_OPTS ? t->ncols : DM_CLI_MAX_OPTS;
+    for (size_t r = 0; r < t->nrows; r++)
+        for (size_t c = 0; c < ncols; c++) {
+            size_t w = strlen(t->cells[r * t->ncols + c]);
+            if (w > width[c])
+                width[c] = w;
+        }
+    for (size_t r = 0; r < t->nrows; r++) {
+        for (size_t c = 0; c < ncols; c++) {
+            const char *cell = t->cells[r * t->ncols + c];
+            bool last = c + 1 == ncols;
+            if (t->right_mask & (1u << c))
+                fprintf(f, "%*s%s", (int)width[c], cell, last ? "" : "  ");
+            else if (last)
+                fputs(cell, f);
+            else
+                fprintf(f, "%-*s  ", (int)width[c], cell);
+        }
+        fputc('\n', f);
+    }
+}
+
+void dm_cli_table_free(dm_cli_table_t *t)
+{
+    for (size_t i = 0; i < t->nrows * t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    memset(t, 0, sizeof *t);
+}

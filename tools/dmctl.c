@@ -1,2 +1,694 @@
-/* dmctl.c: placeholder until the CLI lands. */
-int main(void) { return 2; }
+/* dmctl.c: the domain team's tool: validate and check offline, register
+ * contracts, ingest records, list products and quarantined records. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "cli.h"
+#include "contract.h"
+#include "lines.h"
+#include "schema.h"
+#include "types.h"
+#include "version.h"
+
+#define DM_INGEST_BATCH_BYTES ((size_t)1 << 20) /* bytes of lines per batch */
+#define DM_INGEST_BATCH_MAX_BYTES ((size_t)8 << 20)
+#define DM_INGEST_WINDOW 4                      /* batches in flight */
+#define DM_RECORD_LIMIT_MAX ((size_t)4 << 20)
+#define DM_QUARANTINE_PAGE 200
+
+static const char *const P = "dmctl";
+
+static const dm_cli_optspec_t s_opts[] = {
+    {"node", true},         {"data", true},        {"json", false},
+    {"timeout", true},      {"help", false},       {"version", false},
+    {"config", true},       {"record-limit", true}, {"batch-bytes", true},
+    {"limit", true},        {"product", true},
+};
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: dmctl [global options] COMMAND [arguments]\n"
+            "\n"
+            "Offline (no node needed):\n"
+            "  validate FILE...                 check data-product contracts\n"
+            "  check --config CONTRACT FILE|-   check NDJSON records against a contract\n"
+            "        [--product NAME] [--record-limit BYTES]\n"
+            "Against your domain's node:\n"
+            "  register FILE | --config FILE    register (or upgrade) the contracts in FILE\n"
+            "  ingest DOMAIN/PRODUCT FILE|-     store NDJSON records; invalid ones are\n"
+            "        [--batch-bytes N] [--record-limit BYTES]   quarantined with reasons\n"
+            "  products                         list products with record counts\n"
+            "  quarantine DOMAIN/PRODUCT [--limit N]   show quarantined records\n"
+            "  status                           the node's domain, id and uptime\n"
+            "\n"
+            "Global options (before or after the command):\n"
+            "  --node ADDRESS   the node (KEY@tcp://HOST:PORT, as in its DIR/node.addr)\n"
+            "  --data DIR       the node's data directory (reads DIR/node.addr)\n"
+            "                   otherwise $MESH_NODE\n"
+            "  --json           machine-readable output\n"
+            "  --timeout SECS   give up on a silent node after SECS (default 10)\n"
+            "  --help, --version\n"
+            "\n"
+            "Exit status: 0 success; 1 invalid input or refused by the node (validate,\n"
+            "check: something invalid; ingest: records quarantined); 2 usage, I/O or\n"
+            "connection error.\n");
+}
+
+/* Parses a byte count option within [1, max]; returns -1 after printing. */
+static int s_bytes_opt(const dm_cli_args_t *a, const char *name, size_t def, size_t max,
+                       size_t *out)
+{
+    const char *v = dm_cli_get(a, name);
+    *out = def;
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (end == v || *end || errno || v[0] == '-' || n == 0 || n > max) {
+        fprintf(stderr, "%s: invalid --%s '%s': expected a number of bytes from 1 to %zu\n", P,
+                name, v, max);
+        return -1;
+    }
+    *out = (size_t)n;
+    return 0;
+}
+
+/* ---- validate ---- */
+
+static int s_validate(const dm_cli_args_t *a)
+{
+    if (a->npos < 2) {
+        fprintf(stderr, "%s: validate needs at least one FILE (dmctl validate FILE...)\n", P);
+        return DM_EXIT_USAGE;
+    }
+    int status = DM_EXIT_OK;
+    dm_buf_t out = DM_BUF_INIT;
+    for (int i = 1; i < a->npos; i++) {
+        const char *path = a->pos[i];
+        dm_contract_t **list = NULL;
+        size_t n = 0;
+        dm_diags_t diags = DM_DIAGS_INIT;
+        dm_err rc = dm_contract_parse_file(path, &list, &n, &diags);
+        dm_buf_reset(&out);
+        dm_diags_format(&diags, &out);
+        if (rc == DM_ERR_IO) {
+            fputs(out.data ? out.data : "", stderr);
+            status = DM_EXIT_USAGE;
+        } else if (rc != DM_OK) {
+            fputs(out.data ? out.data : "", stdout);
+            if (status == DM_EXIT_OK)
+                status = DM_EXIT_FAIL;
+        } else {
+            for (size_t k = 0; k < n; k++)
+                printf("%s: ok: %s/%s %s (%zu field%s, %zu check%s, access %s)\n", path,
+                       list[k]->domain, list[k]->name, list[k]->version, list[k]->nfields,
+                       list[k]->nfields == 1 ? "" : "s", list[k]->nchecks,
+                       list[k]->nchecks == 1 ? "" : "s", dm_access_name(list[k]->access));
+        }
+        for (size_t k = 0; k < n; k++)
+            dm_contract_destroy(&list[k]);
+        free(list);
+        dm_diags_clear(&diags);
+    }
+    dm_buf_free(&out);
+    return status;
+}
+
+/* Loads exactly one contract from path (choosing by name when the file
+ * holds several). Prints diagnostics; returns NULL on failure with *status
+ * set. The caller destroys the contract. */
+static dm_contract_t *s_load_one(const char *path, const char *product, int *status)
+{
+    dm_contract_t **list = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    dm_contract_t *pick = NULL;
+    dm_err rc = dm_contract_parse_file(path, &list, &n, &diags);
+    if (rc != DM_OK) {
+        dm_buf_t text = DM_BUF_INIT;
+        dm_diags_format(&diags, &text);
+        fputs(text.data ? text.data : "", stderr);
+        fprintf(stderr, "%s: contract %s is not valid (dmctl validate %s)\n", P, path, path);
+        dm_buf_free(&text);
+        *status = rc == DM_ERR_IO ? DM_EXIT_USAGE : DM_EXIT_FAIL;
+        goto out;
+    }
+    for (size_t k = 0; k < n; k++)
+        if ((product && strcmp(list[k]->name, product) == 0) || (!product && n == 1))
+            pick = list[k];
+    if (!pick) {
+        if (product)
+            fprintf(stderr, "%s: %s holds no contract named '%s'\n", P, path, product);
+        else
+            fprintf(stderr, "%s: %s holds %zu contracts; choose one with --product NAME\n", P,
+                    path, n);
+        *status = DM_EXIT_USAGE;
+    }
+out:
+    for (size_t k = 0; k < n; k++)
+        if (list[k] != pick)
+            dm_contract_destroy(&list[k]);
+    free(list);
+    dm_diags_clear(&diags);
+    return pick;
+}
+
+/* Opens FILE or "-" (stdin) for reading; -1 after printing on error. */
+static int s_open_input(const char *path)
+{
+    if (strcmp(path, "-") == 0)
+        return STDIN_FILENO;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        fprintf(stderr, "%s: cannot open %s: %s\n", P, path, strerror(errno));
+    return fd;
+}
+
+/* ---- check ---- */
+
+static int s_check(const dm_cli_args_t *a)
+{
+    const char *config = dm_cli_get(a, "config");
+    if (!config || a->npos != 2) {
+        fprintf(stderr, "%s: usage: dmctl check --config CONTRACT FILE|-\n", P);
+        return DM_EXIT_USAGE;
+    }
+    size_t limit;
+    if (s_bytes_opt(a, "record-limit", DM_RECORD_LIMIT_DEFAULT, DM_RECORD_LIMIT_MAX, &limit) != 0)
+        return DM_EXIT_USAGE;
+    int status = DM_EXIT_OK;
+    dm_contract_t *c = s_load_one(config, dm_cli_get(a, "product"), &status);
+    if (!c)
+        return status;
+    dm_schema_t *schema = NULL;
+    int fd = -1;
+    if (dm_schema_new(c, &schema) != DM_OK) {
+        fprintf(stderr, "%s: cannot compile the schema of %s\n", P, config);
+        status = DM_EXIT_USAGE;
+        goto out;
+    }
+    fd = s_open_input(a->pos[1]);
+    if (fd < 0) {
+        status = DM_EXIT_USAGE;
+        goto out;
+    }
+    uint64_t valid = 0, invalid = 0;
+    const char *name = strcmp(a->pos[1], "-") == 0 ? "stdin" : a->pos[1];
+    dm_err rc = dm_check_fd(schema, name, fd, limit, stdout, &valid, &invalid);
+    if (rc != DM_OK) {
+        fprintf(stderr, "%s: reading %s failed: %s\n", P, name, strerror(errno));
+        status = DM_EXIT_USAGE;
+    } else {
+        status = invalid ? DM_EXIT_FAIL : DM_EXIT_OK;
+    }
+out:
+    if (fd > STDIN_FILENO)
+        close(fd);
+    dm_schema_destroy(&schema);
+    dm_contract_destroy(&c);
+    return status;
+}
+
+/* ---- register ---- */
+
+static int s_register(const dm_cli_args_t *a)
+{
+    const char *path = dm_cli_get(a, "config");
+    if ((path && a->npos != 1) || (!path && a->npos != 2)) {
+        fprintf(stderr, "%s: usage: dmctl register FILE (or --config FILE)\n", P);
+        return DM_EXIT_USAGE;
+    }
+    if (!path)
+        path = a->pos[1];
+    dm_contract_t **list = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    dm_err rc = dm_contract_parse_file(path, &list, &n, &diags);
+    if (rc != DM_OK) {
+        dm_buf_t text = DM_BUF_INIT;
+        dm_diags_format(&diags, &text);
+        fputs(text.data ? text.data : "", stderr);
+        fprintf(stderr, "%s: nothing registered: %s is not valid\n", P, path);
+        dm_buf_free(&text);
+        dm_diags_clear(&diags);
+        return rc == DM_ERR_IO ? DM_EXIT_USAGE : DM_EXIT_FAIL;
+    }
+    dm_diags_clear(&diags);
+    dm_client_t *client = NULL;
+    int status = dm_cli_connect(a, &client);
+    dm_buf_t canon = DM_BUF_INIT;
+    for (size_t k = 0; status == DM_EXIT_OK && k < n; k++) {
+        const dm_contract_t *c = list[k];
+        dm_buf_reset(&canon);
+        dm_contract_canonical(c, &canon);
+        Dm__Envelope req = DM__ENVELOPE__INIT;
+        Dm__RegisterReq body = DM__REGISTER_REQ__INIT;
+        body.contract.data = (uint8_t *)canon.data;
+        body.contract.len = canon.len;
+        req.body_case = DM__ENVELOPE__BODY_REGISTER_REQ;
+        req.register_req = &body;
+        Dm__Envelope *rep = NULL;
+        if (dm_client_call(client, &req, &rep) != DM_OK) {
+            fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+            status = DM_EXIT_USAGE;
+            break;
+        }
+        char what[300];
+        snprintf(what, sizeof what, "register %s/%s %s refused", c->domain, c->name, c->version);
+        if (dm_cli_print_error(P, what, rep)) {
+            status = DM_EXIT_FAIL;
+        } else if (rep->body_case == DM__ENVELOPE__BODY_REGISTER_REP) {
+            const Dm__RegisterRep *r = rep->register_rep;
+            if (r->outcome == DM__REGISTER_REP__OUTCOME__CREATED)
+                printf("registered %s/%s %s\n", r->domain, r->name, r->version);
+            else if (r->outcome == DM__REGISTER_REP__OUTCOME__UPGRADED)
+                printf("upgraded %s/%s %s -> %s\n", r->domain, r->name, r->previous_version,
+                       r->version);
+            else
+                printf("unchanged %s/%s %s (already registered with the same content)\n",
+                       r->domain, r->name, r->version);
+        } else {
+            fprintf(stderr, "%s: unexpected reply to register\n", P);
+            status = DM_EXIT_USAGE;
+        }
+        dm__envelope__free_unpacked(rep, NULL);
+    }
+    dm_buf_free(&canon);
+    dm_client_destroy(&client);
+    for (size_t k = 0; k < n; k++)
+        dm_contract_destroy(&list[k]);
+    free(list);
+    return status;
+}
+
+/* ---- ingest ---- */
+
+typedef struct {
+    dm_client_t *client;
+    const char *domain, *product, *source;
+    uint64_t accepted, quarantined;
+    unsigned inflight;
+    bool failed;   /* the node refused a batch: send no more */
+    bool lost;     /* the node stopped answering */
+} s_ingest;
+
+/* Waits for one reply and accounts for it. */
+static void s_ingest_reply(s_ingest *st)
+{
+    Dm__Envelope *rep = NULL;
+    if (dm_client_recv(st->client, &rep) != DM_OK) {
+        fprintf(stderr, "%s: ingest cut short: %s\n", P, dm_client_error(st->client));
+        st->lost = true;
+        st->inflight = 0;
+        return;
+    }
+    st->inflight--;
+    if (rep->body_case == DM__ENVELOPE__BODY_INGEST_REP) {
+        st->accepted += rep->ingest_rep->accepted;
+        st->quarantined += rep->ingest_rep->quarantined;
+    } else if (!st->failed) {
+        char what[300];
+        snprintf(what, sizeof what, "ingest into %s/%s refused", st->domain, st->product);
+        if (!dm_cli_print_error(P, what, rep))
+            fprintf(stderr, "%s: unexpected reply to ingest\n", P);
+        st->failed = true;
+    }
+    dm__envelope__free_unpacked(rep, NULL);
+}
+
+static void s_ingest_send(s_ingest *st, uint64_t first_line, const void *data, size_t len,
+                          uint64_t oversized)
+{
+    if (st->failed || st->lost)
+        return;
+    while (st->inflight >= DM_INGEST_WINDOW && !st->lost)
+        s_ingest_reply(st);
+    if (st->lost || st->failed)
+        return;
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__IngestReq body = DM__INGEST_REQ__INIT;
+    body.domain = (char *)st->domain;
+    body.product = (char *)st->product;
+    body.first_line = first_line;
+    body.data.data = (uint8_t *)data;
+    body.data.len = len;
+    body.oversized_len = oversized;
+    body.source = (char *)st->source;
+    req.body_case = DM__ENVELOPE__BODY_INGEST_REQ;
+    req.ingest_req = &body;
+    if (dm_client_send(st->client, &req, NULL) != DM_OK) {
+        fprintf(stderr, "%s: ingest cut short: %s\n", P, dm_client_error(st->client));
+        st->lost = true;
+        return;
+    }
+    st->inflight++;
+}
+
+/* Splits "domain/product" in place; false after printing if malformed. */
+static bool s_split_qualified(char *q, const char **domain, const char **product)
+{
+    char *slash = strchr(q, '/');
+    if (!slash || slash == q || !slash[1] || strchr(slash + 1, '/')) {
+        fprintf(stderr, "%s: '%s' is not DOMAIN/PRODUCT (e.g. commerce/orders)\n", P, q);
+        return false;
+    }
+    *slash = 0;
+    *domain = q;
+    *product = slash + 1;
+    return true;
+}
+
+static int s_ingest_cmd(const dm_cli_args_t *a)
+{
+    if (a->npos != 3) {
+        fprintf(stderr, "%s: usage: dmctl ingest DOMAIN/PRODUCT FILE|-\n", P);
+        return DM_EXIT_USAGE;
+    }
+    size_t limit, batch_bytes;
+    if (s_bytes_opt(a, "record-limit", DM_RECORD_LIMIT_DEFAULT, DM_RECORD_LIMIT_MAX, &limit) != 0 ||
+        s_bytes_opt(a, "batch-bytes", DM_INGEST_BATCH_BYTES, DM_INGEST_BATCH_MAX_BYTES,
+                    &batch_bytes) != 0)
+        return DM_EXIT_USAGE;
+    char qualified[256];
+    snprintf(qualified, sizeof qualified, "%s", a->pos[1]);
+    s_ingest st = {0};
+    if (!s_split_qualified(qualified, &st.domain, &st.product))
+        return DM_EXIT_USAGE;
+    int fd = s_open_input(a->pos[2]);
+    if (fd < 0)
+        return DM_EXIT_USAGE;
+    int status = dm_cli_connect(a, &st.client);
+    if (status != DM_EXIT_OK) {
+        if (fd > STDIN_FILENO)
+            close(fd);
+        return status;
+    }
+    char srcbuf[4096];
+    snprintf(srcbuf, sizeof srcbuf, "%s", a->pos[2]);
+    st.source = strcmp(a->pos[2], "-") == 0 ? "stdin" : basename(srcbuf);
+
+    dm_lines_t *lines = NULL;
+    dm_buf_t batch = DM_BUF_INIT;
+    bool read_error = false;
+    if (dm_lines_new(fd, limit, &lines) != DM_OK) {
+        fprintf(stderr, "%s: out of memory\n", P);
+        status = DM_EXIT_USAGE;
+        goto out;
+    }
+    dm_buf_reserve(&batch, batch_bytes + limit + 2);
+    uint64_t first = 0, next = 0;
+    for (;;) {
+        if (st.failed || st.lost)
+            break;
+        const char *line;
+        size_t len;
+        uint64_t lineno, full;
+        int r = dm_lines_next(lines, &line, &len, &lineno, &full);
+        if (r < 0) {
+            fprintf(stderr, "%s: reading %s failed: %s\n", P, a->pos[2], strerror(errno));
+            read_error = true;
+            break;
+        }
+        bool flush = r == 0 || full > len || (batch.len && lineno != next);
+        if (flush && batch.len) {
+            s_ingest_send(&st, first, batch.data, batch.len, 0);
+            dm_buf_reset(&batch);
+        }
+        if (r == 0)
+            break;
+        if (full > len) {
+            s_ingest_send(&st, lineno, line, len, full);
+            continue;
+        }
+        if (!batch.len)
+            first = lineno;
+        dm_buf_append(&batch, line, len);
+        dm_buf_putc(&batch, '\n');
+        next = lineno + 1;
+        if (batch.len >= batch_bytes) {
+            s_ingest_send(&st, first, batch.data, batch.len, 0);
+            dm_buf_reset(&batch);
+        }
+    }
+    while (st.inflight > 0 && !st.lost)
+        s_ingest_reply(&st);
+    if (st.failed || st.lost || read_error)
+        status = DM_EXIT_USAGE;
+    else
+        status = st.quarantined ? DM_EXIT_FAIL : DM_EXIT_OK;
+out:
+    printf("%" PRIu64 " accepted, %" PRIu64 " quarantined\n", st.accepted, st.quarantined);
+    dm_buf_free(&batch);
+    dm_lines_destroy(&lines);
+    dm_client_destroy(&st.client);
+    if (fd > STDIN_FILENO)
+        close(fd);
+    return status;
+}
+
+/* ---- products, quarantine, status ---- */
+
+static int s_products(const dm_cli_args_t *a)
+{
+    dm_client_t *client = NULL;
+    int status = dm_cli_connect(a, &client);
+    if (status != DM_EXIT_OK)
+        return status;
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
+    req.body_case = DM__ENVELOPE__BODY_PRODUCTS_REQ;
+    req.products_req = &body;
+    Dm__Envelope *rep = NULL;
+    if (dm_client_call(client, &req, &rep) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+        dm_client_destroy(&client);
+        return DM_EXIT_USAGE;
+    }
+    if (dm_cli_print_error(P, "products", rep) ||
+        rep->body_case != DM__ENVELOPE__BODY_PRODUCTS_REP) {
+        status = DM_EXIT_FAIL;
+        goto out;
+    }
+    const Dm__ProductsRep *pr = rep->products_rep;
+    if (dm_cli_get(a, "json")) {
+        dm_buf_t o = DM_BUF_INIT;
+        dm_buf_putc(&o, '[');
+        for (size_t i = 0; i < pr->n_products; i++) {
+            const Dm__ProductInfo *p = pr->products[i];
+            dm_buf_puts(&o, i ? ",{\"domain\":" : "{\"domain\":");
+            dm_cli_json_string(&o, p->domain, strlen(p->domain));
+            dm_buf_puts(&o, ",\"name\":");
+            dm_cli_json_string(&o, p->name, strlen(p->name));
+            dm_buf_puts(&o, ",\"version\":");
+            dm_cli_json_string(&o, p->version, strlen(p->version));
+            dm_buf_printf(&o, ",\"records\":%" PRIu64 ",\"quarantined\":%" PRIu64, p->records,
+                          p->quarantined);
+            dm_buf_puts(&o, ",\"owner\":");
+            dm_cli_json_string(&o, p->owner_team, strlen(p->owner_team));
+            dm_buf_puts(&o, ",\"contact\":");
+            dm_cli_json_string(&o, p->owner_contact, strlen(p->owner_contact));
+            dm_buf_puts(&o, ",\"access\":");
+            dm_cli_json_string(&o, p->access, strlen(p->access));
+            dm_buf_putc(&o, '}');
+        }
+        dm_buf_puts(&o, "]\n");
+        fputs(o.data, stdout);
+        dm_buf_free(&o);
+    } else {
+        dm_cli_table_t t;
+        dm_cli_table_init(&t, 5, (1u << 3) | (1u << 4));
+        const char *head[] = {"DOMAIN", "NAME", "VERSION", "RECORDS", "QUARANTINED"};
+        dm_cli_table_add(&t, head);
+        for (size_t i = 0; i < pr->n_products; i++) {
+            const Dm__ProductInfo *p = pr->products[i];
+            char rec[32], q[32];
+            snprintf(rec, sizeof rec, "%" PRIu64, p->records);
+            snprintf(q, sizeof q, "%" PRIu64, p->quarantined);
+            const char *row[] = {p->domain, p->name, p->version, rec, q};
+            dm_cli_table_add(&t, row);
+        }
+        dm_cli_table_print(&t, stdout);
+        dm_cli_table_free(&t);
+    }
+out:
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_client_destroy(&client);
+    return status;
+}
+
+static void s_print_item(const Dm__QuarantineItem *it, bool json, bool first)
+{
+    dm_buf_t o = DM_BUF_INIT;
+    char at[DM_TIMESTAMP_TEXT_MAX];
+    dm_timestamp_format(it->at_ms * 1000, at);
+    if (json) {
+        dm_buf_printf(&o, "%s{\"seq\":%" PRIu64 ",\"line\":%" PRIu64 ",\"source\":",
+                      first ? "" : ",\n", it->seq, it->line);
+        dm_cli_json_string(&o, it->source, strlen(it->source));
+        dm_buf_printf(&o, ",\"at\":\"%s\",\"reasons\":", at);
+        dm_cli_json_string(&o, it->reasons, strlen(it->reasons));
+        dm_buf_puts(&o, ",\"raw\":");
+        dm_cli_json_string(&o, (const char *)it->raw.data, it->raw.len);
+        dm_buf_printf(&o, ",\"raw_length\":%" PRIu64 "}",
+                      it->raw_len > it->raw.len ? it->raw_len : (uint64_t)it->raw.len);
+    } else {
+        dm_buf_printf(&o, "%s:%" PRIu64 ": %s\n    ", it->source, it->line, it->reasons);
+        /* Show the raw line on one line, invalid bytes replaced. */
+        dm_buf_t esc = DM_BUF_INIT;
+        dm_cli_json_string(&esc, (const char *)it->raw.data, it->raw.len);
+        dm_buf_append(&o, esc.data + 1, esc.len - 2);
+        dm_buf_free(&esc);
+        if (it->raw_len > it->raw.len)
+            dm_buf_printf(&o, " ... (%" PRIu64 " bytes in all)", it->raw_len);
+        dm_buf_putc(&o, '\n');
+    }
+    fputs(o.data, stdout);
+    dm_buf_free(&o);
+}
+
+static int s_quarantine(const dm_cli_args_t *a)
+{
+    if (a->npos != 2) {
+        fprintf(stderr, "%s: usage: dmctl quarantine DOMAIN/PRODUCT [--limit N] [--json]\n", P);
+        return DM_EXIT_USAGE;
+    }
+    char qualified[256];
+    snprintf(qualified, sizeof qualified, "%s", a->pos[1]);
+    const char *domain, *product;
+    if (!s_split_qualified(qualified, &domain, &product))
+        return DM_EXIT_USAGE;
+    uint64_t limit = UINT64_MAX;
+    const char *lv = dm_cli_get(a, "limit");
+    if (lv) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(lv, &end, 10);
+        if (end == lv || *end || errno || lv[0] == '-') {
+            fprintf(stderr, "%s: invalid --limit '%s': expected a whole number\n", P, lv);
+            return DM_EXIT_USAGE;
+        }
+        limit = v;
+    }
+    dm_client_t *client = NULL;
+    int status = dm_cli_connect(a, &client);
+    if (status != DM_EXIT_OK)
+        return status;
+    bool json = dm_cli_get(a, "json") != NULL;
+    uint64_t after = 0, shown = 0;
+    if (json)
+        fputs("[", stdout);
+    for (;;) {
+        Dm__Envelope req = DM__ENVELOPE__INIT;
+        Dm__QuarantineReq body = DM__QUARANTINE_REQ__INIT;
+        body.domain = (char *)domain;
+        body.product = (char *)product;
+        body.after = after;
+        body.limit = DM_QUARANTINE_PAGE;
+        req.body_case = DM__ENVELOPE__BODY_QUARANTINE_REQ;
+        req.quarantine_req = &body;
+        Dm__Envelope *rep = NULL;
+        if (dm_client_call(client, &req, &rep) != DM_OK) {
+            fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+            status = DM_EXIT_USAGE;
+            break;
+        }
+        if (dm_cli_print_error(P, "quarantine", rep) ||
+            rep->body_case != DM__ENVELOPE__BODY_QUARANTINE_REP) {
+            dm__envelope__free_unpacked(rep, NULL);
+            status = DM_EXIT_FAIL;
+            break;
+        }
+        const Dm__QuarantineRep *qr = rep->quarantine_rep;
+        for (size_t i = 0; i < qr->n_items && shown < limit; i++, shown++) {
+            s_print_item(qr->items[i], json, shown == 0);
+            after = qr->items[i]->seq;
+        }
+        bool more = qr->more && qr->n_items > 0 && shown < limit;
+        dm__envelope__free_unpacked(rep, NULL);
+        if (!more)
+            break;
+    }
+    if (json)
+        fputs("]\n", stdout);
+    dm_client_destroy(&client);
+    return status;
+}
+
+static int s_status(const dm_cli_args_t *a)
+{
+    dm_client_t *client = NULL;
+    int status = dm_cli_connect(a, &client);
+    if (status != DM_EXIT_OK)
+        return status;
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__Ping ping = DM__PING__INIT;
+    req.body_case = DM__ENVELOPE__BODY_PING;
+    req.ping = &ping;
+    Dm__Envelope *rep = NULL;
+    if (dm_client_call(client, &req, &rep) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+        dm_client_destroy(&client);
+        return DM_EXIT_USAGE;
+    }
+    if (rep->body_case == DM__ENVELOPE__BODY_PONG) {
+        const Dm__Pong *p = rep->pong;
+        char hex[65] = "";
+        for (size_t i = 0; i < p->node_id.len && i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", p->node_id.data[i]);
+        if (dm_cli_get(a, "json"))
+            printf("{\"domain\":\"%s\",\"node_id\":\"%s\",\"endpoint\":\"%s\",\"uptime_ms\":%" PRIu64
+                   ",\"software\":\"%s\"}\n",
+                   p->domain, hex, p->endpoint, p->uptime_ms, p->software);
+        else
+            printf("domain %s\nnode id %s\nendpoint %s\nuptime %" PRIu64 " s\nsoftware %s\n",
+                   p->domain, hex, p->endpoint, p->uptime_ms / 1000, p->software);
+    } else {
+        dm_cli_print_error(P, "status", rep);
+        status = DM_EXIT_FAIL;
+    }
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_client_destroy(&client);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    dm_cli_args_t a;
+    if (dm_cli_parse(P, argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], &a) != 0)
+        return DM_EXIT_USAGE;
+    if (dm_cli_get(&a, "version")) {
+        printf("dmctl %s\n", DM_VERSION);
+        return DM_EXIT_OK;
+    }
+    if (dm_cli_get(&a, "help") || (a.npos > 0 && strcmp(a.pos[0], "help") == 0)) {
+        s_usage(stdout);
+        return DM_EXIT_OK;
+    }
+    if (a.npos == 0) {
+        s_usage(stderr);
+        return DM_EXIT_USAGE;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(const dm_cli_args_t *);
+    } cmds[] = {
+        {"validate", s_validate}, {"check", s_check},           {"register", s_register},
+        {"ingest", s_ingest_cmd}, {"products", s_products},     {"quarantine", s_quarantine},
+        {"status", s_status},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(a.pos[0], cmds[i].name) == 0)
+            return cmds[i].fn(&a);
+    fprintf(stderr, "%s: unknown command '%s' (validate, check, register, ingest, products, "
+                    "quarantine, status; dmctl --help)\n",
+            P, a.pos[0]);
+    return DM_EXIT_USAGE;
+}

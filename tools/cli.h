@@ -1,0 +1,77 @@
+/* cli.h: what dmctl and meshq share: argument parsing with global options
+ * anywhere on the line, choosing and reaching the node, output helpers. */
+#ifndef DM_CLI_H
+#define DM_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "buf.h"
+#include "err.h"
+#include "rpc.h"
+
+#define DM_CLI_MAX_ARGS 256
+#define DM_CLI_MAX_OPTS 32
+#define DM_CLI_ENV_NODE "MESH_NODE"
+
+/* Exit codes shared by the tools. */
+enum { DM_EXIT_OK = 0, DM_EXIT_FAIL = 1, DM_EXIT_USAGE = 2 };
+
+typedef struct {
+    const char *name; /* without "--" */
+    bool has_value;
+} dm_cli_optspec_t;
+
+typedef struct {
+    const char *program;
+    const char *pos[DM_CLI_MAX_ARGS]; /* positional arguments, command first */
+    int npos;
+    const dm_cli_optspec_t *specs;
+    size_t nspecs;
+    const char *values[DM_CLI_MAX_OPTS]; /* per spec: value, or "" for a flag */
+} dm_cli_args_t;
+
+/* The options every client tool accepts, before or after the command. */
+extern const dm_cli_optspec_t dm_cli_global_opts[];
+extern const size_t dm_cli_nglobal_opts;
+
+/* Parses argv against specs ("--name value", "--name=value", "--" ends
+ * options, "-" is positional). On error prints "PROGRAM: ..." to stderr
+ * naming the option and returns -1. */
+int dm_cli_parse(const char *program, int argc, char **argv, const dm_cli_optspec_t *specs,
+                 size_t nspecs, dm_cli_args_t *out);
+/* The option's value ("" for a present flag) or NULL if absent. */
+const char *dm_cli_get(const dm_cli_args_t *a, const char *name);
+
+/* Resolves the node address from --node, --data DIR (DIR/node.addr) or
+ * $MESH_NODE, in that order, and connects with the --timeout (seconds).
+ * On failure prints the reason and returns DM_EXIT_USAGE (2). */
+int dm_cli_connect(const dm_cli_args_t *a, dm_client_t **out);
+/* The timeout in milliseconds from --timeout (default 10 s); -1 if the
+ * value is invalid (after printing why). */
+int dm_cli_timeout_ms(const dm_cli_args_t *a);
+
+/* If rep carries an Error, prints "PROGRAM: what: message" and returns
+ * true. */
+bool dm_cli_print_error(const char *program, const char *what, const Dm__Envelope *rep);
+
+/* Appends s as a JSON string; invalid UTF-8 bytes become U+FFFD so the
+ * output is always valid JSON. */
+void dm_cli_json_string(dm_buf_t *out, const char *s, size_t len);
+
+/* A text table: add rows of ncols cells, then print with aligned columns
+ * (numeric columns right-aligned per the mask bit). */
+typedef struct {
+    size_t ncols;
+    unsigned right_mask;
+    char **cells; /* row-major, owned */
+    size_t nrows, cap;
+} dm_cli_table_t;
+
+void dm_cli_table_init(dm_cli_table_t *t, size_t ncols, unsigned right_mask);
+void dm_cli_table_add(dm_cli_table_t *t, const char *const *cells);
+void dm_cli_table_print(const dm_cli_table_t *t, FILE *f);
+void dm_cli_table_free(dm_cli_table_t *t);
+
+#endif

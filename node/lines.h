@@ -1,0 +1,35 @@
+/* lines.h: a buffered line reader over a file descriptor.
+ *
+ * Reads in big chunks (DM_LINES_CHUNK) and hands out each line in place,
+ * without its "\n" and a "\r" before it, with its 1-based line number. A
+ * line longer than the record limit is handed out cut to the limit, with its
+ * full length reported, and is never held whole: the reader holds at most
+ * limit + DM_LINES_CHUNK bytes, so a 100 MiB line costs no more memory than
+ * a short one. */
+#ifndef DM_LINES_H
+#define DM_LINES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define DM_LINES_CHUNK (1024 * 1024) /* bytes per read(2) */
+
+typedef struct dm_lines dm_lines_t;
+
+/* Creates a reader of fd (not owned: the caller closes it) for lines of up to
+ * record_limit bytes (> 0). DM_ERR_NOMEM on failure, *out NULL. */
+DM_NODISCARD dm_err dm_lines_new(int fd, size_t record_limit, dm_lines_t **out);
+
+/* Frees the reader. NULL-safe; sets *self_p to NULL. */
+void dm_lines_destroy(dm_lines_t **self_p);
+
+/* Yields the next line: returns 1 with *line and *len (at most the limit; the
+ * text stays valid until the next call), *lineno (1-based) and *full_len
+ * (the line's real length, > *len when it was cut); 0 at end of file; -1 on
+ * a read error, errno kept. A last line without "\n" is still a line. */
+int dm_lines_next(dm_lines_t *r, const char **line, size_t *len, uint64_t *lineno,
+                  uint64_t *full_len);
+
+#endif

@@ -1,0 +1,941 @@
+/* schema.c: compiles a contract into a record validator and encodes rows.
+ *
+ * The hot path is dm_schema_validate: one pass of json_scan over the line,
+ * each member matched to its field (first by guessing the next field in
+ * contract order, which is how producers write records, then by hash),
+ * checked and written straight into the caller's row buffer. The row buffer
+ * is reserved once per call for header + line length, which bounds
+ * everything written (decoded strings never outgrow their JSON text), so no
+ * further allocation or bounds logic is needed while filling it; the bytes
+ * past the committed end double as scratch for decoding escaped keys and
+ * values. Reasons are only formatted for invalid records. */
+#include "schema.h"
+
+#include <assert.h>
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_scan.h"
+#include "log.h"
+
+#ifndef REG_STARTEND
+#error "regexec must support REG_STARTEND (values are not NUL-terminated and may hold NUL)"
+#endif
+
+#define S_ROW_FIXED 4 /* version, reserved, u16 field count */
+#define S_FNV_OFFSET 2166136261u
+#define S_FNV_PRIME 16777619u
+#define S_ENUM_LIST_MAX 200 /* bytes of an enum's value list quoted in a reason */
+#define S_TEXT_MAX 64       /* formatted scalar (number, timestamp, uuid) */
+#define S_WORDS ((DM_SCHEMA_MAX_FIELDS + 63) / 64)
+
+typedef struct {
+    const dm_field_t *f;
+    size_t nlen;
+    uint32_t slot;    /* offset of the fixed slot in the row */
+    size_t *vlens;    /* enum value lengths */
+    bool has_re;
+    regex_t re;
+} s_field_t;
+
+typedef struct {
+    const dm_check_t *c;
+    size_t field;
+    dm_value_t *vals; /* in_list, typed */
+    size_t nvals;
+    bool has_re;
+    regex_t re;
+} s_rcheck_t;
+
+struct dm_schema {
+    const dm_contract_t *c;
+    size_t nfields;
+    s_field_t *fields;
+    uint32_t *htab; /* field index + 1; 0 = empty */
+    size_t hmask;
+    size_t header; /* fixed part of every row */
+    s_rcheck_t *checks;
+    size_t nchecks;
+};
+
+/* Per-call reason collector. */
+typedef struct {
+    dm_buf_t *out;
+    unsigned n, more;
+} s_ctx_t;
+
+static void s_put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void s_put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> 8 * i); }
+static void s_put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> 8 * i); }
+static uint16_t s_get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t s_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t s_get64(const uint8_t *p) { return (uint64_t)s_get32(p) | (uint64_t)s_get32(p + 4) << 32; }
+
+static size_t s_width(dm_ftype t)
+{
+    switch (t) {
+    case DM_FT_DATE: return 4;
+    case DM_FT_BOOLEAN: return 1;
+    case DM_FT_ENUM: return 2;
+    case DM_FT_UUID: return DM_UUID_BYTES;
+    default: return 8; /* int, double, timestamp, string (offset, length) */
+    }
+}
+
+static uint32_t s_hash(const char *k, size_t n)
+{
+    uint32_t h = S_FNV_OFFSET;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)k[i]) * S_FNV_PRIME;
+    return h;
+}
+
+static bool s_bit(const uint64_t *w, size_t i) { return w[i / 64] >> (i % 64) & 1; }
+static void s_set(uint64_t *w, size_t i) { w[i / 64] |= UINT64_C(1) << (i % 64); }
+
+/* Shortest "%g" text that reads back as d. */
+static size_t s_fmt_double(double d, char *buf, size_t cap)
+{
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(buf, cap, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    return (size_t)n;
+}
+
+static size_t s_fmt_num(const dm_num_t *v, char *buf, size_t cap)
+{
+    if (v->is_int)
+        return (size_t)snprintf(buf, cap, "%lld", (long long)v->i);
+    return s_fmt_double(v->d, buf, cap);
+}
+
+/* Starts a reason: separator and "field 'name': " when f is set. Returns
+ * false (and counts it) once DM_SCHEMA_MAX_REASONS were written. */
+static bool s_reason(s_ctx_t *x, const dm_field_t *f)
+{
+    if (x->n == DM_SCHEMA_MAX_REASONS) {
+        x->more++;
+        return false;
+    }
+    if (x->n++)
+        dm_buf_append(x->out, "; ", 2);
+    if (f)
+        dm_buf_printf(x->out, "field '%s': ", f->name);
+    return true;
+}
+
+/* Appends 'text' cut to DM_SCHEMA_QUOTE_MAX bytes (on a UTF-8 boundary,
+ * then "...") with control characters escaped, so a reason stays one line. */
+static void s_quote(dm_buf_t *b, const char *t, size_t n)
+{
+    bool cut = n > DM_SCHEMA_QUOTE_MAX;
+    if (cut) {
+        n = DM_SCHEMA_QUOTE_MAX;
+        while (n > 0 && ((unsigned char)t[n] & 0xc0) == 0x80)
+            n--;
+    }
+    dm_buf_putc(b, '\'');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c == '\n')
+            dm_buf_append(b, "\\n", 2);
+        else if (c == '\t')
+            dm_buf_append(b, "\\t", 2);
+        else if (c == '\r')
+            dm_buf_append(b, "\\r", 2);
+        else if (c < 0x20 || c == 0x7f)
+            dm_buf_printf(b, "\\u%04x", c);
+        else
+            dm_buf_putc(b, (char)c);
+    }
+    if (cut)
+        dm_buf_append(b, "...", 3);
+    dm_buf_putc(b, '\'');
+}
+
+/* Describes a JSON value for "got ...". */
+static void s_got(dm_buf_t *b, const dm_json_member_t *m)
+{
+    switch (m->type) {
+    case DM_JSON_STRING: dm_buf_puts(b, "string "); s_quote(b, m->val, m->val_len); break;
+    case DM_JSON_NUMBER: dm_buf_puts(b, "number "); s_quote(b, m->val, m->val_len); break;
+    case DM_JSON_OBJECT: dm_buf_puts(b, "an object"); break;
+    case DM_JSON_ARRAY: dm_buf_puts(b, "an array"); break;
+    default: dm_buf_append(b, m->val, m->val_len); break; /* true, false */
+    }
+}
+
+static const char *s_expected(dm_ftype t)
+{
+    switch (t) {
+    case DM_FT_INT: return "an integer";
+    case DM_FT_DOUBLE: return "a number";
+    case DM_FT_BOOLEAN: return "a boolean";
+    case DM_FT_TIMESTAMP: return "an RFC 3339 timestamp string";
+    case DM_FT_DATE: return "a date string";
+    case DM_FT_UUID: return "a UUID string";
+    default: return "a string";
+    }
+}
+
+static void s_wrong_type(s_ctx_t *x, const dm_field_t *f, const dm_json_member_t *m)
+{
+    if (!s_reason(x, f))
+        return;
+    dm_buf_printf(x->out, "expected %s, got ", s_expected(f->type));
+    s_got(x->out, m);
+}
+
+/* Exact comparison of an int64 with a contract number: <0, 0, >0. */
+static int s_cmp_i(int64_t v, const dm_num_t *b)
+{
+    if (b->is_int)
+        return (v > b->i) - (v < b->i);
+    if (b->d >= 0x1p63)
+        return -1;
+    if (b->d < -0x1p63)
+        return 1;
+    double fl = floor(b->d);
+    int64_t i = (int64_t)fl;
+    if (v != i)
+        return (v > i) - (v < i);
+    return fl == b->d ? 0 : -1;
+}
+
+static int s_cmp_d(double v, const dm_num_t *b)
+{
+    double bd = b->is_int ? (double)b->i : b->d;
+    return (v > bd) - (v < bd);
+}
+
+/* Applies minimum/maximum/exclusive bounds; reports the first broken one. */
+static bool s_bounds(s_ctx_t *x, const dm_field_t *f, bool is_int, int64_t iv, double dv,
+                     const dm_json_member_t *m)
+{
+    const char *op = NULL;
+    const dm_num_t *b = NULL;
+#define S_CMP(bound) (is_int ? s_cmp_i(iv, &(bound)) : s_cmp_d(dv, &(bound)))
+    if (f->has_minimum && S_CMP(f->minimum) < 0)
+        op = ">=", b = &f->minimum;
+    else if (f->has_exclusive_minimum && S_CMP(f->exclusive_minimum) <= 0)
+        op = ">", b = &f->exclusive_minimum;
+    else if (f->has_maximum && S_CMP(f->maximum) > 0)
+        op = "<=", b = &f->maximum;
+    else if (f->has_exclusive_maximum && S_CMP(f->exclusive_maximum) >= 0)
+        op = "<", b = &f->exclusive_maximum;
+#undef S_CMP
+    if (!op)
+        return true;
+    if (s_reason(x, f)) {
+        char t[S_TEXT_MAX];
+        s_fmt_num(b, t, sizeof t);
+        dm_buf_printf(x->out, "must be %s %s, got ", op, t);
+        dm_buf_append(x->out, m->val, m->val_len);
+    }
+    return false;
+}
+
+static bool s_regex_match(const regex_t *re, const char *t, size_t n)
+{
+    regmatch_t pm = {.rm_so = 0, .rm_eo = (regoff_t)n};
+    return regexec(re, t, 1, &pm, REG_STARTEND) == 0;
+}
+
+/* minLength, maxLength and pattern on a value given as JSON string: raw is
+ * the text as written (for messages), t/n the decoded text, cps its length
+ * in code points. */
+static bool s_text_rules(s_ctx_t *x, const s_field_t *sf, const dm_json_member_t *m,
+                         const char *t, size_t n)
+{
+    const dm_field_t *f = sf->f;
+    int64_t cps = (int64_t)m->val_cps;
+    const char *what = NULL;
+    int64_t lim = 0;
+    if (f->min_length >= 0 && cps < f->min_length)
+        what = "at least", lim = f->min_length;
+    else if (f->max_length >= 0 && cps > f->max_length)
+        what = "at most", lim = f->max_length;
+    if (what) {
+        if (s_reason(x, f)) {
+            dm_buf_printf(x->out, "must be %s %lld characters, got %lld: ", what, (long long)lim,
+                          (long long)cps);
+            s_quote(x->out, m->val, m->val_len);
+        }
+        return false;
+    }
+    if (sf->has_re && !s_regex_match(&sf->re, t, n)) {
+        if (s_reason(x, f)) {
+            s_quote(x->out, m->val, m->val_len);
+            dm_buf_printf(x->out, " does not match pattern '%s'", f->pattern);
+        }
+        return false;
+    }
+    return true;
+}
+
+static long s_enum_index(const s_field_t *sf, const char *t, size_t n)
+{
+    for (size_t k = 0; k < sf->f->nvalues; k++)
+        if (sf->vlens[k] == n && memcmp(sf->f->values[k], t, n) == 0)
+            return (long)k;
+    return -1;
+}
+
+static void s_enum_fail(s_ctx_t *x, const s_field_t *sf, const dm_json_member_t *m)
+{
+    if (!s_reason(x, sf->f))
+        return;
+    s_quote(x->out, m->val, m->val_len);
+    dm_buf_puts(x->out, " is not one of ");
+    size_t start = x->out->len;
+    for (size_t k = 0; k < sf->f->nvalues; k++) {
+        if (x->out->len - start > S_ENUM_LIST_MAX) {
+            dm_buf_puts(x->out, ", ...");
+            break;
+        }
+        if (k)
+            dm_buf_append(x->out, ", ", 2);
+        dm_buf_puts(x->out, sf->f->values[k]);
+    }
+}
+
+/* Fast path for the common integer literal: at most 18 digits cannot overflow. */
+static bool s_int(const dm_json_member_t *m, int64_t *out)
+{
+    const char *p = m->val;
+    size_t n = m->val_len;
+    bool neg = n && *p == '-';
+    if (!m->num_is_int || n - neg > 18)
+        return dm_int_parse(p, n, out);
+    int64_t v = 0;
+    for (size_t i = neg; i < n; i++)
+        v = v * 10 + (p[i] - '0');
+    *out = neg ? -v : v;
+    return true;
+}
+
+/* Checks member m against field i and writes its slot. rd is the row,
+ * *pos the end of its string area (advanced for strings). */
+static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
+                          const dm_json_member_t *m, uint8_t *rd, size_t *pos)
+{
+    const s_field_t *sf = &s->fields[i];
+    const dm_field_t *f = sf->f;
+    uint8_t *slot = rd + sf->slot;
+    const char *t = m->val;
+    size_t n = m->val_len;
+    int64_t iv;
+    double dv;
+    if (f->type == DM_FT_INT || f->type == DM_FT_DOUBLE) {
+        if (m->type != DM_JSON_NUMBER) {
+            s_wrong_type(x, f, m);
+            return false;
+        }
+    } else if (f->type == DM_FT_BOOLEAN) {
+        if (m->type != DM_JSON_TRUE && m->type != DM_JSON_FALSE) {
+            s_wrong_type(x, f, m);
+            return false;
+        }
+    } else {
+        if (m->type != DM_JSON_STRING) {
+            s_wrong_type(x, f, m);
+            return false;
+        }
+        if (m->val_escaped) { /* decode into the scratch past the string area */
+            n = dm_json_unescape(m->val, m->val_len, (char *)rd + *pos);
+            t = (const char *)rd + *pos;
+        } else if (f->type == DM_FT_STRING) {
+            memcpy(rd + *pos, m->val, n);
+            t = (const char *)rd + *pos;
+        }
+        if ((f->min_length >= 0 || f->max_length >= 0 || sf->has_re) && !s_text_rules(x, sf, m, t, n))
+            return false;
+    }
+    switch (f->type) {
+    case DM_FT_STRING:
+        s_put32(slot, (uint32_t)*pos);
+        s_put32(slot + 4, (uint32_t)n);
+        *pos += n;
+        break;
+    case DM_FT_INT:
+        if (!s_int(m, &iv)) {
+            if (s_reason(x, f)) {
+                bool whole = dm_double_parse(m->val, m->val_len, &dv) && dv == floor(dv);
+                dm_buf_puts(x->out, whole ? "out of the int64 range, got " : "expected an integer, got ");
+                dm_buf_append(x->out, m->val, m->val_len);
+            }
+            return false;
+        }
+        if (!s_bounds(x, f, true, iv, 0, m))
+            return false;
+        s_put64(slot, (uint64_t)iv);
+        break;
+    case DM_FT_DOUBLE:
+        if (!dm_double_parse(m->val, m->val_len, &dv)) {
+            if (s_reason(x, f)) {
+                dm_buf_puts(x->out, "expected a finite number, got ");
+                dm_buf_append(x->out, m->val, m->val_len);
+            }
+            return false;
+        }
+        if (!s_bounds(x, f, false, 0, dv, m))
+            return false;
+        memcpy(&iv, &dv, sizeof dv);
+        s_put64(slot, (uint64_t)iv);
+        break;
+    case DM_FT_BOOLEAN:
+        *slot = m->type == DM_JSON_TRUE;
+        break;
+    case DM_FT_TIMESTAMP:
+        if (!dm_timestamp_parse(t, n, &iv)) {
+            if (s_reason(x, f)) {
+                s_quote(x->out, m->val, m->val_len);
+                dm_buf_puts(x->out, " is not an RFC 3339 timestamp with offset (or names an impossible date or time)");
+            }
+            return false;
+        }
+        s_put64(slot, (uint64_t)iv);
+        break;
+    case DM_FT_DATE: {
+        int32_t d;
+        if (!dm_date_parse(t, n, &d)) {
+            if (s_reason(x, f)) {
+                s_quote(x->out, m->val, m->val_len);
+                dm_buf_puts(x->out, " is not a calendar date YYYY-MM-DD");
+            }
+            return false;
+        }
+        s_put32(slot, (uint32_t)d);
+        break;
+    }
+    case DM_FT_UUID:
+        if (!dm_uuid_parse(t, n, slot)) {
+            if (s_reason(x, f)) {
+                s_quote(x->out, m->val, m->val_len);
+                dm_buf_puts(x->out, " is not a UUID (8-4-4-4-12 hex digits)");
+            }
+            return false;
+        }
+        break;
+    case DM_FT_ENUM: {
+        long k = s_enum_index(sf, t, n);
+        if (k < 0) {
+            s_enum_fail(x, sf, m);
+            return false;
+        }
+        s_put16(slot, (uint16_t)k);
+        break;
+    }
+    default:
+        assert(!"unknown field type");
+        return false;
+    }
+    rd[S_ROW_FIXED + i / 8] &= (uint8_t) ~(1u << (i % 8));
+    return true;
+}
+
+/* Finds the member's field: first the guess (the field after the previous
+ * one), then the hash. scratch receives an escaped key's decoding. */
+static long s_lookup(const dm_schema_t *s, const dm_json_member_t *m, char *scratch, size_t *guess)
+{
+    const char *k = m->key;
+    size_t n = m->key_len;
+    if (m->key_escaped) {
+        n = dm_json_unescape(k, n, scratch);
+        k = scratch;
+    }
+    size_t g = *guess;
+    if (g < s->nfields && s->fields[g].nlen == n && memcmp(s->fields[g].f->name, k, n) == 0) {
+        *guess = g + 1;
+        return (long)g;
+    }
+    for (size_t h = s_hash(k, n) & s->hmask;; h = (h + 1) & s->hmask) {
+        uint32_t e = s->htab[h];
+        if (!e)
+            return -1;
+        const s_field_t *sf = &s->fields[e - 1];
+        if (sf->nlen == n && memcmp(sf->f->name, k, n) == 0) {
+            *guess = e;
+            return (long)e - 1;
+        }
+    }
+}
+
+int dm_schema_field_index(const dm_schema_t *s, const char *name, size_t len)
+{
+    dm_json_member_t m = {.key = name, .key_len = len};
+    size_t guess = s->nfields;
+    return (int)s_lookup(s, &m, NULL, &guess);
+}
+
+/* Text of a decoded value, for in_list messages and regex checks. */
+static size_t s_value_text(const dm_value_t *v, char *tmp, const char **t)
+{
+    *t = tmp;
+    switch (v->type) {
+    case DM_FT_STRING: case DM_FT_ENUM: *t = v->s; return v->slen;
+    case DM_FT_INT: return (size_t)snprintf(tmp, S_TEXT_MAX, "%lld", (long long)v->i);
+    case DM_FT_DOUBLE: return s_fmt_double(v->d, tmp, S_TEXT_MAX);
+    case DM_FT_BOOLEAN: *t = v->i ? "true" : "false"; return strlen(*t);
+    case DM_FT_TIMESTAMP: return dm_timestamp_format(v->i, tmp);
+    case DM_FT_DATE: return dm_date_format((int32_t)v->i, tmp);
+    default: return dm_uuid_format(v->uuid, tmp);
+    }
+}
+
+static bool s_value_eq(const dm_value_t *a, const dm_value_t *b)
+{
+    switch (a->type) {
+    case DM_FT_STRING: return a->slen == b->slen && memcmp(a->s, b->s, a->slen) == 0;
+    case DM_FT_DOUBLE: return a->d == b->d;
+    case DM_FT_UUID: return memcmp(a->uuid, b->uuid, DM_UUID_BYTES) == 0;
+    default: return a->i == b->i;
+    }
+}
+
+/* Row-level quality checks on the fields that passed their own rules.
+ * range applies to int and double columns. */
+static void s_row_checks(s_ctx_t *x, const dm_schema_t *s, const uint8_t *rd, size_t len,
+                         const uint64_t *bad)
+{
+    for (size_t k = 0; k < s->nchecks; k++) {
+        const s_rcheck_t *rc = &s->checks[k];
+        const dm_field_t *f = s->fields[rc->field].f;
+        dm_value_t v;
+        char tmp[S_TEXT_MAX];
+        const char *t;
+        size_t n;
+        if (s_bit(bad, rc->field) || !dm_row_get(s, rd, len, rc->field, &v))
+            continue;
+        if (v.is_null) {
+            if (rc->c->rule == DM_CHECK_NOT_NULL && s_reason(x, f))
+                dm_buf_puts(x->out, "check not_null failed: value is null");
+            continue;
+        }
+        switch (rc->c->rule) {
+        case DM_CHECK_IN_LIST: {
+            size_t j = 0;
+            while (j < rc->nvals && !s_value_eq(&v, &rc->vals[j]))
+                j++;
+            if (j == rc->nvals && s_reason(x, f)) {
+                n = s_value_text(&v, tmp, &t);
+                dm_buf_puts(x->out, "check in_list failed: ");
+                s_quote(x->out, t, n);
+                dm_buf_puts(x->out, " is not in the list");
+            }
+            break;
+        }
+        case DM_CHECK_RANGE: {
+            bool isint = v.type == DM_FT_INT;
+            if (!isint && v.type != DM_FT_DOUBLE)
+                break;
+            bool lo = rc->c->has_min && (isint ? s_cmp_i(v.i, &rc->c->min) : s_cmp_d(v.d, &rc->c->min)) < 0;
+            bool hi = rc->c->has_max && (isint ? s_cmp_i(v.i, &rc->c->max) : s_cmp_d(v.d, &rc->c->max)) > 0;
+            if ((lo || hi) && s_reason(x, f)) {
+                char a[S_TEXT_MAX], b[S_TEXT_MAX];
+                s_fmt_num(&rc->c->min, a, sizeof a);
+                s_fmt_num(&rc->c->max, b, sizeof b);
+                n = s_value_text(&v, tmp, &t);
+                if (rc->c->has_min && rc->c->has_max)
+                    dm_buf_printf(x->out, "check range failed: must be between %s and %s, got %.*s", a, b, (int)n, t);
+                else
+                    dm_buf_printf(x->out, "check range failed: must be %s %s, got %.*s",
+                                  lo ? ">=" : "<=", lo ? a : b, (int)n, t);
+            }
+            break;
+        }
+        case DM_CHECK_REGEX:
+            n = s_value_text(&v, tmp, &t);
+            if (!s_regex_match(&rc->re, t, n) && s_reason(x, f)) {
+                dm_buf_puts(x->out, "check regex failed: ");
+                s_quote(x->out, t, n);
+                dm_buf_printf(x->out, " does not match '%s'", rc->c->pattern);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+bool dm_schema_validate(const dm_schema_t *s, const char *line, size_t len, dm_buf_t *row,
+                        dm_buf_t *key, dm_buf_t *reasons)
+{
+    s_ctx_t x = {reasons, 0, 0};
+    uint64_t seen[S_WORDS], bad[S_WORDS];
+    size_t nw = (s->nfields + 63) / 64;
+    dm_buf_reset(row);
+    dm_buf_reset(key);
+    dm_buf_reset(reasons);
+    if (len > UINT32_MAX - s->header) {
+        dm_buf_printf(reasons, "record is %zu bytes, too large to encode", len);
+        return false;
+    }
+    dm_buf_reserve(row, s->header + len);
+    uint8_t *rd = (uint8_t *)row->data;
+    memset(rd, 0, s->header);
+    rd[0] = DM_ROW_VERSION;
+    s_put16(rd + 2, (uint16_t)s->nfields);
+    memset(rd + S_ROW_FIXED, 0xff, s->nfields / 8);
+    if (s->nfields % 8)
+        rd[S_ROW_FIXED + s->nfields / 8] = (uint8_t)((1u << (s->nfields % 8)) - 1);
+    memset(seen, 0, nw * sizeof seen[0]);
+    memset(bad, 0, nw * sizeof bad[0]);
+
+    size_t pos = s->header, guess = 0;
+    dm_json_scan_t sc;
+    dm_json_member_t m;
+    int r;
+    dm_json_scan_init(&sc, line, len);
+    while ((r = dm_json_scan_next(&sc, &m)) == 1) {
+        long fi = s_lookup(s, &m, (char *)rd + pos, &guess);
+        if (fi < 0) {
+            if (s_reason(&x, NULL)) {
+                dm_buf_puts(reasons, "unknown field ");
+                s_quote(reasons, m.key, m.key_len);
+            }
+            continue;
+        }
+        const dm_field_t *f = s->fields[fi].f;
+        if (s_bit(seen, (size_t)fi)) {
+            if (s_reason(&x, NULL))
+                dm_buf_printf(reasons, "duplicate key '%s'", f->name);
+            s_set(bad, (size_t)fi);
+            continue;
+        }
+        s_set(seen, (size_t)fi);
+        if (m.type == DM_JSON_NULL) {
+            if (f->required) {
+                if (s_reason(&x, f))
+                    dm_buf_puts(reasons, "is required, got null");
+                s_set(bad, (size_t)fi);
+            }
+            continue;
+        }
+        if (!s_field_value(&x, s, (size_t)fi, &m, rd, &pos))
+            s_set(bad, (size_t)fi);
+    }
+    if (r < 0) { /* the line is not JSON: field findings so far mean nothing */
+        dm_buf_reset(reasons);
+        dm_buf_printf(reasons, "not a JSON object: %s at column %zu", sc.err, sc.err_col);
+        return false;
+    }
+    for (size_t i = 0; i < s->nfields; i++) {
+        if (s->fields[i].f->required && !s_bit(seen, i)) {
+            if (s_reason(&x, s->fields[i].f))
+                dm_buf_puts(reasons, "is required but missing");
+            s_set(bad, i);
+        }
+    }
+    if (s->nchecks)
+        s_row_checks(&x, s, rd, pos, bad);
+    if (x.more)
+        dm_buf_printf(reasons, "; and %u more problems", x.more);
+    if (x.n)
+        return false;
+    row->len = pos;
+    row->data[pos] = 0;
+    for (size_t k = 0; k < s->c->npk; k++) {
+        dm_value_t v;
+        if (dm_row_get(s, rd, pos, s->c->pk[k], &v))
+            dm_schema_key_append(s, s->c->pk[k], &v, key);
+    }
+    return true;
+}
+
+bool dm_row_get(const dm_schema_t *s, const void *row, size_t len, size_t field, dm_value_t *out)
+{
+    assert(field < s->nfields);
+    const uint8_t *r = row;
+    const s_field_t *sf = &s->fields[field];
+    if (len < s->header || r[0] != DM_ROW_VERSION || s_get16(r + 2) != s->nfields)
+        return false;
+    out->type = sf->f->type;
+    out->is_null = r[S_ROW_FIXED + field / 8] >> (field % 8) & 1;
+    out->i = 0;
+    out->d = 0;
+    out->s = NULL;
+    out->slen = 0;
+    if (out->is_null)
+        return true;
+    const uint8_t *p = r + sf->slot;
+    uint64_t u;
+    switch (sf->f->type) {
+    case DM_FT_STRING: {
+        uint32_t off = s_get32(p), n = s_get32(p + 4);
+        if (off < s->header || off > len || n > len - off)
+            return false;
+        out->s = (const char *)r + off;
+        out->slen = n;
+        break;
+    }
+    case DM_FT_INT: case DM_FT_TIMESTAMP:
+        out->i = (int64_t)s_get64(p);
+        break;
+    case DM_FT_DOUBLE:
+        u = s_get64(p);
+        memcpy(&out->d, &u, sizeof u);
+        break;
+    case DM_FT_BOOLEAN:
+        if (*p > 1)
+            return false;
+        out->i = *p;
+        break;
+    case DM_FT_DATE:
+        out->i = (int32_t)s_get32(p);
+        break;
+    case DM_FT_UUID:
+        memcpy(out->uuid, p, DM_UUID_BYTES);
+        break;
+    case DM_FT_ENUM:
+        out->i = s_get16(p);
+        if ((size_t)out->i >= sf->f->nvalues)
+            return false;
+        out->s = sf->f->values[out->i];
+        out->slen = sf->vlens[out->i];
+        break;
+    default:
+        return false;
+    }
+    return true;
+}
+
+void dm_row_to_json(const dm_schema_t *s, const void *row, size_t len, dm_buf_t *out)
+{
+    size_t start = out->len;
+    dm_buf_putc(out, '{');
+    for (size_t i = 0; i < s->nfields; i++) {
+        dm_value_t v;
+        char tmp[S_TEXT_MAX];
+        const char *t;
+        if (!dm_row_get(s, row, len, i, &v)) {
+            out->len = start;
+            dm_buf_puts(out, "{}");
+            return;
+        }
+        if (i)
+            dm_buf_putc(out, ',');
+        dm_buf_json_string(out, s->fields[i].f->name, s->fields[i].nlen);
+        dm_buf_putc(out, ':');
+        size_t n = v.is_null ? 0 : s_value_text(&v, tmp, &t);
+        if (v.is_null)
+            dm_buf_puts(out, "null");
+        else if (v.type == DM_FT_INT || v.type == DM_FT_DOUBLE || v.type == DM_FT_BOOLEAN)
+            dm_buf_append(out, t, n);
+        else
+            dm_buf_json_string(out, t, n);
+    }
+    dm_buf_putc(out, '}');
+}
+
+static void s_put_be(dm_buf_t *key, uint64_t v, size_t n)
+{
+    uint8_t b[8];
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)(v >> 8 * (n - 1 - i));
+    dm_buf_append(key, b, n);
+}
+
+void dm_schema_key_append(const dm_schema_t *s, size_t field, const dm_value_t *v, dm_buf_t *key)
+{
+    assert(field < s->nfields && !v->is_null);
+    switch (s->fields[field].f->type) {
+    case DM_FT_INT: case DM_FT_TIMESTAMP:
+        s_put_be(key, (uint64_t)v->i ^ UINT64_C(0x8000000000000000), 8);
+        break;
+    case DM_FT_DATE:
+        s_put_be(key, (uint32_t)(int32_t)v->i ^ UINT32_C(0x80000000), 4);
+        break;
+    case DM_FT_BOOLEAN:
+        s_put_be(key, v->i != 0, 1);
+        break;
+    case DM_FT_ENUM:
+        s_put_be(key, (uint16_t)v->i, 2);
+        break;
+    case DM_FT_UUID:
+        dm_buf_append(key, v->uuid, DM_UUID_BYTES);
+        break;
+    case DM_FT_DOUBLE: {
+        double d = v->d == 0 ? 0.0 : v->d;
+        uint64_t u;
+        memcpy(&u, &d, sizeof u);
+        u = u >> 63 ? ~u : u ^ UINT64_C(0x8000000000000000);
+        s_put_be(key, u, 8);
+        break;
+    }
+    default: { /* string */
+        const char *p = v->s, *end = v->s + v->slen;
+        while (p < end) {
+            const char *z = memchr(p, 0, (size_t)(end - p));
+            size_t run = z ? (size_t)(z - p) : (size_t)(end - p);
+            dm_buf_append(key, p, run);
+            if (!z)
+                break;
+            dm_buf_append(key, "\0\xff", 2);
+            p = z + 1;
+        }
+        dm_buf_append(key, "\0\x01", 2);
+        break;
+    }
+    }
+}
+
+const dm_contract_t *dm_schema_contract(const dm_schema_t *s) { return s->c; }
+
+/* Parses in_list text t as a value of field f's type. */
+static bool s_parse_text(const s_field_t *sf, const char *t, dm_value_t *v)
+{
+    size_t n = strlen(t);
+    int32_t d;
+    long k;
+    memset(v, 0, sizeof *v);
+    v->type = sf->f->type;
+    switch (v->type) {
+    case DM_FT_STRING: v->s = t; v->slen = n; return true;
+    case DM_FT_INT: return dm_int_parse(t, n, &v->i);
+    case DM_FT_DOUBLE: return dm_double_parse(t, n, &v->d);
+    case DM_FT_BOOLEAN:
+        v->i = strcmp(t, "true") == 0;
+        return v->i || strcmp(t, "false") == 0;
+    case DM_FT_TIMESTAMP: return dm_timestamp_parse(t, n, &v->i);
+    case DM_FT_DATE:
+        if (!dm_date_parse(t, n, &d))
+            return false;
+        v->i = d;
+        return true;
+    case DM_FT_UUID: return dm_uuid_parse(t, n, v->uuid);
+    case DM_FT_ENUM:
+        k = s_enum_index(sf, t, n);
+        v->i = k;
+        return k >= 0;
+    default: return false;
+    }
+}
+
+static bool s_compile(regex_t *re, const char *pattern, const char *field)
+{
+    int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
+    if (rc == 0)
+        return true;
+    char msg[128];
+    regerror(rc, re, msg, sizeof msg);
+    dm_log_err("schema: field '%s': pattern '%s' does not compile: %s", field, pattern, msg);
+    return false;
+}
+
+dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
+{
+    dm_err err = DM_ERR_NOMEM;
+    *out = NULL;
+    if (c->nfields > DM_SCHEMA_MAX_FIELDS)
+        return DM_ERR_TOOBIG;
+    dm_schema_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return DM_ERR_NOMEM;
+    s->c = c;
+    s->nfields = c->nfields;
+    size_t hsize = 8;
+    while (hsize < 2 * c->nfields)
+        hsize *= 2;
+    s->hmask = hsize - 1;
+    s->fields = calloc(c->nfields + 1, sizeof *s->fields);
+    s->htab = calloc(hsize, sizeof *s->htab);
+    s->checks = calloc(c->nchecks + 1, sizeof *s->checks);
+    if (!s->fields || !s->htab || !s->checks)
+        goto out;
+    size_t off = S_ROW_FIXED + (c->nfields + 7) / 8;
+    for (size_t i = 0; i < c->nfields; i++) {
+        s_field_t *sf = &s->fields[i];
+        sf->f = &c->fields[i];
+        sf->nlen = strlen(sf->f->name);
+        sf->slot = (uint32_t)off;
+        off += s_width(sf->f->type);
+        size_t h = s_hash(sf->f->name, sf->nlen) & s->hmask;
+        while (s->htab[h])
+            h = (h + 1) & s->hmask;
+        s->htab[h] = (uint32_t)i + 1;
+        if (sf->f->type == DM_FT_ENUM) {
+            sf->vlens = calloc(sf->f->nvalues + 1, sizeof *sf->vlens);
+            if (!sf->vlens)
+                goto out;
+            for (size_t k = 0; k < sf->f->nvalues; k++)
+                sf->vlens[k] = strlen(sf->f->values[k]);
+        }
+        if (sf->f->pattern) {
+            err = DM_ERR_INVALID;
+            if (!(sf->has_re = s_compile(&sf->re, sf->f->pattern, sf->f->name)))
+                goto out;
+        }
+    }
+    s->header = off;
+    for (size_t k = 0; k < c->nchecks; k++) {
+        const dm_check_t *ck = &c->checks[k];
+        if (ck->rule != DM_CHECK_NOT_NULL && ck->rule != DM_CHECK_IN_LIST &&
+            ck->rule != DM_CHECK_RANGE && ck->rule != DM_CHECK_REGEX)
+            continue; /* dataset-level: judged elsewhere */
+        long fi = ck->field_index;
+        if (fi < 0 && ck->column)
+            fi = dm_schema_field_index(s, ck->column, strlen(ck->column));
+        err = DM_ERR_INVALID;
+        if (fi < 0 || (size_t)fi >= c->nfields) {
+            dm_log_err("schema: a row-level check on '%s' names no field of the contract",
+                       ck->column ? ck->column : "(none)");
+            goto out;
+        }
+        s_rcheck_t *rc = &s->checks[s->nchecks++];
+        rc->c = ck;
+        rc->field = (size_t)fi;
+        if (ck->rule == DM_CHECK_REGEX && !(rc->has_re = s_compile(&rc->re, ck->pattern, ck->column)))
+            goto out;
+        if (ck->rule == DM_CHECK_IN_LIST) {
+            err = DM_ERR_NOMEM;
+            if (!(rc->vals = calloc(ck->nvalues + 1, sizeof *rc->vals)))
+                goto out;
+            err = DM_ERR_INVALID;
+            for (size_t j = 0; j < ck->nvalues; j++) {
+                if (!s_parse_text(&s->fields[fi], ck->values[j], &rc->vals[j])) {
+                    dm_log_err("schema: check in_list on '%s': '%s' is not a valid value for it",
+                               s->fields[fi].f->name, ck->values[j]);
+                    goto out;
+                }
+            }
+            rc->nvals = ck->nvalues;
+        }
+    }
+    *out = s;
+    return DM_OK;
+out:
+    dm_schema_destroy(&s);
+    return err;
+}
+
+void dm_schema_destroy(dm_schema_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dm_schema_t *s = *self_p;
+    for (size_t i = 0; s->fields && i < s->nfields; i++) {
+        free(s->fields[i].vlens);
+        if (s->fields[i].has_re)
+            regfree(&s->fields[i].re);
+    }
+    for (size_t k = 0; k < s->nchecks; k++) {
+        free(s->checks[k].vals);
+        if (s->checks[k].has_re)
+            regfree(&s->checks[k].re);
+    }
+    free(s->checks);
+    free(s->fields);
+    free(s->htab);
+    free(s);
+    *self_p = NULL;
+}

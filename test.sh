@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# test.sh: installs missing packages, builds, and runs every test:
+# unit and multi-node tests on a normal build, then the unit tests again
+# on an AddressSanitizer + UndefinedBehaviorSanitizer build.
+#   ./test.sh            everything
+#   ./test.sh --quick    skip the sanitizer build
+set -euo pipefail
+cd "$(dirname "$0")"
+. scripts/deps.sh
+dm_install_deps
+
+jobs=$(nproc 2>/dev/null || echo 2)
+quick=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) quick=1 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "test.sh: unknown argument '$arg' (--quick, --help)" >&2; exit 2 ;;
+  esac
+done
+
+echo "== build (RelWithDebInfo)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+echo "== unit and multi-node tests"
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+if [ "$quick" = 0 ]; then
+  echo "== build with ASan + UBSan"
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDM_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j"$jobs"
+  echo "== unit tests under ASan + UBSan"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
+fi

@@ -1,0 +1,306 @@
+/* harness.c: process control for tests that drive real meshd and tools. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DM_H_MAX_NODES 64
+#define DM_H_MAX_DIRS 64
+#define DM_H_POLL_MS 20 /* poll interval while waiting on a condition */
+
+static pid_t s_pids[DM_H_MAX_NODES]; /* nodes still running */
+static char *s_dirs[DM_H_MAX_DIRS];
+static bool s_atexit;
+
+long long dm_h_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_register_cleanup(void)
+{
+    if (!s_atexit) {
+        atexit(dm_h_cleanup);
+        s_atexit = true;
+    }
+}
+
+const char *dm_h_tmpdir(void)
+{
+    s_register_cleanup();
+    char tmpl[] = "/tmp/dmtest.XXXXXX";
+    char *d = mkdtemp(tmpl);
+    if (!d)
+        return NULL;
+    for (int i = 0; i < DM_H_MAX_DIRS; i++)
+        if (!s_dirs[i]) {
+            s_dirs[i] = strdup(d);
+            return s_dirs[i];
+        }
+    return strdup(d);
+}
+
+const char *dm_h_bin(const char *name)
+{
+    static char path[8][600];
+    static int k;
+    char *p = path[k++ % 8];
+    snprintf(p, 600, "%s/%s", DM_BIN_DIR, name);
+    return p;
+}
+
+const char *dm_h_src(const char *rel)
+{
+    static char path[8][600];
+    static int k;
+    char *p = path[k++ % 8];
+    snprintf(p, 600, "%s/%s", DM_SOURCE_DIR, rel);
+    return p;
+}
+
+void dm_h_write(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    fputs(text, f);
+    fclose(f);
+}
+
+static bool s_read_file(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return n > 0;
+}
+
+bool dm_h_node_start(dm_h_node_t *n, const char *dir, const char *domain, const char *const *extra)
+{
+    s_register_cleanup();
+    snprintf(n->dir, sizeof n->dir, "%s", dir);
+    snprintf(n->domain, sizeof n->domain, "%s", domain);
+    snprintf(n->log, sizeof n->log, "%s.log", dir);
+    char addr_path[600];
+    snprintf(addr_path, sizeof addr_path, "%s/node.addr", dir);
+    unlink(addr_path);
+    const char *argv[32] = {dm_h_bin("meshd"), "--data", dir, "--domain", domain,
+                            "--listen", "tcp://127.0.0.1:*", "--log-level", "debug"};
+    int argc = 9;
+    for (int i = 0; extra && extra[i] && argc < 31; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(n->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    n->pid = pid;
+    for (int i = 0; i < DM_H_MAX_NODES; i++)
+        if (!s_pids[i]) {
+            s_pids[i] = pid;
+            break;
+        }
+    long long deadline = dm_h_now_ms() + DM_H_WAIT_MS;
+    while (dm_h_now_ms() < deadline) {
+        if (s_read_file(addr_path, n->addr, sizeof n->addr))
+            return true;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            n->pid = 0;
+            return false;
+        }
+        poll(NULL, 0, DM_H_POLL_MS);
+    }
+    return false;
+}
+
+/* Signals pid and reaps it, escalating to SIGKILL after the deadline. */
+static void s_stop_pid(pid_t pid, int sig)
+{
+    kill(pid, sig);
+    long long deadline = dm_h_now_ms() + DM_H_WAIT_MS;
+    int st;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (dm_h_now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            break;
+        }
+        poll(NULL, 0, DM_H_POLL_MS);
+    }
+    for (int i = 0; i < DM_H_MAX_NODES; i++)
+        if (s_pids[i] == pid)
+            s_pids[i] = 0;
+}
+
+void dm_h_node_signal(dm_h_node_t *n, int sig)
+{
+    if (n->pid <= 0)
+        return;
+    s_stop_pid(n->pid, sig);
+    n->pid = 0;
+}
+
+/* Appends what is readable on fd to *buf. Returns false at EOF. */
+static bool s_drain(int fd, char **buf, size_t *len, size_t *cap)
+{
+    char tmp[65536];
+    ssize_t r = read(fd, tmp, sizeof tmp);
+    if (r <= 0)
+        return r < 0 && (errno == EINTR || errno == EAGAIN);
+    if (*len + (size_t)r + 1 > *cap) {
+        *cap = (*len + (size_t)r + 1) * 2;
+        *buf = realloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, tmp, (size_t)r);
+    *len += (size_t)r;
+    (*buf)[*len] = 0;
+    return true;
+}
+
+dm_h_result_t dm_h_run(const char *name, const char *const *args, const char *stdin_text,
+                       int timeout_ms)
+{
+    dm_h_result_t res = {0, NULL, NULL};
+    int in[2], out[2], err[2];
+    if (pipe(in) || pipe(out) || pipe(err)) {
+        res.status = -1;
+        return res;
+    }
+    const char *argv[64] = {dm_h_bin(name)};
+    int argc = 1;
+    for (int i = 0; args && args[i] && argc < 63; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(out[1], STDOUT_FILENO);
+        dup2(err[1], STDERR_FILENO);
+        close(in[1]);
+        close(out[0]);
+        close(err[0]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    if (stdin_text) {
+        size_t len = strlen(stdin_text), off = 0;
+        while (off < len) {
+            ssize_t w = write(in[1], stdin_text + off, len - off);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+    }
+    close(in[1]);
+    size_t olen = 0, ocap = 1, elen = 0, ecap = 1;
+    res.out = calloc(1, 1);
+    res.err = calloc(1, 1);
+    bool oopen = true, eopen = true;
+    long long deadline = dm_h_now_ms() + timeout_ms;
+    while (oopen || eopen) {
+        long long left = deadline - dm_h_now_ms();
+        if (left <= 0) {
+            kill(pid, SIGKILL);
+            break;
+        }
+        struct pollfd p[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+        if (poll(p, 2, (int)left) <= 0)
+            continue;
+        if (oopen && (p[0].revents & (POLLIN | POLLHUP)))
+            oopen = s_drain(out[0], &res.out, &olen, &ocap);
+        if (eopen && (p[1].revents & (POLLIN | POLLHUP)))
+            eopen = s_drain(err[0], &res.err, &elen, &ecap);
+        if (!oopen)
+            p[0].fd = -1;
+    }
+    close(out[0]);
+    close(err[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (oopen || eopen)
+        res.status = 124;
+    else if (WIFEXITED(st))
+        res.status = WEXITSTATUS(st);
+    else
+        res.status = 128 + WTERMSIG(st);
+    return res;
+}
+
+void dm_h_result_free(dm_h_result_t *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+const char *dm_h_last_line(const char *text)
+{
+    static char line[1024];
+    line[0] = 0;
+    if (!text)
+        return line;
+    size_t n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        n--;
+    size_t start = n;
+    while (start && text[start - 1] != '\n')
+        start--;
+    size_t len = n - start < sizeof line - 1 ? n - start : sizeof line - 1;
+    memcpy(line, text + start, len);
+    line[len] = 0;
+    return line;
+}
+
+static void s_rmrf(const char *path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("rm", "rm", "-rf", path, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+}
+
+void dm_h_cleanup(void)
+{
+    for (int i = 0; i < DM_H_MAX_NODES; i++)
+        if (s_pids[i])
+            s_stop_pid(s_pids[i], SIGKILL);
+    for (int i = 0; i < DM_H_MAX_DIRS; i++)
+        if (s_dirs[i]) {
+            if (!getenv("DM_KEEP_TMP")) {
+                s_rmrf(s_dirs[i]);
+                char log[600];
+                snprintf(log, sizeof log, "%s.log", s_dirs[i]);
+                unlink(log);
+            }
+            free(s_dirs[i]);
+            s_dirs[i] = NULL;
+        }
+}

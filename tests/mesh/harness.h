@@ -1,0 +1,54 @@
+/* harness.h: start real meshd processes and run the real tools from
+ * Criterion tests. Nodes listen on loopback with a port the kernel picks
+ * (tcp://127.0.0.1:*), so tests never collide; every wait is on a
+ * condition with a deadline; every node started is stopped at exit. */
+#ifndef DM_HARNESS_H
+#define DM_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define DM_H_WAIT_MS 15000 /* deadline for a node to come up or a condition to hold */
+
+typedef struct {
+    pid_t pid;
+    char dir[512];
+    char domain[64];
+    char addr[400];
+    char log[600];
+} dm_h_node_t;
+
+typedef struct {
+    int status;   /* exit code, or 128+signal */
+    char *out;    /* captured stdout, NUL-terminated; free with dm_h_result_free */
+    char *err;    /* captured stderr */
+} dm_h_result_t;
+
+/* A fresh temporary directory (removed by dm_h_cleanup). */
+const char *dm_h_tmpdir(void);
+/* Starts meshd on dir for domain with extra arguments (NULL-terminated,
+ * may be NULL) and waits until it serves (node.addr written). Returns
+ * false if it did not come up within DM_H_WAIT_MS. */
+bool dm_h_node_start(dm_h_node_t *n, const char *dir, const char *domain, const char *const *extra);
+/* Sends sig and waits for the process to exit (SIGKILL after a deadline). */
+void dm_h_node_signal(dm_h_node_t *n, int sig);
+/* Runs bin/NAME with args (NULL-terminated) and optional stdin text;
+ * waits at most timeout_ms (then kills it and reports status 124). */
+dm_h_result_t dm_h_run(const char *name, const char *const *args, const char *stdin_text,
+                       int timeout_ms);
+void dm_h_result_free(dm_h_result_t *r);
+/* The last non-empty line of text (static buffer). */
+const char *dm_h_last_line(const char *text);
+/* Writes text to path. */
+void dm_h_write(const char *path, const char *text);
+/* Path of a built binary or a source file. */
+const char *dm_h_bin(const char *name);
+const char *dm_h_src(const char *rel);
+/* Stops every node still running and removes temp dirs. Registered with
+ * atexit by the first start, safe to call twice. */
+void dm_h_cleanup(void);
+/* Monotonic milliseconds. */
+long long dm_h_now_ms(void);
+
+#endif

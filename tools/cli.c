@@ -225,6 +225,25 @@ void dm_cli_json_string(dm_buf_t *out, const char *s, size_t len)
     dm_buf_putc(out, '"');
 }
 
+void dm_cli_text(dm_buf_t *out, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        size_t l = s_utf8_len(p + i, len - i);
+        if (l == 0) {
+            dm_buf_puts(out, "\xef\xbf\xbd"); /* U+FFFD */
+            i++;
+        } else if (l == 1 && (p[i] < 0x20 || p[i] == 0x7f)) {
+            dm_buf_printf(out, "\\x%02x", p[i]);
+            i++;
+        } else {
+            dm_buf_append(out, s + i, l);
+            i += l;
+        }
+    }
+}
+
 void dm_cli_table_init(dm_cli_table_t *t, size_t ncols, unsigned right_mask)
 {
     memset(t, 0, sizeof *t);

@@ -60,6 +60,10 @@ bool dm_cli_print_error(const char *program, const char *what, const Dm__Envelop
  * output is always valid JSON. */
 void dm_cli_json_string(dm_buf_t *out, const char *s, size_t len);
 
+/* Appends s for a terminal: valid UTF-8 as is, control bytes as \xNN,
+ * invalid bytes as U+FFFD, so one record stays one line. */
+void dm_cli_text(dm_buf_t *out, const char *s, size_t len);
+
 /* A text table: add rows of ncols cells, then print with aligned columns
  * (numeric columns right-aligned per the mask bit). */
 typedef struct {

@@ -541,11 +541,7 @@ static void s_print_item(const Dm__QuarantineItem *it, bool json, bool first)
                       it->raw_len > it->raw.len ? it->raw_len : (uint64_t)it->raw.len);
     } else {
         dm_buf_printf(&o, "%s:%" PRIu64 ": %s\n    ", it->source, it->line, it->reasons);
-        /* Show the raw line on one line, invalid bytes replaced. */
-        dm_buf_t esc = DM_BUF_INIT;
-        dm_cli_json_string(&esc, (const char *)it->raw.data, it->raw.len);
-        dm_buf_append(&o, esc.data + 1, esc.len - 2);
-        dm_buf_free(&esc);
+        dm_cli_text(&o, (const char *)it->raw.data, it->raw.len);
         if (it->raw_len > it->raw.len)
             dm_buf_printf(&o, " ... (%" PRIu64 " bytes in all)", it->raw_len);
         dm_buf_putc(&o, '\n');

@@ -214,6 +214,7 @@ static dm_err s_init_dbs(MDB_txn *txn, void *ctx)
         const char *name;
         MDB_dbi *dbi;
     } dbs[] = {{"products", &self->products}, {"rows", &self->rows}, {"pk", &self->pk},
+               {"pk_recent", &self->pk_recent},
                {"quarantine", &self->quarantine}, {"meta", &self->meta}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -252,6 +253,8 @@ dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts, dm_store_t **
     if (!self)
         return DM_ERR_NOMEM;
     self->max_map_bytes = max;
+    self->pk_recent_max = opts && opts->pk_recent_max ? opts->pk_recent_max
+                                                      : DM_STORE_DEFAULT_PK_RECENT_MAX;
     if (pthread_rwlock_init(&self->lock, NULL) != 0) {
         free(self);
         return DM_ERR_NOMEM;

@@ -4,7 +4,10 @@
  *   products    "domain/name" -> product record (id, version, hash,
  *               canonical contract, counters)
  *   rows        [pid u32 BE][seq u64 BE] -> encoded row (an append-only log)
- *   pk          [pid u32 BE][primary-key bytes] -> seq u64 BE
+ *   pk          [pid u32 BE][primary-key bytes] -> seq u64 BE (merged part)
+ *   pk_recent   same layout: keys written recently; wins over pk. Batches
+ *               write here (a small tree, so few dirty pages per commit)
+ *               and a sweeping merge moves entries on into pk.
  *   quarantine  [pid u32 BE][qseq u64 BE] -> line, source, time, reasons, raw
  *   meta        node-level values (format version, next product id)
  * Write transactions are serialised by LMDB; every dm_store_* write commits
@@ -24,6 +27,7 @@
 
 #define DM_STORE_DEFAULT_MAP_BYTES ((size_t)256 << 20) /* first map size */
 #define DM_STORE_DEFAULT_MAX_MAP_BYTES ((size_t)1 << 40) /* growth ceiling */
+#define DM_STORE_DEFAULT_PK_RECENT_MAX ((size_t)64 << 10) /* index entries */
 #define DM_STORE_HASH_BYTES 32
 
 typedef struct dm_store dm_store_t;
@@ -31,6 +35,8 @@ typedef struct dm_store dm_store_t;
 typedef struct {
     size_t initial_map_bytes; /* 0: DM_STORE_DEFAULT_MAP_BYTES */
     size_t max_map_bytes;     /* 0: DM_STORE_DEFAULT_MAX_MAP_BYTES */
+    size_t pk_recent_max;     /* entries in pk_recent before merging into pk;
+                                 0: DM_STORE_DEFAULT_PK_RECENT_MAX */
 } dm_store_opts_t;
 
 /* Opens (creating if needed) the environment in directory dir, which must

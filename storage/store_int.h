@@ -24,9 +24,10 @@
 
 struct dm_store {
     MDB_env *env;
-    MDB_dbi products, rows, pk, quarantine, meta;
+    MDB_dbi products, rows, pk, pk_recent, quarantine, meta;
     pthread_rwlock_t lock;  /* txns shared, map resize exclusive */
     size_t max_map_bytes;
+    size_t pk_recent_max;   /* see dm_store_opts_t */
     size_t max_key_bytes;   /* mdb_env_get_maxkeysize */
 };
 

@@ -279,6 +279,54 @@ Test(store, duplicate_key_in_one_batch_later_wins)
     cr_assert_eq(s_scan(s_store, id).n, 2);
 }
 
+/* Reopens the store with a tiny pk_recent so that index merges happen. */
+static void s_reopen_small_recent(size_t recent_max)
+{
+    dm_store_destroy(&s_store);
+    dm_store_opts_t opts = {.pk_recent_max = recent_max};
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+}
+
+Test(store, upsert_across_index_merges)
+{
+    uint32_t id = s_orders();
+    s_reopen_small_recent(3);
+    enum { N = 40, ROUNDS = 3 };
+    uint8_t keys[N][S_KEY_BYTES];
+    char vals[N][48];
+    dm_row_in_t rows[N];
+    dm_batch_result_t r;
+    for (int round = 0; round < ROUNDS; round++) {
+        /* A few keys per batch, interleaved, so entries sit in both parts. */
+        for (size_t off = 0; off < N; off += 7) {
+            size_t n = N - off < 7 ? N - off : 7;
+            for (size_t i = 0; i < n; i++) {
+                size_t k = (off + i) * 17 % N;
+                s_key(keys[i], k);
+                snprintf(vals[i], sizeof vals[i], "k%zu-r%d", k, round);
+                rows[i] = (dm_row_in_t){keys[i], S_KEY_BYTES, vals[i], strlen(vals[i])};
+            }
+            cr_assert_eq(dm_store_commit_batch(s_store, id, rows, n, NULL, 0, "", &r), DM_OK);
+            cr_assert_eq(round == 0 ? r.inserted : r.updated, n);
+        }
+    }
+    dm_product_t p;
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(p.records, N);
+    dm_product_clear(&p);
+    cr_assert_eq(s_scan(s_store, id).n, N);
+    dm_buf_t row = DM_BUF_INIT;
+    for (size_t k = 0; k < N; k++) {
+        uint8_t key[S_KEY_BYTES];
+        char want[48];
+        s_key(key, k);
+        snprintf(want, sizeof want, "k%zu-r%d", k, ROUNDS - 1);
+        cr_assert_eq(dm_store_get_by_key(s_store, id, key, sizeof key, &row), DM_OK);
+        cr_assert_str_eq(row.data, want);
+    }
+    dm_buf_free(&row);
+}
+
 Test(store, get_by_key_hit_and_miss)
 {
     uint32_t id = s_orders();
@@ -324,7 +372,7 @@ Test(store, quarantine_roundtrip_with_paging)
 {
     uint32_t id = s_orders();
     dm_quarantine_in_t q[5];
-    char raws[5][16];
+    char raws[5][32];
     for (int i = 0; i < 5; i++) {
         snprintf(raws[i], sizeof raws[i], "{bad %d}", i);
         q[i] = (dm_quarantine_in_t){.line = (uint64_t)(10 + i), .raw = raws[i],
@@ -479,7 +527,8 @@ static void s_commit_forever(uint32_t id, int fd)
     static uint8_t keys[N][S_KEY_BYTES];
     static dm_row_in_t rows[N];
     dm_store_t *st = NULL;
-    if (dm_store_open(s_dir, NULL, &st) != DM_OK)
+    dm_store_opts_t opts = {.pk_recent_max = N * 3}; /* merges happen too */
+    if (dm_store_open(s_dir, &opts, &st) != DM_OK)
         _exit(1);
     for (uint64_t b = 0;; b++) {
         for (size_t i = 0; i < N; i++) {

@@ -2,6 +2,7 @@
  * (random 16-byte uuid keys, ~60-byte rows) in synced batches. Skipped
  * unless DM_STORE_BENCH is set (tests never assert timing):
  *   DM_STORE_BENCH=1 [DM_STORE_BENCH_BATCH=20000] [DM_STORE_BENCH_KEYLESS=1] \
+ *   [DM_STORE_BENCH_RECENT=entries (pk_recent_max)] \
  *     build/tests/test_store_bench --verbose */
 #include <criterion/criterion.h>
 
@@ -62,7 +63,10 @@ Test(store_bench, ingest_one_million_orders, .timeout = 300)
     char dir[] = "/tmp/dm_bench_store_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     dm_store_t *st = NULL;
-    cr_assert_eq(dm_store_open(dir, NULL, &st), DM_OK);
+    dm_store_opts_t opts = {0};
+    if (getenv("DM_STORE_BENCH_RECENT"))
+        opts.pk_recent_max = strtoul(getenv("DM_STORE_BENCH_RECENT"), NULL, 10);
+    cr_assert_eq(dm_store_open(dir, &opts, &st), DM_OK);
     dm_product_t in = {.domain = "commerce", .name = "orders", .version = "1.0.0",
                        .version_major = 1, .contract = "{}", .contract_len = 2}, out;
     dm_register_outcome oc;

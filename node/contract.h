@@ -20,6 +20,7 @@
 #define DM_CONTRACT_MAX_FILE (1024 * 1024) /* bytes; larger files are refused */
 #define DM_CONTRACT_MAX_DEPTH 64           /* YAML nesting levels */
 #define DM_CONTRACT_HASH_BYTES 32
+#define DM_DIAGS_MAX 1000                  /* diagnostics kept per list; a note replaces the rest */
 
 typedef enum {
     DM_FT_STRING = 0,
@@ -86,6 +87,8 @@ typedef struct {
     bool threshold_is_percent;
     int64_t max_age_ms; /* freshness: explicit or sla.freshness; -1 if neither */
     unsigned line, col;
+    char *name;        /* the check's optional name, NULL if absent */
+    char *description; /* NULL if absent */
 } dm_check_t;
 
 typedef enum { DM_ACCESS_PUBLIC, DM_ACCESS_RESTRICTED, DM_ACCESS_PRIVATE } dm_access;
@@ -129,10 +132,10 @@ typedef struct {
     size_t npartitions;
 
     /* spec.sla; -1 / 0 when absent */
-    int64_t freshness_ms;
+    int64_t freshness_ms;      /* -1 if absent */
     double availability; /* percent, 0 if absent */
     double latency_percentile; /* 99 for p99, 99.9 for p999; 0 if absent */
-    int64_t latency_ms;
+    int64_t latency_ms;        /* -1 if absent */
 
     /* spec.quality.checks */
     dm_check_t *checks;

@@ -1,0 +1,465 @@
+/* contract.c: the contract parser's entry points, diagnostics and the
+ * top of the document (apiVersion, kind, metadata, spec).
+ *
+ * Sections of spec live in contract_schema.c and contract_spec.c, the
+ * canonical form in contract_canonical.c, typed node reads in
+ * contract_cx.c. Every document of a file is checked completely so that one
+ * run reports every problem; diagnostics are sorted by position. */
+#include "contract.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "contract_priv.h"
+
+#define S_API_VERSION "datamesh.io/v1"
+#define S_KIND "DataProduct"
+#define S_EMAIL_MAX 254 /* bytes, RFC 5321 path limit */
+
+/* ---- diagnostics ---- */
+
+static void s_diag_push(dm_diags_t *d, const char *file, unsigned line, unsigned col, char *msg)
+{
+    if (d->count == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        dm_diag_t *p = realloc(d->items, cap * sizeof *p);
+        if (!p)
+            abort();
+        d->items = p;
+        d->cap = cap;
+    }
+    d->items[d->count++] = (dm_diag_t){dm_cx_strdup(file ? file : "-"), line, col, msg};
+}
+
+void dm_diags_add(dm_diags_t *d, const char *file, unsigned line, unsigned col, const char *fmt,
+                  ...)
+{
+    if (d->count >= DM_DIAGS_MAX)
+        return;
+    dm_buf_t b = DM_BUF_INIT;
+    if (d->count == DM_DIAGS_MAX - 1) {
+        dm_buf_printf(&b, "too many problems; only the first %d are shown", DM_DIAGS_MAX - 1);
+        s_diag_push(d, file, 0, 0, dm_buf_steal(&b));
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    dm_buf_reserve(&b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b.data, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b.len = (size_t)n;
+    s_diag_push(d, file, line, col, dm_buf_steal(&b));
+}
+
+void dm_diags_format(const dm_diags_t *d, dm_buf_t *out)
+{
+    for (size_t i = 0; i < d->count; i++) {
+        const dm_diag_t *g = &d->items[i];
+        if (g->line)
+            dm_buf_printf(out, "%s:%u:%u: error: %s\n", g->file, g->line, g->col, g->message);
+        else
+            dm_buf_printf(out, "%s: error: %s\n", g->file, g->message);
+    }
+}
+
+void dm_diags_clear(dm_diags_t *d)
+{
+    for (size_t i = 0; i < d->count; i++) {
+        free(d->items[i].file);
+        free(d->items[i].message);
+    }
+    free(d->items);
+    d->items = NULL;
+    d->count = d->cap = 0;
+}
+
+/* Orders a diagnostic: by line then column; positionless ones last. */
+static bool s_diag_before(const dm_diag_t *a, const dm_diag_t *b)
+{
+    if (!a->line || !b->line)
+        return a->line && !b->line;
+    return a->line < b->line || (a->line == b->line && a->col < b->col);
+}
+
+/* Stable insertion sort of items[from..count) (at most DM_DIAGS_MAX). */
+static void s_diags_sort(dm_diags_t *d, size_t from)
+{
+    for (size_t i = from + 1; i < d->count; i++) {
+        dm_diag_t x = d->items[i];
+        size_t j = i;
+        while (j > from && s_diag_before(&x, &d->items[j - 1])) {
+            d->items[j] = d->items[j - 1];
+            j--;
+        }
+        d->items[j] = x;
+    }
+}
+
+/* ---- names ---- */
+
+static const char *const s_ftype_names[DM_FT__COUNT] = {
+    "string", "int", "double", "boolean", "timestamp", "date", "uuid", "enum"};
+static const char *const s_rule_names[DM_CHECK__COUNT] = {
+    "not_null", "in_list", "range", "regex", "unique", "row_count_delta", "freshness"};
+static const char *const s_access_names[] = {"public", "restricted", "private"};
+
+const char *dm_ftype_name(dm_ftype t)
+{
+    return (unsigned)t < DM_FT__COUNT ? s_ftype_names[t] : "?";
+}
+
+const char *dm_check_rule_name(dm_check_rule r)
+{
+    return (unsigned)r < DM_CHECK__COUNT ? s_rule_names[r] : "?";
+}
+
+const char *dm_access_name(dm_access a)
+{
+    return (unsigned)a <= DM_ACCESS_PRIVATE ? s_access_names[a] : "?";
+}
+
+/* ---- metadata ---- */
+
+/* Reads one decimal component of a semantic version. */
+static bool s_semver_part(const char **p, uint64_t *out)
+{
+    const char *s = *p;
+    if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
+        return false;
+    uint64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    *p = s;
+    return true;
+}
+
+static bool s_semver(const char *s, uint64_t *maj, uint64_t *min, uint64_t *pat)
+{
+    return s_semver_part(&s, maj) && *s++ == '.' && s_semver_part(&s, min) && *s++ == '.' &&
+           s_semver_part(&s, pat) && *s == 0;
+}
+
+static bool s_email(const char *s)
+{
+    size_t len = strlen(s);
+    const char *at = strchr(s, '@');
+    if (len > S_EMAIL_MAX || !at || at == s || strchr(at + 1, '@'))
+        return false;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return false;
+    const char *dom = at + 1;
+    size_t dl = strlen(dom);
+    if (dl < 3 || !strchr(dom, '.') || dom[0] == '.' || dom[dl - 1] == '.' || strstr(dom, ".."))
+        return false;
+    return true;
+}
+
+static void s_name(dm_cx_t *cx, const dm_ynode_t *m, const char *key, const char *what,
+                   char **out)
+{
+    const dm_ynode_t *v = dm_cx_need(cx, m, key, "metadata");
+    if (!v || !dm_cx_str(cx, v, what, out))
+        return;
+    if (!dm_cx_is_name(*out))
+        dm_cx_err(cx, v,
+                  "%s '%s' is not a valid name: it must match ^[a-z][a-z0-9_-]{0,62}$ (a "
+                  "lowercase letter, then up to 62 lowercase letters, digits, '_' or '-')",
+                  what, *out);
+}
+
+static void s_owner(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *o)
+{
+    static const char *const keys[] = {"team", "contact", NULL};
+    if (!dm_cx_map(cx, o, "metadata.owner", keys))
+        return;
+    const dm_ynode_t *v = dm_cx_need(cx, o, "team", "metadata.owner");
+    if (v && dm_cx_str(cx, v, "metadata.owner.team", &c->owner_team) && !c->owner_team[0])
+        dm_cx_err(cx, v, "metadata.owner.team must not be empty");
+    v = dm_cx_need(cx, o, "contact", "metadata.owner");
+    if (v && dm_cx_str(cx, v, "metadata.owner.contact", &c->owner_contact) &&
+        !s_email(c->owner_contact))
+        dm_cx_err(cx, v,
+                  "metadata.owner.contact '%s' is not an e-mail address (expected one '@', a "
+                  "non-empty local part, a domain with a dot, no spaces, at most %d bytes)",
+                  c->owner_contact, S_EMAIL_MAX);
+}
+
+static void s_tags(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *t)
+{
+    if (!dm_cx_seq(cx, t, "metadata.tags"))
+        return;
+    c->tags = calloc(t->n ? t->n : 1, sizeof *c->tags);
+    if (!c->tags)
+        abort();
+    for (size_t i = 0; i < t->n; i++) {
+        char *s;
+        if (!dm_cx_str(cx, t->items[i], "metadata.tags entry", &s))
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < c->ntags; j++)
+            dup = dup || strcmp(c->tags[j], s) == 0;
+        if (!s[0])
+            dm_cx_err(cx, t->items[i], "metadata.tags: a tag must not be empty");
+        else if (dup)
+            dm_cx_err(cx, t->items[i], "metadata.tags: duplicate tag '%s'", s);
+        c->tags[c->ntags++] = s;
+    }
+}
+
+static void s_metadata(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *m)
+{
+    static const char *const keys[] = {"name", "domain", "version", "owner",
+                                       "description", "tags", NULL};
+    if (!dm_cx_map(cx, m, "metadata", keys))
+        return;
+    s_name(cx, m, "name", "metadata.name", &c->name);
+    s_name(cx, m, "domain", "metadata.domain", &c->domain);
+    const dm_ynode_t *v = dm_cx_need(cx, m, "version", "metadata");
+    if (v && dm_cx_str(cx, v, "metadata.version", &c->version) &&
+        !s_semver(c->version, &c->version_major, &c->version_minor, &c->version_patch))
+        dm_cx_err(cx, v,
+                  "metadata.version '%s' is not a semantic version MAJOR.MINOR.PATCH such as "
+                  "1.0.0 (decimal, no leading zeros)",
+                  c->version);
+    if ((v = dm_cx_need(cx, m, "owner", "metadata")))
+        s_owner(cx, c, v);
+    if ((v = dm_ynode_get(m, "description")))
+        (void)dm_cx_str(cx, v, "metadata.description", &c->description);
+    if ((v = dm_ynode_get(m, "tags")))
+        s_tags(cx, c, v);
+}
+
+static void s_spec(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *s)
+{
+    static const char *const keys[] = {"schema", "sla", "storage", "quality",
+                                       "policies", "interoperability", NULL};
+    if (!dm_cx_map(cx, s, "spec", keys))
+        return;
+    const dm_ynode_t *v;
+    if ((v = dm_cx_need(cx, s, "schema", "spec")))
+        dm_cx_schema(cx, c, v);
+    if ((v = dm_ynode_get(s, "sla")))
+        dm_cx_sla(cx, c, v);
+    if ((v = dm_ynode_get(s, "storage")))
+        dm_cx_storage(cx, c, v);
+    if ((v = dm_ynode_get(s, "quality")))
+        dm_cx_quality(cx, c, v);
+    if ((v = dm_ynode_get(s, "policies")))
+        dm_cx_policies(cx, c, v);
+    if ((v = dm_ynode_get(s, "interoperability")))
+        dm_cx_interop(cx, c, v);
+}
+
+/* Builds the contract of one document; takes ownership of *doc. Problems
+ * go to cx; the caller checks cx->errors. */
+static dm_contract_t *s_contract(dm_cx_t *cx, dm_ydoc_t **doc)
+{
+    static const char *const keys[] = {"apiVersion", "kind", "metadata", "spec", NULL};
+    dm_contract_t *c = calloc(1, sizeof *c);
+    if (!c)
+        abort();
+    c->tree = *doc;
+    *doc = NULL;
+    c->freshness_ms = c->latency_ms = c->retention_ms = -1;
+    c->access = DM_ACCESS_RESTRICTED;
+    c->encryption = DM_ENC_NONE;
+    const dm_ynode_t *root = ((dm_ydoc_t *)c->tree)->root;
+    size_t before = cx->errors;
+    if (!root || dm_ynode_is_null(root)) {
+        dm_cx_err(cx, root, "empty document: expected a DataProduct mapping with apiVersion, "
+                            "kind, metadata and spec");
+        return c;
+    }
+    if (!dm_cx_map(cx, root, "the contract", keys))
+        return c;
+    const dm_ynode_t *v = dm_cx_need(cx, root, "apiVersion", "the contract");
+    if (v && (v->kind != DM_YNODE_SCALAR || strcmp(v->text, S_API_VERSION) != 0))
+        dm_cx_err(cx, v, "apiVersion %s%s%s is not supported; expected " S_API_VERSION,
+                  v->kind == DM_YNODE_SCALAR ? "'" : "",
+                  v->kind == DM_YNODE_SCALAR ? v->text : dm_cx_kind(v),
+                  v->kind == DM_YNODE_SCALAR ? "'" : "");
+    static const char *const kinds[] = {S_KIND};
+    if ((v = dm_cx_need(cx, root, "kind", "the contract")))
+        (void)dm_cx_choice(cx, v, "kind", kinds, 1);
+    if ((v = dm_cx_need(cx, root, "metadata", "the contract")))
+        s_metadata(cx, c, v);
+    if ((v = dm_cx_need(cx, root, "spec", "the contract")))
+        s_spec(cx, c, v);
+    if (cx->errors == before) {
+        dm_buf_t canon = DM_BUF_INIT;
+        dm_contract_canonical(c, &canon);
+        if (canon.len > DM_CONTRACT_MAX_FILE)
+            dm_cx_err(cx, root,
+                      "the canonical form of this contract is %zu bytes (aliases expanded); at "
+                      "most %d bytes are allowed",
+                      canon.len, DM_CONTRACT_MAX_FILE);
+        dm_buf_free(&canon);
+    }
+    return c;
+}
+
+dm_err dm_contract_parse(const char *name, const char *buf, size_t len, const char *basedir,
+                         dm_contract_t ***out, size_t *n, dm_diags_t *diags)
+{
+    *out = NULL;
+    *n = 0;
+    size_t first = diags->count;
+    dm_ydoc_t **docs = NULL;
+    size_t ndocs = 0;
+    dm_err rc = dm_ytree_load(name, buf, len, &docs, &ndocs, diags);
+    if (rc != DM_OK)
+        goto out;
+    dm_contract_t **cs = calloc(ndocs, sizeof *cs);
+    if (!cs)
+        abort();
+    dm_cx_t cx = {name, basedir, diags, 0};
+    for (size_t i = 0; i < ndocs; i++) {
+        cs[i] = s_contract(&cx, &docs[i]);
+        for (size_t j = 0; j < i && cs[i]->name && cs[i]->domain; j++) {
+            if (cs[j]->name && cs[j]->domain && strcmp(cs[i]->name, cs[j]->name) == 0 &&
+                strcmp(cs[i]->domain, cs[j]->domain) == 0) {
+                dm_cx_err(&cx, ((dm_ydoc_t *)cs[i]->tree)->root,
+                          "product %s/%s is defined twice in this file (document %zu and %zu)",
+                          cs[i]->domain, cs[i]->name, j + 1, i + 1);
+                break;
+            }
+        }
+    }
+    free(docs);
+    if (cx.errors) {
+        for (size_t i = 0; i < ndocs; i++)
+            dm_contract_destroy(&cs[i]);
+        free(cs);
+        rc = DM_ERR_INVALID;
+        goto out;
+    }
+    *out = cs;
+    *n = ndocs;
+out:
+    s_diags_sort(diags, first);
+    return rc;
+}
+
+dm_err dm_contract_parse_file(const char *path, dm_contract_t ***out, size_t *n,
+                              dm_diags_t *diags)
+{
+    *out = NULL;
+    *n = 0;
+    dm_err rc = DM_ERR_IO;
+    char *buf = NULL, *dir = NULL;
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0) {
+        dm_diags_add(diags, path, 0, 0, "cannot read the file: %s", strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        dm_diags_add(diags, path, 0, 0, "cannot read the file: not a regular file");
+        goto out;
+    }
+    if (st.st_size > DM_CONTRACT_MAX_FILE) {
+        dm_diags_add(diags, path, 0, 0, "the file is %lld bytes; at most %d bytes are allowed",
+                     (long long)st.st_size, DM_CONTRACT_MAX_FILE);
+        rc = DM_ERR_TOOBIG;
+        goto out;
+    }
+    buf = malloc(DM_CONTRACT_MAX_FILE + 1);
+    if (!buf) {
+        rc = DM_ERR_NOMEM;
+        goto out;
+    }
+    size_t len = fread(buf, 1, DM_CONTRACT_MAX_FILE + 1, f);
+    if (ferror(f)) {
+        dm_diags_add(diags, path, 0, 0, "cannot read the file: %s", strerror(errno));
+        goto out;
+    }
+    dir = dm_cx_strdup(path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+    rc = dm_contract_parse(path, buf, len, dir, out, n, diags);
+out:
+    if (f)
+        fclose(f);
+    free(buf);
+    free(dir);
+    return rc;
+}
+
+static void s_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void dm_contract_destroy(dm_contract_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dm_contract_t *c = *self_p;
+    free(c->name);
+    free(c->domain);
+    free(c->version);
+    free(c->owner_team);
+    free(c->owner_contact);
+    free(c->description);
+    s_strv_free(c->tags, c->ntags);
+    free(c->schema_location);
+    for (size_t i = 0; i < c->nfields; i++)
+        dm_cx_field_free(&c->fields[i]);
+    free(c->fields);
+    free(c->pk);
+    free(c->storage_format);
+    free(c->storage_location);
+    for (size_t i = 0; i < c->npartitions; i++)
+        free(c->partitions[i].field);
+    free(c->partitions);
+    for (size_t i = 0; i < c->nchecks; i++) {
+        free(c->checks[i].column);
+        s_strv_free(c->checks[i].values, c->checks[i].nvalues);
+        free(c->checks[i].pattern);
+        free(c->checks[i].name);
+        free(c->checks[i].description);
+    }
+    free(c->checks);
+    for (size_t i = 0; i < c->nupstream; i++) {
+        free(c->upstream[i].product);
+        free(c->upstream[i].domain);
+    }
+    free(c->upstream);
+    dm_ydoc_t *doc = c->tree;
+    dm_ydoc_destroy(&doc);
+    free(c);
+    *self_p = NULL;
+}
+
+int dm_contract_version_cmp(const dm_contract_t *a, const dm_contract_t *b)
+{
+    if (a->version_major != b->version_major)
+        return a->version_major < b->version_major ? -1 : 1;
+    if (a->version_minor != b->version_minor)
+        return a->version_minor < b->version_minor ? -1 : 1;
+    if (a->version_patch != b->version_patch)
+        return a->version_patch < b->version_patch ? -1 : 1;
+    return 0;
+}

@@ -1,0 +1,281 @@
+/* contract_cx.c: typed reads of YAML nodes with diagnostics, for the
+ * contract parser. Plain vs quoted matters: 99.9 is a number and "99.9" a
+ * string; true/false are booleans only when plain. */
+#include "contract_priv.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "types.h"
+
+void dm_cx_err(dm_cx_t *cx, const dm_ynode_t *at, const char *fmt, ...)
+{
+    dm_buf_t b = DM_BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n >= 0) {
+        dm_buf_reserve(&b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b.data, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        b.len = (size_t)n;
+    }
+    dm_diags_add(cx->diags, cx->file, at ? at->line : 0, at ? at->col : 0, "%s",
+                 b.data ? b.data : "");
+    dm_buf_free(&b);
+    cx->errors++;
+}
+
+static size_t s_levenshtein(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return (size_t)-1; /* names are short; a long word suggests nothing */
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t v = diag + cost;
+            if (up + 1 < v)
+                v = up + 1;
+            if (row[j - 1] + 1 < v)
+                v = row[j - 1] + 1;
+            row[j] = v;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *dm_cx_suggest(const char *word, const char *const *cands, size_t n)
+{
+    const char *best = NULL;
+    size_t bestd = DM_CX_SUGGEST_MAX + 1, wl = strlen(word);
+    for (size_t i = 0; i < n; i++) {
+        size_t d = s_levenshtein(word, cands[i]);
+        if (d < bestd && d * 2 < wl) {
+            bestd = d;
+            best = cands[i];
+        }
+    }
+    return best;
+}
+
+void dm_cx_suggest_put(dm_buf_t *out, const char *word, const char *const *cands, size_t n)
+{
+    const char *s = dm_cx_suggest(word, cands, n);
+    if (s)
+        dm_buf_printf(out, " (did you mean '%s'?)", s);
+}
+
+const char *dm_cx_kind(const dm_ynode_t *n)
+{
+    if (n->kind == DM_YNODE_MAP)
+        return "a mapping";
+    if (n->kind == DM_YNODE_SEQ)
+        return "a sequence";
+    if (dm_ynode_is_null(n))
+        return "nothing (null)";
+    if (dm_ynode_is_bool(n, NULL))
+        return "a boolean";
+    if (dm_ynode_is_number(n))
+        return "a number";
+    return "a string";
+}
+
+bool dm_cx_map(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *const *allowed)
+{
+    if (n->kind != DM_YNODE_MAP) {
+        dm_cx_err(cx, n, "%s must be a mapping, got %s", what, dm_cx_kind(n));
+        return false;
+    }
+    size_t na = 0;
+    while (allowed[na])
+        na++;
+    for (size_t i = 0; i < dm_ynode_npairs(n); i++) {
+        const dm_ynode_t *k = n->items[2 * i];
+        if (strncmp(k->text, "x-", 2) == 0)
+            continue;
+        size_t j;
+        for (j = 0; j < na; j++)
+            if (strcmp(k->text, allowed[j]) == 0)
+                break;
+        if (j < na)
+            continue;
+        dm_buf_t msg = DM_BUF_INIT;
+        dm_buf_printf(&msg, "unknown key '%s' in %s (valid: ", k->text, what);
+        for (j = 0; j < na; j++)
+            dm_buf_printf(&msg, "%s%s", j ? ", " : "", allowed[j]);
+        dm_buf_puts(&msg, "; or an x- extension key)");
+        dm_cx_suggest_put(&msg, k->text, allowed, na);
+        dm_cx_err(cx, k, "%s", msg.data);
+        dm_buf_free(&msg);
+    }
+    return true;
+}
+
+const dm_ynode_t *dm_cx_need(dm_cx_t *cx, const dm_ynode_t *map, const char *key,
+                             const char *what)
+{
+    const dm_ynode_t *v = dm_ynode_get(map, key);
+    if (!v)
+        dm_cx_err(cx, map, "%s is missing the required key '%s'", what, key);
+    return v;
+}
+
+bool dm_cx_seq(dm_cx_t *cx, const dm_ynode_t *n, const char *what)
+{
+    if (n->kind == DM_YNODE_SEQ)
+        return true;
+    dm_cx_err(cx, n, "%s must be a sequence (a YAML list), got %s", what, dm_cx_kind(n));
+    return false;
+}
+
+bool dm_cx_str(dm_cx_t *cx, const dm_ynode_t *n, const char *what, char **out)
+{
+    if (n->kind != DM_YNODE_SCALAR || dm_ynode_is_null(n)) {
+        dm_cx_err(cx, n, "%s: expected a string, got %s", what, dm_cx_kind(n));
+        return false;
+    }
+    *out = dm_cx_strdup(n->text);
+    return true;
+}
+
+bool dm_cx_bool(dm_cx_t *cx, const dm_ynode_t *n, const char *what, bool *out)
+{
+    if (dm_ynode_is_bool(n, out))
+        return true;
+    if (n->kind == DM_YNODE_SCALAR && !n->plain)
+        dm_cx_err(cx, n, "%s: expected true or false, got the string \"%s\" (remove the quotes)",
+                  what, n->text);
+    else if (n->kind == DM_YNODE_SCALAR && !dm_ynode_is_null(n))
+        dm_cx_err(cx, n, "%s: expected true or false, got '%s'", what, n->text);
+    else
+        dm_cx_err(cx, n, "%s: expected true or false, got %s", what, dm_cx_kind(n));
+    return false;
+}
+
+static bool s_not_number(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *kind)
+{
+    if (n->kind == DM_YNODE_SCALAR && !n->plain)
+        dm_cx_err(cx, n, "%s: expected %s, got the string \"%s\" (remove the quotes)", what, kind,
+                  n->text);
+    else if (n->kind == DM_YNODE_SCALAR && !dm_ynode_is_null(n))
+        dm_cx_err(cx, n, "%s: expected %s, got '%s'", what, kind, n->text);
+    else
+        dm_cx_err(cx, n, "%s: expected %s, got %s", what, kind, dm_cx_kind(n));
+    return false;
+}
+
+bool dm_cx_num(dm_cx_t *cx, const dm_ynode_t *n, const char *what, dm_num_t *out)
+{
+    if (!dm_ynode_is_number(n))
+        return s_not_number(cx, n, what, "a number");
+    dm_num_t v = {false, 0, 0};
+    bool written_int = !strpbrk(n->text, ".eE");
+    if (written_int && dm_int_parse(n->text, n->len, &v.i)) {
+        v.is_int = true;
+        v.d = (double)v.i;
+    } else if (!dm_double_parse(n->text, n->len, &v.d)) {
+        dm_cx_err(cx, n, "%s: the number %s is out of range", what, n->text);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool dm_cx_int(dm_cx_t *cx, const dm_ynode_t *n, const char *what, int64_t *out)
+{
+    if (!dm_ynode_is_number(n))
+        return s_not_number(cx, n, what, "an integer");
+    if (!dm_int_parse(n->text, n->len, out)) {
+        dm_cx_err(cx, n, "%s: expected an integer between %lld and %lld, got %s", what,
+                  (long long)INT64_MIN, (long long)INT64_MAX, n->text);
+        return false;
+    }
+    return true;
+}
+
+bool dm_cx_duration(dm_cx_t *cx, const dm_ynode_t *n, const char *what, int64_t *ms)
+{
+    if (n->kind != DM_YNODE_SCALAR || dm_ynode_is_null(n)) {
+        dm_cx_err(cx, n, "%s: expected a duration such as 30s, 5m, 1h, 7d or PT5M, got %s", what,
+                  dm_cx_kind(n));
+        return false;
+    }
+    int64_t v;
+    if (!dm_duration_parse(n->text, n->len, &v)) {
+        dm_cx_err(cx, n,
+                  "%s: '%s' is not a duration (an integer with a unit ms, s, m, h, d, w, y such "
+                  "as 30s or 5m, or ISO 8601 such as PT5M or P1Y; at most ~292 million years)",
+                  what, n->text);
+        return false;
+    }
+    if (v <= 0) {
+        dm_cx_err(cx, n, "%s: the duration must be greater than zero, got '%s'", what, n->text);
+        return false;
+    }
+    *ms = v;
+    return true;
+}
+
+int dm_cx_choice(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *const *names,
+                 size_t count)
+{
+    if (n->kind == DM_YNODE_SCALAR && !dm_ynode_is_null(n)) {
+        for (size_t i = 0; i < count; i++)
+            if (strcmp(n->text, names[i]) == 0)
+                return (int)i;
+    }
+    dm_buf_t msg = DM_BUF_INIT;
+    if (n->kind == DM_YNODE_SCALAR && !dm_ynode_is_null(n))
+        dm_buf_printf(&msg, "%s '%s' is not one of ", what, n->text);
+    else
+        dm_buf_printf(&msg, "%s must be one of ", what);
+    for (size_t i = 0; i < count; i++)
+        dm_buf_printf(&msg, "%s%s", i ? ", " : "", names[i]);
+    if (n->kind == DM_YNODE_SCALAR && !dm_ynode_is_null(n))
+        dm_cx_suggest_put(&msg, n->text, names, count);
+    else
+        dm_buf_printf(&msg, ", got %s", dm_cx_kind(n));
+    dm_cx_err(cx, n, "%s", msg.data);
+    dm_buf_free(&msg);
+    return -1;
+}
+
+int dm_cx_num_cmp(dm_num_t a, dm_num_t b)
+{
+    if (a.is_int && b.is_int)
+        return a.i < b.i ? -1 : a.i > b.i;
+    return a.d < b.d ? -1 : a.d > b.d;
+}
+
+bool dm_cx_is_name(const char *s)
+{
+    size_t len = strlen(s);
+    if (len < 1 || len > 63 || s[0] < 'a' || s[0] > 'z')
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+char *dm_cx_strdup(const char *s)
+{
+    char *p = strdup(s);
+    if (!p)
+        abort();
+    return p;
+}

@@ -1,0 +1,105 @@
+/* contract_priv.h: shared helpers of the contract parser's files
+ * (contract.c, contract_schema.c, contract_spec.c, contract_canonical.c).
+ *
+ * Each helper reads one YAML node, reports a diagnostic at the node when
+ * it is not what the contract needs (naming what would be valid), and
+ * returns false; the caller carries on so that every problem is found. */
+#ifndef DM_CONTRACT_PRIV_H
+#define DM_CONTRACT_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "contract.h"
+#include "yaml_tree.h"
+
+#define DM_CX_SUGGEST_MAX 2 /* "did you mean": at most this edit distance */
+
+typedef struct {
+    const char *file;    /* name used in diagnostics */
+    const char *basedir; /* folder for relative avro locations, NULL forbids them */
+    dm_diags_t *diags;
+    size_t errors;       /* diagnostics added through this context */
+} dm_cx_t;
+
+/* Reports a problem at node at (position 0:0 if at is NULL). */
+void dm_cx_err(dm_cx_t *cx, const dm_ynode_t *at, const char *fmt, ...) DM_PRINTF(3, 4);
+
+/* The candidate closest to word within DM_CX_SUGGEST_MAX edits and less
+ * than half of word's length, or NULL. */
+const char *dm_cx_suggest(const char *word, const char *const *cands, size_t n);
+
+/* Appends " (did you mean 'X'?)" to out when a candidate is close. */
+void dm_cx_suggest_put(dm_buf_t *out, const char *word, const char *const *cands, size_t n);
+
+/* Checks that n is a mapping whose keys are all in allowed (NULL-terminated)
+ * or start with "x-". Unknown keys are reported with a suggestion. Returns
+ * false (reported) if n is not a mapping. */
+bool dm_cx_map(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *const *allowed);
+
+/* Returns the value of a required key, or NULL after reporting that the
+ * mapping (what) lacks it. */
+const dm_ynode_t *dm_cx_need(dm_cx_t *cx, const dm_ynode_t *map, const char *key,
+                             const char *what);
+
+/* Checks that n is a sequence (reported if not). */
+bool dm_cx_seq(dm_cx_t *cx, const dm_ynode_t *n, const char *what);
+
+/* Short description of what a node is, for "got ..." messages. */
+const char *dm_cx_kind(const dm_ynode_t *n);
+
+/* A non-null scalar as text (plain or quoted). *out is a copy the caller
+ * frees; unchanged on failure. */
+bool dm_cx_str(dm_cx_t *cx, const dm_ynode_t *n, const char *what, char **out);
+
+/* A plain true/false. */
+bool dm_cx_bool(dm_cx_t *cx, const dm_ynode_t *n, const char *what, bool *out);
+
+/* A plain JSON number. is_int when written as an integer that fits int64;
+ * d is always set. */
+bool dm_cx_num(dm_cx_t *cx, const dm_ynode_t *n, const char *what, dm_num_t *out);
+
+/* A plain number whose value is an integer within int64. */
+bool dm_cx_int(dm_cx_t *cx, const dm_ynode_t *n, const char *what, int64_t *out);
+
+/* A duration (see dm_duration_parse) greater than zero. */
+bool dm_cx_duration(dm_cx_t *cx, const dm_ynode_t *n, const char *what, int64_t *ms);
+
+/* One of names[0..count); returns its index or -1 (reported, with the
+ * valid names and a suggestion). */
+int dm_cx_choice(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *const *names,
+                 size_t count);
+
+/* Compares two numbers exactly when both are ints: <0, 0, >0. */
+int dm_cx_num_cmp(dm_num_t a, dm_num_t b);
+
+/* ^[a-z][a-z0-9_-]{0,62}$ (product and domain names). */
+bool dm_cx_is_name(const char *s);
+
+/* strdup that aborts on out of memory. */
+char *dm_cx_strdup(const char *s);
+
+/* Sections, each in its own file. They read the spec's sub-mapping node
+ * (non-NULL) and fill c; problems go to cx. */
+void dm_cx_schema(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *schema);
+void dm_cx_storage(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n);
+void dm_cx_sla(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n);
+void dm_cx_quality(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n);
+void dm_cx_policies(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n);
+void dm_cx_interop(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n);
+
+/* Resolves a reference to a field (a column, a primaryKey entry): returns
+ * its index, or -1 after reporting the valid names and a suggestion
+ * (silently when the schema has no fields: its own error says why). */
+int dm_cx_column(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t *n, const char *what);
+
+/* Checks that pattern compiles as a POSIX extended regex (reported if not). */
+bool dm_cx_regex_ok(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *pattern);
+
+/* Index of the field called name, or -1. */
+int dm_cx_field_index(const dm_contract_t *c, const char *name);
+
+/* Frees the strings of one field (not the struct). */
+void dm_cx_field_free(dm_field_t *f);
+
+#endif

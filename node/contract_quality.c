@@ -1,0 +1,306 @@
+/* contract_quality.c: spec.quality.checks -> dm_check_t.
+ *
+ * Each rule has its own set of keys; a key of another rule is reported as
+ * not applying (rather than unknown). Values are checked against the
+ * column's type: an in_list value of a timestamp column must parse as a
+ * timestamp, of an enum column be one of its values. */
+#include "contract_priv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "types.h"
+
+#define S_COMMON_KEYS "rule", "name", "description"
+
+static const char *const s_rules[DM_CHECK__COUNT] = {
+    "not_null", "in_list", "range", "regex", "unique", "row_count_delta", "freshness"};
+
+static const char *const s_all_keys[] = {S_COMMON_KEYS, "column", "values", "min", "max",
+                                         "pattern",     "threshold", "max_age", NULL};
+
+/* Keys of each rule besides the common ones, NULL-terminated. */
+static const char *const s_rule_keys[DM_CHECK__COUNT][4] = {
+    {"column", NULL},        {"column", "values", NULL}, {"column", "min", "max", NULL},
+    {"column", "pattern", NULL}, {"column", NULL},       {"threshold", NULL},
+    {"column", "max_age", NULL}};
+
+static bool s_in(const char *k, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(k, *list) == 0)
+            return true;
+    return false;
+}
+
+/* Reports keys that are unknown or belong to another rule (rule < 0:
+ * unknown rule, only unknown keys are reported). */
+static void s_keys(dm_cx_t *cx, const dm_ynode_t *m, int rule)
+{
+    static const char *const common[] = {S_COMMON_KEYS, NULL};
+    size_t nall = sizeof s_all_keys / sizeof s_all_keys[0] - 1;
+    for (size_t i = 0; i < dm_ynode_npairs(m); i++) {
+        const dm_ynode_t *k = m->items[2 * i];
+        if (strncmp(k->text, "x-", 2) == 0 || s_in(k->text, common))
+            continue;
+        if (!s_in(k->text, s_all_keys)) {
+            dm_buf_t msg = DM_BUF_INIT;
+            dm_buf_printf(&msg, "unknown key '%s' in a quality check (valid: ", k->text);
+            for (size_t j = 0; j < nall; j++)
+                dm_buf_printf(&msg, "%s%s", j ? ", " : "", s_all_keys[j]);
+            dm_buf_puts(&msg, "; or an x- extension key)");
+            dm_cx_suggest_put(&msg, k->text, s_all_keys, nall);
+            dm_cx_err(cx, k, "%s", msg.data);
+            dm_buf_free(&msg);
+        } else if (rule >= 0 && !s_in(k->text, s_rule_keys[rule])) {
+            dm_buf_t msg = DM_BUF_INIT;
+            dm_buf_printf(&msg, "'%s' does not apply to rule %s (its keys: rule", k->text,
+                          s_rules[rule]);
+            for (const char *const *p = s_rule_keys[rule]; *p; p++)
+                dm_buf_printf(&msg, ", %s", *p);
+            dm_buf_puts(&msg, ", name, description)");
+            dm_cx_err(cx, k, "%s", msg.data);
+            dm_buf_free(&msg);
+        }
+    }
+}
+
+/* Checks that v is a valid value of field f; what names it in messages. */
+static bool s_typed_value(dm_cx_t *cx, const dm_field_t *f, const dm_ynode_t *v, const char *what)
+{
+    if (v->kind != DM_YNODE_SCALAR || dm_ynode_is_null(v)) {
+        dm_cx_err(cx, v, "%s: expected a %s value, got %s", what, dm_ftype_name(f->type),
+                  dm_cx_kind(v));
+        return false;
+    }
+    int64_t i;
+    double d;
+    int32_t days;
+    uint8_t uuid[DM_UUID_BYTES];
+    const char *t = v->text;
+    switch (f->type) {
+    case DM_FT_STRING:
+        return true;
+    case DM_FT_INT:
+        return dm_cx_int(cx, v, what, &i);
+    case DM_FT_DOUBLE:
+        if (!dm_ynode_is_number(v) || !dm_double_parse(t, v->len, &d)) {
+            dm_num_t n;
+            return dm_cx_num(cx, v, what, &n);
+        }
+        return true;
+    case DM_FT_BOOLEAN: {
+        bool b;
+        return dm_cx_bool(cx, v, what, &b);
+    }
+    case DM_FT_TIMESTAMP:
+        if (dm_timestamp_parse(t, v->len, &i))
+            return true;
+        dm_cx_err(cx, v, "%s '%s' is not an RFC 3339 timestamp with an offset (such as "
+                         "2024-01-31T12:00:00Z or 2024-01-31T13:00:00+01:00)", what, t);
+        return false;
+    case DM_FT_DATE:
+        if (dm_date_parse(t, v->len, &days))
+            return true;
+        dm_cx_err(cx, v, "%s '%s' is not a date YYYY-MM-DD", what, t);
+        return false;
+    case DM_FT_UUID:
+        if (dm_uuid_parse(t, v->len, uuid))
+            return true;
+        dm_cx_err(cx, v, "%s '%s' is not a UUID (8-4-4-4-12 hex digits)", what, t);
+        return false;
+    case DM_FT_ENUM:
+    default:
+        for (size_t k = 0; k < f->nvalues; k++)
+            if (strcmp(f->values[k], t) == 0)
+                return true;
+        dm_buf_t msg = DM_BUF_INIT;
+        dm_buf_printf(&msg, "%s '%s' is not one of the values of enum field '%s': ", what, t,
+                      f->name);
+        for (size_t k = 0; k < f->nvalues; k++)
+            dm_buf_printf(&msg, "%s%s", k ? ", " : "", f->values[k]);
+        dm_cx_suggest_put(&msg, t, (const char *const *)f->values, f->nvalues);
+        dm_cx_err(cx, v, "%s", msg.data);
+        dm_buf_free(&msg);
+        return false;
+    }
+}
+
+static void s_in_list(dm_cx_t *cx, const dm_contract_t *c, dm_check_t *k, const dm_ynode_t *m)
+{
+    const dm_ynode_t *v = dm_cx_need(cx, m, "values", "in_list check");
+    if (!v || !dm_cx_seq(cx, v, "in_list values"))
+        return;
+    if (v->n == 0) {
+        dm_cx_err(cx, v, "in_list values must list at least one value");
+        return;
+    }
+    k->values = calloc(v->n, sizeof *k->values);
+    if (!k->values)
+        abort();
+    const dm_field_t *f = k->field_index >= 0 ? &c->fields[k->field_index] : NULL;
+    for (size_t i = 0; i < v->n; i++) {
+        const dm_ynode_t *it = v->items[i];
+        if (f && !s_typed_value(cx, f, it, "in_list value"))
+            continue;
+        if (!f && (it->kind != DM_YNODE_SCALAR || dm_ynode_is_null(it)))
+            continue; /* the column error was reported already */
+        bool dup = false;
+        for (size_t j = 0; j < k->nvalues && !dup; j++)
+            dup = strcmp(k->values[j], it->text) == 0;
+        if (dup)
+            dm_cx_err(cx, it, "in_list: duplicate value '%s'", it->text);
+        else
+            k->values[k->nvalues++] = dm_cx_strdup(it->text);
+    }
+}
+
+static void s_range(dm_cx_t *cx, const dm_contract_t *c, dm_check_t *k, const dm_ynode_t *m)
+{
+    const dm_field_t *f = k->field_index >= 0 ? &c->fields[k->field_index] : NULL;
+    const dm_ynode_t *mn = dm_ynode_get(m, "min"), *mx = dm_ynode_get(m, "max");
+    if (f && f->type != DM_FT_INT && f->type != DM_FT_DOUBLE) {
+        dm_cx_err(cx, dm_ynode_get(m, "column"),
+                  "rule range needs an int or double column; '%s' is %s", f->name,
+                  dm_ftype_name(f->type));
+        return;
+    }
+    if (!mn && !mx) {
+        dm_cx_err(cx, m, "rule range needs min, max or both");
+        return;
+    }
+    const dm_ynode_t *at[2] = {mn, mx};
+    bool *has[2] = {&k->has_min, &k->has_max};
+    dm_num_t *dst[2] = {&k->min, &k->max};
+    const char *names[2] = {"range min", "range max"};
+    for (int i = 0; i < 2; i++) {
+        if (!at[i])
+            continue;
+        if (f && f->type == DM_FT_INT) {
+            int64_t v;
+            if (dm_cx_int(cx, at[i], names[i], &v)) {
+                *dst[i] = (dm_num_t){true, v, (double)v};
+                *has[i] = true;
+            }
+        } else if (dm_cx_num(cx, at[i], names[i], dst[i])) {
+            *has[i] = true;
+        }
+    }
+    if (k->has_min && k->has_max && dm_cx_num_cmp(k->min, k->max) > 0)
+        dm_cx_err(cx, mx, "range max %s is less than min %s", mx->text, mn->text);
+}
+
+static void s_threshold(dm_cx_t *cx, dm_check_t *k, const dm_ynode_t *m)
+{
+    const dm_ynode_t *v = dm_cx_need(cx, m, "threshold", "row_count_delta check");
+    if (!v)
+        return;
+    bool ok = false;
+    if (v->kind == DM_YNODE_SCALAR && v->len > 1 && v->text[v->len - 1] == '%') {
+        double d;
+        ok = dm_double_parse(v->text, v->len - 1, &d) && d > 0;
+        k->threshold = d;
+        k->threshold_is_percent = true;
+    } else if (dm_ynode_is_number(v)) {
+        ok = dm_double_parse(v->text, v->len, &k->threshold) && k->threshold > 0;
+    }
+    if (!ok)
+        dm_cx_err(cx, v, "row_count_delta threshold %s%s%s is neither a percentage greater than "
+                         "zero (such as 20%%) nor a positive number of rows",
+                  v->kind == DM_YNODE_SCALAR ? "'" : "",
+                  v->kind == DM_YNODE_SCALAR ? v->text : dm_cx_kind(v),
+                  v->kind == DM_YNODE_SCALAR ? "'" : "");
+}
+
+/* Reads one check; returns false if it is unusable (no known rule). */
+static bool s_check(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *m, size_t idx, dm_check_t *k)
+{
+    char what[64];
+    snprintf(what, sizeof what, "spec.quality.checks[%zu]", idx);
+    memset(k, 0, sizeof *k);
+    k->field_index = -1;
+    k->max_age_ms = -1;
+    k->line = m->line;
+    k->col = m->col;
+    if (m->kind != DM_YNODE_MAP) {
+        dm_cx_err(cx, m, "%s must be a mapping, got %s", what, dm_cx_kind(m));
+        return false;
+    }
+    const dm_ynode_t *r = dm_cx_need(cx, m, "rule", what), *v;
+    int rule = r ? dm_cx_choice(cx, r, "check rule", s_rules, DM_CHECK__COUNT) : -1;
+    s_keys(cx, m, rule);
+    if ((v = dm_ynode_get(m, "name")))
+        (void)dm_cx_str(cx, v, "check name", &k->name);
+    if ((v = dm_ynode_get(m, "description")))
+        (void)dm_cx_str(cx, v, "check description", &k->description);
+    if (rule < 0)
+        return false;
+    k->rule = (dm_check_rule)rule;
+    const dm_ynode_t *col = dm_ynode_get(m, "column");
+    if (!col && rule != DM_CHECK_ROW_COUNT_DELTA && rule != DM_CHECK_FRESHNESS) {
+        char w[96];
+        snprintf(w, sizeof w, "%s (rule %s)", what, s_rules[rule]);
+        dm_cx_err(cx, m, "%s is missing the required key 'column'", w);
+    } else if (col && rule != DM_CHECK_ROW_COUNT_DELTA) {
+        k->field_index = dm_cx_column(cx, c, col, "check column");
+        if (k->field_index >= 0)
+            k->column = dm_cx_strdup(c->fields[k->field_index].name);
+    }
+    const dm_field_t *f = k->field_index >= 0 ? &c->fields[k->field_index] : NULL;
+    switch (k->rule) {
+    case DM_CHECK_IN_LIST:
+        s_in_list(cx, c, k, m);
+        break;
+    case DM_CHECK_RANGE:
+        s_range(cx, c, k, m);
+        break;
+    case DM_CHECK_REGEX:
+        if (f && f->type != DM_FT_STRING)
+            dm_cx_err(cx, col, "rule regex needs a string column; '%s' is %s", f->name,
+                      dm_ftype_name(f->type));
+        if ((v = dm_cx_need(cx, m, "pattern", "regex check")) &&
+            dm_cx_str(cx, v, "regex pattern", &k->pattern))
+            (void)dm_cx_regex_ok(cx, v, "regex pattern", k->pattern);
+        break;
+    case DM_CHECK_ROW_COUNT_DELTA:
+        s_threshold(cx, k, m);
+        break;
+    case DM_CHECK_FRESHNESS:
+        if (f && f->type != DM_FT_TIMESTAMP && f->type != DM_FT_DATE)
+            dm_cx_err(cx, col, "rule freshness needs a timestamp or date column; '%s' is %s",
+                      f->name, dm_ftype_name(f->type));
+        if ((v = dm_ynode_get(m, "max_age")))
+            (void)dm_cx_duration(cx, v, "freshness max_age", &k->max_age_ms);
+        else if (c->freshness_ms > 0)
+            k->max_age_ms = c->freshness_ms;
+        else
+            dm_cx_err(cx, m, "rule freshness needs max_age, or spec.sla.freshness as its default");
+        break;
+    default:
+        break;
+    }
+    return true;
+}
+
+void dm_cx_quality(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
+{
+    static const char *const keys[] = {"checks", NULL};
+    if (!dm_cx_map(cx, n, "spec.quality", keys))
+        return;
+    const dm_ynode_t *v = dm_ynode_get(n, "checks");
+    if (!v || !dm_cx_seq(cx, v, "spec.quality.checks"))
+        return;
+    c->checks = calloc(v->n ? v->n : 1, sizeof *c->checks);
+    if (!c->checks)
+        abort();
+    for (size_t i = 0; i < v->n; i++) {
+        dm_check_t k;
+        if (s_check(cx, c, v->items[i], i, &k)) {
+            c->checks[c->nchecks++] = k;
+        } else {
+            free(k.name);
+            free(k.description);
+        }
+    }
+}

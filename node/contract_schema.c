@@ -1,0 +1,416 @@
+/* contract_schema.c: spec.schema -> fields and primary key.
+ *
+ * An inline schema lists its fields; an avro schema names a local .avsc
+ * file read through avro.c. Constraints are checked for applicability (a
+ * minimum on a string is an error naming the type) and consistency
+ * (minimum <= maximum, patterns compile). */
+#include "contract_priv.h"
+
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "avro.h"
+
+#define S_FIELD_NAME_MAX 128  /* bytes in a field name */
+#define S_LIST_FIELDS_MAX 20  /* list the schema's fields in messages up to this many */
+
+static const char *const s_types[DM_FT__COUNT] = {"string", "int",  "double", "boolean",
+                                                   "timestamp", "date", "uuid", "enum"};
+
+void dm_cx_field_free(dm_field_t *f)
+{
+    free(f->name);
+    free(f->description);
+    for (size_t i = 0; i < f->nvalues; i++)
+        free(f->values[i]);
+    free(f->values);
+    free(f->pattern);
+}
+
+int dm_cx_field_index(const dm_contract_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nfields; i++)
+        if (strcmp(c->fields[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+int dm_cx_column(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t *n, const char *what)
+{
+    if (n->kind != DM_YNODE_SCALAR || dm_ynode_is_null(n)) {
+        dm_cx_err(cx, n, "%s: expected a field name, got %s", what, dm_cx_kind(n));
+        return -1;
+    }
+    int i = dm_cx_field_index(c, n->text);
+    if (i >= 0 || c->nfields == 0) /* no fields: the schema's own error says why */
+        return i;
+    dm_buf_t msg = DM_BUF_INIT;
+    dm_buf_printf(&msg, "%s '%s' is not a field of the schema", what, n->text);
+    const char **names = malloc(c->nfields * sizeof *names);
+    if (!names)
+        abort();
+    for (size_t k = 0; k < c->nfields; k++)
+        names[k] = c->fields[k].name;
+    if (c->nfields <= S_LIST_FIELDS_MAX) {
+        dm_buf_puts(&msg, " (fields: ");
+        for (size_t k = 0; k < c->nfields; k++)
+            dm_buf_printf(&msg, "%s%s", k ? ", " : "", names[k]);
+        dm_buf_putc(&msg, ')');
+    }
+    dm_cx_suggest_put(&msg, n->text, names, c->nfields);
+    free(names);
+    dm_cx_err(cx, n, "%s", msg.data);
+    dm_buf_free(&msg);
+    return -1;
+}
+
+static bool s_field_name_ok(const char *s)
+{
+    size_t len = strlen(s);
+    if (len < 1 || len > S_FIELD_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+        if (!alpha && (i == 0 || ch < '0' || ch > '9'))
+            return false;
+    }
+    return true;
+}
+
+bool dm_cx_regex_ok(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *pattern)
+{
+    regex_t re;
+    int rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
+    if (rc == 0) {
+        regfree(&re);
+        return true;
+    }
+    char err[128];
+    regerror(rc, &re, err, sizeof err);
+    dm_cx_err(cx, n, "%s '%s' is not a valid POSIX extended regular expression: %s", what,
+              pattern, err);
+    return false;
+}
+
+static void s_values(dm_cx_t *cx, dm_field_t *f, const dm_ynode_t *v, const char *label)
+{
+    if (!dm_cx_seq(cx, v, label))
+        return;
+    if (v->n == 0) {
+        dm_cx_err(cx, v, "%s must list at least one value", label);
+        return;
+    }
+    f->values = calloc(v->n, sizeof *f->values);
+    if (!f->values)
+        abort();
+    for (size_t i = 0; i < v->n; i++) {
+        char *s;
+        if (!dm_cx_str(cx, v->items[i], label, &s))
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < f->nvalues && !dup; j++)
+            dup = strcmp(f->values[j], s) == 0;
+        if (!s[0])
+            dm_cx_err(cx, v->items[i], "%s: a value must not be empty", label);
+        else if (dup)
+            dm_cx_err(cx, v->items[i], "%s: duplicate value '%s'", label, s);
+        f->values[f->nvalues++] = s;
+    }
+}
+
+/* Reads one of minimum/maximum/exclusiveMinimum/exclusiveMaximum. */
+static const dm_ynode_t *s_bound(dm_cx_t *cx, const dm_ynode_t *m, dm_field_t *f, bool type_ok,
+                                 const char *key, const char *fname, bool *has, dm_num_t *out)
+{
+    const dm_ynode_t *v = dm_ynode_get(m, key);
+    if (!v)
+        return NULL;
+    char what[S_FIELD_NAME_MAX + 64];
+    snprintf(what, sizeof what, "field '%s': %s", fname, key);
+    if (type_ok && f->type != DM_FT_INT && f->type != DM_FT_DOUBLE) {
+        dm_cx_err(cx, v, "%s applies only to int and double fields, not %s", what,
+                  s_types[f->type]);
+        return NULL;
+    }
+    if (type_ok && f->type == DM_FT_INT) {
+        int64_t i;
+        if (!dm_cx_int(cx, v, what, &i))
+            return NULL;
+        *out = (dm_num_t){true, i, (double)i};
+    } else if (!dm_cx_num(cx, v, what, out)) {
+        return NULL;
+    }
+    *has = true;
+    return v;
+}
+
+static void s_bounds(dm_cx_t *cx, const dm_ynode_t *m, dm_field_t *f, bool type_ok)
+{
+    const char *nm = f->name;
+    const dm_ynode_t *mn = s_bound(cx, m, f, type_ok, "minimum", nm, &f->has_minimum, &f->minimum);
+    const dm_ynode_t *mx = s_bound(cx, m, f, type_ok, "maximum", nm, &f->has_maximum, &f->maximum);
+    const dm_ynode_t *emn = s_bound(cx, m, f, type_ok, "exclusiveMinimum", nm,
+                                    &f->has_exclusive_minimum, &f->exclusive_minimum);
+    const dm_ynode_t *emx = s_bound(cx, m, f, type_ok, "exclusiveMaximum", nm,
+                                    &f->has_exclusive_maximum, &f->exclusive_maximum);
+    if (mn && mx && dm_cx_num_cmp(f->minimum, f->maximum) > 0)
+        dm_cx_err(cx, mx, "field '%s': maximum %s is less than minimum %s", nm, mx->text, mn->text);
+    if (emn && emx && dm_cx_num_cmp(f->exclusive_minimum, f->exclusive_maximum) >= 0)
+        dm_cx_err(cx, emx, "field '%s': exclusiveMaximum %s must be greater than exclusiveMinimum %s",
+                  nm, emx->text, emn->text);
+    if (mn && emx && dm_cx_num_cmp(f->minimum, f->exclusive_maximum) >= 0)
+        dm_cx_err(cx, emx, "field '%s': exclusiveMaximum %s must be greater than minimum %s", nm,
+                  emx->text, mn->text);
+    if (emn && mx && dm_cx_num_cmp(f->exclusive_minimum, f->maximum) >= 0)
+        dm_cx_err(cx, mx, "field '%s': maximum %s must be greater than exclusiveMinimum %s", nm,
+                  mx->text, emn->text);
+}
+
+static void s_lengths(dm_cx_t *cx, const dm_ynode_t *m, dm_field_t *f, bool type_ok)
+{
+    static const char *const keys[] = {"minLength", "maxLength"};
+    const dm_ynode_t *at[2] = {NULL, NULL};
+    int64_t *dst[2] = {&f->min_length, &f->max_length};
+    for (int k = 0; k < 2; k++) {
+        const dm_ynode_t *v = dm_ynode_get(m, keys[k]);
+        if (!v)
+            continue;
+        char what[S_FIELD_NAME_MAX + 64];
+        snprintf(what, sizeof what, "field '%s': %s", f->name, keys[k]);
+        int64_t i;
+        if (type_ok && f->type != DM_FT_STRING) {
+            dm_cx_err(cx, v, "%s applies only to string fields, not %s", what, s_types[f->type]);
+        } else if (dm_cx_int(cx, v, what, &i)) {
+            if (i < 0) {
+                dm_cx_err(cx, v, "%s must be zero or more, got %s", what, v->text);
+            } else {
+                *dst[k] = i;
+                at[k] = v;
+            }
+        }
+    }
+    if (at[0] && at[1] && f->min_length > f->max_length)
+        dm_cx_err(cx, at[1], "field '%s': maxLength %s is less than minLength %s", f->name,
+                  at[1]->text, at[0]->text);
+    const dm_ynode_t *p = dm_ynode_get(m, "pattern");
+    if (!p)
+        return;
+    char what[S_FIELD_NAME_MAX + 64];
+    snprintf(what, sizeof what, "field '%s': pattern", f->name);
+    if (type_ok && f->type != DM_FT_STRING)
+        dm_cx_err(cx, p, "%s applies only to string fields, not %s", what, s_types[f->type]);
+    else if (dm_cx_str(cx, p, what, &f->pattern))
+        (void)dm_cx_regex_ok(cx, p, what, f->pattern);
+}
+
+/* Reads one field mapping; returns false if it has no usable name. */
+static bool s_field(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *m, size_t idx, dm_field_t *f)
+{
+    static const char *const keys[] = {"name", "type", "required", "description", "values",
+                                       "minimum", "maximum", "exclusiveMinimum",
+                                       "exclusiveMaximum", "minLength", "maxLength", "pattern",
+                                       NULL};
+    char label[S_FIELD_NAME_MAX + 64];
+    snprintf(label, sizeof label, "spec.schema.fields[%zu]", idx);
+    memset(f, 0, sizeof *f);
+    f->min_length = f->max_length = -1;
+    f->line = m->line;
+    f->col = m->col;
+    if (!dm_cx_map(cx, m, label, keys))
+        return false;
+    const dm_ynode_t *v = dm_cx_need(cx, m, "name", label);
+    if (!v || !dm_cx_str(cx, v, "field name", &f->name))
+        return false;
+    if (!s_field_name_ok(f->name)) {
+        dm_cx_err(cx, v,
+                  "field name '%s' must match ^[A-Za-z_][A-Za-z0-9_]{0,127}$ (a letter or '_', "
+                  "then up to 127 letters, digits or '_')",
+                  f->name);
+    } else {
+        int dup = dm_cx_field_index(c, f->name);
+        if (dup >= 0)
+            dm_cx_err(cx, v, "duplicate field name '%s' (first declared at line %u)", f->name,
+                      c->fields[dup].line);
+    }
+    snprintf(label, sizeof label, "field '%s'", f->name);
+    bool type_ok = false;
+    if ((v = dm_cx_need(cx, m, "type", label))) {
+        char what[S_FIELD_NAME_MAX + 64];
+        snprintf(what, sizeof what, "field '%s': type", f->name);
+        int t = dm_cx_choice(cx, v, what, s_types, DM_FT__COUNT);
+        type_ok = t >= 0;
+        f->type = type_ok ? (dm_ftype)t : DM_FT_STRING;
+    }
+    if ((v = dm_ynode_get(m, "required")))
+        (void)dm_cx_bool(cx, v, "required", &f->required);
+    if ((v = dm_ynode_get(m, "description")))
+        (void)dm_cx_str(cx, v, "description", &f->description);
+    char what[S_FIELD_NAME_MAX + 64];
+    snprintf(what, sizeof what, "field '%s': values", f->name);
+    v = dm_ynode_get(m, "values");
+    if (type_ok && f->type == DM_FT_ENUM && !v)
+        dm_cx_err(cx, m, "field '%s' is an enum and needs 'values', the list of its allowed values",
+                  f->name);
+    else if (v && type_ok && f->type != DM_FT_ENUM)
+        dm_cx_err(cx, v, "%s applies only to enum fields, not %s", what, s_types[f->type]);
+    else if (v)
+        s_values(cx, f, v, what);
+    s_bounds(cx, m, f, type_ok);
+    s_lengths(cx, m, f, type_ok);
+    return true;
+}
+
+static void s_fields(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *seq)
+{
+    if (!dm_cx_seq(cx, seq, "spec.schema.fields"))
+        return;
+    if (seq->n == 0) {
+        dm_cx_err(cx, seq, "spec.schema.fields must list at least one field");
+        return;
+    }
+    c->fields = calloc(seq->n, sizeof *c->fields);
+    if (!c->fields)
+        abort();
+    for (size_t i = 0; i < seq->n; i++) {
+        dm_field_t f;
+        if (s_field(cx, c, seq->items[i], i, &f))
+            c->fields[c->nfields++] = f;
+        else
+            dm_cx_field_free(&f);
+    }
+}
+
+static void s_pk(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *v)
+{
+    const dm_ynode_t *const *items = (const dm_ynode_t *const *)&v;
+    size_t n = 1;
+    if (v->kind == DM_YNODE_SEQ) {
+        items = (const dm_ynode_t *const *)v->items;
+        n = v->n;
+        if (n == 0) {
+            dm_cx_err(cx, v, "spec.schema.primaryKey must name at least one field");
+            return;
+        }
+    }
+    c->pk = calloc(n, sizeof *c->pk);
+    if (!c->pk)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        int k = dm_cx_column(cx, c, items[i], "primaryKey field");
+        if (k < 0)
+            continue;
+        dm_field_t *f = &c->fields[k];
+        bool dup = false;
+        for (size_t j = 0; j < c->npk; j++)
+            dup = dup || c->pk[j] == (size_t)k;
+        if (dup) {
+            dm_cx_err(cx, items[i], "primaryKey names field '%s' twice", f->name);
+            continue;
+        }
+        if (f->type == DM_FT_DOUBLE || f->type == DM_FT_BOOLEAN) {
+            dm_cx_err(cx, items[i],
+                      "primaryKey field '%s' is %s; a primary key field must be string, int, "
+                      "timestamp, date, uuid or enum (doubles compare unreliably, a boolean key "
+                      "holds at most two rows)",
+                      f->name, s_types[f->type]);
+            continue;
+        }
+        f->primary_key = true;
+        f->required = true;
+        c->pk[c->npk++] = (size_t)k;
+    }
+}
+
+/* A primary-key field written with "required: false" contradicts itself. */
+static void s_pk_required(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t *fields)
+{
+    if (!fields || fields->kind != DM_YNODE_SEQ)
+        return;
+    for (size_t i = 0; i < fields->n; i++) {
+        const dm_ynode_t *m = fields->items[i];
+        const dm_ynode_t *name = dm_ynode_get(m, "name"), *req = dm_ynode_get(m, "required");
+        bool b;
+        if (!name || !req || !dm_ynode_is_bool(req, &b) || b || name->kind != DM_YNODE_SCALAR)
+            continue;
+        int k = dm_cx_field_index(c, name->text);
+        if (k >= 0 && c->fields[k].primary_key)
+            dm_cx_err(cx, req,
+                      "field '%s' is in primaryKey, so it is required; remove 'required: false'",
+                      name->text);
+    }
+}
+
+static void s_avro(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *loc)
+{
+    if (!dm_cx_str(cx, loc, "spec.schema.location", &c->schema_location))
+        return;
+    const char *l = c->schema_location;
+    if (strstr(l, "://")) {
+        dm_cx_err(cx, loc,
+                  "spec.schema.location '%s' is remote; remote schemas are not fetched: use a "
+                  "local .avsc path relative to this file, or an inline schema (type: inline "
+                  "with fields)",
+                  l);
+        return;
+    }
+    if (!cx->basedir) {
+        dm_cx_err(cx, loc,
+                  "spec.schema.location '%s': avro schemas are resolved by the client; send the "
+                  "canonical contract (inline schema)",
+                  l);
+        return;
+    }
+    if (!l[0]) {
+        dm_cx_err(cx, loc, "spec.schema.location must not be empty");
+        return;
+    }
+    dm_buf_t path = DM_BUF_INIT;
+    if (l[0] != '/')
+        dm_buf_printf(&path, "%s/", cx->basedir);
+    dm_buf_puts(&path, l);
+    size_t before = cx->diags->count;
+    dm_err rc = dm_avro_fields(path.data, l, cx->file, loc->line, loc->col, cx->diags, &c->fields,
+                               &c->nfields);
+    dm_buf_free(&path);
+    if (rc != DM_OK) {
+        size_t added = cx->diags->count - before;
+        cx->errors += added ? added : 1;
+        return;
+    }
+    c->schema_from_avro = true;
+}
+
+void dm_cx_schema(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *s)
+{
+    static const char *const keys[] = {"type", "location", "fields", "primaryKey", NULL};
+    static const char *const types[] = {"inline", "avro"};
+    if (!dm_cx_map(cx, s, "spec.schema", keys))
+        return;
+    const dm_ynode_t *t = dm_ynode_get(s, "type");
+    int type = t ? dm_cx_choice(cx, t, "spec.schema.type", types, 2) : 0;
+    const dm_ynode_t *loc = dm_ynode_get(s, "location"), *fields = dm_ynode_get(s, "fields");
+    if (type == 1) {
+        if (fields)
+            dm_cx_err(cx, fields, "spec.schema.fields does not apply to an avro schema (its fields "
+                                  "come from the .avsc file named by location)");
+        if ((loc = dm_cx_need(cx, s, "location", "spec.schema (type: avro)")))
+            s_avro(cx, c, loc);
+    } else {
+        if (loc && type == 0)
+            dm_cx_err(cx, loc, "spec.schema.location applies only to type: avro; an inline "
+                               "schema lists its fields");
+        if (type == 0 && (fields = dm_cx_need(cx, s, "fields", "spec.schema")))
+            s_fields(cx, c, fields);
+        else if (type < 0 && fields)
+            s_fields(cx, c, fields); /* still check the fields */
+    }
+    const dm_ynode_t *pk = dm_ynode_get(s, "primaryKey");
+    if (pk && c->nfields) {
+        s_pk(cx, c, pk);
+        if (!c->schema_from_avro)
+            s_pk_required(cx, c, fields);
+    }
+}

@@ -1,0 +1,230 @@
+/* contract_spec.c: spec.storage, spec.sla, spec.policies and
+ * spec.interoperability -> the contract model (quality checks live in
+ * contract_quality.c, the schema in contract_schema.c). */
+#include "contract_priv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_PERCENT_DIGITS_MAX 6 /* p999999 is the finest latency percentile */
+
+static void *s_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        abort();
+    return p;
+}
+
+void dm_cx_storage(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
+{
+    static const char *const keys[] = {"format", "location", "partitioning", NULL};
+    static const char *const grans[] = {"hour", "day", "month", "year"};
+    if (!dm_cx_map(cx, n, "spec.storage", keys))
+        return;
+    const dm_ynode_t *v;
+    if ((v = dm_ynode_get(n, "format")))
+        (void)dm_cx_str(cx, v, "spec.storage.format", &c->storage_format);
+    if ((v = dm_ynode_get(n, "location")))
+        (void)dm_cx_str(cx, v, "spec.storage.location", &c->storage_location);
+    if (!(v = dm_ynode_get(n, "partitioning")) || !dm_cx_seq(cx, v, "spec.storage.partitioning"))
+        return;
+    static const char *const pkeys[] = {"field", "granularity", NULL};
+    c->partitions = s_calloc(v->n, sizeof *c->partitions);
+    for (size_t i = 0; i < v->n; i++) {
+        const dm_ynode_t *p = v->items[i], *f, *g;
+        char what[64];
+        snprintf(what, sizeof what, "spec.storage.partitioning[%zu]", i);
+        if (!dm_cx_map(cx, p, what, pkeys))
+            continue;
+        int fi = -1, gi = -1;
+        if ((f = dm_cx_need(cx, p, "field", what)))
+            fi = dm_cx_column(cx, c, f, "partitioning field");
+        if ((g = dm_cx_need(cx, p, "granularity", what)))
+            gi = dm_cx_choice(cx, g, "partitioning granularity", grans, 4);
+        if (fi < 0)
+            continue;
+        const dm_field_t *fd = &c->fields[fi];
+        if (fd->type != DM_FT_TIMESTAMP && fd->type != DM_FT_DATE) {
+            dm_cx_err(cx, f, "partitioning field '%s' is %s; it must be a timestamp or date field",
+                      fd->name, dm_ftype_name(fd->type));
+            continue;
+        }
+        if (gi == DM_GRAN_HOUR && fd->type == DM_FT_DATE) {
+            dm_cx_err(cx, g, "granularity hour needs a timestamp field; '%s' is a date (use day, "
+                             "month or year)", fd->name);
+            continue;
+        }
+        for (size_t j = 0; j < c->npartitions; j++)
+            if (strcmp(c->partitions[j].field, fd->name) == 0) {
+                dm_cx_err(cx, f, "partitioning names field '%s' twice", fd->name);
+                fi = -1;
+                break;
+            }
+        if (fi < 0 || gi < 0)
+            continue;
+        c->partitions[c->npartitions++] =
+            (dm_partition_t){dm_cx_strdup(fd->name), (dm_granularity)gi};
+    }
+}
+
+/* "pNN < DURATION" with optional spaces; p99 -> 99, p999 -> 99.9. */
+static bool s_latency(const char *s, double *pct, int64_t *ms)
+{
+    while (*s == ' ')
+        s++;
+    if (*s++ != 'p' || *s < '1' || *s > '9')
+        return false;
+    char digits[S_PERCENT_DIGITS_MAX + 2];
+    size_t nd = 0;
+    while (*s >= '0' && *s <= '9') {
+        if (nd == S_PERCENT_DIGITS_MAX)
+            return false;
+        digits[nd++] = *s++;
+    }
+    digits[nd] = 0;
+    char num[S_PERCENT_DIGITS_MAX + 3];
+    if (nd <= 2 || strcmp(digits, "100") == 0)
+        snprintf(num, sizeof num, "%s", digits);
+    else
+        snprintf(num, sizeof num, "%.2s.%s", digits, digits + 2);
+    *pct = strtod(num, NULL);
+    if (*pct <= 0 || *pct > 100)
+        return false;
+    while (*s == ' ')
+        s++;
+    if (*s++ != '<')
+        return false;
+    while (*s == ' ')
+        s++;
+    size_t len = strlen(s);
+    while (len && s[len - 1] == ' ')
+        len--;
+    return dm_duration_parse(s, len, ms) && *ms > 0;
+}
+
+void dm_cx_sla(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
+{
+    static const char *const keys[] = {"freshness", "availability", "latency", NULL};
+    if (!dm_cx_map(cx, n, "spec.sla", keys))
+        return;
+    const dm_ynode_t *v;
+    if ((v = dm_ynode_get(n, "freshness")))
+        (void)dm_cx_duration(cx, v, "spec.sla.freshness", &c->freshness_ms);
+    dm_num_t a;
+    if ((v = dm_ynode_get(n, "availability")) && dm_cx_num(cx, v, "spec.sla.availability", &a)) {
+        if (a.d <= 0 || a.d > 100)
+            dm_cx_err(cx, v, "spec.sla.availability is a percentage: it must be greater than 0 "
+                             "and at most 100, got %s", v->text);
+        else
+            c->availability = a.d;
+    }
+    if (!(v = dm_ynode_get(n, "latency")))
+        return;
+    if (v->kind != DM_YNODE_SCALAR || dm_ynode_is_null(v) ||
+        !s_latency(v->text, &c->latency_percentile, &c->latency_ms)) {
+        dm_cx_err(cx, v,
+                  "spec.sla.latency %s%s%s is not 'pNN < DURATION' (a percentile p50, p90, p99, "
+                  "p999 ... and a duration greater than zero, such as p99 < 1s)",
+                  v->kind == DM_YNODE_SCALAR ? "'" : "",
+                  v->kind == DM_YNODE_SCALAR ? v->text : dm_cx_kind(v),
+                  v->kind == DM_YNODE_SCALAR ? "'" : "");
+        c->latency_percentile = 0;
+        c->latency_ms = -1;
+    }
+}
+
+void dm_cx_policies(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
+{
+    static const char *const keys[] = {"access", "retention", "encryption", NULL};
+    static const char *const access[] = {"public", "restricted", "private"};
+    static const char *const enc[] = {"none", "aes-256"};
+    if (!dm_cx_map(cx, n, "spec.policies", keys))
+        return;
+    const dm_ynode_t *v;
+    int i;
+    if ((v = dm_ynode_get(n, "access")) &&
+        (i = dm_cx_choice(cx, v, "spec.policies.access", access, 3)) >= 0)
+        c->access = (dm_access)i;
+    if ((v = dm_ynode_get(n, "retention")))
+        (void)dm_cx_duration(cx, v, "spec.policies.retention", &c->retention_ms);
+    if ((v = dm_ynode_get(n, "encryption")) &&
+        (i = dm_cx_choice(cx, v, "spec.policies.encryption", enc, 2)) >= 0)
+        c->encryption = (dm_encryption)i;
+}
+
+static void s_upstream(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *seq)
+{
+    static const char *const keys[] = {"product", "domain", NULL};
+    if (!dm_cx_seq(cx, seq, "spec.interoperability.lineage.upstream"))
+        return;
+    c->upstream = s_calloc(seq->n, sizeof *c->upstream);
+    for (size_t i = 0; i < seq->n; i++) {
+        const dm_ynode_t *m = seq->items[i], *p, *d;
+        char what[80];
+        snprintf(what, sizeof what, "spec.interoperability.lineage.upstream[%zu]", i);
+        if (!dm_cx_map(cx, m, what, keys))
+            continue;
+        dm_lineage_t l = {NULL, NULL};
+        bool ok = true;
+        const char *names[] = {"product", "domain"};
+        char **dst[] = {&l.product, &l.domain};
+        const dm_ynode_t *at[2];
+        for (int k = 0; k < 2; k++) {
+            char w[96];
+            snprintf(w, sizeof w, "upstream %s", names[k]);
+            at[k] = dm_cx_need(cx, m, names[k], what);
+            if (!at[k] || !dm_cx_str(cx, at[k], w, dst[k])) {
+                ok = false;
+            } else if (!dm_cx_is_name(*dst[k])) {
+                dm_cx_err(cx, at[k], "%s '%s' is not a valid name: it must match "
+                                     "^[a-z][a-z0-9_-]{0,62}$", w, *dst[k]);
+                ok = false;
+            }
+        }
+        p = at[0];
+        d = at[1];
+        if (ok && c->name && c->domain && strcmp(l.product, c->name) == 0 &&
+            strcmp(l.domain, c->domain) == 0) {
+            dm_cx_err(cx, p, "a product cannot be its own upstream (%s/%s)", l.domain, l.product);
+            ok = false;
+        }
+        for (size_t j = 0; ok && j < c->nupstream; j++)
+            if (strcmp(c->upstream[j].product, l.product) == 0 &&
+                strcmp(c->upstream[j].domain, l.domain) == 0) {
+                dm_cx_err(cx, d, "upstream %s/%s is listed twice", l.domain, l.product);
+                ok = false;
+            }
+        if (ok) {
+            c->upstream[c->nupstream++] = l;
+        } else {
+            free(l.product);
+            free(l.domain);
+        }
+    }
+}
+
+void dm_cx_interop(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
+{
+    static const char *const keys[] = {"protocols", "lineage", NULL};
+    static const char *const lkeys[] = {"upstream", NULL};
+    static const char *const protos[] = {"graphql", "rest", "grpc", "sql"};
+    if (!dm_cx_map(cx, n, "spec.interoperability", keys))
+        return;
+    const dm_ynode_t *v = dm_ynode_get(n, "protocols");
+    if (v && dm_cx_seq(cx, v, "spec.interoperability.protocols")) {
+        for (size_t i = 0; i < v->n; i++) {
+            int p = dm_cx_choice(cx, v->items[i], "protocol", protos, 4);
+            if (p < 0)
+                continue;
+            if (c->protocols & (1u << p))
+                dm_cx_err(cx, v->items[i], "protocol '%s' is listed twice", protos[p]);
+            c->protocols |= 1u << p;
+        }
+    }
+    if ((v = dm_ynode_get(n, "lineage")) &&
+        dm_cx_map(cx, v, "spec.interoperability.lineage", lkeys) &&
+        (v = dm_ynode_get(v, "upstream")))
+        s_upstream(cx, c, v);
+}

@@ -21,9 +21,6 @@
 #include "json_scan.h"
 #include "log.h"
 
-#ifndef REG_STARTEND
-#error "regexec must support REG_STARTEND (values are not NUL-terminated and may hold NUL)"
-#endif
 
 #define S_ROW_FIXED 4 /* version, reserved, u16 field count */
 #define S_FNV_OFFSET 2166136261u
@@ -244,17 +241,27 @@ static bool s_bounds(s_ctx_t *x, const dm_field_t *f, bool is_int, int64_t iv, d
     return false;
 }
 
+/* t[n] must be NUL: sanitizers' regexec interceptors strlen the subject
+ * even with REG_STARTEND, which is used (where it exists) so that a decoded
+ * NUL inside the value does not end the subject early. */
 static bool s_regex_match(const regex_t *re, const char *t, size_t n)
 {
+    assert(t[n] == 0);
+#ifdef REG_STARTEND
     regmatch_t pm = {.rm_so = 0, .rm_eo = (regoff_t)n};
     return regexec(re, t, 1, &pm, REG_STARTEND) == 0;
+#else
+    (void)n;
+    return regexec(re, t, 0, NULL, 0) == 0;
+#endif
 }
 
-/* minLength, maxLength and pattern on a value given as JSON string: raw is
- * the text as written (for messages), t/n the decoded text, cps its length
- * in code points. */
+/* minLength, maxLength and pattern on a value given as JSON string: m has
+ * the text as written (for messages) and its length in code points, t/n the
+ * decoded text. scratch (past the row's string area, room for n + 1 bytes)
+ * gets a NUL-terminated copy for the regex. */
 static bool s_text_rules(s_ctx_t *x, const s_field_t *sf, const dm_json_member_t *m,
-                         const char *t, size_t n)
+                         const char *t, size_t n, char *scratch)
 {
     const dm_field_t *f = sf->f;
     int64_t cps = (int64_t)m->val_cps;
@@ -272,12 +279,17 @@ static bool s_text_rules(s_ctx_t *x, const s_field_t *sf, const dm_json_member_t
         }
         return false;
     }
-    if (sf->has_re && !s_regex_match(&sf->re, t, n)) {
-        if (s_reason(x, f)) {
-            s_quote(x->out, m->val, m->val_len);
-            dm_buf_printf(x->out, " does not match pattern '%s'", f->pattern);
+    if (sf->has_re) {
+        if (t != scratch)
+            memcpy(scratch, t, n);
+        scratch[n] = 0;
+        if (!s_regex_match(&sf->re, scratch, n)) {
+            if (s_reason(x, f)) {
+                s_quote(x->out, m->val, m->val_len);
+                dm_buf_printf(x->out, " does not match pattern '%s'", f->pattern);
+            }
+            return false;
         }
-        return false;
     }
     return true;
 }
@@ -357,7 +369,8 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
             memcpy(rd + *pos, m->val, n);
             t = (const char *)rd + *pos;
         }
-        if ((f->min_length >= 0 || f->max_length >= 0 || sf->has_re) && !s_text_rules(x, sf, m, t, n))
+        if ((f->min_length >= 0 || f->max_length >= 0 || sf->has_re) &&
+            !s_text_rules(x, sf, m, t, n, (char *)rd + *pos))
             return false;
     }
     switch (f->type) {
@@ -504,7 +517,7 @@ static bool s_value_eq(const dm_value_t *a, const dm_value_t *b)
 
 /* Row-level quality checks on the fields that passed their own rules.
  * range applies to int and double columns. */
-static void s_row_checks(s_ctx_t *x, const dm_schema_t *s, const uint8_t *rd, size_t len,
+static void s_row_checks(s_ctx_t *x, const dm_schema_t *s, uint8_t *rd, size_t len,
                          const uint64_t *bad)
 {
     for (size_t k = 0; k < s->nchecks; k++) {
@@ -553,14 +566,25 @@ static void s_row_checks(s_ctx_t *x, const dm_schema_t *s, const uint8_t *rd, si
             }
             break;
         }
-        case DM_CHECK_REGEX:
+        case DM_CHECK_REGEX: {
+            /* a row string is followed by other bytes: end it for the regex,
+             * then put the byte back (rd has room for the NUL at its end) */
             n = s_value_text(&v, tmp, &t);
-            if (!s_regex_match(&rc->re, t, n) && s_reason(x, f)) {
+            uint8_t *after = v.type == DM_FT_STRING ? (uint8_t *)t + n : NULL, saved = 0;
+            if (after) {
+                saved = *after;
+                *after = 0;
+            }
+            bool ok = s_regex_match(&rc->re, t, n);
+            if (after)
+                *after = saved;
+            if (!ok && s_reason(x, f)) {
                 dm_buf_puts(x->out, "check regex failed: ");
                 s_quote(x->out, t, n);
                 dm_buf_printf(x->out, " does not match '%s'", rc->c->pattern);
             }
             break;
+        }
         default:
             break;
         }

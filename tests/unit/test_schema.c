@@ -1,0 +1,851 @@
+/* test_schema.c: record validation, row encoding and key encoding.
+ *
+ * Contracts are built by hand (the parser is tested on its own): s_field
+ * adds a field to the model M, s_compile turns it into the schema S. Each
+ * test runs in its own process, so the statics start zeroed. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "schema.h"
+
+#define S_FIELDS 24
+#define S_CHECKS 8
+
+static dm_contract_t M;
+static dm_field_t F[S_FIELDS];
+static size_t PK[4];
+static dm_check_t CK[S_CHECKS];
+static dm_schema_t *S;
+static dm_buf_t row = DM_BUF_INIT, key = DM_BUF_INIT, reasons = DM_BUF_INIT;
+static char *ORDER_STATUS[] = {"created", "paid", "shipped", "cancelled"};
+
+static void s_fini(void)
+{
+    dm_schema_destroy(&S);
+    dm_buf_free(&row);
+    dm_buf_free(&key);
+    dm_buf_free(&reasons);
+}
+
+TestSuite(schema, .fini = s_fini);
+
+static dm_field_t *s_field(const char *name, dm_ftype t, bool required)
+{
+    dm_field_t *f = &F[M.nfields++];
+    f->name = (char *)name;
+    f->type = t;
+    f->required = required;
+    f->min_length = f->max_length = -1;
+    M.fields = F;
+    return f;
+}
+
+static void s_pk(size_t i)
+{
+    F[i].primary_key = F[i].required = true;
+    PK[M.npk++] = i;
+    M.pk = PK;
+}
+
+static dm_check_t *s_check(dm_check_rule rule, const char *column)
+{
+    dm_check_t *c = &CK[M.nchecks++];
+    c->rule = rule;
+    c->column = (char *)column;
+    c->field_index = -1;
+    for (size_t i = 0; i < M.nfields; i++)
+        if (strcmp(F[i].name, column) == 0)
+            c->field_index = (int)i;
+    M.checks = CK;
+    return c;
+}
+
+static void s_compile(void) { cr_assert_eq(dm_schema_new(&M, &S), DM_OK); }
+
+/* The orders schema of the performance target. */
+static void s_orders(void)
+{
+    s_field("orderId", DM_FT_UUID, true);
+    s_pk(0);
+    s_field("customerId", DM_FT_STRING, true);
+    dm_field_t *amount = s_field("amount", DM_FT_DOUBLE, true);
+    amount->has_exclusive_minimum = true;
+    amount->exclusive_minimum = (dm_num_t){.is_int = true, .i = 0};
+    dm_field_t *status = s_field("status", DM_FT_ENUM, true);
+    status->values = ORDER_STATUS;
+    status->nvalues = 4;
+    s_field("timestamp", DM_FT_TIMESTAMP, true);
+    s_compile();
+}
+
+/* One field "v" of type t, optional, compiled. */
+static dm_field_t *s_one(dm_ftype t)
+{
+    dm_field_t *f = s_field("v", t, false);
+    return f;
+}
+
+static bool s_valid(const char *line)
+{
+    return dm_schema_validate(S, line, strlen(line), &row, &key, &reasons);
+}
+
+#define VALID(line) cr_assert(s_valid(line), "rejected %s: %s", line, reasons.data)
+#define INVALID(line, want)                                                      \
+    do {                                                                         \
+        cr_assert_not(s_valid(line), "accepted %s", line);                       \
+        cr_assert_str_eq(reasons.data, want);                                    \
+    } while (0)
+#define INVALID_HAS(line, part)                                                  \
+    do {                                                                         \
+        cr_assert_not(s_valid(line), "accepted %s", line);                       \
+        cr_assert(strstr(reasons.data, part), "reasons: %s", reasons.data);      \
+    } while (0)
+
+#define ORDER_OK "{\"orderId\":\"3f1c0000-aaaa-bbbb-cccc-0123456789ab\",\"customerId\":\"cust-001234\"," \
+                 "\"amount\":123.45,\"status\":\"paid\",\"timestamp\":\"2026-03-01T12:34:56.789Z\"}"
+
+/* ---- the orders schema ---- */
+
+Test(schema, accepts_valid_order)
+{
+    s_orders();
+    VALID(ORDER_OK);
+    cr_assert_eq(reasons.len, 0);
+}
+
+Test(schema, joins_all_reasons_of_a_record)
+{
+    s_orders();
+    INVALID("{\"orderId\":\"3f1c0000-aaaa-bbbb-cccc-0123456789ab\",\"customerId\":\"c\",\"amount\":-3,"
+            "\"status\":\"lost\",\"timestamp\":\"2026-03-01T12:34:56Z\"}",
+            "field 'amount': must be > 0, got -3; field 'status': 'lost' is not one of created, "
+            "paid, shipped, cancelled");
+}
+
+Test(schema, accepts_members_in_any_order)
+{
+    s_orders();
+    VALID("{\"timestamp\":\"2026-03-01T12:34:56Z\",\"status\":\"paid\",\"amount\":1,"
+          "\"customerId\":\"c\",\"orderId\":\"3f1c0000-aaaa-bbbb-cccc-0123456789ab\"}");
+}
+
+/* ---- not exactly one JSON object ---- */
+
+Test(schema, rejects_trailing_garbage)
+{
+    s_orders();
+    INVALID(ORDER_OK " x", "not a JSON object: trailing characters at column 150");
+}
+
+Test(schema, rejects_array_scalar_and_nan)
+{
+    s_one(DM_FT_INT);
+    s_compile();
+    INVALID("[{\"v\":1}]", "not a JSON object: expected '{' at column 1");
+    INVALID("1", "not a JSON object: expected '{' at column 1");
+    INVALID("{\"v\":NaN}", "not a JSON object: unexpected character at column 6");
+    VALID("{\"v\":1}");
+}
+
+Test(schema, json_error_replaces_field_reasons)
+{
+    s_orders();
+    INVALID("{\"amount\":-1,\"status\":\"x\"", "not a JSON object: expected ',' or '}' at column 26");
+}
+
+Test(schema, rejects_raw_control_character)
+{
+    s_one(DM_FT_STRING);
+    s_compile();
+    INVALID("{\"v\":\"a\x01z\"}", "not a JSON object: control character in string at column 8");
+    VALID("{\"v\":\"a\\u0001z\"}");
+}
+
+/* ---- keys ---- */
+
+Test(schema, rejects_duplicate_key)
+{
+    s_one(DM_FT_INT);
+    s_compile();
+    INVALID("{\"v\":1,\"v\":2}", "duplicate key 'v'");
+    INVALID("{\"v\":null,\"v\":null}", "duplicate key 'v'");
+    VALID("{\"v\":1}");
+}
+
+Test(schema, rejects_duplicate_key_written_with_escape)
+{
+    s_one(DM_FT_INT);
+    s_compile();
+    INVALID("{\"v\":1,\"\\u0076\":2}", "duplicate key 'v'");
+}
+
+Test(schema, matches_escaped_key_to_its_field)
+{
+    s_one(DM_FT_INT);
+    s_compile();
+    VALID("{\"\\u0076\":1}");
+}
+
+Test(schema, rejects_unknown_field)
+{
+    s_one(DM_FT_INT);
+    s_compile();
+    INVALID("{\"v\":1,\"w\":2}", "unknown field 'w'");
+    INVALID("{\"V\":1}", "unknown field 'V'");
+}
+
+Test(schema, rejects_invalid_utf8_in_key_and_value)
+{
+    s_one(DM_FT_STRING);
+    s_compile();
+    INVALID("{\"v\":\"\xe9t\xe9\"}", "not a JSON object: invalid UTF-8 at column 7");
+    INVALID("{\"v\xff\":\"x\"}", "not a JSON object: invalid UTF-8 at column 4");
+    VALID("{\"v\":\"\xc3\xa9t\xc3\xa9\"}");
+}
+
+Test(schema, rejects_lone_surrogate_escape)
+{
+    s_one(DM_FT_STRING);
+    s_compile();
+    INVALID("{\"v\":\"\\ude00\"}", "not a JSON object: lone surrogate \\u escape at column 7");
+    VALID("{\"v\":\"\\ud83d\\ude00\"}");
+}
+
+/* ---- required and null ---- */
+
+Test(schema, rejects_missing_required_field)
+{
+    s_field("a", DM_FT_INT, true);
+    s_field("b", DM_FT_INT, false);
+    s_compile();
+    INVALID("{\"b\":1}", "field 'a': is required but missing");
+    VALID("{\"a\":1}");
+}
+
+Test(schema, rejects_null_required_field)
+{
+    s_field("a", DM_FT_INT, true);
+    s_compile();
+    INVALID("{\"a\":null}", "field 'a': is required, got null");
+}
+
+Test(schema, accepts_null_or_absent_optional_field)
+{
+    s_field("a", DM_FT_INT, false);
+    s_compile();
+    VALID("{\"a\":null}");
+    VALID("{}");
+}
+
+Test(schema, validates_non_null_optional_value)
+{
+    dm_field_t *f = s_one(DM_FT_INT);
+    f->has_maximum = true;
+    f->maximum = (dm_num_t){.is_int = true, .i = 5};
+    s_compile();
+    INVALID("{\"v\":6}", "field 'v': must be <= 5, got 6");
+}
+
+/* ---- JSON types ---- */
+
+Test(schema, rejects_string_for_number)
+{
+    s_one(DM_FT_DOUBLE);
+    s_compile();
+    INVALID("{\"v\":\"12\"}", "field 'v': expected a number, got string '12'");
+    VALID("{\"v\":12.5}");
+}
+
+Test(schema, accepts_int_for_double)
+{
+    s_one(DM_FT_DOUBLE);
+    s_compile();
+    VALID("{\"v\":12}");
+}
+
+Test(schema, rejects_fraction_for_int)
+{
+    s_one(DM_FT_INT);
+    s_compile();
+    INVALID("{\"v\":1.5}", "field 'v': expected an integer, got 1.5");
+    VALID("{\"v\":1.0}");
+}
+
+Test(schema, rejects_out_of_range_int)
+{
+    s_one(DM_FT_INT);
+    s_compile();
+    INVALID("{\"v\":9223372036854775808}", "field 'v': out of the int64 range, got 9223372036854775808");
+    INVALID("{\"v\":1e19}", "field 'v': out of the int64 range, got 1e19");
+}
+
+Test(schema, keeps_int64_precision)
+{
+    dm_value_t v;
+    s_one(DM_FT_INT);
+    s_compile();
+    VALID("{\"v\":9007199254740993}");
+    cr_assert(dm_row_get(S, row.data, row.len, 0, &v));
+    cr_assert_eq(v.i, INT64_C(9007199254740993));
+    VALID("{\"v\":-9223372036854775808}");
+    cr_assert(dm_row_get(S, row.data, row.len, 0, &v));
+    cr_assert_eq(v.i, INT64_MIN);
+}
+
+Test(schema, rejects_non_finite_double)
+{
+    s_one(DM_FT_DOUBLE);
+    s_compile();
+    INVALID("{\"v\":1e999}", "field 'v': expected a finite number, got 1e999");
+}
+
+Test(schema, rejects_number_for_string)
+{
+    s_one(DM_FT_STRING);
+    s_compile();
+    INVALID("{\"v\":12}", "field 'v': expected a string, got number '12'");
+}
+
+Test(schema, boolean_accepts_only_true_and_false)
+{
+    s_one(DM_FT_BOOLEAN);
+    s_compile();
+    VALID("{\"v\":true}");
+    VALID("{\"v\":false}");
+    INVALID("{\"v\":\"true\"}", "field 'v': expected a boolean, got string 'true'");
+    INVALID("{\"v\":1}", "field 'v': expected a boolean, got number '1'");
+}
+
+Test(schema, rejects_nested_value_for_every_type)
+{
+    for (int t = 0; t < DM_FT__COUNT; t++) {
+        memset(&M, 0, sizeof M);
+        dm_schema_destroy(&S);
+        dm_field_t *f = s_one((dm_ftype)t);
+        f->values = ORDER_STATUS;
+        f->nvalues = 4;
+        s_compile();
+        INVALID_HAS("{\"v\":{\"a\":[1]}}", "got an object");
+        INVALID_HAS("{\"v\":[\"paid\"]}", "got an array");
+    }
+}
+
+Test(schema, scans_nested_values_to_judge_the_record)
+{
+    s_field("v", DM_FT_STRING, false);
+    s_field("w", DM_FT_INT, true);
+    s_compile();
+    INVALID("{\"v\":{\"x\":\"}\",\"y\":[{}]},\"w\":1}", "field 'v': expected a string, got an object");
+    INVALID("{\"v\":{\"x\":\"}\",\"y\":[{]},\"w\":1}", "not a JSON object: expected a key at column 21");
+}
+
+/* ---- constraints ---- */
+
+Test(schema, enum_rejects_value_outside_list)
+{
+    dm_field_t *f = s_one(DM_FT_ENUM);
+    f->values = ORDER_STATUS;
+    f->nvalues = 4;
+    s_compile();
+    INVALID("{\"v\":\"Paid\"}", "field 'v': 'Paid' is not one of created, paid, shipped, cancelled");
+    VALID("{\"v\":\"cancelled\"}");
+}
+
+Test(schema, minimum_is_inclusive)
+{
+    dm_field_t *f = s_one(DM_FT_INT);
+    f->has_minimum = true;
+    f->minimum = (dm_num_t){.is_int = true, .i = 10};
+    s_compile();
+    VALID("{\"v\":10}");
+    INVALID("{\"v\":9}", "field 'v': must be >= 10, got 9");
+}
+
+Test(schema, maximum_is_inclusive)
+{
+    dm_field_t *f = s_one(DM_FT_DOUBLE);
+    f->has_maximum = true;
+    f->maximum = (dm_num_t){.d = 2.5};
+    s_compile();
+    VALID("{\"v\":2.5}");
+    INVALID("{\"v\":2.50001}", "field 'v': must be <= 2.5, got 2.50001");
+}
+
+Test(schema, exclusive_minimum_excludes_bound)
+{
+    dm_field_t *f = s_one(DM_FT_DOUBLE);
+    f->has_exclusive_minimum = true;
+    f->exclusive_minimum = (dm_num_t){.is_int = true, .i = 0};
+    s_compile();
+    VALID("{\"v\":0.001}");
+    INVALID("{\"v\":0}", "field 'v': must be > 0, got 0");
+}
+
+Test(schema, exclusive_maximum_excludes_bound)
+{
+    dm_field_t *f = s_one(DM_FT_INT);
+    f->has_exclusive_maximum = true;
+    f->exclusive_maximum = (dm_num_t){.d = 100.5};
+    s_compile();
+    VALID("{\"v\":100}");
+    INVALID("{\"v\":101}", "field 'v': must be < 100.5, got 101");
+}
+
+Test(schema, int_bounds_compare_exactly_beyond_2_pow_53)
+{
+    dm_field_t *f = s_one(DM_FT_INT);
+    f->has_maximum = true;
+    f->maximum = (dm_num_t){.is_int = true, .i = INT64_C(9007199254740992)};
+    s_compile();
+    VALID("{\"v\":9007199254740992}");
+    INVALID("{\"v\":9007199254740993}", "field 'v': must be <= 9007199254740992, got 9007199254740993");
+}
+
+Test(schema, max_length_counts_code_points)
+{
+    dm_field_t *f = s_one(DM_FT_STRING);
+    f->max_length = 3;
+    s_compile();
+    VALID("{\"v\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}");
+    VALID("{\"v\":\"\\u00e9\\ud83d\\ude00x\"}");
+    INVALID("{\"v\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}",
+            "field 'v': must be at most 3 characters, got 4: '\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9'");
+}
+
+Test(schema, min_length_counts_code_points)
+{
+    dm_field_t *f = s_one(DM_FT_STRING);
+    f->min_length = 2;
+    s_compile();
+    VALID("{\"v\":\"ab\"}");
+    INVALID("{\"v\":\"\xe2\x82\xac\"}", "field 'v': must be at least 2 characters, got 1: '\xe2\x82\xac'");
+}
+
+Test(schema, pattern_is_an_unanchored_search)
+{
+    dm_field_t *f = s_one(DM_FT_STRING);
+    f->pattern = "[0-9]{3}";
+    s_compile();
+    VALID("{\"v\":\"ab123cd\"}");
+    INVALID("{\"v\":\"ab12cd\"}", "field 'v': 'ab12cd' does not match pattern '[0-9]{3}'");
+}
+
+Test(schema, pattern_honours_anchors)
+{
+    dm_field_t *f = s_one(DM_FT_STRING);
+    f->pattern = "^cust-[0-9]+$";
+    s_compile();
+    VALID("{\"v\":\"cust-42\"}");
+    INVALID_HAS("{\"v\":\"xcust-42\"}", "does not match pattern");
+}
+
+Test(schema, pattern_sees_decoded_text)
+{
+    dm_field_t *f = s_one(DM_FT_STRING);
+    f->pattern = "^a.b$";
+    s_compile();
+    VALID("{\"v\":\"a\\nb\"}");
+}
+
+Test(schema, new_fails_on_bad_pattern)
+{
+    dm_field_t *f = s_one(DM_FT_STRING);
+    f->pattern = "([a-z";
+    cr_assert_eq(dm_schema_new(&M, &S), DM_ERR_INVALID);
+    cr_assert_null(S);
+}
+
+/* ---- timestamp, date, uuid ---- */
+
+Test(schema, timestamp_requires_offset)
+{
+    s_one(DM_FT_TIMESTAMP);
+    s_compile();
+    VALID("{\"v\":\"2026-03-01T12:34:56+05:30\"}");
+    INVALID("{\"v\":\"2026-03-01T12:34:56\"}",
+            "field 'v': '2026-03-01T12:34:56' is not an RFC 3339 timestamp with offset (or names an "
+            "impossible date or time)");
+}
+
+Test(schema, timestamp_rejects_impossible_values)
+{
+    const char *bad[] = {"{\"v\":\"2026-02-30T00:00:00Z\"}", "{\"v\":\"2026-01-01T24:00:00Z\"}",
+                         "{\"v\":\"2026-01-01T23:60:00Z\"}", "{\"v\":\"2026-01-01T00:00:00+25:00\"}"};
+    s_one(DM_FT_TIMESTAMP);
+    s_compile();
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        INVALID_HAS(bad[i], "is not an RFC 3339 timestamp");
+}
+
+Test(schema, date_knows_leap_years)
+{
+    s_one(DM_FT_DATE);
+    s_compile();
+    VALID("{\"v\":\"2024-02-29\"}");
+    INVALID("{\"v\":\"2100-02-29\"}", "field 'v': '2100-02-29' is not a calendar date YYYY-MM-DD");
+}
+
+Test(schema, uuid_accepts_either_case_only_in_8_4_4_4_12)
+{
+    s_one(DM_FT_UUID);
+    s_compile();
+    VALID("{\"v\":\"3F1C0000-AAAA-bbbb-CCCC-0123456789ab\"}");
+    INVALID("{\"v\":\"3f1c0000aaaabbbbcccc0123456789ab\"}",
+            "field 'v': '3f1c0000aaaabbbbcccc0123456789ab' is not a UUID (8-4-4-4-12 hex digits)");
+}
+
+/* ---- row-level quality checks ---- */
+
+Test(schema, check_not_null_rejects_null)
+{
+    s_field("v", DM_FT_STRING, false);
+    s_check(DM_CHECK_NOT_NULL, "v");
+    s_compile();
+    VALID("{\"v\":\"x\"}");
+    INVALID("{\"v\":null}", "field 'v': check not_null failed: value is null");
+    INVALID("{}", "field 'v': check not_null failed: value is null");
+}
+
+Test(schema, check_in_list_on_string)
+{
+    static char *list[] = {"EU", "US"};
+    s_field("v", DM_FT_STRING, false);
+    dm_check_t *c = s_check(DM_CHECK_IN_LIST, "v");
+    c->values = list;
+    c->nvalues = 2;
+    s_compile();
+    VALID("{\"v\":\"US\"}");
+    VALID("{\"v\":null}");
+    INVALID("{\"v\":\"UK\"}", "field 'v': check in_list failed: 'UK' is not in the list");
+}
+
+Test(schema, check_in_list_compares_typed_values)
+{
+    static char *list[] = {"1", "20"};
+    s_field("v", DM_FT_INT, false);
+    dm_check_t *c = s_check(DM_CHECK_IN_LIST, "v");
+    c->values = list;
+    c->nvalues = 2;
+    s_compile();
+    VALID("{\"v\":2e1}");
+    INVALID("{\"v\":2}", "field 'v': check in_list failed: '2' is not in the list");
+}
+
+Test(schema, new_fails_on_in_list_value_of_wrong_type)
+{
+    static char *list[] = {"one"};
+    s_field("v", DM_FT_INT, false);
+    dm_check_t *c = s_check(DM_CHECK_IN_LIST, "v");
+    c->values = list;
+    c->nvalues = 1;
+    cr_assert_eq(dm_schema_new(&M, &S), DM_ERR_INVALID);
+}
+
+Test(schema, check_range_is_inclusive)
+{
+    s_field("v", DM_FT_DOUBLE, false);
+    dm_check_t *c = s_check(DM_CHECK_RANGE, "v");
+    c->has_min = c->has_max = true;
+    c->min = (dm_num_t){.is_int = true, .i = 1};
+    c->max = (dm_num_t){.is_int = true, .i = 10};
+    s_compile();
+    VALID("{\"v\":1}");
+    VALID("{\"v\":10}");
+    INVALID("{\"v\":10.5}", "field 'v': check range failed: must be between 1 and 10, got 10.5");
+}
+
+Test(schema, check_range_with_only_min)
+{
+    s_field("v", DM_FT_INT, false);
+    dm_check_t *c = s_check(DM_CHECK_RANGE, "v");
+    c->has_min = true;
+    c->min = (dm_num_t){.is_int = true, .i = 0};
+    s_compile();
+    VALID("{\"v\":0}");
+    INVALID("{\"v\":-1}", "field 'v': check range failed: must be >= 0, got -1");
+}
+
+Test(schema, check_regex_searches_value)
+{
+    s_field("v", DM_FT_STRING, false);
+    dm_check_t *c = s_check(DM_CHECK_REGEX, "v");
+    c->pattern = "@";
+    s_compile();
+    VALID("{\"v\":\"a@b\"}");
+    INVALID("{\"v\":\"ab\"}", "field 'v': check regex failed: 'ab' does not match '@'");
+}
+
+Test(schema, checks_skip_fields_that_already_failed)
+{
+    s_field("v", DM_FT_INT, true);
+    s_check(DM_CHECK_NOT_NULL, "v");
+    s_compile();
+    INVALID("{\"v\":\"x\"}", "field 'v': expected an integer, got string 'x'");
+}
+
+Test(schema, dataset_level_checks_are_skipped)
+{
+    s_field("v", DM_FT_INT, false);
+    s_check(DM_CHECK_UNIQUE, "v");
+    s_check(DM_CHECK_FRESHNESS, "v");
+    s_compile();
+    VALID("{\"v\":1}");
+}
+
+/* ---- messages ---- */
+
+Test(schema, quoted_values_are_truncated)
+{
+    s_one(DM_FT_INT);
+    s_compile();
+    INVALID("{\"v\":\"0123456789012345678901234567890123456789abc\"}",
+            "field 'v': expected an integer, got string '0123456789012345678901234567890123456789...'");
+}
+
+Test(schema, quoted_values_cut_on_character_boundary)
+{
+    s_one(DM_FT_INT);
+    s_compile();
+    /* 39 ASCII bytes then a 2-byte character straddling byte 40 */
+    INVALID("{\"v\":\"012345678901234567890123456789012345678\xc3\xa9z\"}",
+            "field 'v': expected an integer, got string '012345678901234567890123456789012345678...'");
+}
+
+Test(schema, quoted_values_stay_on_one_line)
+{
+    s_one(DM_FT_INT);
+    s_compile();
+    INVALID("{\"v\":\"a\x7f\\nb\"}", "field 'v': expected an integer, got string 'a\\u007f\\nb'");
+}
+
+Test(schema, caps_the_number_of_reasons)
+{
+    char line[1024] = "{";
+    s_one(DM_FT_INT);
+    s_compile();
+    for (int i = 0; i < DM_SCHEMA_MAX_REASONS + 4; i++)
+        sprintf(line + strlen(line), "%s\"k%d\":1", i ? "," : "", i);
+    strcat(line, "}");
+    cr_assert_not(s_valid(line));
+    cr_assert(strstr(reasons.data, "unknown field 'k15'; and 4 more problems"), "%s", reasons.data);
+}
+
+/* ---- row encoding ---- */
+
+static void s_all_types(void)
+{
+    s_field("s", DM_FT_STRING, false);
+    s_field("i", DM_FT_INT, false);
+    s_field("d", DM_FT_DOUBLE, false);
+    s_field("b", DM_FT_BOOLEAN, false);
+    s_field("t", DM_FT_TIMESTAMP, false);
+    s_field("dt", DM_FT_DATE, false);
+    s_field("u", DM_FT_UUID, false);
+    dm_field_t *e = s_field("e", DM_FT_ENUM, false);
+    e->values = ORDER_STATUS;
+    e->nvalues = 4;
+    s_field("n", DM_FT_STRING, false);
+    s_compile();
+}
+
+#define ALL_TYPES "{\"s\":\"h\\u00e9\\u0000!\",\"i\":-42,\"d\":2.5,\"b\":true,\"t\":\"2026-03-01T12:34:56.789+01:00\"," \
+                  "\"dt\":\"2024-02-29\",\"u\":\"3F1C0000-AAAA-BBBB-CCCC-0123456789AB\",\"e\":\"shipped\",\"n\":null}"
+
+Test(schema, row_get_returns_every_type)
+{
+    dm_value_t v;
+    s_all_types();
+    VALID(ALL_TYPES);
+    cr_assert(dm_row_get(S, row.data, row.len, 0, &v));
+    cr_assert_eq(v.slen, 5);
+    cr_assert_arr_eq(v.s, "h\xc3\xa9\0!", 5);
+    cr_assert(dm_row_get(S, row.data, row.len, 1, &v) && v.i == -42);
+    cr_assert(dm_row_get(S, row.data, row.len, 2, &v) && v.d == 2.5);
+    cr_assert(dm_row_get(S, row.data, row.len, 3, &v) && v.i == 1);
+    cr_assert(dm_row_get(S, row.data, row.len, 4, &v) && v.i == INT64_C(1772364896789000));
+    cr_assert(dm_row_get(S, row.data, row.len, 5, &v) && v.i == 19782);
+    cr_assert(dm_row_get(S, row.data, row.len, 6, &v));
+    cr_assert_eq(v.uuid[0], 0x3f);
+    cr_assert_eq(v.uuid[15], 0xab);
+    cr_assert(dm_row_get(S, row.data, row.len, 7, &v) && v.i == 2);
+    cr_assert_str_eq(v.s, "shipped");
+    cr_assert(dm_row_get(S, row.data, row.len, 8, &v));
+    cr_assert(v.is_null);
+    cr_assert(dm_row_get(S, row.data, row.len, 1, &v));
+    cr_assert_not(v.is_null);
+}
+
+Test(schema, row_to_json_renders_every_type)
+{
+    dm_buf_t out = DM_BUF_INIT;
+    s_all_types();
+    VALID(ALL_TYPES);
+    dm_row_to_json(S, row.data, row.len, &out);
+    cr_assert_str_eq(out.data, "{\"s\":\"h\xc3\xa9\\u0000!\",\"i\":-42,\"d\":2.5,\"b\":true,"
+                               "\"t\":\"2026-03-01T11:34:56.789Z\",\"dt\":\"2024-02-29\","
+                               "\"u\":\"3f1c0000-aaaa-bbbb-cccc-0123456789ab\",\"e\":\"shipped\",\"n\":null}");
+    dm_buf_free(&out);
+}
+
+Test(schema, row_get_rejects_truncated_row)
+{
+    dm_value_t v;
+    s_all_types();
+    VALID(ALL_TYPES);
+    cr_assert_not(dm_row_get(S, row.data, 3, 1, &v));
+    cr_assert_not(dm_row_get(S, row.data, row.len - 1, 0, &v)); /* string runs past the end */
+}
+
+Test(schema, row_get_rejects_row_of_other_schema)
+{
+    dm_value_t v;
+    s_all_types();
+    VALID(ALL_TYPES);
+    row.data[2] = 3; /* field count */
+    cr_assert_not(dm_row_get(S, row.data, row.len, 1, &v));
+}
+
+/* ---- primary keys ---- */
+
+Test(schema, key_is_empty_without_primary_key)
+{
+    s_one(DM_FT_INT);
+    s_compile();
+    VALID("{\"v\":1}");
+    cr_assert_eq(key.len, 0);
+}
+
+Test(schema, uuid_key_is_its_16_bytes)
+{
+    s_orders();
+    VALID(ORDER_OK);
+    cr_assert_eq(key.len, DM_UUID_BYTES);
+    cr_assert_arr_eq(key.data, "\x3f\x1c\x00\x00\xaa\xaa\xbb\xbb\xcc\xcc\x01\x23\x45\x67\x89\xab", 16);
+}
+
+/* Encodes each record's key and asserts memcmp order is ascending. */
+static void s_keys_ascend(const char **recs, size_t n)
+{
+    dm_buf_t prev = DM_BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        VALID(recs[i]);
+        if (i) {
+            size_t m = prev.len < key.len ? prev.len : key.len;
+            int c = memcmp(prev.data, key.data, m);
+            cr_assert(c < 0 || (c == 0 && prev.len < key.len), "%s !< %s", recs[i - 1], recs[i]);
+        }
+        dm_buf_reset(&prev);
+        dm_buf_append(&prev, key.data, key.len);
+    }
+    dm_buf_free(&prev);
+}
+
+Test(schema, int_keys_sort_numerically)
+{
+    const char *r[] = {"{\"v\":-9223372036854775808}", "{\"v\":-5}", "{\"v\":-1}", "{\"v\":0}",
+                       "{\"v\":3}", "{\"v\":256}", "{\"v\":9223372036854775807}"};
+    s_field("v", DM_FT_INT, true);
+    s_pk(0);
+    s_compile();
+    s_keys_ascend(r, sizeof r / sizeof r[0]);
+}
+
+Test(schema, double_keys_sort_numerically)
+{
+    const char *r[] = {"{\"v\":-1e300}", "{\"v\":-2.5}", "{\"v\":-1e-300}", "{\"v\":0}",
+                       "{\"v\":1e-300}", "{\"v\":3}", "{\"v\":1e300}"};
+    s_field("v", DM_FT_DOUBLE, true);
+    s_pk(0);
+    s_compile();
+    s_keys_ascend(r, sizeof r / sizeof r[0]);
+}
+
+Test(schema, negative_zero_key_equals_zero)
+{
+    dm_buf_t zero = DM_BUF_INIT;
+    s_field("v", DM_FT_DOUBLE, true);
+    s_pk(0);
+    s_compile();
+    VALID("{\"v\":0}");
+    dm_buf_append(&zero, key.data, key.len);
+    VALID("{\"v\":-0.0}");
+    cr_assert_eq(key.len, zero.len);
+    cr_assert_arr_eq(key.data, zero.data, key.len);
+    dm_buf_free(&zero);
+}
+
+Test(schema, timestamp_and_date_keys_sort_in_time)
+{
+    const char *r[] = {"{\"t\":\"1969-12-31T23:59:59Z\",\"d\":\"1969-12-31\"}",
+                       "{\"t\":\"1969-12-31T23:59:59Z\",\"d\":\"1970-01-01\"}",
+                       "{\"t\":\"1970-01-01T00:00:00Z\",\"d\":\"1900-01-01\"}",
+                       "{\"t\":\"2026-01-01T00:00:00+01:00\",\"d\":\"1900-01-01\"}",
+                       "{\"t\":\"2026-01-01T00:00:00Z\",\"d\":\"1900-01-01\"}"};
+    s_field("t", DM_FT_TIMESTAMP, true);
+    s_field("d", DM_FT_DATE, true);
+    s_pk(0);
+    s_pk(1);
+    s_compile();
+    s_keys_ascend(r, sizeof r / sizeof r[0]);
+}
+
+Test(schema, composite_string_keys_are_self_delimiting)
+{
+    const char *r[] = {"{\"s\":\"a\",\"i\":10}", "{\"s\":\"a\\u0000\",\"i\":1}",
+                       "{\"s\":\"a\\u0000b\",\"i\":1}", "{\"s\":\"ab\",\"i\":-1}", "{\"s\":\"b\",\"i\":0}"};
+    s_field("s", DM_FT_STRING, true);
+    s_field("i", DM_FT_INT, true);
+    s_pk(0);
+    s_pk(1);
+    s_compile();
+    s_keys_ascend(r, sizeof r / sizeof r[0]);
+}
+
+Test(schema, key_append_matches_validate)
+{
+    dm_buf_t k2 = DM_BUF_INIT;
+    dm_value_t v = {.type = DM_FT_STRING, .s = "a\0b", .slen = 3};
+    s_field("s", DM_FT_STRING, true);
+    s_pk(0);
+    s_compile();
+    VALID("{\"s\":\"a\\u0000b\"}");
+    dm_schema_key_append(S, 0, &v, &k2);
+    cr_assert_eq(k2.len, 6);
+    cr_assert_arr_eq(k2.data, "a\0\xff" "b\0\x01", 6);
+    cr_assert_arr_eq(key.data, k2.data, 6);
+    dm_buf_free(&k2);
+}
+
+/* ---- misc ---- */
+
+Test(schema, field_index_finds_fields)
+{
+    s_orders();
+    cr_assert_eq(dm_schema_field_index(S, "status", 6), 3);
+    cr_assert_eq(dm_schema_field_index(S, "nope", 4), -1);
+    cr_assert_eq(dm_schema_contract(S), &M);
+}
+
+Test(schema, new_refuses_too_many_fields)
+{
+    M.nfields = DM_SCHEMA_MAX_FIELDS + 1;
+    cr_assert_eq(dm_schema_new(&M, &S), DM_ERR_TOOBIG);
+}
+
+Test(schema, validates_many_fields_by_hash)
+{
+    static char names[S_FIELDS][8];
+    for (int i = 0; i < S_FIELDS; i++) {
+        sprintf(names[i], "f%d", i);
+        s_field(names[i], DM_FT_INT, true);
+    }
+    s_compile();
+    char line[512] = "{";
+    for (int i = S_FIELDS - 1; i >= 0; i--)
+        sprintf(line + strlen(line), "\"f%d\":%d%s", i, i, i ? "," : "}");
+    VALID(line);
+    dm_value_t v;
+    cr_assert(dm_row_get(S, row.data, row.len, 17, &v) && v.i == 17);
+}

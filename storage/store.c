@@ -55,9 +55,13 @@ size_t dm_store_map_size(dm_store_t *self)
  * lock exclusive; the caller holds nothing. */
 static dm_err s_adopt_map_size(dm_store_t *self)
 {
+    MDB_envinfo info;
     pthread_rwlock_wrlock(&self->lock);
     int rc = mdb_env_set_mapsize(self->env, 0);
+    mdb_env_info(self->env, &info);
     pthread_rwlock_unlock(&self->lock);
+    if (rc == MDB_SUCCESS)
+        dm_log_info("store: adopted the map size %zu set by another process", info.me_mapsize);
     return dm_store__mdb("adopt the map size grown by another process", rc);
 }
 

@@ -460,6 +460,40 @@ Test(store, map_full_at_maximum_stores_nothing)
     cr_assert_eq(s_scan(s_store, id).n, 0);
 }
 
+Test(store, adopts_map_grown_by_another_process)
+{
+    dm_store_destroy(&s_store);
+    dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
+                            .max_map_bytes = (size_t)256 << 20};
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    uint32_t id = s_orders();
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        enum { N = 20000, ROW = 200 };
+        static char payload[ROW];
+        static dm_row_in_t rows[N];
+        for (size_t i = 0; i < N; i++)
+            rows[i] = (dm_row_in_t){NULL, 0, payload, ROW};
+        dm_store_t *mine = NULL;
+        dm_batch_result_t r;
+        if (dm_store_open(s_dir, &opts, &mine) != DM_OK ||
+            dm_store_commit_batch(mine, id, rows, N, NULL, 0, "", &r) != DM_OK)
+            _exit(1);
+        dm_store_destroy(&mine);
+        _exit(0);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* This process still maps 1 MiB; the data now lies beyond it. */
+    cr_assert_eq(s_scan(s_store, id).n, 20000);
+    dm_row_in_t more[1] = {{NULL, 0, "x", 1}};
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, more, 1, NULL, 0, "", &r), DM_OK);
+    cr_assert_gt(dm_store_map_size(s_store), (size_t)1 << 20);
+}
+
 static int s_die_in_scan(void *ctx, uint64_t seq, const void *row, size_t len)
 {
     (void)ctx, (void)seq, (void)row, (void)len;

@@ -498,8 +498,9 @@ dm_err dm_address_parse(const char *addr, uint8_t node_id[DM_ID_PUBLIC_BYTES], c
     dm_err rc = s_check_endpoint(ep, eplen, err, errcap);
     if (rc)
         return rc;
-    if (eplen + 1 > endpoint_cap) {
-        s_bad(err, errcap, "address endpoint is longer than %zu bytes", endpoint_cap - 1);
+    if (eplen >= endpoint_cap) {
+        s_bad(err, errcap, "address endpoint has %zu bytes, room for %zu", eplen,
+              endpoint_cap ? endpoint_cap - 1 : 0);
         return DM_ERR_TOOBIG;
     }
     memcpy(node_id, id, sizeof id);

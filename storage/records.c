@@ -21,6 +21,7 @@
 #include "log.h"
 
 #define S_META_SWEEP "pk_sweep" /* last key the index merge moved */
+#define S_LOOKUP_KEY_MAX 1024    /* primary-key bytes; above LMDB's default key limit */
 
 /* One keyed row of a batch, for sorting by key. */
 typedef struct {
@@ -277,6 +278,8 @@ dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid, const dm_row_in_t *
         goto out;
     }
     size_t max_key = self->max_key_bytes - DM_STORE_PID_BYTES;
+    if (max_key > S_LOOKUP_KEY_MAX)
+        max_key = S_LOOKUP_KEY_MAX;
     for (size_t i = 0; i < nrows; i++) {
         if (rows[i].key_len == 0)
             continue;
@@ -310,9 +313,10 @@ dm_err dm_store_get_by_key(dm_store_t *self, uint32_t pid, const void *key, size
                            dm_buf_t *row)
 {
     dm_buf_reset(row);
-    if (key_len == 0 || key_len > self->max_key_bytes - DM_STORE_PID_BYTES)
-        return DM_ERR_NOTFOUND;
-    uint8_t k[DM_STORE_PID_BYTES + 512];
+    uint8_t k[DM_STORE_PID_BYTES + S_LOOKUP_KEY_MAX];
+    if (key_len == 0 || key_len > self->max_key_bytes - DM_STORE_PID_BYTES ||
+        key_len > S_LOOKUP_KEY_MAX)
+        return DM_ERR_NOTFOUND; /* commit_batch never stores such a key */
     dm_store__put_be32(k, pid);
     memcpy(k + DM_STORE_PID_BYTES, key, key_len);
     MDB_txn *txn;

@@ -139,7 +139,8 @@ DM_NODISCARD dm_err dm_store_get_by_key(dm_store_t *self, uint32_t pid, const vo
 
 /* Calls fn for every live row of pid in log (sequence) order, inside one
  * read transaction; row is valid only during the call. fn returns non-zero
- * to stop early. */
+ * to stop early. fn must not write to the store (a write that has to grow
+ * the map would wait for this scan to end). */
 typedef int (*dm_row_fn)(void *ctx, uint64_t seq, const void *row, size_t row_len);
 DM_NODISCARD dm_err dm_store_scan(dm_store_t *self, uint32_t pid, dm_row_fn fn, void *ctx);
 
@@ -153,7 +154,9 @@ typedef struct {
 } dm_quarantine_item_t;
 
 /* Calls fn for up to limit quarantine entries of pid with seq > after, in
- * order. *more is set when entries remain. */
+ * order (quarantine seqs start at 1, so after 0 means from the start).
+ * *more is set when entries remain. Borrowed strings are NUL-terminated and
+ * valid during the call; fn must not write to the store. */
 typedef int (*dm_quarantine_fn)(void *ctx, const dm_quarantine_item_t *item);
 DM_NODISCARD dm_err dm_store_quarantine_scan(dm_store_t *self, uint32_t pid, uint64_t after,
                                              size_t limit, dm_quarantine_fn fn, void *ctx,

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <zmq.h>
 
 #include "contract.h"
@@ -235,6 +236,7 @@ out:
 static void *s_validator_main(void *arg)
 {
     dm_ingest_t *self = arg;
+    prctl(PR_SET_NAME, "dm-validator");
     s_scratch sc = {DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT};
     sem_t done;
     sem_init(&done, 0, 0);
@@ -515,6 +517,7 @@ out:
 static void *s_writer_main(void *arg)
 {
     dm_ingest_t *self = arg;
+    prctl(PR_SET_NAME, "dm-writer");
     for (;;) {
         s_job *job = NULL;
         int n = zmq_recv(self->w_jobs, &job, sizeof job, 0);

@@ -56,8 +56,26 @@ static size_t s_levenshtein(const char *a, const char *b)
     return row[lb];
 }
 
+/* Common spellings of contract words that edit distance does not catch. */
+static const char *const s_synonyms[][2] = {
+    {"integer", "int"},   {"long", "int"},         {"float", "double"},
+    {"number", "double"}, {"bool", "boolean"},     {"datetime", "timestamp"},
+    {"text", "string"},   {"str", "string"},       {"aes", "aes-256"},
+};
+
+static bool s_in_cands(const char *s, const char *const *cands, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, cands[i]) == 0)
+            return true;
+    return false;
+}
+
 const char *dm_cx_suggest(const char *word, const char *const *cands, size_t n)
 {
+    for (size_t i = 0; i < sizeof s_synonyms / sizeof s_synonyms[0]; i++)
+        if (strcmp(word, s_synonyms[i][0]) == 0 && s_in_cands(s_synonyms[i][1], cands, n))
+            return s_synonyms[i][1];
     const char *best = NULL;
     size_t bestd = DM_CX_SUGGEST_MAX + 1, wl = strlen(word);
     for (size_t i = 0; i < n; i++) {
@@ -216,7 +234,7 @@ bool dm_cx_duration(dm_cx_t *cx, const dm_ynode_t *n, const char *what, int64_t 
     if (!dm_duration_parse(n->text, n->len, &v)) {
         dm_cx_err(cx, n,
                   "%s: '%s' is not a duration (an integer with a unit ms, s, m, h, d, w, y such "
-                  "as 30s or 5m, or ISO 8601 such as PT5M or P1Y; at most ~292 million years)",
+                  "as 30s or 5m, or ISO 8601 such as PT5M or P1Y)",
                   what, n->text);
         return false;
     }

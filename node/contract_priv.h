@@ -26,7 +26,8 @@ typedef struct {
 void dm_cx_err(dm_cx_t *cx, const dm_ynode_t *at, const char *fmt, ...) DM_PRINTF(3, 4);
 
 /* The candidate closest to word within DM_CX_SUGGEST_MAX edits and less
- * than half of word's length, or NULL. */
+ * than half of word's length (or a known synonym such as integer -> int),
+ * or NULL. */
 const char *dm_cx_suggest(const char *word, const char *const *cands, size_t n);
 
 /* Appends " (did you mean 'X'?)" to out when a candidate is close. */

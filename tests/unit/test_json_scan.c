@@ -11,6 +11,7 @@ static int s_scan(const char *text, dm_json_scan_t *sc, dm_json_member_t *ms, in
 {
     dm_json_member_t m;
     int n = 0, r;
+    memset(ms, 0, (size_t)max * sizeof *ms);
     dm_json_scan_init(sc, text, strlen(text));
     while ((r = dm_json_scan_next(sc, &m)) == 1) {
         if (n < max)

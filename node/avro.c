@@ -50,7 +50,10 @@ static char *s_read(s_ctx_t *x, const char *path, size_t *len, dm_err *rc)
     char *buf = NULL;
     *rc = DM_ERR_IO;
     if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        s_err(x, NULL, "cannot read %s", f ? "it: not a regular file" : strerror(errno));
+        char msg[512];
+        snprintf(msg, sizeof msg, "cannot read %.400s: %s", path,
+                 f ? "not a regular file" : strerror(errno));
+        s_err(x, NULL, "%s", msg);
         goto out;
     }
     if (st.st_size > DM_CONTRACT_MAX_FILE) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "contract.h"
 
@@ -971,5 +972,177 @@ Test(contract, refuses_avro_without_basedir)
     result_t r = parse_patch("    primaryKey:", "    type: avro\n    location: x.avsc\n    primaryKey: id");
     expect_err(&r, 13, 15, "avro schemas are resolved by the client; send the canonical contract");
     expect_err(&r, 16, 7, "spec.schema.fields does not apply to an avro schema");
+    result_free(&r);
+}
+
+/* ---- avro ---- */
+
+/* Writes contract.yaml (base with an avro schema) and schema.avsc into a
+ * fresh temp dir and parses the contract file. */
+static result_t parse_avro(const char *avsc, const char *schema_extra)
+{
+    char dir[] = "/tmp/dm_contract_XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/schema.avsc", dir);
+    FILE *f = fopen(path, "w");
+    fputs(avsc, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/contract.yaml", dir);
+    f = fopen(path, "w");
+    fprintf(f, "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: orders\n"
+               "  domain: commerce\n  version: 1.0.0\n  owner: {team: t, contact: a@b.co}\n"
+               "spec:\n  schema:\n    type: avro\n    location: schema.avsc\n%s",
+            schema_extra);
+    fclose(f);
+    result_t r = parse_file(path);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/schema.avsc", dir);
+    unlink(path);
+    rmdir(dir);
+    return r;
+}
+
+static const char *const s_avro_all =
+    "{\"type\": \"record\", \"name\": \"R\", \"fields\": ["
+    "{\"name\": \"id\", \"type\": {\"type\": \"string\", \"logicalType\": \"uuid\"}, \"doc\": \"key\"},"
+    "{\"name\": \"b\", \"type\": \"boolean\"}, {\"name\": \"i\", \"type\": \"int\"},"
+    "{\"name\": \"l\", \"type\": [\"null\", \"long\"]}, {\"name\": \"f\", \"type\": [\"float\", \"null\"]},"
+    "{\"name\": \"d\", \"type\": \"double\"}, {\"name\": \"s\", \"type\": {\"type\": \"string\"}},"
+    "{\"name\": \"e\", \"type\": {\"type\": \"enum\", \"name\": \"E\", \"symbols\": [\"x\", \"y\"]}},"
+    "{\"name\": \"day\", \"type\": {\"type\": \"int\", \"logicalType\": \"date\"}},"
+    "{\"name\": \"ms\", \"type\": {\"type\": \"long\", \"logicalType\": \"timestamp-millis\"}},"
+    "{\"name\": \"us\", \"type\": [\"null\", {\"type\": \"long\", \"logicalType\": \"timestamp-micros\"}]}"
+    "]}";
+
+Test(contract, reads_avro_schema)
+{
+    result_t r = parse_avro(s_avro_all, "    primaryKey: id\n");
+    expect_ok(&r);
+    const dm_contract_t *c = r.cs[0];
+    cr_assert(c->schema_from_avro);
+    cr_assert_eq(c->nfields, 11);
+    const dm_ftype want[] = {DM_FT_UUID,   DM_FT_BOOLEAN, DM_FT_INT,  DM_FT_INT,
+                             DM_FT_DOUBLE, DM_FT_DOUBLE,  DM_FT_STRING, DM_FT_ENUM,
+                             DM_FT_DATE,   DM_FT_TIMESTAMP, DM_FT_TIMESTAMP};
+    for (size_t i = 0; i < 11; i++)
+        cr_assert_eq(c->fields[i].type, want[i], "field %zu", i);
+    cr_assert(c->fields[1].required);
+    cr_assert_not(c->fields[3].required, "[null, long] is nullable");
+    cr_assert_not(c->fields[4].required, "[float, null] is nullable");
+    cr_assert_not(c->fields[10].required);
+    cr_assert_str_eq(c->fields[0].description, "key");
+    cr_assert(c->fields[0].primary_key && c->fields[0].required);
+    cr_assert_eq(c->fields[7].nvalues, 2);
+    assert_round_trip(c);
+    result_free(&r);
+}
+
+static void expect_avro_err(const char *avsc, const char *msg)
+{
+    result_t r = parse_avro(avsc, "");
+    cr_assert_eq(r.rc, DM_ERR_INVALID);
+    cr_assert(strstr(r.text.data, "contract.yaml:11:15: error: "), "%s", r.text.data);
+    cr_assert(strstr(r.text.data, msg), "want '%s' in:\n%s", msg, r.text.data);
+    result_free(&r);
+}
+
+Test(contract, rejects_avro_array_naming_field)
+{
+    expect_avro_err("{\"type\": \"record\", \"name\": \"R\", \"fields\": [{\"name\": \"tags\", "
+                    "\"type\": {\"type\": \"array\", \"items\": \"string\"}}]}",
+                    "avro field 'tags': arrays are not supported (supported: boolean, int, long, "
+                    "float, double, string, enum, nullable unions, logical types date, "
+                    "timestamp-millis, timestamp-micros, uuid)");
+}
+
+Test(contract, rejects_avro_map)
+{
+    expect_avro_err("{\"type\": \"record\", \"name\": \"R\", \"fields\": [{\"name\": \"m\", "
+                    "\"type\": {\"type\": \"map\", \"values\": \"long\"}}]}",
+                    "avro field 'm': maps are not supported");
+}
+
+Test(contract, rejects_avro_nested_record)
+{
+    expect_avro_err("{\"type\": \"record\", \"name\": \"R\", \"fields\": [{\"name\": \"n\", "
+                    "\"type\": {\"type\": \"record\", \"name\": \"N\", \"fields\": []}}]}",
+                    "avro field 'n': nested records are not supported");
+}
+
+Test(contract, rejects_avro_bytes)
+{
+    expect_avro_err("{\"type\": \"record\", \"name\": \"R\", \"fields\": [{\"name\": \"raw\", \"type\": \"bytes\"}]}",
+                    "avro field 'raw': bytes are not supported");
+}
+
+Test(contract, rejects_avro_fixed)
+{
+    expect_avro_err("{\"type\": \"record\", \"name\": \"R\", \"fields\": [{\"name\": \"h\", "
+                    "\"type\": {\"type\": \"fixed\", \"name\": \"H\", \"size\": 16}}]}",
+                    "avro field 'h': fixed is not supported");
+}
+
+Test(contract, rejects_avro_decimal)
+{
+    expect_avro_err("{\"type\": \"record\", \"name\": \"R\", \"fields\": [{\"name\": \"p\", "
+                    "\"type\": {\"type\": \"bytes\", \"logicalType\": \"decimal\", \"precision\": 9}}]}",
+                    "avro field 'p': logical type decimal is not supported");
+}
+
+Test(contract, rejects_avro_multi_type_union)
+{
+    expect_avro_err("{\"type\": \"record\", \"name\": \"R\", \"fields\": [{\"name\": \"u\", "
+                    "\"type\": [\"null\", \"string\", \"long\"]}]}",
+                    "avro field 'u': unions other than [\"null\", T] are not supported");
+}
+
+Test(contract, rejects_avro_logical_type_on_wrong_base)
+{
+    expect_avro_err("{\"type\": \"record\", \"name\": \"R\", \"fields\": [{\"name\": \"t\", "
+                    "\"type\": {\"type\": \"int\", \"logicalType\": \"timestamp-millis\"}}]}",
+                    "avro field 't': logical type timestamp-millis needs type long, not int");
+}
+
+Test(contract, rejects_avro_top_level_not_record)
+{
+    expect_avro_err("{\"type\": \"enum\", \"name\": \"E\", \"symbols\": [\"a\"]}",
+                    "avro schema 'schema.avsc': the top level must be a record");
+}
+
+Test(contract, rejects_avro_invalid_json)
+{
+    expect_avro_err("{\"type\": \"record\",\n \"fields\": [\n oops]}",
+                    "avro schema 'schema.avsc': not valid JSON (near line 3 of the .avsc file)");
+}
+
+Test(contract, reports_every_bad_avro_field)
+{
+    result_t r = parse_avro("{\"type\": \"record\", \"name\": \"R\", \"fields\": ["
+                            "{\"name\": \"a\", \"type\": \"bytes\"}, {\"name\": \"b\", \"type\": \"int\"},"
+                            "{\"name\": \"c\", \"type\": {\"type\": \"array\", \"items\": \"int\"}}]}",
+                            "");
+    cr_assert_eq(r.diags.count, 2, "%s", r.text.data);
+    result_free(&r);
+}
+
+Test(contract, rejects_missing_avro_file)
+{
+    result_t r = parse_file(DATA "missing-avsc.yaml");
+    cr_assert_eq(r.rc, DM_ERR_INVALID);
+    cr_assert(strstr(r.text.data, "missing-avsc.yaml:9:39: error: avro schema 'nope.avsc': cannot "
+                                  "read " DATA "nope.avsc: No such file or directory"),
+              "%s", r.text.data);
+    result_free(&r);
+}
+
+Test(contract, rejects_remote_avro_location)
+{
+    result_t r = parse_avro(s_avro_all, "");
+    expect_ok(&r);
+    result_free(&r);
+    r = parse_patch("    primaryKey:", "    type: avro\n    location: https://schemas.example.com/o.avsc");
+    expect_err(&r, 13, 15, "spec.schema.location 'https://schemas.example.com/o.avsc' is remote; "
+                           "remote schemas are not fetched");
     result_free(&r);
 }

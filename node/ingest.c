@@ -26,6 +26,8 @@
 #define DM_INGEST_STOPPED "STOPPED"
 #define DM_INGEST_JOBS "inproc://dm-ingest-jobs"
 #define DM_ERROR_TEXT_MAX 8192 /* bytes of diagnostics sent back in one Error */
+#define DM_INGEST_GROUP_JOBS 16     /* batches merged into one commit at most */
+#define DM_INGEST_GROUP_ROWS 50000  /* rows after which a group stops growing */
 
 typedef enum { S_INGEST, S_REGISTER, S_REPLY, S_STOP } s_kind;
 
@@ -323,45 +325,67 @@ static void s_send_error(dm_ingest_t *self, s_job *job, dm_err err, const char *
     s_send_reply(self, job, &env);
 }
 
-static void s_commit_ingest(dm_ingest_t *self, s_job *job)
+/* Commits a group of ingest jobs for one product and source in one
+ * transaction (group commit: one fsync for many batches), then acknowledges
+ * each job with its own counts. All or nothing: on failure every job of the
+ * group gets the error and nothing of them is stored. */
+static void s_commit_ingest(dm_ingest_t *self, s_job **group, size_t ngroup)
 {
-    size_t nrows = job->rows.len / sizeof(s_rowref);
-    size_t nq = job->quar.len / sizeof(s_qref);
+    size_t nrows = 0, nq = 0;
+    for (size_t g = 0; g < ngroup; g++) {
+        nrows += group[g]->rows.len / sizeof(s_rowref);
+        nq += group[g]->quar.len / sizeof(s_qref);
+    }
     dm_row_in_t *rows = nrows ? malloc(nrows * sizeof *rows) : NULL;
     dm_quarantine_in_t *q = nq ? malloc(nq * sizeof *q) : NULL;
-    if ((nrows && !rows) || (nq && !q)) {
-        s_send_error(self, job, DM_ERR_NOMEM, "the node is out of memory; batch not stored");
-        goto out;
+    dm_err rc = DM_ERR_NOMEM;
+    if ((nrows && !rows) || (nq && !q))
+        goto reply;
+    size_t r = 0, k = 0;
+    for (size_t g = 0; g < ngroup; g++) {
+        const s_job *job = group[g];
+        const char *base = job->bytes.data;
+        const s_rowref *rr = (const s_rowref *)(void *)job->rows.data;
+        for (size_t i = 0; i < job->rows.len / sizeof(s_rowref); i++)
+            rows[r++] = (dm_row_in_t){base + rr[i].key_off, rr[i].key_len,
+                                      base + rr[i].row_off, rr[i].row_len};
+        const s_qref *qr = (const s_qref *)(void *)job->quar.data;
+        for (size_t i = 0; i < job->quar.len / sizeof(s_qref); i++)
+            q[k++] = (dm_quarantine_in_t){qr[i].line, base + qr[i].raw_off, qr[i].raw_len,
+                                          qr[i].orig_len, base + qr[i].why_off};
     }
-    const char *base = job->bytes.data;
-    const s_rowref *rr = (const s_rowref *)(void *)job->rows.data;
-    for (size_t i = 0; i < nrows; i++)
-        rows[i] = (dm_row_in_t){base + rr[i].key_off, rr[i].key_len, base + rr[i].row_off,
-                                rr[i].row_len};
-    const s_qref *qr = (const s_qref *)(void *)job->quar.data;
-    for (size_t i = 0; i < nq; i++)
-        q[i] = (dm_quarantine_in_t){qr[i].line, base + qr[i].raw_off, qr[i].raw_len,
-                                    qr[i].orig_len, base + qr[i].why_off};
     dm_batch_result_t res = {0, 0, 0};
-    dm_err rc = dm_store_commit_batch(self->store, job->pid, rows, nrows, q, nq,
-                                      job->source ? job->source : "", &res);
-    if (rc != DM_OK) {
-        char text[256];
-        snprintf(text, sizeof text, "the node could not store the batch (%s); nothing of it "
-                                    "was kept", dm_strerror(rc));
-        s_send_error(self, job, rc, text);
-        goto out;
+    rc = dm_store_commit_batch(self->store, group[0]->pid, rows, nrows, q, nq,
+                               group[0]->source ? group[0]->source : "", &res);
+reply:
+    for (size_t g = 0; g < ngroup; g++) {
+        s_job *job = group[g];
+        if (rc != DM_OK) {
+            char text[256];
+            snprintf(text, sizeof text,
+                     "the node could not store the batch (%s); nothing of it was kept",
+                     dm_strerror(rc));
+            s_send_error(self, job, rc, text);
+            continue;
+        }
+        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__IngestRep rep = DM__INGEST_REP__INIT;
+        rep.accepted = job->rows.len / sizeof(s_rowref);
+        rep.quarantined = job->quar.len / sizeof(s_qref);
+        env.body_case = DM__ENVELOPE__BODY_INGEST_REP;
+        env.ingest_rep = &rep;
+        s_send_reply(self, job, &env);
     }
-    Dm__Envelope env = DM__ENVELOPE__INIT;
-    Dm__IngestRep rep = DM__INGEST_REP__INIT;
-    rep.accepted = res.inserted + res.updated;
-    rep.quarantined = res.quarantined;
-    env.body_case = DM__ENVELOPE__BODY_INGEST_REP;
-    env.ingest_rep = &rep;
-    s_send_reply(self, job, &env);
-out:
     free(rows);
     free(q);
+}
+
+/* True if next may join a group started by first: same product, same
+ * source (quarantine entries carry one source per commit). */
+static bool s_groupable(const s_job *first, const s_job *next)
+{
+    return next->kind == S_INGEST && next->pid == first->pid &&
+           strcmp(next->source ? next->source : "", first->source ? first->source : "") == 0;
 }
 
 /* A product that holds records may only evolve so that stored rows still
@@ -518,14 +542,19 @@ static void *s_writer_main(void *arg)
 {
     dm_ingest_t *self = arg;
     prctl(PR_SET_NAME, "dm-writer");
+    s_job *group[DM_INGEST_GROUP_JOBS];
+    s_job *pending = NULL; /* received while grouping, not groupable */
     for (;;) {
-        s_job *job = NULL;
-        int n = zmq_recv(self->w_jobs, &job, sizeof job, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n != (int)sizeof job || !job) {
-            dm_log_err("ingest: writer receive failed: %s", zmq_strerror(errno));
-            break;
+        s_job *job = pending;
+        pending = NULL;
+        if (!job) {
+            int n = zmq_recv(self->w_jobs, &job, sizeof job, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n != (int)sizeof job || !job) {
+                dm_log_err("ingest: writer receive failed: %s", zmq_strerror(errno));
+                break;
+            }
         }
         sem_t *done = job->done;
         switch (job->kind) {
@@ -536,9 +565,28 @@ static void *s_writer_main(void *arg)
         case S_REPLY:
             s_send_error(self, job, job->err, job->errtext ? job->errtext : "error");
             break;
-        case S_INGEST:
-            s_commit_ingest(self, job);
+        case S_INGEST: {
+            /* Take what else is already queued for the same product, up to
+             * the group limits, into the same transaction. */
+            size_t ngroup = 0, rows = job->rows.len / sizeof(s_rowref);
+            group[ngroup++] = job;
+            while (ngroup < DM_INGEST_GROUP_JOBS && rows < DM_INGEST_GROUP_ROWS) {
+                s_job *next = NULL;
+                if (zmq_recv(self->w_jobs, &next, sizeof next, ZMQ_DONTWAIT) != (int)sizeof next ||
+                    !next)
+                    break;
+                if (!s_groupable(job, next)) {
+                    pending = next;
+                    break;
+                }
+                group[ngroup++] = next;
+                rows += next->rows.len / sizeof(s_rowref);
+            }
+            s_commit_ingest(self, group, ngroup);
+            for (size_t g = 1; g < ngroup; g++)
+                s_job_free(group[g]);
             break;
+        }
         case S_REGISTER:
             s_commit_register(self, job);
             break;

@@ -18,7 +18,7 @@
 
 #define DM_INGEST_BATCH_BYTES ((size_t)1 << 20) /* bytes of lines per batch */
 #define DM_INGEST_BATCH_MAX_BYTES ((size_t)8 << 20)
-#define DM_INGEST_WINDOW 4                      /* batches in flight */
+#define DM_INGEST_WINDOW 8                      /* batches in flight */
 #define DM_RECORD_LIMIT_MAX ((size_t)4 << 20)
 #define DM_QUARANTINE_PAGE 200
 

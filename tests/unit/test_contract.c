@@ -1146,3 +1146,190 @@ Test(contract, rejects_remote_avro_location)
                            "remote schemas are not fetched");
     result_free(&r);
 }
+
+/* ---- storage, sla, policies, interoperability ---- */
+
+Test(contract, reads_storage)
+{
+    result_t r = parse_base("  storage:\n    format: parquet\n    location: s3://b/o/\n"
+                            "    partitioning:\n      - {field: ts, granularity: hour}\n"
+                            "      - {field: d, granularity: month}\n");
+    expect_ok(&r);
+    const dm_contract_t *c = r.cs[0];
+    cr_assert_str_eq(c->storage_format, "parquet");
+    cr_assert_str_eq(c->storage_location, "s3://b/o/");
+    cr_assert_eq(c->npartitions, 2);
+    cr_assert_eq(c->partitions[0].granularity, DM_GRAN_HOUR);
+    cr_assert_str_eq(c->partitions[1].field, "d");
+    cr_assert_eq(c->partitions[1].granularity, DM_GRAN_MONTH);
+    result_free(&r);
+}
+
+Test(contract, rejects_partitioning_on_non_time_field)
+{
+    result_t r = parse_base("  storage:\n    partitioning:\n      - {field: s, granularity: day}\n");
+    expect_err(&r, 23, 17, "partitioning field 's' is string; it must be a timestamp or date field");
+    result_free(&r);
+}
+
+Test(contract, rejects_hour_partitioning_on_date)
+{
+    result_t r = parse_base("  storage:\n    partitioning:\n      - {field: d, granularity: hour}\n");
+    expect_err(&r, 23, 33, "granularity hour needs a timestamp field; 'd' is a date");
+    result_free(&r);
+}
+
+Test(contract, rejects_unknown_granularity)
+{
+    result_t r = parse_base("  storage:\n    partitioning:\n      - {field: ts, granularity: daily}\n");
+    expect_err(&r, 23, 34, "partitioning granularity 'daily' is not one of hour, day, month, year");
+    result_free(&r);
+}
+
+Test(contract, rejects_partition_without_granularity)
+{
+    result_t r = parse_base("  storage:\n    partitioning:\n      - field: ts\n");
+    expect_err(&r, 23, 9, "spec.storage.partitioning[0] is missing the required key 'granularity'");
+    result_free(&r);
+}
+
+Test(contract, reads_sla)
+{
+    result_t r = parse_base("  sla: {freshness: PT5M, availability: 100, latency: p999<250ms}\n");
+    expect_ok(&r);
+    const dm_contract_t *c = r.cs[0];
+    cr_assert_eq(c->freshness_ms, 300000);
+    cr_assert_float_eq(c->availability, 100, 1e-12);
+    cr_assert_float_eq(c->latency_percentile, 99.9, 1e-12);
+    cr_assert_eq(c->latency_ms, 250);
+    result_free(&r);
+}
+
+Test(contract, reads_latency_percentiles)
+{
+    const char *in[] = {"p50 < 1s", "p99 <  2s", "p9999 < 1m", "  p90<1h  "};
+    const double pct[] = {50, 99, 99.99, 90};
+    const int64_t ms[] = {1000, 2000, 60000, 3600000};
+    for (size_t i = 0; i < 4; i++) {
+        char extra[96];
+        snprintf(extra, sizeof extra, "  sla:\n    latency: '%s'\n", in[i]);
+        result_t r = parse_base(extra);
+        expect_ok(&r);
+        cr_assert_float_eq(r.cs[0]->latency_percentile, pct[i], 1e-9, "%s", in[i]);
+        cr_assert_eq(r.cs[0]->latency_ms, ms[i], "%s", in[i]);
+        result_free(&r);
+    }
+}
+
+Test(contract, rejects_bad_latency)
+{
+    const char *bad[] = {"99 < 1s", "p99 1s", "p99 < 0s", "p0 < 1s", "p99 > 1s", "p99 < soon"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char extra[96];
+        snprintf(extra, sizeof extra, "  sla:\n    latency: '%s'\n", bad[i]);
+        result_t r = parse_base(extra);
+        expect_err(&r, 22, 14, "is not 'pNN < DURATION'");
+        result_free(&r);
+    }
+}
+
+Test(contract, rejects_availability_out_of_range)
+{
+    result_t r = parse_base("  sla:\n    availability: 100.5\n");
+    expect_err(&r, 22, 19, "spec.sla.availability is a percentage: it must be greater than 0 and "
+                           "at most 100, got 100.5");
+    result_free(&r);
+}
+
+Test(contract, rejects_quoted_availability)
+{
+    result_t r = parse_base("  sla:\n    availability: \"99.9\"\n");
+    expect_err(&r, 22, 19, "spec.sla.availability: expected a number, got the string \"99.9\"");
+    result_free(&r);
+}
+
+Test(contract, rejects_bad_freshness)
+{
+    result_t r = parse_base("  sla:\n    freshness: 5 min\n");
+    expect_err(&r, 22, 16, "spec.sla.freshness: '5 min' is not a duration");
+    result_free(&r);
+}
+
+Test(contract, reads_policies)
+{
+    result_t r = parse_base("  policies: {access: public, retention: P30D, encryption: none}\n");
+    expect_ok(&r);
+    cr_assert_eq(r.cs[0]->access, DM_ACCESS_PUBLIC);
+    cr_assert_eq(r.cs[0]->retention_ms, 30LL * 86400000);
+    cr_assert_eq(r.cs[0]->encryption, DM_ENC_NONE);
+    result_free(&r);
+}
+
+Test(contract, rejects_unknown_access_with_suggestion)
+{
+    result_t r = parse_base("  policies: {access: privat}\n");
+    expect_err(&r, 21, 22, "spec.policies.access 'privat' is not one of public, restricted, "
+                           "private (did you mean 'private'?)");
+    result_free(&r);
+}
+
+Test(contract, rejects_unknown_encryption)
+{
+    result_t r = parse_base("  policies: {encryption: aes-128}\n");
+    expect_err(&r, 21, 26, "spec.policies.encryption 'aes-128' is not one of none, aes-256");
+    result_free(&r);
+}
+
+Test(contract, rejects_zero_retention)
+{
+    result_t r = parse_base("  policies: {retention: 0s}\n");
+    expect_err(&r, 21, 25, "spec.policies.retention: the duration must be greater than zero");
+    result_free(&r);
+}
+
+Test(contract, reads_interoperability)
+{
+    result_t r = parse_base("  interoperability:\n    protocols: [grpc, sql]\n"
+                            "    lineage: {upstream: [{product: a, domain: b}]}\n");
+    expect_ok(&r);
+    cr_assert_eq(r.cs[0]->protocols, DM_PROTO_GRPC | DM_PROTO_SQL);
+    cr_assert_eq(r.cs[0]->nupstream, 1);
+    cr_assert_str_eq(r.cs[0]->upstream[0].product, "a");
+    result_free(&r);
+}
+
+Test(contract, rejects_unknown_protocol)
+{
+    result_t r = parse_base("  interoperability:\n    protocols: [graphq]\n");
+    expect_err(&r, 22, 17, "protocol 'graphq' is not one of graphql, rest, grpc, sql (did you mean 'graphql'?)");
+    result_free(&r);
+}
+
+Test(contract, rejects_upstream_without_domain)
+{
+    result_t r = parse_base("  interoperability:\n    lineage:\n      upstream:\n        - product: a\n");
+    expect_err(&r, 24, 11, "spec.interoperability.lineage.upstream[0] is missing the required key 'domain'");
+    result_free(&r);
+}
+
+Test(contract, rejects_upstream_with_bad_name)
+{
+    result_t r = parse_base("  interoperability:\n    lineage: {upstream: [{product: A, domain: b}]}\n");
+    expect_err(&r, 22, 36, "upstream product 'A' is not a valid name");
+    result_free(&r);
+}
+
+Test(contract, rejects_protocols_as_scalar)
+{
+    result_t r = parse_base("  interoperability:\n    protocols: rest\n");
+    expect_err(&r, 22, 16, "spec.interoperability.protocols must be a sequence (a YAML list), got a string");
+    result_free(&r);
+}
+
+Test(contract, rejects_unknown_spec_section)
+{
+    result_t r = parse_base("  qualty: {}\n");
+    expect_err(&r, 21, 3, "unknown key 'qualty' in spec (valid: schema, sla, storage, quality, "
+                          "policies, interoperability; or an x- extension key) (did you mean 'quality'?)");
+    result_free(&r);
+}

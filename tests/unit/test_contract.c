@@ -1333,3 +1333,282 @@ Test(contract, rejects_unknown_spec_section)
                           "policies, interoperability; or an x- extension key) (did you mean 'quality'?)");
     result_free(&r);
 }
+
+/* ---- quality checks ---- */
+
+static result_t parse_check(const char *check)
+{
+    char extra[512];
+    snprintf(extra, sizeof extra, "  quality:\n    checks:\n      - %s\n", check);
+    return parse_base(extra);
+}
+
+Test(contract, reads_every_rule)
+{
+    result_t r = parse_base("  sla: {freshness: 10m}\n  quality:\n    checks:\n"
+                            "      - {rule: not_null, column: s, name: s-set, description: d}\n"
+                            "      - {rule: in_list, column: st, values: [a]}\n"
+                            "      - {rule: range, column: n, min: 0, max: 10}\n"
+                            "      - {rule: regex, column: s, pattern: '^x'}\n"
+                            "      - {rule: unique, column: id}\n"
+                            "      - {rule: row_count_delta, threshold: 500}\n"
+                            "      - {rule: freshness, column: ts}\n");
+    expect_ok(&r);
+    const dm_contract_t *c = r.cs[0];
+    cr_assert_eq(c->nchecks, 7);
+    for (int i = 0; i < 7; i++)
+        cr_assert_eq(c->checks[i].rule, (dm_check_rule)i);
+    cr_assert_str_eq(c->checks[0].name, "s-set");
+    cr_assert_str_eq(c->checks[0].description, "d");
+    cr_assert_eq(c->checks[0].field_index, 3);
+    cr_assert_str_eq(c->checks[1].values[0], "a");
+    cr_assert(c->checks[2].has_min && c->checks[2].has_max && c->checks[2].max.is_int);
+    cr_assert_eq(c->checks[2].max.i, 10);
+    cr_assert_str_eq(c->checks[3].pattern, "^x");
+    cr_assert_not(c->checks[5].threshold_is_percent);
+    cr_assert_float_eq(c->checks[5].threshold, 500, 1e-9);
+    cr_assert_eq(c->checks[5].field_index, -1);
+    cr_assert_null(c->checks[5].column);
+    cr_assert_eq(c->checks[6].max_age_ms, 600000, "freshness defaults to sla.freshness");
+    cr_assert_eq(c->checks[0].max_age_ms, -1);
+    result_free(&r);
+}
+
+Test(contract, rejects_check_without_rule)
+{
+    result_t r = parse_check("{column: s}");
+    expect_err(&r, 23, 9, "spec.quality.checks[0] is missing the required key 'rule'");
+    result_free(&r);
+}
+
+Test(contract, rejects_unknown_rule_with_suggestion)
+{
+    result_t r = parse_check("{rule: notnull, column: s}");
+    expect_err(&r, 23, 16, "check rule 'notnull' is not one of not_null, in_list, range, regex, "
+                           "unique, row_count_delta, freshness (did you mean 'not_null'?)");
+    result_free(&r);
+}
+
+Test(contract, rejects_check_on_unknown_column)
+{
+    result_t r = parse_check("{rule: not_null, column: sx}");
+    expect_err(&r, 23, 34, "check column 'sx' is not a field of the schema");
+    result_free(&r);
+}
+
+Test(contract, rejects_check_without_column)
+{
+    result_t r = parse_check("{rule: unique}");
+    expect_err(&r, 23, 9, "spec.quality.checks[0] (rule unique) is missing the required key 'column'");
+    result_free(&r);
+}
+
+Test(contract, rejects_key_of_another_rule)
+{
+    result_t r = parse_check("{rule: not_null, column: s, values: [a]}");
+    expect_err(&r, 23, 37, "'values' does not apply to rule not_null (its keys: rule, column, name, description)");
+    result_free(&r);
+}
+
+Test(contract, rejects_unknown_check_key)
+{
+    result_t r = parse_check("{rule: regex, column: s, patern: x}");
+    expect_err(&r, 23, 34, "unknown key 'patern' in a quality check");
+    expect_err(&r, 23, 34, "(did you mean 'pattern'?)");
+    result_free(&r);
+}
+
+Test(contract, rejects_in_list_value_of_wrong_type)
+{
+    result_t r = parse_check("{rule: in_list, column: n, values: [1, two]}");
+    expect_err(&r, 23, 48, "in_list value: expected an integer, got 'two'");
+    result_free(&r);
+}
+
+Test(contract, rejects_quoted_int_in_list)
+{
+    result_t r = parse_check("{rule: in_list, column: n, values: [\"1\"]}");
+    expect_err(&r, 23, 45, "in_list value: expected an integer, got the string \"1\"");
+    result_free(&r);
+}
+
+Test(contract, rejects_in_list_timestamp_without_offset)
+{
+    result_t r = parse_check("{rule: in_list, column: ts, values: [2024-01-01T00:00:00Z, 2024-01-01T00:00:00]}");
+    expect_err(&r, 23, 68, "in_list value '2024-01-01T00:00:00' is not an RFC 3339 timestamp with an offset");
+    result_free(&r);
+}
+
+Test(contract, rejects_in_list_bad_date_and_uuid)
+{
+    result_t r = parse_base("  quality:\n    checks:\n"
+                            "      - {rule: in_list, column: d, values: [2024-02-30]}\n"
+                            "      - {rule: in_list, column: id, values: [not-a-uuid]}\n");
+    expect_err(&r, 23, 45, "in_list value '2024-02-30' is not a date YYYY-MM-DD");
+    expect_err(&r, 24, 46, "in_list value 'not-a-uuid' is not a UUID");
+    result_free(&r);
+}
+
+Test(contract, rejects_in_list_value_outside_enum)
+{
+    result_t r = parse_check("{rule: in_list, column: st, values: [a, c]}");
+    expect_err(&r, 23, 49, "in_list value 'c' is not one of the values of enum field 'st': a, b");
+    result_free(&r);
+}
+
+Test(contract, rejects_in_list_without_values)
+{
+    result_t r = parse_check("{rule: in_list, column: s}");
+    expect_err(&r, 23, 9, "in_list check is missing the required key 'values'");
+    result_free(&r);
+}
+
+Test(contract, rejects_range_on_string)
+{
+    result_t r = parse_check("{rule: range, column: s, min: 1}");
+    expect_err(&r, 23, 31, "rule range needs an int or double column; 's' is string");
+    result_free(&r);
+}
+
+Test(contract, rejects_range_without_bounds)
+{
+    result_t r = parse_check("{rule: range, column: x}");
+    expect_err(&r, 23, 9, "rule range needs min, max or both");
+    result_free(&r);
+}
+
+Test(contract, rejects_range_min_over_max)
+{
+    result_t r = parse_check("{rule: range, column: x, min: 2.5, max: 1}");
+    expect_err(&r, 23, 49, "range max 1 is less than min 2.5");
+    result_free(&r);
+}
+
+Test(contract, rejects_regex_on_int)
+{
+    result_t r = parse_check("{rule: regex, column: n, pattern: x}");
+    expect_err(&r, 23, 31, "rule regex needs a string column; 'n' is int");
+    result_free(&r);
+}
+
+Test(contract, rejects_regex_that_does_not_compile)
+{
+    result_t r = parse_check("{rule: regex, column: s, pattern: 'a{2,1}'}");
+    expect_err(&r, 23, 43, "regex pattern 'a{2,1}' is not a valid POSIX extended regular expression");
+    result_free(&r);
+}
+
+Test(contract, rejects_freshness_without_any_max_age)
+{
+    result_t r = parse_check("{rule: freshness}");
+    expect_err(&r, 23, 9, "rule freshness needs max_age, or spec.sla.freshness as its default");
+    result_free(&r);
+}
+
+Test(contract, reads_freshness_max_age)
+{
+    result_t r = parse_check("{rule: freshness, column: d, max_age: 2d}");
+    expect_ok(&r);
+    cr_assert_eq(r.cs[0]->checks[0].max_age_ms, 2LL * 86400000);
+    cr_assert_eq(r.cs[0]->checks[0].field_index, 5);
+    result_free(&r);
+}
+
+Test(contract, rejects_freshness_on_string_column)
+{
+    result_t r = parse_check("{rule: freshness, column: s, max_age: 1h}");
+    expect_err(&r, 23, 35, "rule freshness needs a timestamp or date column; 's' is string");
+    result_free(&r);
+}
+
+Test(contract, rejects_bad_threshold)
+{
+    const char *bad[] = {"0%", "-5%", "0", "lots", "\"%\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char check[96];
+        snprintf(check, sizeof check, "{rule: row_count_delta, threshold: %s}", bad[i]);
+        result_t r = parse_check(check);
+        expect_err(&r, 23, 44, "is neither a percentage greater than zero");
+        result_free(&r);
+    }
+}
+
+Test(contract, reads_fractional_percent_threshold)
+{
+    result_t r = parse_check("{rule: row_count_delta, threshold: 12.5%}");
+    expect_ok(&r);
+    cr_assert(r.cs[0]->checks[0].threshold_is_percent);
+    cr_assert_float_eq(r.cs[0]->checks[0].threshold, 12.5, 1e-12);
+    result_free(&r);
+}
+
+/* ---- durations and names ---- */
+
+static int64_t dur(const char *s)
+{
+    int64_t ms = -42;
+    if (!dm_duration_parse(s, strlen(s), &ms))
+        return -1;
+    return ms;
+}
+
+Test(contract, parses_simple_durations)
+{
+    cr_assert_eq(dur("250ms"), 250);
+    cr_assert_eq(dur("30s"), 30000);
+    cr_assert_eq(dur("5m"), 300000);
+    cr_assert_eq(dur("1h"), 3600000);
+    cr_assert_eq(dur("7d"), 7LL * 86400000);
+    cr_assert_eq(dur("2w"), 14LL * 86400000);
+    cr_assert_eq(dur("1y"), 365LL * 86400000);
+    cr_assert_eq(dur("0s"), 0, "zero parses; the contract rejects it where a duration is given");
+}
+
+Test(contract, parses_iso_durations)
+{
+    cr_assert_eq(dur("PT5M"), 300000);
+    cr_assert_eq(dur("P1Y"), 365LL * 86400000);
+    cr_assert_eq(dur("P1M"), 30LL * 86400000);
+    cr_assert_eq(dur("P1DT2H"), 26LL * 3600000);
+    cr_assert_eq(dur("P2W"), 14LL * 86400000);
+    cr_assert_eq(dur("PT1.5S"), 1500);
+    cr_assert_eq(dur("P1Y2M3DT4H5M6S"), (365LL + 60 + 3) * 86400000 + 4 * 3600000LL + 5 * 60000 + 6000);
+}
+
+Test(contract, rejects_malformed_durations)
+{
+    const char *bad[] = {"", "5", "m", "5 m", "5min", "1.5h", "-5m", "P", "PT", "P1H", "PT1D",
+                         "P1M1Y", "PT1S1M", "PT0.0001S", "5M", "p1y", "P1Y ", "1h30m"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(dur(bad[i]), -1, "'%s' parsed", bad[i]);
+}
+
+Test(contract, rejects_overflowing_durations)
+{
+    cr_assert_eq(dur("9223372036854775807ms"), INT64_MAX);
+    cr_assert_eq(dur("9223372036854775808ms"), -1);
+    cr_assert_eq(dur("300000000y"), -1);
+    cr_assert_eq(dur("P300000000Y"), -1);
+    cr_assert_eq(dur("P290000000YT100000000000000H"), -1);
+}
+
+Test(contract, names_enums)
+{
+    cr_assert_str_eq(dm_ftype_name(DM_FT_TIMESTAMP), "timestamp");
+    cr_assert_str_eq(dm_ftype_name(DM_FT_ENUM), "enum");
+    cr_assert_str_eq(dm_check_rule_name(DM_CHECK_ROW_COUNT_DELTA), "row_count_delta");
+    cr_assert_str_eq(dm_access_name(DM_ACCESS_PRIVATE), "private");
+    cr_assert_str_eq(dm_ftype_name(DM_FT__COUNT), "?");
+}
+
+Test(contract, diags_cap_keeps_memory_bounded)
+{
+    dm_diags_t d = DM_DIAGS_INIT;
+    for (int i = 0; i < DM_DIAGS_MAX * 3; i++)
+        dm_diags_add(&d, "f", 1, 1, "problem %d", i);
+    cr_assert_eq(d.count, DM_DIAGS_MAX);
+    cr_assert(strstr(d.items[DM_DIAGS_MAX - 1].message, "too many problems"));
+    dm_diags_clear(&d);
+    cr_assert_eq(d.count, 0);
+    cr_assert_null(d.items);
+}

@@ -223,6 +223,10 @@ static bool s_field(s_ctx_t *x, const cJSON *j, dm_field_t *f, const dm_field_t 
         return false;
     }
     const char *nm = name->valuestring;
+    if (!dm_cx_is_field_name(nm)) {
+        s_err(x, nm, "the name must match ^[A-Za-z_][A-Za-z0-9_]{0,127}$%s", "");
+        return false;
+    }
     for (size_t i = 0; i < np; i++)
         if (strcmp(prev[i].name, nm) == 0) {
             s_err(x, nm, "duplicate field name%s", "");

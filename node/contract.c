@@ -328,28 +328,39 @@ dm_err dm_contract_parse(const char *name, const char *buf, size_t len, const ch
     if (!cs)
         abort();
     dm_cx_t cx = {name, basedir, diags, 0};
+    size_t nc = 0;
     for (size_t i = 0; i < ndocs; i++) {
-        cs[i] = s_contract(&cx, &docs[i]);
-        for (size_t j = 0; j < i && cs[i]->name && cs[i]->domain; j++) {
-            if (cs[j]->name && cs[j]->domain && strcmp(cs[i]->name, cs[j]->name) == 0 &&
-                strcmp(cs[i]->domain, cs[j]->domain) == 0) {
-                dm_cx_err(&cx, ((dm_ydoc_t *)cs[i]->tree)->root,
-                          "product %s/%s is defined twice in this file (document %zu and %zu)",
-                          cs[i]->domain, cs[i]->name, j + 1, i + 1);
+        const dm_ynode_t *root = docs[i]->root;
+        if (!root || (dm_ynode_is_null(root) && root->len == 0)) {
+            dm_ydoc_destroy(&docs[i]); /* an empty document, e.g. after a trailing --- */
+            continue;
+        }
+        dm_contract_t *c = s_contract(&cx, &docs[i]);
+        for (size_t j = 0; j < nc && c->name && c->domain; j++) {
+            if (cs[j]->name && cs[j]->domain && strcmp(c->name, cs[j]->name) == 0 &&
+                strcmp(c->domain, cs[j]->domain) == 0) {
+                dm_cx_err(&cx, ((dm_ydoc_t *)c->tree)->root,
+                          "product %s/%s is defined twice in this file (documents %zu and %zu)",
+                          c->domain, c->name, j + 1, nc + 1);
                 break;
             }
         }
+        cs[nc++] = c;
+    }
+    if (nc == 0) {
+        dm_diags_add(diags, name, 1, 1, "no contract: every document in the file is empty");
+        cx.errors++;
     }
     free(docs);
     if (cx.errors) {
-        for (size_t i = 0; i < ndocs; i++)
+        for (size_t i = 0; i < nc; i++)
             dm_contract_destroy(&cs[i]);
         free(cs);
         rc = DM_ERR_INVALID;
         goto out;
     }
     *out = cs;
-    *n = ndocs;
+    *n = nc;
 out:
     s_diags_sort(diags, first);
     return rc;

@@ -77,6 +77,9 @@ int dm_cx_num_cmp(dm_num_t a, dm_num_t b);
 /* ^[a-z][a-z0-9_-]{0,62}$ (product and domain names). */
 bool dm_cx_is_name(const char *s);
 
+/* ^[A-Za-z_][A-Za-z0-9_]{0,127}$ (field names). */
+bool dm_cx_is_field_name(const char *s);
+
 /* strdup that aborts on out of memory. */
 char *dm_cx_strdup(const char *s);
 

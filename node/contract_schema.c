@@ -66,7 +66,7 @@ int dm_cx_column(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t *n, const
     return -1;
 }
 
-static bool s_field_name_ok(const char *s)
+bool dm_cx_is_field_name(const char *s)
 {
     size_t len = strlen(s);
     if (len < 1 || len > S_FIELD_NAME_MAX)
@@ -224,7 +224,7 @@ static bool s_field(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *m, size_t i
     const dm_ynode_t *v = dm_cx_need(cx, m, "name", label);
     if (!v || !dm_cx_str(cx, v, "field name", &f->name))
         return false;
-    if (!s_field_name_ok(f->name)) {
+    if (!dm_cx_is_field_name(f->name)) {
         dm_cx_err(cx, v,
                   "field name '%s' must match ^[A-Za-z_][A-Za-z0-9_]{0,127}$ (a letter or '_', "
                   "then up to 127 letters, digits or '_')",

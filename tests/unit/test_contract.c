@@ -1612,3 +1612,36 @@ Test(contract, diags_cap_keeps_memory_bounded)
     cr_assert_eq(d.count, 0);
     cr_assert_null(d.items);
 }
+
+Test(contract, skips_empty_trailing_document)
+{
+    dm_buf_t b = DM_BUF_INIT;
+    dm_buf_printf(&b, s_base, "");
+    dm_buf_puts(&b, "---\n");
+    result_t r = parse(b.data);
+    expect_ok(&r);
+    cr_assert_eq(r.n, 1);
+    dm_buf_free(&b);
+    result_free(&r);
+}
+
+Test(contract, rejects_file_of_empty_documents)
+{
+    result_t r = parse("---\n---\n");
+    expect_err(&r, 1, 1, "no contract: every document in the file is empty");
+    result_free(&r);
+}
+
+Test(contract, accepts_tab_inside_literal_block)
+{
+    result_t r = parse_patch("  version:", "  version: 1.0.0\n  description: |\n    first\n    \tindented");
+    expect_ok(&r);
+    cr_assert_str_eq(r.cs[0]->description, "first\n\tindented\n");
+    result_free(&r);
+}
+
+Test(contract, rejects_avro_field_with_invalid_name)
+{
+    expect_avro_err("{\"type\": \"record\", \"name\": \"R\", \"fields\": [{\"name\": \"a-b\", \"type\": \"int\"}]}",
+                    "avro field 'a-b': the name must match ^[A-Za-z_][A-Za-z0-9_]{0,127}$");
+}

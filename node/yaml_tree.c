@@ -34,6 +34,7 @@ typedef struct {
     size_t len;
     dm_diags_t *diags;
     bool bad;               /* a problem was reported */
+    bool aliased;           /* an alias was seen */
     size_t nodes, bytes;    /* expanded totals for the file */
     dm_ydoc_t **docs;
     size_t ndocs, capdocs;
@@ -267,19 +268,22 @@ static dm_ynode_t *s_node_new(s_build_t *b, dm_ynode_kind kind, yaml_mark_t m)
 static bool s_attach(s_build_t *b, dm_ynode_t *n, yaml_mark_t m)
 {
     if (b->nodes + n->weight > DM_YAML_MAX_NODES) {
-        char msg[160];
-        snprintf(msg, sizeof msg,
-                 "the file expands to more than %d YAML nodes (each alias counts as a copy "
-                 "of its anchor); alias expansion exceeds the limit",
-                 DM_YAML_MAX_NODES);
+        char msg[192];
+        if (b->aliased)
+            snprintf(msg, sizeof msg,
+                     "alias expansion exceeds the limit: the file expands to more than %d YAML "
+                     "nodes (each alias counts as a copy of its anchor)",
+                     DM_YAML_MAX_NODES);
+        else
+            snprintf(msg, sizeof msg, "the file has more than %d YAML nodes", DM_YAML_MAX_NODES);
         s_err(b, m.line, m.column, msg);
         return false;
     }
     if (b->bytes + n->bytes > DM_YAML_MAX_EXPANDED) {
-        char msg[160];
+        char msg[192];
         snprintf(msg, sizeof msg,
-                 "the file expands to more than %d bytes of text (each alias counts as a copy "
-                 "of its anchor); alias expansion exceeds the limit",
+                 "alias expansion exceeds the limit: the file expands to more than %d bytes of "
+                 "text (each alias counts as a copy of its anchor)",
                  DM_YAML_MAX_EXPANDED);
         s_err(b, m.line, m.column, msg);
         return false;
@@ -388,6 +392,7 @@ static bool s_event(s_build_t *b, const yaml_event_t *e)
             s_err(b, m.line, m.column, "alias refers to a node that contains it (recursive alias)");
             return false;
         }
+        b->aliased = true;
         return s_attach(b, n, m);
     case YAML_SCALAR_EVENT:
         n = s_node_new(b, DM_YNODE_SCALAR, m);

@@ -1645,3 +1645,43 @@ Test(contract, rejects_avro_field_with_invalid_name)
     expect_avro_err("{\"type\": \"record\", \"name\": \"R\", \"fields\": [{\"name\": \"a-b\", \"type\": \"int\"}]}",
                     "avro field 'a-b': the name must match ^[A-Za-z_][A-Za-z0-9_]{0,127}$");
 }
+
+Test(contract, rejects_too_many_nodes_fast)
+{
+    dm_buf_t b = DM_BUF_INIT;
+    dm_buf_puts(&b, "x-many: [");
+    for (int i = 0; i < 300000; i++)
+        dm_buf_puts(&b, "1,");
+    dm_buf_puts(&b, "1]\n");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    result_t r = parse(b.data);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+    expect_err(&r, 1, 200004, "the file has more than 100000 YAML nodes");
+    cr_assert_lt(ms, 1000.0, "took %.1f ms", ms);
+    dm_buf_free(&b);
+    result_free(&r);
+}
+
+Test(contract, rejects_recursive_alias)
+{
+    result_t r = parse_base("  x-loop: &l [1, *l]\n");
+    expect_err(&r, 21, 18, "alias refers to a node that contains it");
+    result_free(&r);
+}
+
+Test(contract, rejects_large_expanded_text)
+{
+    dm_buf_t b = DM_BUF_INIT;
+    dm_buf_puts(&b, "x-big: &s \"");
+    for (int i = 0; i < 500000; i++)
+        dm_buf_putc(&b, 'a');
+    dm_buf_puts(&b, "\"\nx-copies: [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s]\n");
+    result_t r = parse(b.data);
+    cr_assert_eq(r.rc, DM_ERR_INVALID);
+    cr_assert(strstr(r.text.data, "bytes of text (each alias counts as a copy of its anchor)"), "%s",
+              r.text.data);
+    dm_buf_free(&b);
+    result_free(&r);
+}

@@ -204,8 +204,7 @@ static int s_check(const dm_cli_args_t *a)
     const char *name = strcmp(a->pos[1], "-") == 0 ? "stdin" : a->pos[1];
     dm_err rc = dm_check_fd(schema, name, fd, limit, stdout, &valid, &invalid);
     if (rc != DM_OK) {
-        fprintf(stderr, "%s: reading %s failed: %s\n", P, name, strerror(errno));
-        status = DM_EXIT_USAGE;
+        status = DM_EXIT_USAGE; /* dm_check_fd already said where reading failed */
     } else {
         status = invalid ? DM_EXIT_FAIL : DM_EXIT_OK;
     }

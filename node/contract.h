@@ -180,7 +180,8 @@ void dm_diags_clear(dm_diags_t *d);
  * schema location is resolved against; NULL forbids avro files (the node
  * only accepts canonical, inline contracts).
  * On success returns DM_OK and *out holds *n contracts (free each with
- * dm_contract_destroy, then free(*out)). If any document is invalid, returns
+ * dm_contract_destroy, then free(*out)); empty documents (a trailing
+ * "---") are skipped, and diagnostics are sorted by position. If any document is invalid, returns
  * DM_ERR_INVALID with every problem in diags and *out NULL; DM_ERR_TOOBIG
  * for a buffer over DM_CONTRACT_MAX_FILE. Never reads beyond len; buf need
  * not be NUL-terminated. */

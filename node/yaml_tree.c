@@ -125,6 +125,11 @@ static bool s_prescan(s_build_t *b)
     s_pos_t p = {0, 0};
     bool at_indent = true, tab_seen = false;
     s_pos_t tab = {0, 0};
+    if (b->len >= 2 && ((s[0] == 0xFF && s[1] == 0xFE) || (s[0] == 0xFE && s[1] == 0xFF))) {
+        s_err(b, 0, 0, "the file is UTF-16 (it starts with a UTF-16 byte order mark); a contract "
+                       "must be UTF-8 text");
+        return false;
+    }
     for (size_t i = 0; i < b->len;) {
         unsigned char c = s[i];
         if (c == 0) {

@@ -1685,3 +1685,11 @@ Test(contract, rejects_large_expanded_text)
     dm_buf_free(&b);
     result_free(&r);
 }
+
+Test(contract, rejects_utf16_file)
+{
+    const char text[] = "\xff\xfe" "a\0:\0 \0" "1\0";
+    result_t r = parse_text(text, sizeof text - 1, NULL);
+    expect_err(&r, 1, 1, "the file is UTF-16");
+    result_free(&r);
+}

@@ -3,6 +3,7 @@
  * contract_quality.c, the schema in contract_schema.c). */
 #include "contract_priv.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,20 +77,19 @@ static bool s_latency(const char *s, double *pct, int64_t *ms)
         s++;
     if (*s++ != 'p' || *s < '1' || *s > '9')
         return false;
-    char digits[S_PERCENT_DIGITS_MAX + 2];
+    /* all digits as one integer over 10^(digits-2): the division of two
+     * exact values rounds once, so p999 gives exactly the double 99.9 */
+    uint64_t v = 0;
+    double scale = 1;
     size_t nd = 0;
     while (*s >= '0' && *s <= '9') {
         if (nd == S_PERCENT_DIGITS_MAX)
             return false;
-        digits[nd++] = *s++;
+        v = v * 10 + (uint64_t)(*s++ - '0');
+        if (++nd > 2)
+            scale *= 10;
     }
-    digits[nd] = 0;
-    char num[S_PERCENT_DIGITS_MAX + 3];
-    if (nd <= 2 || strcmp(digits, "100") == 0)
-        snprintf(num, sizeof num, "%s", digits);
-    else
-        snprintf(num, sizeof num, "%.2s.%s", digits, digits + 2);
-    *pct = strtod(num, NULL);
+    *pct = v == 100 ? 100.0 : (double)v / scale;
     if (*pct <= 0 || *pct > 100)
         return false;
     while (*s == ' ')

@@ -381,3 +381,21 @@ Test(contract, rejects_file_of_empty_documents)
     expect_err(&r, 1, 1, "no contract: every document in the file is empty");
     result_free(&r);
 }
+
+Test(contract, canonical_round_trips_long_values_and_keys)
+{
+    dm_buf_t b = DM_BUF_INIT;
+    dm_buf_puts(&b, "  x-long: \"");
+    for (int i = 0; i < 20000; i++)
+        dm_buf_puts(&b, i % 7 ? "ab" : "\\u2028\\t");
+    dm_buf_puts(&b, "\"\n  x-keys: {\"");
+    for (int i = 0; i < 128; i++)
+        dm_buf_puts(&b, "\\x01");
+    dm_buf_puts(&b, "\": 1}\n");
+    result_t r = parse_base(b.data);
+    expect_ok(&r);
+    assert_round_trip(r.cs[0]);
+    dm_buf_free(&b);
+    result_free(&r);
+}
+

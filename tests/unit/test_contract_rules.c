@@ -56,6 +56,7 @@ Test(contract, reads_sla)
     cr_assert_eq(c->freshness_ms, 300000);
     cr_assert_float_eq(c->availability, 100, 1e-12);
     cr_assert_float_eq(c->latency_percentile, 99.9, 1e-12);
+    cr_assert(c->latency_percentile == 99.9, "p999 is exactly the double 99.9");
     cr_assert_eq(c->latency_ms, 250);
     result_free(&r);
 }

@@ -221,7 +221,7 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
     unlink(path); /* a stale address from a crash must not look live */
 
     snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_STORE_DIR);
-    dm_store_opts_t sopts = {opts->initial_map_bytes, 0};
+    dm_store_opts_t sopts = {.initial_map_bytes = opts->initial_map_bytes};
     if (s_mkdirs(path) != 0 || (rc = dm_store_open(path, &sopts, &self->store)) != DM_OK) {
         snprintf(err, errcap, "cannot open the store in %s: %s", path,
                  rc != DM_OK ? dm_strerror(rc) : strerror(errno));
@@ -482,6 +482,38 @@ static void s_handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     dm_product_clear(&p);
 }
 
+static void s_handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                              const Dm__DescribeReq *req)
+{
+    dm_product_t p = {0};
+    const char *domain = req->domain ? req->domain : "";
+    const char *name = req->product ? req->product : "";
+    if (dm_store_product_get(self->store, domain, name, &p) != DM_OK) {
+        char text[512];
+        dm_buf_t hint = DM_BUF_INIT;
+        char q[256];
+        snprintf(q, sizeof q, "%.120s/%.120s", domain, name);
+        dm_registry_suggest(self->registry, q, &hint);
+        snprintf(text, sizeof text, "unknown product '%s' on this node (domain %s)%s%s%s", q,
+                 self->domain, hint.len ? "; did you mean '" : "", hint.len ? hint.data : "",
+                 hint.len ? "'?" : "");
+        dm_buf_free(&hint);
+        s_send_error(self, rid, id, DM_ERR_NOTFOUND, text);
+        return;
+    }
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__DescribeRep rep = DM__DESCRIBE_REP__INIT;
+    rep.contract.data = (uint8_t *)p.contract;
+    rep.contract.len = p.contract_len;
+    rep.records = p.records;
+    rep.quarantined = p.quarantined;
+    env.id = id;
+    env.body_case = DM__ENVELOPE__BODY_DESCRIBE_REP;
+    env.describe_rep = &rep;
+    s_send(self, rid, &env);
+    dm_product_clear(&p);
+}
+
 /* Returns the envelope's body field number by reading the wire format
  * just far enough, so write requests are forwarded without unpacking
  * their (large) payload here. 0 if the bytes do not look like one. */
@@ -559,6 +591,9 @@ static void s_handle_request(dm_node_t *self, void *router)
         break;
     case DM__ENVELOPE__BODY_QUARANTINE_REQ:
         s_handle_quarantine(self, &rid, env->id, env->quarantine_req);
+        break;
+    case DM__ENVELOPE__BODY_DESCRIBE_REQ:
+        s_handle_describe(self, &rid, env->id, env->describe_req);
         break;
     default:
         s_send_error(self, &rid, env->id, DM_ERR_PROTO, "unsupported request");

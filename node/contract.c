@@ -321,13 +321,14 @@ dm_err dm_contract_parse(const char *name, const char *buf, size_t len, const ch
     size_t first = diags->count;
     dm_ydoc_t **docs = NULL;
     size_t ndocs = 0;
+    size_t before = diags->count;
     dm_err rc = dm_ytree_load(name, buf, len, &docs, &ndocs, diags);
     if (rc != DM_OK)
         goto out;
     dm_contract_t **cs = calloc(ndocs, sizeof *cs);
     if (!cs)
         abort();
-    dm_cx_t cx = {name, basedir, diags, 0};
+    dm_cx_t cx = {name, basedir, diags, diags->count - before}; /* duplicate keys */
     size_t nc = 0;
     for (size_t i = 0; i < ndocs; i++) {
         const dm_ynode_t *root = docs[i]->root;

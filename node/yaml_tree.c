@@ -349,8 +349,10 @@ static void s_check_dups(s_build_t *b, const dm_ynode_t *m)
             char msg[DM_YAML_MAX_KEY + 96];
             snprintf(msg, sizeof msg, "duplicate key '%s' (first defined at line %u)",
                      keys[i]->text, keys[i - 1]->line);
+            /* Recoverable: lookups use the first occurrence, so the
+             * contract rules still run and report what else is wrong; the
+             * caller counts this diagnostic as an error. */
             dm_diags_add(b->diags, b->file, keys[i]->line, keys[i]->col, "%s", msg);
-            b->bad = true;
         }
     }
     free(keys);

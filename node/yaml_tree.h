@@ -47,7 +47,9 @@ struct dm_ydoc {
  * name is the file name for diagnostics. On DM_OK *docs holds *ndocs (>= 1)
  * documents: destroy each with dm_ydoc_destroy, then free(*docs). On
  * failure (DM_ERR_INVALID, DM_ERR_TOOBIG) every problem found is in diags
- * and *docs is NULL. */
+ * and *docs is NULL. Duplicate keys are reported in diags but do not fail
+ * the load (the first occurrence is the one found): callers must treat any
+ * diagnostic added by the load as an error. */
 DM_NODISCARD dm_err dm_ytree_load(const char *name, const char *buf, size_t len, dm_ydoc_t ***docs,
                                   size_t *ndocs, dm_diags_t *diags);
 

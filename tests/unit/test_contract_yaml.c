@@ -274,3 +274,21 @@ Test(contract, rejects_utf16_file)
     expect_err(&r, 1, 1, "the file is UTF-16");
     result_free(&r);
 }
+
+Test(contract, duplicate_key_does_not_hide_other_problems)
+{
+    result_t r = parse("apiVersion: datamesh.io/v1\n"
+                       "kind: DataProduct\n"
+                       "metadata:\n"
+                       "  name: orders\n"
+                       "  name: other\n"
+                       "  domain: commerce\n"
+                       "  version: 1.0.0\n"
+                       "  owner: {team: t, contact: a@b.co}\n"
+                       "spec:\n"
+                       "  schema:\n"
+                       "    fields: [{name: a, type: strin}]\n");
+    expect_err(&r, 5, 3, "duplicate key 'name'");
+    expect_err(&r, 11, 30, "did you mean 'string'");
+    result_free(&r);
+}

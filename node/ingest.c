@@ -361,7 +361,7 @@ reply:
     for (size_t g = 0; g < ngroup; g++) {
         s_job *job = group[g];
         if (rc != DM_OK) {
-            char text[256];
+            char text[1024];
             snprintf(text, sizeof text,
                      "the node could not store the batch (%s); nothing of it was kept",
                      dm_strerror(rc));
@@ -501,7 +501,7 @@ static void s_commit_register(dm_ingest_t *self, s_job *job)
         goto out;
     }
     if (rc != DM_OK) {
-        char text[256];
+        char text[1024];
         snprintf(text, sizeof text, "the node could not store contract %s: %s", qualified,
                  dm_strerror(rc));
         s_send_error(self, job, rc, text);
@@ -511,7 +511,7 @@ static void s_commit_register(dm_ingest_t *self, s_job *job)
         rc = dm_registry_install(self->registry, stored.id, job->canonical.data,
                                  job->canonical.len);
         if (rc != DM_OK) {
-            char text[256];
+            char text[1024];
             snprintf(text, sizeof text, "contract %s was stored but could not be loaded: %s",
                      qualified, dm_strerror(rc));
             s_send_error(self, job, rc, text);

@@ -7,7 +7,8 @@
 #   3. dmctl ingest into a live meshd on loopback, end to end and durable, one run;
 # then prints seconds, records/s and the ratio to zod's check rate.
 #
-# usage: bench/run.sh [--records N]      (env: BUILD_DIR=build, CONTRACT=docs/examples/orders.yaml)
+# usage: bench/run.sh [--records N]
+#   env: BUILD_DIR=build, CONTRACT=docs/examples/orders.yaml, ADDR_DEADLINE_S=15
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -179,7 +180,8 @@ out=$("$BIN/dmctl" --data "$NODE_DIR" ingest "$PRODUCT" "$DATA") || rc=$?
 t1=$(now)
 last=$(tail -n 1 <<<"$out")
 if [[ $rc -gt 1 || ! $last =~ ^([0-9]+)\ accepted,\ ([0-9]+)\ quarantined$ ]]; then
-    die "dmctl ingest: exit $rc, last line '$last'"
+    kill -0 "$MESHD_PID" 2>/dev/null || echo "run.sh: meshd is no longer running" >&2
+    die "dmctl ingest: exit $rc, last line '$last'; meshd log tail: $(tail -n 5 "$NODE_DIR.log")"
 fi
 [[ $((BASH_REMATCH[1] + BASH_REMATCH[2])) -eq $RECORDS ]] ||
     die "dmctl ingest: '$last' does not add up to $RECORDS records"

@@ -16,9 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MB_EXIT_OK 0
-#define MB_EXIT_IO 1
-#define MB_EXIT_USAGE 2
+#include "meshbench.h"
 
 #define MB_OUT_BUF_BYTES (4u << 20)     /* flushed when less than one record of room remains */
 #define MB_RECORD_MAX_BYTES 512u        /* generous upper bound for one formatted record */
@@ -451,6 +449,7 @@ typedef struct {
 
 static const mb_command_t s_commands[] = {
     {"gen", "write deterministic NDJSON test records (gen orders N ...)", s_cmd_gen},
+    {"lookup", "point-lookup latency by primary key through the client library", mb_cmd_lookup},
 };
 
 static void s_usage(FILE *f)

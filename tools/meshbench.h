@@ -1,0 +1,12 @@
+/* meshbench.h: what meshbench's subcommand files share. */
+#ifndef DM_MESHBENCH_H
+#define DM_MESHBENCH_H
+
+#define MB_EXIT_OK 0
+#define MB_EXIT_IO 1
+#define MB_EXIT_USAGE 2
+
+/* meshbench lookup: point-lookup latency through the client library. */
+int mb_cmd_lookup(int argc, char **argv);
+
+#endif

@@ -1,0 +1,999 @@
+/* membership.c: the SWIM + Lifeguard state machine (see membership.h for
+ * the protocol and docs/membership.md for the reasons behind the numbers).
+ *
+ * Everything here is a function of the inputs, the time given and the
+ * seed. Member storage is in membership_table.c; the wire form in
+ * membership_wire.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "membership_priv.h"
+
+static bool s_live(uint8_t state) { return state == DM_MEMBER_ALIVE || state == DM_MEMBER_SUSPECT; }
+
+static int64_t s_scaled(const dm_membership_t *m, int64_t base) { return base * (int64_t)(m->lhm + 1); }
+
+void dm_membership_config_default(dm_membership_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->probe_interval_ms = DM_MEMBERSHIP_PROBE_INTERVAL_MS;
+    c->probe_timeout_ms = DM_MEMBERSHIP_PROBE_TIMEOUT_MS;
+    c->gossip_interval_ms = DM_MEMBERSHIP_GOSSIP_INTERVAL_MS;
+    c->join_retry_ms = DM_MEMBERSHIP_JOIN_RETRY_MS;
+    c->dead_retention_ms = DM_MEMBERSHIP_DEAD_RETENTION_MS;
+    c->gossip_to_dead_ms = DM_MEMBERSHIP_GOSSIP_TO_DEAD_MS;
+    c->indirect_k = DM_MEMBERSHIP_INDIRECT_K;
+    c->gossip_fanout = DM_MEMBERSHIP_GOSSIP_FANOUT;
+    c->retransmit_mult = DM_MEMBERSHIP_RETRANSMIT_MULT;
+    c->suspicion_mult = DM_MEMBERSHIP_SUSPICION_MULT;
+    c->suspicion_max_mult = DM_MEMBERSHIP_SUSPICION_MAX_MULT;
+    c->max_lhm = DM_MEMBERSHIP_MAX_LHM;
+    c->max_updates_per_msg = DM_MEMBERSHIP_MAX_UPDATES_PER_MSG;
+    c->max_piggyback_bytes = DM_MEMBERSHIP_MAX_PIGGYBACK_BYTES;
+}
+
+dm_err dm_membership_config_check(const dm_membership_config_t *c, char *err, size_t errcap)
+{
+    const char *why = NULL;
+    if (c->probe_interval_ms <= 0 || c->gossip_interval_ms <= 0 || c->join_retry_ms <= 0)
+        why = "probe_interval_ms, gossip_interval_ms and join_retry_ms must be > 0";
+    else if (c->probe_timeout_ms <= 0 || c->probe_timeout_ms >= c->probe_interval_ms)
+        why = "probe_timeout_ms must be > 0 and < probe_interval_ms";
+    else if (c->dead_retention_ms < 0 || c->gossip_to_dead_ms < 0)
+        why = "dead_retention_ms and gossip_to_dead_ms must be >= 0";
+    else if (c->suspicion_mult < 1 || c->suspicion_max_mult < 1 || c->max_lhm < 1)
+        why = "suspicion_mult, suspicion_max_mult and max_lhm must be >= 1";
+    else if (c->retransmit_mult < 1 || c->gossip_fanout < 1)
+        why = "retransmit_mult and gossip_fanout must be >= 1";
+    else if (c->max_updates_per_msg < 1 || c->max_updates_per_msg > DM_SWIM_MAX_UPDATES)
+        why = "max_updates_per_msg must be 1..32 (DM_SWIM_MAX_UPDATES)";
+    else if (c->max_piggyback_bytes < 512)
+        why = "max_piggyback_bytes must be >= 512 (one update with the longest address)";
+    if (why && err && errcap)
+        snprintf(err, errcap, "membership config: %s", why);
+    return why ? DM_ERR_INVALID : DM_OK;
+}
+
+dm_err dm_membership_new(const uint8_t self_id[DM_ID_PUBLIC_BYTES], const char *self_domain,
+                         const char *self_address, const dm_membership_config_t *cfg,
+                         uint64_t seed, dm_membership_t **out)
+{
+    *out = NULL;
+    dm_membership_config_t def;
+    if (!cfg) {
+        dm_membership_config_default(&def);
+        cfg = &def;
+    }
+    if (dm_membership_config_check(cfg, NULL, 0) != DM_OK ||
+        strlen(self_address) >= DM_ADDRESS_MAX || strlen(self_domain) >= DM_SWIM_DOMAIN_MAX)
+        return DM_ERR_INVALID;
+    dm_membership_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return DM_ERR_NOMEM;
+    m->cfg = *cfg;
+    m->rng = seed;
+    m->hash_key = dm_mb_rand(m);
+    memcpy(m->self_id, self_id, DM_ID_PUBLIC_BYTES);
+    strcpy(m->self_address, self_address);
+    strcpy(m->self_domain, self_domain);
+    m->joined = true; /* nothing to join until dm_membership_join */
+    /* Spread the first probes and gossip of nodes started together. */
+    m->next_probe = -1;
+    m->next_gossip = -1;
+    m->next_seq = (uint32_t)dm_mb_rand(m);
+    *out = m;
+    return DM_OK;
+}
+
+void dm_membership_destroy(dm_membership_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dm_membership_t *m = *self_p;
+    for (size_t i = m->out_head; i < m->nout; i++)
+        free(m->out[i].sync_ids);
+    free(m->out);
+    free(m->bcast);
+    dm_mb_free_table(m);
+    free(m);
+    *self_p = NULL;
+}
+
+void dm_membership_on_event(dm_membership_t *m, dm_membership_event_fn fn, void *ctx)
+{
+    m->on_event = fn;
+    m->on_event_ctx = ctx;
+}
+
+void dm_membership_set_incarnation(dm_membership_t *m, uint64_t inc) { m->self_inc = inc; }
+
+/* Members alive or suspect, self included: the N of every formula. */
+static size_t s_n(const dm_membership_t *m) { return m->n_live + 1; }
+
+unsigned dm_membership_retransmit_limit(const dm_membership_t *m)
+{
+    /* ceil(log10(N + 1)) is the number of decimal digits of N. */
+    unsigned digits = 0;
+    for (size_t n = s_n(m); n; n /= 10)
+        digits++;
+    return m->cfg.retransmit_mult * digits;
+}
+
+static void s_member_view(const dm_membership_t *m, uint32_t idx, char *addr, dm_member_t *v)
+{
+    const dm_mb_member_t *e = &m->mem[idx];
+    dm_mb_address(m, idx, addr);
+    memcpy(v->id, e->id, DM_ID_PUBLIC_BYTES);
+    v->address = addr;
+    v->domain = dm_mb_domain(m, idx);
+    v->state = (dm_member_state)e->state;
+    v->incarnation = e->inc;
+    v->last_heard_ms = e->last_heard;
+}
+
+static void s_emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int64_t now)
+{
+    if (!m->on_event)
+        return;
+    char addr[DM_ADDRESS_MAX];
+    dm_member_t v;
+    s_member_view(m, idx, addr, &v);
+    m->on_event(m->on_event_ctx, ev, &v, now);
+}
+
+/* Room for one more outgoing message; NULL on out of memory (the message
+ * is dropped, as the network might have). */
+static dm_mb_out_t *s_out_push(dm_membership_t *m)
+{
+    if (m->out_head == m->nout)
+        m->out_head = m->nout = 0;
+    if (m->nout == m->outcap) {
+        if (m->out_head > 0) {
+            memmove(m->out, m->out + m->out_head, (m->nout - m->out_head) * sizeof *m->out);
+            m->nout -= m->out_head;
+            m->out_head = 0;
+        } else {
+            size_t cap = m->outcap ? m->outcap * 2 : 8;
+            dm_mb_out_t *o = realloc(m->out, cap * sizeof *o);
+            if (!o)
+                return NULL;
+            m->out = o;
+            m->outcap = cap;
+        }
+    }
+    dm_mb_out_t *o = &m->out[m->nout++];
+    memset(o, 0, offsetof(dm_mb_out_t, to));
+    o->to[0] = 0;
+    o->target_address[0] = 0;
+    o->sync_ids = NULL;
+    o->sync_n = o->sync_pos = 0;
+    return o;
+}
+
+static dm_mb_out_t *s_out_to_member(dm_membership_t *m, dm_swim_type type, uint32_t seq,
+                                    const uint8_t id[DM_ID_PUBLIC_BYTES])
+{
+    dm_mb_out_t *o = s_out_push(m);
+    if (o) {
+        o->type = type;
+        o->seq = seq;
+        o->has_to_id = true;
+        memcpy(o->to_id, id, DM_ID_PUBLIC_BYTES);
+    }
+    return o;
+}
+
+/* Queues the current record of id for piggybacking, replacing an older
+ * entry about the same member (its count starts again: it is new news). */
+static void s_bcast(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
+                    const uint8_t *from)
+{
+    dm_mb_bcast_t *b = NULL;
+    for (size_t i = 0; i < m->nbcast && !b; i++)
+        if (memcmp(m->bcast[i].id, id, DM_ID_PUBLIC_BYTES) == 0)
+            b = &m->bcast[i];
+    if (!b) {
+        if (m->nbcast == DM_MEMBERSHIP_MAX_BCAST) {
+            /* full: drop the most sent */
+            size_t worst = 0;
+            for (size_t i = 1; i < m->nbcast; i++)
+                if (m->bcast[i].transmits > m->bcast[worst].transmits)
+                    worst = i;
+            b = &m->bcast[worst];
+        } else {
+            if (m->nbcast == m->bcastcap) {
+                size_t cap = m->bcastcap ? m->bcastcap * 2 : 8;
+                dm_mb_bcast_t *x = realloc(m->bcast, cap * sizeof *x);
+                if (!x)
+                    return;
+                m->bcast = x;
+                m->bcastcap = cap;
+            }
+            b = &m->bcast[m->nbcast++];
+        }
+    }
+    memcpy(b->id, id, DM_ID_PUBLIC_BYTES);
+    b->has_from = from != NULL;
+    if (from)
+        memcpy(b->from, from, DM_ID_PUBLIC_BYTES);
+    b->transmits = 0;
+}
+
+static void s_lhm_delta(dm_membership_t *m, int delta)
+{
+    int v = (int)m->lhm + delta;
+    if (v < 0)
+        v = 0;
+    if (v > (int)m->cfg.max_lhm - 1)
+        v = (int)m->cfg.max_lhm - 1;
+    m->lhm = (unsigned)v;
+}
+
+/* Someone says we are suspect, dead or left (or alive with a newer
+ * incarnation than ours): outbid it and tell everyone. */
+static void s_refute(dm_membership_t *m, uint64_t inc)
+{
+    if (inc >= m->self_inc)
+        m->self_inc = inc + 1;
+    s_bcast(m, m->self_id, NULL);
+    s_lhm_delta(m, 1); /* being suspected hints that we are the slow one */
+}
+
+/* Moves member idx to state st, keeping n_live and the timers right. */
+static void s_set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, int64_t now)
+{
+    dm_mb_member_t *e = &m->mem[idx];
+    if (s_live(e->state) && !s_live((uint8_t)st))
+        m->n_live--;
+    else if (!s_live(e->state) && s_live((uint8_t)st))
+        m->n_live++;
+    e->state = (uint8_t)st;
+    if (st == DM_MEMBER_ALIVE) {
+        dm_mb_aux_put(m, idx);
+        return;
+    }
+    dm_mb_aux_put(m, idx); /* a fresh timer for the new state */
+    uint32_t a = dm_mb_aux_get(m, idx);
+    if (a != DM_MEMBERSHIP_NONE)
+        m->aux[a].since = now;
+}
+
+static int64_t s_suspicion_deadline(const dm_mb_aux_t *x)
+{
+    if (x->k == 0 || x->confirmations == 0)
+        return x->since + (x->k == 0 ? x->min_ms : x->max_ms);
+    /* Lifeguard: from max down to min as log(C+1)/log(K+1). */
+    double frac = log((double)x->confirmations + 1.0) / log((double)x->k + 1.0);
+    int64_t t = x->max_ms - (int64_t)((double)(x->max_ms - x->min_ms) * frac);
+    return x->since + (t < x->min_ms ? x->min_ms : t);
+}
+
+/* Starts the suspicion of member idx (accuser may be NULL: unknown). */
+static void s_start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *accuser,
+                              int64_t now)
+{
+    s_set_state(m, idx, DM_MEMBER_SUSPECT, now);
+    uint32_t a = m->mem[idx].aux;
+    if (a == DM_MEMBERSHIP_NONE)
+        return;
+    dm_mb_aux_t *x = &m->aux[a];
+    size_t n = s_n(m);
+    double lg = n > 10 ? log10((double)n) : 1.0;
+    x->min_ms = (int64_t)((double)m->cfg.suspicion_mult * lg * (double)m->cfg.probe_interval_ms);
+    x->max_ms = x->min_ms * (int64_t)m->cfg.suspicion_max_mult;
+    unsigned k = m->cfg.suspicion_mult > 2 ? m->cfg.suspicion_mult - 2 : 0;
+    if (k > DM_MEMBERSHIP_MAX_ACCUSERS - 1)
+        k = DM_MEMBERSHIP_MAX_ACCUSERS - 1;
+    /* Too few members to ever confirm: do not wait for them. */
+    if (n < (size_t)k + 2)
+        k = 0;
+    x->k = k;
+    if (accuser) {
+        memcpy(x->accusers[0], accuser, DM_ID_PUBLIC_BYTES);
+        x->n_accusers = 1;
+    }
+}
+
+/* Counts an independent confirmation; true if it was one (new accuser). */
+static bool s_confirm(dm_membership_t *m, uint32_t idx, const uint8_t *accuser)
+{
+    uint32_t a = m->mem[idx].aux;
+    if (a == DM_MEMBERSHIP_NONE || !accuser)
+        return false;
+    dm_mb_aux_t *x = &m->aux[a];
+    if (x->confirmations >= x->k)
+        return false;
+    for (unsigned i = 0; i < x->n_accusers; i++)
+        if (memcmp(x->accusers[i], accuser, DM_ID_PUBLIC_BYTES) == 0)
+            return false;
+    if (x->n_accusers < DM_MEMBERSHIP_MAX_ACCUSERS)
+        memcpy(x->accusers[x->n_accusers++], accuser, DM_ID_PUBLIC_BYTES);
+    x->confirmations++;
+    return true;
+}
+
+/* Applies one fact. rebroadcast: spread it if it was news (not for SYNC
+ * and persisted members). accuser_fallback: who said it, for a suspicion
+ * that does not name its accuser. */
+static void s_apply(dm_membership_t *m, const dm_swim_update_t *u, int64_t now, bool rebroadcast,
+                    const uint8_t *accuser_fallback)
+{
+    const uint8_t *accuser = u->has_from ? u->from : accuser_fallback;
+    if (memcmp(u->id, m->self_id, DM_ID_PUBLIC_BYTES) == 0) {
+        if (m->leaving)
+            return;
+        if (u->state == DM_MEMBER_ALIVE ? u->incarnation > m->self_inc
+                                        : u->incarnation >= m->self_inc)
+            s_refute(m, u->incarnation);
+        return;
+    }
+    uint32_t idx = dm_mb_find(m, u->id);
+    if (idx == DM_MEMBERSHIP_NONE) {
+        /* The dead and the departed we never knew are nobody's news. */
+        if (!s_live((uint8_t)u->state))
+            return;
+        if (dm_mb_add(m, u->id, u->address, u->domain, &idx) != DM_OK)
+            return;
+        m->n_live++;
+        dm_mb_member_t *e = &m->mem[idx];
+        e->inc = u->incarnation;
+        e->last_heard = now;
+        if (u->state == DM_MEMBER_SUSPECT)
+            s_start_suspicion(m, idx, accuser, now);
+        if (rebroadcast)
+            s_bcast(m, u->id, u->state == DM_MEMBER_SUSPECT ? accuser : NULL);
+        s_emit(m, DM_MEMBERSHIP_EV_JOINED, idx, now);
+        if (u->state == DM_MEMBER_SUSPECT)
+            s_emit(m, DM_MEMBERSHIP_EV_SUSPECT, idx, now);
+        return;
+    }
+    dm_mb_member_t *e = &m->mem[idx];
+    uint8_t was = e->state;
+    switch (u->state) {
+    case DM_MEMBER_ALIVE: {
+        if (u->incarnation <= e->inc)
+            return;
+        bool changed = !dm_mb_strings_equal(m, idx, u->address, u->domain);
+        if (changed && dm_mb_set_strings(m, idx, u->address, u->domain) != DM_OK)
+            return;
+        e = &m->mem[idx];
+        e->inc = u->incarnation;
+        if (was != DM_MEMBER_ALIVE)
+            s_set_state(m, idx, DM_MEMBER_ALIVE, now);
+        if (rebroadcast)
+            s_bcast(m, u->id, NULL);
+        if (was != DM_MEMBER_ALIVE)
+            s_emit(m, DM_MEMBERSHIP_EV_ALIVE, idx, now);
+        else if (changed)
+            s_emit(m, DM_MEMBERSHIP_EV_UPDATED, idx, now);
+        return;
+    }
+    case DM_MEMBER_SUSPECT:
+        if (was == DM_MEMBER_SUSPECT && u->incarnation == e->inc) {
+            if (s_confirm(m, idx, accuser) && rebroadcast)
+                s_bcast(m, u->id, accuser);
+            return;
+        }
+        if (u->incarnation < e->inc || (u->incarnation == e->inc && was != DM_MEMBER_ALIVE))
+            return;
+        e->inc = u->incarnation;
+        s_start_suspicion(m, idx, accuser, now);
+        if (rebroadcast)
+            s_bcast(m, u->id, accuser);
+        s_emit(m, DM_MEMBERSHIP_EV_SUSPECT, idx, now);
+        return;
+    case DM_MEMBER_DEAD:
+    case DM_MEMBER_LEFT:
+        if (u->incarnation < e->inc || (u->incarnation == e->inc && !s_live(was)))
+            return;
+        e->inc = u->incarnation;
+        if (!s_live(was) && was == (uint8_t)u->state)
+            return; /* a newer incarnation of the same end: keep quiet */
+        s_set_state(m, idx, u->state, now);
+        if (rebroadcast)
+            s_bcast(m, u->id, NULL);
+        s_emit(m, u->state == DM_MEMBER_DEAD ? DM_MEMBERSHIP_EV_DEAD : DM_MEMBERSHIP_EV_LEFT,
+               idx, now);
+        return;
+    default:
+        return;
+    }
+}
+
+/* The update that describes member id now (self included); false if id is
+ * no longer known. */
+static bool s_make_update(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
+                          const uint8_t *from, dm_swim_update_t *u)
+{
+    if (memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0) {
+        memcpy(u->id, id, DM_ID_PUBLIC_BYTES);
+        strcpy(u->address, m->self_address);
+        strcpy(u->domain, m->self_domain);
+        u->state = m->leaving ? DM_MEMBER_LEFT : DM_MEMBER_ALIVE;
+        u->incarnation = m->self_inc;
+        u->has_from = false;
+        return true;
+    }
+    uint32_t idx = dm_mb_find(m, id);
+    if (idx == DM_MEMBERSHIP_NONE)
+        return false;
+    const dm_mb_member_t *e = &m->mem[idx];
+    memcpy(u->id, id, DM_ID_PUBLIC_BYTES);
+    dm_mb_address(m, idx, u->address);
+    strcpy(u->domain, dm_mb_domain(m, idx));
+    u->state = (dm_member_state)e->state;
+    u->incarnation = e->inc;
+    u->has_from = e->state == DM_MEMBER_SUSPECT && from != NULL;
+    if (u->has_from)
+        memcpy(u->from, from, DM_ID_PUBLIC_BYTES);
+    return true;
+}
+
+/* Fills msg's piggyback from the broadcast queue, fewest sends first,
+ * within the entry and byte budgets; drops updates sent often enough. */
+static void s_fill_piggyback(dm_membership_t *m, dm_swim_msg_t *msg, const uint8_t *skip_id)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < msg->n_updates; i++)
+        used += dm_mb_update_wire_size(&msg->updates[i]);
+    /* insertion sort by transmits: the queue is short and nearly sorted */
+    for (size_t i = 1; i < m->nbcast; i++) {
+        dm_mb_bcast_t t = m->bcast[i];
+        size_t j = i;
+        for (; j > 0 && m->bcast[j - 1].transmits > t.transmits; j--)
+            m->bcast[j] = m->bcast[j - 1];
+        m->bcast[j] = t;
+    }
+    unsigned limit = dm_membership_retransmit_limit(m);
+    for (size_t i = 0; i < m->nbcast && msg->n_updates < m->cfg.max_updates_per_msg; i++) {
+        dm_mb_bcast_t *b = &m->bcast[i];
+        if (skip_id && memcmp(b->id, skip_id, DM_ID_PUBLIC_BYTES) == 0)
+            continue;
+        dm_swim_update_t *u = &msg->updates[msg->n_updates];
+        if (!s_make_update(m, b->id, b->has_from ? b->from : NULL, u)) {
+            b->transmits = limit; /* forgotten member: drop the entry */
+            continue;
+        }
+        size_t sz = dm_mb_update_wire_size(u);
+        if (used + sz > m->cfg.max_piggyback_bytes)
+            continue;
+        used += sz;
+        msg->n_updates++;
+        b->transmits++;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < m->nbcast; i++)
+        if (m->bcast[i].transmits < limit)
+            m->bcast[w++] = m->bcast[i];
+    m->nbcast = w;
+}
+
+static void s_self_update(const dm_membership_t *m, dm_swim_update_t *u)
+{
+    (void)s_make_update(m, m->self_id, NULL, u);
+}
+
+/* Up to want distinct random members: alive only (helpers), or for
+ * gossip alive, suspect and recently dead or left. exclude: an id to skip. */
+static size_t s_pick(dm_membership_t *m, size_t want, const uint8_t *exclude, bool gossip,
+                     int64_t now, uint32_t *out)
+{
+    size_t got = 0;
+#define S_OK(i)                                                                                  \
+    ((!exclude || memcmp(m->mem[i].id, exclude, DM_ID_PUBLIC_BYTES) != 0) &&                     \
+     (m->mem[i].state == DM_MEMBER_ALIVE ||                                                      \
+      (gossip && (m->mem[i].state == DM_MEMBER_SUSPECT ||                                        \
+                  (m->mem[i].aux != DM_MEMBERSHIP_NONE &&                                         \
+                   now - m->aux[m->mem[i].aux].since < m->cfg.gossip_to_dead_ms)))))
+    if (m->n <= 4 * want + 8) {
+        size_t seen = 0; /* reservoir sampling over the eligible */
+        for (size_t i = 0; i < m->n; i++) {
+            if (!S_OK(i))
+                continue;
+            seen++;
+            if (got < want)
+                out[got++] = (uint32_t)i;
+            else {
+                size_t j = (size_t)(dm_mb_rand(m) % seen);
+                if (j < want)
+                    out[j] = (uint32_t)i;
+            }
+        }
+        return got;
+    }
+    for (size_t tries = 0; tries < 8 * want && got < want; tries++) {
+        uint32_t i = (uint32_t)(dm_mb_rand(m) % m->n);
+        bool dup = false;
+        for (size_t j = 0; j < got; j++)
+            dup |= out[j] == i;
+        if (!dup && S_OK(i))
+            out[got++] = i;
+    }
+#undef S_OK
+    return got;
+}
+
+/* Drops dead and left members kept longer than dead_retention_ms. */
+static void s_reap(dm_membership_t *m, int64_t now)
+{
+    for (size_t i = m->n; i-- > 0;) {
+        dm_mb_member_t *e = &m->mem[i];
+        if (s_live(e->state) || e->aux == DM_MEMBERSHIP_NONE ||
+            now - m->aux[e->aux].since < m->cfg.dead_retention_ms)
+            continue;
+        s_emit(m, DM_MEMBERSHIP_EV_REMOVED, (uint32_t)i, now);
+        dm_mb_remove(m, (uint32_t)i);
+    }
+}
+
+static void s_probe_start(dm_membership_t *m, int64_t now)
+{
+    for (size_t tries = 0; tries <= m->n + 1; tries++) {
+        if (m->probe_pos >= m->n) {
+            s_reap(m, now);
+            dm_mb_shuffle(m);
+            m->probe_pos = 0;
+            if (!m->n)
+                return;
+        }
+        uint32_t idx = (uint32_t)m->probe_pos++;
+        if (!s_live(m->mem[idx].state))
+            continue;
+        m->probing = true;
+        memcpy(m->probe_target, m->mem[idx].id, DM_ID_PUBLIC_BYTES);
+        m->probe_seq = m->next_seq++;
+        m->probe_timeout_at = now + s_scaled(m, m->cfg.probe_timeout_ms);
+        m->probe_end = now + s_scaled(m, m->cfg.probe_interval_ms);
+        m->probe_indirect = false;
+        m->probe_expected_nacks = m->probe_nacks = 0;
+        dm_mb_out_t *o = s_out_to_member(m, DM_SWIM_PING, m->probe_seq, m->probe_target);
+        if (o)
+            memcpy(o->target_id, m->probe_target, DM_ID_PUBLIC_BYTES);
+        return;
+    }
+}
+
+/* No direct ack in time: ask indirect_k members to ping the target. */
+static void s_probe_indirect(dm_membership_t *m, int64_t now)
+{
+    m->probe_indirect = true;
+    uint32_t idx = dm_mb_find(m, m->probe_target);
+    if (idx == DM_MEMBERSHIP_NONE)
+        return;
+    char addr[DM_ADDRESS_MAX];
+    dm_mb_address(m, idx, addr);
+    uint32_t helpers[DM_SWIM_MAX_UPDATES];
+    size_t k = m->cfg.indirect_k < DM_SWIM_MAX_UPDATES ? m->cfg.indirect_k : DM_SWIM_MAX_UPDATES;
+    size_t n = s_pick(m, k, m->probe_target, false, now, helpers);
+    for (size_t i = 0; i < n; i++) {
+        dm_mb_out_t *o = s_out_to_member(m, DM_SWIM_PING_REQ, m->probe_seq, m->mem[helpers[i]].id);
+        if (!o)
+            continue;
+        memcpy(o->target_id, m->probe_target, DM_ID_PUBLIC_BYTES);
+        strcpy(o->target_address, addr);
+        m->probe_expected_nacks++;
+    }
+}
+
+/* The probe interval ended without an ack: suspect the target, and count
+ * the failure against our own health unless the helpers' nacks show the
+ * network around us works. */
+static void s_probe_failed(dm_membership_t *m, int64_t now)
+{
+    m->probing = false;
+    unsigned e = m->probe_expected_nacks, got = m->probe_nacks;
+    s_lhm_delta(m, e > 0 ? (got < e ? (int)(e - got) : 0) : 1);
+    uint32_t idx = dm_mb_find(m, m->probe_target);
+    if (idx == DM_MEMBERSHIP_NONE || !s_live(m->mem[idx].state))
+        return;
+    dm_swim_update_t u;
+    memset(&u, 0, sizeof u);
+    memcpy(u.id, m->probe_target, DM_ID_PUBLIC_BYTES);
+    u.state = DM_MEMBER_SUSPECT;
+    u.incarnation = m->mem[idx].inc;
+    u.has_from = true;
+    memcpy(u.from, m->self_id, DM_ID_PUBLIC_BYTES);
+    s_apply(m, &u, now, true, NULL);
+}
+
+static void s_fwd_remove(dm_membership_t *m, size_t i) { m->fwd[i] = m->fwd[--m->nfwd]; }
+
+static void s_reply(dm_membership_t *m, dm_swim_type type, uint32_t seq,
+                    const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address)
+{
+    dm_mb_out_t *o = s_out_to_member(m, type, seq, id);
+    if (o)
+        strcpy(o->to, address);
+}
+
+static bool s_str_ok(const char *s, size_t cap) { return memchr(s, 0, cap) != NULL; }
+
+static bool s_update_ok(const dm_swim_update_t *u)
+{
+    return (unsigned)u->state <= DM_MEMBER_LEFT && s_str_ok(u->address, sizeof u->address) &&
+           s_str_ok(u->domain, sizeof u->domain);
+}
+
+dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const dm_swim_msg_t *msg,
+                             int64_t now_ms)
+{
+    const dm_swim_update_t *snd = &msg->sender;
+    if (msg->type < DM_SWIM_PING || msg->type > DM_SWIM_SYNC || !s_update_ok(snd) ||
+        (snd->state != DM_MEMBER_ALIVE && snd->state != DM_MEMBER_LEFT) ||
+        msg->n_updates > DM_SWIM_MAX_UPDATES || !s_str_ok(msg->target_address, DM_ADDRESS_MAX))
+        return DM_ERR_PROTO;
+    for (size_t i = 0; i < msg->n_updates; i++)
+        if (!s_update_ok(&msg->updates[i]))
+            return DM_ERR_PROTO;
+    if (from_id && memcmp(from_id, snd->id, DM_ID_PUBLIC_BYTES) != 0)
+        return DM_ERR_DENIED;
+    if (memcmp(snd->id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
+        return DM_ERR_PROTO;
+
+    s_apply(m, snd, now_ms, true, NULL);
+    uint32_t sidx = dm_mb_find(m, snd->id);
+    if (sidx != DM_MEMBERSHIP_NONE)
+        m->mem[sidx].last_heard = now_ms;
+    bool sync = msg->type == DM_SWIM_SYNC;
+    for (size_t i = 0; i < msg->n_updates; i++)
+        s_apply(m, &msg->updates[i], now_ms, !sync, snd->id);
+
+    switch (msg->type) {
+    case DM_SWIM_PING:
+        if (memcmp(msg->target_id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
+            s_reply(m, DM_SWIM_ACK, msg->seq, snd->id, snd->address);
+        break;
+    case DM_SWIM_PING_REQ: {
+        if (m->nfwd == DM_MEMBERSHIP_MAX_FORWARDS ||
+            memcmp(msg->target_id, m->self_id, DM_ID_PUBLIC_BYTES) == 0 || !msg->target_address[0])
+            break;
+        dm_mb_fwd_t *f = &m->fwd[m->nfwd];
+        dm_mb_out_t *o = s_out_to_member(m, DM_SWIM_PING, m->next_seq, msg->target_id);
+        if (!o)
+            break;
+        strcpy(o->to, msg->target_address);
+        memcpy(o->target_id, msg->target_id, DM_ID_PUBLIC_BYTES);
+        f->seq = m->next_seq++;
+        f->orig_seq = msg->seq;
+        memcpy(f->requester, snd->id, DM_ID_PUBLIC_BYTES);
+        strcpy(f->requester_address, snd->address);
+        f->deadline = now_ms + s_scaled(m, m->cfg.probe_timeout_ms);
+        m->nfwd++;
+        break;
+    }
+    case DM_SWIM_ACK:
+        if (m->probing && msg->seq == m->probe_seq) {
+            m->probing = false;
+            if (now_ms < m->probe_timeout_at)
+                s_lhm_delta(m, -1);
+            break;
+        }
+        for (size_t i = 0; i < m->nfwd; i++)
+            if (m->fwd[i].seq == msg->seq) {
+                s_reply(m, DM_SWIM_ACK, m->fwd[i].orig_seq, m->fwd[i].requester,
+                        m->fwd[i].requester_address);
+                s_fwd_remove(m, i);
+                break;
+            }
+        break;
+    case DM_SWIM_NACK:
+        if (m->probing && msg->seq == m->probe_seq)
+            m->probe_nacks++;
+        break;
+    case DM_SWIM_JOIN: {
+        dm_mb_out_t *o = s_out_to_member(m, DM_SWIM_SYNC, msg->seq, snd->id);
+        if (!o)
+            break;
+        strcpy(o->to, snd->address);
+        if (m->n) {
+            o->sync_ids = malloc(m->n * sizeof *o->sync_ids);
+            if (!o->sync_ids) {
+                m->nout--;
+                break;
+            }
+            for (size_t i = 0; i < m->n; i++)
+                memcpy(o->sync_ids[i], m->mem[i].id, DM_ID_PUBLIC_BYTES);
+            o->sync_n = m->n;
+        }
+        break;
+    }
+    case DM_SWIM_SYNC:
+        m->joined = true;
+        break;
+    default:
+        break;
+    }
+    return DM_OK;
+}
+
+void dm_membership_tick(dm_membership_t *m, int64_t now)
+{
+    if (m->next_probe < 0) {
+        /* nodes started together would otherwise probe in lockstep */
+        m->next_probe = now + (int64_t)(dm_mb_rand(m) % (uint64_t)m->cfg.probe_interval_ms);
+        m->next_gossip = now + (int64_t)(dm_mb_rand(m) % (uint64_t)m->cfg.gossip_interval_ms);
+    }
+    if (!m->joined && m->nseeds && now >= m->next_join) {
+        for (size_t i = 0; i < m->nseeds; i++) {
+            dm_mb_out_t *o = s_out_push(m);
+            if (o) {
+                o->type = DM_SWIM_JOIN;
+                strcpy(o->to, m->seeds[i]);
+            }
+        }
+        m->next_join = now + m->cfg.join_retry_ms;
+    }
+    for (size_t i = 0; i < m->nfwd;) {
+        if (m->fwd[i].deadline > now) {
+            i++;
+            continue;
+        }
+        s_reply(m, DM_SWIM_NACK, m->fwd[i].orig_seq, m->fwd[i].requester,
+                m->fwd[i].requester_address);
+        s_fwd_remove(m, i);
+    }
+    if (m->probing && !m->probe_indirect && now >= m->probe_timeout_at)
+        s_probe_indirect(m, now);
+    if (m->probing && now >= m->probe_end)
+        s_probe_failed(m, now);
+    if (!m->leaving && now >= m->next_probe) {
+        m->probing = false;
+        s_probe_start(m, now);
+        m->next_probe = now + s_scaled(m, m->cfg.probe_interval_ms);
+    }
+    for (size_t a = 0; a < m->naux; a++) {
+        if (!m->aux[a].used)
+            continue;
+        uint32_t idx = dm_mb_find(m, m->aux[a].id);
+        if (idx == DM_MEMBERSHIP_NONE || m->mem[idx].state != DM_MEMBER_SUSPECT ||
+            s_suspicion_deadline(&m->aux[a]) > now)
+            continue;
+        dm_swim_update_t u;
+        memset(&u, 0, sizeof u);
+        memcpy(u.id, m->mem[idx].id, DM_ID_PUBLIC_BYTES);
+        u.state = DM_MEMBER_DEAD;
+        u.incarnation = m->mem[idx].inc;
+        s_apply(m, &u, now, true, NULL);
+    }
+    if (now >= m->next_gossip) {
+        m->next_gossip = now + m->cfg.gossip_interval_ms;
+        uint32_t to[DM_SWIM_MAX_UPDATES];
+        size_t f = m->cfg.gossip_fanout < DM_SWIM_MAX_UPDATES ? m->cfg.gossip_fanout
+                                                               : DM_SWIM_MAX_UPDATES;
+        size_t n = m->nbcast ? s_pick(m, f, NULL, true, now, to) : 0;
+        for (size_t i = 0; i < n; i++)
+            (void)s_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[to[i]].id);
+    }
+}
+
+void dm_membership_join(dm_membership_t *m, const char *seed_address, int64_t now_ms)
+{
+    if (m->nseeds == DM_MEMBERSHIP_MAX_SEEDS || strlen(seed_address) >= DM_ADDRESS_MAX)
+        return;
+    strcpy(m->seeds[m->nseeds++], seed_address);
+    m->joined = false;
+    m->next_join = now_ms;
+    dm_membership_tick(m, now_ms);
+}
+
+dm_err dm_membership_add_known(dm_membership_t *m, const dm_member_t *member, int64_t now_ms)
+{
+    if (!member->address || !member->domain || strlen(member->address) >= DM_ADDRESS_MAX ||
+        strlen(member->domain) >= DM_SWIM_DOMAIN_MAX)
+        return DM_ERR_INVALID;
+    if (memcmp(member->id, m->self_id, DM_ID_PUBLIC_BYTES) == 0 ||
+        dm_mb_find(m, member->id) != DM_MEMBERSHIP_NONE || !s_live((uint8_t)member->state))
+        return DM_OK;
+    uint32_t idx;
+    dm_err rc = dm_mb_add(m, member->id, member->address, member->domain, &idx);
+    if (rc != DM_OK)
+        return rc;
+    m->n_live++;
+    m->mem[idx].inc = member->incarnation;
+    m->mem[idx].last_heard = member->last_heard_ms ? member->last_heard_ms : now_ms;
+    return DM_OK;
+}
+
+void dm_membership_leave(dm_membership_t *m, int64_t now_ms)
+{
+    if (m->leaving)
+        return;
+    m->leaving = true;
+    m->probing = false;
+    s_bcast(m, m->self_id, NULL);
+    uint32_t to[DM_SWIM_MAX_UPDATES];
+    size_t f = m->cfg.gossip_fanout < DM_SWIM_MAX_UPDATES ? m->cfg.gossip_fanout
+                                                           : DM_SWIM_MAX_UPDATES;
+    size_t n = s_pick(m, f, NULL, false, now_ms, to);
+    for (size_t i = 0; i < n; i++)
+        (void)s_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[to[i]].id);
+}
+
+/* One SYNC message from the snapshot in o; true when o is finished. */
+static bool s_fill_sync(dm_membership_t *m, dm_mb_out_t *o, dm_swim_msg_t *msg)
+{
+    size_t used = 0;
+    while (o->sync_pos < o->sync_n && msg->n_updates < DM_SWIM_MAX_UPDATES) {
+        dm_swim_update_t *u = &msg->updates[msg->n_updates];
+        if (!s_make_update(m, o->sync_ids[o->sync_pos], NULL, u)) {
+            o->sync_pos++;
+            continue;
+        }
+        size_t sz = dm_mb_update_wire_size(u);
+        if (used + sz > DM_MEMBERSHIP_SYNC_MAX_BYTES && msg->n_updates > 0)
+            break;
+        used += sz;
+        msg->n_updates++;
+        o->sync_pos++;
+    }
+    return o->sync_pos >= o->sync_n;
+}
+
+bool dm_membership_next_outgoing(dm_membership_t *m, dm_swim_out_t *out)
+{
+    while (m->out_head < m->nout) {
+        dm_mb_out_t *o = &m->out[m->out_head];
+        if (o->to[0])
+            strcpy(out->to, o->to);
+        else {
+            uint32_t idx = o->has_to_id ? dm_mb_find(m, o->to_id) : DM_MEMBERSHIP_NONE;
+            if (idx == DM_MEMBERSHIP_NONE) {
+                free(o->sync_ids);
+                m->out_head++;
+                continue;
+            }
+            dm_mb_address(m, idx, out->to);
+        }
+        out->has_to_id = o->has_to_id;
+        memcpy(out->to_id, o->to_id, DM_ID_PUBLIC_BYTES);
+        dm_swim_msg_t *msg = &out->msg;
+        msg->type = o->type;
+        msg->seq = o->seq;
+        s_self_update(m, &msg->sender);
+        memcpy(msg->target_id, o->target_id, DM_ID_PUBLIC_BYTES);
+        strcpy(msg->target_address, o->target_address);
+        msg->n_updates = 0;
+        if (o->type == DM_SWIM_SYNC) {
+            if (s_fill_sync(m, o, msg)) {
+                free(o->sync_ids);
+                m->out_head++;
+            }
+            return true;
+        }
+        m->out_head++;
+        const uint8_t *skip = NULL;
+        if (o->type == DM_SWIM_PING) {
+            /* Lifeguard's buddy system: tell a suspect it is suspected, so
+             * it can refute at once. */
+            uint32_t idx = dm_mb_find(m, o->target_id);
+            if (idx != DM_MEMBERSHIP_NONE && m->mem[idx].state == DM_MEMBER_SUSPECT) {
+                const dm_mb_aux_t *x =
+                    m->mem[idx].aux != DM_MEMBERSHIP_NONE ? &m->aux[m->mem[idx].aux] : NULL;
+                const uint8_t *from = x && x->n_accusers ? x->accusers[0] : m->self_id;
+                if (s_make_update(m, o->target_id, from, &msg->updates[0])) {
+                    msg->n_updates = 1;
+                    skip = o->target_id;
+                }
+            }
+        }
+        s_fill_piggyback(m, msg, skip);
+        if (o->type == DM_SWIM_GOSSIP && msg->n_updates == 0)
+            continue;
+        return true;
+    }
+    m->out_head = m->nout = 0;
+    return false;
+}
+
+int64_t dm_membership_next_deadline(const dm_membership_t *m)
+{
+    if (m->next_probe < 0 || m->out_head < m->nout)
+        return 0;
+    int64_t d = m->next_gossip;
+#define S_MIN(x)                                                                                 \
+    do {                                                                                         \
+        if ((x) < d)                                                                             \
+            d = (x);                                                                             \
+    } while (0)
+    if (!m->leaving)
+        S_MIN(m->next_probe);
+    if (m->probing) {
+        S_MIN(m->probe_end);
+        if (!m->probe_indirect)
+            S_MIN(m->probe_timeout_at);
+    }
+    if (!m->joined && m->nseeds)
+        S_MIN(m->next_join);
+    for (size_t i = 0; i < m->nfwd; i++)
+        S_MIN(m->fwd[i].deadline);
+    for (size_t a = 0; a < m->naux; a++) {
+        if (!m->aux[a].used)
+            continue;
+        uint32_t idx = dm_mb_find(m, m->aux[a].id);
+        if (idx != DM_MEMBERSHIP_NONE && m->mem[idx].state == DM_MEMBER_SUSPECT)
+            S_MIN(s_suspicion_deadline(&m->aux[a]));
+    }
+#undef S_MIN
+    return d;
+}
+
+size_t dm_membership_count(const dm_membership_t *m) { return m->n; }
+
+size_t dm_membership_count_live(const dm_membership_t *m) { return m->n_live; }
+
+void dm_membership_list(const dm_membership_t *m, dm_membership_each_fn fn, void *ctx)
+{
+    dm_member_t v;
+    memcpy(v.id, m->self_id, DM_ID_PUBLIC_BYTES);
+    v.address = m->self_address;
+    v.domain = m->self_domain;
+    v.state = m->leaving ? DM_MEMBER_LEFT : DM_MEMBER_ALIVE;
+    v.incarnation = m->self_inc;
+    v.last_heard_ms = 0;
+    fn(ctx, &v);
+    char addr[DM_ADDRESS_MAX];
+    for (size_t i = 0; i < m->n; i++) {
+        s_member_view(m, (uint32_t)i, addr, &v);
+        fn(ctx, &v);
+    }
+}
+
+dm_member_state dm_membership_state_of(const dm_membership_t *m,
+                                       const uint8_t id[DM_ID_PUBLIC_BYTES])
+{
+    if (memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
+        return m->leaving ? DM_MEMBER_LEFT : DM_MEMBER_ALIVE;
+    uint32_t idx = dm_mb_find(m, id);
+    return idx == DM_MEMBERSHIP_NONE ? DM_MEMBER_UNKNOWN : (dm_member_state)m->mem[idx].state;
+}
+
+uint64_t dm_membership_incarnation_of(const dm_membership_t *m,
+                                      const uint8_t id[DM_ID_PUBLIC_BYTES])
+{
+    if (memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
+        return m->self_inc;
+    uint32_t idx = dm_mb_find(m, id);
+    return idx == DM_MEMBERSHIP_NONE ? 0 : m->mem[idx].inc;
+}
+
+uint64_t dm_membership_incarnation(const dm_membership_t *m) { return m->self_inc; }
+
+unsigned dm_membership_lhm(const dm_membership_t *m) { return m->lhm; }
+
+int64_t dm_membership_probe_interval(const dm_membership_t *m)
+{
+    return s_scaled(m, m->cfg.probe_interval_ms);
+}
+
+int64_t dm_membership_probe_timeout(const dm_membership_t *m)
+{
+    return s_scaled(m, m->cfg.probe_timeout_ms);
+}
+
+int64_t dm_membership_suspicion_deadline(const dm_membership_t *m,
+                                         const uint8_t id[DM_ID_PUBLIC_BYTES])
+{
+    uint32_t idx = dm_mb_find(m, id);
+    if (idx == DM_MEMBERSHIP_NONE || m->mem[idx].state != DM_MEMBER_SUSPECT ||
+        m->mem[idx].aux == DM_MEMBERSHIP_NONE)
+        return -1;
+    return s_suspicion_deadline(&m->aux[m->mem[idx].aux]);
+}
+
+const char *dm_member_state_name(dm_member_state s)
+{
+    switch (s) {
+    case DM_MEMBER_ALIVE:
+        return "alive";
+    case DM_MEMBER_SUSPECT:
+        return "suspect";
+    case DM_MEMBER_DEAD:
+        return "dead";
+    case DM_MEMBER_LEFT:
+        return "left";
+    default:
+        return "unknown";
+    }
+}

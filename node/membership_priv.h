@@ -1,0 +1,158 @@
+/* membership_priv.h: the layout of dm_membership_t, shared by
+ * membership.c (the protocol), membership_table.c (member storage) and
+ * membership_wire.c (the size rule both the piggyback budget and the
+ * encoder follow). Not a public header. */
+#ifndef DM_MEMBERSHIP_PRIV_H
+#define DM_MEMBERSHIP_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "membership.h"
+
+#define DM_MEMBERSHIP_NONE UINT32_MAX
+#define DM_MEMBERSHIP_MAX_ACCUSERS 8  /* distinct accusers kept per suspicion */
+#define DM_MEMBERSHIP_MAX_FORWARDS 64 /* ping-req pings in flight per helper */
+#define DM_MEMBERSHIP_MAX_BCAST 8192  /* pending updates; the most sent are dropped */
+#define DM_MEMBERSHIP_MAX_SEEDS 8
+#define DM_MEMBERSHIP_SYNC_MAX_BYTES 16384 /* updates per SYNC message, encoded */
+
+/* One member other than self: 64 bytes, since a 10,000-node simulation
+ * holds 10^8 of them. Strings live in the arena at str: address (or only
+ * its endpoint when short_addr: the address is "HEX(id)@endpoint"), NUL,
+ * domain, NUL. aux indexes the timers of suspect, dead and left members. */
+typedef struct {
+    uint8_t id[DM_ID_PUBLIC_BYTES];
+    uint64_t inc;
+    int64_t last_heard;
+    uint32_t str;
+    uint32_t aux;
+    uint8_t state;
+    uint8_t short_addr;
+} dm_mb_member_t;
+
+/* Timers of a member that is not alive. */
+typedef struct {
+    bool used;
+    uint8_t id[DM_ID_PUBLIC_BYTES];
+    int64_t since; /* state entered */
+    int64_t min_ms, max_ms;
+    unsigned k, confirmations, n_accusers;
+    uint8_t accusers[DM_MEMBERSHIP_MAX_ACCUSERS][DM_ID_PUBLIC_BYTES];
+} dm_mb_aux_t;
+
+/* A pending piggyback update: the current record of id is sent; from is
+ * the accuser of a suspicion. */
+typedef struct {
+    uint8_t id[DM_ID_PUBLIC_BYTES];
+    bool has_from;
+    uint8_t from[DM_ID_PUBLIC_BYTES];
+    unsigned transmits;
+} dm_mb_bcast_t;
+
+/* A message waiting for dm_membership_next_outgoing; updates are filled in
+ * when it is taken, so they are the freshest. */
+typedef struct {
+    dm_swim_type type;
+    uint32_t seq;
+    bool has_to_id;
+    uint8_t to_id[DM_ID_PUBLIC_BYTES];
+    char to[DM_ADDRESS_MAX]; /* empty: look the address up by to_id */
+    uint8_t target_id[DM_ID_PUBLIC_BYTES];
+    char target_address[DM_ADDRESS_MAX];
+    uint8_t (*sync_ids)[DM_ID_PUBLIC_BYTES]; /* SYNC: snapshot, owned */
+    size_t sync_n, sync_pos;
+} dm_mb_out_t;
+
+/* A ping sent on behalf of a ping-req. */
+typedef struct {
+    uint32_t seq, orig_seq;
+    uint8_t requester[DM_ID_PUBLIC_BYTES];
+    char requester_address[DM_ADDRESS_MAX];
+    int64_t deadline;
+} dm_mb_fwd_t;
+
+struct dm_membership {
+    dm_membership_config_t cfg;
+    uint64_t rng;
+    uint64_t hash_key;
+
+    /* self */
+    uint8_t self_id[DM_ID_PUBLIC_BYTES];
+    char self_address[DM_ADDRESS_MAX];
+    char self_domain[DM_SWIM_DOMAIN_MAX];
+    uint64_t self_inc;
+    bool leaving;
+
+    /* members: array (also the probe order), id hash, string arena */
+    dm_mb_member_t *mem;
+    size_t n, cap;
+    size_t n_live; /* alive or suspect */
+    uint32_t *slots; /* index + 1, 0 = empty; linear probing */
+    size_t nslots;
+    char *arena;
+    size_t arena_len, arena_cap, arena_garbage;
+    dm_mb_aux_t *aux;
+    size_t naux, auxcap;
+    uint32_t aux_free; /* a used=false slot to try first */
+
+    /* probing */
+    size_t probe_pos;
+    int64_t next_probe;
+    bool probing;
+    uint8_t probe_target[DM_ID_PUBLIC_BYTES];
+    uint32_t probe_seq;
+    int64_t probe_timeout_at, probe_end;
+    bool probe_indirect;
+    unsigned probe_expected_nacks, probe_nacks;
+    uint32_t next_seq;
+    unsigned lhm;
+
+    dm_mb_fwd_t fwd[DM_MEMBERSHIP_MAX_FORWARDS];
+    size_t nfwd;
+
+    /* dissemination */
+    int64_t next_gossip;
+    dm_mb_bcast_t *bcast;
+    size_t nbcast, bcastcap;
+
+    /* join */
+    char seeds[DM_MEMBERSHIP_MAX_SEEDS][DM_ADDRESS_MAX];
+    size_t nseeds;
+    bool joined;
+    int64_t next_join;
+
+    /* outgoing queue [out_head, nout) */
+    dm_mb_out_t *out;
+    size_t out_head, nout, outcap;
+
+    dm_membership_event_fn on_event;
+    void *on_event_ctx;
+};
+
+/* membership_table.c */
+uint64_t dm_mb_rand(dm_membership_t *m);
+uint32_t dm_mb_find(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES]);
+DM_NODISCARD dm_err dm_mb_add(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
+                              const char *address, const char *domain, uint32_t *idx_out);
+void dm_mb_remove(dm_membership_t *m, uint32_t idx);
+DM_NODISCARD dm_err dm_mb_set_strings(dm_membership_t *m, uint32_t idx, const char *address,
+                                      const char *domain);
+bool dm_mb_strings_equal(const dm_membership_t *m, uint32_t idx, const char *address,
+                         const char *domain);
+/* Writes the member's full address into out (DM_ADDRESS_MAX bytes). */
+void dm_mb_address(const dm_membership_t *m, uint32_t idx, char *out);
+const char *dm_mb_domain(const dm_membership_t *m, uint32_t idx);
+void dm_mb_shuffle(dm_membership_t *m);
+uint32_t dm_mb_aux_get(dm_membership_t *m, uint32_t idx); /* allocates; NONE on NOMEM */
+void dm_mb_aux_put(dm_membership_t *m, uint32_t idx);
+void dm_mb_free_table(dm_membership_t *m);
+/* The endpoint part of address when it is "HEX(id)@endpoint", else NULL. */
+const char *dm_mb_short_address(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address);
+
+/* membership_wire.c: exact encoded size of one update inside a SwimMessage
+ * (tag and length prefix included). */
+size_t dm_mb_update_wire_size(const dm_swim_update_t *u);
+
+#endif

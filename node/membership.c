@@ -11,8 +11,6 @@
 
 #include "membership_priv.h"
 
-static bool s_live(uint8_t state) { return state == DM_MEMBER_ALIVE || state == DM_MEMBER_SUSPECT; }
-
 static int64_t s_scaled(const dm_membership_t *m, int64_t base) { return base * (int64_t)(m->lhm + 1); }
 
 void dm_membership_config_default(dm_membership_config_t *c)
@@ -143,84 +141,6 @@ static void s_emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int
     m->on_event(m->on_event_ctx, ev, &v, now);
 }
 
-/* Room for one more outgoing message; NULL on out of memory (the message
- * is dropped, as the network might have). */
-static dm_mb_out_t *s_out_push(dm_membership_t *m)
-{
-    if (m->out_head == m->nout)
-        m->out_head = m->nout = 0;
-    if (m->nout == m->outcap) {
-        if (m->out_head > 0) {
-            memmove(m->out, m->out + m->out_head, (m->nout - m->out_head) * sizeof *m->out);
-            m->nout -= m->out_head;
-            m->out_head = 0;
-        } else {
-            size_t cap = m->outcap ? m->outcap * 2 : 8;
-            dm_mb_out_t *o = realloc(m->out, cap * sizeof *o);
-            if (!o)
-                return NULL;
-            m->out = o;
-            m->outcap = cap;
-        }
-    }
-    dm_mb_out_t *o = &m->out[m->nout++];
-    memset(o, 0, offsetof(dm_mb_out_t, to));
-    o->to[0] = 0;
-    o->target_address[0] = 0;
-    o->sync_ids = NULL;
-    o->sync_n = o->sync_pos = 0;
-    return o;
-}
-
-static dm_mb_out_t *s_out_to_member(dm_membership_t *m, dm_swim_type type, uint32_t seq,
-                                    const uint8_t id[DM_ID_PUBLIC_BYTES])
-{
-    dm_mb_out_t *o = s_out_push(m);
-    if (o) {
-        o->type = type;
-        o->seq = seq;
-        o->has_to_id = true;
-        memcpy(o->to_id, id, DM_ID_PUBLIC_BYTES);
-    }
-    return o;
-}
-
-/* Queues the current record of id for piggybacking, replacing an older
- * entry about the same member (its count starts again: it is new news). */
-static void s_bcast(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
-                    const uint8_t *from)
-{
-    dm_mb_bcast_t *b = NULL;
-    for (size_t i = 0; i < m->nbcast && !b; i++)
-        if (memcmp(m->bcast[i].id, id, DM_ID_PUBLIC_BYTES) == 0)
-            b = &m->bcast[i];
-    if (!b) {
-        if (m->nbcast == DM_MEMBERSHIP_MAX_BCAST) {
-            /* full: drop the most sent */
-            size_t worst = 0;
-            for (size_t i = 1; i < m->nbcast; i++)
-                if (m->bcast[i].transmits > m->bcast[worst].transmits)
-                    worst = i;
-            b = &m->bcast[worst];
-        } else {
-            if (m->nbcast == m->bcastcap) {
-                size_t cap = m->bcastcap ? m->bcastcap * 2 : 8;
-                dm_mb_bcast_t *x = realloc(m->bcast, cap * sizeof *x);
-                if (!x)
-                    return;
-                m->bcast = x;
-                m->bcastcap = cap;
-            }
-            b = &m->bcast[m->nbcast++];
-        }
-    }
-    memcpy(b->id, id, DM_ID_PUBLIC_BYTES);
-    b->has_from = from != NULL;
-    if (from)
-        memcpy(b->from, from, DM_ID_PUBLIC_BYTES);
-    b->transmits = 0;
-}
-
 static void s_lhm_delta(dm_membership_t *m, int delta)
 {
     int v = (int)m->lhm + delta;
@@ -237,7 +157,7 @@ static void s_refute(dm_membership_t *m, uint64_t inc)
 {
     if (inc >= m->self_inc)
         m->self_inc = inc + 1;
-    s_bcast(m, m->self_id, NULL);
+    dm_mb_bcast(m, m->self_id, NULL);
     s_lhm_delta(m, 1); /* being suspected hints that we are the slow one */
 }
 
@@ -245,9 +165,9 @@ static void s_refute(dm_membership_t *m, uint64_t inc)
 static void s_set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, int64_t now)
 {
     dm_mb_member_t *e = &m->mem[idx];
-    if (s_live(e->state) && !s_live((uint8_t)st))
+    if (dm_mb_live(e->state) && !dm_mb_live((uint8_t)st))
         m->n_live--;
-    else if (!s_live(e->state) && s_live((uint8_t)st))
+    else if (!dm_mb_live(e->state) && dm_mb_live((uint8_t)st))
         m->n_live++;
     e->state = (uint8_t)st;
     if (st == DM_MEMBER_ALIVE) {
@@ -332,7 +252,7 @@ static void s_apply(dm_membership_t *m, const dm_swim_update_t *u, int64_t now, 
     uint32_t idx = dm_mb_find(m, u->id);
     if (idx == DM_MEMBERSHIP_NONE) {
         /* The dead and the departed we never knew are nobody's news. */
-        if (!s_live((uint8_t)u->state))
+        if (!dm_mb_live((uint8_t)u->state))
             return;
         if (dm_mb_add(m, u->id, u->address, u->domain, &idx) != DM_OK)
             return;
@@ -343,7 +263,7 @@ static void s_apply(dm_membership_t *m, const dm_swim_update_t *u, int64_t now, 
         if (u->state == DM_MEMBER_SUSPECT)
             s_start_suspicion(m, idx, accuser, now);
         if (rebroadcast)
-            s_bcast(m, u->id, u->state == DM_MEMBER_SUSPECT ? accuser : NULL);
+            dm_mb_bcast(m, u->id, u->state == DM_MEMBER_SUSPECT ? accuser : NULL);
         s_emit(m, DM_MEMBERSHIP_EV_JOINED, idx, now);
         if (u->state == DM_MEMBER_SUSPECT)
             s_emit(m, DM_MEMBERSHIP_EV_SUSPECT, idx, now);
@@ -363,7 +283,7 @@ static void s_apply(dm_membership_t *m, const dm_swim_update_t *u, int64_t now, 
         if (was != DM_MEMBER_ALIVE)
             s_set_state(m, idx, DM_MEMBER_ALIVE, now);
         if (rebroadcast)
-            s_bcast(m, u->id, NULL);
+            dm_mb_bcast(m, u->id, NULL);
         if (was != DM_MEMBER_ALIVE)
             s_emit(m, DM_MEMBERSHIP_EV_ALIVE, idx, now);
         else if (changed)
@@ -373,7 +293,7 @@ static void s_apply(dm_membership_t *m, const dm_swim_update_t *u, int64_t now, 
     case DM_MEMBER_SUSPECT:
         if (was == DM_MEMBER_SUSPECT && u->incarnation == e->inc) {
             if (s_confirm(m, idx, accuser) && rebroadcast)
-                s_bcast(m, u->id, accuser);
+                dm_mb_bcast(m, u->id, accuser);
             return;
         }
         if (u->incarnation < e->inc || (u->incarnation == e->inc && was != DM_MEMBER_ALIVE))
@@ -381,98 +301,25 @@ static void s_apply(dm_membership_t *m, const dm_swim_update_t *u, int64_t now, 
         e->inc = u->incarnation;
         s_start_suspicion(m, idx, accuser, now);
         if (rebroadcast)
-            s_bcast(m, u->id, accuser);
+            dm_mb_bcast(m, u->id, accuser);
         s_emit(m, DM_MEMBERSHIP_EV_SUSPECT, idx, now);
         return;
     case DM_MEMBER_DEAD:
     case DM_MEMBER_LEFT:
-        if (u->incarnation < e->inc || (u->incarnation == e->inc && !s_live(was)))
+        if (u->incarnation < e->inc || (u->incarnation == e->inc && !dm_mb_live(was)))
             return;
         e->inc = u->incarnation;
-        if (!s_live(was) && was == (uint8_t)u->state)
+        if (!dm_mb_live(was) && was == (uint8_t)u->state)
             return; /* a newer incarnation of the same end: keep quiet */
         s_set_state(m, idx, u->state, now);
         if (rebroadcast)
-            s_bcast(m, u->id, NULL);
+            dm_mb_bcast(m, u->id, NULL);
         s_emit(m, u->state == DM_MEMBER_DEAD ? DM_MEMBERSHIP_EV_DEAD : DM_MEMBERSHIP_EV_LEFT,
                idx, now);
         return;
     default:
         return;
     }
-}
-
-/* The update that describes member id now (self included); false if id is
- * no longer known. */
-static bool s_make_update(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
-                          const uint8_t *from, dm_swim_update_t *u)
-{
-    if (memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0) {
-        memcpy(u->id, id, DM_ID_PUBLIC_BYTES);
-        strcpy(u->address, m->self_address);
-        strcpy(u->domain, m->self_domain);
-        u->state = m->leaving ? DM_MEMBER_LEFT : DM_MEMBER_ALIVE;
-        u->incarnation = m->self_inc;
-        u->has_from = false;
-        return true;
-    }
-    uint32_t idx = dm_mb_find(m, id);
-    if (idx == DM_MEMBERSHIP_NONE)
-        return false;
-    const dm_mb_member_t *e = &m->mem[idx];
-    memcpy(u->id, id, DM_ID_PUBLIC_BYTES);
-    dm_mb_address(m, idx, u->address);
-    strcpy(u->domain, dm_mb_domain(m, idx));
-    u->state = (dm_member_state)e->state;
-    u->incarnation = e->inc;
-    u->has_from = e->state == DM_MEMBER_SUSPECT && from != NULL;
-    if (u->has_from)
-        memcpy(u->from, from, DM_ID_PUBLIC_BYTES);
-    return true;
-}
-
-/* Fills msg's piggyback from the broadcast queue, fewest sends first,
- * within the entry and byte budgets; drops updates sent often enough. */
-static void s_fill_piggyback(dm_membership_t *m, dm_swim_msg_t *msg, const uint8_t *skip_id)
-{
-    size_t used = 0;
-    for (size_t i = 0; i < msg->n_updates; i++)
-        used += dm_mb_update_wire_size(&msg->updates[i]);
-    /* insertion sort by transmits: the queue is short and nearly sorted */
-    for (size_t i = 1; i < m->nbcast; i++) {
-        dm_mb_bcast_t t = m->bcast[i];
-        size_t j = i;
-        for (; j > 0 && m->bcast[j - 1].transmits > t.transmits; j--)
-            m->bcast[j] = m->bcast[j - 1];
-        m->bcast[j] = t;
-    }
-    unsigned limit = dm_membership_retransmit_limit(m);
-    for (size_t i = 0; i < m->nbcast && msg->n_updates < m->cfg.max_updates_per_msg; i++) {
-        dm_mb_bcast_t *b = &m->bcast[i];
-        if (skip_id && memcmp(b->id, skip_id, DM_ID_PUBLIC_BYTES) == 0)
-            continue;
-        dm_swim_update_t *u = &msg->updates[msg->n_updates];
-        if (!s_make_update(m, b->id, b->has_from ? b->from : NULL, u)) {
-            b->transmits = limit; /* forgotten member: drop the entry */
-            continue;
-        }
-        size_t sz = dm_mb_update_wire_size(u);
-        if (used + sz > m->cfg.max_piggyback_bytes)
-            continue;
-        used += sz;
-        msg->n_updates++;
-        b->transmits++;
-    }
-    size_t w = 0;
-    for (size_t i = 0; i < m->nbcast; i++)
-        if (m->bcast[i].transmits < limit)
-            m->bcast[w++] = m->bcast[i];
-    m->nbcast = w;
-}
-
-static void s_self_update(const dm_membership_t *m, dm_swim_update_t *u)
-{
-    (void)s_make_update(m, m->self_id, NULL, u);
 }
 
 /* Up to want distinct random members: alive only (helpers), or for
@@ -520,7 +367,7 @@ static void s_reap(dm_membership_t *m, int64_t now)
 {
     for (size_t i = m->n; i-- > 0;) {
         dm_mb_member_t *e = &m->mem[i];
-        if (s_live(e->state) || e->aux == DM_MEMBERSHIP_NONE ||
+        if (dm_mb_live(e->state) || e->aux == DM_MEMBERSHIP_NONE ||
             now - m->aux[e->aux].since < m->cfg.dead_retention_ms)
             continue;
         s_emit(m, DM_MEMBERSHIP_EV_REMOVED, (uint32_t)i, now);
@@ -539,7 +386,7 @@ static void s_probe_start(dm_membership_t *m, int64_t now)
                 return;
         }
         uint32_t idx = (uint32_t)m->probe_pos++;
-        if (!s_live(m->mem[idx].state))
+        if (!dm_mb_live(m->mem[idx].state))
             continue;
         m->probing = true;
         memcpy(m->probe_target, m->mem[idx].id, DM_ID_PUBLIC_BYTES);
@@ -548,7 +395,7 @@ static void s_probe_start(dm_membership_t *m, int64_t now)
         m->probe_end = now + s_scaled(m, m->cfg.probe_interval_ms);
         m->probe_indirect = false;
         m->probe_expected_nacks = m->probe_nacks = 0;
-        dm_mb_out_t *o = s_out_to_member(m, DM_SWIM_PING, m->probe_seq, m->probe_target);
+        dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_PING, m->probe_seq, m->probe_target);
         if (o)
             memcpy(o->target_id, m->probe_target, DM_ID_PUBLIC_BYTES);
         return;
@@ -568,7 +415,7 @@ static void s_probe_indirect(dm_membership_t *m, int64_t now)
     size_t k = m->cfg.indirect_k < DM_SWIM_MAX_UPDATES ? m->cfg.indirect_k : DM_SWIM_MAX_UPDATES;
     size_t n = s_pick(m, k, m->probe_target, false, now, helpers);
     for (size_t i = 0; i < n; i++) {
-        dm_mb_out_t *o = s_out_to_member(m, DM_SWIM_PING_REQ, m->probe_seq, m->mem[helpers[i]].id);
+        dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_PING_REQ, m->probe_seq, m->mem[helpers[i]].id);
         if (!o)
             continue;
         memcpy(o->target_id, m->probe_target, DM_ID_PUBLIC_BYTES);
@@ -586,7 +433,7 @@ static void s_probe_failed(dm_membership_t *m, int64_t now)
     unsigned e = m->probe_expected_nacks, got = m->probe_nacks;
     s_lhm_delta(m, e > 0 ? (got < e ? (int)(e - got) : 0) : 1);
     uint32_t idx = dm_mb_find(m, m->probe_target);
-    if (idx == DM_MEMBERSHIP_NONE || !s_live(m->mem[idx].state))
+    if (idx == DM_MEMBERSHIP_NONE || !dm_mb_live(m->mem[idx].state))
         return;
     dm_swim_update_t u;
     memset(&u, 0, sizeof u);
@@ -603,7 +450,7 @@ static void s_fwd_remove(dm_membership_t *m, size_t i) { m->fwd[i] = m->fwd[--m-
 static void s_reply(dm_membership_t *m, dm_swim_type type, uint32_t seq,
                     const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address)
 {
-    dm_mb_out_t *o = s_out_to_member(m, type, seq, id);
+    dm_mb_out_t *o = dm_mb_out_to_member(m, type, seq, id);
     if (o)
         strcpy(o->to, address);
 }
@@ -650,7 +497,7 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
             memcmp(msg->target_id, m->self_id, DM_ID_PUBLIC_BYTES) == 0 || !msg->target_address[0])
             break;
         dm_mb_fwd_t *f = &m->fwd[m->nfwd];
-        dm_mb_out_t *o = s_out_to_member(m, DM_SWIM_PING, m->next_seq, msg->target_id);
+        dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_PING, m->next_seq, msg->target_id);
         if (!o)
             break;
         strcpy(o->to, msg->target_address);
@@ -683,7 +530,7 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
             m->probe_nacks++;
         break;
     case DM_SWIM_JOIN: {
-        dm_mb_out_t *o = s_out_to_member(m, DM_SWIM_SYNC, msg->seq, snd->id);
+        dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_SYNC, msg->seq, snd->id);
         if (!o)
             break;
         strcpy(o->to, snd->address);
@@ -717,7 +564,7 @@ void dm_membership_tick(dm_membership_t *m, int64_t now)
     }
     if (!m->joined && m->nseeds && now >= m->next_join) {
         for (size_t i = 0; i < m->nseeds; i++) {
-            dm_mb_out_t *o = s_out_push(m);
+            dm_mb_out_t *o = dm_mb_out_push(m);
             if (o) {
                 o->type = DM_SWIM_JOIN;
                 strcpy(o->to, m->seeds[i]);
@@ -764,7 +611,7 @@ void dm_membership_tick(dm_membership_t *m, int64_t now)
                                                                : DM_SWIM_MAX_UPDATES;
         size_t n = m->nbcast ? s_pick(m, f, NULL, true, now, to) : 0;
         for (size_t i = 0; i < n; i++)
-            (void)s_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[to[i]].id);
+            (void)dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[to[i]].id);
     }
 }
 
@@ -784,7 +631,7 @@ dm_err dm_membership_add_known(dm_membership_t *m, const dm_member_t *member, in
         strlen(member->domain) >= DM_SWIM_DOMAIN_MAX)
         return DM_ERR_INVALID;
     if (memcmp(member->id, m->self_id, DM_ID_PUBLIC_BYTES) == 0 ||
-        dm_mb_find(m, member->id) != DM_MEMBERSHIP_NONE || !s_live((uint8_t)member->state))
+        dm_mb_find(m, member->id) != DM_MEMBERSHIP_NONE || !dm_mb_live((uint8_t)member->state))
         return DM_OK;
     uint32_t idx;
     dm_err rc = dm_mb_add(m, member->id, member->address, member->domain, &idx);
@@ -802,89 +649,13 @@ void dm_membership_leave(dm_membership_t *m, int64_t now_ms)
         return;
     m->leaving = true;
     m->probing = false;
-    s_bcast(m, m->self_id, NULL);
+    dm_mb_bcast(m, m->self_id, NULL);
     uint32_t to[DM_SWIM_MAX_UPDATES];
     size_t f = m->cfg.gossip_fanout < DM_SWIM_MAX_UPDATES ? m->cfg.gossip_fanout
                                                            : DM_SWIM_MAX_UPDATES;
     size_t n = s_pick(m, f, NULL, false, now_ms, to);
     for (size_t i = 0; i < n; i++)
-        (void)s_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[to[i]].id);
-}
-
-/* One SYNC message from the snapshot in o; true when o is finished. */
-static bool s_fill_sync(dm_membership_t *m, dm_mb_out_t *o, dm_swim_msg_t *msg)
-{
-    size_t used = 0;
-    while (o->sync_pos < o->sync_n && msg->n_updates < DM_SWIM_MAX_UPDATES) {
-        dm_swim_update_t *u = &msg->updates[msg->n_updates];
-        if (!s_make_update(m, o->sync_ids[o->sync_pos], NULL, u)) {
-            o->sync_pos++;
-            continue;
-        }
-        size_t sz = dm_mb_update_wire_size(u);
-        if (used + sz > DM_MEMBERSHIP_SYNC_MAX_BYTES && msg->n_updates > 0)
-            break;
-        used += sz;
-        msg->n_updates++;
-        o->sync_pos++;
-    }
-    return o->sync_pos >= o->sync_n;
-}
-
-bool dm_membership_next_outgoing(dm_membership_t *m, dm_swim_out_t *out)
-{
-    while (m->out_head < m->nout) {
-        dm_mb_out_t *o = &m->out[m->out_head];
-        if (o->to[0])
-            strcpy(out->to, o->to);
-        else {
-            uint32_t idx = o->has_to_id ? dm_mb_find(m, o->to_id) : DM_MEMBERSHIP_NONE;
-            if (idx == DM_MEMBERSHIP_NONE) {
-                free(o->sync_ids);
-                m->out_head++;
-                continue;
-            }
-            dm_mb_address(m, idx, out->to);
-        }
-        out->has_to_id = o->has_to_id;
-        memcpy(out->to_id, o->to_id, DM_ID_PUBLIC_BYTES);
-        dm_swim_msg_t *msg = &out->msg;
-        msg->type = o->type;
-        msg->seq = o->seq;
-        s_self_update(m, &msg->sender);
-        memcpy(msg->target_id, o->target_id, DM_ID_PUBLIC_BYTES);
-        strcpy(msg->target_address, o->target_address);
-        msg->n_updates = 0;
-        if (o->type == DM_SWIM_SYNC) {
-            if (s_fill_sync(m, o, msg)) {
-                free(o->sync_ids);
-                m->out_head++;
-            }
-            return true;
-        }
-        m->out_head++;
-        const uint8_t *skip = NULL;
-        if (o->type == DM_SWIM_PING) {
-            /* Lifeguard's buddy system: tell a suspect it is suspected, so
-             * it can refute at once. */
-            uint32_t idx = dm_mb_find(m, o->target_id);
-            if (idx != DM_MEMBERSHIP_NONE && m->mem[idx].state == DM_MEMBER_SUSPECT) {
-                const dm_mb_aux_t *x =
-                    m->mem[idx].aux != DM_MEMBERSHIP_NONE ? &m->aux[m->mem[idx].aux] : NULL;
-                const uint8_t *from = x && x->n_accusers ? x->accusers[0] : m->self_id;
-                if (s_make_update(m, o->target_id, from, &msg->updates[0])) {
-                    msg->n_updates = 1;
-                    skip = o->target_id;
-                }
-            }
-        }
-        s_fill_piggyback(m, msg, skip);
-        if (o->type == DM_SWIM_GOSSIP && msg->n_updates == 0)
-            continue;
-        return true;
-    }
-    m->out_head = m->nout = 0;
-    return false;
+        (void)dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[to[i]].id);
 }
 
 int64_t dm_membership_next_deadline(const dm_membership_t *m)

@@ -1,5 +1,6 @@
 /* membership_priv.h: the layout of dm_membership_t, shared by
- * membership.c (the protocol), membership_table.c (member storage) and
+ * membership.c (the protocol), membership_out.c (the outgoing queue and
+ * piggyback), membership_table.c (member storage) and
  * membership_wire.c (the size rule both the piggyback budget and the
  * encoder follow). Not a public header. */
 #ifndef DM_MEMBERSHIP_PRIV_H
@@ -130,6 +131,22 @@ struct dm_membership {
     dm_membership_event_fn on_event;
     void *on_event_ctx;
 };
+
+static inline bool dm_mb_live(uint8_t state)
+{
+    return state == DM_MEMBER_ALIVE || state == DM_MEMBER_SUSPECT;
+}
+
+/* membership_out.c */
+/* Room for one more outgoing message; NULL on out of memory. */
+dm_mb_out_t *dm_mb_out_push(dm_membership_t *m);
+dm_mb_out_t *dm_mb_out_to_member(dm_membership_t *m, dm_swim_type type, uint32_t seq,
+                                 const uint8_t id[DM_ID_PUBLIC_BYTES]);
+/* Queues the current record of id for piggybacking (from: the accuser). */
+void dm_mb_bcast(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES], const uint8_t *from);
+/* The update describing id now (self included); false if id is unknown. */
+bool dm_mb_make_update(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
+                       const uint8_t *from, dm_swim_update_t *u);
 
 /* membership_table.c */
 uint64_t dm_mb_rand(dm_membership_t *m);

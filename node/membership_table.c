@@ -294,6 +294,8 @@ void dm_mb_shuffle(dm_membership_t *m)
         m->mem[i - 1] = m->mem[j];
         m->mem[j] = t;
     }
+    if (!m->nslots)
+        return;
     memset(m->slots, 0, m->nslots * sizeof *m->slots);
     for (size_t i = 0; i < m->n; i++)
         s_slot_put(m, (uint32_t)i);

@@ -1,0 +1,470 @@
+/* meshsim: N membership machines (node/membership.h) in one process, on
+ * virtual time, with message loss and a small random latency; no sockets.
+ *
+ * It measures what docs/membership.md reports: how many gossip rounds a
+ * new fact (a node joining; a node dying) takes to reach 99%, 99.99% and
+ * all of the nodes; what the steady state costs each node in messages and
+ * bytes (the wire encoding, node/membership_wire.c); and how many live
+ * nodes were falsely declared dead. Only membership is simulated: the
+ * catalog's anti-entropy is not part of it.
+ *
+ * Time advances in steps of SIM_STEP_MS; messages wait in a timing wheel
+ * for 1..SIM_MAX_LATENCY_STEPS steps; a machine is ticked only when its
+ * own next deadline is due. Memory is about 100 bytes per member per
+ * machine, so 10,000 nodes need about 10 GB. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "membership.h"
+
+#define SIM_STEP_MS 2
+#define SIM_MAX_LATENCY_STEPS 4 /* latency 2..8 ms */
+#define SIM_WHEEL 8             /* > SIM_MAX_LATENCY_STEPS */
+#define SIM_WARMUP_ROUNDS 20
+#define SIM_DEFAULT_ROUNDS 50
+#define SIM_FACT_MAX_ROUNDS 600
+#define SIM_EXIT_OK 0
+#define SIM_EXIT_FAIL 1
+#define SIM_EXIT_USAGE 2
+
+typedef struct {
+    uint32_t to;
+    uint32_t len;
+    uint8_t *data;
+} sim_msg_t;
+
+typedef struct {
+    sim_msg_t *v;
+    size_t n, cap;
+} sim_bucket_t;
+
+typedef struct {
+    uint8_t id[DM_ID_PUBLIC_BYTES];
+    uint32_t node;
+} sim_idx_t;
+
+typedef struct {
+    size_t n;
+    double loss;
+    int64_t interval;
+    unsigned fanout;
+    uint64_t seed;
+    unsigned rounds;
+
+    uint64_t rng;
+    dm_membership_t **m;
+    uint8_t (*id)[DM_ID_PUBLIC_BYTES];
+    int64_t *deadline;
+    bool *down;
+    sim_idx_t *by_id; /* sorted by id */
+    sim_bucket_t wheel[SIM_WHEEL];
+    int64_t now;
+    dm_swim_out_t out;
+    dm_swim_msg_t in;
+
+    /* counters */
+    bool counting;
+    uint64_t msgs, bytes;
+    uint64_t false_suspects, false_deaths;
+    /* the fact being watched: subject, kind of event, when each node saw it */
+    int watch_subject;
+    dm_membership_event watch_ev;
+    int64_t *seen_at;
+    size_t seen;
+    int dead_subject; /* the node that really died, -1 before */
+} sim_t;
+
+static uint64_t s_rand(sim_t *s)
+{
+    uint64_t z = (s->rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static int s_cmp_idx(const void *a, const void *b)
+{
+    return memcmp(((const sim_idx_t *)a)->id, ((const sim_idx_t *)b)->id, DM_ID_PUBLIC_BYTES);
+}
+
+static int s_node_of(const sim_t *s, const uint8_t id[DM_ID_PUBLIC_BYTES])
+{
+    sim_idx_t key;
+    memcpy(key.id, id, DM_ID_PUBLIC_BYTES);
+    const sim_idx_t *hit = bsearch(&key, s->by_id, s->n, sizeof key, s_cmp_idx);
+    return hit ? (int)hit->node : -1;
+}
+
+static int s_hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The node an address belongs to (the simulator's addresses are all
+ * self-certifying). */
+static int s_node_of_address(const sim_t *s, const char *addr)
+{
+    uint8_t id[DM_ID_PUBLIC_BYTES];
+    for (size_t i = 0; i < DM_ID_PUBLIC_BYTES; i++) {
+        int hi = s_hexval(addr[2 * i]), lo = hi < 0 ? -1 : s_hexval(addr[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        id[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return s_node_of(s, id);
+}
+
+typedef struct {
+    sim_t *sim;
+    uint32_t self;
+} sim_obs_t;
+
+static sim_obs_t *s_obs;
+
+static void s_on_event(void *ctx, dm_membership_event ev, const dm_member_t *mem, int64_t now)
+{
+    sim_obs_t *o = ctx;
+    sim_t *s = o->sim;
+    if (ev != DM_MEMBERSHIP_EV_SUSPECT && ev != DM_MEMBERSHIP_EV_DEAD &&
+        ev != DM_MEMBERSHIP_EV_JOINED)
+        return;
+    int subj = s_node_of(s, mem->id);
+    if (subj < 0)
+        return;
+    if (subj != s->dead_subject && ev == DM_MEMBERSHIP_EV_SUSPECT)
+        s->false_suspects++;
+    if (subj != s->dead_subject && ev == DM_MEMBERSHIP_EV_DEAD)
+        s->false_deaths++;
+    if (subj == s->watch_subject && ev == s->watch_ev && s->seen_at[o->self] < 0) {
+        s->seen_at[o->self] = now;
+        s->seen++;
+    }
+}
+
+static void s_send_all(sim_t *s, uint32_t from)
+{
+    dm_membership_t *m = s->m[from];
+    while (dm_membership_next_outgoing(m, &s->out)) {
+        int to = s->out.has_to_id ? s_node_of(s, s->out.to_id) : s_node_of_address(s, s->out.to);
+        uint8_t *wire;
+        size_t len;
+        if (dm_membership_encode(&s->out.msg, &wire, &len) != DM_OK) {
+            fprintf(stderr, "meshsim: node %u produced a message it cannot encode\n", from);
+            exit(SIM_EXIT_FAIL);
+        }
+        if (s->counting) {
+            s->msgs++;
+            s->bytes += len;
+        }
+        double r = (double)(s_rand(s) >> 11) / 9007199254740992.0;
+        if (to < 0 || r < s->loss) {
+            free(wire);
+            continue;
+        }
+        int64_t step = s->now / SIM_STEP_MS + 1 + (int64_t)(s_rand(s) % SIM_MAX_LATENCY_STEPS);
+        sim_bucket_t *b = &s->wheel[step % SIM_WHEEL];
+        if (b->n == b->cap) {
+            b->cap = b->cap ? b->cap * 2 : 1024;
+            b->v = realloc(b->v, b->cap * sizeof *b->v);
+            if (!b->v) {
+                fprintf(stderr, "meshsim: out of memory\n");
+                exit(SIM_EXIT_FAIL);
+            }
+        }
+        b->v[b->n++] = (sim_msg_t){(uint32_t)to, (uint32_t)len, wire};
+    }
+    s->deadline[from] = dm_membership_next_deadline(m);
+}
+
+/* One step of SIM_STEP_MS: deliveries due, then timers due. */
+static void s_step(sim_t *s)
+{
+    s->now += SIM_STEP_MS;
+    sim_bucket_t *b = &s->wheel[(s->now / SIM_STEP_MS) % SIM_WHEEL];
+    /* deliveries may queue into other buckets only (latency >= 1 step) */
+    for (size_t i = 0; i < b->n; i++) {
+        sim_msg_t *mg = &b->v[i];
+        if (!s->down[mg->to] && dm_membership_decode(mg->data, mg->len, &s->in) == DM_OK) {
+            dm_err rc = dm_membership_receive(s->m[mg->to], NULL, &s->in, s->now);
+            if (rc == DM_OK)
+                s_send_all(s, mg->to);
+        }
+        free(mg->data);
+    }
+    b->n = 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        if (!s->down[i] && s->deadline[i] <= s->now) {
+            dm_membership_tick(s->m[i], s->now);
+            s_send_all(s, i);
+        }
+}
+
+static void s_run_rounds(sim_t *s, double rounds)
+{
+    int64_t end = s->now + (int64_t)(rounds * (double)s->interval);
+    while (s->now < end)
+        s_step(s);
+}
+
+static void s_watch(sim_t *s, int subject, dm_membership_event ev)
+{
+    s->watch_subject = subject;
+    s->watch_ev = ev;
+    s->seen = 0;
+    for (size_t i = 0; i < s->n; i++)
+        s->seen_at[i] = -1;
+}
+
+static int s_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Runs until every observer saw the watched fact (or the limit), then
+ * prints rounds to 99%, 99.99% and 100% of the observers from t0. */
+static void s_report_fact(sim_t *s, const char *what, int64_t t0, size_t observers)
+{
+    int64_t limit = t0 + SIM_FACT_MAX_ROUNDS * s->interval;
+    while (s->seen < observers && s->now < limit)
+        s_step(s);
+    int64_t *t = malloc(s->n * sizeof *t);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->seen_at[i] >= 0)
+            t[k++] = s->seen_at[i];
+    qsort(t, k, sizeof *t, s_cmp_i64);
+    const double pct[] = {50, 99, 99.99, 100};
+    printf("%-6s fact:", what);
+    for (size_t p = 0; p < sizeof pct / sizeof *pct; p++) {
+        size_t need = (size_t)((double)observers * pct[p] / 100.0 + 0.999999);
+        if (need == 0)
+            need = 1;
+        if (need <= k)
+            printf("  %g%% %.1f rounds", pct[p],
+                   (double)(t[need - 1] - t0) / (double)s->interval);
+        else
+            printf("  %g%% not reached", pct[p]);
+    }
+    printf("  (%zu of %zu nodes)\n", k, observers);
+    free(t);
+}
+
+static void s_usage(FILE *f)
+{
+    fprintf(f, "usage: meshsim --nodes N --loss PCT [--rounds R] [--seed S] [--fanout F] "
+               "[--interval-ms MS]\n"
+               "  N membership machines on virtual time; PCT%% of messages lost; R rounds of\n"
+               "  steady state measured (default %d); gossip interval MS (default %d), probe\n"
+               "  interval 2 x MS, probe timeout MS; F members per gossip round (default %d).\n",
+            SIM_DEFAULT_ROUNDS, DM_MEMBERSHIP_GOSSIP_INTERVAL_MS, DM_MEMBERSHIP_GOSSIP_FANOUT);
+}
+
+static bool s_num(const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || d < lo || d > hi)
+        return false;
+    *out = d;
+    return true;
+}
+
+static double s_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    sim_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return SIM_EXIT_FAIL;
+    s->interval = DM_MEMBERSHIP_GOSSIP_INTERVAL_MS;
+    s->fanout = DM_MEMBERSHIP_GOSSIP_FANOUT;
+    s->seed = 1;
+    s->rounds = SIM_DEFAULT_ROUNDS;
+    double nodes = 0, loss = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        double v;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            s_usage(stdout);
+            return SIM_EXIT_OK;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "meshsim: %s needs a value (see meshsim --help)\n", a);
+            return SIM_EXIT_USAGE;
+        }
+        const char *val = argv[++i];
+        bool ok = true;
+        if (strcmp(a, "--nodes") == 0)
+            ok = s_num(val, 3, 100000, &nodes);
+        else if (strcmp(a, "--loss") == 0)
+            ok = s_num(val, 0, 90, &loss);
+        else if (strcmp(a, "--rounds") == 0 && (ok = s_num(val, 1, 100000, &v)))
+            s->rounds = (unsigned)v;
+        else if (strcmp(a, "--seed") == 0 && (ok = s_num(val, 0, 1e18, &v)))
+            s->seed = (uint64_t)v;
+        else if (strcmp(a, "--fanout") == 0 && (ok = s_num(val, 1, 16, &v)))
+            s->fanout = (unsigned)v;
+        else if (strcmp(a, "--interval-ms") == 0 && (ok = s_num(val, 10, 60000, &v)))
+            s->interval = (int64_t)v;
+        else if (strcmp(a, "--nodes") && strcmp(a, "--loss") && strcmp(a, "--rounds") &&
+                 strcmp(a, "--seed") && strcmp(a, "--fanout") && strcmp(a, "--interval-ms")) {
+            fprintf(stderr, "meshsim: unknown option %s (see meshsim --help)\n", a);
+            return SIM_EXIT_USAGE;
+        }
+        if (!ok) {
+            fprintf(stderr,
+                    "meshsim: %s %s: expected a number (nodes 3-100000, loss 0-90, fanout "
+                    "1-16, interval-ms 10-60000)\n",
+                    a, val);
+            return SIM_EXIT_USAGE;
+        }
+    }
+    if (nodes == 0 || loss < 0) {
+        fprintf(stderr, "meshsim: --nodes and --loss are required (see meshsim --help)\n");
+        return SIM_EXIT_USAGE;
+    }
+    s->n = (size_t)nodes;
+    s->loss = loss / 100.0;
+    s->rng = s->seed ^ 0x5eed5eed5eed5eedULL;
+    s->dead_subject = -1;
+    s->watch_subject = -1;
+
+    dm_membership_config_t cfg;
+    dm_membership_config_default(&cfg);
+    cfg.gossip_interval_ms = s->interval;
+    cfg.probe_interval_ms = 2 * s->interval;
+    cfg.probe_timeout_ms = s->interval;
+    cfg.gossip_fanout = s->fanout;
+
+    double w0 = s_wall();
+    size_t n = s->n;
+    s->m = calloc(n, sizeof *s->m);
+    s->id = calloc(n, sizeof *s->id);
+    s->deadline = calloc(n, sizeof *s->deadline);
+    s->down = calloc(n, sizeof *s->down);
+    s->by_id = calloc(n, sizeof *s->by_id);
+    s->seen_at = calloc(n, sizeof *s->seen_at);
+    s_obs = calloc(n, sizeof *s_obs);
+    char(*addr)[96] = calloc(n, sizeof *addr);
+    char(*dom)[32] = calloc(n, sizeof *dom);
+    if (!s->m || !s->id || !s->deadline || !s->down || !s->by_id || !s->seen_at || !s_obs ||
+        !addr || !dom) {
+        fprintf(stderr, "meshsim: out of memory\n");
+        return SIM_EXIT_FAIL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t b = 0; b < DM_ID_PUBLIC_BYTES; b += 8) {
+            uint64_t r = s_rand(s);
+            memcpy(s->id[i] + b, &r, 8);
+        }
+        char ep[64];
+        snprintf(ep, sizeof ep, "tcp://10.%zu.%zu.%zu:7000", (i >> 16) & 255, (i >> 8) & 255,
+                 i & 255);
+        if (dm_address_format(s->id[i], ep, addr[i], sizeof addr[i]) != DM_OK)
+            return SIM_EXIT_FAIL;
+        snprintf(dom[i], sizeof dom[i], "domain%zu", i);
+        memcpy(s->by_id[i].id, s->id[i], DM_ID_PUBLIC_BYTES);
+        s->by_id[i].node = (uint32_t)i;
+        if (dm_membership_new(s->id[i], dom[i], addr[i], &cfg, s->seed * 1000003u + i,
+                              &s->m[i]) != DM_OK) {
+            fprintf(stderr, "meshsim: cannot create machine %zu\n", i);
+            return SIM_EXIT_FAIL;
+        }
+        s_obs[i] = (sim_obs_t){s, (uint32_t)i};
+        dm_membership_on_event(s->m[i], s_on_event, &s_obs[i]);
+    }
+    qsort(s->by_id, n, sizeof *s->by_id, s_cmp_idx);
+    /* Every node but the last knows every other but the last, as after a
+     * restart from a persisted member list; the last joins later. */
+    size_t joiner = n - 1;
+    for (size_t i = 0; i < joiner; i++)
+        for (size_t j = 0; j < joiner; j++) {
+            dm_member_t mb = {.address = addr[j], .domain = dom[j], .state = DM_MEMBER_ALIVE};
+            memcpy(mb.id, s->id[j], DM_ID_PUBLIC_BYTES);
+            if (dm_membership_add_known(s->m[i], &mb, 0) != DM_OK) {
+                fprintf(stderr, "meshsim: out of memory at node %zu (try fewer nodes)\n", i);
+                return SIM_EXIT_FAIL;
+            }
+        }
+    s->down[joiner] = true; /* not started yet */
+    double w1 = s_wall();
+
+    printf("meshsim: %zu nodes, loss %g%%, gossip interval %" PRId64 " ms, probe interval "
+           "%" PRId64 " ms, fanout %u, seed %" PRIu64 "\n",
+           n, loss, s->interval, cfg.probe_interval_ms, s->fanout, s->seed);
+    s_run_rounds(s, SIM_WARMUP_ROUNDS);
+
+    s->counting = true;
+    s->msgs = s->bytes = 0;
+    s_run_rounds(s, s->rounds);
+    s->counting = false;
+    double per_round = (double)(n - 1) * s->rounds;
+    printf("steady  state: %.2f msgs and %.0f bytes sent per node per round (%.0f B/s), "
+           "over %u rounds\n",
+           (double)s->msgs / per_round, (double)s->bytes / per_round,
+           (double)s->bytes / per_round * 1000.0 / (double)s->interval, s->rounds);
+
+    /* fact 1: a node joins through node 0 */
+    s->down[joiner] = false;
+    s_watch(s, (int)joiner, DM_MEMBERSHIP_EV_JOINED);
+    int64_t t0 = s->now;
+    dm_membership_join(s->m[joiner], addr[0], s->now);
+    s_send_all(s, (uint32_t)joiner);
+    s_report_fact(s, "join", t0, n - 1);
+    s_run_rounds(s, 10);
+
+    /* fact 2: a node dies (a random one, not the seed nor the joiner) */
+    int victim = 1 + (int)(s_rand(s) % (n - 2));
+    s->dead_subject = victim;
+    s_watch(s, victim, DM_MEMBERSHIP_EV_DEAD);
+    s->down[victim] = true;
+    int64_t t1 = s->now;
+    s_report_fact(s, "death", t1, n - 1);
+    int64_t first = -1;
+    for (size_t i = 0; i < n; i++)
+        if (s->seen_at[i] >= 0 && (first < 0 || s->seen_at[i] < first))
+            first = s->seen_at[i];
+    if (first >= 0) {
+        printf("death  detected (first node declares it dead) after %.1f rounds; spread from "
+               "there:\n",
+               (double)(first - t1) / (double)s->interval);
+        s_report_fact(s, "spread", first, n - 1);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("false  suspicions %" PRIu64 ", false deaths %" PRIu64 "\n", s->false_suspects,
+           s->false_deaths);
+    printf("cost   setup %.1f s, simulation %.1f s, max RSS %.0f MB, %.1f s simulated\n", w1 - w0,
+           s_wall() - w1, (double)ru.ru_maxrss / 1024.0, (double)s->now / 1000.0);
+
+    for (size_t i = 0; i < n; i++)
+        dm_membership_destroy(&s->m[i]);
+    for (size_t w = 0; w < SIM_WHEEL; w++) {
+        for (size_t i = 0; i < s->wheel[w].n; i++)
+            free(s->wheel[w].v[i].data);
+        free(s->wheel[w].v);
+    }
+    free(s->m);
+    free(s->id);
+    free(s->deadline);
+    free(s->down);
+    free(s->by_id);
+    free(s->seen_at);
+    free(s_obs);
+    free(addr);
+    free(dom);
+    free(s);
+    return SIM_EXIT_OK;
+}

@@ -30,6 +30,7 @@ void dm_membership_config_default(dm_membership_config_t *c)
     c->max_lhm = DM_MEMBERSHIP_MAX_LHM;
     c->max_updates_per_msg = DM_MEMBERSHIP_MAX_UPDATES_PER_MSG;
     c->max_piggyback_bytes = DM_MEMBERSHIP_MAX_PIGGYBACK_BYTES;
+    c->reprobe_before_suspect = true;
 }
 
 dm_err dm_membership_config_check(const dm_membership_config_t *c, char *err, size_t errcap)
@@ -37,8 +38,9 @@ dm_err dm_membership_config_check(const dm_membership_config_t *c, char *err, si
     const char *why = NULL;
     if (c->probe_interval_ms <= 0 || c->gossip_interval_ms <= 0 || c->join_retry_ms <= 0)
         why = "probe_interval_ms, gossip_interval_ms and join_retry_ms must be > 0";
-    else if (c->probe_timeout_ms <= 0 || c->probe_timeout_ms >= c->probe_interval_ms)
-        why = "probe_timeout_ms must be > 0 and < probe_interval_ms";
+    else if (c->probe_timeout_ms <= 0 || c->probe_timeout_ms * 2 > c->probe_interval_ms)
+        why = "probe_timeout_ms must be > 0 and at most half of probe_interval_ms (the rest "
+              "is the indirect probe's window)";
     else if (c->dead_retention_ms < 0 || c->gossip_to_dead_ms < 0)
         why = "dead_retention_ms and gossip_to_dead_ms must be >= 0";
     else if (c->suspicion_mult < 1 || c->suspicion_max_mult < 1 || c->max_lhm < 1)
@@ -170,13 +172,14 @@ static void s_set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, in
     else if (!dm_mb_live(e->state) && dm_mb_live((uint8_t)st))
         m->n_live++;
     e->state = (uint8_t)st;
+    e->doubt = 0;
     if (st == DM_MEMBER_ALIVE) {
         dm_mb_aux_put(m, idx);
         return;
     }
     dm_mb_aux_put(m, idx); /* a fresh timer for the new state */
     uint32_t a = dm_mb_aux_get(m, idx);
-    if (a != DM_MEMBERSHIP_NONE)
+    if (a != DM_MB_NO_AUX)
         m->aux[a].since = now;
 }
 
@@ -196,7 +199,7 @@ static void s_start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *a
 {
     s_set_state(m, idx, DM_MEMBER_SUSPECT, now);
     uint32_t a = m->mem[idx].aux;
-    if (a == DM_MEMBERSHIP_NONE)
+    if (a == DM_MB_NO_AUX)
         return;
     dm_mb_aux_t *x = &m->aux[a];
     size_t n = s_n(m);
@@ -220,7 +223,7 @@ static void s_start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *a
 static bool s_confirm(dm_membership_t *m, uint32_t idx, const uint8_t *accuser)
 {
     uint32_t a = m->mem[idx].aux;
-    if (a == DM_MEMBERSHIP_NONE || !accuser)
+    if (a == DM_MB_NO_AUX || !accuser)
         return false;
     dm_mb_aux_t *x = &m->aux[a];
     if (x->confirmations >= x->k)
@@ -332,7 +335,7 @@ static size_t s_pick(dm_membership_t *m, size_t want, const uint8_t *exclude, bo
     ((!exclude || memcmp(m->mem[i].id, exclude, DM_ID_PUBLIC_BYTES) != 0) &&                     \
      (m->mem[i].state == DM_MEMBER_ALIVE ||                                                      \
       (gossip && (m->mem[i].state == DM_MEMBER_SUSPECT ||                                        \
-                  (m->mem[i].aux != DM_MEMBERSHIP_NONE &&                                         \
+                  (m->mem[i].aux != DM_MB_NO_AUX &&                                         \
                    now - m->aux[m->mem[i].aux].since < m->cfg.gossip_to_dead_ms)))))
     if (m->n <= 4 * want + 8) {
         size_t seen = 0; /* reservoir sampling over the eligible */
@@ -367,7 +370,7 @@ static void s_reap(dm_membership_t *m, int64_t now)
 {
     for (size_t i = m->n; i-- > 0;) {
         dm_mb_member_t *e = &m->mem[i];
-        if (dm_mb_live(e->state) || e->aux == DM_MEMBERSHIP_NONE ||
+        if (dm_mb_live(e->state) || e->aux == DM_MB_NO_AUX ||
             now - m->aux[e->aux].since < m->cfg.dead_retention_ms)
             continue;
         s_emit(m, DM_MEMBERSHIP_EV_REMOVED, (uint32_t)i, now);
@@ -375,8 +378,32 @@ static void s_reap(dm_membership_t *m, int64_t now)
     }
 }
 
+static void s_probe_send(dm_membership_t *m, uint32_t idx, int64_t now)
+{
+    m->probing = true;
+    memcpy(m->probe_target, m->mem[idx].id, DM_ID_PUBLIC_BYTES);
+    m->probe_seq = m->next_seq++;
+    m->probe_timeout_at = now + s_scaled(m, m->cfg.probe_timeout_ms);
+    m->probe_end = now + s_scaled(m, m->cfg.probe_interval_ms);
+    m->probe_indirect = false;
+    m->probe_expected_nacks = m->probe_nacks = 0;
+    dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_PING, m->probe_seq, m->probe_target);
+    if (o)
+        memcpy(o->target_id, m->probe_target, DM_ID_PUBLIC_BYTES);
+}
+
+/* Probes a doubted member again, else the next live member of the
+ * round; a round ends with dead members reaped and the order shuffled. */
 static void s_probe_start(dm_membership_t *m, int64_t now)
 {
+    if (m->reprobe) {
+        m->reprobe = false;
+        uint32_t idx = dm_mb_find(m, m->reprobe_id);
+        if (idx != DM_MEMBERSHIP_NONE && dm_mb_live(m->mem[idx].state)) {
+            s_probe_send(m, idx, now);
+            return;
+        }
+    }
     for (size_t tries = 0; tries <= m->n + 1; tries++) {
         if (m->probe_pos >= m->n) {
             s_reap(m, now);
@@ -386,19 +413,10 @@ static void s_probe_start(dm_membership_t *m, int64_t now)
                 return;
         }
         uint32_t idx = (uint32_t)m->probe_pos++;
-        if (!dm_mb_live(m->mem[idx].state))
-            continue;
-        m->probing = true;
-        memcpy(m->probe_target, m->mem[idx].id, DM_ID_PUBLIC_BYTES);
-        m->probe_seq = m->next_seq++;
-        m->probe_timeout_at = now + s_scaled(m, m->cfg.probe_timeout_ms);
-        m->probe_end = now + s_scaled(m, m->cfg.probe_interval_ms);
-        m->probe_indirect = false;
-        m->probe_expected_nacks = m->probe_nacks = 0;
-        dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_PING, m->probe_seq, m->probe_target);
-        if (o)
-            memcpy(o->target_id, m->probe_target, DM_ID_PUBLIC_BYTES);
-        return;
+        if (dm_mb_live(m->mem[idx].state)) {
+            s_probe_send(m, idx, now);
+            return;
+        }
     }
 }
 
@@ -429,17 +447,29 @@ static void s_probe_indirect(dm_membership_t *m, int64_t now)
     }
 }
 
-/* The probe interval ended without an ack: suspect the target, and count
- * the failure against our own health unless the helpers' nacks show the
- * network around us works. */
+/* The probe interval ended without an ack: suspect the target (or first
+ * doubt it), and count the failure against our own health unless the
+ * helpers' nacks show the network around us works. */
 static void s_probe_failed(dm_membership_t *m, int64_t now)
 {
     m->probing = false;
-    unsigned e = m->probe_expected_nacks, got = m->probe_nacks;
-    s_lhm_delta(m, e > 0 ? (got < e ? (int)(e - got) : 0) : 1);
+    unsigned want = m->probe_expected_nacks, got = m->probe_nacks;
+    s_lhm_delta(m, want > 0 ? (got < want ? (int)(want - got) : 0) : 1);
     uint32_t idx = dm_mb_find(m, m->probe_target);
     if (idx == DM_MEMBERSHIP_NONE || !dm_mb_live(m->mem[idx].state))
         return;
+    dm_mb_member_t *e = &m->mem[idx];
+    if (m->cfg.reprobe_before_suspect && e->state == DM_MEMBER_ALIVE && !e->doubt) {
+        /* One failed probe is kept private and the member probed again at
+         * once: under loss most failures are the network's, and a
+         * suspicion, once gossiped, costs every node a suspect and a
+         * refutation to pass on. */
+        e->doubt = 1;
+        m->reprobe = true;
+        memcpy(m->reprobe_id, e->id, DM_ID_PUBLIC_BYTES);
+        return;
+    }
+    e->doubt = 0;
     dm_swim_update_t u;
     memset(&u, 0, sizeof u);
     memcpy(u.id, m->probe_target, DM_ID_PUBLIC_BYTES);
@@ -486,8 +516,10 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
 
     s_apply(m, snd, now_ms, true, NULL);
     uint32_t sidx = dm_mb_find(m, snd->id);
-    if (sidx != DM_MEMBERSHIP_NONE)
+    if (sidx != DM_MEMBERSHIP_NONE) {
         m->mem[sidx].last_heard = now_ms;
+        m->mem[sidx].doubt = 0;
+    }
     bool sync = msg->type == DM_SWIM_SYNC;
     for (size_t i = 0; i < msg->n_updates; i++)
         s_apply(m, &msg->updates[i], now_ms, !sync, snd->id);
@@ -511,13 +543,19 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
         f->orig_seq = msg->seq;
         memcpy(f->requester, snd->id, DM_ID_PUBLIC_BYTES);
         strcpy(f->requester_address, snd->address);
-        f->deadline = now_ms + s_scaled(m, m->cfg.probe_timeout_ms);
+        /* The nack must reach the requester before its interval ends, or
+         * it counts against the requester's health: answer within
+         * DM_MEMBERSHIP_NACK_PERCENT of the (unscaled) probe timeout. */
+        f->deadline = now_ms + m->cfg.probe_timeout_ms * DM_MEMBERSHIP_NACK_PERCENT / 100;
         m->nfwd++;
         break;
     }
     case DM_SWIM_ACK:
         if (m->probing && msg->seq == m->probe_seq) {
             m->probing = false;
+            uint32_t t = dm_mb_find(m, m->probe_target);
+            if (t != DM_MEMBERSHIP_NONE)
+                m->mem[t].doubt = 0;
             if (now_ms < m->probe_timeout_at)
                 s_lhm_delta(m, -1);
             break;
@@ -753,7 +791,7 @@ int64_t dm_membership_suspicion_deadline(const dm_membership_t *m,
 {
     uint32_t idx = dm_mb_find(m, id);
     if (idx == DM_MEMBERSHIP_NONE || m->mem[idx].state != DM_MEMBER_SUSPECT ||
-        m->mem[idx].aux == DM_MEMBERSHIP_NONE)
+        m->mem[idx].aux == DM_MB_NO_AUX)
         return -1;
     return s_suspicion_deadline(&m->aux[m->mem[idx].aux]);
 }

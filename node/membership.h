@@ -10,7 +10,9 @@
  * Protocol, in short (docs/membership.md has the reasons and the numbers):
  * - every probe interval, ping the next member of a shuffled round-robin
  *   list; no ack within the probe timeout: ask indirect_k members to ping it
- *   (ping-req); still no ack at the end of the interval: suspect it;
+ *   (ping-req) and ping it once more; still no ack at the end of the
+ *   interval: probe it again in the next interval (reprobe_before_suspect),
+ *   and if that fails too, suspect it;
  * - a suspicion becomes a death when its timeout runs out; the timeout starts
  *   at suspicion_max_mult times the minimum and falls towards the minimum as
  *   independent members confirm it (Lifeguard); the minimum grows with
@@ -55,6 +57,7 @@
 #define DM_MEMBERSHIP_JOIN_RETRY_MS 1000       /* resend JOIN until answered */
 #define DM_MEMBERSHIP_DEAD_RETENTION_MS 60000  /* dead/left kept this long */
 #define DM_MEMBERSHIP_GOSSIP_TO_DEAD_MS 5000   /* gossip also to the recently dead */
+#define DM_MEMBERSHIP_NACK_PERCENT 80          /* helper nacks at this % of probe timeout */
 
 /* Hard limits of the wire structs. */
 #define DM_SWIM_MAX_UPDATES 32   /* entries per message, any config */
@@ -125,7 +128,7 @@ typedef struct {
 
 typedef struct {
     int64_t probe_interval_ms;
-    int64_t probe_timeout_ms; /* < probe_interval_ms */
+    int64_t probe_timeout_ms; /* <= probe_interval_ms / 2 */
     int64_t gossip_interval_ms;
     int64_t join_retry_ms;
     int64_t dead_retention_ms;
@@ -138,6 +141,7 @@ typedef struct {
     unsigned max_lhm;            /* >= 1; 1 turns LHM off */
     size_t max_updates_per_msg;  /* 1..DM_SWIM_MAX_UPDATES */
     size_t max_piggyback_bytes;
+    bool reprobe_before_suspect; /* a failed probe is repeated before accusing */
 } dm_membership_config_t;
 
 typedef enum {
@@ -190,6 +194,10 @@ void dm_membership_join(dm_membership_t *m, const char *seed_address, int64_t no
  * DM_ERR_INVALID for over-long strings, DM_ERR_NOMEM. */
 DM_NODISCARD dm_err dm_membership_add_known(dm_membership_t *m, const dm_member_t *member,
                                             int64_t now_ms);
+
+/* Gives back spare capacity, for example after add_known of a long
+ * persisted list (the simulator holds N^2 members). Cannot fail. */
+void dm_membership_trim(dm_membership_t *m);
 
 /* Feeds one received message. from_id: the peer id the transport
  * authenticated (CURVE), or NULL when there is none (tests, simulator); a

@@ -216,7 +216,7 @@ bool dm_membership_next_outgoing(dm_membership_t *m, dm_swim_out_t *out)
             uint32_t idx = dm_mb_find(m, o->target_id);
             if (idx != DM_MEMBERSHIP_NONE && m->mem[idx].state == DM_MEMBER_SUSPECT) {
                 const dm_mb_aux_t *x =
-                    m->mem[idx].aux != DM_MEMBERSHIP_NONE ? &m->aux[m->mem[idx].aux] : NULL;
+                    m->mem[idx].aux != DM_MB_NO_AUX ? &m->aux[m->mem[idx].aux] : NULL;
                 const uint8_t *from = x && x->n_accusers ? x->accusers[0] : m->self_id;
                 if (dm_mb_make_update(m, o->target_id, from, &msg->updates[0])) {
                     msg->n_updates = 1;

@@ -12,25 +12,28 @@
 
 #include "membership.h"
 
-#define DM_MEMBERSHIP_NONE UINT32_MAX
+#define DM_MEMBERSHIP_NONE UINT32_MAX /* no such member */
+#define DM_MB_NO_AUX 0xFFFFFFu        /* member has no timers (24-bit field) */
 #define DM_MEMBERSHIP_MAX_ACCUSERS 8  /* distinct accusers kept per suspicion */
 #define DM_MEMBERSHIP_MAX_FORWARDS 64 /* ping-req pings in flight per helper */
 #define DM_MEMBERSHIP_MAX_BCAST 8192  /* pending updates; the most sent are dropped */
 #define DM_MEMBERSHIP_MAX_SEEDS 8
 #define DM_MEMBERSHIP_SYNC_MAX_BYTES 16384 /* updates per SYNC message, encoded */
 
-/* One member other than self: 64 bytes, since a 10,000-node simulation
+/* One member other than self: 56 bytes, since a 10,000-node simulation
  * holds 10^8 of them. Strings live in the arena at str: address (or only
  * its endpoint when short_addr: the address is "HEX(id)@endpoint"), NUL,
- * domain, NUL. aux indexes the timers of suspect, dead and left members. */
+ * domain, NUL. aux indexes the timers of suspect, dead and left members.
+ * doubt: one probe failed; it is probed again before it is accused. */
 typedef struct {
     uint8_t id[DM_ID_PUBLIC_BYTES];
     uint64_t inc;
     int64_t last_heard;
     uint32_t str;
-    uint32_t aux;
-    uint8_t state;
-    uint8_t short_addr;
+    uint32_t aux : 24;
+    uint32_t state : 3;
+    uint32_t short_addr : 1;
+    uint32_t doubt : 1;
 } dm_mb_member_t;
 
 /* Timers of a member that is not alive. */
@@ -109,6 +112,8 @@ struct dm_membership {
     unsigned probe_expected_nacks, probe_nacks;
     uint32_t next_seq;
     unsigned lhm;
+    bool reprobe; /* probe reprobe_id next: it failed one probe */
+    uint8_t reprobe_id[DM_ID_PUBLIC_BYTES];
 
     dm_mb_fwd_t fwd[DM_MEMBERSHIP_MAX_FORWARDS];
     size_t nfwd;
@@ -162,7 +167,7 @@ bool dm_mb_strings_equal(const dm_membership_t *m, uint32_t idx, const char *add
 void dm_mb_address(const dm_membership_t *m, uint32_t idx, char *out);
 const char *dm_mb_domain(const dm_membership_t *m, uint32_t idx);
 void dm_mb_shuffle(dm_membership_t *m);
-uint32_t dm_mb_aux_get(dm_membership_t *m, uint32_t idx); /* allocates; NONE on NOMEM */
+uint32_t dm_mb_aux_get(dm_membership_t *m, uint32_t idx); /* allocates; NO_AUX on NOMEM */
 void dm_mb_aux_put(dm_membership_t *m, uint32_t idx);
 void dm_mb_free_table(dm_membership_t *m);
 /* The endpoint part of address when it is "HEX(id)@endpoint", else NULL. */

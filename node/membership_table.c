@@ -10,6 +10,8 @@
 #include "membership_priv.h"
 
 #define S_MIN_SLOTS 16
+
+_Static_assert(sizeof(dm_mb_member_t) == 56, "a member record grew: the simulator holds N^2");
 #define S_ARENA_COMPACT_MIN 65536 /* bytes of garbage before compacting */
 
 /* splitmix64: small, fast, and good enough for choosing members. */
@@ -239,9 +241,9 @@ dm_err dm_mb_add(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES], const
         m->mem = a;
         m->cap = cap;
     }
-    if ((m->n + 1) * 2 > m->nslots) {
+    if ((m->n + 1) * 4 > m->nslots * 3) { /* load factor at most 3/4 */
         size_t ns = m->nslots ? m->nslots * 2 : S_MIN_SLOTS;
-        while ((m->n + 1) * 2 > ns)
+        while ((m->n + 1) * 4 > ns * 3)
             ns *= 2;
         dm_err rc = s_rehash(m, ns);
         if (rc != DM_OK)
@@ -258,7 +260,7 @@ dm_err dm_mb_add(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES], const
     memcpy(e->id, id, DM_ID_PUBLIC_BYTES);
     e->str = off;
     e->short_addr = s != NULL;
-    e->aux = DM_MEMBERSHIP_NONE;
+    e->aux = DM_MB_NO_AUX;
     e->state = DM_MEMBER_ALIVE;
     s_slot_put(m, idx);
     /* A newcomer takes a random place in the probe order, so it is probed
@@ -304,23 +306,25 @@ void dm_mb_shuffle(dm_membership_t *m)
 uint32_t dm_mb_aux_get(dm_membership_t *m, uint32_t idx)
 {
     dm_mb_member_t *e = &m->mem[idx];
-    if (e->aux != DM_MEMBERSHIP_NONE)
+    if (e->aux != DM_MB_NO_AUX)
         return e->aux;
-    uint32_t a = DM_MEMBERSHIP_NONE;
+    uint32_t a = DM_MB_NO_AUX;
     if (m->aux_free < m->naux && !m->aux[m->aux_free].used)
         a = m->aux_free;
-    for (size_t i = 0; a == DM_MEMBERSHIP_NONE && i < m->naux; i++)
+    for (size_t i = 0; a == DM_MB_NO_AUX && i < m->naux; i++)
         if (!m->aux[i].used)
             a = (uint32_t)i;
-    if (a == DM_MEMBERSHIP_NONE) {
+    if (a == DM_MB_NO_AUX) {
         if (m->naux == m->auxcap) {
             size_t cap = m->auxcap ? m->auxcap * 2 : 8;
             dm_mb_aux_t *x = realloc(m->aux, cap * sizeof *x);
             if (!x)
-                return DM_MEMBERSHIP_NONE;
+                return DM_MB_NO_AUX;
             m->aux = x;
             m->auxcap = cap;
         }
+        if (m->naux >= DM_MB_NO_AUX)
+            return DM_MB_NO_AUX;
         a = (uint32_t)m->naux++;
     }
     memset(&m->aux[a], 0, sizeof m->aux[a]);
@@ -333,13 +337,33 @@ uint32_t dm_mb_aux_get(dm_membership_t *m, uint32_t idx)
 void dm_mb_aux_put(dm_membership_t *m, uint32_t idx)
 {
     dm_mb_member_t *e = &m->mem[idx];
-    if (e->aux == DM_MEMBERSHIP_NONE)
+    if (e->aux == DM_MB_NO_AUX)
         return;
     m->aux[e->aux].used = false;
     m->aux_free = e->aux;
-    e->aux = DM_MEMBERSHIP_NONE;
+    e->aux = DM_MB_NO_AUX;
     while (m->naux && !m->aux[m->naux - 1].used)
         m->naux--;
+}
+
+void dm_membership_trim(dm_membership_t *m)
+{
+    if (m->n && m->n < m->cap) {
+        dm_mb_member_t *a = realloc(m->mem, m->n * sizeof *a);
+        if (a) {
+            m->mem = a;
+            m->cap = m->n;
+        }
+    }
+    if (m->arena_garbage)
+        s_arena_compact(m);
+    if (m->arena_len && m->arena_len < m->arena_cap) {
+        char *a = realloc(m->arena, m->arena_len);
+        if (a) {
+            m->arena = a;
+            m->arena_cap = m->arena_len;
+        }
+    }
 }
 
 void dm_mb_free_table(dm_membership_t *m)

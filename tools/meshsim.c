@@ -77,6 +77,7 @@ typedef struct {
     int64_t *seen_at;
     size_t seen;
     int dead_subject; /* the node that really died, -1 before */
+    int64_t first_suspect; /* when some node first suspected it */
 } sim_t;
 
 static uint64_t s_rand(sim_t *s)
@@ -140,6 +141,8 @@ static void s_on_event(void *ctx, dm_membership_event ev, const dm_member_t *mem
         s->false_suspects++;
     if (subj != s->dead_subject && ev == DM_MEMBERSHIP_EV_DEAD)
         s->false_deaths++;
+    if (subj == s->dead_subject && ev == DM_MEMBERSHIP_EV_SUSPECT && s->first_suspect < 0)
+        s->first_suspect = now;
     if (subj == s->watch_subject && ev == s->watch_ev && s->seen_at[o->self] < 0) {
         s->seen_at[o->self] = now;
         s->seen++;
@@ -339,6 +342,7 @@ int main(int argc, char **argv)
     s->loss = loss / 100.0;
     s->rng = s->seed ^ 0x5eed5eed5eed5eedULL;
     s->dead_subject = -1;
+    s->first_suspect = -1;
     s->watch_subject = -1;
 
     dm_membership_config_t cfg;
@@ -389,7 +393,7 @@ int main(int argc, char **argv)
     /* Every node but the last knows every other but the last, as after a
      * restart from a persisted member list; the last joins later. */
     size_t joiner = n - 1;
-    for (size_t i = 0; i < joiner; i++)
+    for (size_t i = 0; i < joiner; i++) {
         for (size_t j = 0; j < joiner; j++) {
             dm_member_t mb = {.address = addr[j], .domain = dom[j], .state = DM_MEMBER_ALIVE};
             memcpy(mb.id, s->id[j], DM_ID_PUBLIC_BYTES);
@@ -398,6 +402,8 @@ int main(int argc, char **argv)
                 return SIM_EXIT_FAIL;
             }
         }
+        dm_membership_trim(s->m[i]);
+    }
     s->down[joiner] = true; /* not started yet */
     double w1 = s_wall();
 
@@ -437,8 +443,9 @@ int main(int argc, char **argv)
         if (s->seen_at[i] >= 0 && (first < 0 || s->seen_at[i] < first))
             first = s->seen_at[i];
     if (first >= 0) {
-        printf("death  detected (first node declares it dead) after %.1f rounds; spread from "
-               "there:\n",
+        printf("death  first suspected after %.1f rounds, first declared dead after %.1f "
+               "rounds; spread from there:\n",
+               (double)(s->first_suspect - t1) / (double)s->interval,
                (double)(first - t1) / (double)s->interval);
         s_report_fact(s, "spread", first, n - 1);
     }

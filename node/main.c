@@ -6,12 +6,14 @@
 #include <string.h>
 
 #include "log.h"
+#include "membership.h"
 #include "node.h"
 #include "rpc.h"
 #include "schema.h"
 #include "version.h"
 
 #define DM_RECORD_LIMIT_MAX ((size_t)4 << 20) /* stays well under DM_RPC_MAX_MSG_BYTES */
+#define DM_MAX_SEEDS 16
 
 static volatile sig_atomic_t s_stop = 0;
 
@@ -38,11 +40,21 @@ static void s_usage(FILE *f)
             "  --record-limit BYTES  longest accepted record line (default %d, max %zu)\n"
             "  --map-size BYTES      initial LMDB map size (it grows when full)\n"
             "  --log-level LEVEL     error, warn, info (default) or debug\n"
+            "\n"
+            "Mesh (docs/membership.md):\n"
+            "  --join ADDRESS        join the mesh through this member (repeatable); a\n"
+            "                        restarted node rejoins its saved members without it\n"
+            "  --probe-interval MS   SWIM probe interval (default %d)\n"
+            "  --probe-timeout MS    direct ack timeout (default %d)\n"
+            "  --gossip-interval MS  piggyback gossip interval (default %d)\n"
+            "  --suspicion-mult N    suspicion timeout multiplier (default %d)\n"
             "  --help, --version\n"
             "\n"
             "Once serving, DIR/node.addr holds the node's address (KEY@tcp://HOST:PORT), the\n"
             "value that dmctl/meshq --node accept. SIGTERM or SIGINT stops the node cleanly.\n",
-            DM_RPC_DEFAULT_ENDPOINT, DM_RECORD_LIMIT_DEFAULT, DM_RECORD_LIMIT_MAX);
+            DM_RPC_DEFAULT_ENDPOINT, DM_RECORD_LIMIT_DEFAULT, DM_RECORD_LIMIT_MAX,
+            DM_MEMBERSHIP_PROBE_INTERVAL_MS, DM_MEMBERSHIP_PROBE_TIMEOUT_MS,
+            DM_MEMBERSHIP_GOSSIP_INTERVAL_MS, DM_MEMBERSHIP_SUSPICION_MULT);
 }
 
 /* Parses a positive byte count with an optional K/M/G suffix (binary). */
@@ -65,9 +77,24 @@ static int s_parse_bytes(const char *s, size_t *out)
     return 0;
 }
 
+/* Parses a whole number in [lo, hi] for option name; -1 after printing. */
+static int s_parse_int(const char *name, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "meshd: invalid --%s '%s': expected a whole number from %ld to %ld\n",
+                name, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    enum { O_DATA = 1, O_DOMAIN, O_LISTEN, O_ADVERTISE, O_LIMIT, O_MAP, O_LOG, O_HELP, O_VERSION };
+    enum { O_DATA = 1, O_DOMAIN, O_LISTEN, O_ADVERTISE, O_LIMIT, O_MAP, O_LOG, O_HELP, O_VERSION,
+           O_JOIN, O_PROBE, O_PROBE_TIMEOUT, O_GOSSIP, O_SUSPICION };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"domain", required_argument, NULL, O_DOMAIN},
@@ -76,11 +103,20 @@ int main(int argc, char **argv)
         {"record-limit", required_argument, NULL, O_LIMIT},
         {"map-size", required_argument, NULL, O_MAP},
         {"log-level", required_argument, NULL, O_LOG},
+        {"join", required_argument, NULL, O_JOIN},
+        {"probe-interval", required_argument, NULL, O_PROBE},
+        {"probe-timeout", required_argument, NULL, O_PROBE_TIMEOUT},
+        {"gossip-interval", required_argument, NULL, O_GOSSIP},
+        {"suspicion-mult", required_argument, NULL, O_SUSPICION},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
     };
     dm_node_opts_t o = {0};
+    const char *seeds[DM_MAX_SEEDS];
+    dm_membership_config_t mc;
+    dm_membership_config_default(&mc);
+    long v;
     dm_log_level level = DM_LOG_INFO;
     int c;
     opterr = 0;
@@ -113,6 +149,33 @@ int main(int argc, char **argv)
             level = (dm_log_level)l;
             break;
         }
+        case O_JOIN:
+            if (o.nseeds == DM_MAX_SEEDS) {
+                fprintf(stderr, "meshd: at most %d --join addresses\n", DM_MAX_SEEDS);
+                return 2;
+            }
+            seeds[o.nseeds++] = optarg;
+            break;
+        case O_PROBE:
+            if (s_parse_int("probe-interval", optarg, 10, 60000, &v) != 0)
+                return 2;
+            mc.probe_interval_ms = v;
+            break;
+        case O_PROBE_TIMEOUT:
+            if (s_parse_int("probe-timeout", optarg, 5, 30000, &v) != 0)
+                return 2;
+            mc.probe_timeout_ms = v;
+            break;
+        case O_GOSSIP:
+            if (s_parse_int("gossip-interval", optarg, 10, 60000, &v) != 0)
+                return 2;
+            mc.gossip_interval_ms = v;
+            break;
+        case O_SUSPICION:
+            if (s_parse_int("suspicion-mult", optarg, 1, 100, &v) != 0)
+                return 2;
+            mc.suspicion_mult = (unsigned)v;
+            break;
         case O_HELP: s_usage(stdout); return 0;
         case O_VERSION: printf("meshd %s\n", DM_VERSION); return 0;
         default:
@@ -129,6 +192,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "meshd: --data DIR is required (meshd --help)\n");
         return 2;
     }
+    char why[256];
+    if (dm_membership_config_check(&mc, why, sizeof why) != DM_OK) {
+        fprintf(stderr, "meshd: invalid membership settings: %s\n", why);
+        return 2;
+    }
+    o.seeds = seeds;
+    o.membership = &mc;
     dm_log_init("meshd", level);
 
     struct sigaction sa;

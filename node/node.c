@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "gossip.h"
 #include "identity.h"
 #include "ingest.h"
 #include "log.h"
@@ -43,11 +44,19 @@ struct dm_node {
     void *outbox_pull; /* its replies */
     dm_ingest_t *ingest;
     dm_rpc_server_t *rpc;
+    dm_gossip_t *gossip;
     char address[DM_ADDRESS_MAX];
     char endpoint[256];
     int64_t started_ms;
     bool addr_written;
 };
+
+static int64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int64_t s_mono_ms(void)
 {
@@ -293,6 +302,12 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
         goto fail;
     }
     self->addr_written = true;
+    dm_gossip_opts_t gopts = {self->dir, self->domain, self->address, opts->seeds, opts->nseeds,
+                              opts->membership};
+    if ((rc = dm_gossip_new(self->ctx, self->id, &gopts, s_mono_ms(), &self->gossip)) != DM_OK) {
+        snprintf(err, errcap, "cannot start membership: %s", dm_strerror(rc));
+        goto fail;
+    }
     dm_log_info("serving domain %s at %s (data %s)", self->domain, self->address, self->dir);
     *out = self;
     return DM_OK;
@@ -514,6 +529,60 @@ static void s_handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     dm_product_clear(&p);
 }
 
+typedef struct {
+    Dm__MemberInfo *items;
+    size_t n, cap;
+    const uint8_t *self_id;
+    int64_t mono_now, wall_now;
+} s_members;
+
+static void s_collect_member(void *ctx, const dm_member_t *mb)
+{
+    s_members *ms = ctx;
+    if (ms->n == ms->cap)
+        return;
+    Dm__MemberInfo *m = &ms->items[ms->n++];
+    dm__member_info__init(m);
+    m->node_id.data = (uint8_t *)mb->id;
+    m->node_id.len = DM_ID_PUBLIC_BYTES;
+    m->domain = strdup(mb->domain ? mb->domain : "");
+    m->address = strdup(mb->address ? mb->address : "");
+    m->state = (char *)dm_member_state_name(mb->state);
+    m->incarnation = mb->incarnation;
+    m->self = memcmp(mb->id, ms->self_id, DM_ID_PUBLIC_BYTES) == 0;
+    m->last_heard_ms = m->self ? 0 : ms->wall_now - (ms->mono_now - mb->last_heard_ms);
+}
+
+static void s_handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
+{
+    const dm_membership_t *m = dm_gossip_membership(self->gossip);
+    s_members ms = {NULL, 0, dm_membership_count(m) + 1, dm_identity_public(self->id),
+                    s_mono_ms(), s_wall_ms()};
+    ms.items = calloc(ms.cap, sizeof *ms.items);
+    Dm__MemberInfo **ptrs = calloc(ms.cap, sizeof *ptrs);
+    if (!ms.items || !ptrs) {
+        s_send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
+    } else {
+        dm_membership_list(m, s_collect_member, &ms);
+        for (size_t i = 0; i < ms.n; i++)
+            ptrs[i] = &ms.items[i];
+        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__MembersRep rep = DM__MEMBERS_REP__INIT;
+        rep.n_members = ms.n;
+        rep.members = ptrs;
+        env.id = id;
+        env.body_case = DM__ENVELOPE__BODY_MEMBERS_REP;
+        env.members_rep = &rep;
+        s_send(self, rid, &env);
+    }
+    for (size_t i = 0; ms.items && i < ms.n; i++) {
+        free(ms.items[i].domain);
+        free(ms.items[i].address);
+    }
+    free(ms.items);
+    free(ptrs);
+}
+
 /* Returns the envelope's body field number by reading the wire format
  * just far enough, so write requests are forwarded without unpacking
  * their (large) payload here. 0 if the bytes do not look like one. */
@@ -595,6 +664,14 @@ static void s_handle_request(dm_node_t *self, void *router)
     case DM__ENVELOPE__BODY_DESCRIBE_REQ:
         s_handle_describe(self, &rid, env->id, env->describe_req);
         break;
+    case DM__ENVELOPE__BODY_MEMBERS_REQ:
+        s_handle_members(self, &rid, env->id);
+        break;
+    case DM__ENVELOPE__BODY_SWIM:
+        /* One-way: the answer (an ACK) travels on this node's own socket. */
+        dm_gossip_receive(self->gossip, env->swim.data, env->swim.len,
+                          zmq_msg_gets(&payload, "User-Id"), s_mono_ms());
+        break;
     default:
         s_send_error(self, &rid, env->id, DM_ERR_PROTO, "unsupported request");
         break;
@@ -637,8 +714,21 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
     void *router = dm_rpc_server_socket(self->rpc);
     zmq_pollitem_t items[2] = {{router, 0, ZMQ_POLLIN, 0}, {self->outbox_pull, 0, ZMQ_POLLIN, 0}};
     int64_t next_sweep = s_mono_ms() + DM_NODE_READER_CHECK_MS;
-    while (!*stop) {
-        int rc = zmq_poll(items, 2, DM_NODE_TICK_MS);
+    int64_t leave_until = -1; /* set once stopping: keep gossiping the leave */
+    for (;;) {
+        if (*stop && leave_until < 0) {
+            dm_log_info("stopping: announcing that this node leaves");
+            dm_gossip_leave(self->gossip, s_mono_ms());
+            leave_until = s_mono_ms() + DM_GOSSIP_LEAVE_MS;
+        }
+        if (leave_until >= 0 && s_mono_ms() >= leave_until)
+            break;
+        long wait = dm_gossip_wait_ms(self->gossip, s_mono_ms());
+        if (wait > DM_NODE_TICK_MS)
+            wait = DM_NODE_TICK_MS;
+        if (leave_until >= 0 && wait > leave_until - s_mono_ms())
+            wait = (long)(leave_until - s_mono_ms());
+        int rc = zmq_poll(items, 2, wait < 0 ? 0 : wait);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
@@ -659,6 +749,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
             }
         }
         int64_t now = s_mono_ms();
+        dm_gossip_tick(self->gossip, now);
         if (now >= next_sweep) {
             int cleared = dm_store_reader_check(self->store);
             if (cleared > 0)
@@ -704,6 +795,7 @@ void dm_node_destroy(dm_node_t **self_p)
         dm_ingest_stop(self->ingest, self->inbox_push);
         dm_ingest_destroy(&self->ingest);
     }
+    dm_gossip_destroy(&self->gossip);
     dm_rpc_server_destroy(&self->rpc);
     if (self->inbox_push)
         zmq_close(self->inbox_push);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "membership.h"
 
 #define DM_NODE_ADDR_FILE "node.addr"
 #define DM_NODE_DOMAIN_FILE "domain"
@@ -26,6 +27,9 @@ typedef struct {
     const char *advertise; /* endpoint written to node.addr; NULL: the bound one */
     size_t record_limit;   /* 0: DM_RECORD_LIMIT_DEFAULT */
     size_t initial_map_bytes; /* 0: the store's default */
+    const char *const *seeds; /* --join addresses of mesh members (may be NULL) */
+    size_t nseeds;
+    const dm_membership_config_t *membership; /* NULL: defaults */
 } dm_node_opts_t;
 
 typedef struct dm_node dm_node_t;

@@ -1,0 +1,344 @@
+/* gossip.c: SWIM membership over CurveZMQ, and the persisted member list. */
+#include "gossip.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "log.h"
+#include "mesh.pb-c.h"
+#include "rpc.h"
+
+#define DM_GOSSIP_PATH_MAX 4096
+#define DM_GOSSIP_RECONNECT_MAX_MS 2000 /* back-off ceiling towards a dead peer */
+
+typedef struct s_peer {
+    char address[DM_ADDRESS_MAX];
+    void *sock;
+    int64_t last_used_ms;
+    struct s_peer *next;
+} s_peer;
+
+struct dm_gossip {
+    void *ctx;
+    const dm_identity_t *id;
+    dm_membership_t *m;
+    char *dir;
+    uint8_t curve_pub[32];
+    uint8_t *curve_sec; /* sodium_malloc'd, wiped on destroy */
+    s_peer *peers;
+    bool dirty;
+    uint64_t saved_incarnation;
+    int64_t next_save_ms;
+    dm_swim_msg_t in;  /* decode buffer: the struct is large */
+    dm_swim_out_t out; /* drain buffer */
+};
+
+/* ---- the member list on disk ----
+ * A text file, rewritten atomically: "incarnation N" for this node, then
+ * one "member ADDRESS DOMAIN INCARNATION" line per live member. */
+
+static void s_save(dm_gossip_t *self);
+
+static void s_on_event(void *ctx, dm_membership_event ev, const dm_member_t *mb, int64_t now_ms)
+{
+    dm_gossip_t *self = ctx;
+    (void)now_ms;
+    static const char *const names[] = {"joined", "alive again", "suspect", "dead",
+                                        "left",   "updated",     "forgotten"};
+    char hex[2 * DM_ID_PUBLIC_BYTES + 1];
+    sodium_bin2hex(hex, sizeof hex, mb->id, DM_ID_PUBLIC_BYTES);
+    if (ev == DM_MEMBERSHIP_EV_SUSPECT || ev == DM_MEMBERSHIP_EV_DEAD)
+        dm_log_warn("member %.16s (domain %s) %s, incarnation %" PRIu64, hex, mb->domain,
+                    names[ev], mb->incarnation);
+    else
+        dm_log_info("member %.16s (domain %s) %s, incarnation %" PRIu64, hex, mb->domain,
+                    names[ev], mb->incarnation);
+    self->dirty = true;
+}
+
+typedef struct {
+    FILE *f;
+    const uint8_t *self_id;
+} s_save_ctx;
+
+static void s_save_member(void *ctx, const dm_member_t *mb)
+{
+    s_save_ctx *sc = ctx;
+    if (memcmp(mb->id, sc->self_id, DM_ID_PUBLIC_BYTES) == 0)
+        return;
+    if (mb->state != DM_MEMBER_ALIVE && mb->state != DM_MEMBER_SUSPECT)
+        return;
+    fprintf(sc->f, "member %s %s %" PRIu64 "\n", mb->address, mb->domain[0] ? mb->domain : "-",
+            mb->incarnation);
+}
+
+static void s_save(dm_gossip_t *self)
+{
+    char path[DM_GOSSIP_PATH_MAX], tmp[DM_GOSSIP_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", self->dir, DM_GOSSIP_MEMBERS_FILE);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", self->dir, DM_GOSSIP_MEMBERS_FILE);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        dm_log_warn("gossip: cannot write %s: %s", tmp, strerror(errno));
+        return;
+    }
+    uint64_t inc = dm_membership_incarnation(self->m);
+    fprintf(f, "incarnation %" PRIu64 "\n", inc);
+    s_save_ctx sc = {f, dm_identity_public(self->id)};
+    dm_membership_list(self->m, s_save_member, &sc);
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        dm_log_warn("gossip: cannot save the member list to %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return;
+    }
+    self->saved_incarnation = inc;
+    self->dirty = false;
+}
+
+/* Loads the persisted list: sets the incarnation above the saved one and
+ * re-adds the members. A missing file is a first start. */
+static void s_load(dm_gossip_t *self, int64_t now_ms)
+{
+    char path[DM_GOSSIP_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", self->dir, DM_GOSSIP_MEMBERS_FILE);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[DM_ADDRESS_MAX + 200];
+    size_t n = 0;
+    unsigned lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        unsigned long long inc;
+        char addr[DM_ADDRESS_MAX], domain[DM_SWIM_DOMAIN_MAX];
+        if (sscanf(line, "incarnation %llu", &inc) == 1) {
+            dm_membership_set_incarnation(self->m, (uint64_t)inc + 1);
+            continue;
+        }
+        if (sscanf(line, "member %319s %63s %llu", addr, domain, &inc) != 3) {
+            dm_log_warn("gossip: %s:%u is not a member line; skipped", path, lineno);
+            continue;
+        }
+        dm_member_t mb = {.address = addr, .domain = strcmp(domain, "-") ? domain : "",
+                          .state = DM_MEMBER_ALIVE, .incarnation = (uint64_t)inc,
+                          .last_heard_ms = now_ms};
+        char ep[256], why[256];
+        if (dm_address_parse(addr, mb.id, ep, sizeof ep, why, sizeof why) != DM_OK ||
+            dm_membership_add_known(self->m, &mb, now_ms) != DM_OK) {
+            dm_log_warn("gossip: %s:%u: bad member address; skipped", path, lineno);
+            continue;
+        }
+        n++;
+    }
+    fclose(f);
+    dm_membership_trim(self->m);
+    dm_log_info("gossip: %zu known member(s) from %s", n, path);
+}
+
+/* ---- peers ---- */
+
+static void *s_peer_socket(dm_gossip_t *self, const char *address, int64_t now_ms)
+{
+    for (s_peer *p = self->peers; p; p = p->next)
+        if (strcmp(p->address, address) == 0) {
+            p->last_used_ms = now_ms;
+            return p->sock;
+        }
+    uint8_t node_id[DM_ID_PUBLIC_BYTES], server[32];
+    char ep[256], why[256];
+    if (dm_address_parse(address, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
+        dm_curve_public_from_node_id(node_id, server) != DM_OK) {
+        dm_log_warn("gossip: cannot send to '%s': %s", address, why);
+        return NULL;
+    }
+    s_peer *p = calloc(1, sizeof *p);
+    void *s = p ? zmq_socket(self->ctx, ZMQ_DEALER) : NULL;
+    int linger = 0, hwm = DM_GOSSIP_PEER_HWM, rmax = DM_GOSSIP_RECONNECT_MAX_MS;
+    int64_t maxmsg = DM_RPC_MAX_MSG_BYTES;
+    if (!s || zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
+        zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &rmax, sizeof rmax) != 0 ||
+        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server, 32) != 0 ||
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, self->curve_pub, 32) != 0 ||
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, self->curve_sec, 32) != 0 ||
+        zmq_connect(s, ep) != 0) {
+        dm_log_warn("gossip: cannot open a socket to %s: %s", ep, zmq_strerror(errno));
+        if (s)
+            zmq_close(s);
+        free(p);
+        return NULL;
+    }
+    snprintf(p->address, sizeof p->address, "%s", address);
+    p->sock = s;
+    p->last_used_ms = now_ms;
+    p->next = self->peers;
+    self->peers = p;
+    return s;
+}
+
+static void s_close_idle_peers(dm_gossip_t *self, int64_t now_ms)
+{
+    s_peer **pp = &self->peers;
+    while (*pp) {
+        s_peer *p = *pp;
+        if (now_ms - p->last_used_ms > DM_GOSSIP_PEER_IDLE_MS) {
+            *pp = p->next;
+            zmq_close(p->sock);
+            free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+}
+
+static void s_flush(dm_gossip_t *self, int64_t now_ms)
+{
+    while (dm_membership_next_outgoing(self->m, &self->out)) {
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        if (dm_membership_encode(&self->out.msg, &bytes, &len) != DM_OK) {
+            dm_log_err("gossip: cannot encode a membership message");
+            continue;
+        }
+        void *sock = s_peer_socket(self, self->out.to, now_ms);
+        if (sock) {
+            Dm__Envelope env = DM__ENVELOPE__INIT;
+            env.body_case = DM__ENVELOPE__BODY_SWIM;
+            env.swim.data = bytes;
+            env.swim.len = len;
+            zmq_msg_t msg;
+            if (dm_rpc_pack(&env, &msg) == DM_OK &&
+                zmq_msg_send(&msg, sock, ZMQ_DONTWAIT) < 0) {
+                /* A full queue to a peer that does not read: drop, SWIM
+                 * treats it as loss. */
+                zmq_msg_close(&msg);
+            }
+        }
+        free(bytes);
+    }
+}
+
+/* ---- lifecycle and loop hooks ---- */
+
+dm_err dm_gossip_new(void *ctx, const dm_identity_t *id, const dm_gossip_opts_t *opts,
+                     int64_t now_ms, dm_gossip_t **out)
+{
+    *out = NULL;
+    dm_gossip_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return DM_ERR_NOMEM;
+    self->ctx = ctx;
+    self->id = id;
+    self->dir = strdup(opts->dir);
+    self->curve_sec = sodium_malloc(32);
+    dm_err rc = DM_ERR_NOMEM;
+    if (!self->dir || !self->curve_sec)
+        goto fail;
+    if ((rc = dm_identity_curve_keys(id, self->curve_pub, self->curve_sec)) != DM_OK)
+        goto fail;
+    uint64_t seed;
+    randombytes_buf(&seed, sizeof seed);
+    rc = dm_membership_new(dm_identity_public(id), opts->domain, opts->address, opts->config, seed,
+                           &self->m);
+    if (rc != DM_OK)
+        goto fail;
+    dm_membership_on_event(self->m, s_on_event, self);
+    s_load(self, now_ms);
+    for (size_t i = 0; i < opts->nseeds; i++)
+        if (strcmp(opts->seeds[i], opts->address) != 0)
+            dm_membership_join(self->m, opts->seeds[i], now_ms);
+    self->dirty = true;
+    *out = self;
+    return DM_OK;
+fail:
+    dm_gossip_destroy(&self);
+    return rc;
+}
+
+void dm_gossip_destroy(dm_gossip_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dm_gossip_t *self = *self_p;
+    if (self->m && self->dirty)
+        s_save(self);
+    while (self->peers) {
+        s_peer *p = self->peers;
+        self->peers = p->next;
+        zmq_close(p->sock);
+        free(p);
+    }
+    dm_membership_destroy(&self->m);
+    if (self->curve_sec)
+        sodium_free(self->curve_sec);
+    free(self->dir);
+    free(self);
+    *self_p = NULL;
+}
+
+void dm_gossip_receive(dm_gossip_t *self, const uint8_t *data, size_t len, const char *user_id,
+                       int64_t now_ms)
+{
+    dm_err rc = dm_membership_decode(data, len, &self->in);
+    if (rc != DM_OK) {
+        dm_log_warn("gossip: dropped a malformed membership message (%zu bytes): %s", len,
+                    dm_strerror(rc));
+        return;
+    }
+    /* The transport authenticated the sender's CURVE key: it must be the
+     * key of the node the message claims to come from. */
+    uint8_t curve[32];
+    char hex[65];
+    if (!user_id || dm_curve_public_from_node_id(self->in.sender.id, curve) != DM_OK ||
+        (sodium_bin2hex(hex, sizeof hex, curve, sizeof curve), strcmp(hex, user_id) != 0)) {
+        dm_log_warn("gossip: dropped a membership message whose sender does not match its "
+                    "transport key");
+        return;
+    }
+    rc = dm_membership_receive(self->m, self->in.sender.id, &self->in, now_ms);
+    if (rc != DM_OK)
+        dm_log_debug("gossip: membership message refused: %s", dm_strerror(rc));
+    s_flush(self, now_ms);
+}
+
+void dm_gossip_tick(dm_gossip_t *self, int64_t now_ms)
+{
+    dm_membership_tick(self->m, now_ms);
+    s_flush(self, now_ms);
+    if (dm_membership_incarnation(self->m) != self->saved_incarnation)
+        self->dirty = true;
+    if (self->dirty && now_ms >= self->next_save_ms) {
+        s_save(self);
+        self->next_save_ms = now_ms + DM_GOSSIP_SAVE_MS;
+        s_close_idle_peers(self, now_ms);
+    }
+}
+
+long dm_gossip_wait_ms(const dm_gossip_t *self, int64_t now_ms)
+{
+    int64_t next = dm_membership_next_deadline(self->m);
+    if (self->dirty && self->next_save_ms < next)
+        next = self->next_save_ms;
+    if (next <= now_ms)
+        return 0;
+    if (next - now_ms > 1000)
+        return 1000;
+    return (long)(next - now_ms);
+}
+
+void dm_gossip_leave(dm_gossip_t *self, int64_t now_ms)
+{
+    dm_membership_leave(self->m, now_ms);
+    s_flush(self, now_ms);
+}
+
+const dm_membership_t *dm_gossip_membership(const dm_gossip_t *self) { return self->m; }

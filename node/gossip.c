@@ -256,7 +256,9 @@ dm_err dm_gossip_new(void *ctx, const dm_identity_t *id, const dm_gossip_opts_t 
     for (size_t i = 0; i < opts->nseeds; i++)
         if (strcmp(opts->seeds[i], opts->address) != 0)
             dm_membership_join(self->m, opts->seeds[i], now_ms);
-    self->dirty = true;
+    /* Persist the incarnation just chosen (above the saved one) at the
+     * first tick, so a second crash cannot reuse it. */
+    self->saved_incarnation = UINT64_MAX;
     *out = self;
     return DM_OK;
 fail:

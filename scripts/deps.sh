@@ -8,7 +8,7 @@ set -euo pipefail
 DM_PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev
-  liblmdb-dev libyaml-dev libcjson-dev libcriterion-dev
+  liblmdb-dev libyaml-dev libcjson-dev libcriterion-dev libsqlite3-dev
 )
 
 dm_missing_packages() {

@@ -573,6 +573,12 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
             m->probe_nacks++;
         break;
     case DM_SWIM_JOIN: {
+        /* A member list costs N entries: a few at a time; joiners retry. */
+        size_t jobs = 0;
+        for (size_t i = m->out_head; i < m->nout; i++)
+            jobs += m->out[i].type == DM_SWIM_SYNC;
+        if (jobs >= DM_MEMBERSHIP_MAX_SYNC_JOBS)
+            break;
         dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_SYNC, msg->seq, snd->id);
         if (!o)
             break;

@@ -218,8 +218,8 @@ void dm_membership_leave(dm_membership_t *m, int64_t now_ms);
 /* Takes the next message to send into *out. False when there is none. */
 bool dm_membership_next_outgoing(dm_membership_t *m, dm_swim_out_t *out);
 
-/* When dm_membership_tick must be called next (absolute ms); INT64_MAX if
- * nothing is scheduled. */
+/* When dm_membership_tick must be called next (absolute ms); 0 if tick was
+ * never called or messages are waiting to be taken. */
 int64_t dm_membership_next_deadline(const dm_membership_t *m);
 
 /* Members other than self, in any state (dead and left are kept for

@@ -19,6 +19,7 @@
 #define DM_MEMBERSHIP_MAX_BCAST 8192  /* pending updates; the most sent are dropped */
 #define DM_MEMBERSHIP_MAX_SEEDS 8
 #define DM_MEMBERSHIP_SYNC_MAX_BYTES 16384 /* updates per SYNC message, encoded */
+#define DM_MEMBERSHIP_MAX_SYNC_JOBS 4      /* member lists queued for joiners */
 
 /* One member other than self: 56 bytes, since a 10,000-node simulation
  * holds 10^8 of them. Strings live in the arena at str: address (or only

@@ -24,7 +24,7 @@
 
 #define SIM_STEP_MS 2
 #define SIM_MAX_LATENCY_STEPS 4 /* latency 2..8 ms */
-#define SIM_WHEEL 8             /* > SIM_MAX_LATENCY_STEPS */
+#define SIM_SLOW_NODE 1 /* the node --slow-ms starves of CPU */
 #define SIM_WARMUP_ROUNDS 20
 #define SIM_DEFAULT_ROUNDS 50
 #define SIM_FACT_MAX_ROUNDS 600
@@ -62,7 +62,9 @@ typedef struct {
     int64_t *deadline;
     bool *down;
     sim_idx_t *by_id; /* sorted by id */
-    sim_bucket_t wheel[SIM_WHEEL];
+    sim_bucket_t *wheel;
+    size_t nwheel;  /* buckets: more than the longest delay in steps */
+    int64_t slow_ms; /* SIM_SLOW_NODE runs only every slow_ms (0: never slow) */
     int64_t now;
     dm_swim_out_t out;
     dm_swim_msg_t in;
@@ -70,7 +72,8 @@ typedef struct {
     /* counters */
     bool counting;
     uint64_t msgs, bytes;
-    uint64_t false_suspects, false_deaths;
+    uint64_t false_suspects, false_deaths, slow_suspects;
+    unsigned slow_lhm_max;
     /* the fact being watched: subject, kind of event, when each node saw it */
     int watch_subject;
     dm_membership_event watch_ev;
@@ -139,6 +142,8 @@ static void s_on_event(void *ctx, dm_membership_event ev, const dm_member_t *mem
         return;
     if (subj != s->dead_subject && ev == DM_MEMBERSHIP_EV_SUSPECT)
         s->false_suspects++;
+    if (subj == SIM_SLOW_NODE && ev == DM_MEMBERSHIP_EV_SUSPECT)
+        s->slow_suspects++;
     if (subj != s->dead_subject && ev == DM_MEMBERSHIP_EV_DEAD)
         s->false_deaths++;
     if (subj == s->dead_subject && ev == DM_MEMBERSHIP_EV_SUSPECT && s->first_suspect < 0)
@@ -170,7 +175,12 @@ static void s_send_all(sim_t *s, uint32_t from)
             continue;
         }
         int64_t step = s->now / SIM_STEP_MS + 1 + (int64_t)(s_rand(s) % SIM_MAX_LATENCY_STEPS);
-        sim_bucket_t *b = &s->wheel[step % SIM_WHEEL];
+        if (s->slow_ms && to == SIM_SLOW_NODE) {
+            /* it reads its socket only when it next gets the CPU */
+            int64_t slot = s->slow_ms / SIM_STEP_MS;
+            step = (step + slot - 1) / slot * slot;
+        }
+        sim_bucket_t *b = &s->wheel[step % (int64_t)s->nwheel];
         if (b->n == b->cap) {
             b->cap = b->cap ? b->cap * 2 : 1024;
             b->v = realloc(b->v, b->cap * sizeof *b->v);
@@ -188,7 +198,7 @@ static void s_send_all(sim_t *s, uint32_t from)
 static void s_step(sim_t *s)
 {
     s->now += SIM_STEP_MS;
-    sim_bucket_t *b = &s->wheel[(s->now / SIM_STEP_MS) % SIM_WHEEL];
+    sim_bucket_t *b = &s->wheel[(s->now / SIM_STEP_MS) % (int64_t)s->nwheel];
     /* deliveries may queue into other buckets only (latency >= 1 step) */
     for (size_t i = 0; i < b->n; i++) {
         sim_msg_t *mg = &b->v[i];
@@ -200,11 +210,14 @@ static void s_step(sim_t *s)
         free(mg->data);
     }
     b->n = 0;
+    bool slow_runs = s->slow_ms == 0 || s->now % s->slow_ms == 0;
     for (uint32_t i = 0; i < s->n; i++)
-        if (!s->down[i] && s->deadline[i] <= s->now) {
+        if (!s->down[i] && s->deadline[i] <= s->now && (i != SIM_SLOW_NODE || slow_runs)) {
             dm_membership_tick(s->m[i], s->now);
             s_send_all(s, i);
         }
+    if (s->slow_ms && dm_membership_lhm(s->m[SIM_SLOW_NODE]) > s->slow_lhm_max)
+        s->slow_lhm_max = dm_membership_lhm(s->m[SIM_SLOW_NODE]);
 }
 
 static void s_run_rounds(sim_t *s, double rounds)
@@ -261,10 +274,12 @@ static void s_report_fact(sim_t *s, const char *what, int64_t t0, size_t observe
 static void s_usage(FILE *f)
 {
     fprintf(f, "usage: meshsim --nodes N --loss PCT [--rounds R] [--seed S] [--fanout F] "
-               "[--interval-ms MS]\n"
+               "[--interval-ms MS] [--slow-ms D]\n"
                "  N membership machines on virtual time; PCT%% of messages lost; R rounds of\n"
                "  steady state measured (default %d); gossip interval MS (default %d), probe\n"
-               "  interval 2 x MS, probe timeout MS; F members per gossip round (default %d).\n",
+               "  interval 2 x MS, probe timeout MS; F members per gossip round (default %d).\n"
+               "  --slow-ms D: node 1 gets the CPU only every D ms (reads its messages and\n"
+               "  runs its timers then), as a node whose CPU is saturated.\n",
             SIM_DEFAULT_ROUNDS, DM_MEMBERSHIP_GOSSIP_INTERVAL_MS, DM_MEMBERSHIP_GOSSIP_FANOUT);
 }
 
@@ -310,7 +325,7 @@ int main(int argc, char **argv)
         const char *val = argv[++i];
         bool ok = true;
         if (strcmp(a, "--nodes") == 0)
-            ok = s_num(val, 3, 100000, &nodes);
+            ok = s_num(val, 4, 100000, &nodes);
         else if (strcmp(a, "--loss") == 0)
             ok = s_num(val, 0, 90, &loss);
         else if (strcmp(a, "--rounds") == 0 && (ok = s_num(val, 1, 100000, &v)))
@@ -321,15 +336,18 @@ int main(int argc, char **argv)
             s->fanout = (unsigned)v;
         else if (strcmp(a, "--interval-ms") == 0 && (ok = s_num(val, 10, 60000, &v)))
             s->interval = (int64_t)v;
+        else if (strcmp(a, "--slow-ms") == 0 && (ok = s_num(val, 0, 60000, &v)))
+            s->slow_ms = (int64_t)v / SIM_STEP_MS * SIM_STEP_MS;
         else if (strcmp(a, "--nodes") && strcmp(a, "--loss") && strcmp(a, "--rounds") &&
-                 strcmp(a, "--seed") && strcmp(a, "--fanout") && strcmp(a, "--interval-ms")) {
+                 strcmp(a, "--seed") && strcmp(a, "--fanout") && strcmp(a, "--interval-ms") &&
+                 strcmp(a, "--slow-ms")) {
             fprintf(stderr, "meshsim: unknown option %s (see meshsim --help)\n", a);
             return SIM_EXIT_USAGE;
         }
         if (!ok) {
             fprintf(stderr,
-                    "meshsim: %s %s: expected a number (nodes 3-100000, loss 0-90, fanout "
-                    "1-16, interval-ms 10-60000)\n",
+                    "meshsim: %s %s: expected a number (nodes 4-100000, loss 0-90, fanout "
+                    "1-16, interval-ms 10-60000, slow-ms 0-60000)\n",
                     a, val);
             return SIM_EXIT_USAGE;
         }
@@ -339,6 +357,10 @@ int main(int argc, char **argv)
         return SIM_EXIT_USAGE;
     }
     s->n = (size_t)nodes;
+    s->nwheel = (size_t)(SIM_MAX_LATENCY_STEPS + 2 + 2 * s->slow_ms / SIM_STEP_MS);
+    s->wheel = calloc(s->nwheel, sizeof *s->wheel);
+    if (!s->wheel)
+        return SIM_EXIT_FAIL;
     s->loss = loss / 100.0;
     s->rng = s->seed ^ 0x5eed5eed5eed5eedULL;
     s->dead_subject = -1;
@@ -408,8 +430,8 @@ int main(int argc, char **argv)
     double w1 = s_wall();
 
     printf("meshsim: %zu nodes, loss %g%%, gossip interval %" PRId64 " ms, probe interval "
-           "%" PRId64 " ms, fanout %u, seed %" PRIu64 "\n",
-           n, loss, s->interval, cfg.probe_interval_ms, s->fanout, s->seed);
+           "%" PRId64 " ms, fanout %u, seed %" PRIu64 ", slow node every %" PRId64 " ms\n",
+           n, loss, s->interval, cfg.probe_interval_ms, s->fanout, s->seed, s->slow_ms);
     s_run_rounds(s, SIM_WARMUP_ROUNDS);
 
     s->counting = true;
@@ -432,7 +454,7 @@ int main(int argc, char **argv)
     s_run_rounds(s, 10);
 
     /* fact 2: a node dies (a random one, not the seed nor the joiner) */
-    int victim = 1 + (int)(s_rand(s) % (n - 2));
+    int victim = 2 + (int)(s_rand(s) % (n - 3));
     s->dead_subject = victim;
     s_watch(s, victim, DM_MEMBERSHIP_EV_DEAD);
     s->down[victim] = true;
@@ -451,18 +473,23 @@ int main(int argc, char **argv)
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("false  suspicions %" PRIu64 ", false deaths %" PRIu64 "\n", s->false_suspects,
-           s->false_deaths);
+    printf("false  suspicions %" PRIu64 ", false deaths %" PRIu64 " (suspicion events summed "
+           "over all observers)\n",
+           s->false_suspects, s->false_deaths);
+    if (s->slow_ms)
+        printf("slow   node: suspected in %" PRIu64 " events, its LHM peaked at %u\n",
+               s->slow_suspects, s->slow_lhm_max);
     printf("cost   setup %.1f s, simulation %.1f s, max RSS %.0f MB, %.1f s simulated\n", w1 - w0,
            s_wall() - w1, (double)ru.ru_maxrss / 1024.0, (double)s->now / 1000.0);
 
     for (size_t i = 0; i < n; i++)
         dm_membership_destroy(&s->m[i]);
-    for (size_t w = 0; w < SIM_WHEEL; w++) {
+    for (size_t w = 0; w < s->nwheel; w++) {
         for (size_t i = 0; i < s->wheel[w].n; i++)
             free(s->wheel[w].v[i].data);
         free(s->wheel[w].v);
     }
+    free(s->wheel);
     free(s->m);
     free(s->id);
     free(s->deadline);

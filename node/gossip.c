@@ -37,6 +37,7 @@ struct dm_gossip {
     int64_t next_save_ms;
     dm_swim_msg_t in;  /* decode buffer: the struct is large */
     dm_swim_out_t out; /* drain buffer */
+    uint64_t bytes_sent, msgs_sent;
 };
 
 /* ---- the member list on disk ----
@@ -216,11 +217,16 @@ static void s_flush(dm_gossip_t *self, int64_t now_ms)
             env.swim.data = bytes;
             env.swim.len = len;
             zmq_msg_t msg;
-            if (dm_rpc_pack(&env, &msg) == DM_OK &&
-                zmq_msg_send(&msg, sock, ZMQ_DONTWAIT) < 0) {
-                /* A full queue to a peer that does not read: drop, SWIM
-                 * treats it as loss. */
-                zmq_msg_close(&msg);
+            if (dm_rpc_pack(&env, &msg) == DM_OK) {
+                size_t wire = zmq_msg_size(&msg);
+                if (zmq_msg_send(&msg, sock, ZMQ_DONTWAIT) < 0) {
+                    /* A full queue to a peer that does not read: drop, SWIM
+                     * treats it as loss. */
+                    zmq_msg_close(&msg);
+                } else {
+                    self->bytes_sent += wire;
+                    self->msgs_sent++;
+                }
             }
         }
         free(bytes);
@@ -341,6 +347,12 @@ void dm_gossip_leave(dm_gossip_t *self, int64_t now_ms)
 {
     dm_membership_leave(self->m, now_ms);
     s_flush(self, now_ms);
+}
+
+void dm_gossip_stats(const dm_gossip_t *self, uint64_t *bytes_sent, uint64_t *msgs_sent)
+{
+    *bytes_sent = self->bytes_sent;
+    *msgs_sent = self->msgs_sent;
 }
 
 const dm_membership_t *dm_gossip_membership(const dm_gossip_t *self) { return self->m; }

@@ -57,6 +57,9 @@ long dm_gossip_wait_ms(const dm_gossip_t *self, int64_t now_ms);
  * DM_GOSSIP_LEAVE_MS so the news spreads. */
 void dm_gossip_leave(dm_gossip_t *self, int64_t now_ms);
 
+/* Bytes and messages this node has sent to peers since it started. */
+void dm_gossip_stats(const dm_gossip_t *self, uint64_t *bytes_sent, uint64_t *msgs_sent);
+
 /* The membership machine, for listing members. Borrowed. */
 const dm_membership_t *dm_gossip_membership(const dm_gossip_t *self);
 

@@ -570,6 +570,8 @@ static void s_handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
         Dm__MembersRep rep = DM__MEMBERS_REP__INIT;
         rep.n_members = ms.n;
         rep.members = ptrs;
+        dm_gossip_stats(self->gossip, &rep.gossip_bytes_sent, &rep.gossip_msgs_sent);
+        rep.uptime_ms = (uint64_t)(s_mono_ms() - self->started_ms);
         env.id = id;
         env.body_case = DM__ENVELOPE__BODY_MEMBERS_REP;
         env.members_rep = &rep;

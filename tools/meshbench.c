@@ -450,6 +450,7 @@ typedef struct {
 static const mb_command_t s_commands[] = {
     {"gen", "write deterministic NDJSON test records (gen orders N ...)", s_cmd_gen},
     {"lookup", "point-lookup latency by primary key through the client library", mb_cmd_lookup},
+    {"gossip", "a mesh of N real meshd processes: convergence, traffic, failure detection", mb_cmd_gossip},
 };
 
 static void s_usage(FILE *f)

@@ -274,10 +274,11 @@ static void s_report_fact(sim_t *s, const char *what, int64_t t0, size_t observe
 static void s_usage(FILE *f)
 {
     fprintf(f, "usage: meshsim --nodes N --loss PCT [--rounds R] [--seed S] [--fanout F] "
-               "[--interval-ms MS] [--slow-ms D]\n"
+               "[--interval-ms MS] [--probe-ms P] [--slow-ms D]\n"
                "  N membership machines on virtual time; PCT%% of messages lost; R rounds of\n"
                "  steady state measured (default %d); gossip interval MS (default %d), probe\n"
-               "  interval 2 x MS, probe timeout MS; F members per gossip round (default %d).\n"
+               "  interval P (default 2 x MS), probe timeout P/2; F members per gossip round\n"
+               "  (default %d).\n"
                "  --slow-ms D: node 1 gets the CPU only every D ms (reads its messages and\n"
                "  runs its timers then), as a node whose CPU is saturated.\n",
             SIM_DEFAULT_ROUNDS, DM_MEMBERSHIP_GOSSIP_INTERVAL_MS, DM_MEMBERSHIP_GOSSIP_FANOUT);
@@ -311,6 +312,7 @@ int main(int argc, char **argv)
     s->seed = 1;
     s->rounds = SIM_DEFAULT_ROUNDS;
     double nodes = 0, loss = -1;
+    int64_t probe_ms = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         double v;
@@ -336,18 +338,20 @@ int main(int argc, char **argv)
             s->fanout = (unsigned)v;
         else if (strcmp(a, "--interval-ms") == 0 && (ok = s_num(val, 10, 60000, &v)))
             s->interval = (int64_t)v;
+        else if (strcmp(a, "--probe-ms") == 0 && (ok = s_num(val, 20, 600000, &v)))
+            probe_ms = (int64_t)v;
         else if (strcmp(a, "--slow-ms") == 0 && (ok = s_num(val, 0, 60000, &v)))
             s->slow_ms = (int64_t)v / SIM_STEP_MS * SIM_STEP_MS;
         else if (strcmp(a, "--nodes") && strcmp(a, "--loss") && strcmp(a, "--rounds") &&
                  strcmp(a, "--seed") && strcmp(a, "--fanout") && strcmp(a, "--interval-ms") &&
-                 strcmp(a, "--slow-ms")) {
+                 strcmp(a, "--slow-ms") && strcmp(a, "--probe-ms")) {
             fprintf(stderr, "meshsim: unknown option %s (see meshsim --help)\n", a);
             return SIM_EXIT_USAGE;
         }
         if (!ok) {
             fprintf(stderr,
                     "meshsim: %s %s: expected a number (nodes 4-100000, loss 0-90, fanout "
-                    "1-16, interval-ms 10-60000, slow-ms 0-60000)\n",
+                    "1-16, interval-ms 10-60000, probe-ms 20-600000, slow-ms 0-60000)\n",
                     a, val);
             return SIM_EXIT_USAGE;
         }
@@ -370,8 +374,8 @@ int main(int argc, char **argv)
     dm_membership_config_t cfg;
     dm_membership_config_default(&cfg);
     cfg.gossip_interval_ms = s->interval;
-    cfg.probe_interval_ms = 2 * s->interval;
-    cfg.probe_timeout_ms = s->interval;
+    cfg.probe_interval_ms = probe_ms ? probe_ms : 2 * s->interval;
+    cfg.probe_timeout_ms = cfg.probe_interval_ms / 2;
     cfg.gossip_fanout = s->fanout;
 
     double w0 = s_wall();

@@ -219,7 +219,8 @@ static dm_err s_init_dbs(MDB_txn *txn, void *ctx)
         MDB_dbi *dbi;
     } dbs[] = {{"products", &self->products}, {"rows", &self->rows}, {"pk", &self->pk},
                {"pk_recent", &self->pk_recent},
-               {"quarantine", &self->quarantine}, {"meta", &self->meta}};
+               {"quarantine", &self->quarantine}, {"meta", &self->meta},
+               {"catalog", &self->catalog}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
         if (rc != MDB_SUCCESS)

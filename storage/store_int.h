@@ -25,6 +25,7 @@
 struct dm_store {
     MDB_env *env;
     MDB_dbi products, rows, pk, pk_recent, quarantine, meta;
+    MDB_dbi catalog;        /* storage/catalog_db.h */
     pthread_rwlock_t lock;  /* txns shared, map resize exclusive */
     size_t max_map_bytes;
     size_t pk_recent_max;   /* see dm_store_opts_t */

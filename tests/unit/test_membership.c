@@ -666,3 +666,69 @@ Test(membership, receive_refuses_a_sender_that_is_not_the_authenticated_peer)
     free(msg);
     s_free(net);
 }
+
+Test(membership, ping_to_a_suspect_carries_the_suspicion)
+{
+    net_t *net = s_net(3, NULL, 12);
+    s_full_mesh(net);
+    dm_membership_t *m = net->m[0];
+    /* node 1 says node 2 is suspect */
+    dm_swim_msg_t *msg = calloc(1, sizeof *msg);
+    msg->type = DM_SWIM_GOSSIP;
+    memcpy(msg->sender.id, net->id[1], DM_ID_PUBLIC_BYTES);
+    strcpy(msg->sender.address, net->addr[1]);
+    msg->n_updates = 1;
+    memcpy(msg->updates[0].id, net->id[2], DM_ID_PUBLIC_BYTES);
+    strcpy(msg->updates[0].address, net->addr[2]);
+    msg->updates[0].state = DM_MEMBER_SUSPECT;
+    cr_assert_eq(dm_membership_receive(m, NULL, msg, net->now), DM_OK);
+    /* drain the gossip, then watch node 0's pings to node 2 */
+    bool seen_ping = false;
+    for (int t = 0; t < 400 && !seen_ping; t++) {
+        net->now += STEP_MS;
+        dm_membership_tick(m, net->now);
+        while (dm_membership_next_outgoing(m, &net->out)) {
+            const dm_swim_msg_t *o = &net->out.msg;
+            if (o->type != DM_SWIM_PING ||
+                memcmp(o->target_id, net->id[2], DM_ID_PUBLIC_BYTES) != 0)
+                continue;
+            seen_ping = true;
+            cr_assert_geq(o->n_updates, 1);
+            cr_assert_eq(memcmp(o->updates[0].id, net->id[2], DM_ID_PUBLIC_BYTES), 0);
+            cr_assert_eq(o->updates[0].state, DM_MEMBER_SUSPECT);
+        }
+    }
+    cr_assert(seen_ping, "node 0 never pinged the suspect in 4 s");
+    free(msg);
+    s_free(net);
+}
+
+Test(membership, one_failed_probe_is_only_a_doubt_two_make_a_suspicion)
+{
+    dm_membership_config_t cfg;
+    dm_membership_config_default(&cfg);
+    net_t *net = s_net(2, &cfg, 13);
+    s_full_mesh(net);
+    s_run(net, 1000);
+    net->link_down[0][1] = net->link_down[1][0] = true;
+    /* node 0 probes node 1 every interval (it is its only member) */
+    int64_t start = net->now;
+    while (net->events[0][DM_MEMBERSHIP_EV_SUSPECT][1] == 0 && net->now - start < 5000)
+        s_run(net, STEP_MS);
+    int64_t took = net->now - start;
+    cr_assert_eq(net->events[0][DM_MEMBERSHIP_EV_SUSPECT][1], 1);
+    /* at least two whole probe intervals (the second one stretched by LHM) */
+    cr_assert_geq(took, 2 * cfg.probe_interval_ms, "suspected after %lld ms", (long long)took);
+
+    cfg.reprobe_before_suspect = false; /* the control: SWIM's single probe */
+    net_t *b = s_net(2, &cfg, 13);
+    s_full_mesh(b);
+    s_run(b, 1000);
+    b->link_down[0][1] = b->link_down[1][0] = true;
+    start = b->now;
+    while (b->events[0][DM_MEMBERSHIP_EV_SUSPECT][1] == 0 && b->now - start < 5000)
+        s_run(b, STEP_MS);
+    cr_assert_lt(b->now - start, took);
+    s_free(net);
+    s_free(b);
+}

@@ -121,17 +121,6 @@ unsigned dm_membership_retransmit_limit(const dm_membership_t *m)
     return m->cfg.retransmit_mult * digits;
 }
 
-static void s_member_view(const dm_membership_t *m, uint32_t idx, char *addr, dm_member_t *v)
-{
-    const dm_mb_member_t *e = &m->mem[idx];
-    dm_mb_address(m, idx, addr);
-    memcpy(v->id, e->id, DM_ID_PUBLIC_BYTES);
-    v->address = addr;
-    v->domain = dm_mb_domain(m, idx);
-    v->state = (dm_member_state)e->state;
-    v->incarnation = e->inc;
-    v->last_heard_ms = e->last_heard;
-}
 
 static void s_emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int64_t now)
 {
@@ -139,7 +128,7 @@ static void s_emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int
         return;
     char addr[DM_ADDRESS_MAX];
     dm_member_t v;
-    s_member_view(m, idx, addr, &v);
+    dm_mb_member_view(m, idx, addr, &v);
     m->on_event(m->on_event_ctx, ev, &v, now);
 }
 
@@ -183,15 +172,6 @@ static void s_set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, in
         m->aux[a].since = now;
 }
 
-static int64_t s_suspicion_deadline(const dm_mb_aux_t *x)
-{
-    if (x->k == 0 || x->confirmations == 0)
-        return x->since + (x->k == 0 ? x->min_ms : x->max_ms);
-    /* Lifeguard: from max down to min as log(C+1)/log(K+1). */
-    double frac = log((double)x->confirmations + 1.0) / log((double)x->k + 1.0);
-    int64_t t = x->max_ms - (int64_t)((double)(x->max_ms - x->min_ms) * frac);
-    return x->since + (t < x->min_ms ? x->min_ms : t);
-}
 
 /* Starts the suspicion of member idx (accuser may be NULL: unknown). */
 static void s_start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *accuser,
@@ -644,7 +624,7 @@ void dm_membership_tick(dm_membership_t *m, int64_t now)
             continue;
         uint32_t idx = dm_mb_find(m, m->aux[a].id);
         if (idx == DM_MEMBERSHIP_NONE || m->mem[idx].state != DM_MEMBER_SUSPECT ||
-            s_suspicion_deadline(&m->aux[a]) > now)
+            dm_mb_suspicion_deadline(&m->aux[a]) > now)
             continue;
         dm_swim_update_t u;
         memset(&u, 0, sizeof u);
@@ -733,87 +713,8 @@ int64_t dm_membership_next_deadline(const dm_membership_t *m)
             continue;
         uint32_t idx = dm_mb_find(m, m->aux[a].id);
         if (idx != DM_MEMBERSHIP_NONE && m->mem[idx].state == DM_MEMBER_SUSPECT)
-            S_MIN(s_suspicion_deadline(&m->aux[a]));
+            S_MIN(dm_mb_suspicion_deadline(&m->aux[a]));
     }
 #undef S_MIN
     return d;
-}
-
-size_t dm_membership_count(const dm_membership_t *m) { return m->n; }
-
-size_t dm_membership_count_live(const dm_membership_t *m) { return m->n_live; }
-
-void dm_membership_list(const dm_membership_t *m, dm_membership_each_fn fn, void *ctx)
-{
-    dm_member_t v;
-    memcpy(v.id, m->self_id, DM_ID_PUBLIC_BYTES);
-    v.address = m->self_address;
-    v.domain = m->self_domain;
-    v.state = m->leaving ? DM_MEMBER_LEFT : DM_MEMBER_ALIVE;
-    v.incarnation = m->self_inc;
-    v.last_heard_ms = 0;
-    fn(ctx, &v);
-    char addr[DM_ADDRESS_MAX];
-    for (size_t i = 0; i < m->n; i++) {
-        s_member_view(m, (uint32_t)i, addr, &v);
-        fn(ctx, &v);
-    }
-}
-
-dm_member_state dm_membership_state_of(const dm_membership_t *m,
-                                       const uint8_t id[DM_ID_PUBLIC_BYTES])
-{
-    if (memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
-        return m->leaving ? DM_MEMBER_LEFT : DM_MEMBER_ALIVE;
-    uint32_t idx = dm_mb_find(m, id);
-    return idx == DM_MEMBERSHIP_NONE ? DM_MEMBER_UNKNOWN : (dm_member_state)m->mem[idx].state;
-}
-
-uint64_t dm_membership_incarnation_of(const dm_membership_t *m,
-                                      const uint8_t id[DM_ID_PUBLIC_BYTES])
-{
-    if (memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
-        return m->self_inc;
-    uint32_t idx = dm_mb_find(m, id);
-    return idx == DM_MEMBERSHIP_NONE ? 0 : m->mem[idx].inc;
-}
-
-uint64_t dm_membership_incarnation(const dm_membership_t *m) { return m->self_inc; }
-
-unsigned dm_membership_lhm(const dm_membership_t *m) { return m->lhm; }
-
-int64_t dm_membership_probe_interval(const dm_membership_t *m)
-{
-    return s_scaled(m, m->cfg.probe_interval_ms);
-}
-
-int64_t dm_membership_probe_timeout(const dm_membership_t *m)
-{
-    return s_scaled(m, m->cfg.probe_timeout_ms);
-}
-
-int64_t dm_membership_suspicion_deadline(const dm_membership_t *m,
-                                         const uint8_t id[DM_ID_PUBLIC_BYTES])
-{
-    uint32_t idx = dm_mb_find(m, id);
-    if (idx == DM_MEMBERSHIP_NONE || m->mem[idx].state != DM_MEMBER_SUSPECT ||
-        m->mem[idx].aux == DM_MB_NO_AUX)
-        return -1;
-    return s_suspicion_deadline(&m->aux[m->mem[idx].aux]);
-}
-
-const char *dm_member_state_name(dm_member_state s)
-{
-    switch (s) {
-    case DM_MEMBER_ALIVE:
-        return "alive";
-    case DM_MEMBER_SUSPECT:
-        return "suspect";
-    case DM_MEMBER_DEAD:
-        return "dead";
-    case DM_MEMBER_LEFT:
-        return "left";
-    default:
-        return "unknown";
-    }
 }

@@ -1,6 +1,7 @@
 /* membership_priv.h: the layout of dm_membership_t, shared by
  * membership.c (the protocol), membership_out.c (the outgoing queue and
- * piggyback), membership_table.c (member storage) and
+ * piggyback), membership_view.c (observation), membership_table.c (member
+ * storage) and
  * membership_wire.c (the size rule both the piggyback budget and the
  * encoder follow). Not a public header. */
 #ifndef DM_MEMBERSHIP_PRIV_H
@@ -153,6 +154,12 @@ void dm_mb_bcast(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES], const
 /* The update describing id now (self included); false if id is unknown. */
 bool dm_mb_make_update(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
                        const uint8_t *from, dm_swim_update_t *u);
+
+/* membership_view.c */
+/* Fills v for member idx; addr (DM_ADDRESS_MAX bytes) holds the address. */
+void dm_mb_member_view(const dm_membership_t *m, uint32_t idx, char *addr, dm_member_t *v);
+/* Lifeguard: from max down to min as log(C+1)/log(K+1). */
+int64_t dm_mb_suspicion_deadline(const dm_mb_aux_t *x);
 
 /* membership_table.c */
 uint64_t dm_mb_rand(dm_membership_t *m);

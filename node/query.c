@@ -1,0 +1,429 @@
+/* query.c: the SQL engine's lifecycle: engine, opening a query (connection,
+ * domains, product tables, sandbox, prepare), fetching batches in the
+ * row-batch encoding of proto/mesh.proto, closing.
+ *
+ * A query owns everything it uses: an in-memory SQLite connection made for
+ * it, the LMDB read transaction, the registry references of the products
+ * it names. Opening a fresh connection costs tens of microseconds, far
+ * less than any query over records, and keeps queries independent: no
+ * state, attached schema or limit leaks from one to the next, and the
+ * engine stays usable after every refusal. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "query_priv.h"
+
+#define S_NS_PER_MS INT64_C(1000000)
+#define S_VARINT_MAX 10 /* bytes of a 64-bit varint */
+
+struct dm_query_engine {
+    dm_store_t *store;
+    dm_registry_t *registry;
+    dm_query_limits_t limits;
+};
+
+struct dm_query {
+    dm_query_engine_t *e;
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    dm_qctx_t ctx;
+    int ncols;
+    char **names, **decltypes;
+    bool done;
+};
+
+dm_err dm_query_engine_new(dm_store_t *store, dm_registry_t *registry,
+                           const dm_query_limits_t *limits, dm_query_engine_t **out)
+{
+    *out = NULL;
+    dm_query_limits_t l = limits ? *limits : (dm_query_limits_t){0};
+    if (l.timeout_ms < 0 || l.heap_limit_bytes < 0)
+        return DM_ERR_INVALID;
+    if (l.timeout_ms == 0)
+        l.timeout_ms = DM_QUERY_DEFAULT_TIMEOUT_MS;
+    if (l.max_sql_bytes == 0)
+        l.max_sql_bytes = DM_QUERY_DEFAULT_MAX_SQL;
+    if (l.heap_limit_bytes == 0)
+        l.heap_limit_bytes = DM_QUERY_DEFAULT_HEAP_LIMIT;
+    if (!sqlite3_threadsafe()) {
+        dm_log_err("query: this SQLite library is built without thread safety");
+        return DM_ERR_INVALID;
+    }
+    if (sqlite3_initialize() != SQLITE_OK)
+        return DM_ERR_NOMEM;
+    dm_query_engine_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return DM_ERR_NOMEM;
+    self->store = store;
+    self->registry = registry;
+    self->limits = l;
+    sqlite3_hard_heap_limit64(l.heap_limit_bytes);
+    *out = self;
+    return DM_OK;
+}
+
+void dm_query_engine_destroy(dm_query_engine_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* Releases the statement, connection, transaction and product references:
+ * everything but the column names. Safe to call twice. */
+static void s_release(dm_query_t *q)
+{
+    sqlite3_finalize(q->stmt);
+    q->stmt = NULL;
+    sqlite3_close(q->db); /* disconnects the virtual tables first */
+    q->db = NULL;
+    dm_query__printf_free(&q->ctx);
+    dm_store_reader_close(&q->ctx.reader);
+    dm_query__tables_free(q->e->registry, q->ctx.tables, q->ctx.ntables);
+    q->ctx.tables = NULL;
+    q->ctx.ntables = 0;
+    q->done = true;
+}
+
+void dm_query_close(dm_query_t **q_p)
+{
+    if (!q_p || !*q_p)
+        return;
+    dm_query_t *q = *q_p;
+    s_release(q);
+    for (int i = 0; i < q->ncols; i++) {
+        free(q->names ? q->names[i] : NULL);
+        free(q->decltypes ? q->decltypes[i] : NULL);
+    }
+    free(q->names);
+    free(q->decltypes);
+    free(q);
+    *q_p = NULL;
+}
+
+/* Runs one setup statement; its failure is ours, not the user's. */
+static dm_err s_exec(sqlite3 *db, const char *sql, dm_buf_t *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return DM_OK;
+    dm_buf_printf(err, "preparing the product tables failed: %s", msg ? msg : "?");
+    sqlite3_free(msg);
+    return DM_ERR_INVALID;
+}
+
+/* Attaches a schema per domain and creates the product tables in them. */
+static dm_err s_create_tables(dm_query_t *q, dm_buf_t *err)
+{
+    dm_buf_t sql = DM_BUF_INIT;
+    dm_err e = DM_OK;
+    for (size_t i = 0; i < q->ctx.ntables && !e; i++) {
+        const dm_qtable_t *t = &q->ctx.tables[i];
+        bool attached = false;
+        for (size_t j = 0; j < i && !attached; j++)
+            attached = strcmp(q->ctx.tables[j].domain, t->domain) == 0;
+        dm_buf_reset(&sql);
+        if (!attached) {
+            dm_buf_puts(&sql, "ATTACH ':memory:' AS ");
+            dm_query__quote_ident(&sql, t->domain);
+            dm_buf_puts(&sql, "; ");
+        }
+        dm_buf_puts(&sql, "CREATE VIRTUAL TABLE ");
+        dm_query__quote_ident(&sql, t->domain);
+        dm_buf_putc(&sql, '.');
+        dm_query__quote_ident(&sql, t->name);
+        dm_buf_puts(&sql, " USING " DM_QUERY_MODULE);
+        e = s_exec(q->db, sql.data, err);
+    }
+    dm_buf_free(&sql);
+    return e;
+}
+
+/* Copies the result columns' names and declared types. */
+static dm_err s_columns(dm_query_t *q)
+{
+    q->ncols = sqlite3_column_count(q->stmt);
+    q->names = calloc((size_t)q->ncols + 1, sizeof *q->names);
+    q->decltypes = calloc((size_t)q->ncols + 1, sizeof *q->decltypes);
+    if (!q->names || !q->decltypes)
+        return DM_ERR_NOMEM;
+    for (int i = 0; i < q->ncols; i++) {
+        const char *n = sqlite3_column_name(q->stmt, i), *d = sqlite3_column_decltype(q->stmt, i);
+        q->names[i] = strdup(n ? n : "");
+        q->decltypes[i] = strdup(d ? d : "");
+        if (!q->names[i] || !q->decltypes[i])
+            return DM_ERR_NOMEM;
+    }
+    return DM_OK;
+}
+
+/* Prepares the user's statement: exactly one, read-only. */
+static dm_err s_prepare(dm_query_t *q, const char *sql, size_t len, dm_buf_t *err)
+{
+    const char *tail = NULL;
+    int rc = sqlite3_prepare_v3(q->db, sql, (int)len, 0, &q->stmt, &tail);
+    if (rc != SQLITE_OK)
+        return dm_query__prepare_error(q->db, &q->ctx, q->e->store, sql, len, err);
+    if (!q->stmt) {
+        dm_buf_puts(err, "the query is empty: write one SELECT statement");
+        return DM_ERR_INVALID;
+    }
+    size_t used = tail ? (size_t)(tail - sql) : len;
+    size_t rest = used + dm_query__skip_blank(sql + used, len - used);
+    if (rest < len) {
+        dm_buf_puts(err, "one statement per query: more SQL follows the first statement");
+        dm_query__caret(sql, len, rest, err);
+        return DM_ERR_INVALID;
+    }
+    if (!sqlite3_stmt_readonly(q->stmt)) {
+        dm_buf_puts(err, "this statement is not allowed: queries are read-only over data products");
+        return DM_ERR_DENIED;
+    }
+    return s_columns(q);
+}
+
+dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query_t **out,
+                     dm_buf_t *err)
+{
+    *out = NULL;
+    dm_buf_reset(err);
+    if (len > e->limits.max_sql_bytes) {
+        dm_buf_printf(err, "the SQL is %zu bytes; a query may have at most %zu", len,
+                      e->limits.max_sql_bytes);
+        return DM_ERR_TOOBIG;
+    }
+    dm_query_t *q = calloc(1, sizeof *q);
+    if (!q)
+        return DM_ERR_NOMEM;
+    q->e = e;
+    q->ctx.timeout_ms = e->limits.timeout_ms;
+    q->ctx.deadline_ns = dm_query__now_ns() + e->limits.timeout_ms * S_NS_PER_MS;
+    atomic_init(&q->ctx.cancel, false);
+    size_t ndomains = 0;
+    dm_err rc = dm_query__find_tables(e->registry, sql, len, &q->ctx.tables, &q->ctx.ntables,
+                                      &ndomains);
+    if (rc)
+        goto fail;
+    if (ndomains > DM_QUERY_MAX_DOMAINS) {
+        dm_buf_printf(err, "the statement names %zu domains; a query may name at most %d", ndomains,
+                      DM_QUERY_MAX_DOMAINS);
+        rc = DM_ERR_INVALID;
+        goto fail;
+    }
+    if ((rc = dm_store_reader_open(e->store, &q->ctx.reader))) {
+        dm_buf_printf(err, "reading the store failed: %s", dm_strerror(rc));
+        goto fail;
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                SQLITE_OPEN_PRIVATECACHE;
+    if (sqlite3_open_v2(":memory:", &q->db, flags, NULL) != SQLITE_OK) {
+        dm_buf_printf(err, "opening a SQL connection failed: %s",
+                      q->db ? sqlite3_errmsg(q->db) : "out of memory");
+        rc = DM_ERR_NOMEM;
+        goto fail;
+    }
+    if ((rc = dm_query__harden(q->db))) {
+        dm_buf_puts(err, "setting up the SQL sandbox failed");
+        goto fail;
+    }
+    if (dm_query__register_module(q->db, &q->ctx) != SQLITE_OK ||
+        dm_query__register_printf(q->db, &q->ctx) != SQLITE_OK) {
+        dm_buf_printf(err, "registering the product tables failed: %s", sqlite3_errmsg(q->db));
+        rc = DM_ERR_NOMEM;
+        goto fail;
+    }
+    if ((rc = s_create_tables(q, err)))
+        goto fail;
+    if ((rc = dm_query__lock_down(q->db, &q->ctx, e->limits.max_sql_bytes))) {
+        dm_buf_puts(err, "setting up the SQL sandbox failed");
+        goto fail;
+    }
+    if ((rc = s_prepare(q, sql, len, err)))
+        goto fail;
+    *out = q;
+    return DM_OK;
+fail:
+    if (rc == DM_ERR_NOMEM && err->len == 0)
+        dm_buf_puts(err, "out of memory");
+    dm_query_close(&q);
+    return rc;
+}
+
+int dm_query_ncolumns(const dm_query_t *q) { return q->ncols; }
+
+const char *dm_query_column_name(const dm_query_t *q, int i)
+{
+    return i >= 0 && i < q->ncols ? q->names[i] : "";
+}
+
+const char *dm_query_column_decltype(const dm_query_t *q, int i)
+{
+    return i >= 0 && i < q->ncols ? q->decltypes[i] : "";
+}
+
+void dm_query_cancel(dm_query_t *q)
+{
+    atomic_store(&q->ctx.cancel, true);
+}
+
+static void s_varint(dm_buf_t *out, uint64_t v)
+{
+    uint8_t b[S_VARINT_MAX];
+    size_t n = 0;
+    while (v >= 0x80) {
+        b[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    b[n++] = (uint8_t)v;
+    dm_buf_append(out, b, n);
+}
+
+/* Appends the current row of stmt in the row-batch encoding. */
+static void s_encode_row(sqlite3_stmt *stmt, int ncols, dm_buf_t *out)
+{
+    for (int i = 0; i < ncols; i++) {
+        int t = sqlite3_column_type(stmt, i);
+        dm_buf_putc(out, (char)(t == SQLITE_NULL ? 0 : t == SQLITE_INTEGER ? 1
+                                : t == SQLITE_FLOAT ? 2 : t == SQLITE_TEXT ? 3 : 4));
+        if (t == SQLITE_INTEGER) {
+            int64_t v = sqlite3_column_int64(stmt, i);
+            s_varint(out, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63)); /* zigzag */
+        } else if (t == SQLITE_FLOAT) {
+            double d = sqlite3_column_double(stmt, i);
+            uint64_t u;
+            uint8_t b[8];
+            memcpy(&u, &d, sizeof u);
+            for (int k = 0; k < 8; k++)
+                b[k] = (uint8_t)(u >> 8 * k);
+            dm_buf_append(out, b, sizeof b);
+        } else if (t == SQLITE_TEXT || t == SQLITE_BLOB) {
+            const void *p = t == SQLITE_TEXT ? (const void *)sqlite3_column_text(stmt, i)
+                                             : sqlite3_column_blob(stmt, i);
+            size_t n = (size_t)sqlite3_column_bytes(stmt, i);
+            s_varint(out, n);
+            if (n)
+                dm_buf_append(out, p, n);
+        }
+    }
+}
+
+/* Turns a failed step into err and the dm_err, and ends the query. */
+static dm_err s_step_error(dm_query_t *q, int rc, dm_buf_t *err)
+{
+    dm_err e = DM_ERR_INVALID;
+    if (atomic_load(&q->ctx.cancel)) {
+        dm_buf_puts(err, "the query was cancelled");
+        e = DM_ERR_TIMEOUT;
+    } else if (q->ctx.timed_out || rc == SQLITE_INTERRUPT) {
+        dm_buf_printf(err, "the query ran into its time limit of %lld ms and was stopped",
+                      (long long)q->ctx.timeout_ms);
+        e = DM_ERR_TIMEOUT;
+    } else if (rc == SQLITE_NOMEM) {
+        dm_buf_printf(err, "the query needs more memory than the engine allows (%lld bytes "
+                      "for all running queries)", (long long)q->e->limits.heap_limit_bytes);
+        e = DM_ERR_NOMEM;
+    } else if (rc == SQLITE_TOOBIG) {
+        dm_buf_printf(err, "a value is larger than the limit of %d bytes per string or blob",
+                      DM_QUERY_LIMIT_LENGTH);
+    } else if ((rc & 0xff) == SQLITE_IOERR) {
+        dm_buf_printf(err, "reading the records failed: %s", sqlite3_errmsg(q->db));
+        e = DM_ERR_STORE;
+    } else {
+        dm_buf_puts(err, sqlite3_errmsg(q->db));
+    }
+    s_release(q);
+    return e;
+}
+
+dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes, dm_buf_t *out,
+                      uint32_t *nrows, bool *done, dm_buf_t *err)
+{
+    dm_buf_reset(err);
+    *nrows = 0;
+    *done = q->done;
+    if (q->done)
+        return DM_OK;
+    if (dm_query__now_ns() > q->ctx.deadline_ns) {
+        q->ctx.timed_out = true;
+        *done = true;
+        return s_step_error(q, SQLITE_INTERRUPT, err);
+    }
+    size_t start = out->len;
+    while (*nrows < max_rows && *nrows < UINT32_MAX) {
+        int rc = sqlite3_step(q->stmt);
+        if (rc == SQLITE_DONE) {
+            s_release(q);
+            break;
+        }
+        if (rc != SQLITE_ROW) {
+            *done = true;
+            return s_step_error(q, rc, err);
+        }
+        s_encode_row(q->stmt, q->ncols, out);
+        (*nrows)++;
+        if (max_bytes && out->len - start >= max_bytes)
+            break;
+    }
+    *done = q->done;
+    return DM_OK;
+}
+
+/* Reads a varint; false if cut or longer than 64 bits. */
+static bool s_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        if (shift == 63 && b > 1)
+            return false;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool dm_qvalue_read(const uint8_t **p, const uint8_t *end, dm_qvalue_t *v)
+{
+    memset(v, 0, sizeof *v);
+    if (*p >= end)
+        return false;
+    uint8_t tag = *(*p)++;
+    uint64_t u;
+    switch (tag) {
+    case 0:
+        v->type = SQLITE_NULL;
+        return true;
+    case 1:
+        if (!s_read_varint(p, end, &u))
+            return false;
+        v->type = SQLITE_INTEGER;
+        v->i = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+        return true;
+    case 2:
+        if (end - *p < 8)
+            return false;
+        u = 0;
+        for (int k = 0; k < 8; k++)
+            u |= (uint64_t)(*p)[k] << 8 * k;
+        memcpy(&v->d, &u, sizeof u);
+        *p += 8;
+        v->type = SQLITE_FLOAT;
+        return true;
+    case 3:
+    case 4:
+        if (!s_read_varint(p, end, &u) || u > (uint64_t)(end - *p))
+            return false;
+        v->type = tag == 3 ? SQLITE_TEXT : SQLITE_BLOB;
+        v->s = (const char *)*p;
+        v->len = (size_t)u;
+        *p += u;
+        return true;
+    default:
+        return false;
+    }
+}

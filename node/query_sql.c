@@ -1,0 +1,203 @@
+/* query_sql.c: reading the SQL text before SQLite does, to find the
+ * products a statement names.
+ *
+ * The connection of a query can attach only DM_QUERY_MAX_DOMAINS schemas,
+ * so it attaches the domains the statement names rather than all of them.
+ * A light tokenizer (SQLite's own rules for comments, string literals and
+ * the four identifier quotings) finds every `ident . ident` pair; a pair
+ * that is "domain/name" in the registry is a product to expose. Aliases
+ * (`o.status`) simply find nothing. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "query_priv.h"
+
+/* One token of interest: an identifier (unquoted) or something else. */
+typedef struct {
+    bool ident, dot;
+    char *text; /* identifier text, unquoted; NULL otherwise */
+} s_tok_t;
+
+static bool s_ident_start(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+}
+
+static bool s_ident_char(unsigned char c)
+{
+    return s_ident_start(c) || (c >= '0' && c <= '9') || c == '$';
+}
+
+size_t dm_query__skip_blank(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == ';') {
+            i++;
+        } else if (c == '-' && i + 1 < len && s[i + 1] == '-') {
+            while (i < len && s[i] != '\n')
+                i++;
+        } else if (c == '/' && i + 1 < len && s[i + 1] == '*') {
+            const char *end = NULL;
+            for (size_t j = i + 2; j + 1 < len; j++)
+                if (s[j] == '*' && s[j + 1] == '/') {
+                    end = s + j + 2;
+                    break;
+                }
+            i = end ? (size_t)(end - s) : len; /* SQLite accepts an unterminated one at the end */
+        } else {
+            break;
+        }
+    }
+    return i;
+}
+
+/* Reads a quoted token starting at s[*i] (the opening quote q, closing
+ * quote close); doubled closing quotes stand for one. Returns the unquoted
+ * text (malloc'd) or NULL on out of memory; *i moves past the token. */
+static char *s_quoted(const char *s, size_t len, size_t *i, char close)
+{
+    dm_buf_t b = DM_BUF_INIT;
+    size_t j = *i + 1;
+    while (j < len) {
+        if (s[j] == close) {
+            if (close != ']' && j + 1 < len && s[j + 1] == close) {
+                dm_buf_putc(&b, close);
+                j += 2;
+                continue;
+            }
+            j++;
+            break;
+        }
+        dm_buf_putc(&b, s[j++]);
+    }
+    *i = j;
+    if (!b.data)
+        dm_buf_reserve(&b, 1);
+    return dm_buf_steal(&b);
+}
+
+/* Whether tables[0..n) already holds domain.name. */
+static bool s_have(const dm_qtable_t *t, size_t n, const char *domain, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(t[i].domain, domain) == 0 && strcmp(t[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Looks domain.name up and adds it to the list when registered. */
+static dm_err s_try_pair(dm_registry_t *reg, const char *domain, const char *name,
+                         dm_qtable_t **tables, size_t *n)
+{
+    if (s_have(*tables, *n, domain, name) || strcasecmp(domain, "main") == 0 ||
+        strcasecmp(domain, "temp") == 0)
+        return DM_OK; /* SQLite's own schemas are never domains */
+    dm_buf_t q = DM_BUF_INIT;
+    dm_buf_printf(&q, "%s/%s", domain, name);
+    const dm_product_ref_t *ref = NULL;
+    dm_err err = dm_registry_acquire(reg, q.data, q.len, &ref);
+    dm_buf_free(&q);
+    if (err == DM_ERR_NOTFOUND)
+        return DM_OK;
+    if (err)
+        return err;
+    dm_qtable_t *grown = realloc(*tables, (*n + 1) * sizeof *grown);
+    char *d = strdup(domain), *nm = strdup(name);
+    if (!grown || !d || !nm) {
+        if (grown)
+            *tables = grown;
+        free(d);
+        free(nm);
+        dm_registry_release(reg, ref);
+        return DM_ERR_NOMEM;
+    }
+    *tables = grown;
+    grown[*n] = (dm_qtable_t){d, nm, ref};
+    (*n)++;
+    return DM_OK;
+}
+
+dm_err dm_query__find_tables(dm_registry_t *registry, const char *sql, size_t len,
+                             dm_qtable_t **tables, size_t *ntables, size_t *ndomains)
+{
+    *tables = NULL;
+    *ntables = *ndomains = 0;
+    s_tok_t prev2 = {0}, prev = {0}, cur = {0};
+    dm_err err = DM_OK;
+    size_t i = 0;
+    while (i < len && !err) {
+        i += dm_query__skip_blank(sql + i, len - i);
+        if (i >= len)
+            break;
+        /* a ';' is skipped as blank above: statements run together, fine */
+        unsigned char c = (unsigned char)sql[i];
+        cur = (s_tok_t){0};
+        if (c == '"' || c == '`' || c == '[') {
+            cur.ident = true;
+            cur.text = s_quoted(sql, len, &i, c == '[' ? ']' : (char)c);
+        } else if (c == '\'') {
+            free(s_quoted(sql, len, &i, '\''));
+        } else if (s_ident_start(c)) {
+            size_t j = i;
+            while (j < len && s_ident_char((unsigned char)sql[j]))
+                j++;
+            cur.ident = true;
+            cur.text = strndup(sql + i, j - i);
+            i = j;
+        } else {
+            cur.dot = c == '.';
+            i++;
+        }
+        if (cur.ident && !cur.text) {
+            err = DM_ERR_NOMEM;
+            break;
+        }
+        if (cur.ident && prev.dot && prev2.ident)
+            err = s_try_pair(registry, prev2.text, cur.text, tables, ntables);
+        free(prev2.text);
+        prev2 = prev;
+        prev = cur;
+        cur = (s_tok_t){0};
+    }
+    free(prev2.text);
+    free(prev.text);
+    free(cur.text);
+    if (err) {
+        dm_query__tables_free(registry, *tables, *ntables);
+        *tables = NULL;
+        *ntables = 0;
+        return err;
+    }
+    for (size_t k = 0; k < *ntables; k++) {
+        size_t j = 0;
+        while (j < k && strcmp((*tables)[j].domain, (*tables)[k].domain) != 0)
+            j++;
+        if (j == k)
+            (*ndomains)++;
+    }
+    return DM_OK;
+}
+
+void dm_query__tables_free(dm_registry_t *registry, dm_qtable_t *tables, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        dm_registry_release(registry, tables[i].ref);
+        free(tables[i].domain);
+        free(tables[i].name);
+    }
+    free(tables);
+}
+
+void dm_query__quote_ident(dm_buf_t *out, const char *ident)
+{
+    dm_buf_putc(out, '"');
+    for (const char *p = ident; *p; p++) {
+        if (*p == '"')
+            dm_buf_putc(out, '"');
+        dm_buf_putc(out, *p);
+    }
+    dm_buf_putc(out, '"');
+}

@@ -1,0 +1,579 @@
+/* query_vtab.c: the virtual table over one data product's records.
+ *
+ * Follows SQLite's ext/misc/series.c and csv.c: a vtab per product, a
+ * cursor per scan. Two access paths:
+ *   log scan   every live row in sequence order (no index needed: the log
+ *              holds live rows only);
+ *   pk walk    the merged primary-key index between bounds built from
+ *              equality on leading key columns and one range on the next
+ *              (dm_schema_key_append encodes the SQL values), rows fetched
+ *              from the log by sequence; also serves ORDER BY on the key.
+ * xBestIndex reports costs from the product's record count so the planner
+ * can pick the index side of a join. A constraint is omitted (not
+ * re-checked by SQLite) only when its value converts exactly to the
+ * column's type; a value that needs a conversion (an uppercase uuid, a
+ * date compared with a timestamp) still narrows the walk but SQLite checks
+ * it again. Columns are decoded one at a time with dm_row_get, only those
+ * SQLite asks for; a query using no column at all (count(*)) walks keys
+ * without fetching rows. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query_priv.h"
+#include "schema.h"
+#include "types.h"
+
+/* idxNum bits of the pk walk; argv holds eq values, lo, hi, limit, offset. */
+#define S_NEQ_MASK 0xff
+#define S_HAS_LO (1 << 8)
+#define S_LO_INCL (1 << 9)
+#define S_HAS_HI (1 << 10)
+#define S_HI_INCL (1 << 11)
+#define S_WALK (1 << 12)
+#define S_ROWS (1 << 13)
+#define S_HAS_LIMIT (1 << 14)
+#define S_HAS_OFFSET (1 << 15)
+#define S_MAX_PK 64          /* pk columns the walk considers */
+#define S_EQ_SELECTIVITY 10.0 /* rows kept per equality on a leading non-unique key column */
+#define S_RANGE_SELECTIVITY 3.0
+#define S_FETCH_COST 2.0     /* a pk walk reads the index, then the log */
+#define S_US_PER_DAY INT64_C(86400000000)
+#define S_DOUBLE_EXACT_INT (INT64_C(1) << 53)
+
+typedef struct {
+    sqlite3_vtab base;
+    dm_qctx_t *ctx;
+    const dm_product_ref_t *ref; /* held by ctx->tables */
+    const dm_schema_t *schema;
+    const dm_contract_t *c;
+    uint64_t records;
+} s_vtab;
+
+typedef struct {
+    sqlite3_vtab_cursor base;
+    dm_store_cursor_t *cur;
+    bool eof, with_rows;
+    int64_t remaining; /* rows still allowed by a pushed LIMIT (+OFFSET); -1: no limit */
+    uint64_t seq;
+    const void *row, *key;
+    size_t row_len, key_len;
+    dm_buf_t lo, hi;
+} s_cursor;
+
+/* Declared type of each field type, for the CREATE TABLE given to SQLite. */
+static const char *s_decltype(dm_ftype t)
+{
+    switch (t) {
+    case DM_FT_INT: return "INTEGER";
+    case DM_FT_DOUBLE: return "REAL";
+    case DM_FT_BOOLEAN: return "BOOLEAN";
+    case DM_FT_TIMESTAMP: return "TIMESTAMP";
+    case DM_FT_DATE: return "DATE";
+    case DM_FT_UUID: return "UUID";
+    default: return "TEXT"; /* string, enum */
+    }
+}
+
+size_t dm_query__timestamp_text(int64_t us, char *buf)
+{
+    int64_t days = us / S_US_PER_DAY, rem = us % S_US_PER_DAY;
+    if (rem < 0) {
+        rem += S_US_PER_DAY;
+        days--;
+    }
+    size_t n = dm_date_format((int32_t)days, buf);
+    int64_t secs = rem / 1000000;
+    n += (size_t)snprintf(buf + n, DM_TIMESTAMP_TEXT_MAX - n, "T%02d:%02d:%02d.%06dZ",
+                          (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60),
+                          (int)(rem % 1000000));
+    return n;
+}
+
+/* Creates (or connects) the table argv[2] in schema argv[1]: the product
+ * that query_sql.c found under that name. */
+static int s_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                     sqlite3_vtab **out, char **errmsg)
+{
+    dm_qctx_t *ctx = aux;
+    const dm_qtable_t *t = NULL;
+    *out = NULL;
+    for (size_t i = 0; argc >= 3 && i < ctx->ntables; i++)
+        if (strcmp(ctx->tables[i].domain, argv[1]) == 0 && strcmp(ctx->tables[i].name, argv[2]) == 0)
+            t = &ctx->tables[i];
+    if (!t) {
+        *errmsg = sqlite3_mprintf("no product %s.%s", argc >= 3 ? argv[1] : "?",
+                                  argc >= 3 ? argv[2] : "?");
+        return SQLITE_ERROR;
+    }
+    s_vtab *vt = sqlite3_malloc(sizeof *vt);
+    if (!vt)
+        return SQLITE_NOMEM;
+    memset(vt, 0, sizeof *vt);
+    vt->ctx = ctx;
+    vt->ref = t->ref;
+    vt->schema = t->ref->schema;
+    vt->c = t->ref->contract;
+    if (dm_store_reader_count(ctx->reader, t->ref->pid, &vt->records) != DM_OK)
+        vt->records = 0; /* registered but nothing committed yet */
+    dm_buf_t decl = DM_BUF_INIT;
+    dm_buf_puts(&decl, "CREATE TABLE x(");
+    for (size_t i = 0; i < vt->c->nfields; i++) {
+        if (i)
+            dm_buf_puts(&decl, ", ");
+        dm_query__quote_ident(&decl, vt->c->fields[i].name);
+        dm_buf_printf(&decl, " %s", s_decltype(vt->c->fields[i].type));
+    }
+    dm_buf_putc(&decl, ')');
+    int rc = sqlite3_declare_vtab(db, decl.data);
+    dm_buf_free(&decl);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+    if (rc != SQLITE_OK) {
+        *errmsg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+        sqlite3_free(vt);
+        return rc;
+    }
+    *out = &vt->base;
+    return SQLITE_OK;
+}
+
+static int s_disconnect(sqlite3_vtab *base)
+{
+    sqlite3_free(base);
+    return SQLITE_OK;
+}
+
+/* How an SQL value converts to a key value of a column. */
+typedef enum {
+    S_CONV_NONE,  /* not usable as a bound: the walk widens, SQLite checks */
+    S_CONV_LOOSE, /* usable, but SQLite's comparison may differ: not omitted */
+    S_CONV_EXACT  /* the key bound selects exactly what SQLite would */
+} s_conv;
+
+/* Converts SQL value sv, compared to field f by op, into *out. *incl is
+ * forced true for bounds that only approximate (date on a timestamp). */
+static s_conv s_convert(const s_vtab *vt, size_t f, int op, sqlite3_value *sv, dm_value_t *out,
+                        bool *incl)
+{
+    const dm_field_t *fd = &vt->c->fields[f];
+    bool eq = op == SQLITE_INDEX_CONSTRAINT_EQ;
+    int t = sqlite3_value_type(sv);
+    memset(out, 0, sizeof *out);
+    out->type = fd->type;
+    char canon[DM_TIMESTAMP_TEXT_MAX];
+    const char *s = t == SQLITE_TEXT ? (const char *)sqlite3_value_text(sv) : NULL;
+    size_t n = s ? (size_t)sqlite3_value_bytes(sv) : 0;
+    switch (fd->type) {
+    case DM_FT_INT:
+        if (t == SQLITE_INTEGER) {
+            out->i = sqlite3_value_int64(sv);
+            return S_CONV_EXACT;
+        }
+        if (t == SQLITE_FLOAT) {
+            double d = sqlite3_value_double(sv);
+            if (d != floor(d) || d < -0x1p63 || d >= 0x1p63)
+                return S_CONV_NONE;
+            out->i = (int64_t)d;
+            return S_CONV_EXACT;
+        }
+        return S_CONV_NONE;
+    case DM_FT_DOUBLE:
+        if (t == SQLITE_FLOAT) {
+            out->d = sqlite3_value_double(sv);
+            return isnan(out->d) ? S_CONV_NONE : S_CONV_EXACT;
+        }
+        if (t == SQLITE_INTEGER) {
+            int64_t i = sqlite3_value_int64(sv);
+            if (i > S_DOUBLE_EXACT_INT || i < -S_DOUBLE_EXACT_INT)
+                return S_CONV_NONE;
+            out->d = (double)i;
+            return S_CONV_EXACT;
+        }
+        return S_CONV_NONE;
+    case DM_FT_BOOLEAN:
+        if (t != SQLITE_INTEGER || !eq)
+            return S_CONV_NONE;
+        out->i = sqlite3_value_int64(sv);
+        return out->i == 0 || out->i == 1 ? S_CONV_EXACT : S_CONV_NONE;
+    case DM_FT_STRING:
+        if (!s)
+            return S_CONV_NONE;
+        out->s = s;
+        out->slen = n;
+        return S_CONV_EXACT;
+    case DM_FT_ENUM:
+        for (size_t k = 0; s && eq && k < fd->nvalues; k++)
+            if (strlen(fd->values[k]) == n && memcmp(fd->values[k], s, n) == 0) {
+                out->i = (int64_t)k;
+                return S_CONV_EXACT;
+            }
+        return S_CONV_NONE; /* index order is not text order: no ranges */
+    case DM_FT_UUID:
+        if (!s || !dm_uuid_parse(s, n, out->uuid))
+            return S_CONV_NONE;
+        dm_uuid_format(out->uuid, canon);
+        if (n == strlen(canon) && memcmp(canon, s, n) == 0)
+            return S_CONV_EXACT;
+        return eq ? S_CONV_LOOSE : S_CONV_NONE; /* uppercase hex sorts differently */
+    case DM_FT_DATE: {
+        int32_t d;
+        if (!s || !dm_date_parse(s, n, &d))
+            return S_CONV_NONE;
+        out->i = d;
+        size_t cn = dm_date_format(d, canon);
+        return cn == n && memcmp(canon, s, n) == 0 ? S_CONV_EXACT
+               : eq                                 ? S_CONV_LOOSE
+                                                    : S_CONV_NONE;
+    }
+    case DM_FT_TIMESTAMP: {
+        int32_t d;
+        if (s && dm_timestamp_parse(s, n, &out->i)) {
+            size_t cn = dm_query__timestamp_text(out->i, canon);
+            if (cn == n && memcmp(canon, s, n) == 0)
+                return S_CONV_EXACT;
+            return eq ? S_CONV_LOOSE : S_CONV_NONE;
+        }
+        /* A date alone: every timestamp text of that day sorts after it,
+         * so midnight, inclusive, bounds both ends from outside. */
+        if (s && !eq && dm_date_parse(s, n, &d)) {
+            out->i = (int64_t)d * S_US_PER_DAY;
+            *incl = true;
+            return S_CONV_LOOSE;
+        }
+        return S_CONV_NONE;
+    }
+    default:
+        return S_CONV_NONE;
+    }
+}
+
+/* Whether constraint i can serve as a key bound at all. */
+static bool s_binary(sqlite3_index_info *info, int i)
+{
+    const char *coll = sqlite3_vtab_collation(info, i);
+    return !coll || sqlite3_stricmp(coll, "BINARY") == 0;
+}
+
+/* Finds a usable constraint on column col with one of ops[0..nops). */
+static int s_find(sqlite3_index_info *info, int col, const int *ops, int nops)
+{
+    for (int i = 0; i < info->nConstraint; i++) {
+        const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+        if (!c->usable || c->iColumn != col)
+            continue;
+        for (int k = 0; k < nops; k++)
+            if (c->op == ops[k] && s_binary(info, i))
+                return i;
+    }
+    return -1;
+}
+
+/* Whether the ORDER BY is the key order from some column at most neq on. */
+static bool s_order_by_key(const s_vtab *vt, sqlite3_index_info *info, int neq)
+{
+    if (info->nOrderBy == 0)
+        return false;
+    for (int start = 0; start <= neq; start++) {
+        if ((size_t)(start + info->nOrderBy) > vt->c->npk)
+            break;
+        int k = 0;
+        while (k < info->nOrderBy && !info->aOrderBy[k].desc &&
+               (size_t)info->aOrderBy[k].iColumn == vt->c->pk[start + k])
+            k++;
+        if (k == info->nOrderBy)
+            return true;
+    }
+    return false;
+}
+
+/* Uses constraint i as argv argument *argc; omitted when exact and every
+ * earlier key constraint was (so xFilter never drops an omitted one). */
+static void s_use(const s_vtab *vt, sqlite3_index_info *info, int i, int *argc, bool *all_exact)
+{
+    sqlite3_value *rhs = NULL;
+    dm_value_t v;
+    bool incl = false;
+    info->aConstraintUsage[i].argvIndex = ++*argc;
+    bool exact = *all_exact && sqlite3_vtab_rhs_value(info, i, &rhs) == SQLITE_OK && rhs &&
+                 s_convert(vt, (size_t)info->aConstraint[i].iColumn, info->aConstraint[i].op,
+                           rhs, &v, &incl) == S_CONV_EXACT && !incl;
+    info->aConstraintUsage[i].omit = exact;
+    *all_exact = exact;
+}
+
+static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
+{
+    s_vtab *vt = (s_vtab *)base;
+    static const int eq_op[] = {SQLITE_INDEX_CONSTRAINT_EQ};
+    static const int lo_ops[] = {SQLITE_INDEX_CONSTRAINT_GT, SQLITE_INDEX_CONSTRAINT_GE};
+    static const int hi_ops[] = {SQLITE_INDEX_CONSTRAINT_LT, SQLITE_INDEX_CONSTRAINT_LE};
+    double n = vt->records > 0 ? (double)vt->records : 1.0, rows = n;
+    int argc = 0, neq = 0, plan = info->colUsed ? S_ROWS : 0;
+    bool exact = true;
+    size_t npk = vt->c->npk < S_MAX_PK ? vt->c->npk : S_MAX_PK;
+    while ((size_t)neq < npk) {
+        int i = s_find(info, (int)vt->c->pk[neq], eq_op, 1);
+        if (i < 0)
+            break;
+        s_use(vt, info, i, &argc, &exact);
+        neq++;
+        rows /= S_EQ_SELECTIVITY;
+    }
+    plan |= neq;
+    if ((size_t)neq < npk && vt->c->fields[vt->c->pk[neq]].type != DM_FT_ENUM) {
+        int col = (int)vt->c->pk[neq];
+        int lo = s_find(info, col, lo_ops, 2), hi = s_find(info, col, hi_ops, 2);
+        bool range_exact = exact;
+        if (lo >= 0) {
+            s_use(vt, info, lo, &argc, &range_exact);
+            plan |= S_HAS_LO | (info->aConstraint[lo].op == SQLITE_INDEX_CONSTRAINT_GE ? S_LO_INCL : 0);
+            rows /= S_RANGE_SELECTIVITY;
+        }
+        if (hi >= 0) {
+            bool hi_exact = exact; /* lo and hi are independent bounds */
+            s_use(vt, info, hi, &argc, &hi_exact);
+            plan |= S_HAS_HI | (info->aConstraint[hi].op == SQLITE_INDEX_CONSTRAINT_LE ? S_HI_INCL : 0);
+            rows /= S_RANGE_SELECTIVITY;
+        }
+    }
+    bool ordered = s_order_by_key(vt, info, neq);
+    bool walk = argc > 0 || ordered;
+    if (walk)
+        plan |= S_WALK;
+    if ((size_t)neq == vt->c->npk && neq > 0) {
+        rows = 1;
+        info->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
+    }
+    if (rows < 1)
+        rows = 1;
+    double lg = log2(n) + 1;
+    info->estimatedRows = (sqlite3_int64)rows;
+    info->estimatedCost = walk ? lg + rows * ((plan & S_ROWS) ? S_FETCH_COST : 1.0) : n;
+    info->orderByConsumed = ordered;
+    /* LIMIT/OFFSET: only when SQLite checks nothing after us (every other
+     * constraint omitted) and sorts nothing. The walk stops after
+     * limit + offset rows; SQLite applies both itself. */
+    bool all_omitted = true;
+    int lim = -1, off = -1;
+    for (int i = 0; i < info->nConstraint; i++) {
+        int op = info->aConstraint[i].op;
+        if (op == SQLITE_INDEX_CONSTRAINT_LIMIT)
+            lim = info->aConstraint[i].usable ? i : lim;
+        else if (op == SQLITE_INDEX_CONSTRAINT_OFFSET)
+            off = info->aConstraint[i].usable ? i : off;
+        else if (!info->aConstraintUsage[i].omit)
+            all_omitted = false;
+    }
+    if (lim >= 0 && all_omitted && (info->nOrderBy == 0 || ordered)) {
+        info->aConstraintUsage[lim].argvIndex = ++argc;
+        plan |= S_HAS_LIMIT;
+        if (off >= 0) {
+            info->aConstraintUsage[off].argvIndex = ++argc;
+            plan |= S_HAS_OFFSET;
+        }
+    }
+    info->idxNum = plan;
+    info->idxStr = walk ? sqlite3_mprintf("pk eq=%d%s%s%s", neq, plan & S_HAS_LO ? " lo" : "",
+                                          plan & S_HAS_HI ? " hi" : "",
+                                          plan & S_HAS_LIMIT ? " limit" : "")
+                        : sqlite3_mprintf("log scan%s", plan & S_HAS_LIMIT ? " limit" : "");
+    info->needToFreeIdxStr = 1;
+    return SQLITE_OK;
+}
+
+static int s_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out)
+{
+    s_vtab *vt = (s_vtab *)base;
+    s_cursor *c = sqlite3_malloc(sizeof *c);
+    if (!c)
+        return SQLITE_NOMEM;
+    memset(c, 0, sizeof *c);
+    if (dm_store_cursor_open(vt->ctx->reader, &c->cur) != DM_OK) {
+        sqlite3_free(c);
+        return SQLITE_IOERR;
+    }
+    c->eof = true;
+    *out = &c->base;
+    return SQLITE_OK;
+}
+
+static int s_close(sqlite3_vtab_cursor *base)
+{
+    s_cursor *c = (s_cursor *)base;
+    dm_store_cursor_close(&c->cur);
+    dm_buf_free(&c->lo);
+    dm_buf_free(&c->hi);
+    sqlite3_free(c);
+    return SQLITE_OK;
+}
+
+static int s_next(sqlite3_vtab_cursor *base)
+{
+    s_cursor *c = (s_cursor *)base;
+    if (c->remaining == 0) {
+        c->eof = true;
+        return SQLITE_OK;
+    }
+    dm_err err = dm_store_cursor_next(c->cur, &c->seq, &c->row, &c->row_len, &c->key, &c->key_len);
+    if (err == DM_ERR_NOTFOUND) {
+        c->eof = true;
+        return SQLITE_OK;
+    }
+    if (err) {
+        base->pVtab->zErrMsg = sqlite3_mprintf("reading the records failed: %s", dm_strerror(err));
+        return SQLITE_IOERR;
+    }
+    if (c->remaining > 0)
+        c->remaining--;
+    return SQLITE_OK;
+}
+
+static int s_filter(sqlite3_vtab_cursor *base, int plan, const char *idxstr, int argc,
+                    sqlite3_value **argv)
+{
+    (void)idxstr;
+    s_cursor *c = (s_cursor *)base;
+    s_vtab *vt = (s_vtab *)base->pVtab;
+    int a = 0, neq = plan & S_NEQ_MASK;
+    c->eof = false;
+    c->remaining = -1;
+    c->with_rows = plan & S_ROWS;
+    dm_err err = DM_OK;
+    int nargs = neq + !!(plan & S_HAS_LO) + !!(plan & S_HAS_HI);
+    if (plan & S_HAS_LIMIT && nargs < argc) {
+        int64_t lim = sqlite3_value_int64(argv[nargs]);
+        int64_t off = plan & S_HAS_OFFSET && nargs + 1 < argc ? sqlite3_value_int64(argv[nargs + 1]) : 0;
+        if (lim >= 0)
+            c->remaining = off > 0 && off < INT64_MAX - lim ? lim + off : off > 0 ? -1 : lim;
+    }
+    if (!(plan & S_WALK)) {
+        err = dm_store_cursor_scan(c->cur, vt->ref->pid);
+    } else {
+        dm_buf_reset(&c->lo);
+        dm_buf_reset(&c->hi);
+        bool exact_prefix = true;
+        for (; a < neq && a < argc; a++) {
+            dm_value_t v;
+            bool incl = false;
+            size_t f = vt->c->pk[a];
+            if (s_convert(vt, f, SQLITE_INDEX_CONSTRAINT_EQ, argv[a], &v, &incl) == S_CONV_NONE) {
+                exact_prefix = false; /* the key narrows no further; SQLite checks the rest */
+                break;
+            }
+            dm_schema_key_append(vt->schema, f, &v, &c->lo);
+        }
+        dm_buf_append(&c->hi, c->lo.data, c->lo.len);
+        dm_store_bound_t lo = {c->lo.data, c->lo.len, true}, hi = {c->hi.data, c->hi.len, true};
+        if (exact_prefix && (size_t)neq < vt->c->npk) {
+            size_t f = vt->c->pk[neq];
+            int ai = neq;
+            if (plan & S_HAS_LO && ai < argc) {
+                dm_value_t v;
+                bool incl = plan & S_LO_INCL;
+                if (s_convert(vt, f, SQLITE_INDEX_CONSTRAINT_GT, argv[ai], &v, &incl) != S_CONV_NONE) {
+                    dm_schema_key_append(vt->schema, f, &v, &c->lo);
+                    lo = (dm_store_bound_t){c->lo.data, c->lo.len, incl};
+                }
+                ai++;
+            }
+            if (plan & S_HAS_HI && ai < argc) {
+                dm_value_t v;
+                bool incl = plan & S_HI_INCL;
+                if (s_convert(vt, f, SQLITE_INDEX_CONSTRAINT_LT, argv[ai], &v, &incl) != S_CONV_NONE) {
+                    dm_schema_key_append(vt->schema, f, &v, &c->hi);
+                    hi = (dm_store_bound_t){c->hi.data, c->hi.len, incl};
+                }
+            }
+        }
+        err = dm_store_cursor_range(c->cur, vt->ref->pid, &lo, &hi, c->with_rows);
+    }
+    if (err) {
+        base->pVtab->zErrMsg = sqlite3_mprintf("reading the records failed: %s", dm_strerror(err));
+        return SQLITE_IOERR;
+    }
+    return s_next(base);
+}
+
+static int s_eof(sqlite3_vtab_cursor *base) { return ((s_cursor *)base)->eof; }
+
+static int s_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int i)
+{
+    s_cursor *c = (s_cursor *)base;
+    s_vtab *vt = (s_vtab *)base->pVtab;
+    dm_value_t v;
+    char text[DM_TIMESTAMP_TEXT_MAX];
+    if (!c->row && dm_store_reader_get(vt->ctx->reader, vt->ref->pid, c->key, c->key_len, &c->row,
+                                       &c->row_len) != DM_OK) {
+        sqlite3_result_error(ctx, "reading a record failed", -1);
+        return SQLITE_ERROR;
+    }
+    if (i < 0 || (size_t)i >= vt->c->nfields ||
+        !dm_row_get(vt->schema, c->row, c->row_len, (size_t)i, &v)) {
+        char *msg = sqlite3_mprintf("product %s.%s: record %llu is malformed", vt->c->domain,
+                                    vt->c->name, (unsigned long long)c->seq);
+        sqlite3_result_error(ctx, msg, -1);
+        sqlite3_free(msg);
+        return SQLITE_ERROR;
+    }
+    if (v.is_null) {
+        sqlite3_result_null(ctx);
+        return SQLITE_OK;
+    }
+    switch (v.type) {
+    case DM_FT_INT:
+    case DM_FT_BOOLEAN:
+        sqlite3_result_int64(ctx, v.i);
+        break;
+    case DM_FT_DOUBLE:
+        sqlite3_result_double(ctx, v.d);
+        break;
+    case DM_FT_STRING:
+    case DM_FT_ENUM:
+        /* Static: the bytes live in the read transaction's map pages (or
+         * the contract, held by ctx) until the query closes. */
+        sqlite3_result_text(ctx, v.s, (int)v.slen, SQLITE_STATIC);
+        break;
+    case DM_FT_UUID:
+        sqlite3_result_text(ctx, text, (int)dm_uuid_format(v.uuid, text), SQLITE_TRANSIENT);
+        break;
+    case DM_FT_DATE:
+        sqlite3_result_text(ctx, text, (int)dm_date_format((int32_t)v.i, text), SQLITE_TRANSIENT);
+        break;
+    case DM_FT_TIMESTAMP:
+        sqlite3_result_text(ctx, text, (int)dm_query__timestamp_text(v.i, text), SQLITE_TRANSIENT);
+        break;
+    default:
+        sqlite3_result_null(ctx);
+        break;
+    }
+    return SQLITE_OK;
+}
+
+static int s_rowid(sqlite3_vtab_cursor *base, sqlite3_int64 *rowid)
+{
+    *rowid = (sqlite3_int64)((s_cursor *)base)->seq;
+    return SQLITE_OK;
+}
+
+static sqlite3_module s_module = {
+    .iVersion = 0,
+    .xCreate = s_connect,
+    .xConnect = s_connect,
+    .xBestIndex = s_best_index,
+    .xDisconnect = s_disconnect,
+    .xDestroy = s_disconnect,
+    .xOpen = s_open,
+    .xClose = s_close,
+    .xFilter = s_filter,
+    .xNext = s_next,
+    .xEof = s_eof,
+    .xColumn = s_column,
+    .xRowid = s_rowid,
+};
+
+int dm_query__register_module(sqlite3 *db, dm_qctx_t *ctx)
+{
+    return sqlite3_create_module_v2(db, DM_QUERY_MODULE, &s_module, ctx, NULL);
+}

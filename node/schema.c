@@ -8,8 +8,10 @@
  * everything written (decoded strings never outgrow their JSON text), so no
  * further allocation or bounds logic is needed while filling it; the bytes
  * past the committed end double as scratch for decoding escaped keys and
- * values. Reasons are only formatted for invalid records. */
+ * values. Reasons are only formatted for invalid records. Decoding rows and
+ * encoding keys live in row.c. */
 #include "schema.h"
+#include "schema_priv.h"
 
 #include <assert.h>
 #include <math.h>
@@ -21,42 +23,22 @@
 #include "json_scan.h"
 #include "log.h"
 
-
-#define S_ROW_FIXED 4 /* version, reserved, u16 field count */
 #define S_FNV_OFFSET 2166136261u
 #define S_FNV_PRIME 16777619u
 #define S_ENUM_LIST_MAX 200 /* bytes of an enum's value list quoted in a reason */
-#define S_TEXT_MAX 64       /* formatted scalar (number, timestamp, uuid) */
 #define S_WORDS ((DM_SCHEMA_MAX_FIELDS + 63) / 64)
 
-typedef struct {
-    const dm_field_t *f;
-    size_t nlen;
-    uint32_t slot;    /* offset of the fixed slot in the row */
-    size_t *vlens;    /* enum value lengths */
-    bool has_re;
-    regex_t re;
-} s_field_t;
-
-typedef struct {
+struct dm_schema__rcheck {
     const dm_check_t *c;
     size_t field;
     dm_value_t *vals; /* in_list, typed */
     size_t nvals;
     bool has_re;
     regex_t re;
-} s_rcheck_t;
-
-struct dm_schema {
-    const dm_contract_t *c;
-    size_t nfields;
-    s_field_t *fields;
-    uint32_t *htab; /* field index + 1; 0 = empty */
-    size_t hmask;
-    size_t header; /* fixed part of every row */
-    s_rcheck_t *checks;
-    size_t nchecks;
 };
+
+typedef dm_schema__field_t s_field_t;
+typedef struct dm_schema__rcheck s_rcheck_t;
 
 /* Per-call reason collector. */
 typedef struct {
@@ -67,12 +49,6 @@ typedef struct {
 static void s_put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void s_put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> 8 * i); }
 static void s_put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> 8 * i); }
-static uint16_t s_get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t s_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t s_get64(const uint8_t *p) { return (uint64_t)s_get32(p) | (uint64_t)s_get32(p + 4) << 32; }
 
 static size_t s_width(dm_ftype t)
 {
@@ -96,23 +72,11 @@ static uint32_t s_hash(const char *k, size_t n)
 static bool s_bit(const uint64_t *w, size_t i) { return w[i / 64] >> (i % 64) & 1; }
 static void s_set(uint64_t *w, size_t i) { w[i / 64] |= UINT64_C(1) << (i % 64); }
 
-/* Shortest "%g" text that reads back as d. */
-static size_t s_fmt_double(double d, char *buf, size_t cap)
-{
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(buf, cap, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
-    return (size_t)n;
-}
-
 static size_t s_fmt_num(const dm_num_t *v, char *buf, size_t cap)
 {
     if (v->is_int)
         return (size_t)snprintf(buf, cap, "%lld", (long long)v->i);
-    return s_fmt_double(v->d, buf, cap);
+    return dm_schema__fmt_double(v->d, buf, cap);
 }
 
 /* Starts a reason: separator and "field 'name': " when f is set. Returns
@@ -233,7 +197,7 @@ static bool s_bounds(s_ctx_t *x, const dm_field_t *f, bool is_int, int64_t iv, d
     if (!op)
         return true;
     if (s_reason(x, f)) {
-        char t[S_TEXT_MAX];
+        char t[DM_SCHEMA__TEXT_MAX];
         s_fmt_num(b, t, sizeof t);
         dm_buf_printf(x->out, "must be %s %s, got ", op, t);
         dm_buf_append(x->out, m->val, m->val_len);
@@ -452,7 +416,7 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
         assert(!"unknown field type");
         return false;
     }
-    rd[S_ROW_FIXED + i / 8] &= (uint8_t) ~(1u << (i % 8));
+    rd[DM_SCHEMA__ROW_FIXED + i / 8] &= (uint8_t) ~(1u << (i % 8));
     return true;
 }
 
@@ -490,21 +454,6 @@ int dm_schema_field_index(const dm_schema_t *s, const char *name, size_t len)
     return (int)s_lookup(s, &m, NULL, &guess);
 }
 
-/* Text of a decoded value, for in_list messages and regex checks. */
-static size_t s_value_text(const dm_value_t *v, char *tmp, const char **t)
-{
-    *t = tmp;
-    switch (v->type) {
-    case DM_FT_STRING: case DM_FT_ENUM: *t = v->s; return v->slen;
-    case DM_FT_INT: return (size_t)snprintf(tmp, S_TEXT_MAX, "%lld", (long long)v->i);
-    case DM_FT_DOUBLE: return s_fmt_double(v->d, tmp, S_TEXT_MAX);
-    case DM_FT_BOOLEAN: *t = v->i ? "true" : "false"; return strlen(*t);
-    case DM_FT_TIMESTAMP: return dm_timestamp_format(v->i, tmp);
-    case DM_FT_DATE: return dm_date_format((int32_t)v->i, tmp);
-    default: return dm_uuid_format(v->uuid, tmp);
-    }
-}
-
 static bool s_value_eq(const dm_value_t *a, const dm_value_t *b)
 {
     switch (a->type) {
@@ -524,7 +473,7 @@ static void s_row_checks(s_ctx_t *x, const dm_schema_t *s, uint8_t *rd, size_t l
         const s_rcheck_t *rc = &s->checks[k];
         const dm_field_t *f = s->fields[rc->field].f;
         dm_value_t v;
-        char tmp[S_TEXT_MAX];
+        char tmp[DM_SCHEMA__TEXT_MAX];
         const char *t;
         size_t n;
         if (s_bit(bad, rc->field) || !dm_row_get(s, rd, len, rc->field, &v))
@@ -540,7 +489,7 @@ static void s_row_checks(s_ctx_t *x, const dm_schema_t *s, uint8_t *rd, size_t l
             while (j < rc->nvals && !s_value_eq(&v, &rc->vals[j]))
                 j++;
             if (j == rc->nvals && s_reason(x, f)) {
-                n = s_value_text(&v, tmp, &t);
+                n = dm_schema__value_text(&v, tmp, &t);
                 dm_buf_puts(x->out, "check in_list failed: ");
                 s_quote(x->out, t, n);
                 dm_buf_puts(x->out, " is not in the list");
@@ -554,10 +503,10 @@ static void s_row_checks(s_ctx_t *x, const dm_schema_t *s, uint8_t *rd, size_t l
             bool lo = rc->c->has_min && (isint ? s_cmp_i(v.i, &rc->c->min) : s_cmp_d(v.d, &rc->c->min)) < 0;
             bool hi = rc->c->has_max && (isint ? s_cmp_i(v.i, &rc->c->max) : s_cmp_d(v.d, &rc->c->max)) > 0;
             if ((lo || hi) && s_reason(x, f)) {
-                char a[S_TEXT_MAX], b[S_TEXT_MAX];
+                char a[DM_SCHEMA__TEXT_MAX], b[DM_SCHEMA__TEXT_MAX];
                 s_fmt_num(&rc->c->min, a, sizeof a);
                 s_fmt_num(&rc->c->max, b, sizeof b);
-                n = s_value_text(&v, tmp, &t);
+                n = dm_schema__value_text(&v, tmp, &t);
                 if (rc->c->has_min && rc->c->has_max)
                     dm_buf_printf(x->out, "check range failed: must be between %s and %s, got %.*s", a, b, (int)n, t);
                 else
@@ -569,7 +518,7 @@ static void s_row_checks(s_ctx_t *x, const dm_schema_t *s, uint8_t *rd, size_t l
         case DM_CHECK_REGEX: {
             /* a row string is followed by other bytes: end it for the regex,
              * then put the byte back (rd has room for the NUL at its end) */
-            n = s_value_text(&v, tmp, &t);
+            n = dm_schema__value_text(&v, tmp, &t);
             uint8_t *after = v.type == DM_FT_STRING ? (uint8_t *)t + n : NULL, saved = 0;
             if (after) {
                 saved = *after;
@@ -609,9 +558,9 @@ bool dm_schema_validate(const dm_schema_t *s, const char *line, size_t len, dm_b
     memset(rd, 0, s->header);
     rd[0] = DM_ROW_VERSION;
     s_put16(rd + 2, (uint16_t)s->nfields);
-    memset(rd + S_ROW_FIXED, 0xff, s->nfields / 8);
+    memset(rd + DM_SCHEMA__ROW_FIXED, 0xff, s->nfields / 8);
     if (s->nfields % 8)
-        rd[S_ROW_FIXED + s->nfields / 8] = (uint8_t)((1u << (s->nfields % 8)) - 1);
+        rd[DM_SCHEMA__ROW_FIXED + s->nfields / 8] = (uint8_t)((1u << (s->nfields % 8)) - 1);
     memset(seen, 0, nw * sizeof seen[0]);
     memset(bad, 0, nw * sizeof bad[0]);
 
@@ -674,143 +623,6 @@ bool dm_schema_validate(const dm_schema_t *s, const char *line, size_t len, dm_b
             dm_schema_key_append(s, s->c->pk[k], &v, key);
     }
     return true;
-}
-
-bool dm_row_get(const dm_schema_t *s, const void *row, size_t len, size_t field, dm_value_t *out)
-{
-    assert(field < s->nfields);
-    const uint8_t *r = row;
-    const s_field_t *sf = &s->fields[field];
-    if (len < s->header || r[0] != DM_ROW_VERSION || s_get16(r + 2) != s->nfields)
-        return false;
-    out->type = sf->f->type;
-    out->is_null = r[S_ROW_FIXED + field / 8] >> (field % 8) & 1;
-    out->i = 0;
-    out->d = 0;
-    out->s = NULL;
-    out->slen = 0;
-    if (out->is_null)
-        return true;
-    const uint8_t *p = r + sf->slot;
-    uint64_t u;
-    switch (sf->f->type) {
-    case DM_FT_STRING: {
-        uint32_t off = s_get32(p), n = s_get32(p + 4);
-        if (off < s->header || off > len || n > len - off)
-            return false;
-        out->s = (const char *)r + off;
-        out->slen = n;
-        break;
-    }
-    case DM_FT_INT: case DM_FT_TIMESTAMP:
-        out->i = (int64_t)s_get64(p);
-        break;
-    case DM_FT_DOUBLE:
-        u = s_get64(p);
-        memcpy(&out->d, &u, sizeof u);
-        break;
-    case DM_FT_BOOLEAN:
-        if (*p > 1)
-            return false;
-        out->i = *p;
-        break;
-    case DM_FT_DATE:
-        out->i = (int32_t)s_get32(p);
-        break;
-    case DM_FT_UUID:
-        memcpy(out->uuid, p, DM_UUID_BYTES);
-        break;
-    case DM_FT_ENUM:
-        out->i = s_get16(p);
-        if ((size_t)out->i >= sf->f->nvalues)
-            return false;
-        out->s = sf->f->values[out->i];
-        out->slen = sf->vlens[out->i];
-        break;
-    default:
-        return false;
-    }
-    return true;
-}
-
-void dm_row_to_json(const dm_schema_t *s, const void *row, size_t len, dm_buf_t *out)
-{
-    size_t start = out->len;
-    dm_buf_putc(out, '{');
-    for (size_t i = 0; i < s->nfields; i++) {
-        dm_value_t v;
-        char tmp[S_TEXT_MAX];
-        const char *t;
-        if (!dm_row_get(s, row, len, i, &v)) {
-            out->len = start;
-            dm_buf_puts(out, "{}");
-            return;
-        }
-        if (i)
-            dm_buf_putc(out, ',');
-        dm_buf_json_string(out, s->fields[i].f->name, s->fields[i].nlen);
-        dm_buf_putc(out, ':');
-        size_t n = v.is_null ? 0 : s_value_text(&v, tmp, &t);
-        if (v.is_null)
-            dm_buf_puts(out, "null");
-        else if (v.type == DM_FT_INT || v.type == DM_FT_DOUBLE || v.type == DM_FT_BOOLEAN)
-            dm_buf_append(out, t, n);
-        else
-            dm_buf_json_string(out, t, n);
-    }
-    dm_buf_putc(out, '}');
-}
-
-static void s_put_be(dm_buf_t *key, uint64_t v, size_t n)
-{
-    uint8_t b[8];
-    for (size_t i = 0; i < n; i++)
-        b[i] = (uint8_t)(v >> 8 * (n - 1 - i));
-    dm_buf_append(key, b, n);
-}
-
-void dm_schema_key_append(const dm_schema_t *s, size_t field, const dm_value_t *v, dm_buf_t *key)
-{
-    assert(field < s->nfields && !v->is_null);
-    switch (s->fields[field].f->type) {
-    case DM_FT_INT: case DM_FT_TIMESTAMP:
-        s_put_be(key, (uint64_t)v->i ^ UINT64_C(0x8000000000000000), 8);
-        break;
-    case DM_FT_DATE:
-        s_put_be(key, (uint32_t)(int32_t)v->i ^ UINT32_C(0x80000000), 4);
-        break;
-    case DM_FT_BOOLEAN:
-        s_put_be(key, v->i != 0, 1);
-        break;
-    case DM_FT_ENUM:
-        s_put_be(key, (uint16_t)v->i, 2);
-        break;
-    case DM_FT_UUID:
-        dm_buf_append(key, v->uuid, DM_UUID_BYTES);
-        break;
-    case DM_FT_DOUBLE: {
-        double d = v->d == 0 ? 0.0 : v->d;
-        uint64_t u;
-        memcpy(&u, &d, sizeof u);
-        u = u >> 63 ? ~u : u ^ UINT64_C(0x8000000000000000);
-        s_put_be(key, u, 8);
-        break;
-    }
-    default: { /* string */
-        const char *p = v->s, *end = v->s + v->slen;
-        while (p < end) {
-            const char *z = memchr(p, 0, (size_t)(end - p));
-            size_t run = z ? (size_t)(z - p) : (size_t)(end - p);
-            dm_buf_append(key, p, run);
-            if (!z)
-                break;
-            dm_buf_append(key, "\0\xff", 2);
-            p = z + 1;
-        }
-        dm_buf_append(key, "\0\x01", 2);
-        break;
-    }
-    }
 }
 
 const dm_contract_t *dm_schema_contract(const dm_schema_t *s) { return s->c; }
@@ -876,13 +688,14 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
     s->checks = calloc(c->nchecks + 1, sizeof *s->checks);
     if (!s->fields || !s->htab || !s->checks)
         goto out;
-    size_t off = S_ROW_FIXED + (c->nfields + 7) / 8;
+    size_t off = DM_SCHEMA__ROW_FIXED + (c->nfields + 7) / 8;
     for (size_t i = 0; i < c->nfields; i++) {
         s_field_t *sf = &s->fields[i];
         sf->f = &c->fields[i];
         sf->nlen = strlen(sf->f->name);
         sf->slot = (uint32_t)off;
-        off += s_width(sf->f->type);
+        sf->width = (uint32_t)s_width(sf->f->type);
+        off += sf->width;
         size_t h = s_hash(sf->f->name, sf->nlen) & s->hmask;
         while (s->htab[h])
             h = (h + 1) & s->hmask;
@@ -901,6 +714,7 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
         }
     }
     s->header = off;
+    s->bitmap_end = DM_SCHEMA__ROW_FIXED + (c->nfields + 7) / 8;
     for (size_t k = 0; k < c->nchecks; k++) {
         const dm_check_t *ck = &c->checks[k];
         if (ck->rule != DM_CHECK_NOT_NULL && ck->rule != DM_CHECK_IN_LIST &&

@@ -7,8 +7,8 @@
  * across calls. The schema is immutable after dm_schema_new and may be
  * shared by threads.
  *
- * Row encoding (all integers little-endian, no alignment; H = header size,
- * fixed per schema):
+ * Row encoding (all integers little-endian, no alignment; the header size
+ * follows from the row's own field count):
  *   [0]      u8   format version, DM_ROW_VERSION
  *   [1]      u8   reserved, 0
  *   [2..3]   u16  number of fields
@@ -90,9 +90,13 @@ const dm_contract_t *dm_schema_contract(const dm_schema_t *s);
 /* Index of the field called name (len bytes), or -1. */
 int dm_schema_field_index(const dm_schema_t *s, const char *name, size_t len);
 
-/* Decodes column field of an encoded row into *out. Returns false if the
- * row is malformed (short, wrong version or field count, a string slot out
- * of bounds, a bad enum index). field must be < the contract's nfields. */
+/* Decodes column field of an encoded row into *out (node/row.c). The row
+ * may have fewer fields than the schema (written before an upgrade added
+ * optional fields at the end: the missing ones read as null) or more
+ * (written under a newer version: the extra ones are not read). Returns
+ * false if the row is malformed (short, wrong version, a field count its
+ * length cannot hold, a string slot out of bounds, a bad enum index).
+ * field must be < the contract's nfields. */
 bool dm_row_get(const dm_schema_t *s, const void *row, size_t len, size_t field,
                 dm_value_t *out);
 

@@ -5,6 +5,7 @@
  * test runs in its own process, so the statics start zeroed. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "schema.h"
@@ -698,13 +699,86 @@ Test(schema, row_get_rejects_truncated_row)
     cr_assert_not(dm_row_get(S, row.data, row.len - 1, 0, &v)); /* string runs past the end */
 }
 
-Test(schema, row_get_rejects_row_of_other_schema)
+Test(schema, row_get_rejects_field_count_beyond_the_row)
 {
     dm_value_t v;
     s_all_types();
     VALID(ALL_TYPES);
-    row.data[2] = 3; /* field count */
+    row.data[2] = (char)0xff; /* 65535 fields: a null bitmap longer than the row */
+    row.data[3] = (char)0xff;
     cr_assert_not(dm_row_get(S, row.data, row.len, 1, &v));
+}
+
+/* An upgrade adds optional fields at the end: rows written before it have
+ * fewer fields, and the new schema reads them with the new fields null. */
+Test(schema, row_get_reads_old_rows_after_an_upgrade)
+{
+    for (int i = 0; i < 7; i++) /* 7 fields: a 1-byte null bitmap */
+        s_field(i == 0 ? "a" : i == 1 ? "s" : i == 2 ? "c" : i == 3 ? "d" : i == 4 ? "e"
+                : i == 5 ? "f" : "g", i == 1 ? DM_FT_STRING : DM_FT_INT, false);
+    s_compile();
+    VALID("{\"a\":1,\"s\":\"old\",\"c\":3,\"g\":7}");
+    dm_buf_t old = DM_BUF_INIT;
+    dm_buf_append(&old, row.data, row.len);
+    dm_schema_destroy(&S);
+    /* version 2: nine fields (a 2-byte bitmap, so every slot moves) */
+    s_field("h", DM_FT_STRING, false);
+    s_field("i", DM_FT_INT, false);
+    s_compile();
+    dm_value_t v;
+    cr_assert(dm_row_get(S, old.data, old.len, 0, &v) && !v.is_null && v.i == 1);
+    cr_assert(dm_row_get(S, old.data, old.len, 1, &v) && v.slen == 3);
+    cr_assert_arr_eq(v.s, "old", 3);
+    cr_assert(dm_row_get(S, old.data, old.len, 3, &v) && v.is_null);
+    cr_assert(dm_row_get(S, old.data, old.len, 6, &v) && v.i == 7);
+    cr_assert(dm_row_get(S, old.data, old.len, 7, &v) && v.is_null);
+    cr_assert(dm_row_get(S, old.data, old.len, 8, &v) && v.is_null);
+    dm_buf_t json = DM_BUF_INIT;
+    dm_row_to_json(S, old.data, old.len, &json);
+    cr_assert_str_eq(json.data, "{\"a\":1,\"s\":\"old\",\"c\":3,\"d\":null,\"e\":null,"
+                                "\"f\":null,\"g\":7,\"h\":null,\"i\":null}");
+    dm_buf_free(&json);
+    dm_buf_free(&old);
+}
+
+/* A reader holding the older schema reads the first fields of a newer row. */
+Test(schema, row_get_reads_newer_rows_with_the_older_schema)
+{
+    for (int i = 0; i < 9; i++) {
+        char *name = malloc(4);
+        snprintf(name, 4, "f%d", i);
+        s_field(name, i == 2 ? DM_FT_STRING : DM_FT_INT, false);
+    }
+    s_compile();
+    VALID("{\"f0\":10,\"f2\":\"x\",\"f8\":80}");
+    dm_schema_destroy(&S);
+    M.nfields = 3; /* the version before f3..f8 */
+    s_compile();
+    dm_value_t v;
+    cr_assert(dm_row_get(S, row.data, row.len, 0, &v) && v.i == 10);
+    cr_assert(dm_row_get(S, row.data, row.len, 1, &v) && v.is_null);
+    cr_assert(dm_row_get(S, row.data, row.len, 2, &v) && v.slen == 1 && v.s[0] == 'x');
+    for (int i = 0; i < 9; i++)
+        free(F[i].name);
+}
+
+/* A row with fewer fields whose string slot points into its own slots is
+ * refused like any out-of-bounds string. */
+Test(schema, row_get_bounds_strings_of_old_rows)
+{
+    s_field("a", DM_FT_INT, false);
+    s_field("s", DM_FT_STRING, false);
+    s_compile();
+    VALID("{\"a\":1,\"s\":\"xy\"}");
+    dm_buf_t old = DM_BUF_INIT;
+    dm_buf_append(&old, row.data, row.len);
+    old.data[5 + 8] = 5; /* string offset (after a 1-byte bitmap and the int slot): inside the slots */
+    dm_schema_destroy(&S);
+    s_field("b", DM_FT_INT, false);
+    s_compile();
+    dm_value_t v;
+    cr_assert_not(dm_row_get(S, old.data, old.len, 1, &v));
+    dm_buf_free(&old);
 }
 
 /* ---- primary keys ---- */

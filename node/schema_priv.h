@@ -1,0 +1,48 @@
+/* schema_priv.h: the compiled schema's layout, shared by schema.c
+ * (compiling, validating, encoding) and row.c (decoding rows, encoding
+ * keys). Nobody else includes it. */
+#ifndef DM_SCHEMA_PRIV_H
+#define DM_SCHEMA_PRIV_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "schema.h"
+
+#define DM_SCHEMA__ROW_FIXED 4 /* version, reserved, u16 field count */
+#define DM_SCHEMA__TEXT_MAX 64 /* formatted scalar (number, timestamp, uuid) */
+
+typedef struct {
+    const dm_field_t *f;
+    size_t nlen;
+    uint32_t slot;    /* offset of the fixed slot in a row of this schema */
+    uint32_t width;   /* bytes of the slot */
+    size_t *vlens;    /* enum value lengths */
+    bool has_re;
+    regex_t re;
+} dm_schema__field_t;
+
+struct dm_schema__rcheck; /* a row-level check, schema.c's */
+
+struct dm_schema {
+    const dm_contract_t *c;
+    size_t nfields;
+    dm_schema__field_t *fields;
+    uint32_t *htab; /* field index + 1; 0 = empty */
+    size_t hmask;
+    size_t bitmap_end; /* end of the null bitmap = start of the slots */
+    size_t header;     /* fixed part of every row: bitmap and slots */
+    struct dm_schema__rcheck *checks;
+    size_t nchecks;
+};
+
+/* Shortest "%g" text of d that reads back as d; returns its length. */
+size_t dm_schema__fmt_double(double d, char *buf, size_t cap);
+
+/* Text of a decoded value (not null): *t points at it, either into v or
+ * into tmp (DM_SCHEMA__TEXT_MAX bytes); returns its length. */
+size_t dm_schema__value_text(const dm_value_t *v, char *tmp, const char **t);
+
+#endif

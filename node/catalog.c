@@ -1,0 +1,731 @@
+/* catalog.c: the catalog's state (entries, per-origin versions, domain
+ * pins, refused claims), how an entry is judged, local publication, the
+ * LMDB persistence and the listings. The Scuttlebutt exchange and the wire
+ * form are in catalog_sync.c.
+ *
+ * Everything lives in memory (sorted arrays, binary search) and every
+ * change is also queued as a store operation; a call commits its queue in
+ * one LMDB transaction. If that fails, or memory runs out half-way, the
+ * memory is rebuilt from the store, so the two never drift apart. */
+#include "catalog_priv.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog_db.h"
+#include "log.h"
+
+#define S_NODE_KEY_LEN (sizeof DM_CATALOG_NODE_KEY - 1)
+#define S_PREFIX_LEN (sizeof DM_CATALOG_PRODUCT_PREFIX - 1)
+#define S_PIN_BYTES (DM_ID_PUBLIC_BYTES + 8)
+#define S_CONFLICT_BYTES (DM_ID_PUBLIC_BYTES + 24)
+#define S_VERSION_BYTES 8
+#define S_HEX_SHORT 8 /* hex digits of a node id in log lines */
+
+/* ---- small helpers ---- */
+
+static void s_put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t s_get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The first S_HEX_SHORT hex digits of a node id, for log lines. */
+static void s_hex(const uint8_t *id, char out[S_HEX_SHORT + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < S_HEX_SHORT / 2; i++) {
+        out[2 * i] = digits[id[i] >> 4];
+        out[2 * i + 1] = digits[id[i] & 15];
+    }
+    out[S_HEX_SHORT] = 0;
+}
+
+static dm_catalog_verdict s_refuse(dm_buf_t *why, dm_catalog_verdict v, const char *fmt, ...)
+    DM_PRINTF(3, 4);
+
+/* Writes a one-line reason into why (may be NULL) and returns v. */
+static dm_catalog_verdict s_refuse(dm_buf_t *why, dm_catalog_verdict v, const char *fmt, ...)
+{
+    if (why) {
+        char line[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        dm_buf_puts(why, line);
+    }
+    return v;
+}
+
+/* ^[a-z][a-z0-9_-]{0,62}$, the contract's rule for domain and product names. */
+static bool s_valid_name(const char *s, size_t len)
+{
+    if (len == 0 || len > DM_CATALOG_NAME_MAX || s[0] < 'a' || s[0] > 'z')
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+const char *dm_catalog_verdict_name(dm_catalog_verdict v)
+{
+    static const char *const names[] = {"accepted", "stale", "bad signature", "not owner",
+                                        "malformed", "domain conflict"};
+    return (unsigned)v < DM_CATALOG__VERDICTS ? names[v] : "unknown";
+}
+
+/* ---- what an entry says ---- */
+
+typedef struct {
+    bool is_node;
+    char domain[DM_CATALOG_NAME_MAX + 1];
+    char name[DM_CATALOG_NAME_MAX + 1];
+    Dm__NodeRecord *node; /* owned until handed to an item */
+} s_parsed;
+
+static void s_parsed_clear(s_parsed *p)
+{
+    if (p->node)
+        dm__node_record__free_unpacked(p->node, NULL);
+    p->node = NULL;
+}
+
+/* Checks the key, the tombstone rule and a node record's form. Returns
+ * DM_CATALOG_ACCEPTED when well formed, else MALFORMED with a reason. */
+static dm_catalog_verdict s_parse(const dm_catalog_entry_t *e, s_parsed *p, dm_buf_t *why)
+{
+    memset(p, 0, sizeof *p);
+    const char *key = e->key;
+    if (strcmp(key, DM_CATALOG_NODE_KEY) == 0) {
+        p->is_node = true;
+        if (e->tombstone)
+            return s_refuse(why, DM_CATALOG_MALFORMED, "a node record cannot be a tombstone");
+        p->node = dm__node_record__unpack(NULL, e->payload_len, e->payload);
+        if (!p->node)
+            return s_refuse(why, DM_CATALOG_MALFORMED, "the node record does not decode");
+        size_t dlen = strlen(p->node->domain);
+        if (!s_valid_name(p->node->domain, dlen) ||
+            strnlen(p->node->address, DM_ADDRESS_MAX) >= DM_ADDRESS_MAX) {
+            s_parsed_clear(p);
+            return s_refuse(why, DM_CATALOG_MALFORMED,
+                            "the node record needs a domain matching ^[a-z][a-z0-9_-]{0,62}$ "
+                            "and an address under %d bytes",
+                            DM_ADDRESS_MAX);
+        }
+        memcpy(p->domain, p->node->domain, dlen + 1);
+        return DM_CATALOG_ACCEPTED;
+    }
+    const char *slash = strncmp(key, DM_CATALOG_PRODUCT_PREFIX, S_PREFIX_LEN) == 0
+                            ? strchr(key + S_PREFIX_LEN, '/')
+                            : NULL;
+    const char *d = key + S_PREFIX_LEN;
+    if (!slash || !s_valid_name(d, (size_t)(slash - d)) ||
+        !s_valid_name(slash + 1, strlen(slash + 1)))
+        return s_refuse(why, DM_CATALOG_MALFORMED,
+                        "key '%.*s' is neither \"node\" nor \"product/DOMAIN/NAME\" with names "
+                        "matching ^[a-z][a-z0-9_-]{0,62}$",
+                        DM_CATALOG_KEY_MAX, key);
+    memcpy(p->domain, d, (size_t)(slash - d));
+    p->domain[slash - d] = 0;
+    strcpy(p->name, slash + 1);
+    if (e->tombstone && e->payload_len)
+        return s_refuse(why, DM_CATALOG_MALFORMED, "a tombstone carries no payload");
+    if (!e->tombstone && !e->payload_len)
+        return s_refuse(why, DM_CATALOG_MALFORMED, "product %s/%s has no contract", p->domain,
+                        p->name);
+    return DM_CATALOG_ACCEPTED;
+}
+
+/* Whether a product payload is the contract of exactly domain/name. */
+static bool s_contract_ok(const dm_catalog_entry_t *e, const s_parsed *p, dm_buf_t *why)
+{
+    dm_contract_t **list = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    dm_err rc = dm_contract_parse(e->key, (const char *)e->payload, e->payload_len, NULL, &list,
+                                  &n, &diags);
+    bool ok = false;
+    if (rc != DM_OK)
+        s_refuse(why, DM_CATALOG_MALFORMED, "the contract does not parse: %s",
+                 diags.count ? diags.items[0].message : dm_strerror(rc));
+    else if (n != 1 || strcmp(list[0]->domain, p->domain) || strcmp(list[0]->name, p->name))
+        s_refuse(why, DM_CATALOG_MALFORMED, "the payload is not exactly the contract of %s/%s",
+                 p->domain, p->name);
+    else
+        ok = true;
+    for (size_t i = 0; i < n; i++)
+        dm_contract_destroy(&list[i]);
+    free(list);
+    dm_diags_clear(&diags);
+    return ok;
+}
+
+/* ---- sorted tables ---- */
+
+static int s_item_cmp(const uint8_t *origin, const char *key, const dm_cat_item_t *it)
+{
+    int r = memcmp(origin, it->e.origin, DM_ID_PUBLIC_BYTES);
+    return r ? r : strcmp(key, it->e.key);
+}
+
+/* Binary search; *at receives the index of the match or the insert point. */
+static dm_cat_item_t *s_item_find(const dm_catalog_t *c, const uint8_t *origin, const char *key,
+                                  size_t *at)
+{
+    size_t lo = 0, hi = c->nitems;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int r = s_item_cmp(origin, key, c->items[mid]);
+        if (r == 0) {
+            if (at)
+                *at = mid;
+            return c->items[mid];
+        }
+        if (r < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (at)
+        *at = lo;
+    return NULL;
+}
+
+static void s_item_free(dm_cat_item_t *it)
+{
+    if (!it)
+        return;
+    dm_catalog_entry_clear(&it->e);
+    free(it->domain);
+    free(it->name);
+    if (it->node)
+        dm__node_record__free_unpacked(it->node, NULL);
+    free(it);
+}
+
+/* Makes room for one more element in a table. */
+static bool s_grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return true;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *p = realloc(*arr, ncap * size);
+    if (!p)
+        return false;
+    *arr = p;
+    *cap = ncap;
+    return true;
+}
+
+/* A stored item made from e and p (takes p's node record). NULL on NOMEM. */
+static dm_cat_item_t *s_item_new(const dm_catalog_entry_t *e, s_parsed *p)
+{
+    dm_cat_item_t *it = calloc(1, sizeof *it);
+    if (!it)
+        return NULL;
+    it->e = *e;
+    it->e.key = strdup(e->key);
+    it->e.payload = e->payload_len ? malloc(e->payload_len) : NULL;
+    it->domain = strdup(p->domain);
+    it->name = p->is_node ? NULL : strdup(p->name);
+    if (!it->e.key || (e->payload_len && !it->e.payload) || !it->domain ||
+        (!p->is_node && !it->name)) {
+        s_item_free(it);
+        return NULL;
+    }
+    if (e->payload_len)
+        memcpy(it->e.payload, e->payload, e->payload_len);
+    it->node = p->node;
+    p->node = NULL;
+    it->wire_bytes = dm_cat_wire_bytes(&it->e);
+    return it;
+}
+
+/* Puts it at index at (replacing the item there if replace). */
+static bool s_item_place(dm_catalog_t *c, dm_cat_item_t *it, size_t at, bool replace)
+{
+    if (replace) {
+        s_item_free(c->items[at]);
+        c->items[at] = it;
+        return true;
+    }
+    if (!s_grow((void **)&c->items, &c->capitems, c->nitems, sizeof *c->items))
+        return false;
+    memmove(c->items + at + 1, c->items + at, (c->nitems - at) * sizeof *c->items);
+    c->items[at] = it;
+    c->nitems++;
+    return true;
+}
+
+const dm_cat_origin_t *dm_cat_origin_find(const dm_catalog_t *c, const uint8_t *origin)
+{
+    size_t lo = 0, hi = c->norigins;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int r = memcmp(origin, c->origins[mid].origin, DM_ID_PUBLIC_BYTES);
+        if (r == 0)
+            return &c->origins[mid];
+        if (r < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+static dm_cat_pin_t *s_pin_find(const dm_catalog_t *c, const char *domain, size_t *at)
+{
+    size_t lo = 0, hi = c->npins;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int r = strcmp(domain, c->pins[mid].domain);
+        if (r == 0)
+            return &c->pins[mid];
+        if (r < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (at)
+        *at = lo;
+    return NULL;
+}
+
+static int s_conflict_cmp(const char *domain, const uint8_t *claimant, const dm_cat_conflict_t *k)
+{
+    int r = strcmp(domain, k->domain);
+    return r ? r : memcmp(claimant, k->claimant, DM_ID_PUBLIC_BYTES);
+}
+
+static dm_cat_conflict_t *s_conflict_find(const dm_catalog_t *c, const char *domain,
+                                          const uint8_t *claimant, size_t *at)
+{
+    size_t lo = 0, hi = c->nconflicts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int r = s_conflict_cmp(domain, claimant, &c->conflicts[mid]);
+        if (r == 0)
+            return &c->conflicts[mid];
+        if (r < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    *at = lo;
+    return NULL;
+}
+
+/* ---- the write batch ---- */
+
+/* Queues a put (val not NULL) or a delete of key [tag][a][b]. */
+static bool s_queue(dm_catalog_t *c, char tag, const void *a, size_t alen, const void *b,
+                    size_t blen, const void *val, size_t vlen)
+{
+    if (!s_grow((void **)&c->ops, &c->capops, c->nops, sizeof *c->ops))
+        return false;
+    dm_cat_op_t *op = &c->ops[c->nops++];
+    op->koff = c->arena.len;
+    dm_buf_putc(&c->arena, tag);
+    dm_buf_append(&c->arena, a, alen);
+    if (blen)
+        dm_buf_append(&c->arena, b, blen);
+    op->klen = c->arena.len - op->koff;
+    op->del = val == NULL;
+    op->voff = c->arena.len;
+    if (val)
+        dm_buf_append(&c->arena, val, vlen);
+    op->vlen = c->arena.len - op->voff;
+    return true;
+}
+
+static bool s_queue_entry(dm_catalog_t *c, const dm_catalog_entry_t *e, bool del)
+{
+    if (del)
+        return s_queue(c, DM_STORE_CATALOG_ENTRY, e->origin, DM_ID_PUBLIC_BYTES, e->key,
+                       strlen(e->key), NULL, 0);
+    dm_buf_t v = DM_BUF_INIT;
+    dm_catalog_entry_encode(e, &v);
+    bool ok = s_queue(c, DM_STORE_CATALOG_ENTRY, e->origin, DM_ID_PUBLIC_BYTES, e->key,
+                      strlen(e->key), v.data ? v.data : "", v.len);
+    dm_buf_free(&v);
+    return ok;
+}
+
+static void s_batch_reset(dm_catalog_t *c)
+{
+    c->nops = 0;
+    dm_buf_reset(&c->arena);
+}
+
+static void s_state_clear(dm_catalog_t *c)
+{
+    for (size_t i = 0; i < c->nitems; i++)
+        s_item_free(c->items[i]);
+    for (size_t i = 0; i < c->npins; i++)
+        free(c->pins[i].domain);
+    for (size_t i = 0; i < c->nconflicts; i++)
+        free(c->conflicts[i].domain);
+    c->nitems = c->norigins = c->npins = c->nconflicts = 0;
+    s_batch_reset(c);
+}
+
+static dm_err s_load(dm_catalog_t *c);
+
+void dm_cat_abort(dm_catalog_t *c)
+{
+    s_state_clear(c);
+    if (s_load(c) != DM_OK)
+        dm_log_err("catalog: could not reload from the store; the catalog is empty until restart");
+}
+
+dm_err dm_cat_commit(dm_catalog_t *c)
+{
+    dm_err err = DM_OK;
+    dm_store_catalog_op_t *ops = c->nops ? malloc(c->nops * sizeof *ops) : NULL;
+    if (c->nops && !ops) {
+        err = DM_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < c->nops; i++) {
+        const dm_cat_op_t *op = &c->ops[i];
+        ops[i].key = c->arena.data + op->koff;
+        ops[i].key_len = op->klen;
+        ops[i].val = op->del ? NULL : c->arena.data + op->voff;
+        ops[i].val_len = op->vlen;
+    }
+    err = dm_store_catalog_write(c->store, ops, c->nops);
+out:
+    free(ops);
+    if (err)
+        dm_cat_abort(c);
+    s_batch_reset(c);
+    return err;
+}
+
+/* ---- changes ---- */
+
+/* Records that origin said version (an authentic entry, kept or not). */
+static bool s_raise(dm_catalog_t *c, const uint8_t *origin, uint64_t version)
+{
+    dm_cat_origin_t *o = (dm_cat_origin_t *)dm_cat_origin_find(c, origin);
+    if (!o) {
+        if (!s_grow((void **)&c->origins, &c->caporigins, c->norigins, sizeof *c->origins))
+            return false;
+        size_t at = 0;
+        while (at < c->norigins && memcmp(c->origins[at].origin, origin, DM_ID_PUBLIC_BYTES) < 0)
+            at++;
+        memmove(c->origins + at + 1, c->origins + at, (c->norigins - at) * sizeof *c->origins);
+        o = &c->origins[at];
+        memcpy(o->origin, origin, DM_ID_PUBLIC_BYTES);
+        o->max_version = 0;
+        c->norigins++;
+    }
+    if (version <= o->max_version)
+        return true;
+    o->max_version = version;
+    uint8_t v[S_VERSION_BYTES];
+    s_put_be64(v, version);
+    return s_queue(c, DM_STORE_CATALOG_ORIGIN, origin, DM_ID_PUBLIC_BYTES, NULL, 0, v, sizeof v);
+}
+
+/* Lists (and logs the first time) claimant's refused claim on domain. */
+static bool s_conflict_note(dm_catalog_t *c, const char *domain, const uint8_t *owner,
+                            const uint8_t *claimant, int64_t now_ms)
+{
+    size_t at = 0;
+    dm_cat_conflict_t *k = s_conflict_find(c, domain, claimant, &at);
+    if (!k) {
+        if (!s_grow((void **)&c->conflicts, &c->capconflicts, c->nconflicts,
+                    sizeof *c->conflicts))
+            return false;
+        char *d = strdup(domain);
+        if (!d)
+            return false;
+        memmove(c->conflicts + at + 1, c->conflicts + at,
+                (c->nconflicts - at) * sizeof *c->conflicts);
+        c->nconflicts++;
+        k = &c->conflicts[at];
+        memset(k, 0, sizeof *k);
+        k->domain = d;
+        memcpy(k->claimant, claimant, DM_ID_PUBLIC_BYTES);
+        k->first_seen_ms = now_ms;
+        char o[S_HEX_SHORT + 1], n[S_HEX_SHORT + 1];
+        s_hex(owner, o);
+        s_hex(claimant, n);
+        dm_log_warn("catalog: domain '%s' is pinned to node %s...; refused the claim of node "
+                    "%s... (see the catalog's conflicts)",
+                    domain, o, n);
+    }
+    memcpy(k->owner, owner, DM_ID_PUBLIC_BYTES);
+    k->last_seen_ms = now_ms;
+    k->refusals++;
+    uint8_t v[S_CONFLICT_BYTES];
+    memcpy(v, k->owner, DM_ID_PUBLIC_BYTES);
+    s_put_be64(v + DM_ID_PUBLIC_BYTES, (uint64_t)k->first_seen_ms);
+    s_put_be64(v + DM_ID_PUBLIC_BYTES + 8, (uint64_t)k->last_seen_ms);
+    s_put_be64(v + DM_ID_PUBLIC_BYTES + 16, k->refusals);
+    return s_queue(c, DM_STORE_CATALOG_CONFLICT, domain, strlen(domain) + 1, claimant,
+                   DM_ID_PUBLIC_BYTES, v, sizeof v);
+}
+
+/* Pins domain to owner and drops what other origins published for it
+ * while it was unclaimed (listing them as refused claims). */
+static bool s_pin(dm_catalog_t *c, const char *domain, const uint8_t *owner, int64_t now_ms)
+{
+    size_t at = 0;
+    if (s_pin_find(c, domain, &at))
+        return true;
+    if (!s_grow((void **)&c->pins, &c->cappins, c->npins, sizeof *c->pins))
+        return false;
+    char *d = strdup(domain);
+    if (!d)
+        return false;
+    memmove(c->pins + at + 1, c->pins + at, (c->npins - at) * sizeof *c->pins);
+    c->npins++;
+    dm_cat_pin_t *pin = &c->pins[at];
+    pin->domain = d;
+    memcpy(pin->owner, owner, DM_ID_PUBLIC_BYTES);
+    pin->first_seen_ms = now_ms;
+    uint8_t v[S_PIN_BYTES];
+    memcpy(v, owner, DM_ID_PUBLIC_BYTES);
+    s_put_be64(v + DM_ID_PUBLIC_BYTES, (uint64_t)now_ms);
+    if (!s_queue(c, DM_STORE_CATALOG_PIN, domain, strlen(domain), NULL, 0, v, sizeof v))
+        return false;
+    char o[S_HEX_SHORT + 1];
+    s_hex(owner, o);
+    if (!c->loading)
+        dm_log_info("catalog: domain '%s' pinned to node %s...", domain, o);
+    size_t kept = 0;
+    bool ok = true;
+    for (size_t i = 0; i < c->nitems; i++) {
+        dm_cat_item_t *it = c->items[i];
+        if (ok && it->name && strcmp(it->domain, domain) == 0 &&
+            memcmp(it->e.origin, owner, DM_ID_PUBLIC_BYTES) != 0) {
+            ok = s_queue_entry(c, &it->e, true) &&
+                 s_conflict_note(c, domain, owner, it->e.origin, now_ms);
+            s_item_free(it);
+            continue;
+        }
+        c->items[kept++] = it;
+    }
+    c->nitems = kept;
+    return ok;
+}
+
+dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
+                                int64_t now_ms, dm_buf_t *why, dm_err *err)
+{
+    *err = DM_OK;
+    if (!e->key || strnlen(e->key, DM_CATALOG_KEY_MAX) >= DM_CATALOG_KEY_MAX || !e->key[0] ||
+        e->payload_len > DM_CATALOG_PAYLOAD_MAX || (e->payload_len && !e->payload) ||
+        e->version == 0)
+        return s_refuse(why, DM_CATALOG_MALFORMED,
+                        "an entry needs a key of 1 to %d bytes, a payload of at most %d bytes "
+                        "and a version from 1",
+                        DM_CATALOG_KEY_MAX - 1, DM_CATALOG_PAYLOAD_MAX);
+    if (remote) {
+        dm_buf_t msg = DM_BUF_INIT;
+        dm_catalog_entry_signed_bytes(e, &msg);
+        bool good = dm_identity_verify(e->origin, msg.data, msg.len, e->signature);
+        dm_buf_free(&msg);
+        if (!good)
+            return s_refuse(why, DM_CATALOG_BAD_SIGNATURE,
+                            "entry '%s' version %llu is not signed by its origin", e->key,
+                            (unsigned long long)e->version);
+    }
+    s_parsed p;
+    dm_catalog_verdict v = s_parse(e, &p, why);
+    const dm_cat_pin_t *pin = v == DM_CATALOG_ACCEPTED ? s_pin_find(c, p.domain, NULL) : NULL;
+    if (pin && memcmp(pin->owner, e->origin, DM_ID_PUBLIC_BYTES) != 0) {
+        char o[S_HEX_SHORT + 1];
+        s_hex(pin->owner, o);
+        v = s_refuse(why, p.is_node ? DM_CATALOG_DOMAIN_CONFLICT : DM_CATALOG_NOT_OWNER,
+                     "domain '%s' is pinned to node %s...; %s from another node refused",
+                     p.domain, o, p.is_node ? "the claim" : e->key);
+        if (!s_conflict_note(c, p.domain, pin->owner, e->origin, now_ms))
+            *err = DM_ERR_NOMEM;
+    }
+    size_t at = 0;
+    const dm_cat_item_t *old = s_item_find(c, e->origin, e->key, &at);
+    if (v == DM_CATALOG_ACCEPTED && old && old->e.version >= e->version)
+        v = s_refuse(why, DM_CATALOG_STALE, "entry '%s' version %llu: version %llu is stored",
+                     e->key, (unsigned long long)e->version,
+                     (unsigned long long)old->e.version);
+    if (v == DM_CATALOG_ACCEPTED && !p.is_node && !e->tombstone && !s_contract_ok(e, &p, why))
+        v = DM_CATALOG_MALFORMED;
+    /* An authentic refusal still counts as seen, so peers stop resending it. */
+    if (remote && v != DM_CATALOG_BAD_SIGNATURE && v != DM_CATALOG_STALE && !*err &&
+        !s_raise(c, e->origin, e->version))
+        *err = DM_ERR_NOMEM;
+    if (v != DM_CATALOG_ACCEPTED || *err)
+        goto out;
+    dm_cat_item_t *it = s_item_new(e, &p);
+    if (!it || !s_item_place(c, it, at, old != NULL)) {
+        s_item_free(it);
+        *err = DM_ERR_NOMEM;
+        goto out;
+    }
+    if (!s_queue_entry(c, e, false) || !s_raise(c, e->origin, e->version) ||
+        (p.is_node && !pin && !s_pin(c, p.domain, e->origin, now_ms)))
+        *err = DM_ERR_NOMEM;
+out:
+    s_parsed_clear(&p);
+    return v;
+}
+
+/* ---- load ---- */
+
+typedef struct {
+    dm_catalog_t *c;
+    dm_err err;
+} s_load_ctx;
+
+static int s_load_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    s_load_ctx *l = arg;
+    dm_catalog_t *c = l->c;
+    const uint8_t *k = key, *v = val;
+    const char *what = "record";
+    l->err = DM_ERR_STORE;
+    switch (klen ? k[0] : 0) {
+    case DM_STORE_CATALOG_ENTRY: {
+        what = "entry";
+        dm_catalog_entry_t e;
+        if (dm_catalog_entry_decode(val, vlen, &e) != DM_OK)
+            break;
+        s_parsed p;
+        size_t at = 0;
+        if (s_parse(&e, &p, NULL) == DM_CATALOG_ACCEPTED &&
+            !s_item_find(c, e.origin, e.key, &at)) {
+            dm_cat_item_t *it = s_item_new(&e, &p);
+            if (!it || !s_item_place(c, it, at, false)) {
+                s_item_free(it);
+                l->err = DM_ERR_NOMEM;
+            } else {
+                l->err = DM_OK;
+            }
+        }
+        s_parsed_clear(&p);
+        dm_catalog_entry_clear(&e);
+        break;
+    }
+    case DM_STORE_CATALOG_ORIGIN:
+        what = "version";
+        if (klen != 1 + DM_ID_PUBLIC_BYTES || vlen != S_VERSION_BYTES)
+            break;
+        l->err = s_raise(c, k + 1, s_get_be64(v)) ? DM_OK : DM_ERR_NOMEM;
+        break;
+    case DM_STORE_CATALOG_PIN: {
+        what = "pin";
+        char domain[DM_CATALOG_NAME_MAX + 1];
+        if (klen - 1 > DM_CATALOG_NAME_MAX || vlen != S_PIN_BYTES)
+            break;
+        memcpy(domain, k + 1, klen - 1);
+        domain[klen - 1] = 0;
+        l->err = s_pin(c, domain, v, (int64_t)s_get_be64(v + DM_ID_PUBLIC_BYTES)) ? DM_OK
+                                                                                   : DM_ERR_NOMEM;
+        break;
+    }
+    case DM_STORE_CATALOG_CONFLICT: {
+        what = "conflict";
+        const uint8_t *nul = memchr(k + 1, 0, klen - 1);
+        if (!nul || nul - k > DM_CATALOG_NAME_MAX + 1 ||
+            klen != (size_t)(nul - k) + 1 + DM_ID_PUBLIC_BYTES || vlen != S_CONFLICT_BYTES)
+            break;
+        size_t at = 0;
+        const char *domain = (const char *)k + 1;
+        if (s_conflict_find(c, domain, nul + 1, &at))
+            break;
+        if (!s_grow((void **)&c->conflicts, &c->capconflicts, c->nconflicts,
+                    sizeof *c->conflicts)) {
+            l->err = DM_ERR_NOMEM;
+            break;
+        }
+        dm_cat_conflict_t k2 = {0};
+        k2.domain = strdup(domain);
+        if (!k2.domain) {
+            l->err = DM_ERR_NOMEM;
+            break;
+        }
+        memcpy(k2.claimant, nul + 1, DM_ID_PUBLIC_BYTES);
+        memcpy(k2.owner, v, DM_ID_PUBLIC_BYTES);
+        k2.first_seen_ms = (int64_t)s_get_be64(v + DM_ID_PUBLIC_BYTES);
+        k2.last_seen_ms = (int64_t)s_get_be64(v + DM_ID_PUBLIC_BYTES + 8);
+        k2.refusals = s_get_be64(v + DM_ID_PUBLIC_BYTES + 16);
+        memmove(c->conflicts + at + 1, c->conflicts + at,
+                (c->nconflicts - at) * sizeof *c->conflicts);
+        c->conflicts[at] = k2;
+        c->nconflicts++;
+        l->err = DM_OK;
+        break;
+    }
+    default:
+        break;
+    }
+    if (l->err == DM_ERR_STORE)
+        dm_log_err("catalog: a corrupt %s record in the store (%zu-byte key)", what, klen);
+    return l->err != DM_OK;
+}
+
+/* Reads the whole catalog from the store into the (empty) tables. Pins
+ * come after entries in key order, so loading a pin purges nothing that
+ * was not already purged when it was made. */
+static dm_err s_load(dm_catalog_t *c)
+{
+    s_load_ctx l = {c, DM_OK};
+    c->loading = true;
+    dm_err err = dm_store_catalog_scan(c->store, s_load_one, &l);
+    c->loading = false;
+    s_batch_reset(c); /* what loading queued is already stored */
+    return err ? err : l.err;
+}
+
+dm_err dm_catalog_open(dm_store_t *store, const dm_identity_t *self, dm_catalog_t **out)
+{
+    *out = NULL;
+    dm_catalog_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return DM_ERR_NOMEM;
+    c->store = store;
+    c->self = self;
+    memcpy(c->self_id, dm_identity_public(self), DM_ID_PUBLIC_BYTES);
+    dm_err err = s_load(c);
+    if (err) {
+        dm_catalog_destroy(&c);
+        return err;
+    }
+    dm_log_debug("catalog: loaded %zu entries from %zu origins, %zu pinned domains", c->nitems,
+                 c->norigins, c->npins);
+    *out = c;
+    return DM_OK;
+}
+
+void dm_catalog_destroy(dm_catalog_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dm_catalog_t *c = *self_p;
+    s_state_clear(c);
+    free(c->items);
+    free(c->origins);
+    free(c->pins);
+    free(c->conflicts);
+    free(c->ops);
+    dm_buf_free(&c->arena);
+    free(c);
+    *self_p = NULL;
+}

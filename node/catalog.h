@@ -1,0 +1,215 @@
+/* catalog.h: the signed catalog: every fact a node publishes, as entries
+ * signed with its ed25519 key, versioned per origin, kept in LMDB and
+ * spread by Scuttlebutt anti-entropy (van Renesse et al. 2008).
+ *
+ * Keys (docs/catalog.md):
+ *   "node"                the node record (dm.NodeRecord: domain claim,
+ *                         address, products); it claims the domain
+ *   "product/DOMAIN/NAME" the canonical contract JSON, or a tombstone
+ * A receiver verifies the signature first, then ownership (the first
+ * accepted claim of a domain is pinned; claims and products from any other
+ * origin are refused), then the version (the highest per (origin, key)
+ * wins). Pure logic plus LMDB: no sockets, time is an argument. Not
+ * thread-safe: one thread (the node loop) owns a catalog. Every call that
+ * changes the catalog commits one synchronous LMDB transaction before it
+ * returns, so a process killed at any moment restarts from a consistent
+ * catalog. */
+#ifndef DM_CATALOG_H
+#define DM_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "contract.h"
+#include "err.h"
+#include "identity.h"
+#include "store.h"
+
+#define DM_CATALOG_KEY_MAX 160                   /* bytes of a key, NUL included */
+#define DM_CATALOG_NAME_MAX 63                   /* domain and product names */
+#define DM_CATALOG_PAYLOAD_MAX DM_CONTRACT_MAX_FILE /* bytes of a payload */
+/* Bytes of one encoded entry at most (payload + key + ids + varints). */
+#define DM_CATALOG_ENTRY_MAX_BYTES (DM_CATALOG_PAYLOAD_MAX + 512)
+/* A delta message is never larger than this: its max_bytes, or one entry
+ * alone when a single entry is larger. The transport must accept it. */
+#define DM_CATALOG_DELTA_MAX_BYTES (DM_CATALOG_ENTRY_MAX_BYTES + 16)
+#define DM_CATALOG_MAX_ORIGINS 4096              /* origins in a digest */
+#define DM_CATALOG_DIGEST_MAX_BYTES (DM_CATALOG_MAX_ORIGINS * 64)
+#define DM_CATALOG_NODE_KEY "node"
+#define DM_CATALOG_PRODUCT_PREFIX "product/"
+
+typedef struct dm_catalog dm_catalog_t;
+
+/* One entry, decoded. Owns key and payload when it came from
+ * dm_catalog_entry_decode or dm_catalog_get (free with
+ * dm_catalog_entry_clear); a caller building one may point them anywhere. */
+typedef struct {
+    uint8_t origin[DM_ID_PUBLIC_BYTES];
+    char *key;           /* NUL-terminated */
+    uint64_t version;    /* >= 1 */
+    int64_t issued_at_ms;
+    bool tombstone;
+    uint8_t *payload;
+    size_t payload_len;
+    uint8_t signature[DM_ID_SIGNATURE_BYTES];
+} dm_catalog_entry_t;
+
+typedef enum {
+    DM_CATALOG_ACCEPTED,        /* stored (a product of an unclaimed domain waits for its claim) */
+    DM_CATALOG_STALE,           /* a replay or older than the stored version */
+    DM_CATALOG_BAD_SIGNATURE,   /* not signed by its origin: nothing else was looked at */
+    DM_CATALOG_NOT_OWNER,       /* a product of a domain pinned to another origin */
+    DM_CATALOG_MALFORMED,       /* bad key, bounds, node record or contract */
+    DM_CATALOG_DOMAIN_CONFLICT, /* a node record claiming a domain pinned to another origin */
+    DM_CATALOG__VERDICTS
+} dm_catalog_verdict;
+
+/* Counts per verdict of a batch (dm_catalog_apply_delta). */
+typedef struct {
+    size_t n[DM_CATALOG__VERDICTS];
+} dm_catalog_counts_t;
+
+/* ---- lifecycle ---- */
+
+/* Loads the catalog kept in store (entries, versions, pins, conflicts).
+ * store and self are borrowed and must outlive the catalog. On error *out
+ * is NULL: DM_ERR_STORE (also for a corrupt record), DM_ERR_NOMEM. */
+DM_NODISCARD dm_err dm_catalog_open(dm_store_t *store, const dm_identity_t *self,
+                                    dm_catalog_t **out);
+/* Frees the catalog (the store keeps everything). NULL-safe; sets *self_p
+ * to NULL. */
+void dm_catalog_destroy(dm_catalog_t **self_p);
+
+/* ---- local publications ---- */
+
+/* Signs and stores a fact of this node with the next version. key is
+ * "node" (payload: an encoded dm.NodeRecord) or "product/DOMAIN/NAME"
+ * (payload: the canonical contract JSON of DOMAIN/NAME; tombstone: payload
+ * empty, deletes the product). Fails with a reason in why (may be NULL):
+ * DM_ERR_INVALID (bad key or payload), DM_ERR_DENIED (a product of a
+ * domain not pinned to this node: publish the node record first),
+ * DM_ERR_CONFLICT (the node record claims a domain pinned to another
+ * node), DM_ERR_NOTFOUND (tombstone of a product not published), or a
+ * store error (nothing changed). */
+DM_NODISCARD dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
+                                       size_t len, bool tombstone, int64_t now_ms,
+                                       dm_buf_t *why);
+/* Publishes the node record: domain, address and the node's live products
+ * ("DOMAIN/NAME", from its own product entries). Errors as above. */
+DM_NODISCARD dm_err dm_catalog_publish_node(dm_catalog_t *c, const char *domain,
+                                            const char *address, int64_t now_ms, dm_buf_t *why);
+
+/* ---- remote entries ---- */
+
+/* Judges one entry from a peer: signature first, then bounds and key,
+ * ownership, version, then the payload (a product's contract must parse
+ * and name DOMAIN/NAME). Accepted entries are stored; refused claims are
+ * listed as conflicts and logged once. On DM_OK *verdict is set and, unless
+ * accepted, why (may be NULL) gets a one-line reason. Returns a store
+ * error only when a write failed (the catalog is then reloaded from the
+ * store). */
+DM_NODISCARD dm_err dm_catalog_apply(dm_catalog_t *c, const dm_catalog_entry_t *e,
+                                     int64_t now_ms, dm_catalog_verdict *verdict,
+                                     dm_buf_t *why);
+
+/* Static name of a verdict ("accepted", "stale", ...). */
+const char *dm_catalog_verdict_name(dm_catalog_verdict v);
+
+/* ---- Scuttlebutt anti-entropy (node/catalog_sync.c) ---- */
+
+/* Appends an encoded dm.CatalogDigest to out: the highest version held per
+ * origin. Cannot fail. */
+void dm_catalog_digest(const dm_catalog_t *c, dm_buf_t *out);
+
+/* Given a peer's encoded digest, appends to out an encoded dm.CatalogDelta
+ * with the entries the peer lacks, in ascending version per origin, at
+ * most max_bytes long unless its one entry alone is longer (never more
+ * than DM_CATALOG_DELTA_MAX_BYTES). *more (and the message's more flag) is
+ * set when entries were left for the next exchange. Origins take turns in
+ * going first, so a busy origin cannot starve the others.
+ * DM_ERR_PROTO for a digest that does not decode or breaks the bounds. */
+DM_NODISCARD dm_err dm_catalog_delta(dm_catalog_t *c, const void *digest, size_t len,
+                                     size_t max_bytes, dm_buf_t *out, bool *more);
+
+/* Applies an encoded dm.CatalogDelta: each entry as dm_catalog_apply, in
+ * ascending version per origin, all in one LMDB transaction. counts (may
+ * be NULL) receives the verdicts, *more (may be NULL) the message's flag,
+ * why (may be NULL) a line per refused entry. DM_ERR_PROTO (nothing
+ * applied) for a message that does not decode or is over
+ * DM_CATALOG_DELTA_MAX_BYTES; a store error if the commit failed. */
+DM_NODISCARD dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len,
+                                           int64_t now_ms, dm_catalog_counts_t *counts,
+                                           bool *more, dm_buf_t *why);
+
+/* ---- single entries on the wire ---- */
+
+/* Appends e encoded as dm.CatalogEntry. Cannot fail. */
+void dm_catalog_entry_encode(const dm_catalog_entry_t *e, dm_buf_t *out);
+/* Decodes a dm.CatalogEntry into *out (caller clears). DM_ERR_PROTO (out
+ * zeroed) if it does not decode, an id or signature has the wrong length,
+ * or the key or payload is over its bound. */
+DM_NODISCARD dm_err dm_catalog_entry_decode(const void *data, size_t len,
+                                            dm_catalog_entry_t *out);
+/* Frees the key and payload of e and zeroes it. NULL-safe. */
+void dm_catalog_entry_clear(dm_catalog_entry_t *e);
+/* Appends the byte string the signature covers (docs/catalog.md). */
+void dm_catalog_entry_signed_bytes(const dm_catalog_entry_t *e, dm_buf_t *out);
+
+/* ---- observation ---- */
+
+/* Copies the stored entry (origin, key) into *out (caller clears).
+ * DM_ERR_NOTFOUND if there is none. */
+DM_NODISCARD dm_err dm_catalog_get(const dm_catalog_t *c, const uint8_t origin[DM_ID_PUBLIC_BYTES],
+                                   const char *key, dm_catalog_entry_t *out);
+/* The highest version this node has published (0 before the first). */
+uint64_t dm_catalog_local_version(const dm_catalog_t *c);
+/* Number of stored entries (all origins, tombstones included). */
+size_t dm_catalog_count(const dm_catalog_t *c);
+/* Whether domain is pinned; if so and owner is not NULL, writes the owner. */
+bool dm_catalog_owner(const dm_catalog_t *c, const char *domain,
+                      uint8_t owner[DM_ID_PUBLIC_BYTES]);
+
+/* In the callbacks below every pointer is borrowed, valid during the call
+ * only; the callback must not change the catalog. Return non-zero to stop. */
+
+typedef struct {
+    const uint8_t *origin;
+    const char *domain, *name;
+    uint64_t version;
+    int64_t issued_at_ms;
+    bool tombstone;
+    const char *contract; /* canonical JSON, not NUL-terminated; NULL for a tombstone */
+    size_t contract_len;
+} dm_catalog_product_t;
+typedef int (*dm_catalog_product_fn)(void *ctx, const dm_catalog_product_t *p);
+/* Products whose domain is pinned to their origin, ordered by
+ * DOMAIN/NAME; tombstoned ones only if with_tombstones. */
+void dm_catalog_products(const dm_catalog_t *c, bool with_tombstones, dm_catalog_product_fn fn,
+                         void *ctx);
+
+typedef struct {
+    const uint8_t *origin;
+    const char *domain, *address;
+    const char *const *products; /* "DOMAIN/NAME" */
+    size_t nproducts;
+    uint64_t version;
+    int64_t issued_at_ms;
+} dm_catalog_node_t;
+typedef int (*dm_catalog_node_fn)(void *ctx, const dm_catalog_node_t *n);
+/* Accepted node records, ordered by origin. */
+void dm_catalog_nodes(const dm_catalog_t *c, dm_catalog_node_fn fn, void *ctx);
+
+typedef struct {
+    const char *domain;
+    const uint8_t *owner;    /* the pinned owner */
+    const uint8_t *claimant; /* the refused origin */
+    int64_t first_seen_ms, last_seen_ms;
+    uint64_t refusals;       /* entries refused from this claimant */
+} dm_catalog_conflict_t;
+typedef int (*dm_catalog_conflict_fn)(void *ctx, const dm_catalog_conflict_t *k);
+/* Refused claims, ordered by domain then claimant. */
+void dm_catalog_conflicts(const dm_catalog_t *c, dm_catalog_conflict_fn fn, void *ctx);
+
+#endif

@@ -1,0 +1,82 @@
+/* catalog_priv.h: what node/catalog.c (entries, judging, persistence) and
+ * node/catalog_sync.c (Scuttlebutt digests and deltas) share. */
+#ifndef DM_CATALOG_PRIV_H
+#define DM_CATALOG_PRIV_H
+
+#include "catalog.h"
+#include "catalog.pb-c.h"
+
+/* One stored entry with what was derived from it. */
+typedef struct {
+    dm_catalog_entry_t e; /* owns key and payload */
+    char *domain;         /* product: from the key; node: the claimed domain */
+    char *name;           /* product name; NULL for a node record */
+    Dm__NodeRecord *node; /* node record, decoded; NULL for a product */
+    size_t wire_bytes;    /* as one element of CatalogDelta.entries */
+} dm_cat_item_t;
+
+typedef struct {
+    uint8_t origin[DM_ID_PUBLIC_BYTES];
+    uint64_t max_version; /* highest authentic version seen */
+} dm_cat_origin_t;
+
+typedef struct {
+    char *domain;
+    uint8_t owner[DM_ID_PUBLIC_BYTES];
+    int64_t first_seen_ms;
+} dm_cat_pin_t;
+
+typedef struct {
+    char *domain;
+    uint8_t owner[DM_ID_PUBLIC_BYTES], claimant[DM_ID_PUBLIC_BYTES];
+    int64_t first_seen_ms, last_seen_ms;
+    uint64_t refusals;
+} dm_cat_conflict_t;
+
+/* One queued store operation; key and value live in the batch arena. */
+typedef struct {
+    size_t koff, klen, voff, vlen;
+    bool del;
+} dm_cat_op_t;
+
+struct dm_catalog {
+    dm_store_t *store;
+    const dm_identity_t *self;
+    uint8_t self_id[DM_ID_PUBLIC_BYTES];
+    dm_cat_item_t **items; /* sorted by (origin, key) */
+    size_t nitems, capitems;
+    dm_cat_origin_t *origins; /* sorted by origin */
+    size_t norigins, caporigins;
+    dm_cat_pin_t *pins; /* sorted by domain */
+    size_t npins, cappins;
+    dm_cat_conflict_t *conflicts; /* sorted by (domain, claimant) */
+    size_t nconflicts, capconflicts;
+    dm_cat_op_t *ops; /* the pending write batch */
+    size_t nops, capops;
+    dm_buf_t arena;
+    size_t rr;    /* which origin goes first in the next delta */
+    bool loading; /* reading the store: no log lines for old news */
+};
+
+/* origin's row in c->origins, or NULL. */
+const dm_cat_origin_t *dm_cat_origin_find(const dm_catalog_t *c, const uint8_t *origin);
+
+/* Fills a protobuf view of e (pointers into e). */
+void dm_cat_entry_to_pb(const dm_catalog_entry_t *e, Dm__CatalogEntry *pb);
+/* Points *out into pb (borrowed, valid while pb lives) after bounds
+ * checks: false (with a reason in why, may be NULL) if an id or signature
+ * has the wrong length or the key or payload is over its bound. */
+bool dm_cat_entry_view(const Dm__CatalogEntry *pb, dm_catalog_entry_t *out, dm_buf_t *why);
+/* Size of e as one element of a repeated field (tag + length + body). */
+size_t dm_cat_wire_bytes(const dm_catalog_entry_t *e);
+
+/* Judges e within the pending batch (see dm_catalog_apply). Returns a
+ * verdict; DM_ERR_NOMEM aborts through *err. */
+dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
+                                int64_t now_ms, dm_buf_t *why, dm_err *err);
+/* Commits the pending batch; on failure reloads memory from the store. */
+dm_err dm_cat_commit(dm_catalog_t *c);
+/* Drops the pending batch after an in-memory failure (reloads). */
+void dm_cat_abort(dm_catalog_t *c);
+
+#endif

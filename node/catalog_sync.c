@@ -1,0 +1,365 @@
+/* catalog_sync.c: the catalog on the wire: single entries, the byte string
+ * a signature covers, and Scuttlebutt anti-entropy (van Renesse et al.
+ * 2008): a digest {origin: highest version}, and the delta a peer's
+ * digest shows it lacks, in ascending version per origin, bounded in size.
+ *
+ * Why ascending per origin: a receiver that holds every entry of an origin
+ * up to version V advertises V; entries sent in version order keep that
+ * true after any prefix of a delta, so a delta cut at max_bytes loses
+ * nothing: the next digest asks for the rest. */
+#include "catalog_priv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Domain separation: a catalog signature can never be mistaken for (or
+ * replayed as) a signature over anything else the node signs. */
+static const char s_sign_context[] = "datamesh catalog entry v1";
+#define S_MORE_FLAG_BYTES 2 /* tag + value of CatalogDelta.more */
+
+static size_t s_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static void s_be(dm_buf_t *out, uint64_t v, int bytes)
+{
+    uint8_t b[8];
+    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+        b[i] = (uint8_t)v;
+    dm_buf_append(out, b, (size_t)bytes);
+}
+
+void dm_catalog_entry_signed_bytes(const dm_catalog_entry_t *e, dm_buf_t *out)
+{
+    size_t klen = strlen(e->key);
+    dm_buf_append(out, s_sign_context, sizeof s_sign_context); /* NUL included */
+    dm_buf_append(out, e->origin, DM_ID_PUBLIC_BYTES);
+    s_be(out, klen, 4);
+    dm_buf_append(out, e->key, klen);
+    s_be(out, e->version, 8);
+    s_be(out, (uint64_t)e->issued_at_ms, 8);
+    dm_buf_putc(out, e->tombstone ? 1 : 0);
+    s_be(out, e->payload_len, 4);
+    if (e->payload_len)
+        dm_buf_append(out, e->payload, e->payload_len);
+}
+
+void dm_cat_entry_to_pb(const dm_catalog_entry_t *e, Dm__CatalogEntry *pb)
+{
+    dm__catalog_entry__init(pb);
+    pb->origin.data = (uint8_t *)e->origin;
+    pb->origin.len = DM_ID_PUBLIC_BYTES;
+    pb->key = e->key;
+    pb->version = e->version;
+    pb->issued_at_ms = e->issued_at_ms;
+    pb->payload.data = e->payload;
+    pb->payload.len = e->payload_len;
+    pb->signature.data = (uint8_t *)e->signature;
+    pb->signature.len = DM_ID_SIGNATURE_BYTES;
+    pb->tombstone = e->tombstone;
+}
+
+size_t dm_cat_wire_bytes(const dm_catalog_entry_t *e)
+{
+    Dm__CatalogEntry pb;
+    dm_cat_entry_to_pb(e, &pb);
+    size_t body = dm__catalog_entry__get_packed_size(&pb);
+    return 1 + s_varint_len(body) + body;
+}
+
+bool dm_cat_entry_view(const Dm__CatalogEntry *pb, dm_catalog_entry_t *out, dm_buf_t *why)
+{
+    memset(out, 0, sizeof *out);
+    if (pb->origin.len != DM_ID_PUBLIC_BYTES || pb->signature.len != DM_ID_SIGNATURE_BYTES ||
+        !pb->key || strnlen(pb->key, DM_CATALOG_KEY_MAX) >= DM_CATALOG_KEY_MAX ||
+        pb->payload.len > DM_CATALOG_PAYLOAD_MAX) {
+        if (why)
+            dm_buf_printf(why,
+                          "an entry needs a %d-byte origin, a %d-byte signature, a key under "
+                          "%d bytes and a payload of at most %d bytes",
+                          DM_ID_PUBLIC_BYTES, DM_ID_SIGNATURE_BYTES, DM_CATALOG_KEY_MAX,
+                          DM_CATALOG_PAYLOAD_MAX);
+        return false;
+    }
+    memcpy(out->origin, pb->origin.data, DM_ID_PUBLIC_BYTES);
+    out->key = pb->key;
+    out->version = pb->version;
+    out->issued_at_ms = pb->issued_at_ms;
+    out->tombstone = pb->tombstone;
+    out->payload = pb->payload.len ? pb->payload.data : NULL;
+    out->payload_len = pb->payload.len;
+    memcpy(out->signature, pb->signature.data, DM_ID_SIGNATURE_BYTES);
+    return true;
+}
+
+void dm_catalog_entry_encode(const dm_catalog_entry_t *e, dm_buf_t *out)
+{
+    Dm__CatalogEntry pb;
+    dm_cat_entry_to_pb(e, &pb);
+    size_t n = dm__catalog_entry__get_packed_size(&pb);
+    dm_buf_reserve(out, n);
+    out->len += dm__catalog_entry__pack(&pb, (uint8_t *)out->data + out->len);
+    out->data[out->len] = 0;
+}
+
+dm_err dm_catalog_entry_decode(const void *data, size_t len, dm_catalog_entry_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len > DM_CATALOG_ENTRY_MAX_BYTES)
+        return DM_ERR_PROTO;
+    Dm__CatalogEntry *pb = dm__catalog_entry__unpack(NULL, len, data);
+    if (!pb)
+        return DM_ERR_PROTO;
+    dm_catalog_entry_t view;
+    dm_err err = DM_ERR_PROTO;
+    if (!dm_cat_entry_view(pb, &view, NULL))
+        goto out;
+    err = DM_ERR_NOMEM;
+    *out = view;
+    out->key = strdup(view.key);
+    out->payload = view.payload_len ? malloc(view.payload_len) : NULL;
+    if (!out->key || (view.payload_len && !out->payload)) {
+        dm_catalog_entry_clear(out);
+        goto out;
+    }
+    if (view.payload_len)
+        memcpy(out->payload, view.payload, view.payload_len);
+    err = DM_OK;
+out:
+    dm__catalog_entry__free_unpacked(pb, NULL);
+    return err;
+}
+
+void dm_catalog_entry_clear(dm_catalog_entry_t *e)
+{
+    if (!e)
+        return;
+    free(e->key);
+    free(e->payload);
+    memset(e, 0, sizeof *e);
+}
+
+/* ---- digest ---- */
+
+void dm_catalog_digest(const dm_catalog_t *c, dm_buf_t *out)
+{
+    Dm__OriginVersion *rows = calloc(c->norigins ? c->norigins : 1, sizeof *rows);
+    Dm__OriginVersion **ptrs = calloc(c->norigins ? c->norigins : 1, sizeof *ptrs);
+    if (!rows || !ptrs)
+        abort(); /* as dm_buf does: nothing sensible to send without memory */
+    Dm__CatalogDigest d;
+    dm__catalog_digest__init(&d);
+    for (size_t i = 0; i < c->norigins; i++) {
+        if (!c->origins[i].max_version)
+            continue;
+        Dm__OriginVersion *r = &rows[d.n_origins];
+        dm__origin_version__init(r);
+        r->origin.data = (uint8_t *)c->origins[i].origin;
+        r->origin.len = DM_ID_PUBLIC_BYTES;
+        r->max_version = c->origins[i].max_version;
+        ptrs[d.n_origins++] = r;
+    }
+    d.origins = ptrs;
+    size_t n = dm__catalog_digest__get_packed_size(&d);
+    dm_buf_reserve(out, n);
+    out->len += dm__catalog_digest__pack(&d, (uint8_t *)out->data + out->len);
+    out->data[out->len] = 0;
+    free(rows);
+    free(ptrs);
+}
+
+/* ---- delta ---- */
+
+typedef struct {
+    const uint8_t *origin;
+    uint64_t version;
+} s_peer_row;
+
+static int s_peer_cmp(const void *a, const void *b)
+{
+    return memcmp(((const s_peer_row *)a)->origin, ((const s_peer_row *)b)->origin,
+                  DM_ID_PUBLIC_BYTES);
+}
+
+static int s_item_version_cmp(const void *a, const void *b)
+{
+    const dm_cat_item_t *x = *(dm_cat_item_t *const *)a, *y = *(dm_cat_item_t *const *)b;
+    int r = memcmp(x->e.origin, y->e.origin, DM_ID_PUBLIC_BYTES);
+    if (r)
+        return r;
+    return x->e.version < y->e.version ? -1 : x->e.version > y->e.version;
+}
+
+/* The peer's version for origin (0 when its digest does not name it). */
+static uint64_t s_peer_version(const s_peer_row *rows, size_t n, const uint8_t *origin)
+{
+    s_peer_row key = {origin, 0};
+    const s_peer_row *r = bsearch(&key, rows, n, sizeof *rows, s_peer_cmp);
+    return r ? r->version : 0;
+}
+
+dm_err dm_catalog_delta(dm_catalog_t *c, const void *digest, size_t len, size_t max_bytes,
+                        dm_buf_t *out, bool *more)
+{
+    *more = false;
+    dm_err err = DM_ERR_PROTO;
+    s_peer_row *rows = NULL;
+    dm_cat_item_t **cand = NULL, **sel = NULL;
+    size_t *runs = NULL;
+    Dm__CatalogEntry *pbs = NULL, **pbp = NULL;
+    Dm__CatalogDigest *d = len <= DM_CATALOG_DIGEST_MAX_BYTES
+                               ? dm__catalog_digest__unpack(NULL, len, digest)
+                               : NULL;
+    if (!d || d->n_origins > DM_CATALOG_MAX_ORIGINS)
+        goto out;
+    err = DM_ERR_NOMEM;
+    rows = calloc(d->n_origins ? d->n_origins : 1, sizeof *rows);
+    cand = calloc(c->nitems ? c->nitems : 1, sizeof *cand);
+    if (!rows || !cand)
+        goto out;
+    for (size_t i = 0; i < d->n_origins; i++) {
+        if (d->origins[i]->origin.len != DM_ID_PUBLIC_BYTES) {
+            err = DM_ERR_PROTO;
+            goto out;
+        }
+        rows[i].origin = d->origins[i]->origin.data;
+        rows[i].version = d->origins[i]->max_version;
+    }
+    qsort(rows, d->n_origins, sizeof *rows, s_peer_cmp);
+    size_t ncand = 0;
+    for (size_t i = 0; i < c->nitems; i++)
+        if (c->items[i]->e.version > s_peer_version(rows, d->n_origins, c->items[i]->e.origin))
+            cand[ncand++] = c->items[i];
+    qsort(cand, ncand, sizeof *cand, s_item_version_cmp);
+
+    /* Runs of one origin; the run to start with rotates between calls. */
+    sel = calloc(ncand ? ncand : 1, sizeof *sel);
+    runs = calloc(ncand + 1, sizeof *runs);
+    if (!sel || !runs)
+        goto out;
+    size_t nruns = 0;
+    for (size_t i = 0; i < ncand; i++)
+        if (i == 0 || memcmp(cand[i]->e.origin, cand[i - 1]->e.origin, DM_ID_PUBLIC_BYTES))
+            runs[nruns++] = i;
+    runs[nruns] = ncand;
+    size_t first_run = nruns ? c->rr++ % nruns : 0;
+    size_t nsel = 0, total = S_MORE_FLAG_BYTES;
+    bool full = false;
+    for (size_t r = 0; r < nruns && !full; r++) {
+        size_t run = (first_run + r) % nruns;
+        for (size_t j = runs[run]; j < runs[run + 1]; j++) {
+            size_t w = cand[j]->wire_bytes;
+            if (total + w <= max_bytes) {
+                sel[nsel++] = cand[j];
+                total += w;
+                continue;
+            }
+            *more = true;
+            if (nsel == 0) { /* larger than max_bytes: travels alone, never cut */
+                sel[nsel++] = cand[j];
+                full = true;
+            }
+            break; /* the rest of this origin must wait: ascending order */
+        }
+    }
+    if (nsel < ncand)
+        *more = true;
+    pbs = calloc(nsel ? nsel : 1, sizeof *pbs);
+    pbp = calloc(nsel ? nsel : 1, sizeof *pbp);
+    if (!pbs || !pbp)
+        goto out;
+    Dm__CatalogDelta msg;
+    dm__catalog_delta__init(&msg);
+    for (size_t i = 0; i < nsel; i++) {
+        dm_cat_entry_to_pb(&sel[i]->e, &pbs[i]);
+        pbp[i] = &pbs[i];
+    }
+    msg.n_entries = nsel;
+    msg.entries = pbp;
+    msg.more = *more;
+    size_t n = dm__catalog_delta__get_packed_size(&msg);
+    dm_buf_reserve(out, n);
+    out->len += dm__catalog_delta__pack(&msg, (uint8_t *)out->data + out->len);
+    out->data[out->len] = 0;
+    err = DM_OK;
+out:
+    if (d)
+        dm__catalog_digest__free_unpacked(d, NULL);
+    free(rows);
+    free(cand);
+    free(sel);
+    free(runs);
+    free(pbs);
+    free(pbp);
+    return err;
+}
+
+/* ---- applying a delta ---- */
+
+static int s_pb_order(const void *a, const void *b)
+{
+    const Dm__CatalogEntry *x = *(Dm__CatalogEntry *const *)a, *y = *(Dm__CatalogEntry *const *)b;
+    size_t n = x->origin.len < y->origin.len ? x->origin.len : y->origin.len;
+    int r = n ? memcmp(x->origin.data, y->origin.data, n) : 0;
+    if (r)
+        return r;
+    if (x->origin.len != y->origin.len)
+        return x->origin.len < y->origin.len ? -1 : 1;
+    return x->version < y->version ? -1 : x->version > y->version;
+}
+
+dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len, int64_t now_ms,
+                              dm_catalog_counts_t *counts, bool *more, dm_buf_t *why)
+{
+    if (counts)
+        memset(counts, 0, sizeof *counts);
+    if (more)
+        *more = false;
+    if (len > DM_CATALOG_DELTA_MAX_BYTES)
+        return DM_ERR_PROTO;
+    Dm__CatalogDelta *d = dm__catalog_delta__unpack(NULL, len, delta);
+    if (!d)
+        return DM_ERR_PROTO;
+    dm_err err = DM_OK;
+    /* Ascending per origin whatever order the sender chose, so a digest
+     * never claims a version whose predecessors were skipped. */
+    Dm__CatalogEntry **order = malloc((d->n_entries ? d->n_entries : 1) * sizeof *order);
+    if (!order) {
+        err = DM_ERR_NOMEM;
+        goto out;
+    }
+    memcpy(order, d->entries, d->n_entries * sizeof *order);
+    qsort(order, d->n_entries, sizeof *order, s_pb_order);
+    dm_buf_t line = DM_BUF_INIT;
+    for (size_t i = 0; i < d->n_entries && !err; i++) {
+        dm_catalog_entry_t e;
+        dm_catalog_verdict v = DM_CATALOG_MALFORMED;
+        dm_buf_reset(&line);
+        if (dm_cat_entry_view(order[i], &e, &line))
+            v = dm_cat_admit(c, &e, true, now_ms, &line, &err);
+        if (counts)
+            counts->n[v]++;
+        if (v != DM_CATALOG_ACCEPTED && why) {
+            dm_buf_printf(why, "%s: %s\n", dm_catalog_verdict_name(v), line.data ? line.data : "");
+        }
+    }
+    dm_buf_free(&line);
+    free(order);
+    if (err)
+        dm_cat_abort(c);
+    else
+        err = dm_cat_commit(c);
+    if (!err && more)
+        *more = d->more;
+out:
+    dm__catalog_delta__free_unpacked(d, NULL);
+    return err;
+}

@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,9 +186,7 @@ static char *s_run(const char *sql)
     dm_query_close(&q);
     dm_buf_free(&err);
     dm_buf_free(&batch);
-    if (!text.data)
-        dm_buf_reserve(&text, 1);
-    return dm_buf_steal(&text);
+    return text.data ? dm_buf_steal(&text) : strdup("");
 }
 
 /* Opens sql expecting failure want; returns the message (caller frees). */
@@ -627,5 +626,373 @@ Test(query, more_than_ten_domains_are_refused)
                       "d8.p, commerce.orders");
     cr_assert_str_eq(got, "0\n");
     free(got);
+    s_still_works();
+}
+
+/* ---- results equal a native SQLite table ---- */
+
+/* Copies product domain.name, as the engine exposes it (SELECT *, with
+ * the declared types), into a native table of the same name in nat. */
+static void s_native_copy(sqlite3 *nat, const char *domain, const char *name)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "ATTACH ':memory:' AS %s", domain);
+    sqlite3_exec(nat, sql, NULL, NULL, NULL); /* fails harmlessly when attached already */
+    snprintf(sql, sizeof sql, "SELECT * FROM %s.%s", domain, name);
+    dm_query_t *q = NULL;
+    dm_buf_t err = DM_BUF_INIT, batch = DM_BUF_INIT, ddl = DM_BUF_INIT;
+    cr_assert_eq(dm_query_open(s_eng, sql, strlen(sql), &q, &err), DM_OK, "%s", err.data);
+    int nc = dm_query_ncolumns(q);
+    dm_buf_printf(&ddl, "CREATE TABLE %s.%s(", domain, name);
+    for (int c = 0; c < nc; c++)
+        dm_buf_printf(&ddl, "%s\"%s\" %s", c ? ", " : "", dm_query_column_name(q, c),
+                      dm_query_column_decltype(q, c));
+    dm_buf_puts(&ddl, ")");
+    cr_assert_eq(sqlite3_exec(nat, ddl.data, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(nat));
+    dm_buf_reset(&ddl);
+    dm_buf_printf(&ddl, "INSERT INTO %s.%s VALUES (", domain, name);
+    for (int c = 0; c < nc; c++)
+        dm_buf_puts(&ddl, c ? ", ?" : "?");
+    dm_buf_puts(&ddl, ")");
+    sqlite3_stmt *ins;
+    cr_assert_eq(sqlite3_prepare_v2(nat, ddl.data, -1, &ins, NULL), SQLITE_OK);
+    bool done = false;
+    while (!done) {
+        uint32_t n;
+        dm_buf_reset(&batch);
+        cr_assert_eq(dm_query_fetch(q, 500, 0, &batch, &n, &done, &err), DM_OK);
+        const uint8_t *p = (const uint8_t *)batch.data, *end = p + batch.len;
+        for (uint32_t r = 0; r < n; r++) {
+            for (int c = 0; c < nc; c++) {
+                dm_qvalue_t v;
+                cr_assert(dm_qvalue_read(&p, end, &v));
+                if (v.type == SQLITE_INTEGER)
+                    sqlite3_bind_int64(ins, c + 1, v.i);
+                else if (v.type == SQLITE_FLOAT)
+                    sqlite3_bind_double(ins, c + 1, v.d);
+                else if (v.type == SQLITE_TEXT)
+                    sqlite3_bind_text(ins, c + 1, v.s, (int)v.len, SQLITE_TRANSIENT);
+                else
+                    sqlite3_bind_null(ins, c + 1);
+            }
+            cr_assert_eq(sqlite3_step(ins), SQLITE_DONE);
+            sqlite3_reset(ins);
+        }
+    }
+    sqlite3_finalize(ins);
+    dm_query_close(&q);
+    dm_buf_free(&err);
+    dm_buf_free(&batch);
+    dm_buf_free(&ddl);
+}
+
+/* Runs sql on the native db in s_run's text format. */
+static char *s_run_native(sqlite3 *nat, const char *sql)
+{
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(nat, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(nat));
+    dm_buf_t text = DM_BUF_INIT;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int c = 0; c < sqlite3_column_count(st); c++) {
+            dm_qvalue_t v = {.type = sqlite3_column_type(st, c)};
+            v.i = sqlite3_column_int64(st, c);
+            v.d = sqlite3_column_double(st, c);
+            v.s = (const char *)sqlite3_column_text(st, c);
+            v.len = (size_t)sqlite3_column_bytes(st, c);
+            if (c)
+                dm_buf_putc(&text, '|');
+            s_value_text(&v, &text);
+        }
+        dm_buf_putc(&text, '\n');
+    }
+    cr_assert_eq(rc, SQLITE_DONE, "%s: %s", sql, sqlite3_errmsg(nat));
+    sqlite3_finalize(st);
+    return text.data ? dm_buf_steal(&text) : strdup("");
+}
+
+static int s_line_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorts the lines of text in place (for results without ORDER BY). */
+static void s_sort_lines(char *text)
+{
+    size_t n = 0, len = strlen(text);
+    for (size_t i = 0; i < len; i++)
+        n += text[i] == '\n';
+    char **lines = calloc(n + 1, sizeof *lines), *copy = strdup(text);
+    size_t k = 0;
+    for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+        lines[k++] = l;
+    qsort(lines, k, sizeof *lines, s_line_cmp);
+    size_t pos = 0;
+    for (size_t i = 0; i < k; i++) {
+        size_t ll = strlen(lines[i]);
+        memcpy(text + pos, lines[i], ll);
+        pos += ll;
+        text[pos++] = '\n';
+    }
+    free(lines);
+    free(copy);
+}
+
+/* Runs every query on the engine and on native copies of the products and
+ * compares the rows (as text; sorted unless the query orders them). */
+static void s_compare(const char *const *queries, size_t n)
+{
+    sqlite3 *nat;
+    cr_assert_eq(sqlite3_open(":memory:", &nat), SQLITE_OK);
+    s_native_copy(nat, "commerce", "orders");
+    s_native_copy(nat, "identity", "customers");
+    s_native_copy(nat, "commerce", "lines");
+    for (size_t i = 0; i < n; i++) {
+        char *got = s_run(queries[i]), *want = s_run_native(nat, queries[i]);
+        if (!strstr(queries[i], "ORDER BY")) {
+            s_sort_lines(got);
+            s_sort_lines(want);
+        }
+        cr_assert_str_eq(got, want, "query %zu: %s\ngot:\n%s\nwant:\n%s", i, queries[i], got, want);
+        free(got);
+        free(want);
+    }
+    sqlite3_close(nat);
+}
+
+static void s_all_products(void)
+{
+    s_orders();
+    s_customers();
+    s_more_customers();
+    s_lines();
+}
+
+Test(query, filters_equal_a_native_table)
+{
+    s_all_products();
+    static const char *const q[] = {
+        "SELECT * FROM commerce.orders",
+        "SELECT * FROM commerce.orders WHERE orderId = 'c0ffee00-1234-4abc-9def-0123456789ab'",
+        "SELECT * FROM commerce.orders WHERE orderId = 'C0FFEE00-1234-4ABC-9DEF-0123456789AB'",
+        "SELECT orderId FROM commerce.orders WHERE orderId > '7'",
+        "SELECT orderId FROM commerce.orders WHERE orderId >= '3f1c2a9e-8b7d-4c6e-9f01-23456789abcd' "
+        "AND orderId < 'c0ffee00-1234-4abc-9def-0123456789ab'",
+        "SELECT orderId FROM commerce.orders WHERE orderId > 'C0FFEE00-1234-4ABC-9DEF-0123456789AB'",
+        "SELECT * FROM commerce.orders WHERE orderId IN ('c0ffee00-1234-4abc-9def-0123456789ab', "
+        "'12345678-1234-4234-8234-123456789012', 'nope')",
+        "SELECT orderId, ts FROM commerce.orders WHERE ts >= '2026-11-24' AND ts < '2026-11-25'",
+        "SELECT orderId FROM commerce.orders WHERE customerId = 'c1' AND amount > 0",
+        "SELECT orderId, day, gift FROM commerce.orders WHERE gift",
+        "SELECT orderId FROM commerce.orders WHERE status = 'paid' AND qty >= 1",
+        "SELECT orderId FROM commerce.orders WHERE note LIKE '%quoted%'",
+        "SELECT * FROM commerce.lines WHERE orderNo = 5 AND lineNo >= 3 AND lineNo <= 9",
+        "SELECT * FROM commerce.lines WHERE orderNo = '5' AND lineNo = 2",
+        "SELECT * FROM commerce.lines WHERE orderNo = 5.0 AND lineNo = 2.0",
+        "SELECT * FROM commerce.lines WHERE orderNo > 49.5",
+        "SELECT * FROM commerce.lines WHERE orderNo >= 48 AND orderNo < 50.5",
+        "SELECT * FROM commerce.lines WHERE lineNo = 3 AND orderNo < 4",
+        "SELECT * FROM commerce.lines WHERE orderNo = 7 AND lineNo > 18.5",
+        "SELECT * FROM commerce.lines WHERE orderNo = -1 OR lineNo = 20 AND orderNo < 3",
+        "SELECT * FROM identity.customers WHERE customerId >= 'c' AND customerId < 'x0003'",
+        "SELECT * FROM identity.customers WHERE customerId = 'C1' COLLATE NOCASE",
+    };
+    s_compare(q, S_NELEM(q));
+}
+
+Test(query, joins_order_limit_and_aggregates_equal_a_native_table)
+{
+    s_all_products();
+    static const char *const q[] = {
+        "SELECT o.orderId, c.name, c.tier FROM commerce.orders o "
+        "JOIN identity.customers c ON c.customerId = o.customerId ORDER BY o.orderId",
+        "SELECT c.customerId, count(o.orderId) FROM identity.customers c LEFT JOIN "
+        "commerce.orders o ON o.customerId = c.customerId GROUP BY c.customerId "
+        "ORDER BY 2 DESC, 1 LIMIT 5",
+        "SELECT status, count(*), round(sum(amount), 6), min(ts), max(ts) FROM commerce.orders "
+        "GROUP BY status ORDER BY status",
+        "SELECT count(*), count(amount), count(qty), count(note), count(gift), count(day) "
+        "FROM commerce.orders",
+        "SELECT max(qty), min(day), round(avg(qty), 6), total(gift) FROM commerce.orders",
+        "SELECT * FROM commerce.orders ORDER BY amount DESC NULLS LAST, orderId LIMIT 3 OFFSET 1",
+        "SELECT orderId, note FROM commerce.orders WHERE note IS NULL ORDER BY orderId",
+        "SELECT orderNo, count(*), round(sum(price), 6) FROM commerce.lines "
+        "WHERE orderNo BETWEEN 3 AND 7 GROUP BY orderNo ORDER BY orderNo",
+        "SELECT sku, count(*) FROM commerce.lines GROUP BY sku HAVING count(*) > 27 ORDER BY sku",
+        "SELECT * FROM commerce.lines ORDER BY orderNo, lineNo LIMIT 4 OFFSET 30",
+        "SELECT * FROM commerce.lines ORDER BY orderNo DESC, lineNo DESC LIMIT 3",
+        "SELECT count(*) FROM (SELECT * FROM commerce.lines WHERE orderNo > 48 LIMIT 7)",
+        "SELECT count(*) FROM (SELECT * FROM commerce.lines LIMIT 5 OFFSET 997)",
+        "SELECT l.orderNo, l.lineNo, r.sku FROM commerce.lines l JOIN commerce.lines r "
+        "ON r.orderNo = l.orderNo + 1 AND r.lineNo = l.lineNo WHERE l.orderNo = 10 ORDER BY l.lineNo",
+        "WITH t AS (SELECT customerId, sum(qty) AS q FROM commerce.orders GROUP BY 1) "
+        "SELECT t.customerId, t.q, c.name FROM t LEFT JOIN identity.customers c USING (customerId) "
+        "ORDER BY 1",
+        "SELECT o.customerId FROM commerce.orders o WHERE NOT EXISTS (SELECT 1 FROM "
+        "identity.customers c WHERE c.customerId = o.customerId)",
+        "SELECT tier, count(*) FROM identity.customers GROUP BY tier ORDER BY tier",
+        "SELECT DISTINCT status FROM commerce.orders ORDER BY 1",
+    };
+    s_compare(q, S_NELEM(q));
+}
+
+/* ---- visibility, streaming, upgrades ---- */
+
+Test(query, committed_batch_is_visible_to_the_next_query)
+{
+    s_orders();
+    dm_query_t *before = NULL;
+    dm_buf_t err = DM_BUF_INIT;
+    const char *count = "SELECT count(*) FROM commerce.orders";
+    cr_assert_eq(dm_query_open(s_eng, count, strlen(count), &before, &err), DM_OK);
+    static const char *const more[] = {
+        "{\"orderId\":\"abcdef00-0000-4000-8000-000000000000\",\"customerId\":\"c9\"}"};
+    s_ingest("commerce/orders", more, 1);
+    char *got = s_run(count);
+    cr_assert_str_eq(got, "7\n");
+    free(got);
+    got = s_run("SELECT customerId FROM commerce.orders WHERE orderId = "
+                "'abcdef00-0000-4000-8000-000000000000'");
+    cr_assert_str_eq(got, "'c9'\n");
+    free(got);
+    /* a query opened before the commit reads its own snapshot */
+    dm_buf_t batch = DM_BUF_INIT;
+    uint32_t n;
+    bool done;
+    cr_assert_eq(dm_query_fetch(before, 10, 0, &batch, &n, &done, &err), DM_OK);
+    const uint8_t *p = (const uint8_t *)batch.data;
+    dm_qvalue_t v;
+    cr_assert(dm_qvalue_read(&p, p + batch.len, &v) && v.i == 6);
+    dm_query_close(&before);
+    dm_buf_free(&batch);
+    dm_buf_free(&err);
+}
+
+Test(query, results_stream_one_batch_at_a_time)
+{
+    enum { N = 200000, BATCH = 10000, FETCH = 1000 };
+    s_product("d", "big", "1.0.0", "    primaryKey: id\n",
+              "      - {name: id, type: int, required: true}\n"
+              "      - {name: v, type: string}\n");
+    static char text[BATCH][64];
+    static const char *lines[BATCH];
+    for (int b = 0; b < N / BATCH; b++) {
+        for (int i = 0; i < BATCH; i++) {
+            snprintf(text[i], sizeof text[i], "{\"id\":%d,\"v\":\"value %d\"}", b * BATCH + i,
+                     b * BATCH + i);
+            lines[i] = text[i];
+        }
+        s_ingest("d/big", lines, BATCH);
+    }
+    const char *sql = "SELECT id, v FROM d.big";
+    dm_query_t *q = NULL;
+    dm_buf_t err = DM_BUF_INIT, out = DM_BUF_INIT;
+    cr_assert_eq(dm_query_open(s_eng, sql, strlen(sql), &q, &err), DM_OK);
+    uint64_t rows = 0, sum = 0, fetches = 0;
+    size_t most = 0;
+    bool done = false;
+    while (!done) {
+        uint32_t n;
+        dm_buf_reset(&out);
+        cr_assert_eq(dm_query_fetch(q, FETCH, 0, &out, &n, &done, &err), DM_OK, "%s", err.data);
+        cr_assert(n <= FETCH);
+        most = out.len > most ? out.len : most;
+        const uint8_t *p = (const uint8_t *)out.data, *end = p + out.len;
+        for (uint32_t r = 0; r < n; r++) {
+            dm_qvalue_t id, v;
+            cr_assert(dm_qvalue_read(&p, end, &id) && dm_qvalue_read(&p, end, &v));
+            sum += (uint64_t)id.i;
+        }
+        rows += n;
+        fetches++;
+    }
+    cr_assert_eq(rows, N);
+    cr_assert_eq(sum, (uint64_t)N * (N - 1) / 2);
+    cr_assert_geq(fetches, N / FETCH);
+    cr_assert_lt(most, (size_t)FETCH * 24, "a batch took %zu bytes", most); /* ~17 bytes a row */
+    dm_query_close(&q);
+    /* a byte bound ends a batch early */
+    cr_assert_eq(dm_query_open(s_eng, sql, strlen(sql), &q, &err), DM_OK);
+    uint32_t n;
+    dm_buf_reset(&out);
+    cr_assert_eq(dm_query_fetch(q, FETCH, 100, &out, &n, &done, &err), DM_OK);
+    cr_assert(n >= 1 && n <= 10 && !done, "%u rows", n); /* rows of ~11 bytes */
+    dm_query_close(&q);
+    dm_buf_free(&out);
+    dm_buf_free(&err);
+}
+
+Test(query, old_rows_read_null_in_fields_an_upgrade_added)
+{
+    const char *v1 = "      - {name: id, type: int, required: true}\n"
+                     "      - {name: a, type: string}\n";
+    s_product("d", "p", "1.0.0", "    primaryKey: id\n", v1);
+    static const char *const old[] = {"{\"id\":1,\"a\":\"x\"}", "{\"id\":2}"};
+    s_ingest("d/p", old, 2);
+    char fields[512];
+    snprintf(fields, sizeof fields, "%s%s", v1,
+             "      - {name: b, type: int}\n      - {name: c, type: timestamp}\n"
+             "      - {name: d, type: string}\n      - {name: e, type: boolean}\n"
+             "      - {name: f, type: double}\n      - {name: g, type: uuid}\n"
+             "      - {name: h, type: date}\n"); /* 9 fields: the null bitmap grows a byte */
+    s_product("d", "p", "1.1.0", "    primaryKey: id\n", fields);
+    static const char *const fresh[] = {"{\"id\":3,\"a\":\"y\",\"h\":\"2026-01-02\",\"b\":5}"};
+    s_ingest("d/p", fresh, 1);
+    char *got = s_run("SELECT * FROM d.p ORDER BY id");
+    cr_assert_str_eq(got, "1|'x'|NULL|NULL|NULL|NULL|NULL|NULL|NULL\n"
+                          "2|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL\n"
+                          "3|'y'|5|NULL|NULL|NULL|NULL|NULL|'2026-01-02'\n");
+    free(got);
+}
+
+/* ---- time, cancel, memory ---- */
+
+static void *s_cancel_later(void *arg)
+{
+    usleep(100 * 1000);
+    dm_query_cancel(arg);
+    return NULL;
+}
+
+Test(query, cancel_from_another_thread_stops_the_query)
+{
+    s_orders();
+    const char *sql = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
+                      "SELECT count(*) FROM r";
+    dm_query_t *q = NULL;
+    dm_buf_t err = DM_BUF_INIT, out = DM_BUF_INIT;
+    cr_assert_eq(dm_query_open(s_eng, sql, strlen(sql), &q, &err), DM_OK);
+    pthread_t t;
+    pthread_create(&t, NULL, s_cancel_later, q);
+    int64_t t0 = s_now_ms();
+    uint32_t n;
+    bool done;
+    dm_err rc = dm_query_fetch(q, 10, 0, &out, &n, &done, &err);
+    pthread_join(t, NULL);
+    cr_assert_eq(rc, DM_ERR_TIMEOUT);
+    cr_assert(strstr(err.data, "cancelled"), "%s", err.data);
+    cr_assert_lt(s_now_ms() - t0, 5000);
+    cr_assert(done);
+    dm_query_close(&q);
+    dm_buf_free(&err);
+    dm_buf_free(&out);
+    s_still_works();
+}
+
+Test(query, heap_limit_stops_a_huge_sort)
+{
+    s_orders();
+    dm_query_engine_destroy(&s_eng);
+    dm_query_limits_t l = {.heap_limit_bytes = (int64_t)32 << 20};
+    cr_assert_eq(dm_query_engine_new(s_store, s_reg, &l, &s_eng), DM_OK);
+    char *msg = NULL;
+    dm_err rc = s_fetch_fail("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r "
+                             "WHERE n < 2000) SELECT count(*) FROM (SELECT randomblob(100000) AS b "
+                             "FROM r ORDER BY b)",
+                             &msg);
+    cr_assert_eq(rc, DM_ERR_NOMEM, "%s (%s)", msg, dm_strerror(rc));
+    cr_assert(strstr(msg, "more memory"), "%s", msg);
+    free(msg);
     s_still_works();
 }

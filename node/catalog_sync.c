@@ -336,7 +336,8 @@ dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len, in
         err = DM_ERR_NOMEM;
         goto out;
     }
-    memcpy(order, d->entries, d->n_entries * sizeof *order);
+    if (d->n_entries)
+        memcpy(order, d->entries, d->n_entries * sizeof *order);
     qsort(order, d->n_entries, sizeof *order, s_pb_order);
     dm_buf_t line = DM_BUF_INIT;
     for (size_t i = 0; i < d->n_entries && !err; i++) {

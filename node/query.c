@@ -8,14 +8,17 @@
  * less than any query over records, and keeps queries independent: no
  * state, attached schema or limit leaks from one to the next, and the
  * engine stays usable after every refusal. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "query_priv.h"
 
 #define S_NS_PER_MS INT64_C(1000000)
 #define S_VARINT_MAX 10 /* bytes of a 64-bit varint */
+#define S_KEYWORD_MAX 16 /* bytes of a statement's first word quoted in a refusal */
 
 struct dm_query_engine {
     dm_store_t *store;
@@ -159,6 +162,20 @@ static dm_err s_columns(dm_query_t *q)
     return DM_OK;
 }
 
+/* Whether the statement starts with a keyword of a read-only query. */
+static bool s_select_keyword(const char *sql, size_t len)
+{
+    static const char *const ok[] = {"SELECT", "WITH", "VALUES", "EXPLAIN"};
+    size_t at = dm_query__skip_blank(sql, len);
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        size_t n = strlen(ok[i]);
+        if (len - at >= n && strncasecmp(sql + at, ok[i], n) == 0 &&
+            (len - at == n || !(isalnum((unsigned char)sql[at + n]) || sql[at + n] == '_')))
+            return true;
+    }
+    return false;
+}
+
 /* Prepares the user's statement: exactly one, read-only. */
 static dm_err s_prepare(dm_query_t *q, const char *sql, size_t len, dm_buf_t *err)
 {
@@ -176,6 +193,15 @@ static dm_err s_prepare(dm_query_t *q, const char *sql, size_t len, dm_buf_t *er
         dm_buf_puts(err, "one statement per query: more SQL follows the first statement");
         dm_query__caret(sql, len, rest, err);
         return DM_ERR_INVALID;
+    }
+    if (!s_select_keyword(sql, len)) {
+        size_t at = dm_query__skip_blank(sql, len), n = 0;
+        while (at + n < len && n < S_KEYWORD_MAX && (sql[at + n] & 0x80) == 0 &&
+               (isalpha((unsigned char)sql[at + n]) || sql[at + n] == '_'))
+            n++;
+        dm_buf_printf(err, "%.*s is not allowed: a query is one SELECT (or WITH, VALUES, "
+                           "EXPLAIN) over data products", (int)n, sql + at);
+        return DM_ERR_DENIED;
     }
     if (!sqlite3_stmt_readonly(q->stmt)) {
         dm_buf_puts(err, "this statement is not allowed: queries are read-only over data products");

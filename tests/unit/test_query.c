@@ -521,6 +521,10 @@ Test(query, writes_and_schema_changes_are_refused)
         {"DROP TABLE commerce.orders", "DROP"},
         {"BEGIN", "transaction"},
         {"DETACH commerce", "DETACH"},
+        {"REINDEX", "REINDEX"},
+        {"VACUUM INTO '/tmp/dm_test_query_vacuum.db'", "VACUUM"},
+        {"SAVEPOINT a", "SAVEPOINT"},
+        {"ANALYZE", "ALTER"},
     };
     for (size_t i = 0; i < S_NELEM(cases); i++) {
         char *msg = s_fail(cases[i].sql, DM_ERR_DENIED);
@@ -538,6 +542,18 @@ Test(query, internal_tables_are_not_readable)
     cr_assert(strstr(msg, "reading commerce.sqlite_master is not allowed"), "%s", msg);
     free(msg);
     msg = s_fail("SELECT * FROM sqlite_schema", DM_ERR_DENIED);
+    cr_assert(strstr(msg, "not allowed"), "%s", msg);
+    free(msg);
+    s_still_works();
+}
+
+Test(query, json_table_functions_work_others_are_refused)
+{
+    s_orders();
+    char *got = s_run("SELECT sum(value) FROM json_each('[1,2,3]')");
+    cr_assert_str_eq(got, "6\n");
+    free(got);
+    char *msg = s_fail("SELECT * FROM pragma_database_list", DM_ERR_DENIED);
     cr_assert(strstr(msg, "not allowed"), "%s", msg);
     free(msg);
     s_still_works();

@@ -305,6 +305,11 @@ static dm_cat_pin_t *s_pin_find(const dm_catalog_t *c, const char *domain, size_
     return NULL;
 }
 
+const dm_cat_pin_t *dm_cat_pin_find(const dm_catalog_t *c, const char *domain)
+{
+    return s_pin_find(c, domain, NULL);
+}
+
 static int s_conflict_cmp(const char *domain, const uint8_t *claimant, const dm_cat_conflict_t *k)
 {
     int r = strcmp(domain, k->domain);

@@ -61,6 +61,9 @@ struct dm_catalog {
 /* origin's row in c->origins, or NULL. */
 const dm_cat_origin_t *dm_cat_origin_find(const dm_catalog_t *c, const uint8_t *origin);
 
+/* The pin of domain, or NULL. */
+const dm_cat_pin_t *dm_cat_pin_find(const dm_catalog_t *c, const char *domain);
+
 /* Fills a protobuf view of e (pointers into e). */
 void dm_cat_entry_to_pb(const dm_catalog_entry_t *e, Dm__CatalogEntry *pb);
 /* Points *out into pb (borrowed, valid while pb lives) after bounds

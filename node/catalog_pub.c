@@ -19,19 +19,10 @@ uint64_t dm_catalog_local_version(const dm_catalog_t *c)
 
 size_t dm_catalog_count(const dm_catalog_t *c) { return c->nitems; }
 
-/* The pin of domain, or NULL (linear: pins are few, lookups rare here). */
-static const dm_cat_pin_t *s_pin(const dm_catalog_t *c, const char *domain)
-{
-    for (size_t i = 0; i < c->npins; i++)
-        if (strcmp(c->pins[i].domain, domain) == 0)
-            return &c->pins[i];
-    return NULL;
-}
-
 bool dm_catalog_owner(const dm_catalog_t *c, const char *domain,
                       uint8_t owner[DM_ID_PUBLIC_BYTES])
 {
-    const dm_cat_pin_t *p = s_pin(c, domain);
+    const dm_cat_pin_t *p = dm_cat_pin_find(c, domain);
     if (p && owner)
         memcpy(owner, p->owner, DM_ID_PUBLIC_BYTES);
     return p != NULL;
@@ -60,7 +51,7 @@ static const dm_cat_item_t *s_find(const dm_catalog_t *c, const uint8_t *origin,
 /* Whether a product item is listed: its domain is pinned to its origin. */
 static bool s_visible(const dm_catalog_t *c, const dm_cat_item_t *it)
 {
-    const dm_cat_pin_t *p = s_pin(c, it->domain);
+    const dm_cat_pin_t *p = dm_cat_pin_find(c, it->domain);
     return p && memcmp(p->owner, it->e.origin, DM_ID_PUBLIC_BYTES) == 0;
 }
 
@@ -121,7 +112,7 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
      * refused claimant in its own catalog. */
     if (strcmp(key, DM_CATALOG_NODE_KEY) == 0) {
         Dm__NodeRecord *r = dm__node_record__unpack(NULL, len, payload);
-        const dm_cat_pin_t *p = r ? s_pin(c, r->domain) : NULL;
+        const dm_cat_pin_t *p = r ? dm_cat_pin_find(c, r->domain) : NULL;
         if (p && memcmp(p->owner, c->self_id, DM_ID_PUBLIC_BYTES) != 0) {
             if (why)
                 dm_buf_printf(why, "domain '%s' is already pinned to another node", r->domain);
@@ -132,7 +123,7 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
         if (err)
             return err;
     } else if (s_product_key(key, domain, name)) {
-        const dm_cat_pin_t *p = s_pin(c, domain);
+        const dm_cat_pin_t *p = dm_cat_pin_find(c, domain);
         if (!p || memcmp(p->owner, c->self_id, DM_ID_PUBLIC_BYTES) != 0) {
             if (why)
                 dm_buf_printf(why, "domain '%s' is not pinned to this node%s", domain,

@@ -38,7 +38,9 @@
 #define S_MAX_PK 64          /* pk columns the walk considers */
 #define S_EQ_SELECTIVITY 10.0 /* rows kept per equality on a leading non-unique key column */
 #define S_RANGE_SELECTIVITY 3.0
-#define S_FETCH_COST 2.0     /* a pk walk reads the index, then the log */
+/* A pk walk reads the index, then each row from the log at random: measured
+ * over 1M rows, ~1.1 us a row against ~0.15 us a row for a log scan. */
+#define S_FETCH_COST 8.0
 #define S_US_PER_DAY INT64_C(86400000000)
 #define S_DOUBLE_EXACT_INT (INT64_C(1) << 53)
 
@@ -288,17 +290,26 @@ static bool s_order_by_key(const s_vtab *vt, sqlite3_index_info *info, int neq)
     return false;
 }
 
-/* Uses constraint i as argv argument *argc; omitted when exact and every
- * earlier key constraint was (so xFilter never drops an omitted one). */
-static void s_use(const s_vtab *vt, sqlite3_index_info *info, int i, int *argc, bool *all_exact)
+/* How constraint i's value converts, when SQLite knows it already (a
+ * literal); S_CONV_LOOSE when it is only known in xFilter. */
+static s_conv s_rhs(const s_vtab *vt, sqlite3_index_info *info, int i)
 {
     sqlite3_value *rhs = NULL;
     dm_value_t v;
     bool incl = false;
+    if (sqlite3_vtab_rhs_value(info, i, &rhs) != SQLITE_OK || !rhs)
+        return S_CONV_LOOSE;
+    s_conv c = s_convert(vt, (size_t)info->aConstraint[i].iColumn, info->aConstraint[i].op, rhs,
+                         &v, &incl);
+    return c == S_CONV_EXACT && incl ? S_CONV_LOOSE : c;
+}
+
+/* Uses constraint i as argv argument *argc; omitted when exact and every
+ * earlier key constraint was (so xFilter never drops an omitted one). */
+static void s_use(sqlite3_index_info *info, int i, s_conv conv, int *argc, bool *all_exact)
+{
     info->aConstraintUsage[i].argvIndex = ++*argc;
-    bool exact = *all_exact && sqlite3_vtab_rhs_value(info, i, &rhs) == SQLITE_OK && rhs &&
-                 s_convert(vt, (size_t)info->aConstraint[i].iColumn, info->aConstraint[i].op,
-                           rhs, &v, &incl) == S_CONV_EXACT && !incl;
+    bool exact = *all_exact && conv == S_CONV_EXACT;
     info->aConstraintUsage[i].omit = exact;
     *all_exact = exact;
 }
@@ -313,11 +324,14 @@ static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
     int argc = 0, neq = 0, plan = info->colUsed ? S_ROWS : 0;
     bool exact = true;
     size_t npk = vt->c->npk < S_MAX_PK ? vt->c->npk : S_MAX_PK;
+    /* A literal that cannot bound the key (S_CONV_NONE) is left to SQLite:
+     * the walk would not be narrower than a scan. */
+    s_conv conv = S_CONV_NONE;
     while ((size_t)neq < npk) {
         int i = s_find(info, (int)vt->c->pk[neq], eq_op, 1);
-        if (i < 0)
+        if (i < 0 || (conv = s_rhs(vt, info, i)) == S_CONV_NONE)
             break;
-        s_use(vt, info, i, &argc, &exact);
+        s_use(info, i, conv, &argc, &exact);
         neq++;
         rows /= S_EQ_SELECTIVITY;
     }
@@ -325,15 +339,17 @@ static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
     if ((size_t)neq < npk && vt->c->fields[vt->c->pk[neq]].type != DM_FT_ENUM) {
         int col = (int)vt->c->pk[neq];
         int lo = s_find(info, col, lo_ops, 2), hi = s_find(info, col, hi_ops, 2);
-        bool range_exact = exact;
-        if (lo >= 0) {
-            s_use(vt, info, lo, &argc, &range_exact);
+        s_conv lo_conv = lo >= 0 ? s_rhs(vt, info, lo) : S_CONV_NONE;
+        s_conv hi_conv = hi >= 0 ? s_rhs(vt, info, hi) : S_CONV_NONE;
+        if (lo_conv != S_CONV_NONE) {
+            bool lo_exact = exact;
+            s_use(info, lo, lo_conv, &argc, &lo_exact);
             plan |= S_HAS_LO | (info->aConstraint[lo].op == SQLITE_INDEX_CONSTRAINT_GE ? S_LO_INCL : 0);
             rows /= S_RANGE_SELECTIVITY;
         }
-        if (hi >= 0) {
+        if (hi_conv != S_CONV_NONE) {
             bool hi_exact = exact; /* lo and hi are independent bounds */
-            s_use(vt, info, hi, &argc, &hi_exact);
+            s_use(info, hi, hi_conv, &argc, &hi_exact);
             plan |= S_HAS_HI | (info->aConstraint[hi].op == SQLITE_INDEX_CONSTRAINT_LE ? S_HI_INCL : 0);
             rows /= S_RANGE_SELECTIVITY;
         }

@@ -403,6 +403,10 @@ Test(query, non_pk_filter_scans_the_log)
     char *plan = s_plan("SELECT * FROM commerce.orders WHERE customerId = 'c1'");
     cr_assert(strstr(plan, "log scan"), "%s", plan);
     free(plan);
+    /* a key literal that is no uuid cannot narrow the walk */
+    plan = s_plan("SELECT * FROM commerce.orders WHERE orderId >= '4' AND orderId < '6'");
+    cr_assert(strstr(plan, "log scan"), "%s", plan);
+    free(plan);
 }
 
 Test(query, join_probes_the_inner_table_by_key)

@@ -39,6 +39,8 @@ static void s_usage(FILE *f)
             "                        one; required when listening on 0.0.0.0)\n"
             "  --record-limit BYTES  longest accepted record line (default %d, max %zu)\n"
             "  --map-size BYTES      initial LMDB map size (it grows when full)\n"
+            "  --query-workers N     SQL worker threads (default 2)\n"
+            "  --query-timeout SECS  time limit of one SQL query (default 30)\n"
             "  --log-level LEVEL     error, warn, info (default) or debug\n"
             "\n"
             "Mesh (docs/membership.md):\n"
@@ -94,7 +96,7 @@ static int s_parse_int(const char *name, const char *s, long lo, long hi, long *
 int main(int argc, char **argv)
 {
     enum { O_DATA = 1, O_DOMAIN, O_LISTEN, O_ADVERTISE, O_LIMIT, O_MAP, O_LOG, O_HELP, O_VERSION,
-           O_JOIN, O_PROBE, O_PROBE_TIMEOUT, O_GOSSIP, O_SUSPICION };
+           O_JOIN, O_PROBE, O_PROBE_TIMEOUT, O_GOSSIP, O_SUSPICION, O_QWORKERS, O_QTIMEOUT };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"domain", required_argument, NULL, O_DOMAIN},
@@ -103,6 +105,8 @@ int main(int argc, char **argv)
         {"record-limit", required_argument, NULL, O_LIMIT},
         {"map-size", required_argument, NULL, O_MAP},
         {"log-level", required_argument, NULL, O_LOG},
+        {"query-workers", required_argument, NULL, O_QWORKERS},
+        {"query-timeout", required_argument, NULL, O_QTIMEOUT},
         {"join", required_argument, NULL, O_JOIN},
         {"probe-interval", required_argument, NULL, O_PROBE},
         {"probe-timeout", required_argument, NULL, O_PROBE_TIMEOUT},
@@ -176,6 +180,29 @@ int main(int argc, char **argv)
                 return 2;
             mc.suspicion_mult = (unsigned)v;
             break;
+        case O_QWORKERS: {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (end == optarg || *end || v < 1 || v > 64) {
+                fprintf(stderr, "meshd: invalid --query-workers '%s': expected 1 to 64\n", optarg);
+                return 2;
+            }
+            o.query_workers = (unsigned)v;
+            break;
+        }
+        case O_QTIMEOUT: {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (end == optarg || *end || !(v > 0) || v > 86400) {
+                fprintf(stderr, "meshd: invalid --query-timeout '%s': expected seconds, more than 0 "
+                                "and at most 86400\n", optarg);
+                return 2;
+            }
+            o.query_timeout_ms = (int64_t)(v * 1000);
+            if (o.query_timeout_ms < 1)
+                o.query_timeout_ms = 1;
+            break;
+        }
         case O_HELP: s_usage(stdout); return 0;
         case O_VERSION: printf("meshd %s\n", DM_VERSION); return 0;
         default:

@@ -18,6 +18,8 @@
 #include "gossip.h"
 #include "identity.h"
 #include "ingest.h"
+#include "query.h"
+#include "query_pool.h"
 #include "log.h"
 #include "registry.h"
 #include "rpc.h"
@@ -43,6 +45,8 @@ struct dm_node {
     void *inbox_push;  /* to the write pipeline */
     void *outbox_pull; /* its replies */
     dm_ingest_t *ingest;
+    dm_query_engine_t *engine;
+    dm_query_pool_t *queries;
     dm_rpc_server_t *rpc;
     dm_gossip_t *gossip;
     char address[DM_ADDRESS_MAX];
@@ -263,6 +267,13 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
     if ((rc = dm_ingest_new(self->ctx, self->store, self->registry, self->domain,
                             self->record_limit, &self->ingest)) != DM_OK) {
         snprintf(err, errcap, "cannot start the write pipeline: %s", dm_strerror(rc));
+        goto fail;
+    }
+    dm_query_limits_t limits = {.timeout_ms = opts->query_timeout_ms};
+    if ((rc = dm_query_engine_new(self->store, self->registry, &limits, &self->engine)) != DM_OK ||
+        (rc = dm_query_pool_new(self->ctx, self->engine, opts->query_workers,
+                                opts->query_timeout_ms, &self->queries)) != DM_OK) {
+        snprintf(err, errcap, "cannot start the query engine: %s", dm_strerror(rc));
         goto fail;
     }
     uint8_t cpub[32], csec[32];
@@ -647,6 +658,34 @@ static void s_handle_request(dm_node_t *self, void *router)
         zmq_msg_send(&payload, self->inbox_push, 0);
         goto out;
     }
+    if (field == DM__ENVELOPE__BODY_QUERY_REQ || field == DM__ENVELOPE__BODY_QUERY_NEXT ||
+        field == DM__ENVELOPE__BODY_QUERY_CLOSE) {
+        Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
+        if (!env) {
+            s_send_error(self, &rid, 0, DM_ERR_PROTO, "malformed request envelope");
+            goto out;
+        }
+        uint64_t id = env->id;
+        uint64_t cursor = env->body_case == DM__ENVELOPE__BODY_QUERY_NEXT    ? env->query_next->cursor
+                          : env->body_case == DM__ENVELOPE__BODY_QUERY_CLOSE ? env->query_close->cursor
+                                                                             : 0;
+        bool is_query = env->body_case == field;
+        dm__envelope__free_unpacked(env, NULL);
+        if (!is_query) {
+            s_send_error(self, &rid, id, DM_ERR_PROTO, "malformed query request");
+            goto out;
+        }
+        zmq_msg_t rid_copy;
+        zmq_msg_init(&rid_copy);
+        zmq_msg_copy(&rid_copy, &rid);
+        dm_err qrc = dm_query_pool_forward(self->queries, cursor, &rid_copy, &payload);
+        zmq_msg_close(&rid_copy);
+        if (qrc == DM_ERR_NOTFOUND)
+            s_send_error(self, &rid, id, qrc, "no such open query on this node");
+        else if (qrc != DM_OK)
+            s_send_error(self, &rid, id, qrc, "the node is busy: its query queue is full; retry shortly");
+        goto out;
+    }
     Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
     if (!env) {
         dm_log_warn("dropped a malformed request (%zu bytes)", zmq_msg_size(&payload));
@@ -799,6 +838,8 @@ void dm_node_destroy(dm_node_t **self_p)
     }
     dm_gossip_destroy(&self->gossip);
     dm_rpc_server_destroy(&self->rpc);
+    dm_query_pool_destroy(&self->queries);
+    dm_query_engine_destroy(&self->engine);
     if (self->inbox_push)
         zmq_close(self->inbox_push);
     if (self->outbox_pull)

@@ -27,6 +27,8 @@ typedef struct {
     const char *advertise; /* endpoint written to node.addr; NULL: the bound one */
     size_t record_limit;   /* 0: DM_RECORD_LIMIT_DEFAULT */
     size_t initial_map_bytes; /* 0: the store's default */
+    unsigned query_workers;   /* 0: DM_QUERY_POOL_DEFAULT_WORKERS */
+    int64_t query_timeout_ms; /* 0: the engine's default (30 s) */
     const char *const *seeds; /* --join addresses of mesh members (may be NULL) */
     size_t nseeds;
     const dm_membership_config_t *membership; /* NULL: defaults */

@@ -1,0 +1,210 @@
+/* test_sql.c: SQL through a real meshd and the real meshq: output formats
+ * (csv byte-identical to the sqlite3 shell), streaming of large results,
+ * refusals that leave the node serving, and the node loop answering status
+ * while a long query runs. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "rpc.h"
+
+#define T_CMD_MS 60000
+
+static dm_h_node_t s_node;
+static char s_dir[600];
+
+static dm_h_result_t s_meshq(const char *const *args)
+{
+    const char *argv[16] = {"--data", s_dir};
+    int n = 2;
+    for (int i = 0; args[i] && n < 15; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    return dm_h_run("meshq", argv, NULL, T_CMD_MS);
+}
+
+static void s_up(void)
+{
+    const char *tmp = dm_h_tmpdir();
+    cr_assert_not_null(tmp);
+    snprintf(s_dir, sizeof s_dir, "%s/commerce", tmp);
+    const char *extra[] = {"--query-timeout", "10", NULL};
+    cr_assert(dm_h_node_start(&s_node, s_dir, "commerce", extra));
+    const char *reg[] = {"--data", s_dir, "register", dm_h_src("docs/examples/orders.yaml"), NULL};
+    dm_h_result_t r = dm_h_run("dmctl", reg, NULL, T_CMD_MS);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    dm_h_result_free(&r);
+    const char *ing[] = {"--data", s_dir, "ingest", "commerce/orders",
+                         dm_h_src("docs/examples/orders.ndjson"), NULL};
+    r = dm_h_run("dmctl", ing, NULL, T_CMD_MS);
+    cr_assert_eq(r.status, 1, "%s", r.err); /* the sample has two invalid records */
+    dm_h_result_free(&r);
+}
+
+static void s_down(void) { dm_h_cleanup(); }
+
+TestSuite(sql, .init = s_up, .fini = s_down, .timeout = 120);
+
+Test(sql, csv_is_byte_identical_to_the_sqlite3_shell)
+{
+    const char *sql = "SELECT 1 AS i, 2.5 AS r, 1e20 AS big, 1.0/3 AS third, 'a b' AS sp, "
+                      "'x\"y' AS q, 'it''s' AS ap, '' AS empty, NULL AS n, 'é' AS u, -0.0 AS z";
+    const char *q[] = {"query", sql, "--format", "csv", NULL};
+    dm_h_result_t r = s_meshq(q);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    char cmd[1024];
+    FILE *p = popen("command -v sqlite3", "r");
+    char path[256] = "";
+    if (!p || !fgets(path, sizeof path, p)) {
+        if (p)
+            pclose(p);
+        dm_h_result_free(&r);
+        cr_skip_test("the sqlite3 shell is not installed");
+    }
+    pclose(p);
+    char tmpl[] = "/tmp/dmsqlXXXXXX";
+    int fd = mkstemp(tmpl);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, sql, strlen(sql)), (ssize_t)strlen(sql));
+    close(fd);
+    snprintf(cmd, sizeof cmd, "sqlite3 -csv -header :memory: < %s", tmpl);
+    p = popen(cmd, "r");
+    char expect[4096];
+    size_t n = fread(expect, 1, sizeof expect - 1, p);
+    expect[n] = 0;
+    pclose(p);
+    unlink(tmpl);
+    cr_assert_str_eq(r.out, expect);
+    dm_h_result_free(&r);
+}
+
+Test(sql, group_by_over_a_product)
+{
+    const char *q[] = {"query",
+                       "SELECT status, count(*), sum(amount) FROM commerce.orders GROUP BY status "
+                       "ORDER BY status",
+                       "--format", "csv", NULL};
+    dm_h_result_t r = s_meshq(q);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "status,count(*),sum(amount)\n"
+                            "cancelled,1,15.25\n"
+                            "created,1,310.0\n"
+                            "paid,2,171.9\n"
+                            "shipped,1,7.5\n");
+    dm_h_result_free(&r);
+}
+
+Test(sql, json_and_jsonl_formats)
+{
+    const char *q[] = {"query", "SELECT orderId, amount FROM commerce.orders WHERE "
+                                "orderId = 'c0ffee00-1234-4abc-9def-0123456789ab'",
+                       "--format", "json", NULL};
+    dm_h_result_t r = s_meshq(q);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "[\n{\"orderId\":\"c0ffee00-1234-4abc-9def-0123456789ab\","
+                            "\"amount\":7.5}\n]\n");
+    dm_h_result_free(&r);
+    const char *l[] = {"query", "SELECT count(*) AS n FROM commerce.orders", "--format", "jsonl",
+                       NULL};
+    r = s_meshq(l);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "{\"n\":5}\n");
+    dm_h_result_free(&r);
+}
+
+Test(sql, large_results_stream_completely)
+{
+    const char *q[] = {"query",
+                       "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 250000) "
+                       "SELECT x, 'row ' || x AS label FROM c",
+                       "--format", "jsonl", NULL};
+    dm_h_result_t r = s_meshq(q);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    size_t lines = 0;
+    for (const char *p = r.out; *p; p++)
+        lines += *p == '\n';
+    cr_assert_eq(lines, 250000);
+    cr_assert_str_eq(dm_h_last_line(r.out), "{\"x\":250000,\"label\":\"row 250000\"}");
+    dm_h_result_free(&r);
+}
+
+Test(sql, refusals_are_clear_and_the_node_keeps_serving)
+{
+    static const char *const bad[][2] = {
+        {"DROP TABLE commerce.orders", "not allowed"},
+        {"ATTACH 'x.db' AS x", "ATTACH is not allowed"},
+        {"PRAGMA writable_schema = 1", "not allowed"},
+        {"SELECT load_extension('x')", "load_extension"},
+        {"SELECT * FROM commerce.ordrs", "did you mean 'commerce.orders'"},
+        {"SELEC 1", "syntax error"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *q[] = {"query", bad[i][0], NULL};
+        dm_h_result_t r = s_meshq(q);
+        cr_assert_eq(r.status, 1, "%s: %s", bad[i][0], r.err);
+        cr_assert(strstr(r.err, bad[i][1]), "%s: %s", bad[i][0], r.err);
+        dm_h_result_free(&r);
+    }
+    const char *ok[] = {"query", "SELECT count(*) FROM commerce.orders", "--format", "csv", NULL};
+    dm_h_result_t r = s_meshq(ok);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    dm_h_result_free(&r);
+}
+
+/* Round trip of one Ping, in milliseconds. */
+static long long s_ping_ms(dm_client_t *c)
+{
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__Ping ping = DM__PING__INIT;
+    req.body_case = DM__ENVELOPE__BODY_PING;
+    req.ping = &ping;
+    Dm__Envelope *rep = NULL;
+    long long t0 = dm_h_now_ms();
+    dm_err rc = dm_client_call(c, &req, &rep);
+    long long took = dm_h_now_ms() - t0;
+    if (rep)
+        dm__envelope__free_unpacked(rep, NULL);
+    return rc == DM_OK ? took : -1;
+}
+
+Test(sql, status_is_answered_quickly_while_a_long_query_runs)
+{
+    /* A query that never ends by itself: the node's 10 s limit stops it. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *e = freopen("/dev/null", "w", stderr);
+        FILE *o = freopen("/dev/null", "w", stdout);
+        (void)e;
+        (void)o;
+        execl(dm_h_bin("meshq"), "meshq", "--data", s_dir, "--timeout", "30", "query",
+              "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+              "SELECT count(*) FROM c",
+              (char *)NULL);
+        _exit(127);
+    }
+    dm_client_t *c = NULL;
+    char err[256];
+    cr_assert_eq(dm_client_new(s_node.addr, 5000, &c, err, sizeof err), DM_OK, "%s", err);
+    cr_assert_geq(s_ping_ms(c), 0);
+    long long worst = 0, start = dm_h_now_ms();
+    int pings = 0, st = 0;
+    /* Ping for as long as the query runs (it runs until the 10 s limit). */
+    while (waitpid(pid, &st, WNOHANG) == 0 && dm_h_now_ms() - start < 20000) {
+        long long t = s_ping_ms(c);
+        cr_assert_geq(t, 0, "a ping failed while the query ran");
+        if (t > worst)
+            worst = t;
+        pings++;
+        poll(NULL, 0, 50);
+    }
+    long long ran = dm_h_now_ms() - start;
+    dm_client_destroy(&c);
+    cr_assert_geq(ran, 5000, "the query ended after %lld ms; expected it to run ~10 s", ran);
+    cr_assert_eq(WEXITSTATUS(st), 1, "the query should end refused by its time limit");
+    cr_assert_lt(worst, 50, "slowest status reply %lld ms over %d pings", worst, pings);
+}

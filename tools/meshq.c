@@ -1,0 +1,688 @@
+/* meshq.c: the consumer's tool: list and describe data products, and ask
+ * a node in SQL. Query results stream: meshq holds one batch at a time
+ * (table format: a bounded window of rows for alignment). */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "contract.h"
+#include "query.h"
+#include "version.h"
+
+#define DM_MESHQ_BATCH_ROWS 10000 /* rows asked per pull */
+#define DM_MESHQ_TABLE_WINDOW 1000 /* rows buffered to align a table */
+#define DM_MESHQ_CELL_MAX 60       /* table cells are cut beyond this (code points) */
+
+static const char *const P = "meshq";
+
+static const dm_cli_optspec_t s_opts[] = {
+    {"node", true}, {"data", true}, {"json", false}, {"timeout", true},
+    {"help", false}, {"version", false}, {"format", true},
+};
+
+typedef enum { F_TABLE, F_CSV, F_JSON, F_JSONL } s_format;
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: meshq [global options] COMMAND [arguments]\n"
+            "\n"
+            "  products                      the data products: domain, name, version, owner,\n"
+            "                                access, records\n"
+            "  describe DOMAIN/PRODUCT       a product's contract: owner, fields with types and\n"
+            "                                constraints, SLA, checks, policies, lineage, counts\n"
+            "  query \"SQL\" [--format table|csv|json|jsonl]\n"
+            "                                read-only SQL; products are tables named\n"
+            "                                domain.product, e.g.\n"
+            "                                SELECT status, count(*) FROM commerce.orders GROUP BY status\n"
+            "\n"
+            "Global options (before or after the command):\n"
+            "  --node ADDRESS   the node (KEY@tcp://HOST:PORT, as in its DIR/node.addr)\n"
+            "  --data DIR       a node's data directory (reads DIR/node.addr)\n"
+            "                   otherwise $MESH_NODE\n"
+            "  --json           JSON output for products and describe\n"
+            "  --timeout SECS   give up on a silent node after SECS (default 10)\n"
+            "  --help, --version\n"
+            "\n"
+            "Output: csv is RFC 4180 with a header, values as the sqlite3 shell prints them;\n"
+            "json is one array of objects, jsonl one object per line; timestamps are RFC 3339.\n"
+            "Exit status: 0 success; 1 the node refused the query; 2 usage or connection error.\n");
+}
+
+/* ---- value formatting ---- */
+
+/* Appends SQLite's own text form of v (what sqlite3_column_text gives). */
+static void s_text(dm_buf_t *o, const dm_qvalue_t *v)
+{
+    char num[64];
+    switch (v->type) {
+    case SQLITE_INTEGER:
+        dm_buf_printf(o, "%" PRId64, v->i);
+        break;
+    case SQLITE_FLOAT:
+        sqlite3_snprintf(sizeof num, num, "%!.15g", v->d);
+        dm_buf_puts(o, num);
+        break;
+    case SQLITE_TEXT:
+    case SQLITE_BLOB:
+        dm_buf_append(o, v->s, v->len);
+        break;
+    default:
+        break;
+    }
+}
+
+/* RFC 4180 field, quoted exactly when the sqlite3 shell quotes. */
+static void s_csv(dm_buf_t *o, const dm_qvalue_t *v)
+{
+    if (v->type == SQLITE_NULL)
+        return;
+    dm_buf_t t = DM_BUF_INIT;
+    s_text(&t, v);
+    bool quote = t.len == 0;
+    for (size_t i = 0; i < t.len && !quote; i++) {
+        unsigned char c = (unsigned char)t.data[i];
+        quote = c < 0x20 || c == ' ' || c == '"' || c == '\'' || c == ',' || c >= 0x7f;
+    }
+    if (!quote) {
+        dm_buf_append(o, t.data ? t.data : "", t.len);
+    } else {
+        dm_buf_putc(o, '"');
+        for (size_t i = 0; i < t.len; i++) {
+            if (t.data[i] == '"')
+                dm_buf_putc(o, '"');
+            dm_buf_putc(o, t.data[i]);
+        }
+        dm_buf_putc(o, '"');
+    }
+    dm_buf_free(&t);
+}
+
+static void s_json_value(dm_buf_t *o, const dm_qvalue_t *v)
+{
+    static const char hex[] = "0123456789abcdef";
+    switch (v->type) {
+    case SQLITE_INTEGER:
+        dm_buf_printf(o, "%" PRId64, v->i);
+        break;
+    case SQLITE_FLOAT:
+        if (isfinite(v->d)) {
+            char num[64];
+            sqlite3_snprintf(sizeof num, num, "%!.15g", v->d);
+            dm_buf_puts(o, num);
+        } else {
+            dm_buf_puts(o, "null");
+        }
+        break;
+    case SQLITE_TEXT:
+        dm_cli_json_string(o, v->s, v->len);
+        break;
+    case SQLITE_BLOB: /* as hex text: JSON has no bytes */
+        dm_buf_putc(o, '"');
+        for (size_t i = 0; i < v->len; i++) {
+            dm_buf_putc(o, hex[(unsigned char)v->s[i] >> 4]);
+            dm_buf_putc(o, hex[(unsigned char)v->s[i] & 15]);
+        }
+        dm_buf_putc(o, '"');
+        break;
+    default:
+        dm_buf_puts(o, "null");
+    }
+}
+
+/* ---- table output ---- */
+
+typedef struct {
+    size_t ncols;
+    size_t *width;
+    dm_cli_table_t window;
+    bool header_done;
+    char **names;
+} s_table;
+
+static size_t s_cp_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+static void s_table_flush(s_table *t)
+{
+    dm_cli_table_t *w = &t->window;
+    for (size_t r = 0; r < w->nrows; r++)
+        for (size_t c = 0; c < t->ncols; c++) {
+            size_t l = s_cp_len(w->cells[r * t->ncols + c]);
+            if (l > t->width[c])
+                t->width[c] = l;
+        }
+    dm_buf_t o = DM_BUF_INIT;
+    for (size_t r = 0; r < w->nrows; r++) {
+        for (size_t c = 0; c < t->ncols; c++) {
+            const char *cell = w->cells[r * t->ncols + c];
+            dm_buf_puts(&o, cell);
+            if (c + 1 < t->ncols)
+                for (size_t pad = s_cp_len(cell); pad < t->width[c] + 2; pad++)
+                    dm_buf_putc(&o, ' ');
+        }
+        dm_buf_putc(&o, '\n');
+        if (r == 0 && !t->header_done) {
+            for (size_t c = 0; c < t->ncols; c++) {
+                for (size_t k = 0; k < t->width[c]; k++)
+                    dm_buf_putc(&o, '-');
+                if (c + 1 < t->ncols)
+                    dm_buf_puts(&o, "  ");
+            }
+            dm_buf_putc(&o, '\n');
+            t->header_done = true;
+        }
+    }
+    if (o.len)
+        fwrite(o.data, 1, o.len, stdout);
+    dm_buf_free(&o);
+    dm_cli_table_free(w);
+    dm_cli_table_init(w, t->ncols, 0);
+}
+
+/* A table cell: text form, NULL shown as NULL, cut to DM_MESHQ_CELL_MAX
+ * code points, control bytes made visible. */
+static char *s_cell(const dm_qvalue_t *v)
+{
+    dm_buf_t t = DM_BUF_INIT, o = DM_BUF_INIT;
+    if (v->type == SQLITE_NULL)
+        dm_buf_puts(&t, "NULL");
+    else
+        s_text(&t, v);
+    dm_cli_text(&o, t.data ? t.data : "", t.len);
+    dm_buf_free(&t);
+    size_t cps = 0, i = 0;
+    for (; i < o.len; i++) {
+        if (((unsigned char)o.data[i] & 0xc0) != 0x80 && ++cps > DM_MESHQ_CELL_MAX)
+            break;
+    }
+    if (i < o.len) {
+        o.len = i;
+        dm_buf_puts(&o, "...");
+    }
+    return dm_buf_steal(&o);
+}
+
+/* ---- query ---- */
+
+typedef struct {
+    s_format format;
+    size_t ncols;
+    char **names;
+    uint64_t rows;
+    s_table table;
+    dm_buf_t out;
+} s_printer;
+
+static void s_begin(s_printer *pr, const Dm__QueryRep *rep)
+{
+    pr->ncols = rep->n_columns;
+    pr->names = calloc(pr->ncols ? pr->ncols : 1, sizeof *pr->names);
+    for (size_t c = 0; c < pr->ncols; c++)
+        pr->names[c] = strdup(rep->columns[c]->name ? rep->columns[c]->name : "");
+    if (pr->format == F_CSV) {
+        for (size_t c = 0; c < pr->ncols; c++) {
+            dm_qvalue_t v = {SQLITE_TEXT, 0, 0, pr->names[c], strlen(pr->names[c])};
+            if (c)
+                dm_buf_putc(&pr->out, ',');
+            s_csv(&pr->out, &v);
+        }
+        dm_buf_putc(&pr->out, '\n');
+    } else if (pr->format == F_JSON) {
+        dm_buf_putc(&pr->out, '[');
+    } else if (pr->format == F_TABLE) {
+        pr->table.ncols = pr->ncols;
+        pr->table.width = calloc(pr->ncols ? pr->ncols : 1, sizeof(size_t));
+        dm_cli_table_init(&pr->table.window, pr->ncols, 0);
+        dm_cli_table_add(&pr->table.window, (const char *const *)pr->names);
+    }
+}
+
+/* Prints the rows of one batch; false if the batch is malformed. */
+static bool s_rows(s_printer *pr, const Dm__QueryRep *rep)
+{
+    const uint8_t *p = rep->rows.data, *end = p + rep->rows.len;
+    char **cells = pr->format == F_TABLE ? calloc(pr->ncols ? pr->ncols : 1, sizeof *cells) : NULL;
+    for (uint32_t r = 0; r < rep->nrows; r++) {
+        if (pr->format == F_JSON)
+            dm_buf_puts(&pr->out, pr->rows ? ",\n{" : "\n{");
+        else if (pr->format == F_JSONL)
+            dm_buf_putc(&pr->out, '{');
+        for (size_t c = 0; c < pr->ncols; c++) {
+            dm_qvalue_t v;
+            if (!dm_qvalue_read(&p, end, &v)) {
+                free(cells);
+                return false;
+            }
+            switch (pr->format) {
+            case F_CSV:
+                if (c)
+                    dm_buf_putc(&pr->out, ',');
+                s_csv(&pr->out, &v);
+                break;
+            case F_JSON:
+            case F_JSONL:
+                if (c)
+                    dm_buf_putc(&pr->out, ',');
+                dm_cli_json_string(&pr->out, pr->names[c], strlen(pr->names[c]));
+                dm_buf_putc(&pr->out, ':');
+                s_json_value(&pr->out, &v);
+                break;
+            case F_TABLE:
+                cells[c] = s_cell(&v);
+                break;
+            }
+        }
+        if (pr->format == F_CSV)
+            dm_buf_putc(&pr->out, '\n');
+        else if (pr->format == F_JSONL)
+            dm_buf_puts(&pr->out, "}\n");
+        else if (pr->format == F_JSON)
+            dm_buf_putc(&pr->out, '}');
+        else {
+            dm_cli_table_add(&pr->table.window, (const char *const *)cells);
+            for (size_t c = 0; c < pr->ncols; c++)
+                free(cells[c]);
+            if (pr->table.window.nrows >= DM_MESHQ_TABLE_WINDOW)
+                s_table_flush(&pr->table);
+        }
+        pr->rows++;
+        if (pr->out.len >= (1 << 16)) {
+            fwrite(pr->out.data, 1, pr->out.len, stdout);
+            dm_buf_reset(&pr->out);
+        }
+    }
+    free(cells);
+    return p == end;
+}
+
+static void s_end(s_printer *pr, bool ok)
+{
+    if (pr->format == F_JSON && pr->names)
+        dm_buf_puts(&pr->out, pr->rows ? "\n]\n" : "]\n");
+    if (pr->out.len)
+        fwrite(pr->out.data, 1, pr->out.len, stdout);
+    if (pr->format == F_TABLE && pr->names) {
+        s_table_flush(&pr->table);
+        if (ok)
+            fprintf(stdout, "(%" PRIu64 " row%s)\n", pr->rows, pr->rows == 1 ? "" : "s");
+        free(pr->table.width);
+    }
+    for (size_t c = 0; pr->names && c < pr->ncols; c++)
+        free(pr->names[c]);
+    free(pr->names);
+    dm_buf_free(&pr->out);
+    fflush(stdout);
+}
+
+static int s_query(const dm_cli_args_t *a)
+{
+    if (a->npos != 2) {
+        fprintf(stderr, "%s: usage: meshq query \"SQL\" [--format table|csv|json|jsonl]\n", P);
+        return DM_EXIT_USAGE;
+    }
+    s_printer pr = {0};
+    const char *fmt = dm_cli_get(a, "format");
+    if (!fmt || strcmp(fmt, "table") == 0)
+        pr.format = F_TABLE;
+    else if (strcmp(fmt, "csv") == 0)
+        pr.format = F_CSV;
+    else if (strcmp(fmt, "json") == 0)
+        pr.format = F_JSON;
+    else if (strcmp(fmt, "jsonl") == 0)
+        pr.format = F_JSONL;
+    else {
+        fprintf(stderr, "%s: invalid --format '%s': expected table, csv, json or jsonl\n", P, fmt);
+        return DM_EXIT_USAGE;
+    }
+    dm_client_t *client = NULL;
+    int status = dm_cli_connect(a, &client);
+    if (status != DM_EXIT_OK)
+        return status;
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__QueryReq body = DM__QUERY_REQ__INIT;
+    body.sql = (char *)a->pos[1];
+    body.max_rows = DM_MESHQ_BATCH_ROWS;
+    req.body_case = DM__ENVELOPE__BODY_QUERY_REQ;
+    req.query_req = &body;
+    bool first = true, done = false, ok = true;
+    uint64_t cursor = 0;
+    unsigned inflight = 0;
+    if (dm_client_send(client, &req, NULL) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+        dm_client_destroy(&client);
+        return DM_EXIT_USAGE;
+    }
+    inflight = 1;
+    while (inflight > 0) {
+        Dm__Envelope *rep = NULL;
+        if (dm_client_recv(client, &rep) != DM_OK) {
+            fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+            status = DM_EXIT_USAGE;
+            ok = false;
+            break;
+        }
+        inflight--;
+        if (rep->body_case != DM__ENVELOPE__BODY_QUERY_REP) {
+            if (!dm_cli_print_error(P, "query refused", rep))
+                fprintf(stderr, "%s: unexpected reply to a query\n", P);
+            status = DM_EXIT_FAIL;
+            ok = false;
+            dm__envelope__free_unpacked(rep, NULL);
+            break;
+        }
+        const Dm__QueryRep *qr = rep->query_rep;
+        if (first) {
+            s_begin(&pr, qr);
+            cursor = qr->cursor;
+            first = false;
+        }
+        if (!done && !s_rows(&pr, qr)) {
+            fprintf(stderr, "%s: the node sent a malformed batch of rows\n", P);
+            status = DM_EXIT_USAGE;
+            ok = false;
+            dm__envelope__free_unpacked(rep, NULL);
+            break;
+        }
+        done = done || qr->done;
+        dm__envelope__free_unpacked(rep, NULL);
+        /* Keep two pulls in flight so the node computes the next batch
+         * while this one is printed. */
+        while (!done && inflight < 2) {
+            Dm__Envelope nreq = DM__ENVELOPE__INIT;
+            Dm__QueryNext next = DM__QUERY_NEXT__INIT;
+            next.cursor = cursor;
+            nreq.body_case = DM__ENVELOPE__BODY_QUERY_NEXT;
+            nreq.query_next = &next;
+            if (dm_client_send(client, &nreq, NULL) != DM_OK) {
+                fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+                status = DM_EXIT_USAGE;
+                ok = false;
+                break;
+            }
+            inflight++;
+        }
+        if (!ok)
+            break;
+        if (done) {
+            /* A pull sent before the end was seen is answered "no open
+             * query": drain it quietly. */
+            while (inflight > 0) {
+                Dm__Envelope *extra = NULL;
+                if (dm_client_recv(client, &extra) != DM_OK)
+                    break;
+                dm__envelope__free_unpacked(extra, NULL);
+                inflight--;
+            }
+        }
+    }
+    s_end(&pr, ok);
+    dm_client_destroy(&client);
+    return status;
+}
+
+/* ---- products, describe ---- */
+
+static int s_products(const dm_cli_args_t *a)
+{
+    dm_client_t *client = NULL;
+    int status = dm_cli_connect(a, &client);
+    if (status != DM_EXIT_OK)
+        return status;
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
+    req.body_case = DM__ENVELOPE__BODY_PRODUCTS_REQ;
+    req.products_req = &body;
+    Dm__Envelope *rep = NULL;
+    if (dm_client_call(client, &req, &rep) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+        dm_client_destroy(&client);
+        return DM_EXIT_USAGE;
+    }
+    if (dm_cli_print_error(P, "products", rep) ||
+        rep->body_case != DM__ENVELOPE__BODY_PRODUCTS_REP) {
+        status = DM_EXIT_FAIL;
+        goto out;
+    }
+    const Dm__ProductsRep *pr = rep->products_rep;
+    if (dm_cli_get(a, "json")) {
+        dm_buf_t o = DM_BUF_INIT;
+        dm_buf_putc(&o, '[');
+        for (size_t i = 0; i < pr->n_products; i++) {
+            const Dm__ProductInfo *p = pr->products[i];
+            const char *keys[] = {"domain", "name", "version", "owner", "contact", "access"};
+            const char *vals[] = {p->domain, p->name, p->version, p->owner_team,
+                                  p->owner_contact, p->access};
+            dm_buf_puts(&o, i ? ",{" : "{");
+            for (size_t k = 0; k < 6; k++) {
+                dm_buf_printf(&o, "%s\"%s\":", k ? "," : "", keys[k]);
+                dm_cli_json_string(&o, vals[k], strlen(vals[k]));
+            }
+            dm_buf_printf(&o, ",\"records\":%" PRIu64 ",\"quarantined\":%" PRIu64 "}", p->records,
+                          p->quarantined);
+        }
+        dm_buf_puts(&o, "]\n");
+        fputs(o.data, stdout);
+        dm_buf_free(&o);
+    } else {
+        dm_cli_table_t t;
+        dm_cli_table_init(&t, 6, 1u << 5);
+        const char *head[] = {"DOMAIN", "NAME", "VERSION", "OWNER", "ACCESS", "RECORDS"};
+        dm_cli_table_add(&t, head);
+        for (size_t i = 0; i < pr->n_products; i++) {
+            const Dm__ProductInfo *p = pr->products[i];
+            char rec[32];
+            snprintf(rec, sizeof rec, "%" PRIu64, p->records);
+            const char *row[] = {p->domain, p->name, p->version, p->owner_team, p->access, rec};
+            dm_cli_table_add(&t, row);
+        }
+        dm_cli_table_print(&t, stdout);
+        dm_cli_table_free(&t);
+    }
+out:
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_client_destroy(&client);
+    return status;
+}
+
+static void s_print_num(const char *label, const dm_num_t *n)
+{
+    if (n->is_int)
+        printf(" %s %" PRId64, label, n->i);
+    else
+        printf(" %s %.17g", label, n->d);
+}
+
+static void s_print_duration(const char *label, int64_t ms)
+{
+    if (ms < 0)
+        return;
+    static const struct {
+        int64_t ms;
+        const char *unit;
+    } units[] = {{31536000000, "y"}, {604800000, "w"}, {86400000, "d"}, {3600000, "h"},
+                 {60000, "m"},       {1000, "s"},      {1, "ms"}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ms % units[i].ms == 0) {
+            printf("%s%" PRId64 "%s", label, ms / units[i].ms, units[i].unit);
+            return;
+        }
+}
+
+static void s_describe_text(const dm_contract_t *c, uint64_t records, uint64_t quarantined)
+{
+    printf("%s/%s %s\n", c->domain, c->name, c->version);
+    if (c->description)
+        printf("  %s\n", c->description);
+    printf("owner: %s <%s>\n", c->owner_team, c->owner_contact);
+    printf("records: %" PRIu64 " (quarantined: %" PRIu64 ")\n", records, quarantined);
+    printf("fields:\n");
+    for (size_t i = 0; i < c->nfields; i++) {
+        const dm_field_t *f = &c->fields[i];
+        printf("  %-20s %-9s%s%s", f->name, dm_ftype_name(f->type),
+               f->primary_key ? " primary-key" : "", f->required ? " required" : "");
+        if (f->nvalues) {
+            printf(" values [");
+            for (size_t k = 0; k < f->nvalues; k++)
+                printf("%s%s", k ? ", " : "", f->values[k]);
+            printf("]");
+        }
+        if (f->has_minimum)
+            s_print_num(">=", &f->minimum);
+        if (f->has_exclusive_minimum)
+            s_print_num(">", &f->exclusive_minimum);
+        if (f->has_maximum)
+            s_print_num("<=", &f->maximum);
+        if (f->has_exclusive_maximum)
+            s_print_num("<", &f->exclusive_maximum);
+        if (f->min_length >= 0)
+            printf(" minLength %" PRId64, f->min_length);
+        if (f->max_length >= 0)
+            printf(" maxLength %" PRId64, f->max_length);
+        if (f->pattern)
+            printf(" pattern /%s/", f->pattern);
+        printf("\n");
+        if (f->description)
+            printf("  %-20s %s\n", "", f->description);
+    }
+    if (c->freshness_ms >= 0 || c->availability > 0 || c->latency_ms > 0) {
+        printf("sla:");
+        s_print_duration(" freshness ", c->freshness_ms);
+        if (c->availability > 0)
+            printf(" availability %g%%", c->availability);
+        if (c->latency_ms > 0) {
+            printf(" latency p%g <", c->latency_percentile);
+            s_print_duration(" ", c->latency_ms);
+        }
+        printf("\n");
+    }
+    if (c->nchecks) {
+        printf("quality checks:\n");
+        for (size_t i = 0; i < c->nchecks; i++) {
+            const dm_check_t *k = &c->checks[i];
+            printf("  %s", dm_check_rule_name(k->rule));
+            if (k->column)
+                printf(" %s", k->column);
+            if (k->nvalues) {
+                printf(" [");
+                for (size_t v = 0; v < k->nvalues; v++)
+                    printf("%s%s", v ? ", " : "", k->values[v]);
+                printf("]");
+            }
+            if (k->has_min)
+                s_print_num("min", &k->min);
+            if (k->has_max)
+                s_print_num("max", &k->max);
+            if (k->pattern)
+                printf(" /%s/", k->pattern);
+            if (k->rule == DM_CHECK_ROW_COUNT_DELTA)
+                printf(" threshold %g%s", k->threshold, k->threshold_is_percent ? "%" : "");
+            if (k->rule == DM_CHECK_FRESHNESS)
+                s_print_duration(" max_age ", k->max_age_ms);
+            printf("\n");
+        }
+    }
+    printf("policies: access %s", dm_access_name(c->access));
+    s_print_duration(", retention ", c->retention_ms);
+    printf(", encryption %s\n", c->encryption == DM_ENC_AES256 ? "aes-256" : "none");
+    if (c->nupstream) {
+        printf("lineage upstream:");
+        for (size_t i = 0; i < c->nupstream; i++)
+            printf("%s %s/%s", i ? "," : "", c->upstream[i].domain, c->upstream[i].product);
+        printf("\n");
+    }
+}
+
+static int s_describe(const dm_cli_args_t *a)
+{
+    if (a->npos != 2 || !strchr(a->pos[1], '/')) {
+        fprintf(stderr, "%s: usage: meshq describe DOMAIN/PRODUCT [--json]\n", P);
+        return DM_EXIT_USAGE;
+    }
+    char q[256];
+    snprintf(q, sizeof q, "%s", a->pos[1]);
+    char *slash = strchr(q, '/');
+    *slash = 0;
+    dm_client_t *client = NULL;
+    int status = dm_cli_connect(a, &client);
+    if (status != DM_EXIT_OK)
+        return status;
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__DescribeReq body = DM__DESCRIBE_REQ__INIT;
+    body.domain = q;
+    body.product = slash + 1;
+    req.body_case = DM__ENVELOPE__BODY_DESCRIBE_REQ;
+    req.describe_req = &body;
+    Dm__Envelope *rep = NULL;
+    if (dm_client_call(client, &req, &rep) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+        dm_client_destroy(&client);
+        return DM_EXIT_USAGE;
+    }
+    if (dm_cli_print_error(P, "describe", rep) ||
+        rep->body_case != DM__ENVELOPE__BODY_DESCRIBE_REP) {
+        status = DM_EXIT_FAIL;
+        goto out;
+    }
+    const Dm__DescribeRep *d = rep->describe_rep;
+    if (dm_cli_get(a, "json")) {
+        printf("{\"records\":%" PRIu64 ",\"quarantined\":%" PRIu64 ",\"contract\":%.*s}\n",
+               d->records, d->quarantined, (int)d->contract.len, (const char *)d->contract.data);
+        goto out;
+    }
+    dm_contract_t **list = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    if (dm_contract_parse("node reply", (const char *)d->contract.data, d->contract.len, NULL,
+                          &list, &n, &diags) != DM_OK || n != 1) {
+        fprintf(stderr, "%s: the node sent a contract that does not parse\n", P);
+        status = DM_EXIT_USAGE;
+    } else {
+        s_describe_text(list[0], d->records, d->quarantined);
+    }
+    for (size_t i = 0; i < n; i++)
+        dm_contract_destroy(&list[i]);
+    free(list);
+    dm_diags_clear(&diags);
+out:
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_client_destroy(&client);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    dm_cli_args_t a;
+    if (dm_cli_parse(P, argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], &a) != 0)
+        return DM_EXIT_USAGE;
+    if (dm_cli_get(&a, "version")) {
+        printf("meshq %s\n", DM_VERSION);
+        return DM_EXIT_OK;
+    }
+    if (dm_cli_get(&a, "help") || (a.npos > 0 && strcmp(a.pos[0], "help") == 0)) {
+        s_usage(stdout);
+        return DM_EXIT_OK;
+    }
+    if (a.npos == 0) {
+        s_usage(stderr);
+        return DM_EXIT_USAGE;
+    }
+    if (strcmp(a.pos[0], "products") == 0)
+        return s_products(&a);
+    if (strcmp(a.pos[0], "describe") == 0)
+        return s_describe(&a);
+    if (strcmp(a.pos[0], "query") == 0)
+        return s_query(&a);
+    fprintf(stderr, "%s: unknown command '%s' (products, describe, query; meshq --help)\n", P,
+            a.pos[0]);
+    return DM_EXIT_USAGE;
+}

@@ -47,6 +47,8 @@ dm_err dm_query_engine_new(dm_store_t *store, dm_registry_t *registry,
         l.timeout_ms = DM_QUERY_DEFAULT_TIMEOUT_MS;
     if (l.max_sql_bytes == 0)
         l.max_sql_bytes = DM_QUERY_DEFAULT_MAX_SQL;
+    if (l.max_sql_bytes > INT32_MAX) /* SQLite takes the length as an int */
+        l.max_sql_bytes = INT32_MAX;
     if (l.heap_limit_bytes == 0)
         l.heap_limit_bytes = DM_QUERY_DEFAULT_HEAP_LIMIT;
     if (!sqlite3_threadsafe()) {

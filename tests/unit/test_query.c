@@ -424,7 +424,10 @@ Test(query, order_by_key_needs_no_sort)
 {
     s_lines();
     char *plan = s_plan("SELECT * FROM commerce.lines ORDER BY orderNo, lineNo LIMIT 5");
-    cr_assert(strstr(plan, "pk eq=0") && !strstr(plan, "TEMP B-TREE"), "%s", plan);
+    cr_assert(strstr(plan, "pk eq=0 limit") && !strstr(plan, "TEMP B-TREE"), "%s", plan);
+    free(plan);
+    plan = s_plan("SELECT * FROM commerce.lines LIMIT 5");
+    cr_assert(strstr(plan, "log scan limit"), "%s", plan);
     free(plan);
     char *got = s_run("SELECT orderNo, lineNo FROM commerce.lines ORDER BY orderNo, lineNo LIMIT 3 OFFSET 19");
     cr_assert_str_eq(got, "1|20\n2|1\n2|2\n");

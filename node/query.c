@@ -296,6 +296,7 @@ void dm_query_cancel(dm_query_t *q)
     atomic_store(&q->ctx.cancel, true);
 }
 
+/* Appends v as a protobuf-style varint. */
 static void s_varint(dm_buf_t *out, uint64_t v)
 {
     uint8_t b[S_VARINT_MAX];

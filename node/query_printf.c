@@ -86,6 +86,8 @@ static sqlite3_stmt *s_helper(dm_qctx_t *ctx, int argc)
     return ctx->printf_stmt[argc];
 }
 
+/* printf()/format(): refuses widths and precisions over the length limit,
+ * else returns what the built-in returns on the helper connection. */
 static void s_printf(sqlite3_context *fctx, int argc, sqlite3_value **argv)
 {
     dm_qctx_t *ctx = sqlite3_user_data(fctx);

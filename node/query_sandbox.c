@@ -116,6 +116,8 @@ static bool s_function_denied(const char *name)
     return !name;
 }
 
+/* The authorizer: allows what a SELECT over the product tables needs and
+ * denies everything else, recording why for dm_query__prepare_error. */
 static int s_authorize(void *arg, int action, const char *a1, const char *a2, const char *db,
                        const char *trigger)
 {

@@ -19,6 +19,7 @@ typedef struct {
     char *text; /* identifier text, unquoted; NULL otherwise */
 } s_tok_t;
 
+/* SQLite's identifier characters (any byte >= 0x80 counts as a letter). */
 static bool s_ident_start(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;

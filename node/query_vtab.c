@@ -141,6 +141,7 @@ static int s_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     return SQLITE_OK;
 }
 
+/* xDisconnect and xDestroy: the product reference belongs to the query. */
 static int s_disconnect(sqlite3_vtab *base)
 {
     sqlite3_free(base);
@@ -314,6 +315,9 @@ static void s_use(sqlite3_index_info *info, int i, s_conv conv, int *argc, bool 
     *all_exact = exact;
 }
 
+/* xBestIndex: the longest run of equalities on leading key columns, then
+ * one range on the next, costed from the record count; see the idxNum
+ * bits above. idxStr names the plan for EXPLAIN QUERY PLAN. */
 static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
 {
     s_vtab *vt = (s_vtab *)base;
@@ -399,6 +403,7 @@ static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
     return SQLITE_OK;
 }
 
+/* xOpen: a cursor with its store cursor in the query's read transaction. */
 static int s_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out)
 {
     s_vtab *vt = (s_vtab *)base;
@@ -415,6 +420,7 @@ static int s_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out)
     return SQLITE_OK;
 }
 
+/* xClose. */
 static int s_close(sqlite3_vtab_cursor *base)
 {
     s_cursor *c = (s_cursor *)base;
@@ -425,6 +431,7 @@ static int s_close(sqlite3_vtab_cursor *base)
     return SQLITE_OK;
 }
 
+/* xNext: the next row of the walk or scan, until a pushed LIMIT is met. */
 static int s_next(sqlite3_vtab_cursor *base)
 {
     s_cursor *c = (s_cursor *)base;
@@ -446,6 +453,8 @@ static int s_next(sqlite3_vtab_cursor *base)
     return SQLITE_OK;
 }
 
+/* xFilter: starts the plan xBestIndex chose. Values that do not convert
+ * widen the walk (SQLite checks those constraints itself, see s_use). */
 static int s_filter(sqlite3_vtab_cursor *base, int plan, const char *idxstr, int argc,
                     sqlite3_value **argv)
 {
@@ -512,8 +521,11 @@ static int s_filter(sqlite3_vtab_cursor *base, int plan, const char *idxstr, int
     return s_next(base);
 }
 
+/* xEof. */
 static int s_eof(sqlite3_vtab_cursor *base) { return ((s_cursor *)base)->eof; }
 
+/* xColumn: decodes field i of the current row (fetching the row first when
+ * the walk was key-only). */
 static int s_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int i)
 {
     s_cursor *c = (s_cursor *)base;
@@ -567,6 +579,7 @@ static int s_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int i)
     return SQLITE_OK;
 }
 
+/* xRowid: the row's log sequence number, stable within the snapshot. */
 static int s_rowid(sqlite3_vtab_cursor *base, sqlite3_int64 *rowid)
 {
     *rowid = (sqlite3_int64)((s_cursor *)base)->seq;

@@ -100,6 +100,7 @@ static dm_err s_fetch(dm_store_reader_t *self, uint32_t pid, uint64_t seq, const
     return DM_OK;
 }
 
+/* Reads the sequence number an index entry holds. */
 static dm_err s_seq(const MDB_val *val, uint32_t pid, uint64_t *seq)
 {
     if (val->mv_size != DM_STORE_SEQ_BYTES) {
@@ -199,6 +200,7 @@ static dm_err s_side_seek(s_side_t *s, const uint8_t *start, size_t len)
     return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK : dm_store__mdb("seek the index", rc);
 }
 
+/* Advances side s by one entry. */
 static dm_err s_side_next(s_side_t *s)
 {
     int rc = mdb_cursor_get(s->cur, &s->key, &s->val, MDB_NEXT);
@@ -275,6 +277,7 @@ static bool s_in_range(dm_store_cursor_t *self, const MDB_val *key, bool *past)
     return true;
 }
 
+/* One step of a log scan. */
 static dm_err s_next_scan(dm_store_cursor_t *self, uint64_t *seq, const void **row,
                           size_t *row_len)
 {
@@ -304,6 +307,7 @@ static dm_err s_next_scan(dm_store_cursor_t *self, uint64_t *seq, const void **r
     return DM_OK;
 }
 
+/* LMDB's default key order: memcmp, then the shorter key first. */
 static int s_key_cmp(const MDB_val *a, const MDB_val *b)
 {
     size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
@@ -313,6 +317,8 @@ static int s_key_cmp(const MDB_val *a, const MDB_val *b)
     return c;
 }
 
+/* One step of a key-range walk: the smaller key of the two sides; on a
+ * tie pk_recent's entry, skipping pk's stale one. */
 static dm_err s_next_range(dm_store_cursor_t *self, uint64_t *seq, const void **row,
                            size_t *row_len, const void **key, size_t *key_len)
 {

@@ -312,6 +312,26 @@ static void s_lines(void)
     s_ingest("commerce/lines", lines, N);
 }
 
+/* logistics.events: key (day date, at timestamp), both text in SQL. */
+static void s_events(void)
+{
+    s_product("logistics", "events", "1.0.0", "    primaryKey: [day, at]\n",
+              "      - {name: day, type: date, required: true}\n"
+              "      - {name: at, type: timestamp, required: true}\n"
+              "      - {name: what, type: string}\n");
+    static const char *const ev[] = {
+        "{\"day\":\"2026-11-24\",\"at\":\"2026-11-24T00:00:00Z\",\"what\":\"midnight\"}",
+        "{\"day\":\"2026-11-24\",\"at\":\"2026-11-24T09:00:00Z\",\"what\":\"nine\"}",
+        "{\"day\":\"2026-11-24\",\"at\":\"2026-11-24T09:59:59.5Z\",\"what\":\"almost ten\"}",
+        "{\"day\":\"2026-11-24\",\"at\":\"2026-11-24T10:00:00+00:00\",\"what\":\"ten\"}",
+        "{\"day\":\"2026-11-24\",\"at\":\"2026-11-24T23:59:59.999999Z\",\"what\":\"late\"}",
+        "{\"day\":\"2026-11-23\",\"at\":\"2026-11-23T12:00:00Z\"}",
+        "{\"day\":\"2026-11-25\",\"at\":\"2026-11-25T00:00:00.000001Z\",\"what\":\"next\"}",
+        "{\"day\":\"1969-12-31\",\"at\":\"1969-12-31T23:59:59Z\",\"what\":\"before 1970\"}",
+    };
+    s_ingest("logistics/events", ev, S_NELEM(ev));
+}
+
 /* The plan text of sql (EXPLAIN QUERY PLAN, details joined by "; "). */
 static char *s_plan(const char *sql)
 {
@@ -394,6 +414,22 @@ Test(query, pk_range_uses_the_index)
     char *got = s_run("SELECT count(*), min(lineNo), max(lineNo) FROM commerce.lines "
                       "WHERE orderNo = 10 AND lineNo > 5");
     cr_assert_str_eq(got, "15|6|20\n");
+    free(got);
+}
+
+Test(query, date_and_timestamp_literals_bound_the_key)
+{
+    s_events();
+    char *plan = s_plan("SELECT * FROM logistics.events WHERE day = '2026-11-24' AND at >= '2026-11-24'");
+    cr_assert(strstr(plan, "pk eq=1 lo"), "%s", plan);
+    free(plan);
+    plan = s_plan("SELECT * FROM logistics.events WHERE day = '2026-11-24' AND "
+                  "at < '2026-11-24T10:00:00.000000Z'");
+    cr_assert(strstr(plan, "pk eq=1 hi"), "%s", plan);
+    free(plan);
+    char *got = s_run("SELECT what FROM logistics.events WHERE day = '2026-11-24' AND "
+                      "at >= '2026-11-24T09:00:00.000000Z' AND at < '2026-11-24T10:00:00.000000Z'");
+    cr_assert_str_eq(got, "'nine'\n'almost ten'\n");
     free(got);
 }
 
@@ -771,6 +807,7 @@ static void s_compare(const char *const *queries, size_t n)
     s_native_copy(nat, "commerce", "orders");
     s_native_copy(nat, "identity", "customers");
     s_native_copy(nat, "commerce", "lines");
+    s_native_copy(nat, "logistics", "events");
     for (size_t i = 0; i < n; i++) {
         char *got = s_run(queries[i]), *want = s_run_native(nat, queries[i]);
         if (!strstr(queries[i], "ORDER BY")) {
@@ -790,6 +827,7 @@ static void s_all_products(void)
     s_customers();
     s_more_customers();
     s_lines();
+    s_events();
 }
 
 Test(query, filters_equal_a_native_table)
@@ -805,7 +843,15 @@ Test(query, filters_equal_a_native_table)
         "SELECT orderId FROM commerce.orders WHERE orderId > 'C0FFEE00-1234-4ABC-9DEF-0123456789AB'",
         "SELECT * FROM commerce.orders WHERE orderId IN ('c0ffee00-1234-4abc-9def-0123456789ab', "
         "'12345678-1234-4234-8234-123456789012', 'nope')",
+        "SELECT * FROM commerce.orders WHERE orderId IN ('c0ffee00-1234-4abc-9def-0123456789ab', "
+        "'12345678-1234-4234-8234-123456789012') AND orderId IN "
+        "('C0FFEE00-1234-4ABC-9DEF-0123456789AB', '12345678-1234-4234-8234-123456789012')",
+        "SELECT * FROM commerce.orders WHERE orderId IN ('C0FFEE00-1234-4ABC-9DEF-0123456789AB', "
+        "'12345678-1234-4234-8234-123456789012')",
+        "SELECT * FROM commerce.lines WHERE orderNo IN (3, '4', 5.5, 6.0) AND lineNo IN (1, 2)",
         "SELECT orderId, ts FROM commerce.orders WHERE ts >= '2026-11-24' AND ts < '2026-11-25'",
+        "SELECT orderId, ts FROM commerce.orders WHERE ts > '2026-11-24T09:15:00.000000Z'",
+        "SELECT orderId, ts FROM commerce.orders WHERE ts <= '2026-11-24T10:15:00+01:00'",
         "SELECT orderId FROM commerce.orders WHERE customerId = 'c1' AND amount > 0",
         "SELECT orderId, day, gift FROM commerce.orders WHERE gift",
         "SELECT orderId FROM commerce.orders WHERE status = 'paid' AND qty >= 1",
@@ -819,6 +865,20 @@ Test(query, filters_equal_a_native_table)
         "SELECT * FROM commerce.lines WHERE orderNo = 7 AND lineNo > 18.5",
         "SELECT * FROM commerce.lines WHERE orderNo = -1 OR lineNo = 20 AND orderNo < 3",
         "SELECT * FROM identity.customers WHERE customerId >= 'c' AND customerId < 'x0003'",
+        "SELECT * FROM logistics.events WHERE day = '2026-11-24' AND at >= '2026-11-24T10'",
+        "SELECT * FROM logistics.events WHERE day = '2026-11-24' AND at < '2026-11-24T10:00:00.000000Z'",
+        "SELECT * FROM logistics.events WHERE day = '2026-11-24' AND at <= '2026-11-24T10:00:00.000000Z'",
+        "SELECT * FROM logistics.events WHERE day >= '2026-11-23' AND day < '2026-11-25'",
+        "SELECT * FROM logistics.events WHERE day > '1969-12-31' AND day <= '2026-11-24'",
+        "SELECT * FROM logistics.events WHERE day = '2026-11-24' AND at >= '2026-11-24'",
+        "SELECT * FROM logistics.events WHERE day = '2026-11-24' AND at > '2026-11-24'",
+        "SELECT * FROM logistics.events WHERE day = '2026-11-24' AND at <= '2026-11-24'",
+        "SELECT * FROM logistics.events WHERE day = '2026-11-24' AND at < '2026-11-25'",
+        "SELECT * FROM logistics.events WHERE day = '2026-11-24' AND at = '2026-11-24T09:00:00Z'",
+        "SELECT * FROM logistics.events WHERE day = '2026-11-24' AND at = '2026-11-24T09:00:00.000000Z'",
+        "SELECT * FROM logistics.events WHERE day = '2026-11-24' AND at > '2026-11-24T10:00:00+01:00'",
+        "SELECT * FROM logistics.events WHERE day < '2026-11-24T00:00:00Z' ORDER BY day, at",
+        "SELECT * FROM logistics.events WHERE day = 20251 OR at > 5",
         "SELECT * FROM identity.customers WHERE customerId = 'C1' COLLATE NOCASE",
     };
     s_compare(q, S_NELEM(q));

@@ -1,0 +1,374 @@
+/* query_test.h: helpers shared by the SQL engine's tests (suite "query"):
+ * a temp store, registry and engine per test, products registered from
+ * YAML text and filled through the real validator, fixtures (orders,
+ * customers, order lines with a composite key, events keyed by date and
+ * timestamp), and running SQL to text rows or to an expected failure. */
+#ifndef DM_QUERY_TEST_H
+#define DM_QUERY_TEST_H
+
+#define S_UNUSED __attribute__((unused))
+
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "contract.h"
+#include "query.h"
+#include "registry.h"
+#include "schema.h"
+#include "store.h"
+
+S_UNUSED static char s_dir[PATH_MAX];
+S_UNUSED static dm_store_t *s_store;
+S_UNUSED static dm_registry_t *s_reg;
+S_UNUSED static dm_query_engine_t *s_eng;
+
+S_UNUSED static void s_rmdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[PATH_MAX + 300];
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+                unlink(path);
+            }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+S_UNUSED static void s_engine(int64_t timeout_ms)
+{
+    dm_query_engine_destroy(&s_eng);
+    dm_query_limits_t l = {.timeout_ms = timeout_ms};
+    cr_assert_eq(dm_query_engine_new(s_store, s_reg, &l, &s_eng), DM_OK);
+}
+
+S_UNUSED static void s_setup(void)
+{
+    snprintf(s_dir, sizeof s_dir, "/tmp/dm_test_query_XXXXXX");
+    cr_assert_not_null(mkdtemp(s_dir));
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store), DM_OK);
+    cr_assert_eq(dm_registry_new(&s_reg), DM_OK);
+    s_engine(0);
+}
+
+S_UNUSED static void s_teardown(void)
+{
+    dm_query_engine_destroy(&s_eng);
+    dm_registry_destroy(&s_reg);
+    dm_store_destroy(&s_store);
+    s_rmdir(s_dir);
+}
+
+/* Registers a product from a YAML contract (domain, name, version, the
+ * primary key line and the field list) in the store and the registry. */
+S_UNUSED static uint32_t s_product(const char *domain, const char *name, const char *version,
+                          const char *pk, const char *fields)
+{
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml,
+             "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: %s\n"
+             "  domain: %s\n  version: %s\n  owner:\n    team: t\n    contact: t@example.com\n"
+             "spec:\n  schema:\n    type: inline\n%s    fields:\n%s",
+             name, domain, version, pk, fields);
+    dm_contract_t **list = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    dm_err rc = dm_contract_parse("test.yaml", yaml, strlen(yaml), NULL, &list, &n, &diags);
+    dm_buf_t text = DM_BUF_INIT;
+    dm_diags_format(&diags, &text);
+    cr_assert_eq(rc, DM_OK, "contract: %s", text.data ? text.data : "");
+    dm_buf_free(&text);
+    dm_diags_clear(&diags);
+    dm_contract_t *c = list[0];
+    dm_buf_t canon = DM_BUF_INIT;
+    dm_contract_canonical(c, &canon);
+    dm_product_t in = {0}, out = {0};
+    in.domain = c->domain;
+    in.name = c->name;
+    in.version = c->version;
+    in.version_major = c->version_major;
+    in.version_minor = c->version_minor;
+    in.version_patch = c->version_patch;
+    dm_contract_hash(c, in.hash);
+    in.contract = canon.data;
+    in.contract_len = canon.len;
+    dm_register_outcome outcome;
+    cr_assert_eq(dm_store_product_register(s_store, &in, &outcome, &out, NULL), DM_OK);
+    uint32_t pid = out.id;
+    dm_product_clear(&out);
+    cr_assert_eq(dm_registry_install(s_reg, pid, canon.data, canon.len), DM_OK);
+    dm_buf_free(&canon);
+    dm_contract_destroy(&list[0]);
+    free(list);
+    return pid;
+}
+
+/* Validates NDJSON lines (each NUL-terminated) for domain/name and commits
+ * them in one batch. */
+S_UNUSED static void s_ingest(const char *qualified, const char *const *lines, size_t n)
+{
+    const dm_product_ref_t *ref;
+    cr_assert_eq(dm_registry_acquire(s_reg, qualified, strlen(qualified), &ref), DM_OK);
+    dm_buf_t *rows = calloc(n + 1, sizeof *rows), *keys = calloc(n + 1, sizeof *keys);
+    dm_row_in_t *in = calloc(n + 1, sizeof *in);
+    dm_buf_t reasons = DM_BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(dm_schema_validate(ref->schema, lines[i], strlen(lines[i]), &rows[i], &keys[i],
+                                     &reasons),
+                  "line %zu: %s", i, reasons.data);
+        in[i] = (dm_row_in_t){keys[i].data, keys[i].len, rows[i].data, rows[i].len};
+    }
+    cr_assert_eq(dm_store_commit_batch(s_store, ref->pid, in, n, NULL, 0, "test", NULL), DM_OK);
+    for (size_t i = 0; i < n; i++) {
+        dm_buf_free(&rows[i]);
+        dm_buf_free(&keys[i]);
+    }
+    free(rows);
+    free(keys);
+    free(in);
+    dm_buf_free(&reasons);
+    dm_registry_release(s_reg, ref);
+}
+
+/* Appends one decoded value as text: NULL, integers, reals with %.17g,
+ * text as is (the comparison format of both engines). */
+S_UNUSED static void s_value_text(const dm_qvalue_t *v, dm_buf_t *out)
+{
+    switch (v->type) {
+    case SQLITE_NULL: dm_buf_puts(out, "NULL"); break;
+    case SQLITE_INTEGER: dm_buf_printf(out, "%lld", (long long)v->i); break;
+    case SQLITE_FLOAT: dm_buf_printf(out, "%.17g", v->d); break;
+    default: dm_buf_putc(out, '\''); dm_buf_append(out, v->s, v->len); dm_buf_putc(out, '\''); break;
+    }
+}
+
+/* Runs sql on the engine and returns its rows as text, one line per row
+ * ("a|b|c\n"); fails the test on error. */
+S_UNUSED static char *s_run(const char *sql)
+{
+    dm_query_t *q = NULL;
+    dm_buf_t err = DM_BUF_INIT, batch = DM_BUF_INIT, text = DM_BUF_INIT;
+    dm_err rc = dm_query_open(s_eng, sql, strlen(sql), &q, &err);
+    cr_assert_eq(rc, DM_OK, "%s: %s (%s)", sql, err.data, dm_strerror(rc));
+    bool done = false;
+    while (!done) {
+        uint32_t n;
+        dm_buf_reset(&batch);
+        rc = dm_query_fetch(q, 100, 0, &batch, &n, &done, &err);
+        cr_assert_eq(rc, DM_OK, "%s: %s", sql, err.data);
+        const uint8_t *p = (const uint8_t *)batch.data, *end = p + batch.len;
+        for (uint32_t r = 0; r < n; r++) {
+            for (int c = 0; c < dm_query_ncolumns(q); c++) {
+                dm_qvalue_t v;
+                cr_assert(dm_qvalue_read(&p, end, &v));
+                if (c)
+                    dm_buf_putc(&text, '|');
+                s_value_text(&v, &text);
+            }
+            dm_buf_putc(&text, '\n');
+        }
+        cr_assert_eq(p, end);
+    }
+    dm_query_close(&q);
+    dm_buf_free(&err);
+    dm_buf_free(&batch);
+    return text.data ? dm_buf_steal(&text) : strdup("");
+}
+
+/* Opens sql expecting failure want; returns the message (caller frees). */
+S_UNUSED static char *s_fail(const char *sql, dm_err want)
+{
+    dm_query_t *q = NULL;
+    dm_buf_t err = DM_BUF_INIT;
+    dm_err rc = dm_query_open(s_eng, sql, strlen(sql), &q, &err);
+    cr_assert_eq(rc, want, "%s: got %s (%s), want %s", sql, dm_strerror(rc),
+                 err.data ? err.data : "", dm_strerror(want));
+    cr_assert_null(q);
+    cr_assert(err.len > 0, "%s: no message", sql);
+    return dm_buf_steal(&err);
+}
+
+/* Runs sql and fetches until it fails; returns the error and message. */
+S_UNUSED static dm_err s_fetch_fail(const char *sql, char **msg)
+{
+    dm_query_t *q = NULL;
+    dm_buf_t err = DM_BUF_INIT, batch = DM_BUF_INIT;
+    dm_err rc = dm_query_open(s_eng, sql, strlen(sql), &q, &err);
+    if (rc == DM_OK) {
+        bool done = false;
+        while (!done && rc == DM_OK) {
+            uint32_t n;
+            dm_buf_reset(&batch);
+            rc = dm_query_fetch(q, 100, 0, &batch, &n, &done, &err);
+        }
+        dm_query_close(&q);
+    }
+    dm_buf_free(&batch);
+    *msg = dm_buf_steal(&err);
+    return rc;
+}
+
+/* ---- fixtures ---- */
+
+S_UNUSED static const char *const S_ORDERS_FIELDS =
+    "      - {name: orderId, type: uuid, required: true}\n"
+    "      - {name: customerId, type: string, required: true}\n"
+    "      - {name: amount, type: double}\n"
+    "      - {name: status, type: enum, values: [created, paid, shipped, cancelled]}\n"
+    "      - {name: ts, type: timestamp}\n"
+    "      - {name: qty, type: int}\n"
+    "      - {name: day, type: date}\n"
+    "      - {name: gift, type: boolean}\n"
+    "      - {name: note, type: string}\n";
+
+S_UNUSED static const char *const S_ORDERS[] = {
+    "{\"orderId\":\"3f1c2a9e-8b7d-4c6e-9f01-23456789abcd\",\"customerId\":\"c1\",\"amount\":129.9,"
+    "\"status\":\"created\",\"ts\":\"2026-11-24T09:15:00Z\",\"qty\":3,\"day\":\"2026-11-24\","
+    "\"gift\":true,\"note\":\"first\"}",
+    "{\"orderId\":\"7a2d4b1c-0e3f-4a5b-8c6d-7e8f90a1b2c3\",\"customerId\":\"c2\",\"amount\":42,"
+    "\"status\":\"paid\",\"ts\":\"2026-11-24T09:16:30.250+01:00\",\"qty\":1,\"day\":\"2026-11-23\","
+    "\"gift\":false}",
+    "{\"orderId\":\"c0ffee00-1234-4abc-9def-0123456789ab\",\"customerId\":\"c3\",\"amount\":7.5,"
+    "\"status\":\"shipped\",\"ts\":\"2026-11-24T10:02:11Z\",\"note\":null}",
+    "{\"orderId\":\"00000000-0000-4000-8000-000000000001\",\"customerId\":\"c1\",\"amount\":-1.25,"
+    "\"status\":\"paid\",\"ts\":\"1969-12-31T23:59:59.999999Z\",\"qty\":-7,\"day\":\"1969-12-31\"}",
+    "{\"orderId\":\"ffffffff-ffff-4fff-bfff-ffffffffffff\",\"customerId\":\"c4\","
+    "\"status\":\"cancelled\",\"qty\":0,\"note\":\"it's \\\"quoted\\\" \\u00e9\"}",
+    "{\"orderId\":\"12345678-1234-4234-8234-123456789012\",\"customerId\":\"c2\",\"amount\":0,"
+    "\"status\":\"paid\",\"ts\":\"2026-11-25T00:00:00Z\",\"qty\":1,\"gift\":true}",
+};
+
+S_UNUSED static const char *const S_CUSTOMERS[] = {
+    "{\"customerId\":\"c1\",\"name\":\"Ada\",\"tier\":1}",
+    "{\"customerId\":\"c2\",\"name\":\"Bob\",\"tier\":2}",
+    "{\"customerId\":\"c3\",\"name\":\"Cy\"}",
+    "{\"customerId\":\"c9\",\"name\":\"Nobody\",\"tier\":3}",
+};
+
+#define S_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+S_UNUSED static void s_orders(void)
+{
+    s_product("commerce", "orders", "1.0.0", "    primaryKey: orderId\n", S_ORDERS_FIELDS);
+    s_ingest("commerce/orders", S_ORDERS, S_NELEM(S_ORDERS));
+}
+
+S_UNUSED static void s_customers(void)
+{
+    s_product("identity", "customers", "1.0.0", "    primaryKey: customerId\n",
+              "      - {name: customerId, type: string, required: true}\n"
+              "      - {name: name, type: string, required: true}\n"
+              "      - {name: tier, type: int}\n");
+    s_ingest("identity/customers", S_CUSTOMERS, S_NELEM(S_CUSTOMERS));
+}
+
+/* Many more customers, so that probing by key is cheaper than scanning. */
+S_UNUSED static void s_more_customers(void)
+{
+    enum { N = 500 };
+    static char text[N][96];
+    static const char *lines[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(text[i], sizeof text[i], "{\"customerId\":\"x%04d\",\"name\":\"n%d\",\"tier\":%d}",
+                 i, i, i % 4);
+        lines[i] = text[i];
+    }
+    s_ingest("identity/customers", lines, N);
+}
+
+/* commerce.lines: composite key (orderNo, lineNo), orderNo 1..50 x lineNo 1..20. */
+S_UNUSED static void s_lines(void)
+{
+    s_product("commerce", "lines", "1.0.0", "    primaryKey: [orderNo, lineNo]\n",
+              "      - {name: orderNo, type: int, required: true}\n"
+              "      - {name: lineNo, type: int, required: true}\n"
+              "      - {name: sku, type: string, required: true}\n"
+              "      - {name: price, type: double}\n");
+    enum { N = 1000 };
+    static char text[N][128];
+    static const char *lines[N];
+    for (int i = 0; i < N; i++) {
+        /* written out of key order so the index, not the log, sorts them */
+        int k = (i * 7919) % N;
+        snprintf(text[i], sizeof text[i],
+                 "{\"orderNo\":%d,\"lineNo\":%d,\"sku\":\"sku-%03d\",\"price\":%d.5}", k / 20 + 1,
+                 k % 20 + 1, k % 37, k % 11);
+        lines[i] = text[i];
+    }
+    s_ingest("commerce/lines", lines, N);
+}
+
+/* logistics.events: key (day date, at timestamp), both text in SQL. */
+S_UNUSED static void s_events(void)
+{
+    s_product("logistics", "events", "1.0.0", "    primaryKey: [day, at]\n",
+              "      - {name: day, type: date, required: true}\n"
+              "      - {name: at, type: timestamp, required: true}\n"
+              "      - {name: what, type: string}\n");
+    static const char *const ev[] = {
+        "{\"day\":\"2026-11-24\",\"at\":\"2026-11-24T00:00:00Z\",\"what\":\"midnight\"}",
+        "{\"day\":\"2026-11-24\",\"at\":\"2026-11-24T09:00:00Z\",\"what\":\"nine\"}",
+        "{\"day\":\"2026-11-24\",\"at\":\"2026-11-24T09:59:59.5Z\",\"what\":\"almost ten\"}",
+        "{\"day\":\"2026-11-24\",\"at\":\"2026-11-24T10:00:00+00:00\",\"what\":\"ten\"}",
+        "{\"day\":\"2026-11-24\",\"at\":\"2026-11-24T23:59:59.999999Z\",\"what\":\"late\"}",
+        "{\"day\":\"2026-11-23\",\"at\":\"2026-11-23T12:00:00Z\"}",
+        "{\"day\":\"2026-11-25\",\"at\":\"2026-11-25T00:00:00.000001Z\",\"what\":\"next\"}",
+        "{\"day\":\"1969-12-31\",\"at\":\"1969-12-31T23:59:59Z\",\"what\":\"before 1970\"}",
+    };
+    s_ingest("logistics/events", ev, S_NELEM(ev));
+}
+
+/* The plan text of sql (EXPLAIN QUERY PLAN, details joined by "; "). */
+S_UNUSED static char *s_plan(const char *sql)
+{
+    char eqp[1024];
+    snprintf(eqp, sizeof eqp, "EXPLAIN QUERY PLAN %s", sql);
+    dm_query_t *q = NULL;
+    dm_buf_t err = DM_BUF_INIT, batch = DM_BUF_INIT, text = DM_BUF_INIT;
+    cr_assert_eq(dm_query_open(s_eng, eqp, strlen(eqp), &q, &err), DM_OK, "%s", err.data);
+    bool done = false;
+    while (!done) {
+        uint32_t n;
+        cr_assert_eq(dm_query_fetch(q, 100, 0, &batch, &n, &done, &err), DM_OK);
+    }
+    const uint8_t *p = (const uint8_t *)batch.data, *end = p + batch.len;
+    while (p < end) {
+        dm_qvalue_t v[4];
+        for (int c = 0; c < 4; c++)
+            cr_assert(dm_qvalue_read(&p, end, &v[c]));
+        dm_buf_append(&text, v[3].s, v[3].len);
+        dm_buf_puts(&text, "; ");
+    }
+    dm_query_close(&q);
+    dm_buf_free(&err);
+    dm_buf_free(&batch);
+    return dm_buf_steal(&text);
+}
+
+S_UNUSED static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A normal query on the same engine, after a refusal. */
+S_UNUSED static void s_still_works(void)
+{
+    char *got = s_run("SELECT count(*) FROM commerce.orders");
+    cr_assert_str_eq(got, "6\n");
+    free(got);
+}
+
+#endif

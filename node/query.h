@@ -12,11 +12,16 @@
  * attached schemas, so that is the number of domains one statement may
  * name, while the mesh may hold any number.
  *
- * The sandbox (sqlite.org/security.html): an authorizer that allows only
- * SELECT, reads of the product tables, built-in functions (not
- * load_extension) and recursive CTEs; query_only; defensive mode; no
- * extension loading; untrusted schema; tight sqlite3_limit values (the
- * DM_QUERY_LIMIT_* constants); a time limit per query enforced by a
+ * The sandbox (sqlite.org/security.html): one SELECT (WITH, VALUES,
+ * EXPLAIN) per query; an authorizer that allows only reads of the product
+ * tables, built-in functions (not load_extension, fts3_tokenizer), the
+ * table-valued json_each and json_tree, and recursive CTEs; query_only;
+ * defensive mode; no extension loading, triggers or views; untrusted
+ * schema; double-quoted text is an identifier, never a string literal;
+ * tight sqlite3_limit values (the DM_QUERY_LIMIT_* constants), with
+ * printf()/format() widths bounded by the length limit too (SQLite 3.40
+ * would spin for seconds on printf('%.*c', 1e9, 'x')); a time limit per
+ * query, counted from dm_query_open across all fetches, enforced by a
  * progress handler that also honours dm_query_cancel; a cap on SQL text.
  * Memory: sqlite3_hard_heap_limit64 bounds all of SQLite's heap in the
  * process (set by dm_query_engine_new, process-wide: the last engine

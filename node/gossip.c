@@ -38,6 +38,12 @@ struct dm_gossip {
     dm_swim_msg_t in;  /* decode buffer: the struct is large */
     dm_swim_out_t out; /* drain buffer */
     uint64_t bytes_sent, msgs_sent;
+    dm_catalog_t *catalog;
+    char *address;
+    uint8_t hash[crypto_hash_sha256_BYTES]; /* of the encoded digest */
+    bool hash_valid;
+    int64_t next_sync_ms;
+    uint64_t rng;
 };
 
 /* ---- the member list on disk ----
@@ -49,7 +55,6 @@ static void s_save(dm_gossip_t *self);
 static void s_on_event(void *ctx, dm_membership_event ev, const dm_member_t *mb, int64_t now_ms)
 {
     dm_gossip_t *self = ctx;
-    (void)now_ms;
     static const char *const names[] = {"joined", "alive again", "suspect", "dead",
                                         "left",   "updated",     "forgotten"};
     char hex[2 * DM_ID_PUBLIC_BYTES + 1];
@@ -61,6 +66,10 @@ static void s_on_event(void *ctx, dm_membership_event ev, const dm_member_t *mb,
         dm_log_info("member %.16s (domain %s) %s, incarnation %" PRIu64, hex, mb->domain,
                     names[ev], mb->incarnation);
     self->dirty = true;
+    /* A newcomer (or a node back from the dead) gets the catalog at once:
+     * due at the next tick, outside this callback. */
+    if (ev == DM_MEMBERSHIP_EV_JOINED || ev == DM_MEMBERSHIP_EV_ALIVE)
+        self->next_sync_ms = now_ms;
 }
 
 typedef struct {
@@ -201,6 +210,24 @@ static void s_close_idle_peers(dm_gossip_t *self, int64_t now_ms)
     }
 }
 
+/* Sends env to the node at address on its peer socket; drops when the
+ * queue to it is full. */
+static void s_send_env(dm_gossip_t *self, const char *address, const Dm__Envelope *env,
+                       int64_t now_ms)
+{
+    void *sock = s_peer_socket(self, address, now_ms);
+    zmq_msg_t msg;
+    if (!sock || dm_rpc_pack(env, &msg) != DM_OK)
+        return;
+    size_t wire = zmq_msg_size(&msg);
+    if (zmq_msg_send(&msg, sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg); /* SWIM and anti-entropy treat it as loss */
+        return;
+    }
+    self->bytes_sent += wire;
+    self->msgs_sent++;
+}
+
 static void s_flush(dm_gossip_t *self, int64_t now_ms)
 {
     while (dm_membership_next_outgoing(self->m, &self->out)) {
@@ -210,26 +237,167 @@ static void s_flush(dm_gossip_t *self, int64_t now_ms)
             dm_log_err("gossip: cannot encode a membership message");
             continue;
         }
-        void *sock = s_peer_socket(self, self->out.to, now_ms);
-        if (sock) {
-            Dm__Envelope env = DM__ENVELOPE__INIT;
-            env.body_case = DM__ENVELOPE__BODY_SWIM;
-            env.swim.data = bytes;
-            env.swim.len = len;
-            zmq_msg_t msg;
-            if (dm_rpc_pack(&env, &msg) == DM_OK) {
-                size_t wire = zmq_msg_size(&msg);
-                if (zmq_msg_send(&msg, sock, ZMQ_DONTWAIT) < 0) {
-                    /* A full queue to a peer that does not read: drop, SWIM
-                     * treats it as loss. */
-                    zmq_msg_close(&msg);
-                } else {
-                    self->bytes_sent += wire;
-                    self->msgs_sent++;
-                }
-            }
-        }
+        Dm__Envelope env = DM__ENVELOPE__INIT;
+        env.body_case = DM__ENVELOPE__BODY_SWIM;
+        env.swim.data = bytes;
+        env.swim.len = len;
+        s_send_env(self, self->out.to, &env, now_ms);
         free(bytes);
+    }
+}
+
+/* ---- catalog anti-entropy ----
+ * 1. A -> B {hash}: periodically, and at once to a few members when A's
+ *    catalog changed. 2. B, if its hash differs -> A {hash, digest}.
+ * 3. A -> B {digest, delta}: what B lacks, and A's digest. 4. B -> A {delta}:
+ *    what A lacks. A message with a hash asks for the receiver's digest
+ *    back; a delta cut short (more) starts the next round at once. */
+
+static const uint8_t *s_catalog_hash(dm_gossip_t *self)
+{
+    if (!self->hash_valid) {
+        dm_buf_t d = DM_BUF_INIT;
+        dm_catalog_digest(self->catalog, &d);
+        crypto_hash_sha256(self->hash, (const unsigned char *)(d.data ? d.data : ""), d.len);
+        dm_buf_free(&d);
+        self->hash_valid = true;
+    }
+    return self->hash;
+}
+
+static void s_sync_send(dm_gossip_t *self, const char *to, bool hash, const dm_buf_t *digest,
+                        const dm_buf_t *delta, int64_t now_ms)
+{
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__CatalogSync m = DM__CATALOG_SYNC__INIT;
+    m.reply_to = self->address;
+    if (hash) {
+        m.hash.data = (uint8_t *)s_catalog_hash(self);
+        m.hash.len = crypto_hash_sha256_BYTES;
+    }
+    if (digest) {
+        m.digest.data = (uint8_t *)digest->data;
+        m.digest.len = digest->len;
+    }
+    if (delta) {
+        m.delta.data = (uint8_t *)delta->data;
+        m.delta.len = delta->len;
+    }
+    env.body_case = DM__ENVELOPE__BODY_CATALOG_SYNC;
+    env.catalog_sync = &m;
+    dm_log_debug("catalog: sync to %.24s (hash %d, digest %zu, delta %zu bytes)", to, hash,
+                 digest ? digest->len : 0, delta ? delta->len : 0);
+    s_send_env(self, to, &env, now_ms);
+}
+
+typedef struct {
+    char (*addrs)[DM_ADDRESS_MAX]; /* copies: the machine's strings are borrowed per call */
+    size_t n, cap;
+    const uint8_t *self_id;
+} s_live;
+
+static void s_collect_live(void *ctx, const dm_member_t *mb)
+{
+    s_live *l = ctx;
+    if (l->n < l->cap && mb->state == DM_MEMBER_ALIVE &&
+        memcmp(mb->id, l->self_id, DM_ID_PUBLIC_BYTES) != 0)
+        snprintf(l->addrs[l->n++], DM_ADDRESS_MAX, "%s", mb->address);
+}
+
+static uint64_t s_rand(dm_gossip_t *self)
+{
+    uint64_t x = self->rng += 0x9e3779b97f4a7c15ULL; /* splitmix64 */
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* Sends the digest hash to k random live members. */
+static void s_poke(dm_gossip_t *self, unsigned k, int64_t now_ms)
+{
+    size_t cap = dm_membership_count(self->m) + 1;
+    s_live l = {calloc(cap, DM_ADDRESS_MAX), 0, cap, dm_identity_public(self->id)};
+    if (!l.addrs)
+        return;
+    dm_membership_list(self->m, s_collect_live, &l);
+    for (unsigned i = 0; i < k && l.n > 0; i++) {
+        size_t j = (size_t)(s_rand(self) % l.n);
+        s_sync_send(self, l.addrs[j], true, NULL, NULL, now_ms);
+        memcpy(l.addrs[j], l.addrs[--l.n], DM_ADDRESS_MAX);
+    }
+    free(l.addrs);
+}
+
+void dm_gossip_catalog_changed(dm_gossip_t *self, int64_t now_ms)
+{
+    self->hash_valid = false;
+    s_poke(self, DM_GOSSIP_PUSH_FANOUT, now_ms);
+}
+
+void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *m, const char *user_id,
+                               int64_t now_ms)
+{
+    uint8_t node_id[DM_ID_PUBLIC_BYTES], curve[32];
+    char ep[256], why[256], hex[65];
+    if (!m->reply_to || !user_id ||
+        dm_address_parse(m->reply_to, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
+        dm_curve_public_from_node_id(node_id, curve) != DM_OK ||
+        (sodium_bin2hex(hex, sizeof hex, curve, sizeof curve), strcmp(hex, user_id) != 0)) {
+        dm_log_warn("catalog: dropped a sync message whose reply address does not match its "
+                    "transport key");
+        return;
+    }
+    char to[DM_ADDRESS_MAX];
+    snprintf(to, sizeof to, "%s", m->reply_to);
+    if (m->delta.len > 0) {
+        dm_catalog_counts_t counts;
+        bool more = false;
+        dm_buf_t refused = DM_BUF_INIT;
+        dm_err rc = dm_catalog_apply_delta(self->catalog, m->delta.data, m->delta.len, now_ms,
+                                           &counts, &more, &refused);
+        if (rc != DM_OK) {
+            dm_log_warn("catalog: a delta from %.16s was refused: %s", hex, dm_strerror(rc));
+        } else {
+            size_t bad = 0;
+            for (int v = 0; v < DM_CATALOG__VERDICTS; v++)
+                if (v != DM_CATALOG_ACCEPTED && v != DM_CATALOG_STALE)
+                    bad += counts.n[v];
+            if (bad)
+                dm_log_warn("catalog: refused %zu entr%s from peer %.16s: %s", bad,
+                            bad == 1 ? "y" : "ies", hex, refused.data ? refused.data : "");
+            if (counts.n[DM_CATALOG_ACCEPTED] > 0) {
+                dm_log_debug("catalog: %zu new entr%s from %.16s", counts.n[DM_CATALOG_ACCEPTED],
+                             counts.n[DM_CATALOG_ACCEPTED] == 1 ? "y" : "ies", hex);
+                dm_gossip_catalog_changed(self, now_ms);
+            }
+            if (more)
+                s_sync_send(self, to, true, NULL, NULL, now_ms);
+        }
+        dm_buf_free(&refused);
+    }
+    if (m->digest.len > 0) {
+        dm_buf_t delta = DM_BUF_INIT, mine = DM_BUF_INIT;
+        bool more = false;
+        if (dm_catalog_delta(self->catalog, m->digest.data, m->digest.len, DM_GOSSIP_DELTA_BYTES,
+                             &delta, &more) != DM_OK) {
+            dm_log_warn("catalog: dropped a malformed digest from %.16s", hex);
+        } else {
+            bool want_digest = m->hash.len > 0;
+            if (want_digest)
+                dm_catalog_digest(self->catalog, &mine);
+            if (delta.len > 0 || want_digest)
+                s_sync_send(self, to, false, want_digest ? &mine : NULL,
+                            delta.len > 0 ? &delta : NULL, now_ms);
+        }
+        dm_buf_free(&delta);
+        dm_buf_free(&mine);
+    } else if (m->hash.len == crypto_hash_sha256_BYTES && m->delta.len == 0) {
+        if (memcmp(m->hash.data, s_catalog_hash(self), crypto_hash_sha256_BYTES) != 0) {
+            dm_buf_t mine = DM_BUF_INIT;
+            dm_catalog_digest(self->catalog, &mine);
+            s_sync_send(self, to, true, &mine, NULL, now_ms);
+            dm_buf_free(&mine);
+        }
     }
 }
 
@@ -245,9 +413,12 @@ dm_err dm_gossip_new(void *ctx, const dm_identity_t *id, const dm_gossip_opts_t 
     self->ctx = ctx;
     self->id = id;
     self->dir = strdup(opts->dir);
+    self->address = strdup(opts->address);
+    self->catalog = opts->catalog;
     self->curve_sec = sodium_malloc(32);
+    randombytes_buf(&self->rng, sizeof self->rng);
     dm_err rc = DM_ERR_NOMEM;
-    if (!self->dir || !self->curve_sec)
+    if (!self->dir || !self->address || !self->curve_sec)
         goto fail;
     if ((rc = dm_identity_curve_keys(id, self->curve_pub, self->curve_sec)) != DM_OK)
         goto fail;
@@ -289,6 +460,7 @@ void dm_gossip_destroy(dm_gossip_t **self_p)
     if (self->curve_sec)
         sodium_free(self->curve_sec);
     free(self->dir);
+    free(self->address);
     free(self);
     *self_p = NULL;
 }
@@ -322,6 +494,10 @@ void dm_gossip_tick(dm_gossip_t *self, int64_t now_ms)
 {
     dm_membership_tick(self->m, now_ms);
     s_flush(self, now_ms);
+    if (self->catalog && now_ms >= self->next_sync_ms) {
+        s_poke(self, 1, now_ms);
+        self->next_sync_ms = now_ms + DM_GOSSIP_SYNC_MS;
+    }
     if (dm_membership_incarnation(self->m) != self->saved_incarnation)
         self->dirty = true;
     if (self->dirty && now_ms >= self->next_save_ms) {
@@ -336,6 +512,8 @@ long dm_gossip_wait_ms(const dm_gossip_t *self, int64_t now_ms)
     int64_t next = dm_membership_next_deadline(self->m);
     if (self->dirty && self->next_save_ms < next)
         next = self->next_save_ms;
+    if (self->catalog && self->next_sync_ms < next)
+        next = self->next_sync_ms;
     if (next <= now_ms)
         return 0;
     if (next - now_ms > 1000)

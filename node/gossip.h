@@ -16,14 +16,19 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "catalog.h"
 #include "identity.h"
 #include "membership.h"
+#include "mesh.pb-c.h"
 
 #define DM_GOSSIP_MEMBERS_FILE "members"   /* in the data directory */
 #define DM_GOSSIP_PEER_HWM 64              /* messages queued to one peer */
 #define DM_GOSSIP_SAVE_MS 200              /* member list written at most this often */
 #define DM_GOSSIP_LEAVE_MS 1000            /* how long a leaving node keeps gossiping */
 #define DM_GOSSIP_PEER_IDLE_MS 120000      /* sockets to gone peers closed after this */
+#define DM_GOSSIP_SYNC_MS 1000             /* catalog digest hash to one random member */
+#define DM_GOSSIP_PUSH_FANOUT 3            /* members poked at once when the catalog changes */
+#define DM_GOSSIP_DELTA_BYTES (256 << 10)  /* catalog entries per message (one bigger entry travels alone) */
 
 typedef struct dm_gossip dm_gossip_t;
 
@@ -34,6 +39,7 @@ typedef struct {
     const char *const *seeds;   /* --join addresses, may be NULL */
     size_t nseeds;
     const dm_membership_config_t *config; /* NULL: defaults */
+    dm_catalog_t *catalog;      /* borrowed; must outlive the gossip */
 } dm_gossip_opts_t;
 
 /* Creates the membership machine (incarnation above the one persisted),
@@ -48,6 +54,13 @@ void dm_gossip_destroy(dm_gossip_t **self_p);
  * messages are logged and dropped. */
 void dm_gossip_receive(dm_gossip_t *self, const uint8_t *data, size_t len, const char *user_id,
                        int64_t now_ms);
+/* A catalog anti-entropy message from a client whose CURVE key is user_id.
+ * Messages whose reply_to is not that key's node are dropped. */
+void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *msg, const char *user_id,
+                               int64_t now_ms);
+/* This node published something: spread it now (pokes a few members). */
+void dm_gossip_catalog_changed(dm_gossip_t *self, int64_t now_ms);
+
 /* Runs due timers, sends what is queued, saves the member list when it
  * changed. Call on every loop iteration. */
 void dm_gossip_tick(dm_gossip_t *self, int64_t now_ms);

@@ -519,6 +519,8 @@ static void s_commit_register(dm_ingest_t *self, s_job *job)
         }
         dm_log_info("registered %s %s (%s)", qualified, c->version,
                     outcome == DM_REGISTER_CREATED ? "new" : "upgrade");
+        /* Tell the node loop, which publishes it in the catalog. */
+        zmq_send(self->w_out, "CATALOG", 7, 0);
     }
     Dm__Envelope env = DM__ENVELOPE__INIT;
     Dm__RegisterRep rep = DM__REGISTER_REP__INIT;

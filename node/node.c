@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "catalog.h"
+#include "contract.h"
 #include "gossip.h"
 #include "identity.h"
 #include "ingest.h"
@@ -49,6 +51,7 @@ struct dm_node {
     dm_query_pool_t *queries;
     dm_rpc_server_t *rpc;
     dm_gossip_t *gossip;
+    dm_catalog_t *catalog;
     char address[DM_ADDRESS_MAX];
     char endpoint[256];
     int64_t started_ms;
@@ -210,6 +213,58 @@ static dm_err s_load_products(dm_node_t *self, char *err, size_t cap)
     return rc;
 }
 
+/* Brings this node's catalog entries up to date with its store: each
+ * product whose canonical contract differs from the published one is
+ * published again, then the node record (domain, address, products).
+ * Returns true if anything was published. */
+static bool s_catalog_publish_local(dm_node_t *self, bool node_record)
+{
+    dm_product_t *list = NULL;
+    size_t n = 0;
+    bool changed = false;
+    dm_buf_t why = DM_BUF_INIT;
+    int64_t now = s_wall_ms();
+    if (node_record) {
+        if (dm_catalog_publish_node(self->catalog, self->domain, self->address, now, &why) != DM_OK)
+            dm_log_err("catalog: cannot publish this node's record: %s", why.data ? why.data : "");
+        changed = true;
+    }
+    if (dm_store_product_list(self->store, &list, &n) != DM_OK) {
+        dm_log_err("catalog: cannot list this node's products");
+        goto out;
+    }
+    bool products = false;
+    for (size_t i = 0; i < n; i++) {
+        char key[DM_CATALOG_KEY_MAX];
+        snprintf(key, sizeof key, "%s%s/%s", DM_CATALOG_PRODUCT_PREFIX, list[i].domain, list[i].name);
+        dm_catalog_entry_t e = {0};
+        bool same = dm_catalog_get(self->catalog, dm_identity_public(self->id), key, &e) == DM_OK &&
+                    !e.tombstone && e.payload_len == list[i].contract_len &&
+                    memcmp(e.payload, list[i].contract, e.payload_len) == 0;
+        dm_catalog_entry_clear(&e);
+        if (same)
+            continue;
+        dm_buf_reset(&why);
+        if (dm_catalog_publish(self->catalog, key, list[i].contract, list[i].contract_len, false,
+                               now, &why) != DM_OK)
+            dm_log_err("catalog: cannot publish %s: %s", key, why.data ? why.data : "");
+        else
+            products = true;
+    }
+    if (products) {
+        dm_buf_reset(&why);
+        if (dm_catalog_publish_node(self->catalog, self->domain, self->address, now, &why) != DM_OK)
+            dm_log_err("catalog: cannot publish this node's record: %s", why.data ? why.data : "");
+        changed = true;
+    }
+out:
+    for (size_t i = 0; i < n; i++)
+        dm_product_clear(&list[i]);
+    free(list);
+    dm_buf_free(&why);
+    return changed;
+}
+
 static bool s_wildcard(const char *endpoint)
 {
     return strstr(endpoint, "://0.0.0.0:") || strstr(endpoint, "://*:") ||
@@ -313,8 +368,13 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
         goto fail;
     }
     self->addr_written = true;
+    if ((rc = dm_catalog_open(self->store, self->id, &self->catalog)) != DM_OK) {
+        snprintf(err, errcap, "cannot load the catalog: %s", dm_strerror(rc));
+        goto fail;
+    }
+    s_catalog_publish_local(self, true);
     dm_gossip_opts_t gopts = {self->dir, self->domain, self->address, opts->seeds, opts->nseeds,
-                              opts->membership};
+                              opts->membership, self->catalog};
     if ((rc = dm_gossip_new(self->ctx, self->id, &gopts, s_mono_ms(), &self->gossip)) != DM_OK) {
         snprintf(err, errcap, "cannot start membership: %s", dm_strerror(rc));
         goto fail;
@@ -372,6 +432,101 @@ static void s_handle_ping(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     env.body_case = DM__ENVELOPE__BODY_PONG;
     env.pong = &pong;
     s_send(self, rid, &env);
+}
+
+typedef struct {
+    dm_node_t *node;
+    Dm__ProductInfo *items;
+    size_t n, cap;
+} s_mesh_products;
+
+/* One catalog product as a ProductInfo: owner and access read from its
+ * contract, records known only for this node's own products. */
+static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
+{
+    s_mesh_products *mp = ctx;
+    if (mp->n == mp->cap) {
+        size_t cap = mp->cap ? mp->cap * 2 : 16;
+        Dm__ProductInfo *items = realloc(mp->items, cap * sizeof *items);
+        if (!items)
+            return 1;
+        mp->items = items;
+        mp->cap = cap;
+    }
+    Dm__ProductInfo *pi = &mp->items[mp->n];
+    dm__product_info__init(pi);
+    pi->domain = strdup(p->domain);
+    pi->name = strdup(p->name);
+    pi->origin.len = DM_ID_PUBLIC_BYTES;
+    pi->origin.data = malloc(DM_ID_PUBLIC_BYTES);
+    if (!pi->domain || !pi->name || !pi->origin.data) {
+        free(pi->domain);
+        free(pi->name);
+        free(pi->origin.data);
+        return 1;
+    }
+    memcpy(pi->origin.data, p->origin, DM_ID_PUBLIC_BYTES);
+    dm_contract_t **list = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    if (p->contract && dm_contract_parse("catalog", p->contract, p->contract_len, NULL, &list, &n,
+                                         &diags) == DM_OK && n == 1) {
+        pi->version = strdup(list[0]->version);
+        pi->owner_team = strdup(list[0]->owner_team);
+        pi->owner_contact = strdup(list[0]->owner_contact);
+        pi->access = strdup(dm_access_name(list[0]->access));
+    }
+    for (size_t i = 0; i < n; i++)
+        dm_contract_destroy(&list[i]);
+    free(list);
+    dm_diags_clear(&diags);
+    dm_product_t local = {0};
+    pi->remote = memcmp(p->origin, dm_identity_public(mp->node->id), DM_ID_PUBLIC_BYTES) != 0;
+    if (!pi->remote &&
+        dm_store_product_get(mp->node->store, p->domain, p->name, &local) == DM_OK) {
+        pi->records = local.records;
+        pi->quarantined = local.quarantined;
+        dm_product_clear(&local);
+    }
+    mp->n++;
+    return 0;
+}
+
+static void s_handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
+{
+    s_mesh_products mp = {self, NULL, 0, 0};
+    dm_catalog_products(self->catalog, false, s_collect_product, &mp);
+    Dm__ProductInfo **ptrs = calloc(mp.n ? mp.n : 1, sizeof *ptrs);
+    if (ptrs) {
+        for (size_t i = 0; i < mp.n; i++)
+            ptrs[i] = &mp.items[i];
+        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__ProductsRep rep = DM__PRODUCTS_REP__INIT;
+        rep.n_products = mp.n;
+        rep.products = ptrs;
+        env.id = id;
+        env.body_case = DM__ENVELOPE__BODY_PRODUCTS_REP;
+        env.products_rep = &rep;
+        s_send(self, rid, &env);
+    } else {
+        s_send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
+    }
+    for (size_t i = 0; i < mp.n; i++) {
+        Dm__ProductInfo *pi = &mp.items[i];
+        free(pi->domain);
+        free(pi->name);
+        free(pi->origin.data);
+        if (pi->version != protobuf_c_empty_string)
+            free(pi->version);
+        if (pi->owner_team != protobuf_c_empty_string)
+            free(pi->owner_team);
+        if (pi->owner_contact != protobuf_c_empty_string)
+            free(pi->owner_contact);
+        if (pi->access != protobuf_c_empty_string)
+            free(pi->access);
+    }
+    free(mp.items);
+    free(ptrs);
 }
 
 static void s_handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
@@ -554,14 +709,49 @@ static void s_collect_member(void *ctx, const dm_member_t *mb)
         return;
     Dm__MemberInfo *m = &ms->items[ms->n++];
     dm__member_info__init(m);
-    m->node_id.data = (uint8_t *)mb->id;
-    m->node_id.len = DM_ID_PUBLIC_BYTES;
+    m->node_id.data = malloc(DM_ID_PUBLIC_BYTES); /* mb lives only during this call */
+    m->node_id.len = m->node_id.data ? DM_ID_PUBLIC_BYTES : 0;
+    if (m->node_id.data)
+        memcpy(m->node_id.data, mb->id, DM_ID_PUBLIC_BYTES);
     m->domain = strdup(mb->domain ? mb->domain : "");
     m->address = strdup(mb->address ? mb->address : "");
     m->state = (char *)dm_member_state_name(mb->state);
     m->incarnation = mb->incarnation;
     m->self = memcmp(mb->id, ms->self_id, DM_ID_PUBLIC_BYTES) == 0;
     m->last_heard_ms = m->self ? 0 : ms->wall_now - (ms->mono_now - mb->last_heard_ms);
+}
+
+typedef struct {
+    Dm__DomainConflict pb;
+    char domain[DM_CATALOG_NAME_MAX + 1];
+    uint8_t owner[DM_ID_PUBLIC_BYTES], claimant[DM_ID_PUBLIC_BYTES];
+} s_conflict;
+
+typedef struct {
+    s_conflict *items;
+    size_t n, cap;
+} s_conflicts;
+
+/* Copies one conflict: the catalog's pointers live only during the call. */
+static int s_collect_conflict(void *ctx, const dm_catalog_conflict_t *k)
+{
+    s_conflicts *sc = ctx;
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? sc->cap * 2 : 8;
+        s_conflict *items = realloc(sc->items, cap * sizeof *items);
+        if (!items)
+            return 1;
+        sc->items = items;
+        sc->cap = cap;
+    }
+    s_conflict *c = &sc->items[sc->n++];
+    snprintf(c->domain, sizeof c->domain, "%s", k->domain);
+    memcpy(c->owner, k->owner, DM_ID_PUBLIC_BYTES);
+    memcpy(c->claimant, k->claimant, DM_ID_PUBLIC_BYTES);
+    dm__domain_conflict__init(&c->pb);
+    c->pb.first_seen_ms = k->first_seen_ms;
+    c->pb.refusals = k->refusals;
+    return 0;
 }
 
 static void s_handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
@@ -583,12 +773,29 @@ static void s_handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
         rep.members = ptrs;
         dm_gossip_stats(self->gossip, &rep.gossip_bytes_sent, &rep.gossip_msgs_sent);
         rep.uptime_ms = (uint64_t)(s_mono_ms() - self->started_ms);
+        s_conflicts sc = {NULL, 0, 0};
+        dm_catalog_conflicts(self->catalog, s_collect_conflict, &sc);
+        Dm__DomainConflict **cptrs = calloc(sc.n ? sc.n : 1, sizeof *cptrs);
+        for (size_t i = 0; cptrs && i < sc.n; i++) {
+            s_conflict *c = &sc.items[i]; /* the array no longer moves: point into it */
+            c->pb.domain = c->domain;
+            c->pb.owner.data = c->owner;
+            c->pb.owner.len = DM_ID_PUBLIC_BYTES;
+            c->pb.claimant.data = c->claimant;
+            c->pb.claimant.len = DM_ID_PUBLIC_BYTES;
+            cptrs[i] = &c->pb;
+        }
+        rep.n_conflicts = cptrs ? sc.n : 0;
+        rep.conflicts = cptrs;
         env.id = id;
         env.body_case = DM__ENVELOPE__BODY_MEMBERS_REP;
         env.members_rep = &rep;
         s_send(self, rid, &env);
+        free(cptrs);
+        free(sc.items);
     }
     for (size_t i = 0; ms.items && i < ms.n; i++) {
+        free(ms.items[i].node_id.data);
         free(ms.items[i].domain);
         free(ms.items[i].address);
     }
@@ -697,7 +904,10 @@ static void s_handle_request(dm_node_t *self, void *router)
         s_handle_ping(self, &rid, env->id);
         break;
     case DM__ENVELOPE__BODY_PRODUCTS_REQ:
-        s_handle_products(self, &rid, env->id);
+        if (env->products_req->mesh)
+            s_handle_mesh_products(self, &rid, env->id);
+        else
+            s_handle_products(self, &rid, env->id);
         break;
     case DM__ENVELOPE__BODY_QUARANTINE_REQ:
         s_handle_quarantine(self, &rid, env->id, env->quarantine_req);
@@ -707,6 +917,10 @@ static void s_handle_request(dm_node_t *self, void *router)
         break;
     case DM__ENVELOPE__BODY_MEMBERS_REQ:
         s_handle_members(self, &rid, env->id);
+        break;
+    case DM__ENVELOPE__BODY_CATALOG_SYNC:
+        dm_gossip_catalog_receive(self->gossip, env->catalog_sync,
+                                  zmq_msg_gets(&payload, "User-Id"), s_mono_ms());
         break;
     case DM__ENVELOPE__BODY_SWIM:
         /* One-way: the answer (an ACK) travels on this node's own socket. */
@@ -736,7 +950,14 @@ static int s_relay_one(dm_node_t *self)
         goto out;
     }
     if (!zmq_msg_more(&rid)) {
-        ret = 1; /* "STOPPED" */
+        /* A notice from the write pipeline: "STOPPED", or "CATALOG" after a
+         * product was registered or upgraded. */
+        if (zmq_msg_size(&rid) == 7 && memcmp(zmq_msg_data(&rid), "CATALOG", 7) == 0) {
+            if (s_catalog_publish_local(self, false))
+                dm_gossip_catalog_changed(self->gossip, s_mono_ms());
+            goto out;
+        }
+        ret = 1;
         goto out;
     }
     zmq_msg_recv(&payload, self->outbox_pull, 0);
@@ -837,6 +1058,7 @@ void dm_node_destroy(dm_node_t **self_p)
         dm_ingest_destroy(&self->ingest);
     }
     dm_gossip_destroy(&self->gossip);
+    dm_catalog_destroy(&self->catalog);
     dm_rpc_server_destroy(&self->rpc);
     dm_query_pool_destroy(&self->queries);
     dm_query_engine_destroy(&self->engine);

@@ -11,6 +11,8 @@
 #include "cli.h"
 #include "contract.h"
 #include "query.h"
+#include "identity.h"
+#include "types.h"
 #include "version.h"
 
 #define DM_MESHQ_BATCH_ROWS 10000 /* rows asked per pull */
@@ -31,8 +33,11 @@ static void s_usage(FILE *f)
     fprintf(f,
             "usage: meshq [global options] COMMAND [arguments]\n"
             "\n"
-            "  products                      the data products: domain, name, version, owner,\n"
-            "                                access, records\n"
+            "  products                      the data products of the whole mesh: domain, name,\n"
+            "                                version, owner, access, records (this node's)\n"
+            "  members                       the mesh's nodes: id, domain, address, state\n"
+            "                                (alive/suspect/dead/left), incarnation, last heard;\n"
+            "                                and refused domain claims\n"
             "  describe DOMAIN/PRODUCT       a product's contract: owner, fields with types and\n"
             "                                constraints, SLA, checks, policies, lineage, counts\n"
             "  query \"SQL\" [--format table|csv|json|jsonl]\n"
@@ -430,6 +435,103 @@ static int s_query(const dm_cli_args_t *a)
     return status;
 }
 
+/* ---- members ---- */
+
+static void s_hex(char *out, const ProtobufCBinaryData *b, size_t max)
+{
+    out[0] = 0;
+    for (size_t k = 0; k < b->len && k < max; k++)
+        snprintf(out + 2 * k, 3, "%02x", b->data[k]);
+}
+
+static int s_members(const dm_cli_args_t *a)
+{
+    dm_client_t *client = NULL;
+    int status = dm_cli_connect(a, &client);
+    if (status != DM_EXIT_OK)
+        return status;
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__MembersReq body = DM__MEMBERS_REQ__INIT;
+    req.body_case = DM__ENVELOPE__BODY_MEMBERS_REQ;
+    req.members_req = &body;
+    Dm__Envelope *rep = NULL;
+    if (dm_client_call(client, &req, &rep) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+        dm_client_destroy(&client);
+        return DM_EXIT_USAGE;
+    }
+    if (dm_cli_print_error(P, "members", rep) || rep->body_case != DM__ENVELOPE__BODY_MEMBERS_REP) {
+        status = DM_EXIT_FAIL;
+        goto out;
+    }
+    const Dm__MembersRep *mr = rep->members_rep;
+    char id[65], owner[65], claimant[65], heard[DM_TIMESTAMP_TEXT_MAX];
+    if (dm_cli_get(a, "json")) {
+        dm_buf_t o = DM_BUF_INIT;
+        dm_buf_puts(&o, "{\"members\":[");
+        for (size_t i = 0; i < mr->n_members; i++) {
+            const Dm__MemberInfo *m = mr->members[i];
+            s_hex(id, &m->node_id, 32);
+            dm_buf_printf(&o, "%s{\"node_id\":\"%s\",\"domain\":", i ? "," : "", id);
+            dm_cli_json_string(&o, m->domain, strlen(m->domain));
+            dm_buf_puts(&o, ",\"address\":");
+            dm_cli_json_string(&o, m->address, strlen(m->address));
+            dm_buf_printf(&o, ",\"state\":\"%s\",\"incarnation\":%" PRIu64 ",\"self\":%s",
+                          m->state, m->incarnation, m->self ? "true" : "false");
+            if (m->self) {
+                dm_buf_puts(&o, ",\"last_heard\":null}");
+            } else {
+                dm_timestamp_format(m->last_heard_ms * 1000, heard);
+                dm_buf_printf(&o, ",\"last_heard\":\"%s\"}", heard);
+            }
+        }
+        dm_buf_puts(&o, "],\"conflicts\":[");
+        for (size_t i = 0; i < mr->n_conflicts; i++) {
+            const Dm__DomainConflict *k = mr->conflicts[i];
+            s_hex(owner, &k->owner, 32);
+            s_hex(claimant, &k->claimant, 32);
+            dm_buf_printf(&o, "%s{\"domain\":", i ? "," : "");
+            dm_cli_json_string(&o, k->domain, strlen(k->domain));
+            dm_buf_printf(&o, ",\"owner\":\"%s\",\"refused\":\"%s\",\"refusals\":%" PRIu64 "}",
+                          owner, claimant, k->refusals);
+        }
+        dm_buf_puts(&o, "]}\n");
+        fputs(o.data, stdout);
+        dm_buf_free(&o);
+        goto out;
+    }
+    dm_cli_table_t t;
+    dm_cli_table_init(&t, 6, 1u << 4);
+    const char *head[] = {"NODE", "DOMAIN", "ADDRESS", "STATE", "INCARNATION", "LAST HEARD"};
+    dm_cli_table_add(&t, head);
+    for (size_t i = 0; i < mr->n_members; i++) {
+        const Dm__MemberInfo *m = mr->members[i];
+        s_hex(id, &m->node_id, 8);
+        char inc[32];
+        snprintf(inc, sizeof inc, "%" PRIu64, m->incarnation);
+        if (m->self)
+            snprintf(heard, sizeof heard, "(this node)");
+        else
+            dm_timestamp_format(m->last_heard_ms * 1000, heard);
+        const char *ep = strchr(m->address, '@');
+        const char *row[] = {id, m->domain, ep ? ep + 1 : m->address, m->state, inc, heard};
+        dm_cli_table_add(&t, row);
+    }
+    dm_cli_table_print(&t, stdout);
+    dm_cli_table_free(&t);
+    for (size_t i = 0; i < mr->n_conflicts; i++) {
+        const Dm__DomainConflict *k = mr->conflicts[i];
+        s_hex(owner, &k->owner, 8);
+        s_hex(claimant, &k->claimant, 8);
+        printf("conflict: domain %s is pinned to node %s; the claim of node %s was refused "
+               "(%" PRIu64 " entries)\n", k->domain, owner, claimant, k->refusals);
+    }
+out:
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_client_destroy(&client);
+    return status;
+}
+
 /* ---- products, describe ---- */
 
 static int s_products(const dm_cli_args_t *a)
@@ -440,6 +542,7 @@ static int s_products(const dm_cli_args_t *a)
         return status;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
+    body.mesh = 1; /* the whole mesh, from the node's catalog */
     req.body_case = DM__ENVELOPE__BODY_PRODUCTS_REQ;
     req.products_req = &body;
     Dm__Envelope *rep = NULL;
@@ -467,8 +570,15 @@ static int s_products(const dm_cli_args_t *a)
                 dm_buf_printf(&o, "%s\"%s\":", k ? "," : "", keys[k]);
                 dm_cli_json_string(&o, vals[k], strlen(vals[k]));
             }
-            dm_buf_printf(&o, ",\"records\":%" PRIu64 ",\"quarantined\":%" PRIu64 "}", p->records,
-                          p->quarantined);
+            char node[2 * DM_ID_PUBLIC_BYTES + 1] = "";
+            for (size_t k = 0; k < p->origin.len && k < DM_ID_PUBLIC_BYTES; k++)
+                snprintf(node + 2 * k, 3, "%02x", p->origin.data[k]);
+            dm_buf_printf(&o, ",\"node\":\"%s\"", node);
+            if (p->remote)
+                dm_buf_puts(&o, ",\"records\":null,\"quarantined\":null}");
+            else
+                dm_buf_printf(&o, ",\"records\":%" PRIu64 ",\"quarantined\":%" PRIu64 "}",
+                              p->records, p->quarantined);
         }
         dm_buf_puts(&o, "]\n");
         fputs(o.data, stdout);
@@ -481,7 +591,10 @@ static int s_products(const dm_cli_args_t *a)
         for (size_t i = 0; i < pr->n_products; i++) {
             const Dm__ProductInfo *p = pr->products[i];
             char rec[32];
-            snprintf(rec, sizeof rec, "%" PRIu64, p->records);
+            if (p->remote)
+                snprintf(rec, sizeof rec, "-");
+            else
+                snprintf(rec, sizeof rec, "%" PRIu64, p->records);
             const char *row[] = {p->domain, p->name, p->version, p->owner_team, p->access, rec};
             dm_cli_table_add(&t, row);
         }
@@ -678,11 +791,13 @@ int main(int argc, char **argv)
     }
     if (strcmp(a.pos[0], "products") == 0)
         return s_products(&a);
+    if (strcmp(a.pos[0], "members") == 0)
+        return s_members(&a);
     if (strcmp(a.pos[0], "describe") == 0)
         return s_describe(&a);
     if (strcmp(a.pos[0], "query") == 0)
         return s_query(&a);
-    fprintf(stderr, "%s: unknown command '%s' (products, describe, query; meshq --help)\n", P,
+    fprintf(stderr, "%s: unknown command '%s' (products, members, describe, query; meshq --help)\n", P,
             a.pos[0]);
     return DM_EXIT_USAGE;
 }

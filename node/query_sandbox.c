@@ -324,6 +324,12 @@ dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_store_t *store, c
     }
     const char *msg = sqlite3_errmsg(db);
     static const char no_table[] = "no such table: ", no_db[] = "unknown database ";
+    /* The suggestions read the store: end this query's read transaction
+     * first, so that the thread never holds the store's lock twice (which
+     * would deadlock against a waiting map resize if the lock ever
+     * preferred writers). The statement failed; no cursor needs it. */
+    if (strncmp(msg, no_table, sizeof no_table - 1) == 0 || strncmp(msg, no_db, sizeof no_db - 1) == 0)
+        dm_store_reader_close(&ctx->reader);
     if (strncmp(msg, no_table, sizeof no_table - 1) == 0) {
         char what[2 * S_NAME_MAX + 2];
         snprintf(what, sizeof what, "%s", msg + sizeof no_table - 1);

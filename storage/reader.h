@@ -21,8 +21,12 @@
  * writer that must grow the map waits until every open reader closes.
  * glibc's default rwlock prefers readers, so a long query never blocks
  * other readers or normal commits; only a commit that needs a bigger map
- * waits, at most for the query's time limit. Never keep a reader open
- * across a wait on the writer, and close it as soon as the query ends.
+ * waits, at most for the query's time limit (but a steady overlap of
+ * queries can starve it: the lock prefers readers). Never keep a reader
+ * open across a wait on the writer or while calling other dm_store_*
+ * functions on the same thread (they take the lock again: harmless with
+ * this lock kind, a deadlock with a writer-preferring one), and close it
+ * as soon as the query ends.
  * The read lock is released by whichever thread closes the reader; glibc
  * allows that for read locks of its default rwlock kind. */
 #ifndef DM_STORE_READER_H

@@ -5,6 +5,9 @@
  * refusals are in test_query_sandbox.c. */
 #include "query_test.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 TestSuite(query, .init = s_setup, .fini = s_teardown);
 
 /* ---- virtual table ---- */
@@ -456,5 +459,91 @@ Test(query, old_rows_read_null_in_fields_an_upgrade_added)
     cr_assert_str_eq(got, "1|'x'|NULL|NULL|NULL|NULL|NULL|NULL|NULL\n"
                           "2|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL\n"
                           "3|'y'|5|NULL|NULL|NULL|NULL|NULL|'2026-01-02'\n");
+    free(got);
+}
+
+/* ---- threads ---- */
+
+#define S_RACE_PAUSE_US 1000
+
+typedef struct {
+    atomic_bool stop;
+    atomic_int failures;
+    atomic_long queries;
+} s_race_t;
+
+/* Counts orders again and again until told to stop; the count must never
+ * go down (each query sees a later snapshot). */
+static void *s_race_reader(void *arg)
+{
+    s_race_t *r = arg;
+    const char *sql = "SELECT count(*), count(DISTINCT customerId) FROM commerce.orders "
+                      "WHERE orderId >= '00000000-0000-4000-8000-000000000000'";
+    int64_t last = 0;
+    dm_buf_t err = DM_BUF_INIT, out = DM_BUF_INIT;
+    while (!atomic_load(&r->stop)) {
+        dm_query_t *q = NULL;
+        uint32_t n = 0;
+        bool done = false;
+        dm_buf_reset(&out);
+        if (dm_query_open(s_eng, sql, strlen(sql), &q, &err) != DM_OK ||
+            dm_query_fetch(q, 10, 0, &out, &n, &done, &err) != DM_OK || n != 1) {
+            atomic_fetch_add(&r->failures, 1);
+            dm_query_close(&q);
+            continue;
+        }
+        const uint8_t *p = (const uint8_t *)out.data;
+        dm_qvalue_t v;
+        if (!dm_qvalue_read(&p, p + out.len, &v) || v.i < last)
+            atomic_fetch_add(&r->failures, 1);
+        last = v.i;
+        dm_query_close(&q);
+        atomic_fetch_add(&r->queries, 1);
+        /* A pause between queries: back to back, four threads keep the
+         * store's reader-preferring lock held without a gap and a map
+         * resize waits for minutes (measured: 158 s for this test). */
+        usleep(S_RACE_PAUSE_US);
+    }
+    dm_buf_free(&err);
+    dm_buf_free(&out);
+    return NULL;
+}
+
+Test(query, threads_query_while_batches_commit_and_the_map_grows)
+{
+    enum { READERS = 4, BATCHES = 30, ROWS = 400 };
+    s_orders();
+    /* reopen the store with a 1 MiB map, so these batches make it grow */
+    dm_query_engine_destroy(&s_eng);
+    dm_store_destroy(&s_store);
+    dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20};
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    s_engine(0);
+    size_t map0 = dm_store_map_size(s_store);
+    s_race_t r = {0};
+    pthread_t t[READERS];
+    for (int i = 0; i < READERS; i++)
+        pthread_create(&t[i], NULL, s_race_reader, &r);
+    static char text[ROWS][256];
+    static const char *lines[ROWS];
+    for (int b = 0; b < BATCHES; b++) {
+        for (int i = 0; i < ROWS; i++) {
+            snprintf(text[i], sizeof text[i],
+                     "{\"orderId\":\"%08x-0000-4000-8000-%012x\",\"customerId\":\"c%d\","
+                     "\"note\":\"%0100d\"}", b + 1, i, i % 7, i); /* b + 1: no fixture key */
+            lines[i] = text[i];
+        }
+        s_ingest("commerce/orders", lines, ROWS);
+    }
+    atomic_store(&r.stop, true);
+    for (int i = 0; i < READERS; i++)
+        pthread_join(t[i], NULL);
+    cr_assert_eq(atomic_load(&r.failures), 0);
+    cr_assert_gt(atomic_load(&r.queries), READERS);
+    cr_assert_gt(dm_store_map_size(s_store), map0);
+    char *got = s_run("SELECT count(*) FROM commerce.orders");
+    char want[32];
+    snprintf(want, sizeof want, "%d\n", 6 + BATCHES * ROWS);
+    cr_assert_str_eq(got, want);
     free(got);
 }

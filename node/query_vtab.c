@@ -364,7 +364,11 @@ static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
         plan |= S_WALK;
     if ((size_t)neq == vt->c->npk && neq > 0) {
         rows = 1;
-        info->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
+        /* Promise one row only when every key value is a literal that
+         * converts exactly: a value known only in xFilter may not convert,
+         * and the walk then widens to many rows for SQLite to check. */
+        if (exact)
+            info->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
     }
     if (rows < 1)
         rows = 1;

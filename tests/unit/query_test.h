@@ -285,6 +285,8 @@ S_UNUSED static void s_more_customers(void)
         lines[i] = text[i];
     }
     s_ingest("identity/customers", lines, N);
+    static const char *const numeric[] = {"{\"customerId\":\"7\",\"name\":\"Seven\"}"};
+    s_ingest("identity/customers", numeric, 1); /* a text key that equals an integer */
 }
 
 /* commerce.lines: composite key (orderNo, lineNo), orderNo 1..50 x lineNo 1..20. */

@@ -348,6 +348,9 @@ Test(query, joins_order_limit_and_aggregates_equal_a_native_table)
         "SELECT o.customerId FROM commerce.orders o WHERE NOT EXISTS (SELECT 1 FROM "
         "identity.customers c WHERE c.customerId = o.customerId)",
         "SELECT tier, count(*) FROM identity.customers GROUP BY tier ORDER BY tier",
+        "SELECT l.orderNo, l.lineNo, c.name FROM commerce.lines l JOIN identity.customers c "
+        "ON c.customerId = l.orderNo ORDER BY 1, 2",
+        "SELECT c.name FROM identity.customers c WHERE c.customerId = 7",
         "SELECT DISTINCT status FROM commerce.orders ORDER BY 1",
     };
     s_compare(q, S_NELEM(q));

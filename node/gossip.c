@@ -102,7 +102,10 @@ static void s_save(dm_gossip_t *self)
     fprintf(f, "incarnation %" PRIu64 "\n", inc);
     s_save_ctx sc = {f, dm_identity_public(self->id)};
     dm_membership_list(self->m, s_save_member, &sc);
-    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    /* No fsync: this runs on the gossip loop, and a killed process keeps
+     * what it wrote (page cache); only a power cut can lose the last
+     * change, after which the node needs --join again. */
+    bool ok = fflush(f) == 0;
     ok = fclose(f) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
         dm_log_warn("gossip: cannot save the member list to %s: %s", path, strerror(errno));

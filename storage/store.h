@@ -25,7 +25,7 @@
 #include "buf.h"
 #include "err.h"
 
-#define DM_STORE_DEFAULT_MAP_BYTES ((size_t)256 << 20) /* first map size */
+#define DM_STORE_DEFAULT_MAP_BYTES ((size_t)64 << 30) /* first map size: address space only, the file stays sparse; large so that growing (which waits for every reader, queries included) is rare */
 #define DM_STORE_DEFAULT_MAX_MAP_BYTES ((size_t)1 << 40) /* growth ceiling */
 #define DM_STORE_DEFAULT_PK_RECENT_MAX ((size_t)64 << 10) /* index entries */
 #define DM_STORE_HASH_BYTES 32

@@ -29,7 +29,7 @@
 #define DM_INGEST_GROUP_JOBS 16     /* batches merged into one commit at most */
 #define DM_INGEST_GROUP_ROWS 50000  /* rows after which a group stops growing */
 
-typedef enum { S_INGEST, S_REGISTER, S_REPLY, S_STOP } s_kind;
+typedef enum { S_INGEST, S_REGISTER, S_DEREGISTER, S_REPLY, S_STOP } s_kind;
 
 typedef struct {
     size_t key_off, key_len, row_off, row_len;
@@ -53,6 +53,8 @@ typedef struct {
     dm_buf_t bytes; /* keys, rows, raw lines and reasons, back to back */
     dm_buf_t rows;  /* s_rowref[] */
     dm_buf_t quar;  /* s_qref[] */
+    /* S_DEREGISTER */
+    char *domain, *name;
     /* S_REGISTER */
     dm_contract_t *contract;
     dm_buf_t canonical;
@@ -78,6 +80,8 @@ static void s_job_free(s_job *job)
     zmq_msg_close(&job->rid);
     free(job->errtext);
     free(job->source);
+    free(job->domain);
+    free(job->name);
     dm_buf_free(&job->bytes);
     dm_buf_free(&job->rows);
     dm_buf_free(&job->quar);
@@ -235,6 +239,21 @@ out:
     dm_diags_clear(&diags);
 }
 
+static void s_prepare_deregister(dm_ingest_t *self, s_job *job, const Dm__DeregisterReq *req)
+{
+    const char *domain = req->domain ? req->domain : "";
+    const char *name = req->product ? req->product : "";
+    if (strcmp(domain, self->domain) != 0) {
+        s_job_error(job, DM_ERR_DENIED,
+                    "this node serves domain '%s'; product '%.100s/%.100s' belongs to another node",
+                    self->domain, domain, name);
+        return;
+    }
+    job->kind = S_DEREGISTER;
+    job->domain = strdup(domain);
+    job->name = strdup(name);
+}
+
 static void *s_validator_main(void *arg)
 {
     dm_ingest_t *self = arg;
@@ -281,11 +300,13 @@ static void *s_validator_main(void *arg)
                 s_prepare_ingest(self, job, env->ingest_req, &sc);
             else if (env->body_case == DM__ENVELOPE__BODY_REGISTER_REQ)
                 s_prepare_register(self, job, env->register_req);
+            else if (env->body_case == DM__ENVELOPE__BODY_DEREGISTER_REQ)
+                s_prepare_deregister(self, job, env->deregister_req);
             else
                 s_job_error(job, DM_ERR_PROTO, "unexpected request on the write path");
             dm__envelope__free_unpacked(env, NULL);
         }
-        bool wait = job->kind == S_REGISTER;
+        bool wait = job->kind == S_REGISTER || job->kind == S_DEREGISTER;
         if (wait)
             job->done = &done;
         zmq_send(self->v_jobs, &job, sizeof job, 0);
@@ -540,6 +561,45 @@ out:
     dm_product_clear(&prev);
 }
 
+static void s_commit_deregister(dm_ingest_t *self, s_job *job)
+{
+    char qualified[256];
+    snprintf(qualified, sizeof qualified, "%.120s/%.120s", job->domain, job->name);
+    dm_product_t removed = {0};
+    dm_err rc = dm_store_product_delete(self->store, job->domain, job->name, &removed);
+    if (rc == DM_ERR_NOTFOUND) {
+        char text[512];
+        dm_buf_t hint = DM_BUF_INIT;
+        dm_registry_suggest(self->registry, qualified, &hint);
+        snprintf(text, sizeof text, "unknown product '%s' on this node%s%s%s", qualified,
+                 hint.len ? "; did you mean '" : "", hint.len ? hint.data : "", hint.len ? "'?" : "");
+        dm_buf_free(&hint);
+        s_send_error(self, job, rc, text);
+        return;
+    }
+    if (rc != DM_OK) {
+        char text[512];
+        snprintf(text, sizeof text, "the node could not delete %s: %s", qualified, dm_strerror(rc));
+        s_send_error(self, job, rc, text);
+        return;
+    }
+    if (dm_registry_remove(self->registry, qualified) != DM_OK)
+        dm_log_warn("deregister: %s was stored but not loaded", qualified);
+    dm_log_info("deregistered %s %s (%" PRIu64 " records deleted)", qualified, removed.version,
+                removed.records);
+    zmq_send(self->w_out, "CATALOG", 7, 0); /* the node loop publishes the tombstone */
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__DeregisterRep rep = DM__DEREGISTER_REP__INIT;
+    rep.domain = job->domain;
+    rep.name = job->name;
+    rep.version = removed.version;
+    rep.records = removed.records;
+    env.body_case = DM__ENVELOPE__BODY_DEREGISTER_REP;
+    env.deregister_rep = &rep;
+    s_send_reply(self, job, &env);
+    dm_product_clear(&removed);
+}
+
 static void *s_writer_main(void *arg)
 {
     dm_ingest_t *self = arg;
@@ -591,6 +651,9 @@ static void *s_writer_main(void *arg)
         }
         case S_REGISTER:
             s_commit_register(self, job);
+            break;
+        case S_DEREGISTER:
+            s_commit_deregister(self, job);
             break;
         }
         s_job_free(job);

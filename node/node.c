@@ -213,6 +213,34 @@ static dm_err s_load_products(dm_node_t *self, char *err, size_t cap)
     return rc;
 }
 
+typedef struct {
+    const uint8_t *self_id;
+    char **names; /* "DOMAIN/NAME" of this node's live catalog products */
+    size_t n, cap;
+} s_own_products;
+
+static int s_collect_own(void *ctx, const dm_catalog_product_t *p)
+{
+    s_own_products *o = ctx;
+    if (memcmp(p->origin, o->self_id, DM_ID_PUBLIC_BYTES) != 0 || p->tombstone)
+        return 0;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 8;
+        char **names = realloc(o->names, cap * sizeof *names);
+        if (!names)
+            return 1;
+        o->names = names;
+        o->cap = cap;
+    }
+    size_t len = strlen(p->domain) + strlen(p->name) + 2;
+    char *q = malloc(len);
+    if (!q)
+        return 1;
+    snprintf(q, len, "%s/%s", p->domain, p->name);
+    o->names[o->n++] = q;
+    return 0;
+}
+
 /* Brings this node's catalog entries up to date with its store: each
  * product whose canonical contract differs from the published one is
  * published again, then the node record (domain, address, products).
@@ -251,6 +279,30 @@ static bool s_catalog_publish_local(dm_node_t *self, bool node_record)
         else
             products = true;
     }
+    /* Products this node published but no longer holds: tombstones. */
+    s_own_products own = {dm_identity_public(self->id), NULL, 0, 0};
+    dm_catalog_products(self->catalog, false, s_collect_own, &own);
+    for (size_t k = 0; k < own.n; k++) {
+        bool held = false;
+        for (size_t i = 0; i < n && !held; i++) {
+            char q[DM_CATALOG_KEY_MAX];
+            snprintf(q, sizeof q, "%s/%s", list[i].domain, list[i].name);
+            held = strcmp(q, own.names[k]) == 0;
+        }
+        if (held)
+            continue;
+        char key[DM_CATALOG_KEY_MAX];
+        snprintf(key, sizeof key, "%s%s", DM_CATALOG_PRODUCT_PREFIX, own.names[k]);
+        dm_buf_reset(&why);
+        if (dm_catalog_publish(self->catalog, key, NULL, 0, true, now, &why) != DM_OK)
+            dm_log_err("catalog: cannot publish the tombstone of %s: %s", key,
+                       why.data ? why.data : "");
+        else
+            products = true;
+    }
+    for (size_t k = 0; k < own.n; k++)
+        free(own.names[k]);
+    free(own.names);
     if (products) {
         dm_buf_reset(&why);
         if (dm_catalog_publish_node(self->catalog, self->domain, self->address, now, &why) != DM_OK)
@@ -849,7 +901,8 @@ static void s_handle_request(dm_node_t *self, void *router)
         goto out;
     }
     unsigned field = s_body_field(zmq_msg_data(&payload), zmq_msg_size(&payload));
-    if (field == DM__ENVELOPE__BODY_INGEST_REQ || field == DM__ENVELOPE__BODY_REGISTER_REQ) {
+    if (field == DM__ENVELOPE__BODY_INGEST_REQ || field == DM__ENVELOPE__BODY_REGISTER_REQ ||
+        field == DM__ENVELOPE__BODY_DEREGISTER_REQ) {
         zmq_msg_t rid_copy;
         zmq_msg_init(&rid_copy);
         zmq_msg_copy(&rid_copy, &rid);

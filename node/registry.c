@@ -121,6 +121,23 @@ dm_err dm_registry_install(dm_registry_t *self, uint32_t pid, const char *canoni
     return DM_OK;
 }
 
+dm_err dm_registry_remove(dm_registry_t *self, const char *qualified)
+{
+    dm_err rc = DM_ERR_NOTFOUND;
+    pthread_mutex_lock(&self->lock);
+    for (s_entry **pp = &self->head; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->qualified, qualified) == 0) {
+            s_entry *e = *pp;
+            *pp = e->next;
+            s_unref(e);
+            rc = DM_OK;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&self->lock);
+    return rc;
+}
+
 dm_err dm_registry_acquire(dm_registry_t *self, const char *qualified, size_t len,
                            const dm_product_ref_t **ref)
 {

@@ -30,6 +30,10 @@ void dm_registry_destroy(dm_registry_t **self_p);
 DM_NODISCARD dm_err dm_registry_install(dm_registry_t *self, uint32_t pid, const char *canonical,
                                         size_t len);
 
+/* Removes domain/name (a "domain/name" string); readers holding a
+ * reference keep it until they release it. DM_ERR_NOTFOUND if absent. */
+DM_NODISCARD dm_err dm_registry_remove(dm_registry_t *self, const char *qualified);
+
 /* Looks up domain/name (a "domain/name" string of len bytes). On success
  * *ref is a counted reference to release with dm_registry_release. */
 DM_NODISCARD dm_err dm_registry_acquire(dm_registry_t *self, const char *qualified, size_t len,

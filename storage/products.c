@@ -376,3 +376,79 @@ out:
     *n = len;
     return DM_OK;
 }
+
+/* ---- deletion ---- */
+
+typedef struct {
+    dm_store_t *self;
+    dm_buf_t key;
+    dm_product_t removed;
+} s_delete_ctx;
+
+/* Deletes every key of db that starts with pid. */
+static dm_err s_delete_prefix(MDB_txn *txn, MDB_dbi db, uint32_t pid)
+{
+    uint8_t prefix[DM_STORE_PID_BYTES];
+    dm_store__put_be32(prefix, pid);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, db, &cur);
+    if (rc != MDB_SUCCESS)
+        return dm_store__mdb("open a cursor", rc);
+    MDB_val key = {sizeof prefix, prefix}, val;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    while (rc == MDB_SUCCESS && key.mv_size >= sizeof prefix &&
+           memcmp(key.mv_data, prefix, sizeof prefix) == 0) {
+        if ((rc = mdb_cursor_del(cur, 0)) != MDB_SUCCESS)
+            break;
+        /* After a delete LMDB's MDB_NEXT yields the entry that followed. */
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == MDB_SUCCESS ? DM_OK : dm_store__mdb("delete rows", rc);
+}
+
+static dm_err s_delete_txn(MDB_txn *txn, void *arg)
+{
+    s_delete_ctx *c = arg;
+    dm_store_t *self = c->self;
+    dm_product_clear(&c->removed);
+    MDB_val key = {c->key.len, c->key.data}, val;
+    int rc = mdb_get(txn, self->products, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return DM_ERR_NOTFOUND;
+    dm_err err;
+    if (rc != MDB_SUCCESS)
+        return dm_store__mdb("read a product", rc);
+    if ((err = s_decode(&val, &c->removed)) || (err = s_attach_counters(self, txn, &c->removed)))
+        return err;
+    uint32_t pid = c->removed.id;
+    MDB_dbi dbs[] = {self->rows, self->pk, self->pk_recent, self->quarantine};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
+        if ((err = s_delete_prefix(txn, dbs[i], pid)))
+            return err;
+    uint8_t ck[DM_STORE_COUNTERS_KEY_BYTES];
+    ck[0] = DM_STORE_COUNTERS_TAG;
+    dm_store__put_be32(ck + 1, pid);
+    MDB_val ckey = {sizeof ck, ck};
+    rc = mdb_del(txn, self->meta, &ckey, NULL);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return dm_store__mdb("delete counters", rc);
+    return dm_store__mdb("delete a product", mdb_del(txn, self->products, &key, NULL));
+}
+
+dm_err dm_store_product_delete(dm_store_t *self, const char *domain, const char *name,
+                               dm_product_t *removed)
+{
+    if (removed)
+        memset(removed, 0, sizeof *removed);
+    s_delete_ctx c = {.self = self, .key = DM_BUF_INIT};
+    s_key(&c.key, domain, name);
+    dm_err err = dm_store__write(self, "delete a product", s_delete_txn, &c);
+    if (!err && removed) {
+        *removed = c.removed;
+        memset(&c.removed, 0, sizeof c.removed);
+    }
+    dm_product_clear(&c.removed);
+    dm_buf_free(&c.key);
+    return err;
+}

@@ -91,6 +91,13 @@ DM_NODISCARD dm_err dm_store_product_register(dm_store_t *self, const dm_product
 DM_NODISCARD dm_err dm_store_product_get(dm_store_t *self, const char *domain,
                                          const char *name, dm_product_t *out);
 
+/* Deletes product domain/name with all its rows, index entries, quarantine
+ * and counters, in one durable transaction; its id is never reused.
+ * DM_ERR_NOTFOUND if absent. *removed (may be NULL) receives the product as
+ * it was (caller clears). */
+DM_NODISCARD dm_err dm_store_product_delete(dm_store_t *self, const char *domain,
+                                            const char *name, dm_product_t *removed);
+
 /* Lists every product, ordered by "domain/name". *out is an array of *n
  * products; the caller clears each and frees the array. */
 DM_NODISCARD dm_err dm_store_product_list(dm_store_t *self, dm_product_t **out, size_t *n);

@@ -44,6 +44,8 @@ static void s_usage(FILE *f)
             "  register FILE | --config FILE    register (or upgrade) the contracts in FILE\n"
             "  ingest DOMAIN/PRODUCT FILE|-     store NDJSON records; invalid ones are\n"
             "        [--batch-bytes N] [--record-limit BYTES]   quarantined with reasons\n"
+            "  deregister DOMAIN/PRODUCT        delete a product and its records; the mesh\n"
+            "                                   learns it from a signed tombstone\n"
             "  products                         list products with record counts\n"
             "  quarantine DOMAIN/PRODUCT [--limit N]   show quarantined records\n"
             "  status                           the node's domain, id and uptime\n"
@@ -453,6 +455,50 @@ out:
     return status;
 }
 
+/* ---- deregister ---- */
+
+static int s_deregister(const dm_cli_args_t *a)
+{
+    if (a->npos != 2) {
+        fprintf(stderr, "%s: usage: dmctl deregister DOMAIN/PRODUCT\n", P);
+        return DM_EXIT_USAGE;
+    }
+    char qualified[256];
+    snprintf(qualified, sizeof qualified, "%s", a->pos[1]);
+    const char *domain, *product;
+    if (!s_split_qualified(qualified, &domain, &product))
+        return DM_EXIT_USAGE;
+    dm_client_t *client = NULL;
+    int status = dm_cli_connect(a, &client);
+    if (status != DM_EXIT_OK)
+        return status;
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__DeregisterReq body = DM__DEREGISTER_REQ__INIT;
+    body.domain = (char *)domain;
+    body.product = (char *)product;
+    req.body_case = DM__ENVELOPE__BODY_DEREGISTER_REQ;
+    req.deregister_req = &body;
+    Dm__Envelope *rep = NULL;
+    if (dm_client_call(client, &req, &rep) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+        dm_client_destroy(&client);
+        return DM_EXIT_USAGE;
+    }
+    if (dm_cli_print_error(P, "deregister refused", rep)) {
+        status = DM_EXIT_FAIL;
+    } else if (rep->body_case == DM__ENVELOPE__BODY_DEREGISTER_REP) {
+        const Dm__DeregisterRep *r = rep->deregister_rep;
+        printf("deregistered %s/%s %s (%" PRIu64 " records deleted; the mesh is told by a "
+               "tombstone)\n", r->domain, r->name, r->version, r->records);
+    } else {
+        fprintf(stderr, "%s: unexpected reply to deregister\n", P);
+        status = DM_EXIT_USAGE;
+    }
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_client_destroy(&client);
+    return status;
+}
+
 /* ---- products, quarantine, status ---- */
 
 static int s_products(const dm_cli_args_t *a)
@@ -677,13 +723,13 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"validate", s_validate}, {"check", s_check},           {"register", s_register},
         {"ingest", s_ingest_cmd}, {"products", s_products},     {"quarantine", s_quarantine},
-        {"status", s_status},
+        {"status", s_status},          {"deregister", s_deregister},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(a.pos[0], cmds[i].name) == 0)
             return cmds[i].fn(&a);
-    fprintf(stderr, "%s: unknown command '%s' (validate, check, register, ingest, products, "
-                    "quarantine, status; dmctl --help)\n",
+    fprintf(stderr, "%s: unknown command '%s' (validate, check, register, ingest, deregister, "
+                    "products, quarantine, status; dmctl --help)\n",
             P, a.pos[0]);
     return DM_EXIT_USAGE;
 }

@@ -383,3 +383,51 @@ Test(gossip, forged_foreign_and_replayed_entries_are_rejected_by_every_node)
         dm_buf_free(&((t_entry *[]){&claim, &good, &replay, &forged, &foreign})[i]->payload);
     dm_identity_destroy(&me);
 }
+
+Test(gossip, a_tombstone_propagates_and_survives_restarts)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s.yaml", s_dirs[1]);
+    dm_h_write(path, s_contract_text(s_domains[1], "shipments", "1.0.0"));
+    const char *reg[] = {"--data", s_dirs[1], "register", path, NULL};
+    dm_h_result_t r = dm_h_run("dmctl", reg, NULL, T_DEADLINE_MS);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    dm_h_result_free(&r);
+    long long deadline = dm_h_now_ms() + T_DEADLINE_MS;
+    bool all = false;
+    while (!all && dm_h_now_ms() < deadline) {
+        all = true;
+        for (int i = 0; i < T_NODES && all; i++)
+            all = s_lists(&s_nodes[i], s_domains[1], "shipments", NULL);
+        if (!all)
+            poll(NULL, 0, T_POLL_MS);
+    }
+    cr_assert(all, "the product did not reach every node");
+
+    char qualified[128];
+    snprintf(qualified, sizeof qualified, "%s/shipments", s_domains[1]);
+    const char *dereg[] = {"--data", s_dirs[1], "deregister", qualified, NULL};
+    r = dm_h_run("dmctl", dereg, NULL, T_DEADLINE_MS);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    dm_h_result_free(&r);
+    bool gone = false;
+    deadline = dm_h_now_ms() + T_DEADLINE_MS;
+    while (!gone && dm_h_now_ms() < deadline) {
+        gone = true;
+        for (int i = 0; i < T_NODES && gone; i++)
+            gone = !s_lists(&s_nodes[i], s_domains[1], "shipments", NULL);
+        if (!gone)
+            poll(NULL, 0, T_POLL_MS);
+    }
+    cr_assert(gone, "the tombstone did not reach every node");
+    /* The owner and another node restart: neither brings the product back. */
+    for (int k = 0; k < 2; k++) {
+        int i = k == 0 ? 1 : 3;
+        dm_h_node_signal(&s_nodes[i], SIGTERM);
+        cr_assert(dm_h_node_start(&s_nodes[i], s_dirs[i], s_domains[i], NULL));
+    }
+    cr_assert(s_wait_all(1, "alive", 0) && s_wait_all(3, "alive", 0));
+    for (int i = 0; i < T_NODES; i++)
+        cr_assert(!s_lists(&s_nodes[i], s_domains[1], "shipments", NULL),
+                  "node %d lists the deregistered product after the restarts", i);
+}

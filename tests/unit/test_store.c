@@ -614,3 +614,39 @@ Test(store, sigkill_mid_commit_keeps_committed_batches, .timeout = 60)
     cr_assert_geq(c.n, last * N);
     cr_assert(c.ordered);
 }
+
+Test(store, delete_removes_one_product_with_its_rows_index_and_quarantine)
+{
+    uint32_t a = s_orders();
+    dm_product_t in = s_prod("commerce", "returns", 1, 0, 0, 2), out;
+    dm_register_outcome oc;
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
+    uint32_t b = out.id;
+    dm_product_clear(&out);
+    dm_row_in_t rows[2] = {{"a", 1, "a1", 2}, {"b", 1, "b1", 2}};
+    dm_quarantine_in_t q = {7, "bad", 3, 3, "why"};
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, a, rows, 2, &q, 1, "f", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, b, rows, 2, NULL, 0, "", &r), DM_OK);
+
+    dm_product_t removed = {0};
+    cr_assert_eq(dm_store_product_delete(s_store, "commerce", "orders", &removed), DM_OK);
+    cr_assert_eq(removed.records, 2);
+    cr_assert_eq(removed.quarantined, 1);
+    dm_product_clear(&removed);
+    dm_product_t p;
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_ERR_NOTFOUND);
+    cr_assert_eq(s_scan(s_store, a).n, 0);
+    dm_buf_t row = DM_BUF_INIT;
+    cr_assert_eq(dm_store_get_by_key(s_store, a, "a", 1, &row), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_store_get_by_key(s_store, b, "a", 1, &row), DM_OK, "the other product lost a row");
+    dm_buf_free(&row);
+    cr_assert_eq(s_scan(s_store, b).n, 2);
+    cr_assert_eq(dm_store_product_delete(s_store, "commerce", "orders", NULL), DM_ERR_NOTFOUND);
+    /* Registered again, the product starts empty under a new id. */
+    uint32_t again = s_orders();
+    cr_assert_neq(again, a, "product ids are never reused");
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(p.records, 0);
+    dm_product_clear(&p);
+}

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "contract.h"
 #include "meshbench.h"
 
 #define MB_G_MAX_NODES 256
@@ -150,6 +151,71 @@ static mb_view_t s_view(int i, const char *victim_domain)
     return v;
 }
 
+/* Registers product NAME of node i's domain through the client library. */
+static bool s_register(int i, const char *name)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: %s\n"
+             "  domain: %s\n  version: 1.0.0\n  owner: {team: bench, contact: bench@example.com}\n"
+             "spec:\n  schema:\n    fields: [{name: id, type: int, required: true}]\n",
+             name, s_nodes[i].domain);
+    dm_contract_t **list = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    bool ok = false;
+    if (dm_contract_parse("bench", text, strlen(text), NULL, &list, &n, &diags) == DM_OK && n == 1) {
+        dm_buf_t canon = DM_BUF_INIT;
+        dm_contract_canonical(list[0], &canon);
+        dm_client_t *c = NULL;
+        char err[256];
+        if (dm_client_new(s_nodes[i].addr, 5000, &c, err, sizeof err) == DM_OK) {
+            Dm__Envelope req = DM__ENVELOPE__INIT;
+            Dm__RegisterReq body = DM__REGISTER_REQ__INIT;
+            body.contract.data = (uint8_t *)canon.data;
+            body.contract.len = canon.len;
+            req.body_case = DM__ENVELOPE__BODY_REGISTER_REQ;
+            req.register_req = &body;
+            Dm__Envelope *rep = NULL;
+            ok = dm_client_call(c, &req, &rep) == DM_OK &&
+                 rep->body_case == DM__ENVELOPE__BODY_REGISTER_REP;
+            if (rep)
+                dm__envelope__free_unpacked(rep, NULL);
+            dm_client_destroy(&c);
+        }
+        dm_buf_free(&canon);
+    }
+    for (size_t k = 0; k < n; k++)
+        dm_contract_destroy(&list[k]);
+    free(list);
+    dm_diags_clear(&diags);
+    return ok;
+}
+
+/* Whether node i lists DOMAIN/NAME among the mesh's products. */
+static bool s_lists(int i, const char *domain, const char *name)
+{
+    dm_client_t *c = NULL;
+    char err[256];
+    bool found = false;
+    if (dm_client_new(s_nodes[i].addr, 2000, &c, err, sizeof err) != DM_OK)
+        return false;
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
+    body.mesh = 1;
+    req.body_case = DM__ENVELOPE__BODY_PRODUCTS_REQ;
+    req.products_req = &body;
+    Dm__Envelope *rep = NULL;
+    if (dm_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_PRODUCTS_REP)
+        for (size_t k = 0; k < rep->products_rep->n_products && !found; k++)
+            found = strcmp(rep->products_rep->products[k]->domain, domain) == 0 &&
+                    strcmp(rep->products_rep->products[k]->name, name) == 0;
+    if (rep)
+        dm__envelope__free_unpacked(rep, NULL);
+    dm_client_destroy(&c);
+    return found;
+}
+
 static void s_stop_all(bool keep)
 {
     for (int i = 0; i < s_n; i++)
@@ -177,6 +243,7 @@ static int s_cmp_i64(const void *a, const void *b)
 static const dm_cli_optspec_t s_opts[] = {
     {"nodes", true},  {"seconds", true}, {"trials", true}, {"gossip-interval", true},
     {"soak", true},   {"starve", true},  {"keep", false},  {"help", false},
+    {"catalog-trials", true},
     {"bin", true},
 };
 
@@ -192,6 +259,9 @@ int mb_cmd_gossip(int argc, char **argv)
                "  the time until every node sees every other alive;\n"
                "  membership bytes and messages each node sends per second over S seconds\n"
                "  of steady state (default 10);\n"
+               "  for C catalog trials (--catalog-trials, default 20): the time from a\n"
+               "  contract's registration on a random node until every node lists it\n"
+               "  (p50, p99; each node polled in turn, so about N round trips of resolution);\n"
                "  for T kill -9 trials (default 3): the time until every other node marks\n"
                "  the victim dead (median and max);\n"
                "  with --soak: node 1 is stopped PERCENT of every 100 ms for SECONDS while\n"
@@ -282,6 +352,41 @@ int mb_cmd_gossip(int argc, char **argv)
     printf("steady state over %.1f s: %.0f bytes/s per node on average (max %.0f), %.1f "
            "messages/s per node (payload bytes; CURVE adds about 33 bytes per message)\n",
            secs, bsum / s_n, bmax, msum / s_n);
+
+    /* Catalog convergence: a new contract on a random node reaches all. */
+    long ctrials = dm_cli_get(&a, "catalog-trials") ? strtol(dm_cli_get(&a, "catalog-trials"), NULL, 10) : 20;
+    if (ctrials > 0) {
+        int64_t *conv = calloc((size_t)ctrials, sizeof *conv);
+        bool *seen = calloc((size_t)s_n, sizeof *seen);
+        for (long t = 0; t < ctrials; t++) {
+            int origin = (int)((t * 7919) % s_n);
+            char name[32];
+            snprintf(name, sizeof name, "bench%ld", t);
+            memset(seen, 0, (size_t)s_n * sizeof *seen);
+            int64_t r0 = s_now_ms();
+            if (!s_register(origin, name)) {
+                fprintf(stderr, "meshbench gossip: registering on node %d failed\n", origin);
+                conv[t] = -1;
+                continue;
+            }
+            int left = s_n;
+            while (left > 0 && s_now_ms() < r0 + MB_G_DETECT_DEADLINE_MS) {
+                for (int i = 0; i < s_n; i++)
+                    if (!seen[i] && s_lists(i, s_nodes[origin].domain, name)) {
+                        seen[i] = true;
+                        left--;
+                    }
+            }
+            conv[t] = left == 0 ? s_now_ms() - r0 : MB_G_DETECT_DEADLINE_MS;
+        }
+        qsort(conv, (size_t)ctrials, sizeof *conv, s_cmp_i64);
+        printf("catalog: a new contract reached all %d nodes in p50 %.3f s, p99 %.3f s, max "
+               "%.3f s over %ld trials\n", s_n, conv[ctrials / 2] / 1e3,
+               conv[(ctrials * 99) / 100 < ctrials ? (ctrials * 99) / 100 : ctrials - 1] / 1e3,
+               conv[ctrials - 1] / 1e3, ctrials);
+        free(conv);
+        free(seen);
+    }
 
     /* Failure detection. */
     int64_t *det = calloc((size_t)trials + 1, sizeof *det);

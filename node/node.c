@@ -28,49 +28,15 @@
 #include "schema.h"
 #include "store.h"
 #include "version.h"
+#include "node_priv.h"
 
 #define DM_NODE_TICK_MS 1000              /* poll timeout: housekeeping cadence */
 #define DM_NODE_READER_CHECK_MS 60000     /* stale LMDB reader sweep */
 #define DM_NODE_DRAIN_MS 30000            /* how long shutdown waits for queued writes */
 #define DM_NODE_BURST 64                  /* requests handled per poll wake-up */
-#define DM_PATH_MAX 4096
 
-struct dm_node {
-    char *dir;
-    char *domain;
-    int lock_fd;
-    size_t record_limit;
-    dm_store_t *store;
-    dm_identity_t *id;
-    dm_registry_t *registry;
-    void *ctx;
-    void *inbox_push;  /* to the write pipeline */
-    void *outbox_pull; /* its replies */
-    dm_ingest_t *ingest;
-    dm_query_engine_t *engine;
-    dm_query_pool_t *queries;
-    dm_rpc_server_t *rpc;
-    dm_gossip_t *gossip;
-    dm_catalog_t *catalog;
-    char address[DM_ADDRESS_MAX];
-    char endpoint[256];
-    int64_t started_ms;
-    bool addr_written;
-};
+/* struct dm_node: node_priv.h */
 
-static int64_t s_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- data directory ---- */
 
@@ -251,7 +217,7 @@ static bool s_catalog_publish_local(dm_node_t *self, bool node_record)
     size_t n = 0;
     bool changed = false;
     dm_buf_t why = DM_BUF_INIT;
-    int64_t now = s_wall_ms();
+    int64_t now = dm_node__wall_ms();
     if (node_record) {
         if (dm_catalog_publish_node(self->catalog, self->domain, self->address, now, &why) != DM_OK)
             dm_log_err("catalog: cannot publish this node's record: %s", why.data ? why.data : "");
@@ -330,7 +296,7 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
     if (!self)
         return DM_ERR_NOMEM;
     self->lock_fd = -1;
-    self->started_ms = s_mono_ms();
+    self->started_ms = dm_node__mono_ms();
     self->record_limit = opts->record_limit ? opts->record_limit : DM_RECORD_LIMIT_DEFAULT;
     dm_err rc = s_open_dir(self, opts, err, errcap);
     if (rc != DM_OK)
@@ -427,7 +393,7 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
     s_catalog_publish_local(self, true);
     dm_gossip_opts_t gopts = {self->dir, self->domain, self->address, opts->seeds, opts->nseeds,
                               opts->membership, self->catalog};
-    if ((rc = dm_gossip_new(self->ctx, self->id, &gopts, s_mono_ms(), &self->gossip)) != DM_OK) {
+    if ((rc = dm_gossip_new(self->ctx, self->id, &gopts, dm_node__mono_ms(), &self->gossip)) != DM_OK) {
         snprintf(err, errcap, "cannot start membership: %s", dm_strerror(rc));
         goto fail;
     }
@@ -443,33 +409,6 @@ const char *dm_node_address(const dm_node_t *self) { return self->address; }
 
 /* ---- request handling ---- */
 
-static void s_send(dm_node_t *self, zmq_msg_t *rid, Dm__Envelope *env)
-{
-    zmq_msg_t msg;
-    if (dm_rpc_pack(env, &msg) != DM_OK)
-        return;
-    void *router = dm_rpc_server_socket(self->rpc);
-    if (zmq_msg_send(rid, router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_msg_send(&msg, router, ZMQ_DONTWAIT) < 0) {
-        /* The client left (EHOSTUNREACH) or its queue is full: drop. */
-        dm_log_debug("reply dropped: %s", zmq_strerror(errno));
-        zmq_msg_close(&msg);
-    }
-}
-
-static void s_send_error(dm_node_t *self, zmq_msg_t *rid, uint64_t id, dm_err code,
-                         const char *text)
-{
-    Dm__Envelope env = DM__ENVELOPE__INIT;
-    Dm__Error e = DM__ERROR__INIT;
-    e.code = (uint32_t)code;
-    e.message = (char *)text;
-    env.id = id;
-    env.body_case = DM__ENVELOPE__BODY_ERROR;
-    env.error = &e;
-    s_send(self, rid, &env);
-}
-
 static void s_handle_ping(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
 {
     Dm__Envelope env = DM__ENVELOPE__INIT;
@@ -478,381 +417,12 @@ static void s_handle_ping(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     pong.node_id.data = (uint8_t *)dm_identity_public(self->id);
     pong.node_id.len = DM_ID_PUBLIC_BYTES;
     pong.endpoint = self->endpoint;
-    pong.uptime_ms = (uint64_t)(s_mono_ms() - self->started_ms);
+    pong.uptime_ms = (uint64_t)(dm_node__mono_ms() - self->started_ms);
     pong.software = "meshd " DM_VERSION;
     env.id = id;
     env.body_case = DM__ENVELOPE__BODY_PONG;
     env.pong = &pong;
-    s_send(self, rid, &env);
-}
-
-typedef struct {
-    dm_node_t *node;
-    Dm__ProductInfo *items;
-    size_t n, cap;
-} s_mesh_products;
-
-/* One catalog product as a ProductInfo: owner and access read from its
- * contract, records known only for this node's own products. */
-static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
-{
-    s_mesh_products *mp = ctx;
-    if (mp->n == mp->cap) {
-        size_t cap = mp->cap ? mp->cap * 2 : 16;
-        Dm__ProductInfo *items = realloc(mp->items, cap * sizeof *items);
-        if (!items)
-            return 1;
-        mp->items = items;
-        mp->cap = cap;
-    }
-    Dm__ProductInfo *pi = &mp->items[mp->n];
-    dm__product_info__init(pi);
-    pi->domain = strdup(p->domain);
-    pi->name = strdup(p->name);
-    pi->origin.len = DM_ID_PUBLIC_BYTES;
-    pi->origin.data = malloc(DM_ID_PUBLIC_BYTES);
-    if (!pi->domain || !pi->name || !pi->origin.data) {
-        free(pi->domain);
-        free(pi->name);
-        free(pi->origin.data);
-        return 1;
-    }
-    memcpy(pi->origin.data, p->origin, DM_ID_PUBLIC_BYTES);
-    dm_contract_t **list = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    if (p->contract && dm_contract_parse("catalog", p->contract, p->contract_len, NULL, &list, &n,
-                                         &diags) == DM_OK && n == 1) {
-        pi->version = strdup(list[0]->version);
-        pi->owner_team = strdup(list[0]->owner_team);
-        pi->owner_contact = strdup(list[0]->owner_contact);
-        pi->access = strdup(dm_access_name(list[0]->access));
-    }
-    for (size_t i = 0; i < n; i++)
-        dm_contract_destroy(&list[i]);
-    free(list);
-    dm_diags_clear(&diags);
-    dm_product_t local = {0};
-    pi->remote = memcmp(p->origin, dm_identity_public(mp->node->id), DM_ID_PUBLIC_BYTES) != 0;
-    if (!pi->remote &&
-        dm_store_product_get(mp->node->store, p->domain, p->name, &local) == DM_OK) {
-        pi->records = local.records;
-        pi->quarantined = local.quarantined;
-        dm_product_clear(&local);
-    }
-    mp->n++;
-    return 0;
-}
-
-static void s_handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
-{
-    s_mesh_products mp = {self, NULL, 0, 0};
-    dm_catalog_products(self->catalog, false, s_collect_product, &mp);
-    Dm__ProductInfo **ptrs = calloc(mp.n ? mp.n : 1, sizeof *ptrs);
-    if (ptrs) {
-        for (size_t i = 0; i < mp.n; i++)
-            ptrs[i] = &mp.items[i];
-        Dm__Envelope env = DM__ENVELOPE__INIT;
-        Dm__ProductsRep rep = DM__PRODUCTS_REP__INIT;
-        rep.n_products = mp.n;
-        rep.products = ptrs;
-        env.id = id;
-        env.body_case = DM__ENVELOPE__BODY_PRODUCTS_REP;
-        env.products_rep = &rep;
-        s_send(self, rid, &env);
-    } else {
-        s_send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
-    }
-    for (size_t i = 0; i < mp.n; i++) {
-        Dm__ProductInfo *pi = &mp.items[i];
-        free(pi->domain);
-        free(pi->name);
-        free(pi->origin.data);
-        if (pi->version != protobuf_c_empty_string)
-            free(pi->version);
-        if (pi->owner_team != protobuf_c_empty_string)
-            free(pi->owner_team);
-        if (pi->owner_contact != protobuf_c_empty_string)
-            free(pi->owner_contact);
-        if (pi->access != protobuf_c_empty_string)
-            free(pi->access);
-    }
-    free(mp.items);
-    free(ptrs);
-}
-
-static void s_handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
-{
-    dm_product_t *list = NULL;
-    size_t n = 0;
-    dm_err rc = dm_store_product_list(self->store, &list, &n);
-    if (rc != DM_OK) {
-        s_send_error(self, rid, id, rc, "the node could not read its product list");
-        return;
-    }
-    Dm__ProductInfo *infos = calloc(n ? n : 1, sizeof *infos);
-    Dm__ProductInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
-    const dm_product_ref_t **refs = calloc(n ? n : 1, sizeof *refs);
-    if (!infos || !ptrs || !refs) {
-        s_send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        Dm__ProductInfo *p = &infos[i];
-        dm__product_info__init(p);
-        p->domain = list[i].domain;
-        p->name = list[i].name;
-        p->version = list[i].version;
-        p->records = list[i].records;
-        p->quarantined = list[i].quarantined;
-        char q[256];
-        int qn = snprintf(q, sizeof q, "%s/%s", list[i].domain, list[i].name);
-        if (qn > 0 && (size_t)qn < sizeof q &&
-            dm_registry_acquire(self->registry, q, (size_t)qn, &refs[i]) == DM_OK) {
-            p->owner_team = refs[i]->contract->owner_team;
-            p->owner_contact = refs[i]->contract->owner_contact;
-            p->access = (char *)dm_access_name(refs[i]->contract->access);
-        }
-        ptrs[i] = p;
-    }
-    Dm__Envelope env = DM__ENVELOPE__INIT;
-    Dm__ProductsRep rep = DM__PRODUCTS_REP__INIT;
-    rep.n_products = n;
-    rep.products = ptrs;
-    env.id = id;
-    env.body_case = DM__ENVELOPE__BODY_PRODUCTS_REP;
-    env.products_rep = &rep;
-    s_send(self, rid, &env);
-out:
-    for (size_t i = 0; refs && i < n; i++)
-        dm_registry_release(self->registry, refs[i]);
-    for (size_t i = 0; i < n; i++)
-        dm_product_clear(&list[i]);
-    free(list);
-    free(infos);
-    free(ptrs);
-    free(refs);
-}
-
-typedef struct {
-    Dm__QuarantineItem *items;
-    size_t n, cap;
-    size_t bytes;
-    bool cut; /* stopped by the byte budget */
-} s_qpage;
-
-static int s_collect_quarantine(void *ctx, const dm_quarantine_item_t *it)
-{
-    s_qpage *pg = ctx;
-    if (pg->n == pg->cap)
-        return 1;
-    Dm__QuarantineItem *q = &pg->items[pg->n++];
-    dm__quarantine_item__init(q);
-    q->seq = it->seq;
-    q->line = it->line;
-    q->at_ms = it->at_ms;
-    q->raw_len = it->orig_len;
-    q->source = strdup(it->source ? it->source : "");
-    q->reasons = strdup(it->reasons ? it->reasons : "");
-    q->raw.data = malloc(it->raw_len ? it->raw_len : 1);
-    if (q->raw.data && it->raw_len)
-        memcpy(q->raw.data, it->raw, it->raw_len);
-    q->raw.len = q->raw.data ? it->raw_len : 0;
-    pg->bytes += it->raw_len + strlen(q->reasons);
-    if (pg->bytes >= DM_NODE_QUARANTINE_PAGE_BYTES) {
-        pg->cut = true;
-        return 1;
-    }
-    return 0;
-}
-
-static void s_handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
-                                const Dm__QuarantineReq *req)
-{
-    dm_product_t p = {0};
-    const char *domain = req->domain ? req->domain : "";
-    const char *name = req->product ? req->product : "";
-    if (dm_store_product_get(self->store, domain, name, &p) != DM_OK) {
-        char text[512];
-        snprintf(text, sizeof text,
-                 "unknown product '%.100s/%.100s' on this node (domain %s); dmctl products "
-                 "lists them",
-                 domain, name, self->domain);
-        s_send_error(self, rid, id, DM_ERR_NOTFOUND, text);
-        return;
-    }
-    size_t limit = req->limit && req->limit < DM_NODE_QUARANTINE_PAGE ? req->limit
-                                                                      : DM_NODE_QUARANTINE_PAGE;
-    s_qpage pg = {calloc(limit, sizeof(Dm__QuarantineItem)), 0, limit, 0, false};
-    Dm__QuarantineItem **ptrs = calloc(limit, sizeof *ptrs);
-    bool more = false;
-    dm_err rc = DM_ERR_NOMEM;
-    if (pg.items && ptrs)
-        rc = dm_store_quarantine_scan(self->store, p.id, req->after, limit,
-                                      s_collect_quarantine, &pg, &more);
-    if (rc != DM_OK) {
-        s_send_error(self, rid, id, rc, "the node could not read the quarantine");
-    } else {
-        for (size_t i = 0; i < pg.n; i++)
-            ptrs[i] = &pg.items[i];
-        Dm__Envelope env = DM__ENVELOPE__INIT;
-        Dm__QuarantineRep rep = DM__QUARANTINE_REP__INIT;
-        rep.n_items = pg.n;
-        rep.items = ptrs;
-        rep.more = more || pg.cut;
-        env.id = id;
-        env.body_case = DM__ENVELOPE__BODY_QUARANTINE_REP;
-        env.quarantine_rep = &rep;
-        s_send(self, rid, &env);
-    }
-    for (size_t i = 0; i < pg.n; i++) {
-        free(pg.items[i].source);
-        free(pg.items[i].reasons);
-        free(pg.items[i].raw.data);
-    }
-    free(pg.items);
-    free(ptrs);
-    dm_product_clear(&p);
-}
-
-static void s_handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
-                              const Dm__DescribeReq *req)
-{
-    dm_product_t p = {0};
-    const char *domain = req->domain ? req->domain : "";
-    const char *name = req->product ? req->product : "";
-    if (dm_store_product_get(self->store, domain, name, &p) != DM_OK) {
-        char text[512];
-        dm_buf_t hint = DM_BUF_INIT;
-        char q[256];
-        snprintf(q, sizeof q, "%.120s/%.120s", domain, name);
-        dm_registry_suggest(self->registry, q, &hint);
-        snprintf(text, sizeof text, "unknown product '%s' on this node (domain %s)%s%s%s", q,
-                 self->domain, hint.len ? "; did you mean '" : "", hint.len ? hint.data : "",
-                 hint.len ? "'?" : "");
-        dm_buf_free(&hint);
-        s_send_error(self, rid, id, DM_ERR_NOTFOUND, text);
-        return;
-    }
-    Dm__Envelope env = DM__ENVELOPE__INIT;
-    Dm__DescribeRep rep = DM__DESCRIBE_REP__INIT;
-    rep.contract.data = (uint8_t *)p.contract;
-    rep.contract.len = p.contract_len;
-    rep.records = p.records;
-    rep.quarantined = p.quarantined;
-    env.id = id;
-    env.body_case = DM__ENVELOPE__BODY_DESCRIBE_REP;
-    env.describe_rep = &rep;
-    s_send(self, rid, &env);
-    dm_product_clear(&p);
-}
-
-typedef struct {
-    Dm__MemberInfo *items;
-    size_t n, cap;
-    const uint8_t *self_id;
-    int64_t mono_now, wall_now;
-} s_members;
-
-static void s_collect_member(void *ctx, const dm_member_t *mb)
-{
-    s_members *ms = ctx;
-    if (ms->n == ms->cap)
-        return;
-    Dm__MemberInfo *m = &ms->items[ms->n++];
-    dm__member_info__init(m);
-    m->node_id.data = malloc(DM_ID_PUBLIC_BYTES); /* mb lives only during this call */
-    m->node_id.len = m->node_id.data ? DM_ID_PUBLIC_BYTES : 0;
-    if (m->node_id.data)
-        memcpy(m->node_id.data, mb->id, DM_ID_PUBLIC_BYTES);
-    m->domain = strdup(mb->domain ? mb->domain : "");
-    m->address = strdup(mb->address ? mb->address : "");
-    m->state = (char *)dm_member_state_name(mb->state);
-    m->incarnation = mb->incarnation;
-    m->self = memcmp(mb->id, ms->self_id, DM_ID_PUBLIC_BYTES) == 0;
-    m->last_heard_ms = m->self ? 0 : ms->wall_now - (ms->mono_now - mb->last_heard_ms);
-}
-
-typedef struct {
-    Dm__DomainConflict pb;
-    char domain[DM_CATALOG_NAME_MAX + 1];
-    uint8_t owner[DM_ID_PUBLIC_BYTES], claimant[DM_ID_PUBLIC_BYTES];
-} s_conflict;
-
-typedef struct {
-    s_conflict *items;
-    size_t n, cap;
-} s_conflicts;
-
-/* Copies one conflict: the catalog's pointers live only during the call. */
-static int s_collect_conflict(void *ctx, const dm_catalog_conflict_t *k)
-{
-    s_conflicts *sc = ctx;
-    if (sc->n == sc->cap) {
-        size_t cap = sc->cap ? sc->cap * 2 : 8;
-        s_conflict *items = realloc(sc->items, cap * sizeof *items);
-        if (!items)
-            return 1;
-        sc->items = items;
-        sc->cap = cap;
-    }
-    s_conflict *c = &sc->items[sc->n++];
-    snprintf(c->domain, sizeof c->domain, "%s", k->domain);
-    memcpy(c->owner, k->owner, DM_ID_PUBLIC_BYTES);
-    memcpy(c->claimant, k->claimant, DM_ID_PUBLIC_BYTES);
-    dm__domain_conflict__init(&c->pb);
-    c->pb.first_seen_ms = k->first_seen_ms;
-    c->pb.refusals = k->refusals;
-    return 0;
-}
-
-static void s_handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
-{
-    const dm_membership_t *m = dm_gossip_membership(self->gossip);
-    s_members ms = {NULL, 0, dm_membership_count(m) + 1, dm_identity_public(self->id),
-                    s_mono_ms(), s_wall_ms()};
-    ms.items = calloc(ms.cap, sizeof *ms.items);
-    Dm__MemberInfo **ptrs = calloc(ms.cap, sizeof *ptrs);
-    if (!ms.items || !ptrs) {
-        s_send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
-    } else {
-        dm_membership_list(m, s_collect_member, &ms);
-        for (size_t i = 0; i < ms.n; i++)
-            ptrs[i] = &ms.items[i];
-        Dm__Envelope env = DM__ENVELOPE__INIT;
-        Dm__MembersRep rep = DM__MEMBERS_REP__INIT;
-        rep.n_members = ms.n;
-        rep.members = ptrs;
-        dm_gossip_stats(self->gossip, &rep.gossip_bytes_sent, &rep.gossip_msgs_sent);
-        rep.uptime_ms = (uint64_t)(s_mono_ms() - self->started_ms);
-        s_conflicts sc = {NULL, 0, 0};
-        dm_catalog_conflicts(self->catalog, s_collect_conflict, &sc);
-        Dm__DomainConflict **cptrs = calloc(sc.n ? sc.n : 1, sizeof *cptrs);
-        for (size_t i = 0; cptrs && i < sc.n; i++) {
-            s_conflict *c = &sc.items[i]; /* the array no longer moves: point into it */
-            c->pb.domain = c->domain;
-            c->pb.owner.data = c->owner;
-            c->pb.owner.len = DM_ID_PUBLIC_BYTES;
-            c->pb.claimant.data = c->claimant;
-            c->pb.claimant.len = DM_ID_PUBLIC_BYTES;
-            cptrs[i] = &c->pb;
-        }
-        rep.n_conflicts = cptrs ? sc.n : 0;
-        rep.conflicts = cptrs;
-        env.id = id;
-        env.body_case = DM__ENVELOPE__BODY_MEMBERS_REP;
-        env.members_rep = &rep;
-        s_send(self, rid, &env);
-        free(cptrs);
-        free(sc.items);
-    }
-    for (size_t i = 0; ms.items && i < ms.n; i++) {
-        free(ms.items[i].node_id.data);
-        free(ms.items[i].domain);
-        free(ms.items[i].address);
-    }
-    free(ms.items);
-    free(ptrs);
+    dm_node__send(self, rid, &env);
 }
 
 /* Returns the envelope's body field number by reading the wire format
@@ -909,7 +479,7 @@ static void s_handle_request(dm_node_t *self, void *router)
         if (zmq_msg_send(&rid_copy, self->inbox_push, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&rid_copy);
             Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
-            s_send_error(self, &rid, env ? env->id : 0, DM_ERR_TOOBIG,
+            dm_node__send_error(self, &rid, env ? env->id : 0, DM_ERR_TOOBIG,
                          "the node is busy: its write queue is full; retry shortly");
             if (env)
                 dm__envelope__free_unpacked(env, NULL);
@@ -922,7 +492,7 @@ static void s_handle_request(dm_node_t *self, void *router)
         field == DM__ENVELOPE__BODY_QUERY_CLOSE) {
         Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
         if (!env) {
-            s_send_error(self, &rid, 0, DM_ERR_PROTO, "malformed request envelope");
+            dm_node__send_error(self, &rid, 0, DM_ERR_PROTO, "malformed request envelope");
             goto out;
         }
         uint64_t id = env->id;
@@ -932,7 +502,7 @@ static void s_handle_request(dm_node_t *self, void *router)
         bool is_query = env->body_case == field;
         dm__envelope__free_unpacked(env, NULL);
         if (!is_query) {
-            s_send_error(self, &rid, id, DM_ERR_PROTO, "malformed query request");
+            dm_node__send_error(self, &rid, id, DM_ERR_PROTO, "malformed query request");
             goto out;
         }
         zmq_msg_t rid_copy;
@@ -941,15 +511,15 @@ static void s_handle_request(dm_node_t *self, void *router)
         dm_err qrc = dm_query_pool_forward(self->queries, cursor, &rid_copy, &payload);
         zmq_msg_close(&rid_copy);
         if (qrc == DM_ERR_NOTFOUND)
-            s_send_error(self, &rid, id, qrc, "no such open query on this node");
+            dm_node__send_error(self, &rid, id, qrc, "no such open query on this node");
         else if (qrc != DM_OK)
-            s_send_error(self, &rid, id, qrc, "the node is busy: its query queue is full; retry shortly");
+            dm_node__send_error(self, &rid, id, qrc, "the node is busy: its query queue is full; retry shortly");
         goto out;
     }
     Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
     if (!env) {
         dm_log_warn("dropped a malformed request (%zu bytes)", zmq_msg_size(&payload));
-        s_send_error(self, &rid, 0, DM_ERR_PROTO, "malformed request envelope");
+        dm_node__send_error(self, &rid, 0, DM_ERR_PROTO, "malformed request envelope");
         goto out;
     }
     switch (env->body_case) {
@@ -958,30 +528,30 @@ static void s_handle_request(dm_node_t *self, void *router)
         break;
     case DM__ENVELOPE__BODY_PRODUCTS_REQ:
         if (env->products_req->mesh)
-            s_handle_mesh_products(self, &rid, env->id);
+            dm_node__handle_mesh_products(self, &rid, env->id);
         else
-            s_handle_products(self, &rid, env->id);
+            dm_node__handle_products(self, &rid, env->id);
         break;
     case DM__ENVELOPE__BODY_QUARANTINE_REQ:
-        s_handle_quarantine(self, &rid, env->id, env->quarantine_req);
+        dm_node__handle_quarantine(self, &rid, env->id, env->quarantine_req);
         break;
     case DM__ENVELOPE__BODY_DESCRIBE_REQ:
-        s_handle_describe(self, &rid, env->id, env->describe_req);
+        dm_node__handle_describe(self, &rid, env->id, env->describe_req);
         break;
     case DM__ENVELOPE__BODY_MEMBERS_REQ:
-        s_handle_members(self, &rid, env->id);
+        dm_node__handle_members(self, &rid, env->id);
         break;
     case DM__ENVELOPE__BODY_CATALOG_SYNC:
         dm_gossip_catalog_receive(self->gossip, env->catalog_sync,
-                                  zmq_msg_gets(&payload, "User-Id"), s_mono_ms());
+                                  zmq_msg_gets(&payload, "User-Id"), dm_node__mono_ms());
         break;
     case DM__ENVELOPE__BODY_SWIM:
         /* One-way: the answer (an ACK) travels on this node's own socket. */
         dm_gossip_receive(self->gossip, env->swim.data, env->swim.len,
-                          zmq_msg_gets(&payload, "User-Id"), s_mono_ms());
+                          zmq_msg_gets(&payload, "User-Id"), dm_node__mono_ms());
         break;
     default:
-        s_send_error(self, &rid, env->id, DM_ERR_PROTO, "unsupported request");
+        dm_node__send_error(self, &rid, env->id, DM_ERR_PROTO, "unsupported request");
         break;
     }
     dm__envelope__free_unpacked(env, NULL);
@@ -1007,7 +577,7 @@ static int s_relay_one(dm_node_t *self)
          * product was registered or upgraded. */
         if (zmq_msg_size(&rid) == 7 && memcmp(zmq_msg_data(&rid), "CATALOG", 7) == 0) {
             if (s_catalog_publish_local(self, false))
-                dm_gossip_catalog_changed(self->gossip, s_mono_ms());
+                dm_gossip_catalog_changed(self->gossip, dm_node__mono_ms());
             goto out;
         }
         ret = 1;
@@ -1028,21 +598,21 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
 {
     void *router = dm_rpc_server_socket(self->rpc);
     zmq_pollitem_t items[2] = {{router, 0, ZMQ_POLLIN, 0}, {self->outbox_pull, 0, ZMQ_POLLIN, 0}};
-    int64_t next_sweep = s_mono_ms() + DM_NODE_READER_CHECK_MS;
+    int64_t next_sweep = dm_node__mono_ms() + DM_NODE_READER_CHECK_MS;
     int64_t leave_until = -1; /* set once stopping: keep gossiping the leave */
     for (;;) {
         if (*stop && leave_until < 0) {
             dm_log_info("stopping: announcing that this node leaves");
-            dm_gossip_leave(self->gossip, s_mono_ms());
-            leave_until = s_mono_ms() + DM_GOSSIP_LEAVE_MS;
+            dm_gossip_leave(self->gossip, dm_node__mono_ms());
+            leave_until = dm_node__mono_ms() + DM_GOSSIP_LEAVE_MS;
         }
-        if (leave_until >= 0 && s_mono_ms() >= leave_until)
+        if (leave_until >= 0 && dm_node__mono_ms() >= leave_until)
             break;
-        long wait = dm_gossip_wait_ms(self->gossip, s_mono_ms());
+        long wait = dm_gossip_wait_ms(self->gossip, dm_node__mono_ms());
         if (wait > DM_NODE_TICK_MS)
             wait = DM_NODE_TICK_MS;
-        if (leave_until >= 0 && wait > leave_until - s_mono_ms())
-            wait = (long)(leave_until - s_mono_ms());
+        if (leave_until >= 0 && wait > leave_until - dm_node__mono_ms())
+            wait = (long)(leave_until - dm_node__mono_ms());
         int rc = zmq_poll(items, 2, wait < 0 ? 0 : wait);
         if (rc < 0) {
             if (errno == EINTR)
@@ -1063,7 +633,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
                 s_handle_request(self, router);
             }
         }
-        int64_t now = s_mono_ms();
+        int64_t now = dm_node__mono_ms();
         dm_gossip_tick(self->gossip, now);
         if (now >= next_sweep) {
             int cleared = dm_store_reader_check(self->store);
@@ -1074,10 +644,10 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
     }
     dm_log_info("stopping: finishing queued writes");
     dm_ingest_stop(self->ingest, self->inbox_push);
-    int64_t deadline = s_mono_ms() + DM_NODE_DRAIN_MS;
+    int64_t deadline = dm_node__mono_ms() + DM_NODE_DRAIN_MS;
     zmq_pollitem_t out = {self->outbox_pull, 0, ZMQ_POLLIN, 0};
     for (;;) {
-        int64_t left = deadline - s_mono_ms();
+        int64_t left = deadline - dm_node__mono_ms();
         if (left <= 0) {
             dm_log_warn("queued writes did not finish within %d ms", DM_NODE_DRAIN_MS);
             break;

@@ -18,7 +18,7 @@
 static const dm_cli_optspec_t s_opts[] = {
     {"node", true},  {"data", true},    {"json", false}, {"timeout", true},
     {"help", false}, {"version", false}, {"file", true},  {"count", true},
-    {"table", true}, {"key", true},
+    {"table", true}, {"key", true},  {"ping", false},
 };
 
 static int64_t s_now_ns(void)
@@ -62,9 +62,23 @@ static size_t s_read_keys(const char *path, const char *key, size_t n, char (*ke
     return k;
 }
 
-/* One lookup; returns the rows it found, -1 on error (printed). */
+/* One lookup; returns the rows it found, -1 on error (printed). With
+ * table NULL it sends a Ping instead: the round trip without SQL. */
 static int s_lookup(dm_client_t *c, const char *table, const char *key, const char *value)
 {
+    if (!table) {
+        Dm__Envelope req = DM__ENVELOPE__INIT;
+        Dm__Ping ping = DM__PING__INIT;
+        req.body_case = DM__ENVELOPE__BODY_PING;
+        req.ping = &ping;
+        Dm__Envelope *rep = NULL;
+        if (dm_client_call(c, &req, &rep) != DM_OK) {
+            fprintf(stderr, "meshbench lookup: %s\n", dm_client_error(c));
+            return -1;
+        }
+        dm__envelope__free_unpacked(rep, NULL);
+        return 1;
+    }
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE %s = '%s'", table, key, value);
     Dm__Envelope req = DM__ENVELOPE__INIT;
@@ -97,13 +111,16 @@ int mb_cmd_lookup(int argc, char **argv)
                 "         [--count N] [--table domain.product] [--key FIELD]\n"
                 "Looks up the key of each of the first N records of NDJSON (default 10000),\n"
                 "one query at a time, and prints latency percentiles.\n"
-                "Defaults: --table commerce.orders --key orderId.\n");
+                "Defaults: --table commerce.orders --key orderId.\n"
+                "--ping: time Ping round trips instead (the transport without SQL).\n");
         return dm_cli_get(&a, "help") ? MB_EXIT_OK : MB_EXIT_USAGE;
     }
     size_t count = MB_LOOKUP_DEFAULT_COUNT;
     if (dm_cli_get(&a, "count"))
         count = strtoul(dm_cli_get(&a, "count"), NULL, 10);
     const char *table = dm_cli_get(&a, "table") ? dm_cli_get(&a, "table") : "commerce.orders";
+    if (dm_cli_get(&a, "ping"))
+        table = NULL;
     const char *key = dm_cli_get(&a, "key") ? dm_cli_get(&a, "key") : "orderId";
     if (count == 0) {
         fprintf(stderr, "meshbench lookup: --count must be a positive number\n");
@@ -135,9 +152,10 @@ int mb_cmd_lookup(int argc, char **argv)
     }
     int64_t total = s_now_ns() - t0;
     qsort(lat, n, sizeof *lat, s_cmp_i64);
-    printf("%zu lookups on %s by %s, one at a time: p50 %.1f us, p90 %.1f us, p99 %.1f us, "
+    printf("%zu %s on %s by %s, one at a time: p50 %.1f us, p90 %.1f us, p99 %.1f us, "
            "max %.1f us; %.0f lookups/s; %zu not found\n",
-           n, table, key, lat[n / 2] / 1e3, lat[n * 90 / 100] / 1e3, lat[n * 99 / 100] / 1e3,
+           n, table ? "lookups" : "pings", table ? table : "the node", table ? key : "-",
+           lat[n / 2] / 1e3, lat[n * 90 / 100] / 1e3, lat[n * 99 / 100] / 1e3,
            lat[n - 1] / 1e3, n / (total / 1e9), misses);
     status = misses ? MB_EXIT_IO : MB_EXIT_OK;
 out:

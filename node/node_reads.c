@@ -1,0 +1,423 @@
+/* node_reads.c: the node's read-only requests (products of the node and
+ * of the mesh, quarantine pages, describe, members), answered on the node
+ * loop from short LMDB read transactions and in-memory state, and the
+ * reply helpers the loop uses. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "contract.h"
+#include "log.h"
+#include "node_priv.h"
+
+int64_t dm_node__wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t dm_node__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void dm_node__send(dm_node_t *self, zmq_msg_t *rid, Dm__Envelope *env)
+{
+    zmq_msg_t msg;
+    if (dm_rpc_pack(env, &msg) != DM_OK)
+        return;
+    void *router = dm_rpc_server_socket(self->rpc);
+    if (zmq_msg_send(rid, router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_msg_send(&msg, router, ZMQ_DONTWAIT) < 0) {
+        /* The client left (EHOSTUNREACH) or its queue is full: drop. */
+        dm_log_debug("reply dropped: %s", zmq_strerror(errno));
+        zmq_msg_close(&msg);
+    }
+}
+
+void dm_node__send_error(dm_node_t *self, zmq_msg_t *rid, uint64_t id, dm_err code,
+                         const char *text)
+{
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__Error e = DM__ERROR__INIT;
+    e.code = (uint32_t)code;
+    e.message = (char *)text;
+    env.id = id;
+    env.body_case = DM__ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    dm_node__send(self, rid, &env);
+}
+
+typedef struct {
+    dm_node_t *node;
+    Dm__ProductInfo *items;
+    size_t n, cap;
+} s_mesh_products;
+
+/* One catalog product as a ProductInfo: owner and access read from its
+ * contract, records known only for this node's own products. */
+static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
+{
+    s_mesh_products *mp = ctx;
+    if (mp->n == mp->cap) {
+        size_t cap = mp->cap ? mp->cap * 2 : 16;
+        Dm__ProductInfo *items = realloc(mp->items, cap * sizeof *items);
+        if (!items)
+            return 1;
+        mp->items = items;
+        mp->cap = cap;
+    }
+    Dm__ProductInfo *pi = &mp->items[mp->n];
+    dm__product_info__init(pi);
+    pi->domain = strdup(p->domain);
+    pi->name = strdup(p->name);
+    pi->origin.len = DM_ID_PUBLIC_BYTES;
+    pi->origin.data = malloc(DM_ID_PUBLIC_BYTES);
+    if (!pi->domain || !pi->name || !pi->origin.data) {
+        free(pi->domain);
+        free(pi->name);
+        free(pi->origin.data);
+        return 1;
+    }
+    memcpy(pi->origin.data, p->origin, DM_ID_PUBLIC_BYTES);
+    dm_contract_t **list = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    if (p->contract && dm_contract_parse("catalog", p->contract, p->contract_len, NULL, &list, &n,
+                                         &diags) == DM_OK && n == 1) {
+        pi->version = strdup(list[0]->version);
+        pi->owner_team = strdup(list[0]->owner_team);
+        pi->owner_contact = strdup(list[0]->owner_contact);
+        pi->access = strdup(dm_access_name(list[0]->access));
+    }
+    for (size_t i = 0; i < n; i++)
+        dm_contract_destroy(&list[i]);
+    free(list);
+    dm_diags_clear(&diags);
+    dm_product_t local = {0};
+    pi->remote = memcmp(p->origin, dm_identity_public(mp->node->id), DM_ID_PUBLIC_BYTES) != 0;
+    if (!pi->remote &&
+        dm_store_product_get(mp->node->store, p->domain, p->name, &local) == DM_OK) {
+        pi->records = local.records;
+        pi->quarantined = local.quarantined;
+        dm_product_clear(&local);
+    }
+    mp->n++;
+    return 0;
+}
+
+void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
+{
+    s_mesh_products mp = {self, NULL, 0, 0};
+    dm_catalog_products(self->catalog, false, s_collect_product, &mp);
+    Dm__ProductInfo **ptrs = calloc(mp.n ? mp.n : 1, sizeof *ptrs);
+    if (ptrs) {
+        for (size_t i = 0; i < mp.n; i++)
+            ptrs[i] = &mp.items[i];
+        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__ProductsRep rep = DM__PRODUCTS_REP__INIT;
+        rep.n_products = mp.n;
+        rep.products = ptrs;
+        env.id = id;
+        env.body_case = DM__ENVELOPE__BODY_PRODUCTS_REP;
+        env.products_rep = &rep;
+        dm_node__send(self, rid, &env);
+    } else {
+        dm_node__send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
+    }
+    for (size_t i = 0; i < mp.n; i++) {
+        Dm__ProductInfo *pi = &mp.items[i];
+        free(pi->domain);
+        free(pi->name);
+        free(pi->origin.data);
+        if (pi->version != protobuf_c_empty_string)
+            free(pi->version);
+        if (pi->owner_team != protobuf_c_empty_string)
+            free(pi->owner_team);
+        if (pi->owner_contact != protobuf_c_empty_string)
+            free(pi->owner_contact);
+        if (pi->access != protobuf_c_empty_string)
+            free(pi->access);
+    }
+    free(mp.items);
+    free(ptrs);
+}
+
+void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
+{
+    dm_product_t *list = NULL;
+    size_t n = 0;
+    dm_err rc = dm_store_product_list(self->store, &list, &n);
+    if (rc != DM_OK) {
+        dm_node__send_error(self, rid, id, rc, "the node could not read its product list");
+        return;
+    }
+    Dm__ProductInfo *infos = calloc(n ? n : 1, sizeof *infos);
+    Dm__ProductInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    const dm_product_ref_t **refs = calloc(n ? n : 1, sizeof *refs);
+    if (!infos || !ptrs || !refs) {
+        dm_node__send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Dm__ProductInfo *p = &infos[i];
+        dm__product_info__init(p);
+        p->domain = list[i].domain;
+        p->name = list[i].name;
+        p->version = list[i].version;
+        p->records = list[i].records;
+        p->quarantined = list[i].quarantined;
+        char q[256];
+        int qn = snprintf(q, sizeof q, "%s/%s", list[i].domain, list[i].name);
+        if (qn > 0 && (size_t)qn < sizeof q &&
+            dm_registry_acquire(self->registry, q, (size_t)qn, &refs[i]) == DM_OK) {
+            p->owner_team = refs[i]->contract->owner_team;
+            p->owner_contact = refs[i]->contract->owner_contact;
+            p->access = (char *)dm_access_name(refs[i]->contract->access);
+        }
+        ptrs[i] = p;
+    }
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__ProductsRep rep = DM__PRODUCTS_REP__INIT;
+    rep.n_products = n;
+    rep.products = ptrs;
+    env.id = id;
+    env.body_case = DM__ENVELOPE__BODY_PRODUCTS_REP;
+    env.products_rep = &rep;
+    dm_node__send(self, rid, &env);
+out:
+    for (size_t i = 0; refs && i < n; i++)
+        dm_registry_release(self->registry, refs[i]);
+    for (size_t i = 0; i < n; i++)
+        dm_product_clear(&list[i]);
+    free(list);
+    free(infos);
+    free(ptrs);
+    free(refs);
+}
+
+typedef struct {
+    Dm__QuarantineItem *items;
+    size_t n, cap;
+    size_t bytes;
+    bool cut; /* stopped by the byte budget */
+} s_qpage;
+
+static int s_collect_quarantine(void *ctx, const dm_quarantine_item_t *it)
+{
+    s_qpage *pg = ctx;
+    if (pg->n == pg->cap)
+        return 1;
+    Dm__QuarantineItem *q = &pg->items[pg->n++];
+    dm__quarantine_item__init(q);
+    q->seq = it->seq;
+    q->line = it->line;
+    q->at_ms = it->at_ms;
+    q->raw_len = it->orig_len;
+    q->source = strdup(it->source ? it->source : "");
+    q->reasons = strdup(it->reasons ? it->reasons : "");
+    q->raw.data = malloc(it->raw_len ? it->raw_len : 1);
+    if (q->raw.data && it->raw_len)
+        memcpy(q->raw.data, it->raw, it->raw_len);
+    q->raw.len = q->raw.data ? it->raw_len : 0;
+    pg->bytes += it->raw_len + strlen(q->reasons);
+    if (pg->bytes >= DM_NODE_QUARANTINE_PAGE_BYTES) {
+        pg->cut = true;
+        return 1;
+    }
+    return 0;
+}
+
+void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                                const Dm__QuarantineReq *req)
+{
+    dm_product_t p = {0};
+    const char *domain = req->domain ? req->domain : "";
+    const char *name = req->product ? req->product : "";
+    if (dm_store_product_get(self->store, domain, name, &p) != DM_OK) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "unknown product '%.100s/%.100s' on this node (domain %s); dmctl products "
+                 "lists them",
+                 domain, name, self->domain);
+        dm_node__send_error(self, rid, id, DM_ERR_NOTFOUND, text);
+        return;
+    }
+    size_t limit = req->limit && req->limit < DM_NODE_QUARANTINE_PAGE ? req->limit
+                                                                      : DM_NODE_QUARANTINE_PAGE;
+    s_qpage pg = {calloc(limit, sizeof(Dm__QuarantineItem)), 0, limit, 0, false};
+    Dm__QuarantineItem **ptrs = calloc(limit, sizeof *ptrs);
+    bool more = false;
+    dm_err rc = DM_ERR_NOMEM;
+    if (pg.items && ptrs)
+        rc = dm_store_quarantine_scan(self->store, p.id, req->after, limit,
+                                      s_collect_quarantine, &pg, &more);
+    if (rc != DM_OK) {
+        dm_node__send_error(self, rid, id, rc, "the node could not read the quarantine");
+    } else {
+        for (size_t i = 0; i < pg.n; i++)
+            ptrs[i] = &pg.items[i];
+        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__QuarantineRep rep = DM__QUARANTINE_REP__INIT;
+        rep.n_items = pg.n;
+        rep.items = ptrs;
+        rep.more = more || pg.cut;
+        env.id = id;
+        env.body_case = DM__ENVELOPE__BODY_QUARANTINE_REP;
+        env.quarantine_rep = &rep;
+        dm_node__send(self, rid, &env);
+    }
+    for (size_t i = 0; i < pg.n; i++) {
+        free(pg.items[i].source);
+        free(pg.items[i].reasons);
+        free(pg.items[i].raw.data);
+    }
+    free(pg.items);
+    free(ptrs);
+    dm_product_clear(&p);
+}
+
+void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                              const Dm__DescribeReq *req)
+{
+    dm_product_t p = {0};
+    const char *domain = req->domain ? req->domain : "";
+    const char *name = req->product ? req->product : "";
+    if (dm_store_product_get(self->store, domain, name, &p) != DM_OK) {
+        char text[512];
+        dm_buf_t hint = DM_BUF_INIT;
+        char q[256];
+        snprintf(q, sizeof q, "%.120s/%.120s", domain, name);
+        dm_registry_suggest(self->registry, q, &hint);
+        snprintf(text, sizeof text, "unknown product '%s' on this node (domain %s)%s%s%s", q,
+                 self->domain, hint.len ? "; did you mean '" : "", hint.len ? hint.data : "",
+                 hint.len ? "'?" : "");
+        dm_buf_free(&hint);
+        dm_node__send_error(self, rid, id, DM_ERR_NOTFOUND, text);
+        return;
+    }
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__DescribeRep rep = DM__DESCRIBE_REP__INIT;
+    rep.contract.data = (uint8_t *)p.contract;
+    rep.contract.len = p.contract_len;
+    rep.records = p.records;
+    rep.quarantined = p.quarantined;
+    env.id = id;
+    env.body_case = DM__ENVELOPE__BODY_DESCRIBE_REP;
+    env.describe_rep = &rep;
+    dm_node__send(self, rid, &env);
+    dm_product_clear(&p);
+}
+
+typedef struct {
+    Dm__MemberInfo *items;
+    size_t n, cap;
+    const uint8_t *self_id;
+    int64_t mono_now, wall_now;
+} s_members;
+
+static void s_collect_member(void *ctx, const dm_member_t *mb)
+{
+    s_members *ms = ctx;
+    if (ms->n == ms->cap)
+        return;
+    Dm__MemberInfo *m = &ms->items[ms->n++];
+    dm__member_info__init(m);
+    m->node_id.data = malloc(DM_ID_PUBLIC_BYTES); /* mb lives only during this call */
+    m->node_id.len = m->node_id.data ? DM_ID_PUBLIC_BYTES : 0;
+    if (m->node_id.data)
+        memcpy(m->node_id.data, mb->id, DM_ID_PUBLIC_BYTES);
+    m->domain = strdup(mb->domain ? mb->domain : "");
+    m->address = strdup(mb->address ? mb->address : "");
+    m->state = (char *)dm_member_state_name(mb->state);
+    m->incarnation = mb->incarnation;
+    m->self = memcmp(mb->id, ms->self_id, DM_ID_PUBLIC_BYTES) == 0;
+    m->last_heard_ms = m->self ? 0 : ms->wall_now - (ms->mono_now - mb->last_heard_ms);
+}
+
+typedef struct {
+    Dm__DomainConflict pb;
+    char domain[DM_CATALOG_NAME_MAX + 1];
+    uint8_t owner[DM_ID_PUBLIC_BYTES], claimant[DM_ID_PUBLIC_BYTES];
+} s_conflict;
+
+typedef struct {
+    s_conflict *items;
+    size_t n, cap;
+} s_conflicts;
+
+/* Copies one conflict: the catalog's pointers live only during the call. */
+static int s_collect_conflict(void *ctx, const dm_catalog_conflict_t *k)
+{
+    s_conflicts *sc = ctx;
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? sc->cap * 2 : 8;
+        s_conflict *items = realloc(sc->items, cap * sizeof *items);
+        if (!items)
+            return 1;
+        sc->items = items;
+        sc->cap = cap;
+    }
+    s_conflict *c = &sc->items[sc->n++];
+    snprintf(c->domain, sizeof c->domain, "%s", k->domain);
+    memcpy(c->owner, k->owner, DM_ID_PUBLIC_BYTES);
+    memcpy(c->claimant, k->claimant, DM_ID_PUBLIC_BYTES);
+    dm__domain_conflict__init(&c->pb);
+    c->pb.first_seen_ms = k->first_seen_ms;
+    c->pb.refusals = k->refusals;
+    return 0;
+}
+
+void dm_node__handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
+{
+    const dm_membership_t *m = dm_gossip_membership(self->gossip);
+    s_members ms = {NULL, 0, dm_membership_count(m) + 1, dm_identity_public(self->id),
+                    dm_node__mono_ms(), dm_node__wall_ms()};
+    ms.items = calloc(ms.cap, sizeof *ms.items);
+    Dm__MemberInfo **ptrs = calloc(ms.cap, sizeof *ptrs);
+    if (!ms.items || !ptrs) {
+        dm_node__send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
+    } else {
+        dm_membership_list(m, s_collect_member, &ms);
+        for (size_t i = 0; i < ms.n; i++)
+            ptrs[i] = &ms.items[i];
+        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__MembersRep rep = DM__MEMBERS_REP__INIT;
+        rep.n_members = ms.n;
+        rep.members = ptrs;
+        dm_gossip_stats(self->gossip, &rep.gossip_bytes_sent, &rep.gossip_msgs_sent);
+        rep.uptime_ms = (uint64_t)(dm_node__mono_ms() - self->started_ms);
+        s_conflicts sc = {NULL, 0, 0};
+        dm_catalog_conflicts(self->catalog, s_collect_conflict, &sc);
+        Dm__DomainConflict **cptrs = calloc(sc.n ? sc.n : 1, sizeof *cptrs);
+        for (size_t i = 0; cptrs && i < sc.n; i++) {
+            s_conflict *c = &sc.items[i]; /* the array no longer moves: point into it */
+            c->pb.domain = c->domain;
+            c->pb.owner.data = c->owner;
+            c->pb.owner.len = DM_ID_PUBLIC_BYTES;
+            c->pb.claimant.data = c->claimant;
+            c->pb.claimant.len = DM_ID_PUBLIC_BYTES;
+            cptrs[i] = &c->pb;
+        }
+        rep.n_conflicts = cptrs ? sc.n : 0;
+        rep.conflicts = cptrs;
+        env.id = id;
+        env.body_case = DM__ENVELOPE__BODY_MEMBERS_REP;
+        env.members_rep = &rep;
+        dm_node__send(self, rid, &env);
+        free(cptrs);
+        free(sc.items);
+    }
+    for (size_t i = 0; ms.items && i < ms.n; i++) {
+        free(ms.items[i].node_id.data);
+        free(ms.items[i].domain);
+        free(ms.items[i].address);
+    }
+    free(ms.items);
+    free(ptrs);
+}
+

@@ -157,6 +157,60 @@ int dm_cli_connect(const dm_cli_args_t *a, dm_client_t **out)
     return DM_EXIT_OK;
 }
 
+int dm_cli_request(const dm_cli_args_t *a, Dm__Envelope *req, Dm__Envelope__BodyCase expect,
+                   const char *what, Dm__Envelope **rep)
+{
+    *rep = NULL;
+    dm_client_t *client = NULL;
+    int status = dm_cli_connect(a, &client);
+    if (status != DM_EXIT_OK)
+        return status;
+    if (dm_client_call(client, req, rep) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", a->program, dm_client_error(client));
+        status = DM_EXIT_USAGE;
+    } else if (dm_cli_print_error(a->program, what, *rep)) {
+        status = DM_EXIT_FAIL;
+    } else if ((*rep)->body_case != expect) {
+        fprintf(stderr, "%s: %s: unexpected reply from the node\n", a->program, what);
+        status = DM_EXIT_USAGE;
+    }
+    if (status != DM_EXIT_OK && *rep) {
+        dm__envelope__free_unpacked(*rep, NULL);
+        *rep = NULL;
+    }
+    dm_client_destroy(&client);
+    return status;
+}
+
+int dm_cli_main(const char *program, const char *version, int argc, char **argv,
+                const dm_cli_optspec_t *specs, size_t nspecs, const dm_cli_command_t *commands,
+                size_t ncommands, void (*usage)(FILE *f))
+{
+    dm_cli_args_t a;
+    if (dm_cli_parse(program, argc, argv, specs, nspecs, &a) != 0)
+        return DM_EXIT_USAGE;
+    if (dm_cli_get(&a, "version")) {
+        printf("%s %s\n", program, version);
+        return DM_EXIT_OK;
+    }
+    if (dm_cli_get(&a, "help") || (a.npos > 0 && strcmp(a.pos[0], "help") == 0)) {
+        usage(stdout);
+        return DM_EXIT_OK;
+    }
+    if (a.npos == 0) {
+        usage(stderr);
+        return DM_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < ncommands; i++)
+        if (strcmp(a.pos[0], commands[i].name) == 0)
+            return commands[i].run(&a);
+    fprintf(stderr, "%s: unknown command '%s' (", program, a.pos[0]);
+    for (size_t i = 0; i < ncommands; i++)
+        fprintf(stderr, "%s%s", i ? ", " : "", commands[i].name);
+    fprintf(stderr, "; %s --help)\n", program);
+    return DM_EXIT_USAGE;
+}
+
 bool dm_cli_print_error(const char *program, const char *what, const Dm__Envelope *rep)
 {
     if (rep->body_case != DM__ENVELOPE__BODY_ERROR)

@@ -52,6 +52,27 @@ int dm_cli_connect(const dm_cli_args_t *a, dm_client_t **out);
  * value is invalid (after printing why). */
 int dm_cli_timeout_ms(const dm_cli_args_t *a);
 
+/* Connects as dm_cli_connect, sends req and waits for its reply. DM_EXIT_OK
+ * when the reply's body is `expect` (*rep is the caller's to free with
+ * dm__envelope__free_unpacked); otherwise prints why and returns
+ * DM_EXIT_FAIL for a refusal by the node ("PROGRAM: what: message") or
+ * DM_EXIT_USAGE for a connection problem or an unexpected reply. */
+int dm_cli_request(const dm_cli_args_t *a, Dm__Envelope *req, Dm__Envelope__BodyCase expect,
+                   const char *what, Dm__Envelope **rep);
+
+/* A command of a tool. */
+typedef struct {
+    const char *name;
+    int (*run)(const dm_cli_args_t *a);
+} dm_cli_command_t;
+
+/* The whole main() of a client tool: parses argv against specs, answers
+ * --version and --help (usage(stdout)), runs the command named first, and
+ * returns the exit status. version is printed after the program name. */
+int dm_cli_main(const char *program, const char *version, int argc, char **argv,
+                const dm_cli_optspec_t *specs, size_t nspecs, const dm_cli_command_t *commands,
+                size_t ncommands, void (*usage)(FILE *f));
+
 /* If rep carries an Error, prints "PROGRAM: what: message" and returns
  * true. */
 bool dm_cli_print_error(const char *program, const char *what, const Dm__Envelope *rep);

@@ -468,10 +468,6 @@ static int s_deregister(const dm_cli_args_t *a)
     const char *domain, *product;
     if (!s_split_qualified(qualified, &domain, &product))
         return DM_EXIT_USAGE;
-    dm_client_t *client = NULL;
-    int status = dm_cli_connect(a, &client);
-    if (status != DM_EXIT_OK)
-        return status;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__DeregisterReq body = DM__DEREGISTER_REQ__INIT;
     body.domain = (char *)domain;
@@ -479,49 +475,28 @@ static int s_deregister(const dm_cli_args_t *a)
     req.body_case = DM__ENVELOPE__BODY_DEREGISTER_REQ;
     req.deregister_req = &body;
     Dm__Envelope *rep = NULL;
-    if (dm_client_call(client, &req, &rep) != DM_OK) {
-        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
-        dm_client_destroy(&client);
-        return DM_EXIT_USAGE;
-    }
-    if (dm_cli_print_error(P, "deregister refused", rep)) {
-        status = DM_EXIT_FAIL;
-    } else if (rep->body_case == DM__ENVELOPE__BODY_DEREGISTER_REP) {
-        const Dm__DeregisterRep *r = rep->deregister_rep;
-        printf("deregistered %s/%s %s (%" PRIu64 " records deleted; the mesh is told by a "
-               "tombstone)\n", r->domain, r->name, r->version, r->records);
-    } else {
-        fprintf(stderr, "%s: unexpected reply to deregister\n", P);
-        status = DM_EXIT_USAGE;
-    }
+    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_DEREGISTER_REP, "deregister refused", &rep);
+    if (status != DM_EXIT_OK)
+        return status;
+    const Dm__DeregisterRep *r = rep->deregister_rep;
+    printf("deregistered %s/%s %s (%" PRIu64 " records deleted; the mesh is told by a "
+           "tombstone)\n", r->domain, r->name, r->version, r->records);
     dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&client);
-    return status;
+    return DM_EXIT_OK;
 }
 
 /* ---- products, quarantine, status ---- */
 
 static int s_products(const dm_cli_args_t *a)
 {
-    dm_client_t *client = NULL;
-    int status = dm_cli_connect(a, &client);
-    if (status != DM_EXIT_OK)
-        return status;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
     req.body_case = DM__ENVELOPE__BODY_PRODUCTS_REQ;
     req.products_req = &body;
     Dm__Envelope *rep = NULL;
-    if (dm_client_call(client, &req, &rep) != DM_OK) {
-        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
-        dm_client_destroy(&client);
-        return DM_EXIT_USAGE;
-    }
-    if (dm_cli_print_error(P, "products", rep) ||
-        rep->body_case != DM__ENVELOPE__BODY_PRODUCTS_REP) {
-        status = DM_EXIT_FAIL;
-        goto out;
-    }
+    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_PRODUCTS_REP, "products", &rep);
+    if (status != DM_EXIT_OK)
+        return status;
     const Dm__ProductsRep *pr = rep->products_rep;
     if (dm_cli_get(a, "json")) {
         dm_buf_t o = DM_BUF_INIT;
@@ -563,10 +538,8 @@ static int s_products(const dm_cli_args_t *a)
         dm_cli_table_print(&t, stdout);
         dm_cli_table_free(&t);
     }
-out:
     dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&client);
-    return status;
+    return DM_EXIT_OK;
 }
 
 static void s_print_item(const Dm__QuarantineItem *it, bool json, bool first)
@@ -665,71 +638,36 @@ static int s_quarantine(const dm_cli_args_t *a)
 
 static int s_status(const dm_cli_args_t *a)
 {
-    dm_client_t *client = NULL;
-    int status = dm_cli_connect(a, &client);
-    if (status != DM_EXIT_OK)
-        return status;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__Ping ping = DM__PING__INIT;
     req.body_case = DM__ENVELOPE__BODY_PING;
     req.ping = &ping;
     Dm__Envelope *rep = NULL;
-    if (dm_client_call(client, &req, &rep) != DM_OK) {
-        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
-        dm_client_destroy(&client);
-        return DM_EXIT_USAGE;
-    }
-    if (rep->body_case == DM__ENVELOPE__BODY_PONG) {
-        const Dm__Pong *p = rep->pong;
-        char hex[65] = "";
-        for (size_t i = 0; i < p->node_id.len && i < 32; i++)
-            snprintf(hex + 2 * i, 3, "%02x", p->node_id.data[i]);
-        if (dm_cli_get(a, "json"))
-            printf("{\"domain\":\"%s\",\"node_id\":\"%s\",\"endpoint\":\"%s\",\"uptime_ms\":%" PRIu64
-                   ",\"software\":\"%s\"}\n",
-                   p->domain, hex, p->endpoint, p->uptime_ms, p->software);
-        else
-            printf("domain %s\nnode id %s\nendpoint %s\nuptime %" PRIu64 " s\nsoftware %s\n",
-                   p->domain, hex, p->endpoint, p->uptime_ms / 1000, p->software);
-    } else {
-        dm_cli_print_error(P, "status", rep);
-        status = DM_EXIT_FAIL;
-    }
+    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_PONG, "status", &rep);
+    if (status != DM_EXIT_OK)
+        return status;
+    const Dm__Pong *p = rep->pong;
+    char hex[65] = "";
+    for (size_t i = 0; i < p->node_id.len && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", p->node_id.data[i]);
+    if (dm_cli_get(a, "json"))
+        printf("{\"domain\":\"%s\",\"node_id\":\"%s\",\"endpoint\":\"%s\",\"uptime_ms\":%" PRIu64
+               ",\"software\":\"%s\"}\n",
+               p->domain, hex, p->endpoint, p->uptime_ms, p->software);
+    else
+        printf("domain %s\nnode id %s\nendpoint %s\nuptime %" PRIu64 " s\nsoftware %s\n",
+               p->domain, hex, p->endpoint, p->uptime_ms / 1000, p->software);
     dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&client);
-    return status;
+    return DM_EXIT_OK;
 }
 
 int main(int argc, char **argv)
 {
-    dm_cli_args_t a;
-    if (dm_cli_parse(P, argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], &a) != 0)
-        return DM_EXIT_USAGE;
-    if (dm_cli_get(&a, "version")) {
-        printf("dmctl %s\n", DM_VERSION);
-        return DM_EXIT_OK;
-    }
-    if (dm_cli_get(&a, "help") || (a.npos > 0 && strcmp(a.pos[0], "help") == 0)) {
-        s_usage(stdout);
-        return DM_EXIT_OK;
-    }
-    if (a.npos == 0) {
-        s_usage(stderr);
-        return DM_EXIT_USAGE;
-    }
-    static const struct {
-        const char *name;
-        int (*fn)(const dm_cli_args_t *);
-    } cmds[] = {
-        {"validate", s_validate}, {"check", s_check},           {"register", s_register},
-        {"ingest", s_ingest_cmd}, {"products", s_products},     {"quarantine", s_quarantine},
-        {"status", s_status},          {"deregister", s_deregister},
+    static const dm_cli_command_t cmds[] = {
+        {"validate", s_validate},     {"check", s_check},       {"register", s_register},
+        {"ingest", s_ingest_cmd},     {"deregister", s_deregister}, {"products", s_products},
+        {"quarantine", s_quarantine}, {"status", s_status},
     };
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (strcmp(a.pos[0], cmds[i].name) == 0)
-            return cmds[i].fn(&a);
-    fprintf(stderr, "%s: unknown command '%s' (validate, check, register, ingest, deregister, "
-                    "products, quarantine, status; dmctl --help)\n",
-            P, a.pos[0]);
-    return DM_EXIT_USAGE;
+    return dm_cli_main(P, DM_VERSION, argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], cmds,
+                       sizeof cmds / sizeof cmds[0], s_usage);
 }

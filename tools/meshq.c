@@ -446,24 +446,14 @@ static void s_hex(char *out, const ProtobufCBinaryData *b, size_t max)
 
 static int s_members(const dm_cli_args_t *a)
 {
-    dm_client_t *client = NULL;
-    int status = dm_cli_connect(a, &client);
-    if (status != DM_EXIT_OK)
-        return status;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__MembersReq body = DM__MEMBERS_REQ__INIT;
     req.body_case = DM__ENVELOPE__BODY_MEMBERS_REQ;
     req.members_req = &body;
     Dm__Envelope *rep = NULL;
-    if (dm_client_call(client, &req, &rep) != DM_OK) {
-        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
-        dm_client_destroy(&client);
-        return DM_EXIT_USAGE;
-    }
-    if (dm_cli_print_error(P, "members", rep) || rep->body_case != DM__ENVELOPE__BODY_MEMBERS_REP) {
-        status = DM_EXIT_FAIL;
-        goto out;
-    }
+    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_MEMBERS_REP, "members", &rep);
+    if (status != DM_EXIT_OK)
+        return status;
     const Dm__MembersRep *mr = rep->members_rep;
     char id[65], owner[65], claimant[65], heard[DM_TIMESTAMP_TEXT_MAX];
     if (dm_cli_get(a, "json")) {
@@ -528,34 +518,22 @@ static int s_members(const dm_cli_args_t *a)
     }
 out:
     dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&client);
-    return status;
+    return DM_EXIT_OK;
 }
 
 /* ---- products, describe ---- */
 
 static int s_products(const dm_cli_args_t *a)
 {
-    dm_client_t *client = NULL;
-    int status = dm_cli_connect(a, &client);
-    if (status != DM_EXIT_OK)
-        return status;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
     body.mesh = 1; /* the whole mesh, from the node's catalog */
     req.body_case = DM__ENVELOPE__BODY_PRODUCTS_REQ;
     req.products_req = &body;
     Dm__Envelope *rep = NULL;
-    if (dm_client_call(client, &req, &rep) != DM_OK) {
-        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
-        dm_client_destroy(&client);
-        return DM_EXIT_USAGE;
-    }
-    if (dm_cli_print_error(P, "products", rep) ||
-        rep->body_case != DM__ENVELOPE__BODY_PRODUCTS_REP) {
-        status = DM_EXIT_FAIL;
-        goto out;
-    }
+    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_PRODUCTS_REP, "products", &rep);
+    if (status != DM_EXIT_OK)
+        return status;
     const Dm__ProductsRep *pr = rep->products_rep;
     if (dm_cli_get(a, "json")) {
         dm_buf_t o = DM_BUF_INIT;
@@ -601,10 +579,8 @@ static int s_products(const dm_cli_args_t *a)
         dm_cli_table_print(&t, stdout);
         dm_cli_table_free(&t);
     }
-out:
     dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&client);
-    return status;
+    return DM_EXIT_OK;
 }
 
 static void s_print_num(const char *label, const dm_num_t *n)
@@ -725,10 +701,6 @@ static int s_describe(const dm_cli_args_t *a)
     snprintf(q, sizeof q, "%s", a->pos[1]);
     char *slash = strchr(q, '/');
     *slash = 0;
-    dm_client_t *client = NULL;
-    int status = dm_cli_connect(a, &client);
-    if (status != DM_EXIT_OK)
-        return status;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__DescribeReq body = DM__DESCRIBE_REQ__INIT;
     body.domain = q;
@@ -736,16 +708,9 @@ static int s_describe(const dm_cli_args_t *a)
     req.body_case = DM__ENVELOPE__BODY_DESCRIBE_REQ;
     req.describe_req = &body;
     Dm__Envelope *rep = NULL;
-    if (dm_client_call(client, &req, &rep) != DM_OK) {
-        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
-        dm_client_destroy(&client);
-        return DM_EXIT_USAGE;
-    }
-    if (dm_cli_print_error(P, "describe", rep) ||
-        rep->body_case != DM__ENVELOPE__BODY_DESCRIBE_REP) {
-        status = DM_EXIT_FAIL;
-        goto out;
-    }
+    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_DESCRIBE_REP, "describe", &rep);
+    if (status != DM_EXIT_OK)
+        return status;
     const Dm__DescribeRep *d = rep->describe_rep;
     if (dm_cli_get(a, "json")) {
         printf("{\"records\":%" PRIu64 ",\"quarantined\":%" PRIu64 ",\"contract\":%.*s}\n",
@@ -768,36 +733,15 @@ static int s_describe(const dm_cli_args_t *a)
     dm_diags_clear(&diags);
 out:
     dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&client);
     return status;
 }
 
 int main(int argc, char **argv)
 {
-    dm_cli_args_t a;
-    if (dm_cli_parse(P, argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], &a) != 0)
-        return DM_EXIT_USAGE;
-    if (dm_cli_get(&a, "version")) {
-        printf("meshq %s\n", DM_VERSION);
-        return DM_EXIT_OK;
-    }
-    if (dm_cli_get(&a, "help") || (a.npos > 0 && strcmp(a.pos[0], "help") == 0)) {
-        s_usage(stdout);
-        return DM_EXIT_OK;
-    }
-    if (a.npos == 0) {
-        s_usage(stderr);
-        return DM_EXIT_USAGE;
-    }
-    if (strcmp(a.pos[0], "products") == 0)
-        return s_products(&a);
-    if (strcmp(a.pos[0], "members") == 0)
-        return s_members(&a);
-    if (strcmp(a.pos[0], "describe") == 0)
-        return s_describe(&a);
-    if (strcmp(a.pos[0], "query") == 0)
-        return s_query(&a);
-    fprintf(stderr, "%s: unknown command '%s' (products, members, describe, query; meshq --help)\n", P,
-            a.pos[0]);
-    return DM_EXIT_USAGE;
+    static const dm_cli_command_t cmds[] = {
+        {"products", s_products}, {"members", s_members}, {"describe", s_describe},
+        {"query", s_query},
+    };
+    return dm_cli_main(P, DM_VERSION, argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], cmds,
+                       sizeof cmds / sizeof cmds[0], s_usage);
 }

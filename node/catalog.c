@@ -412,7 +412,8 @@ dm_err dm_cat_commit(dm_catalog_t *c)
         ops[i].val = op->del ? NULL : c->arena.data + op->voff;
         ops[i].val_len = op->vlen;
     }
-    err = dm_store_catalog_write(c->store, ops, c->nops);
+    if (c->store) /* NULL: an in-memory catalog (the simulator) */
+        err = dm_store_catalog_write(c->store, ops, c->nops);
 out:
     free(ops);
     if (err)
@@ -693,7 +694,7 @@ static dm_err s_load(dm_catalog_t *c)
 {
     s_load_ctx l = {c, DM_OK};
     c->loading = true;
-    dm_err err = dm_store_catalog_scan(c->store, s_load_one, &l);
+    dm_err err = c->store ? dm_store_catalog_scan(c->store, s_load_one, &l) : DM_OK;
     c->loading = false;
     s_batch_reset(c); /* what loading queued is already stored */
     return err ? err : l.err;

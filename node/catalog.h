@@ -74,7 +74,9 @@ typedef struct {
 /* ---- lifecycle ---- */
 
 /* Loads the catalog kept in store (entries, versions, pins, conflicts).
- * store and self are borrowed and must outlive the catalog. On error *out
+ * store and self are borrowed and must outlive the catalog. store NULL
+ * makes an in-memory catalog that persists nothing (the simulator runs
+ * thousands of them in one process). On error *out
  * is NULL: DM_ERR_STORE (also for a corrupt record), DM_ERR_NOMEM. */
 DM_NODISCARD dm_err dm_catalog_open(dm_store_t *store, const dm_identity_t *self,
                                     dm_catalog_t **out);

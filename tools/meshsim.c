@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "membership.h"
+#include "meshsim.h"
 
 #define SIM_STEP_MS 2
 #define SIM_MAX_LATENCY_STEPS 4 /* latency 2..8 ms */
@@ -304,6 +305,8 @@ static double s_wall(void)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "catalog") == 0)
+        return ms_catalog_main(argc - 1, argv + 1);
     sim_t *s = calloc(1, sizeof *s);
     if (!s)
         return SIM_EXIT_FAIL;

@@ -2,13 +2,19 @@
  * domains, product tables, sandbox, prepare), fetching batches in the
  * row-batch encoding of proto/mesh.proto, closing.
  *
- * A query owns everything it uses: an in-memory SQLite connection made for
- * it, the LMDB read transaction, the registry references of the products
- * it names. Opening a fresh connection costs tens of microseconds, far
- * less than any query over records, and keeps queries independent: no
- * state, attached schema or limit leaks from one to the next, and the
- * engine stays usable after every refusal. */
+ * A query holds everything it uses: an in-memory SQLite connection, the
+ * LMDB read transaction, the registry references of the products it
+ * names. Building a connection (attach, create the product tables, lock
+ * down the sandbox) costs about 50 us, a large part of a point lookup, so
+ * a connection whose query ended cleanly goes back to a small pool and
+ * serves the next query naming exactly the same products (the same
+ * registry entries: an upgraded product gets a new connection). Reuse
+ * leaks no state: the sandbox refuses every statement that could leave
+ * any (writes, ATTACH, PRAGMA, CREATE, temp objects), the per-query fields
+ * of the context are reset, and a connection whose statement failed
+ * mid-way is closed, not pooled. */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -19,18 +25,32 @@
 #define S_NS_PER_MS INT64_C(1000000)
 #define S_VARINT_MAX 10 /* bytes of a 64-bit varint */
 #define S_KEYWORD_MAX 16 /* bytes of a statement's first word quoted in a refusal */
+#define S_POOL_IDLE 8    /* sandboxed connections kept for reuse */
+
+/* A connection with its product tables attached, created and locked down:
+ * its callbacks point at ctx, so both live together. */
+typedef struct s_conn {
+    sqlite3 *db;
+    dm_qctx_t ctx;
+    struct s_conn *next;
+} s_conn;
 
 struct dm_query_engine {
     dm_store_t *store;
     dm_registry_t *registry;
     dm_query_limits_t limits;
+    pthread_mutex_t pool_lock;
+    s_conn *idle; /* reusable connections, most recent first */
+    size_t nidle;
 };
 
 struct dm_query {
     dm_query_engine_t *e;
-    sqlite3 *db;
+    s_conn *conn;
+    bool reusable;   /* the connection may serve another query */
+    sqlite3 *db;     /* conn->db while the query holds it */
     sqlite3_stmt *stmt;
-    dm_qctx_t ctx;
+    dm_qctx_t *ctx;  /* &conn->ctx while the query holds it */
     int ncols;
     char **names, **decltypes;
     bool done;
@@ -63,32 +83,102 @@ dm_err dm_query_engine_new(dm_store_t *store, dm_registry_t *registry,
     self->store = store;
     self->registry = registry;
     self->limits = l;
+    pthread_mutex_init(&self->pool_lock, NULL);
     sqlite3_hard_heap_limit64(l.heap_limit_bytes);
     *out = self;
     return DM_OK;
+}
+
+/* Closes a connection and releases its product references. */
+static void s_conn_free(dm_query_engine_t *e, s_conn *c)
+{
+    if (!c)
+        return;
+    sqlite3_close(c->db); /* disconnects the virtual tables first */
+    dm_query__printf_free(&c->ctx);
+    dm_store_reader_close(&c->ctx.reader);
+    dm_query__tables_free(e->registry, c->ctx.tables, c->ctx.ntables);
+    free(c);
 }
 
 void dm_query_engine_destroy(dm_query_engine_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    free(*self_p);
+    dm_query_engine_t *self = *self_p;
+    while (self->idle) {
+        s_conn *c = self->idle;
+        self->idle = c->next;
+        s_conn_free(self, c);
+    }
+    pthread_mutex_destroy(&self->pool_lock);
+    free(self);
     *self_p = NULL;
 }
 
-/* Releases the statement, connection, transaction and product references:
- * everything but the column names. Safe to call twice. */
+/* Keeps c for a later query naming the same products; the pool is bounded
+ * (the oldest idle connection goes). */
+static void s_pool_put(dm_query_engine_t *e, s_conn *c)
+{
+    s_conn *evict = NULL;
+    pthread_mutex_lock(&e->pool_lock);
+    c->next = e->idle;
+    e->idle = c;
+    if (++e->nidle > S_POOL_IDLE) {
+        s_conn **pp = &e->idle;
+        while ((*pp)->next)
+            pp = &(*pp)->next;
+        evict = *pp;
+        *pp = NULL;
+        e->nidle--;
+    }
+    pthread_mutex_unlock(&e->pool_lock);
+    s_conn_free(e, evict);
+}
+
+/* Takes an idle connection built for exactly these products (the same
+ * names as written and the same registry entries, so an upgraded product
+ * never reuses a connection of its old contract). NULL if none. */
+static s_conn *s_pool_take(dm_query_engine_t *e, const dm_qtable_t *tables, size_t n)
+{
+    pthread_mutex_lock(&e->pool_lock);
+    s_conn *found = NULL;
+    for (s_conn **pp = &e->idle; *pp; pp = &(*pp)->next) {
+        const dm_qctx_t *x = &(*pp)->ctx;
+        bool same = x->ntables == n;
+        for (size_t i = 0; same && i < n; i++)
+            same = x->tables[i].ref == tables[i].ref &&
+                   strcmp(x->tables[i].domain, tables[i].domain) == 0 &&
+                   strcmp(x->tables[i].name, tables[i].name) == 0;
+        if (same) {
+            found = *pp;
+            *pp = found->next;
+            found->next = NULL;
+            e->nidle--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->pool_lock);
+    return found;
+}
+
+/* Releases the statement, transaction and connection (back to the pool if
+ * the query ended cleanly): everything but the column names. Safe to call
+ * twice. */
 static void s_release(dm_query_t *q)
 {
     sqlite3_finalize(q->stmt);
     q->stmt = NULL;
-    sqlite3_close(q->db); /* disconnects the virtual tables first */
+    if (q->conn) {
+        dm_store_reader_close(&q->conn->ctx.reader);
+        if (q->reusable)
+            s_pool_put(q->e, q->conn);
+        else
+            s_conn_free(q->e, q->conn);
+    }
+    q->conn = NULL;
     q->db = NULL;
-    dm_query__printf_free(&q->ctx);
-    dm_store_reader_close(&q->ctx.reader);
-    dm_query__tables_free(q->e->registry, q->ctx.tables, q->ctx.ntables);
-    q->ctx.tables = NULL;
-    q->ctx.ntables = 0;
+    q->ctx = NULL;
     q->done = true;
 }
 
@@ -124,11 +214,11 @@ static dm_err s_create_tables(dm_query_t *q, dm_buf_t *err)
 {
     dm_buf_t sql = DM_BUF_INIT;
     dm_err e = DM_OK;
-    for (size_t i = 0; i < q->ctx.ntables && !e; i++) {
-        const dm_qtable_t *t = &q->ctx.tables[i];
+    for (size_t i = 0; i < q->ctx->ntables && !e; i++) {
+        const dm_qtable_t *t = &q->ctx->tables[i];
         bool attached = false;
         for (size_t j = 0; j < i && !attached; j++)
-            attached = strcmp(q->ctx.tables[j].domain, t->domain) == 0;
+            attached = strcmp(q->ctx->tables[j].domain, t->domain) == 0;
         dm_buf_reset(&sql);
         if (!attached) {
             dm_buf_puts(&sql, "ATTACH ':memory:' AS ");
@@ -178,13 +268,45 @@ static bool s_select_keyword(const char *sql, size_t len)
     return false;
 }
 
+/* Builds q's new connection: open, harden, module, product tables, lock
+ * down. Only a connection that got through all of it may be pooled. */
+static dm_err s_build(dm_query_t *q, dm_buf_t *err)
+{
+    dm_err rc;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                SQLITE_OPEN_PRIVATECACHE;
+    if (sqlite3_open_v2(":memory:", &q->conn->db, flags, NULL) != SQLITE_OK) {
+        dm_buf_printf(err, "opening a SQL connection failed: %s",
+                      q->conn->db ? sqlite3_errmsg(q->conn->db) : "out of memory");
+        return DM_ERR_NOMEM;
+    }
+    q->db = q->conn->db;
+    if ((rc = dm_query__harden(q->db))) {
+        dm_buf_puts(err, "setting up the SQL sandbox failed");
+        return rc;
+    }
+    if (dm_query__register_module(q->db, q->ctx) != SQLITE_OK ||
+        dm_query__register_printf(q->db, q->ctx) != SQLITE_OK) {
+        dm_buf_printf(err, "registering the product tables failed: %s", sqlite3_errmsg(q->db));
+        return DM_ERR_NOMEM;
+    }
+    if ((rc = s_create_tables(q, err)))
+        return rc;
+    if ((rc = dm_query__lock_down(q->db, q->ctx, q->e->limits.max_sql_bytes))) {
+        dm_buf_puts(err, "setting up the SQL sandbox failed");
+        return rc;
+    }
+    q->reusable = true;
+    return DM_OK;
+}
+
 /* Prepares the user's statement: exactly one, read-only. */
 static dm_err s_prepare(dm_query_t *q, const char *sql, size_t len, dm_buf_t *err)
 {
     const char *tail = NULL;
     int rc = sqlite3_prepare_v3(q->db, sql, (int)len, 0, &q->stmt, &tail);
     if (rc != SQLITE_OK)
-        return dm_query__prepare_error(q->db, &q->ctx, q->e->store, sql, len, err);
+        return dm_query__prepare_error(q->db, q->ctx, q->e->store, sql, len, err);
     if (!q->stmt) {
         dm_buf_puts(err, "the query is empty: write one SELECT statement");
         return DM_ERR_INVALID;
@@ -226,46 +348,45 @@ dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query
     if (!q)
         return DM_ERR_NOMEM;
     q->e = e;
-    q->ctx.timeout_ms = e->limits.timeout_ms;
-    q->ctx.deadline_ns = dm_query__now_ns() + e->limits.timeout_ms * S_NS_PER_MS;
-    atomic_init(&q->ctx.cancel, false);
-    size_t ndomains = 0;
-    dm_err rc = dm_query__find_tables(e->registry, sql, len, &q->ctx.tables, &q->ctx.ntables,
-                                      &ndomains);
-    if (rc)
-        goto fail;
-    if (ndomains > DM_QUERY_MAX_DOMAINS) {
+    dm_qtable_t *tables = NULL;
+    size_t ntables = 0, ndomains = 0;
+    dm_err rc = dm_query__find_tables(e->registry, sql, len, &tables, &ntables, &ndomains);
+    if (!rc && ndomains > DM_QUERY_MAX_DOMAINS) {
         dm_buf_printf(err, "the statement names %zu domains; a query may name at most %d", ndomains,
                       DM_QUERY_MAX_DOMAINS);
         rc = DM_ERR_INVALID;
-        goto fail;
     }
-    if ((rc = dm_store_reader_open(e->store, &q->ctx.reader))) {
+    s_conn *reuse = rc ? NULL : s_pool_take(e, tables, ntables);
+    if (rc || reuse) {
+        dm_query__tables_free(e->registry, tables, ntables); /* a reused one holds its own */
+        if (rc)
+            goto fail;
+        q->conn = reuse;
+    } else {
+        q->conn = calloc(1, sizeof *q->conn);
+        if (!q->conn) {
+            dm_query__tables_free(e->registry, tables, ntables);
+            rc = DM_ERR_NOMEM;
+            goto fail;
+        }
+        q->conn->ctx.tables = tables;
+        q->conn->ctx.ntables = ntables;
+    }
+    q->ctx = &q->conn->ctx;
+    q->ctx->timeout_ms = e->limits.timeout_ms;
+    q->ctx->deadline_ns = dm_query__now_ns() + e->limits.timeout_ms * S_NS_PER_MS;
+    atomic_init(&q->ctx->cancel, false);
+    q->ctx->timed_out = false;
+    q->ctx->denied[0] = 0;
+    q->ctx->denied_weak = false;
+    if ((rc = dm_store_reader_open(e->store, &q->ctx->reader))) {
         dm_buf_printf(err, "reading the store failed: %s", dm_strerror(rc));
         goto fail;
     }
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-                SQLITE_OPEN_PRIVATECACHE;
-    if (sqlite3_open_v2(":memory:", &q->db, flags, NULL) != SQLITE_OK) {
-        dm_buf_printf(err, "opening a SQL connection failed: %s",
-                      q->db ? sqlite3_errmsg(q->db) : "out of memory");
-        rc = DM_ERR_NOMEM;
-        goto fail;
-    }
-    if ((rc = dm_query__harden(q->db))) {
-        dm_buf_puts(err, "setting up the SQL sandbox failed");
-        goto fail;
-    }
-    if (dm_query__register_module(q->db, &q->ctx) != SQLITE_OK ||
-        dm_query__register_printf(q->db, &q->ctx) != SQLITE_OK) {
-        dm_buf_printf(err, "registering the product tables failed: %s", sqlite3_errmsg(q->db));
-        rc = DM_ERR_NOMEM;
-        goto fail;
-    }
-    if ((rc = s_create_tables(q, err)))
-        goto fail;
-    if ((rc = dm_query__lock_down(q->db, &q->ctx, e->limits.max_sql_bytes))) {
-        dm_buf_puts(err, "setting up the SQL sandbox failed");
+    if (reuse) {
+        q->db = reuse->db;
+        q->reusable = true;
+    } else if ((rc = s_build(q, err))) {
         goto fail;
     }
     if ((rc = s_prepare(q, sql, len, err)))
@@ -293,7 +414,8 @@ const char *dm_query_column_decltype(const dm_query_t *q, int i)
 
 void dm_query_cancel(dm_query_t *q)
 {
-    atomic_store(&q->ctx.cancel, true);
+    if (q->ctx)
+        atomic_store(&q->ctx->cancel, true);
 }
 
 /* Appends v as a protobuf-style varint. */
@@ -342,12 +464,13 @@ static void s_encode_row(sqlite3_stmt *stmt, int ncols, dm_buf_t *out)
 static dm_err s_step_error(dm_query_t *q, int rc, dm_buf_t *err)
 {
     dm_err e = DM_ERR_INVALID;
-    if (atomic_load(&q->ctx.cancel)) {
+    q->reusable = false; /* stopped mid-statement: do not hand this connection on */
+    if (atomic_load(&q->ctx->cancel)) {
         dm_buf_puts(err, "the query was cancelled");
         e = DM_ERR_TIMEOUT;
-    } else if (q->ctx.timed_out || rc == SQLITE_INTERRUPT) {
+    } else if (q->ctx->timed_out || rc == SQLITE_INTERRUPT) {
         dm_buf_printf(err, "the query ran into its time limit of %lld ms and was stopped",
-                      (long long)q->ctx.timeout_ms);
+                      (long long)q->ctx->timeout_ms);
         e = DM_ERR_TIMEOUT;
     } else if (rc == SQLITE_NOMEM) {
         dm_buf_printf(err, "the query needs more memory than the engine allows (%lld bytes "
@@ -374,8 +497,8 @@ dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes, dm_buf_t
     *done = q->done;
     if (q->done)
         return DM_OK;
-    if (dm_query__now_ns() > q->ctx.deadline_ns) {
-        q->ctx.timed_out = true;
+    if (dm_query__now_ns() > q->ctx->deadline_ns) {
+        q->ctx->timed_out = true;
         *done = true;
         return s_step_error(q, SQLITE_INTERRUPT, err);
     }

@@ -465,6 +465,55 @@ Test(query, old_rows_read_null_in_fields_an_upgrade_added)
     free(got);
 }
 
+/* ---- reused connections ---- */
+
+Test(query, a_pooled_connection_never_serves_an_upgraded_product)
+{
+    const char *v1 = "      - {name: id, type: int, required: true}\n";
+    s_product("d", "p", "1.0.0", "    primaryKey: id\n", v1);
+    static const char *const rows[] = {"{\"id\":1}"};
+    s_ingest("d/p", rows, 1);
+    char *got = s_run("SELECT * FROM d.p"); /* leaves a connection in the pool */
+    cr_assert_str_eq(got, "1\n");
+    free(got);
+    char fields[256];
+    snprintf(fields, sizeof fields, "%s      - {name: extra, type: string}\n", v1);
+    s_product("d", "p", "1.1.0", "    primaryKey: id\n", fields);
+    got = s_run("SELECT * FROM d.p");
+    cr_assert_str_eq(got, "1|NULL\n", "the old contract's table was reused");
+    free(got);
+}
+
+Test(query, a_query_after_a_timeout_on_the_same_products_runs_normally)
+{
+    s_engine(300);
+    s_orders();
+    char *msg = NULL;
+    cr_assert_eq(s_fetch_fail("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                              "SELECT count(*) FROM c, commerce.orders",
+                              &msg),
+                 DM_ERR_TIMEOUT);
+    free(msg);
+    char *got = s_run("SELECT count(*) FROM commerce.orders");
+    cr_assert_str_eq(got, "6\n");
+    free(got);
+    got = s_run("SELECT count(*) FROM commerce.orders"); /* twice: the pooled one too */
+    cr_assert_str_eq(got, "6\n");
+    free(got);
+}
+
+Test(query, a_refusal_does_not_stick_to_a_reused_connection)
+{
+    s_orders();
+    char *got = s_run("SELECT count(*) FROM commerce.orders");
+    free(got);
+    char *msg = s_fail("SELECT load_extension('x') FROM commerce.orders", DM_ERR_DENIED);
+    free(msg);
+    got = s_run("SELECT count(*) FROM commerce.orders");
+    cr_assert_str_eq(got, "6\n");
+    free(got);
+}
+
 /* ---- threads ---- */
 
 #define S_RACE_PAUSE_US 1000

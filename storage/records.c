@@ -162,7 +162,7 @@ static dm_err s_merge(MDB_txn *txn, dm_store_t *self)
         return dm_store__mdb("count recent index entries", rc);
     if (st.ms_entries <= self->pk_recent_max)
         return DM_OK;
-    size_t todo = st.ms_entries - self->pk_recent_max;
+    size_t excess = st.ms_entries - self->pk_recent_max;
     MDB_cursor *rcur = NULL, *mcur = NULL;
     dm_buf_t last = DM_BUF_INIT;
     dm_err err = DM_OK;
@@ -180,7 +180,7 @@ static dm_err s_merge(MDB_txn *txn, dm_store_t *self)
     }
     if (rc == MDB_NOTFOUND)
         rc = mdb_cursor_get(rcur, &key, &val, MDB_FIRST);
-    while (todo > 0 && rc == MDB_SUCCESS) {
+    while (excess > 0 && rc == MDB_SUCCESS) {
         /* Copies, so that nothing points into pages the put may move. */
         uint8_t seqb[DM_STORE_SEQ_BYTES];
         if (val.mv_size != sizeof seqb) {
@@ -196,9 +196,9 @@ static dm_err s_merge(MDB_txn *txn, dm_store_t *self)
         if ((rc = mdb_cursor_put(mcur, &key, &val, 0)) != MDB_SUCCESS ||
             (rc = mdb_cursor_del(rcur, 0)) != MDB_SUCCESS)
             break;
-        todo--;
+        excess--;
         rc = mdb_cursor_get(rcur, &key, &val, MDB_NEXT); /* the entry after the deleted one */
-        if (rc == MDB_NOTFOUND && todo > 0)
+        if (rc == MDB_NOTFOUND && excess > 0)
             rc = mdb_cursor_get(rcur, &key, &val, MDB_FIRST); /* wrap around */
     }
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {

@@ -281,7 +281,9 @@ static void s_usage(FILE *f)
                "  interval P (default 2 x MS), probe timeout P/2; F members per gossip round\n"
                "  (default %d).\n"
                "  --slow-ms D: node 1 gets the CPU only every D ms (reads its messages and\n"
-               "  runs its timers then), as a node whose CPU is saturated.\n",
+               "  runs its timers then), as a node whose CPU is saturated.\n"
+               "       meshsim catalog --nodes N --loss PCT [--seed S]\n"
+               "  the catalog's anti-entropy instead (meshsim catalog --help).\n",
             SIM_DEFAULT_ROUNDS, DM_MEMBERSHIP_GOSSIP_INTERVAL_MS, DM_MEMBERSHIP_GOSSIP_FANOUT);
 }
 

@@ -166,7 +166,7 @@ static void *s_peer_socket(dm_gossip_t *self, const char *address, int64_t now_m
             return p->sock;
         }
     uint8_t node_id[DM_ID_PUBLIC_BYTES], server[32];
-    char ep[256], why[256];
+    char ep[256], why[256] = "its key is not a valid ed25519 public key";
     if (dm_address_parse(address, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
         dm_curve_public_from_node_id(node_id, server) != DM_OK) {
         dm_log_warn("gossip: cannot send to '%s': %s", address, why);
@@ -174,10 +174,13 @@ static void *s_peer_socket(dm_gossip_t *self, const char *address, int64_t now_m
     }
     s_peer *p = calloc(1, sizeof *p);
     void *s = p ? zmq_socket(self->ctx, ZMQ_DEALER) : NULL;
-    int linger = 0, hwm = DM_GOSSIP_PEER_HWM, rmax = DM_GOSSIP_RECONNECT_MAX_MS;
-    int64_t maxmsg = DM_RPC_MAX_MSG_BYTES;
+    /* Send-only: nothing is ever read here, so a peer that writes back may
+     * queue at most one tiny message (a larger one drops the connection). */
+    int linger = 0, hwm = DM_GOSSIP_PEER_HWM, rmax = DM_GOSSIP_RECONNECT_MAX_MS, rhwm = 1;
+    int64_t maxmsg = DM_GOSSIP_PEER_MAX_IN;
     if (!s || zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(s, ZMQ_RCVHWM, &rhwm, sizeof rhwm) != 0 ||
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
         zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &rmax, sizeof rmax) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server, 32) != 0 ||

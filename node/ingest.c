@@ -27,6 +27,7 @@
 #define DM_INGEST_JOBS "inproc://dm-ingest-jobs"
 #define DM_ERROR_TEXT_MAX 8192 /* bytes of diagnostics sent back in one Error */
 #define DM_INGEST_GROUP_JOBS 16     /* batches merged into one commit at most */
+#define DM_INGEST_SOURCE_MAX 255    /* bytes of the input's name kept with quarantined lines */
 #define DM_INGEST_GROUP_ROWS 50000  /* rows after which a group stops growing */
 
 typedef enum { S_INGEST, S_REGISTER, S_DEREGISTER, S_REPLY, S_STOP } s_kind;
@@ -156,18 +157,20 @@ static void s_prepare_ingest(dm_ingest_t *self, s_job *job, const Dm__IngestReq 
     }
     job->kind = S_INGEST;
     job->pid = ref->pid;
-    job->source = strdup(req->source ? req->source : "");
+    /* The source name is stored with every quarantined line: bound it. */
+    job->source = strndup(req->source ? req->source : "", DM_INGEST_SOURCE_MAX);
     dm_buf_reserve(&job->bytes, req->data.len + req->data.len / 4);
 
     uint64_t line = req->first_line ? req->first_line : 1;
     char why[160];
     if (req->oversized_len > 0) {
+        size_t keep = req->data.len < self->record_limit ? req->data.len : self->record_limit;
+        uint64_t full = req->oversized_len > req->data.len ? req->oversized_len : req->data.len;
         snprintf(why, sizeof why,
                  "record is %" PRIu64 " bytes, over the limit of %zu bytes (kept: its first %zu "
                  "bytes)",
-                 req->oversized_len, self->record_limit, req->data.len);
-        s_add_quarantine(job, line, (const char *)req->data.data, req->data.len,
-                         req->oversized_len, why);
+                 full, self->record_limit, keep);
+        s_add_quarantine(job, line, (const char *)req->data.data, keep, full, why);
         goto out;
     }
     const char *p = (const char *)req->data.data;
@@ -179,9 +182,12 @@ static void s_prepare_ingest(dm_ingest_t *self, s_job *job, const Dm__IngestReq 
         if (len && p[len - 1] == '\r')
             len--;
         if (len > self->record_limit) {
-            snprintf(why, sizeof why, "record is %zu bytes, over the limit of %zu bytes", len,
-                     self->record_limit);
-            s_add_quarantine(job, line, p, len, len, why);
+            /* Keep its first bytes only: the quarantine must stay listable
+             * within the message bound. */
+            snprintf(why, sizeof why,
+                     "record is %zu bytes, over the limit of %zu bytes (kept: its first %zu bytes)",
+                     len, self->record_limit, self->record_limit);
+            s_add_quarantine(job, line, p, self->record_limit, len, why);
         } else if (!s_blank(p, len)) {
             if (dm_schema_validate(ref->schema, p, len, &sc->row, &sc->key, &sc->reasons)) {
                 s_rowref r = {job->bytes.len, sc->key.len, 0, sc->row.len};
@@ -699,6 +705,9 @@ dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *registry, cons
     self->w_jobs = s_socket(ctx, ZMQ_PAIR, DM_INGEST_JOBS, true);
     self->v_jobs = s_socket(ctx, ZMQ_PAIR, DM_INGEST_JOBS, false);
     self->v_in = s_socket(ctx, ZMQ_PULL, DM_INGEST_INBOX, false);
+    int one = 1; /* the node loop's send queue (DM_INGEST_QUEUE_MSGS) is the bound */
+    if (self->v_in)
+        zmq_setsockopt(self->v_in, ZMQ_RCVHWM, &one, sizeof one);
     self->w_out = s_socket(ctx, ZMQ_PUSH, DM_INGEST_OUTBOX, false);
     if (!self->domain || !self->w_jobs || !self->v_jobs || !self->v_in || !self->w_out)
         goto fail;

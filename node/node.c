@@ -468,6 +468,8 @@ static void s_handle_request(dm_node_t *self, void *router)
             zmq_msg_move(&payload, &extra);
         zmq_msg_close(&extra);
         dm_log_warn("dropped a multi-frame request");
+        dm_node__send_error(self, &rid, 0, DM_ERR_PROTO,
+                            "a request is one frame holding one envelope");
         goto out;
     }
     unsigned field = s_body_field(zmq_msg_data(&payload), zmq_msg_size(&payload));

@@ -210,9 +210,15 @@ typedef struct {
 static int s_collect_quarantine(void *ctx, const dm_quarantine_item_t *it)
 {
     s_qpage *pg = ctx;
-    if (pg->n == pg->cap)
+    size_t cost = it->raw_len + strlen(it->reasons ? it->reasons : "") +
+                  strlen(it->source ? it->source : "");
+    /* Stop before an item that would break the page's byte budget, so a
+     * reply always fits the message bound; a single item always goes. */
+    if (pg->n == pg->cap || (pg->n > 0 && pg->bytes + cost > DM_NODE_QUARANTINE_PAGE_BYTES)) {
+        pg->cut = true;
         return 1;
-    Dm__QuarantineItem *q = &pg->items[pg->n++];
+    }
+    Dm__QuarantineItem *q = &pg->items[pg->n];
     dm__quarantine_item__init(q);
     q->seq = it->seq;
     q->line = it->line;
@@ -221,14 +227,18 @@ static int s_collect_quarantine(void *ctx, const dm_quarantine_item_t *it)
     q->source = strdup(it->source ? it->source : "");
     q->reasons = strdup(it->reasons ? it->reasons : "");
     q->raw.data = malloc(it->raw_len ? it->raw_len : 1);
-    if (q->raw.data && it->raw_len)
-        memcpy(q->raw.data, it->raw, it->raw_len);
-    q->raw.len = q->raw.data ? it->raw_len : 0;
-    pg->bytes += it->raw_len + strlen(q->reasons);
-    if (pg->bytes >= DM_NODE_QUARANTINE_PAGE_BYTES) {
+    if (!q->source || !q->reasons || !q->raw.data) {
+        free(q->source);
+        free(q->reasons);
+        free(q->raw.data);
         pg->cut = true;
         return 1;
     }
+    if (it->raw_len)
+        memcpy(q->raw.data, it->raw, it->raw_len);
+    q->raw.len = it->raw_len;
+    pg->n++;
+    pg->bytes += cost;
     return 0;
 }
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,10 +21,13 @@
 #define DM_QUERY_INBOX_FMT "inproc://dm-query-%u"
 #define DM_QUERY_QUEUE_MSGS 64 /* requests queued per worker before "busy" */
 #define DM_QUERY_CURSOR_SHIFT 8 /* low bits of a cursor id name the worker */
+#define DM_QUERY_RID_MAX 256    /* bytes of a ZeroMQ routing id */
 
 typedef struct {
     uint64_t id;
     dm_query_t *q;
+    uint8_t owner[DM_QUERY_RID_MAX]; /* routing id of the client that opened it */
+    size_t owner_len;
     uint32_t max_rows;
     int64_t deadline_ms; /* closed when not finished by then */
 } s_cursor;
@@ -119,7 +123,19 @@ static void s_fetch_reply(s_worker *w, s_cursor *c, zmq_msg_t *rid, uint64_t id,
     env.id = id;
     env.body_case = DM__ENVELOPE__BODY_QUERY_REP;
     env.query_rep = &rep;
-    s_send(w, rid, &env);
+    if (dm__envelope__get_packed_size(&env) > (size_t)DM_RPC_MAX_MSG_BYTES) {
+        /* One row alone can outgrow a message (huge blobs): say so rather
+         * than send something the client would have to drop. */
+        char text[200];
+        snprintf(text, sizeof text,
+                 "a batch of this query's rows is larger than the %lld-byte message limit (a "
+                 "single row this large cannot be sent); select fewer or smaller columns",
+                 (long long)DM_RPC_MAX_MSG_BYTES);
+        s_send_error(w, rid, id, DM_ERR_TOOBIG, text);
+        done = true;
+    } else {
+        s_send(w, rid, &env);
+    }
     free(cols);
     free(ptrs);
     if (done)
@@ -129,11 +145,16 @@ out:
     dm_buf_free(&err);
 }
 
-static s_cursor *s_find(s_worker *w, uint64_t id)
+/* The open cursor id of the client with routing id rid: a client can
+ * neither read nor close another client's query. */
+static s_cursor *s_find(s_worker *w, uint64_t id, zmq_msg_t *rid)
 {
-    for (size_t i = 0; i < DM_QUERY_POOL_CURSORS; i++)
-        if (w->cursors[i].q && w->cursors[i].id == id)
-            return &w->cursors[i];
+    for (size_t i = 0; i < DM_QUERY_POOL_CURSORS; i++) {
+        s_cursor *c = &w->cursors[i];
+        if (c->q && c->id == id && c->owner_len == zmq_msg_size(rid) &&
+            memcmp(c->owner, zmq_msg_data(rid), c->owner_len) == 0)
+            return c;
+    }
     return NULL;
 }
 
@@ -159,7 +180,14 @@ static void s_handle(s_worker *w, zmq_msg_t *rid, const Dm__Envelope *env)
         }
         dm_buf_free(&err);
         atomic_fetch_add(&w->open, 1);
-        slot->id = (++w->next_seq << DM_QUERY_CURSOR_SHIFT) | w->index;
+        /* Unguessable ids (random high bits), bound to the opener. */
+        uint64_t r;
+        randombytes_buf(&r, sizeof r);
+        slot->id = ((r ^ ++w->next_seq) << DM_QUERY_CURSOR_SHIFT) | w->index;
+        if (slot->id >> DM_QUERY_CURSOR_SHIFT == 0)
+            slot->id |= (uint64_t)1 << DM_QUERY_CURSOR_SHIFT;
+        slot->owner_len = zmq_msg_size(rid) < DM_QUERY_RID_MAX ? zmq_msg_size(rid) : DM_QUERY_RID_MAX;
+        memcpy(slot->owner, zmq_msg_data(rid), slot->owner_len);
         uint32_t want = env->query_req->max_rows;
         slot->max_rows = want && want < DM_QUERY_BATCH_ROWS ? want : DM_QUERY_BATCH_ROWS;
         slot->deadline_ms = s_now_ms() + w->pool->lifetime_ms;
@@ -169,7 +197,7 @@ static void s_handle(s_worker *w, zmq_msg_t *rid, const Dm__Envelope *env)
     uint64_t cursor = env->body_case == DM__ENVELOPE__BODY_QUERY_NEXT ? env->query_next->cursor
                       : env->body_case == DM__ENVELOPE__BODY_QUERY_CLOSE ? env->query_close->cursor
                                                                         : 0;
-    s_cursor *c = cursor ? s_find(w, cursor) : NULL;
+    s_cursor *c = cursor ? s_find(w, cursor, rid) : NULL;
     if (!c) {
         char text[160];
         snprintf(text, sizeof text,

@@ -58,9 +58,10 @@ static void s_usage(FILE *f)
             "  --timeout SECS   give up on a silent node after SECS (default 10)\n"
             "  --help, --version\n"
             "\n"
-            "Exit status: 0 success; 1 invalid input or refused by the node (validate,\n"
-            "check: something invalid; ingest: records quarantined); 2 usage, I/O or\n"
-            "connection error.\n");
+            "Exit status: 0 success; 1 something invalid or refused (validate, check:\n"
+            "invalid contracts or records; register, deregister: refused by the node;\n"
+            "ingest: records quarantined); 2 usage, I/O or connection error, and an\n"
+            "ingest the node refused or cut short (its counts are still printed).\n");
 }
 
 /* Parses a byte count option within [1, max]; returns -1 after printing. */
@@ -614,10 +615,14 @@ static int s_quarantine(const dm_cli_args_t *a)
             status = DM_EXIT_USAGE;
             break;
         }
-        if (dm_cli_print_error(P, "quarantine", rep) ||
-            rep->body_case != DM__ENVELOPE__BODY_QUARANTINE_REP) {
+        if (rep->body_case != DM__ENVELOPE__BODY_QUARANTINE_REP) {
+            if (dm_cli_print_error(P, "quarantine", rep)) {
+                status = DM_EXIT_FAIL;
+            } else {
+                fprintf(stderr, "%s: unexpected reply to quarantine\n", P);
+                status = DM_EXIT_USAGE;
+            }
             dm__envelope__free_unpacked(rep, NULL);
-            status = DM_EXIT_FAIL;
             break;
         }
         const Dm__QuarantineRep *qr = rep->quarantine_rep;
@@ -650,11 +655,18 @@ static int s_status(const dm_cli_args_t *a)
     char hex[65] = "";
     for (size_t i = 0; i < p->node_id.len && i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", p->node_id.data[i]);
-    if (dm_cli_get(a, "json"))
-        printf("{\"domain\":\"%s\",\"node_id\":\"%s\",\"endpoint\":\"%s\",\"uptime_ms\":%" PRIu64
-               ",\"software\":\"%s\"}\n",
-               p->domain, hex, p->endpoint, p->uptime_ms, p->software);
-    else
+    if (dm_cli_get(a, "json")) {
+        dm_buf_t o = DM_BUF_INIT;
+        dm_buf_puts(&o, "{\"domain\":");
+        dm_cli_json_string(&o, p->domain, strlen(p->domain));
+        dm_buf_printf(&o, ",\"node_id\":\"%s\",\"endpoint\":", hex);
+        dm_cli_json_string(&o, p->endpoint, strlen(p->endpoint));
+        dm_buf_printf(&o, ",\"uptime_ms\":%" PRIu64 ",\"software\":", p->uptime_ms);
+        dm_cli_json_string(&o, p->software, strlen(p->software));
+        dm_buf_puts(&o, "}\n");
+        fputs(o.data, stdout);
+        dm_buf_free(&o);
+    } else
         printf("domain %s\nnode id %s\nendpoint %s\nuptime %" PRIu64 " s\nsoftware %s\n",
                p->domain, hex, p->endpoint, p->uptime_ms / 1000, p->software);
     dm__envelope__free_unpacked(rep, NULL);

@@ -378,9 +378,12 @@ static int s_query(const dm_cli_args_t *a)
         }
         inflight--;
         if (rep->body_case != DM__ENVELOPE__BODY_QUERY_REP) {
-            if (!dm_cli_print_error(P, "query refused", rep))
+            if (dm_cli_print_error(P, "query refused", rep)) {
+                status = DM_EXIT_FAIL;
+            } else {
                 fprintf(stderr, "%s: unexpected reply to a query\n", P);
-            status = DM_EXIT_FAIL;
+                status = DM_EXIT_USAGE;
+            }
             ok = false;
             dm__envelope__free_unpacked(rep, NULL);
             break;
@@ -698,9 +701,12 @@ static int s_describe(const dm_cli_args_t *a)
         return DM_EXIT_USAGE;
     }
     char q[256];
-    snprintf(q, sizeof q, "%s", a->pos[1]);
+    if (snprintf(q, sizeof q, "%s", a->pos[1]) >= (int)sizeof q) {
+        fprintf(stderr, "%s: '%.40s...' is longer than a DOMAIN/PRODUCT name can be\n", P, a->pos[1]);
+        return DM_EXIT_USAGE;
+    }
     char *slash = strchr(q, '/');
-    *slash = 0;
+    *slash = 0; /* present: checked on the argument above, which q holds whole */
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__DescribeReq body = DM__DESCRIBE_REQ__INIT;
     body.domain = q;

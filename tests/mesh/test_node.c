@@ -362,3 +362,31 @@ Test(node, survives_garbage_on_the_wire)
     cr_assert_eq(r.status, 0, "node stopped serving: %s", r.err);
     dm_h_result_free(&r);
 }
+
+Test(node, an_over_limit_line_is_quarantined_with_its_first_bytes_only)
+{
+    /* A node with a 1 KiB record limit, fed by a client that allows more. */
+    dm_h_node_signal(&s_node, SIGTERM);
+    const char *extra[] = {"--record-limit", "1024", NULL};
+    cr_assert(dm_h_node_start(&s_node, s_dir, "commerce", extra));
+    const char *reg[] = {"--data", s_dir, "register", s_yaml, NULL};
+    dm_h_result_t r = s_dmctl(reg, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    dm_h_result_free(&r);
+    static char line[3002];
+    memset(line, 'x', 3000);
+    line[3000] = '\n';
+    const char *ing[] = {"--data", s_dir, "ingest", "commerce/orders", "-", NULL};
+    r = s_dmctl(ing, line);
+    cr_assert_str_eq(dm_h_last_line(r.out), "0 accepted, 1 quarantined");
+    dm_h_result_free(&r);
+    const char *q[] = {"--data", s_dir, "quarantine", "commerce/orders", "--json", NULL};
+    r = s_dmctl(q, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "\"raw_length\":3000"), "%.300s", r.out);
+    cr_assert(strstr(r.out, "over the limit of 1024 bytes"), "%.300s", r.out);
+    const char *raw = strstr(r.out, "\"raw\":\"");
+    cr_assert_not_null(raw);
+    cr_assert_eq(strspn(raw + 7, "x"), 1024, "kept more or less than the limit");
+    dm_h_result_free(&r);
+}

@@ -208,3 +208,63 @@ Test(sql, status_is_answered_quickly_while_a_long_query_runs)
     cr_assert_eq(WEXITSTATUS(st), 1, "the query should end refused by its time limit");
     cr_assert_lt(worst, 50, "slowest status reply %lld ms over %d pings", worst, pings);
 }
+
+Test(sql, a_batch_larger_than_a_message_is_refused_clearly)
+{
+    /* One row of 17 one-megabyte columns: more than a message can hold. */
+    static char sql[1024] = "SELECT zeroblob(1000000)";
+    for (int i = 1; i < 17; i++)
+        strcat(sql, ", zeroblob(1000000)");
+    const char *q[] = {"query", sql, "--format", "csv", NULL};
+    dm_h_result_t r = s_meshq(q);
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert(strstr(r.err, "message limit"), "%s", r.err);
+    dm_h_result_free(&r);
+}
+
+/* Opens a query returning more than one batch; returns its cursor. */
+static uint64_t s_open_cursor(dm_client_t *c)
+{
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__QueryReq body = DM__QUERY_REQ__INIT;
+    body.sql = "SELECT orderId FROM commerce.orders";
+    body.max_rows = 1;
+    req.body_case = DM__ENVELOPE__BODY_QUERY_REQ;
+    req.query_req = &body;
+    Dm__Envelope *rep = NULL;
+    cr_assert_eq(dm_client_call(c, &req, &rep), DM_OK);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_QUERY_REP);
+    cr_assert_not(rep->query_rep->done);
+    uint64_t cursor = rep->query_rep->cursor;
+    dm__envelope__free_unpacked(rep, NULL);
+    return cursor;
+}
+
+static Dm__Envelope *s_next(dm_client_t *c, uint64_t cursor)
+{
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__QueryNext next = DM__QUERY_NEXT__INIT;
+    next.cursor = cursor;
+    req.body_case = DM__ENVELOPE__BODY_QUERY_NEXT;
+    req.query_next = &next;
+    Dm__Envelope *rep = NULL;
+    cr_assert_eq(dm_client_call(c, &req, &rep), DM_OK);
+    return rep;
+}
+
+Test(sql, a_client_cannot_pull_another_clients_query)
+{
+    dm_client_t *a = NULL, *b = NULL;
+    char err[256];
+    cr_assert_eq(dm_client_new(s_node.addr, 5000, &a, err, sizeof err), DM_OK);
+    cr_assert_eq(dm_client_new(s_node.addr, 5000, &b, err, sizeof err), DM_OK);
+    uint64_t cursor = s_open_cursor(a);
+    Dm__Envelope *rep = s_next(b, cursor);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_ERROR, "another client read the query");
+    dm__envelope__free_unpacked(rep, NULL);
+    rep = s_next(a, cursor);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_QUERY_REP, "the owner lost its query");
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_client_destroy(&a);
+    dm_client_destroy(&b);
+}

@@ -60,6 +60,13 @@ int dm_cli_timeout_ms(const dm_cli_args_t *a);
 int dm_cli_request(const dm_cli_args_t *a, Dm__Envelope *req, Dm__Envelope__BodyCase expect,
                    const char *what, Dm__Envelope **rep);
 
+/* Lists products: this node's (mesh false; table DOMAIN NAME VERSION
+ * RECORDS QUARANTINED) or the whole mesh's from the node's catalog (mesh
+ * true; table DOMAIN NAME VERSION OWNER ACCESS RECORDS, records known only
+ * for the node's own). --json prints an array of objects with every field
+ * (records and quarantined null where unknown). Returns the exit status. */
+int dm_cli_products(const dm_cli_args_t *a, bool mesh);
+
 /* A command of a tool. */
 typedef struct {
     const char *name;

@@ -488,60 +488,8 @@ static int s_deregister(const dm_cli_args_t *a)
 
 /* ---- products, quarantine, status ---- */
 
-static int s_products(const dm_cli_args_t *a)
-{
-    Dm__Envelope req = DM__ENVELOPE__INIT;
-    Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
-    req.body_case = DM__ENVELOPE__BODY_PRODUCTS_REQ;
-    req.products_req = &body;
-    Dm__Envelope *rep = NULL;
-    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_PRODUCTS_REP, "products", &rep);
-    if (status != DM_EXIT_OK)
-        return status;
-    const Dm__ProductsRep *pr = rep->products_rep;
-    if (dm_cli_get(a, "json")) {
-        dm_buf_t o = DM_BUF_INIT;
-        dm_buf_putc(&o, '[');
-        for (size_t i = 0; i < pr->n_products; i++) {
-            const Dm__ProductInfo *p = pr->products[i];
-            dm_buf_puts(&o, i ? ",{\"domain\":" : "{\"domain\":");
-            dm_cli_json_string(&o, p->domain, strlen(p->domain));
-            dm_buf_puts(&o, ",\"name\":");
-            dm_cli_json_string(&o, p->name, strlen(p->name));
-            dm_buf_puts(&o, ",\"version\":");
-            dm_cli_json_string(&o, p->version, strlen(p->version));
-            dm_buf_printf(&o, ",\"records\":%" PRIu64 ",\"quarantined\":%" PRIu64, p->records,
-                          p->quarantined);
-            dm_buf_puts(&o, ",\"owner\":");
-            dm_cli_json_string(&o, p->owner_team, strlen(p->owner_team));
-            dm_buf_puts(&o, ",\"contact\":");
-            dm_cli_json_string(&o, p->owner_contact, strlen(p->owner_contact));
-            dm_buf_puts(&o, ",\"access\":");
-            dm_cli_json_string(&o, p->access, strlen(p->access));
-            dm_buf_putc(&o, '}');
-        }
-        dm_buf_puts(&o, "]\n");
-        fputs(o.data, stdout);
-        dm_buf_free(&o);
-    } else {
-        dm_cli_table_t t;
-        dm_cli_table_init(&t, 5, (1u << 3) | (1u << 4));
-        const char *head[] = {"DOMAIN", "NAME", "VERSION", "RECORDS", "QUARANTINED"};
-        dm_cli_table_add(&t, head);
-        for (size_t i = 0; i < pr->n_products; i++) {
-            const Dm__ProductInfo *p = pr->products[i];
-            char rec[32], q[32];
-            snprintf(rec, sizeof rec, "%" PRIu64, p->records);
-            snprintf(q, sizeof q, "%" PRIu64, p->quarantined);
-            const char *row[] = {p->domain, p->name, p->version, rec, q};
-            dm_cli_table_add(&t, row);
-        }
-        dm_cli_table_print(&t, stdout);
-        dm_cli_table_free(&t);
-    }
-    dm__envelope__free_unpacked(rep, NULL);
-    return DM_EXIT_OK;
-}
+/* This node's products with their record counts. */
+static int s_products(const dm_cli_args_t *a) { return dm_cli_products(a, false); }
 
 static void s_print_item(const Dm__QuarantineItem *it, bool json, bool first)
 {

@@ -526,65 +526,8 @@ out:
 
 /* ---- products, describe ---- */
 
-static int s_products(const dm_cli_args_t *a)
-{
-    Dm__Envelope req = DM__ENVELOPE__INIT;
-    Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
-    body.mesh = 1; /* the whole mesh, from the node's catalog */
-    req.body_case = DM__ENVELOPE__BODY_PRODUCTS_REQ;
-    req.products_req = &body;
-    Dm__Envelope *rep = NULL;
-    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_PRODUCTS_REP, "products", &rep);
-    if (status != DM_EXIT_OK)
-        return status;
-    const Dm__ProductsRep *pr = rep->products_rep;
-    if (dm_cli_get(a, "json")) {
-        dm_buf_t o = DM_BUF_INIT;
-        dm_buf_putc(&o, '[');
-        for (size_t i = 0; i < pr->n_products; i++) {
-            const Dm__ProductInfo *p = pr->products[i];
-            const char *keys[] = {"domain", "name", "version", "owner", "contact", "access"};
-            const char *vals[] = {p->domain, p->name, p->version, p->owner_team,
-                                  p->owner_contact, p->access};
-            dm_buf_puts(&o, i ? ",{" : "{");
-            for (size_t k = 0; k < 6; k++) {
-                dm_buf_printf(&o, "%s\"%s\":", k ? "," : "", keys[k]);
-                dm_cli_json_string(&o, vals[k], strlen(vals[k]));
-            }
-            char node[2 * DM_ID_PUBLIC_BYTES + 1] = "";
-            for (size_t k = 0; k < p->origin.len && k < DM_ID_PUBLIC_BYTES; k++)
-                snprintf(node + 2 * k, 3, "%02x", p->origin.data[k]);
-            dm_buf_printf(&o, ",\"node\":\"%s\"", node);
-            if (p->remote)
-                dm_buf_puts(&o, ",\"records\":null,\"quarantined\":null}");
-            else
-                dm_buf_printf(&o, ",\"records\":%" PRIu64 ",\"quarantined\":%" PRIu64 "}",
-                              p->records, p->quarantined);
-        }
-        dm_buf_puts(&o, "]\n");
-        fputs(o.data, stdout);
-        dm_buf_free(&o);
-    } else {
-        dm_cli_table_t t;
-        dm_cli_table_init(&t, 6, 1u << 5);
-        const char *head[] = {"DOMAIN", "NAME", "VERSION", "OWNER", "ACCESS", "RECORDS"};
-        dm_cli_table_add(&t, head);
-        for (size_t i = 0; i < pr->n_products; i++) {
-            const Dm__ProductInfo *p = pr->products[i];
-            char rec[32];
-            if (p->remote)
-                snprintf(rec, sizeof rec, "-");
-            else
-                snprintf(rec, sizeof rec, "%" PRIu64, p->records);
-            const char *row[] = {p->domain, p->name, p->version, p->owner_team, p->access, rec};
-            dm_cli_table_add(&t, row);
-        }
-        dm_cli_table_print(&t, stdout);
-        dm_cli_table_free(&t);
-    }
-    dm__envelope__free_unpacked(rep, NULL);
-    return DM_EXIT_OK;
-}
+/* Every product of the mesh, from the node's catalog. */
+static int s_products(const dm_cli_args_t *a) { return dm_cli_products(a, true); }
 
 static void s_print_num(const char *label, const dm_num_t *n)
 {

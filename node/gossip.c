@@ -34,7 +34,6 @@ struct dm_gossip {
     s_peer *peers;
     bool dirty;
     uint64_t saved_incarnation;
-    int64_t next_save_ms;
     dm_swim_msg_t in;  /* decode buffer: the struct is large */
     dm_swim_out_t out; /* drain buffer */
     uint64_t bytes_sent, msgs_sent;
@@ -93,12 +92,16 @@ static void s_save(dm_gossip_t *self)
     char path[DM_GOSSIP_PATH_MAX], tmp[DM_GOSSIP_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", self->dir, DM_GOSSIP_MEMBERS_FILE);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", self->dir, DM_GOSSIP_MEMBERS_FILE);
+    /* Whatever happens, this change is handled: a failed write is retried
+     * at the next change, not on every loop pass (which would flood the log). */
+    uint64_t inc = dm_membership_incarnation(self->m);
+    self->saved_incarnation = inc;
+    self->dirty = false;
     FILE *f = fopen(tmp, "w");
     if (!f) {
         dm_log_warn("gossip: cannot write %s: %s", tmp, strerror(errno));
         return;
     }
-    uint64_t inc = dm_membership_incarnation(self->m);
     fprintf(f, "incarnation %" PRIu64 "\n", inc);
     s_save_ctx sc = {f, dm_identity_public(self->id)};
     dm_membership_list(self->m, s_save_member, &sc);
@@ -112,8 +115,6 @@ static void s_save(dm_gossip_t *self)
         unlink(tmp);
         return;
     }
-    self->saved_incarnation = inc;
-    self->dirty = false;
 }
 
 /* Loads the persisted list: sets the incarnation above the saved one and
@@ -500,25 +501,24 @@ void dm_gossip_tick(dm_gossip_t *self, int64_t now_ms)
 {
     dm_membership_tick(self->m, now_ms);
     s_flush(self, now_ms);
-    if (self->catalog && now_ms >= self->next_sync_ms) {
-        s_poke(self, 1, now_ms);
+    if (now_ms >= self->next_sync_ms) {
+        if (self->catalog)
+            s_poke(self, 1, now_ms);
+        s_close_idle_peers(self, now_ms);
         self->next_sync_ms = now_ms + DM_GOSSIP_SYNC_MS;
     }
+    /* The tick follows every batch of received messages, so saving here
+     * writes each change once, right after it happened. */
     if (dm_membership_incarnation(self->m) != self->saved_incarnation)
         self->dirty = true;
-    if (self->dirty && now_ms >= self->next_save_ms) {
+    if (self->dirty)
         s_save(self);
-        self->next_save_ms = now_ms + DM_GOSSIP_SAVE_MS;
-        s_close_idle_peers(self, now_ms);
-    }
 }
 
 long dm_gossip_wait_ms(const dm_gossip_t *self, int64_t now_ms)
 {
     int64_t next = dm_membership_next_deadline(self->m);
-    if (self->dirty && self->next_save_ms < next)
-        next = self->next_save_ms;
-    if (self->catalog && self->next_sync_ms < next)
+    if (self->next_sync_ms < next)
         next = self->next_sync_ms;
     if (next <= now_ms)
         return 0;

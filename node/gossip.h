@@ -24,7 +24,6 @@
 #define DM_GOSSIP_MEMBERS_FILE "members"   /* in the data directory */
 #define DM_GOSSIP_PEER_HWM 64              /* messages queued to one peer */
 #define DM_GOSSIP_PEER_MAX_IN 4096         /* bytes a peer may send back on our send-only socket (the CURVE handshake must fit) */
-#define DM_GOSSIP_SAVE_MS 0                /* member list: rewritten at every change */
 #define DM_GOSSIP_LEAVE_MS 1000            /* how long a leaving node keeps gossiping */
 #define DM_GOSSIP_PEER_IDLE_MS 120000      /* sockets to gone peers closed after this */
 #define DM_GOSSIP_SYNC_MS 1000             /* catalog digest hash to one random member */

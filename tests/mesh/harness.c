@@ -12,6 +12,12 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#include "identity.h"
+#include "mesh.pb-c.h"
+#include "rpc.h"
 
 #define DM_H_MAX_NODES 64
 #define DM_H_MAX_DIRS 64
@@ -303,4 +309,114 @@ void dm_h_cleanup(void)
             free(s_dirs[i]);
             s_dirs[i] = NULL;
         }
+}
+
+/* ---- an outsider on the wire ---- */
+
+
+#define DM_H_RAW_LINGER_MS 2000
+
+struct dm_h_raw {
+    void *ctx;
+    void *sock;
+};
+
+dm_h_raw_t *dm_h_raw_new(const char *node_addr, const dm_identity_t *id)
+{
+    uint8_t node_id[DM_ID_PUBLIC_BYTES], server[32], pub[32], sec[32];
+    char ep[256], why[256];
+    if (dm_address_parse(node_addr, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
+        dm_curve_public_from_node_id(node_id, server) != DM_OK)
+        return NULL;
+    dm_identity_t *own = NULL;
+    if (!id) {
+        if (dm_identity_new_ephemeral(&own) != DM_OK)
+            return NULL;
+        id = own;
+    }
+    dm_err rc = dm_identity_curve_keys(id, pub, sec);
+    dm_identity_destroy(&own);
+    if (rc != DM_OK)
+        return NULL;
+    dm_h_raw_t *self = calloc(1, sizeof *self);
+    self->ctx = zmq_ctx_new();
+    self->sock = zmq_socket(self->ctx, ZMQ_DEALER);
+    int linger = DM_H_RAW_LINGER_MS;
+    zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(self->sock, ZMQ_CURVE_SERVERKEY, server, 32);
+    zmq_setsockopt(self->sock, ZMQ_CURVE_PUBLICKEY, pub, 32);
+    zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, sec, 32);
+    sodium_memzero(sec, sizeof sec);
+    if (zmq_connect(self->sock, ep) != 0) {
+        dm_h_raw_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void dm_h_raw_destroy(dm_h_raw_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dm_h_raw_t *self = *self_p;
+    zmq_close(self->sock);
+    zmq_ctx_term(self->ctx);
+    free(self);
+    *self_p = NULL;
+}
+
+bool dm_h_raw_send(dm_h_raw_t *self, const void *data, size_t len)
+{
+    return zmq_send(self->sock, len ? data : "", len, 0) == (int)len;
+}
+
+bool dm_h_raw_send_env(dm_h_raw_t *self, const void *envelope)
+{
+    zmq_msg_t msg;
+    if (dm_rpc_pack(envelope, &msg) != DM_OK)
+        return false;
+    if (zmq_msg_send(&msg, self->sock, 0) < 0) {
+        zmq_msg_close(&msg);
+        return false;
+    }
+    return true;
+}
+
+void *dm_h_raw_recv(dm_h_raw_t *self, size_t *len, int timeout_ms)
+{
+    zmq_pollitem_t it = {self->sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, timeout_ms) <= 0)
+        return NULL;
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, self->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg);
+        return NULL;
+    }
+    *len = zmq_msg_size(&msg);
+    void *out = malloc(*len ? *len : 1);
+    memcpy(out, zmq_msg_data(&msg), *len);
+    zmq_msg_close(&msg);
+    return out;
+}
+
+long long dm_h_ping_ms(const dm_h_node_t *n, int timeout_ms)
+{
+    long long t0 = dm_h_now_ms();
+    dm_client_t *c = NULL;
+    char err[DM_RPC_ERR_MAX];
+    if (dm_client_new(n->addr, timeout_ms, &c, err, sizeof err) != DM_OK)
+        return -1;
+    Dm__Ping ping = DM__PING__INIT;
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    req.body_case = DM__ENVELOPE__BODY_PING;
+    req.ping = &ping;
+    Dm__Envelope *rep = NULL;
+    long long ms = -1;
+    if (dm_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_PONG)
+        ms = dm_h_now_ms() - t0;
+    if (rep)
+        dm__envelope__free_unpacked(rep, NULL);
+    dm_client_destroy(&c);
+    return ms;
 }

@@ -52,3 +52,31 @@ void dm_h_cleanup(void);
 long long dm_h_now_ms(void);
 
 #endif
+
+/* ---- an outsider on the wire ----
+ * A CURVE DEALER of the test's own, authenticated with any ed25519
+ * identity (a stranger's throwaway key, or a key that signs forged
+ * entries), that sends raw frames or envelopes to a node and reads its
+ * replies. It speaks the transport like a real peer, so an attack test
+ * reaches exactly the code an outsider reaches. */
+
+typedef struct dm_identity dm_identity_t;
+typedef struct dm_h_raw dm_h_raw_t;
+
+/* Connects to the node's self-certifying address as identity id (NULL: a
+ * fresh throwaway key). NULL if the address does not parse. */
+dm_h_raw_t *dm_h_raw_new(const char *node_addr, const dm_identity_t *id);
+/* Closes the socket, waiting at most 2 s to deliver what is queued. */
+void dm_h_raw_destroy(dm_h_raw_t **self_p);
+/* Sends one frame of len bytes (data may be NULL when len is 0). */
+bool dm_h_raw_send(dm_h_raw_t *self, const void *data, size_t len);
+/* Packs a dm.Envelope (as const void * to keep protobuf out of this
+ * header) and sends it. */
+bool dm_h_raw_send_env(dm_h_raw_t *self, const void *envelope);
+/* Receives one frame within timeout_ms into a malloc'd buffer (*len set);
+ * NULL on timeout. */
+void *dm_h_raw_recv(dm_h_raw_t *self, size_t *len, int timeout_ms);
+
+/* Pings the node with a fresh client and returns the round trip in ms, or
+ * -1 if no Pong came within timeout_ms. */
+long long dm_h_ping_ms(const dm_h_node_t *n, int timeout_ms);

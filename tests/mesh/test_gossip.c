@@ -302,24 +302,10 @@ static void s_inject(const dm_h_node_t *n, const dm_identity_t *me, const char *
     Dm__Envelope env = DM__ENVELOPE__INIT;
     env.body_case = DM__ENVELOPE__BODY_CATALOG_SYNC;
     env.catalog_sync = &sync;
-    uint8_t node_id[32], server[32], pub[32], sec[32];
-    char ep[256], why[256];
-    cr_assert_eq(dm_address_parse(n->addr, node_id, ep, sizeof ep, why, sizeof why), DM_OK);
-    cr_assert_eq(dm_curve_public_from_node_id(node_id, server), DM_OK);
-    cr_assert_eq(dm_identity_curve_keys(me, pub, sec), DM_OK);
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 2000;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server, 32);
-    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 32);
-    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 32);
-    cr_assert_eq(zmq_connect(s, ep), 0);
-    zmq_msg_t msg;
-    cr_assert_eq(dm_rpc_pack(&env, &msg), DM_OK);
-    cr_assert_geq(zmq_msg_send(&msg, s, 0), 0);
-    zmq_close(s); /* linger delivers it */
-    zmq_ctx_term(ctx);
+    dm_h_raw_t *raw = dm_h_raw_new(n->addr, me);
+    cr_assert(raw);
+    cr_assert(dm_h_raw_send_env(raw, &env));
+    dm_h_raw_destroy(&raw); /* linger delivers it */
     free(dbytes);
     free(pes);
 }

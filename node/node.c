@@ -602,7 +602,16 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
     zmq_pollitem_t items[2] = {{router, 0, ZMQ_POLLIN, 0}, {self->outbox_pull, 0, ZMQ_POLLIN, 0}};
     int64_t next_sweep = dm_node__mono_ms() + DM_NODE_READER_CHECK_MS;
     int64_t leave_until = -1; /* set once stopping: keep gossiping the leave */
+    dm_err result = DM_OK;
     for (;;) {
+        if (result == DM_OK && dm_store_failed(self->store)) {
+            /* Reads would go on, every write would fail: a node that looks
+             * healthy but cannot store is worse than one that is down. */
+            dm_log_err("stopping: the store failed and must be reopened; restart meshd (every "
+                       "acknowledged record is on disk)");
+            result = DM_ERR_STORE;
+            *stop = 1;
+        }
         if (*stop && leave_until < 0) {
             dm_log_info("stopping: announcing that this node leaves");
             dm_gossip_leave(self->gossip, dm_node__mono_ms());
@@ -664,7 +673,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
             break;
         }
     }
-    return DM_OK;
+    return result;
 }
 
 void dm_node_destroy(dm_node_t **self_p)

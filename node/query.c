@@ -380,7 +380,10 @@ dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query
     q->ctx->denied[0] = 0;
     q->ctx->denied_weak = false;
     if ((rc = dm_store_reader_open(e->store, &q->ctx->reader))) {
-        dm_buf_printf(err, "reading the store failed: %s", dm_strerror(rc));
+        if (rc == DM_ERR_BUSY)
+            dm_buf_puts(err, "the node is growing its storage map; retry shortly");
+        else
+            dm_buf_printf(err, "reading the store failed: %s", dm_strerror(rc));
         goto fail;
     }
     if (reuse) {

@@ -48,6 +48,10 @@ struct dm_store_cursor {
 dm_err dm_store_reader_open(dm_store_t *store, dm_store_reader_t **out)
 {
     *out = NULL;
+    /* Refuse rather than wait: the thread asking may hold another reader
+     * (a query worker keeps cursors open), and the grower waits for it. */
+    if (atomic_load(&store->growers) > 0)
+        return DM_ERR_BUSY;
     dm_store_reader_t *self = calloc(1, sizeof *self);
     if (!self)
         return DM_ERR_NOMEM;

@@ -21,8 +21,10 @@
  * writer that must grow the map waits until every open reader closes.
  * glibc's default rwlock prefers readers, so a long query never blocks
  * other readers or normal commits; only a commit that needs a bigger map
- * waits, at most for the query's time limit (but a steady overlap of
- * queries can starve it: the lock prefers readers). Never keep a reader
+ * waits. So that a steady overlap of queries cannot starve that commit,
+ * dm_store_reader_open refuses new readers (DM_ERR_BUSY) while a thread
+ * waits to grow the map: growth waits at most for the readers already
+ * open, each bounded by its query's time limit. Never keep a reader
  * open across a wait on the writer or while calling other dm_store_*
  * functions on the same thread (they take the lock again: harmless with
  * this lock kind, a deadlock with a writer-preferring one), and close it
@@ -54,8 +56,9 @@ typedef struct {
     bool inclusive;
 } dm_store_bound_t;
 
-/* Opens a read transaction on store. On error *out is NULL; DM_ERR_STORE
- * (logged) when LMDB refuses, for example when every reader slot is taken. */
+/* Opens a read transaction on store. On error *out is NULL; DM_ERR_BUSY
+ * while the map is being grown (retry shortly); DM_ERR_STORE (logged) when
+ * LMDB refuses, for example when every reader slot is taken. */
 DM_NODISCARD dm_err dm_store_reader_open(dm_store_t *store, dm_store_reader_t **out);
 /* Ends the transaction and releases the lock. Every cursor of the reader
  * must be closed first. NULL-safe; sets *self_p to NULL. */

@@ -35,6 +35,18 @@ dm_err dm_store__mdb(const char *op, int rc)
     }
 }
 
+dm_err dm_store__mdb_txn(dm_store_t *self, const char *op, int rc)
+{
+    if (rc == MDB_PANIC && !atomic_exchange(&self->failed, true))
+        dm_log_err("store: LMDB reports a fatal error (%s: %s): a write of its meta page failed "
+                   "(disk full or an I/O error?); every later write would be refused, so the "
+                   "environment must be reopened",
+                   op, mdb_strerror(rc));
+    return dm_store__mdb(op, rc);
+}
+
+bool dm_store_failed(dm_store_t *self) { return atomic_load(&self->failed); }
+
 int64_t dm_store__now_ms(void)
 {
     struct timespec ts;
@@ -71,6 +83,7 @@ static dm_err s_grow(dm_store_t *self, size_t seen)
 {
     dm_err err = DM_OK;
     MDB_envinfo info;
+    atomic_fetch_add(&self->growers, 1);
     pthread_rwlock_wrlock(&self->lock);
     mdb_env_info(self->env, &info);
     size_t cur = info.me_mapsize;
@@ -87,7 +100,21 @@ static dm_err s_grow(dm_store_t *self, size_t seen)
         dm_log_info("store: map grown from %zu to %zu bytes", cur, next);
 out:
     pthread_rwlock_unlock(&self->lock);
+    atomic_fetch_sub(&self->growers, 1);
     return err;
+}
+
+/* After a failed commit: LMDB marks the environment fatal when the meta
+ * page could not be written, and says so only at the next begin. Ask now,
+ * so the failure is known before the next write arrives. */
+static void s_check_fatal(dm_store_t *self)
+{
+    MDB_txn *probe = NULL;
+    int rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &probe);
+    if (rc == MDB_SUCCESS)
+        mdb_txn_abort(probe);
+    else if (rc == MDB_PANIC)
+        (void)dm_store__mdb_txn(self, "commit", rc);
 }
 
 /* Begins a transaction (flags 0 or MDB_RDONLY) with the lock held shared,
@@ -109,8 +136,9 @@ static dm_err s_begin(dm_store_t *self, unsigned flags, MDB_txn **txn, size_t *s
         pthread_rwlock_unlock(&self->lock);
         *txn = NULL;
         if (rc != MDB_MAP_RESIZED)
-            return dm_store__mdb(flags ? "begin a read transaction" : "begin a write transaction",
-                                 rc);
+            return dm_store__mdb_txn(self, flags ? "begin a read transaction"
+                                                 : "begin a write transaction",
+                                     rc);
         dm_err err = s_adopt_map_size(self);
         if (err)
             return err;
@@ -148,6 +176,7 @@ dm_err dm_store__write(dm_store_t *self, const char *op, dm_store__write_fn fn, 
             else if (rc != MDB_SUCCESS) {
                 dm_log_err("store: %s: commit: %s", op, mdb_strerror(rc));
                 err = DM_ERR_STORE;
+                s_check_fatal(self);
             }
         }
         pthread_rwlock_unlock(&self->lock);

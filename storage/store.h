@@ -52,6 +52,10 @@ void dm_store_destroy(dm_store_t **self_p);
 size_t dm_store_map_size(dm_store_t *self);
 /* Clears reader slots of dead processes; returns how many were cleared. */
 int dm_store_reader_check(dm_store_t *self);
+/* True once LMDB has reported a fatal error (MDB_PANIC, after a failed
+ * meta-page write): the environment refuses every transaction until the
+ * process reopens it. Logged once when it happens. Thread-safe. */
+bool dm_store_failed(dm_store_t *self);
 
 /* ---- products ---- */
 

@@ -11,6 +11,7 @@
 #define DM_STORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <lmdb.h>
@@ -27,6 +28,13 @@ struct dm_store {
     MDB_dbi products, rows, pk, pk_recent, quarantine, meta;
     MDB_dbi catalog;        /* storage/catalog_db.h */
     pthread_rwlock_t lock;  /* txns shared, map resize exclusive */
+    /* Threads waiting to grow the map. While it is not 0, new long-lived
+     * readers (dm_store_reader_open) are refused, so a steady overlap of
+     * queries cannot starve growth: glibc's rwlock prefers readers. */
+    atomic_uint growers;
+    /* Set once LMDB reports MDB_PANIC (a failed meta-page write): the
+     * environment refuses every transaction until it is reopened. */
+    atomic_bool failed;
     size_t max_map_bytes;
     size_t pk_recent_max;   /* see dm_store_opts_t */
     size_t max_key_bytes;   /* mdb_env_get_maxkeysize */
@@ -76,6 +84,10 @@ static inline void dm_store__log_key(uint8_t *k, uint32_t pid, uint64_t seq)
  * (callers handle them); anything else logs one line naming op and
  * mdb_strerror and returns DM_ERR_STORE. */
 dm_err dm_store__mdb(const char *op, int rc);
+
+/* dm_store__mdb for a transaction of self: also records MDB_PANIC in
+ * self->failed and says once, loudly, that the store must be reopened. */
+dm_err dm_store__mdb_txn(dm_store_t *self, const char *op, int rc);
 
 /* Begins a read transaction with the lock held shared. On error nothing is
  * held. End it with dm_store__read_end. */

@@ -18,6 +18,7 @@ static const char *const s_messages[DM_ERR__COUNT] = {
     [DM_ERR_PROTO] = "protocol error",
     [DM_ERR_DENIED] = "permission denied",
     [DM_ERR_USAGE] = "usage error",
+    [DM_ERR_BUSY] = "busy, retry shortly",
 };
 
 const char *dm_strerror(dm_err err)

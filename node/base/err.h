@@ -25,6 +25,7 @@ typedef enum {
     DM_ERR_PROTO,    /* a malformed or unexpected message */
     DM_ERR_DENIED,   /* refused by policy */
     DM_ERR_USAGE,    /* wrong command line */
+    DM_ERR_BUSY,     /* the node cannot take this now; retry shortly */
     DM_ERR__COUNT
 } dm_err;
 

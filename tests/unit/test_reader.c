@@ -6,6 +6,9 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,4 +248,98 @@ Test(reader, reader_sees_its_snapshot_only)
     cr_assert_eq(dm_store_reader_count(r, s_pid, &count), DM_OK);
     cr_assert_eq(count, 21);
     dm_store_reader_close(&r);
+}
+
+/* ---- map growth under a steady overlap of readers ---- */
+
+#define T_HOLD_MS 20        /* how long a simulated query keeps its reader */
+#define T_GROW_DEADLINE_MS 10000
+#define T_ROWS 30000
+#define T_ROW_BYTES 100
+
+static atomic_bool s_grown, s_readers_stop;
+static atomic_int s_busy;
+
+static long long s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_hold(long ms)
+{
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL); /* a query's work, not a wait for a condition */
+}
+
+/* A query loop: readers of T_HOLD_MS, back to back, until told to stop. */
+static void *s_query_loop(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&s_readers_stop)) {
+        dm_store_reader_t *r = NULL;
+        dm_err rc = dm_store_reader_open(s_store, &r);
+        if (rc == DM_ERR_BUSY) {
+            atomic_fetch_add(&s_busy, 1);
+            s_hold(1);
+            continue;
+        }
+        cr_assert_eq(rc, DM_OK);
+        s_hold(T_HOLD_MS);
+        dm_store_reader_close(&r);
+    }
+    return NULL;
+}
+
+static void *s_big_commit(void *arg)
+{
+    static uint8_t keys[T_ROWS][4];
+    static char payload[T_ROW_BYTES];
+    static dm_row_in_t rows[T_ROWS];
+    for (size_t i = 0; i < T_ROWS; i++) {
+        uint32_t k = (uint32_t)(i * 7919u);
+        memcpy(keys[i], &k, 4);
+        rows[i] = (dm_row_in_t){keys[i], 4, payload, T_ROW_BYTES};
+    }
+    *(dm_err *)arg = dm_store_commit_batch(s_store, s_pid, rows, T_ROWS, NULL, 0, "t", NULL);
+    atomic_store(&s_grown, true);
+    return NULL;
+}
+
+/* Three threads keep readers open back to back, always overlapping; a
+ * commit that needs a bigger map must still get through (before, glibc's
+ * reader-preferring lock let it wait for as long as the overlap lasted). */
+Test(reader, map_growth_is_not_starved_by_overlapping_readers, .timeout = 60)
+{
+    dm_store_destroy(&s_store);
+    s_rmdir(s_dir);
+    cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_reader_XXXXXX")));
+    dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
+                            .max_map_bytes = (size_t)256 << 20};
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    s_pid = s_register("grow");
+    size_t before = dm_store_map_size(s_store);
+    atomic_store(&s_grown, false);
+    atomic_store(&s_readers_stop, false);
+    atomic_store(&s_busy, 0);
+    pthread_t q[3], w;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(pthread_create(&q[i], NULL, s_query_loop, NULL), 0);
+        s_hold(T_HOLD_MS / 3);
+    }
+    dm_err rc = DM_ERR_IO;
+    cr_assert_eq(pthread_create(&w, NULL, s_big_commit, &rc), 0);
+    long long deadline = s_now_ms() + T_GROW_DEADLINE_MS;
+    while (!atomic_load(&s_grown) && s_now_ms() < deadline)
+        s_hold(5);
+    bool grown = atomic_load(&s_grown);
+    atomic_store(&s_readers_stop, true);
+    for (int i = 0; i < 3; i++)
+        pthread_join(q[i], NULL);
+    pthread_join(w, NULL);
+    cr_assert(grown, "the commit that grows the map waited over %d ms behind readers",
+              T_GROW_DEADLINE_MS);
+    cr_assert_eq(rc, DM_OK);
+    cr_assert_gt(dm_store_map_size(s_store), before);
 }

@@ -316,6 +316,12 @@ static dm_contract_t *s_contract(dm_cx_t *cx, dm_ydoc_t **doc)
 dm_err dm_contract_parse(const char *name, const char *buf, size_t len, const char *basedir,
                          dm_contract_t ***out, size_t *n, dm_diags_t *diags)
 {
+    return dm_contract_parse_opts(name, buf, len, basedir, 0, out, n, diags);
+}
+
+dm_err dm_contract_parse_opts(const char *name, const char *buf, size_t len, const char *basedir,
+                              unsigned flags, dm_contract_t ***out, size_t *n, dm_diags_t *diags)
+{
     *out = NULL;
     *n = 0;
     size_t first = diags->count;
@@ -328,7 +334,7 @@ dm_err dm_contract_parse(const char *name, const char *buf, size_t len, const ch
     dm_contract_t **cs = calloc(ndocs, sizeof *cs);
     if (!cs)
         abort();
-    dm_cx_t cx = {name, basedir, diags, diags->count - before}; /* duplicate keys */
+    dm_cx_t cx = {name, basedir, diags, diags->count - before, flags}; /* dup. keys */
     size_t nc = 0;
     for (size_t i = 0; i < ndocs; i++) {
         const dm_ynode_t *root = docs[i]->root;

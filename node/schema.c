@@ -22,6 +22,7 @@
 
 #include "json_scan.h"
 #include "log.h"
+#include "pattern.h"
 
 #define S_FNV_OFFSET 2166136261u
 #define S_FNV_PRIME 16777619u
@@ -34,6 +35,7 @@ struct dm_schema__rcheck {
     dm_value_t *vals; /* in_list, typed */
     size_t nvals;
     bool has_re;
+    bool re_anchored; /* starts with ^: runs on values of any length */
     regex_t re;
 };
 
@@ -205,19 +207,36 @@ static bool s_bounds(s_ctx_t *x, const dm_field_t *f, bool is_int, int64_t iv, d
     return false;
 }
 
+typedef enum { S_RE_NO = 0, S_RE_YES, S_RE_TOO_LONG } s_re_result;
+
 /* t[n] must be NUL: sanitizers' regexec interceptors strlen the subject
  * even with REG_STARTEND, which is used (where it exists) so that a decoded
- * NUL inside the value does not end the subject early. */
-static bool s_regex_match(const regex_t *re, const char *t, size_t n)
+ * NUL inside the value does not end the subject early. glibc's search is
+ * quadratic in n for an unanchored pattern, so one runs only on values of
+ * at most DM_PATTERN_SUBJECT_MAX bytes (S_RE_TOO_LONG otherwise); an
+ * anchored one is tried at position 0 only and is linear. */
+static s_re_result s_regex_match(const regex_t *re, bool anchored, const char *t, size_t n)
 {
     assert(t[n] == 0);
+    if (!anchored && n > DM_PATTERN_SUBJECT_MAX)
+        return S_RE_TOO_LONG;
 #ifdef REG_STARTEND
     regmatch_t pm = {.rm_so = 0, .rm_eo = (regoff_t)n};
-    return regexec(re, t, 1, &pm, REG_STARTEND) == 0;
+    return regexec(re, t, 1, &pm, REG_STARTEND) == 0 ? S_RE_YES : S_RE_NO;
 #else
     (void)n;
-    return regexec(re, t, 0, NULL, 0) == 0;
+    return regexec(re, t, 0, NULL, 0) == 0 ? S_RE_YES : S_RE_NO;
 #endif
+}
+
+/* The reason for S_RE_TOO_LONG. */
+static void s_too_long(dm_buf_t *out, size_t n, const char *pattern)
+{
+    dm_buf_printf(out,
+                  "a value of %zu bytes is too long for pattern '%s': a pattern that does not "
+                  "start with ^ is checked on values of at most %d bytes (anchor it with ^, "
+                  "e.g. '^.*%s', to check longer values)",
+                  n, pattern, DM_PATTERN_SUBJECT_MAX, pattern);
 }
 
 /* minLength, maxLength and pattern on a value given as JSON string: m has
@@ -247,10 +266,15 @@ static bool s_text_rules(s_ctx_t *x, const s_field_t *sf, const dm_json_member_t
         if (t != scratch)
             memcpy(scratch, t, n);
         scratch[n] = 0;
-        if (!s_regex_match(&sf->re, scratch, n)) {
+        s_re_result r = s_regex_match(&sf->re, sf->re_anchored, scratch, n);
+        if (r != S_RE_YES) {
             if (s_reason(x, f)) {
-                s_quote(x->out, m->val, m->val_len);
-                dm_buf_printf(x->out, " does not match pattern '%s'", f->pattern);
+                if (r == S_RE_TOO_LONG) {
+                    s_too_long(x->out, n, f->pattern);
+                } else {
+                    s_quote(x->out, m->val, m->val_len);
+                    dm_buf_printf(x->out, " does not match pattern '%s'", f->pattern);
+                }
             }
             return false;
         }
@@ -524,13 +548,17 @@ static void s_row_checks(s_ctx_t *x, const dm_schema_t *s, uint8_t *rd, size_t l
                 saved = *after;
                 *after = 0;
             }
-            bool ok = s_regex_match(&rc->re, t, n);
+            s_re_result r = s_regex_match(&rc->re, rc->re_anchored, t, n);
             if (after)
                 *after = saved;
-            if (!ok && s_reason(x, f)) {
+            if (r != S_RE_YES && s_reason(x, f)) {
                 dm_buf_puts(x->out, "check regex failed: ");
-                s_quote(x->out, t, n);
-                dm_buf_printf(x->out, " does not match '%s'", rc->c->pattern);
+                if (r == S_RE_TOO_LONG) {
+                    s_too_long(x->out, n, rc->c->pattern);
+                } else {
+                    s_quote(x->out, t, n);
+                    dm_buf_printf(x->out, " does not match '%s'", rc->c->pattern);
+                }
             }
             break;
         }
@@ -657,8 +685,18 @@ static bool s_parse_text(const s_field_t *sf, const char *t, dm_value_t *v)
     }
 }
 
-static bool s_compile(regex_t *re, const char *pattern, const char *field)
+/* Compiles pattern after checking its cost statically (pattern.h): a
+ * contract that did not come through the parser's check never reaches
+ * regcomp with an expensive pattern. */
+static bool s_compile(regex_t *re, bool *anchored, const char *pattern, const char *field)
 {
+    char why[DM_PATTERN_WHY_MAX];
+    dm_pattern_info_t info;
+    if (dm_pattern_check(pattern, &info, why, sizeof why) != DM_OK) {
+        dm_log_err("schema: field '%s': pattern '%.64s' is refused: %s", field, pattern, why);
+        return false;
+    }
+    *anchored = info.anchored;
     int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
     if (rc == 0)
         return true;
@@ -709,7 +747,8 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
         }
         if (sf->f->pattern) {
             err = DM_ERR_INVALID;
-            if (!(sf->has_re = s_compile(&sf->re, sf->f->pattern, sf->f->name)))
+            if (!(sf->has_re =
+                      s_compile(&sf->re, &sf->re_anchored, sf->f->pattern, sf->f->name)))
                 goto out;
         }
     }
@@ -732,7 +771,8 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
         s_rcheck_t *rc = &s->checks[s->nchecks++];
         rc->c = ck;
         rc->field = (size_t)fi;
-        if (ck->rule == DM_CHECK_REGEX && !(rc->has_re = s_compile(&rc->re, ck->pattern, ck->column)))
+        if (ck->rule == DM_CHECK_REGEX &&
+            !(rc->has_re = s_compile(&rc->re, &rc->re_anchored, ck->pattern, ck->column)))
             goto out;
         if (ck->rule == DM_CHECK_IN_LIST) {
             err = DM_ERR_NOMEM;

@@ -21,6 +21,7 @@ typedef struct {
     uint32_t width;   /* bytes of the slot */
     size_t *vlens;    /* enum value lengths */
     bool has_re;
+    bool re_anchored; /* starts with ^: runs on values of any length */
     regex_t re;
 } dm_schema__field_t;
 

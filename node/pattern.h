@@ -1,0 +1,52 @@
+/* pattern.h: a static cost check for the POSIX extended regular
+ * expressions a contract may carry (field pattern, check rule regex).
+ *
+ * glibc's regcomp expands a bounded repetition {m,n} into n copies of what
+ * it repeats, so nested bounds multiply: ((a{1,100}){1,100}){1,100} asks
+ * for a million copies and pins gigabytes. dm_pattern_check reads the
+ * pattern with its own ERE parser, without compiling it, and refuses it
+ * when its text, its repetition nesting or its expanded size is over the
+ * limits below, or when it uses anything the parser does not understand
+ * (backreferences, GNU escapes, collating elements, lazy quantifiers...).
+ * A pattern it accepts compiles in well under a millisecond and a couple
+ * of MB (figures in docs/contract.md).
+ *
+ * glibc's regexec is quadratic in the subject for an unanchored pattern
+ * (b(ab)*c takes 4 s on 64 KB of "ab"); a pattern that starts with ^ is
+ * tried at position 0 only and stays linear. The schema therefore runs an
+ * unanchored pattern only on values of at most DM_PATTERN_SUBJECT_MAX
+ * bytes (info.anchored says which kind a pattern is). */
+#ifndef DM_PATTERN_H
+#define DM_PATTERN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define DM_PATTERN_MAX_LEN 256      /* bytes of pattern text */
+#define DM_PATTERN_MAX_BOUND 255    /* largest m or n in {m}, {m,}, {m,n} */
+#define DM_PATTERN_MAX_DEPTH 3      /* repetition operators nested in each other */
+#define DM_PATTERN_MAX_GROUPS 16    /* parentheses nested in each other */
+#define DM_PATTERN_MAX_COST 256     /* atoms after expanding every repetition */
+#define DM_PATTERN_SUBJECT_MAX 1024 /* bytes of a value an unanchored pattern is run on */
+#define DM_PATTERN_WHY_MAX 256      /* bytes of a refusal message, NUL included */
+
+typedef struct {
+    size_t len;     /* bytes of pattern text */
+    unsigned depth; /* deepest nesting of repetition operators */
+    uint64_t cost;  /* atoms after expansion ({m,n} counts its operand n times) */
+    bool anchored;  /* starts with ^ and has no top-level '|': tried at position 0 only */
+} dm_pattern_info_t;
+
+/* Checks pattern (NUL-terminated) against the limits above without
+ * compiling it. Returns DM_OK and fills *info (may be NULL), or
+ * DM_ERR_INVALID with a message in why (cap bytes, always NUL-terminated)
+ * such as "at offset 12: ..." that names the limit or the construct and
+ * what would be valid. Never allocates; runs in time linear in the
+ * pattern's length. */
+DM_NODISCARD dm_err dm_pattern_check(const char *pattern, dm_pattern_info_t *info, char *why,
+                                     size_t cap);
+
+#endif

@@ -88,10 +88,10 @@ bool dm_cx_regex_ok(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const ch
     if (dm_pattern_check(pattern, NULL, why, sizeof why) != DM_OK) {
         bool cut = strlen(pattern) > S_PATTERN_QUOTE_MAX;
         dm_cx_err(cx, n,
-                  "%s '%.*s%s' is refused: %s (a pattern is a POSIX extended regex of at most "
-                  "%d bytes, without backreferences, with repetitions nested at most %d deep, "
-                  "bounds {m,n} up to %d, and at most %d atoms once every repetition is "
-                  "expanded)",
+                  "%s '%.*s%s' is not a valid POSIX extended regular expression within the "
+                  "limits of a contract: %s (a contract pattern has at most %d bytes, no "
+                  "backreferences, repetitions nested at most %d deep, bounds {m,n} up to %d, "
+                  "and at most %d atoms once every repetition is expanded)",
                   what, S_PATTERN_QUOTE_MAX, pattern, cut ? "..." : "", why, DM_PATTERN_MAX_LEN,
                   DM_PATTERN_MAX_DEPTH, DM_PATTERN_MAX_BOUND, DM_PATTERN_MAX_COST);
         return false;

@@ -12,7 +12,8 @@
  * limit crossed, so it never does more than one pass over the text.
  * Everything outside that grammar is refused rather than guessed at:
  * backreferences and GNU escapes (\1, \w, \b, \<), collating elements and
- * equivalence classes ([[.a.]], [[=a=]]), two repetition operators in a
+ * equivalence classes ([[.a.]], [[=a=]]), ^ or $ anywhere but at the very
+ * start or end of the pattern, two repetition operators in a
  * row (a*? is a lazy quantifier elsewhere, a{2}{3} a product), a repetition
  * with nothing to repeat, empty alternatives and groups, control bytes. */
 #include "pattern.h"
@@ -227,6 +228,14 @@ static bool s_atom(s_rx *x, uint64_t *cost, unsigned *depth)
         return s_fail(x, "control byte 0x%02x; write it as a bracket expression of a class "
                          "([[:cntrl:]]) or leave it out",
                       (unsigned)c);
+    /* glibc lets a '^' or '$' inside the pattern match next to a newline
+     * even without REG_NEWLINE; only the ends of the text mean what they say */
+    if (c == '^' && x->pos != 0)
+        return s_fail(x, "'^' is allowed only as the first character of the pattern; write \\^ "
+                         "for a literal");
+    if (c == '$' && (x->pos + 1 != x->len || x->groups))
+        return s_fail(x, "'$' is allowed only as the last character of the pattern; write \\$ "
+                         "for a literal");
     x->pos++; /* '.', '^', '$', ']' or an ordinary byte */
     return true;
 }
@@ -319,6 +328,6 @@ dm_err dm_pattern_check(const char *pattern, dm_pattern_info_t *info, char *why,
         return DM_ERR_INVALID;
     }
     if (info)
-        *info = (dm_pattern_info_t){x.len, depth, cost, pattern[0] == '^' && branches == 1};
+        *info = (dm_pattern_info_t){x.len, depth, cost};
     return DM_OK;
 }

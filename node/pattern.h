@@ -11,11 +11,12 @@
  * A pattern it accepts compiles in well under a millisecond and a couple
  * of MB (figures in docs/contract.md).
  *
- * glibc's regexec is quadratic in the subject for an unanchored pattern
- * (b(ab)*c takes 4 s on 64 KB of "ab"); a pattern that starts with ^ is
- * tried at position 0 only and stays linear. The schema therefore runs an
- * unanchored pattern only on values of at most DM_PATTERN_SUBJECT_MAX
- * bytes (info.anchored says which kind a pattern is). */
+ * glibc's regexec is not linear in the subject either (it retries an
+ * unanchored search at every position and builds DFA states without
+ * bound), so values are matched by dm_pattern_match (pattern_match.c), a
+ * Thompson-NFA simulation whose cost is at most the program's size per
+ * byte of the subject. regcomp still confirms, off the node loop, that
+ * glibc reads the pattern the same way (dmctl validate, register). */
 #ifndef DM_PATTERN_H
 #define DM_PATTERN_H
 
@@ -30,14 +31,12 @@
 #define DM_PATTERN_MAX_DEPTH 3      /* repetition operators nested in each other */
 #define DM_PATTERN_MAX_GROUPS 16    /* parentheses nested in each other */
 #define DM_PATTERN_MAX_COST 256     /* atoms after expanding every repetition */
-#define DM_PATTERN_SUBJECT_MAX 1024 /* bytes of a value an unanchored pattern is run on */
 #define DM_PATTERN_WHY_MAX 256      /* bytes of a refusal message, NUL included */
 
 typedef struct {
     size_t len;     /* bytes of pattern text */
     unsigned depth; /* deepest nesting of repetition operators */
     uint64_t cost;  /* atoms after expansion ({m,n} counts its operand n times) */
-    bool anchored;  /* starts with ^ and has no top-level '|': tried at position 0 only */
 } dm_pattern_info_t;
 
 /* Checks pattern (NUL-terminated) against the limits above without
@@ -48,5 +47,24 @@ typedef struct {
  * pattern's length. */
 DM_NODISCARD dm_err dm_pattern_check(const char *pattern, dm_pattern_info_t *info, char *why,
                                      size_t cap);
+
+/* A compiled pattern for dm_pattern_match: immutable, shareable between
+ * threads. */
+typedef struct dm_pattern dm_pattern_t;
+
+/* Compiles pattern (which must pass dm_pattern_check: DM_ERR_INVALID
+ * otherwise) into *out; free it with dm_pattern_destroy. Its size is at
+ * most a few instructions per atom of info.cost. */
+DM_NODISCARD dm_err dm_pattern_compile(const char *pattern, dm_pattern_t **out);
+
+/* Frees a compiled pattern. NULL-safe; sets *self_p to NULL. */
+void dm_pattern_destroy(dm_pattern_t **self_p);
+
+/* Whether some substring of t (n bytes, need not be NUL-terminated) matches,
+ * as regexec with REG_EXTENDED | REG_NOSUB in the C locale would say, in
+ * time O(n * program size) and memory O(program size). DM_ERR_NOMEM (and
+ * *matched false) if the scratch lists cannot be allocated. */
+DM_NODISCARD dm_err dm_pattern_match(const dm_pattern_t *p, const char *t, size_t n,
+                                     bool *matched);
 
 #endif

@@ -15,7 +15,6 @@
 
 #include <assert.h>
 #include <math.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +33,7 @@ struct dm_schema__rcheck {
     size_t field;
     dm_value_t *vals; /* in_list, typed */
     size_t nvals;
-    bool has_re;
-    bool re_anchored; /* starts with ^: runs on values of any length */
-    regex_t re;
+    dm_pattern_t *re; /* DM_CHECK_REGEX's pattern, or NULL */
 };
 
 typedef dm_schema__field_t s_field_t;
@@ -207,36 +204,13 @@ static bool s_bounds(s_ctx_t *x, const dm_field_t *f, bool is_int, int64_t iv, d
     return false;
 }
 
-typedef enum { S_RE_NO = 0, S_RE_YES, S_RE_TOO_LONG } s_re_result;
-
-/* t[n] must be NUL: sanitizers' regexec interceptors strlen the subject
- * even with REG_STARTEND, which is used (where it exists) so that a decoded
- * NUL inside the value does not end the subject early. glibc's search is
- * quadratic in n for an unanchored pattern, so one runs only on values of
- * at most DM_PATTERN_SUBJECT_MAX bytes (S_RE_TOO_LONG otherwise); an
- * anchored one is tried at position 0 only and is linear. */
-static s_re_result s_regex_match(const regex_t *re, bool anchored, const char *t, size_t n)
+/* Matches with pattern_match.c (linear in n), not glibc's regexec, whose
+ * search is quadratic or worse in the subject. Out of memory counts as no
+ * match. */
+static bool s_regex_match(const dm_pattern_t *re, const char *t, size_t n)
 {
-    assert(t[n] == 0);
-    if (!anchored && n > DM_PATTERN_SUBJECT_MAX)
-        return S_RE_TOO_LONG;
-#ifdef REG_STARTEND
-    regmatch_t pm = {.rm_so = 0, .rm_eo = (regoff_t)n};
-    return regexec(re, t, 1, &pm, REG_STARTEND) == 0 ? S_RE_YES : S_RE_NO;
-#else
-    (void)n;
-    return regexec(re, t, 0, NULL, 0) == 0 ? S_RE_YES : S_RE_NO;
-#endif
-}
-
-/* The reason for S_RE_TOO_LONG. */
-static void s_too_long(dm_buf_t *out, size_t n, const char *pattern)
-{
-    dm_buf_printf(out,
-                  "a value of %zu bytes is too long for pattern '%s': a pattern that does not "
-                  "start with ^ is checked on values of at most %d bytes (anchor it with ^, "
-                  "e.g. '^.*%s', to check longer values)",
-                  n, pattern, DM_PATTERN_SUBJECT_MAX, pattern);
+    bool ok = false;
+    return dm_pattern_match(re, t, n, &ok) == DM_OK && ok;
 }
 
 /* minLength, maxLength and pattern on a value given as JSON string: m has
@@ -262,19 +236,14 @@ static bool s_text_rules(s_ctx_t *x, const s_field_t *sf, const dm_json_member_t
         }
         return false;
     }
-    if (sf->has_re) {
+    if (sf->re) {
         if (t != scratch)
             memcpy(scratch, t, n);
         scratch[n] = 0;
-        s_re_result r = s_regex_match(&sf->re, sf->re_anchored, scratch, n);
-        if (r != S_RE_YES) {
+        if (!s_regex_match(sf->re, scratch, n)) {
             if (s_reason(x, f)) {
-                if (r == S_RE_TOO_LONG) {
-                    s_too_long(x->out, n, f->pattern);
-                } else {
-                    s_quote(x->out, m->val, m->val_len);
-                    dm_buf_printf(x->out, " does not match pattern '%s'", f->pattern);
-                }
+                s_quote(x->out, m->val, m->val_len);
+                dm_buf_printf(x->out, " does not match pattern '%s'", f->pattern);
             }
             return false;
         }
@@ -357,7 +326,7 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
             memcpy(rd + *pos, m->val, n);
             t = (const char *)rd + *pos;
         }
-        if ((f->min_length >= 0 || f->max_length >= 0 || sf->has_re) &&
+        if ((f->min_length >= 0 || f->max_length >= 0 || sf->re) &&
             !s_text_rules(x, sf, m, t, n, (char *)rd + *pos))
             return false;
     }
@@ -548,17 +517,13 @@ static void s_row_checks(s_ctx_t *x, const dm_schema_t *s, uint8_t *rd, size_t l
                 saved = *after;
                 *after = 0;
             }
-            s_re_result r = s_regex_match(&rc->re, rc->re_anchored, t, n);
+            bool ok = s_regex_match(rc->re, t, n);
             if (after)
                 *after = saved;
-            if (r != S_RE_YES && s_reason(x, f)) {
+            if (!ok && s_reason(x, f)) {
                 dm_buf_puts(x->out, "check regex failed: ");
-                if (r == S_RE_TOO_LONG) {
-                    s_too_long(x->out, n, rc->c->pattern);
-                } else {
-                    s_quote(x->out, t, n);
-                    dm_buf_printf(x->out, " does not match '%s'", rc->c->pattern);
-                }
+                s_quote(x->out, t, n);
+                dm_buf_printf(x->out, " does not match '%s'", rc->c->pattern);
             }
             break;
         }
@@ -685,25 +650,21 @@ static bool s_parse_text(const s_field_t *sf, const char *t, dm_value_t *v)
     }
 }
 
-/* Compiles pattern after checking its cost statically (pattern.h): a
- * contract that did not come through the parser's check never reaches
- * regcomp with an expensive pattern. */
-static bool s_compile(regex_t *re, bool *anchored, const char *pattern, const char *field)
+/* Compiles pattern for pattern_match.c after checking its cost statically
+ * (pattern.h): a contract that did not come through the parser's check
+ * still cannot make this expensive. */
+static bool s_compile(dm_pattern_t **re, const char *pattern, const char *field)
 {
     char why[DM_PATTERN_WHY_MAX];
-    dm_pattern_info_t info;
-    if (dm_pattern_check(pattern, &info, why, sizeof why) != DM_OK) {
+    if (dm_pattern_check(pattern, NULL, why, sizeof why) != DM_OK) {
         dm_log_err("schema: field '%s': pattern '%.64s' is refused: %s", field, pattern, why);
         return false;
     }
-    *anchored = info.anchored;
-    int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
-    if (rc == 0)
-        return true;
-    char msg[128];
-    regerror(rc, re, msg, sizeof msg);
-    dm_log_err("schema: field '%s': pattern '%s' does not compile: %s", field, pattern, msg);
-    return false;
+    if (dm_pattern_compile(pattern, re) != DM_OK) {
+        dm_log_err("schema: field '%s': pattern '%s' cannot be compiled", field, pattern);
+        return false;
+    }
+    return true;
 }
 
 dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
@@ -747,8 +708,7 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
         }
         if (sf->f->pattern) {
             err = DM_ERR_INVALID;
-            if (!(sf->has_re =
-                      s_compile(&sf->re, &sf->re_anchored, sf->f->pattern, sf->f->name)))
+            if (!s_compile(&sf->re, sf->f->pattern, sf->f->name))
                 goto out;
         }
     }
@@ -771,8 +731,7 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
         s_rcheck_t *rc = &s->checks[s->nchecks++];
         rc->c = ck;
         rc->field = (size_t)fi;
-        if (ck->rule == DM_CHECK_REGEX &&
-            !(rc->has_re = s_compile(&rc->re, &rc->re_anchored, ck->pattern, ck->column)))
+        if (ck->rule == DM_CHECK_REGEX && !s_compile(&rc->re, ck->pattern, ck->column))
             goto out;
         if (ck->rule == DM_CHECK_IN_LIST) {
             err = DM_ERR_NOMEM;
@@ -803,13 +762,11 @@ void dm_schema_destroy(dm_schema_t **self_p)
     dm_schema_t *s = *self_p;
     for (size_t i = 0; s->fields && i < s->nfields; i++) {
         free(s->fields[i].vlens);
-        if (s->fields[i].has_re)
-            regfree(&s->fields[i].re);
+        dm_pattern_destroy(&s->fields[i].re);
     }
     for (size_t k = 0; k < s->nchecks; k++) {
         free(s->checks[k].vals);
-        if (s->checks[k].has_re)
-            regfree(&s->checks[k].re);
+        dm_pattern_destroy(&s->checks[k].re);
     }
     free(s->checks);
     free(s->fields);

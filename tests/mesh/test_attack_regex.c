@@ -1,0 +1,135 @@
+/* test_attack_regex.c: an outsider registers contracts whose patterns
+ * would make glibc's regcomp pin gigabytes (nested bounded repetitions,
+ * huge bounds, backreferences) with raw RegisterReq envelopes; the node
+ * refuses each with a diagnostic naming the limit and answers pings within
+ * a second throughout. dmctl validate refuses the same file at once. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "rpc.h"
+
+#define T_REPLY_MS 5000 /* the refusal must come well within this */
+#define T_PING_MS 1000  /* status answers within a second */
+#define T_CMD_MS 10000  /* dmctl validate must not get near this */
+
+static const char *const s_hostile[] = {
+    "((a{1,100}){1,100}){1,100}", "(((a{1,10}){1,10}){1,10}){1,10}", "a{1,30000}",
+    "(x{1,255}){1,255}", "(a)\\\\1\\\\1", "([[:alpha:]]{1,90}){1,90}"};
+
+/* A canonical-JSON contract (JSON is YAML too) with pattern on field s;
+ * pattern is already escaped for JSON. */
+static char *s_contract(const char *pattern)
+{
+    char *t = malloc(2048);
+    cr_assert_not_null(t);
+    snprintf(t, 2048,
+             "{\"apiVersion\":\"datamesh.io/v1\",\"kind\":\"DataProduct\",\"metadata\":"
+             "{\"domain\":\"attack\",\"name\":\"regex\",\"owner\":{\"contact\":\"a@b.example\","
+             "\"team\":\"x\"},\"version\":\"1.0.0\"},\"spec\":{\"schema\":{\"fields\":["
+             "{\"name\":\"id\",\"required\":true,\"type\":\"int\"},"
+             "{\"name\":\"s\",\"pattern\":\"%s\",\"type\":\"string\"}],\"primaryKey\":[\"id\"],"
+             "\"type\":\"inline\"}}}",
+             pattern);
+    return t;
+}
+
+static dm_h_node_t s_node;
+
+static void s_up(void)
+{
+    const char *tmp = dm_h_tmpdir();
+    cr_assert_not_null(tmp);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/attack", tmp);
+    cr_assert(dm_h_node_start(&s_node, dir, "attack", NULL), "meshd did not start");
+}
+
+static void s_down(void) { dm_h_cleanup(); }
+
+TestSuite(attack_regex, .init = s_up, .fini = s_down, .timeout = 120);
+
+/* Sends a RegisterReq with contract text and returns the Error message the
+ * node answers (malloc'd), failing the test on any other answer. */
+static char *s_register(dm_h_raw_t *raw, uint64_t id, const char *contract)
+{
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__RegisterReq body = DM__REGISTER_REQ__INIT;
+    body.contract.data = (uint8_t *)contract;
+    body.contract.len = strlen(contract);
+    env.id = id;
+    env.body_case = DM__ENVELOPE__BODY_REGISTER_REQ;
+    env.register_req = &body;
+    cr_assert(dm_h_raw_send_env(raw, &env));
+    size_t len = 0;
+    void *frame = dm_h_raw_recv(raw, &len, T_REPLY_MS);
+    cr_assert_not_null(frame, "no reply to a hostile register within %d ms", T_REPLY_MS);
+    Dm__Envelope *rep = dm_rpc_unpack(frame, len);
+    free(frame);
+    cr_assert_not_null(rep);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_ERROR, "the hostile contract was accepted");
+    char *msg = strdup(rep->error->message);
+    dm__envelope__free_unpacked(rep, NULL);
+    return msg;
+}
+
+Test(attack_regex, hostile_patterns_refused_and_node_keeps_serving)
+{
+    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, NULL);
+    cr_assert_not_null(raw);
+    for (size_t i = 0; i < sizeof s_hostile / sizeof s_hostile[0]; i++) {
+        char *c = s_contract(s_hostile[i]);
+        long long t0 = dm_h_now_ms();
+        char *msg = s_register(raw, 100 + i, c);
+        cr_log_info("%s refused in %lld ms", s_hostile[i], dm_h_now_ms() - t0);
+        cr_assert(strstr(msg, "within the limits of a contract"), "%s", msg);
+        cr_assert(strstr(msg, "register request:1:"), "no line:col in: %s", msg);
+        free(msg);
+        free(c);
+        long long ping = dm_h_ping_ms(&s_node, T_PING_MS);
+        cr_assert(ping >= 0, "no pong within %d ms after pattern %zu", T_PING_MS, i);
+    }
+    /* the same node still registers a contract within the limits */
+    char *good = s_contract("^[a-z]{1,16}(-[0-9]{1,6})?$");
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__RegisterReq body = DM__REGISTER_REQ__INIT;
+    body.contract.data = (uint8_t *)good;
+    body.contract.len = strlen(good);
+    env.id = 999;
+    env.body_case = DM__ENVELOPE__BODY_REGISTER_REQ;
+    env.register_req = &body;
+    cr_assert(dm_h_raw_send_env(raw, &env));
+    size_t len = 0;
+    void *frame = dm_h_raw_recv(raw, &len, T_REPLY_MS);
+    cr_assert_not_null(frame);
+    Dm__Envelope *rep = dm_rpc_unpack(frame, len);
+    free(frame);
+    cr_assert_not_null(rep);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_REGISTER_REP, "%s",
+                 rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
+    dm__envelope__free_unpacked(rep, NULL);
+    free(good);
+    dm_h_raw_destroy(&raw);
+    cr_assert(dm_h_ping_ms(&s_node, T_PING_MS) >= 0);
+}
+
+Test(attack_regex, dmctl_validate_refuses_hostile_file_quickly)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/hostile.yaml", dm_h_tmpdir());
+    char *c = s_contract("((a{1,100}){1,100}){1,100}");
+    dm_h_write(path, c);
+    free(c);
+    const char *args[] = {"validate", path, NULL};
+    long long t0 = dm_h_now_ms();
+    dm_h_result_t r = dm_h_run("dmctl", args, NULL, T_CMD_MS);
+    cr_log_info("dmctl validate refused in %lld ms", dm_h_now_ms() - t0);
+    cr_assert_neq(r.status, 0, "validate accepted a hostile pattern");
+    cr_assert_neq(r.status, 124, "validate did not finish within %d ms", T_CMD_MS);
+    const char *said = r.out && strstr(r.out, "error:") ? r.out : r.err; /* diagnostics: stdout */
+    cr_assert(said && strstr(said, "hostile.yaml:1:"), "no file:line in: %s", said);
+    cr_assert(strstr(said, "expands to more than 256 atoms"), "%s", said);
+    dm_h_result_free(&r);
+}

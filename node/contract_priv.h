@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "contract.h"
 #include "yaml_tree.h"
@@ -21,6 +22,7 @@ typedef struct {
     dm_diags_t *diags;
     size_t errors;       /* diagnostics added through this context */
     unsigned flags;      /* DM_CONTRACT_* parse options */
+    uint64_t pattern_cost; /* atoms of the current document's patterns so far */
 } dm_cx_t;
 
 /* Reports a problem at node at (position 0:0 if at is NULL). */

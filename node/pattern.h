@@ -31,6 +31,7 @@
 #define DM_PATTERN_MAX_DEPTH 3      /* repetition operators nested in each other */
 #define DM_PATTERN_MAX_GROUPS 16    /* parentheses nested in each other */
 #define DM_PATTERN_MAX_COST 256     /* atoms after expanding every repetition */
+#define DM_PATTERN_MAX_TOTAL 1024   /* atoms of all the patterns of one contract */
 #define DM_PATTERN_WHY_MAX 256      /* bytes of a refusal message, NUL included */
 
 typedef struct {

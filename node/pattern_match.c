@@ -26,20 +26,40 @@ typedef struct {
     uint32_t x, y; /* S_CHAR: x = set index; S_SPLIT: x, y; S_JMP: x */
 } s_inst;
 
-struct dm_pattern {
+#define S_WORDS ((DM_PATTERN_MAX_COST + 63) / 64) /* 64-bit words of a position set */
+#define S_NIB 8                                    /* positions per follow-table slice */
+#define S_NIB_VALUES (1u << S_NIB)
+
+/* The Thompson program while compiling; each S_CHAR is one position, its
+ * byte set sets[x], and x counts the positions in program order. */
+typedef struct {
     s_inst *code;
     uint32_t n, cap;
     uint8_t (*sets)[S_SET_BYTES];
     uint32_t nsets, setcap;
+} s_prog;
+
+/* The position (Glushkov) automaton derived from the program: a state is
+ * the set of positions waiting for a byte, a bit each. */
+struct dm_pattern {
+    uint32_t m, words;          /* positions, 64-bit words per set */
+    uint64_t *mask;             /* [256][words]: positions that accept byte c */
+    uint64_t *follow;           /* [slices][256][words]: union of follow sets of an 8-bit slice */
+    uint64_t first0[S_WORDS];   /* positions a match can start with at offset 0 */
+    uint64_t first[S_WORDS];    /* ... at any later offset (past a leading ^) */
+    uint64_t fin[S_WORDS];      /* positions after which the match is complete */
+    uint64_t fin_end[S_WORDS];  /* ... complete only at the end of the subject ($) */
+    bool empty0, empty;         /* the empty match: at offset 0, at any later offset */
+    bool empty0_end, empty_end; /* ... only at the end ($): when it is offset 0, or later */
 };
 
 typedef struct {
     const char *p;
     size_t len, pos;
-    dm_pattern_t *g;
+    s_prog *g;
 } s_cc;
 
-static uint32_t s_emit(dm_pattern_t *g, s_op op, uint32_t x, uint32_t y)
+static uint32_t s_emit(s_prog *g, s_op op, uint32_t x, uint32_t y)
 {
     if (g->n == g->cap) {
         uint32_t cap = g->cap ? g->cap * 2 : 64;
@@ -53,7 +73,7 @@ static uint32_t s_emit(dm_pattern_t *g, s_op op, uint32_t x, uint32_t y)
     return g->n++;
 }
 
-static uint8_t *s_newset(dm_pattern_t *g)
+static uint8_t *s_newset(s_prog *g)
 {
     if (g->nsets == g->setcap) {
         uint32_t cap = g->setcap ? g->setcap * 2 : 16;
@@ -206,7 +226,7 @@ static unsigned s_num(s_cc *cc)
 
 static void s_piece(s_cc *cc)
 {
-    dm_pattern_t *g = cc->g;
+    s_prog *g = cc->g;
     size_t start = cc->pos, end = s_atom_end(cc->p, start);
     char r = end < cc->len ? cc->p[end] : 0;
     unsigned m = 1, n = 1;
@@ -262,7 +282,7 @@ static size_t s_branch_end(const s_cc *cc, size_t i)
 
 static void s_alt(s_cc *cc)
 {
-    dm_pattern_t *g = cc->g;
+    s_prog *g = cc->g;
     uint32_t jumps[DM_PATTERN_MAX_LEN];
     size_t nj = 0;
     for (;;) {
@@ -281,18 +301,123 @@ static void s_alt(s_cc *cc)
         g->code[jumps[k]].x = g->n;
 }
 
+/* What the program reaches from pc without consuming a byte: the
+ * positions (bits), whether MATCH is reached, and whether it is reached
+ * only through $ (at the end of the subject). ^ passes only at offset 0.
+ * The checker allows $ only as the pattern's last character, so nothing
+ * but MATCH follows it. visited and stack have room for g->n entries
+ * (stack: twice that). */
+static void s_closure(const s_prog *g, uint32_t pc, bool at_start, uint64_t *bits, bool *match,
+                      bool *match_end, uint8_t *visited, uint32_t *stack)
+{
+    memset(visited, 0, g->n);
+    size_t top = 0;
+    stack[top++] = pc << 1;
+    while (top) {
+        uint32_t v = stack[--top], at = v >> 1, after_eol = v & 1;
+        if (visited[at] & (1u << after_eol))
+            continue;
+        visited[at] |= (uint8_t)(1u << after_eol);
+        const s_inst *in = &g->code[at];
+        switch (in->op) {
+        case S_MATCH:
+            if (after_eol)
+                *match_end = true;
+            else
+                *match = true;
+            break;
+        case S_CHAR:
+            if (!after_eol)
+                bits[in->x / 64] |= 1ull << (in->x % 64);
+            break;
+        case S_JMP: stack[top++] = in->x << 1 | after_eol; break;
+        case S_SPLIT:
+            stack[top++] = in->y << 1 | after_eol;
+            stack[top++] = in->x << 1 | after_eol;
+            break;
+        case S_BOL:
+            if (at_start)
+                stack[top++] = (at + 1) << 1 | after_eol;
+            break;
+        case S_EOL: stack[top++] = (at + 1) << 1 | 1; break;
+        default: break;
+        }
+    }
+}
+
+/* Builds the position automaton of program g into p. */
+static dm_err s_automaton(const s_prog *g, dm_pattern_t *p)
+{
+    dm_err rc = DM_ERR_NOMEM;
+    p->m = g->nsets;
+    if (p->m > DM_PATTERN_MAX_COST)
+        return DM_ERR_TOOBIG; /* the checker keeps this from happening */
+    p->words = (p->m + 63) / 64 ? (p->m + 63) / 64 : 1;
+    uint32_t w = p->words, slices = (p->m + S_NIB - 1) / S_NIB;
+    uint8_t *visited = malloc(g->n);
+    uint32_t *stack = malloc(2 * (size_t)g->n * sizeof *stack + sizeof *stack);
+    uint64_t *fol = calloc((size_t)p->m * w + 1, sizeof *fol);
+    p->mask = calloc(256 * (size_t)w, sizeof *p->mask);
+    p->follow = calloc((size_t)slices * S_NIB_VALUES * w + 1, sizeof *p->follow);
+    if (!visited || !stack || !fol || !p->mask || !p->follow)
+        goto out;
+    bool m0 = false, e0 = false, m1 = false, e1 = false;
+    s_closure(g, 0, true, p->first0, &m0, &e0, visited, stack);
+    s_closure(g, 0, false, p->first, &m1, &e1, visited, stack);
+    p->empty0 = m0;
+    p->empty = m1;
+    p->empty0_end = e0;
+    p->empty_end = e1;
+    for (uint32_t pc = 0; pc < g->n; pc++) {
+        if (g->code[pc].op != S_CHAR)
+            continue;
+        uint32_t k = g->code[pc].x;
+        bool mt = false, me = false;
+        s_closure(g, pc + 1, false, fol + (size_t)k * w, &mt, &me, visited, stack);
+        if (mt)
+            p->fin[k / 64] |= 1ull << (k % 64);
+        if (me)
+            p->fin_end[k / 64] |= 1ull << (k % 64);
+        for (unsigned c = 0; c < 256; c++)
+            if (s_has(g->sets[k], c))
+                p->mask[(size_t)c * w + k / 64] |= 1ull << (k % 64);
+    }
+    for (uint32_t sl = 0; sl < slices; sl++)
+        for (unsigned v = 1; v < S_NIB_VALUES; v++)
+            for (unsigned b = 0; b < S_NIB; b++) {
+                uint32_t k = sl * S_NIB + b;
+                if (!(v & (1u << b)) || k >= p->m)
+                    continue;
+                uint64_t *dst = p->follow + ((size_t)sl * S_NIB_VALUES + v) * w;
+                for (uint32_t j = 0; j < w; j++)
+                    dst[j] |= fol[(size_t)k * w + j];
+            }
+    rc = DM_OK;
+out:
+    free(visited);
+    free(stack);
+    free(fol);
+    return rc;
+}
+
 dm_err dm_pattern_compile(const char *pattern, dm_pattern_t **out)
 {
     *out = NULL;
     if (dm_pattern_check(pattern, NULL, NULL, 0) != DM_OK)
         return DM_ERR_INVALID;
-    dm_pattern_t *g = calloc(1, sizeof *g);
-    if (!g)
-        return DM_ERR_NOMEM;
-    s_cc cc = {pattern, strlen(pattern), 0, g};
+    s_prog g = {0};
+    s_cc cc = {pattern, strlen(pattern), 0, &g};
     s_alt(&cc);
-    s_emit(g, S_MATCH, 0, 0);
-    *out = g;
+    s_emit(&g, S_MATCH, 0, 0);
+    dm_pattern_t *p = calloc(1, sizeof *p);
+    dm_err rc = p ? s_automaton(&g, p) : DM_ERR_NOMEM;
+    free(g.code);
+    free(g.sets);
+    if (rc != DM_OK) {
+        dm_pattern_destroy(&p);
+        return rc;
+    }
+    *out = p;
     return DM_OK;
 }
 
@@ -300,91 +425,52 @@ void dm_pattern_destroy(dm_pattern_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    free((*self_p)->code);
-    free((*self_p)->sets);
+    free((*self_p)->mask);
+    free((*self_p)->follow);
     free(*self_p);
     *self_p = NULL;
 }
 
-/* A set of instruction indexes (sparse set: O(1) insert, test, clear). */
-typedef struct {
-    uint32_t *dense, *sparse;
-    uint32_t n;
-} s_list;
-
-static bool s_in(const s_list *l, uint32_t pc)
+static bool s_any(const uint64_t *a, const uint64_t *b, uint32_t w)
 {
-    return l->sparse[pc] < l->n && l->dense[l->sparse[pc]] == pc;
-}
-
-/* Adds pc and everything it reaches without consuming a byte at position
- * pos of an n-byte subject; returns true when that reaches S_MATCH. */
-static bool s_follow(const dm_pattern_t *g, s_list *l, uint32_t *stack, uint32_t pc, size_t pos,
-                     size_t n)
-{
-    size_t top = 0;
-    stack[top++] = pc;
-    while (top) {
-        pc = stack[--top];
-        if (s_in(l, pc))
-            continue;
-        l->sparse[pc] = l->n;
-        l->dense[l->n++] = pc;
-        const s_inst *in = &g->code[pc];
-        switch (in->op) {
-        case S_MATCH: return true;
-        case S_JMP: stack[top++] = in->x; break;
-        case S_SPLIT:
-            stack[top++] = in->y;
-            stack[top++] = in->x;
-            break;
-        case S_BOL:
-            if (pos == 0)
-                stack[top++] = pc + 1;
-            break;
-        case S_EOL:
-            if (pos == n)
-                stack[top++] = pc + 1;
-            break;
-        default: break;
-        }
-    }
+    for (uint32_t j = 0; j < w; j++)
+        if (a[j] & b[j])
+            return true;
     return false;
 }
 
-dm_err dm_pattern_match(const dm_pattern_t *g, const char *t, size_t n, bool *matched)
+dm_err dm_pattern_match(const dm_pattern_t *p, const char *t, size_t n, bool *matched)
 {
-    *matched = false;
-    /* two lists of dense + sparse, and the stack: each instruction enters a
-     * list once per step and pushes at most two more */
-    uint32_t *mem = calloc((size_t)g->n * 6 + 1, sizeof *mem);
-    if (!mem)
-        return DM_ERR_NOMEM;
-    s_list a = {mem, mem + g->n, 0}, b = {mem + 2 * g->n, mem + 3 * g->n, 0};
-    uint32_t *stack = mem + 4 * g->n;
-    s_list *cur = &a, *next = &b;
-    for (size_t i = 0;; i++) {
-        if (s_follow(g, cur, stack, 0, i, n)) { /* a match may start anywhere */
+    uint32_t w = p->words;
+    *matched = p->empty0 || (n == 0 && p->empty0_end) || (n > 0 && (p->empty || p->empty_end));
+    uint64_t cur[S_WORDS], live[S_WORDS];
+    memcpy(cur, p->first0, sizeof cur);
+    for (size_t i = 0; i < n && !*matched; i++) {
+        const uint64_t *mask = p->mask + (size_t)(unsigned char)t[i] * w;
+        bool any = false;
+        for (uint32_t j = 0; j < w; j++) {
+            live[j] = cur[j] & mask[j];
+            any = any || live[j];
+        }
+        memcpy(cur, p->first, sizeof cur); /* a match may start at the next offset */
+        if (!any)
+            continue;
+        if (s_any(live, p->fin, w) || (i + 1 == n && s_any(live, p->fin_end, w))) {
             *matched = true;
             break;
         }
-        if (i == n)
-            break;
-        unsigned c = (unsigned char)t[i];
-        next->n = 0;
-        for (uint32_t k = 0; k < cur->n; k++) {
-            const s_inst *in = &g->code[cur->dense[k]];
-            if (in->op == S_CHAR && s_has(g->sets[in->x], c) &&
-                s_follow(g, next, stack, cur->dense[k] + 1, i + 1, n)) {
-                *matched = true;
-                goto out;
+        for (uint32_t j = 0; j < w; j++) {
+            uint64_t word = live[j];
+            while (word) { /* one table row per non-empty 8-position slice */
+                unsigned shift = (unsigned)__builtin_ctzll(word) / S_NIB * S_NIB;
+                unsigned v = (unsigned)(word >> shift) & (S_NIB_VALUES - 1);
+                const uint64_t *f =
+                    p->follow + (((size_t)j * 64 + shift) / S_NIB * S_NIB_VALUES + v) * w;
+                for (uint32_t k = 0; k < w; k++)
+                    cur[k] |= f[k];
+                word &= ~((uint64_t)(S_NIB_VALUES - 1) << shift);
             }
         }
-        s_list *tmp = cur;
-        cur = next;
-        next = tmp;
     }
-out:
-    free(mem);
     return DM_OK;
 }

@@ -310,3 +310,20 @@ Test(pattern, no_compile_flag_still_checks)
     cr_assert(strstr(d.items[0].message, "expands to more than"), "%s", d.items[0].message);
     dm_diags_clear(&d);
 }
+
+Test(pattern, contract_total_cost_limit)
+{
+    dm_buf_t extra = DM_BUF_INIT;
+    dm_buf_puts(&extra, "  quality:\n    checks:\n");
+    for (int i = 0; i < DM_PATTERN_MAX_TOTAL / DM_PATTERN_MAX_COST; i++)
+        dm_buf_puts(&extra, "      - {rule: regex, column: s, pattern: 'a{1,255}c'}\n");
+    result_t r = parse_base(extra.data);
+    expect_ok(&r);
+    result_free(&r);
+    dm_buf_puts(&extra, "      - {rule: regex, column: s, pattern: 'b'}\n");
+    r = parse_base(extra.data);
+    expect_err(&r, 21 + DM_PATTERN_MAX_TOTAL / DM_PATTERN_MAX_COST + 2, 43,
+               "the patterns of this contract expand to 1025 atoms so far; at most 1024");
+    result_free(&r);
+    dm_buf_free(&extra);
+}

@@ -4,12 +4,15 @@
  * refuses each with a diagnostic naming the limit and answers pings within
  * a second throughout. dmctl validate refuses the same file at once. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "node.h"
 #include "rpc.h"
+#include "store.h"
 
 #define T_REPLY_MS 5000 /* the refusal must come well within this */
 #define T_PING_MS 1000  /* status answers within a second */
@@ -37,13 +40,14 @@ static char *s_contract(const char *pattern)
 }
 
 static dm_h_node_t s_node;
+static char s_dir[600];
 
 static void s_up(void)
 {
     const char *tmp = dm_h_tmpdir();
     cr_assert_not_null(tmp);
-    char dir[600];
-    snprintf(dir, sizeof dir, "%s/attack", tmp);
+    char *dir = s_dir;
+    snprintf(s_dir, sizeof s_dir, "%s/attack", tmp);
     cr_assert(dm_h_node_start(&s_node, dir, "attack", NULL), "meshd did not start");
 }
 
@@ -51,9 +55,9 @@ static void s_down(void) { dm_h_cleanup(); }
 
 TestSuite(attack_regex, .init = s_up, .fini = s_down, .timeout = 120);
 
-/* Sends a RegisterReq with contract text and returns the Error message the
- * node answers (malloc'd), failing the test on any other answer. */
-static char *s_register(dm_h_raw_t *raw, uint64_t id, const char *contract)
+/* Sends a RegisterReq with contract text and returns the answer (the
+ * caller frees it with dm__envelope__free_unpacked). */
+static Dm__Envelope *s_call_register(dm_h_raw_t *raw, uint64_t id, const char *contract)
 {
     Dm__Envelope env = DM__ENVELOPE__INIT;
     Dm__RegisterReq body = DM__REGISTER_REQ__INIT;
@@ -69,6 +73,14 @@ static char *s_register(dm_h_raw_t *raw, uint64_t id, const char *contract)
     Dm__Envelope *rep = dm_rpc_unpack(frame, len);
     free(frame);
     cr_assert_not_null(rep);
+    return rep;
+}
+
+/* The Error message the node answers a register with (malloc'd), failing
+ * the test on any other answer. */
+static char *s_register(dm_h_raw_t *raw, uint64_t id, const char *contract)
+{
+    Dm__Envelope *rep = s_call_register(raw, id, contract);
     cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_ERROR, "the hostile contract was accepted");
     char *msg = strdup(rep->error->message);
     dm__envelope__free_unpacked(rep, NULL);
@@ -132,4 +144,58 @@ Test(attack_regex, dmctl_validate_refuses_hostile_file_quickly)
     cr_assert(said && strstr(said, "hostile.yaml:1:"), "no file:line in: %s", said);
     cr_assert(strstr(said, "expands to more than 256 atoms"), "%s", said);
     dm_h_result_free(&r);
+}
+
+static bool s_log_has(const char *needle)
+{
+    FILE *f = fopen(s_node.log, "r");
+    if (!f)
+        return false;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
+/* A contract stored before the limits (written into the store directly,
+ * as an old node would have): the node restarts without compiling it,
+ * says why, keeps serving, and a corrected higher version serves it. */
+Test(attack_regex, stored_hostile_contract_at_restart)
+{
+    dm_h_node_signal(&s_node, SIGTERM);
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", s_dir, DM_NODE_STORE_DIR);
+    dm_store_t *st = NULL;
+    cr_assert_eq(dm_store_open(path, NULL, &st), DM_OK);
+    char *c = s_contract("((a{1,100}){1,100}){1,100}");
+    dm_product_t in = {0};
+    in.domain = "attack";
+    in.name = "regex";
+    in.version = "1.0.0";
+    in.version_major = 1;
+    in.contract = c;
+    in.contract_len = strlen(c);
+    dm_register_outcome outcome;
+    cr_assert_eq(dm_store_product_register(st, &in, &outcome, NULL, NULL), DM_OK);
+    dm_store_destroy(&st);
+    free(c);
+
+    long long t0 = dm_h_now_ms();
+    cr_assert(dm_h_node_start(&s_node, s_dir, "attack", NULL), "meshd did not restart");
+    cr_log_info("restart with a stored hostile contract took %lld ms", dm_h_now_ms() - t0);
+    cr_assert(dm_h_ping_ms(&s_node, T_PING_MS) >= 0);
+    cr_assert(s_log_has("product attack/regex is not served"), "no log line in %s", s_node.log);
+
+    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, NULL);
+    cr_assert_not_null(raw);
+    char *v2 = s_contract("^a{1,100}$");
+    char *ver = strstr(v2, "1.0.0");
+    memcpy(ver, "1.0.1", 5);
+    Dm__Envelope *rep = s_call_register(raw, 7, v2);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_REGISTER_REP, "%s",
+                 rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
+    dm__envelope__free_unpacked(rep, NULL);
+    free(v2);
+    dm_h_raw_destroy(&raw);
 }

@@ -12,7 +12,7 @@
 #include "contract_test.h"
 #include "pattern.h"
 
-#define S_RANDOM_PATTERNS 3000 /* random patterns compared with glibc */
+#define S_RANDOM_PATTERNS 20000/* random patterns compared with glibc */
 #define S_RANDOM_SUBJECTS 20   /* subjects per accepted pattern */
 #define S_SUBJECT_MAX 12       /* bytes of a random subject */
 #define S_PATTERN_GEN_MAX 14   /* tokens of a random pattern */
@@ -191,7 +191,7 @@ static void s_gen(uint64_t *st, char *out, size_t cap)
 {
     static const char *const tok[] = {"a", "b", "c", ".", "[ab]", "[^a]", "[[:alpha:]]", "(", ")",
                                       "|", "*", "+", "?", "{2}", "{0,2}", "{1,}", "^", "$",
-                                      "a", "b", "\\.", "[]a-]"};
+                                      "a", "b", "\\.", "[]a-]", "{1,3}", "(a|b)", "[^ab]", "c*", "(", "|"};
     size_t n = 1 + s_rand(st) % S_PATTERN_GEN_MAX, len = 0;
     out[0] = 0;
     for (size_t i = 0; i < n; i++) {

@@ -54,18 +54,18 @@ DM_NODISCARD dm_err dm_pattern_check(const char *pattern, dm_pattern_info_t *inf
 typedef struct dm_pattern dm_pattern_t;
 
 /* Compiles pattern (which must pass dm_pattern_check: DM_ERR_INVALID
- * otherwise) into *out; free it with dm_pattern_destroy. Its size is at
- * most a few instructions per atom of info.cost. */
+ * otherwise) into *out; free it with dm_pattern_destroy. DM_ERR_NOMEM.
+ * Its tables hold at most DM_PATTERN_MAX_COST positions: about 270 KB at
+ * that limit, a few KB for an everyday pattern. */
 DM_NODISCARD dm_err dm_pattern_compile(const char *pattern, dm_pattern_t **out);
 
 /* Frees a compiled pattern. NULL-safe; sets *self_p to NULL. */
 void dm_pattern_destroy(dm_pattern_t **self_p);
 
-/* Whether some substring of t (n bytes, need not be NUL-terminated) matches,
- * as regexec with REG_EXTENDED | REG_NOSUB in the C locale would say, in
- * time O(n * program size) and memory O(program size). DM_ERR_NOMEM (and
- * *matched false) if the scratch lists cannot be allocated. */
-DM_NODISCARD dm_err dm_pattern_match(const dm_pattern_t *p, const char *t, size_t n,
-                                     bool *matched);
+/* Whether some substring of t (n bytes, need not be NUL-terminated, may
+ * hold NUL) matches, as regexec with REG_EXTENDED | REG_NOSUB in the C
+ * locale says. One pass over t, O(positions / 8) table rows per byte, no
+ * allocation. Cannot fail. */
+bool dm_pattern_match(const dm_pattern_t *p, const char *t, size_t n);
 
 #endif

@@ -3,15 +3,19 @@
  *
  * glibc's regexec is not linear: it retries an unanchored search at every
  * position and builds DFA states without bound, so ".*a.{50}c" takes
- * 0.8 s and 50 MB on 1 KB of random a/b and "(a|b)*a.{100}c" 12 s. This
- * compiles a checked pattern into a Thompson NFA (bounded repetitions
- * expanded, which the checker keeps under DM_PATTERN_MAX_COST atoms) and
- * simulates it with a set of states (Pike's VM without submatches): each
- * byte of the subject costs at most one visit per instruction, whatever
- * the pattern or the text. Semantics are glibc's with REG_EXTENDED |
- * REG_NOSUB in the C locale: leftmost-anything search (unanchored), '.'
- * any byte but NUL, ^ and $ only at the ends of the subject, bracket
- * classes in ASCII. */
+ * 0.8 s and 50 MB on 1 KB of random a/b and "(a|b)*a.{100}c" 12 s. Here a
+ * checked pattern is compiled into a Thompson program (bounded repetitions
+ * expanded, which the checker keeps under DM_PATTERN_MAX_COST atoms), and
+ * the program into its position automaton: one position per byte-set
+ * atom, each with the positions that may follow it (its epsilon closure).
+ * A state is a bit set of at most DM_PATTERN_MAX_COST positions, and one
+ * byte of the subject costs one mask AND plus one table row OR per
+ * non-empty 8-position slice of the state, whatever the pattern or the
+ * text; a new match may start at every offset, so the search is one pass.
+ * Semantics are glibc's with REG_EXTENDED | REG_NOSUB in the C locale: a
+ * match anywhere (unanchored), '.' any byte but NUL ([^a] does match NUL,
+ * as in glibc), ^ and $ only at the ends of the subject, bracket classes
+ * in ASCII. The unit tests compare it with regexec on random patterns. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,12 +57,14 @@ struct dm_pattern {
     bool empty0_end, empty_end; /* ... only at the end ($): when it is offset 0, or later */
 };
 
+/* The compiler's cursor over a checked pattern. */
 typedef struct {
     const char *p;
     size_t len, pos;
     s_prog *g;
 } s_cc;
 
+/* Appends one instruction; returns its index. Aborts on out of memory. */
 static uint32_t s_emit(s_prog *g, s_op op, uint32_t x, uint32_t y)
 {
     if (g->n == g->cap) {
@@ -73,6 +79,7 @@ static uint32_t s_emit(s_prog *g, s_op op, uint32_t x, uint32_t y)
     return g->n++;
 }
 
+/* Emits an S_CHAR for a new, empty byte set and returns the set. */
 static uint8_t *s_newset(s_prog *g)
 {
     if (g->nsets == g->setcap) {
@@ -150,8 +157,7 @@ static void s_bracket(s_cc *cc)
     cc->pos = i + 1;
     if (neg) {
         for (unsigned k = 0; k < S_SET_BYTES; k++)
-            set[k] = (uint8_t)~set[k];
-        set[0] &= (uint8_t)~1u; /* never NUL, like '.' */
+            set[k] = (uint8_t)~set[k]; /* NUL included, as glibc does */
     }
 }
 
@@ -183,6 +189,7 @@ static size_t s_atom_end(const char *p, size_t i)
 
 static void s_alt(s_cc *cc);
 
+/* Emits one atom (a group compiles its alternatives). */
 static void s_atom(s_cc *cc)
 {
     const char *p = cc->p;
@@ -216,6 +223,7 @@ static void s_copy(s_cc *cc, size_t start)
     s_atom(cc);
 }
 
+/* A decimal number of a bound (checked: at most DM_PATTERN_MAX_BOUND). */
 static unsigned s_num(s_cc *cc)
 {
     unsigned v = 0;
@@ -224,6 +232,8 @@ static unsigned s_num(s_cc *cc)
     return v;
 }
 
+/* Emits an atom with its repetition: m copies, then a loop ({m,}, *, +)
+ * or n - m optional copies. */
 static void s_piece(s_cc *cc)
 {
     s_prog *g = cc->g;
@@ -280,6 +290,8 @@ static size_t s_branch_end(const s_cc *cc, size_t i)
     return i;
 }
 
+/* Emits branches separated by '|' up to ')' or the end: a split before
+ * each branch but the last, a jump past the rest after each. */
 static void s_alt(s_cc *cc)
 {
     s_prog *g = cc->g;
@@ -431,6 +443,7 @@ void dm_pattern_destroy(dm_pattern_t **self_p)
     *self_p = NULL;
 }
 
+/* Whether the sets a and b (w words) meet. */
 static bool s_any(const uint64_t *a, const uint64_t *b, uint32_t w)
 {
     for (uint32_t j = 0; j < w; j++)
@@ -439,13 +452,13 @@ static bool s_any(const uint64_t *a, const uint64_t *b, uint32_t w)
     return false;
 }
 
-dm_err dm_pattern_match(const dm_pattern_t *p, const char *t, size_t n, bool *matched)
+bool dm_pattern_match(const dm_pattern_t *p, const char *t, size_t n)
 {
     uint32_t w = p->words;
-    *matched = p->empty0 || (n == 0 && p->empty0_end) || (n > 0 && (p->empty || p->empty_end));
+    bool matched = p->empty0 || (n == 0 && p->empty0_end) || (n > 0 && (p->empty || p->empty_end));
     uint64_t cur[S_WORDS], live[S_WORDS];
     memcpy(cur, p->first0, sizeof cur);
-    for (size_t i = 0; i < n && !*matched; i++) {
+    for (size_t i = 0; i < n && !matched; i++) {
         const uint64_t *mask = p->mask + (size_t)(unsigned char)t[i] * w;
         bool any = false;
         for (uint32_t j = 0; j < w; j++) {
@@ -456,7 +469,7 @@ dm_err dm_pattern_match(const dm_pattern_t *p, const char *t, size_t n, bool *ma
         if (!any)
             continue;
         if (s_any(live, p->fin, w) || (i + 1 == n && s_any(live, p->fin_end, w))) {
-            *matched = true;
+            matched = true;
             break;
         }
         for (uint32_t j = 0; j < w; j++) {
@@ -472,5 +485,5 @@ dm_err dm_pattern_match(const dm_pattern_t *p, const char *t, size_t n, bool *ma
             }
         }
     }
-    return DM_OK;
+    return matched;
 }

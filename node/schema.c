@@ -204,13 +204,11 @@ static bool s_bounds(s_ctx_t *x, const dm_field_t *f, bool is_int, int64_t iv, d
     return false;
 }
 
-/* Matches with pattern_match.c (linear in n), not glibc's regexec, whose
- * search is quadratic or worse in the subject. Out of memory counts as no
- * match. */
+/* Matches with pattern_match.c (one pass over n bytes), not glibc's
+ * regexec, whose search is quadratic or worse in the subject. */
 static bool s_regex_match(const dm_pattern_t *re, const char *t, size_t n)
 {
-    bool ok = false;
-    return dm_pattern_match(re, t, n, &ok) == DM_OK && ok;
+    return dm_pattern_match(re, t, n);
 }
 
 /* minLength, maxLength and pattern on a value given as JSON string: m has

@@ -199,3 +199,73 @@ Test(attack_regex, stored_hostile_contract_at_restart)
     free(v2);
     dm_h_raw_destroy(&raw);
 }
+
+#define T_VALUE_BYTES (600 * 1024) /* a string value near the 1 MiB record limit */
+#define T_INGEST_MS 20000          /* generous: glibc's regexec needed hours for this */
+
+/* Appends a record {"id":id,"s":"<T_VALUE_BYTES of random a/b>"} and a
+ * newline; with_match ends the value in a..(100 bytes)..c. */
+static void s_big_record(dm_buf_t *out, int id, bool with_match, uint64_t *seed)
+{
+    dm_buf_printf(out, "{\"id\":%d,\"s\":\"", id);
+    size_t at = out->len;
+    for (size_t i = 0; i < T_VALUE_BYTES; i++) {
+        *seed = *seed * 6364136223846793005u + 1442695040888963407u;
+        dm_buf_putc(out, "ab"[*seed >> 63]);
+    }
+    if (with_match) {
+        out->data[at + T_VALUE_BYTES - 102] = 'a';
+        out->data[at + T_VALUE_BYTES - 1] = 'c';
+    }
+    dm_buf_puts(out, "\"}\n");
+}
+
+/* A pattern that is cheap to compile but makes glibc's regexec quadratic
+ * and build DFA states without bound; values of 600 KB are matched in one
+ * pass and the node answers pings meanwhile. */
+Test(attack_regex, ingest_of_long_values_against_a_costly_pattern)
+{
+    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, NULL);
+    cr_assert_not_null(raw);
+    char *c = s_contract("(a|b)*a.{100}c");
+    Dm__Envelope *rep = s_call_register(raw, 1, c);
+    free(c);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_REGISTER_REP, "%s",
+                 rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
+    dm__envelope__free_unpacked(rep, NULL);
+
+    dm_buf_t data = DM_BUF_INIT;
+    uint64_t seed = 7;
+    s_big_record(&data, 1, false, &seed);
+    s_big_record(&data, 2, true, &seed);
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__IngestReq body = DM__INGEST_REQ__INIT;
+    body.domain = "attack";
+    body.product = "regex";
+    body.first_line = 1;
+    body.data.data = (uint8_t *)data.data;
+    body.data.len = data.len;
+    env.id = 2;
+    env.body_case = DM__ENVELOPE__BODY_INGEST_REQ;
+    env.ingest_req = &body;
+    long long t0 = dm_h_now_ms();
+    cr_assert(dm_h_raw_send_env(raw, &env));
+    cr_assert(dm_h_ping_ms(&s_node, T_PING_MS) >= 0, "no pong within %d ms during the ingest",
+              T_PING_MS);
+    size_t len = 0;
+    void *frame = dm_h_raw_recv(raw, &len, T_INGEST_MS);
+    cr_assert_not_null(frame, "no ingest reply within %d ms", T_INGEST_MS);
+    cr_log_info("2 x %d KB values matched in %lld ms", T_VALUE_BYTES / 1024,
+                dm_h_now_ms() - t0);
+    rep = dm_rpc_unpack(frame, len);
+    free(frame);
+    cr_assert_not_null(rep);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_INGEST_REP, "%s",
+                 rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
+    cr_assert_eq(rep->ingest_rep->accepted, 1);
+    cr_assert_eq(rep->ingest_rep->quarantined, 1);
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_buf_free(&data);
+    dm_h_raw_destroy(&raw);
+    cr_assert(dm_h_ping_ms(&s_node, T_PING_MS) >= 0);
+}

@@ -156,8 +156,9 @@ static bool s_contract_ok(const dm_catalog_entry_t *e, const s_parsed *p, dm_buf
     dm_contract_t **list = NULL;
     size_t n = 0;
     dm_diags_t diags = DM_DIAGS_INIT;
-    dm_err rc = dm_contract_parse(e->key, (const char *)e->payload, e->payload_len, NULL, &list,
-                                  &n, &diags);
+    /* on the node loop, from any peer: check patterns statically, compile nothing */
+    dm_err rc = dm_contract_parse_opts(e->key, (const char *)e->payload, e->payload_len, NULL,
+                                       DM_CONTRACT_NO_COMPILE, &list, &n, &diags);
     bool ok = false;
     if (rc != DM_OK)
         s_refuse(why, DM_CATALOG_MALFORMED, "the contract does not parse: %s",

@@ -280,6 +280,7 @@ static dm_contract_t *s_contract(dm_cx_t *cx, dm_ydoc_t **doc)
     c->encryption = DM_ENC_NONE;
     const dm_ynode_t *root = ((dm_ydoc_t *)c->tree)->root;
     size_t before = cx->errors;
+    cx->pattern_cost = 0;
     if (!root || dm_ynode_is_null(root)) {
         dm_cx_err(cx, root, "empty document: expected a DataProduct mapping with apiVersion, "
                             "kind, metadata and spec");
@@ -316,6 +317,12 @@ static dm_contract_t *s_contract(dm_cx_t *cx, dm_ydoc_t **doc)
 dm_err dm_contract_parse(const char *name, const char *buf, size_t len, const char *basedir,
                          dm_contract_t ***out, size_t *n, dm_diags_t *diags)
 {
+    return dm_contract_parse_opts(name, buf, len, basedir, 0, out, n, diags);
+}
+
+dm_err dm_contract_parse_opts(const char *name, const char *buf, size_t len, const char *basedir,
+                              unsigned flags, dm_contract_t ***out, size_t *n, dm_diags_t *diags)
+{
     *out = NULL;
     *n = 0;
     size_t first = diags->count;
@@ -328,7 +335,7 @@ dm_err dm_contract_parse(const char *name, const char *buf, size_t len, const ch
     dm_contract_t **cs = calloc(ndocs, sizeof *cs);
     if (!cs)
         abort();
-    dm_cx_t cx = {name, basedir, diags, diags->count - before}; /* duplicate keys */
+    dm_cx_t cx = {name, basedir, diags, diags->count - before, flags, 0}; /* dup. keys */
     size_t nc = 0;
     for (size_t i = 0; i < ndocs; i++) {
         const dm_ynode_t *root = docs[i]->root;

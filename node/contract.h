@@ -189,6 +189,19 @@ DM_NODISCARD dm_err dm_contract_parse(const char *name, const char *buf, size_t 
                                       const char *basedir, dm_contract_t ***out, size_t *n,
                                       dm_diags_t *diags);
 
+enum { /* flags of dm_contract_parse_opts */
+    /* Check patterns with the static checker only (pattern.h), never with
+     * regcomp: for contracts from peers parsed on the node loop. */
+    DM_CONTRACT_NO_COMPILE = 1
+};
+
+/* dm_contract_parse with flags (DM_CONTRACT_* bits); dm_contract_parse is
+ * this with flags 0. Every pattern is checked against pattern.h's limits
+ * before anything compiles it, with or without flags. */
+DM_NODISCARD dm_err dm_contract_parse_opts(const char *name, const char *buf, size_t len,
+                                           const char *basedir, unsigned flags,
+                                           dm_contract_t ***out, size_t *n, dm_diags_t *diags);
+
 /* Reads path (at most DM_CONTRACT_MAX_FILE bytes) and parses it like
  * dm_contract_parse with basedir = the file's folder. DM_ERR_IO (with a
  * diagnostic) if the file cannot be read. */

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "contract.h"
 #include "yaml_tree.h"
@@ -20,6 +21,8 @@ typedef struct {
     const char *basedir; /* folder for relative avro locations, NULL forbids them */
     dm_diags_t *diags;
     size_t errors;       /* diagnostics added through this context */
+    unsigned flags;      /* DM_CONTRACT_* parse options */
+    uint64_t pattern_cost; /* atoms of the current document's patterns so far */
 } dm_cx_t;
 
 /* Reports a problem at node at (position 0:0 if at is NULL). */
@@ -97,7 +100,9 @@ void dm_cx_interop(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n);
  * (silently when the schema has no fields: its own error says why). */
 int dm_cx_column(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t *n, const char *what);
 
-/* Checks that pattern compiles as a POSIX extended regex (reported if not). */
+/* Checks that pattern is within the static limits of pattern.h and, unless
+ * cx->flags has DM_CONTRACT_NO_COMPILE, that it compiles as a POSIX extended
+ * regex (reported if not). */
 bool dm_cx_regex_ok(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *pattern);
 
 /* Index of the field called name, or -1. */

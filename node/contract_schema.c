@@ -12,9 +12,11 @@
 #include <string.h>
 
 #include "avro.h"
+#include "pattern.h"
 
 #define S_FIELD_NAME_MAX 128  /* bytes in a field name */
 #define S_LIST_FIELDS_MAX 20  /* list the schema's fields in messages up to this many */
+#define S_PATTERN_QUOTE_MAX 64 /* bytes of a refused pattern quoted in its diagnostic */
 
 static const char *const s_types[DM_FT__COUNT] = {"string", "int",  "double", "boolean",
                                                    "timestamp", "date", "uuid", "enum"};
@@ -82,6 +84,30 @@ bool dm_cx_is_field_name(const char *s)
 
 bool dm_cx_regex_ok(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *pattern)
 {
+    char why[DM_PATTERN_WHY_MAX];
+    dm_pattern_info_t info;
+    if (dm_pattern_check(pattern, &info, why, sizeof why) != DM_OK) {
+        bool cut = strlen(pattern) > S_PATTERN_QUOTE_MAX;
+        dm_cx_err(cx, n,
+                  "%s '%.*s%s' is not a valid POSIX extended regular expression within the "
+                  "limits of a contract: %s (a contract pattern has at most %d bytes, no "
+                  "backreferences, repetitions nested at most %d deep, bounds {m,n} up to %d, "
+                  "and at most %d atoms once every repetition is expanded)",
+                  what, S_PATTERN_QUOTE_MAX, pattern, cut ? "..." : "", why, DM_PATTERN_MAX_LEN,
+                  DM_PATTERN_MAX_DEPTH, DM_PATTERN_MAX_BOUND, DM_PATTERN_MAX_COST);
+        return false;
+    }
+    cx->pattern_cost += info.cost;
+    if (cx->pattern_cost > DM_PATTERN_MAX_TOTAL) {
+        dm_cx_err(cx, n,
+                  "%s: the patterns of this contract expand to %llu atoms so far; at most %d "
+                  "are allowed in one contract (each value is matched against its patterns, so "
+                  "they bound the work per record byte): use fewer or simpler patterns",
+                  what, (unsigned long long)cx->pattern_cost, DM_PATTERN_MAX_TOTAL);
+        return false;
+    }
+    if (cx->flags & DM_CONTRACT_NO_COMPILE)
+        return true;
     regex_t re;
     int rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
     if (rc == 0) {

@@ -167,6 +167,14 @@ static dm_err s_load_products(dm_node_t *self, char *err, size_t cap)
     for (size_t i = 0; i < n && rc == DM_OK; i++) {
         rc = dm_registry_install(self->registry, list[i].id, list[i].contract,
                                  list[i].contract_len);
+        if (rc == DM_ERR_INVALID) { /* e.g. a pattern over limits newer than the contract */
+            dm_log_err("product %s/%s is not served: its stored contract %s is refused by this "
+                       "node (reason above); its records are kept; register a corrected "
+                       "contract with a higher version to serve it again",
+                       list[i].domain, list[i].name, list[i].version);
+            rc = DM_OK;
+            continue;
+        }
         if (rc != DM_OK)
             snprintf(err, cap, "stored contract %s/%s cannot be loaded: %s", list[i].domain,
                      list[i].name, dm_strerror(rc));

@@ -87,8 +87,9 @@ static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
     dm_contract_t **list = NULL;
     size_t n = 0;
     dm_diags_t diags = DM_DIAGS_INIT;
-    if (p->contract && dm_contract_parse("catalog", p->contract, p->contract_len, NULL, &list, &n,
-                                         &diags) == DM_OK && n == 1) {
+    if (p->contract && /* on the node loop: peers' patterns are not compiled here */
+        dm_contract_parse_opts("catalog", p->contract, p->contract_len, NULL,
+                               DM_CONTRACT_NO_COMPILE, &list, &n, &diags) == DM_OK && n == 1) {
         pi->version = strdup(list[0]->version);
         pi->owner_team = strdup(list[0]->owner_team);
         pi->owner_contact = strdup(list[0]->owner_contact);

@@ -15,13 +15,13 @@
 
 #include <assert.h>
 #include <math.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json_scan.h"
 #include "log.h"
+#include "pattern.h"
 
 #define S_FNV_OFFSET 2166136261u
 #define S_FNV_PRIME 16777619u
@@ -33,8 +33,7 @@ struct dm_schema__rcheck {
     size_t field;
     dm_value_t *vals; /* in_list, typed */
     size_t nvals;
-    bool has_re;
-    regex_t re;
+    dm_pattern_t *re; /* DM_CHECK_REGEX's pattern, or NULL */
 };
 
 typedef dm_schema__field_t s_field_t;
@@ -205,19 +204,11 @@ static bool s_bounds(s_ctx_t *x, const dm_field_t *f, bool is_int, int64_t iv, d
     return false;
 }
 
-/* t[n] must be NUL: sanitizers' regexec interceptors strlen the subject
- * even with REG_STARTEND, which is used (where it exists) so that a decoded
- * NUL inside the value does not end the subject early. */
-static bool s_regex_match(const regex_t *re, const char *t, size_t n)
+/* Matches with pattern_match.c (one pass over n bytes), not glibc's
+ * regexec, whose search is quadratic or worse in the subject. */
+static bool s_regex_match(const dm_pattern_t *re, const char *t, size_t n)
 {
-    assert(t[n] == 0);
-#ifdef REG_STARTEND
-    regmatch_t pm = {.rm_so = 0, .rm_eo = (regoff_t)n};
-    return regexec(re, t, 1, &pm, REG_STARTEND) == 0;
-#else
-    (void)n;
-    return regexec(re, t, 0, NULL, 0) == 0;
-#endif
+    return dm_pattern_match(re, t, n);
 }
 
 /* minLength, maxLength and pattern on a value given as JSON string: m has
@@ -243,11 +234,11 @@ static bool s_text_rules(s_ctx_t *x, const s_field_t *sf, const dm_json_member_t
         }
         return false;
     }
-    if (sf->has_re) {
+    if (sf->re) {
         if (t != scratch)
             memcpy(scratch, t, n);
         scratch[n] = 0;
-        if (!s_regex_match(&sf->re, scratch, n)) {
+        if (!s_regex_match(sf->re, scratch, n)) {
             if (s_reason(x, f)) {
                 s_quote(x->out, m->val, m->val_len);
                 dm_buf_printf(x->out, " does not match pattern '%s'", f->pattern);
@@ -333,7 +324,7 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
             memcpy(rd + *pos, m->val, n);
             t = (const char *)rd + *pos;
         }
-        if ((f->min_length >= 0 || f->max_length >= 0 || sf->has_re) &&
+        if ((f->min_length >= 0 || f->max_length >= 0 || sf->re) &&
             !s_text_rules(x, sf, m, t, n, (char *)rd + *pos))
             return false;
     }
@@ -524,7 +515,7 @@ static void s_row_checks(s_ctx_t *x, const dm_schema_t *s, uint8_t *rd, size_t l
                 saved = *after;
                 *after = 0;
             }
-            bool ok = s_regex_match(&rc->re, t, n);
+            bool ok = s_regex_match(rc->re, t, n);
             if (after)
                 *after = saved;
             if (!ok && s_reason(x, f)) {
@@ -657,15 +648,21 @@ static bool s_parse_text(const s_field_t *sf, const char *t, dm_value_t *v)
     }
 }
 
-static bool s_compile(regex_t *re, const char *pattern, const char *field)
+/* Compiles pattern for pattern_match.c after checking its cost statically
+ * (pattern.h): a contract that did not come through the parser's check
+ * still cannot make this expensive. */
+static bool s_compile(dm_pattern_t **re, const char *pattern, const char *field)
 {
-    int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
-    if (rc == 0)
-        return true;
-    char msg[128];
-    regerror(rc, re, msg, sizeof msg);
-    dm_log_err("schema: field '%s': pattern '%s' does not compile: %s", field, pattern, msg);
-    return false;
+    char why[DM_PATTERN_WHY_MAX];
+    if (dm_pattern_check(pattern, NULL, why, sizeof why) != DM_OK) {
+        dm_log_err("schema: field '%s': pattern '%.64s' is refused: %s", field, pattern, why);
+        return false;
+    }
+    if (dm_pattern_compile(pattern, re) != DM_OK) {
+        dm_log_err("schema: field '%s': pattern '%s' cannot be compiled", field, pattern);
+        return false;
+    }
+    return true;
 }
 
 dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
@@ -709,7 +706,7 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
         }
         if (sf->f->pattern) {
             err = DM_ERR_INVALID;
-            if (!(sf->has_re = s_compile(&sf->re, sf->f->pattern, sf->f->name)))
+            if (!s_compile(&sf->re, sf->f->pattern, sf->f->name))
                 goto out;
         }
     }
@@ -732,7 +729,7 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
         s_rcheck_t *rc = &s->checks[s->nchecks++];
         rc->c = ck;
         rc->field = (size_t)fi;
-        if (ck->rule == DM_CHECK_REGEX && !(rc->has_re = s_compile(&rc->re, ck->pattern, ck->column)))
+        if (ck->rule == DM_CHECK_REGEX && !s_compile(&rc->re, ck->pattern, ck->column))
             goto out;
         if (ck->rule == DM_CHECK_IN_LIST) {
             err = DM_ERR_NOMEM;
@@ -763,13 +760,11 @@ void dm_schema_destroy(dm_schema_t **self_p)
     dm_schema_t *s = *self_p;
     for (size_t i = 0; s->fields && i < s->nfields; i++) {
         free(s->fields[i].vlens);
-        if (s->fields[i].has_re)
-            regfree(&s->fields[i].re);
+        dm_pattern_destroy(&s->fields[i].re);
     }
     for (size_t k = 0; k < s->nchecks; k++) {
         free(s->checks[k].vals);
-        if (s->checks[k].has_re)
-            regfree(&s->checks[k].re);
+        dm_pattern_destroy(&s->checks[k].re);
     }
     free(s->checks);
     free(s->fields);

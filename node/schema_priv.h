@@ -4,11 +4,11 @@
 #ifndef DM_SCHEMA_PRIV_H
 #define DM_SCHEMA_PRIV_H
 
-#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pattern.h"
 #include "schema.h"
 
 #define DM_SCHEMA__ROW_FIXED 4 /* version, reserved, u16 field count */
@@ -20,8 +20,7 @@ typedef struct {
     uint32_t slot;    /* offset of the fixed slot in a row of this schema */
     uint32_t width;   /* bytes of the slot */
     size_t *vlens;    /* enum value lengths */
-    bool has_re;
-    regex_t re;
+    dm_pattern_t *re; /* pattern, or NULL */
 } dm_schema__field_t;
 
 struct dm_schema__rcheck; /* a row-level check, schema.c's */

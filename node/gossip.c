@@ -540,3 +540,11 @@ void dm_gossip_stats(const dm_gossip_t *self, uint64_t *bytes_sent, uint64_t *ms
 }
 
 const dm_membership_t *dm_gossip_membership(const dm_gossip_t *self) { return self->m; }
+
+bool dm_gossip_is_member(const dm_gossip_t *self, const uint8_t id[DM_ID_PUBLIC_BYTES])
+{
+    if (memcmp(id, dm_identity_public(self->id), DM_ID_PUBLIC_BYTES) == 0)
+        return true;
+    dm_member_state st = dm_membership_state_of(self->m, id);
+    return st == DM_MEMBER_ALIVE || st == DM_MEMBER_SUSPECT;
+}

@@ -76,4 +76,9 @@ void dm_gossip_stats(const dm_gossip_t *self, uint64_t *bytes_sent, uint64_t *ms
 /* The membership machine, for listing members. Borrowed. */
 const dm_membership_t *dm_gossip_membership(const dm_gossip_t *self);
 
+/* True if id is this node, or a member membership holds alive or suspect:
+ * the peers whose mesh messages (SWIM other than JOIN, catalog sync) are
+ * accepted. Dead, left and unknown ids are not members. Cannot fail. */
+bool dm_gossip_is_member(const dm_gossip_t *self, const uint8_t id[DM_ID_PUBLIC_BYTES]);
+
 #endif

@@ -18,7 +18,7 @@
 #define DM_MEMBERSHIP_MAX_ACCUSERS 8  /* distinct accusers kept per suspicion */
 #define DM_MEMBERSHIP_MAX_FORWARDS 64 /* ping-req pings in flight per helper */
 #define DM_MEMBERSHIP_MAX_BCAST 8192  /* pending updates; the most sent are dropped */
-#define DM_MEMBERSHIP_MAX_SEEDS 8
+#define DM_MEMBERSHIP_MAX_SEEDS 16 /* --join addresses and persisted departed members */
 #define DM_MEMBERSHIP_SYNC_MAX_BYTES 16384 /* updates per SYNC message, encoded */
 #define DM_MEMBERSHIP_MAX_SYNC_JOBS 4      /* member lists queued for joiners */
 
@@ -45,6 +45,7 @@ typedef struct {
     int64_t since; /* state entered */
     int64_t min_ms, max_ms;
     unsigned k, confirmations, n_accusers;
+    bool evidence; /* our own probe failed too: only then may it turn dead */
     uint8_t accusers[DM_MEMBERSHIP_MAX_ACCUSERS][DM_ID_PUBLIC_BYTES];
 } dm_mb_aux_t;
 
@@ -67,15 +68,22 @@ typedef struct {
     char to[DM_ADDRESS_MAX]; /* empty: look the address up by to_id */
     uint8_t target_id[DM_ID_PUBLIC_BYTES];
     char target_address[DM_ADDRESS_MAX];
+    bool tell; /* carry the recipient's own record first (it is not alive to us) */
     uint8_t (*sync_ids)[DM_ID_PUBLIC_BYTES]; /* SYNC: snapshot, owned */
     size_t sync_n, sync_pos;
 } dm_mb_out_t;
+
+/* A token bucket: rate per second, at most burst saved up. */
+typedef struct {
+    double tokens;
+    int64_t last_ms;
+    bool started;
+} dm_mb_bucket_t;
 
 /* A ping sent on behalf of a ping-req. */
 typedef struct {
     uint32_t seq, orig_seq;
     uint8_t requester[DM_ID_PUBLIC_BYTES];
-    char requester_address[DM_ADDRESS_MAX];
     int64_t deadline;
 } dm_mb_fwd_t;
 
@@ -127,6 +135,7 @@ struct dm_membership {
 
     /* join */
     char seeds[DM_MEMBERSHIP_MAX_SEEDS][DM_ADDRESS_MAX];
+    uint8_t seed_ids[DM_MEMBERSHIP_MAX_SEEDS][DM_ID_PUBLIC_BYTES]; /* from each address */
     size_t nseeds;
     bool joined;
     int64_t next_join;
@@ -134,6 +143,10 @@ struct dm_membership {
     /* outgoing queue [out_head, nout) */
     dm_mb_out_t *out;
     size_t out_head, nout, outcap;
+
+    /* admission of members we did not know (membership_in.c) */
+    dm_mb_bucket_t join_bucket;  /* JOINs from strangers */
+    dm_mb_bucket_t intro_bucket; /* members introduced by a third party's gossip */
 
     dm_membership_event_fn on_event;
     void *on_event_ctx;
@@ -143,6 +156,40 @@ static inline bool dm_mb_live(uint8_t state)
 {
     return state == DM_MEMBER_ALIVE || state == DM_MEMBER_SUSPECT;
 }
+
+/* membership.c: the transitions every input ends in */
+void dm_mb_emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int64_t now);
+/* Someone says we are not alive (or alive at a newer incarnation): outbid
+ * it, saturating at UINT64_MAX, and tell everyone. */
+void dm_mb_refute(dm_membership_t *m, uint64_t inc);
+void dm_mb_set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, int64_t now);
+/* Starts the suspicion of idx; accuser may be NULL; evidence: our own
+ * probe failed (only an evidenced suspicion may become a death). */
+void dm_mb_start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *accuser,
+                           bool evidence, int64_t now);
+/* Counts an independent confirmation; true if accuser was a new one. */
+bool dm_mb_confirm(dm_membership_t *m, uint32_t idx, const uint8_t *accuser);
+/* Probes idx next (a third party suspects it: see for ourselves). */
+void dm_mb_want_probe(dm_membership_t *m, uint32_t idx);
+
+/* membership_in.c: what a received message may change */
+/* The node id written in the first 64 characters of address; false if
+ * there is none. */
+bool dm_mb_address_id(const char *address, uint8_t id[DM_ID_PUBLIC_BYTES]);
+/* True if address is "HEX(id)@endpoint" for this very id. */
+bool dm_mb_address_bound(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address);
+/* Adds a member we did not know, alive (or suspect) as u says, if the
+ * table has room; bucket NULL: no rate limit (a SYNC we asked for, a JOIN
+ * already admitted). rebroadcast: spread it. Index or DM_MEMBERSHIP_NONE. */
+uint32_t dm_mb_admit(dm_membership_t *m, const dm_swim_update_t *u, dm_mb_bucket_t *bucket,
+                     double rate_per_s, double burst, bool rebroadcast, int64_t now);
+/* The sender's own record about itself (authenticated): its word on its
+ * address, domain, incarnation and leaving. */
+void dm_mb_apply_own(dm_membership_t *m, uint32_t idx, const dm_swim_update_t *u, int64_t now);
+/* A fact about someone else heard from member sender: believed only as
+ * far as a third party can be (docs/membership.md, "Trust"). */
+void dm_mb_apply_heard(dm_membership_t *m, const dm_swim_update_t *u,
+                       const uint8_t sender[DM_ID_PUBLIC_BYTES], bool sync, int64_t now);
 
 /* membership_out.c */
 /* Room for one more outgoing message; NULL on out of memory. */

@@ -417,6 +417,44 @@ static bool s_update_ok(const dm_swim_update_t *u)
            s_str_ok(u->domain, sizeof u->domain);
 }
 
+typedef struct {
+    bool spoke;
+    int64_t heard;
+    uint32_t idx;
+} s_recent_t;
+
+/* Members that talk to us first, then the most recently heard. */
+static int s_by_recency(const void *a, const void *b)
+{
+    const s_recent_t *x = a, *y = b;
+    if (x->spoke != y->spoke)
+        return x->spoke ? -1 : 1;
+    return x->heard < y->heard ? 1 : x->heard > y->heard ? -1 : 0;
+}
+
+/* Sends a gossip message (carrying what is queued, news first) straight to
+ * DM_MEMBERSHIP_DIRECT_NEWS live members, those that talk to us first and
+ * then the most recently heard (so a crowd of silent joiners cannot crowd
+ * them out), except member `except`. */
+static void s_tell_recent(dm_membership_t *m, const uint8_t *except)
+{
+    s_recent_t *r = malloc((m->n ? m->n : 1) * sizeof *r);
+    if (!r)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < m->n; i++)
+        if (dm_mb_live(m->mem[i].state) &&
+            (!except || memcmp(m->mem[i].id, except, DM_ID_PUBLIC_BYTES) != 0))
+            r[k++] = (s_recent_t){m->mem[i].spoke != 0, m->mem[i].last_heard, (uint32_t)i};
+    if (k > DM_MEMBERSHIP_DIRECT_NEWS) {
+        qsort(r, k, sizeof *r, s_by_recency);
+        k = DM_MEMBERSHIP_DIRECT_NEWS;
+    }
+    for (size_t i = 0; i < k; i++)
+        (void)dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[r[i].idx].id);
+    free(r);
+}
+
 /* A JOIN: the sender is admitted (a stranger only within the join rate and
  * the member cap) and gets our member list at the address membership now
  * holds for it, which is the one its own authenticated record names and
@@ -433,12 +471,7 @@ static dm_err s_on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *
             return DM_ERR_DENIED;
         /* Members refuse a stranger's word until they hear of its join from
          * a member, so the news goes straight to them, not only by gossip. */
-        size_t told = 0;
-        for (size_t i = 0; i < m->n && told < DM_MEMBERSHIP_DIRECT_NEWS; i++)
-            if (i != sidx && dm_mb_live(m->mem[i].state)) {
-                (void)dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[i].id);
-                told++;
-            }
+        s_tell_recent(m, m->mem[sidx].id);
     } else {
         dm_mb_apply_own(m, sidx, snd, now);
     }
@@ -537,6 +570,8 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
     dm_mb_member_t *se = &m->mem[sidx];
     se->last_heard = now_ms;
     se->doubt = 0;
+    if (msg->type != DM_SWIM_JOIN)
+        se->spoke = 1;
     if (!dm_mb_live(se->state)) {
         /* Dead or gone in our view and its own record did not outbid that:
          * nothing else it says counts; a dead one is told, so it refutes. */
@@ -704,12 +739,7 @@ void dm_membership_leave(dm_membership_t *m, int64_t now_ms)
     dm_mb_bcast(m, m->self_id, NULL);
     /* Only our own word that we leave is believed (a third party's is a
      * mere suspicion), so tell as many members as we can directly. */
-    size_t told = 0;
-    for (size_t i = 0; i < m->n && told < DM_MEMBERSHIP_DIRECT_NEWS; i++)
-        if (dm_mb_live(m->mem[i].state)) {
-            (void)dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[i].id);
-            told++;
-        }
+    s_tell_recent(m, NULL);
 }
 
 bool dm_membership_address_known(const dm_membership_t *m, const char *address)

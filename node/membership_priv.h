@@ -26,7 +26,8 @@
  * holds 10^8 of them. Strings live in the arena at str: address (or only
  * its endpoint when short_addr: the address is "HEX(id)@endpoint"), NUL,
  * domain, NUL. aux indexes the timers of suspect, dead and left members.
- * doubt: one probe failed; it is probed again before it is accused. */
+ * doubt: one probe failed; it is probed again before it is accused.
+ * spoke: it talks to us (a crowd of silent joiners cannot outrank it). */
 typedef struct {
     uint8_t id[DM_ID_PUBLIC_BYTES];
     uint64_t inc;
@@ -36,6 +37,7 @@ typedef struct {
     uint32_t state : 3;
     uint32_t short_addr : 1;
     uint32_t doubt : 1;
+    uint32_t spoke : 1; /* it sent us something besides a JOIN */
 } dm_mb_member_t;
 
 /* Timers of a member that is not alive. */

@@ -232,8 +232,13 @@ static void s_suspect_locally(dm_membership_t *m, uint32_t idx, int64_t now)
 {
     dm_mb_member_t *e = &m->mem[idx];
     if (e->state == DM_MEMBER_SUSPECT) {
-        if (e->aux != DM_MB_NO_AUX)
+        if (e->aux != DM_MB_NO_AUX) {
             m->aux[e->aux].evidence = true;
+            if (m->aux[e->aux].claimed_dead) {
+                dm_mb_declare_dead(m, idx, now);
+                return;
+            }
+        }
         if (dm_mb_confirm(m, idx, m->self_id))
             dm_mb_bcast(m, e->id, m->self_id);
         return;
@@ -244,7 +249,7 @@ static void s_suspect_locally(dm_membership_t *m, uint32_t idx, int64_t now)
 }
 
 /* The suspicion of idx ran out and our own probes failed too: dead. */
-static void s_declare_dead(dm_membership_t *m, uint32_t idx, int64_t now)
+void dm_mb_declare_dead(dm_membership_t *m, uint32_t idx, int64_t now)
 {
     dm_mb_set_state(m, idx, DM_MEMBER_DEAD, now);
     dm_mb_bcast(m, m->mem[idx].id, NULL);
@@ -475,6 +480,10 @@ static dm_err s_on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *
     } else {
         dm_mb_apply_own(m, sidx, snd, now);
     }
+    /* A member that only asks to be known (it could not reach us directly)
+     * needs no list: that would cost N entries per lost ping. */
+    if (msg->seq == DM_MEMBERSHIP_KNOCK_SEQ)
+        return DM_OK;
     /* A member list costs N entries: a few at a time; joiners retry. */
     size_t jobs = 0;
     for (size_t i = m->out_head; i < m->nout; i++)
@@ -615,7 +624,8 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
             uint32_t t = dm_mb_find(m, m->probe_target);
             if (t != DM_MEMBERSHIP_NONE) {
                 m->mem[t].doubt = 0;
-                (void)dm_mb_out_to_member(m, DM_SWIM_JOIN, 0, m->probe_target);
+                (void)dm_mb_out_to_member(m, DM_SWIM_JOIN, DM_MEMBERSHIP_KNOCK_SEQ,
+                                          m->probe_target);
             }
         }
         break;
@@ -676,7 +686,7 @@ void dm_membership_tick(dm_membership_t *m, int64_t now)
         /* Others' word alone never kills: without our own failed probe the
          * suspicion waits for one (the probe comes next). */
         if (m->aux[a].evidence)
-            s_declare_dead(m, idx, now);
+            dm_mb_declare_dead(m, idx, now);
         else
             dm_mb_want_probe(m, idx);
     }

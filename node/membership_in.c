@@ -133,7 +133,16 @@ static void s_heard_suspect(dm_membership_t *m, uint32_t idx, const dm_swim_upda
     dm_mb_member_t *e = &m->mem[idx];
     if (!dm_mb_live(e->state) || u->incarnation < e->inc)
         return;
+    bool dead = u->state == DM_MEMBER_DEAD && accuser != NULL;
     if (e->state == DM_MEMBER_SUSPECT && u->incarnation == e->inc) {
+        dm_mb_aux_t *x = e->aux != DM_MB_NO_AUX ? &m->aux[e->aux] : NULL;
+        if (x && dead && x->evidence) {
+            /* its own timeout ran out and our own probe failed too */
+            dm_mb_declare_dead(m, idx, now);
+            return;
+        }
+        if (x && dead)
+            x->claimed_dead = true;
         if (dm_mb_confirm(m, idx, accuser) && !sync)
             dm_mb_bcast(m, u->id, accuser);
         return;
@@ -143,6 +152,8 @@ static void s_heard_suspect(dm_membership_t *m, uint32_t idx, const dm_swim_upda
         evidence = m->aux[e->aux].evidence;
     e->inc = u->incarnation;
     dm_mb_start_suspicion(m, idx, accuser, evidence, now);
+    if (dead && e->aux != DM_MB_NO_AUX)
+        m->aux[m->mem[idx].aux].claimed_dead = true;
     if (!sync)
         dm_mb_bcast(m, u->id, accuser);
     dm_mb_want_probe(m, idx);

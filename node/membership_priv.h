@@ -21,6 +21,7 @@
 #define DM_MEMBERSHIP_MAX_SEEDS 16 /* --join addresses and persisted departed members */
 #define DM_MEMBERSHIP_SYNC_MAX_BYTES 16384 /* updates per SYNC message, encoded */
 #define DM_MEMBERSHIP_MAX_SYNC_JOBS 4      /* member lists queued for joiners */
+#define DM_MEMBERSHIP_KNOCK_SEQ 1          /* JOIN seq of a member asking to be known, not for a list */
 
 /* One member other than self: 56 bytes, since a 10,000-node simulation
  * holds 10^8 of them. Strings live in the arena at str: address (or only
@@ -47,7 +48,8 @@ typedef struct {
     int64_t since; /* state entered */
     int64_t min_ms, max_ms;
     unsigned k, confirmations, n_accusers;
-    bool evidence; /* our own probe failed too: only then may it turn dead */
+    bool evidence;     /* our own probe failed too: only then may it turn dead */
+    bool claimed_dead; /* a member declared it dead (its own timeout ran out) */
     uint8_t accusers[DM_MEMBERSHIP_MAX_ACCUSERS][DM_ID_PUBLIC_BYTES];
 } dm_mb_aux_t;
 
@@ -173,6 +175,9 @@ void dm_mb_start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *accu
 bool dm_mb_confirm(dm_membership_t *m, uint32_t idx, const uint8_t *accuser);
 /* Probes idx next (a third party suspects it: see for ourselves). */
 void dm_mb_want_probe(dm_membership_t *m, uint32_t idx);
+/* Suspect idx is dead: its suspicion ran out, or a member says so and our
+ * own probe failed too. */
+void dm_mb_declare_dead(dm_membership_t *m, uint32_t idx, int64_t now);
 
 /* membership_in.c: what a received message may change */
 /* The node id written in the first 64 characters of address; false if

@@ -1083,3 +1083,41 @@ Test(membership, a_mesh_that_left_together_reforms_through_its_departed_members)
                      dm_membership_count_live(net->m[i]));
     s_free(net);
 }
+
+Test(membership, a_knock_from_a_member_is_admission_only_not_a_member_list)
+{
+    net_t *net = s_net(3, NULL, 32);
+    s_full_mesh(net);
+    (void)s_drain(net, net->m[0], 0, NULL);
+    dm_swim_msg_t *msg = s_msg(net, DM_SWIM_JOIN, 1);
+    msg->seq = 1; /* DM_MEMBERSHIP_KNOCK_SEQ: "know me", as after a relayed ack */
+    cr_assert_eq(dm_membership_receive(net->m[0], net->id[1], msg, net->now), DM_OK);
+    cr_assert_eq(s_drain(net, net->m[0], DM_SWIM_SYNC, NULL), 0);
+    msg->seq = 0; /* a real join gets the list */
+    cr_assert_eq(dm_membership_receive(net->m[0], net->id[1], msg, net->now), DM_OK);
+    cr_assert_eq(s_drain(net, net->m[0], DM_SWIM_SYNC, NULL), 1);
+    free(msg);
+    s_free(net);
+}
+
+Test(membership, a_members_dead_plus_our_own_failed_probe_is_a_death_at_once)
+{
+    net_t *net = s_net(4, NULL, 33);
+    s_full_mesh(net);
+    s_run(net, 1000);
+    s_crash(net, 3);
+    /* node 1 declares node 3 dead to node 0, which has not noticed yet */
+    dm_swim_msg_t *msg = s_msg(net, DM_SWIM_GOSSIP, 1);
+    s_upd(net, msg, 3, DM_MEMBER_DEAD, 0);
+    cr_assert_eq(dm_membership_receive(net->m[0], net->id[1], msg, net->now), DM_OK);
+    cr_assert_eq(s_state(net, 0, 3), DM_MEMBER_SUSPECT);
+    int64_t heard = net->now;
+    while (s_state(net, 0, 3) != DM_MEMBER_DEAD && net->now - heard < 10000)
+        s_run(net, STEP_MS);
+    cr_assert_eq(s_state(net, 0, 3), DM_MEMBER_DEAD);
+    /* one probe of its own (re-probed at once), not a whole suspicion timeout */
+    cr_assert_lt(net->now - heard, 4 * DM_MEMBERSHIP_PROBE_INTERVAL_MS, "took %lld ms",
+                 (long long)(net->now - heard));
+    free(msg);
+    s_free(net);
+}

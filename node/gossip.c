@@ -134,7 +134,9 @@ static void s_load(dm_gossip_t *self, int64_t now_ms)
         unsigned long long inc;
         char addr[DM_ADDRESS_MAX], domain[DM_SWIM_DOMAIN_MAX], state[16] = "alive";
         if (sscanf(line, "incarnation %llu", &inc) == 1) {
-            dm_membership_set_incarnation(self->m, (uint64_t)inc + 1);
+            /* saturating: the maximum is still refutable (docs/membership.md) */
+            dm_membership_set_incarnation(self->m, inc < UINT64_MAX ? (uint64_t)inc + 1
+                                                                    : UINT64_MAX);
             continue;
         }
         if (sscanf(line, "member %319s %63s %llu %15s", addr, domain, &inc, state) < 3) {

@@ -437,11 +437,11 @@ static int s_by_recency(const void *a, const void *b)
     return x->heard < y->heard ? 1 : x->heard > y->heard ? -1 : 0;
 }
 
-/* Sends a gossip message (carrying what is queued, news first) straight to
- * DM_MEMBERSHIP_DIRECT_NEWS live members, those that talk to us first and
+/* Sends a gossip message carrying member news's record (then what is
+ * queued) straight to DM_MEMBERSHIP_DIRECT_NEWS live members, those that talk to us first and
  * then the most recently heard (so a crowd of silent joiners cannot crowd
  * them out), except member `except`. */
-static void s_tell_recent(dm_membership_t *m, const uint8_t *except)
+static void s_tell_recent(dm_membership_t *m, const uint8_t *news, const uint8_t *except)
 {
     s_recent_t *r = malloc((m->n ? m->n : 1) * sizeof *r);
     if (!r)
@@ -455,8 +455,13 @@ static void s_tell_recent(dm_membership_t *m, const uint8_t *except)
         qsort(r, k, sizeof *r, s_by_recency);
         k = DM_MEMBERSHIP_DIRECT_NEWS;
     }
-    for (size_t i = 0; i < k; i++)
-        (void)dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[r[i].idx].id);
+    for (size_t i = 0; i < k; i++) {
+        dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[r[i].idx].id);
+        if (o) {
+            o->carry = true;
+            memcpy(o->carry_id, news, DM_ID_PUBLIC_BYTES);
+        }
+    }
     free(r);
 }
 
@@ -476,7 +481,7 @@ static dm_err s_on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *
             return DM_ERR_DENIED;
         /* Members refuse a stranger's word until they hear of its join from
          * a member, so the news goes straight to them, not only by gossip. */
-        s_tell_recent(m, m->mem[sidx].id);
+        s_tell_recent(m, m->mem[sidx].id, m->mem[sidx].id);
     } else {
         dm_mb_apply_own(m, sidx, snd, now);
     }
@@ -586,8 +591,10 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
          * nothing else it says counts; a dead one is told, so it refutes. */
         if (se->state == DM_MEMBER_DEAD && msg->type != DM_SWIM_JOIN) {
             dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, snd->id);
-            if (o)
-                o->tell = true;
+            if (o) {
+                o->carry = true;
+                memcpy(o->carry_id, snd->id, DM_ID_PUBLIC_BYTES);
+            }
         }
         return DM_OK;
     }
@@ -713,8 +720,7 @@ void dm_membership_join(dm_membership_t *m, const char *seed_address, int64_t no
     memcpy(m->seed_ids[m->nseeds], id, DM_ID_PUBLIC_BYTES);
     strcpy(m->seeds[m->nseeds++], seed_address);
     m->joined = false;
-    m->next_join = now_ms;
-    dm_membership_tick(m, now_ms);
+    m->next_join = now_ms; /* at the next tick, once for all the seeds given */
 }
 
 dm_err dm_membership_add_known(dm_membership_t *m, const dm_member_t *member, int64_t now_ms)
@@ -749,7 +755,7 @@ void dm_membership_leave(dm_membership_t *m, int64_t now_ms)
     dm_mb_bcast(m, m->self_id, NULL);
     /* Only our own word that we leave is believed (a third party's is a
      * mere suspicion), so tell as many members as we can directly. */
-    s_tell_recent(m, NULL);
+    s_tell_recent(m, m->self_id, NULL);
 }
 
 bool dm_membership_address_known(const dm_membership_t *m, const char *address)

@@ -194,8 +194,10 @@ void dm_membership_on_event(dm_membership_t *m, dm_membership_event_fn fn, void 
  * incarnation passes it + 1). Call before any other input. */
 void dm_membership_set_incarnation(dm_membership_t *m, uint64_t inc);
 
-/* Asks the member at seed_address for its member list; retried every
- * join_retry_ms until some member answers. Several seeds: call once each. */
+/* Asks the member at seed_address ("HEX(id)@tcp://...", not this node)
+ * for its member list, at the next tick; retried every join_retry_ms until
+ * some member answers. Several seeds: call once each (at most 16; others
+ * and repeats are ignored). */
 void dm_membership_join(dm_membership_t *m, const char *seed_address, int64_t now_ms);
 
 /* True if address is this node's, a member's (any state) or a seed's:

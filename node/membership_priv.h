@@ -72,7 +72,8 @@ typedef struct {
     char to[DM_ADDRESS_MAX]; /* empty: look the address up by to_id */
     uint8_t target_id[DM_ID_PUBLIC_BYTES];
     char target_address[DM_ADDRESS_MAX];
-    bool tell; /* carry the recipient's own record first (it is not alive to us) */
+    bool carry; /* carry carry_id's record first, whatever its send count */
+    uint8_t carry_id[DM_ID_PUBLIC_BYTES];
     uint8_t (*sync_ids)[DM_ID_PUBLIC_BYTES]; /* SYNC: snapshot, owned */
     size_t sync_n, sync_pos;
 } dm_mb_out_t;

@@ -422,129 +422,6 @@ static bool s_update_ok(const dm_swim_update_t *u)
            s_str_ok(u->domain, sizeof u->domain);
 }
 
-typedef struct {
-    bool spoke;
-    int64_t heard;
-    uint32_t idx;
-} s_recent_t;
-
-/* Members that talk to us first, then the most recently heard. */
-static int s_by_recency(const void *a, const void *b)
-{
-    const s_recent_t *x = a, *y = b;
-    if (x->spoke != y->spoke)
-        return x->spoke ? -1 : 1;
-    return x->heard < y->heard ? 1 : x->heard > y->heard ? -1 : 0;
-}
-
-/* Sends a gossip message carrying member news's record (then what is
- * queued) straight to DM_MEMBERSHIP_DIRECT_NEWS live members, those that talk to us first and
- * then the most recently heard (so a crowd of silent joiners cannot crowd
- * them out), except member `except`. */
-static void s_tell_recent(dm_membership_t *m, const uint8_t *news, const uint8_t *except)
-{
-    s_recent_t *r = malloc((m->n ? m->n : 1) * sizeof *r);
-    if (!r)
-        return;
-    size_t k = 0;
-    for (size_t i = 0; i < m->n; i++)
-        if (dm_mb_live(m->mem[i].state) &&
-            (!except || memcmp(m->mem[i].id, except, DM_ID_PUBLIC_BYTES) != 0))
-            r[k++] = (s_recent_t){m->mem[i].spoke != 0, m->mem[i].last_heard, (uint32_t)i};
-    if (k > DM_MEMBERSHIP_DIRECT_NEWS) {
-        qsort(r, k, sizeof *r, s_by_recency);
-        k = DM_MEMBERSHIP_DIRECT_NEWS;
-    }
-    for (size_t i = 0; i < k; i++) {
-        dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[r[i].idx].id);
-        if (o) {
-            o->carry = true;
-            memcpy(o->carry_id, news, DM_ID_PUBLIC_BYTES);
-        }
-    }
-    free(r);
-}
-
-/* A JOIN: the sender is admitted (a stranger only within the join rate and
- * the member cap) and gets our member list at the address membership now
- * holds for it, which is the one its own authenticated record names and
- * which carries its own key. */
-static dm_err s_on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *msg, int64_t now)
-{
-    const dm_swim_update_t *snd = &msg->sender;
-    if (snd->state != DM_MEMBER_ALIVE)
-        return DM_ERR_PROTO;
-    if (sidx == DM_MEMBERSHIP_NONE) {
-        sidx = dm_mb_admit(m, snd, &m->join_bucket, DM_MEMBERSHIP_JOIN_RATE_PER_S,
-                           DM_MEMBERSHIP_JOIN_BURST, true, now);
-        if (sidx == DM_MEMBERSHIP_NONE)
-            return DM_ERR_DENIED;
-        /* Members refuse a stranger's word until they hear of its join from
-         * a member, so the news goes straight to them, not only by gossip. */
-        s_tell_recent(m, m->mem[sidx].id, m->mem[sidx].id);
-    } else {
-        dm_mb_apply_own(m, sidx, snd, now);
-    }
-    /* A member that only asks to be known (it could not reach us directly)
-     * needs no list: that would cost N entries per lost ping. */
-    if (msg->seq == DM_MEMBERSHIP_KNOCK_SEQ)
-        return DM_OK;
-    /* A member list costs N entries: a few at a time; joiners retry. */
-    size_t jobs = 0;
-    for (size_t i = m->out_head; i < m->nout; i++)
-        jobs += m->out[i].type == DM_SWIM_SYNC;
-    if (jobs >= DM_MEMBERSHIP_MAX_SYNC_JOBS)
-        return DM_OK;
-    dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_SYNC, msg->seq, snd->id);
-    if (!o)
-        return DM_ERR_NOMEM;
-    if (m->n) {
-        o->sync_ids = malloc(m->n * sizeof *o->sync_ids);
-        if (!o->sync_ids) {
-            m->nout--;
-            return DM_ERR_NOMEM;
-        }
-        for (size_t i = 0; i < m->n; i++)
-            memcpy(o->sync_ids[i], m->mem[i].id, DM_ID_PUBLIC_BYTES);
-        o->sync_n = m->n;
-    }
-    return DM_OK;
-}
-
-static bool s_is_seed(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES])
-{
-    for (size_t i = 0; i < m->nseeds; i++)
-        if (memcmp(m->seed_ids[i], id, DM_ID_PUBLIC_BYTES) == 0)
-            return true;
-    return false;
-}
-
-/* Ping-req: ping the target for the requester, only if it is a live
- * member, and only at the address membership holds for it. */
-static void s_on_ping_req(dm_membership_t *m, const dm_swim_msg_t *msg, int64_t now_ms)
-{
-    if (m->nfwd == DM_MEMBERSHIP_MAX_FORWARDS ||
-        memcmp(msg->target_id, m->self_id, DM_ID_PUBLIC_BYTES) == 0 ||
-        memcmp(msg->target_id, msg->sender.id, DM_ID_PUBLIC_BYTES) == 0)
-        return;
-    uint32_t t = dm_mb_find(m, msg->target_id);
-    if (t == DM_MEMBERSHIP_NONE || !dm_mb_live(m->mem[t].state))
-        return;
-    dm_mb_fwd_t *f = &m->fwd[m->nfwd];
-    dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_PING, m->next_seq, msg->target_id);
-    if (!o)
-        return;
-    memcpy(o->target_id, msg->target_id, DM_ID_PUBLIC_BYTES);
-    f->seq = m->next_seq++;
-    f->orig_seq = msg->seq;
-    memcpy(f->requester, msg->sender.id, DM_ID_PUBLIC_BYTES);
-    /* The nack must reach the requester before its interval ends, or it
-     * counts against the requester's health: answer within
-     * DM_MEMBERSHIP_NACK_PERCENT of the (unscaled) probe timeout. */
-    f->deadline = now_ms + m->cfg.probe_timeout_ms * DM_MEMBERSHIP_NACK_PERCENT / 100;
-    m->nfwd++;
-}
-
 dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const dm_swim_msg_t *msg,
                              int64_t now_ms)
 {
@@ -566,12 +443,12 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
 
     uint32_t sidx = dm_mb_find(m, snd->id);
     if (msg->type == DM_SWIM_JOIN) {
-        dm_err rc = s_on_join(m, sidx, msg, now_ms);
+        dm_err rc = dm_mb_on_join(m, sidx, msg, now_ms);
         if (rc != DM_OK)
             return rc;
     } else if (sidx != DM_MEMBERSHIP_NONE) {
         dm_mb_apply_own(m, sidx, snd, now_ms);
-    } else if (msg->type == DM_SWIM_SYNC && s_is_seed(m, snd->id) && snd->state == DM_MEMBER_ALIVE) {
+    } else if (msg->type == DM_SWIM_SYNC && dm_mb_is_seed(m, snd->id) && snd->state == DM_MEMBER_ALIVE) {
         /* the member we asked to let us in */
         if (dm_mb_admit(m, snd, NULL, 0, 0, true, now_ms) == DM_MEMBERSHIP_NONE)
             return DM_ERR_DENIED;
@@ -608,7 +485,7 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
             s_reply(m, DM_SWIM_ACK, msg->seq, snd->id);
         break;
     case DM_SWIM_PING_REQ:
-        s_on_ping_req(m, msg, now_ms);
+        dm_mb_on_ping_req(m, msg, now_ms);
         break;
     case DM_SWIM_ACK:
         if (m->probing && msg->seq == m->probe_seq &&
@@ -755,7 +632,7 @@ void dm_membership_leave(dm_membership_t *m, int64_t now_ms)
     dm_mb_bcast(m, m->self_id, NULL);
     /* Only our own word that we leave is believed (a third party's is a
      * mere suspicion), so tell as many members as we can directly. */
-    s_tell_recent(m, m->self_id, NULL);
+    dm_mb_tell_recent(m, m->self_id, NULL);
 }
 
 bool dm_membership_address_known(const dm_membership_t *m, const char *address)

@@ -1,4 +1,5 @@
-/* membership_in.c: how far a membership machine believes what it hears.
+/* membership_in.c: how far a membership machine believes what it hears,
+ * and what it does for whom (JOIN admission, ping-req).
  *
  * SWIM facts are not signed, so what a message may change depends on who
  * says it (docs/membership.md, "Trust"):
@@ -11,6 +12,7 @@
  *   which turn into a death only when this node's own probes fail;
  * - nobody but the member rewrites its address or domain, and every
  *   address must be "HEX(id)@endpoint" for the id it is given for. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "membership_priv.h"
@@ -219,3 +221,129 @@ void dm_mb_apply_heard(dm_membership_t *m, const dm_swim_update_t *u,
         return;
     }
 }
+
+/* ---- the requests a stranger or a member may make ---- */
+
+typedef struct {
+    bool spoke;
+    int64_t heard;
+    uint32_t idx;
+} s_recent_t;
+
+/* Members that talk to us first, then the most recently heard. */
+static int s_by_recency(const void *a, const void *b)
+{
+    const s_recent_t *x = a, *y = b;
+    if (x->spoke != y->spoke)
+        return x->spoke ? -1 : 1;
+    return x->heard < y->heard ? 1 : x->heard > y->heard ? -1 : 0;
+}
+
+/* Sends a gossip message carrying member news's record (then what is
+ * queued) straight to DM_MEMBERSHIP_DIRECT_NEWS live members, those that talk to us first and
+ * then the most recently heard (so a crowd of silent joiners cannot crowd
+ * them out), except member `except`. */
+void dm_mb_tell_recent(dm_membership_t *m, const uint8_t *news, const uint8_t *except)
+{
+    s_recent_t *r = malloc((m->n ? m->n : 1) * sizeof *r);
+    if (!r)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < m->n; i++)
+        if (dm_mb_live(m->mem[i].state) &&
+            (!except || memcmp(m->mem[i].id, except, DM_ID_PUBLIC_BYTES) != 0))
+            r[k++] = (s_recent_t){m->mem[i].spoke != 0, m->mem[i].last_heard, (uint32_t)i};
+    if (k > DM_MEMBERSHIP_DIRECT_NEWS) {
+        qsort(r, k, sizeof *r, s_by_recency);
+        k = DM_MEMBERSHIP_DIRECT_NEWS;
+    }
+    for (size_t i = 0; i < k; i++) {
+        dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[r[i].idx].id);
+        if (o) {
+            o->carry = true;
+            memcpy(o->carry_id, news, DM_ID_PUBLIC_BYTES);
+        }
+    }
+    free(r);
+}
+
+/* A JOIN: the sender is admitted (a stranger only within the join rate and
+ * the member cap) and gets our member list at the address membership now
+ * holds for it, which is the one its own authenticated record names and
+ * which carries its own key. */
+dm_err dm_mb_on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *msg, int64_t now)
+{
+    const dm_swim_update_t *snd = &msg->sender;
+    if (snd->state != DM_MEMBER_ALIVE)
+        return DM_ERR_PROTO;
+    if (sidx == DM_MEMBERSHIP_NONE) {
+        sidx = dm_mb_admit(m, snd, &m->join_bucket, DM_MEMBERSHIP_JOIN_RATE_PER_S,
+                           DM_MEMBERSHIP_JOIN_BURST, true, now);
+        if (sidx == DM_MEMBERSHIP_NONE)
+            return DM_ERR_DENIED;
+        /* Members refuse a stranger's word until they hear of its join from
+         * a member, so the news goes straight to them, not only by gossip. */
+        dm_mb_tell_recent(m, m->mem[sidx].id, m->mem[sidx].id);
+    } else {
+        dm_mb_apply_own(m, sidx, snd, now);
+    }
+    /* A member that only asks to be known (it could not reach us directly)
+     * needs no list: that would cost N entries per lost ping. */
+    if (msg->seq == DM_MEMBERSHIP_KNOCK_SEQ)
+        return DM_OK;
+    /* A member list costs N entries: a few at a time; joiners retry. */
+    size_t jobs = 0;
+    for (size_t i = m->out_head; i < m->nout; i++)
+        jobs += m->out[i].type == DM_SWIM_SYNC;
+    if (jobs >= DM_MEMBERSHIP_MAX_SYNC_JOBS)
+        return DM_OK;
+    dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_SYNC, msg->seq, snd->id);
+    if (!o)
+        return DM_ERR_NOMEM;
+    if (m->n) {
+        o->sync_ids = malloc(m->n * sizeof *o->sync_ids);
+        if (!o->sync_ids) {
+            m->nout--;
+            return DM_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < m->n; i++)
+            memcpy(o->sync_ids[i], m->mem[i].id, DM_ID_PUBLIC_BYTES);
+        o->sync_n = m->n;
+    }
+    return DM_OK;
+}
+
+bool dm_mb_is_seed(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES])
+{
+    for (size_t i = 0; i < m->nseeds; i++)
+        if (memcmp(m->seed_ids[i], id, DM_ID_PUBLIC_BYTES) == 0)
+            return true;
+    return false;
+}
+
+/* Ping-req: ping the target for the requester, only if it is a live
+ * member, and only at the address membership holds for it. */
+void dm_mb_on_ping_req(dm_membership_t *m, const dm_swim_msg_t *msg, int64_t now_ms)
+{
+    if (m->nfwd == DM_MEMBERSHIP_MAX_FORWARDS ||
+        memcmp(msg->target_id, m->self_id, DM_ID_PUBLIC_BYTES) == 0 ||
+        memcmp(msg->target_id, msg->sender.id, DM_ID_PUBLIC_BYTES) == 0)
+        return;
+    uint32_t t = dm_mb_find(m, msg->target_id);
+    if (t == DM_MEMBERSHIP_NONE || !dm_mb_live(m->mem[t].state))
+        return;
+    dm_mb_fwd_t *f = &m->fwd[m->nfwd];
+    dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_PING, m->next_seq, msg->target_id);
+    if (!o)
+        return;
+    memcpy(o->target_id, msg->target_id, DM_ID_PUBLIC_BYTES);
+    f->seq = m->next_seq++;
+    f->orig_seq = msg->seq;
+    memcpy(f->requester, msg->sender.id, DM_ID_PUBLIC_BYTES);
+    /* The nack must reach the requester before its interval ends, or it
+     * counts against the requester's health: answer within
+     * DM_MEMBERSHIP_NACK_PERCENT of the (unscaled) probe timeout. */
+    f->deadline = now_ms + m->cfg.probe_timeout_ms * DM_MEMBERSHIP_NACK_PERCENT / 100;
+    m->nfwd++;
+}
+

@@ -199,6 +199,18 @@ void dm_mb_apply_own(dm_membership_t *m, uint32_t idx, const dm_swim_update_t *u
 void dm_mb_apply_heard(dm_membership_t *m, const dm_swim_update_t *u,
                        const uint8_t sender[DM_ID_PUBLIC_BYTES], bool sync, int64_t now);
 
+/* Gossips member news's record straight to DM_MEMBERSHIP_DIRECT_NEWS live
+ * members (those that talk to us first), except member except (or NULL). */
+void dm_mb_tell_recent(dm_membership_t *m, const uint8_t *news, const uint8_t *except);
+/* True if id is the id of an address given to dm_membership_join. */
+bool dm_mb_is_seed(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES]);
+/* A JOIN from the sender (sidx: its index, or DM_MEMBERSHIP_NONE for a
+ * stranger): admission, then our member list. DM_ERR_DENIED if refused. */
+DM_NODISCARD dm_err dm_mb_on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *msg,
+                                  int64_t now);
+/* A ping-req from member msg->sender: served only for a live member. */
+void dm_mb_on_ping_req(dm_membership_t *m, const dm_swim_msg_t *msg, int64_t now_ms);
+
 /* membership_out.c */
 /* Room for one more outgoing message; NULL on out of memory. */
 dm_mb_out_t *dm_mb_out_push(dm_membership_t *m);

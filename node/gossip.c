@@ -47,7 +47,9 @@ struct dm_gossip {
 
 /* ---- the member list on disk ----
  * A text file, rewritten atomically: "incarnation N" for this node, then
- * one "member ADDRESS DOMAIN INCARNATION" line per live member. */
+ * one "member ADDRESS DOMAIN INCARNATION STATE" line per member, departed
+ * ones too: at start-up every one of them is a join seed, so a mesh whose
+ * nodes all stopped together (each saw the others leave) re-forms. */
 
 static void s_save(dm_gossip_t *self);
 
@@ -81,10 +83,8 @@ static void s_save_member(void *ctx, const dm_member_t *mb)
     s_save_ctx *sc = ctx;
     if (memcmp(mb->id, sc->self_id, DM_ID_PUBLIC_BYTES) == 0)
         return;
-    if (mb->state != DM_MEMBER_ALIVE && mb->state != DM_MEMBER_SUSPECT)
-        return;
-    fprintf(sc->f, "member %s %s %" PRIu64 "\n", mb->address, mb->domain[0] ? mb->domain : "-",
-            mb->incarnation);
+    fprintf(sc->f, "member %s %s %" PRIu64 " %s\n", mb->address,
+            mb->domain[0] ? mb->domain : "-", mb->incarnation, dm_member_state_name(mb->state));
 }
 
 static void s_save(dm_gossip_t *self)
@@ -132,12 +132,14 @@ static void s_load(dm_gossip_t *self, int64_t now_ms)
     while (fgets(line, sizeof line, f)) {
         lineno++;
         unsigned long long inc;
-        char addr[DM_ADDRESS_MAX], domain[DM_SWIM_DOMAIN_MAX];
+        char addr[DM_ADDRESS_MAX], domain[DM_SWIM_DOMAIN_MAX], state[16] = "alive";
         if (sscanf(line, "incarnation %llu", &inc) == 1) {
-            dm_membership_set_incarnation(self->m, (uint64_t)inc + 1);
+            /* saturating: the maximum is still refutable (docs/membership.md) */
+            dm_membership_set_incarnation(self->m, inc < UINT64_MAX ? (uint64_t)inc + 1
+                                                                    : UINT64_MAX);
             continue;
         }
-        if (sscanf(line, "member %319s %63s %llu", addr, domain, &inc) != 3) {
+        if (sscanf(line, "member %319s %63s %llu %15s", addr, domain, &inc, state) < 3) {
             dm_log_warn("gossip: %s:%u is not a member line; skipped", path, lineno);
             continue;
         }
@@ -145,11 +147,15 @@ static void s_load(dm_gossip_t *self, int64_t now_ms)
                           .state = DM_MEMBER_ALIVE, .incarnation = (uint64_t)inc,
                           .last_heard_ms = now_ms};
         char ep[256], why[256];
+        bool live = strcmp(state, "alive") == 0 || strcmp(state, "suspect") == 0;
         if (dm_address_parse(addr, mb.id, ep, sizeof ep, why, sizeof why) != DM_OK ||
-            dm_membership_add_known(self->m, &mb, now_ms) != DM_OK) {
+            (live && dm_membership_add_known(self->m, &mb, now_ms) != DM_OK)) {
             dm_log_warn("gossip: %s:%u: bad member address; skipped", path, lineno);
             continue;
         }
+        /* Every member we knew, departed or not, may let us back in: the
+         * others may have forgotten us, and a stranger must JOIN. */
+        dm_membership_join(self->m, addr, now_ms);
         n++;
     }
     fclose(f);
@@ -157,15 +163,40 @@ static void s_load(dm_gossip_t *self, int64_t now_ms)
     dm_log_info("gossip: %zu known member(s) from %s", n, path);
 }
 
-/* ---- peers ---- */
+/* ---- peers ----
+ * One send-only DEALER per peer address, at most DM_GOSSIP_MAX_PEERS of
+ * them (the least recently used is closed for a new one), and only to
+ * addresses membership holds (members, seeds): never to one a message
+ * merely names. */
+
+static void s_peer_close(s_peer *p)
+{
+    zmq_close(p->sock);
+    free(p);
+}
 
 static void *s_peer_socket(dm_gossip_t *self, const char *address, int64_t now_ms)
 {
-    for (s_peer *p = self->peers; p; p = p->next)
+    size_t n = 0;
+    s_peer **lru = NULL;
+    for (s_peer **pp = &self->peers; *pp; pp = &(*pp)->next, n++) {
+        s_peer *p = *pp;
         if (strcmp(p->address, address) == 0) {
             p->last_used_ms = now_ms;
             return p->sock;
         }
+        if (!lru || p->last_used_ms <= (*lru)->last_used_ms)
+            lru = pp;
+    }
+    if (!dm_membership_address_known(self->m, address)) {
+        dm_log_debug("gossip: not sending to %.24s: not an address membership holds", address);
+        return NULL;
+    }
+    if (n >= DM_GOSSIP_MAX_PEERS && lru) {
+        s_peer *old = *lru;
+        *lru = old->next;
+        s_peer_close(old);
+    }
     uint8_t node_id[DM_ID_PUBLIC_BYTES], server[32];
     char ep[256], why[256] = "its key is not a valid ed25519 public key";
     if (dm_address_parse(address, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
@@ -209,8 +240,7 @@ static void s_close_idle_peers(dm_gossip_t *self, int64_t now_ms)
         s_peer *p = *pp;
         if (now_ms - p->last_used_ms > DM_GOSSIP_PEER_IDLE_MS) {
             *pp = p->next;
-            zmq_close(p->sock);
-            free(p);
+            s_peer_close(p);
         } else {
             pp = &p->next;
         }
@@ -460,8 +490,7 @@ void dm_gossip_destroy(dm_gossip_t **self_p)
     while (self->peers) {
         s_peer *p = self->peers;
         self->peers = p->next;
-        zmq_close(p->sock);
-        free(p);
+        s_peer_close(p);
     }
     dm_membership_destroy(&self->m);
     if (self->curve_sec)
@@ -540,3 +569,11 @@ void dm_gossip_stats(const dm_gossip_t *self, uint64_t *bytes_sent, uint64_t *ms
 }
 
 const dm_membership_t *dm_gossip_membership(const dm_gossip_t *self) { return self->m; }
+
+bool dm_gossip_is_member(const dm_gossip_t *self, const uint8_t id[DM_ID_PUBLIC_BYTES])
+{
+    if (memcmp(id, dm_identity_public(self->id), DM_ID_PUBLIC_BYTES) == 0)
+        return true;
+    dm_member_state st = dm_membership_state_of(self->m, id);
+    return st == DM_MEMBER_ALIVE || st == DM_MEMBER_SUSPECT;
+}

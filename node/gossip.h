@@ -26,6 +26,7 @@
 #define DM_GOSSIP_PEER_MAX_IN 4096         /* bytes a peer may send back on our send-only socket (the CURVE handshake must fit) */
 #define DM_GOSSIP_LEAVE_MS 1000            /* how long a leaving node keeps gossiping */
 #define DM_GOSSIP_PEER_IDLE_MS 120000      /* sockets to gone peers closed after this */
+#define DM_GOSSIP_MAX_PEERS 256            /* peer sockets open at once; least recently used closed */
 #define DM_GOSSIP_SYNC_MS 1000             /* catalog digest hash to one random member */
 #define DM_GOSSIP_PUSH_FANOUT 3            /* members poked at once when the catalog changes */
 #define DM_GOSSIP_DELTA_BYTES (256 << 10)  /* catalog entries per message (one bigger entry travels alone) */
@@ -75,5 +76,10 @@ void dm_gossip_stats(const dm_gossip_t *self, uint64_t *bytes_sent, uint64_t *ms
 
 /* The membership machine, for listing members. Borrowed. */
 const dm_membership_t *dm_gossip_membership(const dm_gossip_t *self);
+
+/* True if id is this node, or a member membership holds alive or suspect:
+ * the peers whose mesh messages (SWIM other than JOIN, catalog sync) are
+ * accepted. Dead, left and unknown ids are not members. Cannot fail. */
+bool dm_gossip_is_member(const dm_gossip_t *self, const uint8_t id[DM_ID_PUBLIC_BYTES]);
 
 #endif

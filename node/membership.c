@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "membership_priv.h"
 
@@ -122,7 +123,7 @@ unsigned dm_membership_retransmit_limit(const dm_membership_t *m)
 }
 
 
-static void s_emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int64_t now)
+void dm_mb_emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int64_t now)
 {
     if (!m->on_event)
         return;
@@ -142,18 +143,18 @@ static void s_lhm_delta(dm_membership_t *m, int delta)
     m->lhm = (unsigned)v;
 }
 
-/* Someone says we are suspect, dead or left (or alive with a newer
- * incarnation than ours): outbid it and tell everyone. */
-static void s_refute(dm_membership_t *m, uint64_t inc)
+/* Saturates: a claim at UINT64_MAX is met at UINT64_MAX, where our own
+ * word still wins at every node that hears from us (dm_mb_apply_own). */
+void dm_mb_refute(dm_membership_t *m, uint64_t inc)
 {
     if (inc >= m->self_inc)
-        m->self_inc = inc + 1;
+        m->self_inc = inc == UINT64_MAX ? UINT64_MAX : inc + 1;
     dm_mb_bcast(m, m->self_id, NULL);
     s_lhm_delta(m, 1); /* being suspected hints that we are the slow one */
 }
 
 /* Moves member idx to state st, keeping n_live and the timers right. */
-static void s_set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, int64_t now)
+void dm_mb_set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, int64_t now)
 {
     dm_mb_member_t *e = &m->mem[idx];
     if (dm_mb_live(e->state) && !dm_mb_live((uint8_t)st))
@@ -173,11 +174,10 @@ static void s_set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, in
 }
 
 
-/* Starts the suspicion of member idx (accuser may be NULL: unknown). */
-static void s_start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *accuser,
-                              int64_t now)
+void dm_mb_start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *accuser,
+                           bool evidence, int64_t now)
 {
-    s_set_state(m, idx, DM_MEMBER_SUSPECT, now);
+    dm_mb_set_state(m, idx, DM_MEMBER_SUSPECT, now);
     uint32_t a = m->mem[idx].aux;
     if (a == DM_MB_NO_AUX)
         return;
@@ -193,14 +193,14 @@ static void s_start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *a
     if (n < (size_t)k + 2)
         k = 0;
     x->k = k;
+    x->evidence = evidence;
     if (accuser) {
         memcpy(x->accusers[0], accuser, DM_ID_PUBLIC_BYTES);
         x->n_accusers = 1;
     }
 }
 
-/* Counts an independent confirmation; true if it was one (new accuser). */
-static bool s_confirm(dm_membership_t *m, uint32_t idx, const uint8_t *accuser)
+bool dm_mb_confirm(dm_membership_t *m, uint32_t idx, const uint8_t *accuser)
 {
     uint32_t a = m->mem[idx].aux;
     if (a == DM_MB_NO_AUX || !accuser)
@@ -217,92 +217,43 @@ static bool s_confirm(dm_membership_t *m, uint32_t idx, const uint8_t *accuser)
     return true;
 }
 
-/* Applies one fact. rebroadcast: spread it if it was news (not for SYNC
- * and persisted members). accuser_fallback: who said it, for a suspicion
- * that does not name its accuser. */
-static void s_apply(dm_membership_t *m, const dm_swim_update_t *u, int64_t now, bool rebroadcast,
-                    const uint8_t *accuser_fallback)
+void dm_mb_want_probe(dm_membership_t *m, uint32_t idx)
 {
-    const uint8_t *accuser = u->has_from ? u->from : accuser_fallback;
-    if (memcmp(u->id, m->self_id, DM_ID_PUBLIC_BYTES) == 0) {
-        if (m->leaving)
-            return;
-        if (u->state == DM_MEMBER_ALIVE ? u->incarnation > m->self_inc
-                                        : u->incarnation >= m->self_inc)
-            s_refute(m, u->incarnation);
+    if (m->reprobe || (m->probing && memcmp(m->probe_target, m->mem[idx].id,
+                                            DM_ID_PUBLIC_BYTES) == 0))
         return;
-    }
-    uint32_t idx = dm_mb_find(m, u->id);
-    if (idx == DM_MEMBERSHIP_NONE) {
-        /* The dead and the departed we never knew are nobody's news. */
-        if (!dm_mb_live((uint8_t)u->state))
-            return;
-        if (dm_mb_add(m, u->id, u->address, u->domain, &idx) != DM_OK)
-            return;
-        m->n_live++;
-        dm_mb_member_t *e = &m->mem[idx];
-        e->inc = u->incarnation;
-        e->last_heard = now;
-        if (u->state == DM_MEMBER_SUSPECT)
-            s_start_suspicion(m, idx, accuser, now);
-        if (rebroadcast)
-            dm_mb_bcast(m, u->id, u->state == DM_MEMBER_SUSPECT ? accuser : NULL);
-        s_emit(m, DM_MEMBERSHIP_EV_JOINED, idx, now);
-        if (u->state == DM_MEMBER_SUSPECT)
-            s_emit(m, DM_MEMBERSHIP_EV_SUSPECT, idx, now);
-        return;
-    }
+    m->reprobe = true;
+    memcpy(m->reprobe_id, m->mem[idx].id, DM_ID_PUBLIC_BYTES);
+}
+
+/* Our own probe of live member idx failed (twice, with reprobe): suspect
+ * it on our own evidence, or add our evidence to a suspicion we heard. */
+static void s_suspect_locally(dm_membership_t *m, uint32_t idx, int64_t now)
+{
     dm_mb_member_t *e = &m->mem[idx];
-    uint8_t was = e->state;
-    switch (u->state) {
-    case DM_MEMBER_ALIVE: {
-        if (u->incarnation <= e->inc)
-            return;
-        bool changed = !dm_mb_strings_equal(m, idx, u->address, u->domain);
-        if (changed && dm_mb_set_strings(m, idx, u->address, u->domain) != DM_OK)
-            return;
-        e = &m->mem[idx];
-        e->inc = u->incarnation;
-        if (was != DM_MEMBER_ALIVE)
-            s_set_state(m, idx, DM_MEMBER_ALIVE, now);
-        if (rebroadcast)
-            dm_mb_bcast(m, u->id, NULL);
-        if (was != DM_MEMBER_ALIVE)
-            s_emit(m, DM_MEMBERSHIP_EV_ALIVE, idx, now);
-        else if (changed)
-            s_emit(m, DM_MEMBERSHIP_EV_UPDATED, idx, now);
-        return;
-    }
-    case DM_MEMBER_SUSPECT:
-        if (was == DM_MEMBER_SUSPECT && u->incarnation == e->inc) {
-            if (s_confirm(m, idx, accuser) && rebroadcast)
-                dm_mb_bcast(m, u->id, accuser);
-            return;
+    if (e->state == DM_MEMBER_SUSPECT) {
+        if (e->aux != DM_MB_NO_AUX) {
+            m->aux[e->aux].evidence = true;
+            if (m->aux[e->aux].claimed_dead) {
+                dm_mb_declare_dead(m, idx, now);
+                return;
+            }
         }
-        if (u->incarnation < e->inc || (u->incarnation == e->inc && was != DM_MEMBER_ALIVE))
-            return;
-        e->inc = u->incarnation;
-        s_start_suspicion(m, idx, accuser, now);
-        if (rebroadcast)
-            dm_mb_bcast(m, u->id, accuser);
-        s_emit(m, DM_MEMBERSHIP_EV_SUSPECT, idx, now);
-        return;
-    case DM_MEMBER_DEAD:
-    case DM_MEMBER_LEFT:
-        if (u->incarnation < e->inc || (u->incarnation == e->inc && !dm_mb_live(was)))
-            return;
-        e->inc = u->incarnation;
-        if (!dm_mb_live(was) && was == (uint8_t)u->state)
-            return; /* a newer incarnation of the same end: keep quiet */
-        s_set_state(m, idx, u->state, now);
-        if (rebroadcast)
-            dm_mb_bcast(m, u->id, NULL);
-        s_emit(m, u->state == DM_MEMBER_DEAD ? DM_MEMBERSHIP_EV_DEAD : DM_MEMBERSHIP_EV_LEFT,
-               idx, now);
-        return;
-    default:
+        if (dm_mb_confirm(m, idx, m->self_id))
+            dm_mb_bcast(m, e->id, m->self_id);
         return;
     }
+    dm_mb_start_suspicion(m, idx, m->self_id, true, now);
+    dm_mb_bcast(m, m->mem[idx].id, m->self_id);
+    dm_mb_emit(m, DM_MEMBERSHIP_EV_SUSPECT, idx, now);
+}
+
+/* The suspicion of idx ran out and our own probes failed too: dead. */
+void dm_mb_declare_dead(dm_membership_t *m, uint32_t idx, int64_t now)
+{
+    dm_mb_set_state(m, idx, DM_MEMBER_DEAD, now);
+    dm_mb_bcast(m, m->mem[idx].id, NULL);
+    dm_mb_emit(m, DM_MEMBERSHIP_EV_DEAD, idx, now);
 }
 
 /* Up to want distinct random members: alive only (helpers), or for
@@ -353,7 +304,7 @@ static void s_reap(dm_membership_t *m, int64_t now)
         if (dm_mb_live(e->state) || e->aux == DM_MB_NO_AUX ||
             now - m->aux[e->aux].since < m->cfg.dead_retention_ms)
             continue;
-        s_emit(m, DM_MEMBERSHIP_EV_REMOVED, (uint32_t)i, now);
+        dm_mb_emit(m, DM_MEMBERSHIP_EV_REMOVED, (uint32_t)i, now);
         dm_mb_remove(m, (uint32_t)i);
     }
 }
@@ -450,24 +401,17 @@ static void s_probe_failed(dm_membership_t *m, int64_t now)
         return;
     }
     e->doubt = 0;
-    dm_swim_update_t u;
-    memset(&u, 0, sizeof u);
-    memcpy(u.id, m->probe_target, DM_ID_PUBLIC_BYTES);
-    u.state = DM_MEMBER_SUSPECT;
-    u.incarnation = m->mem[idx].inc;
-    u.has_from = true;
-    memcpy(u.from, m->self_id, DM_ID_PUBLIC_BYTES);
-    s_apply(m, &u, now, true, NULL);
+    s_suspect_locally(m, idx, now);
 }
 
 static void s_fwd_remove(dm_membership_t *m, size_t i) { m->fwd[i] = m->fwd[--m->nfwd]; }
 
+/* Answers member id at the address membership holds for it (never one a
+ * message names). */
 static void s_reply(dm_membership_t *m, dm_swim_type type, uint32_t seq,
-                    const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address)
+                    const uint8_t id[DM_ID_PUBLIC_BYTES])
 {
-    dm_mb_out_t *o = dm_mb_out_to_member(m, type, seq, id);
-    if (o)
-        strcpy(o->to, address);
+    (void)dm_mb_out_to_member(m, type, seq, id);
 }
 
 static bool s_str_ok(const char *s, size_t cap) { return memchr(s, 0, cap) != NULL; }
@@ -493,88 +437,86 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
         return DM_ERR_DENIED;
     if (memcmp(snd->id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
         return DM_ERR_PROTO;
+    /* Where to answer is the sender's own word, so it must carry its key. */
+    if (!dm_mb_address_bound(snd->id, snd->address))
+        return DM_ERR_DENIED;
 
-    s_apply(m, snd, now_ms, true, NULL);
     uint32_t sidx = dm_mb_find(m, snd->id);
-    if (sidx != DM_MEMBERSHIP_NONE) {
-        m->mem[sidx].last_heard = now_ms;
-        m->mem[sidx].doubt = 0;
+    if (msg->type == DM_SWIM_JOIN) {
+        dm_err rc = dm_mb_on_join(m, sidx, msg, now_ms);
+        if (rc != DM_OK)
+            return rc;
+    } else if (sidx != DM_MEMBERSHIP_NONE) {
+        dm_mb_apply_own(m, sidx, snd, now_ms);
+    } else if (msg->type == DM_SWIM_SYNC && dm_mb_is_seed(m, snd->id) && snd->state == DM_MEMBER_ALIVE) {
+        /* the member we asked to let us in */
+        if (dm_mb_admit(m, snd, NULL, 0, 0, true, now_ms) == DM_MEMBERSHIP_NONE)
+            return DM_ERR_DENIED;
+    } else {
+        return DM_ERR_DENIED; /* a stranger: it must JOIN first */
+    }
+    sidx = dm_mb_find(m, snd->id);
+    if (sidx == DM_MEMBERSHIP_NONE)
+        return DM_ERR_DENIED;
+    dm_mb_member_t *se = &m->mem[sidx];
+    se->last_heard = now_ms;
+    se->doubt = 0;
+    if (msg->type != DM_SWIM_JOIN)
+        se->spoke = 1;
+    if (!dm_mb_live(se->state)) {
+        /* Dead or gone in our view and its own record did not outbid that:
+         * nothing else it says counts; a dead one is told, so it refutes. */
+        if (se->state == DM_MEMBER_DEAD && msg->type != DM_SWIM_JOIN) {
+            dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, snd->id);
+            if (o) {
+                o->carry = true;
+                memcpy(o->carry_id, snd->id, DM_ID_PUBLIC_BYTES);
+            }
+        }
+        return DM_OK;
     }
     bool sync = msg->type == DM_SWIM_SYNC;
     for (size_t i = 0; i < msg->n_updates; i++)
-        s_apply(m, &msg->updates[i], now_ms, !sync, snd->id);
+        dm_mb_apply_heard(m, &msg->updates[i], snd->id, sync, now_ms);
 
     switch (msg->type) {
     case DM_SWIM_PING:
         if (memcmp(msg->target_id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
-            s_reply(m, DM_SWIM_ACK, msg->seq, snd->id, snd->address);
+            s_reply(m, DM_SWIM_ACK, msg->seq, snd->id);
         break;
-    case DM_SWIM_PING_REQ: {
-        if (m->nfwd == DM_MEMBERSHIP_MAX_FORWARDS ||
-            memcmp(msg->target_id, m->self_id, DM_ID_PUBLIC_BYTES) == 0 || !msg->target_address[0])
-            break;
-        dm_mb_fwd_t *f = &m->fwd[m->nfwd];
-        dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_PING, m->next_seq, msg->target_id);
-        if (!o)
-            break;
-        strcpy(o->to, msg->target_address);
-        memcpy(o->target_id, msg->target_id, DM_ID_PUBLIC_BYTES);
-        f->seq = m->next_seq++;
-        f->orig_seq = msg->seq;
-        memcpy(f->requester, snd->id, DM_ID_PUBLIC_BYTES);
-        strcpy(f->requester_address, snd->address);
-        /* The nack must reach the requester before its interval ends, or
-         * it counts against the requester's health: answer within
-         * DM_MEMBERSHIP_NACK_PERCENT of the (unscaled) probe timeout. */
-        f->deadline = now_ms + m->cfg.probe_timeout_ms * DM_MEMBERSHIP_NACK_PERCENT / 100;
-        m->nfwd++;
+    case DM_SWIM_PING_REQ:
+        dm_mb_on_ping_req(m, msg, now_ms);
         break;
-    }
     case DM_SWIM_ACK:
-        if (m->probing && msg->seq == m->probe_seq) {
+        if (m->probing && msg->seq == m->probe_seq &&
+            memcmp(snd->id, m->probe_target, DM_ID_PUBLIC_BYTES) == 0) {
             m->probing = false;
-            uint32_t t = dm_mb_find(m, m->probe_target);
-            if (t != DM_MEMBERSHIP_NONE)
-                m->mem[t].doubt = 0;
             if (now_ms < m->probe_timeout_at)
                 s_lhm_delta(m, -1);
             break;
         }
         for (size_t i = 0; i < m->nfwd; i++)
             if (m->fwd[i].seq == msg->seq) {
-                s_reply(m, DM_SWIM_ACK, m->fwd[i].orig_seq, m->fwd[i].requester,
-                        m->fwd[i].requester_address);
+                s_reply(m, DM_SWIM_ACK, m->fwd[i].orig_seq, m->fwd[i].requester);
                 s_fwd_remove(m, i);
                 break;
             }
+        if (m->probing && msg->seq == m->probe_seq && m->probe_indirect) {
+            /* A helper relayed the target's ack, but our own pings got
+             * none: maybe the target never heard of our join. Ask it. */
+            m->probing = false;
+            uint32_t t = dm_mb_find(m, m->probe_target);
+            if (t != DM_MEMBERSHIP_NONE) {
+                m->mem[t].doubt = 0;
+                (void)dm_mb_out_to_member(m, DM_SWIM_JOIN, DM_MEMBERSHIP_KNOCK_SEQ,
+                                          m->probe_target);
+            }
+        }
         break;
     case DM_SWIM_NACK:
         if (m->probing && msg->seq == m->probe_seq)
             m->probe_nacks++;
         break;
-    case DM_SWIM_JOIN: {
-        /* A member list costs N entries: a few at a time; joiners retry. */
-        size_t jobs = 0;
-        for (size_t i = m->out_head; i < m->nout; i++)
-            jobs += m->out[i].type == DM_SWIM_SYNC;
-        if (jobs >= DM_MEMBERSHIP_MAX_SYNC_JOBS)
-            break;
-        dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_SYNC, msg->seq, snd->id);
-        if (!o)
-            break;
-        strcpy(o->to, snd->address);
-        if (m->n) {
-            o->sync_ids = malloc(m->n * sizeof *o->sync_ids);
-            if (!o->sync_ids) {
-                m->nout--;
-                break;
-            }
-            for (size_t i = 0; i < m->n; i++)
-                memcpy(o->sync_ids[i], m->mem[i].id, DM_ID_PUBLIC_BYTES);
-            o->sync_n = m->n;
-        }
-        break;
-    }
     case DM_SWIM_SYNC:
         m->joined = true;
         break;
@@ -606,8 +548,7 @@ void dm_membership_tick(dm_membership_t *m, int64_t now)
             i++;
             continue;
         }
-        s_reply(m, DM_SWIM_NACK, m->fwd[i].orig_seq, m->fwd[i].requester,
-                m->fwd[i].requester_address);
+        s_reply(m, DM_SWIM_NACK, m->fwd[i].orig_seq, m->fwd[i].requester);
         s_fwd_remove(m, i);
     }
     if (m->probing && !m->probe_indirect && now >= m->probe_timeout_at)
@@ -626,12 +567,12 @@ void dm_membership_tick(dm_membership_t *m, int64_t now)
         if (idx == DM_MEMBERSHIP_NONE || m->mem[idx].state != DM_MEMBER_SUSPECT ||
             dm_mb_suspicion_deadline(&m->aux[a]) > now)
             continue;
-        dm_swim_update_t u;
-        memset(&u, 0, sizeof u);
-        memcpy(u.id, m->mem[idx].id, DM_ID_PUBLIC_BYTES);
-        u.state = DM_MEMBER_DEAD;
-        u.incarnation = m->mem[idx].inc;
-        s_apply(m, &u, now, true, NULL);
+        /* Others' word alone never kills: without our own failed probe the
+         * suspicion waits for one (the probe comes next). */
+        if (m->aux[a].evidence)
+            dm_mb_declare_dead(m, idx, now);
+        else
+            dm_mb_want_probe(m, idx);
     }
     if (now >= m->next_gossip) {
         m->next_gossip = now + m->cfg.gossip_interval_ms;
@@ -646,12 +587,17 @@ void dm_membership_tick(dm_membership_t *m, int64_t now)
 
 void dm_membership_join(dm_membership_t *m, const char *seed_address, int64_t now_ms)
 {
-    if (m->nseeds == DM_MEMBERSHIP_MAX_SEEDS || strlen(seed_address) >= DM_ADDRESS_MAX)
+    uint8_t id[DM_ID_PUBLIC_BYTES];
+    if (m->nseeds == DM_MEMBERSHIP_MAX_SEEDS || strlen(seed_address) >= DM_ADDRESS_MAX ||
+        !dm_mb_address_id(seed_address, id) || memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
         return;
+    for (size_t i = 0; i < m->nseeds; i++)
+        if (strcmp(m->seeds[i], seed_address) == 0)
+            return;
+    memcpy(m->seed_ids[m->nseeds], id, DM_ID_PUBLIC_BYTES);
     strcpy(m->seeds[m->nseeds++], seed_address);
     m->joined = false;
-    m->next_join = now_ms;
-    dm_membership_tick(m, now_ms);
+    m->next_join = now_ms; /* at the next tick, once for all the seeds given */
 }
 
 dm_err dm_membership_add_known(dm_membership_t *m, const dm_member_t *member, int64_t now_ms)
@@ -662,6 +608,10 @@ dm_err dm_membership_add_known(dm_membership_t *m, const dm_member_t *member, in
     if (memcmp(member->id, m->self_id, DM_ID_PUBLIC_BYTES) == 0 ||
         dm_mb_find(m, member->id) != DM_MEMBERSHIP_NONE || !dm_mb_live((uint8_t)member->state))
         return DM_OK;
+    if (!dm_mb_address_bound(member->id, member->address))
+        return DM_ERR_INVALID;
+    if (m->n >= DM_MEMBERSHIP_MAX_MEMBERS)
+        return DM_ERR_TOOBIG;
     uint32_t idx;
     dm_err rc = dm_mb_add(m, member->id, member->address, member->domain, &idx);
     if (rc != DM_OK)
@@ -674,17 +624,33 @@ dm_err dm_membership_add_known(dm_membership_t *m, const dm_member_t *member, in
 
 void dm_membership_leave(dm_membership_t *m, int64_t now_ms)
 {
+    (void)now_ms; /* everything goes out at once */
     if (m->leaving)
         return;
     m->leaving = true;
     m->probing = false;
     dm_mb_bcast(m, m->self_id, NULL);
-    uint32_t to[DM_SWIM_MAX_UPDATES];
-    size_t f = m->cfg.gossip_fanout < DM_SWIM_MAX_UPDATES ? m->cfg.gossip_fanout
-                                                           : DM_SWIM_MAX_UPDATES;
-    size_t n = s_pick(m, f, NULL, false, now_ms, to);
-    for (size_t i = 0; i < n; i++)
-        (void)dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[to[i]].id);
+    /* Only our own word that we leave is believed (a third party's is a
+     * mere suspicion), so tell as many members as we can directly. */
+    dm_mb_tell_recent(m, m->self_id, NULL);
+}
+
+bool dm_membership_address_known(const dm_membership_t *m, const char *address)
+{
+    uint8_t id[DM_ID_PUBLIC_BYTES];
+    if (!dm_mb_address_id(address, id))
+        return false;
+    for (size_t i = 0; i < m->nseeds; i++)
+        if (strcasecmp(m->seeds[i], address) == 0)
+            return true;
+    if (memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
+        return strcasecmp(m->self_address, address) == 0;
+    uint32_t idx = dm_mb_find(m, id);
+    if (idx == DM_MEMBERSHIP_NONE)
+        return false;
+    char mine[DM_ADDRESS_MAX];
+    dm_mb_address(m, idx, mine);
+    return strcasecmp(mine, address) == 0;
 }
 
 int64_t dm_membership_next_deadline(const dm_membership_t *m)
@@ -712,7 +678,8 @@ int64_t dm_membership_next_deadline(const dm_membership_t *m)
         if (!m->aux[a].used)
             continue;
         uint32_t idx = dm_mb_find(m, m->aux[a].id);
-        if (idx != DM_MEMBERSHIP_NONE && m->mem[idx].state == DM_MEMBER_SUSPECT)
+        if (idx != DM_MEMBERSHIP_NONE && m->mem[idx].state == DM_MEMBER_SUSPECT &&
+            (m->aux[a].evidence || dm_mb_suspicion_deadline(&m->aux[a]) > m->next_probe))
             S_MIN(dm_mb_suspicion_deadline(&m->aux[a]));
     }
 #undef S_MIN

@@ -59,6 +59,15 @@
 #define DM_MEMBERSHIP_GOSSIP_TO_DEAD_MS 5000   /* gossip also to the recently dead */
 #define DM_MEMBERSHIP_NACK_PERCENT 80          /* helper nacks at this % of probe timeout */
 
+/* Trust limits (docs/membership.md, "Trust"). */
+#define DM_MEMBERSHIP_MAX_MEMBERS 16384        /* members kept, any state; newcomers refused beyond */
+#define DM_MEMBERSHIP_JOIN_RATE_PER_S 8        /* strangers admitted by JOIN, per second */
+#define DM_MEMBERSHIP_JOIN_BURST 64            /* ... and at most this many at once */
+#define DM_MEMBERSHIP_INTRO_RATE_PER_S 64      /* members learned from others' gossip, per second */
+#define DM_MEMBERSHIP_INTRO_BURST 1024         /* ... and at most this many at once */
+#define DM_MEMBERSHIP_MAX_INC_JUMP (1u << 20)  /* a third party's incarnation above ours by more is a lie */
+#define DM_MEMBERSHIP_DIRECT_NEWS 64           /* members told directly of a join we admit or our leave */
+
 /* Hard limits of the wire structs. */
 #define DM_SWIM_MAX_UPDATES 32   /* entries per message, any config */
 #define DM_SWIM_DOMAIN_MAX 64    /* bytes incl. NUL */
@@ -185,9 +194,15 @@ void dm_membership_on_event(dm_membership_t *m, dm_membership_event_fn fn, void 
  * incarnation passes it + 1). Call before any other input. */
 void dm_membership_set_incarnation(dm_membership_t *m, uint64_t inc);
 
-/* Asks the member at seed_address for its member list; retried every
- * join_retry_ms until some member answers. Several seeds: call once each. */
+/* Asks the member at seed_address ("HEX(id)@tcp://...", not this node)
+ * for its member list, at the next tick; retried every join_retry_ms until
+ * some member answers. Several seeds: call once each (at most 16; others
+ * and repeats are ignored). */
 void dm_membership_join(dm_membership_t *m, const char *seed_address, int64_t now_ms);
+
+/* True if address is this node's, a member's (any state) or a seed's:
+ * the only places the machine ever sends to. */
+bool dm_membership_address_known(const dm_membership_t *m, const char *address);
 
 /* Re-adds a persisted member at start-up: it is probed like any other, and
  * not announced (it is not news). Ignores self and members already known.
@@ -201,9 +216,12 @@ void dm_membership_trim(dm_membership_t *m);
 
 /* Feeds one received message. from_id: the peer id the transport
  * authenticated (CURVE), or NULL when there is none (tests, simulator); a
- * message whose sender is not from_id is refused (DM_ERR_DENIED). A message
- * that breaks the protocol (unknown type, sender is self) is DM_ERR_PROTO
- * and changes nothing. */
+ * message whose sender is not from_id, whose sender address does not carry
+ * the sender's id, or whose sender is not a member (only a JOIN, or a SYNC
+ * from a seed we asked, may come from a stranger; a JOIN only while the
+ * admission rate and the member cap allow) is refused (DM_ERR_DENIED) and
+ * changes nothing. A message that breaks the protocol (unknown type, sender
+ * is self) is DM_ERR_PROTO and changes nothing. */
 DM_NODISCARD dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id,
                                           const dm_swim_msg_t *msg, int64_t now_ms);
 

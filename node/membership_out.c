@@ -30,6 +30,7 @@ dm_mb_out_t *dm_mb_out_push(dm_membership_t *m)
     memset(o, 0, offsetof(dm_mb_out_t, to));
     o->to[0] = 0;
     o->target_address[0] = 0;
+    o->carry = false;
     o->sync_ids = NULL;
     o->sync_n = o->sync_pos = 0;
     return o;
@@ -210,17 +211,21 @@ bool dm_membership_next_outgoing(dm_membership_t *m, dm_swim_out_t *out)
         }
         m->out_head++;
         const uint8_t *skip = NULL;
-        if (o->type == DM_SWIM_PING) {
-            /* Lifeguard's buddy system: tell a suspect it is suspected, so
-             * it can refute at once. */
-            uint32_t idx = dm_mb_find(m, o->target_id);
-            if (idx != DM_MEMBERSHIP_NONE && m->mem[idx].state == DM_MEMBER_SUSPECT) {
+        if (o->carry && dm_mb_make_update(m, o->carry_id, NULL, &msg->updates[0])) {
+            /* news told directly (a join, our leave, its own death) */
+            msg->n_updates = 1;
+            skip = o->carry_id;
+        } else if (o->has_to_id && o->type == DM_SWIM_PING) {
+            /* Lifeguard's buddy system: tell a member we do not hold alive
+             * what we hold, so it can refute at once. */
+            uint32_t idx = dm_mb_find(m, o->to_id);
+            if (idx != DM_MEMBERSHIP_NONE && m->mem[idx].state != DM_MEMBER_ALIVE) {
                 const dm_mb_aux_t *x =
                     m->mem[idx].aux != DM_MB_NO_AUX ? &m->aux[m->mem[idx].aux] : NULL;
                 const uint8_t *from = x && x->n_accusers ? x->accusers[0] : m->self_id;
-                if (dm_mb_make_update(m, o->target_id, from, &msg->updates[0])) {
+                if (dm_mb_make_update(m, o->to_id, from, &msg->updates[0])) {
                     msg->n_updates = 1;
-                    skip = o->target_id;
+                    skip = o->to_id;
                 }
             }
         }

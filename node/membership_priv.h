@@ -18,15 +18,17 @@
 #define DM_MEMBERSHIP_MAX_ACCUSERS 8  /* distinct accusers kept per suspicion */
 #define DM_MEMBERSHIP_MAX_FORWARDS 64 /* ping-req pings in flight per helper */
 #define DM_MEMBERSHIP_MAX_BCAST 8192  /* pending updates; the most sent are dropped */
-#define DM_MEMBERSHIP_MAX_SEEDS 8
+#define DM_MEMBERSHIP_MAX_SEEDS 16 /* --join addresses and persisted departed members */
 #define DM_MEMBERSHIP_SYNC_MAX_BYTES 16384 /* updates per SYNC message, encoded */
 #define DM_MEMBERSHIP_MAX_SYNC_JOBS 4      /* member lists queued for joiners */
+#define DM_MEMBERSHIP_KNOCK_SEQ 1          /* JOIN seq of a member asking to be known, not for a list */
 
 /* One member other than self: 56 bytes, since a 10,000-node simulation
  * holds 10^8 of them. Strings live in the arena at str: address (or only
  * its endpoint when short_addr: the address is "HEX(id)@endpoint"), NUL,
  * domain, NUL. aux indexes the timers of suspect, dead and left members.
- * doubt: one probe failed; it is probed again before it is accused. */
+ * doubt: one probe failed; it is probed again before it is accused.
+ * spoke: it talks to us (a crowd of silent joiners cannot outrank it). */
 typedef struct {
     uint8_t id[DM_ID_PUBLIC_BYTES];
     uint64_t inc;
@@ -36,6 +38,7 @@ typedef struct {
     uint32_t state : 3;
     uint32_t short_addr : 1;
     uint32_t doubt : 1;
+    uint32_t spoke : 1; /* it sent us something besides a JOIN */
 } dm_mb_member_t;
 
 /* Timers of a member that is not alive. */
@@ -45,6 +48,8 @@ typedef struct {
     int64_t since; /* state entered */
     int64_t min_ms, max_ms;
     unsigned k, confirmations, n_accusers;
+    bool evidence;     /* our own probe failed too: only then may it turn dead */
+    bool claimed_dead; /* a member declared it dead (its own timeout ran out) */
     uint8_t accusers[DM_MEMBERSHIP_MAX_ACCUSERS][DM_ID_PUBLIC_BYTES];
 } dm_mb_aux_t;
 
@@ -67,15 +72,23 @@ typedef struct {
     char to[DM_ADDRESS_MAX]; /* empty: look the address up by to_id */
     uint8_t target_id[DM_ID_PUBLIC_BYTES];
     char target_address[DM_ADDRESS_MAX];
+    bool carry; /* carry carry_id's record first, whatever its send count */
+    uint8_t carry_id[DM_ID_PUBLIC_BYTES];
     uint8_t (*sync_ids)[DM_ID_PUBLIC_BYTES]; /* SYNC: snapshot, owned */
     size_t sync_n, sync_pos;
 } dm_mb_out_t;
+
+/* A token bucket: rate per second, at most burst saved up. */
+typedef struct {
+    double tokens;
+    int64_t last_ms;
+    bool started;
+} dm_mb_bucket_t;
 
 /* A ping sent on behalf of a ping-req. */
 typedef struct {
     uint32_t seq, orig_seq;
     uint8_t requester[DM_ID_PUBLIC_BYTES];
-    char requester_address[DM_ADDRESS_MAX];
     int64_t deadline;
 } dm_mb_fwd_t;
 
@@ -127,6 +140,7 @@ struct dm_membership {
 
     /* join */
     char seeds[DM_MEMBERSHIP_MAX_SEEDS][DM_ADDRESS_MAX];
+    uint8_t seed_ids[DM_MEMBERSHIP_MAX_SEEDS][DM_ID_PUBLIC_BYTES]; /* from each address */
     size_t nseeds;
     bool joined;
     int64_t next_join;
@@ -134,6 +148,10 @@ struct dm_membership {
     /* outgoing queue [out_head, nout) */
     dm_mb_out_t *out;
     size_t out_head, nout, outcap;
+
+    /* admission of members we did not know (membership_in.c) */
+    dm_mb_bucket_t join_bucket;  /* JOINs from strangers */
+    dm_mb_bucket_t intro_bucket; /* members introduced by a third party's gossip */
 
     dm_membership_event_fn on_event;
     void *on_event_ctx;
@@ -143,6 +161,55 @@ static inline bool dm_mb_live(uint8_t state)
 {
     return state == DM_MEMBER_ALIVE || state == DM_MEMBER_SUSPECT;
 }
+
+/* membership.c: the transitions every input ends in */
+void dm_mb_emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int64_t now);
+/* Someone says we are not alive (or alive at a newer incarnation): outbid
+ * it, saturating at UINT64_MAX, and tell everyone. */
+void dm_mb_refute(dm_membership_t *m, uint64_t inc);
+void dm_mb_set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, int64_t now);
+/* Starts the suspicion of idx; accuser may be NULL; evidence: our own
+ * probe failed (only an evidenced suspicion may become a death). */
+void dm_mb_start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *accuser,
+                           bool evidence, int64_t now);
+/* Counts an independent confirmation; true if accuser was a new one. */
+bool dm_mb_confirm(dm_membership_t *m, uint32_t idx, const uint8_t *accuser);
+/* Probes idx next (a third party suspects it: see for ourselves). */
+void dm_mb_want_probe(dm_membership_t *m, uint32_t idx);
+/* Suspect idx is dead: its suspicion ran out, or a member says so and our
+ * own probe failed too. */
+void dm_mb_declare_dead(dm_membership_t *m, uint32_t idx, int64_t now);
+
+/* membership_in.c: what a received message may change */
+/* The node id written in the first 64 characters of address; false if
+ * there is none. */
+bool dm_mb_address_id(const char *address, uint8_t id[DM_ID_PUBLIC_BYTES]);
+/* True if address is "HEX(id)@endpoint" for this very id. */
+bool dm_mb_address_bound(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address);
+/* Adds a member we did not know, alive (or suspect) as u says, if the
+ * table has room; bucket NULL: no rate limit (a SYNC we asked for, a JOIN
+ * already admitted). rebroadcast: spread it. Index or DM_MEMBERSHIP_NONE. */
+uint32_t dm_mb_admit(dm_membership_t *m, const dm_swim_update_t *u, dm_mb_bucket_t *bucket,
+                     double rate_per_s, double burst, bool rebroadcast, int64_t now);
+/* The sender's own record about itself (authenticated): its word on its
+ * address, domain, incarnation and leaving. */
+void dm_mb_apply_own(dm_membership_t *m, uint32_t idx, const dm_swim_update_t *u, int64_t now);
+/* A fact about someone else heard from member sender: believed only as
+ * far as a third party can be (docs/membership.md, "Trust"). */
+void dm_mb_apply_heard(dm_membership_t *m, const dm_swim_update_t *u,
+                       const uint8_t sender[DM_ID_PUBLIC_BYTES], bool sync, int64_t now);
+
+/* Gossips member news's record straight to DM_MEMBERSHIP_DIRECT_NEWS live
+ * members (those that talk to us first), except member except (or NULL). */
+void dm_mb_tell_recent(dm_membership_t *m, const uint8_t *news, const uint8_t *except);
+/* True if id is the id of an address given to dm_membership_join. */
+bool dm_mb_is_seed(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES]);
+/* A JOIN from the sender (sidx: its index, or DM_MEMBERSHIP_NONE for a
+ * stranger): admission, then our member list. DM_ERR_DENIED if refused. */
+DM_NODISCARD dm_err dm_mb_on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *msg,
+                                  int64_t now);
+/* A ping-req from member msg->sender: served only for a live member. */
+void dm_mb_on_ping_req(dm_membership_t *m, const dm_swim_msg_t *msg, int64_t now_ms);
 
 /* membership_out.c */
 /* Room for one more outgoing message; NULL on out of memory. */

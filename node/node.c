@@ -22,6 +22,11 @@
 #include "ingest.h"
 #include "query.h"
 #include "query_pool.h"
+
+#define DM_NODE_OWN_SOCKETS 64   /* RPC, pipelines, catalog and spare (not per worker) */
+#define DM_NODE_WORKER_SOCKETS 4 /* sockets one query worker may hold */
+#define DM_NODE_MAX_SOCKETS                                                                     \
+    (DM_GOSSIP_MAX_PEERS + DM_NODE_WORKER_SOCKETS * DM_QUERY_POOL_MAX_WORKERS + DM_NODE_OWN_SOCKETS)
 #include "log.h"
 #include "registry.h"
 #include "rpc.h"
@@ -332,6 +337,10 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
         goto fail;
 
     self->ctx = zmq_ctx_new();
+    /* Deliberate, not ZeroMQ's 1,023: peers (bounded by gossip's LRU)
+     * plus the node's own sockets (RPC, pipelines, query workers). */
+    if (self->ctx)
+        (void)zmq_ctx_set(self->ctx, ZMQ_MAX_SOCKETS, DM_NODE_MAX_SOCKETS);
     self->inbox_push = self->ctx ? zmq_socket(self->ctx, ZMQ_PUSH) : NULL;
     self->outbox_pull = self->ctx ? zmq_socket(self->ctx, ZMQ_PULL) : NULL;
     int hwm = DM_INGEST_QUEUE_MSGS, linger = 0;

@@ -54,6 +54,10 @@ struct dm_catalog {
     dm_cat_op_t *ops; /* the pending write batch */
     size_t nops, capops;
     dm_buf_t arena;
+    dm_catalog_known_fn known; /* NULL: every origin is welcome */
+    void *known_ctx;
+    uint8_t strangers[DM_CATALOG_STRANGERS_MAX][DM_ID_PUBLIC_BYTES]; /* see dm_catalog_set_known */
+    size_t nstrangers;
     size_t rr;    /* which origin goes first in the next delta */
     bool loading; /* reading the store: no log lines for old news */
 };

@@ -73,6 +73,10 @@ void dm_gossip_leave(dm_gossip_t *self, int64_t now_ms);
 /* Bytes and messages this node has sent to peers since it started. */
 void dm_gossip_stats(const dm_gossip_t *self, uint64_t *bytes_sent, uint64_t *msgs_sent);
 
+/* Whether id is this node or a member alive or suspect: the senders whose
+ * messages are taken. */
+bool dm_gossip_is_member(const dm_gossip_t *self, const uint8_t id[DM_ID_PUBLIC_BYTES]);
+
 /* The membership machine, for listing members. Borrowed. */
 const dm_membership_t *dm_gossip_membership(const dm_gossip_t *self);
 

@@ -360,3 +360,171 @@ Test(catalog_scale, a_stranger_stores_few_entries_a_member_many)
     dm_identity_destroy(&stranger);
     dm_identity_destroy(&member);
 }
+
+/* ---- what one delta costs: time on the node loop, room in the store ---- */
+
+/* The canonical JSON of a valid contract of domain/name with nfields
+ * fields, each with a description, and a pattern on every tenth. */
+static void s_big_contract(const char *domain, const char *name, unsigned nfields, dm_buf_t *out)
+{
+    dm_buf_t yaml = DM_BUF_INIT;
+    dm_buf_printf(&yaml,
+                  "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: %s\n"
+                  "  domain: %s\n  version: 1.0.0\n  owner:\n    team: t\n    contact: t@c.com\n"
+                  "spec:\n  schema:\n    fields:\n      - {name: id, type: int, required: true}\n",
+                  name, domain);
+    for (unsigned i = 0; i < nfields; i++)
+        dm_buf_printf(&yaml,
+                      "      - {name: field_%u, type: string, description: \"field %u of a wide "
+                      "product, described at some length so that the contract is large\"%s}\n",
+                      i, i, i % 10 == 0 ? ", pattern: \"^[a-z]{1,8}-[0-9]{1,6}$\"" : "");
+    dm_contract_t **cs = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    dm_err rc = dm_contract_parse("t", yaml.data, yaml.len, NULL, &cs, &n, &diags);
+    cr_assert_eq(rc, DM_OK, "%s", diags.count ? diags.items[0].message : dm_strerror(rc));
+    dm_contract_canonical(cs[0], out);
+    dm_contract_destroy(&cs[0]);
+    free(cs);
+    dm_diags_clear(&diags);
+    dm_buf_free(&yaml);
+}
+
+/* Publishes nproducts contracts of nfields fields each in c's own domain. */
+static void s_publish_wide(dm_catalog_t *c, const dm_identity_t *self, const char *domain,
+                           unsigned nproducts, unsigned nfields)
+{
+    char addr[DM_ADDRESS_MAX], key[DM_CATALOG_KEY_MAX], name[32];
+    cr_assert_eq(dm_address_format(dm_identity_public(self), "tcp://127.0.0.1:9", addr,
+                                   sizeof addr),
+                 DM_OK);
+    cr_assert_eq(dm_catalog_publish_node(c, domain, addr, S_NOW, NULL), DM_OK);
+    for (unsigned i = 0; i < nproducts; i++) {
+        snprintf(name, sizeof name, "p%u", i);
+        snprintf(key, sizeof key, "product/%s/%s", domain, name);
+        dm_buf_t json = DM_BUF_INIT;
+        s_big_contract(domain, name, nfields, &json);
+        cr_assert_eq(dm_catalog_publish(c, key, json.data, json.len, false, S_NOW, NULL), DM_OK);
+        dm_buf_free(&json);
+    }
+}
+
+static long long s_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The largest deltas a member can send: S_DELTA_BYTES of wide contracts,
+ * and one contract near DM_CATALOG_PAYLOAD_MAX alone. Each is judged in
+ * one call on the node loop; the figures go to docs/catalog.md. */
+Test(catalog_scale, the_largest_deltas_are_judged_within_bounded_time)
+{
+    s_pair();
+    s_publish_wide(s_a, s_self_a, "wide", 40, 40);
+    s_publish_wide(s_b, s_self_b, "huge", 1, 4000);
+    struct {
+        dm_catalog_t *from;
+        const char *what;
+    } runs[] = {{s_a, "256 KiB of 40-field contracts"}, {s_b, "one 4,000-field contract"}};
+    for (size_t r = 0; r < 2; r++) {
+        dm_identity_t *id = NULL;
+        dm_catalog_t *fresh = NULL;
+        cr_assert_eq(dm_identity_new_ephemeral(&id), DM_OK);
+        cr_assert_eq(dm_catalog_open(NULL, id, &fresh), DM_OK);
+        long long worst = 0;
+        size_t biggest = 0, msgs = 0;
+        for (bool more = true; more && msgs < S_MAX_ROUNDS; msgs++) {
+            dm_buf_t digest = DM_BUF_INIT, delta = DM_BUF_INIT;
+            dm_catalog_digest_first(fresh, &digest);
+            cr_assert_eq(dm_catalog_delta(runs[r].from, digest.data, digest.len, S_DELTA_BYTES,
+                                          &delta, &more),
+                         DM_OK);
+            long long t0 = s_ms();
+            cr_assert_eq(dm_catalog_apply_delta(fresh, delta.data, delta.len, S_NOW, NULL, NULL,
+                                                NULL),
+                         DM_OK);
+            long long ms = s_ms() - t0;
+            worst = ms > worst ? ms : worst;
+            biggest = delta.len > biggest ? delta.len : biggest;
+            dm_buf_free(&digest);
+            dm_buf_free(&delta);
+        }
+        cr_assert(s_same(runs[r].from, fresh));
+        cr_log_info("%s: %zu deltas, largest %zu bytes, slowest judged in %lld ms", runs[r].what,
+                    msgs, biggest, worst);
+        /* Generous for a loaded machine: the point is the order of magnitude. */
+        cr_assert_lt(worst, 1000, "a delta took %lld ms on the node loop", worst);
+        dm_catalog_destroy(&fresh);
+        dm_identity_destroy(&id);
+    }
+}
+
+static void s_rmtree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[PATH_MAX + 300];
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+                unlink(path);
+            }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* A store whose map may grow to a small maximum: a catalog delta that
+ * needs more than the map can grow to is an error (DM_ERR_MAPFULL),
+ * nothing of it is kept, and the map grows on its own below the maximum. */
+Test(catalog_scale, a_full_map_is_an_error_and_keeps_nothing)
+{
+    enum { S_INITIAL = 1 << 20, S_MAX = 2 << 20 };
+    s_pair();
+    s_publish_wide(s_a, s_self_a, "wide", 400, 40);
+    char dir[] = "/tmp/dm_test_catalog_map_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    dm_store_opts_t opts = {.initial_map_bytes = S_INITIAL, .max_map_bytes = S_MAX};
+    dm_store_t *store = NULL;
+    dm_catalog_t *c = NULL;
+    dm_identity_t *id = NULL;
+    cr_assert_eq(dm_store_open(dir, &opts, &store), DM_OK);
+    cr_assert_eq(dm_identity_new_ephemeral(&id), DM_OK);
+    cr_assert_eq(dm_catalog_open(store, id, &c), DM_OK);
+    dm_err last = DM_OK;
+    size_t before = 0;
+    for (int round = 0; round < S_MAX_ROUNDS && last == DM_OK; round++) {
+        dm_buf_t digest = DM_BUF_INIT, delta = DM_BUF_INIT;
+        bool more = false;
+        dm_catalog_digest_first(c, &digest);
+        cr_assert_eq(dm_catalog_delta(s_a, digest.data, digest.len, S_DELTA_BYTES, &delta, &more),
+                     DM_OK);
+        before = dm_catalog_count(c);
+        last = dm_catalog_apply_delta(c, delta.data, delta.len, S_NOW, NULL, NULL, NULL);
+        dm_buf_free(&digest);
+        dm_buf_free(&delta);
+        if (!more && last == DM_OK)
+            break;
+    }
+    cr_assert_eq(last, DM_ERR_MAPFULL, "%s", dm_strerror(last));
+    cr_assert_gt(dm_store_map_size(store), S_INITIAL, "the map did not grow before it was full");
+    cr_assert_eq(dm_catalog_count(c), before, "a refused delta left entries in memory");
+    /* Memory and store agree: reopening shows the same catalog. */
+    dm_buf_t d1 = DM_BUF_INIT, d2 = DM_BUF_INIT;
+    dm_catalog_digest(c, &d1);
+    dm_catalog_destroy(&c);
+    cr_assert_eq(dm_catalog_open(store, id, &c), DM_OK);
+    dm_catalog_digest(c, &d2);
+    cr_assert(d1.len == d2.len && memcmp(d1.data, d2.data, d1.len) == 0);
+    dm_buf_free(&d1);
+    dm_buf_free(&d2);
+    dm_catalog_destroy(&c);
+    dm_store_destroy(&store);
+    dm_identity_destroy(&id);
+    char sub[PATH_MAX];
+    snprintf(sub, sizeof sub, "%s", dir);
+    s_rmtree(sub);
+}

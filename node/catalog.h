@@ -35,6 +35,11 @@
 /* A delta message is never larger than this: its max_bytes, or one entry
  * alone when a single entry is larger. The transport must accept it. */
 #define DM_CATALOG_DELTA_MAX_BYTES (DM_CATALOG_ENTRY_MAX_BYTES + 16)
+/* Payload bytes (contracts, each parsed) one dm_catalog_apply_delta call
+ * judges; the rest of a larger delta waits for the next exchange, so a
+ * peer's message costs the node loop about one honest delta at most
+ * (docs/catalog.md has the figures). One entry is always judged. */
+#define DM_CATALOG_JUDGE_BYTES (256 << 10)
 /* Origins in one digest page: the builder's cap and the receiver's limit
  * alike, so an honest digest is never refused however many origins the
  * mesh has; a peer asks for the next page (docs/catalog.md). */
@@ -182,8 +187,10 @@ DM_NODISCARD dm_err dm_catalog_delta(dm_catalog_t *c, const void *digest, size_t
                                      size_t max_bytes, dm_buf_t *out, bool *more);
 
 /* Applies an encoded dm.CatalogDelta: each entry as dm_catalog_apply, in
- * ascending version per origin, all in one LMDB transaction. counts (may
- * be NULL) receives the verdicts, *more (may be NULL) the message's flag,
+ * ascending version per origin, all in one LMDB transaction, up to
+ * DM_CATALOG_JUDGE_BYTES of payload (the rest is left for the next
+ * exchange). counts (may be NULL) receives the verdicts, *more (may be
+ * NULL) the message's flag or whether entries were left,
  * why (may be NULL) a line per refused entry. DM_ERR_PROTO (nothing
  * applied) for a message that does not decode or is over
  * DM_CATALOG_DELTA_MAX_BYTES; a store error if the commit failed. */

@@ -469,7 +469,17 @@ dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len, in
         memcpy(order, d->entries, d->n_entries * sizeof *order);
     qsort(order, d->n_entries, sizeof *order, s_pb_order);
     dm_buf_t line = DM_BUF_INIT;
+    size_t judged = 0; /* payload bytes looked at: contracts are parsed */
+    bool cut = false;
     for (size_t i = 0; i < d->n_entries && !err; i++) {
+        /* Past the budget the rest waits: entries are in (origin, version)
+         * order, so what was applied is a prefix per origin and the next
+         * digest asks for exactly the rest. One entry is always judged. */
+        if (judged && judged + order[i]->payload.len > DM_CATALOG_JUDGE_BYTES) {
+            cut = true;
+            break;
+        }
+        judged += order[i]->payload.len;
         dm_catalog_entry_t e;
         dm_catalog_verdict v = DM_CATALOG_MALFORMED;
         dm_buf_reset(&line);
@@ -488,7 +498,7 @@ dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len, in
     else
         err = dm_cat_commit(c);
     if (!err && more)
-        *more = d->more;
+        *more = d->more || cut;
 out:
     dm__catalog_delta__free_unpacked(d, NULL);
     return err;

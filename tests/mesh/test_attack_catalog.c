@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "contract.h"
 #include "harness.h"
 #include "harness_catalog.h"
 #include "identity.h"
@@ -239,4 +240,93 @@ Test(attack_catalog, an_outsiders_flood_of_node_records_is_not_stored_and_sync_g
     cr_assert(s_all_alive(), "the mesh did not re-form after node 0 restarted");
     s_register_spreads(1, "restarted");
     s_register_spreads(0, "fromrestarted");
+}
+
+#define T_WIDE_FIELDS 3000 /* fields of each large contract: about 300 KB of canonical JSON */
+#define T_WIDE_PRODUCTS 6
+
+/* The canonical JSON of a valid contract of domain/name with nfields. */
+static void s_wide_contract(dm_buf_t *out, const char *domain, const char *name, unsigned nfields)
+{
+    dm_buf_t yaml = DM_BUF_INIT;
+    dm_buf_printf(&yaml,
+                  "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: %s\n"
+                  "  domain: %s\n  version: 1.0.0\n  owner:\n    team: t\n    contact: t@c.com\n"
+                  "spec:\n  schema:\n    fields:\n      - {name: id, type: int, required: true}\n",
+                  name, domain);
+    for (unsigned i = 0; i < nfields; i++)
+        dm_buf_printf(&yaml, "      - {name: field_%u, type: string, description: \"a field of a "
+                             "wide product, described at some length\"}\n", i);
+    dm_contract_t **cs = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    cr_assert_eq(dm_contract_parse("t", yaml.data, yaml.len, NULL, &cs, &n, &diags), DM_OK);
+    dm_contract_canonical(cs[0], out);
+    dm_contract_destroy(&cs[0]);
+    free(cs);
+    dm_diags_clear(&diags);
+    dm_buf_free(&yaml);
+}
+
+/* A member (node 2's key) relays large but valid deltas to node 0: every
+ * product a wide contract parsed on node 0's loop. Pings sent right
+ * behind them answer within a second, and the products are taken as far
+ * as the per-delta judging budget goes. */
+Test(attack_catalog, a_members_large_valid_deltas_leave_pings_answered)
+{
+    dm_identity_t *origin = NULL, *relay = NULL;
+    cr_assert_eq(dm_identity_new_ephemeral(&origin), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dirs[2], &relay), DM_OK);
+    char origin_addr[DM_ADDRESS_MAX];
+    cr_assert_eq(dm_address_format(dm_identity_public(origin), "tcp://127.0.0.1:9", origin_addr,
+                                   sizeof origin_addr),
+                 DM_OK);
+    static dm_h_entry_t ents[1 + T_WIDE_PRODUCTS];
+    static char keys[T_WIDE_PRODUCTS][DM_CATALOG_KEY_MAX];
+    dm_h_entry_node_record(&ents[0], "wide", origin_addr);
+    cr_assert(dm_h_entry_sign(&ents[0], origin, dm_identity_public(origin), DM_CATALOG_NODE_KEY, 1));
+    for (int i = 0; i < T_WIDE_PRODUCTS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "p%d", i);
+        snprintf(keys[i], sizeof keys[i], "product/wide/%s", name);
+        s_wide_contract(&ents[1 + i].payload, "wide", name, T_WIDE_FIELDS);
+        cr_assert(dm_h_entry_sign(&ents[1 + i], origin, dm_identity_public(origin), keys[i],
+                                  (uint64_t)(2 + i)));
+    }
+    dm_h_raw_t *raw = dm_h_raw_new(s_nodes[0].addr, relay);
+    cr_assert_not_null(raw);
+    /* Three deltas of about 600 KB (claim + two products, then pairs). */
+    for (int m = 0; m < T_WIDE_PRODUCTS / 2; m++) {
+        dm_h_entry_t *batch[3];
+        size_t k = 0;
+        if (m == 0)
+            batch[k++] = &ents[0];
+        batch[k++] = &ents[1 + 2 * m];
+        batch[k++] = &ents[2 + 2 * m];
+        cr_assert(dm_h_catalog_send(raw, s_nodes[2].addr, batch, k));
+    }
+    long long worst = 0;
+    for (int i = 0; i < 3; i++) {
+        long long ms = dm_h_ping_ms(&s_nodes[0], T_PING_MS);
+        cr_assert(ms >= 0, "no pong within %d ms behind the large deltas", T_PING_MS);
+        worst = ms > worst ? ms : worst;
+    }
+    cr_log_info("slowest ping behind the large deltas: %lld ms", worst);
+    /* Each delta is judged up to DM_CATALOG_JUDGE_BYTES: the claim alone
+     * in the first (its first product would pass the budget), then the
+     * first product of each pair; the rest waits for an exchange that
+     * would bring it (the relay never had it). */
+    long long deadline = dm_h_now_ms() + T_DEADLINE_MS;
+    bool taken = false;
+    while (!(taken = dm_h_lists(&s_nodes[0], "wide", "p2", "1.0.0") &&
+                     dm_h_lists(&s_nodes[0], "wide", "p4", "1.0.0")) &&
+           dm_h_now_ms() < deadline)
+        poll(NULL, 0, T_POLL_MS);
+    cr_assert(taken, "the large products were not taken");
+    cr_assert(dm_h_ping_ms(&s_nodes[0], T_PING_MS) >= 0);
+    dm_h_raw_destroy(&raw);
+    for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++)
+        dm_h_entry_free(&ents[i]);
+    dm_identity_destroy(&origin);
+    dm_identity_destroy(&relay);
 }

@@ -20,6 +20,7 @@
 #define S_ORIGINS 10000       /* past DM_CATALOG_DIGEST_PAGE several times over */
 #define S_DELTA_BYTES (256 << 10) /* as DM_GOSSIP_DELTA_BYTES */
 #define S_MAX_ROUNDS 200          /* exchanges allowed to converge */
+#define S_PATHOLOGICAL_MS 10000   /* one delta judged slower than this is a bug, not load */
 
 static dm_identity_t *s_self_a, *s_self_b;
 static dm_catalog_t *s_a, *s_b;
@@ -457,8 +458,9 @@ Test(catalog_scale, the_largest_deltas_are_judged_within_bounded_time)
         cr_assert(s_same(runs[r].from, fresh));
         cr_log_info("%s: %zu deltas, largest %zu bytes, slowest judged in %lld ms", runs[r].what,
                     msgs, biggest, worst);
-        /* Generous for a loaded machine: the point is the order of magnitude. */
-        cr_assert_lt(worst, 1000, "a delta took %lld ms on the node loop", worst);
+        /* The figures are the point; the bound only catches the pathological
+         * (seconds), with room for a sanitizer build on a loaded machine. */
+        cr_assert_lt(worst, S_PATHOLOGICAL_MS, "a delta took %lld ms on the node loop", worst);
         dm_catalog_destroy(&fresh);
         dm_identity_destroy(&id);
     }

@@ -532,66 +532,6 @@ static bool s_pin(dm_catalog_t *c, const char *domain, const uint8_t *owner, int
     return ok;
 }
 
-/* ---- strangers: origins membership does not know ---- */
-
-void dm_catalog_set_known(dm_catalog_t *c, dm_catalog_known_fn known, void *ctx)
-{
-    c->known = known;
-    c->known_ctx = ctx;
-}
-
-/* Index of origin among the strangers, or -1. */
-static int s_stranger_find(const dm_catalog_t *c, const uint8_t *origin)
-{
-    for (size_t i = 0; i < c->nstrangers; i++)
-        if (memcmp(c->strangers[i], origin, DM_ID_PUBLIC_BYTES) == 0)
-            return (int)i;
-    return -1;
-}
-
-static void s_stranger_drop(dm_catalog_t *c, size_t i)
-{
-    memmove(c->strangers[i], c->strangers[--c->nstrangers], DM_ID_PUBLIC_BYTES);
-}
-
-/* Stored entries of origin (items are sorted by origin, then key). */
-static size_t s_origin_entries(const dm_catalog_t *c, const uint8_t *origin)
-{
-    size_t at = 0, n = 0;
-    s_item_find(c, origin, "", &at);
-    while (at + n < c->nitems && memcmp(c->items[at + n]->e.origin, origin, DM_ID_PUBLIC_BYTES) == 0)
-        n++;
-    return n;
-}
-
-/* Whether a remote entry of e->origin may be judged at all: a stored origin
- * or one membership knows, or a stranger within its quota (taking a slot
- * for a new one). Costs at most DM_CATALOG_STRANGERS_MAX calls of known. */
-static bool s_origin_admit(dm_catalog_t *c, const dm_catalog_entry_t *e)
-{
-    if (!c->known || memcmp(e->origin, c->self_id, DM_ID_PUBLIC_BYTES) == 0)
-        return true;
-    int s = s_stranger_find(c, e->origin);
-    if (s < 0 && dm_cat_origin_find(c, e->origin))
-        return true; /* stored before (or while membership knew it) */
-    if (c->known(c->known_ctx, e->origin)) {
-        if (s >= 0)
-            s_stranger_drop(c, (size_t)s);
-        return true;
-    }
-    if (s >= 0)
-        return s_item_find(c, e->origin, e->key, NULL) ||
-               s_origin_entries(c, e->origin) < DM_CATALOG_STRANGER_ENTRIES;
-    if (c->nstrangers == DM_CATALOG_STRANGERS_MAX) /* some may have joined since */
-        for (size_t i = c->nstrangers; i-- > 0;)
-            if (c->known(c->known_ctx, c->strangers[i]))
-                s_stranger_drop(c, i);
-    if (c->nstrangers == DM_CATALOG_STRANGERS_MAX)
-        return false;
-    memcpy(c->strangers[c->nstrangers++], e->origin, DM_ID_PUBLIC_BYTES);
-    return true;
-}
-
 dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
                                 int64_t now_ms, dm_buf_t *why, dm_err *err)
 {
@@ -613,7 +553,7 @@ dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bo
                             "entry '%s' version %llu is not signed by its origin", e->key,
                             (unsigned long long)e->version);
     }
-    if (remote && !s_origin_admit(c, e))
+    if (remote && !dm_cat_origin_admit(c, e))
         return s_refuse(why, DM_CATALOG_UNKNOWN_ORIGIN,
                         "origin %02x%02x%02x%02x... is not a known member and the catalog holds "
                         "its %d strangers (or %d entries of this one) already",

@@ -77,6 +77,11 @@ bool dm_cat_entry_view(const Dm__CatalogEntry *pb, dm_catalog_entry_t *out, dm_b
 /* Size of e as one element of a repeated field (tag + length + body). */
 size_t dm_cat_wire_bytes(const dm_catalog_entry_t *e);
 
+/* Whether a remote entry of e->origin may be judged at all
+ * (node/catalog_strangers.c, see dm_catalog_set_known); may take a
+ * stranger slot. */
+bool dm_cat_origin_admit(dm_catalog_t *c, const dm_catalog_entry_t *e);
+
 /* Judges e within the pending batch (see dm_catalog_apply). Returns a
  * verdict; DM_ERR_NOMEM aborts through *err. */
 dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,

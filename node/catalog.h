@@ -40,6 +40,12 @@
  * peer's message costs the node loop about one honest delta at most
  * (docs/catalog.md has the figures). One entry is always judged. */
 #define DM_CATALOG_JUDGE_BYTES (256 << 10)
+/* And per window of time, over all peers: what the catalog may cost the
+ * node loop per second, whoever sends (about 200-250 ms at the measured
+ * rates; one entry may overshoot it). Deltas past it wait for the next
+ * periodic exchange. */
+#define DM_CATALOG_JUDGE_WINDOW_MS 1000
+#define DM_CATALOG_JUDGE_BYTES_PER_WINDOW (4 * DM_CATALOG_JUDGE_BYTES)
 /* Origins in one digest page: the builder's cap and the receiver's limit
  * alike, so an honest digest is never refused however many origins the
  * mesh has; a peer asks for the next page (docs/catalog.md). */
@@ -188,8 +194,9 @@ DM_NODISCARD dm_err dm_catalog_delta(dm_catalog_t *c, const void *digest, size_t
 
 /* Applies an encoded dm.CatalogDelta: each entry as dm_catalog_apply, in
  * ascending version per origin, all in one LMDB transaction, up to
- * DM_CATALOG_JUDGE_BYTES of payload (the rest is left for the next
- * exchange). counts (may be NULL) receives the verdicts, *more (may be
+ * DM_CATALOG_JUDGE_BYTES of payload and what is left of
+ * DM_CATALOG_JUDGE_BYTES_PER_WINDOW in the window around now_ms (the rest
+ * is left for a later exchange). counts (may be NULL) receives the verdicts, *more (may be
  * NULL) the message's flag or whether entries were left,
  * why (may be NULL) a line per refused entry. DM_ERR_PROTO (nothing
  * applied) for a message that does not decode or is over

@@ -58,6 +58,8 @@ struct dm_catalog {
     void *known_ctx;
     uint8_t strangers[DM_CATALOG_STRANGERS_MAX][DM_ID_PUBLIC_BYTES]; /* see dm_catalog_set_known */
     size_t nstrangers;
+    int64_t judge_window_ms;   /* start of the current judging window */
+    size_t judge_window_bytes; /* payload judged from deltas in it */
     size_t rr;    /* which origin goes first in the next delta */
     bool loading; /* reading the store: no log lines for old news */
 };

@@ -445,6 +445,20 @@ static int s_pb_order(const void *a, const void *b)
     return x->version < y->version ? -1 : x->version > y->version;
 }
 
+/* Payload bytes the next delta may have judged: DM_CATALOG_JUDGE_BYTES, or
+ * what is left of the DM_CATALOG_JUDGE_WINDOW_MS window (0: none). */
+static size_t s_judge_budget(dm_catalog_t *c, int64_t now_ms)
+{
+    if (now_ms - c->judge_window_ms >= DM_CATALOG_JUDGE_WINDOW_MS || now_ms < c->judge_window_ms) {
+        c->judge_window_ms = now_ms;
+        c->judge_window_bytes = 0;
+    }
+    size_t left = c->judge_window_bytes < DM_CATALOG_JUDGE_BYTES_PER_WINDOW
+                      ? DM_CATALOG_JUDGE_BYTES_PER_WINDOW - c->judge_window_bytes
+                      : 0;
+    return left < DM_CATALOG_JUDGE_BYTES ? left : DM_CATALOG_JUDGE_BYTES;
+}
+
 dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len, int64_t now_ms,
                               dm_catalog_counts_t *counts, bool *more, dm_buf_t *why)
 {
@@ -470,12 +484,14 @@ dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len, in
     qsort(order, d->n_entries, sizeof *order, s_pb_order);
     dm_buf_t line = DM_BUF_INIT;
     size_t judged = 0; /* payload bytes looked at: contracts are parsed */
+    size_t budget = s_judge_budget(c, now_ms);
     bool cut = false;
     for (size_t i = 0; i < d->n_entries && !err; i++) {
         /* Past the budget the rest waits: entries are in (origin, version)
          * order, so what was applied is a prefix per origin and the next
-         * digest asks for exactly the rest. One entry is always judged. */
-        if (judged && judged + order[i]->payload.len > DM_CATALOG_JUDGE_BYTES) {
+         * digest asks for exactly the rest. One entry is always judged
+         * while the window has room. */
+        if (!budget || (judged && judged + order[i]->payload.len > budget)) {
             cut = true;
             break;
         }
@@ -497,8 +513,11 @@ dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len, in
         dm_cat_abort(c);
     else
         err = dm_cat_commit(c);
+    c->judge_window_bytes += judged;
+    /* Cut by the window: the next periodic exchange brings the rest; asking
+     * at once would only be cut again. */
     if (!err && more)
-        *more = d->more || cut;
+        *more = d->more || (cut && s_judge_budget(c, now_ms) > 0);
 out:
     dm__catalog_delta__free_unpacked(d, NULL);
     return err;

@@ -508,7 +508,9 @@ Test(catalog_scale, a_full_map_is_an_error_and_keeps_nothing)
         cr_assert_eq(dm_catalog_delta(s_a, digest.data, digest.len, S_DELTA_BYTES, &delta, &more),
                      DM_OK);
         before = dm_catalog_count(c);
-        last = dm_catalog_apply_delta(c, delta.data, delta.len, S_NOW, NULL, NULL, NULL);
+        /* A window apart: the judging budget per window is not the point. */
+        int64_t now = S_NOW + (int64_t)round * DM_CATALOG_JUDGE_WINDOW_MS;
+        last = dm_catalog_apply_delta(c, delta.data, delta.len, now, NULL, NULL, NULL);
         dm_buf_free(&digest);
         dm_buf_free(&delta);
         if (!more && last == DM_OK)
@@ -570,4 +572,45 @@ Test(catalog_scale, a_delta_over_the_judging_budget_is_taken_in_parts)
     }
     cr_assert(s_same(s_a, s_b), "not converged in %zu rounds", rounds);
     cr_assert_geq(rounds, 3);
+}
+
+/* However many deltas arrive (from however many peers), a window of
+ * DM_CATALOG_JUDGE_WINDOW_MS judges DM_CATALOG_JUDGE_BYTES_PER_WINDOW of
+ * payload (one entry may overshoot); the next window goes on. */
+Test(catalog_scale, judging_per_window_is_bounded_whoever_sends)
+{
+    s_pair();
+    s_publish_wide(s_a, s_self_a, "wide", 400, 40); /* about 2.4 MB of contracts */
+    size_t total = 0, windows = 0;
+    for (int64_t now = S_NOW; !s_same(s_a, s_b) && windows < S_MAX_ROUNDS;
+         now += DM_CATALOG_JUDGE_WINDOW_MS, windows++) {
+        size_t before = dm_catalog_count(s_b);
+        size_t stored_bytes = 0;
+        for (int msg = 0; msg < 20; msg++) { /* many peers' deltas in one window */
+            dm_buf_t digest = DM_BUF_INIT, delta = DM_BUF_INIT;
+            bool more = false;
+            dm_catalog_digest_first(s_b, &digest);
+            cr_assert_eq(dm_catalog_delta(s_a, digest.data, digest.len, S_DELTA_BYTES, &delta,
+                                          &more),
+                         DM_OK);
+            cr_assert_eq(dm_catalog_apply_delta(s_b, delta.data, delta.len, now, NULL, NULL,
+                                                NULL),
+                         DM_OK);
+            dm_buf_free(&digest);
+            dm_buf_free(&delta);
+        }
+        size_t taken = dm_catalog_count(s_b) - before;
+        dm_catalog_entry_t e;
+        cr_assert_eq(dm_catalog_get(s_a, dm_identity_public(s_self_a), "product/wide/p0", &e),
+                     DM_OK);
+        stored_bytes = taken * e.payload_len;
+        dm_catalog_entry_clear(&e);
+        cr_assert_leq(stored_bytes, DM_CATALOG_JUDGE_BYTES_PER_WINDOW + DM_CATALOG_PAYLOAD_MAX,
+                      "window %zu judged about %zu bytes", windows, stored_bytes);
+        total += taken;
+    }
+    cr_assert(s_same(s_a, s_b), "not converged in %zu windows", windows);
+    cr_assert_geq(windows, 2);
+    cr_log_info("%zu entries over %zu windows of %d ms", total, windows,
+                DM_CATALOG_JUDGE_WINDOW_MS);
 }

@@ -84,7 +84,7 @@ static bool s_valid_name(const char *s, size_t len)
 const char *dm_catalog_verdict_name(dm_catalog_verdict v)
 {
     static const char *const names[] = {"accepted", "stale", "bad signature", "not owner",
-                                        "malformed", "domain conflict"};
+                                        "malformed", "domain conflict", "unknown origin"};
     return (unsigned)v < DM_CATALOG__VERDICTS ? names[v] : "unknown";
 }
 
@@ -554,6 +554,12 @@ dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bo
                             "entry '%s' version %llu is not signed by its origin", e->key,
                             (unsigned long long)e->version);
     }
+    if (remote && !dm_cat_origin_admit(c, e))
+        return s_refuse(why, DM_CATALOG_UNKNOWN_ORIGIN,
+                        "origin %02x%02x%02x%02x... is not a known member and the catalog holds "
+                        "its %d strangers (or %d entries of this one) already",
+                        e->origin[0], e->origin[1], e->origin[2], e->origin[3],
+                        DM_CATALOG_STRANGERS_MAX, DM_CATALOG_STRANGER_ENTRIES);
     s_parsed p;
     dm_catalog_verdict v = s_parse(e, &p, why);
     const dm_cat_pin_t *pin = v == DM_CATALOG_ACCEPTED ? s_pin_find(c, p.domain, NULL) : NULL;

@@ -35,8 +35,31 @@
 /* A delta message is never larger than this: its max_bytes, or one entry
  * alone when a single entry is larger. The transport must accept it. */
 #define DM_CATALOG_DELTA_MAX_BYTES (DM_CATALOG_ENTRY_MAX_BYTES + 16)
-#define DM_CATALOG_MAX_ORIGINS 4096              /* origins in a digest */
-#define DM_CATALOG_DIGEST_MAX_BYTES (DM_CATALOG_MAX_ORIGINS * 64)
+/* Payload bytes (contracts, each parsed) one dm_catalog_apply_delta call
+ * judges; the rest of a larger delta waits for the next exchange, so a
+ * peer's message costs the node loop about one honest delta at most
+ * (docs/catalog.md has the figures). One entry is always judged. */
+#define DM_CATALOG_JUDGE_BYTES (256 << 10)
+/* And per window of time, over all peers: what the catalog may cost the
+ * node loop per second, whoever sends (about 200-250 ms at the measured
+ * rates; one entry may overshoot it). Deltas past it wait for the next
+ * periodic exchange. */
+#define DM_CATALOG_JUDGE_WINDOW_MS 1000
+#define DM_CATALOG_JUDGE_BYTES_PER_WINDOW (4 * DM_CATALOG_JUDGE_BYTES)
+/* Origins in one digest page: the builder's cap and the receiver's limit
+ * alike, so an honest digest is never refused however many origins the
+ * mesh has; a peer asks for the next page (docs/catalog.md). */
+#define DM_CATALOG_DIGEST_PAGE 1024
+#define DM_CATALOG_DIGEST_ROW_BYTES 64 /* one OriginVersion on the wire, at most (47 in fact) */
+/* A digest page on the wire: its rows plus the two range bounds. */
+#define DM_CATALOG_DIGEST_MAX_BYTES ((DM_CATALOG_DIGEST_PAGE + 2) * DM_CATALOG_DIGEST_ROW_BYTES)
+/* Origins that membership does not know (strangers) the catalog takes on
+ * at once, and the entries each may have stored: enough for the race in
+ * which a new member's entries arrive before the news of its joining;
+ * everything else from a stranger is refused until membership knows it.
+ * Origins already stored (also after a restart) are not strangers. */
+#define DM_CATALOG_STRANGERS_MAX 32
+#define DM_CATALOG_STRANGER_ENTRIES 8
 #define DM_CATALOG_NODE_KEY "node"
 #define DM_CATALOG_PRODUCT_PREFIX "product/"
 
@@ -63,6 +86,7 @@ typedef enum {
     DM_CATALOG_NOT_OWNER,       /* a product of a domain pinned to another origin */
     DM_CATALOG_MALFORMED,       /* bad key, bounds, node record or contract */
     DM_CATALOG_DOMAIN_CONFLICT, /* a node record claiming a domain pinned to another origin */
+    DM_CATALOG_UNKNOWN_ORIGIN,  /* an origin membership does not know, over the stranger quota */
     DM_CATALOG__VERDICTS
 } dm_catalog_verdict;
 
@@ -83,6 +107,16 @@ DM_NODISCARD dm_err dm_catalog_open(dm_store_t *store, const dm_identity_t *self
 /* Frees the catalog (the store keeps everything). NULL-safe; sets *self_p
  * to NULL. */
 void dm_catalog_destroy(dm_catalog_t **self_p);
+
+/* Whether membership knows origin (in any state); ctx is the caller's. */
+typedef bool (*dm_catalog_known_fn)(void *ctx, const uint8_t origin[DM_ID_PUBLIC_BYTES]);
+/* From now on, remote entries of an origin that neither is stored nor
+ * known(ctx, origin) take one of DM_CATALOG_STRANGERS_MAX slots, with at
+ * most DM_CATALOG_STRANGER_ENTRIES entries; past that they are refused
+ * (DM_CATALOG_UNKNOWN_ORIGIN) and nothing of them is stored, so a peer
+ * resends them once membership knows the origin. known NULL: every origin
+ * is welcome (the simulator). ctx is borrowed. Cannot fail. */
+void dm_catalog_set_known(dm_catalog_t *c, dm_catalog_known_fn known, void *ctx);
 
 /* ---- local publications ---- */
 
@@ -122,22 +156,48 @@ const char *dm_catalog_verdict_name(dm_catalog_verdict v);
 /* ---- Scuttlebutt anti-entropy (node/catalog_sync.c) ---- */
 
 /* Appends an encoded dm.CatalogDigest to out: the highest version held per
- * origin. Cannot fail. */
+ * origin, every origin. For hashing the whole catalog (and small tests):
+ * a peer refuses it on the wire past DM_CATALOG_DIGEST_PAGE origins; send
+ * pages instead. Cannot fail. */
 void dm_catalog_digest(const dm_catalog_t *c, dm_buf_t *out);
 
-/* Given a peer's encoded digest, appends to out an encoded dm.CatalogDelta
+/* Appends the first digest page (origins from the lowest id, at most
+ * DM_CATALOG_DIGEST_PAGE of them). Cannot fail. */
+void dm_catalog_digest_first(const dm_catalog_t *c, dm_buf_t *out);
+
+/* Answers a peer's encoded digest page (CatalogSync.digest). delta gets an
+ * encoded dm.CatalogDelta with the entries of the page's range the peer
+ * lacks (as dm_catalog_delta; empty when there are none). digest gets,
+ * if wants_digest (the peer sent its hash too), this node's page of the
+ * same range; else, when the peer's page was not the last, this node's
+ * next page after it, and *ask is set: send it with the hash so the peer
+ * answers it in turn. Otherwise digest stays empty. Each call costs at
+ * most one page of origins plus max_bytes of entries.
+ * DM_ERR_PROTO for a digest that does not decode, holds more than
+ * DM_CATALOG_DIGEST_PAGE origins, or lists them out of order or outside
+ * its range. */
+DM_NODISCARD dm_err dm_catalog_answer(dm_catalog_t *c, const void *digest, size_t len,
+                                      bool wants_digest, size_t max_bytes, dm_buf_t *delta,
+                                      dm_buf_t *digest_out, bool *ask);
+
+/* Given a peer's encoded digest (a page: only origins in its range are
+ * considered), appends to out an encoded dm.CatalogDelta
  * with the entries the peer lacks, in ascending version per origin, at
  * most max_bytes long unless its one entry alone is longer (never more
  * than DM_CATALOG_DELTA_MAX_BYTES). *more (and the message's more flag) is
  * set when entries were left for the next exchange. Origins take turns in
  * going first, so a busy origin cannot starve the others.
- * DM_ERR_PROTO for a digest that does not decode or breaks the bounds. */
+ * DM_ERR_PROTO for a digest that does not decode or breaks the bounds
+ * (see dm_catalog_answer). */
 DM_NODISCARD dm_err dm_catalog_delta(dm_catalog_t *c, const void *digest, size_t len,
                                      size_t max_bytes, dm_buf_t *out, bool *more);
 
 /* Applies an encoded dm.CatalogDelta: each entry as dm_catalog_apply, in
- * ascending version per origin, all in one LMDB transaction. counts (may
- * be NULL) receives the verdicts, *more (may be NULL) the message's flag,
+ * ascending version per origin, all in one LMDB transaction, up to
+ * DM_CATALOG_JUDGE_BYTES of payload and what is left of
+ * DM_CATALOG_JUDGE_BYTES_PER_WINDOW in the window around now_ms (the rest
+ * is left for a later exchange). counts (may be NULL) receives the verdicts, *more (may be
+ * NULL) the message's flag or whether entries were left,
  * why (may be NULL) a line per refused entry. DM_ERR_PROTO (nothing
  * applied) for a message that does not decode or is over
  * DM_CATALOG_DELTA_MAX_BYTES; a store error if the commit failed. */

@@ -54,6 +54,12 @@ struct dm_catalog {
     dm_cat_op_t *ops; /* the pending write batch */
     size_t nops, capops;
     dm_buf_t arena;
+    dm_catalog_known_fn known; /* NULL: every origin is welcome */
+    void *known_ctx;
+    uint8_t strangers[DM_CATALOG_STRANGERS_MAX][DM_ID_PUBLIC_BYTES]; /* see dm_catalog_set_known */
+    size_t nstrangers;
+    int64_t judge_window_ms;   /* start of the current judging window */
+    size_t judge_window_bytes; /* payload judged from deltas in it */
     size_t rr;    /* which origin goes first in the next delta */
     bool loading; /* reading the store: no log lines for old news */
 };
@@ -72,6 +78,11 @@ void dm_cat_entry_to_pb(const dm_catalog_entry_t *e, Dm__CatalogEntry *pb);
 bool dm_cat_entry_view(const Dm__CatalogEntry *pb, dm_catalog_entry_t *out, dm_buf_t *why);
 /* Size of e as one element of a repeated field (tag + length + body). */
 size_t dm_cat_wire_bytes(const dm_catalog_entry_t *e);
+
+/* Whether a remote entry of e->origin may be judged at all
+ * (node/catalog_strangers.c, see dm_catalog_set_known); may take a
+ * stranger slot. */
+bool dm_cat_origin_admit(dm_catalog_t *c, const dm_catalog_entry_t *e);
 
 /* Judges e within the pending batch (see dm_catalog_apply). Returns a
  * verdict; DM_ERR_NOMEM aborts through *err. */

@@ -149,31 +149,88 @@ void dm_catalog_entry_clear(dm_catalog_entry_t *e)
 
 /* ---- digest ---- */
 
-void dm_catalog_digest(const dm_catalog_t *c, dm_buf_t *out)
+/* A digest page's range: origins in (after, upto]; a NULL bound is open. */
+typedef struct {
+    const uint8_t *after, *upto;
+} s_range;
+
+static bool s_in_range(const s_range *r, const uint8_t *origin)
 {
-    Dm__OriginVersion *rows = calloc(c->norigins ? c->norigins : 1, sizeof *rows);
-    Dm__OriginVersion **ptrs = calloc(c->norigins ? c->norigins : 1, sizeof *ptrs);
+    return (!r->after || memcmp(origin, r->after, DM_ID_PUBLIC_BYTES) > 0) &&
+           (!r->upto || memcmp(origin, r->upto, DM_ID_PUBLIC_BYTES) <= 0);
+}
+
+/* Index of the first origin row above after (0 when after is NULL). */
+static size_t s_origin_lower(const dm_catalog_t *c, const uint8_t *after)
+{
+    size_t lo = 0, hi = c->norigins;
+    while (after && lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(c->origins[mid].origin, after, DM_ID_PUBLIC_BYTES) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Appends the encoded digest of this node's origins in r, at most cap of
+ * them; a page cut short ends at its last origin (upto), one that is not
+ * ends at r's upto. */
+static void s_digest_range(const dm_catalog_t *c, const s_range *r, size_t cap, dm_buf_t *out)
+{
+    size_t from = s_origin_lower(c, r->after), n = 0;
+    size_t room = c->norigins - from < cap ? c->norigins - from : cap;
+    Dm__OriginVersion *rows = calloc(room ? room : 1, sizeof *rows);
+    Dm__OriginVersion **ptrs = calloc(room ? room : 1, sizeof *ptrs);
     if (!rows || !ptrs)
         abort(); /* as dm_buf does: nothing sensible to send without memory */
     Dm__CatalogDigest d;
     dm__catalog_digest__init(&d);
-    for (size_t i = 0; i < c->norigins; i++) {
+    if (r->after) {
+        d.after.data = (uint8_t *)r->after;
+        d.after.len = DM_ID_PUBLIC_BYTES;
+    }
+    const uint8_t *upto = r->upto;
+    size_t i = from;
+    for (; i < c->norigins && s_in_range(r, c->origins[i].origin); i++) {
         if (!c->origins[i].max_version)
             continue;
-        Dm__OriginVersion *r = &rows[d.n_origins];
-        dm__origin_version__init(r);
-        r->origin.data = (uint8_t *)c->origins[i].origin;
-        r->origin.len = DM_ID_PUBLIC_BYTES;
-        r->max_version = c->origins[i].max_version;
-        ptrs[d.n_origins++] = r;
+        if (n == cap) { /* more than fit: this page ends at the last listed */
+            upto = rows[n - 1].origin.data;
+            break;
+        }
+        Dm__OriginVersion *row = &rows[n];
+        dm__origin_version__init(row);
+        row->origin.data = (uint8_t *)c->origins[i].origin;
+        row->origin.len = DM_ID_PUBLIC_BYTES;
+        row->max_version = c->origins[i].max_version;
+        ptrs[n++] = row;
     }
+    if (upto) {
+        d.upto.data = (uint8_t *)upto;
+        d.upto.len = DM_ID_PUBLIC_BYTES;
+    }
+    d.n_origins = n;
     d.origins = ptrs;
-    size_t n = dm__catalog_digest__get_packed_size(&d);
-    dm_buf_reserve(out, n);
+    size_t len = dm__catalog_digest__get_packed_size(&d);
+    dm_buf_reserve(out, len);
     out->len += dm__catalog_digest__pack(&d, (uint8_t *)out->data + out->len);
     out->data[out->len] = 0;
     free(rows);
     free(ptrs);
+}
+
+void dm_catalog_digest(const dm_catalog_t *c, dm_buf_t *out)
+{
+    s_range all = {NULL, NULL};
+    s_digest_range(c, &all, c->norigins, out);
+}
+
+void dm_catalog_digest_first(const dm_catalog_t *c, dm_buf_t *out)
+{
+    s_range all = {NULL, NULL};
+    s_digest_range(c, &all, DM_CATALOG_DIGEST_PAGE, out);
 }
 
 /* ---- delta ---- */
@@ -206,37 +263,64 @@ static uint64_t s_peer_version(const s_peer_row *rows, size_t n, const uint8_t *
     return r ? r->version : 0;
 }
 
-dm_err dm_catalog_delta(dm_catalog_t *c, const void *digest, size_t len, size_t max_bytes,
-                        dm_buf_t *out, bool *more)
+/* Decodes a peer's digest page and checks its bounds: at most
+ * DM_CATALOG_DIGEST_PAGE origins of DM_ID_PUBLIC_BYTES, strictly ascending,
+ * all in its range. *rows (sorted; points into *d) and *range are set.
+ * DM_ERR_PROTO or DM_ERR_NOMEM; the caller frees *d and *rows either way. */
+static dm_err s_digest_decode(const void *digest, size_t len, Dm__CatalogDigest **d,
+                              s_peer_row **rows, s_range *range)
+{
+    *rows = NULL;
+    *d = len <= DM_CATALOG_DIGEST_MAX_BYTES ? dm__catalog_digest__unpack(NULL, len, digest) : NULL;
+    if (!*d || (*d)->n_origins > DM_CATALOG_DIGEST_PAGE ||
+        ((*d)->after.len && (*d)->after.len != DM_ID_PUBLIC_BYTES) ||
+        ((*d)->upto.len && (*d)->upto.len != DM_ID_PUBLIC_BYTES))
+        return DM_ERR_PROTO;
+    range->after = (*d)->after.len ? (*d)->after.data : NULL;
+    range->upto = (*d)->upto.len ? (*d)->upto.data : NULL;
+    *rows = calloc((*d)->n_origins ? (*d)->n_origins : 1, sizeof **rows);
+    if (!*rows)
+        return DM_ERR_NOMEM;
+    for (size_t i = 0; i < (*d)->n_origins; i++) {
+        const Dm__OriginVersion *o = (*d)->origins[i];
+        if (o->origin.len != DM_ID_PUBLIC_BYTES || !s_in_range(range, o->origin.data) ||
+            (i && memcmp((*rows)[i - 1].origin, o->origin.data, DM_ID_PUBLIC_BYTES) >= 0))
+            return DM_ERR_PROTO;
+        (*rows)[i].origin = o->origin.data;
+        (*rows)[i].version = o->max_version;
+    }
+    return DM_OK;
+}
+
+/* Index of the first item whose origin is above after (0 when NULL). */
+static size_t s_item_lower(const dm_catalog_t *c, const uint8_t *after)
+{
+    size_t lo = 0, hi = c->nitems;
+    while (after && lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(c->items[mid]->e.origin, after, DM_ID_PUBLIC_BYTES) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Appends the delta of the entries in range the peer (rows) lacks. */
+static dm_err s_delta(dm_catalog_t *c, const s_peer_row *rows, size_t nrows, const s_range *range,
+                      size_t max_bytes, dm_buf_t *out, bool *more)
 {
     *more = false;
-    dm_err err = DM_ERR_PROTO;
-    s_peer_row *rows = NULL;
+    dm_err err = DM_ERR_NOMEM;
     dm_cat_item_t **cand = NULL, **sel = NULL;
     size_t *runs = NULL;
     Dm__CatalogEntry *pbs = NULL, **pbp = NULL;
-    Dm__CatalogDigest *d = len <= DM_CATALOG_DIGEST_MAX_BYTES
-                               ? dm__catalog_digest__unpack(NULL, len, digest)
-                               : NULL;
-    if (!d || d->n_origins > DM_CATALOG_MAX_ORIGINS)
+    size_t from = s_item_lower(c, range->after), ncand = 0;
+    cand = calloc(c->nitems - from ? c->nitems - from : 1, sizeof *cand);
+    if (!cand)
         goto out;
-    err = DM_ERR_NOMEM;
-    rows = calloc(d->n_origins ? d->n_origins : 1, sizeof *rows);
-    cand = calloc(c->nitems ? c->nitems : 1, sizeof *cand);
-    if (!rows || !cand)
-        goto out;
-    for (size_t i = 0; i < d->n_origins; i++) {
-        if (d->origins[i]->origin.len != DM_ID_PUBLIC_BYTES) {
-            err = DM_ERR_PROTO;
-            goto out;
-        }
-        rows[i].origin = d->origins[i]->origin.data;
-        rows[i].version = d->origins[i]->max_version;
-    }
-    qsort(rows, d->n_origins, sizeof *rows, s_peer_cmp);
-    size_t ncand = 0;
-    for (size_t i = 0; i < c->nitems; i++)
-        if (c->items[i]->e.version > s_peer_version(rows, d->n_origins, c->items[i]->e.origin))
+    for (size_t i = from; i < c->nitems && s_in_range(range, c->items[i]->e.origin); i++)
+        if (c->items[i]->e.version > s_peer_version(rows, nrows, c->items[i]->e.origin))
             cand[ncand++] = c->items[i];
     qsort(cand, ncand, sizeof *cand, s_item_version_cmp);
 
@@ -291,14 +375,59 @@ dm_err dm_catalog_delta(dm_catalog_t *c, const void *digest, size_t len, size_t 
     out->data[out->len] = 0;
     err = DM_OK;
 out:
-    if (d)
-        dm__catalog_digest__free_unpacked(d, NULL);
-    free(rows);
     free(cand);
     free(sel);
     free(runs);
     free(pbs);
     free(pbp);
+    return err;
+}
+
+dm_err dm_catalog_delta(dm_catalog_t *c, const void *digest, size_t len, size_t max_bytes,
+                        dm_buf_t *out, bool *more)
+{
+    *more = false;
+    Dm__CatalogDigest *d = NULL;
+    s_peer_row *rows = NULL;
+    s_range range;
+    dm_err err = s_digest_decode(digest, len, &d, &rows, &range);
+    if (!err)
+        err = s_delta(c, rows, d->n_origins, &range, max_bytes, out, more);
+    if (d)
+        dm__catalog_digest__free_unpacked(d, NULL);
+    free(rows);
+    return err;
+}
+
+dm_err dm_catalog_answer(dm_catalog_t *c, const void *digest, size_t len, bool wants_digest,
+                         size_t max_bytes, dm_buf_t *delta, dm_buf_t *digest_out, bool *ask)
+{
+    *ask = false;
+    Dm__CatalogDigest *d = NULL;
+    s_peer_row *rows = NULL;
+    s_range range;
+    bool more = false;
+    dm_err err = s_digest_decode(digest, len, &d, &rows, &range);
+    if (err)
+        goto out;
+    /* Nothing to send is sent as nothing, not as an empty message. */
+    size_t mark = delta->len;
+    err = s_delta(c, rows, d->n_origins, &range, max_bytes, delta, &more);
+    if (err)
+        goto out;
+    if (delta->len - mark <= S_MORE_FLAG_BYTES && !more)
+        delta->len = mark;
+    if (wants_digest) {
+        s_digest_range(c, &range, DM_CATALOG_DIGEST_PAGE, digest_out);
+    } else if (range.upto) {
+        s_range next = {range.upto, NULL};
+        s_digest_range(c, &next, DM_CATALOG_DIGEST_PAGE, digest_out);
+        *ask = true;
+    }
+out:
+    if (d)
+        dm__catalog_digest__free_unpacked(d, NULL);
+    free(rows);
     return err;
 }
 
@@ -314,6 +443,20 @@ static int s_pb_order(const void *a, const void *b)
     if (x->origin.len != y->origin.len)
         return x->origin.len < y->origin.len ? -1 : 1;
     return x->version < y->version ? -1 : x->version > y->version;
+}
+
+/* Payload bytes the next delta may have judged: DM_CATALOG_JUDGE_BYTES, or
+ * what is left of the DM_CATALOG_JUDGE_WINDOW_MS window (0: none). */
+static size_t s_judge_budget(dm_catalog_t *c, int64_t now_ms)
+{
+    if (now_ms - c->judge_window_ms >= DM_CATALOG_JUDGE_WINDOW_MS || now_ms < c->judge_window_ms) {
+        c->judge_window_ms = now_ms;
+        c->judge_window_bytes = 0;
+    }
+    size_t left = c->judge_window_bytes < DM_CATALOG_JUDGE_BYTES_PER_WINDOW
+                      ? DM_CATALOG_JUDGE_BYTES_PER_WINDOW - c->judge_window_bytes
+                      : 0;
+    return left < DM_CATALOG_JUDGE_BYTES ? left : DM_CATALOG_JUDGE_BYTES;
 }
 
 dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len, int64_t now_ms,
@@ -340,7 +483,19 @@ dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len, in
         memcpy(order, d->entries, d->n_entries * sizeof *order);
     qsort(order, d->n_entries, sizeof *order, s_pb_order);
     dm_buf_t line = DM_BUF_INIT;
+    size_t judged = 0; /* payload bytes looked at: contracts are parsed */
+    size_t budget = s_judge_budget(c, now_ms);
+    bool cut = false;
     for (size_t i = 0; i < d->n_entries && !err; i++) {
+        /* Past the budget the rest waits: entries are in (origin, version)
+         * order, so what was applied is a prefix per origin and the next
+         * digest asks for exactly the rest. One entry is always judged
+         * while the window has room. */
+        if (!budget || (judged && judged + order[i]->payload.len > budget)) {
+            cut = true;
+            break;
+        }
+        judged += order[i]->payload.len;
         dm_catalog_entry_t e;
         dm_catalog_verdict v = DM_CATALOG_MALFORMED;
         dm_buf_reset(&line);
@@ -358,8 +513,11 @@ dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len, in
         dm_cat_abort(c);
     else
         err = dm_cat_commit(c);
+    c->judge_window_bytes += judged;
+    /* Cut by the window: the next periodic exchange brings the rest; asking
+     * at once would only be cut again. */
     if (!err && more)
-        *more = d->more;
+        *more = d->more || (cut && s_judge_budget(c, now_ms) > 0);
 out:
     dm__catalog_delta__free_unpacked(d, NULL);
     return err;

@@ -371,6 +371,49 @@ void dm_gossip_catalog_changed(dm_gossip_t *self, int64_t now_ms)
     s_poke(self, DM_GOSSIP_PUSH_FANOUT, now_ms);
 }
 
+/* Applies a peer's delta; a change spreads, a delta cut short asks again. */
+static void s_catalog_take_delta(dm_gossip_t *self, const Dm__CatalogSync *m, const char *to,
+                                 const char *hex, int64_t now_ms)
+{
+    dm_catalog_counts_t counts;
+    bool more = false;
+    dm_buf_t refused = DM_BUF_INIT;
+    dm_err rc = dm_catalog_apply_delta(self->catalog, m->delta.data, m->delta.len, now_ms,
+                                       &counts, &more, &refused);
+    if (rc == DM_ERR_PROTO) {
+        dm_log_warn("catalog: a delta from %.16s was refused: %s", hex, dm_strerror(rc));
+    } else if (rc != DM_OK) {
+        /* The store refused the write (a full map at its maximum, a disk
+         * error): nothing of this delta is kept and every peer keeps
+         * offering it, so say so at the level an operator watches. */
+        dm_log_err("catalog: cannot store a delta from %.16s (%zu bytes): %s; the catalog "
+                   "stops taking news until the store accepts writes",
+                   hex, (size_t)m->delta.len, dm_strerror(rc));
+    } else {
+        size_t bad = 0;
+        for (int v = 0; v < DM_CATALOG__VERDICTS; v++)
+            if (v != DM_CATALOG_ACCEPTED && v != DM_CATALOG_STALE &&
+                v != DM_CATALOG_UNKNOWN_ORIGIN)
+                bad += counts.n[v];
+        if (bad)
+            dm_log_warn("catalog: refused %zu entr%s from peer %.16s: %s", bad,
+                        bad == 1 ? "y" : "ies", hex, refused.data ? refused.data : "");
+        if (counts.n[DM_CATALOG_UNKNOWN_ORIGIN])
+            dm_log_debug("catalog: %zu entr%s from %.16s wait until membership knows their "
+                         "origin",
+                         counts.n[DM_CATALOG_UNKNOWN_ORIGIN],
+                         counts.n[DM_CATALOG_UNKNOWN_ORIGIN] == 1 ? "y" : "ies", hex);
+        if (counts.n[DM_CATALOG_ACCEPTED] > 0) {
+            dm_log_debug("catalog: %zu new entr%s from %.16s", counts.n[DM_CATALOG_ACCEPTED],
+                         counts.n[DM_CATALOG_ACCEPTED] == 1 ? "y" : "ies", hex);
+            dm_gossip_catalog_changed(self, now_ms);
+        }
+        if (more)
+            s_sync_send(self, to, true, NULL, NULL, now_ms);
+    }
+    dm_buf_free(&refused);
+}
+
 void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *m, const char *user_id,
                                int64_t now_ms)
 {
@@ -384,54 +427,35 @@ void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *m, cons
                     "transport key");
         return;
     }
+    /* Only members take part in anti-entropy: a stranger could otherwise
+     * make this node store (and answer) whatever it likes. Debug level: a
+     * flood must not become a flood of log lines. */
+    if (!dm_gossip_is_member(self, node_id)) {
+        dm_log_debug("catalog: dropped a sync message from %.16s, not a member", hex);
+        return;
+    }
     char to[DM_ADDRESS_MAX];
     snprintf(to, sizeof to, "%s", m->reply_to);
-    if (m->delta.len > 0) {
-        dm_catalog_counts_t counts;
-        bool more = false;
-        dm_buf_t refused = DM_BUF_INIT;
-        dm_err rc = dm_catalog_apply_delta(self->catalog, m->delta.data, m->delta.len, now_ms,
-                                           &counts, &more, &refused);
-        if (rc != DM_OK) {
-            dm_log_warn("catalog: a delta from %.16s was refused: %s", hex, dm_strerror(rc));
-        } else {
-            size_t bad = 0;
-            for (int v = 0; v < DM_CATALOG__VERDICTS; v++)
-                if (v != DM_CATALOG_ACCEPTED && v != DM_CATALOG_STALE)
-                    bad += counts.n[v];
-            if (bad)
-                dm_log_warn("catalog: refused %zu entr%s from peer %.16s: %s", bad,
-                            bad == 1 ? "y" : "ies", hex, refused.data ? refused.data : "");
-            if (counts.n[DM_CATALOG_ACCEPTED] > 0) {
-                dm_log_debug("catalog: %zu new entr%s from %.16s", counts.n[DM_CATALOG_ACCEPTED],
-                             counts.n[DM_CATALOG_ACCEPTED] == 1 ? "y" : "ies", hex);
-                dm_gossip_catalog_changed(self, now_ms);
-            }
-            if (more)
-                s_sync_send(self, to, true, NULL, NULL, now_ms);
-        }
-        dm_buf_free(&refused);
-    }
+    if (m->delta.len > 0)
+        s_catalog_take_delta(self, m, to, hex, now_ms);
     if (m->digest.len > 0) {
+        /* A page of the peer's digest: what it lacks in that range, and
+         * our page (asked for by its hash, or the next one after its). */
         dm_buf_t delta = DM_BUF_INIT, mine = DM_BUF_INIT;
-        bool more = false;
-        if (dm_catalog_delta(self->catalog, m->digest.data, m->digest.len, DM_GOSSIP_DELTA_BYTES,
-                             &delta, &more) != DM_OK) {
+        bool ask = false;
+        if (dm_catalog_answer(self->catalog, m->digest.data, m->digest.len, m->hash.len > 0,
+                              DM_GOSSIP_DELTA_BYTES, &delta, &mine, &ask) != DM_OK)
             dm_log_warn("catalog: dropped a malformed digest from %.16s", hex);
-        } else {
-            bool want_digest = m->hash.len > 0;
-            if (want_digest)
-                dm_catalog_digest(self->catalog, &mine);
-            if (delta.len > 0 || want_digest)
-                s_sync_send(self, to, false, want_digest ? &mine : NULL,
-                            delta.len > 0 ? &delta : NULL, now_ms);
-        }
+        else if (delta.len > 0 || mine.len > 0)
+            s_sync_send(self, to, ask, mine.len > 0 ? &mine : NULL,
+                        delta.len > 0 ? &delta : NULL, now_ms);
         dm_buf_free(&delta);
         dm_buf_free(&mine);
     } else if (m->hash.len == crypto_hash_sha256_BYTES && m->delta.len == 0) {
+        /* The hash covers the whole catalog; the exchange goes by pages. */
         if (memcmp(m->hash.data, s_catalog_hash(self), crypto_hash_sha256_BYTES) != 0) {
             dm_buf_t mine = DM_BUF_INIT;
-            dm_catalog_digest(self->catalog, &mine);
+            dm_catalog_digest_first(self->catalog, &mine);
             s_sync_send(self, to, true, &mine, NULL, now_ms);
             dm_buf_free(&mine);
         }

@@ -220,6 +220,13 @@ static int s_collect_own(void *ctx, const dm_catalog_product_t *p)
     return 0;
 }
 
+/* The catalog takes entries of origins membership knows (any state);
+ * others only within its stranger quota (dm_catalog_set_known). */
+static bool s_catalog_origin_known(void *ctx, const uint8_t origin[DM_ID_PUBLIC_BYTES])
+{
+    return dm_membership_state_of(dm_gossip_membership(ctx), origin) != DM_MEMBER_UNKNOWN;
+}
+
 /* Brings this node's catalog entries up to date with its store: each
  * product whose canonical contract differs from the published one is
  * published again, then the node record (domain, address, products).
@@ -414,6 +421,7 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
         snprintf(err, errcap, "cannot start membership: %s", dm_strerror(rc));
         goto fail;
     }
+    dm_catalog_set_known(self->catalog, s_catalog_origin_known, self->gossip);
     dm_log_info("serving domain %s at %s (data %s)", self->domain, self->address, self->dir);
     *out = self;
     return DM_OK;

@@ -1,7 +1,7 @@
 /* meshsim_catalog.c: `meshsim catalog`, the catalog's anti-entropy in one
  * process on virtual time: N real catalog state machines (node/catalog.h,
- * in memory) exchanging the same four messages as node/gossip.c (a digest
- * hash, then digests and deltas), each message lost with the given
+ * in memory) exchanging the same messages as node/gossip.c (a digest
+ * hash, then digest pages and deltas), each message lost with the given
  * probability. One node publishes a new fact (its node record and a
  * contract); the run reports how many rounds until 99% and all nodes hold
  * it, and the messages and bytes each node sends per round. */
@@ -60,42 +60,62 @@ static void s_hash(dm_catalog_t *c, uint8_t out[crypto_hash_sha256_BYTES], dm_bu
     crypto_hash_sha256(out, (const unsigned char *)(digest->data ? digest->data : ""), digest->len);
 }
 
-/* A pokes B: the four steps of node/gossip.c, each message may be lost. */
+/* Applies a delta that arrived; marks the node when it learned something. */
+static void s_take(ms_node_t *to, const dm_buf_t *delta, int64_t now)
+{
+    dm_catalog_counts_t counts;
+    if (delta->len && dm_catalog_apply_delta(to->cat, delta->data, delta->len, now, &counts, NULL,
+                                             NULL) == DM_OK &&
+        counts.n[DM_CATALOG_ACCEPTED])
+        to->changed = true;
+}
+
+/* A pokes B: the steps of node/gossip.c, each message may be lost.
+ * 1. A -> B {hash}; 2. B -> A {hash, first digest page}; 3. A -> B {A's
+ * page of that range, delta}; 4. B -> A {delta, and while pages remain
+ * hash + B's next page}, which A answers as in 3. */
 static void s_exchange(ms_sim_t *s, size_t a, size_t b, int64_t now)
 {
     ms_node_t *A = &s->nodes[a], *B = &s->nodes[b];
-    dm_buf_t da = DM_BUF_INIT, db = DM_BUF_INIT, delta = DM_BUF_INIT;
+    dm_buf_t da = DM_BUF_INIT, db = DM_BUF_INIT, page = DM_BUF_INIT;
     uint8_t ha[crypto_hash_sha256_BYTES], hb[crypto_hash_sha256_BYTES];
-    bool more = false;
-    dm_catalog_counts_t counts;
     s_hash(A->cat, ha, &da);
     if (!s_deliver(s, MS_HASH_MSG_BYTES))                      /* 1. A -> B {hash} */
         goto out;
     s_hash(B->cat, hb, &db);
     if (memcmp(ha, hb, sizeof ha) == 0)
         goto out;
-    if (!s_deliver(s, MS_HASH_MSG_BYTES + db.len))             /* 2. B -> A {hash, digest} */
+    dm_catalog_digest_first(B->cat, &page);
+    if (!s_deliver(s, MS_HASH_MSG_BYTES + page.len))           /* 2. B -> A {hash, page} */
         goto out;
-    if (dm_catalog_delta(A->cat, db.data, db.len, MS_DELTA_BYTES, &delta, &more) != DM_OK)
-        goto out;
-    if (!s_deliver(s, MS_HASH_MSG_BYTES + da.len + delta.len)) /* 3. A -> B {digest, delta} */
-        goto out;
-    if (delta.len && dm_catalog_apply_delta(B->cat, delta.data, delta.len, now, &counts, NULL,
-                                            NULL) == DM_OK && counts.n[DM_CATALOG_ACCEPTED])
-        B->changed = true;
-    dm_buf_reset(&delta);
-    if (dm_catalog_delta(B->cat, da.data, da.len, MS_DELTA_BYTES, &delta, &more) != DM_OK ||
-        !delta.len)
-        goto out;
-    if (!s_deliver(s, MS_HASH_MSG_BYTES + delta.len))           /* 4. B -> A {delta} */
-        goto out;
-    if (dm_catalog_apply_delta(A->cat, delta.data, delta.len, now, &counts, NULL, NULL) == DM_OK &&
-        counts.n[DM_CATALOG_ACCEPTED])
-        A->changed = true;
+    for (;;) {
+        dm_buf_t delta = DM_BUF_INIT, mine = DM_BUF_INIT, next = DM_BUF_INIT;
+        bool ask = false, lost = true;
+        if (dm_catalog_answer(A->cat, page.data, page.len, true, MS_DELTA_BYTES, &delta, &mine,
+                              &ask) != DM_OK ||
+            !s_deliver(s, MS_HASH_MSG_BYTES + mine.len + delta.len)) /* 3. A -> B */
+            goto next;
+        s_take(B, &delta, now);
+        dm_buf_reset(&delta);
+        if (dm_catalog_answer(B->cat, mine.data, mine.len, false, MS_DELTA_BYTES, &delta, &next,
+                              &ask) != DM_OK ||
+            (!delta.len && !next.len) ||
+            !s_deliver(s, MS_HASH_MSG_BYTES + next.len + delta.len)) /* 4. B -> A */
+            goto next;
+        s_take(A, &delta, now);
+        lost = false;
+    next:
+        dm_buf_free(&page);
+        page = next;
+        dm_buf_free(&delta);
+        dm_buf_free(&mine);
+        if (lost || !ask)
+            break;
+    }
 out:
     dm_buf_free(&da);
     dm_buf_free(&db);
-    dm_buf_free(&delta);
+    dm_buf_free(&page);
 }
 
 static size_t s_holding(ms_sim_t *s, const uint8_t *origin, const char *key)

@@ -15,6 +15,7 @@
 #include "catalog.pb-c.h"
 #include "contract.h"
 #include "harness.h"
+#include "harness_catalog.h"
 #include "identity.h"
 #include "rpc.h"
 
@@ -133,34 +134,6 @@ Test(gossip, sigterm_announces_leaving)
 
 /* ---- the catalog ---- */
 
-/* Does node n list DOMAIN/NAME (at version, if not NULL) among the mesh's
- * products? */
-static bool s_lists(const dm_h_node_t *n, const char *domain, const char *name, const char *version)
-{
-    dm_client_t *c = NULL;
-    char err[256];
-    bool found = false;
-    if (dm_client_new(n->addr, 2000, &c, err, sizeof err) != DM_OK)
-        return false;
-    Dm__Envelope req = DM__ENVELOPE__INIT;
-    Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
-    body.mesh = 1;
-    req.body_case = DM__ENVELOPE__BODY_PRODUCTS_REQ;
-    req.products_req = &body;
-    Dm__Envelope *rep = NULL;
-    if (dm_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_PRODUCTS_REP)
-        for (size_t i = 0; i < rep->products_rep->n_products; i++) {
-            const Dm__ProductInfo *p = rep->products_rep->products[i];
-            if (strcmp(p->domain, domain) == 0 && strcmp(p->name, name) == 0 &&
-                (!version || strcmp(p->version, version) == 0))
-                found = true;
-        }
-    if (rep)
-        dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&c);
-    return found;
-}
-
 /* Number of refused claims for domain that node n lists. */
 static size_t s_conflicts(const dm_h_node_t *n, const char *domain)
 {
@@ -183,22 +156,11 @@ static size_t s_conflicts(const dm_h_node_t *n, const char *domain)
     return k;
 }
 
-static const char *s_contract_text(const char *domain, const char *name, const char *version)
-{
-    static char text[1024];
-    snprintf(text, sizeof text,
-             "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: %s\n"
-             "  domain: %s\n  version: %s\n  owner:\n    team: t\n    contact: t@example.com\n"
-             "spec:\n  schema:\n    fields:\n      - {name: id, type: int, required: true}\n",
-             name, domain, version);
-    return text;
-}
-
 Test(gossip, a_contract_registered_on_node_3_reaches_all_five)
 {
     char path[700];
     snprintf(path, sizeof path, "%s.yaml", s_dirs[2]);
-    dm_h_write(path, s_contract_text(s_domains[2], "customers", "1.0.0"));
+    dm_h_write(path, dm_h_contract_text(s_domains[2], "customers", "1.0.0"));
     const char *reg[] = {"--data", s_dirs[2], "register", path, NULL};
     dm_h_result_t r = dm_h_run("dmctl", reg, NULL, T_DEADLINE_MS);
     cr_assert_eq(r.status, 0, "%s", r.err);
@@ -208,7 +170,7 @@ Test(gossip, a_contract_registered_on_node_3_reaches_all_five)
     while (!all && dm_h_now_ms() < deadline) {
         all = true;
         for (int i = 0; i < T_NODES && all; i++)
-            all = s_lists(&s_nodes[i], s_domains[2], "customers", "1.0.0");
+            all = dm_h_lists(&s_nodes[i], s_domains[2], "customers", "1.0.0");
         if (!all)
             poll(NULL, 0, T_POLL_MS);
     }
@@ -235,85 +197,14 @@ Test(gossip, an_empty_directory_claiming_a_taken_domain_is_refused_everywhere)
     dm_h_node_signal(&impostor, SIGTERM);
 }
 
-/* An entry of origin `origin` signed by `signer` (a forgery when they
- * differ), packed as a dm.CatalogEntry into pe (pointing into bufs). */
-typedef struct {
-    dm_catalog_entry_t e;
-    dm_buf_t payload;
-    Dm__CatalogEntry pe;
-} t_entry;
-
-static void s_entry(t_entry *t, const dm_identity_t *signer, const uint8_t *origin,
-                    const char *key, uint64_t version)
-{
-    memcpy(t->e.origin, origin, DM_ID_PUBLIC_BYTES);
-    t->e.key = (char *)key;
-    t->e.version = version;
-    t->e.issued_at_ms = (int64_t)time(NULL) * 1000;
-    t->e.payload = (uint8_t *)t->payload.data;
-    t->e.payload_len = t->payload.len;
-    dm_buf_t signed_bytes = DM_BUF_INIT;
-    dm_catalog_entry_signed_bytes(&t->e, &signed_bytes);
-    cr_assert_eq(dm_identity_sign(signer, signed_bytes.data, signed_bytes.len, t->e.signature), DM_OK);
-    dm_buf_free(&signed_bytes);
-    dm__catalog_entry__init(&t->pe);
-    t->pe.origin.data = t->e.origin;
-    t->pe.origin.len = DM_ID_PUBLIC_BYTES;
-    t->pe.key = t->e.key;
-    t->pe.version = version;
-    t->pe.issued_at_ms = t->e.issued_at_ms;
-    t->pe.payload.data = t->e.payload;
-    t->pe.payload.len = t->e.payload_len;
-    t->pe.signature.data = t->e.signature;
-    t->pe.signature.len = DM_ID_SIGNATURE_BYTES;
-}
-
-static void s_contract_payload(dm_buf_t *out, const char *domain, const char *name, const char *version)
-{
-    const char *text = s_contract_text(domain, name, version);
-    dm_contract_t **list = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    cr_assert_eq(dm_contract_parse("t", text, strlen(text), NULL, &list, &n, &diags), DM_OK);
-    dm_contract_canonical(list[0], out);
-    dm_contract_destroy(&list[0]);
-    free(list);
-    dm_diags_clear(&diags);
-}
-
-/* Sends one CatalogSync carrying the entries to node n, from a socket
- * authenticated with the test identity's own key. */
-static void s_inject(const dm_h_node_t *n, const dm_identity_t *me, const char *my_addr,
-                     t_entry *const *entries, size_t count)
-{
-    Dm__CatalogEntry **pes = calloc(count, sizeof *pes);
-    for (size_t i = 0; i < count; i++)
-        pes[i] = &entries[i]->pe;
-    Dm__CatalogDelta d = DM__CATALOG_DELTA__INIT;
-    d.n_entries = count;
-    d.entries = pes;
-    size_t dlen = dm__catalog_delta__get_packed_size(&d);
-    uint8_t *dbytes = malloc(dlen);
-    dm__catalog_delta__pack(&d, dbytes);
-    Dm__CatalogSync sync = DM__CATALOG_SYNC__INIT;
-    sync.reply_to = (char *)my_addr;
-    sync.delta.data = dbytes;
-    sync.delta.len = dlen;
-    Dm__Envelope env = DM__ENVELOPE__INIT;
-    env.body_case = DM__ENVELOPE__BODY_CATALOG_SYNC;
-    env.catalog_sync = &sync;
-    dm_h_raw_t *raw = dm_h_raw_new(n->addr, me);
-    cr_assert(raw);
-    cr_assert(dm_h_raw_send_env(raw, &env));
-    dm_h_raw_destroy(&raw); /* linger delivers it */
-    free(dbytes);
-    free(pes);
-}
-
 Test(gossip, forged_foreign_and_replayed_entries_are_rejected_by_every_node)
 {
-    dm_identity_t *me = NULL;
+    /* The entries' origin is the test's own key (not a member: the
+     * catalog keeps a few such strangers); they travel from a member, as
+     * only members take part in anti-entropy: node 4's key and address. */
+    dm_identity_t *me = NULL, *relay = NULL;
     cr_assert_eq(dm_identity_new_ephemeral(&me), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dirs[4], &relay), DM_OK);
     const uint8_t *my_id = dm_identity_public(me);
     char my_addr[DM_ADDRESS_MAX];
     cr_assert_eq(dm_address_format(my_id, "tcp://127.0.0.1:9", my_addr, sizeof my_addr), DM_OK);
@@ -321,31 +212,27 @@ Test(gossip, forged_foreign_and_replayed_entries_are_rejected_by_every_node)
     char ep[256], why[256];
     cr_assert_eq(dm_address_parse(s_nodes[0].addr, victim_id, ep, sizeof ep, why, sizeof why), DM_OK);
 
-    static t_entry claim, good, replay, forged, foreign;
+    static dm_h_entry_t claim, good, replay, forged, foreign;
     /* A valid claim of a fresh domain and a valid product of it. */
-    Dm__NodeRecord nr = DM__NODE_RECORD__INIT;
-    nr.domain = "tdomain";
-    nr.address = my_addr;
-    dm_buf_reserve(&claim.payload, dm__node_record__get_packed_size(&nr));
-    claim.payload.len = dm__node_record__pack(&nr, (uint8_t *)claim.payload.data);
-    s_entry(&claim, me, my_id, "node", 1);
-    s_contract_payload(&good.payload, "tdomain", "p", "2.0.0");
-    s_entry(&good, me, my_id, "product/tdomain/p", 3);
+    dm_h_entry_node_record(&claim, "tdomain", my_addr);
+    cr_assert(dm_h_entry_sign(&claim, me, my_id, "node", 1));
+    cr_assert(dm_h_contract_payload(&good.payload, "tdomain", "p", "2.0.0"));
+    cr_assert(dm_h_entry_sign(&good, me, my_id, "product/tdomain/p", 3));
     /* A replay of an older version of the same key. */
-    s_contract_payload(&replay.payload, "tdomain", "p", "1.0.0");
-    s_entry(&replay, me, my_id, "product/tdomain/p", 2);
+    cr_assert(dm_h_contract_payload(&replay.payload, "tdomain", "p", "1.0.0"));
+    cr_assert(dm_h_entry_sign(&replay, me, my_id, "product/tdomain/p", 2));
     /* A forgery: claims to come from node 0, signed with our key. */
-    s_contract_payload(&forged.payload, s_domains[0], "forged", "1.0.0");
-    s_entry(&forged, me, victim_id, "product/commerce/forged", 99);
+    cr_assert(dm_h_contract_payload(&forged.payload, s_domains[0], "forged", "1.0.0"));
+    cr_assert(dm_h_entry_sign(&forged, me, victim_id, "product/commerce/forged", 99));
     /* A product for a domain pinned to another node, validly signed. */
-    s_contract_payload(&foreign.payload, s_domains[0], "evil", "1.0.0");
-    s_entry(&foreign, me, my_id, "product/commerce/evil", 4);
+    cr_assert(dm_h_contract_payload(&foreign.payload, s_domains[0], "evil", "1.0.0"));
+    cr_assert(dm_h_entry_sign(&foreign, me, my_id, "product/commerce/evil", 4));
 
-    t_entry *first[] = {&claim, &good};
-    t_entry *second[] = {&replay, &forged, &foreign};
+    dm_h_entry_t *first[] = {&claim, &good};
+    dm_h_entry_t *second[] = {&replay, &forged, &foreign};
     for (int i = 0; i < T_NODES; i++) {
-        s_inject(&s_nodes[i], me, my_addr, first, 2);
-        s_inject(&s_nodes[i], me, my_addr, second, 3);
+        cr_assert(dm_h_catalog_inject(&s_nodes[i], relay, s_nodes[4].addr, first, 2));
+        cr_assert(dm_h_catalog_inject(&s_nodes[i], relay, s_nodes[4].addr, second, 3));
     }
     /* The valid entries arrive (the path works) ... */
     long long deadline = dm_h_now_ms() + T_DEADLINE_MS;
@@ -353,28 +240,29 @@ Test(gossip, forged_foreign_and_replayed_entries_are_rejected_by_every_node)
     while (!all && dm_h_now_ms() < deadline) {
         all = true;
         for (int i = 0; i < T_NODES && all; i++)
-            all = s_lists(&s_nodes[i], "tdomain", "p", "2.0.0");
+            all = dm_h_lists(&s_nodes[i], "tdomain", "p", "2.0.0");
         if (!all)
             poll(NULL, 0, T_POLL_MS);
     }
     cr_assert(all, "the valid entries did not arrive everywhere");
     /* ... and every node refused the others. */
     for (int i = 0; i < T_NODES; i++) {
-        cr_assert(!s_lists(&s_nodes[i], "tdomain", "p", "1.0.0"), "node %d took the replay", i);
-        cr_assert(!s_lists(&s_nodes[i], s_domains[0], "forged", NULL), "node %d took the forgery", i);
-        cr_assert(!s_lists(&s_nodes[i], s_domains[0], "evil", NULL),
+        cr_assert(!dm_h_lists(&s_nodes[i], "tdomain", "p", "1.0.0"), "node %d took the replay", i);
+        cr_assert(!dm_h_lists(&s_nodes[i], s_domains[0], "forged", NULL), "node %d took the forgery", i);
+        cr_assert(!dm_h_lists(&s_nodes[i], s_domains[0], "evil", NULL),
                   "node %d took a product of another node's domain", i);
     }
     for (int i = 0; i < 5; i++)
-        dm_buf_free(&((t_entry *[]){&claim, &good, &replay, &forged, &foreign})[i]->payload);
+        dm_h_entry_free(((dm_h_entry_t *[]){&claim, &good, &replay, &forged, &foreign})[i]);
     dm_identity_destroy(&me);
+    dm_identity_destroy(&relay);
 }
 
 Test(gossip, a_tombstone_propagates_and_survives_restarts)
 {
     char path[700];
     snprintf(path, sizeof path, "%s.yaml", s_dirs[1]);
-    dm_h_write(path, s_contract_text(s_domains[1], "shipments", "1.0.0"));
+    dm_h_write(path, dm_h_contract_text(s_domains[1], "shipments", "1.0.0"));
     const char *reg[] = {"--data", s_dirs[1], "register", path, NULL};
     dm_h_result_t r = dm_h_run("dmctl", reg, NULL, T_DEADLINE_MS);
     cr_assert_eq(r.status, 0, "%s", r.err);
@@ -384,7 +272,7 @@ Test(gossip, a_tombstone_propagates_and_survives_restarts)
     while (!all && dm_h_now_ms() < deadline) {
         all = true;
         for (int i = 0; i < T_NODES && all; i++)
-            all = s_lists(&s_nodes[i], s_domains[1], "shipments", NULL);
+            all = dm_h_lists(&s_nodes[i], s_domains[1], "shipments", NULL);
         if (!all)
             poll(NULL, 0, T_POLL_MS);
     }
@@ -401,7 +289,7 @@ Test(gossip, a_tombstone_propagates_and_survives_restarts)
     while (!gone && dm_h_now_ms() < deadline) {
         gone = true;
         for (int i = 0; i < T_NODES && gone; i++)
-            gone = !s_lists(&s_nodes[i], s_domains[1], "shipments", NULL);
+            gone = !dm_h_lists(&s_nodes[i], s_domains[1], "shipments", NULL);
         if (!gone)
             poll(NULL, 0, T_POLL_MS);
     }
@@ -414,6 +302,6 @@ Test(gossip, a_tombstone_propagates_and_survives_restarts)
     }
     cr_assert(s_wait_all(1, "alive", 0) && s_wait_all(3, "alive", 0));
     for (int i = 0; i < T_NODES; i++)
-        cr_assert(!s_lists(&s_nodes[i], s_domains[1], "shipments", NULL),
+        cr_assert(!dm_h_lists(&s_nodes[i], s_domains[1], "shipments", NULL),
                   "node %d lists the deregistered product after the restarts", i);
 }

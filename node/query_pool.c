@@ -175,6 +175,11 @@ static void s_collect(dm_query_pool_t *self, s_acts *acts)
 {
     dm_qsched_act_t a;
     while (dm_qsched_action(self->sched, &a)) {
+        if (a.reason == DM_QSCHED_GONE)
+            dm_log_debug("query: %s: its client disconnected",
+                         a.kind == DM_QSCHED_CANCEL ? "a running query cancelled"
+                         : a.kind == DM_QSCHED_DROP ? "a queued request dropped"
+                                                    : "an open query closed");
         if (a.kind == DM_QSCHED_CANCEL) {
             if (a.worker < self->n && self->workers[a.worker].q)
                 dm_query_cancel(self->workers[a.worker].q);

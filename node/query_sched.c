@@ -354,16 +354,21 @@ static bool s_ready(dm_qsched_t *self, const s_job *j, int64_t now)
     return j->c->cursors + j->c->opening < l->key_cursors && s_room(self, now, false);
 }
 
-/* The next job to start: from the client served least recently, its oldest
- * ready job. The short lane takes only what the rules let it. */
+/* The next job to start. A general worker takes, from the client served
+ * least recently, its oldest ready job. The short lane, when the rules let
+ * it work, takes the newest ready job: a burst queued earlier goes to the
+ * general workers or runs out its wait, while the request that just came
+ * is served within one short slice. */
 static s_job **s_pick(dm_qsched_t *self, unsigned worker, int64_t now)
 {
-    if (worker >= self->l.general && !s_short_open(self, now))
+    bool lane = worker >= self->l.general;
+    if (lane && !s_short_open(self, now))
         return NULL;
     s_job **best = NULL;
     for (s_job **pp = &self->jobs; *pp; pp = &(*pp)->next) {
         s_job *j = *pp;
-        if ((!best || j->c->served < (*best)->c->served) && s_ready(self, j, now))
+        bool better = !best || (lane ? j->seq > (*best)->seq : j->c->served < (*best)->c->served);
+        if (better && s_ready(self, j, now))
             best = pp;
     }
     return best;

@@ -17,9 +17,10 @@
  *   lives at most lifetime_ms (the query time limit).
  * - The short lane: one worker beyond the general ones takes a request
  *   only while every general worker has been busy for long_ms or more
- *   (running long queries); a request it runs that passes short_ms while
- *   another waits for it is cancelled "busy". So short queries are served
- *   while long ones fill the general workers.
+ *   (running long queries), and then the newest one; a request it runs
+ *   that passes short_ms while another waits for it is cancelled "busy".
+ *   So short queries are served while long ones fill the general workers,
+ *   within about short_ms even behind a burst from many keys.
  * - A client that disconnects (dm_qsched_disconnect) loses its queued
  *   requests, its cursors, and its running requests are cancelled. */
 #ifndef DM_QUERY_SCHED_H
@@ -37,7 +38,7 @@
 #define DM_QSCHED_MAX_CURSORS 64        /* open queries, whole node */
 #define DM_QSCHED_QUEUE_WAIT_MS 5000    /* longest wait in the queue before "busy" */
 #define DM_QSCHED_LONG_MS 200           /* a request running this long counts as long */
-#define DM_QSCHED_SHORT_MS 1000         /* longest run on the short lane while others wait */
+#define DM_QSCHED_SHORT_MS 500          /* longest run on the short lane while others wait */
 #define DM_QSCHED_CURSOR_IDLE_MS 10000  /* an un-pulled cursor is closed after this */
 #define DM_QSCHED_CURSOR_EVICT_MS 1000  /* idle this long, a cursor gives way when full */
 #define DM_QSCHED_OWNER_MAX 256         /* bytes of a routing id */

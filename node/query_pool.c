@@ -37,7 +37,8 @@
 
 #define DM_QUERY_TICK_MS 100 /* the watcher's period: deadlines are this precise */
 #define DM_QUERY_MONITOR "inproc://dm-query-monitor"
-#define DM_QUERY_OUT_HWM 256 /* replies queued to the outbox per thread */
+#define DM_QUERY_OUT_HWM 256 /* replies queued to the outbox per socket */
+#define DM_QUERY_SEND_WAIT_MS 2000 /* a worker's reply waits this long for the node loop */
 #define DM_QUERY_EVENT_BYTES 6 /* monitor event frame: uint16 event, uint32 value */
 #define DM_QUERY_ACTS_MIN 16
 
@@ -502,7 +503,10 @@ static void *s_watcher_main(void *arg)
     return NULL;
 }
 
-static void *s_out_socket(void *ctx)
+/* A PUSH to the outbox whose sends give up after wait_ms (0 for the node
+ * loop, which must never wait; a bound for the others, so a stopped relay
+ * cannot hang a worker and the pool's shutdown with it). */
+static void *s_out_socket(void *ctx, int wait_ms)
 {
     void *s = zmq_socket(ctx, ZMQ_PUSH);
     if (!s)
@@ -510,6 +514,7 @@ static void *s_out_socket(void *ctx)
     int linger = 0, hwm = DM_QUERY_OUT_HWM;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_SNDTIMEO, &wait_ms, sizeof wait_ms);
     if (zmq_connect(s, DM_INGEST_OUTBOX) != 0) {
         dm_log_err("query: cannot connect %s: %s", DM_INGEST_OUTBOX, zmq_strerror(errno));
         zmq_close(s);
@@ -546,8 +551,8 @@ dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers
         dm_query_pool_destroy(&self);
         return DM_ERR_NOMEM;
     }
-    self->loop_out = s_out_socket(ctx);
-    self->out = s_out_socket(ctx);
+    self->loop_out = s_out_socket(ctx, 0);
+    self->out = s_out_socket(ctx, DM_QUERY_SEND_WAIT_MS);
     if (!self->loop_out || !self->out ||
         pthread_create(&self->watcher, NULL, s_watcher_main, self) != 0) {
         dm_query_pool_destroy(&self);

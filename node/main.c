@@ -39,7 +39,7 @@ static void s_usage(FILE *f)
             "                        one; required when listening on 0.0.0.0)\n"
             "  --record-limit BYTES  longest accepted record line (default %d, max %zu)\n"
             "  --map-size BYTES      initial LMDB map size (it grows when full)\n"
-            "  --query-workers N     SQL worker threads (default 2)\n"
+            "  --query-workers N     SQL worker threads (default 2; one more serves short queries)\n"
             "  --query-timeout SECS  time limit of one SQL query (default 30)\n"
             "  --log-level LEVEL     error, warn, info (default) or debug\n"
             "\n"

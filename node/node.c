@@ -383,6 +383,8 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
     sodium_memzero(csec, sizeof csec);
     if (rc != DM_OK)
         goto fail;
+    if (dm_query_pool_watch(self->queries, dm_rpc_server_socket(self->rpc)) != DM_OK)
+        dm_log_warn("queries of clients that disconnect will run to their time limit");
     const char *bound = dm_rpc_server_endpoint(self->rpc);
     if (!opts->advertise && s_wildcard(bound)) {
         snprintf(err, errcap,
@@ -523,24 +525,18 @@ static void s_handle_request(dm_node_t *self, void *router)
             goto out;
         }
         uint64_t id = env->id;
-        uint64_t cursor = env->body_case == DM__ENVELOPE__BODY_QUERY_NEXT    ? env->query_next->cursor
-                          : env->body_case == DM__ENVELOPE__BODY_QUERY_CLOSE ? env->query_close->cursor
-                                                                             : 0;
-        bool is_query = env->body_case == field;
-        dm__envelope__free_unpacked(env, NULL);
-        if (!is_query) {
+        if (env->body_case != field) {
+            dm__envelope__free_unpacked(env, NULL);
             dm_node__send_error(self, &rid, id, DM_ERR_PROTO, "malformed query request");
             goto out;
         }
-        zmq_msg_t rid_copy;
-        zmq_msg_init(&rid_copy);
-        zmq_msg_copy(&rid_copy, &rid);
-        dm_err qrc = dm_query_pool_forward(self->queries, cursor, &rid_copy, &payload);
-        zmq_msg_close(&rid_copy);
-        if (qrc == DM_ERR_NOTFOUND)
-            dm_node__send_error(self, &rid, id, qrc, "no such open query on this node");
-        else if (qrc != DM_OK)
-            dm_node__send_error(self, &rid, id, qrc, "the node is busy: its query queue is full; retry shortly");
+        /* The pool answers, or says at once why not ("busy" names the cap). */
+        char why[DM_QUERY_POOL_WHY_MAX];
+        dm_err qrc = dm_query_pool_forward(self->queries, &rid, &payload, &env, why, sizeof why);
+        if (qrc != DM_OK)
+            dm_node__send_error(self, &rid, id, qrc, why);
+        if (env)
+            dm__envelope__free_unpacked(env, NULL);
         goto out;
     }
     Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));

@@ -54,6 +54,7 @@ struct dm_query {
     int ncols;
     char **names, **decltypes;
     bool done;
+    pthread_mutex_t hold; /* dm_query_cancel against s_release handing ctx on */
 };
 
 dm_err dm_query_engine_new(dm_store_t *store, dm_registry_t *registry,
@@ -169,17 +170,23 @@ static void s_release(dm_query_t *q)
 {
     sqlite3_finalize(q->stmt);
     q->stmt = NULL;
-    if (q->conn) {
-        dm_store_reader_close(&q->conn->ctx.reader);
-        if (q->reusable)
-            s_pool_put(q->e, q->conn);
-        else
-            s_conn_free(q->e, q->conn);
-    }
+    /* Detach first: a cancel from another thread must not reach a
+     * connection that already serves someone else's query. */
+    pthread_mutex_lock(&q->hold);
+    s_conn *conn = q->conn;
+    bool reusable = q->reusable && conn && !atomic_load(&conn->ctx.cancel);
     q->conn = NULL;
     q->db = NULL;
     q->ctx = NULL;
     q->done = true;
+    pthread_mutex_unlock(&q->hold);
+    if (conn) {
+        dm_store_reader_close(&conn->ctx.reader);
+        if (reusable)
+            s_pool_put(q->e, conn);
+        else
+            s_conn_free(q->e, conn);
+    }
 }
 
 void dm_query_close(dm_query_t **q_p)
@@ -194,6 +201,7 @@ void dm_query_close(dm_query_t **q_p)
     }
     free(q->names);
     free(q->decltypes);
+    pthread_mutex_destroy(&q->hold);
     free(q);
     *q_p = NULL;
 }
@@ -347,6 +355,7 @@ dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query
     dm_query_t *q = calloc(1, sizeof *q);
     if (!q)
         return DM_ERR_NOMEM;
+    pthread_mutex_init(&q->hold, NULL);
     q->e = e;
     dm_qtable_t *tables = NULL;
     size_t ntables = 0, ndomains = 0;
@@ -417,8 +426,10 @@ const char *dm_query_column_decltype(const dm_query_t *q, int i)
 
 void dm_query_cancel(dm_query_t *q)
 {
+    pthread_mutex_lock(&q->hold);
     if (q->ctx)
         atomic_store(&q->ctx->cancel, true);
+    pthread_mutex_unlock(&q->hold);
 }
 
 /* Appends v as a protobuf-style varint. */

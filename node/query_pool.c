@@ -1,10 +1,28 @@
-/* query_pool.c: SQL worker threads with pull-based cursors. */
+/* query_pool.c: SQL worker threads with pull-based cursors, scheduled by
+ * query_sched.c; a watcher thread for deadlines and disconnects.
+ *
+ * Locking: one mutex guards the scheduler and each worker's current query
+ * pointer; it is held only for bookkeeping, never while SQL runs or a
+ * reply is sent, so the node loop's dm_query_pool_forward never waits for
+ * a query. Cancels are delivered under the mutex: a worker clears its
+ * query pointer under it before closing the query.
+ *
+ * Disconnects: a monitor of the ROUTER reports ACCEPTED and DISCONNECTED
+ * with the connection's descriptor; each request carries the descriptor
+ * it came from (ZMQ_SRCFD). A descriptor can be reused by a new
+ * connection, whose ACCEPTED event is always queued before any of its
+ * requests reach the node loop (the listener reports the accept before
+ * the handshake starts). So the watcher, holding the mutex (no request can
+ * be queued meanwhile), drains every pending event first; a DISCONNECTED
+ * followed in that batch by an ACCEPTED of the same descriptor is ignored
+ * (the requests on it may be the new client's; the old ones then run to
+ * their limits, as before), any other cancels exactly the dead client's
+ * work. */
 #include "query_pool.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,40 +35,66 @@
 #include "log.h"
 #include "rpc.h"
 
-#define DM_QUERY_STOP "STOP"
-#define DM_QUERY_INBOX_FMT "inproc://dm-query-%u"
-#define DM_QUERY_QUEUE_MSGS 64 /* requests queued per worker before "busy" */
-#define DM_QUERY_CURSOR_SHIFT 8 /* low bits of a cursor id name the worker */
-#define DM_QUERY_RID_MAX 256    /* bytes of a ZeroMQ routing id */
+#define DM_QUERY_TICK_MS 100 /* the watcher's period: deadlines are this precise */
+#define DM_QUERY_MONITOR "inproc://dm-query-monitor"
+#define DM_QUERY_OUT_HWM 256 /* replies queued to the outbox per socket */
+#define DM_QUERY_SEND_WAIT_MS 2000 /* a worker's reply waits this long for the node loop */
+#define DM_QUERY_EVENT_BYTES 6 /* monitor event frame: uint16 event, uint32 value */
+#define DM_QUERY_ACTS_MIN 16
 
+/* A queued request: what the worker needs to run and answer it. */
 typedef struct {
-    uint64_t id;
-    dm_query_t *q;
-    uint8_t owner[DM_QUERY_RID_MAX]; /* routing id of the client that opened it */
-    size_t owner_len;
-    uint32_t max_rows;
-    int64_t deadline_ms; /* closed when not finished by then */
-} s_cursor;
+    zmq_msg_t rid;
+    Dm__Envelope *env;
+} s_req;
 
 typedef struct {
     dm_query_pool_t *pool;
     unsigned index;
     pthread_t thread;
     bool running;
-    void *push;    /* node loop side */
-    void *pull;    /* worker side */
-    void *out;     /* worker side, to the shared outbox */
-    atomic_uint open;
-    uint64_t next_seq;
-    s_cursor cursors[DM_QUERY_POOL_CURSORS];
+    dm_query_t *q;  /* the query it runs (guarded by the pool's lock) */
 } s_worker;
 
+/* An open query as the scheduler holds it: the query and the batch size
+ * its client asked for. */
+typedef struct {
+    dm_query_t *q;
+    uint32_t max_rows;
+} s_open;
+
+/* Closes an open query and frees its holder. NULL-safe. */
+static void s_open_close(s_open **o_p)
+{
+    if (!*o_p)
+        return;
+    dm_query_close(&(*o_p)->q);
+    free(*o_p);
+    *o_p = NULL;
+}
+
+/* Actions taken out of the scheduler under the lock, run after it. */
+typedef struct {
+    dm_qsched_act_t *a;
+    size_t n, cap;
+} s_acts;
+
 struct dm_query_pool {
+    void *ctx;
     dm_query_engine_t *engine;
-    int64_t lifetime_ms;
-    unsigned n;
-    unsigned rr;
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    dm_qsched_t *sched;
+    bool stopping;
+    unsigned n; /* workers, the short lane last */
     s_worker *workers;
+    pthread_t watcher;
+    bool watcher_running;
+    void *out;       /* the workers' and watcher's outbox socket, under out_lock:
+                      * one pipe, so a cursor's replies arrive in order */
+    pthread_mutex_t out_lock;
+    void *mon;       /* the ROUTER monitor, once watched (the watcher reads it) */
+    void *loop_out;  /* the node loop's outbox socket, for close replies */
 };
 
 static int64_t s_now_ms(void)
@@ -60,18 +104,29 @@ static int64_t s_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void s_send(s_worker *w, zmq_msg_t *rid, Dm__Envelope *env)
+/* Sends a packed reply (msg is consumed). */
+static void s_send_msg(void *out, zmq_msg_t *rid, zmq_msg_t *msg)
 {
-    zmq_msg_t msg;
-    if (dm_rpc_pack(env, &msg) != DM_OK) {
-        dm_log_err("query: out of memory packing a reply");
-        return;
+    zmq_msg_t r;
+    zmq_msg_init(&r);
+    zmq_msg_copy(&r, rid);
+    if (zmq_msg_send(&r, out, ZMQ_SNDMORE) < 0 || zmq_msg_send(msg, out, 0) < 0) {
+        dm_log_warn("query: a reply could not be queued: %s", zmq_strerror(errno));
+        zmq_msg_close(&r);
+        zmq_msg_close(msg);
     }
-    zmq_msg_send(rid, w->out, ZMQ_SNDMORE);
-    zmq_msg_send(&msg, w->out, 0);
 }
 
-static void s_send_error(s_worker *w, zmq_msg_t *rid, uint64_t id, dm_err code, const char *text)
+/* Packs env into *msg; false (msg empty) when out of memory. */
+static bool s_pack(const Dm__Envelope *env, zmq_msg_t *msg)
+{
+    if (dm_rpc_pack(env, msg) == DM_OK)
+        return true;
+    dm_log_err("query: out of memory packing a reply");
+    return false;
+}
+
+static bool s_pack_error(uint64_t id, dm_err code, const char *text, zmq_msg_t *msg)
 {
     Dm__Envelope env = DM__ENVELOPE__INIT;
     Dm__Error e = DM__ERROR__INIT;
@@ -80,40 +135,131 @@ static void s_send_error(s_worker *w, zmq_msg_t *rid, uint64_t id, dm_err code, 
     env.id = id;
     env.body_case = DM__ENVELOPE__BODY_ERROR;
     env.error = &e;
-    s_send(w, rid, &env);
+    return s_pack(&env, msg);
 }
 
-static void s_close_cursor(s_worker *w, s_cursor *c)
+static void s_send_error(void *out, zmq_msg_t *rid, uint64_t id, dm_err code, const char *text)
 {
-    dm_query_close(&c->q);
-    memset(c, 0, sizeof *c);
-    atomic_fetch_sub(&w->open, 1);
+    zmq_msg_t msg;
+    if (s_pack_error(id, code, text, &msg))
+        s_send_msg(out, rid, &msg);
 }
 
-/* Fetches the next batch of c and replies; closes c when done or failed. */
-static void s_fetch_reply(s_worker *w, s_cursor *c, zmq_msg_t *rid, uint64_t id, bool first)
+/* Sends a reply through the pool's shared socket (msg is consumed). */
+static void s_reply(dm_query_pool_t *self, zmq_msg_t *rid, zmq_msg_t *msg)
 {
+    pthread_mutex_lock(&self->out_lock);
+    s_send_msg(self->out, rid, msg);
+    pthread_mutex_unlock(&self->out_lock);
+}
+
+static void s_req_free(s_req *r)
+{
+    if (!r)
+        return;
+    zmq_msg_close(&r->rid);
+    if (r->env)
+        dm__envelope__free_unpacked(r->env, NULL);
+    free(r);
+}
+
+/* The error code a reason is reported with: "busy" ones as DM_ERR_TOOBIG
+ * (like every other "the node is busy"), the rest as a cancel. */
+static dm_err s_reason_code(dm_qsched_reason why)
+{
+    return why == DM_QSCHED_WAITED || why == DM_QSCHED_SHORT ? DM_ERR_TOOBIG : DM_ERR_TIMEOUT;
+}
+
+/* Takes the scheduler's pending actions (call with the lock held): cancels
+ * now, the rest into acts for s_run_acts. */
+static void s_collect(dm_query_pool_t *self, s_acts *acts)
+{
+    dm_qsched_act_t a;
+    while (dm_qsched_action(self->sched, &a)) {
+        if (a.reason == DM_QSCHED_GONE)
+            dm_log_debug("query: %s: its client disconnected",
+                         a.kind == DM_QSCHED_CANCEL ? "a running query cancelled"
+                         : a.kind == DM_QSCHED_DROP ? "a queued request dropped"
+                                                    : "an open query closed");
+        if (a.kind == DM_QSCHED_CANCEL) {
+            if (a.worker < self->n && self->workers[a.worker].q)
+                dm_query_cancel(self->workers[a.worker].q);
+            continue;
+        }
+        if (acts->n == acts->cap) {
+            size_t cap = acts->cap ? acts->cap * 2 : DM_QUERY_ACTS_MIN;
+            dm_qsched_act_t *p = realloc(acts->a, cap * sizeof *p);
+            if (!p)
+                abort(); /* losing it would leak a query or leave a client waiting */
+            acts->a = p;
+            acts->cap = cap;
+        }
+        acts->a[acts->n++] = a;
+    }
+}
+
+/* Carries out collected actions without the lock; out answers refusals. */
+static void s_run_acts(dm_query_pool_t *self, void *out, s_acts *acts)
+{
+    for (size_t i = 0; i < acts->n; i++) {
+        dm_qsched_act_t *a = &acts->a[i];
+        if (a->kind == DM_QSCHED_CLOSE) {
+            s_open *o = a->ptr;
+            s_open_close(&o);
+        } else if (a->kind == DM_QSCHED_REFUSE || a->kind == DM_QSCHED_DROP) {
+            s_req *r = a->ptr;
+            if (a->kind == DM_QSCHED_REFUSE && out) {
+                char text[DM_QSCHED_WHY_MAX];
+                dm_qsched_reason_text(self->sched, a->reason, text, sizeof text);
+                if (out == self->out)
+                    pthread_mutex_lock(&self->out_lock);
+                s_send_error(out, &r->rid, r->env->id, s_reason_code(a->reason), text);
+                if (out == self->out)
+                    pthread_mutex_unlock(&self->out_lock);
+            }
+            s_req_free(r);
+        }
+    }
+    acts->n = 0;
+}
+
+/* Fetches the next batch of q and packs the reply into *msg (cursor id
+ * names the query to the client; first: with the columns). *ended is true
+ * when the query is over (finished or failed). On a failure the reason of
+ * a cancel (read under the lock) words the message. */
+static void s_fetch_pack(s_worker *w, dm_query_t *q, uint32_t max_rows, uint64_t cursor,
+                         uint64_t id, bool first, zmq_msg_t *msg, bool *ended, bool *packed)
+{
+    dm_query_pool_t *self = w->pool;
     dm_buf_t rows = DM_BUF_INIT, err = DM_BUF_INIT;
     uint32_t nrows = 0;
     bool done = false;
-    dm_err rc = dm_query_fetch(c->q, c->max_rows, DM_QUERY_BATCH_BYTES, &rows, &nrows, &done, &err);
+    *packed = false;
+    dm_err rc = dm_query_fetch(q, max_rows, DM_QUERY_BATCH_BYTES, &rows, &nrows, &done, &err);
     if (rc != DM_OK) {
-        s_send_error(w, rid, id, rc, err.len ? err.data : dm_strerror(rc));
-        s_close_cursor(w, c);
+        pthread_mutex_lock(&self->lock);
+        dm_qsched_reason why = dm_qsched_cancelled(self->sched, w->index);
+        pthread_mutex_unlock(&self->lock);
+        char text[DM_QSCHED_WHY_MAX];
+        if (why)
+            dm_qsched_reason_text(self->sched, why, text, sizeof text);
+        *ended = true;
+        *packed = s_pack_error(id, why ? s_reason_code(why) : rc,
+                               why ? text : err.len ? err.data : dm_strerror(rc), msg);
         goto out;
     }
     Dm__Envelope env = DM__ENVELOPE__INIT;
     Dm__QueryRep rep = DM__QUERY_REP__INIT;
-    int ncols = first ? dm_query_ncolumns(c->q) : 0;
+    int ncols = first ? dm_query_ncolumns(q) : 0;
     Dm__Column *cols = ncols > 0 ? calloc((size_t)ncols, sizeof *cols) : NULL;
     Dm__Column **ptrs = ncols > 0 ? calloc((size_t)ncols, sizeof *ptrs) : NULL;
     for (int i = 0; cols && ptrs && i < ncols; i++) {
         dm__column__init(&cols[i]);
-        cols[i].name = (char *)dm_query_column_name(c->q, i);
-        cols[i].decltype = (char *)dm_query_column_decltype(c->q, i);
+        cols[i].name = (char *)dm_query_column_name(q, i);
+        cols[i].decltype = (char *)dm_query_column_decltype(q, i);
         ptrs[i] = &cols[i];
     }
-    rep.cursor = c->id;
+    rep.cursor = cursor;
     rep.n_columns = cols && ptrs ? (size_t)ncols : 0;
     rep.columns = ptrs;
     rep.rows.data = (uint8_t *)rows.data;
@@ -131,172 +277,246 @@ static void s_fetch_reply(s_worker *w, s_cursor *c, zmq_msg_t *rid, uint64_t id,
                  "a batch of this query's rows is larger than the %lld-byte message limit (a "
                  "single row this large cannot be sent); select fewer or smaller columns",
                  (long long)DM_RPC_MAX_MSG_BYTES);
-        s_send_error(w, rid, id, DM_ERR_TOOBIG, text);
+        *packed = s_pack_error(id, DM_ERR_TOOBIG, text, msg);
         done = true;
     } else {
-        s_send(w, rid, &env);
+        *packed = s_pack(&env, msg);
     }
+    *ended = done;
     free(cols);
     free(ptrs);
-    if (done)
-        s_close_cursor(w, c);
 out:
     dm_buf_free(&rows);
     dm_buf_free(&err);
 }
 
-/* The open cursor id of the client with routing id rid: a client can
- * neither read nor close another client's query. */
-static s_cursor *s_find(s_worker *w, uint64_t id, zmq_msg_t *rid)
+/* A fresh cursor id: random (unguessable), never 0. */
+static uint64_t s_cursor_id(void)
 {
-    for (size_t i = 0; i < DM_QUERY_POOL_CURSORS; i++) {
-        s_cursor *c = &w->cursors[i];
-        if (c->q && c->id == id && c->owner_len == zmq_msg_size(rid) &&
-            memcmp(c->owner, zmq_msg_data(rid), c->owner_len) == 0)
-            return c;
-    }
-    return NULL;
+    uint64_t id = 0;
+    while (!id)
+        randombytes_buf(&id, sizeof id);
+    return id;
 }
 
-static void s_handle(s_worker *w, zmq_msg_t *rid, const Dm__Envelope *env)
+/* Runs a new query: opens it, fetches its first batch, keeps it open as a
+ * cursor when more rows follow. */
+static void s_run_open(s_worker *w, s_req *r, s_acts *acts)
 {
-    if (env->body_case == DM__ENVELOPE__BODY_QUERY_REQ) {
-        s_cursor *slot = NULL;
-        for (size_t i = 0; i < DM_QUERY_POOL_CURSORS && !slot; i++)
-            if (!w->cursors[i].q)
-                slot = &w->cursors[i];
-        if (!slot) {
-            s_send_error(w, rid, env->id, DM_ERR_TOOBIG,
-                         "the node is busy: too many open queries; retry shortly");
-            return;
-        }
-        const char *sql = env->query_req->sql ? env->query_req->sql : "";
-        dm_buf_t err = DM_BUF_INIT;
-        dm_err rc = dm_query_open(w->pool->engine, sql, strlen(sql), &slot->q, &err);
-        if (rc != DM_OK) {
-            s_send_error(w, rid, env->id, rc, err.len ? err.data : dm_strerror(rc));
-            dm_buf_free(&err);
-            return;
-        }
-        dm_buf_free(&err);
-        atomic_fetch_add(&w->open, 1);
-        /* Unguessable ids (random high bits), bound to the opener. */
-        uint64_t r;
-        randombytes_buf(&r, sizeof r);
-        slot->id = ((r ^ ++w->next_seq) << DM_QUERY_CURSOR_SHIFT) | w->index;
-        if (slot->id >> DM_QUERY_CURSOR_SHIFT == 0)
-            slot->id |= (uint64_t)1 << DM_QUERY_CURSOR_SHIFT;
-        slot->owner_len = zmq_msg_size(rid) < DM_QUERY_RID_MAX ? zmq_msg_size(rid) : DM_QUERY_RID_MAX;
-        memcpy(slot->owner, zmq_msg_data(rid), slot->owner_len);
-        uint32_t want = env->query_req->max_rows;
-        slot->max_rows = want && want < DM_QUERY_BATCH_ROWS ? want : DM_QUERY_BATCH_ROWS;
-        slot->deadline_ms = s_now_ms() + w->pool->lifetime_ms;
-        s_fetch_reply(w, slot, rid, env->id, true);
-        return;
+    dm_query_pool_t *self = w->pool;
+    const Dm__QueryReq *qr = r->env->query_req;
+    const char *sql = qr && qr->sql ? qr->sql : "";
+    dm_buf_t err = DM_BUF_INIT;
+    dm_query_t *q = NULL;
+    s_open *o = NULL;
+    zmq_msg_t msg;
+    bool packed = false, ended = true, must_close = false;
+    dm_err rc = dm_query_open(self->engine, sql, strlen(sql), &q, &err);
+    if (rc == DM_OK && !(o = calloc(1, sizeof *o))) {
+        dm_query_close(&q);
+        dm_buf_reset(&err);
+        rc = DM_ERR_NOMEM;
     }
-    uint64_t cursor = env->body_case == DM__ENVELOPE__BODY_QUERY_NEXT ? env->query_next->cursor
-                      : env->body_case == DM__ENVELOPE__BODY_QUERY_CLOSE ? env->query_close->cursor
-                                                                        : 0;
-    s_cursor *c = cursor ? s_find(w, cursor, rid) : NULL;
-    if (!c) {
-        char text[160];
+    if (rc != DM_OK) {
+        packed = s_pack_error(r->env->id, rc, err.len ? err.data : dm_strerror(rc), &msg);
+    } else {
+        pthread_mutex_lock(&self->lock);
+        w->q = q;
+        if (dm_qsched_cancelled(self->sched, w->index))
+            dm_query_cancel(q);
+        pthread_mutex_unlock(&self->lock);
+        uint64_t id = s_cursor_id();
+        o->q = q;
+        o->max_rows = qr->max_rows && qr->max_rows < DM_QUERY_BATCH_ROWS ? qr->max_rows
+                                                                         : DM_QUERY_BATCH_ROWS;
+        s_fetch_pack(w, q, o->max_rows, id, r->env->id, true, &msg, &ended, &packed);
+        /* Registered (still busy) before the client can see its id, the
+         * reply sent before it is released: its pulls find it and their
+         * replies follow this one. */
+        pthread_mutex_lock(&self->lock);
+        w->q = NULL;
+        if (!ended)
+            dm_qsched_opened(self->sched, w->index, id, o, s_now_ms());
+        pthread_mutex_unlock(&self->lock);
+    }
+    if (packed)
+        s_reply(self, &r->rid, &msg);
+    pthread_mutex_lock(&self->lock);
+    must_close = dm_qsched_finish(self->sched, w->index, ended, s_now_ms());
+    s_collect(self, acts);
+    pthread_cond_broadcast(&self->work);
+    pthread_mutex_unlock(&self->lock);
+    if (ended || must_close)
+        s_open_close(&o);
+    dm_buf_free(&err);
+}
+
+/* Runs a pull of cursor (q lent by the scheduler, NULL if it is gone). */
+static void s_run_next(s_worker *w, s_req *r, uint64_t cursor, s_open *o, s_acts *acts)
+{
+    dm_query_pool_t *self = w->pool;
+    zmq_msg_t msg;
+    bool packed = false, ended = false;
+    if (!o) {
+        char text[DM_QSCHED_WHY_MAX];
         snprintf(text, sizeof text,
-                 "no open query %llu: it finished, failed, or was closed when its time limit "
-                 "ran out",
-                 (unsigned long long)cursor);
-        s_send_error(w, rid, env->id, DM_ERR_NOTFOUND, text);
-        return;
+                 "no open query %llu: it finished, failed, was closed, or was closed after "
+                 "%lld ms without a pull or at its time limit of %lld ms",
+                 (unsigned long long)cursor,
+                 (long long)dm_qsched_limits(self->sched)->cursor_idle_ms,
+                 (long long)dm_qsched_limits(self->sched)->lifetime_ms);
+        packed = s_pack_error(r->env->id, DM_ERR_NOTFOUND, text, &msg);
+    } else {
+        s_fetch_pack(w, o->q, o->max_rows, cursor, r->env->id, false, &msg, &ended, &packed);
     }
-    if (env->body_case == DM__ENVELOPE__BODY_QUERY_NEXT) {
-        s_fetch_reply(w, c, rid, env->id, false);
-        return;
-    }
-    s_close_cursor(w, c);
-    Dm__Envelope rep_env = DM__ENVELOPE__INIT;
-    Dm__QueryRep rep = DM__QUERY_REP__INIT;
-    rep.cursor = cursor;
-    rep.done = true;
-    rep_env.id = env->id;
-    rep_env.body_case = DM__ENVELOPE__BODY_QUERY_REP;
-    rep_env.query_rep = &rep;
-    s_send(w, rid, &rep_env);
-}
-
-/* Closes cursors whose lifetime ran out; returns ms until the next one
- * expires (-1: none open). */
-static long s_expire(s_worker *w)
-{
-    int64_t now = s_now_ms(), next = -1;
-    for (size_t i = 0; i < DM_QUERY_POOL_CURSORS; i++) {
-        s_cursor *c = &w->cursors[i];
-        if (!c->q)
-            continue;
-        if (c->deadline_ms <= now) {
-            dm_log_info("query %llu closed: not pulled to the end within its time limit",
-                        (unsigned long long)c->id);
-            s_close_cursor(w, c);
-        } else if (next < 0 || c->deadline_ms - now < next) {
-            next = c->deadline_ms - now;
-        }
-    }
-    return (long)next;
+    if (packed) /* before the cursor is released: replies keep their order */
+        s_reply(self, &r->rid, &msg);
+    pthread_mutex_lock(&self->lock);
+    w->q = NULL;
+    bool must_close = dm_qsched_finish(self->sched, w->index, ended, s_now_ms());
+    s_collect(self, acts);
+    pthread_cond_broadcast(&self->work);
+    pthread_mutex_unlock(&self->lock);
+    if (must_close)
+        s_open_close(&o);
 }
 
 static void *s_worker_main(void *arg)
 {
     s_worker *w = arg;
+    dm_query_pool_t *self = w->pool;
     char name[16];
     snprintf(name, sizeof name, "dm-query-%u", w->index);
     prctl(PR_SET_NAME, name);
-    for (;;) {
-        zmq_pollitem_t item = {w->pull, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&item, 1, s_expire(w));
-        if (rc < 0 && errno != EINTR)
-            break;
-        if (rc <= 0)
-            continue;
-        zmq_msg_t rid, payload;
-        zmq_msg_init(&rid);
-        zmq_msg_init(&payload);
-        if (zmq_msg_recv(&rid, w->pull, 0) < 0) {
-            zmq_msg_close(&rid);
-            zmq_msg_close(&payload);
+    s_acts acts = {0};
+    pthread_mutex_lock(&self->lock);
+    while (!self->stopping) {
+        uint64_t cursor = 0;
+        void *q = NULL;
+        s_req *r = dm_qsched_take(self->sched, w->index, s_now_ms(), &cursor, &q);
+        s_collect(self, &acts);
+        if (!r) {
+            if (acts.n) {
+                pthread_mutex_unlock(&self->lock);
+                s_run_acts(self, self->out, &acts);
+                pthread_mutex_lock(&self->lock);
+                continue;
+            }
+            pthread_cond_wait(&self->work, &self->lock);
             continue;
         }
-        if (!zmq_msg_more(&rid)) { /* the stop request */
-            zmq_msg_close(&rid);
-            zmq_msg_close(&payload);
-            break;
-        }
-        zmq_msg_recv(&payload, w->pull, 0);
-        Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
-        if (!env)
-            s_send_error(w, &rid, 0, DM_ERR_PROTO, "malformed query request");
+        w->q = q ? ((s_open *)q)->q : NULL;
+        pthread_mutex_unlock(&self->lock);
+        s_run_acts(self, self->out, &acts);
+        if (cursor)
+            s_run_next(w, r, cursor, q, &acts);
         else
-            s_handle(w, &rid, env);
-        if (env)
-            dm__envelope__free_unpacked(env, NULL);
-        zmq_msg_close(&rid);
-        zmq_msg_close(&payload);
+            s_run_open(w, r, &acts);
+        s_req_free(r);
+        s_run_acts(self, self->out, &acts);
+        pthread_mutex_lock(&self->lock);
     }
-    for (size_t i = 0; i < DM_QUERY_POOL_CURSORS; i++)
-        if (w->cursors[i].q)
-            s_close_cursor(w, &w->cursors[i]);
+    pthread_mutex_unlock(&self->lock);
+    free(acts.a);
     return NULL;
 }
 
-static void *s_socket(void *ctx, int type, const char *endpoint, bool bind)
+/* Reads every pending monitor event (call with the lock held) and reports
+ * the disconnects that are certain to the scheduler. */
+static void s_events(dm_query_pool_t *self)
 {
-    void *s = zmq_socket(ctx, type);
+    int *ev = NULL, *fd = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        zmq_msg_t f1, f2;
+        zmq_msg_init(&f1);
+        zmq_msg_init(&f2);
+        if (zmq_msg_recv(&f1, self->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f1);
+            zmq_msg_close(&f2);
+            break;
+        }
+        if (zmq_msg_more(&f1))
+            zmq_msg_recv(&f2, self->mon, 0); /* the endpoint; unused */
+        if (zmq_msg_size(&f1) >= DM_QUERY_EVENT_BYTES) {
+            uint16_t e;
+            uint32_t v;
+            memcpy(&e, zmq_msg_data(&f1), sizeof e);
+            memcpy(&v, (const char *)zmq_msg_data(&f1) + sizeof e, sizeof v);
+            if (n == cap) {
+                cap = cap ? cap * 2 : DM_QUERY_ACTS_MIN;
+                int *a = realloc(ev, cap * sizeof *a), *b = a ? realloc(fd, cap * sizeof *b) : NULL;
+                if (a)
+                    ev = a;
+                if (!a || !b) {
+                    /* Out of memory: forget these events (work runs to its limit). */
+                    zmq_msg_close(&f1);
+                    zmq_msg_close(&f2);
+                    break;
+                }
+                fd = b;
+            }
+            ev[n] = e;
+            fd[n] = (int)v;
+            n++;
+        }
+        zmq_msg_close(&f1);
+        zmq_msg_close(&f2);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ev[i] != ZMQ_EVENT_DISCONNECTED)
+            continue;
+        bool reused = false;
+        for (size_t j = i + 1; j < n && !reused; j++)
+            reused = ev[j] == ZMQ_EVENT_ACCEPTED && fd[j] == fd[i];
+        if (!reused)
+            dm_qsched_disconnect(self->sched, fd[i]);
+    }
+    free(ev);
+    free(fd);
+}
+
+static void *s_watcher_main(void *arg)
+{
+    dm_query_pool_t *self = arg;
+    prctl(PR_SET_NAME, "dm-query-watch");
+    s_acts acts = {0};
+    for (;;) {
+        pthread_mutex_lock(&self->lock);
+        bool stop = self->stopping;
+        void *mon = self->mon;
+        pthread_mutex_unlock(&self->lock);
+        if (stop)
+            break;
+        zmq_pollitem_t item = {mon, 0, ZMQ_POLLIN, 0};
+        zmq_poll(mon ? &item : NULL, mon ? 1 : 0, DM_QUERY_TICK_MS);
+        pthread_mutex_lock(&self->lock);
+        if (mon)
+            s_events(self);
+        if (dm_qsched_tick(self->sched, s_now_ms()))
+            pthread_cond_broadcast(&self->work); /* the short lane may open with time */
+        s_collect(self, &acts);
+        pthread_mutex_unlock(&self->lock);
+        s_run_acts(self, self->out, &acts);
+    }
+    free(acts.a);
+    return NULL;
+}
+
+/* A PUSH to the outbox whose sends give up after wait_ms (0 for the node
+ * loop, which must never wait; a bound for the others, so a stopped relay
+ * cannot hang a worker and the pool's shutdown with it). */
+static void *s_out_socket(void *ctx, int wait_ms)
+{
+    void *s = zmq_socket(ctx, ZMQ_PUSH);
     if (!s)
         return NULL;
-    int linger = 0, hwm = DM_QUERY_QUEUE_MSGS;
+    int linger = 0, hwm = DM_QUERY_OUT_HWM;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if ((bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint)) != 0) {
-        dm_log_err("query: cannot %s %s: %s", bind ? "bind" : "connect", endpoint,
-                   zmq_strerror(errno));
+    zmq_setsockopt(s, ZMQ_SNDTIMEO, &wait_ms, sizeof wait_ms);
+    if (zmq_connect(s, DM_INGEST_OUTBOX) != 0) {
+        dm_log_err("query: cannot connect %s: %s", DM_INGEST_OUTBOX, zmq_strerror(errno));
         zmq_close(s);
         return NULL;
     }
@@ -314,26 +534,36 @@ dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers
     dm_query_pool_t *self = calloc(1, sizeof *self);
     if (!self)
         return DM_ERR_NOMEM;
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_mutex_init(&self->out_lock, NULL);
+    pthread_cond_init(&self->work, NULL);
+    self->ctx = ctx;
     self->engine = engine;
-    self->lifetime_ms = lifetime_ms > 0 ? lifetime_ms : 30000;
-    self->workers = calloc(nworkers, sizeof *self->workers);
-    if (!self->workers) {
-        free(self);
+    dm_qsched_limits_t limits = {
+        .general = nworkers,
+        .short_lane = true,
+        .lifetime_ms = lifetime_ms > 0 ? lifetime_ms : DM_QUERY_DEFAULT_TIMEOUT_MS,
+    };
+    dm_err rc = dm_qsched_new(&limits, &self->sched);
+    self->n = nworkers + 1;
+    self->workers = rc ? NULL : calloc(self->n, sizeof *self->workers);
+    if (rc || !self->workers) {
+        dm_query_pool_destroy(&self);
         return DM_ERR_NOMEM;
     }
-    self->n = nworkers;
-    for (unsigned i = 0; i < nworkers; i++) {
+    self->loop_out = s_out_socket(ctx, 0);
+    self->out = s_out_socket(ctx, DM_QUERY_SEND_WAIT_MS);
+    if (!self->loop_out || !self->out ||
+        pthread_create(&self->watcher, NULL, s_watcher_main, self) != 0) {
+        dm_query_pool_destroy(&self);
+        return DM_ERR_NET;
+    }
+    self->watcher_running = true;
+    for (unsigned i = 0; i < self->n; i++) {
         s_worker *w = &self->workers[i];
-        char ep[64];
-        snprintf(ep, sizeof ep, DM_QUERY_INBOX_FMT, i);
         w->pool = self;
         w->index = i;
-        atomic_init(&w->open, 0);
-        w->push = s_socket(ctx, ZMQ_PUSH, ep, true);
-        w->pull = s_socket(ctx, ZMQ_PULL, ep, false);
-        w->out = s_socket(ctx, ZMQ_PUSH, DM_INGEST_OUTBOX, false);
-        if (!w->push || !w->pull || !w->out ||
-            pthread_create(&w->thread, NULL, s_worker_main, w) != 0) {
+        if (pthread_create(&w->thread, NULL, s_worker_main, w) != 0) {
             dm_query_pool_destroy(&self);
             return DM_ERR_NET;
         }
@@ -343,51 +573,132 @@ dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers
     return DM_OK;
 }
 
+dm_err dm_query_pool_watch(dm_query_pool_t *self, void *router)
+{
+    if (zmq_socket_monitor(router, DM_QUERY_MONITOR,
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0) {
+        dm_log_warn("query: cannot watch for disconnects: %s", zmq_strerror(errno));
+        return DM_ERR_NET;
+    }
+    void *mon = zmq_socket(self->ctx, ZMQ_PAIR);
+    int linger = 0;
+    if (!mon || zmq_setsockopt(mon, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_connect(mon, DM_QUERY_MONITOR) != 0) {
+        dm_log_warn("query: cannot watch for disconnects: %s", zmq_strerror(errno));
+        if (mon)
+            zmq_close(mon);
+        return DM_ERR_NET;
+    }
+    pthread_mutex_lock(&self->lock); /* hands the socket to the watcher */
+    self->mon = mon;
+    pthread_mutex_unlock(&self->lock);
+    return DM_OK;
+}
+
 void dm_query_pool_destroy(dm_query_pool_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     dm_query_pool_t *self = *self_p;
-    for (unsigned i = 0; i < self->n; i++) {
-        s_worker *w = &self->workers[i];
-        if (w->running) {
-            zmq_send(w->push, DM_QUERY_STOP, strlen(DM_QUERY_STOP), 0);
-            pthread_join(w->thread, NULL);
-        }
-        void *socks[] = {w->push, w->pull, w->out};
-        for (size_t k = 0; k < 3; k++)
-            if (socks[k])
-                zmq_close(socks[k]);
+    s_acts acts = {0};
+    pthread_mutex_lock(&self->lock);
+    self->stopping = true;
+    if (self->sched) {
+        dm_qsched_shutdown(self->sched);
+        s_collect(self, &acts);
     }
+    pthread_cond_broadcast(&self->work);
+    pthread_mutex_unlock(&self->lock);
+    for (unsigned i = 0; self->workers && i < self->n; i++)
+        if (self->workers[i].running)
+            pthread_join(self->workers[i].thread, NULL);
+    if (self->watcher_running)
+        pthread_join(self->watcher, NULL);
+    if (self->sched) { /* what the workers released on the way out */
+        dm_qsched_shutdown(self->sched);
+        s_collect(self, &acts);
+    }
+    s_run_acts(self, NULL, &acts);
+    free(acts.a);
+    void *socks[] = {self->loop_out, self->out, self->mon};
+    for (size_t k = 0; k < sizeof socks / sizeof socks[0]; k++)
+        if (socks[k])
+            zmq_close(socks[k]);
+    dm_qsched_destroy(&self->sched);
+    pthread_cond_destroy(&self->work);
+    pthread_mutex_destroy(&self->lock);
+    pthread_mutex_destroy(&self->out_lock);
     free(self->workers);
     free(self);
     *self_p = NULL;
 }
 
-dm_err dm_query_pool_forward(dm_query_pool_t *self, uint64_t cursor, void *rid_msg,
-                             void *payload_msg)
+dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
+                             Dm__Envelope **env, char *why, size_t whycap)
 {
-    unsigned idx;
-    if (cursor) {
-        idx = (unsigned)(cursor & ((1u << DM_QUERY_CURSOR_SHIFT) - 1));
-        if (idx >= self->n)
-            return DM_ERR_NOTFOUND;
-    } else {
-        /* The least loaded worker, round robin among equals. */
-        idx = self->rr++ % self->n;
-        unsigned best = atomic_load(&self->workers[idx].open);
-        for (unsigned k = 1; k < self->n; k++) {
-            unsigned j = (idx + k) % self->n;
-            unsigned open = atomic_load(&self->workers[j].open);
-            if (open < best) {
-                best = open;
-                idx = j;
-            }
-        }
+    zmq_msg_t *rid = rid_msg, *payload = payload_msg;
+    Dm__Envelope *e = *env;
+    int64_t now = s_now_ms();
+    uint64_t cursor = e->body_case == DM__ENVELOPE__BODY_QUERY_NEXT    ? e->query_next->cursor
+                      : e->body_case == DM__ENVELOPE__BODY_QUERY_CLOSE ? e->query_close->cursor
+                                                                       : 0;
+    if (e->body_case != DM__ENVELOPE__BODY_QUERY_REQ && !cursor) {
+        snprintf(why, whycap, "no open query 0: name the cursor of a query's first reply");
+        return DM_ERR_NOTFOUND;
     }
-    s_worker *w = &self->workers[idx];
-    if (zmq_msg_send(rid_msg, w->push, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return DM_ERR_TOOBIG;
-    zmq_msg_send(payload_msg, w->push, 0);
+    if (e->body_case == DM__ENVELOPE__BODY_QUERY_CLOSE) {
+        s_acts acts = {0};
+        pthread_mutex_lock(&self->lock);
+        dm_err rc = dm_qsched_close(self->sched, cursor, zmq_msg_data(rid), zmq_msg_size(rid), now);
+        s_collect(self, &acts);
+        pthread_mutex_unlock(&self->lock);
+        s_run_acts(self, self->loop_out, &acts);
+        free(acts.a);
+        if (rc != DM_OK) {
+            snprintf(why, whycap, "no open query %llu: it finished, failed, or was closed",
+                     (unsigned long long)cursor);
+            return rc;
+        }
+        Dm__Envelope rep_env = DM__ENVELOPE__INIT;
+        Dm__QueryRep rep = DM__QUERY_REP__INIT;
+        rep.cursor = cursor;
+        rep.done = true;
+        rep_env.id = e->id;
+        rep_env.body_case = DM__ENVELOPE__BODY_QUERY_REP;
+        rep_env.query_rep = &rep;
+        zmq_msg_t msg;
+        if (s_pack(&rep_env, &msg))
+            s_send_msg(self->loop_out, rid, &msg);
+        dm__envelope__free_unpacked(e, NULL);
+        *env = NULL;
+        return DM_OK;
+    }
+    s_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(why, whycap, "the node is out of memory; retry later");
+        return DM_ERR_NOMEM;
+    }
+    zmq_msg_init(&r->rid);
+    zmq_msg_copy(&r->rid, rid);
+    r->env = e;
+    dm_qsched_req_t req = {
+        .key = zmq_msg_gets(payload, "User-Id"),
+        .owner = zmq_msg_data(rid),
+        .owner_len = zmq_msg_size(rid),
+        .fd = zmq_msg_get(payload, ZMQ_SRCFD),
+        .cursor = cursor,
+        .data = r,
+    };
+    pthread_mutex_lock(&self->lock);
+    dm_err rc = dm_qsched_submit(self->sched, &req, now, why, whycap);
+    if (rc == DM_OK)
+        pthread_cond_broadcast(&self->work);
+    pthread_mutex_unlock(&self->lock);
+    if (rc != DM_OK) {
+        r->env = NULL; /* still the caller's */
+        s_req_free(r);
+        return rc;
+    }
+    *env = NULL;
     return DM_OK;
 }

@@ -1,12 +1,18 @@
 /* query_pool.h: the node's SQL worker threads.
  *
- * The node loop forwards QueryReq, QueryNext and QueryClose as two frames
- * [routing id][envelope] to a worker's inbox; the worker runs the query on
- * its own SQLite connection (query.h) and replies, as [routing id][reply],
- * to the shared outbox the node loop relays from (DM_INGEST_OUTBOX). A
- * query's cursor id names its worker, so pulls reach the thread that holds
- * the statement. Queries never run on the node loop, so pings and catalog
- * work stay fast while a heavy query runs. */
+ * The node loop hands QueryReq and QueryNext to the pool
+ * (dm_query_pool_forward), which queues them under the rules of
+ * query_sched.h (caps per client key, a deadline in the queue, fair turns
+ * between clients, a short lane) and answers at once, "busy" with the cap
+ * named, when they cannot be queued; QueryClose is carried out at once. A
+ * worker runs a request on its own thread with the query's own SQLite
+ * connection (query.h) and replies, as [routing id][reply], to the shared
+ * outbox the node loop relays from (DM_INGEST_OUTBOX). Any worker may pull
+ * any cursor (queries move between threads, never run on two at once).
+ * A watcher thread applies the deadlines, and, fed by a monitor of the
+ * ROUTER socket (dm_query_pool_watch), cancels the work of clients that
+ * disconnect. Queries never run on the node loop, so pings and catalog
+ * work stay fast while heavy queries run. */
 #ifndef DM_QUERY_POOL_H
 #define DM_QUERY_POOL_H
 
@@ -14,29 +20,42 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "mesh.pb-c.h"
 #include "query.h"
+#include "query_sched.h"
 
-#define DM_QUERY_POOL_DEFAULT_WORKERS 2
+#define DM_QUERY_POOL_DEFAULT_WORKERS 2 /* general workers; one short lane comes on top */
 #define DM_QUERY_POOL_MAX_WORKERS 64
-#define DM_QUERY_POOL_CURSORS 16      /* open queries per worker */
 #define DM_QUERY_BATCH_ROWS 10000     /* rows per reply at most */
 #define DM_QUERY_BATCH_BYTES (1 << 20) /* bytes of rows per reply, about */
+#define DM_QUERY_POOL_WHY_MAX DM_QSCHED_WHY_MAX /* bytes of a refusal text */
 
 typedef struct dm_query_pool dm_query_pool_t;
 
-/* Starts nworkers threads on ctx, each with its inbox bound here. The
- * outbox (DM_INGEST_OUTBOX) must be bound by the node loop already. */
+/* Starts nworkers general workers plus the short lane, and the watcher,
+ * on ctx. The outbox (DM_INGEST_OUTBOX) must be bound by the node loop
+ * already. lifetime_ms: the query time limit (0: the engine default). */
 DM_NODISCARD dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers,
-                                      int64_t lifetime_ms,
-                                      dm_query_pool_t **out);
-/* Stops the workers (open queries are closed) and frees the pool. NULL-safe. */
+                                      int64_t lifetime_ms, dm_query_pool_t **out);
+/* Stops the workers (running queries are cancelled, open ones closed) and
+ * frees the pool. NULL-safe. */
 void dm_query_pool_destroy(dm_query_pool_t **self_p);
 
-/* Forwards one request (rid and payload messages are moved) to the worker
- * chosen for it: cursor 0 means a new query (least loaded worker). Returns
- * DM_ERR_TOOBIG if that worker's queue is full, DM_ERR_NOTFOUND for a
- * cursor that names no worker. */
-DM_NODISCARD dm_err dm_query_pool_forward(dm_query_pool_t *self, uint64_t cursor, void *rid_msg,
-                                          void *payload_msg);
+/* Watches router (the node's ROUTER socket; call on the thread that owns
+ * it) for disconnects, so work of a client that went away is cancelled.
+ * DM_ERR_NET if the monitor cannot be set up (the pool still works, and
+ * such work runs to its time limit). */
+DM_NODISCARD dm_err dm_query_pool_watch(dm_query_pool_t *self, void *router);
+
+/* Hands one request to the pool: env (QueryReq, QueryNext or QueryClose,
+ * taken: *env is set NULL on DM_OK) from the client with routing id
+ * rid_msg (copied), payload_msg is the request's message (its ZAP User-Id
+ * and source descriptor name the client). On DM_OK the pool answers; else
+ * the node loop replies why (DM_QUERY_POOL_WHY_MAX bytes): DM_ERR_TOOBIG
+ * when the node or the client is at a cap ("the node is busy: ..."),
+ * DM_ERR_NOTFOUND for a cursor this client does not hold, DM_ERR_NOMEM.
+ * Never waits. Call on the node loop's thread. */
+DM_NODISCARD dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
+                                          Dm__Envelope **env, char *why, size_t whycap);
 
 #endif

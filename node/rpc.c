@@ -301,12 +301,22 @@ void dm_client_destroy(dm_client_t **self_p)
 
 const char *dm_client_error(const dm_client_t *self) { return self->error; }
 
+/* The timeout message: no connection (ZMQ_IMMEDIATE: the CURVE handshake
+ * never completed) points at the address; a connection that answered
+ * nothing points at the node's load, not at it being down. */
 static dm_err s_timeout(dm_client_t *self, const char *what)
 {
-    snprintf(self->error, sizeof self->error,
-             "no %s from node %s within %d.%03d s: is meshd running there, and is the address "
-             "(key and endpoint) current? (--timeout SECONDS waits longer)",
-             what, self->address, self->timeout_ms / 1000, self->timeout_ms % 1000);
+    if (strcmp(what, "connection") == 0)
+        snprintf(self->error, sizeof self->error,
+                 "no connection to node %s within %d.%03d s: is meshd running there, and is the "
+                 "address (key and endpoint) current? (--timeout SECONDS waits longer)",
+                 self->address, self->timeout_ms / 1000, self->timeout_ms % 1000);
+    else
+        snprintf(self->error, sizeof self->error,
+                 "node %s accepted the connection but sent no %s within %d.%03d s: it is "
+                 "overloaded, the request is slow, or it stopped since; retry later or wait "
+                 "longer (--timeout SECONDS)",
+                 self->address, what, self->timeout_ms / 1000, self->timeout_ms % 1000);
     return DM_ERR_TIMEOUT;
 }
 

@@ -508,7 +508,7 @@ static void s_handle_request(dm_node_t *self, void *router)
         if (zmq_msg_send(&rid_copy, self->inbox_push, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&rid_copy);
             Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
-            dm_node__send_error(self, &rid, env ? env->id : 0, DM_ERR_TOOBIG,
+            dm_node__send_error(self, &rid, env ? env->id : 0, DM_ERR_BUSY,
                          "the node is busy: its write queue is full; retry shortly");
             if (env)
                 dm__envelope__free_unpacked(env, NULL);

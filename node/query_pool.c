@@ -163,11 +163,11 @@ static void s_req_free(s_req *r)
     free(r);
 }
 
-/* The error code a reason is reported with: "busy" ones as DM_ERR_TOOBIG
+/* The error code a reason is reported with: "busy" ones as DM_ERR_BUSY
  * (like every other "the node is busy"), the rest as a cancel. */
 static dm_err s_reason_code(dm_qsched_reason why)
 {
-    return why == DM_QSCHED_WAITED || why == DM_QSCHED_SHORT ? DM_ERR_TOOBIG : DM_ERR_TIMEOUT;
+    return why == DM_QSCHED_WAITED || why == DM_QSCHED_SHORT ? DM_ERR_BUSY : DM_ERR_TIMEOUT;
 }
 
 /* Takes the scheduler's pending actions (call with the lock held): cancels

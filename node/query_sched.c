@@ -229,7 +229,7 @@ dm_err dm_qsched_submit(dm_qsched_t *self, const dm_qsched_req_t *req, int64_t n
                  "the node is busy: %u query requests are waiting for a worker (the node's "
                  "limit); retry in a few seconds",
                  l->max_queued);
-        return DM_ERR_TOOBIG;
+        return DM_ERR_BUSY;
     }
     s_client *c = s_client_get(self, req->key);
     if (!c) {
@@ -242,13 +242,13 @@ dm_err dm_qsched_submit(dm_qsched_t *self, const dm_qsched_req_t *req, int64_t n
                  "the node is busy: this client already has %u query requests waiting (the "
                  "most one client may queue); wait for their answers before sending more",
                  l->key_queued);
-        rc = DM_ERR_TOOBIG;
+        rc = DM_ERR_BUSY;
     } else if (!req->cursor && c->cursors >= l->key_cursors) {
         snprintf(why, whycap,
                  "the node is busy: this client already holds %u open queries (the most one "
                  "client may hold); pull them to the end or close them first",
                  l->key_cursors);
-        rc = DM_ERR_TOOBIG;
+        rc = DM_ERR_BUSY;
     }
     s_job *j = rc ? NULL : calloc(1, sizeof *j);
     if (!rc && !j) {

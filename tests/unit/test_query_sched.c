@@ -101,7 +101,7 @@ Test(query_sched, a_client_over_its_queue_cap_is_told_busy_naming_it)
     for (int i = 0; i < DM_QSCHED_KEY_QUEUED; i++)
         cr_assert_eq(s_submit(s, "a", 1, 0, &t, T0, NULL), DM_OK);
     char why[DM_QSCHED_WHY_MAX];
-    cr_assert_eq(s_submit(s, "a", 1, 0, &t, T0, why), DM_ERR_TOOBIG);
+    cr_assert_eq(s_submit(s, "a", 1, 0, &t, T0, why), DM_ERR_BUSY);
     cr_assert(strstr(why, "busy") && strstr(why, "8 query requests waiting"), "%s", why);
     cr_assert_eq(s_submit(s, "b", 2, 0, &t, T0, NULL), DM_OK, "another client is not capped");
     dm_qsched_shutdown(s);
@@ -118,7 +118,7 @@ Test(query_sched, a_client_over_its_cursor_cap_is_told_busy_naming_it)
     cr_assert_eq(dm_qsched_cursors(s), DM_QSCHED_KEY_CURSORS);
     char why[DM_QSCHED_WHY_MAX];
     int t;
-    cr_assert_eq(s_submit(s, "a", 1, 0, &t, T0, why), DM_ERR_TOOBIG);
+    cr_assert_eq(s_submit(s, "a", 1, 0, &t, T0, why), DM_ERR_BUSY);
     cr_assert(strstr(why, "4 open queries"), "%s", why);
     cr_assert_eq(s_submit(s, "a", 1, 1, &t, T0, why), DM_OK, "pulls are still welcome");
     dm_qsched_destroy(&s);

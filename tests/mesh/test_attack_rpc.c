@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -533,4 +534,37 @@ Test(attack_rpc, swim_and_catalog_bodies_from_an_outsider_with_a_matching_key)
     dm_h_raw_destroy(&raw);
     dm_identity_destroy(&id);
     s_still_serving("swim and catalog bodies");
+}
+
+/* ---- item 9: a FIFO where a file belongs ---- */
+
+#define T_FIFO_CMD_MS 10000 /* status 124 = the tool hung */
+
+Test(attack_rpc, tools_refuse_a_fifo_contract_or_node_addr_at_once)
+{
+    char fifo[700], data[700], addr[760];
+    snprintf(fifo, sizeof fifo, "%s/c.yaml", dm_h_tmpdir());
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    const char *validate[] = {"validate", fifo, NULL};
+    const char *reg[] = {"--data", s_dir, "register", fifo, NULL};
+    const char *check[] = {"check", "--config", fifo, "-", NULL};
+    const char *const *cmds[] = {validate, reg, check};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        dm_h_result_t r = dm_h_run("dmctl", cmds[i], "", T_FIFO_CMD_MS);
+        cr_assert_neq(r.status, 124, "dmctl %s hung on a FIFO", cmds[i][0]);
+        cr_assert_neq(r.status, 0);
+        cr_assert(strstr(r.err, "not a regular file"), "%s", r.err);
+        dm_h_result_free(&r);
+    }
+    /* A data directory whose node.addr is a FIFO. */
+    snprintf(data, sizeof data, "%s/fake", dm_h_tmpdir());
+    cr_assert_eq(mkdir(data, 0700), 0);
+    snprintf(addr, sizeof addr, "%s/node.addr", data);
+    cr_assert_eq(mkfifo(addr, 0600), 0);
+    const char *st[] = {"--data", data, "products", NULL};
+    dm_h_result_t r = dm_h_run("dmctl", st, "", T_FIFO_CMD_MS);
+    cr_assert_neq(r.status, 124, "dmctl hung on a FIFO node.addr");
+    cr_assert_neq(r.status, 0);
+    dm_h_result_free(&r);
+    s_still_serving("tools meeting FIFOs");
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test.sh: installs missing packages, builds, and runs every test:
 # unit and multi-node tests on a normal build, then the unit tests again
-# on an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# on an AddressSanitizer + UndefinedBehaviorSanitizer build, then every
+# libFuzzer target for a bounded time (scripts/fuzz.sh; a crash fails).
 #   ./test.sh            everything
-#   ./test.sh --quick    skip the sanitizer build
+#   ./test.sh --quick    skip the sanitizer build and the fuzzing
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/deps.sh
@@ -14,7 +15,7 @@ quick=0
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument '$arg' (--quick, --help)" >&2; exit 2 ;;
   esac
 done
@@ -32,4 +33,8 @@ if [ "$quick" = 0 ]; then
   echo "== unit tests under ASan + UBSan"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
+  # Two targets at a time for FUZZ_CI_SECONDS each: 6 targets in about 3 x 30 s
+  # after the clang build.
+  echo "== fuzzing (libFuzzer, ASan + UBSan, ${FUZZ_CI_SECONDS:-30} s per target)"
+  FUZZ_JOBS=2 FUZZ_BUILD_JOBS="$jobs" scripts/fuzz.sh --all "${FUZZ_CI_SECONDS:-30}"
 fi

@@ -11,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "contract_priv.h"
+#include "lines.h"
 
 #define S_SUPPORTED                                                                          \
     "(supported: boolean, int, long, float, double, string, enum, nullable unions, logical " \
@@ -45,14 +47,17 @@ static void s_err(s_ctx_t *x, const char *field, const char *fmt, const char *ar
 /* Reads the whole file; returns its text (caller frees) or NULL. */
 static char *s_read(s_ctx_t *x, const char *path, size_t *len, dm_err *rc)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = NULL;
     struct stat st;
-    char *buf = NULL;
+    char *buf = NULL, why[128];
+    int fd = -1;
     *rc = DM_ERR_IO;
-    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (dm_file_open_read(path, DM_FILE_REGULAR, &fd, why, sizeof why) != DM_OK ||
+        !(f = fdopen(fd, "rb")) || fstat(fd, &st) != 0) {
         char msg[512];
-        snprintf(msg, sizeof msg, "cannot read %.400s: %s", path,
-                 f ? "not a regular file" : strerror(errno));
+        snprintf(msg, sizeof msg, "cannot read %.300s: %s", path, fd < 0 ? why : strerror(errno));
+        if (fd >= 0 && !f)
+            close(fd);
         s_err(x, NULL, "%s", msg);
         goto out;
     }

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "lines.h"
 
 #include "contract_priv.h"
 
@@ -381,14 +384,19 @@ dm_err dm_contract_parse_file(const char *path, dm_contract_t ***out, size_t *n,
     *n = 0;
     dm_err rc = DM_ERR_IO;
     char *buf = NULL, *dir = NULL;
-    FILE *f = fopen(path, "rb");
+    FILE *f = NULL;
     struct stat st;
-    if (!f || fstat(fileno(f), &st) != 0) {
-        dm_diags_add(diags, path, 0, 0, "cannot read the file: %s", strerror(errno));
+    char why[128];
+    int fd = -1;
+    if (dm_file_open_read(path, DM_FILE_REGULAR, &fd, why, sizeof why) != DM_OK) {
+        dm_diags_add(diags, path, 0, 0, "cannot read the file: %s", why);
         goto out;
     }
-    if (!S_ISREG(st.st_mode)) {
-        dm_diags_add(diags, path, 0, 0, "cannot read the file: not a regular file");
+    f = fdopen(fd, "rb");
+    if (!f || fstat(fd, &st) != 0) {
+        dm_diags_add(diags, path, 0, 0, "cannot read the file: %s", strerror(errno));
+        if (!f)
+            close(fd);
         goto out;
     }
     if (st.st_size > DM_CONTRACT_MAX_FILE) {

@@ -141,7 +141,8 @@ static dm_err s_read_key(const char *path, dm_identity_t *self)
 {
     dm_err err = DM_OK;
     uint8_t *pk_check = NULL, *sk_check = NULL;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO in the key's place must not hang the open. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         if (errno == ENOENT)
             return DM_ERR_NOTFOUND;
@@ -156,6 +157,12 @@ static dm_err s_read_key(const char *path, dm_identity_t *self)
     }
     if (!S_ISREG(st.st_mode)) {
         dm_log_err("identity: %s is not a regular file", path);
+        err = DM_ERR_IO;
+        goto out;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        dm_log_err("identity: cannot read %s: %s", path, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }

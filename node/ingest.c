@@ -173,6 +173,8 @@ static void s_prepare_ingest(dm_ingest_t *self, s_job *job, const Dm__IngestReq 
         s_add_quarantine(job, line, (const char *)req->data.data, keep, full, why);
         goto out;
     }
+    if (req->data.len == 0 || !req->data.data)
+        goto out; /* an empty batch (protobuf-c: data NULL): nothing to do */
     const char *p = (const char *)req->data.data;
     const char *end = p + req->data.len;
     while (p < end) {
@@ -211,6 +213,11 @@ static void s_prepare_register(dm_ingest_t *self, s_job *job, const Dm__Register
     dm_contract_t **list = NULL;
     size_t n = 0;
     dm_diags_t diags = DM_DIAGS_INIT;
+    if (req->contract.len == 0 || !req->contract.data) {
+        s_job_error(job, DM_ERR_INVALID,
+                    "the register request carries no contract (field 'contract' is empty)");
+        goto out;
+    }
     dm_err rc = dm_contract_parse("register request", (const char *)req->contract.data,
                                   req->contract.len, NULL, &list, &n, &diags);
     if (rc != DM_OK) {
@@ -260,6 +267,51 @@ static void s_prepare_deregister(dm_ingest_t *self, s_job *job, const Dm__Deregi
     job->name = strdup(name);
 }
 
+/* Decodes one write request envelope and turns job into the work it asks
+ * for, or into an S_REPLY error. Everything a client controls passes here. */
+static void s_prepare(dm_ingest_t *self, s_job *job, const void *data, size_t len,
+                      s_scratch *sc)
+{
+    Dm__Envelope *env = dm_rpc_unpack(data, len);
+    if (!env) {
+        s_job_error(job, DM_ERR_PROTO, "malformed request envelope");
+        return;
+    }
+    job->req_id = env->id;
+    if (env->body_case == DM__ENVELOPE__BODY_INGEST_REQ)
+        s_prepare_ingest(self, job, env->ingest_req, sc);
+    else if (env->body_case == DM__ENVELOPE__BODY_REGISTER_REQ)
+        s_prepare_register(self, job, env->register_req);
+    else if (env->body_case == DM__ENVELOPE__BODY_DEREGISTER_REQ)
+        s_prepare_deregister(self, job, env->deregister_req);
+    else
+        s_job_error(job, DM_ERR_PROTO, "unexpected request on the write path");
+    dm__envelope__free_unpacked(env, NULL);
+}
+
+dm_err dm_ingest_check(dm_registry_t *registry, const char *domain, size_t record_limit,
+                       const void *data, size_t len, size_t *rows, size_t *quarantined)
+{
+    dm_ingest_t self = {.registry = registry, .domain = (char *)domain,
+                        .record_limit = record_limit ? record_limit : DM_RECORD_LIMIT_DEFAULT};
+    s_scratch sc = {DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT};
+    s_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return DM_ERR_NOMEM;
+    zmq_msg_init(&job->rid);
+    s_prepare(&self, job, data, len, &sc);
+    dm_err rc = job->kind == S_REPLY ? job->err : DM_OK;
+    if (rows)
+        *rows = job->rows.len / sizeof(s_rowref);
+    if (quarantined)
+        *quarantined = job->quar.len / sizeof(s_qref);
+    s_job_free(job);
+    dm_buf_free(&sc.row);
+    dm_buf_free(&sc.key);
+    dm_buf_free(&sc.reasons);
+    return rc;
+}
+
 static void *s_validator_main(void *arg)
 {
     dm_ingest_t *self = arg;
@@ -296,22 +348,8 @@ static void *s_validator_main(void *arg)
         zmq_msg_t payload;
         zmq_msg_init(&payload);
         zmq_msg_recv(&payload, self->v_in, 0);
-        Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
+        s_prepare(self, job, zmq_msg_data(&payload), zmq_msg_size(&payload), &sc);
         zmq_msg_close(&payload);
-        if (!env) {
-            s_job_error(job, DM_ERR_PROTO, "malformed request envelope");
-        } else {
-            job->req_id = env->id;
-            if (env->body_case == DM__ENVELOPE__BODY_INGEST_REQ)
-                s_prepare_ingest(self, job, env->ingest_req, &sc);
-            else if (env->body_case == DM__ENVELOPE__BODY_REGISTER_REQ)
-                s_prepare_register(self, job, env->register_req);
-            else if (env->body_case == DM__ENVELOPE__BODY_DEREGISTER_REQ)
-                s_prepare_deregister(self, job, env->deregister_req);
-            else
-                s_job_error(job, DM_ERR_PROTO, "unexpected request on the write path");
-            dm__envelope__free_unpacked(env, NULL);
-        }
         bool wait = job->kind == S_REGISTER || job->kind == S_DEREGISTER;
         if (wait)
             job->done = &done;

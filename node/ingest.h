@@ -31,6 +31,17 @@ typedef struct dm_ingest dm_ingest_t;
 DM_NODISCARD dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *registry,
                                   const char *domain, size_t record_limit, dm_ingest_t **out);
 
+/* Decodes and validates one write request envelope (RegisterReq,
+ * IngestReq or DeregisterReq; data, len bytes) exactly as the validator
+ * thread does, against registry and domain, without storing anything: for
+ * fuzz harnesses and tests. Returns DM_OK if the node would hand the work
+ * to the writer (*rows and *quarantined, each may be NULL, get the counts
+ * of an ingest), else the dm_err of the Error the client would get.
+ * record_limit 0: DM_RECORD_LIMIT_DEFAULT. */
+DM_NODISCARD dm_err dm_ingest_check(dm_registry_t *registry, const char *domain,
+                                    size_t record_limit, const void *data, size_t len,
+                                    size_t *rows, size_t *quarantined);
+
 /* Asks the threads to finish the jobs already queued and stop; the writer
  * sends a single-frame "STOPPED" to the outbox when done. The node loop
  * relays replies until then and calls dm_ingest_destroy. */

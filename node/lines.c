@@ -10,9 +10,12 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct dm_lines {
@@ -24,6 +27,69 @@ struct dm_lines {
     bool eof;
     uint64_t lineno;
 };
+
+/* A short name for a file type, for messages. */
+static const char *s_type_name(mode_t mode)
+{
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISSOCK(mode) ? "a socket"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+                            : "not a file";
+}
+
+dm_err dm_file_open_read(const char *path, dm_file_kind kind, int *fd, char *why, size_t cap)
+{
+    *fd = -1;
+    if (why && cap)
+        why[0] = 0;
+    /* O_NONBLOCK: open(2) of a FIFO without a writer would wait forever. */
+    int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    struct stat st;
+    if (f < 0 || fstat(f, &st) != 0) {
+        int saved = errno;
+        if (why && cap)
+            snprintf(why, cap, "%s", strerror(saved));
+        if (f >= 0)
+            close(f);
+        errno = saved;
+        return errno == ENOENT ? DM_ERR_NOTFOUND : DM_ERR_IO;
+    }
+    if (S_ISREG(st.st_mode)) {
+        int flags = fcntl(f, F_GETFL);
+        if (flags < 0 || fcntl(f, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+            int saved = errno;
+            if (why && cap)
+                snprintf(why, cap, "%s", strerror(saved));
+            close(f);
+            errno = saved;
+            return DM_ERR_IO;
+        }
+        *fd = f;
+        return DM_OK;
+    }
+    close(f);
+    if (kind == DM_FILE_STREAM && S_ISFIFO(st.st_mode)) {
+        /* A stream: wait for its writer like a shell redirect does. */
+        f = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (f < 0 || fstat(f, &st) != 0 || !S_ISFIFO(st.st_mode)) {
+            int saved = f < 0 ? errno : ENODEV;
+            if (f >= 0)
+                close(f);
+            if (why && cap)
+                snprintf(why, cap, "%s", strerror(saved));
+            errno = saved;
+            return DM_ERR_IO;
+        }
+        *fd = f;
+        return DM_OK;
+    }
+    if (why && cap)
+        snprintf(why, cap, "not a regular file (%s)", s_type_name(st.st_mode));
+    errno = ENODEV;
+    return DM_ERR_IO;
+}
 
 dm_err dm_lines_new(int fd, size_t record_limit, dm_lines_t **out)
 {

@@ -18,6 +18,24 @@
 
 typedef struct dm_lines dm_lines_t;
 
+/* What dm_file_open_read accepts besides a regular file. */
+typedef enum {
+    DM_FILE_REGULAR, /* contracts, .avsc, keys: a regular file only */
+    DM_FILE_STREAM   /* record inputs: also a pipe or FIFO (read like stdin) */
+} dm_file_kind;
+
+/* Opens a file a user named, for reading, without ever blocking in open(2)
+ * on something that is not a regular file: the type is checked with the
+ * file open non-blocking, so a FIFO, a device or a socket where a contract
+ * belongs is refused at once instead of hanging. With DM_FILE_STREAM a pipe
+ * or FIFO is then opened as a stream (its open waits for a writer, as
+ * reading stdin does). On success *fd (blocking, O_CLOEXEC) is the
+ * caller's to close. On failure *fd is -1, errno is set (ENODEV for a
+ * file of the wrong type) and why (cap bytes, may be NULL) holds a
+ * reason without the path, e.g. "not a regular file (a FIFO)". */
+DM_NODISCARD dm_err dm_file_open_read(const char *path, dm_file_kind kind, int *fd, char *why,
+                                      size_t cap);
+
 /* Creates a reader of fd (not owned: the caller closes it) for lines of up to
  * record_limit bytes (> 0). DM_ERR_NOMEM on failure, *out NULL. */
 DM_NODISCARD dm_err dm_lines_new(int fd, size_t record_limit, dm_lines_t **out);

@@ -148,7 +148,9 @@ static bool s_from_wire_address(const uint8_t id[DM_ID_PUBLIC_BYTES], const char
         return false;
     }
     memcpy(out + pos, wire, len + 1);
-    return true;
+    /* "HEX(id)@" alone would travel as "" and not come back: refuse it. */
+    const char *endpoint = dm_mb_short_address(id, out);
+    return !endpoint || *endpoint;
 }
 
 static bool s_from_pb(const Dm__MemberUpdate *pb, dm_swim_update_t *u)

@@ -452,32 +452,6 @@ static void s_handle_ping(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     dm_node__send(self, rid, &env);
 }
 
-/* Returns the envelope's body field number by reading the wire format
- * just far enough, so write requests are forwarded without unpacking
- * their (large) payload here. 0 if the bytes do not look like one. */
-static unsigned s_body_field(const uint8_t *p, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        uint64_t key = 0;
-        for (unsigned shift = 0; i < len && shift < 64; shift += 7) {
-            uint8_t b = p[i++];
-            key |= (uint64_t)(b & 0x7f) << shift;
-            if (!(b & 0x80))
-                break;
-        }
-        unsigned field = (unsigned)(key >> 3), wire = (unsigned)(key & 7);
-        if (field >= 2)
-            return field;
-        if (field != 1 || wire != 0)
-            return 0;
-        while (i < len && (p[i] & 0x80))
-            i++;
-        i++;
-    }
-    return 0;
-}
-
 static void s_handle_request(dm_node_t *self, void *router)
 {
     zmq_msg_t rid, payload;
@@ -499,7 +473,7 @@ static void s_handle_request(dm_node_t *self, void *router)
                             "a request is one frame holding one envelope");
         goto out;
     }
-    unsigned field = s_body_field(zmq_msg_data(&payload), zmq_msg_size(&payload));
+    unsigned field = dm_rpc_body_field(zmq_msg_data(&payload), zmq_msg_size(&payload));
     if (field == DM__ENVELOPE__BODY_INGEST_REQ || field == DM__ENVELOPE__BODY_REGISTER_REQ ||
         field == DM__ENVELOPE__BODY_DEREGISTER_REQ) {
         zmq_msg_t rid_copy;

@@ -31,7 +31,45 @@ dm_err dm_rpc_pack(const Dm__Envelope *env, void *zmq_msg)
 
 Dm__Envelope *dm_rpc_unpack(const void *data, size_t len)
 {
-    return dm__envelope__unpack(NULL, len, data);
+    if (!data && len)
+        return NULL;
+    Dm__Envelope *env = dm__envelope__unpack(NULL, len, data);
+    if (!env || env->body_case == DM__ENVELOPE__BODY__NOT_SET ||
+        env->body_case == DM__ENVELOPE__BODY_SWIM)
+        return env;
+    /* Every other body is a sub-message: handlers dereference it, so a
+     * body case without its message is malformed, whatever protobuf-c
+     * does with an empty one. All share one union slot. */
+    if (!env->error) {
+        dm__envelope__free_unpacked(env, NULL);
+        return NULL;
+    }
+    return env;
+}
+
+unsigned dm_rpc_body_field(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    size_t i = 0;
+    while (p && i < len) {
+        uint64_t key = 0;
+        for (unsigned shift = 0; i < len && shift < 64; shift += 7) {
+            uint8_t b = p[i++];
+            key |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80))
+                break;
+        }
+        uint64_t field = key >> 3;
+        unsigned wire = (unsigned)(key & 7);
+        if (field >= 2)
+            return field > UINT32_MAX ? 0 : (unsigned)field;
+        if (field != 1 || wire != 0)
+            return 0;
+        while (i < len && (p[i] & 0x80))
+            i++;
+        i++;
+    }
+    return 0;
 }
 
 /* Applies the options every socket of ours carries. */

@@ -503,6 +503,15 @@ dm_err dm_ytree_load(const char *name, const char *buf, size_t len, dm_ydoc_t **
 {
     *docs = NULL;
     *ndocs = 0;
+    /* protobuf-c hands an empty bytes field over as NULL; libyaml asserts on
+     * a NULL input, so an empty input is "" here. */
+    if (!buf) {
+        if (len) {
+            dm_diags_add(diags, name, 0, 0, "no input");
+            return DM_ERR_INVALID;
+        }
+        buf = "";
+    }
     if (len > DM_CONTRACT_MAX_FILE) {
         dm_diags_add(diags, name, 0, 0, "the file is %zu bytes; at most %d bytes are allowed", len,
                      DM_CONTRACT_MAX_FILE);

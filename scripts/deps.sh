@@ -9,6 +9,7 @@ DM_PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev
   liblmdb-dev libyaml-dev libcjson-dev libcriterion-dev libsqlite3-dev
+  clang libclang-rt-dev
 )
 
 dm_missing_packages() {

@@ -6,8 +6,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "identity.h"
+#include "lines.h"
 #include <inttypes.h>
 
 #define DM_CLI_PATH_MAX 4096
@@ -110,13 +112,19 @@ static int s_read_addr(const char *program, const char *dir, char *addr, size_t 
 {
     char path[DM_CLI_PATH_MAX];
     snprintf(path, sizeof path, "%s/node.addr", dir);
-    FILE *f = fopen(path, "r");
+    int fd = -1;
+    char why[128];
+    FILE *f = NULL;
+    if (dm_file_open_read(path, DM_FILE_REGULAR, &fd, why, sizeof why) == DM_OK &&
+        !(f = fdopen(fd, "r")))
+        close(fd);
     if (!f) {
         if (errno == ENOENT)
             fprintf(stderr, "%s: no node address in %s: is meshd running with --data %s?\n",
                     program, path, dir);
         else
-            fprintf(stderr, "%s: cannot read %s: %s\n", program, path, strerror(errno));
+            fprintf(stderr, "%s: cannot read %s: %s\n", program, path,
+                    errno == ENODEV ? why : strerror(errno));
         return -1;
     }
     size_t n = fread(addr, 1, cap - 1, f);

@@ -169,9 +169,11 @@ static int s_open_input(const char *path)
 {
     if (strcmp(path, "-") == 0)
         return STDIN_FILENO;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        fprintf(stderr, "%s: cannot open %s: %s\n", P, path, strerror(errno));
+    int fd = -1;
+    char why[128];
+    if (dm_file_open_read(path, DM_FILE_STREAM, &fd, why, sizeof why) != DM_OK)
+        fprintf(stderr, "%s: cannot open %s: %s (a record file, a pipe or - for stdin)\n", P,
+                path, why);
     return fd;
 }
 

@@ -1,0 +1,147 @@
+/* test_file_open.c: every path that opens a file a user named refuses what
+ * is not a regular file at once instead of blocking in open(2): a FIFO (no
+ * writer), a directory or a device where a contract, an .avsc, a node
+ * identity key or node.addr belongs. Record inputs may be pipes. Each test
+ * has a deadline: a hang is a failure, not a stuck run. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "contract.h"
+#include "identity.h"
+#include "lines.h"
+
+#define T_DEADLINE_S 10 /* a blocked open would hold the test far longer */
+
+static char s_dir[64];
+
+static void s_setup(void)
+{
+    snprintf(s_dir, sizeof s_dir, "/tmp/dm_file_open_XXXXXX");
+    cr_assert_not_null(mkdtemp(s_dir));
+}
+
+static void s_teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(file_open, .init = s_setup, .fini = s_teardown, .timeout = T_DEADLINE_S);
+
+static const char *s_fifo(const char *name)
+{
+    static char path[128];
+    snprintf(path, sizeof path, "%s/%s", s_dir, name);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    return path;
+}
+
+Test(file_open, a_fifo_contract_is_refused_at_once)
+{
+    const char *path = s_fifo("c.yaml");
+    dm_contract_t **cs = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    cr_assert_eq(dm_contract_parse_file(path, &cs, &n, &diags), DM_ERR_IO);
+    dm_buf_t text = DM_BUF_INIT;
+    dm_diags_format(&diags, &text);
+    cr_assert(strstr(text.data, "not a regular file (a FIFO)"), "%s", text.data);
+    dm_buf_free(&text);
+    dm_diags_clear(&diags);
+}
+
+Test(file_open, a_directory_contract_is_refused)
+{
+    dm_contract_t **cs = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    cr_assert_eq(dm_contract_parse_file(s_dir, &cs, &n, &diags), DM_ERR_IO);
+    cr_assert_eq(diags.count, 1);
+    cr_assert(strstr(diags.items[0].message, "a directory"), "%s", diags.items[0].message);
+    dm_diags_clear(&diags);
+}
+
+Test(file_open, a_fifo_avsc_is_refused_at_once)
+{
+    s_fifo("schema.avsc");
+    char path[128];
+    snprintf(path, sizeof path, "%s/c.yaml", s_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: orders\n"
+          "  domain: commerce\n  version: 1.0.0\n  owner: {team: t, contact: a@b.co}\n"
+          "spec:\n  schema:\n    type: avro\n    location: schema.avsc\n",
+          f);
+    fclose(f);
+    dm_contract_t **cs = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    cr_assert_eq(dm_contract_parse_file(path, &cs, &n, &diags), DM_ERR_INVALID);
+    dm_buf_t text = DM_BUF_INIT;
+    dm_diags_format(&diags, &text);
+    cr_assert(strstr(text.data, "not a regular file"), "%s", text.data);
+    dm_buf_free(&text);
+    dm_diags_clear(&diags);
+}
+
+Test(file_open, a_fifo_identity_key_is_refused_at_once)
+{
+    s_fifo(DM_ID_KEY_FILE);
+    dm_identity_t *id = NULL;
+    cr_assert_neq(dm_identity_load(s_dir, &id), DM_OK);
+    cr_assert_null(id);
+}
+
+Test(file_open, regular_only_refuses_fifo_device_and_directory)
+{
+    int fd = -1;
+    char why[128];
+    cr_assert_eq(dm_file_open_read(s_fifo("f"), DM_FILE_REGULAR, &fd, why, sizeof why), DM_ERR_IO);
+    cr_assert_eq(fd, -1);
+    cr_assert_str_eq(why, "not a regular file (a FIFO)");
+    cr_assert_eq(dm_file_open_read("/dev/null", DM_FILE_REGULAR, &fd, why, sizeof why), DM_ERR_IO);
+    cr_assert_str_eq(why, "not a regular file (a character device)");
+    cr_assert_eq(dm_file_open_read(s_dir, DM_FILE_STREAM, &fd, why, sizeof why), DM_ERR_IO);
+    cr_assert_str_eq(why, "not a regular file (a directory)");
+    char missing[128];
+    snprintf(missing, sizeof missing, "%s/none", s_dir);
+    cr_assert_eq(dm_file_open_read(missing, DM_FILE_REGULAR, &fd, why, sizeof why),
+                 DM_ERR_NOTFOUND);
+}
+
+Test(file_open, a_regular_file_opens_blocking)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/r", s_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("x\n", f);
+    fclose(f);
+    int fd = -1;
+    cr_assert_eq(dm_file_open_read(path, DM_FILE_REGULAR, &fd, NULL, 0), DM_OK);
+    cr_assert_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    char buf[4];
+    cr_assert_eq(read(fd, buf, sizeof buf), 2);
+    close(fd);
+}
+
+Test(file_open, a_stream_input_may_be_a_fifo_with_a_writer)
+{
+    const char *path = s_fifo("in");
+    /* Our own writer end (O_RDWR never blocks on a FIFO on Linux). */
+    int w = open(path, O_RDWR);
+    cr_assert_geq(w, 0);
+    cr_assert_eq(write(w, "a\n", 2), 2);
+    int fd = -1;
+    cr_assert_eq(dm_file_open_read(path, DM_FILE_STREAM, &fd, NULL, 0), DM_OK);
+    char buf[4];
+    cr_assert_eq(read(fd, buf, sizeof buf), 2);
+    close(fd);
+    close(w);
+}

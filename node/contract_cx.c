@@ -10,8 +10,14 @@
 
 #include "types.h"
 
+bool dm_cx_full(const dm_cx_t *cx) { return cx->diags->count >= DM_DIAGS_MAX; }
+
 void dm_cx_err(dm_cx_t *cx, const dm_ynode_t *at, const char *fmt, ...)
 {
+    if (dm_cx_full(cx)) { /* counted, not kept: skip the formatting */
+        cx->errors++;
+        return;
+    }
     dm_buf_t b = DM_BUF_INIT;
     va_list ap;
     va_start(ap, fmt);
@@ -106,7 +112,7 @@ const char *dm_cx_suggest(const char *word, const char *const *cands, size_t n)
 bool dm_cx_suggest_afford(dm_cx_t *cx, const char *word, size_t n)
 {
     size_t wl = strnlen(word, S_WORD_MAX + 1);
-    if (wl > S_WORD_MAX || cx->diags->count >= DM_DIAGS_MAX)
+    if (wl > S_WORD_MAX || dm_cx_full(cx))
         return false;
     uint64_t cost = (uint64_t)n * (wl + 1) * S_BAND;
     if (cost > DM_CX_SUGGEST_BUDGET - cx->suggest_cells)

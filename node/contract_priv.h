@@ -39,6 +39,10 @@ typedef struct {
 /* Frees the current document's indexes (cx->fields, cx->enums). */
 void dm_cx_contract_done(dm_cx_t *cx);
 
+/* True once the diagnostics list is full: callers may skip building a
+ * message that would be dropped (dm_cx_err still counts the error). */
+bool dm_cx_full(const dm_cx_t *cx);
+
 /* Reports a problem at node at (position 0:0 if at is NULL). */
 void dm_cx_err(dm_cx_t *cx, const dm_ynode_t *at, const char *fmt, ...) DM_PRINTF(3, 4);
 

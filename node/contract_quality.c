@@ -116,6 +116,10 @@ static bool s_typed_value(dm_cx_t *cx, const dm_contract_t *c, const dm_field_t 
     default:
         if (dm_cx_enum_index(cx, c, (size_t)(f - c->fields), t) >= 0)
             return true;
+        if (dm_cx_full(cx)) {
+            dm_cx_err(cx, v, "%s", "");
+            return false;
+        }
         dm_buf_t msg = DM_BUF_INIT;
         dm_buf_printf(&msg, "%s '%s' is not one of the values of enum field '%s': ", what, t,
                       f->name);

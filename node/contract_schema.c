@@ -87,6 +87,10 @@ int dm_cx_column(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t *n, const
     int i = dm_cx_field_index(cx, n->text);
     if (i >= 0 || c->nfields == 0) /* no fields: the schema's own error says why */
         return i;
+    if (dm_cx_full(cx)) {
+        dm_cx_err(cx, n, "%s", "");
+        return -1;
+    }
     dm_buf_t msg = DM_BUF_INIT;
     dm_buf_printf(&msg, "%s '%s' is not a field of the schema", what, n->text);
     if (c->nfields <= S_LIST_FIELDS_MAX) {

@@ -22,6 +22,9 @@
     "(supported: boolean, int, long, float, double, string, enum, nullable unions, logical " \
     "types date, timestamp-millis, timestamp-micros, uuid)"
 
+#define S_STR2(v) #v
+#define S_STR(v) S_STR2(v) /* a numeric macro as a string literal */
+
 typedef struct {
     const char *location, *file;
     unsigned line, col;
@@ -111,12 +114,39 @@ static bool s_primitive(s_ctx_t *x, const char *field, const char *t, dm_ftype *
     return false;
 }
 
+/* Reports the first string of n (each at base + i * stride, a char *)
+ * that repeats an earlier one, through fmt; returns false if there is one.
+ * Sorting keeps this O(n log n). */
+static bool s_unique(s_ctx_t *x, const char *field, const void *base, size_t n, size_t stride,
+                     const char *fmt)
+{
+    dm_sidx_t idx = DM_SIDX_INIT;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = *(const char *const *)((const char *)base + i * stride);
+        dm_sidx_add(&idx, s, strlen(s), i);
+    }
+    dm_sidx_sort(&idx);
+    size_t dup = DM_SIDX_NONE; /* the earliest repeat, as the pairwise scan reported */
+    for (size_t i = 1; i < idx.n; i++)
+        if (dm_sidx_dup(&idx, i) && (dup == DM_SIDX_NONE || idx.e[i].pos < idx.e[dup].pos))
+            dup = i;
+    if (dup != DM_SIDX_NONE)
+        s_err(x, field ? field : idx.e[dup].s, fmt, field ? idx.e[dup].s : "");
+    dm_sidx_free(&idx);
+    return dup == DM_SIDX_NONE;
+}
+
 static bool s_enum(s_ctx_t *x, const char *field, const cJSON *t, dm_field_t *f)
 {
     const cJSON *sym = cJSON_GetObjectItemCaseSensitive(t, "symbols");
     int n = cJSON_GetArraySize(sym);
     if (!cJSON_IsArray(sym) || n == 0) {
         s_err(x, field, "an enum needs a non-empty 'symbols' array%s", "");
+        return false;
+    }
+    if (n > DM_CONTRACT_MAX_VALUES) {
+        s_err(x, field, "an enum has at most " S_STR(DM_CONTRACT_MAX_VALUES)
+                        " symbols (the limit DM_CONTRACT_MAX_VALUES)%s", "");
         return false;
     }
     f->values = calloc((size_t)n, sizeof *f->values);
@@ -129,15 +159,11 @@ static bool s_enum(s_ctx_t *x, const char *field, const cJSON *t, dm_field_t *f)
             s_err(x, field, "enum symbols must be non-empty strings%s", "");
             return false;
         }
-        for (size_t j = 0; j < f->nvalues; j++)
-            if (strcmp(f->values[j], s->valuestring) == 0) {
-                s_err(x, field, "duplicate enum symbol '%s'", s->valuestring);
-                return false;
-            }
         f->values[f->nvalues++] = dm_cx_strdup(s->valuestring);
     }
     f->type = DM_FT_ENUM;
-    return true;
+    return s_unique(x, field, (const char *const *)f->values, f->nvalues, sizeof *f->values,
+                    "duplicate enum symbol '%s'");
 }
 
 /* A type object: enum, a primitive with a logical type, or unsupported. */
@@ -216,7 +242,7 @@ static bool s_type(s_ctx_t *x, const char *field, const cJSON *t, dm_field_t *f)
     return false;
 }
 
-static bool s_field(s_ctx_t *x, const cJSON *j, dm_field_t *f, const dm_field_t *prev, size_t np)
+static bool s_field(s_ctx_t *x, const cJSON *j, dm_field_t *f)
 {
     memset(f, 0, sizeof *f);
     f->min_length = f->max_length = -1;
@@ -232,11 +258,6 @@ static bool s_field(s_ctx_t *x, const cJSON *j, dm_field_t *f, const dm_field_t 
         s_err(x, nm, "the name must match ^[A-Za-z_][A-Za-z0-9_]{0,127}$%s", "");
         return false;
     }
-    for (size_t i = 0; i < np; i++)
-        if (strcmp(prev[i].name, nm) == 0) {
-            s_err(x, nm, "duplicate field name%s", "");
-            return false;
-        }
     f->name = dm_cx_strdup(nm);
     const cJSON *doc = cJSON_GetObjectItemCaseSensitive(j, "doc");
     if (cJSON_IsString(doc))
@@ -298,6 +319,11 @@ dm_err dm_avro_fields(const char *path, const char *location, const char *file, 
         s_err(&x, NULL, "the record needs a non-empty 'fields' array%s", "");
         goto out;
     }
+    if (count > DM_CONTRACT_MAX_FIELDS) {
+        s_err(&x, NULL, "the record has more than " S_STR(DM_CONTRACT_MAX_FIELDS)
+                        " fields (the limit DM_CONTRACT_MAX_FIELDS)%s", "");
+        goto out;
+    }
     fs = calloc((size_t)count, sizeof *fs);
     if (!fs)
         abort();
@@ -305,11 +331,12 @@ dm_err dm_avro_fields(const char *path, const char *location, const char *file, 
     cJSON_ArrayForEach(j, jf)
     {
         dm_field_t f;
-        if (s_field(&x, j, &f, fs, nf))
+        if (s_field(&x, j, &f))
             fs[nf++] = f;
         else
             dm_cx_field_free(&f);
     }
+    (void)s_unique(&x, NULL, &fs[0].name, nf, sizeof *fs, "duplicate field name%s");
     if (x.errors == 0) {
         *fields = fs;
         *n = nf;

@@ -209,19 +209,22 @@ static void s_tags(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *t)
     c->tags = calloc(t->n ? t->n : 1, sizeof *c->tags);
     if (!c->tags)
         abort();
+    dm_sidx_t x = DM_SIDX_INIT; /* duplicates by sorting, not pairwise */
     for (size_t i = 0; i < t->n; i++) {
         char *s;
         if (!dm_cx_str(cx, t->items[i], "metadata.tags entry", &s))
             continue;
-        bool dup = false;
-        for (size_t j = 0; j < c->ntags; j++)
-            dup = dup || strcmp(c->tags[j], s) == 0;
         if (!s[0])
             dm_cx_err(cx, t->items[i], "metadata.tags: a tag must not be empty");
-        else if (dup)
-            dm_cx_err(cx, t->items[i], "metadata.tags: duplicate tag '%s'", s);
+        else
+            dm_sidx_add(&x, s, strlen(s), i);
         c->tags[c->ntags++] = s;
     }
+    dm_sidx_sort(&x);
+    for (size_t i = 1; i < x.n; i++)
+        if (dm_sidx_dup(&x, i))
+            dm_cx_err(cx, t->items[x.e[i].pos], "metadata.tags: duplicate tag '%s'", x.e[i].s);
+    dm_sidx_free(&x);
 }
 
 static void s_metadata(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *m)
@@ -290,7 +293,7 @@ static dm_contract_t *s_contract(dm_cx_t *cx, dm_ydoc_t **doc)
         return c;
     }
     if (!dm_cx_map(cx, root, "the contract", keys))
-        return c;
+        return c; /* nothing indexed yet */
     const dm_ynode_t *v = dm_cx_need(cx, root, "apiVersion", "the contract");
     if (v && (v->kind != DM_YNODE_SCALAR || strcmp(v->text, S_API_VERSION) != 0))
         dm_cx_err(cx, v, "apiVersion %s%s%s is not supported; expected " S_API_VERSION,
@@ -314,7 +317,35 @@ static dm_contract_t *s_contract(dm_cx_t *cx, dm_ydoc_t **doc)
                       canon.len, DM_CONTRACT_MAX_FILE);
         dm_buf_free(&canon);
     }
+    dm_cx_contract_done(cx);
     return c;
+}
+
+/* Reports a product defined by two documents of one file (at the later
+ * one). keys holds "domain\0name" of document i at key_off[i] (empty when
+ * it has no valid name); sorted, so many documents cost O(n log n). */
+static void s_twice(dm_cx_t *cx, dm_contract_t **cs, size_t nc, const dm_buf_t *keys,
+                    const size_t *key_off)
+{
+    dm_sidx_t x = DM_SIDX_INIT;
+    for (size_t i = 0; i < nc; i++) {
+        size_t end = i + 1 < nc ? key_off[i + 1] : keys->len;
+        if (end > key_off[i])
+            dm_sidx_add(&x, keys->data + key_off[i], end - key_off[i], i);
+    }
+    dm_sidx_sort(&x);
+    size_t first = 0;
+    for (size_t i = 1; i < x.n; i++) {
+        if (!dm_sidx_dup(&x, i)) {
+            first = i;
+            continue;
+        }
+        const dm_contract_t *c = cs[x.e[i].pos];
+        dm_cx_err(cx, ((dm_ydoc_t *)c->tree)->root,
+                  "product %s/%s is defined twice in this file (documents %zu and %zu)",
+                  c->domain, c->name, x.e[first].pos + 1, x.e[i].pos + 1);
+    }
+    dm_sidx_free(&x);
 }
 
 dm_err dm_contract_parse(const char *name, const char *buf, size_t len, const char *basedir,
@@ -338,8 +369,13 @@ dm_err dm_contract_parse_opts(const char *name, const char *buf, size_t len, con
     dm_contract_t **cs = calloc(ndocs, sizeof *cs);
     if (!cs)
         abort();
-    dm_cx_t cx = {name, basedir, diags, diags->count - before, flags, 0}; /* dup. keys */
+    dm_cx_t cx = {.file = name, .basedir = basedir, .diags = diags,
+                  .errors = diags->count - before, /* dup. keys */ .flags = flags};
     size_t nc = 0;
+    dm_buf_t keys = DM_BUF_INIT; /* "domain\0name" of each product, for s_twice */
+    size_t *key_off = calloc(ndocs ? ndocs : 1, sizeof *key_off);
+    if (!key_off)
+        abort();
     for (size_t i = 0; i < ndocs; i++) {
         const dm_ynode_t *root = docs[i]->root;
         if (!root || (dm_ynode_is_null(root) && root->len == 0)) {
@@ -347,17 +383,17 @@ dm_err dm_contract_parse_opts(const char *name, const char *buf, size_t len, con
             continue;
         }
         dm_contract_t *c = s_contract(&cx, &docs[i]);
-        for (size_t j = 0; j < nc && c->name && c->domain; j++) {
-            if (cs[j]->name && cs[j]->domain && strcmp(c->name, cs[j]->name) == 0 &&
-                strcmp(c->domain, cs[j]->domain) == 0) {
-                dm_cx_err(&cx, ((dm_ydoc_t *)c->tree)->root,
-                          "product %s/%s is defined twice in this file (documents %zu and %zu)",
-                          c->domain, c->name, j + 1, nc + 1);
-                break;
-            }
+        key_off[nc] = keys.len;
+        if (c->name && c->domain) {
+            dm_buf_puts(&keys, c->domain);
+            dm_buf_append(&keys, "", 1);
+            dm_buf_puts(&keys, c->name);
         }
         cs[nc++] = c;
     }
+    s_twice(&cx, cs, nc, &keys, key_off);
+    dm_buf_free(&keys);
+    free(key_off);
     if (nc == 0) {
         dm_diags_add(diags, name, 1, 1, "no contract: every document in the file is empty");
         cx.errors++;

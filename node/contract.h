@@ -21,6 +21,11 @@
 #define DM_CONTRACT_MAX_DEPTH 64           /* YAML nesting levels */
 #define DM_CONTRACT_HASH_BYTES 32
 #define DM_DIAGS_MAX 1000                  /* diagnostics kept per list; a note replaces the rest */
+/* Shape limits of one contract (docs/contract.md, "Size limits"): what the
+ * node can compile into a record schema, with room to spare. */
+#define DM_CONTRACT_MAX_FIELDS 4096  /* fields of a schema (= DM_SCHEMA_MAX_FIELDS) */
+#define DM_CONTRACT_MAX_VALUES 65536 /* values of one enum field or one in_list check */
+#define DM_CONTRACT_MAX_CHECKS 4096  /* spec.quality.checks entries */
 
 typedef enum {
     DM_FT_STRING = 0,

@@ -10,8 +10,14 @@
 
 #include "types.h"
 
+bool dm_cx_full(const dm_cx_t *cx) { return cx->diags->count >= DM_DIAGS_MAX; }
+
 void dm_cx_err(dm_cx_t *cx, const dm_ynode_t *at, const char *fmt, ...)
 {
+    if (dm_cx_full(cx)) { /* counted, not kept: skip the formatting */
+        cx->errors++;
+        return;
+    }
     dm_buf_t b = DM_BUF_INIT;
     va_list ap;
     va_start(ap, fmt);
@@ -30,28 +36,43 @@ void dm_cx_err(dm_cx_t *cx, const dm_ynode_t *at, const char *fmt, ...)
     cx->errors++;
 }
 
+#define S_WORD_MAX 64 /* bytes; a longer word (or candidate) suggests nothing */
+#define S_BAND (2 * DM_CX_SUGGEST_MAX + 1) /* cells per row of the banded distance */
+
+/* Edit distance of a and b if at most DM_CX_SUGGEST_MAX, else more. Only
+ * the diagonal band |i - j| <= DM_CX_SUGGEST_MAX is computed (cells outside
+ * it cannot lead back under the limit), so a pair costs at most
+ * S_WORD_MAX * S_BAND cells. */
 static size_t s_levenshtein(const char *a, const char *b)
 {
+    const size_t k = DM_CX_SUGGEST_MAX, far = DM_CX_SUGGEST_MAX + 1;
     size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return (size_t)-1; /* names are short; a long word suggests nothing */
-    size_t row[65];
+    if (la > S_WORD_MAX || lb > S_WORD_MAX)
+        return (size_t)-1;
+    if ((la > lb ? la - lb : lb - la) > k)
+        return far;
+    size_t row[S_WORD_MAX + 1];
     for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
+        row[j] = j <= k ? j : far;
     for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t v = diag + cost;
+        size_t lo = i > k ? i - k : 1, hi = i + k < lb ? i + k : lb;
+        size_t diag = row[lo - 1];
+        row[lo - 1] = lo == 1 && i <= k ? i : far; /* column lo-1 of row i */
+        size_t best = row[lo - 1];
+        for (size_t j = lo; j <= hi; j++) {
+            size_t up = row[j]; /* beyond the previous band: still far */
+            size_t v = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
             if (up + 1 < v)
                 v = up + 1;
             if (row[j - 1] + 1 < v)
                 v = row[j - 1] + 1;
-            row[j] = v;
+            row[j] = v < far ? v : far;
             diag = up;
+            if (row[j] < best)
+                best = row[j];
         }
+        if (best >= far)
+            return far;
     }
     return row[lb];
 }
@@ -88,8 +109,23 @@ const char *dm_cx_suggest(const char *word, const char *const *cands, size_t n)
     return best;
 }
 
-void dm_cx_suggest_put(dm_buf_t *out, const char *word, const char *const *cands, size_t n)
+bool dm_cx_suggest_afford(dm_cx_t *cx, const char *word, size_t n)
 {
+    size_t wl = strnlen(word, S_WORD_MAX + 1);
+    if (wl > S_WORD_MAX || dm_cx_full(cx))
+        return false;
+    uint64_t cost = (uint64_t)n * (wl + 1) * S_BAND;
+    if (cost > DM_CX_SUGGEST_BUDGET - cx->suggest_cells)
+        return false;
+    cx->suggest_cells += cost;
+    return true;
+}
+
+void dm_cx_suggest_put(dm_cx_t *cx, dm_buf_t *out, const char *word, const char *const *cands,
+                       size_t n)
+{
+    if (!dm_cx_suggest_afford(cx, word, n))
+        return;
     const char *s = dm_cx_suggest(word, cands, n);
     if (s)
         dm_buf_printf(out, " (did you mean '%s'?)", s);
@@ -134,7 +170,7 @@ bool dm_cx_map(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *c
         for (j = 0; j < na; j++)
             dm_buf_printf(&msg, "%s%s", j ? ", " : "", allowed[j]);
         dm_buf_puts(&msg, "; or an x- extension key)");
-        dm_cx_suggest_put(&msg, k->text, allowed, na);
+        dm_cx_suggest_put(cx, &msg, k->text, allowed, na);
         dm_cx_err(cx, k, "%s", msg.data);
         dm_buf_free(&msg);
     }
@@ -262,7 +298,7 @@ int dm_cx_choice(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char 
     for (size_t i = 0; i < count; i++)
         dm_buf_printf(&msg, "%s%s", i ? ", " : "", names[i]);
     if (n->kind == DM_YNODE_SCALAR && !dm_ynode_is_null(n))
-        dm_cx_suggest_put(&msg, n->text, names, count);
+        dm_cx_suggest_put(cx, &msg, n->text, names, count);
     else
         dm_buf_printf(&msg, ", got %s", dm_cx_kind(n));
     dm_cx_err(cx, n, "%s", msg.data);
@@ -296,4 +332,14 @@ char *dm_cx_strdup(const char *s)
     if (!p)
         abort();
     return p;
+}
+
+void dm_cx_contract_done(dm_cx_t *cx)
+{
+    dm_sidx_free(&cx->fields);
+    for (size_t i = 0; i < cx->nenums; i++)
+        dm_sidx_free(&cx->enums[i]);
+    free(cx->enums);
+    cx->enums = NULL;
+    cx->nenums = 0;
 }

@@ -12,9 +12,15 @@
 #include <stdint.h>
 
 #include "contract.h"
+#include "sidx.h"
 #include "yaml_tree.h"
 
 #define DM_CX_SUGGEST_MAX 2 /* "did you mean": at most this edit distance */
+/* Edit-distance cells one file may spend on "did you mean" suggestions:
+ * a few milliseconds. Past it (or once the diagnostics are full) messages
+ * carry no suggestion, so misspelt references cannot cost
+ * references x candidates. */
+#define DM_CX_SUGGEST_BUDGET (4u * 1024 * 1024)
 
 typedef struct {
     const char *file;    /* name used in diagnostics */
@@ -23,7 +29,19 @@ typedef struct {
     size_t errors;       /* diagnostics added through this context */
     unsigned flags;      /* DM_CONTRACT_* parse options */
     uint64_t pattern_cost; /* atoms of the current document's patterns so far */
+    uint64_t suggest_cells; /* edit-distance cells spent on suggestions (whole file) */
+    /* Indexes of the current document, freed by dm_cx_contract_done: */
+    dm_sidx_t fields;  /* field names -> index in c->fields, sorted */
+    dm_sidx_t *enums;  /* per field (c->nfields), enum values -> index; built on demand */
+    size_t nenums;
 } dm_cx_t;
+
+/* Frees the current document's indexes (cx->fields, cx->enums). */
+void dm_cx_contract_done(dm_cx_t *cx);
+
+/* True once the diagnostics list is full: callers may skip building a
+ * message that would be dropped (dm_cx_err still counts the error). */
+bool dm_cx_full(const dm_cx_t *cx);
 
 /* Reports a problem at node at (position 0:0 if at is NULL). */
 void dm_cx_err(dm_cx_t *cx, const dm_ynode_t *at, const char *fmt, ...) DM_PRINTF(3, 4);
@@ -33,8 +51,14 @@ void dm_cx_err(dm_cx_t *cx, const dm_ynode_t *at, const char *fmt, ...) DM_PRINT
  * or NULL. */
 const char *dm_cx_suggest(const char *word, const char *const *cands, size_t n);
 
-/* Appends " (did you mean 'X'?)" to out when a candidate is close. */
-void dm_cx_suggest_put(dm_buf_t *out, const char *word, const char *const *cands, size_t n);
+/* True if a suggestion among n candidates for word still fits the file's
+ * DM_CX_SUGGEST_BUDGET (and the diagnostics are not full); charges it. */
+bool dm_cx_suggest_afford(dm_cx_t *cx, const char *word, size_t n);
+
+/* Appends " (did you mean 'X'?)" to out when a candidate is close and
+ * dm_cx_suggest_afford allows the search. */
+void dm_cx_suggest_put(dm_cx_t *cx, dm_buf_t *out, const char *word, const char *const *cands,
+                       size_t n);
 
 /* Checks that n is a mapping whose keys are all in allowed (NULL-terminated)
  * or start with "x-". Unknown keys are reported with a suggestion. Returns
@@ -105,8 +129,13 @@ int dm_cx_column(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t *n, const
  * regex (reported if not). */
 bool dm_cx_regex_ok(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *pattern);
 
-/* Index of the field called name, or -1. */
-int dm_cx_field_index(const dm_contract_t *c, const char *name);
+/* Index of the field called name (its first declaration) in the current
+ * document, or -1; O(log fields) through cx->fields. */
+int dm_cx_field_index(const dm_cx_t *cx, const char *name);
+
+/* Index of value t among the values of enum field number fi of c, or -1;
+ * O(log values) through cx->enums (built on first use). */
+long dm_cx_enum_index(dm_cx_t *cx, const dm_contract_t *c, size_t fi, const char *t);
 
 /* Frees the strings of one field (not the struct). */
 void dm_cx_field_free(dm_field_t *f);

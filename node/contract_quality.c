@@ -12,6 +12,7 @@
 
 #include "types.h"
 
+#define S_LIST_VALUES_MAX 20 /* enum values quoted in a diagnostic */
 #define S_COMMON_KEYS "rule", "name", "description"
 
 static const char *const s_rules[DM_CHECK__COUNT] = {
@@ -50,7 +51,7 @@ static void s_keys(dm_cx_t *cx, const dm_ynode_t *m, int rule)
             for (size_t j = 0; j < nall; j++)
                 dm_buf_printf(&msg, "%s%s", j ? ", " : "", s_all_keys[j]);
             dm_buf_puts(&msg, "; or an x- extension key)");
-            dm_cx_suggest_put(&msg, k->text, s_all_keys, nall);
+            dm_cx_suggest_put(cx, &msg, k->text, s_all_keys, nall);
             dm_cx_err(cx, k, "%s", msg.data);
             dm_buf_free(&msg);
         } else if (rule >= 0 && !s_in(k->text, s_rule_keys[rule])) {
@@ -67,7 +68,8 @@ static void s_keys(dm_cx_t *cx, const dm_ynode_t *m, int rule)
 }
 
 /* Checks that v is a valid value of field f; what names it in messages. */
-static bool s_typed_value(dm_cx_t *cx, const dm_field_t *f, const dm_ynode_t *v, const char *what)
+static bool s_typed_value(dm_cx_t *cx, const dm_contract_t *c, const dm_field_t *f,
+                          const dm_ynode_t *v, const char *what)
 {
     if (v->kind != DM_YNODE_SCALAR || dm_ynode_is_null(v)) {
         dm_cx_err(cx, v, "%s: expected a %s value, got %s", what, dm_ftype_name(f->type),
@@ -112,15 +114,20 @@ static bool s_typed_value(dm_cx_t *cx, const dm_field_t *f, const dm_ynode_t *v,
         return false;
     case DM_FT_ENUM:
     default:
-        for (size_t k = 0; k < f->nvalues; k++)
-            if (strcmp(f->values[k], t) == 0)
-                return true;
+        if (dm_cx_enum_index(cx, c, (size_t)(f - c->fields), t) >= 0)
+            return true;
+        if (dm_cx_full(cx)) {
+            dm_cx_err(cx, v, "%s", "");
+            return false;
+        }
         dm_buf_t msg = DM_BUF_INIT;
         dm_buf_printf(&msg, "%s '%s' is not one of the values of enum field '%s': ", what, t,
                       f->name);
-        for (size_t k = 0; k < f->nvalues; k++)
+        for (size_t k = 0; k < f->nvalues && k < S_LIST_VALUES_MAX; k++)
             dm_buf_printf(&msg, "%s%s", k ? ", " : "", f->values[k]);
-        dm_cx_suggest_put(&msg, t, (const char *const *)f->values, f->nvalues);
+        if (f->nvalues > S_LIST_VALUES_MAX)
+            dm_buf_printf(&msg, ", ... (%zu values)", f->nvalues);
+        dm_cx_suggest_put(cx, &msg, t, (const char *const *)f->values, f->nvalues);
         dm_cx_err(cx, v, "%s", msg.data);
         dm_buf_free(&msg);
         return false;
@@ -136,24 +143,35 @@ static void s_in_list(dm_cx_t *cx, const dm_contract_t *c, dm_check_t *k, const 
         dm_cx_err(cx, v, "in_list values must list at least one value");
         return;
     }
+    if (v->n > DM_CONTRACT_MAX_VALUES) {
+        dm_cx_err(cx, v, "in_list values lists %zu values; a check has at most %d (the limit "
+                         "DM_CONTRACT_MAX_VALUES)", v->n, DM_CONTRACT_MAX_VALUES);
+        return;
+    }
     k->values = calloc(v->n, sizeof *k->values);
-    if (!k->values)
+    const dm_ynode_t **at = calloc(v->n, sizeof *at);
+    if (!k->values || !at)
         abort();
     const dm_field_t *f = k->field_index >= 0 ? &c->fields[k->field_index] : NULL;
     for (size_t i = 0; i < v->n; i++) {
         const dm_ynode_t *it = v->items[i];
-        if (f && !s_typed_value(cx, f, it, "in_list value"))
+        if (f && !s_typed_value(cx, c, f, it, "in_list value"))
             continue;
         if (!f && (it->kind != DM_YNODE_SCALAR || dm_ynode_is_null(it)))
             continue; /* the column error was reported already */
-        bool dup = false;
-        for (size_t j = 0; j < k->nvalues && !dup; j++)
-            dup = strcmp(k->values[j], it->text) == 0;
-        if (dup)
-            dm_cx_err(cx, it, "in_list: duplicate value '%s'", it->text);
-        else
-            k->values[k->nvalues++] = dm_cx_strdup(it->text);
+        at[k->nvalues] = it;
+        k->values[k->nvalues++] = dm_cx_strdup(it->text);
     }
+    /* duplicates by sorting (a duplicate fails the contract, so it may stay) */
+    dm_sidx_t x = DM_SIDX_INIT;
+    for (size_t i = 0; i < k->nvalues; i++)
+        dm_sidx_add(&x, k->values[i], strlen(k->values[i]), i);
+    dm_sidx_sort(&x);
+    for (size_t i = 1; i < x.n; i++)
+        if (dm_sidx_dup(&x, i))
+            dm_cx_err(cx, at[x.e[i].pos], "in_list: duplicate value '%s'", x.e[i].s);
+    dm_sidx_free(&x);
+    free(at);
 }
 
 static void s_range(dm_cx_t *cx, const dm_contract_t *c, dm_check_t *k, const dm_ynode_t *m)
@@ -291,6 +309,11 @@ void dm_cx_quality(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
     const dm_ynode_t *v = dm_ynode_get(n, "checks");
     if (!v || !dm_cx_seq(cx, v, "spec.quality.checks"))
         return;
+    if (v->n > DM_CONTRACT_MAX_CHECKS) {
+        dm_cx_err(cx, v, "spec.quality.checks lists %zu checks; a contract has at most %d (the "
+                         "limit DM_CONTRACT_MAX_CHECKS)", v->n, DM_CONTRACT_MAX_CHECKS);
+        return;
+    }
     c->checks = calloc(v->n ? v->n : 1, sizeof *c->checks);
     if (!c->checks)
         abort();

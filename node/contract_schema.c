@@ -31,12 +31,51 @@ void dm_cx_field_free(dm_field_t *f)
     free(f->pattern);
 }
 
-int dm_cx_field_index(const dm_contract_t *c, const char *name)
+int dm_cx_field_index(const dm_cx_t *cx, const char *name)
 {
+    size_t i = dm_sidx_find(&cx->fields, name, strlen(name));
+    return i == DM_SIDX_NONE ? -1 : (int)i;
+}
+
+long dm_cx_enum_index(dm_cx_t *cx, const dm_contract_t *c, size_t fi, const char *t)
+{
+    if (!cx->enums) {
+        cx->enums = calloc(c->nfields ? c->nfields : 1, sizeof *cx->enums);
+        if (!cx->enums)
+            abort();
+        cx->nenums = c->nfields;
+    }
+    dm_sidx_t *x = &cx->enums[fi];
+    const dm_field_t *f = &c->fields[fi];
+    if (!x->e && f->nvalues) {
+        for (size_t k = 0; k < f->nvalues; k++)
+            dm_sidx_add(x, f->values[k], strlen(f->values[k]), k);
+        dm_sidx_sort(x);
+    }
+    size_t k = dm_sidx_find(x, t, strlen(t));
+    return k == DM_SIDX_NONE ? -1 : (long)k;
+}
+
+/* Builds cx->fields over c's fields; with names (the name node of each
+ * field, inline schemas), reports every later declaration of a name. */
+static void s_index_fields(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t *const *names)
+{
+    dm_sidx_free(&cx->fields);
     for (size_t i = 0; i < c->nfields; i++)
-        if (strcmp(c->fields[i].name, name) == 0)
-            return (int)i;
-    return -1;
+        dm_sidx_add(&cx->fields, c->fields[i].name, strlen(c->fields[i].name), i);
+    dm_sidx_sort(&cx->fields);
+    size_t first = 0;
+    for (size_t i = 1; names && i < cx->fields.n; i++) {
+        if (!dm_sidx_dup(&cx->fields, i)) {
+            first = i;
+            continue;
+        }
+        const dm_field_t *f = &c->fields[cx->fields.e[i].pos];
+        if (dm_cx_is_field_name(f->name))
+            dm_cx_err(cx, names[cx->fields.e[i].pos],
+                      "duplicate field name '%s' (first declared at line %u)", f->name,
+                      c->fields[cx->fields.e[first].pos].line);
+    }
 }
 
 int dm_cx_column(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t *n, const char *what)
@@ -45,24 +84,32 @@ int dm_cx_column(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t *n, const
         dm_cx_err(cx, n, "%s: expected a field name, got %s", what, dm_cx_kind(n));
         return -1;
     }
-    int i = dm_cx_field_index(c, n->text);
+    int i = dm_cx_field_index(cx, n->text);
     if (i >= 0 || c->nfields == 0) /* no fields: the schema's own error says why */
         return i;
+    if (dm_cx_full(cx)) {
+        dm_cx_err(cx, n, "%s", "");
+        return -1;
+    }
     dm_buf_t msg = DM_BUF_INIT;
     dm_buf_printf(&msg, "%s '%s' is not a field of the schema", what, n->text);
-    const char **names = malloc(c->nfields * sizeof *names);
-    if (!names)
-        abort();
-    for (size_t k = 0; k < c->nfields; k++)
-        names[k] = c->fields[k].name;
     if (c->nfields <= S_LIST_FIELDS_MAX) {
         dm_buf_puts(&msg, " (fields: ");
         for (size_t k = 0; k < c->nfields; k++)
-            dm_buf_printf(&msg, "%s%s", k ? ", " : "", names[k]);
+            dm_buf_printf(&msg, "%s%s", k ? ", " : "", c->fields[k].name);
         dm_buf_putc(&msg, ')');
     }
-    dm_cx_suggest_put(&msg, n->text, names, c->nfields);
-    free(names);
+    if (dm_cx_suggest_afford(cx, n->text, c->nfields)) {
+        const char **names = malloc(c->nfields * sizeof *names);
+        if (!names)
+            abort();
+        for (size_t k = 0; k < c->nfields; k++)
+            names[k] = c->fields[k].name;
+        const char *near = dm_cx_suggest(n->text, names, c->nfields);
+        if (near)
+            dm_buf_printf(&msg, " (did you mean '%s'?)", near);
+        free(names);
+    }
     dm_cx_err(cx, n, "%s", msg.data);
     dm_buf_free(&msg);
     return -1;
@@ -129,22 +176,34 @@ static void s_values(dm_cx_t *cx, dm_field_t *f, const dm_ynode_t *v, const char
         dm_cx_err(cx, v, "%s must list at least one value", label);
         return;
     }
+    if (v->n > DM_CONTRACT_MAX_VALUES) {
+        dm_cx_err(cx, v, "%s lists %zu values; an enum field has at most %d (the limit "
+                         "DM_CONTRACT_MAX_VALUES)", label, v->n, DM_CONTRACT_MAX_VALUES);
+        return;
+    }
     f->values = calloc(v->n, sizeof *f->values);
-    if (!f->values)
+    const dm_ynode_t **at = calloc(v->n, sizeof *at);
+    if (!f->values || !at)
         abort();
     for (size_t i = 0; i < v->n; i++) {
         char *s;
         if (!dm_cx_str(cx, v->items[i], label, &s))
             continue;
-        bool dup = false;
-        for (size_t j = 0; j < f->nvalues && !dup; j++)
-            dup = strcmp(f->values[j], s) == 0;
         if (!s[0])
             dm_cx_err(cx, v->items[i], "%s: a value must not be empty", label);
-        else if (dup)
-            dm_cx_err(cx, v->items[i], "%s: duplicate value '%s'", label, s);
+        at[f->nvalues] = v->items[i];
         f->values[f->nvalues++] = s;
     }
+    /* duplicates by sorting: pairwise comparison is quadratic in values */
+    dm_sidx_t x = DM_SIDX_INIT;
+    for (size_t i = 0; i < f->nvalues; i++)
+        dm_sidx_add(&x, f->values[i], strlen(f->values[i]), i);
+    dm_sidx_sort(&x);
+    for (size_t i = 1; i < x.n; i++)
+        if (x.e[i].len && dm_sidx_dup(&x, i))
+            dm_cx_err(cx, at[x.e[i].pos], "%s: duplicate value '%s'", label, x.e[i].s);
+    dm_sidx_free(&x);
+    free(at);
 }
 
 /* Reads one of minimum/maximum/exclusiveMinimum/exclusiveMaximum. */
@@ -232,8 +291,10 @@ static void s_lengths(dm_cx_t *cx, const dm_ynode_t *m, dm_field_t *f, bool type
         (void)dm_cx_regex_ok(cx, p, what, f->pattern);
 }
 
-/* Reads one field mapping; returns false if it has no usable name. */
-static bool s_field(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *m, size_t idx, dm_field_t *f)
+/* Reads one field mapping; returns false if it has no usable name. *name
+ * is its name node (duplicates are found once all are read). */
+static bool s_field(dm_cx_t *cx, const dm_ynode_t *m, size_t idx, dm_field_t *f,
+                    const dm_ynode_t **name)
 {
     static const char *const keys[] = {"name", "type", "required", "description", "values",
                                        "minimum", "maximum", "exclusiveMinimum",
@@ -250,17 +311,12 @@ static bool s_field(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *m, size_t i
     const dm_ynode_t *v = dm_cx_need(cx, m, "name", label);
     if (!v || !dm_cx_str(cx, v, "field name", &f->name))
         return false;
-    if (!dm_cx_is_field_name(f->name)) {
+    *name = v;
+    if (!dm_cx_is_field_name(f->name))
         dm_cx_err(cx, v,
                   "field name '%s' must match ^[A-Za-z_][A-Za-z0-9_]{0,127}$ (a letter or '_', "
                   "then up to 127 letters, digits or '_')",
                   f->name);
-    } else {
-        int dup = dm_cx_field_index(c, f->name);
-        if (dup >= 0)
-            dm_cx_err(cx, v, "duplicate field name '%s' (first declared at line %u)", f->name,
-                      c->fields[dup].line);
-    }
     snprintf(label, sizeof label, "field '%s'", f->name);
     bool type_ok = false;
     if ((v = dm_cx_need(cx, m, "type", label))) {
@@ -297,16 +353,24 @@ static void s_fields(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *seq)
         dm_cx_err(cx, seq, "spec.schema.fields must list at least one field");
         return;
     }
+    if (seq->n > DM_CONTRACT_MAX_FIELDS) {
+        dm_cx_err(cx, seq, "spec.schema.fields lists %zu fields; a contract has at most %d (the "
+                           "limit DM_CONTRACT_MAX_FIELDS)", seq->n, DM_CONTRACT_MAX_FIELDS);
+        return;
+    }
     c->fields = calloc(seq->n, sizeof *c->fields);
-    if (!c->fields)
+    const dm_ynode_t **names = calloc(seq->n, sizeof *names);
+    if (!c->fields || !names)
         abort();
     for (size_t i = 0; i < seq->n; i++) {
         dm_field_t f;
-        if (s_field(cx, c, seq->items[i], i, &f))
+        if (s_field(cx, seq->items[i], i, &f, &names[c->nfields]))
             c->fields[c->nfields++] = f;
         else
             dm_cx_field_free(&f);
     }
+    s_index_fields(cx, c, names);
+    free(names);
 }
 
 static void s_pk(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *v)
@@ -322,17 +386,15 @@ static void s_pk(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *v)
         }
     }
     c->pk = calloc(n, sizeof *c->pk);
-    if (!c->pk)
+    bool *named = calloc(c->nfields, sizeof *named); /* fields named so far */
+    if (!c->pk || !named)
         abort();
     for (size_t i = 0; i < n; i++) {
         int k = dm_cx_column(cx, c, items[i], "primaryKey field");
         if (k < 0)
             continue;
         dm_field_t *f = &c->fields[k];
-        bool dup = false;
-        for (size_t j = 0; j < c->npk; j++)
-            dup = dup || c->pk[j] == (size_t)k;
-        if (dup) {
+        if (named[k]) {
             dm_cx_err(cx, items[i], "primaryKey names field '%s' twice", f->name);
             continue;
         }
@@ -346,8 +408,10 @@ static void s_pk(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *v)
         }
         f->primary_key = true;
         f->required = true;
+        named[k] = true;
         c->pk[c->npk++] = (size_t)k;
     }
+    free(named);
 }
 
 /* A primary-key field written with "required: false" contradicts itself. */
@@ -361,7 +425,7 @@ static void s_pk_required(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t 
         bool b;
         if (!name || !req || !dm_ynode_is_bool(req, &b) || b || name->kind != DM_YNODE_SCALAR)
             continue;
-        int k = dm_cx_field_index(c, name->text);
+        int k = dm_cx_field_index(cx, name->text);
         if (k >= 0 && c->fields[k].primary_key)
             dm_cx_err(cx, req,
                       "field '%s' is in primaryKey, so it is required; remove 'required: false'",
@@ -407,6 +471,7 @@ static void s_avro(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *loc)
         return;
     }
     c->schema_from_avro = true;
+    s_index_fields(cx, c, NULL); /* avro.c reported duplicates */
 }
 
 void dm_cx_schema(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *s)

@@ -33,6 +33,7 @@ void dm_cx_storage(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
         return;
     static const char *const pkeys[] = {"field", "granularity", NULL};
     c->partitions = s_calloc(v->n, sizeof *c->partitions);
+    bool *used = s_calloc(c->nfields, sizeof *used); /* fields partitioned on so far */
     for (size_t i = 0; i < v->n; i++) {
         const dm_ynode_t *p = v->items[i], *f, *g;
         char what[64];
@@ -57,17 +58,17 @@ void dm_cx_storage(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
                              "month or year)", fd->name);
             continue;
         }
-        for (size_t j = 0; j < c->npartitions; j++)
-            if (strcmp(c->partitions[j].field, fd->name) == 0) {
-                dm_cx_err(cx, f, "partitioning names field '%s' twice", fd->name);
-                fi = -1;
-                break;
-            }
-        if (fi < 0 || gi < 0)
+        if (used[fi]) {
+            dm_cx_err(cx, f, "partitioning names field '%s' twice", fd->name);
             continue;
+        }
+        if (gi < 0)
+            continue;
+        used[fi] = true;
         c->partitions[c->npartitions++] =
             (dm_partition_t){dm_cx_strdup(fd->name), (dm_granularity)gi};
     }
+    free(used);
 }
 
 /* "pNN < DURATION" with optional spaces; p99 -> 99, p999 -> 99.9. */
@@ -154,12 +155,39 @@ void dm_cx_policies(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
         c->encryption = (dm_encryption)i;
 }
 
+/* Reports an upstream listed twice (at its later domain), by sorting
+ * "domain/product" keys (names cannot hold '/'). */
+static void s_upstream_twice(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t *const *at)
+{
+    dm_buf_t keys = DM_BUF_INIT;
+    size_t *off = s_calloc(c->nupstream + 1, sizeof *off);
+    for (size_t i = 0; i < c->nupstream; i++) {
+        off[i] = keys.len;
+        dm_buf_printf(&keys, "%s/%s", c->upstream[i].domain, c->upstream[i].product);
+    }
+    off[c->nupstream] = keys.len;
+    dm_sidx_t x = DM_SIDX_INIT;
+    for (size_t i = 0; i < c->nupstream; i++)
+        dm_sidx_add(&x, keys.data + off[i], off[i + 1] - off[i], i);
+    dm_sidx_sort(&x);
+    for (size_t i = 1; i < x.n; i++)
+        if (dm_sidx_dup(&x, i)) {
+            const dm_lineage_t *l = &c->upstream[x.e[i].pos];
+            dm_cx_err(cx, at[x.e[i].pos], "upstream %s/%s is listed twice", l->domain,
+                      l->product);
+        }
+    dm_sidx_free(&x);
+    free(off);
+    dm_buf_free(&keys);
+}
+
 static void s_upstream(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *seq)
 {
     static const char *const keys[] = {"product", "domain", NULL};
     if (!dm_cx_seq(cx, seq, "spec.interoperability.lineage.upstream"))
         return;
     c->upstream = s_calloc(seq->n, sizeof *c->upstream);
+    const dm_ynode_t **at_domain = s_calloc(seq->n, sizeof *at_domain);
     for (size_t i = 0; i < seq->n; i++) {
         const dm_ynode_t *m = seq->items[i], *p, *d;
         char what[80];
@@ -190,19 +218,16 @@ static void s_upstream(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *seq)
             dm_cx_err(cx, p, "a product cannot be its own upstream (%s/%s)", l.domain, l.product);
             ok = false;
         }
-        for (size_t j = 0; ok && j < c->nupstream; j++)
-            if (strcmp(c->upstream[j].product, l.product) == 0 &&
-                strcmp(c->upstream[j].domain, l.domain) == 0) {
-                dm_cx_err(cx, d, "upstream %s/%s is listed twice", l.domain, l.product);
-                ok = false;
-            }
         if (ok) {
+            at_domain[c->nupstream] = d;
             c->upstream[c->nupstream++] = l;
         } else {
             free(l.product);
             free(l.domain);
         }
     }
+    s_upstream_twice(cx, c, at_domain);
+    free(at_domain);
 }
 
 void dm_cx_interop(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)

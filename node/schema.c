@@ -23,10 +23,11 @@
 #include "log.h"
 #include "pattern.h"
 
-#define S_FNV_OFFSET 2166136261u
-#define S_FNV_PRIME 16777619u
 #define S_ENUM_LIST_MAX 200 /* bytes of an enum's value list quoted in a reason */
 #define S_WORDS ((DM_SCHEMA_MAX_FIELDS + 63) / 64)
+
+_Static_assert(DM_CONTRACT_MAX_FIELDS <= DM_SCHEMA_MAX_FIELDS,
+               "every contract the parser accepts must compile into a schema");
 
 struct dm_schema__rcheck {
     const dm_check_t *c;
@@ -60,12 +61,14 @@ static size_t s_width(dm_ftype t)
     }
 }
 
-static uint32_t s_hash(const char *k, size_t n)
+/* Field-name hash, keyed per schema: the names come from a contract and
+ * the keys from records, so with a fixed hash both could be chosen to
+ * collide and make every key lookup O(fields). */
+static uint32_t s_hash(const dm_schema_t *s, const char *k, size_t n)
 {
-    uint32_t h = S_FNV_OFFSET;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)k[i]) * S_FNV_PRIME;
-    return h;
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, (const unsigned char *)k, n, s->hkey);
+    return (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
 }
 
 static bool s_bit(const uint64_t *w, size_t i) { return w[i / 64] >> (i % 64) & 1; }
@@ -251,10 +254,8 @@ static bool s_text_rules(s_ctx_t *x, const s_field_t *sf, const dm_json_member_t
 
 static long s_enum_index(const s_field_t *sf, const char *t, size_t n)
 {
-    for (size_t k = 0; k < sf->f->nvalues; k++)
-        if (sf->vlens[k] == n && memcmp(sf->f->values[k], t, n) == 0)
-            return (long)k;
-    return -1;
+    size_t k = dm_sidx_find(&sf->vidx, t, n);
+    return k == DM_SIDX_NONE ? -1 : (long)k;
 }
 
 static void s_enum_fail(s_ctx_t *x, const s_field_t *sf, const dm_json_member_t *m)
@@ -426,7 +427,7 @@ static long s_lookup(const dm_schema_t *s, const dm_json_member_t *m, char *scra
         *guess = g + 1;
         return (long)g;
     }
-    for (size_t h = s_hash(k, n) & s->hmask;; h = (h + 1) & s->hmask) {
+    for (size_t h = s_hash(s, k, n) & s->hmask;; h = (h + 1) & s->hmask) {
         uint32_t e = s->htab[h];
         if (!e)
             return -1;
@@ -445,13 +446,19 @@ int dm_schema_field_index(const dm_schema_t *s, const char *name, size_t len)
     return (int)s_lookup(s, &m, NULL, &guess);
 }
 
-static bool s_value_eq(const dm_value_t *a, const dm_value_t *b)
+/* Orders two values of one type (an in_list is sorted by it and searched
+ * in O(log values) per record); 0 exactly when they are equal. */
+static int s_value_cmp(const void *pa, const void *pb)
 {
+    const dm_value_t *a = pa, *b = pb;
     switch (a->type) {
-    case DM_FT_STRING: return a->slen == b->slen && memcmp(a->s, b->s, a->slen) == 0;
-    case DM_FT_DOUBLE: return a->d == b->d;
-    case DM_FT_UUID: return memcmp(a->uuid, b->uuid, DM_UUID_BYTES) == 0;
-    default: return a->i == b->i;
+    case DM_FT_STRING: {
+        int c = memcmp(a->s, b->s, a->slen < b->slen ? a->slen : b->slen);
+        return c ? c : (a->slen > b->slen) - (a->slen < b->slen);
+    }
+    case DM_FT_DOUBLE: return (a->d > b->d) - (a->d < b->d);
+    case DM_FT_UUID: return memcmp(a->uuid, b->uuid, DM_UUID_BYTES);
+    default: return (a->i > b->i) - (a->i < b->i);
     }
 }
 
@@ -476,10 +483,8 @@ static void s_row_checks(s_ctx_t *x, const dm_schema_t *s, uint8_t *rd, size_t l
         }
         switch (rc->c->rule) {
         case DM_CHECK_IN_LIST: {
-            size_t j = 0;
-            while (j < rc->nvals && !s_value_eq(&v, &rc->vals[j]))
-                j++;
-            if (j == rc->nvals && s_reason(x, f)) {
+            if (!bsearch(&v, rc->vals, rc->nvals, sizeof *rc->vals, s_value_cmp) &&
+                s_reason(x, f)) {
                 n = dm_schema__value_text(&v, tmp, &t);
                 dm_buf_puts(x->out, "check in_list failed: ");
                 s_quote(x->out, t, n);
@@ -676,6 +681,7 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
         return DM_ERR_NOMEM;
     s->c = c;
     s->nfields = c->nfields;
+    randombytes_buf(s->hkey, sizeof s->hkey);
     size_t hsize = 8;
     while (hsize < 2 * c->nfields)
         hsize *= 2;
@@ -693,7 +699,7 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
         sf->slot = (uint32_t)off;
         sf->width = (uint32_t)s_width(sf->f->type);
         off += sf->width;
-        size_t h = s_hash(sf->f->name, sf->nlen) & s->hmask;
+        size_t h = s_hash(s, sf->f->name, sf->nlen) & s->hmask;
         while (s->htab[h])
             h = (h + 1) & s->hmask;
         s->htab[h] = (uint32_t)i + 1;
@@ -701,8 +707,11 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
             sf->vlens = calloc(sf->f->nvalues + 1, sizeof *sf->vlens);
             if (!sf->vlens)
                 goto out;
-            for (size_t k = 0; k < sf->f->nvalues; k++)
+            for (size_t k = 0; k < sf->f->nvalues; k++) {
                 sf->vlens[k] = strlen(sf->f->values[k]);
+                dm_sidx_add(&sf->vidx, sf->f->values[k], sf->vlens[k], k);
+            }
+            dm_sidx_sort(&sf->vidx);
         }
         if (sf->f->pattern) {
             err = DM_ERR_INVALID;
@@ -744,6 +753,7 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
                 }
             }
             rc->nvals = ck->nvalues;
+            qsort(rc->vals, rc->nvals, sizeof *rc->vals, s_value_cmp);
         }
     }
     *out = s;
@@ -760,6 +770,7 @@ void dm_schema_destroy(dm_schema_t **self_p)
     dm_schema_t *s = *self_p;
     for (size_t i = 0; s->fields && i < s->nfields; i++) {
         free(s->fields[i].vlens);
+        dm_sidx_free(&s->fields[i].vidx);
         dm_pattern_destroy(&s->fields[i].re);
     }
     for (size_t k = 0; k < s->nchecks; k++) {

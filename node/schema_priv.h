@@ -8,8 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sodium.h>
+
 #include "pattern.h"
 #include "schema.h"
+#include "sidx.h"
 
 #define DM_SCHEMA__ROW_FIXED 4 /* version, reserved, u16 field count */
 #define DM_SCHEMA__TEXT_MAX 64 /* formatted scalar (number, timestamp, uuid) */
@@ -20,6 +23,7 @@ typedef struct {
     uint32_t slot;    /* offset of the fixed slot in a row of this schema */
     uint32_t width;   /* bytes of the slot */
     size_t *vlens;    /* enum value lengths */
+    dm_sidx_t vidx;   /* enum values, sorted: a lookup is O(log values) */
     dm_pattern_t *re; /* pattern, or NULL */
 } dm_schema__field_t;
 
@@ -30,6 +34,7 @@ struct dm_schema {
     size_t nfields;
     dm_schema__field_t *fields;
     uint32_t *htab; /* field index + 1; 0 = empty */
+    unsigned char hkey[crypto_shorthash_KEYBYTES]; /* random: see s_hash */
     size_t hmask;
     size_t bitmap_end; /* end of the null bitmap = start of the slots */
     size_t header;     /* fixed part of every row: bitmap and slots */

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include <sodium.h>
+
 #define S_ANCHORS_MIN 16 /* initial anchor table slots (power of two) */
 
 typedef struct { /* a position, 0-based as libyaml counts */
@@ -47,6 +49,7 @@ typedef struct {
     size_t ntabs, captabs;
     s_range_t *ranges;      /* multi-line scalars: a TAB inside them is content */
     size_t nranges, capranges;
+    unsigned char hkey[crypto_shorthash_KEYBYTES]; /* random: see s_hash */
 } s_build_t;
 
 static void *s_grow(void *p, size_t *cap, size_t need, size_t size)
@@ -197,12 +200,17 @@ static size_t s_report_tabs(s_build_t *b, const s_pos_t *limit)
     return found;
 }
 
-static uint64_t s_hash(const char *s)
+/* Anchor-name hash, keyed per file: with a fixed hash a document could
+ * name thousands of anchors that share one slot chain and make their
+ * definitions and aliases cost O(anchors) each. */
+static size_t s_hash(const unsigned char *key, const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, (const unsigned char *)s, strlen(s), key);
+    size_t v = 0;
+    for (size_t i = 0; i < sizeof v && i < sizeof h; i++)
+        v |= (size_t)h[i] << (8 * i);
+    return v;
 }
 
 static void s_anchors_clear(s_build_t *b)
@@ -214,9 +222,10 @@ static void s_anchors_clear(s_build_t *b)
     b->nanchors = b->nanchor_slots = 0;
 }
 
-static s_anchor_t *s_anchor_slot(s_anchor_t *t, size_t slots, const char *name)
+static s_anchor_t *s_anchor_slot(const s_build_t *b, s_anchor_t *t, size_t slots,
+                                 const char *name)
 {
-    size_t i = (size_t)s_hash(name) & (slots - 1);
+    size_t i = s_hash(b->hkey, name) & (slots - 1);
     while (t[i].name && strcmp(t[i].name, name) != 0)
         i = (i + 1) & (slots - 1);
     return &t[i];
@@ -231,12 +240,12 @@ static void s_anchor_set(s_build_t *b, const char *name, dm_ynode_t *node)
             abort();
         for (size_t i = 0; i < b->nanchor_slots; i++)
             if (b->anchors[i].name)
-                *s_anchor_slot(t, slots, b->anchors[i].name) = b->anchors[i];
+                *s_anchor_slot(b, t, slots, b->anchors[i].name) = b->anchors[i];
         free(b->anchors);
         b->anchors = t;
         b->nanchor_slots = slots;
     }
-    s_anchor_t *a = s_anchor_slot(b->anchors, b->nanchor_slots, name);
+    s_anchor_t *a = s_anchor_slot(b, b->anchors, b->nanchor_slots, name);
     if (!a->name) {
         a->name = strdup(name);
         if (!a->name)
@@ -250,7 +259,7 @@ static dm_ynode_t *s_anchor_get(s_build_t *b, const char *name)
 {
     if (!b->nanchor_slots)
         return NULL;
-    return s_anchor_slot(b->anchors, b->nanchor_slots, name)->node;
+    return s_anchor_slot(b, b->anchors, b->nanchor_slots, name)->node;
 }
 
 static dm_ynode_t *s_node_new(s_build_t *b, dm_ynode_kind kind, yaml_mark_t m)
@@ -518,6 +527,7 @@ dm_err dm_ytree_load(const char *name, const char *buf, size_t len, dm_ydoc_t **
         return DM_ERR_TOOBIG;
     }
     s_build_t b = {.file = name, .buf = buf, .len = len, .diags = diags};
+    randombytes_buf(b.hkey, sizeof b.hkey);
     dm_err rc = DM_ERR_INVALID;
     yaml_parser_t parser;
     bool parser_ok = false;

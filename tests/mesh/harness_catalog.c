@@ -153,23 +153,28 @@ bool dm_h_lists(const dm_h_node_t *n, const char *domain, const char *name, cons
     return found;
 }
 
-bool dm_h_member_state(const dm_h_node_t *n, const char *domain, char *state, size_t cap)
+dm_h_member_t dm_h_member(const dm_h_node_t *n, const char *domain)
 {
+    dm_h_member_t out = {.count = 0};
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__MembersReq body = DM__MEMBERS_REQ__INIT;
     req.body_case = DM__ENVELOPE__BODY_MEMBERS_REQ;
     req.members_req = &body;
     Dm__Envelope *rep = s_call(n, &req);
-    bool found = false;
-    if (rep && rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP)
-        for (size_t i = 0; i < rep->members_rep->n_members && !found; i++) {
+    if (rep && rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP) {
+        out.answered = true;
+        out.count = rep->members_rep->n_members;
+        for (size_t i = 0; i < rep->members_rep->n_members; i++) {
             const Dm__MemberInfo *m = rep->members_rep->members[i];
-            if (strcmp(m->domain, domain) == 0) {
-                snprintf(state, cap, "%s", m->state);
-                found = true;
+            if (domain && strcmp(m->domain, domain) == 0) {
+                snprintf(out.state, sizeof out.state, "%s", m->state);
+                snprintf(out.address, sizeof out.address, "%s", m->address);
+                out.incarnation = m->incarnation;
+                out.found = true;
             }
         }
+    }
     if (rep)
         dm__envelope__free_unpacked(rep, NULL);
-    return found;
+    return out;
 }

@@ -48,8 +48,17 @@ bool dm_h_catalog_inject(const dm_h_node_t *n, const dm_identity_t *me, const ch
 /* Whether node n lists DOMAIN/NAME (at version, if not NULL) among the
  * mesh's products. */
 bool dm_h_lists(const dm_h_node_t *n, const char *domain, const char *name, const char *version);
-/* Node n's view of the member serving domain: its state ("alive", ...)
- * into state; false if n does not know it or did not answer. */
-bool dm_h_member_state(const dm_h_node_t *n, const char *domain, char *state, size_t cap);
+/* Node n's view of the mesh (MembersReq): how many members it lists (self
+ * included, any state) and, for the member serving domain (the last listed
+ * if several claim it; domain may be NULL), its state, address and
+ * incarnation. answered is false if n did not reply. */
+typedef struct {
+    bool answered, found;
+    size_t count;
+    char state[16];
+    char address[400];
+    unsigned long long incarnation;
+} dm_h_member_t;
+dm_h_member_t dm_h_member(const dm_h_node_t *n, const char *domain);
 
 #endif

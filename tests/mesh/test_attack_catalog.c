@@ -35,8 +35,8 @@ static const char *const s_domains[T_NODES] = {"alpha", "beta", "gamma"};
 
 static bool s_sees_alive(const dm_h_node_t *n, const char *domain)
 {
-    char state[16];
-    return dm_h_member_state(n, domain, state, sizeof state) && strcmp(state, "alive") == 0;
+    dm_h_member_t m = dm_h_member(n, domain);
+    return m.found && strcmp(m.state, "alive") == 0;
 }
 
 /* Waits until every node sees every other alive. */

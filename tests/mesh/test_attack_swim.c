@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "harness.h"
+#include "harness_catalog.h"
 #include "identity.h"
 #include "membership.h"
 #include "mesh.pb-c.h"
@@ -36,66 +37,6 @@ static char s_dirs[T_NODES + 1][600];
 static const char *const s_domains[T_NODES + 1] = {"commerce", "logistics", "identity", "late"};
 enum { VICTIM = 2 };
 
-typedef struct {
-    char state[16];
-    char address[400];
-    unsigned long long incarnation;
-    bool found;
-} t_member;
-
-/* Node n's view of the member serving domain (MembersReq). */
-static t_member s_view(const dm_h_node_t *n, const char *domain)
-{
-    t_member out = {"", "", 0, false};
-    dm_client_t *c = NULL;
-    char err[256];
-    if (dm_client_new(n->addr, 2000, &c, err, sizeof err) != DM_OK)
-        return out;
-    Dm__Envelope req = DM__ENVELOPE__INIT;
-    Dm__MembersReq body = DM__MEMBERS_REQ__INIT;
-    req.body_case = DM__ENVELOPE__BODY_MEMBERS_REQ;
-    req.members_req = &body;
-    Dm__Envelope *rep = NULL;
-    if (dm_client_call(c, &req, &rep) == DM_OK &&
-        rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP) {
-        for (size_t i = 0; i < rep->members_rep->n_members; i++) {
-            const Dm__MemberInfo *m = rep->members_rep->members[i];
-            if (strcmp(m->domain, domain) == 0) {
-                snprintf(out.state, sizeof out.state, "%s", m->state);
-                snprintf(out.address, sizeof out.address, "%s", m->address);
-                out.incarnation = m->incarnation;
-                out.found = true;
-            }
-        }
-    }
-    if (rep)
-        dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&c);
-    return out;
-}
-
-/* How many members (any state, self included) node n lists. */
-static size_t s_count(const dm_h_node_t *n)
-{
-    size_t count = 0;
-    dm_client_t *c = NULL;
-    char err[256];
-    if (dm_client_new(n->addr, 2000, &c, err, sizeof err) != DM_OK)
-        return 0;
-    Dm__Envelope req = DM__ENVELOPE__INIT;
-    Dm__MembersReq body = DM__MEMBERS_REQ__INIT;
-    req.body_case = DM__ENVELOPE__BODY_MEMBERS_REQ;
-    req.members_req = &body;
-    Dm__Envelope *rep = NULL;
-    if (dm_client_call(c, &req, &rep) == DM_OK &&
-        rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP)
-        count = rep->members_rep->n_members;
-    if (rep)
-        dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&c);
-    return count;
-}
-
 /* Waits until every running node but `about` (among the first n) sees
  * `about` alive at the address it advertises. */
 static bool s_wait_alive(int about, int n)
@@ -106,7 +47,7 @@ static bool s_wait_alive(int about, int n)
         for (int i = 0; i < n && all; i++) {
             if (i == about || s_nodes[i].pid <= 0)
                 continue;
-            t_member m = s_view(&s_nodes[i], s_domains[about]);
+            dm_h_member_t m = dm_h_member(&s_nodes[i], s_domains[about]);
             all = m.found && strcmp(m.state, "alive") == 0 &&
                   strcasecmp(m.address, s_nodes[about].addr) == 0;
         }
@@ -196,7 +137,7 @@ static void s_send(dm_h_raw_t *raw, const dm_swim_msg_t *msg)
 static void s_lies(dm_swim_msg_t *msg, int to)
 {
     const char *victim = s_nodes[VICTIM].addr;
-    unsigned long long inc = s_view(&s_nodes[0], s_domains[VICTIM]).incarnation;
+    unsigned long long inc = dm_h_member(&s_nodes[0], s_domains[VICTIM]).incarnation;
     msg->n_updates = 0;
     s_fact(msg, victim, DM_MEMBER_DEAD, inc);
     s_fact(msg, victim, DM_MEMBER_LEFT, inc + 1);
@@ -256,7 +197,7 @@ Test(attack_swim, forged_facts_from_an_outsider_leave_the_victim_alive_everywher
     cr_assert(s_wait_alive(VICTIM, T_NODES), "the victim is not alive at its address everywhere");
     for (int i = 0; i < T_NODES; i++) {
         cr_assert(!s_log_says_victim_fell(i), "node %d declared the victim dead or left", i);
-        t_member m = s_view(&s_nodes[i == 0 ? 1 : 0], s_domains[i]);
+        dm_h_member_t m = dm_h_member(&s_nodes[i == 0 ? 1 : 0], s_domains[i]);
         cr_assert(m.found, "node %s lost its domain", s_domains[i]);
         long long ms = dm_h_ping_ms(&s_nodes[i], T_PING_MS);
         cr_assert(ms >= 0 && ms < T_PING_MS);
@@ -329,7 +270,7 @@ Test(attack_swim, a_ping_request_flood_opens_nothing_and_a_new_node_still_joins)
         dm_identity_destroy(&fresh);
     }
     long long secs = (dm_h_now_ms() - start) / 1000 + 1;
-    size_t members = s_count(&s_nodes[0]);
+    size_t members = dm_h_member(&s_nodes[0], NULL).count;
     cr_log_info("node 0 holds %zu members after %d JOINs in %lld s", members, T_JOINERS, secs);
     cr_assert_leq(members, (size_t)(T_NODES + 1 + DM_MEMBERSHIP_JOIN_BURST +
                                      DM_MEMBERSHIP_JOIN_RATE_PER_S * secs),

@@ -28,41 +28,6 @@ static char s_dirs[T_NODES][600];
 static const char *const s_domains[T_NODES] = {"commerce", "logistics", "identity", "billing",
                                                "support"};
 
-typedef struct {
-    char state[16];
-    unsigned long long incarnation;
-    bool found;
-} t_member;
-
-/* Asks node n for its view of the member with the given domain. */
-static t_member s_view(const dm_h_node_t *n, const char *domain)
-{
-    t_member out = {"", 0, false};
-    dm_client_t *c = NULL;
-    char err[256];
-    if (dm_client_new(n->addr, 2000, &c, err, sizeof err) != DM_OK)
-        return out;
-    Dm__Envelope req = DM__ENVELOPE__INIT;
-    Dm__MembersReq body = DM__MEMBERS_REQ__INIT;
-    req.body_case = DM__ENVELOPE__BODY_MEMBERS_REQ;
-    req.members_req = &body;
-    Dm__Envelope *rep = NULL;
-    if (dm_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP) {
-        for (size_t i = 0; i < rep->members_rep->n_members; i++) {
-            const Dm__MemberInfo *m = rep->members_rep->members[i];
-            if (strcmp(m->domain, domain) == 0) {
-                snprintf(out.state, sizeof out.state, "%s", m->state);
-                out.incarnation = m->incarnation;
-                out.found = true;
-            }
-        }
-    }
-    if (rep)
-        dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&c);
-    return out;
-}
-
 /* Waits until every running node other than `about` sees `about` in state
  * (and, if min_inc > 0, with at least that incarnation). */
 static bool s_wait_all(int about, const char *state, unsigned long long min_inc)
@@ -73,7 +38,7 @@ static bool s_wait_all(int about, const char *state, unsigned long long min_inc)
         for (int i = 0; i < T_NODES && all; i++) {
             if (i == about || s_nodes[i].pid <= 0)
                 continue;
-            t_member m = s_view(&s_nodes[i], s_domains[about]);
+            dm_h_member_t m = dm_h_member(&s_nodes[i], s_domains[about]);
             all = m.found && strcmp(m.state, state) == 0 && m.incarnation >= min_inc;
         }
         if (all)
@@ -107,7 +72,7 @@ Test(gossip, five_nodes_joined_through_one_seed_see_each_other)
         for (int j = 0; j < T_NODES; j++) {
             if (i == j)
                 continue;
-            t_member m = s_view(&s_nodes[i], s_domains[j]);
+            dm_h_member_t m = dm_h_member(&s_nodes[i], s_domains[j]);
             cr_assert(m.found, "%s does not know %s", s_domains[i], s_domains[j]);
             cr_assert_str_eq(m.state, "alive");
         }
@@ -116,7 +81,7 @@ Test(gossip, five_nodes_joined_through_one_seed_see_each_other)
 Test(gossip, sigkill_is_marked_dead_everywhere_and_a_restart_refutes)
 {
     const int victim = 2;
-    unsigned long long before = s_view(&s_nodes[0], s_domains[victim]).incarnation;
+    unsigned long long before = dm_h_member(&s_nodes[0], s_domains[victim]).incarnation;
     dm_h_node_signal(&s_nodes[victim], SIGKILL);
     cr_assert(s_wait_all(victim, "dead", 0), "the killed node was not marked dead everywhere");
     /* No --join: the restarted node finds the mesh through its saved list. */

@@ -24,27 +24,12 @@
 #include "registry.h"
 #include "schema.h"
 #include "store.h"
+#include "fixture.h"
 
 S_UNUSED static char s_dir[PATH_MAX];
 S_UNUSED static dm_store_t *s_store;
 S_UNUSED static dm_registry_t *s_reg;
 S_UNUSED static dm_query_engine_t *s_eng;
-
-S_UNUSED static void s_rmdir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char path[PATH_MAX + 300];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-                unlink(path);
-            }
-        closedir(d);
-    }
-    rmdir(dir);
-}
 
 S_UNUSED static void s_engine(int64_t timeout_ms)
 {
@@ -67,7 +52,7 @@ S_UNUSED static void s_teardown(void)
     dm_query_engine_destroy(&s_eng);
     dm_registry_destroy(&s_reg);
     dm_store_destroy(&s_store);
-    s_rmdir(s_dir);
+    dm_t_rmdir(s_dir);
 }
 
 /* Registers a product from a YAML contract (domain, name, version, the

@@ -15,6 +15,7 @@
 
 #include "catalog.h"
 #include "catalog.pb-c.h"
+#include "fixture.h"
 
 #define S_NOW 1764000000000LL /* a fixed Unix time in ms; time is an argument */
 #define S_MAX_NODES 4
@@ -28,22 +29,6 @@ typedef struct {
 
 static s_node s_nodes[S_MAX_NODES];
 static size_t s_nnodes;
-
-static void s_rmdir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char path[PATH_MAX + 300];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-                unlink(path);
-            }
-        closedir(d);
-    }
-    rmdir(dir);
-}
 
 /* A node with its own temp store, ephemeral identity and catalog. */
 static s_node *s_node_new(void)
@@ -73,7 +58,7 @@ static void s_teardown(void)
         dm_catalog_destroy(&s_nodes[i].cat);
         dm_store_destroy(&s_nodes[i].store);
         dm_identity_destroy(&s_nodes[i].id);
-        s_rmdir(s_nodes[i].dir);
+        dm_t_rmdir(s_nodes[i].dir);
     }
     s_nnodes = 0;
 }

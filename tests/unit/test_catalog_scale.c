@@ -15,6 +15,7 @@
 
 #include "catalog.h"
 #include "catalog.pb-c.h"
+#include "fixture.h"
 
 #define S_NOW 1764000000000LL /* a fixed Unix time in ms; time is an argument */
 #define S_ORIGINS 10000       /* past DM_CATALOG_DIGEST_PAGE several times over */
@@ -467,22 +468,6 @@ Test(catalog_scale, the_largest_deltas_are_judged_within_bounded_time)
     }
 }
 
-static void s_rmtree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char path[PATH_MAX + 300];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-                unlink(path);
-            }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 /* A store whose map may grow to a small maximum: a catalog delta that
  * needs more than the map can grow to is an error (DM_ERR_MAPFULL),
  * nothing of it is kept, and the map grows on its own below the maximum. */
@@ -534,7 +519,7 @@ Test(catalog_scale, a_full_map_is_an_error_and_keeps_nothing)
     dm_identity_destroy(&id);
     char sub[PATH_MAX];
     snprintf(sub, sizeof sub, "%s", dir);
-    s_rmtree(sub);
+    dm_t_rmdir(sub);
 }
 
 /* A peer may send a delta up to DM_CATALOG_DELTA_MAX_BYTES; the receiver

@@ -16,26 +16,11 @@
 
 #include "reader.h"
 #include "store.h"
+#include "fixture.h"
 
 static char s_dir[PATH_MAX];
 static dm_store_t *s_store;
 static uint32_t s_pid, s_other;
-
-static void s_rmdir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char path[PATH_MAX + 300];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-                unlink(path);
-            }
-        closedir(d);
-    }
-    rmdir(dir);
-}
 
 static uint32_t s_register(const char *name)
 {
@@ -68,7 +53,7 @@ static void s_setup(void)
 static void s_teardown(void)
 {
     dm_store_destroy(&s_store);
-    s_rmdir(s_dir);
+    dm_t_rmdir(s_dir);
 }
 
 TestSuite(reader, .init = s_setup, .fini = s_teardown);
@@ -313,7 +298,7 @@ static void *s_big_commit(void *arg)
 Test(reader, map_growth_is_not_starved_by_overlapping_readers, .timeout = 60)
 {
     dm_store_destroy(&s_store);
-    s_rmdir(s_dir);
+    dm_t_rmdir(s_dir);
     cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_reader_XXXXXX")));
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)256 << 20};

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "fixture.h"
 
 #define S_KEY_BYTES 16
 
@@ -20,22 +21,6 @@ static char s_dir[PATH_MAX];
 static dm_store_t *s_store;
 
 /* Removes the store files and the directory. */
-static void s_rmdir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char path[PATH_MAX + 300];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-                unlink(path);
-            }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static void s_setup(void)
 {
     snprintf(s_dir, sizeof s_dir, "/tmp/dm_test_store_XXXXXX");
@@ -46,7 +31,7 @@ static void s_setup(void)
 static void s_teardown(void)
 {
     dm_store_destroy(&s_store);
-    s_rmdir(s_dir);
+    dm_t_rmdir(s_dir);
 }
 
 TestSuite(store, .init = s_setup, .fini = s_teardown);
@@ -411,7 +396,7 @@ Test(store, quarantine_roundtrip_with_paging)
 Test(store, map_grows_when_a_batch_does_not_fit)
 {
     dm_store_destroy(&s_store);
-    s_rmdir(s_dir);
+    dm_t_rmdir(s_dir);
     cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_store_XXXXXX")));
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)256 << 20};
@@ -444,7 +429,7 @@ Test(store, map_grows_when_a_batch_does_not_fit)
 Test(store, map_full_at_maximum_stores_nothing)
 {
     dm_store_destroy(&s_store);
-    s_rmdir(s_dir);
+    dm_t_rmdir(s_dir);
     cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_store_XXXXXX")));
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)2 << 20};

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "fixture.h"
 
 #define S_ROWS 1000000
 #define S_DEFAULT_BATCH 20000
@@ -35,22 +36,6 @@ static uint64_t s_rand(uint64_t *s)
     *s ^= *s << 25;
     *s ^= *s >> 27;
     return *s * 2685821657736338717ull;
-}
-
-static void s_rmdir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char path[PATH_MAX + 300];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-                unlink(path);
-            }
-        closedir(d);
-    }
-    rmdir(dir);
 }
 
 Test(store_bench, ingest_one_million_orders, .timeout = 300)
@@ -103,7 +88,7 @@ Test(store_bench, ingest_one_million_orders, .timeout = 300)
     dm_product_clear(&p);
     dm_product_clear(&out);
     dm_store_destroy(&st);
-    s_rmdir(dir);
+    dm_t_rmdir(dir);
     free(keys);
     free(rows);
     free(in_rows);

@@ -16,21 +16,18 @@
  *
  * Threads: a reader and its cursors are used by one thread at a time; the
  * environment is opened with MDB_NOTLS, so a reader may move between
- * threads between calls. The reader holds the store's rwlock shared for
- * its whole life (store_int.h): map growth takes that lock exclusive, so a
+ * threads between calls. The reader holds the store's gate shared for its
+ * whole life (store_int.h): map growth takes the gate exclusive, so a
  * writer that must grow the map waits until every open reader closes.
- * glibc's default rwlock prefers readers, so a long query never blocks
- * other readers or normal commits; only a commit that needs a bigger map
- * waits. So that a steady overlap of queries cannot starve that commit,
- * dm_store_reader_open refuses new readers (DM_ERR_BUSY) while a thread
- * waits to grow the map: growth waits at most for the readers already
- * open, each bounded by its query's time limit. Never keep a reader
- * open across a wait on the writer or while calling other dm_store_*
- * functions on the same thread (they take the lock again: harmless with
- * this lock kind, a deadlock with a writer-preferring one), and close it
- * as soon as the query ends.
- * The read lock is released by whichever thread closes the reader; glibc
- * allows that for read locks of its default rwlock kind. */
+ * Shared entry waits only for a resize in progress, so a long query never
+ * blocks other readers or normal commits; only a commit that needs a
+ * bigger map waits. So that a steady overlap of queries cannot starve that
+ * commit, dm_store_reader_open refuses new readers (DM_ERR_BUSY) while a
+ * thread waits to grow the map: growth waits at most for the readers
+ * already open, each bounded by its query's time limit. Never keep a
+ * reader open across a wait on the writer, and close it as soon as the
+ * query ends. Any thread may close a reader (the gate is a count, not a
+ * lock owned by a thread). */
 #ifndef DM_STORE_READER_H
 #define DM_STORE_READER_H
 

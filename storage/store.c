@@ -54,12 +54,48 @@ int64_t dm_store__now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void dm_store__shared_enter(dm_store_t *self)
+{
+    pthread_mutex_lock(&self->gate_mu);
+    while (self->gate_resizing)
+        pthread_cond_wait(&self->gate_cv, &self->gate_mu);
+    self->gate_holders++;
+    pthread_mutex_unlock(&self->gate_mu);
+}
+
+void dm_store__shared_leave(dm_store_t *self)
+{
+    pthread_mutex_lock(&self->gate_mu);
+    if (--self->gate_holders == 0)
+        pthread_cond_broadcast(&self->gate_cv);
+    pthread_mutex_unlock(&self->gate_mu);
+}
+
+/* Takes the gate exclusive: waits until no transaction is open and no
+ * other resize runs. */
+static void s_exclusive_enter(dm_store_t *self)
+{
+    pthread_mutex_lock(&self->gate_mu);
+    while (self->gate_holders > 0 || self->gate_resizing)
+        pthread_cond_wait(&self->gate_cv, &self->gate_mu);
+    self->gate_resizing = true;
+    pthread_mutex_unlock(&self->gate_mu);
+}
+
+static void s_exclusive_leave(dm_store_t *self)
+{
+    pthread_mutex_lock(&self->gate_mu);
+    self->gate_resizing = false;
+    pthread_cond_broadcast(&self->gate_cv);
+    pthread_mutex_unlock(&self->gate_mu);
+}
+
 size_t dm_store_map_size(dm_store_t *self)
 {
     MDB_envinfo info;
-    pthread_rwlock_rdlock(&self->lock);
+    dm_store__shared_enter(self);
     mdb_env_info(self->env, &info);
-    pthread_rwlock_unlock(&self->lock);
+    dm_store__shared_leave(self);
     return info.me_mapsize;
 }
 
@@ -68,10 +104,10 @@ size_t dm_store_map_size(dm_store_t *self)
 static dm_err s_adopt_map_size(dm_store_t *self)
 {
     MDB_envinfo info;
-    pthread_rwlock_wrlock(&self->lock);
+    s_exclusive_enter(self);
     int rc = mdb_env_set_mapsize(self->env, 0);
     mdb_env_info(self->env, &info);
-    pthread_rwlock_unlock(&self->lock);
+    s_exclusive_leave(self);
     if (rc == MDB_SUCCESS)
         dm_log_info("store: adopted the map size %zu set by another process", info.me_mapsize);
     return dm_store__mdb("adopt the map size grown by another process", rc);
@@ -84,7 +120,7 @@ static dm_err s_grow(dm_store_t *self, size_t seen)
     dm_err err = DM_OK;
     MDB_envinfo info;
     atomic_fetch_add(&self->growers, 1);
-    pthread_rwlock_wrlock(&self->lock);
+    s_exclusive_enter(self);
     mdb_env_info(self->env, &info);
     size_t cur = info.me_mapsize;
     if (cur > seen)
@@ -99,7 +135,7 @@ static dm_err s_grow(dm_store_t *self, size_t seen)
     if (!err)
         dm_log_info("store: map grown from %zu to %zu bytes", cur, next);
 out:
-    pthread_rwlock_unlock(&self->lock);
+    s_exclusive_leave(self);
     atomic_fetch_sub(&self->growers, 1);
     return err;
 }
@@ -123,7 +159,7 @@ static void s_check_fatal(dm_store_t *self)
 static dm_err s_begin(dm_store_t *self, unsigned flags, MDB_txn **txn, size_t *seen)
 {
     for (;;) {
-        pthread_rwlock_rdlock(&self->lock);
+        dm_store__shared_enter(self);
         int rc = mdb_txn_begin(self->env, NULL, flags, txn);
         if (rc == MDB_SUCCESS) {
             if (seen) {
@@ -133,7 +169,7 @@ static dm_err s_begin(dm_store_t *self, unsigned flags, MDB_txn **txn, size_t *s
             }
             return DM_OK;
         }
-        pthread_rwlock_unlock(&self->lock);
+        dm_store__shared_leave(self);
         *txn = NULL;
         if (rc != MDB_MAP_RESIZED)
             return dm_store__mdb_txn(self, flags ? "begin a read transaction"
@@ -155,7 +191,7 @@ void dm_store__read_end(dm_store_t *self, MDB_txn *txn)
     if (!txn)
         return;
     mdb_txn_abort(txn);
-    pthread_rwlock_unlock(&self->lock);
+    dm_store__shared_leave(self);
 }
 
 dm_err dm_store__write(dm_store_t *self, const char *op, dm_store__write_fn fn, void *ctx)
@@ -179,7 +215,7 @@ dm_err dm_store__write(dm_store_t *self, const char *op, dm_store__write_fn fn, 
                 s_check_fatal(self);
             }
         }
-        pthread_rwlock_unlock(&self->lock);
+        dm_store__shared_leave(self);
         if (err != DM_ERR_MAPFULL)
             return err;
         err = s_grow(self, seen);
@@ -289,7 +325,12 @@ dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts, dm_store_t **
     self->max_map_bytes = max;
     self->pk_recent_max = opts && opts->pk_recent_max ? opts->pk_recent_max
                                                       : DM_STORE_DEFAULT_PK_RECENT_MAX;
-    if (pthread_rwlock_init(&self->lock, NULL) != 0) {
+    if (pthread_mutex_init(&self->gate_mu, NULL) != 0) {
+        free(self);
+        return DM_ERR_NOMEM;
+    }
+    if (pthread_cond_init(&self->gate_cv, NULL) != 0) {
+        pthread_mutex_destroy(&self->gate_mu);
         free(self);
         return DM_ERR_NOMEM;
     }
@@ -342,7 +383,8 @@ void dm_store_destroy(dm_store_t **self_p)
     dm_store_t *self = *self_p;
     if (self->env)
         mdb_env_close(self->env);
-    pthread_rwlock_destroy(&self->lock);
+    pthread_cond_destroy(&self->gate_cv);
+    pthread_mutex_destroy(&self->gate_mu);
     free(self);
     *self_p = NULL;
 }

@@ -2,9 +2,12 @@
  * struct, big-endian key helpers, LMDB error translation and the
  * transaction wrappers that make map growth safe.
  *
- * Every transaction runs with self->lock held shared; growing the map takes
+ * Every transaction runs with the gate held shared; growing the map takes
  * it exclusive, because mdb_env_set_mapsize needs a process without active
- * transactions. Callbacks that run inside a read transaction (scans) must
+ * transactions. The gate is a mutex, a condition and a count rather than a
+ * pthread rwlock because a query's reader is released by whichever thread
+ * closes it (a worker, the watcher, the node loop), and unlocking a rwlock
+ * from a thread that does not hold it is undefined. Callbacks that run inside a read transaction (scans) must
  * therefore not start a write on the same store: a write that has to grow
  * the map would wait for the scan that is waiting for it. */
 #ifndef DM_STORE_INT_H
@@ -27,10 +30,16 @@ struct dm_store {
     MDB_env *env;
     MDB_dbi products, rows, pk, pk_recent, quarantine, meta;
     MDB_dbi catalog;        /* storage/catalog_db.h */
-    pthread_rwlock_t lock;  /* txns shared, map resize exclusive */
+    /* The gate: txns shared (holders counted), map resize exclusive. Shared
+     * entry waits only for a resize in progress, never for a waiting
+     * grower (so nested or short transactions cannot deadlock it). */
+    pthread_mutex_t gate_mu;
+    pthread_cond_t gate_cv;
+    size_t gate_holders;
+    bool gate_resizing;
     /* Threads waiting to grow the map. While it is not 0, new long-lived
      * readers (dm_store_reader_open) are refused, so a steady overlap of
-     * queries cannot starve growth: glibc's rwlock prefers readers. */
+     * queries cannot starve growth. */
     atomic_uint growers;
     /* Set once LMDB reports MDB_PANIC (a failed meta-page write): the
      * environment refuses every transaction until it is reopened. */
@@ -89,7 +98,12 @@ dm_err dm_store__mdb(const char *op, int rc);
  * self->failed and says once, loudly, that the store must be reopened. */
 dm_err dm_store__mdb_txn(dm_store_t *self, const char *op, int rc);
 
-/* Begins a read transaction with the lock held shared. On error nothing is
+/* The gate: shared around every transaction, exclusive around a resize.
+ * Any thread may leave a shared hold another thread took. */
+void dm_store__shared_enter(dm_store_t *self);
+void dm_store__shared_leave(dm_store_t *self);
+
+/* Begins a read transaction with the gate held shared. On error nothing is
  * held. End it with dm_store__read_end. */
 DM_NODISCARD dm_err dm_store__read_begin(dm_store_t *self, MDB_txn **txn);
 void dm_store__read_end(dm_store_t *self, MDB_txn *txn);

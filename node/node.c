@@ -645,6 +645,11 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
             int cleared = dm_store_reader_check(self->store);
             if (cleared > 0)
                 dm_log_info("cleared %d stale LMDB reader slot(s)", cleared);
+            /* A publication that failed (a catalog write that would have had
+             * to wait for query readers to grow the map) is retried here:
+             * the reconciliation is idempotent and cheap when nothing changed. */
+            if (s_catalog_publish_local(self, false))
+                dm_gossip_catalog_changed(self->gossip, now);
             next_sweep = now + DM_NODE_READER_CHECK_MS;
         }
     }

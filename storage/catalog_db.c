@@ -45,7 +45,8 @@ dm_err dm_store_catalog_write(dm_store_t *self, const dm_store_catalog_op_t *ops
     if (n == 0)
         return DM_OK;
     s_write_ctx w = {self, ops, n};
-    return dm_store__write(self, "write the catalog", s_write, &w);
+    /* Runs on the node loop: never wait for query readers to grow the map. */
+    return dm_store__write_opts(self, "write the catalog", s_write, &w, false);
 }
 
 dm_err dm_store_catalog_scan(dm_store_t *self, dm_store_catalog_fn fn, void *ctx)

@@ -35,7 +35,9 @@ typedef struct {
 /* Applies ops[0..n) in order in one write transaction and commits it
  * durably before returning. On error nothing of the batch is stored;
  * DM_ERR_TOOBIG for a key longer than LMDB allows (or empty), else
- * DM_ERR_STORE / DM_ERR_MAPFULL. n == 0 is DM_OK without a transaction. */
+ * DM_ERR_STORE / DM_ERR_MAPFULL, or DM_ERR_BUSY when the map must grow
+ * while queries hold readers (it never waits for them: the caller is the
+ * node loop; retry later). n == 0 is DM_OK without a transaction. */
 DM_NODISCARD dm_err dm_store_catalog_write(dm_store_t *self, const dm_store_catalog_op_t *ops,
                                            size_t n);
 

@@ -72,15 +72,24 @@ void dm_store__shared_leave(dm_store_t *self)
 }
 
 /* Takes the gate exclusive: waits until no transaction is open and no
- * other resize runs. */
-static void s_exclusive_enter(dm_store_t *self)
+ * other resize runs. With wait false it gives up at once (returns false)
+ * when it would have to wait. */
+static bool s_exclusive_try(dm_store_t *self, bool wait)
 {
     pthread_mutex_lock(&self->gate_mu);
-    while (self->gate_holders > 0 || self->gate_resizing)
+    while (self->gate_holders > 0 || self->gate_resizing) {
+        if (!wait) {
+            pthread_mutex_unlock(&self->gate_mu);
+            return false;
+        }
         pthread_cond_wait(&self->gate_cv, &self->gate_mu);
+    }
     self->gate_resizing = true;
     pthread_mutex_unlock(&self->gate_mu);
+    return true;
 }
+
+static void s_exclusive_enter(dm_store_t *self) { (void)s_exclusive_try(self, true); }
 
 static void s_exclusive_leave(dm_store_t *self)
 {
@@ -114,13 +123,17 @@ static dm_err s_adopt_map_size(dm_store_t *self)
 }
 
 /* Doubles the map (capped at max_map_bytes) unless another thread already
- * grew it beyond seen. The caller holds nothing. DM_ERR_MAPFULL at max. */
-static dm_err s_grow(dm_store_t *self, size_t seen)
+ * grew it beyond seen. The caller holds nothing. DM_ERR_MAPFULL at max;
+ * DM_ERR_BUSY when wait is false and a transaction is open. */
+static dm_err s_grow(dm_store_t *self, size_t seen, bool wait)
 {
     dm_err err = DM_OK;
     MDB_envinfo info;
-    atomic_fetch_add(&self->growers, 1);
-    s_exclusive_enter(self);
+    atomic_fetch_add(&self->growers, 1); /* from now on new query readers are refused */
+    if (!s_exclusive_try(self, wait)) {
+        atomic_fetch_sub(&self->growers, 1);
+        return DM_ERR_BUSY;
+    }
     mdb_env_info(self->env, &info);
     size_t cur = info.me_mapsize;
     if (cur > seen)
@@ -196,6 +209,12 @@ void dm_store__read_end(dm_store_t *self, MDB_txn *txn)
 
 dm_err dm_store__write(dm_store_t *self, const char *op, dm_store__write_fn fn, void *ctx)
 {
+    return dm_store__write_opts(self, op, fn, ctx, true);
+}
+
+dm_err dm_store__write_opts(dm_store_t *self, const char *op, dm_store__write_fn fn, void *ctx,
+                            bool may_wait)
+{
     for (;;) {
         MDB_txn *txn;
         size_t seen = 0;
@@ -218,7 +237,7 @@ dm_err dm_store__write(dm_store_t *self, const char *op, dm_store__write_fn fn, 
         dm_store__shared_leave(self);
         if (err != DM_ERR_MAPFULL)
             return err;
-        err = s_grow(self, seen);
+        err = s_grow(self, seen, may_wait);
         if (err)
             return err;
     }

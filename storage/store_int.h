@@ -119,6 +119,12 @@ typedef dm_err (*dm_store__write_fn)(MDB_txn *txn, void *ctx);
  * operation in log lines. */
 DM_NODISCARD dm_err dm_store__write(dm_store_t *self, const char *op, dm_store__write_fn fn,
                                     void *ctx);
+/* dm_store__write; with may_wait false, a write that needs a bigger map
+ * while any transaction is open (a query's reader, for as long as its time
+ * limit) gives up with DM_ERR_BUSY instead of waiting: for writes on a
+ * thread that must not block, such as the node loop's catalog. */
+DM_NODISCARD dm_err dm_store__write_opts(dm_store_t *self, const char *op,
+                                         dm_store__write_fn fn, void *ctx, bool may_wait);
 
 /* Reads pid's counters. DM_ERR_NOTFOUND if pid is not registered. */
 DM_NODISCARD dm_err dm_store__counters_get(dm_store_t *self, MDB_txn *txn, uint32_t pid,

@@ -12,8 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "catalog_db.h"
 #include "fixture.h"
+#include "reader.h"
+#include "store.h"
 
 #define S_KEY_BYTES 16
 
@@ -634,4 +636,34 @@ Test(store, delete_removes_one_product_with_its_rows_index_and_quarantine)
     cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
     cr_assert_eq(p.records, 0);
     dm_product_clear(&p);
+}
+
+/* The node loop writes the catalog: a write that needs a bigger map while a
+ * query holds a reader gives up at once (busy, nothing stored) instead of
+ * waiting up to the query's time limit; once the reader is gone it grows
+ * the map and succeeds. */
+Test(store, catalog_write_never_waits_for_readers_to_grow_the_map)
+{
+    dm_store_destroy(&s_store);
+    dm_t_rmdir(s_dir);
+    cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_store_XXXXXX")));
+    dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
+                            .max_map_bytes = (size_t)64 << 20};
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    enum { N = 64, VAL = 64 * 1024 }; /* 4 MiB: more than the 1 MiB map */
+    static char val[VAL];
+    static char keys[N][16];
+    static dm_store_catalog_op_t ops[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%03d", i);
+        ops[i] = (dm_store_catalog_op_t){keys[i], strlen(keys[i]), val, VAL};
+    }
+    size_t before = dm_store_map_size(s_store);
+    dm_store_reader_t *r = NULL;
+    cr_assert_eq(dm_store_reader_open(s_store, &r), DM_OK);
+    cr_assert_eq(dm_store_catalog_write(s_store, ops, N), DM_ERR_BUSY);
+    cr_assert_eq(dm_store_map_size(s_store), before);
+    dm_store_reader_close(&r);
+    cr_assert_eq(dm_store_catalog_write(s_store, ops, N), DM_OK);
+    cr_assert_gt(dm_store_map_size(s_store), before);
 }

@@ -1140,7 +1140,7 @@ static void s_fresh(dm_swim_msg_t *msg, int k)
     u->state = DM_MEMBER_ALIVE;
 }
 
-/* count messages of fresh members (DM_SWIM_MAX_UPDATES each) from node
+/* Sends count messages of fresh members (DM_SWIM_MAX_UPDATES each) from node
  * `from` to node 0; returns how many node 0 now holds. */
 static size_t s_flood(net_t *net, dm_swim_type type, int from, int first, int count)
 {

@@ -318,6 +318,7 @@ static void s_probe_send(dm_membership_t *m, uint32_t idx, int64_t now)
     m->probe_end = now + s_scaled(m, m->cfg.probe_interval_ms);
     m->probe_indirect = false;
     m->probe_expected_nacks = m->probe_nacks = 0;
+    m->probe_nhelpers = 0;
     dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_PING, m->probe_seq, m->probe_target);
     if (o)
         memcpy(o->target_id, m->probe_target, DM_ID_PUBLIC_BYTES);
@@ -375,7 +376,28 @@ static void s_probe_indirect(dm_membership_t *m, int64_t now)
         memcpy(o->target_id, m->probe_target, DM_ID_PUBLIC_BYTES);
         strcpy(o->target_address, addr);
         m->probe_expected_nacks++;
+        memcpy(m->probe_helpers[m->probe_nhelpers++], m->mem[helpers[i]].id, DM_ID_PUBLIC_BYTES);
     }
+}
+
+/* True if id is one of the helpers the current probe asked to ping-req:
+ * only their relayed acks and nacks count. */
+static bool s_is_helper(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES])
+{
+    for (size_t i = 0; i < m->probe_nhelpers; i++)
+        if (memcmp(m->probe_helpers[i], id, DM_ID_PUBLIC_BYTES) == 0)
+            return true;
+    return false;
+}
+
+/* True if a SYNC from sender with seq is the member list we asked for: it
+ * comes from a seed we sent a JOIN to, carries our JOIN's seq, within
+ * DM_MEMBERSHIP_SYNC_WINDOW_MS of our last JOIN. Any other SYNC is mere
+ * gossip (its news within the introduction limits). */
+static bool s_sync_asked(const dm_membership_t *m, const uint8_t sender[DM_ID_PUBLIC_BYTES],
+                         uint32_t seq, int64_t now)
+{
+    return now < m->join_until_ms && seq == m->join_seq && dm_mb_is_seed(m, sender);
 }
 
 /* The probe interval ended without an ack: suspect the target (or first
@@ -442,13 +464,14 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
         return DM_ERR_DENIED;
 
     uint32_t sidx = dm_mb_find(m, snd->id);
+    bool sync = msg->type == DM_SWIM_SYNC && s_sync_asked(m, snd->id, msg->seq, now_ms);
     if (msg->type == DM_SWIM_JOIN) {
         dm_err rc = dm_mb_on_join(m, sidx, msg, now_ms);
         if (rc != DM_OK)
             return rc;
     } else if (sidx != DM_MEMBERSHIP_NONE) {
         dm_mb_apply_own(m, sidx, snd, now_ms);
-    } else if (msg->type == DM_SWIM_SYNC && dm_mb_is_seed(m, snd->id) && snd->state == DM_MEMBER_ALIVE) {
+    } else if (sync && snd->state == DM_MEMBER_ALIVE) {
         /* the member we asked to let us in */
         if (dm_mb_admit(m, snd, NULL, 0, 0, true, now_ms) == DM_MEMBERSHIP_NONE)
             return DM_ERR_DENIED;
@@ -475,7 +498,6 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
         }
         return DM_OK;
     }
-    bool sync = msg->type == DM_SWIM_SYNC;
     for (size_t i = 0; i < msg->n_updates; i++)
         dm_mb_apply_heard(m, &msg->updates[i], snd->id, sync, now_ms);
 
@@ -495,13 +517,18 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
                 s_lhm_delta(m, -1);
             break;
         }
+        /* Only the pinged target's own ack is relayed, and only a helper
+         * we chose may relay one to us: anyone else's would keep a failed
+         * member alive. */
         for (size_t i = 0; i < m->nfwd; i++)
-            if (m->fwd[i].seq == msg->seq) {
+            if (m->fwd[i].seq == msg->seq &&
+                memcmp(m->fwd[i].target, snd->id, DM_ID_PUBLIC_BYTES) == 0) {
                 s_reply(m, DM_SWIM_ACK, m->fwd[i].orig_seq, m->fwd[i].requester);
                 s_fwd_remove(m, i);
                 break;
             }
-        if (m->probing && msg->seq == m->probe_seq && m->probe_indirect) {
+        if (m->probing && msg->seq == m->probe_seq && m->probe_indirect &&
+            s_is_helper(m, snd->id)) {
             /* A helper relayed the target's ack, but our own pings got
              * none: maybe the target never heard of our join. Ask it. */
             m->probing = false;
@@ -514,11 +541,12 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
         }
         break;
     case DM_SWIM_NACK:
-        if (m->probing && msg->seq == m->probe_seq)
+        if (m->probing && msg->seq == m->probe_seq && s_is_helper(m, snd->id))
             m->probe_nacks++;
         break;
     case DM_SWIM_SYNC:
-        m->joined = true;
+        if (sync)
+            m->joined = true;
         break;
     default:
         break;
@@ -534,10 +562,19 @@ void dm_membership_tick(dm_membership_t *m, int64_t now)
         m->next_gossip = now + (int64_t)(dm_mb_rand(m) % (uint64_t)m->cfg.gossip_interval_ms);
     }
     if (!m->joined && m->nseeds && now >= m->next_join) {
+        /* One seq for the JOINs of one attempt (kept while we retry): a
+         * seed's SYNC must carry it to be the list we asked for. */
+        if (now >= m->join_until_ms) {
+            m->join_seq = m->next_seq++;
+            if (m->join_seq == DM_MEMBERSHIP_KNOCK_SEQ)
+                m->join_seq = m->next_seq++;
+        }
+        m->join_until_ms = now + DM_MEMBERSHIP_SYNC_WINDOW_MS;
         for (size_t i = 0; i < m->nseeds; i++) {
             dm_mb_out_t *o = dm_mb_out_push(m);
             if (o) {
                 o->type = DM_SWIM_JOIN;
+                o->seq = m->join_seq;
                 strcpy(o->to, m->seeds[i]);
             }
         }

@@ -65,6 +65,14 @@
 #define DM_MEMBERSHIP_JOIN_BURST 64            /* ... and at most this many at once */
 #define DM_MEMBERSHIP_INTRO_RATE_PER_S 64      /* members learned from others' gossip, per second */
 #define DM_MEMBERSHIP_INTRO_BURST 1024         /* ... and at most this many at once */
+#define DM_MEMBERSHIP_INTRO_SENDER_RATE_PER_S 16 /* ... of those, introduced by any one member */
+#define DM_MEMBERSHIP_INTRO_SENDER_BURST 256   /* ... and at most this many at once */
+#define DM_MEMBERSHIP_INTRO_SENDERS 64         /* introducers whose buckets are kept (LRU) */
+#define DM_MEMBERSHIP_SYNC_WINDOW_MS 30000     /* a seed's SYNC is a list this long after our JOIN */
+#define DM_MEMBERSHIP_RESYNC_MS 10000          /* one member list per member per this long */
+#define DM_MEMBERSHIP_RESYNC_RATE_PER_S 2      /* lists for known members' JOINs, per second */
+#define DM_MEMBERSHIP_RESYNC_BURST 16          /* ... and at most this many at once */
+#define DM_MEMBERSHIP_RESYNC_RECENT 128        /* list recipients remembered (oldest forgotten) */
 #define DM_MEMBERSHIP_MAX_INC_JUMP (1u << 20)  /* a third party's incarnation above ours by more is a lie */
 #define DM_MEMBERSHIP_DIRECT_NEWS 64           /* members told directly of a join we admit or our leave */
 

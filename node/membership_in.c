@@ -46,8 +46,9 @@ bool dm_mb_address_bound(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *addre
     return ep && strncmp(ep, "tcp://", 6) == 0;
 }
 
-/* Takes one token from b (rate per second, burst at most); false if none. */
-static bool s_take(dm_mb_bucket_t *b, double rate_per_s, double burst, int64_t now)
+/* Adds what b earned since it was last used (rate per second, burst at
+ * most; a new bucket starts full); true if it holds a whole token. */
+static bool s_refill(dm_mb_bucket_t *b, double rate_per_s, double burst, int64_t now)
 {
     if (!b->started) {
         b->started = true;
@@ -58,9 +59,56 @@ static bool s_take(dm_mb_bucket_t *b, double rate_per_s, double burst, int64_t n
             b->tokens = burst;
     }
     b->last_ms = now;
-    if (b->tokens < 1.0)
+    return b->tokens >= 1.0;
+}
+
+/* Takes one token from b (rate per second, burst at most); false if none. */
+static bool s_take(dm_mb_bucket_t *b, double rate_per_s, double burst, int64_t now)
+{
+    if (!s_refill(b, rate_per_s, burst, now))
         return false;
     b->tokens -= 1.0;
+    return true;
+}
+
+/* The introduction bucket of member id, made (in place of the least
+ * recently used one when all DM_MEMBERSHIP_INTRO_SENDERS are taken) if
+ * it has none. Never NULL. */
+static dm_mb_bucket_t *s_introducer(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
+                                    int64_t now)
+{
+    size_t lru = 0;
+    for (size_t i = 0; i < m->nintroducers; i++) {
+        dm_mb_introducer_t *x = &m->introducers[i];
+        if (memcmp(x->id, id, DM_ID_PUBLIC_BYTES) == 0) {
+            x->used_ms = now;
+            return &x->bucket;
+        }
+        if (x->used_ms < m->introducers[lru].used_ms)
+            lru = i;
+    }
+    size_t i = m->nintroducers < DM_MEMBERSHIP_INTRO_SENDERS ? m->nintroducers++ : lru;
+    dm_mb_introducer_t *x = &m->introducers[i];
+    memset(x, 0, sizeof *x);
+    memcpy(x->id, id, DM_ID_PUBLIC_BYTES);
+    x->used_ms = now;
+    return &x->bucket;
+}
+
+/* True (and both charged) if member sender may introduce one more member:
+ * within its own bucket and the node-wide one, so one member cannot use up
+ * what others' introductions need. */
+static bool s_intro_allowed(dm_membership_t *m, const uint8_t sender[DM_ID_PUBLIC_BYTES],
+                            int64_t now)
+{
+    dm_mb_bucket_t *own = s_introducer(m, sender, now);
+    bool ok = s_refill(own, DM_MEMBERSHIP_INTRO_SENDER_RATE_PER_S,
+                       DM_MEMBERSHIP_INTRO_SENDER_BURST, now);
+    if (!ok || !s_refill(&m->intro_bucket, DM_MEMBERSHIP_INTRO_RATE_PER_S,
+                         DM_MEMBERSHIP_INTRO_BURST, now))
+        return false;
+    own->tokens -= 1.0;
+    m->intro_bucket.tokens -= 1.0;
     return true;
 }
 
@@ -181,11 +229,11 @@ void dm_mb_apply_heard(dm_membership_t *m, const dm_swim_update_t *u,
         return;
     uint32_t idx = dm_mb_find(m, u->id);
     if (idx == DM_MEMBERSHIP_NONE) {
-        /* Only the living are news; a SYNC we asked for is not limited. */
-        if (u->state == DM_MEMBER_ALIVE)
-            (void)dm_mb_admit(m, u, sync ? NULL : &m->intro_bucket,
-                              DM_MEMBERSHIP_INTRO_RATE_PER_S, DM_MEMBERSHIP_INTRO_BURST, !sync,
-                              now);
+        /* Only the living are news; a SYNC we asked for is not limited,
+         * anyone else's introductions are, per introducer and in all. */
+        if (u->state == DM_MEMBER_ALIVE && m->n < DM_MEMBERSHIP_MAX_MEMBERS &&
+            (sync || s_intro_allowed(m, sender, now)))
+            (void)dm_mb_admit(m, u, NULL, 0, 0, !sync, now);
         return;
     }
     dm_mb_member_t *e = &m->mem[idx];
@@ -267,6 +315,36 @@ void dm_mb_tell_recent(dm_membership_t *m, const uint8_t *news, const uint8_t *e
     free(r);
 }
 
+/* True (and recorded) if member id may have our member list now: it had
+ * none for DM_MEMBERSHIP_RESYNC_MS, and, unless it is a stranger just
+ * admitted, the node-wide list rate allows one. */
+static bool s_list_allowed(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
+                           bool stranger, int64_t now)
+{
+    size_t slot = m->nsynced, oldest = 0;
+    for (size_t i = 0; i < m->nsynced; i++) {
+        if (memcmp(m->synced[i].id, id, DM_ID_PUBLIC_BYTES) == 0) {
+            if (now - m->synced[i].at_ms < DM_MEMBERSHIP_RESYNC_MS)
+                return false;
+            slot = i;
+        }
+        if (m->synced[i].at_ms < m->synced[oldest].at_ms)
+            oldest = i;
+    }
+    if (!stranger && !s_take(&m->resync_bucket, DM_MEMBERSHIP_RESYNC_RATE_PER_S,
+                             DM_MEMBERSHIP_RESYNC_BURST, now))
+        return false;
+    if (slot == m->nsynced) {
+        if (m->nsynced < DM_MEMBERSHIP_RESYNC_RECENT)
+            m->nsynced++;
+        else
+            slot = oldest;
+    }
+    memcpy(m->synced[slot].id, id, DM_ID_PUBLIC_BYTES);
+    m->synced[slot].at_ms = now;
+    return true;
+}
+
 /* A JOIN: the sender is admitted (a stranger only within the join rate and
  * the member cap) and gets our member list at the address membership now
  * holds for it, which is the one its own authenticated record names and
@@ -276,7 +354,8 @@ dm_err dm_mb_on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *msg
     const dm_swim_update_t *snd = &msg->sender;
     if (snd->state != DM_MEMBER_ALIVE)
         return DM_ERR_PROTO;
-    if (sidx == DM_MEMBERSHIP_NONE) {
+    bool stranger = sidx == DM_MEMBERSHIP_NONE;
+    if (stranger) {
         sidx = dm_mb_admit(m, snd, &m->join_bucket, DM_MEMBERSHIP_JOIN_RATE_PER_S,
                            DM_MEMBERSHIP_JOIN_BURST, true, now);
         if (sidx == DM_MEMBERSHIP_NONE)
@@ -291,11 +370,14 @@ dm_err dm_mb_on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *msg
      * needs no list: that would cost N entries per lost ping. */
     if (msg->seq == DM_MEMBERSHIP_KNOCK_SEQ)
         return DM_OK;
-    /* A member list costs N entries: a few at a time; joiners retry. */
+    /* A member list costs N entries: a few at a time (joiners retry), one
+     * per member per DM_MEMBERSHIP_RESYNC_MS, and for members (a stranger's
+     * JOIN is paid by the join rate) within a node-wide rate; a JOIN
+     * beyond these counts as a knock. */
     size_t jobs = 0;
     for (size_t i = m->out_head; i < m->nout; i++)
         jobs += m->out[i].type == DM_SWIM_SYNC;
-    if (jobs >= DM_MEMBERSHIP_MAX_SYNC_JOBS)
+    if (jobs >= DM_MEMBERSHIP_MAX_SYNC_JOBS || !s_list_allowed(m, snd->id, stranger, now))
         return DM_OK;
     dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_SYNC, msg->seq, snd->id);
     if (!o)
@@ -340,6 +422,7 @@ void dm_mb_on_ping_req(dm_membership_t *m, const dm_swim_msg_t *msg, int64_t now
     f->seq = m->next_seq++;
     f->orig_seq = msg->seq;
     memcpy(f->requester, msg->sender.id, DM_ID_PUBLIC_BYTES);
+    memcpy(f->target, msg->target_id, DM_ID_PUBLIC_BYTES);
     /* The nack must reach the requester before its interval ends, or it
      * counts against the requester's health: answer within
      * DM_MEMBERSHIP_NACK_PERCENT of the (unscaled) probe timeout. */

@@ -85,12 +85,26 @@ typedef struct {
     bool started;
 } dm_mb_bucket_t;
 
-/* A ping sent on behalf of a ping-req. */
+/* A ping sent on behalf of a ping-req; only target's ack is relayed. */
 typedef struct {
     uint32_t seq, orig_seq;
     uint8_t requester[DM_ID_PUBLIC_BYTES];
+    uint8_t target[DM_ID_PUBLIC_BYTES];
     int64_t deadline;
 } dm_mb_fwd_t;
+
+/* The introduction bucket of one member that tells us of others. */
+typedef struct {
+    uint8_t id[DM_ID_PUBLIC_BYTES];
+    dm_mb_bucket_t bucket;
+    int64_t used_ms; /* last introduction: the least recent is replaced */
+} dm_mb_introducer_t;
+
+/* A member that got our member list, and when. */
+typedef struct {
+    uint8_t id[DM_ID_PUBLIC_BYTES];
+    int64_t at_ms;
+} dm_mb_synced_t;
 
 struct dm_membership {
     dm_membership_config_t cfg;
@@ -127,6 +141,8 @@ struct dm_membership {
     unsigned probe_expected_nacks, probe_nacks;
     uint32_t next_seq;
     unsigned lhm;
+    uint8_t probe_helpers[DM_SWIM_MAX_UPDATES][DM_ID_PUBLIC_BYTES]; /* asked to ping-req */
+    size_t probe_nhelpers; /* only their relayed acks and nacks count */
     bool reprobe; /* probe reprobe_id next: it failed one probe */
     uint8_t reprobe_id[DM_ID_PUBLIC_BYTES];
 
@@ -144,6 +160,8 @@ struct dm_membership {
     size_t nseeds;
     bool joined;
     int64_t next_join;
+    uint32_t join_seq;     /* seq of our JOINs: a seed's SYNC must carry it */
+    int64_t join_until_ms; /* ... and arrive before this (0: not joining) */
 
     /* outgoing queue [out_head, nout) */
     dm_mb_out_t *out;
@@ -152,6 +170,11 @@ struct dm_membership {
     /* admission of members we did not know (membership_in.c) */
     dm_mb_bucket_t join_bucket;  /* JOINs from strangers */
     dm_mb_bucket_t intro_bucket; /* members introduced by a third party's gossip */
+    dm_mb_introducer_t introducers[DM_MEMBERSHIP_INTRO_SENDERS]; /* ... by each of them */
+    size_t nintroducers;
+    dm_mb_bucket_t resync_bucket; /* member lists for JOINs from known members */
+    dm_mb_synced_t synced[DM_MEMBERSHIP_RESYNC_RECENT];
+    size_t nsynced;
 
     dm_membership_event_fn on_event;
     void *on_event_ctx;

@@ -2,7 +2,8 @@
  * an outsider speaking CURVE with keys of its own (issue 7, items 3, 5, 7):
  * forged membership facts about a healthy node, a ping-request flood naming
  * made-up nodes, a JOIN that names someone else's address, and a restart
- * of the whole mesh. Afterwards the victim is alive everywhere, pings are
+ * of the whole mesh, and a member's unsolicited SYNC of fresh members.
+ * Afterwards the victim is alive everywhere, pings are
  * answered within a second, a new node still joins, and the mesh re-forms. */
 #include <criterion/criterion.h>
 #include <netinet/in.h>
@@ -376,4 +377,68 @@ Test(attack_swim, a_whole_mesh_restart_reforms_without_join)
     for (int i = 0; i < T_NODES; i++)
         cr_assert(s_wait_alive(i, T_NODES), "after the restart not every node sees %s alive",
                   s_domains[i]);
+}
+
+#define T_SYNC_PAGES 100      /* unsolicited SYNC pages, DM_SWIM_MAX_UPDATES fresh members each */
+#define T_SYNC_SETTLE_MS 3000 /* watched after the flood: the count must stay bounded */
+
+/* A member (it joined) sends SYNC pages nobody asked for, full of fresh
+ * ALIVE members: before, SYNC skipped the introduction limits and one
+ * member filled the table; now it is gossip, within this member's own
+ * introduction bucket, and the node keeps answering. */
+Test(attack_swim, an_unsolicited_sync_fills_no_table)
+{
+    dm_identity_t *me = NULL;
+    cr_assert_eq(dm_identity_new_ephemeral(&me), DM_OK);
+    dm_h_raw_t *raw = dm_h_raw_new(s_nodes[0].addr, me);
+    cr_assert_not_null(raw);
+    dm_swim_msg_t *join = s_msg(me, "tcp://127.0.0.1:1", DM_SWIM_JOIN);
+    s_send(raw, join);
+    free(join);
+    long long start = dm_h_now_ms();
+    dm_swim_msg_t *msg = s_msg(me, "tcp://127.0.0.1:1", DM_SWIM_SYNC);
+    for (int page = 0; page < T_SYNC_PAGES; page++) {
+        msg->n_updates = 0;
+        for (int k = 0; k < DM_SWIM_MAX_UPDATES; k++) {
+            dm_swim_update_t *u = &msg->updates[msg->n_updates++];
+            memset(u, 0, sizeof *u);
+            memcpy(u->id, dm_identity_public(me), DM_ID_PUBLIC_BYTES);
+            int n = page * DM_SWIM_MAX_UPDATES + k + 1;
+            u->id[0] ^= (uint8_t)n;
+            u->id[1] ^= (uint8_t)(n >> 8);
+            cr_assert_eq(dm_address_format(u->id, "tcp://127.0.0.1:9", u->address,
+                                           DM_ADDRESS_MAX), DM_OK);
+            snprintf(u->domain, sizeof u->domain, "fake%d", n);
+            u->state = DM_MEMBER_ALIVE;
+        }
+        s_send(raw, msg);
+        if (page % 25 == 0) {
+            long long ms = dm_h_ping_ms(&s_nodes[0], T_PING_MS);
+            cr_assert(ms >= 0 && ms < T_PING_MS, "no answer within 1 s during the flood");
+        }
+    }
+    free(msg);
+    /* watch the count: it must grow (the pages arrived) and stay within one
+     * introducer's burst plus its rate over the time taken */
+    size_t most = 0;
+    for (long long until = dm_h_now_ms() + T_SYNC_SETTLE_MS; dm_h_now_ms() < until;) {
+        size_t members = dm_h_member(&s_nodes[0], NULL).count;
+        long long secs = (dm_h_now_ms() - start) / 1000 + 1;
+        cr_assert_leq(members, (size_t)(T_NODES + 1 + DM_MEMBERSHIP_INTRO_SENDER_BURST +
+                                        DM_MEMBERSHIP_INTRO_SENDER_RATE_PER_S * secs),
+                      "node 0 holds %zu members %lld s after %d unsolicited SYNC pages",
+                      members, secs, T_SYNC_PAGES);
+        if (members > most)
+            most = members;
+        poll(NULL, 0, T_POLL_MS);
+    }
+    cr_log_info("node 0 held at most %zu members after %d SYNC pages of %d", most, T_SYNC_PAGES,
+                DM_SWIM_MAX_UPDATES);
+    cr_assert_gt(most, (size_t)(T_NODES + 1), "the SYNC pages never arrived");
+    dm_h_raw_destroy(&raw);
+    dm_identity_destroy(&me);
+    long long ms = dm_h_ping_ms(&s_nodes[0], T_PING_MS);
+    cr_assert(ms >= 0 && ms < T_PING_MS);
+    for (int i = 0; i < T_NODES; i++)
+        cr_assert(s_wait_alive(i, T_NODES), "%s is not alive everywhere", s_domains[i]);
 }

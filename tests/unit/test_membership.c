@@ -9,6 +9,7 @@
 
 #include "membership.h"
 #include "membership.pb-c.h"
+#include "membership_priv.h" /* the probe state, for the forged-ack test */
 
 #define MAXN 12
 #define STEP_MS 10
@@ -1119,5 +1120,196 @@ Test(membership, a_members_dead_plus_our_own_failed_probe_is_a_death_at_once)
     cr_assert_lt(net->now - heard, 4 * DM_MEMBERSHIP_PROBE_INTERVAL_MS, "took %lld ms",
                  (long long)(net->now - heard));
     free(msg);
+    s_free(net);
+}
+
+/* ---- what one member may cost the others (issue 7) ---- */
+
+/* Appends update k of a fresh member nobody knows, alive. */
+static void s_fresh(dm_swim_msg_t *msg, int k)
+{
+    dm_swim_update_t *u = &msg->updates[msg->n_updates++];
+    memset(u, 0, sizeof *u);
+    s_id(5000, u->id);
+    u->id[0] = (uint8_t)k;
+    u->id[1] = (uint8_t)(k >> 8);
+    u->id[2] = (uint8_t)(k >> 16);
+    cr_assert_eq(dm_address_format(u->id, "tcp://10.3.0.1:7000", u->address, DM_ADDRESS_MAX),
+                 DM_OK);
+    strcpy(u->domain, "x");
+    u->state = DM_MEMBER_ALIVE;
+}
+
+/* Sends count messages of fresh members (DM_SWIM_MAX_UPDATES each) from node
+ * `from` to node 0; returns how many node 0 now holds. */
+static size_t s_flood(net_t *net, dm_swim_type type, int from, int first, int count)
+{
+    dm_swim_msg_t *msg = s_msg(net, type, from);
+    for (int i = 0; i < count; i++) {
+        msg->n_updates = 0;
+        for (int k = 0; k < DM_SWIM_MAX_UPDATES; k++)
+            s_fresh(msg, first + i * DM_SWIM_MAX_UPDATES + k);
+        cr_assert_eq(dm_membership_receive(net->m[0], net->id[from], msg, net->now), DM_OK);
+    }
+    free(msg);
+    return dm_membership_count(net->m[0]);
+}
+
+Test(membership, an_unsolicited_sync_is_rate_limited_like_gossip)
+{
+    net_t *net = s_net(3, NULL, 40);
+    s_full_mesh(net);
+    /* a member (not a seed we joined through) sends SYNC pages at once */
+    size_t n = s_flood(net, DM_SWIM_SYNC, 1, 0, 200);
+    cr_assert_leq(n, 3 + DM_MEMBERSHIP_INTRO_SENDER_BURST, "unsolicited SYNC filled %zu", n);
+    /* even a seed's SYNC is a list we asked for only with our JOIN's seq */
+    dm_membership_join(net->m[0], net->addr[2], net->now);
+    dm_membership_tick(net->m[0], net->now);
+    cr_assert_eq(s_drain(net, net->m[0], DM_SWIM_JOIN, net->addr[2]), 1);
+    size_t before = dm_membership_count(net->m[0]);
+    n = s_flood(net, DM_SWIM_SYNC, 2, 100000, 200); /* seq 0: not our JOIN's */
+    cr_assert_leq(n - before, DM_MEMBERSHIP_INTRO_SENDER_BURST, "seed SYNC with a wrong seq");
+    s_free(net);
+}
+
+Test(membership, a_sync_we_asked_for_is_not_limited)
+{
+    net_t *net = s_net(2, NULL, 41);
+    dm_membership_join(net->m[0], net->addr[1], net->now);
+    dm_membership_tick(net->m[0], net->now);
+    uint32_t seq = 0;
+    int joins = 0;
+    while (dm_membership_next_outgoing(net->m[0], &net->out))
+        if (net->out.msg.type == DM_SWIM_JOIN) {
+            seq = net->out.msg.seq;
+            joins++;
+        }
+    cr_assert_eq(joins, 1);
+    cr_assert_neq(seq, DM_MEMBERSHIP_KNOCK_SEQ);
+    dm_swim_msg_t *msg = s_msg(net, DM_SWIM_SYNC, 1);
+    msg->seq = seq;
+    for (int i = 0; i < 100; i++) { /* 3,200 entries: more than any rate allows */
+        msg->n_updates = 0;
+        for (int k = 0; k < DM_SWIM_MAX_UPDATES; k++)
+            s_fresh(msg, i * DM_SWIM_MAX_UPDATES + k);
+        cr_assert_eq(dm_membership_receive(net->m[0], net->id[1], msg, net->now), DM_OK);
+    }
+    cr_assert_eq(dm_membership_count(net->m[0]), 1 + 100 * DM_SWIM_MAX_UPDATES);
+    /* long after the join, the same seed's SYNC is only gossip */
+    net->now += DM_MEMBERSHIP_SYNC_WINDOW_MS + 1;
+    size_t before = dm_membership_count(net->m[0]);
+    msg->n_updates = 0;
+    for (int i = 0; i < 100; i++) {
+        msg->n_updates = 0;
+        for (int k = 0; k < DM_SWIM_MAX_UPDATES; k++)
+            s_fresh(msg, 100000 + i * DM_SWIM_MAX_UPDATES + k);
+        cr_assert_eq(dm_membership_receive(net->m[0], net->id[1], msg, net->now), DM_OK);
+    }
+    cr_assert_leq(dm_membership_count(net->m[0]) - before, DM_MEMBERSHIP_INTRO_SENDER_BURST);
+    free(msg);
+    s_free(net);
+}
+
+Test(membership, one_members_fake_gossip_does_not_starve_others_introductions)
+{
+    net_t *net = s_net(3, NULL, 42);
+    s_full_mesh(net);
+    /* member 1 gossips 4,096 fresh members at once: more than the node takes */
+    (void)s_flood(net, DM_SWIM_GOSSIP, 1, 0, 128);
+    /* member 2 (a seed telling of a join) still gets its news through */
+    dm_swim_msg_t *msg = s_msg(net, DM_SWIM_GOSSIP, 2);
+    s_fresh(msg, 900000);
+    size_t before = dm_membership_count(net->m[0]);
+    cr_assert_eq(dm_membership_receive(net->m[0], net->id[2], msg, net->now), DM_OK);
+    cr_assert_eq(dm_membership_count(net->m[0]), before + 1,
+                 "member 2's introduction was refused");
+    free(msg);
+    s_free(net);
+}
+
+Test(membership, a_members_repeated_joins_get_one_member_list)
+{
+    net_t *net = s_net(2, NULL, 43);
+    s_full_mesh(net);
+    for (int k = 0; k < 4000; k++) { /* a large table */
+        dm_swim_msg_t *m1 = calloc(1, sizeof *m1);
+        s_fresh(m1, k);
+        dm_member_t mb = {.address = m1->updates[0].address, .domain = "x",
+                          .state = DM_MEMBER_ALIVE};
+        memcpy(mb.id, m1->updates[0].id, DM_ID_PUBLIC_BYTES);
+        cr_assert_eq(dm_membership_add_known(net->m[0], &mb, net->now), DM_OK);
+        free(m1);
+    }
+    (void)s_drain(net, net->m[0], 0, NULL);
+    dm_swim_msg_t *msg = s_msg(net, DM_SWIM_JOIN, 1);
+    int lists = 0;
+    for (int i = 0; i < 20; i++) {
+        msg->seq = 100 + (uint32_t)i; /* any seq but the knock's */
+        cr_assert_eq(dm_membership_receive(net->m[0], net->id[1], msg, net->now), DM_OK);
+        lists += s_drain(net, net->m[0], DM_SWIM_SYNC, net->addr[1]) > 0;
+        net->now += 100;
+    }
+    cr_assert_eq(lists, 1, "20 JOINs from a member got %d member lists", lists);
+    /* after the resync interval it may have one again */
+    net->now += DM_MEMBERSHIP_RESYNC_MS;
+    cr_assert_eq(dm_membership_receive(net->m[0], net->id[1], msg, net->now), DM_OK);
+    cr_assert_gt(s_drain(net, net->m[0], DM_SWIM_SYNC, net->addr[1]), 0);
+    free(msg);
+    s_free(net);
+}
+
+Test(membership, an_ack_counts_only_from_the_target_or_a_chosen_helper)
+{
+    dm_membership_config_t cfg;
+    dm_membership_config_default(&cfg);
+    cfg.indirect_k = 0; /* no helpers: every relayed ack is forged */
+    net_t *net = s_net(4, &cfg, 44);
+    s_full_mesh(net);
+    s_run(net, 1000);
+    s_crash(net, 3);
+    dm_membership_t *m0 = net->m[0];
+    dm_swim_msg_t *ack = s_msg(net, DM_SWIM_ACK, 1);
+    for (int64_t end = net->now + 30000; net->now < end && s_state(net, 0, 3) != DM_MEMBER_DEAD;) {
+        s_run(net, STEP_MS);
+        /* member 1 answers every indirect probe of node 3 for it */
+        if (m0->probing && m0->probe_indirect &&
+            memcmp(m0->probe_target, net->id[3], DM_ID_PUBLIC_BYTES) == 0) {
+            ack->seq = m0->probe_seq;
+            ack->sender.incarnation = dm_membership_incarnation(net->m[1]);
+            cr_assert_eq(dm_membership_receive(m0, net->id[1], ack, net->now), DM_OK);
+        }
+    }
+    cr_assert_eq(s_state(net, 0, 3), DM_MEMBER_DEAD, "forged acks kept a dead node alive");
+    free(ack);
+    s_free(net);
+}
+
+Test(membership, a_forwarded_ping_is_answered_only_by_its_target)
+{
+    net_t *net = s_net(4, NULL, 45);
+    s_full_mesh(net);
+    (void)s_drain(net, net->m[0], 0, NULL);
+    /* node 1 asks node 0 to ping node 3 */
+    dm_swim_msg_t *req = s_msg(net, DM_SWIM_PING_REQ, 1);
+    req->seq = 77;
+    memcpy(req->target_id, net->id[3], DM_ID_PUBLIC_BYTES);
+    cr_assert_eq(dm_membership_receive(net->m[0], net->id[1], req, net->now), DM_OK);
+    cr_assert_eq(net->m[0]->nfwd, 1);
+    uint32_t fseq = net->m[0]->fwd[0].seq;
+    (void)s_drain(net, net->m[0], 0, NULL);
+    /* node 2 (not the target) answers the forwarded ping */
+    dm_swim_msg_t *ack = s_msg(net, DM_SWIM_ACK, 2);
+    ack->seq = fseq;
+    cr_assert_eq(dm_membership_receive(net->m[0], net->id[2], ack, net->now), DM_OK);
+    cr_assert_eq(s_drain(net, net->m[0], DM_SWIM_ACK, net->addr[1]), 0,
+                 "an ack from a non-target was relayed");
+    /* the target's own ack is */
+    dm_swim_msg_t *real = s_msg(net, DM_SWIM_ACK, 3);
+    real->seq = fseq;
+    cr_assert_eq(dm_membership_receive(net->m[0], net->id[3], real, net->now), DM_OK);
+    cr_assert_eq(s_drain(net, net->m[0], DM_SWIM_ACK, net->addr[1]), 1);
+    free(real);
+    free(ack);
+    free(req);
     s_free(net);
 }

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(envelope swim catalog contract record avro)
+TARGETS=(envelope swim catalog contract record avro pattern)
 FUZZ_RSS_MB=2048      # an input using more memory than this is a finding
 FUZZ_TIMEOUT_S=10     # an input taking longer than this is a finding
 FUZZ_MAX_LEN=65536    # bytes per input: beyond every decoder's interesting sizes
@@ -36,9 +36,11 @@ run_one() {
   mkdir -p "$corpus" "$art" "$logdir"
   local log=$logdir/$t.log
   local rc=0
+  local dict=()   # tests/fuzz/TARGET.dict: the tokens of a text syntax, if it has one
+  [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
   nice -n "${FUZZ_NICE:-0}" "$bin" "$corpus" "tests/fuzz/corpus/$t" \
     -max_total_time="$secs" -timeout=$FUZZ_TIMEOUT_S -rss_limit_mb=$FUZZ_RSS_MB \
-    -max_len=$FUZZ_MAX_LEN -print_final_stats=1 -artifact_prefix="$art/" \
+    -max_len=$FUZZ_MAX_LEN -print_final_stats=1 -artifact_prefix="$art/" ${dict[@]+"${dict[@]}"} \
     >"$log" 2>&1 || rc=$?
   local execs
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)

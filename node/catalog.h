@@ -46,6 +46,15 @@
  * periodic exchange. */
 #define DM_CATALOG_JUDGE_WINDOW_MS 1000
 #define DM_CATALOG_JUDGE_BYTES_PER_WINDOW (4 * DM_CATALOG_JUDGE_BYTES)
+/* One sending member's share of that window (dm_catalog_apply_delta_from):
+ * a quarter, so one peer leaves three quarters to the others, and an
+ * honest first sync from one peer still judges 256 KiB a second. Only
+ * payload that reaches the contract parser is charged: what fails the
+ * cheap checks (decoding, signature, origin admission, staleness) is not. */
+#define DM_CATALOG_JUDGE_SENDER_BYTES DM_CATALOG_JUDGE_BYTES
+/* Senders tracked per window; later ones in the same window share the
+ * last row (a bounded table, emptied when the window turns). */
+#define DM_CATALOG_JUDGE_SENDERS 64
 /* Origins in one digest page: the builder's cap and the receiver's limit
  * alike, so an honest digest is never refused however many origins the
  * mesh has; a peer asks for the next page (docs/catalog.md). */
@@ -204,6 +213,14 @@ DM_NODISCARD dm_err dm_catalog_delta(dm_catalog_t *c, const void *digest, size_t
 DM_NODISCARD dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len,
                                            int64_t now_ms, dm_catalog_counts_t *counts,
                                            bool *more, dm_buf_t *why);
+/* The same for a delta sent by member sender (a node id): it judges at
+ * most DM_CATALOG_JUDGE_SENDER_BYTES per window of its own, within the
+ * node-wide DM_CATALOG_JUDGE_BYTES_PER_WINDOW. sender NULL: only the
+ * node-wide window applies (dm_catalog_apply_delta). */
+DM_NODISCARD dm_err dm_catalog_apply_delta_from(dm_catalog_t *c, const uint8_t *sender,
+                                                const void *delta, size_t len, int64_t now_ms,
+                                                dm_catalog_counts_t *counts, bool *more,
+                                                dm_buf_t *why);
 
 /* ---- single entries on the wire ---- */
 

@@ -747,6 +747,7 @@ void dm_catalog_destroy(dm_catalog_t **self_p)
     free(c->origins);
     free(c->pins);
     free(c->conflicts);
+    free(c->buckets);
     free(c->ops);
     dm_buf_free(&c->arena);
     free(c);

@@ -62,6 +62,19 @@
 #define DM_CATALOG_DIGEST_ROW_BYTES 64 /* one OriginVersion on the wire, at most (47 in fact) */
 /* A digest page on the wire: its rows plus the two range bounds. */
 #define DM_CATALOG_DIGEST_MAX_BYTES ((DM_CATALOG_DIGEST_PAGE + 2) * DM_CATALOG_DIGEST_ROW_BYTES)
+/* Catalog sync messages that cost this node work (a digest page, a
+ * delta, a hash that differs from ours: each makes it build or judge a
+ * page or a delta) taken from one member: a token bucket of
+ * DM_CATALOG_SYNC_BURST messages refilled at DM_CATALOG_SYNC_PER_S. An
+ * honest round at 10,000 origins is about 11 such messages per direction;
+ * answering a page there costs about 1.25 ms, so one member costs the loop
+ * at most about 25 ms a second. Past it messages are dropped (the next
+ * round resyncs) and a debug line says so once per DM_CATALOG_SYNC_LOG_MS. */
+#define DM_CATALOG_SYNC_PER_S 20
+#define DM_CATALOG_SYNC_BURST 40
+#define DM_CATALOG_SYNC_LOG_MS 10000
+/* Members tracked; when full, the longest idle row is reused. */
+#define DM_CATALOG_SYNC_SENDERS 1024
 /* Origins that membership does not know (strangers) the catalog takes on
  * at once, and the entries each may have stored: enough for the race in
  * which a new member's entries arrive before the news of its joining;
@@ -126,6 +139,12 @@ typedef bool (*dm_catalog_known_fn)(void *ctx, const uint8_t origin[DM_ID_PUBLIC
  * resends them once membership knows the origin. known NULL: every origin
  * is welcome (the simulator). ctx is borrowed. Cannot fail. */
 void dm_catalog_set_known(dm_catalog_t *c, dm_catalog_known_fn known, void *ctx);
+
+/* Whether a costly sync message from member sender (a node id) may be
+ * handled at now_ms: takes one token of its bucket (see
+ * DM_CATALOG_SYNC_PER_S). false: drop the message. Cannot fail. */
+bool dm_catalog_sync_allow(dm_catalog_t *c, const uint8_t sender[DM_ID_PUBLIC_BYTES],
+                           int64_t now_ms);
 
 /* ---- local publications ---- */
 

@@ -45,6 +45,15 @@ typedef struct {
     size_t bytes;
 } dm_cat_share_t;
 
+/* One member's bucket of costly sync messages (node/catalog_limits.c). */
+typedef struct {
+    uint8_t sender[DM_ID_PUBLIC_BYTES];
+    int64_t milli;        /* tokens x 1000 */
+    int64_t last_ms;      /* last refill */
+    int64_t logged_ms;    /* last debug line about drops */
+    uint64_t dropped;     /* since that line */
+} dm_cat_bucket_t;
+
 /* What one dm_catalog_apply_delta call may still have judged: cap bytes of
  * contract payload, of which used are spent; cut once an entry had to
  * wait. One entry is always judged while cap > 0. */
@@ -76,6 +85,8 @@ struct dm_catalog {
     size_t judge_window_bytes; /* payload judged from deltas in it */
     dm_cat_share_t shares[DM_CATALOG_JUDGE_SENDERS]; /* per sender, this window */
     size_t nshares;
+    dm_cat_bucket_t *buckets; /* DM_CATALOG_SYNC_SENDERS, allocated on first use */
+    size_t nbuckets;
     size_t rr;    /* which origin goes first in the next delta */
     bool loading; /* reading the store: no log lines for old news */
 };

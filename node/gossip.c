@@ -436,6 +436,14 @@ void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *m, cons
         dm_log_debug("catalog: dropped a sync message from %.16s, not a member", hex);
         return;
     }
+    /* What costs work (a page or a delta to judge or answer, a hash that
+     * differs and so asks for a page) is rate-limited per member; a poke
+     * whose hash matches costs a compare and is always taken. */
+    bool costly = m->digest.len > 0 || m->delta.len > 0 ||
+                  (m->hash.len == crypto_hash_sha256_BYTES &&
+                   memcmp(m->hash.data, s_catalog_hash(self), crypto_hash_sha256_BYTES) != 0);
+    if (costly && !dm_catalog_sync_allow(self->catalog, node_id, now_ms))
+        return;
     char to[DM_ADDRESS_MAX];
     snprintf(to, sizeof to, "%s", m->reply_to);
     if (m->delta.len > 0)

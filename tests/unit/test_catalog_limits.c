@@ -1,6 +1,7 @@
 /* test_catalog_limits.c: what one member (or a restart) may cost the
  * catalog: junk entries spend nothing of the judging window, one sender
- * spends only its own share of it, and the stranger quota holds across a
+ * spends only its own share of it, costly sync messages are rate-limited
+ * per member, and the stranger quota holds across a
  * restart. */
 #include <criterion/criterion.h>
 
@@ -191,4 +192,35 @@ Test(catalog_limits, one_sender_spends_only_its_own_share)
     cr_assert_eq(got, 2, "another member's delta must be taken, got %zu", got);
     /* The next window gives the first sender its share again. */
     cr_assert_gt(s_exchange(a, b, sender_a, S_NOW + DM_CATALOG_JUDGE_WINDOW_MS), 0);
+}
+
+/* ---- costly sync messages per member ---- */
+
+/* A member gets DM_CATALOG_SYNC_BURST costly messages at once, then
+ * DM_CATALOG_SYNC_PER_S a second; another member is not affected, and a
+ * table of DM_CATALOG_SYNC_SENDERS rows takes any number of members. */
+Test(catalog_limits, costly_sync_messages_are_rate_limited_per_member)
+{
+    dm_catalog_t *a = s_cat(NULL);
+    uint8_t x[DM_ID_PUBLIC_BYTES], y[DM_ID_PUBLIC_BYTES];
+    memset(x, 1, sizeof x);
+    memset(y, 2, sizeof y);
+    size_t allowed = 0;
+    for (int i = 0; i < 10 * DM_CATALOG_SYNC_BURST; i++) /* a flood within one instant */
+        allowed += dm_catalog_sync_allow(a, x, S_NOW);
+    cr_assert_eq(allowed, DM_CATALOG_SYNC_BURST);
+    cr_assert(dm_catalog_sync_allow(a, y, S_NOW), "another member must not pay for it");
+    allowed = 0;
+    for (int64_t ms = 1; ms <= 1000; ms++) /* a second of flooding, one a millisecond */
+        allowed += dm_catalog_sync_allow(a, x, S_NOW + ms);
+    cr_assert_leq(allowed, DM_CATALOG_SYNC_PER_S);
+    cr_assert_geq(allowed, DM_CATALOG_SYNC_PER_S - 1);
+    /* A clock that goes back refills nothing. */
+    cr_assert_not(dm_catalog_sync_allow(a, x, S_NOW - 100000));
+    /* Many members: every new one starts with a full bucket. */
+    uint8_t z[DM_ID_PUBLIC_BYTES] = {0};
+    for (unsigned i = 0; i < 2 * DM_CATALOG_SYNC_SENDERS; i++) {
+        memcpy(z, &i, sizeof i);
+        cr_assert(dm_catalog_sync_allow(a, z, S_NOW + 2000 + i));
+    }
 }

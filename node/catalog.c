@@ -534,7 +534,8 @@ static bool s_pin(dm_catalog_t *c, const char *domain, const uint8_t *owner, int
 }
 
 dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
-                                int64_t now_ms, dm_buf_t *why, dm_err *err)
+                                int64_t now_ms, dm_cat_budget_t *budget, dm_buf_t *why,
+                                dm_err *err)
 {
     *err = DM_OK;
     if (!e->key || strnlen(e->key, DM_CATALOG_KEY_MAX) >= DM_CATALOG_KEY_MAX || !e->key[0] ||
@@ -578,7 +579,16 @@ dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bo
         v = s_refuse(why, DM_CATALOG_STALE, "entry '%s' version %llu: version %llu is stored",
                      e->key, (unsigned long long)e->version,
                      (unsigned long long)old->e.version);
-    if (v == DM_CATALOG_ACCEPTED && !p.is_node && !e->tombstone && !s_contract_ok(e, &p, why))
+    bool contract = v == DM_CATALOG_ACCEPTED && !p.is_node && !e->tombstone;
+    if (contract && budget) { /* the expensive step: charged, and only it */
+        if (!budget->cap || (budget->used && budget->used + e->payload_len > budget->cap)) {
+            budget->cut = true;
+            v = s_refuse(why, DM_CATALOG_UNKNOWN_ORIGIN, "waits: judging budget spent");
+            goto out;
+        }
+        budget->used += e->payload_len;
+    }
+    if (contract && !s_contract_ok(e, &p, why))
         v = DM_CATALOG_MALFORMED;
     /* An authentic refusal still counts as seen, so peers stop resending it. */
     if (remote && v != DM_CATALOG_BAD_SIGNATURE && v != DM_CATALOG_STALE && !*err &&
@@ -737,6 +747,7 @@ void dm_catalog_destroy(dm_catalog_t **self_p)
     free(c->origins);
     free(c->pins);
     free(c->conflicts);
+    free(c->buckets);
     free(c->ops);
     dm_buf_free(&c->arena);
     free(c);

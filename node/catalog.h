@@ -46,6 +46,15 @@
  * periodic exchange. */
 #define DM_CATALOG_JUDGE_WINDOW_MS 1000
 #define DM_CATALOG_JUDGE_BYTES_PER_WINDOW (4 * DM_CATALOG_JUDGE_BYTES)
+/* One sending member's share of that window (dm_catalog_apply_delta_from):
+ * a quarter, so one peer leaves three quarters to the others, and an
+ * honest first sync from one peer still judges 256 KiB a second. Only
+ * payload that reaches the contract parser is charged: what fails the
+ * cheap checks (decoding, signature, origin admission, staleness) is not. */
+#define DM_CATALOG_JUDGE_SENDER_BYTES DM_CATALOG_JUDGE_BYTES
+/* Senders tracked per window; later ones in the same window share the
+ * last row (a bounded table, emptied when the window turns). */
+#define DM_CATALOG_JUDGE_SENDERS 64
 /* Origins in one digest page: the builder's cap and the receiver's limit
  * alike, so an honest digest is never refused however many origins the
  * mesh has; a peer asks for the next page (docs/catalog.md). */
@@ -53,6 +62,19 @@
 #define DM_CATALOG_DIGEST_ROW_BYTES 64 /* one OriginVersion on the wire, at most (47 in fact) */
 /* A digest page on the wire: its rows plus the two range bounds. */
 #define DM_CATALOG_DIGEST_MAX_BYTES ((DM_CATALOG_DIGEST_PAGE + 2) * DM_CATALOG_DIGEST_ROW_BYTES)
+/* Catalog sync messages that cost this node work (a digest page, a
+ * delta, a hash that differs from ours: each makes it build or judge a
+ * page or a delta) taken from one member: a token bucket of
+ * DM_CATALOG_SYNC_BURST messages refilled at DM_CATALOG_SYNC_PER_S. An
+ * honest round at 10,000 origins is about 11 such messages per direction;
+ * answering a page there costs about 1.25 ms, so one member costs the loop
+ * at most about 25 ms a second. Past it messages are dropped (the next
+ * round resyncs) and a debug line says so once per DM_CATALOG_SYNC_LOG_MS. */
+#define DM_CATALOG_SYNC_PER_S 20
+#define DM_CATALOG_SYNC_BURST 40
+#define DM_CATALOG_SYNC_LOG_MS 10000
+/* Members tracked; when full, the longest idle row is reused. */
+#define DM_CATALOG_SYNC_SENDERS 1024
 /* Origins that membership does not know (strangers) the catalog takes on
  * at once, and the entries each may have stored: enough for the race in
  * which a new member's entries arrive before the news of its joining;
@@ -117,6 +139,12 @@ typedef bool (*dm_catalog_known_fn)(void *ctx, const uint8_t origin[DM_ID_PUBLIC
  * resends them once membership knows the origin. known NULL: every origin
  * is welcome (the simulator). ctx is borrowed. Cannot fail. */
 void dm_catalog_set_known(dm_catalog_t *c, dm_catalog_known_fn known, void *ctx);
+
+/* Whether a costly sync message from member sender (a node id) may be
+ * handled at now_ms: takes one token of its bucket (see
+ * DM_CATALOG_SYNC_PER_S). false: drop the message. Cannot fail. */
+bool dm_catalog_sync_allow(dm_catalog_t *c, const uint8_t sender[DM_ID_PUBLIC_BYTES],
+                           int64_t now_ms);
 
 /* ---- local publications ---- */
 
@@ -204,6 +232,14 @@ DM_NODISCARD dm_err dm_catalog_delta(dm_catalog_t *c, const void *digest, size_t
 DM_NODISCARD dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len,
                                            int64_t now_ms, dm_catalog_counts_t *counts,
                                            bool *more, dm_buf_t *why);
+/* The same for a delta sent by member sender (a node id): it judges at
+ * most DM_CATALOG_JUDGE_SENDER_BYTES per window of its own, within the
+ * node-wide DM_CATALOG_JUDGE_BYTES_PER_WINDOW. sender NULL: only the
+ * node-wide window applies (dm_catalog_apply_delta). */
+DM_NODISCARD dm_err dm_catalog_apply_delta_from(dm_catalog_t *c, const uint8_t *sender,
+                                                const void *delta, size_t len, int64_t now_ms,
+                                                dm_catalog_counts_t *counts, bool *more,
+                                                dm_buf_t *why);
 
 /* ---- single entries on the wire ---- */
 

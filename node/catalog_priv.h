@@ -39,6 +39,29 @@ typedef struct {
     bool del;
 } dm_cat_op_t;
 
+/* Contract payload one sender had judged in the current window. */
+typedef struct {
+    uint8_t sender[DM_ID_PUBLIC_BYTES];
+    size_t bytes;
+} dm_cat_share_t;
+
+/* One member's bucket of costly sync messages (node/catalog_limits.c). */
+typedef struct {
+    uint8_t sender[DM_ID_PUBLIC_BYTES];
+    int64_t milli;        /* tokens x 1000 */
+    int64_t last_ms;      /* last refill */
+    int64_t logged_ms;    /* last debug line about drops */
+    uint64_t dropped;     /* since that line */
+} dm_cat_bucket_t;
+
+/* What one dm_catalog_apply_delta call may still have judged: cap bytes of
+ * contract payload, of which used are spent; cut once an entry had to
+ * wait. One entry is always judged while cap > 0. */
+typedef struct {
+    size_t cap, used;
+    bool cut;
+} dm_cat_budget_t;
+
 struct dm_catalog {
     dm_store_t *store;
     const dm_identity_t *self;
@@ -60,6 +83,10 @@ struct dm_catalog {
     size_t nstrangers;
     int64_t judge_window_ms;   /* start of the current judging window */
     size_t judge_window_bytes; /* payload judged from deltas in it */
+    dm_cat_share_t shares[DM_CATALOG_JUDGE_SENDERS]; /* per sender, this window */
+    size_t nshares;
+    dm_cat_bucket_t *buckets; /* DM_CATALOG_SYNC_SENDERS, allocated on first use */
+    size_t nbuckets;
     size_t rr;    /* which origin goes first in the next delta */
     bool loading; /* reading the store: no log lines for old news */
 };
@@ -85,9 +112,13 @@ size_t dm_cat_wire_bytes(const dm_catalog_entry_t *e);
 bool dm_cat_origin_admit(dm_catalog_t *c, const dm_catalog_entry_t *e);
 
 /* Judges e within the pending batch (see dm_catalog_apply). Returns a
- * verdict; DM_ERR_NOMEM aborts through *err. */
+ * verdict; DM_ERR_NOMEM aborts through *err. budget (may be NULL) is
+ * charged with the payload of a contract about to be parsed, after every
+ * cheaper check; an entry past it sets budget->cut and is left untouched
+ * (nothing stored, its version not raised; the verdict is meaningless). */
 dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
-                                int64_t now_ms, dm_buf_t *why, dm_err *err);
+                                int64_t now_ms, dm_cat_budget_t *budget, dm_buf_t *why,
+                                dm_err *err);
 /* Commits the pending batch; on failure reloads memory from the store. */
 dm_err dm_cat_commit(dm_catalog_t *c);
 /* Drops the pending batch after an in-memory failure (reloads). */

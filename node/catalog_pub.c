@@ -143,7 +143,7 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
     dm_buf_free(&msg);
     if (err)
         return err;
-    dm_catalog_verdict v = dm_cat_admit(c, &e, false, now_ms, why, &err);
+    dm_catalog_verdict v = dm_cat_admit(c, &e, false, now_ms, NULL, why, &err);
     if (!err && v != DM_CATALOG_ACCEPTED)
         err = DM_ERR_INVALID;
     if (err) {
@@ -204,7 +204,7 @@ dm_err dm_catalog_apply(dm_catalog_t *c, const dm_catalog_entry_t *e, int64_t no
     dm_err err = DM_OK;
     if (why)
         dm_buf_reset(why);
-    *verdict = dm_cat_admit(c, e, true, now_ms, why, &err);
+    *verdict = dm_cat_admit(c, e, true, now_ms, NULL, why, &err);
     if (err) {
         dm_cat_abort(c);
         return err;

@@ -445,22 +445,62 @@ static int s_pb_order(const void *a, const void *b)
     return x->version < y->version ? -1 : x->version > y->version;
 }
 
-/* Payload bytes the next delta may have judged: DM_CATALOG_JUDGE_BYTES, or
- * what is left of the DM_CATALOG_JUDGE_WINDOW_MS window (0: none). */
-static size_t s_judge_budget(dm_catalog_t *c, int64_t now_ms)
+/* Turns the judging window over when DM_CATALOG_JUDGE_WINDOW_MS has passed
+ * (or the clock went back): nothing judged, no sender's share spent. */
+static void s_judge_window(dm_catalog_t *c, int64_t now_ms)
 {
     if (now_ms - c->judge_window_ms >= DM_CATALOG_JUDGE_WINDOW_MS || now_ms < c->judge_window_ms) {
         c->judge_window_ms = now_ms;
         c->judge_window_bytes = 0;
+        c->nshares = 0;
     }
+}
+
+/* sender's row in this window's shares (NULL sender: NULL). A new sender
+ * takes a free row; when all are taken, the last row is shared. */
+static dm_cat_share_t *s_share(dm_catalog_t *c, const uint8_t *sender)
+{
+    if (!sender)
+        return NULL;
+    for (size_t i = 0; i < c->nshares; i++)
+        if (memcmp(c->shares[i].sender, sender, DM_ID_PUBLIC_BYTES) == 0)
+            return &c->shares[i];
+    if (c->nshares == DM_CATALOG_JUDGE_SENDERS)
+        return &c->shares[DM_CATALOG_JUDGE_SENDERS - 1];
+    dm_cat_share_t *s = &c->shares[c->nshares++];
+    memcpy(s->sender, sender, DM_ID_PUBLIC_BYTES);
+    s->bytes = 0;
+    return s;
+}
+
+/* Contract bytes the next delta (of sender, may be NULL) may have judged:
+ * DM_CATALOG_JUDGE_BYTES, or less as what is left of the node-wide window
+ * and of the sender's DM_CATALOG_JUDGE_SENDER_BYTES share (0: none). */
+static size_t s_judge_budget(dm_catalog_t *c, const uint8_t *sender, int64_t now_ms)
+{
+    s_judge_window(c, now_ms);
     size_t left = c->judge_window_bytes < DM_CATALOG_JUDGE_BYTES_PER_WINDOW
                       ? DM_CATALOG_JUDGE_BYTES_PER_WINDOW - c->judge_window_bytes
                       : 0;
+    const dm_cat_share_t *sh = s_share(c, sender);
+    if (sh) {
+        size_t mine = sh->bytes < DM_CATALOG_JUDGE_SENDER_BYTES
+                          ? DM_CATALOG_JUDGE_SENDER_BYTES - sh->bytes
+                          : 0;
+        left = mine < left ? mine : left;
+    }
     return left < DM_CATALOG_JUDGE_BYTES ? left : DM_CATALOG_JUDGE_BYTES;
 }
 
 dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len, int64_t now_ms,
                               dm_catalog_counts_t *counts, bool *more, dm_buf_t *why)
+{
+    return dm_catalog_apply_delta_from(c, NULL, delta, len, now_ms, counts, more, why);
+}
+
+dm_err dm_catalog_apply_delta_from(dm_catalog_t *c, const uint8_t *sender, const void *delta,
+                                   size_t len, int64_t now_ms, dm_catalog_counts_t *counts,
+                                   bool *more, dm_buf_t *why)
 {
     if (counts)
         memset(counts, 0, sizeof *counts);
@@ -483,24 +523,21 @@ dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len, in
         memcpy(order, d->entries, d->n_entries * sizeof *order);
     qsort(order, d->n_entries, sizeof *order, s_pb_order);
     dm_buf_t line = DM_BUF_INIT;
-    size_t judged = 0; /* payload bytes looked at: contracts are parsed */
-    size_t budget = s_judge_budget(c, now_ms);
-    bool cut = false;
+    /* Only contracts about to be parsed are charged (dm_cat_admit), after
+     * decoding, signature, origin and staleness: junk costs its sender
+     * nothing of the window, and nobody else anything. */
+    dm_cat_budget_t budget = {s_judge_budget(c, sender, now_ms), 0, false};
     for (size_t i = 0; i < d->n_entries && !err; i++) {
-        /* Past the budget the rest waits: entries are in (origin, version)
-         * order, so what was applied is a prefix per origin and the next
-         * digest asks for exactly the rest. One entry is always judged
-         * while the window has room. */
-        if (!budget || (judged && judged + order[i]->payload.len > budget)) {
-            cut = true;
-            break;
-        }
-        judged += order[i]->payload.len;
         dm_catalog_entry_t e;
         dm_catalog_verdict v = DM_CATALOG_MALFORMED;
         dm_buf_reset(&line);
         if (dm_cat_entry_view(order[i], &e, &line))
-            v = dm_cat_admit(c, &e, true, now_ms, &line, &err);
+            v = dm_cat_admit(c, &e, true, now_ms, &budget, &line, &err);
+        /* Past the budget the rest waits: entries are in (origin, version)
+         * order, so what was applied is a prefix per origin and the next
+         * digest asks for exactly the rest. */
+        if (budget.cut)
+            break;
         if (counts)
             counts->n[v]++;
         if (v != DM_CATALOG_ACCEPTED && why) {
@@ -513,11 +550,14 @@ dm_err dm_catalog_apply_delta(dm_catalog_t *c, const void *delta, size_t len, in
         dm_cat_abort(c);
     else
         err = dm_cat_commit(c);
-    c->judge_window_bytes += judged;
+    c->judge_window_bytes += budget.used;
+    dm_cat_share_t *sh = s_share(c, sender);
+    if (sh)
+        sh->bytes += budget.used;
     /* Cut by the window: the next periodic exchange brings the rest; asking
      * at once would only be cut again. */
     if (!err && more)
-        *more = d->more || (cut && s_judge_budget(c, now_ms) > 0);
+        *more = d->more || (budget.cut && s_judge_budget(c, sender, now_ms) > 0);
 out:
     dm__catalog_delta__free_unpacked(d, NULL);
     return err;

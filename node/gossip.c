@@ -372,14 +372,16 @@ void dm_gossip_catalog_changed(dm_gossip_t *self, int64_t now_ms)
 }
 
 /* Applies a peer's delta; a change spreads, a delta cut short asks again. */
-static void s_catalog_take_delta(dm_gossip_t *self, const Dm__CatalogSync *m, const char *to,
-                                 const char *hex, int64_t now_ms)
+static void s_catalog_take_delta(dm_gossip_t *self, const Dm__CatalogSync *m,
+                                 const uint8_t *sender, const char *to, const char *hex,
+                                 int64_t now_ms)
 {
     dm_catalog_counts_t counts;
     bool more = false;
     dm_buf_t refused = DM_BUF_INIT;
-    dm_err rc = dm_catalog_apply_delta(self->catalog, m->delta.data, m->delta.len, now_ms,
-                                       &counts, &more, &refused);
+    /* Judged within the sender's own share of the judging window. */
+    dm_err rc = dm_catalog_apply_delta_from(self->catalog, sender, m->delta.data, m->delta.len,
+                                            now_ms, &counts, &more, &refused);
     if (rc == DM_ERR_PROTO) {
         dm_log_warn("catalog: a delta from %.16s was refused: %s", hex, dm_strerror(rc));
     } else if (rc != DM_OK) {
@@ -434,10 +436,18 @@ void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *m, cons
         dm_log_debug("catalog: dropped a sync message from %.16s, not a member", hex);
         return;
     }
+    /* What costs work (a page or a delta to judge or answer, a hash that
+     * differs and so asks for a page) is rate-limited per member; a poke
+     * whose hash matches costs a compare and is always taken. */
+    bool costly = m->digest.len > 0 || m->delta.len > 0 ||
+                  (m->hash.len == crypto_hash_sha256_BYTES &&
+                   memcmp(m->hash.data, s_catalog_hash(self), crypto_hash_sha256_BYTES) != 0);
+    if (costly && !dm_catalog_sync_allow(self->catalog, node_id, now_ms))
+        return;
     char to[DM_ADDRESS_MAX];
     snprintf(to, sizeof to, "%s", m->reply_to);
     if (m->delta.len > 0)
-        s_catalog_take_delta(self, m, to, hex, now_ms);
+        s_catalog_take_delta(self, m, node_id, to, hex, now_ms);
     if (m->digest.len > 0) {
         /* A page of the peer's digest: what it lacks in that range, and
          * our page (asked for by its hash, or the next one after its). */

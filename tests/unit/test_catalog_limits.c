@@ -13,8 +13,9 @@
 #include "catalog.h"
 #include "catalog.pb-c.h"
 #include "fixture.h"
+#include "catalog_test.h"
 
-#define S_NOW 1764000000000LL /* a fixed Unix time in ms; time is an argument */
+#define S_NOW DM_T_CATALOG_NOW
 #define S_DELTA_BYTES (256 << 10)
 #define S_MAX_IDS 8
 
@@ -48,53 +49,6 @@ static dm_catalog_t *s_cat(dm_identity_t **id)
     if (id)
         *id = s_ids[s_n];
     return s_cats[s_n++];
-}
-
-/* The canonical JSON of a valid contract of domain/name with nfields
- * described fields. */
-static void s_contract(const char *domain, const char *name, unsigned nfields, dm_buf_t *out)
-{
-    dm_buf_t yaml = DM_BUF_INIT;
-    dm_buf_printf(&yaml,
-                  "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: %s\n"
-                  "  domain: %s\n  version: 1.0.0\n  owner:\n    team: t\n    contact: t@c.com\n"
-                  "spec:\n  schema:\n    fields:\n      - {name: id, type: int, required: true}\n",
-                  name, domain);
-    for (unsigned i = 0; i < nfields; i++)
-        dm_buf_printf(&yaml,
-                      "      - {name: field_%u, type: string, description: \"field %u of a wide "
-                      "product, described at some length so that the contract is large\"}\n",
-                      i, i);
-    dm_contract_t **cs = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    dm_err rc = dm_contract_parse("t", yaml.data, yaml.len, NULL, &cs, &n, &diags);
-    cr_assert_eq(rc, DM_OK, "%s", diags.count ? diags.items[0].message : dm_strerror(rc));
-    dm_contract_canonical(cs[0], out);
-    dm_contract_destroy(&cs[0]);
-    free(cs);
-    dm_diags_clear(&diags);
-    dm_buf_free(&yaml);
-}
-
-/* Publishes c's node record for domain and nproducts contracts of nfields
- * fields each. */
-static void s_publish(dm_catalog_t *c, const dm_identity_t *self, const char *domain,
-                      unsigned nproducts, unsigned nfields)
-{
-    char addr[DM_ADDRESS_MAX], key[DM_CATALOG_KEY_MAX], name[32];
-    cr_assert_eq(dm_address_format(dm_identity_public(self), "tcp://127.0.0.1:9", addr,
-                                   sizeof addr),
-                 DM_OK);
-    cr_assert_eq(dm_catalog_publish_node(c, domain, addr, S_NOW, NULL), DM_OK);
-    for (unsigned i = 0; i < nproducts; i++) {
-        snprintf(name, sizeof name, "p%u", i);
-        snprintf(key, sizeof key, "product/%s/%s", domain, name);
-        dm_buf_t json = DM_BUF_INIT;
-        s_contract(domain, name, nfields, &json);
-        cr_assert_eq(dm_catalog_publish(c, key, json.data, json.len, false, S_NOW, NULL), DM_OK);
-        dm_buf_free(&json);
-    }
 }
 
 /* One exchange from -> to at now: to's first page, from's delta, applied
@@ -155,7 +109,7 @@ Test(catalog_limits, junk_payload_does_not_spend_the_judging_window)
 {
     dm_identity_t *ida = NULL;
     dm_catalog_t *a = s_cat(&ida), *b = s_cat(NULL);
-    s_publish(a, ida, "commerce", 2, 4);
+    dm_t_publish_wide(a, ida, "commerce", 2, 4, false);
     dm_buf_t junk = DM_BUF_INIT;
     s_junk_delta(&junk);
     cr_assert_gt(junk.len, DM_CATALOG_PAYLOAD_MAX);
@@ -176,8 +130,8 @@ Test(catalog_limits, one_sender_spends_only_its_own_share)
 {
     dm_identity_t *ida = NULL, *idc = NULL;
     dm_catalog_t *a = s_cat(&ida), *b = s_cat(NULL), *c = s_cat(&idc);
-    s_publish(a, ida, "wide", 120, 40); /* about 700 KB of contracts */
-    s_publish(c, idc, "small", 1, 2);
+    dm_t_publish_wide(a, ida, "wide", 120, 40, false); /* about 700 KB of contracts */
+    dm_t_publish_wide(c, idc, "small", 1, 2, false);
     const uint8_t *sender_a = dm_identity_public(ida), *sender_c = dm_identity_public(idc);
     size_t taken = 0, got;
     for (int msg = 0; msg < 20; msg++)

@@ -16,8 +16,9 @@
 #include "catalog.h"
 #include "catalog.pb-c.h"
 #include "fixture.h"
+#include "catalog_test.h"
 
-#define S_NOW 1764000000000LL /* a fixed Unix time in ms; time is an argument */
+#define S_NOW DM_T_CATALOG_NOW
 #define S_ORIGINS 10000       /* past DM_CATALOG_DIGEST_PAGE several times over */
 #define S_DELTA_BYTES (256 << 10) /* as DM_GOSSIP_DELTA_BYTES */
 #define S_MAX_ROUNDS 200          /* exchanges allowed to converge */
@@ -365,53 +366,6 @@ Test(catalog_scale, a_stranger_stores_few_entries_a_member_many)
 
 /* ---- what one delta costs: time on the node loop, room in the store ---- */
 
-/* The canonical JSON of a valid contract of domain/name with nfields
- * fields, each with a description, and a pattern on every hundredth of the
- * first 3,000 (a contract holds at most DM_PATTERN_MAX_TOTAL pattern atoms). */
-static void s_big_contract(const char *domain, const char *name, unsigned nfields, dm_buf_t *out)
-{
-    dm_buf_t yaml = DM_BUF_INIT;
-    dm_buf_printf(&yaml,
-                  "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: %s\n"
-                  "  domain: %s\n  version: 1.0.0\n  owner:\n    team: t\n    contact: t@c.com\n"
-                  "spec:\n  schema:\n    fields:\n      - {name: id, type: int, required: true}\n",
-                  name, domain);
-    for (unsigned i = 0; i < nfields; i++)
-        dm_buf_printf(&yaml,
-                      "      - {name: field_%u, type: string, description: \"field %u of a wide "
-                      "product, described at some length so that the contract is large\"%s}\n",
-                      i, i, i % 100 == 0 && i < 3000 ? ", pattern: \"^[a-z]{1,8}-[0-9]{1,6}$\"" : "");
-    dm_contract_t **cs = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    dm_err rc = dm_contract_parse("t", yaml.data, yaml.len, NULL, &cs, &n, &diags);
-    cr_assert_eq(rc, DM_OK, "%s", diags.count ? diags.items[0].message : dm_strerror(rc));
-    dm_contract_canonical(cs[0], out);
-    dm_contract_destroy(&cs[0]);
-    free(cs);
-    dm_diags_clear(&diags);
-    dm_buf_free(&yaml);
-}
-
-/* Publishes nproducts contracts of nfields fields each in c's own domain. */
-static void s_publish_wide(dm_catalog_t *c, const dm_identity_t *self, const char *domain,
-                           unsigned nproducts, unsigned nfields)
-{
-    char addr[DM_ADDRESS_MAX], key[DM_CATALOG_KEY_MAX], name[32];
-    cr_assert_eq(dm_address_format(dm_identity_public(self), "tcp://127.0.0.1:9", addr,
-                                   sizeof addr),
-                 DM_OK);
-    cr_assert_eq(dm_catalog_publish_node(c, domain, addr, S_NOW, NULL), DM_OK);
-    for (unsigned i = 0; i < nproducts; i++) {
-        snprintf(name, sizeof name, "p%u", i);
-        snprintf(key, sizeof key, "product/%s/%s", domain, name);
-        dm_buf_t json = DM_BUF_INIT;
-        s_big_contract(domain, name, nfields, &json);
-        cr_assert_eq(dm_catalog_publish(c, key, json.data, json.len, false, S_NOW, NULL), DM_OK);
-        dm_buf_free(&json);
-    }
-}
-
 static long long s_ms(void)
 {
     struct timespec ts;
@@ -426,8 +380,8 @@ static long long s_ms(void)
 Test(catalog_scale, the_largest_deltas_are_judged_within_bounded_time)
 {
     s_pair();
-    s_publish_wide(s_a, s_self_a, "wide", 160, 40);
-    s_publish_wide(s_b, s_self_b, "huge", 1, 4000);
+    dm_t_publish_wide(s_a, s_self_a, "wide", 160, 40, true);
+    dm_t_publish_wide(s_b, s_self_b, "huge", 1, 4000, true);
     struct {
         dm_catalog_t *from;
         const char *what;
@@ -475,7 +429,7 @@ Test(catalog_scale, a_full_map_is_an_error_and_keeps_nothing)
 {
     enum { S_INITIAL = 1 << 20, S_MAX = 2 << 20 };
     s_pair();
-    s_publish_wide(s_a, s_self_a, "wide", 400, 40);
+    dm_t_publish_wide(s_a, s_self_a, "wide", 400, 40, true);
     char dir[] = "/tmp/dm_test_catalog_map_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     dm_store_opts_t opts = {.initial_map_bytes = S_INITIAL, .max_map_bytes = S_MAX};
@@ -528,7 +482,7 @@ Test(catalog_scale, a_full_map_is_an_error_and_keeps_nothing)
 Test(catalog_scale, a_delta_over_the_judging_budget_is_taken_in_parts)
 {
     s_pair();
-    s_publish_wide(s_a, s_self_a, "wide", 120, 40); /* about 700 KB of contracts */
+    dm_t_publish_wide(s_a, s_self_a, "wide", 120, 40, true); /* about 700 KB of contracts */
     dm_buf_t digest = DM_BUF_INIT, delta = DM_BUF_INIT;
     bool more = false, more_in = false;
     dm_catalog_digest_first(s_b, &digest);
@@ -566,7 +520,7 @@ Test(catalog_scale, a_delta_over_the_judging_budget_is_taken_in_parts)
 Test(catalog_scale, judging_per_window_is_bounded_whoever_sends)
 {
     s_pair();
-    s_publish_wide(s_a, s_self_a, "wide", 400, 40); /* about 2.4 MB of contracts */
+    dm_t_publish_wide(s_a, s_self_a, "wide", 400, 40, true); /* about 2.4 MB of contracts */
     size_t total = 0, windows = 0;
     for (int64_t now = S_NOW; !s_same(s_a, s_b) && windows < S_MAX_ROUNDS;
          now += DM_CATALOG_JUDGE_WINDOW_MS, windows++) {

@@ -1,7 +1,7 @@
 /* catalog.c: the catalog's state (entries, per-origin versions, domain
- * pins, refused claims), how an entry is judged, local publication, the
- * LMDB persistence and the listings. The Scuttlebutt exchange and the wire
- * form are in catalog_sync.c.
+ * pins, refused claims), how an entry is judged, and the LMDB persistence.
+ * Local publication and the listings are in catalog_pub.c, the Scuttlebutt
+ * exchange in catalog_sync.c, an entry's wire form in catalog_entry.c.
  *
  * Everything lives in memory (sorted arrays, binary search) and every
  * change is also queued as a store operation; a call commits its queue in
@@ -79,13 +79,6 @@ static bool s_valid_name(const char *s, size_t len)
             return false;
     }
     return true;
-}
-
-const char *dm_catalog_verdict_name(dm_catalog_verdict v)
-{
-    static const char *const names[] = {"accepted", "stale", "bad signature", "not owner",
-                                        "malformed", "domain conflict", "unknown origin"};
-    return (unsigned)v < DM_CATALOG__VERDICTS ? names[v] : "unknown";
 }
 
 /* ---- what an entry says ---- */
@@ -270,22 +263,6 @@ static bool s_item_place(dm_catalog_t *c, dm_cat_item_t *it, size_t at, bool rep
     c->items[at] = it;
     c->nitems++;
     return true;
-}
-
-const dm_cat_origin_t *dm_cat_origin_find(const dm_catalog_t *c, const uint8_t *origin)
-{
-    size_t lo = 0, hi = c->norigins;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int r = memcmp(origin, c->origins[mid].origin, DM_ID_PUBLIC_BYTES);
-        if (r == 0)
-            return &c->origins[mid];
-        if (r < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
 }
 
 static dm_cat_pin_t *s_pin_find(const dm_catalog_t *c, const char *domain, size_t *at)

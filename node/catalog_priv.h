@@ -1,10 +1,19 @@
-/* catalog_priv.h: what node/catalog.c (entries, judging, persistence) and
- * node/catalog_sync.c (Scuttlebutt digests and deltas) share. */
+/* catalog_priv.h: the layout of dm_catalog_t, shared by the catalog's
+ * files. Calls go one way, from the top down:
+ *   catalog_sync.c       anti-entropy: digests and deltas (Scuttlebutt)
+ *   catalog_pub.c        publication of this node's own entries, listings
+ *   catalog.c            judging entries, storing them, the domain pins
+ *   catalog_strangers.c  the quota of origins membership does not know
+ *   catalog_limits.c     per-member rate of costly sync messages
+ *   catalog_entry.c      one entry's codec and signed bytes.
+ * Not a public header. */
 #ifndef DM_CATALOG_PRIV_H
 #define DM_CATALOG_PRIV_H
 
 #include "catalog.h"
 #include "catalog.pb-c.h"
+
+#include <string.h>
 
 /* One stored entry with what was derived from it. */
 typedef struct {
@@ -92,7 +101,21 @@ struct dm_catalog {
 };
 
 /* origin's row in c->origins, or NULL. */
-const dm_cat_origin_t *dm_cat_origin_find(const dm_catalog_t *c, const uint8_t *origin);
+static inline const dm_cat_origin_t *dm_cat_origin_find(const dm_catalog_t *c, const uint8_t *origin)
+{
+    size_t lo = 0, hi = c->norigins;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int r = memcmp(origin, c->origins[mid].origin, DM_ID_PUBLIC_BYTES);
+        if (r == 0)
+            return &c->origins[mid];
+        if (r < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
 
 /* The pin of domain, or NULL. */
 const dm_cat_pin_t *dm_cat_pin_find(const dm_catalog_t *c, const char *domain);

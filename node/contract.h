@@ -15,12 +15,12 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "diag.h"
 #include "err.h"
 
 #define DM_CONTRACT_MAX_FILE (1024 * 1024) /* bytes; larger files are refused */
 #define DM_CONTRACT_MAX_DEPTH 64           /* YAML nesting levels */
 #define DM_CONTRACT_HASH_BYTES 32
-#define DM_DIAGS_MAX 1000                  /* diagnostics kept per list; a note replaces the rest */
 /* Shape limits of one contract (docs/contract.md, "Size limits"): what the
  * node can compile into a record schema, with room to spare. */
 #define DM_CONTRACT_MAX_FIELDS 4096  /* fields of a schema (= DM_SCHEMA_MAX_FIELDS) */
@@ -159,26 +159,6 @@ typedef struct {
     /* private: the parsed document, kept for the canonical form (x- keys) */
     void *tree;
 } dm_contract_t;
-
-/* One diagnostic; all strings owned by the list. */
-typedef struct {
-    char *file;
-    unsigned line, col; /* 1-based; 0 when the problem has no position */
-    char *message;
-} dm_diag_t;
-
-typedef struct {
-    dm_diag_t *items;
-    size_t count, cap;
-} dm_diags_t;
-
-#define DM_DIAGS_INIT {NULL, 0, 0}
-
-void dm_diags_add(dm_diags_t *d, const char *file, unsigned line, unsigned col,
-                  const char *fmt, ...) DM_PRINTF(5, 6);
-/* Writes "FILE:LINE:COL: error: MESSAGE\n" per diagnostic into out. */
-void dm_diags_format(const dm_diags_t *d, dm_buf_t *out);
-void dm_diags_clear(dm_diags_t *d);
 
 /* Parses every YAML document in buf (len bytes) as a contract. name is the
  * file name used in diagnostics. basedir is the folder that a relative avro

@@ -343,3 +343,27 @@ void dm_cx_contract_done(dm_cx_t *cx)
     cx->enums = NULL;
     cx->nenums = 0;
 }
+
+void dm_cx_field_free(dm_field_t *f)
+{
+    free(f->name);
+    free(f->description);
+    for (size_t i = 0; i < f->nvalues; i++)
+        free(f->values[i]);
+    free(f->values);
+    free(f->pattern);
+}
+
+bool dm_cx_is_field_name(const char *s)
+{
+    size_t len = strlen(s);
+    if (len < 1 || len > DM_CX_FIELD_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+        if (!alpha && (i == 0 || ch < '0' || ch > '9'))
+            return false;
+    }
+    return true;
+}

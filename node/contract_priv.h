@@ -1,5 +1,9 @@
-/* contract_priv.h: shared helpers of the contract parser's files
- * (contract.c, contract_schema.c, contract_spec.c, contract_canonical.c).
+/* contract_priv.h: shared helpers of the contract parser's files. Calls go
+ * one way, from the top down: contract_parse.c (entry points, metadata) ->
+ * contract_schema.c, contract_spec.c, contract_quality.c,
+ * contract_canonical.c -> avro.c (external schemas) -> contract_cx.c (these
+ * helpers: typed node reads, suggestions) and contract.c (names, release)
+ * -> yaml_tree.c, pattern.c.
  *
  * Each helper reads one YAML node, reports a diagnostic at the node when
  * it is not what the contract needs (naming what would be valid), and
@@ -15,6 +19,7 @@
 #include "sidx.h"
 #include "yaml_tree.h"
 
+#define DM_CX_FIELD_NAME_MAX 128 /* bytes in a field name */
 #define DM_CX_SUGGEST_MAX 2 /* "did you mean": at most this edit distance */
 /* Edit-distance cells one file may spend on "did you mean" suggestions:
  * a few milliseconds. Past it (or once the diagnostics are full) messages

@@ -14,22 +14,11 @@
 #include "avro.h"
 #include "pattern.h"
 
-#define S_FIELD_NAME_MAX 128  /* bytes in a field name */
 #define S_LIST_FIELDS_MAX 20  /* list the schema's fields in messages up to this many */
 #define S_PATTERN_QUOTE_MAX 64 /* bytes of a refused pattern quoted in its diagnostic */
 
 static const char *const s_types[DM_FT__COUNT] = {"string", "int",  "double", "boolean",
                                                    "timestamp", "date", "uuid", "enum"};
-
-void dm_cx_field_free(dm_field_t *f)
-{
-    free(f->name);
-    free(f->description);
-    for (size_t i = 0; i < f->nvalues; i++)
-        free(f->values[i]);
-    free(f->values);
-    free(f->pattern);
-}
 
 int dm_cx_field_index(const dm_cx_t *cx, const char *name)
 {
@@ -113,20 +102,6 @@ int dm_cx_column(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t *n, const
     dm_cx_err(cx, n, "%s", msg.data);
     dm_buf_free(&msg);
     return -1;
-}
-
-bool dm_cx_is_field_name(const char *s)
-{
-    size_t len = strlen(s);
-    if (len < 1 || len > S_FIELD_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
-        if (!alpha && (i == 0 || ch < '0' || ch > '9'))
-            return false;
-    }
-    return true;
 }
 
 bool dm_cx_regex_ok(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *pattern)
@@ -213,7 +188,7 @@ static const dm_ynode_t *s_bound(dm_cx_t *cx, const dm_ynode_t *m, dm_field_t *f
     const dm_ynode_t *v = dm_ynode_get(m, key);
     if (!v)
         return NULL;
-    char what[S_FIELD_NAME_MAX + 64];
+    char what[DM_CX_FIELD_NAME_MAX + 64];
     snprintf(what, sizeof what, "field '%s': %s", fname, key);
     if (type_ok && f->type != DM_FT_INT && f->type != DM_FT_DOUBLE) {
         dm_cx_err(cx, v, "%s applies only to int and double fields, not %s", what,
@@ -263,7 +238,7 @@ static void s_lengths(dm_cx_t *cx, const dm_ynode_t *m, dm_field_t *f, bool type
         const dm_ynode_t *v = dm_ynode_get(m, keys[k]);
         if (!v)
             continue;
-        char what[S_FIELD_NAME_MAX + 64];
+        char what[DM_CX_FIELD_NAME_MAX + 64];
         snprintf(what, sizeof what, "field '%s': %s", f->name, keys[k]);
         int64_t i;
         if (type_ok && f->type != DM_FT_STRING) {
@@ -283,7 +258,7 @@ static void s_lengths(dm_cx_t *cx, const dm_ynode_t *m, dm_field_t *f, bool type
     const dm_ynode_t *p = dm_ynode_get(m, "pattern");
     if (!p)
         return;
-    char what[S_FIELD_NAME_MAX + 64];
+    char what[DM_CX_FIELD_NAME_MAX + 64];
     snprintf(what, sizeof what, "field '%s': pattern", f->name);
     if (type_ok && f->type != DM_FT_STRING)
         dm_cx_err(cx, p, "%s applies only to string fields, not %s", what, s_types[f->type]);
@@ -300,7 +275,7 @@ static bool s_field(dm_cx_t *cx, const dm_ynode_t *m, size_t idx, dm_field_t *f,
                                        "minimum", "maximum", "exclusiveMinimum",
                                        "exclusiveMaximum", "minLength", "maxLength", "pattern",
                                        NULL};
-    char label[S_FIELD_NAME_MAX + 64];
+    char label[DM_CX_FIELD_NAME_MAX + 64];
     snprintf(label, sizeof label, "spec.schema.fields[%zu]", idx);
     memset(f, 0, sizeof *f);
     f->min_length = f->max_length = -1;
@@ -320,7 +295,7 @@ static bool s_field(dm_cx_t *cx, const dm_ynode_t *m, size_t idx, dm_field_t *f,
     snprintf(label, sizeof label, "field '%s'", f->name);
     bool type_ok = false;
     if ((v = dm_cx_need(cx, m, "type", label))) {
-        char what[S_FIELD_NAME_MAX + 64];
+        char what[DM_CX_FIELD_NAME_MAX + 64];
         snprintf(what, sizeof what, "field '%s': type", f->name);
         int t = dm_cx_choice(cx, v, what, s_types, DM_FT__COUNT);
         type_ok = t >= 0;
@@ -330,7 +305,7 @@ static bool s_field(dm_cx_t *cx, const dm_ynode_t *m, size_t idx, dm_field_t *f,
         (void)dm_cx_bool(cx, v, "required", &f->required);
     if ((v = dm_ynode_get(m, "description")))
         (void)dm_cx_str(cx, v, "description", &f->description);
-    char what[S_FIELD_NAME_MAX + 64];
+    char what[DM_CX_FIELD_NAME_MAX + 64];
     snprintf(what, sizeof what, "field '%s': values", f->name);
     v = dm_ynode_get(m, "values");
     if (type_ok && f->type == DM_FT_ENUM && !v)

@@ -4,7 +4,6 @@
  * Everything here is a function of the inputs, the time given and the
  * seed. Member storage is in membership_table.c; the wire form in
  * membership_wire.c. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,122 +109,6 @@ void dm_membership_on_event(dm_membership_t *m, dm_membership_event_fn fn, void 
 
 void dm_membership_set_incarnation(dm_membership_t *m, uint64_t inc) { m->self_inc = inc; }
 
-/* Members alive or suspect, self included: the N of every formula. */
-static size_t s_n(const dm_membership_t *m) { return m->n_live + 1; }
-
-unsigned dm_membership_retransmit_limit(const dm_membership_t *m)
-{
-    /* ceil(log10(N + 1)) is the number of decimal digits of N. */
-    unsigned digits = 0;
-    for (size_t n = s_n(m); n; n /= 10)
-        digits++;
-    return m->cfg.retransmit_mult * digits;
-}
-
-
-void dm_mb_emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int64_t now)
-{
-    if (!m->on_event)
-        return;
-    char addr[DM_ADDRESS_MAX];
-    dm_member_t v;
-    dm_mb_member_view(m, idx, addr, &v);
-    m->on_event(m->on_event_ctx, ev, &v, now);
-}
-
-static void s_lhm_delta(dm_membership_t *m, int delta)
-{
-    int v = (int)m->lhm + delta;
-    if (v < 0)
-        v = 0;
-    if (v > (int)m->cfg.max_lhm - 1)
-        v = (int)m->cfg.max_lhm - 1;
-    m->lhm = (unsigned)v;
-}
-
-/* Saturates: a claim at UINT64_MAX is met at UINT64_MAX, where our own
- * word still wins at every node that hears from us (dm_mb_apply_own). */
-void dm_mb_refute(dm_membership_t *m, uint64_t inc)
-{
-    if (inc >= m->self_inc)
-        m->self_inc = inc == UINT64_MAX ? UINT64_MAX : inc + 1;
-    dm_mb_bcast(m, m->self_id, NULL);
-    s_lhm_delta(m, 1); /* being suspected hints that we are the slow one */
-}
-
-/* Moves member idx to state st, keeping n_live and the timers right. */
-void dm_mb_set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, int64_t now)
-{
-    dm_mb_member_t *e = &m->mem[idx];
-    if (dm_mb_live(e->state) && !dm_mb_live((uint8_t)st))
-        m->n_live--;
-    else if (!dm_mb_live(e->state) && dm_mb_live((uint8_t)st))
-        m->n_live++;
-    e->state = (uint8_t)st;
-    e->doubt = 0;
-    if (st == DM_MEMBER_ALIVE) {
-        dm_mb_aux_put(m, idx);
-        return;
-    }
-    dm_mb_aux_put(m, idx); /* a fresh timer for the new state */
-    uint32_t a = dm_mb_aux_get(m, idx);
-    if (a != DM_MB_NO_AUX)
-        m->aux[a].since = now;
-}
-
-
-void dm_mb_start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *accuser,
-                           bool evidence, int64_t now)
-{
-    dm_mb_set_state(m, idx, DM_MEMBER_SUSPECT, now);
-    uint32_t a = m->mem[idx].aux;
-    if (a == DM_MB_NO_AUX)
-        return;
-    dm_mb_aux_t *x = &m->aux[a];
-    size_t n = s_n(m);
-    double lg = n > 10 ? log10((double)n) : 1.0;
-    x->min_ms = (int64_t)((double)m->cfg.suspicion_mult * lg * (double)m->cfg.probe_interval_ms);
-    x->max_ms = x->min_ms * (int64_t)m->cfg.suspicion_max_mult;
-    unsigned k = m->cfg.suspicion_mult > 2 ? m->cfg.suspicion_mult - 2 : 0;
-    if (k > DM_MEMBERSHIP_MAX_ACCUSERS - 1)
-        k = DM_MEMBERSHIP_MAX_ACCUSERS - 1;
-    /* Too few members to ever confirm: do not wait for them. */
-    if (n < (size_t)k + 2)
-        k = 0;
-    x->k = k;
-    x->evidence = evidence;
-    if (accuser) {
-        memcpy(x->accusers[0], accuser, DM_ID_PUBLIC_BYTES);
-        x->n_accusers = 1;
-    }
-}
-
-bool dm_mb_confirm(dm_membership_t *m, uint32_t idx, const uint8_t *accuser)
-{
-    uint32_t a = m->mem[idx].aux;
-    if (a == DM_MB_NO_AUX || !accuser)
-        return false;
-    dm_mb_aux_t *x = &m->aux[a];
-    if (x->confirmations >= x->k)
-        return false;
-    for (unsigned i = 0; i < x->n_accusers; i++)
-        if (memcmp(x->accusers[i], accuser, DM_ID_PUBLIC_BYTES) == 0)
-            return false;
-    if (x->n_accusers < DM_MEMBERSHIP_MAX_ACCUSERS)
-        memcpy(x->accusers[x->n_accusers++], accuser, DM_ID_PUBLIC_BYTES);
-    x->confirmations++;
-    return true;
-}
-
-void dm_mb_want_probe(dm_membership_t *m, uint32_t idx)
-{
-    if (m->reprobe || (m->probing && memcmp(m->probe_target, m->mem[idx].id,
-                                            DM_ID_PUBLIC_BYTES) == 0))
-        return;
-    m->reprobe = true;
-    memcpy(m->reprobe_id, m->mem[idx].id, DM_ID_PUBLIC_BYTES);
-}
-
 /* Our own probe of live member idx failed (twice, with reprobe): suspect
  * it on our own evidence, or add our evidence to a suspicion we heard. */
 static void s_suspect_locally(dm_membership_t *m, uint32_t idx, int64_t now)
@@ -246,14 +129,6 @@ static void s_suspect_locally(dm_membership_t *m, uint32_t idx, int64_t now)
     dm_mb_start_suspicion(m, idx, m->self_id, true, now);
     dm_mb_bcast(m, m->mem[idx].id, m->self_id);
     dm_mb_emit(m, DM_MEMBERSHIP_EV_SUSPECT, idx, now);
-}
-
-/* The suspicion of idx ran out and our own probes failed too: dead. */
-void dm_mb_declare_dead(dm_membership_t *m, uint32_t idx, int64_t now)
-{
-    dm_mb_set_state(m, idx, DM_MEMBER_DEAD, now);
-    dm_mb_bcast(m, m->mem[idx].id, NULL);
-    dm_mb_emit(m, DM_MEMBERSHIP_EV_DEAD, idx, now);
 }
 
 /* Up to want distinct random members: alive only (helpers), or for
@@ -407,7 +282,7 @@ static void s_probe_failed(dm_membership_t *m, int64_t now)
 {
     m->probing = false;
     unsigned want = m->probe_expected_nacks, got = m->probe_nacks;
-    s_lhm_delta(m, want > 0 ? (got < want ? (int)(want - got) : 0) : 1);
+    dm_mb_lhm_delta(m, want > 0 ? (got < want ? (int)(want - got) : 0) : 1);
     uint32_t idx = dm_mb_find(m, m->probe_target);
     if (idx == DM_MEMBERSHIP_NONE || !dm_mb_live(m->mem[idx].state))
         return;
@@ -514,7 +389,7 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
             memcmp(snd->id, m->probe_target, DM_ID_PUBLIC_BYTES) == 0) {
             m->probing = false;
             if (now_ms < m->probe_timeout_at)
-                s_lhm_delta(m, -1);
+                dm_mb_lhm_delta(m, -1);
             break;
         }
         /* Only the pinged target's own ack is relayed, and only a helper

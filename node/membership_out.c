@@ -238,3 +238,11 @@ bool dm_membership_next_outgoing(dm_membership_t *m, dm_swim_out_t *out)
     return false;
 }
 
+unsigned dm_membership_retransmit_limit(const dm_membership_t *m)
+{
+    /* ceil(log10(N + 1)) is the number of decimal digits of N. */
+    unsigned digits = 0;
+    for (size_t n = dm_mb_n(m); n; n /= 10)
+        digits++;
+    return m->cfg.retransmit_mult * digits;
+}

@@ -1,9 +1,12 @@
-/* membership_priv.h: the layout of dm_membership_t, shared by
- * membership.c (the protocol), membership_out.c (the outgoing queue and
- * piggyback), membership_view.c (observation), membership_table.c (member
- * storage) and
- * membership_wire.c (the size rule both the piggyback budget and the
- * encoder follow). Not a public header. */
+/* membership_priv.h: the layout of dm_membership_t, shared by the files of
+ * the SWIM machine. Calls go one way, from the top down:
+ *   membership.c        the public API: receive, tick, join, leave
+ *   membership_in.c     what a received message may change (trust rules)
+ *   membership_state.c  the transitions every input ends in
+ *   membership_out.c    the outgoing queue and piggyback
+ *   membership_table.c, membership_view.c, membership_wire.c
+ *                       member storage, observation, the wire size rule.
+ * Not a public header. */
 #ifndef DM_MEMBERSHIP_PRIV_H
 #define DM_MEMBERSHIP_PRIV_H
 
@@ -185,12 +188,17 @@ static inline bool dm_mb_live(uint8_t state)
     return state == DM_MEMBER_ALIVE || state == DM_MEMBER_SUSPECT;
 }
 
-/* membership.c: the transitions every input ends in */
+/* Members alive or suspect, self included: the N of every formula. */
+static inline size_t dm_mb_n(const dm_membership_t *m) { return m->n_live + 1; }
+
+/* membership_state.c: the transitions every input ends in */
 void dm_mb_emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int64_t now);
 /* Someone says we are not alive (or alive at a newer incarnation): outbid
  * it, saturating at UINT64_MAX, and tell everyone. */
 void dm_mb_refute(dm_membership_t *m, uint64_t inc);
 void dm_mb_set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, int64_t now);
+/* Moves the local health multiplier by delta within [0, max_lhm - 1]. */
+void dm_mb_lhm_delta(dm_membership_t *m, int delta);
 /* Starts the suspicion of idx; accuser may be NULL; evidence: our own
  * probe failed (only an evidenced suspicion may become a death). */
 void dm_mb_start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *accuser,

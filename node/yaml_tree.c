@@ -15,6 +15,8 @@
 
 #include <sodium.h>
 
+#include "contract.h" /* DM_CONTRACT_MAX_DEPTH, DM_CONTRACT_MAX_FILE: the limits a contract file obeys */
+
 #define S_ANCHORS_MIN 16 /* initial anchor table slots (power of two) */
 
 typedef struct { /* a position, 0-based as libyaml counts */

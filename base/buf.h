@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 
 typedef struct {
     char *data; /* NUL-terminated after every append, so text is printable */

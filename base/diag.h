@@ -8,8 +8,8 @@
 
 #include <stddef.h>
 
-#include "buf.h"
-#include "err.h"
+#include "base/buf.h"
+#include "base/err.h"
 
 #define DM_DIAGS_MAX 1000 /* diagnostics kept per list; a note replaces the rest */
 

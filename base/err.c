@@ -1,5 +1,5 @@
 /* err.c: descriptions for the dm_err codes. */
-#include "err.h"
+#include "base/err.h"
 
 static const char *const s_messages[DM_ERR__COUNT] = {
     [DM_OK] = "success",

@@ -6,7 +6,7 @@
  * outgrows the limit switches to discard mode: its first limit bytes stay
  * at the front, later bytes are read into the chunk area behind them,
  * counted and dropped until the newline. */
-#include "lines.h"
+#include "base/lines.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 
 #define DM_LINES_CHUNK (1024 * 1024) /* bytes per read(2) */
 

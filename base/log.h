@@ -5,7 +5,7 @@
 #ifndef DM_LOG_H
 #define DM_LOG_H
 
-#include "err.h"
+#include "base/err.h"
 
 typedef enum { DM_LOG_ERR = 0, DM_LOG_WARN, DM_LOG_INFO, DM_LOG_DEBUG } dm_log_level;
 

@@ -1,5 +1,5 @@
 /* sidx.c: a sorted index of strings (see sidx.h). */
-#include "sidx.h"
+#include "base/sidx.h"
 
 #include <stdlib.h>
 #include <string.h>

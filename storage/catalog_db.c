@@ -1,10 +1,10 @@
 /* catalog_db.c: batched writes to and a full scan of the "catalog"
  * database (catalog_db.h). The catalog is small next to the record log and
  * is read whole at start-up, so these two calls are all it needs. */
-#include "catalog_db.h"
+#include "storage/catalog_db.h"
 
-#include "log.h"
-#include "store_int.h"
+#include "base/log.h"
+#include "storage/store_int.h"
 
 typedef struct {
     dm_store_t *store;

@@ -16,8 +16,8 @@
 
 #include <stddef.h>
 
-#include "err.h"
-#include "store.h"
+#include "base/err.h"
+#include "storage/store.h"
 
 #define DM_STORE_CATALOG_ENTRY 'e'
 #define DM_STORE_CATALOG_ORIGIN 'v'

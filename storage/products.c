@@ -13,12 +13,12 @@
  * The counters (records, quarantined, next sequences) live in meta under
  * 'c' + id, so that batch commits do not rewrite the contract. Product ids
  * come from meta "next_pid" and are never reused. */
-#include "store_int.h"
+#include "storage/store_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define S_ENCODING 1u
 #define S_FIXED_BYTES (1 + 4 + 3 * 8 + 2 * 8 + DM_STORE_HASH_BYTES)

@@ -6,11 +6,11 @@
  *   u32 source_len, u32 reasons_len, u32 raw_len,
  *   source NUL reasons NUL raw NUL
  * The NULs let the scan hand out borrowed C strings straight from the map. */
-#include "store_int.h"
+#include "storage/store_int.h"
 
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define S_HEADER_BYTES (3 * 8 + 3 * 4)
 

@@ -6,13 +6,13 @@
  * when both hold the same key pk_recent's sequence wins (pk's entry is the
  * stale one that the next index merge overwrites). The row then comes from
  * the log by its sequence number. */
-#include "reader.h"
+#include "storage/reader.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "store_int.h"
+#include "base/log.h"
+#include "storage/store_int.h"
 
 #define S_BOUND_KEY_MAX 1024 /* bound bytes kept; longer bounds are cut (and checked per key) */
 

@@ -35,8 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "store.h"
+#include "base/err.h"
+#include "storage/store.h"
 
 typedef struct dm_store_reader dm_store_reader_t;
 typedef struct dm_store_cursor dm_store_cursor_t;

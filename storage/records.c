@@ -13,12 +13,12 @@
  * batches write into pk_recent, which stays small (pk_recent_max entries),
  * and each commit moves its overflow into pk in one contiguous key range.
  * pk_recent wins over pk; pk's stale entries are overwritten by the move. */
-#include "store_int.h"
+#include "storage/store_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define S_META_SWEEP "pk_sweep" /* last key the index merge moved */
 #define S_LOOKUP_KEY_MAX 1024    /* primary-key bytes; above LMDB's default key limit */

@@ -5,14 +5,14 @@
  * or MDB_WRITEMAP, so every commit fsyncs the data and then the meta page;
  * a process killed at any moment leaves the last committed state, which
  * LMDB reopens without recovery. */
-#include "store_int.h"
+#include "storage/store_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define S_MAX_READERS 256
 #define S_MAX_DBS 8

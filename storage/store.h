@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "err.h"
+#include "base/buf.h"
+#include "base/err.h"
 
 #define DM_STORE_DEFAULT_MAP_BYTES ((size_t)64 << 30) /* first map size: address space only, the file stays sparse; large so that growing (which waits for every reader, queries included) is rare */
 #define DM_STORE_DEFAULT_MAX_MAP_BYTES ((size_t)1 << 40) /* growth ceiling */

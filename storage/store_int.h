@@ -19,7 +19,7 @@
 
 #include <lmdb.h>
 
-#include "store.h"
+#include "storage/store.h"
 
 #define DM_STORE_PID_BYTES 4
 #define DM_STORE_SEQ_BYTES 8

@@ -7,15 +7,15 @@
  * change is also queued as a store operation; a call commits its queue in
  * one LMDB transaction. If that fails, or memory runs out half-way, the
  * memory is rebuilt from the store, so the two never drift apart. */
-#include "catalog_priv.h"
+#include "catalog/catalog_priv.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog_db.h"
-#include "log.h"
+#include "storage/catalog_db.h"
+#include "base/log.h"
 
 #define S_NODE_KEY_LEN (sizeof DM_CATALOG_NODE_KEY - 1)
 #define S_PREFIX_LEN (sizeof DM_CATALOG_PRODUCT_PREFIX - 1)

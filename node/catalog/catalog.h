@@ -21,11 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "contract.h"
-#include "err.h"
-#include "identity.h"
-#include "store.h"
+#include "base/buf.h"
+#include "contract/contract.h"
+#include "base/err.h"
+#include "identity/identity.h"
+#include "storage/store.h"
 
 #define DM_CATALOG_KEY_MAX 160                   /* bytes of a key, NUL included */
 #define DM_CATALOG_NAME_MAX 63                   /* domain and product names */

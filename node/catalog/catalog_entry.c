@@ -2,7 +2,7 @@
  * (the CatalogEntry message), the byte string its signature covers, and
  * the names of the verdicts on it. Pure codecs: catalog.c (judging and
  * storage) and catalog_sync.c (anti-entropy) both call down into this file. */
-#include "catalog_priv.h"
+#include "catalog/catalog_priv.h"
 
 #include <stdlib.h>
 #include <string.h>

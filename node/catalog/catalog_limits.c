@@ -1,12 +1,12 @@
 /* catalog_limits.c: what one member may make the catalog do per second on
  * the sync path: a token bucket of costly sync messages per member
  * (DM_CATALOG_SYNC_PER_S, docs/catalog.md "Bounds"). */
-#include "catalog_priv.h"
+#include "catalog/catalog_priv.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define S_MILLI 1000 /* milli-tokens per token */
 

@@ -10,8 +10,8 @@
 #ifndef DM_CATALOG_PRIV_H
 #define DM_CATALOG_PRIV_H
 
-#include "catalog.h"
-#include "catalog.pb-c.h"
+#include "catalog/catalog.h"
+#include "proto/catalog.pb-c.h"
 
 #include <string.h>
 

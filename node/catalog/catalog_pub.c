@@ -1,13 +1,13 @@
 /* catalog_pub.c: the catalog's public verbs on top of catalog.c: local
  * publication (sign with the next version), single remote entries, and the
  * listings (products, nodes, conflicts). */
-#include "catalog_priv.h"
+#include "catalog/catalog_priv.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define S_PRODUCT_REF_MAX (2 * DM_CATALOG_NAME_MAX + 2) /* "DOMAIN/NAME" + NUL */
 

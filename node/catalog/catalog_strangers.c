@@ -3,7 +3,7 @@
  * once, DM_CATALOG_STRANGER_ENTRIES entries each (docs/catalog.md,
  * "Strangers"). Membership stays outside the catalog: the caller passes a
  * predicate (dm_catalog_set_known). */
-#include "catalog_priv.h"
+#include "catalog/catalog_priv.h"
 
 #include <string.h>
 

@@ -6,12 +6,12 @@
  * up to version V advertises V; entries sent in version order keep that
  * true after any prefix of a delta, so a delta cut at max_bytes loses
  * nothing: the next digest asks for the rest. */
-#include "catalog_priv.h"
+#include "catalog/catalog_priv.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define S_MORE_FLAG_BYTES 2 /* tag + value of CatalogDelta.more */
 

@@ -4,7 +4,7 @@
  * every other construct is refused with a message naming the field and the
  * construct, so that a client never registers a contract that silently
  * lost part of its schema. */
-#include "avro.h"
+#include "contract/avro.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,8 +15,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "contract_priv.h"
-#include "lines.h"
+#include "contract/contract_priv.h"
+#include "base/lines.h"
 
 #define S_SUPPORTED                                                                          \
     "(supported: boolean, int, long, float, double, string, enum, nullable unions, logical " \

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "contract.h"
+#include "contract/contract.h"
 
 /* Reads path and converts its record's fields. Diagnostics are reported at
  * file:line:col (the YAML `location` value that named the schema) and start

@@ -1,10 +1,10 @@
 /* contract.c: what a parsed contract is: the names of its enumerations,
  * its version order, and its release. The parser is contract_parse.c. */
-#include "contract.h"
+#include "contract/contract.h"
 
 #include <stdlib.h>
 
-#include "contract_priv.h"
+#include "contract/contract_priv.h"
 
 static const char *const s_ftype_names[DM_FT__COUNT] = {
     "string", "int", "double", "boolean", "timestamp", "date", "uuid", "enum"};

@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "diag.h"
-#include "err.h"
+#include "base/buf.h"
+#include "base/diag.h"
+#include "base/err.h"
 
 #define DM_CONTRACT_MAX_FILE (1024 * 1024) /* bytes; larger files are refused */
 #define DM_CONTRACT_MAX_DEPTH 64           /* YAML nesting levels */

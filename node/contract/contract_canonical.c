@@ -8,13 +8,13 @@
  * (flow style): strings escape every character that YAML would not read
  * back verbatim, so parsing it again gives the same model and the same
  * bytes. */
-#include "contract.h"
+#include "contract/contract.h"
 
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "contract_priv.h"
+#include "contract/contract_priv.h"
 
 /* Appends s as a JSON string that YAML's double-quoted style reads back
  * unchanged: besides JSON's escapes, C1 controls, NEL, LS, PS and BOM

@@ -1,14 +1,14 @@
 /* contract_cx.c: typed reads of YAML nodes with diagnostics, for the
  * contract parser. Plain vs quoted matters: 99.9 is a number and "99.9" a
  * string; true/false are booleans only when plain. */
-#include "contract_priv.h"
+#include "contract/contract_priv.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "types.h"
+#include "contract/types.h"
 
 bool dm_cx_full(const dm_cx_t *cx) { return cx->diags->count >= DM_DIAGS_MAX; }
 

@@ -6,7 +6,7 @@
  * node reads in contract_cx.c. Every document of a file is checked
  * completely so that one run reports every problem; diagnostics are sorted
  * by position. */
-#include "contract.h"
+#include "contract/contract.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lines.h"
-#include "contract_priv.h"
+#include "base/lines.h"
+#include "contract/contract_priv.h"
 
 #define S_API_VERSION "datamesh.io/v1"
 #define S_KIND "DataProduct"

@@ -15,9 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "contract.h"
-#include "sidx.h"
-#include "yaml_tree.h"
+#include "contract/contract.h"
+#include "base/sidx.h"
+#include "contract/yaml_tree.h"
 
 #define DM_CX_FIELD_NAME_MAX 128 /* bytes in a field name */
 #define DM_CX_SUGGEST_MAX 2 /* "did you mean": at most this edit distance */

@@ -4,13 +4,13 @@
  * not applying (rather than unknown). Values are checked against the
  * column's type: an in_list value of a timestamp column must parse as a
  * timestamp, of an enum column be one of its values. */
-#include "contract_priv.h"
+#include "contract/contract_priv.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "types.h"
+#include "contract/types.h"
 
 #define S_LIST_VALUES_MAX 20 /* enum values quoted in a diagnostic */
 #define S_COMMON_KEYS "rule", "name", "description"

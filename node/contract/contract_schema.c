@@ -4,15 +4,15 @@
  * file read through avro.c. Constraints are checked for applicability (a
  * minimum on a string is an error naming the type) and consistency
  * (minimum <= maximum, patterns compile). */
-#include "contract_priv.h"
+#include "contract/contract_priv.h"
 
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "avro.h"
-#include "pattern.h"
+#include "contract/avro.h"
+#include "contract/pattern.h"
 
 #define S_LIST_FIELDS_MAX 20  /* list the schema's fields in messages up to this many */
 #define S_PATTERN_QUOTE_MAX 64 /* bytes of a refused pattern quoted in its diagnostic */

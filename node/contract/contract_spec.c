@@ -1,7 +1,7 @@
 /* contract_spec.c: spec.storage, spec.sla, spec.policies and
  * spec.interoperability -> the contract model (quality checks live in
  * contract_quality.c, the schema in contract_schema.c). */
-#include "contract_priv.h"
+#include "contract/contract_priv.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
  * 8601 duration P[nY][nM][nW][nD][T[nH][nM][n[.fff]S]]. A year is 365 days
  * and an ISO month 30 days, so every duration is an exact count of
  * milliseconds. Overflow of int64 milliseconds is a parse failure. */
-#include "contract.h"
+#include "contract/contract.h"
 
 #include <string.h>
 

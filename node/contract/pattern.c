@@ -16,7 +16,7 @@
  * start or end of the pattern, two repetition operators in a
  * row (a*? is a lazy quantifier elsewhere, a{2}{3} a product), a repetition
  * with nothing to repeat, empty alternatives and groups, control bytes. */
-#include "pattern.h"
+#include "contract/pattern.h"
 
 #include <stdarg.h>
 #include <stdio.h>

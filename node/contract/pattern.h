@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 
 #define DM_PATTERN_MAX_LEN 256      /* bytes of pattern text */
 #define DM_PATTERN_MAX_BOUND 255    /* largest m or n in {m}, {m,}, {m,n} */

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pattern.h"
+#include "contract/pattern.h"
 
 #define S_SET_BYTES 32 /* 256-bit byte set */
 

@@ -5,7 +5,7 @@
  * allocate except dm_double_parse on pathologically long numbers (see
  * there). Dates use the proleptic Gregorian calendar (Hinnant's
  * days_from_civil / civil_from_days). */
-#include "types.h"
+#include "contract/types.h"
 
 #include <math.h>
 #include <stdio.h>

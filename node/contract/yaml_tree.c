@@ -5,7 +5,7 @@
  * builder enforces depth, key rules and alias expansion limits, so the work
  * done is linear in the input and a billion-laughs file stops after a few
  * hundred events. */
-#include "yaml_tree.h"
+#include "contract/yaml_tree.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -15,7 +15,7 @@
 
 #include <sodium.h>
 
-#include "contract.h" /* DM_CONTRACT_MAX_DEPTH, DM_CONTRACT_MAX_FILE: the limits a contract file obeys */
+#include "contract/contract.h" /* DM_CONTRACT_MAX_DEPTH, DM_CONTRACT_MAX_FILE: the limits a contract file obeys */
 
 #define S_ANCHORS_MIN 16 /* initial anchor table slots (power of two) */
 

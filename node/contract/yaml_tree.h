@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "diag.h"
+#include "base/diag.h"
 
 #define DM_YAML_MAX_NODES 100000              /* per file, aliases expanded */
 #define DM_YAML_MAX_EXPANDED (4 * 1024 * 1024) /* scalar bytes per file, aliases expanded */

@@ -1,5 +1,5 @@
 /* gossip.c: SWIM membership over CurveZMQ, and the persisted member list. */
-#include "gossip.h"
+#include "gossip/gossip.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -10,9 +10,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "log.h"
-#include "mesh.pb-c.h"
-#include "rpc.h"
+#include "base/log.h"
+#include "proto/mesh.pb-c.h"
+#include "transport/rpc.h"
 
 #define DM_GOSSIP_PATH_MAX 4096
 #define DM_GOSSIP_RECONNECT_MAX_MS 2000 /* back-off ceiling towards a dead peer */

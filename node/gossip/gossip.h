@@ -15,11 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "catalog.h"
-#include "identity.h"
-#include "membership.h"
-#include "mesh.pb-c.h"
+#include "base/err.h"
+#include "catalog/catalog.h"
+#include "identity/identity.h"
+#include "membership/membership.h"
+#include "proto/mesh.pb-c.h"
 
 #define DM_GOSSIP_MEMBERS_FILE "members"   /* in the data directory */
 #define DM_GOSSIP_PEER_HWM 64              /* messages queued to one peer */

@@ -5,7 +5,7 @@
  * followed by the public key) and nothing else. It is created no-clobber
  * (temp file, fsync, link, directory fsync) so that two processes starting
  * at once never end up with different identities for the same directory. */
-#include "identity.h"
+#include "identity/identity.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,7 +20,7 @@
 
 #include <sodium.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define S_SECRET_BYTES crypto_sign_SECRETKEYBYTES /* seed + public key */
 #define S_SEED_BYTES crypto_sign_SEEDBYTES

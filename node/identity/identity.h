@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 
 #define DM_ID_PUBLIC_BYTES 32
 #define DM_ID_SIGNATURE_BYTES 64

@@ -4,7 +4,7 @@
  * PAIR socket; whoever holds the pointer owns the job. A register job makes
  * the validator wait until the writer has installed the new contract, so
  * batches that arrive after a register are validated against it. */
-#include "ingest.h"
+#include "ingest/ingest.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -17,13 +17,11 @@
 #include <sys/prctl.h>
 #include <zmq.h>
 
-#include "contract.h"
-#include "log.h"
-#include "rpc.h"
-#include "schema.h"
+#include "contract/contract.h"
+#include "base/log.h"
+#include "transport/rpc.h"
+#include "record/schema.h"
 
-#define DM_INGEST_STOP "STOP"
-#define DM_INGEST_STOPPED "STOPPED"
 #define DM_INGEST_JOBS "inproc://dm-ingest-jobs"
 #define DM_ERROR_TEXT_MAX 8192 /* bytes of diagnostics sent back in one Error */
 #define DM_INGEST_GROUP_JOBS 16     /* batches merged into one commit at most */
@@ -337,8 +335,15 @@ static void *s_validator_main(void *arg)
         }
         zmq_msg_init(&job->rid);
         if (!zmq_msg_more(&first)) {
-            /* The only single-frame message is the stop request. */
+            /* A single frame is a control message: only DM_CTL_STOP. */
+            bool stop = dm_ctl_is(zmq_msg_data(&first), zmq_msg_size(&first), DM_CTL_STOP);
             zmq_msg_close(&first);
+            if (!stop) {
+                dm_log_warn("ingest: an unknown control message was dropped");
+                zmq_msg_close(&job->rid);
+                free(job);
+                continue;
+            }
             job->kind = S_STOP;
             zmq_send(self->v_jobs, &job, sizeof job, 0);
             break;
@@ -585,7 +590,7 @@ static void s_commit_register(dm_ingest_t *self, s_job *job)
         dm_log_info("registered %s %s (%s)", qualified, c->version,
                     outcome == DM_REGISTER_CREATED ? "new" : "upgrade");
         /* Tell the node loop, which publishes it in the catalog. */
-        zmq_send(self->w_out, "CATALOG", 7, 0);
+        dm_ctl_send(self->w_out, DM_CTL_CATALOG);
     }
     Dm__Envelope env = DM__ENVELOPE__INIT;
     Dm__RegisterRep rep = DM__REGISTER_REP__INIT;
@@ -631,7 +636,7 @@ static void s_commit_deregister(dm_ingest_t *self, s_job *job)
         dm_log_warn("deregister: %s was stored but not loaded", qualified);
     dm_log_info("deregistered %s %s (%" PRIu64 " records deleted)", qualified, removed.version,
                 removed.records);
-    zmq_send(self->w_out, "CATALOG", 7, 0); /* the node loop publishes the tombstone */
+    dm_ctl_send(self->w_out, DM_CTL_CATALOG); /* the node loop publishes the tombstone */
     Dm__Envelope env = DM__ENVELOPE__INIT;
     Dm__DeregisterRep rep = DM__DEREGISTER_REP__INIT;
     rep.domain = job->domain;
@@ -666,7 +671,7 @@ static void *s_writer_main(void *arg)
         switch (job->kind) {
         case S_STOP:
             s_job_free(job);
-            zmq_send(self->w_out, DM_INGEST_STOPPED, strlen(DM_INGEST_STOPPED), 0);
+            dm_ctl_send(self->w_out, DM_CTL_STOPPED);
             return NULL;
         case S_REPLY:
             s_send_error(self, job, job->err, job->errtext ? job->errtext : "error");
@@ -746,7 +751,7 @@ dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *registry, cons
     int one = 1; /* the node loop's send queue (DM_INGEST_QUEUE_MSGS) is the bound */
     if (self->v_in)
         zmq_setsockopt(self->v_in, ZMQ_RCVHWM, &one, sizeof one);
-    self->w_out = s_socket(ctx, ZMQ_PUSH, DM_INGEST_OUTBOX, false);
+    self->w_out = s_socket(ctx, ZMQ_PUSH, DM_CTL_OUTBOX, false);
     if (!self->domain || !self->w_jobs || !self->v_jobs || !self->v_in || !self->w_out)
         goto fail;
     if (pthread_create(&self->writer, NULL, s_writer_main, self) != 0)
@@ -766,7 +771,7 @@ fail:
 void dm_ingest_stop(dm_ingest_t *self, void *inbox_push)
 {
     (void)self;
-    zmq_send(inbox_push, DM_INGEST_STOP, strlen(DM_INGEST_STOP), 0);
+    dm_ctl_send(inbox_push, DM_CTL_STOP);
 }
 
 void dm_ingest_destroy(dm_ingest_t **self_p)

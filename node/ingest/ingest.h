@@ -5,7 +5,7 @@
  * two frames [routing id][envelope] to DM_INGEST_INBOX. The validator
  * parses and validates it (CPU work) and hands a job to the writer, which
  * commits it to LMDB and only then sends the reply, as two frames
- * [routing id][envelope], to DM_INGEST_OUTBOX, where the node loop relays
+ * [routing id][envelope], to DM_CTL_OUTBOX, where the node loop relays
  * it to the client. Jobs keep their arrival order end to end, so a
  * client's batches are acknowledged in order. Every LMDB write of the node
  * happens on the writer thread; the node loop never waits on a commit. */
@@ -14,18 +14,18 @@
 
 #include <stddef.h>
 
-#include "err.h"
-#include "registry.h"
-#include "store.h"
+#include "base/err.h"
+#include "record/registry.h"
+#include "storage/store.h"
+#include "transport/ctl.h"
 
 #define DM_INGEST_INBOX "inproc://dm-ingest-inbox"
-#define DM_INGEST_OUTBOX "inproc://dm-ingest-outbox"
 #define DM_INGEST_QUEUE_MSGS 32 /* requests queued before the node says busy */
 
 typedef struct dm_ingest dm_ingest_t;
 
 /* Starts both threads on ctx. The node loop must have bound a PUSH socket
- * at DM_INGEST_INBOX and a PULL socket at DM_INGEST_OUTBOX first. store and
+ * at DM_INGEST_INBOX and a PULL socket at DM_CTL_OUTBOX first. store and
  * registry are borrowed and must outlive the pipeline. domain is the only
  * domain this node accepts contracts for. */
 DM_NODISCARD dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *registry,
@@ -43,7 +43,7 @@ DM_NODISCARD dm_err dm_ingest_check(dm_registry_t *registry, const char *domain,
                                     size_t *rows, size_t *quarantined);
 
 /* Asks the threads to finish the jobs already queued and stop; the writer
- * sends a single-frame "STOPPED" to the outbox when done. The node loop
+ * sends a single-frame DM_CTL_STOPPED to the outbox when done. The node loop
  * relays replies until then and calls dm_ingest_destroy. */
 void dm_ingest_stop(dm_ingest_t *self, void *inbox_push);
 /* Joins the threads and frees the pipeline. NULL-safe. */

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "membership_priv.h"
+#include "membership/membership_priv.h"
 
 static int64_t s_scaled(const dm_membership_t *m, int64_t base) { return base * (int64_t)(m->lhm + 1); }
 

@@ -39,8 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "identity.h"
+#include "base/err.h"
+#include "identity/identity.h"
 
 /* Defaults (docs/membership.md explains each choice). */
 #define DM_MEMBERSHIP_PROBE_INTERVAL_MS 400    /* one probe per interval */

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "membership_priv.h"
+#include "membership/membership_priv.h"
 
 static int s_hexval(char c)
 {

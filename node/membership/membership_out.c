@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "membership_priv.h"
+#include "membership/membership_priv.h"
 
 /* Room for one more outgoing message; NULL on out of memory (the message
  * is dropped, as the network might have). */

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "membership.h"
+#include "membership/membership.h"
 
 #define DM_MEMBERSHIP_NONE UINT32_MAX /* no such member */
 #define DM_MB_NO_AUX 0xFFFFFFu        /* member has no timers (24-bit field) */

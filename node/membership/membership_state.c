@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "membership_priv.h"
+#include "membership/membership_priv.h"
 
 void dm_mb_emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int64_t now)
 {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "membership_priv.h"
+#include "membership/membership_priv.h"
 
 #define S_MIN_SLOTS 16
 

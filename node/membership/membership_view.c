@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "membership_priv.h"
+#include "membership/membership_priv.h"
 
 void dm_mb_member_view(const dm_membership_t *m, uint32_t idx, char *addr, dm_member_t *v)
 {

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "membership.pb-c.h"
-#include "membership_priv.h"
+#include "proto/membership.pb-c.h"
+#include "membership/membership_priv.h"
 
 static size_t s_varint_len(uint64_t v)
 {

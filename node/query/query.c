@@ -19,8 +19,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "log.h"
-#include "query_priv.h"
+#include "base/log.h"
+#include "query/query_priv.h"
 
 #define S_NS_PER_MS INT64_C(1000000)
 #define S_VARINT_MAX 10 /* bytes of a 64-bit varint */

@@ -41,10 +41,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "err.h"
-#include "registry.h"
-#include "store.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "record/registry.h"
+#include "storage/store.h"
 
 #define DM_QUERY_DEFAULT_TIMEOUT_MS 30000
 #define DM_QUERY_DEFAULT_MAX_SQL 100000                 /* bytes of SQL text */

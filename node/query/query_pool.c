@@ -18,7 +18,7 @@
  * (the requests on it may be the new client's; the old ones then run to
  * their limits, as before), any other cancels exactly the dead client's
  * work. */
-#include "query_pool.h"
+#include "query/query_pool.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -31,9 +31,9 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "ingest.h"
-#include "log.h"
-#include "rpc.h"
+#include "transport/ctl.h"
+#include "base/log.h"
+#include "transport/rpc.h"
 
 #define DM_QUERY_TICK_MS 100 /* the watcher's period: deadlines are this precise */
 #define DM_QUERY_MONITOR "inproc://dm-query-monitor"
@@ -515,8 +515,8 @@ static void *s_out_socket(void *ctx, int wait_ms)
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_SNDTIMEO, &wait_ms, sizeof wait_ms);
-    if (zmq_connect(s, DM_INGEST_OUTBOX) != 0) {
-        dm_log_err("query: cannot connect %s: %s", DM_INGEST_OUTBOX, zmq_strerror(errno));
+    if (zmq_connect(s, DM_CTL_OUTBOX) != 0) {
+        dm_log_err("query: cannot connect %s: %s", DM_CTL_OUTBOX, zmq_strerror(errno));
         zmq_close(s);
         return NULL;
     }

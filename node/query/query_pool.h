@@ -7,7 +7,7 @@
  * named, when they cannot be queued; QueryClose is carried out at once. A
  * worker runs a request on its own thread with the query's own SQLite
  * connection (query.h) and replies, as [routing id][reply], to the shared
- * outbox the node loop relays from (DM_INGEST_OUTBOX). Any worker may pull
+ * outbox the node loop relays from (DM_CTL_OUTBOX). Any worker may pull
  * any cursor (queries move between threads, never run on two at once).
  * A watcher thread applies the deadlines, and, fed by a monitor of the
  * ROUTER socket (dm_query_pool_watch), cancels the work of clients that
@@ -19,10 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "mesh.pb-c.h"
-#include "query.h"
-#include "query_sched.h"
+#include "base/err.h"
+#include "proto/mesh.pb-c.h"
+#include "query/query.h"
+#include "query/query_sched.h"
 
 #define DM_QUERY_POOL_DEFAULT_WORKERS 2 /* general workers; one short lane comes on top */
 #define DM_QUERY_POOL_MAX_WORKERS 64
@@ -33,7 +33,7 @@
 typedef struct dm_query_pool dm_query_pool_t;
 
 /* Starts nworkers general workers plus the short lane, and the watcher,
- * on ctx. The outbox (DM_INGEST_OUTBOX) must be bound by the node loop
+ * on ctx. The outbox (DM_CTL_OUTBOX) must be bound by the node loop
  * already. lifetime_ms: the query time limit (0: the engine default). */
 DM_NODISCARD dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers,
                                       int64_t lifetime_ms, dm_query_pool_t **out);

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "query_priv.h"
+#include "query/query_priv.h"
 
 #define S_SQL_MAX 32 /* "SELECT printf(?1,...)" grows by up to 5 bytes per argument */
 

@@ -7,8 +7,8 @@
 #include <sqlite3.h>
 #include <stdatomic.h>
 
-#include "query.h"
-#include "reader.h"
+#include "query/query.h"
+#include "storage/reader.h"
 
 #define DM_QUERY_MODULE "dm_product" /* the virtual table module's name */
 

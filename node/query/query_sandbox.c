@@ -14,8 +14,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "log.h"
-#include "query_priv.h"
+#include "base/log.h"
+#include "query/query_priv.h"
 
 #define S_PROGRESS_OPS 1000 /* VM instructions between deadline checks */
 #define S_NS_PER_MS INT64_C(1000000)

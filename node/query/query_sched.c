@@ -3,7 +3,7 @@
  * cursors, the short lane, disconnects. Small linear structures: the queue
  * holds at most DM_QSCHED_MAX_QUEUED requests and the cursor table
  * DM_QSCHED_MAX_CURSORS, so scans stay in the microseconds. */
-#include "query_sched.h"
+#include "query/query_sched.h"
 
 #include <stdio.h>
 #include <stdlib.h>

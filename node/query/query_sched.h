@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 
 #define DM_QSCHED_KEY_QUEUED 8          /* requests one client may have waiting */
 #define DM_QSCHED_KEY_CURSORS 4         /* open queries one client may hold */

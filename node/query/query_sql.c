@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "query_priv.h"
+#include "query/query_priv.h"
 
 /* One token of interest: an identifier (unquoted) or something else. */
 typedef struct {

@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "query_priv.h"
-#include "schema.h"
-#include "types.h"
+#include "query/query_priv.h"
+#include "record/schema.h"
+#include "contract/types.h"
 
 /* idxNum bits of the pk walk; argv holds eq values, lo, hi, limit, offset. */
 #define S_NEQ_MASK 0xff

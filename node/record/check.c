@@ -3,13 +3,13 @@
  * One lines reader, one set of reused buffers, one pass: the per-record cost
  * is the schema's validation and nothing else. Diagnostics go through stdio
  * so they are written in large blocks. */
-#include "check.h"
+#include "record/check.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
-#include "lines.h"
+#include "base/lines.h"
 
 static bool s_blank(const char *p, size_t n)
 {

@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "err.h"
-#include "schema.h"
+#include "base/err.h"
+#include "record/schema.h"
 
 /* Reads fd to EOF, validating each non-blank line (blank: empty or only
  * spaces, tabs, CR, FF, VT); writes one diagnostic line per invalid record

@@ -5,7 +5,7 @@
  * where they occur. Containers nested in a value are checked iteratively
  * with a bit stack (object or array per level), so hostile nesting cannot
  * exhaust the C stack. */
-#include "json_scan.h"
+#include "record/json_scan.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -1,13 +1,13 @@
 /* registry.c: reference-counted product entries behind one mutex. The
  * list is short (a domain's own products), so lookups scan it. */
-#include "registry.h"
+#include "record/registry.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 
 typedef struct s_entry {
     dm_product_ref_t ref; /* first member: the public view */

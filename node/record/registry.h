@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "contract.h"
-#include "err.h"
-#include "schema.h"
+#include "contract/contract.h"
+#include "base/err.h"
+#include "record/schema.h"
 
 typedef struct dm_registry dm_registry_t;
 

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "schema.h"
-#include "schema_priv.h"
+#include "record/schema.h"
+#include "record/schema_priv.h"
 
 static uint16_t s_get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t s_get32(const uint8_t *p)

@@ -10,8 +10,8 @@
  * past the committed end double as scratch for decoding escaped keys and
  * values. Reasons are only formatted for invalid records. Decoding rows and
  * encoding keys live in row.c. */
-#include "schema.h"
-#include "schema_priv.h"
+#include "record/schema.h"
+#include "record/schema_priv.h"
 
 #include <assert.h>
 #include <math.h>
@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json_scan.h"
-#include "log.h"
-#include "pattern.h"
+#include "record/json_scan.h"
+#include "base/log.h"
+#include "contract/pattern.h"
 
 #define S_ENUM_LIST_MAX 200 /* bytes of an enum's value list quoted in a reason */
 #define S_WORDS ((DM_SCHEMA_MAX_FIELDS + 63) / 64)

@@ -40,10 +40,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "contract.h"
-#include "err.h"
-#include "types.h"
+#include "base/buf.h"
+#include "contract/contract.h"
+#include "base/err.h"
+#include "contract/types.h"
 
 #define DM_RECORD_LIMIT_DEFAULT (1024 * 1024) /* bytes per record line */
 #define DM_SCHEMA_MAX_FIELDS 4096             /* fields per contract the schema supports */

@@ -10,9 +10,9 @@
 
 #include <sodium.h>
 
-#include "pattern.h"
-#include "schema.h"
-#include "sidx.h"
+#include "contract/pattern.h"
+#include "record/schema.h"
+#include "base/sidx.h"
 
 #define DM_SCHEMA__ROW_FIXED 4 /* version, reserved, u16 field count */
 #define DM_SCHEMA__TEXT_MAX 64 /* formatted scalar (number, timestamp, uuid) */

@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "membership.h"
-#include "node.h"
-#include "rpc.h"
-#include "schema.h"
-#include "version.h"
+#include "base/log.h"
+#include "membership/membership.h"
+#include "server/node.h"
+#include "transport/rpc.h"
+#include "record/schema.h"
+#include "base/version.h"
 
 #define DM_RECORD_LIMIT_MAX ((size_t)4 << 20) /* stays well under DM_RPC_MAX_MSG_BYTES */
 #define DM_MAX_SEEDS 16

@@ -1,6 +1,6 @@
 /* node.c: the meshd event loop: data directory, RPC dispatch, relay of the
  * write pipeline's replies. */
-#include "node.h"
+#include "server/node.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,25 +15,25 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "catalog.h"
-#include "contract.h"
-#include "gossip.h"
-#include "identity.h"
-#include "ingest.h"
-#include "query.h"
-#include "query_pool.h"
+#include "catalog/catalog.h"
+#include "contract/contract.h"
+#include "gossip/gossip.h"
+#include "identity/identity.h"
+#include "ingest/ingest.h"
+#include "query/query.h"
+#include "query/query_pool.h"
 
 #define DM_NODE_OWN_SOCKETS 64   /* RPC, pipelines, catalog and spare (not per worker) */
 #define DM_NODE_WORKER_SOCKETS 4 /* sockets one query worker may hold */
 #define DM_NODE_MAX_SOCKETS                                                                     \
     (DM_GOSSIP_MAX_PEERS + DM_NODE_WORKER_SOCKETS * DM_QUERY_POOL_MAX_WORKERS + DM_NODE_OWN_SOCKETS)
-#include "log.h"
-#include "registry.h"
-#include "rpc.h"
-#include "schema.h"
-#include "store.h"
-#include "version.h"
-#include "node_priv.h"
+#include "base/log.h"
+#include "record/registry.h"
+#include "transport/rpc.h"
+#include "record/schema.h"
+#include "storage/store.h"
+#include "base/version.h"
+#include "server/node_priv.h"
 
 #define DM_NODE_TICK_MS 1000              /* poll timeout: housekeeping cadence */
 #define DM_NODE_READER_CHECK_MS 60000     /* stale LMDB reader sweep */
@@ -356,7 +356,7 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
         zmq_setsockopt(self->inbox_push, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(self->outbox_pull, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_bind(self->inbox_push, DM_INGEST_INBOX) != 0 ||
-        zmq_bind(self->outbox_pull, DM_INGEST_OUTBOX) != 0) {
+        zmq_bind(self->outbox_pull, DM_CTL_OUTBOX) != 0) {
         snprintf(err, errcap, "cannot set up internal sockets: %s", zmq_strerror(errno));
         rc = DM_ERR_NET;
         goto fail;
@@ -557,7 +557,8 @@ out:
     zmq_msg_close(&payload);
 }
 
-/* Relays one reply of the write pipeline to its client. Returns 1 when the
+/* Relays one reply from the outbox (the write pipeline's or a query
+ * worker's) to its client, or handles one notice. Returns 1 when the
  * pipeline reported that it stopped, -1 if nothing was there. */
 static int s_relay_one(dm_node_t *self)
 {
@@ -570,21 +571,24 @@ static int s_relay_one(dm_node_t *self)
         goto out;
     }
     if (!zmq_msg_more(&rid)) {
-        /* A notice from the write pipeline: "STOPPED", or "CATALOG" after a
-         * product was registered or upgraded. */
-        if (zmq_msg_size(&rid) == 7 && memcmp(zmq_msg_data(&rid), "CATALOG", 7) == 0) {
+        /* A notice from the write pipeline (transport/ctl.h). */
+        const void *name = zmq_msg_data(&rid);
+        size_t len = zmq_msg_size(&rid);
+        if (dm_ctl_is(name, len, DM_CTL_CATALOG)) {
             if (s_catalog_publish_local(self, false))
                 dm_gossip_catalog_changed(self->gossip, dm_node__mono_ms());
-            goto out;
+        } else if (dm_ctl_is(name, len, DM_CTL_STOPPED)) {
+            ret = 1;
+        } else {
+            dm_log_warn("an unknown control message on the outbox was dropped");
         }
-        ret = 1;
         goto out;
     }
     zmq_msg_recv(&payload, self->outbox_pull, 0);
     void *router = dm_rpc_server_socket(self->rpc);
     if (zmq_msg_send(&rid, router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_msg_send(&payload, router, ZMQ_DONTWAIT) < 0)
-        dm_log_debug("write reply dropped: %s", zmq_strerror(errno));
+        dm_log_debug("reply dropped: %s", zmq_strerror(errno));
 out:
     zmq_msg_close(&rid);
     zmq_msg_close(&payload);

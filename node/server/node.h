@@ -10,8 +10,8 @@
 #include <signal.h>
 #include <stddef.h>
 
-#include "err.h"
-#include "membership.h"
+#include "base/err.h"
+#include "membership/membership.h"
 
 #define DM_NODE_ADDR_FILE "node.addr"
 #define DM_NODE_DOMAIN_FILE "domain"

@@ -7,17 +7,17 @@
 #include <stdint.h>
 #include <zmq.h>
 
-#include "catalog.h"
-#include "gossip.h"
-#include "identity.h"
-#include "ingest.h"
-#include "mesh.pb-c.h"
-#include "node.h"
-#include "query.h"
-#include "query_pool.h"
-#include "registry.h"
-#include "rpc.h"
-#include "store.h"
+#include "catalog/catalog.h"
+#include "gossip/gossip.h"
+#include "identity/identity.h"
+#include "ingest/ingest.h"
+#include "proto/mesh.pb-c.h"
+#include "server/node.h"
+#include "query/query.h"
+#include "query/query_pool.h"
+#include "record/registry.h"
+#include "transport/rpc.h"
+#include "storage/store.h"
 
 #define DM_PATH_MAX 4096
 

@@ -7,9 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "contract.h"
-#include "log.h"
-#include "node_priv.h"
+#include "contract/contract.h"
+#include "base/log.h"
+#include "server/node_priv.h"
 
 int64_t dm_node__wall_ms(void)
 {

@@ -1,5 +1,5 @@
 /* rpc.c: CurveZMQ ROUTER server with a ZAP handler, DEALER client. */
-#include "rpc.h"
+#include "transport/rpc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -10,8 +10,9 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "identity.h"
-#include "log.h"
+#include "identity/identity.h"
+#include "base/log.h"
+#include "transport/ctl.h"
 
 #define DM_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define DM_ZAP_CONTROL "inproc://dm-zap-control"
@@ -179,8 +180,13 @@ static void *s_zap_thread(void *arg)
                 continue;
             break;
         }
-        if (items[1].revents & ZMQ_POLLIN)
-            break;
+        if (items[1].revents & ZMQ_POLLIN) {
+            char name[sizeof DM_CTL_STOP];
+            int n = zmq_recv(ctl, name, sizeof name, 0);
+            if (n >= 0 && dm_ctl_is(name, (size_t)n, DM_CTL_STOP))
+                break;
+            continue;
+        }
         if (items[0].revents & ZMQ_POLLIN)
             s_zap_handle(rep);
     }
@@ -248,7 +254,7 @@ void dm_rpc_server_destroy(dm_rpc_server_t **self_p)
     if (self->router)
         zmq_close(self->router);
     if (self->zap_running) {
-        zmq_send(self->zap_ctl, "STOP", 4, 0);
+        dm_ctl_send(self->zap_ctl, DM_CTL_STOP);
         pthread_join(self->zap_thread, NULL);
     }
     if (self->zap_rep)

@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "mesh.pb-c.h"
+#include "base/err.h"
+#include "proto/mesh.pb-c.h"
 
 #define DM_RPC_MAX_MSG_BYTES ((int64_t)16 << 20) /* ZMQ_MAXMSGSIZE on every socket */
 #define DM_RPC_DEFAULT_TIMEOUT_MS 10000

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "avro.h"
-#include "contract.h"
+#include "contract/avro.h"
+#include "contract/contract.h"
 #include "fuzz.h"
-#include "log.h"
+#include "base/log.h"
 
 static char s_path[256];
 

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog.h"
+#include "catalog/catalog.h"
 #include "fuzz.h"
-#include "identity.h"
-#include "log.h"
+#include "identity/identity.h"
+#include "base/log.h"
 
 #define S_NOW_MS 1800000000000LL
 #define S_DELTA_BYTES (256 * 1024)

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "contract.h"
+#include "contract/contract.h"
 #include "fuzz.h"
-#include "log.h"
-#include "schema.h"
+#include "base/log.h"
+#include "record/schema.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

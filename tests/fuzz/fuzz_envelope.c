@@ -9,14 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog.h"
+#include "catalog/catalog.h"
 #include "fuzz.h"
-#include "identity.h"
-#include "ingest.h"
-#include "log.h"
-#include "membership.h"
-#include "registry.h"
-#include "rpc.h"
+#include "identity/identity.h"
+#include "ingest/ingest.h"
+#include "base/log.h"
+#include "membership/membership.h"
+#include "record/registry.h"
+#include "transport/rpc.h"
 
 #define S_DOMAIN "commerce"
 #define S_RECORD_LIMIT 4096

@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "log.h"
-#include "pattern.h"
+#include "base/log.h"
+#include "contract/pattern.h"
 
 #define FUZZ_PATTERN_DIFF_MAX 256 /* subject bytes compared with regexec */
 

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "contract.h"
+#include "contract/contract.h"
 #include "fuzz.h"
-#include "json_scan.h"
-#include "log.h"
-#include "schema.h"
+#include "record/json_scan.h"
+#include "base/log.h"
+#include "record/schema.h"
 
 static const char s_contract[] =
     "apiVersion: datamesh.io/v1\n"

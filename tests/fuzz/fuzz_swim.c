@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "log.h"
-#include "membership.h"
+#include "base/log.h"
+#include "membership/membership.h"
 
 #define S_NOW_MS 1000000
 #define S_TICK_STEP_MS 60000 /* past every probe, suspicion and retention timer */

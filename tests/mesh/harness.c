@@ -15,9 +15,9 @@
 #include <sodium.h>
 #include <zmq.h>
 
-#include "identity.h"
-#include "mesh.pb-c.h"
-#include "rpc.h"
+#include "identity/identity.h"
+#include "proto/mesh.pb-c.h"
+#include "transport/rpc.h"
 
 #define DM_H_MAX_NODES 64
 #define DM_H_MAX_DIRS 64

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "contract.h"
-#include "identity.h"
-#include "mesh.pb-c.h"
-#include "rpc.h"
+#include "contract/contract.h"
+#include "identity/identity.h"
+#include "proto/mesh.pb-c.h"
+#include "transport/rpc.h"
 
 #define DM_H_CLIENT_MS 2000 /* client calls to a node */
 

@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "catalog.h"
-#include "catalog.pb-c.h"
+#include "catalog/catalog.h"
+#include "proto/catalog.pb-c.h"
 #include "harness.h"
 
 /* An entry of origin signed by signer (a forgery when they differ), and

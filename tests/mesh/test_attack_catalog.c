@@ -11,14 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog.h"
-#include "contract.h"
+#include "catalog/catalog.h"
+#include "contract/contract.h"
 #include "harness.h"
 #include "harness_catalog.h"
-#include "identity.h"
-#include "node.h"
-#include "rpc.h"
-#include "store.h"
+#include "identity/identity.h"
+#include "server/node.h"
+#include "transport/rpc.h"
+#include "storage/store.h"
 
 #define T_NODES 3
 #define T_DEADLINE_MS 30000

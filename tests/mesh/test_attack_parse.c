@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "contract.h"
+#include "base/buf.h"
+#include "contract/contract.h"
 #include "harness.h"
-#include "rpc.h"
+#include "transport/rpc.h"
 
 #define T_REPLY_MS 10000 /* generous: the pairwise parser needed 20 s for the first */
 #define T_PING_MS 1000   /* status answers within a second */

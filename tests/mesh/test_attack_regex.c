@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "harness.h"
-#include "node.h"
-#include "rpc.h"
-#include "store.h"
+#include "server/node.h"
+#include "transport/rpc.h"
+#include "storage/store.h"
 
 #define T_REPLY_MS 5000 /* the refusal must come well within this */
 #define T_PING_MS 1000  /* status answers within a second */

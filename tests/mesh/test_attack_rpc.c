@@ -13,10 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "base/err.h"
 #include "harness.h"
-#include "identity.h"
-#include "mesh.pb-c.h"
+#include "identity/identity.h"
+#include "proto/mesh.pb-c.h"
 
 #define T_CMD_MS 30000
 #define T_PING_MS 1000         /* "status answers within a second" */

@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "harness.h"
-#include "identity.h"
-#include "rpc.h"
+#include "identity/identity.h"
+#include "transport/rpc.h"
 
 #define T_QUERY_TIMEOUT "30"  /* the node's query time limit, s: runaways run this long */
 #define T_FRESH_MS 5000       /* another client's short query must answer within this */

@@ -18,10 +18,10 @@
 
 #include "harness.h"
 #include "harness_catalog.h"
-#include "identity.h"
-#include "membership.h"
-#include "mesh.pb-c.h"
-#include "rpc.h"
+#include "identity/identity.h"
+#include "membership/membership.h"
+#include "proto/mesh.pb-c.h"
+#include "transport/rpc.h"
 
 #define T_NODES 3
 #define T_DEADLINE_MS 20000

@@ -11,13 +11,13 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "catalog.h"
-#include "catalog.pb-c.h"
-#include "contract.h"
+#include "catalog/catalog.h"
+#include "proto/catalog.pb-c.h"
+#include "contract/contract.h"
 #include "harness.h"
 #include "harness_catalog.h"
-#include "identity.h"
-#include "rpc.h"
+#include "identity/identity.h"
+#include "transport/rpc.h"
 
 #define T_NODES 5
 #define T_DEADLINE_MS 30000

@@ -10,7 +10,7 @@
 #include <zmq.h>
 
 #include "harness.h"
-#include "identity.h"
+#include "identity/identity.h"
 
 #define T_CMD_MS 30000
 

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "rpc.h"
+#include "transport/rpc.h"
 
 #define T_CMD_MS 60000
 

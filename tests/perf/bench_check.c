@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "record/check.h"
 
 #define BENCH_DEFAULT_RECORDS 1000000
 #define BENCH_INVALID_EVERY 1000

@@ -20,11 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "contract.h"
-#include "query.h"
-#include "registry.h"
-#include "schema.h"
-#include "store.h"
+#include "contract/contract.h"
+#include "query/query.h"
+#include "record/registry.h"
+#include "record/schema.h"
+#include "storage/store.h"
 
 #define BENCH_DEFAULT_RECORDS 1000000
 #define BENCH_BATCH 50000

@@ -1,6 +1,6 @@
 /* cli.c: argument parsing, node selection and output helpers for the
  * client tools. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <math.h>
@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "identity.h"
-#include "lines.h"
+#include "identity/identity.h"
+#include "base/lines.h"
 #include <inttypes.h>
 
 #define DM_CLI_PATH_MAX 4096

@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "buf.h"
-#include "err.h"
-#include "rpc.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "transport/rpc.h"
 
 #define DM_CLI_MAX_ARGS 256
 #define DM_CLI_MAX_OPTS 32

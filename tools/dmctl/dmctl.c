@@ -8,13 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "cli.h"
-#include "contract.h"
-#include "lines.h"
-#include "schema.h"
-#include "types.h"
-#include "version.h"
+#include "record/check.h"
+#include "cli/cli.h"
+#include "contract/contract.h"
+#include "base/lines.h"
+#include "record/schema.h"
+#include "contract/types.h"
+#include "base/version.h"
 
 #define DM_INGEST_BATCH_BYTES ((size_t)1 << 20) /* bytes of lines per batch */
 #define DM_INGEST_BATCH_MAX_BYTES ((size_t)8 << 20)

@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "contract.h"
+#include "cli/cli.h"
+#include "contract/contract.h"
 #include "meshbench.h"
 
 #define MB_G_MAX_NODES 256

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "meshbench.h"
 
 #define MB_LOOKUP_DEFAULT_COUNT 10000

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "contract.h"
-#include "query.h"
-#include "identity.h"
-#include "types.h"
-#include "version.h"
+#include "cli/cli.h"
+#include "contract/contract.h"
+#include "query/query.h"
+#include "identity/identity.h"
+#include "contract/types.h"
+#include "base/version.h"
 
 #define DM_MESHQ_BATCH_ROWS 10000 /* rows asked per pull */
 #define DM_MESHQ_TABLE_WINDOW 1000 /* rows buffered to align a table */

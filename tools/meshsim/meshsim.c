@@ -20,7 +20,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "membership.h"
+#include "membership/membership.h"
 #include "meshsim.h"
 
 #define SIM_STEP_MS 2

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog.h"
-#include "contract.h"
-#include "identity.h"
-#include "log.h"
+#include "catalog/catalog.h"
+#include "contract/contract.h"
+#include "identity/identity.h"
+#include "base/log.h"
 #include "meshsim.h"
 
 #define MS_SYNC_ROUNDS 5      /* periodic hash poke: every 5 rounds of 200 ms = 1 s */

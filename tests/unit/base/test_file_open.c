@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "contract.h"
-#include "identity.h"
-#include "lines.h"
+#include "contract/contract.h"
+#include "identity/identity.h"
+#include "base/lines.h"
 
 #define T_DEADLINE_S 10 /* a blocked open would hold the test far longer */
 

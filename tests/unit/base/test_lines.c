@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "lines.h"
+#include "base/lines.h"
 
 #define MIB (1024 * 1024)
 

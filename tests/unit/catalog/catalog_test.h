@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "buf.h"
-#include "catalog.h"
-#include "contract.h"
-#include "identity.h"
+#include "base/buf.h"
+#include "catalog/catalog.h"
+#include "contract/contract.h"
+#include "identity/identity.h"
 
 #define DM_T_CATALOG_NOW 1764000000000LL /* a fixed Unix time in ms; time is an argument */
 

@@ -13,8 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "catalog.h"
-#include "catalog.pb-c.h"
+#include "catalog/catalog.h"
+#include "proto/catalog.pb-c.h"
 #include "fixture.h"
 
 #define S_NOW 1764000000000LL /* a fixed Unix time in ms; time is an argument */

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog.h"
-#include "catalog.pb-c.h"
+#include "catalog/catalog.h"
+#include "proto/catalog.pb-c.h"
 #include "fixture.h"
 #include "catalog_test.h"
 

@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "catalog.h"
-#include "catalog.pb-c.h"
+#include "catalog/catalog.h"
+#include "proto/catalog.pb-c.h"
 #include "fixture.h"
 #include "catalog_test.h"
 

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "contract.h"
+#include "contract/contract.h"
 
 #define EX DM_SOURCE_DIR "/docs/examples/"
 #define DATA DM_SOURCE_DIR "/tests/data/contracts/"

@@ -6,7 +6,7 @@
  * come from a generator, not from here. */
 #include "contract_test.h"
 
-#include "schema.h"
+#include "record/schema.h"
 
 /* Lines 1-13 of every contract here; fields start on line 14, column 7. */
 static const char *const s_head = "apiVersion: datamesh.io/v1\n"

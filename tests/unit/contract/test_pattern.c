@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "contract_test.h"
-#include "pattern.h"
+#include "contract/pattern.h"
 
 #define S_RANDOM_PATTERNS 20000/* random patterns compared with glibc */
 #define S_RANDOM_SUBJECTS 20   /* subjects per accepted pattern */

@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "types.h"
+#include "contract/types.h"
 
 static bool s_ts(const char *s, int64_t *us) { return dm_timestamp_parse(s, strlen(s), us); }
 static bool s_int(const char *s, int64_t *v) { return dm_int_parse(s, strlen(s), v); }

@@ -12,7 +12,7 @@
 
 #include <sodium.h>
 
-#include "identity.h"
+#include "identity/identity.h"
 
 static char s_dir[PATH_MAX];
 static char s_key[PATH_MAX + 32];

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "membership.h"
-#include "membership.pb-c.h"
-#include "membership_priv.h" /* the probe state, for the forged-ack test */
+#include "membership/membership.h"
+#include "proto/membership.pb-c.h"
+#include "membership/membership_priv.h" /* the probe state, for the forged-ack test */
 
 #define S_UNUSED __attribute__((unused))
 

@@ -19,11 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "contract.h"
-#include "query.h"
-#include "registry.h"
-#include "schema.h"
-#include "store.h"
+#include "contract/contract.h"
+#include "query/query.h"
+#include "record/registry.h"
+#include "record/schema.h"
+#include "storage/store.h"
 #include "fixture.h"
 
 S_UNUSED static char s_dir[PATH_MAX];

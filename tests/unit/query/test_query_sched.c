@@ -5,7 +5,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "query_sched.h"
+#include "query/query_sched.h"
 
 #define T0 1000000 /* an arbitrary start time, ms */
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "schema.h"
+#include "record/schema.h"
 
 #define S_FIELDS 24
 #define S_CHECKS 8

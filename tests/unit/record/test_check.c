@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "record/check.h"
 
 static char *ORDER_STATUS[] = {"created", "paid", "shipped", "cancelled"};
 static dm_contract_t M;

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "json_scan.h"
+#include "record/json_scan.h"
 
 /* Scans text to the end; returns the number of members, or -1 with *sc
  * holding the error. */

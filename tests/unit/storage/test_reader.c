@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "reader.h"
-#include "store.h"
+#include "storage/reader.h"
+#include "storage/store.h"
 #include "fixture.h"
 
 static char s_dir[PATH_MAX];

@@ -12,10 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "catalog_db.h"
+#include "storage/catalog_db.h"
 #include "fixture.h"
-#include "reader.h"
-#include "store.h"
+#include "storage/reader.h"
+#include "storage/store.h"
 
 #define S_KEY_BYTES 16
 

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "storage/store.h"
 #include "fixture.h"
 
 #define S_ROWS 1000000

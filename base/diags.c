@@ -1,7 +1,7 @@
-/* diag.c: lists of diagnostics ("FILE:LINE:COL: error: MESSAGE"), the way
+/* diags.c: lists of diagnostics ("FILE:LINE:COL: error: MESSAGE"), the way
  * every validator (contract, YAML, Avro) reports all the problems of one
  * input rather than the first. */
-#include "base/diag.h"
+#include "base/diags.h"
 
 #include <stdarg.h>
 #include <stdbool.h>

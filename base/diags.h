@@ -1,10 +1,10 @@
-/* diag.h: lists of diagnostics. A validator that reports every problem of
+/* diags.h: lists of diagnostics. A validator that reports every problem of
  * one input (a contract file, a YAML stream, an Avro schema) adds one
  * diagnostic per problem, with the file and position, and carries on; the
  * caller formats the list once. A function that fails for one reason
  * carries it in a dm_buf_t *why instead (see err.h). */
-#ifndef DM_DIAG_H
-#define DM_DIAG_H
+#ifndef DM_DIAGS_H
+#define DM_DIAGS_H
 
 #include <stddef.h>
 

@@ -21,7 +21,7 @@ static const char *const s_messages[DM_ERR__COUNT] = {
     [DM_ERR_BUSY] = "busy, retry shortly",
 };
 
-const char *dm_strerror(dm_err err)
+const char *dm_err_str(dm_err err)
 {
     if ((unsigned)err >= DM_ERR__COUNT)
         return "unknown error";

@@ -30,6 +30,6 @@ typedef enum {
 } dm_err;
 
 /* Returns a static, human-readable description of err. Cannot fail. */
-const char *dm_strerror(dm_err err);
+const char *dm_err_str(dm_err err);
 
 #endif

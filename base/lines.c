@@ -39,7 +39,7 @@ static const char *s_type_name(mode_t mode)
                             : "not a file";
 }
 
-dm_err dm_file_open_read(const char *path, dm_file_kind kind, int *fd, char *why, size_t cap)
+dm_err dm_lines_open_read(const char *path, dm_file_kind kind, int *fd, char *why, size_t cap)
 {
     *fd = -1;
     if (why && cap)

@@ -18,7 +18,7 @@
 
 typedef struct dm_lines dm_lines_t;
 
-/* What dm_file_open_read accepts besides a regular file. */
+/* What dm_lines_open_read accepts besides a regular file. */
 typedef enum {
     DM_FILE_REGULAR, /* contracts, .avsc, keys: a regular file only */
     DM_FILE_STREAM   /* record inputs: also a pipe or FIFO (read like stdin) */
@@ -33,7 +33,7 @@ typedef enum {
  * caller's to close. On failure *fd is -1, errno is set (ENODEV for a
  * file of the wrong type) and why (cap bytes, may be NULL) holds a
  * reason without the path, e.g. "not a regular file (a FIFO)". */
-DM_NODISCARD dm_err dm_file_open_read(const char *path, dm_file_kind kind, int *fd, char *why,
+DM_NODISCARD dm_err dm_lines_open_read(const char *path, dm_file_kind kind, int *fd, char *why,
                                       size_t cap);
 
 /* Creates a reader of fd (not owned: the caller closes it) for lines of up to

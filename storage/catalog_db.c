@@ -34,7 +34,7 @@ static dm_err s_write(MDB_txn *txn, void *arg)
     return DM_OK;
 }
 
-dm_err dm_store_catalog_write(dm_store_t *self, const dm_store_catalog_op_t *ops, size_t n)
+dm_err dm_catalog_db_write(dm_store_t *self, const dm_store_catalog_op_t *ops, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (ops[i].key_len == 0 || ops[i].key_len > self->max_key_bytes) {
@@ -49,7 +49,7 @@ dm_err dm_store_catalog_write(dm_store_t *self, const dm_store_catalog_op_t *ops
     return dm_store__write_opts(self, "write the catalog", s_write, &w, false);
 }
 
-dm_err dm_store_catalog_scan(dm_store_t *self, dm_store_catalog_fn fn, void *ctx)
+dm_err dm_catalog_db_scan(dm_store_t *self, dm_store_catalog_fn fn, void *ctx)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;

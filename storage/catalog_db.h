@@ -38,7 +38,7 @@ typedef struct {
  * DM_ERR_STORE / DM_ERR_MAPFULL, or DM_ERR_BUSY when the map must grow
  * while queries hold readers (it never waits for them: the caller is the
  * node loop; retry later). n == 0 is DM_OK without a transaction. */
-DM_NODISCARD dm_err dm_store_catalog_write(dm_store_t *self, const dm_store_catalog_op_t *ops,
+DM_NODISCARD dm_err dm_catalog_db_write(dm_store_t *self, const dm_store_catalog_op_t *ops,
                                            size_t n);
 
 /* Calls fn for every record in key order inside one read transaction; key
@@ -46,6 +46,6 @@ DM_NODISCARD dm_err dm_store_catalog_write(dm_store_t *self, const dm_store_cata
  * store. fn returns non-zero to stop early. */
 typedef int (*dm_store_catalog_fn)(void *ctx, const void *key, size_t key_len, const void *val,
                                    size_t val_len);
-DM_NODISCARD dm_err dm_store_catalog_scan(dm_store_t *self, dm_store_catalog_fn fn, void *ctx);
+DM_NODISCARD dm_err dm_catalog_db_scan(dm_store_t *self, dm_store_catalog_fn fn, void *ctx);
 
 #endif

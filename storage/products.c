@@ -25,7 +25,7 @@
 #define S_META_NEXT_PID "next_pid"
 #define S_FIRST_PID 1u
 
-void dm_product_clear(dm_product_t *p)
+void dm_store_product_clear(dm_product_t *p)
 {
     if (!p)
         return;
@@ -59,7 +59,7 @@ static dm_err s_copy(const dm_product_t *in, dm_product_t *out)
         s_dup(in->name, strlen(in->name), &out->name) ||
         s_dup(version, strlen(version), &out->version) ||
         s_dup(contract, in->contract ? in->contract_len : 0, &out->contract)) {
-        dm_product_clear(out);
+        dm_store_product_clear(out);
         return DM_ERR_NOMEM;
     }
     return DM_OK;
@@ -145,7 +145,7 @@ out:
     if (err) {
         if (err == DM_ERR_STORE)
             dm_log_err("store: a product record is corrupt (%zu bytes)", val->mv_size);
-        dm_product_clear(out);
+        dm_store_product_clear(out);
     }
     return err;
 }
@@ -215,7 +215,7 @@ static dm_err s_register_txn(MDB_txn *txn, void *arg)
 {
     s_register_ctx *c = arg;
     dm_store_t *self = c->self;
-    dm_product_clear(&c->stored);
+    dm_store_product_clear(&c->stored);
     MDB_val key = {c->key.len, c->key.data}, val;
     int rc = mdb_get(txn, self->products, &key, &val);
     dm_err err;
@@ -295,7 +295,7 @@ dm_err dm_store_product_register(dm_store_t *self, const dm_product_t *in,
             err = s_copy(&c.written, out);
         }
     }
-    dm_product_clear(&c.stored);
+    dm_store_product_clear(&c.stored);
     dm_buf_free(&c.key);
     dm_buf_free(&c.val);
     return err;
@@ -320,7 +320,7 @@ dm_err dm_store_product_get(dm_store_t *self, const char *domain, const char *na
         err = s_attach_counters(self, txn, out);
     dm_store__read_end(self, txn);
     if (err)
-        dm_product_clear(out);
+        dm_store_product_clear(out);
 out:
     dm_buf_free(&k);
     return err;
@@ -368,7 +368,7 @@ out:
     dm_store__read_end(self, txn);
     if (err) {
         for (size_t i = 0; i < len; i++)
-            dm_product_clear(&arr[i]);
+            dm_store_product_clear(&arr[i]);
         free(arr);
         return err;
     }
@@ -411,7 +411,7 @@ static dm_err s_delete_txn(MDB_txn *txn, void *arg)
 {
     s_delete_ctx *c = arg;
     dm_store_t *self = c->self;
-    dm_product_clear(&c->removed);
+    dm_store_product_clear(&c->removed);
     MDB_val key = {c->key.len, c->key.data}, val;
     int rc = mdb_get(txn, self->products, &key, &val);
     if (rc == MDB_NOTFOUND)
@@ -448,7 +448,7 @@ dm_err dm_store_product_delete(dm_store_t *self, const char *domain, const char 
         *removed = c.removed;
         memset(&c.removed, 0, sizeof c.removed);
     }
-    dm_product_clear(&c.removed);
+    dm_store_product_clear(&c.removed);
     dm_buf_free(&c.key);
     return err;
 }

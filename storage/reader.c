@@ -31,7 +31,7 @@ typedef struct {
 typedef enum { S_IDLE, S_SCAN, S_RANGE } s_mode;
 
 struct dm_store_cursor {
-    dm_store_reader_t *r;
+    dm_reader_t *r;
     s_mode mode;
     uint32_t pid;
     bool started, with_rows;
@@ -45,14 +45,14 @@ struct dm_store_cursor {
     bool hi_inclusive, hi_none;
 };
 
-dm_err dm_store_reader_open(dm_store_t *store, dm_store_reader_t **out)
+dm_err dm_reader_open(dm_store_t *store, dm_reader_t **out)
 {
     *out = NULL;
     /* Refuse rather than wait: the thread asking may hold another reader
      * (a query worker keeps cursors open), and the grower waits for it. */
     if (atomic_load(&store->growers) > 0)
         return DM_ERR_BUSY;
-    dm_store_reader_t *self = calloc(1, sizeof *self);
+    dm_reader_t *self = calloc(1, sizeof *self);
     if (!self)
         return DM_ERR_NOMEM;
     self->store = store;
@@ -65,17 +65,17 @@ dm_err dm_store_reader_open(dm_store_t *store, dm_store_reader_t **out)
     return DM_OK;
 }
 
-void dm_store_reader_close(dm_store_reader_t **self_p)
+void dm_reader_close(dm_reader_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    dm_store_reader_t *self = *self_p;
+    dm_reader_t *self = *self_p;
     dm_store__read_end(self->store, self->txn);
     free(self);
     *self_p = NULL;
 }
 
-dm_err dm_store_reader_count(dm_store_reader_t *self, uint32_t pid, uint64_t *records)
+dm_err dm_reader_count(dm_reader_t *self, uint32_t pid, uint64_t *records)
 {
     dm_store_counters_t c;
     dm_err err = dm_store__counters_get(self->store, self->txn, pid, &c);
@@ -85,7 +85,7 @@ dm_err dm_store_reader_count(dm_store_reader_t *self, uint32_t pid, uint64_t *re
 
 /* Reads the log row of pid with sequence seq. A missing row means the
  * index is corrupt (replacing a row rewrites its index entry first). */
-static dm_err s_fetch(dm_store_reader_t *self, uint32_t pid, uint64_t seq, const void **row,
+static dm_err s_fetch(dm_reader_t *self, uint32_t pid, uint64_t seq, const void **row,
                       size_t *row_len)
 {
     uint8_t lk[DM_STORE_LOG_KEY_BYTES];
@@ -115,7 +115,7 @@ static dm_err s_seq(const MDB_val *val, uint32_t pid, uint64_t *seq)
     return DM_OK;
 }
 
-dm_err dm_store_reader_get(dm_store_reader_t *self, uint32_t pid, const void *key,
+dm_err dm_reader_get(dm_reader_t *self, uint32_t pid, const void *key,
                            size_t key_len, const void **row, size_t *row_len)
 {
     *row = NULL;
@@ -137,10 +137,10 @@ dm_err dm_store_reader_get(dm_store_reader_t *self, uint32_t pid, const void *ke
     return err ? err : s_fetch(self, pid, seq, row, row_len);
 }
 
-dm_err dm_store_cursor_open(dm_store_reader_t *reader, dm_store_cursor_t **out)
+dm_err dm_reader_cursor_open(dm_reader_t *reader, dm_reader_cursor_t **out)
 {
     *out = NULL;
-    dm_store_cursor_t *self = calloc(1, sizeof *self);
+    dm_reader_cursor_t *self = calloc(1, sizeof *self);
     if (!self)
         return DM_ERR_NOMEM;
     self->r = reader;
@@ -151,18 +151,18 @@ dm_err dm_store_cursor_open(dm_store_reader_t *reader, dm_store_cursor_t **out)
     if (rc == MDB_SUCCESS)
         rc = mdb_cursor_open(reader->txn, st->pk, &self->main.cur);
     if (rc != MDB_SUCCESS) {
-        dm_store_cursor_close(&self);
+        dm_reader_cursor_close(&self);
         return dm_store__mdb("open a query cursor", rc);
     }
     *out = self;
     return DM_OK;
 }
 
-void dm_store_cursor_close(dm_store_cursor_t **self_p)
+void dm_reader_cursor_close(dm_reader_cursor_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    dm_store_cursor_t *self = *self_p;
+    dm_reader_cursor_t *self = *self_p;
     if (self->log)
         mdb_cursor_close(self->log);
     if (self->recent.cur)
@@ -173,7 +173,7 @@ void dm_store_cursor_close(dm_store_cursor_t **self_p)
     *self_p = NULL;
 }
 
-dm_err dm_store_cursor_scan(dm_store_cursor_t *self, uint32_t pid)
+dm_err dm_reader_cursor_scan(dm_reader_cursor_t *self, uint32_t pid)
 {
     self->mode = S_SCAN;
     self->pid = pid;
@@ -212,7 +212,7 @@ static dm_err s_side_next(s_side_t *s)
     return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK : dm_store__mdb("walk the index", rc);
 }
 
-dm_err dm_store_cursor_range(dm_store_cursor_t *self, uint32_t pid, const dm_store_bound_t *lo,
+dm_err dm_reader_cursor_range(dm_reader_cursor_t *self, uint32_t pid, const dm_store_bound_t *lo,
                              const dm_store_bound_t *hi, bool with_rows)
 {
     self->mode = S_RANGE;
@@ -257,7 +257,7 @@ static int s_prefix_cmp(const uint8_t *k, size_t klen, const uint8_t *b, size_t 
 
 /* Whether the index entry key (with pid) is a key of this range: pid and
  * the bounds. *past is set when it is beyond the range (walk ends). */
-static bool s_in_range(dm_store_cursor_t *self, const MDB_val *key, bool *past)
+static bool s_in_range(dm_reader_cursor_t *self, const MDB_val *key, bool *past)
 {
     const uint8_t *k = key->mv_data;
     *past = key->mv_size < DM_STORE_PID_BYTES || dm_store__get_be32(k) != self->pid;
@@ -282,7 +282,7 @@ static bool s_in_range(dm_store_cursor_t *self, const MDB_val *key, bool *past)
 }
 
 /* One step of a log scan. */
-static dm_err s_next_scan(dm_store_cursor_t *self, uint64_t *seq, const void **row,
+static dm_err s_next_scan(dm_reader_cursor_t *self, uint64_t *seq, const void **row,
                           size_t *row_len)
 {
     MDB_val key, val;
@@ -323,7 +323,7 @@ static int s_key_cmp(const MDB_val *a, const MDB_val *b)
 
 /* One step of a key-range walk: the smaller key of the two sides; on a
  * tie pk_recent's entry, skipping pk's stale one. */
-static dm_err s_next_range(dm_store_cursor_t *self, uint64_t *seq, const void **row,
+static dm_err s_next_range(dm_reader_cursor_t *self, uint64_t *seq, const void **row,
                            size_t *row_len, const void **key, size_t *key_len)
 {
     s_side_t *r = &self->recent, *m = &self->main;
@@ -358,7 +358,7 @@ static dm_err s_next_range(dm_store_cursor_t *self, uint64_t *seq, const void **
     }
 }
 
-dm_err dm_store_cursor_next(dm_store_cursor_t *self, uint64_t *seq, const void **row,
+dm_err dm_reader_cursor_next(dm_reader_cursor_t *self, uint64_t *seq, const void **row,
                             size_t *row_len, const void **key, size_t *key_len)
 {
     uint64_t s = 0;

@@ -72,7 +72,7 @@ typedef struct {
 } dm_product_t;
 
 /* Frees the strings of p (not p itself). NULL-safe. */
-void dm_product_clear(dm_product_t *p);
+void dm_store_product_clear(dm_product_t *p);
 
 typedef enum {
     DM_REGISTER_CREATED,   /* a new product */

@@ -38,7 +38,7 @@ struct dm_store {
     size_t gate_holders;
     bool gate_resizing;
     /* Threads waiting to grow the map. While it is not 0, new long-lived
-     * readers (dm_store_reader_open) are refused, so a steady overlap of
+     * readers (dm_reader_open) are refused, so a steady overlap of
      * queries cannot starve growth. */
     atomic_uint growers;
     /* Set once LMDB reports MDB_PANIC (a failed meta-page write): the

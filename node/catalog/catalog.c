@@ -155,7 +155,7 @@ static bool s_contract_ok(const dm_catalog_entry_t *e, const s_parsed *p, dm_buf
     bool ok = false;
     if (rc != DM_OK)
         s_refuse(why, DM_CATALOG_MALFORMED, "the contract does not parse: %s",
-                 diags.count ? diags.items[0].message : dm_strerror(rc));
+                 diags.count ? diags.items[0].message : dm_err_str(rc));
     else if (n != 1 || strcmp(list[0]->domain, p->domain) || strcmp(list[0]->name, p->name))
         s_refuse(why, DM_CATALOG_MALFORMED, "the payload is not exactly the contract of %s/%s",
                  p->domain, p->name);
@@ -170,14 +170,14 @@ static bool s_contract_ok(const dm_catalog_entry_t *e, const s_parsed *p, dm_buf
 
 /* ---- sorted tables ---- */
 
-static int s_item_cmp(const uint8_t *origin, const char *key, const dm_cat_item_t *it)
+static int s_item_cmp(const uint8_t *origin, const char *key, const dm_catalog__item_t *it)
 {
     int r = memcmp(origin, it->e.origin, DM_ID_PUBLIC_BYTES);
     return r ? r : strcmp(key, it->e.key);
 }
 
 /* Binary search; *at receives the index of the match or the insert point. */
-static dm_cat_item_t *s_item_find(const dm_catalog_t *c, const uint8_t *origin, const char *key,
+static dm_catalog__item_t *s_item_find(const dm_catalog_t *c, const uint8_t *origin, const char *key,
                                   size_t *at)
 {
     size_t lo = 0, hi = c->nitems;
@@ -199,7 +199,7 @@ static dm_cat_item_t *s_item_find(const dm_catalog_t *c, const uint8_t *origin, 
     return NULL;
 }
 
-static void s_item_free(dm_cat_item_t *it)
+static void s_item_free(dm_catalog__item_t *it)
 {
     if (!it)
         return;
@@ -226,9 +226,9 @@ static bool s_grow(void **arr, size_t *cap, size_t n, size_t size)
 }
 
 /* A stored item made from e and p (takes p's node record). NULL on NOMEM. */
-static dm_cat_item_t *s_item_new(const dm_catalog_entry_t *e, s_parsed *p)
+static dm_catalog__item_t *s_item_new(const dm_catalog_entry_t *e, s_parsed *p)
 {
-    dm_cat_item_t *it = calloc(1, sizeof *it);
+    dm_catalog__item_t *it = calloc(1, sizeof *it);
     if (!it)
         return NULL;
     it->e = *e;
@@ -245,12 +245,12 @@ static dm_cat_item_t *s_item_new(const dm_catalog_entry_t *e, s_parsed *p)
         memcpy(it->e.payload, e->payload, e->payload_len);
     it->node = p->node;
     p->node = NULL;
-    it->wire_bytes = dm_cat_wire_bytes(&it->e);
+    it->wire_bytes = dm_catalog__wire_bytes(&it->e);
     return it;
 }
 
 /* Puts it at index at (replacing the item there if replace). */
-static bool s_item_place(dm_catalog_t *c, dm_cat_item_t *it, size_t at, bool replace)
+static bool s_item_place(dm_catalog_t *c, dm_catalog__item_t *it, size_t at, bool replace)
 {
     if (replace) {
         s_item_free(c->items[at]);
@@ -265,7 +265,7 @@ static bool s_item_place(dm_catalog_t *c, dm_cat_item_t *it, size_t at, bool rep
     return true;
 }
 
-static dm_cat_pin_t *s_pin_find(const dm_catalog_t *c, const char *domain, size_t *at)
+static dm_catalog__pin_t *s_pin_find(const dm_catalog_t *c, const char *domain, size_t *at)
 {
     size_t lo = 0, hi = c->npins;
     while (lo < hi) {
@@ -283,18 +283,18 @@ static dm_cat_pin_t *s_pin_find(const dm_catalog_t *c, const char *domain, size_
     return NULL;
 }
 
-const dm_cat_pin_t *dm_cat_pin_find(const dm_catalog_t *c, const char *domain)
+const dm_catalog__pin_t *dm_catalog__pin_find(const dm_catalog_t *c, const char *domain)
 {
     return s_pin_find(c, domain, NULL);
 }
 
-static int s_conflict_cmp(const char *domain, const uint8_t *claimant, const dm_cat_conflict_t *k)
+static int s_conflict_cmp(const char *domain, const uint8_t *claimant, const dm_catalog__conflict_t *k)
 {
     int r = strcmp(domain, k->domain);
     return r ? r : memcmp(claimant, k->claimant, DM_ID_PUBLIC_BYTES);
 }
 
-static dm_cat_conflict_t *s_conflict_find(const dm_catalog_t *c, const char *domain,
+static dm_catalog__conflict_t *s_conflict_find(const dm_catalog_t *c, const char *domain,
                                           const uint8_t *claimant, size_t *at)
 {
     size_t lo = 0, hi = c->nconflicts;
@@ -320,7 +320,7 @@ static bool s_queue(dm_catalog_t *c, char tag, const void *a, size_t alen, const
 {
     if (!s_grow((void **)&c->ops, &c->capops, c->nops, sizeof *c->ops))
         return false;
-    dm_cat_op_t *op = &c->ops[c->nops++];
+    dm_catalog__op_t *op = &c->ops[c->nops++];
     op->koff = c->arena.len;
     dm_buf_putc(&c->arena, tag);
     dm_buf_append(&c->arena, a, alen);
@@ -368,14 +368,14 @@ static void s_state_clear(dm_catalog_t *c)
 
 static dm_err s_load(dm_catalog_t *c);
 
-void dm_cat_abort(dm_catalog_t *c)
+void dm_catalog__abort(dm_catalog_t *c)
 {
     s_state_clear(c);
     if (s_load(c) != DM_OK)
         dm_log_err("catalog: could not reload from the store; the catalog is empty until restart");
 }
 
-dm_err dm_cat_commit(dm_catalog_t *c)
+dm_err dm_catalog__commit(dm_catalog_t *c)
 {
     dm_err err = DM_OK;
     dm_store_catalog_op_t *ops = c->nops ? malloc(c->nops * sizeof *ops) : NULL;
@@ -384,18 +384,18 @@ dm_err dm_cat_commit(dm_catalog_t *c)
         goto out;
     }
     for (size_t i = 0; i < c->nops; i++) {
-        const dm_cat_op_t *op = &c->ops[i];
+        const dm_catalog__op_t *op = &c->ops[i];
         ops[i].key = c->arena.data + op->koff;
         ops[i].key_len = op->klen;
         ops[i].val = op->del ? NULL : c->arena.data + op->voff;
         ops[i].val_len = op->vlen;
     }
     if (c->store) /* NULL: an in-memory catalog (the simulator) */
-        err = dm_store_catalog_write(c->store, ops, c->nops);
+        err = dm_catalog_db_write(c->store, ops, c->nops);
 out:
     free(ops);
     if (err)
-        dm_cat_abort(c);
+        dm_catalog__abort(c);
     s_batch_reset(c);
     return err;
 }
@@ -405,7 +405,7 @@ out:
 /* Records that origin said version (an authentic entry, kept or not). */
 static bool s_raise(dm_catalog_t *c, const uint8_t *origin, uint64_t version)
 {
-    dm_cat_origin_t *o = (dm_cat_origin_t *)dm_cat_origin_find(c, origin);
+    dm_catalog__origin_t *o = (dm_catalog__origin_t *)dm_catalog__origin_find(c, origin);
     if (!o) {
         if (!s_grow((void **)&c->origins, &c->caporigins, c->norigins, sizeof *c->origins))
             return false;
@@ -431,7 +431,7 @@ static bool s_conflict_note(dm_catalog_t *c, const char *domain, const uint8_t *
                             const uint8_t *claimant, int64_t now_ms)
 {
     size_t at = 0;
-    dm_cat_conflict_t *k = s_conflict_find(c, domain, claimant, &at);
+    dm_catalog__conflict_t *k = s_conflict_find(c, domain, claimant, &at);
     if (!k) {
         if (!s_grow((void **)&c->conflicts, &c->capconflicts, c->nconflicts,
                     sizeof *c->conflicts))
@@ -480,7 +480,7 @@ static bool s_pin(dm_catalog_t *c, const char *domain, const uint8_t *owner, int
         return false;
     memmove(c->pins + at + 1, c->pins + at, (c->npins - at) * sizeof *c->pins);
     c->npins++;
-    dm_cat_pin_t *pin = &c->pins[at];
+    dm_catalog__pin_t *pin = &c->pins[at];
     pin->domain = d;
     memcpy(pin->owner, owner, DM_ID_PUBLIC_BYTES);
     pin->first_seen_ms = now_ms;
@@ -496,7 +496,7 @@ static bool s_pin(dm_catalog_t *c, const char *domain, const uint8_t *owner, int
     size_t kept = 0;
     bool ok = true;
     for (size_t i = 0; i < c->nitems; i++) {
-        dm_cat_item_t *it = c->items[i];
+        dm_catalog__item_t *it = c->items[i];
         if (ok && it->name && strcmp(it->domain, domain) == 0 &&
             memcmp(it->e.origin, owner, DM_ID_PUBLIC_BYTES) != 0) {
             ok = s_queue_entry(c, &it->e, true) &&
@@ -510,8 +510,8 @@ static bool s_pin(dm_catalog_t *c, const char *domain, const uint8_t *owner, int
     return ok;
 }
 
-dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
-                                int64_t now_ms, dm_cat_budget_t *budget, dm_buf_t *why,
+dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
+                                int64_t now_ms, dm_catalog__budget_t *budget, dm_buf_t *why,
                                 dm_err *err)
 {
     *err = DM_OK;
@@ -532,7 +532,7 @@ dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bo
                             "entry '%s' version %llu is not signed by its origin", e->key,
                             (unsigned long long)e->version);
     }
-    if (remote && !dm_cat_origin_admit(c, e))
+    if (remote && !dm_catalog__origin_admit(c, e))
         return s_refuse(why, DM_CATALOG_UNKNOWN_ORIGIN,
                         "origin %02x%02x%02x%02x... is not a known member and the catalog holds "
                         "its %d strangers (or %d entries of this one) already",
@@ -540,7 +540,7 @@ dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bo
                         DM_CATALOG_STRANGERS_MAX, DM_CATALOG_STRANGER_ENTRIES);
     s_parsed p;
     dm_catalog_verdict v = s_parse(e, &p, why);
-    const dm_cat_pin_t *pin = v == DM_CATALOG_ACCEPTED ? s_pin_find(c, p.domain, NULL) : NULL;
+    const dm_catalog__pin_t *pin = v == DM_CATALOG_ACCEPTED ? s_pin_find(c, p.domain, NULL) : NULL;
     if (pin && memcmp(pin->owner, e->origin, DM_ID_PUBLIC_BYTES) != 0) {
         char o[S_HEX_SHORT + 1];
         s_hex(pin->owner, o);
@@ -551,7 +551,7 @@ dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bo
             *err = DM_ERR_NOMEM;
     }
     size_t at = 0;
-    const dm_cat_item_t *old = s_item_find(c, e->origin, e->key, &at);
+    const dm_catalog__item_t *old = s_item_find(c, e->origin, e->key, &at);
     if (v == DM_CATALOG_ACCEPTED && old && old->e.version >= e->version)
         v = s_refuse(why, DM_CATALOG_STALE, "entry '%s' version %llu: version %llu is stored",
                      e->key, (unsigned long long)e->version,
@@ -573,7 +573,7 @@ dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bo
         *err = DM_ERR_NOMEM;
     if (v != DM_CATALOG_ACCEPTED || *err)
         goto out;
-    dm_cat_item_t *it = s_item_new(e, &p);
+    dm_catalog__item_t *it = s_item_new(e, &p);
     if (!it || !s_item_place(c, it, at, old != NULL)) {
         s_item_free(it);
         *err = DM_ERR_NOMEM;
@@ -611,7 +611,7 @@ static int s_load_one(void *arg, const void *key, size_t klen, const void *val, 
         size_t at = 0;
         if (s_parse(&e, &p, NULL) == DM_CATALOG_ACCEPTED &&
             !s_item_find(c, e.origin, e.key, &at)) {
-            dm_cat_item_t *it = s_item_new(&e, &p);
+            dm_catalog__item_t *it = s_item_new(&e, &p);
             if (!it || !s_item_place(c, it, at, false)) {
                 s_item_free(it);
                 l->err = DM_ERR_NOMEM;
@@ -655,7 +655,7 @@ static int s_load_one(void *arg, const void *key, size_t klen, const void *val, 
             l->err = DM_ERR_NOMEM;
             break;
         }
-        dm_cat_conflict_t k2 = {0};
+        dm_catalog__conflict_t k2 = {0};
         k2.domain = strdup(domain);
         if (!k2.domain) {
             l->err = DM_ERR_NOMEM;
@@ -688,7 +688,7 @@ static dm_err s_load(dm_catalog_t *c)
 {
     s_load_ctx l = {c, DM_OK};
     c->loading = true;
-    dm_err err = c->store ? dm_store_catalog_scan(c->store, s_load_one, &l) : DM_OK;
+    dm_err err = c->store ? dm_catalog_db_scan(c->store, s_load_one, &l) : DM_OK;
     c->loading = false;
     s_batch_reset(c); /* what loading queued is already stored */
     return err ? err : l.err;

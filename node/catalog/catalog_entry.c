@@ -44,7 +44,7 @@ void dm_catalog_entry_signed_bytes(const dm_catalog_entry_t *e, dm_buf_t *out)
         dm_buf_append(out, e->payload, e->payload_len);
 }
 
-void dm_cat_entry_to_pb(const dm_catalog_entry_t *e, Dm__CatalogEntry *pb)
+void dm_catalog__entry_to_pb(const dm_catalog_entry_t *e, Dm__CatalogEntry *pb)
 {
     dm__catalog_entry__init(pb);
     pb->origin.data = (uint8_t *)e->origin;
@@ -59,15 +59,15 @@ void dm_cat_entry_to_pb(const dm_catalog_entry_t *e, Dm__CatalogEntry *pb)
     pb->tombstone = e->tombstone;
 }
 
-size_t dm_cat_wire_bytes(const dm_catalog_entry_t *e)
+size_t dm_catalog__wire_bytes(const dm_catalog_entry_t *e)
 {
     Dm__CatalogEntry pb;
-    dm_cat_entry_to_pb(e, &pb);
+    dm_catalog__entry_to_pb(e, &pb);
     size_t body = dm__catalog_entry__get_packed_size(&pb);
     return 1 + s_varint_len(body) + body;
 }
 
-bool dm_cat_entry_view(const Dm__CatalogEntry *pb, dm_catalog_entry_t *out, dm_buf_t *why)
+bool dm_catalog__entry_view(const Dm__CatalogEntry *pb, dm_catalog_entry_t *out, dm_buf_t *why)
 {
     memset(out, 0, sizeof *out);
     if (pb->origin.len != DM_ID_PUBLIC_BYTES || pb->signature.len != DM_ID_SIGNATURE_BYTES ||
@@ -95,7 +95,7 @@ bool dm_cat_entry_view(const Dm__CatalogEntry *pb, dm_catalog_entry_t *out, dm_b
 void dm_catalog_entry_encode(const dm_catalog_entry_t *e, dm_buf_t *out)
 {
     Dm__CatalogEntry pb;
-    dm_cat_entry_to_pb(e, &pb);
+    dm_catalog__entry_to_pb(e, &pb);
     size_t n = dm__catalog_entry__get_packed_size(&pb);
     dm_buf_reserve(out, n);
     out->len += dm__catalog_entry__pack(&pb, (uint8_t *)out->data + out->len);
@@ -112,7 +112,7 @@ dm_err dm_catalog_entry_decode(const void *data, size_t len, dm_catalog_entry_t 
         return DM_ERR_PROTO;
     dm_catalog_entry_t view;
     dm_err err = DM_ERR_PROTO;
-    if (!dm_cat_entry_view(pb, &view, NULL))
+    if (!dm_catalog__entry_view(pb, &view, NULL))
         goto out;
     err = DM_ERR_NOMEM;
     *out = view;

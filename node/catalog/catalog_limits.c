@@ -12,7 +12,7 @@
 
 /* sender's bucket, a new full one (reusing the longest idle row when the
  * table is full), or NULL without memory. */
-static dm_cat_bucket_t *s_bucket(dm_catalog_t *c, const uint8_t *sender, int64_t now_ms)
+static dm_catalog__bucket_t *s_bucket(dm_catalog_t *c, const uint8_t *sender, int64_t now_ms)
 {
     if (!c->buckets) {
         c->buckets = calloc(DM_CATALOG_SYNC_SENDERS, sizeof *c->buckets);
@@ -26,7 +26,7 @@ static dm_cat_bucket_t *s_bucket(dm_catalog_t *c, const uint8_t *sender, int64_t
         if (c->buckets[i].last_ms < c->buckets[idle].last_ms)
             idle = i;
     }
-    dm_cat_bucket_t *b = c->nbuckets < DM_CATALOG_SYNC_SENDERS ? &c->buckets[c->nbuckets++]
+    dm_catalog__bucket_t *b = c->nbuckets < DM_CATALOG_SYNC_SENDERS ? &c->buckets[c->nbuckets++]
                                                                : &c->buckets[idle];
     memset(b, 0, sizeof *b);
     memcpy(b->sender, sender, DM_ID_PUBLIC_BYTES);
@@ -39,7 +39,7 @@ static dm_cat_bucket_t *s_bucket(dm_catalog_t *c, const uint8_t *sender, int64_t
 bool dm_catalog_sync_allow(dm_catalog_t *c, const uint8_t sender[DM_ID_PUBLIC_BYTES],
                            int64_t now_ms)
 {
-    dm_cat_bucket_t *b = s_bucket(c, sender, now_ms);
+    dm_catalog__bucket_t *b = s_bucket(c, sender, now_ms);
     if (!b)
         return false; /* no memory for the table: answer nothing costly */
     const int64_t cap = (int64_t)DM_CATALOG_SYNC_BURST * S_MILLI;

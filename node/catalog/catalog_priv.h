@@ -22,37 +22,37 @@ typedef struct {
     char *name;           /* product name; NULL for a node record */
     Dm__NodeRecord *node; /* node record, decoded; NULL for a product */
     size_t wire_bytes;    /* as one element of CatalogDelta.entries */
-} dm_cat_item_t;
+} dm_catalog__item_t;
 
 typedef struct {
     uint8_t origin[DM_ID_PUBLIC_BYTES];
     uint64_t max_version; /* highest authentic version seen */
-} dm_cat_origin_t;
+} dm_catalog__origin_t;
 
 typedef struct {
     char *domain;
     uint8_t owner[DM_ID_PUBLIC_BYTES];
     int64_t first_seen_ms;
-} dm_cat_pin_t;
+} dm_catalog__pin_t;
 
 typedef struct {
     char *domain;
     uint8_t owner[DM_ID_PUBLIC_BYTES], claimant[DM_ID_PUBLIC_BYTES];
     int64_t first_seen_ms, last_seen_ms;
     uint64_t refusals;
-} dm_cat_conflict_t;
+} dm_catalog__conflict_t;
 
 /* One queued store operation; key and value live in the batch arena. */
 typedef struct {
     size_t koff, klen, voff, vlen;
     bool del;
-} dm_cat_op_t;
+} dm_catalog__op_t;
 
 /* Contract payload one sender had judged in the current window. */
 typedef struct {
     uint8_t sender[DM_ID_PUBLIC_BYTES];
     size_t bytes;
-} dm_cat_share_t;
+} dm_catalog__share_t;
 
 /* One member's bucket of costly sync messages (node/catalog_limits.c). */
 typedef struct {
@@ -61,7 +61,7 @@ typedef struct {
     int64_t last_ms;      /* last refill */
     int64_t logged_ms;    /* last debug line about drops */
     uint64_t dropped;     /* since that line */
-} dm_cat_bucket_t;
+} dm_catalog__bucket_t;
 
 /* What one dm_catalog_apply_delta call may still have judged: cap bytes of
  * contract payload, of which used are spent; cut once an entry had to
@@ -69,21 +69,21 @@ typedef struct {
 typedef struct {
     size_t cap, used;
     bool cut;
-} dm_cat_budget_t;
+} dm_catalog__budget_t;
 
 struct dm_catalog {
     dm_store_t *store;
     const dm_identity_t *self;
     uint8_t self_id[DM_ID_PUBLIC_BYTES];
-    dm_cat_item_t **items; /* sorted by (origin, key) */
+    dm_catalog__item_t **items; /* sorted by (origin, key) */
     size_t nitems, capitems;
-    dm_cat_origin_t *origins; /* sorted by origin */
+    dm_catalog__origin_t *origins; /* sorted by origin */
     size_t norigins, caporigins;
-    dm_cat_pin_t *pins; /* sorted by domain */
+    dm_catalog__pin_t *pins; /* sorted by domain */
     size_t npins, cappins;
-    dm_cat_conflict_t *conflicts; /* sorted by (domain, claimant) */
+    dm_catalog__conflict_t *conflicts; /* sorted by (domain, claimant) */
     size_t nconflicts, capconflicts;
-    dm_cat_op_t *ops; /* the pending write batch */
+    dm_catalog__op_t *ops; /* the pending write batch */
     size_t nops, capops;
     dm_buf_t arena;
     dm_catalog_known_fn known; /* NULL: every origin is welcome */
@@ -92,16 +92,16 @@ struct dm_catalog {
     size_t nstrangers;
     int64_t judge_window_ms;   /* start of the current judging window */
     size_t judge_window_bytes; /* payload judged from deltas in it */
-    dm_cat_share_t shares[DM_CATALOG_JUDGE_SENDERS]; /* per sender, this window */
+    dm_catalog__share_t shares[DM_CATALOG_JUDGE_SENDERS]; /* per sender, this window */
     size_t nshares;
-    dm_cat_bucket_t *buckets; /* DM_CATALOG_SYNC_SENDERS, allocated on first use */
+    dm_catalog__bucket_t *buckets; /* DM_CATALOG_SYNC_SENDERS, allocated on first use */
     size_t nbuckets;
     size_t rr;    /* which origin goes first in the next delta */
     bool loading; /* reading the store: no log lines for old news */
 };
 
 /* origin's row in c->origins, or NULL. */
-static inline const dm_cat_origin_t *dm_cat_origin_find(const dm_catalog_t *c, const uint8_t *origin)
+static inline const dm_catalog__origin_t *dm_catalog__origin_find(const dm_catalog_t *c, const uint8_t *origin)
 {
     size_t lo = 0, hi = c->norigins;
     while (lo < hi) {
@@ -118,33 +118,33 @@ static inline const dm_cat_origin_t *dm_cat_origin_find(const dm_catalog_t *c, c
 }
 
 /* The pin of domain, or NULL. */
-const dm_cat_pin_t *dm_cat_pin_find(const dm_catalog_t *c, const char *domain);
+const dm_catalog__pin_t *dm_catalog__pin_find(const dm_catalog_t *c, const char *domain);
 
 /* Fills a protobuf view of e (pointers into e). */
-void dm_cat_entry_to_pb(const dm_catalog_entry_t *e, Dm__CatalogEntry *pb);
+void dm_catalog__entry_to_pb(const dm_catalog_entry_t *e, Dm__CatalogEntry *pb);
 /* Points *out into pb (borrowed, valid while pb lives) after bounds
  * checks: false (with a reason in why, may be NULL) if an id or signature
  * has the wrong length or the key or payload is over its bound. */
-bool dm_cat_entry_view(const Dm__CatalogEntry *pb, dm_catalog_entry_t *out, dm_buf_t *why);
+bool dm_catalog__entry_view(const Dm__CatalogEntry *pb, dm_catalog_entry_t *out, dm_buf_t *why);
 /* Size of e as one element of a repeated field (tag + length + body). */
-size_t dm_cat_wire_bytes(const dm_catalog_entry_t *e);
+size_t dm_catalog__wire_bytes(const dm_catalog_entry_t *e);
 
 /* Whether a remote entry of e->origin may be judged at all
  * (node/catalog_strangers.c, see dm_catalog_set_known); may take a
  * stranger slot. */
-bool dm_cat_origin_admit(dm_catalog_t *c, const dm_catalog_entry_t *e);
+bool dm_catalog__origin_admit(dm_catalog_t *c, const dm_catalog_entry_t *e);
 
 /* Judges e within the pending batch (see dm_catalog_apply). Returns a
  * verdict; DM_ERR_NOMEM aborts through *err. budget (may be NULL) is
  * charged with the payload of a contract about to be parsed, after every
  * cheaper check; an entry past it sets budget->cut and is left untouched
  * (nothing stored, its version not raised; the verdict is meaningless). */
-dm_catalog_verdict dm_cat_admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
-                                int64_t now_ms, dm_cat_budget_t *budget, dm_buf_t *why,
+dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
+                                int64_t now_ms, dm_catalog__budget_t *budget, dm_buf_t *why,
                                 dm_err *err);
 /* Commits the pending batch; on failure reloads memory from the store. */
-dm_err dm_cat_commit(dm_catalog_t *c);
+dm_err dm_catalog__commit(dm_catalog_t *c);
 /* Drops the pending batch after an in-memory failure (reloads). */
-void dm_cat_abort(dm_catalog_t *c);
+void dm_catalog__abort(dm_catalog_t *c);
 
 #endif

@@ -13,7 +13,7 @@
 
 uint64_t dm_catalog_local_version(const dm_catalog_t *c)
 {
-    const dm_cat_origin_t *o = dm_cat_origin_find(c, c->self_id);
+    const dm_catalog__origin_t *o = dm_catalog__origin_find(c, c->self_id);
     return o ? o->max_version : 0;
 }
 
@@ -22,19 +22,19 @@ size_t dm_catalog_count(const dm_catalog_t *c) { return c->nitems; }
 bool dm_catalog_owner(const dm_catalog_t *c, const char *domain,
                       uint8_t owner[DM_ID_PUBLIC_BYTES])
 {
-    const dm_cat_pin_t *p = dm_cat_pin_find(c, domain);
+    const dm_catalog__pin_t *p = dm_catalog__pin_find(c, domain);
     if (p && owner)
         memcpy(owner, p->owner, DM_ID_PUBLIC_BYTES);
     return p != NULL;
 }
 
 /* The stored item (origin, key), or NULL. */
-static const dm_cat_item_t *s_find(const dm_catalog_t *c, const uint8_t *origin, const char *key)
+static const dm_catalog__item_t *s_find(const dm_catalog_t *c, const uint8_t *origin, const char *key)
 {
     size_t lo = 0, hi = c->nitems;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        const dm_cat_item_t *it = c->items[mid];
+        const dm_catalog__item_t *it = c->items[mid];
         int r = memcmp(origin, it->e.origin, DM_ID_PUBLIC_BYTES);
         if (!r)
             r = strcmp(key, it->e.key);
@@ -49,9 +49,9 @@ static const dm_cat_item_t *s_find(const dm_catalog_t *c, const uint8_t *origin,
 }
 
 /* Whether a product item is listed: its domain is pinned to its origin. */
-static bool s_visible(const dm_catalog_t *c, const dm_cat_item_t *it)
+static bool s_visible(const dm_catalog_t *c, const dm_catalog__item_t *it)
 {
-    const dm_cat_pin_t *p = dm_cat_pin_find(c, it->domain);
+    const dm_catalog__pin_t *p = dm_catalog__pin_find(c, it->domain);
     return p && memcmp(p->owner, it->e.origin, DM_ID_PUBLIC_BYTES) == 0;
 }
 
@@ -59,7 +59,7 @@ dm_err dm_catalog_get(const dm_catalog_t *c, const uint8_t origin[DM_ID_PUBLIC_B
                       const char *key, dm_catalog_entry_t *out)
 {
     memset(out, 0, sizeof *out);
-    const dm_cat_item_t *it = s_find(c, origin, key);
+    const dm_catalog__item_t *it = s_find(c, origin, key);
     if (!it)
         return DM_ERR_NOTFOUND;
     *out = it->e;
@@ -112,7 +112,7 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
      * refused claimant in its own catalog. */
     if (strcmp(key, DM_CATALOG_NODE_KEY) == 0) {
         Dm__NodeRecord *r = dm__node_record__unpack(NULL, len, payload);
-        const dm_cat_pin_t *p = r ? dm_cat_pin_find(c, r->domain) : NULL;
+        const dm_catalog__pin_t *p = r ? dm_catalog__pin_find(c, r->domain) : NULL;
         if (p && memcmp(p->owner, c->self_id, DM_ID_PUBLIC_BYTES) != 0) {
             if (why)
                 dm_buf_printf(why, "domain '%s' is already pinned to another node", r->domain);
@@ -123,14 +123,14 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
         if (err)
             return err;
     } else if (s_product_key(key, domain, name)) {
-        const dm_cat_pin_t *p = dm_cat_pin_find(c, domain);
+        const dm_catalog__pin_t *p = dm_catalog__pin_find(c, domain);
         if (!p || memcmp(p->owner, c->self_id, DM_ID_PUBLIC_BYTES) != 0) {
             if (why)
                 dm_buf_printf(why, "domain '%s' is not pinned to this node%s", domain,
                               p ? "" : ": publish the node record claiming it first");
             return DM_ERR_DENIED;
         }
-        const dm_cat_item_t *old = s_find(c, c->self_id, key);
+        const dm_catalog__item_t *old = s_find(c, c->self_id, key);
         if (tombstone && (!old || old->e.tombstone)) {
             if (why)
                 dm_buf_printf(why, "product %s/%s is not published", domain, name);
@@ -143,15 +143,15 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
     dm_buf_free(&msg);
     if (err)
         return err;
-    dm_catalog_verdict v = dm_cat_admit(c, &e, false, now_ms, NULL, why, &err);
+    dm_catalog_verdict v = dm_catalog__admit(c, &e, false, now_ms, NULL, why, &err);
     if (!err && v != DM_CATALOG_ACCEPTED)
         err = DM_ERR_INVALID;
     if (err) {
         if (c->nops)
-            dm_cat_abort(c);
+            dm_catalog__abort(c);
         return err;
     }
-    return dm_cat_commit(c);
+    return dm_catalog__commit(c);
 }
 
 static int s_ref_cmp(const void *a, const void *b)
@@ -169,7 +169,7 @@ dm_err dm_catalog_publish_node(dm_catalog_t *c, const char *domain, const char *
     if (!refs)
         goto out;
     for (size_t i = 0; i < c->nitems; i++) {
-        const dm_cat_item_t *it = c->items[i];
+        const dm_catalog__item_t *it = c->items[i];
         if (!it->name || it->e.tombstone || !s_visible(c, it) ||
             memcmp(it->e.origin, c->self_id, DM_ID_PUBLIC_BYTES) != 0)
             continue;
@@ -204,38 +204,38 @@ dm_err dm_catalog_apply(dm_catalog_t *c, const dm_catalog_entry_t *e, int64_t no
     dm_err err = DM_OK;
     if (why)
         dm_buf_reset(why);
-    *verdict = dm_cat_admit(c, e, true, now_ms, NULL, why, &err);
+    *verdict = dm_catalog__admit(c, e, true, now_ms, NULL, why, &err);
     if (err) {
-        dm_cat_abort(c);
+        dm_catalog__abort(c);
         return err;
     }
-    return dm_cat_commit(c);
+    return dm_catalog__commit(c);
 }
 
 /* ---- listings ---- */
 
 static int s_key_cmp(const void *a, const void *b)
 {
-    return strcmp((*(dm_cat_item_t *const *)a)->e.key, (*(dm_cat_item_t *const *)b)->e.key);
+    return strcmp((*(dm_catalog__item_t *const *)a)->e.key, (*(dm_catalog__item_t *const *)b)->e.key);
 }
 
 void dm_catalog_products(const dm_catalog_t *c, bool with_tombstones, dm_catalog_product_fn fn,
                          void *ctx)
 {
-    const dm_cat_item_t **list = calloc(c->nitems ? c->nitems : 1, sizeof *list);
+    const dm_catalog__item_t **list = calloc(c->nitems ? c->nitems : 1, sizeof *list);
     if (!list) {
         dm_log_err("catalog: out of memory listing products");
         return;
     }
     size_t n = 0;
     for (size_t i = 0; i < c->nitems; i++) {
-        const dm_cat_item_t *it = c->items[i];
+        const dm_catalog__item_t *it = c->items[i];
         if (it->name && (with_tombstones || !it->e.tombstone) && s_visible(c, it))
             list[n++] = it;
     }
     qsort(list, n, sizeof *list, s_key_cmp);
     for (size_t i = 0; i < n; i++) {
-        const dm_cat_item_t *it = list[i];
+        const dm_catalog__item_t *it = list[i];
         dm_catalog_product_t p = {it->e.origin, it->domain, it->name,
                                   it->e.version, it->e.issued_at_ms, it->e.tombstone,
                                   it->e.tombstone ? NULL : (const char *)it->e.payload,
@@ -249,7 +249,7 @@ void dm_catalog_products(const dm_catalog_t *c, bool with_tombstones, dm_catalog
 void dm_catalog_nodes(const dm_catalog_t *c, dm_catalog_node_fn fn, void *ctx)
 {
     for (size_t i = 0; i < c->nitems; i++) {
-        const dm_cat_item_t *it = c->items[i];
+        const dm_catalog__item_t *it = c->items[i];
         if (!it->node)
             continue;
         dm_catalog_node_t n = {it->e.origin,
@@ -267,7 +267,7 @@ void dm_catalog_nodes(const dm_catalog_t *c, dm_catalog_node_fn fn, void *ctx)
 void dm_catalog_conflicts(const dm_catalog_t *c, dm_catalog_conflict_fn fn, void *ctx)
 {
     for (size_t i = 0; i < c->nconflicts; i++) {
-        const dm_cat_conflict_t *k = &c->conflicts[i];
+        const dm_catalog__conflict_t *k = &c->conflicts[i];
         dm_catalog_conflict_t out = {k->domain, k->owner, k->claimant, k->first_seen_ms,
                                      k->last_seen_ms, k->refusals};
         if (fn(ctx, &out))

@@ -55,12 +55,12 @@ static bool s_within_quota(const dm_catalog_t *c, const dm_catalog_entry_t *e)
     return n < DM_CATALOG_STRANGER_ENTRIES;
 }
 
-bool dm_cat_origin_admit(dm_catalog_t *c, const dm_catalog_entry_t *e)
+bool dm_catalog__origin_admit(dm_catalog_t *c, const dm_catalog_entry_t *e)
 {
     if (!c->known || memcmp(e->origin, c->self_id, DM_ID_PUBLIC_BYTES) == 0)
         return true;
     int s = s_stranger_find(c, e->origin);
-    if (s < 0 && dm_cat_origin_find(c, e->origin))
+    if (s < 0 && dm_catalog__origin_find(c, e->origin))
         return true; /* stored before (or while membership knew it) */
     if (c->known(c->known_ctx, e->origin)) {
         if (s >= 0)

@@ -116,7 +116,7 @@ static int s_peer_cmp(const void *a, const void *b)
 
 static int s_item_version_cmp(const void *a, const void *b)
 {
-    const dm_cat_item_t *x = *(dm_cat_item_t *const *)a, *y = *(dm_cat_item_t *const *)b;
+    const dm_catalog__item_t *x = *(dm_catalog__item_t *const *)a, *y = *(dm_catalog__item_t *const *)b;
     int r = memcmp(x->e.origin, y->e.origin, DM_ID_PUBLIC_BYTES);
     if (r)
         return r;
@@ -180,7 +180,7 @@ static dm_err s_delta(dm_catalog_t *c, const s_peer_row *rows, size_t nrows, con
 {
     *more = false;
     dm_err err = DM_ERR_NOMEM;
-    dm_cat_item_t **cand = NULL, **sel = NULL;
+    dm_catalog__item_t **cand = NULL, **sel = NULL;
     size_t *runs = NULL;
     Dm__CatalogEntry *pbs = NULL, **pbp = NULL;
     size_t from = s_item_lower(c, range->after), ncand = 0;
@@ -231,7 +231,7 @@ static dm_err s_delta(dm_catalog_t *c, const s_peer_row *rows, size_t nrows, con
     Dm__CatalogDelta msg;
     dm__catalog_delta__init(&msg);
     for (size_t i = 0; i < nsel; i++) {
-        dm_cat_entry_to_pb(&sel[i]->e, &pbs[i]);
+        dm_catalog__entry_to_pb(&sel[i]->e, &pbs[i]);
         pbp[i] = &pbs[i];
     }
     msg.n_entries = nsel;
@@ -326,7 +326,7 @@ static void s_judge_window(dm_catalog_t *c, int64_t now_ms)
 
 /* sender's row in this window's shares (NULL sender: NULL). A new sender
  * takes a free row; when all are taken, the last row is shared. */
-static dm_cat_share_t *s_share(dm_catalog_t *c, const uint8_t *sender)
+static dm_catalog__share_t *s_share(dm_catalog_t *c, const uint8_t *sender)
 {
     if (!sender)
         return NULL;
@@ -335,7 +335,7 @@ static dm_cat_share_t *s_share(dm_catalog_t *c, const uint8_t *sender)
             return &c->shares[i];
     if (c->nshares == DM_CATALOG_JUDGE_SENDERS)
         return &c->shares[DM_CATALOG_JUDGE_SENDERS - 1];
-    dm_cat_share_t *s = &c->shares[c->nshares++];
+    dm_catalog__share_t *s = &c->shares[c->nshares++];
     memcpy(s->sender, sender, DM_ID_PUBLIC_BYTES);
     s->bytes = 0;
     return s;
@@ -350,7 +350,7 @@ static size_t s_judge_budget(dm_catalog_t *c, const uint8_t *sender, int64_t now
     size_t left = c->judge_window_bytes < DM_CATALOG_JUDGE_BYTES_PER_WINDOW
                       ? DM_CATALOG_JUDGE_BYTES_PER_WINDOW - c->judge_window_bytes
                       : 0;
-    const dm_cat_share_t *sh = s_share(c, sender);
+    const dm_catalog__share_t *sh = s_share(c, sender);
     if (sh) {
         size_t mine = sh->bytes < DM_CATALOG_JUDGE_SENDER_BYTES
                           ? DM_CATALOG_JUDGE_SENDER_BYTES - sh->bytes
@@ -391,16 +391,16 @@ dm_err dm_catalog_apply_delta_from(dm_catalog_t *c, const uint8_t *sender, const
         memcpy(order, d->entries, d->n_entries * sizeof *order);
     qsort(order, d->n_entries, sizeof *order, s_pb_order);
     dm_buf_t line = DM_BUF_INIT;
-    /* Only contracts about to be parsed are charged (dm_cat_admit), after
+    /* Only contracts about to be parsed are charged (dm_catalog__admit), after
      * decoding, signature, origin and staleness: junk costs its sender
      * nothing of the window, and nobody else anything. */
-    dm_cat_budget_t budget = {s_judge_budget(c, sender, now_ms), 0, false};
+    dm_catalog__budget_t budget = {s_judge_budget(c, sender, now_ms), 0, false};
     for (size_t i = 0; i < d->n_entries && !err; i++) {
         dm_catalog_entry_t e;
         dm_catalog_verdict v = DM_CATALOG_MALFORMED;
         dm_buf_reset(&line);
-        if (dm_cat_entry_view(order[i], &e, &line))
-            v = dm_cat_admit(c, &e, true, now_ms, &budget, &line, &err);
+        if (dm_catalog__entry_view(order[i], &e, &line))
+            v = dm_catalog__admit(c, &e, true, now_ms, &budget, &line, &err);
         /* Past the budget the rest waits: entries are in (origin, version)
          * order, so what was applied is a prefix per origin and the next
          * digest asks for exactly the rest. */
@@ -415,11 +415,11 @@ dm_err dm_catalog_apply_delta_from(dm_catalog_t *c, const uint8_t *sender, const
     dm_buf_free(&line);
     free(order);
     if (err)
-        dm_cat_abort(c);
+        dm_catalog__abort(c);
     else
-        err = dm_cat_commit(c);
+        err = dm_catalog__commit(c);
     c->judge_window_bytes += budget.used;
-    dm_cat_share_t *sh = s_share(c, sender);
+    dm_catalog__share_t *sh = s_share(c, sender);
     if (sh)
         sh->bytes += budget.used;
     /* Cut by the window: the next periodic exchange brings the rest; asking

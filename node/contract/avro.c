@@ -55,7 +55,7 @@ static char *s_read(s_ctx_t *x, const char *path, size_t *len, dm_err *rc)
     char *buf = NULL, why[128];
     int fd = -1;
     *rc = DM_ERR_IO;
-    if (dm_file_open_read(path, DM_FILE_REGULAR, &fd, why, sizeof why) != DM_OK ||
+    if (dm_lines_open_read(path, DM_FILE_REGULAR, &fd, why, sizeof why) != DM_OK ||
         !(f = fdopen(fd, "rb")) || fstat(fd, &st) != 0) {
         char msg[512];
         snprintf(msg, sizeof msg, "cannot read %.300s: %s", path, fd < 0 ? why : strerror(errno));
@@ -159,7 +159,7 @@ static bool s_enum(s_ctx_t *x, const char *field, const cJSON *t, dm_field_t *f)
             s_err(x, field, "enum symbols must be non-empty strings%s", "");
             return false;
         }
-        f->values[f->nvalues++] = dm_cx_strdup(s->valuestring);
+        f->values[f->nvalues++] = dm_contract__strdup(s->valuestring);
     }
     f->type = DM_FT_ENUM;
     return s_unique(x, field, (const char *const *)f->values, f->nvalues, sizeof *f->values,
@@ -254,14 +254,14 @@ static bool s_field(s_ctx_t *x, const cJSON *j, dm_field_t *f)
         return false;
     }
     const char *nm = name->valuestring;
-    if (!dm_cx_is_field_name(nm)) {
+    if (!dm_contract__is_field_name(nm)) {
         s_err(x, nm, "the name must match ^[A-Za-z_][A-Za-z0-9_]{0,127}$%s", "");
         return false;
     }
-    f->name = dm_cx_strdup(nm);
+    f->name = dm_contract__strdup(nm);
     const cJSON *doc = cJSON_GetObjectItemCaseSensitive(j, "doc");
     if (cJSON_IsString(doc))
-        f->description = dm_cx_strdup(doc->valuestring);
+        f->description = dm_contract__strdup(doc->valuestring);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
     f->required = true;
     if (cJSON_IsArray(t) && cJSON_GetArraySize(t) == 2) {
@@ -334,7 +334,7 @@ dm_err dm_avro_fields(const char *path, const char *location, const char *file, 
         if (s_field(&x, j, &f))
             fs[nf++] = f;
         else
-            dm_cx_field_free(&f);
+            dm_contract__field_free(&f);
     }
     (void)s_unique(&x, NULL, &fs[0].name, nf, sizeof *fs, "duplicate field name%s");
     if (x.errors == 0) {
@@ -345,7 +345,7 @@ dm_err dm_avro_fields(const char *path, const char *location, const char *file, 
     }
 out:
     for (size_t i = 0; fs && i < nf; i++)
-        dm_cx_field_free(&fs[i]);
+        dm_contract__field_free(&fs[i]);
     free(fs);
     cJSON_Delete(root);
     free(buf);

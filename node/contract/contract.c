@@ -12,17 +12,17 @@ static const char *const s_rule_names[DM_CHECK__COUNT] = {
     "not_null", "in_list", "range", "regex", "unique", "row_count_delta", "freshness"};
 static const char *const s_access_names[] = {"public", "restricted", "private"};
 
-const char *dm_ftype_name(dm_ftype t)
+const char *dm_contract_ftype_name(dm_ftype t)
 {
     return (unsigned)t < DM_FT__COUNT ? s_ftype_names[t] : "?";
 }
 
-const char *dm_check_rule_name(dm_check_rule r)
+const char *dm_contract_rule_name(dm_check_rule r)
 {
     return (unsigned)r < DM_CHECK__COUNT ? s_rule_names[r] : "?";
 }
 
-const char *dm_access_name(dm_access a)
+const char *dm_contract_access_name(dm_access a)
 {
     return (unsigned)a <= DM_ACCESS_PRIVATE ? s_access_names[a] : "?";
 }
@@ -48,7 +48,7 @@ void dm_contract_destroy(dm_contract_t **self_p)
     s_strv_free(c->tags, c->ntags);
     free(c->schema_location);
     for (size_t i = 0; i < c->nfields; i++)
-        dm_cx_field_free(&c->fields[i]);
+        dm_contract__field_free(&c->fields[i]);
     free(c->fields);
     free(c->pk);
     free(c->storage_format);
@@ -69,8 +69,8 @@ void dm_contract_destroy(dm_contract_t **self_p)
         free(c->upstream[i].domain);
     }
     free(c->upstream);
-    dm_ydoc_t *doc = c->tree;
-    dm_ydoc_destroy(&doc);
+    dm_ytree_doc_t *doc = c->tree;
+    dm_ytree_doc_destroy(&doc);
     free(c);
     *self_p = NULL;
 }

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "base/diag.h"
+#include "base/diags.h"
 #include "base/err.h"
 
 #define DM_CONTRACT_MAX_FILE (1024 * 1024) /* bytes; larger files are refused */
@@ -206,13 +206,13 @@ void dm_contract_hash(const dm_contract_t *c, uint8_t out[DM_CONTRACT_HASH_BYTES
 int dm_contract_version_cmp(const dm_contract_t *a, const dm_contract_t *b);
 
 /* Names for enums, for output and messages. */
-const char *dm_ftype_name(dm_ftype t);
-const char *dm_check_rule_name(dm_check_rule r);
-const char *dm_access_name(dm_access a);
+const char *dm_contract_ftype_name(dm_ftype t);
+const char *dm_contract_rule_name(dm_check_rule r);
+const char *dm_contract_access_name(dm_access a);
 
 /* Parses a duration ("250ms", "30s", "5m", "1h", "7d", "2w", "1y", or ISO
  * 8601 "PT5M", "P1Y", "P1DT2H"); a year is 365 days, a month 30 days.
  * Returns false if s is not a duration or overflows. */
-bool dm_duration_parse(const char *s, size_t len, int64_t *ms_out);
+bool dm_contract_duration_parse(const char *s, size_t len, int64_t *ms_out);
 
 #endif

@@ -63,18 +63,18 @@ static void s_str(dm_buf_t *out, const char *s, size_t len)
 
 static int s_key_cmp(const void *a, const void *b)
 {
-    const dm_ynode_t *x = **(const dm_ynode_t *const *const *)a;
-    const dm_ynode_t *y = **(const dm_ynode_t *const *const *)b;
+    const dm_ytree_node_t *x = **(const dm_ytree_node_t *const *const *)a;
+    const dm_ytree_node_t *y = **(const dm_ytree_node_t *const *const *)b;
     size_t n = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->text, y->text, n);
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
 /* The pairs of a mapping as pointers to their key slots, sorted by key. */
-static dm_ynode_t *const **s_sorted_pairs(const dm_ynode_t *m)
+static dm_ytree_node_t *const **s_sorted_pairs(const dm_ytree_node_t *m)
 {
-    size_t np = dm_ynode_npairs(m);
-    dm_ynode_t *const **p = malloc((np ? np : 1) * sizeof *p);
+    size_t np = dm_ytree_npairs(m);
+    dm_ytree_node_t *const **p = malloc((np ? np : 1) * sizeof *p);
     if (!p)
         abort();
     for (size_t i = 0; i < np; i++)
@@ -83,12 +83,12 @@ static dm_ynode_t *const **s_sorted_pairs(const dm_ynode_t *m)
     return p;
 }
 
-static void s_node(dm_buf_t *out, const dm_ynode_t *n)
+static void s_node(dm_buf_t *out, const dm_ytree_node_t *n)
 {
     if (n->kind == DM_YNODE_SCALAR) {
-        if (dm_ynode_is_null(n))
+        if (dm_ytree_is_null(n))
             dm_buf_puts(out, "null");
-        else if (dm_ynode_is_bool(n, NULL) || dm_ynode_is_number(n))
+        else if (dm_ytree_is_bool(n, NULL) || dm_ytree_is_number(n))
             dm_buf_append(out, n->text, n->len);
         else
             s_str(out, n->text, n->len);
@@ -104,9 +104,9 @@ static void s_node(dm_buf_t *out, const dm_ynode_t *n)
         dm_buf_putc(out, ']');
         return;
     }
-    dm_ynode_t *const **p = s_sorted_pairs(n);
+    dm_ytree_node_t *const **p = s_sorted_pairs(n);
     dm_buf_putc(out, '{');
-    for (size_t i = 0; i < dm_ynode_npairs(n); i++) {
+    for (size_t i = 0; i < dm_ytree_npairs(n); i++) {
         if (i)
             dm_buf_putc(out, ',');
         s_str(out, p[i][0]->text, p[i][0]->len);
@@ -154,7 +154,7 @@ static void s_field(dm_buf_t *out, const dm_field_t *f)
         s_str(out, f->pattern, strlen(f->pattern));
     }
     dm_buf_printf(out, ",\"required\":%s,\"type\":\"%s\"", f->required ? "true" : "false",
-                  dm_ftype_name(f->type));
+                  dm_contract_ftype_name(f->type));
     if (f->type == DM_FT_ENUM) {
         dm_buf_puts(out, ",\"values\":[");
         for (size_t i = 0; i < f->nvalues; i++) {
@@ -170,10 +170,10 @@ static void s_field(dm_buf_t *out, const dm_field_t *f)
 /* spec.schema of an avro contract as the equivalent inline schema: the
  * written keys except type and location (primaryKey, x- keys), plus fields
  * and type: inline, all in bytewise key order. */
-static void s_avro_schema(dm_buf_t *out, const dm_contract_t *c, const dm_ynode_t *schema)
+static void s_avro_schema(dm_buf_t *out, const dm_contract_t *c, const dm_ytree_node_t *schema)
 {
-    dm_ynode_t *const **p = s_sorted_pairs(schema);
-    size_t np = dm_ynode_npairs(schema);
+    dm_ytree_node_t *const **p = s_sorted_pairs(schema);
+    size_t np = dm_ytree_npairs(schema);
     bool fields_done = false, type_done = false, first = true;
     dm_buf_putc(out, '{');
     for (size_t i = 0; i <= np; i++) {
@@ -212,12 +212,12 @@ static void s_avro_schema(dm_buf_t *out, const dm_contract_t *c, const dm_ynode_
 enum { S_AT_ROOT, S_AT_SPEC };
 
 /* The root or spec mapping, with spec.schema replaced for avro contracts. */
-static void s_top(dm_buf_t *out, const dm_contract_t *c, const dm_ynode_t *m, int at)
+static void s_top(dm_buf_t *out, const dm_contract_t *c, const dm_ytree_node_t *m, int at)
 {
-    dm_ynode_t *const **p = s_sorted_pairs(m);
+    dm_ytree_node_t *const **p = s_sorted_pairs(m);
     dm_buf_putc(out, '{');
-    for (size_t i = 0; i < dm_ynode_npairs(m); i++) {
-        const dm_ynode_t *k = p[i][0], *v = p[i][1];
+    for (size_t i = 0; i < dm_ytree_npairs(m); i++) {
+        const dm_ytree_node_t *k = p[i][0], *v = p[i][1];
         if (i)
             dm_buf_putc(out, ',');
         s_str(out, k->text, k->len);
@@ -236,7 +236,7 @@ static void s_top(dm_buf_t *out, const dm_contract_t *c, const dm_ynode_t *m, in
 
 void dm_contract_canonical(const dm_contract_t *c, dm_buf_t *out)
 {
-    const dm_ydoc_t *doc = c->tree;
+    const dm_ytree_doc_t *doc = c->tree;
     if (!doc || !doc->root) {
         dm_buf_puts(out, "null");
         return;

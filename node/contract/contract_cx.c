@@ -10,11 +10,11 @@
 
 #include "contract/types.h"
 
-bool dm_cx_full(const dm_cx_t *cx) { return cx->diags->count >= DM_DIAGS_MAX; }
+bool dm_contract__full(const dm_contract__cx_t *cx) { return cx->diags->count >= DM_DIAGS_MAX; }
 
-void dm_cx_err(dm_cx_t *cx, const dm_ynode_t *at, const char *fmt, ...)
+void dm_contract__err(dm_contract__cx_t *cx, const dm_ytree_node_t *at, const char *fmt, ...)
 {
-    if (dm_cx_full(cx)) { /* counted, not kept: skip the formatting */
+    if (dm_contract__full(cx)) { /* counted, not kept: skip the formatting */
         cx->errors++;
         return;
     }
@@ -37,15 +37,15 @@ void dm_cx_err(dm_cx_t *cx, const dm_ynode_t *at, const char *fmt, ...)
 }
 
 #define S_WORD_MAX 64 /* bytes; a longer word (or candidate) suggests nothing */
-#define S_BAND (2 * DM_CX_SUGGEST_MAX + 1) /* cells per row of the banded distance */
+#define S_BAND (2 * DM_CONTRACT_SUGGEST_MAX + 1) /* cells per row of the banded distance */
 
-/* Edit distance of a and b if at most DM_CX_SUGGEST_MAX, else more. Only
- * the diagonal band |i - j| <= DM_CX_SUGGEST_MAX is computed (cells outside
+/* Edit distance of a and b if at most DM_CONTRACT_SUGGEST_MAX, else more. Only
+ * the diagonal band |i - j| <= DM_CONTRACT_SUGGEST_MAX is computed (cells outside
  * it cannot lead back under the limit), so a pair costs at most
  * S_WORD_MAX * S_BAND cells. */
 static size_t s_levenshtein(const char *a, const char *b)
 {
-    const size_t k = DM_CX_SUGGEST_MAX, far = DM_CX_SUGGEST_MAX + 1;
+    const size_t k = DM_CONTRACT_SUGGEST_MAX, far = DM_CONTRACT_SUGGEST_MAX + 1;
     size_t la = strlen(a), lb = strlen(b);
     if (la > S_WORD_MAX || lb > S_WORD_MAX)
         return (size_t)-1;
@@ -92,13 +92,13 @@ static bool s_in_cands(const char *s, const char *const *cands, size_t n)
     return false;
 }
 
-const char *dm_cx_suggest(const char *word, const char *const *cands, size_t n)
+const char *dm_contract__suggest(const char *word, const char *const *cands, size_t n)
 {
     for (size_t i = 0; i < sizeof s_synonyms / sizeof s_synonyms[0]; i++)
         if (strcmp(word, s_synonyms[i][0]) == 0 && s_in_cands(s_synonyms[i][1], cands, n))
             return s_synonyms[i][1];
     const char *best = NULL;
-    size_t bestd = DM_CX_SUGGEST_MAX + 1, wl = strlen(word);
+    size_t bestd = DM_CONTRACT_SUGGEST_MAX + 1, wl = strlen(word);
     for (size_t i = 0; i < n; i++) {
         size_t d = s_levenshtein(word, cands[i]);
         if (d < bestd && d * 2 < wl) {
@@ -109,54 +109,54 @@ const char *dm_cx_suggest(const char *word, const char *const *cands, size_t n)
     return best;
 }
 
-bool dm_cx_suggest_afford(dm_cx_t *cx, const char *word, size_t n)
+bool dm_contract__suggest_afford(dm_contract__cx_t *cx, const char *word, size_t n)
 {
     size_t wl = strnlen(word, S_WORD_MAX + 1);
-    if (wl > S_WORD_MAX || dm_cx_full(cx))
+    if (wl > S_WORD_MAX || dm_contract__full(cx))
         return false;
     uint64_t cost = (uint64_t)n * (wl + 1) * S_BAND;
-    if (cost > DM_CX_SUGGEST_BUDGET - cx->suggest_cells)
+    if (cost > DM_CONTRACT_SUGGEST_BUDGET - cx->suggest_cells)
         return false;
     cx->suggest_cells += cost;
     return true;
 }
 
-void dm_cx_suggest_put(dm_cx_t *cx, dm_buf_t *out, const char *word, const char *const *cands,
+void dm_contract__suggest_put(dm_contract__cx_t *cx, dm_buf_t *out, const char *word, const char *const *cands,
                        size_t n)
 {
-    if (!dm_cx_suggest_afford(cx, word, n))
+    if (!dm_contract__suggest_afford(cx, word, n))
         return;
-    const char *s = dm_cx_suggest(word, cands, n);
+    const char *s = dm_contract__suggest(word, cands, n);
     if (s)
         dm_buf_printf(out, " (did you mean '%s'?)", s);
 }
 
-const char *dm_cx_kind(const dm_ynode_t *n)
+const char *dm_contract__kind(const dm_ytree_node_t *n)
 {
     if (n->kind == DM_YNODE_MAP)
         return "a mapping";
     if (n->kind == DM_YNODE_SEQ)
         return "a sequence";
-    if (dm_ynode_is_null(n))
+    if (dm_ytree_is_null(n))
         return "nothing (null)";
-    if (dm_ynode_is_bool(n, NULL))
+    if (dm_ytree_is_bool(n, NULL))
         return "a boolean";
-    if (dm_ynode_is_number(n))
+    if (dm_ytree_is_number(n))
         return "a number";
     return "a string";
 }
 
-bool dm_cx_map(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *const *allowed)
+bool dm_contract__map(dm_contract__cx_t *cx, const dm_ytree_node_t *n, const char *what, const char *const *allowed)
 {
     if (n->kind != DM_YNODE_MAP) {
-        dm_cx_err(cx, n, "%s must be a mapping, got %s", what, dm_cx_kind(n));
+        dm_contract__err(cx, n, "%s must be a mapping, got %s", what, dm_contract__kind(n));
         return false;
     }
     size_t na = 0;
     while (allowed[na])
         na++;
-    for (size_t i = 0; i < dm_ynode_npairs(n); i++) {
-        const dm_ynode_t *k = n->items[2 * i];
+    for (size_t i = 0; i < dm_ytree_npairs(n); i++) {
+        const dm_ytree_node_t *k = n->items[2 * i];
         if (strncmp(k->text, "x-", 2) == 0)
             continue;
         size_t j;
@@ -170,150 +170,150 @@ bool dm_cx_map(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *c
         for (j = 0; j < na; j++)
             dm_buf_printf(&msg, "%s%s", j ? ", " : "", allowed[j]);
         dm_buf_puts(&msg, "; or an x- extension key)");
-        dm_cx_suggest_put(cx, &msg, k->text, allowed, na);
-        dm_cx_err(cx, k, "%s", msg.data);
+        dm_contract__suggest_put(cx, &msg, k->text, allowed, na);
+        dm_contract__err(cx, k, "%s", msg.data);
         dm_buf_free(&msg);
     }
     return true;
 }
 
-const dm_ynode_t *dm_cx_need(dm_cx_t *cx, const dm_ynode_t *map, const char *key,
+const dm_ytree_node_t *dm_contract__need(dm_contract__cx_t *cx, const dm_ytree_node_t *map, const char *key,
                              const char *what)
 {
-    const dm_ynode_t *v = dm_ynode_get(map, key);
+    const dm_ytree_node_t *v = dm_ytree_get(map, key);
     if (!v)
-        dm_cx_err(cx, map, "%s is missing the required key '%s'", what, key);
+        dm_contract__err(cx, map, "%s is missing the required key '%s'", what, key);
     return v;
 }
 
-bool dm_cx_seq(dm_cx_t *cx, const dm_ynode_t *n, const char *what)
+bool dm_contract__seq(dm_contract__cx_t *cx, const dm_ytree_node_t *n, const char *what)
 {
     if (n->kind == DM_YNODE_SEQ)
         return true;
-    dm_cx_err(cx, n, "%s must be a sequence (a YAML list), got %s", what, dm_cx_kind(n));
+    dm_contract__err(cx, n, "%s must be a sequence (a YAML list), got %s", what, dm_contract__kind(n));
     return false;
 }
 
-bool dm_cx_str(dm_cx_t *cx, const dm_ynode_t *n, const char *what, char **out)
+bool dm_contract__str(dm_contract__cx_t *cx, const dm_ytree_node_t *n, const char *what, char **out)
 {
-    if (n->kind != DM_YNODE_SCALAR || dm_ynode_is_null(n)) {
-        dm_cx_err(cx, n, "%s: expected a string, got %s", what, dm_cx_kind(n));
+    if (n->kind != DM_YNODE_SCALAR || dm_ytree_is_null(n)) {
+        dm_contract__err(cx, n, "%s: expected a string, got %s", what, dm_contract__kind(n));
         return false;
     }
-    *out = dm_cx_strdup(n->text);
+    *out = dm_contract__strdup(n->text);
     return true;
 }
 
-bool dm_cx_bool(dm_cx_t *cx, const dm_ynode_t *n, const char *what, bool *out)
+bool dm_contract__bool(dm_contract__cx_t *cx, const dm_ytree_node_t *n, const char *what, bool *out)
 {
-    if (dm_ynode_is_bool(n, out))
+    if (dm_ytree_is_bool(n, out))
         return true;
     if (n->kind == DM_YNODE_SCALAR && !n->plain)
-        dm_cx_err(cx, n, "%s: expected true or false, got the string \"%s\" (remove the quotes)",
+        dm_contract__err(cx, n, "%s: expected true or false, got the string \"%s\" (remove the quotes)",
                   what, n->text);
-    else if (n->kind == DM_YNODE_SCALAR && !dm_ynode_is_null(n))
-        dm_cx_err(cx, n, "%s: expected true or false, got '%s'", what, n->text);
+    else if (n->kind == DM_YNODE_SCALAR && !dm_ytree_is_null(n))
+        dm_contract__err(cx, n, "%s: expected true or false, got '%s'", what, n->text);
     else
-        dm_cx_err(cx, n, "%s: expected true or false, got %s", what, dm_cx_kind(n));
+        dm_contract__err(cx, n, "%s: expected true or false, got %s", what, dm_contract__kind(n));
     return false;
 }
 
-static bool s_not_number(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *kind)
+static bool s_not_number(dm_contract__cx_t *cx, const dm_ytree_node_t *n, const char *what, const char *kind)
 {
     if (n->kind == DM_YNODE_SCALAR && !n->plain)
-        dm_cx_err(cx, n, "%s: expected %s, got the string \"%s\" (remove the quotes)", what, kind,
+        dm_contract__err(cx, n, "%s: expected %s, got the string \"%s\" (remove the quotes)", what, kind,
                   n->text);
-    else if (n->kind == DM_YNODE_SCALAR && !dm_ynode_is_null(n))
-        dm_cx_err(cx, n, "%s: expected %s, got '%s'", what, kind, n->text);
+    else if (n->kind == DM_YNODE_SCALAR && !dm_ytree_is_null(n))
+        dm_contract__err(cx, n, "%s: expected %s, got '%s'", what, kind, n->text);
     else
-        dm_cx_err(cx, n, "%s: expected %s, got %s", what, kind, dm_cx_kind(n));
+        dm_contract__err(cx, n, "%s: expected %s, got %s", what, kind, dm_contract__kind(n));
     return false;
 }
 
-bool dm_cx_num(dm_cx_t *cx, const dm_ynode_t *n, const char *what, dm_num_t *out)
+bool dm_contract__num(dm_contract__cx_t *cx, const dm_ytree_node_t *n, const char *what, dm_num_t *out)
 {
-    if (!dm_ynode_is_number(n))
+    if (!dm_ytree_is_number(n))
         return s_not_number(cx, n, what, "a number");
     dm_num_t v = {false, 0, 0};
     bool written_int = !strpbrk(n->text, ".eE");
-    if (written_int && dm_int_parse(n->text, n->len, &v.i)) {
+    if (written_int && dm_types_int_parse(n->text, n->len, &v.i)) {
         v.is_int = true;
         v.d = (double)v.i;
-    } else if (!dm_double_parse(n->text, n->len, &v.d)) {
-        dm_cx_err(cx, n, "%s: the number %s is out of range", what, n->text);
+    } else if (!dm_types_double_parse(n->text, n->len, &v.d)) {
+        dm_contract__err(cx, n, "%s: the number %s is out of range", what, n->text);
         return false;
     }
     *out = v;
     return true;
 }
 
-bool dm_cx_int(dm_cx_t *cx, const dm_ynode_t *n, const char *what, int64_t *out)
+bool dm_contract__int(dm_contract__cx_t *cx, const dm_ytree_node_t *n, const char *what, int64_t *out)
 {
-    if (!dm_ynode_is_number(n))
+    if (!dm_ytree_is_number(n))
         return s_not_number(cx, n, what, "an integer");
-    if (!dm_int_parse(n->text, n->len, out)) {
-        dm_cx_err(cx, n, "%s: expected an integer between %lld and %lld, got %s", what,
+    if (!dm_types_int_parse(n->text, n->len, out)) {
+        dm_contract__err(cx, n, "%s: expected an integer between %lld and %lld, got %s", what,
                   (long long)INT64_MIN, (long long)INT64_MAX, n->text);
         return false;
     }
     return true;
 }
 
-bool dm_cx_duration(dm_cx_t *cx, const dm_ynode_t *n, const char *what, int64_t *ms)
+bool dm_contract__duration(dm_contract__cx_t *cx, const dm_ytree_node_t *n, const char *what, int64_t *ms)
 {
-    if (n->kind != DM_YNODE_SCALAR || dm_ynode_is_null(n)) {
-        dm_cx_err(cx, n, "%s: expected a duration such as 30s, 5m, 1h, 7d or PT5M, got %s", what,
-                  dm_cx_kind(n));
+    if (n->kind != DM_YNODE_SCALAR || dm_ytree_is_null(n)) {
+        dm_contract__err(cx, n, "%s: expected a duration such as 30s, 5m, 1h, 7d or PT5M, got %s", what,
+                  dm_contract__kind(n));
         return false;
     }
     int64_t v;
-    if (!dm_duration_parse(n->text, n->len, &v)) {
-        dm_cx_err(cx, n,
+    if (!dm_contract_duration_parse(n->text, n->len, &v)) {
+        dm_contract__err(cx, n,
                   "%s: '%s' is not a duration (an integer with a unit ms, s, m, h, d, w, y such "
                   "as 30s or 5m, or ISO 8601 such as PT5M or P1Y)",
                   what, n->text);
         return false;
     }
     if (v <= 0) {
-        dm_cx_err(cx, n, "%s: the duration must be greater than zero, got '%s'", what, n->text);
+        dm_contract__err(cx, n, "%s: the duration must be greater than zero, got '%s'", what, n->text);
         return false;
     }
     *ms = v;
     return true;
 }
 
-int dm_cx_choice(dm_cx_t *cx, const dm_ynode_t *n, const char *what, const char *const *names,
+int dm_contract__choice(dm_contract__cx_t *cx, const dm_ytree_node_t *n, const char *what, const char *const *names,
                  size_t count)
 {
-    if (n->kind == DM_YNODE_SCALAR && !dm_ynode_is_null(n)) {
+    if (n->kind == DM_YNODE_SCALAR && !dm_ytree_is_null(n)) {
         for (size_t i = 0; i < count; i++)
             if (strcmp(n->text, names[i]) == 0)
                 return (int)i;
     }
     dm_buf_t msg = DM_BUF_INIT;
-    if (n->kind == DM_YNODE_SCALAR && !dm_ynode_is_null(n))
+    if (n->kind == DM_YNODE_SCALAR && !dm_ytree_is_null(n))
         dm_buf_printf(&msg, "%s '%s' is not one of ", what, n->text);
     else
         dm_buf_printf(&msg, "%s must be one of ", what);
     for (size_t i = 0; i < count; i++)
         dm_buf_printf(&msg, "%s%s", i ? ", " : "", names[i]);
-    if (n->kind == DM_YNODE_SCALAR && !dm_ynode_is_null(n))
-        dm_cx_suggest_put(cx, &msg, n->text, names, count);
+    if (n->kind == DM_YNODE_SCALAR && !dm_ytree_is_null(n))
+        dm_contract__suggest_put(cx, &msg, n->text, names, count);
     else
-        dm_buf_printf(&msg, ", got %s", dm_cx_kind(n));
-    dm_cx_err(cx, n, "%s", msg.data);
+        dm_buf_printf(&msg, ", got %s", dm_contract__kind(n));
+    dm_contract__err(cx, n, "%s", msg.data);
     dm_buf_free(&msg);
     return -1;
 }
 
-int dm_cx_num_cmp(dm_num_t a, dm_num_t b)
+int dm_contract__num_cmp(dm_num_t a, dm_num_t b)
 {
     if (a.is_int && b.is_int)
         return a.i < b.i ? -1 : a.i > b.i;
     return a.d < b.d ? -1 : a.d > b.d;
 }
 
-bool dm_cx_is_name(const char *s)
+bool dm_contract__is_name(const char *s)
 {
     size_t len = strlen(s);
     if (len < 1 || len > 63 || s[0] < 'a' || s[0] > 'z')
@@ -326,7 +326,7 @@ bool dm_cx_is_name(const char *s)
     return true;
 }
 
-char *dm_cx_strdup(const char *s)
+char *dm_contract__strdup(const char *s)
 {
     char *p = strdup(s);
     if (!p)
@@ -334,7 +334,7 @@ char *dm_cx_strdup(const char *s)
     return p;
 }
 
-void dm_cx_contract_done(dm_cx_t *cx)
+void dm_contract__contract_done(dm_contract__cx_t *cx)
 {
     dm_sidx_free(&cx->fields);
     for (size_t i = 0; i < cx->nenums; i++)
@@ -344,7 +344,7 @@ void dm_cx_contract_done(dm_cx_t *cx)
     cx->nenums = 0;
 }
 
-void dm_cx_field_free(dm_field_t *f)
+void dm_contract__field_free(dm_field_t *f)
 {
     free(f->name);
     free(f->description);
@@ -354,10 +354,10 @@ void dm_cx_field_free(dm_field_t *f)
     free(f->pattern);
 }
 
-bool dm_cx_is_field_name(const char *s)
+bool dm_contract__is_field_name(const char *s)
 {
     size_t len = strlen(s);
-    if (len < 1 || len > DM_CX_FIELD_NAME_MAX)
+    if (len < 1 || len > DM_CONTRACT_FIELD_NAME_MAX)
         return false;
     for (size_t i = 0; i < len; i++) {
         char ch = s[i];

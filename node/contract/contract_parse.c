@@ -65,39 +65,39 @@ static bool s_email(const char *s)
     return true;
 }
 
-static void s_name(dm_cx_t *cx, const dm_ynode_t *m, const char *key, const char *what,
+static void s_name(dm_contract__cx_t *cx, const dm_ytree_node_t *m, const char *key, const char *what,
                    char **out)
 {
-    const dm_ynode_t *v = dm_cx_need(cx, m, key, "metadata");
-    if (!v || !dm_cx_str(cx, v, what, out))
+    const dm_ytree_node_t *v = dm_contract__need(cx, m, key, "metadata");
+    if (!v || !dm_contract__str(cx, v, what, out))
         return;
-    if (!dm_cx_is_name(*out))
-        dm_cx_err(cx, v,
+    if (!dm_contract__is_name(*out))
+        dm_contract__err(cx, v,
                   "%s '%s' is not a valid name: it must match ^[a-z][a-z0-9_-]{0,62}$ (a "
                   "lowercase letter, then up to 62 lowercase letters, digits, '_' or '-')",
                   what, *out);
 }
 
-static void s_owner(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *o)
+static void s_owner(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *o)
 {
     static const char *const keys[] = {"team", "contact", NULL};
-    if (!dm_cx_map(cx, o, "metadata.owner", keys))
+    if (!dm_contract__map(cx, o, "metadata.owner", keys))
         return;
-    const dm_ynode_t *v = dm_cx_need(cx, o, "team", "metadata.owner");
-    if (v && dm_cx_str(cx, v, "metadata.owner.team", &c->owner_team) && !c->owner_team[0])
-        dm_cx_err(cx, v, "metadata.owner.team must not be empty");
-    v = dm_cx_need(cx, o, "contact", "metadata.owner");
-    if (v && dm_cx_str(cx, v, "metadata.owner.contact", &c->owner_contact) &&
+    const dm_ytree_node_t *v = dm_contract__need(cx, o, "team", "metadata.owner");
+    if (v && dm_contract__str(cx, v, "metadata.owner.team", &c->owner_team) && !c->owner_team[0])
+        dm_contract__err(cx, v, "metadata.owner.team must not be empty");
+    v = dm_contract__need(cx, o, "contact", "metadata.owner");
+    if (v && dm_contract__str(cx, v, "metadata.owner.contact", &c->owner_contact) &&
         !s_email(c->owner_contact))
-        dm_cx_err(cx, v,
+        dm_contract__err(cx, v,
                   "metadata.owner.contact '%s' is not an e-mail address (expected one '@', a "
                   "non-empty local part, a domain with a dot, no spaces, at most %d bytes)",
                   c->owner_contact, S_EMAIL_MAX);
 }
 
-static void s_tags(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *t)
+static void s_tags(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *t)
 {
-    if (!dm_cx_seq(cx, t, "metadata.tags"))
+    if (!dm_contract__seq(cx, t, "metadata.tags"))
         return;
     c->tags = calloc(t->n ? t->n : 1, sizeof *c->tags);
     if (!c->tags)
@@ -105,10 +105,10 @@ static void s_tags(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *t)
     dm_sidx_t x = DM_SIDX_INIT; /* duplicates by sorting, not pairwise */
     for (size_t i = 0; i < t->n; i++) {
         char *s;
-        if (!dm_cx_str(cx, t->items[i], "metadata.tags entry", &s))
+        if (!dm_contract__str(cx, t->items[i], "metadata.tags entry", &s))
             continue;
         if (!s[0])
-            dm_cx_err(cx, t->items[i], "metadata.tags: a tag must not be empty");
+            dm_contract__err(cx, t->items[i], "metadata.tags: a tag must not be empty");
         else
             dm_sidx_add(&x, s, strlen(s), i);
         c->tags[c->ntags++] = s;
@@ -116,57 +116,57 @@ static void s_tags(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *t)
     dm_sidx_sort(&x);
     for (size_t i = 1; i < x.n; i++)
         if (dm_sidx_dup(&x, i))
-            dm_cx_err(cx, t->items[x.e[i].pos], "metadata.tags: duplicate tag '%s'", x.e[i].s);
+            dm_contract__err(cx, t->items[x.e[i].pos], "metadata.tags: duplicate tag '%s'", x.e[i].s);
     dm_sidx_free(&x);
 }
 
-static void s_metadata(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *m)
+static void s_metadata(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *m)
 {
     static const char *const keys[] = {"name", "domain", "version", "owner",
                                        "description", "tags", NULL};
-    if (!dm_cx_map(cx, m, "metadata", keys))
+    if (!dm_contract__map(cx, m, "metadata", keys))
         return;
     s_name(cx, m, "name", "metadata.name", &c->name);
     s_name(cx, m, "domain", "metadata.domain", &c->domain);
-    const dm_ynode_t *v = dm_cx_need(cx, m, "version", "metadata");
-    if (v && dm_cx_str(cx, v, "metadata.version", &c->version) &&
+    const dm_ytree_node_t *v = dm_contract__need(cx, m, "version", "metadata");
+    if (v && dm_contract__str(cx, v, "metadata.version", &c->version) &&
         !s_semver(c->version, &c->version_major, &c->version_minor, &c->version_patch))
-        dm_cx_err(cx, v,
+        dm_contract__err(cx, v,
                   "metadata.version '%s' is not a semantic version MAJOR.MINOR.PATCH such as "
                   "1.0.0 (decimal, no leading zeros)",
                   c->version);
-    if ((v = dm_cx_need(cx, m, "owner", "metadata")))
+    if ((v = dm_contract__need(cx, m, "owner", "metadata")))
         s_owner(cx, c, v);
-    if ((v = dm_ynode_get(m, "description")))
-        (void)dm_cx_str(cx, v, "metadata.description", &c->description);
-    if ((v = dm_ynode_get(m, "tags")))
+    if ((v = dm_ytree_get(m, "description")))
+        (void)dm_contract__str(cx, v, "metadata.description", &c->description);
+    if ((v = dm_ytree_get(m, "tags")))
         s_tags(cx, c, v);
 }
 
-static void s_spec(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *s)
+static void s_spec(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *s)
 {
     static const char *const keys[] = {"schema", "sla", "storage", "quality",
                                        "policies", "interoperability", NULL};
-    if (!dm_cx_map(cx, s, "spec", keys))
+    if (!dm_contract__map(cx, s, "spec", keys))
         return;
-    const dm_ynode_t *v;
-    if ((v = dm_cx_need(cx, s, "schema", "spec")))
-        dm_cx_schema(cx, c, v);
-    if ((v = dm_ynode_get(s, "sla")))
-        dm_cx_sla(cx, c, v);
-    if ((v = dm_ynode_get(s, "storage")))
-        dm_cx_storage(cx, c, v);
-    if ((v = dm_ynode_get(s, "quality")))
-        dm_cx_quality(cx, c, v);
-    if ((v = dm_ynode_get(s, "policies")))
-        dm_cx_policies(cx, c, v);
-    if ((v = dm_ynode_get(s, "interoperability")))
-        dm_cx_interop(cx, c, v);
+    const dm_ytree_node_t *v;
+    if ((v = dm_contract__need(cx, s, "schema", "spec")))
+        dm_contract__schema(cx, c, v);
+    if ((v = dm_ytree_get(s, "sla")))
+        dm_contract__sla(cx, c, v);
+    if ((v = dm_ytree_get(s, "storage")))
+        dm_contract__storage(cx, c, v);
+    if ((v = dm_ytree_get(s, "quality")))
+        dm_contract__quality(cx, c, v);
+    if ((v = dm_ytree_get(s, "policies")))
+        dm_contract__policies(cx, c, v);
+    if ((v = dm_ytree_get(s, "interoperability")))
+        dm_contract__interop(cx, c, v);
 }
 
 /* Builds the contract of one document; takes ownership of *doc. Problems
  * go to cx; the caller checks cx->errors. */
-static dm_contract_t *s_contract(dm_cx_t *cx, dm_ydoc_t **doc)
+static dm_contract_t *s_contract(dm_contract__cx_t *cx, dm_ytree_doc_t **doc)
 {
     static const char *const keys[] = {"apiVersion", "kind", "metadata", "spec", NULL};
     dm_contract_t *c = calloc(1, sizeof *c);
@@ -177,47 +177,47 @@ static dm_contract_t *s_contract(dm_cx_t *cx, dm_ydoc_t **doc)
     c->freshness_ms = c->latency_ms = c->retention_ms = -1;
     c->access = DM_ACCESS_RESTRICTED;
     c->encryption = DM_ENC_NONE;
-    const dm_ynode_t *root = ((dm_ydoc_t *)c->tree)->root;
+    const dm_ytree_node_t *root = ((dm_ytree_doc_t *)c->tree)->root;
     size_t before = cx->errors;
     cx->pattern_cost = 0;
-    if (!root || dm_ynode_is_null(root)) {
-        dm_cx_err(cx, root, "empty document: expected a DataProduct mapping with apiVersion, "
+    if (!root || dm_ytree_is_null(root)) {
+        dm_contract__err(cx, root, "empty document: expected a DataProduct mapping with apiVersion, "
                             "kind, metadata and spec");
         return c;
     }
-    if (!dm_cx_map(cx, root, "the contract", keys))
+    if (!dm_contract__map(cx, root, "the contract", keys))
         return c; /* nothing indexed yet */
-    const dm_ynode_t *v = dm_cx_need(cx, root, "apiVersion", "the contract");
+    const dm_ytree_node_t *v = dm_contract__need(cx, root, "apiVersion", "the contract");
     if (v && (v->kind != DM_YNODE_SCALAR || strcmp(v->text, S_API_VERSION) != 0))
-        dm_cx_err(cx, v, "apiVersion %s%s%s is not supported; expected " S_API_VERSION,
+        dm_contract__err(cx, v, "apiVersion %s%s%s is not supported; expected " S_API_VERSION,
                   v->kind == DM_YNODE_SCALAR ? "'" : "",
-                  v->kind == DM_YNODE_SCALAR ? v->text : dm_cx_kind(v),
+                  v->kind == DM_YNODE_SCALAR ? v->text : dm_contract__kind(v),
                   v->kind == DM_YNODE_SCALAR ? "'" : "");
     static const char *const kinds[] = {S_KIND};
-    if ((v = dm_cx_need(cx, root, "kind", "the contract")))
-        (void)dm_cx_choice(cx, v, "kind", kinds, 1);
-    if ((v = dm_cx_need(cx, root, "metadata", "the contract")))
+    if ((v = dm_contract__need(cx, root, "kind", "the contract")))
+        (void)dm_contract__choice(cx, v, "kind", kinds, 1);
+    if ((v = dm_contract__need(cx, root, "metadata", "the contract")))
         s_metadata(cx, c, v);
-    if ((v = dm_cx_need(cx, root, "spec", "the contract")))
+    if ((v = dm_contract__need(cx, root, "spec", "the contract")))
         s_spec(cx, c, v);
     if (cx->errors == before) {
         dm_buf_t canon = DM_BUF_INIT;
         dm_contract_canonical(c, &canon);
         if (canon.len > DM_CONTRACT_MAX_FILE)
-            dm_cx_err(cx, root,
+            dm_contract__err(cx, root,
                       "the canonical form of this contract is %zu bytes (aliases expanded); at "
                       "most %d bytes are allowed",
                       canon.len, DM_CONTRACT_MAX_FILE);
         dm_buf_free(&canon);
     }
-    dm_cx_contract_done(cx);
+    dm_contract__contract_done(cx);
     return c;
 }
 
 /* Reports a product defined by two documents of one file (at the later
  * one). keys holds "domain\0name" of document i at key_off[i] (empty when
  * it has no valid name); sorted, so many documents cost O(n log n). */
-static void s_twice(dm_cx_t *cx, dm_contract_t **cs, size_t nc, const dm_buf_t *keys,
+static void s_twice(dm_contract__cx_t *cx, dm_contract_t **cs, size_t nc, const dm_buf_t *keys,
                     const size_t *key_off)
 {
     dm_sidx_t x = DM_SIDX_INIT;
@@ -234,7 +234,7 @@ static void s_twice(dm_cx_t *cx, dm_contract_t **cs, size_t nc, const dm_buf_t *
             continue;
         }
         const dm_contract_t *c = cs[x.e[i].pos];
-        dm_cx_err(cx, ((dm_ydoc_t *)c->tree)->root,
+        dm_contract__err(cx, ((dm_ytree_doc_t *)c->tree)->root,
                   "product %s/%s is defined twice in this file (documents %zu and %zu)",
                   c->domain, c->name, x.e[first].pos + 1, x.e[i].pos + 1);
     }
@@ -253,7 +253,7 @@ dm_err dm_contract_parse_opts(const char *name, const char *buf, size_t len, con
     *out = NULL;
     *n = 0;
     size_t first = diags->count;
-    dm_ydoc_t **docs = NULL;
+    dm_ytree_doc_t **docs = NULL;
     size_t ndocs = 0;
     size_t before = diags->count;
     dm_err rc = dm_ytree_load(name, buf, len, &docs, &ndocs, diags);
@@ -262,7 +262,7 @@ dm_err dm_contract_parse_opts(const char *name, const char *buf, size_t len, con
     dm_contract_t **cs = calloc(ndocs, sizeof *cs);
     if (!cs)
         abort();
-    dm_cx_t cx = {.file = name, .basedir = basedir, .diags = diags,
+    dm_contract__cx_t cx = {.file = name, .basedir = basedir, .diags = diags,
                   .errors = diags->count - before, /* dup. keys */ .flags = flags};
     size_t nc = 0;
     dm_buf_t keys = DM_BUF_INIT; /* "domain\0name" of each product, for s_twice */
@@ -270,9 +270,9 @@ dm_err dm_contract_parse_opts(const char *name, const char *buf, size_t len, con
     if (!key_off)
         abort();
     for (size_t i = 0; i < ndocs; i++) {
-        const dm_ynode_t *root = docs[i]->root;
-        if (!root || (dm_ynode_is_null(root) && root->len == 0)) {
-            dm_ydoc_destroy(&docs[i]); /* an empty document, e.g. after a trailing --- */
+        const dm_ytree_node_t *root = docs[i]->root;
+        if (!root || (dm_ytree_is_null(root) && root->len == 0)) {
+            dm_ytree_doc_destroy(&docs[i]); /* an empty document, e.g. after a trailing --- */
             continue;
         }
         dm_contract_t *c = s_contract(&cx, &docs[i]);
@@ -317,7 +317,7 @@ dm_err dm_contract_parse_file(const char *path, dm_contract_t ***out, size_t *n,
     struct stat st;
     char why[128];
     int fd = -1;
-    if (dm_file_open_read(path, DM_FILE_REGULAR, &fd, why, sizeof why) != DM_OK) {
+    if (dm_lines_open_read(path, DM_FILE_REGULAR, &fd, why, sizeof why) != DM_OK) {
         dm_diags_add(diags, path, 0, 0, "cannot read the file: %s", why);
         goto out;
     }
@@ -344,7 +344,7 @@ dm_err dm_contract_parse_file(const char *path, dm_contract_t ***out, size_t *n,
         dm_diags_add(diags, path, 0, 0, "cannot read the file: %s", strerror(errno));
         goto out;
     }
-    dir = dm_cx_strdup(path);
+    dir = dm_contract__strdup(path);
     char *slash = strrchr(dir, '/');
     if (!slash)
         strcpy(dir, ".");

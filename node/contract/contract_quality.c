@@ -37,12 +37,12 @@ static bool s_in(const char *k, const char *const *list)
 
 /* Reports keys that are unknown or belong to another rule (rule < 0:
  * unknown rule, only unknown keys are reported). */
-static void s_keys(dm_cx_t *cx, const dm_ynode_t *m, int rule)
+static void s_keys(dm_contract__cx_t *cx, const dm_ytree_node_t *m, int rule)
 {
     static const char *const common[] = {S_COMMON_KEYS, NULL};
     size_t nall = sizeof s_all_keys / sizeof s_all_keys[0] - 1;
-    for (size_t i = 0; i < dm_ynode_npairs(m); i++) {
-        const dm_ynode_t *k = m->items[2 * i];
+    for (size_t i = 0; i < dm_ytree_npairs(m); i++) {
+        const dm_ytree_node_t *k = m->items[2 * i];
         if (strncmp(k->text, "x-", 2) == 0 || s_in(k->text, common))
             continue;
         if (!s_in(k->text, s_all_keys)) {
@@ -51,8 +51,8 @@ static void s_keys(dm_cx_t *cx, const dm_ynode_t *m, int rule)
             for (size_t j = 0; j < nall; j++)
                 dm_buf_printf(&msg, "%s%s", j ? ", " : "", s_all_keys[j]);
             dm_buf_puts(&msg, "; or an x- extension key)");
-            dm_cx_suggest_put(cx, &msg, k->text, s_all_keys, nall);
-            dm_cx_err(cx, k, "%s", msg.data);
+            dm_contract__suggest_put(cx, &msg, k->text, s_all_keys, nall);
+            dm_contract__err(cx, k, "%s", msg.data);
             dm_buf_free(&msg);
         } else if (rule >= 0 && !s_in(k->text, s_rule_keys[rule])) {
             dm_buf_t msg = DM_BUF_INIT;
@@ -61,19 +61,19 @@ static void s_keys(dm_cx_t *cx, const dm_ynode_t *m, int rule)
             for (const char *const *p = s_rule_keys[rule]; *p; p++)
                 dm_buf_printf(&msg, ", %s", *p);
             dm_buf_puts(&msg, ", name, description)");
-            dm_cx_err(cx, k, "%s", msg.data);
+            dm_contract__err(cx, k, "%s", msg.data);
             dm_buf_free(&msg);
         }
     }
 }
 
 /* Checks that v is a valid value of field f; what names it in messages. */
-static bool s_typed_value(dm_cx_t *cx, const dm_contract_t *c, const dm_field_t *f,
-                          const dm_ynode_t *v, const char *what)
+static bool s_typed_value(dm_contract__cx_t *cx, const dm_contract_t *c, const dm_field_t *f,
+                          const dm_ytree_node_t *v, const char *what)
 {
-    if (v->kind != DM_YNODE_SCALAR || dm_ynode_is_null(v)) {
-        dm_cx_err(cx, v, "%s: expected a %s value, got %s", what, dm_ftype_name(f->type),
-                  dm_cx_kind(v));
+    if (v->kind != DM_YNODE_SCALAR || dm_ytree_is_null(v)) {
+        dm_contract__err(cx, v, "%s: expected a %s value, got %s", what, dm_contract_ftype_name(f->type),
+                  dm_contract__kind(v));
         return false;
     }
     int64_t i;
@@ -85,39 +85,39 @@ static bool s_typed_value(dm_cx_t *cx, const dm_contract_t *c, const dm_field_t 
     case DM_FT_STRING:
         return true;
     case DM_FT_INT:
-        return dm_cx_int(cx, v, what, &i);
+        return dm_contract__int(cx, v, what, &i);
     case DM_FT_DOUBLE:
-        if (!dm_ynode_is_number(v) || !dm_double_parse(t, v->len, &d)) {
+        if (!dm_ytree_is_number(v) || !dm_types_double_parse(t, v->len, &d)) {
             dm_num_t n;
-            return dm_cx_num(cx, v, what, &n);
+            return dm_contract__num(cx, v, what, &n);
         }
         return true;
     case DM_FT_BOOLEAN: {
         bool b;
-        return dm_cx_bool(cx, v, what, &b);
+        return dm_contract__bool(cx, v, what, &b);
     }
     case DM_FT_TIMESTAMP:
-        if (dm_timestamp_parse(t, v->len, &i))
+        if (dm_types_timestamp_parse(t, v->len, &i))
             return true;
-        dm_cx_err(cx, v, "%s '%s' is not an RFC 3339 timestamp with an offset (such as "
+        dm_contract__err(cx, v, "%s '%s' is not an RFC 3339 timestamp with an offset (such as "
                          "2024-01-31T12:00:00Z or 2024-01-31T13:00:00+01:00)", what, t);
         return false;
     case DM_FT_DATE:
-        if (dm_date_parse(t, v->len, &days))
+        if (dm_types_date_parse(t, v->len, &days))
             return true;
-        dm_cx_err(cx, v, "%s '%s' is not a date YYYY-MM-DD", what, t);
+        dm_contract__err(cx, v, "%s '%s' is not a date YYYY-MM-DD", what, t);
         return false;
     case DM_FT_UUID:
-        if (dm_uuid_parse(t, v->len, uuid))
+        if (dm_types_uuid_parse(t, v->len, uuid))
             return true;
-        dm_cx_err(cx, v, "%s '%s' is not a UUID (8-4-4-4-12 hex digits)", what, t);
+        dm_contract__err(cx, v, "%s '%s' is not a UUID (8-4-4-4-12 hex digits)", what, t);
         return false;
     case DM_FT_ENUM:
     default:
-        if (dm_cx_enum_index(cx, c, (size_t)(f - c->fields), t) >= 0)
+        if (dm_contract__enum_index(cx, c, (size_t)(f - c->fields), t) >= 0)
             return true;
-        if (dm_cx_full(cx)) {
-            dm_cx_err(cx, v, "%s", "");
+        if (dm_contract__full(cx)) {
+            dm_contract__err(cx, v, "%s", "");
             return false;
         }
         dm_buf_t msg = DM_BUF_INIT;
@@ -127,40 +127,40 @@ static bool s_typed_value(dm_cx_t *cx, const dm_contract_t *c, const dm_field_t 
             dm_buf_printf(&msg, "%s%s", k ? ", " : "", f->values[k]);
         if (f->nvalues > S_LIST_VALUES_MAX)
             dm_buf_printf(&msg, ", ... (%zu values)", f->nvalues);
-        dm_cx_suggest_put(cx, &msg, t, (const char *const *)f->values, f->nvalues);
-        dm_cx_err(cx, v, "%s", msg.data);
+        dm_contract__suggest_put(cx, &msg, t, (const char *const *)f->values, f->nvalues);
+        dm_contract__err(cx, v, "%s", msg.data);
         dm_buf_free(&msg);
         return false;
     }
 }
 
-static void s_in_list(dm_cx_t *cx, const dm_contract_t *c, dm_check_t *k, const dm_ynode_t *m)
+static void s_in_list(dm_contract__cx_t *cx, const dm_contract_t *c, dm_check_t *k, const dm_ytree_node_t *m)
 {
-    const dm_ynode_t *v = dm_cx_need(cx, m, "values", "in_list check");
-    if (!v || !dm_cx_seq(cx, v, "in_list values"))
+    const dm_ytree_node_t *v = dm_contract__need(cx, m, "values", "in_list check");
+    if (!v || !dm_contract__seq(cx, v, "in_list values"))
         return;
     if (v->n == 0) {
-        dm_cx_err(cx, v, "in_list values must list at least one value");
+        dm_contract__err(cx, v, "in_list values must list at least one value");
         return;
     }
     if (v->n > DM_CONTRACT_MAX_VALUES) {
-        dm_cx_err(cx, v, "in_list values lists %zu values; a check has at most %d (the limit "
+        dm_contract__err(cx, v, "in_list values lists %zu values; a check has at most %d (the limit "
                          "DM_CONTRACT_MAX_VALUES)", v->n, DM_CONTRACT_MAX_VALUES);
         return;
     }
     k->values = calloc(v->n, sizeof *k->values);
-    const dm_ynode_t **at = calloc(v->n, sizeof *at);
+    const dm_ytree_node_t **at = calloc(v->n, sizeof *at);
     if (!k->values || !at)
         abort();
     const dm_field_t *f = k->field_index >= 0 ? &c->fields[k->field_index] : NULL;
     for (size_t i = 0; i < v->n; i++) {
-        const dm_ynode_t *it = v->items[i];
+        const dm_ytree_node_t *it = v->items[i];
         if (f && !s_typed_value(cx, c, f, it, "in_list value"))
             continue;
-        if (!f && (it->kind != DM_YNODE_SCALAR || dm_ynode_is_null(it)))
+        if (!f && (it->kind != DM_YNODE_SCALAR || dm_ytree_is_null(it)))
             continue; /* the column error was reported already */
         at[k->nvalues] = it;
-        k->values[k->nvalues++] = dm_cx_strdup(it->text);
+        k->values[k->nvalues++] = dm_contract__strdup(it->text);
     }
     /* duplicates by sorting (a duplicate fails the contract, so it may stay) */
     dm_sidx_t x = DM_SIDX_INIT;
@@ -169,26 +169,26 @@ static void s_in_list(dm_cx_t *cx, const dm_contract_t *c, dm_check_t *k, const 
     dm_sidx_sort(&x);
     for (size_t i = 1; i < x.n; i++)
         if (dm_sidx_dup(&x, i))
-            dm_cx_err(cx, at[x.e[i].pos], "in_list: duplicate value '%s'", x.e[i].s);
+            dm_contract__err(cx, at[x.e[i].pos], "in_list: duplicate value '%s'", x.e[i].s);
     dm_sidx_free(&x);
     free(at);
 }
 
-static void s_range(dm_cx_t *cx, const dm_contract_t *c, dm_check_t *k, const dm_ynode_t *m)
+static void s_range(dm_contract__cx_t *cx, const dm_contract_t *c, dm_check_t *k, const dm_ytree_node_t *m)
 {
     const dm_field_t *f = k->field_index >= 0 ? &c->fields[k->field_index] : NULL;
-    const dm_ynode_t *mn = dm_ynode_get(m, "min"), *mx = dm_ynode_get(m, "max");
+    const dm_ytree_node_t *mn = dm_ytree_get(m, "min"), *mx = dm_ytree_get(m, "max");
     if (f && f->type != DM_FT_INT && f->type != DM_FT_DOUBLE) {
-        dm_cx_err(cx, dm_ynode_get(m, "column"),
+        dm_contract__err(cx, dm_ytree_get(m, "column"),
                   "rule range needs an int or double column; '%s' is %s", f->name,
-                  dm_ftype_name(f->type));
+                  dm_contract_ftype_name(f->type));
         return;
     }
     if (!mn && !mx) {
-        dm_cx_err(cx, m, "rule range needs min, max or both");
+        dm_contract__err(cx, m, "rule range needs min, max or both");
         return;
     }
-    const dm_ynode_t *at[2] = {mn, mx};
+    const dm_ytree_node_t *at[2] = {mn, mx};
     bool *has[2] = {&k->has_min, &k->has_max};
     dm_num_t *dst[2] = {&k->min, &k->max};
     const char *names[2] = {"range min", "range max"};
@@ -197,42 +197,42 @@ static void s_range(dm_cx_t *cx, const dm_contract_t *c, dm_check_t *k, const dm
             continue;
         if (f && f->type == DM_FT_INT) {
             int64_t v;
-            if (dm_cx_int(cx, at[i], names[i], &v)) {
+            if (dm_contract__int(cx, at[i], names[i], &v)) {
                 *dst[i] = (dm_num_t){true, v, (double)v};
                 *has[i] = true;
             }
-        } else if (dm_cx_num(cx, at[i], names[i], dst[i])) {
+        } else if (dm_contract__num(cx, at[i], names[i], dst[i])) {
             *has[i] = true;
         }
     }
-    if (k->has_min && k->has_max && dm_cx_num_cmp(k->min, k->max) > 0)
-        dm_cx_err(cx, mx, "range max %s is less than min %s", mx->text, mn->text);
+    if (k->has_min && k->has_max && dm_contract__num_cmp(k->min, k->max) > 0)
+        dm_contract__err(cx, mx, "range max %s is less than min %s", mx->text, mn->text);
 }
 
-static void s_threshold(dm_cx_t *cx, dm_check_t *k, const dm_ynode_t *m)
+static void s_threshold(dm_contract__cx_t *cx, dm_check_t *k, const dm_ytree_node_t *m)
 {
-    const dm_ynode_t *v = dm_cx_need(cx, m, "threshold", "row_count_delta check");
+    const dm_ytree_node_t *v = dm_contract__need(cx, m, "threshold", "row_count_delta check");
     if (!v)
         return;
     bool ok = false;
     if (v->kind == DM_YNODE_SCALAR && v->len > 1 && v->text[v->len - 1] == '%') {
         double d;
-        ok = dm_double_parse(v->text, v->len - 1, &d) && d > 0;
+        ok = dm_types_double_parse(v->text, v->len - 1, &d) && d > 0;
         k->threshold = d;
         k->threshold_is_percent = true;
-    } else if (dm_ynode_is_number(v)) {
-        ok = dm_double_parse(v->text, v->len, &k->threshold) && k->threshold > 0;
+    } else if (dm_ytree_is_number(v)) {
+        ok = dm_types_double_parse(v->text, v->len, &k->threshold) && k->threshold > 0;
     }
     if (!ok)
-        dm_cx_err(cx, v, "row_count_delta threshold %s%s%s is neither a percentage greater than "
+        dm_contract__err(cx, v, "row_count_delta threshold %s%s%s is neither a percentage greater than "
                          "zero (such as 20%%) nor a positive number of rows",
                   v->kind == DM_YNODE_SCALAR ? "'" : "",
-                  v->kind == DM_YNODE_SCALAR ? v->text : dm_cx_kind(v),
+                  v->kind == DM_YNODE_SCALAR ? v->text : dm_contract__kind(v),
                   v->kind == DM_YNODE_SCALAR ? "'" : "");
 }
 
 /* Reads one check; returns false if it is unusable (no known rule). */
-static bool s_check(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *m, size_t idx, dm_check_t *k)
+static bool s_check(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *m, size_t idx, dm_check_t *k)
 {
     char what[64];
     snprintf(what, sizeof what, "spec.quality.checks[%zu]", idx);
@@ -242,28 +242,28 @@ static bool s_check(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *m, size_t i
     k->line = m->line;
     k->col = m->col;
     if (m->kind != DM_YNODE_MAP) {
-        dm_cx_err(cx, m, "%s must be a mapping, got %s", what, dm_cx_kind(m));
+        dm_contract__err(cx, m, "%s must be a mapping, got %s", what, dm_contract__kind(m));
         return false;
     }
-    const dm_ynode_t *r = dm_cx_need(cx, m, "rule", what), *v;
-    int rule = r ? dm_cx_choice(cx, r, "check rule", s_rules, DM_CHECK__COUNT) : -1;
+    const dm_ytree_node_t *r = dm_contract__need(cx, m, "rule", what), *v;
+    int rule = r ? dm_contract__choice(cx, r, "check rule", s_rules, DM_CHECK__COUNT) : -1;
     s_keys(cx, m, rule);
-    if ((v = dm_ynode_get(m, "name")))
-        (void)dm_cx_str(cx, v, "check name", &k->name);
-    if ((v = dm_ynode_get(m, "description")))
-        (void)dm_cx_str(cx, v, "check description", &k->description);
+    if ((v = dm_ytree_get(m, "name")))
+        (void)dm_contract__str(cx, v, "check name", &k->name);
+    if ((v = dm_ytree_get(m, "description")))
+        (void)dm_contract__str(cx, v, "check description", &k->description);
     if (rule < 0)
         return false;
     k->rule = (dm_check_rule)rule;
-    const dm_ynode_t *col = dm_ynode_get(m, "column");
+    const dm_ytree_node_t *col = dm_ytree_get(m, "column");
     if (!col && rule != DM_CHECK_ROW_COUNT_DELTA && rule != DM_CHECK_FRESHNESS) {
         char w[96];
         snprintf(w, sizeof w, "%s (rule %s)", what, s_rules[rule]);
-        dm_cx_err(cx, m, "%s is missing the required key 'column'", w);
+        dm_contract__err(cx, m, "%s is missing the required key 'column'", w);
     } else if (col && rule != DM_CHECK_ROW_COUNT_DELTA) {
-        k->field_index = dm_cx_column(cx, c, col, "check column");
+        k->field_index = dm_contract__column(cx, c, col, "check column");
         if (k->field_index >= 0)
-            k->column = dm_cx_strdup(c->fields[k->field_index].name);
+            k->column = dm_contract__strdup(c->fields[k->field_index].name);
     }
     const dm_field_t *f = k->field_index >= 0 ? &c->fields[k->field_index] : NULL;
     switch (k->rule) {
@@ -275,25 +275,25 @@ static bool s_check(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *m, size_t i
         break;
     case DM_CHECK_REGEX:
         if (f && f->type != DM_FT_STRING)
-            dm_cx_err(cx, col, "rule regex needs a string column; '%s' is %s", f->name,
-                      dm_ftype_name(f->type));
-        if ((v = dm_cx_need(cx, m, "pattern", "regex check")) &&
-            dm_cx_str(cx, v, "regex pattern", &k->pattern))
-            (void)dm_cx_regex_ok(cx, v, "regex pattern", k->pattern);
+            dm_contract__err(cx, col, "rule regex needs a string column; '%s' is %s", f->name,
+                      dm_contract_ftype_name(f->type));
+        if ((v = dm_contract__need(cx, m, "pattern", "regex check")) &&
+            dm_contract__str(cx, v, "regex pattern", &k->pattern))
+            (void)dm_contract__regex_ok(cx, v, "regex pattern", k->pattern);
         break;
     case DM_CHECK_ROW_COUNT_DELTA:
         s_threshold(cx, k, m);
         break;
     case DM_CHECK_FRESHNESS:
         if (f && f->type != DM_FT_TIMESTAMP && f->type != DM_FT_DATE)
-            dm_cx_err(cx, col, "rule freshness needs a timestamp or date column; '%s' is %s",
-                      f->name, dm_ftype_name(f->type));
-        if ((v = dm_ynode_get(m, "max_age")))
-            (void)dm_cx_duration(cx, v, "freshness max_age", &k->max_age_ms);
+            dm_contract__err(cx, col, "rule freshness needs a timestamp or date column; '%s' is %s",
+                      f->name, dm_contract_ftype_name(f->type));
+        if ((v = dm_ytree_get(m, "max_age")))
+            (void)dm_contract__duration(cx, v, "freshness max_age", &k->max_age_ms);
         else if (c->freshness_ms > 0)
             k->max_age_ms = c->freshness_ms;
         else
-            dm_cx_err(cx, m, "rule freshness needs max_age, or spec.sla.freshness as its default");
+            dm_contract__err(cx, m, "rule freshness needs max_age, or spec.sla.freshness as its default");
         break;
     default:
         break;
@@ -301,16 +301,16 @@ static bool s_check(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *m, size_t i
     return true;
 }
 
-void dm_cx_quality(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
+void dm_contract__quality(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *n)
 {
     static const char *const keys[] = {"checks", NULL};
-    if (!dm_cx_map(cx, n, "spec.quality", keys))
+    if (!dm_contract__map(cx, n, "spec.quality", keys))
         return;
-    const dm_ynode_t *v = dm_ynode_get(n, "checks");
-    if (!v || !dm_cx_seq(cx, v, "spec.quality.checks"))
+    const dm_ytree_node_t *v = dm_ytree_get(n, "checks");
+    if (!v || !dm_contract__seq(cx, v, "spec.quality.checks"))
         return;
     if (v->n > DM_CONTRACT_MAX_CHECKS) {
-        dm_cx_err(cx, v, "spec.quality.checks lists %zu checks; a contract has at most %d (the "
+        dm_contract__err(cx, v, "spec.quality.checks lists %zu checks; a contract has at most %d (the "
                          "limit DM_CONTRACT_MAX_CHECKS)", v->n, DM_CONTRACT_MAX_CHECKS);
         return;
     }

@@ -18,55 +18,55 @@ static void *s_calloc(size_t n, size_t size)
     return p;
 }
 
-void dm_cx_storage(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
+void dm_contract__storage(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *n)
 {
     static const char *const keys[] = {"format", "location", "partitioning", NULL};
     static const char *const grans[] = {"hour", "day", "month", "year"};
-    if (!dm_cx_map(cx, n, "spec.storage", keys))
+    if (!dm_contract__map(cx, n, "spec.storage", keys))
         return;
-    const dm_ynode_t *v;
-    if ((v = dm_ynode_get(n, "format")))
-        (void)dm_cx_str(cx, v, "spec.storage.format", &c->storage_format);
-    if ((v = dm_ynode_get(n, "location")))
-        (void)dm_cx_str(cx, v, "spec.storage.location", &c->storage_location);
-    if (!(v = dm_ynode_get(n, "partitioning")) || !dm_cx_seq(cx, v, "spec.storage.partitioning"))
+    const dm_ytree_node_t *v;
+    if ((v = dm_ytree_get(n, "format")))
+        (void)dm_contract__str(cx, v, "spec.storage.format", &c->storage_format);
+    if ((v = dm_ytree_get(n, "location")))
+        (void)dm_contract__str(cx, v, "spec.storage.location", &c->storage_location);
+    if (!(v = dm_ytree_get(n, "partitioning")) || !dm_contract__seq(cx, v, "spec.storage.partitioning"))
         return;
     static const char *const pkeys[] = {"field", "granularity", NULL};
     c->partitions = s_calloc(v->n, sizeof *c->partitions);
     bool *used = s_calloc(c->nfields, sizeof *used); /* fields partitioned on so far */
     for (size_t i = 0; i < v->n; i++) {
-        const dm_ynode_t *p = v->items[i], *f, *g;
+        const dm_ytree_node_t *p = v->items[i], *f, *g;
         char what[64];
         snprintf(what, sizeof what, "spec.storage.partitioning[%zu]", i);
-        if (!dm_cx_map(cx, p, what, pkeys))
+        if (!dm_contract__map(cx, p, what, pkeys))
             continue;
         int fi = -1, gi = -1;
-        if ((f = dm_cx_need(cx, p, "field", what)))
-            fi = dm_cx_column(cx, c, f, "partitioning field");
-        if ((g = dm_cx_need(cx, p, "granularity", what)))
-            gi = dm_cx_choice(cx, g, "partitioning granularity", grans, 4);
+        if ((f = dm_contract__need(cx, p, "field", what)))
+            fi = dm_contract__column(cx, c, f, "partitioning field");
+        if ((g = dm_contract__need(cx, p, "granularity", what)))
+            gi = dm_contract__choice(cx, g, "partitioning granularity", grans, 4);
         if (fi < 0)
             continue;
         const dm_field_t *fd = &c->fields[fi];
         if (fd->type != DM_FT_TIMESTAMP && fd->type != DM_FT_DATE) {
-            dm_cx_err(cx, f, "partitioning field '%s' is %s; it must be a timestamp or date field",
-                      fd->name, dm_ftype_name(fd->type));
+            dm_contract__err(cx, f, "partitioning field '%s' is %s; it must be a timestamp or date field",
+                      fd->name, dm_contract_ftype_name(fd->type));
             continue;
         }
         if (gi == DM_GRAN_HOUR && fd->type == DM_FT_DATE) {
-            dm_cx_err(cx, g, "granularity hour needs a timestamp field; '%s' is a date (use day, "
+            dm_contract__err(cx, g, "granularity hour needs a timestamp field; '%s' is a date (use day, "
                              "month or year)", fd->name);
             continue;
         }
         if (used[fi]) {
-            dm_cx_err(cx, f, "partitioning names field '%s' twice", fd->name);
+            dm_contract__err(cx, f, "partitioning names field '%s' twice", fd->name);
             continue;
         }
         if (gi < 0)
             continue;
         used[fi] = true;
         c->partitions[c->npartitions++] =
-            (dm_partition_t){dm_cx_strdup(fd->name), (dm_granularity)gi};
+            (dm_partition_t){dm_contract__strdup(fd->name), (dm_granularity)gi};
     }
     free(used);
 }
@@ -102,62 +102,62 @@ static bool s_latency(const char *s, double *pct, int64_t *ms)
     size_t len = strlen(s);
     while (len && s[len - 1] == ' ')
         len--;
-    return dm_duration_parse(s, len, ms) && *ms > 0;
+    return dm_contract_duration_parse(s, len, ms) && *ms > 0;
 }
 
-void dm_cx_sla(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
+void dm_contract__sla(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *n)
 {
     static const char *const keys[] = {"freshness", "availability", "latency", NULL};
-    if (!dm_cx_map(cx, n, "spec.sla", keys))
+    if (!dm_contract__map(cx, n, "spec.sla", keys))
         return;
-    const dm_ynode_t *v;
-    if ((v = dm_ynode_get(n, "freshness")))
-        (void)dm_cx_duration(cx, v, "spec.sla.freshness", &c->freshness_ms);
+    const dm_ytree_node_t *v;
+    if ((v = dm_ytree_get(n, "freshness")))
+        (void)dm_contract__duration(cx, v, "spec.sla.freshness", &c->freshness_ms);
     dm_num_t a;
-    if ((v = dm_ynode_get(n, "availability")) && dm_cx_num(cx, v, "spec.sla.availability", &a)) {
+    if ((v = dm_ytree_get(n, "availability")) && dm_contract__num(cx, v, "spec.sla.availability", &a)) {
         if (a.d <= 0 || a.d > 100)
-            dm_cx_err(cx, v, "spec.sla.availability is a percentage: it must be greater than 0 "
+            dm_contract__err(cx, v, "spec.sla.availability is a percentage: it must be greater than 0 "
                              "and at most 100, got %s", v->text);
         else
             c->availability = a.d;
     }
-    if (!(v = dm_ynode_get(n, "latency")))
+    if (!(v = dm_ytree_get(n, "latency")))
         return;
-    if (v->kind != DM_YNODE_SCALAR || dm_ynode_is_null(v) ||
+    if (v->kind != DM_YNODE_SCALAR || dm_ytree_is_null(v) ||
         !s_latency(v->text, &c->latency_percentile, &c->latency_ms)) {
-        dm_cx_err(cx, v,
+        dm_contract__err(cx, v,
                   "spec.sla.latency %s%s%s is not 'pNN < DURATION' (a percentile p50, p90, p99, "
                   "p999 ... and a duration greater than zero, such as p99 < 1s)",
                   v->kind == DM_YNODE_SCALAR ? "'" : "",
-                  v->kind == DM_YNODE_SCALAR ? v->text : dm_cx_kind(v),
+                  v->kind == DM_YNODE_SCALAR ? v->text : dm_contract__kind(v),
                   v->kind == DM_YNODE_SCALAR ? "'" : "");
         c->latency_percentile = 0;
         c->latency_ms = -1;
     }
 }
 
-void dm_cx_policies(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
+void dm_contract__policies(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *n)
 {
     static const char *const keys[] = {"access", "retention", "encryption", NULL};
     static const char *const access[] = {"public", "restricted", "private"};
     static const char *const enc[] = {"none", "aes-256"};
-    if (!dm_cx_map(cx, n, "spec.policies", keys))
+    if (!dm_contract__map(cx, n, "spec.policies", keys))
         return;
-    const dm_ynode_t *v;
+    const dm_ytree_node_t *v;
     int i;
-    if ((v = dm_ynode_get(n, "access")) &&
-        (i = dm_cx_choice(cx, v, "spec.policies.access", access, 3)) >= 0)
+    if ((v = dm_ytree_get(n, "access")) &&
+        (i = dm_contract__choice(cx, v, "spec.policies.access", access, 3)) >= 0)
         c->access = (dm_access)i;
-    if ((v = dm_ynode_get(n, "retention")))
-        (void)dm_cx_duration(cx, v, "spec.policies.retention", &c->retention_ms);
-    if ((v = dm_ynode_get(n, "encryption")) &&
-        (i = dm_cx_choice(cx, v, "spec.policies.encryption", enc, 2)) >= 0)
+    if ((v = dm_ytree_get(n, "retention")))
+        (void)dm_contract__duration(cx, v, "spec.policies.retention", &c->retention_ms);
+    if ((v = dm_ytree_get(n, "encryption")) &&
+        (i = dm_contract__choice(cx, v, "spec.policies.encryption", enc, 2)) >= 0)
         c->encryption = (dm_encryption)i;
 }
 
 /* Reports an upstream listed twice (at its later domain), by sorting
  * "domain/product" keys (names cannot hold '/'). */
-static void s_upstream_twice(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode_t *const *at)
+static void s_upstream_twice(dm_contract__cx_t *cx, const dm_contract_t *c, const dm_ytree_node_t *const *at)
 {
     dm_buf_t keys = DM_BUF_INIT;
     size_t *off = s_calloc(c->nupstream + 1, sizeof *off);
@@ -173,7 +173,7 @@ static void s_upstream_twice(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode
     for (size_t i = 1; i < x.n; i++)
         if (dm_sidx_dup(&x, i)) {
             const dm_lineage_t *l = &c->upstream[x.e[i].pos];
-            dm_cx_err(cx, at[x.e[i].pos], "upstream %s/%s is listed twice", l->domain,
+            dm_contract__err(cx, at[x.e[i].pos], "upstream %s/%s is listed twice", l->domain,
                       l->product);
         }
     dm_sidx_free(&x);
@@ -181,32 +181,32 @@ static void s_upstream_twice(dm_cx_t *cx, const dm_contract_t *c, const dm_ynode
     dm_buf_free(&keys);
 }
 
-static void s_upstream(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *seq)
+static void s_upstream(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *seq)
 {
     static const char *const keys[] = {"product", "domain", NULL};
-    if (!dm_cx_seq(cx, seq, "spec.interoperability.lineage.upstream"))
+    if (!dm_contract__seq(cx, seq, "spec.interoperability.lineage.upstream"))
         return;
     c->upstream = s_calloc(seq->n, sizeof *c->upstream);
-    const dm_ynode_t **at_domain = s_calloc(seq->n, sizeof *at_domain);
+    const dm_ytree_node_t **at_domain = s_calloc(seq->n, sizeof *at_domain);
     for (size_t i = 0; i < seq->n; i++) {
-        const dm_ynode_t *m = seq->items[i], *p, *d;
+        const dm_ytree_node_t *m = seq->items[i], *p, *d;
         char what[80];
         snprintf(what, sizeof what, "spec.interoperability.lineage.upstream[%zu]", i);
-        if (!dm_cx_map(cx, m, what, keys))
+        if (!dm_contract__map(cx, m, what, keys))
             continue;
         dm_lineage_t l = {NULL, NULL};
         bool ok = true;
         const char *names[] = {"product", "domain"};
         char **dst[] = {&l.product, &l.domain};
-        const dm_ynode_t *at[2];
+        const dm_ytree_node_t *at[2];
         for (int k = 0; k < 2; k++) {
             char w[96];
             snprintf(w, sizeof w, "upstream %s", names[k]);
-            at[k] = dm_cx_need(cx, m, names[k], what);
-            if (!at[k] || !dm_cx_str(cx, at[k], w, dst[k])) {
+            at[k] = dm_contract__need(cx, m, names[k], what);
+            if (!at[k] || !dm_contract__str(cx, at[k], w, dst[k])) {
                 ok = false;
-            } else if (!dm_cx_is_name(*dst[k])) {
-                dm_cx_err(cx, at[k], "%s '%s' is not a valid name: it must match "
+            } else if (!dm_contract__is_name(*dst[k])) {
+                dm_contract__err(cx, at[k], "%s '%s' is not a valid name: it must match "
                                      "^[a-z][a-z0-9_-]{0,62}$", w, *dst[k]);
                 ok = false;
             }
@@ -215,7 +215,7 @@ static void s_upstream(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *seq)
         d = at[1];
         if (ok && c->name && c->domain && strcmp(l.product, c->name) == 0 &&
             strcmp(l.domain, c->domain) == 0) {
-            dm_cx_err(cx, p, "a product cannot be its own upstream (%s/%s)", l.domain, l.product);
+            dm_contract__err(cx, p, "a product cannot be its own upstream (%s/%s)", l.domain, l.product);
             ok = false;
         }
         if (ok) {
@@ -230,26 +230,26 @@ static void s_upstream(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *seq)
     free(at_domain);
 }
 
-void dm_cx_interop(dm_cx_t *cx, dm_contract_t *c, const dm_ynode_t *n)
+void dm_contract__interop(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *n)
 {
     static const char *const keys[] = {"protocols", "lineage", NULL};
     static const char *const lkeys[] = {"upstream", NULL};
     static const char *const protos[] = {"graphql", "rest", "grpc", "sql"};
-    if (!dm_cx_map(cx, n, "spec.interoperability", keys))
+    if (!dm_contract__map(cx, n, "spec.interoperability", keys))
         return;
-    const dm_ynode_t *v = dm_ynode_get(n, "protocols");
-    if (v && dm_cx_seq(cx, v, "spec.interoperability.protocols")) {
+    const dm_ytree_node_t *v = dm_ytree_get(n, "protocols");
+    if (v && dm_contract__seq(cx, v, "spec.interoperability.protocols")) {
         for (size_t i = 0; i < v->n; i++) {
-            int p = dm_cx_choice(cx, v->items[i], "protocol", protos, 4);
+            int p = dm_contract__choice(cx, v->items[i], "protocol", protos, 4);
             if (p < 0)
                 continue;
             if (c->protocols & (1u << p))
-                dm_cx_err(cx, v->items[i], "protocol '%s' is listed twice", protos[p]);
+                dm_contract__err(cx, v->items[i], "protocol '%s' is listed twice", protos[p]);
             c->protocols |= 1u << p;
         }
     }
-    if ((v = dm_ynode_get(n, "lineage")) &&
-        dm_cx_map(cx, v, "spec.interoperability.lineage", lkeys) &&
-        (v = dm_ynode_get(v, "upstream")))
+    if ((v = dm_ytree_get(n, "lineage")) &&
+        dm_contract__map(cx, v, "spec.interoperability.lineage", lkeys) &&
+        (v = dm_ytree_get(v, "upstream")))
         s_upstream(cx, c, v);
 }

@@ -126,7 +126,7 @@ static bool s_iso(const char *s, size_t len, int64_t *ms)
     return true;
 }
 
-bool dm_duration_parse(const char *s, size_t len, int64_t *ms_out)
+bool dm_contract_duration_parse(const char *s, size_t len, int64_t *ms_out)
 {
     int64_t ms = 0;
     bool ok = len > 0 && (s[0] == 'P' ? s_iso(s, len, &ms) : s_simple(s, len, &ms));

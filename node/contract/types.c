@@ -2,7 +2,7 @@
  *
  * These run once per field per record on the ingest path, so they are
  * hand-written digit loops rather than sscanf/strptime, and they never
- * allocate except dm_double_parse on pathologically long numbers (see
+ * allocate except dm_types_double_parse on pathologically long numbers (see
  * there). Dates use the proleptic Gregorian calendar (Hinnant's
  * days_from_civil / civil_from_days). */
 #include "contract/types.h"
@@ -44,7 +44,7 @@ static unsigned s_month_days(unsigned y, unsigned m)
     return m == 2 && s_is_leap(y) ? 29 : days[m - 1];
 }
 
-int64_t dm_days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t dm_types_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -54,7 +54,7 @@ int64_t dm_days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
-/* Inverse of dm_days_from_civil. */
+/* Inverse of dm_types_days_from_civil. */
 static void s_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
     z += 719468;
@@ -77,11 +77,11 @@ static bool s_date10(const char *s, int64_t *days)
         return false;
     if (m < 1 || m > 12 || d < 1 || d > s_month_days(y, m))
         return false;
-    *days = dm_days_from_civil(y, m, d);
+    *days = dm_types_days_from_civil(y, m, d);
     return true;
 }
 
-bool dm_date_parse(const char *s, size_t len, int32_t *days_out)
+bool dm_types_date_parse(const char *s, size_t len, int32_t *days_out)
 {
     int64_t days;
     if (len != 10 || !s_date10(s, &days))
@@ -119,7 +119,7 @@ static size_t s_format_civil(int64_t days, char *buf)
 
 /* The parser only yields years 0000-9999, which fit the 11-byte buffer; any
  * other day number is formatted expanded and cut to fit rather than overrun. */
-size_t dm_date_format(int32_t days, char *buf)
+size_t dm_types_date_format(int32_t days, char *buf)
 {
     char tmp[DM_TIMESTAMP_TEXT_MAX];
     size_t n = s_format_civil(days, tmp);
@@ -132,7 +132,7 @@ size_t dm_date_format(int32_t days, char *buf)
 
 /* Leap seconds (":60") are refused: the stored form is POSIX time, which
  * cannot represent them, and accepting them silently would shift data. */
-bool dm_timestamp_parse(const char *s, size_t len, int64_t *us_out)
+bool dm_types_timestamp_parse(const char *s, size_t len, int64_t *us_out)
 {
     int64_t days;
     unsigned hh, mi, ss, oh, om;
@@ -181,7 +181,7 @@ bool dm_timestamp_parse(const char *s, size_t len, int64_t *us_out)
     return true;
 }
 
-size_t dm_timestamp_format(int64_t us, char *buf)
+size_t dm_types_timestamp_format(int64_t us, char *buf)
 {
     /* floor division so instants before 1970 format correctly */
     int64_t secs = us / US_PER_SEC, frac = us % US_PER_SEC;
@@ -227,7 +227,7 @@ static int s_hexval(unsigned char c)
     return -1;
 }
 
-bool dm_uuid_parse(const char *s, size_t len, uint8_t out[DM_UUID_BYTES])
+bool dm_types_uuid_parse(const char *s, size_t len, uint8_t out[DM_UUID_BYTES])
 {
     if (len != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
         return false;
@@ -246,7 +246,7 @@ bool dm_uuid_parse(const char *s, size_t len, uint8_t out[DM_UUID_BYTES])
     return true;
 }
 
-size_t dm_uuid_format(const uint8_t in[DM_UUID_BYTES], char *buf)
+size_t dm_types_uuid_format(const uint8_t in[DM_UUID_BYTES], char *buf)
 {
     static const char hex[] = "0123456789abcdef";
     size_t n = 0;
@@ -316,7 +316,7 @@ static bool s_json_number(const char *s, size_t len, s_num_t *n)
     return i == len;
 }
 
-bool dm_int_parse(const char *s, size_t len, int64_t *out)
+bool dm_types_int_parse(const char *s, size_t len, int64_t *out)
 {
     s_num_t n;
     if (!s_json_number(s, len, &n))
@@ -362,7 +362,7 @@ bool dm_int_parse(const char *s, size_t len, int64_t *out)
     return true;
 }
 
-bool dm_double_parse(const char *s, size_t len, double *out)
+bool dm_types_double_parse(const char *s, size_t len, double *out)
 {
     static const double pow10[CLINGER_MAX_POW10 + 1] = {
         1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,

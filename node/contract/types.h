@@ -12,37 +12,37 @@
 #include <stdint.h>
 
 #define DM_UUID_BYTES 16
-#define DM_TIMESTAMP_TEXT_MAX 40 /* bytes incl. NUL for dm_timestamp_format */
+#define DM_TIMESTAMP_TEXT_MAX 40 /* bytes incl. NUL for dm_types_timestamp_format */
 
 /* RFC 3339 date-time with a mandatory offset (Z or +HH:MM), optional
  * fraction up to nanoseconds (kept to microseconds), 'T' or 't' or ' '
  * between date and time. Rejects impossible dates and times. Writes UTC
  * microseconds since 1970-01-01. */
-bool dm_timestamp_parse(const char *s, size_t len, int64_t *us_out);
+bool dm_types_timestamp_parse(const char *s, size_t len, int64_t *us_out);
 
 /* Formats UTC microseconds as RFC 3339 ("2026-11-25T05:10:57.123456Z",
  * fraction omitted when zero). buf must hold DM_TIMESTAMP_TEXT_MAX bytes.
  * Returns the length written. */
-size_t dm_timestamp_format(int64_t us, char *buf);
+size_t dm_types_timestamp_format(int64_t us, char *buf);
 
 /* YYYY-MM-DD, a real calendar date (years 0000-9999). Writes days since
  * 1970-01-01. */
-bool dm_date_parse(const char *s, size_t len, int32_t *days_out);
+bool dm_types_date_parse(const char *s, size_t len, int32_t *days_out);
 /* Formats days since 1970-01-01 as YYYY-MM-DD; buf holds 11 bytes. */
-size_t dm_date_format(int32_t days, char *buf);
+size_t dm_types_date_format(int32_t days, char *buf);
 
 /* 8-4-4-4-12 hex digits, either case. */
-bool dm_uuid_parse(const char *s, size_t len, uint8_t out[DM_UUID_BYTES]);
+bool dm_types_uuid_parse(const char *s, size_t len, uint8_t out[DM_UUID_BYTES]);
 /* Lowercase 8-4-4-4-12; buf holds 37 bytes. */
-size_t dm_uuid_format(const uint8_t in[DM_UUID_BYTES], char *buf);
+size_t dm_types_uuid_format(const uint8_t in[DM_UUID_BYTES], char *buf);
 
 /* A JSON number whose value is an integer within int64 ("42", "-7",
  * "1.0", "1e3" are accepted; "1.5", "9223372036854775808" are not). */
-bool dm_int_parse(const char *s, size_t len, int64_t *out);
+bool dm_types_int_parse(const char *s, size_t len, int64_t *out);
 /* A JSON number that is a finite double. */
-bool dm_double_parse(const char *s, size_t len, double *out);
+bool dm_types_double_parse(const char *s, size_t len, double *out);
 
 /* Days since 1970-01-01 for a proleptic Gregorian date (no validation). */
-int64_t dm_days_from_civil(int64_t y, unsigned m, unsigned d);
+int64_t dm_types_days_from_civil(int64_t y, unsigned m, unsigned d);
 
 #endif

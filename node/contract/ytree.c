@@ -1,11 +1,11 @@
-/* yaml_tree.c: builds the bounded YAML node tree from libyaml events.
+/* ytree.c: builds the bounded YAML node tree from libyaml events.
  *
  * Before libyaml sees the text, a pre-scan checks size, UTF-8 and NUL bytes
  * and notes lines whose indentation holds a TAB. While events arrive the
  * builder enforces depth, key rules and alias expansion limits, so the work
  * done is linear in the input and a billion-laughs file stops after a few
  * hundred events. */
-#include "contract/yaml_tree.h"
+#include "contract/ytree.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -29,7 +29,7 @@ typedef struct {
 
 typedef struct {
     char *name;
-    dm_ynode_t *node;
+    dm_ytree_node_t *node;
 } s_anchor_t;
 
 typedef struct {
@@ -40,10 +40,10 @@ typedef struct {
     bool bad;               /* a problem was reported */
     bool aliased;           /* an alias was seen */
     size_t nodes, bytes;    /* expanded totals for the file */
-    dm_ydoc_t **docs;
+    dm_ytree_doc_t **docs;
     size_t ndocs, capdocs;
-    dm_ydoc_t *doc;         /* the document being built */
-    dm_ynode_t *stack[DM_CONTRACT_MAX_DEPTH];
+    dm_ytree_doc_t *doc;         /* the document being built */
+    dm_ytree_node_t *stack[DM_CONTRACT_MAX_DEPTH];
     size_t depth;
     s_anchor_t *anchors;    /* open addressing, capacity nanchor_slots */
     size_t nanchors, nanchor_slots;
@@ -233,7 +233,7 @@ static s_anchor_t *s_anchor_slot(const s_build_t *b, s_anchor_t *t, size_t slots
     return &t[i];
 }
 
-static void s_anchor_set(s_build_t *b, const char *name, dm_ynode_t *node)
+static void s_anchor_set(s_build_t *b, const char *name, dm_ytree_node_t *node)
 {
     if ((b->nanchors + 1) * 2 > b->nanchor_slots) {
         size_t slots = b->nanchor_slots ? b->nanchor_slots * 2 : S_ANCHORS_MIN;
@@ -257,17 +257,17 @@ static void s_anchor_set(s_build_t *b, const char *name, dm_ynode_t *node)
     a->node = node; /* a redefined anchor replaces the old one, as YAML says */
 }
 
-static dm_ynode_t *s_anchor_get(s_build_t *b, const char *name)
+static dm_ytree_node_t *s_anchor_get(s_build_t *b, const char *name)
 {
     if (!b->nanchor_slots)
         return NULL;
     return s_anchor_slot(b, b->anchors, b->nanchor_slots, name)->node;
 }
 
-static dm_ynode_t *s_node_new(s_build_t *b, dm_ynode_kind kind, yaml_mark_t m)
+static dm_ytree_node_t *s_node_new(s_build_t *b, dm_ynode_kind kind, yaml_mark_t m)
 {
-    dm_ydoc_t *d = b->doc;
-    dm_ynode_t *n = calloc(1, sizeof *n);
+    dm_ytree_doc_t *d = b->doc;
+    dm_ytree_node_t *n = calloc(1, sizeof *n);
     if (!n)
         abort();
     n->kind = kind;
@@ -281,7 +281,7 @@ static dm_ynode_t *s_node_new(s_build_t *b, dm_ynode_kind kind, yaml_mark_t m)
 
 /* Adds n (new or aliased) to the open container or as the root. Returns
  * false when a limit is exceeded (parsing must stop). */
-static bool s_attach(s_build_t *b, dm_ynode_t *n, yaml_mark_t m)
+static bool s_attach(s_build_t *b, dm_ytree_node_t *n, yaml_mark_t m)
 {
     if (b->nodes + n->weight > DM_YAML_MAX_NODES) {
         char msg[192];
@@ -310,7 +310,7 @@ static bool s_attach(s_build_t *b, dm_ynode_t *n, yaml_mark_t m)
         b->doc->root = n;
         return true;
     }
-    dm_ynode_t *p = b->stack[b->depth - 1];
+    dm_ytree_node_t *p = b->stack[b->depth - 1];
     if (p->kind == DM_YNODE_MAP && p->n % 2 == 0) {
         if (n->kind != DM_YNODE_SCALAR)
             s_err(b, m.line, m.column, "a mapping key must be a scalar, not a mapping or sequence");
@@ -328,7 +328,7 @@ static bool s_attach(s_build_t *b, dm_ynode_t *n, yaml_mark_t m)
 
 static int s_key_cmp(const void *a, const void *b)
 {
-    const dm_ynode_t *x = *(const dm_ynode_t *const *)a, *y = *(const dm_ynode_t *const *)b;
+    const dm_ytree_node_t *x = *(const dm_ytree_node_t *const *)a, *y = *(const dm_ytree_node_t *const *)b;
     size_t n = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->text, y->text, n);
     if (c)
@@ -341,12 +341,12 @@ static int s_key_cmp(const void *a, const void *b)
 }
 
 /* Reports duplicate keys of a finished mapping (at the later occurrence). */
-static void s_check_dups(s_build_t *b, const dm_ynode_t *m)
+static void s_check_dups(s_build_t *b, const dm_ytree_node_t *m)
 {
     size_t np = m->n / 2;
     if (np < 2)
         return;
-    const dm_ynode_t **keys = malloc(np * sizeof *keys);
+    const dm_ytree_node_t **keys = malloc(np * sizeof *keys);
     if (!keys)
         abort();
     size_t k = 0;
@@ -384,7 +384,7 @@ static void s_check_tag(s_build_t *b, const yaml_char_t *tag, yaml_mark_t m)
 static bool s_event(s_build_t *b, const yaml_event_t *e)
 {
     yaml_mark_t m = e->start_mark;
-    dm_ynode_t *n;
+    dm_ytree_node_t *n;
     switch (e->type) {
     case YAML_DOCUMENT_START_EVENT:
         b->doc = calloc(1, sizeof *b->doc);
@@ -504,12 +504,12 @@ static void s_build_free(s_build_t *b)
     free(b->ranges);
     if (b->docs) {
         for (size_t i = 0; i < b->ndocs; i++)
-            dm_ydoc_destroy(&b->docs[i]);
+            dm_ytree_doc_destroy(&b->docs[i]);
         free(b->docs);
     }
 }
 
-dm_err dm_ytree_load(const char *name, const char *buf, size_t len, dm_ydoc_t ***docs,
+dm_err dm_ytree_load(const char *name, const char *buf, size_t len, dm_ytree_doc_t ***docs,
                      size_t *ndocs, dm_diags_t *diags)
 {
     *docs = NULL;
@@ -577,11 +577,11 @@ out:
     return rc;
 }
 
-void dm_ydoc_destroy(dm_ydoc_t **self_p)
+void dm_ytree_doc_destroy(dm_ytree_doc_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    dm_ydoc_t *d = *self_p;
+    dm_ytree_doc_t *d = *self_p;
     for (size_t i = 0; i < d->nall; i++) {
         free(d->all[i]->text);
         free(d->all[i]->items);
@@ -592,20 +592,20 @@ void dm_ydoc_destroy(dm_ydoc_t **self_p)
     *self_p = NULL;
 }
 
-const dm_ynode_t *dm_ynode_get(const dm_ynode_t *m, const char *key)
+const dm_ytree_node_t *dm_ytree_get(const dm_ytree_node_t *m, const char *key)
 {
     if (!m || m->kind != DM_YNODE_MAP)
         return NULL;
     size_t klen = strlen(key);
     for (size_t i = 0; i + 1 < m->n; i += 2) {
-        const dm_ynode_t *k = m->items[i];
+        const dm_ytree_node_t *k = m->items[i];
         if (k->kind == DM_YNODE_SCALAR && k->len == klen && memcmp(k->text, key, klen) == 0)
             return m->items[i + 1];
     }
     return NULL;
 }
 
-bool dm_ynode_is_null(const dm_ynode_t *n)
+bool dm_ytree_is_null(const dm_ytree_node_t *n)
 {
     if (n->kind != DM_YNODE_SCALAR || !n->plain)
         return false;
@@ -613,7 +613,7 @@ bool dm_ynode_is_null(const dm_ynode_t *n)
            strcmp(n->text, "Null") == 0 || strcmp(n->text, "NULL") == 0;
 }
 
-bool dm_ynode_is_bool(const dm_ynode_t *n, bool *out)
+bool dm_ytree_is_bool(const dm_ytree_node_t *n, bool *out)
 {
     if (n->kind != DM_YNODE_SCALAR || !n->plain)
         return false;
@@ -629,7 +629,7 @@ bool dm_ynode_is_bool(const dm_ynode_t *n, bool *out)
     return true;
 }
 
-bool dm_ynode_is_number(const dm_ynode_t *n)
+bool dm_ytree_is_number(const dm_ytree_node_t *n)
 {
     if (n->kind != DM_YNODE_SCALAR || !n->plain)
         return false;

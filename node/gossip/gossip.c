@@ -84,7 +84,7 @@ static void s_save_member(void *ctx, const dm_member_t *mb)
     if (memcmp(mb->id, sc->self_id, DM_ID_PUBLIC_BYTES) == 0)
         return;
     fprintf(sc->f, "member %s %s %" PRIu64 " %s\n", mb->address,
-            mb->domain[0] ? mb->domain : "-", mb->incarnation, dm_member_state_name(mb->state));
+            mb->domain[0] ? mb->domain : "-", mb->incarnation, dm_membership_state_name(mb->state));
 }
 
 static void s_save(dm_gossip_t *self)
@@ -148,7 +148,7 @@ static void s_load(dm_gossip_t *self, int64_t now_ms)
                           .last_heard_ms = now_ms};
         char ep[256], why[256];
         bool live = strcmp(state, "alive") == 0 || strcmp(state, "suspect") == 0;
-        if (dm_address_parse(addr, mb.id, ep, sizeof ep, why, sizeof why) != DM_OK ||
+        if (dm_identity_address_parse(addr, mb.id, ep, sizeof ep, why, sizeof why) != DM_OK ||
             (live && dm_membership_add_known(self->m, &mb, now_ms) != DM_OK)) {
             dm_log_warn("gossip: %s:%u: bad member address; skipped", path, lineno);
             continue;
@@ -199,8 +199,8 @@ static void *s_peer_socket(dm_gossip_t *self, const char *address, int64_t now_m
     }
     uint8_t node_id[DM_ID_PUBLIC_BYTES], server[32];
     char ep[256], why[256] = "its key is not a valid ed25519 public key";
-    if (dm_address_parse(address, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
-        dm_curve_public_from_node_id(node_id, server) != DM_OK) {
+    if (dm_identity_address_parse(address, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
+        dm_identity_curve_from_id(node_id, server) != DM_OK) {
         dm_log_warn("gossip: cannot send to '%s': %s", address, why);
         return NULL;
     }
@@ -383,14 +383,14 @@ static void s_catalog_take_delta(dm_gossip_t *self, const Dm__CatalogSync *m,
     dm_err rc = dm_catalog_apply_delta_from(self->catalog, sender, m->delta.data, m->delta.len,
                                             now_ms, &counts, &more, &refused);
     if (rc == DM_ERR_PROTO) {
-        dm_log_warn("catalog: a delta from %.16s was refused: %s", hex, dm_strerror(rc));
+        dm_log_warn("catalog: a delta from %.16s was refused: %s", hex, dm_err_str(rc));
     } else if (rc != DM_OK) {
         /* The store refused the write (a full map at its maximum, a disk
          * error): nothing of this delta is kept and every peer keeps
          * offering it, so say so at the level an operator watches. */
         dm_log_err("catalog: cannot store a delta from %.16s (%zu bytes): %s; the catalog "
                    "stops taking news until the store accepts writes",
-                   hex, (size_t)m->delta.len, dm_strerror(rc));
+                   hex, (size_t)m->delta.len, dm_err_str(rc));
     } else {
         size_t bad = 0;
         for (int v = 0; v < DM_CATALOG__VERDICTS; v++)
@@ -422,8 +422,8 @@ void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *m, cons
     uint8_t node_id[DM_ID_PUBLIC_BYTES], curve[32];
     char ep[256], why[256], hex[65];
     if (!m->reply_to || !user_id ||
-        dm_address_parse(m->reply_to, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
-        dm_curve_public_from_node_id(node_id, curve) != DM_OK ||
+        dm_identity_address_parse(m->reply_to, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
+        dm_identity_curve_from_id(node_id, curve) != DM_OK ||
         (sodium_bin2hex(hex, sizeof hex, curve, sizeof curve), strcmp(hex, user_id) != 0)) {
         dm_log_warn("catalog: dropped a sync message whose reply address does not match its "
                     "transport key");
@@ -541,14 +541,14 @@ void dm_gossip_receive(dm_gossip_t *self, const uint8_t *data, size_t len, const
     dm_err rc = dm_membership_decode(data, len, &self->in);
     if (rc != DM_OK) {
         dm_log_warn("gossip: dropped a malformed membership message (%zu bytes): %s", len,
-                    dm_strerror(rc));
+                    dm_err_str(rc));
         return;
     }
     /* The transport authenticated the sender's CURVE key: it must be the
      * key of the node the message claims to come from. */
     uint8_t curve[32];
     char hex[65];
-    if (!user_id || dm_curve_public_from_node_id(self->in.sender.id, curve) != DM_OK ||
+    if (!user_id || dm_identity_curve_from_id(self->in.sender.id, curve) != DM_OK ||
         (sodium_bin2hex(hex, sizeof hex, curve, sizeof curve), strcmp(hex, user_id) != 0)) {
         dm_log_warn("gossip: dropped a membership message whose sender does not match its "
                     "transport key");
@@ -556,7 +556,7 @@ void dm_gossip_receive(dm_gossip_t *self, const uint8_t *data, size_t len, const
     }
     rc = dm_membership_receive(self->m, self->in.sender.id, &self->in, now_ms);
     if (rc != DM_OK)
-        dm_log_debug("gossip: membership message refused: %s", dm_strerror(rc));
+        dm_log_debug("gossip: membership message refused: %s", dm_err_str(rc));
     s_flush(self, now_ms);
 }
 

@@ -325,7 +325,7 @@ dm_err dm_identity_curve_keys(const dm_identity_t *self, uint8_t public_out[DM_I
     return DM_OK;
 }
 
-dm_err dm_curve_public_from_node_id(const uint8_t node_id[DM_ID_PUBLIC_BYTES],
+dm_err dm_identity_curve_from_id(const uint8_t node_id[DM_ID_PUBLIC_BYTES],
                                     uint8_t curve_out[DM_ID_CURVE_BYTES])
 {
     if (s_sodium() != DM_OK || crypto_sign_ed25519_pk_to_curve25519(curve_out, node_id) != 0) {
@@ -456,7 +456,7 @@ static dm_err s_check_endpoint(const char *ep, size_t len, char *err, size_t err
     return DM_OK;
 }
 
-dm_err dm_address_format(const uint8_t node_id[DM_ID_PUBLIC_BYTES], const char *endpoint,
+dm_err dm_identity_address_format(const uint8_t node_id[DM_ID_PUBLIC_BYTES], const char *endpoint,
                          char *out, size_t cap)
 {
     char why[DM_ADDRESS_MAX];
@@ -473,7 +473,7 @@ dm_err dm_address_format(const uint8_t node_id[DM_ID_PUBLIC_BYTES], const char *
     return DM_OK;
 }
 
-dm_err dm_address_parse(const char *addr, uint8_t node_id[DM_ID_PUBLIC_BYTES], char *endpoint,
+dm_err dm_identity_address_parse(const char *addr, uint8_t node_id[DM_ID_PUBLIC_BYTES], char *endpoint,
                         size_t endpoint_cap, char *err, size_t errcap)
 {
     if (err && errcap > 0)

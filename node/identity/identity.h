@@ -52,7 +52,7 @@ DM_NODISCARD dm_err dm_identity_curve_keys(const dm_identity_t *self,
                                            uint8_t secret_out[DM_ID_CURVE_BYTES]);
 /* The Curve25519 public key of another node, from its node id.
  * DM_ERR_CRYPTO (output zeroed) if node_id is not a valid ed25519 point. */
-DM_NODISCARD dm_err dm_curve_public_from_node_id(const uint8_t node_id[DM_ID_PUBLIC_BYTES],
+DM_NODISCARD dm_err dm_identity_curve_from_id(const uint8_t node_id[DM_ID_PUBLIC_BYTES],
                                                  uint8_t curve_out[DM_ID_CURVE_BYTES]);
 
 /* Detached ed25519 signature of msg. DM_ERR_CRYPTO (sig zeroed) on failure. */
@@ -63,9 +63,9 @@ DM_NODISCARD bool dm_identity_verify(const uint8_t node_id[DM_ID_PUBLIC_BYTES], 
                                      size_t len, const uint8_t sig[DM_ID_SIGNATURE_BYTES]);
 
 /* Writes "<hex node id>@<endpoint>" into out (cap bytes). endpoint must be
- * "tcp://HOST:PORT" (checked as dm_address_parse does). DM_ERR_INVALID for
+ * "tcp://HOST:PORT" (checked as dm_identity_address_parse does). DM_ERR_INVALID for
  * a bad endpoint, DM_ERR_TOOBIG if out is too small. */
-DM_NODISCARD dm_err dm_address_format(const uint8_t node_id[DM_ID_PUBLIC_BYTES],
+DM_NODISCARD dm_err dm_identity_address_format(const uint8_t node_id[DM_ID_PUBLIC_BYTES],
                                       const char *endpoint, char *out, size_t cap);
 /* Parses and validates an address: 64 hex digits (either case), '@',
  * "tcp://", HOST (a name, an IPv4 address or [IPv6]), ':', PORT 1-65535.
@@ -73,7 +73,7 @@ DM_NODISCARD dm_err dm_address_format(const uint8_t node_id[DM_ID_PUBLIC_BYTES],
  * On error (DM_ERR_INVALID, or DM_ERR_TOOBIG when endpoint_cap is too
  * small) writes a one-line reason naming what is wrong and the expected
  * form into err (errcap bytes; err may be NULL). */
-DM_NODISCARD dm_err dm_address_parse(const char *addr, uint8_t node_id[DM_ID_PUBLIC_BYTES],
+DM_NODISCARD dm_err dm_identity_address_parse(const char *addr, uint8_t node_id[DM_ID_PUBLIC_BYTES],
                                      char *endpoint, size_t endpoint_cap, char *err,
                                      size_t errcap);
 

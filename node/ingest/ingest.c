@@ -434,7 +434,7 @@ reply:
             char text[1024];
             snprintf(text, sizeof text,
                      "the node could not store the batch (%s); nothing of it was kept",
-                     dm_strerror(rc));
+                     dm_err_str(rc));
             s_send_error(self, job, rc, text);
             continue;
         }
@@ -476,7 +476,7 @@ static bool s_compatible(const dm_contract_t *old, const dm_contract_t *new, dm_
         }
         if (a->type != b->type) {
             dm_buf_printf(why, "field '%s' changes type from %s to %s", a->name,
-                          dm_ftype_name(a->type), dm_ftype_name(b->type));
+                          dm_contract_ftype_name(a->type), dm_contract_ftype_name(b->type));
             return false;
         }
         if (a->type == DM_FT_ENUM) {
@@ -573,7 +573,7 @@ static void s_commit_register(dm_ingest_t *self, s_job *job)
     if (rc != DM_OK) {
         char text[1024];
         snprintf(text, sizeof text, "the node could not store contract %s: %s", qualified,
-                 dm_strerror(rc));
+                 dm_err_str(rc));
         s_send_error(self, job, rc, text);
         goto out;
     }
@@ -583,7 +583,7 @@ static void s_commit_register(dm_ingest_t *self, s_job *job)
         if (rc != DM_OK) {
             char text[1024];
             snprintf(text, sizeof text, "contract %s was stored but could not be loaded: %s",
-                     qualified, dm_strerror(rc));
+                     qualified, dm_err_str(rc));
             s_send_error(self, job, rc, text);
             goto out;
         }
@@ -605,9 +605,9 @@ static void s_commit_register(dm_ingest_t *self, s_job *job)
     env.register_rep = &rep;
     s_send_reply(self, job, &env);
 out:
-    dm_product_clear(&old);
-    dm_product_clear(&stored);
-    dm_product_clear(&prev);
+    dm_store_product_clear(&old);
+    dm_store_product_clear(&stored);
+    dm_store_product_clear(&prev);
 }
 
 static void s_commit_deregister(dm_ingest_t *self, s_job *job)
@@ -628,7 +628,7 @@ static void s_commit_deregister(dm_ingest_t *self, s_job *job)
     }
     if (rc != DM_OK) {
         char text[512];
-        snprintf(text, sizeof text, "the node could not delete %s: %s", qualified, dm_strerror(rc));
+        snprintf(text, sizeof text, "the node could not delete %s: %s", qualified, dm_err_str(rc));
         s_send_error(self, job, rc, text);
         return;
     }
@@ -646,7 +646,7 @@ static void s_commit_deregister(dm_ingest_t *self, s_job *job)
     env.body_case = DM__ENVELOPE__BODY_DEREGISTER_REP;
     env.deregister_rep = &rep;
     s_send_reply(self, job, &env);
-    dm_product_clear(&removed);
+    dm_store_product_clear(&removed);
 }
 
 static void *s_writer_main(void *arg)

@@ -74,7 +74,7 @@ dm_err dm_membership_new(const uint8_t self_id[DM_ID_PUBLIC_BYTES], const char *
         return DM_ERR_NOMEM;
     m->cfg = *cfg;
     m->rng = seed;
-    m->hash_key = dm_mb_rand(m);
+    m->hash_key = dm_membership__rand(m);
     memcpy(m->self_id, self_id, DM_ID_PUBLIC_BYTES);
     strcpy(m->self_address, self_address);
     strcpy(m->self_domain, self_domain);
@@ -82,7 +82,7 @@ dm_err dm_membership_new(const uint8_t self_id[DM_ID_PUBLIC_BYTES], const char *
     /* Spread the first probes and gossip of nodes started together. */
     m->next_probe = -1;
     m->next_gossip = -1;
-    m->next_seq = (uint32_t)dm_mb_rand(m);
+    m->next_seq = (uint32_t)dm_membership__rand(m);
     *out = m;
     return DM_OK;
 }
@@ -96,7 +96,7 @@ void dm_membership_destroy(dm_membership_t **self_p)
         free(m->out[i].sync_ids);
     free(m->out);
     free(m->bcast);
-    dm_mb_free_table(m);
+    dm_membership__free_table(m);
     free(m);
     *self_p = NULL;
 }
@@ -113,22 +113,22 @@ void dm_membership_set_incarnation(dm_membership_t *m, uint64_t inc) { m->self_i
  * it on our own evidence, or add our evidence to a suspicion we heard. */
 static void s_suspect_locally(dm_membership_t *m, uint32_t idx, int64_t now)
 {
-    dm_mb_member_t *e = &m->mem[idx];
+    dm_membership__member_t *e = &m->mem[idx];
     if (e->state == DM_MEMBER_SUSPECT) {
-        if (e->aux != DM_MB_NO_AUX) {
+        if (e->aux != DM_MEMBERSHIP_NO_AUX) {
             m->aux[e->aux].evidence = true;
             if (m->aux[e->aux].claimed_dead) {
-                dm_mb_declare_dead(m, idx, now);
+                dm_membership__declare_dead(m, idx, now);
                 return;
             }
         }
-        if (dm_mb_confirm(m, idx, m->self_id))
-            dm_mb_bcast(m, e->id, m->self_id);
+        if (dm_membership__confirm(m, idx, m->self_id))
+            dm_membership__bcast(m, e->id, m->self_id);
         return;
     }
-    dm_mb_start_suspicion(m, idx, m->self_id, true, now);
-    dm_mb_bcast(m, m->mem[idx].id, m->self_id);
-    dm_mb_emit(m, DM_MEMBERSHIP_EV_SUSPECT, idx, now);
+    dm_membership__start_suspicion(m, idx, m->self_id, true, now);
+    dm_membership__bcast(m, m->mem[idx].id, m->self_id);
+    dm_membership__emit(m, DM_MEMBERSHIP_EV_SUSPECT, idx, now);
 }
 
 /* Up to want distinct random members: alive only (helpers), or for
@@ -141,7 +141,7 @@ static size_t s_pick(dm_membership_t *m, size_t want, const uint8_t *exclude, bo
     ((!exclude || memcmp(m->mem[i].id, exclude, DM_ID_PUBLIC_BYTES) != 0) &&                     \
      (m->mem[i].state == DM_MEMBER_ALIVE ||                                                      \
       (gossip && (m->mem[i].state == DM_MEMBER_SUSPECT ||                                        \
-                  (m->mem[i].aux != DM_MB_NO_AUX &&                                         \
+                  (m->mem[i].aux != DM_MEMBERSHIP_NO_AUX &&                                         \
                    now - m->aux[m->mem[i].aux].since < m->cfg.gossip_to_dead_ms)))))
     if (m->n <= 4 * want + 8) {
         size_t seen = 0; /* reservoir sampling over the eligible */
@@ -152,7 +152,7 @@ static size_t s_pick(dm_membership_t *m, size_t want, const uint8_t *exclude, bo
             if (got < want)
                 out[got++] = (uint32_t)i;
             else {
-                size_t j = (size_t)(dm_mb_rand(m) % seen);
+                size_t j = (size_t)(dm_membership__rand(m) % seen);
                 if (j < want)
                     out[j] = (uint32_t)i;
             }
@@ -160,7 +160,7 @@ static size_t s_pick(dm_membership_t *m, size_t want, const uint8_t *exclude, bo
         return got;
     }
     for (size_t tries = 0; tries < 8 * want && got < want; tries++) {
-        uint32_t i = (uint32_t)(dm_mb_rand(m) % m->n);
+        uint32_t i = (uint32_t)(dm_membership__rand(m) % m->n);
         bool dup = false;
         for (size_t j = 0; j < got; j++)
             dup |= out[j] == i;
@@ -175,12 +175,12 @@ static size_t s_pick(dm_membership_t *m, size_t want, const uint8_t *exclude, bo
 static void s_reap(dm_membership_t *m, int64_t now)
 {
     for (size_t i = m->n; i-- > 0;) {
-        dm_mb_member_t *e = &m->mem[i];
-        if (dm_mb_live(e->state) || e->aux == DM_MB_NO_AUX ||
+        dm_membership__member_t *e = &m->mem[i];
+        if (dm_membership__live(e->state) || e->aux == DM_MEMBERSHIP_NO_AUX ||
             now - m->aux[e->aux].since < m->cfg.dead_retention_ms)
             continue;
-        dm_mb_emit(m, DM_MEMBERSHIP_EV_REMOVED, (uint32_t)i, now);
-        dm_mb_remove(m, (uint32_t)i);
+        dm_membership__emit(m, DM_MEMBERSHIP_EV_REMOVED, (uint32_t)i, now);
+        dm_membership__remove(m, (uint32_t)i);
     }
 }
 
@@ -194,7 +194,7 @@ static void s_probe_send(dm_membership_t *m, uint32_t idx, int64_t now)
     m->probe_indirect = false;
     m->probe_expected_nacks = m->probe_nacks = 0;
     m->probe_nhelpers = 0;
-    dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_PING, m->probe_seq, m->probe_target);
+    dm_membership__out_t *o = dm_membership__out_to_member(m, DM_SWIM_PING, m->probe_seq, m->probe_target);
     if (o)
         memcpy(o->target_id, m->probe_target, DM_ID_PUBLIC_BYTES);
 }
@@ -205,8 +205,8 @@ static void s_probe_start(dm_membership_t *m, int64_t now)
 {
     if (m->reprobe) {
         m->reprobe = false;
-        uint32_t idx = dm_mb_find(m, m->reprobe_id);
-        if (idx != DM_MEMBERSHIP_NONE && dm_mb_live(m->mem[idx].state)) {
+        uint32_t idx = dm_membership__find(m, m->reprobe_id);
+        if (idx != DM_MEMBERSHIP_NONE && dm_membership__live(m->mem[idx].state)) {
             s_probe_send(m, idx, now);
             return;
         }
@@ -214,13 +214,13 @@ static void s_probe_start(dm_membership_t *m, int64_t now)
     for (size_t tries = 0; tries <= m->n + 1; tries++) {
         if (m->probe_pos >= m->n) {
             s_reap(m, now);
-            dm_mb_shuffle(m);
+            dm_membership__shuffle(m);
             m->probe_pos = 0;
             if (!m->n)
                 return;
         }
         uint32_t idx = (uint32_t)m->probe_pos++;
-        if (dm_mb_live(m->mem[idx].state)) {
+        if (dm_membership__live(m->mem[idx].state)) {
             s_probe_send(m, idx, now);
             return;
         }
@@ -233,19 +233,19 @@ static void s_probe_start(dm_membership_t *m, int64_t now)
 static void s_probe_indirect(dm_membership_t *m, int64_t now)
 {
     m->probe_indirect = true;
-    uint32_t idx = dm_mb_find(m, m->probe_target);
+    uint32_t idx = dm_membership__find(m, m->probe_target);
     if (idx == DM_MEMBERSHIP_NONE)
         return;
-    dm_mb_out_t *p = dm_mb_out_to_member(m, DM_SWIM_PING, m->probe_seq, m->probe_target);
+    dm_membership__out_t *p = dm_membership__out_to_member(m, DM_SWIM_PING, m->probe_seq, m->probe_target);
     if (p)
         memcpy(p->target_id, m->probe_target, DM_ID_PUBLIC_BYTES);
     char addr[DM_ADDRESS_MAX];
-    dm_mb_address(m, idx, addr);
+    dm_membership__address(m, idx, addr);
     uint32_t helpers[DM_SWIM_MAX_UPDATES];
     size_t k = m->cfg.indirect_k < DM_SWIM_MAX_UPDATES ? m->cfg.indirect_k : DM_SWIM_MAX_UPDATES;
     size_t n = s_pick(m, k, m->probe_target, false, now, helpers);
     for (size_t i = 0; i < n; i++) {
-        dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_PING_REQ, m->probe_seq, m->mem[helpers[i]].id);
+        dm_membership__out_t *o = dm_membership__out_to_member(m, DM_SWIM_PING_REQ, m->probe_seq, m->mem[helpers[i]].id);
         if (!o)
             continue;
         memcpy(o->target_id, m->probe_target, DM_ID_PUBLIC_BYTES);
@@ -272,7 +272,7 @@ static bool s_is_helper(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_
 static bool s_sync_asked(const dm_membership_t *m, const uint8_t sender[DM_ID_PUBLIC_BYTES],
                          uint32_t seq, int64_t now)
 {
-    return now < m->join_until_ms && seq == m->join_seq && dm_mb_is_seed(m, sender);
+    return now < m->join_until_ms && seq == m->join_seq && dm_membership__is_seed(m, sender);
 }
 
 /* The probe interval ended without an ack: suspect the target (or first
@@ -282,11 +282,11 @@ static void s_probe_failed(dm_membership_t *m, int64_t now)
 {
     m->probing = false;
     unsigned want = m->probe_expected_nacks, got = m->probe_nacks;
-    dm_mb_lhm_delta(m, want > 0 ? (got < want ? (int)(want - got) : 0) : 1);
-    uint32_t idx = dm_mb_find(m, m->probe_target);
-    if (idx == DM_MEMBERSHIP_NONE || !dm_mb_live(m->mem[idx].state))
+    dm_membership__lhm_delta(m, want > 0 ? (got < want ? (int)(want - got) : 0) : 1);
+    uint32_t idx = dm_membership__find(m, m->probe_target);
+    if (idx == DM_MEMBERSHIP_NONE || !dm_membership__live(m->mem[idx].state))
         return;
-    dm_mb_member_t *e = &m->mem[idx];
+    dm_membership__member_t *e = &m->mem[idx];
     if (m->cfg.reprobe_before_suspect && e->state == DM_MEMBER_ALIVE && !e->doubt) {
         /* One failed probe is kept private and the member probed again at
          * once: under loss most failures are the network's, and a
@@ -308,7 +308,7 @@ static void s_fwd_remove(dm_membership_t *m, size_t i) { m->fwd[i] = m->fwd[--m-
 static void s_reply(dm_membership_t *m, dm_swim_type type, uint32_t seq,
                     const uint8_t id[DM_ID_PUBLIC_BYTES])
 {
-    (void)dm_mb_out_to_member(m, type, seq, id);
+    (void)dm_membership__out_to_member(m, type, seq, id);
 }
 
 static bool s_str_ok(const char *s, size_t cap) { return memchr(s, 0, cap) != NULL; }
@@ -335,37 +335,37 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
     if (memcmp(snd->id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
         return DM_ERR_PROTO;
     /* Where to answer is the sender's own word, so it must carry its key. */
-    if (!dm_mb_address_bound(snd->id, snd->address))
+    if (!dm_membership__address_bound(snd->id, snd->address))
         return DM_ERR_DENIED;
 
-    uint32_t sidx = dm_mb_find(m, snd->id);
+    uint32_t sidx = dm_membership__find(m, snd->id);
     bool sync = msg->type == DM_SWIM_SYNC && s_sync_asked(m, snd->id, msg->seq, now_ms);
     if (msg->type == DM_SWIM_JOIN) {
-        dm_err rc = dm_mb_on_join(m, sidx, msg, now_ms);
+        dm_err rc = dm_membership__on_join(m, sidx, msg, now_ms);
         if (rc != DM_OK)
             return rc;
     } else if (sidx != DM_MEMBERSHIP_NONE) {
-        dm_mb_apply_own(m, sidx, snd, now_ms);
+        dm_membership__apply_own(m, sidx, snd, now_ms);
     } else if (sync && snd->state == DM_MEMBER_ALIVE) {
         /* the member we asked to let us in */
-        if (dm_mb_admit(m, snd, NULL, 0, 0, true, now_ms) == DM_MEMBERSHIP_NONE)
+        if (dm_membership__admit(m, snd, NULL, 0, 0, true, now_ms) == DM_MEMBERSHIP_NONE)
             return DM_ERR_DENIED;
     } else {
         return DM_ERR_DENIED; /* a stranger: it must JOIN first */
     }
-    sidx = dm_mb_find(m, snd->id);
+    sidx = dm_membership__find(m, snd->id);
     if (sidx == DM_MEMBERSHIP_NONE)
         return DM_ERR_DENIED;
-    dm_mb_member_t *se = &m->mem[sidx];
+    dm_membership__member_t *se = &m->mem[sidx];
     se->last_heard = now_ms;
     se->doubt = 0;
     if (msg->type != DM_SWIM_JOIN)
         se->spoke = 1;
-    if (!dm_mb_live(se->state)) {
+    if (!dm_membership__live(se->state)) {
         /* Dead or gone in our view and its own record did not outbid that:
          * nothing else it says counts; a dead one is told, so it refutes. */
         if (se->state == DM_MEMBER_DEAD && msg->type != DM_SWIM_JOIN) {
-            dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, snd->id);
+            dm_membership__out_t *o = dm_membership__out_to_member(m, DM_SWIM_GOSSIP, 0, snd->id);
             if (o) {
                 o->carry = true;
                 memcpy(o->carry_id, snd->id, DM_ID_PUBLIC_BYTES);
@@ -374,7 +374,7 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
         return DM_OK;
     }
     for (size_t i = 0; i < msg->n_updates; i++)
-        dm_mb_apply_heard(m, &msg->updates[i], snd->id, sync, now_ms);
+        dm_membership__apply_heard(m, &msg->updates[i], snd->id, sync, now_ms);
 
     switch (msg->type) {
     case DM_SWIM_PING:
@@ -382,14 +382,14 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
             s_reply(m, DM_SWIM_ACK, msg->seq, snd->id);
         break;
     case DM_SWIM_PING_REQ:
-        dm_mb_on_ping_req(m, msg, now_ms);
+        dm_membership__on_ping_req(m, msg, now_ms);
         break;
     case DM_SWIM_ACK:
         if (m->probing && msg->seq == m->probe_seq &&
             memcmp(snd->id, m->probe_target, DM_ID_PUBLIC_BYTES) == 0) {
             m->probing = false;
             if (now_ms < m->probe_timeout_at)
-                dm_mb_lhm_delta(m, -1);
+                dm_membership__lhm_delta(m, -1);
             break;
         }
         /* Only the pinged target's own ack is relayed, and only a helper
@@ -407,10 +407,10 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
             /* A helper relayed the target's ack, but our own pings got
              * none: maybe the target never heard of our join. Ask it. */
             m->probing = false;
-            uint32_t t = dm_mb_find(m, m->probe_target);
+            uint32_t t = dm_membership__find(m, m->probe_target);
             if (t != DM_MEMBERSHIP_NONE) {
                 m->mem[t].doubt = 0;
-                (void)dm_mb_out_to_member(m, DM_SWIM_JOIN, DM_MEMBERSHIP_KNOCK_SEQ,
+                (void)dm_membership__out_to_member(m, DM_SWIM_JOIN, DM_MEMBERSHIP_KNOCK_SEQ,
                                           m->probe_target);
             }
         }
@@ -433,8 +433,8 @@ void dm_membership_tick(dm_membership_t *m, int64_t now)
 {
     if (m->next_probe < 0) {
         /* nodes started together would otherwise probe in lockstep */
-        m->next_probe = now + (int64_t)(dm_mb_rand(m) % (uint64_t)m->cfg.probe_interval_ms);
-        m->next_gossip = now + (int64_t)(dm_mb_rand(m) % (uint64_t)m->cfg.gossip_interval_ms);
+        m->next_probe = now + (int64_t)(dm_membership__rand(m) % (uint64_t)m->cfg.probe_interval_ms);
+        m->next_gossip = now + (int64_t)(dm_membership__rand(m) % (uint64_t)m->cfg.gossip_interval_ms);
     }
     if (!m->joined && m->nseeds && now >= m->next_join) {
         /* One seq for the JOINs of one attempt (kept while we retry): a
@@ -446,7 +446,7 @@ void dm_membership_tick(dm_membership_t *m, int64_t now)
         }
         m->join_until_ms = now + DM_MEMBERSHIP_SYNC_WINDOW_MS;
         for (size_t i = 0; i < m->nseeds; i++) {
-            dm_mb_out_t *o = dm_mb_out_push(m);
+            dm_membership__out_t *o = dm_membership__out_push(m);
             if (o) {
                 o->type = DM_SWIM_JOIN;
                 o->seq = m->join_seq;
@@ -475,16 +475,16 @@ void dm_membership_tick(dm_membership_t *m, int64_t now)
     for (size_t a = 0; a < m->naux; a++) {
         if (!m->aux[a].used)
             continue;
-        uint32_t idx = dm_mb_find(m, m->aux[a].id);
+        uint32_t idx = dm_membership__find(m, m->aux[a].id);
         if (idx == DM_MEMBERSHIP_NONE || m->mem[idx].state != DM_MEMBER_SUSPECT ||
-            dm_mb_suspicion_deadline(&m->aux[a]) > now)
+            dm_membership__suspicion_deadline(&m->aux[a]) > now)
             continue;
         /* Others' word alone never kills: without our own failed probe the
          * suspicion waits for one (the probe comes next). */
         if (m->aux[a].evidence)
-            dm_mb_declare_dead(m, idx, now);
+            dm_membership__declare_dead(m, idx, now);
         else
-            dm_mb_want_probe(m, idx);
+            dm_membership__want_probe(m, idx);
     }
     if (now >= m->next_gossip) {
         m->next_gossip = now + m->cfg.gossip_interval_ms;
@@ -493,7 +493,7 @@ void dm_membership_tick(dm_membership_t *m, int64_t now)
                                                                : DM_SWIM_MAX_UPDATES;
         size_t n = m->nbcast ? s_pick(m, f, NULL, true, now, to) : 0;
         for (size_t i = 0; i < n; i++)
-            (void)dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[to[i]].id);
+            (void)dm_membership__out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[to[i]].id);
     }
 }
 
@@ -501,7 +501,7 @@ void dm_membership_join(dm_membership_t *m, const char *seed_address, int64_t no
 {
     uint8_t id[DM_ID_PUBLIC_BYTES];
     if (m->nseeds == DM_MEMBERSHIP_MAX_SEEDS || strlen(seed_address) >= DM_ADDRESS_MAX ||
-        !dm_mb_address_id(seed_address, id) || memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
+        !dm_membership__address_id(seed_address, id) || memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
         return;
     for (size_t i = 0; i < m->nseeds; i++)
         if (strcmp(m->seeds[i], seed_address) == 0)
@@ -518,14 +518,14 @@ dm_err dm_membership_add_known(dm_membership_t *m, const dm_member_t *member, in
         strlen(member->domain) >= DM_SWIM_DOMAIN_MAX)
         return DM_ERR_INVALID;
     if (memcmp(member->id, m->self_id, DM_ID_PUBLIC_BYTES) == 0 ||
-        dm_mb_find(m, member->id) != DM_MEMBERSHIP_NONE || !dm_mb_live((uint8_t)member->state))
+        dm_membership__find(m, member->id) != DM_MEMBERSHIP_NONE || !dm_membership__live((uint8_t)member->state))
         return DM_OK;
-    if (!dm_mb_address_bound(member->id, member->address))
+    if (!dm_membership__address_bound(member->id, member->address))
         return DM_ERR_INVALID;
     if (m->n >= DM_MEMBERSHIP_MAX_MEMBERS)
         return DM_ERR_TOOBIG;
     uint32_t idx;
-    dm_err rc = dm_mb_add(m, member->id, member->address, member->domain, &idx);
+    dm_err rc = dm_membership__add(m, member->id, member->address, member->domain, &idx);
     if (rc != DM_OK)
         return rc;
     m->n_live++;
@@ -541,27 +541,27 @@ void dm_membership_leave(dm_membership_t *m, int64_t now_ms)
         return;
     m->leaving = true;
     m->probing = false;
-    dm_mb_bcast(m, m->self_id, NULL);
+    dm_membership__bcast(m, m->self_id, NULL);
     /* Only our own word that we leave is believed (a third party's is a
      * mere suspicion), so tell as many members as we can directly. */
-    dm_mb_tell_recent(m, m->self_id, NULL);
+    dm_membership__tell_recent(m, m->self_id, NULL);
 }
 
 bool dm_membership_address_known(const dm_membership_t *m, const char *address)
 {
     uint8_t id[DM_ID_PUBLIC_BYTES];
-    if (!dm_mb_address_id(address, id))
+    if (!dm_membership__address_id(address, id))
         return false;
     for (size_t i = 0; i < m->nseeds; i++)
         if (strcasecmp(m->seeds[i], address) == 0)
             return true;
     if (memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
         return strcasecmp(m->self_address, address) == 0;
-    uint32_t idx = dm_mb_find(m, id);
+    uint32_t idx = dm_membership__find(m, id);
     if (idx == DM_MEMBERSHIP_NONE)
         return false;
     char mine[DM_ADDRESS_MAX];
-    dm_mb_address(m, idx, mine);
+    dm_membership__address(m, idx, mine);
     return strcasecmp(mine, address) == 0;
 }
 
@@ -589,10 +589,10 @@ int64_t dm_membership_next_deadline(const dm_membership_t *m)
     for (size_t a = 0; a < m->naux; a++) {
         if (!m->aux[a].used)
             continue;
-        uint32_t idx = dm_mb_find(m, m->aux[a].id);
+        uint32_t idx = dm_membership__find(m, m->aux[a].id);
         if (idx != DM_MEMBERSHIP_NONE && m->mem[idx].state == DM_MEMBER_SUSPECT &&
-            (m->aux[a].evidence || dm_mb_suspicion_deadline(&m->aux[a]) > m->next_probe))
-            S_MIN(dm_mb_suspicion_deadline(&m->aux[a]));
+            (m->aux[a].evidence || dm_membership__suspicion_deadline(&m->aux[a]) > m->next_probe))
+            S_MIN(dm_membership__suspicion_deadline(&m->aux[a]));
     }
 #undef S_MIN
     return d;

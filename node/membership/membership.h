@@ -290,6 +290,6 @@ DM_NODISCARD dm_err dm_membership_decode(const uint8_t *data, size_t len, dm_swi
 size_t dm_membership_encoded_size(const dm_swim_msg_t *msg);
 
 /* Short lowercase names: "alive", "suspect", "dead", "left", "unknown". */
-const char *dm_member_state_name(dm_member_state s);
+const char *dm_membership_state_name(dm_member_state s);
 
 #endif

@@ -28,7 +28,7 @@ static int s_hexval(char c)
     return -1;
 }
 
-bool dm_mb_address_id(const char *address, uint8_t id[DM_ID_PUBLIC_BYTES])
+bool dm_membership__address_id(const char *address, uint8_t id[DM_ID_PUBLIC_BYTES])
 {
     for (size_t i = 0; i < DM_ID_PUBLIC_BYTES; i++) {
         int hi = s_hexval(address[2 * i]);
@@ -40,15 +40,15 @@ bool dm_mb_address_id(const char *address, uint8_t id[DM_ID_PUBLIC_BYTES])
     return address[2 * DM_ID_PUBLIC_BYTES] == '@';
 }
 
-bool dm_mb_address_bound(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address)
+bool dm_membership__address_bound(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address)
 {
-    const char *ep = dm_mb_short_address(id, address);
+    const char *ep = dm_membership__short_address(id, address);
     return ep && strncmp(ep, "tcp://", 6) == 0;
 }
 
 /* Adds what b earned since it was last used (rate per second, burst at
  * most; a new bucket starts full); true if it holds a whole token. */
-static bool s_refill(dm_mb_bucket_t *b, double rate_per_s, double burst, int64_t now)
+static bool s_refill(dm_membership__bucket_t *b, double rate_per_s, double burst, int64_t now)
 {
     if (!b->started) {
         b->started = true;
@@ -63,7 +63,7 @@ static bool s_refill(dm_mb_bucket_t *b, double rate_per_s, double burst, int64_t
 }
 
 /* Takes one token from b (rate per second, burst at most); false if none. */
-static bool s_take(dm_mb_bucket_t *b, double rate_per_s, double burst, int64_t now)
+static bool s_take(dm_membership__bucket_t *b, double rate_per_s, double burst, int64_t now)
 {
     if (!s_refill(b, rate_per_s, burst, now))
         return false;
@@ -74,12 +74,12 @@ static bool s_take(dm_mb_bucket_t *b, double rate_per_s, double burst, int64_t n
 /* The introduction bucket of member id, made (in place of the least
  * recently used one when all DM_MEMBERSHIP_INTRO_SENDERS are taken) if
  * it has none. Never NULL. */
-static dm_mb_bucket_t *s_introducer(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
+static dm_membership__bucket_t *s_introducer(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
                                     int64_t now)
 {
     size_t lru = 0;
     for (size_t i = 0; i < m->nintroducers; i++) {
-        dm_mb_introducer_t *x = &m->introducers[i];
+        dm_membership__introducer_t *x = &m->introducers[i];
         if (memcmp(x->id, id, DM_ID_PUBLIC_BYTES) == 0) {
             x->used_ms = now;
             return &x->bucket;
@@ -88,7 +88,7 @@ static dm_mb_bucket_t *s_introducer(dm_membership_t *m, const uint8_t id[DM_ID_P
             lru = i;
     }
     size_t i = m->nintroducers < DM_MEMBERSHIP_INTRO_SENDERS ? m->nintroducers++ : lru;
-    dm_mb_introducer_t *x = &m->introducers[i];
+    dm_membership__introducer_t *x = &m->introducers[i];
     memset(x, 0, sizeof *x);
     memcpy(x->id, id, DM_ID_PUBLIC_BYTES);
     x->used_ms = now;
@@ -101,7 +101,7 @@ static dm_mb_bucket_t *s_introducer(dm_membership_t *m, const uint8_t id[DM_ID_P
 static bool s_intro_allowed(dm_membership_t *m, const uint8_t sender[DM_ID_PUBLIC_BYTES],
                             int64_t now)
 {
-    dm_mb_bucket_t *own = s_introducer(m, sender, now);
+    dm_membership__bucket_t *own = s_introducer(m, sender, now);
     bool ok = s_refill(own, DM_MEMBERSHIP_INTRO_SENDER_RATE_PER_S,
                        DM_MEMBERSHIP_INTRO_SENDER_BURST, now);
     if (!ok || !s_refill(&m->intro_bucket, DM_MEMBERSHIP_INTRO_RATE_PER_S,
@@ -112,32 +112,32 @@ static bool s_intro_allowed(dm_membership_t *m, const uint8_t sender[DM_ID_PUBLI
     return true;
 }
 
-uint32_t dm_mb_admit(dm_membership_t *m, const dm_swim_update_t *u, dm_mb_bucket_t *bucket,
+uint32_t dm_membership__admit(dm_membership_t *m, const dm_swim_update_t *u, dm_membership__bucket_t *bucket,
                      double rate_per_s, double burst, bool rebroadcast, int64_t now)
 {
-    if (!dm_mb_live((uint8_t)u->state) || !dm_mb_address_bound(u->id, u->address) ||
+    if (!dm_membership__live((uint8_t)u->state) || !dm_membership__address_bound(u->id, u->address) ||
         m->n >= DM_MEMBERSHIP_MAX_MEMBERS ||
         (bucket && !s_take(bucket, rate_per_s, burst, now)))
         return DM_MEMBERSHIP_NONE;
     uint32_t idx;
-    if (dm_mb_add(m, u->id, u->address, u->domain, &idx) != DM_OK)
+    if (dm_membership__add(m, u->id, u->address, u->domain, &idx) != DM_OK)
         return DM_MEMBERSHIP_NONE;
     m->n_live++;
-    dm_mb_member_t *e = &m->mem[idx];
+    dm_membership__member_t *e = &m->mem[idx];
     e->inc = u->incarnation;
     e->last_heard = now;
     if (rebroadcast)
-        dm_mb_bcast(m, u->id, NULL);
-    dm_mb_emit(m, DM_MEMBERSHIP_EV_JOINED, idx, now);
+        dm_membership__bcast(m, u->id, NULL);
+    dm_membership__emit(m, DM_MEMBERSHIP_EV_JOINED, idx, now);
     return idx;
 }
 
-void dm_mb_apply_own(dm_membership_t *m, uint32_t idx, const dm_swim_update_t *u, int64_t now)
+void dm_membership__apply_own(dm_membership_t *m, uint32_t idx, const dm_swim_update_t *u, int64_t now)
 {
-    dm_mb_member_t *e = &m->mem[idx];
+    dm_membership__member_t *e = &m->mem[idx];
     uint8_t was = e->state;
-    bool changed = !dm_mb_strings_equal(m, idx, u->address, u->domain);
-    if (changed && dm_mb_set_strings(m, idx, u->address, u->domain) != DM_OK)
+    bool changed = !dm_membership__strings_equal(m, idx, u->address, u->domain);
+    if (changed && dm_membership__set_strings(m, idx, u->address, u->domain) != DM_OK)
         changed = false;
     e = &m->mem[idx];
     bool newer = u->incarnation > e->inc;
@@ -145,72 +145,72 @@ void dm_mb_apply_own(dm_membership_t *m, uint32_t idx, const dm_swim_update_t *u
         /* It lost its incarnation (a restart without its data): the next
          * message it gets from us carries what we hold, and it outbids it. */
         if (changed)
-            dm_mb_emit(m, DM_MEMBERSHIP_EV_UPDATED, idx, now);
+            dm_membership__emit(m, DM_MEMBERSHIP_EV_UPDATED, idx, now);
         return;
     }
     e->inc = u->incarnation;
     if (u->state == DM_MEMBER_LEFT) {
         if (was == DM_MEMBER_LEFT)
             return;
-        dm_mb_set_state(m, idx, DM_MEMBER_LEFT, now);
-        dm_mb_bcast(m, u->id, NULL);
-        dm_mb_emit(m, DM_MEMBERSHIP_EV_LEFT, idx, now);
+        dm_membership__set_state(m, idx, DM_MEMBER_LEFT, now);
+        dm_membership__bcast(m, u->id, NULL);
+        dm_membership__emit(m, DM_MEMBERSHIP_EV_LEFT, idx, now);
         return;
     }
     /* Alive in its own word: at the same incarnation this beats a
      * suspicion, since it just spoke to us. A death or a departure is
      * undone only by a newer incarnation (it refutes when told), except at
      * UINT64_MAX, where nothing can be newer and its word has to do. */
-    if (!dm_mb_live(was) && !newer && e->inc != UINT64_MAX) {
+    if (!dm_membership__live(was) && !newer && e->inc != UINT64_MAX) {
         if (changed)
-            dm_mb_emit(m, DM_MEMBERSHIP_EV_UPDATED, idx, now);
+            dm_membership__emit(m, DM_MEMBERSHIP_EV_UPDATED, idx, now);
         return;
     }
     if (was != DM_MEMBER_ALIVE)
-        dm_mb_set_state(m, idx, DM_MEMBER_ALIVE, now);
+        dm_membership__set_state(m, idx, DM_MEMBER_ALIVE, now);
     if (newer || changed || was != DM_MEMBER_ALIVE)
-        dm_mb_bcast(m, u->id, NULL);
+        dm_membership__bcast(m, u->id, NULL);
     if (was != DM_MEMBER_ALIVE)
-        dm_mb_emit(m, DM_MEMBERSHIP_EV_ALIVE, idx, now);
+        dm_membership__emit(m, DM_MEMBERSHIP_EV_ALIVE, idx, now);
     else if (changed)
-        dm_mb_emit(m, DM_MEMBERSHIP_EV_UPDATED, idx, now);
+        dm_membership__emit(m, DM_MEMBERSHIP_EV_UPDATED, idx, now);
 }
 
 /* A third party's suspicion (or DEAD, or LEFT) of known member idx. */
 static void s_heard_suspect(dm_membership_t *m, uint32_t idx, const dm_swim_update_t *u,
                             const uint8_t *accuser, bool sync, int64_t now)
 {
-    dm_mb_member_t *e = &m->mem[idx];
-    if (!dm_mb_live(e->state) || u->incarnation < e->inc)
+    dm_membership__member_t *e = &m->mem[idx];
+    if (!dm_membership__live(e->state) || u->incarnation < e->inc)
         return;
     bool dead = u->state == DM_MEMBER_DEAD && accuser != NULL;
     if (e->state == DM_MEMBER_SUSPECT && u->incarnation == e->inc) {
-        dm_mb_aux_t *x = e->aux != DM_MB_NO_AUX ? &m->aux[e->aux] : NULL;
+        dm_membership__aux_t *x = e->aux != DM_MEMBERSHIP_NO_AUX ? &m->aux[e->aux] : NULL;
         if (x && dead && x->evidence) {
             /* its own timeout ran out and our own probe failed too */
-            dm_mb_declare_dead(m, idx, now);
+            dm_membership__declare_dead(m, idx, now);
             return;
         }
         if (x && dead)
             x->claimed_dead = true;
-        if (dm_mb_confirm(m, idx, accuser) && !sync)
-            dm_mb_bcast(m, u->id, accuser);
+        if (dm_membership__confirm(m, idx, accuser) && !sync)
+            dm_membership__bcast(m, u->id, accuser);
         return;
     }
     bool evidence = false; /* a newer suspicion keeps our own evidence */
-    if (e->state == DM_MEMBER_SUSPECT && e->aux != DM_MB_NO_AUX)
+    if (e->state == DM_MEMBER_SUSPECT && e->aux != DM_MEMBERSHIP_NO_AUX)
         evidence = m->aux[e->aux].evidence;
     e->inc = u->incarnation;
-    dm_mb_start_suspicion(m, idx, accuser, evidence, now);
-    if (dead && e->aux != DM_MB_NO_AUX)
+    dm_membership__start_suspicion(m, idx, accuser, evidence, now);
+    if (dead && e->aux != DM_MEMBERSHIP_NO_AUX)
         m->aux[m->mem[idx].aux].claimed_dead = true;
     if (!sync)
-        dm_mb_bcast(m, u->id, accuser);
-    dm_mb_want_probe(m, idx);
-    dm_mb_emit(m, DM_MEMBERSHIP_EV_SUSPECT, idx, now);
+        dm_membership__bcast(m, u->id, accuser);
+    dm_membership__want_probe(m, idx);
+    dm_membership__emit(m, DM_MEMBERSHIP_EV_SUSPECT, idx, now);
 }
 
-void dm_mb_apply_heard(dm_membership_t *m, const dm_swim_update_t *u,
+void dm_membership__apply_heard(dm_membership_t *m, const dm_swim_update_t *u,
                        const uint8_t sender[DM_ID_PUBLIC_BYTES], bool sync, int64_t now)
 {
     if (memcmp(u->id, m->self_id, DM_ID_PUBLIC_BYTES) == 0) {
@@ -218,25 +218,25 @@ void dm_mb_apply_heard(dm_membership_t *m, const dm_swim_update_t *u,
             return;
         if (u->state == DM_MEMBER_ALIVE ? u->incarnation > m->self_inc
                                         : u->incarnation >= m->self_inc)
-            dm_mb_refute(m, u->incarnation);
+            dm_membership__refute(m, u->incarnation);
         return;
     }
     /* The sender's own record came with the message; a copy among the
      * updates says nothing more. */
     if (memcmp(u->id, sender, DM_ID_PUBLIC_BYTES) == 0)
         return;
-    if (!dm_mb_address_bound(u->id, u->address))
+    if (!dm_membership__address_bound(u->id, u->address))
         return;
-    uint32_t idx = dm_mb_find(m, u->id);
+    uint32_t idx = dm_membership__find(m, u->id);
     if (idx == DM_MEMBERSHIP_NONE) {
         /* Only the living are news; a SYNC we asked for is not limited,
          * anyone else's introductions are, per introducer and in all. */
         if (u->state == DM_MEMBER_ALIVE && m->n < DM_MEMBERSHIP_MAX_MEMBERS &&
             (sync || s_intro_allowed(m, sender, now)))
-            (void)dm_mb_admit(m, u, NULL, 0, 0, !sync, now);
+            (void)dm_membership__admit(m, u, NULL, 0, 0, !sync, now);
         return;
     }
-    dm_mb_member_t *e = &m->mem[idx];
+    dm_membership__member_t *e = &m->mem[idx];
     if (u->incarnation > e->inc && u->incarnation - e->inc > DM_MEMBERSHIP_MAX_INC_JUMP)
         return;
     /* The accuser counted is the sender itself: a relayed suspicion names
@@ -253,11 +253,11 @@ void dm_mb_apply_heard(dm_membership_t *m, const dm_swim_update_t *u,
             return; /* only its own word brings a departed member back */
         e->inc = u->incarnation;
         if (was != DM_MEMBER_ALIVE)
-            dm_mb_set_state(m, idx, DM_MEMBER_ALIVE, now);
+            dm_membership__set_state(m, idx, DM_MEMBER_ALIVE, now);
         if (!sync)
-            dm_mb_bcast(m, u->id, NULL);
+            dm_membership__bcast(m, u->id, NULL);
         if (was != DM_MEMBER_ALIVE)
-            dm_mb_emit(m, DM_MEMBERSHIP_EV_ALIVE, idx, now);
+            dm_membership__emit(m, DM_MEMBERSHIP_EV_ALIVE, idx, now);
         return;
     }
     case DM_MEMBER_SUSPECT:
@@ -291,14 +291,14 @@ static int s_by_recency(const void *a, const void *b)
  * queued) straight to DM_MEMBERSHIP_DIRECT_NEWS live members, those that talk to us first and
  * then the most recently heard (so a crowd of silent joiners cannot crowd
  * them out), except member `except`. */
-void dm_mb_tell_recent(dm_membership_t *m, const uint8_t *news, const uint8_t *except)
+void dm_membership__tell_recent(dm_membership_t *m, const uint8_t *news, const uint8_t *except)
 {
     s_recent_t *r = malloc((m->n ? m->n : 1) * sizeof *r);
     if (!r)
         return;
     size_t k = 0;
     for (size_t i = 0; i < m->n; i++)
-        if (dm_mb_live(m->mem[i].state) &&
+        if (dm_membership__live(m->mem[i].state) &&
             (!except || memcmp(m->mem[i].id, except, DM_ID_PUBLIC_BYTES) != 0))
             r[k++] = (s_recent_t){m->mem[i].spoke != 0, m->mem[i].last_heard, (uint32_t)i};
     if (k > DM_MEMBERSHIP_DIRECT_NEWS) {
@@ -306,7 +306,7 @@ void dm_mb_tell_recent(dm_membership_t *m, const uint8_t *news, const uint8_t *e
         k = DM_MEMBERSHIP_DIRECT_NEWS;
     }
     for (size_t i = 0; i < k; i++) {
-        dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[r[i].idx].id);
+        dm_membership__out_t *o = dm_membership__out_to_member(m, DM_SWIM_GOSSIP, 0, m->mem[r[i].idx].id);
         if (o) {
             o->carry = true;
             memcpy(o->carry_id, news, DM_ID_PUBLIC_BYTES);
@@ -349,22 +349,22 @@ static bool s_list_allowed(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYT
  * the member cap) and gets our member list at the address membership now
  * holds for it, which is the one its own authenticated record names and
  * which carries its own key. */
-dm_err dm_mb_on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *msg, int64_t now)
+dm_err dm_membership__on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *msg, int64_t now)
 {
     const dm_swim_update_t *snd = &msg->sender;
     if (snd->state != DM_MEMBER_ALIVE)
         return DM_ERR_PROTO;
     bool stranger = sidx == DM_MEMBERSHIP_NONE;
     if (stranger) {
-        sidx = dm_mb_admit(m, snd, &m->join_bucket, DM_MEMBERSHIP_JOIN_RATE_PER_S,
+        sidx = dm_membership__admit(m, snd, &m->join_bucket, DM_MEMBERSHIP_JOIN_RATE_PER_S,
                            DM_MEMBERSHIP_JOIN_BURST, true, now);
         if (sidx == DM_MEMBERSHIP_NONE)
             return DM_ERR_DENIED;
         /* Members refuse a stranger's word until they hear of its join from
          * a member, so the news goes straight to them, not only by gossip. */
-        dm_mb_tell_recent(m, m->mem[sidx].id, m->mem[sidx].id);
+        dm_membership__tell_recent(m, m->mem[sidx].id, m->mem[sidx].id);
     } else {
-        dm_mb_apply_own(m, sidx, snd, now);
+        dm_membership__apply_own(m, sidx, snd, now);
     }
     /* A member that only asks to be known (it could not reach us directly)
      * needs no list: that would cost N entries per lost ping. */
@@ -379,7 +379,7 @@ dm_err dm_mb_on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *msg
         jobs += m->out[i].type == DM_SWIM_SYNC;
     if (jobs >= DM_MEMBERSHIP_MAX_SYNC_JOBS || !s_list_allowed(m, snd->id, stranger, now))
         return DM_OK;
-    dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_SYNC, msg->seq, snd->id);
+    dm_membership__out_t *o = dm_membership__out_to_member(m, DM_SWIM_SYNC, msg->seq, snd->id);
     if (!o)
         return DM_ERR_NOMEM;
     if (m->n) {
@@ -395,7 +395,7 @@ dm_err dm_mb_on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *msg
     return DM_OK;
 }
 
-bool dm_mb_is_seed(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES])
+bool dm_membership__is_seed(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES])
 {
     for (size_t i = 0; i < m->nseeds; i++)
         if (memcmp(m->seed_ids[i], id, DM_ID_PUBLIC_BYTES) == 0)
@@ -405,17 +405,17 @@ bool dm_mb_is_seed(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES
 
 /* Ping-req: ping the target for the requester, only if it is a live
  * member, and only at the address membership holds for it. */
-void dm_mb_on_ping_req(dm_membership_t *m, const dm_swim_msg_t *msg, int64_t now_ms)
+void dm_membership__on_ping_req(dm_membership_t *m, const dm_swim_msg_t *msg, int64_t now_ms)
 {
     if (m->nfwd == DM_MEMBERSHIP_MAX_FORWARDS ||
         memcmp(msg->target_id, m->self_id, DM_ID_PUBLIC_BYTES) == 0 ||
         memcmp(msg->target_id, msg->sender.id, DM_ID_PUBLIC_BYTES) == 0)
         return;
-    uint32_t t = dm_mb_find(m, msg->target_id);
-    if (t == DM_MEMBERSHIP_NONE || !dm_mb_live(m->mem[t].state))
+    uint32_t t = dm_membership__find(m, msg->target_id);
+    if (t == DM_MEMBERSHIP_NONE || !dm_membership__live(m->mem[t].state))
         return;
-    dm_mb_fwd_t *f = &m->fwd[m->nfwd];
-    dm_mb_out_t *o = dm_mb_out_to_member(m, DM_SWIM_PING, m->next_seq, msg->target_id);
+    dm_membership__fwd_t *f = &m->fwd[m->nfwd];
+    dm_membership__out_t *o = dm_membership__out_to_member(m, DM_SWIM_PING, m->next_seq, msg->target_id);
     if (!o)
         return;
     memcpy(o->target_id, msg->target_id, DM_ID_PUBLIC_BYTES);

@@ -8,7 +8,7 @@
 
 /* Room for one more outgoing message; NULL on out of memory (the message
  * is dropped, as the network might have). */
-dm_mb_out_t *dm_mb_out_push(dm_membership_t *m)
+dm_membership__out_t *dm_membership__out_push(dm_membership_t *m)
 {
     if (m->out_head == m->nout)
         m->out_head = m->nout = 0;
@@ -19,15 +19,15 @@ dm_mb_out_t *dm_mb_out_push(dm_membership_t *m)
             m->out_head = 0;
         } else {
             size_t cap = m->outcap ? m->outcap * 2 : 8;
-            dm_mb_out_t *o = realloc(m->out, cap * sizeof *o);
+            dm_membership__out_t *o = realloc(m->out, cap * sizeof *o);
             if (!o)
                 return NULL;
             m->out = o;
             m->outcap = cap;
         }
     }
-    dm_mb_out_t *o = &m->out[m->nout++];
-    memset(o, 0, offsetof(dm_mb_out_t, to));
+    dm_membership__out_t *o = &m->out[m->nout++];
+    memset(o, 0, offsetof(dm_membership__out_t, to));
     o->to[0] = 0;
     o->target_address[0] = 0;
     o->carry = false;
@@ -36,10 +36,10 @@ dm_mb_out_t *dm_mb_out_push(dm_membership_t *m)
     return o;
 }
 
-dm_mb_out_t *dm_mb_out_to_member(dm_membership_t *m, dm_swim_type type, uint32_t seq,
+dm_membership__out_t *dm_membership__out_to_member(dm_membership_t *m, dm_swim_type type, uint32_t seq,
                                     const uint8_t id[DM_ID_PUBLIC_BYTES])
 {
-    dm_mb_out_t *o = dm_mb_out_push(m);
+    dm_membership__out_t *o = dm_membership__out_push(m);
     if (o) {
         o->type = type;
         o->seq = seq;
@@ -51,10 +51,10 @@ dm_mb_out_t *dm_mb_out_to_member(dm_membership_t *m, dm_swim_type type, uint32_t
 
 /* Queues the current record of id for piggybacking, replacing an older
  * entry about the same member (its count starts again: it is new news). */
-void dm_mb_bcast(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
+void dm_membership__bcast(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
                     const uint8_t *from)
 {
-    dm_mb_bcast_t *b = NULL;
+    dm_membership__bcast_t *b = NULL;
     for (size_t i = 0; i < m->nbcast && !b; i++)
         if (memcmp(m->bcast[i].id, id, DM_ID_PUBLIC_BYTES) == 0)
             b = &m->bcast[i];
@@ -69,7 +69,7 @@ void dm_mb_bcast(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
         } else {
             if (m->nbcast == m->bcastcap) {
                 size_t cap = m->bcastcap ? m->bcastcap * 2 : 8;
-                dm_mb_bcast_t *x = realloc(m->bcast, cap * sizeof *x);
+                dm_membership__bcast_t *x = realloc(m->bcast, cap * sizeof *x);
                 if (!x)
                     return;
                 m->bcast = x;
@@ -87,7 +87,7 @@ void dm_mb_bcast(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
 
 /* The update that describes member id now (self included); false if id is
  * no longer known. */
-bool dm_mb_make_update(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
+bool dm_membership__make_update(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
                           const uint8_t *from, dm_swim_update_t *u)
 {
     if (memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0) {
@@ -99,13 +99,13 @@ bool dm_mb_make_update(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_B
         u->has_from = false;
         return true;
     }
-    uint32_t idx = dm_mb_find(m, id);
+    uint32_t idx = dm_membership__find(m, id);
     if (idx == DM_MEMBERSHIP_NONE)
         return false;
-    const dm_mb_member_t *e = &m->mem[idx];
+    const dm_membership__member_t *e = &m->mem[idx];
     memcpy(u->id, id, DM_ID_PUBLIC_BYTES);
-    dm_mb_address(m, idx, u->address);
-    strcpy(u->domain, dm_mb_domain(m, idx));
+    dm_membership__address(m, idx, u->address);
+    strcpy(u->domain, dm_membership__domain(m, idx));
     u->state = (dm_member_state)e->state;
     u->incarnation = e->inc;
     u->has_from = e->state == DM_MEMBER_SUSPECT && from != NULL;
@@ -120,10 +120,10 @@ static void s_fill_piggyback(dm_membership_t *m, dm_swim_msg_t *msg, const uint8
 {
     size_t used = 0;
     for (size_t i = 0; i < msg->n_updates; i++)
-        used += dm_mb_update_wire_size(&msg->updates[i]);
+        used += dm_membership__update_wire_size(&msg->updates[i]);
     /* insertion sort by transmits: the queue is short and nearly sorted */
     for (size_t i = 1; i < m->nbcast; i++) {
-        dm_mb_bcast_t t = m->bcast[i];
+        dm_membership__bcast_t t = m->bcast[i];
         size_t j = i;
         for (; j > 0 && m->bcast[j - 1].transmits > t.transmits; j--)
             m->bcast[j] = m->bcast[j - 1];
@@ -131,15 +131,15 @@ static void s_fill_piggyback(dm_membership_t *m, dm_swim_msg_t *msg, const uint8
     }
     unsigned limit = dm_membership_retransmit_limit(m);
     for (size_t i = 0; i < m->nbcast && msg->n_updates < m->cfg.max_updates_per_msg; i++) {
-        dm_mb_bcast_t *b = &m->bcast[i];
+        dm_membership__bcast_t *b = &m->bcast[i];
         if (skip_id && memcmp(b->id, skip_id, DM_ID_PUBLIC_BYTES) == 0)
             continue;
         dm_swim_update_t *u = &msg->updates[msg->n_updates];
-        if (!dm_mb_make_update(m, b->id, b->has_from ? b->from : NULL, u)) {
+        if (!dm_membership__make_update(m, b->id, b->has_from ? b->from : NULL, u)) {
             b->transmits = limit; /* forgotten member: drop the entry */
             continue;
         }
-        size_t sz = dm_mb_update_wire_size(u);
+        size_t sz = dm_membership__update_wire_size(u);
         if (used + sz > m->cfg.max_piggyback_bytes)
             continue;
         used += sz;
@@ -155,20 +155,20 @@ static void s_fill_piggyback(dm_membership_t *m, dm_swim_msg_t *msg, const uint8
 
 static void s_self_update(const dm_membership_t *m, dm_swim_update_t *u)
 {
-    (void)dm_mb_make_update(m, m->self_id, NULL, u);
+    (void)dm_membership__make_update(m, m->self_id, NULL, u);
 }
 
 /* One SYNC message from the snapshot in o; true when o is finished. */
-static bool s_fill_sync(dm_membership_t *m, dm_mb_out_t *o, dm_swim_msg_t *msg)
+static bool s_fill_sync(dm_membership_t *m, dm_membership__out_t *o, dm_swim_msg_t *msg)
 {
     size_t used = 0;
     while (o->sync_pos < o->sync_n && msg->n_updates < DM_SWIM_MAX_UPDATES) {
         dm_swim_update_t *u = &msg->updates[msg->n_updates];
-        if (!dm_mb_make_update(m, o->sync_ids[o->sync_pos], NULL, u)) {
+        if (!dm_membership__make_update(m, o->sync_ids[o->sync_pos], NULL, u)) {
             o->sync_pos++;
             continue;
         }
-        size_t sz = dm_mb_update_wire_size(u);
+        size_t sz = dm_membership__update_wire_size(u);
         if (used + sz > DM_MEMBERSHIP_SYNC_MAX_BYTES && msg->n_updates > 0)
             break;
         used += sz;
@@ -181,17 +181,17 @@ static bool s_fill_sync(dm_membership_t *m, dm_mb_out_t *o, dm_swim_msg_t *msg)
 bool dm_membership_next_outgoing(dm_membership_t *m, dm_swim_out_t *out)
 {
     while (m->out_head < m->nout) {
-        dm_mb_out_t *o = &m->out[m->out_head];
+        dm_membership__out_t *o = &m->out[m->out_head];
         if (o->to[0])
             strcpy(out->to, o->to);
         else {
-            uint32_t idx = o->has_to_id ? dm_mb_find(m, o->to_id) : DM_MEMBERSHIP_NONE;
+            uint32_t idx = o->has_to_id ? dm_membership__find(m, o->to_id) : DM_MEMBERSHIP_NONE;
             if (idx == DM_MEMBERSHIP_NONE) {
                 free(o->sync_ids);
                 m->out_head++;
                 continue;
             }
-            dm_mb_address(m, idx, out->to);
+            dm_membership__address(m, idx, out->to);
         }
         out->has_to_id = o->has_to_id;
         memcpy(out->to_id, o->to_id, DM_ID_PUBLIC_BYTES);
@@ -211,19 +211,19 @@ bool dm_membership_next_outgoing(dm_membership_t *m, dm_swim_out_t *out)
         }
         m->out_head++;
         const uint8_t *skip = NULL;
-        if (o->carry && dm_mb_make_update(m, o->carry_id, NULL, &msg->updates[0])) {
+        if (o->carry && dm_membership__make_update(m, o->carry_id, NULL, &msg->updates[0])) {
             /* news told directly (a join, our leave, its own death) */
             msg->n_updates = 1;
             skip = o->carry_id;
         } else if (o->has_to_id && o->type == DM_SWIM_PING) {
             /* Lifeguard's buddy system: tell a member we do not hold alive
              * what we hold, so it can refute at once. */
-            uint32_t idx = dm_mb_find(m, o->to_id);
+            uint32_t idx = dm_membership__find(m, o->to_id);
             if (idx != DM_MEMBERSHIP_NONE && m->mem[idx].state != DM_MEMBER_ALIVE) {
-                const dm_mb_aux_t *x =
-                    m->mem[idx].aux != DM_MB_NO_AUX ? &m->aux[m->mem[idx].aux] : NULL;
+                const dm_membership__aux_t *x =
+                    m->mem[idx].aux != DM_MEMBERSHIP_NO_AUX ? &m->aux[m->mem[idx].aux] : NULL;
                 const uint8_t *from = x && x->n_accusers ? x->accusers[0] : m->self_id;
-                if (dm_mb_make_update(m, o->to_id, from, &msg->updates[0])) {
+                if (dm_membership__make_update(m, o->to_id, from, &msg->updates[0])) {
                     msg->n_updates = 1;
                     skip = o->to_id;
                 }
@@ -242,7 +242,7 @@ unsigned dm_membership_retransmit_limit(const dm_membership_t *m)
 {
     /* ceil(log10(N + 1)) is the number of decimal digits of N. */
     unsigned digits = 0;
-    for (size_t n = dm_mb_n(m); n; n /= 10)
+    for (size_t n = dm_membership__n(m); n; n /= 10)
         digits++;
     return m->cfg.retransmit_mult * digits;
 }

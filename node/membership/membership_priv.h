@@ -17,7 +17,7 @@
 #include "membership/membership.h"
 
 #define DM_MEMBERSHIP_NONE UINT32_MAX /* no such member */
-#define DM_MB_NO_AUX 0xFFFFFFu        /* member has no timers (24-bit field) */
+#define DM_MEMBERSHIP_NO_AUX 0xFFFFFFu        /* member has no timers (24-bit field) */
 #define DM_MEMBERSHIP_MAX_ACCUSERS 8  /* distinct accusers kept per suspicion */
 #define DM_MEMBERSHIP_MAX_FORWARDS 64 /* ping-req pings in flight per helper */
 #define DM_MEMBERSHIP_MAX_BCAST 8192  /* pending updates; the most sent are dropped */
@@ -42,7 +42,7 @@ typedef struct {
     uint32_t short_addr : 1;
     uint32_t doubt : 1;
     uint32_t spoke : 1; /* it sent us something besides a JOIN */
-} dm_mb_member_t;
+} dm_membership__member_t;
 
 /* Timers of a member that is not alive. */
 typedef struct {
@@ -54,7 +54,7 @@ typedef struct {
     bool evidence;     /* our own probe failed too: only then may it turn dead */
     bool claimed_dead; /* a member declared it dead (its own timeout ran out) */
     uint8_t accusers[DM_MEMBERSHIP_MAX_ACCUSERS][DM_ID_PUBLIC_BYTES];
-} dm_mb_aux_t;
+} dm_membership__aux_t;
 
 /* A pending piggyback update: the current record of id is sent; from is
  * the accuser of a suspicion. */
@@ -63,7 +63,7 @@ typedef struct {
     bool has_from;
     uint8_t from[DM_ID_PUBLIC_BYTES];
     unsigned transmits;
-} dm_mb_bcast_t;
+} dm_membership__bcast_t;
 
 /* A message waiting for dm_membership_next_outgoing; updates are filled in
  * when it is taken, so they are the freshest. */
@@ -79,14 +79,14 @@ typedef struct {
     uint8_t carry_id[DM_ID_PUBLIC_BYTES];
     uint8_t (*sync_ids)[DM_ID_PUBLIC_BYTES]; /* SYNC: snapshot, owned */
     size_t sync_n, sync_pos;
-} dm_mb_out_t;
+} dm_membership__out_t;
 
 /* A token bucket: rate per second, at most burst saved up. */
 typedef struct {
     double tokens;
     int64_t last_ms;
     bool started;
-} dm_mb_bucket_t;
+} dm_membership__bucket_t;
 
 /* A ping sent on behalf of a ping-req; only target's ack is relayed. */
 typedef struct {
@@ -94,20 +94,20 @@ typedef struct {
     uint8_t requester[DM_ID_PUBLIC_BYTES];
     uint8_t target[DM_ID_PUBLIC_BYTES];
     int64_t deadline;
-} dm_mb_fwd_t;
+} dm_membership__fwd_t;
 
 /* The introduction bucket of one member that tells us of others. */
 typedef struct {
     uint8_t id[DM_ID_PUBLIC_BYTES];
-    dm_mb_bucket_t bucket;
+    dm_membership__bucket_t bucket;
     int64_t used_ms; /* last introduction: the least recent is replaced */
-} dm_mb_introducer_t;
+} dm_membership__introducer_t;
 
 /* A member that got our member list, and when. */
 typedef struct {
     uint8_t id[DM_ID_PUBLIC_BYTES];
     int64_t at_ms;
-} dm_mb_synced_t;
+} dm_membership__synced_t;
 
 struct dm_membership {
     dm_membership_config_t cfg;
@@ -122,14 +122,14 @@ struct dm_membership {
     bool leaving;
 
     /* members: array (also the probe order), id hash, string arena */
-    dm_mb_member_t *mem;
+    dm_membership__member_t *mem;
     size_t n, cap;
     size_t n_live; /* alive or suspect */
     uint32_t *slots; /* index + 1, 0 = empty; linear probing */
     size_t nslots;
     char *arena;
     size_t arena_len, arena_cap, arena_garbage;
-    dm_mb_aux_t *aux;
+    dm_membership__aux_t *aux;
     size_t naux, auxcap;
     uint32_t aux_free; /* a used=false slot to try first */
 
@@ -149,12 +149,12 @@ struct dm_membership {
     bool reprobe; /* probe reprobe_id next: it failed one probe */
     uint8_t reprobe_id[DM_ID_PUBLIC_BYTES];
 
-    dm_mb_fwd_t fwd[DM_MEMBERSHIP_MAX_FORWARDS];
+    dm_membership__fwd_t fwd[DM_MEMBERSHIP_MAX_FORWARDS];
     size_t nfwd;
 
     /* dissemination */
     int64_t next_gossip;
-    dm_mb_bcast_t *bcast;
+    dm_membership__bcast_t *bcast;
     size_t nbcast, bcastcap;
 
     /* join */
@@ -167,120 +167,120 @@ struct dm_membership {
     int64_t join_until_ms; /* ... and arrive before this (0: not joining) */
 
     /* outgoing queue [out_head, nout) */
-    dm_mb_out_t *out;
+    dm_membership__out_t *out;
     size_t out_head, nout, outcap;
 
     /* admission of members we did not know (membership_in.c) */
-    dm_mb_bucket_t join_bucket;  /* JOINs from strangers */
-    dm_mb_bucket_t intro_bucket; /* members introduced by a third party's gossip */
-    dm_mb_introducer_t introducers[DM_MEMBERSHIP_INTRO_SENDERS]; /* ... by each of them */
+    dm_membership__bucket_t join_bucket;  /* JOINs from strangers */
+    dm_membership__bucket_t intro_bucket; /* members introduced by a third party's gossip */
+    dm_membership__introducer_t introducers[DM_MEMBERSHIP_INTRO_SENDERS]; /* ... by each of them */
     size_t nintroducers;
-    dm_mb_bucket_t resync_bucket; /* member lists for JOINs from known members */
-    dm_mb_synced_t synced[DM_MEMBERSHIP_RESYNC_RECENT];
+    dm_membership__bucket_t resync_bucket; /* member lists for JOINs from known members */
+    dm_membership__synced_t synced[DM_MEMBERSHIP_RESYNC_RECENT];
     size_t nsynced;
 
     dm_membership_event_fn on_event;
     void *on_event_ctx;
 };
 
-static inline bool dm_mb_live(uint8_t state)
+static inline bool dm_membership__live(uint8_t state)
 {
     return state == DM_MEMBER_ALIVE || state == DM_MEMBER_SUSPECT;
 }
 
 /* Members alive or suspect, self included: the N of every formula. */
-static inline size_t dm_mb_n(const dm_membership_t *m) { return m->n_live + 1; }
+static inline size_t dm_membership__n(const dm_membership_t *m) { return m->n_live + 1; }
 
 /* membership_state.c: the transitions every input ends in */
-void dm_mb_emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int64_t now);
+void dm_membership__emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int64_t now);
 /* Someone says we are not alive (or alive at a newer incarnation): outbid
  * it, saturating at UINT64_MAX, and tell everyone. */
-void dm_mb_refute(dm_membership_t *m, uint64_t inc);
-void dm_mb_set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, int64_t now);
+void dm_membership__refute(dm_membership_t *m, uint64_t inc);
+void dm_membership__set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, int64_t now);
 /* Moves the local health multiplier by delta within [0, max_lhm - 1]. */
-void dm_mb_lhm_delta(dm_membership_t *m, int delta);
+void dm_membership__lhm_delta(dm_membership_t *m, int delta);
 /* Starts the suspicion of idx; accuser may be NULL; evidence: our own
  * probe failed (only an evidenced suspicion may become a death). */
-void dm_mb_start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *accuser,
+void dm_membership__start_suspicion(dm_membership_t *m, uint32_t idx, const uint8_t *accuser,
                            bool evidence, int64_t now);
 /* Counts an independent confirmation; true if accuser was a new one. */
-bool dm_mb_confirm(dm_membership_t *m, uint32_t idx, const uint8_t *accuser);
+bool dm_membership__confirm(dm_membership_t *m, uint32_t idx, const uint8_t *accuser);
 /* Probes idx next (a third party suspects it: see for ourselves). */
-void dm_mb_want_probe(dm_membership_t *m, uint32_t idx);
+void dm_membership__want_probe(dm_membership_t *m, uint32_t idx);
 /* Suspect idx is dead: its suspicion ran out, or a member says so and our
  * own probe failed too. */
-void dm_mb_declare_dead(dm_membership_t *m, uint32_t idx, int64_t now);
+void dm_membership__declare_dead(dm_membership_t *m, uint32_t idx, int64_t now);
 
 /* membership_in.c: what a received message may change */
 /* The node id written in the first 64 characters of address; false if
  * there is none. */
-bool dm_mb_address_id(const char *address, uint8_t id[DM_ID_PUBLIC_BYTES]);
+bool dm_membership__address_id(const char *address, uint8_t id[DM_ID_PUBLIC_BYTES]);
 /* True if address is "HEX(id)@endpoint" for this very id. */
-bool dm_mb_address_bound(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address);
+bool dm_membership__address_bound(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address);
 /* Adds a member we did not know, alive (or suspect) as u says, if the
  * table has room; bucket NULL: no rate limit (a SYNC we asked for, a JOIN
  * already admitted). rebroadcast: spread it. Index or DM_MEMBERSHIP_NONE. */
-uint32_t dm_mb_admit(dm_membership_t *m, const dm_swim_update_t *u, dm_mb_bucket_t *bucket,
+uint32_t dm_membership__admit(dm_membership_t *m, const dm_swim_update_t *u, dm_membership__bucket_t *bucket,
                      double rate_per_s, double burst, bool rebroadcast, int64_t now);
 /* The sender's own record about itself (authenticated): its word on its
  * address, domain, incarnation and leaving. */
-void dm_mb_apply_own(dm_membership_t *m, uint32_t idx, const dm_swim_update_t *u, int64_t now);
+void dm_membership__apply_own(dm_membership_t *m, uint32_t idx, const dm_swim_update_t *u, int64_t now);
 /* A fact about someone else heard from member sender: believed only as
  * far as a third party can be (docs/membership.md, "Trust"). */
-void dm_mb_apply_heard(dm_membership_t *m, const dm_swim_update_t *u,
+void dm_membership__apply_heard(dm_membership_t *m, const dm_swim_update_t *u,
                        const uint8_t sender[DM_ID_PUBLIC_BYTES], bool sync, int64_t now);
 
 /* Gossips member news's record straight to DM_MEMBERSHIP_DIRECT_NEWS live
  * members (those that talk to us first), except member except (or NULL). */
-void dm_mb_tell_recent(dm_membership_t *m, const uint8_t *news, const uint8_t *except);
+void dm_membership__tell_recent(dm_membership_t *m, const uint8_t *news, const uint8_t *except);
 /* True if id is the id of an address given to dm_membership_join. */
-bool dm_mb_is_seed(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES]);
+bool dm_membership__is_seed(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES]);
 /* A JOIN from the sender (sidx: its index, or DM_MEMBERSHIP_NONE for a
  * stranger): admission, then our member list. DM_ERR_DENIED if refused. */
-DM_NODISCARD dm_err dm_mb_on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *msg,
+DM_NODISCARD dm_err dm_membership__on_join(dm_membership_t *m, uint32_t sidx, const dm_swim_msg_t *msg,
                                   int64_t now);
 /* A ping-req from member msg->sender: served only for a live member. */
-void dm_mb_on_ping_req(dm_membership_t *m, const dm_swim_msg_t *msg, int64_t now_ms);
+void dm_membership__on_ping_req(dm_membership_t *m, const dm_swim_msg_t *msg, int64_t now_ms);
 
 /* membership_out.c */
 /* Room for one more outgoing message; NULL on out of memory. */
-dm_mb_out_t *dm_mb_out_push(dm_membership_t *m);
-dm_mb_out_t *dm_mb_out_to_member(dm_membership_t *m, dm_swim_type type, uint32_t seq,
+dm_membership__out_t *dm_membership__out_push(dm_membership_t *m);
+dm_membership__out_t *dm_membership__out_to_member(dm_membership_t *m, dm_swim_type type, uint32_t seq,
                                  const uint8_t id[DM_ID_PUBLIC_BYTES]);
 /* Queues the current record of id for piggybacking (from: the accuser). */
-void dm_mb_bcast(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES], const uint8_t *from);
+void dm_membership__bcast(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES], const uint8_t *from);
 /* The update describing id now (self included); false if id is unknown. */
-bool dm_mb_make_update(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
+bool dm_membership__make_update(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
                        const uint8_t *from, dm_swim_update_t *u);
 
 /* membership_view.c */
 /* Fills v for member idx; addr (DM_ADDRESS_MAX bytes) holds the address. */
-void dm_mb_member_view(const dm_membership_t *m, uint32_t idx, char *addr, dm_member_t *v);
+void dm_membership__member_view(const dm_membership_t *m, uint32_t idx, char *addr, dm_member_t *v);
 /* Lifeguard: from max down to min as log(C+1)/log(K+1). */
-int64_t dm_mb_suspicion_deadline(const dm_mb_aux_t *x);
+int64_t dm_membership__suspicion_deadline(const dm_membership__aux_t *x);
 
 /* membership_table.c */
-uint64_t dm_mb_rand(dm_membership_t *m);
-uint32_t dm_mb_find(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES]);
-DM_NODISCARD dm_err dm_mb_add(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
+uint64_t dm_membership__rand(dm_membership_t *m);
+uint32_t dm_membership__find(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES]);
+DM_NODISCARD dm_err dm_membership__add(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES],
                               const char *address, const char *domain, uint32_t *idx_out);
-void dm_mb_remove(dm_membership_t *m, uint32_t idx);
-DM_NODISCARD dm_err dm_mb_set_strings(dm_membership_t *m, uint32_t idx, const char *address,
+void dm_membership__remove(dm_membership_t *m, uint32_t idx);
+DM_NODISCARD dm_err dm_membership__set_strings(dm_membership_t *m, uint32_t idx, const char *address,
                                       const char *domain);
-bool dm_mb_strings_equal(const dm_membership_t *m, uint32_t idx, const char *address,
+bool dm_membership__strings_equal(const dm_membership_t *m, uint32_t idx, const char *address,
                          const char *domain);
 /* Writes the member's full address into out (DM_ADDRESS_MAX bytes). */
-void dm_mb_address(const dm_membership_t *m, uint32_t idx, char *out);
-const char *dm_mb_domain(const dm_membership_t *m, uint32_t idx);
-void dm_mb_shuffle(dm_membership_t *m);
-uint32_t dm_mb_aux_get(dm_membership_t *m, uint32_t idx); /* allocates; NO_AUX on NOMEM */
-void dm_mb_aux_put(dm_membership_t *m, uint32_t idx);
-void dm_mb_free_table(dm_membership_t *m);
+void dm_membership__address(const dm_membership_t *m, uint32_t idx, char *out);
+const char *dm_membership__domain(const dm_membership_t *m, uint32_t idx);
+void dm_membership__shuffle(dm_membership_t *m);
+uint32_t dm_membership__aux_get(dm_membership_t *m, uint32_t idx); /* allocates; NO_AUX on NOMEM */
+void dm_membership__aux_put(dm_membership_t *m, uint32_t idx);
+void dm_membership__free_table(dm_membership_t *m);
 /* The endpoint part of address when it is "HEX(id)@endpoint", else NULL. */
-const char *dm_mb_short_address(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address);
+const char *dm_membership__short_address(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address);
 
 /* membership_wire.c: exact encoded size of one update inside a SwimMessage
  * (tag and length prefix included). */
-size_t dm_mb_update_wire_size(const dm_swim_update_t *u);
+size_t dm_membership__update_wire_size(const dm_swim_update_t *u);
 
 #endif

@@ -11,11 +11,11 @@
 
 #define S_MIN_SLOTS 16
 
-_Static_assert(sizeof(dm_mb_member_t) == 56, "a member record grew: the simulator holds N^2");
+_Static_assert(sizeof(dm_membership__member_t) == 56, "a member record grew: the simulator holds N^2");
 #define S_ARENA_COMPACT_MIN 65536 /* bytes of garbage before compacting */
 
 /* splitmix64: small, fast, and good enough for choosing members. */
-uint64_t dm_mb_rand(dm_membership_t *m)
+uint64_t dm_membership__rand(dm_membership_t *m)
 {
     uint64_t z = (m->rng += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -35,7 +35,7 @@ static size_t s_hash(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYT
     return (size_t)(h ^ (h >> 32)) & (m->nslots - 1);
 }
 
-uint32_t dm_mb_find(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES])
+uint32_t dm_membership__find(const dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES])
 {
     if (!m->nslots)
         return DM_MEMBERSHIP_NONE;
@@ -68,7 +68,7 @@ static size_t s_slot_of(const dm_membership_t *m, uint32_t idx)
 static void s_swap(dm_membership_t *m, uint32_t a, uint32_t b)
 {
     size_t sa = s_slot_of(m, a), sb = s_slot_of(m, b);
-    dm_mb_member_t t = m->mem[a];
+    dm_membership__member_t t = m->mem[a];
     m->mem[a] = m->mem[b];
     m->mem[b] = t;
     m->slots[sa] = b + 1;
@@ -110,7 +110,7 @@ static dm_err s_rehash(dm_membership_t *m, size_t nslots)
     return DM_OK;
 }
 
-const char *dm_mb_short_address(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address)
+const char *dm_membership__short_address(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address)
 {
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < DM_ID_PUBLIC_BYTES; i++) {
@@ -176,11 +176,11 @@ static void s_arena_release(dm_membership_t *m, uint32_t off)
     m->arena_garbage += la + strlen(a + la) + 1;
 }
 
-dm_err dm_mb_set_strings(dm_membership_t *m, uint32_t idx, const char *address,
+dm_err dm_membership__set_strings(dm_membership_t *m, uint32_t idx, const char *address,
                          const char *domain)
 {
     const uint8_t *id = m->mem[idx].id;
-    const char *s = dm_mb_short_address(id, address);
+    const char *s = dm_membership__short_address(id, address);
     uint32_t off;
     dm_err rc = s_arena_put(m, s ? s : address, domain, &off);
     if (rc != DM_OK)
@@ -191,21 +191,21 @@ dm_err dm_mb_set_strings(dm_membership_t *m, uint32_t idx, const char *address,
     return DM_OK;
 }
 
-bool dm_mb_strings_equal(const dm_membership_t *m, uint32_t idx, const char *address,
+bool dm_membership__strings_equal(const dm_membership_t *m, uint32_t idx, const char *address,
                          const char *domain)
 {
-    const dm_mb_member_t *e = &m->mem[idx];
-    const char *s = dm_mb_short_address(e->id, address);
+    const dm_membership__member_t *e = &m->mem[idx];
+    const char *s = dm_membership__short_address(e->id, address);
     const char *stored = m->arena + e->str;
     if ((s != NULL) != (e->short_addr != 0) || strcmp(s ? s : address, stored) != 0)
         return false;
     return strcmp(stored + strlen(stored) + 1, domain) == 0;
 }
 
-void dm_mb_address(const dm_membership_t *m, uint32_t idx, char *out)
+void dm_membership__address(const dm_membership_t *m, uint32_t idx, char *out)
 {
     static const char hex[] = "0123456789abcdef";
-    const dm_mb_member_t *e = &m->mem[idx];
+    const dm_membership__member_t *e = &m->mem[idx];
     const char *stored = m->arena + e->str;
     size_t pos = 0;
     if (e->short_addr) {
@@ -222,20 +222,20 @@ void dm_mb_address(const dm_membership_t *m, uint32_t idx, char *out)
     out[pos + l] = 0;
 }
 
-const char *dm_mb_domain(const dm_membership_t *m, uint32_t idx)
+const char *dm_membership__domain(const dm_membership_t *m, uint32_t idx)
 {
     const char *stored = m->arena + m->mem[idx].str;
     return stored + strlen(stored) + 1;
 }
 
-dm_err dm_mb_add(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address,
+dm_err dm_membership__add(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address,
                  const char *domain, uint32_t *idx_out)
 {
     if (m->n + 1 >= UINT32_MAX - 1)
         return DM_ERR_NOMEM;
     if (m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 16;
-        dm_mb_member_t *a = realloc(m->mem, cap * sizeof *a);
+        dm_membership__member_t *a = realloc(m->mem, cap * sizeof *a);
         if (!a)
             return DM_ERR_NOMEM;
         m->mem = a;
@@ -249,23 +249,23 @@ dm_err dm_mb_add(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES], const
         if (rc != DM_OK)
             return rc;
     }
-    const char *s = dm_mb_short_address(id, address);
+    const char *s = dm_membership__short_address(id, address);
     uint32_t off;
     dm_err rc = s_arena_put(m, s ? s : address, domain, &off);
     if (rc != DM_OK)
         return rc;
     uint32_t idx = (uint32_t)m->n++;
-    dm_mb_member_t *e = &m->mem[idx];
+    dm_membership__member_t *e = &m->mem[idx];
     memset(e, 0, sizeof *e);
     memcpy(e->id, id, DM_ID_PUBLIC_BYTES);
     e->str = off;
     e->short_addr = s != NULL;
-    e->aux = DM_MB_NO_AUX;
+    e->aux = DM_MEMBERSHIP_NO_AUX;
     e->state = DM_MEMBER_ALIVE;
     s_slot_put(m, idx);
     /* A newcomer takes a random place in the probe order, so it is probed
      * within one round on average, wherever the round is. */
-    uint32_t j = (uint32_t)(dm_mb_rand(m) % m->n);
+    uint32_t j = (uint32_t)(dm_membership__rand(m) % m->n);
     if (j != idx) {
         s_swap(m, idx, j);
         idx = j;
@@ -274,9 +274,9 @@ dm_err dm_mb_add(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTES], const
     return DM_OK;
 }
 
-void dm_mb_remove(dm_membership_t *m, uint32_t idx)
+void dm_membership__remove(dm_membership_t *m, uint32_t idx)
 {
-    dm_mb_aux_put(m, idx);
+    dm_membership__aux_put(m, idx);
     s_arena_release(m, m->mem[idx].str);
     s_slot_delete(m, m->mem[idx].id);
     uint32_t last = (uint32_t)(m->n - 1);
@@ -288,11 +288,11 @@ void dm_mb_remove(dm_membership_t *m, uint32_t idx)
     m->n--;
 }
 
-void dm_mb_shuffle(dm_membership_t *m)
+void dm_membership__shuffle(dm_membership_t *m)
 {
     for (size_t i = m->n; i > 1; i--) {
-        size_t j = (size_t)(dm_mb_rand(m) % i);
-        dm_mb_member_t t = m->mem[i - 1];
+        size_t j = (size_t)(dm_membership__rand(m) % i);
+        dm_membership__member_t t = m->mem[i - 1];
         m->mem[i - 1] = m->mem[j];
         m->mem[j] = t;
     }
@@ -303,28 +303,28 @@ void dm_mb_shuffle(dm_membership_t *m)
         s_slot_put(m, (uint32_t)i);
 }
 
-uint32_t dm_mb_aux_get(dm_membership_t *m, uint32_t idx)
+uint32_t dm_membership__aux_get(dm_membership_t *m, uint32_t idx)
 {
-    dm_mb_member_t *e = &m->mem[idx];
-    if (e->aux != DM_MB_NO_AUX)
+    dm_membership__member_t *e = &m->mem[idx];
+    if (e->aux != DM_MEMBERSHIP_NO_AUX)
         return e->aux;
-    uint32_t a = DM_MB_NO_AUX;
+    uint32_t a = DM_MEMBERSHIP_NO_AUX;
     if (m->aux_free < m->naux && !m->aux[m->aux_free].used)
         a = m->aux_free;
-    for (size_t i = 0; a == DM_MB_NO_AUX && i < m->naux; i++)
+    for (size_t i = 0; a == DM_MEMBERSHIP_NO_AUX && i < m->naux; i++)
         if (!m->aux[i].used)
             a = (uint32_t)i;
-    if (a == DM_MB_NO_AUX) {
+    if (a == DM_MEMBERSHIP_NO_AUX) {
         if (m->naux == m->auxcap) {
             size_t cap = m->auxcap ? m->auxcap * 2 : 8;
-            dm_mb_aux_t *x = realloc(m->aux, cap * sizeof *x);
+            dm_membership__aux_t *x = realloc(m->aux, cap * sizeof *x);
             if (!x)
-                return DM_MB_NO_AUX;
+                return DM_MEMBERSHIP_NO_AUX;
             m->aux = x;
             m->auxcap = cap;
         }
-        if (m->naux >= DM_MB_NO_AUX)
-            return DM_MB_NO_AUX;
+        if (m->naux >= DM_MEMBERSHIP_NO_AUX)
+            return DM_MEMBERSHIP_NO_AUX;
         a = (uint32_t)m->naux++;
     }
     memset(&m->aux[a], 0, sizeof m->aux[a]);
@@ -334,14 +334,14 @@ uint32_t dm_mb_aux_get(dm_membership_t *m, uint32_t idx)
     return a;
 }
 
-void dm_mb_aux_put(dm_membership_t *m, uint32_t idx)
+void dm_membership__aux_put(dm_membership_t *m, uint32_t idx)
 {
-    dm_mb_member_t *e = &m->mem[idx];
-    if (e->aux == DM_MB_NO_AUX)
+    dm_membership__member_t *e = &m->mem[idx];
+    if (e->aux == DM_MEMBERSHIP_NO_AUX)
         return;
     m->aux[e->aux].used = false;
     m->aux_free = e->aux;
-    e->aux = DM_MB_NO_AUX;
+    e->aux = DM_MEMBERSHIP_NO_AUX;
     while (m->naux && !m->aux[m->naux - 1].used)
         m->naux--;
 }
@@ -349,7 +349,7 @@ void dm_mb_aux_put(dm_membership_t *m, uint32_t idx)
 void dm_membership_trim(dm_membership_t *m)
 {
     if (m->n && m->n < m->cap) {
-        dm_mb_member_t *a = realloc(m->mem, m->n * sizeof *a);
+        dm_membership__member_t *a = realloc(m->mem, m->n * sizeof *a);
         if (a) {
             m->mem = a;
             m->cap = m->n;
@@ -366,7 +366,7 @@ void dm_membership_trim(dm_membership_t *m)
     }
 }
 
-void dm_mb_free_table(dm_membership_t *m)
+void dm_membership__free_table(dm_membership_t *m)
 {
     free(m->mem);
     free(m->slots);

@@ -6,19 +6,19 @@
 
 #include "membership/membership_priv.h"
 
-void dm_mb_member_view(const dm_membership_t *m, uint32_t idx, char *addr, dm_member_t *v)
+void dm_membership__member_view(const dm_membership_t *m, uint32_t idx, char *addr, dm_member_t *v)
 {
-    const dm_mb_member_t *e = &m->mem[idx];
-    dm_mb_address(m, idx, addr);
+    const dm_membership__member_t *e = &m->mem[idx];
+    dm_membership__address(m, idx, addr);
     memcpy(v->id, e->id, DM_ID_PUBLIC_BYTES);
     v->address = addr;
-    v->domain = dm_mb_domain(m, idx);
+    v->domain = dm_membership__domain(m, idx);
     v->state = (dm_member_state)e->state;
     v->incarnation = e->inc;
     v->last_heard_ms = e->last_heard;
 }
 
-int64_t dm_mb_suspicion_deadline(const dm_mb_aux_t *x)
+int64_t dm_membership__suspicion_deadline(const dm_membership__aux_t *x)
 {
     if (x->k == 0 || x->confirmations == 0)
         return x->since + (x->k == 0 ? x->min_ms : x->max_ms);
@@ -44,7 +44,7 @@ void dm_membership_list(const dm_membership_t *m, dm_membership_each_fn fn, void
     fn(ctx, &v);
     char addr[DM_ADDRESS_MAX];
     for (size_t i = 0; i < m->n; i++) {
-        dm_mb_member_view(m, (uint32_t)i, addr, &v);
+        dm_membership__member_view(m, (uint32_t)i, addr, &v);
         fn(ctx, &v);
     }
 }
@@ -54,7 +54,7 @@ dm_member_state dm_membership_state_of(const dm_membership_t *m,
 {
     if (memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
         return m->leaving ? DM_MEMBER_LEFT : DM_MEMBER_ALIVE;
-    uint32_t idx = dm_mb_find(m, id);
+    uint32_t idx = dm_membership__find(m, id);
     return idx == DM_MEMBERSHIP_NONE ? DM_MEMBER_UNKNOWN : (dm_member_state)m->mem[idx].state;
 }
 
@@ -63,7 +63,7 @@ uint64_t dm_membership_incarnation_of(const dm_membership_t *m,
 {
     if (memcmp(id, m->self_id, DM_ID_PUBLIC_BYTES) == 0)
         return m->self_inc;
-    uint32_t idx = dm_mb_find(m, id);
+    uint32_t idx = dm_membership__find(m, id);
     return idx == DM_MEMBERSHIP_NONE ? 0 : m->mem[idx].inc;
 }
 
@@ -84,14 +84,14 @@ int64_t dm_membership_probe_timeout(const dm_membership_t *m)
 int64_t dm_membership_suspicion_deadline(const dm_membership_t *m,
                                          const uint8_t id[DM_ID_PUBLIC_BYTES])
 {
-    uint32_t idx = dm_mb_find(m, id);
+    uint32_t idx = dm_membership__find(m, id);
     if (idx == DM_MEMBERSHIP_NONE || m->mem[idx].state != DM_MEMBER_SUSPECT ||
-        m->mem[idx].aux == DM_MB_NO_AUX)
+        m->mem[idx].aux == DM_MEMBERSHIP_NO_AUX)
         return -1;
-    return dm_mb_suspicion_deadline(&m->aux[m->mem[idx].aux]);
+    return dm_membership__suspicion_deadline(&m->aux[m->mem[idx].aux]);
 }
 
-const char *dm_member_state_name(dm_member_state s)
+const char *dm_membership_state_name(dm_member_state s)
 {
     switch (s) {
     case DM_MEMBER_ALIVE:

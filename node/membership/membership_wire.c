@@ -25,7 +25,7 @@ static size_t s_string_field(size_t len) { return len ? 1 + s_varint_len(len) + 
 /* What goes on the wire for an address belonging to id. */
 static const char *s_wire_address(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address)
 {
-    const char *s = dm_mb_short_address(id, address);
+    const char *s = dm_membership__short_address(id, address);
     return s ? s : address;
 }
 
@@ -43,7 +43,7 @@ static size_t s_update_body(const dm_swim_update_t *u)
     return n;
 }
 
-size_t dm_mb_update_wire_size(const dm_swim_update_t *u)
+size_t dm_membership__update_wire_size(const dm_swim_update_t *u)
 {
     size_t body = s_update_body(u);
     return 1 + s_varint_len(body) + body;
@@ -149,7 +149,7 @@ static bool s_from_wire_address(const uint8_t id[DM_ID_PUBLIC_BYTES], const char
     }
     memcpy(out + pos, wire, len + 1);
     /* "HEX(id)@" alone would travel as "" and not come back: refuse it. */
-    const char *endpoint = dm_mb_short_address(id, out);
+    const char *endpoint = dm_membership__short_address(id, out);
     return !endpoint || *endpoint;
 }
 

@@ -97,7 +97,7 @@ static void s_conn_free(dm_query_engine_t *e, s_conn *c)
         return;
     sqlite3_close(c->db); /* disconnects the virtual tables first */
     dm_query__printf_free(&c->ctx);
-    dm_store_reader_close(&c->ctx.reader);
+    dm_reader_close(&c->ctx.reader);
     dm_query__tables_free(e->registry, c->ctx.tables, c->ctx.ntables);
     free(c);
 }
@@ -181,7 +181,7 @@ static void s_release(dm_query_t *q)
     q->done = true;
     pthread_mutex_unlock(&q->hold);
     if (conn) {
-        dm_store_reader_close(&conn->ctx.reader);
+        dm_reader_close(&conn->ctx.reader);
         if (reusable)
             s_pool_put(q->e, conn);
         else
@@ -388,11 +388,11 @@ dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query
     q->ctx->timed_out = false;
     q->ctx->denied[0] = 0;
     q->ctx->denied_weak = false;
-    if ((rc = dm_store_reader_open(e->store, &q->ctx->reader))) {
+    if ((rc = dm_reader_open(e->store, &q->ctx->reader))) {
         if (rc == DM_ERR_BUSY)
             dm_buf_puts(err, "the node is growing its storage map; retry shortly");
         else
-            dm_buf_printf(err, "reading the store failed: %s", dm_strerror(rc));
+            dm_buf_printf(err, "reading the store failed: %s", dm_err_str(rc));
         goto fail;
     }
     if (reuse) {

@@ -75,7 +75,7 @@ static void s_open_close(s_open **o_p)
 
 /* Actions taken out of the scheduler under the lock, run after it. */
 typedef struct {
-    dm_qsched_act_t *a;
+    dm_query_sched_act_t *a;
     size_t n, cap;
 } s_acts;
 
@@ -84,7 +84,7 @@ struct dm_query_pool {
     dm_query_engine_t *engine;
     pthread_mutex_t lock;
     pthread_cond_t work;
-    dm_qsched_t *sched;
+    dm_query_sched_t *sched;
     bool stopping;
     unsigned n; /* workers, the short lane last */
     s_worker *workers;
@@ -165,30 +165,30 @@ static void s_req_free(s_req *r)
 
 /* The error code a reason is reported with: "busy" ones as DM_ERR_BUSY
  * (like every other "the node is busy"), the rest as a cancel. */
-static dm_err s_reason_code(dm_qsched_reason why)
+static dm_err s_reason_code(dm_query_sched_reason why)
 {
-    return why == DM_QSCHED_WAITED || why == DM_QSCHED_SHORT ? DM_ERR_BUSY : DM_ERR_TIMEOUT;
+    return why == DM_QUERY_SCHED_WAITED || why == DM_QUERY_SCHED_SHORT ? DM_ERR_BUSY : DM_ERR_TIMEOUT;
 }
 
 /* Takes the scheduler's pending actions (call with the lock held): cancels
  * now, the rest into acts for s_run_acts. */
 static void s_collect(dm_query_pool_t *self, s_acts *acts)
 {
-    dm_qsched_act_t a;
-    while (dm_qsched_action(self->sched, &a)) {
-        if (a.reason == DM_QSCHED_GONE)
+    dm_query_sched_act_t a;
+    while (dm_query_sched_action(self->sched, &a)) {
+        if (a.reason == DM_QUERY_SCHED_GONE)
             dm_log_debug("query: %s: its client disconnected",
-                         a.kind == DM_QSCHED_CANCEL ? "a running query cancelled"
-                         : a.kind == DM_QSCHED_DROP ? "a queued request dropped"
+                         a.kind == DM_QUERY_SCHED_CANCEL ? "a running query cancelled"
+                         : a.kind == DM_QUERY_SCHED_DROP ? "a queued request dropped"
                                                     : "an open query closed");
-        if (a.kind == DM_QSCHED_CANCEL) {
+        if (a.kind == DM_QUERY_SCHED_CANCEL) {
             if (a.worker < self->n && self->workers[a.worker].q)
                 dm_query_cancel(self->workers[a.worker].q);
             continue;
         }
         if (acts->n == acts->cap) {
             size_t cap = acts->cap ? acts->cap * 2 : DM_QUERY_ACTS_MIN;
-            dm_qsched_act_t *p = realloc(acts->a, cap * sizeof *p);
+            dm_query_sched_act_t *p = realloc(acts->a, cap * sizeof *p);
             if (!p)
                 abort(); /* losing it would leak a query or leave a client waiting */
             acts->a = p;
@@ -202,15 +202,15 @@ static void s_collect(dm_query_pool_t *self, s_acts *acts)
 static void s_run_acts(dm_query_pool_t *self, void *out, s_acts *acts)
 {
     for (size_t i = 0; i < acts->n; i++) {
-        dm_qsched_act_t *a = &acts->a[i];
-        if (a->kind == DM_QSCHED_CLOSE) {
+        dm_query_sched_act_t *a = &acts->a[i];
+        if (a->kind == DM_QUERY_SCHED_CLOSE) {
             s_open *o = a->ptr;
             s_open_close(&o);
-        } else if (a->kind == DM_QSCHED_REFUSE || a->kind == DM_QSCHED_DROP) {
+        } else if (a->kind == DM_QUERY_SCHED_REFUSE || a->kind == DM_QUERY_SCHED_DROP) {
             s_req *r = a->ptr;
-            if (a->kind == DM_QSCHED_REFUSE && out) {
-                char text[DM_QSCHED_WHY_MAX];
-                dm_qsched_reason_text(self->sched, a->reason, text, sizeof text);
+            if (a->kind == DM_QUERY_SCHED_REFUSE && out) {
+                char text[DM_QUERY_SCHED_WHY_MAX];
+                dm_query_sched_reason_text(self->sched, a->reason, text, sizeof text);
                 if (out == self->out)
                     pthread_mutex_lock(&self->out_lock);
                 s_send_error(out, &r->rid, r->env->id, s_reason_code(a->reason), text);
@@ -238,14 +238,14 @@ static void s_fetch_pack(s_worker *w, dm_query_t *q, uint32_t max_rows, uint64_t
     dm_err rc = dm_query_fetch(q, max_rows, DM_QUERY_BATCH_BYTES, &rows, &nrows, &done, &err);
     if (rc != DM_OK) {
         pthread_mutex_lock(&self->lock);
-        dm_qsched_reason why = dm_qsched_cancelled(self->sched, w->index);
+        dm_query_sched_reason why = dm_query_sched_cancelled(self->sched, w->index);
         pthread_mutex_unlock(&self->lock);
-        char text[DM_QSCHED_WHY_MAX];
+        char text[DM_QUERY_SCHED_WHY_MAX];
         if (why)
-            dm_qsched_reason_text(self->sched, why, text, sizeof text);
+            dm_query_sched_reason_text(self->sched, why, text, sizeof text);
         *ended = true;
         *packed = s_pack_error(id, why ? s_reason_code(why) : rc,
-                               why ? text : err.len ? err.data : dm_strerror(rc), msg);
+                               why ? text : err.len ? err.data : dm_err_str(rc), msg);
         goto out;
     }
     Dm__Envelope env = DM__ENVELOPE__INIT;
@@ -318,11 +318,11 @@ static void s_run_open(s_worker *w, s_req *r, s_acts *acts)
         rc = DM_ERR_NOMEM;
     }
     if (rc != DM_OK) {
-        packed = s_pack_error(r->env->id, rc, err.len ? err.data : dm_strerror(rc), &msg);
+        packed = s_pack_error(r->env->id, rc, err.len ? err.data : dm_err_str(rc), &msg);
     } else {
         pthread_mutex_lock(&self->lock);
         w->q = q;
-        if (dm_qsched_cancelled(self->sched, w->index))
+        if (dm_query_sched_cancelled(self->sched, w->index))
             dm_query_cancel(q);
         pthread_mutex_unlock(&self->lock);
         uint64_t id = s_cursor_id();
@@ -336,13 +336,13 @@ static void s_run_open(s_worker *w, s_req *r, s_acts *acts)
         pthread_mutex_lock(&self->lock);
         w->q = NULL;
         if (!ended)
-            dm_qsched_opened(self->sched, w->index, id, o, s_now_ms());
+            dm_query_sched_opened(self->sched, w->index, id, o, s_now_ms());
         pthread_mutex_unlock(&self->lock);
     }
     if (packed)
         s_reply(self, &r->rid, &msg);
     pthread_mutex_lock(&self->lock);
-    must_close = dm_qsched_finish(self->sched, w->index, ended, s_now_ms());
+    must_close = dm_query_sched_finish(self->sched, w->index, ended, s_now_ms());
     s_collect(self, acts);
     pthread_cond_broadcast(&self->work);
     pthread_mutex_unlock(&self->lock);
@@ -358,13 +358,13 @@ static void s_run_next(s_worker *w, s_req *r, uint64_t cursor, s_open *o, s_acts
     zmq_msg_t msg;
     bool packed = false, ended = false;
     if (!o) {
-        char text[DM_QSCHED_WHY_MAX];
+        char text[DM_QUERY_SCHED_WHY_MAX];
         snprintf(text, sizeof text,
                  "no open query %llu: it finished, failed, was closed, or was closed after "
                  "%lld ms without a pull or at its time limit of %lld ms",
                  (unsigned long long)cursor,
-                 (long long)dm_qsched_limits(self->sched)->cursor_idle_ms,
-                 (long long)dm_qsched_limits(self->sched)->lifetime_ms);
+                 (long long)dm_query_sched_limits(self->sched)->cursor_idle_ms,
+                 (long long)dm_query_sched_limits(self->sched)->lifetime_ms);
         packed = s_pack_error(r->env->id, DM_ERR_NOTFOUND, text, &msg);
     } else {
         s_fetch_pack(w, o->q, o->max_rows, cursor, r->env->id, false, &msg, &ended, &packed);
@@ -373,7 +373,7 @@ static void s_run_next(s_worker *w, s_req *r, uint64_t cursor, s_open *o, s_acts
         s_reply(self, &r->rid, &msg);
     pthread_mutex_lock(&self->lock);
     w->q = NULL;
-    bool must_close = dm_qsched_finish(self->sched, w->index, ended, s_now_ms());
+    bool must_close = dm_query_sched_finish(self->sched, w->index, ended, s_now_ms());
     s_collect(self, acts);
     pthread_cond_broadcast(&self->work);
     pthread_mutex_unlock(&self->lock);
@@ -393,7 +393,7 @@ static void *s_worker_main(void *arg)
     while (!self->stopping) {
         uint64_t cursor = 0;
         void *q = NULL;
-        s_req *r = dm_qsched_take(self->sched, w->index, s_now_ms(), &cursor, &q);
+        s_req *r = dm_query_sched_take(self->sched, w->index, s_now_ms(), &cursor, &q);
         s_collect(self, &acts);
         if (!r) {
             if (acts.n) {
@@ -470,7 +470,7 @@ static void s_events(dm_query_pool_t *self)
         for (size_t j = i + 1; j < n && !reused; j++)
             reused = ev[j] == ZMQ_EVENT_ACCEPTED && fd[j] == fd[i];
         if (!reused)
-            dm_qsched_disconnect(self->sched, fd[i]);
+            dm_query_sched_disconnect(self->sched, fd[i]);
     }
     free(ev);
     free(fd);
@@ -493,7 +493,7 @@ static void *s_watcher_main(void *arg)
         pthread_mutex_lock(&self->lock);
         if (mon)
             s_events(self);
-        if (dm_qsched_tick(self->sched, s_now_ms()))
+        if (dm_query_sched_tick(self->sched, s_now_ms()))
             pthread_cond_broadcast(&self->work); /* the short lane may open with time */
         s_collect(self, &acts);
         pthread_mutex_unlock(&self->lock);
@@ -539,12 +539,12 @@ dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers
     pthread_cond_init(&self->work, NULL);
     self->ctx = ctx;
     self->engine = engine;
-    dm_qsched_limits_t limits = {
+    dm_query_sched_limits_t limits = {
         .general = nworkers,
         .short_lane = true,
         .lifetime_ms = lifetime_ms > 0 ? lifetime_ms : DM_QUERY_DEFAULT_TIMEOUT_MS,
     };
-    dm_err rc = dm_qsched_new(&limits, &self->sched);
+    dm_err rc = dm_query_sched_new(&limits, &self->sched);
     self->n = nworkers + 1;
     self->workers = rc ? NULL : calloc(self->n, sizeof *self->workers);
     if (rc || !self->workers) {
@@ -604,7 +604,7 @@ void dm_query_pool_destroy(dm_query_pool_t **self_p)
     pthread_mutex_lock(&self->lock);
     self->stopping = true;
     if (self->sched) {
-        dm_qsched_shutdown(self->sched);
+        dm_query_sched_shutdown(self->sched);
         s_collect(self, &acts);
     }
     pthread_cond_broadcast(&self->work);
@@ -615,7 +615,7 @@ void dm_query_pool_destroy(dm_query_pool_t **self_p)
     if (self->watcher_running)
         pthread_join(self->watcher, NULL);
     if (self->sched) { /* what the workers released on the way out */
-        dm_qsched_shutdown(self->sched);
+        dm_query_sched_shutdown(self->sched);
         s_collect(self, &acts);
     }
     s_run_acts(self, NULL, &acts);
@@ -624,7 +624,7 @@ void dm_query_pool_destroy(dm_query_pool_t **self_p)
     for (size_t k = 0; k < sizeof socks / sizeof socks[0]; k++)
         if (socks[k])
             zmq_close(socks[k]);
-    dm_qsched_destroy(&self->sched);
+    dm_query_sched_destroy(&self->sched);
     pthread_cond_destroy(&self->work);
     pthread_mutex_destroy(&self->lock);
     pthread_mutex_destroy(&self->out_lock);
@@ -649,7 +649,7 @@ dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload
     if (e->body_case == DM__ENVELOPE__BODY_QUERY_CLOSE) {
         s_acts acts = {0};
         pthread_mutex_lock(&self->lock);
-        dm_err rc = dm_qsched_close(self->sched, cursor, zmq_msg_data(rid), zmq_msg_size(rid), now);
+        dm_err rc = dm_query_sched_close(self->sched, cursor, zmq_msg_data(rid), zmq_msg_size(rid), now);
         s_collect(self, &acts);
         pthread_mutex_unlock(&self->lock);
         s_run_acts(self, self->loop_out, &acts);
@@ -681,7 +681,7 @@ dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload
     zmq_msg_init(&r->rid);
     zmq_msg_copy(&r->rid, rid);
     r->env = e;
-    dm_qsched_req_t req = {
+    dm_query_sched_req_t req = {
         .key = zmq_msg_gets(payload, "User-Id"),
         .owner = zmq_msg_data(rid),
         .owner_len = zmq_msg_size(rid),
@@ -690,7 +690,7 @@ dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload
         .data = r,
     };
     pthread_mutex_lock(&self->lock);
-    dm_err rc = dm_qsched_submit(self->sched, &req, now, why, whycap);
+    dm_err rc = dm_query_sched_submit(self->sched, &req, now, why, whycap);
     if (rc == DM_OK)
         pthread_cond_broadcast(&self->work);
     pthread_mutex_unlock(&self->lock);

@@ -28,7 +28,7 @@
 #define DM_QUERY_POOL_MAX_WORKERS 64
 #define DM_QUERY_BATCH_ROWS 10000     /* rows per reply at most */
 #define DM_QUERY_BATCH_BYTES (1 << 20) /* bytes of rows per reply, about */
-#define DM_QUERY_POOL_WHY_MAX DM_QSCHED_WHY_MAX /* bytes of a refusal text */
+#define DM_QUERY_POOL_WHY_MAX DM_QUERY_SCHED_WHY_MAX /* bytes of a refusal text */
 
 typedef struct dm_query_pool dm_query_pool_t;
 

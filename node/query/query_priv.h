@@ -22,7 +22,7 @@ typedef struct {
 /* What one query connection's callbacks see (the module's pAux, the
  * authorizer's and progress handler's argument). */
 typedef struct {
-    dm_store_reader_t *reader;
+    dm_reader_t *reader;
     dm_qtable_t *tables;
     size_t ntables;
     int64_t deadline_ns;    /* CLOCK_MONOTONIC */

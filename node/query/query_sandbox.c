@@ -309,7 +309,7 @@ static dm_err s_unknown(dm_store_t *store, const char *domain, const char *name,
     if (pick[0])
         dm_buf_printf(err, "; did you mean '%s'?", pick);
     for (size_t i = 0; i < n; i++)
-        dm_product_clear(&list[i]);
+        dm_store_product_clear(&list[i]);
     free(list);
     return DM_ERR_NOTFOUND;
 }
@@ -329,7 +329,7 @@ dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_store_t *store, c
      * would deadlock against a waiting map resize if the lock ever
      * preferred writers). The statement failed; no cursor needs it. */
     if (strncmp(msg, no_table, sizeof no_table - 1) == 0 || strncmp(msg, no_db, sizeof no_db - 1) == 0)
-        dm_store_reader_close(&ctx->reader);
+        dm_reader_close(&ctx->reader);
     if (strncmp(msg, no_table, sizeof no_table - 1) == 0) {
         char what[2 * S_NAME_MAX + 2];
         snprintf(what, sizeof what, "%s", msg + sizeof no_table - 1);

@@ -1,8 +1,8 @@
 /* query_sched.c: the SQL pool's policy (query_sched.h): one queue served
  * fairly across client keys, caps per key and per node, deadlines, idle
  * cursors, the short lane, disconnects. Small linear structures: the queue
- * holds at most DM_QSCHED_MAX_QUEUED requests and the cursor table
- * DM_QSCHED_MAX_CURSORS, so scans stay in the microseconds. */
+ * holds at most DM_QUERY_SCHED_MAX_QUEUED requests and the cursor table
+ * DM_QUERY_SCHED_MAX_CURSORS, so scans stay in the microseconds. */
 #include "query/query_sched.h"
 
 #include <stdio.h>
@@ -13,7 +13,7 @@
 
 typedef struct s_client {
     struct s_client *next;
-    char key[DM_QSCHED_KEY_MAX + 1];
+    char key[DM_QUERY_SCHED_KEY_MAX + 1];
     unsigned queued, cursors, opening, running;
     uint64_t served; /* take counter when last served: lowest goes first */
 } s_client;
@@ -21,7 +21,7 @@ typedef struct s_client {
 typedef struct s_job {
     struct s_job *next;
     s_client *c;
-    uint8_t owner[DM_QSCHED_OWNER_MAX];
+    uint8_t owner[DM_QUERY_SCHED_OWNER_MAX];
     size_t owner_len;
     int fd;
     uint64_t cursor;
@@ -33,7 +33,7 @@ typedef struct s_job {
 typedef struct {
     uint64_t id; /* 0: free slot */
     s_client *c;
-    uint8_t owner[DM_QSCHED_OWNER_MAX];
+    uint8_t owner[DM_QUERY_SCHED_OWNER_MAX];
     size_t owner_len;
     int fd;
     void *q;
@@ -46,15 +46,15 @@ typedef struct {
     bool busy;
     s_client *c;
     uint64_t cursor; /* the pulled cursor, 0 for a new query */
-    uint8_t owner[DM_QSCHED_OWNER_MAX];
+    uint8_t owner[DM_QUERY_SCHED_OWNER_MAX];
     size_t owner_len;
     int fd;
     int64_t started;
-    dm_qsched_reason cancel;
+    dm_query_sched_reason cancel;
 } s_wk;
 
 struct dm_qsched {
-    dm_qsched_limits_t l;
+    dm_query_sched_limits_t l;
     s_client *clients;
     s_job *jobs; /* oldest first */
     size_t njobs, ncursors, opening;
@@ -62,46 +62,46 @@ struct dm_qsched {
     s_cur *cur;
     s_wk *wk;
     unsigned nwk;
-    dm_qsched_act_t *acts;
+    dm_query_sched_act_t *acts;
     size_t nacts, acts_cap, acts_head;
 };
 
-dm_err dm_qsched_new(const dm_qsched_limits_t *limits, dm_qsched_t **out)
+dm_err dm_query_sched_new(const dm_query_sched_limits_t *limits, dm_query_sched_t **out)
 {
     *out = NULL;
-    dm_qsched_t *self = calloc(1, sizeof *self);
+    dm_query_sched_t *self = calloc(1, sizeof *self);
     if (!self)
         return DM_ERR_NOMEM;
-    dm_qsched_limits_t l = limits ? *limits : (dm_qsched_limits_t){0};
+    dm_query_sched_limits_t l = limits ? *limits : (dm_query_sched_limits_t){0};
     l.general = l.general ? l.general : 1;
-    l.key_queued = l.key_queued ? l.key_queued : DM_QSCHED_KEY_QUEUED;
-    l.key_cursors = l.key_cursors ? l.key_cursors : DM_QSCHED_KEY_CURSORS;
+    l.key_queued = l.key_queued ? l.key_queued : DM_QUERY_SCHED_KEY_QUEUED;
+    l.key_cursors = l.key_cursors ? l.key_cursors : DM_QUERY_SCHED_KEY_CURSORS;
     l.key_running = l.key_running ? l.key_running : (l.general / 2 ? l.general / 2 : 1);
-    l.max_queued = l.max_queued ? l.max_queued : DM_QSCHED_MAX_QUEUED;
-    l.max_cursors = l.max_cursors ? l.max_cursors : DM_QSCHED_MAX_CURSORS;
-    l.queue_wait_ms = l.queue_wait_ms ? l.queue_wait_ms : DM_QSCHED_QUEUE_WAIT_MS;
-    l.long_ms = l.long_ms ? l.long_ms : DM_QSCHED_LONG_MS;
-    l.short_ms = l.short_ms ? l.short_ms : DM_QSCHED_SHORT_MS;
-    l.cursor_idle_ms = l.cursor_idle_ms ? l.cursor_idle_ms : DM_QSCHED_CURSOR_IDLE_MS;
-    l.cursor_evict_ms = l.cursor_evict_ms ? l.cursor_evict_ms : DM_QSCHED_CURSOR_EVICT_MS;
+    l.max_queued = l.max_queued ? l.max_queued : DM_QUERY_SCHED_MAX_QUEUED;
+    l.max_cursors = l.max_cursors ? l.max_cursors : DM_QUERY_SCHED_MAX_CURSORS;
+    l.queue_wait_ms = l.queue_wait_ms ? l.queue_wait_ms : DM_QUERY_SCHED_QUEUE_WAIT_MS;
+    l.long_ms = l.long_ms ? l.long_ms : DM_QUERY_SCHED_LONG_MS;
+    l.short_ms = l.short_ms ? l.short_ms : DM_QUERY_SCHED_SHORT_MS;
+    l.cursor_idle_ms = l.cursor_idle_ms ? l.cursor_idle_ms : DM_QUERY_SCHED_CURSOR_IDLE_MS;
+    l.cursor_evict_ms = l.cursor_evict_ms ? l.cursor_evict_ms : DM_QUERY_SCHED_CURSOR_EVICT_MS;
     l.lifetime_ms = l.lifetime_ms > 0 ? l.lifetime_ms : 30000;
     self->l = l;
     self->nwk = l.general + (l.short_lane ? 1 : 0);
     self->cur = calloc(l.max_cursors, sizeof *self->cur);
     self->wk = calloc(self->nwk, sizeof *self->wk);
     if (!self->cur || !self->wk) {
-        dm_qsched_destroy(&self);
+        dm_query_sched_destroy(&self);
         return DM_ERR_NOMEM;
     }
     *out = self;
     return DM_OK;
 }
 
-void dm_qsched_destroy(dm_qsched_t **self_p)
+void dm_query_sched_destroy(dm_query_sched_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    dm_qsched_t *self = *self_p;
+    dm_query_sched_t *self = *self_p;
     while (self->jobs) {
         s_job *j = self->jobs;
         self->jobs = j->next;
@@ -119,32 +119,32 @@ void dm_qsched_destroy(dm_qsched_t **self_p)
     *self_p = NULL;
 }
 
-const dm_qsched_limits_t *dm_qsched_limits(const dm_qsched_t *self) { return &self->l; }
+const dm_query_sched_limits_t *dm_query_sched_limits(const dm_query_sched_t *self) { return &self->l; }
 
-size_t dm_qsched_queued(const dm_qsched_t *self) { return self->njobs; }
+size_t dm_query_sched_queued(const dm_query_sched_t *self) { return self->njobs; }
 
-size_t dm_qsched_cursors(const dm_qsched_t *self) { return self->ncursors; }
+size_t dm_query_sched_cursors(const dm_query_sched_t *self) { return self->ncursors; }
 
 /* Queues an action; an action lost to a failed allocation would leak a
  * query or leave a client waiting, so the list only grows (bounded by the
  * queue and the cursor table between two drains). */
-static void s_act(dm_qsched_t *self, dm_qsched_act_kind kind, dm_qsched_reason reason, void *ptr,
+static void s_act(dm_query_sched_t *self, dm_query_sched_act_kind kind, dm_query_sched_reason reason, void *ptr,
                   unsigned worker)
 {
     if (self->acts_head == self->nacts)
         self->acts_head = self->nacts = 0;
     if (self->nacts == self->acts_cap) {
         size_t cap = self->acts_cap ? self->acts_cap * 2 : S_ACTS_MIN;
-        dm_qsched_act_t *a = realloc(self->acts, cap * sizeof *a);
+        dm_query_sched_act_t *a = realloc(self->acts, cap * sizeof *a);
         if (!a)
             abort(); /* cannot keep the pool's promises without memory */
         self->acts = a;
         self->acts_cap = cap;
     }
-    self->acts[self->nacts++] = (dm_qsched_act_t){kind, reason, ptr, worker};
+    self->acts[self->nacts++] = (dm_query_sched_act_t){kind, reason, ptr, worker};
 }
 
-bool dm_qsched_action(dm_qsched_t *self, dm_qsched_act_t *out)
+bool dm_query_sched_action(dm_query_sched_t *self, dm_query_sched_act_t *out)
 {
     if (self->acts_head >= self->nacts) {
         self->acts_head = self->nacts = 0;
@@ -155,11 +155,11 @@ bool dm_qsched_action(dm_qsched_t *self, dm_qsched_act_t *out)
 }
 
 /* The client of key, created if absent (NULL: out of memory). */
-static s_client *s_client_get(dm_qsched_t *self, const char *key)
+static s_client *s_client_get(dm_query_sched_t *self, const char *key)
 {
     key = key ? key : "";
     for (s_client *c = self->clients; c; c = c->next)
-        if (strncmp(c->key, key, DM_QSCHED_KEY_MAX) == 0)
+        if (strncmp(c->key, key, DM_QUERY_SCHED_KEY_MAX) == 0)
             return c;
     s_client *c = calloc(1, sizeof *c);
     if (!c)
@@ -171,7 +171,7 @@ static s_client *s_client_get(dm_qsched_t *self, const char *key)
 }
 
 /* Frees c once it holds nothing. */
-static void s_client_put(dm_qsched_t *self, s_client *c)
+static void s_client_put(dm_query_sched_t *self, s_client *c)
 {
     if (!c || c->queued || c->cursors || c->opening || c->running)
         return;
@@ -183,7 +183,7 @@ static void s_client_put(dm_qsched_t *self, s_client *c)
         }
 }
 
-static s_cur *s_cursor(dm_qsched_t *self, uint64_t id)
+static s_cur *s_cursor(dm_query_sched_t *self, uint64_t id)
 {
     for (unsigned i = 0; id && i < self->l.max_cursors; i++)
         if (self->cur[i].id == id)
@@ -198,10 +198,10 @@ static bool s_owns(const uint8_t *owner, size_t len, const void *who, size_t who
 
 /* Removes cursor k from the table (its query goes with a CLOSE action
  * unless keep_query). */
-static void s_cursor_remove(dm_qsched_t *self, s_cur *k, dm_qsched_reason why, bool keep_query)
+static void s_cursor_remove(dm_query_sched_t *self, s_cur *k, dm_query_sched_reason why, bool keep_query)
 {
     if (!keep_query && k->q)
-        s_act(self, DM_QSCHED_CLOSE, why, k->q, 0);
+        s_act(self, DM_QUERY_SCHED_CLOSE, why, k->q, 0);
     s_client *c = k->c;
     c->cursors--;
     self->ncursors--;
@@ -209,10 +209,10 @@ static void s_cursor_remove(dm_qsched_t *self, s_cur *k, dm_qsched_reason why, b
     s_client_put(self, c);
 }
 
-dm_err dm_qsched_submit(dm_qsched_t *self, const dm_qsched_req_t *req, int64_t now, char *why,
+dm_err dm_query_sched_submit(dm_query_sched_t *self, const dm_query_sched_req_t *req, int64_t now, char *why,
                         size_t whycap)
 {
-    const dm_qsched_limits_t *l = &self->l;
+    const dm_query_sched_limits_t *l = &self->l;
     if (req->cursor) {
         s_cur *k = s_cursor(self, req->cursor);
         if (!k || !s_owns(k->owner, k->owner_len, req->owner, req->owner_len)) {
@@ -277,15 +277,15 @@ dm_err dm_qsched_submit(dm_qsched_t *self, const dm_qsched_req_t *req, int64_t n
 }
 
 /* Cancels what worker w runs, once. */
-static void s_cancel(dm_qsched_t *self, unsigned w, dm_qsched_reason why)
+static void s_cancel(dm_query_sched_t *self, unsigned w, dm_query_sched_reason why)
 {
     if (!self->wk[w].busy || self->wk[w].cancel)
         return;
     self->wk[w].cancel = why;
-    s_act(self, DM_QSCHED_CANCEL, why, NULL, w);
+    s_act(self, DM_QUERY_SCHED_CANCEL, why, NULL, w);
 }
 
-static int s_worker_of(dm_qsched_t *self, uint64_t cursor)
+static int s_worker_of(dm_query_sched_t *self, uint64_t cursor)
 {
     for (unsigned w = 0; w < self->nwk; w++)
         if (self->wk[w].busy && self->wk[w].cursor == cursor)
@@ -293,7 +293,7 @@ static int s_worker_of(dm_qsched_t *self, uint64_t cursor)
     return -1;
 }
 
-dm_err dm_qsched_close(dm_qsched_t *self, uint64_t cursor, const void *owner, size_t owner_len,
+dm_err dm_query_sched_close(dm_query_sched_t *self, uint64_t cursor, const void *owner, size_t owner_len,
                        int64_t now)
 {
     (void)now;
@@ -301,19 +301,19 @@ dm_err dm_qsched_close(dm_qsched_t *self, uint64_t cursor, const void *owner, si
     if (!k || !s_owns(k->owner, k->owner_len, owner, owner_len))
         return DM_ERR_NOTFOUND;
     if (!k->busy) {
-        s_cursor_remove(self, k, DM_QSCHED_CLOSED, false);
+        s_cursor_remove(self, k, DM_QUERY_SCHED_CLOSED, false);
         return DM_OK;
     }
     k->close = true;
     int w = s_worker_of(self, cursor);
     if (w >= 0)
-        s_cancel(self, (unsigned)w, DM_QSCHED_CLOSED);
+        s_cancel(self, (unsigned)w, DM_QUERY_SCHED_CLOSED);
     return DM_OK;
 }
 
 /* Whether the short lane may take work now: no general worker is idle and
  * each has run its request for long_ms or more. */
-static bool s_short_open(const dm_qsched_t *self, int64_t now)
+static bool s_short_open(const dm_query_sched_t *self, int64_t now)
 {
     for (unsigned w = 0; w < self->l.general; w++)
         if (!self->wk[w].busy || now - self->wk[w].started < self->l.long_ms)
@@ -323,7 +323,7 @@ static bool s_short_open(const dm_qsched_t *self, int64_t now)
 
 /* Frees a cursor slot for a new query by evicting the cursor idle longest,
  * if it has idled cursor_evict_ms. Returns whether a slot is free. */
-static bool s_room(dm_qsched_t *self, int64_t now, bool evict)
+static bool s_room(dm_query_sched_t *self, int64_t now, bool evict)
 {
     if (self->ncursors + self->opening < self->l.max_cursors)
         return true;
@@ -337,14 +337,14 @@ static bool s_room(dm_qsched_t *self, int64_t now, bool evict)
     if (!oldest)
         return false;
     if (evict)
-        s_cursor_remove(self, oldest, DM_QSCHED_IDLE, false);
+        s_cursor_remove(self, oldest, DM_QUERY_SCHED_IDLE, false);
     return true;
 }
 
 /* Whether j could start now (ignoring which worker). */
-static bool s_ready(dm_qsched_t *self, const s_job *j, int64_t now)
+static bool s_ready(dm_query_sched_t *self, const s_job *j, int64_t now)
 {
-    const dm_qsched_limits_t *l = &self->l;
+    const dm_query_sched_limits_t *l = &self->l;
     if (j->c->running >= l->key_running)
         return false;
     if (j->cursor) {
@@ -359,7 +359,7 @@ static bool s_ready(dm_qsched_t *self, const s_job *j, int64_t now)
  * it work, takes the newest ready job: a burst queued earlier goes to the
  * general workers or runs out its wait, while the request that just came
  * is served within one short slice. */
-static s_job **s_pick(dm_qsched_t *self, unsigned worker, int64_t now)
+static s_job **s_pick(dm_query_sched_t *self, unsigned worker, int64_t now)
 {
     bool lane = worker >= self->l.general;
     if (lane && !s_short_open(self, now))
@@ -374,7 +374,7 @@ static s_job **s_pick(dm_qsched_t *self, unsigned worker, int64_t now)
     return best;
 }
 
-void *dm_qsched_take(dm_qsched_t *self, unsigned worker, int64_t now, uint64_t *cursor,
+void *dm_query_sched_take(dm_query_sched_t *self, unsigned worker, int64_t now, uint64_t *cursor,
                      void **query)
 {
     *cursor = 0;
@@ -417,7 +417,7 @@ void *dm_qsched_take(dm_qsched_t *self, unsigned worker, int64_t now, uint64_t *
     return data;
 }
 
-void dm_qsched_opened(dm_qsched_t *self, unsigned worker, uint64_t id, void *query, int64_t now)
+void dm_query_sched_opened(dm_query_sched_t *self, unsigned worker, uint64_t id, void *query, int64_t now)
 {
     s_wk *w = &self->wk[worker];
     s_cur *k = NULL;
@@ -425,7 +425,7 @@ void dm_qsched_opened(dm_qsched_t *self, unsigned worker, uint64_t id, void *que
         if (!self->cur[i].id)
             k = &self->cur[i];
     if (!k || w->cursor || !w->busy) { /* a slot was reserved at take: cannot happen */
-        s_act(self, DM_QSCHED_CLOSE, DM_QSCHED_IDLE, query, 0);
+        s_act(self, DM_QUERY_SCHED_CLOSE, DM_QUERY_SCHED_IDLE, query, 0);
         return;
     }
     k->id = id;
@@ -446,7 +446,7 @@ void dm_qsched_opened(dm_qsched_t *self, unsigned worker, uint64_t id, void *que
         k->close = true;
 }
 
-bool dm_qsched_finish(dm_qsched_t *self, unsigned worker, bool ended, int64_t now)
+bool dm_query_sched_finish(dm_query_sched_t *self, unsigned worker, bool ended, int64_t now)
 {
     s_wk *w = &self->wk[worker];
     if (!w->busy)
@@ -462,7 +462,7 @@ bool dm_qsched_finish(dm_qsched_t *self, unsigned worker, bool ended, int64_t no
         k->idle = now;
         if (ended || k->close) {
             must_close = true;
-            s_cursor_remove(self, k, DM_QSCHED_CLOSED, true);
+            s_cursor_remove(self, k, DM_QUERY_SCHED_CLOSED, true);
         } else {
             /* Pulls that waited on their own cursor start their wait now. */
             for (s_job *j = self->jobs; j; j = j->next)
@@ -477,14 +477,14 @@ bool dm_qsched_finish(dm_qsched_t *self, unsigned worker, bool ended, int64_t no
     return must_close;
 }
 
-dm_qsched_reason dm_qsched_cancelled(const dm_qsched_t *self, unsigned worker)
+dm_query_sched_reason dm_query_sched_cancelled(const dm_query_sched_t *self, unsigned worker)
 {
     return worker < self->nwk ? self->wk[worker].cancel : 0;
 }
 
-bool dm_qsched_tick(dm_qsched_t *self, int64_t now)
+bool dm_query_sched_tick(dm_query_sched_t *self, int64_t now)
 {
-    const dm_qsched_limits_t *l = &self->l;
+    const dm_query_sched_limits_t *l = &self->l;
     for (s_job **pp = &self->jobs; *pp;) {
         s_job *j = *pp;
         s_cur *k = j->cursor ? s_cursor(self, j->cursor) : NULL;
@@ -496,7 +496,7 @@ bool dm_qsched_tick(dm_qsched_t *self, int64_t now)
         *pp = j->next;
         self->njobs--;
         j->c->queued--;
-        s_act(self, DM_QSCHED_REFUSE, DM_QSCHED_WAITED, j->data, 0);
+        s_act(self, DM_QUERY_SCHED_REFUSE, DM_QUERY_SCHED_WAITED, j->data, 0);
         s_client_put(self, j->c);
         free(j);
     }
@@ -510,9 +510,9 @@ bool dm_qsched_tick(dm_qsched_t *self, int64_t now)
                 k->close = true;
                 continue;
             }
-            s_cursor_remove(self, k, DM_QSCHED_EXPIRED, false);
+            s_cursor_remove(self, k, DM_QUERY_SCHED_EXPIRED, false);
         } else if (!k->busy && now - k->idle >= l->cursor_idle_ms) {
-            s_cursor_remove(self, k, DM_QSCHED_IDLE, false);
+            s_cursor_remove(self, k, DM_QUERY_SCHED_IDLE, false);
         }
     }
     if (l->short_lane) {
@@ -522,13 +522,13 @@ bool dm_qsched_tick(dm_qsched_t *self, int64_t now)
             /* Is another client's request ready to take the lane? (The
              * running client's own requests wait on its running cap.) */
             if (s_pick(self, s, now))
-                s_cancel(self, s, DM_QSCHED_SHORT);
+                s_cancel(self, s, DM_QUERY_SCHED_SHORT);
         }
     }
     return self->jobs != NULL;
 }
 
-void dm_qsched_disconnect(dm_qsched_t *self, int fd)
+void dm_query_sched_disconnect(dm_query_sched_t *self, int fd)
 {
     if (fd < 0)
         return;
@@ -541,7 +541,7 @@ void dm_qsched_disconnect(dm_qsched_t *self, int fd)
         *pp = j->next;
         self->njobs--;
         j->c->queued--;
-        s_act(self, DM_QSCHED_DROP, DM_QSCHED_GONE, j->data, 0);
+        s_act(self, DM_QUERY_SCHED_DROP, DM_QUERY_SCHED_GONE, j->data, 0);
         s_client_put(self, j->c);
         free(j);
     }
@@ -552,64 +552,64 @@ void dm_qsched_disconnect(dm_qsched_t *self, int fd)
         if (k->busy)
             k->close = true;
         else
-            s_cursor_remove(self, k, DM_QSCHED_GONE, false);
+            s_cursor_remove(self, k, DM_QUERY_SCHED_GONE, false);
     }
     for (unsigned w = 0; w < self->nwk; w++)
         if (self->wk[w].busy && self->wk[w].fd == fd)
-            s_cancel(self, w, DM_QSCHED_GONE);
+            s_cancel(self, w, DM_QUERY_SCHED_GONE);
 }
 
-void dm_qsched_shutdown(dm_qsched_t *self)
+void dm_query_sched_shutdown(dm_query_sched_t *self)
 {
     while (self->jobs) {
         s_job *j = self->jobs;
         self->jobs = j->next;
         self->njobs--;
         j->c->queued--;
-        s_act(self, DM_QSCHED_DROP, DM_QSCHED_STOPPING, j->data, 0);
+        s_act(self, DM_QUERY_SCHED_DROP, DM_QUERY_SCHED_STOPPING, j->data, 0);
         s_client_put(self, j->c);
         free(j);
     }
     for (unsigned i = 0; i < self->l.max_cursors; i++)
         if (self->cur[i].id && !self->cur[i].busy)
-            s_cursor_remove(self, &self->cur[i], DM_QSCHED_STOPPING, false);
+            s_cursor_remove(self, &self->cur[i], DM_QUERY_SCHED_STOPPING, false);
     for (unsigned w = 0; w < self->nwk; w++)
-        s_cancel(self, w, DM_QSCHED_STOPPING);
+        s_cancel(self, w, DM_QUERY_SCHED_STOPPING);
 }
 
-void dm_qsched_reason_text(const dm_qsched_t *self, dm_qsched_reason reason, char *buf, size_t cap)
+void dm_query_sched_reason_text(const dm_query_sched_t *self, dm_query_sched_reason reason, char *buf, size_t cap)
 {
-    const dm_qsched_limits_t *l = &self->l;
+    const dm_query_sched_limits_t *l = &self->l;
     switch (reason) {
-    case DM_QSCHED_WAITED:
+    case DM_QUERY_SCHED_WAITED:
         snprintf(buf, cap,
                  "the node is busy: this request waited %lld ms for a query worker without "
                  "getting one (all are running other queries); it was not started; retry in a "
                  "few seconds",
                  (long long)l->queue_wait_ms);
         break;
-    case DM_QSCHED_SHORT:
+    case DM_QUERY_SCHED_SHORT:
         snprintf(buf, cap,
                  "the node is busy: its %u general query workers are running long queries and "
                  "this query ran past %lld ms on the worker kept for short queries while others "
                  "waited; it was stopped; retry when the node is less loaded",
                  l->general, (long long)l->short_ms);
         break;
-    case DM_QSCHED_GONE:
+    case DM_QUERY_SCHED_GONE:
         snprintf(buf, cap, "the query was cancelled: its client disconnected");
         break;
-    case DM_QSCHED_CLOSED:
+    case DM_QUERY_SCHED_CLOSED:
         snprintf(buf, cap, "the query was closed by its client");
         break;
-    case DM_QSCHED_IDLE:
+    case DM_QUERY_SCHED_IDLE:
         snprintf(buf, cap, "the query was closed: not pulled within %lld ms",
                  (long long)l->cursor_idle_ms);
         break;
-    case DM_QSCHED_EXPIRED:
+    case DM_QUERY_SCHED_EXPIRED:
         snprintf(buf, cap, "the query was closed at its time limit of %lld ms",
                  (long long)l->lifetime_ms);
         break;
-    case DM_QSCHED_STOPPING:
+    case DM_QUERY_SCHED_STOPPING:
         snprintf(buf, cap, "the node is stopping; retry on another node or later");
         break;
     default:

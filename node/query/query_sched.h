@@ -21,7 +21,7 @@
  *   that passes short_ms while another waits for it is cancelled "busy".
  *   So short queries are served while long ones fill the general workers,
  *   within about short_ms even behind a burst from many keys.
- * - A client that disconnects (dm_qsched_disconnect) loses its queued
+ * - A client that disconnects (dm_query_sched_disconnect) loses its queued
  *   requests, its cursors, and its running requests are cancelled. */
 #ifndef DM_QUERY_SCHED_H
 #define DM_QUERY_SCHED_H
@@ -32,22 +32,22 @@
 
 #include "base/err.h"
 
-#define DM_QSCHED_KEY_QUEUED 8          /* requests one client may have waiting */
-#define DM_QSCHED_KEY_CURSORS 4         /* open queries one client may hold */
-#define DM_QSCHED_MAX_QUEUED 256        /* requests waiting, whole node */
-#define DM_QSCHED_MAX_CURSORS 64        /* open queries, whole node */
-#define DM_QSCHED_QUEUE_WAIT_MS 5000    /* longest wait in the queue before "busy" */
-#define DM_QSCHED_LONG_MS 200           /* a request running this long counts as long */
-#define DM_QSCHED_SHORT_MS 500          /* longest run on the short lane while others wait */
-#define DM_QSCHED_CURSOR_IDLE_MS 10000  /* an un-pulled cursor is closed after this */
-#define DM_QSCHED_CURSOR_EVICT_MS 1000  /* idle this long, a cursor gives way when full */
-#define DM_QSCHED_OWNER_MAX 256         /* bytes of a routing id */
-#define DM_QSCHED_KEY_MAX 64            /* characters of a client key (hex CURVE key) */
-#define DM_QSCHED_WHY_MAX 320           /* bytes of a refusal text */
+#define DM_QUERY_SCHED_KEY_QUEUED 8          /* requests one client may have waiting */
+#define DM_QUERY_SCHED_KEY_CURSORS 4         /* open queries one client may hold */
+#define DM_QUERY_SCHED_MAX_QUEUED 256        /* requests waiting, whole node */
+#define DM_QUERY_SCHED_MAX_CURSORS 64        /* open queries, whole node */
+#define DM_QUERY_SCHED_QUEUE_WAIT_MS 5000    /* longest wait in the queue before "busy" */
+#define DM_QUERY_SCHED_LONG_MS 200           /* a request running this long counts as long */
+#define DM_QUERY_SCHED_SHORT_MS 500          /* longest run on the short lane while others wait */
+#define DM_QUERY_SCHED_CURSOR_IDLE_MS 10000  /* an un-pulled cursor is closed after this */
+#define DM_QUERY_SCHED_CURSOR_EVICT_MS 1000  /* idle this long, a cursor gives way when full */
+#define DM_QUERY_SCHED_OWNER_MAX 256         /* bytes of a routing id */
+#define DM_QUERY_SCHED_KEY_MAX 64            /* characters of a client key (hex CURVE key) */
+#define DM_QUERY_SCHED_WHY_MAX 320           /* bytes of a refusal text */
 
-typedef struct dm_qsched dm_qsched_t;
+typedef struct dm_qsched dm_query_sched_t;
 
-/* 0 fields take the DM_QSCHED_* defaults; key_running 0 means half the
+/* 0 fields take the DM_QUERY_SCHED_* defaults; key_running 0 means half the
  * general workers (at least one). */
 typedef struct {
     unsigned general;    /* general workers, at least 1 */
@@ -55,33 +55,33 @@ typedef struct {
     unsigned key_queued, key_cursors, key_running, max_queued, max_cursors;
     int64_t queue_wait_ms, long_ms, short_ms, cursor_idle_ms, cursor_evict_ms;
     int64_t lifetime_ms; /* a cursor's life, the query time limit */
-} dm_qsched_limits_t;
+} dm_query_sched_limits_t;
 
 /* Why a request or query was refused or stopped. */
 typedef enum {
-    DM_QSCHED_WAITED = 1, /* waited queue_wait_ms in the queue */
-    DM_QSCHED_SHORT,      /* ran past short_ms on the short lane */
-    DM_QSCHED_GONE,       /* its client disconnected */
-    DM_QSCHED_CLOSED,     /* its owner closed it */
-    DM_QSCHED_IDLE,       /* a cursor not pulled in time, or evicted */
-    DM_QSCHED_EXPIRED,    /* a cursor past its lifetime */
-    DM_QSCHED_STOPPING,   /* the node stops */
-} dm_qsched_reason;
+    DM_QUERY_SCHED_WAITED = 1, /* waited queue_wait_ms in the queue */
+    DM_QUERY_SCHED_SHORT,      /* ran past short_ms on the short lane */
+    DM_QUERY_SCHED_GONE,       /* its client disconnected */
+    DM_QUERY_SCHED_CLOSED,     /* its owner closed it */
+    DM_QUERY_SCHED_IDLE,       /* a cursor not pulled in time, or evicted */
+    DM_QUERY_SCHED_EXPIRED,    /* a cursor past its lifetime */
+    DM_QUERY_SCHED_STOPPING,   /* the node stops */
+} dm_query_sched_reason;
 
 /* What the pool must do once it releases its lock (CANCEL: at once). */
 typedef enum {
-    DM_QSCHED_REFUSE = 1, /* data: reply an error with the reason's text, free it */
-    DM_QSCHED_DROP,       /* data: free it, no reply (the client is gone) */
-    DM_QSCHED_CLOSE,      /* query: close it (nobody else holds it) */
-    DM_QSCHED_CANCEL,     /* worker: cancel the query it runs */
-} dm_qsched_act_kind;
+    DM_QUERY_SCHED_REFUSE = 1, /* data: reply an error with the reason's text, free it */
+    DM_QUERY_SCHED_DROP,       /* data: free it, no reply (the client is gone) */
+    DM_QUERY_SCHED_CLOSE,      /* query: close it (nobody else holds it) */
+    DM_QUERY_SCHED_CANCEL,     /* worker: cancel the query it runs */
+} dm_query_sched_act_kind;
 
 typedef struct {
-    dm_qsched_act_kind kind;
-    dm_qsched_reason reason;
+    dm_query_sched_act_kind kind;
+    dm_query_sched_reason reason;
     void *ptr;       /* REFUSE, DROP: request data; CLOSE: the query */
     unsigned worker; /* CANCEL */
-} dm_qsched_act_t;
+} dm_query_sched_act_t;
 
 /* One request as the node loop hands it over. */
 typedef struct {
@@ -91,56 +91,56 @@ typedef struct {
     int fd;            /* the connection's descriptor, -1 unknown */
     uint64_t cursor;   /* 0: a new query; else a pull of this cursor */
     void *data;        /* the pool's; handed back by take or in an action */
-} dm_qsched_req_t;
+} dm_query_sched_req_t;
 
 /* A new scheduler (limits copied, defaults filled). DM_ERR_NOMEM. */
-DM_NODISCARD dm_err dm_qsched_new(const dm_qsched_limits_t *limits, dm_qsched_t **out);
-/* Frees it; call dm_qsched_shutdown and carry out its actions first. */
-void dm_qsched_destroy(dm_qsched_t **self_p);
+DM_NODISCARD dm_err dm_query_sched_new(const dm_query_sched_limits_t *limits, dm_query_sched_t **out);
+/* Frees it; call dm_query_sched_shutdown and carry out its actions first. */
+void dm_query_sched_destroy(dm_query_sched_t **self_p);
 /* The effective limits. Borrowed, valid for the scheduler's life. */
-const dm_qsched_limits_t *dm_qsched_limits(const dm_qsched_t *self);
+const dm_query_sched_limits_t *dm_query_sched_limits(const dm_query_sched_t *self);
 
 /* Queues a request. DM_OK; DM_ERR_TOOBIG when the client or the node is
  * at a cap (why says which, with the cap and what to do); DM_ERR_NOTFOUND
  * for a pull of a cursor this owner does not hold. On error the request
  * is not kept. */
-DM_NODISCARD dm_err dm_qsched_submit(dm_qsched_t *self, const dm_qsched_req_t *req, int64_t now,
+DM_NODISCARD dm_err dm_query_sched_submit(dm_query_sched_t *self, const dm_query_sched_req_t *req, int64_t now,
                                      char *why, size_t whycap);
 /* The owner closes a cursor: an idle one is removed (CLOSE action), a busy
  * one is cancelled and closed when its worker finishes. DM_ERR_NOTFOUND if
  * the owner holds no such cursor. */
-DM_NODISCARD dm_err dm_qsched_close(dm_qsched_t *self, uint64_t cursor, const void *owner,
+DM_NODISCARD dm_err dm_query_sched_close(dm_query_sched_t *self, uint64_t cursor, const void *owner,
                                     size_t owner_len, int64_t now);
 /* The next request for worker (idle), or NULL. For a pull, *query is the
- * cursor's query, lent until dm_qsched_finish (NULL if the cursor is gone:
+ * cursor's query, lent until dm_query_sched_finish (NULL if the cursor is gone:
  * answer "no open query"); *cursor its id. For a new query both are 0. */
-void *dm_qsched_take(dm_qsched_t *self, unsigned worker, int64_t now, uint64_t *cursor,
+void *dm_query_sched_take(dm_query_sched_t *self, unsigned worker, int64_t now, uint64_t *cursor,
                      void **query);
 /* The new query the worker runs stays open as cursor id (its first batch
  * did not end it); the scheduler now holds query. */
-void dm_qsched_opened(dm_qsched_t *self, unsigned worker, uint64_t id, void *query, int64_t now);
+void dm_query_sched_opened(dm_query_sched_t *self, unsigned worker, uint64_t id, void *query, int64_t now);
 /* The worker is done with its request. ended: the pulled query ended (the
  * cursor is removed). Returns true if the worker must close the lent query
  * (ended, or closed or abandoned while it ran). */
-bool dm_qsched_finish(dm_qsched_t *self, unsigned worker, bool ended, int64_t now);
+bool dm_query_sched_finish(dm_query_sched_t *self, unsigned worker, bool ended, int64_t now);
 /* Why the worker's current request was cancelled, 0 if it was not. */
-dm_qsched_reason dm_qsched_cancelled(const dm_qsched_t *self, unsigned worker);
+dm_query_sched_reason dm_query_sched_cancelled(const dm_query_sched_t *self, unsigned worker);
 /* Time passes: refuses requests that waited too long, closes idle and
  * expired cursors, cancels the short lane's request past short_ms when
  * another waits for it. Returns true if a request is waiting. */
-bool dm_qsched_tick(dm_qsched_t *self, int64_t now);
+bool dm_query_sched_tick(dm_query_sched_t *self, int64_t now);
 /* The connection on fd closed: its requests are dropped, its cursors
  * closed, its running requests cancelled. */
-void dm_qsched_disconnect(dm_qsched_t *self, int fd);
+void dm_query_sched_disconnect(dm_query_sched_t *self, int fd);
 /* Drops every request and closes every idle cursor (the pool stops). */
-void dm_qsched_shutdown(dm_qsched_t *self);
+void dm_query_sched_shutdown(dm_query_sched_t *self);
 /* Pops the next action; false when none is left. */
-bool dm_qsched_action(dm_qsched_t *self, dm_qsched_act_t *out);
+bool dm_query_sched_action(dm_query_sched_t *self, dm_query_sched_act_t *out);
 /* The user-facing text of reason, with the limits that apply. */
-void dm_qsched_reason_text(const dm_qsched_t *self, dm_qsched_reason reason, char *buf,
+void dm_query_sched_reason_text(const dm_query_sched_t *self, dm_query_sched_reason reason, char *buf,
                            size_t cap);
 /* Requests waiting, open cursors (for tests and logs). */
-size_t dm_qsched_queued(const dm_qsched_t *self);
-size_t dm_qsched_cursors(const dm_qsched_t *self);
+size_t dm_query_sched_queued(const dm_query_sched_t *self);
+size_t dm_query_sched_cursors(const dm_query_sched_t *self);
 
 #endif

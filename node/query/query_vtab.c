@@ -55,7 +55,7 @@ typedef struct {
 
 typedef struct {
     sqlite3_vtab_cursor base;
-    dm_store_cursor_t *cur;
+    dm_reader_cursor_t *cur;
     bool eof, with_rows;
     int64_t remaining; /* rows still allowed by a pushed LIMIT (+OFFSET); -1: no limit */
     uint64_t seq;
@@ -85,7 +85,7 @@ size_t dm_query__timestamp_text(int64_t us, char *buf)
         rem += S_US_PER_DAY;
         days--;
     }
-    size_t n = dm_date_format((int32_t)days, buf);
+    size_t n = dm_types_date_format((int32_t)days, buf);
     int64_t secs = rem / 1000000;
     n += (size_t)snprintf(buf + n, DM_TIMESTAMP_TEXT_MAX - n, "T%02d:%02d:%02d.%06dZ",
                           (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60),
@@ -117,7 +117,7 @@ static int s_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     vt->ref = t->ref;
     vt->schema = t->ref->schema;
     vt->c = t->ref->contract;
-    if (dm_store_reader_count(ctx->reader, t->ref->pid, &vt->records) != DM_OK)
+    if (dm_reader_count(ctx->reader, t->ref->pid, &vt->records) != DM_OK)
         vt->records = 0; /* registered but nothing committed yet */
     dm_buf_t decl = DM_BUF_INIT;
     dm_buf_puts(&decl, "CREATE TABLE x(");
@@ -214,25 +214,25 @@ static s_conv s_convert(const s_vtab *vt, size_t f, int op, sqlite3_value *sv, d
             }
         return S_CONV_NONE; /* index order is not text order: no ranges */
     case DM_FT_UUID:
-        if (!s || !dm_uuid_parse(s, n, out->uuid))
+        if (!s || !dm_types_uuid_parse(s, n, out->uuid))
             return S_CONV_NONE;
-        dm_uuid_format(out->uuid, canon);
+        dm_types_uuid_format(out->uuid, canon);
         if (n == strlen(canon) && memcmp(canon, s, n) == 0)
             return S_CONV_EXACT;
         return eq ? S_CONV_LOOSE : S_CONV_NONE; /* uppercase hex sorts differently */
     case DM_FT_DATE: {
         int32_t d;
-        if (!s || !dm_date_parse(s, n, &d))
+        if (!s || !dm_types_date_parse(s, n, &d))
             return S_CONV_NONE;
         out->i = d;
-        size_t cn = dm_date_format(d, canon);
+        size_t cn = dm_types_date_format(d, canon);
         return cn == n && memcmp(canon, s, n) == 0 ? S_CONV_EXACT
                : eq                                 ? S_CONV_LOOSE
                                                     : S_CONV_NONE;
     }
     case DM_FT_TIMESTAMP: {
         int32_t d;
-        if (s && dm_timestamp_parse(s, n, &out->i)) {
+        if (s && dm_types_timestamp_parse(s, n, &out->i)) {
             size_t cn = dm_query__timestamp_text(out->i, canon);
             if (cn == n && memcmp(canon, s, n) == 0)
                 return S_CONV_EXACT;
@@ -240,7 +240,7 @@ static s_conv s_convert(const s_vtab *vt, size_t f, int op, sqlite3_value *sv, d
         }
         /* A date alone: every timestamp text of that day sorts after it,
          * so midnight, inclusive, bounds both ends from outside. */
-        if (s && !eq && dm_date_parse(s, n, &d)) {
+        if (s && !eq && dm_types_date_parse(s, n, &d)) {
             out->i = (int64_t)d * S_US_PER_DAY;
             *incl = true;
             return S_CONV_LOOSE;
@@ -415,7 +415,7 @@ static int s_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out)
     if (!c)
         return SQLITE_NOMEM;
     memset(c, 0, sizeof *c);
-    if (dm_store_cursor_open(vt->ctx->reader, &c->cur) != DM_OK) {
+    if (dm_reader_cursor_open(vt->ctx->reader, &c->cur) != DM_OK) {
         sqlite3_free(c);
         return SQLITE_IOERR;
     }
@@ -428,7 +428,7 @@ static int s_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out)
 static int s_close(sqlite3_vtab_cursor *base)
 {
     s_cursor *c = (s_cursor *)base;
-    dm_store_cursor_close(&c->cur);
+    dm_reader_cursor_close(&c->cur);
     dm_buf_free(&c->lo);
     dm_buf_free(&c->hi);
     sqlite3_free(c);
@@ -443,13 +443,13 @@ static int s_next(sqlite3_vtab_cursor *base)
         c->eof = true;
         return SQLITE_OK;
     }
-    dm_err err = dm_store_cursor_next(c->cur, &c->seq, &c->row, &c->row_len, &c->key, &c->key_len);
+    dm_err err = dm_reader_cursor_next(c->cur, &c->seq, &c->row, &c->row_len, &c->key, &c->key_len);
     if (err == DM_ERR_NOTFOUND) {
         c->eof = true;
         return SQLITE_OK;
     }
     if (err) {
-        base->pVtab->zErrMsg = sqlite3_mprintf("reading the records failed: %s", dm_strerror(err));
+        base->pVtab->zErrMsg = sqlite3_mprintf("reading the records failed: %s", dm_err_str(err));
         return SQLITE_IOERR;
     }
     if (c->remaining > 0)
@@ -478,7 +478,7 @@ static int s_filter(sqlite3_vtab_cursor *base, int plan, const char *idxstr, int
             c->remaining = off > 0 && off < INT64_MAX - lim ? lim + off : off > 0 ? -1 : lim;
     }
     if (!(plan & S_WALK)) {
-        err = dm_store_cursor_scan(c->cur, vt->ref->pid);
+        err = dm_reader_cursor_scan(c->cur, vt->ref->pid);
     } else {
         dm_buf_reset(&c->lo);
         dm_buf_reset(&c->hi);
@@ -516,10 +516,10 @@ static int s_filter(sqlite3_vtab_cursor *base, int plan, const char *idxstr, int
                 }
             }
         }
-        err = dm_store_cursor_range(c->cur, vt->ref->pid, &lo, &hi, c->with_rows);
+        err = dm_reader_cursor_range(c->cur, vt->ref->pid, &lo, &hi, c->with_rows);
     }
     if (err) {
-        base->pVtab->zErrMsg = sqlite3_mprintf("reading the records failed: %s", dm_strerror(err));
+        base->pVtab->zErrMsg = sqlite3_mprintf("reading the records failed: %s", dm_err_str(err));
         return SQLITE_IOERR;
     }
     return s_next(base);
@@ -536,7 +536,7 @@ static int s_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int i)
     s_vtab *vt = (s_vtab *)base->pVtab;
     dm_value_t v;
     char text[DM_TIMESTAMP_TEXT_MAX];
-    if (!c->row && dm_store_reader_get(vt->ctx->reader, vt->ref->pid, c->key, c->key_len, &c->row,
+    if (!c->row && dm_reader_get(vt->ctx->reader, vt->ref->pid, c->key, c->key_len, &c->row,
                                        &c->row_len) != DM_OK) {
         sqlite3_result_error(ctx, "reading a record failed", -1);
         return SQLITE_ERROR;
@@ -568,10 +568,10 @@ static int s_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int i)
         sqlite3_result_text(ctx, v.s, (int)v.slen, SQLITE_STATIC);
         break;
     case DM_FT_UUID:
-        sqlite3_result_text(ctx, text, (int)dm_uuid_format(v.uuid, text), SQLITE_TRANSIENT);
+        sqlite3_result_text(ctx, text, (int)dm_types_uuid_format(v.uuid, text), SQLITE_TRANSIENT);
         break;
     case DM_FT_DATE:
-        sqlite3_result_text(ctx, text, (int)dm_date_format((int32_t)v.i, text), SQLITE_TRANSIENT);
+        sqlite3_result_text(ctx, text, (int)dm_types_date_format((int32_t)v.i, text), SQLITE_TRANSIENT);
         break;
     case DM_FT_TIMESTAMP:
         sqlite3_result_text(ctx, text, (int)dm_query__timestamp_text(v.i, text), SQLITE_TRANSIENT);

@@ -427,7 +427,7 @@ static size_t s_put_utf8(char *out, unsigned long u)
     return 4;
 }
 
-size_t dm_json_unescape(const char *raw, size_t len, char *out)
+size_t dm_json_scan_unescape(const char *raw, size_t len, char *out)
 {
     size_t o = 0;
     for (size_t i = 0; i < len;) {

@@ -64,6 +64,6 @@ int dm_json_scan_next(dm_json_scan_t *sc, dm_json_member_t *m);
 /* Decodes the raw body of a string that dm_json_scan_next accepted into out,
  * which must hold len bytes (decoding never grows text). Returns the number
  * of bytes written. Cannot fail on accepted input. */
-size_t dm_json_unescape(const char *raw, size_t len, char *out);
+size_t dm_json_scan_unescape(const char *raw, size_t len, char *out);
 
 #endif

@@ -41,9 +41,9 @@ size_t dm_schema__value_text(const dm_value_t *v, char *tmp, const char **t)
     case DM_FT_INT: return (size_t)snprintf(tmp, DM_SCHEMA__TEXT_MAX, "%lld", (long long)v->i);
     case DM_FT_DOUBLE: return dm_schema__fmt_double(v->d, tmp, DM_SCHEMA__TEXT_MAX);
     case DM_FT_BOOLEAN: *t = v->i ? "true" : "false"; return strlen(*t);
-    case DM_FT_TIMESTAMP: return dm_timestamp_format(v->i, tmp);
-    case DM_FT_DATE: return dm_date_format((int32_t)v->i, tmp);
-    default: return dm_uuid_format(v->uuid, tmp);
+    case DM_FT_TIMESTAMP: return dm_types_timestamp_format(v->i, tmp);
+    case DM_FT_DATE: return dm_types_date_format((int32_t)v->i, tmp);
+    default: return dm_types_uuid_format(v->uuid, tmp);
     }
 }
 

@@ -283,7 +283,7 @@ static bool s_int(const dm_json_member_t *m, int64_t *out)
     size_t n = m->val_len;
     bool neg = n && *p == '-';
     if (!m->num_is_int || n - neg > 18)
-        return dm_int_parse(p, n, out);
+        return dm_types_int_parse(p, n, out);
     int64_t v = 0;
     for (size_t i = neg; i < n; i++)
         v = v * 10 + (p[i] - '0');
@@ -319,7 +319,7 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
             return false;
         }
         if (m->val_escaped) { /* decode into the scratch past the string area */
-            n = dm_json_unescape(m->val, m->val_len, (char *)rd + *pos);
+            n = dm_json_scan_unescape(m->val, m->val_len, (char *)rd + *pos);
             t = (const char *)rd + *pos;
         } else if (f->type == DM_FT_STRING) {
             memcpy(rd + *pos, m->val, n);
@@ -338,7 +338,7 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
     case DM_FT_INT:
         if (!s_int(m, &iv)) {
             if (s_reason(x, f)) {
-                bool whole = dm_double_parse(m->val, m->val_len, &dv) && dv == floor(dv);
+                bool whole = dm_types_double_parse(m->val, m->val_len, &dv) && dv == floor(dv);
                 dm_buf_puts(x->out, whole ? "out of the int64 range, got " : "expected an integer, got ");
                 dm_buf_append(x->out, m->val, m->val_len);
             }
@@ -349,7 +349,7 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
         s_put64(slot, (uint64_t)iv);
         break;
     case DM_FT_DOUBLE:
-        if (!dm_double_parse(m->val, m->val_len, &dv)) {
+        if (!dm_types_double_parse(m->val, m->val_len, &dv)) {
             if (s_reason(x, f)) {
                 dm_buf_puts(x->out, "expected a finite number, got ");
                 dm_buf_append(x->out, m->val, m->val_len);
@@ -365,7 +365,7 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
         *slot = m->type == DM_JSON_TRUE;
         break;
     case DM_FT_TIMESTAMP:
-        if (!dm_timestamp_parse(t, n, &iv)) {
+        if (!dm_types_timestamp_parse(t, n, &iv)) {
             if (s_reason(x, f)) {
                 s_quote(x->out, m->val, m->val_len);
                 dm_buf_puts(x->out, " is not an RFC 3339 timestamp with offset (or names an impossible date or time)");
@@ -376,7 +376,7 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
         break;
     case DM_FT_DATE: {
         int32_t d;
-        if (!dm_date_parse(t, n, &d)) {
+        if (!dm_types_date_parse(t, n, &d)) {
             if (s_reason(x, f)) {
                 s_quote(x->out, m->val, m->val_len);
                 dm_buf_puts(x->out, " is not a calendar date YYYY-MM-DD");
@@ -387,7 +387,7 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
         break;
     }
     case DM_FT_UUID:
-        if (!dm_uuid_parse(t, n, slot)) {
+        if (!dm_types_uuid_parse(t, n, slot)) {
             if (s_reason(x, f)) {
                 s_quote(x->out, m->val, m->val_len);
                 dm_buf_puts(x->out, " is not a UUID (8-4-4-4-12 hex digits)");
@@ -419,7 +419,7 @@ static long s_lookup(const dm_schema_t *s, const dm_json_member_t *m, char *scra
     const char *k = m->key;
     size_t n = m->key_len;
     if (m->key_escaped) {
-        n = dm_json_unescape(k, n, scratch);
+        n = dm_json_scan_unescape(k, n, scratch);
         k = scratch;
     }
     size_t g = *guess;
@@ -633,18 +633,18 @@ static bool s_parse_text(const s_field_t *sf, const char *t, dm_value_t *v)
     v->type = sf->f->type;
     switch (v->type) {
     case DM_FT_STRING: v->s = t; v->slen = n; return true;
-    case DM_FT_INT: return dm_int_parse(t, n, &v->i);
-    case DM_FT_DOUBLE: return dm_double_parse(t, n, &v->d);
+    case DM_FT_INT: return dm_types_int_parse(t, n, &v->i);
+    case DM_FT_DOUBLE: return dm_types_double_parse(t, n, &v->d);
     case DM_FT_BOOLEAN:
         v->i = strcmp(t, "true") == 0;
         return v->i || strcmp(t, "false") == 0;
-    case DM_FT_TIMESTAMP: return dm_timestamp_parse(t, n, &v->i);
+    case DM_FT_TIMESTAMP: return dm_types_timestamp_parse(t, n, &v->i);
     case DM_FT_DATE:
-        if (!dm_date_parse(t, n, &d))
+        if (!dm_types_date_parse(t, n, &d))
             return false;
         v->i = d;
         return true;
-    case DM_FT_UUID: return dm_uuid_parse(t, n, v->uuid);
+    case DM_FT_UUID: return dm_types_uuid_parse(t, n, v->uuid);
     case DM_FT_ENUM:
         k = s_enum_index(sf, t, n);
         v->i = k;

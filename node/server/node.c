@@ -166,7 +166,7 @@ static dm_err s_load_products(dm_node_t *self, char *err, size_t cap)
     size_t n = 0;
     dm_err rc = dm_store_product_list(self->store, &list, &n);
     if (rc != DM_OK) {
-        snprintf(err, cap, "cannot list stored products: %s", dm_strerror(rc));
+        snprintf(err, cap, "cannot list stored products: %s", dm_err_str(rc));
         return rc;
     }
     for (size_t i = 0; i < n && rc == DM_OK; i++) {
@@ -182,10 +182,10 @@ static dm_err s_load_products(dm_node_t *self, char *err, size_t cap)
         }
         if (rc != DM_OK)
             snprintf(err, cap, "stored contract %s/%s cannot be loaded: %s", list[i].domain,
-                     list[i].name, dm_strerror(rc));
+                     list[i].name, dm_err_str(rc));
     }
     for (size_t i = 0; i < n; i++)
-        dm_product_clear(&list[i]);
+        dm_store_product_clear(&list[i]);
     free(list);
     if (rc == DM_OK)
         dm_log_info("loaded %zu product(s)", n);
@@ -297,7 +297,7 @@ static bool s_catalog_publish_local(dm_node_t *self, bool node_record)
     }
 out:
     for (size_t i = 0; i < n; i++)
-        dm_product_clear(&list[i]);
+        dm_store_product_clear(&list[i]);
     free(list);
     dm_buf_free(&why);
     return changed;
@@ -330,13 +330,13 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
     dm_store_opts_t sopts = {.initial_map_bytes = opts->initial_map_bytes};
     if (s_mkdirs(path) != 0 || (rc = dm_store_open(path, &sopts, &self->store)) != DM_OK) {
         snprintf(err, errcap, "cannot open the store in %s: %s", path,
-                 rc != DM_OK ? dm_strerror(rc) : strerror(errno));
+                 rc != DM_OK ? dm_err_str(rc) : strerror(errno));
         rc = rc != DM_OK ? rc : DM_ERR_IO;
         goto fail;
     }
     if ((rc = dm_identity_load(self->dir, &self->id)) != DM_OK) {
         snprintf(err, errcap, "cannot load the node identity in %s: %s", self->dir,
-                 dm_strerror(rc));
+                 dm_err_str(rc));
         goto fail;
     }
     if ((rc = dm_registry_new(&self->registry)) != DM_OK ||
@@ -363,19 +363,19 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
     }
     if ((rc = dm_ingest_new(self->ctx, self->store, self->registry, self->domain,
                             self->record_limit, &self->ingest)) != DM_OK) {
-        snprintf(err, errcap, "cannot start the write pipeline: %s", dm_strerror(rc));
+        snprintf(err, errcap, "cannot start the write pipeline: %s", dm_err_str(rc));
         goto fail;
     }
     dm_query_limits_t limits = {.timeout_ms = opts->query_timeout_ms};
     if ((rc = dm_query_engine_new(self->store, self->registry, &limits, &self->engine)) != DM_OK ||
         (rc = dm_query_pool_new(self->ctx, self->engine, opts->query_workers,
                                 opts->query_timeout_ms, &self->queries)) != DM_OK) {
-        snprintf(err, errcap, "cannot start the query engine: %s", dm_strerror(rc));
+        snprintf(err, errcap, "cannot start the query engine: %s", dm_err_str(rc));
         goto fail;
     }
     uint8_t cpub[32], csec[32];
     if ((rc = dm_identity_curve_keys(self->id, cpub, csec)) != DM_OK) {
-        snprintf(err, errcap, "cannot derive the CURVE keys: %s", dm_strerror(rc));
+        snprintf(err, errcap, "cannot derive the CURVE keys: %s", dm_err_str(rc));
         goto fail;
     }
     const char *listen = opts->listen ? opts->listen : DM_RPC_DEFAULT_ENDPOINT;
@@ -396,9 +396,9 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
     }
     snprintf(self->endpoint, sizeof self->endpoint, "%s", opts->advertise ? opts->advertise : bound);
     char why[256];
-    if ((rc = dm_address_format(dm_identity_public(self->id), self->endpoint, self->address,
+    if ((rc = dm_identity_address_format(dm_identity_public(self->id), self->endpoint, self->address,
                                 sizeof self->address)) != DM_OK ||
-        (rc = dm_address_parse(self->address, (uint8_t[32]){0}, (char[256]){0}, 256, why,
+        (rc = dm_identity_address_parse(self->address, (uint8_t[32]){0}, (char[256]){0}, 256, why,
                                sizeof why)) != DM_OK) {
         snprintf(err, errcap, "invalid advertised endpoint '%s' (valid: tcp://HOST:PORT)",
                  self->endpoint);
@@ -413,14 +413,14 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
     }
     self->addr_written = true;
     if ((rc = dm_catalog_open(self->store, self->id, &self->catalog)) != DM_OK) {
-        snprintf(err, errcap, "cannot load the catalog: %s", dm_strerror(rc));
+        snprintf(err, errcap, "cannot load the catalog: %s", dm_err_str(rc));
         goto fail;
     }
     s_catalog_publish_local(self, true);
     dm_gossip_opts_t gopts = {self->dir, self->domain, self->address, opts->seeds, opts->nseeds,
                               opts->membership, self->catalog};
     if ((rc = dm_gossip_new(self->ctx, self->id, &gopts, dm_node__mono_ms(), &self->gossip)) != DM_OK) {
-        snprintf(err, errcap, "cannot start membership: %s", dm_strerror(rc));
+        snprintf(err, errcap, "cannot start membership: %s", dm_err_str(rc));
         goto fail;
     }
     dm_catalog_set_known(self->catalog, s_catalog_origin_known, self->gossip);

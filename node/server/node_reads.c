@@ -93,7 +93,7 @@ static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
         pi->version = strdup(list[0]->version);
         pi->owner_team = strdup(list[0]->owner_team);
         pi->owner_contact = strdup(list[0]->owner_contact);
-        pi->access = strdup(dm_access_name(list[0]->access));
+        pi->access = strdup(dm_contract_access_name(list[0]->access));
     }
     for (size_t i = 0; i < n; i++)
         dm_contract_destroy(&list[i]);
@@ -105,7 +105,7 @@ static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
         dm_store_product_get(mp->node->store, p->domain, p->name, &local) == DM_OK) {
         pi->records = local.records;
         pi->quarantined = local.quarantined;
-        dm_product_clear(&local);
+        dm_store_product_clear(&local);
     }
     mp->n++;
     return 0;
@@ -178,7 +178,7 @@ void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
             dm_registry_acquire(self->registry, q, (size_t)qn, &refs[i]) == DM_OK) {
             p->owner_team = refs[i]->contract->owner_team;
             p->owner_contact = refs[i]->contract->owner_contact;
-            p->access = (char *)dm_access_name(refs[i]->contract->access);
+            p->access = (char *)dm_contract_access_name(refs[i]->contract->access);
         }
         ptrs[i] = p;
     }
@@ -194,7 +194,7 @@ out:
     for (size_t i = 0; refs && i < n; i++)
         dm_registry_release(self->registry, refs[i]);
     for (size_t i = 0; i < n; i++)
-        dm_product_clear(&list[i]);
+        dm_store_product_clear(&list[i]);
     free(list);
     free(infos);
     free(ptrs);
@@ -289,7 +289,7 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     }
     free(pg.items);
     free(ptrs);
-    dm_product_clear(&p);
+    dm_store_product_clear(&p);
 }
 
 void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
@@ -321,7 +321,7 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     env.body_case = DM__ENVELOPE__BODY_DESCRIBE_REP;
     env.describe_rep = &rep;
     dm_node__send(self, rid, &env);
-    dm_product_clear(&p);
+    dm_store_product_clear(&p);
 }
 
 typedef struct {
@@ -344,7 +344,7 @@ static void s_collect_member(void *ctx, const dm_member_t *mb)
         memcpy(m->node_id.data, mb->id, DM_ID_PUBLIC_BYTES);
     m->domain = strdup(mb->domain ? mb->domain : "");
     m->address = strdup(mb->address ? mb->address : "");
-    m->state = (char *)dm_member_state_name(mb->state);
+    m->state = (char *)dm_membership_state_name(mb->state);
     m->incarnation = mb->incarnation;
     m->self = memcmp(mb->id, ms->self_id, DM_ID_PUBLIC_BYTES) == 0;
     m->last_heard_ms = m->self ? 0 : ms->wall_now - (ms->mono_now - mb->last_heard_ms);

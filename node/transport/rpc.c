@@ -280,7 +280,7 @@ struct dm_client {
     char error[DM_RPC_ERR_MAX];
 };
 
-dm_err dm_client_new(const char *address, int timeout_ms, dm_client_t **out, char *err,
+dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **out, char *err,
                      size_t errcap)
 {
     *out = NULL;
@@ -288,16 +288,16 @@ dm_err dm_client_new(const char *address, int timeout_ms, dm_client_t **out, cha
     uint8_t server_curve[DM_CURVE_KEY_BYTES];
     char endpoint[DM_ENDPOINT_MAX];
     char why[DM_RPC_ERR_MAX];
-    if (dm_address_parse(address, node_id, endpoint, sizeof endpoint, why, sizeof why) != DM_OK) {
+    if (dm_identity_address_parse(address, node_id, endpoint, sizeof endpoint, why, sizeof why) != DM_OK) {
         snprintf(err, errcap, "invalid node address '%s': %s", address, why);
         return DM_ERR_USAGE;
     }
-    if (dm_curve_public_from_node_id(node_id, server_curve) != DM_OK) {
+    if (dm_identity_curve_from_id(node_id, server_curve) != DM_OK) {
         snprintf(err, errcap, "invalid node address '%s': the key is not a valid ed25519 key",
                  address);
         return DM_ERR_USAGE;
     }
-    dm_client_t *self = calloc(1, sizeof *self);
+    dm_rpc_client_t *self = calloc(1, sizeof *self);
     if (!self)
         return DM_ERR_NOMEM;
     self->timeout_ms = timeout_ms > 0 ? timeout_ms : DM_RPC_DEFAULT_TIMEOUT_MS;
@@ -322,7 +322,7 @@ dm_err dm_client_new(const char *address, int timeout_ms, dm_client_t **out, cha
         zmq_connect(self->dealer, endpoint) != 0) {
         snprintf(err, errcap, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
         sodium_memzero(csec, sizeof csec);
-        dm_client_destroy(&self);
+        dm_rpc_client_destroy(&self);
         return DM_ERR_NET;
     }
     sodium_memzero(csec, sizeof csec);
@@ -330,11 +330,11 @@ dm_err dm_client_new(const char *address, int timeout_ms, dm_client_t **out, cha
     return DM_OK;
 }
 
-void dm_client_destroy(dm_client_t **self_p)
+void dm_rpc_client_destroy(dm_rpc_client_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    dm_client_t *self = *self_p;
+    dm_rpc_client_t *self = *self_p;
     if (self->dealer)
         zmq_close(self->dealer);
     if (self->ctx)
@@ -343,12 +343,12 @@ void dm_client_destroy(dm_client_t **self_p)
     *self_p = NULL;
 }
 
-const char *dm_client_error(const dm_client_t *self) { return self->error; }
+const char *dm_rpc_client_error(const dm_rpc_client_t *self) { return self->error; }
 
 /* The timeout message: no connection (ZMQ_IMMEDIATE: the CURVE handshake
  * never completed) points at the address; a connection that answered
  * nothing points at the node's load, not at it being down. */
-static dm_err s_timeout(dm_client_t *self, const char *what)
+static dm_err s_timeout(dm_rpc_client_t *self, const char *what)
 {
     if (strcmp(what, "connection") == 0)
         snprintf(self->error, sizeof self->error,
@@ -364,7 +364,7 @@ static dm_err s_timeout(dm_client_t *self, const char *what)
     return DM_ERR_TIMEOUT;
 }
 
-dm_err dm_client_send(dm_client_t *self, Dm__Envelope *req, uint64_t *id)
+dm_err dm_rpc_client_send(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id)
 {
     req->id = self->next_id++;
     if (id)
@@ -393,7 +393,7 @@ dm_err dm_client_send(dm_client_t *self, Dm__Envelope *req, uint64_t *id)
     return DM_OK;
 }
 
-dm_err dm_client_recv(dm_client_t *self, Dm__Envelope **rep)
+dm_err dm_rpc_client_recv(dm_rpc_client_t *self, Dm__Envelope **rep)
 {
     *rep = NULL;
     zmq_pollitem_t item = {self->dealer, 0, ZMQ_POLLIN, 0};
@@ -422,15 +422,15 @@ dm_err dm_client_recv(dm_client_t *self, Dm__Envelope **rep)
     return DM_OK;
 }
 
-dm_err dm_client_call(dm_client_t *self, Dm__Envelope *req, Dm__Envelope **rep)
+dm_err dm_rpc_client_call(dm_rpc_client_t *self, Dm__Envelope *req, Dm__Envelope **rep)
 {
     uint64_t id;
     *rep = NULL;
-    dm_err rc = dm_client_send(self, req, &id);
+    dm_err rc = dm_rpc_client_send(self, req, &id);
     if (rc != DM_OK)
         return rc;
     for (;;) {
-        rc = dm_client_recv(self, rep);
+        rc = dm_rpc_client_recv(self, rep);
         if (rc != DM_OK)
             return rc;
         if ((*rep)->id == id)

@@ -56,27 +56,27 @@ const char *dm_rpc_server_endpoint(dm_rpc_server_t *self);
 
 /* ---- client ---- */
 
-typedef struct dm_client dm_client_t;
+typedef struct dm_client dm_rpc_client_t;
 
 /* Creates a client for a node address ("HEX@tcp://host:port") with a fresh
  * client key. Connecting is asynchronous: a dead node shows up as
  * DM_ERR_TIMEOUT on the first send or receive. timeout_ms bounds every
  * wait. On error err (cap errcap) holds a reason naming the address. */
-DM_NODISCARD dm_err dm_client_new(const char *address, int timeout_ms, dm_client_t **out,
+DM_NODISCARD dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **out,
                                   char *err, size_t errcap);
-void dm_client_destroy(dm_client_t **self_p);
+void dm_rpc_client_destroy(dm_rpc_client_t **self_p);
 
 /* Sends req, assigning it the next request id (written to *id if not
  * NULL). Waits up to the timeout for the connection. */
-DM_NODISCARD dm_err dm_client_send(dm_client_t *self, Dm__Envelope *req, uint64_t *id);
+DM_NODISCARD dm_err dm_rpc_client_send(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id);
 /* Receives the next reply (any id), waiting up to the timeout. *rep is the
  * caller's to free with dm__envelope__free_unpacked. */
-DM_NODISCARD dm_err dm_client_recv(dm_client_t *self, Dm__Envelope **rep);
+DM_NODISCARD dm_err dm_rpc_client_recv(dm_rpc_client_t *self, Dm__Envelope **rep);
 /* Sends req and waits for the reply with its id. A reply carrying an
  * Error is returned as DM_OK with *rep holding it: callers look at
  * (*rep)->body_case. */
-DM_NODISCARD dm_err dm_client_call(dm_client_t *self, Dm__Envelope *req, Dm__Envelope **rep);
+DM_NODISCARD dm_err dm_rpc_client_call(dm_rpc_client_t *self, Dm__Envelope *req, Dm__Envelope **rep);
 /* A one-line description of the last failure, naming the node. */
-const char *dm_client_error(const dm_client_t *self);
+const char *dm_rpc_client_error(const dm_rpc_client_t *self);
 
 #endif

@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         DM_FUZZ_CHECK(m.key >= line && m.key + m.key_len <= line + size);
         DM_FUZZ_CHECK(m.val >= line && m.val + m.val_len <= line + size);
         if (m.type == DM_JSON_STRING)
-            DM_FUZZ_CHECK(dm_json_unescape(m.val, m.val_len, tmp) <= m.val_len);
+            DM_FUZZ_CHECK(dm_json_scan_unescape(m.val, m.val_len, tmp) <= m.val_len);
     }
     DM_FUZZ_CHECK(r == 0 || sc.err);
     free(tmp);

@@ -325,8 +325,8 @@ dm_h_raw_t *dm_h_raw_new(const char *node_addr, const dm_identity_t *id)
 {
     uint8_t node_id[DM_ID_PUBLIC_BYTES], server[32], pub[32], sec[32];
     char ep[256], why[256];
-    if (dm_address_parse(node_addr, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
-        dm_curve_public_from_node_id(node_id, server) != DM_OK)
+    if (dm_identity_address_parse(node_addr, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
+        dm_identity_curve_from_id(node_id, server) != DM_OK)
         return NULL;
     dm_identity_t *own = NULL;
     if (!id) {
@@ -403,9 +403,9 @@ void *dm_h_raw_recv(dm_h_raw_t *self, size_t *len, int timeout_ms)
 long long dm_h_ping_ms(const dm_h_node_t *n, int timeout_ms)
 {
     long long t0 = dm_h_now_ms();
-    dm_client_t *c = NULL;
+    dm_rpc_client_t *c = NULL;
     char err[DM_RPC_ERR_MAX];
-    if (dm_client_new(n->addr, timeout_ms, &c, err, sizeof err) != DM_OK)
+    if (dm_rpc_client_new(n->addr, timeout_ms, &c, err, sizeof err) != DM_OK)
         return -1;
     Dm__Ping ping = DM__PING__INIT;
     Dm__Envelope req = DM__ENVELOPE__INIT;
@@ -413,10 +413,10 @@ long long dm_h_ping_ms(const dm_h_node_t *n, int timeout_ms)
     req.ping = &ping;
     Dm__Envelope *rep = NULL;
     long long ms = -1;
-    if (dm_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_PONG)
+    if (dm_rpc_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_PONG)
         ms = dm_h_now_ms() - t0;
     if (rep)
         dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&c);
+    dm_rpc_client_destroy(&c);
     return ms;
 }

@@ -121,14 +121,14 @@ bool dm_h_catalog_inject(const dm_h_node_t *n, const dm_identity_t *me, const ch
 /* One request of body_case to n; the reply (caller frees) or NULL. */
 static Dm__Envelope *s_call(const dm_h_node_t *n, Dm__Envelope *req)
 {
-    dm_client_t *c = NULL;
+    dm_rpc_client_t *c = NULL;
     char err[DM_RPC_ERR_MAX];
-    if (dm_client_new(n->addr, DM_H_CLIENT_MS, &c, err, sizeof err) != DM_OK)
+    if (dm_rpc_client_new(n->addr, DM_H_CLIENT_MS, &c, err, sizeof err) != DM_OK)
         return NULL;
     Dm__Envelope *rep = NULL;
-    if (dm_client_call(c, req, &rep) != DM_OK)
+    if (dm_rpc_client_call(c, req, &rep) != DM_OK)
         rep = NULL;
-    dm_client_destroy(&c);
+    dm_rpc_client_destroy(&c);
     return rep;
 }
 

@@ -72,9 +72,9 @@ static Dm__Envelope *s_recv(dm_h_raw_t *raw, int timeout_ms)
 static long long s_fresh_query_ms(void)
 {
     long long t0 = dm_h_now_ms();
-    dm_client_t *c = NULL;
+    dm_rpc_client_t *c = NULL;
     char err[DM_RPC_ERR_MAX];
-    cr_assert_eq(dm_client_new(s_node.addr, T_FRESH_MS, &c, err, sizeof err), DM_OK, "%s", err);
+    cr_assert_eq(dm_rpc_client_new(s_node.addr, T_FRESH_MS, &c, err, sizeof err), DM_OK, "%s", err);
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__QueryReq q = DM__QUERY_REQ__INIT;
     q.sql = "SELECT 42 AS answer";
@@ -82,18 +82,18 @@ static long long s_fresh_query_ms(void)
     req.query_req = &q;
     Dm__Envelope *rep = NULL;
     long long ms = -1;
-    dm_err rc = dm_client_call(c, &req, &rep);
+    dm_err rc = dm_rpc_client_call(c, &req, &rep);
     if (rc == DM_OK && rep->body_case == DM__ENVELOPE__BODY_QUERY_REP && rep->query_rep->done &&
         rep->query_rep->nrows == 1)
         ms = dm_h_now_ms() - t0;
     else
-        cr_log_warn("fresh query: %s", rc != DM_OK ? dm_client_error(c)
+        cr_log_warn("fresh query: %s", rc != DM_OK ? dm_rpc_client_error(c)
                                        : rep->body_case == DM__ENVELOPE__BODY_ERROR
                                            ? rep->error->message
                                            : "not rows");
     if (rep)
         dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&c);
+    dm_rpc_client_destroy(&c);
     return ms;
 }
 

@@ -102,22 +102,22 @@ Test(gossip, sigterm_announces_leaving)
 /* Number of refused claims for domain that node n lists. */
 static size_t s_conflicts(const dm_h_node_t *n, const char *domain)
 {
-    dm_client_t *c = NULL;
+    dm_rpc_client_t *c = NULL;
     char err[256];
     size_t k = 0;
-    if (dm_client_new(n->addr, 2000, &c, err, sizeof err) != DM_OK)
+    if (dm_rpc_client_new(n->addr, 2000, &c, err, sizeof err) != DM_OK)
         return 0;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__MembersReq body = DM__MEMBERS_REQ__INIT;
     req.body_case = DM__ENVELOPE__BODY_MEMBERS_REQ;
     req.members_req = &body;
     Dm__Envelope *rep = NULL;
-    if (dm_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP)
+    if (dm_rpc_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP)
         for (size_t i = 0; i < rep->members_rep->n_conflicts; i++)
             k += strcmp(rep->members_rep->conflicts[i]->domain, domain) == 0;
     if (rep)
         dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&c);
+    dm_rpc_client_destroy(&c);
     return k;
 }
 
@@ -172,10 +172,10 @@ Test(gossip, forged_foreign_and_replayed_entries_are_rejected_by_every_node)
     cr_assert_eq(dm_identity_load(s_dirs[4], &relay), DM_OK);
     const uint8_t *my_id = dm_identity_public(me);
     char my_addr[DM_ADDRESS_MAX];
-    cr_assert_eq(dm_address_format(my_id, "tcp://127.0.0.1:9", my_addr, sizeof my_addr), DM_OK);
+    cr_assert_eq(dm_identity_address_format(my_id, "tcp://127.0.0.1:9", my_addr, sizeof my_addr), DM_OK);
     uint8_t victim_id[32];
     char ep[256], why[256];
-    cr_assert_eq(dm_address_parse(s_nodes[0].addr, victim_id, ep, sizeof ep, why, sizeof why), DM_OK);
+    cr_assert_eq(dm_identity_address_parse(s_nodes[0].addr, victim_id, ep, sizeof ep, why, sizeof why), DM_OK);
 
     static dm_h_entry_t claim, good, replay, forged, foreign;
     /* A valid claim of a fresh domain and a valid product of it. */

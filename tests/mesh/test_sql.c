@@ -157,7 +157,7 @@ Test(sql, refusals_are_clear_and_the_node_keeps_serving)
 }
 
 /* Round trip of one Ping, in milliseconds. */
-static long long s_ping_ms(dm_client_t *c)
+static long long s_ping_ms(dm_rpc_client_t *c)
 {
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__Ping ping = DM__PING__INIT;
@@ -165,7 +165,7 @@ static long long s_ping_ms(dm_client_t *c)
     req.ping = &ping;
     Dm__Envelope *rep = NULL;
     long long t0 = dm_h_now_ms();
-    dm_err rc = dm_client_call(c, &req, &rep);
+    dm_err rc = dm_rpc_client_call(c, &req, &rep);
     long long took = dm_h_now_ms() - t0;
     if (rep)
         dm__envelope__free_unpacked(rep, NULL);
@@ -187,9 +187,9 @@ Test(sql, status_is_answered_quickly_while_a_long_query_runs)
               (char *)NULL);
         _exit(127);
     }
-    dm_client_t *c = NULL;
+    dm_rpc_client_t *c = NULL;
     char err[256];
-    cr_assert_eq(dm_client_new(s_node.addr, 5000, &c, err, sizeof err), DM_OK, "%s", err);
+    cr_assert_eq(dm_rpc_client_new(s_node.addr, 5000, &c, err, sizeof err), DM_OK, "%s", err);
     cr_assert_geq(s_ping_ms(c), 0);
     long long worst = 0, start = dm_h_now_ms();
     int pings = 0, st = 0;
@@ -203,7 +203,7 @@ Test(sql, status_is_answered_quickly_while_a_long_query_runs)
         poll(NULL, 0, 50);
     }
     long long ran = dm_h_now_ms() - start;
-    dm_client_destroy(&c);
+    dm_rpc_client_destroy(&c);
     cr_assert_geq(ran, 5000, "the query ended after %lld ms; expected it to run ~10 s", ran);
     cr_assert_eq(WEXITSTATUS(st), 1, "the query should end refused by its time limit");
     cr_assert_lt(worst, 50, "slowest status reply %lld ms over %d pings", worst, pings);
@@ -223,7 +223,7 @@ Test(sql, a_batch_larger_than_a_message_is_refused_clearly)
 }
 
 /* Opens a query returning more than one batch; returns its cursor. */
-static uint64_t s_open_cursor(dm_client_t *c)
+static uint64_t s_open_cursor(dm_rpc_client_t *c)
 {
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__QueryReq body = DM__QUERY_REQ__INIT;
@@ -232,7 +232,7 @@ static uint64_t s_open_cursor(dm_client_t *c)
     req.body_case = DM__ENVELOPE__BODY_QUERY_REQ;
     req.query_req = &body;
     Dm__Envelope *rep = NULL;
-    cr_assert_eq(dm_client_call(c, &req, &rep), DM_OK);
+    cr_assert_eq(dm_rpc_client_call(c, &req, &rep), DM_OK);
     cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_QUERY_REP);
     cr_assert_not(rep->query_rep->done);
     uint64_t cursor = rep->query_rep->cursor;
@@ -240,7 +240,7 @@ static uint64_t s_open_cursor(dm_client_t *c)
     return cursor;
 }
 
-static Dm__Envelope *s_next(dm_client_t *c, uint64_t cursor)
+static Dm__Envelope *s_next(dm_rpc_client_t *c, uint64_t cursor)
 {
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__QueryNext next = DM__QUERY_NEXT__INIT;
@@ -248,16 +248,16 @@ static Dm__Envelope *s_next(dm_client_t *c, uint64_t cursor)
     req.body_case = DM__ENVELOPE__BODY_QUERY_NEXT;
     req.query_next = &next;
     Dm__Envelope *rep = NULL;
-    cr_assert_eq(dm_client_call(c, &req, &rep), DM_OK);
+    cr_assert_eq(dm_rpc_client_call(c, &req, &rep), DM_OK);
     return rep;
 }
 
 Test(sql, a_client_cannot_pull_another_clients_query)
 {
-    dm_client_t *a = NULL, *b = NULL;
+    dm_rpc_client_t *a = NULL, *b = NULL;
     char err[256];
-    cr_assert_eq(dm_client_new(s_node.addr, 5000, &a, err, sizeof err), DM_OK);
-    cr_assert_eq(dm_client_new(s_node.addr, 5000, &b, err, sizeof err), DM_OK);
+    cr_assert_eq(dm_rpc_client_new(s_node.addr, 5000, &a, err, sizeof err), DM_OK);
+    cr_assert_eq(dm_rpc_client_new(s_node.addr, 5000, &b, err, sizeof err), DM_OK);
     uint64_t cursor = s_open_cursor(a);
     Dm__Envelope *rep = s_next(b, cursor);
     cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_ERROR, "another client read the query");
@@ -265,6 +265,6 @@ Test(sql, a_client_cannot_pull_another_clients_query)
     rep = s_next(a, cursor);
     cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_QUERY_REP, "the owner lost its query");
     dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&a);
-    dm_client_destroy(&b);
+    dm_rpc_client_destroy(&a);
+    dm_rpc_client_destroy(&b);
 }

@@ -115,7 +115,7 @@ static int s_read_addr(const char *program, const char *dir, char *addr, size_t 
     int fd = -1;
     char why[128];
     FILE *f = NULL;
-    if (dm_file_open_read(path, DM_FILE_REGULAR, &fd, why, sizeof why) == DM_OK &&
+    if (dm_lines_open_read(path, DM_FILE_REGULAR, &fd, why, sizeof why) == DM_OK &&
         !(f = fdopen(fd, "r")))
         close(fd);
     if (!f) {
@@ -135,7 +135,7 @@ static int s_read_addr(const char *program, const char *dir, char *addr, size_t 
     return 0;
 }
 
-int dm_cli_connect(const dm_cli_args_t *a, dm_client_t **out)
+int dm_cli_connect(const dm_cli_args_t *a, dm_rpc_client_t **out)
 {
     *out = NULL;
     char addr[DM_ADDRESS_MAX];
@@ -159,7 +159,7 @@ int dm_cli_connect(const dm_cli_args_t *a, dm_client_t **out)
     if (timeout < 0)
         return DM_EXIT_USAGE;
     char err[DM_RPC_ERR_MAX];
-    if (dm_client_new(addr, timeout, out, err, sizeof err) != DM_OK) {
+    if (dm_rpc_client_new(addr, timeout, out, err, sizeof err) != DM_OK) {
         fprintf(stderr, "%s: %s\n", a->program, err);
         return DM_EXIT_USAGE;
     }
@@ -170,12 +170,12 @@ int dm_cli_request(const dm_cli_args_t *a, Dm__Envelope *req, Dm__Envelope__Body
                    const char *what, Dm__Envelope **rep)
 {
     *rep = NULL;
-    dm_client_t *client = NULL;
+    dm_rpc_client_t *client = NULL;
     int status = dm_cli_connect(a, &client);
     if (status != DM_EXIT_OK)
         return status;
-    if (dm_client_call(client, req, rep) != DM_OK) {
-        fprintf(stderr, "%s: %s\n", a->program, dm_client_error(client));
+    if (dm_rpc_client_call(client, req, rep) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", a->program, dm_rpc_client_error(client));
         status = DM_EXIT_USAGE;
     } else if (dm_cli_print_error(a->program, what, *rep)) {
         status = DM_EXIT_FAIL;
@@ -187,7 +187,7 @@ int dm_cli_request(const dm_cli_args_t *a, Dm__Envelope *req, Dm__Envelope__Body
         dm__envelope__free_unpacked(*rep, NULL);
         *rep = NULL;
     }
-    dm_client_destroy(&client);
+    dm_rpc_client_destroy(&client);
     return status;
 }
 

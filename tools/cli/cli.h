@@ -47,7 +47,7 @@ const char *dm_cli_get(const dm_cli_args_t *a, const char *name);
 /* Resolves the node address from --node, --data DIR (DIR/node.addr) or
  * $MESH_NODE, in that order, and connects with the --timeout (seconds).
  * On failure prints the reason and returns DM_EXIT_USAGE (2). */
-int dm_cli_connect(const dm_cli_args_t *a, dm_client_t **out);
+int dm_cli_connect(const dm_cli_args_t *a, dm_rpc_client_t **out);
 /* The timeout in milliseconds from --timeout (default 10 s); -1 if the
  * value is invalid (after printing why). */
 int dm_cli_timeout_ms(const dm_cli_args_t *a);

@@ -114,7 +114,7 @@ static int s_validate(const dm_cli_args_t *a)
                 printf("%s: ok: %s/%s %s (%zu field%s, %zu check%s, access %s)\n", path,
                        list[k]->domain, list[k]->name, list[k]->version, list[k]->nfields,
                        list[k]->nfields == 1 ? "" : "s", list[k]->nchecks,
-                       list[k]->nchecks == 1 ? "" : "s", dm_access_name(list[k]->access));
+                       list[k]->nchecks == 1 ? "" : "s", dm_contract_access_name(list[k]->access));
         }
         for (size_t k = 0; k < n; k++)
             dm_contract_destroy(&list[k]);
@@ -171,7 +171,7 @@ static int s_open_input(const char *path)
         return STDIN_FILENO;
     int fd = -1;
     char why[128];
-    if (dm_file_open_read(path, DM_FILE_STREAM, &fd, why, sizeof why) != DM_OK)
+    if (dm_lines_open_read(path, DM_FILE_STREAM, &fd, why, sizeof why) != DM_OK)
         fprintf(stderr, "%s: cannot open %s: %s (a record file, a pipe or - for stdin)\n", P,
                 path, why);
     return fd;
@@ -246,7 +246,7 @@ static int s_register(const dm_cli_args_t *a)
         return rc == DM_ERR_IO ? DM_EXIT_USAGE : DM_EXIT_FAIL;
     }
     dm_diags_clear(&diags);
-    dm_client_t *client = NULL;
+    dm_rpc_client_t *client = NULL;
     int status = dm_cli_connect(a, &client);
     dm_buf_t canon = DM_BUF_INIT;
     for (size_t k = 0; status == DM_EXIT_OK && k < n; k++) {
@@ -260,8 +260,8 @@ static int s_register(const dm_cli_args_t *a)
         req.body_case = DM__ENVELOPE__BODY_REGISTER_REQ;
         req.register_req = &body;
         Dm__Envelope *rep = NULL;
-        if (dm_client_call(client, &req, &rep) != DM_OK) {
-            fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+        if (dm_rpc_client_call(client, &req, &rep) != DM_OK) {
+            fprintf(stderr, "%s: %s\n", P, dm_rpc_client_error(client));
             status = DM_EXIT_USAGE;
             break;
         }
@@ -286,7 +286,7 @@ static int s_register(const dm_cli_args_t *a)
         dm__envelope__free_unpacked(rep, NULL);
     }
     dm_buf_free(&canon);
-    dm_client_destroy(&client);
+    dm_rpc_client_destroy(&client);
     for (size_t k = 0; k < n; k++)
         dm_contract_destroy(&list[k]);
     free(list);
@@ -296,7 +296,7 @@ static int s_register(const dm_cli_args_t *a)
 /* ---- ingest ---- */
 
 typedef struct {
-    dm_client_t *client;
+    dm_rpc_client_t *client;
     const char *domain, *product, *source;
     uint64_t accepted, quarantined;
     unsigned inflight;
@@ -308,8 +308,8 @@ typedef struct {
 static void s_ingest_reply(s_ingest *st)
 {
     Dm__Envelope *rep = NULL;
-    if (dm_client_recv(st->client, &rep) != DM_OK) {
-        fprintf(stderr, "%s: ingest cut short: %s\n", P, dm_client_error(st->client));
+    if (dm_rpc_client_recv(st->client, &rep) != DM_OK) {
+        fprintf(stderr, "%s: ingest cut short: %s\n", P, dm_rpc_client_error(st->client));
         st->lost = true;
         st->inflight = 0;
         return;
@@ -348,8 +348,8 @@ static void s_ingest_send(s_ingest *st, uint64_t first_line, const void *data, s
     body.source = (char *)st->source;
     req.body_case = DM__ENVELOPE__BODY_INGEST_REQ;
     req.ingest_req = &body;
-    if (dm_client_send(st->client, &req, NULL) != DM_OK) {
-        fprintf(stderr, "%s: ingest cut short: %s\n", P, dm_client_error(st->client));
+    if (dm_rpc_client_send(st->client, &req, NULL) != DM_OK) {
+        fprintf(stderr, "%s: ingest cut short: %s\n", P, dm_rpc_client_error(st->client));
         st->lost = true;
         return;
     }
@@ -452,7 +452,7 @@ out:
     printf("%" PRIu64 " accepted, %" PRIu64 " quarantined\n", st.accepted, st.quarantined);
     dm_buf_free(&batch);
     dm_lines_destroy(&lines);
-    dm_client_destroy(&st.client);
+    dm_rpc_client_destroy(&st.client);
     if (fd > STDIN_FILENO)
         close(fd);
     return status;
@@ -497,7 +497,7 @@ static void s_print_item(const Dm__QuarantineItem *it, bool json, bool first)
 {
     dm_buf_t o = DM_BUF_INIT;
     char at[DM_TIMESTAMP_TEXT_MAX];
-    dm_timestamp_format(it->at_ms * 1000, at);
+    dm_types_timestamp_format(it->at_ms * 1000, at);
     if (json) {
         dm_buf_printf(&o, "%s{\"seq\":%" PRIu64 ",\"line\":%" PRIu64 ",\"source\":",
                       first ? "" : ",\n", it->seq, it->line);
@@ -542,7 +542,7 @@ static int s_quarantine(const dm_cli_args_t *a)
         }
         limit = v;
     }
-    dm_client_t *client = NULL;
+    dm_rpc_client_t *client = NULL;
     int status = dm_cli_connect(a, &client);
     if (status != DM_EXIT_OK)
         return status;
@@ -560,8 +560,8 @@ static int s_quarantine(const dm_cli_args_t *a)
         req.body_case = DM__ENVELOPE__BODY_QUARANTINE_REQ;
         req.quarantine_req = &body;
         Dm__Envelope *rep = NULL;
-        if (dm_client_call(client, &req, &rep) != DM_OK) {
-            fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+        if (dm_rpc_client_call(client, &req, &rep) != DM_OK) {
+            fprintf(stderr, "%s: %s\n", P, dm_rpc_client_error(client));
             status = DM_EXIT_USAGE;
             break;
         }
@@ -587,7 +587,7 @@ static int s_quarantine(const dm_cli_args_t *a)
     }
     if (json)
         fputs("]\n", stdout);
-    dm_client_destroy(&client);
+    dm_rpc_client_destroy(&client);
     return status;
 }
 

@@ -116,16 +116,16 @@ static mb_view_t s_view(int i, const char *victim_domain)
 {
     static char state[16];
     mb_view_t v = {0, 0, 0, 0, NULL, 0, 0, 0, false};
-    dm_client_t *c = NULL;
+    dm_rpc_client_t *c = NULL;
     char err[256];
-    if (dm_client_new(s_nodes[i].addr, 2000, &c, err, sizeof err) != DM_OK)
+    if (dm_rpc_client_new(s_nodes[i].addr, 2000, &c, err, sizeof err) != DM_OK)
         return v;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__MembersReq body = DM__MEMBERS_REQ__INIT;
     req.body_case = DM__ENVELOPE__BODY_MEMBERS_REQ;
     req.members_req = &body;
     Dm__Envelope *rep = NULL;
-    if (dm_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP) {
+    if (dm_rpc_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP) {
         const Dm__MembersRep *r = rep->members_rep;
         for (size_t k = 0; k < r->n_members; k++) {
             const Dm__MemberInfo *m = r->members[k];
@@ -147,7 +147,7 @@ static mb_view_t s_view(int i, const char *victim_domain)
     }
     if (rep)
         dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&c);
+    dm_rpc_client_destroy(&c);
     return v;
 }
 
@@ -167,9 +167,9 @@ static bool s_register(int i, const char *name)
     if (dm_contract_parse("bench", text, strlen(text), NULL, &list, &n, &diags) == DM_OK && n == 1) {
         dm_buf_t canon = DM_BUF_INIT;
         dm_contract_canonical(list[0], &canon);
-        dm_client_t *c = NULL;
+        dm_rpc_client_t *c = NULL;
         char err[256];
-        if (dm_client_new(s_nodes[i].addr, 5000, &c, err, sizeof err) == DM_OK) {
+        if (dm_rpc_client_new(s_nodes[i].addr, 5000, &c, err, sizeof err) == DM_OK) {
             Dm__Envelope req = DM__ENVELOPE__INIT;
             Dm__RegisterReq body = DM__REGISTER_REQ__INIT;
             body.contract.data = (uint8_t *)canon.data;
@@ -177,11 +177,11 @@ static bool s_register(int i, const char *name)
             req.body_case = DM__ENVELOPE__BODY_REGISTER_REQ;
             req.register_req = &body;
             Dm__Envelope *rep = NULL;
-            ok = dm_client_call(c, &req, &rep) == DM_OK &&
+            ok = dm_rpc_client_call(c, &req, &rep) == DM_OK &&
                  rep->body_case == DM__ENVELOPE__BODY_REGISTER_REP;
             if (rep)
                 dm__envelope__free_unpacked(rep, NULL);
-            dm_client_destroy(&c);
+            dm_rpc_client_destroy(&c);
         }
         dm_buf_free(&canon);
     }
@@ -195,10 +195,10 @@ static bool s_register(int i, const char *name)
 /* Whether node i lists DOMAIN/NAME among the mesh's products. */
 static bool s_lists(int i, const char *domain, const char *name)
 {
-    dm_client_t *c = NULL;
+    dm_rpc_client_t *c = NULL;
     char err[256];
     bool found = false;
-    if (dm_client_new(s_nodes[i].addr, 2000, &c, err, sizeof err) != DM_OK)
+    if (dm_rpc_client_new(s_nodes[i].addr, 2000, &c, err, sizeof err) != DM_OK)
         return false;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
@@ -206,13 +206,13 @@ static bool s_lists(int i, const char *domain, const char *name)
     req.body_case = DM__ENVELOPE__BODY_PRODUCTS_REQ;
     req.products_req = &body;
     Dm__Envelope *rep = NULL;
-    if (dm_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_PRODUCTS_REP)
+    if (dm_rpc_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_PRODUCTS_REP)
         for (size_t k = 0; k < rep->products_rep->n_products && !found; k++)
             found = strcmp(rep->products_rep->products[k]->domain, domain) == 0 &&
                     strcmp(rep->products_rep->products[k]->name, name) == 0;
     if (rep)
         dm__envelope__free_unpacked(rep, NULL);
-    dm_client_destroy(&c);
+    dm_rpc_client_destroy(&c);
     return found;
 }
 

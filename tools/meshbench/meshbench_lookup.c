@@ -64,7 +64,7 @@ static size_t s_read_keys(const char *path, const char *key, size_t n, char (*ke
 
 /* One lookup; returns the rows it found, -1 on error (printed). With
  * table NULL it sends a Ping instead: the round trip without SQL. */
-static int s_lookup(dm_client_t *c, const char *table, const char *key, const char *value)
+static int s_lookup(dm_rpc_client_t *c, const char *table, const char *key, const char *value)
 {
     if (!table) {
         Dm__Envelope req = DM__ENVELOPE__INIT;
@@ -72,8 +72,8 @@ static int s_lookup(dm_client_t *c, const char *table, const char *key, const ch
         req.body_case = DM__ENVELOPE__BODY_PING;
         req.ping = &ping;
         Dm__Envelope *rep = NULL;
-        if (dm_client_call(c, &req, &rep) != DM_OK) {
-            fprintf(stderr, "meshbench lookup: %s\n", dm_client_error(c));
+        if (dm_rpc_client_call(c, &req, &rep) != DM_OK) {
+            fprintf(stderr, "meshbench lookup: %s\n", dm_rpc_client_error(c));
             return -1;
         }
         dm__envelope__free_unpacked(rep, NULL);
@@ -87,8 +87,8 @@ static int s_lookup(dm_client_t *c, const char *table, const char *key, const ch
     req.body_case = DM__ENVELOPE__BODY_QUERY_REQ;
     req.query_req = &body;
     Dm__Envelope *rep = NULL;
-    if (dm_client_call(c, &req, &rep) != DM_OK) {
-        fprintf(stderr, "meshbench lookup: %s\n", dm_client_error(c));
+    if (dm_rpc_client_call(c, &req, &rep) != DM_OK) {
+        fprintf(stderr, "meshbench lookup: %s\n", dm_rpc_client_error(c));
         return -1;
     }
     int rows = -1;
@@ -129,7 +129,7 @@ int mb_cmd_lookup(int argc, char **argv)
     char (*keys)[MB_LOOKUP_KEY_MAX] = calloc(count, sizeof *keys);
     int64_t *lat = calloc(count, sizeof *lat);
     int status = MB_EXIT_IO;
-    dm_client_t *c = NULL;
+    dm_rpc_client_t *c = NULL;
     size_t n = keys && lat ? s_read_keys(dm_cli_get(&a, "file"), key, count, keys) : 0;
     if (n == 0) {
         fprintf(stderr, "meshbench lookup: no \"%s\" values found\n", key);
@@ -159,7 +159,7 @@ int mb_cmd_lookup(int argc, char **argv)
            lat[n - 1] / 1e3, n / (total / 1e9), misses);
     status = misses ? MB_EXIT_IO : MB_EXIT_OK;
 out:
-    dm_client_destroy(&c);
+    dm_rpc_client_destroy(&c);
     free(keys);
     free(lat);
     return status;

@@ -349,7 +349,7 @@ static int s_query(const dm_cli_args_t *a)
         fprintf(stderr, "%s: invalid --format '%s': expected table, csv, json or jsonl\n", P, fmt);
         return DM_EXIT_USAGE;
     }
-    dm_client_t *client = NULL;
+    dm_rpc_client_t *client = NULL;
     int status = dm_cli_connect(a, &client);
     if (status != DM_EXIT_OK)
         return status;
@@ -362,16 +362,16 @@ static int s_query(const dm_cli_args_t *a)
     bool first = true, done = false, ok = true;
     uint64_t cursor = 0;
     unsigned inflight = 0;
-    if (dm_client_send(client, &req, NULL) != DM_OK) {
-        fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
-        dm_client_destroy(&client);
+    if (dm_rpc_client_send(client, &req, NULL) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", P, dm_rpc_client_error(client));
+        dm_rpc_client_destroy(&client);
         return DM_EXIT_USAGE;
     }
     inflight = 1;
     while (inflight > 0) {
         Dm__Envelope *rep = NULL;
-        if (dm_client_recv(client, &rep) != DM_OK) {
-            fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+        if (dm_rpc_client_recv(client, &rep) != DM_OK) {
+            fprintf(stderr, "%s: %s\n", P, dm_rpc_client_error(client));
             status = DM_EXIT_USAGE;
             ok = false;
             break;
@@ -411,8 +411,8 @@ static int s_query(const dm_cli_args_t *a)
             next.cursor = cursor;
             nreq.body_case = DM__ENVELOPE__BODY_QUERY_NEXT;
             nreq.query_next = &next;
-            if (dm_client_send(client, &nreq, NULL) != DM_OK) {
-                fprintf(stderr, "%s: %s\n", P, dm_client_error(client));
+            if (dm_rpc_client_send(client, &nreq, NULL) != DM_OK) {
+                fprintf(stderr, "%s: %s\n", P, dm_rpc_client_error(client));
                 status = DM_EXIT_USAGE;
                 ok = false;
                 break;
@@ -426,7 +426,7 @@ static int s_query(const dm_cli_args_t *a)
              * query": drain it quietly. */
             while (inflight > 0) {
                 Dm__Envelope *extra = NULL;
-                if (dm_client_recv(client, &extra) != DM_OK)
+                if (dm_rpc_client_recv(client, &extra) != DM_OK)
                     break;
                 dm__envelope__free_unpacked(extra, NULL);
                 inflight--;
@@ -434,7 +434,7 @@ static int s_query(const dm_cli_args_t *a)
         }
     }
     s_end(&pr, ok);
-    dm_client_destroy(&client);
+    dm_rpc_client_destroy(&client);
     return status;
 }
 
@@ -474,7 +474,7 @@ static int s_members(const dm_cli_args_t *a)
             if (m->self) {
                 dm_buf_puts(&o, ",\"last_heard\":null}");
             } else {
-                dm_timestamp_format(m->last_heard_ms * 1000, heard);
+                dm_types_timestamp_format(m->last_heard_ms * 1000, heard);
                 dm_buf_printf(&o, ",\"last_heard\":\"%s\"}", heard);
             }
         }
@@ -505,7 +505,7 @@ static int s_members(const dm_cli_args_t *a)
         if (m->self)
             snprintf(heard, sizeof heard, "(this node)");
         else
-            dm_timestamp_format(m->last_heard_ms * 1000, heard);
+            dm_types_timestamp_format(m->last_heard_ms * 1000, heard);
         const char *ep = strchr(m->address, '@');
         const char *row[] = {id, m->domain, ep ? ep + 1 : m->address, m->state, inc, heard};
         dm_cli_table_add(&t, row);
@@ -563,7 +563,7 @@ static void s_describe_text(const dm_contract_t *c, uint64_t records, uint64_t q
     printf("fields:\n");
     for (size_t i = 0; i < c->nfields; i++) {
         const dm_field_t *f = &c->fields[i];
-        printf("  %-20s %-9s%s%s", f->name, dm_ftype_name(f->type),
+        printf("  %-20s %-9s%s%s", f->name, dm_contract_ftype_name(f->type),
                f->primary_key ? " primary-key" : "", f->required ? " required" : "");
         if (f->nvalues) {
             printf(" values [");
@@ -604,7 +604,7 @@ static void s_describe_text(const dm_contract_t *c, uint64_t records, uint64_t q
         printf("quality checks:\n");
         for (size_t i = 0; i < c->nchecks; i++) {
             const dm_check_t *k = &c->checks[i];
-            printf("  %s", dm_check_rule_name(k->rule));
+            printf("  %s", dm_contract_rule_name(k->rule));
             if (k->column)
                 printf(" %s", k->column);
             if (k->nvalues) {
@@ -626,7 +626,7 @@ static void s_describe_text(const dm_contract_t *c, uint64_t records, uint64_t q
             printf("\n");
         }
     }
-    printf("policies: access %s", dm_access_name(c->access));
+    printf("policies: access %s", dm_contract_access_name(c->access));
     s_print_duration(", retention ", c->retention_ms);
     printf(", encryption %s\n", c->encryption == DM_ENC_AES256 ? "aes-256" : "none");
     if (c->nupstream) {

@@ -407,7 +407,7 @@ int main(int argc, char **argv)
         char ep[64];
         snprintf(ep, sizeof ep, "tcp://10.%zu.%zu.%zu:7000", (i >> 16) & 255, (i >> 8) & 255,
                  i & 255);
-        if (dm_address_format(s->id[i], ep, addr[i], sizeof addr[i]) != DM_OK)
+        if (dm_identity_address_format(s->id[i], ep, addr[i], sizeof addr[i]) != DM_OK)
             return SIM_EXIT_FAIL;
         snprintf(dom[i], sizeof dom[i], "domain%zu", i);
         memcpy(s->by_id[i].id, s->id[i], DM_ID_PUBLIC_BYTES);

@@ -191,7 +191,7 @@ int ms_catalog_main(int argc, char **argv)
         return 1;
     dm_contract_canonical(list[0], &canon);
     char addr[DM_ADDRESS_MAX];
-    if (dm_address_format(dm_identity_public(s.nodes[0].id), "tcp://127.0.0.1:7400", addr,
+    if (dm_identity_address_format(dm_identity_public(s.nodes[0].id), "tcp://127.0.0.1:7400", addr,
                           sizeof addr) != DM_OK ||
         dm_catalog_publish_node(s.nodes[0].cat, "commerce", addr, now, NULL) != DM_OK ||
         dm_catalog_publish(s.nodes[0].cat, "product/commerce/orders", canon.data, canon.len, false,

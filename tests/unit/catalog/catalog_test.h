@@ -38,7 +38,7 @@ static inline void dm_t_wide_contract(const char *domain, const char *name, unsi
     size_t n = 0;
     dm_diags_t diags = DM_DIAGS_INIT;
     dm_err rc = dm_contract_parse("t", yaml.data, yaml.len, NULL, &cs, &n, &diags);
-    cr_assert_eq(rc, DM_OK, "%s", diags.count ? diags.items[0].message : dm_strerror(rc));
+    cr_assert_eq(rc, DM_OK, "%s", diags.count ? diags.items[0].message : dm_err_str(rc));
     dm_contract_canonical(cs[0], out);
     dm_contract_destroy(&cs[0]);
     free(cs);
@@ -53,7 +53,7 @@ static inline void dm_t_publish_wide(dm_catalog_t *c, const dm_identity_t *self,
                                      bool patterns)
 {
     char addr[DM_ADDRESS_MAX], key[DM_CATALOG_KEY_MAX], name[32];
-    cr_assert_eq(dm_address_format(dm_identity_public(self), "tcp://127.0.0.1:9", addr,
+    cr_assert_eq(dm_identity_address_format(dm_identity_public(self), "tcp://127.0.0.1:9", addr,
                                    sizeof addr),
                  DM_OK);
     cr_assert_eq(dm_catalog_publish_node(c, domain, addr, DM_T_CATALOG_NOW, NULL), DM_OK);

@@ -91,10 +91,10 @@ static void s_contract(const char *domain, const char *name, const char *version
 static void s_publish_node(s_node *n, const char *domain, int64_t now)
 {
     char addr[DM_ADDRESS_MAX];
-    cr_assert_eq(dm_address_format(s_id(n), "tcp://127.0.0.1:7000", addr, sizeof addr), DM_OK);
+    cr_assert_eq(dm_identity_address_format(s_id(n), "tcp://127.0.0.1:7000", addr, sizeof addr), DM_OK);
     dm_buf_t why = DM_BUF_INIT;
     dm_err err = dm_catalog_publish_node(n->cat, domain, addr, now, &why);
-    cr_assert_eq(err, DM_OK, "%s: %s", dm_strerror(err), why.data ? why.data : "");
+    cr_assert_eq(err, DM_OK, "%s: %s", dm_err_str(err), why.data ? why.data : "");
     dm_buf_free(&why);
 }
 
@@ -105,7 +105,7 @@ static void s_publish_product(s_node *n, const char *domain, const char *name, i
     dm_buf_t json = DM_BUF_INIT, why = DM_BUF_INIT;
     s_contract(domain, name, "1.0.0", &json);
     dm_err err = dm_catalog_publish(n->cat, key, json.data, json.len, false, now, &why);
-    cr_assert_eq(err, DM_OK, "%s: %s", dm_strerror(err), why.data ? why.data : "");
+    cr_assert_eq(err, DM_OK, "%s: %s", dm_err_str(err), why.data ? why.data : "");
     dm_buf_free(&json);
     dm_buf_free(&why);
 }
@@ -497,7 +497,7 @@ Test(catalog, publications_survive_kill_9)
         dm_catalog_t *cat = NULL;
         char addr[DM_ADDRESS_MAX];
         if (dm_store_open(a->dir, NULL, &store) || dm_catalog_open(store, a->id, &cat) ||
-            dm_address_format(s_id(a), "tcp://127.0.0.1:7000", addr, sizeof addr))
+            dm_identity_address_format(s_id(a), "tcp://127.0.0.1:7000", addr, sizeof addr))
             _exit(1);
         for (int i = 0; i < PUBLISHED; i++)
             if (dm_catalog_publish_node(cat, "commerce", addr, S_NOW + i, NULL))

@@ -58,7 +58,7 @@ static dm_catalog_verdict s_node_of(dm_catalog_t *c, const dm_identity_t *signer
         cr_assert_eq(dm_identity_new_ephemeral(&fresh), DM_OK);
     const dm_identity_t *id = signer ? signer : fresh;
     char addr[DM_ADDRESS_MAX];
-    cr_assert_eq(dm_address_format(dm_identity_public(id), "tcp://127.0.0.1:9", addr, sizeof addr),
+    cr_assert_eq(dm_identity_address_format(dm_identity_public(id), "tcp://127.0.0.1:9", addr, sizeof addr),
                  DM_OK);
     Dm__NodeRecord nr = DM__NODE_RECORD__INIT;
     nr.domain = (char *)domain;
@@ -456,7 +456,7 @@ Test(catalog_scale, a_full_map_is_an_error_and_keeps_nothing)
         if (!more && last == DM_OK)
             break;
     }
-    cr_assert_eq(last, DM_ERR_MAPFULL, "%s", dm_strerror(last));
+    cr_assert_eq(last, DM_ERR_MAPFULL, "%s", dm_err_str(last));
     cr_assert_gt(dm_store_map_size(store), S_INITIAL, "the map did not grow before it was full");
     cr_assert_eq(dm_catalog_count(c), before, "a refused delta left entries in memory");
     /* Memory and store agree: reopening shows the same catalog. */

@@ -297,7 +297,7 @@ Test(contract, diagnostics_format_is_file_line_col)
 static int64_t dur(const char *s)
 {
     int64_t ms = -42;
-    if (!dm_duration_parse(s, strlen(s), &ms))
+    if (!dm_contract_duration_parse(s, strlen(s), &ms))
         return -1;
     return ms;
 }
@@ -344,11 +344,11 @@ Test(contract, rejects_overflowing_durations)
 
 Test(contract, names_enums)
 {
-    cr_assert_str_eq(dm_ftype_name(DM_FT_TIMESTAMP), "timestamp");
-    cr_assert_str_eq(dm_ftype_name(DM_FT_ENUM), "enum");
-    cr_assert_str_eq(dm_check_rule_name(DM_CHECK_ROW_COUNT_DELTA), "row_count_delta");
-    cr_assert_str_eq(dm_access_name(DM_ACCESS_PRIVATE), "private");
-    cr_assert_str_eq(dm_ftype_name(DM_FT__COUNT), "?");
+    cr_assert_str_eq(dm_contract_ftype_name(DM_FT_TIMESTAMP), "timestamp");
+    cr_assert_str_eq(dm_contract_ftype_name(DM_FT_ENUM), "enum");
+    cr_assert_str_eq(dm_contract_rule_name(DM_CHECK_ROW_COUNT_DELTA), "row_count_delta");
+    cr_assert_str_eq(dm_contract_access_name(DM_ACCESS_PRIVATE), "private");
+    cr_assert_str_eq(dm_contract_ftype_name(DM_FT__COUNT), "?");
 }
 
 Test(contract, diags_cap_keeps_memory_bounded)

@@ -4,9 +4,9 @@
 
 #include "contract/types.h"
 
-static bool s_ts(const char *s, int64_t *us) { return dm_timestamp_parse(s, strlen(s), us); }
-static bool s_int(const char *s, int64_t *v) { return dm_int_parse(s, strlen(s), v); }
-static bool s_dbl(const char *s, double *v) { return dm_double_parse(s, strlen(s), v); }
+static bool s_ts(const char *s, int64_t *us) { return dm_types_timestamp_parse(s, strlen(s), us); }
+static bool s_int(const char *s, int64_t *v) { return dm_types_int_parse(s, strlen(s), v); }
+static bool s_dbl(const char *s, double *v) { return dm_types_double_parse(s, strlen(s), v); }
 
 Test(types, timestamp_parses_utc_with_millis)
 {
@@ -73,7 +73,7 @@ Test(types, timestamp_rejects_bad_fraction_and_trailing_text)
 Test(types, timestamp_does_not_read_past_length)
 {
     int64_t us;
-    cr_assert_not(dm_timestamp_parse("2026-01-01T00:00:00Z", 19, &us));
+    cr_assert_not(dm_types_timestamp_parse("2026-01-01T00:00:00Z", 19, &us));
 }
 
 Test(types, timestamp_format_round_trips)
@@ -84,7 +84,7 @@ Test(types, timestamp_format_round_trips)
         int64_t us;
         char buf[DM_TIMESTAMP_TEXT_MAX];
         cr_assert(s_ts(cases[i], &us));
-        size_t n = dm_timestamp_format(us, buf);
+        size_t n = dm_types_timestamp_format(us, buf);
         cr_assert_str_eq(buf, cases[i]);
         cr_assert_eq(n, strlen(cases[i]));
     }
@@ -93,42 +93,42 @@ Test(types, timestamp_format_round_trips)
 Test(types, date_accepts_leap_day_in_leap_years)
 {
     int32_t d;
-    cr_assert(dm_date_parse("2000-02-29", 10, &d));
-    cr_assert(dm_date_parse("2024-02-29", 10, &d));
+    cr_assert(dm_types_date_parse("2000-02-29", 10, &d));
+    cr_assert(dm_types_date_parse("2024-02-29", 10, &d));
     cr_assert_eq(d, 19782);
 }
 
 Test(types, date_rejects_leap_day_in_common_years)
 {
     int32_t d;
-    cr_assert_not(dm_date_parse("1900-02-29", 10, &d));
-    cr_assert_not(dm_date_parse("2023-02-29", 10, &d));
+    cr_assert_not(dm_types_date_parse("1900-02-29", 10, &d));
+    cr_assert_not(dm_types_date_parse("2023-02-29", 10, &d));
 }
 
 Test(types, date_rejects_malformed)
 {
     int32_t d;
-    cr_assert_not(dm_date_parse("2023-04-31", 10, &d));
-    cr_assert_not(dm_date_parse("2023-4-01", 9, &d));
-    cr_assert_not(dm_date_parse("2023/04/01", 10, &d));
-    cr_assert_not(dm_date_parse("2023-00-10", 10, &d));
+    cr_assert_not(dm_types_date_parse("2023-04-31", 10, &d));
+    cr_assert_not(dm_types_date_parse("2023-4-01", 9, &d));
+    cr_assert_not(dm_types_date_parse("2023/04/01", 10, &d));
+    cr_assert_not(dm_types_date_parse("2023-00-10", 10, &d));
 }
 
 Test(types, date_format_round_trips)
 {
     int32_t d;
     char buf[11];
-    cr_assert(dm_date_parse("1969-07-20", 10, &d));
+    cr_assert(dm_types_date_parse("1969-07-20", 10, &d));
     cr_assert_eq(d, -165);
-    dm_date_format(d, buf);
+    dm_types_date_format(d, buf);
     cr_assert_str_eq(buf, "1969-07-20");
 }
 
 Test(types, uuid_accepts_either_case)
 {
     uint8_t a[DM_UUID_BYTES], b[DM_UUID_BYTES];
-    cr_assert(dm_uuid_parse("3F1C0000-AAAA-bbbb-CCCC-0123456789ab", 36, a));
-    cr_assert(dm_uuid_parse("3f1c0000-aaaa-bbbb-cccc-0123456789AB", 36, b));
+    cr_assert(dm_types_uuid_parse("3F1C0000-AAAA-bbbb-CCCC-0123456789ab", 36, a));
+    cr_assert(dm_types_uuid_parse("3f1c0000-aaaa-bbbb-cccc-0123456789AB", 36, b));
     cr_assert_arr_eq(a, b, DM_UUID_BYTES);
     cr_assert_eq(a[0], 0x3f);
     cr_assert_eq(a[15], 0xab);
@@ -141,15 +141,15 @@ Test(types, uuid_rejects_wrong_shape)
                          "3f1c0000-aaaa-bbbb-cccc-0123456789ag", "3f1c000-0aaaa-bbbb-cccc-0123456789ab",
                          "{3f1c0000-aaaa-bbbb-cccc-0123456789a}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        cr_assert_not(dm_uuid_parse(bad[i], strlen(bad[i]), u), "%s", bad[i]);
+        cr_assert_not(dm_types_uuid_parse(bad[i], strlen(bad[i]), u), "%s", bad[i]);
 }
 
 Test(types, uuid_format_is_lowercase)
 {
     uint8_t u[DM_UUID_BYTES];
     char buf[37];
-    cr_assert(dm_uuid_parse("3F1C0000-AAAA-BBBB-CCCC-0123456789AB", 36, u));
-    dm_uuid_format(u, buf);
+    cr_assert(dm_types_uuid_parse("3F1C0000-AAAA-BBBB-CCCC-0123456789AB", 36, u));
+    dm_types_uuid_format(u, buf);
     cr_assert_str_eq(buf, "3f1c0000-aaaa-bbbb-cccc-0123456789ab");
 }
 
@@ -216,7 +216,7 @@ Test(types, double_rejects_non_finite)
 
 Test(types, days_from_civil_matches_epoch)
 {
-    cr_assert_eq(dm_days_from_civil(1970, 1, 1), 0);
-    cr_assert_eq(dm_days_from_civil(2000, 3, 1), 11017);
-    cr_assert_eq(dm_days_from_civil(1969, 12, 31), -1);
+    cr_assert_eq(dm_types_days_from_civil(1970, 1, 1), 0);
+    cr_assert_eq(dm_types_days_from_civil(2000, 3, 1), 11017);
+    cr_assert_eq(dm_types_days_from_civil(1969, 12, 31), -1);
 }

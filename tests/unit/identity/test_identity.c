@@ -118,7 +118,7 @@ Test(identity, curve_keys_are_consistent)
     cr_assert_eq(dm_identity_curve_keys(a, pub, sec), DM_OK);
     cr_assert_eq(crypto_scalarmult_base(check, sec), 0);
     cr_assert_eq(memcmp(check, pub, 32), 0);
-    cr_assert_eq(dm_curve_public_from_node_id(dm_identity_public(a), from_id), DM_OK);
+    cr_assert_eq(dm_identity_curve_from_id(dm_identity_public(a), from_id), DM_OK);
     cr_assert_eq(memcmp(from_id, pub, 32), 0);
     sodium_memzero(sec, sizeof sec);
     dm_identity_destroy(&a);
@@ -133,8 +133,8 @@ Test(identity, address_roundtrip)
     for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) {
         char addr[DM_ADDRESS_MAX], ep[DM_ADDRESS_MAX], why[200];
         uint8_t id[DM_ID_PUBLIC_BYTES];
-        cr_assert_eq(dm_address_format(dm_identity_public(a), eps[i], addr, sizeof addr), DM_OK);
-        cr_assert_eq(dm_address_parse(addr, id, ep, sizeof ep, why, sizeof why), DM_OK, "%s",
+        cr_assert_eq(dm_identity_address_format(dm_identity_public(a), eps[i], addr, sizeof addr), DM_OK);
+        cr_assert_eq(dm_identity_address_parse(addr, id, ep, sizeof ep, why, sizeof why), DM_OK, "%s",
                      why);
         cr_assert_eq(memcmp(id, dm_identity_public(a), 32), 0);
         cr_assert_str_eq(ep, eps[i]);
@@ -147,7 +147,7 @@ static void s_rejects(const char *addr, const char *needle)
 {
     uint8_t id[DM_ID_PUBLIC_BYTES];
     char ep[DM_ADDRESS_MAX], why[300];
-    cr_assert_eq(dm_address_parse(addr, id, ep, sizeof ep, why, sizeof why), DM_ERR_INVALID,
+    cr_assert_eq(dm_identity_address_parse(addr, id, ep, sizeof ep, why, sizeof why), DM_ERR_INVALID,
                  "accepted %s", addr);
     cr_assert_not_null(strstr(why, needle), "reason for %s: %s", addr, why);
     cr_assert_not_null(strstr(why, "tcp://HOST:PORT"), "reason names the form: %s", why);
@@ -205,6 +205,6 @@ Test(identity, format_rejects_bad_endpoint)
 {
     uint8_t id[DM_ID_PUBLIC_BYTES] = {0};
     char out[DM_ADDRESS_MAX];
-    cr_assert_eq(dm_address_format(id, "udp://h:1", out, sizeof out), DM_ERR_INVALID);
-    cr_assert_eq(dm_address_format(id, "tcp://h:1", out, 40), DM_ERR_TOOBIG);
+    cr_assert_eq(dm_identity_address_format(id, "udp://h:1", out, sizeof out), DM_ERR_INVALID);
+    cr_assert_eq(dm_identity_address_format(id, "tcp://h:1", out, 40), DM_ERR_TOOBIG);
 }

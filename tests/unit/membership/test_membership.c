@@ -56,7 +56,7 @@ Test(membership, silent_node_is_suspected_then_confirmed_dead)
     s_run(net, 20000);
     for (int i = 0; i < 5; i++) {
         cr_assert_eq(s_state(net, i, 5), DM_MEMBER_DEAD, "node %d sees %s", i,
-                     dm_member_state_name(s_state(net, i, 5)));
+                     dm_membership_state_name(s_state(net, i, 5)));
         cr_assert_eq(net->events[i][DM_MEMBERSHIP_EV_DEAD][5], 1);
         /* the minimum suspicion timeout: 4 x probe interval for N <= 10 */
         cr_assert_geq(net->first_event_at[i][DM_MEMBERSHIP_EV_DEAD][5] - crashed,
@@ -142,7 +142,7 @@ Test(membership, restarted_node_rejoins_with_a_higher_incarnation)
     cr_assert_gt(dm_membership_incarnation(net->m[4]), dead_inc);
     for (int i = 0; i < 4; i++) {
         cr_assert_eq(s_state(net, i, 4), DM_MEMBER_ALIVE, "node %d sees %s", i,
-                     dm_member_state_name(s_state(net, i, 4)));
+                     dm_membership_state_name(s_state(net, i, 4)));
         cr_assert_eq(net->events[i][DM_MEMBERSHIP_EV_ALIVE][4], 1);
     }
     cr_assert_eq(dm_membership_count_live(net->m[4]), 4);
@@ -248,7 +248,7 @@ static net_t *s_busy_node(const dm_membership_config_t *cfg, int extra)
         s_id(100 + x, u->id);
         char ep[64];
         snprintf(ep, sizeof ep, "tcp://a-rather-long-host-name-%d.example.org:7000", x);
-        cr_assert_eq(dm_address_format(u->id, ep, u->address, sizeof u->address), DM_OK);
+        cr_assert_eq(dm_identity_address_format(u->id, ep, u->address, sizeof u->address), DM_OK);
         snprintf(u->domain, sizeof u->domain, "domain-number-%d", x);
         u->incarnation = (uint64_t)x * 1000003u;
         if (msg->n_updates == DM_SWIM_MAX_UPDATES || x == extra - 1) {
@@ -367,12 +367,12 @@ static dm_swim_msg_t *s_sample_msg(void)
     msg->type = DM_SWIM_PING_REQ;
     msg->seq = 77;
     s_id(1, msg->sender.id);
-    cr_assert_eq(dm_address_format(msg->sender.id, "tcp://h1:1", msg->sender.address,
+    cr_assert_eq(dm_identity_address_format(msg->sender.id, "tcp://h1:1", msg->sender.address,
                                    DM_ADDRESS_MAX), DM_OK);
     strcpy(msg->sender.domain, "commerce");
     msg->sender.incarnation = 5;
     s_id(2, msg->target_id);
-    cr_assert_eq(dm_address_format(msg->target_id, "tcp://h2:2", msg->target_address,
+    cr_assert_eq(dm_identity_address_format(msg->target_id, "tcp://h2:2", msg->target_address,
                                    DM_ADDRESS_MAX), DM_OK);
     msg->n_updates = 2;
     s_id(3, msg->updates[0].id);
@@ -382,7 +382,7 @@ static dm_swim_msg_t *s_sample_msg(void)
     msg->updates[0].has_from = true;
     s_id(4, msg->updates[0].from);
     s_id(5, msg->updates[1].id);
-    cr_assert_eq(dm_address_format(msg->updates[1].id, "tcp://[::1]:9", msg->updates[1].address,
+    cr_assert_eq(dm_identity_address_format(msg->updates[1].id, "tcp://[::1]:9", msg->updates[1].address,
                                    DM_ADDRESS_MAX), DM_OK);
     msg->updates[1].state = DM_MEMBER_LEFT;
     return msg;

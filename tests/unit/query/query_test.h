@@ -91,7 +91,7 @@ S_UNUSED static uint32_t s_product(const char *domain, const char *name, const c
     dm_register_outcome outcome;
     cr_assert_eq(dm_store_product_register(s_store, &in, &outcome, &out, NULL), DM_OK);
     uint32_t pid = out.id;
-    dm_product_clear(&out);
+    dm_store_product_clear(&out);
     cr_assert_eq(dm_registry_install(s_reg, pid, canon.data, canon.len), DM_OK);
     dm_buf_free(&canon);
     dm_contract_destroy(&list[0]);
@@ -145,7 +145,7 @@ S_UNUSED static char *s_run(const char *sql)
     dm_query_t *q = NULL;
     dm_buf_t err = DM_BUF_INIT, batch = DM_BUF_INIT, text = DM_BUF_INIT;
     dm_err rc = dm_query_open(s_eng, sql, strlen(sql), &q, &err);
-    cr_assert_eq(rc, DM_OK, "%s: %s (%s)", sql, err.data, dm_strerror(rc));
+    cr_assert_eq(rc, DM_OK, "%s: %s (%s)", sql, err.data, dm_err_str(rc));
     bool done = false;
     while (!done) {
         uint32_t n;
@@ -177,8 +177,8 @@ S_UNUSED static char *s_fail(const char *sql, dm_err want)
     dm_query_t *q = NULL;
     dm_buf_t err = DM_BUF_INIT;
     dm_err rc = dm_query_open(s_eng, sql, strlen(sql), &q, &err);
-    cr_assert_eq(rc, want, "%s: got %s (%s), want %s", sql, dm_strerror(rc),
-                 err.data ? err.data : "", dm_strerror(want));
+    cr_assert_eq(rc, want, "%s: got %s (%s), want %s", sql, dm_err_str(rc),
+                 err.data ? err.data : "", dm_err_str(want));
     cr_assert_null(q);
     cr_assert(err.len > 0, "%s: no message", sql);
     return dm_buf_steal(&err);

@@ -40,7 +40,7 @@ Test(query, huge_values_fail_at_the_length_limit)
     for (size_t i = 0; i < S_NELEM(sql); i++) {
         char *msg = NULL;
         dm_err rc = s_fetch_fail(sql[i], &msg);
-        cr_assert_eq(rc, DM_ERR_INVALID, "%s: %s (%s)", sql[i], dm_strerror(rc), msg);
+        cr_assert_eq(rc, DM_ERR_INVALID, "%s: %s (%s)", sql[i], dm_err_str(rc), msg);
         cr_assert(strstr(msg, "larger than the limit"), "%s: %s", sql[i], msg);
         free(msg);
         s_still_works();
@@ -257,7 +257,7 @@ Test(query, heap_limit_stops_a_huge_sort)
                              "WHERE n < 2000) SELECT count(*) FROM (SELECT randomblob(100000) AS b "
                              "FROM r ORDER BY b)",
                              &msg);
-    cr_assert_eq(rc, DM_ERR_NOMEM, "%s (%s)", msg, dm_strerror(rc));
+    cr_assert_eq(rc, DM_ERR_NOMEM, "%s (%s)", msg, dm_err_str(rc));
     cr_assert(strstr(msg, "more memory"), "%s", msg);
     free(msg);
     s_still_works();

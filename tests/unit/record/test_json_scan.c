@@ -171,7 +171,7 @@ Test(json_scan, unescape_decodes_every_escape)
 {
     const char raw[] = "a\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00z";
     char out[sizeof raw];
-    size_t n = dm_json_unescape(raw, strlen(raw), out);
+    size_t n = dm_json_scan_unescape(raw, strlen(raw), out);
     const char want[] = "a\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f\x98\x80z";
     cr_assert_eq(n, strlen(want));
     cr_assert_arr_eq(out, want, n);
@@ -180,7 +180,7 @@ Test(json_scan, unescape_decodes_every_escape)
 Test(json_scan, unescape_keeps_nul)
 {
     char out[8];
-    size_t n = dm_json_unescape("a\\u0000b", 8, out);
+    size_t n = dm_json_scan_unescape("a\\u0000b", 8, out);
     cr_assert_eq(n, 3);
     cr_assert_arr_eq(out, "a\0b", 3);
 }

@@ -65,7 +65,7 @@ static uint32_t s_orders(void)
     dm_register_outcome oc;
     cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
     uint32_t id = out.id;
-    dm_product_clear(&out);
+    dm_store_product_clear(&out);
     return id;
 }
 
@@ -118,8 +118,8 @@ Test(store, register_creates_product)
     cr_assert_eq(got.contract_len, in.contract_len);
     cr_assert_eq(memcmp(got.hash, in.hash, DM_STORE_HASH_BYTES), 0);
     cr_assert_eq(got.version_minor, 2);
-    dm_product_clear(&out);
-    dm_product_clear(&got);
+    dm_store_product_clear(&out);
+    dm_store_product_clear(&got);
     cr_assert_eq(dm_store_product_get(s_store, "commerce", "nope", &got), DM_ERR_NOTFOUND);
 }
 
@@ -131,7 +131,7 @@ Test(store, register_same_version_and_hash_is_unchanged)
     cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
     cr_assert_eq(oc, DM_REGISTER_UNCHANGED);
     cr_assert_eq(out.id, id);
-    dm_product_clear(&out);
+    dm_store_product_clear(&out);
 }
 
 Test(store, register_upgrade_keeps_id_and_rows)
@@ -147,7 +147,7 @@ Test(store, register_upgrade_keeps_id_and_rows)
     cr_assert_eq(out.id, id);
     cr_assert_eq(out.records, 2);
     cr_assert_str_eq(out.version, "1.1.0");
-    dm_product_clear(&out);
+    dm_store_product_clear(&out);
     cr_assert_eq(s_scan(s_store, id).n, 2);
 }
 
@@ -160,7 +160,7 @@ Test(store, register_same_version_other_hash_conflicts)
     cr_assert_eq(prev.id, id);
     cr_assert_eq(prev.hash[0], 1);
     cr_assert_str_eq(prev.version, "1.0.0");
-    dm_product_clear(&prev);
+    dm_store_product_clear(&prev);
 }
 
 Test(store, register_lower_version_conflicts)
@@ -171,7 +171,7 @@ Test(store, register_lower_version_conflicts)
     in = s_prod("commerce", "orders", 1, 9, 9, 1);
     cr_assert_eq(dm_store_product_register(s_store, &in, &oc, NULL, &prev), DM_ERR_CONFLICT);
     cr_assert_eq(prev.version_major, 2);
-    dm_product_clear(&prev);
+    dm_store_product_clear(&prev);
 }
 
 Test(store, list_is_ordered_and_ids_distinct)
@@ -189,7 +189,7 @@ Test(store, list_is_ordered_and_ids_distinct)
     cr_assert_str_eq(list[1].name, "shipments");
     cr_assert_neq(list[0].id, list[1].id);
     for (size_t i = 0; i < n; i++)
-        dm_product_clear(&list[i]);
+        dm_store_product_clear(&list[i]);
     free(list);
 }
 
@@ -211,7 +211,7 @@ Test(store, commit_appends_and_counts)
     dm_product_t p;
     cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
     cr_assert_eq(p.records, 5);
-    dm_product_clear(&p);
+    dm_store_product_clear(&p);
     s_scan_ctx c = s_scan(s_store, id);
     cr_assert_eq(c.n, 5);
     cr_assert(c.ordered);
@@ -242,7 +242,7 @@ Test(store, upsert_by_key_replaces_row)
     dm_product_t p;
     cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
     cr_assert_eq(p.records, 3);
-    dm_product_clear(&p);
+    dm_store_product_clear(&p);
     cr_assert_eq(s_scan(s_store, id).n, 3);
 }
 
@@ -262,7 +262,7 @@ Test(store, duplicate_key_in_one_batch_later_wins)
     dm_product_t p;
     cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
     cr_assert_eq(p.records, 2);
-    dm_product_clear(&p);
+    dm_store_product_clear(&p);
     cr_assert_eq(s_scan(s_store, id).n, 2);
 }
 
@@ -300,7 +300,7 @@ Test(store, upsert_across_index_merges)
     dm_product_t p;
     cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
     cr_assert_eq(p.records, N);
-    dm_product_clear(&p);
+    dm_store_product_clear(&p);
     cr_assert_eq(s_scan(s_store, id).n, N);
     dm_buf_t row = DM_BUF_INIT;
     for (size_t k = 0; k < N; k++) {
@@ -392,7 +392,7 @@ Test(store, quarantine_roundtrip_with_paging)
     cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
     cr_assert_eq(p.quarantined, 5);
     cr_assert_eq(p.records, 1);
-    dm_product_clear(&p);
+    dm_store_product_clear(&p);
 }
 
 Test(store, map_grows_when_a_batch_does_not_fit)
@@ -421,7 +421,7 @@ Test(store, map_grows_when_a_batch_does_not_fit)
     dm_product_t p;
     cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
     cr_assert_eq(p.records, N);
-    dm_product_clear(&p);
+    dm_store_product_clear(&p);
     dm_buf_t row = DM_BUF_INIT;
     cr_assert_eq(dm_store_get_by_key(s_store, id, keys[N - 1], S_KEY_BYTES, &row), DM_OK);
     cr_assert_eq(row.len, ROW);
@@ -526,7 +526,7 @@ Test(store, reopen_keeps_everything)
     cr_assert_eq(p.id, id);
     cr_assert_eq(p.records, 2);
     cr_assert_eq(p.quarantined, 1);
-    dm_product_clear(&p);
+    dm_store_product_clear(&p);
     dm_buf_t row = DM_BUF_INIT;
     cr_assert_eq(dm_store_get_by_key(s_store, id, "a", 1, &row), DM_OK);
     cr_assert_str_eq(row.data, "a1");
@@ -537,7 +537,7 @@ Test(store, reopen_keeps_everything)
     dm_register_outcome oc;
     cr_assert_eq(dm_store_product_register(s_store, &b, &oc, &out, NULL), DM_OK);
     cr_assert_gt(out.id, id);
-    dm_product_clear(&out);
+    dm_store_product_clear(&out);
 }
 
 /* Child of the SIGKILL test: commits keyed batches forever, writing the
@@ -596,7 +596,7 @@ Test(store, sigkill_mid_commit_keeps_committed_batches, .timeout = 60)
     cr_assert_geq(p.records, last * N);
     cr_assert_eq(p.records % N, 0, "a partial batch is visible: %llu rows",
                  (unsigned long long)p.records);
-    dm_product_clear(&p);
+    dm_store_product_clear(&p);
     s_scan_ctx c = s_scan(s_store, id);
     cr_assert_geq(c.n, last * N);
     cr_assert(c.ordered);
@@ -609,7 +609,7 @@ Test(store, delete_removes_one_product_with_its_rows_index_and_quarantine)
     dm_register_outcome oc;
     cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
     uint32_t b = out.id;
-    dm_product_clear(&out);
+    dm_store_product_clear(&out);
     dm_row_in_t rows[2] = {{"a", 1, "a1", 2}, {"b", 1, "b1", 2}};
     dm_quarantine_in_t q = {7, "bad", 3, 3, "why"};
     dm_batch_result_t r;
@@ -620,7 +620,7 @@ Test(store, delete_removes_one_product_with_its_rows_index_and_quarantine)
     cr_assert_eq(dm_store_product_delete(s_store, "commerce", "orders", &removed), DM_OK);
     cr_assert_eq(removed.records, 2);
     cr_assert_eq(removed.quarantined, 1);
-    dm_product_clear(&removed);
+    dm_store_product_clear(&removed);
     dm_product_t p;
     cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_ERR_NOTFOUND);
     cr_assert_eq(s_scan(s_store, a).n, 0);
@@ -635,7 +635,7 @@ Test(store, delete_removes_one_product_with_its_rows_index_and_quarantine)
     cr_assert_neq(again, a, "product ids are never reused");
     cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
     cr_assert_eq(p.records, 0);
-    dm_product_clear(&p);
+    dm_store_product_clear(&p);
 }
 
 /* The node loop writes the catalog: a write that needs a bigger map while a
@@ -659,11 +659,11 @@ Test(store, catalog_write_never_waits_for_readers_to_grow_the_map)
         ops[i] = (dm_store_catalog_op_t){keys[i], strlen(keys[i]), val, VAL};
     }
     size_t before = dm_store_map_size(s_store);
-    dm_store_reader_t *r = NULL;
-    cr_assert_eq(dm_store_reader_open(s_store, &r), DM_OK);
-    cr_assert_eq(dm_store_catalog_write(s_store, ops, N), DM_ERR_BUSY);
+    dm_reader_t *r = NULL;
+    cr_assert_eq(dm_reader_open(s_store, &r), DM_OK);
+    cr_assert_eq(dm_catalog_db_write(s_store, ops, N), DM_ERR_BUSY);
     cr_assert_eq(dm_store_map_size(s_store), before);
-    dm_store_reader_close(&r);
-    cr_assert_eq(dm_store_catalog_write(s_store, ops, N), DM_OK);
+    dm_reader_close(&r);
+    cr_assert_eq(dm_catalog_db_write(s_store, ops, N), DM_OK);
     cr_assert_gt(dm_store_map_size(s_store), before);
 }

@@ -85,8 +85,8 @@ Test(store_bench, ingest_one_million_orders, .timeout = 300)
     dm_product_t p;
     cr_assert_eq(dm_store_product_get(st, "commerce", "orders", &p), DM_OK);
     cr_assert_eq(p.records, S_ROWS);
-    dm_product_clear(&p);
-    dm_product_clear(&out);
+    dm_store_product_clear(&p);
+    dm_store_product_clear(&out);
     dm_store_destroy(&st);
     dm_t_rmdir(dir);
     free(keys);

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""check_layout.py: the layout rules the build alone cannot enforce.
+
+  scripts/check_layout.py [BUILD_DIR]
+
+1. No call cycles between .c files of one library (from the objects' nm).
+2. Every function a public header declares is named after the header:
+   dm_<header>_..., where <header> is the file name without .h; private
+   headers (*_priv.h, *_int.h) declare dm_<module>__... helpers.
+3. Files stay under DM_FILE_LINES lines and functions under DM_FUNC_LINES.
+Exits 1 and names every breach. The upward #include rule is the build's:
+each folder's library sees only the folders it links (cmake/dm_library.cmake).
+"""
+import collections, glob, os, re, subprocess, sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DM_FILE_LINES = 800
+DM_FUNC_LINES = 100
+SRC_DIRS = ['base', 'storage', 'node', 'tools']
+bad = []
+
+
+def sources(ext):
+    out = []
+    for d in SRC_DIRS:
+        out += glob.glob(os.path.join(ROOT, d, '**', '*.' + ext), recursive=True)
+    return sorted(out)
+
+
+def rel(p):
+    return os.path.relpath(p, ROOT)
+
+
+def check_cycles(build):
+    objs = [o for o in glob.glob(os.path.join(build, '**', '*.c.o'), recursive=True)
+            if '/tests/' not in o and '/fuzz/' not in o]
+    libs = collections.defaultdict(list)
+    for o in objs:
+        m = re.search(r'/CMakeFiles/([^/]+)\.dir/', o)
+        if m:
+            libs[m.group(1)].append(o)
+    for lib, files in libs.items():
+        defs, uses = {}, collections.defaultdict(set)
+        for o in files:
+            name = os.path.basename(o)[:-2]
+            out = subprocess.run(['nm', o], capture_output=True, text=True).stdout
+            for line in out.splitlines():
+                p = line.split()
+                if len(p) == 3 and p[1] in 'TDRB':
+                    defs[p[2]] = name
+                elif len(p) == 2 and p[0] == 'U':
+                    uses[name].add(p[1])
+        g = {f: {defs[s] for s in us if s in defs and defs[s] != f} for f, us in uses.items()}
+        index, low, stack, on, n = {}, {}, [], set(), [0]
+
+        def visit(v):
+            index[v] = low[v] = n[0]
+            n[0] += 1
+            stack.append(v)
+            on.add(v)
+            for w in g.get(v, ()):
+                if w not in index:
+                    visit(w)
+                    low[v] = min(low[v], low[w])
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    bad.append('%s: call cycle between %s' % (lib, ' '.join(sorted(comp))))
+        for v in list(g):
+            if v not in index:
+                visit(v)
+
+
+DECL = re.compile(r'^(?:DM_NODISCARD\s+)?(?:static\s+inline\s+)?[A-Za-z_][\w\s\*]*?\b(dm_\w+)\s*\(', re.M)
+
+
+def check_names():
+    for h in sources('h'):
+        base = os.path.basename(h)[:-2]
+        text = open(h).read()
+        private = base.endswith('_priv') or base.endswith('_int')
+        module = re.sub(r'_(priv|int)$', '', base)
+        for m in DECL.finditer(text):
+            name = m.group(1)
+            line = text.count('\n', 0, m.start()) + 1
+            if text[m.start():m.end()].startswith('typedef'):
+                continue
+            if private:
+                ok = name.startswith('dm_%s__' % module)
+            else:
+                ok = name.startswith('dm_%s_' % base) or name == 'dm_' + base
+            if not ok:
+                bad.append('%s:%d: %s is not named after its header (%s)' %
+                           (rel(h), line, name, 'dm_%s__' % module if private else 'dm_%s_' % base))
+
+
+def check_sizes():
+    for f in sources('c') + sources('h'):
+        lines = open(f).read().split('\n')
+        if len(lines) > DM_FILE_LINES:
+            bad.append('%s: %d lines (at most %d)' % (rel(f), len(lines), DM_FILE_LINES))
+        if not f.endswith('.c'):
+            continue
+        start = None
+        for i, l in enumerate(lines):
+            if l == '{' and i > 0:
+                start = i
+                j = i - 1
+                while j > 0 and lines[j] and not lines[j].startswith((' ', '}', '/', '#')) \
+                        and '(' not in lines[j]:
+                    j -= 1
+                head = lines[j] if '(' in lines[j] else lines[i - 1]
+            elif l == '}' and start is not None:
+                if i - start > DM_FUNC_LINES:
+                    m = re.search(r'(\w+)\s*\(', head)
+                    bad.append('%s:%d: %s is %d lines (at most %d)' %
+                               (rel(f), start, m.group(1) if m else '?', i - start, DM_FUNC_LINES))
+                start = None
+
+
+def main():
+    build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, 'build')
+    if os.path.isdir(build):
+        check_cycles(build)
+    else:
+        bad.append('%s: no build directory; build first to check call cycles' % build)
+    check_names()
+    check_sizes()
+    for b in bad:
+        print(b)
+    print('check_layout: %d breach(es)' % len(bad), file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

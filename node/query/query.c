@@ -21,9 +21,9 @@
 
 #include "base/log.h"
 #include "query/query_priv.h"
+#include "transport/rowbatch.h"
 
 #define S_NS_PER_MS INT64_C(1000000)
-#define S_VARINT_MAX 10 /* bytes of a 64-bit varint */
 #define S_KEYWORD_MAX 16 /* bytes of a statement's first word quoted in a refusal */
 #define S_POOL_IDLE 8    /* sandboxed connections kept for reuse */
 
@@ -432,44 +432,30 @@ void dm_query_cancel(dm_query_t *q)
     pthread_mutex_unlock(&q->hold);
 }
 
-/* Appends v as a protobuf-style varint. */
-static void s_varint(dm_buf_t *out, uint64_t v)
-{
-    uint8_t b[S_VARINT_MAX];
-    size_t n = 0;
-    while (v >= 0x80) {
-        b[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    b[n++] = (uint8_t)v;
-    dm_buf_append(out, b, n);
-}
-
-/* Appends the current row of stmt in the row-batch encoding. */
+/* Appends the current row of stmt to out in the row-batch encoding. */
 static void s_encode_row(sqlite3_stmt *stmt, int ncols, dm_buf_t *out)
 {
     for (int i = 0; i < ncols; i++) {
-        int t = sqlite3_column_type(stmt, i);
-        dm_buf_putc(out, (char)(t == SQLITE_NULL ? 0 : t == SQLITE_INTEGER ? 1
-                                : t == SQLITE_FLOAT ? 2 : t == SQLITE_TEXT ? 3 : 4));
-        if (t == SQLITE_INTEGER) {
-            int64_t v = sqlite3_column_int64(stmt, i);
-            s_varint(out, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63)); /* zigzag */
-        } else if (t == SQLITE_FLOAT) {
-            double d = sqlite3_column_double(stmt, i);
-            uint64_t u;
-            uint8_t b[8];
-            memcpy(&u, &d, sizeof u);
-            for (int k = 0; k < 8; k++)
-                b[k] = (uint8_t)(u >> 8 * k);
-            dm_buf_append(out, b, sizeof b);
-        } else if (t == SQLITE_TEXT || t == SQLITE_BLOB) {
-            const void *p = t == SQLITE_TEXT ? (const void *)sqlite3_column_text(stmt, i)
-                                             : sqlite3_column_blob(stmt, i);
-            size_t n = (size_t)sqlite3_column_bytes(stmt, i);
-            s_varint(out, n);
-            if (n)
-                dm_buf_append(out, p, n);
+        switch (sqlite3_column_type(stmt, i)) {
+        case SQLITE_INTEGER:
+            dm_rowbatch_put_int(out, sqlite3_column_int64(stmt, i));
+            break;
+        case SQLITE_FLOAT:
+            dm_rowbatch_put_real(out, sqlite3_column_double(stmt, i));
+            break;
+        case SQLITE_TEXT: {
+            const unsigned char *s = sqlite3_column_text(stmt, i);
+            dm_rowbatch_put_bytes(out, DM_ROWBATCH_TEXT, s, (size_t)sqlite3_column_bytes(stmt, i));
+            break;
+        }
+        case SQLITE_BLOB: {
+            const void *s = sqlite3_column_blob(stmt, i);
+            dm_rowbatch_put_bytes(out, DM_ROWBATCH_BLOB, s, (size_t)sqlite3_column_bytes(stmt, i));
+            break;
+        }
+        default:
+            dm_rowbatch_put_null(out);
+            break;
         }
     }
 }
@@ -534,62 +520,4 @@ dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes, dm_buf_t
     }
     *done = q->done;
     return DM_OK;
-}
-
-/* Reads a varint; false if cut or longer than 64 bits. */
-static bool s_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        if (shift == 63 && b > 1)
-            return false;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return true;
-        }
-    }
-    return false;
-}
-
-bool dm_qvalue_read(const uint8_t **p, const uint8_t *end, dm_qvalue_t *v)
-{
-    memset(v, 0, sizeof *v);
-    if (*p >= end)
-        return false;
-    uint8_t tag = *(*p)++;
-    uint64_t u;
-    switch (tag) {
-    case 0:
-        v->type = SQLITE_NULL;
-        return true;
-    case 1:
-        if (!s_read_varint(p, end, &u))
-            return false;
-        v->type = SQLITE_INTEGER;
-        v->i = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-        return true;
-    case 2:
-        if (end - *p < 8)
-            return false;
-        u = 0;
-        for (int k = 0; k < 8; k++)
-            u |= (uint64_t)(*p)[k] << 8 * k;
-        memcpy(&v->d, &u, sizeof u);
-        *p += 8;
-        v->type = SQLITE_FLOAT;
-        return true;
-    case 3:
-    case 4:
-        if (!s_read_varint(p, end, &u) || u > (uint64_t)(end - *p))
-            return false;
-        v->type = tag == 3 ? SQLITE_TEXT : SQLITE_BLOB;
-        v->s = (const char *)*p;
-        v->len = (size_t)u;
-        *p += u;
-        return true;
-    default:
-        return false;
-    }
 }

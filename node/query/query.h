@@ -71,15 +71,6 @@ typedef struct {
     int64_t heap_limit_bytes; /* 0: DM_QUERY_DEFAULT_HEAP_LIMIT */
 } dm_query_limits_t;
 
-/* One value of the row-batch encoding (proto/mesh.proto QueryRep.rows). */
-typedef struct {
-    int type; /* SQLITE_NULL, SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT, SQLITE_BLOB */
-    int64_t i;
-    double d;
-    const char *s; /* TEXT and BLOB: points into the batch, not NUL-terminated */
-    size_t len;
-} dm_qvalue_t;
-
 /* Creates an engine over store and registry, which must outlive it. limits
  * may be NULL (defaults). Sets SQLite's process-wide hard heap limit.
  * DM_ERR_NOMEM, or DM_ERR_INVALID for negative limits. The engine is
@@ -128,9 +119,5 @@ void dm_query_cancel(dm_query_t *q);
 
 /* Closes the query and releases its transaction. NULL-safe; sets *q NULL. */
 void dm_query_close(dm_query_t **q);
-
-/* Reads one value of the row-batch encoding at *p (< end) into *v and
- * advances *p. Returns false if the bytes are malformed or cut. */
-bool dm_qvalue_read(const uint8_t **p, const uint8_t *end, dm_qvalue_t *v);
 
 #endif

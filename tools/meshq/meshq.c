@@ -306,6 +306,40 @@ static void s_end(s_printer *pr, bool ok)
     fflush(stdout);
 }
 
+/* Reads --format (NULL: table) into *f; false, with the message printed,
+ * if it is none of table, csv, json, jsonl. */
+static bool s_format_parse(const char *fmt, s_format *f)
+{
+    if (!fmt || strcmp(fmt, "table") == 0)
+        *f = F_TABLE;
+    else if (strcmp(fmt, "csv") == 0)
+        *f = F_CSV;
+    else if (strcmp(fmt, "json") == 0)
+        *f = F_JSON;
+    else if (strcmp(fmt, "jsonl") == 0)
+        *f = F_JSONL;
+    else {
+        fprintf(stderr, "%s: invalid --format '%s': expected table, csv, json or jsonl\n", P, fmt);
+        return false;
+    }
+    return true;
+}
+
+/* A pull sent before the end was seen is answered "no open query": reads
+ * and drops the inflight replies quietly. Returns the replies still
+ * outstanding (0 unless the connection failed). */
+static unsigned s_drain(dm_rpc_client_t *client, unsigned inflight)
+{
+    while (inflight > 0) {
+        Dm__Envelope *extra = NULL;
+        if (dm_rpc_client_recv(client, &extra) != DM_OK)
+            break;
+        dm__envelope__free_unpacked(extra, NULL);
+        inflight--;
+    }
+    return inflight;
+}
+
 static int s_query(const dm_cli_args_t *a)
 {
     if (a->npos != 2) {
@@ -313,19 +347,8 @@ static int s_query(const dm_cli_args_t *a)
         return DM_EXIT_USAGE;
     }
     s_printer pr = {0};
-    const char *fmt = dm_cli_get(a, "format");
-    if (!fmt || strcmp(fmt, "table") == 0)
-        pr.format = F_TABLE;
-    else if (strcmp(fmt, "csv") == 0)
-        pr.format = F_CSV;
-    else if (strcmp(fmt, "json") == 0)
-        pr.format = F_JSON;
-    else if (strcmp(fmt, "jsonl") == 0)
-        pr.format = F_JSONL;
-    else {
-        fprintf(stderr, "%s: invalid --format '%s': expected table, csv, json or jsonl\n", P, fmt);
+    if (!s_format_parse(dm_cli_get(a, "format"), &pr.format))
         return DM_EXIT_USAGE;
-    }
     dm_rpc_client_t *client = NULL;
     int status = dm_cli_connect(a, &client);
     if (status != DM_EXIT_OK)
@@ -398,17 +421,8 @@ static int s_query(const dm_cli_args_t *a)
         }
         if (!ok)
             break;
-        if (done) {
-            /* A pull sent before the end was seen is answered "no open
-             * query": drain it quietly. */
-            while (inflight > 0) {
-                Dm__Envelope *extra = NULL;
-                if (dm_rpc_client_recv(client, &extra) != DM_OK)
-                    break;
-                dm__envelope__free_unpacked(extra, NULL);
-                inflight--;
-            }
-        }
+        if (done)
+            inflight = s_drain(client, inflight);
     }
     s_end(&pr, ok);
     dm_rpc_client_destroy(&client);

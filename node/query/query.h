@@ -73,24 +73,27 @@ typedef struct {
 
 /* Creates an engine over store and registry, which must outlive it. limits
  * may be NULL (defaults). Sets SQLite's process-wide hard heap limit.
- * DM_ERR_NOMEM, or DM_ERR_INVALID for negative limits. The engine is
- * shared by worker threads and thread-safe. */
+ * DM_ERR_NOMEM, or DM_ERR_INVALID for negative limits or a SQLite built
+ * without thread safety (with one line appended to why, base/err.h; NULL
+ * allowed). The engine is shared by worker threads and thread-safe. */
 DM_NODISCARD dm_err dm_query_engine_new(dm_store_t *store, dm_registry_t *registry,
                                         const dm_query_limits_t *limits,
-                                        dm_query_engine_t **out);
+                                        dm_query_engine_t **out, dm_buf_t *why);
 /* NULL-safe; sets *self_p to NULL. Every query must be closed first. */
 void dm_query_engine_destroy(dm_query_engine_t **self_p);
 
 /* Opens sql (len bytes, not necessarily NUL-terminated) under the sandbox.
- * On failure *out is NULL, err (reset first) holds a one-line message, or
- * a message, the SQL line and a caret under the position for errors that
- * have one, and the return is DM_ERR_INVALID (syntax, limits, more than
- * one statement, too many domains), DM_ERR_DENIED (refused by the
- * sandbox), DM_ERR_NOTFOUND (unknown product or domain, with a "did you
- * mean"), DM_ERR_TOOBIG (SQL over the length cap), DM_ERR_STORE. The
- * engine stays usable after any failure. */
+ * On failure *out is NULL, the return is DM_ERR_INVALID (syntax, limits,
+ * more than one statement, too many domains), DM_ERR_DENIED (refused by
+ * the sandbox), DM_ERR_NOTFOUND (unknown product or domain, with a "did
+ * you mean"), DM_ERR_TOOBIG (SQL over the length cap), DM_ERR_NOMEM or
+ * DM_ERR_STORE, and why (base/err.h; NULL allowed) gets the message
+ * appended: one line, or for errors with a position in the SQL the
+ * message, the SQL line and a caret under the position (three lines; the
+ * client shows them as they are). Nothing is logged. The engine stays
+ * usable after any failure. */
 DM_NODISCARD dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len,
-                                  dm_query_t **out, dm_buf_t *err);
+                                  dm_query_t **out, dm_buf_t *why);
 
 /* Result columns. Names and declared types are borrowed and valid until
  * dm_query_close. The declared type is the contract's (INTEGER, REAL, TEXT,
@@ -101,16 +104,18 @@ const char *dm_query_column_name(const dm_query_t *q, int i);
 const char *dm_query_column_decltype(const dm_query_t *q, int i);
 
 /* Steps the statement, appending up to max_rows rows to out (not reset)
- * and stopping after the row that brings the bytes appended to max_bytes
- * or more (0: no byte bound). *nrows gets the rows appended, *done is true
- * once the statement has finished (the query then holds no transaction).
- * After done, further calls append nothing. On error (err reset and set):
- * DM_ERR_TIMEOUT when the time limit ran out or the query was cancelled,
- * DM_ERR_INVALID for a runtime error (a value over the size limit, a
- * failing function), DM_ERR_NOMEM over the memory bound, DM_ERR_STORE;
- * the rows appended before the error stay in out and the query is done. */
+ * in the row-batch encoding (transport/rowbatch.h) and stopping after the
+ * row that brings the bytes appended to max_bytes or more (0: no byte
+ * bound). *nrows gets the rows appended, *done is true once the statement
+ * has finished (the query then holds no transaction). After done, further
+ * calls append nothing. On error, with one line appended to why (NULL
+ * allowed), nothing logged: DM_ERR_TIMEOUT when the time limit ran out or
+ * the query was cancelled, DM_ERR_INVALID for a runtime error (a value
+ * over the size limit, a failing function), DM_ERR_NOMEM over the memory
+ * bound, DM_ERR_STORE; the rows appended before the error stay in out and
+ * the query is done. */
 DM_NODISCARD dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes,
-                                   dm_buf_t *out, uint32_t *nrows, bool *done, dm_buf_t *err);
+                                   dm_buf_t *out, uint32_t *nrows, bool *done, dm_buf_t *why);
 
 /* Asks the query to stop; its running or next fetch fails with
  * DM_ERR_TIMEOUT. Thread-safe, may race with dm_query_fetch (not with

@@ -123,7 +123,7 @@ int main(int argc, char **argv)
     dm_register_outcome oc;
     if (dm_store_product_register(st, &in, &oc, &out, NULL) ||
         dm_registry_install(reg, out.id, canon.data, canon.len) ||
-        dm_query_engine_new(st, reg, NULL, &eng))
+        dm_query_engine_new(st, reg, NULL, &eng, NULL))
         return 1;
     const dm_product_ref_t *ref;
     if (dm_registry_acquire(reg, "commerce/orders", 15, &ref))

@@ -36,7 +36,7 @@ S_UNUSED static void s_engine(int64_t timeout_ms)
 {
     dm_query_engine_destroy(&s_eng);
     dm_query_limits_t l = {.timeout_ms = timeout_ms};
-    cr_assert_eq(dm_query_engine_new(s_store, s_reg, &l, &s_eng), DM_OK);
+    cr_assert_eq(dm_query_engine_new(s_store, s_reg, &l, &s_eng, NULL), DM_OK);
 }
 
 S_UNUSED static void s_setup(void)

@@ -1,6 +1,7 @@
 /* query.c: the SQL engine's lifecycle: engine, opening a query (connection,
- * domains, product tables, sandbox, prepare), fetching batches in the
- * row-batch encoding of proto/mesh.proto, closing.
+ * domains, product tables, sandbox, prepare), fetching batches (each row
+ * appended with transport/rowbatch.h's inline encoders, the bytes of
+ * proto/mesh.proto QueryRep.rows), closing.
  *
  * A query holds everything it uses: an in-memory SQLite connection, the
  * LMDB read transaction, the registry references of the products it

@@ -2,7 +2,7 @@
  * node's data products.
  *
  * Every product is a virtual table named domain.product whose columns and
- * types come from its contract (node/query_vtab.c). A query gets its own
+ * types come from its contract (query_vtab.c). A query gets its own
  * SQLite connection and its own LMDB read transaction, so it sees every
  * batch acknowledged before dm_query_open (read-your-writes) and nothing
  * committed later. The connection attaches an empty in-memory schema per
@@ -29,11 +29,17 @@
  * error instead of filling the disk or the machine.
  *
  * Results stream: dm_query_fetch steps the statement for one batch at a
- * time, so a query over millions of rows holds one batch, never the result.
+ * time, so a query over millions of rows holds one batch, never the result;
+ * a batch is in the row-batch encoding of transport/rowbatch.h, the bytes
+ * of a Query reply, which clients decode without SQLite.
  * Column values: int, boolean -> INTEGER; double -> REAL; string, enum,
  * uuid (lowercase), date (YYYY-MM-DD), timestamp (fixed width
  * "YYYY-MM-DDTHH:MM:SS.ffffffZ", so text order is time order) -> TEXT;
- * NULL for nulls. */
+ * NULL for nulls.
+ *
+ * Failures carry their detail in a dm_buf_t *why, the last parameter
+ * (base/err.h): appended, never logged here; the query workers send it to
+ * the client. */
 #ifndef DM_QUERY_H
 #define DM_QUERY_H
 

@@ -1,6 +1,11 @@
 /* query_priv.h: what the files of the SQL engine share (query.c: engine,
- * open, fetch; query_sandbox.c: authorizer, limits, messages; query_sql.c:
- * scanning the SQL text; query_vtab.c: the virtual table module). */
+ * connection pool, open, fetch; query_sandbox.c: hardening, authorizer,
+ * limits, progress handler, the messages of a failed prepare; query_sql.c:
+ * scanning the SQL text for the products it names; query_vtab.c: the
+ * virtual table module; query_printf.c: printf() and format() with bounded
+ * widths). query_sched.c and query_pool.c (the workers) use only query.h.
+ * The helpers here follow base/err.h: a why they take is appended to and
+ * must not be NULL. */
 #ifndef DM_QUERY_PRIV_H
 #define DM_QUERY_PRIV_H
 

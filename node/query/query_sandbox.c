@@ -1,5 +1,7 @@
 /* query_sandbox.c: what keeps a query to reading data products, and the
- * messages that say why a query was refused.
+ * messages that say why a query was refused or did not prepare (with a
+ * "did you mean" for an unknown product, and line, column and a caret for
+ * an error with a position).
  *
  * Follows SQLite's "Defense Against The Dark Arts" (sqlite.org/security.html):
  * defensive mode, no extension loading, untrusted schema, no triggers or

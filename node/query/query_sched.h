@@ -1,7 +1,7 @@
 /* query_sched.h: the policy of the SQL worker pool: which request a worker
  * runs next, what a client may hold, what gives way and when. Pure: no
  * threads, sockets or SQLite, times are passed in, so every rule is tested
- * alone (tests/unit/test_query_sched.c). query_pool.c calls it under its
+ * alone (tests/unit/query/test_query_sched.c). query_pool.c calls it under its
  * mutex and carries out the actions it queues.
  *
  * The rules (docs/operations.md, "SQL queries"):

@@ -1,6 +1,8 @@
 /* meshq.c: the consumer's tool: list and describe data products, and ask
  * a node in SQL. Query results stream: meshq holds one batch at a time
- * (table format: a bounded window of rows for alignment). */
+ * (table format: a bounded window of rows for alignment), decodes it with
+ * transport/rowbatch.h and prints values as the sqlite3 shell would,
+ * without linking SQLite or the query engine. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>

@@ -1,6 +1,7 @@
 /* query.c: the SQL engine's lifecycle: engine, opening a query (connection,
- * domains, product tables, sandbox, prepare), fetching batches in the
- * row-batch encoding of proto/mesh.proto, closing.
+ * domains, product tables, sandbox, prepare), fetching batches (each row
+ * appended with transport/rowbatch.h's inline encoders, the bytes of
+ * proto/mesh.proto QueryRep.rows), closing.
  *
  * A query holds everything it uses: an in-memory SQLite connection, the
  * LMDB read transaction, the registry references of the products it
@@ -19,11 +20,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "base/log.h"
 #include "query/query_priv.h"
+#include "transport/rowbatch.h"
 
 #define S_NS_PER_MS INT64_C(1000000)
-#define S_VARINT_MAX 10 /* bytes of a 64-bit varint */
 #define S_KEYWORD_MAX 16 /* bytes of a statement's first word quoted in a refusal */
 #define S_POOL_IDLE 8    /* sandboxed connections kept for reuse */
 
@@ -58,12 +58,18 @@ struct dm_query {
 };
 
 dm_err dm_query_engine_new(dm_store_t *store, dm_registry_t *registry,
-                           const dm_query_limits_t *limits, dm_query_engine_t **out)
+                           const dm_query_limits_t *limits, dm_query_engine_t **out,
+                           dm_buf_t *why)
 {
     *out = NULL;
     dm_query_limits_t l = limits ? *limits : (dm_query_limits_t){0};
-    if (l.timeout_ms < 0 || l.heap_limit_bytes < 0)
+    if (l.timeout_ms < 0 || l.heap_limit_bytes < 0) {
+        if (why)
+            dm_buf_printf(why, "query limits: timeout %lld ms and heap limit %lld bytes must "
+                               "not be negative (0: the default)",
+                          (long long)l.timeout_ms, (long long)l.heap_limit_bytes);
         return DM_ERR_INVALID;
+    }
     if (l.timeout_ms == 0)
         l.timeout_ms = DM_QUERY_DEFAULT_TIMEOUT_MS;
     if (l.max_sql_bytes == 0)
@@ -73,7 +79,9 @@ dm_err dm_query_engine_new(dm_store_t *store, dm_registry_t *registry,
     if (l.heap_limit_bytes == 0)
         l.heap_limit_bytes = DM_QUERY_DEFAULT_HEAP_LIMIT;
     if (!sqlite3_threadsafe()) {
-        dm_log_err("query: this SQLite library is built without thread safety");
+        if (why)
+            dm_buf_puts(why, "this SQLite library is built without thread safety "
+                             "(SQLITE_THREADSAFE=0); the query engine's workers need it");
         return DM_ERR_INVALID;
     }
     if (sqlite3_initialize() != SQLITE_OK)
@@ -207,18 +215,18 @@ void dm_query_close(dm_query_t **q_p)
 }
 
 /* Runs one setup statement; its failure is ours, not the user's. */
-static dm_err s_exec(sqlite3 *db, const char *sql, dm_buf_t *err)
+static dm_err s_exec(sqlite3 *db, const char *sql, dm_buf_t *why)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
         return DM_OK;
-    dm_buf_printf(err, "preparing the product tables failed: %s", msg ? msg : "?");
+    dm_buf_printf(why, "preparing the product tables failed: %s", msg ? msg : "?");
     sqlite3_free(msg);
     return DM_ERR_INVALID;
 }
 
 /* Attaches a schema per domain and creates the product tables in them. */
-static dm_err s_create_tables(dm_query_t *q, dm_buf_t *err)
+static dm_err s_create_tables(dm_query_t *q, dm_buf_t *why)
 {
     dm_buf_t sql = DM_BUF_INIT;
     dm_err e = DM_OK;
@@ -238,7 +246,7 @@ static dm_err s_create_tables(dm_query_t *q, dm_buf_t *err)
         dm_buf_putc(&sql, '.');
         dm_query__quote_ident(&sql, t->name);
         dm_buf_puts(&sql, " USING " DM_QUERY_MODULE);
-        e = s_exec(q->db, sql.data, err);
+        e = s_exec(q->db, sql.data, why);
     }
     dm_buf_free(&sql);
     return e;
@@ -278,52 +286,48 @@ static bool s_select_keyword(const char *sql, size_t len)
 
 /* Builds q's new connection: open, harden, module, product tables, lock
  * down. Only a connection that got through all of it may be pooled. */
-static dm_err s_build(dm_query_t *q, dm_buf_t *err)
+static dm_err s_build(dm_query_t *q, dm_buf_t *why)
 {
     dm_err rc;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                 SQLITE_OPEN_PRIVATECACHE;
     if (sqlite3_open_v2(":memory:", &q->conn->db, flags, NULL) != SQLITE_OK) {
-        dm_buf_printf(err, "opening a SQL connection failed: %s",
+        dm_buf_printf(why, "opening a SQL connection failed: %s",
                       q->conn->db ? sqlite3_errmsg(q->conn->db) : "out of memory");
         return DM_ERR_NOMEM;
     }
     q->db = q->conn->db;
-    if ((rc = dm_query__harden(q->db))) {
-        dm_buf_puts(err, "setting up the SQL sandbox failed");
+    if ((rc = dm_query__harden(q->db, why)))
         return rc;
-    }
     if (dm_query__register_module(q->db, q->ctx) != SQLITE_OK ||
         dm_query__register_printf(q->db, q->ctx) != SQLITE_OK) {
-        dm_buf_printf(err, "registering the product tables failed: %s", sqlite3_errmsg(q->db));
+        dm_buf_printf(why, "registering the product tables failed: %s", sqlite3_errmsg(q->db));
         return DM_ERR_NOMEM;
     }
-    if ((rc = s_create_tables(q, err)))
+    if ((rc = s_create_tables(q, why)))
         return rc;
-    if ((rc = dm_query__lock_down(q->db, q->ctx, q->e->limits.max_sql_bytes))) {
-        dm_buf_puts(err, "setting up the SQL sandbox failed");
+    if ((rc = dm_query__lock_down(q->db, q->ctx, q->e->limits.max_sql_bytes, why)))
         return rc;
-    }
     q->reusable = true;
     return DM_OK;
 }
 
 /* Prepares the user's statement: exactly one, read-only. */
-static dm_err s_prepare(dm_query_t *q, const char *sql, size_t len, dm_buf_t *err)
+static dm_err s_prepare(dm_query_t *q, const char *sql, size_t len, dm_buf_t *why)
 {
     const char *tail = NULL;
     int rc = sqlite3_prepare_v3(q->db, sql, (int)len, 0, &q->stmt, &tail);
     if (rc != SQLITE_OK)
-        return dm_query__prepare_error(q->db, q->ctx, q->e->store, sql, len, err);
+        return dm_query__prepare_error(q->db, q->ctx, q->e->store, sql, len, why);
     if (!q->stmt) {
-        dm_buf_puts(err, "the query is empty: write one SELECT statement");
+        dm_buf_puts(why, "the query is empty: write one SELECT statement");
         return DM_ERR_INVALID;
     }
     size_t used = tail ? (size_t)(tail - sql) : len;
     size_t rest = used + dm_query__skip_blank(sql + used, len - used);
     if (rest < len) {
-        dm_buf_puts(err, "one statement per query: more SQL follows the first statement");
-        dm_query__caret(sql, len, rest, err);
+        dm_buf_puts(why, "one statement per query: more SQL follows the first statement");
+        dm_query__caret(sql, len, rest, why);
         return DM_ERR_INVALID;
     }
     if (!s_select_keyword(sql, len)) {
@@ -331,24 +335,23 @@ static dm_err s_prepare(dm_query_t *q, const char *sql, size_t len, dm_buf_t *er
         while (at + n < len && n < S_KEYWORD_MAX && (sql[at + n] & 0x80) == 0 &&
                (isalpha((unsigned char)sql[at + n]) || sql[at + n] == '_'))
             n++;
-        dm_buf_printf(err, "%.*s is not allowed: a query is one SELECT (or WITH, VALUES, "
+        dm_buf_printf(why, "%.*s is not allowed: a query is one SELECT (or WITH, VALUES, "
                            "EXPLAIN) over data products", (int)n, sql + at);
         return DM_ERR_DENIED;
     }
     if (!sqlite3_stmt_readonly(q->stmt)) {
-        dm_buf_puts(err, "this statement is not allowed: queries are read-only over data products");
+        dm_buf_puts(why, "this statement is not allowed: queries are read-only over data products");
         return DM_ERR_DENIED;
     }
     return s_columns(q);
 }
 
-dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query_t **out,
-                     dm_buf_t *err)
+/* dm_query_open's work; why is never NULL here. */
+static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query_t **out,
+                     dm_buf_t *why)
 {
-    *out = NULL;
-    dm_buf_reset(err);
     if (len > e->limits.max_sql_bytes) {
-        dm_buf_printf(err, "the SQL is %zu bytes; a query may have at most %zu", len,
+        dm_buf_printf(why, "the SQL is %zu bytes; a query may have at most %zu", len,
                       e->limits.max_sql_bytes);
         return DM_ERR_TOOBIG;
     }
@@ -361,7 +364,7 @@ dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query
     size_t ntables = 0, ndomains = 0;
     dm_err rc = dm_query__find_tables(e->registry, sql, len, &tables, &ntables, &ndomains);
     if (!rc && ndomains > DM_QUERY_MAX_DOMAINS) {
-        dm_buf_printf(err, "the statement names %zu domains; a query may name at most %d", ndomains,
+        dm_buf_printf(why, "the statement names %zu domains; a query may name at most %d", ndomains,
                       DM_QUERY_MAX_DOMAINS);
         rc = DM_ERR_INVALID;
     }
@@ -390,25 +393,38 @@ dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query
     q->ctx->denied_weak = false;
     if ((rc = dm_reader_open(e->store, &q->ctx->reader))) {
         if (rc == DM_ERR_BUSY)
-            dm_buf_puts(err, "the node is growing its storage map; retry shortly");
+            dm_buf_puts(why, "the node is growing its storage map; retry shortly");
         else
-            dm_buf_printf(err, "reading the store failed: %s", dm_err_str(rc));
+            dm_buf_printf(why, "reading the store failed: %s", dm_err_str(rc));
         goto fail;
     }
     if (reuse) {
         q->db = reuse->db;
         q->reusable = true;
-    } else if ((rc = s_build(q, err))) {
+    } else if ((rc = s_build(q, why))) {
         goto fail;
     }
-    if ((rc = s_prepare(q, sql, len, err)))
+    if ((rc = s_prepare(q, sql, len, why)))
         goto fail;
     *out = q;
     return DM_OK;
 fail:
-    if (rc == DM_ERR_NOMEM && err->len == 0)
-        dm_buf_puts(err, "out of memory");
     dm_query_close(&q);
+    return rc;
+}
+
+dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query_t **out,
+                     dm_buf_t *why)
+{
+    *out = NULL;
+    dm_buf_t scratch = DM_BUF_INIT; /* why may be NULL: the failure still needs a place */
+    if (!why)
+        why = &scratch;
+    size_t why_at = why->len;
+    dm_err rc = s_open(e, sql, len, out, why);
+    if (rc == DM_ERR_NOMEM && why->len == why_at)
+        dm_buf_puts(why, "out of memory");
+    dm_buf_free(&scratch);
     return rc;
 }
 
@@ -432,81 +448,70 @@ void dm_query_cancel(dm_query_t *q)
     pthread_mutex_unlock(&q->hold);
 }
 
-/* Appends v as a protobuf-style varint. */
-static void s_varint(dm_buf_t *out, uint64_t v)
-{
-    uint8_t b[S_VARINT_MAX];
-    size_t n = 0;
-    while (v >= 0x80) {
-        b[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    b[n++] = (uint8_t)v;
-    dm_buf_append(out, b, n);
-}
-
-/* Appends the current row of stmt in the row-batch encoding. */
+/* Appends the current row of stmt to out in the row-batch encoding. */
 static void s_encode_row(sqlite3_stmt *stmt, int ncols, dm_buf_t *out)
 {
     for (int i = 0; i < ncols; i++) {
-        int t = sqlite3_column_type(stmt, i);
-        dm_buf_putc(out, (char)(t == SQLITE_NULL ? 0 : t == SQLITE_INTEGER ? 1
-                                : t == SQLITE_FLOAT ? 2 : t == SQLITE_TEXT ? 3 : 4));
-        if (t == SQLITE_INTEGER) {
-            int64_t v = sqlite3_column_int64(stmt, i);
-            s_varint(out, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63)); /* zigzag */
-        } else if (t == SQLITE_FLOAT) {
-            double d = sqlite3_column_double(stmt, i);
-            uint64_t u;
-            uint8_t b[8];
-            memcpy(&u, &d, sizeof u);
-            for (int k = 0; k < 8; k++)
-                b[k] = (uint8_t)(u >> 8 * k);
-            dm_buf_append(out, b, sizeof b);
-        } else if (t == SQLITE_TEXT || t == SQLITE_BLOB) {
-            const void *p = t == SQLITE_TEXT ? (const void *)sqlite3_column_text(stmt, i)
-                                             : sqlite3_column_blob(stmt, i);
-            size_t n = (size_t)sqlite3_column_bytes(stmt, i);
-            s_varint(out, n);
-            if (n)
-                dm_buf_append(out, p, n);
+        switch (sqlite3_column_type(stmt, i)) {
+        case SQLITE_INTEGER:
+            dm_rowbatch_put_int(out, sqlite3_column_int64(stmt, i));
+            break;
+        case SQLITE_FLOAT:
+            dm_rowbatch_put_real(out, sqlite3_column_double(stmt, i));
+            break;
+        case SQLITE_TEXT: {
+            const unsigned char *s = sqlite3_column_text(stmt, i);
+            dm_rowbatch_put_bytes(out, DM_ROWBATCH_TEXT, s, (size_t)sqlite3_column_bytes(stmt, i));
+            break;
+        }
+        case SQLITE_BLOB: {
+            const void *s = sqlite3_column_blob(stmt, i);
+            dm_rowbatch_put_bytes(out, DM_ROWBATCH_BLOB, s, (size_t)sqlite3_column_bytes(stmt, i));
+            break;
+        }
+        default:
+            dm_rowbatch_put_null(out);
+            break;
         }
     }
 }
 
-/* Turns a failed step into err and the dm_err, and ends the query. */
-static dm_err s_step_error(dm_query_t *q, int rc, dm_buf_t *err)
+/* Turns a failed step into why and the dm_err, and ends the query. */
+static dm_err s_step_error(dm_query_t *q, int rc, dm_buf_t *why)
 {
+    dm_buf_t scratch = DM_BUF_INIT; /* why may be NULL */
+    if (!why)
+        why = &scratch;
     dm_err e = DM_ERR_INVALID;
     q->reusable = false; /* stopped mid-statement: do not hand this connection on */
     if (atomic_load(&q->ctx->cancel)) {
-        dm_buf_puts(err, "the query was cancelled");
+        dm_buf_puts(why, "the query was cancelled");
         e = DM_ERR_TIMEOUT;
     } else if (q->ctx->timed_out || rc == SQLITE_INTERRUPT) {
-        dm_buf_printf(err, "the query ran into its time limit of %lld ms and was stopped",
+        dm_buf_printf(why, "the query ran into its time limit of %lld ms and was stopped",
                       (long long)q->ctx->timeout_ms);
         e = DM_ERR_TIMEOUT;
     } else if (rc == SQLITE_NOMEM) {
-        dm_buf_printf(err, "the query needs more memory than the engine allows (%lld bytes "
+        dm_buf_printf(why, "the query needs more memory than the engine allows (%lld bytes "
                       "for all running queries)", (long long)q->e->limits.heap_limit_bytes);
         e = DM_ERR_NOMEM;
     } else if (rc == SQLITE_TOOBIG) {
-        dm_buf_printf(err, "a value is larger than the limit of %d bytes per string or blob",
+        dm_buf_printf(why, "a value is larger than the limit of %d bytes per string or blob",
                       DM_QUERY_LIMIT_LENGTH);
     } else if ((rc & 0xff) == SQLITE_IOERR) {
-        dm_buf_printf(err, "reading the records failed: %s", sqlite3_errmsg(q->db));
+        dm_buf_printf(why, "reading the records failed: %s", sqlite3_errmsg(q->db));
         e = DM_ERR_STORE;
     } else {
-        dm_buf_puts(err, sqlite3_errmsg(q->db));
+        dm_buf_puts(why, sqlite3_errmsg(q->db));
     }
     s_release(q);
+    dm_buf_free(&scratch);
     return e;
 }
 
 dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes, dm_buf_t *out,
-                      uint32_t *nrows, bool *done, dm_buf_t *err)
+                      uint32_t *nrows, bool *done, dm_buf_t *why)
 {
-    dm_buf_reset(err);
     *nrows = 0;
     *done = q->done;
     if (q->done)
@@ -514,7 +519,7 @@ dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes, dm_buf_t
     if (dm_query__now_ns() > q->ctx->deadline_ns) {
         q->ctx->timed_out = true;
         *done = true;
-        return s_step_error(q, SQLITE_INTERRUPT, err);
+        return s_step_error(q, SQLITE_INTERRUPT, why);
     }
     size_t start = out->len;
     while (*nrows < max_rows && *nrows < UINT32_MAX) {
@@ -525,7 +530,7 @@ dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes, dm_buf_t
         }
         if (rc != SQLITE_ROW) {
             *done = true;
-            return s_step_error(q, rc, err);
+            return s_step_error(q, rc, why);
         }
         s_encode_row(q->stmt, q->ncols, out);
         (*nrows)++;
@@ -534,62 +539,4 @@ dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes, dm_buf_t
     }
     *done = q->done;
     return DM_OK;
-}
-
-/* Reads a varint; false if cut or longer than 64 bits. */
-static bool s_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        if (shift == 63 && b > 1)
-            return false;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return true;
-        }
-    }
-    return false;
-}
-
-bool dm_qvalue_read(const uint8_t **p, const uint8_t *end, dm_qvalue_t *v)
-{
-    memset(v, 0, sizeof *v);
-    if (*p >= end)
-        return false;
-    uint8_t tag = *(*p)++;
-    uint64_t u;
-    switch (tag) {
-    case 0:
-        v->type = SQLITE_NULL;
-        return true;
-    case 1:
-        if (!s_read_varint(p, end, &u))
-            return false;
-        v->type = SQLITE_INTEGER;
-        v->i = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-        return true;
-    case 2:
-        if (end - *p < 8)
-            return false;
-        u = 0;
-        for (int k = 0; k < 8; k++)
-            u |= (uint64_t)(*p)[k] << 8 * k;
-        memcpy(&v->d, &u, sizeof u);
-        *p += 8;
-        v->type = SQLITE_FLOAT;
-        return true;
-    case 3:
-    case 4:
-        if (!s_read_varint(p, end, &u) || u > (uint64_t)(end - *p))
-            return false;
-        v->type = tag == 3 ? SQLITE_TEXT : SQLITE_BLOB;
-        v->s = (const char *)*p;
-        v->len = (size_t)u;
-        *p += u;
-        return true;
-    default:
-        return false;
-    }
 }

@@ -2,7 +2,7 @@
  * node's data products.
  *
  * Every product is a virtual table named domain.product whose columns and
- * types come from its contract (node/query_vtab.c). A query gets its own
+ * types come from its contract (query_vtab.c). A query gets its own
  * SQLite connection and its own LMDB read transaction, so it sees every
  * batch acknowledged before dm_query_open (read-your-writes) and nothing
  * committed later. The connection attaches an empty in-memory schema per
@@ -29,11 +29,17 @@
  * error instead of filling the disk or the machine.
  *
  * Results stream: dm_query_fetch steps the statement for one batch at a
- * time, so a query over millions of rows holds one batch, never the result.
+ * time, so a query over millions of rows holds one batch, never the result;
+ * a batch is in the row-batch encoding of transport/rowbatch.h, the bytes
+ * of a Query reply, which clients decode without SQLite.
  * Column values: int, boolean -> INTEGER; double -> REAL; string, enum,
  * uuid (lowercase), date (YYYY-MM-DD), timestamp (fixed width
  * "YYYY-MM-DDTHH:MM:SS.ffffffZ", so text order is time order) -> TEXT;
- * NULL for nulls. */
+ * NULL for nulls.
+ *
+ * Failures carry their detail in a dm_buf_t *why, the last parameter
+ * (base/err.h): appended, never logged here; the query workers send it to
+ * the client. */
 #ifndef DM_QUERY_H
 #define DM_QUERY_H
 
@@ -71,35 +77,29 @@ typedef struct {
     int64_t heap_limit_bytes; /* 0: DM_QUERY_DEFAULT_HEAP_LIMIT */
 } dm_query_limits_t;
 
-/* One value of the row-batch encoding (proto/mesh.proto QueryRep.rows). */
-typedef struct {
-    int type; /* SQLITE_NULL, SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT, SQLITE_BLOB */
-    int64_t i;
-    double d;
-    const char *s; /* TEXT and BLOB: points into the batch, not NUL-terminated */
-    size_t len;
-} dm_qvalue_t;
-
 /* Creates an engine over store and registry, which must outlive it. limits
  * may be NULL (defaults). Sets SQLite's process-wide hard heap limit.
- * DM_ERR_NOMEM, or DM_ERR_INVALID for negative limits. The engine is
- * shared by worker threads and thread-safe. */
+ * DM_ERR_NOMEM, or DM_ERR_INVALID for negative limits or a SQLite built
+ * without thread safety (with one line appended to why, base/err.h; NULL
+ * allowed). The engine is shared by worker threads and thread-safe. */
 DM_NODISCARD dm_err dm_query_engine_new(dm_store_t *store, dm_registry_t *registry,
                                         const dm_query_limits_t *limits,
-                                        dm_query_engine_t **out);
+                                        dm_query_engine_t **out, dm_buf_t *why);
 /* NULL-safe; sets *self_p to NULL. Every query must be closed first. */
 void dm_query_engine_destroy(dm_query_engine_t **self_p);
 
 /* Opens sql (len bytes, not necessarily NUL-terminated) under the sandbox.
- * On failure *out is NULL, err (reset first) holds a one-line message, or
- * a message, the SQL line and a caret under the position for errors that
- * have one, and the return is DM_ERR_INVALID (syntax, limits, more than
- * one statement, too many domains), DM_ERR_DENIED (refused by the
- * sandbox), DM_ERR_NOTFOUND (unknown product or domain, with a "did you
- * mean"), DM_ERR_TOOBIG (SQL over the length cap), DM_ERR_STORE. The
- * engine stays usable after any failure. */
+ * On failure *out is NULL, the return is DM_ERR_INVALID (syntax, limits,
+ * more than one statement, too many domains), DM_ERR_DENIED (refused by
+ * the sandbox), DM_ERR_NOTFOUND (unknown product or domain, with a "did
+ * you mean"), DM_ERR_TOOBIG (SQL over the length cap), DM_ERR_NOMEM or
+ * DM_ERR_STORE, and why (base/err.h; NULL allowed) gets the message
+ * appended: one line, or for errors with a position in the SQL the
+ * message, the SQL line and a caret under the position (three lines; the
+ * client shows them as they are). Nothing is logged. The engine stays
+ * usable after any failure. */
 DM_NODISCARD dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len,
-                                  dm_query_t **out, dm_buf_t *err);
+                                  dm_query_t **out, dm_buf_t *why);
 
 /* Result columns. Names and declared types are borrowed and valid until
  * dm_query_close. The declared type is the contract's (INTEGER, REAL, TEXT,
@@ -110,16 +110,18 @@ const char *dm_query_column_name(const dm_query_t *q, int i);
 const char *dm_query_column_decltype(const dm_query_t *q, int i);
 
 /* Steps the statement, appending up to max_rows rows to out (not reset)
- * and stopping after the row that brings the bytes appended to max_bytes
- * or more (0: no byte bound). *nrows gets the rows appended, *done is true
- * once the statement has finished (the query then holds no transaction).
- * After done, further calls append nothing. On error (err reset and set):
- * DM_ERR_TIMEOUT when the time limit ran out or the query was cancelled,
- * DM_ERR_INVALID for a runtime error (a value over the size limit, a
- * failing function), DM_ERR_NOMEM over the memory bound, DM_ERR_STORE;
- * the rows appended before the error stay in out and the query is done. */
+ * in the row-batch encoding (transport/rowbatch.h) and stopping after the
+ * row that brings the bytes appended to max_bytes or more (0: no byte
+ * bound). *nrows gets the rows appended, *done is true once the statement
+ * has finished (the query then holds no transaction). After done, further
+ * calls append nothing. On error, with one line appended to why (NULL
+ * allowed), nothing logged: DM_ERR_TIMEOUT when the time limit ran out or
+ * the query was cancelled, DM_ERR_INVALID for a runtime error (a value
+ * over the size limit, a failing function), DM_ERR_NOMEM over the memory
+ * bound, DM_ERR_STORE; the rows appended before the error stay in out and
+ * the query is done. */
 DM_NODISCARD dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes,
-                                   dm_buf_t *out, uint32_t *nrows, bool *done, dm_buf_t *err);
+                                   dm_buf_t *out, uint32_t *nrows, bool *done, dm_buf_t *why);
 
 /* Asks the query to stop; its running or next fetch fails with
  * DM_ERR_TIMEOUT. Thread-safe, may race with dm_query_fetch (not with
@@ -128,9 +130,5 @@ void dm_query_cancel(dm_query_t *q);
 
 /* Closes the query and releases its transaction. NULL-safe; sets *q NULL. */
 void dm_query_close(dm_query_t **q);
-
-/* Reads one value of the row-batch encoding at *p (< end) into *v and
- * advances *p. Returns false if the bytes are malformed or cut. */
-bool dm_qvalue_read(const uint8_t **p, const uint8_t *end, dm_qvalue_t *v);
 
 #endif

@@ -573,18 +573,20 @@ dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers
     return DM_OK;
 }
 
-dm_err dm_query_pool_watch(dm_query_pool_t *self, void *router)
+dm_err dm_query_pool_watch(dm_query_pool_t *self, void *router, dm_buf_t *why)
 {
     if (zmq_socket_monitor(router, DM_QUERY_MONITOR,
                            ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0) {
-        dm_log_warn("query: cannot watch for disconnects: %s", zmq_strerror(errno));
+        if (why)
+            dm_buf_printf(why, "query: cannot watch for disconnects: %s", zmq_strerror(errno));
         return DM_ERR_NET;
     }
     void *mon = zmq_socket(self->ctx, ZMQ_PAIR);
     int linger = 0;
     if (!mon || zmq_setsockopt(mon, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_connect(mon, DM_QUERY_MONITOR) != 0) {
-        dm_log_warn("query: cannot watch for disconnects: %s", zmq_strerror(errno));
+        if (why)
+            dm_buf_printf(why, "query: cannot watch for disconnects: %s", zmq_strerror(errno));
         if (mon)
             zmq_close(mon);
         return DM_ERR_NET;
@@ -634,7 +636,7 @@ void dm_query_pool_destroy(dm_query_pool_t **self_p)
 }
 
 dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
-                             Dm__Envelope **env, char *why, size_t whycap)
+                             Dm__Envelope **env, dm_buf_t *why)
 {
     zmq_msg_t *rid = rid_msg, *payload = payload_msg;
     Dm__Envelope *e = *env;
@@ -643,7 +645,8 @@ dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload
                       : e->body_case == DM__ENVELOPE__BODY_QUERY_CLOSE ? e->query_close->cursor
                                                                        : 0;
     if (e->body_case != DM__ENVELOPE__BODY_QUERY_REQ && !cursor) {
-        snprintf(why, whycap, "no open query 0: name the cursor of a query's first reply");
+        if (why)
+            dm_buf_puts(why, "no open query 0: name the cursor of a query's first reply");
         return DM_ERR_NOTFOUND;
     }
     if (e->body_case == DM__ENVELOPE__BODY_QUERY_CLOSE) {
@@ -655,8 +658,9 @@ dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload
         s_run_acts(self, self->loop_out, &acts);
         free(acts.a);
         if (rc != DM_OK) {
-            snprintf(why, whycap, "no open query %llu: it finished, failed, or was closed",
-                     (unsigned long long)cursor);
+            if (why)
+                dm_buf_printf(why, "no open query %llu: it finished, failed, or was closed",
+                              (unsigned long long)cursor);
             return rc;
         }
         Dm__Envelope rep_env = DM__ENVELOPE__INIT;
@@ -675,7 +679,8 @@ dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload
     }
     s_req *r = calloc(1, sizeof *r);
     if (!r) {
-        snprintf(why, whycap, "the node is out of memory; retry later");
+        if (why)
+            dm_buf_puts(why, "the node is out of memory; retry later");
         return DM_ERR_NOMEM;
     }
     zmq_msg_init(&r->rid);
@@ -690,7 +695,7 @@ dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload
         .data = r,
     };
     pthread_mutex_lock(&self->lock);
-    dm_err rc = dm_query_sched_submit(self->sched, &req, now, why, whycap);
+    dm_err rc = dm_query_sched_submit(self->sched, &req, now, why);
     if (rc == DM_OK)
         pthread_cond_broadcast(&self->work);
     pthread_mutex_unlock(&self->lock);

@@ -28,7 +28,6 @@
 #define DM_QUERY_POOL_MAX_WORKERS 64
 #define DM_QUERY_BATCH_ROWS 10000     /* rows per reply at most */
 #define DM_QUERY_BATCH_BYTES (1 << 20) /* bytes of rows per reply, about */
-#define DM_QUERY_POOL_WHY_MAX DM_QUERY_SCHED_WHY_MAX /* bytes of a refusal text */
 
 typedef struct dm_query_pool dm_query_pool_t;
 
@@ -43,19 +42,21 @@ void dm_query_pool_destroy(dm_query_pool_t **self_p);
 
 /* Watches router (the node's ROUTER socket; call on the thread that owns
  * it) for disconnects, so work of a client that went away is cancelled.
- * DM_ERR_NET if the monitor cannot be set up (the pool still works, and
+ * DM_ERR_NET, with ZeroMQ's reason appended to why (base/err.h; NULL
+ * allowed), if the monitor cannot be set up (the pool still works, and
  * such work runs to its time limit). */
-DM_NODISCARD dm_err dm_query_pool_watch(dm_query_pool_t *self, void *router);
+DM_NODISCARD dm_err dm_query_pool_watch(dm_query_pool_t *self, void *router, dm_buf_t *why);
 
 /* Hands one request to the pool: env (QueryReq, QueryNext or QueryClose,
  * taken: *env is set NULL on DM_OK) from the client with routing id
  * rid_msg (copied), payload_msg is the request's message (its ZAP User-Id
  * and source descriptor name the client). On DM_OK the pool answers; else
- * the node loop replies why (DM_QUERY_POOL_WHY_MAX bytes): DM_ERR_TOOBIG
- * when the node or the client is at a cap ("the node is busy: ..."),
- * DM_ERR_NOTFOUND for a cursor this client does not hold, DM_ERR_NOMEM.
- * Never waits. Call on the node loop's thread. */
+ * one line is appended to why (base/err.h; NULL allowed) for the node
+ * loop to reply: DM_ERR_BUSY when the node or the client is at a cap
+ * ("the node is busy: ..."), DM_ERR_NOTFOUND for a cursor this client
+ * does not hold, DM_ERR_NOMEM. Never waits. Call on the node loop's
+ * thread. */
 DM_NODISCARD dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
-                                          Dm__Envelope **env, char *why, size_t whycap);
+                                          Dm__Envelope **env, dm_buf_t *why);
 
 #endif

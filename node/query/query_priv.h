@@ -1,6 +1,11 @@
 /* query_priv.h: what the files of the SQL engine share (query.c: engine,
- * open, fetch; query_sandbox.c: authorizer, limits, messages; query_sql.c:
- * scanning the SQL text; query_vtab.c: the virtual table module). */
+ * connection pool, open, fetch; query_sandbox.c: hardening, authorizer,
+ * limits, progress handler, the messages of a failed prepare; query_sql.c:
+ * scanning the SQL text for the products it names; query_vtab.c: the
+ * virtual table module; query_printf.c: printf() and format() with bounded
+ * widths). query_sched.c and query_pool.c (the workers) use only query.h.
+ * The helpers here follow base/err.h: a why they take is appended to and
+ * must not be NULL. */
 #ifndef DM_QUERY_PRIV_H
 #define DM_QUERY_PRIV_H
 
@@ -57,19 +62,24 @@ void dm_query__quote_ident(dm_buf_t *out, const char *ident);
 /* ---- query_sandbox.c ---- */
 
 /* Applies the connection-level defences that must be in place before
- * anything runs (dbconfig, limits that setup needs). */
-DM_NODISCARD dm_err dm_query__harden(sqlite3 *db);
+ * anything runs (dbconfig, limits that setup needs). DM_ERR_INVALID, with
+ * the failing setting appended to why (not NULL). */
+DM_NODISCARD dm_err dm_query__harden(sqlite3 *db, dm_buf_t *why);
 /* Switches the sandbox on once the tables exist: query_only, temp_store,
- * the remaining limits (SQL length max_sql), authorizer, progress handler. */
-DM_NODISCARD dm_err dm_query__lock_down(sqlite3 *db, dm_qctx_t *ctx, size_t max_sql);
-/* Formats the failure of preparing sql into err and returns its dm_err:
- * the authorizer's refusal, an unknown table with a "did you mean" from
- * store's products, or SQLite's message with line:col and a caret. */
+ * the remaining limits (SQL length max_sql), authorizer, progress handler.
+ * DM_ERR_INVALID, with the failing step appended to why (not NULL). */
+DM_NODISCARD dm_err dm_query__lock_down(sqlite3 *db, dm_qctx_t *ctx, size_t max_sql,
+                                        dm_buf_t *why);
+/* Appends the failure of preparing sql to why (not NULL) and returns its
+ * dm_err: the authorizer's refusal, an unknown table with a "did you
+ * mean" from store's products, or SQLite's message with line:col and a
+ * caret (dm_query__caret). */
 dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_store_t *store, const char *sql,
-                               size_t len, dm_buf_t *err);
-/* Appends "line L, column C" and the line with a caret under byte offset
- * off of sql. */
-void dm_query__caret(const char *sql, size_t len, size_t off, dm_buf_t *err);
+                               size_t len, dm_buf_t *why);
+/* Appends " (line L, column C)", then the SQL line and a caret under byte
+ * offset off of sql, each on a line of its own (the one multi-line error
+ * detail: clients print it as it is). */
+void dm_query__caret(const char *sql, size_t len, size_t off, dm_buf_t *why);
 /* Monotonic nanoseconds. */
 int64_t dm_query__now_ns(void);
 

@@ -1,5 +1,7 @@
 /* query_sandbox.c: what keeps a query to reading data products, and the
- * messages that say why a query was refused.
+ * messages that say why a query was refused or did not prepare (with a
+ * "did you mean" for an unknown product, and line, column and a caret for
+ * an error with a position).
  *
  * Follows SQLite's "Defense Against The Dark Arts" (sqlite.org/security.html):
  * defensive mode, no extension loading, untrusted schema, no triggers or
@@ -29,7 +31,7 @@ int64_t dm_query__now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-dm_err dm_query__harden(sqlite3 *db)
+dm_err dm_query__harden(sqlite3 *db, dm_buf_t *why)
 {
     static const struct { int op, value; } cfg[] = {
         {SQLITE_DBCONFIG_DEFENSIVE, 1},
@@ -42,7 +44,8 @@ dm_err dm_query__harden(sqlite3 *db)
     };
     for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
         if (sqlite3_db_config(db, cfg[i].op, cfg[i].value, (int *)NULL) != SQLITE_OK) {
-            dm_log_err("query: sqlite3_db_config(%d) failed: %s", cfg[i].op, sqlite3_errmsg(db));
+            dm_buf_printf(why, "setting up the SQL sandbox failed: sqlite3_db_config(%d): %s",
+                          cfg[i].op, sqlite3_errmsg(db));
             return DM_ERR_INVALID;
         }
     }
@@ -189,7 +192,7 @@ static int s_progress(void *arg)
     return 0;
 }
 
-dm_err dm_query__lock_down(sqlite3 *db, dm_qctx_t *ctx, size_t max_sql)
+dm_err dm_query__lock_down(sqlite3 *db, dm_qctx_t *ctx, size_t max_sql, dm_buf_t *why)
 {
     char *msg = NULL;
     /* Using json_each and json_tree once creates their eponymous tables,
@@ -197,14 +200,15 @@ dm_err dm_query__lock_down(sqlite3 *db, dm_qctx_t *ctx, size_t max_sql)
     if (sqlite3_exec(db, "SELECT 1 FROM json_each('[]'), json_tree('[]'); "
                          "PRAGMA temp_store=MEMORY; PRAGMA query_only=1;", NULL, NULL, &msg) !=
         SQLITE_OK) {
-        dm_log_err("query: setting up the connection failed: %s", msg ? msg : "?");
+        dm_buf_printf(why, "setting up the SQL sandbox failed: %s", msg ? msg : "?");
         sqlite3_free(msg);
         return DM_ERR_INVALID;
     }
     sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, max_sql > INT32_MAX ? INT32_MAX : (int)max_sql);
     sqlite3_progress_handler(db, S_PROGRESS_OPS, s_progress, ctx);
     if (sqlite3_set_authorizer(db, s_authorize, ctx) != SQLITE_OK) {
-        dm_log_err("query: setting the authorizer failed: %s", sqlite3_errmsg(db));
+        dm_buf_printf(why, "setting up the SQL sandbox failed: the authorizer: %s",
+                      sqlite3_errmsg(db));
         return DM_ERR_INVALID;
     }
     return DM_OK;
@@ -317,7 +321,6 @@ static dm_err s_unknown(dm_store_t *store, const char *domain, const char *name,
 dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_store_t *store, const char *sql,
                                size_t len, dm_buf_t *err)
 {
-    dm_buf_reset(err);
     if (ctx->denied[0]) {
         dm_buf_puts(err, ctx->denied);
         return DM_ERR_DENIED;

@@ -209,50 +209,52 @@ static void s_cursor_remove(dm_query_sched_t *self, s_cur *k, dm_query_sched_rea
     s_client_put(self, c);
 }
 
-dm_err dm_query_sched_submit(dm_query_sched_t *self, const dm_query_sched_req_t *req, int64_t now, char *why,
-                        size_t whycap)
+/* dm_query_sched_submit's work; why is never NULL here. */
+static dm_err s_submit(dm_query_sched_t *self, const dm_query_sched_req_t *req, int64_t now,
+                       dm_buf_t *why)
 {
     const dm_query_sched_limits_t *l = &self->l;
     if (req->cursor) {
         s_cur *k = s_cursor(self, req->cursor);
         if (!k || !s_owns(k->owner, k->owner_len, req->owner, req->owner_len)) {
-            snprintf(why, whycap,
-                     "no open query %llu: it finished, failed, was closed, or was closed after "
-                     "%lld ms without a pull or at its time limit of %lld ms",
-                     (unsigned long long)req->cursor, (long long)l->cursor_idle_ms,
-                     (long long)l->lifetime_ms);
+            dm_buf_printf(why,
+                          "no open query %llu: it finished, failed, was closed, or was closed "
+                          "after %lld ms without a pull or at its time limit of %lld ms",
+                          (unsigned long long)req->cursor, (long long)l->cursor_idle_ms,
+                          (long long)l->lifetime_ms);
             return DM_ERR_NOTFOUND;
         }
     }
     if (self->njobs >= l->max_queued) {
-        snprintf(why, whycap,
-                 "the node is busy: %u query requests are waiting for a worker (the node's "
-                 "limit); retry in a few seconds",
-                 l->max_queued);
+        dm_buf_printf(why,
+                      "the node is busy: %u query requests are waiting for a worker (the "
+                      "node's limit); retry in a few seconds",
+                      l->max_queued);
         return DM_ERR_BUSY;
     }
     s_client *c = s_client_get(self, req->key);
     if (!c) {
-        snprintf(why, whycap, "the node is out of memory; retry later");
+        dm_buf_puts(why, "the node is out of memory; retry later");
         return DM_ERR_NOMEM;
     }
     dm_err rc = DM_OK;
     if (c->queued >= l->key_queued) {
-        snprintf(why, whycap,
-                 "the node is busy: this client already has %u query requests waiting (the "
-                 "most one client may queue); wait for their answers before sending more",
-                 l->key_queued);
+        dm_buf_printf(why,
+                      "the node is busy: this client already has %u query requests waiting "
+                      "(the most one client may queue); wait for their answers before sending "
+                      "more",
+                      l->key_queued);
         rc = DM_ERR_BUSY;
     } else if (!req->cursor && c->cursors >= l->key_cursors) {
-        snprintf(why, whycap,
-                 "the node is busy: this client already holds %u open queries (the most one "
-                 "client may hold); pull them to the end or close them first",
-                 l->key_cursors);
+        dm_buf_printf(why,
+                      "the node is busy: this client already holds %u open queries (the most "
+                      "one client may hold); pull them to the end or close them first",
+                      l->key_cursors);
         rc = DM_ERR_BUSY;
     }
     s_job *j = rc ? NULL : calloc(1, sizeof *j);
     if (!rc && !j) {
-        snprintf(why, whycap, "the node is out of memory; retry later");
+        dm_buf_puts(why, "the node is out of memory; retry later");
         rc = DM_ERR_NOMEM;
     }
     if (rc) {
@@ -274,6 +276,15 @@ dm_err dm_query_sched_submit(dm_query_sched_t *self, const dm_query_sched_req_t 
     self->njobs++;
     c->queued++;
     return DM_OK;
+}
+
+dm_err dm_query_sched_submit(dm_query_sched_t *self, const dm_query_sched_req_t *req, int64_t now,
+                             dm_buf_t *why)
+{
+    dm_buf_t scratch = DM_BUF_INIT; /* why may be NULL */
+    dm_err rc = s_submit(self, req, now, why ? why : &scratch);
+    dm_buf_free(&scratch);
+    return rc;
 }
 
 /* Cancels what worker w runs, once. */

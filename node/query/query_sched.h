@@ -1,7 +1,7 @@
 /* query_sched.h: the policy of the SQL worker pool: which request a worker
  * runs next, what a client may hold, what gives way and when. Pure: no
  * threads, sockets or SQLite, times are passed in, so every rule is tested
- * alone (tests/unit/test_query_sched.c). query_pool.c calls it under its
+ * alone (tests/unit/query/test_query_sched.c). query_pool.c calls it under its
  * mutex and carries out the actions it queues.
  *
  * The rules (docs/operations.md, "SQL queries"):
@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 
 #define DM_QUERY_SCHED_KEY_QUEUED 8          /* requests one client may have waiting */
@@ -100,12 +101,13 @@ void dm_query_sched_destroy(dm_query_sched_t **self_p);
 /* The effective limits. Borrowed, valid for the scheduler's life. */
 const dm_query_sched_limits_t *dm_query_sched_limits(const dm_query_sched_t *self);
 
-/* Queues a request. DM_OK; DM_ERR_TOOBIG when the client or the node is
- * at a cap (why says which, with the cap and what to do); DM_ERR_NOTFOUND
- * for a pull of a cursor this owner does not hold. On error the request
- * is not kept. */
-DM_NODISCARD dm_err dm_query_sched_submit(dm_query_sched_t *self, const dm_query_sched_req_t *req, int64_t now,
-                                     char *why, size_t whycap);
+/* Queues a request. DM_OK; DM_ERR_BUSY when the client or the node is at
+ * a cap (the line appended to why says which, with the cap and what to
+ * do); DM_ERR_NOTFOUND for a pull of a cursor this owner does not hold;
+ * DM_ERR_NOMEM. why (base/err.h) may be NULL. On error the request is not
+ * kept. */
+DM_NODISCARD dm_err dm_query_sched_submit(dm_query_sched_t *self, const dm_query_sched_req_t *req,
+                                          int64_t now, dm_buf_t *why);
 /* The owner closes a cursor: an idle one is removed (CLOSE action), a busy
  * one is cancelled and closed when its worker finishes. DM_ERR_NOTFOUND if
  * the owner holds no such cursor. */

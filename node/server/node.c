@@ -367,10 +367,14 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
         goto fail;
     }
     dm_query_limits_t limits = {.timeout_ms = opts->query_timeout_ms};
-    if ((rc = dm_query_engine_new(self->store, self->registry, &limits, &self->engine)) != DM_OK ||
+    dm_buf_t engine_why = DM_BUF_INIT;
+    if ((rc = dm_query_engine_new(self->store, self->registry, &limits, &self->engine,
+                                  &engine_why)) != DM_OK ||
         (rc = dm_query_pool_new(self->ctx, self->engine, opts->query_workers,
                                 opts->query_timeout_ms, &self->queries)) != DM_OK) {
-        snprintf(err, errcap, "cannot start the query engine: %s", dm_err_str(rc));
+        snprintf(err, errcap, "cannot start the query engine: %s",
+                 engine_why.len ? engine_why.data : dm_err_str(rc));
+        dm_buf_free(&engine_why);
         goto fail;
     }
     uint8_t cpub[32], csec[32];
@@ -383,8 +387,11 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
     sodium_memzero(csec, sizeof csec);
     if (rc != DM_OK)
         goto fail;
-    if (dm_query_pool_watch(self->queries, dm_rpc_server_socket(self->rpc)) != DM_OK)
-        dm_log_warn("queries of clients that disconnect will run to their time limit");
+    dm_buf_t watch_why = DM_BUF_INIT;
+    if (dm_query_pool_watch(self->queries, dm_rpc_server_socket(self->rpc), &watch_why) != DM_OK)
+        dm_log_warn("%s; queries of clients that disconnect will run to their time limit",
+                    watch_why.data);
+    dm_buf_free(&watch_why);
     const char *bound = dm_rpc_server_endpoint(self->rpc);
     if (!opts->advertise && s_wildcard(bound)) {
         snprintf(err, errcap,
@@ -505,10 +512,11 @@ static void s_handle_request(dm_node_t *self, void *router)
             goto out;
         }
         /* The pool answers, or says at once why not ("busy" names the cap). */
-        char why[DM_QUERY_POOL_WHY_MAX];
-        dm_err qrc = dm_query_pool_forward(self->queries, &rid, &payload, &env, why, sizeof why);
+        dm_buf_t why = DM_BUF_INIT;
+        dm_err qrc = dm_query_pool_forward(self->queries, &rid, &payload, &env, &why);
         if (qrc != DM_OK)
-            dm_node__send_error(self, &rid, id, qrc, why);
+            dm_node__send_error(self, &rid, id, qrc, why.data);
+        dm_buf_free(&why);
         if (env)
             dm__envelope__free_unpacked(env, NULL);
         goto out;

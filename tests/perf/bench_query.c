@@ -25,6 +25,7 @@
 #include "record/registry.h"
 #include "record/schema.h"
 #include "storage/store.h"
+#include "transport/rowbatch.h"
 
 #define BENCH_DEFAULT_RECORDS 1000000
 #define BENCH_BATCH 50000
@@ -122,7 +123,7 @@ int main(int argc, char **argv)
     dm_register_outcome oc;
     if (dm_store_product_register(st, &in, &oc, &out, NULL) ||
         dm_registry_install(reg, out.id, canon.data, canon.len) ||
-        dm_query_engine_new(st, reg, NULL, &eng))
+        dm_query_engine_new(st, reg, NULL, &eng, NULL))
         return 1;
     const dm_product_ref_t *ref;
     if (dm_registry_acquire(reg, "commerce/orders", 15, &ref))
@@ -176,9 +177,10 @@ int main(int argc, char **argv)
             const uint8_t *p = (const uint8_t *)batch.data, *end = p + batch.len;
             for (uint32_t r = 0; r < got; r++) {
                 for (int c = 0; c < 5; c++) {
-                    dm_qvalue_t v;
-                    dm_qvalue_read(&p, end, &v);
-                    if (v.type == SQLITE_FLOAT)
+                    dm_rowbatch_value_t v;
+                    if (!dm_rowbatch_read(&p, end, &v))
+                        return 1;
+                    if (v.type == DM_ROWBATCH_REAL)
                         sqlite3_bind_double(ins, c + 1, v.d);
                     else
                         sqlite3_bind_text(ins, c + 1, v.s, (int)v.len, SQLITE_TRANSIENT);

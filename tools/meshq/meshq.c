@@ -1,18 +1,19 @@
 /* meshq.c: the consumer's tool: list and describe data products, and ask
  * a node in SQL. Query results stream: meshq holds one batch at a time
- * (table format: a bounded window of rows for alignment). */
+ * (table format: a bounded window of rows for alignment), decodes it with
+ * transport/rowbatch.h and prints values as the sqlite3 shell would,
+ * without linking SQLite or the query engine. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "contract/contract.h"
-#include "query/query.h"
 #include "identity/identity.h"
 #include "contract/types.h"
+#include "transport/rowbatch.h"
 #include "base/version.h"
 
 #define DM_MESHQ_BATCH_ROWS 10000 /* rows asked per pull */
@@ -60,34 +61,13 @@ static void s_usage(FILE *f)
 
 /* ---- value formatting ---- */
 
-/* Appends SQLite's own text form of v (what sqlite3_column_text gives). */
-static void s_text(dm_buf_t *o, const dm_qvalue_t *v)
-{
-    char num[64];
-    switch (v->type) {
-    case SQLITE_INTEGER:
-        dm_buf_printf(o, "%" PRId64, v->i);
-        break;
-    case SQLITE_FLOAT:
-        sqlite3_snprintf(sizeof num, num, "%!.15g", v->d);
-        dm_buf_puts(o, num);
-        break;
-    case SQLITE_TEXT:
-    case SQLITE_BLOB:
-        dm_buf_append(o, v->s, v->len);
-        break;
-    default:
-        break;
-    }
-}
-
 /* RFC 4180 field, quoted exactly when the sqlite3 shell quotes. */
-static void s_csv(dm_buf_t *o, const dm_qvalue_t *v)
+static void s_csv(dm_buf_t *o, const dm_rowbatch_value_t *v)
 {
-    if (v->type == SQLITE_NULL)
+    if (v->type == DM_ROWBATCH_NULL)
         return;
     dm_buf_t t = DM_BUF_INIT;
-    s_text(&t, v);
+    dm_rowbatch_text(v, &t);
     bool quote = t.len == 0;
     for (size_t i = 0; i < t.len && !quote; i++) {
         unsigned char c = (unsigned char)t.data[i];
@@ -107,26 +87,25 @@ static void s_csv(dm_buf_t *o, const dm_qvalue_t *v)
     dm_buf_free(&t);
 }
 
-static void s_json_value(dm_buf_t *o, const dm_qvalue_t *v)
+static void s_json_value(dm_buf_t *o, const dm_rowbatch_value_t *v)
 {
     static const char hex[] = "0123456789abcdef";
     switch (v->type) {
-    case SQLITE_INTEGER:
+    case DM_ROWBATCH_INT:
         dm_buf_printf(o, "%" PRId64, v->i);
         break;
-    case SQLITE_FLOAT:
+    case DM_ROWBATCH_REAL:
         if (isfinite(v->d)) {
-            char num[64];
-            sqlite3_snprintf(sizeof num, num, "%!.15g", v->d);
-            dm_buf_puts(o, num);
+            char num[DM_ROWBATCH_REAL_TEXT_MAX];
+            dm_buf_append(o, num, dm_rowbatch_real_text(v->d, num));
         } else {
             dm_buf_puts(o, "null");
         }
         break;
-    case SQLITE_TEXT:
+    case DM_ROWBATCH_TEXT:
         dm_cli_json_string(o, v->s, v->len);
         break;
-    case SQLITE_BLOB: /* as hex text: JSON has no bytes */
+    case DM_ROWBATCH_BLOB: /* as hex text: JSON has no bytes */
         dm_buf_putc(o, '"');
         for (size_t i = 0; i < v->len; i++) {
             dm_buf_putc(o, hex[(unsigned char)v->s[i] >> 4]);
@@ -196,13 +175,13 @@ static void s_table_flush(s_table *t)
 
 /* A table cell: text form, NULL shown as NULL, cut to DM_MESHQ_CELL_MAX
  * code points, control bytes made visible. */
-static char *s_cell(const dm_qvalue_t *v)
+static char *s_cell(const dm_rowbatch_value_t *v)
 {
     dm_buf_t t = DM_BUF_INIT, o = DM_BUF_INIT;
-    if (v->type == SQLITE_NULL)
+    if (v->type == DM_ROWBATCH_NULL)
         dm_buf_puts(&t, "NULL");
     else
-        s_text(&t, v);
+        dm_rowbatch_text(v, &t);
     dm_cli_text(&o, t.data ? t.data : "", t.len);
     dm_buf_free(&t);
     size_t cps = 0, i = 0;
@@ -236,7 +215,7 @@ static void s_begin(s_printer *pr, const Dm__QueryRep *rep)
         pr->names[c] = strdup(rep->columns[c]->name ? rep->columns[c]->name : "");
     if (pr->format == F_CSV) {
         for (size_t c = 0; c < pr->ncols; c++) {
-            dm_qvalue_t v = {SQLITE_TEXT, 0, 0, pr->names[c], strlen(pr->names[c])};
+            dm_rowbatch_value_t v = {DM_ROWBATCH_TEXT, 0, 0, pr->names[c], strlen(pr->names[c])};
             if (c)
                 dm_buf_putc(&pr->out, ',');
             s_csv(&pr->out, &v);
@@ -263,8 +242,8 @@ static bool s_rows(s_printer *pr, const Dm__QueryRep *rep)
         else if (pr->format == F_JSONL)
             dm_buf_putc(&pr->out, '{');
         for (size_t c = 0; c < pr->ncols; c++) {
-            dm_qvalue_t v;
-            if (!dm_qvalue_read(&p, end, &v)) {
+            dm_rowbatch_value_t v;
+            if (!dm_rowbatch_read(&p, end, &v)) {
                 free(cells);
                 return false;
             }
@@ -329,6 +308,40 @@ static void s_end(s_printer *pr, bool ok)
     fflush(stdout);
 }
 
+/* Reads --format (NULL: table) into *f; false, with the message printed,
+ * if it is none of table, csv, json, jsonl. */
+static bool s_format_parse(const char *fmt, s_format *f)
+{
+    if (!fmt || strcmp(fmt, "table") == 0)
+        *f = F_TABLE;
+    else if (strcmp(fmt, "csv") == 0)
+        *f = F_CSV;
+    else if (strcmp(fmt, "json") == 0)
+        *f = F_JSON;
+    else if (strcmp(fmt, "jsonl") == 0)
+        *f = F_JSONL;
+    else {
+        fprintf(stderr, "%s: invalid --format '%s': expected table, csv, json or jsonl\n", P, fmt);
+        return false;
+    }
+    return true;
+}
+
+/* A pull sent before the end was seen is answered "no open query": reads
+ * and drops the inflight replies quietly. Returns the replies still
+ * outstanding (0 unless the connection failed). */
+static unsigned s_drain(dm_rpc_client_t *client, unsigned inflight)
+{
+    while (inflight > 0) {
+        Dm__Envelope *extra = NULL;
+        if (dm_rpc_client_recv(client, &extra) != DM_OK)
+            break;
+        dm__envelope__free_unpacked(extra, NULL);
+        inflight--;
+    }
+    return inflight;
+}
+
 static int s_query(const dm_cli_args_t *a)
 {
     if (a->npos != 2) {
@@ -336,19 +349,8 @@ static int s_query(const dm_cli_args_t *a)
         return DM_EXIT_USAGE;
     }
     s_printer pr = {0};
-    const char *fmt = dm_cli_get(a, "format");
-    if (!fmt || strcmp(fmt, "table") == 0)
-        pr.format = F_TABLE;
-    else if (strcmp(fmt, "csv") == 0)
-        pr.format = F_CSV;
-    else if (strcmp(fmt, "json") == 0)
-        pr.format = F_JSON;
-    else if (strcmp(fmt, "jsonl") == 0)
-        pr.format = F_JSONL;
-    else {
-        fprintf(stderr, "%s: invalid --format '%s': expected table, csv, json or jsonl\n", P, fmt);
+    if (!s_format_parse(dm_cli_get(a, "format"), &pr.format))
         return DM_EXIT_USAGE;
-    }
     dm_rpc_client_t *client = NULL;
     int status = dm_cli_connect(a, &client);
     if (status != DM_EXIT_OK)
@@ -421,17 +423,8 @@ static int s_query(const dm_cli_args_t *a)
         }
         if (!ok)
             break;
-        if (done) {
-            /* A pull sent before the end was seen is answered "no open
-             * query": drain it quietly. */
-            while (inflight > 0) {
-                Dm__Envelope *extra = NULL;
-                if (dm_rpc_client_recv(client, &extra) != DM_OK)
-                    break;
-                dm__envelope__free_unpacked(extra, NULL);
-                inflight--;
-            }
-        }
+        if (done)
+            inflight = s_drain(client, inflight);
     }
     s_end(&pr, ok);
     dm_rpc_client_destroy(&client);

@@ -24,6 +24,7 @@
 #include "record/registry.h"
 #include "record/schema.h"
 #include "storage/store.h"
+#include "transport/rowbatch.h"
 #include "fixture.h"
 
 S_UNUSED static char s_dir[PATH_MAX];
@@ -35,7 +36,7 @@ S_UNUSED static void s_engine(int64_t timeout_ms)
 {
     dm_query_engine_destroy(&s_eng);
     dm_query_limits_t l = {.timeout_ms = timeout_ms};
-    cr_assert_eq(dm_query_engine_new(s_store, s_reg, &l, &s_eng), DM_OK);
+    cr_assert_eq(dm_query_engine_new(s_store, s_reg, &l, &s_eng, NULL), DM_OK);
 }
 
 S_UNUSED static void s_setup(void)
@@ -128,12 +129,12 @@ S_UNUSED static void s_ingest(const char *qualified, const char *const *lines, s
 
 /* Appends one decoded value as text: NULL, integers, reals with %.17g,
  * text as is (the comparison format of both engines). */
-S_UNUSED static void s_value_text(const dm_qvalue_t *v, dm_buf_t *out)
+S_UNUSED static void s_value_text(const dm_rowbatch_value_t *v, dm_buf_t *out)
 {
     switch (v->type) {
-    case SQLITE_NULL: dm_buf_puts(out, "NULL"); break;
-    case SQLITE_INTEGER: dm_buf_printf(out, "%lld", (long long)v->i); break;
-    case SQLITE_FLOAT: dm_buf_printf(out, "%.17g", v->d); break;
+    case DM_ROWBATCH_NULL: dm_buf_puts(out, "NULL"); break;
+    case DM_ROWBATCH_INT: dm_buf_printf(out, "%lld", (long long)v->i); break;
+    case DM_ROWBATCH_REAL: dm_buf_printf(out, "%.17g", v->d); break;
     default: dm_buf_putc(out, '\''); dm_buf_append(out, v->s, v->len); dm_buf_putc(out, '\''); break;
     }
 }
@@ -155,8 +156,8 @@ S_UNUSED static char *s_run(const char *sql)
         const uint8_t *p = (const uint8_t *)batch.data, *end = p + batch.len;
         for (uint32_t r = 0; r < n; r++) {
             for (int c = 0; c < dm_query_ncolumns(q); c++) {
-                dm_qvalue_t v;
-                cr_assert(dm_qvalue_read(&p, end, &v));
+                dm_rowbatch_value_t v;
+                cr_assert(dm_rowbatch_read(&p, end, &v));
                 if (c)
                     dm_buf_putc(&text, '|');
                 s_value_text(&v, &text);
@@ -331,9 +332,9 @@ S_UNUSED static char *s_plan(const char *sql)
     }
     const uint8_t *p = (const uint8_t *)batch.data, *end = p + batch.len;
     while (p < end) {
-        dm_qvalue_t v[4];
+        dm_rowbatch_value_t v[4];
         for (int c = 0; c < 4; c++)
-            cr_assert(dm_qvalue_read(&p, end, &v[c]));
+            cr_assert(dm_rowbatch_read(&p, end, &v[c]));
         dm_buf_append(&text, v[3].s, v[3].len);
         dm_buf_puts(&text, "; ");
     }

@@ -156,13 +156,13 @@ static void s_native_copy(sqlite3 *nat, const char *domain, const char *name)
         const uint8_t *p = (const uint8_t *)batch.data, *end = p + batch.len;
         for (uint32_t r = 0; r < n; r++) {
             for (int c = 0; c < nc; c++) {
-                dm_qvalue_t v;
-                cr_assert(dm_qvalue_read(&p, end, &v));
-                if (v.type == SQLITE_INTEGER)
+                dm_rowbatch_value_t v;
+                cr_assert(dm_rowbatch_read(&p, end, &v));
+                if (v.type == DM_ROWBATCH_INT)
                     sqlite3_bind_int64(ins, c + 1, v.i);
-                else if (v.type == SQLITE_FLOAT)
+                else if (v.type == DM_ROWBATCH_REAL)
                     sqlite3_bind_double(ins, c + 1, v.d);
-                else if (v.type == SQLITE_TEXT)
+                else if (v.type == DM_ROWBATCH_TEXT)
                     sqlite3_bind_text(ins, c + 1, v.s, (int)v.len, SQLITE_TRANSIENT);
                 else
                     sqlite3_bind_null(ins, c + 1);
@@ -188,7 +188,11 @@ static char *s_run_native(sqlite3 *nat, const char *sql)
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         for (int c = 0; c < sqlite3_column_count(st); c++) {
-            dm_qvalue_t v = {.type = sqlite3_column_type(st, c)};
+            static const dm_rowbatch_type types[] = {
+                [SQLITE_INTEGER] = DM_ROWBATCH_INT, [SQLITE_FLOAT] = DM_ROWBATCH_REAL,
+                [SQLITE_TEXT] = DM_ROWBATCH_TEXT, [SQLITE_BLOB] = DM_ROWBATCH_BLOB,
+                [SQLITE_NULL] = DM_ROWBATCH_NULL};
+            dm_rowbatch_value_t v = {.type = types[sqlite3_column_type(st, c)]};
             v.i = sqlite3_column_int64(st, c);
             v.d = sqlite3_column_double(st, c);
             v.s = (const char *)sqlite3_column_text(st, c);
@@ -381,8 +385,8 @@ Test(query, committed_batch_is_visible_to_the_next_query)
     bool done;
     cr_assert_eq(dm_query_fetch(before, 10, 0, &batch, &n, &done, &err), DM_OK);
     const uint8_t *p = (const uint8_t *)batch.data;
-    dm_qvalue_t v;
-    cr_assert(dm_qvalue_read(&p, p + batch.len, &v) && v.i == 6);
+    dm_rowbatch_value_t v;
+    cr_assert(dm_rowbatch_read(&p, p + batch.len, &v) && v.i == 6);
     dm_query_close(&before);
     dm_buf_free(&batch);
     dm_buf_free(&err);
@@ -419,8 +423,8 @@ Test(query, results_stream_one_batch_at_a_time)
         most = out.len > most ? out.len : most;
         const uint8_t *p = (const uint8_t *)out.data, *end = p + out.len;
         for (uint32_t r = 0; r < n; r++) {
-            dm_qvalue_t id, v;
-            cr_assert(dm_qvalue_read(&p, end, &id) && dm_qvalue_read(&p, end, &v));
+            dm_rowbatch_value_t id, v;
+            cr_assert(dm_rowbatch_read(&p, end, &id) && dm_rowbatch_read(&p, end, &v));
             sum += (uint64_t)id.i;
         }
         rows += n;
@@ -553,8 +557,8 @@ static void *s_race_reader(void *arg)
             continue;
         }
         const uint8_t *p = (const uint8_t *)out.data;
-        dm_qvalue_t v;
-        if (!dm_qvalue_read(&p, p + out.len, &v) || v.i < last)
+        dm_rowbatch_value_t v;
+        if (!dm_rowbatch_read(&p, p + out.len, &v) || v.i < last)
             atomic_fetch_add(&r->failures, 1);
         last = v.i;
         dm_query_close(&q);

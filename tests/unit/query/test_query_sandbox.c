@@ -251,7 +251,7 @@ Test(query, heap_limit_stops_a_huge_sort)
     s_orders();
     dm_query_engine_destroy(&s_eng);
     dm_query_limits_t l = {.heap_limit_bytes = (int64_t)32 << 20};
-    cr_assert_eq(dm_query_engine_new(s_store, s_reg, &l, &s_eng), DM_OK);
+    cr_assert_eq(dm_query_engine_new(s_store, s_reg, &l, &s_eng, NULL), DM_OK);
     char *msg = NULL;
     dm_err rc = s_fetch_fail("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r "
                              "WHERE n < 2000) SELECT count(*) FROM (SELECT randomblob(100000) AS b "
@@ -261,4 +261,62 @@ Test(query, heap_limit_stops_a_huge_sort)
     cr_assert(strstr(msg, "more memory"), "%s", msg);
     free(msg);
     s_still_works();
+}
+
+/* ---- error detail (base/err.h): appended to why, which may be NULL ---- */
+
+Test(query, a_refusal_is_appended_to_why)
+{
+    s_orders();
+    dm_buf_t why = DM_BUF_INIT;
+    dm_buf_puts(&why, "earlier line\n");
+    dm_query_t *q = NULL;
+    const char *sql = "DELETE FROM commerce.orders";
+    cr_assert_eq(dm_query_open(s_eng, sql, strlen(sql), &q, &why), DM_ERR_DENIED);
+    cr_assert_null(q);
+    static const char want[] = "earlier line\nINSERT, UPDATE and DELETE are not allowed";
+    cr_assert(strncmp(why.data, want, sizeof want - 1) == 0, "%s", why.data);
+    dm_buf_free(&why);
+}
+
+Test(query, a_failure_needs_no_why)
+{
+    s_orders();
+    dm_query_t *q = NULL;
+    const char *sql = "SELEC 1";
+    cr_assert_eq(dm_query_open(s_eng, sql, strlen(sql), &q, NULL), DM_ERR_INVALID);
+    cr_assert_null(q);
+    dm_query_limits_t bad = {.timeout_ms = -1};
+    dm_query_engine_t *e = NULL;
+    cr_assert_eq(dm_query_engine_new(s_store, s_reg, &bad, &e, NULL), DM_ERR_INVALID);
+    cr_assert_null(e);
+    s_still_works();
+}
+
+Test(query, negative_limits_are_named_in_why)
+{
+    dm_query_limits_t bad = {.heap_limit_bytes = -5};
+    dm_query_engine_t *e = NULL;
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_query_engine_new(s_store, s_reg, &bad, &e, &why), DM_ERR_INVALID);
+    cr_assert(strstr(why.data, "heap limit -5 bytes"), "%s", why.data);
+    dm_buf_free(&why);
+}
+
+Test(query, a_runtime_error_is_appended_to_why)
+{
+    s_orders();
+    dm_query_t *q = NULL;
+    const char *sql = "SELECT json_extract('not json', '$.a') FROM commerce.orders";
+    cr_assert_eq(dm_query_open(s_eng, sql, strlen(sql), &q, NULL), DM_OK);
+    dm_buf_t why = DM_BUF_INIT, out = DM_BUF_INIT;
+    dm_buf_puts(&why, "kept");
+    uint32_t n;
+    bool done;
+    cr_assert_eq(dm_query_fetch(q, 10, 0, &out, &n, &done, &why), DM_ERR_INVALID);
+    cr_assert(strncmp(why.data, "keptmalformed JSON", 18) == 0, "%s", why.data);
+    cr_assert(done);
+    dm_query_close(&q);
+    dm_buf_free(&why);
+    dm_buf_free(&out);
 }

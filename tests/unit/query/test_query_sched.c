@@ -20,12 +20,11 @@ static dm_query_sched_t *s_new(unsigned general, bool lane, unsigned max_cursors
 
 /* Submits a request of key (owner = key, fd) for cursor (0: new). */
 static dm_err s_submit(dm_query_sched_t *s, const char *key, int fd, uint64_t cursor, void *data,
-                       int64_t now, char *why)
+                       int64_t now, dm_buf_t *why)
 {
-    char buf[DM_QUERY_SCHED_WHY_MAX];
     dm_query_sched_req_t r = {.key = key, .owner = key, .owner_len = strlen(key), .fd = fd,
                          .cursor = cursor, .data = data};
-    return dm_query_sched_submit(s, &r, now, why ? why : buf, DM_QUERY_SCHED_WHY_MAX);
+    return dm_query_sched_submit(s, &r, now, why);
 }
 
 static void *s_take(dm_query_sched_t *s, unsigned w, int64_t now)
@@ -100,9 +99,11 @@ Test(query_sched, a_client_over_its_queue_cap_is_told_busy_naming_it)
     int t;
     for (int i = 0; i < DM_QUERY_SCHED_KEY_QUEUED; i++)
         cr_assert_eq(s_submit(s, "a", 1, 0, &t, T0, NULL), DM_OK);
-    char why[DM_QUERY_SCHED_WHY_MAX];
-    cr_assert_eq(s_submit(s, "a", 1, 0, &t, T0, why), DM_ERR_BUSY);
-    cr_assert(strstr(why, "busy") && strstr(why, "8 query requests waiting"), "%s", why);
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(s_submit(s, "a", 1, 0, &t, T0, &why), DM_ERR_BUSY);
+    cr_assert(strstr(why.data, "busy") && strstr(why.data, "8 query requests waiting"), "%s",
+              why.data);
+    dm_buf_free(&why);
     cr_assert_eq(s_submit(s, "b", 2, 0, &t, T0, NULL), DM_OK, "another client is not capped");
     dm_query_sched_shutdown(s);
     cr_assert_eq(s_count(s, DM_QUERY_SCHED_DROP, DM_QUERY_SCHED_STOPPING), DM_QUERY_SCHED_KEY_QUEUED + 1);
@@ -116,11 +117,12 @@ Test(query_sched, a_client_over_its_cursor_cap_is_told_busy_naming_it)
     for (uint64_t i = 1; i <= DM_QUERY_SCHED_KEY_CURSORS; i++)
         s_open_cursor(s, "a", 1, 0, i, &q, T0);
     cr_assert_eq(dm_query_sched_cursors(s), DM_QUERY_SCHED_KEY_CURSORS);
-    char why[DM_QUERY_SCHED_WHY_MAX];
+    dm_buf_t why = DM_BUF_INIT;
     int t;
-    cr_assert_eq(s_submit(s, "a", 1, 0, &t, T0, why), DM_ERR_BUSY);
-    cr_assert(strstr(why, "4 open queries"), "%s", why);
-    cr_assert_eq(s_submit(s, "a", 1, 1, &t, T0, why), DM_OK, "pulls are still welcome");
+    cr_assert_eq(s_submit(s, "a", 1, 0, &t, T0, &why), DM_ERR_BUSY);
+    cr_assert(strstr(why.data, "4 open queries"), "%s", why.data);
+    cr_assert_eq(s_submit(s, "a", 1, 1, &t, T0, &why), DM_OK, "pulls are still welcome");
+    dm_buf_free(&why);
     dm_query_sched_destroy(&s);
 }
 
@@ -187,9 +189,11 @@ Test(query_sched, an_unpulled_cursor_is_closed_when_idle)
     cr_assert_eq(act.kind, DM_QUERY_SCHED_CLOSE);
     cr_assert_eq(act.ptr, &q);
     cr_assert_eq(dm_query_sched_cursors(s), 0);
-    char why[DM_QUERY_SCHED_WHY_MAX];
+    dm_buf_t why = DM_BUF_INIT;
     int t;
-    cr_assert_eq(s_submit(s, "a", 1, 7, &t, T0, why), DM_ERR_NOTFOUND);
+    cr_assert_eq(s_submit(s, "a", 1, 7, &t, T0, &why), DM_ERR_NOTFOUND);
+    cr_assert(strstr(why.data, "no open query 7"), "%s", why.data);
+    dm_buf_free(&why);
     dm_query_sched_destroy(&s);
 }
 

@@ -100,7 +100,7 @@ static int s_lookup(dm_rpc_client_t *c, const char *table, const char *key, cons
     return rows;
 }
 
-int mb_cmd_lookup(int argc, char **argv)
+int dm_meshbench_lookup(int argc, char **argv)
 {
     dm_cli_args_t a;
     if (dm_cli_parse("meshbench lookup", argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], &a) != 0)

@@ -84,6 +84,10 @@ int dm_cli_main(const char *program, const char *version, int argc, char **argv,
  * true. */
 bool dm_cli_print_error(const char *program, const char *what, const Dm__Envelope *rep);
 
+/* Writes the first min(b->len, max) bytes of b as lowercase hex and a NUL
+ * into out, which holds 2 * max + 1 chars. Cannot fail. */
+void dm_cli_hex(char *out, const ProtobufCBinaryData *b, size_t max);
+
 /* Appends s as a JSON string; invalid UTF-8 bytes become U+FFFD so the
  * output is always valid JSON. */
 void dm_cli_json_string(dm_buf_t *out, const char *s, size_t len);

@@ -234,12 +234,6 @@ static void s_stop_all(bool keep)
     }
 }
 
-static int s_cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static const dm_cli_optspec_t s_opts[] = {
     {"nodes", true},  {"seconds", true}, {"trials", true}, {"gossip-interval", true},
     {"soak", true},   {"starve", true},  {"keep", false},  {"help", false},
@@ -370,7 +364,7 @@ static void s_catalog_trials(long ctrials)
         }
         conv[t] = left == 0 ? s_now_ms() - r0 : MB_G_DETECT_DEADLINE_MS;
     }
-    qsort(conv, (size_t)ctrials, sizeof *conv, s_cmp_i64);
+    dm_meshbench_sort_i64(conv, (size_t)ctrials);
     printf("catalog: a new contract reached all %d nodes in p50 %.3f s, p99 %.3f s, max "
            "%.3f s over %ld trials\n", s_n, conv[ctrials / 2] / 1e3,
            conv[(ctrials * 99) / 100 < ctrials ? (ctrials * 99) / 100 : ctrials - 1] / 1e3,
@@ -407,7 +401,7 @@ static void s_kill_trials(long trials)
                dead ? "" : "more than ", (dead ? det[t] : MB_G_DETECT_DEADLINE_MS) / 1e3);
     }
     if (trials > 0) {
-        qsort(det, (size_t)trials, sizeof *det, s_cmp_i64);
+        dm_meshbench_sort_i64(det, (size_t)trials);
         printf("failure detection: median %.2f s, max %.2f s over %ld trials\n",
                det[trials / 2] / 1e3, det[trials - 1] / 1e3, trials);
     }

@@ -28,12 +28,6 @@ static int64_t s_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int s_cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Reads up to n values of "key":"..." from the NDJSON file. */
 static size_t s_read_keys(const char *path, const char *key, size_t n, char (*keys)[MB_LOOKUP_KEY_MAX])
 {
@@ -151,7 +145,7 @@ int dm_meshbench_lookup(int argc, char **argv)
         misses += rows != 1;
     }
     int64_t total = s_now_ns() - t0;
-    qsort(lat, n, sizeof *lat, s_cmp_i64);
+    dm_meshbench_sort_i64(lat, n);
     printf("%zu %s on %s by %s, one at a time: p50 %.1f us, p90 %.1f us, p99 %.1f us, "
            "max %.1f us; %.0f lookups/s; %zu not found\n",
            n, table ? "lookups" : "pings", table ? table : "the node", table ? key : "-",

@@ -82,20 +82,30 @@ def check_cycles(build):
                 visit(v)
 
 
-DECL = re.compile(r'^(?:DM_NODISCARD\s+)?(?:static\s+inline\s+)?[A-Za-z_][\w\s\*]*?\b(dm_\w+)\s*\(', re.M)
+COMMENT = re.compile(r'/\*.*?\*/|//[^\n]*', re.S)
+
+
+# A function declared at file scope: the first identifier followed by '('
+# on a line that starts a declaration (comments blanked out first, so a
+# function that is not dm_-prefixed is caught too).
+DECL = re.compile(r'^(?!typedef\b|#)(?:DM_NODISCARD\s+)?(?:extern\s+)?(?:static\s+inline\s+)?'
+                  r'[A-Za-z_][\w\s\*]*?\b([A-Za-z_]\w*)\s*\(', re.M)
+
+
+def blank_comments(text):
+    """text with every comment replaced by spaces (line numbers kept)."""
+    return COMMENT.sub(lambda m: re.sub(r'[^\n]', ' ', m.group(0)), text)
 
 
 def check_names():
     for h in sources('h'):
         base = os.path.basename(h)[:-2]
-        text = open(h).read()
+        text = blank_comments(open(h).read())
         private = base.endswith('_priv') or base.endswith('_int')
         module = re.sub(r'_(priv|int)$', '', base)
         for m in DECL.finditer(text):
             name = m.group(1)
             line = text.count('\n', 0, m.start()) + 1
-            if text[m.start():m.end()].startswith('typedef'):
-                continue
             if private:
                 ok = name.startswith('dm_%s__' % module)
             else:
@@ -105,7 +115,6 @@ def check_names():
                            (rel(h), line, name, 'dm_%s__' % module if private else 'dm_%s_' % base))
 
 
-COMMENT = re.compile(r'/\*.*?\*/|//[^\n]*', re.S)
 FUNC_NAME = re.compile(r'\b([A-Za-z_]\w*)\s*\(')
 
 

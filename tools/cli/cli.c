@@ -327,6 +327,14 @@ static size_t s_utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+static int s_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void dm_cli_sort_i64(int64_t *v, size_t n) { qsort(v, n, sizeof *v, s_cmp_i64); }
+
 void dm_cli_hex(char *out, const ProtobufCBinaryData *b, size_t max)
 {
     out[0] = 0;

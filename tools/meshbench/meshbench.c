@@ -308,14 +308,6 @@ static double s_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int s_cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-void dm_meshbench_sort_i64(int64_t *v, size_t n) { qsort(v, n, sizeof *v, s_cmp_i64); }
-
 /* ---- gen ---- */
 
 static void s_gen_usage(FILE *f)

@@ -2,15 +2,9 @@
 #ifndef DM_MESHBENCH_H
 #define DM_MESHBENCH_H
 
-#include <stddef.h>
-#include <stdint.h>
-
 #define MB_EXIT_OK 0
 #define MB_EXIT_IO 1
 #define MB_EXIT_USAGE 2
-
-/* Sorts v[0..n) ascending, for percentiles. Cannot fail. */
-void dm_meshbench_sort_i64(int64_t *v, size_t n);
 
 /* meshbench lookup: point-lookup latency through the client library. */
 int dm_meshbench_lookup(int argc, char **argv);

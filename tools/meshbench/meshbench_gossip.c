@@ -364,7 +364,7 @@ static void s_catalog_trials(long ctrials)
         }
         conv[t] = left == 0 ? s_now_ms() - r0 : MB_G_DETECT_DEADLINE_MS;
     }
-    dm_meshbench_sort_i64(conv, (size_t)ctrials);
+    dm_cli_sort_i64(conv, (size_t)ctrials);
     printf("catalog: a new contract reached all %d nodes in p50 %.3f s, p99 %.3f s, max "
            "%.3f s over %ld trials\n", s_n, conv[ctrials / 2] / 1e3,
            conv[(ctrials * 99) / 100 < ctrials ? (ctrials * 99) / 100 : ctrials - 1] / 1e3,
@@ -401,7 +401,7 @@ static void s_kill_trials(long trials)
                dead ? "" : "more than ", (dead ? det[t] : MB_G_DETECT_DEADLINE_MS) / 1e3);
     }
     if (trials > 0) {
-        dm_meshbench_sort_i64(det, (size_t)trials);
+        dm_cli_sort_i64(det, (size_t)trials);
         printf("failure detection: median %.2f s, max %.2f s over %ld trials\n",
                det[trials / 2] / 1e3, det[trials - 1] / 1e3, trials);
     }

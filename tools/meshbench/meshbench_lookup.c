@@ -145,7 +145,7 @@ int dm_meshbench_lookup(int argc, char **argv)
         misses += rows != 1;
     }
     int64_t total = s_now_ns() - t0;
-    dm_meshbench_sort_i64(lat, n);
+    dm_cli_sort_i64(lat, n);
     printf("%zu %s on %s by %s, one at a time: p50 %.1f us, p90 %.1f us, p99 %.1f us, "
            "max %.1f us; %.0f lookups/s; %zu not found\n",
            n, table ? "lookups" : "pings", table ? table : "the node", table ? key : "-",

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: installs missing packages, builds, and runs every test:
-# unit and multi-node tests on a normal build, then the unit tests again
+# the layout rules (scripts/check_layout.py: call cycles, names, sizes,
+# includes), unit and multi-node tests on a normal build (with the
+# tests/perf benchmarks built, not run), then the unit tests again
 # on an AddressSanitizer + UndefinedBehaviorSanitizer build, then every
 # libFuzzer target for a bounded time (scripts/fuzz.sh; a crash fails).
 #   ./test.sh            everything
@@ -15,14 +17,18 @@ quick=0
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument '$arg' (--quick, --help)" >&2; exit 2 ;;
   esac
 done
 
 echo "== build (RelWithDebInfo)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDM_PERF=ON >/dev/null
 cmake --build build -j"$jobs"
+# A layout breach fails the run, but at the end, so one run shows the tests too.
+echo "== layout (scripts/check_layout.py)"
+layout=0
+python3 scripts/check_layout.py build || layout=1
 echo "== unit and multi-node tests"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
@@ -37,4 +43,8 @@ if [ "$quick" = 0 ]; then
   # after the clang build.
   echo "== fuzzing (libFuzzer, ASan + UBSan, ${FUZZ_CI_SECONDS:-30} s per target)"
   FUZZ_JOBS=2 FUZZ_BUILD_JOBS="$jobs" scripts/fuzz.sh --all "${FUZZ_CI_SECONDS:-30}"
+fi
+if [ "$layout" != 0 ]; then
+  echo "test.sh: the layout check failed (breaches listed above under '== layout')" >&2
+  exit 1
 fi

@@ -1,14 +1,12 @@
 /* bench_check.c: timing harness for dm_check_fd on the orders schema.
  *
- * Not a test (tests never assert timing) and not built by CMake. Generates
- * N orders records (~146 bytes each, every 1000th invalid) into a file,
- * then times dm_check_fd over it, reading the file like `dmctl check`
- * does. Build and run (from the repo root):
- *   gcc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Inode -Inode/base \
- *       tests/perf/bench_check.c node/schema.c node/json_scan.c node/types.c \
- *       node/lines.c node/check.c node/base/buf.c node/base/log.c node/base/err.c \
- *       -lm -o /tmp/bench_check
- *   /tmp/bench_check [records] [path]      (defaults: 1000000, /tmp/orders.ndjson) */
+ * Not a test (tests never assert timing): CMake builds it with -DDM_PERF=ON
+ * (test.sh does, so it keeps linking) and nothing runs it. Generates N
+ * orders records (~146 bytes each, every 1000th invalid) into a file, then
+ * times dm_check_fd over it, reading the file like `dmctl check` does.
+ * Build and run (from the repo root):
+ *   cmake -S . -B build -DDM_PERF=ON && cmake --build build --target bench_check
+ *   build/perf/bench_check [records] [path]   (defaults: 1000000, /tmp/orders.ndjson) */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

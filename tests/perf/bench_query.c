@@ -1,18 +1,16 @@
 /* bench_query.c: the SQL engine's virtual tables against a native SQLite
  * table holding the same rows.
  *
- * Not a test (tests never assert timing) and not built by CMake. Loads N
- * orders (uuid key, customer, amount, status, timestamp) into a temp store
- * through the real validator, copies them into an in-memory SQLite table
- * (orderId TEXT PRIMARY KEY) and times the same statements on both: the
- * engine's figure includes opening the query (connection, sandbox, read
- * transaction) and encoding every result row. Build (after building the
- * libraries in build-query/) and run from the repo root:
- *   B=build-query; gcc -O2 -std=c11 -D_DEFAULT_SOURCE -Inode -Inode/base -Istorage \
- *       tests/perf/bench_query.c $B/node/libdm_node.a $B/storage/libdm_storage.a \
- *       $B/proto/libdm_proto.a $B/node/base/libdm_base.a -lsqlite3 -llmdb -lzmq -lsodium \
- *       -lyaml -lcjson -lprotobuf-c -lpthread -lm -o /tmp/bench_query
- *   /tmp/bench_query [records]      (default 1000000) */
+ * Not a test (tests never assert timing): CMake builds it with -DDM_PERF=ON
+ * (test.sh does, so it keeps linking) and nothing runs it. Loads N orders
+ * (uuid key, customer, amount, status, timestamp) into a temp store through
+ * the real validator, copies them into an in-memory SQLite table (orderId
+ * TEXT PRIMARY KEY) and times the same statements on both: the engine's
+ * figure includes opening the query (connection, sandbox, read transaction)
+ * and encoding every result row. Build and run (from the repo root; a
+ * RelWithDebInfo or Release build, not the sanitizer one, for figures):
+ *   cmake -S . -B build -DDM_PERF=ON && cmake --build build --target bench_query
+ *   build/perf/bench_query [records]      (default 1000000) */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -218,8 +218,7 @@ int dm_cli_products(const dm_cli_args_t *a, bool mesh)
             }
             if (p->origin.len == DM_ID_PUBLIC_BYTES) {
                 char node[2 * DM_ID_PUBLIC_BYTES + 1];
-                for (size_t k = 0; k < DM_ID_PUBLIC_BYTES; k++)
-                    snprintf(node + 2 * k, 3, "%02x", p->origin.data[k]);
+                dm_cli_hex(node, &p->origin, DM_ID_PUBLIC_BYTES);
                 dm_buf_printf(&o, ",\"node\":\"%s\"", node);
             }
             if (p->remote)
@@ -326,6 +325,21 @@ static size_t s_utf8_len(const unsigned char *s, size_t n)
     if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
     return len;
+}
+
+static int s_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void dm_cli_sort_i64(int64_t *v, size_t n) { qsort(v, n, sizeof *v, s_cmp_i64); }
+
+void dm_cli_hex(char *out, const ProtobufCBinaryData *b, size_t max)
+{
+    out[0] = 0;
+    for (size_t k = 0; k < b->len && k < max; k++)
+        snprintf(out + 2 * k, 3, "%02x", b->data[k]);
 }
 
 void dm_cli_json_string(dm_buf_t *out, const char *s, size_t len)

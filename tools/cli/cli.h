@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "base/buf.h"
@@ -83,6 +84,13 @@ int dm_cli_main(const char *program, const char *version, int argc, char **argv,
 /* If rep carries an Error, prints "PROGRAM: what: message" and returns
  * true. */
 bool dm_cli_print_error(const char *program, const char *what, const Dm__Envelope *rep);
+
+/* Writes the first min(b->len, max) bytes of b as lowercase hex and a NUL
+ * into out, which holds 2 * max + 1 chars. Cannot fail. */
+void dm_cli_hex(char *out, const ProtobufCBinaryData *b, size_t max);
+
+/* Sorts v[0..n) ascending (latencies, for percentiles). Cannot fail. */
+void dm_cli_sort_i64(int64_t *v, size_t n);
 
 /* Appends s as a JSON string; invalid UTF-8 bytes become U+FFFD so the
  * output is always valid JSON. */

@@ -602,9 +602,8 @@ static int s_status(const dm_cli_args_t *a)
     if (status != DM_EXIT_OK)
         return status;
     const Dm__Pong *p = rep->pong;
-    char hex[65] = "";
-    for (size_t i = 0; i < p->node_id.len && i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", p->node_id.data[i]);
+    char hex[65];
+    dm_cli_hex(hex, &p->node_id, 32);
     if (dm_cli_get(a, "json")) {
         dm_buf_t o = DM_BUF_INIT;
         dm_buf_puts(&o, "{\"domain\":");

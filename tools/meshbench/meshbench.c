@@ -325,28 +325,31 @@ static void s_gen_usage(FILE *f)
         (unsigned long long)MB_DEFAULT_SEED);
 }
 
-/* Runs `gen`. Returns an exit code; messages go to stderr. */
-static int s_cmd_gen(int argc, char **argv)
-{
-    const char *kind = NULL, *count_arg = NULL, *out_path = NULL, *v;
-    uint64_t n = 0, seed = MB_DEFAULT_SEED, n_bad = 0, bytes = 0;
-    double percent = 0.0;
-    int quiet = 0, rc = MB_EXIT_USAGE, r;
-    FILE *out = stdout;
-    char *buf = NULL, *p;
-    mb_rng_t rng;
+/* What `gen` was asked for. */
+typedef struct {
+    const char *kind, *count_arg, *out_path;
+    uint64_t n, seed;
+    double percent;
+    int quiet;
+} mb_gen_opts_t;
 
+/* Reads gen's arguments into *o. Returns -1 to go on, else the exit code
+ * (after the usage or a message on stderr). */
+static int s_gen_parse(int argc, char **argv, mb_gen_opts_t *o)
+{
+    const char *v;
+    int r;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             s_gen_usage(stdout);
             return MB_EXIT_OK;
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
-            quiet = 1;
+            o->quiet = 1;
         } else if ((r = s_opt(argc, argv, &i, "--seed", NULL, &v)) != 0) {
             if (r < 0)
                 return MB_EXIT_USAGE;
-            if (s_parse_u64(v, &seed) < 0) {
+            if (s_parse_u64(v, &o->seed) < 0) {
                 fprintf(stderr, "meshbench gen: --seed '%s': want an unsigned 64-bit integer\n", v);
                 return MB_EXIT_USAGE;
             }
@@ -355,46 +358,60 @@ static int s_cmd_gen(int argc, char **argv)
             if (r < 0)
                 return MB_EXIT_USAGE;
             errno = 0;
-            percent = strtod(v, &end);
-            if (!*v || *end || errno || !(percent >= 0.0 && percent <= 100.0)) {
+            o->percent = strtod(v, &end);
+            if (!*v || *end || errno || !(o->percent >= 0.0 && o->percent <= 100.0)) {
                 fprintf(stderr, "meshbench gen: --invalid '%s': want a percentage 0..100\n", v);
                 return MB_EXIT_USAGE;
             }
         } else if ((r = s_opt(argc, argv, &i, "--output", "-o", &v)) != 0) {
             if (r < 0)
                 return MB_EXIT_USAGE;
-            out_path = v;
+            o->out_path = v;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "meshbench gen: unknown option '%s' (see meshbench gen --help)\n", a);
             return MB_EXIT_USAGE;
-        } else if (!kind) {
-            kind = a;
-        } else if (!count_arg) {
-            count_arg = a;
+        } else if (!o->kind) {
+            o->kind = a;
+        } else if (!o->count_arg) {
+            o->count_arg = a;
         } else {
             fprintf(stderr, "meshbench gen: unexpected argument '%s'\n", a);
             return MB_EXIT_USAGE;
         }
     }
-    if (!kind || !count_arg) {
+    if (!o->kind || !o->count_arg) {
         s_gen_usage(stderr);
         return MB_EXIT_USAGE;
     }
-    if (strcmp(kind, "orders") != 0) {
-        fprintf(stderr, "meshbench gen: unknown kind '%s' (known: orders)\n", kind);
+    if (strcmp(o->kind, "orders") != 0) {
+        fprintf(stderr, "meshbench gen: unknown kind '%s' (known: orders)\n", o->kind);
         return MB_EXIT_USAGE;
     }
-    if (s_parse_u64(count_arg, &n) < 0) {
+    if (s_parse_u64(o->count_arg, &o->n) < 0) {
         fprintf(stderr, "meshbench gen: N '%s': want a record count (unsigned integer)\n",
-                count_arg);
+                o->count_arg);
         return MB_EXIT_USAGE;
     }
+    return -1;
+}
+
+/* Runs `gen`. Returns an exit code; messages go to stderr. */
+static int s_cmd_gen(int argc, char **argv)
+{
+    mb_gen_opts_t o = {.seed = MB_DEFAULT_SEED};
+    uint64_t n_bad = 0, bytes = 0;
+    int rc = s_gen_parse(argc, argv, &o);
+    FILE *out = stdout;
+    char *buf = NULL, *p;
+    mb_rng_t rng;
+    if (rc >= 0)
+        return rc;
 
     rc = MB_EXIT_IO;
     double t0 = s_now();
-    uint64_t bad_below = (uint64_t)(percent / 100.0 * MB_PERCENT_SCALE);
-    if (out_path && !(out = fopen(out_path, "wb"))) {
-        fprintf(stderr, "meshbench gen: -o '%s': %s\n", out_path, strerror(errno));
+    uint64_t bad_below = (uint64_t)(o.percent / 100.0 * MB_PERCENT_SCALE);
+    if (o.out_path && !(out = fopen(o.out_path, "wb"))) {
+        fprintf(stderr, "meshbench gen: -o '%s': %s\n", o.out_path, strerror(errno));
         out = stdout;
         goto out;
     }
@@ -402,16 +419,16 @@ static int s_cmd_gen(int argc, char **argv)
         fprintf(stderr, "meshbench gen: out of memory\n");
         goto out;
     }
-    s_rng_seed(&rng, seed);
+    s_rng_seed(&rng, o.seed);
     p = buf;
-    for (uint64_t i = 0; i < n; i++) {
+    for (uint64_t i = 0; i < o.n; i++) {
         mb_bad_t bad = MB_BAD_NONE;
         if (bad_below && (s_rng_next(&rng) >> 32) < bad_below) {
             bad = (mb_bad_t)(1 + s_rng_below(&rng, MB_BAD_COUNT - 1));
             n_bad++;
         }
-        p = s_put_order(p, &rng, seed, i, bad);
-        if ((size_t)(p - buf) > MB_OUT_BUF_BYTES - MB_RECORD_MAX_BYTES || i + 1 == n) {
+        p = s_put_order(p, &rng, o.seed, i, bad);
+        if ((size_t)(p - buf) > MB_OUT_BUF_BYTES - MB_RECORD_MAX_BYTES || i + 1 == o.n) {
             size_t len = (size_t)(p - buf);
             if (fwrite(buf, 1, len, out) != len)
                 goto write_failed;
@@ -421,19 +438,19 @@ static int s_cmd_gen(int argc, char **argv)
     }
     if (fflush(out) != 0)
         goto write_failed;
-    if (!quiet)
+    if (!o.quiet)
         fprintf(stderr, "meshbench gen: %llu orders (%llu invalid), %llu bytes in %.3f s\n",
-                (unsigned long long)n, (unsigned long long)n_bad, (unsigned long long)bytes,
+                (unsigned long long)o.n, (unsigned long long)n_bad, (unsigned long long)bytes,
                 s_now() - t0);
     rc = MB_EXIT_OK;
     goto out;
 write_failed:
-    fprintf(stderr, "meshbench gen: writing %s: %s\n", out_path ? out_path : "stdout",
+    fprintf(stderr, "meshbench gen: writing %s: %s\n", o.out_path ? o.out_path : "stdout",
             strerror(errno));
 out:
     free(buf);
     if (out != stdout && fclose(out) != 0 && rc == MB_EXIT_OK) {
-        fprintf(stderr, "meshbench gen: closing '%s': %s\n", out_path, strerror(errno));
+        fprintf(stderr, "meshbench gen: closing '%s': %s\n", o.out_path, strerror(errno));
         rc = MB_EXIT_IO;
     }
     return rc;
@@ -449,8 +466,8 @@ typedef struct {
 
 static const mb_command_t s_commands[] = {
     {"gen", "write deterministic NDJSON test records (gen orders N ...)", s_cmd_gen},
-    {"lookup", "point-lookup latency by primary key through the client library", mb_cmd_lookup},
-    {"gossip", "a mesh of N real meshd processes: convergence, traffic, failure detection", mb_cmd_gossip},
+    {"lookup", "point-lookup latency by primary key through the client library", dm_meshbench_lookup},
+    {"gossip", "a mesh of N real meshd processes: convergence, traffic, failure detection", dm_meshbench_gossip},
 };
 
 static void s_usage(FILE *f)

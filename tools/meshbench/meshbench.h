@@ -7,8 +7,8 @@
 #define MB_EXIT_USAGE 2
 
 /* meshbench lookup: point-lookup latency through the client library. */
-int mb_cmd_lookup(int argc, char **argv);
+int dm_meshbench_lookup(int argc, char **argv);
 /* meshbench gossip: a mesh of real meshd processes, membership figures. */
-int mb_cmd_gossip(int argc, char **argv);
+int dm_meshbench_gossip(int argc, char **argv);
 
 #endif

@@ -234,12 +234,6 @@ static void s_stop_all(bool keep)
     }
 }
 
-static int s_cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static const dm_cli_optspec_t s_opts[] = {
     {"nodes", true},  {"seconds", true}, {"trials", true}, {"gossip-interval", true},
     {"soak", true},   {"starve", true},  {"keep", false},  {"help", false},
@@ -247,69 +241,55 @@ static const dm_cli_optspec_t s_opts[] = {
     {"bin", true},
 };
 
-int mb_cmd_gossip(int argc, char **argv)
+static void s_gossip_usage(void)
 {
-    dm_cli_args_t a;
-    if (dm_cli_parse("meshbench gossip", argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], &a) != 0)
-        return MB_EXIT_USAGE;
-    if (dm_cli_get(&a, "help")) {
-        printf("usage: meshbench gossip --nodes N [--seconds S] [--trials T] [--gossip-interval MS]\n"
-               "         [--soak SECONDS --starve PERCENT] [--bin DIR] [--keep]\n"
-               "Starts N meshd processes on loopback joined through the first, then reports:\n"
-               "  the time until every node sees every other alive;\n"
-               "  membership bytes and messages each node sends per second over S seconds\n"
-               "  of steady state (default 10);\n"
-               "  for C catalog trials (--catalog-trials, default 20): the time from a\n"
-               "  contract's registration on a random node until every node lists it\n"
-               "  (p50, p99; each node polled in turn, so about N round trips of resolution);\n"
-               "  for T kill -9 trials (default 3): the time until every other node marks\n"
-               "  the victim dead (median and max);\n"
-               "  with --soak: node 1 is stopped PERCENT of every 100 ms for SECONDS while\n"
-               "  the others are watched for false deaths.\n"
-               "--bin: where meshd is (default: beside this program).\n");
-        return MB_EXIT_OK;
+    printf("usage: meshbench gossip --nodes N [--seconds S] [--trials T] [--gossip-interval MS]\n"
+           "         [--soak SECONDS --starve PERCENT] [--bin DIR] [--keep]\n"
+           "Starts N meshd processes on loopback joined through the first, then reports:\n"
+           "  the time until every node sees every other alive;\n"
+           "  membership bytes and messages each node sends per second over S seconds\n"
+           "  of steady state (default 10);\n"
+           "  for C catalog trials (--catalog-trials, default 20): the time from a\n"
+           "  contract's registration on a random node until every node lists it\n"
+           "  (p50, p99; each node polled in turn, so about N round trips of resolution);\n"
+           "  for T kill -9 trials (default 3): the time until every other node marks\n"
+           "  the victim dead (median and max);\n"
+           "  with --soak: node 1 is stopped PERCENT of every 100 ms for SECONDS while\n"
+           "  the others are watched for false deaths.\n"
+           "--bin: where meshd is (default: beside this program).\n");
+}
+
+/* Writes meshd's path into out: in --bin DIR, or beside this program. */
+static void s_meshd_path(const dm_cli_args_t *a, char *out, size_t cap)
+{
+    if (dm_cli_get(a, "bin")) {
+        snprintf(out, cap, "%s/meshd", dm_cli_get(a, "bin"));
+        return;
     }
-    long nodes = dm_cli_get(&a, "nodes") ? strtol(dm_cli_get(&a, "nodes"), NULL, 10) : 16;
-    long seconds = dm_cli_get(&a, "seconds") ? strtol(dm_cli_get(&a, "seconds"), NULL, 10) : 10;
-    long trials = dm_cli_get(&a, "trials") ? strtol(dm_cli_get(&a, "trials"), NULL, 10) : 3;
-    long soak = dm_cli_get(&a, "soak") ? strtol(dm_cli_get(&a, "soak"), NULL, 10) : 0;
-    long starve = dm_cli_get(&a, "starve") ? strtol(dm_cli_get(&a, "starve"), NULL, 10) : 90;
-    if (nodes < 2 || nodes > MB_G_MAX_NODES || seconds < 1 || trials < 0 || trials >= nodes - 1 ||
-        soak < 0 || starve < 0 || starve > 99) {
-        fprintf(stderr, "meshbench gossip: --nodes 2..%d, --seconds >= 1, --trials < nodes - 1, "
-                        "--starve 0..99\n", MB_G_MAX_NODES);
-        return MB_EXIT_USAGE;
-    }
-    char meshd[600];
-    if (dm_cli_get(&a, "bin")) {
-        snprintf(meshd, sizeof meshd, "%s/meshd", dm_cli_get(&a, "bin"));
-    } else {
-        char self[512];
-        ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
-        self[k > 0 ? k : 0] = 0;
-        char *slash = strrchr(self, '/');
-        if (slash)
-            *slash = 0;
-        snprintf(meshd, sizeof meshd, "%s/meshd", self);
-    }
-    snprintf(s_base, sizeof s_base, "/tmp/meshgossip.XXXXXX");
-    if (!mkdtemp(s_base)) {
-        fprintf(stderr, "meshbench gossip: cannot make a temp dir: %s\n", strerror(errno));
-        return MB_EXIT_IO;
-    }
-    s_n = (int)nodes;
-    const char *gms = dm_cli_get(&a, "gossip-interval");
-    int status = MB_EXIT_IO;
+    char self[512];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[k > 0 ? k : 0] = 0;
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = 0;
+    snprintf(out, cap, "%s/meshd", self);
+}
+
+/* Starts the s_n nodes, each joining through node 0, and waits until every
+ * node sees every other alive; prints the times. False (after saying why)
+ * if a node does not start or the mesh does not converge in time. */
+static bool s_start_mesh(const char *meshd, const char *gms)
+{
     int64_t t0 = s_now_ms();
     if (!s_start(0, meshd, NULL, gms) || !s_wait_addr(0))
-        goto out;
+        return false;
     for (int i = 1; i < s_n; i++)
         if (!s_start(i, meshd, s_nodes[0].addr, gms))
-            goto out;
+            return false;
     for (int i = 1; i < s_n; i++)
         if (!s_wait_addr(i)) {
             fprintf(stderr, "meshbench gossip: node %d did not start (see %s.log)\n", i, s_nodes[i].dir);
-            goto out;
+            return false;
         }
     int64_t started = s_now_ms();
     int64_t deadline = started + MB_G_CONVERGE_DEADLINE_MS;
@@ -324,12 +304,16 @@ int mb_cmd_gossip(int argc, char **argv)
     if (!all) {
         fprintf(stderr, "meshbench gossip: the mesh did not converge within %d s\n",
                 MB_G_CONVERGE_DEADLINE_MS / 1000);
-        goto out;
+        return false;
     }
     printf("%d nodes: all started in %.2f s; every node saw every other alive %.2f s after the "
            "last one started\n", s_n, (started - t0) / 1e3, (s_now_ms() - started) / 1e3);
+    return true;
+}
 
-    /* Steady state traffic. */
+/* Steady state traffic: what each node sends over `seconds`. */
+static void s_steady(long seconds)
+{
     uint64_t *b0 = calloc((size_t)s_n, sizeof *b0), *m0 = calloc((size_t)s_n, sizeof *m0);
     int64_t w0 = s_now_ms();
     for (int i = 0; i < s_n; i++) {
@@ -352,43 +336,47 @@ int mb_cmd_gossip(int argc, char **argv)
     printf("steady state over %.1f s: %.0f bytes/s per node on average (max %.0f), %.1f "
            "messages/s per node (payload bytes; CURVE adds about 33 bytes per message)\n",
            secs, bsum / s_n, bmax, msum / s_n);
+}
 
-    /* Catalog convergence: a new contract on a random node reaches all. */
-    long ctrials = dm_cli_get(&a, "catalog-trials") ? strtol(dm_cli_get(&a, "catalog-trials"), NULL, 10) : 20;
-    if (ctrials > 0) {
-        int64_t *conv = calloc((size_t)ctrials, sizeof *conv);
-        bool *seen = calloc((size_t)s_n, sizeof *seen);
-        for (long t = 0; t < ctrials; t++) {
-            int origin = (int)((t * 7919) % s_n);
-            char name[32];
-            snprintf(name, sizeof name, "bench%ld", t);
-            memset(seen, 0, (size_t)s_n * sizeof *seen);
-            int64_t r0 = s_now_ms();
-            if (!s_register(origin, name)) {
-                fprintf(stderr, "meshbench gossip: registering on node %d failed\n", origin);
-                conv[t] = -1;
-                continue;
-            }
-            int left = s_n;
-            while (left > 0 && s_now_ms() < r0 + MB_G_DETECT_DEADLINE_MS) {
-                for (int i = 0; i < s_n; i++)
-                    if (!seen[i] && s_lists(i, s_nodes[origin].domain, name)) {
-                        seen[i] = true;
-                        left--;
-                    }
-            }
-            conv[t] = left == 0 ? s_now_ms() - r0 : MB_G_DETECT_DEADLINE_MS;
+/* Catalog convergence: a new contract on a random node reaches all. */
+static void s_catalog_trials(long ctrials)
+{
+    int64_t *conv = calloc((size_t)ctrials, sizeof *conv);
+    bool *seen = calloc((size_t)s_n, sizeof *seen);
+    for (long t = 0; t < ctrials; t++) {
+        int origin = (int)((t * 7919) % s_n);
+        char name[32];
+        snprintf(name, sizeof name, "bench%ld", t);
+        memset(seen, 0, (size_t)s_n * sizeof *seen);
+        int64_t r0 = s_now_ms();
+        if (!s_register(origin, name)) {
+            fprintf(stderr, "meshbench gossip: registering on node %d failed\n", origin);
+            conv[t] = -1;
+            continue;
         }
-        qsort(conv, (size_t)ctrials, sizeof *conv, s_cmp_i64);
-        printf("catalog: a new contract reached all %d nodes in p50 %.3f s, p99 %.3f s, max "
-               "%.3f s over %ld trials\n", s_n, conv[ctrials / 2] / 1e3,
-               conv[(ctrials * 99) / 100 < ctrials ? (ctrials * 99) / 100 : ctrials - 1] / 1e3,
-               conv[ctrials - 1] / 1e3, ctrials);
-        free(conv);
-        free(seen);
+        int left = s_n;
+        while (left > 0 && s_now_ms() < r0 + MB_G_DETECT_DEADLINE_MS) {
+            for (int i = 0; i < s_n; i++)
+                if (!seen[i] && s_lists(i, s_nodes[origin].domain, name)) {
+                    seen[i] = true;
+                    left--;
+                }
+        }
+        conv[t] = left == 0 ? s_now_ms() - r0 : MB_G_DETECT_DEADLINE_MS;
     }
+    dm_cli_sort_i64(conv, (size_t)ctrials);
+    printf("catalog: a new contract reached all %d nodes in p50 %.3f s, p99 %.3f s, max "
+           "%.3f s over %ld trials\n", s_n, conv[ctrials / 2] / 1e3,
+           conv[(ctrials * 99) / 100 < ctrials ? (ctrials * 99) / 100 : ctrials - 1] / 1e3,
+           conv[ctrials - 1] / 1e3, ctrials);
+    free(conv);
+    free(seen);
+}
 
-    /* Failure detection. */
+/* Failure detection: kill -9 the last `trials` nodes one by one and time
+ * until every other node marks each dead. */
+static void s_kill_trials(long trials)
+{
     int64_t *det = calloc((size_t)trials + 1, sizeof *det);
     for (long t = 0; t < trials; t++) {
         int victim = s_n - 1 - (int)t;
@@ -413,38 +401,79 @@ int mb_cmd_gossip(int argc, char **argv)
                dead ? "" : "more than ", (dead ? det[t] : MB_G_DETECT_DEADLINE_MS) / 1e3);
     }
     if (trials > 0) {
-        qsort(det, (size_t)trials, sizeof *det, s_cmp_i64);
+        dm_cli_sort_i64(det, (size_t)trials);
         printf("failure detection: median %.2f s, max %.2f s over %ld trials\n",
                det[trials / 2] / 1e3, det[trials - 1] / 1e3, trials);
     }
     free(det);
+}
 
-    /* Soak with one starved node: any member marked dead is a false death. */
-    if (soak > 0) {
-        pid_t starved = s_nodes[1].pid;
-        int64_t end = s_now_ms() + soak * 1000;
-        int false_deaths = 0, suspicions = 0;
-        int64_t next_check = s_now_ms();
-        while (s_now_ms() < end) {
-            kill(starved, SIGSTOP);
-            s_sleep_ms((int)(MB_G_STARVE_PERIOD_MS * starve / 100));
-            kill(starved, SIGCONT);
-            s_sleep_ms((int)(MB_G_STARVE_PERIOD_MS * (100 - starve) / 100));
-            if (s_now_ms() >= next_check) {
-                for (int i = 0; i < s_n; i++) {
-                    if (s_nodes[i].pid <= 0 || i == 1)
-                        continue;
-                    mb_view_t v = s_view(i, s_nodes[1].domain);
-                    false_deaths += v.victim_state && strcmp(v.victim_state, "dead") == 0;
-                    suspicions += v.victim_state && strcmp(v.victim_state, "suspect") == 0;
-                }
-                next_check = s_now_ms() + 1000;
+/* Soak with node 1 starved of CPU: any member marked dead is a false death. */
+static void s_soak(long soak, long starve)
+{
+    pid_t starved = s_nodes[1].pid;
+    int64_t end = s_now_ms() + soak * 1000;
+    int false_deaths = 0, suspicions = 0;
+    int64_t next_check = s_now_ms();
+    while (s_now_ms() < end) {
+        kill(starved, SIGSTOP);
+        s_sleep_ms((int)(MB_G_STARVE_PERIOD_MS * starve / 100));
+        kill(starved, SIGCONT);
+        s_sleep_ms((int)(MB_G_STARVE_PERIOD_MS * (100 - starve) / 100));
+        if (s_now_ms() >= next_check) {
+            for (int i = 0; i < s_n; i++) {
+                if (s_nodes[i].pid <= 0 || i == 1)
+                    continue;
+                mb_view_t v = s_view(i, s_nodes[1].domain);
+                false_deaths += v.victim_state && strcmp(v.victim_state, "dead") == 0;
+                suspicions += v.victim_state && strcmp(v.victim_state, "suspect") == 0;
             }
+            next_check = s_now_ms() + 1000;
         }
-        printf("soak %ld s with node 1 stopped %ld%% of every %d ms: %d false death "
-               "observations, %d suspect observations (checked every second on every node)\n",
-               soak, starve, MB_G_STARVE_PERIOD_MS, false_deaths, suspicions);
     }
+    printf("soak %ld s with node 1 stopped %ld%% of every %d ms: %d false death "
+           "observations, %d suspect observations (checked every second on every node)\n",
+           soak, starve, MB_G_STARVE_PERIOD_MS, false_deaths, suspicions);
+}
+
+int dm_meshbench_gossip(int argc, char **argv)
+{
+    dm_cli_args_t a;
+    if (dm_cli_parse("meshbench gossip", argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], &a) != 0)
+        return MB_EXIT_USAGE;
+    if (dm_cli_get(&a, "help")) {
+        s_gossip_usage();
+        return MB_EXIT_OK;
+    }
+    long nodes = dm_cli_get(&a, "nodes") ? strtol(dm_cli_get(&a, "nodes"), NULL, 10) : 16;
+    long seconds = dm_cli_get(&a, "seconds") ? strtol(dm_cli_get(&a, "seconds"), NULL, 10) : 10;
+    long trials = dm_cli_get(&a, "trials") ? strtol(dm_cli_get(&a, "trials"), NULL, 10) : 3;
+    long soak = dm_cli_get(&a, "soak") ? strtol(dm_cli_get(&a, "soak"), NULL, 10) : 0;
+    long starve = dm_cli_get(&a, "starve") ? strtol(dm_cli_get(&a, "starve"), NULL, 10) : 90;
+    if (nodes < 2 || nodes > MB_G_MAX_NODES || seconds < 1 || trials < 0 || trials >= nodes - 1 ||
+        soak < 0 || starve < 0 || starve > 99) {
+        fprintf(stderr, "meshbench gossip: --nodes 2..%d, --seconds >= 1, --trials < nodes - 1, "
+                        "--starve 0..99\n", MB_G_MAX_NODES);
+        return MB_EXIT_USAGE;
+    }
+    char meshd[600];
+    s_meshd_path(&a, meshd, sizeof meshd);
+    snprintf(s_base, sizeof s_base, "/tmp/meshgossip.XXXXXX");
+    if (!mkdtemp(s_base)) {
+        fprintf(stderr, "meshbench gossip: cannot make a temp dir: %s\n", strerror(errno));
+        return MB_EXIT_IO;
+    }
+    s_n = (int)nodes;
+    int status = MB_EXIT_IO;
+    if (!s_start_mesh(meshd, dm_cli_get(&a, "gossip-interval")))
+        goto out;
+    s_steady(seconds);
+    long ctrials = dm_cli_get(&a, "catalog-trials") ? strtol(dm_cli_get(&a, "catalog-trials"), NULL, 10) : 20;
+    if (ctrials > 0)
+        s_catalog_trials(ctrials);
+    s_kill_trials(trials);
+    if (soak > 0)
+        s_soak(soak, starve);
     status = MB_EXIT_OK;
 out:
     s_stop_all(dm_cli_get(&a, "keep") != NULL);

@@ -28,12 +28,6 @@ static int64_t s_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int s_cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Reads up to n values of "key":"..." from the NDJSON file. */
 static size_t s_read_keys(const char *path, const char *key, size_t n, char (*keys)[MB_LOOKUP_KEY_MAX])
 {
@@ -100,7 +94,7 @@ static int s_lookup(dm_rpc_client_t *c, const char *table, const char *key, cons
     return rows;
 }
 
-int mb_cmd_lookup(int argc, char **argv)
+int dm_meshbench_lookup(int argc, char **argv)
 {
     dm_cli_args_t a;
     if (dm_cli_parse("meshbench lookup", argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], &a) != 0)
@@ -151,7 +145,7 @@ int mb_cmd_lookup(int argc, char **argv)
         misses += rows != 1;
     }
     int64_t total = s_now_ns() - t0;
-    qsort(lat, n, sizeof *lat, s_cmp_i64);
+    dm_cli_sort_i64(lat, n);
     printf("%zu %s on %s by %s, one at a time: p50 %.1f us, p90 %.1f us, p99 %.1f us, "
            "max %.1f us; %.0f lookups/s; %zu not found\n",
            n, table ? "lookups" : "pings", table ? table : "the node", table ? key : "-",

@@ -433,13 +433,6 @@ static int s_query(const dm_cli_args_t *a)
 
 /* ---- members ---- */
 
-static void s_hex(char *out, const ProtobufCBinaryData *b, size_t max)
-{
-    out[0] = 0;
-    for (size_t k = 0; k < b->len && k < max; k++)
-        snprintf(out + 2 * k, 3, "%02x", b->data[k]);
-}
-
 static int s_members(const dm_cli_args_t *a)
 {
     Dm__Envelope req = DM__ENVELOPE__INIT;
@@ -457,7 +450,7 @@ static int s_members(const dm_cli_args_t *a)
         dm_buf_puts(&o, "{\"members\":[");
         for (size_t i = 0; i < mr->n_members; i++) {
             const Dm__MemberInfo *m = mr->members[i];
-            s_hex(id, &m->node_id, 32);
+            dm_cli_hex(id, &m->node_id, 32);
             dm_buf_printf(&o, "%s{\"node_id\":\"%s\",\"domain\":", i ? "," : "", id);
             dm_cli_json_string(&o, m->domain, strlen(m->domain));
             dm_buf_puts(&o, ",\"address\":");
@@ -474,8 +467,8 @@ static int s_members(const dm_cli_args_t *a)
         dm_buf_puts(&o, "],\"conflicts\":[");
         for (size_t i = 0; i < mr->n_conflicts; i++) {
             const Dm__DomainConflict *k = mr->conflicts[i];
-            s_hex(owner, &k->owner, 32);
-            s_hex(claimant, &k->claimant, 32);
+            dm_cli_hex(owner, &k->owner, 32);
+            dm_cli_hex(claimant, &k->claimant, 32);
             dm_buf_printf(&o, "%s{\"domain\":", i ? "," : "");
             dm_cli_json_string(&o, k->domain, strlen(k->domain));
             dm_buf_printf(&o, ",\"owner\":\"%s\",\"refused\":\"%s\",\"refusals\":%" PRIu64 "}",
@@ -492,7 +485,7 @@ static int s_members(const dm_cli_args_t *a)
     dm_cli_table_add(&t, head);
     for (size_t i = 0; i < mr->n_members; i++) {
         const Dm__MemberInfo *m = mr->members[i];
-        s_hex(id, &m->node_id, 8);
+        dm_cli_hex(id, &m->node_id, 8);
         char inc[32];
         snprintf(inc, sizeof inc, "%" PRIu64, m->incarnation);
         if (m->self)
@@ -507,8 +500,8 @@ static int s_members(const dm_cli_args_t *a)
     dm_cli_table_free(&t);
     for (size_t i = 0; i < mr->n_conflicts; i++) {
         const Dm__DomainConflict *k = mr->conflicts[i];
-        s_hex(owner, &k->owner, 8);
-        s_hex(claimant, &k->claimant, 8);
+        dm_cli_hex(owner, &k->owner, 8);
+        dm_cli_hex(claimant, &k->claimant, 8);
         printf("conflict: domain %s is pinned to node %s; the claim of node %s was refused "
                "(%" PRIu64 " entries)\n", k->domain, owner, claimant, k->refusals);
     }

@@ -1,12 +1,14 @@
-/* meshsim: N membership machines (node/membership.h) in one process, on
- * virtual time, with message loss and a small random latency; no sockets.
+/* meshsim: N membership machines (node/membership/membership.h) in one
+ * process, on virtual time, with message loss and a small random latency;
+ * no sockets.
  *
  * It measures what docs/membership.md reports: how many gossip rounds a
  * new fact (a node joining; a node dying) takes to reach 99%, 99.99% and
  * all of the nodes; what the steady state costs each node in messages and
- * bytes (the wire encoding, node/membership_wire.c); and how many live
- * nodes were falsely declared dead. Only membership is simulated: the
- * catalog's anti-entropy is not part of it.
+ * bytes (the wire encoding, node/membership/membership_wire.c); and how
+ * many live nodes were falsely declared dead. `meshsim catalog` simulates the
+ * catalog's anti-entropy instead (meshsim_catalog.c); the two are not
+ * simulated together.
  *
  * Time advances in steps of SIM_STEP_MS; messages wait in a timing wheel
  * for 1..SIM_MAX_LATENCY_STEPS steps; a machine is ticked only when its
@@ -82,6 +84,8 @@ typedef struct {
     size_t seen;
     int dead_subject; /* the node that really died, -1 before */
     int64_t first_suspect; /* when some node first suspected it */
+    char (*addr)[96];      /* per node: its address and its domain */
+    char (*dom)[32];
 } sim_t;
 
 static uint64_t s_rand(sim_t *s)
@@ -305,19 +309,10 @@ static double s_wall(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int main(int argc, char **argv)
+/* Reads the options into s (and nodes, loss, probe_ms). Returns -1 to go
+ * on, else the exit status (after printing the usage or why not). */
+static int s_parse(int argc, char **argv, sim_t *s, double *nodes, double *loss, int64_t *probe_ms)
 {
-    if (argc > 1 && strcmp(argv[1], "catalog") == 0)
-        return ms_catalog_main(argc - 1, argv + 1);
-    sim_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return SIM_EXIT_FAIL;
-    s->interval = DM_MEMBERSHIP_GOSSIP_INTERVAL_MS;
-    s->fanout = DM_MEMBERSHIP_GOSSIP_FANOUT;
-    s->seed = 1;
-    s->rounds = SIM_DEFAULT_ROUNDS;
-    double nodes = 0, loss = -1;
-    int64_t probe_ms = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         double v;
@@ -332,9 +327,9 @@ int main(int argc, char **argv)
         const char *val = argv[++i];
         bool ok = true;
         if (strcmp(a, "--nodes") == 0)
-            ok = s_num(val, 4, 100000, &nodes);
+            ok = s_num(val, 4, 100000, nodes);
         else if (strcmp(a, "--loss") == 0)
-            ok = s_num(val, 0, 90, &loss);
+            ok = s_num(val, 0, 90, loss);
         else if (strcmp(a, "--rounds") == 0 && (ok = s_num(val, 1, 100000, &v)))
             s->rounds = (unsigned)v;
         else if (strcmp(a, "--seed") == 0 && (ok = s_num(val, 0, 1e18, &v)))
@@ -344,7 +339,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--interval-ms") == 0 && (ok = s_num(val, 10, 60000, &v)))
             s->interval = (int64_t)v;
         else if (strcmp(a, "--probe-ms") == 0 && (ok = s_num(val, 20, 600000, &v)))
-            probe_ms = (int64_t)v;
+            *probe_ms = (int64_t)v;
         else if (strcmp(a, "--slow-ms") == 0 && (ok = s_num(val, 0, 60000, &v)))
             s->slow_ms = (int64_t)v / SIM_STEP_MS * SIM_STEP_MS;
         else if (strcmp(a, "--nodes") && strcmp(a, "--loss") && strcmp(a, "--rounds") &&
@@ -361,29 +356,19 @@ int main(int argc, char **argv)
             return SIM_EXIT_USAGE;
         }
     }
-    if (nodes == 0 || loss < 0) {
+    if (*nodes == 0 || *loss < 0) {
         fprintf(stderr, "meshsim: --nodes and --loss are required (see meshsim --help)\n");
         return SIM_EXIT_USAGE;
     }
-    s->n = (size_t)nodes;
-    s->nwheel = (size_t)(SIM_MAX_LATENCY_STEPS + 2 + 2 * s->slow_ms / SIM_STEP_MS);
-    s->wheel = calloc(s->nwheel, sizeof *s->wheel);
-    if (!s->wheel)
-        return SIM_EXIT_FAIL;
-    s->loss = loss / 100.0;
-    s->rng = s->seed ^ 0x5eed5eed5eed5eedULL;
-    s->dead_subject = -1;
-    s->first_suspect = -1;
-    s->watch_subject = -1;
+    return -1;
+}
 
-    dm_membership_config_t cfg;
-    dm_membership_config_default(&cfg);
-    cfg.gossip_interval_ms = s->interval;
-    cfg.probe_interval_ms = probe_ms ? probe_ms : 2 * s->interval;
-    cfg.probe_timeout_ms = cfg.probe_interval_ms / 2;
-    cfg.gossip_fanout = s->fanout;
-
-    double w0 = s_wall();
+/* Creates the s->n machines with cfg. Every node but the last knows every
+ * other but the last, as after a restart from a persisted member list; the
+ * last joins later and is down until then. Returns false (after printing
+ * why, where there is a why) on failure. */
+static bool s_build(sim_t *s, const dm_membership_config_t *cfg)
+{
     size_t n = s->n;
     s->m = calloc(n, sizeof *s->m);
     s->id = calloc(n, sizeof *s->id);
@@ -392,12 +377,12 @@ int main(int argc, char **argv)
     s->by_id = calloc(n, sizeof *s->by_id);
     s->seen_at = calloc(n, sizeof *s->seen_at);
     s_obs = calloc(n, sizeof *s_obs);
-    char(*addr)[96] = calloc(n, sizeof *addr);
-    char(*dom)[32] = calloc(n, sizeof *dom);
+    s->addr = calloc(n, sizeof *s->addr);
+    s->dom = calloc(n, sizeof *s->dom);
     if (!s->m || !s->id || !s->deadline || !s->down || !s->by_id || !s->seen_at || !s_obs ||
-        !addr || !dom) {
+        !s->addr || !s->dom) {
         fprintf(stderr, "meshsim: out of memory\n");
-        return SIM_EXIT_FAIL;
+        return false;
     }
     for (size_t i = 0; i < n; i++) {
         for (size_t b = 0; b < DM_ID_PUBLIC_BYTES; b += 8) {
@@ -407,40 +392,42 @@ int main(int argc, char **argv)
         char ep[64];
         snprintf(ep, sizeof ep, "tcp://10.%zu.%zu.%zu:7000", (i >> 16) & 255, (i >> 8) & 255,
                  i & 255);
-        if (dm_identity_address_format(s->id[i], ep, addr[i], sizeof addr[i]) != DM_OK)
-            return SIM_EXIT_FAIL;
-        snprintf(dom[i], sizeof dom[i], "domain%zu", i);
+        if (dm_identity_address_format(s->id[i], ep, s->addr[i], sizeof s->addr[i]) != DM_OK)
+            return false;
+        snprintf(s->dom[i], sizeof s->dom[i], "domain%zu", i);
         memcpy(s->by_id[i].id, s->id[i], DM_ID_PUBLIC_BYTES);
         s->by_id[i].node = (uint32_t)i;
-        if (dm_membership_new(s->id[i], dom[i], addr[i], &cfg, s->seed * 1000003u + i,
+        if (dm_membership_new(s->id[i], s->dom[i], s->addr[i], cfg, s->seed * 1000003u + i,
                               &s->m[i]) != DM_OK) {
             fprintf(stderr, "meshsim: cannot create machine %zu\n", i);
-            return SIM_EXIT_FAIL;
+            return false;
         }
         s_obs[i] = (sim_obs_t){s, (uint32_t)i};
         dm_membership_on_event(s->m[i], s_on_event, &s_obs[i]);
     }
     qsort(s->by_id, n, sizeof *s->by_id, s_cmp_idx);
-    /* Every node but the last knows every other but the last, as after a
-     * restart from a persisted member list; the last joins later. */
     size_t joiner = n - 1;
     for (size_t i = 0; i < joiner; i++) {
         for (size_t j = 0; j < joiner; j++) {
-            dm_member_t mb = {.address = addr[j], .domain = dom[j], .state = DM_MEMBER_ALIVE};
+            dm_member_t mb = {.address = s->addr[j], .domain = s->dom[j],
+                              .state = DM_MEMBER_ALIVE};
             memcpy(mb.id, s->id[j], DM_ID_PUBLIC_BYTES);
             if (dm_membership_add_known(s->m[i], &mb, 0) != DM_OK) {
                 fprintf(stderr, "meshsim: out of memory at node %zu (try fewer nodes)\n", i);
-                return SIM_EXIT_FAIL;
+                return false;
             }
         }
         dm_membership_trim(s->m[i]);
     }
-    s->down[joiner] = true; /* not started yet */
-    double w1 = s_wall();
+    s->down[joiner] = true;
+    return true;
+}
 
-    printf("meshsim: %zu nodes, loss %g%%, gossip interval %" PRId64 " ms, probe interval "
-           "%" PRId64 " ms, fanout %u, seed %" PRIu64 ", slow node every %" PRId64 " ms\n",
-           n, loss, s->interval, cfg.probe_interval_ms, s->fanout, s->seed, s->slow_ms);
+/* Measures the steady state, then the two facts: the last node joins
+ * through node 0, and a random node (not the seed nor the joiner) dies. */
+static void s_measure(sim_t *s)
+{
+    size_t n = s->n, joiner = n - 1;
     s_run_rounds(s, SIM_WARMUP_ROUNDS);
 
     s->counting = true;
@@ -453,16 +440,14 @@ int main(int argc, char **argv)
            (double)s->msgs / per_round, (double)s->bytes / per_round,
            (double)s->bytes / per_round * 1000.0 / (double)s->interval, s->rounds);
 
-    /* fact 1: a node joins through node 0 */
     s->down[joiner] = false;
     s_watch(s, (int)joiner, DM_MEMBERSHIP_EV_JOINED);
     int64_t t0 = s->now;
-    dm_membership_join(s->m[joiner], addr[0], s->now);
+    dm_membership_join(s->m[joiner], s->addr[0], s->now);
     s_send_all(s, (uint32_t)joiner);
     s_report_fact(s, "join", t0, n - 1);
     s_run_rounds(s, 10);
 
-    /* fact 2: a node dies (a random one, not the seed nor the joiner) */
     int victim = 2 + (int)(s_rand(s) % (n - 3));
     s->dead_subject = victim;
     s_watch(s, victim, DM_MEMBERSHIP_EV_DEAD);
@@ -480,20 +465,14 @@ int main(int argc, char **argv)
                (double)(first - t1) / (double)s->interval);
         s_report_fact(s, "spread", first, n - 1);
     }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("false  suspicions %" PRIu64 ", false deaths %" PRIu64 " (suspicion events summed "
-           "over all observers)\n",
-           s->false_suspects, s->false_deaths);
-    if (s->slow_ms)
-        printf("slow   node: suspected in %" PRIu64 " events, its LHM peaked at %u\n",
-               s->slow_suspects, s->slow_lhm_max);
-    printf("cost   setup %.1f s, simulation %.1f s, max RSS %.0f MB, %.1f s simulated\n", w1 - w0,
-           s_wall() - w1, (double)ru.ru_maxrss / 1024.0, (double)s->now / 1000.0);
+}
 
-    for (size_t i = 0; i < n; i++)
+/* Frees the machines, the messages still in flight and s itself. */
+static void s_free(sim_t *s)
+{
+    for (size_t i = 0; s->m && i < s->n; i++)
         dm_membership_destroy(&s->m[i]);
-    for (size_t w = 0; w < s->nwheel; w++) {
+    for (size_t w = 0; s->wheel && w < s->nwheel; w++) {
         for (size_t i = 0; i < s->wheel[w].n; i++)
             free(s->wheel[w].v[i].data);
         free(s->wheel[w].v);
@@ -506,8 +485,71 @@ int main(int argc, char **argv)
     free(s->by_id);
     free(s->seen_at);
     free(s_obs);
-    free(addr);
-    free(dom);
+    s_obs = NULL;
+    free(s->addr);
+    free(s->dom);
     free(s);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "catalog") == 0)
+        return dm_meshsim_catalog_main(argc - 1, argv + 1);
+    sim_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return SIM_EXIT_FAIL;
+    s->interval = DM_MEMBERSHIP_GOSSIP_INTERVAL_MS;
+    s->fanout = DM_MEMBERSHIP_GOSSIP_FANOUT;
+    s->seed = 1;
+    s->rounds = SIM_DEFAULT_ROUNDS;
+    double nodes = 0, loss = -1;
+    int64_t probe_ms = 0;
+    int rc = s_parse(argc, argv, s, &nodes, &loss, &probe_ms);
+    if (rc >= 0) {
+        s_free(s);
+        return rc;
+    }
+    s->n = (size_t)nodes;
+    s->nwheel = (size_t)(SIM_MAX_LATENCY_STEPS + 2 + 2 * s->slow_ms / SIM_STEP_MS);
+    s->wheel = calloc(s->nwheel, sizeof *s->wheel);
+    if (!s->wheel) {
+        s_free(s);
+        return SIM_EXIT_FAIL;
+    }
+    s->loss = loss / 100.0;
+    s->rng = s->seed ^ 0x5eed5eed5eed5eedULL;
+    s->dead_subject = -1;
+    s->first_suspect = -1;
+    s->watch_subject = -1;
+
+    dm_membership_config_t cfg;
+    dm_membership_config_default(&cfg);
+    cfg.gossip_interval_ms = s->interval;
+    cfg.probe_interval_ms = probe_ms ? probe_ms : 2 * s->interval;
+    cfg.probe_timeout_ms = cfg.probe_interval_ms / 2;
+    cfg.gossip_fanout = s->fanout;
+
+    double w0 = s_wall();
+    if (!s_build(s, &cfg)) {
+        s_free(s);
+        return SIM_EXIT_FAIL;
+    }
+    double w1 = s_wall();
+    printf("meshsim: %zu nodes, loss %g%%, gossip interval %" PRId64 " ms, probe interval "
+           "%" PRId64 " ms, fanout %u, seed %" PRIu64 ", slow node every %" PRId64 " ms\n",
+           s->n, loss, s->interval, cfg.probe_interval_ms, s->fanout, s->seed, s->slow_ms);
+    s_measure(s);
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("false  suspicions %" PRIu64 ", false deaths %" PRIu64 " (suspicion events summed "
+           "over all observers)\n",
+           s->false_suspects, s->false_deaths);
+    if (s->slow_ms)
+        printf("slow   node: suspected in %" PRIu64 " events, its LHM peaked at %u\n",
+               s->slow_suspects, s->slow_lhm_max);
+    printf("cost   setup %.1f s, simulation %.1f s, max RSS %.0f MB, %.1f s simulated\n", w1 - w0,
+           s_wall() - w1, (double)ru.ru_maxrss / 1024.0, (double)s->now / 1000.0);
+    s_free(s);
     return SIM_EXIT_OK;
 }

@@ -3,6 +3,6 @@
 #define DM_MESHSIM_H
 
 /* meshsim catalog: catalog anti-entropy on virtual time (meshsim_catalog.c). */
-int ms_catalog_main(int argc, char **argv);
+int dm_meshsim_catalog_main(int argc, char **argv);
 
 #endif

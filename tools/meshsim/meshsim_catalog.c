@@ -1,8 +1,8 @@
 /* meshsim_catalog.c: `meshsim catalog`, the catalog's anti-entropy in one
- * process on virtual time: N real catalog state machines (node/catalog.h,
- * in memory) exchanging the same messages as node/gossip.c (a digest
- * hash, then digest pages and deltas), each message lost with the given
- * probability. One node publishes a new fact (its node record and a
+ * process on virtual time: N real catalog state machines
+ * (node/catalog/catalog.h, in memory) exchanging the same messages as
+ * node/gossip/gossip.c (a digest hash, then digest pages and deltas), each
+ * message lost with the given probability. One node publishes a new fact (its node record and a
  * contract); the run reports how many rounds until 99% and all nodes hold
  * it, and the messages and bytes each node sends per round. */
 #include <sodium.h>
@@ -130,18 +130,85 @@ static size_t s_holding(ms_sim_t *s, const uint8_t *origin, const char *key)
     return k;
 }
 
-int ms_catalog_main(int argc, char **argv)
+/* The fact: node 0 claims its domain and publishes a contract. Returns
+ * false if that fails. */
+static bool s_publish(ms_sim_t *s, int64_t now)
 {
-    size_t n = 1000;
-    double loss = 0.01;
-    uint64_t seed = 1;
+    const char *text = "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: orders\n"
+                       "  domain: commerce\n  version: 1.0.0\n  owner: {team: t, contact: t@x.io}\n"
+                       "spec:\n  schema:\n    fields: [{name: id, type: int, required: true}]\n";
+    dm_contract_t **list = NULL;
+    size_t nc = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    dm_buf_t canon = DM_BUF_INIT;
+    bool ok = false;
+    if (dm_contract_parse("sim", text, strlen(text), NULL, &list, &nc, &diags) != DM_OK)
+        goto out;
+    dm_contract_canonical(list[0], &canon);
+    char addr[DM_ADDRESS_MAX];
+    ok = dm_identity_address_format(dm_identity_public(s->nodes[0].id), "tcp://127.0.0.1:7400",
+                                    addr, sizeof addr) == DM_OK &&
+         dm_catalog_publish_node(s->nodes[0].cat, "commerce", addr, now, NULL) == DM_OK &&
+         dm_catalog_publish(s->nodes[0].cat, "product/commerce/orders", canon.data, canon.len,
+                            false, now, NULL) == DM_OK;
+    s->nodes[0].changed = true;
+out:
+    for (size_t i = 0; i < nc; i++)
+        dm_contract_destroy(&list[i]);
+    free(list);
+    dm_diags_clear(&diags);
+    dm_buf_free(&canon);
+    return ok;
+}
+
+/* Runs rounds from *now until every node holds node 0's contract or
+ * MS_MAX_ROUNDS have passed: a node that learned something pokes
+ * MS_PUSH_FANOUT random peers, and every node pokes one on its periodic
+ * phase. Sets *r99 and *rall to the rounds at which 99% and all nodes held
+ * it (0: not within MS_MAX_ROUNDS) and returns the rounds run. */
+static unsigned s_spread(ms_sim_t *s, int64_t *now, unsigned *r99, unsigned *rall)
+{
+    size_t n = s->n;
+    const uint8_t *origin = dm_identity_public(s->nodes[0].id);
+    unsigned r;
+    *r99 = *rall = 0;
+    for (r = 1; r <= MS_MAX_ROUNDS && !*rall; r++) {
+        *now += 200;
+        bool *poke = calloc(n, sizeof *poke);
+        for (size_t i = 0; i < n; i++) {
+            poke[i] = s->nodes[i].changed;
+            s->nodes[i].changed = false;
+        }
+        for (size_t i = 0; i < n; i++) {
+            unsigned k = poke[i] ? MS_PUSH_FANOUT : 0;
+            if (s->nodes[i].phase == r % MS_SYNC_ROUNDS)
+                k++;
+            for (unsigned j = 0; j < k; j++) {
+                size_t peer = (size_t)(s_rand(s) % (n - 1));
+                s_exchange(s, i, peer >= i ? peer + 1 : peer, *now);
+            }
+        }
+        free(poke);
+        size_t have = s_holding(s, origin, "product/commerce/orders");
+        if (!*r99 && have * 100 >= n * 99)
+            *r99 = r;
+        if (have == n)
+            *rall = r;
+    }
+    return r - 1;
+}
+
+/* Reads the options; returns -1 to go on, else the exit status (after
+ * printing the usage or why not). */
+static int s_parse(int argc, char **argv, size_t *n, double *loss, uint64_t *seed)
+{
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && strcmp(argv[i], "--nodes") == 0)
-            n = strtoul(argv[++i], NULL, 10);
+            *n = strtoul(argv[++i], NULL, 10);
         else if (i + 1 < argc && strcmp(argv[i], "--loss") == 0)
-            loss = strtod(argv[++i], NULL) / 100.0;
+            *loss = strtod(argv[++i], NULL) / 100.0;
         else if (i + 1 < argc && strcmp(argv[i], "--seed") == 0)
-            seed = strtoull(argv[++i], NULL, 10);
+            *seed = strtoull(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "usage: meshsim catalog --nodes N --loss PCT [--seed S]\n"
                             "Runs N in-memory catalogs exchanging digests and deltas as meshd does\n"
@@ -152,10 +219,21 @@ int ms_catalog_main(int argc, char **argv)
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
-    if (n < 2 || n > 100000 || loss < 0 || loss >= 1) {
+    if (*n < 2 || *n > 100000 || *loss < 0 || *loss >= 1) {
         fprintf(stderr, "meshsim catalog: --nodes 2..100000, --loss 0..99\n");
         return 2;
     }
+    return -1;
+}
+
+int dm_meshsim_catalog_main(int argc, char **argv)
+{
+    size_t n = 1000;
+    double loss = 0.01;
+    uint64_t seed = 1;
+    int rc = s_parse(argc, argv, &n, &loss, &seed);
+    if (rc >= 0)
+        return rc;
     dm_log_init("meshsim", DM_LOG_ERR);
     ms_sim_t s = {calloc(n, sizeof(ms_node_t)), n, loss, seed, 0, 0};
     if (!s.nodes)
@@ -169,72 +247,25 @@ int ms_catalog_main(int argc, char **argv)
     /* Steady state before the fact: everyone's catalog is the same (empty
      * of others), so pokes cost only hashes. */
     int64_t now = 1700000000000;
-    uint64_t m0 = 0, b0 = 0;
     for (unsigned r = 0; r < MS_SYNC_ROUNDS; r++)
         for (size_t i = 0; i < n; i++)
             if (s.nodes[i].phase == r % MS_SYNC_ROUNDS)
                 s_exchange(&s, i, (size_t)(s_rand(&s) % n), now);
     double steady_msgs = (double)s.msgs / n / MS_SYNC_ROUNDS;
     double steady_bytes = (double)s.bytes / n / MS_SYNC_ROUNDS;
-    m0 = s.msgs;
-    b0 = s.bytes;
+    uint64_t m0 = s.msgs, b0 = s.bytes;
 
-    /* The fact: node 0 claims its domain and publishes a contract. */
-    const char *text = "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: orders\n"
-                       "  domain: commerce\n  version: 1.0.0\n  owner: {team: t, contact: t@x.io}\n"
-                       "spec:\n  schema:\n    fields: [{name: id, type: int, required: true}]\n";
-    dm_contract_t **list = NULL;
-    size_t nc = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    dm_buf_t canon = DM_BUF_INIT;
-    if (dm_contract_parse("sim", text, strlen(text), NULL, &list, &nc, &diags) != DM_OK)
+    if (!s_publish(&s, now))
         return 1;
-    dm_contract_canonical(list[0], &canon);
-    char addr[DM_ADDRESS_MAX];
-    if (dm_identity_address_format(dm_identity_public(s.nodes[0].id), "tcp://127.0.0.1:7400", addr,
-                          sizeof addr) != DM_OK ||
-        dm_catalog_publish_node(s.nodes[0].cat, "commerce", addr, now, NULL) != DM_OK ||
-        dm_catalog_publish(s.nodes[0].cat, "product/commerce/orders", canon.data, canon.len, false,
-                           now, NULL) != DM_OK)
-        return 1;
-    s.nodes[0].changed = true;
-    const uint8_t *origin = dm_identity_public(s.nodes[0].id);
-    unsigned r99 = 0, rall = 0, r;
-    for (r = 1; r <= MS_MAX_ROUNDS && !rall; r++) {
-        now += 200;
-        bool *poke = calloc(n, sizeof *poke);
-        for (size_t i = 0; i < n; i++) {
-            poke[i] = s.nodes[i].changed;
-            s.nodes[i].changed = false;
-        }
-        for (size_t i = 0; i < n; i++) {
-            unsigned k = poke[i] ? MS_PUSH_FANOUT : 0;
-            if (s.nodes[i].phase == r % MS_SYNC_ROUNDS)
-                k++;
-            for (unsigned j = 0; j < k; j++) {
-                size_t peer = (size_t)(s_rand(&s) % (n - 1));
-                s_exchange(&s, i, peer >= i ? peer + 1 : peer, now);
-            }
-        }
-        free(poke);
-        size_t have = s_holding(&s, origin, "product/commerce/orders");
-        if (!r99 && have * 100 >= n * 99)
-            r99 = r;
-        if (have == n)
-            rall = r;
-    }
-    double spread_msgs = (double)(s.msgs - m0) / n / (r - 1);
-    double spread_bytes = (double)(s.bytes - b0) / n / (r - 1);
+    unsigned r99, rall;
+    unsigned rounds = s_spread(&s, &now, &r99, &rall);
+    double spread_msgs = (double)(s.msgs - m0) / n / rounds;
+    double spread_bytes = (double)(s.bytes - b0) / n / rounds;
     printf("catalog sim: %zu nodes, %.0f%% loss: the new contract reached 99%% in %u rounds, all "
            "in %u rounds (200 ms each; 0 = not within %d); per node per round: %.2f messages / "
            "%.0f bytes while it spread, %.2f messages / %.0f bytes at steady state\n",
            n, loss * 100, r99, rall, MS_MAX_ROUNDS, spread_msgs, spread_bytes, steady_msgs,
            steady_bytes);
-    for (size_t i = 0; i < nc; i++)
-        dm_contract_destroy(&list[i]);
-    free(list);
-    dm_diags_clear(&diags);
-    dm_buf_free(&canon);
     for (size_t i = 0; i < n; i++) {
         dm_catalog_destroy(&s.nodes[i].cat);
         dm_identity_destroy(&s.nodes[i].id);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <zmq.h>
 
 #include "catalog/catalog.h"
+#include "catalog/catalog_local.h"
 #include "contract/contract.h"
 #include "gossip/gossip.h"
 #include "identity/identity.h"
@@ -61,7 +63,7 @@ static bool s_valid_domain(const char *s)
 /* mkdir -p with mode 0700 for what it creates. */
 static int s_mkdirs(const char *path)
 {
-    char tmp[DM_PATH_MAX];
+    char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
         errno = ENAMETOOLONG;
         return -1;
@@ -82,7 +84,7 @@ static int s_mkdirs(const char *path)
 /* Writes text to dir/name atomically (temp file, fsync, rename). */
 static int s_write_file(const char *dir, const char *name, const char *text)
 {
-    char path[DM_PATH_MAX], tmp[DM_PATH_MAX];
+    char path[PATH_MAX], tmp[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -119,7 +121,7 @@ static dm_err s_open_dir(dm_node_t *self, const dm_node_opts_t *opts, char *err,
                  strerror(errno));
         return DM_ERR_IO;
     }
-    char path[DM_PATH_MAX];
+    char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", opts->data_dir, DM_NODE_LOCK_FILE);
     self->lock_fd = open(path, O_RDWR | O_CREAT, 0600);
     if (self->lock_fd < 0) {
@@ -192,34 +194,6 @@ static dm_err s_load_products(dm_node_t *self, char *err, size_t cap)
     return rc;
 }
 
-typedef struct {
-    const uint8_t *self_id;
-    char **names; /* "DOMAIN/NAME" of this node's live catalog products */
-    size_t n, cap;
-} s_own_products;
-
-static int s_collect_own(void *ctx, const dm_catalog_product_t *p)
-{
-    s_own_products *o = ctx;
-    if (memcmp(p->origin, o->self_id, DM_ID_PUBLIC_BYTES) != 0 || p->tombstone)
-        return 0;
-    if (o->n == o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 8;
-        char **names = realloc(o->names, cap * sizeof *names);
-        if (!names)
-            return 1;
-        o->names = names;
-        o->cap = cap;
-    }
-    size_t len = strlen(p->domain) + strlen(p->name) + 2;
-    char *q = malloc(len);
-    if (!q)
-        return 1;
-    snprintf(q, len, "%s/%s", p->domain, p->name);
-    o->names[o->n++] = q;
-    return 0;
-}
-
 /* The catalog takes entries of origins membership knows (any state);
  * others only within its stranger quota (dm_catalog_set_known). */
 static bool s_catalog_origin_known(void *ctx, const uint8_t origin[DM_ID_PUBLIC_BYTES])
@@ -227,79 +201,19 @@ static bool s_catalog_origin_known(void *ctx, const uint8_t origin[DM_ID_PUBLIC_
     return dm_membership_state_of(dm_gossip_membership(ctx), origin) != DM_MEMBER_UNKNOWN;
 }
 
-/* Brings this node's catalog entries up to date with its store: each
- * product whose canonical contract differs from the published one is
- * published again, then the node record (domain, address, products).
- * Returns true if anything was published. */
+/* Brings this node's catalog entries up to date with its store
+ * (catalog_local.h) and logs what failed. Returns true if anything was
+ * published. */
 static bool s_catalog_publish_local(dm_node_t *self, bool node_record)
 {
-    dm_product_t *list = NULL;
-    size_t n = 0;
-    bool changed = false;
-    dm_buf_t why = DM_BUF_INIT;
-    int64_t now = dm_node__wall_ms();
-    if (node_record) {
-        if (dm_catalog_publish_node(self->catalog, self->domain, self->address, now, &why) != DM_OK)
-            dm_log_err("catalog: cannot publish this node's record: %s", why.data ? why.data : "");
-        changed = true;
-    }
-    if (dm_store_product_list(self->store, &list, &n) != DM_OK) {
-        dm_log_err("catalog: cannot list this node's products");
-        goto out;
-    }
-    bool products = false;
-    for (size_t i = 0; i < n; i++) {
-        char key[DM_CATALOG_KEY_MAX];
-        snprintf(key, sizeof key, "%s%s/%s", DM_CATALOG_PRODUCT_PREFIX, list[i].domain, list[i].name);
-        dm_catalog_entry_t e = {0};
-        bool same = dm_catalog_get(self->catalog, dm_identity_public(self->id), key, &e) == DM_OK &&
-                    !e.tombstone && e.payload_len == list[i].contract_len &&
-                    memcmp(e.payload, list[i].contract, e.payload_len) == 0;
-        dm_catalog_entry_clear(&e);
-        if (same)
-            continue;
-        dm_buf_reset(&why);
-        if (dm_catalog_publish(self->catalog, key, list[i].contract, list[i].contract_len, false,
-                               now, &why) != DM_OK)
-            dm_log_err("catalog: cannot publish %s: %s", key, why.data ? why.data : "");
-        else
-            products = true;
-    }
-    /* Products this node published but no longer holds: tombstones. */
-    s_own_products own = {dm_identity_public(self->id), NULL, 0, 0};
-    dm_catalog_products(self->catalog, false, s_collect_own, &own);
-    for (size_t k = 0; k < own.n; k++) {
-        bool held = false;
-        for (size_t i = 0; i < n && !held; i++) {
-            char q[DM_CATALOG_KEY_MAX];
-            snprintf(q, sizeof q, "%s/%s", list[i].domain, list[i].name);
-            held = strcmp(q, own.names[k]) == 0;
-        }
-        if (held)
-            continue;
-        char key[DM_CATALOG_KEY_MAX];
-        snprintf(key, sizeof key, "%s%s", DM_CATALOG_PRODUCT_PREFIX, own.names[k]);
-        dm_buf_reset(&why);
-        if (dm_catalog_publish(self->catalog, key, NULL, 0, true, now, &why) != DM_OK)
-            dm_log_err("catalog: cannot publish the tombstone of %s: %s", key,
-                       why.data ? why.data : "");
-        else
-            products = true;
-    }
-    for (size_t k = 0; k < own.n; k++)
-        free(own.names[k]);
-    free(own.names);
-    if (products) {
-        dm_buf_reset(&why);
-        if (dm_catalog_publish_node(self->catalog, self->domain, self->address, now, &why) != DM_OK)
-            dm_log_err("catalog: cannot publish this node's record: %s", why.data ? why.data : "");
-        changed = true;
-    }
-out:
-    for (size_t i = 0; i < n; i++)
-        dm_store_product_clear(&list[i]);
-    free(list);
-    dm_buf_free(&why);
+    dm_catalog_local_t what = {dm_identity_public(self->id), self->domain, self->address,
+                               node_record};
+    dm_diags_t diags = DM_DIAGS_INIT;
+    bool changed = dm_catalog_local_reconcile(self->catalog, self->store, &what,
+                                              dm_node__wall_ms(), &diags);
+    for (size_t i = 0; i < diags.count; i++)
+        dm_log_err("catalog: %s", diags.items[i].message);
+    dm_diags_clear(&diags);
     return changed;
 }
 
@@ -322,7 +236,7 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
     if (rc != DM_OK)
         goto fail;
 
-    char path[DM_PATH_MAX];
+    char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_ADDR_FILE);
     unlink(path); /* a stale address from a crash must not look live */
 
@@ -348,13 +262,10 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
      * plus the node's own sockets (RPC, pipelines, query workers). */
     if (self->ctx)
         (void)zmq_ctx_set(self->ctx, ZMQ_MAX_SOCKETS, DM_NODE_MAX_SOCKETS);
-    self->inbox_push = self->ctx ? zmq_socket(self->ctx, ZMQ_PUSH) : NULL;
-    self->outbox_pull = self->ctx ? zmq_socket(self->ctx, ZMQ_PULL) : NULL;
-    int hwm = DM_INGEST_QUEUE_MSGS, linger = 0;
+    dm_zsock_opts_t inbox = {.sndhwm = DM_INGEST_QUEUE_MSGS};
+    self->inbox_push = dm_zsock_new(self->ctx, ZMQ_PUSH, &inbox, NULL);
+    self->outbox_pull = self->inbox_push ? dm_zsock_new(self->ctx, ZMQ_PULL, NULL, NULL) : NULL;
     if (!self->inbox_push || !self->outbox_pull ||
-        zmq_setsockopt(self->inbox_push, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(self->inbox_push, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(self->outbox_pull, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_bind(self->inbox_push, DM_INGEST_INBOX) != 0 ||
         zmq_bind(self->outbox_pull, DM_CTL_OUTBOX) != 0) {
         snprintf(err, errcap, "cannot set up internal sockets: %s", zmq_strerror(errno));
@@ -473,7 +384,7 @@ static void s_handle_request(dm_node_t *self, void *router)
                             "a request is one frame holding one envelope");
         goto out;
     }
-    unsigned field = dm_rpc_body_field(zmq_msg_data(&payload), zmq_msg_size(&payload));
+    unsigned field = dm_envelope_body_field(zmq_msg_data(&payload), zmq_msg_size(&payload));
     if (field == DM__ENVELOPE__BODY_INGEST_REQ || field == DM__ENVELOPE__BODY_REGISTER_REQ ||
         field == DM__ENVELOPE__BODY_DEREGISTER_REQ) {
         zmq_msg_t rid_copy;
@@ -686,7 +597,7 @@ void dm_node_destroy(dm_node_t **self_p)
         return;
     dm_node_t *self = *self_p;
     if (self->addr_written) {
-        char path[DM_PATH_MAX];
+        char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_ADDR_FILE);
         unlink(path);
     }

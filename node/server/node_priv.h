@@ -16,10 +16,10 @@
 #include "query/query.h"
 #include "query/query_pool.h"
 #include "record/registry.h"
+#include "transport/envelope.h"
 #include "transport/rpc.h"
+#include "transport/zsock.h"
 #include "storage/store.h"
-
-#define DM_PATH_MAX 4096
 
 struct dm_node {
     char *dir;

@@ -42,13 +42,9 @@ void dm_node__send(dm_node_t *self, zmq_msg_t *rid, Dm__Envelope *env)
 void dm_node__send_error(dm_node_t *self, zmq_msg_t *rid, uint64_t id, dm_err code,
                          const char *text)
 {
-    Dm__Envelope env = DM__ENVELOPE__INIT;
-    Dm__Error e = DM__ERROR__INIT;
-    e.code = (uint32_t)code;
-    e.message = (char *)text;
-    env.id = id;
-    env.body_case = DM__ENVELOPE__BODY_ERROR;
-    env.error = &e;
+    Dm__Envelope env;
+    Dm__Error e;
+    dm_envelope_error(&env, &e, id, code, text);
     dm_node__send(self, rid, &env);
 }
 

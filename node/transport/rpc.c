@@ -13,11 +13,12 @@
 #include "identity/identity.h"
 #include "base/log.h"
 #include "transport/ctl.h"
+#include "transport/zsock.h"
 
 #define DM_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define DM_ZAP_CONTROL "inproc://dm-zap-control"
 #define DM_ENDPOINT_MAX 256
-#define DM_CURVE_KEY_BYTES 32
+#define DM_CURVE_KEY_BYTES DM_ID_CURVE_BYTES
 
 /* ---- envelopes ---- */
 
@@ -48,40 +49,8 @@ Dm__Envelope *dm_rpc_unpack(const void *data, size_t len)
     return env;
 }
 
-unsigned dm_rpc_body_field(const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    size_t i = 0;
-    while (p && i < len) {
-        uint64_t key = 0;
-        for (unsigned shift = 0; i < len && shift < 64; shift += 7) {
-            uint8_t b = p[i++];
-            key |= (uint64_t)(b & 0x7f) << shift;
-            if (!(b & 0x80))
-                break;
-        }
-        uint64_t field = key >> 3;
-        unsigned wire = (unsigned)(key & 7);
-        if (field >= 2)
-            return field > UINT32_MAX ? 0 : (unsigned)field;
-        if (field != 1 || wire != 0)
-            return 0;
-        while (i < len && (p[i] & 0x80))
-            i++;
-        i++;
-    }
-    return 0;
-}
-
-/* Applies the options every socket of ours carries. */
-static int s_common_options(void *sock)
-{
-    int linger = 0;
-    int64_t maxmsg = DM_RPC_MAX_MSG_BYTES;
-    if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0)
-        return -1;
-    return zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-}
+/* The options every socket of ours carries (zsock.h adds linger 0). */
+static const dm_zsock_opts_t s_common = {.maxmsgsize = DM_RPC_MAX_MSG_BYTES};
 
 /* ---- ZAP handler ----
  * Answers libzmq's authentication requests (RFC 27). Only CURVE in our
@@ -165,12 +134,11 @@ static void *s_zap_thread(void *arg)
 {
     dm_rpc_server_t *self = arg;
     void *rep = self->zap_rep;
-    void *ctl = zmq_socket(self->ctx, ZMQ_PAIR);
-    int linger = 0;
-    zmq_setsockopt(ctl, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_connect(ctl, DM_ZAP_CONTROL) != 0) {
+    void *ctl = dm_zsock_new(self->ctx, ZMQ_PAIR, NULL, NULL);
+    if (!ctl || zmq_connect(ctl, DM_ZAP_CONTROL) != 0) {
         dm_log_err("zap: cannot connect control socket: %s", zmq_strerror(errno));
-        zmq_close(ctl);
+        if (ctl)
+            zmq_close(ctl);
         return NULL;
     }
     zmq_pollitem_t items[2] = {{rep, 0, ZMQ_POLLIN, 0}, {ctl, 0, ZMQ_POLLIN, 0}};
@@ -204,11 +172,9 @@ dm_err dm_rpc_server_new(void *ctx, const char *endpoint, const uint8_t curve_se
         return DM_ERR_NOMEM;
     self->ctx = ctx;
 
-    self->zap_rep = zmq_socket(ctx, ZMQ_REP);
-    self->zap_ctl = zmq_socket(ctx, ZMQ_PAIR);
-    if (!self->zap_rep || !self->zap_ctl || s_common_options(self->zap_ctl) != 0 ||
-        s_common_options(self->zap_rep) != 0 ||
-        zmq_bind(self->zap_rep, DM_ZAP_ENDPOINT) != 0 ||
+    self->zap_rep = dm_zsock_new(ctx, ZMQ_REP, &s_common, NULL);
+    self->zap_ctl = self->zap_rep ? dm_zsock_new(ctx, ZMQ_PAIR, &s_common, NULL) : NULL;
+    if (!self->zap_rep || !self->zap_ctl || zmq_bind(self->zap_rep, DM_ZAP_ENDPOINT) != 0 ||
         zmq_bind(self->zap_ctl, DM_ZAP_CONTROL) != 0) {
         snprintf(err, errcap, "cannot start the ZAP handler: %s", zmq_strerror(errno));
         goto fail;
@@ -219,15 +185,12 @@ dm_err dm_rpc_server_new(void *ctx, const char *endpoint, const uint8_t curve_se
     }
     self->zap_running = true;
 
-    self->router = zmq_socket(ctx, ZMQ_ROUTER);
-    int on = 1;
-    int mandatory = 1;
-    if (!self->router || s_common_options(self->router) != 0 ||
-        zmq_setsockopt(self->router, ZMQ_CURVE_SERVER, &on, sizeof on) != 0 ||
-        zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, curve_secret, DM_CURVE_KEY_BYTES) != 0 ||
-        zmq_setsockopt(self->router, ZMQ_ZAP_DOMAIN, DM_RPC_ZAP_DOMAIN,
-                       strlen(DM_RPC_ZAP_DOMAIN)) != 0 ||
-        zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0) {
+    dm_zsock_opts_t ropts = s_common;
+    ropts.curve_server_secret = curve_secret;
+    ropts.zap_domain = DM_RPC_ZAP_DOMAIN;
+    ropts.router_mandatory = true;
+    self->router = dm_zsock_new(ctx, ZMQ_ROUTER, &ropts, NULL);
+    if (!self->router) {
         snprintf(err, errcap, "cannot configure the RPC socket: %s", zmq_strerror(errno));
         goto fail;
     }
@@ -312,14 +275,13 @@ dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **
     }
     crypto_box_keypair(cpub, csec);
     self->ctx = zmq_ctx_new();
-    self->dealer = self->ctx ? zmq_socket(self->ctx, ZMQ_DEALER) : NULL;
-    int immediate = 1;
-    if (!self->dealer || s_common_options(self->dealer) != 0 ||
-        zmq_setsockopt(self->dealer, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
-        zmq_setsockopt(self->dealer, ZMQ_CURVE_SERVERKEY, server_curve, DM_CURVE_KEY_BYTES) != 0 ||
-        zmq_setsockopt(self->dealer, ZMQ_CURVE_PUBLICKEY, cpub, DM_CURVE_KEY_BYTES) != 0 ||
-        zmq_setsockopt(self->dealer, ZMQ_CURVE_SECRETKEY, csec, DM_CURVE_KEY_BYTES) != 0 ||
-        zmq_connect(self->dealer, endpoint) != 0) {
+    dm_zsock_opts_t copts = s_common;
+    copts.immediate = true;
+    copts.curve_server_key = server_curve;
+    copts.curve_public = cpub;
+    copts.curve_secret = csec;
+    self->dealer = dm_zsock_new(self->ctx, ZMQ_DEALER, &copts, NULL);
+    if (!self->dealer || zmq_connect(self->dealer, endpoint) != 0) {
         snprintf(err, errcap, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
         sodium_memzero(csec, sizeof csec);
         dm_rpc_client_destroy(&self);

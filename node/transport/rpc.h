@@ -31,11 +31,6 @@ DM_NODISCARD dm_err dm_rpc_pack(const Dm__Envelope *env, void *zmq_msg);
  * handler may dereference env->BODY for the case it handles). Free
  * with dm__envelope__free_unpacked(env, NULL). */
 Dm__Envelope *dm_rpc_unpack(const void *data, size_t len);
-/* The envelope's body field number, read from the wire format just far
- * enough (id first, then the body), so the node routes write requests
- * without unpacking their payload. 0 if the bytes do not look like an
- * envelope. Never reads past len. */
-unsigned dm_rpc_body_field(const void *data, size_t len);
 
 /* ---- server ---- */
 

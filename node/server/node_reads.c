@@ -1,7 +1,7 @@
 /* node_reads.c: the node's read-only requests (products of the node and
  * of the mesh, quarantine pages, describe, members), answered on the node
  * loop from short LMDB read transactions and in-memory state, and the
- * reply helpers the loop uses. */
+ * node's clocks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,29 +23,6 @@ int64_t dm_node__mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void dm_node__send(dm_node_t *self, zmq_msg_t *rid, Dm__Envelope *env)
-{
-    zmq_msg_t msg;
-    if (dm_rpc_pack(env, &msg) != DM_OK)
-        return;
-    void *router = dm_rpc_server_socket(self->rpc);
-    if (zmq_msg_send(rid, router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_msg_send(&msg, router, ZMQ_DONTWAIT) < 0) {
-        /* The client left (EHOSTUNREACH) or its queue is full: drop. */
-        dm_log_debug("reply dropped: %s", zmq_strerror(errno));
-        zmq_msg_close(&msg);
-    }
-}
-
-void dm_node__send_error(dm_node_t *self, zmq_msg_t *rid, uint64_t id, dm_err code,
-                         const char *text)
-{
-    Dm__Envelope env;
-    Dm__Error e;
-    dm_envelope_error(&env, &e, id, code, text);
-    dm_node__send(self, rid, &env);
 }
 
 typedef struct {
@@ -122,9 +99,9 @@ void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
         env.id = id;
         env.body_case = DM__ENVELOPE__BODY_PRODUCTS_REP;
         env.products_rep = &rep;
-        dm_node__send(self, rid, &env);
+        dm_rpc_server_send(self->rpc, rid, &env);
     } else {
-        dm_node__send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOMEM, "the node is out of memory");
     }
     for (size_t i = 0; i < mp.n; i++) {
         Dm__ProductInfo *pi = &mp.items[i];
@@ -150,14 +127,14 @@ void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     size_t n = 0;
     dm_err rc = dm_store_product_list(self->store, &list, &n);
     if (rc != DM_OK) {
-        dm_node__send_error(self, rid, id, rc, "the node could not read its product list");
+        dm_rpc_server_send_error(self->rpc, rid, id, rc, "the node could not read its product list");
         return;
     }
     Dm__ProductInfo *infos = calloc(n ? n : 1, sizeof *infos);
     Dm__ProductInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     const dm_product_ref_t **refs = calloc(n ? n : 1, sizeof *refs);
     if (!infos || !ptrs || !refs) {
-        dm_node__send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOMEM, "the node is out of memory");
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
@@ -185,7 +162,7 @@ void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     env.id = id;
     env.body_case = DM__ENVELOPE__BODY_PRODUCTS_REP;
     env.products_rep = &rep;
-    dm_node__send(self, rid, &env);
+    dm_rpc_server_send(self->rpc, rid, &env);
 out:
     for (size_t i = 0; refs && i < n; i++)
         dm_registry_release(self->registry, refs[i]);
@@ -251,7 +228,7 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                  "unknown product '%.100s/%.100s' on this node (domain %s); dmctl products "
                  "lists them",
                  domain, name, self->domain);
-        dm_node__send_error(self, rid, id, DM_ERR_NOTFOUND, text);
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOTFOUND, text);
         return;
     }
     size_t limit = req->limit && req->limit < DM_NODE_QUARANTINE_PAGE ? req->limit
@@ -264,7 +241,7 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
         rc = dm_store_quarantine_scan(self->store, p.id, req->after, limit,
                                       s_collect_quarantine, &pg, &more);
     if (rc != DM_OK) {
-        dm_node__send_error(self, rid, id, rc, "the node could not read the quarantine");
+        dm_rpc_server_send_error(self->rpc, rid, id, rc, "the node could not read the quarantine");
     } else {
         for (size_t i = 0; i < pg.n; i++)
             ptrs[i] = &pg.items[i];
@@ -276,7 +253,7 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
         env.id = id;
         env.body_case = DM__ENVELOPE__BODY_QUARANTINE_REP;
         env.quarantine_rep = &rep;
-        dm_node__send(self, rid, &env);
+        dm_rpc_server_send(self->rpc, rid, &env);
     }
     for (size_t i = 0; i < pg.n; i++) {
         free(pg.items[i].source);
@@ -304,7 +281,7 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                  self->domain, hint.len ? "; did you mean '" : "", hint.len ? hint.data : "",
                  hint.len ? "'?" : "");
         dm_buf_free(&hint);
-        dm_node__send_error(self, rid, id, DM_ERR_NOTFOUND, text);
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOTFOUND, text);
         return;
     }
     Dm__Envelope env = DM__ENVELOPE__INIT;
@@ -316,7 +293,7 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     env.id = id;
     env.body_case = DM__ENVELOPE__BODY_DESCRIBE_REP;
     env.describe_rep = &rep;
-    dm_node__send(self, rid, &env);
+    dm_rpc_server_send(self->rpc, rid, &env);
     dm_store_product_clear(&p);
 }
 
@@ -387,7 +364,7 @@ void dm_node__handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     ms.items = calloc(ms.cap, sizeof *ms.items);
     Dm__MemberInfo **ptrs = calloc(ms.cap, sizeof *ptrs);
     if (!ms.items || !ptrs) {
-        dm_node__send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOMEM, "the node is out of memory");
     } else {
         dm_membership_list(m, s_collect_member, &ms);
         for (size_t i = 0; i < ms.n; i++)
@@ -415,7 +392,7 @@ void dm_node__handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
         env.id = id;
         env.body_case = DM__ENVELOPE__BODY_MEMBERS_REP;
         env.members_rep = &rep;
-        dm_node__send(self, rid, &env);
+        dm_rpc_server_send(self->rpc, rid, &env);
         free(cptrs);
         free(sc.items);
     }

@@ -92,13 +92,11 @@ void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     if (ptrs) {
         for (size_t i = 0; i < mp.n; i++)
             ptrs[i] = &mp.items[i];
-        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__Envelope env;
         Dm__ProductsRep rep = DM__PRODUCTS_REP__INIT;
         rep.n_products = mp.n;
         rep.products = ptrs;
-        env.id = id;
-        env.body_case = DM__ENVELOPE__BODY_PRODUCTS_REP;
-        env.products_rep = &rep;
+        dm_envelope_init(&env, id, DM__ENVELOPE__BODY_PRODUCTS_REP, &rep);
         dm_rpc_server_send(self->rpc, rid, &env);
     } else {
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOMEM, "the node is out of memory");
@@ -155,13 +153,11 @@ void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
         }
         ptrs[i] = p;
     }
-    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__Envelope env;
     Dm__ProductsRep rep = DM__PRODUCTS_REP__INIT;
     rep.n_products = n;
     rep.products = ptrs;
-    env.id = id;
-    env.body_case = DM__ENVELOPE__BODY_PRODUCTS_REP;
-    env.products_rep = &rep;
+    dm_envelope_init(&env, id, DM__ENVELOPE__BODY_PRODUCTS_REP, &rep);
     dm_rpc_server_send(self->rpc, rid, &env);
 out:
     for (size_t i = 0; refs && i < n; i++)
@@ -245,14 +241,12 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     } else {
         for (size_t i = 0; i < pg.n; i++)
             ptrs[i] = &pg.items[i];
-        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__Envelope env;
         Dm__QuarantineRep rep = DM__QUARANTINE_REP__INIT;
         rep.n_items = pg.n;
         rep.items = ptrs;
         rep.more = more || pg.cut;
-        env.id = id;
-        env.body_case = DM__ENVELOPE__BODY_QUARANTINE_REP;
-        env.quarantine_rep = &rep;
+        dm_envelope_init(&env, id, DM__ENVELOPE__BODY_QUARANTINE_REP, &rep);
         dm_rpc_server_send(self->rpc, rid, &env);
     }
     for (size_t i = 0; i < pg.n; i++) {
@@ -284,15 +278,13 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOTFOUND, text);
         return;
     }
-    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__Envelope env;
     Dm__DescribeRep rep = DM__DESCRIBE_REP__INIT;
     rep.contract.data = (uint8_t *)p.contract;
     rep.contract.len = p.contract_len;
     rep.records = p.records;
     rep.quarantined = p.quarantined;
-    env.id = id;
-    env.body_case = DM__ENVELOPE__BODY_DESCRIBE_REP;
-    env.describe_rep = &rep;
+    dm_envelope_init(&env, id, DM__ENVELOPE__BODY_DESCRIBE_REP, &rep);
     dm_rpc_server_send(self->rpc, rid, &env);
     dm_store_product_clear(&p);
 }
@@ -369,7 +361,7 @@ void dm_node__handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
         dm_membership_list(m, s_collect_member, &ms);
         for (size_t i = 0; i < ms.n; i++)
             ptrs[i] = &ms.items[i];
-        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__Envelope env;
         Dm__MembersRep rep = DM__MEMBERS_REP__INIT;
         rep.n_members = ms.n;
         rep.members = ptrs;
@@ -389,9 +381,7 @@ void dm_node__handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
         }
         rep.n_conflicts = cptrs ? sc.n : 0;
         rep.conflicts = cptrs;
-        env.id = id;
-        env.body_case = DM__ENVELOPE__BODY_MEMBERS_REP;
-        env.members_rep = &rep;
+        dm_envelope_init(&env, id, DM__ENVELOPE__BODY_MEMBERS_REP, &rep);
         dm_rpc_server_send(self->rpc, rid, &env);
         free(cptrs);
         free(sc.items);

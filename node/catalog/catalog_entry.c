@@ -4,22 +4,14 @@
  * storage) and catalog_sync.c (anti-entropy) both call down into this file. */
 #include "catalog/catalog_priv.h"
 
+#include "base/varint.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 /* Domain separation: a catalog signature can never be mistaken for (or
  * replayed as) a signature over anything else the node signs. */
 static const char s_sign_context[] = "datamesh catalog entry v1";
-
-static size_t s_varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
 
 static void s_be(dm_buf_t *out, uint64_t v, int bytes)
 {
@@ -64,7 +56,7 @@ size_t dm_catalog__wire_bytes(const dm_catalog_entry_t *e)
     Dm__CatalogEntry pb;
     dm_catalog__entry_to_pb(e, &pb);
     size_t body = dm__catalog_entry__get_packed_size(&pb);
-    return 1 + s_varint_len(body) + body;
+    return 1 + dm_varint_len(body) + body;
 }
 
 bool dm_catalog__entry_view(const Dm__CatalogEntry *pb, dm_catalog_entry_t *out, dm_buf_t *why)

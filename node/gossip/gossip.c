@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +14,8 @@
 #include "base/log.h"
 #include "proto/mesh.pb-c.h"
 #include "transport/rpc.h"
+#include "transport/zsock.h"
 
-#define DM_GOSSIP_PATH_MAX 4096
 #define DM_GOSSIP_RECONNECT_MAX_MS 2000 /* back-off ceiling towards a dead peer */
 
 typedef struct s_peer {
@@ -89,7 +90,7 @@ static void s_save_member(void *ctx, const dm_member_t *mb)
 
 static void s_save(dm_gossip_t *self)
 {
-    char path[DM_GOSSIP_PATH_MAX], tmp[DM_GOSSIP_PATH_MAX];
+    char path[PATH_MAX], tmp[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", self->dir, DM_GOSSIP_MEMBERS_FILE);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", self->dir, DM_GOSSIP_MEMBERS_FILE);
     /* Whatever happens, this change is handled: a failed write is retried
@@ -121,7 +122,7 @@ static void s_save(dm_gossip_t *self)
  * re-adds the members. A missing file is a first start. */
 static void s_load(dm_gossip_t *self, int64_t now_ms)
 {
-    char path[DM_GOSSIP_PATH_MAX];
+    char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", self->dir, DM_GOSSIP_MEMBERS_FILE);
     FILE *f = fopen(path, "r");
     if (!f)
@@ -197,7 +198,7 @@ static void *s_peer_socket(dm_gossip_t *self, const char *address, int64_t now_m
         *lru = old->next;
         s_peer_close(old);
     }
-    uint8_t node_id[DM_ID_PUBLIC_BYTES], server[32];
+    uint8_t node_id[DM_ID_PUBLIC_BYTES], server[DM_ID_CURVE_BYTES];
     char ep[256], why[256] = "its key is not a valid ed25519 public key";
     if (dm_identity_address_parse(address, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
         dm_identity_curve_from_id(node_id, server) != DM_OK) {
@@ -205,20 +206,19 @@ static void *s_peer_socket(dm_gossip_t *self, const char *address, int64_t now_m
         return NULL;
     }
     s_peer *p = calloc(1, sizeof *p);
-    void *s = p ? zmq_socket(self->ctx, ZMQ_DEALER) : NULL;
     /* Send-only: nothing is ever read here, so a peer that writes back may
      * queue at most one tiny message (a larger one drops the connection). */
-    int linger = 0, hwm = DM_GOSSIP_PEER_HWM, rmax = DM_GOSSIP_RECONNECT_MAX_MS, rhwm = 1;
-    int64_t maxmsg = DM_GOSSIP_PEER_MAX_IN;
-    if (!s || zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(s, ZMQ_RCVHWM, &rhwm, sizeof rhwm) != 0 ||
-        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
-        zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &rmax, sizeof rmax) != 0 ||
-        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server, 32) != 0 ||
-        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, self->curve_pub, 32) != 0 ||
-        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, self->curve_sec, 32) != 0 ||
-        zmq_connect(s, ep) != 0) {
+    dm_zsock_opts_t o = {
+        .sndhwm = DM_GOSSIP_PEER_HWM,
+        .rcvhwm = 1,
+        .maxmsgsize = DM_GOSSIP_PEER_MAX_IN,
+        .reconnect_ivl_max_ms = DM_GOSSIP_RECONNECT_MAX_MS,
+        .curve_server_key = server,
+        .curve_public = self->curve_pub,
+        .curve_secret = self->curve_sec,
+    };
+    void *s = p ? dm_zsock_new(self->ctx, ZMQ_DEALER, &o, NULL) : NULL;
+    if (!s || zmq_connect(s, ep) != 0) {
         dm_log_warn("gossip: cannot open a socket to %s: %s", ep, zmq_strerror(errno));
         if (s)
             zmq_close(s);

@@ -19,7 +19,9 @@
 
 #include "contract/contract.h"
 #include "base/log.h"
+#include "transport/envelope.h"
 #include "transport/rpc.h"
+#include "transport/zsock.h"
 #include "record/schema.h"
 
 #define DM_INGEST_JOBS "inproc://dm-ingest-jobs"
@@ -386,12 +388,9 @@ static void s_send_reply(dm_ingest_t *self, s_job *job, Dm__Envelope *env)
 
 static void s_send_error(dm_ingest_t *self, s_job *job, dm_err err, const char *text)
 {
-    Dm__Envelope env = DM__ENVELOPE__INIT;
-    Dm__Error e = DM__ERROR__INIT;
-    e.code = (uint32_t)err;
-    e.message = (char *)text;
-    env.body_case = DM__ENVELOPE__BODY_ERROR;
-    env.error = &e;
+    Dm__Envelope env;
+    Dm__Error e;
+    dm_envelope_error(&env, &e, job->req_id, err, text);
     s_send_reply(self, job, &env);
 }
 
@@ -716,14 +715,10 @@ static void *s_writer_main(void *arg)
 
 static void *s_socket(void *ctx, int type, const char *endpoint, bool bind)
 {
-    void *s = zmq_socket(ctx, type);
+    dm_zsock_opts_t o = {.sndhwm = DM_INGEST_QUEUE_MSGS, .rcvhwm = DM_INGEST_QUEUE_MSGS};
+    void *s = dm_zsock_new(ctx, type, &o, NULL);
     if (!s)
         return NULL;
-    int linger = 0;
-    int hwm = DM_INGEST_QUEUE_MSGS;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     if ((bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint)) != 0) {
         dm_log_err("ingest: cannot %s %s: %s", bind ? "bind" : "connect", endpoint,
                    zmq_strerror(errno));

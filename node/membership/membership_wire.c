@@ -9,18 +9,9 @@
 
 #include "proto/membership.pb-c.h"
 #include "membership/membership_priv.h"
+#include "base/varint.h"
 
-static size_t s_varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static size_t s_string_field(size_t len) { return len ? 1 + s_varint_len(len) + len : 0; }
+static size_t s_string_field(size_t len) { return len ? 1 + dm_varint_len(len) + len : 0; }
 
 /* What goes on the wire for an address belonging to id. */
 static const char *s_wire_address(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *address)
@@ -35,9 +26,9 @@ static size_t s_update_body(const dm_swim_update_t *u)
     n += s_string_field(strlen(s_wire_address(u->id, u->address)));
     n += s_string_field(strlen(u->domain));
     if (u->state != DM_MEMBER_ALIVE)
-        n += 1 + s_varint_len((uint64_t)u->state);
+        n += 1 + dm_varint_len((uint64_t)u->state);
     if (u->incarnation)
-        n += 1 + s_varint_len(u->incarnation);
+        n += 1 + dm_varint_len(u->incarnation);
     if (u->has_from)
         n += 2 + DM_ID_PUBLIC_BYTES;
     return n;
@@ -46,7 +37,7 @@ static size_t s_update_body(const dm_swim_update_t *u)
 size_t dm_membership__update_wire_size(const dm_swim_update_t *u)
 {
     size_t body = s_update_body(u);
-    return 1 + s_varint_len(body) + body;
+    return 1 + dm_varint_len(body) + body;
 }
 
 static void s_to_pb(const dm_swim_update_t *u, Dm__MemberUpdate *pb)

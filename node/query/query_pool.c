@@ -33,7 +33,9 @@
 
 #include "transport/ctl.h"
 #include "base/log.h"
+#include "transport/envelope.h"
 #include "transport/rpc.h"
+#include "transport/zsock.h"
 
 #define DM_QUERY_TICK_MS 100 /* the watcher's period: deadlines are this precise */
 #define DM_QUERY_MONITOR "inproc://dm-query-monitor"
@@ -128,13 +130,9 @@ static bool s_pack(const Dm__Envelope *env, zmq_msg_t *msg)
 
 static bool s_pack_error(uint64_t id, dm_err code, const char *text, zmq_msg_t *msg)
 {
-    Dm__Envelope env = DM__ENVELOPE__INIT;
-    Dm__Error e = DM__ERROR__INIT;
-    e.code = (uint32_t)code;
-    e.message = (char *)text;
-    env.id = id;
-    env.body_case = DM__ENVELOPE__BODY_ERROR;
-    env.error = &e;
+    Dm__Envelope env;
+    Dm__Error e;
+    dm_envelope_error(&env, &e, id, code, text);
     return s_pack(&env, msg);
 }
 
@@ -508,13 +506,10 @@ static void *s_watcher_main(void *arg)
  * cannot hang a worker and the pool's shutdown with it). */
 static void *s_out_socket(void *ctx, int wait_ms)
 {
-    void *s = zmq_socket(ctx, ZMQ_PUSH);
+    dm_zsock_opts_t o = {.sndhwm = DM_QUERY_OUT_HWM, .sndtimeo = true, .sndtimeo_ms = wait_ms};
+    void *s = dm_zsock_new(ctx, ZMQ_PUSH, &o, NULL);
     if (!s)
         return NULL;
-    int linger = 0, hwm = DM_QUERY_OUT_HWM;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(s, ZMQ_SNDTIMEO, &wait_ms, sizeof wait_ms);
     if (zmq_connect(s, DM_CTL_OUTBOX) != 0) {
         dm_log_err("query: cannot connect %s: %s", DM_CTL_OUTBOX, zmq_strerror(errno));
         zmq_close(s);
@@ -581,10 +576,8 @@ dm_err dm_query_pool_watch(dm_query_pool_t *self, void *router, dm_buf_t *why)
             dm_buf_printf(why, "query: cannot watch for disconnects: %s", zmq_strerror(errno));
         return DM_ERR_NET;
     }
-    void *mon = zmq_socket(self->ctx, ZMQ_PAIR);
-    int linger = 0;
-    if (!mon || zmq_setsockopt(mon, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_connect(mon, DM_QUERY_MONITOR) != 0) {
+    void *mon = dm_zsock_new(self->ctx, ZMQ_PAIR, NULL, NULL);
+    if (!mon || zmq_connect(mon, DM_QUERY_MONITOR) != 0) {
         if (why)
             dm_buf_printf(why, "query: cannot watch for disconnects: %s", zmq_strerror(errno));
         if (mon)

@@ -15,6 +15,9 @@
 #define DM_RECORD_LIMIT_MAX ((size_t)4 << 20) /* stays well under DM_RPC_MAX_MSG_BYTES */
 #define DM_MAX_SEEDS 16
 
+enum { O_DATA = 1, O_DOMAIN, O_LISTEN, O_ADVERTISE, O_LIMIT, O_MAP, O_LOG, O_HELP, O_VERSION,
+       O_JOIN, O_PROBE, O_PROBE_TIMEOUT, O_GOSSIP, O_SUSPICION, O_QWORKERS, O_QTIMEOUT };
+
 static volatile sig_atomic_t s_stop = 0;
 
 static void s_on_signal(int sig)
@@ -93,10 +96,97 @@ static int s_parse_int(const char *name, const char *s, long lo, long hi, long *
     return 0;
 }
 
-int main(int argc, char **argv)
+/* What the command line sets. */
+typedef struct {
+    dm_node_opts_t o;
+    const char *seeds[DM_MAX_SEEDS];
+    dm_membership_config_t mc;
+    dm_log_level level;
+} s_cli;
+
+/* Parses a byte count for --record-limit or --map-size; -1 after printing. */
+static int s_option_bytes(int c, const char *arg, s_cli *cli)
 {
-    enum { O_DATA = 1, O_DOMAIN, O_LISTEN, O_ADVERTISE, O_LIMIT, O_MAP, O_LOG, O_HELP, O_VERSION,
-           O_JOIN, O_PROBE, O_PROBE_TIMEOUT, O_GOSSIP, O_SUSPICION, O_QWORKERS, O_QTIMEOUT };
+    if (c == O_LIMIT) {
+        if (s_parse_bytes(arg, &cli->o.record_limit) != 0 ||
+            cli->o.record_limit > DM_RECORD_LIMIT_MAX) {
+            fprintf(stderr, "meshd: invalid --record-limit '%s': expected bytes from 1 to %zu\n",
+                    arg, DM_RECORD_LIMIT_MAX);
+            return -1;
+        }
+        return 0;
+    }
+    if (s_parse_bytes(arg, &cli->o.initial_map_bytes) != 0) {
+        fprintf(stderr, "meshd: invalid --map-size '%s': expected bytes like 256M\n", arg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses --query-workers or --query-timeout; -1 after printing. */
+static int s_option_query(int c, const char *arg, s_cli *cli)
+{
+    char *end;
+    if (c == O_QWORKERS) {
+        unsigned long v = strtoul(arg, &end, 10);
+        if (end == arg || *end || v < 1 || v > 64) {
+            fprintf(stderr, "meshd: invalid --query-workers '%s': expected 1 to 64\n", arg);
+            return -1;
+        }
+        cli->o.query_workers = (unsigned)v;
+        return 0;
+    }
+    double v = strtod(arg, &end);
+    if (end == arg || *end || !(v > 0) || v > 86400) {
+        fprintf(stderr, "meshd: invalid --query-timeout '%s': expected seconds, more than 0 "
+                        "and at most 86400\n", arg);
+        return -1;
+    }
+    cli->o.query_timeout_ms = (int64_t)(v * 1000);
+    if (cli->o.query_timeout_ms < 1)
+        cli->o.query_timeout_ms = 1;
+    return 0;
+}
+
+/* Parses one of the membership settings; -1 after printing. */
+static int s_option_mesh(int c, const char *arg, s_cli *cli)
+{
+    long v;
+    switch (c) {
+    case O_JOIN:
+        if (cli->o.nseeds == DM_MAX_SEEDS) {
+            fprintf(stderr, "meshd: at most %d --join addresses\n", DM_MAX_SEEDS);
+            return -1;
+        }
+        cli->seeds[cli->o.nseeds++] = arg;
+        return 0;
+    case O_PROBE:
+        if (s_parse_int("probe-interval", arg, 10, 60000, &v) != 0)
+            return -1;
+        cli->mc.probe_interval_ms = v;
+        return 0;
+    case O_PROBE_TIMEOUT:
+        if (s_parse_int("probe-timeout", arg, 5, 30000, &v) != 0)
+            return -1;
+        cli->mc.probe_timeout_ms = v;
+        return 0;
+    case O_GOSSIP:
+        if (s_parse_int("gossip-interval", arg, 10, 60000, &v) != 0)
+            return -1;
+        cli->mc.gossip_interval_ms = v;
+        return 0;
+    default: /* O_SUSPICION */
+        if (s_parse_int("suspicion-mult", arg, 1, 100, &v) != 0)
+            return -1;
+        cli->mc.suspicion_mult = (unsigned)v;
+        return 0;
+    }
+}
+
+/* Parses the command line into cli. Returns -1 to go on serving, or the
+ * exit status (0 after --help or --version, 2 after printing an error). */
+static int s_parse_args(int argc, char **argv, s_cli *cli)
+{
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"domain", required_argument, NULL, O_DOMAIN},
@@ -116,33 +206,16 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
     };
-    dm_node_opts_t o = {0};
-    const char *seeds[DM_MAX_SEEDS];
-    dm_membership_config_t mc;
-    dm_membership_config_default(&mc);
-    long v;
-    dm_log_level level = DM_LOG_INFO;
-    int c;
+    int c, bad = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while (!bad && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case O_DATA: o.data_dir = optarg; break;
-        case O_DOMAIN: o.domain = optarg; break;
-        case O_LISTEN: o.listen = optarg; break;
-        case O_ADVERTISE: o.advertise = optarg; break;
+        case O_DATA: cli->o.data_dir = optarg; break;
+        case O_DOMAIN: cli->o.domain = optarg; break;
+        case O_LISTEN: cli->o.listen = optarg; break;
+        case O_ADVERTISE: cli->o.advertise = optarg; break;
         case O_LIMIT:
-            if (s_parse_bytes(optarg, &o.record_limit) != 0 || o.record_limit > DM_RECORD_LIMIT_MAX) {
-                fprintf(stderr, "meshd: invalid --record-limit '%s': expected bytes from 1 to %zu\n",
-                        optarg, DM_RECORD_LIMIT_MAX);
-                return 2;
-            }
-            break;
-        case O_MAP:
-            if (s_parse_bytes(optarg, &o.initial_map_bytes) != 0) {
-                fprintf(stderr, "meshd: invalid --map-size '%s': expected bytes like 256M\n", optarg);
-                return 2;
-            }
-            break;
+        case O_MAP: bad = s_option_bytes(c, optarg, cli); break;
         case O_LOG: {
             int l = dm_log_level_parse(optarg);
             if (l < 0) {
@@ -150,59 +223,16 @@ int main(int argc, char **argv)
                         optarg);
                 return 2;
             }
-            level = (dm_log_level)l;
+            cli->level = (dm_log_level)l;
             break;
         }
         case O_JOIN:
-            if (o.nseeds == DM_MAX_SEEDS) {
-                fprintf(stderr, "meshd: at most %d --join addresses\n", DM_MAX_SEEDS);
-                return 2;
-            }
-            seeds[o.nseeds++] = optarg;
-            break;
         case O_PROBE:
-            if (s_parse_int("probe-interval", optarg, 10, 60000, &v) != 0)
-                return 2;
-            mc.probe_interval_ms = v;
-            break;
         case O_PROBE_TIMEOUT:
-            if (s_parse_int("probe-timeout", optarg, 5, 30000, &v) != 0)
-                return 2;
-            mc.probe_timeout_ms = v;
-            break;
         case O_GOSSIP:
-            if (s_parse_int("gossip-interval", optarg, 10, 60000, &v) != 0)
-                return 2;
-            mc.gossip_interval_ms = v;
-            break;
-        case O_SUSPICION:
-            if (s_parse_int("suspicion-mult", optarg, 1, 100, &v) != 0)
-                return 2;
-            mc.suspicion_mult = (unsigned)v;
-            break;
-        case O_QWORKERS: {
-            char *end;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (end == optarg || *end || v < 1 || v > 64) {
-                fprintf(stderr, "meshd: invalid --query-workers '%s': expected 1 to 64\n", optarg);
-                return 2;
-            }
-            o.query_workers = (unsigned)v;
-            break;
-        }
-        case O_QTIMEOUT: {
-            char *end;
-            double v = strtod(optarg, &end);
-            if (end == optarg || *end || !(v > 0) || v > 86400) {
-                fprintf(stderr, "meshd: invalid --query-timeout '%s': expected seconds, more than 0 "
-                                "and at most 86400\n", optarg);
-                return 2;
-            }
-            o.query_timeout_ms = (int64_t)(v * 1000);
-            if (o.query_timeout_ms < 1)
-                o.query_timeout_ms = 1;
-            break;
-        }
+        case O_SUSPICION: bad = s_option_mesh(c, optarg, cli); break;
+        case O_QWORKERS:
+        case O_QTIMEOUT: bad = s_option_query(c, optarg, cli); break;
         case O_HELP: s_usage(stdout); return 0;
         case O_VERSION: printf("meshd %s\n", DM_VERSION); return 0;
         default:
@@ -211,22 +241,34 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (bad)
+        return 2;
     if (optind < argc) {
         fprintf(stderr, "meshd: unexpected argument '%s' (meshd --help)\n", argv[optind]);
         return 2;
     }
-    if (!o.data_dir) {
+    if (!cli->o.data_dir) {
         fprintf(stderr, "meshd: --data DIR is required (meshd --help)\n");
         return 2;
     }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    s_cli cli = {.level = DM_LOG_INFO};
+    dm_membership_config_default(&cli.mc);
+    int status = s_parse_args(argc, argv, &cli);
+    if (status >= 0)
+        return status;
     char why[256];
-    if (dm_membership_config_check(&mc, why, sizeof why) != DM_OK) {
+    if (dm_membership_config_check(&cli.mc, why, sizeof why) != DM_OK) {
         fprintf(stderr, "meshd: invalid membership settings: %s\n", why);
         return 2;
     }
-    o.seeds = seeds;
-    o.membership = &mc;
-    dm_log_init("meshd", level);
+    cli.o.seeds = cli.seeds;
+    cli.o.membership = &cli.mc;
+    dm_log_init("meshd", cli.level);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -236,11 +278,12 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    char err[1024];
+    dm_buf_t err = DM_BUF_INIT;
     dm_node_t *node = NULL;
-    dm_err rc = dm_node_new(&o, &node, err, sizeof err);
+    dm_err rc = dm_node_new(&cli.o, &node, &err);
     if (rc != DM_OK) {
-        fprintf(stderr, "meshd: %s\n", err);
+        fprintf(stderr, "meshd: %s\n", err.data ? err.data : dm_err_str(rc));
+        dm_buf_free(&err);
         return rc == DM_ERR_USAGE ? 2 : 1;
     }
     rc = dm_node_run(node, &s_stop);

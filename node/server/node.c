@@ -1,40 +1,27 @@
-/* node.c: the meshd event loop: data directory, RPC dispatch, relay of the
- * write pipeline's replies. */
+/* node.c: the meshd node: start-up (store, identity, pipelines, RPC
+ * socket, catalog, membership, in that order), the event loop and its
+ * timers, and shutdown. The data directory is node_dir.c; what arrives on
+ * the sockets is routed in node_dispatch.c. */
 #include "server/node.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
-#include "catalog/catalog.h"
-#include "contract/contract.h"
-#include "gossip/gossip.h"
-#include "identity/identity.h"
-#include "ingest/ingest.h"
-#include "query/query.h"
-#include "query/query_pool.h"
+#include "base/log.h"
+#include "catalog/catalog_local.h"
+#include "record/schema.h"
+#include "server/node_priv.h"
 
 #define DM_NODE_OWN_SOCKETS 64   /* RPC, pipelines, catalog and spare (not per worker) */
 #define DM_NODE_WORKER_SOCKETS 4 /* sockets one query worker may hold */
 #define DM_NODE_MAX_SOCKETS                                                                     \
     (DM_GOSSIP_MAX_PEERS + DM_NODE_WORKER_SOCKETS * DM_QUERY_POOL_MAX_WORKERS + DM_NODE_OWN_SOCKETS)
-#include "base/log.h"
-#include "record/registry.h"
-#include "transport/rpc.h"
-#include "record/schema.h"
-#include "storage/store.h"
-#include "base/version.h"
-#include "server/node_priv.h"
-
 #define DM_NODE_TICK_MS 1000              /* poll timeout: housekeeping cadence */
 #define DM_NODE_READER_CHECK_MS 60000     /* stale LMDB reader sweep */
 #define DM_NODE_DRAIN_MS 30000            /* how long shutdown waits for queued writes */
@@ -42,131 +29,16 @@
 
 /* struct dm_node: node_priv.h */
 
-
-/* ---- data directory ---- */
-
-static bool s_valid_domain(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 63 || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 1; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-/* mkdir -p with mode 0700 for what it creates. */
-static int s_mkdirs(const char *path)
-{
-    char tmp[DM_PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
-/* Writes text to dir/name atomically (temp file, fsync, rename). */
-static int s_write_file(const char *dir, const char *name, const char *text)
-{
-    char path[DM_PATH_MAX], tmp[DM_PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return -1;
-    size_t len = strlen(text);
-    bool ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-/* Reads a small text file (trailing whitespace trimmed) into buf. */
-static int s_read_small(const char *path, char *buf, size_t cap)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, cap - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r'))
-        buf[--n] = 0;
-    return 0;
-}
-
-static dm_err s_open_dir(dm_node_t *self, const dm_node_opts_t *opts, char *err, size_t cap)
-{
-    if (s_mkdirs(opts->data_dir) != 0) {
-        snprintf(err, cap, "cannot create data directory %s: %s", opts->data_dir,
-                 strerror(errno));
-        return DM_ERR_IO;
-    }
-    char path[DM_PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", opts->data_dir, DM_NODE_LOCK_FILE);
-    self->lock_fd = open(path, O_RDWR | O_CREAT, 0600);
-    if (self->lock_fd < 0) {
-        snprintf(err, cap, "cannot open %s: %s", path, strerror(errno));
-        return DM_ERR_IO;
-    }
-    if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(err, cap, "another meshd is already serving %s (its lock %s is held)",
-                 opts->data_dir, path);
-        return DM_ERR_EXISTS;
-    }
-    char stored[128] = "";
-    snprintf(path, sizeof path, "%s/%s", opts->data_dir, DM_NODE_DOMAIN_FILE);
-    bool have = s_read_small(path, stored, sizeof stored) == 0 && stored[0];
-    if (opts->domain && !s_valid_domain(opts->domain)) {
-        snprintf(err, cap, "invalid --domain '%s': expected ^[a-z][a-z0-9_-]{0,62}$",
-                 opts->domain);
-        return DM_ERR_USAGE;
-    }
-    if (have && opts->domain && strcmp(stored, opts->domain) != 0) {
-        snprintf(err, cap,
-                 "%s belongs to domain '%s', not '%s': a node serves one domain for life "
-                 "(use another --data directory)",
-                 opts->data_dir, stored, opts->domain);
-        return DM_ERR_CONFLICT;
-    }
-    if (!have && !opts->domain) {
-        snprintf(err, cap, "%s is a new data directory: --domain NAME is required",
-                 opts->data_dir);
-        return DM_ERR_USAGE;
-    }
-    if (!have && s_write_file(opts->data_dir, DM_NODE_DOMAIN_FILE, opts->domain) != 0) {
-        snprintf(err, cap, "cannot write %s: %s", path, strerror(errno));
-        return DM_ERR_IO;
-    }
-    self->domain = strdup(have ? stored : opts->domain);
-    self->dir = strdup(opts->data_dir);
-    return self->domain && self->dir ? DM_OK : DM_ERR_NOMEM;
-}
-
-static dm_err s_load_products(dm_node_t *self, char *err, size_t cap)
+/* Installs every stored contract in the registry. A contract this node
+ * now refuses is logged and skipped (its records are kept); any other
+ * failure stops the start. */
+static dm_err s_load_products(dm_node_t *self, dm_buf_t *why)
 {
     dm_product_t *list = NULL;
     size_t n = 0;
     dm_err rc = dm_store_product_list(self->store, &list, &n);
     if (rc != DM_OK) {
-        snprintf(err, cap, "cannot list stored products: %s", dm_err_str(rc));
+        dm_buf_printf(why, "cannot list stored products: %s", dm_err_str(rc));
         return rc;
     }
     for (size_t i = 0; i < n && rc == DM_OK; i++) {
@@ -181,8 +53,8 @@ static dm_err s_load_products(dm_node_t *self, char *err, size_t cap)
             continue;
         }
         if (rc != DM_OK)
-            snprintf(err, cap, "stored contract %s/%s cannot be loaded: %s", list[i].domain,
-                     list[i].name, dm_err_str(rc));
+            dm_buf_printf(why, "stored contract %s/%s cannot be loaded: %s", list[i].domain,
+                          list[i].name, dm_err_str(rc));
     }
     for (size_t i = 0; i < n; i++)
         dm_store_product_clear(&list[i]);
@@ -192,34 +64,6 @@ static dm_err s_load_products(dm_node_t *self, char *err, size_t cap)
     return rc;
 }
 
-typedef struct {
-    const uint8_t *self_id;
-    char **names; /* "DOMAIN/NAME" of this node's live catalog products */
-    size_t n, cap;
-} s_own_products;
-
-static int s_collect_own(void *ctx, const dm_catalog_product_t *p)
-{
-    s_own_products *o = ctx;
-    if (memcmp(p->origin, o->self_id, DM_ID_PUBLIC_BYTES) != 0 || p->tombstone)
-        return 0;
-    if (o->n == o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 8;
-        char **names = realloc(o->names, cap * sizeof *names);
-        if (!names)
-            return 1;
-        o->names = names;
-        o->cap = cap;
-    }
-    size_t len = strlen(p->domain) + strlen(p->name) + 2;
-    char *q = malloc(len);
-    if (!q)
-        return 1;
-    snprintf(q, len, "%s/%s", p->domain, p->name);
-    o->names[o->n++] = q;
-    return 0;
-}
-
 /* The catalog takes entries of origins membership knows (any state);
  * others only within its stranger quota (dm_catalog_set_known). */
 static bool s_catalog_origin_known(void *ctx, const uint8_t origin[DM_ID_PUBLIC_BYTES])
@@ -227,80 +71,84 @@ static bool s_catalog_origin_known(void *ctx, const uint8_t origin[DM_ID_PUBLIC_
     return dm_membership_state_of(dm_gossip_membership(ctx), origin) != DM_MEMBER_UNKNOWN;
 }
 
-/* Brings this node's catalog entries up to date with its store: each
- * product whose canonical contract differs from the published one is
- * published again, then the node record (domain, address, products).
- * Returns true if anything was published. */
-static bool s_catalog_publish_local(dm_node_t *self, bool node_record)
+/* Brings this node's catalog entries up to date with its store
+ * (catalog_local.h) and logs what failed. Returns true if anything was
+ * published. */
+bool dm_node__catalog_sync(dm_node_t *self, bool node_record)
 {
-    dm_product_t *list = NULL;
-    size_t n = 0;
-    bool changed = false;
-    dm_buf_t why = DM_BUF_INIT;
-    int64_t now = dm_node__wall_ms();
-    if (node_record) {
-        if (dm_catalog_publish_node(self->catalog, self->domain, self->address, now, &why) != DM_OK)
-            dm_log_err("catalog: cannot publish this node's record: %s", why.data ? why.data : "");
-        changed = true;
-    }
-    if (dm_store_product_list(self->store, &list, &n) != DM_OK) {
-        dm_log_err("catalog: cannot list this node's products");
-        goto out;
-    }
-    bool products = false;
-    for (size_t i = 0; i < n; i++) {
-        char key[DM_CATALOG_KEY_MAX];
-        snprintf(key, sizeof key, "%s%s/%s", DM_CATALOG_PRODUCT_PREFIX, list[i].domain, list[i].name);
-        dm_catalog_entry_t e = {0};
-        bool same = dm_catalog_get(self->catalog, dm_identity_public(self->id), key, &e) == DM_OK &&
-                    !e.tombstone && e.payload_len == list[i].contract_len &&
-                    memcmp(e.payload, list[i].contract, e.payload_len) == 0;
-        dm_catalog_entry_clear(&e);
-        if (same)
-            continue;
-        dm_buf_reset(&why);
-        if (dm_catalog_publish(self->catalog, key, list[i].contract, list[i].contract_len, false,
-                               now, &why) != DM_OK)
-            dm_log_err("catalog: cannot publish %s: %s", key, why.data ? why.data : "");
-        else
-            products = true;
-    }
-    /* Products this node published but no longer holds: tombstones. */
-    s_own_products own = {dm_identity_public(self->id), NULL, 0, 0};
-    dm_catalog_products(self->catalog, false, s_collect_own, &own);
-    for (size_t k = 0; k < own.n; k++) {
-        bool held = false;
-        for (size_t i = 0; i < n && !held; i++) {
-            char q[DM_CATALOG_KEY_MAX];
-            snprintf(q, sizeof q, "%s/%s", list[i].domain, list[i].name);
-            held = strcmp(q, own.names[k]) == 0;
-        }
-        if (held)
-            continue;
-        char key[DM_CATALOG_KEY_MAX];
-        snprintf(key, sizeof key, "%s%s", DM_CATALOG_PRODUCT_PREFIX, own.names[k]);
-        dm_buf_reset(&why);
-        if (dm_catalog_publish(self->catalog, key, NULL, 0, true, now, &why) != DM_OK)
-            dm_log_err("catalog: cannot publish the tombstone of %s: %s", key,
-                       why.data ? why.data : "");
-        else
-            products = true;
-    }
-    for (size_t k = 0; k < own.n; k++)
-        free(own.names[k]);
-    free(own.names);
-    if (products) {
-        dm_buf_reset(&why);
-        if (dm_catalog_publish_node(self->catalog, self->domain, self->address, now, &why) != DM_OK)
-            dm_log_err("catalog: cannot publish this node's record: %s", why.data ? why.data : "");
-        changed = true;
-    }
-out:
-    for (size_t i = 0; i < n; i++)
-        dm_store_product_clear(&list[i]);
-    free(list);
-    dm_buf_free(&why);
+    dm_catalog_local_t what = {dm_identity_public(self->id), self->domain, self->address,
+                               node_record};
+    dm_diags_t diags = DM_DIAGS_INIT;
+    bool changed = dm_catalog_local_reconcile(self->catalog, self->store, &what,
+                                              dm_node__wall_ms(), &diags);
+    for (size_t i = 0; i < diags.count; i++)
+        dm_log_err("catalog: %s", diags.items[i].message);
+    dm_diags_clear(&diags);
     return changed;
+}
+
+/* Opens the store, the node identity and the registry of served
+ * products, in the data directory opened before. */
+static dm_err s_open_state(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *why)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_ADDR_FILE);
+    unlink(path); /* a stale address from a crash must not look live */
+
+    snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_STORE_DIR);
+    dm_store_opts_t sopts = {.initial_map_bytes = opts->initial_map_bytes};
+    dm_err rc = DM_OK;
+    if (dm_node__mkdirs(path) != 0 || (rc = dm_store_open(path, &sopts, &self->store)) != DM_OK) {
+        dm_buf_printf(why, "cannot open the store in %s: %s", path,
+                      rc != DM_OK ? dm_err_str(rc) : strerror(errno));
+        return rc != DM_OK ? rc : DM_ERR_IO;
+    }
+    if ((rc = dm_identity_load(self->dir, &self->id)) != DM_OK) {
+        dm_buf_printf(why, "cannot load the node identity in %s: %s", self->dir, dm_err_str(rc));
+        return rc;
+    }
+    if ((rc = dm_registry_new(&self->registry)) != DM_OK)
+        return rc;
+    return s_load_products(self, why);
+}
+
+/* Creates the ZeroMQ context, the write pipeline with its inbox and
+ * outbox, and the query engine and its workers. */
+static dm_err s_start_pipelines(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *why)
+{
+    self->ctx = zmq_ctx_new();
+    /* Deliberate, not ZeroMQ's 1,023: peers (bounded by gossip's LRU)
+     * plus the node's own sockets (RPC, pipelines, query workers). */
+    if (self->ctx)
+        (void)zmq_ctx_set(self->ctx, ZMQ_MAX_SOCKETS, DM_NODE_MAX_SOCKETS);
+    dm_zsock_opts_t inbox = {.sndhwm = DM_INGEST_QUEUE_MSGS};
+    self->inbox_push = dm_zsock_new(self->ctx, ZMQ_PUSH, &inbox, NULL);
+    self->outbox_pull = self->inbox_push ? dm_zsock_new(self->ctx, ZMQ_PULL, NULL, NULL) : NULL;
+    if (!self->inbox_push || !self->outbox_pull ||
+        zmq_bind(self->inbox_push, DM_INGEST_INBOX) != 0 ||
+        zmq_bind(self->outbox_pull, DM_CTL_OUTBOX) != 0) {
+        dm_buf_printf(why, "cannot set up internal sockets: %s", zmq_strerror(errno));
+        return DM_ERR_NET;
+    }
+    dm_err rc = dm_ingest_new(self->ctx, self->store, self->registry, self->domain,
+                              self->record_limit, &self->ingest);
+    if (rc != DM_OK) {
+        dm_buf_printf(why, "cannot start the write pipeline: %s", dm_err_str(rc));
+        return rc;
+    }
+    dm_query_limits_t limits = {.timeout_ms = opts->query_timeout_ms};
+    dm_buf_t engine_why = DM_BUF_INIT;
+    if ((rc = dm_query_engine_new(self->store, self->registry, &limits, &self->engine,
+                                  &engine_why)) != DM_OK ||
+        (rc = dm_query_pool_new(self->ctx, self->engine, opts->query_workers,
+                                opts->query_timeout_ms, &self->queries)) != DM_OK) {
+        dm_buf_printf(why, "cannot start the query engine: %s",
+                      engine_why.len ? engine_why.data : dm_err_str(rc));
+        dm_buf_free(&engine_why);
+        return rc;
+    }
+    dm_buf_free(&engine_why);
+    return DM_OK;
 }
 
 static bool s_wildcard(const char *endpoint)
@@ -309,84 +157,21 @@ static bool s_wildcard(const char *endpoint)
            strstr(endpoint, "://[::]:");
 }
 
-dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_t errcap)
+/* Binds the RPC socket with the node's CURVE key, then works out the
+ * address clients dial and writes it to DIR/node.addr. */
+static dm_err s_start_rpc(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *why)
 {
-    *out = NULL;
-    dm_node_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return DM_ERR_NOMEM;
-    self->lock_fd = -1;
-    self->started_ms = dm_node__mono_ms();
-    self->record_limit = opts->record_limit ? opts->record_limit : DM_RECORD_LIMIT_DEFAULT;
-    dm_err rc = s_open_dir(self, opts, err, errcap);
-    if (rc != DM_OK)
-        goto fail;
-
-    char path[DM_PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_ADDR_FILE);
-    unlink(path); /* a stale address from a crash must not look live */
-
-    snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_STORE_DIR);
-    dm_store_opts_t sopts = {.initial_map_bytes = opts->initial_map_bytes};
-    if (s_mkdirs(path) != 0 || (rc = dm_store_open(path, &sopts, &self->store)) != DM_OK) {
-        snprintf(err, errcap, "cannot open the store in %s: %s", path,
-                 rc != DM_OK ? dm_err_str(rc) : strerror(errno));
-        rc = rc != DM_OK ? rc : DM_ERR_IO;
-        goto fail;
-    }
-    if ((rc = dm_identity_load(self->dir, &self->id)) != DM_OK) {
-        snprintf(err, errcap, "cannot load the node identity in %s: %s", self->dir,
-                 dm_err_str(rc));
-        goto fail;
-    }
-    if ((rc = dm_registry_new(&self->registry)) != DM_OK ||
-        (rc = s_load_products(self, err, errcap)) != DM_OK)
-        goto fail;
-
-    self->ctx = zmq_ctx_new();
-    /* Deliberate, not ZeroMQ's 1,023: peers (bounded by gossip's LRU)
-     * plus the node's own sockets (RPC, pipelines, query workers). */
-    if (self->ctx)
-        (void)zmq_ctx_set(self->ctx, ZMQ_MAX_SOCKETS, DM_NODE_MAX_SOCKETS);
-    self->inbox_push = self->ctx ? zmq_socket(self->ctx, ZMQ_PUSH) : NULL;
-    self->outbox_pull = self->ctx ? zmq_socket(self->ctx, ZMQ_PULL) : NULL;
-    int hwm = DM_INGEST_QUEUE_MSGS, linger = 0;
-    if (!self->inbox_push || !self->outbox_pull ||
-        zmq_setsockopt(self->inbox_push, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(self->inbox_push, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(self->outbox_pull, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_bind(self->inbox_push, DM_INGEST_INBOX) != 0 ||
-        zmq_bind(self->outbox_pull, DM_CTL_OUTBOX) != 0) {
-        snprintf(err, errcap, "cannot set up internal sockets: %s", zmq_strerror(errno));
-        rc = DM_ERR_NET;
-        goto fail;
-    }
-    if ((rc = dm_ingest_new(self->ctx, self->store, self->registry, self->domain,
-                            self->record_limit, &self->ingest)) != DM_OK) {
-        snprintf(err, errcap, "cannot start the write pipeline: %s", dm_err_str(rc));
-        goto fail;
-    }
-    dm_query_limits_t limits = {.timeout_ms = opts->query_timeout_ms};
-    dm_buf_t engine_why = DM_BUF_INIT;
-    if ((rc = dm_query_engine_new(self->store, self->registry, &limits, &self->engine,
-                                  &engine_why)) != DM_OK ||
-        (rc = dm_query_pool_new(self->ctx, self->engine, opts->query_workers,
-                                opts->query_timeout_ms, &self->queries)) != DM_OK) {
-        snprintf(err, errcap, "cannot start the query engine: %s",
-                 engine_why.len ? engine_why.data : dm_err_str(rc));
-        dm_buf_free(&engine_why);
-        goto fail;
-    }
-    uint8_t cpub[32], csec[32];
-    if ((rc = dm_identity_curve_keys(self->id, cpub, csec)) != DM_OK) {
-        snprintf(err, errcap, "cannot derive the CURVE keys: %s", dm_err_str(rc));
-        goto fail;
+    uint8_t cpub[DM_ID_CURVE_BYTES], csec[DM_ID_CURVE_BYTES];
+    dm_err rc = dm_identity_curve_keys(self->id, cpub, csec);
+    if (rc != DM_OK) {
+        dm_buf_printf(why, "cannot derive the CURVE keys: %s", dm_err_str(rc));
+        return rc;
     }
     const char *listen = opts->listen ? opts->listen : DM_RPC_DEFAULT_ENDPOINT;
-    rc = dm_rpc_server_new(self->ctx, listen, csec, &self->rpc, err, errcap);
+    rc = dm_rpc_server_new(self->ctx, listen, csec, &self->rpc, why);
     sodium_memzero(csec, sizeof csec);
     if (rc != DM_OK)
-        goto fail;
+        return rc;
     dm_buf_t watch_why = DM_BUF_INIT;
     if (dm_query_pool_watch(self->queries, dm_rpc_server_socket(self->rpc), &watch_why) != DM_OK)
         dm_log_warn("%s; queries of clients that disconnect will run to their time limit",
@@ -394,213 +179,87 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
     dm_buf_free(&watch_why);
     const char *bound = dm_rpc_server_endpoint(self->rpc);
     if (!opts->advertise && s_wildcard(bound)) {
-        snprintf(err, errcap,
-                 "listening on a wildcard address (%s) needs --advertise tcp://HOST:PORT, the "
-                 "endpoint clients and peers dial",
-                 bound);
-        rc = DM_ERR_USAGE;
-        goto fail;
+        dm_buf_printf(why,
+                      "listening on a wildcard address (%s) needs --advertise tcp://HOST:PORT, "
+                      "the endpoint clients and peers dial",
+                      bound);
+        return DM_ERR_USAGE;
     }
     snprintf(self->endpoint, sizeof self->endpoint, "%s", opts->advertise ? opts->advertise : bound);
-    char why[256];
-    if ((rc = dm_identity_address_format(dm_identity_public(self->id), self->endpoint, self->address,
-                                sizeof self->address)) != DM_OK ||
-        (rc = dm_identity_address_parse(self->address, (uint8_t[32]){0}, (char[256]){0}, 256, why,
-                               sizeof why)) != DM_OK) {
-        snprintf(err, errcap, "invalid advertised endpoint '%s' (valid: tcp://HOST:PORT)",
-                 self->endpoint);
-        rc = DM_ERR_USAGE;
-        goto fail;
+    char reason[256];
+    if (dm_identity_address_format(dm_identity_public(self->id), self->endpoint, self->address,
+                                   sizeof self->address) != DM_OK ||
+        dm_identity_address_parse(self->address, (uint8_t[DM_ID_PUBLIC_BYTES]){0},
+                                  (char[256]){0}, 256, reason, sizeof reason) != DM_OK) {
+        dm_buf_printf(why, "invalid advertised endpoint '%s' (valid: tcp://HOST:PORT)",
+                      self->endpoint);
+        return DM_ERR_USAGE;
     }
-    if (s_write_file(self->dir, DM_NODE_ADDR_FILE, self->address) != 0) {
-        snprintf(err, errcap, "cannot write %s/%s: %s", self->dir, DM_NODE_ADDR_FILE,
-                 strerror(errno));
-        rc = DM_ERR_IO;
-        goto fail;
+    if (dm_node__write_file(self->dir, DM_NODE_ADDR_FILE, self->address) != 0) {
+        dm_buf_printf(why, "cannot write %s/%s: %s", self->dir, DM_NODE_ADDR_FILE,
+                      strerror(errno));
+        return DM_ERR_IO;
     }
     self->addr_written = true;
-    if ((rc = dm_catalog_open(self->store, self->id, &self->catalog)) != DM_OK) {
-        snprintf(err, errcap, "cannot load the catalog: %s", dm_err_str(rc));
-        goto fail;
+    return DM_OK;
+}
+
+/* Loads the catalog, publishes what the store holds, and starts
+ * membership, which then vouches for the origins the catalog takes. */
+static dm_err s_start_mesh(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *why)
+{
+    dm_err rc = dm_catalog_open(self->store, self->id, &self->catalog);
+    if (rc != DM_OK) {
+        dm_buf_printf(why, "cannot load the catalog: %s", dm_err_str(rc));
+        return rc;
     }
-    s_catalog_publish_local(self, true);
+    dm_node__catalog_sync(self, true);
     dm_gossip_opts_t gopts = {self->dir, self->domain, self->address, opts->seeds, opts->nseeds,
                               opts->membership, self->catalog};
-    if ((rc = dm_gossip_new(self->ctx, self->id, &gopts, dm_node__mono_ms(), &self->gossip)) != DM_OK) {
-        snprintf(err, errcap, "cannot start membership: %s", dm_err_str(rc));
-        goto fail;
+    if ((rc = dm_gossip_new(self->ctx, self->id, &gopts, dm_node__mono_ms(), &self->gossip)) !=
+        DM_OK) {
+        dm_buf_printf(why, "cannot start membership: %s", dm_err_str(rc));
+        return rc;
     }
     dm_catalog_set_known(self->catalog, s_catalog_origin_known, self->gossip);
+    return DM_OK;
+}
+
+dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, dm_buf_t *why)
+{
+    *out = NULL;
+    dm_node_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return DM_ERR_NOMEM;
+    dm_buf_t local = DM_BUF_INIT; /* the reason when the caller passed no why */
+    dm_buf_t *w = why ? why : &local;
+    self->lock_fd = -1;
+    self->started_ms = dm_node__mono_ms();
+    self->record_limit = opts->record_limit ? opts->record_limit : DM_RECORD_LIMIT_DEFAULT;
+    dm_err rc;
+    if ((rc = dm_node__dir_open(self, opts, w)) != DM_OK ||
+        (rc = s_open_state(self, opts, w)) != DM_OK ||
+        (rc = s_start_pipelines(self, opts, w)) != DM_OK ||
+        (rc = s_start_rpc(self, opts, w)) != DM_OK || (rc = s_start_mesh(self, opts, w)) != DM_OK) {
+        dm_node_destroy(&self);
+        dm_buf_free(&local);
+        return rc;
+    }
     dm_log_info("serving domain %s at %s (data %s)", self->domain, self->address, self->dir);
     *out = self;
     return DM_OK;
-fail:
-    dm_node_destroy(&self);
-    return rc;
 }
 
 const char *dm_node_address(const dm_node_t *self) { return self->address; }
 
-/* ---- request handling ---- */
-
-static void s_handle_ping(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
+/* Relays one reply or notice from the outbox; a catalog notice is acted
+ * on here. Returns what was relayed. */
+static dm_node__relay_t s_relay(dm_node_t *self)
 {
-    Dm__Envelope env = DM__ENVELOPE__INIT;
-    Dm__Pong pong = DM__PONG__INIT;
-    pong.domain = self->domain;
-    pong.node_id.data = (uint8_t *)dm_identity_public(self->id);
-    pong.node_id.len = DM_ID_PUBLIC_BYTES;
-    pong.endpoint = self->endpoint;
-    pong.uptime_ms = (uint64_t)(dm_node__mono_ms() - self->started_ms);
-    pong.software = "meshd " DM_VERSION;
-    env.id = id;
-    env.body_case = DM__ENVELOPE__BODY_PONG;
-    env.pong = &pong;
-    dm_node__send(self, rid, &env);
-}
-
-static void s_handle_request(dm_node_t *self, void *router)
-{
-    zmq_msg_t rid, payload;
-    zmq_msg_init(&rid);
-    zmq_msg_init(&payload);
-    if (zmq_msg_recv(&rid, router, ZMQ_DONTWAIT) < 0)
-        goto out;
-    if (!zmq_msg_more(&rid) || zmq_msg_recv(&payload, router, 0) < 0)
-        goto out;
-    if (zmq_msg_more(&payload)) {
-        /* Our clients send one frame; drain and drop anything else. */
-        zmq_msg_t extra;
-        zmq_msg_init(&extra);
-        while (zmq_msg_more(&payload) && zmq_msg_recv(&extra, router, 0) >= 0)
-            zmq_msg_move(&payload, &extra);
-        zmq_msg_close(&extra);
-        dm_log_warn("dropped a multi-frame request");
-        dm_node__send_error(self, &rid, 0, DM_ERR_PROTO,
-                            "a request is one frame holding one envelope");
-        goto out;
-    }
-    unsigned field = dm_rpc_body_field(zmq_msg_data(&payload), zmq_msg_size(&payload));
-    if (field == DM__ENVELOPE__BODY_INGEST_REQ || field == DM__ENVELOPE__BODY_REGISTER_REQ ||
-        field == DM__ENVELOPE__BODY_DEREGISTER_REQ) {
-        zmq_msg_t rid_copy;
-        zmq_msg_init(&rid_copy);
-        zmq_msg_copy(&rid_copy, &rid);
-        if (zmq_msg_send(&rid_copy, self->inbox_push, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&rid_copy);
-            Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
-            dm_node__send_error(self, &rid, env ? env->id : 0, DM_ERR_BUSY,
-                         "the node is busy: its write queue is full; retry shortly");
-            if (env)
-                dm__envelope__free_unpacked(env, NULL);
-            goto out;
-        }
-        zmq_msg_send(&payload, self->inbox_push, 0);
-        goto out;
-    }
-    if (field == DM__ENVELOPE__BODY_QUERY_REQ || field == DM__ENVELOPE__BODY_QUERY_NEXT ||
-        field == DM__ENVELOPE__BODY_QUERY_CLOSE) {
-        Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
-        if (!env) {
-            dm_node__send_error(self, &rid, 0, DM_ERR_PROTO, "malformed request envelope");
-            goto out;
-        }
-        uint64_t id = env->id;
-        if (env->body_case != field) {
-            dm__envelope__free_unpacked(env, NULL);
-            dm_node__send_error(self, &rid, id, DM_ERR_PROTO, "malformed query request");
-            goto out;
-        }
-        /* The pool answers, or says at once why not ("busy" names the cap). */
-        dm_buf_t why = DM_BUF_INIT;
-        dm_err qrc = dm_query_pool_forward(self->queries, &rid, &payload, &env, &why);
-        if (qrc != DM_OK)
-            dm_node__send_error(self, &rid, id, qrc, why.data);
-        dm_buf_free(&why);
-        if (env)
-            dm__envelope__free_unpacked(env, NULL);
-        goto out;
-    }
-    Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
-    if (!env) {
-        dm_log_warn("dropped a malformed request (%zu bytes)", zmq_msg_size(&payload));
-        dm_node__send_error(self, &rid, 0, DM_ERR_PROTO, "malformed request envelope");
-        goto out;
-    }
-    switch (env->body_case) {
-    case DM__ENVELOPE__BODY_PING:
-        s_handle_ping(self, &rid, env->id);
-        break;
-    case DM__ENVELOPE__BODY_PRODUCTS_REQ:
-        if (env->products_req->mesh)
-            dm_node__handle_mesh_products(self, &rid, env->id);
-        else
-            dm_node__handle_products(self, &rid, env->id);
-        break;
-    case DM__ENVELOPE__BODY_QUARANTINE_REQ:
-        dm_node__handle_quarantine(self, &rid, env->id, env->quarantine_req);
-        break;
-    case DM__ENVELOPE__BODY_DESCRIBE_REQ:
-        dm_node__handle_describe(self, &rid, env->id, env->describe_req);
-        break;
-    case DM__ENVELOPE__BODY_MEMBERS_REQ:
-        dm_node__handle_members(self, &rid, env->id);
-        break;
-    case DM__ENVELOPE__BODY_CATALOG_SYNC:
-        dm_gossip_catalog_receive(self->gossip, env->catalog_sync,
-                                  zmq_msg_gets(&payload, "User-Id"), dm_node__mono_ms());
-        break;
-    case DM__ENVELOPE__BODY_SWIM:
-        /* One-way: the answer (an ACK) travels on this node's own socket. */
-        dm_gossip_receive(self->gossip, env->swim.data, env->swim.len,
-                          zmq_msg_gets(&payload, "User-Id"), dm_node__mono_ms());
-        break;
-    default:
-        dm_node__send_error(self, &rid, env->id, DM_ERR_PROTO, "unsupported request");
-        break;
-    }
-    dm__envelope__free_unpacked(env, NULL);
-out:
-    zmq_msg_close(&rid);
-    zmq_msg_close(&payload);
-}
-
-/* Relays one reply from the outbox (the write pipeline's or a query
- * worker's) to its client, or handles one notice. Returns 1 when the
- * pipeline reported that it stopped, -1 if nothing was there. */
-static int s_relay_one(dm_node_t *self)
-{
-    zmq_msg_t rid, payload;
-    zmq_msg_init(&rid);
-    zmq_msg_init(&payload);
-    int ret = 0;
-    if (zmq_msg_recv(&rid, self->outbox_pull, ZMQ_DONTWAIT) < 0) {
-        ret = -1;
-        goto out;
-    }
-    if (!zmq_msg_more(&rid)) {
-        /* A notice from the write pipeline (transport/ctl.h). */
-        const void *name = zmq_msg_data(&rid);
-        size_t len = zmq_msg_size(&rid);
-        if (dm_ctl_is(name, len, DM_CTL_CATALOG)) {
-            if (s_catalog_publish_local(self, false))
-                dm_gossip_catalog_changed(self->gossip, dm_node__mono_ms());
-        } else if (dm_ctl_is(name, len, DM_CTL_STOPPED)) {
-            ret = 1;
-        } else {
-            dm_log_warn("an unknown control message on the outbox was dropped");
-        }
-        goto out;
-    }
-    zmq_msg_recv(&payload, self->outbox_pull, 0);
-    void *router = dm_rpc_server_socket(self->rpc);
-    if (zmq_msg_send(&rid, router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_msg_send(&payload, router, ZMQ_DONTWAIT) < 0)
-        dm_log_debug("reply dropped: %s", zmq_strerror(errno));
-out:
-    zmq_msg_close(&rid);
-    zmq_msg_close(&payload);
-    return ret;
+    dm_node__relay_t r = dm_node__relay_one(self);
+    if (r == DM_NODE_RELAY_CATALOG && dm_node__catalog_sync(self, false))
+        dm_gossip_catalog_changed(self->gossip, dm_node__mono_ms());
+    return r;
 }
 
 dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
@@ -639,7 +298,8 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
             return DM_ERR_NET;
         }
         if (items[1].revents & ZMQ_POLLIN)
-            while (s_relay_one(self) == 0)
+            for (dm_node__relay_t r = s_relay(self);
+                 r == DM_NODE_RELAY_DONE || r == DM_NODE_RELAY_CATALOG; r = s_relay(self))
                 ;
         if (items[0].revents & ZMQ_POLLIN) {
             for (int i = 0; i < DM_NODE_BURST; i++) {
@@ -648,7 +308,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
                 zmq_getsockopt(router, ZMQ_EVENTS, &events, &sz);
                 if (!(events & ZMQ_POLLIN))
                     break;
-                s_handle_request(self, router);
+                dm_node__handle_request(self, router);
             }
         }
         int64_t now = dm_node__mono_ms();
@@ -660,7 +320,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
             /* A publication that failed (a catalog write that would have had
              * to wait for query readers to grow the map) is retried here:
              * the reconciliation is idempotent and cheap when nothing changed. */
-            if (s_catalog_publish_local(self, false))
+            if (dm_node__catalog_sync(self, false))
                 dm_gossip_catalog_changed(self->gossip, now);
             next_sweep = now + DM_NODE_READER_CHECK_MS;
         }
@@ -677,10 +337,10 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
         }
         if (zmq_poll(&out, 1, (long)left) <= 0)
             continue;
-        int r;
-        while ((r = s_relay_one(self)) == 0)
+        dm_node__relay_t r;
+        while ((r = s_relay(self)) != DM_NODE_RELAY_EMPTY && r != DM_NODE_RELAY_STOPPED)
             ;
-        if (r == 1) {
+        if (r == DM_NODE_RELAY_STOPPED) {
             dm_ingest_destroy(&self->ingest);
             break;
         }
@@ -694,7 +354,7 @@ void dm_node_destroy(dm_node_t **self_p)
         return;
     dm_node_t *self = *self_p;
     if (self->addr_written) {
-        char path[DM_PATH_MAX];
+        char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_ADDR_FILE);
         unlink(path);
     }

@@ -1,15 +1,18 @@
 /* node.h: one domain node: its data directory, store, identity, RPC socket
  * and write pipeline, driven by one event loop.
  *
- * The loop thread answers pings and reads (products, quarantine pages)
- * itself and forwards writes (register, ingest) to the write pipeline
- * (ingest.h), so it never waits on an LMDB commit. */
+ * The loop thread answers pings and reads (products, quarantine pages,
+ * describe, members) itself, forwards writes (register, deregister,
+ * ingest) to the write pipeline (ingest.h) and queries to the query pool
+ * (query_pool.h), so it never waits on an LMDB commit or a query, and
+ * relays their replies back to the clients. */
 #ifndef DM_NODE_H
 #define DM_NODE_H
 
 #include <signal.h>
 #include <stddef.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "membership/membership.h"
 
@@ -37,10 +40,10 @@ typedef struct {
 typedef struct dm_node dm_node_t;
 
 /* Opens or creates the data directory and everything in it, binds the RPC
- * socket and writes DIR/node.addr. On error err (cap errcap) holds one line
- * naming the input and what would be valid. */
-DM_NODISCARD dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err,
-                                size_t errcap);
+ * socket and writes DIR/node.addr. On error one line naming the input and
+ * what would be valid is appended to why (may be NULL); nothing of it is
+ * logged: the caller reports it. */
+DM_NODISCARD dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, dm_buf_t *why);
 /* Serves until *stop becomes non-zero (set it from a signal handler), then
  * finishes queued writes and returns. */
 DM_NODISCARD dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop);

@@ -1,5 +1,7 @@
-/* node_priv.h: what node.c (the loop) and node_reads.c (the read-only
- * request handlers) share: the node's struct and the reply helpers. */
+/* node_priv.h: what the files of server/ share: the node's struct, the
+ * data directory (node_dir.c), dispatch and relay (node_dispatch.c), the
+ * read-only handlers and clocks (node_reads.c), and the catalog
+ * reconciliation the loop runs (node.c). */
 #ifndef DM_NODE_PRIV_H
 #define DM_NODE_PRIV_H
 
@@ -7,6 +9,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "base/buf.h"
 #include "catalog/catalog.h"
 #include "gossip/gossip.h"
 #include "identity/identity.h"
@@ -16,10 +19,11 @@
 #include "query/query.h"
 #include "query/query_pool.h"
 #include "record/registry.h"
+#include "transport/envelope.h"
+#include "transport/ctl.h"
 #include "transport/rpc.h"
+#include "transport/zsock.h"
 #include "storage/store.h"
-
-#define DM_PATH_MAX 4096
 
 struct dm_node {
     char *dir;
@@ -48,10 +52,33 @@ struct dm_node {
 int64_t dm_node__wall_ms(void);
 int64_t dm_node__mono_ms(void);
 
-/* Sends env to the client rid names; drops it if the client left. */
-void dm_node__send(dm_node_t *self, zmq_msg_t *rid, Dm__Envelope *env);
-void dm_node__send_error(dm_node_t *self, zmq_msg_t *rid, uint64_t id, dm_err code,
-                         const char *text);
+/* Creates the data directory if needed, takes its lock and checks or
+ * records its domain; sets self->dir, domain and lock_fd. On error one
+ * line naming the directory and what would be valid is appended to why. */
+DM_NODISCARD dm_err dm_node__dir_open(dm_node_t *self, const dm_node_opts_t *opts,
+                                      dm_buf_t *why);
+/* mkdir -p with mode 0700 for what it creates; -1 with errno on error. */
+int dm_node__mkdirs(const char *path);
+/* Writes text to dir/name atomically (temp file, fsync, rename); -1 with
+ * errno on error. */
+int dm_node__write_file(const char *dir, const char *name, const char *text);
+
+/* Brings this node's catalog entries up to date with its store
+ * (catalog_local.h) and logs what failed. Returns true if anything was
+ * published. */
+bool dm_node__catalog_sync(dm_node_t *self, bool node_record);
+
+/* Reads one request from router and routes it (node_dispatch.c). */
+void dm_node__handle_request(dm_node_t *self, void *router);
+typedef enum {
+    DM_NODE_RELAY_DONE,    /* a reply was relayed (or dropped: its client left) */
+    DM_NODE_RELAY_EMPTY,   /* nothing was waiting */
+    DM_NODE_RELAY_CATALOG, /* the pipeline changed a product: reconcile the catalog */
+    DM_NODE_RELAY_STOPPED  /* the pipeline stopped */
+} dm_node__relay_t;
+/* Relays one reply from the outbox (the write pipeline's or a query
+ * worker's) to its client, or reads one notice and says which. */
+dm_node__relay_t dm_node__relay_one(dm_node_t *self);
 
 /* Read-only requests, answered on the node loop (node_reads.c). */
 void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id);

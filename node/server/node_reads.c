@@ -1,7 +1,7 @@
 /* node_reads.c: the node's read-only requests (products of the node and
  * of the mesh, quarantine pages, describe, members), answered on the node
  * loop from short LMDB read transactions and in-memory state, and the
- * reply helpers the loop uses. */
+ * node's clocks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,33 +23,6 @@ int64_t dm_node__mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void dm_node__send(dm_node_t *self, zmq_msg_t *rid, Dm__Envelope *env)
-{
-    zmq_msg_t msg;
-    if (dm_rpc_pack(env, &msg) != DM_OK)
-        return;
-    void *router = dm_rpc_server_socket(self->rpc);
-    if (zmq_msg_send(rid, router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_msg_send(&msg, router, ZMQ_DONTWAIT) < 0) {
-        /* The client left (EHOSTUNREACH) or its queue is full: drop. */
-        dm_log_debug("reply dropped: %s", zmq_strerror(errno));
-        zmq_msg_close(&msg);
-    }
-}
-
-void dm_node__send_error(dm_node_t *self, zmq_msg_t *rid, uint64_t id, dm_err code,
-                         const char *text)
-{
-    Dm__Envelope env = DM__ENVELOPE__INIT;
-    Dm__Error e = DM__ERROR__INIT;
-    e.code = (uint32_t)code;
-    e.message = (char *)text;
-    env.id = id;
-    env.body_case = DM__ENVELOPE__BODY_ERROR;
-    env.error = &e;
-    dm_node__send(self, rid, &env);
 }
 
 typedef struct {
@@ -119,16 +92,14 @@ void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     if (ptrs) {
         for (size_t i = 0; i < mp.n; i++)
             ptrs[i] = &mp.items[i];
-        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__Envelope env;
         Dm__ProductsRep rep = DM__PRODUCTS_REP__INIT;
         rep.n_products = mp.n;
         rep.products = ptrs;
-        env.id = id;
-        env.body_case = DM__ENVELOPE__BODY_PRODUCTS_REP;
-        env.products_rep = &rep;
-        dm_node__send(self, rid, &env);
+        dm_envelope_init(&env, id, DM__ENVELOPE__BODY_PRODUCTS_REP, &rep);
+        dm_rpc_server_send(self->rpc, rid, &env);
     } else {
-        dm_node__send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOMEM, "the node is out of memory");
     }
     for (size_t i = 0; i < mp.n; i++) {
         Dm__ProductInfo *pi = &mp.items[i];
@@ -154,14 +125,14 @@ void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     size_t n = 0;
     dm_err rc = dm_store_product_list(self->store, &list, &n);
     if (rc != DM_OK) {
-        dm_node__send_error(self, rid, id, rc, "the node could not read its product list");
+        dm_rpc_server_send_error(self->rpc, rid, id, rc, "the node could not read its product list");
         return;
     }
     Dm__ProductInfo *infos = calloc(n ? n : 1, sizeof *infos);
     Dm__ProductInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     const dm_product_ref_t **refs = calloc(n ? n : 1, sizeof *refs);
     if (!infos || !ptrs || !refs) {
-        dm_node__send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOMEM, "the node is out of memory");
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
@@ -182,14 +153,12 @@ void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
         }
         ptrs[i] = p;
     }
-    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__Envelope env;
     Dm__ProductsRep rep = DM__PRODUCTS_REP__INIT;
     rep.n_products = n;
     rep.products = ptrs;
-    env.id = id;
-    env.body_case = DM__ENVELOPE__BODY_PRODUCTS_REP;
-    env.products_rep = &rep;
-    dm_node__send(self, rid, &env);
+    dm_envelope_init(&env, id, DM__ENVELOPE__BODY_PRODUCTS_REP, &rep);
+    dm_rpc_server_send(self->rpc, rid, &env);
 out:
     for (size_t i = 0; refs && i < n; i++)
         dm_registry_release(self->registry, refs[i]);
@@ -255,7 +224,7 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                  "unknown product '%.100s/%.100s' on this node (domain %s); dmctl products "
                  "lists them",
                  domain, name, self->domain);
-        dm_node__send_error(self, rid, id, DM_ERR_NOTFOUND, text);
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOTFOUND, text);
         return;
     }
     size_t limit = req->limit && req->limit < DM_NODE_QUARANTINE_PAGE ? req->limit
@@ -268,19 +237,17 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
         rc = dm_store_quarantine_scan(self->store, p.id, req->after, limit,
                                       s_collect_quarantine, &pg, &more);
     if (rc != DM_OK) {
-        dm_node__send_error(self, rid, id, rc, "the node could not read the quarantine");
+        dm_rpc_server_send_error(self->rpc, rid, id, rc, "the node could not read the quarantine");
     } else {
         for (size_t i = 0; i < pg.n; i++)
             ptrs[i] = &pg.items[i];
-        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__Envelope env;
         Dm__QuarantineRep rep = DM__QUARANTINE_REP__INIT;
         rep.n_items = pg.n;
         rep.items = ptrs;
         rep.more = more || pg.cut;
-        env.id = id;
-        env.body_case = DM__ENVELOPE__BODY_QUARANTINE_REP;
-        env.quarantine_rep = &rep;
-        dm_node__send(self, rid, &env);
+        dm_envelope_init(&env, id, DM__ENVELOPE__BODY_QUARANTINE_REP, &rep);
+        dm_rpc_server_send(self->rpc, rid, &env);
     }
     for (size_t i = 0; i < pg.n; i++) {
         free(pg.items[i].source);
@@ -308,19 +275,17 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                  self->domain, hint.len ? "; did you mean '" : "", hint.len ? hint.data : "",
                  hint.len ? "'?" : "");
         dm_buf_free(&hint);
-        dm_node__send_error(self, rid, id, DM_ERR_NOTFOUND, text);
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOTFOUND, text);
         return;
     }
-    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__Envelope env;
     Dm__DescribeRep rep = DM__DESCRIBE_REP__INIT;
     rep.contract.data = (uint8_t *)p.contract;
     rep.contract.len = p.contract_len;
     rep.records = p.records;
     rep.quarantined = p.quarantined;
-    env.id = id;
-    env.body_case = DM__ENVELOPE__BODY_DESCRIBE_REP;
-    env.describe_rep = &rep;
-    dm_node__send(self, rid, &env);
+    dm_envelope_init(&env, id, DM__ENVELOPE__BODY_DESCRIBE_REP, &rep);
+    dm_rpc_server_send(self->rpc, rid, &env);
     dm_store_product_clear(&p);
 }
 
@@ -391,12 +356,12 @@ void dm_node__handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     ms.items = calloc(ms.cap, sizeof *ms.items);
     Dm__MemberInfo **ptrs = calloc(ms.cap, sizeof *ptrs);
     if (!ms.items || !ptrs) {
-        dm_node__send_error(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOMEM, "the node is out of memory");
     } else {
         dm_membership_list(m, s_collect_member, &ms);
         for (size_t i = 0; i < ms.n; i++)
             ptrs[i] = &ms.items[i];
-        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__Envelope env;
         Dm__MembersRep rep = DM__MEMBERS_REP__INIT;
         rep.n_members = ms.n;
         rep.members = ptrs;
@@ -416,10 +381,8 @@ void dm_node__handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
         }
         rep.n_conflicts = cptrs ? sc.n : 0;
         rep.conflicts = cptrs;
-        env.id = id;
-        env.body_case = DM__ENVELOPE__BODY_MEMBERS_REP;
-        env.members_rep = &rep;
-        dm_node__send(self, rid, &env);
+        dm_envelope_init(&env, id, DM__ENVELOPE__BODY_MEMBERS_REP, &rep);
+        dm_rpc_server_send(self->rpc, rid, &env);
         free(cptrs);
         free(sc.items);
     }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +14,13 @@
 #include "identity/identity.h"
 #include "base/log.h"
 #include "transport/ctl.h"
+#include "transport/envelope.h"
+#include "transport/zsock.h"
 
 #define DM_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define DM_ZAP_CONTROL "inproc://dm-zap-control"
 #define DM_ENDPOINT_MAX 256
-#define DM_CURVE_KEY_BYTES 32
+#define DM_CURVE_KEY_BYTES DM_ID_CURVE_BYTES
 
 /* ---- envelopes ---- */
 
@@ -48,39 +51,21 @@ Dm__Envelope *dm_rpc_unpack(const void *data, size_t len)
     return env;
 }
 
-unsigned dm_rpc_body_field(const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    size_t i = 0;
-    while (p && i < len) {
-        uint64_t key = 0;
-        for (unsigned shift = 0; i < len && shift < 64; shift += 7) {
-            uint8_t b = p[i++];
-            key |= (uint64_t)(b & 0x7f) << shift;
-            if (!(b & 0x80))
-                break;
-        }
-        uint64_t field = key >> 3;
-        unsigned wire = (unsigned)(key & 7);
-        if (field >= 2)
-            return field > UINT32_MAX ? 0 : (unsigned)field;
-        if (field != 1 || wire != 0)
-            return 0;
-        while (i < len && (p[i] & 0x80))
-            i++;
-        i++;
-    }
-    return 0;
-}
+/* The options every socket of ours carries (zsock.h adds linger 0). */
+static const dm_zsock_opts_t s_common = {.maxmsgsize = DM_RPC_MAX_MSG_BYTES};
 
-/* Applies the options every socket of ours carries. */
-static int s_common_options(void *sock)
+/* Appends one line to why (if not NULL): the caller reports it. */
+static void s_why(dm_buf_t *why, const char *fmt, ...) DM_PRINTF(2, 3);
+static void s_why(dm_buf_t *why, const char *fmt, ...)
 {
-    int linger = 0;
-    int64_t maxmsg = DM_RPC_MAX_MSG_BYTES;
-    if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0)
-        return -1;
-    return zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (!why)
+        return;
+    char line[DM_RPC_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    dm_buf_puts(why, line);
 }
 
 /* ---- ZAP handler ----
@@ -165,12 +150,11 @@ static void *s_zap_thread(void *arg)
 {
     dm_rpc_server_t *self = arg;
     void *rep = self->zap_rep;
-    void *ctl = zmq_socket(self->ctx, ZMQ_PAIR);
-    int linger = 0;
-    zmq_setsockopt(ctl, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_connect(ctl, DM_ZAP_CONTROL) != 0) {
+    void *ctl = dm_zsock_new(self->ctx, ZMQ_PAIR, NULL, NULL);
+    if (!ctl || zmq_connect(ctl, DM_ZAP_CONTROL) != 0) {
         dm_log_err("zap: cannot connect control socket: %s", zmq_strerror(errno));
-        zmq_close(ctl);
+        if (ctl)
+            zmq_close(ctl);
         return NULL;
     }
     zmq_pollitem_t items[2] = {{rep, 0, ZMQ_POLLIN, 0}, {ctl, 0, ZMQ_POLLIN, 0}};
@@ -195,7 +179,7 @@ static void *s_zap_thread(void *arg)
 }
 
 dm_err dm_rpc_server_new(void *ctx, const char *endpoint, const uint8_t curve_secret[32],
-                         dm_rpc_server_t **out, char *err, size_t errcap)
+                         dm_rpc_server_t **out, dm_buf_t *why)
 {
     *out = NULL;
     dm_err rc = DM_ERR_NET;
@@ -204,36 +188,31 @@ dm_err dm_rpc_server_new(void *ctx, const char *endpoint, const uint8_t curve_se
         return DM_ERR_NOMEM;
     self->ctx = ctx;
 
-    self->zap_rep = zmq_socket(ctx, ZMQ_REP);
-    self->zap_ctl = zmq_socket(ctx, ZMQ_PAIR);
-    if (!self->zap_rep || !self->zap_ctl || s_common_options(self->zap_ctl) != 0 ||
-        s_common_options(self->zap_rep) != 0 ||
-        zmq_bind(self->zap_rep, DM_ZAP_ENDPOINT) != 0 ||
+    self->zap_rep = dm_zsock_new(ctx, ZMQ_REP, &s_common, NULL);
+    self->zap_ctl = self->zap_rep ? dm_zsock_new(ctx, ZMQ_PAIR, &s_common, NULL) : NULL;
+    if (!self->zap_rep || !self->zap_ctl || zmq_bind(self->zap_rep, DM_ZAP_ENDPOINT) != 0 ||
         zmq_bind(self->zap_ctl, DM_ZAP_CONTROL) != 0) {
-        snprintf(err, errcap, "cannot start the ZAP handler: %s", zmq_strerror(errno));
+        s_why(why, "cannot start the ZAP handler: %s", zmq_strerror(errno));
         goto fail;
     }
     if (pthread_create(&self->zap_thread, NULL, s_zap_thread, self) != 0) {
-        snprintf(err, errcap, "cannot start the ZAP handler thread");
+        s_why(why, "cannot start the ZAP handler thread");
         goto fail;
     }
     self->zap_running = true;
 
-    self->router = zmq_socket(ctx, ZMQ_ROUTER);
-    int on = 1;
-    int mandatory = 1;
-    if (!self->router || s_common_options(self->router) != 0 ||
-        zmq_setsockopt(self->router, ZMQ_CURVE_SERVER, &on, sizeof on) != 0 ||
-        zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, curve_secret, DM_CURVE_KEY_BYTES) != 0 ||
-        zmq_setsockopt(self->router, ZMQ_ZAP_DOMAIN, DM_RPC_ZAP_DOMAIN,
-                       strlen(DM_RPC_ZAP_DOMAIN)) != 0 ||
-        zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0) {
-        snprintf(err, errcap, "cannot configure the RPC socket: %s", zmq_strerror(errno));
+    dm_zsock_opts_t ropts = s_common;
+    ropts.curve_server_secret = curve_secret;
+    ropts.zap_domain = DM_RPC_ZAP_DOMAIN;
+    ropts.router_mandatory = true;
+    self->router = dm_zsock_new(ctx, ZMQ_ROUTER, &ropts, NULL);
+    if (!self->router) {
+        s_why(why, "cannot configure the RPC socket: %s", zmq_strerror(errno));
         goto fail;
     }
     if (zmq_bind(self->router, endpoint) != 0) {
-        snprintf(err, errcap, "cannot listen on %s: %s (valid: tcp://HOST:PORT, a free port)",
-                 endpoint, zmq_strerror(errno));
+        s_why(why, "cannot listen on %s: %s (valid: tcp://HOST:PORT, a free port)", endpoint,
+              zmq_strerror(errno));
         goto fail;
     }
     size_t eplen = sizeof self->endpoint;
@@ -267,6 +246,28 @@ void dm_rpc_server_destroy(dm_rpc_server_t **self_p)
 
 void *dm_rpc_server_socket(dm_rpc_server_t *self) { return self->router; }
 
+void dm_rpc_server_send(dm_rpc_server_t *self, void *rid, const Dm__Envelope *env)
+{
+    zmq_msg_t msg;
+    if (dm_rpc_pack(env, &msg) != DM_OK)
+        return;
+    if (zmq_msg_send(rid, self->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_msg_send(&msg, self->router, ZMQ_DONTWAIT) < 0) {
+        /* The client left (EHOSTUNREACH) or its queue is full: drop. */
+        dm_log_debug("reply dropped: %s", zmq_strerror(errno));
+        zmq_msg_close(&msg);
+    }
+}
+
+void dm_rpc_server_send_error(dm_rpc_server_t *self, void *rid, uint64_t id, dm_err code,
+                              const char *text)
+{
+    Dm__Envelope env;
+    Dm__Error e;
+    dm_envelope_error(&env, &e, id, code, text);
+    dm_rpc_server_send(self, rid, &env);
+}
+
 const char *dm_rpc_server_endpoint(dm_rpc_server_t *self) { return self->endpoint; }
 
 /* ---- client ---- */
@@ -277,24 +278,23 @@ struct dm_client {
     int timeout_ms;
     uint64_t next_id;
     char address[DM_ADDRESS_MAX];
-    char error[DM_RPC_ERR_MAX];
 };
 
-dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **out, char *err,
-                     size_t errcap)
+dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **out,
+                         dm_buf_t *why)
 {
     *out = NULL;
     uint8_t node_id[DM_ID_PUBLIC_BYTES];
     uint8_t server_curve[DM_CURVE_KEY_BYTES];
     char endpoint[DM_ENDPOINT_MAX];
-    char why[DM_RPC_ERR_MAX];
-    if (dm_identity_address_parse(address, node_id, endpoint, sizeof endpoint, why, sizeof why) != DM_OK) {
-        snprintf(err, errcap, "invalid node address '%s': %s", address, why);
+    char reason[DM_RPC_ERR_MAX];
+    if (dm_identity_address_parse(address, node_id, endpoint, sizeof endpoint, reason,
+                                  sizeof reason) != DM_OK) {
+        s_why(why, "invalid node address '%s': %s", address, reason);
         return DM_ERR_USAGE;
     }
     if (dm_identity_curve_from_id(node_id, server_curve) != DM_OK) {
-        snprintf(err, errcap, "invalid node address '%s': the key is not a valid ed25519 key",
-                 address);
+        s_why(why, "invalid node address '%s': the key is not a valid ed25519 key", address);
         return DM_ERR_USAGE;
     }
     dm_rpc_client_t *self = calloc(1, sizeof *self);
@@ -306,21 +306,20 @@ dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **
 
     uint8_t cpub[DM_CURVE_KEY_BYTES], csec[DM_CURVE_KEY_BYTES];
     if (sodium_init() < 0) {
-        snprintf(err, errcap, "libsodium failed to initialise");
+        s_why(why, "libsodium failed to initialise");
         free(self);
         return DM_ERR_CRYPTO;
     }
     crypto_box_keypair(cpub, csec);
     self->ctx = zmq_ctx_new();
-    self->dealer = self->ctx ? zmq_socket(self->ctx, ZMQ_DEALER) : NULL;
-    int immediate = 1;
-    if (!self->dealer || s_common_options(self->dealer) != 0 ||
-        zmq_setsockopt(self->dealer, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
-        zmq_setsockopt(self->dealer, ZMQ_CURVE_SERVERKEY, server_curve, DM_CURVE_KEY_BYTES) != 0 ||
-        zmq_setsockopt(self->dealer, ZMQ_CURVE_PUBLICKEY, cpub, DM_CURVE_KEY_BYTES) != 0 ||
-        zmq_setsockopt(self->dealer, ZMQ_CURVE_SECRETKEY, csec, DM_CURVE_KEY_BYTES) != 0 ||
-        zmq_connect(self->dealer, endpoint) != 0) {
-        snprintf(err, errcap, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
+    dm_zsock_opts_t copts = s_common;
+    copts.immediate = true;
+    copts.curve_server_key = server_curve;
+    copts.curve_public = cpub;
+    copts.curve_secret = csec;
+    self->dealer = dm_zsock_new(self->ctx, ZMQ_DEALER, &copts, NULL);
+    if (!self->dealer || zmq_connect(self->dealer, endpoint) != 0) {
+        s_why(why, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
         sodium_memzero(csec, sizeof csec);
         dm_rpc_client_destroy(&self);
         return DM_ERR_NET;
@@ -343,20 +342,18 @@ void dm_rpc_client_destroy(dm_rpc_client_t **self_p)
     *self_p = NULL;
 }
 
-const char *dm_rpc_client_error(const dm_rpc_client_t *self) { return self->error; }
-
 /* The timeout message: no connection (ZMQ_IMMEDIATE: the CURVE handshake
  * never completed) points at the address; a connection that answered
  * nothing points at the node's load, not at it being down. */
-static dm_err s_timeout(dm_rpc_client_t *self, const char *what)
+static dm_err s_timeout(dm_rpc_client_t *self, const char *what, dm_buf_t *why)
 {
     if (strcmp(what, "connection") == 0)
-        snprintf(self->error, sizeof self->error,
+        s_why(why,
                  "no connection to node %s within %d.%03d s: is meshd running there, and is the "
                  "address (key and endpoint) current? (--timeout SECONDS waits longer)",
                  self->address, self->timeout_ms / 1000, self->timeout_ms % 1000);
     else
-        snprintf(self->error, sizeof self->error,
+        s_why(why,
                  "node %s accepted the connection but sent no %s within %d.%03d s: it is "
                  "overloaded, the request is slow, or it stopped since; retry later or wait "
                  "longer (--timeout SECONDS)",
@@ -364,7 +361,7 @@ static dm_err s_timeout(dm_rpc_client_t *self, const char *what)
     return DM_ERR_TIMEOUT;
 }
 
-dm_err dm_rpc_client_send(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id)
+dm_err dm_rpc_client_send(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id, dm_buf_t *why)
 {
     req->id = self->next_id++;
     if (id)
@@ -372,65 +369,66 @@ dm_err dm_rpc_client_send(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id
     zmq_pollitem_t item = {self->dealer, 0, ZMQ_POLLOUT, 0};
     int rc = zmq_poll(&item, 1, self->timeout_ms);
     if (rc < 0) {
-        snprintf(self->error, sizeof self->error, "poll failed: %s", zmq_strerror(errno));
+        s_why(why, "poll failed: %s", zmq_strerror(errno));
         return DM_ERR_NET;
     }
     if (rc == 0)
-        return s_timeout(self, "connection");
+        return s_timeout(self, "connection", why);
     zmq_msg_t msg;
     if (dm_rpc_pack(req, &msg) != DM_OK) {
-        snprintf(self->error, sizeof self->error, "out of memory packing a request");
+        s_why(why, "out of memory packing a request");
         return DM_ERR_NOMEM;
     }
     if (zmq_msg_send(&msg, self->dealer, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&msg);
         if (errno == EAGAIN)
-            return s_timeout(self, "connection");
-        snprintf(self->error, sizeof self->error, "send to %s failed: %s", self->address,
+            return s_timeout(self, "connection", why);
+        s_why(why, "send to %s failed: %s", self->address,
                  zmq_strerror(errno));
         return DM_ERR_NET;
     }
     return DM_OK;
 }
 
-dm_err dm_rpc_client_recv(dm_rpc_client_t *self, Dm__Envelope **rep)
+dm_err dm_rpc_client_recv(dm_rpc_client_t *self, Dm__Envelope **rep, dm_buf_t *why)
 {
     *rep = NULL;
     zmq_pollitem_t item = {self->dealer, 0, ZMQ_POLLIN, 0};
     int rc = zmq_poll(&item, 1, self->timeout_ms);
     if (rc < 0) {
-        snprintf(self->error, sizeof self->error, "poll failed: %s", zmq_strerror(errno));
+        s_why(why, "poll failed: %s", zmq_strerror(errno));
         return DM_ERR_NET;
     }
     if (rc == 0)
-        return s_timeout(self, "answer");
+        return s_timeout(self, "answer", why);
     zmq_msg_t msg;
     zmq_msg_init(&msg);
     if (zmq_msg_recv(&msg, self->dealer, 0) < 0) {
         zmq_msg_close(&msg);
-        snprintf(self->error, sizeof self->error, "receive from %s failed: %s", self->address,
+        s_why(why, "receive from %s failed: %s", self->address,
                  zmq_strerror(errno));
         return DM_ERR_NET;
     }
     *rep = dm_rpc_unpack(zmq_msg_data(&msg), zmq_msg_size(&msg));
     zmq_msg_close(&msg);
     if (!*rep) {
-        snprintf(self->error, sizeof self->error, "node %s sent a malformed reply",
+        s_why(why, "node %s sent a malformed reply",
                  self->address);
         return DM_ERR_PROTO;
     }
     return DM_OK;
 }
 
-dm_err dm_rpc_client_call(dm_rpc_client_t *self, Dm__Envelope *req, Dm__Envelope **rep)
+dm_err dm_rpc_client_call(dm_rpc_client_t *self, Dm__Envelope *req, Dm__Envelope **rep,
+                         dm_buf_t *why)
 {
     uint64_t id;
     *rep = NULL;
-    dm_err rc = dm_rpc_client_send(self, req, &id);
+    dm_err rc = dm_rpc_client_send(self, req, &id, why);
     if (rc != DM_OK)
         return rc;
     for (;;) {
-        rc = dm_rpc_client_recv(self, rep);
+        rc = dm_rpc_client_recv(self, rep, why);
         if (rc != DM_OK)
             return rc;
         if ((*rep)->id == id)

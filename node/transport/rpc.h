@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "proto/mesh.pb-c.h"
 
@@ -20,7 +21,7 @@
 #define DM_RPC_DEFAULT_TIMEOUT_MS 10000
 #define DM_RPC_DEFAULT_ENDPOINT "tcp://127.0.0.1:7400"
 #define DM_RPC_ZAP_DOMAIN "datamesh"
-#define DM_RPC_ERR_MAX 512 /* bytes for an error text incl. NUL */
+#define DM_RPC_ERR_MAX 512 /* bytes of one line of error detail at most, incl. NUL */
 
 /* ---- envelopes ---- */
 
@@ -31,11 +32,6 @@ DM_NODISCARD dm_err dm_rpc_pack(const Dm__Envelope *env, void *zmq_msg);
  * handler may dereference env->BODY for the case it handles). Free
  * with dm__envelope__free_unpacked(env, NULL). */
 Dm__Envelope *dm_rpc_unpack(const void *data, size_t len);
-/* The envelope's body field number, read from the wire format just far
- * enough (id first, then the body), so the node routes write requests
- * without unpacking their payload. 0 if the bytes do not look like an
- * envelope. Never reads past len. */
-unsigned dm_rpc_body_field(const void *data, size_t len);
 
 /* ---- server ---- */
 
@@ -43,14 +39,22 @@ typedef struct dm_rpc_server dm_rpc_server_t;
 
 /* Starts the ZAP handler on ctx, then creates a CURVE ROUTER socket with
  * the given Curve25519 secret key (32 bytes, copied) and binds endpoint.
- * On error *out is NULL, err holds a one-line reason. */
+ * On error *out is NULL and one line is appended to why (may be NULL)
+ * naming the endpoint or the step that failed; nothing is logged. */
 DM_NODISCARD dm_err dm_rpc_server_new(void *ctx, const char *endpoint,
                                       const uint8_t curve_secret[32],
-                                      dm_rpc_server_t **out, char *err, size_t errcap);
+                                      dm_rpc_server_t **out, dm_buf_t *why);
 /* Closes the socket and stops the ZAP handler. NULL-safe. */
 void dm_rpc_server_destroy(dm_rpc_server_t **self_p);
 /* The ROUTER socket, for polling. Borrowed. */
 void *dm_rpc_server_socket(dm_rpc_server_t *self);
+/* Sends env to the client whose routing id rid (a zmq_msg_t *) holds,
+ * without waiting: a reply to a client that left or whose queue is full
+ * is dropped (a debug line says so). rid is consumed when sent. */
+void dm_rpc_server_send(dm_rpc_server_t *self, void *rid, const Dm__Envelope *env);
+/* Sends an Error reply (envelope.h) to request id the same way. */
+void dm_rpc_server_send_error(dm_rpc_server_t *self, void *rid, uint64_t id, dm_err code,
+                              const char *text);
 /* The endpoint actually bound (resolves a wildcard port). Borrowed. */
 const char *dm_rpc_server_endpoint(dm_rpc_server_t *self);
 
@@ -61,22 +65,24 @@ typedef struct dm_client dm_rpc_client_t;
 /* Creates a client for a node address ("HEX@tcp://host:port") with a fresh
  * client key. Connecting is asynchronous: a dead node shows up as
  * DM_ERR_TIMEOUT on the first send or receive. timeout_ms bounds every
- * wait. On error err (cap errcap) holds a reason naming the address. */
+ * wait. On error one line naming the address is appended to why (may be
+ * NULL). The calls below report the same way: each failure appends one
+ * line naming the node, nothing is logged; the caller reports it. */
 DM_NODISCARD dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **out,
-                                  char *err, size_t errcap);
+                                      dm_buf_t *why);
 void dm_rpc_client_destroy(dm_rpc_client_t **self_p);
 
 /* Sends req, assigning it the next request id (written to *id if not
  * NULL). Waits up to the timeout for the connection. */
-DM_NODISCARD dm_err dm_rpc_client_send(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id);
+DM_NODISCARD dm_err dm_rpc_client_send(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id,
+                                       dm_buf_t *why);
 /* Receives the next reply (any id), waiting up to the timeout. *rep is the
  * caller's to free with dm__envelope__free_unpacked. */
-DM_NODISCARD dm_err dm_rpc_client_recv(dm_rpc_client_t *self, Dm__Envelope **rep);
+DM_NODISCARD dm_err dm_rpc_client_recv(dm_rpc_client_t *self, Dm__Envelope **rep, dm_buf_t *why);
 /* Sends req and waits for the reply with its id. A reply carrying an
  * Error is returned as DM_OK with *rep holding it: callers look at
  * (*rep)->body_case. */
-DM_NODISCARD dm_err dm_rpc_client_call(dm_rpc_client_t *self, Dm__Envelope *req, Dm__Envelope **rep);
-/* A one-line description of the last failure, naming the node. */
-const char *dm_rpc_client_error(const dm_rpc_client_t *self);
+DM_NODISCARD dm_err dm_rpc_client_call(dm_rpc_client_t *self, Dm__Envelope *req, Dm__Envelope **rep,
+                                       dm_buf_t *why);
 
 #endif

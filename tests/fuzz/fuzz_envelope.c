@@ -1,5 +1,5 @@
 /* fuzz_envelope.c: one request as meshd's loop and write pipeline decode
- * it: the loop's routing peek (dm_rpc_body_field), the envelope, then per
+ * it: the loop's routing peek (dm_envelope_body_field), the envelope, then per
  * body what the node does with it before any storage: the write pipeline's
  * validation (register, ingest, deregister via dm_ingest_check, against a
  * registry holding a product of this node's domain), the catalog sync
@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "membership/membership.h"
 #include "record/registry.h"
+#include "transport/envelope.h"
 #include "transport/rpc.h"
 
 #define S_DOMAIN "commerce"
@@ -73,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!s_registry)
         LLVMFuzzerInitialize(NULL, NULL);
-    unsigned field = dm_rpc_body_field(data, size);
+    unsigned field = dm_envelope_body_field(data, size);
     bool write_path = field == DM__ENVELOPE__BODY_INGEST_REQ ||
                       field == DM__ENVELOPE__BODY_REGISTER_REQ ||
                       field == DM__ENVELOPE__BODY_DEREGISTER_REQ;

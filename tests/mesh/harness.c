@@ -17,6 +17,7 @@
 
 #include "identity/identity.h"
 #include "proto/mesh.pb-c.h"
+#include "transport/envelope.h"
 #include "transport/rpc.h"
 
 #define DM_H_MAX_NODES 64
@@ -404,16 +405,14 @@ long long dm_h_ping_ms(const dm_h_node_t *n, int timeout_ms)
 {
     long long t0 = dm_h_now_ms();
     dm_rpc_client_t *c = NULL;
-    char err[DM_RPC_ERR_MAX];
-    if (dm_rpc_client_new(n->addr, timeout_ms, &c, err, sizeof err) != DM_OK)
+    if (dm_rpc_client_new(n->addr, timeout_ms, &c, NULL) != DM_OK)
         return -1;
     Dm__Ping ping = DM__PING__INIT;
     Dm__Envelope req = DM__ENVELOPE__INIT;
-    req.body_case = DM__ENVELOPE__BODY_PING;
-    req.ping = &ping;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_PING, &ping);
     Dm__Envelope *rep = NULL;
     long long ms = -1;
-    if (dm_rpc_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_PONG)
+    if (dm_rpc_client_call(c, &req, &rep, NULL) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_PONG)
         ms = dm_h_now_ms() - t0;
     if (rep)
         dm__envelope__free_unpacked(rep, NULL);

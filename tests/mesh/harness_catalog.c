@@ -9,6 +9,7 @@
 #include "contract/contract.h"
 #include "identity/identity.h"
 #include "proto/mesh.pb-c.h"
+#include "transport/envelope.h"
 #include "transport/rpc.h"
 
 #define DM_H_CLIENT_MS 2000 /* client calls to a node */
@@ -99,8 +100,7 @@ bool dm_h_catalog_send(dm_h_raw_t *raw, const char *my_addr, dm_h_entry_t *const
     sync.delta.data = dbytes;
     sync.delta.len = dlen;
     Dm__Envelope env = DM__ENVELOPE__INIT;
-    env.body_case = DM__ENVELOPE__BODY_CATALOG_SYNC;
-    env.catalog_sync = &sync;
+    dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_CATALOG_SYNC, &sync);
     bool ok = dm_h_raw_send_env(raw, &env);
     free(dbytes);
     free(pes);
@@ -122,11 +122,10 @@ bool dm_h_catalog_inject(const dm_h_node_t *n, const dm_identity_t *me, const ch
 static Dm__Envelope *s_call(const dm_h_node_t *n, Dm__Envelope *req)
 {
     dm_rpc_client_t *c = NULL;
-    char err[DM_RPC_ERR_MAX];
-    if (dm_rpc_client_new(n->addr, DM_H_CLIENT_MS, &c, err, sizeof err) != DM_OK)
+    if (dm_rpc_client_new(n->addr, DM_H_CLIENT_MS, &c, NULL) != DM_OK)
         return NULL;
     Dm__Envelope *rep = NULL;
-    if (dm_rpc_client_call(c, req, &rep) != DM_OK)
+    if (dm_rpc_client_call(c, req, &rep, NULL) != DM_OK)
         rep = NULL;
     dm_rpc_client_destroy(&c);
     return rep;
@@ -137,8 +136,7 @@ bool dm_h_lists(const dm_h_node_t *n, const char *domain, const char *name, cons
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
     body.mesh = 1;
-    req.body_case = DM__ENVELOPE__BODY_PRODUCTS_REQ;
-    req.products_req = &body;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_PRODUCTS_REQ, &body);
     Dm__Envelope *rep = s_call(n, &req);
     bool found = false;
     if (rep && rep->body_case == DM__ENVELOPE__BODY_PRODUCTS_REP)
@@ -158,8 +156,7 @@ dm_h_member_t dm_h_member(const dm_h_node_t *n, const char *domain)
     dm_h_member_t out = {.count = 0};
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__MembersReq body = DM__MEMBERS_REQ__INIT;
-    req.body_case = DM__ENVELOPE__BODY_MEMBERS_REQ;
-    req.members_req = &body;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_MEMBERS_REQ, &body);
     Dm__Envelope *rep = s_call(n, &req);
     if (rep && rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP) {
         out.answered = true;

@@ -12,6 +12,7 @@
 
 #include "harness.h"
 #include "identity/identity.h"
+#include "transport/envelope.h"
 #include "transport/rpc.h"
 
 #define T_QUERY_TIMEOUT "30"  /* the node's query time limit, s: runaways run this long */
@@ -73,26 +74,26 @@ static long long s_fresh_query_ms(void)
 {
     long long t0 = dm_h_now_ms();
     dm_rpc_client_t *c = NULL;
-    char err[DM_RPC_ERR_MAX];
-    cr_assert_eq(dm_rpc_client_new(s_node.addr, T_FRESH_MS, &c, err, sizeof err), DM_OK, "%s", err);
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_rpc_client_new(s_node.addr, T_FRESH_MS, &c, &why), DM_OK, "%s", why.data);
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__QueryReq q = DM__QUERY_REQ__INIT;
     q.sql = "SELECT 42 AS answer";
-    req.body_case = DM__ENVELOPE__BODY_QUERY_REQ;
-    req.query_req = &q;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_QUERY_REQ, &q);
     Dm__Envelope *rep = NULL;
     long long ms = -1;
-    dm_err rc = dm_rpc_client_call(c, &req, &rep);
+    dm_err rc = dm_rpc_client_call(c, &req, &rep, &why);
     if (rc == DM_OK && rep->body_case == DM__ENVELOPE__BODY_QUERY_REP && rep->query_rep->done &&
         rep->query_rep->nrows == 1)
         ms = dm_h_now_ms() - t0;
     else
-        cr_log_warn("fresh query: %s", rc != DM_OK ? dm_rpc_client_error(c)
+        cr_log_warn("fresh query: %s", rc != DM_OK ? why.data
                                        : rep->body_case == DM__ENVELOPE__BODY_ERROR
                                            ? rep->error->message
                                            : "not rows");
     if (rep)
         dm__envelope__free_unpacked(rep, NULL);
+    dm_buf_free(&why);
     dm_rpc_client_destroy(&c);
     return ms;
 }

@@ -17,6 +17,7 @@
 #include "harness.h"
 #include "harness_catalog.h"
 #include "identity/identity.h"
+#include "transport/envelope.h"
 #include "transport/rpc.h"
 
 #define T_NODES 5
@@ -103,16 +104,14 @@ Test(gossip, sigterm_announces_leaving)
 static size_t s_conflicts(const dm_h_node_t *n, const char *domain)
 {
     dm_rpc_client_t *c = NULL;
-    char err[256];
     size_t k = 0;
-    if (dm_rpc_client_new(n->addr, 2000, &c, err, sizeof err) != DM_OK)
+    if (dm_rpc_client_new(n->addr, 2000, &c, NULL) != DM_OK)
         return 0;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__MembersReq body = DM__MEMBERS_REQ__INIT;
-    req.body_case = DM__ENVELOPE__BODY_MEMBERS_REQ;
-    req.members_req = &body;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_MEMBERS_REQ, &body);
     Dm__Envelope *rep = NULL;
-    if (dm_rpc_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP)
+    if (dm_rpc_client_call(c, &req, &rep, NULL) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP)
         for (size_t i = 0; i < rep->members_rep->n_conflicts; i++)
             k += strcmp(rep->members_rep->conflicts[i]->domain, domain) == 0;
     if (rep)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "transport/envelope.h"
 #include "transport/rpc.h"
 
 #define T_CMD_MS 60000
@@ -161,11 +162,10 @@ static long long s_ping_ms(dm_rpc_client_t *c)
 {
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__Ping ping = DM__PING__INIT;
-    req.body_case = DM__ENVELOPE__BODY_PING;
-    req.ping = &ping;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_PING, &ping);
     Dm__Envelope *rep = NULL;
     long long t0 = dm_h_now_ms();
-    dm_err rc = dm_rpc_client_call(c, &req, &rep);
+    dm_err rc = dm_rpc_client_call(c, &req, &rep, NULL);
     long long took = dm_h_now_ms() - t0;
     if (rep)
         dm__envelope__free_unpacked(rep, NULL);
@@ -188,8 +188,8 @@ Test(sql, status_is_answered_quickly_while_a_long_query_runs)
         _exit(127);
     }
     dm_rpc_client_t *c = NULL;
-    char err[256];
-    cr_assert_eq(dm_rpc_client_new(s_node.addr, 5000, &c, err, sizeof err), DM_OK, "%s", err);
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_rpc_client_new(s_node.addr, 5000, &c, &why), DM_OK, "%s", why.data);
     cr_assert_geq(s_ping_ms(c), 0);
     long long worst = 0, start = dm_h_now_ms();
     int pings = 0, st = 0;
@@ -229,10 +229,9 @@ static uint64_t s_open_cursor(dm_rpc_client_t *c)
     Dm__QueryReq body = DM__QUERY_REQ__INIT;
     body.sql = "SELECT orderId FROM commerce.orders";
     body.max_rows = 1;
-    req.body_case = DM__ENVELOPE__BODY_QUERY_REQ;
-    req.query_req = &body;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_QUERY_REQ, &body);
     Dm__Envelope *rep = NULL;
-    cr_assert_eq(dm_rpc_client_call(c, &req, &rep), DM_OK);
+    cr_assert_eq(dm_rpc_client_call(c, &req, &rep, NULL), DM_OK);
     cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_QUERY_REP);
     cr_assert_not(rep->query_rep->done);
     uint64_t cursor = rep->query_rep->cursor;
@@ -245,19 +244,17 @@ static Dm__Envelope *s_next(dm_rpc_client_t *c, uint64_t cursor)
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__QueryNext next = DM__QUERY_NEXT__INIT;
     next.cursor = cursor;
-    req.body_case = DM__ENVELOPE__BODY_QUERY_NEXT;
-    req.query_next = &next;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_QUERY_NEXT, &next);
     Dm__Envelope *rep = NULL;
-    cr_assert_eq(dm_rpc_client_call(c, &req, &rep), DM_OK);
+    cr_assert_eq(dm_rpc_client_call(c, &req, &rep, NULL), DM_OK);
     return rep;
 }
 
 Test(sql, a_client_cannot_pull_another_clients_query)
 {
     dm_rpc_client_t *a = NULL, *b = NULL;
-    char err[256];
-    cr_assert_eq(dm_rpc_client_new(s_node.addr, 5000, &a, err, sizeof err), DM_OK);
-    cr_assert_eq(dm_rpc_client_new(s_node.addr, 5000, &b, err, sizeof err), DM_OK);
+    cr_assert_eq(dm_rpc_client_new(s_node.addr, 5000, &a, NULL), DM_OK);
+    cr_assert_eq(dm_rpc_client_new(s_node.addr, 5000, &b, NULL), DM_OK);
     uint64_t cursor = s_open_cursor(a);
     Dm__Envelope *rep = s_next(b, cursor);
     cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_ERROR, "another client read the query");

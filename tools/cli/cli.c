@@ -10,6 +10,7 @@
 
 #include "identity/identity.h"
 #include "base/lines.h"
+#include "transport/envelope.h"
 #include <inttypes.h>
 
 #define DM_CLI_PATH_MAX 4096
@@ -158,9 +159,10 @@ int dm_cli_connect(const dm_cli_args_t *a, dm_rpc_client_t **out)
     int timeout = dm_cli_timeout_ms(a);
     if (timeout < 0)
         return DM_EXIT_USAGE;
-    char err[DM_RPC_ERR_MAX];
-    if (dm_rpc_client_new(addr, timeout, out, err, sizeof err) != DM_OK) {
-        fprintf(stderr, "%s: %s\n", a->program, err);
+    dm_buf_t why = DM_BUF_INIT;
+    if (dm_rpc_client_new(addr, timeout, out, &why) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", a->program, why.data);
+        dm_buf_free(&why);
         return DM_EXIT_USAGE;
     }
     return DM_EXIT_OK;
@@ -174,8 +176,10 @@ int dm_cli_request(const dm_cli_args_t *a, Dm__Envelope *req, Dm__Envelope__Body
     int status = dm_cli_connect(a, &client);
     if (status != DM_EXIT_OK)
         return status;
-    if (dm_rpc_client_call(client, req, rep) != DM_OK) {
-        fprintf(stderr, "%s: %s\n", a->program, dm_rpc_client_error(client));
+    dm_buf_t rpc_why = DM_BUF_INIT;
+    if (dm_rpc_client_call(client, req, rep, &rpc_why) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", a->program, rpc_why.data);
+        dm_buf_free(&rpc_why);
         status = DM_EXIT_USAGE;
     } else if (dm_cli_print_error(a->program, what, *rep)) {
         status = DM_EXIT_FAIL;
@@ -196,8 +200,7 @@ int dm_cli_products(const dm_cli_args_t *a, bool mesh)
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
     body.mesh = mesh;
-    req.body_case = DM__ENVELOPE__BODY_PRODUCTS_REQ;
-    req.products_req = &body;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_PRODUCTS_REQ, &body);
     Dm__Envelope *rep = NULL;
     int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_PRODUCTS_REP, "products", &rep);
     if (status != DM_EXIT_OK)

@@ -15,6 +15,7 @@
 #include "record/schema.h"
 #include "contract/types.h"
 #include "base/version.h"
+#include "transport/envelope.h"
 
 #define DM_INGEST_BATCH_BYTES ((size_t)1 << 20) /* bytes of lines per batch */
 #define DM_INGEST_BATCH_MAX_BYTES ((size_t)8 << 20)
@@ -257,11 +258,12 @@ static int s_register(const dm_cli_args_t *a)
         Dm__RegisterReq body = DM__REGISTER_REQ__INIT;
         body.contract.data = (uint8_t *)canon.data;
         body.contract.len = canon.len;
-        req.body_case = DM__ENVELOPE__BODY_REGISTER_REQ;
-        req.register_req = &body;
+        dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_REGISTER_REQ, &body);
         Dm__Envelope *rep = NULL;
-        if (dm_rpc_client_call(client, &req, &rep) != DM_OK) {
-            fprintf(stderr, "%s: %s\n", P, dm_rpc_client_error(client));
+        dm_buf_t rpc_why = DM_BUF_INIT;
+        if (dm_rpc_client_call(client, &req, &rep, &rpc_why) != DM_OK) {
+            fprintf(stderr, "%s: %s\n", P, rpc_why.data);
+            dm_buf_free(&rpc_why);
             status = DM_EXIT_USAGE;
             break;
         }
@@ -308,8 +310,10 @@ typedef struct {
 static void s_ingest_reply(s_ingest *st)
 {
     Dm__Envelope *rep = NULL;
-    if (dm_rpc_client_recv(st->client, &rep) != DM_OK) {
-        fprintf(stderr, "%s: ingest cut short: %s\n", P, dm_rpc_client_error(st->client));
+    dm_buf_t rpc_why = DM_BUF_INIT;
+    if (dm_rpc_client_recv(st->client, &rep, &rpc_why) != DM_OK) {
+        fprintf(stderr, "%s: ingest cut short: %s\n", P, rpc_why.data);
+        dm_buf_free(&rpc_why);
         st->lost = true;
         st->inflight = 0;
         return;
@@ -346,10 +350,11 @@ static void s_ingest_send(s_ingest *st, uint64_t first_line, const void *data, s
     body.data.len = len;
     body.oversized_len = oversized;
     body.source = (char *)st->source;
-    req.body_case = DM__ENVELOPE__BODY_INGEST_REQ;
-    req.ingest_req = &body;
-    if (dm_rpc_client_send(st->client, &req, NULL) != DM_OK) {
-        fprintf(stderr, "%s: ingest cut short: %s\n", P, dm_rpc_client_error(st->client));
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_INGEST_REQ, &body);
+    dm_buf_t rpc_why = DM_BUF_INIT;
+    if (dm_rpc_client_send(st->client, &req, NULL, &rpc_why) != DM_OK) {
+        fprintf(stderr, "%s: ingest cut short: %s\n", P, rpc_why.data);
+        dm_buf_free(&rpc_why);
         st->lost = true;
         return;
     }
@@ -475,8 +480,7 @@ static int s_deregister(const dm_cli_args_t *a)
     Dm__DeregisterReq body = DM__DEREGISTER_REQ__INIT;
     body.domain = (char *)domain;
     body.product = (char *)product;
-    req.body_case = DM__ENVELOPE__BODY_DEREGISTER_REQ;
-    req.deregister_req = &body;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_DEREGISTER_REQ, &body);
     Dm__Envelope *rep = NULL;
     int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_DEREGISTER_REP, "deregister refused", &rep);
     if (status != DM_EXIT_OK)
@@ -557,11 +561,12 @@ static int s_quarantine(const dm_cli_args_t *a)
         body.product = (char *)product;
         body.after = after;
         body.limit = DM_QUARANTINE_PAGE;
-        req.body_case = DM__ENVELOPE__BODY_QUARANTINE_REQ;
-        req.quarantine_req = &body;
+        dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_QUARANTINE_REQ, &body);
         Dm__Envelope *rep = NULL;
-        if (dm_rpc_client_call(client, &req, &rep) != DM_OK) {
-            fprintf(stderr, "%s: %s\n", P, dm_rpc_client_error(client));
+        dm_buf_t rpc_why = DM_BUF_INIT;
+        if (dm_rpc_client_call(client, &req, &rep, &rpc_why) != DM_OK) {
+            fprintf(stderr, "%s: %s\n", P, rpc_why.data);
+            dm_buf_free(&rpc_why);
             status = DM_EXIT_USAGE;
             break;
         }
@@ -595,8 +600,7 @@ static int s_status(const dm_cli_args_t *a)
 {
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__Ping ping = DM__PING__INIT;
-    req.body_case = DM__ENVELOPE__BODY_PING;
-    req.ping = &ping;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_PING, &ping);
     Dm__Envelope *rep = NULL;
     int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_PONG, "status", &rep);
     if (status != DM_EXIT_OK)

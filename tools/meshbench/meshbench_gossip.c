@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "contract/contract.h"
 #include "meshbench.h"
+#include "transport/envelope.h"
 
 #define MB_G_MAX_NODES 256
 #define MB_G_POLL_MS 20
@@ -117,15 +118,13 @@ static mb_view_t s_view(int i, const char *victim_domain)
     static char state[16];
     mb_view_t v = {0, 0, 0, 0, NULL, 0, 0, 0, false};
     dm_rpc_client_t *c = NULL;
-    char err[256];
-    if (dm_rpc_client_new(s_nodes[i].addr, 2000, &c, err, sizeof err) != DM_OK)
+    if (dm_rpc_client_new(s_nodes[i].addr, 2000, &c, NULL) != DM_OK)
         return v;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__MembersReq body = DM__MEMBERS_REQ__INIT;
-    req.body_case = DM__ENVELOPE__BODY_MEMBERS_REQ;
-    req.members_req = &body;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_MEMBERS_REQ, &body);
     Dm__Envelope *rep = NULL;
-    if (dm_rpc_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP) {
+    if (dm_rpc_client_call(c, &req, &rep, NULL) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_MEMBERS_REP) {
         const Dm__MembersRep *r = rep->members_rep;
         for (size_t k = 0; k < r->n_members; k++) {
             const Dm__MemberInfo *m = r->members[k];
@@ -168,16 +167,14 @@ static bool s_register(int i, const char *name)
         dm_buf_t canon = DM_BUF_INIT;
         dm_contract_canonical(list[0], &canon);
         dm_rpc_client_t *c = NULL;
-        char err[256];
-        if (dm_rpc_client_new(s_nodes[i].addr, 5000, &c, err, sizeof err) == DM_OK) {
+        if (dm_rpc_client_new(s_nodes[i].addr, 5000, &c, NULL) == DM_OK) {
             Dm__Envelope req = DM__ENVELOPE__INIT;
             Dm__RegisterReq body = DM__REGISTER_REQ__INIT;
             body.contract.data = (uint8_t *)canon.data;
             body.contract.len = canon.len;
-            req.body_case = DM__ENVELOPE__BODY_REGISTER_REQ;
-            req.register_req = &body;
+            dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_REGISTER_REQ, &body);
             Dm__Envelope *rep = NULL;
-            ok = dm_rpc_client_call(c, &req, &rep) == DM_OK &&
+            ok = dm_rpc_client_call(c, &req, &rep, NULL) == DM_OK &&
                  rep->body_case == DM__ENVELOPE__BODY_REGISTER_REP;
             if (rep)
                 dm__envelope__free_unpacked(rep, NULL);
@@ -196,17 +193,15 @@ static bool s_register(int i, const char *name)
 static bool s_lists(int i, const char *domain, const char *name)
 {
     dm_rpc_client_t *c = NULL;
-    char err[256];
     bool found = false;
-    if (dm_rpc_client_new(s_nodes[i].addr, 2000, &c, err, sizeof err) != DM_OK)
+    if (dm_rpc_client_new(s_nodes[i].addr, 2000, &c, NULL) != DM_OK)
         return false;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
     body.mesh = 1;
-    req.body_case = DM__ENVELOPE__BODY_PRODUCTS_REQ;
-    req.products_req = &body;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_PRODUCTS_REQ, &body);
     Dm__Envelope *rep = NULL;
-    if (dm_rpc_client_call(c, &req, &rep) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_PRODUCTS_REP)
+    if (dm_rpc_client_call(c, &req, &rep, NULL) == DM_OK && rep->body_case == DM__ENVELOPE__BODY_PRODUCTS_REP)
         for (size_t k = 0; k < rep->products_rep->n_products && !found; k++)
             found = strcmp(rep->products_rep->products[k]->domain, domain) == 0 &&
                     strcmp(rep->products_rep->products[k]->name, name) == 0;

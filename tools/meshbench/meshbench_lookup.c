@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "meshbench.h"
+#include "transport/envelope.h"
 
 #define MB_LOOKUP_DEFAULT_COUNT 10000
 #define MB_LOOKUP_WARMUP 200
@@ -63,11 +64,12 @@ static int s_lookup(dm_rpc_client_t *c, const char *table, const char *key, cons
     if (!table) {
         Dm__Envelope req = DM__ENVELOPE__INIT;
         Dm__Ping ping = DM__PING__INIT;
-        req.body_case = DM__ENVELOPE__BODY_PING;
-        req.ping = &ping;
+        dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_PING, &ping);
         Dm__Envelope *rep = NULL;
-        if (dm_rpc_client_call(c, &req, &rep) != DM_OK) {
-            fprintf(stderr, "meshbench lookup: %s\n", dm_rpc_client_error(c));
+        dm_buf_t rpc_why = DM_BUF_INIT;
+        if (dm_rpc_client_call(c, &req, &rep, &rpc_why) != DM_OK) {
+            fprintf(stderr, "meshbench lookup: %s\n", rpc_why.data);
+            dm_buf_free(&rpc_why);
             return -1;
         }
         dm__envelope__free_unpacked(rep, NULL);
@@ -78,11 +80,12 @@ static int s_lookup(dm_rpc_client_t *c, const char *table, const char *key, cons
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__QueryReq body = DM__QUERY_REQ__INIT;
     body.sql = sql;
-    req.body_case = DM__ENVELOPE__BODY_QUERY_REQ;
-    req.query_req = &body;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_QUERY_REQ, &body);
     Dm__Envelope *rep = NULL;
-    if (dm_rpc_client_call(c, &req, &rep) != DM_OK) {
-        fprintf(stderr, "meshbench lookup: %s\n", dm_rpc_client_error(c));
+    dm_buf_t rpc_why = DM_BUF_INIT;
+    if (dm_rpc_client_call(c, &req, &rep, &rpc_why) != DM_OK) {
+        fprintf(stderr, "meshbench lookup: %s\n", rpc_why.data);
+        dm_buf_free(&rpc_why);
         return -1;
     }
     int rows = -1;

@@ -15,6 +15,7 @@
 #include "contract/types.h"
 #include "transport/rowbatch.h"
 #include "base/version.h"
+#include "transport/envelope.h"
 
 #define DM_MESHQ_BATCH_ROWS 10000 /* rows asked per pull */
 #define DM_MESHQ_TABLE_WINDOW 1000 /* rows buffered to align a table */
@@ -334,7 +335,7 @@ static unsigned s_drain(dm_rpc_client_t *client, unsigned inflight)
 {
     while (inflight > 0) {
         Dm__Envelope *extra = NULL;
-        if (dm_rpc_client_recv(client, &extra) != DM_OK)
+        if (dm_rpc_client_recv(client, &extra, NULL) != DM_OK)
             break;
         dm__envelope__free_unpacked(extra, NULL);
         inflight--;
@@ -359,21 +360,24 @@ static int s_query(const dm_cli_args_t *a)
     Dm__QueryReq body = DM__QUERY_REQ__INIT;
     body.sql = (char *)a->pos[1];
     body.max_rows = DM_MESHQ_BATCH_ROWS;
-    req.body_case = DM__ENVELOPE__BODY_QUERY_REQ;
-    req.query_req = &body;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_QUERY_REQ, &body);
     bool first = true, done = false, ok = true;
     uint64_t cursor = 0;
     unsigned inflight = 0;
-    if (dm_rpc_client_send(client, &req, NULL) != DM_OK) {
-        fprintf(stderr, "%s: %s\n", P, dm_rpc_client_error(client));
+    dm_buf_t rpc_why = DM_BUF_INIT;
+    if (dm_rpc_client_send(client, &req, NULL, &rpc_why) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", P, rpc_why.data);
+        dm_buf_free(&rpc_why);
         dm_rpc_client_destroy(&client);
         return DM_EXIT_USAGE;
     }
     inflight = 1;
     while (inflight > 0) {
         Dm__Envelope *rep = NULL;
-        if (dm_rpc_client_recv(client, &rep) != DM_OK) {
-            fprintf(stderr, "%s: %s\n", P, dm_rpc_client_error(client));
+        dm_buf_t rpc_why = DM_BUF_INIT;
+        if (dm_rpc_client_recv(client, &rep, &rpc_why) != DM_OK) {
+            fprintf(stderr, "%s: %s\n", P, rpc_why.data);
+            dm_buf_free(&rpc_why);
             status = DM_EXIT_USAGE;
             ok = false;
             break;
@@ -411,10 +415,11 @@ static int s_query(const dm_cli_args_t *a)
             Dm__Envelope nreq = DM__ENVELOPE__INIT;
             Dm__QueryNext next = DM__QUERY_NEXT__INIT;
             next.cursor = cursor;
-            nreq.body_case = DM__ENVELOPE__BODY_QUERY_NEXT;
-            nreq.query_next = &next;
-            if (dm_rpc_client_send(client, &nreq, NULL) != DM_OK) {
-                fprintf(stderr, "%s: %s\n", P, dm_rpc_client_error(client));
+            dm_envelope_init(&nreq, 0, DM__ENVELOPE__BODY_QUERY_NEXT, &next);
+            dm_buf_t rpc_why = DM_BUF_INIT;
+            if (dm_rpc_client_send(client, &nreq, NULL, &rpc_why) != DM_OK) {
+                fprintf(stderr, "%s: %s\n", P, rpc_why.data);
+                dm_buf_free(&rpc_why);
                 status = DM_EXIT_USAGE;
                 ok = false;
                 break;
@@ -437,8 +442,7 @@ static int s_members(const dm_cli_args_t *a)
 {
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__MembersReq body = DM__MEMBERS_REQ__INIT;
-    req.body_case = DM__ENVELOPE__BODY_MEMBERS_REQ;
-    req.members_req = &body;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_MEMBERS_REQ, &body);
     Dm__Envelope *rep = NULL;
     int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_MEMBERS_REP, "members", &rep);
     if (status != DM_EXIT_OK)
@@ -640,8 +644,7 @@ static int s_describe(const dm_cli_args_t *a)
     Dm__DescribeReq body = DM__DESCRIBE_REQ__INIT;
     body.domain = q;
     body.product = slash + 1;
-    req.body_case = DM__ENVELOPE__BODY_DESCRIBE_REQ;
-    req.describe_req = &body;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_DESCRIBE_REQ, &body);
     Dm__Envelope *rep = NULL;
     int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_DESCRIBE_REP, "describe", &rep);
     if (status != DM_EXIT_OK)

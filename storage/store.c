@@ -47,13 +47,6 @@ dm_err dm_store__mdb_txn(dm_store_t *self, const char *op, int rc)
 
 bool dm_store_failed(dm_store_t *self) { return atomic_load(&self->failed); }
 
-int64_t dm_store__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void dm_store__shared_enter(dm_store_t *self)
 {
     pthread_mutex_lock(&self->gate_mu);

@@ -70,8 +70,6 @@ dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_store_t *store, c
 /* Appends "line L, column C" and the line with a caret under byte offset
  * off of sql. */
 void dm_query__caret(const char *sql, size_t len, size_t off, dm_buf_t *err);
-/* Monotonic nanoseconds. */
-int64_t dm_query__now_ns(void);
 
 /* ---- query_vtab.c ---- */
 

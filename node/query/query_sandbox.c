@@ -14,20 +14,13 @@
 #include <strings.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "query/query_priv.h"
 
 #define S_PROGRESS_OPS 1000 /* VM instructions between deadline checks */
-#define S_NS_PER_MS INT64_C(1000000)
 #define S_CARET_LINE_MAX 160 /* bytes of the SQL line shown under an error */
 #define S_NAME_MAX 128       /* names compared for "did you mean" */
-
-int64_t dm_query__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 dm_err dm_query__harden(sqlite3 *db)
 {
@@ -182,7 +175,7 @@ static int s_progress(void *arg)
     dm_qctx_t *ctx = arg;
     if (atomic_load_explicit(&ctx->cancel, memory_order_relaxed))
         return 1;
-    if (dm_query__now_ns() > ctx->deadline_ns) {
+    if (dm_clock_mono_ns() > ctx->deadline_ns) {
         ctx->timed_out = true;
         return 1;
     }

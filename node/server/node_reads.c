@@ -11,20 +11,6 @@
 #include "base/log.h"
 #include "server/node_priv.h"
 
-int64_t dm_node__wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t dm_node__mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void dm_node__send(dm_node_t *self, zmq_msg_t *rid, Dm__Envelope *env)
 {
     zmq_msg_t msg;

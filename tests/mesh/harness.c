@@ -1,4 +1,5 @@
 /* harness.c: process control for tests that drive real meshd and tools. */
+#include "base/clock.h"
 #include "harness.h"
 
 #include <errno.h>
@@ -27,12 +28,7 @@ static pid_t s_pids[DM_H_MAX_NODES]; /* nodes still running */
 static char *s_dirs[DM_H_MAX_DIRS];
 static bool s_atexit;
 
-long long dm_h_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+long long dm_h_now_ms(void) { return dm_clock_mono_ms(); }
 
 static void s_register_cleanup(void)
 {

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "contract/contract.h"
 #include "query/query.h"
 #include "record/registry.h"
@@ -40,13 +41,6 @@ static const char *s_yaml =
     "      - {name: amount, type: double, required: true}\n"
     "      - {name: status, type: enum, values: [created, paid, shipped, cancelled]}\n"
     "      - {name: ts, type: timestamp, required: true}\n";
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A pseudo-random uuid text for record i (a 64-bit mix, so keys are spread). */
 static void s_uuid(uint64_t i, char out[37])
@@ -131,7 +125,7 @@ int main(int argc, char **argv)
     dm_buf_t *rows = calloc(BENCH_BATCH, sizeof *rows), *keys = calloc(BENCH_BATCH, sizeof *keys);
     dm_row_in_t *rin = calloc(BENCH_BATCH, sizeof *rin);
     dm_buf_t reasons = DM_BUF_INIT;
-    double t0 = s_now();
+    double t0 = dm_clock_mono_s();
     for (long base = 0; base < n; base += BENCH_BATCH) {
         size_t k = 0;
         for (long i = base; i < n && i < base + BENCH_BATCH; i++, k++) {
@@ -151,7 +145,7 @@ int main(int argc, char **argv)
         if (dm_store_commit_batch(st, out.id, rin, k, NULL, 0, "bench", NULL))
             return 1;
     }
-    printf("loaded %ld records in %.2f s\n", n, s_now() - t0);
+    printf("loaded %ld records in %.2f s\n", n, dm_clock_mono_s() - t0);
 
     /* the native copy, from the engine's own view of the rows */
     sqlite3 *nat;
@@ -207,15 +201,15 @@ int main(int argc, char **argv)
     dm_buf_t buf = DM_BUF_INIT;
     printf("%-60.60s %10s %10s %8s\n", "query", "engine s", "native s", "rows");
     for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
-        double a = s_now();
+        double a = dm_clock_mono_s();
         uint64_t r1 = s_engine_run(eng, queries[i], &buf);
-        double b = s_now();
+        double b = dm_clock_mono_s();
         uint64_t r2 = s_native_run(nat, queries[i]);
-        double c = s_now();
+        double c = dm_clock_mono_s();
         printf("%-60.60s %10.3f %10.3f %8llu%s\n", queries[i] + strlen("SELECT "), b - a, c - b, (unsigned long long)r1,
                r1 == r2 ? "" : " ROW COUNTS DIFFER");
     }
-    double a = s_now();
+    double a = dm_clock_mono_s();
     for (int i = 0; i < BENCH_LOOKUPS; i++) {
         char id[37], sql[128];
         s_uuid((uint64_t)(i * 7919 % n), id);
@@ -223,20 +217,20 @@ int main(int argc, char **argv)
         if (s_engine_run(eng, sql, &buf) != 1)
             return 1;
     }
-    double b = s_now();
+    double b = dm_clock_mono_s();
     for (int i = 0; i < BENCH_LOOKUPS; i++) {
         char id[37], sql[128];
         s_uuid((uint64_t)(i * 7919 % n), id);
         snprintf(sql, sizeof sql, "SELECT * FROM commerce.orders WHERE orderId = '%s'", id);
         s_native_run(nat, sql);
     }
-    double c = s_now();
+    double c = dm_clock_mono_s();
     printf("point lookup by key, open to last row: engine %.1f us, native (prepare+step) %.1f us\n",
            (b - a) / BENCH_LOOKUPS * 1e6, (c - b) / BENCH_LOOKUPS * 1e6);
-    a = s_now();
+    a = dm_clock_mono_s();
     for (int i = 0; i < BENCH_LOOKUPS; i++)
         s_engine_run(eng, "SELECT 1", &buf);
-    printf("open + fetch + close of SELECT 1: %.1f us\n", (s_now() - a) / BENCH_LOOKUPS * 1e6);
+    printf("open + fetch + close of SELECT 1: %.1f us\n", (dm_clock_mono_s() - a) / BENCH_LOOKUPS * 1e6);
     dm_registry_release(reg, ref);
     dm_query_engine_destroy(&eng);
     sqlite3_close(nat);

@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "membership/membership.h"
 #include "meshsim.h"
 
@@ -298,13 +299,6 @@ static bool s_num(const char *v, double lo, double hi, double *out)
     return true;
 }
 
-static double s_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "catalog") == 0)
@@ -383,7 +377,7 @@ int main(int argc, char **argv)
     cfg.probe_timeout_ms = cfg.probe_interval_ms / 2;
     cfg.gossip_fanout = s->fanout;
 
-    double w0 = s_wall();
+    double w0 = dm_clock_mono_s();
     size_t n = s->n;
     s->m = calloc(n, sizeof *s->m);
     s->id = calloc(n, sizeof *s->id);
@@ -436,7 +430,7 @@ int main(int argc, char **argv)
         dm_membership_trim(s->m[i]);
     }
     s->down[joiner] = true; /* not started yet */
-    double w1 = s_wall();
+    double w1 = dm_clock_mono_s();
 
     printf("meshsim: %zu nodes, loss %g%%, gossip interval %" PRId64 " ms, probe interval "
            "%" PRId64 " ms, fanout %u, seed %" PRIu64 ", slow node every %" PRId64 " ms\n",
@@ -489,7 +483,7 @@ int main(int argc, char **argv)
         printf("slow   node: suspected in %" PRIu64 " events, its LHM peaked at %u\n",
                s->slow_suspects, s->slow_lhm_max);
     printf("cost   setup %.1f s, simulation %.1f s, max RSS %.0f MB, %.1f s simulated\n", w1 - w0,
-           s_wall() - w1, (double)ru.ru_maxrss / 1024.0, (double)s->now / 1000.0);
+           dm_clock_mono_s() - w1, (double)ru.ru_maxrss / 1024.0, (double)s->now / 1000.0);
 
     for (size_t i = 0; i < n; i++)
         dm_membership_destroy(&s->m[i]);

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "contract/contract.h"
 #include "query/query.h"
 #include "record/registry.h"
@@ -341,13 +342,6 @@ S_UNUSED static char *s_plan(const char *sql)
     dm_buf_free(&err);
     dm_buf_free(&batch);
     return dm_buf_steal(&text);
-}
-
-S_UNUSED static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* A normal query on the same engine, after a refusal. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "storage/reader.h"
 #include "storage/store.h"
 #include "fixture.h"
@@ -245,13 +246,6 @@ Test(reader, reader_sees_its_snapshot_only)
 static atomic_bool s_grown, s_readers_stop;
 static atomic_int s_busy;
 
-static long long s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void s_hold(long ms)
 {
     struct timespec ts = {0, ms * 1000000L};
@@ -315,8 +309,8 @@ Test(reader, map_growth_is_not_starved_by_overlapping_readers, .timeout = 60)
     }
     dm_err rc = DM_ERR_IO;
     cr_assert_eq(pthread_create(&w, NULL, s_big_commit, &rc), 0);
-    long long deadline = s_now_ms() + T_GROW_DEADLINE_MS;
-    while (!atomic_load(&s_grown) && s_now_ms() < deadline)
+    long long deadline = dm_clock_mono_ms() + T_GROW_DEADLINE_MS;
+    while (!atomic_load(&s_grown) && dm_clock_mono_ms() < deadline)
         s_hold(5);
     bool grown = atomic_load(&s_grown);
     atomic_store(&s_readers_stop, true);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "storage/store.h"
 #include "fixture.h"
 
@@ -21,13 +22,6 @@
 #define S_DEFAULT_BATCH 20000
 #define S_KEY_BYTES 16
 #define S_ROW_BYTES 60
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t s_rand(uint64_t *s)
 {
@@ -68,7 +62,7 @@ Test(store_bench, ingest_one_million_orders, .timeout = 300)
         memset(rows[i], 'r', S_ROW_BYTES);
         memcpy(rows[i], &a, 8);
     }
-    double t0 = s_now();
+    double t0 = dm_clock_mono_s();
     for (size_t off = 0; off < S_ROWS; off += batch) {
         size_t n = S_ROWS - off < batch ? S_ROWS - off : batch;
         for (size_t i = 0; i < n; i++)
@@ -77,7 +71,7 @@ Test(store_bench, ingest_one_million_orders, .timeout = 300)
         dm_batch_result_t r;
         cr_assert_eq(dm_store_commit_batch(st, out.id, in_rows, n, NULL, 0, "", &r), DM_OK);
     }
-    double dt = s_now() - t0;
+    double dt = dm_clock_mono_s() - t0;
     cr_log_info("store: %d %s rows in batches of %zu: %.2f s, %.0f rows/s", S_ROWS,
                 keyless ? "keyless" : "keyed", batch, dt, S_ROWS / dt);
     fprintf(stderr, "store bench: %d %s rows, batch %zu: %.3f s = %.0f rows/s\n", S_ROWS,

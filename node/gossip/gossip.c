@@ -10,11 +10,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "base/lines.h"
 #include "base/log.h"
 #include "proto/mesh.pb-c.h"
 #include "transport/rpc.h"
 
-#define DM_GOSSIP_PATH_MAX 4096
 #define DM_GOSSIP_RECONNECT_MAX_MS 2000 /* back-off ceiling towards a dead peer */
 
 typedef struct s_peer {
@@ -89,7 +89,7 @@ static void s_save_member(void *ctx, const dm_member_t *mb)
 
 static void s_save(dm_gossip_t *self)
 {
-    char path[DM_GOSSIP_PATH_MAX], tmp[DM_GOSSIP_PATH_MAX];
+    char path[DM_PATH_MAX], tmp[DM_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", self->dir, DM_GOSSIP_MEMBERS_FILE);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", self->dir, DM_GOSSIP_MEMBERS_FILE);
     /* Whatever happens, this change is handled: a failed write is retried
@@ -121,7 +121,7 @@ static void s_save(dm_gossip_t *self)
  * re-adds the members. A missing file is a first start. */
 static void s_load(dm_gossip_t *self, int64_t now_ms)
 {
-    char path[DM_GOSSIP_PATH_MAX];
+    char path[DM_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", self->dir, DM_GOSSIP_MEMBERS_FILE);
     FILE *f = fopen(path, "r");
     if (!f)

@@ -20,6 +20,7 @@
 
 #include <sodium.h>
 
+#include "base/lines.h"
 #include "base/log.h"
 
 #define S_SECRET_BYTES crypto_sign_SECRETKEYBYTES /* seed + public key */
@@ -212,7 +213,7 @@ out:
 static dm_err s_create_key(const char *dir, const char *path, dm_identity_t *self)
 {
     dm_err err = DM_OK;
-    char tmp[PATH_MAX];
+    char tmp[DM_PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
         dm_log_err("identity: path too long: %s", path);
         return DM_ERR_IO;
@@ -275,7 +276,7 @@ dm_err dm_identity_load(const char *dir, dm_identity_t **out)
     dm_err err = s_sodium();
     if (err)
         return err;
-    char path[PATH_MAX];
+    char path[DM_PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s", dir, DM_ID_KEY_FILE) >= (int)sizeof path) {
         dm_log_err("identity: directory name too long: %s", dir);
         return DM_ERR_IO;

@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "base/clock.h"
+#include "base/lines.h"
 #include "catalog/catalog.h"
 #include "gossip/gossip.h"
 #include "identity/identity.h"
@@ -19,8 +20,6 @@
 #include "record/registry.h"
 #include "transport/rpc.h"
 #include "storage/store.h"
-
-#define DM_PATH_MAX 4096
 
 struct dm_node {
     char *dir;

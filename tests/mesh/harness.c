@@ -19,6 +19,7 @@
 #include "identity/identity.h"
 #include "proto/mesh.pb-c.h"
 #include "transport/rpc.h"
+#include "../unit/fixture.h"
 
 #define DM_H_MAX_NODES 64
 #define DM_H_MAX_DIRS 64
@@ -41,8 +42,8 @@ static void s_register_cleanup(void)
 const char *dm_h_tmpdir(void)
 {
     s_register_cleanup();
-    char tmpl[] = "/tmp/dmtest.XXXXXX";
-    char *d = mkdtemp(tmpl);
+    char tmpl[64];
+    char *d = dm_t_tmpdir(tmpl, sizeof tmpl, "mesh");
     if (!d)
         return NULL;
     for (int i = 0; i < DM_H_MAX_DIRS; i++)
@@ -278,17 +279,6 @@ const char *dm_h_last_line(const char *text)
     return line;
 }
 
-static void s_rmrf(const char *path)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        execlp("rm", "rm", "-rf", path, (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-}
-
 void dm_h_cleanup(void)
 {
     for (int i = 0; i < DM_H_MAX_NODES; i++)
@@ -297,7 +287,7 @@ void dm_h_cleanup(void)
     for (int i = 0; i < DM_H_MAX_DIRS; i++)
         if (s_dirs[i]) {
             if (!getenv("DM_KEEP_TMP")) {
-                s_rmrf(s_dirs[i]);
+                dm_t_rmdir(s_dirs[i]);
                 char log[600];
                 snprintf(log, sizeof log, "%s.log", s_dirs[i]);
                 unlink(log);

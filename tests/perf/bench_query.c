@@ -26,6 +26,7 @@
 #include "record/registry.h"
 #include "record/schema.h"
 #include "storage/store.h"
+#include "../unit/fixture.h"
 
 #define BENCH_DEFAULT_RECORDS 1000000
 #define BENCH_BATCH 50000
@@ -95,8 +96,8 @@ static uint64_t s_native_run(sqlite3 *db, const char *sql)
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : BENCH_DEFAULT_RECORDS;
-    char dir[] = "/tmp/bench_query_XXXXXX";
-    if (!mkdtemp(dir))
+    char dir[64];
+    if (!dm_t_tmpdir(dir, sizeof dir, "bench_query"))
         return 1;
     dm_store_t *st;
     dm_registry_t *reg;
@@ -234,7 +235,5 @@ int main(int argc, char **argv)
     dm_registry_release(reg, ref);
     dm_query_engine_destroy(&eng);
     sqlite3_close(nat);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return dm_t_rmdir(dir) == 0 ? 0 : 1;
 }

@@ -35,8 +35,7 @@ static s_node *s_node_new(void)
 {
     cr_assert_lt(s_nnodes, S_MAX_NODES);
     s_node *n = &s_nodes[s_nnodes++];
-    snprintf(n->dir, sizeof n->dir, "/tmp/dm_test_catalog_XXXXXX");
-    cr_assert_not_null(mkdtemp(n->dir));
+    cr_assert_not_null(dm_t_tmpdir(n->dir, sizeof n->dir, "test_catalog"));
     cr_assert_eq(dm_store_open(n->dir, NULL, &n->store), DM_OK);
     cr_assert_eq(dm_identity_new_ephemeral(&n->id), DM_OK);
     cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat), DM_OK);

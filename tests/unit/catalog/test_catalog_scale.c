@@ -424,8 +424,8 @@ Test(catalog_scale, a_full_map_is_an_error_and_keeps_nothing)
     enum { S_INITIAL = 1 << 20, S_MAX = 2 << 20 };
     s_pair();
     dm_t_publish_wide(s_a, s_self_a, "wide", 400, 40, true);
-    char dir[] = "/tmp/dm_test_catalog_map_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64];
+    cr_assert_not_null(dm_t_tmpdir(dir, sizeof dir, "test_catalog_map"));
     dm_store_opts_t opts = {.initial_map_bytes = S_INITIAL, .max_map_bytes = S_MAX};
     dm_store_t *store = NULL;
     dm_catalog_t *c = NULL;

@@ -13,21 +13,20 @@
 #include <sodium.h>
 
 #include "identity/identity.h"
+#include "fixture.h"
 
 static char s_dir[PATH_MAX];
 static char s_key[PATH_MAX + 32];
 
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/dm_test_identity_XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_identity"));
     snprintf(s_key, sizeof s_key, "%s/%s", s_dir, DM_ID_KEY_FILE);
 }
 
 static void s_teardown(void)
 {
-    unlink(s_key);
-    rmdir(s_dir);
+    dm_t_rmdir(s_dir);
 }
 
 TestSuite(identity, .init = s_setup, .fini = s_teardown);

@@ -43,8 +43,7 @@ static uint32_t s_register(const char *name)
  * entries on into pk and both parts hold keys. */
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/dm_test_reader_XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_reader"));
     dm_store_opts_t opts = {.pk_recent_max = 4};
     cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
     s_pid = s_register("p");
@@ -293,7 +292,7 @@ Test(reader, map_growth_is_not_starved_by_overlapping_readers, .timeout = 60)
 {
     dm_store_destroy(&s_store);
     dm_t_rmdir(s_dir);
-    cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_reader_XXXXXX")));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_reader"));
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)256 << 20};
     cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);

@@ -25,8 +25,7 @@ static dm_store_t *s_store;
 /* Removes the store files and the directory. */
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/dm_test_store_XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_store"));
     cr_assert_eq(dm_store_open(s_dir, NULL, &s_store), DM_OK);
 }
 
@@ -399,7 +398,7 @@ Test(store, map_grows_when_a_batch_does_not_fit)
 {
     dm_store_destroy(&s_store);
     dm_t_rmdir(s_dir);
-    cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_store_XXXXXX")));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_store"));
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)256 << 20};
     cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
@@ -432,7 +431,7 @@ Test(store, map_full_at_maximum_stores_nothing)
 {
     dm_store_destroy(&s_store);
     dm_t_rmdir(s_dir);
-    cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_store_XXXXXX")));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_store"));
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)2 << 20};
     cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
@@ -646,7 +645,7 @@ Test(store, catalog_write_never_waits_for_readers_to_grow_the_map)
 {
     dm_store_destroy(&s_store);
     dm_t_rmdir(s_dir);
-    cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_store_XXXXXX")));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_store"));
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)64 << 20};
     cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);

@@ -39,8 +39,8 @@ Test(store_bench, ingest_one_million_orders, .timeout = 300)
     size_t batch = getenv("DM_STORE_BENCH_BATCH") ? strtoul(getenv("DM_STORE_BENCH_BATCH"), 0, 10)
                                                   : S_DEFAULT_BATCH;
     bool keyless = getenv("DM_STORE_BENCH_KEYLESS") != NULL;
-    char dir[] = "/tmp/dm_bench_store_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64];
+    cr_assert_not_null(dm_t_tmpdir(dir, sizeof dir, "bench_store"));
     dm_store_t *st = NULL;
     dm_store_opts_t opts = {0};
     if (getenv("DM_STORE_BENCH_RECENT"))

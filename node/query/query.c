@@ -315,7 +315,7 @@ static dm_err s_prepare(dm_query_t *q, const char *sql, size_t len, dm_buf_t *er
     const char *tail = NULL;
     int rc = sqlite3_prepare_v3(q->db, sql, (int)len, 0, &q->stmt, &tail);
     if (rc != SQLITE_OK)
-        return dm_query__prepare_error(q->db, q->ctx, q->e->store, sql, len, err);
+        return dm_query__prepare_error(q->db, q->ctx, q->e->registry, sql, len, err);
     if (!q->stmt) {
         dm_buf_puts(err, "the query is empty: write one SELECT statement");
         return DM_ERR_INVALID;

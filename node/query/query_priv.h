@@ -64,9 +64,9 @@ DM_NODISCARD dm_err dm_query__harden(sqlite3 *db);
 DM_NODISCARD dm_err dm_query__lock_down(sqlite3 *db, dm_qctx_t *ctx, size_t max_sql);
 /* Formats the failure of preparing sql into err and returns its dm_err:
  * the authorizer's refusal, an unknown table with a "did you mean" from
- * store's products, or SQLite's message with line:col and a caret. */
-dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_store_t *store, const char *sql,
-                               size_t len, dm_buf_t *err);
+ * the registry's products, or SQLite's message with line:col and a caret. */
+dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_registry_t *registry,
+                               const char *sql, size_t len, dm_buf_t *err);
 /* Appends "line L, column C" and the line with a caret under byte offset
  * off of sql. */
 void dm_query__caret(const char *sql, size_t len, size_t off, dm_buf_t *err);

@@ -45,19 +45,6 @@
 
 /* ---- data directory ---- */
 
-static bool s_valid_domain(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 63 || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 1; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* mkdir -p with mode 0700 for what it creates. */
 static int s_mkdirs(const char *path)
 {
@@ -134,8 +121,8 @@ static dm_err s_open_dir(dm_node_t *self, const dm_node_opts_t *opts, char *err,
     char stored[128] = "";
     snprintf(path, sizeof path, "%s/%s", opts->data_dir, DM_NODE_DOMAIN_FILE);
     bool have = s_read_small(path, stored, sizeof stored) == 0 && stored[0];
-    if (opts->domain && !s_valid_domain(opts->domain)) {
-        snprintf(err, cap, "invalid --domain '%s': expected ^[a-z][a-z0-9_-]{0,62}$",
+    if (opts->domain && !dm_text_is_name(opts->domain)) {
+        snprintf(err, cap, "invalid --domain '%s': expected " DM_TEXT_NAME_RULE,
                  opts->domain);
         return DM_ERR_USAGE;
     }

@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "base/lines.h"
+#include "base/text.h"
 #include "catalog/catalog.h"
 #include "gossip/gossip.h"
 #include "identity/identity.h"

@@ -319,6 +319,43 @@ static bool s_update_ok(const dm_swim_update_t *u)
            s_str_ok(u->domain, sizeof u->domain);
 }
 
+/* An ACK from snd: ends our probe, or is relayed to the member that asked
+ * us to ping snd, or (relayed by a helper while our own pings got none)
+ * makes us knock on the target. */
+static void s_on_ack(dm_membership_t *m, const dm_swim_msg_t *msg, const uint8_t *snd_id,
+                     int64_t now_ms)
+{
+    if (m->probing && msg->seq == m->probe_seq &&
+        memcmp(snd_id, m->probe_target, DM_ID_PUBLIC_BYTES) == 0) {
+        m->probing = false;
+        if (now_ms < m->probe_timeout_at)
+            dm_membership__lhm_delta(m, -1);
+        return;
+    }
+    /* Only the pinged target's own ack is relayed, and only a helper
+     * we chose may relay one to us: anyone else's would keep a failed
+     * member alive. */
+    for (size_t i = 0; i < m->nfwd; i++)
+        if (m->fwd[i].seq == msg->seq &&
+            memcmp(m->fwd[i].target, snd_id, DM_ID_PUBLIC_BYTES) == 0) {
+            s_reply(m, DM_SWIM_ACK, m->fwd[i].orig_seq, m->fwd[i].requester);
+            s_fwd_remove(m, i);
+            break;
+        }
+    if (m->probing && msg->seq == m->probe_seq && m->probe_indirect &&
+        s_is_helper(m, snd_id)) {
+        /* A helper relayed the target's ack, but our own pings got
+         * none: maybe the target never heard of our join. Ask it. */
+        m->probing = false;
+        uint32_t t = dm_membership__find(m, m->probe_target);
+        if (t != DM_MEMBERSHIP_NONE) {
+            m->mem[t].doubt = 0;
+            (void)dm_membership__out_to_member(m, DM_SWIM_JOIN, DM_MEMBERSHIP_KNOCK_SEQ,
+                                          m->probe_target);
+        }
+    }
+}
+
 dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const dm_swim_msg_t *msg,
                              int64_t now_ms)
 {
@@ -385,35 +422,7 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
         dm_membership__on_ping_req(m, msg, now_ms);
         break;
     case DM_SWIM_ACK:
-        if (m->probing && msg->seq == m->probe_seq &&
-            memcmp(snd->id, m->probe_target, DM_ID_PUBLIC_BYTES) == 0) {
-            m->probing = false;
-            if (now_ms < m->probe_timeout_at)
-                dm_membership__lhm_delta(m, -1);
-            break;
-        }
-        /* Only the pinged target's own ack is relayed, and only a helper
-         * we chose may relay one to us: anyone else's would keep a failed
-         * member alive. */
-        for (size_t i = 0; i < m->nfwd; i++)
-            if (m->fwd[i].seq == msg->seq &&
-                memcmp(m->fwd[i].target, snd->id, DM_ID_PUBLIC_BYTES) == 0) {
-                s_reply(m, DM_SWIM_ACK, m->fwd[i].orig_seq, m->fwd[i].requester);
-                s_fwd_remove(m, i);
-                break;
-            }
-        if (m->probing && msg->seq == m->probe_seq && m->probe_indirect &&
-            s_is_helper(m, snd->id)) {
-            /* A helper relayed the target's ack, but our own pings got
-             * none: maybe the target never heard of our join. Ask it. */
-            m->probing = false;
-            uint32_t t = dm_membership__find(m, m->probe_target);
-            if (t != DM_MEMBERSHIP_NONE) {
-                m->mem[t].doubt = 0;
-                (void)dm_membership__out_to_member(m, DM_SWIM_JOIN, DM_MEMBERSHIP_KNOCK_SEQ,
-                                          m->probe_target);
-            }
-        }
+        s_on_ack(m, msg, snd->id, now_ms);
         break;
     case DM_SWIM_NACK:
         if (m->probing && msg->seq == m->probe_seq && s_is_helper(m, snd->id))

@@ -40,10 +40,11 @@ typedef struct {
 } dm_store_opts_t;
 
 /* Opens (creating if needed) the environment in directory dir, which must
- * exist. opts may be NULL. On error *out is NULL and a log line names the
- * cause; DM_ERR_STORE or DM_ERR_IO. */
+ * exist. opts may be NULL. On error *out is NULL, DM_ERR_STORE or DM_ERR_IO
+ * (DM_ERR_NOMEM), and why gets a line naming dir and the cause (base/err.h;
+ * not logged). */
 DM_NODISCARD dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts,
-                                  dm_store_t **out);
+                                  dm_store_t **out, dm_buf_t *why);
 /* Closes the environment. NULL-safe; sets *self_p to NULL. All readers
  * and iterators must be gone. */
 void dm_store_destroy(dm_store_t **self_p);

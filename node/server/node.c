@@ -315,7 +315,11 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
 
     snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_STORE_DIR);
     dm_store_opts_t sopts = {.initial_map_bytes = opts->initial_map_bytes};
-    if (s_mkdirs(path) != 0 || (rc = dm_store_open(path, &sopts, &self->store)) != DM_OK) {
+    dm_buf_t swhy = DM_BUF_INIT;
+    if (s_mkdirs(path) != 0 || (rc = dm_store_open(path, &sopts, &self->store, &swhy)) != DM_OK) {
+        if (swhy.len)
+            dm_log_err("%s", swhy.data);
+        dm_buf_free(&swhy);
         snprintf(err, errcap, "cannot open the store in %s: %s", path,
                  rc != DM_OK ? dm_err_str(rc) : strerror(errno));
         rc = rc != DM_OK ? rc : DM_ERR_IO;

@@ -106,7 +106,7 @@ int main(int argc, char **argv)
     size_t nc;
     dm_diags_t diags = DM_DIAGS_INIT;
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 30};
-    if (dm_store_open(dir, &opts, &st) || dm_registry_new(&reg) ||
+    if (dm_store_open(dir, &opts, &st, NULL) || dm_registry_new(&reg) ||
         dm_contract_parse("b.yaml", s_yaml, strlen(s_yaml), NULL, &list, &nc, &diags))
         return 1;
     dm_buf_t canon = DM_BUF_INIT;

@@ -430,7 +430,7 @@ Test(catalog_scale, a_full_map_is_an_error_and_keeps_nothing)
     dm_store_t *store = NULL;
     dm_catalog_t *c = NULL;
     dm_identity_t *id = NULL;
-    cr_assert_eq(dm_store_open(dir, &opts, &store), DM_OK);
+    cr_assert_eq(dm_store_open(dir, &opts, &store, NULL), DM_OK);
     cr_assert_eq(dm_identity_new_ephemeral(&id), DM_OK);
     cr_assert_eq(dm_catalog_open(store, id, &c), DM_OK);
     dm_err last = DM_OK;

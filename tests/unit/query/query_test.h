@@ -42,7 +42,7 @@ S_UNUSED static void s_engine(int64_t timeout_ms)
 S_UNUSED static void s_setup(void)
 {
     cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_query"));
-    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
     cr_assert_eq(dm_registry_new(&s_reg), DM_OK);
     s_engine(0);
 }

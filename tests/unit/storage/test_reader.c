@@ -45,7 +45,7 @@ static void s_setup(void)
 {
     cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_reader"));
     dm_store_opts_t opts = {.pk_recent_max = 4};
-    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store, NULL), DM_OK);
     s_pid = s_register("p");
     s_other = s_register("q");
 }
@@ -295,7 +295,7 @@ Test(reader, map_growth_is_not_starved_by_overlapping_readers, .timeout = 60)
     cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_reader"));
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)256 << 20};
-    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store, NULL), DM_OK);
     s_pid = s_register("grow");
     size_t before = dm_store_map_size(s_store);
     atomic_store(&s_grown, false);

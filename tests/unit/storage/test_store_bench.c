@@ -45,7 +45,7 @@ Test(store_bench, ingest_one_million_orders, .timeout = 300)
     dm_store_opts_t opts = {0};
     if (getenv("DM_STORE_BENCH_RECENT"))
         opts.pk_recent_max = strtoul(getenv("DM_STORE_BENCH_RECENT"), NULL, 10);
-    cr_assert_eq(dm_store_open(dir, &opts, &st), DM_OK);
+    cr_assert_eq(dm_store_open(dir, &opts, &st, NULL), DM_OK);
     dm_product_t in = {.domain = "commerce", .name = "orders", .version = "1.0.0",
                        .version_major = 1, .contract = "{}", .contract_len = 2}, out;
     dm_register_outcome oc;

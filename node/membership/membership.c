@@ -33,27 +33,27 @@ void dm_membership_config_default(dm_membership_config_t *c)
     c->reprobe_before_suspect = true;
 }
 
-dm_err dm_membership_config_check(const dm_membership_config_t *c, char *err, size_t errcap)
+dm_err dm_membership_config_check(const dm_membership_config_t *c, dm_buf_t *why)
 {
-    const char *why = NULL;
+    const char *bad = NULL;
     if (c->probe_interval_ms <= 0 || c->gossip_interval_ms <= 0 || c->join_retry_ms <= 0)
-        why = "probe_interval_ms, gossip_interval_ms and join_retry_ms must be > 0";
+        bad = "probe_interval_ms, gossip_interval_ms and join_retry_ms must be > 0";
     else if (c->probe_timeout_ms <= 0 || c->probe_timeout_ms * 2 > c->probe_interval_ms)
-        why = "probe_timeout_ms must be > 0 and at most half of probe_interval_ms (the rest "
+        bad = "probe_timeout_ms must be > 0 and at most half of probe_interval_ms (the rest "
               "is the indirect probe's window)";
     else if (c->dead_retention_ms < 0 || c->gossip_to_dead_ms < 0)
-        why = "dead_retention_ms and gossip_to_dead_ms must be >= 0";
+        bad = "dead_retention_ms and gossip_to_dead_ms must be >= 0";
     else if (c->suspicion_mult < 1 || c->suspicion_max_mult < 1 || c->max_lhm < 1)
-        why = "suspicion_mult, suspicion_max_mult and max_lhm must be >= 1";
+        bad = "suspicion_mult, suspicion_max_mult and max_lhm must be >= 1";
     else if (c->retransmit_mult < 1 || c->gossip_fanout < 1)
-        why = "retransmit_mult and gossip_fanout must be >= 1";
+        bad = "retransmit_mult and gossip_fanout must be >= 1";
     else if (c->max_updates_per_msg < 1 || c->max_updates_per_msg > DM_SWIM_MAX_UPDATES)
-        why = "max_updates_per_msg must be 1..32 (DM_SWIM_MAX_UPDATES)";
+        bad = "max_updates_per_msg must be 1..32 (DM_SWIM_MAX_UPDATES)";
     else if (c->max_piggyback_bytes < 512)
-        why = "max_piggyback_bytes must be >= 512 (one update with the longest address)";
-    if (why && err && errcap)
-        snprintf(err, errcap, "membership config: %s", why);
-    return why ? DM_ERR_INVALID : DM_OK;
+        bad = "max_piggyback_bytes must be >= 512 (one update with the longest address)";
+    if (bad && why)
+        dm_buf_printf(why, "membership config: %s", bad);
+    return bad ? DM_ERR_INVALID : DM_OK;
 }
 
 dm_err dm_membership_new(const uint8_t self_id[DM_ID_PUBLIC_BYTES], const char *self_domain,
@@ -66,7 +66,7 @@ dm_err dm_membership_new(const uint8_t self_id[DM_ID_PUBLIC_BYTES], const char *
         dm_membership_config_default(&def);
         cfg = &def;
     }
-    if (dm_membership_config_check(cfg, NULL, 0) != DM_OK ||
+    if (dm_membership_config_check(cfg, NULL) != DM_OK ||
         strlen(self_address) >= DM_ADDRESS_MAX || strlen(self_domain) >= DM_SWIM_DOMAIN_MAX)
         return DM_ERR_INVALID;
     dm_membership_t *m = calloc(1, sizeof *m);

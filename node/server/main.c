@@ -220,9 +220,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "meshd: --data DIR is required (meshd --help)\n");
         return 2;
     }
-    char why[256];
-    if (dm_membership_config_check(&mc, why, sizeof why) != DM_OK) {
-        fprintf(stderr, "meshd: invalid membership settings: %s\n", why);
+    dm_buf_t why = DM_BUF_INIT;
+    if (dm_membership_config_check(&mc, &why) != DM_OK) {
+        fprintf(stderr, "meshd: invalid membership settings: %s\n", why.data);
+        dm_buf_free(&why);
         return 2;
     }
     o.seeds = seeds;

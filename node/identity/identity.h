@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 
 #define DM_ID_PUBLIC_BYTES 32
@@ -71,10 +72,9 @@ DM_NODISCARD dm_err dm_identity_address_format(const uint8_t node_id[DM_ID_PUBLI
  * "tcp://", HOST (a name, an IPv4 address or [IPv6]), ':', PORT 1-65535.
  * Writes the node id and the endpoint ("tcp://HOST:PORT", NUL-terminated).
  * On error (DM_ERR_INVALID, or DM_ERR_TOOBIG when endpoint_cap is too
- * small) writes a one-line reason naming what is wrong and the expected
- * form into err (errcap bytes; err may be NULL). */
+ * small) appends to why a line naming what is wrong and the expected form
+ * (base/err.h). */
 DM_NODISCARD dm_err dm_identity_address_parse(const char *addr, uint8_t node_id[DM_ID_PUBLIC_BYTES],
-                                     char *endpoint, size_t endpoint_cap, char *err,
-                                     size_t errcap);
+                                     char *endpoint, size_t endpoint_cap, dm_buf_t *why);
 
 #endif

@@ -386,11 +386,10 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
         goto fail;
     }
     snprintf(self->endpoint, sizeof self->endpoint, "%s", opts->advertise ? opts->advertise : bound);
-    char why[256];
     if ((rc = dm_identity_address_format(dm_identity_public(self->id), self->endpoint, self->address,
                                 sizeof self->address)) != DM_OK ||
-        (rc = dm_identity_address_parse(self->address, (uint8_t[32]){0}, (char[256]){0}, 256, why,
-                               sizeof why)) != DM_OK) {
+        (rc = dm_identity_address_parse(self->address, (uint8_t[32]){0}, (char[256]){0}, 256,
+                               NULL)) != DM_OK) {
         snprintf(err, errcap, "invalid advertised endpoint '%s' (valid: tcp://HOST:PORT)",
                  self->endpoint);
         rc = DM_ERR_USAGE;

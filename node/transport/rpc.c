@@ -287,9 +287,10 @@ dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **
     uint8_t node_id[DM_ID_PUBLIC_BYTES];
     uint8_t server_curve[DM_CURVE_KEY_BYTES];
     char endpoint[DM_ENDPOINT_MAX];
-    char why[DM_RPC_ERR_MAX];
-    if (dm_identity_address_parse(address, node_id, endpoint, sizeof endpoint, why, sizeof why) != DM_OK) {
-        snprintf(err, errcap, "invalid node address '%s': %s", address, why);
+    dm_buf_t why = DM_BUF_INIT;
+    if (dm_identity_address_parse(address, node_id, endpoint, sizeof endpoint, &why) != DM_OK) {
+        snprintf(err, errcap, "invalid node address '%s': %s", address, why.data);
+        dm_buf_free(&why);
         return DM_ERR_USAGE;
     }
     if (dm_identity_curve_from_id(node_id, server_curve) != DM_OK) {

@@ -310,8 +310,8 @@ struct dm_h_raw {
 dm_h_raw_t *dm_h_raw_new(const char *node_addr, const dm_identity_t *id)
 {
     uint8_t node_id[DM_ID_PUBLIC_BYTES], server[32], pub[32], sec[32];
-    char ep[256], why[256];
-    if (dm_identity_address_parse(node_addr, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
+    char ep[256];
+    if (dm_identity_address_parse(node_addr, node_id, ep, sizeof ep, NULL) != DM_OK ||
         dm_identity_curve_from_id(node_id, server) != DM_OK)
         return NULL;
     dm_identity_t *own = NULL;

@@ -136,9 +136,24 @@ static int s_sync_dir(const char *dir)
     return rc;
 }
 
-/* Reads the key file at path into self. DM_ERR_NOTFOUND (no log) if it
- * does not exist; otherwise logs once naming path. */
-static dm_err s_read_key(const char *path, dm_identity_t *self)
+/* Appends one line to why (if any): the key file failures of
+ * dm_identity_load, which its caller reports once. */
+static void s_why(dm_buf_t *why, const char *fmt, ...) DM_PRINTF(2, 3);
+static void s_why(dm_buf_t *why, const char *fmt, ...)
+{
+    if (!why)
+        return;
+    char line[DM_PATH_MAX + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    dm_buf_puts(why, line);
+}
+
+/* Reads the key file at path into self. DM_ERR_NOTFOUND (why untouched)
+ * if it does not exist; otherwise a line naming path goes to why. */
+static dm_err s_read_key(const char *path, dm_identity_t *self, dm_buf_t *why)
 {
     dm_err err = DM_OK;
     uint8_t *pk_check = NULL, *sk_check = NULL;
@@ -147,41 +162,41 @@ static dm_err s_read_key(const char *path, dm_identity_t *self)
     if (fd < 0) {
         if (errno == ENOENT)
             return DM_ERR_NOTFOUND;
-        dm_log_err("identity: cannot open %s: %s", path, strerror(errno));
+        s_why(why, "identity: cannot open %s: %s", path, strerror(errno));
         return DM_ERR_IO;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        dm_log_err("identity: cannot stat %s: %s", path, strerror(errno));
+        s_why(why, "identity: cannot stat %s: %s", path, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        dm_log_err("identity: %s is not a regular file", path);
+        s_why(why, "identity: %s is not a regular file", path);
         err = DM_ERR_IO;
         goto out;
     }
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
-        dm_log_err("identity: cannot read %s: %s", path, strerror(errno));
+        s_why(why, "identity: cannot read %s: %s", path, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        dm_log_err("identity: %s has mode %04o, refusing a secret key readable or writable "
+        s_why(why, "identity: %s has mode %04o, refusing a secret key readable or writable "
                    "by others; run chmod 600 %s",
                    path, (unsigned)(st.st_mode & 07777), path);
         err = DM_ERR_IO;
         goto out;
     }
     if (st.st_size != S_SECRET_BYTES) {
-        dm_log_err("identity: %s is %lld bytes, expected %d (an ed25519 secret key)", path,
+        s_why(why, "identity: %s is %lld bytes, expected %d (an ed25519 secret key)", path,
                    (long long)st.st_size, S_SECRET_BYTES);
         err = DM_ERR_CRYPTO;
         goto out;
     }
     if (s_read_all(fd, self->sk, S_SECRET_BYTES) != 0) {
-        dm_log_err("identity: cannot read %s: %s", path, strerror(errno));
+        s_why(why, "identity: cannot read %s: %s", path, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
@@ -195,7 +210,7 @@ static dm_err s_read_key(const char *path, dm_identity_t *self)
     }
     if (crypto_sign_seed_keypair(pk_check, sk_check, self->sk) != 0 ||
         sodium_memcmp(pk_check, self->sk + S_SEED_BYTES, DM_ID_PUBLIC_BYTES) != 0) {
-        dm_log_err("identity: %s is corrupt: its public key does not match its seed", path);
+        s_why(why, "identity: %s is corrupt: its public key does not match its seed", path);
         err = DM_ERR_CRYPTO;
         goto out;
     }
@@ -208,34 +223,35 @@ out:
 }
 
 /* Creates the key file at path (in dir) with a fresh key, without ever
- * replacing an existing one. DM_ERR_EXISTS (no log) if another process
- * created it first; otherwise logs once naming the file. */
-static dm_err s_create_key(const char *dir, const char *path, dm_identity_t *self)
+ * replacing an existing one. DM_ERR_EXISTS (why untouched) if another
+ * process created it first; otherwise a line naming the file goes to why. */
+static dm_err s_create_key(const char *dir, const char *path, dm_identity_t *self,
+                           dm_buf_t *why)
 {
     dm_err err = DM_OK;
     char tmp[DM_PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
-        dm_log_err("identity: path too long: %s", path);
+        s_why(why, "identity: path too long: %s", path);
         return DM_ERR_IO;
     }
     if (crypto_sign_keypair(self->pk, self->sk) != 0) {
-        dm_log_err("identity: key generation failed");
+        s_why(why, "identity: key generation failed");
         return DM_ERR_CRYPTO;
     }
     int fd = mkstemp(tmp); /* mode 0600 */
     if (fd < 0) {
-        dm_log_err("identity: cannot create %s: %s", tmp, strerror(errno));
+        s_why(why, "identity: cannot create %s: %s", tmp, strerror(errno));
         return DM_ERR_IO;
     }
     if (fchmod(fd, S_IRUSR | S_IWUSR) != 0 || s_write_all(fd, self->sk, S_SECRET_BYTES) != 0 ||
         fsync(fd) != 0) {
-        dm_log_err("identity: cannot write %s: %s", tmp, strerror(errno));
+        s_why(why, "identity: cannot write %s: %s", tmp, strerror(errno));
         close(fd);
         err = DM_ERR_IO;
         goto out;
     }
     if (close(fd) != 0) {
-        dm_log_err("identity: cannot write %s: %s", tmp, strerror(errno));
+        s_why(why, "identity: cannot write %s: %s", tmp, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
@@ -247,19 +263,19 @@ static dm_err s_create_key(const char *dir, const char *path, dm_identity_t *sel
             goto out;
         }
         if (errno != EPERM && errno != ENOTSUP && errno != EXDEV) {
-            dm_log_err("identity: cannot create %s: %s", path, strerror(errno));
+            s_why(why, "identity: cannot create %s: %s", path, strerror(errno));
             err = DM_ERR_IO;
             goto out;
         }
         /* The file system has no hard links: fall back to rename. */
         if (rename(tmp, path) != 0) {
-            dm_log_err("identity: cannot rename %s to %s: %s", tmp, path, strerror(errno));
+            s_why(why, "identity: cannot rename %s to %s: %s", tmp, path, strerror(errno));
             err = DM_ERR_IO;
             goto out;
         }
     }
     if (s_sync_dir(dir) != 0) {
-        dm_log_err("identity: cannot sync directory %s after creating %s: %s", dir, path,
+        s_why(why, "identity: cannot sync directory %s after creating %s: %s", dir, path,
                    strerror(errno));
         err = DM_ERR_IO;
         goto out;
@@ -270,7 +286,7 @@ out:
     return err;
 }
 
-dm_err dm_identity_load(const char *dir, dm_identity_t **out)
+dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why)
 {
     *out = NULL;
     dm_err err = s_sodium();
@@ -278,19 +294,19 @@ dm_err dm_identity_load(const char *dir, dm_identity_t **out)
         return err;
     char path[DM_PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s", dir, DM_ID_KEY_FILE) >= (int)sizeof path) {
-        dm_log_err("identity: directory name too long: %s", dir);
+        s_why(why, "identity: directory name too long: %s", dir);
         return DM_ERR_IO;
     }
     dm_identity_t *self = s_alloc();
     if (!self)
         return DM_ERR_NOMEM;
-    err = s_read_key(path, self);
+    err = s_read_key(path, self, why);
     if (err == DM_ERR_NOTFOUND) {
-        err = s_create_key(dir, path, self);
+        err = s_create_key(dir, path, self, why);
         if (err == DM_ERR_EXISTS) /* lost a race: use the winner's key */
-            err = s_read_key(path, self);
+            err = s_read_key(path, self, why);
         if (err == DM_ERR_NOTFOUND) {
-            dm_log_err("identity: %s vanished while being created", path);
+            s_why(why, "identity: %s vanished while being created", path);
             err = DM_ERR_IO;
         }
     }

@@ -30,9 +30,10 @@ typedef struct dm_identity dm_identity_t;
  * libsodium ed25519 secret key (seed + public key). The secret lives in
  * sodium_malloc memory. Refuses a file of the wrong size, one whose public
  * half does not match its seed, and one readable or writable by group or
- * others. On error *out is NULL, a log line names the file; DM_ERR_IO,
- * DM_ERR_CRYPTO or DM_ERR_NOMEM. */
-DM_NODISCARD dm_err dm_identity_load(const char *dir, dm_identity_t **out);
+ * others. On error *out is NULL, DM_ERR_IO, DM_ERR_CRYPTO or DM_ERR_NOMEM,
+ * and why gets a line naming the file and the cause (base/err.h: not
+ * logged here). */
+DM_NODISCARD dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why);
 /* A throwaway identity in memory (clients use one per run). DM_ERR_NOMEM
  * or DM_ERR_CRYPTO on failure. */
 DM_NODISCARD dm_err dm_identity_new_ephemeral(dm_identity_t **out);

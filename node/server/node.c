@@ -325,7 +325,10 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, char *err, size_
         rc = rc != DM_OK ? rc : DM_ERR_IO;
         goto fail;
     }
-    if ((rc = dm_identity_load(self->dir, &self->id)) != DM_OK) {
+    if ((rc = dm_identity_load(self->dir, &self->id, &swhy)) != DM_OK) {
+        if (swhy.len)
+            dm_log_err("%s", swhy.data);
+        dm_buf_free(&swhy);
         snprintf(err, errcap, "cannot load the node identity in %s: %s", self->dir,
                  dm_err_str(rc));
         goto fail;

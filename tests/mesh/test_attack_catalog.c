@@ -292,7 +292,7 @@ Test(attack_catalog, a_members_large_valid_deltas_leave_pings_answered)
 {
     dm_identity_t *origin = NULL, *relay = NULL;
     cr_assert_eq(dm_identity_new_ephemeral(&origin), DM_OK);
-    cr_assert_eq(dm_identity_load(s_dirs[2], &relay), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dirs[2], &relay, NULL), DM_OK);
     char origin_addr[DM_ADDRESS_MAX];
     cr_assert_eq(dm_identity_address_format(dm_identity_public(origin), "tcp://127.0.0.1:9", origin_addr,
                                    sizeof origin_addr),

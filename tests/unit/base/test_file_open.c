@@ -92,7 +92,7 @@ Test(file_open, a_fifo_identity_key_is_refused_at_once)
 {
     s_fifo(DM_ID_KEY_FILE);
     dm_identity_t *id = NULL;
-    cr_assert_neq(dm_identity_load(s_dir, &id), DM_OK);
+    cr_assert_neq(dm_identity_load(s_dir, &id, NULL), DM_OK);
     cr_assert_null(id);
 }
 

@@ -34,9 +34,9 @@ TestSuite(identity, .init = s_setup, .fini = s_teardown);
 Test(identity, load_creates_then_reloads_same_key)
 {
     dm_identity_t *a = NULL, *b = NULL;
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_OK);
     cr_assert_eq(access(s_key, F_OK), 0);
-    cr_assert_eq(dm_identity_load(s_dir, &b), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dir, &b, NULL), DM_OK);
     cr_assert_eq(memcmp(dm_identity_public(a), dm_identity_public(b), DM_ID_PUBLIC_BYTES), 0);
     char ha[DM_ID_HEX_BYTES], hb[DM_ID_HEX_BYTES];
     dm_identity_hex(a, ha);
@@ -51,7 +51,7 @@ Test(identity, load_creates_then_reloads_same_key)
 Test(identity, key_file_has_mode_0600)
 {
     dm_identity_t *a = NULL;
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_OK);
     struct stat st;
     cr_assert_eq(stat(s_key, &st), 0);
     cr_assert_eq(st.st_mode & 07777, 0600);
@@ -62,34 +62,48 @@ Test(identity, key_file_has_mode_0600)
 Test(identity, refuses_too_open_permissions)
 {
     dm_identity_t *a = NULL;
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_OK);
     dm_identity_destroy(&a);
     cr_assert_eq(chmod(s_key, 0644), 0);
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_ERR_IO);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_ERR_IO);
     cr_assert_null(a);
+}
+
+Test(identity, load_failure_names_the_file_and_the_fix_in_why)
+{
+    dm_identity_t *a = NULL;
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_OK);
+    dm_identity_destroy(&a);
+    cr_assert_eq(chmod(s_key, 0640), 0);
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_identity_load(s_dir, &a, &why), DM_ERR_IO);
+    cr_assert_not_null(strstr(why.data, s_key), "%s", why.data);
+    cr_assert_not_null(strstr(why.data, "chmod 600"), "%s", why.data);
+    cr_assert_null(strchr(why.data, '\n'), "%s", why.data);
+    dm_buf_free(&why);
 }
 
 Test(identity, refuses_truncated_key_file)
 {
     dm_identity_t *a = NULL;
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_OK);
     dm_identity_destroy(&a);
     cr_assert_eq(truncate(s_key, 40), 0);
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_ERR_CRYPTO);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_ERR_CRYPTO);
     cr_assert_null(a);
 }
 
 Test(identity, refuses_key_whose_public_half_does_not_match)
 {
     dm_identity_t *a = NULL;
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_OK);
     dm_identity_destroy(&a);
     int fd = open(s_key, O_WRONLY);
     cr_assert_geq(fd, 0);
     uint8_t junk = 0xAA;
     cr_assert_eq(pwrite(fd, &junk, 1, 40), 1);
     close(fd);
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_ERR_CRYPTO);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_ERR_CRYPTO);
 }
 
 Test(identity, sign_verify_and_flipped_bit_fails)

@@ -244,6 +244,24 @@ Test(catalog, apply_accepts_valid_remote_entry)
     cr_assert_str_eq(l.last, "commerce/orders");
 }
 
+Test(catalog, apply_appends_its_reason_and_keeps_what_why_held)
+{
+    s_node *a = s_node_new(), *b = s_node_new();
+    s_publish_node(a, "commerce", S_NOW);
+    dm_catalog_entry_t e;
+    cr_assert_eq(dm_catalog_get(a->cat, s_id(a), "node", &e), DM_OK);
+    e.signature[0] ^= 0x01;
+    dm_catalog_verdict v;
+    dm_buf_t why = DM_BUF_INIT;
+    dm_buf_puts(&why, "earlier; ");
+    cr_assert_eq(dm_catalog_apply(b->cat, &e, S_NOW, &v, &why), DM_OK);
+    cr_assert_eq(v, DM_CATALOG_BAD_SIGNATURE);
+    cr_assert(strncmp(why.data, "earlier; ", 9) == 0, "%s", why.data);
+    cr_assert_not_null(strstr(why.data + 9, "not signed"), "%s", why.data);
+    dm_buf_free(&why);
+    dm_catalog_entry_clear(&e);
+}
+
 Test(catalog, rejects_flipped_signature_bit)
 {
     s_node *a = s_node_new(), *b = s_node_new();

@@ -9,7 +9,11 @@
  *               write here (a small tree, so few dirty pages per commit)
  *               and a sweeping merge moves entries on into pk.
  *   quarantine  [pid u32 BE][qseq u64 BE] -> line, source, time, reasons, raw
- *   meta        node-level values (format version, next product id)
+ *   meta        node-level values (format version, next product id) and
+ *               per-product counters ('c' pid)
+ *   catalog     the mesh catalog's entries, versions, pins and refused
+ *               claims (storage/catalog_db.h; node/catalog/ gives them
+ *               meaning)
  * Write transactions are serialised by LMDB; every dm_store_* write commits
  * durably (synchronous) before it returns DM_OK. When the map is full the
  * store grows it (doubling, up to the configured maximum) and retries.

@@ -1,7 +1,24 @@
-/* err.h: the one error enum of the project and its strerror.
+/* err.h: the one error enum of the project, its strerror, and the one way
+ * to carry error detail.
  *
  * Library codes (MDB_*, SQLITE_*, errno, sodium's -1, zmq errno) are
- * translated to these at each module's edge. */
+ * translated to these at each module's edge.
+ *
+ * Error detail (every header points here):
+ * - A function that can fail for a reason worth showing returns dm_err and
+ *   takes `dm_buf_t *why` (base/buf.h) as its LAST parameter; NULL means the
+ *   caller wants only the code.
+ * - On failure the callee APPENDS one line, without a trailing newline,
+ *   naming the input, the place (file:line:col, field, record line, peer)
+ *   and what would be valid. It does not log that failure.
+ * - The caller that handles the failure logs `why` once, or sends it to the
+ *   client; a caller that only passes the failure up passes `why` on and
+ *   logs nothing.
+ * - Only the buffer's owner resets it, so several lines may accumulate.
+ * - A validator that reports every problem of a document takes
+ *   `dm_diags_t *diags` (base/diags.h) as its last parameter instead.
+ * Not used: `char *err, size_t errcap` pairs, last-error getters, failures
+ * that are only logged, and log-and-return (the caller logging it again). */
 #ifndef DM_ERR_H
 #define DM_ERR_H
 

@@ -5,7 +5,7 @@
  * line longer than the record limit is handed out cut to the limit, with its
  * full length reported, and is never held whole: the reader holds at most
  * limit + DM_LINES_CHUNK bytes, so a 100 MiB line costs no more memory than
- * a short one. */
+ * a short one. Also the project's path limit, DM_PATH_MAX. */
 #ifndef DM_LINES_H
 #define DM_LINES_H
 
@@ -15,6 +15,9 @@
 #include "base/err.h"
 
 #define DM_LINES_CHUNK (1024 * 1024) /* bytes per read(2) */
+/* Bytes of a path the project builds (a data directory plus a file name),
+ * NUL included; one limit for meshd, its threads and the tools. */
+#define DM_PATH_MAX 4096
 
 typedef struct dm_lines dm_lines_t;
 

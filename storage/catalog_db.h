@@ -2,7 +2,7 @@
  * where node/catalog keeps its signed entries, per-origin versions, domain
  * pins and refused claims.
  *
- * The storage layer sees opaque keys and values; node/catalog.c owns their
+ * The storage layer sees opaque keys and values; node/catalog/ owns their
  * meaning. Keys start with a one-byte tag:
  *   'e' origin[32] key   -> the entry, encoded as dm.CatalogEntry
  *   'v' origin[32]       -> u64 BE: the highest version seen from origin

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 
 #define S_ENCODING 1u
@@ -220,7 +221,7 @@ static dm_err s_register_txn(MDB_txn *txn, void *arg)
     int rc = mdb_get(txn, self->products, &key, &val);
     dm_err err;
     c->written = *c->in;
-    int64_t now = dm_store__now_ms();
+    int64_t now = dm_clock_wall_ms();
     if (rc == MDB_NOTFOUND) {
         if ((err = s_next_pid(self, txn, &c->written.id)))
             return err;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 
 #define S_META_SWEEP "pk_sweep" /* last key the index merge moved */
@@ -250,7 +251,7 @@ static dm_err s_batch_txn(MDB_txn *txn, void *arg)
     if ((err = s_write_index(txn, c, cnt.next_seq, &fresh)) ||
         (err = s_write_log(txn, c, cnt.next_seq)) || (err = s_merge(txn, c->self)) ||
         (err = dm_store__quarantine_append(c->self, txn, c->pid, cnt.next_qseq, c->q, c->nq,
-                                           c->source, dm_store__now_ms(), &c->scratch)))
+                                           c->source, dm_clock_wall_ms(), &c->scratch)))
         return err;
     uint64_t keyless = c->nrows - c->nrefs;
     c->result.inserted += keyless;

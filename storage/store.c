@@ -47,13 +47,6 @@ dm_err dm_store__mdb_txn(dm_store_t *self, const char *op, int rc)
 
 bool dm_store_failed(dm_store_t *self) { return atomic_load(&self->failed); }
 
-int64_t dm_store__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void dm_store__shared_enter(dm_store_t *self)
 {
     pthread_mutex_lock(&self->gate_mu);
@@ -294,10 +287,29 @@ dm_err dm_store__counters_put(dm_store_t *self, MDB_txn *txn, uint32_t pid,
     return dm_store__mdb("write product counters", mdb_put(txn, self->meta, &key, &val, 0));
 }
 
+/* What s_init_dbs works on: the store being opened and the caller's why. */
+typedef struct {
+    dm_store_t *self;
+    const char *dir;
+    dm_buf_t *why;
+} s_open_ctx;
+
+/* An LMDB failure while opening dir: appended to why (not logged: the
+ * caller of dm_store_open reports it once). Codes as dm_store__mdb. */
+static dm_err s_open_fail(dm_buf_t *why, const char *dir, const char *op, int rc)
+{
+    if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND || rc == MDB_MAP_FULL)
+        return dm_store__mdb(op, rc);
+    if (why)
+        dm_buf_printf(why, "store: %s: %s: %s", dir, op, mdb_strerror(rc));
+    return DM_ERR_STORE;
+}
+
 /* Opens the named databases and checks or writes the format version. */
 static dm_err s_init_dbs(MDB_txn *txn, void *ctx)
 {
-    dm_store_t *self = ctx;
+    s_open_ctx *oc = ctx;
+    dm_store_t *self = oc->self;
     struct {
         const char *name;
         MDB_dbi *dbi;
@@ -308,7 +320,7 @@ static dm_err s_init_dbs(MDB_txn *txn, void *ctx)
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
         if (rc != MDB_SUCCESS)
-            return dm_store__mdb(dbs[i].name, rc);
+            return s_open_fail(oc->why, oc->dir, dbs[i].name, rc);
     }
     MDB_val key = {strlen(S_META_FORMAT), S_META_FORMAT}, val;
     int rc = mdb_get(txn, self->meta, &key, &val);
@@ -317,18 +329,22 @@ static dm_err s_init_dbs(MDB_txn *txn, void *ctx)
         dm_store__put_be32(v, S_FORMAT_VERSION);
         val.mv_size = sizeof v;
         val.mv_data = v;
-        return dm_store__mdb("write the format version", mdb_put(txn, self->meta, &key, &val, 0));
+        return s_open_fail(oc->why, oc->dir, "write the format version",
+                           mdb_put(txn, self->meta, &key, &val, 0));
     }
     if (rc != MDB_SUCCESS)
-        return dm_store__mdb("read the format version", rc);
+        return s_open_fail(oc->why, oc->dir, "read the format version", rc);
     if (val.mv_size != 4 || dm_store__get_be32(val.mv_data) != S_FORMAT_VERSION) {
-        dm_log_err("store: unsupported store format (expected version %u)", S_FORMAT_VERSION);
+        if (oc->why)
+            dm_buf_printf(oc->why, "store: %s: unsupported store format (expected version %u)",
+                          oc->dir, S_FORMAT_VERSION);
         return DM_ERR_STORE;
     }
     return DM_OK;
 }
 
-dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts, dm_store_t **out)
+dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts, dm_store_t **out,
+                     dm_buf_t *why)
 {
     *out = NULL;
     dm_err err = DM_OK;
@@ -361,12 +377,13 @@ dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts, dm_store_t **
     if (rc == MDB_SUCCESS)
         rc = mdb_env_set_mapsize(self->env, initial);
     if (rc != MDB_SUCCESS) {
-        err = dm_store__mdb("create the environment", rc);
+        err = s_open_fail(why, dir, "create the environment", rc);
         goto out;
     }
     rc = mdb_env_open(self->env, dir, MDB_NOTLS, S_FILE_MODE);
     if (rc != MDB_SUCCESS) {
-        dm_log_err("store: open %s: %s", dir, mdb_strerror(rc));
+        if (why)
+            dm_buf_printf(why, "store: open %s: %s", dir, mdb_strerror(rc));
         err = rc == ENOENT || rc == EACCES || rc == ENOTDIR || rc == EROFS ? DM_ERR_IO
                                                                            : DM_ERR_STORE;
         goto out;
@@ -375,12 +392,13 @@ dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts, dm_store_t **
     int dead = 0;
     rc = mdb_reader_check(self->env, &dead);
     if (rc != MDB_SUCCESS) {
-        err = dm_store__mdb("reader check", rc);
+        err = s_open_fail(why, dir, "reader check", rc);
         goto out;
     }
     if (dead > 0)
         dm_log_warn("store: %s: cleared %d reader slot(s) left by dead processes", dir, dead);
-    err = dm_store__write(self, "open the databases", s_init_dbs, self);
+    s_open_ctx oc = {self, dir, why};
+    err = dm_store__write(self, "open the databases", s_init_dbs, &oc);
     if (err)
         goto out;
     MDB_envinfo info;

@@ -9,7 +9,11 @@
  *               write here (a small tree, so few dirty pages per commit)
  *               and a sweeping merge moves entries on into pk.
  *   quarantine  [pid u32 BE][qseq u64 BE] -> line, source, time, reasons, raw
- *   meta        node-level values (format version, next product id)
+ *   meta        node-level values (format version, next product id) and
+ *               per-product counters ('c' pid)
+ *   catalog     the mesh catalog's entries, versions, pins and refused
+ *               claims (storage/catalog_db.h; node/catalog/ gives them
+ *               meaning)
  * Write transactions are serialised by LMDB; every dm_store_* write commits
  * durably (synchronous) before it returns DM_OK. When the map is full the
  * store grows it (doubling, up to the configured maximum) and retries.
@@ -40,10 +44,11 @@ typedef struct {
 } dm_store_opts_t;
 
 /* Opens (creating if needed) the environment in directory dir, which must
- * exist. opts may be NULL. On error *out is NULL and a log line names the
- * cause; DM_ERR_STORE or DM_ERR_IO. */
+ * exist. opts may be NULL. On error *out is NULL, DM_ERR_STORE or DM_ERR_IO
+ * (DM_ERR_NOMEM), and why gets a line naming dir and the cause (base/err.h;
+ * not logged). */
 DM_NODISCARD dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts,
-                                  dm_store_t **out);
+                                  dm_store_t **out, dm_buf_t *why);
 /* Closes the environment. NULL-safe; sets *self_p to NULL. All readers
  * and iterators must be gone. */
 void dm_store_destroy(dm_store_t **self_p);

@@ -144,7 +144,4 @@ DM_NODISCARD dm_err dm_store__quarantine_append(dm_store_t *self, MDB_txn *txn, 
  * cur is a cursor on that database. */
 DM_NODISCARD dm_err dm_store__can_append(MDB_cursor *cur, const uint8_t *first, bool *yes);
 
-/* Unix time in milliseconds. */
-int64_t dm_store__now_ms(void);
-
 #endif

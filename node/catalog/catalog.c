@@ -16,6 +16,7 @@
 
 #include "storage/catalog_db.h"
 #include "base/log.h"
+#include "base/text.h"
 
 #define S_NODE_KEY_LEN (sizeof DM_CATALOG_NODE_KEY - 1)
 #define S_PREFIX_LEN (sizeof DM_CATALOG_PRODUCT_PREFIX - 1)
@@ -68,18 +69,7 @@ static dm_catalog_verdict s_refuse(dm_buf_t *why, dm_catalog_verdict v, const ch
     return v;
 }
 
-/* ^[a-z][a-z0-9_-]{0,62}$, the contract's rule for domain and product names. */
-static bool s_valid_name(const char *s, size_t len)
-{
-    if (len == 0 || len > DM_CATALOG_NAME_MAX || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 1; i < len; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
-            return false;
-    }
-    return true;
-}
+_Static_assert(DM_CATALOG_NAME_MAX == DM_TEXT_NAME_MAX, "catalog names follow the name rule");
 
 /* ---- what an entry says ---- */
 
@@ -111,11 +101,11 @@ static dm_catalog_verdict s_parse(const dm_catalog_entry_t *e, s_parsed *p, dm_b
         if (!p->node)
             return s_refuse(why, DM_CATALOG_MALFORMED, "the node record does not decode");
         size_t dlen = strlen(p->node->domain);
-        if (!s_valid_name(p->node->domain, dlen) ||
+        if (!dm_text_is_name_n(p->node->domain, dlen) ||
             strnlen(p->node->address, DM_ADDRESS_MAX) >= DM_ADDRESS_MAX) {
             s_parsed_clear(p);
             return s_refuse(why, DM_CATALOG_MALFORMED,
-                            "the node record needs a domain matching ^[a-z][a-z0-9_-]{0,62}$ "
+                            "the node record needs a domain matching " DM_TEXT_NAME_RULE " "
                             "and an address under %d bytes",
                             DM_ADDRESS_MAX);
         }
@@ -126,11 +116,11 @@ static dm_catalog_verdict s_parse(const dm_catalog_entry_t *e, s_parsed *p, dm_b
                             ? strchr(key + S_PREFIX_LEN, '/')
                             : NULL;
     const char *d = key + S_PREFIX_LEN;
-    if (!slash || !s_valid_name(d, (size_t)(slash - d)) ||
-        !s_valid_name(slash + 1, strlen(slash + 1)))
+    if (!slash || !dm_text_is_name_n(d, (size_t)(slash - d)) ||
+        !dm_text_is_name_n(slash + 1, strlen(slash + 1)))
         return s_refuse(why, DM_CATALOG_MALFORMED,
                         "key '%.*s' is neither \"node\" nor \"product/DOMAIN/NAME\" with names "
-                        "matching ^[a-z][a-z0-9_-]{0,62}$",
+                        "matching " DM_TEXT_NAME_RULE,
                         DM_CATALOG_KEY_MAX, key);
     memcpy(p->domain, d, (size_t)(slash - d));
     p->domain[slash - d] = 0;

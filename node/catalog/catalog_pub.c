@@ -95,8 +95,6 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
 {
     char domain[DM_CATALOG_NAME_MAX + 1], name[DM_CATALOG_NAME_MAX + 1];
     dm_err err = DM_OK;
-    if (why)
-        dm_buf_reset(why);
     dm_catalog_entry_t e;
     memset(&e, 0, sizeof e);
     memcpy(e.origin, c->self_id, DM_ID_PUBLIC_BYTES);
@@ -202,8 +200,6 @@ dm_err dm_catalog_apply(dm_catalog_t *c, const dm_catalog_entry_t *e, int64_t no
                         dm_catalog_verdict *verdict, dm_buf_t *why)
 {
     dm_err err = DM_OK;
-    if (why)
-        dm_buf_reset(why);
     *verdict = dm_catalog__admit(c, e, true, now_ms, NULL, why, &err);
     if (err) {
         dm_catalog__abort(c);

@@ -1,6 +1,8 @@
 /* contract_cx.c: typed reads of YAML nodes with diagnostics, for the
  * contract parser. Plain vs quoted matters: 99.9 is a number and "99.9" a
- * string; true/false are booleans only when plain. */
+ * string; true/false are booleans only when plain. Also the parser's
+ * "did you mean" (base/text.h's rule, with a synonym list and a per-file
+ * budget). */
 #include "contract/contract_priv.h"
 
 #include <stdarg.h>
@@ -36,47 +38,6 @@ void dm_contract__err(dm_contract__cx_t *cx, const dm_ytree_node_t *at, const ch
     cx->errors++;
 }
 
-#define S_WORD_MAX 64 /* bytes; a longer word (or candidate) suggests nothing */
-#define S_BAND (2 * DM_CONTRACT_SUGGEST_MAX + 1) /* cells per row of the banded distance */
-
-/* Edit distance of a and b if at most DM_CONTRACT_SUGGEST_MAX, else more. Only
- * the diagonal band |i - j| <= DM_CONTRACT_SUGGEST_MAX is computed (cells outside
- * it cannot lead back under the limit), so a pair costs at most
- * S_WORD_MAX * S_BAND cells. */
-static size_t s_levenshtein(const char *a, const char *b)
-{
-    const size_t k = DM_CONTRACT_SUGGEST_MAX, far = DM_CONTRACT_SUGGEST_MAX + 1;
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > S_WORD_MAX || lb > S_WORD_MAX)
-        return (size_t)-1;
-    if ((la > lb ? la - lb : lb - la) > k)
-        return far;
-    size_t row[S_WORD_MAX + 1];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j <= k ? j : far;
-    for (size_t i = 1; i <= la; i++) {
-        size_t lo = i > k ? i - k : 1, hi = i + k < lb ? i + k : lb;
-        size_t diag = row[lo - 1];
-        row[lo - 1] = lo == 1 && i <= k ? i : far; /* column lo-1 of row i */
-        size_t best = row[lo - 1];
-        for (size_t j = lo; j <= hi; j++) {
-            size_t up = row[j]; /* beyond the previous band: still far */
-            size_t v = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
-            if (up + 1 < v)
-                v = up + 1;
-            if (row[j - 1] + 1 < v)
-                v = row[j - 1] + 1;
-            row[j] = v < far ? v : far;
-            diag = up;
-            if (row[j] < best)
-                best = row[j];
-        }
-        if (best >= far)
-            return far;
-    }
-    return row[lb];
-}
-
 /* Common spellings of contract words that edit distance does not catch. */
 static const char *const s_synonyms[][2] = {
     {"integer", "int"},   {"long", "int"},         {"float", "double"},
@@ -97,24 +58,14 @@ const char *dm_contract__suggest(const char *word, const char *const *cands, siz
     for (size_t i = 0; i < sizeof s_synonyms / sizeof s_synonyms[0]; i++)
         if (strcmp(word, s_synonyms[i][0]) == 0 && s_in_cands(s_synonyms[i][1], cands, n))
             return s_synonyms[i][1];
-    const char *best = NULL;
-    size_t bestd = DM_CONTRACT_SUGGEST_MAX + 1, wl = strlen(word);
-    for (size_t i = 0; i < n; i++) {
-        size_t d = s_levenshtein(word, cands[i]);
-        if (d < bestd && d * 2 < wl) {
-            bestd = d;
-            best = cands[i];
-        }
-    }
-    return best;
+    return dm_text_suggest(word, cands, n);
 }
 
 bool dm_contract__suggest_afford(dm_contract__cx_t *cx, const char *word, size_t n)
 {
-    size_t wl = strnlen(word, S_WORD_MAX + 1);
-    if (wl > S_WORD_MAX || dm_contract__full(cx))
+    if (strnlen(word, DM_TEXT_WORD_MAX + 1) > DM_TEXT_WORD_MAX || dm_contract__full(cx))
         return false;
-    uint64_t cost = (uint64_t)n * (wl + 1) * S_BAND;
+    uint64_t cost = (uint64_t)n * dm_text_cost(word);
     if (cost > DM_CONTRACT_SUGGEST_BUDGET - cx->suggest_cells)
         return false;
     cx->suggest_cells += cost;
@@ -311,19 +262,6 @@ int dm_contract__num_cmp(dm_num_t a, dm_num_t b)
     if (a.is_int && b.is_int)
         return a.i < b.i ? -1 : a.i > b.i;
     return a.d < b.d ? -1 : a.d > b.d;
-}
-
-bool dm_contract__is_name(const char *s)
-{
-    size_t len = strlen(s);
-    if (len < 1 || len > 63 || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 1; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
 }
 
 char *dm_contract__strdup(const char *s)

@@ -71,9 +71,9 @@ static void s_name(dm_contract__cx_t *cx, const dm_ytree_node_t *m, const char *
     const dm_ytree_node_t *v = dm_contract__need(cx, m, key, "metadata");
     if (!v || !dm_contract__str(cx, v, what, out))
         return;
-    if (!dm_contract__is_name(*out))
+    if (!dm_text_is_name(*out))
         dm_contract__err(cx, v,
-                  "%s '%s' is not a valid name: it must match ^[a-z][a-z0-9_-]{0,62}$ (a "
+                  "%s '%s' is not a valid name: it must match " DM_TEXT_NAME_RULE " (a "
                   "lowercase letter, then up to 62 lowercase letters, digits, '_' or '-')",
                   what, *out);
 }

@@ -17,10 +17,10 @@
 
 #include "contract/contract.h"
 #include "base/sidx.h"
+#include "base/text.h"
 #include "contract/ytree.h"
 
 #define DM_CONTRACT_FIELD_NAME_MAX 128 /* bytes in a field name */
-#define DM_CONTRACT_SUGGEST_MAX 2 /* "did you mean": at most this edit distance */
 /* Edit-distance cells one file may spend on "did you mean" suggestions:
  * a few milliseconds. Past it (or once the diagnostics are full) messages
  * carry no suggestion, so misspelt references cannot cost
@@ -51,9 +51,8 @@ bool dm_contract__full(const dm_contract__cx_t *cx);
 /* Reports a problem at node at (position 0:0 if at is NULL). */
 void dm_contract__err(dm_contract__cx_t *cx, const dm_ytree_node_t *at, const char *fmt, ...) DM_PRINTF(3, 4);
 
-/* The candidate closest to word within DM_CONTRACT_SUGGEST_MAX edits and less
- * than half of word's length (or a known synonym such as integer -> int),
- * or NULL. */
+/* A known synonym of word among cands (integer -> int), else the candidate
+ * dm_text_suggest picks (base/text.h), or NULL. */
 const char *dm_contract__suggest(const char *word, const char *const *cands, size_t n);
 
 /* True if a suggestion among n candidates for word still fits the file's
@@ -106,8 +105,6 @@ int dm_contract__choice(dm_contract__cx_t *cx, const dm_ytree_node_t *n, const c
 /* Compares two numbers exactly when both are ints: <0, 0, >0. */
 int dm_contract__num_cmp(dm_num_t a, dm_num_t b);
 
-/* ^[a-z][a-z0-9_-]{0,62}$ (product and domain names). */
-bool dm_contract__is_name(const char *s);
 
 /* ^[A-Za-z_][A-Za-z0-9_]{0,127}$ (field names). */
 bool dm_contract__is_field_name(const char *s);

@@ -205,9 +205,9 @@ static void s_upstream(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_n
             at[k] = dm_contract__need(cx, m, names[k], what);
             if (!at[k] || !dm_contract__str(cx, at[k], w, dst[k])) {
                 ok = false;
-            } else if (!dm_contract__is_name(*dst[k])) {
+            } else if (!dm_text_is_name(*dst[k])) {
                 dm_contract__err(cx, at[k], "%s '%s' is not a valid name: it must match "
-                                     "^[a-z][a-z0-9_-]{0,62}$", w, *dst[k]);
+                                     DM_TEXT_NAME_RULE, w, *dst[k]);
                 ok = false;
             }
         }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "base/lines.h"
 #include "base/log.h"
 #include "proto/mesh.pb-c.h"
 #include "transport/rpc.h"
@@ -90,7 +91,7 @@ static void s_save_member(void *ctx, const dm_member_t *mb)
 
 static void s_save(dm_gossip_t *self)
 {
-    char path[PATH_MAX], tmp[PATH_MAX];
+    char path[DM_PATH_MAX], tmp[DM_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", self->dir, DM_GOSSIP_MEMBERS_FILE);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", self->dir, DM_GOSSIP_MEMBERS_FILE);
     /* Whatever happens, this change is handled: a failed write is retried
@@ -122,7 +123,7 @@ static void s_save(dm_gossip_t *self)
  * re-adds the members. A missing file is a first start. */
 static void s_load(dm_gossip_t *self, int64_t now_ms)
 {
-    char path[PATH_MAX];
+    char path[DM_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", self->dir, DM_GOSSIP_MEMBERS_FILE);
     FILE *f = fopen(path, "r");
     if (!f)
@@ -147,9 +148,9 @@ static void s_load(dm_gossip_t *self, int64_t now_ms)
         dm_member_t mb = {.address = addr, .domain = strcmp(domain, "-") ? domain : "",
                           .state = DM_MEMBER_ALIVE, .incarnation = (uint64_t)inc,
                           .last_heard_ms = now_ms};
-        char ep[256], why[256];
+        char ep[256];
         bool live = strcmp(state, "alive") == 0 || strcmp(state, "suspect") == 0;
-        if (dm_identity_address_parse(addr, mb.id, ep, sizeof ep, why, sizeof why) != DM_OK ||
+        if (dm_identity_address_parse(addr, mb.id, ep, sizeof ep, NULL) != DM_OK ||
             (live && dm_membership_add_known(self->m, &mb, now_ms) != DM_OK)) {
             dm_log_warn("gossip: %s:%u: bad member address; skipped", path, lineno);
             continue;
@@ -199,10 +200,13 @@ static void *s_peer_socket(dm_gossip_t *self, const char *address, int64_t now_m
         s_peer_close(old);
     }
     uint8_t node_id[DM_ID_PUBLIC_BYTES], server[DM_ID_CURVE_BYTES];
-    char ep[256], why[256] = "its key is not a valid ed25519 public key";
-    if (dm_identity_address_parse(address, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
+    char ep[256];
+    dm_buf_t why = DM_BUF_INIT; /* stays empty (unallocated) on success */
+    if (dm_identity_address_parse(address, node_id, ep, sizeof ep, &why) != DM_OK ||
         dm_identity_curve_from_id(node_id, server) != DM_OK) {
-        dm_log_warn("gossip: cannot send to '%s': %s", address, why);
+        dm_log_warn("gossip: cannot send to '%s': %s", address,
+                    why.len ? why.data : "its key is not a valid ed25519 public key");
+        dm_buf_free(&why);
         return NULL;
     }
     s_peer *p = calloc(1, sizeof *p);
@@ -420,9 +424,9 @@ void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *m, cons
                                int64_t now_ms)
 {
     uint8_t node_id[DM_ID_PUBLIC_BYTES], curve[32];
-    char ep[256], why[256], hex[65];
+    char ep[256], hex[65];
     if (!m->reply_to || !user_id ||
-        dm_identity_address_parse(m->reply_to, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
+        dm_identity_address_parse(m->reply_to, node_id, ep, sizeof ep, NULL) != DM_OK ||
         dm_identity_curve_from_id(node_id, curve) != DM_OK ||
         (sodium_bin2hex(hex, sizeof hex, curve, sizeof curve), strcmp(hex, user_id) != 0)) {
         dm_log_warn("catalog: dropped a sync message whose reply address does not match its "

@@ -20,6 +20,7 @@
 
 #include <sodium.h>
 
+#include "base/lines.h"
 #include "base/log.h"
 
 #define S_SECRET_BYTES crypto_sign_SECRETKEYBYTES /* seed + public key */
@@ -135,9 +136,24 @@ static int s_sync_dir(const char *dir)
     return rc;
 }
 
-/* Reads the key file at path into self. DM_ERR_NOTFOUND (no log) if it
- * does not exist; otherwise logs once naming path. */
-static dm_err s_read_key(const char *path, dm_identity_t *self)
+/* Appends one line to why (if any): the key file failures of
+ * dm_identity_load, which its caller reports once. */
+static void s_why(dm_buf_t *why, const char *fmt, ...) DM_PRINTF(2, 3);
+static void s_why(dm_buf_t *why, const char *fmt, ...)
+{
+    if (!why)
+        return;
+    char line[DM_PATH_MAX + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    dm_buf_puts(why, line);
+}
+
+/* Reads the key file at path into self. DM_ERR_NOTFOUND (why untouched)
+ * if it does not exist; otherwise a line naming path goes to why. */
+static dm_err s_read_key(const char *path, dm_identity_t *self, dm_buf_t *why)
 {
     dm_err err = DM_OK;
     uint8_t *pk_check = NULL, *sk_check = NULL;
@@ -146,41 +162,41 @@ static dm_err s_read_key(const char *path, dm_identity_t *self)
     if (fd < 0) {
         if (errno == ENOENT)
             return DM_ERR_NOTFOUND;
-        dm_log_err("identity: cannot open %s: %s", path, strerror(errno));
+        s_why(why, "identity: cannot open %s: %s", path, strerror(errno));
         return DM_ERR_IO;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        dm_log_err("identity: cannot stat %s: %s", path, strerror(errno));
+        s_why(why, "identity: cannot stat %s: %s", path, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        dm_log_err("identity: %s is not a regular file", path);
+        s_why(why, "identity: %s is not a regular file", path);
         err = DM_ERR_IO;
         goto out;
     }
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
-        dm_log_err("identity: cannot read %s: %s", path, strerror(errno));
+        s_why(why, "identity: cannot read %s: %s", path, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        dm_log_err("identity: %s has mode %04o, refusing a secret key readable or writable "
+        s_why(why, "identity: %s has mode %04o, refusing a secret key readable or writable "
                    "by others; run chmod 600 %s",
                    path, (unsigned)(st.st_mode & 07777), path);
         err = DM_ERR_IO;
         goto out;
     }
     if (st.st_size != S_SECRET_BYTES) {
-        dm_log_err("identity: %s is %lld bytes, expected %d (an ed25519 secret key)", path,
+        s_why(why, "identity: %s is %lld bytes, expected %d (an ed25519 secret key)", path,
                    (long long)st.st_size, S_SECRET_BYTES);
         err = DM_ERR_CRYPTO;
         goto out;
     }
     if (s_read_all(fd, self->sk, S_SECRET_BYTES) != 0) {
-        dm_log_err("identity: cannot read %s: %s", path, strerror(errno));
+        s_why(why, "identity: cannot read %s: %s", path, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
@@ -194,7 +210,7 @@ static dm_err s_read_key(const char *path, dm_identity_t *self)
     }
     if (crypto_sign_seed_keypair(pk_check, sk_check, self->sk) != 0 ||
         sodium_memcmp(pk_check, self->sk + S_SEED_BYTES, DM_ID_PUBLIC_BYTES) != 0) {
-        dm_log_err("identity: %s is corrupt: its public key does not match its seed", path);
+        s_why(why, "identity: %s is corrupt: its public key does not match its seed", path);
         err = DM_ERR_CRYPTO;
         goto out;
     }
@@ -207,34 +223,35 @@ out:
 }
 
 /* Creates the key file at path (in dir) with a fresh key, without ever
- * replacing an existing one. DM_ERR_EXISTS (no log) if another process
- * created it first; otherwise logs once naming the file. */
-static dm_err s_create_key(const char *dir, const char *path, dm_identity_t *self)
+ * replacing an existing one. DM_ERR_EXISTS (why untouched) if another
+ * process created it first; otherwise a line naming the file goes to why. */
+static dm_err s_create_key(const char *dir, const char *path, dm_identity_t *self,
+                           dm_buf_t *why)
 {
     dm_err err = DM_OK;
-    char tmp[PATH_MAX];
+    char tmp[DM_PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
-        dm_log_err("identity: path too long: %s", path);
+        s_why(why, "identity: path too long: %s", path);
         return DM_ERR_IO;
     }
     if (crypto_sign_keypair(self->pk, self->sk) != 0) {
-        dm_log_err("identity: key generation failed");
+        s_why(why, "identity: key generation failed");
         return DM_ERR_CRYPTO;
     }
     int fd = mkstemp(tmp); /* mode 0600 */
     if (fd < 0) {
-        dm_log_err("identity: cannot create %s: %s", tmp, strerror(errno));
+        s_why(why, "identity: cannot create %s: %s", tmp, strerror(errno));
         return DM_ERR_IO;
     }
     if (fchmod(fd, S_IRUSR | S_IWUSR) != 0 || s_write_all(fd, self->sk, S_SECRET_BYTES) != 0 ||
         fsync(fd) != 0) {
-        dm_log_err("identity: cannot write %s: %s", tmp, strerror(errno));
+        s_why(why, "identity: cannot write %s: %s", tmp, strerror(errno));
         close(fd);
         err = DM_ERR_IO;
         goto out;
     }
     if (close(fd) != 0) {
-        dm_log_err("identity: cannot write %s: %s", tmp, strerror(errno));
+        s_why(why, "identity: cannot write %s: %s", tmp, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
@@ -246,19 +263,19 @@ static dm_err s_create_key(const char *dir, const char *path, dm_identity_t *sel
             goto out;
         }
         if (errno != EPERM && errno != ENOTSUP && errno != EXDEV) {
-            dm_log_err("identity: cannot create %s: %s", path, strerror(errno));
+            s_why(why, "identity: cannot create %s: %s", path, strerror(errno));
             err = DM_ERR_IO;
             goto out;
         }
         /* The file system has no hard links: fall back to rename. */
         if (rename(tmp, path) != 0) {
-            dm_log_err("identity: cannot rename %s to %s: %s", tmp, path, strerror(errno));
+            s_why(why, "identity: cannot rename %s to %s: %s", tmp, path, strerror(errno));
             err = DM_ERR_IO;
             goto out;
         }
     }
     if (s_sync_dir(dir) != 0) {
-        dm_log_err("identity: cannot sync directory %s after creating %s: %s", dir, path,
+        s_why(why, "identity: cannot sync directory %s after creating %s: %s", dir, path,
                    strerror(errno));
         err = DM_ERR_IO;
         goto out;
@@ -269,27 +286,27 @@ out:
     return err;
 }
 
-dm_err dm_identity_load(const char *dir, dm_identity_t **out)
+dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why)
 {
     *out = NULL;
     dm_err err = s_sodium();
     if (err)
         return err;
-    char path[PATH_MAX];
+    char path[DM_PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s", dir, DM_ID_KEY_FILE) >= (int)sizeof path) {
-        dm_log_err("identity: directory name too long: %s", dir);
+        s_why(why, "identity: directory name too long: %s", dir);
         return DM_ERR_IO;
     }
     dm_identity_t *self = s_alloc();
     if (!self)
         return DM_ERR_NOMEM;
-    err = s_read_key(path, self);
+    err = s_read_key(path, self, why);
     if (err == DM_ERR_NOTFOUND) {
-        err = s_create_key(dir, path, self);
+        err = s_create_key(dir, path, self, why);
         if (err == DM_ERR_EXISTS) /* lost a race: use the winner's key */
-            err = s_read_key(path, self);
+            err = s_read_key(path, self, why);
         if (err == DM_ERR_NOTFOUND) {
-            dm_log_err("identity: %s vanished while being created", path);
+            s_why(why, "identity: %s vanished while being created", path);
             err = DM_ERR_IO;
         }
     }
@@ -356,15 +373,17 @@ bool dm_identity_verify(const uint8_t node_id[DM_ID_PUBLIC_BYTES], const void *m
 
 /* ---- addresses ---- */
 
-/* printf into err (if any) and return DM_ERR_INVALID. */
-static dm_err s_bad(char *err, size_t errcap, const char *fmt, ...) DM_PRINTF(3, 4);
-static dm_err s_bad(char *err, size_t errcap, const char *fmt, ...)
+/* Appends one line to why (if any) and returns DM_ERR_INVALID. */
+static dm_err s_bad(dm_buf_t *why, const char *fmt, ...) DM_PRINTF(2, 3);
+static dm_err s_bad(dm_buf_t *why, const char *fmt, ...)
 {
-    if (err && errcap > 0) {
+    if (why) {
+        char line[512];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err, errcap, fmt, ap);
+        vsnprintf(line, sizeof line, fmt, ap);
         va_end(ap);
+        dm_buf_puts(why, line);
     }
     return DM_ERR_INVALID;
 }
@@ -376,13 +395,13 @@ static bool s_is_name_char(char c)
 }
 
 /* Checks "tcp://HOST:PORT" of length len (no NUL needed). */
-static dm_err s_check_endpoint(const char *ep, size_t len, char *err, size_t errcap)
+static dm_err s_check_endpoint(const char *ep, size_t len, dm_buf_t *why)
 {
     size_t scheme = strlen(S_SCHEME);
     if (len < scheme || memcmp(ep, S_SCHEME, scheme) != 0) {
         const char *sep = memchr(ep, ':', len);
         int shown = sep ? (int)(sep - ep) : (int)len;
-        return s_bad(err, errcap, "address scheme '%.*s' is not supported: %s", shown, ep,
+        return s_bad(why, "address scheme '%.*s' is not supported: %s", shown, ep,
                      S_FORM);
     }
     const char *h = ep + scheme, *end = ep + len, *colon;
@@ -391,39 +410,39 @@ static dm_err s_check_endpoint(const char *ep, size_t len, char *err, size_t err
     if (h < end && *h == '[') {
         const char *close = memchr(h, ']', (size_t)(end - h));
         if (!close)
-            return s_bad(err, errcap, "address has '[' without ']' around the IPv6 host: %s",
+            return s_bad(why, "address has '[' without ']' around the IPv6 host: %s",
                          S_FORM);
         hlen = (size_t)(close - h - 1);
         if (hlen == 0 || hlen > S_HOST_MAX)
-            return s_bad(err, errcap, "address has an empty or overlong IPv6 host: %s", S_FORM);
+            return s_bad(why, "address has an empty or overlong IPv6 host: %s", S_FORM);
         memcpy(host, h + 1, hlen);
         host[hlen] = 0;
         struct in6_addr a6;
         if (inet_pton(AF_INET6, host, &a6) != 1)
-            return s_bad(err, errcap, "address host [%s] is not an IPv6 address: %s", host,
+            return s_bad(why, "address host [%s] is not an IPv6 address: %s", host,
                          S_FORM);
         colon = close + 1;
         if (colon >= end || *colon != ':')
-            return s_bad(err, errcap, "address has no ':PORT' after [%s]: %s", host, S_FORM);
+            return s_bad(why, "address has no ':PORT' after [%s]: %s", host, S_FORM);
     } else {
         colon = memchr(h, ':', (size_t)(end - h));
         if (!colon)
-            return s_bad(err, errcap, "address has no ':PORT': %s", S_FORM);
+            return s_bad(why, "address has no ':PORT': %s", S_FORM);
         if (memchr(colon + 1, ':', (size_t)(end - colon - 1)))
-            return s_bad(err, errcap, "address host has ':' (write IPv6 hosts as [addr]): %s",
+            return s_bad(why, "address host has ':' (write IPv6 hosts as [addr]): %s",
                          S_FORM);
         hlen = (size_t)(colon - h);
         if (hlen == 0)
-            return s_bad(err, errcap, "address has an empty host: %s", S_FORM);
+            return s_bad(why, "address has an empty host: %s", S_FORM);
         if (hlen > S_HOST_MAX)
-            return s_bad(err, errcap, "address host is longer than %d characters: %s",
+            return s_bad(why, "address host is longer than %d characters: %s",
                          S_HOST_MAX, S_FORM);
         memcpy(host, h, hlen);
         host[hlen] = 0;
         bool numeric = true;
         for (size_t i = 0; i < hlen; i++) {
             if (!s_is_name_char(host[i]))
-                return s_bad(err, errcap,
+                return s_bad(why,
                              "address host '%s' has an invalid character '%c' (letters, "
                              "digits, '-' and '.' only): %s",
                              host, host[i], S_FORM);
@@ -432,26 +451,26 @@ static dm_err s_check_endpoint(const char *ep, size_t len, char *err, size_t err
         }
         struct in_addr a4;
         if (numeric && inet_pton(AF_INET, host, &a4) != 1)
-            return s_bad(err, errcap, "address host '%s' is not an IPv4 address: %s", host,
+            return s_bad(why, "address host '%s' is not an IPv4 address: %s", host,
                          S_FORM);
         if (host[0] == '.' || host[0] == '-' || strstr(host, ".."))
-            return s_bad(err, errcap, "address host '%s' is not a valid name: %s", host,
+            return s_bad(why, "address host '%s' is not a valid name: %s", host,
                          S_FORM);
     }
     const char *p = colon + 1;
     size_t plen = (size_t)(end - p);
     if (plen == 0 || plen > 5)
-        return s_bad(err, errcap, "address port '%.*s' is not a number from 1 to %d: %s",
+        return s_bad(why, "address port '%.*s' is not a number from 1 to %d: %s",
                      (int)plen, p, S_PORT_MAX, S_FORM);
     unsigned port = 0;
     for (size_t i = 0; i < plen; i++) {
         if (p[i] < '0' || p[i] > '9')
-            return s_bad(err, errcap, "address port '%.*s' is not a number from 1 to %d: %s",
+            return s_bad(why, "address port '%.*s' is not a number from 1 to %d: %s",
                          (int)plen, p, S_PORT_MAX, S_FORM);
         port = port * 10 + (unsigned)(p[i] - '0');
     }
     if (port < 1 || port > S_PORT_MAX)
-        return s_bad(err, errcap, "address port %u is out of range 1-%d: %s", port, S_PORT_MAX,
+        return s_bad(why, "address port %u is out of range 1-%d: %s", port, S_PORT_MAX,
                      S_FORM);
     return DM_OK;
 }
@@ -459,10 +478,12 @@ static dm_err s_check_endpoint(const char *ep, size_t len, char *err, size_t err
 dm_err dm_identity_address_format(const uint8_t node_id[DM_ID_PUBLIC_BYTES], const char *endpoint,
                          char *out, size_t cap)
 {
-    char why[DM_ADDRESS_MAX];
+    dm_buf_t why = DM_BUF_INIT;
     size_t eplen = strlen(endpoint);
-    if (s_check_endpoint(endpoint, eplen, why, sizeof why) != DM_OK) {
-        dm_log_err("identity: cannot format an address for endpoint '%s': %s", endpoint, why);
+    if (s_check_endpoint(endpoint, eplen, &why) != DM_OK) {
+        dm_log_err("identity: cannot format an address for endpoint '%s': %s", endpoint,
+                   why.data);
+        dm_buf_free(&why);
         return DM_ERR_INVALID;
     }
     if (cap < S_HEX_DIGITS + 1 + eplen + 1)
@@ -474,39 +495,37 @@ dm_err dm_identity_address_format(const uint8_t node_id[DM_ID_PUBLIC_BYTES], con
 }
 
 dm_err dm_identity_address_parse(const char *addr, uint8_t node_id[DM_ID_PUBLIC_BYTES], char *endpoint,
-                        size_t endpoint_cap, char *err, size_t errcap)
+                        size_t endpoint_cap, dm_buf_t *why)
 {
-    if (err && errcap > 0)
-        err[0] = 0;
     if (!addr || !*addr)
-        return s_bad(err, errcap, "address is empty: %s", S_FORM);
+        return s_bad(why, "address is empty: %s", S_FORM);
     const char *at = strchr(addr, '@');
     if (!at)
-        return s_bad(err, errcap, "address has no '@' between node id and endpoint: %s",
+        return s_bad(why, "address has no '@' between node id and endpoint: %s",
                      S_FORM);
     size_t idlen = (size_t)(at - addr);
     if (idlen != S_HEX_DIGITS)
-        return s_bad(err, errcap, "address node id has %zu characters, not %d hex digits: %s",
+        return s_bad(why, "address node id has %zu characters, not %d hex digits: %s",
                      idlen, S_HEX_DIGITS, S_FORM);
     for (size_t i = 0; i < idlen; i++) {
         char c = addr[i];
         bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
         if (!hex)
-            return s_bad(err, errcap,
+            return s_bad(why,
                          "address node id has a non-hex character '%c' at position %zu: %s", c,
                          i + 1, S_FORM);
     }
     uint8_t id[DM_ID_PUBLIC_BYTES];
     size_t got = 0;
     if (sodium_hex2bin(id, sizeof id, addr, idlen, NULL, &got, NULL) != 0 || got != sizeof id)
-        return s_bad(err, errcap, "address node id is not valid hex: %s", S_FORM);
+        return s_bad(why, "address node id is not valid hex: %s", S_FORM);
     const char *ep = at + 1;
     size_t eplen = strlen(ep);
-    dm_err rc = s_check_endpoint(ep, eplen, err, errcap);
+    dm_err rc = s_check_endpoint(ep, eplen, why);
     if (rc)
         return rc;
     if (eplen >= endpoint_cap) {
-        s_bad(err, errcap, "address endpoint has %zu bytes, room for %zu", eplen,
+        s_bad(why, "address endpoint has %zu bytes, room for %zu", eplen,
               endpoint_cap ? endpoint_cap - 1 : 0);
         return DM_ERR_TOOBIG;
     }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 
 #define DM_ID_PUBLIC_BYTES 32
@@ -29,9 +30,10 @@ typedef struct dm_identity dm_identity_t;
  * libsodium ed25519 secret key (seed + public key). The secret lives in
  * sodium_malloc memory. Refuses a file of the wrong size, one whose public
  * half does not match its seed, and one readable or writable by group or
- * others. On error *out is NULL, a log line names the file; DM_ERR_IO,
- * DM_ERR_CRYPTO or DM_ERR_NOMEM. */
-DM_NODISCARD dm_err dm_identity_load(const char *dir, dm_identity_t **out);
+ * others. On error *out is NULL, DM_ERR_IO, DM_ERR_CRYPTO or DM_ERR_NOMEM,
+ * and why gets a line naming the file and the cause (base/err.h: not
+ * logged here). */
+DM_NODISCARD dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why);
 /* A throwaway identity in memory (clients use one per run). DM_ERR_NOMEM
  * or DM_ERR_CRYPTO on failure. */
 DM_NODISCARD dm_err dm_identity_new_ephemeral(dm_identity_t **out);
@@ -71,10 +73,9 @@ DM_NODISCARD dm_err dm_identity_address_format(const uint8_t node_id[DM_ID_PUBLI
  * "tcp://", HOST (a name, an IPv4 address or [IPv6]), ':', PORT 1-65535.
  * Writes the node id and the endpoint ("tcp://HOST:PORT", NUL-terminated).
  * On error (DM_ERR_INVALID, or DM_ERR_TOOBIG when endpoint_cap is too
- * small) writes a one-line reason naming what is wrong and the expected
- * form into err (errcap bytes; err may be NULL). */
+ * small) appends to why a line naming what is wrong and the expected form
+ * (base/err.h). */
 DM_NODISCARD dm_err dm_identity_address_parse(const char *addr, uint8_t node_id[DM_ID_PUBLIC_BYTES],
-                                     char *endpoint, size_t endpoint_cap, char *err,
-                                     size_t errcap);
+                                     char *endpoint, size_t endpoint_cap, dm_buf_t *why);
 
 #endif

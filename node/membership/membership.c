@@ -33,27 +33,27 @@ void dm_membership_config_default(dm_membership_config_t *c)
     c->reprobe_before_suspect = true;
 }
 
-dm_err dm_membership_config_check(const dm_membership_config_t *c, char *err, size_t errcap)
+dm_err dm_membership_config_check(const dm_membership_config_t *c, dm_buf_t *why)
 {
-    const char *why = NULL;
+    const char *bad = NULL;
     if (c->probe_interval_ms <= 0 || c->gossip_interval_ms <= 0 || c->join_retry_ms <= 0)
-        why = "probe_interval_ms, gossip_interval_ms and join_retry_ms must be > 0";
+        bad = "probe_interval_ms, gossip_interval_ms and join_retry_ms must be > 0";
     else if (c->probe_timeout_ms <= 0 || c->probe_timeout_ms * 2 > c->probe_interval_ms)
-        why = "probe_timeout_ms must be > 0 and at most half of probe_interval_ms (the rest "
+        bad = "probe_timeout_ms must be > 0 and at most half of probe_interval_ms (the rest "
               "is the indirect probe's window)";
     else if (c->dead_retention_ms < 0 || c->gossip_to_dead_ms < 0)
-        why = "dead_retention_ms and gossip_to_dead_ms must be >= 0";
+        bad = "dead_retention_ms and gossip_to_dead_ms must be >= 0";
     else if (c->suspicion_mult < 1 || c->suspicion_max_mult < 1 || c->max_lhm < 1)
-        why = "suspicion_mult, suspicion_max_mult and max_lhm must be >= 1";
+        bad = "suspicion_mult, suspicion_max_mult and max_lhm must be >= 1";
     else if (c->retransmit_mult < 1 || c->gossip_fanout < 1)
-        why = "retransmit_mult and gossip_fanout must be >= 1";
+        bad = "retransmit_mult and gossip_fanout must be >= 1";
     else if (c->max_updates_per_msg < 1 || c->max_updates_per_msg > DM_SWIM_MAX_UPDATES)
-        why = "max_updates_per_msg must be 1..32 (DM_SWIM_MAX_UPDATES)";
+        bad = "max_updates_per_msg must be 1..32 (DM_SWIM_MAX_UPDATES)";
     else if (c->max_piggyback_bytes < 512)
-        why = "max_piggyback_bytes must be >= 512 (one update with the longest address)";
-    if (why && err && errcap)
-        snprintf(err, errcap, "membership config: %s", why);
-    return why ? DM_ERR_INVALID : DM_OK;
+        bad = "max_piggyback_bytes must be >= 512 (one update with the longest address)";
+    if (bad && why)
+        dm_buf_printf(why, "membership config: %s", bad);
+    return bad ? DM_ERR_INVALID : DM_OK;
 }
 
 dm_err dm_membership_new(const uint8_t self_id[DM_ID_PUBLIC_BYTES], const char *self_domain,
@@ -66,7 +66,7 @@ dm_err dm_membership_new(const uint8_t self_id[DM_ID_PUBLIC_BYTES], const char *
         dm_membership_config_default(&def);
         cfg = &def;
     }
-    if (dm_membership_config_check(cfg, NULL, 0) != DM_OK ||
+    if (dm_membership_config_check(cfg, NULL) != DM_OK ||
         strlen(self_address) >= DM_ADDRESS_MAX || strlen(self_domain) >= DM_SWIM_DOMAIN_MAX)
         return DM_ERR_INVALID;
     dm_membership_t *m = calloc(1, sizeof *m);
@@ -319,6 +319,43 @@ static bool s_update_ok(const dm_swim_update_t *u)
            s_str_ok(u->domain, sizeof u->domain);
 }
 
+/* An ACK from snd: ends our probe, or is relayed to the member that asked
+ * us to ping snd, or (relayed by a helper while our own pings got none)
+ * makes us knock on the target. */
+static void s_on_ack(dm_membership_t *m, const dm_swim_msg_t *msg, const uint8_t *snd_id,
+                     int64_t now_ms)
+{
+    if (m->probing && msg->seq == m->probe_seq &&
+        memcmp(snd_id, m->probe_target, DM_ID_PUBLIC_BYTES) == 0) {
+        m->probing = false;
+        if (now_ms < m->probe_timeout_at)
+            dm_membership__lhm_delta(m, -1);
+        return;
+    }
+    /* Only the pinged target's own ack is relayed, and only a helper
+     * we chose may relay one to us: anyone else's would keep a failed
+     * member alive. */
+    for (size_t i = 0; i < m->nfwd; i++)
+        if (m->fwd[i].seq == msg->seq &&
+            memcmp(m->fwd[i].target, snd_id, DM_ID_PUBLIC_BYTES) == 0) {
+            s_reply(m, DM_SWIM_ACK, m->fwd[i].orig_seq, m->fwd[i].requester);
+            s_fwd_remove(m, i);
+            break;
+        }
+    if (m->probing && msg->seq == m->probe_seq && m->probe_indirect &&
+        s_is_helper(m, snd_id)) {
+        /* A helper relayed the target's ack, but our own pings got
+         * none: maybe the target never heard of our join. Ask it. */
+        m->probing = false;
+        uint32_t t = dm_membership__find(m, m->probe_target);
+        if (t != DM_MEMBERSHIP_NONE) {
+            m->mem[t].doubt = 0;
+            (void)dm_membership__out_to_member(m, DM_SWIM_JOIN, DM_MEMBERSHIP_KNOCK_SEQ,
+                                          m->probe_target);
+        }
+    }
+}
+
 dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const dm_swim_msg_t *msg,
                              int64_t now_ms)
 {
@@ -385,35 +422,7 @@ dm_err dm_membership_receive(dm_membership_t *m, const uint8_t *from_id, const d
         dm_membership__on_ping_req(m, msg, now_ms);
         break;
     case DM_SWIM_ACK:
-        if (m->probing && msg->seq == m->probe_seq &&
-            memcmp(snd->id, m->probe_target, DM_ID_PUBLIC_BYTES) == 0) {
-            m->probing = false;
-            if (now_ms < m->probe_timeout_at)
-                dm_membership__lhm_delta(m, -1);
-            break;
-        }
-        /* Only the pinged target's own ack is relayed, and only a helper
-         * we chose may relay one to us: anyone else's would keep a failed
-         * member alive. */
-        for (size_t i = 0; i < m->nfwd; i++)
-            if (m->fwd[i].seq == msg->seq &&
-                memcmp(m->fwd[i].target, snd->id, DM_ID_PUBLIC_BYTES) == 0) {
-                s_reply(m, DM_SWIM_ACK, m->fwd[i].orig_seq, m->fwd[i].requester);
-                s_fwd_remove(m, i);
-                break;
-            }
-        if (m->probing && msg->seq == m->probe_seq && m->probe_indirect &&
-            s_is_helper(m, snd->id)) {
-            /* A helper relayed the target's ack, but our own pings got
-             * none: maybe the target never heard of our join. Ask it. */
-            m->probing = false;
-            uint32_t t = dm_membership__find(m, m->probe_target);
-            if (t != DM_MEMBERSHIP_NONE) {
-                m->mem[t].doubt = 0;
-                (void)dm_membership__out_to_member(m, DM_SWIM_JOIN, DM_MEMBERSHIP_KNOCK_SEQ,
-                                          m->probe_target);
-            }
-        }
+        s_on_ack(m, msg, snd->id, now_ms);
         break;
     case DM_SWIM_NACK:
         if (m->probing && msg->seq == m->probe_seq && s_is_helper(m, snd->id))

@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "identity/identity.h"
 
@@ -181,9 +182,9 @@ typedef void (*dm_membership_each_fn)(void *ctx, const dm_member_t *member);
 
 /* Fills c with the defaults above. Cannot fail. */
 void dm_membership_config_default(dm_membership_config_t *c);
-/* DM_OK if c is usable, else DM_ERR_INVALID and a reason in err (errcap). */
-DM_NODISCARD dm_err dm_membership_config_check(const dm_membership_config_t *c, char *err,
-                                               size_t errcap);
+/* DM_OK if c is usable, else DM_ERR_INVALID and a line naming the setting
+ * and its valid range appended to why (base/err.h). */
+DM_NODISCARD dm_err dm_membership_config_check(const dm_membership_config_t *c, dm_buf_t *why);
 
 /* A machine for node self_id (alive, incarnation 0). cfg NULL = defaults;
  * it is copied. DM_ERR_INVALID for a bad config or over-long strings,

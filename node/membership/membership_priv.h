@@ -192,10 +192,13 @@ static inline bool dm_membership__live(uint8_t state)
 static inline size_t dm_membership__n(const dm_membership_t *m) { return m->n_live + 1; }
 
 /* membership_state.c: the transitions every input ends in */
+/* Tells the owner (on_event) that member idx changed as ev says. */
 void dm_membership__emit(dm_membership_t *m, dm_membership_event ev, uint32_t idx, int64_t now);
 /* Someone says we are not alive (or alive at a newer incarnation): outbid
  * it, saturating at UINT64_MAX, and tell everyone. */
 void dm_membership__refute(dm_membership_t *m, uint64_t inc);
+/* Moves member idx to st: keeps the live count right and starts the
+ * timer of the new state (none for alive). Emits nothing. */
 void dm_membership__set_state(dm_membership_t *m, uint32_t idx, dm_member_state st, int64_t now);
 /* Moves the local health multiplier by delta within [0, max_lhm - 1]. */
 void dm_membership__lhm_delta(dm_membership_t *m, int delta);
@@ -245,6 +248,9 @@ void dm_membership__on_ping_req(dm_membership_t *m, const dm_swim_msg_t *msg, in
 /* membership_out.c */
 /* Room for one more outgoing message; NULL on out of memory. */
 dm_membership__out_t *dm_membership__out_push(dm_membership_t *m);
+/* Queues a message of type to member id, addressed by id (the address the
+ * table holds is looked up when the message is taken, never one a message
+ * names); NULL on out of memory. */
 dm_membership__out_t *dm_membership__out_to_member(dm_membership_t *m, dm_swim_type type, uint32_t seq,
                                  const uint8_t id[DM_ID_PUBLIC_BYTES]);
 /* Queues the current record of id for piggybacking (from: the accuser). */

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/clock.h"
+#include "base/log.h"
 #include "query/query_priv.h"
 #include "transport/rowbatch.h"
 
@@ -318,7 +320,7 @@ static dm_err s_prepare(dm_query_t *q, const char *sql, size_t len, dm_buf_t *wh
     const char *tail = NULL;
     int rc = sqlite3_prepare_v3(q->db, sql, (int)len, 0, &q->stmt, &tail);
     if (rc != SQLITE_OK)
-        return dm_query__prepare_error(q->db, q->ctx, q->e->store, sql, len, why);
+        return dm_query__prepare_error(q->db, q->ctx, q->e->registry, sql, len, why);
     if (!q->stmt) {
         dm_buf_puts(why, "the query is empty: write one SELECT statement");
         return DM_ERR_INVALID;
@@ -386,7 +388,7 @@ static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query
     }
     q->ctx = &q->conn->ctx;
     q->ctx->timeout_ms = e->limits.timeout_ms;
-    q->ctx->deadline_ns = dm_query__now_ns() + e->limits.timeout_ms * S_NS_PER_MS;
+    q->ctx->deadline_ns = dm_clock_mono_ns() + e->limits.timeout_ms * S_NS_PER_MS;
     atomic_init(&q->ctx->cancel, false);
     q->ctx->timed_out = false;
     q->ctx->denied[0] = 0;
@@ -516,7 +518,7 @@ dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes, dm_buf_t
     *done = q->done;
     if (q->done)
         return DM_OK;
-    if (dm_query__now_ns() > q->ctx->deadline_ns) {
+    if (dm_clock_mono_ns() > q->ctx->deadline_ns) {
         q->ctx->timed_out = true;
         *done = true;
         return s_step_error(q, SQLITE_INTERRUPT, why);

@@ -32,6 +32,7 @@
 #include <zmq.h>
 
 #include "transport/ctl.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "transport/envelope.h"
 #include "transport/rpc.h"
@@ -98,13 +99,6 @@ struct dm_query_pool {
     void *mon;       /* the ROUTER monitor, once watched (the watcher reads it) */
     void *loop_out;  /* the node loop's outbox socket, for close replies */
 };
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Sends a packed reply (msg is consumed). */
 static void s_send_msg(void *out, zmq_msg_t *rid, zmq_msg_t *msg)
@@ -334,13 +328,13 @@ static void s_run_open(s_worker *w, s_req *r, s_acts *acts)
         pthread_mutex_lock(&self->lock);
         w->q = NULL;
         if (!ended)
-            dm_query_sched_opened(self->sched, w->index, id, o, s_now_ms());
+            dm_query_sched_opened(self->sched, w->index, id, o, dm_clock_mono_ms());
         pthread_mutex_unlock(&self->lock);
     }
     if (packed)
         s_reply(self, &r->rid, &msg);
     pthread_mutex_lock(&self->lock);
-    must_close = dm_query_sched_finish(self->sched, w->index, ended, s_now_ms());
+    must_close = dm_query_sched_finish(self->sched, w->index, ended, dm_clock_mono_ms());
     s_collect(self, acts);
     pthread_cond_broadcast(&self->work);
     pthread_mutex_unlock(&self->lock);
@@ -371,7 +365,7 @@ static void s_run_next(s_worker *w, s_req *r, uint64_t cursor, s_open *o, s_acts
         s_reply(self, &r->rid, &msg);
     pthread_mutex_lock(&self->lock);
     w->q = NULL;
-    bool must_close = dm_query_sched_finish(self->sched, w->index, ended, s_now_ms());
+    bool must_close = dm_query_sched_finish(self->sched, w->index, ended, dm_clock_mono_ms());
     s_collect(self, acts);
     pthread_cond_broadcast(&self->work);
     pthread_mutex_unlock(&self->lock);
@@ -391,7 +385,7 @@ static void *s_worker_main(void *arg)
     while (!self->stopping) {
         uint64_t cursor = 0;
         void *q = NULL;
-        s_req *r = dm_query_sched_take(self->sched, w->index, s_now_ms(), &cursor, &q);
+        s_req *r = dm_query_sched_take(self->sched, w->index, dm_clock_mono_ms(), &cursor, &q);
         s_collect(self, &acts);
         if (!r) {
             if (acts.n) {
@@ -491,7 +485,7 @@ static void *s_watcher_main(void *arg)
         pthread_mutex_lock(&self->lock);
         if (mon)
             s_events(self);
-        if (dm_query_sched_tick(self->sched, s_now_ms()))
+        if (dm_query_sched_tick(self->sched, dm_clock_mono_ms()))
             pthread_cond_broadcast(&self->work); /* the short lane may open with time */
         s_collect(self, &acts);
         pthread_mutex_unlock(&self->lock);
@@ -633,7 +627,7 @@ dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload
 {
     zmq_msg_t *rid = rid_msg, *payload = payload_msg;
     Dm__Envelope *e = *env;
-    int64_t now = s_now_ms();
+    int64_t now = dm_clock_mono_ms();
     uint64_t cursor = e->body_case == DM__ENVELOPE__BODY_QUERY_NEXT    ? e->query_next->cursor
                       : e->body_case == DM__ENVELOPE__BODY_QUERY_CLOSE ? e->query_close->cursor
                                                                        : 0;

@@ -72,16 +72,14 @@ DM_NODISCARD dm_err dm_query__lock_down(sqlite3 *db, dm_qctx_t *ctx, size_t max_
                                         dm_buf_t *why);
 /* Appends the failure of preparing sql to why (not NULL) and returns its
  * dm_err: the authorizer's refusal, an unknown table with a "did you
- * mean" from store's products, or SQLite's message with line:col and a
- * caret (dm_query__caret). */
-dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_store_t *store, const char *sql,
-                               size_t len, dm_buf_t *why);
+ * mean" from the registry's products, or SQLite's message with line:col
+ * and a caret (dm_query__caret). */
+dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_registry_t *registry,
+                               const char *sql, size_t len, dm_buf_t *why);
 /* Appends " (line L, column C)", then the SQL line and a caret under byte
  * offset off of sql, each on a line of its own (the one multi-line error
  * detail: clients print it as it is). */
 void dm_query__caret(const char *sql, size_t len, size_t off, dm_buf_t *why);
-/* Monotonic nanoseconds. */
-int64_t dm_query__now_ns(void);
 
 /* ---- query_vtab.c ---- */
 

@@ -16,20 +16,14 @@
 #include <strings.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/log.h"
+#include "base/text.h"
 #include "query/query_priv.h"
 
 #define S_PROGRESS_OPS 1000 /* VM instructions between deadline checks */
-#define S_NS_PER_MS INT64_C(1000000)
 #define S_CARET_LINE_MAX 160 /* bytes of the SQL line shown under an error */
 #define S_NAME_MAX 128       /* names compared for "did you mean" */
-
-int64_t dm_query__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 dm_err dm_query__harden(sqlite3 *db, dm_buf_t *why)
 {
@@ -185,7 +179,7 @@ static int s_progress(void *arg)
     dm_qctx_t *ctx = arg;
     if (atomic_load_explicit(&ctx->cancel, memory_order_relaxed))
         return 1;
-    if (dm_query__now_ns() > ctx->deadline_ns) {
+    if (dm_clock_mono_ns() > ctx->deadline_ns) {
         ctx->timed_out = true;
         return 1;
     }
@@ -250,76 +244,56 @@ void dm_query__caret(const char *sql, size_t len, size_t off, dm_buf_t *err)
     dm_buf_putc(err, '^');
 }
 
-/* Levenshtein distance of two short names; SIZE_MAX if too long. */
-static size_t s_distance(const char *a, const char *b)
+/* One "did you mean" search over the registry's products (s_unknown). */
+typedef struct {
+    const char *domain, *name; /* as in s_unknown */
+    bool domain_known;
+    dm_text_suggest_t sg;
+    char pick[2 * S_NAME_MAX + 2];
+} s_unknown_ctx;
+
+static void s_unknown_each(void *arg, const char *domain, const char *name)
 {
-    size_t la = strlen(a), lb = strlen(b), row[S_NAME_MAX + 1];
-    if (la > S_NAME_MAX || lb > S_NAME_MAX)
-        return SIZE_MAX;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
+    s_unknown_ctx *u = arg;
+    char q[2 * S_NAME_MAX + 2];
+    snprintf(q, sizeof q, "%s.%s", domain, name);
+    if (u->domain && strcasecmp(domain, u->domain) == 0)
+        u->domain_known = true;
+    const char *cand = !u->domain ? name : !u->name ? domain : q;
+    if (dm_text_suggest_add(&u->sg, cand)) {
+        snprintf(u->pick, sizeof u->pick, "%s", u->name ? q : domain);
+        u->sg.pick = u->pick; /* cand is gone after this call */
     }
-    return row[lb];
 }
 
 /* Writes the message for an unknown product (domain may be NULL: SQLite
  * named a bare table) or, with name NULL, an unknown domain, with the
- * closest stored product or domain. */
-static dm_err s_unknown(dm_store_t *store, const char *domain, const char *name, dm_buf_t *err)
+ * closest registered product or domain (base/text.h's rule). */
+static dm_err s_unknown(dm_registry_t *registry, const char *domain, const char *name,
+                        dm_buf_t *err)
 {
-    dm_product_t *list = NULL;
-    size_t n = 0;
-    if (dm_store_product_list(store, &list, &n) != DM_OK)
-        n = 0;
-    char what[2 * S_NAME_MAX + 2], pick[2 * S_NAME_MAX + 2] = "";
+    char what[2 * S_NAME_MAX + 2];
     snprintf(what, sizeof what, "%s%s%s", domain ? domain : "", domain && name ? "." : "",
              name ? name : "");
-    bool domain_known = false;
-    size_t best = SIZE_MAX, limit = strlen(what) / 3 + 2;
-    for (size_t i = 0; i < n; i++) {
-        char q[2 * S_NAME_MAX + 2];
-        snprintf(q, sizeof q, "%s.%s", list[i].domain, list[i].name);
-        if (domain && strcasecmp(list[i].domain, domain) == 0)
-            domain_known = true;
-        size_t d = !domain ? s_distance(what, list[i].name)
-                   : !name ? s_distance(what, list[i].domain)
-                           : s_distance(what, q);
-        if (d < best && d <= limit) {
-            best = d;
-            snprintf(pick, sizeof pick, "%s", name ? q : list[i].domain);
-        }
-    }
+    s_unknown_ctx u = {.domain = domain, .name = name};
+    dm_text_suggest_init(&u.sg, what);
+    dm_registry_each(registry, s_unknown_each, &u);
     if (!domain)
         dm_buf_printf(err, "no such product '%s': name products as domain.product", what);
     else if (!name)
         dm_buf_printf(err, "unknown domain '%s'", domain);
-    else if (domain_known)
+    else if (u.domain_known)
         dm_buf_printf(err, "no such product '%s': domain '%s' has no product '%s'", what, domain,
                       name);
     else
         dm_buf_printf(err, "no such product '%s': unknown domain '%s'", what, domain);
-    if (pick[0])
-        dm_buf_printf(err, "; did you mean '%s'?", pick);
-    for (size_t i = 0; i < n; i++)
-        dm_store_product_clear(&list[i]);
-    free(list);
+    if (u.sg.pick)
+        dm_buf_printf(err, "; did you mean '%s'?", u.pick);
     return DM_ERR_NOTFOUND;
 }
 
-dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_store_t *store, const char *sql,
-                               size_t len, dm_buf_t *err)
+dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_registry_t *registry,
+                               const char *sql, size_t len, dm_buf_t *err)
 {
     if (ctx->denied[0]) {
         dm_buf_puts(err, ctx->denied);
@@ -327,24 +301,18 @@ dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_store_t *store, c
     }
     const char *msg = sqlite3_errmsg(db);
     static const char no_table[] = "no such table: ", no_db[] = "unknown database ";
-    /* The suggestions read the store: end this query's read transaction
-     * first, so that the thread never holds the store's lock twice (which
-     * would deadlock against a waiting map resize if the lock ever
-     * preferred writers). The statement failed; no cursor needs it. */
-    if (strncmp(msg, no_table, sizeof no_table - 1) == 0 || strncmp(msg, no_db, sizeof no_db - 1) == 0)
-        dm_reader_close(&ctx->reader);
     if (strncmp(msg, no_table, sizeof no_table - 1) == 0) {
         char what[2 * S_NAME_MAX + 2];
         snprintf(what, sizeof what, "%s", msg + sizeof no_table - 1);
         char *dot = strchr(what, '.');
         if (dot)
             *dot = 0;
-        return s_unknown(store, dot ? what : NULL, dot ? dot + 1 : what, err);
+        return s_unknown(registry, dot ? what : NULL, dot ? dot + 1 : what, err);
     }
     if (strncmp(msg, no_db, sizeof no_db - 1) == 0) {
         char what[S_NAME_MAX + 1];
         snprintf(what, sizeof what, "%s", msg + sizeof no_db - 1);
-        return s_unknown(store, what, NULL, err);
+        return s_unknown(registry, what, NULL, err);
     }
     static const char ro_tail[] = " may not be modified";
     size_t mlen = strlen(msg);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/text.h"
 
 typedef struct s_entry {
     dm_product_ref_t ref; /* first member: the public view */
@@ -163,45 +164,22 @@ void dm_registry_release(dm_registry_t *self, const dm_product_ref_t *ref)
     pthread_mutex_unlock(&self->lock);
 }
 
-/* Edit distance of two short strings, capped by the caller's limit. */
-static size_t s_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 128 || lb > 128)
-        return (size_t)-1;
-    size_t row[129];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 void dm_registry_suggest(dm_registry_t *self, const char *qualified, dm_buf_t *out)
 {
-    size_t best = 3;
-    const char *pick = NULL;
+    dm_text_suggest_t sg;
+    dm_text_suggest_init(&sg, qualified);
     pthread_mutex_lock(&self->lock);
-    for (s_entry *e = self->head; e; e = e->next) {
-        size_t d = s_distance(qualified, e->qualified);
-        if (d < best) {
-            best = d;
-            pick = e->qualified;
-        }
-    }
-    if (pick)
-        dm_buf_puts(out, pick);
+    for (s_entry *e = self->head; e && sg.best > 0; e = e->next)
+        dm_text_suggest_add(&sg, e->qualified);
+    if (sg.pick)
+        dm_buf_puts(out, sg.pick);
+    pthread_mutex_unlock(&self->lock);
+}
+
+void dm_registry_each(dm_registry_t *self, dm_registry_each_fn fn, void *arg)
+{
+    pthread_mutex_lock(&self->lock);
+    for (s_entry *e = self->head; e; e = e->next)
+        fn(arg, e->ref.contract->domain, e->ref.contract->name);
     pthread_mutex_unlock(&self->lock);
 }

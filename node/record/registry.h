@@ -41,7 +41,13 @@ DM_NODISCARD dm_err dm_registry_acquire(dm_registry_t *self, const char *qualifi
 void dm_registry_release(dm_registry_t *self, const dm_product_ref_t *ref);
 
 /* Appends to out the registered name closest to qualified, for "did you
- * mean"; appends nothing if none is close. */
+ * mean" (base/text.h's rule); appends nothing if none is close. */
 void dm_registry_suggest(dm_registry_t *self, const char *qualified, dm_buf_t *out);
+
+/* Calls fn with the domain and name of every registered product, under the
+ * registry's lock: the strings are valid during the call only, and fn must
+ * not call into the registry. */
+typedef void (*dm_registry_each_fn)(void *arg, const char *domain, const char *name);
+void dm_registry_each(dm_registry_t *self, dm_registry_each_fn fn, void *arg);
 
 #endif

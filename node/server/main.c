@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "membership/membership.h"
 #include "server/node.h"
 #include "transport/rpc.h"
@@ -36,7 +37,7 @@ static void s_usage(FILE *f)
             "\n"
             "  --data DIR            data directory (created on first start)\n"
             "  --domain NAME         the domain this node serves; required on first start,\n"
-            "                        must match afterwards (^[a-z][a-z0-9_-]{0,62}$)\n"
+            "                        must match afterwards (" DM_TEXT_NAME_RULE ")\n"
             "  --listen ENDPOINT     where to listen (default %s; port * picks one)\n"
             "  --advertise ENDPOINT  endpoint written to DIR/node.addr (default: the bound\n"
             "                        one; required when listening on 0.0.0.0)\n"
@@ -261,9 +262,10 @@ int main(int argc, char **argv)
     int status = s_parse_args(argc, argv, &cli);
     if (status >= 0)
         return status;
-    char why[256];
-    if (dm_membership_config_check(&cli.mc, why, sizeof why) != DM_OK) {
-        fprintf(stderr, "meshd: invalid membership settings: %s\n", why);
+    dm_buf_t why = DM_BUF_INIT;
+    if (dm_membership_config_check(&cli.mc, &why) != DM_OK) {
+        fprintf(stderr, "meshd: invalid membership settings: %s\n", why.data);
+        dm_buf_free(&why);
         return 2;
     }
     cli.o.seeds = cli.seeds;

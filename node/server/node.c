@@ -91,20 +91,29 @@ bool dm_node__catalog_sync(dm_node_t *self, bool node_record)
  * products, in the data directory opened before. */
 static dm_err s_open_state(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *why)
 {
-    char path[PATH_MAX];
+    char path[DM_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_ADDR_FILE);
     unlink(path); /* a stale address from a crash must not look live */
 
     snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_STORE_DIR);
     dm_store_opts_t sopts = {.initial_map_bytes = opts->initial_map_bytes};
-    dm_err rc = DM_OK;
-    if (dm_node__mkdirs(path) != 0 || (rc = dm_store_open(path, &sopts, &self->store)) != DM_OK) {
-        dm_buf_printf(why, "cannot open the store in %s: %s", path,
-                      rc != DM_OK ? dm_err_str(rc) : strerror(errno));
-        return rc != DM_OK ? rc : DM_ERR_IO;
+    if (dm_node__mkdirs(path) != 0) {
+        dm_buf_printf(why, "cannot open the store in %s: %s", path, strerror(errno));
+        return DM_ERR_IO;
     }
-    if ((rc = dm_identity_load(self->dir, &self->id)) != DM_OK) {
-        dm_buf_printf(why, "cannot load the node identity in %s: %s", self->dir, dm_err_str(rc));
+    dm_buf_t reason = DM_BUF_INIT;
+    dm_err rc = dm_store_open(path, &sopts, &self->store, &reason);
+    if (rc != DM_OK) {
+        dm_buf_printf(why, "cannot open the store in %s: %s", path,
+                      reason.len ? reason.data : dm_err_str(rc));
+        dm_buf_free(&reason);
+        return rc;
+    }
+    rc = dm_identity_load(self->dir, &self->id, &reason);
+    if (rc != DM_OK) {
+        dm_buf_printf(why, "cannot load the node identity in %s: %s", self->dir,
+                      reason.len ? reason.data : dm_err_str(rc));
+        dm_buf_free(&reason);
         return rc;
     }
     if ((rc = dm_registry_new(&self->registry)) != DM_OK)
@@ -186,11 +195,10 @@ static dm_err s_start_rpc(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t 
         return DM_ERR_USAGE;
     }
     snprintf(self->endpoint, sizeof self->endpoint, "%s", opts->advertise ? opts->advertise : bound);
-    char reason[256];
     if (dm_identity_address_format(dm_identity_public(self->id), self->endpoint, self->address,
                                    sizeof self->address) != DM_OK ||
         dm_identity_address_parse(self->address, (uint8_t[DM_ID_PUBLIC_BYTES]){0},
-                                  (char[256]){0}, 256, reason, sizeof reason) != DM_OK) {
+                                  (char[256]){0}, 256, NULL) != DM_OK) {
         dm_buf_printf(why, "invalid advertised endpoint '%s' (valid: tcp://HOST:PORT)",
                       self->endpoint);
         return DM_ERR_USAGE;
@@ -354,7 +362,7 @@ void dm_node_destroy(dm_node_t **self_p)
         return;
     dm_node_t *self = *self_p;
     if (self->addr_written) {
-        char path[PATH_MAX];
+        char path[DM_PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_ADDR_FILE);
         unlink(path);
     }

@@ -13,22 +13,9 @@
 
 #include "server/node_priv.h"
 
-static bool s_valid_domain(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 63 || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 1; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 int dm_node__mkdirs(const char *path)
 {
-    char tmp[PATH_MAX];
+    char tmp[DM_PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
         errno = ENAMETOOLONG;
         return -1;
@@ -48,7 +35,7 @@ int dm_node__mkdirs(const char *path)
 
 int dm_node__write_file(const char *dir, const char *name, const char *text)
 {
-    char path[PATH_MAX], tmp[PATH_MAX];
+    char path[DM_PATH_MAX], tmp[DM_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -85,7 +72,7 @@ dm_err dm_node__dir_open(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *
                       strerror(errno));
         return DM_ERR_IO;
     }
-    char path[PATH_MAX];
+    char path[DM_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", opts->data_dir, DM_NODE_LOCK_FILE);
     self->lock_fd = open(path, O_RDWR | O_CREAT, 0600);
     if (self->lock_fd < 0) {
@@ -100,8 +87,8 @@ dm_err dm_node__dir_open(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *
     char stored[128] = "";
     snprintf(path, sizeof path, "%s/%s", opts->data_dir, DM_NODE_DOMAIN_FILE);
     bool have = s_read_small(path, stored, sizeof stored) == 0 && stored[0];
-    if (opts->domain && !s_valid_domain(opts->domain)) {
-        dm_buf_printf(why, "invalid --domain '%s': expected ^[a-z][a-z0-9_-]{0,62}$",
+    if (opts->domain && !dm_text_is_name(opts->domain)) {
+        dm_buf_printf(why, "invalid --domain '%s': expected " DM_TEXT_NAME_RULE,
                       opts->domain);
         return DM_ERR_USAGE;
     }

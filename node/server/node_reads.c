@@ -1,29 +1,13 @@
 /* node_reads.c: the node's read-only requests (products of the node and
  * of the mesh, quarantine pages, describe, members), answered on the node
- * loop from short LMDB read transactions and in-memory state, and the
- * node's clocks. */
+ * loop from short LMDB read transactions and in-memory state. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "contract/contract.h"
 #include "base/log.h"
 #include "server/node_priv.h"
-
-int64_t dm_node__wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t dm_node__mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 typedef struct {
     dm_node_t *node;

@@ -287,10 +287,11 @@ dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **
     uint8_t node_id[DM_ID_PUBLIC_BYTES];
     uint8_t server_curve[DM_CURVE_KEY_BYTES];
     char endpoint[DM_ENDPOINT_MAX];
-    char reason[DM_RPC_ERR_MAX];
-    if (dm_identity_address_parse(address, node_id, endpoint, sizeof endpoint, reason,
-                                  sizeof reason) != DM_OK) {
-        s_why(why, "invalid node address '%s': %s", address, reason);
+    dm_buf_t reason = DM_BUF_INIT;
+    if (dm_identity_address_parse(address, node_id, endpoint, sizeof endpoint, &reason) !=
+        DM_OK) {
+        s_why(why, "invalid node address '%s': %s", address, reason.data ? reason.data : "?");
+        dm_buf_free(&reason);
         return DM_ERR_USAGE;
     }
     if (dm_identity_curve_from_id(node_id, server_curve) != DM_OK) {

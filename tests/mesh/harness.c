@@ -1,4 +1,5 @@
 /* harness.c: process control for tests that drive real meshd and tools. */
+#include "base/clock.h"
 #include "harness.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include "proto/mesh.pb-c.h"
 #include "transport/envelope.h"
 #include "transport/rpc.h"
+#include "fixture.h"
 
 #define DM_H_MAX_NODES 64
 #define DM_H_MAX_DIRS 64
@@ -28,12 +30,7 @@ static pid_t s_pids[DM_H_MAX_NODES]; /* nodes still running */
 static char *s_dirs[DM_H_MAX_DIRS];
 static bool s_atexit;
 
-long long dm_h_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+long long dm_h_now_ms(void) { return dm_clock_mono_ms(); }
 
 static void s_register_cleanup(void)
 {
@@ -46,8 +43,8 @@ static void s_register_cleanup(void)
 const char *dm_h_tmpdir(void)
 {
     s_register_cleanup();
-    char tmpl[] = "/tmp/dmtest.XXXXXX";
-    char *d = mkdtemp(tmpl);
+    char tmpl[64];
+    char *d = dm_t_tmpdir(tmpl, sizeof tmpl, "mesh");
     if (!d)
         return NULL;
     for (int i = 0; i < DM_H_MAX_DIRS; i++)
@@ -283,17 +280,6 @@ const char *dm_h_last_line(const char *text)
     return line;
 }
 
-static void s_rmrf(const char *path)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        execlp("rm", "rm", "-rf", path, (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-}
-
 void dm_h_cleanup(void)
 {
     for (int i = 0; i < DM_H_MAX_NODES; i++)
@@ -302,7 +288,7 @@ void dm_h_cleanup(void)
     for (int i = 0; i < DM_H_MAX_DIRS; i++)
         if (s_dirs[i]) {
             if (!getenv("DM_KEEP_TMP")) {
-                s_rmrf(s_dirs[i]);
+                dm_t_rmdir(s_dirs[i]);
                 char log[600];
                 snprintf(log, sizeof log, "%s.log", s_dirs[i]);
                 unlink(log);
@@ -325,8 +311,8 @@ struct dm_h_raw {
 dm_h_raw_t *dm_h_raw_new(const char *node_addr, const dm_identity_t *id)
 {
     uint8_t node_id[DM_ID_PUBLIC_BYTES], server[32], pub[32], sec[32];
-    char ep[256], why[256];
-    if (dm_identity_address_parse(node_addr, node_id, ep, sizeof ep, why, sizeof why) != DM_OK ||
+    char ep[256];
+    if (dm_identity_address_parse(node_addr, node_id, ep, sizeof ep, NULL) != DM_OK ||
         dm_identity_curve_from_id(node_id, server) != DM_OK)
         return NULL;
     dm_identity_t *own = NULL;

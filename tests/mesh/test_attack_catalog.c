@@ -196,7 +196,7 @@ static t_census s_census_across_restart(int i)
     dm_store_t *store = NULL;
     dm_identity_t *id = NULL;
     dm_catalog_t *cat = NULL;
-    cr_assert_eq(dm_store_open(path, NULL, &store), DM_OK);
+    cr_assert_eq(dm_store_open(path, NULL, &store, NULL), DM_OK);
     cr_assert_eq(dm_identity_new_ephemeral(&id), DM_OK);
     cr_assert_eq(dm_catalog_open(store, id, &cat), DM_OK);
     t_census c = {0, 0};
@@ -292,7 +292,7 @@ Test(attack_catalog, a_members_large_valid_deltas_leave_pings_answered)
 {
     dm_identity_t *origin = NULL, *relay = NULL;
     cr_assert_eq(dm_identity_new_ephemeral(&origin), DM_OK);
-    cr_assert_eq(dm_identity_load(s_dirs[2], &relay), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dirs[2], &relay, NULL), DM_OK);
     char origin_addr[DM_ADDRESS_MAX];
     cr_assert_eq(dm_identity_address_format(dm_identity_public(origin), "tcp://127.0.0.1:9", origin_addr,
                                    sizeof origin_addr),

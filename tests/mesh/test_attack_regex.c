@@ -167,7 +167,7 @@ Test(attack_regex, stored_hostile_contract_at_restart)
     char path[700];
     snprintf(path, sizeof path, "%s/%s", s_dir, DM_NODE_STORE_DIR);
     dm_store_t *st = NULL;
-    cr_assert_eq(dm_store_open(path, NULL, &st), DM_OK);
+    cr_assert_eq(dm_store_open(path, NULL, &st, NULL), DM_OK);
     char *c = s_contract("((a{1,100}){1,100}){1,100}");
     dm_product_t in = {0};
     in.domain = "attack";

@@ -168,13 +168,13 @@ Test(gossip, forged_foreign_and_replayed_entries_are_rejected_by_every_node)
      * only members take part in anti-entropy: node 4's key and address. */
     dm_identity_t *me = NULL, *relay = NULL;
     cr_assert_eq(dm_identity_new_ephemeral(&me), DM_OK);
-    cr_assert_eq(dm_identity_load(s_dirs[4], &relay), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dirs[4], &relay, NULL), DM_OK);
     const uint8_t *my_id = dm_identity_public(me);
     char my_addr[DM_ADDRESS_MAX];
     cr_assert_eq(dm_identity_address_format(my_id, "tcp://127.0.0.1:9", my_addr, sizeof my_addr), DM_OK);
     uint8_t victim_id[32];
-    char ep[256], why[256];
-    cr_assert_eq(dm_identity_address_parse(s_nodes[0].addr, victim_id, ep, sizeof ep, why, sizeof why), DM_OK);
+    char ep[256];
+    cr_assert_eq(dm_identity_address_parse(s_nodes[0].addr, victim_id, ep, sizeof ep, NULL), DM_OK);
 
     static dm_h_entry_t claim, good, replay, forged, foreign;
     /* A valid claim of a fresh domain and a valid product of it. */

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "record/check.h"
 
 #define BENCH_DEFAULT_RECORDS 1000000
@@ -46,13 +47,6 @@ static void s_orders(dm_contract_t *c, dm_field_t f[5], size_t pk[1])
     c->npk = 1;
 }
 
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : BENCH_DEFAULT_RECORDS;
@@ -82,9 +76,9 @@ int main(int argc, char **argv)
     int fd = open(path, O_RDONLY);
     FILE *out = fopen("/dev/null", "w");
     uint64_t valid, invalid;
-    double t0 = s_now();
+    double t0 = dm_clock_mono_s();
     dm_err err = dm_check_fd(s, path, fd, 0, out, &valid, &invalid);
-    double dt = s_now() - t0;
+    double dt = dm_clock_mono_s() - t0;
     close(fd);
     fclose(out);
     dm_schema_destroy(&s);

@@ -18,11 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "contract/contract.h"
 #include "query/query.h"
 #include "record/registry.h"
 #include "record/schema.h"
 #include "storage/store.h"
+#include "fixture.h"
 #include "transport/rowbatch.h"
 
 #define BENCH_DEFAULT_RECORDS 1000000
@@ -39,13 +41,6 @@ static const char *s_yaml =
     "      - {name: amount, type: double, required: true}\n"
     "      - {name: status, type: enum, values: [created, paid, shipped, cancelled]}\n"
     "      - {name: ts, type: timestamp, required: true}\n";
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A pseudo-random uuid text for record i (a 64-bit mix, so keys are spread). */
 static void s_uuid(uint64_t i, char out[37])
@@ -100,8 +95,8 @@ static uint64_t s_native_run(sqlite3 *db, const char *sql)
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : BENCH_DEFAULT_RECORDS;
-    char dir[] = "/tmp/bench_query_XXXXXX";
-    if (!mkdtemp(dir))
+    char dir[64];
+    if (!dm_t_tmpdir(dir, sizeof dir, "bench_query"))
         return 1;
     dm_store_t *st;
     dm_registry_t *reg;
@@ -110,7 +105,7 @@ int main(int argc, char **argv)
     size_t nc;
     dm_diags_t diags = DM_DIAGS_INIT;
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 30};
-    if (dm_store_open(dir, &opts, &st) || dm_registry_new(&reg) ||
+    if (dm_store_open(dir, &opts, &st, NULL) || dm_registry_new(&reg) ||
         dm_contract_parse("b.yaml", s_yaml, strlen(s_yaml), NULL, &list, &nc, &diags))
         return 1;
     dm_buf_t canon = DM_BUF_INIT;
@@ -130,7 +125,7 @@ int main(int argc, char **argv)
     dm_buf_t *rows = calloc(BENCH_BATCH, sizeof *rows), *keys = calloc(BENCH_BATCH, sizeof *keys);
     dm_row_in_t *rin = calloc(BENCH_BATCH, sizeof *rin);
     dm_buf_t reasons = DM_BUF_INIT;
-    double t0 = s_now();
+    double t0 = dm_clock_mono_s();
     for (long base = 0; base < n; base += BENCH_BATCH) {
         size_t k = 0;
         for (long i = base; i < n && i < base + BENCH_BATCH; i++, k++) {
@@ -150,7 +145,7 @@ int main(int argc, char **argv)
         if (dm_store_commit_batch(st, out.id, rin, k, NULL, 0, "bench", NULL))
             return 1;
     }
-    printf("loaded %ld records in %.2f s\n", n, s_now() - t0);
+    printf("loaded %ld records in %.2f s\n", n, dm_clock_mono_s() - t0);
 
     /* the native copy, from the engine's own view of the rows */
     sqlite3 *nat;
@@ -207,15 +202,15 @@ int main(int argc, char **argv)
     dm_buf_t buf = DM_BUF_INIT;
     printf("%-60.60s %10s %10s %8s\n", "query", "engine s", "native s", "rows");
     for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
-        double a = s_now();
+        double a = dm_clock_mono_s();
         uint64_t r1 = s_engine_run(eng, queries[i], &buf);
-        double b = s_now();
+        double b = dm_clock_mono_s();
         uint64_t r2 = s_native_run(nat, queries[i]);
-        double c = s_now();
+        double c = dm_clock_mono_s();
         printf("%-60.60s %10.3f %10.3f %8llu%s\n", queries[i] + strlen("SELECT "), b - a, c - b, (unsigned long long)r1,
                r1 == r2 ? "" : " ROW COUNTS DIFFER");
     }
-    double a = s_now();
+    double a = dm_clock_mono_s();
     for (int i = 0; i < BENCH_LOOKUPS; i++) {
         char id[37], sql[128];
         s_uuid((uint64_t)(i * 7919 % n), id);
@@ -223,24 +218,22 @@ int main(int argc, char **argv)
         if (s_engine_run(eng, sql, &buf) != 1)
             return 1;
     }
-    double b = s_now();
+    double b = dm_clock_mono_s();
     for (int i = 0; i < BENCH_LOOKUPS; i++) {
         char id[37], sql[128];
         s_uuid((uint64_t)(i * 7919 % n), id);
         snprintf(sql, sizeof sql, "SELECT * FROM commerce.orders WHERE orderId = '%s'", id);
         s_native_run(nat, sql);
     }
-    double c = s_now();
+    double c = dm_clock_mono_s();
     printf("point lookup by key, open to last row: engine %.1f us, native (prepare+step) %.1f us\n",
            (b - a) / BENCH_LOOKUPS * 1e6, (c - b) / BENCH_LOOKUPS * 1e6);
-    a = s_now();
+    a = dm_clock_mono_s();
     for (int i = 0; i < BENCH_LOOKUPS; i++)
         s_engine_run(eng, "SELECT 1", &buf);
-    printf("open + fetch + close of SELECT 1: %.1f us\n", (s_now() - a) / BENCH_LOOKUPS * 1e6);
+    printf("open + fetch + close of SELECT 1: %.1f us\n", (dm_clock_mono_s() - a) / BENCH_LOOKUPS * 1e6);
     dm_registry_release(reg, ref);
     dm_query_engine_destroy(&eng);
     sqlite3_close(nat);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return dm_t_rmdir(dir) == 0 ? 0 : 1;
 }

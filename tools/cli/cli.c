@@ -13,7 +13,6 @@
 #include "transport/envelope.h"
 #include <inttypes.h>
 
-#define DM_CLI_PATH_MAX 4096
 
 const dm_cli_optspec_t dm_cli_global_opts[] = {
     {"node", true}, {"data", true}, {"json", false}, {"timeout", true},
@@ -111,7 +110,7 @@ int dm_cli_timeout_ms(const dm_cli_args_t *a)
 /* Reads DIR/node.addr into addr (trailing whitespace trimmed). */
 static int s_read_addr(const char *program, const char *dir, char *addr, size_t cap)
 {
-    char path[DM_CLI_PATH_MAX];
+    char path[DM_PATH_MAX];
     snprintf(path, sizeof path, "%s/node.addr", dir);
     int fd = -1;
     char why[128];

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "meshbench.h"
 
 #define MB_OUT_BUF_BYTES (4u << 20)     /* flushed when less than one record of room remains */
@@ -301,13 +302,6 @@ static int s_opt(int argc, char **argv, int *i, const char *name, const char *sh
     return 1;
 }
 
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- gen ---- */
 
 static void s_gen_usage(FILE *f)
@@ -408,7 +402,7 @@ static int s_cmd_gen(int argc, char **argv)
         return rc;
 
     rc = MB_EXIT_IO;
-    double t0 = s_now();
+    double t0 = dm_clock_mono_s();
     uint64_t bad_below = (uint64_t)(o.percent / 100.0 * MB_PERCENT_SCALE);
     if (o.out_path && !(out = fopen(o.out_path, "wb"))) {
         fprintf(stderr, "meshbench gen: -o '%s': %s\n", o.out_path, strerror(errno));
@@ -441,7 +435,7 @@ static int s_cmd_gen(int argc, char **argv)
     if (!o.quiet)
         fprintf(stderr, "meshbench gen: %llu orders (%llu invalid), %llu bytes in %.3f s\n",
                 (unsigned long long)o.n, (unsigned long long)n_bad, (unsigned long long)bytes,
-                s_now() - t0);
+                dm_clock_mono_s() - t0);
     rc = MB_EXIT_OK;
     goto out;
 write_failed:

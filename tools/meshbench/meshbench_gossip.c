@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "cli/cli.h"
 #include "contract/contract.h"
 #include "meshbench.h"
@@ -37,13 +38,6 @@ typedef struct {
 static mb_node_t s_nodes[MB_G_MAX_NODES];
 static int s_n;
 static char s_base[256];
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void s_sleep_ms(int ms) { poll(NULL, 0, ms); }
 
@@ -86,8 +80,8 @@ static bool s_wait_addr(int i)
 {
     char path[600];
     snprintf(path, sizeof path, "%s/node.addr", s_nodes[i].dir);
-    int64_t deadline = s_now_ms() + MB_G_START_DEADLINE_MS;
-    while (s_now_ms() < deadline) {
+    int64_t deadline = dm_clock_mono_ms() + MB_G_START_DEADLINE_MS;
+    while (dm_clock_mono_ms() < deadline) {
         FILE *f = fopen(path, "r");
         if (f) {
             size_t k = fread(s_nodes[i].addr, 1, sizeof s_nodes[i].addr - 1, f);
@@ -275,7 +269,7 @@ static void s_meshd_path(const dm_cli_args_t *a, char *out, size_t cap)
  * if a node does not start or the mesh does not converge in time. */
 static bool s_start_mesh(const char *meshd, const char *gms)
 {
-    int64_t t0 = s_now_ms();
+    int64_t t0 = dm_clock_mono_ms();
     if (!s_start(0, meshd, NULL, gms) || !s_wait_addr(0))
         return false;
     for (int i = 1; i < s_n; i++)
@@ -286,10 +280,10 @@ static bool s_start_mesh(const char *meshd, const char *gms)
             fprintf(stderr, "meshbench gossip: node %d did not start (see %s.log)\n", i, s_nodes[i].dir);
             return false;
         }
-    int64_t started = s_now_ms();
+    int64_t started = dm_clock_mono_ms();
     int64_t deadline = started + MB_G_CONVERGE_DEADLINE_MS;
     bool all = false;
-    while (!all && s_now_ms() < deadline) {
+    while (!all && dm_clock_mono_ms() < deadline) {
         all = true;
         for (int i = 0; i < s_n && all; i++)
             all = s_view(i, NULL).alive == s_n - 1;
@@ -302,7 +296,7 @@ static bool s_start_mesh(const char *meshd, const char *gms)
         return false;
     }
     printf("%d nodes: all started in %.2f s; every node saw every other alive %.2f s after the "
-           "last one started\n", s_n, (started - t0) / 1e3, (s_now_ms() - started) / 1e3);
+           "last one started\n", s_n, (started - t0) / 1e3, (dm_clock_mono_ms() - started) / 1e3);
     return true;
 }
 
@@ -310,14 +304,14 @@ static bool s_start_mesh(const char *meshd, const char *gms)
 static void s_steady(long seconds)
 {
     uint64_t *b0 = calloc((size_t)s_n, sizeof *b0), *m0 = calloc((size_t)s_n, sizeof *m0);
-    int64_t w0 = s_now_ms();
+    int64_t w0 = dm_clock_mono_ms();
     for (int i = 0; i < s_n; i++) {
         mb_view_t v = s_view(i, NULL);
         b0[i] = v.bytes;
         m0[i] = v.msgs;
     }
     s_sleep_ms((int)seconds * 1000);
-    double secs = (s_now_ms() - w0) / 1e3, bsum = 0, bmax = 0, msum = 0;
+    double secs = (dm_clock_mono_ms() - w0) / 1e3, bsum = 0, bmax = 0, msum = 0;
     for (int i = 0; i < s_n; i++) {
         mb_view_t v = s_view(i, NULL);
         double bps = (double)(v.bytes - b0[i]) / secs;
@@ -343,21 +337,21 @@ static void s_catalog_trials(long ctrials)
         char name[32];
         snprintf(name, sizeof name, "bench%ld", t);
         memset(seen, 0, (size_t)s_n * sizeof *seen);
-        int64_t r0 = s_now_ms();
+        int64_t r0 = dm_clock_mono_ms();
         if (!s_register(origin, name)) {
             fprintf(stderr, "meshbench gossip: registering on node %d failed\n", origin);
             conv[t] = -1;
             continue;
         }
         int left = s_n;
-        while (left > 0 && s_now_ms() < r0 + MB_G_DETECT_DEADLINE_MS) {
+        while (left > 0 && dm_clock_mono_ms() < r0 + MB_G_DETECT_DEADLINE_MS) {
             for (int i = 0; i < s_n; i++)
                 if (!seen[i] && s_lists(i, s_nodes[origin].domain, name)) {
                     seen[i] = true;
                     left--;
                 }
         }
-        conv[t] = left == 0 ? s_now_ms() - r0 : MB_G_DETECT_DEADLINE_MS;
+        conv[t] = left == 0 ? dm_clock_mono_ms() - r0 : MB_G_DETECT_DEADLINE_MS;
     }
     dm_cli_sort_i64(conv, (size_t)ctrials);
     printf("catalog: a new contract reached all %d nodes in p50 %.3f s, p99 %.3f s, max "
@@ -378,9 +372,9 @@ static void s_kill_trials(long trials)
         kill(s_nodes[victim].pid, SIGKILL);
         waitpid(s_nodes[victim].pid, NULL, 0);
         s_nodes[victim].pid = 0;
-        int64_t k0 = s_now_ms();
+        int64_t k0 = dm_clock_mono_ms();
         bool dead = false;
-        while (!dead && s_now_ms() < k0 + MB_G_DETECT_DEADLINE_MS) {
+        while (!dead && dm_clock_mono_ms() < k0 + MB_G_DETECT_DEADLINE_MS) {
             dead = true;
             for (int i = 0; i < s_n && dead; i++) {
                 if (s_nodes[i].pid <= 0)
@@ -391,7 +385,7 @@ static void s_kill_trials(long trials)
             if (!dead)
                 s_sleep_ms(MB_G_POLL_MS);
         }
-        det[t] = dead ? s_now_ms() - k0 : -1;
+        det[t] = dead ? dm_clock_mono_ms() - k0 : -1;
         printf("kill -9 trial %ld: every node marked the victim dead after %s%.2f s\n", t + 1,
                dead ? "" : "more than ", (dead ? det[t] : MB_G_DETECT_DEADLINE_MS) / 1e3);
     }
@@ -407,15 +401,15 @@ static void s_kill_trials(long trials)
 static void s_soak(long soak, long starve)
 {
     pid_t starved = s_nodes[1].pid;
-    int64_t end = s_now_ms() + soak * 1000;
+    int64_t end = dm_clock_mono_ms() + soak * 1000;
     int false_deaths = 0, suspicions = 0;
-    int64_t next_check = s_now_ms();
-    while (s_now_ms() < end) {
+    int64_t next_check = dm_clock_mono_ms();
+    while (dm_clock_mono_ms() < end) {
         kill(starved, SIGSTOP);
         s_sleep_ms((int)(MB_G_STARVE_PERIOD_MS * starve / 100));
         kill(starved, SIGCONT);
         s_sleep_ms((int)(MB_G_STARVE_PERIOD_MS * (100 - starve) / 100));
-        if (s_now_ms() >= next_check) {
+        if (dm_clock_mono_ms() >= next_check) {
             for (int i = 0; i < s_n; i++) {
                 if (s_nodes[i].pid <= 0 || i == 1)
                     continue;
@@ -423,7 +417,7 @@ static void s_soak(long soak, long starve)
                 false_deaths += v.victim_state && strcmp(v.victim_state, "dead") == 0;
                 suspicions += v.victim_state && strcmp(v.victim_state, "suspect") == 0;
             }
-            next_check = s_now_ms() + 1000;
+            next_check = dm_clock_mono_ms() + 1000;
         }
     }
     printf("soak %ld s with node 1 stopped %ld%% of every %d ms: %d false death "

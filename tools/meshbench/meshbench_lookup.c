@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "cli/cli.h"
 #include "meshbench.h"
 #include "transport/envelope.h"
@@ -21,13 +22,6 @@ static const dm_cli_optspec_t s_opts[] = {
     {"help", false}, {"version", false}, {"file", true},  {"count", true},
     {"table", true}, {"key", true},  {"ping", false},
 };
-
-static int64_t s_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Reads up to n values of "key":"..." from the NDJSON file. */
 static size_t s_read_keys(const char *path, const char *key, size_t n, char (*keys)[MB_LOOKUP_KEY_MAX])
@@ -138,16 +132,16 @@ int dm_meshbench_lookup(int argc, char **argv)
         if (s_lookup(c, table, key, keys[i % n]) < 0)
             goto out;
     size_t misses = 0;
-    int64_t t0 = s_now_ns();
+    int64_t t0 = dm_clock_mono_ns();
     for (size_t i = 0; i < n; i++) {
-        int64_t s = s_now_ns();
+        int64_t s = dm_clock_mono_ns();
         int rows = s_lookup(c, table, key, keys[i]);
-        lat[i] = s_now_ns() - s;
+        lat[i] = dm_clock_mono_ns() - s;
         if (rows < 0)
             goto out;
         misses += rows != 1;
     }
-    int64_t total = s_now_ns() - t0;
+    int64_t total = dm_clock_mono_ns() - t0;
     dm_cli_sort_i64(lat, n);
     printf("%zu %s on %s by %s, one at a time: p50 %.1f us, p90 %.1f us, p99 %.1f us, "
            "max %.1f us; %.0f lookups/s; %zu not found\n",

@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "membership/membership.h"
 #include "meshsim.h"
 
@@ -302,13 +303,6 @@ static bool s_num(const char *v, double lo, double hi, double *out)
     return true;
 }
 
-static double s_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Reads the options into s (and nodes, loss, probe_ms). Returns -1 to go
  * on, else the exit status (after printing the usage or why not). */
 static int s_parse(int argc, char **argv, sim_t *s, double *nodes, double *loss, int64_t *probe_ms)
@@ -529,12 +523,12 @@ int main(int argc, char **argv)
     cfg.probe_timeout_ms = cfg.probe_interval_ms / 2;
     cfg.gossip_fanout = s->fanout;
 
-    double w0 = s_wall();
+    double w0 = dm_clock_mono_s();
     if (!s_build(s, &cfg)) {
         s_free(s);
         return SIM_EXIT_FAIL;
     }
-    double w1 = s_wall();
+    double w1 = dm_clock_mono_s();
     printf("meshsim: %zu nodes, loss %g%%, gossip interval %" PRId64 " ms, probe interval "
            "%" PRId64 " ms, fanout %u, seed %" PRIu64 ", slow node every %" PRId64 " ms\n",
            s->n, loss, s->interval, cfg.probe_interval_ms, s->fanout, s->seed, s->slow_ms);
@@ -549,7 +543,7 @@ int main(int argc, char **argv)
         printf("slow   node: suspected in %" PRIu64 " events, its LHM peaked at %u\n",
                s->slow_suspects, s->slow_lhm_max);
     printf("cost   setup %.1f s, simulation %.1f s, max RSS %.0f MB, %.1f s simulated\n", w1 - w0,
-           s_wall() - w1, (double)ru.ru_maxrss / 1024.0, (double)s->now / 1000.0);
+           dm_clock_mono_s() - w1, (double)ru.ru_maxrss / 1024.0, (double)s->now / 1000.0);
     s_free(s);
     return SIM_EXIT_OK;
 }

@@ -14,6 +14,7 @@
 #include "contract/contract.h"
 #include "identity/identity.h"
 #include "base/lines.h"
+#include "fixture.h"
 
 #define T_DEADLINE_S 10 /* a blocked open would hold the test far longer */
 
@@ -21,15 +22,12 @@ static char s_dir[64];
 
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/dm_file_open_XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "file_open"));
 }
 
 static void s_teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(dm_t_rmdir(s_dir), 0);
 }
 
 TestSuite(file_open, .init = s_setup, .fini = s_teardown, .timeout = T_DEADLINE_S);
@@ -94,7 +92,7 @@ Test(file_open, a_fifo_identity_key_is_refused_at_once)
 {
     s_fifo(DM_ID_KEY_FILE);
     dm_identity_t *id = NULL;
-    cr_assert_neq(dm_identity_load(s_dir, &id), DM_OK);
+    cr_assert_neq(dm_identity_load(s_dir, &id, NULL), DM_OK);
     cr_assert_null(id);
 }
 

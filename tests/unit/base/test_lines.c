@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/lines.h"
+#include "fixture.h"
 
 #define MIB (1024 * 1024)
 
@@ -20,18 +21,15 @@ static int fd = -1;
 
 static void s_init(void)
 {
-    strcpy(dir, "/tmp/test_lines.XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_not_null(dm_t_tmpdir(dir, sizeof dir, "test_lines"));
 }
 
 static void s_fini(void)
 {
-    char cmd[96];
     dm_lines_destroy(&R);
     if (fd >= 0)
         close(fd);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(dm_t_rmdir(dir), 0);
 }
 
 TestSuite(lines, .init = s_init, .fini = s_fini);

@@ -35,9 +35,8 @@ static s_node *s_node_new(void)
 {
     cr_assert_lt(s_nnodes, S_MAX_NODES);
     s_node *n = &s_nodes[s_nnodes++];
-    snprintf(n->dir, sizeof n->dir, "/tmp/dm_test_catalog_XXXXXX");
-    cr_assert_not_null(mkdtemp(n->dir));
-    cr_assert_eq(dm_store_open(n->dir, NULL, &n->store), DM_OK);
+    cr_assert_not_null(dm_t_tmpdir(n->dir, sizeof n->dir, "test_catalog"));
+    cr_assert_eq(dm_store_open(n->dir, NULL, &n->store, NULL), DM_OK);
     cr_assert_eq(dm_identity_new_ephemeral(&n->id), DM_OK);
     cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat), DM_OK);
     return n;
@@ -48,7 +47,7 @@ static void s_node_reopen(s_node *n)
 {
     dm_catalog_destroy(&n->cat);
     dm_store_destroy(&n->store);
-    cr_assert_eq(dm_store_open(n->dir, NULL, &n->store), DM_OK);
+    cr_assert_eq(dm_store_open(n->dir, NULL, &n->store, NULL), DM_OK);
     cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat), DM_OK);
 }
 
@@ -243,6 +242,24 @@ Test(catalog, apply_accepts_valid_remote_entry)
     s_list l = s_products(b, false);
     cr_assert_eq(l.n, 1);
     cr_assert_str_eq(l.last, "commerce/orders");
+}
+
+Test(catalog, apply_appends_its_reason_and_keeps_what_why_held)
+{
+    s_node *a = s_node_new(), *b = s_node_new();
+    s_publish_node(a, "commerce", S_NOW);
+    dm_catalog_entry_t e;
+    cr_assert_eq(dm_catalog_get(a->cat, s_id(a), "node", &e), DM_OK);
+    e.signature[0] ^= 0x01;
+    dm_catalog_verdict v;
+    dm_buf_t why = DM_BUF_INIT;
+    dm_buf_puts(&why, "earlier; ");
+    cr_assert_eq(dm_catalog_apply(b->cat, &e, S_NOW, &v, &why), DM_OK);
+    cr_assert_eq(v, DM_CATALOG_BAD_SIGNATURE);
+    cr_assert(strncmp(why.data, "earlier; ", 9) == 0, "%s", why.data);
+    cr_assert_not_null(strstr(why.data + 9, "not signed"), "%s", why.data);
+    dm_buf_free(&why);
+    dm_catalog_entry_clear(&e);
 }
 
 Test(catalog, rejects_flipped_signature_bit)
@@ -496,7 +513,7 @@ Test(catalog, publications_survive_kill_9)
         dm_store_t *store = NULL;
         dm_catalog_t *cat = NULL;
         char addr[DM_ADDRESS_MAX];
-        if (dm_store_open(a->dir, NULL, &store) || dm_catalog_open(store, a->id, &cat) ||
+        if (dm_store_open(a->dir, NULL, &store, NULL) || dm_catalog_open(store, a->id, &cat) ||
             dm_identity_address_format(s_id(a), "tcp://127.0.0.1:7000", addr, sizeof addr))
             _exit(1);
         for (int i = 0; i < PUBLISHED; i++)
@@ -508,7 +525,7 @@ Test(catalog, publications_survive_kill_9)
     int status = 0;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the child failed early");
-    cr_assert_eq(dm_store_open(a->dir, NULL, &a->store), DM_OK);
+    cr_assert_eq(dm_store_open(a->dir, NULL, &a->store, NULL), DM_OK);
     cr_assert_eq(dm_catalog_open(a->store, a->id, &a->cat), DM_OK);
     cr_assert_eq(dm_catalog_local_version(a->cat), PUBLISHED);
     cr_assert(dm_catalog_owner(a->cat, "commerce", NULL));

@@ -27,7 +27,7 @@ static void s_setup(void)
 {
     snprintf(s_dir, sizeof s_dir, "/tmp/dm_test_catalog_local_XXXXXX");
     cr_assert_not_null(mkdtemp(s_dir));
-    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
     cr_assert_eq(dm_identity_new_ephemeral(&s_id), DM_OK);
     cr_assert_eq(dm_catalog_open(s_store, s_id, &s_cat), DM_OK);
     cr_assert_eq(dm_identity_address_format(dm_identity_public(s_id), "tcp://127.0.0.1:9", s_addr,

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "catalog/catalog.h"
 #include "proto/catalog.pb-c.h"
 #include "fixture.h"
@@ -366,13 +367,6 @@ Test(catalog_scale, a_stranger_stores_few_entries_a_member_many)
 
 /* ---- what one delta costs: time on the node loop, room in the store ---- */
 
-static long long s_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The largest deltas a member can send: DM_CATALOG_DELTA_MAX_BYTES of wide
  * contracts (judged DM_CATALOG_JUDGE_BYTES per call), and one large
  * contract alone. Each call runs on the node loop; the figures go to
@@ -399,13 +393,13 @@ Test(catalog_scale, the_largest_deltas_are_judged_within_bounded_time)
             cr_assert_eq(dm_catalog_delta(runs[r].from, digest.data, digest.len,
                                           DM_CATALOG_DELTA_MAX_BYTES, &delta, &more),
                          DM_OK);
-            long long t0 = s_ms();
+            long long t0 = dm_clock_mono_ms();
             bool more_in = false;
             cr_assert_eq(dm_catalog_apply_delta(fresh, delta.data, delta.len, S_NOW, NULL,
                                                 &more_in, NULL),
                          DM_OK);
             more = more || more_in;
-            long long ms = s_ms() - t0;
+            long long ms = dm_clock_mono_ms() - t0;
             worst = ms > worst ? ms : worst;
             biggest = delta.len > biggest ? delta.len : biggest;
             dm_buf_free(&digest);
@@ -430,13 +424,13 @@ Test(catalog_scale, a_full_map_is_an_error_and_keeps_nothing)
     enum { S_INITIAL = 1 << 20, S_MAX = 2 << 20 };
     s_pair();
     dm_t_publish_wide(s_a, s_self_a, "wide", 400, 40, true);
-    char dir[] = "/tmp/dm_test_catalog_map_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64];
+    cr_assert_not_null(dm_t_tmpdir(dir, sizeof dir, "test_catalog_map"));
     dm_store_opts_t opts = {.initial_map_bytes = S_INITIAL, .max_map_bytes = S_MAX};
     dm_store_t *store = NULL;
     dm_catalog_t *c = NULL;
     dm_identity_t *id = NULL;
-    cr_assert_eq(dm_store_open(dir, &opts, &store), DM_OK);
+    cr_assert_eq(dm_store_open(dir, &opts, &store, NULL), DM_OK);
     cr_assert_eq(dm_identity_new_ephemeral(&id), DM_OK);
     cr_assert_eq(dm_catalog_open(store, id, &c), DM_OK);
     dm_err last = DM_OK;

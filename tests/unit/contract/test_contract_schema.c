@@ -1,6 +1,7 @@
 /* test_contract_schema.c: spec.schema of the contract parser (suite
  * "contract"): fields, constraints, primary keys, avro schemas. */
 #include "contract_test.h"
+#include "fixture.h"
 
 /* ---- schema and fields ---- */
 
@@ -297,8 +298,8 @@ Test(contract, refuses_avro_without_basedir)
  * fresh temp dir and parses the contract file. */
 static result_t parse_avro(const char *avsc, const char *schema_extra)
 {
-    char dir[] = "/tmp/dm_contract_XXXXXX";
-    cr_assert(mkdtemp(dir));
+    char dir[64];
+    cr_assert(dm_t_tmpdir(dir, sizeof dir, "contract"));
     char path[256];
     snprintf(path, sizeof path, "%s/schema.avsc", dir);
     FILE *f = fopen(path, "w");
@@ -312,10 +313,7 @@ static result_t parse_avro(const char *avsc, const char *schema_extra)
             schema_extra);
     fclose(f);
     result_t r = parse_file(path);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/schema.avsc", dir);
-    unlink(path);
-    rmdir(dir);
+    dm_t_rmdir(dir);
     return r;
 }
 

@@ -13,21 +13,20 @@
 #include <sodium.h>
 
 #include "identity/identity.h"
+#include "fixture.h"
 
 static char s_dir[PATH_MAX];
 static char s_key[PATH_MAX + 32];
 
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/dm_test_identity_XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_identity"));
     snprintf(s_key, sizeof s_key, "%s/%s", s_dir, DM_ID_KEY_FILE);
 }
 
 static void s_teardown(void)
 {
-    unlink(s_key);
-    rmdir(s_dir);
+    dm_t_rmdir(s_dir);
 }
 
 TestSuite(identity, .init = s_setup, .fini = s_teardown);
@@ -35,9 +34,9 @@ TestSuite(identity, .init = s_setup, .fini = s_teardown);
 Test(identity, load_creates_then_reloads_same_key)
 {
     dm_identity_t *a = NULL, *b = NULL;
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_OK);
     cr_assert_eq(access(s_key, F_OK), 0);
-    cr_assert_eq(dm_identity_load(s_dir, &b), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dir, &b, NULL), DM_OK);
     cr_assert_eq(memcmp(dm_identity_public(a), dm_identity_public(b), DM_ID_PUBLIC_BYTES), 0);
     char ha[DM_ID_HEX_BYTES], hb[DM_ID_HEX_BYTES];
     dm_identity_hex(a, ha);
@@ -52,7 +51,7 @@ Test(identity, load_creates_then_reloads_same_key)
 Test(identity, key_file_has_mode_0600)
 {
     dm_identity_t *a = NULL;
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_OK);
     struct stat st;
     cr_assert_eq(stat(s_key, &st), 0);
     cr_assert_eq(st.st_mode & 07777, 0600);
@@ -63,34 +62,48 @@ Test(identity, key_file_has_mode_0600)
 Test(identity, refuses_too_open_permissions)
 {
     dm_identity_t *a = NULL;
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_OK);
     dm_identity_destroy(&a);
     cr_assert_eq(chmod(s_key, 0644), 0);
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_ERR_IO);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_ERR_IO);
     cr_assert_null(a);
+}
+
+Test(identity, load_failure_names_the_file_and_the_fix_in_why)
+{
+    dm_identity_t *a = NULL;
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_OK);
+    dm_identity_destroy(&a);
+    cr_assert_eq(chmod(s_key, 0640), 0);
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_identity_load(s_dir, &a, &why), DM_ERR_IO);
+    cr_assert_not_null(strstr(why.data, s_key), "%s", why.data);
+    cr_assert_not_null(strstr(why.data, "chmod 600"), "%s", why.data);
+    cr_assert_null(strchr(why.data, '\n'), "%s", why.data);
+    dm_buf_free(&why);
 }
 
 Test(identity, refuses_truncated_key_file)
 {
     dm_identity_t *a = NULL;
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_OK);
     dm_identity_destroy(&a);
     cr_assert_eq(truncate(s_key, 40), 0);
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_ERR_CRYPTO);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_ERR_CRYPTO);
     cr_assert_null(a);
 }
 
 Test(identity, refuses_key_whose_public_half_does_not_match)
 {
     dm_identity_t *a = NULL;
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_OK);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_OK);
     dm_identity_destroy(&a);
     int fd = open(s_key, O_WRONLY);
     cr_assert_geq(fd, 0);
     uint8_t junk = 0xAA;
     cr_assert_eq(pwrite(fd, &junk, 1, 40), 1);
     close(fd);
-    cr_assert_eq(dm_identity_load(s_dir, &a), DM_ERR_CRYPTO);
+    cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_ERR_CRYPTO);
 }
 
 Test(identity, sign_verify_and_flipped_bit_fails)
@@ -131,11 +144,13 @@ Test(identity, address_roundtrip)
     const char *eps[] = {"tcp://node1.example.com:7400", "tcp://127.0.0.1:1",
                          "tcp://[::1]:65535", "tcp://localhost:9000"};
     for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) {
-        char addr[DM_ADDRESS_MAX], ep[DM_ADDRESS_MAX], why[200];
+        char addr[DM_ADDRESS_MAX], ep[DM_ADDRESS_MAX];
+        dm_buf_t why = DM_BUF_INIT;
         uint8_t id[DM_ID_PUBLIC_BYTES];
         cr_assert_eq(dm_identity_address_format(dm_identity_public(a), eps[i], addr, sizeof addr), DM_OK);
-        cr_assert_eq(dm_identity_address_parse(addr, id, ep, sizeof ep, why, sizeof why), DM_OK, "%s",
-                     why);
+        cr_assert_eq(dm_identity_address_parse(addr, id, ep, sizeof ep, &why), DM_OK, "%s",
+                     why.data);
+        cr_assert_eq(why.len, 0);
         cr_assert_eq(memcmp(id, dm_identity_public(a), 32), 0);
         cr_assert_str_eq(ep, eps[i]);
     }
@@ -146,11 +161,14 @@ Test(identity, address_roundtrip)
 static void s_rejects(const char *addr, const char *needle)
 {
     uint8_t id[DM_ID_PUBLIC_BYTES];
-    char ep[DM_ADDRESS_MAX], why[300];
-    cr_assert_eq(dm_identity_address_parse(addr, id, ep, sizeof ep, why, sizeof why), DM_ERR_INVALID,
+    char ep[DM_ADDRESS_MAX];
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_identity_address_parse(addr, id, ep, sizeof ep, &why), DM_ERR_INVALID,
                  "accepted %s", addr);
-    cr_assert_not_null(strstr(why, needle), "reason for %s: %s", addr, why);
-    cr_assert_not_null(strstr(why, "tcp://HOST:PORT"), "reason names the form: %s", why);
+    cr_assert_not_null(strstr(why.data, needle), "reason for %s: %s", addr, why.data);
+    cr_assert_not_null(strstr(why.data, "tcp://HOST:PORT"), "reason names the form: %s", why.data);
+    cr_assert_null(strchr(why.data, '\n'), "one line: %s", why.data);
+    dm_buf_free(&why);
 }
 
 #define S_HEX "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"

@@ -5,6 +5,22 @@
 
 TestSuite(membership);
 
+Test(membership, config_check_appends_the_bad_setting_to_why)
+{
+    dm_membership_config_t c;
+    dm_membership_config_default(&c);
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_membership_config_check(&c, &why), DM_OK);
+    cr_assert_eq(why.len, 0);
+    c.probe_timeout_ms = c.probe_interval_ms;
+    dm_buf_puts(&why, "x; ");
+    cr_assert_eq(dm_membership_config_check(&c, &why), DM_ERR_INVALID);
+    static const char want[] = "x; membership config: probe_timeout_ms";
+    cr_assert(strncmp(why.data, want, sizeof want - 1) == 0, "%s", why.data);
+    cr_assert_eq(dm_membership_config_check(&c, NULL), DM_ERR_INVALID);
+    dm_buf_free(&why);
+}
+
 Test(membership, joins_through_a_seed_and_learns_all_members)
 {
     net_t *net = s_net(6, NULL, 1);

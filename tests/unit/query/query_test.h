@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "contract/contract.h"
 #include "query/query.h"
 #include "record/registry.h"
@@ -41,9 +42,8 @@ S_UNUSED static void s_engine(int64_t timeout_ms)
 
 S_UNUSED static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/dm_test_query_XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
-    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store), DM_OK);
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_query"));
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
     cr_assert_eq(dm_registry_new(&s_reg), DM_OK);
     s_engine(0);
 }
@@ -342,13 +342,6 @@ S_UNUSED static char *s_plan(const char *sql)
     dm_buf_free(&err);
     dm_buf_free(&batch);
     return dm_buf_steal(&text);
-}
-
-S_UNUSED static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* A normal query on the same engine, after a refusal. */

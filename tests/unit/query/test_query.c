@@ -577,7 +577,7 @@ Test(query, threads_query_while_batches_commit_and_the_map_grows)
     dm_query_engine_destroy(&s_eng);
     dm_store_destroy(&s_store);
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20};
-    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store, NULL), DM_OK);
     s_engine(0);
     size_t map0 = dm_store_map_size(s_store);
     s_race_t r = {0};

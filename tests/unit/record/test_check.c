@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "record/check.h"
+#include "fixture.h"
 
 static char *ORDER_STATUS[] = {"created", "paid", "shipped", "cancelled"};
 static dm_contract_t M;
@@ -41,19 +42,16 @@ static void s_init(void)
     cr_assert_eq(dm_schema_new(&M, &S), DM_OK);
     out = open_memstream(&out_text, &out_len);
     cr_assert_not_null(out);
-    strcpy(dir, "/tmp/test_check.XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_not_null(dm_t_tmpdir(dir, sizeof dir, "test_check"));
 }
 
 static void s_fini(void)
 {
-    char cmd[96];
     dm_schema_destroy(&S);
     if (out)
         fclose(out);
     free(out_text);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(dm_t_rmdir(dir), 0);
 }
 
 TestSuite(check, .init = s_init, .fini = s_fini);

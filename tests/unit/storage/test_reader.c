@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "storage/reader.h"
 #include "storage/store.h"
 #include "fixture.h"
@@ -42,10 +43,9 @@ static uint32_t s_register(const char *name)
  * entries on into pk and both parts hold keys. */
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/dm_test_reader_XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_reader"));
     dm_store_opts_t opts = {.pk_recent_max = 4};
-    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store, NULL), DM_OK);
     s_pid = s_register("p");
     s_other = s_register("q");
 }
@@ -245,13 +245,6 @@ Test(reader, reader_sees_its_snapshot_only)
 static atomic_bool s_grown, s_readers_stop;
 static atomic_int s_busy;
 
-static long long s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void s_hold(long ms)
 {
     struct timespec ts = {0, ms * 1000000L};
@@ -299,10 +292,10 @@ Test(reader, map_growth_is_not_starved_by_overlapping_readers, .timeout = 60)
 {
     dm_store_destroy(&s_store);
     dm_t_rmdir(s_dir);
-    cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_reader_XXXXXX")));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_reader"));
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)256 << 20};
-    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store, NULL), DM_OK);
     s_pid = s_register("grow");
     size_t before = dm_store_map_size(s_store);
     atomic_store(&s_grown, false);
@@ -315,8 +308,8 @@ Test(reader, map_growth_is_not_starved_by_overlapping_readers, .timeout = 60)
     }
     dm_err rc = DM_ERR_IO;
     cr_assert_eq(pthread_create(&w, NULL, s_big_commit, &rc), 0);
-    long long deadline = s_now_ms() + T_GROW_DEADLINE_MS;
-    while (!atomic_load(&s_grown) && s_now_ms() < deadline)
+    long long deadline = dm_clock_mono_ms() + T_GROW_DEADLINE_MS;
+    while (!atomic_load(&s_grown) && dm_clock_mono_ms() < deadline)
         s_hold(5);
     bool grown = atomic_load(&s_grown);
     atomic_store(&s_readers_stop, true);

@@ -25,9 +25,8 @@ static dm_store_t *s_store;
 /* Removes the store files and the directory. */
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/dm_test_store_XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
-    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store), DM_OK);
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_store"));
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
 }
 
 static void s_teardown(void)
@@ -101,6 +100,21 @@ static s_scan_ctx s_scan(dm_store_t *st, uint32_t pid)
     s_scan_ctx c = {.ordered = true};
     cr_assert_eq(dm_store_scan(st, pid, s_count_rows, &c), DM_OK);
     return c;
+}
+
+Test(store, open_failure_names_the_directory_in_why_without_logging)
+{
+    char missing[PATH_MAX + 16];
+    snprintf(missing, sizeof missing, "%s/absent", s_dir);
+    dm_buf_t why = DM_BUF_INIT;
+    dm_buf_puts(&why, "earlier line");
+    dm_store_t *st = NULL;
+    cr_assert_eq(dm_store_open(missing, NULL, &st, &why), DM_ERR_IO);
+    cr_assert_null(st);
+    cr_assert(strncmp(why.data, "earlier line", 12) == 0, "%s", why.data); /* appended */
+    cr_assert(strstr(why.data, missing), "%s", why.data);
+    cr_assert_null(strchr(why.data, '\n'), "%s", why.data);
+    dm_buf_free(&why);
 }
 
 Test(store, register_creates_product)
@@ -271,7 +285,7 @@ static void s_reopen_small_recent(size_t recent_max)
 {
     dm_store_destroy(&s_store);
     dm_store_opts_t opts = {.pk_recent_max = recent_max};
-    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store, NULL), DM_OK);
 }
 
 Test(store, upsert_across_index_merges)
@@ -399,10 +413,10 @@ Test(store, map_grows_when_a_batch_does_not_fit)
 {
     dm_store_destroy(&s_store);
     dm_t_rmdir(s_dir);
-    cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_store_XXXXXX")));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_store"));
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)256 << 20};
-    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store, NULL), DM_OK);
     size_t before = dm_store_map_size(s_store);
     uint32_t id = s_orders();
     enum { N = 30000, ROW = 100 };
@@ -432,10 +446,10 @@ Test(store, map_full_at_maximum_stores_nothing)
 {
     dm_store_destroy(&s_store);
     dm_t_rmdir(s_dir);
-    cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_store_XXXXXX")));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_store"));
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)2 << 20};
-    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store, NULL), DM_OK);
     uint32_t id = s_orders();
     enum { N = 5000, ROW = 1000 };
     static char payload[ROW];
@@ -452,7 +466,7 @@ Test(store, adopts_map_grown_by_another_process)
     dm_store_destroy(&s_store);
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)256 << 20};
-    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store, NULL), DM_OK);
     uint32_t id = s_orders();
     pid_t child = fork();
     cr_assert_geq(child, 0);
@@ -464,7 +478,7 @@ Test(store, adopts_map_grown_by_another_process)
             rows[i] = (dm_row_in_t){NULL, 0, payload, ROW};
         dm_store_t *mine = NULL;
         dm_batch_result_t r;
-        if (dm_store_open(s_dir, &opts, &mine) != DM_OK ||
+        if (dm_store_open(s_dir, &opts, &mine, NULL) != DM_OK ||
             dm_store_commit_batch(mine, id, rows, N, NULL, 0, "", &r) != DM_OK)
             _exit(1);
         dm_store_destroy(&mine);
@@ -497,7 +511,7 @@ Test(store, stale_reader_of_dead_process_is_cleared)
     cr_assert_geq(child, 0);
     if (child == 0) {
         dm_store_t *mine = NULL;
-        if (dm_store_open(s_dir, NULL, &mine) != DM_OK)
+        if (dm_store_open(s_dir, NULL, &mine, NULL) != DM_OK)
             _exit(1);
         if (dm_store_scan(mine, id, s_die_in_scan, NULL) != DM_OK)
             _exit(2);
@@ -520,7 +534,7 @@ Test(store, reopen_keeps_everything)
     cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 2, q, 1, "src", &r), DM_OK);
     dm_store_destroy(&s_store);
     cr_assert_null(s_store);
-    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
     dm_product_t p;
     cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
     cr_assert_eq(p.id, id);
@@ -549,7 +563,7 @@ static void s_commit_forever(uint32_t id, int fd)
     static dm_row_in_t rows[N];
     dm_store_t *st = NULL;
     dm_store_opts_t opts = {.pk_recent_max = N * 3}; /* merges happen too */
-    if (dm_store_open(s_dir, &opts, &st) != DM_OK)
+    if (dm_store_open(s_dir, &opts, &st, NULL) != DM_OK)
         _exit(1);
     for (uint64_t b = 0;; b++) {
         for (size_t i = 0; i < N; i++) {
@@ -590,7 +604,7 @@ Test(store, sigkill_mid_commit_keeps_committed_batches, .timeout = 60)
     while (read(fds[0], &got, sizeof got) == (ssize_t)sizeof got)
         last = got;
     close(fds[0]);
-    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
     dm_product_t p;
     cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
     cr_assert_geq(p.records, last * N);
@@ -646,10 +660,10 @@ Test(store, catalog_write_never_waits_for_readers_to_grow_the_map)
 {
     dm_store_destroy(&s_store);
     dm_t_rmdir(s_dir);
-    cr_assert_not_null(mkdtemp(strcpy(s_dir, "/tmp/dm_test_store_XXXXXX")));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_store"));
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)64 << 20};
-    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store), DM_OK);
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store, NULL), DM_OK);
     enum { N = 64, VAL = 64 * 1024 }; /* 4 MiB: more than the 1 MiB map */
     static char val[VAL];
     static char keys[N][16];

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "storage/store.h"
 #include "fixture.h"
 
@@ -21,13 +22,6 @@
 #define S_DEFAULT_BATCH 20000
 #define S_KEY_BYTES 16
 #define S_ROW_BYTES 60
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t s_rand(uint64_t *s)
 {
@@ -45,13 +39,13 @@ Test(store_bench, ingest_one_million_orders, .timeout = 300)
     size_t batch = getenv("DM_STORE_BENCH_BATCH") ? strtoul(getenv("DM_STORE_BENCH_BATCH"), 0, 10)
                                                   : S_DEFAULT_BATCH;
     bool keyless = getenv("DM_STORE_BENCH_KEYLESS") != NULL;
-    char dir[] = "/tmp/dm_bench_store_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64];
+    cr_assert_not_null(dm_t_tmpdir(dir, sizeof dir, "bench_store"));
     dm_store_t *st = NULL;
     dm_store_opts_t opts = {0};
     if (getenv("DM_STORE_BENCH_RECENT"))
         opts.pk_recent_max = strtoul(getenv("DM_STORE_BENCH_RECENT"), NULL, 10);
-    cr_assert_eq(dm_store_open(dir, &opts, &st), DM_OK);
+    cr_assert_eq(dm_store_open(dir, &opts, &st, NULL), DM_OK);
     dm_product_t in = {.domain = "commerce", .name = "orders", .version = "1.0.0",
                        .version_major = 1, .contract = "{}", .contract_len = 2}, out;
     dm_register_outcome oc;
@@ -68,7 +62,7 @@ Test(store_bench, ingest_one_million_orders, .timeout = 300)
         memset(rows[i], 'r', S_ROW_BYTES);
         memcpy(rows[i], &a, 8);
     }
-    double t0 = s_now();
+    double t0 = dm_clock_mono_s();
     for (size_t off = 0; off < S_ROWS; off += batch) {
         size_t n = S_ROWS - off < batch ? S_ROWS - off : batch;
         for (size_t i = 0; i < n; i++)
@@ -77,7 +71,7 @@ Test(store_bench, ingest_one_million_orders, .timeout = 300)
         dm_batch_result_t r;
         cr_assert_eq(dm_store_commit_batch(st, out.id, in_rows, n, NULL, 0, "", &r), DM_OK);
     }
-    double dt = s_now() - t0;
+    double dt = dm_clock_mono_s() - t0;
     cr_log_info("store: %d %s rows in batches of %zu: %.2f s, %.0f rows/s", S_ROWS,
                 keyless ? "keyless" : "keyed", batch, dt, S_ROWS / dt);
     fprintf(stderr, "store bench: %d %s rows, batch %zu: %.3f s = %.0f rows/s\n", S_ROWS,

@@ -18,6 +18,7 @@
 #include <zmq.h>
 
 #include "contract/contract.h"
+#include "contract/contract_compat.h"
 #include "base/log.h"
 #include "transport/rpc.h"
 #include "record/schema.h"
@@ -458,56 +459,6 @@ static bool s_groupable(const s_job *first, const s_job *next)
            strcmp(next->source ? next->source : "", first->source ? first->source : "") == 0;
 }
 
-/* A product that holds records may only evolve so that stored rows still
- * decode: fields keep their position, name and type; enums only gain
- * values at the end; new fields are optional and come last; the primary
- * key is unchanged. Returns true if allowed, else writes why. */
-static bool s_compatible(const dm_contract_t *old, const dm_contract_t *new, dm_buf_t *why)
-{
-    if (new->nfields < old->nfields) {
-        dm_buf_printf(why, "it removes %zu field(s)", old->nfields - new->nfields);
-        return false;
-    }
-    for (size_t i = 0; i < old->nfields; i++) {
-        const dm_field_t *a = &old->fields[i], *b = &new->fields[i];
-        if (strcmp(a->name, b->name) != 0) {
-            dm_buf_printf(why, "field %zu changes from '%s' to '%s'", i + 1, a->name, b->name);
-            return false;
-        }
-        if (a->type != b->type) {
-            dm_buf_printf(why, "field '%s' changes type from %s to %s", a->name,
-                          dm_contract_ftype_name(a->type), dm_contract_ftype_name(b->type));
-            return false;
-        }
-        if (a->type == DM_FT_ENUM) {
-            bool prefix = b->nvalues >= a->nvalues;
-            for (size_t j = 0; prefix && j < a->nvalues; j++)
-                prefix = strcmp(a->values[j], b->values[j]) == 0;
-            if (!prefix) {
-                dm_buf_printf(why, "enum field '%s' must keep its values in order and only add "
-                                   "new ones at the end",
-                              a->name);
-                return false;
-            }
-        }
-    }
-    for (size_t i = old->nfields; i < new->nfields; i++) {
-        if (new->fields[i].required) {
-            dm_buf_printf(why, "new field '%s' is required, but stored records lack it",
-                          new->fields[i].name);
-            return false;
-        }
-    }
-    bool same_pk = old->npk == new->npk;
-    for (size_t i = 0; same_pk && i < old->npk; i++)
-        same_pk = old->pk[i] == new->pk[i];
-    if (!same_pk) {
-        dm_buf_puts(why, "it changes the primary key");
-        return false;
-    }
-    return true;
-}
-
 static void s_commit_register(dm_ingest_t *self, s_job *job)
 {
     const dm_contract_t *c = job->contract;
@@ -525,9 +476,9 @@ static void s_commit_register(dm_ingest_t *self, s_job *job)
         const dm_product_ref_t *ref = NULL;
         if (dm_registry_acquire(self->registry, qualified, strlen(qualified), &ref) == DM_OK) {
             dm_buf_t why = DM_BUF_INIT;
-            bool ok = s_compatible(ref->contract, c, &why);
+            dm_err compat = dm_contract_compat_check(ref->contract, c, &why);
             dm_registry_release(self->registry, ref);
-            if (!ok) {
+            if (compat != DM_OK) {
                 char text[1024];
                 snprintf(text, sizeof text,
                          "cannot upgrade %s from %s to %s: it holds %" PRIu64

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "record/json_scan.h"
+#include "record/row.h"
 #include "base/log.h"
 #include "contract/pattern.h"
 

@@ -9,6 +9,7 @@
 #include "fuzz.h"
 #include "record/json_scan.h"
 #include "base/log.h"
+#include "record/row.h"
 #include "record/schema.h"
 
 static const char s_contract[] =

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "record/schema.h"
+#include "record/row.h"
 
 #define S_FIELDS 24
 #define S_CHECKS 8

@@ -1,8 +1,8 @@
-/* bench_check.c: timing harness for dm_check_fd on the orders schema.
+/* bench_check.c: timing harness for dm_ndjson_check_fd on the orders schema.
  *
  * Not a test (tests never assert timing) and not built by CMake. Generates
  * N orders records (~146 bytes each, every 1000th invalid) into a file,
- * then times dm_check_fd over it, reading the file like `dmctl check`
+ * then times dm_ndjson_check_fd over it, reading the file like `dmctl check`
  * does. Build and run (from the repo root):
  *   gcc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Inode -Inode/base \
  *       tests/perf/bench_check.c node/schema.c node/json_scan.c node/types.c \
@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "record/check.h"
+#include "record/ndjson_check.h"
 
 #define BENCH_DEFAULT_RECORDS 1000000
 #define BENCH_INVALID_EVERY 1000
@@ -85,7 +85,7 @@ int main(int argc, char **argv)
     FILE *out = fopen("/dev/null", "w");
     uint64_t valid, invalid;
     double t0 = s_now();
-    dm_err err = dm_check_fd(s, path, fd, 0, out, &valid, &invalid);
+    dm_err err = dm_ndjson_check_fd(s, path, fd, 0, out, &valid, &invalid);
     double dt = s_now() - t0;
     close(fd);
     fclose(out);

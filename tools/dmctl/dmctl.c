@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "record/check.h"
+#include "record/ndjson_check.h"
 #include "cli/cli.h"
 #include "contract/contract.h"
 #include "base/lines.h"
@@ -207,9 +207,9 @@ static int s_check(const dm_cli_args_t *a)
     }
     uint64_t valid = 0, invalid = 0;
     const char *name = strcmp(a->pos[1], "-") == 0 ? "stdin" : a->pos[1];
-    dm_err rc = dm_check_fd(schema, name, fd, limit, stdout, &valid, &invalid);
+    dm_err rc = dm_ndjson_check_fd(schema, name, fd, limit, stdout, &valid, &invalid);
     if (rc != DM_OK) {
-        status = DM_EXIT_USAGE; /* dm_check_fd already said where reading failed */
+        status = DM_EXIT_USAGE; /* dm_ndjson_check_fd already said where reading failed */
     } else {
         status = invalid ? DM_EXIT_FAIL : DM_EXIT_OK;
     }

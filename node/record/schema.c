@@ -292,6 +292,48 @@ static bool s_int(const dm_json_member_t *m, int64_t *out)
     return true;
 }
 
+/* The reasons of a value that has the right JSON type but does not parse.
+ * They run on failures only, so they stay out of line (cold): the valid
+ * path of s_field_value does not grow. Each returns false. */
+
+/* A double field's refused number: "WHAT<the number as written>". */
+__attribute__((cold, noinline)) static bool s_bad_number(s_ctx_t *x, const dm_field_t *f,
+                                                         const dm_json_member_t *m,
+                                                         const char *what)
+{
+    if (s_reason(x, f)) {
+        dm_buf_puts(x->out, what);
+        dm_buf_append(x->out, m->val, m->val_len);
+    }
+    return false;
+}
+
+/* An int field's refused number: out of range if it is whole, else not
+ * an integer. */
+__attribute__((cold, noinline)) static bool s_bad_int(s_ctx_t *x, const dm_field_t *f,
+                                                      const dm_json_member_t *m)
+{
+    double dv;
+    if (s_reason(x, f)) {
+        bool whole = dm_types_double_parse(m->val, m->val_len, &dv) && dv == floor(dv);
+        dm_buf_puts(x->out, whole ? "out of the int64 range, got " : "expected an integer, got ");
+        dm_buf_append(x->out, m->val, m->val_len);
+    }
+    return false;
+}
+
+/* "'<the string, quoted>'WHAT" */
+__attribute__((cold, noinline)) static bool s_bad_text(s_ctx_t *x, const dm_field_t *f,
+                                                       const dm_json_member_t *m,
+                                                       const char *what)
+{
+    if (s_reason(x, f)) {
+        s_quote(x->out, m->val, m->val_len);
+        dm_buf_puts(x->out, what);
+    }
+    return false;
+}
+
 /* Checks member m against field i and writes its slot. rd is the row,
  * *pos the end of its string area (advanced for strings). */
 static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
@@ -304,21 +346,14 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
     size_t n = m->val_len;
     int64_t iv;
     double dv;
-    if (f->type == DM_FT_INT || f->type == DM_FT_DOUBLE) {
-        if (m->type != DM_JSON_NUMBER) {
-            s_wrong_type(x, f, m);
-            return false;
-        }
-    } else if (f->type == DM_FT_BOOLEAN) {
-        if (m->type != DM_JSON_TRUE && m->type != DM_JSON_FALSE) {
-            s_wrong_type(x, f, m);
-            return false;
-        }
-    } else {
-        if (m->type != DM_JSON_STRING) {
-            s_wrong_type(x, f, m);
-            return false;
-        }
+    bool typed = f->type == DM_FT_INT || f->type == DM_FT_DOUBLE ? m->type == DM_JSON_NUMBER
+                 : f->type == DM_FT_BOOLEAN ? m->type == DM_JSON_TRUE || m->type == DM_JSON_FALSE
+                                            : m->type == DM_JSON_STRING;
+    if (!typed) {
+        s_wrong_type(x, f, m);
+        return false;
+    }
+    if (m->type == DM_JSON_STRING) { /* a text type: string, timestamp, date, uuid, enum */
         if (m->val_escaped) { /* decode into the scratch past the string area */
             n = dm_json_scan_unescape(m->val, m->val_len, (char *)rd + *pos);
             t = (const char *)rd + *pos;
@@ -337,26 +372,15 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
         *pos += n;
         break;
     case DM_FT_INT:
-        if (!s_int(m, &iv)) {
-            if (s_reason(x, f)) {
-                bool whole = dm_types_double_parse(m->val, m->val_len, &dv) && dv == floor(dv);
-                dm_buf_puts(x->out, whole ? "out of the int64 range, got " : "expected an integer, got ");
-                dm_buf_append(x->out, m->val, m->val_len);
-            }
-            return false;
-        }
+        if (!s_int(m, &iv))
+            return s_bad_int(x, f, m);
         if (!s_bounds(x, f, true, iv, 0, m))
             return false;
         s_put64(slot, (uint64_t)iv);
         break;
     case DM_FT_DOUBLE:
-        if (!dm_types_double_parse(m->val, m->val_len, &dv)) {
-            if (s_reason(x, f)) {
-                dm_buf_puts(x->out, "expected a finite number, got ");
-                dm_buf_append(x->out, m->val, m->val_len);
-            }
-            return false;
-        }
+        if (!dm_types_double_parse(m->val, m->val_len, &dv))
+            return s_bad_number(x, f, m, "expected a finite number, got ");
         if (!s_bounds(x, f, false, 0, dv, m))
             return false;
         memcpy(&iv, &dv, sizeof dv);
@@ -366,35 +390,21 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
         *slot = m->type == DM_JSON_TRUE;
         break;
     case DM_FT_TIMESTAMP:
-        if (!dm_types_timestamp_parse(t, n, &iv)) {
-            if (s_reason(x, f)) {
-                s_quote(x->out, m->val, m->val_len);
-                dm_buf_puts(x->out, " is not an RFC 3339 timestamp with offset (or names an impossible date or time)");
-            }
-            return false;
-        }
+        if (!dm_types_timestamp_parse(t, n, &iv))
+            return s_bad_text(x, f, m, " is not an RFC 3339 timestamp with offset (or names an "
+                                       "impossible date or time)");
         s_put64(slot, (uint64_t)iv);
         break;
     case DM_FT_DATE: {
         int32_t d;
-        if (!dm_types_date_parse(t, n, &d)) {
-            if (s_reason(x, f)) {
-                s_quote(x->out, m->val, m->val_len);
-                dm_buf_puts(x->out, " is not a calendar date YYYY-MM-DD");
-            }
-            return false;
-        }
+        if (!dm_types_date_parse(t, n, &d))
+            return s_bad_text(x, f, m, " is not a calendar date YYYY-MM-DD");
         s_put32(slot, (uint32_t)d);
         break;
     }
     case DM_FT_UUID:
-        if (!dm_types_uuid_parse(t, n, slot)) {
-            if (s_reason(x, f)) {
-                s_quote(x->out, m->val, m->val_len);
-                dm_buf_puts(x->out, " is not a UUID (8-4-4-4-12 hex digits)");
-            }
-            return false;
-        }
+        if (!dm_types_uuid_parse(t, n, slot))
+            return s_bad_text(x, f, m, " is not a UUID (8-4-4-4-12 hex digits)");
         break;
     case DM_FT_ENUM: {
         long k = s_enum_index(sf, t, n);

@@ -65,8 +65,7 @@ dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *registry, cons
     self->v_running = true;
     *out = self;
     return DM_OK;
-fail:
-    dm_log_err("ingest: cannot start the write pipeline");
+fail: /* the caller says so, once */
     dm_ingest_destroy(&self);
     return DM_ERR_NET;
 }

@@ -27,7 +27,9 @@ typedef struct dm_ingest dm_ingest_t;
 /* Starts both threads on ctx. The node loop must have bound a PUSH socket
  * at DM_INGEST_INBOX and a PULL socket at DM_CTL_OUTBOX first. store and
  * registry are borrowed and must outlive the pipeline. domain is the only
- * domain this node accepts contracts for. */
+ * domain this node accepts contracts for. Returns DM_ERR_NOMEM, or
+ * DM_ERR_NET when a socket or a thread cannot be made; the caller reports
+ * the failure (only a socket's bind or connect error is logged here). */
 DM_NODISCARD dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *registry,
                                   const char *domain, size_t record_limit, dm_ingest_t **out);
 

@@ -184,8 +184,13 @@ static void s_commit_register(dm_ingest_t *self, dm_ingest__job_t *job)
         goto out;
     }
     if (outcome != DM_REGISTER_UNCHANGED) {
+        dm_buf_t why = DM_BUF_INIT;
         rc = dm_registry_install(self->registry, stored.id, job->canonical.data,
-                                 job->canonical.len);
+                                 job->canonical.len, &why);
+        if (rc != DM_OK && why.len) /* the client gets the summary below; the node says why */
+            dm_log_err("ingest: contract %s was stored but could not be loaded: %s", qualified,
+                       why.data);
+        dm_buf_free(&why);
         if (rc != DM_OK) {
             char text[1024];
             snprintf(text, sizeof text, "contract %s was stored but could not be loaded: %s",

@@ -21,7 +21,6 @@
 
 #include "record/json_scan.h"
 #include "record/row.h"
-#include "base/log.h"
 #include "contract/pattern.h"
 
 #define S_ENUM_LIST_MAX 200 /* bytes of an enum's value list quoted in a reason */
@@ -295,37 +294,28 @@ static bool s_int(const dm_json_member_t *m, int64_t *out)
 /* The reasons of a value that has the right JSON type but does not parse.
  * They run on failures only, so they stay out of line (cold): the valid
  * path of s_field_value does not grow. Each returns false. */
+#define S_COLD __attribute__((cold, noinline))
 
-/* A double field's refused number: "WHAT<the number as written>". */
-__attribute__((cold, noinline)) static bool s_bad_number(s_ctx_t *x, const dm_field_t *f,
-                                                         const dm_json_member_t *m,
-                                                         const char *what)
+/* A refused number: what, then the number as written; for an int field
+ * (what NULL) out of range if the number is whole, else not an integer. */
+S_COLD static bool s_bad_number(s_ctx_t *x, const dm_field_t *f, const dm_json_member_t *m,
+                                const char *what)
 {
+    double dv;
     if (s_reason(x, f)) {
+        if (!what)
+            what = dm_types_double_parse(m->val, m->val_len, &dv) && dv == floor(dv)
+                       ? "out of the int64 range, got "
+                       : "expected an integer, got ";
         dm_buf_puts(x->out, what);
         dm_buf_append(x->out, m->val, m->val_len);
     }
     return false;
 }
 
-/* An int field's refused number: out of range if it is whole, else not
- * an integer. */
-__attribute__((cold, noinline)) static bool s_bad_int(s_ctx_t *x, const dm_field_t *f,
-                                                      const dm_json_member_t *m)
-{
-    double dv;
-    if (s_reason(x, f)) {
-        bool whole = dm_types_double_parse(m->val, m->val_len, &dv) && dv == floor(dv);
-        dm_buf_puts(x->out, whole ? "out of the int64 range, got " : "expected an integer, got ");
-        dm_buf_append(x->out, m->val, m->val_len);
-    }
-    return false;
-}
-
-/* "'<the string, quoted>'WHAT" */
-__attribute__((cold, noinline)) static bool s_bad_text(s_ctx_t *x, const dm_field_t *f,
-                                                       const dm_json_member_t *m,
-                                                       const char *what)
+/* A refused text: the string quoted, then what. */
+S_COLD static bool s_bad_text(s_ctx_t *x, const dm_field_t *f, const dm_json_member_t *m,
+                              const char *what)
 {
     if (s_reason(x, f)) {
         s_quote(x->out, m->val, m->val_len);
@@ -373,7 +363,7 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
         break;
     case DM_FT_INT:
         if (!s_int(m, &iv))
-            return s_bad_int(x, f, m);
+            return s_bad_number(x, f, m, NULL);
         if (!s_bounds(x, f, true, iv, 0, m))
             return false;
         s_put64(slot, (uint64_t)iv);
@@ -667,26 +657,33 @@ static bool s_parse_text(const s_field_t *sf, const char *t, dm_value_t *v)
 /* Compiles pattern for pattern_match.c after checking its cost statically
  * (pattern.h): a contract that did not come through the parser's check
  * still cannot make this expensive. */
-static bool s_compile(dm_pattern_t **re, const char *pattern, const char *field)
+static bool s_compile(dm_pattern_t **re, const char *pattern, const char *field, dm_buf_t *why)
 {
-    char why[DM_PATTERN_WHY_MAX];
-    if (dm_pattern_check(pattern, NULL, why, sizeof why) != DM_OK) {
-        dm_log_err("schema: field '%s': pattern '%.64s' is refused: %s", field, pattern, why);
+    char reason[DM_PATTERN_WHY_MAX];
+    if (dm_pattern_check(pattern, NULL, reason, sizeof reason) != DM_OK) {
+        if (why)
+            dm_buf_printf(why, "field '%s': pattern '%.64s' is refused: %s", field, pattern,
+                          reason);
         return false;
     }
     if (dm_pattern_compile(pattern, re) != DM_OK) {
-        dm_log_err("schema: field '%s': pattern '%s' cannot be compiled", field, pattern);
+        if (why)
+            dm_buf_printf(why, "field '%s': pattern '%s' cannot be compiled", field, pattern);
         return false;
     }
     return true;
 }
 
-dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
+dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out, dm_buf_t *why)
 {
     dm_err err = DM_ERR_NOMEM;
     *out = NULL;
-    if (c->nfields > DM_SCHEMA_MAX_FIELDS)
+    if (c->nfields > DM_SCHEMA_MAX_FIELDS) {
+        if (why)
+            dm_buf_printf(why, "the contract has %zu fields, over the limit of %d", c->nfields,
+                          DM_SCHEMA_MAX_FIELDS);
         return DM_ERR_TOOBIG;
+    }
     dm_schema_t *s = calloc(1, sizeof *s);
     if (!s)
         return DM_ERR_NOMEM;
@@ -726,7 +723,7 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
         }
         if (sf->f->pattern) {
             err = DM_ERR_INVALID;
-            if (!s_compile(&sf->re, sf->f->pattern, sf->f->name))
+            if (!s_compile(&sf->re, sf->f->pattern, sf->f->name, why))
                 goto out;
         }
     }
@@ -742,14 +739,15 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
             fi = dm_schema_field_index(s, ck->column, strlen(ck->column));
         err = DM_ERR_INVALID;
         if (fi < 0 || (size_t)fi >= c->nfields) {
-            dm_log_err("schema: a row-level check on '%s' names no field of the contract",
-                       ck->column ? ck->column : "(none)");
+            if (why)
+                dm_buf_printf(why, "a row-level check on '%s' names no field of the contract",
+                              ck->column ? ck->column : "(none)");
             goto out;
         }
         s_rcheck_t *rc = &s->checks[s->nchecks++];
         rc->c = ck;
         rc->field = (size_t)fi;
-        if (ck->rule == DM_CHECK_REGEX && !s_compile(&rc->re, ck->pattern, ck->column))
+        if (ck->rule == DM_CHECK_REGEX && !s_compile(&rc->re, ck->pattern, ck->column, why))
             goto out;
         if (ck->rule == DM_CHECK_IN_LIST) {
             err = DM_ERR_NOMEM;
@@ -758,8 +756,10 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
             err = DM_ERR_INVALID;
             for (size_t j = 0; j < ck->nvalues; j++) {
                 if (!s_parse_text(&s->fields[fi], ck->values[j], &rc->vals[j])) {
-                    dm_log_err("schema: check in_list on '%s': '%s' is not a valid value for it",
-                               s->fields[fi].f->name, ck->values[j]);
+                    if (why)
+                        dm_buf_printf(why, "check in_list on '%s': '%s' is not a valid value "
+                                           "for it",
+                                      s->fields[fi].f->name, ck->values[j]);
                     goto out;
                 }
             }

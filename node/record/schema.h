@@ -52,11 +52,13 @@ typedef struct {
 } dm_value_t;
 
 /* Compiles c into *out. Borrows c: it must outlive the schema. Returns
- * DM_ERR_INVALID if a pattern or regex check fails to compile or an in_list
- * value is not valid for its column (logged with the field name),
- * DM_ERR_TOOBIG over DM_SCHEMA_MAX_FIELDS fields, DM_ERR_NOMEM. On error
- * *out is NULL. */
-DM_NODISCARD dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out);
+ * DM_ERR_INVALID if a pattern or regex check is refused or fails to compile,
+ * a row-level check names no field, or an in_list value is not valid for its
+ * column; DM_ERR_TOOBIG over DM_SCHEMA_MAX_FIELDS fields; DM_ERR_NOMEM. On
+ * DM_ERR_INVALID and DM_ERR_TOOBIG one line naming the field and the problem
+ * is appended to why (may be NULL), for example "field 'sku': pattern
+ * '(a+)+' is refused: ..."; nothing is logged. On error *out is NULL. */
+DM_NODISCARD dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out, dm_buf_t *why);
 
 /* Frees the schema. NULL-safe; sets *self_p to NULL. */
 void dm_schema_destroy(dm_schema_t **self_p);

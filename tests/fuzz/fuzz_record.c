@@ -52,7 +52,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     s_c = list[0];
     free(list);
     dm_diags_clear(&diags);
-    DM_FUZZ_CHECK(dm_schema_new(s_c, &s_schema) == DM_OK);
+    DM_FUZZ_CHECK(dm_schema_new(s_c, &s_schema, NULL) == DM_OK);
     return 0;
 }
 

@@ -79,7 +79,7 @@ int main(int argc, char **argv)
     size_t pk[1];
     s_orders(&c, fields, pk);
     dm_schema_t *s = NULL;
-    if (dm_schema_new(&c, &s) != DM_OK)
+    if (dm_schema_new(&c, &s, NULL) != DM_OK)
         return fputs("schema failed\n", stderr), 1;
     int fd = open(path, O_RDONLY);
     FILE *out = fopen("/dev/null", "w");

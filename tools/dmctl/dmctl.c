@@ -195,8 +195,11 @@ static int s_check(const dm_cli_args_t *a)
         return status;
     dm_schema_t *schema = NULL;
     int fd = -1;
-    if (dm_schema_new(c, &schema) != DM_OK) {
-        fprintf(stderr, "%s: cannot compile the schema of %s\n", P, config);
+    dm_buf_t why = DM_BUF_INIT;
+    if (dm_schema_new(c, &schema, &why) != DM_OK) {
+        fprintf(stderr, "%s: cannot compile the schema of %s%s%s\n", P, config,
+                why.len ? ": " : "", why.len ? why.data : "");
+        dm_buf_free(&why);
         status = DM_EXIT_USAGE;
         goto out;
     }

@@ -65,7 +65,10 @@ __attribute__((unused)) static dm_check_t *s_check(dm_check_rule rule, const cha
     return c;
 }
 
-__attribute__((unused)) static void s_compile(void) { cr_assert_eq(dm_schema_new(&M, &S), DM_OK); }
+__attribute__((unused)) static void s_compile(void)
+{
+    cr_assert_eq(dm_schema_new(&M, &S, NULL), DM_OK);
+}
 
 /* The orders schema of the performance target. */
 __attribute__((unused)) static void s_orders(void)

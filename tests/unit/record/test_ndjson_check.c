@@ -38,7 +38,7 @@ static void s_init(void)
     M.nfields = 5;
     M.pk = PK;
     M.npk = 1;
-    cr_assert_eq(dm_schema_new(&M, &S), DM_OK);
+    cr_assert_eq(dm_schema_new(&M, &S, NULL), DM_OK);
     out = open_memstream(&out_text, &out_len);
     cr_assert_not_null(out);
     strcpy(dir, "/tmp/test_ndjson_check.XXXXXX");

@@ -659,11 +659,12 @@ static bool s_parse_text(const s_field_t *sf, const char *t, dm_value_t *v)
  * still cannot make this expensive. */
 static bool s_compile(dm_pattern_t **re, const char *pattern, const char *field, dm_buf_t *why)
 {
-    char reason[DM_PATTERN_WHY_MAX];
-    if (dm_pattern_check(pattern, NULL, reason, sizeof reason) != DM_OK) {
+    dm_buf_t reason = DM_BUF_INIT;
+    if (dm_pattern_check(pattern, NULL, &reason) != DM_OK) {
         if (why)
             dm_buf_printf(why, "field '%s': pattern '%.64s' is refused: %s", field, pattern,
-                          reason);
+                          reason.data);
+        dm_buf_free(&reason);
         return false;
     }
     if (dm_pattern_compile(pattern, re) != DM_OK) {

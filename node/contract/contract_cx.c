@@ -1,5 +1,6 @@
-/* contract_cx.c: typed reads of YAML nodes with diagnostics, for the
- * contract parser. Plain vs quoted matters: 99.9 is a number and "99.9" a
+/* contract_cx.c: the contract parser's helpers declared in contract_priv.h:
+ * a diagnostic at a node, typed reads of YAML nodes, the name rules, and the
+ * current document's indexes. Plain vs quoted matters: 99.9 is a number and "99.9" a
  * string; true/false are booleans only when plain. */
 #include "contract/contract_priv.h"
 

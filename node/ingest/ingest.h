@@ -1,14 +1,16 @@
 /* ingest.h: the node's write pipeline: a validator thread and a writer
  * thread joined by inproc sockets.
  *
- * The node loop forwards every write request (RegisterReq, IngestReq) as
- * two frames [routing id][envelope] to DM_INGEST_INBOX. The validator
- * parses and validates it (CPU work) and hands a job to the writer, which
- * commits it to LMDB and only then sends the reply, as two frames
- * [routing id][envelope], to DM_CTL_OUTBOX, where the node loop relays
- * it to the client. Jobs keep their arrival order end to end, so a
+ * The node loop forwards every write request (RegisterReq, IngestReq,
+ * DeregisterReq) as two frames [routing id][envelope] to DM_INGEST_INBOX.
+ * The validator parses and validates it (CPU work) and hands a job to the
+ * writer, which commits it to LMDB and only then sends the reply, as two
+ * frames [routing id][envelope], to DM_CTL_OUTBOX, where the node loop
+ * relays it to the client. Jobs keep their arrival order end to end, so a
  * client's batches are acknowledged in order. Every LMDB write of the node
- * happens on the writer thread; the node loop never waits on a commit. */
+ * happens on the writer thread; the node loop never waits on a commit.
+ * Files: ingest.c (lifecycle), ingest_validate.c, ingest_write.c,
+ * ingest_job.c, sharing ingest_priv.h. */
 #ifndef DM_INGEST_H
 #define DM_INGEST_H
 

@@ -177,12 +177,11 @@ static dm_err s_load_products(dm_node_t *self, char *err, size_t cap)
             dm_log_err("product %s/%s is not served: its stored contract %s is refused by this "
                        "node (%s); its records are kept; register a corrected "
                        "contract with a higher version to serve it again",
-                       list[i].domain, list[i].name, list[i].version, why.data);
+                       list[i].domain, list[i].name, list[i].version,
+                       why.len ? why.data : "no reason given");
             rc = DM_OK;
         }
         dm_buf_free(&why);
-        if (rc == DM_OK)
-            continue;
         if (rc != DM_OK)
             snprintf(err, cap, "stored contract %s/%s cannot be loaded: %s", list[i].domain,
                      list[i].name, dm_err_str(rc));

@@ -2,8 +2,8 @@
  *
  * dm_contract_parse turns YAML text (one or more documents) into contracts and
  * collects every problem as a diagnostic "FILE:LINE:COL: error: MESSAGE".
- * The model is plain data, read by schema, storage and the tools; it is
- * immutable once parsed. A contract's canonical form is deterministic JSON
+ * The model is plain data, read by record/ (the schema), ingest, catalog,
+ * query and the tools; it is immutable once parsed. A contract's canonical form is deterministic JSON
  * text (sorted keys, avro schemas resolved to inline fields, x- keys kept)
  * that dm_contract_parse accepts back and that hashes identically for
  * identical content: it is what travels on the wire and what is stored. */

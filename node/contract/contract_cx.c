@@ -1,8 +1,8 @@
-/* contract_cx.c: typed reads of YAML nodes with diagnostics, for the
- * contract parser. Plain vs quoted matters: 99.9 is a number and "99.9" a
- * string; true/false are booleans only when plain. Also the parser's
- * "did you mean" (base/text.h's rule, with a synonym list and a per-file
- * budget). */
+/* contract_cx.c: the contract parser's helpers declared in contract_priv.h:
+ * a diagnostic at a node, typed reads of YAML nodes, the current
+ * document's indexes, and the parser's "did you mean" (base/text.h's rule,
+ * with a synonym list and a per-file budget). Plain vs quoted matters: 99.9
+ * is a number and "99.9" a string; true/false are booleans only when plain. */
 #include "contract/contract_priv.h"
 
 #include <stdarg.h>

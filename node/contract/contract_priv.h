@@ -1,9 +1,14 @@
 /* contract_priv.h: shared helpers of the contract parser's files. Calls go
- * one way, from the top down: contract_parse.c (entry points, metadata) ->
- * contract_schema.c, contract_spec.c, contract_quality.c,
- * contract_canonical.c -> avro.c (external schemas) -> contract_cx.c (these
- * helpers: typed node reads, suggestions) and contract.c (names, release)
- * -> ytree.c, pattern.c.
+ * one way, from the top down (and every file reads ytree.c's tree):
+ *   contract_parse.c       entry points, apiVersion, kind, metadata, spec
+ *   -> contract_spec.c, contract_quality.c   the sections after the schema
+ *   -> contract_schema.c   spec.schema -> avro.c (.avsc files), pattern.c
+ *   -> contract_canonical.c  the canonical form and hash
+ *   -> contract.c          enum names, version order, release
+ *   -> contract_cx.c       these helpers: typed node reads, diagnostics,
+ *                          suggestions -> duration.c, types.c
+ * contract_compat.c (upgrade rules) and pattern_match.c do not include it:
+ * they work on a parsed contract or a checked pattern.
  *
  * Each helper reads one YAML node, reports a diagnostic at the node when
  * it is not what the contract needs (naming what would be valid), and

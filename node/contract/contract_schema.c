@@ -106,17 +106,19 @@ int dm_contract__column(dm_contract__cx_t *cx, const dm_contract_t *c, const dm_
 
 bool dm_contract__regex_ok(dm_contract__cx_t *cx, const dm_ytree_node_t *n, const char *what, const char *pattern)
 {
-    char why[DM_PATTERN_WHY_MAX];
+    dm_buf_t why = DM_BUF_INIT;
     dm_pattern_info_t info;
-    if (dm_pattern_check(pattern, &info, why, sizeof why) != DM_OK) {
+    if (dm_pattern_check(pattern, &info, &why) != DM_OK) {
         bool cut = strlen(pattern) > S_PATTERN_QUOTE_MAX;
         dm_contract__err(cx, n,
                   "%s '%.*s%s' is not a valid POSIX extended regular expression within the "
                   "limits of a contract: %s (a contract pattern has at most %d bytes, no "
                   "backreferences, repetitions nested at most %d deep, bounds {m,n} up to %d, "
                   "and at most %d atoms once every repetition is expanded)",
-                  what, S_PATTERN_QUOTE_MAX, pattern, cut ? "..." : "", why, DM_PATTERN_MAX_LEN,
-                  DM_PATTERN_MAX_DEPTH, DM_PATTERN_MAX_BOUND, DM_PATTERN_MAX_COST);
+                  what, S_PATTERN_QUOTE_MAX, pattern, cut ? "..." : "", why.data,
+                  DM_PATTERN_MAX_LEN, DM_PATTERN_MAX_DEPTH, DM_PATTERN_MAX_BOUND,
+                  DM_PATTERN_MAX_COST);
+        dm_buf_free(&why);
         return false;
     }
     cx->pattern_cost += info.cost;

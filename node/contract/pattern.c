@@ -301,13 +301,10 @@ static bool s_alt(s_rx *x, uint64_t *cost, unsigned *depth, unsigned *branches)
     }
 }
 
-dm_err dm_pattern_check(const char *pattern, dm_pattern_info_t *info, char *why, size_t cap)
+/* dm_pattern_check into a fixed buffer: the checker's recursion reports
+ * without allocating. */
+static dm_err s_check(const char *pattern, dm_pattern_info_t *info, char *why, size_t cap)
 {
-    char dummy[1];
-    if (!why || cap == 0) {
-        why = dummy;
-        cap = sizeof dummy;
-    }
     why[0] = 0;
     s_rx x = {pattern, strlen(pattern), 0, 0, why, cap};
     if (x.len == 0) {
@@ -330,4 +327,13 @@ dm_err dm_pattern_check(const char *pattern, dm_pattern_info_t *info, char *why,
     if (info)
         *info = (dm_pattern_info_t){x.len, depth, cost};
     return DM_OK;
+}
+
+dm_err dm_pattern_check(const char *pattern, dm_pattern_info_t *info, dm_buf_t *why)
+{
+    char text[DM_PATTERN_WHY_MAX];
+    dm_err rc = s_check(pattern, info, text, sizeof text);
+    if (rc != DM_OK && why)
+        dm_buf_puts(why, text);
+    return rc;
 }

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 
 #define DM_PATTERN_MAX_LEN 256      /* bytes of pattern text */
@@ -42,12 +43,12 @@ typedef struct {
 
 /* Checks pattern (NUL-terminated) against the limits above without
  * compiling it. Returns DM_OK and fills *info (may be NULL), or
- * DM_ERR_INVALID with a message in why (cap bytes, always NUL-terminated)
- * such as "at offset 12: ..." that names the limit or the construct and
- * what would be valid. Never allocates; runs in time linear in the
- * pattern's length. */
-DM_NODISCARD dm_err dm_pattern_check(const char *pattern, dm_pattern_info_t *info, char *why,
-                                     size_t cap);
+ * DM_ERR_INVALID and appends to why (may be NULL) one line of at most
+ * DM_PATTERN_WHY_MAX - 1 bytes, such as "at character 12: ...", that names
+ * the limit or the construct and what would be valid. Allocates only to
+ * append to why; runs in time linear in the pattern's length. */
+DM_NODISCARD dm_err dm_pattern_check(const char *pattern, dm_pattern_info_t *info,
+                                     dm_buf_t *why);
 
 /* A compiled pattern for dm_pattern_match: immutable, shareable between
  * threads. */

@@ -415,7 +415,7 @@ out:
 dm_err dm_pattern_compile(const char *pattern, dm_pattern_t **out)
 {
     *out = NULL;
-    if (dm_pattern_check(pattern, NULL, NULL, 0) != DM_OK)
+    if (dm_pattern_check(pattern, NULL, NULL) != DM_OK)
         return DM_ERR_INVALID;
     s_prog g = {0};
     s_cc cc = {pattern, strlen(pattern), 0, &g};

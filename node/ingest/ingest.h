@@ -1,14 +1,16 @@
 /* ingest.h: the node's write pipeline: a validator thread and a writer
  * thread joined by inproc sockets.
  *
- * The node loop forwards every write request (RegisterReq, IngestReq) as
- * two frames [routing id][envelope] to DM_INGEST_INBOX. The validator
- * parses and validates it (CPU work) and hands a job to the writer, which
- * commits it to LMDB and only then sends the reply, as two frames
- * [routing id][envelope], to DM_CTL_OUTBOX, where the node loop relays
- * it to the client. Jobs keep their arrival order end to end, so a
+ * The node loop forwards every write request (RegisterReq, IngestReq,
+ * DeregisterReq) as two frames [routing id][envelope] to DM_INGEST_INBOX.
+ * The validator parses and validates it (CPU work) and hands a job to the
+ * writer, which commits it to LMDB and only then sends the reply, as two
+ * frames [routing id][envelope], to DM_CTL_OUTBOX, where the node loop
+ * relays it to the client. Jobs keep their arrival order end to end, so a
  * client's batches are acknowledged in order. Every LMDB write of the node
- * happens on the writer thread; the node loop never waits on a commit. */
+ * happens on the writer thread; the node loop never waits on a commit.
+ * Files: ingest.c (lifecycle), ingest_validate.c, ingest_write.c,
+ * ingest_job.c, sharing ingest_priv.h. */
 #ifndef DM_INGEST_H
 #define DM_INGEST_H
 
@@ -27,7 +29,9 @@ typedef struct dm_ingest dm_ingest_t;
 /* Starts both threads on ctx. The node loop must have bound a PUSH socket
  * at DM_INGEST_INBOX and a PULL socket at DM_CTL_OUTBOX first. store and
  * registry are borrowed and must outlive the pipeline. domain is the only
- * domain this node accepts contracts for. */
+ * domain this node accepts contracts for. Returns DM_ERR_NOMEM, or
+ * DM_ERR_NET when a socket or a thread cannot be made; the caller reports
+ * the failure (only a socket's bind or connect error is logged here). */
 DM_NODISCARD dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *registry,
                                   const char *domain, size_t record_limit, dm_ingest_t **out);
 

@@ -23,6 +23,7 @@
 
 #include "query/query_priv.h"
 #include "record/schema.h"
+#include "record/row.h"
 #include "contract/types.h"
 
 /* idxNum bits of the pk walk; argv holds eq values, lo, hi, limit, offset. */

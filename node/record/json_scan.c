@@ -214,6 +214,17 @@ static bool s_literal(dm_json_scan_t *sc, const char *word, size_t n)
     return true;
 }
 
+/* Scans true, false or null at sc->p (its first byte is t, f or n); *type
+ * gets which. Inline: the caller's switch has already read that byte. */
+static inline bool s_word(dm_json_scan_t *sc, dm_json_type *type)
+{
+    switch (*sc->p) {
+    case 't': *type = DM_JSON_TRUE; return s_literal(sc, "true", 4);
+    case 'f': *type = DM_JSON_FALSE; return s_literal(sc, "false", 5);
+    default: *type = DM_JSON_NULL; return s_literal(sc, "null", 4);
+    }
+}
+
 /* Scans a string used as a key inside a nested object, then the colon. */
 static bool s_nested_key(dm_json_scan_t *sc)
 {
@@ -284,24 +295,14 @@ static bool s_value(dm_json_scan_t *sc, dm_json_member_t *m)
                 return false;
             continue; /* a value follows */
         }
-        case 't':
-            if (!s_literal(sc, "true", 4))
+        case 't': case 'f': case 'n': {
+            dm_json_type t;
+            if (!s_word(sc, &t))
                 return false;
             if (depth == 0)
-                m->type = DM_JSON_TRUE;
+                m->type = t;
             break;
-        case 'f':
-            if (!s_literal(sc, "false", 5))
-                return false;
-            if (depth == 0)
-                m->type = DM_JSON_FALSE;
-            break;
-        case 'n':
-            if (!s_literal(sc, "null", 4))
-                return false;
-            if (depth == 0)
-                m->type = DM_JSON_NULL;
-            break;
+        }
         default:
             if (*sc->p != '-' && !s_isdigit(*sc->p))
                 return s_fail(sc, sc->p, "unexpected character");

@@ -44,7 +44,13 @@ typedef struct {
     size_t val_col;   /* 1-based byte column where the value starts */
 } dm_json_member_t;
 
-/* Scanner state; plain data, lives on the caller's stack. */
+/* Scanner state; plain data, lives on the caller's stack.
+ *
+ * err is the documented exception to the dm_buf_t *why convention
+ * (base/err.h): the scanner runs once per record on the ingest hot path and
+ * must not allocate or format, so it only points at a static text and a
+ * column; the schema, which reports the record, formats both into its
+ * reasons, and only for invalid records. */
 typedef struct {
     const char *start, *p, *end;
     int state;

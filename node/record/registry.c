@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
 #include "base/text.h"
 
 typedef struct s_entry {
@@ -63,18 +62,36 @@ void dm_registry_destroy(dm_registry_t **self_p)
     *self_p = NULL;
 }
 
-dm_err dm_registry_install(dm_registry_t *self, uint32_t pid, const char *canonical, size_t len)
+/* Appends "stored contract PID does not parse: D1; D2..." to why: the
+ * diagnostics on one line. */
+static void s_parse_failed(dm_buf_t *why, uint32_t pid, const dm_diags_t *diags)
+{
+    dm_buf_t text = DM_BUF_INIT;
+    dm_diags_format(diags, &text);
+    while (text.len && text.data[text.len - 1] == '\n')
+        text.data[--text.len] = 0;
+    dm_buf_printf(why, "stored contract %u does not parse: ", pid);
+    for (size_t i = 0; i < text.len; i++) {
+        if (text.data[i] == '\n')
+            dm_buf_puts(why, "; ");
+        else
+            dm_buf_putc(why, text.data[i]);
+    }
+    if (!text.len)
+        dm_buf_puts(why, "no document");
+    dm_buf_free(&text);
+}
+
+dm_err dm_registry_install(dm_registry_t *self, uint32_t pid, const char *canonical, size_t len,
+                           dm_buf_t *why)
 {
     dm_contract_t **list = NULL;
     size_t n = 0;
     dm_diags_t diags = DM_DIAGS_INIT;
     dm_err rc = dm_contract_parse("stored contract", canonical, len, NULL, &list, &n, &diags);
     if (rc != DM_OK || n != 1) {
-        dm_buf_t text = DM_BUF_INIT;
-        dm_diags_format(&diags, &text);
-        dm_log_err("registry: stored contract %u does not parse: %s", pid,
-                   text.data ? text.data : "no document");
-        dm_buf_free(&text);
+        if (why)
+            s_parse_failed(why, pid, &diags);
         dm_diags_clear(&diags);
         for (size_t i = 0; i < n; i++)
             dm_contract_destroy(&list[i]);
@@ -91,7 +108,7 @@ dm_err dm_registry_install(dm_registry_t *self, uint32_t pid, const char *canoni
     e->ref.pid = pid;
     e->ref.contract = list[0];
     free(list);
-    rc = dm_schema_new(e->ref.contract, &e->ref.schema);
+    rc = dm_schema_new(e->ref.contract, &e->ref.schema, why);
     if (rc != DM_OK) {
         s_entry_free(e);
         return rc;

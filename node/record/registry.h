@@ -26,9 +26,12 @@ DM_NODISCARD dm_err dm_registry_new(dm_registry_t **out);
 void dm_registry_destroy(dm_registry_t **self_p);
 
 /* Parses canonical (len bytes), compiles its schema and installs it as
- * domain/name with product id pid, replacing an older entry. */
+ * domain/name with product id pid, replacing an older entry. Returns
+ * DM_ERR_INVALID if the contract does not parse or its schema does not
+ * compile, DM_ERR_TOOBIG, DM_ERR_NOMEM; on the first two, one line saying
+ * why is appended to why (may be NULL). Logs nothing. */
 DM_NODISCARD dm_err dm_registry_install(dm_registry_t *self, uint32_t pid, const char *canonical,
-                                        size_t len);
+                                        size_t len, dm_buf_t *why);
 
 /* Removes domain/name (a "domain/name" string); readers holding a
  * reference keep it until they release it. DM_ERR_NOTFOUND if absent. */

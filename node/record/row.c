@@ -1,5 +1,5 @@
-/* row.c: decoding encoded rows and encoding primary keys (the formats
- * documented in schema.h), apart from schema.c's validation.
+/* row.c: decoding encoded rows (the format of row.h) and encoding primary
+ * keys (the format of schema.h), apart from schema.c's validation.
  *
  * A row carries its own field count. When a product is upgraded with new
  * optional fields at the end, rows written before have fewer fields than
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "record/schema.h"
+#include "record/row.h"
 #include "record/schema_priv.h"
 
 static uint16_t s_get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }

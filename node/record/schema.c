@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "record/json_scan.h"
-#include "base/log.h"
+#include "record/row.h"
 #include "contract/pattern.h"
 
 #define S_ENUM_LIST_MAX 200 /* bytes of an enum's value list quoted in a reason */
@@ -291,6 +291,39 @@ static bool s_int(const dm_json_member_t *m, int64_t *out)
     return true;
 }
 
+/* The reasons of a value that has the right JSON type but does not parse.
+ * They run on failures only, so they stay out of line (cold): the valid
+ * path of s_field_value does not grow. Each returns false. */
+#define S_COLD __attribute__((cold, noinline))
+
+/* A refused number: what, then the number as written; for an int field
+ * (what NULL) out of range if the number is whole, else not an integer. */
+S_COLD static bool s_bad_number(s_ctx_t *x, const dm_field_t *f, const dm_json_member_t *m,
+                                const char *what)
+{
+    double dv;
+    if (s_reason(x, f)) {
+        if (!what)
+            what = dm_types_double_parse(m->val, m->val_len, &dv) && dv == floor(dv)
+                       ? "out of the int64 range, got "
+                       : "expected an integer, got ";
+        dm_buf_puts(x->out, what);
+        dm_buf_append(x->out, m->val, m->val_len);
+    }
+    return false;
+}
+
+/* A refused text: the string quoted, then what. */
+S_COLD static bool s_bad_text(s_ctx_t *x, const dm_field_t *f, const dm_json_member_t *m,
+                              const char *what)
+{
+    if (s_reason(x, f)) {
+        s_quote(x->out, m->val, m->val_len);
+        dm_buf_puts(x->out, what);
+    }
+    return false;
+}
+
 /* Checks member m against field i and writes its slot. rd is the row,
  * *pos the end of its string area (advanced for strings). */
 static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
@@ -303,21 +336,14 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
     size_t n = m->val_len;
     int64_t iv;
     double dv;
-    if (f->type == DM_FT_INT || f->type == DM_FT_DOUBLE) {
-        if (m->type != DM_JSON_NUMBER) {
-            s_wrong_type(x, f, m);
-            return false;
-        }
-    } else if (f->type == DM_FT_BOOLEAN) {
-        if (m->type != DM_JSON_TRUE && m->type != DM_JSON_FALSE) {
-            s_wrong_type(x, f, m);
-            return false;
-        }
-    } else {
-        if (m->type != DM_JSON_STRING) {
-            s_wrong_type(x, f, m);
-            return false;
-        }
+    bool typed = f->type == DM_FT_INT || f->type == DM_FT_DOUBLE ? m->type == DM_JSON_NUMBER
+                 : f->type == DM_FT_BOOLEAN ? m->type == DM_JSON_TRUE || m->type == DM_JSON_FALSE
+                                            : m->type == DM_JSON_STRING;
+    if (!typed) {
+        s_wrong_type(x, f, m);
+        return false;
+    }
+    if (m->type == DM_JSON_STRING) { /* a text type: string, timestamp, date, uuid, enum */
         if (m->val_escaped) { /* decode into the scratch past the string area */
             n = dm_json_scan_unescape(m->val, m->val_len, (char *)rd + *pos);
             t = (const char *)rd + *pos;
@@ -336,26 +362,15 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
         *pos += n;
         break;
     case DM_FT_INT:
-        if (!s_int(m, &iv)) {
-            if (s_reason(x, f)) {
-                bool whole = dm_types_double_parse(m->val, m->val_len, &dv) && dv == floor(dv);
-                dm_buf_puts(x->out, whole ? "out of the int64 range, got " : "expected an integer, got ");
-                dm_buf_append(x->out, m->val, m->val_len);
-            }
-            return false;
-        }
+        if (!s_int(m, &iv))
+            return s_bad_number(x, f, m, NULL);
         if (!s_bounds(x, f, true, iv, 0, m))
             return false;
         s_put64(slot, (uint64_t)iv);
         break;
     case DM_FT_DOUBLE:
-        if (!dm_types_double_parse(m->val, m->val_len, &dv)) {
-            if (s_reason(x, f)) {
-                dm_buf_puts(x->out, "expected a finite number, got ");
-                dm_buf_append(x->out, m->val, m->val_len);
-            }
-            return false;
-        }
+        if (!dm_types_double_parse(m->val, m->val_len, &dv))
+            return s_bad_number(x, f, m, "expected a finite number, got ");
         if (!s_bounds(x, f, false, 0, dv, m))
             return false;
         memcpy(&iv, &dv, sizeof dv);
@@ -365,35 +380,21 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
         *slot = m->type == DM_JSON_TRUE;
         break;
     case DM_FT_TIMESTAMP:
-        if (!dm_types_timestamp_parse(t, n, &iv)) {
-            if (s_reason(x, f)) {
-                s_quote(x->out, m->val, m->val_len);
-                dm_buf_puts(x->out, " is not an RFC 3339 timestamp with offset (or names an impossible date or time)");
-            }
-            return false;
-        }
+        if (!dm_types_timestamp_parse(t, n, &iv))
+            return s_bad_text(x, f, m, " is not an RFC 3339 timestamp with offset (or names an "
+                                       "impossible date or time)");
         s_put64(slot, (uint64_t)iv);
         break;
     case DM_FT_DATE: {
         int32_t d;
-        if (!dm_types_date_parse(t, n, &d)) {
-            if (s_reason(x, f)) {
-                s_quote(x->out, m->val, m->val_len);
-                dm_buf_puts(x->out, " is not a calendar date YYYY-MM-DD");
-            }
-            return false;
-        }
+        if (!dm_types_date_parse(t, n, &d))
+            return s_bad_text(x, f, m, " is not a calendar date YYYY-MM-DD");
         s_put32(slot, (uint32_t)d);
         break;
     }
     case DM_FT_UUID:
-        if (!dm_types_uuid_parse(t, n, slot)) {
-            if (s_reason(x, f)) {
-                s_quote(x->out, m->val, m->val_len);
-                dm_buf_puts(x->out, " is not a UUID (8-4-4-4-12 hex digits)");
-            }
-            return false;
-        }
+        if (!dm_types_uuid_parse(t, n, slot))
+            return s_bad_text(x, f, m, " is not a UUID (8-4-4-4-12 hex digits)");
         break;
     case DM_FT_ENUM: {
         long k = s_enum_index(sf, t, n);
@@ -656,26 +657,34 @@ static bool s_parse_text(const s_field_t *sf, const char *t, dm_value_t *v)
 /* Compiles pattern for pattern_match.c after checking its cost statically
  * (pattern.h): a contract that did not come through the parser's check
  * still cannot make this expensive. */
-static bool s_compile(dm_pattern_t **re, const char *pattern, const char *field)
+static bool s_compile(dm_pattern_t **re, const char *pattern, const char *field, dm_buf_t *why)
 {
-    char why[DM_PATTERN_WHY_MAX];
-    if (dm_pattern_check(pattern, NULL, why, sizeof why) != DM_OK) {
-        dm_log_err("schema: field '%s': pattern '%.64s' is refused: %s", field, pattern, why);
+    dm_buf_t reason = DM_BUF_INIT;
+    if (dm_pattern_check(pattern, NULL, &reason) != DM_OK) {
+        if (why)
+            dm_buf_printf(why, "field '%s': pattern '%.64s' is refused: %s", field, pattern,
+                          reason.data);
+        dm_buf_free(&reason);
         return false;
     }
     if (dm_pattern_compile(pattern, re) != DM_OK) {
-        dm_log_err("schema: field '%s': pattern '%s' cannot be compiled", field, pattern);
+        if (why)
+            dm_buf_printf(why, "field '%s': pattern '%s' cannot be compiled", field, pattern);
         return false;
     }
     return true;
 }
 
-dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
+dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out, dm_buf_t *why)
 {
     dm_err err = DM_ERR_NOMEM;
     *out = NULL;
-    if (c->nfields > DM_SCHEMA_MAX_FIELDS)
+    if (c->nfields > DM_SCHEMA_MAX_FIELDS) {
+        if (why)
+            dm_buf_printf(why, "the contract has %zu fields, over the limit of %d", c->nfields,
+                          DM_SCHEMA_MAX_FIELDS);
         return DM_ERR_TOOBIG;
+    }
     dm_schema_t *s = calloc(1, sizeof *s);
     if (!s)
         return DM_ERR_NOMEM;
@@ -715,7 +724,7 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
         }
         if (sf->f->pattern) {
             err = DM_ERR_INVALID;
-            if (!s_compile(&sf->re, sf->f->pattern, sf->f->name))
+            if (!s_compile(&sf->re, sf->f->pattern, sf->f->name, why))
                 goto out;
         }
     }
@@ -731,14 +740,15 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
             fi = dm_schema_field_index(s, ck->column, strlen(ck->column));
         err = DM_ERR_INVALID;
         if (fi < 0 || (size_t)fi >= c->nfields) {
-            dm_log_err("schema: a row-level check on '%s' names no field of the contract",
-                       ck->column ? ck->column : "(none)");
+            if (why)
+                dm_buf_printf(why, "a row-level check on '%s' names no field of the contract",
+                              ck->column ? ck->column : "(none)");
             goto out;
         }
         s_rcheck_t *rc = &s->checks[s->nchecks++];
         rc->c = ck;
         rc->field = (size_t)fi;
-        if (ck->rule == DM_CHECK_REGEX && !s_compile(&rc->re, ck->pattern, ck->column))
+        if (ck->rule == DM_CHECK_REGEX && !s_compile(&rc->re, ck->pattern, ck->column, why))
             goto out;
         if (ck->rule == DM_CHECK_IN_LIST) {
             err = DM_ERR_NOMEM;
@@ -747,8 +757,10 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out)
             err = DM_ERR_INVALID;
             for (size_t j = 0; j < ck->nvalues; j++) {
                 if (!s_parse_text(&s->fields[fi], ck->values[j], &rc->vals[j])) {
-                    dm_log_err("schema: check in_list on '%s': '%s' is not a valid value for it",
-                               s->fields[fi].f->name, ck->values[j]);
+                    if (why)
+                        dm_buf_printf(why, "check in_list on '%s': '%s' is not a valid value "
+                                           "for it",
+                                      s->fields[fi].f->name, ck->values[j]);
                     goto out;
                 }
             }

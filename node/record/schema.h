@@ -1,29 +1,17 @@
-/* schema.h: record validation against a contract, and the row encoding.
+/* schema.h: the record validator: a contract compiled for checking NDJSON
+ * records and encoding the valid ones as rows and primary keys.
  *
- * A dm_schema_t is compiled once from a dm_contract_t (field lookup hash,
+ * "Schema" here is not the contract's spec.schema (the field list, see
+ * contract/contract.h's dm_field_t): it is what that field list, with the
+ * field constraints and the row-level quality checks, becomes once compiled
+ * for the ingest hot path. A dm_schema_t is compiled once from a dm_contract_t (field lookup hash,
  * enum tables, compiled regexes, typed in_list values) and then validates
  * NDJSON records, one line at a time, without allocating per record: all
  * per-call state lives in the caller's buffers, whose allocations are reused
  * across calls. The schema is immutable after dm_schema_new and may be
  * shared by threads.
  *
- * Row encoding (all integers little-endian, no alignment; the header size
- * follows from the row's own field count):
- *   [0]      u8   format version, DM_ROW_VERSION
- *   [1]      u8   reserved, 0
- *   [2..3]   u16  number of fields
- *   [4..]    null bitmap, ceil(nfields / 8) bytes; bit i (byte i/8, bit
- *            i%8) set = field i is null (absent or JSON null)
- *   then one fixed-width slot per field, in contract order:
- *            int, double, timestamp  8 bytes (int64, IEEE double, UTC micros)
- *            date                    4 bytes (int32 days since 1970-01-01)
- *            boolean                 1 byte  (0 or 1)
- *            enum                    2 bytes (u16 index into values[])
- *            uuid                    16 bytes
- *            string                  8 bytes (u32 offset from row start, u32 length)
- *            a null field's slot is all zero
- *   then the string bytes (decoded UTF-8, not NUL-terminated).
- * Any column is thus read in O(1) from its slot; dm_row_get does it.
+ * The row encoding and its decoding are record/row.h's.
  *
  * Primary-key encoding is order-preserving: memcmp order of encoded keys is
  * the order of the values, field by field. Parts are self-delimiting and
@@ -49,7 +37,6 @@
 #define DM_SCHEMA_MAX_FIELDS 4096             /* fields per contract the schema supports */
 #define DM_SCHEMA_MAX_REASONS 16              /* reasons listed per record; the rest are counted */
 #define DM_SCHEMA_QUOTE_MAX 40                /* bytes of a value quoted in a reason */
-#define DM_ROW_VERSION 1
 
 typedef struct dm_schema dm_schema_t;
 
@@ -65,11 +52,13 @@ typedef struct {
 } dm_value_t;
 
 /* Compiles c into *out. Borrows c: it must outlive the schema. Returns
- * DM_ERR_INVALID if a pattern or regex check fails to compile or an in_list
- * value is not valid for its column (logged with the field name),
- * DM_ERR_TOOBIG over DM_SCHEMA_MAX_FIELDS fields, DM_ERR_NOMEM. On error
- * *out is NULL. */
-DM_NODISCARD dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out);
+ * DM_ERR_INVALID if a pattern or regex check is refused or fails to compile,
+ * a row-level check names no field, or an in_list value is not valid for its
+ * column; DM_ERR_TOOBIG over DM_SCHEMA_MAX_FIELDS fields; DM_ERR_NOMEM. On
+ * DM_ERR_INVALID and DM_ERR_TOOBIG one line naming the field and the problem
+ * is appended to why (may be NULL), for example "field 'sku': pattern
+ * '(a+)+' is refused: ..."; nothing is logged. On error *out is NULL. */
+DM_NODISCARD dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out, dm_buf_t *why);
 
 /* Frees the schema. NULL-safe; sets *self_p to NULL. */
 void dm_schema_destroy(dm_schema_t **self_p);
@@ -89,21 +78,6 @@ const dm_contract_t *dm_schema_contract(const dm_schema_t *s);
 
 /* Index of the field called name (len bytes), or -1. */
 int dm_schema_field_index(const dm_schema_t *s, const char *name, size_t len);
-
-/* Decodes column field of an encoded row into *out (node/row.c). The row
- * may have fewer fields than the schema (written before an upgrade added
- * optional fields at the end: the missing ones read as null) or more
- * (written under a newer version: the extra ones are not read). Returns
- * false if the row is malformed (short, wrong version, a field count its
- * length cannot hold, a string slot out of bounds, a bad enum index).
- * field must be < the contract's nfields. */
-bool dm_row_get(const dm_schema_t *s, const void *row, size_t len, size_t field,
-                dm_value_t *out);
-
-/* Appends the row as one JSON object (every field, null when null; timestamps
- * as RFC 3339, dates as YYYY-MM-DD, uuids lowercase) to out. A malformed row
- * appends "{}". */
-void dm_row_to_json(const dm_schema_t *s, const void *row, size_t len, dm_buf_t *out);
 
 /* Appends the key part of value v (not null) for field to key, in the
  * primary-key encoding above. Cannot fail. */

@@ -42,19 +42,21 @@ static dm_err s_load_products(dm_node_t *self, dm_buf_t *why)
         return rc;
     }
     for (size_t i = 0; i < n && rc == DM_OK; i++) {
+        dm_buf_t reason = DM_BUF_INIT;
         rc = dm_registry_install(self->registry, list[i].id, list[i].contract,
-                                 list[i].contract_len);
+                                 list[i].contract_len, &reason);
         if (rc == DM_ERR_INVALID) { /* e.g. a pattern over limits newer than the contract */
             dm_log_err("product %s/%s is not served: its stored contract %s is refused by this "
-                       "node (reason above); its records are kept; register a corrected "
+                       "node (%s); its records are kept; register a corrected "
                        "contract with a higher version to serve it again",
-                       list[i].domain, list[i].name, list[i].version);
+                       list[i].domain, list[i].name, list[i].version,
+                       reason.len ? reason.data : "no reason given");
             rc = DM_OK;
-            continue;
         }
         if (rc != DM_OK)
             dm_buf_printf(why, "stored contract %s/%s cannot be loaded: %s", list[i].domain,
-                          list[i].name, dm_err_str(rc));
+                          list[i].name, reason.len ? reason.data : dm_err_str(rc));
+        dm_buf_free(&reason);
     }
     for (size_t i = 0; i < n; i++)
         dm_store_product_clear(&list[i]);

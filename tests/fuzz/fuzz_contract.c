@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < n; i++) {
             s_round_trip(list[i]);
             dm_schema_t *s = NULL;
-            if (dm_schema_new(list[i], &s) == DM_OK)
+            if (dm_schema_new(list[i], &s, NULL) == DM_OK)
                 dm_schema_destroy(&s);
         }
     }

@@ -42,7 +42,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     dm_log_init("fuzz_envelope", DM_LOG_ERR);
     DM_FUZZ_CHECK(dm_registry_new(&s_registry) == DM_OK);
-    DM_FUZZ_CHECK(dm_registry_install(s_registry, 1, s_orders, strlen(s_orders)) == DM_OK);
+    DM_FUZZ_CHECK(dm_registry_install(s_registry, 1, s_orders, strlen(s_orders), NULL) == DM_OK);
     DM_FUZZ_CHECK(dm_identity_new_ephemeral(&s_self) == DM_OK);
     return 0;
 }

@@ -57,10 +57,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(pattern, data, plen);
     pattern[plen] = '\0';
 
-    char why[DM_PATTERN_WHY_MAX];
+    dm_buf_t why = DM_BUF_INIT;
     dm_pattern_info_t info;
-    if (dm_pattern_check(pattern, &info, why, sizeof why) != DM_OK) {
-        DM_FUZZ_CHECK(memchr(why, 0, sizeof why) != NULL);
+    if (dm_pattern_check(pattern, &info, &why) != DM_OK) {
+        DM_FUZZ_CHECK(why.len > 0 && why.len < DM_PATTERN_WHY_MAX);
+        dm_buf_free(&why);
         goto out;
     }
     DM_FUZZ_CHECK(info.len == plen && info.len <= DM_PATTERN_MAX_LEN);

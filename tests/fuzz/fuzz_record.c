@@ -9,6 +9,7 @@
 #include "fuzz.h"
 #include "record/json_scan.h"
 #include "base/log.h"
+#include "record/row.h"
 #include "record/schema.h"
 
 static const char s_contract[] =
@@ -51,7 +52,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     s_c = list[0];
     free(list);
     dm_diags_clear(&diags);
-    DM_FUZZ_CHECK(dm_schema_new(s_c, &s_schema) == DM_OK);
+    DM_FUZZ_CHECK(dm_schema_new(s_c, &s_schema, NULL) == DM_OK);
     return 0;
 }
 

@@ -1,9 +1,9 @@
-/* bench_check.c: timing harness for dm_check_fd on the orders schema.
+/* bench_check.c: timing harness for dm_ndjson_check_fd on the orders schema.
  *
  * Not a test (tests never assert timing): CMake builds it with -DDM_PERF=ON
  * (test.sh does, so it keeps linking) and nothing runs it. Generates N
  * orders records (~146 bytes each, every 1000th invalid) into a file, then
- * times dm_check_fd over it, reading the file like `dmctl check` does.
+ * times dm_ndjson_check_fd over it, reading the file like `dmctl check` does.
  * Build and run (from the repo root):
  *   cmake -S . -B build -DDM_PERF=ON && cmake --build build --target bench_check
  *   build/perf/bench_check [records] [path]   (defaults: 1000000, /tmp/orders.ndjson) */
@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
-#include "record/check.h"
+#include "record/ndjson_check.h"
 
 #define BENCH_DEFAULT_RECORDS 1000000
 #define BENCH_INVALID_EVERY 1000
@@ -71,13 +71,13 @@ int main(int argc, char **argv)
     size_t pk[1];
     s_orders(&c, fields, pk);
     dm_schema_t *s = NULL;
-    if (dm_schema_new(&c, &s) != DM_OK)
+    if (dm_schema_new(&c, &s, NULL) != DM_OK)
         return fputs("schema failed\n", stderr), 1;
     int fd = open(path, O_RDONLY);
     FILE *out = fopen("/dev/null", "w");
     uint64_t valid, invalid;
     double t0 = dm_clock_mono_s();
-    dm_err err = dm_check_fd(s, path, fd, 0, out, &valid, &invalid);
+    dm_err err = dm_ndjson_check_fd(s, path, fd, 0, out, &valid, &invalid);
     double dt = dm_clock_mono_s() - t0;
     close(fd);
     fclose(out);

@@ -115,7 +115,7 @@ int main(int argc, char **argv)
     dm_product_t out;
     dm_register_outcome oc;
     if (dm_store_product_register(st, &in, &oc, &out, NULL) ||
-        dm_registry_install(reg, out.id, canon.data, canon.len) ||
+        dm_registry_install(reg, out.id, canon.data, canon.len, NULL) ||
         dm_query_engine_new(st, reg, NULL, &eng, NULL))
         return 1;
     const dm_product_ref_t *ref;

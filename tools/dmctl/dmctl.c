@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "record/check.h"
+#include "record/ndjson_check.h"
 #include "cli/cli.h"
 #include "contract/contract.h"
 #include "base/lines.h"
@@ -196,8 +196,11 @@ static int s_check(const dm_cli_args_t *a)
         return status;
     dm_schema_t *schema = NULL;
     int fd = -1;
-    if (dm_schema_new(c, &schema) != DM_OK) {
-        fprintf(stderr, "%s: cannot compile the schema of %s\n", P, config);
+    dm_buf_t why = DM_BUF_INIT;
+    if (dm_schema_new(c, &schema, &why) != DM_OK) {
+        fprintf(stderr, "%s: cannot compile the schema of %s%s%s\n", P, config,
+                why.len ? ": " : "", why.len ? why.data : "");
+        dm_buf_free(&why);
         status = DM_EXIT_USAGE;
         goto out;
     }
@@ -208,9 +211,9 @@ static int s_check(const dm_cli_args_t *a)
     }
     uint64_t valid = 0, invalid = 0;
     const char *name = strcmp(a->pos[1], "-") == 0 ? "stdin" : a->pos[1];
-    dm_err rc = dm_check_fd(schema, name, fd, limit, stdout, &valid, &invalid);
+    dm_err rc = dm_ndjson_check_fd(schema, name, fd, limit, stdout, &valid, &invalid);
     if (rc != DM_OK) {
-        status = DM_EXIT_USAGE; /* dm_check_fd already said where reading failed */
+        status = DM_EXIT_USAGE; /* dm_ndjson_check_fd already said where reading failed */
     } else {
         status = invalid ? DM_EXIT_FAIL : DM_EXIT_OK;
     }

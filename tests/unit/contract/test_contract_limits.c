@@ -264,7 +264,7 @@ Test(contract_limits, a_record_finds_the_last_value_of_the_largest_enum)
     result_t r = parse_in_list(DM_CONTRACT_MAX_VALUES, 30000, "v65535");
     cr_assert_eq(r.rc, DM_OK, "%.2000s", r.text.data);
     dm_schema_t *s = NULL;
-    cr_assert_eq(dm_schema_new(r.cs[0], &s), DM_OK);
+    cr_assert_eq(dm_schema_new(r.cs[0], &s, NULL), DM_OK);
     dm_buf_t row = DM_BUF_INIT, key = DM_BUF_INIT, why = DM_BUF_INIT;
     const char *ok[] = {"{\"id\": 1, \"e\": \"v65535\"}", "{\"id\": 2, \"e\": \"v0\"}",
                         "{\"e\": \"v30000\", \"id\": 3}"};

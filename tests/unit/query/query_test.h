@@ -93,7 +93,7 @@ S_UNUSED static uint32_t s_product(const char *domain, const char *name, const c
     cr_assert_eq(dm_store_product_register(s_store, &in, &outcome, &out, NULL), DM_OK);
     uint32_t pid = out.id;
     dm_store_product_clear(&out);
-    cr_assert_eq(dm_registry_install(s_reg, pid, canon.data, canon.len), DM_OK);
+    cr_assert_eq(dm_registry_install(s_reg, pid, canon.data, canon.len, NULL), DM_OK);
     dm_buf_free(&canon);
     dm_contract_destroy(&list[0]);
     free(list);

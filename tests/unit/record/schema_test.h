@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "record/schema.h"
+#include "record/row.h"
 
 #define S_FIELDS 24
 #define S_CHECKS 8
@@ -64,7 +65,10 @@ __attribute__((unused)) static dm_check_t *s_check(dm_check_rule rule, const cha
     return c;
 }
 
-__attribute__((unused)) static void s_compile(void) { cr_assert_eq(dm_schema_new(&M, &S), DM_OK); }
+__attribute__((unused)) static void s_compile(void)
+{
+    cr_assert_eq(dm_schema_new(&M, &S, NULL), DM_OK);
+}
 
 /* The orders schema of the performance target. */
 __attribute__((unused)) static void s_orders(void)

@@ -276,7 +276,10 @@ Test(row, field_index_finds_fields)
 Test(row, new_refuses_too_many_fields)
 {
     M.nfields = DM_SCHEMA_MAX_FIELDS + 1;
-    cr_assert_eq(dm_schema_new(&M, &S), DM_ERR_TOOBIG);
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_schema_new(&M, &S, &why), DM_ERR_TOOBIG);
+    cr_assert_str_eq(why.data, "the contract has 4097 fields, over the limit of 4096");
+    dm_buf_free(&why);
 }
 
 Test(row, validates_many_fields_by_hash)

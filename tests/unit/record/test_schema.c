@@ -352,8 +352,13 @@ Test(schema, new_fails_on_bad_pattern)
 {
     dm_field_t *f = s_one(DM_FT_STRING);
     f->pattern = "([a-z";
-    cr_assert_eq(dm_schema_new(&M, &S), DM_ERR_INVALID);
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_schema_new(&M, &S, &why), DM_ERR_INVALID);
     cr_assert_null(S);
+    cr_assert(why.data && strncmp(why.data, "field 'v': pattern '([a-z' is refused: ", 39) == 0,
+              "why: %s", why.data);
+    cr_assert_null(strchr(why.data, '\n'), "one line");
+    dm_buf_free(&why);
 }
 
 /* ---- timestamp, date, uuid ---- */
@@ -439,7 +444,10 @@ Test(schema, new_fails_on_in_list_value_of_wrong_type)
     dm_check_t *c = s_check(DM_CHECK_IN_LIST, "v");
     c->values = list;
     c->nvalues = 1;
-    cr_assert_eq(dm_schema_new(&M, &S), DM_ERR_INVALID);
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_schema_new(&M, &S, &why), DM_ERR_INVALID);
+    cr_assert_str_eq(why.data, "check in_list on 'v': 'one' is not a valid value for it");
+    dm_buf_free(&why);
 }
 
 Test(schema, check_range_is_inclusive)

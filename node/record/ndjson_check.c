@@ -1,9 +1,9 @@
-/* check.c: offline validation of an NDJSON stream (see check.h).
+/* ndjson_check.c: offline validation of an NDJSON stream (see ndjson_check.h).
  *
  * One lines reader, one set of reused buffers, one pass: the per-record cost
  * is the schema's validation and nothing else. Diagnostics go through stdio
  * so they are written in large blocks. */
-#include "record/check.h"
+#include "record/ndjson_check.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -19,7 +19,7 @@ static bool s_blank(const char *p, size_t n)
     return true;
 }
 
-dm_err dm_check_fd(const dm_schema_t *s, const char *name, int fd, size_t record_limit,
+dm_err dm_ndjson_check_fd(const dm_schema_t *s, const char *name, int fd, size_t record_limit,
                    FILE *out, uint64_t *valid, uint64_t *invalid)
 {
     dm_buf_t row = DM_BUF_INIT, key = DM_BUF_INIT, reasons = DM_BUF_INIT;

@@ -1,4 +1,4 @@
-/* test_check.c: dmctl check as a library call (dm_check_fd) over the orders
+/* test_ndjson_check.c: dmctl check as a library call (dm_ndjson_check_fd) over the orders
  * contract, built by hand, and tests/data/records/orders.ndjson. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "record/check.h"
+#include "record/ndjson_check.h"
 #include "fixture.h"
 
 static char *ORDER_STATUS[] = {"created", "paid", "shipped", "cancelled"};
@@ -39,10 +39,10 @@ static void s_init(void)
     M.nfields = 5;
     M.pk = PK;
     M.npk = 1;
-    cr_assert_eq(dm_schema_new(&M, &S), DM_OK);
+    cr_assert_eq(dm_schema_new(&M, &S, NULL), DM_OK);
     out = open_memstream(&out_text, &out_len);
     cr_assert_not_null(out);
-    cr_assert_not_null(dm_t_tmpdir(dir, sizeof dir, "test_check"));
+    cr_assert_not_null(dm_t_tmpdir(dir, sizeof dir, "test_ndjson_check"));
 }
 
 static void s_fini(void)
@@ -54,9 +54,9 @@ static void s_fini(void)
     cr_assert_eq(dm_t_rmdir(dir), 0);
 }
 
-TestSuite(check, .init = s_init, .fini = s_fini);
+TestSuite(ndjson_check, .init = s_init, .fini = s_fini);
 
-/* Runs dm_check_fd over a file holding text; returns its result. */
+/* Runs dm_ndjson_check_fd over a file holding text; returns its result. */
 static dm_err s_run(const char *text, size_t limit, uint64_t *valid, uint64_t *invalid)
 {
     char path[96];
@@ -67,7 +67,7 @@ static dm_err s_run(const char *text, size_t limit, uint64_t *valid, uint64_t *i
     fclose(f);
     int fd = open(path, O_RDONLY);
     cr_assert_geq(fd, 0);
-    dm_err err = dm_check_fd(S, "in.ndjson", fd, limit, out, valid, invalid);
+    dm_err err = dm_ndjson_check_fd(S, "in.ndjson", fd, limit, out, valid, invalid);
     close(fd);
     fflush(out);
     return err;
@@ -76,12 +76,12 @@ static dm_err s_run(const char *text, size_t limit, uint64_t *valid, uint64_t *i
 #define OK_RECORD "{\"orderId\":\"3f1c0000-aaaa-bbbb-cccc-0123456789ab\",\"customerId\":\"c\"," \
                   "\"amount\":1,\"status\":\"paid\",\"timestamp\":\"2026-03-01T12:34:56Z\"}"
 
-Test(check, reports_each_invalid_record_and_summary)
+Test(ndjson_check, reports_each_invalid_record_and_summary)
 {
     uint64_t valid, invalid;
     int fd = open(DM_SOURCE_DIR "/tests/data/records/orders.ndjson", O_RDONLY);
     cr_assert_geq(fd, 0);
-    cr_assert_eq(dm_check_fd(S, "orders.ndjson", fd, 0, out, &valid, &invalid), DM_OK);
+    cr_assert_eq(dm_ndjson_check_fd(S, "orders.ndjson", fd, 0, out, &valid, &invalid), DM_OK);
     close(fd);
     fflush(out);
     cr_assert_eq(valid, 4);
@@ -101,7 +101,7 @@ Test(check, reports_each_invalid_record_and_summary)
         "4 valid, 6 invalid\n");
 }
 
-Test(check, all_valid_input_reports_no_errors)
+Test(ndjson_check, all_valid_input_reports_no_errors)
 {
     uint64_t valid, invalid;
     cr_assert_eq(s_run(OK_RECORD "\n" OK_RECORD "\n", 0, &valid, &invalid), DM_OK);
@@ -110,7 +110,7 @@ Test(check, all_valid_input_reports_no_errors)
     cr_assert_str_eq(out_text, "2 valid, 0 invalid\n");
 }
 
-Test(check, skips_blank_lines)
+Test(ndjson_check, skips_blank_lines)
 {
     uint64_t valid, invalid;
     cr_assert_eq(s_run("\n \t\r\n" OK_RECORD "\n\n", 0, &valid, &invalid), DM_OK);
@@ -118,14 +118,14 @@ Test(check, skips_blank_lines)
     cr_assert_eq(invalid, 0);
 }
 
-Test(check, empty_input_has_zero_counts)
+Test(ndjson_check, empty_input_has_zero_counts)
 {
     uint64_t valid, invalid;
     cr_assert_eq(s_run("", 0, &valid, &invalid), DM_OK);
     cr_assert_str_eq(out_text, "0 valid, 0 invalid\n");
 }
 
-Test(check, rejects_record_over_limit)
+Test(ndjson_check, rejects_record_over_limit)
 {
     uint64_t valid, invalid;
     cr_assert_eq(s_run(OK_RECORD "\n" OK_RECORD "\r\n", sizeof OK_RECORD - 1, &valid, &invalid), DM_OK);
@@ -137,7 +137,7 @@ Test(check, rejects_record_over_limit)
                                "0 valid, 1 invalid\n");
 }
 
-Test(check, default_limit_is_one_mib)
+Test(ndjson_check, default_limit_is_one_mib)
 {
     uint64_t valid, invalid;
     size_t n = DM_RECORD_LIMIT_DEFAULT + 1;
@@ -154,7 +154,7 @@ Test(check, default_limit_is_one_mib)
     free(big);
 }
 
-Test(check, keeps_diagnostics_one_line_per_record)
+Test(ndjson_check, keeps_diagnostics_one_line_per_record)
 {
     uint64_t valid, invalid;
     cr_assert_eq(s_run("{\"customerId\":\"a\\nb\",\"bad\\u000a\":1}\n", 0, &valid, &invalid), DM_OK);
@@ -164,11 +164,11 @@ Test(check, keeps_diagnostics_one_line_per_record)
     cr_assert_str_eq(nl + 1, "0 valid, 1 invalid\n");
 }
 
-Test(check, reports_read_error)
+Test(ndjson_check, reports_read_error)
 {
     uint64_t valid = 9, invalid = 9;
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    cr_assert_eq(dm_check_fd(S, "dir", fd, 0, out, &valid, &invalid), DM_ERR_IO);
+    cr_assert_eq(dm_ndjson_check_fd(S, "dir", fd, 0, out, &valid, &invalid), DM_ERR_IO);
     close(fd);
     fflush(out);
     cr_assert_eq(valid, 0);

@@ -1,0 +1,96 @@
+/* ingest_priv.h: what the files of the write pipeline share: the job that
+ * travels from the validator to the writer, and the pipeline's state.
+ *
+ * Calls go one way: ingest.c (lifecycle: sockets, threads) starts
+ * ingest_validate.c (the validator thread: decode, validate, hand over) and
+ * ingest_write.c (the writer thread: commit, reply); both build and free
+ * jobs with ingest_job.c. Nobody outside node/ingest/ includes it. */
+#ifndef DM_INGEST_PRIV_H
+#define DM_INGEST_PRIV_H
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "contract/contract.h"
+#include "ingest/ingest.h"
+
+#define DM_INGEST_JOBS "inproc://dm-ingest-jobs"
+#define DM_ERROR_TEXT_MAX 8192 /* bytes of diagnostics sent back in one Error */
+#define DM_INGEST_GROUP_JOBS 16     /* batches merged into one commit at most */
+#define DM_INGEST_SOURCE_MAX 255    /* bytes of the input's name kept with quarantined lines */
+#define DM_INGEST_GROUP_ROWS 50000  /* rows after which a group stops growing */
+
+/* What a job asks the writer to do. */
+typedef enum {
+    DM_INGEST__INGEST,     /* commit validated rows and quarantined lines */
+    DM_INGEST__REGISTER,   /* store and install a contract */
+    DM_INGEST__DEREGISTER, /* delete a product */
+    DM_INGEST__REPLY,      /* send errtext as an Error: the validator refused the request */
+    DM_INGEST__STOP        /* the pipeline is stopping */
+} dm_ingest__kind;
+
+/* A valid record inside job->bytes: its encoded key and row. */
+typedef struct {
+    size_t key_off, key_len, row_off, row_len;
+} dm_ingest__rowref_t;
+
+/* A quarantined line inside job->bytes: the raw bytes and the reason. */
+typedef struct {
+    uint64_t line, orig_len;
+    size_t raw_off, raw_len, why_off;
+} dm_ingest__qref_t;
+
+/* One unit of work from the validator to the writer; whoever holds the
+ * pointer owns it. */
+typedef struct {
+    dm_ingest__kind kind;
+    zmq_msg_t rid; /* the client's routing id */
+    uint64_t req_id;
+    /* DM_INGEST__REPLY: an error to send as is */
+    dm_err err;
+    char *errtext;
+    /* DM_INGEST__INGEST */
+    uint32_t pid;
+    char *source;
+    dm_buf_t bytes; /* keys, rows, raw lines and reasons, back to back */
+    dm_buf_t rows;  /* dm_ingest__rowref_t[] */
+    dm_buf_t quar;  /* dm_ingest__qref_t[] */
+    /* DM_INGEST__DEREGISTER */
+    char *domain, *name;
+    /* DM_INGEST__REGISTER */
+    dm_contract_t *contract;
+    dm_buf_t canonical;
+    uint8_t hash[DM_CONTRACT_HASH_BYTES];
+    sem_t *done; /* posted by the writer when done (register, deregister) */
+} dm_ingest__job_t;
+
+struct dm_ingest {
+    dm_store_t *store;
+    dm_registry_t *registry;
+    char *domain;
+    size_t record_limit;
+    void *v_in, *v_jobs;  /* validator's sockets */
+    void *w_jobs, *w_out; /* writer's sockets */
+    pthread_t validator, writer;
+    bool v_running, w_running;
+};
+
+/* Frees job and everything it owns. NULL-safe. */
+void dm_ingest__job_free(dm_ingest__job_t *job);
+
+/* Turns job into a DM_INGEST__REPLY carrying err and the formatted text
+ * (at most DM_ERROR_TEXT_MAX bytes), which the writer sends as an Error. */
+void dm_ingest__job_error(dm_ingest__job_t *job, dm_err err, const char *fmt, ...) DM_PRINTF(3, 4);
+
+/* The validator thread's body (arg: the dm_ingest_t). Runs until
+ * DM_CTL_STOP arrives on v_in, then passes a DM_INGEST__STOP job on. */
+void *dm_ingest__validator_main(void *arg);
+
+/* The writer thread's body (arg: the dm_ingest_t). Runs until a
+ * DM_INGEST__STOP job, then sends DM_CTL_STOPPED to w_out. */
+void *dm_ingest__writer_main(void *arg);
+
+#endif

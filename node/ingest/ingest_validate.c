@@ -1,0 +1,285 @@
+/* ingest_validate.c: the validator thread of the write pipeline.
+ *
+ * It decodes each write request, checks it against this node's domain and
+ * registry and, for an ingest, validates every record (the CPU work of the
+ * pipeline), then hands the job to the writer over the inproc PAIR socket.
+ * A register or deregister job makes it wait until the writer is done, so
+ * batches that arrive after a register are validated against the new
+ * contract. dm_ingest_check runs the same decoding offline. */
+#include "ingest/ingest_priv.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "base/log.h"
+#include "record/schema.h"
+#include "transport/rpc.h"
+
+typedef struct {
+    dm_buf_t row, key, reasons;
+} s_scratch;
+
+static bool s_blank(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+            return false;
+    return true;
+}
+
+static void s_add_quarantine(dm_ingest__job_t *job, uint64_t line, const char *raw, size_t raw_len,
+                             uint64_t orig_len, const char *why)
+{
+    dm_ingest__qref_t q = {line, orig_len, job->bytes.len, raw_len, 0};
+    dm_buf_append(&job->bytes, raw, raw_len);
+    q.why_off = job->bytes.len;
+    dm_buf_append(&job->bytes, why, strlen(why) + 1);
+    dm_buf_append(&job->quar, &q, sizeof q);
+}
+
+static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm__IngestReq *req,
+                             s_scratch *sc)
+{
+    const char *domain = req->domain ? req->domain : "";
+    const char *product = req->product ? req->product : "";
+    if (strcmp(domain, self->domain) != 0) {
+        dm_ingest__job_error(job, DM_ERR_DENIED,
+                    "this node serves domain '%s'; product '%s/%s' belongs to another node",
+                    self->domain, domain, product);
+        return;
+    }
+    char qualified[256];
+    int qn = snprintf(qualified, sizeof qualified, "%s/%s", domain, product);
+    const dm_product_ref_t *ref = NULL;
+    if (qn < 0 || (size_t)qn >= sizeof qualified ||
+        dm_registry_acquire(self->registry, qualified, (size_t)qn, &ref) != DM_OK) {
+        dm_buf_t hint = DM_BUF_INIT;
+        dm_registry_suggest(self->registry, qualified, &hint);
+        dm_ingest__job_error(job, DM_ERR_NOTFOUND,
+                    "unknown product '%.200s' on this node%s%s%s (dmctl products lists them; "
+                    "dmctl register adds one)",
+                    qualified, hint.len ? "; did you mean '" : "", hint.len ? hint.data : "",
+                    hint.len ? "'?" : "");
+        dm_buf_free(&hint);
+        return;
+    }
+    job->kind = DM_INGEST__INGEST;
+    job->pid = ref->pid;
+    /* The source name is stored with every quarantined line: bound it. */
+    job->source = strndup(req->source ? req->source : "", DM_INGEST_SOURCE_MAX);
+    dm_buf_reserve(&job->bytes, req->data.len + req->data.len / 4);
+
+    uint64_t line = req->first_line ? req->first_line : 1;
+    char why[160];
+    if (req->oversized_len > 0) {
+        size_t keep = req->data.len < self->record_limit ? req->data.len : self->record_limit;
+        uint64_t full = req->oversized_len > req->data.len ? req->oversized_len : req->data.len;
+        snprintf(why, sizeof why,
+                 "record is %" PRIu64 " bytes, over the limit of %zu bytes (kept: its first %zu "
+                 "bytes)",
+                 full, self->record_limit, keep);
+        s_add_quarantine(job, line, (const char *)req->data.data, keep, full, why);
+        goto out;
+    }
+    if (req->data.len == 0 || !req->data.data)
+        goto out; /* an empty batch (protobuf-c: data NULL): nothing to do */
+    const char *p = (const char *)req->data.data;
+    const char *end = p + req->data.len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        size_t len = (size_t)(eol - p);
+        if (len && p[len - 1] == '\r')
+            len--;
+        if (len > self->record_limit) {
+            /* Keep its first bytes only: the quarantine must stay listable
+             * within the message bound. */
+            snprintf(why, sizeof why,
+                     "record is %zu bytes, over the limit of %zu bytes (kept: its first %zu bytes)",
+                     len, self->record_limit, self->record_limit);
+            s_add_quarantine(job, line, p, self->record_limit, len, why);
+        } else if (!s_blank(p, len)) {
+            if (dm_schema_validate(ref->schema, p, len, &sc->row, &sc->key, &sc->reasons)) {
+                dm_ingest__rowref_t r = {job->bytes.len, sc->key.len, 0, sc->row.len};
+                dm_buf_append(&job->bytes, sc->key.data, sc->key.len);
+                r.row_off = job->bytes.len;
+                dm_buf_append(&job->bytes, sc->row.data, sc->row.len);
+                dm_buf_append(&job->rows, &r, sizeof r);
+            } else {
+                s_add_quarantine(job, line, p, len, len, sc->reasons.data);
+            }
+        }
+        line++;
+        p = nl ? nl + 1 : end;
+    }
+out:
+    dm_registry_release(self->registry, ref);
+}
+
+static void s_prepare_register(dm_ingest_t *self, dm_ingest__job_t *job, const Dm__RegisterReq *req)
+{
+    dm_contract_t **list = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    if (req->contract.len == 0 || !req->contract.data) {
+        dm_ingest__job_error(job, DM_ERR_INVALID,
+                    "the register request carries no contract (field 'contract' is empty)");
+        goto out;
+    }
+    dm_err rc = dm_contract_parse("register request", (const char *)req->contract.data,
+                                  req->contract.len, NULL, &list, &n, &diags);
+    if (rc != DM_OK) {
+        dm_buf_t text = DM_BUF_INIT;
+        dm_diags_format(&diags, &text);
+        dm_ingest__job_error(job, rc, "the node refused the contract:\n%s", text.data ? text.data : "");
+        dm_buf_free(&text);
+        goto out;
+    }
+    if (n != 1) {
+        dm_ingest__job_error(job, DM_ERR_INVALID,
+                    "a register request carries exactly one contract, this one has %zu", n);
+        goto out;
+    }
+    dm_contract_t *c = list[0];
+    if (strcmp(c->domain, self->domain) != 0) {
+        dm_ingest__job_error(job, DM_ERR_DENIED,
+                    "this node serves domain '%s'; contract %s/%s is for domain '%s' and must "
+                    "be registered on that domain's node",
+                    self->domain, c->domain, c->name, c->domain);
+        goto out;
+    }
+    job->kind = DM_INGEST__REGISTER;
+    job->contract = c;
+    list[0] = NULL;
+    dm_contract_canonical(c, &job->canonical);
+    dm_contract_hash(c, job->hash);
+out:
+    for (size_t i = 0; i < n; i++)
+        dm_contract_destroy(&list[i]);
+    free(list);
+    dm_diags_clear(&diags);
+}
+
+static void s_prepare_deregister(dm_ingest_t *self, dm_ingest__job_t *job, const Dm__DeregisterReq *req)
+{
+    const char *domain = req->domain ? req->domain : "";
+    const char *name = req->product ? req->product : "";
+    if (strcmp(domain, self->domain) != 0) {
+        dm_ingest__job_error(job, DM_ERR_DENIED,
+                    "this node serves domain '%s'; product '%.100s/%.100s' belongs to another node",
+                    self->domain, domain, name);
+        return;
+    }
+    job->kind = DM_INGEST__DEREGISTER;
+    job->domain = strdup(domain);
+    job->name = strdup(name);
+}
+
+/* Decodes one write request envelope and turns job into the work it asks
+ * for, or into an DM_INGEST__REPLY error. Everything a client controls passes here. */
+static void s_prepare(dm_ingest_t *self, dm_ingest__job_t *job, const void *data, size_t len,
+                      s_scratch *sc)
+{
+    Dm__Envelope *env = dm_rpc_unpack(data, len);
+    if (!env) {
+        dm_ingest__job_error(job, DM_ERR_PROTO, "malformed request envelope");
+        return;
+    }
+    job->req_id = env->id;
+    if (env->body_case == DM__ENVELOPE__BODY_INGEST_REQ)
+        s_prepare_ingest(self, job, env->ingest_req, sc);
+    else if (env->body_case == DM__ENVELOPE__BODY_REGISTER_REQ)
+        s_prepare_register(self, job, env->register_req);
+    else if (env->body_case == DM__ENVELOPE__BODY_DEREGISTER_REQ)
+        s_prepare_deregister(self, job, env->deregister_req);
+    else
+        dm_ingest__job_error(job, DM_ERR_PROTO, "unexpected request on the write path");
+    dm__envelope__free_unpacked(env, NULL);
+}
+
+dm_err dm_ingest_check(dm_registry_t *registry, const char *domain, size_t record_limit,
+                       const void *data, size_t len, size_t *rows, size_t *quarantined)
+{
+    dm_ingest_t self = {.registry = registry, .domain = (char *)domain,
+                        .record_limit = record_limit ? record_limit : DM_RECORD_LIMIT_DEFAULT};
+    s_scratch sc = {DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT};
+    dm_ingest__job_t *job = calloc(1, sizeof *job);
+    if (!job)
+        return DM_ERR_NOMEM;
+    zmq_msg_init(&job->rid);
+    s_prepare(&self, job, data, len, &sc);
+    dm_err rc = job->kind == DM_INGEST__REPLY ? job->err : DM_OK;
+    if (rows)
+        *rows = job->rows.len / sizeof(dm_ingest__rowref_t);
+    if (quarantined)
+        *quarantined = job->quar.len / sizeof(dm_ingest__qref_t);
+    dm_ingest__job_free(job);
+    dm_buf_free(&sc.row);
+    dm_buf_free(&sc.key);
+    dm_buf_free(&sc.reasons);
+    return rc;
+}
+
+void *dm_ingest__validator_main(void *arg)
+{
+    dm_ingest_t *self = arg;
+    prctl(PR_SET_NAME, "dm-validator");
+    s_scratch sc = {DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT};
+    sem_t done;
+    sem_init(&done, 0, 0);
+    for (;;) {
+        zmq_msg_t first;
+        zmq_msg_init(&first);
+        if (zmq_msg_recv(&first, self->v_in, 0) < 0) {
+            zmq_msg_close(&first);
+            if (errno == EINTR)
+                continue;
+            dm_log_err("ingest: validator receive failed: %s", zmq_strerror(errno));
+            break;
+        }
+        dm_ingest__job_t *job = calloc(1, sizeof *job);
+        if (!job) {
+            dm_log_err("ingest: out of memory");
+            zmq_msg_close(&first);
+            break;
+        }
+        zmq_msg_init(&job->rid);
+        if (!zmq_msg_more(&first)) {
+            /* A single frame is a control message: only DM_CTL_STOP. */
+            bool stop = dm_ctl_is(zmq_msg_data(&first), zmq_msg_size(&first), DM_CTL_STOP);
+            zmq_msg_close(&first);
+            if (!stop) {
+                dm_log_warn("ingest: an unknown control message was dropped");
+                zmq_msg_close(&job->rid);
+                free(job);
+                continue;
+            }
+            job->kind = DM_INGEST__STOP;
+            zmq_send(self->v_jobs, &job, sizeof job, 0);
+            break;
+        }
+        zmq_msg_move(&job->rid, &first);
+        zmq_msg_close(&first);
+        zmq_msg_t payload;
+        zmq_msg_init(&payload);
+        zmq_msg_recv(&payload, self->v_in, 0);
+        s_prepare(self, job, zmq_msg_data(&payload), zmq_msg_size(&payload), &sc);
+        zmq_msg_close(&payload);
+        bool wait = job->kind == DM_INGEST__REGISTER || job->kind == DM_INGEST__DEREGISTER;
+        if (wait)
+            job->done = &done;
+        zmq_send(self->v_jobs, &job, sizeof job, 0);
+        if (wait)
+            while (sem_wait(&done) != 0 && errno == EINTR)
+                ;
+    }
+    sem_destroy(&done);
+    dm_buf_free(&sc.row);
+    dm_buf_free(&sc.key);
+    dm_buf_free(&sc.reasons);
+    return NULL;
+}

@@ -1,0 +1,322 @@
+/* ingest_write.c: the writer thread of the write pipeline.
+ *
+ * Every LMDB write of the node happens here: ingest batches (grouped per
+ * product and source into one transaction), contract registrations (after
+ * the upgrade rules of contract/contract_compat.h) and deregistrations. A
+ * reply is sent to the node loop's outbox only after the commit, and a
+ * change of the served products is announced with DM_CTL_CATALOG. */
+#include "ingest/ingest_priv.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "base/log.h"
+#include "contract/contract_compat.h"
+#include "transport/envelope.h"
+#include "transport/rpc.h"
+
+static void s_send_reply(dm_ingest_t *self, dm_ingest__job_t *job, Dm__Envelope *env)
+{
+    env->id = job->req_id;
+    zmq_msg_t msg;
+    if (dm_rpc_pack(env, &msg) != DM_OK) {
+        dm_log_err("ingest: out of memory packing a reply");
+        return;
+    }
+    zmq_msg_send(&job->rid, self->w_out, ZMQ_SNDMORE);
+    zmq_msg_send(&msg, self->w_out, 0);
+}
+
+static void s_send_error(dm_ingest_t *self, dm_ingest__job_t *job, dm_err err, const char *text)
+{
+    Dm__Envelope env;
+    Dm__Error e;
+    dm_envelope_error(&env, &e, job->req_id, err, text);
+    s_send_reply(self, job, &env);
+}
+
+/* Commits a group of ingest jobs for one product and source in one
+ * transaction (group commit: one fsync for many batches), then acknowledges
+ * each job with its own counts. All or nothing: on failure every job of the
+ * group gets the error and nothing of them is stored. */
+static void s_commit_ingest(dm_ingest_t *self, dm_ingest__job_t **group, size_t ngroup)
+{
+    size_t nrows = 0, nq = 0;
+    for (size_t g = 0; g < ngroup; g++) {
+        nrows += group[g]->rows.len / sizeof(dm_ingest__rowref_t);
+        nq += group[g]->quar.len / sizeof(dm_ingest__qref_t);
+    }
+    dm_row_in_t *rows = nrows ? malloc(nrows * sizeof *rows) : NULL;
+    dm_quarantine_in_t *q = nq ? malloc(nq * sizeof *q) : NULL;
+    dm_err rc = DM_ERR_NOMEM;
+    if ((nrows && !rows) || (nq && !q))
+        goto reply;
+    size_t r = 0, k = 0;
+    for (size_t g = 0; g < ngroup; g++) {
+        const dm_ingest__job_t *job = group[g];
+        const char *base = job->bytes.data;
+        const dm_ingest__rowref_t *rr = (const dm_ingest__rowref_t *)(void *)job->rows.data;
+        for (size_t i = 0; i < job->rows.len / sizeof(dm_ingest__rowref_t); i++)
+            rows[r++] = (dm_row_in_t){base + rr[i].key_off, rr[i].key_len,
+                                      base + rr[i].row_off, rr[i].row_len};
+        const dm_ingest__qref_t *qr = (const dm_ingest__qref_t *)(void *)job->quar.data;
+        for (size_t i = 0; i < job->quar.len / sizeof(dm_ingest__qref_t); i++)
+            q[k++] = (dm_quarantine_in_t){qr[i].line, base + qr[i].raw_off, qr[i].raw_len,
+                                          qr[i].orig_len, base + qr[i].why_off};
+    }
+    dm_batch_result_t res = {0, 0, 0};
+    rc = dm_store_commit_batch(self->store, group[0]->pid, rows, nrows, q, nq,
+                               group[0]->source ? group[0]->source : "", &res);
+reply:
+    for (size_t g = 0; g < ngroup; g++) {
+        dm_ingest__job_t *job = group[g];
+        if (rc != DM_OK) {
+            char text[1024];
+            snprintf(text, sizeof text,
+                     "the node could not store the batch (%s); nothing of it was kept",
+                     dm_err_str(rc));
+            s_send_error(self, job, rc, text);
+            continue;
+        }
+        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__IngestRep rep = DM__INGEST_REP__INIT;
+        rep.accepted = job->rows.len / sizeof(dm_ingest__rowref_t);
+        rep.quarantined = job->quar.len / sizeof(dm_ingest__qref_t);
+        env.body_case = DM__ENVELOPE__BODY_INGEST_REP;
+        env.ingest_rep = &rep;
+        s_send_reply(self, job, &env);
+    }
+    free(rows);
+    free(q);
+}
+
+/* True if next may join a group started by first: same product, same
+ * source (quarantine entries carry one source per commit). */
+static bool s_groupable(const dm_ingest__job_t *first, const dm_ingest__job_t *next)
+{
+    return next->kind == DM_INGEST__INGEST && next->pid == first->pid &&
+           strcmp(next->source ? next->source : "", first->source ? first->source : "") == 0;
+}
+
+/* A product that holds records takes an upgrade only if its stored rows
+ * still decode (contract/contract_compat.h). Returns true, after replying
+ * with the refusal, if c may not replace the registered contract of the
+ * product old describes. */
+static bool s_upgrade_refused(dm_ingest_t *self, dm_ingest__job_t *job, const dm_contract_t *c,
+                              const dm_product_t *old, const char *qualified)
+{
+    if (old->records == 0 ||
+        !(c->version_major > old->version_major ||
+          (c->version_major == old->version_major &&
+           (c->version_minor > old->version_minor ||
+            (c->version_minor == old->version_minor && c->version_patch > old->version_patch)))))
+        return false;
+    const dm_product_ref_t *ref = NULL;
+    if (dm_registry_acquire(self->registry, qualified, strlen(qualified), &ref) != DM_OK)
+        return false;
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err compat = dm_contract_compat_check(ref->contract, c, &why);
+    dm_registry_release(self->registry, ref);
+    if (compat != DM_OK) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "cannot upgrade %s from %s to %s: it holds %" PRIu64
+                 " records and %s (allowed on a product with records: new optional "
+                 "fields at the end, new enum values at the end, and any change to "
+                 "constraints, checks, SLA, policies or metadata; register a new "
+                 "product for breaking changes)",
+                 qualified, old->version, c->version, old->records, why.data);
+        s_send_error(self, job, DM_ERR_CONFLICT, text);
+    }
+    dm_buf_free(&why);
+    return compat != DM_OK;
+}
+
+static void s_commit_register(dm_ingest_t *self, dm_ingest__job_t *job)
+{
+    const dm_contract_t *c = job->contract;
+    char qualified[256];
+    snprintf(qualified, sizeof qualified, "%s/%s", c->domain, c->name);
+    dm_product_t old = {0};
+    dm_product_t stored = {0};
+    dm_product_t prev = {0};
+    bool had_old = dm_store_product_get(self->store, c->domain, c->name, &old) == DM_OK;
+    if (had_old && s_upgrade_refused(self, job, c, &old, qualified))
+        goto out;
+    dm_product_t in = {0};
+    in.domain = c->domain;
+    in.name = c->name;
+    in.version = c->version;
+    in.version_major = c->version_major;
+    in.version_minor = c->version_minor;
+    in.version_patch = c->version_patch;
+    memcpy(in.hash, job->hash, sizeof in.hash);
+    in.contract = job->canonical.data;
+    in.contract_len = job->canonical.len;
+    dm_register_outcome outcome;
+    dm_err rc = dm_store_product_register(self->store, &in, &outcome, &stored, &prev);
+    if (rc == DM_ERR_CONFLICT) {
+        char text[1024];
+        if (strcmp(prev.version, c->version) == 0)
+            snprintf(text, sizeof text,
+                     "%s %s is already registered with different content; contracts are "
+                     "immutable per version: publish the change as a higher version than %s",
+                     qualified, c->version, prev.version);
+        else
+            snprintf(text, sizeof text,
+                     "%s %s is lower than the registered version %s; versions only move "
+                     "forward: publish a version higher than %s",
+                     qualified, c->version, prev.version, prev.version);
+        s_send_error(self, job, rc, text);
+        goto out;
+    }
+    if (rc != DM_OK) {
+        char text[1024];
+        snprintf(text, sizeof text, "the node could not store contract %s: %s", qualified,
+                 dm_err_str(rc));
+        s_send_error(self, job, rc, text);
+        goto out;
+    }
+    if (outcome != DM_REGISTER_UNCHANGED) {
+        dm_buf_t why = DM_BUF_INIT;
+        rc = dm_registry_install(self->registry, stored.id, job->canonical.data,
+                                 job->canonical.len, &why);
+        if (rc != DM_OK && why.len) /* the client gets the summary below; the node says why */
+            dm_log_err("ingest: contract %s was stored but could not be loaded: %s", qualified,
+                       why.data);
+        dm_buf_free(&why);
+        if (rc != DM_OK) {
+            char text[1024];
+            snprintf(text, sizeof text, "contract %s was stored but could not be loaded: %s",
+                     qualified, dm_err_str(rc));
+            s_send_error(self, job, rc, text);
+            goto out;
+        }
+        dm_log_info("registered %s %s (%s)", qualified, c->version,
+                    outcome == DM_REGISTER_CREATED ? "new" : "upgrade");
+        /* Tell the node loop, which publishes it in the catalog. */
+        dm_ctl_send(self->w_out, DM_CTL_CATALOG);
+    }
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__RegisterRep rep = DM__REGISTER_REP__INIT;
+    rep.outcome = outcome == DM_REGISTER_CREATED    ? DM__REGISTER_REP__OUTCOME__CREATED
+                  : outcome == DM_REGISTER_UPGRADED ? DM__REGISTER_REP__OUTCOME__UPGRADED
+                                                    : DM__REGISTER_REP__OUTCOME__UNCHANGED;
+    rep.domain = c->domain;
+    rep.name = c->name;
+    rep.version = c->version;
+    rep.previous_version = had_old ? old.version : "";
+    env.body_case = DM__ENVELOPE__BODY_REGISTER_REP;
+    env.register_rep = &rep;
+    s_send_reply(self, job, &env);
+out:
+    dm_store_product_clear(&old);
+    dm_store_product_clear(&stored);
+    dm_store_product_clear(&prev);
+}
+
+static void s_commit_deregister(dm_ingest_t *self, dm_ingest__job_t *job)
+{
+    char qualified[256];
+    snprintf(qualified, sizeof qualified, "%.120s/%.120s", job->domain, job->name);
+    dm_product_t removed = {0};
+    dm_err rc = dm_store_product_delete(self->store, job->domain, job->name, &removed);
+    if (rc == DM_ERR_NOTFOUND) {
+        char text[512];
+        dm_buf_t hint = DM_BUF_INIT;
+        dm_registry_suggest(self->registry, qualified, &hint);
+        snprintf(text, sizeof text, "unknown product '%s' on this node%s%s%s", qualified,
+                 hint.len ? "; did you mean '" : "", hint.len ? hint.data : "", hint.len ? "'?" : "");
+        dm_buf_free(&hint);
+        s_send_error(self, job, rc, text);
+        return;
+    }
+    if (rc != DM_OK) {
+        char text[512];
+        snprintf(text, sizeof text, "the node could not delete %s: %s", qualified, dm_err_str(rc));
+        s_send_error(self, job, rc, text);
+        return;
+    }
+    if (dm_registry_remove(self->registry, qualified) != DM_OK)
+        dm_log_warn("deregister: %s was stored but not loaded", qualified);
+    dm_log_info("deregistered %s %s (%" PRIu64 " records deleted)", qualified, removed.version,
+                removed.records);
+    dm_ctl_send(self->w_out, DM_CTL_CATALOG); /* the node loop publishes the tombstone */
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__DeregisterRep rep = DM__DEREGISTER_REP__INIT;
+    rep.domain = job->domain;
+    rep.name = job->name;
+    rep.version = removed.version;
+    rep.records = removed.records;
+    env.body_case = DM__ENVELOPE__BODY_DEREGISTER_REP;
+    env.deregister_rep = &rep;
+    s_send_reply(self, job, &env);
+    dm_store_product_clear(&removed);
+}
+
+void *dm_ingest__writer_main(void *arg)
+{
+    dm_ingest_t *self = arg;
+    prctl(PR_SET_NAME, "dm-writer");
+    dm_ingest__job_t *group[DM_INGEST_GROUP_JOBS];
+    dm_ingest__job_t *pending = NULL; /* received while grouping, not groupable */
+    for (;;) {
+        dm_ingest__job_t *job = pending;
+        pending = NULL;
+        if (!job) {
+            int n = zmq_recv(self->w_jobs, &job, sizeof job, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n != (int)sizeof job || !job) {
+                dm_log_err("ingest: writer receive failed: %s", zmq_strerror(errno));
+                break;
+            }
+        }
+        sem_t *done = job->done;
+        switch (job->kind) {
+        case DM_INGEST__STOP:
+            dm_ingest__job_free(job);
+            dm_ctl_send(self->w_out, DM_CTL_STOPPED);
+            return NULL;
+        case DM_INGEST__REPLY:
+            s_send_error(self, job, job->err, job->errtext ? job->errtext : "error");
+            break;
+        case DM_INGEST__INGEST: {
+            /* Take what else is already queued for the same product, up to
+             * the group limits, into the same transaction. */
+            size_t ngroup = 0, rows = job->rows.len / sizeof(dm_ingest__rowref_t);
+            group[ngroup++] = job;
+            while (ngroup < DM_INGEST_GROUP_JOBS && rows < DM_INGEST_GROUP_ROWS) {
+                dm_ingest__job_t *next = NULL;
+                if (zmq_recv(self->w_jobs, &next, sizeof next, ZMQ_DONTWAIT) != (int)sizeof next ||
+                    !next)
+                    break;
+                if (!s_groupable(job, next)) {
+                    pending = next;
+                    break;
+                }
+                group[ngroup++] = next;
+                rows += next->rows.len / sizeof(dm_ingest__rowref_t);
+            }
+            s_commit_ingest(self, group, ngroup);
+            for (size_t g = 1; g < ngroup; g++)
+                dm_ingest__job_free(group[g]);
+            break;
+        }
+        case DM_INGEST__REGISTER:
+            s_commit_register(self, job);
+            break;
+        case DM_INGEST__DEREGISTER:
+            s_commit_deregister(self, job);
+            break;
+        }
+        dm_ingest__job_free(job);
+        if (done)
+            sem_post(done);
+    }
+    return NULL;
+}

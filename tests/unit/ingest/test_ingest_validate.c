@@ -1,0 +1,141 @@
+/* test_ingest_validate.c: the validator of the write pipeline without its
+ * threads (suite "ingest_validate"), through dm_ingest_check: what a write
+ * request becomes before the writer sees it. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest/ingest.h"
+#include "record/registry.h"
+#include "transport/rpc.h"
+
+#define S_DOMAIN "commerce"
+#define S_LIMIT 256 /* record_limit of these tests, bytes */
+
+static const char s_orders[] =
+    "{\"apiVersion\":\"datamesh.io/v1\",\"kind\":\"DataProduct\",\"metadata\":{\"domain\":"
+    "\"commerce\",\"name\":\"orders\",\"owner\":{\"contact\":\"a@b.co\",\"team\":\"t\"},"
+    "\"version\":\"1.0.0\"},\"spec\":{\"schema\":{\"fields\":[{\"name\":\"id\",\"type\":"
+    "\"int\"},{\"name\":\"amount\",\"type\":\"double\",\"required\":true}],"
+    "\"primaryKey\":\"id\",\"type\":\"inline\"}}}";
+
+static dm_registry_t *s_reg;
+static uint8_t *s_env;
+static size_t s_env_len;
+
+static void s_init(void)
+{
+    cr_assert_eq(dm_registry_new(&s_reg), DM_OK);
+    cr_assert_eq(dm_registry_install(s_reg, 1, s_orders, strlen(s_orders), NULL), DM_OK);
+}
+
+static void s_fini(void)
+{
+    dm_registry_destroy(&s_reg);
+    free(s_env);
+}
+
+TestSuite(ingest_validate, .init = s_init, .fini = s_fini);
+
+static void s_pack(const Dm__Envelope *env)
+{
+    free(s_env);
+    s_env_len = dm__envelope__get_packed_size(env);
+    s_env = malloc(s_env_len ? s_env_len : 1);
+    cr_assert_not_null(s_env);
+    dm__envelope__pack(env, s_env);
+}
+
+/* Validates an IngestReq for domain/product carrying text. */
+static dm_err s_ingest(const char *domain, const char *product, const char *text, size_t *rows,
+                       size_t *quarantined)
+{
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__IngestReq req = DM__INGEST_REQ__INIT;
+    req.domain = (char *)domain;
+    req.product = (char *)product;
+    req.data.data = (uint8_t *)text;
+    req.data.len = strlen(text);
+    env.id = 7;
+    env.body_case = DM__ENVELOPE__BODY_INGEST_REQ;
+    env.ingest_req = &req;
+    s_pack(&env);
+    return dm_ingest_check(s_reg, S_DOMAIN, S_LIMIT, s_env, s_env_len, rows, quarantined);
+}
+
+Test(ingest_validate, splits_valid_rows_from_quarantined_lines)
+{
+    size_t rows = 0, q = 0;
+    cr_assert_eq(s_ingest(S_DOMAIN, "orders",
+                          "{\"id\":1,\"amount\":2.5}\n{\"id\":2}\n{\"id\":3,\"amount\":1}\n",
+                          &rows, &q),
+                 DM_OK);
+    cr_assert_eq(rows, 2);
+    cr_assert_eq(q, 1);
+}
+
+Test(ingest_validate, skips_blank_lines_and_crlf)
+{
+    size_t rows = 0, q = 0;
+    cr_assert_eq(s_ingest(S_DOMAIN, "orders", "\r\n  \t\n{\"id\":1,\"amount\":2}\r\n", &rows, &q),
+                 DM_OK);
+    cr_assert_eq(rows, 1);
+    cr_assert_eq(q, 0);
+}
+
+Test(ingest_validate, quarantines_a_record_over_the_limit)
+{
+    char text[S_LIMIT + 64];
+    int n = snprintf(text, sizeof text, "{\"id\":1,\"amount\":1,\"pad\":\"");
+    memset(text + n, 'x', S_LIMIT);
+    strcpy(text + n + S_LIMIT, "\"}\n");
+    size_t rows = 9, q = 0;
+    cr_assert_eq(s_ingest(S_DOMAIN, "orders", text, &rows, &q), DM_OK);
+    cr_assert_eq(rows, 0);
+    cr_assert_eq(q, 1);
+}
+
+Test(ingest_validate, refuses_another_domain)
+{
+    cr_assert_eq(s_ingest("billing", "orders", "{\"id\":1,\"amount\":1}\n", NULL, NULL),
+                 DM_ERR_DENIED);
+}
+
+Test(ingest_validate, refuses_an_unknown_product)
+{
+    cr_assert_eq(s_ingest(S_DOMAIN, "order", "{\"id\":1,\"amount\":1}\n", NULL, NULL),
+                 DM_ERR_NOTFOUND);
+}
+
+Test(ingest_validate, refuses_a_malformed_envelope)
+{
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x01};
+    cr_assert_eq(dm_ingest_check(s_reg, S_DOMAIN, S_LIMIT, junk, sizeof junk, NULL, NULL),
+                 DM_ERR_PROTO);
+}
+
+Test(ingest_validate, refuses_an_empty_register_request)
+{
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__RegisterReq req = DM__REGISTER_REQ__INIT;
+    env.body_case = DM__ENVELOPE__BODY_REGISTER_REQ;
+    env.register_req = &req;
+    s_pack(&env);
+    cr_assert_eq(dm_ingest_check(s_reg, S_DOMAIN, S_LIMIT, s_env, s_env_len, NULL, NULL),
+                 DM_ERR_INVALID);
+}
+
+Test(ingest_validate, accepts_a_register_request_for_this_domain)
+{
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__RegisterReq req = DM__REGISTER_REQ__INIT;
+    req.contract.data = (uint8_t *)s_orders;
+    req.contract.len = strlen(s_orders);
+    env.body_case = DM__ENVELOPE__BODY_REGISTER_REQ;
+    env.register_req = &req;
+    s_pack(&env);
+    cr_assert_eq(dm_ingest_check(s_reg, S_DOMAIN, S_LIMIT, s_env, s_env_len, NULL, NULL), DM_OK);
+    cr_assert_eq(dm_ingest_check(s_reg, "billing", S_LIMIT, s_env, s_env_len, NULL, NULL),
+                 DM_ERR_DENIED);
+}

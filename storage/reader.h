@@ -42,7 +42,7 @@ typedef struct dm_store_reader dm_reader_t;
 typedef struct dm_store_cursor dm_reader_cursor_t;
 
 /* One end of a primary-key range: the encoded bytes of the leading key
- * fields (a prefix of whole fields, node/schema.h's key encoding) and
+ * fields (a prefix of whole fields, node/record/row.h's key encoding) and
  * whether keys that start with them are inside. Prefix semantics: a key
  * k compares to the bound by its first len bytes, so with a bound on the
  * first field only, every key with that first field compares equal. An

@@ -70,7 +70,7 @@ static void s_take(ms_node_t *to, const dm_buf_t *delta, int64_t now)
         to->changed = true;
 }
 
-/* A pokes B: the steps of node/gossip.c, each message may be lost.
+/* A pokes B: the steps of node/gossip/gossip.c, each message may be lost.
  * 1. A -> B {hash}; 2. B -> A {hash, first digest page}; 3. A -> B {A's
  * page of that range, delta}; 4. B -> A {delta, and while pages remain
  * hash + B's next page}, which A answers as in 3. */

@@ -123,7 +123,7 @@ static void s_digest_seen(const dm_buf_t *d, s_traffic *t)
     t->pages += d->len > 0;
 }
 
-/* One poke of a by b's differing hash, as node/gossip.c runs it: b sends
+/* One poke of a by b's differing hash, as node/gossip/gossip.c runs it: b sends
  * its first page with its hash; a answers with its page of that range and
  * the delta b lacks; b answers with the delta a lacks and, while pages
  * remain, its next page (ask); and so on. */

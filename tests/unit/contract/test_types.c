@@ -1,4 +1,4 @@
-/* test_types.c: scalar type parsers and formatters (node/types.h). */
+/* test_types.c: scalar type parsers and formatters (node/contract/types.h). */
 #include <criterion/criterion.h>
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* test_query_sched.c: the SQL pool's policy (node/query_sched.h) on its
+/* test_query_sched.c: the SQL pool's policy (node/query/query_sched.h) on its
  * own: fair turns, caps per key and per node, the queue deadline, the
  * short lane, idle cursors, eviction, closes and disconnects. Times are
  * made up; requests and queries are tokens. */

@@ -1,6 +1,6 @@
 /* catalog.c: the catalog's state (entries, per-origin versions, domain
  * pins, refused claims), how an entry is judged, and the LMDB persistence.
- * Local publication and the listings are in catalog_pub.c, the Scuttlebutt
+ * Local publication and the listings are in catalog_publish.c, the Scuttlebutt
  * exchange in catalog_sync.c, an entry's wire form in catalog_entry.c.
  *
  * Everything lives in memory (sorted arrays, binary search) and every

@@ -1,7 +1,7 @@
 /* catalog_priv.h: the layout of dm_catalog_t, shared by the catalog's
  * files. Calls go one way, from the top down:
  *   catalog_sync.c       anti-entropy: digests and deltas (Scuttlebutt)
- *   catalog_pub.c        publication of this node's own entries, listings
+ *   catalog_publish.c        publication of this node's own entries, listings
  *   catalog.c            judging entries, storing them, the domain pins
  *   catalog_strangers.c  the quota of origins membership does not know
  *   catalog_limits.c     per-member rate of costly sync messages

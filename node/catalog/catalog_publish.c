@@ -1,4 +1,4 @@
-/* catalog_pub.c: the catalog's public verbs on top of catalog.c: local
+/* catalog_publish.c: the catalog's public verbs on top of catalog.c: local
  * publication (sign with the next version), single remote entries, and the
  * listings (products, nodes, conflicts). */
 #include "catalog/catalog_priv.h"

@@ -3,7 +3,7 @@
  *
  * Sections of spec live in contract_schema.c, contract_spec.c and
  * contract_quality.c, the canonical form in contract_canonical.c, typed
- * node reads in contract_cx.c. Every document of a file is checked
+ * node reads in contract_read.c. Every document of a file is checked
  * completely so that one run reports every problem; diagnostics are sorted
  * by position. */
 #include "contract/contract.h"

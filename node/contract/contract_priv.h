@@ -5,7 +5,7 @@
  *   -> contract_schema.c   spec.schema -> avro.c (.avsc files), pattern.c
  *   -> contract_canonical.c  the canonical form and hash
  *   -> contract.c          enum names, version order, release
- *   -> contract_cx.c       these helpers: typed node reads, diagnostics,
+ *   -> contract_read.c       these helpers: typed node reads, diagnostics,
  *                          suggestions -> duration.c, types.c
  * contract_compat.c (upgrade rules) and pattern_match.c do not include it:
  * they work on a parsed contract or a checked pattern.

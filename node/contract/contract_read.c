@@ -1,4 +1,4 @@
-/* contract_cx.c: the contract parser's helpers declared in contract_priv.h:
+/* contract_read.c: the contract parser's helpers declared in contract_priv.h:
  * a diagnostic at a node, typed reads of YAML nodes, the current
  * document's indexes, and the parser's "did you mean" (base/text.h's rule,
  * with a synonym list and a per-file budget). Plain vs quoted matters: 99.9

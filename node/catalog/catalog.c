@@ -58,14 +58,10 @@ static dm_catalog_verdict s_refuse(dm_buf_t *why, dm_catalog_verdict v, const ch
 /* Writes a one-line reason into why (may be NULL) and returns v. */
 static dm_catalog_verdict s_refuse(dm_buf_t *why, dm_catalog_verdict v, const char *fmt, ...)
 {
-    if (why) {
-        char line[512];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(line, sizeof line, fmt, ap);
-        va_end(ap);
-        dm_buf_puts(why, line);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    dm_buf_vwhy(why, fmt, ap);
+    va_end(ap);
     return v;
 }
 

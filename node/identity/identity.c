@@ -136,20 +136,6 @@ static int s_sync_dir(const char *dir)
     return rc;
 }
 
-/* Appends one line to why (if any): the key file failures of
- * dm_identity_load, which its caller reports once. */
-static void s_why(dm_buf_t *why, const char *fmt, ...) DM_PRINTF(2, 3);
-static void s_why(dm_buf_t *why, const char *fmt, ...)
-{
-    if (!why)
-        return;
-    char line[DM_PATH_MAX + 256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    dm_buf_puts(why, line);
-}
 
 /* Reads the key file at path into self. DM_ERR_NOTFOUND (why untouched)
  * if it does not exist; otherwise a line naming path goes to why. */
@@ -162,41 +148,41 @@ static dm_err s_read_key(const char *path, dm_identity_t *self, dm_buf_t *why)
     if (fd < 0) {
         if (errno == ENOENT)
             return DM_ERR_NOTFOUND;
-        s_why(why, "identity: cannot open %s: %s", path, strerror(errno));
+        dm_buf_why(why, "identity: cannot open %s: %s", path, strerror(errno));
         return DM_ERR_IO;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        s_why(why, "identity: cannot stat %s: %s", path, strerror(errno));
+        dm_buf_why(why, "identity: cannot stat %s: %s", path, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        s_why(why, "identity: %s is not a regular file", path);
+        dm_buf_why(why, "identity: %s is not a regular file", path);
         err = DM_ERR_IO;
         goto out;
     }
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
-        s_why(why, "identity: cannot read %s: %s", path, strerror(errno));
+        dm_buf_why(why, "identity: cannot read %s: %s", path, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        s_why(why, "identity: %s has mode %04o, refusing a secret key readable or writable "
+        dm_buf_why(why, "identity: %s has mode %04o, refusing a secret key readable or writable "
                    "by others; run chmod 600 %s",
                    path, (unsigned)(st.st_mode & 07777), path);
         err = DM_ERR_IO;
         goto out;
     }
     if (st.st_size != S_SECRET_BYTES) {
-        s_why(why, "identity: %s is %lld bytes, expected %d (an ed25519 secret key)", path,
+        dm_buf_why(why, "identity: %s is %lld bytes, expected %d (an ed25519 secret key)", path,
                    (long long)st.st_size, S_SECRET_BYTES);
         err = DM_ERR_CRYPTO;
         goto out;
     }
     if (s_read_all(fd, self->sk, S_SECRET_BYTES) != 0) {
-        s_why(why, "identity: cannot read %s: %s", path, strerror(errno));
+        dm_buf_why(why, "identity: cannot read %s: %s", path, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
@@ -210,7 +196,7 @@ static dm_err s_read_key(const char *path, dm_identity_t *self, dm_buf_t *why)
     }
     if (crypto_sign_seed_keypair(pk_check, sk_check, self->sk) != 0 ||
         sodium_memcmp(pk_check, self->sk + S_SEED_BYTES, DM_ID_PUBLIC_BYTES) != 0) {
-        s_why(why, "identity: %s is corrupt: its public key does not match its seed", path);
+        dm_buf_why(why, "identity: %s is corrupt: its public key does not match its seed", path);
         err = DM_ERR_CRYPTO;
         goto out;
     }
@@ -231,27 +217,27 @@ static dm_err s_create_key(const char *dir, const char *path, dm_identity_t *sel
     dm_err err = DM_OK;
     char tmp[DM_PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
-        s_why(why, "identity: path too long: %s", path);
+        dm_buf_why(why, "identity: path too long: %s", path);
         return DM_ERR_IO;
     }
     if (crypto_sign_keypair(self->pk, self->sk) != 0) {
-        s_why(why, "identity: key generation failed");
+        dm_buf_why(why, "identity: key generation failed");
         return DM_ERR_CRYPTO;
     }
     int fd = mkstemp(tmp); /* mode 0600 */
     if (fd < 0) {
-        s_why(why, "identity: cannot create %s: %s", tmp, strerror(errno));
+        dm_buf_why(why, "identity: cannot create %s: %s", tmp, strerror(errno));
         return DM_ERR_IO;
     }
     if (fchmod(fd, S_IRUSR | S_IWUSR) != 0 || s_write_all(fd, self->sk, S_SECRET_BYTES) != 0 ||
         fsync(fd) != 0) {
-        s_why(why, "identity: cannot write %s: %s", tmp, strerror(errno));
+        dm_buf_why(why, "identity: cannot write %s: %s", tmp, strerror(errno));
         close(fd);
         err = DM_ERR_IO;
         goto out;
     }
     if (close(fd) != 0) {
-        s_why(why, "identity: cannot write %s: %s", tmp, strerror(errno));
+        dm_buf_why(why, "identity: cannot write %s: %s", tmp, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
@@ -263,19 +249,19 @@ static dm_err s_create_key(const char *dir, const char *path, dm_identity_t *sel
             goto out;
         }
         if (errno != EPERM && errno != ENOTSUP && errno != EXDEV) {
-            s_why(why, "identity: cannot create %s: %s", path, strerror(errno));
+            dm_buf_why(why, "identity: cannot create %s: %s", path, strerror(errno));
             err = DM_ERR_IO;
             goto out;
         }
         /* The file system has no hard links: fall back to rename. */
         if (rename(tmp, path) != 0) {
-            s_why(why, "identity: cannot rename %s to %s: %s", tmp, path, strerror(errno));
+            dm_buf_why(why, "identity: cannot rename %s to %s: %s", tmp, path, strerror(errno));
             err = DM_ERR_IO;
             goto out;
         }
     }
     if (s_sync_dir(dir) != 0) {
-        s_why(why, "identity: cannot sync directory %s after creating %s: %s", dir, path,
+        dm_buf_why(why, "identity: cannot sync directory %s after creating %s: %s", dir, path,
                    strerror(errno));
         err = DM_ERR_IO;
         goto out;
@@ -294,7 +280,7 @@ dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why)
         return err;
     char path[DM_PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s", dir, DM_ID_KEY_FILE) >= (int)sizeof path) {
-        s_why(why, "identity: directory name too long: %s", dir);
+        dm_buf_why(why, "identity: directory name too long: %s", dir);
         return DM_ERR_IO;
     }
     dm_identity_t *self = s_alloc();
@@ -306,7 +292,7 @@ dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why)
         if (err == DM_ERR_EXISTS) /* lost a race: use the winner's key */
             err = s_read_key(path, self, why);
         if (err == DM_ERR_NOTFOUND) {
-            s_why(why, "identity: %s vanished while being created", path);
+            dm_buf_why(why, "identity: %s vanished while being created", path);
             err = DM_ERR_IO;
         }
     }
@@ -377,14 +363,10 @@ bool dm_identity_verify(const uint8_t node_id[DM_ID_PUBLIC_BYTES], const void *m
 static dm_err s_bad(dm_buf_t *why, const char *fmt, ...) DM_PRINTF(2, 3);
 static dm_err s_bad(dm_buf_t *why, const char *fmt, ...)
 {
-    if (why) {
-        char line[512];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(line, sizeof line, fmt, ap);
-        va_end(ap);
-        dm_buf_puts(why, line);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    dm_buf_vwhy(why, fmt, ap);
+    va_end(ap);
     return DM_ERR_INVALID;
 }
 

@@ -141,10 +141,13 @@ static dm_err s_start_pipelines(dm_node_t *self, const dm_node_opts_t *opts, dm_
         dm_buf_printf(why, "cannot set up internal sockets: %s", zmq_strerror(errno));
         return DM_ERR_NET;
     }
+    dm_buf_t sub_why = DM_BUF_INIT;
     dm_err rc = dm_ingest_new(self->ctx, self->store, self->registry, self->domain,
-                              self->record_limit, &self->ingest);
+                              self->record_limit, &self->ingest, &sub_why);
     if (rc != DM_OK) {
-        dm_buf_printf(why, "cannot start the write pipeline: %s", dm_err_str(rc));
+        dm_buf_printf(why, "cannot start the write pipeline: %s",
+                      sub_why.len ? sub_why.data : dm_err_str(rc));
+        dm_buf_free(&sub_why);
         return rc;
     }
     dm_query_limits_t limits = {.timeout_ms = opts->query_timeout_ms};
@@ -152,7 +155,7 @@ static dm_err s_start_pipelines(dm_node_t *self, const dm_node_opts_t *opts, dm_
     if ((rc = dm_query_engine_new(self->store, self->registry, &limits, &self->engine,
                                   &engine_why)) != DM_OK ||
         (rc = dm_query_pool_new(self->ctx, self->engine, opts->query_workers,
-                                opts->query_timeout_ms, &self->queries)) != DM_OK) {
+                                opts->query_timeout_ms, &self->queries, &engine_why)) != DM_OK) {
         dm_buf_printf(why, "cannot start the query engine: %s",
                       engine_why.len ? engine_why.data : dm_err_str(rc));
         dm_buf_free(&engine_why);

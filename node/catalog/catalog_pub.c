@@ -137,7 +137,7 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
     }
     dm_buf_t msg = DM_BUF_INIT;
     dm_catalog_entry_signed_bytes(&e, &msg);
-    err = dm_identity_sign(c->self, msg.data, msg.len, e.signature);
+    err = dm_identity_sign(c->self, msg.data, msg.len, e.signature, why);
     dm_buf_free(&msg);
     if (err)
         return err;

@@ -495,7 +495,7 @@ dm_err dm_gossip_new(void *ctx, const dm_identity_t *id, const dm_gossip_opts_t 
     dm_err rc = DM_ERR_NOMEM;
     if (!self->dir || !self->address || !self->curve_sec)
         goto fail;
-    if ((rc = dm_identity_curve_keys(id, self->curve_pub, self->curve_sec)) != DM_OK)
+    if ((rc = dm_identity_curve_keys(id, self->curve_pub, self->curve_sec, NULL)) != DM_OK)
         goto fail;
     uint64_t seed;
     randombytes_buf(&seed, sizeof seed);

@@ -36,11 +36,12 @@ struct dm_identity {
     uint8_t *sk; /* sodium_malloc'd, S_SECRET_BYTES */
 };
 
-/* Initialises libsodium once; returns DM_ERR_CRYPTO if it cannot. */
-static dm_err s_sodium(void)
+/* Initialises libsodium once; returns DM_ERR_CRYPTO, with a line in why,
+ * if it cannot. */
+static dm_err s_sodium(dm_buf_t *why)
 {
     if (sodium_init() < 0) {
-        dm_log_err("identity: sodium_init failed");
+        dm_buf_why(why, "identity: sodium_init failed");
         return DM_ERR_CRYPTO;
     }
     return DM_OK;
@@ -74,14 +75,13 @@ void dm_identity_destroy(dm_identity_t **self_p)
 dm_err dm_identity_new_ephemeral(dm_identity_t **out)
 {
     *out = NULL;
-    dm_err err = s_sodium();
+    dm_err err = s_sodium(NULL);
     if (err)
         return err;
     dm_identity_t *self = s_alloc();
     if (!self)
         return DM_ERR_NOMEM;
     if (crypto_sign_keypair(self->pk, self->sk) != 0) {
-        dm_log_err("identity: key generation failed");
         dm_identity_destroy(&self);
         return DM_ERR_CRYPTO;
     }
@@ -275,7 +275,7 @@ out:
 dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why)
 {
     *out = NULL;
-    dm_err err = s_sodium();
+    dm_err err = s_sodium(why);
     if (err)
         return err;
     char path[DM_PATH_MAX];
@@ -315,14 +315,14 @@ void dm_identity_hex(const dm_identity_t *self, char out[DM_ID_HEX_BYTES])
 }
 
 dm_err dm_identity_curve_keys(const dm_identity_t *self, uint8_t public_out[DM_ID_CURVE_BYTES],
-                              uint8_t secret_out[DM_ID_CURVE_BYTES])
+                              uint8_t secret_out[DM_ID_CURVE_BYTES], dm_buf_t *why)
 {
-    if (s_sodium() != DM_OK ||
+    if (s_sodium(why) != DM_OK ||
         crypto_sign_ed25519_pk_to_curve25519(public_out, self->pk) != 0 ||
         crypto_sign_ed25519_sk_to_curve25519(secret_out, self->sk) != 0) {
         sodium_memzero(public_out, DM_ID_CURVE_BYTES);
         sodium_memzero(secret_out, DM_ID_CURVE_BYTES);
-        dm_log_err("identity: cannot derive the Curve25519 keys");
+        dm_buf_why(why, "identity: cannot derive the Curve25519 keys");
         return DM_ERR_CRYPTO;
     }
     return DM_OK;
@@ -331,7 +331,7 @@ dm_err dm_identity_curve_keys(const dm_identity_t *self, uint8_t public_out[DM_I
 dm_err dm_identity_curve_from_id(const uint8_t node_id[DM_ID_PUBLIC_BYTES],
                                     uint8_t curve_out[DM_ID_CURVE_BYTES])
 {
-    if (s_sodium() != DM_OK || crypto_sign_ed25519_pk_to_curve25519(curve_out, node_id) != 0) {
+    if (s_sodium(NULL) != DM_OK || crypto_sign_ed25519_pk_to_curve25519(curve_out, node_id) != 0) {
         sodium_memzero(curve_out, DM_ID_CURVE_BYTES);
         return DM_ERR_CRYPTO; /* bad input from a peer: the caller reports it */
     }
@@ -339,11 +339,11 @@ dm_err dm_identity_curve_from_id(const uint8_t node_id[DM_ID_PUBLIC_BYTES],
 }
 
 dm_err dm_identity_sign(const dm_identity_t *self, const void *msg, size_t len,
-                        uint8_t sig[DM_ID_SIGNATURE_BYTES])
+                        uint8_t sig[DM_ID_SIGNATURE_BYTES], dm_buf_t *why)
 {
-    if (s_sodium() != DM_OK || crypto_sign_detached(sig, NULL, msg, len, self->sk) != 0) {
+    if (s_sodium(why) != DM_OK || crypto_sign_detached(sig, NULL, msg, len, self->sk) != 0) {
         sodium_memzero(sig, DM_ID_SIGNATURE_BYTES);
-        dm_log_err("identity: signing failed");
+        dm_buf_why(why, "identity: signing failed");
         return DM_ERR_CRYPTO;
     }
     return DM_OK;
@@ -352,7 +352,7 @@ dm_err dm_identity_sign(const dm_identity_t *self, const void *msg, size_t len,
 bool dm_identity_verify(const uint8_t node_id[DM_ID_PUBLIC_BYTES], const void *msg, size_t len,
                         const uint8_t sig[DM_ID_SIGNATURE_BYTES])
 {
-    if (s_sodium() != DM_OK)
+    if (s_sodium(NULL) != DM_OK)
         return false;
     return crypto_sign_verify_detached(sig, msg, len, node_id) == 0;
 }
@@ -458,18 +458,26 @@ static dm_err s_check_endpoint(const char *ep, size_t len, dm_buf_t *why)
 }
 
 dm_err dm_identity_address_format(const uint8_t node_id[DM_ID_PUBLIC_BYTES], const char *endpoint,
-                         char *out, size_t cap)
+                         char *out, size_t cap, dm_buf_t *why)
 {
-    dm_buf_t why = DM_BUF_INIT;
     size_t eplen = strlen(endpoint);
-    if (s_check_endpoint(endpoint, eplen, &why) != DM_OK) {
-        dm_log_err("identity: cannot format an address for endpoint '%s': %s", endpoint,
-                   why.data);
-        dm_buf_free(&why);
+    if (why) {
+        dm_buf_t reason = DM_BUF_INIT;
+        dm_err rc = s_check_endpoint(endpoint, eplen, &reason);
+        if (rc != DM_OK)
+            dm_buf_why(why, "identity: cannot format an address for endpoint '%s': %s", endpoint,
+                       reason.data);
+        dm_buf_free(&reason);
+        if (rc != DM_OK)
+            return rc;
+    } else if (s_check_endpoint(endpoint, eplen, NULL) != DM_OK) {
         return DM_ERR_INVALID;
     }
-    if (cap < S_HEX_DIGITS + 1 + eplen + 1)
+    if (cap < S_HEX_DIGITS + 1 + eplen + 1) {
+        dm_buf_why(why, "identity: the address for endpoint '%s' needs %zu bytes, room for %zu",
+                   endpoint, S_HEX_DIGITS + 1 + eplen + 1, cap);
         return DM_ERR_TOOBIG;
+    }
     sodium_bin2hex(out, S_HEX_DIGITS + 1, node_id, DM_ID_PUBLIC_BYTES);
     out[S_HEX_DIGITS] = '@';
     memcpy(out + S_HEX_DIGITS + 1, endpoint, eplen + 1);

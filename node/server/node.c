@@ -176,7 +176,7 @@ static bool s_wildcard(const char *endpoint)
 static dm_err s_start_rpc(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *why)
 {
     uint8_t cpub[DM_ID_CURVE_BYTES], csec[DM_ID_CURVE_BYTES];
-    dm_err rc = dm_identity_curve_keys(self->id, cpub, csec);
+    dm_err rc = dm_identity_curve_keys(self->id, cpub, csec, NULL);
     if (rc != DM_OK) {
         dm_buf_printf(why, "cannot derive the CURVE keys: %s", dm_err_str(rc));
         return rc;
@@ -200,12 +200,14 @@ static dm_err s_start_rpc(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t 
         return DM_ERR_USAGE;
     }
     snprintf(self->endpoint, sizeof self->endpoint, "%s", opts->advertise ? opts->advertise : bound);
+    dm_buf_t reason = DM_BUF_INIT;
     if (dm_identity_address_format(dm_identity_public(self->id), self->endpoint, self->address,
-                                   sizeof self->address) != DM_OK ||
+                                   sizeof self->address, &reason) != DM_OK ||
         dm_identity_address_parse(self->address, (uint8_t[DM_ID_PUBLIC_BYTES]){0},
-                                  (char[256]){0}, 256, NULL) != DM_OK) {
-        dm_buf_printf(why, "invalid advertised endpoint '%s' (valid: tcp://HOST:PORT)",
-                      self->endpoint);
+                                  (char[256]){0}, 256, &reason) != DM_OK) {
+        dm_buf_printf(why, "invalid advertised endpoint '%s' (valid: tcp://HOST:PORT)%s%s",
+                      self->endpoint, reason.len ? ": " : "", reason.len ? reason.data : "");
+        dm_buf_free(&reason);
         return DM_ERR_USAGE;
     }
     if (dm_node__write_file(self->dir, DM_NODE_ADDR_FILE, self->address) != 0) {

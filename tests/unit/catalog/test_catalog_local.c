@@ -31,7 +31,7 @@ static void s_setup(void)
     cr_assert_eq(dm_identity_new_ephemeral(&s_id), DM_OK);
     cr_assert_eq(dm_catalog_open(s_store, s_id, &s_cat), DM_OK);
     cr_assert_eq(dm_identity_address_format(dm_identity_public(s_id), "tcp://127.0.0.1:9", s_addr,
-                                            sizeof s_addr),
+                                            sizeof s_addr, NULL),
                  DM_OK);
 }
 

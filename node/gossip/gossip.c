@@ -391,10 +391,13 @@ static void s_catalog_take_delta(dm_gossip_t *self, const Dm__CatalogSync *m,
     } else if (rc != DM_OK) {
         /* The store refused the write (a full map at its maximum, a disk
          * error): nothing of this delta is kept and every peer keeps
-         * offering it, so say so at the level an operator watches. */
+         * offering it, so say so at the level an operator watches. The
+         * store's reason is the last line of refused (it does not log). */
+        const char *nl = refused.len ? strrchr(refused.data, '\n') : NULL;
+        const char *cause = nl ? nl + 1 : refused.len ? refused.data : "";
         dm_log_err("catalog: cannot store a delta from %.16s (%zu bytes): %s; the catalog "
                    "stops taking news until the store accepts writes",
-                   hex, (size_t)m->delta.len, dm_err_str(rc));
+                   hex, (size_t)m->delta.len, *cause ? cause : dm_err_str(rc));
     } else {
         size_t bad = 0;
         for (int v = 0; v < DM_CATALOG__VERDICTS; v++)

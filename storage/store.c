@@ -37,6 +37,8 @@ dm_err dm_store__mdb_why(const char *op, int rc, dm_buf_t *why)
 
 dm_err dm_store__mdb(const char *op, int rc)
 {
+    if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND || rc == MDB_MAP_FULL)
+        return dm_store__mdb_why(op, rc, NULL); /* the lookups' path: no buffer */
     dm_buf_t why = DM_BUF_INIT;
     dm_err err = dm_store__mdb_why(op, rc, &why);
     dm_store__log_read(&why);

@@ -163,12 +163,12 @@ static void s_commit_register(dm_ingest_t *self, dm_ingest__job_t *job)
     in.contract = job->canonical.data;
     in.contract_len = job->canonical.len;
     dm_register_outcome outcome;
-    dm_buf_t why = DM_BUF_INIT;
-    dm_err rc = dm_store_product_register(self->store, &in, &outcome, &stored, &prev, &why);
+    dm_buf_t store_why = DM_BUF_INIT;
+    dm_err rc = dm_store_product_register(self->store, &in, &outcome, &stored, &prev, &store_why);
     if (rc != DM_OK && rc != DM_ERR_CONFLICT)
         dm_log_err("ingest: contract %s was not stored: %s", qualified,
-                   why.len ? why.data : dm_err_str(rc));
-    dm_buf_free(&why);
+                   store_why.len ? store_why.data : dm_err_str(rc));
+    dm_buf_free(&store_why);
     if (rc == DM_ERR_CONFLICT) {
         char text[1024];
         if (strcmp(prev.version, c->version) == 0)

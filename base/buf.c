@@ -60,6 +60,30 @@ void dm_buf_printf(dm_buf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+void dm_buf_vwhy(dm_buf_t *why, const char *fmt, va_list ap)
+{
+    if (!why)
+        return;
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n >= 0) {
+        size_t len = (size_t)n < DM_BUF_WHY_MAX ? (size_t)n : DM_BUF_WHY_MAX;
+        dm_buf_reserve(why, len);
+        vsnprintf(why->data + why->len, len + 1, fmt, again);
+        why->len += len;
+    }
+    va_end(again);
+}
+
+void dm_buf_why(dm_buf_t *why, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    dm_buf_vwhy(why, fmt, ap);
+    va_end(ap);
+}
+
 void dm_buf_json_string(dm_buf_t *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";

@@ -5,6 +5,7 @@
 #ifndef DM_BUF_H
 #define DM_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,16 @@ void dm_buf_append(dm_buf_t *b, const void *data, size_t len);
 void dm_buf_putc(dm_buf_t *b, char c);
 void dm_buf_puts(dm_buf_t *b, const char *s);
 void dm_buf_printf(dm_buf_t *b, const char *fmt, ...) DM_PRINTF(2, 3);
+
+#define DM_BUF_WHY_MAX 4352 /* bytes of one reason line at most: a full path (4096) and prose */
+
+/* Appends one reason line (base/err.h) to why, cut at DM_BUF_WHY_MAX bytes
+ * so a hostile input cannot grow it without bound. Does nothing when why is
+ * NULL (the caller wants only the code). The callee's return value stays
+ * its own business. */
+void dm_buf_why(dm_buf_t *why, const char *fmt, ...) DM_PRINTF(2, 3);
+/* dm_buf_why for a wrapper that takes its own arguments (ap is used up). */
+void dm_buf_vwhy(dm_buf_t *why, const char *fmt, va_list ap) DM_PRINTF(2, 0);
 /* Appends s as a JSON string literal, quotes included. */
 void dm_buf_json_string(dm_buf_t *b, const char *s, size_t len);
 /* Returns the data (NUL-terminated, caller frees) and empties the buffer. */

@@ -3,7 +3,6 @@
  * is read whole at start-up, so these two calls are all it needs. */
 #include "storage/catalog_db.h"
 
-#include "base/log.h"
 #include "storage/store_int.h"
 
 typedef struct {
@@ -12,7 +11,7 @@ typedef struct {
     size_t n;
 } s_write_ctx;
 
-static dm_err s_write(MDB_txn *txn, void *arg)
+static dm_err s_write(MDB_txn *txn, void *arg, dm_buf_t *why)
 {
     s_write_ctx *w = arg;
     for (size_t i = 0; i < w->n; i++) {
@@ -28,25 +27,27 @@ static dm_err s_write(MDB_txn *txn, void *arg)
                 rc = MDB_SUCCESS;
         }
         if (rc != MDB_SUCCESS)
-            return dm_store__mdb(op->val ? "write a catalog record" : "delete a catalog record",
-                                 rc);
+            return dm_store__mdb_why(op->val ? "write a catalog record"
+                                             : "delete a catalog record",
+                                     rc, why);
     }
     return DM_OK;
 }
 
-dm_err dm_catalog_db_write(dm_store_t *self, const dm_store_catalog_op_t *ops, size_t n)
+dm_err dm_catalog_db_write(dm_store_t *self, const dm_store_catalog_op_t *ops, size_t n,
+                          dm_buf_t *why)
 {
     for (size_t i = 0; i < n; i++)
         if (ops[i].key_len == 0 || ops[i].key_len > self->max_key_bytes) {
-            dm_log_err("store: catalog key of %zu bytes (LMDB allows 1 to %zu)", ops[i].key_len,
-                       self->max_key_bytes);
+            dm_buf_why(why, "store: catalog key of %zu bytes (LMDB allows 1 to %zu)",
+                       ops[i].key_len, self->max_key_bytes);
             return DM_ERR_TOOBIG;
         }
     if (n == 0)
         return DM_OK;
     s_write_ctx w = {self, ops, n};
     /* Runs on the node loop: never wait for query readers to grow the map. */
-    return dm_store__write_opts(self, "write the catalog", s_write, &w, false);
+    return dm_store__write_opts(self, "write the catalog", s_write, &w, false, why);
 }
 
 dm_err dm_catalog_db_scan(dm_store_t *self, dm_store_catalog_fn fn, void *ctx)

@@ -37,9 +37,11 @@ typedef struct {
  * DM_ERR_TOOBIG for a key longer than LMDB allows (or empty), else
  * DM_ERR_STORE / DM_ERR_MAPFULL, or DM_ERR_BUSY when the map must grow
  * while queries hold readers (it never waits for them: the caller is the
- * node loop; retry later). n == 0 is DM_OK without a transaction. */
+ * node loop; retry later). n == 0 is DM_OK without a transaction. A
+ * failure other than DM_ERR_BUSY appends a line to why (base/err.h; not
+ * logged: the caller reports it). */
 DM_NODISCARD dm_err dm_catalog_db_write(dm_store_t *self, const dm_store_catalog_op_t *ops,
-                                           size_t n);
+                                           size_t n, dm_buf_t *why);
 
 /* Calls fn for every record in key order inside one read transaction; key
  * and val are valid only during the call and fn must not write to the

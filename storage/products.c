@@ -120,9 +120,9 @@ static dm_err s_get_str(const uint8_t **pp, const uint8_t *end, char **out, size
     return err;
 }
 
-/* Decodes a stored value into out (counters left zero). Logs once on a
- * corrupt value. */
-static dm_err s_decode(const MDB_val *val, dm_product_t *out)
+/* Decodes a stored value into out (counters left zero). A corrupt value
+ * is DM_ERR_STORE with a line in why. */
+static dm_err s_decode(const MDB_val *val, dm_product_t *out, dm_buf_t *why)
 {
     memset(out, 0, sizeof *out);
     const uint8_t *p = val->mv_data, *end = p + val->mv_size;
@@ -145,19 +145,20 @@ static dm_err s_decode(const MDB_val *val, dm_product_t *out)
 out:
     if (err) {
         if (err == DM_ERR_STORE)
-            dm_log_err("store: a product record is corrupt (%zu bytes)", val->mv_size);
+            dm_buf_why(why, "store: a product record is corrupt (%zu bytes)", val->mv_size);
         dm_store_product_clear(out);
     }
     return err;
 }
 
 /* Fills the counters of p from meta. */
-static dm_err s_attach_counters(dm_store_t *self, MDB_txn *txn, dm_product_t *p)
+static dm_err s_attach_counters(dm_store_t *self, MDB_txn *txn, dm_product_t *p, dm_buf_t *why)
 {
     dm_store_counters_t c;
-    dm_err err = dm_store__counters_get(self, txn, p->id, &c);
+    dm_err err = dm_store__counters_get(self, txn, p->id, &c, why);
     if (err == DM_ERR_NOTFOUND) {
-        dm_log_err("store: product %s/%s (id %u) has no counters", p->domain, p->name, p->id);
+        dm_buf_why(why, "store: product %s/%s (id %u) has no counters", p->domain, p->name,
+                   p->id);
         return DM_ERR_STORE;
     }
     if (err)
@@ -188,31 +189,32 @@ typedef struct {
 } s_register_ctx;
 
 /* Allocates the next product id from meta. */
-static dm_err s_next_pid(dm_store_t *self, MDB_txn *txn, uint32_t *pid)
+static dm_err s_next_pid(dm_store_t *self, MDB_txn *txn, uint32_t *pid, dm_buf_t *why)
 {
     MDB_val key = {strlen(S_META_NEXT_PID), S_META_NEXT_PID}, val;
     int rc = mdb_get(txn, self->meta, &key, &val);
     if (rc == MDB_NOTFOUND)
         *pid = S_FIRST_PID;
     else if (rc != MDB_SUCCESS)
-        return dm_store__mdb("read the next product id", rc);
+        return dm_store__mdb_why("read the next product id", rc, why);
     else if (val.mv_size != 4) {
-        dm_log_err("store: meta next_pid is corrupt");
+        dm_buf_why(why, "store: meta next_pid is corrupt");
         return DM_ERR_STORE;
     } else
         *pid = dm_store__get_be32(val.mv_data);
     if (*pid == UINT32_MAX) {
-        dm_log_err("store: product ids exhausted");
+        dm_buf_why(why, "store: product ids exhausted");
         return DM_ERR_TOOBIG;
     }
     uint8_t v[4];
     dm_store__put_be32(v, *pid + 1);
     val.mv_size = sizeof v;
     val.mv_data = v;
-    return dm_store__mdb("write the next product id", mdb_put(txn, self->meta, &key, &val, 0));
+    return dm_store__mdb_why("write the next product id", mdb_put(txn, self->meta, &key, &val, 0),
+                             why);
 }
 
-static dm_err s_register_txn(MDB_txn *txn, void *arg)
+static dm_err s_register_txn(MDB_txn *txn, void *arg, dm_buf_t *why)
 {
     s_register_ctx *c = arg;
     dm_store_t *self = c->self;
@@ -223,19 +225,19 @@ static dm_err s_register_txn(MDB_txn *txn, void *arg)
     c->written = *c->in;
     int64_t now = dm_clock_wall_ms();
     if (rc == MDB_NOTFOUND) {
-        if ((err = s_next_pid(self, txn, &c->written.id)))
+        if ((err = s_next_pid(self, txn, &c->written.id, why)))
             return err;
         dm_store_counters_t zero = {0, 0, DM_STORE_FIRST_SEQ, DM_STORE_FIRST_SEQ};
-        if ((err = dm_store__counters_put(self, txn, c->written.id, &zero)))
+        if ((err = dm_store__counters_put(self, txn, c->written.id, &zero, why)))
             return err;
         c->written.registered_ms = c->written.updated_ms = now;
         c->written.records = c->written.quarantined = 0;
         c->outcome = DM_REGISTER_CREATED;
     } else if (rc != MDB_SUCCESS) {
-        return dm_store__mdb("read a product", rc);
+        return dm_store__mdb_why("read a product", rc, why);
     } else {
-        if ((err = s_decode(&val, &c->stored)) ||
-            (err = s_attach_counters(self, txn, &c->stored)))
+        if ((err = s_decode(&val, &c->stored, why)) ||
+            (err = s_attach_counters(self, txn, &c->stored, why)))
             return err;
         int cmp = s_version_cmp(c->in, &c->stored);
         if (cmp < 0)
@@ -256,19 +258,19 @@ static dm_err s_register_txn(MDB_txn *txn, void *arg)
     s_encode(&c->val, &c->written);
     val.mv_size = c->val.len;
     val.mv_data = c->val.data;
-    return dm_store__mdb("write a product", mdb_put(txn, self->products, &key, &val, 0));
+    return dm_store__mdb_why("write a product", mdb_put(txn, self->products, &key, &val, 0), why);
 }
 
 dm_err dm_store_product_register(dm_store_t *self, const dm_product_t *in,
                                  dm_register_outcome *outcome, dm_product_t *out,
-                                 dm_product_t *previous)
+                                 dm_product_t *previous, dm_buf_t *why)
 {
     if (out)
         memset(out, 0, sizeof *out);
     if (previous)
         memset(previous, 0, sizeof *previous);
     if (!in->domain || !in->name || !*in->domain || !*in->name || strchr(in->domain, '/')) {
-        dm_log_err("store: product '%s/%s': domain and name must be non-empty and the domain "
+        dm_buf_why(why, "store: product '%s/%s': domain and name must be non-empty and the domain "
                    "must not contain '/'",
                    in->domain ? in->domain : "", in->name ? in->name : "");
         return DM_ERR_INVALID;
@@ -276,12 +278,12 @@ dm_err dm_store_product_register(dm_store_t *self, const dm_product_t *in,
     s_register_ctx c = {.self = self, .in = in, .key = DM_BUF_INIT, .val = DM_BUF_INIT};
     s_key(&c.key, in->domain, in->name);
     if (c.key.len > self->max_key_bytes) {
-        dm_log_err("store: product name '%s' is longer than %zu bytes", c.key.data,
+        dm_buf_why(why, "store: product name '%s' is longer than %zu bytes", c.key.data,
                    self->max_key_bytes);
         dm_buf_free(&c.key);
         return DM_ERR_TOOBIG;
     }
-    dm_err err = dm_store__write(self, "register a product", s_register_txn, &c);
+    dm_err err = dm_store__write(self, "register a product", s_register_txn, &c, why);
     if (err == DM_ERR_CONFLICT && previous) {
         *previous = c.stored;
         memset(&c.stored, 0, sizeof c.stored);
@@ -314,12 +316,14 @@ dm_err dm_store_product_get(dm_store_t *self, const char *domain, const char *na
         goto out;
     MDB_val key = {k.len, k.data}, val;
     int rc = mdb_get(txn, self->products, &key, &val);
-    err = rc == MDB_NOTFOUND ? DM_ERR_NOTFOUND : dm_store__mdb("read a product", rc);
+    dm_buf_t why = DM_BUF_INIT;
+    err = dm_store__mdb_why("read a product", rc, &why);
     if (!err)
-        err = s_decode(&val, out);
+        err = s_decode(&val, out, &why);
     if (!err)
-        err = s_attach_counters(self, txn, out);
+        err = s_attach_counters(self, txn, out, &why);
     dm_store__read_end(self, txn);
+    dm_store__log_read(&why);
     if (err)
         dm_store_product_clear(out);
 out:
@@ -335,6 +339,7 @@ dm_err dm_store_product_list(dm_store_t *self, dm_product_t **out, size_t *n)
     size_t len = 0, cap = 0;
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
+    dm_buf_t why = DM_BUF_INIT;
     dm_err err = dm_store__read_begin(self, &txn);
     if (err)
         return err;
@@ -356,10 +361,10 @@ dm_err dm_store_product_list(dm_store_t *self, dm_product_t **out, size_t *n)
             arr = na;
             cap = ncap;
         }
-        if ((err = s_decode(&val, &arr[len])))
+        if ((err = s_decode(&val, &arr[len], &why)))
             goto out;
         len++;
-        if ((err = s_attach_counters(self, txn, &arr[len - 1])))
+        if ((err = s_attach_counters(self, txn, &arr[len - 1], &why)))
             goto out;
     }
     if (rc != MDB_NOTFOUND)
@@ -367,6 +372,7 @@ dm_err dm_store_product_list(dm_store_t *self, dm_product_t **out, size_t *n)
 out:
     mdb_cursor_close(cur);
     dm_store__read_end(self, txn);
+    dm_store__log_read(&why);
     if (err) {
         for (size_t i = 0; i < len; i++)
             dm_store_product_clear(&arr[i]);
@@ -387,14 +393,14 @@ typedef struct {
 } s_delete_ctx;
 
 /* Deletes every key of db that starts with pid. */
-static dm_err s_delete_prefix(MDB_txn *txn, MDB_dbi db, uint32_t pid)
+static dm_err s_delete_prefix(MDB_txn *txn, MDB_dbi db, uint32_t pid, dm_buf_t *why)
 {
     uint8_t prefix[DM_STORE_PID_BYTES];
     dm_store__put_be32(prefix, pid);
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, db, &cur);
     if (rc != MDB_SUCCESS)
-        return dm_store__mdb("open a cursor", rc);
+        return dm_store__mdb_why("open a cursor", rc, why);
     MDB_val key = {sizeof prefix, prefix}, val;
     rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
     while (rc == MDB_SUCCESS && key.mv_size >= sizeof prefix &&
@@ -405,10 +411,11 @@ static dm_err s_delete_prefix(MDB_txn *txn, MDB_dbi db, uint32_t pid)
         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
     mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND || rc == MDB_SUCCESS ? DM_OK : dm_store__mdb("delete rows", rc);
+    return rc == MDB_NOTFOUND || rc == MDB_SUCCESS ? DM_OK
+                                                   : dm_store__mdb_why("delete rows", rc, why);
 }
 
-static dm_err s_delete_txn(MDB_txn *txn, void *arg)
+static dm_err s_delete_txn(MDB_txn *txn, void *arg, dm_buf_t *why)
 {
     s_delete_ctx *c = arg;
     dm_store_t *self = c->self;
@@ -419,13 +426,14 @@ static dm_err s_delete_txn(MDB_txn *txn, void *arg)
         return DM_ERR_NOTFOUND;
     dm_err err;
     if (rc != MDB_SUCCESS)
-        return dm_store__mdb("read a product", rc);
-    if ((err = s_decode(&val, &c->removed)) || (err = s_attach_counters(self, txn, &c->removed)))
+        return dm_store__mdb_why("read a product", rc, why);
+    if ((err = s_decode(&val, &c->removed, why)) ||
+        (err = s_attach_counters(self, txn, &c->removed, why)))
         return err;
     uint32_t pid = c->removed.id;
     MDB_dbi dbs[] = {self->rows, self->pk, self->pk_recent, self->quarantine};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
-        if ((err = s_delete_prefix(txn, dbs[i], pid)))
+        if ((err = s_delete_prefix(txn, dbs[i], pid, why)))
             return err;
     uint8_t ck[DM_STORE_COUNTERS_KEY_BYTES];
     ck[0] = DM_STORE_COUNTERS_TAG;
@@ -433,18 +441,18 @@ static dm_err s_delete_txn(MDB_txn *txn, void *arg)
     MDB_val ckey = {sizeof ck, ck};
     rc = mdb_del(txn, self->meta, &ckey, NULL);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        return dm_store__mdb("delete counters", rc);
-    return dm_store__mdb("delete a product", mdb_del(txn, self->products, &key, NULL));
+        return dm_store__mdb_why("delete counters", rc, why);
+    return dm_store__mdb_why("delete a product", mdb_del(txn, self->products, &key, NULL), why);
 }
 
 dm_err dm_store_product_delete(dm_store_t *self, const char *domain, const char *name,
-                               dm_product_t *removed)
+                               dm_product_t *removed, dm_buf_t *why)
 {
     if (removed)
         memset(removed, 0, sizeof *removed);
     s_delete_ctx c = {.self = self, .key = DM_BUF_INIT};
     s_key(&c.key, domain, name);
-    dm_err err = dm_store__write(self, "delete a product", s_delete_txn, &c);
+    dm_err err = dm_store__write(self, "delete a product", s_delete_txn, &c, why);
     if (!err && removed) {
         *removed = c.removed;
         memset(&c.removed, 0, sizeof c.removed);

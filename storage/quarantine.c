@@ -14,7 +14,7 @@
 
 #define S_HEADER_BYTES (3 * 8 + 3 * 4)
 
-dm_err dm_store__can_append(MDB_cursor *cur, const uint8_t *first, bool *yes)
+dm_err dm_store__can_append(MDB_cursor *cur, const uint8_t *first, bool *yes, dm_buf_t *why)
 {
     MDB_val key, val;
     int rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
@@ -23,7 +23,7 @@ dm_err dm_store__can_append(MDB_cursor *cur, const uint8_t *first, bool *yes)
         return DM_OK;
     }
     if (rc != MDB_SUCCESS)
-        return dm_store__mdb("find the last log key", rc);
+        return dm_store__mdb_why("find the last log key", rc, why);
     size_t n = key.mv_size < DM_STORE_LOG_KEY_BYTES ? key.mv_size : DM_STORE_LOG_KEY_BYTES;
     int cmp = memcmp(key.mv_data, first, n);
     *yes = cmp < 0 || (cmp == 0 && key.mv_size < DM_STORE_LOG_KEY_BYTES);
@@ -32,18 +32,18 @@ dm_err dm_store__can_append(MDB_cursor *cur, const uint8_t *first, bool *yes)
 
 dm_err dm_store__quarantine_append(dm_store_t *self, MDB_txn *txn, uint32_t pid, uint64_t first,
                                    const dm_quarantine_in_t *q, size_t n, const char *source,
-                                   int64_t at_ms, dm_buf_t *scratch)
+                                   int64_t at_ms, dm_buf_t *scratch, dm_buf_t *why)
 {
     if (n == 0)
         return DM_OK;
     MDB_cursor *cur = NULL;
     int rc = mdb_cursor_open(txn, self->quarantine, &cur);
     if (rc != MDB_SUCCESS)
-        return dm_store__mdb("open a quarantine cursor", rc);
+        return dm_store__mdb_why("open a quarantine cursor", rc, why);
     uint8_t k[DM_STORE_LOG_KEY_BYTES];
     dm_store__log_key(k, pid, first);
     bool append = false;
-    dm_err err = dm_store__can_append(cur, k, &append);
+    dm_err err = dm_store__can_append(cur, k, &append, why);
     size_t slen = strlen(source);
     for (size_t i = 0; i < n && !err; i++) {
         const char *reasons = q[i].reasons ? q[i].reasons : "";
@@ -63,8 +63,8 @@ dm_err dm_store__quarantine_append(dm_store_t *self, MDB_txn *txn, uint32_t pid,
         dm_buf_putc(scratch, 0);
         dm_store__log_key(k, pid, first + i);
         MDB_val key = {sizeof k, k}, val = {scratch->len, scratch->data};
-        err = dm_store__mdb("write a quarantine entry",
-                            mdb_cursor_put(cur, &key, &val, append ? MDB_APPEND : 0));
+        err = dm_store__mdb_why("write a quarantine entry",
+                                mdb_cursor_put(cur, &key, &val, append ? MDB_APPEND : 0), why);
     }
     mdb_cursor_close(cur);
     return err;

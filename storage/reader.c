@@ -78,7 +78,9 @@ void dm_reader_close(dm_reader_t **self_p)
 dm_err dm_reader_count(dm_reader_t *self, uint32_t pid, uint64_t *records)
 {
     dm_store_counters_t c;
-    dm_err err = dm_store__counters_get(self->store, self->txn, pid, &c);
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err err = dm_store__counters_get(self->store, self->txn, pid, &c, &why);
+    dm_store__log_read(&why);
     *records = err ? 0 : c.records;
     return err;
 }

@@ -56,6 +56,7 @@ typedef struct {
     uint8_t *dead;    /* dead[i]: row i is replaced by a later row of the batch */
     dm_buf_t scratch; /* index keys and quarantine values */
     dm_batch_result_t result;
+    dm_buf_t *why;    /* the caller's, for this attempt's failure */
 } s_batch_ctx;
 
 /* Deletes the log entry of pid's row seq, which a newer row replaces. */
@@ -67,14 +68,14 @@ static dm_err s_delete_old_row(MDB_txn *txn, s_batch_ctx *c, uint64_t seq)
     int rc = mdb_del(txn, c->self->rows, &lkey, NULL);
     if (rc == MDB_NOTFOUND)
         return DM_OK;
-    return dm_store__mdb("delete a replaced row", rc);
+    return dm_store__mdb_why("delete a replaced row", rc, c->why);
 }
 
 /* Reads a seq value of the index. */
-static dm_err s_seq_of(const MDB_val *val, uint32_t pid, uint64_t *seq)
+static dm_err s_seq_of(const MDB_val *val, uint32_t pid, uint64_t *seq, dm_buf_t *why)
 {
     if (val->mv_size != DM_STORE_SEQ_BYTES) {
-        dm_log_err("store: index entry of product %u is corrupt", pid);
+        dm_buf_why(why, "store: index entry of product %u is corrupt", pid);
         return DM_ERR_STORE;
     }
     *seq = dm_store__get_be64(val->mv_data);
@@ -94,7 +95,7 @@ static dm_err s_write_index(MDB_txn *txn, s_batch_ctx *c, uint64_t first_seq, ui
         rc = mdb_cursor_open(txn, self->pk, &main_cur);
     if (rc != MDB_SUCCESS) {
         mdb_cursor_close(cur);
-        return dm_store__mdb("open an index cursor", rc);
+        return dm_store__mdb_why("open an index cursor", rc, c->why);
     }
     dm_err err = DM_OK;
     for (size_t i = 0; i < c->nrefs && !err;) {
@@ -114,18 +115,19 @@ static dm_err s_write_index(MDB_txn *txn, s_batch_ctx *c, uint64_t first_seq, ui
         MDB_val key = {c->scratch.len, c->scratch.data}, val = {sizeof seqb, seqb};
         rc = mdb_cursor_put(cur, &key, &val, MDB_NOOVERWRITE);
         if (rc == MDB_KEYEXIST) {
-            if ((err = s_seq_of(&val, c->pid, &old)))
+            if ((err = s_seq_of(&val, c->pid, &old, c->why)))
                 break;
             val.mv_size = sizeof seqb;
             val.mv_data = seqb;
-            if ((err = dm_store__mdb("update an index entry",
-                                     mdb_cursor_put(cur, &key, &val, MDB_CURRENT))) ||
+            if ((err = dm_store__mdb_why("update an index entry",
+                                         mdb_cursor_put(cur, &key, &val, MDB_CURRENT),
+                                         c->why)) ||
                 (err = s_delete_old_row(txn, c, old)))
                 break;
             c->result.updated += replaced_in_batch + 1;
             continue;
         }
-        if ((err = dm_store__mdb("write an index entry", rc)))
+        if ((err = dm_store__mdb_why("write an index entry", rc, c->why)))
             break;
         /* A cursor, not mdb_get: keys come sorted, and a positioned
          * cursor searches its current page before descending again. */
@@ -140,8 +142,8 @@ static dm_err s_write_index(MDB_txn *txn, s_batch_ctx *c, uint64_t first_seq, ui
             c->result.updated += replaced_in_batch;
             continue;
         }
-        if ((err = dm_store__mdb("look up an index entry", rc)) ||
-            (err = s_seq_of(&val, c->pid, &old)) || (err = s_delete_old_row(txn, c, old)))
+        if ((err = dm_store__mdb_why("look up an index entry", rc, c->why)) ||
+            (err = s_seq_of(&val, c->pid, &old, c->why)) || (err = s_delete_old_row(txn, c, old)))
             break;
         c->result.updated += replaced_in_batch + 1;
     }
@@ -155,12 +157,12 @@ static dm_err s_write_index(MDB_txn *txn, s_batch_ctx *c, uint64_t first_seq, ui
  * last one stopped (meta S_META_SWEEP), so each pass touches a narrow,
  * contiguous range of pk pages: that, not the size of pk, bounds the dirty
  * pages of one commit. */
-static dm_err s_merge(MDB_txn *txn, dm_store_t *self)
+static dm_err s_merge(MDB_txn *txn, dm_store_t *self, dm_buf_t *why)
 {
     MDB_stat st;
     int rc = mdb_stat(txn, self->pk_recent, &st);
     if (rc != MDB_SUCCESS)
-        return dm_store__mdb("count recent index entries", rc);
+        return dm_store__mdb_why("count recent index entries", rc, why);
     if (st.ms_entries <= self->pk_recent_max)
         return DM_OK;
     size_t excess = st.ms_entries - self->pk_recent_max;
@@ -170,7 +172,7 @@ static dm_err s_merge(MDB_txn *txn, dm_store_t *self)
     MDB_val skey = {strlen(S_META_SWEEP), S_META_SWEEP}, key, val;
     if ((rc = mdb_cursor_open(txn, self->pk_recent, &rcur)) != MDB_SUCCESS ||
         (rc = mdb_cursor_open(txn, self->pk, &mcur)) != MDB_SUCCESS) {
-        err = dm_store__mdb("open the index cursors", rc);
+        err = dm_store__mdb_why("open the index cursors", rc, why);
         goto out;
     }
     rc = mdb_get(txn, self->meta, &skey, &key);
@@ -185,7 +187,7 @@ static dm_err s_merge(MDB_txn *txn, dm_store_t *self)
         /* Copies, so that nothing points into pages the put may move. */
         uint8_t seqb[DM_STORE_SEQ_BYTES];
         if (val.mv_size != sizeof seqb) {
-            dm_log_err("store: a recent index entry is corrupt");
+            dm_buf_why(why, "store: a recent index entry is corrupt");
             err = DM_ERR_STORE;
             goto out;
         }
@@ -203,12 +205,13 @@ static dm_err s_merge(MDB_txn *txn, dm_store_t *self)
             rc = mdb_cursor_get(rcur, &key, &val, MDB_FIRST); /* wrap around */
     }
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
-        err = dm_store__mdb("merge the recent index", rc);
+        err = dm_store__mdb_why("merge the recent index", rc, why);
         goto out;
     }
     val.mv_size = last.len;
     val.mv_data = last.data;
-    err = dm_store__mdb("save the merge position", mdb_put(txn, self->meta, &skey, &val, 0));
+    err = dm_store__mdb_why("save the merge position", mdb_put(txn, self->meta, &skey, &val, 0),
+                            why);
 out:
     mdb_cursor_close(rcur);
     mdb_cursor_close(mcur);
@@ -222,36 +225,39 @@ static dm_err s_write_log(MDB_txn *txn, s_batch_ctx *c, uint64_t first_seq)
     MDB_cursor *cur = NULL;
     int rc = mdb_cursor_open(txn, c->self->rows, &cur);
     if (rc != MDB_SUCCESS)
-        return dm_store__mdb("open a log cursor", rc);
+        return dm_store__mdb_why("open a log cursor", rc, c->why);
     uint8_t k[DM_STORE_LOG_KEY_BYTES];
     dm_store__log_key(k, c->pid, first_seq);
     bool append = false;
-    dm_err err = dm_store__can_append(cur, k, &append);
+    dm_err err = dm_store__can_append(cur, k, &append, c->why);
     unsigned flags = append ? MDB_APPEND : 0;
     for (size_t i = 0; i < c->nrows && !err; i++) {
         if (c->dead[i])
             continue;
         dm_store__log_key(k, c->pid, first_seq + i);
         MDB_val key = {sizeof k, k}, val = {c->rows[i].row_len, (void *)c->rows[i].row};
-        err = dm_store__mdb("append a row", mdb_cursor_put(cur, &key, &val, flags));
+        err = dm_store__mdb_why("append a row", mdb_cursor_put(cur, &key, &val, flags), c->why);
     }
     mdb_cursor_close(cur);
     return err;
 }
 
-static dm_err s_batch_txn(MDB_txn *txn, void *arg)
+static dm_err s_batch_txn(MDB_txn *txn, void *arg, dm_buf_t *why)
 {
     s_batch_ctx *c = arg;
     memset(&c->result, 0, sizeof c->result);
+    c->why = why;
     dm_store_counters_t cnt;
-    dm_err err = dm_store__counters_get(c->self, txn, c->pid, &cnt);
+    dm_err err = dm_store__counters_get(c->self, txn, c->pid, &cnt, why);
+    if (err == DM_ERR_NOTFOUND)
+        dm_buf_why(why, "store: product %u is not registered", c->pid);
     if (err)
         return err;
     uint64_t fresh = 0;
     if ((err = s_write_index(txn, c, cnt.next_seq, &fresh)) ||
-        (err = s_write_log(txn, c, cnt.next_seq)) || (err = s_merge(txn, c->self)) ||
+        (err = s_write_log(txn, c, cnt.next_seq)) || (err = s_merge(txn, c->self, why)) ||
         (err = dm_store__quarantine_append(c->self, txn, c->pid, cnt.next_qseq, c->q, c->nq,
-                                           c->source, dm_clock_wall_ms(), &c->scratch)))
+                                           c->source, dm_clock_wall_ms(), &c->scratch, why)))
         return err;
     uint64_t keyless = c->nrows - c->nrefs;
     c->result.inserted += keyless;
@@ -260,12 +266,12 @@ static dm_err s_batch_txn(MDB_txn *txn, void *arg)
     cnt.quarantined += c->nq;
     cnt.next_seq += c->nrows;
     cnt.next_qseq += c->nq;
-    return dm_store__counters_put(c->self, txn, c->pid, &cnt);
+    return dm_store__counters_put(c->self, txn, c->pid, &cnt, why);
 }
 
 dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid, const dm_row_in_t *rows,
                              size_t nrows, const dm_quarantine_in_t *quarantine, size_t nq,
-                             const char *source, dm_batch_result_t *result)
+                             const char *source, dm_batch_result_t *result, dm_buf_t *why)
 {
     if (result)
         memset(result, 0, sizeof *result);
@@ -275,6 +281,7 @@ dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid, const dm_row_in_t *
     c.refs = malloc((nrows ? nrows : 1) * sizeof *c.refs);
     c.dead = calloc(nrows ? nrows : 1, 1);
     if (!c.refs || !c.dead) {
+        dm_buf_why(why, "store: out of memory for a batch of %zu rows", nrows);
         err = DM_ERR_NOMEM;
         goto out;
     }
@@ -285,7 +292,7 @@ dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid, const dm_row_in_t *
         if (rows[i].key_len == 0)
             continue;
         if (rows[i].key_len > max_key) {
-            dm_log_err("store: row %zu of a batch for product %u has a %zu-byte key; the most "
+            dm_buf_why(why, "store: row %zu of a batch for product %u has a %zu-byte key; the most "
                        "is %zu",
                        i, pid, rows[i].key_len, max_key);
             err = DM_ERR_TOOBIG;
@@ -300,7 +307,7 @@ dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid, const dm_row_in_t *
         if (c.refs[i].len == c.refs[i + 1].len &&
             memcmp(c.refs[i].key, c.refs[i + 1].key, c.refs[i].len) == 0)
             c.dead[c.refs[i].index] = 1;
-    err = dm_store__write(self, "commit a batch", s_batch_txn, &c);
+    err = dm_store__write(self, "commit a batch", s_batch_txn, &c, why);
     if (!err && result)
         *result = c.result;
 out:

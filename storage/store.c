@@ -20,7 +20,7 @@
 #define S_FORMAT_VERSION 1u
 #define S_META_FORMAT "format"
 
-dm_err dm_store__mdb(const char *op, int rc)
+dm_err dm_store__mdb_why(const char *op, int rc, dm_buf_t *why)
 {
     switch (rc) {
     case MDB_SUCCESS:
@@ -30,19 +30,36 @@ dm_err dm_store__mdb(const char *op, int rc)
     case MDB_MAP_FULL:
         return DM_ERR_MAPFULL;
     default:
-        dm_log_err("store: %s: %s", op, mdb_strerror(rc));
+        dm_buf_why(why, "store: %s: %s", op, mdb_strerror(rc));
         return DM_ERR_STORE;
     }
 }
 
-dm_err dm_store__mdb_txn(dm_store_t *self, const char *op, int rc)
+dm_err dm_store__mdb(const char *op, int rc)
+{
+    if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND || rc == MDB_MAP_FULL)
+        return dm_store__mdb_why(op, rc, NULL); /* the lookups' path: no buffer */
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err err = dm_store__mdb_why(op, rc, &why);
+    dm_store__log_read(&why);
+    return err;
+}
+
+void dm_store__log_read(dm_buf_t *why)
+{
+    if (why->len)
+        dm_log_err("%s", why->data);
+    dm_buf_free(why);
+}
+
+dm_err dm_store__mdb_txn(dm_store_t *self, const char *op, int rc, dm_buf_t *why)
 {
     if (rc == MDB_PANIC && !atomic_exchange(&self->failed, true))
         dm_log_err("store: LMDB reports a fatal error (%s: %s): a write of its meta page failed "
                    "(disk full or an I/O error?); every later write would be refused, so the "
                    "environment must be reopened",
                    op, mdb_strerror(rc));
-    return dm_store__mdb(op, rc);
+    return dm_store__mdb_why(op, rc, why);
 }
 
 bool dm_store_failed(dm_store_t *self) { return atomic_load(&self->failed); }
@@ -103,7 +120,7 @@ size_t dm_store_map_size(dm_store_t *self)
 
 /* Adopts the map size another process set (MDB_MAP_RESIZED). Takes the
  * lock exclusive; the caller holds nothing. */
-static dm_err s_adopt_map_size(dm_store_t *self)
+static dm_err s_adopt_map_size(dm_store_t *self, dm_buf_t *why)
 {
     MDB_envinfo info;
     s_exclusive_enter(self);
@@ -112,13 +129,13 @@ static dm_err s_adopt_map_size(dm_store_t *self)
     s_exclusive_leave(self);
     if (rc == MDB_SUCCESS)
         dm_log_info("store: adopted the map size %zu set by another process", info.me_mapsize);
-    return dm_store__mdb("adopt the map size grown by another process", rc);
+    return dm_store__mdb_why("adopt the map size grown by another process", rc, why);
 }
 
 /* Doubles the map (capped at max_map_bytes) unless another thread already
  * grew it beyond seen. The caller holds nothing. DM_ERR_MAPFULL at max;
  * DM_ERR_BUSY when wait is false and a transaction is open. */
-static dm_err s_grow(dm_store_t *self, size_t seen, bool wait)
+static dm_err s_grow(dm_store_t *self, size_t seen, bool wait, dm_buf_t *why)
 {
     dm_err err = DM_OK;
     MDB_envinfo info;
@@ -133,11 +150,11 @@ static dm_err s_grow(dm_store_t *self, size_t seen, bool wait)
         goto out;
     size_t next = cur > self->max_map_bytes / 2 ? self->max_map_bytes : cur * 2;
     if (next <= cur) {
-        dm_log_err("store: map full at its maximum of %zu bytes; raise max_map_bytes", cur);
+        dm_buf_why(why, "store: map full at its maximum of %zu bytes; raise max_map_bytes", cur);
         err = DM_ERR_MAPFULL;
         goto out;
     }
-    err = dm_store__mdb("grow the map", mdb_env_set_mapsize(self->env, next));
+    err = dm_store__mdb_why("grow the map", mdb_env_set_mapsize(self->env, next), why);
     if (!err)
         dm_log_info("store: map grown from %zu to %zu bytes", cur, next);
 out:
@@ -155,14 +172,15 @@ static void s_check_fatal(dm_store_t *self)
     int rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &probe);
     if (rc == MDB_SUCCESS)
         mdb_txn_abort(probe);
-    else if (rc == MDB_PANIC)
-        (void)dm_store__mdb_txn(self, "commit", rc);
+    else if (rc == MDB_PANIC) /* the commit's own line is in why already */
+        (void)dm_store__mdb_txn(self, "commit", rc, NULL);
 }
 
 /* Begins a transaction (flags 0 or MDB_RDONLY) with the lock held shared,
  * adopting a map grown by another process. *seen receives the map size the
  * transaction runs with. */
-static dm_err s_begin(dm_store_t *self, unsigned flags, MDB_txn **txn, size_t *seen)
+static dm_err s_begin(dm_store_t *self, unsigned flags, MDB_txn **txn, size_t *seen,
+                      dm_buf_t *why)
 {
     for (;;) {
         dm_store__shared_enter(self);
@@ -180,8 +198,8 @@ static dm_err s_begin(dm_store_t *self, unsigned flags, MDB_txn **txn, size_t *s
         if (rc != MDB_MAP_RESIZED)
             return dm_store__mdb_txn(self, flags ? "begin a read transaction"
                                                  : "begin a write transaction",
-                                     rc);
-        dm_err err = s_adopt_map_size(self);
+                                     rc, why);
+        dm_err err = s_adopt_map_size(self, why);
         if (err)
             return err;
     }
@@ -189,7 +207,10 @@ static dm_err s_begin(dm_store_t *self, unsigned flags, MDB_txn **txn, size_t *s
 
 dm_err dm_store__read_begin(dm_store_t *self, MDB_txn **txn)
 {
-    return s_begin(self, MDB_RDONLY, txn, NULL);
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err err = s_begin(self, MDB_RDONLY, txn, NULL, &why);
+    dm_store__log_read(&why);
+    return err;
 }
 
 void dm_store__read_end(dm_store_t *self, MDB_txn *txn)
@@ -200,21 +221,22 @@ void dm_store__read_end(dm_store_t *self, MDB_txn *txn)
     dm_store__shared_leave(self);
 }
 
-dm_err dm_store__write(dm_store_t *self, const char *op, dm_store__write_fn fn, void *ctx)
+dm_err dm_store__write(dm_store_t *self, const char *op, dm_store__write_fn fn, void *ctx,
+                      dm_buf_t *why)
 {
-    return dm_store__write_opts(self, op, fn, ctx, true);
+    return dm_store__write_opts(self, op, fn, ctx, true, why);
 }
 
 dm_err dm_store__write_opts(dm_store_t *self, const char *op, dm_store__write_fn fn, void *ctx,
-                            bool may_wait)
+                            bool may_wait, dm_buf_t *why)
 {
     for (;;) {
         MDB_txn *txn;
         size_t seen = 0;
-        dm_err err = s_begin(self, 0, &txn, &seen);
+        dm_err err = s_begin(self, 0, &txn, &seen, why);
         if (err)
             return err;
-        err = fn(txn, ctx);
+        err = fn(txn, ctx, why);
         if (err) {
             mdb_txn_abort(txn);
         } else {
@@ -222,7 +244,7 @@ dm_err dm_store__write_opts(dm_store_t *self, const char *op, dm_store__write_fn
             if (rc == MDB_MAP_FULL)
                 err = DM_ERR_MAPFULL;
             else if (rc != MDB_SUCCESS) {
-                dm_log_err("store: %s: commit: %s", op, mdb_strerror(rc));
+                dm_buf_why(why, "store: %s: commit: %s", op, mdb_strerror(rc));
                 err = DM_ERR_STORE;
                 s_check_fatal(self);
             }
@@ -230,7 +252,7 @@ dm_err dm_store__write_opts(dm_store_t *self, const char *op, dm_store__write_fn
         dm_store__shared_leave(self);
         if (err != DM_ERR_MAPFULL)
             return err;
-        err = s_grow(self, seen, may_wait);
+        err = s_grow(self, seen, may_wait, why);
         if (err)
             return err;
     }
@@ -250,7 +272,7 @@ int dm_store_reader_check(dm_store_t *self)
 }
 
 dm_err dm_store__counters_get(dm_store_t *self, MDB_txn *txn, uint32_t pid,
-                              dm_store_counters_t *c)
+                              dm_store_counters_t *c, dm_buf_t *why)
 {
     uint8_t k[DM_STORE_COUNTERS_KEY_BYTES];
     k[0] = DM_STORE_COUNTERS_TAG;
@@ -260,9 +282,9 @@ dm_err dm_store__counters_get(dm_store_t *self, MDB_txn *txn, uint32_t pid,
     if (rc == MDB_NOTFOUND)
         return DM_ERR_NOTFOUND;
     if (rc != MDB_SUCCESS)
-        return dm_store__mdb("read product counters", rc);
+        return dm_store__mdb_why("read product counters", rc, why);
     if (val.mv_size != DM_STORE_COUNTERS_BYTES) {
-        dm_log_err("store: counters of product %u are corrupt (%zu bytes)", pid, val.mv_size);
+        dm_buf_why(why, "store: counters of product %u are corrupt (%zu bytes)", pid, val.mv_size);
         return DM_ERR_STORE;
     }
     const uint8_t *p = val.mv_data;
@@ -274,7 +296,7 @@ dm_err dm_store__counters_get(dm_store_t *self, MDB_txn *txn, uint32_t pid,
 }
 
 dm_err dm_store__counters_put(dm_store_t *self, MDB_txn *txn, uint32_t pid,
-                              const dm_store_counters_t *c)
+                              const dm_store_counters_t *c, dm_buf_t *why)
 {
     uint8_t k[DM_STORE_COUNTERS_KEY_BYTES], v[DM_STORE_COUNTERS_BYTES];
     k[0] = DM_STORE_COUNTERS_TAG;
@@ -284,14 +306,14 @@ dm_err dm_store__counters_put(dm_store_t *self, MDB_txn *txn, uint32_t pid,
     dm_store__put_be64(v + 16, c->next_seq);
     dm_store__put_be64(v + 24, c->next_qseq);
     MDB_val key = {sizeof k, k}, val = {sizeof v, v};
-    return dm_store__mdb("write product counters", mdb_put(txn, self->meta, &key, &val, 0));
+    return dm_store__mdb_why("write product counters", mdb_put(txn, self->meta, &key, &val, 0),
+                             why);
 }
 
-/* What s_init_dbs works on: the store being opened and the caller's why. */
+/* What s_init_dbs works on: the store being opened and its directory. */
 typedef struct {
     dm_store_t *self;
     const char *dir;
-    dm_buf_t *why;
 } s_open_ctx;
 
 /* An LMDB failure while opening dir: appended to why (not logged: the
@@ -299,14 +321,13 @@ typedef struct {
 static dm_err s_open_fail(dm_buf_t *why, const char *dir, const char *op, int rc)
 {
     if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND || rc == MDB_MAP_FULL)
-        return dm_store__mdb(op, rc);
-    if (why)
-        dm_buf_printf(why, "store: %s: %s: %s", dir, op, mdb_strerror(rc));
+        return dm_store__mdb_why(op, rc, why);
+    dm_buf_why(why, "store: %s: %s: %s", dir, op, mdb_strerror(rc));
     return DM_ERR_STORE;
 }
 
 /* Opens the named databases and checks or writes the format version. */
-static dm_err s_init_dbs(MDB_txn *txn, void *ctx)
+static dm_err s_init_dbs(MDB_txn *txn, void *ctx, dm_buf_t *why)
 {
     s_open_ctx *oc = ctx;
     dm_store_t *self = oc->self;
@@ -320,7 +341,7 @@ static dm_err s_init_dbs(MDB_txn *txn, void *ctx)
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
         if (rc != MDB_SUCCESS)
-            return s_open_fail(oc->why, oc->dir, dbs[i].name, rc);
+            return s_open_fail(why, oc->dir, dbs[i].name, rc);
     }
     MDB_val key = {strlen(S_META_FORMAT), S_META_FORMAT}, val;
     int rc = mdb_get(txn, self->meta, &key, &val);
@@ -329,15 +350,14 @@ static dm_err s_init_dbs(MDB_txn *txn, void *ctx)
         dm_store__put_be32(v, S_FORMAT_VERSION);
         val.mv_size = sizeof v;
         val.mv_data = v;
-        return s_open_fail(oc->why, oc->dir, "write the format version",
+        return s_open_fail(why, oc->dir, "write the format version",
                            mdb_put(txn, self->meta, &key, &val, 0));
     }
     if (rc != MDB_SUCCESS)
-        return s_open_fail(oc->why, oc->dir, "read the format version", rc);
+        return s_open_fail(why, oc->dir, "read the format version", rc);
     if (val.mv_size != 4 || dm_store__get_be32(val.mv_data) != S_FORMAT_VERSION) {
-        if (oc->why)
-            dm_buf_printf(oc->why, "store: %s: unsupported store format (expected version %u)",
-                          oc->dir, S_FORMAT_VERSION);
+        dm_buf_why(why, "store: %s: unsupported store format (expected version %u)", oc->dir,
+                   S_FORMAT_VERSION);
         return DM_ERR_STORE;
     }
     return DM_OK;
@@ -382,8 +402,7 @@ dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts, dm_store_t **
     }
     rc = mdb_env_open(self->env, dir, MDB_NOTLS, S_FILE_MODE);
     if (rc != MDB_SUCCESS) {
-        if (why)
-            dm_buf_printf(why, "store: open %s: %s", dir, mdb_strerror(rc));
+        dm_buf_why(why, "store: open %s: %s", dir, mdb_strerror(rc));
         err = rc == ENOENT || rc == EACCES || rc == ENOTDIR || rc == EROFS ? DM_ERR_IO
                                                                            : DM_ERR_STORE;
         goto out;
@@ -397,8 +416,8 @@ dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts, dm_store_t **
     }
     if (dead > 0)
         dm_log_warn("store: %s: cleared %d reader slot(s) left by dead processes", dir, dead);
-    s_open_ctx oc = {self, dir, why};
-    err = dm_store__write(self, "open the databases", s_init_dbs, &oc);
+    s_open_ctx oc = {self, dir};
+    err = dm_store__write(self, "open the databases", s_init_dbs, &oc, why);
     if (err)
         goto out;
     MDB_envinfo info;

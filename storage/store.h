@@ -89,11 +89,14 @@ typedef enum {
  * same version and same hash -> unchanged; higher version -> upgraded
  * (keeps id, rows and counters). Same version with another hash, or a
  * lower version: DM_ERR_CONFLICT and *previous (if not NULL) is filled with
- * the stored product for the error message (caller clears it).
- * *out (may be NULL) receives the stored product after the call. */
+ * the stored product for the error message (caller clears it; why is
+ * untouched: the caller words the refusal). *out (may be NULL) receives the
+ * stored product after the call. Any other failure appends a line to why
+ * (base/err.h; the store never logs a write's failure). */
 DM_NODISCARD dm_err dm_store_product_register(dm_store_t *self, const dm_product_t *in,
                                               dm_register_outcome *outcome,
-                                              dm_product_t *out, dm_product_t *previous);
+                                              dm_product_t *out, dm_product_t *previous,
+                                              dm_buf_t *why);
 
 /* Looks a product up. DM_ERR_NOTFOUND if absent. *out is the caller's to
  * clear. */
@@ -102,10 +105,12 @@ DM_NODISCARD dm_err dm_store_product_get(dm_store_t *self, const char *domain,
 
 /* Deletes product domain/name with all its rows, index entries, quarantine
  * and counters, in one durable transaction; its id is never reused.
- * DM_ERR_NOTFOUND if absent. *removed (may be NULL) receives the product as
- * it was (caller clears). */
+ * DM_ERR_NOTFOUND (why untouched) if absent. *removed (may be NULL)
+ * receives the product as it was (caller clears). Other failures append a
+ * line to why. */
 DM_NODISCARD dm_err dm_store_product_delete(dm_store_t *self, const char *domain,
-                                            const char *name, dm_product_t *removed);
+                                            const char *name, dm_product_t *removed,
+                                            dm_buf_t *why);
 
 /* Lists every product, ordered by "domain/name". *out is an array of *n
  * products; the caller clears each and frees the array. */
@@ -141,12 +146,14 @@ typedef struct {
  * order (a later row with the same key replaces an earlier one, also
  * within the batch), quarantine entries with source (NUL-terminated, may
  * be "") and the current time, counters updated. Returns only after the
- * commit; on error nothing of the batch is stored. DM_ERR_NOTFOUND if pid
- * is not a registered product. */
+ * commit; on error nothing of the batch is stored and why gets a line
+ * naming the cause (base/err.h; not logged). DM_ERR_NOTFOUND if pid is not
+ * a registered product. */
 DM_NODISCARD dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid,
                                           const dm_row_in_t *rows, size_t nrows,
                                           const dm_quarantine_in_t *quarantine, size_t nq,
-                                          const char *source, dm_batch_result_t *result);
+                                          const char *source, dm_batch_result_t *result,
+                                          dm_buf_t *why);
 
 /* Copies the row stored under primary key key into row (reset first).
  * DM_ERR_NOTFOUND if there is none. */

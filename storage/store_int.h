@@ -89,14 +89,22 @@ static inline void dm_store__log_key(uint8_t *k, uint32_t pid, uint64_t seq)
 }
 
 /* Translates an LMDB return code: 0 -> DM_OK, MDB_NOTFOUND ->
- * DM_ERR_NOTFOUND and MDB_MAP_FULL -> DM_ERR_MAPFULL without a log line
- * (callers handle them); anything else logs one line naming op and
- * mdb_strerror and returns DM_ERR_STORE. */
-dm_err dm_store__mdb(const char *op, int rc);
+ * DM_ERR_NOTFOUND and MDB_MAP_FULL -> DM_ERR_MAPFULL with why untouched
+ * (callers handle them); anything else appends "store: OP: mdb_strerror" to
+ * why and returns DM_ERR_STORE. Never logs. */
+dm_err dm_store__mdb_why(const char *op, int rc, dm_buf_t *why);
 
-/* dm_store__mdb for a transaction of self: also records MDB_PANIC in
- * self->failed and says once, loudly, that the store must be reopened. */
-dm_err dm_store__mdb_txn(dm_store_t *self, const char *op, int rc);
+/* The read paths, whose public functions take no why yet: as
+ * dm_store__mdb_why, but the line is logged here (their callers report
+ * only the code). dm_store__log_read logs a read path's why, if any, and
+ * frees it. The write paths never use these. */
+dm_err dm_store__mdb(const char *op, int rc);
+void dm_store__log_read(dm_buf_t *why);
+
+/* dm_store__mdb_why for a transaction of self: also records MDB_PANIC in
+ * self->failed and says once, loudly, that the store must be reopened (an
+ * event of the environment, not of this call: dm_store_failed). */
+dm_err dm_store__mdb_txn(dm_store_t *self, const char *op, int rc, dm_buf_t *why);
 
 /* The gate: shared around every transaction, exclusive around a resize.
  * Any thread may leave a shared hold another thread took. */
@@ -104,44 +112,49 @@ void dm_store__shared_enter(dm_store_t *self);
 void dm_store__shared_leave(dm_store_t *self);
 
 /* Begins a read transaction with the gate held shared. On error nothing is
- * held. End it with dm_store__read_end. */
+ * held (logged as dm_store__mdb: a read path). End it with
+ * dm_store__read_end. */
 DM_NODISCARD dm_err dm_store__read_begin(dm_store_t *self, MDB_txn **txn);
 void dm_store__read_end(dm_store_t *self, MDB_txn *txn);
 
 /* Body of a write transaction. Returns DM_OK to commit, another dm_err to
- * abort. It may run more than once (after the map grew), so it must reset
- * whatever it reports through ctx at its start. */
-typedef dm_err (*dm_store__write_fn)(MDB_txn *txn, void *ctx);
+ * abort (with a line in why). It may run more than once (after the map
+ * grew), so it must reset whatever it reports through ctx at its start;
+ * DM_ERR_MAPFULL, the only code that reruns it, adds nothing to why. */
+typedef dm_err (*dm_store__write_fn)(MDB_txn *txn, void *ctx, dm_buf_t *why);
 
 /* Runs fn in a write transaction and commits it synchronously. On
  * DM_ERR_MAPFULL (from fn or the commit) it aborts, grows the map and runs
  * fn again; gives up with DM_ERR_MAPFULL at the maximum size. op names the
- * operation in log lines. */
+ * operation in why's line. Never logs a failure. */
 DM_NODISCARD dm_err dm_store__write(dm_store_t *self, const char *op, dm_store__write_fn fn,
-                                    void *ctx);
+                                    void *ctx, dm_buf_t *why);
 /* dm_store__write; with may_wait false, a write that needs a bigger map
  * while any transaction is open (a query's reader, for as long as its time
  * limit) gives up with DM_ERR_BUSY instead of waiting: for writes on a
  * thread that must not block, such as the node loop's catalog. */
 DM_NODISCARD dm_err dm_store__write_opts(dm_store_t *self, const char *op,
-                                         dm_store__write_fn fn, void *ctx, bool may_wait);
+                                         dm_store__write_fn fn, void *ctx, bool may_wait,
+                                         dm_buf_t *why);
 
-/* Reads pid's counters. DM_ERR_NOTFOUND if pid is not registered. */
+/* Reads pid's counters. DM_ERR_NOTFOUND (why untouched) if pid is not
+ * registered. */
 DM_NODISCARD dm_err dm_store__counters_get(dm_store_t *self, MDB_txn *txn, uint32_t pid,
-                                           dm_store_counters_t *c);
+                                           dm_store_counters_t *c, dm_buf_t *why);
 DM_NODISCARD dm_err dm_store__counters_put(dm_store_t *self, MDB_txn *txn, uint32_t pid,
-                                           const dm_store_counters_t *c);
+                                           const dm_store_counters_t *c, dm_buf_t *why);
 
 /* Writes quarantine entries q[0..n) of pid with sequences first.. and time
  * at_ms, in the caller's write transaction. scratch is reused for values. */
 DM_NODISCARD dm_err dm_store__quarantine_append(dm_store_t *self, MDB_txn *txn, uint32_t pid,
                                                 uint64_t first, const dm_quarantine_in_t *q,
                                                 size_t n, const char *source, int64_t at_ms,
-                                                dm_buf_t *scratch);
+                                                dm_buf_t *scratch, dm_buf_t *why);
 
 /* Whether keys of DM_STORE_LOG_KEY_BYTES starting at first can go in with
  * MDB_APPEND: true when the database is empty or its last key is lower.
  * cur is a cursor on that database. */
-DM_NODISCARD dm_err dm_store__can_append(MDB_cursor *cur, const uint8_t *first, bool *yes);
+DM_NODISCARD dm_err dm_store__can_append(MDB_cursor *cur, const uint8_t *first, bool *yes,
+                                         dm_buf_t *why);
 
 #endif

@@ -58,14 +58,10 @@ static dm_catalog_verdict s_refuse(dm_buf_t *why, dm_catalog_verdict v, const ch
 /* Writes a one-line reason into why (may be NULL) and returns v. */
 static dm_catalog_verdict s_refuse(dm_buf_t *why, dm_catalog_verdict v, const char *fmt, ...)
 {
-    if (why) {
-        char line[512];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(line, sizeof line, fmt, ap);
-        va_end(ap);
-        dm_buf_puts(why, line);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    dm_buf_vwhy(why, fmt, ap);
+    va_end(ap);
     return v;
 }
 
@@ -365,7 +361,7 @@ void dm_catalog__abort(dm_catalog_t *c)
         dm_log_err("catalog: could not reload from the store; the catalog is empty until restart");
 }
 
-dm_err dm_catalog__commit(dm_catalog_t *c)
+dm_err dm_catalog__commit(dm_catalog_t *c, dm_buf_t *why)
 {
     dm_err err = DM_OK;
     dm_store_catalog_op_t *ops = c->nops ? malloc(c->nops * sizeof *ops) : NULL;
@@ -381,7 +377,7 @@ dm_err dm_catalog__commit(dm_catalog_t *c)
         ops[i].val_len = op->vlen;
     }
     if (c->store) /* NULL: an in-memory catalog (the simulator) */
-        err = dm_catalog_db_write(c->store, ops, c->nops);
+        err = dm_catalog_db_write(c->store, ops, c->nops, why);
 out:
     free(ops);
     if (err)

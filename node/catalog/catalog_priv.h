@@ -142,8 +142,9 @@ bool dm_catalog__origin_admit(dm_catalog_t *c, const dm_catalog_entry_t *e);
 dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
                                 int64_t now_ms, dm_catalog__budget_t *budget, dm_buf_t *why,
                                 dm_err *err);
-/* Commits the pending batch; on failure reloads memory from the store. */
-dm_err dm_catalog__commit(dm_catalog_t *c);
+/* Commits the pending batch; on failure reloads memory from the store and
+ * appends the store's reason to why. */
+dm_err dm_catalog__commit(dm_catalog_t *c, dm_buf_t *why);
 /* Drops the pending batch after an in-memory failure (reloads). */
 void dm_catalog__abort(dm_catalog_t *c);
 

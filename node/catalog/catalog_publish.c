@@ -137,7 +137,7 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
     }
     dm_buf_t msg = DM_BUF_INIT;
     dm_catalog_entry_signed_bytes(&e, &msg);
-    err = dm_identity_sign(c->self, msg.data, msg.len, e.signature);
+    err = dm_identity_sign(c->self, msg.data, msg.len, e.signature, why);
     dm_buf_free(&msg);
     if (err)
         return err;
@@ -149,7 +149,7 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
             dm_catalog__abort(c);
         return err;
     }
-    return dm_catalog__commit(c);
+    return dm_catalog__commit(c, why);
 }
 
 static int s_ref_cmp(const void *a, const void *b)
@@ -205,7 +205,7 @@ dm_err dm_catalog_apply(dm_catalog_t *c, const dm_catalog_entry_t *e, int64_t no
         dm_catalog__abort(c);
         return err;
     }
-    return dm_catalog__commit(c);
+    return dm_catalog__commit(c, why);
 }
 
 /* ---- listings ---- */

@@ -417,7 +417,7 @@ dm_err dm_catalog_apply_delta_from(dm_catalog_t *c, const uint8_t *sender, const
     if (err)
         dm_catalog__abort(c);
     else
-        err = dm_catalog__commit(c);
+        err = dm_catalog__commit(c, why);
     c->judge_window_bytes += budget.used;
     dm_catalog__share_t *sh = s_share(c, sender);
     if (sh)

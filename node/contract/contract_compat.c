@@ -10,21 +10,16 @@
 #include <stdio.h>
 #include <string.h>
 
-#define S_REASON_MAX 512 /* bytes of one reason: two field names (128 each) and prose */
 
 /* Appends the reason to why when there is one (a NULL why only asks yes or
  * no) and returns DM_ERR_CONFLICT. */
 static dm_err s_refuse(dm_buf_t *why, const char *fmt, ...) DM_PRINTF(2, 3);
 static dm_err s_refuse(dm_buf_t *why, const char *fmt, ...)
 {
-    if (why) {
-        char text[S_REASON_MAX];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(text, sizeof text, fmt, ap);
-        va_end(ap);
-        dm_buf_puts(why, text);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    dm_buf_vwhy(why, fmt, ap);
+    va_end(ap);
     return DM_ERR_CONFLICT;
 }
 

@@ -391,10 +391,13 @@ static void s_catalog_take_delta(dm_gossip_t *self, const Dm__CatalogSync *m,
     } else if (rc != DM_OK) {
         /* The store refused the write (a full map at its maximum, a disk
          * error): nothing of this delta is kept and every peer keeps
-         * offering it, so say so at the level an operator watches. */
+         * offering it, so say so at the level an operator watches. The
+         * store's reason is the last line of refused (it does not log). */
+        const char *nl = refused.len ? strrchr(refused.data, '\n') : NULL;
+        const char *cause = nl ? nl + 1 : refused.len ? refused.data : "";
         dm_log_err("catalog: cannot store a delta from %.16s (%zu bytes): %s; the catalog "
                    "stops taking news until the store accepts writes",
-                   hex, (size_t)m->delta.len, dm_err_str(rc));
+                   hex, (size_t)m->delta.len, *cause ? cause : dm_err_str(rc));
     } else {
         size_t bad = 0;
         for (int v = 0; v < DM_CATALOG__VERDICTS; v++)
@@ -495,7 +498,7 @@ dm_err dm_gossip_new(void *ctx, const dm_identity_t *id, const dm_gossip_opts_t 
     dm_err rc = DM_ERR_NOMEM;
     if (!self->dir || !self->address || !self->curve_sec)
         goto fail;
-    if ((rc = dm_identity_curve_keys(id, self->curve_pub, self->curve_sec)) != DM_OK)
+    if ((rc = dm_identity_curve_keys(id, self->curve_pub, self->curve_sec, NULL)) != DM_OK)
         goto fail;
     uint64_t seed;
     randombytes_buf(&seed, sizeof seed);

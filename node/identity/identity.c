@@ -36,11 +36,12 @@ struct dm_identity {
     uint8_t *sk; /* sodium_malloc'd, S_SECRET_BYTES */
 };
 
-/* Initialises libsodium once; returns DM_ERR_CRYPTO if it cannot. */
-static dm_err s_sodium(void)
+/* Initialises libsodium once; returns DM_ERR_CRYPTO, with a line in why,
+ * if it cannot. */
+static dm_err s_sodium(dm_buf_t *why)
 {
     if (sodium_init() < 0) {
-        dm_log_err("identity: sodium_init failed");
+        dm_buf_why(why, "identity: sodium_init failed");
         return DM_ERR_CRYPTO;
     }
     return DM_OK;
@@ -74,14 +75,13 @@ void dm_identity_destroy(dm_identity_t **self_p)
 dm_err dm_identity_new_ephemeral(dm_identity_t **out)
 {
     *out = NULL;
-    dm_err err = s_sodium();
+    dm_err err = s_sodium(NULL);
     if (err)
         return err;
     dm_identity_t *self = s_alloc();
     if (!self)
         return DM_ERR_NOMEM;
     if (crypto_sign_keypair(self->pk, self->sk) != 0) {
-        dm_log_err("identity: key generation failed");
         dm_identity_destroy(&self);
         return DM_ERR_CRYPTO;
     }
@@ -136,20 +136,6 @@ static int s_sync_dir(const char *dir)
     return rc;
 }
 
-/* Appends one line to why (if any): the key file failures of
- * dm_identity_load, which its caller reports once. */
-static void s_why(dm_buf_t *why, const char *fmt, ...) DM_PRINTF(2, 3);
-static void s_why(dm_buf_t *why, const char *fmt, ...)
-{
-    if (!why)
-        return;
-    char line[DM_PATH_MAX + 256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    dm_buf_puts(why, line);
-}
 
 /* Reads the key file at path into self. DM_ERR_NOTFOUND (why untouched)
  * if it does not exist; otherwise a line naming path goes to why. */
@@ -162,41 +148,41 @@ static dm_err s_read_key(const char *path, dm_identity_t *self, dm_buf_t *why)
     if (fd < 0) {
         if (errno == ENOENT)
             return DM_ERR_NOTFOUND;
-        s_why(why, "identity: cannot open %s: %s", path, strerror(errno));
+        dm_buf_why(why, "identity: cannot open %s: %s", path, strerror(errno));
         return DM_ERR_IO;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        s_why(why, "identity: cannot stat %s: %s", path, strerror(errno));
+        dm_buf_why(why, "identity: cannot stat %s: %s", path, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        s_why(why, "identity: %s is not a regular file", path);
+        dm_buf_why(why, "identity: %s is not a regular file", path);
         err = DM_ERR_IO;
         goto out;
     }
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
-        s_why(why, "identity: cannot read %s: %s", path, strerror(errno));
+        dm_buf_why(why, "identity: cannot read %s: %s", path, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        s_why(why, "identity: %s has mode %04o, refusing a secret key readable or writable "
+        dm_buf_why(why, "identity: %s has mode %04o, refusing a secret key readable or writable "
                    "by others; run chmod 600 %s",
                    path, (unsigned)(st.st_mode & 07777), path);
         err = DM_ERR_IO;
         goto out;
     }
     if (st.st_size != S_SECRET_BYTES) {
-        s_why(why, "identity: %s is %lld bytes, expected %d (an ed25519 secret key)", path,
+        dm_buf_why(why, "identity: %s is %lld bytes, expected %d (an ed25519 secret key)", path,
                    (long long)st.st_size, S_SECRET_BYTES);
         err = DM_ERR_CRYPTO;
         goto out;
     }
     if (s_read_all(fd, self->sk, S_SECRET_BYTES) != 0) {
-        s_why(why, "identity: cannot read %s: %s", path, strerror(errno));
+        dm_buf_why(why, "identity: cannot read %s: %s", path, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
@@ -210,7 +196,7 @@ static dm_err s_read_key(const char *path, dm_identity_t *self, dm_buf_t *why)
     }
     if (crypto_sign_seed_keypair(pk_check, sk_check, self->sk) != 0 ||
         sodium_memcmp(pk_check, self->sk + S_SEED_BYTES, DM_ID_PUBLIC_BYTES) != 0) {
-        s_why(why, "identity: %s is corrupt: its public key does not match its seed", path);
+        dm_buf_why(why, "identity: %s is corrupt: its public key does not match its seed", path);
         err = DM_ERR_CRYPTO;
         goto out;
     }
@@ -231,27 +217,27 @@ static dm_err s_create_key(const char *dir, const char *path, dm_identity_t *sel
     dm_err err = DM_OK;
     char tmp[DM_PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
-        s_why(why, "identity: path too long: %s", path);
+        dm_buf_why(why, "identity: path too long: %s", path);
         return DM_ERR_IO;
     }
     if (crypto_sign_keypair(self->pk, self->sk) != 0) {
-        s_why(why, "identity: key generation failed");
+        dm_buf_why(why, "identity: key generation failed");
         return DM_ERR_CRYPTO;
     }
     int fd = mkstemp(tmp); /* mode 0600 */
     if (fd < 0) {
-        s_why(why, "identity: cannot create %s: %s", tmp, strerror(errno));
+        dm_buf_why(why, "identity: cannot create %s: %s", tmp, strerror(errno));
         return DM_ERR_IO;
     }
     if (fchmod(fd, S_IRUSR | S_IWUSR) != 0 || s_write_all(fd, self->sk, S_SECRET_BYTES) != 0 ||
         fsync(fd) != 0) {
-        s_why(why, "identity: cannot write %s: %s", tmp, strerror(errno));
+        dm_buf_why(why, "identity: cannot write %s: %s", tmp, strerror(errno));
         close(fd);
         err = DM_ERR_IO;
         goto out;
     }
     if (close(fd) != 0) {
-        s_why(why, "identity: cannot write %s: %s", tmp, strerror(errno));
+        dm_buf_why(why, "identity: cannot write %s: %s", tmp, strerror(errno));
         err = DM_ERR_IO;
         goto out;
     }
@@ -263,19 +249,19 @@ static dm_err s_create_key(const char *dir, const char *path, dm_identity_t *sel
             goto out;
         }
         if (errno != EPERM && errno != ENOTSUP && errno != EXDEV) {
-            s_why(why, "identity: cannot create %s: %s", path, strerror(errno));
+            dm_buf_why(why, "identity: cannot create %s: %s", path, strerror(errno));
             err = DM_ERR_IO;
             goto out;
         }
         /* The file system has no hard links: fall back to rename. */
         if (rename(tmp, path) != 0) {
-            s_why(why, "identity: cannot rename %s to %s: %s", tmp, path, strerror(errno));
+            dm_buf_why(why, "identity: cannot rename %s to %s: %s", tmp, path, strerror(errno));
             err = DM_ERR_IO;
             goto out;
         }
     }
     if (s_sync_dir(dir) != 0) {
-        s_why(why, "identity: cannot sync directory %s after creating %s: %s", dir, path,
+        dm_buf_why(why, "identity: cannot sync directory %s after creating %s: %s", dir, path,
                    strerror(errno));
         err = DM_ERR_IO;
         goto out;
@@ -289,12 +275,12 @@ out:
 dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why)
 {
     *out = NULL;
-    dm_err err = s_sodium();
+    dm_err err = s_sodium(why);
     if (err)
         return err;
     char path[DM_PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s", dir, DM_ID_KEY_FILE) >= (int)sizeof path) {
-        s_why(why, "identity: directory name too long: %s", dir);
+        dm_buf_why(why, "identity: directory name too long: %s", dir);
         return DM_ERR_IO;
     }
     dm_identity_t *self = s_alloc();
@@ -306,7 +292,7 @@ dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why)
         if (err == DM_ERR_EXISTS) /* lost a race: use the winner's key */
             err = s_read_key(path, self, why);
         if (err == DM_ERR_NOTFOUND) {
-            s_why(why, "identity: %s vanished while being created", path);
+            dm_buf_why(why, "identity: %s vanished while being created", path);
             err = DM_ERR_IO;
         }
     }
@@ -329,14 +315,14 @@ void dm_identity_hex(const dm_identity_t *self, char out[DM_ID_HEX_BYTES])
 }
 
 dm_err dm_identity_curve_keys(const dm_identity_t *self, uint8_t public_out[DM_ID_CURVE_BYTES],
-                              uint8_t secret_out[DM_ID_CURVE_BYTES])
+                              uint8_t secret_out[DM_ID_CURVE_BYTES], dm_buf_t *why)
 {
-    if (s_sodium() != DM_OK ||
+    if (s_sodium(why) != DM_OK ||
         crypto_sign_ed25519_pk_to_curve25519(public_out, self->pk) != 0 ||
         crypto_sign_ed25519_sk_to_curve25519(secret_out, self->sk) != 0) {
         sodium_memzero(public_out, DM_ID_CURVE_BYTES);
         sodium_memzero(secret_out, DM_ID_CURVE_BYTES);
-        dm_log_err("identity: cannot derive the Curve25519 keys");
+        dm_buf_why(why, "identity: cannot derive the Curve25519 keys");
         return DM_ERR_CRYPTO;
     }
     return DM_OK;
@@ -345,7 +331,7 @@ dm_err dm_identity_curve_keys(const dm_identity_t *self, uint8_t public_out[DM_I
 dm_err dm_identity_curve_from_id(const uint8_t node_id[DM_ID_PUBLIC_BYTES],
                                     uint8_t curve_out[DM_ID_CURVE_BYTES])
 {
-    if (s_sodium() != DM_OK || crypto_sign_ed25519_pk_to_curve25519(curve_out, node_id) != 0) {
+    if (s_sodium(NULL) != DM_OK || crypto_sign_ed25519_pk_to_curve25519(curve_out, node_id) != 0) {
         sodium_memzero(curve_out, DM_ID_CURVE_BYTES);
         return DM_ERR_CRYPTO; /* bad input from a peer: the caller reports it */
     }
@@ -353,11 +339,11 @@ dm_err dm_identity_curve_from_id(const uint8_t node_id[DM_ID_PUBLIC_BYTES],
 }
 
 dm_err dm_identity_sign(const dm_identity_t *self, const void *msg, size_t len,
-                        uint8_t sig[DM_ID_SIGNATURE_BYTES])
+                        uint8_t sig[DM_ID_SIGNATURE_BYTES], dm_buf_t *why)
 {
-    if (s_sodium() != DM_OK || crypto_sign_detached(sig, NULL, msg, len, self->sk) != 0) {
+    if (s_sodium(why) != DM_OK || crypto_sign_detached(sig, NULL, msg, len, self->sk) != 0) {
         sodium_memzero(sig, DM_ID_SIGNATURE_BYTES);
-        dm_log_err("identity: signing failed");
+        dm_buf_why(why, "identity: signing failed");
         return DM_ERR_CRYPTO;
     }
     return DM_OK;
@@ -366,7 +352,7 @@ dm_err dm_identity_sign(const dm_identity_t *self, const void *msg, size_t len,
 bool dm_identity_verify(const uint8_t node_id[DM_ID_PUBLIC_BYTES], const void *msg, size_t len,
                         const uint8_t sig[DM_ID_SIGNATURE_BYTES])
 {
-    if (s_sodium() != DM_OK)
+    if (s_sodium(NULL) != DM_OK)
         return false;
     return crypto_sign_verify_detached(sig, msg, len, node_id) == 0;
 }
@@ -377,14 +363,10 @@ bool dm_identity_verify(const uint8_t node_id[DM_ID_PUBLIC_BYTES], const void *m
 static dm_err s_bad(dm_buf_t *why, const char *fmt, ...) DM_PRINTF(2, 3);
 static dm_err s_bad(dm_buf_t *why, const char *fmt, ...)
 {
-    if (why) {
-        char line[512];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(line, sizeof line, fmt, ap);
-        va_end(ap);
-        dm_buf_puts(why, line);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    dm_buf_vwhy(why, fmt, ap);
+    va_end(ap);
     return DM_ERR_INVALID;
 }
 
@@ -476,18 +458,26 @@ static dm_err s_check_endpoint(const char *ep, size_t len, dm_buf_t *why)
 }
 
 dm_err dm_identity_address_format(const uint8_t node_id[DM_ID_PUBLIC_BYTES], const char *endpoint,
-                         char *out, size_t cap)
+                         char *out, size_t cap, dm_buf_t *why)
 {
-    dm_buf_t why = DM_BUF_INIT;
     size_t eplen = strlen(endpoint);
-    if (s_check_endpoint(endpoint, eplen, &why) != DM_OK) {
-        dm_log_err("identity: cannot format an address for endpoint '%s': %s", endpoint,
-                   why.data);
-        dm_buf_free(&why);
+    if (why) {
+        dm_buf_t reason = DM_BUF_INIT;
+        dm_err rc = s_check_endpoint(endpoint, eplen, &reason);
+        if (rc != DM_OK)
+            dm_buf_why(why, "identity: cannot format an address for endpoint '%s': %s", endpoint,
+                       reason.data);
+        dm_buf_free(&reason);
+        if (rc != DM_OK)
+            return rc;
+    } else if (s_check_endpoint(endpoint, eplen, NULL) != DM_OK) {
         return DM_ERR_INVALID;
     }
-    if (cap < S_HEX_DIGITS + 1 + eplen + 1)
+    if (cap < S_HEX_DIGITS + 1 + eplen + 1) {
+        dm_buf_why(why, "identity: the address for endpoint '%s' needs %zu bytes, room for %zu",
+                   endpoint, S_HEX_DIGITS + 1 + eplen + 1, cap);
         return DM_ERR_TOOBIG;
+    }
     sodium_bin2hex(out, S_HEX_DIGITS + 1, node_id, DM_ID_PUBLIC_BYTES);
     out[S_HEX_DIGITS] = '@';
     memcpy(out + S_HEX_DIGITS + 1, endpoint, eplen + 1);

@@ -35,7 +35,7 @@ typedef struct dm_identity dm_identity_t;
  * logged here). */
 DM_NODISCARD dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why);
 /* A throwaway identity in memory (clients use one per run). DM_ERR_NOMEM
- * or DM_ERR_CRYPTO on failure. */
+ * or DM_ERR_CRYPTO on failure (libsodium refused: the code says it all). */
 DM_NODISCARD dm_err dm_identity_new_ephemeral(dm_identity_t **out);
 /* Wipes and frees the identity. NULL-safe; sets *self_p to NULL. */
 void dm_identity_destroy(dm_identity_t **self_p);
@@ -48,27 +48,32 @@ void dm_identity_hex(const dm_identity_t *self, char out[DM_ID_HEX_BYTES]);
 
 /* CurveZMQ keys derived with crypto_sign_ed25519_{pk,sk}_to_curve25519.
  * The secret goes into caller memory that the caller wipes
- * (sodium_memzero). Outputs are zeroed on failure (DM_ERR_CRYPTO). */
+ * (sodium_memzero). Outputs are zeroed on failure (DM_ERR_CRYPTO, a line
+ * in why). */
 DM_NODISCARD dm_err dm_identity_curve_keys(const dm_identity_t *self,
                                            uint8_t public_out[DM_ID_CURVE_BYTES],
-                                           uint8_t secret_out[DM_ID_CURVE_BYTES]);
+                                           uint8_t secret_out[DM_ID_CURVE_BYTES], dm_buf_t *why);
 /* The Curve25519 public key of another node, from its node id.
  * DM_ERR_CRYPTO (output zeroed) if node_id is not a valid ed25519 point. */
 DM_NODISCARD dm_err dm_identity_curve_from_id(const uint8_t node_id[DM_ID_PUBLIC_BYTES],
                                                  uint8_t curve_out[DM_ID_CURVE_BYTES]);
 
-/* Detached ed25519 signature of msg. DM_ERR_CRYPTO (sig zeroed) on failure. */
+/* Detached ed25519 signature of msg. DM_ERR_CRYPTO (sig zeroed, a line in
+ * why) on failure. */
 DM_NODISCARD dm_err dm_identity_sign(const dm_identity_t *self, const void *msg, size_t len,
-                                     uint8_t sig[DM_ID_SIGNATURE_BYTES]);
+                                     uint8_t sig[DM_ID_SIGNATURE_BYTES], dm_buf_t *why);
 /* True only if sig is node_id's valid signature of msg. */
 DM_NODISCARD bool dm_identity_verify(const uint8_t node_id[DM_ID_PUBLIC_BYTES], const void *msg,
                                      size_t len, const uint8_t sig[DM_ID_SIGNATURE_BYTES]);
 
 /* Writes "<hex node id>@<endpoint>" into out (cap bytes). endpoint must be
  * "tcp://HOST:PORT" (checked as dm_identity_address_parse does). DM_ERR_INVALID for
- * a bad endpoint, DM_ERR_TOOBIG if out is too small. */
+ * a bad endpoint, DM_ERR_TOOBIG if out is too small; either with one line in
+ * why naming the endpoint (base/err.h; not logged). Formatting a node's own
+ * checked endpoint cannot fail, so most callers pass NULL. */
 DM_NODISCARD dm_err dm_identity_address_format(const uint8_t node_id[DM_ID_PUBLIC_BYTES],
-                                      const char *endpoint, char *out, size_t cap);
+                                      const char *endpoint, char *out, size_t cap,
+                                      dm_buf_t *why);
 /* Parses and validates an address: 64 hex digits (either case), '@',
  * "tcp://", HOST (a name, an IPv4 address or [IPv6]), ':', PORT 1-65535.
  * Writes the node id and the endpoint ("tcp://HOST:PORT", NUL-terminated).

@@ -12,20 +12,21 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "base/log.h"
 #include "ingest/ingest_priv.h"
 #include "transport/zsock.h"
 
 /* ---- lifecycle ---- */
 
-static void *s_socket(void *ctx, int type, const char *endpoint, bool bind)
+/* A socket of type bound or connected to endpoint; NULL with a line in why
+ * on failure. */
+static void *s_socket(void *ctx, int type, const char *endpoint, bool bind, dm_buf_t *why)
 {
     dm_zsock_opts_t o = {.sndhwm = DM_INGEST_QUEUE_MSGS, .rcvhwm = DM_INGEST_QUEUE_MSGS};
-    void *s = dm_zsock_new(ctx, type, &o, NULL);
+    void *s = dm_zsock_new(ctx, type, &o, why);
     if (!s)
         return NULL;
     if ((bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint)) != 0) {
-        dm_log_err("ingest: cannot %s %s: %s", bind ? "bind" : "connect", endpoint,
+        dm_buf_why(why, "ingest: cannot %s %s: %s", bind ? "bind" : "connect", endpoint,
                    zmq_strerror(errno));
         zmq_close(s);
         return NULL;
@@ -34,37 +35,43 @@ static void *s_socket(void *ctx, int type, const char *endpoint, bool bind)
 }
 
 dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *registry, const char *domain,
-                     size_t record_limit, dm_ingest_t **out)
+                     size_t record_limit, dm_ingest_t **out, dm_buf_t *why)
 {
     *out = NULL;
+    dm_err err = DM_ERR_NET;
     dm_ingest_t *self = calloc(1, sizeof *self);
-    if (!self)
+    if (!self || !(self->domain = strdup(domain))) {
+        free(self);
+        dm_buf_why(why, "ingest: out of memory");
         return DM_ERR_NOMEM;
+    }
     self->store = store;
     self->registry = registry;
-    self->domain = strdup(domain);
     self->record_limit = record_limit;
     /* All sockets are made here; each is then used by one thread only. */
-    self->w_jobs = s_socket(ctx, ZMQ_PAIR, DM_INGEST_JOBS, true);
-    self->v_jobs = s_socket(ctx, ZMQ_PAIR, DM_INGEST_JOBS, false);
-    self->v_in = s_socket(ctx, ZMQ_PULL, DM_INGEST_INBOX, false);
+    if (!(self->w_jobs = s_socket(ctx, ZMQ_PAIR, DM_INGEST_JOBS, true, why)) ||
+        !(self->v_jobs = s_socket(ctx, ZMQ_PAIR, DM_INGEST_JOBS, false, why)) ||
+        !(self->v_in = s_socket(ctx, ZMQ_PULL, DM_INGEST_INBOX, false, why)))
+        goto fail;
     int one = 1; /* the node loop's send queue (DM_INGEST_QUEUE_MSGS) is the bound */
-    if (self->v_in)
-        zmq_setsockopt(self->v_in, ZMQ_RCVHWM, &one, sizeof one);
-    self->w_out = s_socket(ctx, ZMQ_PUSH, DM_CTL_OUTBOX, false);
-    if (!self->domain || !self->w_jobs || !self->v_jobs || !self->v_in || !self->w_out)
+    zmq_setsockopt(self->v_in, ZMQ_RCVHWM, &one, sizeof one);
+    if (!(self->w_out = s_socket(ctx, ZMQ_PUSH, DM_CTL_OUTBOX, false, why)))
         goto fail;
-    if (pthread_create(&self->writer, NULL, dm_ingest__writer_main, self) != 0)
+    if (pthread_create(&self->writer, NULL, dm_ingest__writer_main, self) != 0) {
+        dm_buf_why(why, "ingest: cannot start the writer thread");
         goto fail;
+    }
     self->w_running = true;
-    if (pthread_create(&self->validator, NULL, dm_ingest__validator_main, self) != 0)
+    if (pthread_create(&self->validator, NULL, dm_ingest__validator_main, self) != 0) {
+        dm_buf_why(why, "ingest: cannot start the validator thread");
         goto fail;
+    }
     self->v_running = true;
     *out = self;
     return DM_OK;
-fail: /* the caller says so, once */
+fail: /* why says what; the caller reports it, once */
     dm_ingest_destroy(&self);
-    return DM_ERR_NET;
+    return err;
 }
 
 void dm_ingest_stop(dm_ingest_t *self, void *inbox_push)

@@ -30,10 +30,11 @@ typedef struct dm_ingest dm_ingest_t;
  * at DM_INGEST_INBOX and a PULL socket at DM_CTL_OUTBOX first. store and
  * registry are borrowed and must outlive the pipeline. domain is the only
  * domain this node accepts contracts for. Returns DM_ERR_NOMEM, or
- * DM_ERR_NET when a socket or a thread cannot be made; the caller reports
- * the failure (only a socket's bind or connect error is logged here). */
+ * DM_ERR_NET when a socket or a thread cannot be made, with a line naming
+ * the socket or thread in why (base/err.h; not logged). */
 DM_NODISCARD dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *registry,
-                                  const char *domain, size_t record_limit, dm_ingest_t **out);
+                                  const char *domain, size_t record_limit, dm_ingest_t **out,
+                                  dm_buf_t *why);
 
 /* Decodes and validates one write request envelope (RegisterReq,
  * IngestReq or DeregisterReq; data, len bytes) exactly as the validator

@@ -53,6 +53,7 @@ static void s_commit_ingest(dm_ingest_t *self, dm_ingest__job_t **group, size_t 
     dm_row_in_t *rows = nrows ? malloc(nrows * sizeof *rows) : NULL;
     dm_quarantine_in_t *q = nq ? malloc(nq * sizeof *q) : NULL;
     dm_err rc = DM_ERR_NOMEM;
+    dm_buf_t why = DM_BUF_INIT;
     if ((nrows && !rows) || (nq && !q))
         goto reply;
     size_t r = 0, k = 0;
@@ -70,8 +71,12 @@ static void s_commit_ingest(dm_ingest_t *self, dm_ingest__job_t **group, size_t 
     }
     dm_batch_result_t res = {0, 0, 0};
     rc = dm_store_commit_batch(self->store, group[0]->pid, rows, nrows, q, nq,
-                               group[0]->source ? group[0]->source : "", &res);
+                               group[0]->source ? group[0]->source : "", &res, &why);
 reply:
+    if (rc != DM_OK) /* the clients get the summary; the node log gets the cause, once */
+        dm_log_err("ingest: a batch of %zu job(s) for product %u was not stored: %s", ngroup,
+                   group[0]->pid, why.len ? why.data : dm_err_str(rc));
+    dm_buf_free(&why);
     for (size_t g = 0; g < ngroup; g++) {
         dm_ingest__job_t *job = group[g];
         if (rc != DM_OK) {
@@ -158,7 +163,12 @@ static void s_commit_register(dm_ingest_t *self, dm_ingest__job_t *job)
     in.contract = job->canonical.data;
     in.contract_len = job->canonical.len;
     dm_register_outcome outcome;
-    dm_err rc = dm_store_product_register(self->store, &in, &outcome, &stored, &prev);
+    dm_buf_t store_why = DM_BUF_INIT;
+    dm_err rc = dm_store_product_register(self->store, &in, &outcome, &stored, &prev, &store_why);
+    if (rc != DM_OK && rc != DM_ERR_CONFLICT)
+        dm_log_err("ingest: contract %s was not stored: %s", qualified,
+                   store_why.len ? store_why.data : dm_err_str(rc));
+    dm_buf_free(&store_why);
     if (rc == DM_ERR_CONFLICT) {
         char text[1024];
         if (strcmp(prev.version, c->version) == 0)
@@ -224,7 +234,12 @@ static void s_commit_deregister(dm_ingest_t *self, dm_ingest__job_t *job)
     char qualified[256];
     snprintf(qualified, sizeof qualified, "%.120s/%.120s", job->domain, job->name);
     dm_product_t removed = {0};
-    dm_err rc = dm_store_product_delete(self->store, job->domain, job->name, &removed);
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err rc = dm_store_product_delete(self->store, job->domain, job->name, &removed, &why);
+    if (rc != DM_OK && rc != DM_ERR_NOTFOUND)
+        dm_log_err("deregister: %s was not deleted: %s", qualified,
+                   why.len ? why.data : dm_err_str(rc));
+    dm_buf_free(&why);
     if (rc == DM_ERR_NOTFOUND) {
         char text[512];
         dm_buf_t hint = DM_BUF_INIT;

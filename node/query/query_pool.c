@@ -498,14 +498,14 @@ static void *s_watcher_main(void *arg)
 /* A PUSH to the outbox whose sends give up after wait_ms (0 for the node
  * loop, which must never wait; a bound for the others, so a stopped relay
  * cannot hang a worker and the pool's shutdown with it). */
-static void *s_out_socket(void *ctx, int wait_ms)
+static void *s_out_socket(void *ctx, int wait_ms, dm_buf_t *why)
 {
     dm_zsock_opts_t o = {.sndhwm = DM_QUERY_OUT_HWM, .sndtimeo = true, .sndtimeo_ms = wait_ms};
-    void *s = dm_zsock_new(ctx, ZMQ_PUSH, &o, NULL);
+    void *s = dm_zsock_new(ctx, ZMQ_PUSH, &o, why);
     if (!s)
         return NULL;
     if (zmq_connect(s, DM_CTL_OUTBOX) != 0) {
-        dm_log_err("query: cannot connect %s: %s", DM_CTL_OUTBOX, zmq_strerror(errno));
+        dm_buf_why(why, "query: cannot connect %s: %s", DM_CTL_OUTBOX, zmq_strerror(errno));
         zmq_close(s);
         return NULL;
     }
@@ -513,7 +513,7 @@ static void *s_out_socket(void *ctx, int wait_ms)
 }
 
 dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers, int64_t lifetime_ms,
-                         dm_query_pool_t **out)
+                         dm_query_pool_t **out, dm_buf_t *why)
 {
     *out = NULL;
     if (nworkers == 0)
@@ -538,13 +538,17 @@ dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers
     self->workers = rc ? NULL : calloc(self->n, sizeof *self->workers);
     if (rc || !self->workers) {
         dm_query_pool_destroy(&self);
+        dm_buf_why(why, "query: out of memory");
         return DM_ERR_NOMEM;
     }
-    self->loop_out = s_out_socket(ctx, 0);
-    self->out = s_out_socket(ctx, DM_QUERY_SEND_WAIT_MS);
-    if (!self->loop_out || !self->out ||
-        pthread_create(&self->watcher, NULL, s_watcher_main, self) != 0) {
+    if (!(self->loop_out = s_out_socket(ctx, 0, why)) ||
+        !(self->out = s_out_socket(ctx, DM_QUERY_SEND_WAIT_MS, why))) {
         dm_query_pool_destroy(&self);
+        return DM_ERR_NET;
+    }
+    if (pthread_create(&self->watcher, NULL, s_watcher_main, self) != 0) {
+        dm_query_pool_destroy(&self);
+        dm_buf_why(why, "query: cannot start the watcher thread");
         return DM_ERR_NET;
     }
     self->watcher_running = true;
@@ -554,6 +558,7 @@ dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers
         w->index = i;
         if (pthread_create(&w->thread, NULL, s_worker_main, w) != 0) {
             dm_query_pool_destroy(&self);
+            dm_buf_why(why, "query: cannot start worker thread %u", i);
             return DM_ERR_NET;
         }
         w->running = true;

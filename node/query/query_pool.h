@@ -33,9 +33,12 @@ typedef struct dm_query_pool dm_query_pool_t;
 
 /* Starts nworkers general workers plus the short lane, and the watcher,
  * on ctx. The outbox (DM_CTL_OUTBOX) must be bound by the node loop
- * already. lifetime_ms: the query time limit (0: the engine default). */
+ * already. lifetime_ms: the query time limit (0: the engine default).
+ * DM_ERR_NOMEM, or DM_ERR_NET when a socket or thread cannot be made, with
+ * a line naming it in why (base/err.h; not logged). */
 DM_NODISCARD dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers,
-                                      int64_t lifetime_ms, dm_query_pool_t **out);
+                                      int64_t lifetime_ms, dm_query_pool_t **out,
+                                      dm_buf_t *why);
 /* Stops the workers (running queries are cancelled, open ones closed) and
  * frees the pool. NULL-safe. */
 void dm_query_pool_destroy(dm_query_pool_t **self_p);

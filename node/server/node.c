@@ -141,10 +141,13 @@ static dm_err s_start_pipelines(dm_node_t *self, const dm_node_opts_t *opts, dm_
         dm_buf_printf(why, "cannot set up internal sockets: %s", zmq_strerror(errno));
         return DM_ERR_NET;
     }
+    dm_buf_t sub_why = DM_BUF_INIT;
     dm_err rc = dm_ingest_new(self->ctx, self->store, self->registry, self->domain,
-                              self->record_limit, &self->ingest);
+                              self->record_limit, &self->ingest, &sub_why);
     if (rc != DM_OK) {
-        dm_buf_printf(why, "cannot start the write pipeline: %s", dm_err_str(rc));
+        dm_buf_printf(why, "cannot start the write pipeline: %s",
+                      sub_why.len ? sub_why.data : dm_err_str(rc));
+        dm_buf_free(&sub_why);
         return rc;
     }
     dm_query_limits_t limits = {.timeout_ms = opts->query_timeout_ms};
@@ -152,7 +155,7 @@ static dm_err s_start_pipelines(dm_node_t *self, const dm_node_opts_t *opts, dm_
     if ((rc = dm_query_engine_new(self->store, self->registry, &limits, &self->engine,
                                   &engine_why)) != DM_OK ||
         (rc = dm_query_pool_new(self->ctx, self->engine, opts->query_workers,
-                                opts->query_timeout_ms, &self->queries)) != DM_OK) {
+                                opts->query_timeout_ms, &self->queries, &engine_why)) != DM_OK) {
         dm_buf_printf(why, "cannot start the query engine: %s",
                       engine_why.len ? engine_why.data : dm_err_str(rc));
         dm_buf_free(&engine_why);
@@ -173,7 +176,7 @@ static bool s_wildcard(const char *endpoint)
 static dm_err s_start_rpc(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *why)
 {
     uint8_t cpub[DM_ID_CURVE_BYTES], csec[DM_ID_CURVE_BYTES];
-    dm_err rc = dm_identity_curve_keys(self->id, cpub, csec);
+    dm_err rc = dm_identity_curve_keys(self->id, cpub, csec, NULL);
     if (rc != DM_OK) {
         dm_buf_printf(why, "cannot derive the CURVE keys: %s", dm_err_str(rc));
         return rc;
@@ -197,12 +200,14 @@ static dm_err s_start_rpc(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t 
         return DM_ERR_USAGE;
     }
     snprintf(self->endpoint, sizeof self->endpoint, "%s", opts->advertise ? opts->advertise : bound);
+    dm_buf_t reason = DM_BUF_INIT;
     if (dm_identity_address_format(dm_identity_public(self->id), self->endpoint, self->address,
-                                   sizeof self->address) != DM_OK ||
+                                   sizeof self->address, &reason) != DM_OK ||
         dm_identity_address_parse(self->address, (uint8_t[DM_ID_PUBLIC_BYTES]){0},
-                                  (char[256]){0}, 256, NULL) != DM_OK) {
-        dm_buf_printf(why, "invalid advertised endpoint '%s' (valid: tcp://HOST:PORT)",
-                      self->endpoint);
+                                  (char[256]){0}, 256, &reason) != DM_OK) {
+        dm_buf_printf(why, "invalid advertised endpoint '%s' (valid: tcp://HOST:PORT)%s%s",
+                      self->endpoint, reason.len ? ": " : "", reason.len ? reason.data : "");
+        dm_buf_free(&reason);
         return DM_ERR_USAGE;
     }
     if (dm_node__write_file(self->dir, DM_NODE_ADDR_FILE, self->address) != 0) {

@@ -54,19 +54,6 @@ Dm__Envelope *dm_rpc_unpack(const void *data, size_t len)
 /* The options every socket of ours carries (zsock.h adds linger 0). */
 static const dm_zsock_opts_t s_common = {.maxmsgsize = DM_RPC_MAX_MSG_BYTES};
 
-/* Appends one line to why (if not NULL): the caller reports it. */
-static void s_why(dm_buf_t *why, const char *fmt, ...) DM_PRINTF(2, 3);
-static void s_why(dm_buf_t *why, const char *fmt, ...)
-{
-    if (!why)
-        return;
-    char line[DM_RPC_ERR_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    dm_buf_puts(why, line);
-}
 
 /* ---- ZAP handler ----
  * Answers libzmq's authentication requests (RFC 27). Only CURVE in our
@@ -192,11 +179,11 @@ dm_err dm_rpc_server_new(void *ctx, const char *endpoint, const uint8_t curve_se
     self->zap_ctl = self->zap_rep ? dm_zsock_new(ctx, ZMQ_PAIR, &s_common, NULL) : NULL;
     if (!self->zap_rep || !self->zap_ctl || zmq_bind(self->zap_rep, DM_ZAP_ENDPOINT) != 0 ||
         zmq_bind(self->zap_ctl, DM_ZAP_CONTROL) != 0) {
-        s_why(why, "cannot start the ZAP handler: %s", zmq_strerror(errno));
+        dm_buf_why(why, "cannot start the ZAP handler: %s", zmq_strerror(errno));
         goto fail;
     }
     if (pthread_create(&self->zap_thread, NULL, s_zap_thread, self) != 0) {
-        s_why(why, "cannot start the ZAP handler thread");
+        dm_buf_why(why, "cannot start the ZAP handler thread");
         goto fail;
     }
     self->zap_running = true;
@@ -207,11 +194,11 @@ dm_err dm_rpc_server_new(void *ctx, const char *endpoint, const uint8_t curve_se
     ropts.router_mandatory = true;
     self->router = dm_zsock_new(ctx, ZMQ_ROUTER, &ropts, NULL);
     if (!self->router) {
-        s_why(why, "cannot configure the RPC socket: %s", zmq_strerror(errno));
+        dm_buf_why(why, "cannot configure the RPC socket: %s", zmq_strerror(errno));
         goto fail;
     }
     if (zmq_bind(self->router, endpoint) != 0) {
-        s_why(why, "cannot listen on %s: %s (valid: tcp://HOST:PORT, a free port)", endpoint,
+        dm_buf_why(why, "cannot listen on %s: %s (valid: tcp://HOST:PORT, a free port)", endpoint,
               zmq_strerror(errno));
         goto fail;
     }
@@ -290,12 +277,12 @@ dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **
     dm_buf_t reason = DM_BUF_INIT;
     if (dm_identity_address_parse(address, node_id, endpoint, sizeof endpoint, &reason) !=
         DM_OK) {
-        s_why(why, "invalid node address '%s': %s", address, reason.data ? reason.data : "?");
+        dm_buf_why(why, "invalid node address '%s': %s", address, reason.data ? reason.data : "?");
         dm_buf_free(&reason);
         return DM_ERR_USAGE;
     }
     if (dm_identity_curve_from_id(node_id, server_curve) != DM_OK) {
-        s_why(why, "invalid node address '%s': the key is not a valid ed25519 key", address);
+        dm_buf_why(why, "invalid node address '%s': the key is not a valid ed25519 key", address);
         return DM_ERR_USAGE;
     }
     dm_rpc_client_t *self = calloc(1, sizeof *self);
@@ -307,7 +294,7 @@ dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **
 
     uint8_t cpub[DM_CURVE_KEY_BYTES], csec[DM_CURVE_KEY_BYTES];
     if (sodium_init() < 0) {
-        s_why(why, "libsodium failed to initialise");
+        dm_buf_why(why, "libsodium failed to initialise");
         free(self);
         return DM_ERR_CRYPTO;
     }
@@ -320,7 +307,7 @@ dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **
     copts.curve_secret = csec;
     self->dealer = dm_zsock_new(self->ctx, ZMQ_DEALER, &copts, NULL);
     if (!self->dealer || zmq_connect(self->dealer, endpoint) != 0) {
-        s_why(why, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
+        dm_buf_why(why, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
         sodium_memzero(csec, sizeof csec);
         dm_rpc_client_destroy(&self);
         return DM_ERR_NET;
@@ -349,12 +336,12 @@ void dm_rpc_client_destroy(dm_rpc_client_t **self_p)
 static dm_err s_timeout(dm_rpc_client_t *self, const char *what, dm_buf_t *why)
 {
     if (strcmp(what, "connection") == 0)
-        s_why(why,
+        dm_buf_why(why,
                  "no connection to node %s within %d.%03d s: is meshd running there, and is the "
                  "address (key and endpoint) current? (--timeout SECONDS waits longer)",
                  self->address, self->timeout_ms / 1000, self->timeout_ms % 1000);
     else
-        s_why(why,
+        dm_buf_why(why,
                  "node %s accepted the connection but sent no %s within %d.%03d s: it is "
                  "overloaded, the request is slow, or it stopped since; retry later or wait "
                  "longer (--timeout SECONDS)",
@@ -370,21 +357,21 @@ dm_err dm_rpc_client_send(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id
     zmq_pollitem_t item = {self->dealer, 0, ZMQ_POLLOUT, 0};
     int rc = zmq_poll(&item, 1, self->timeout_ms);
     if (rc < 0) {
-        s_why(why, "poll failed: %s", zmq_strerror(errno));
+        dm_buf_why(why, "poll failed: %s", zmq_strerror(errno));
         return DM_ERR_NET;
     }
     if (rc == 0)
         return s_timeout(self, "connection", why);
     zmq_msg_t msg;
     if (dm_rpc_pack(req, &msg) != DM_OK) {
-        s_why(why, "out of memory packing a request");
+        dm_buf_why(why, "out of memory packing a request");
         return DM_ERR_NOMEM;
     }
     if (zmq_msg_send(&msg, self->dealer, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&msg);
         if (errno == EAGAIN)
             return s_timeout(self, "connection", why);
-        s_why(why, "send to %s failed: %s", self->address,
+        dm_buf_why(why, "send to %s failed: %s", self->address,
                  zmq_strerror(errno));
         return DM_ERR_NET;
     }
@@ -397,7 +384,7 @@ dm_err dm_rpc_client_recv(dm_rpc_client_t *self, Dm__Envelope **rep, dm_buf_t *w
     zmq_pollitem_t item = {self->dealer, 0, ZMQ_POLLIN, 0};
     int rc = zmq_poll(&item, 1, self->timeout_ms);
     if (rc < 0) {
-        s_why(why, "poll failed: %s", zmq_strerror(errno));
+        dm_buf_why(why, "poll failed: %s", zmq_strerror(errno));
         return DM_ERR_NET;
     }
     if (rc == 0)
@@ -406,14 +393,14 @@ dm_err dm_rpc_client_recv(dm_rpc_client_t *self, Dm__Envelope **rep, dm_buf_t *w
     zmq_msg_init(&msg);
     if (zmq_msg_recv(&msg, self->dealer, 0) < 0) {
         zmq_msg_close(&msg);
-        s_why(why, "receive from %s failed: %s", self->address,
+        dm_buf_why(why, "receive from %s failed: %s", self->address,
                  zmq_strerror(errno));
         return DM_ERR_NET;
     }
     *rep = dm_rpc_unpack(zmq_msg_data(&msg), zmq_msg_size(&msg));
     zmq_msg_close(&msg);
     if (!*rep) {
-        s_why(why, "node %s sent a malformed reply",
+        dm_buf_why(why, "node %s sent a malformed reply",
                  self->address);
         return DM_ERR_PROTO;
     }

@@ -21,7 +21,6 @@
 #define DM_RPC_DEFAULT_TIMEOUT_MS 10000
 #define DM_RPC_DEFAULT_ENDPOINT "tcp://127.0.0.1:7400"
 #define DM_RPC_ZAP_DOMAIN "datamesh"
-#define DM_RPC_ERR_MAX 512 /* bytes of one line of error detail at most, incl. NUL */
 
 /* ---- envelopes ---- */
 

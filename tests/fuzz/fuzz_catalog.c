@@ -34,7 +34,7 @@ static void s_sign(dm_catalog_entry_t *e)
     memcpy(e->origin, dm_identity_public(s_peer), DM_ID_PUBLIC_BYTES);
     dm_buf_t signed_bytes = DM_BUF_INIT;
     dm_catalog_entry_signed_bytes(e, &signed_bytes);
-    DM_FUZZ_CHECK(dm_identity_sign(s_peer, signed_bytes.data, signed_bytes.len, e->signature) ==
+    DM_FUZZ_CHECK(dm_identity_sign(s_peer, signed_bytes.data, signed_bytes.len, e->signature, NULL) ==
                   DM_OK);
     dm_buf_free(&signed_bytes);
 }

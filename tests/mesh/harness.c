@@ -321,7 +321,7 @@ dm_h_raw_t *dm_h_raw_new(const char *node_addr, const dm_identity_t *id)
             return NULL;
         id = own;
     }
-    dm_err rc = dm_identity_curve_keys(id, pub, sec);
+    dm_err rc = dm_identity_curve_keys(id, pub, sec, NULL);
     dm_identity_destroy(&own);
     if (rc != DM_OK)
         return NULL;

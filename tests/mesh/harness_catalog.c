@@ -63,7 +63,7 @@ bool dm_h_entry_sign(dm_h_entry_t *t, const dm_identity_t *signer, const uint8_t
     t->e.payload_len = t->payload.len;
     dm_buf_t signed_bytes = DM_BUF_INIT;
     dm_catalog_entry_signed_bytes(&t->e, &signed_bytes);
-    bool ok = dm_identity_sign(signer, signed_bytes.data, signed_bytes.len, t->e.signature) == DM_OK;
+    bool ok = dm_identity_sign(signer, signed_bytes.data, signed_bytes.len, t->e.signature, NULL) == DM_OK;
     dm_buf_free(&signed_bytes);
     dm__catalog_entry__init(&t->pe);
     t->pe.origin.data = t->e.origin;

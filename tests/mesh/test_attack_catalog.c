@@ -105,7 +105,7 @@ static size_t s_flood_entries(dm_h_entry_t t[2], dm_identity_t *key, unsigned n,
     static char domain[2][32], pkey[2][DM_CATALOG_KEY_MAX];
     int slot = product ? 1 : 0;
     snprintf(domain[slot], sizeof domain[slot], T_FLOOD_PREFIX "%u", n);
-    cr_assert_eq(dm_identity_address_format(dm_identity_public(key), "tcp://127.0.0.1:9", addr, cap), DM_OK);
+    cr_assert_eq(dm_identity_address_format(dm_identity_public(key), "tcp://127.0.0.1:9", addr, cap, NULL), DM_OK);
     dm_h_entry_node_record(&t[0], domain[slot], addr);
     cr_assert(dm_h_entry_sign(&t[0], key, dm_identity_public(key), DM_CATALOG_NODE_KEY, 1));
     if (!product)
@@ -126,7 +126,7 @@ static long long s_flood_bulk(const dm_h_node_t *n, unsigned *counter)
     cr_assert_eq(dm_identity_new_ephemeral(&outsider), DM_OK);
     char out_addr[DM_ADDRESS_MAX], addr[DM_ADDRESS_MAX];
     cr_assert_eq(dm_identity_address_format(dm_identity_public(outsider), "tcp://127.0.0.1:9", out_addr,
-                                   sizeof out_addr),
+                                   sizeof out_addr, NULL),
                  DM_OK);
     dm_h_raw_t *raw = dm_h_raw_new(n->addr, outsider);
     cr_assert_not_null(raw);
@@ -295,7 +295,7 @@ Test(attack_catalog, a_members_large_valid_deltas_leave_pings_answered)
     cr_assert_eq(dm_identity_load(s_dirs[2], &relay, NULL), DM_OK);
     char origin_addr[DM_ADDRESS_MAX];
     cr_assert_eq(dm_identity_address_format(dm_identity_public(origin), "tcp://127.0.0.1:9", origin_addr,
-                                   sizeof origin_addr),
+                                   sizeof origin_addr, NULL),
                  DM_OK);
     static dm_h_entry_t ents[1 + T_WIDE_PRODUCTS];
     static char keys[T_WIDE_PRODUCTS][DM_CATALOG_KEY_MAX];

@@ -177,7 +177,7 @@ Test(attack_regex, stored_hostile_contract_at_restart)
     in.contract = c;
     in.contract_len = strlen(c);
     dm_register_outcome outcome;
-    cr_assert_eq(dm_store_product_register(st, &in, &outcome, NULL, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(st, &in, &outcome, NULL, NULL, NULL), DM_OK);
     dm_store_destroy(&st);
     free(c);
 

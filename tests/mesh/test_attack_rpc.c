@@ -476,7 +476,7 @@ Test(attack_rpc, swim_and_catalog_bodies_from_an_outsider_with_a_matching_key)
     dm_identity_t *id = NULL;
     cr_assert_eq(dm_identity_new_ephemeral(&id), DM_OK);
     char addr[DM_ADDRESS_MAX];
-    cr_assert_eq(dm_identity_address_format(dm_identity_public(id), "tcp://127.0.0.1:9", addr, sizeof addr),
+    cr_assert_eq(dm_identity_address_format(dm_identity_public(id), "tcp://127.0.0.1:9", addr, sizeof addr, NULL),
                  DM_OK);
     dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, id);
     cr_assert_not_null(raw);

@@ -101,7 +101,7 @@ static dm_swim_msg_t *s_msg(const dm_identity_t *me, const char *ep, dm_swim_typ
     cr_assert_not_null(msg);
     msg->type = t;
     memcpy(msg->sender.id, dm_identity_public(me), DM_ID_PUBLIC_BYTES);
-    cr_assert_eq(dm_identity_address_format(msg->sender.id, ep, msg->sender.address, DM_ADDRESS_MAX),
+    cr_assert_eq(dm_identity_address_format(msg->sender.id, ep, msg->sender.address, DM_ADDRESS_MAX, NULL),
                  DM_OK);
     snprintf(msg->sender.domain, sizeof msg->sender.domain, "outsider");
     return msg;
@@ -147,7 +147,7 @@ static void s_lies(dm_swim_msg_t *msg, int to)
     char ep[256];
     uint8_t id[DM_ID_PUBLIC_BYTES];
     cr_assert_eq(dm_identity_address_parse(victim, id, ep, sizeof ep, NULL), DM_OK);
-    cr_assert_eq(dm_identity_address_format(id, "tcp://127.0.0.1:9", moved->address, DM_ADDRESS_MAX),
+    cr_assert_eq(dm_identity_address_format(id, "tcp://127.0.0.1:9", moved->address, DM_ADDRESS_MAX, NULL),
                  DM_OK);
     for (int k = 0; k < T_NODES; k++) { /* forged accusers: every member */
         dm_swim_update_t *u = s_fact(msg, victim, DM_MEMBER_SUSPECT, inc + 6);
@@ -236,7 +236,7 @@ Test(attack_swim, a_ping_request_flood_opens_nothing_and_a_new_node_still_joins)
         memcpy(msg->target_id, dm_identity_public(fake), DM_ID_PUBLIC_BYTES);
         char ep[64];
         snprintf(ep, sizeof ep, "tcp://127.0.0.%d:%d", 2 + k % 200, 20000 + k);
-        cr_assert_eq(dm_identity_address_format(msg->target_id, ep, msg->target_address, DM_ADDRESS_MAX),
+        cr_assert_eq(dm_identity_address_format(msg->target_id, ep, msg->target_address, DM_ADDRESS_MAX, NULL),
                      DM_OK);
         msg->seq = (uint32_t)k;
         s_send(raw, msg);
@@ -289,7 +289,7 @@ Test(attack_swim, a_ping_request_flood_opens_nothing_and_a_new_node_still_joins)
 static void *s_listener(void *ctx, const dm_identity_t *id, char *ep, size_t cap)
 {
     uint8_t pub[32], sec[32];
-    cr_assert_eq(dm_identity_curve_keys(id, pub, sec), DM_OK);
+    cr_assert_eq(dm_identity_curve_keys(id, pub, sec, NULL), DM_OK);
     void *s = zmq_socket(ctx, ZMQ_ROUTER);
     int one = 1, linger = 0;
     zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
@@ -321,12 +321,12 @@ Test(attack_swim, a_join_is_answered_only_at_an_address_holding_the_joiners_key)
     /* the outsider names the victim's address (the victim's key) */
     dm_swim_msg_t *join = s_msg(me, "tcp://127.0.0.1:1", DM_SWIM_JOIN);
     cr_assert_eq(dm_identity_address_format(dm_identity_public(victim), vep, join->sender.address,
-                                   DM_ADDRESS_MAX), DM_OK);
+                                   DM_ADDRESS_MAX, NULL), DM_OK);
     s_send(raw, join);
     cr_assert(!s_something_arrives(vs, T_QUIET_MS), "the seed sent to the address a joiner named");
     /* its own address: the member list comes, to the holder of its key */
     cr_assert_eq(dm_identity_address_format(dm_identity_public(me), mep, join->sender.address,
-                                   DM_ADDRESS_MAX), DM_OK);
+                                   DM_ADDRESS_MAX, NULL), DM_OK);
     s_send(raw, join);
     cr_assert(s_something_arrives(ms, T_DEADLINE_MS), "the joiner got no member list");
     free(join);
@@ -407,7 +407,7 @@ Test(attack_swim, an_unsolicited_sync_fills_no_table)
             u->id[0] ^= (uint8_t)n;
             u->id[1] ^= (uint8_t)(n >> 8);
             cr_assert_eq(dm_identity_address_format(u->id, "tcp://127.0.0.1:9", u->address,
-                                           DM_ADDRESS_MAX), DM_OK);
+                                           DM_ADDRESS_MAX, NULL), DM_OK);
             snprintf(u->domain, sizeof u->domain, "fake%d", n);
             u->state = DM_MEMBER_ALIVE;
         }

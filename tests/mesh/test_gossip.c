@@ -171,7 +171,7 @@ Test(gossip, forged_foreign_and_replayed_entries_are_rejected_by_every_node)
     cr_assert_eq(dm_identity_load(s_dirs[4], &relay, NULL), DM_OK);
     const uint8_t *my_id = dm_identity_public(me);
     char my_addr[DM_ADDRESS_MAX];
-    cr_assert_eq(dm_identity_address_format(my_id, "tcp://127.0.0.1:9", my_addr, sizeof my_addr), DM_OK);
+    cr_assert_eq(dm_identity_address_format(my_id, "tcp://127.0.0.1:9", my_addr, sizeof my_addr, NULL), DM_OK);
     uint8_t victim_id[32];
     char ep[256];
     cr_assert_eq(dm_identity_address_parse(s_nodes[0].addr, victim_id, ep, sizeof ep, NULL), DM_OK);

@@ -326,7 +326,7 @@ Test(node, survives_garbage_on_the_wire)
     cr_assert_eq(dm_identity_curve_from_id(node_id, server), DM_OK);
     dm_identity_t *id = NULL;
     cr_assert_eq(dm_identity_new_ephemeral(&id), DM_OK);
-    cr_assert_eq(dm_identity_curve_keys(id, pub, sec), DM_OK);
+    cr_assert_eq(dm_identity_curve_keys(id, pub, sec, NULL), DM_OK);
     void *ctx = zmq_ctx_new();
     void *s = zmq_socket(ctx, ZMQ_DEALER);
     int linger = 0;

@@ -114,7 +114,7 @@ int main(int argc, char **argv)
                        .version_major = 1, .contract = canon.data, .contract_len = canon.len};
     dm_product_t out;
     dm_register_outcome oc;
-    if (dm_store_product_register(st, &in, &oc, &out, NULL) ||
+    if (dm_store_product_register(st, &in, &oc, &out, NULL, NULL) ||
         dm_registry_install(reg, out.id, canon.data, canon.len, NULL) ||
         dm_query_engine_new(st, reg, NULL, &eng, NULL))
         return 1;
@@ -142,7 +142,7 @@ int main(int argc, char **argv)
             }
             rin[k] = (dm_row_in_t){keys[k].data, keys[k].len, rows[k].data, rows[k].len};
         }
-        if (dm_store_commit_batch(st, out.id, rin, k, NULL, 0, "bench", NULL))
+        if (dm_store_commit_batch(st, out.id, rin, k, NULL, 0, "bench", NULL, NULL))
             return 1;
     }
     printf("loaded %ld records in %.2f s\n", n, dm_clock_mono_s() - t0);

@@ -386,7 +386,7 @@ static bool s_build(sim_t *s, const dm_membership_config_t *cfg)
         char ep[64];
         snprintf(ep, sizeof ep, "tcp://10.%zu.%zu.%zu:7000", (i >> 16) & 255, (i >> 8) & 255,
                  i & 255);
-        if (dm_identity_address_format(s->id[i], ep, s->addr[i], sizeof s->addr[i]) != DM_OK)
+        if (dm_identity_address_format(s->id[i], ep, s->addr[i], sizeof s->addr[i], NULL) != DM_OK)
             return false;
         snprintf(s->dom[i], sizeof s->dom[i], "domain%zu", i);
         memcpy(s->by_id[i].id, s->id[i], DM_ID_PUBLIC_BYTES);

@@ -147,7 +147,7 @@ static bool s_publish(ms_sim_t *s, int64_t now)
     dm_contract_canonical(list[0], &canon);
     char addr[DM_ADDRESS_MAX];
     ok = dm_identity_address_format(dm_identity_public(s->nodes[0].id), "tcp://127.0.0.1:7400",
-                                    addr, sizeof addr) == DM_OK &&
+                                    addr, sizeof addr, NULL) == DM_OK &&
          dm_catalog_publish_node(s->nodes[0].cat, "commerce", addr, now, NULL) == DM_OK &&
          dm_catalog_publish(s->nodes[0].cat, "product/commerce/orders", canon.data, canon.len,
                             false, now, NULL) == DM_OK;

@@ -54,7 +54,7 @@ static inline void dm_t_publish_wide(dm_catalog_t *c, const dm_identity_t *self,
 {
     char addr[DM_ADDRESS_MAX], key[DM_CATALOG_KEY_MAX], name[32];
     cr_assert_eq(dm_identity_address_format(dm_identity_public(self), "tcp://127.0.0.1:9", addr,
-                                   sizeof addr),
+                                   sizeof addr, NULL),
                  DM_OK);
     cr_assert_eq(dm_catalog_publish_node(c, domain, addr, DM_T_CATALOG_NOW, NULL), DM_OK);
     for (unsigned i = 0; i < nproducts; i++) {

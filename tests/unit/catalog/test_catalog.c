@@ -90,7 +90,7 @@ static void s_contract(const char *domain, const char *name, const char *version
 static void s_publish_node(s_node *n, const char *domain, int64_t now)
 {
     char addr[DM_ADDRESS_MAX];
-    cr_assert_eq(dm_identity_address_format(s_id(n), "tcp://127.0.0.1:7000", addr, sizeof addr), DM_OK);
+    cr_assert_eq(dm_identity_address_format(s_id(n), "tcp://127.0.0.1:7000", addr, sizeof addr, NULL), DM_OK);
     dm_buf_t why = DM_BUF_INIT;
     dm_err err = dm_catalog_publish_node(n->cat, domain, addr, now, &why);
     cr_assert_eq(err, DM_OK, "%s: %s", dm_err_str(err), why.data ? why.data : "");
@@ -514,7 +514,7 @@ Test(catalog, publications_survive_kill_9)
         dm_catalog_t *cat = NULL;
         char addr[DM_ADDRESS_MAX];
         if (dm_store_open(a->dir, NULL, &store, NULL) || dm_catalog_open(store, a->id, &cat) ||
-            dm_identity_address_format(s_id(a), "tcp://127.0.0.1:7000", addr, sizeof addr))
+            dm_identity_address_format(s_id(a), "tcp://127.0.0.1:7000", addr, sizeof addr, NULL))
             _exit(1);
         for (int i = 0; i < PUBLISHED; i++)
             if (dm_catalog_publish_node(cat, "commerce", addr, S_NOW + i, NULL))
@@ -668,7 +668,7 @@ static void s_signed(s_node *n, const char *key, const void *payload, size_t len
     e->payload_len = len;
     dm_buf_t msg = DM_BUF_INIT;
     dm_catalog_entry_signed_bytes(e, &msg);
-    cr_assert_eq(dm_identity_sign(n->id, msg.data, msg.len, e->signature), DM_OK);
+    cr_assert_eq(dm_identity_sign(n->id, msg.data, msg.len, e->signature, NULL), DM_OK);
     dm_buf_free(&msg);
 }
 

@@ -31,7 +31,7 @@ static void s_setup(void)
     cr_assert_eq(dm_identity_new_ephemeral(&s_id), DM_OK);
     cr_assert_eq(dm_catalog_open(s_store, s_id, &s_cat), DM_OK);
     cr_assert_eq(dm_identity_address_format(dm_identity_public(s_id), "tcp://127.0.0.1:9", s_addr,
-                                            sizeof s_addr),
+                                            sizeof s_addr, NULL),
                  DM_OK);
 }
 
@@ -63,7 +63,7 @@ static void s_register(const char *name, uint64_t major, unsigned nfields)
     p.contract = json.data;
     p.contract_len = json.len;
     dm_register_outcome oc;
-    cr_assert_eq(dm_store_product_register(s_store, &p, &oc, NULL, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(s_store, &p, &oc, NULL, NULL, NULL), DM_OK);
     dm_buf_free(&json);
 }
 
@@ -118,7 +118,7 @@ Test(catalog_local, tombstones_a_deregistered_product)
     s_register("orders", 1, 1);
     s_register("payments", 1, 1);
     cr_assert(s_reconcile(true));
-    cr_assert_eq(dm_store_product_delete(s_store, S_DOMAIN, "orders", NULL), DM_OK);
+    cr_assert_eq(dm_store_product_delete(s_store, S_DOMAIN, "orders", NULL, NULL), DM_OK);
     cr_assert(s_reconcile(false));
     cr_assert_eq(s_diags.count, 0, "%s", s_diags.count ? s_diags.items[0].message : "");
     dm_catalog_entry_t gone = s_entry("orders");

@@ -59,7 +59,7 @@ static dm_catalog_verdict s_node_of(dm_catalog_t *c, const dm_identity_t *signer
         cr_assert_eq(dm_identity_new_ephemeral(&fresh), DM_OK);
     const dm_identity_t *id = signer ? signer : fresh;
     char addr[DM_ADDRESS_MAX];
-    cr_assert_eq(dm_identity_address_format(dm_identity_public(id), "tcp://127.0.0.1:9", addr, sizeof addr),
+    cr_assert_eq(dm_identity_address_format(dm_identity_public(id), "tcp://127.0.0.1:9", addr, sizeof addr, NULL),
                  DM_OK);
     Dm__NodeRecord nr = DM__NODE_RECORD__INIT;
     nr.domain = (char *)domain;
@@ -74,7 +74,7 @@ static dm_catalog_verdict s_node_of(dm_catalog_t *c, const dm_identity_t *signer
     e.payload_len = dm__node_record__pack(&nr, payload);
     dm_buf_t sb = DM_BUF_INIT;
     dm_catalog_entry_signed_bytes(&e, &sb);
-    cr_assert_eq(dm_identity_sign(id, sb.data, sb.len, e.signature), DM_OK);
+    cr_assert_eq(dm_identity_sign(id, sb.data, sb.len, e.signature, NULL), DM_OK);
     dm_buf_free(&sb);
     dm_catalog_verdict v;
     cr_assert_eq(dm_catalog_apply(c, &e, S_NOW, &v, NULL), DM_OK);
@@ -334,7 +334,7 @@ static dm_catalog_verdict s_product_of(dm_catalog_t *c, dm_identity_t *id, const
     e.payload = (uint8_t *)json.data;
     e.payload_len = json.len;
     dm_catalog_entry_signed_bytes(&e, &sb);
-    cr_assert_eq(dm_identity_sign(id, sb.data, sb.len, e.signature), DM_OK);
+    cr_assert_eq(dm_identity_sign(id, sb.data, sb.len, e.signature, NULL), DM_OK);
     dm_catalog_verdict v;
     cr_assert_eq(dm_catalog_apply(c, &e, S_NOW, &v, NULL), DM_OK);
     dm_buf_free(&json);

@@ -112,7 +112,7 @@ Test(identity, sign_verify_and_flipped_bit_fails)
     cr_assert_eq(dm_identity_new_ephemeral(&a), DM_OK);
     const char msg[] = "catalog entry v1";
     uint8_t sig[DM_ID_SIGNATURE_BYTES];
-    cr_assert_eq(dm_identity_sign(a, msg, sizeof msg, sig), DM_OK);
+    cr_assert_eq(dm_identity_sign(a, msg, sizeof msg, sig, NULL), DM_OK);
     cr_assert(dm_identity_verify(dm_identity_public(a), msg, sizeof msg, sig));
     char bad[sizeof msg];
     memcpy(bad, msg, sizeof msg);
@@ -128,7 +128,7 @@ Test(identity, curve_keys_are_consistent)
     dm_identity_t *a = NULL;
     cr_assert_eq(dm_identity_new_ephemeral(&a), DM_OK);
     uint8_t pub[32], sec[32], check[32], from_id[32];
-    cr_assert_eq(dm_identity_curve_keys(a, pub, sec), DM_OK);
+    cr_assert_eq(dm_identity_curve_keys(a, pub, sec, NULL), DM_OK);
     cr_assert_eq(crypto_scalarmult_base(check, sec), 0);
     cr_assert_eq(memcmp(check, pub, 32), 0);
     cr_assert_eq(dm_identity_curve_from_id(dm_identity_public(a), from_id), DM_OK);
@@ -147,7 +147,7 @@ Test(identity, address_roundtrip)
         char addr[DM_ADDRESS_MAX], ep[DM_ADDRESS_MAX];
         dm_buf_t why = DM_BUF_INIT;
         uint8_t id[DM_ID_PUBLIC_BYTES];
-        cr_assert_eq(dm_identity_address_format(dm_identity_public(a), eps[i], addr, sizeof addr), DM_OK);
+        cr_assert_eq(dm_identity_address_format(dm_identity_public(a), eps[i], addr, sizeof addr, NULL), DM_OK);
         cr_assert_eq(dm_identity_address_parse(addr, id, ep, sizeof ep, &why), DM_OK, "%s",
                      why.data);
         cr_assert_eq(why.len, 0);
@@ -223,6 +223,32 @@ Test(identity, format_rejects_bad_endpoint)
 {
     uint8_t id[DM_ID_PUBLIC_BYTES] = {0};
     char out[DM_ADDRESS_MAX];
-    cr_assert_eq(dm_identity_address_format(id, "udp://h:1", out, sizeof out), DM_ERR_INVALID);
-    cr_assert_eq(dm_identity_address_format(id, "tcp://h:1", out, 40), DM_ERR_TOOBIG);
+    cr_assert_eq(dm_identity_address_format(id, "udp://h:1", out, sizeof out, NULL), DM_ERR_INVALID);
+    cr_assert_eq(dm_identity_address_format(id, "tcp://h:1", out, 40, NULL), DM_ERR_TOOBIG);
+}
+
+Test(identity, format_failure_names_the_endpoint_in_one_line_of_why)
+{
+    uint8_t id[DM_ID_PUBLIC_BYTES] = {0};
+    char out[DM_ADDRESS_MAX];
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_identity_address_format(id, "tcp://h:70000", out, sizeof out, &why),
+                 DM_ERR_INVALID);
+    cr_assert_not_null(strstr(why.data, "'tcp://h:70000'"), "%s", why.data);
+    cr_assert_not_null(strstr(why.data, "1-65535"), "what would be valid: %s", why.data);
+    cr_assert_null(strchr(why.data, '\n'), "%s", why.data);
+    dm_buf_reset(&why);
+    cr_assert_eq(dm_identity_address_format(id, "tcp://h:1", out, 40, &why), DM_ERR_TOOBIG);
+    cr_assert_not_null(strstr(why.data, "room for 40"), "%s", why.data);
+    dm_buf_free(&why);
+}
+
+Test(identity, format_of_a_valid_endpoint_leaves_why_untouched)
+{
+    uint8_t id[DM_ID_PUBLIC_BYTES] = {0};
+    char out[DM_ADDRESS_MAX];
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_identity_address_format(id, "tcp://h:1", out, sizeof out, &why), DM_OK);
+    cr_assert_eq(why.len, 0);
+    dm_buf_free(&why);
 }

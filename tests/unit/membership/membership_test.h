@@ -70,7 +70,7 @@ S_UNUSED static void s_start(net_t *net, int i, const dm_membership_config_t *cf
     char ep[64];
     snprintf(ep, sizeof ep, "tcp://10.0.0.%d:7000", i + 1);
     s_id(i, net->id[i]);
-    cr_assert_eq(dm_identity_address_format(net->id[i], ep, net->addr[i], DM_ADDRESS_MAX), DM_OK);
+    cr_assert_eq(dm_identity_address_format(net->id[i], ep, net->addr[i], DM_ADDRESS_MAX, NULL), DM_OK);
     char dom[16];
     snprintf(dom, sizeof dom, "d%d", i);
     cr_assert_eq(dm_membership_new(net->id[i], dom, net->addr[i], cfg, seed + (uint64_t)i,

@@ -264,7 +264,7 @@ static net_t *s_busy_node(const dm_membership_config_t *cfg, int extra)
         s_id(100 + x, u->id);
         char ep[64];
         snprintf(ep, sizeof ep, "tcp://a-rather-long-host-name-%d.example.org:7000", x);
-        cr_assert_eq(dm_identity_address_format(u->id, ep, u->address, sizeof u->address), DM_OK);
+        cr_assert_eq(dm_identity_address_format(u->id, ep, u->address, sizeof u->address, NULL), DM_OK);
         snprintf(u->domain, sizeof u->domain, "domain-number-%d", x);
         u->incarnation = (uint64_t)x * 1000003u;
         if (msg->n_updates == DM_SWIM_MAX_UPDATES || x == extra - 1) {
@@ -384,12 +384,12 @@ static dm_swim_msg_t *s_sample_msg(void)
     msg->seq = 77;
     s_id(1, msg->sender.id);
     cr_assert_eq(dm_identity_address_format(msg->sender.id, "tcp://h1:1", msg->sender.address,
-                                   DM_ADDRESS_MAX), DM_OK);
+                                   DM_ADDRESS_MAX, NULL), DM_OK);
     strcpy(msg->sender.domain, "commerce");
     msg->sender.incarnation = 5;
     s_id(2, msg->target_id);
     cr_assert_eq(dm_identity_address_format(msg->target_id, "tcp://h2:2", msg->target_address,
-                                   DM_ADDRESS_MAX), DM_OK);
+                                   DM_ADDRESS_MAX, NULL), DM_OK);
     msg->n_updates = 2;
     s_id(3, msg->updates[0].id);
     strcpy(msg->updates[0].address, "not-a-self-certifying-address");
@@ -399,7 +399,7 @@ static dm_swim_msg_t *s_sample_msg(void)
     s_id(4, msg->updates[0].from);
     s_id(5, msg->updates[1].id);
     cr_assert_eq(dm_identity_address_format(msg->updates[1].id, "tcp://[::1]:9", msg->updates[1].address,
-                                   DM_ADDRESS_MAX), DM_OK);
+                                   DM_ADDRESS_MAX, NULL), DM_OK);
     msg->updates[1].state = DM_MEMBER_LEFT;
     return msg;
 }

@@ -201,7 +201,7 @@ Test(membership_trust, a_third_party_cannot_rewrite_an_address_or_a_domain)
     net_t *net = s_net(3, NULL, 27);
     s_full_mesh(net);
     char evil[DM_ADDRESS_MAX];
-    cr_assert_eq(dm_identity_address_format(net->id[2], "tcp://10.66.66.66:1", evil, sizeof evil), DM_OK);
+    cr_assert_eq(dm_identity_address_format(net->id[2], "tcp://10.66.66.66:1", evil, sizeof evil, NULL), DM_OK);
     dm_swim_msg_t *msg = s_msg(net, DM_SWIM_GOSSIP, 1);
     dm_swim_update_t *u = s_upd(net, msg, 2, DM_MEMBER_ALIVE, 7);
     strcpy(u->address, evil);
@@ -270,14 +270,14 @@ Test(membership_trust, ping_req_is_served_only_for_members_at_the_address_we_hol
         memcpy(msg->target_id, nobody, DM_ID_PUBLIC_BYTES);
         char ep[64];
         snprintf(ep, sizeof ep, "tcp://10.1.%d.%d:7000", k >> 8, k & 255);
-        cr_assert_eq(dm_identity_address_format(nobody, ep, msg->target_address, DM_ADDRESS_MAX), DM_OK);
+        cr_assert_eq(dm_identity_address_format(nobody, ep, msg->target_address, DM_ADDRESS_MAX, NULL), DM_OK);
         cr_assert_eq(dm_membership_receive(net->m[0], net->id[1], msg, net->now), DM_OK);
     }
     cr_assert_eq(s_drain(net, net->m[0], DM_SWIM_PING, NULL), 0, "pinged a made-up target");
     /* a member as target, with a made-up address: pinged where we know it */
     memcpy(msg->target_id, net->id[2], DM_ID_PUBLIC_BYTES);
     cr_assert_eq(dm_identity_address_format(net->id[2], "tcp://10.66.0.1:9", msg->target_address,
-                                   DM_ADDRESS_MAX), DM_OK);
+                                   DM_ADDRESS_MAX, NULL), DM_OK);
     cr_assert_eq(dm_membership_receive(net->m[0], net->id[1], msg, net->now), DM_OK);
     int to_known = 0, anywhere = 0;
     while (dm_membership_next_outgoing(net->m[0], &net->out))
@@ -302,7 +302,7 @@ Test(membership_trust, joins_from_fresh_keys_are_rate_limited)
         msg->sender.id[0] = (uint8_t)k;
         msg->sender.id[1] = (uint8_t)(k >> 8);
         cr_assert_eq(dm_identity_address_format(msg->sender.id, "tcp://10.2.0.1:7000",
-                                       msg->sender.address, DM_ADDRESS_MAX), DM_OK);
+                                       msg->sender.address, DM_ADDRESS_MAX, NULL), DM_OK);
         admitted += dm_membership_receive(net->m[0], msg->sender.id, msg, net->now) == DM_OK;
     }
     cr_assert_eq(admitted, DM_MEMBERSHIP_JOIN_BURST);
@@ -313,7 +313,7 @@ Test(membership_trust, joins_from_fresh_keys_are_rate_limited)
         msg->sender.id[0] = (uint8_t)k;
         msg->sender.id[1] = (uint8_t)(k >> 8);
         cr_assert_eq(dm_identity_address_format(msg->sender.id, "tcp://10.2.0.1:7000",
-                                       msg->sender.address, DM_ADDRESS_MAX), DM_OK);
+                                       msg->sender.address, DM_ADDRESS_MAX, NULL), DM_OK);
         admitted += dm_membership_receive(net->m[0], msg->sender.id, msg, net->now) == DM_OK;
     }
     cr_assert_eq(admitted, DM_MEMBERSHIP_JOIN_RATE_PER_S);
@@ -400,7 +400,7 @@ static void s_fresh(dm_swim_msg_t *msg, int k)
     u->id[0] = (uint8_t)k;
     u->id[1] = (uint8_t)(k >> 8);
     u->id[2] = (uint8_t)(k >> 16);
-    cr_assert_eq(dm_identity_address_format(u->id, "tcp://10.3.0.1:7000", u->address, DM_ADDRESS_MAX),
+    cr_assert_eq(dm_identity_address_format(u->id, "tcp://10.3.0.1:7000", u->address, DM_ADDRESS_MAX, NULL),
                  DM_OK);
     strcpy(u->domain, "x");
     u->state = DM_MEMBER_ALIVE;

@@ -90,7 +90,7 @@ S_UNUSED static uint32_t s_product(const char *domain, const char *name, const c
     in.contract = canon.data;
     in.contract_len = canon.len;
     dm_register_outcome outcome;
-    cr_assert_eq(dm_store_product_register(s_store, &in, &outcome, &out, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(s_store, &in, &outcome, &out, NULL, NULL), DM_OK);
     uint32_t pid = out.id;
     dm_store_product_clear(&out);
     cr_assert_eq(dm_registry_install(s_reg, pid, canon.data, canon.len, NULL), DM_OK);
@@ -115,7 +115,7 @@ S_UNUSED static void s_ingest(const char *qualified, const char *const *lines, s
                   "line %zu: %s", i, reasons.data);
         in[i] = (dm_row_in_t){keys[i].data, keys[i].len, rows[i].data, rows[i].len};
     }
-    cr_assert_eq(dm_store_commit_batch(s_store, ref->pid, in, n, NULL, 0, "test", NULL), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, ref->pid, in, n, NULL, 0, "test", NULL, NULL), DM_OK);
     for (size_t i = 0; i < n; i++) {
         dm_buf_free(&rows[i]);
         dm_buf_free(&keys[i]);

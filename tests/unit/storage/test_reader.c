@@ -33,7 +33,7 @@ static uint32_t s_register(const char *name)
     in.contract = (char *)"{}";
     in.contract_len = 2;
     dm_register_outcome oc;
-    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL, NULL), DM_OK);
     uint32_t id = out.id;
     dm_store_product_clear(&out);
     return id;
@@ -67,7 +67,7 @@ static void s_put(uint32_t pid, const uint8_t (*keys)[2], size_t n, const char *
         snprintf(rows[i], sizeof rows[i], "%u.%u/%s", keys[i][0], keys[i][1], tag);
         in[i] = (dm_row_in_t){keys[i], 2, rows[i], strlen(rows[i])};
     }
-    cr_assert_eq(dm_store_commit_batch(s_store, pid, in, n, NULL, 0, "t", NULL), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, pid, in, n, NULL, 0, "t", NULL, NULL), DM_OK);
     free(in);
     free(rows);
 }
@@ -280,7 +280,7 @@ static void *s_big_commit(void *arg)
         memcpy(keys[i], &k, 4);
         rows[i] = (dm_row_in_t){keys[i], 4, payload, T_ROW_BYTES};
     }
-    *(dm_err *)arg = dm_store_commit_batch(s_store, s_pid, rows, T_ROWS, NULL, 0, "t", NULL);
+    *(dm_err *)arg = dm_store_commit_batch(s_store, s_pid, rows, T_ROWS, NULL, 0, "t", NULL, NULL);
     atomic_store(&s_grown, true);
     return NULL;
 }

@@ -2,6 +2,7 @@
  * commits (append, upsert, duplicates), quarantine, lookups, map growth,
  * stale readers, reopen and crash safety under SIGKILL. */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 
 #include <dirent.h>
 #include <limits.h>
@@ -62,7 +63,7 @@ static uint32_t s_orders(void)
 {
     dm_product_t in = s_prod("commerce", "orders", 1, 0, 0, 1), out;
     dm_register_outcome oc;
-    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL, NULL), DM_OK);
     uint32_t id = out.id;
     dm_store_product_clear(&out);
     return id;
@@ -121,7 +122,7 @@ Test(store, register_creates_product)
 {
     dm_product_t in = s_prod("commerce", "orders", 1, 2, 3, 7), out, got;
     dm_register_outcome oc = DM_REGISTER_UNCHANGED;
-    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL, NULL), DM_OK);
     cr_assert_eq(oc, DM_REGISTER_CREATED);
     cr_assert_neq(out.id, 0);
     cr_assert_str_eq(out.version, "1.2.3");
@@ -142,7 +143,7 @@ Test(store, register_same_version_and_hash_is_unchanged)
     uint32_t id = s_orders();
     dm_product_t in = s_prod("commerce", "orders", 1, 0, 0, 1), out;
     dm_register_outcome oc = DM_REGISTER_CREATED;
-    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL, NULL), DM_OK);
     cr_assert_eq(oc, DM_REGISTER_UNCHANGED);
     cr_assert_eq(out.id, id);
     dm_store_product_clear(&out);
@@ -153,10 +154,10 @@ Test(store, register_upgrade_keeps_id_and_rows)
     uint32_t id = s_orders();
     dm_row_in_t rows[2] = {{NULL, 0, "a", 1}, {NULL, 0, "b", 1}};
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 2, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 2, NULL, 0, "", &r, NULL), DM_OK);
     dm_product_t in = s_prod("commerce", "orders", 1, 1, 0, 2), out;
     dm_register_outcome oc;
-    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL, NULL), DM_OK);
     cr_assert_eq(oc, DM_REGISTER_UPGRADED);
     cr_assert_eq(out.id, id);
     cr_assert_eq(out.records, 2);
@@ -170,7 +171,7 @@ Test(store, register_same_version_other_hash_conflicts)
     uint32_t id = s_orders();
     dm_product_t in = s_prod("commerce", "orders", 1, 0, 0, 9), prev;
     dm_register_outcome oc;
-    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, NULL, &prev), DM_ERR_CONFLICT);
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, NULL, &prev, NULL), DM_ERR_CONFLICT);
     cr_assert_eq(prev.id, id);
     cr_assert_eq(prev.hash[0], 1);
     cr_assert_str_eq(prev.version, "1.0.0");
@@ -181,9 +182,9 @@ Test(store, register_lower_version_conflicts)
 {
     dm_product_t in = s_prod("commerce", "orders", 2, 0, 0, 1), prev;
     dm_register_outcome oc;
-    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, NULL, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, NULL, NULL, NULL), DM_OK);
     in = s_prod("commerce", "orders", 1, 9, 9, 1);
-    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, NULL, &prev), DM_ERR_CONFLICT);
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, NULL, &prev, NULL), DM_ERR_CONFLICT);
     cr_assert_eq(prev.version_major, 2);
     dm_store_product_clear(&prev);
 }
@@ -193,8 +194,8 @@ Test(store, list_is_ordered_and_ids_distinct)
     dm_product_t a = s_prod("logistics", "shipments", 1, 0, 0, 1);
     dm_product_t b = s_prod("commerce", "orders", 1, 0, 0, 1);
     dm_register_outcome oc;
-    cr_assert_eq(dm_store_product_register(s_store, &a, &oc, NULL, NULL), DM_OK);
-    cr_assert_eq(dm_store_product_register(s_store, &b, &oc, NULL, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(s_store, &a, &oc, NULL, NULL, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(s_store, &b, &oc, NULL, NULL, NULL), DM_OK);
     dm_product_t *list;
     size_t n;
     cr_assert_eq(dm_store_product_list(s_store, &list, &n), DM_OK);
@@ -211,7 +212,7 @@ Test(store, rejects_domain_with_slash)
 {
     dm_product_t a = s_prod("com/merce", "orders", 1, 0, 0, 1);
     dm_register_outcome oc;
-    cr_assert_eq(dm_store_product_register(s_store, &a, &oc, NULL, NULL), DM_ERR_INVALID);
+    cr_assert_eq(dm_store_product_register(s_store, &a, &oc, NULL, NULL, NULL), DM_ERR_INVALID);
 }
 
 Test(store, commit_appends_and_counts)
@@ -219,9 +220,9 @@ Test(store, commit_appends_and_counts)
     uint32_t id = s_orders();
     dm_row_in_t rows[3] = {{NULL, 0, "r1", 2}, {NULL, 0, "r2", 2}, {NULL, 0, "r3", 2}};
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 3, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 3, NULL, 0, "", &r, NULL), DM_OK);
     cr_assert_eq(r.inserted, 3);
-    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 2, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 2, NULL, 0, "", &r, NULL), DM_OK);
     dm_product_t p;
     cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
     cr_assert_eq(p.records, 5);
@@ -236,7 +237,7 @@ Test(store, commit_unknown_product_is_notfound)
 {
     dm_row_in_t rows[1] = {{NULL, 0, "r1", 2}};
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, 42, rows, 1, NULL, 0, "", &r), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_store_commit_batch(s_store, 42, rows, 1, NULL, 0, "", &r, NULL), DM_ERR_NOTFOUND);
 }
 
 Test(store, upsert_by_key_replaces_row)
@@ -245,8 +246,8 @@ Test(store, upsert_by_key_replaces_row)
     dm_row_in_t b1[2] = {{"a", 1, "a1", 2}, {"b", 1, "b1", 2}};
     dm_row_in_t b2[2] = {{"b", 1, "b2", 2}, {"c", 1, "c2", 2}};
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, id, b1, 2, NULL, 0, "", &r), DM_OK);
-    cr_assert_eq(dm_store_commit_batch(s_store, id, b2, 2, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, b1, 2, NULL, 0, "", &r, NULL), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, b2, 2, NULL, 0, "", &r, NULL), DM_OK);
     cr_assert_eq(r.inserted, 1);
     cr_assert_eq(r.updated, 1);
     dm_buf_t row = DM_BUF_INIT;
@@ -266,7 +267,7 @@ Test(store, duplicate_key_in_one_batch_later_wins)
     dm_row_in_t rows[4] = {{"k", 1, "v1", 2}, {"x", 1, "x1", 2}, {"k", 1, "v2", 2},
                            {"k", 1, "v3", 2}};
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 4, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 4, NULL, 0, "", &r, NULL), DM_OK);
     cr_assert_eq(r.inserted, 2);
     cr_assert_eq(r.updated, 2);
     dm_buf_t row = DM_BUF_INIT;
@@ -307,7 +308,7 @@ Test(store, upsert_across_index_merges)
                 snprintf(vals[i], sizeof vals[i], "k%zu-r%d", k, round);
                 rows[i] = (dm_row_in_t){keys[i], S_KEY_BYTES, vals[i], strlen(vals[i])};
             }
-            cr_assert_eq(dm_store_commit_batch(s_store, id, rows, n, NULL, 0, "", &r), DM_OK);
+            cr_assert_eq(dm_store_commit_batch(s_store, id, rows, n, NULL, 0, "", &r, NULL), DM_OK);
             cr_assert_eq(round == 0 ? r.inserted : r.updated, n);
         }
     }
@@ -335,7 +336,7 @@ Test(store, get_by_key_hit_and_miss)
     s_key(k, 7);
     dm_row_in_t rows[1] = {{k, sizeof k, "seven", 5}};
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 1, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 1, NULL, 0, "", &r, NULL), DM_OK);
     dm_buf_t row = DM_BUF_INIT;
     cr_assert_eq(dm_store_get_by_key(s_store, id, k, sizeof k, &row), DM_OK);
     cr_assert_eq(row.len, 5);
@@ -382,7 +383,7 @@ Test(store, quarantine_roundtrip_with_paging)
     }
     dm_row_in_t rows[1] = {{NULL, 0, "ok", 2}};
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 1, q, 5, "orders.ndjson", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 1, q, 5, "orders.ndjson", &r, NULL), DM_OK);
     cr_assert_eq(r.quarantined, 5);
     s_q_ctx c = {0};
     bool more = false;
@@ -429,7 +430,7 @@ Test(store, map_grows_when_a_batch_does_not_fit)
         rows[i] = (dm_row_in_t){keys[i], S_KEY_BYTES, payload, ROW};
     }
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, N, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, N, NULL, 0, "", &r, NULL), DM_OK);
     cr_assert_eq(r.inserted, N);
     cr_assert_gt(dm_store_map_size(s_store), before);
     dm_product_t p;
@@ -457,7 +458,7 @@ Test(store, map_full_at_maximum_stores_nothing)
     for (size_t i = 0; i < N; i++)
         rows[i] = (dm_row_in_t){NULL, 0, payload, ROW};
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, N, NULL, 0, "", &r), DM_ERR_MAPFULL);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, N, NULL, 0, "", &r, NULL), DM_ERR_MAPFULL);
     cr_assert_eq(s_scan(s_store, id).n, 0);
 }
 
@@ -479,7 +480,7 @@ Test(store, adopts_map_grown_by_another_process)
         dm_store_t *mine = NULL;
         dm_batch_result_t r;
         if (dm_store_open(s_dir, &opts, &mine, NULL) != DM_OK ||
-            dm_store_commit_batch(mine, id, rows, N, NULL, 0, "", &r) != DM_OK)
+            dm_store_commit_batch(mine, id, rows, N, NULL, 0, "", &r, NULL) != DM_OK)
             _exit(1);
         dm_store_destroy(&mine);
         _exit(0);
@@ -491,7 +492,7 @@ Test(store, adopts_map_grown_by_another_process)
     cr_assert_eq(s_scan(s_store, id).n, 20000);
     dm_row_in_t more[1] = {{NULL, 0, "x", 1}};
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, id, more, 1, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, more, 1, NULL, 0, "", &r, NULL), DM_OK);
     cr_assert_gt(dm_store_map_size(s_store), (size_t)1 << 20);
 }
 
@@ -506,7 +507,7 @@ Test(store, stale_reader_of_dead_process_is_cleared)
     uint32_t id = s_orders();
     dm_row_in_t rows[1] = {{NULL, 0, "r", 1}};
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 1, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 1, NULL, 0, "", &r, NULL), DM_OK);
     pid_t child = fork();
     cr_assert_geq(child, 0);
     if (child == 0) {
@@ -531,7 +532,7 @@ Test(store, reopen_keeps_everything)
     dm_quarantine_in_t q[1] = {{.line = 3, .raw = "x", .raw_len = 1, .orig_len = 1,
                                 .reasons = "bad"}};
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 2, q, 1, "src", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 2, q, 1, "src", &r, NULL), DM_OK);
     dm_store_destroy(&s_store);
     cr_assert_null(s_store);
     cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
@@ -549,7 +550,7 @@ Test(store, reopen_keeps_everything)
     /* Ids keep counting after a reopen. */
     dm_product_t b = s_prod("commerce", "returns", 1, 0, 0, 1), out;
     dm_register_outcome oc;
-    cr_assert_eq(dm_store_product_register(s_store, &b, &oc, &out, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(s_store, &b, &oc, &out, NULL, NULL), DM_OK);
     cr_assert_gt(out.id, id);
     dm_store_product_clear(&out);
 }
@@ -571,7 +572,7 @@ static void s_commit_forever(uint32_t id, int fd)
             rows[i] = (dm_row_in_t){keys[i], S_KEY_BYTES, "crash-test-row", 14};
         }
         dm_batch_result_t r;
-        if (dm_store_commit_batch(st, id, rows, N, NULL, 0, "", &r) != DM_OK)
+        if (dm_store_commit_batch(st, id, rows, N, NULL, 0, "", &r, NULL) != DM_OK)
             _exit(2);
         uint64_t done = b + 1;
         if (write(fd, &done, sizeof done) != (ssize_t)sizeof done)
@@ -621,17 +622,17 @@ Test(store, delete_removes_one_product_with_its_rows_index_and_quarantine)
     uint32_t a = s_orders();
     dm_product_t in = s_prod("commerce", "returns", 1, 0, 0, 2), out;
     dm_register_outcome oc;
-    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(s_store, &in, &oc, &out, NULL, NULL), DM_OK);
     uint32_t b = out.id;
     dm_store_product_clear(&out);
     dm_row_in_t rows[2] = {{"a", 1, "a1", 2}, {"b", 1, "b1", 2}};
     dm_quarantine_in_t q = {7, "bad", 3, 3, "why"};
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, a, rows, 2, &q, 1, "f", &r), DM_OK);
-    cr_assert_eq(dm_store_commit_batch(s_store, b, rows, 2, NULL, 0, "", &r), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, a, rows, 2, &q, 1, "f", &r, NULL), DM_OK);
+    cr_assert_eq(dm_store_commit_batch(s_store, b, rows, 2, NULL, 0, "", &r, NULL), DM_OK);
 
     dm_product_t removed = {0};
-    cr_assert_eq(dm_store_product_delete(s_store, "commerce", "orders", &removed), DM_OK);
+    cr_assert_eq(dm_store_product_delete(s_store, "commerce", "orders", &removed, NULL), DM_OK);
     cr_assert_eq(removed.records, 2);
     cr_assert_eq(removed.quarantined, 1);
     dm_store_product_clear(&removed);
@@ -643,7 +644,7 @@ Test(store, delete_removes_one_product_with_its_rows_index_and_quarantine)
     cr_assert_eq(dm_store_get_by_key(s_store, b, "a", 1, &row), DM_OK, "the other product lost a row");
     dm_buf_free(&row);
     cr_assert_eq(s_scan(s_store, b).n, 2);
-    cr_assert_eq(dm_store_product_delete(s_store, "commerce", "orders", NULL), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_store_product_delete(s_store, "commerce", "orders", NULL, NULL), DM_ERR_NOTFOUND);
     /* Registered again, the product starts empty under a new id. */
     uint32_t again = s_orders();
     cr_assert_neq(again, a, "product ids are never reused");
@@ -675,9 +676,84 @@ Test(store, catalog_write_never_waits_for_readers_to_grow_the_map)
     size_t before = dm_store_map_size(s_store);
     dm_reader_t *r = NULL;
     cr_assert_eq(dm_reader_open(s_store, &r), DM_OK);
-    cr_assert_eq(dm_catalog_db_write(s_store, ops, N), DM_ERR_BUSY);
+    cr_assert_eq(dm_catalog_db_write(s_store, ops, N, NULL), DM_ERR_BUSY);
     cr_assert_eq(dm_store_map_size(s_store), before);
     dm_reader_close(&r);
-    cr_assert_eq(dm_catalog_db_write(s_store, ops, N), DM_OK);
+    cr_assert_eq(dm_catalog_db_write(s_store, ops, N, NULL), DM_OK);
     cr_assert_gt(dm_store_map_size(s_store), before);
+}
+
+/* ---- a failing write reports its reason in why and logs nothing ---- */
+
+Test(store, commit_to_unknown_product_says_so_in_why, .init = cr_redirect_stderr)
+{
+    dm_row_in_t rows[1] = {{NULL, 0, "r1", 2}};
+    dm_batch_result_t r;
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_store_commit_batch(s_store, 42, rows, 1, NULL, 0, "", &r, &why),
+                 DM_ERR_NOTFOUND);
+    cr_assert_not_null(strstr(why.data, "product 42 is not registered"), "%s", why.data);
+    dm_buf_free(&why);
+    fflush(stderr);
+    cr_assert_stderr_eq_str("", "the store logged a failure it returned");
+}
+
+Test(store, commit_with_an_oversized_key_names_the_row_in_why, .init = cr_redirect_stderr)
+{
+    uint32_t id = s_orders();
+    static char key[4096];
+    memset(key, 'k', sizeof key);
+    dm_row_in_t rows[2] = {{"a", 1, "r1", 2}, {key, sizeof key, "r2", 2}};
+    dm_batch_result_t r;
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 2, NULL, 0, "", &r, &why),
+                 DM_ERR_TOOBIG);
+    cr_assert_not_null(strstr(why.data, "row 1 of a batch"), "%s", why.data);
+    cr_assert_not_null(strstr(why.data, "4096-byte key"), "%s", why.data);
+    cr_assert_null(strchr(why.data, '\n'), "%s", why.data);
+    cr_assert_eq(s_scan(s_store, id).n, 0);
+    dm_buf_free(&why);
+    fflush(stderr);
+    cr_assert_stderr_eq_str("", "the store logged a failure it returned");
+}
+
+Test(store, map_full_at_maximum_says_what_to_raise_in_why)
+{
+    dm_store_destroy(&s_store);
+    dm_t_rmdir(s_dir);
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_store"));
+    dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
+                            .max_map_bytes = (size_t)2 << 20};
+    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store, NULL), DM_OK);
+    uint32_t id = s_orders();
+    enum { N = 5000, ROW = 1000 };
+    static char payload[ROW];
+    static dm_row_in_t rows[N];
+    for (size_t i = 0; i < N; i++)
+        rows[i] = (dm_row_in_t){NULL, 0, payload, ROW};
+    dm_batch_result_t r;
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, N, NULL, 0, "", &r, &why),
+                 DM_ERR_MAPFULL);
+    cr_assert_not_null(strstr(why.data, "raise max_map_bytes"), "%s", why.data);
+    dm_buf_free(&why);
+}
+
+Test(store, register_refusal_names_the_product_in_why)
+{
+    dm_product_t a = s_prod("com/merce", "orders", 1, 0, 0, 1);
+    dm_register_outcome oc;
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_store_product_register(s_store, &a, &oc, NULL, NULL, &why), DM_ERR_INVALID);
+    cr_assert_not_null(strstr(why.data, "'com/merce/orders'"), "%s", why.data);
+    dm_buf_free(&why);
+}
+
+Test(store, catalog_write_with_an_empty_key_says_so_in_why)
+{
+    dm_store_catalog_op_t op = {.key = "", .key_len = 0, .val = "v", .val_len = 1};
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_catalog_db_write(s_store, &op, 1, &why), DM_ERR_TOOBIG);
+    cr_assert_not_null(strstr(why.data, "catalog key of 0 bytes"), "%s", why.data);
+    dm_buf_free(&why);
 }

@@ -49,7 +49,7 @@ Test(store_bench, ingest_one_million_orders, .timeout = 300)
     dm_product_t in = {.domain = "commerce", .name = "orders", .version = "1.0.0",
                        .version_major = 1, .contract = "{}", .contract_len = 2}, out;
     dm_register_outcome oc;
-    cr_assert_eq(dm_store_product_register(st, &in, &oc, &out, NULL), DM_OK);
+    cr_assert_eq(dm_store_product_register(st, &in, &oc, &out, NULL, NULL), DM_OK);
     uint8_t (*keys)[S_KEY_BYTES] = malloc((size_t)S_ROWS * S_KEY_BYTES);
     char (*rows)[S_ROW_BYTES] = malloc((size_t)S_ROWS * S_ROW_BYTES);
     dm_row_in_t *in_rows = malloc(batch * sizeof *in_rows);
@@ -69,7 +69,7 @@ Test(store_bench, ingest_one_million_orders, .timeout = 300)
             in_rows[i] = (dm_row_in_t){keyless ? NULL : keys[off + i], keyless ? 0 : S_KEY_BYTES,
                                        rows[off + i], S_ROW_BYTES};
         dm_batch_result_t r;
-        cr_assert_eq(dm_store_commit_batch(st, out.id, in_rows, n, NULL, 0, "", &r), DM_OK);
+        cr_assert_eq(dm_store_commit_batch(st, out.id, in_rows, n, NULL, 0, "", &r, NULL), DM_OK);
     }
     double dt = dm_clock_mono_s() - t0;
     cr_log_info("store: %d %s rows in batches of %zu: %.2f s, %.0f rows/s", S_ROWS,

@@ -158,9 +158,7 @@ static void s_prepare_register(dm_ingest_t *self, dm_ingest__job_t *job, const D
     dm_contract_canonical(c, &job->canonical);
     dm_contract_hash(c, job->hash);
 out:
-    for (size_t i = 0; i < n; i++)
-        dm_contract_destroy(&list[i]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);
 }
 

@@ -93,16 +93,13 @@ dm_err dm_registry_install(dm_registry_t *self, uint32_t pid, const char *canoni
         if (why)
             s_parse_failed(why, pid, &diags);
         dm_diags_clear(&diags);
-        for (size_t i = 0; i < n; i++)
-            dm_contract_destroy(&list[i]);
-        free(list);
+        dm_contract_list_destroy(&list, n);
         return rc == DM_OK ? DM_ERR_INVALID : rc;
     }
     dm_diags_clear(&diags);
     s_entry *e = calloc(1, sizeof *e);
     if (!e) {
-        dm_contract_destroy(&list[0]);
-        free(list);
+        dm_contract_list_destroy(&list, n);
         return DM_ERR_NOMEM;
     }
     e->ref.pid = pid;

@@ -52,9 +52,7 @@ static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
         pi->owner_contact = strdup(list[0]->owner_contact);
         pi->access = strdup(dm_contract_access_name(list[0]->access));
     }
-    for (size_t i = 0; i < n; i++)
-        dm_contract_destroy(&list[i]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);
     dm_product_t local = {0};
     pi->remote = memcmp(p->origin, dm_identity_public(mp->node->id), DM_ID_PUBLIC_BYTES) != 0;

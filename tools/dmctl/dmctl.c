@@ -117,9 +117,7 @@ static int s_validate(const dm_cli_args_t *a)
                        list[k]->nfields == 1 ? "" : "s", list[k]->nchecks,
                        list[k]->nchecks == 1 ? "" : "s", dm_contract_access_name(list[k]->access));
         }
-        for (size_t k = 0; k < n; k++)
-            dm_contract_destroy(&list[k]);
-        free(list);
+        dm_contract_list_destroy(&list, n);
         dm_diags_clear(&diags);
     }
     dm_buf_free(&out);
@@ -145,9 +143,14 @@ static dm_contract_t *s_load_one(const char *path, const char *product, int *sta
         *status = rc == DM_ERR_IO ? DM_EXIT_USAGE : DM_EXIT_FAIL;
         goto out;
     }
+    size_t at = n;
     for (size_t k = 0; k < n; k++)
         if ((product && strcmp(list[k]->name, product) == 0) || (!product && n == 1))
-            pick = list[k];
+            at = k;
+    if (at < n) {
+        pick = list[at];
+        list[at] = NULL; /* the caller's now */
+    }
     if (!pick) {
         if (product)
             fprintf(stderr, "%s: %s holds no contract named '%s'\n", P, path, product);
@@ -157,10 +160,7 @@ static dm_contract_t *s_load_one(const char *path, const char *product, int *sta
         *status = DM_EXIT_USAGE;
     }
 out:
-    for (size_t k = 0; k < n; k++)
-        if (list[k] != pick)
-            dm_contract_destroy(&list[k]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);
     return pick;
 }
@@ -292,9 +292,7 @@ static int s_register(const dm_cli_args_t *a)
     }
     dm_buf_free(&canon);
     dm_rpc_client_destroy(&client);
-    for (size_t k = 0; k < n; k++)
-        dm_contract_destroy(&list[k]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     return status;
 }
 

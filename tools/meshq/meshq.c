@@ -665,9 +665,7 @@ static int s_describe(const dm_cli_args_t *a)
     } else {
         s_describe_text(list[0], d->records, d->quarantined);
     }
-    for (size_t i = 0; i < n; i++)
-        dm_contract_destroy(&list[i]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);
 out:
     dm__envelope__free_unpacked(rep, NULL);

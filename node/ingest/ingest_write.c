@@ -224,13 +224,10 @@ static void s_commit_deregister(dm_ingest_t *self, dm_ingest__job_t *job)
     dm_product_t removed = {0};
     dm_err rc = dm_store_product_delete(self->store, job->domain, job->name, &removed);
     if (rc == DM_ERR_NOTFOUND) {
-        char text[512];
-        dm_buf_t hint = DM_BUF_INIT;
-        dm_registry_suggest(self->registry, qualified, &hint);
-        snprintf(text, sizeof text, "unknown product '%s' on this node%s%s%s", qualified,
-                 hint.len ? "; did you mean '" : "", hint.len ? hint.data : "", hint.len ? "'?" : "");
-        dm_buf_free(&hint);
-        s_send_error(self, job, rc, text);
+        dm_buf_t text = DM_BUF_INIT;
+        dm_registry_unknown(self->registry, qualified, NULL, &text);
+        s_send_error(self, job, rc, text.data);
+        dm_buf_free(&text);
         return;
     }
     if (rc != DM_OK) {

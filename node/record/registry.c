@@ -190,6 +190,20 @@ void dm_registry_suggest(dm_registry_t *self, const char *qualified, dm_buf_t *o
     pthread_mutex_unlock(&self->lock);
 }
 
+void dm_registry_unknown(dm_registry_t *self, const char *qualified, const char *served,
+                         dm_buf_t *why)
+{
+    dm_buf_t hint = DM_BUF_INIT;
+    dm_registry_suggest(self, qualified, &hint);
+    dm_buf_printf(why, "unknown product '%.*s' on this node", DM_REGISTRY_UNKNOWN_SHOWN,
+                  qualified);
+    if (served)
+        dm_buf_printf(why, " (domain %s)", served);
+    if (hint.len)
+        dm_buf_printf(why, "; did you mean '%s'?", hint.data);
+    dm_buf_free(&hint);
+}
+
 void dm_registry_each(dm_registry_t *self, dm_registry_each_fn fn, void *arg)
 {
     pthread_mutex_lock(&self->lock);

@@ -123,6 +123,26 @@ static int s_read_addr(const char *program, const char *dir, char *addr, size_t 
     return rc == DM_OK ? 0 : -1;
 }
 
+int dm_cli_qualified(const dm_cli_args_t *a, const char *arg, dm_cli_qualified_t *q)
+{
+    q->domain = q->product = NULL;
+    if (snprintf(q->buf, sizeof q->buf, "%s", arg) >= (int)sizeof q->buf) {
+        fprintf(stderr, "%s: '%.40s...' is longer than a DOMAIN/PRODUCT name can be\n",
+                a->program, arg);
+        return -1;
+    }
+    char *slash = strchr(q->buf, '/');
+    if (!slash || slash == q->buf || !slash[1] || strchr(slash + 1, '/')) {
+        fprintf(stderr, "%s: '%s' is not DOMAIN/PRODUCT (e.g. commerce/orders)\n", a->program,
+                arg);
+        return -1;
+    }
+    *slash = 0;
+    q->domain = q->buf;
+    q->product = slash + 1;
+    return 0;
+}
+
 int dm_cli_connect(const dm_cli_args_t *a, dm_rpc_client_t **out)
 {
     *out = NULL;

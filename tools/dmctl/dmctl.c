@@ -362,20 +362,6 @@ static void s_ingest_send(s_ingest *st, uint64_t first_line, const void *data, s
     st->inflight++;
 }
 
-/* Splits "domain/product" in place; false after printing if malformed. */
-static bool s_split_qualified(char *q, const char **domain, const char **product)
-{
-    char *slash = strchr(q, '/');
-    if (!slash || slash == q || !slash[1] || strchr(slash + 1, '/')) {
-        fprintf(stderr, "%s: '%s' is not DOMAIN/PRODUCT (e.g. commerce/orders)\n", P, q);
-        return false;
-    }
-    *slash = 0;
-    *domain = q;
-    *product = slash + 1;
-    return true;
-}
-
 static int s_ingest_cmd(const dm_cli_args_t *a)
 {
     if (a->npos != 3) {
@@ -387,11 +373,12 @@ static int s_ingest_cmd(const dm_cli_args_t *a)
         s_bytes_opt(a, "batch-bytes", DM_INGEST_BATCH_BYTES, DM_INGEST_BATCH_MAX_BYTES,
                     &batch_bytes) != 0)
         return DM_EXIT_USAGE;
-    char qualified[256];
-    snprintf(qualified, sizeof qualified, "%s", a->pos[1]);
-    s_ingest st = {0};
-    if (!s_split_qualified(qualified, &st.domain, &st.product))
+    dm_cli_qualified_t qualified;
+    if (dm_cli_qualified(a, a->pos[1], &qualified) != 0)
         return DM_EXIT_USAGE;
+    s_ingest st = {0};
+    st.domain = qualified.domain;
+    st.product = qualified.product;
     int fd = s_open_input(a->pos[2]);
     if (fd < 0)
         return DM_EXIT_USAGE;
@@ -472,15 +459,13 @@ static int s_deregister(const dm_cli_args_t *a)
         fprintf(stderr, "%s: usage: dmctl deregister DOMAIN/PRODUCT\n", P);
         return DM_EXIT_USAGE;
     }
-    char qualified[256];
-    snprintf(qualified, sizeof qualified, "%s", a->pos[1]);
-    const char *domain, *product;
-    if (!s_split_qualified(qualified, &domain, &product))
+    dm_cli_qualified_t q;
+    if (dm_cli_qualified(a, a->pos[1], &q) != 0)
         return DM_EXIT_USAGE;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__DeregisterReq body = DM__DEREGISTER_REQ__INIT;
-    body.domain = (char *)domain;
-    body.product = (char *)product;
+    body.domain = (char *)q.domain;
+    body.product = (char *)q.product;
     dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_DEREGISTER_REQ, &body);
     Dm__Envelope *rep = NULL;
     int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_DEREGISTER_REP, "deregister refused", &rep);
@@ -530,10 +515,8 @@ static int s_quarantine(const dm_cli_args_t *a)
         fprintf(stderr, "%s: usage: dmctl quarantine DOMAIN/PRODUCT [--limit N] [--json]\n", P);
         return DM_EXIT_USAGE;
     }
-    char qualified[256];
-    snprintf(qualified, sizeof qualified, "%s", a->pos[1]);
-    const char *domain, *product;
-    if (!s_split_qualified(qualified, &domain, &product))
+    dm_cli_qualified_t q;
+    if (dm_cli_qualified(a, a->pos[1], &q) != 0)
         return DM_EXIT_USAGE;
     uint64_t limit = UINT64_MAX;
     const char *lv = dm_cli_get(a, "limit");
@@ -558,8 +541,8 @@ static int s_quarantine(const dm_cli_args_t *a)
     for (;;) {
         Dm__Envelope req = DM__ENVELOPE__INIT;
         Dm__QuarantineReq body = DM__QUARANTINE_REQ__INIT;
-        body.domain = (char *)domain;
-        body.product = (char *)product;
+        body.domain = (char *)q.domain;
+        body.product = (char *)q.product;
         body.after = after;
         body.limit = DM_QUARANTINE_PAGE;
         dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_QUARANTINE_REQ, &body);

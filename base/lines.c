@@ -91,6 +91,43 @@ dm_err dm_lines_open_read(const char *path, dm_file_kind kind, int *fd, char *wh
     return DM_ERR_IO;
 }
 
+dm_err dm_lines_read_small(const char *path, char *buf, size_t cap, dm_buf_t *why)
+{
+    assert(cap > 0);
+    buf[0] = 0;
+    int fd = -1;
+    char reason[128];
+    dm_err rc = dm_lines_open_read(path, DM_FILE_REGULAR, &fd, reason, sizeof reason);
+    if (rc != DM_OK) {
+        if (why)
+            dm_buf_printf(why, "cannot read %s: %s", path, reason);
+        return rc;
+    }
+    size_t n = 0;
+    while (n < cap - 1) {
+        ssize_t got = read(fd, buf + n, cap - 1 - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int saved = errno;
+            if (why)
+                dm_buf_printf(why, "cannot read %s: %s", path, strerror(saved));
+            close(fd);
+            buf[0] = 0;
+            errno = saved;
+            return DM_ERR_IO;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    close(fd);
+    buf[n] = 0;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = 0;
+    return DM_OK;
+}
+
 dm_err dm_lines_new(int fd, size_t record_limit, dm_lines_t **out)
 {
     assert(record_limit > 0);

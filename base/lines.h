@@ -5,13 +5,15 @@
  * line longer than the record limit is handed out cut to the limit, with its
  * full length reported, and is never held whole: the reader holds at most
  * limit + DM_LINES_CHUNK bytes, so a 100 MiB line costs no more memory than
- * a short one. Also the project's path limit, DM_PATH_MAX. */
+  * a short one. Also the project's path limit, DM_PATH_MAX, and reading a
+ * small one-line file whole. */
 #ifndef DM_LINES_H
 #define DM_LINES_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 
 #define DM_LINES_CHUNK (1024 * 1024) /* bytes per read(2) */
@@ -38,6 +40,14 @@ typedef enum {
  * reason without the path, e.g. "not a regular file (a FIFO)". */
 DM_NODISCARD dm_err dm_lines_open_read(const char *path, dm_file_kind kind, int *fd, char *why,
                                       size_t cap);
+
+/* Reads the small regular file path (opened as dm_lines_open_read does)
+ * into buf: at most cap - 1 bytes (cap > 0; the rest is not read),
+ * NUL-terminated, trailing "\n", "\r" and spaces trimmed. For one-line
+ * files such as a node's address or domain. On failure buf is "", and
+ * DM_ERR_NOTFOUND (no such file) or DM_ERR_IO is returned, errno set, and
+ * why (NULL allowed) gets "cannot read PATH: REASON". */
+DM_NODISCARD dm_err dm_lines_read_small(const char *path, char *buf, size_t cap, dm_buf_t *why);
 
 /* Creates a reader of fd (not owned: the caller closes it) for lines of up to
  * record_limit bytes (> 0). DM_ERR_NOMEM on failure, *out NULL. */

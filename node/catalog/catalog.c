@@ -147,9 +147,7 @@ static bool s_contract_ok(const dm_catalog_entry_t *e, const s_parsed *p, dm_buf
                  p->domain, p->name);
     else
         ok = true;
-    for (size_t i = 0; i < n; i++)
-        dm_contract_destroy(&list[i]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);
     return ok;
 }

@@ -164,8 +164,8 @@ typedef struct {
  * file name used in diagnostics. basedir is the folder that a relative avro
  * schema location is resolved against; NULL forbids avro files (the node
  * only accepts canonical, inline contracts).
- * On success returns DM_OK and *out holds *n contracts (free each with
- * dm_contract_destroy, then free(*out)); empty documents (a trailing
+ * On success returns DM_OK and *out holds *n contracts (free them with
+ * dm_contract_list_destroy); empty documents (a trailing
  * "---") are skipped, and diagnostics are sorted by position. If any document is invalid, returns
  * DM_ERR_INVALID with every problem in diags and *out NULL; DM_ERR_TOOBIG
  * for a buffer over DM_CONTRACT_MAX_FILE. Never reads beyond len; buf need
@@ -195,6 +195,11 @@ DM_NODISCARD dm_err dm_contract_parse_file(const char *path, dm_contract_t ***ou
 
 /* Frees a contract. NULL-safe; sets *self_p to NULL. */
 void dm_contract_destroy(dm_contract_t **self_p);
+
+/* Frees the n contracts of a list from dm_contract_parse (NULL entries
+ * are skipped, so a caller keeps one by setting its entry to NULL) and the
+ * list itself. NULL-safe; sets *list_p to NULL. */
+void dm_contract_list_destroy(dm_contract_t ***list_p, size_t n);
 
 /* Appends the canonical JSON form of c to out. Cannot fail. */
 void dm_contract_canonical(const dm_contract_t *c, dm_buf_t *out);

@@ -293,9 +293,7 @@ dm_err dm_contract_parse_opts(const char *name, const char *buf, size_t len, con
     }
     free(docs);
     if (cx.errors) {
-        for (size_t i = 0; i < nc; i++)
-            dm_contract_destroy(&cs[i]);
-        free(cs);
+        dm_contract_list_destroy(&cs, nc);
         rc = DM_ERR_INVALID;
         goto out;
     }
@@ -304,6 +302,16 @@ dm_err dm_contract_parse_opts(const char *name, const char *buf, size_t len, con
 out:
     dm_diags_sort(diags, first);
     return rc;
+}
+
+void dm_contract_list_destroy(dm_contract_t ***list_p, size_t n)
+{
+    if (!*list_p)
+        return;
+    for (size_t i = 0; i < n; i++)
+        dm_contract_destroy(&(*list_p)[i]);
+    free(*list_p);
+    *list_p = NULL;
 }
 
 dm_err dm_contract_parse_file(const char *path, dm_contract_t ***out, size_t *n,

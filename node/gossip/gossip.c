@@ -14,6 +14,7 @@
 #include "base/lines.h"
 #include "base/log.h"
 #include "proto/mesh.pb-c.h"
+#include "transport/envelope.h"
 #include "transport/rpc.h"
 #include "transport/zsock.h"
 
@@ -278,10 +279,8 @@ static void s_flush(dm_gossip_t *self, int64_t now_ms)
             dm_log_err("gossip: cannot encode a membership message");
             continue;
         }
-        Dm__Envelope env = DM__ENVELOPE__INIT;
-        env.body_case = DM__ENVELOPE__BODY_SWIM;
-        env.swim.data = bytes;
-        env.swim.len = len;
+        Dm__Envelope env;
+        dm_envelope_swim(&env, bytes, len);
         s_send_env(self, self->out.to, &env, now_ms);
         free(bytes);
     }
@@ -309,7 +308,7 @@ static const uint8_t *s_catalog_hash(dm_gossip_t *self)
 static void s_sync_send(dm_gossip_t *self, const char *to, bool hash, const dm_buf_t *digest,
                         const dm_buf_t *delta, int64_t now_ms)
 {
-    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__Envelope env;
     Dm__CatalogSync m = DM__CATALOG_SYNC__INIT;
     m.reply_to = self->address;
     if (hash) {
@@ -324,8 +323,7 @@ static void s_sync_send(dm_gossip_t *self, const char *to, bool hash, const dm_b
         m.delta.data = (uint8_t *)delta->data;
         m.delta.len = delta->len;
     }
-    env.body_case = DM__ENVELOPE__BODY_CATALOG_SYNC;
-    env.catalog_sync = &m;
+    dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_CATALOG_SYNC, &m);
     dm_log_debug("catalog: sync to %.24s (hash %d, digest %zu, delta %zu bytes)", to, hash,
                  digest ? digest->len : 0, delta ? delta->len : 0);
     s_send_env(self, to, &env, now_ms);

@@ -16,20 +16,13 @@
 #include <sys/prctl.h>
 
 #include "base/log.h"
+#include "record/ndjson_check.h"
 #include "record/schema.h"
 #include "transport/rpc.h"
 
 typedef struct {
     dm_buf_t row, key, reasons;
 } s_scratch;
-
-static bool s_blank(const char *p, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
-            return false;
-    return true;
-}
 
 static void s_add_quarantine(dm_ingest__job_t *job, uint64_t line, const char *raw, size_t raw_len,
                              uint64_t orig_len, const char *why)
@@ -57,14 +50,11 @@ static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm_
     const dm_product_ref_t *ref = NULL;
     if (qn < 0 || (size_t)qn >= sizeof qualified ||
         dm_registry_acquire(self->registry, qualified, (size_t)qn, &ref) != DM_OK) {
-        dm_buf_t hint = DM_BUF_INIT;
-        dm_registry_suggest(self->registry, qualified, &hint);
+        dm_buf_t text = DM_BUF_INIT;
+        dm_registry_unknown(self->registry, qualified, NULL, &text);
         dm_ingest__job_error(job, DM_ERR_NOTFOUND,
-                    "unknown product '%.200s' on this node%s%s%s (dmctl products lists them; "
-                    "dmctl register adds one)",
-                    qualified, hint.len ? "; did you mean '" : "", hint.len ? hint.data : "",
-                    hint.len ? "'?" : "");
-        dm_buf_free(&hint);
+                    "%s (dmctl products lists them; dmctl register adds one)", text.data);
+        dm_buf_free(&text);
         return;
     }
     job->kind = DM_INGEST__INGEST;
@@ -102,7 +92,7 @@ static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm_
                      "record is %zu bytes, over the limit of %zu bytes (kept: its first %zu bytes)",
                      len, self->record_limit, self->record_limit);
             s_add_quarantine(job, line, p, self->record_limit, len, why);
-        } else if (!s_blank(p, len)) {
+        } else if (!dm_ndjson_check_blank(p, len)) {
             if (dm_schema_validate(ref->schema, p, len, &sc->row, &sc->key, &sc->reasons)) {
                 dm_ingest__rowref_t r = {job->bytes.len, sc->key.len, 0, sc->row.len};
                 dm_buf_append(&job->bytes, sc->key.data, sc->key.len);
@@ -158,9 +148,7 @@ static void s_prepare_register(dm_ingest_t *self, dm_ingest__job_t *job, const D
     dm_contract_canonical(c, &job->canonical);
     dm_contract_hash(c, job->hash);
 out:
-    for (size_t i = 0; i < n; i++)
-        dm_contract_destroy(&list[i]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);
 }
 

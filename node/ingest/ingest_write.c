@@ -87,12 +87,11 @@ reply:
             s_send_error(self, job, rc, text);
             continue;
         }
-        Dm__Envelope env = DM__ENVELOPE__INIT;
+        Dm__Envelope env;
         Dm__IngestRep rep = DM__INGEST_REP__INIT;
         rep.accepted = job->rows.len / sizeof(dm_ingest__rowref_t);
         rep.quarantined = job->quar.len / sizeof(dm_ingest__qref_t);
-        env.body_case = DM__ENVELOPE__BODY_INGEST_REP;
-        env.ingest_rep = &rep;
+        dm_envelope_init(&env, job->req_id, DM__ENVELOPE__BODY_INGEST_REP, &rep);
         s_send_reply(self, job, &env);
     }
     free(rows);
@@ -211,7 +210,7 @@ static void s_commit_register(dm_ingest_t *self, dm_ingest__job_t *job)
         /* Tell the node loop, which publishes it in the catalog. */
         dm_ctl_send(self->w_out, DM_CTL_CATALOG);
     }
-    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__Envelope env;
     Dm__RegisterRep rep = DM__REGISTER_REP__INIT;
     rep.outcome = outcome == DM_REGISTER_CREATED    ? DM__REGISTER_REP__OUTCOME__CREATED
                   : outcome == DM_REGISTER_UPGRADED ? DM__REGISTER_REP__OUTCOME__UPGRADED
@@ -220,8 +219,7 @@ static void s_commit_register(dm_ingest_t *self, dm_ingest__job_t *job)
     rep.name = c->name;
     rep.version = c->version;
     rep.previous_version = had_old ? old.version : "";
-    env.body_case = DM__ENVELOPE__BODY_REGISTER_REP;
-    env.register_rep = &rep;
+    dm_envelope_init(&env, job->req_id, DM__ENVELOPE__BODY_REGISTER_REP, &rep);
     s_send_reply(self, job, &env);
 out:
     dm_store_product_clear(&old);
@@ -241,13 +239,10 @@ static void s_commit_deregister(dm_ingest_t *self, dm_ingest__job_t *job)
                    why.len ? why.data : dm_err_str(rc));
     dm_buf_free(&why);
     if (rc == DM_ERR_NOTFOUND) {
-        char text[512];
-        dm_buf_t hint = DM_BUF_INIT;
-        dm_registry_suggest(self->registry, qualified, &hint);
-        snprintf(text, sizeof text, "unknown product '%s' on this node%s%s%s", qualified,
-                 hint.len ? "; did you mean '" : "", hint.len ? hint.data : "", hint.len ? "'?" : "");
-        dm_buf_free(&hint);
-        s_send_error(self, job, rc, text);
+        dm_buf_t text = DM_BUF_INIT;
+        dm_registry_unknown(self->registry, qualified, NULL, &text);
+        s_send_error(self, job, rc, text.data);
+        dm_buf_free(&text);
         return;
     }
     if (rc != DM_OK) {
@@ -261,14 +256,13 @@ static void s_commit_deregister(dm_ingest_t *self, dm_ingest__job_t *job)
     dm_log_info("deregistered %s %s (%" PRIu64 " records deleted)", qualified, removed.version,
                 removed.records);
     dm_ctl_send(self->w_out, DM_CTL_CATALOG); /* the node loop publishes the tombstone */
-    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__Envelope env;
     Dm__DeregisterRep rep = DM__DEREGISTER_REP__INIT;
     rep.domain = job->domain;
     rep.name = job->name;
     rep.version = removed.version;
     rep.records = removed.records;
-    env.body_case = DM__ENVELOPE__BODY_DEREGISTER_REP;
-    env.deregister_rep = &rep;
+    dm_envelope_init(&env, job->req_id, DM__ENVELOPE__BODY_DEREGISTER_REP, &rep);
     s_send_reply(self, job, &env);
     dm_store_product_clear(&removed);
 }

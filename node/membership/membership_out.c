@@ -18,12 +18,10 @@ dm_membership__out_t *dm_membership__out_push(dm_membership_t *m)
             m->nout -= m->out_head;
             m->out_head = 0;
         } else {
-            size_t cap = m->outcap ? m->outcap * 2 : 8;
-            dm_membership__out_t *o = realloc(m->out, cap * sizeof *o);
+            dm_membership__out_t *o = dm_membership__grow(m->out, &m->outcap, sizeof *o, 8);
             if (!o)
                 return NULL;
             m->out = o;
-            m->outcap = cap;
         }
     }
     dm_membership__out_t *o = &m->out[m->nout++];
@@ -68,12 +66,11 @@ void dm_membership__bcast(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTE
             b = &m->bcast[worst];
         } else {
             if (m->nbcast == m->bcastcap) {
-                size_t cap = m->bcastcap ? m->bcastcap * 2 : 8;
-                dm_membership__bcast_t *x = realloc(m->bcast, cap * sizeof *x);
+                dm_membership__bcast_t *x =
+                    dm_membership__grow(m->bcast, &m->bcastcap, sizeof *x, 8);
                 if (!x)
                     return;
                 m->bcast = x;
-                m->bcastcap = cap;
             }
             b = &m->bcast[m->nbcast++];
         }

@@ -234,12 +234,10 @@ dm_err dm_membership__add(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTE
     if (m->n + 1 >= UINT32_MAX - 1)
         return DM_ERR_NOMEM;
     if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 16;
-        dm_membership__member_t *a = realloc(m->mem, cap * sizeof *a);
+        dm_membership__member_t *a = dm_membership__grow(m->mem, &m->cap, sizeof *a, 16);
         if (!a)
             return DM_ERR_NOMEM;
         m->mem = a;
-        m->cap = cap;
     }
     if ((m->n + 1) * 4 > m->nslots * 3) { /* load factor at most 3/4 */
         size_t ns = m->nslots ? m->nslots * 2 : S_MIN_SLOTS;
@@ -316,12 +314,10 @@ uint32_t dm_membership__aux_get(dm_membership_t *m, uint32_t idx)
             a = (uint32_t)i;
     if (a == DM_MEMBERSHIP_NO_AUX) {
         if (m->naux == m->auxcap) {
-            size_t cap = m->auxcap ? m->auxcap * 2 : 8;
-            dm_membership__aux_t *x = realloc(m->aux, cap * sizeof *x);
+            dm_membership__aux_t *x = dm_membership__grow(m->aux, &m->auxcap, sizeof *x, 8);
             if (!x)
                 return DM_MEMBERSHIP_NO_AUX;
             m->aux = x;
-            m->auxcap = cap;
         }
         if (m->naux >= DM_MEMBERSHIP_NO_AUX)
             return DM_MEMBERSHIP_NO_AUX;

@@ -240,7 +240,7 @@ static void s_fetch_pack(s_worker *w, dm_query_t *q, uint32_t max_rows, uint64_t
                                why ? text : err.len ? err.data : dm_err_str(rc), msg);
         goto out;
     }
-    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__Envelope env;
     Dm__QueryRep rep = DM__QUERY_REP__INIT;
     int ncols = first ? dm_query_ncolumns(q) : 0;
     Dm__Column *cols = ncols > 0 ? calloc((size_t)ncols, sizeof *cols) : NULL;
@@ -258,9 +258,7 @@ static void s_fetch_pack(s_worker *w, dm_query_t *q, uint32_t max_rows, uint64_t
     rep.rows.len = rows.len;
     rep.nrows = nrows;
     rep.done = done;
-    env.id = id;
-    env.body_case = DM__ENVELOPE__BODY_QUERY_REP;
-    env.query_rep = &rep;
+    dm_envelope_init(&env, id, DM__ENVELOPE__BODY_QUERY_REP, &rep);
     if (dm__envelope__get_packed_size(&env) > (size_t)DM_RPC_MAX_MSG_BYTES) {
         /* One row alone can outgrow a message (huge blobs): say so rather
          * than send something the client would have to drop. */
@@ -655,13 +653,11 @@ dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload
                               (unsigned long long)cursor);
             return rc;
         }
-        Dm__Envelope rep_env = DM__ENVELOPE__INIT;
+        Dm__Envelope rep_env;
         Dm__QueryRep rep = DM__QUERY_REP__INIT;
         rep.cursor = cursor;
         rep.done = true;
-        rep_env.id = e->id;
-        rep_env.body_case = DM__ENVELOPE__BODY_QUERY_REP;
-        rep_env.query_rep = &rep;
+        dm_envelope_init(&rep_env, e->id, DM__ENVELOPE__BODY_QUERY_REP, &rep);
         zmq_msg_t msg;
         if (s_pack(&rep_env, &msg))
             s_send_msg(self->loop_out, rid, &msg);

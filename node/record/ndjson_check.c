@@ -11,14 +11,6 @@
 
 #include "base/lines.h"
 
-static bool s_blank(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\f' && p[i] != '\v')
-            return false;
-    return true;
-}
-
 dm_err dm_ndjson_check_fd(const dm_schema_t *s, const char *name, int fd, size_t record_limit,
                    FILE *out, uint64_t *valid, uint64_t *invalid)
 {
@@ -45,7 +37,7 @@ dm_err dm_ndjson_check_fd(const dm_schema_t *s, const char *name, int fd, size_t
             nvalid++;
             continue;
         }
-        if (s_blank(line, len))
+        if (dm_ndjson_check_blank(line, len))
             continue; /* checked only on failure: blank lines are rare */
         ninvalid++;
         fprintf(out, "%s:%llu: error: %s\n", name, (unsigned long long)lineno, reasons.data);

@@ -8,14 +8,29 @@
 #ifndef DM_NDJSON_CHECK_H
 #define DM_NDJSON_CHECK_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "base/err.h"
 #include "record/schema.h"
 
-/* Reads fd to EOF, validating each non-blank line (blank: empty or only
- * spaces, tabs, CR, FF, VT); writes one diagnostic line per invalid record
+/* True if the len bytes at p are a blank line: empty or only spaces, tabs
+ * and CR. The one rule for ingest (which skips blank lines and quarantines
+ * every other line that is not a valid record) and dmctl check, so that a
+ * check predicts what ingest will do; a form feed or vertical tab is not
+ * blank, and not JSON either. Inline: ingest asks it of every line. */
+static inline bool dm_ndjson_check_blank(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+            return false;
+    return true;
+}
+
+/* Reads fd to EOF, validating each non-blank line (dm_ndjson_check_blank);
+ * writes one diagnostic line per invalid record
  * to out ("NAME:LINE: error: ...") and the summary "N valid, M invalid\n".
  * A line longer than record_limit bytes (0 means DM_RECORD_LIMIT_DEFAULT) is
  * invalid without being parsed. *valid and *invalid get the counts, also

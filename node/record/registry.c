@@ -93,16 +93,13 @@ dm_err dm_registry_install(dm_registry_t *self, uint32_t pid, const char *canoni
         if (why)
             s_parse_failed(why, pid, &diags);
         dm_diags_clear(&diags);
-        for (size_t i = 0; i < n; i++)
-            dm_contract_destroy(&list[i]);
-        free(list);
+        dm_contract_list_destroy(&list, n);
         return rc == DM_OK ? DM_ERR_INVALID : rc;
     }
     dm_diags_clear(&diags);
     s_entry *e = calloc(1, sizeof *e);
     if (!e) {
-        dm_contract_destroy(&list[0]);
-        free(list);
+        dm_contract_list_destroy(&list, n);
         return DM_ERR_NOMEM;
     }
     e->ref.pid = pid;
@@ -191,6 +188,20 @@ void dm_registry_suggest(dm_registry_t *self, const char *qualified, dm_buf_t *o
     if (sg.pick)
         dm_buf_puts(out, sg.pick);
     pthread_mutex_unlock(&self->lock);
+}
+
+void dm_registry_unknown(dm_registry_t *self, const char *qualified, const char *served,
+                         dm_buf_t *why)
+{
+    dm_buf_t hint = DM_BUF_INIT;
+    dm_registry_suggest(self, qualified, &hint);
+    dm_buf_printf(why, "unknown product '%.*s' on this node", DM_REGISTRY_UNKNOWN_SHOWN,
+                  qualified);
+    if (served)
+        dm_buf_printf(why, " (domain %s)", served);
+    if (hint.len)
+        dm_buf_printf(why, "; did you mean '%s'?", hint.data);
+    dm_buf_free(&hint);
 }
 
 void dm_registry_each(dm_registry_t *self, dm_registry_each_fn fn, void *arg)

@@ -43,9 +43,20 @@ DM_NODISCARD dm_err dm_registry_acquire(dm_registry_t *self, const char *qualifi
                                         const dm_product_ref_t **ref);
 void dm_registry_release(dm_registry_t *self, const dm_product_ref_t *ref);
 
+#define DM_REGISTRY_UNKNOWN_SHOWN 200 /* bytes of an unknown name a reply repeats */
+
 /* Appends to out the registered name closest to qualified, for "did you
  * mean" (base/text.h's rule); appends nothing if none is close. */
 void dm_registry_suggest(dm_registry_t *self, const char *qualified, dm_buf_t *out);
+
+/* Appends to why the one line a client sees when qualified is not
+ * registered: "unknown product 'QUALIFIED' on this node", " (domain
+ * SERVED)" when served is not NULL, then "; did you mean 'NAME'?" when
+ * dm_registry_suggest has a name. QUALIFIED is cut to
+ * DM_REGISTRY_UNKNOWN_SHOWN bytes. Ingest, deregister and describe all
+ * say it so. */
+void dm_registry_unknown(dm_registry_t *self, const char *qualified, const char *served,
+                         dm_buf_t *why);
 
 /* Calls fn with the domain and name of every registered product, under the
  * registry's lock: the strings are valid during the call only, and fn must

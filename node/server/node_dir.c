@@ -51,20 +51,6 @@ int dm_node__write_file(const char *dir, const char *name, const char *text)
     return 0;
 }
 
-/* Reads a small text file (trailing whitespace trimmed) into buf. */
-static int s_read_small(const char *path, char *buf, size_t cap)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, cap - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r'))
-        buf[--n] = 0;
-    return 0;
-}
-
 dm_err dm_node__dir_open(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *why)
 {
     if (dm_node__mkdirs(opts->data_dir) != 0) {
@@ -86,7 +72,8 @@ dm_err dm_node__dir_open(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *
     }
     char stored[128] = "";
     snprintf(path, sizeof path, "%s/%s", opts->data_dir, DM_NODE_DOMAIN_FILE);
-    bool have = s_read_small(path, stored, sizeof stored) == 0 && stored[0];
+    /* No file (or one that cannot be read) is a new directory. */
+    bool have = dm_lines_read_small(path, stored, sizeof stored, NULL) == DM_OK && stored[0];
     if (opts->domain && !dm_text_is_name(opts->domain)) {
         dm_buf_printf(why, "invalid --domain '%s': expected " DM_TEXT_NAME_RULE,
                       opts->domain);

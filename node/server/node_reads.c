@@ -52,9 +52,7 @@ static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
         pi->owner_contact = strdup(list[0]->owner_contact);
         pi->access = strdup(dm_contract_access_name(list[0]->access));
     }
-    for (size_t i = 0; i < n; i++)
-        dm_contract_destroy(&list[i]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);
     dm_product_t local = {0};
     pi->remote = memcmp(p->origin, dm_identity_public(mp->node->id), DM_ID_PUBLIC_BYTES) != 0;
@@ -250,16 +248,12 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     const char *domain = req->domain ? req->domain : "";
     const char *name = req->product ? req->product : "";
     if (dm_store_product_get(self->store, domain, name, &p) != DM_OK) {
-        char text[512];
-        dm_buf_t hint = DM_BUF_INIT;
+        dm_buf_t text = DM_BUF_INIT;
         char q[256];
         snprintf(q, sizeof q, "%.120s/%.120s", domain, name);
-        dm_registry_suggest(self->registry, q, &hint);
-        snprintf(text, sizeof text, "unknown product '%s' on this node (domain %s)%s%s%s", q,
-                 self->domain, hint.len ? "; did you mean '" : "", hint.len ? hint.data : "",
-                 hint.len ? "'?" : "");
-        dm_buf_free(&hint);
-        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOTFOUND, text);
+        dm_registry_unknown(self->registry, q, self->domain, &text);
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOTFOUND, text.data);
+        dm_buf_free(&text);
         return;
     }
     Dm__Envelope env;

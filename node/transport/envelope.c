@@ -17,6 +17,14 @@ void dm_envelope_init(Dm__Envelope *env, uint64_t id, Dm__Envelope__BodyCase bod
     env->error = body;
 }
 
+void dm_envelope_swim(Dm__Envelope *env, const uint8_t *data, size_t len)
+{
+    dm__envelope__init(env);
+    env->body_case = DM__ENVELOPE__BODY_SWIM;
+    env->swim.data = (uint8_t *)data;
+    env->swim.len = len;
+}
+
 void dm_envelope_error(Dm__Envelope *env, Dm__Error *e, uint64_t id, dm_err code,
                        const char *text)
 {

@@ -11,21 +11,13 @@
 #define S_REAL_SCRATCH_DIGITS 26 /* digits SQLite's "!" flag computes before padding with 0 */
 #define S_REAL_EXP_MAX 350    /* decimal exponent past which SQLite prints Inf */
 
-/* Reads a varint; false if cut or longer than 64 bits. */
-static bool s_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+/* Reads a varint at *p and advances past it; false if cut by end or
+ * longer than 64 bits. */
+static inline bool s_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
-    uint64_t r = 0;
-    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        if (shift == 63 && b > 1)
-            return false;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return true;
-        }
-    }
-    return false;
+    size_t n = dm_varint_decode(*p, (size_t)(end - *p), v);
+    *p += n;
+    return n != 0;
 }
 
 bool dm_rowbatch_read(const uint8_t **p, const uint8_t *end, dm_rowbatch_value_t *v)

@@ -9,8 +9,9 @@
  * engine.
  *
  * The engine appends one value at a time while it steps a statement, so
- * the encoders are inline: a value costs at most one call (dm_buf_reserve)
- * and never an allocation once the batch buffer has grown. */
+ * the encoders are inline (and so are base/varint.h's): a value costs at
+ * most one call (dm_buf_reserve) and never an allocation once the batch
+ * buffer has grown. */
 #ifndef DM_ROWBATCH_H
 #define DM_ROWBATCH_H
 
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/varint.h"
 
 /* Tag bytes on the wire: their values are the protocol. */
 typedef enum {
@@ -30,7 +32,6 @@ typedef enum {
     DM_ROWBATCH_BLOB = 4,
 } dm_rowbatch_type;
 
-#define DM_ROWBATCH_VARINT_MAX 10  /* bytes of a 64-bit varint */
 #define DM_ROWBATCH_REAL_BYTES 8
 #define DM_ROWBATCH_REAL_TEXT_MAX 64 /* bytes of dm_rowbatch_real_text's output, NUL included */
 
@@ -42,19 +43,6 @@ typedef struct {
     const char *s; /* TEXT and BLOB: points into the batch, not NUL-terminated */
     size_t len;    /* TEXT and BLOB: bytes at s */
 } dm_rowbatch_value_t;
-
-/* Writes v as a varint at p (room for DM_ROWBATCH_VARINT_MAX); returns
- * the bytes written. */
-static inline size_t dm_rowbatch__varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
 
 /* Appends tag and len bytes of body to out after reserving room for
  * extra bytes: the one non-inline call of an encoded value. */
@@ -83,9 +71,9 @@ static inline void dm_rowbatch_put_null(dm_buf_t *out)
 /* Appends an INT. Cannot fail. */
 static inline void dm_rowbatch_put_int(dm_buf_t *out, int64_t v)
 {
-    uint8_t *p = dm_rowbatch__begin(out, DM_ROWBATCH_INT, DM_ROWBATCH_VARINT_MAX);
+    uint8_t *p = dm_rowbatch__begin(out, DM_ROWBATCH_INT, DM_VARINT_MAX_BYTES);
     uint64_t zigzag = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    dm_rowbatch__end(out, p + dm_rowbatch__varint(p, zigzag));
+    dm_rowbatch__end(out, p + dm_varint_encode(zigzag, p));
 }
 
 /* Appends a REAL. Cannot fail. */
@@ -104,8 +92,8 @@ static inline void dm_rowbatch_put_real(dm_buf_t *out, double d)
 static inline void dm_rowbatch_put_bytes(dm_buf_t *out, dm_rowbatch_type type, const void *s,
                                          size_t len)
 {
-    uint8_t *p = dm_rowbatch__begin(out, type, DM_ROWBATCH_VARINT_MAX + len);
-    p += dm_rowbatch__varint(p, len);
+    uint8_t *p = dm_rowbatch__begin(out, type, DM_VARINT_MAX_BYTES + len);
+    p += dm_varint_encode(len, p);
     if (len)
         memcpy(p, s, len);
     dm_rowbatch__end(out, p + len);

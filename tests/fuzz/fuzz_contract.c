@@ -56,9 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 dm_schema_destroy(&s);
         }
     }
-    for (size_t i = 0; i < n; i++)
-        dm_contract_destroy(&list[i]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);
     return 0;
 }

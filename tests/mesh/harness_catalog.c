@@ -35,9 +35,7 @@ bool dm_h_contract_payload(dm_buf_t *out, const char *domain, const char *name,
     bool ok = dm_contract_parse("t", text, strlen(text), NULL, &list, &n, &diags) == DM_OK && n == 1;
     if (ok)
         dm_contract_canonical(list[0], out);
-    for (size_t i = 0; i < n; i++)
-        dm_contract_destroy(&list[i]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);
     return ok;
 }

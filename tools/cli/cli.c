@@ -112,26 +112,34 @@ static int s_read_addr(const char *program, const char *dir, char *addr, size_t 
 {
     char path[DM_PATH_MAX];
     snprintf(path, sizeof path, "%s/node.addr", dir);
-    int fd = -1;
-    char why[128];
-    FILE *f = NULL;
-    if (dm_lines_open_read(path, DM_FILE_REGULAR, &fd, why, sizeof why) == DM_OK &&
-        !(f = fdopen(fd, "r")))
-        close(fd);
-    if (!f) {
-        if (errno == ENOENT)
-            fprintf(stderr, "%s: no node address in %s: is meshd running with --data %s?\n",
-                    program, path, dir);
-        else
-            fprintf(stderr, "%s: cannot read %s: %s\n", program, path,
-                    errno == ENODEV ? why : strerror(errno));
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err rc = dm_lines_read_small(path, addr, cap, &why);
+    if (rc == DM_ERR_NOTFOUND)
+        fprintf(stderr, "%s: no node address in %s: is meshd running with --data %s?\n",
+                program, path, dir);
+    else if (rc != DM_OK)
+        fprintf(stderr, "%s: %s\n", program, why.data);
+    dm_buf_free(&why);
+    return rc == DM_OK ? 0 : -1;
+}
+
+int dm_cli_qualified(const dm_cli_args_t *a, const char *arg, dm_cli_qualified_t *q)
+{
+    q->domain = q->product = NULL;
+    if (snprintf(q->buf, sizeof q->buf, "%s", arg) >= (int)sizeof q->buf) {
+        fprintf(stderr, "%s: '%.40s...' is longer than a DOMAIN/PRODUCT name can be\n",
+                a->program, arg);
         return -1;
     }
-    size_t n = fread(addr, 1, cap - 1, f);
-    fclose(f);
-    addr[n] = 0;
-    while (n && (addr[n - 1] == '\n' || addr[n - 1] == '\r' || addr[n - 1] == ' '))
-        addr[--n] = 0;
+    char *slash = strchr(q->buf, '/');
+    if (!slash || slash == q->buf || !slash[1] || strchr(slash + 1, '/')) {
+        fprintf(stderr, "%s: '%s' is not DOMAIN/PRODUCT (e.g. commerce/orders)\n", a->program,
+                arg);
+        return -1;
+    }
+    *slash = 0;
+    q->domain = q->buf;
+    q->product = slash + 1;
     return 0;
 }
 

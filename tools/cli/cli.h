@@ -61,6 +61,21 @@ int dm_cli_timeout_ms(const dm_cli_args_t *a);
 int dm_cli_request(const dm_cli_args_t *a, Dm__Envelope *req, Dm__Envelope__BodyCase expect,
                    const char *what, Dm__Envelope **rep);
 
+#define DM_CLI_QUALIFIED_MAX 256 /* bytes of a DOMAIN/PRODUCT argument, NUL included */
+
+/* A DOMAIN/PRODUCT argument, split: domain and product point into buf. */
+typedef struct {
+    char buf[DM_CLI_QUALIFIED_MAX];
+    const char *domain, *product;
+} dm_cli_qualified_t;
+
+/* Splits arg, which must be DOMAIN/PRODUCT (both parts non-empty, one
+ * slash), into *q. Returns 0, or -1 after printing "PROGRAM: 'ARG' is not
+ * DOMAIN/PRODUCT (e.g. commerce/orders)" or, for an argument of
+ * DM_CLI_QUALIFIED_MAX bytes or more, "PROGRAM: 'ARG...' is longer than a
+ * DOMAIN/PRODUCT name can be". */
+int dm_cli_qualified(const dm_cli_args_t *a, const char *arg, dm_cli_qualified_t *q);
+
 /* Lists products: this node's (mesh false; table DOMAIN NAME VERSION
  * RECORDS QUARANTINED) or the whole mesh's from the node's catalog (mesh
  * true; table DOMAIN NAME VERSION OWNER ACCESS RECORDS, records known only

@@ -117,9 +117,7 @@ static int s_validate(const dm_cli_args_t *a)
                        list[k]->nfields == 1 ? "" : "s", list[k]->nchecks,
                        list[k]->nchecks == 1 ? "" : "s", dm_contract_access_name(list[k]->access));
         }
-        for (size_t k = 0; k < n; k++)
-            dm_contract_destroy(&list[k]);
-        free(list);
+        dm_contract_list_destroy(&list, n);
         dm_diags_clear(&diags);
     }
     dm_buf_free(&out);
@@ -145,9 +143,14 @@ static dm_contract_t *s_load_one(const char *path, const char *product, int *sta
         *status = rc == DM_ERR_IO ? DM_EXIT_USAGE : DM_EXIT_FAIL;
         goto out;
     }
+    size_t at = n;
     for (size_t k = 0; k < n; k++)
         if ((product && strcmp(list[k]->name, product) == 0) || (!product && n == 1))
-            pick = list[k];
+            at = k;
+    if (at < n) {
+        pick = list[at];
+        list[at] = NULL; /* the caller's now */
+    }
     if (!pick) {
         if (product)
             fprintf(stderr, "%s: %s holds no contract named '%s'\n", P, path, product);
@@ -157,10 +160,7 @@ static dm_contract_t *s_load_one(const char *path, const char *product, int *sta
         *status = DM_EXIT_USAGE;
     }
 out:
-    for (size_t k = 0; k < n; k++)
-        if (list[k] != pick)
-            dm_contract_destroy(&list[k]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);
     return pick;
 }
@@ -292,9 +292,7 @@ static int s_register(const dm_cli_args_t *a)
     }
     dm_buf_free(&canon);
     dm_rpc_client_destroy(&client);
-    for (size_t k = 0; k < n; k++)
-        dm_contract_destroy(&list[k]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     return status;
 }
 
@@ -364,20 +362,6 @@ static void s_ingest_send(s_ingest *st, uint64_t first_line, const void *data, s
     st->inflight++;
 }
 
-/* Splits "domain/product" in place; false after printing if malformed. */
-static bool s_split_qualified(char *q, const char **domain, const char **product)
-{
-    char *slash = strchr(q, '/');
-    if (!slash || slash == q || !slash[1] || strchr(slash + 1, '/')) {
-        fprintf(stderr, "%s: '%s' is not DOMAIN/PRODUCT (e.g. commerce/orders)\n", P, q);
-        return false;
-    }
-    *slash = 0;
-    *domain = q;
-    *product = slash + 1;
-    return true;
-}
-
 static int s_ingest_cmd(const dm_cli_args_t *a)
 {
     if (a->npos != 3) {
@@ -389,11 +373,12 @@ static int s_ingest_cmd(const dm_cli_args_t *a)
         s_bytes_opt(a, "batch-bytes", DM_INGEST_BATCH_BYTES, DM_INGEST_BATCH_MAX_BYTES,
                     &batch_bytes) != 0)
         return DM_EXIT_USAGE;
-    char qualified[256];
-    snprintf(qualified, sizeof qualified, "%s", a->pos[1]);
-    s_ingest st = {0};
-    if (!s_split_qualified(qualified, &st.domain, &st.product))
+    dm_cli_qualified_t qualified;
+    if (dm_cli_qualified(a, a->pos[1], &qualified) != 0)
         return DM_EXIT_USAGE;
+    s_ingest st = {0};
+    st.domain = qualified.domain;
+    st.product = qualified.product;
     int fd = s_open_input(a->pos[2]);
     if (fd < 0)
         return DM_EXIT_USAGE;
@@ -474,15 +459,13 @@ static int s_deregister(const dm_cli_args_t *a)
         fprintf(stderr, "%s: usage: dmctl deregister DOMAIN/PRODUCT\n", P);
         return DM_EXIT_USAGE;
     }
-    char qualified[256];
-    snprintf(qualified, sizeof qualified, "%s", a->pos[1]);
-    const char *domain, *product;
-    if (!s_split_qualified(qualified, &domain, &product))
+    dm_cli_qualified_t q;
+    if (dm_cli_qualified(a, a->pos[1], &q) != 0)
         return DM_EXIT_USAGE;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__DeregisterReq body = DM__DEREGISTER_REQ__INIT;
-    body.domain = (char *)domain;
-    body.product = (char *)product;
+    body.domain = (char *)q.domain;
+    body.product = (char *)q.product;
     dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_DEREGISTER_REQ, &body);
     Dm__Envelope *rep = NULL;
     int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_DEREGISTER_REP, "deregister refused", &rep);
@@ -532,10 +515,8 @@ static int s_quarantine(const dm_cli_args_t *a)
         fprintf(stderr, "%s: usage: dmctl quarantine DOMAIN/PRODUCT [--limit N] [--json]\n", P);
         return DM_EXIT_USAGE;
     }
-    char qualified[256];
-    snprintf(qualified, sizeof qualified, "%s", a->pos[1]);
-    const char *domain, *product;
-    if (!s_split_qualified(qualified, &domain, &product))
+    dm_cli_qualified_t q;
+    if (dm_cli_qualified(a, a->pos[1], &q) != 0)
         return DM_EXIT_USAGE;
     uint64_t limit = UINT64_MAX;
     const char *lv = dm_cli_get(a, "limit");
@@ -560,8 +541,8 @@ static int s_quarantine(const dm_cli_args_t *a)
     for (;;) {
         Dm__Envelope req = DM__ENVELOPE__INIT;
         Dm__QuarantineReq body = DM__QUARANTINE_REQ__INIT;
-        body.domain = (char *)domain;
-        body.product = (char *)product;
+        body.domain = (char *)q.domain;
+        body.product = (char *)q.product;
         body.after = after;
         body.limit = DM_QUARANTINE_PAGE;
         dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_QUARANTINE_REQ, &body);

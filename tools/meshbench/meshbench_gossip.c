@@ -176,9 +176,7 @@ static bool s_register(int i, const char *name)
         }
         dm_buf_free(&canon);
     }
-    for (size_t k = 0; k < n; k++)
-        dm_contract_destroy(&list[k]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);
     return ok;
 }

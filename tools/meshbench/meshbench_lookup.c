@@ -51,6 +51,19 @@ static size_t s_read_keys(const char *path, const char *key, size_t n, char (*ke
     return k;
 }
 
+/* Sends req on c and waits for *rep; false after printing why if the call
+ * failed (the reply's body is the caller's to check). */
+static bool s_call(dm_rpc_client_t *c, Dm__Envelope *req, Dm__Envelope **rep)
+{
+    dm_buf_t rpc_why = DM_BUF_INIT;
+    if (dm_rpc_client_call(c, req, rep, &rpc_why) != DM_OK) {
+        fprintf(stderr, "meshbench lookup: %s\n", rpc_why.data);
+        dm_buf_free(&rpc_why);
+        return false;
+    }
+    return true;
+}
+
 /* One lookup; returns the rows it found, -1 on error (printed). With
  * table NULL it sends a Ping instead: the round trip without SQL. */
 static int s_lookup(dm_rpc_client_t *c, const char *table, const char *key, const char *value)
@@ -60,12 +73,8 @@ static int s_lookup(dm_rpc_client_t *c, const char *table, const char *key, cons
         Dm__Ping ping = DM__PING__INIT;
         dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_PING, &ping);
         Dm__Envelope *rep = NULL;
-        dm_buf_t rpc_why = DM_BUF_INIT;
-        if (dm_rpc_client_call(c, &req, &rep, &rpc_why) != DM_OK) {
-            fprintf(stderr, "meshbench lookup: %s\n", rpc_why.data);
-            dm_buf_free(&rpc_why);
+        if (!s_call(c, &req, &rep))
             return -1;
-        }
         dm__envelope__free_unpacked(rep, NULL);
         return 1;
     }
@@ -76,12 +85,8 @@ static int s_lookup(dm_rpc_client_t *c, const char *table, const char *key, cons
     body.sql = sql;
     dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_QUERY_REQ, &body);
     Dm__Envelope *rep = NULL;
-    dm_buf_t rpc_why = DM_BUF_INIT;
-    if (dm_rpc_client_call(c, &req, &rep, &rpc_why) != DM_OK) {
-        fprintf(stderr, "meshbench lookup: %s\n", rpc_why.data);
-        dm_buf_free(&rpc_why);
+    if (!s_call(c, &req, &rep))
         return -1;
-    }
     int rows = -1;
     if (rep->body_case == DM__ENVELOPE__BODY_QUERY_REP && rep->query_rep->done)
         rows = (int)rep->query_rep->nrows;

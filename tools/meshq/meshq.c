@@ -629,21 +629,17 @@ static void s_describe_text(const dm_contract_t *c, uint64_t records, uint64_t q
 
 static int s_describe(const dm_cli_args_t *a)
 {
-    if (a->npos != 2 || !strchr(a->pos[1], '/')) {
+    if (a->npos != 2) {
         fprintf(stderr, "%s: usage: meshq describe DOMAIN/PRODUCT [--json]\n", P);
         return DM_EXIT_USAGE;
     }
-    char q[256];
-    if (snprintf(q, sizeof q, "%s", a->pos[1]) >= (int)sizeof q) {
-        fprintf(stderr, "%s: '%.40s...' is longer than a DOMAIN/PRODUCT name can be\n", P, a->pos[1]);
+    dm_cli_qualified_t q;
+    if (dm_cli_qualified(a, a->pos[1], &q) != 0)
         return DM_EXIT_USAGE;
-    }
-    char *slash = strchr(q, '/');
-    *slash = 0; /* present: checked on the argument above, which q holds whole */
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__DescribeReq body = DM__DESCRIBE_REQ__INIT;
-    body.domain = q;
-    body.product = slash + 1;
+    body.domain = (char *)q.domain;
+    body.product = (char *)q.product;
     dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_DESCRIBE_REQ, &body);
     Dm__Envelope *rep = NULL;
     int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_DESCRIBE_REP, "describe", &rep);
@@ -665,9 +661,7 @@ static int s_describe(const dm_cli_args_t *a)
     } else {
         s_describe_text(list[0], d->records, d->quarantined);
     }
-    for (size_t i = 0; i < n; i++)
-        dm_contract_destroy(&list[i]);
-    free(list);
+    dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);
 out:
     dm__envelope__free_unpacked(rep, NULL);

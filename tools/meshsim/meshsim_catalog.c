@@ -153,9 +153,7 @@ static bool s_publish(ms_sim_t *s, int64_t now)
                             false, now, NULL) == DM_OK;
     s->nodes[0].changed = true;
 out:
-    for (size_t i = 0; i < nc; i++)
-        dm_contract_destroy(&list[i]);
-    free(list);
+    dm_contract_list_destroy(&list, nc);
     dm_diags_clear(&diags);
     dm_buf_free(&canon);
     return ok;

@@ -232,3 +232,47 @@ Test(lines, destroy_is_null_safe)
     dm_lines_destroy(&r);
     cr_assert_null(r);
 }
+
+Test(lines, read_small_trims_the_line_end)
+{
+    char path[96], buf[32];
+    snprintf(path, sizeof path, "%s/addr", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("tcp://127.0.0.1:5555 \r\n", f);
+    fclose(f);
+    cr_assert_eq(dm_lines_read_small(path, buf, sizeof buf, NULL), DM_OK);
+    cr_assert_str_eq(buf, "tcp://127.0.0.1:5555");
+}
+
+Test(lines, read_small_keeps_cap_minus_one_bytes)
+{
+    char path[96], buf[4];
+    snprintf(path, sizeof path, "%s/long", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("commerce\n", f);
+    fclose(f);
+    cr_assert_eq(dm_lines_read_small(path, buf, sizeof buf, NULL), DM_OK);
+    cr_assert_str_eq(buf, "com");
+}
+
+Test(lines, read_small_of_a_missing_file_is_not_found)
+{
+    char path[96], buf[8] = "x";
+    snprintf(path, sizeof path, "%s/none", dir);
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_lines_read_small(path, buf, sizeof buf, &why), DM_ERR_NOTFOUND);
+    cr_assert_str_eq(buf, "");
+    cr_assert_not_null(strstr(why.data, path), "why names the file: %s", why.data);
+    dm_buf_free(&why);
+}
+
+Test(lines, read_small_refuses_a_directory)
+{
+    char buf[8];
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_lines_read_small(dir, buf, sizeof buf, &why), DM_ERR_IO);
+    cr_assert_not_null(strstr(why.data, "not a regular file (a directory)"), "%s", why.data);
+    dm_buf_free(&why);
+}

@@ -49,9 +49,7 @@ typedef struct {
 
 static inline void result_free(result_t *r)
 {
-    for (size_t i = 0; i < r->n; i++)
-        dm_contract_destroy(&r->cs[i]);
-    free(r->cs);
+    dm_contract_list_destroy(&r->cs, r->n);
     dm_diags_clear(&r->diags);
     dm_buf_free(&r->text);
 }

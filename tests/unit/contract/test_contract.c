@@ -56,6 +56,20 @@ Test(contract, parses_minimal_base)
     result_free(&r);
 }
 
+Test(contract, list_destroy_frees_all_but_a_kept_entry)
+{
+    result_t r = parse_base("");
+    expect_ok(&r);
+    dm_contract_t *kept = r.cs[0];
+    r.cs[0] = NULL;
+    dm_contract_list_destroy(&r.cs, r.n);
+    cr_assert_null(r.cs, "the list pointer is cleared");
+    cr_assert_str_eq(kept->name, "orders", "a NULLed entry is left to the caller");
+    dm_contract_destroy(&kept);
+    dm_contract_list_destroy(&r.cs, r.n); /* NULL-safe */
+    result_free(&r);
+}
+
 Test(contract, canonical_round_trips_orders)
 {
     result_t r = parse_file(EX "orders.yaml");

@@ -293,9 +293,7 @@ static dm_err s_parse_flags(const char *pat, unsigned flags, dm_diags_t *d)
     dm_contract_t **cs = NULL;
     size_t n = 0;
     dm_err rc = dm_contract_parse_opts("t.yaml", b.data, b.len, NULL, flags, &cs, &n, d);
-    for (size_t i = 0; i < n; i++)
-        dm_contract_destroy(&cs[i]);
-    free(cs);
+    dm_contract_list_destroy(&cs, n);
     dm_buf_free(&b);
     dm_buf_free(&extra);
     return rc;

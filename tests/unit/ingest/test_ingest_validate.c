@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ingest/ingest.h"
+#include "record/ndjson_check.h"
 #include "record/registry.h"
 #include "transport/rpc.h"
 
@@ -138,4 +140,63 @@ Test(ingest_validate, accepts_a_register_request_for_this_domain)
     cr_assert_eq(dm_ingest_check(s_reg, S_DOMAIN, S_LIMIT, s_env, s_env_len, NULL, NULL), DM_OK);
     cr_assert_eq(dm_ingest_check(s_reg, "billing", S_LIMIT, s_env, s_env_len, NULL, NULL),
                  DM_ERR_DENIED);
+}
+
+/* What dmctl check makes of text (one line) against the orders schema:
+ * true if it counts the line invalid. */
+static bool s_check_calls_invalid(const char *text)
+{
+    const dm_product_ref_t *ref = NULL;
+    cr_assert_eq(dm_registry_acquire(s_reg, "commerce/orders", strlen("commerce/orders"), &ref),
+                 DM_OK);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(write(p[1], text, strlen(text)), (ssize_t)strlen(text));
+    close(p[1]);
+    FILE *out = fopen("/dev/null", "w");
+    cr_assert_not_null(out);
+    uint64_t valid = 0, invalid = 0;
+    cr_assert_eq(dm_ndjson_check_fd(ref->schema, "t", p[0], S_LIMIT, out, &valid, &invalid),
+                 DM_OK);
+    fclose(out);
+    close(p[0]);
+    dm_registry_release(s_reg, ref);
+    return invalid == 1;
+}
+
+Test(ingest_validate, dmctl_check_predicts_which_lines_ingest_quarantines)
+{
+    const char *lines[] = {"\n", " \t\r\n", "\f\n", "\v\n", " \f \n", "{\"id\":1}\n"};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        size_t rows = 9, q = 9;
+        cr_assert_eq(s_ingest(S_DOMAIN, "orders", lines[i], &rows, &q), DM_OK);
+        cr_assert_eq(rows, 0);
+        cr_assert_eq(q == 1, s_check_calls_invalid(lines[i]), "line %zu: ingest quarantines %zu",
+                     i, q);
+    }
+}
+
+Test(ingest_validate, a_form_feed_line_is_not_blank)
+{
+    cr_assert(dm_ndjson_check_blank(" \t\r", 3));
+    cr_assert_not(dm_ndjson_check_blank("\f", 1));
+    cr_assert_not(dm_ndjson_check_blank("\v", 1));
+}
+
+Test(ingest_validate, unknown_product_text_suggests_a_close_name)
+{
+    dm_buf_t why = DM_BUF_INIT;
+    dm_registry_unknown(s_reg, "commerce/ordrs", NULL, &why);
+    cr_assert_str_eq(why.data,
+                     "unknown product 'commerce/ordrs' on this node; did you mean "
+                     "'commerce/orders'?");
+    dm_buf_free(&why);
+}
+
+Test(ingest_validate, unknown_product_text_names_the_domain_served)
+{
+    dm_buf_t why = DM_BUF_INIT;
+    dm_registry_unknown(s_reg, "billing/zzzzzzzz", "commerce", &why);
+    cr_assert_str_eq(why.data, "unknown product 'billing/zzzzzzzz' on this node (domain commerce)");
+    dm_buf_free(&why);
 }

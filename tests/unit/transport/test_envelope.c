@@ -1,4 +1,4 @@
-/* test_envelope.c: the Envelope builder, the Error reply and the peek at
+/* test_envelope.c: the Envelope builders, the Error reply and the peek at
  * the body field the node loop routes by. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -28,6 +28,23 @@ Test(envelope, init_carries_id_and_body)
     cr_assert_eq(back->id, 42);
     cr_assert_eq(back->body_case, DM__ENVELOPE__BODY_PRODUCTS_REQ);
     cr_assert(back->products_req->mesh);
+    dm__envelope__free_unpacked(back, NULL);
+    free(buf);
+}
+
+Test(envelope, swim_carries_the_bytes)
+{
+    const uint8_t swim[] = {1, 2, 3};
+    Dm__Envelope env;
+    dm_envelope_swim(&env, swim, sizeof swim);
+    size_t len;
+    uint8_t *buf = s_pack(&env, &len);
+    Dm__Envelope *back = dm__envelope__unpack(NULL, len, buf);
+    cr_assert_not_null(back);
+    cr_assert_eq(back->id, 0);
+    cr_assert_eq(back->body_case, DM__ENVELOPE__BODY_SWIM);
+    cr_assert_eq(back->swim.len, sizeof swim);
+    cr_assert_arr_eq(back->swim.data, swim, sizeof swim);
     dm__envelope__free_unpacked(back, NULL);
     free(buf);
 }

@@ -1,0 +1,43 @@
+/* test_cli.c: the client tools' shared argument helpers (suite "cli"). */
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static dm_cli_args_t s_args = {.program = "t"};
+
+Test(cli, qualified_splits_domain_and_product)
+{
+    dm_cli_qualified_t q;
+    cr_assert_eq(dm_cli_qualified(&s_args, "commerce/orders", &q), 0);
+    cr_assert_str_eq(q.domain, "commerce");
+    cr_assert_str_eq(q.product, "orders");
+}
+
+Test(cli, qualified_refuses_a_missing_part, .init = cr_redirect_stderr)
+{
+    dm_cli_qualified_t q;
+    cr_assert_eq(dm_cli_qualified(&s_args, "commerce/", &q), -1);
+    cr_assert_eq(dm_cli_qualified(&s_args, "/orders", &q), -1);
+    cr_assert_eq(dm_cli_qualified(&s_args, "orders", &q), -1);
+    cr_assert_eq(dm_cli_qualified(&s_args, "a/b/c", &q), -1);
+    fflush(stderr);
+    cr_assert_stderr_eq_str("t: 'commerce/' is not DOMAIN/PRODUCT (e.g. commerce/orders)\n"
+                            "t: '/orders' is not DOMAIN/PRODUCT (e.g. commerce/orders)\n"
+                            "t: 'orders' is not DOMAIN/PRODUCT (e.g. commerce/orders)\n"
+                            "t: 'a/b/c' is not DOMAIN/PRODUCT (e.g. commerce/orders)\n");
+}
+
+Test(cli, qualified_refuses_an_argument_too_long, .init = cr_redirect_stderr)
+{
+    char arg[DM_CLI_QUALIFIED_MAX + 8];
+    memset(arg, 'a', sizeof arg - 1);
+    arg[sizeof arg - 1] = 0;
+    arg[3] = '/';
+    dm_cli_qualified_t q;
+    cr_assert_eq(dm_cli_qualified(&s_args, arg, &q), -1);
+    fflush(stderr);
+    cr_assert_stderr_eq_str("t: 'aaa/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' is longer than a "
+                            "DOMAIN/PRODUCT name can be\n");
+}

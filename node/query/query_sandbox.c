@@ -273,8 +273,10 @@ static dm_err s_unknown(dm_registry_t *registry, const char *domain, const char 
                         dm_buf_t *err)
 {
     char what[2 * S_NAME_MAX + 2];
-    snprintf(what, sizeof what, "%s%s%s", domain ? domain : "", domain && name ? "." : "",
-             name ? name : "");
+    /* Names longer than S_NAME_MAX are cut: they cannot match a product. */
+    if (snprintf(what, sizeof what, "%s%s%s", domain ? domain : "", domain && name ? "." : "",
+                 name ? name : "") >= (int)sizeof what)
+        what[sizeof what - 1] = 0;
     s_unknown_ctx u = {.domain = domain, .name = name};
     dm_text_suggest_init(&u.sg, what);
     dm_registry_each(registry, s_unknown_each, &u);

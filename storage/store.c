@@ -299,7 +299,7 @@ typedef struct {
 } s_open_ctx;
 
 /* An LMDB failure while opening dir: appended to why (not logged: the
- * caller of dm_store_open reports it once). Codes as dm_store__mdb. */
+ * caller of dm_store_open reports it once). Codes as dm_store__mdb_why. */
 static dm_err s_open_fail(dm_buf_t *why, const char *dir, const char *op, int rc)
 {
     if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND || rc == MDB_MAP_FULL)

@@ -200,7 +200,8 @@ static dm_err s_side_seek(s_side_t *s, const uint8_t *start, size_t len, dm_buf_
     s->key.mv_size = len;
     int rc = mdb_cursor_get(s->cur, &s->key, &s->val, MDB_SET_RANGE);
     s->valid = rc == MDB_SUCCESS;
-    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK : dm_store__mdb_why("seek the index", rc, why);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK
+                                                   : dm_store__mdb_why("seek the index", rc, why);
 }
 
 /* Advances side s by one entry. */

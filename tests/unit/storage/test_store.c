@@ -644,7 +644,8 @@ Test(store, delete_removes_one_product_with_its_rows_index_and_quarantine)
     cr_assert_eq(s_scan(s_store, a).n, 0);
     dm_buf_t row = DM_BUF_INIT;
     cr_assert_eq(dm_store_get_by_key(s_store, a, "a", 1, &row, NULL), DM_ERR_NOTFOUND);
-    cr_assert_eq(dm_store_get_by_key(s_store, b, "a", 1, &row, NULL), DM_OK, "the other product lost a row");
+    cr_assert_eq(dm_store_get_by_key(s_store, b, "a", 1, &row, NULL), DM_OK,
+                 "the other product lost a row");
     dm_buf_free(&row);
     cr_assert_eq(s_scan(s_store, b).n, 2);
     cr_assert_eq(dm_store_product_delete(s_store, "commerce", "orders", NULL, NULL), DM_ERR_NOTFOUND);

@@ -50,14 +50,15 @@ dm_err dm_catalog_db_write(dm_store_t *self, const dm_store_catalog_op_t *ops, s
     return dm_store__write_opts(self, "write the catalog", s_write, &w, false, why);
 }
 
-dm_err dm_catalog_db_scan(dm_store_t *self, dm_store_catalog_fn fn, void *ctx)
+dm_err dm_catalog_db_scan(dm_store_t *self, dm_store_catalog_fn fn, void *ctx, dm_buf_t *why)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    dm_err err = dm_store__read_begin(self, &txn);
+    dm_err err = dm_store__read_begin(self, &txn, why);
     if (err)
         return err;
-    err = dm_store__mdb("open a catalog cursor", mdb_cursor_open(txn, self->catalog, &cur));
+    err = dm_store__mdb_why("open a catalog cursor", mdb_cursor_open(txn, self->catalog, &cur),
+                            why);
     if (err)
         goto out;
     MDB_val key, val;
@@ -68,7 +69,7 @@ dm_err dm_catalog_db_scan(dm_store_t *self, dm_store_catalog_fn fn, void *ctx)
         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
     if (rc != MDB_NOTFOUND)
-        err = dm_store__mdb("scan the catalog", rc);
+        err = dm_store__mdb_why("scan the catalog", rc, why);
 out:
     if (cur)
         mdb_cursor_close(cur);

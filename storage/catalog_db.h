@@ -45,9 +45,11 @@ DM_NODISCARD dm_err dm_catalog_db_write(dm_store_t *self, const dm_store_catalog
 
 /* Calls fn for every record in key order inside one read transaction; key
  * and val are valid only during the call and fn must not write to the
- * store. fn returns non-zero to stop early. */
+ * store. fn returns non-zero to stop early. A failure appends a line to why
+ * (not logged). */
 typedef int (*dm_store_catalog_fn)(void *ctx, const void *key, size_t key_len, const void *val,
                                    size_t val_len);
-DM_NODISCARD dm_err dm_catalog_db_scan(dm_store_t *self, dm_store_catalog_fn fn, void *ctx);
+DM_NODISCARD dm_err dm_catalog_db_scan(dm_store_t *self, dm_store_catalog_fn fn, void *ctx,
+                                       dm_buf_t *why);
 
 #endif

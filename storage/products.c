@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "base/clock.h"
-#include "base/log.h"
 
 #define S_ENCODING 1u
 #define S_FIXED_BYTES (1 + 4 + 3 * 8 + 2 * 8 + DM_STORE_HASH_BYTES)
@@ -305,25 +304,23 @@ dm_err dm_store_product_register(dm_store_t *self, const dm_product_t *in,
 }
 
 dm_err dm_store_product_get(dm_store_t *self, const char *domain, const char *name,
-                            dm_product_t *out)
+                            dm_product_t *out, dm_buf_t *why)
 {
     memset(out, 0, sizeof *out);
     dm_buf_t k = DM_BUF_INIT;
     s_key(&k, domain, name);
     MDB_txn *txn;
-    dm_err err = dm_store__read_begin(self, &txn);
+    dm_err err = dm_store__read_begin(self, &txn, why);
     if (err)
         goto out;
     MDB_val key = {k.len, k.data}, val;
     int rc = mdb_get(txn, self->products, &key, &val);
-    dm_buf_t why = DM_BUF_INIT;
-    err = dm_store__mdb_why("read a product", rc, &why);
+    err = dm_store__mdb_why("read a product", rc, why);
     if (!err)
-        err = s_decode(&val, out, &why);
+        err = s_decode(&val, out, why);
     if (!err)
-        err = s_attach_counters(self, txn, out, &why);
+        err = s_attach_counters(self, txn, out, why);
     dm_store__read_end(self, txn);
-    dm_store__log_read(&why);
     if (err)
         dm_store_product_clear(out);
 out:
@@ -331,7 +328,7 @@ out:
     return err;
 }
 
-dm_err dm_store_product_list(dm_store_t *self, dm_product_t **out, size_t *n)
+dm_err dm_store_product_list(dm_store_t *self, dm_product_t **out, size_t *n, dm_buf_t *why)
 {
     *out = NULL;
     *n = 0;
@@ -339,13 +336,12 @@ dm_err dm_store_product_list(dm_store_t *self, dm_product_t **out, size_t *n)
     size_t len = 0, cap = 0;
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
-    dm_buf_t why = DM_BUF_INIT;
-    dm_err err = dm_store__read_begin(self, &txn);
+    dm_err err = dm_store__read_begin(self, &txn, why);
     if (err)
         return err;
     int rc = mdb_cursor_open(txn, self->products, &cur);
     if (rc != MDB_SUCCESS) {
-        err = dm_store__mdb("open a products cursor", rc);
+        err = dm_store__mdb_why("open a products cursor", rc, why);
         goto out;
     }
     MDB_val key, val;
@@ -361,18 +357,17 @@ dm_err dm_store_product_list(dm_store_t *self, dm_product_t **out, size_t *n)
             arr = na;
             cap = ncap;
         }
-        if ((err = s_decode(&val, &arr[len], &why)))
+        if ((err = s_decode(&val, &arr[len], why)))
             goto out;
         len++;
-        if ((err = s_attach_counters(self, txn, &arr[len - 1], &why)))
+        if ((err = s_attach_counters(self, txn, &arr[len - 1], why)))
             goto out;
     }
     if (rc != MDB_NOTFOUND)
-        err = dm_store__mdb("list products", rc);
+        err = dm_store__mdb_why("list products", rc, why);
 out:
     mdb_cursor_close(cur);
     dm_store__read_end(self, txn);
-    dm_store__log_read(&why);
     if (err) {
         for (size_t i = 0; i < len; i++)
             dm_store_product_clear(&arr[i]);

@@ -10,7 +10,6 @@
 
 #include <string.h>
 
-#include "base/log.h"
 
 #define S_HEADER_BYTES (3 * 8 + 3 * 4)
 
@@ -71,7 +70,7 @@ dm_err dm_store__quarantine_append(dm_store_t *self, MDB_txn *txn, uint32_t pid,
 }
 
 /* Decodes a stored value into item (borrowing from the map). */
-static dm_err s_decode(const MDB_val *val, dm_quarantine_item_t *item)
+static dm_err s_decode(const MDB_val *val, dm_quarantine_item_t *item, dm_buf_t *why)
 {
     const uint8_t *p = val->mv_data;
     if (val->mv_size < S_HEADER_BYTES)
@@ -89,24 +88,24 @@ static dm_err s_decode(const MDB_val *val, dm_quarantine_item_t *item)
     item->raw_len = raw_len;
     return DM_OK;
 corrupt:
-    dm_log_err("store: a quarantine entry is corrupt (%zu bytes)", val->mv_size);
+    dm_buf_why(why, "store: a quarantine entry is corrupt (%zu bytes)", val->mv_size);
     return DM_ERR_STORE;
 }
 
 dm_err dm_store_quarantine_scan(dm_store_t *self, uint32_t pid, uint64_t after, size_t limit,
-                                dm_quarantine_fn fn, void *ctx, bool *more)
+                                dm_quarantine_fn fn, void *ctx, bool *more, dm_buf_t *why)
 {
     *more = false;
     if (after == UINT64_MAX)
         return DM_OK;
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
-    dm_err err = dm_store__read_begin(self, &txn);
+    dm_err err = dm_store__read_begin(self, &txn, why);
     if (err)
         return err;
     int rc = mdb_cursor_open(txn, self->quarantine, &cur);
     if (rc != MDB_SUCCESS) {
-        err = dm_store__mdb("open a quarantine cursor", rc);
+        err = dm_store__mdb_why("open a quarantine cursor", rc, why);
         goto out;
     }
     uint8_t k[DM_STORE_LOG_KEY_BYTES];
@@ -122,7 +121,7 @@ dm_err dm_store_quarantine_scan(dm_store_t *self, uint32_t pid, uint64_t after, 
             break;
         }
         dm_quarantine_item_t item;
-        if ((err = s_decode(&val, &item)))
+        if ((err = s_decode(&val, &item, why)))
             goto out;
         item.seq = dm_store__get_be64((const uint8_t *)key.mv_data + DM_STORE_PID_BYTES);
         done++;
@@ -136,7 +135,7 @@ dm_err dm_store_quarantine_scan(dm_store_t *self, uint32_t pid, uint64_t after, 
         }
     }
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        err = dm_store__mdb("scan the quarantine", rc);
+        err = dm_store__mdb_why("scan the quarantine", rc, why);
 out:
     mdb_cursor_close(cur);
     dm_store__read_end(self, txn);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
 #include "storage/store_int.h"
 
 #define S_BOUND_KEY_MAX 1024 /* bound bytes kept; longer bounds are cut (and checked per key) */
@@ -45,7 +44,7 @@ struct dm_store_cursor {
     bool hi_inclusive, hi_none;
 };
 
-dm_err dm_reader_open(dm_store_t *store, dm_reader_t **out)
+dm_err dm_reader_open(dm_store_t *store, dm_reader_t **out, dm_buf_t *why)
 {
     *out = NULL;
     /* Refuse rather than wait: the thread asking may hold another reader
@@ -56,7 +55,7 @@ dm_err dm_reader_open(dm_store_t *store, dm_reader_t **out)
     if (!self)
         return DM_ERR_NOMEM;
     self->store = store;
-    dm_err err = dm_store__read_begin(store, &self->txn);
+    dm_err err = dm_store__read_begin(store, &self->txn, why);
     if (err) {
         free(self);
         return err;
@@ -75,12 +74,10 @@ void dm_reader_close(dm_reader_t **self_p)
     *self_p = NULL;
 }
 
-dm_err dm_reader_count(dm_reader_t *self, uint32_t pid, uint64_t *records)
+dm_err dm_reader_count(dm_reader_t *self, uint32_t pid, uint64_t *records, dm_buf_t *why)
 {
     dm_store_counters_t c;
-    dm_buf_t why = DM_BUF_INIT;
-    dm_err err = dm_store__counters_get(self->store, self->txn, pid, &c, &why);
-    dm_store__log_read(&why);
+    dm_err err = dm_store__counters_get(self->store, self->txn, pid, &c, why);
     *records = err ? 0 : c.records;
     return err;
 }
@@ -88,29 +85,29 @@ dm_err dm_reader_count(dm_reader_t *self, uint32_t pid, uint64_t *records)
 /* Reads the log row of pid with sequence seq. A missing row means the
  * index is corrupt (replacing a row rewrites its index entry first). */
 static dm_err s_fetch(dm_reader_t *self, uint32_t pid, uint64_t seq, const void **row,
-                      size_t *row_len)
+                      size_t *row_len, dm_buf_t *why)
 {
     uint8_t lk[DM_STORE_LOG_KEY_BYTES];
     dm_store__log_key(lk, pid, seq);
     MDB_val key = {sizeof lk, lk}, val;
     int rc = mdb_get(self->txn, self->store->rows, &key, &val);
     if (rc == MDB_NOTFOUND) {
-        dm_log_err("store: product %u: index points at missing row %llu", pid,
+        dm_buf_why(why, "store: product %u: index points at missing row %llu", pid,
                    (unsigned long long)seq);
         return DM_ERR_STORE;
     }
     if (rc != MDB_SUCCESS)
-        return dm_store__mdb("read a row", rc);
+        return dm_store__mdb_why("read a row", rc, why);
     *row = val.mv_data;
     *row_len = val.mv_size;
     return DM_OK;
 }
 
 /* Reads the sequence number an index entry holds. */
-static dm_err s_seq(const MDB_val *val, uint32_t pid, uint64_t *seq)
+static dm_err s_seq(const MDB_val *val, uint32_t pid, uint64_t *seq, dm_buf_t *why)
 {
     if (val->mv_size != DM_STORE_SEQ_BYTES) {
-        dm_log_err("store: index entry of product %u is corrupt", pid);
+        dm_buf_why(why, "store: index entry of product %u is corrupt", pid);
         return DM_ERR_STORE;
     }
     *seq = dm_store__get_be64(val->mv_data);
@@ -118,7 +115,7 @@ static dm_err s_seq(const MDB_val *val, uint32_t pid, uint64_t *seq)
 }
 
 dm_err dm_reader_get(dm_reader_t *self, uint32_t pid, const void *key,
-                           size_t key_len, const void **row, size_t *row_len)
+                           size_t key_len, const void **row, size_t *row_len, dm_buf_t *why)
 {
     *row = NULL;
     *row_len = 0;
@@ -133,13 +130,13 @@ dm_err dm_reader_get(dm_reader_t *self, uint32_t pid, const void *key,
     if (rc == MDB_NOTFOUND)
         rc = mdb_get(self->txn, self->store->pk, &kv, &val);
     if (rc != MDB_SUCCESS)
-        return dm_store__mdb("look up a key", rc);
+        return dm_store__mdb_why("look up a key", rc, why);
     uint64_t seq;
-    dm_err err = s_seq(&val, pid, &seq);
-    return err ? err : s_fetch(self, pid, seq, row, row_len);
+    dm_err err = s_seq(&val, pid, &seq, why);
+    return err ? err : s_fetch(self, pid, seq, row, row_len, why);
 }
 
-dm_err dm_reader_cursor_open(dm_reader_t *reader, dm_reader_cursor_t **out)
+dm_err dm_reader_cursor_open(dm_reader_t *reader, dm_reader_cursor_t **out, dm_buf_t *why)
 {
     *out = NULL;
     dm_reader_cursor_t *self = calloc(1, sizeof *self);
@@ -154,7 +151,7 @@ dm_err dm_reader_cursor_open(dm_reader_t *reader, dm_reader_cursor_t **out)
         rc = mdb_cursor_open(reader->txn, st->pk, &self->main.cur);
     if (rc != MDB_SUCCESS) {
         dm_reader_cursor_close(&self);
-        return dm_store__mdb("open a query cursor", rc);
+        return dm_store__mdb_why("open a query cursor", rc, why);
     }
     *out = self;
     return DM_OK;
@@ -197,25 +194,27 @@ static bool s_successor(uint8_t *k, size_t *len)
 }
 
 /* Positions side s at the first entry >= start. */
-static dm_err s_side_seek(s_side_t *s, const uint8_t *start, size_t len)
+static dm_err s_side_seek(s_side_t *s, const uint8_t *start, size_t len, dm_buf_t *why)
 {
     s->key.mv_data = (void *)start;
     s->key.mv_size = len;
     int rc = mdb_cursor_get(s->cur, &s->key, &s->val, MDB_SET_RANGE);
     s->valid = rc == MDB_SUCCESS;
-    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK : dm_store__mdb("seek the index", rc);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK
+                                                   : dm_store__mdb_why("seek the index", rc, why);
 }
 
 /* Advances side s by one entry. */
-static dm_err s_side_next(s_side_t *s)
+static dm_err s_side_next(s_side_t *s, dm_buf_t *why)
 {
     int rc = mdb_cursor_get(s->cur, &s->key, &s->val, MDB_NEXT);
     s->valid = rc == MDB_SUCCESS;
-    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK : dm_store__mdb("walk the index", rc);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK
+                                                   : dm_store__mdb_why("walk the index", rc, why);
 }
 
 dm_err dm_reader_cursor_range(dm_reader_cursor_t *self, uint32_t pid, const dm_store_bound_t *lo,
-                             const dm_store_bound_t *hi, bool with_rows)
+                             const dm_store_bound_t *hi, bool with_rows, dm_buf_t *why)
 {
     self->mode = S_RANGE;
     self->pid = pid;
@@ -244,8 +243,8 @@ dm_err dm_reader_cursor_range(dm_reader_cursor_t *self, uint32_t pid, const dm_s
         slen = max;
         self->lo_inclusive = true;
     }
-    dm_err err = s_side_seek(&self->recent, start, slen);
-    return err ? err : s_side_seek(&self->main, start, slen);
+    dm_err err = s_side_seek(&self->recent, start, slen, why);
+    return err ? err : s_side_seek(&self->main, start, slen, why);
 }
 
 /* Compares key k (without pid) with bound b by b's length: <0, 0, >0. */
@@ -285,7 +284,7 @@ static bool s_in_range(dm_reader_cursor_t *self, const MDB_val *key, bool *past)
 
 /* One step of a log scan. */
 static dm_err s_next_scan(dm_reader_cursor_t *self, uint64_t *seq, const void **row,
-                          size_t *row_len)
+                          size_t *row_len, dm_buf_t *why)
 {
     MDB_val key, val;
     int rc;
@@ -302,7 +301,7 @@ static dm_err s_next_scan(dm_reader_cursor_t *self, uint64_t *seq, const void **
     if (rc == MDB_NOTFOUND)
         return DM_ERR_NOTFOUND;
     if (rc != MDB_SUCCESS)
-        return dm_store__mdb("scan rows", rc);
+        return dm_store__mdb_why("scan rows", rc, why);
     if (key.mv_size != DM_STORE_LOG_KEY_BYTES || dm_store__get_be32(key.mv_data) != self->pid) {
         self->mode = S_IDLE;
         return DM_ERR_NOTFOUND;
@@ -326,7 +325,7 @@ static int s_key_cmp(const MDB_val *a, const MDB_val *b)
 /* One step of a key-range walk: the smaller key of the two sides; on a
  * tie pk_recent's entry, skipping pk's stale one. */
 static dm_err s_next_range(dm_reader_cursor_t *self, uint64_t *seq, const void **row,
-                           size_t *row_len, const void **key, size_t *key_len)
+                           size_t *row_len, const void **key, size_t *key_len, dm_buf_t *why)
 {
     s_side_t *r = &self->recent, *m = &self->main;
     for (;;) {
@@ -337,9 +336,9 @@ static dm_err s_next_range(dm_reader_cursor_t *self, uint64_t *seq, const void *
         MDB_val k = win->key, v = win->val;
         dm_err err = DM_OK;
         if (c == 0)
-            err = s_side_next(m); /* pk's entry for this key is stale */
+            err = s_side_next(m, why); /* pk's entry for this key is stale */
         if (!err)
-            err = s_side_next(win);
+            err = s_side_next(win, why);
         if (err)
             return err;
         bool past;
@@ -350,27 +349,27 @@ static dm_err s_next_range(dm_reader_cursor_t *self, uint64_t *seq, const void *
             }
             continue;
         }
-        if ((err = s_seq(&v, self->pid, seq)))
+        if ((err = s_seq(&v, self->pid, seq, why)))
             return err;
         *key = (const uint8_t *)k.mv_data + DM_STORE_PID_BYTES;
         *key_len = k.mv_size - DM_STORE_PID_BYTES;
         if (!self->with_rows)
             return DM_OK;
-        return s_fetch(self->r, self->pid, *seq, row, row_len);
+        return s_fetch(self->r, self->pid, *seq, row, row_len, why);
     }
 }
 
 dm_err dm_reader_cursor_next(dm_reader_cursor_t *self, uint64_t *seq, const void **row,
-                            size_t *row_len, const void **key, size_t *key_len)
+                            size_t *row_len, const void **key, size_t *key_len, dm_buf_t *why)
 {
     uint64_t s = 0;
     const void *rw = NULL, *k = NULL;
     size_t rlen = 0, klen = 0;
     dm_err err = DM_ERR_NOTFOUND;
     if (self->mode == S_SCAN)
-        err = s_next_scan(self, &s, &rw, &rlen);
+        err = s_next_scan(self, &s, &rw, &rlen, why);
     else if (self->mode == S_RANGE)
-        err = s_next_range(self, &s, &rw, &rlen, &k, &klen);
+        err = s_next_range(self, &s, &rw, &rlen, &k, &klen, why);
     if (seq)
         *seq = s;
     if (row)

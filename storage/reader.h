@@ -27,7 +27,12 @@
  * already open, each bounded by its query's time limit. Never keep a
  * reader open across a wait on the writer, and close it as soon as the
  * query ends. Any thread may close a reader (the gate is a count, not a
- * lock owned by a thread). */
+ * lock owned by a thread).
+ *
+ * Errors (base/err.h): DM_ERR_NOTFOUND and DM_ERR_BUSY leave why untouched;
+ * any other failure appends one line to why (nothing here logs). why is
+ * written only on failure, so passing it to dm_reader_cursor_next costs a
+ * scan nothing per row. */
 #ifndef DM_STORE_READER_H
 #define DM_STORE_READER_H
 
@@ -54,26 +59,28 @@ typedef struct {
 } dm_store_bound_t;
 
 /* Opens a read transaction on store. On error *out is NULL; DM_ERR_BUSY
- * while the map is being grown (retry shortly); DM_ERR_STORE (logged) when
- * LMDB refuses, for example when every reader slot is taken. */
-DM_NODISCARD dm_err dm_reader_open(dm_store_t *store, dm_reader_t **out);
+ * while the map is being grown (retry shortly); DM_ERR_STORE (a line in
+ * why) when LMDB refuses, for example when every reader slot is taken. */
+DM_NODISCARD dm_err dm_reader_open(dm_store_t *store, dm_reader_t **out, dm_buf_t *why);
 /* Ends the transaction and releases the lock. Every cursor of the reader
  * must be closed first. NULL-safe; sets *self_p to NULL. */
 void dm_reader_close(dm_reader_t **self_p);
 
 /* Live rows of product pid in this snapshot. DM_ERR_NOTFOUND if pid is not
  * registered. */
-DM_NODISCARD dm_err dm_reader_count(dm_reader_t *self, uint32_t pid,
-                                          uint64_t *records);
+DM_NODISCARD dm_err dm_reader_count(dm_reader_t *self, uint32_t pid, uint64_t *records,
+                                    dm_buf_t *why);
 
 /* Finds the row of pid stored under the full primary key key (key_len
  * bytes). DM_ERR_NOTFOUND if there is none; *row then NULL. */
 DM_NODISCARD dm_err dm_reader_get(dm_reader_t *self, uint32_t pid, const void *key,
-                                        size_t key_len, const void **row, size_t *row_len);
+                                  size_t key_len, const void **row, size_t *row_len,
+                                  dm_buf_t *why);
 
 /* Opens a cursor of the reader; it yields nothing until positioned with
  * dm_reader_cursor_scan or dm_reader_cursor_range. */
-DM_NODISCARD dm_err dm_reader_cursor_open(dm_reader_t *reader, dm_reader_cursor_t **out);
+DM_NODISCARD dm_err dm_reader_cursor_open(dm_reader_t *reader, dm_reader_cursor_t **out,
+                                          dm_buf_t *why);
 /* NULL-safe; sets *self_p to NULL. */
 void dm_reader_cursor_close(dm_reader_cursor_t **self_p);
 
@@ -87,14 +94,15 @@ DM_NODISCARD dm_err dm_reader_cursor_scan(dm_reader_cursor_t *self, uint32_t pid
  * is enough for counting. The bounds are copied. */
 DM_NODISCARD dm_err dm_reader_cursor_range(dm_reader_cursor_t *self, uint32_t pid,
                                           const dm_store_bound_t *lo, const dm_store_bound_t *hi,
-                                          bool with_rows);
+                                          bool with_rows, dm_buf_t *why);
 
 /* One step. On DM_OK: *seq is the row's sequence number, row/row_len the
  * encoded row (NULL, 0 for a key-only range), key/key_len the primary key
  * without the pid (NULL, 0 in a log scan). DM_ERR_NOTFOUND at the end;
- * DM_ERR_STORE (logged) on a corrupt index or LMDB failure. Any output
- * pointer may be NULL when not wanted. */
+ * DM_ERR_STORE (a line in why) on a corrupt index or LMDB failure. Any
+ * output pointer may be NULL when not wanted. */
 DM_NODISCARD dm_err dm_reader_cursor_next(dm_reader_cursor_t *self, uint64_t *seq, const void **row,
-                                         size_t *row_len, const void **key, size_t *key_len);
+                                         size_t *row_len, const void **key, size_t *key_len,
+                                         dm_buf_t *why);
 
 #endif

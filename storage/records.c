@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "base/clock.h"
-#include "base/log.h"
 
 #define S_META_SWEEP "pk_sweep" /* last key the index merge moved */
 #define S_LOOKUP_KEY_MAX 1024    /* primary-key bytes; above LMDB's default key limit */
@@ -318,7 +317,7 @@ out:
 }
 
 dm_err dm_store_get_by_key(dm_store_t *self, uint32_t pid, const void *key, size_t key_len,
-                           dm_buf_t *row)
+                           dm_buf_t *row, dm_buf_t *why)
 {
     dm_buf_reset(row);
     uint8_t k[DM_STORE_PID_BYTES + S_LOOKUP_KEY_MAX];
@@ -328,7 +327,7 @@ dm_err dm_store_get_by_key(dm_store_t *self, uint32_t pid, const void *key, size
     dm_store__put_be32(k, pid);
     memcpy(k + DM_STORE_PID_BYTES, key, key_len);
     MDB_txn *txn;
-    dm_err err = dm_store__read_begin(self, &txn);
+    dm_err err = dm_store__read_begin(self, &txn, why);
     if (err)
         return err;
     MDB_val kv = {DM_STORE_PID_BYTES + key_len, k}, val;
@@ -336,22 +335,22 @@ dm_err dm_store_get_by_key(dm_store_t *self, uint32_t pid, const void *key, size
     if (rc == MDB_NOTFOUND)
         rc = mdb_get(txn, self->pk, &kv, &val);
     if (rc == MDB_SUCCESS && val.mv_size != DM_STORE_SEQ_BYTES) {
-        dm_log_err("store: index entry of product %u is corrupt", pid);
+        dm_buf_why(why, "store: index entry of product %u is corrupt", pid);
         err = DM_ERR_STORE;
         goto out;
     }
-    if ((err = dm_store__mdb("look up a key", rc)))
+    if ((err = dm_store__mdb_why("look up a key", rc, why)))
         goto out;
     uint8_t lk[DM_STORE_LOG_KEY_BYTES];
     dm_store__log_key(lk, pid, dm_store__get_be64(val.mv_data));
     MDB_val lkey = {sizeof lk, lk};
     rc = mdb_get(txn, self->rows, &lkey, &val);
     if (rc == MDB_NOTFOUND) {
-        dm_log_err("store: product %u: index points at a missing row", pid);
+        dm_buf_why(why, "store: product %u: index points at a missing row", pid);
         err = DM_ERR_STORE;
         goto out;
     }
-    if ((err = dm_store__mdb("read a row", rc)))
+    if ((err = dm_store__mdb_why("read a row", rc, why)))
         goto out;
     dm_buf_append(row, val.mv_data, val.mv_size);
 out:
@@ -359,16 +358,16 @@ out:
     return err;
 }
 
-dm_err dm_store_scan(dm_store_t *self, uint32_t pid, dm_row_fn fn, void *ctx)
+dm_err dm_store_scan(dm_store_t *self, uint32_t pid, dm_row_fn fn, void *ctx, dm_buf_t *why)
 {
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
-    dm_err err = dm_store__read_begin(self, &txn);
+    dm_err err = dm_store__read_begin(self, &txn, why);
     if (err)
         return err;
     int rc = mdb_cursor_open(txn, self->rows, &cur);
     if (rc != MDB_SUCCESS) {
-        err = dm_store__mdb("open a log cursor", rc);
+        err = dm_store__mdb_why("open a log cursor", rc, why);
         goto out;
     }
     uint8_t k[DM_STORE_LOG_KEY_BYTES];
@@ -383,7 +382,7 @@ dm_err dm_store_scan(dm_store_t *self, uint32_t pid, dm_row_fn fn, void *ctx)
             break;
     }
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        err = dm_store__mdb("scan rows", rc);
+        err = dm_store__mdb_why("scan rows", rc, why);
 out:
     mdb_cursor_close(cur);
     dm_store__read_end(self, txn);

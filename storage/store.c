@@ -35,23 +35,6 @@ dm_err dm_store__mdb_why(const char *op, int rc, dm_buf_t *why)
     }
 }
 
-dm_err dm_store__mdb(const char *op, int rc)
-{
-    if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND || rc == MDB_MAP_FULL)
-        return dm_store__mdb_why(op, rc, NULL); /* the lookups' path: no buffer */
-    dm_buf_t why = DM_BUF_INIT;
-    dm_err err = dm_store__mdb_why(op, rc, &why);
-    dm_store__log_read(&why);
-    return err;
-}
-
-void dm_store__log_read(dm_buf_t *why)
-{
-    if (why->len)
-        dm_log_err("%s", why->data);
-    dm_buf_free(why);
-}
-
 dm_err dm_store__mdb_txn(dm_store_t *self, const char *op, int rc, dm_buf_t *why)
 {
     if (rc == MDB_PANIC && !atomic_exchange(&self->failed, true))
@@ -205,12 +188,9 @@ static dm_err s_begin(dm_store_t *self, unsigned flags, MDB_txn **txn, size_t *s
     }
 }
 
-dm_err dm_store__read_begin(dm_store_t *self, MDB_txn **txn)
+dm_err dm_store__read_begin(dm_store_t *self, MDB_txn **txn, dm_buf_t *why)
 {
-    dm_buf_t why = DM_BUF_INIT;
-    dm_err err = s_begin(self, MDB_RDONLY, txn, NULL, &why);
-    dm_store__log_read(&why);
-    return err;
+    return s_begin(self, MDB_RDONLY, txn, NULL, why);
 }
 
 void dm_store__read_end(dm_store_t *self, MDB_txn *txn)
@@ -258,17 +238,19 @@ dm_err dm_store__write_opts(dm_store_t *self, const char *op, dm_store__write_fn
     }
 }
 
-int dm_store_reader_check(dm_store_t *self)
+dm_err dm_store_reader_check(dm_store_t *self, int *cleared, dm_buf_t *why)
 {
     int dead = 0;
+    *cleared = 0;
     int rc = mdb_reader_check(self->env, &dead);
     if (rc != MDB_SUCCESS) {
-        dm_log_err("store: reader check: %s", mdb_strerror(rc));
-        return 0;
+        dm_buf_why(why, "store: reader check: %s", mdb_strerror(rc));
+        return DM_ERR_STORE;
     }
     if (dead > 0)
         dm_log_warn("store: cleared %d reader slot(s) left by dead processes", dead);
-    return dead;
+    *cleared = dead;
+    return DM_OK;
 }
 
 dm_err dm_store__counters_get(dm_store_t *self, MDB_txn *txn, uint32_t pid,
@@ -317,7 +299,7 @@ typedef struct {
 } s_open_ctx;
 
 /* An LMDB failure while opening dir: appended to why (not logged: the
- * caller of dm_store_open reports it once). Codes as dm_store__mdb. */
+ * caller of dm_store_open reports it once). Codes as dm_store__mdb_why. */
 static dm_err s_open_fail(dm_buf_t *why, const char *dir, const char *op, int rc)
 {
     if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND || rc == MDB_MAP_FULL)

@@ -18,7 +18,14 @@
  * durably (synchronous) before it returns DM_OK. When the map is full the
  * store grows it (doubling, up to the configured maximum) and retries.
  * Readers left behind by dead processes are cleared at open and on demand.
- * All functions are thread-safe. */
+ * All functions are thread-safe.
+ *
+ * Reads (get, list, scan, the reader in storage/reader.h) report like
+ * writes (base/err.h): DM_ERR_NOTFOUND, where a function has it, leaves
+ * why untouched (the caller words "unknown ..."); any other failure, such
+ * as DM_ERR_STORE for an LMDB error or a corrupt value, appends a line to
+ * why and is never logged here. The store logs only events of its own:
+ * MDB_PANIC (once), map growth and cleared reader slots. */
 #ifndef DM_STORE_H
 #define DM_STORE_H
 
@@ -55,8 +62,10 @@ void dm_store_destroy(dm_store_t **self_p);
 
 /* The current map size in bytes. */
 size_t dm_store_map_size(dm_store_t *self);
-/* Clears reader slots of dead processes; returns how many were cleared. */
-int dm_store_reader_check(dm_store_t *self);
+/* Clears reader slots of dead processes; *cleared receives how many (and a
+ * non-zero count is logged as an event). DM_ERR_STORE with a line in why
+ * if LMDB cannot check them (*cleared 0). */
+DM_NODISCARD dm_err dm_store_reader_check(dm_store_t *self, int *cleared, dm_buf_t *why);
 /* True once LMDB has reported a fatal error (MDB_PANIC, after a failed
  * meta-page write): the environment refuses every transaction until the
  * process reopens it. Logged once when it happens. Thread-safe. */
@@ -98,10 +107,11 @@ DM_NODISCARD dm_err dm_store_product_register(dm_store_t *self, const dm_product
                                               dm_product_t *out, dm_product_t *previous,
                                               dm_buf_t *why);
 
-/* Looks a product up. DM_ERR_NOTFOUND if absent. *out is the caller's to
- * clear. */
+/* Looks a product up. DM_ERR_NOTFOUND (why untouched) if absent; another
+ * failure appends a line to why. *out is the caller's to clear (zeroed on
+ * error). */
 DM_NODISCARD dm_err dm_store_product_get(dm_store_t *self, const char *domain,
-                                         const char *name, dm_product_t *out);
+                                         const char *name, dm_product_t *out, dm_buf_t *why);
 
 /* Deletes product domain/name with all its rows, index entries, quarantine
  * and counters, in one durable transaction; its id is never reused.
@@ -113,8 +123,10 @@ DM_NODISCARD dm_err dm_store_product_delete(dm_store_t *self, const char *domain
                                             dm_buf_t *why);
 
 /* Lists every product, ordered by "domain/name". *out is an array of *n
- * products; the caller clears each and frees the array. */
-DM_NODISCARD dm_err dm_store_product_list(dm_store_t *self, dm_product_t **out, size_t *n);
+ * products; the caller clears each and frees the array. On failure *out is
+ * NULL, *n 0 and why has a line. */
+DM_NODISCARD dm_err dm_store_product_list(dm_store_t *self, dm_product_t **out, size_t *n,
+                                          dm_buf_t *why);
 
 /* ---- records ---- */
 
@@ -156,16 +168,19 @@ DM_NODISCARD dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid,
                                           dm_buf_t *why);
 
 /* Copies the row stored under primary key key into row (reset first).
- * DM_ERR_NOTFOUND if there is none. */
+ * DM_ERR_NOTFOUND (why untouched) if there is none; another failure (a
+ * corrupt index, an LMDB error) appends a line to why. */
 DM_NODISCARD dm_err dm_store_get_by_key(dm_store_t *self, uint32_t pid, const void *key,
-                                        size_t key_len, dm_buf_t *row);
+                                        size_t key_len, dm_buf_t *row, dm_buf_t *why);
 
 /* Calls fn for every live row of pid in log (sequence) order, inside one
  * read transaction; row is valid only during the call. fn returns non-zero
  * to stop early. fn must not write to the store (a write that has to grow
- * the map would wait for this scan to end). */
+ * the map would wait for this scan to end). A failure appends a line to
+ * why. */
 typedef int (*dm_row_fn)(void *ctx, uint64_t seq, const void *row, size_t row_len);
-DM_NODISCARD dm_err dm_store_scan(dm_store_t *self, uint32_t pid, dm_row_fn fn, void *ctx);
+DM_NODISCARD dm_err dm_store_scan(dm_store_t *self, uint32_t pid, dm_row_fn fn, void *ctx,
+                                  dm_buf_t *why);
 
 typedef struct {
     uint64_t seq, line, orig_len;
@@ -179,10 +194,11 @@ typedef struct {
 /* Calls fn for up to limit quarantine entries of pid with seq > after, in
  * order (quarantine seqs start at 1, so after 0 means from the start).
  * *more is set when entries remain. Borrowed strings are NUL-terminated and
- * valid during the call; fn must not write to the store. */
+ * valid during the call; fn must not write to the store. A failure (an
+ * LMDB error, a corrupt entry) appends a line to why. */
 typedef int (*dm_quarantine_fn)(void *ctx, const dm_quarantine_item_t *item);
 DM_NODISCARD dm_err dm_store_quarantine_scan(dm_store_t *self, uint32_t pid, uint64_t after,
                                              size_t limit, dm_quarantine_fn fn, void *ctx,
-                                             bool *more);
+                                             bool *more, dm_buf_t *why);
 
 #endif

@@ -94,13 +94,6 @@ static inline void dm_store__log_key(uint8_t *k, uint32_t pid, uint64_t seq)
  * why and returns DM_ERR_STORE. Never logs. */
 dm_err dm_store__mdb_why(const char *op, int rc, dm_buf_t *why);
 
-/* The read paths, whose public functions take no why yet: as
- * dm_store__mdb_why, but the line is logged here (their callers report
- * only the code). dm_store__log_read logs a read path's why, if any, and
- * frees it. The write paths never use these. */
-dm_err dm_store__mdb(const char *op, int rc);
-void dm_store__log_read(dm_buf_t *why);
-
 /* dm_store__mdb_why for a transaction of self: also records MDB_PANIC in
  * self->failed and says once, loudly, that the store must be reopened (an
  * event of the environment, not of this call: dm_store_failed). */
@@ -112,9 +105,8 @@ void dm_store__shared_enter(dm_store_t *self);
 void dm_store__shared_leave(dm_store_t *self);
 
 /* Begins a read transaction with the gate held shared. On error nothing is
- * held (logged as dm_store__mdb: a read path). End it with
- * dm_store__read_end. */
-DM_NODISCARD dm_err dm_store__read_begin(dm_store_t *self, MDB_txn **txn);
+ * held and why has a line (not logged). End it with dm_store__read_end. */
+DM_NODISCARD dm_err dm_store__read_begin(dm_store_t *self, MDB_txn **txn, dm_buf_t *why);
 void dm_store__read_end(dm_store_t *self, MDB_txn *txn);
 
 /* Body of a write transaction. Returns DM_OK to commit, another dm_err to

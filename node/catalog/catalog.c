@@ -350,13 +350,17 @@ static void s_state_clear(dm_catalog_t *c)
     s_batch_reset(c);
 }
 
-static dm_err s_load(dm_catalog_t *c);
+static dm_err s_load(dm_catalog_t *c, dm_buf_t *why);
 
 void dm_catalog__abort(dm_catalog_t *c)
 {
     s_state_clear(c);
-    if (s_load(c) != DM_OK)
-        dm_log_err("catalog: could not reload from the store; the catalog is empty until restart");
+    dm_buf_t why = DM_BUF_INIT;
+    if (s_load(c, &why) != DM_OK) /* the one report of this failure: abort returns nothing */
+        dm_log_err("catalog: could not reload from the store (%s); the catalog is empty until "
+                   "restart",
+                   why.len ? why.data : "no reason given");
+    dm_buf_free(&why);
 }
 
 dm_err dm_catalog__commit(dm_catalog_t *c, dm_buf_t *why)
@@ -576,6 +580,7 @@ out:
 typedef struct {
     dm_catalog_t *c;
     dm_err err;
+    dm_buf_t *why; /* the corrupt record's line */
 } s_load_ctx;
 
 static int s_load_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
@@ -661,24 +666,25 @@ static int s_load_one(void *arg, const void *key, size_t klen, const void *val, 
         break;
     }
     if (l->err == DM_ERR_STORE)
-        dm_log_err("catalog: a corrupt %s record in the store (%zu-byte key)", what, klen);
+        dm_buf_why(l->why, "catalog: a corrupt %s record in the store (%zu-byte key)", what, klen);
     return l->err != DM_OK;
 }
 
 /* Reads the whole catalog from the store into the (empty) tables. Pins
  * come after entries in key order, so loading a pin purges nothing that
  * was not already purged when it was made. */
-static dm_err s_load(dm_catalog_t *c)
+static dm_err s_load(dm_catalog_t *c, dm_buf_t *why)
 {
-    s_load_ctx l = {c, DM_OK};
+    s_load_ctx l = {c, DM_OK, why};
     c->loading = true;
-    dm_err err = c->store ? dm_catalog_db_scan(c->store, s_load_one, &l) : DM_OK;
+    dm_err err = c->store ? dm_catalog_db_scan(c->store, s_load_one, &l, why) : DM_OK;
     c->loading = false;
     s_batch_reset(c); /* what loading queued is already stored */
     return err ? err : l.err;
 }
 
-dm_err dm_catalog_open(dm_store_t *store, const dm_identity_t *self, dm_catalog_t **out)
+dm_err dm_catalog_open(dm_store_t *store, const dm_identity_t *self, dm_catalog_t **out,
+                       dm_buf_t *why)
 {
     *out = NULL;
     dm_catalog_t *c = calloc(1, sizeof *c);
@@ -687,7 +693,7 @@ dm_err dm_catalog_open(dm_store_t *store, const dm_identity_t *self, dm_catalog_
     c->store = store;
     c->self = self;
     memcpy(c->self_id, dm_identity_public(self), DM_ID_PUBLIC_BYTES);
-    dm_err err = s_load(c);
+    dm_err err = s_load(c, why);
     if (err) {
         dm_catalog_destroy(&c);
         return err;

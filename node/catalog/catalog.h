@@ -122,10 +122,11 @@ typedef struct {
 /* Loads the catalog kept in store (entries, versions, pins, conflicts).
  * store and self are borrowed and must outlive the catalog. store NULL
  * makes an in-memory catalog that persists nothing (the simulator runs
- * thousands of them in one process). On error *out
- * is NULL: DM_ERR_STORE (also for a corrupt record), DM_ERR_NOMEM. */
+ * thousands of them in one process). On error *out is NULL: DM_ERR_STORE
+ * (also for a corrupt record) with a line in why naming it (base/err.h;
+ * not logged), DM_ERR_NOMEM. */
 DM_NODISCARD dm_err dm_catalog_open(dm_store_t *store, const dm_identity_t *self,
-                                    dm_catalog_t **out);
+                                    dm_catalog_t **out, dm_buf_t *why);
 /* Frees the catalog (the store keeps everything). NULL-safe; sets *self_p
  * to NULL. */
 void dm_catalog_destroy(dm_catalog_t **self_p);

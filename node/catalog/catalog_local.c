@@ -123,11 +123,14 @@ bool dm_catalog_local_reconcile(dm_catalog_t *c, dm_store_t *store,
         s_publish_node(c, what, now_ms, diags);
         changed = true;
     }
-    if (dm_store_product_list(store, &list, &n) != DM_OK) {
-        dm_diags_add(diags, NULL, 0, 0, "cannot list this node's products");
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err rc = dm_store_product_list(store, &list, &n, &why);
+    if (rc != DM_OK) {
+        dm_diags_add(diags, NULL, 0, 0, "cannot list this node's products: %s",
+                     why.len ? why.data : dm_err_str(rc));
+        dm_buf_free(&why);
         return changed;
     }
-    dm_buf_t why = DM_BUF_INIT;
     bool products = s_publish_changed(c, what, list, n, now_ms, &why, diags);
     products = s_tombstone_gone(c, what, list, n, now_ms, &why, diags) || products;
     if (products) {

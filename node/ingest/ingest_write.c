@@ -148,7 +148,19 @@ static void s_commit_register(dm_ingest_t *self, dm_ingest__job_t *job)
     dm_product_t old = {0};
     dm_product_t stored = {0};
     dm_product_t prev = {0};
-    bool had_old = dm_store_product_get(self->store, c->domain, c->name, &old) == DM_OK;
+    dm_buf_t old_why = DM_BUF_INIT;
+    dm_err old_rc = dm_store_product_get(self->store, c->domain, c->name, &old, &old_why);
+    if (old_rc != DM_OK && old_rc != DM_ERR_NOTFOUND) { /* not "new": the store failed */
+        const char *cause = old_why.len ? old_why.data : dm_err_str(old_rc);
+        dm_log_err("ingest: contract %s was not stored: %s", qualified, cause);
+        char text[1024];
+        snprintf(text, sizeof text, "the node could not store contract %s: %s", qualified, cause);
+        dm_buf_free(&old_why);
+        s_send_error(self, job, old_rc, text);
+        goto out;
+    }
+    dm_buf_free(&old_why);
+    bool had_old = old_rc == DM_OK;
     if (had_old && s_upgrade_refused(self, job, c, &old, qualified))
         goto out;
     dm_product_t in = {0};

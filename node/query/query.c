@@ -393,13 +393,18 @@ static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query
     q->ctx->timed_out = false;
     q->ctx->denied[0] = 0;
     q->ctx->denied_weak = false;
-    if ((rc = dm_reader_open(e->store, &q->ctx->reader))) {
-        if (rc == DM_ERR_BUSY)
-            dm_buf_puts(why, "the node is growing its storage map; retry shortly");
-        else
-            dm_buf_printf(why, "reading the store failed: %s", dm_err_str(rc));
-        goto fail;
+    dm_buf_t reason = DM_BUF_INIT;
+    rc = dm_reader_open(e->store, &q->ctx->reader, &reason);
+    if (rc == DM_ERR_BUSY) {
+        dm_buf_puts(why, "the node is growing its storage map; retry shortly");
+    } else if (rc) { /* the store does not log: the node logs this line, the client gets why */
+        const char *cause = reason.len ? reason.data : dm_err_str(rc);
+        dm_log_err("query: reading the store failed: %s", cause);
+        dm_buf_printf(why, "reading the store failed: %s", cause);
     }
+    dm_buf_free(&reason);
+    if (rc)
+        goto fail;
     if (reuse) {
         q->db = reuse->db;
         q->reusable = true;

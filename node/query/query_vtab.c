@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "query/query_priv.h"
 #include "record/schema.h"
 #include "record/row.h"
@@ -63,7 +64,19 @@ typedef struct {
     const void *row, *key;
     size_t row_len, key_len;
     dm_buf_t lo, hi;
+    dm_buf_t why; /* the store's line when a read fails (written only then) */
 } s_cursor;
+
+/* A read of the query's snapshot failed (not "not found"): the store does
+ * not log, so the worker says it once here, and the same line goes to the
+ * client as SQLite's error (the caller sqlite3_frees it). Runs only on
+ * failure, never per row. */
+static char *s_store_error(const char *what, dm_err err, const dm_buf_t *why)
+{
+    const char *cause = why->len ? why->data : dm_err_str(err);
+    dm_log_err("query: %s: %s", what, cause);
+    return sqlite3_mprintf("%s: %s", what, cause);
+}
 
 /* Declared type of each field type, for the CREATE TABLE given to SQLite. */
 static const char *s_decltype(dm_ftype t)
@@ -118,8 +131,15 @@ static int s_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     vt->ref = t->ref;
     vt->schema = t->ref->schema;
     vt->c = t->ref->contract;
-    if (dm_reader_count(ctx->reader, t->ref->pid, &vt->records) != DM_OK)
-        vt->records = 0; /* registered but nothing committed yet */
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err err = dm_reader_count(ctx->reader, t->ref->pid, &vt->records, &why);
+    if (err != DM_OK && err != DM_ERR_NOTFOUND) { /* NOTFOUND: nothing committed yet */
+        *errmsg = s_store_error("reading the records failed", err, &why);
+        dm_buf_free(&why);
+        sqlite3_free(vt);
+        return SQLITE_IOERR;
+    }
+    dm_buf_free(&why);
     dm_buf_t decl = DM_BUF_INIT;
     dm_buf_puts(&decl, "CREATE TABLE x(");
     for (size_t i = 0; i < vt->c->nfields; i++) {
@@ -416,7 +436,11 @@ static int s_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out)
     if (!c)
         return SQLITE_NOMEM;
     memset(c, 0, sizeof *c);
-    if (dm_reader_cursor_open(vt->ctx->reader, &c->cur) != DM_OK) {
+    dm_err err = dm_reader_cursor_open(vt->ctx->reader, &c->cur, &c->why);
+    if (err != DM_OK) {
+        sqlite3_free(base->zErrMsg);
+        base->zErrMsg = s_store_error("reading the records failed", err, &c->why);
+        dm_buf_free(&c->why);
         sqlite3_free(c);
         return SQLITE_IOERR;
     }
@@ -432,6 +456,7 @@ static int s_close(sqlite3_vtab_cursor *base)
     dm_reader_cursor_close(&c->cur);
     dm_buf_free(&c->lo);
     dm_buf_free(&c->hi);
+    dm_buf_free(&c->why);
     sqlite3_free(c);
     return SQLITE_OK;
 }
@@ -444,13 +469,15 @@ static int s_next(sqlite3_vtab_cursor *base)
         c->eof = true;
         return SQLITE_OK;
     }
-    dm_err err = dm_reader_cursor_next(c->cur, &c->seq, &c->row, &c->row_len, &c->key, &c->key_len);
+    dm_err err = dm_reader_cursor_next(c->cur, &c->seq, &c->row, &c->row_len, &c->key, &c->key_len,
+                                       &c->why);
     if (err == DM_ERR_NOTFOUND) {
         c->eof = true;
         return SQLITE_OK;
     }
     if (err) {
-        base->pVtab->zErrMsg = sqlite3_mprintf("reading the records failed: %s", dm_err_str(err));
+        sqlite3_free(base->pVtab->zErrMsg);
+        base->pVtab->zErrMsg = s_store_error("reading the records failed", err, &c->why);
         return SQLITE_IOERR;
     }
     if (c->remaining > 0)
@@ -517,10 +544,11 @@ static int s_filter(sqlite3_vtab_cursor *base, int plan, const char *idxstr, int
                 }
             }
         }
-        err = dm_reader_cursor_range(c->cur, vt->ref->pid, &lo, &hi, c->with_rows);
+        err = dm_reader_cursor_range(c->cur, vt->ref->pid, &lo, &hi, c->with_rows, &c->why);
     }
     if (err) {
-        base->pVtab->zErrMsg = sqlite3_mprintf("reading the records failed: %s", dm_err_str(err));
+        sqlite3_free(base->pVtab->zErrMsg);
+        base->pVtab->zErrMsg = s_store_error("reading the records failed", err, &c->why);
         return SQLITE_IOERR;
     }
     return s_next(base);
@@ -537,9 +565,12 @@ static int s_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int i)
     s_vtab *vt = (s_vtab *)base->pVtab;
     dm_value_t v;
     char text[DM_TIMESTAMP_TEXT_MAX];
-    if (!c->row && dm_reader_get(vt->ctx->reader, vt->ref->pid, c->key, c->key_len, &c->row,
-                                       &c->row_len) != DM_OK) {
-        sqlite3_result_error(ctx, "reading a record failed", -1);
+    dm_err err;
+    if (!c->row && (err = dm_reader_get(vt->ctx->reader, vt->ref->pid, c->key, c->key_len,
+                                        &c->row, &c->row_len, &c->why)) != DM_OK) {
+        char *msg = s_store_error("reading a record failed", err, &c->why);
+        sqlite3_result_error(ctx, msg, -1);
+        sqlite3_free(msg);
         return SQLITE_ERROR;
     }
     if (i < 0 || (size_t)i >= vt->c->nfields ||

@@ -36,11 +36,15 @@ static dm_err s_load_products(dm_node_t *self, dm_buf_t *why)
 {
     dm_product_t *list = NULL;
     size_t n = 0;
-    dm_err rc = dm_store_product_list(self->store, &list, &n);
+    dm_buf_t reason = DM_BUF_INIT;
+    dm_err rc = dm_store_product_list(self->store, &list, &n, &reason);
     if (rc != DM_OK) {
-        dm_buf_printf(why, "cannot list stored products: %s", dm_err_str(rc));
+        dm_buf_printf(why, "cannot list stored products: %s",
+                      reason.len ? reason.data : dm_err_str(rc));
+        dm_buf_free(&reason);
         return rc;
     }
+    dm_buf_free(&reason);
     for (size_t i = 0; i < n && rc == DM_OK; i++) {
         dm_buf_t reason = DM_BUF_INIT;
         rc = dm_registry_install(self->registry, list[i].id, list[i].contract,
@@ -223,11 +227,15 @@ static dm_err s_start_rpc(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t 
  * membership, which then vouches for the origins the catalog takes. */
 static dm_err s_start_mesh(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *why)
 {
-    dm_err rc = dm_catalog_open(self->store, self->id, &self->catalog);
+    dm_buf_t reason = DM_BUF_INIT;
+    dm_err rc = dm_catalog_open(self->store, self->id, &self->catalog, &reason);
     if (rc != DM_OK) {
-        dm_buf_printf(why, "cannot load the catalog: %s", dm_err_str(rc));
+        dm_buf_printf(why, "cannot load the catalog: %s",
+                      reason.len ? reason.data : dm_err_str(rc));
+        dm_buf_free(&reason);
         return rc;
     }
+    dm_buf_free(&reason);
     dm_node__catalog_sync(self, true);
     dm_gossip_opts_t gopts = {self->dir, self->domain, self->address, opts->seeds, opts->nseeds,
                               opts->membership, self->catalog};
@@ -329,7 +337,11 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
         int64_t now = dm_node__mono_ms();
         dm_gossip_tick(self->gossip, now);
         if (now >= next_sweep) {
-            int cleared = dm_store_reader_check(self->store);
+            int cleared = 0;
+            dm_buf_t why = DM_BUF_INIT;
+            if (dm_store_reader_check(self->store, &cleared, &why) != DM_OK)
+                dm_log_err("%s", why.data);
+            dm_buf_free(&why);
             if (cleared > 0)
                 dm_log_info("cleared %d stale LMDB reader slot(s)", cleared);
             /* A publication that failed (a catalog write that would have had

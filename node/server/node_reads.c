@@ -9,6 +9,20 @@
 #include "base/log.h"
 #include "server/node_priv.h"
 
+/* Answers a request whose store read failed for another reason than "not
+ * found": the store does not log its failures, so this logs the cause once
+ * and gives the client the same line with the store's code (DM_ERR_STORE
+ * for an LMDB failure or a corrupt value), never "unknown product". */
+static void s_store_failed(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const char *what,
+                           dm_err rc, const dm_buf_t *why)
+{
+    const char *cause = why->len ? why->data : dm_err_str(rc);
+    dm_log_err("%s: %s", what, cause);
+    char text[1024];
+    snprintf(text, sizeof text, "%s: %s", what, cause);
+    dm_rpc_server_send_error(self->rpc, rid, id, rc, text);
+}
+
 typedef struct {
     dm_node_t *node;
     Dm__ProductInfo *items;
@@ -56,12 +70,19 @@ static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
     dm_diags_clear(&diags);
     dm_product_t local = {0};
     pi->remote = memcmp(p->origin, dm_identity_public(mp->node->id), DM_ID_PUBLIC_BYTES) != 0;
-    if (!pi->remote &&
-        dm_store_product_get(mp->node->store, p->domain, p->name, &local) == DM_OK) {
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err rc = pi->remote ? DM_ERR_NOTFOUND
+                           : dm_store_product_get(mp->node->store, p->domain, p->name, &local,
+                                                  &why);
+    if (rc == DM_OK) {
         pi->records = local.records;
         pi->quarantined = local.quarantined;
         dm_store_product_clear(&local);
+    } else if (rc != DM_ERR_NOTFOUND) { /* the list goes out without this product's counts */
+        dm_log_err("mesh products: counts of %s/%s are not shown: %s", p->domain, p->name,
+                   why.len ? why.data : dm_err_str(rc));
     }
+    dm_buf_free(&why);
     mp->n++;
     return 0;
 }
@@ -105,11 +126,14 @@ void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
 {
     dm_product_t *list = NULL;
     size_t n = 0;
-    dm_err rc = dm_store_product_list(self->store, &list, &n);
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err rc = dm_store_product_list(self->store, &list, &n, &why);
     if (rc != DM_OK) {
-        dm_rpc_server_send_error(self->rpc, rid, id, rc, "the node could not read its product list");
+        s_store_failed(self, rid, id, "the node could not read its product list", rc, &why);
+        dm_buf_free(&why);
         return;
     }
+    dm_buf_free(&why);
     Dm__ProductInfo *infos = calloc(n ? n : 1, sizeof *infos);
     Dm__ProductInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     const dm_product_ref_t **refs = calloc(n ? n : 1, sizeof *refs);
@@ -200,13 +224,23 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     dm_product_t p = {0};
     const char *domain = req->domain ? req->domain : "";
     const char *name = req->product ? req->product : "";
-    if (dm_store_product_get(self->store, domain, name, &p) != DM_OK) {
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err rc = dm_store_product_get(self->store, domain, name, &p, &why);
+    if (rc == DM_ERR_NOTFOUND) {
         char text[512];
         snprintf(text, sizeof text,
                  "unknown product '%.100s/%.100s' on this node (domain %s); dmctl products "
                  "lists them",
                  domain, name, self->domain);
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOTFOUND, text);
+    } else if (rc != DM_OK) {
+        char what[320];
+        snprintf(what, sizeof what, "the node could not read product '%.100s/%.100s'", domain,
+                 name);
+        s_store_failed(self, rid, id, what, rc, &why);
+    }
+    if (rc != DM_OK) {
+        dm_buf_free(&why);
         return;
     }
     size_t limit = req->limit && req->limit < DM_NODE_QUARANTINE_PAGE ? req->limit
@@ -214,12 +248,14 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     s_qpage pg = {calloc(limit, sizeof(Dm__QuarantineItem)), 0, limit, 0, false};
     Dm__QuarantineItem **ptrs = calloc(limit, sizeof *ptrs);
     bool more = false;
-    dm_err rc = DM_ERR_NOMEM;
+    rc = DM_ERR_NOMEM;
     if (pg.items && ptrs)
         rc = dm_store_quarantine_scan(self->store, p.id, req->after, limit,
-                                      s_collect_quarantine, &pg, &more);
-    if (rc != DM_OK) {
+                                      s_collect_quarantine, &pg, &more, &why);
+    if (rc == DM_ERR_NOMEM) {
         dm_rpc_server_send_error(self->rpc, rid, id, rc, "the node could not read the quarantine");
+    } else if (rc != DM_OK) {
+        s_store_failed(self, rid, id, "the node could not read the quarantine", rc, &why);
     } else {
         for (size_t i = 0; i < pg.n; i++)
             ptrs[i] = &pg.items[i];
@@ -238,6 +274,7 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     }
     free(pg.items);
     free(ptrs);
+    dm_buf_free(&why);
     dm_store_product_clear(&p);
 }
 
@@ -247,15 +284,25 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     dm_product_t p = {0};
     const char *domain = req->domain ? req->domain : "";
     const char *name = req->product ? req->product : "";
-    if (dm_store_product_get(self->store, domain, name, &p) != DM_OK) {
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err rc = dm_store_product_get(self->store, domain, name, &p, &why);
+    if (rc != DM_OK && rc != DM_ERR_NOTFOUND) {
+        char what[320];
+        snprintf(what, sizeof what, "the node could not read product '%.100s/%.100s'", domain,
+                 name);
+        s_store_failed(self, rid, id, what, rc, &why);
+    }
+    dm_buf_free(&why);
+    if (rc == DM_ERR_NOTFOUND) {
         dm_buf_t text = DM_BUF_INIT;
         char q[256];
         snprintf(q, sizeof q, "%.120s/%.120s", domain, name);
         dm_registry_unknown(self->registry, q, self->domain, &text);
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOTFOUND, text.data);
         dm_buf_free(&text);
-        return;
     }
+    if (rc != DM_OK)
+        return;
     Dm__Envelope env;
     Dm__DescribeRep rep = DM__DESCRIBE_REP__INIT;
     rep.contract.data = (uint8_t *)p.contract;

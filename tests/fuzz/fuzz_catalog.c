@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s_self)
         LLVMFuzzerInitialize(NULL, NULL);
     dm_catalog_t *c = NULL;
-    DM_FUZZ_CHECK(dm_catalog_open(NULL, s_self, &c) == DM_OK);
+    DM_FUZZ_CHECK(dm_catalog_open(NULL, s_self, &c, NULL) == DM_OK);
     dm_catalog_counts_t counts;
     bool more = false;
     dm_buf_t why = DM_BUF_INIT, out = DM_BUF_INIT;
@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dm_buf_t digest = DM_BUF_INIT, empty = DM_BUF_INIT;
     dm_catalog_digest(c, &digest);
     dm_catalog_t *fresh = NULL;
-    DM_FUZZ_CHECK(dm_catalog_open(NULL, s_peer, &fresh) == DM_OK);
+    DM_FUZZ_CHECK(dm_catalog_open(NULL, s_peer, &fresh, NULL) == DM_OK);
     dm_catalog_digest(fresh, &empty);
     dm_buf_reset(&out);
     DM_FUZZ_CHECK(dm_catalog_delta(c, empty.data ? empty.data : "", empty.len, S_DELTA_BYTES,

@@ -56,7 +56,7 @@ static void s_catalog_sync(const Dm__CatalogSync *m)
     DM_FUZZ_CHECK(m->reply_to);
     DM_FUZZ_IGNORE(dm_identity_address_parse(m->reply_to, id, ep, sizeof ep, NULL));
     dm_catalog_t *c = NULL;
-    DM_FUZZ_CHECK(dm_catalog_open(NULL, s_self, &c) == DM_OK);
+    DM_FUZZ_CHECK(dm_catalog_open(NULL, s_self, &c, NULL) == DM_OK);
     dm_catalog_counts_t counts;
     bool more = false;
     dm_buf_t refused = DM_BUF_INIT, delta = DM_BUF_INIT;

@@ -198,7 +198,7 @@ static t_census s_census_across_restart(int i)
     dm_catalog_t *cat = NULL;
     cr_assert_eq(dm_store_open(path, NULL, &store, NULL), DM_OK);
     cr_assert_eq(dm_identity_new_ephemeral(&id), DM_OK);
-    cr_assert_eq(dm_catalog_open(store, id, &cat), DM_OK);
+    cr_assert_eq(dm_catalog_open(store, id, &cat, NULL), DM_OK);
     t_census c = {0, 0};
     dm_catalog_nodes(cat, s_count_node, &c);
     dm_catalog_destroy(&cat);

@@ -238,7 +238,7 @@ int dm_meshsim_catalog_main(int argc, char **argv)
         return 1;
     for (size_t i = 0; i < n; i++) {
         if (dm_identity_new_ephemeral(&s.nodes[i].id) != DM_OK ||
-            dm_catalog_open(NULL, s.nodes[i].id, &s.nodes[i].cat) != DM_OK)
+            dm_catalog_open(NULL, s.nodes[i].id, &s.nodes[i].cat, NULL) != DM_OK)
             return 1;
         s.nodes[i].phase = (unsigned)(s_rand(&s) % MS_SYNC_ROUNDS);
     }

@@ -38,7 +38,7 @@ static s_node *s_node_new(void)
     cr_assert_not_null(dm_t_tmpdir(n->dir, sizeof n->dir, "test_catalog"));
     cr_assert_eq(dm_store_open(n->dir, NULL, &n->store, NULL), DM_OK);
     cr_assert_eq(dm_identity_new_ephemeral(&n->id), DM_OK);
-    cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat), DM_OK);
+    cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat, NULL), DM_OK);
     return n;
 }
 
@@ -48,7 +48,7 @@ static void s_node_reopen(s_node *n)
     dm_catalog_destroy(&n->cat);
     dm_store_destroy(&n->store);
     cr_assert_eq(dm_store_open(n->dir, NULL, &n->store, NULL), DM_OK);
-    cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat), DM_OK);
+    cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat, NULL), DM_OK);
 }
 
 static void s_teardown(void)
@@ -513,7 +513,8 @@ Test(catalog, publications_survive_kill_9)
         dm_store_t *store = NULL;
         dm_catalog_t *cat = NULL;
         char addr[DM_ADDRESS_MAX];
-        if (dm_store_open(a->dir, NULL, &store, NULL) || dm_catalog_open(store, a->id, &cat) ||
+        if (dm_store_open(a->dir, NULL, &store, NULL) ||
+            dm_catalog_open(store, a->id, &cat, NULL) ||
             dm_identity_address_format(s_id(a), "tcp://127.0.0.1:7000", addr, sizeof addr, NULL))
             _exit(1);
         for (int i = 0; i < PUBLISHED; i++)
@@ -526,7 +527,7 @@ Test(catalog, publications_survive_kill_9)
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the child failed early");
     cr_assert_eq(dm_store_open(a->dir, NULL, &a->store, NULL), DM_OK);
-    cr_assert_eq(dm_catalog_open(a->store, a->id, &a->cat), DM_OK);
+    cr_assert_eq(dm_catalog_open(a->store, a->id, &a->cat, NULL), DM_OK);
     cr_assert_eq(dm_catalog_local_version(a->cat), PUBLISHED);
     cr_assert(dm_catalog_owner(a->cat, "commerce", NULL));
 }

@@ -45,7 +45,7 @@ static dm_catalog_t *s_cat(dm_identity_t **id)
 {
     cr_assert_lt(s_n, S_MAX_IDS);
     cr_assert_eq(dm_identity_new_ephemeral(&s_ids[s_n]), DM_OK);
-    cr_assert_eq(dm_catalog_open(NULL, s_ids[s_n], &s_cats[s_n]), DM_OK);
+    cr_assert_eq(dm_catalog_open(NULL, s_ids[s_n], &s_cats[s_n], NULL), DM_OK);
     if (id)
         *id = s_ids[s_n];
     return s_cats[s_n++];

@@ -29,7 +29,7 @@ static void s_setup(void)
     cr_assert_not_null(mkdtemp(s_dir));
     cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
     cr_assert_eq(dm_identity_new_ephemeral(&s_id), DM_OK);
-    cr_assert_eq(dm_catalog_open(s_store, s_id, &s_cat), DM_OK);
+    cr_assert_eq(dm_catalog_open(s_store, s_id, &s_cat, NULL), DM_OK);
     cr_assert_eq(dm_identity_address_format(dm_identity_public(s_id), "tcp://127.0.0.1:9", s_addr,
                                             sizeof s_addr, NULL),
                  DM_OK);
@@ -89,7 +89,7 @@ Test(catalog_local, publishes_a_new_product)
     cr_assert(s_reconcile(true));
     cr_assert_eq(s_diags.count, 0, "%s", s_diags.count ? s_diags.items[0].message : "");
     dm_product_t p = {0};
-    cr_assert_eq(dm_store_product_get(s_store, S_DOMAIN, "orders", &p), DM_OK);
+    cr_assert_eq(dm_store_product_get(s_store, S_DOMAIN, "orders", &p, NULL), DM_OK);
     dm_catalog_entry_t e = s_entry("orders");
     cr_assert_not(e.tombstone);
     cr_assert_eq(e.payload_len, p.contract_len);

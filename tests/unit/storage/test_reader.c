@@ -95,16 +95,16 @@ static size_t s_walk(const dm_store_bound_t *lo, const dm_store_bound_t *hi, cha
 {
     dm_reader_t *r;
     dm_reader_cursor_t *c;
-    cr_assert_eq(dm_reader_open(s_store, &r), DM_OK);
-    cr_assert_eq(dm_reader_cursor_open(r, &c), DM_OK);
-    cr_assert_eq(dm_reader_cursor_range(c, s_pid, lo, hi, true), DM_OK);
+    cr_assert_eq(dm_reader_open(s_store, &r, NULL), DM_OK);
+    cr_assert_eq(dm_reader_cursor_open(r, &c, NULL), DM_OK);
+    cr_assert_eq(dm_reader_cursor_range(c, s_pid, lo, hi, true, NULL), DM_OK);
     size_t n = 0, pos = 0;
     const void *row, *key;
     size_t rlen, klen;
     uint64_t seq;
     dm_err err;
     out[0] = 0;
-    while ((err = dm_reader_cursor_next(c, &seq, &row, &rlen, &key, &klen)) == DM_OK) {
+    while ((err = dm_reader_cursor_next(c, &seq, &row, &rlen, &key, &klen, NULL)) == DM_OK) {
         cr_assert_eq(klen, 2);
         pos += (size_t)snprintf(out + pos, cap - pos, "%.*s;", (int)rlen, (const char *)row);
         n++;
@@ -154,14 +154,14 @@ Test(reader, key_only_walk_fetches_no_rows)
     s_fill();
     dm_reader_t *r;
     dm_reader_cursor_t *c;
-    cr_assert_eq(dm_reader_open(s_store, &r), DM_OK);
-    cr_assert_eq(dm_reader_cursor_open(r, &c), DM_OK);
+    cr_assert_eq(dm_reader_open(s_store, &r, NULL), DM_OK);
+    cr_assert_eq(dm_reader_cursor_open(r, &c, NULL), DM_OK);
     dm_store_bound_t all = {NULL, 0, true};
-    cr_assert_eq(dm_reader_cursor_range(c, s_pid, &all, &all, false), DM_OK);
+    cr_assert_eq(dm_reader_cursor_range(c, s_pid, &all, &all, false, NULL), DM_OK);
     const void *row = (void *)1, *key;
     size_t klen, n = 0;
     uint64_t seq;
-    while (dm_reader_cursor_next(c, &seq, &row, NULL, &key, &klen) == DM_OK) {
+    while (dm_reader_cursor_next(c, &seq, &row, NULL, &key, &klen, NULL) == DM_OK) {
         cr_assert_null(row);
         cr_assert_gt(seq, 0);
         n++;
@@ -176,14 +176,14 @@ Test(reader, scan_yields_live_rows_in_log_order)
     s_fill();
     dm_reader_t *r;
     dm_reader_cursor_t *c;
-    cr_assert_eq(dm_reader_open(s_store, &r), DM_OK);
-    cr_assert_eq(dm_reader_cursor_open(r, &c), DM_OK);
+    cr_assert_eq(dm_reader_open(s_store, &r, NULL), DM_OK);
+    cr_assert_eq(dm_reader_cursor_open(r, &c, NULL), DM_OK);
     cr_assert_eq(dm_reader_cursor_scan(c, s_pid), DM_OK);
     const void *row;
     size_t len, n = 0;
     uint64_t seq, last = 0;
     char last_row[32] = "";
-    while (dm_reader_cursor_next(c, &seq, &row, &len, NULL, NULL) == DM_OK) {
+    while (dm_reader_cursor_next(c, &seq, &row, &len, NULL, NULL, NULL) == DM_OK) {
         cr_assert_gt(seq, last);
         last = seq;
         snprintf(last_row, sizeof last_row, "%.*s", (int)len, (const char *)row);
@@ -192,9 +192,9 @@ Test(reader, scan_yields_live_rows_in_log_order)
     cr_assert_eq(n, 20);
     cr_assert_str_eq(last_row, "5.2/new"); /* rewritten rows move to the end of the log */
     uint64_t count;
-    cr_assert_eq(dm_reader_count(r, s_pid, &count), DM_OK);
+    cr_assert_eq(dm_reader_count(r, s_pid, &count, NULL), DM_OK);
     cr_assert_eq(count, 20);
-    cr_assert_eq(dm_reader_count(r, 999, &count), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_reader_count(r, 999, &count, NULL), DM_ERR_NOTFOUND);
     dm_reader_cursor_close(&c);
     dm_reader_close(&r);
 }
@@ -203,14 +203,14 @@ Test(reader, get_finds_the_newest_row_by_key)
 {
     s_fill();
     dm_reader_t *r;
-    cr_assert_eq(dm_reader_open(s_store, &r), DM_OK);
+    cr_assert_eq(dm_reader_open(s_store, &r, NULL), DM_OK);
     const void *row;
     size_t len;
     uint8_t k[2] = {1, 2}, missing[2] = {1, 9};
-    cr_assert_eq(dm_reader_get(r, s_pid, k, 2, &row, &len), DM_OK);
+    cr_assert_eq(dm_reader_get(r, s_pid, k, 2, &row, &len, NULL), DM_OK);
     cr_assert_eq(len, 7);
     cr_assert_arr_eq(row, "1.2/new", 7);
-    cr_assert_eq(dm_reader_get(r, s_pid, missing, 2, &row, &len), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_reader_get(r, s_pid, missing, 2, &row, &len, NULL), DM_ERR_NOTFOUND);
     cr_assert_null(row);
     dm_reader_close(&r);
 }
@@ -219,18 +219,18 @@ Test(reader, reader_sees_its_snapshot_only)
 {
     s_fill();
     dm_reader_t *r;
-    cr_assert_eq(dm_reader_open(s_store, &r), DM_OK);
+    cr_assert_eq(dm_reader_open(s_store, &r, NULL), DM_OK);
     static const uint8_t k[][2] = {{6, 1}};
     s_put(s_pid, k, 1, "later");
     uint64_t count;
-    cr_assert_eq(dm_reader_count(r, s_pid, &count), DM_OK);
+    cr_assert_eq(dm_reader_count(r, s_pid, &count, NULL), DM_OK);
     cr_assert_eq(count, 20);
     const void *row;
     size_t len;
-    cr_assert_eq(dm_reader_get(r, s_pid, k[0], 2, &row, &len), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_reader_get(r, s_pid, k[0], 2, &row, &len, NULL), DM_ERR_NOTFOUND);
     dm_reader_close(&r);
-    cr_assert_eq(dm_reader_open(s_store, &r), DM_OK);
-    cr_assert_eq(dm_reader_count(r, s_pid, &count), DM_OK);
+    cr_assert_eq(dm_reader_open(s_store, &r, NULL), DM_OK);
+    cr_assert_eq(dm_reader_count(r, s_pid, &count, NULL), DM_OK);
     cr_assert_eq(count, 21);
     dm_reader_close(&r);
 }
@@ -257,7 +257,7 @@ static void *s_query_loop(void *arg)
     (void)arg;
     while (!atomic_load(&s_readers_stop)) {
         dm_reader_t *r = NULL;
-        dm_err rc = dm_reader_open(s_store, &r);
+        dm_err rc = dm_reader_open(s_store, &r, NULL);
         if (rc == DM_ERR_BUSY) {
             atomic_fetch_add(&s_busy, 1);
             s_hold(1);

@@ -99,7 +99,7 @@ static int s_count_rows(void *arg, uint64_t seq, const void *row, size_t len)
 static s_scan_ctx s_scan(dm_store_t *st, uint32_t pid)
 {
     s_scan_ctx c = {.ordered = true};
-    cr_assert_eq(dm_store_scan(st, pid, s_count_rows, &c), DM_OK);
+    cr_assert_eq(dm_store_scan(st, pid, s_count_rows, &c, NULL), DM_OK);
     return c;
 }
 
@@ -127,7 +127,7 @@ Test(store, register_creates_product)
     cr_assert_neq(out.id, 0);
     cr_assert_str_eq(out.version, "1.2.3");
     cr_assert_gt(out.registered_ms, 0);
-    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &got), DM_OK);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &got, NULL), DM_OK);
     cr_assert_eq(got.id, out.id);
     cr_assert_str_eq(got.contract, in.contract);
     cr_assert_eq(got.contract_len, in.contract_len);
@@ -135,7 +135,7 @@ Test(store, register_creates_product)
     cr_assert_eq(got.version_minor, 2);
     dm_store_product_clear(&out);
     dm_store_product_clear(&got);
-    cr_assert_eq(dm_store_product_get(s_store, "commerce", "nope", &got), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "nope", &got, NULL), DM_ERR_NOTFOUND);
 }
 
 Test(store, register_same_version_and_hash_is_unchanged)
@@ -198,7 +198,7 @@ Test(store, list_is_ordered_and_ids_distinct)
     cr_assert_eq(dm_store_product_register(s_store, &b, &oc, NULL, NULL, NULL), DM_OK);
     dm_product_t *list;
     size_t n;
-    cr_assert_eq(dm_store_product_list(s_store, &list, &n), DM_OK);
+    cr_assert_eq(dm_store_product_list(s_store, &list, &n, NULL), DM_OK);
     cr_assert_eq(n, 2);
     cr_assert_str_eq(list[0].domain, "commerce");
     cr_assert_str_eq(list[1].name, "shipments");
@@ -224,7 +224,7 @@ Test(store, commit_appends_and_counts)
     cr_assert_eq(r.inserted, 3);
     cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 2, NULL, 0, "", &r, NULL), DM_OK);
     dm_product_t p;
-    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p, NULL), DM_OK);
     cr_assert_eq(p.records, 5);
     dm_store_product_clear(&p);
     s_scan_ctx c = s_scan(s_store, id);
@@ -251,11 +251,11 @@ Test(store, upsert_by_key_replaces_row)
     cr_assert_eq(r.inserted, 1);
     cr_assert_eq(r.updated, 1);
     dm_buf_t row = DM_BUF_INIT;
-    cr_assert_eq(dm_store_get_by_key(s_store, id, "b", 1, &row), DM_OK);
+    cr_assert_eq(dm_store_get_by_key(s_store, id, "b", 1, &row, NULL), DM_OK);
     cr_assert_str_eq(row.data, "b2");
     dm_buf_free(&row);
     dm_product_t p;
-    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p, NULL), DM_OK);
     cr_assert_eq(p.records, 3);
     dm_store_product_clear(&p);
     cr_assert_eq(s_scan(s_store, id).n, 3);
@@ -271,11 +271,11 @@ Test(store, duplicate_key_in_one_batch_later_wins)
     cr_assert_eq(r.inserted, 2);
     cr_assert_eq(r.updated, 2);
     dm_buf_t row = DM_BUF_INIT;
-    cr_assert_eq(dm_store_get_by_key(s_store, id, "k", 1, &row), DM_OK);
+    cr_assert_eq(dm_store_get_by_key(s_store, id, "k", 1, &row, NULL), DM_OK);
     cr_assert_str_eq(row.data, "v3");
     dm_buf_free(&row);
     dm_product_t p;
-    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p, NULL), DM_OK);
     cr_assert_eq(p.records, 2);
     dm_store_product_clear(&p);
     cr_assert_eq(s_scan(s_store, id).n, 2);
@@ -313,7 +313,7 @@ Test(store, upsert_across_index_merges)
         }
     }
     dm_product_t p;
-    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p, NULL), DM_OK);
     cr_assert_eq(p.records, N);
     dm_store_product_clear(&p);
     cr_assert_eq(s_scan(s_store, id).n, N);
@@ -323,7 +323,7 @@ Test(store, upsert_across_index_merges)
         char want[48];
         s_key(key, k);
         snprintf(want, sizeof want, "k%zu-r%d", k, ROUNDS - 1);
-        cr_assert_eq(dm_store_get_by_key(s_store, id, key, sizeof key, &row), DM_OK);
+        cr_assert_eq(dm_store_get_by_key(s_store, id, key, sizeof key, &row, NULL), DM_OK);
         cr_assert_str_eq(row.data, want);
     }
     dm_buf_free(&row);
@@ -338,14 +338,14 @@ Test(store, get_by_key_hit_and_miss)
     dm_batch_result_t r;
     cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 1, NULL, 0, "", &r, NULL), DM_OK);
     dm_buf_t row = DM_BUF_INIT;
-    cr_assert_eq(dm_store_get_by_key(s_store, id, k, sizeof k, &row), DM_OK);
+    cr_assert_eq(dm_store_get_by_key(s_store, id, k, sizeof k, &row, NULL), DM_OK);
     cr_assert_eq(row.len, 5);
     cr_assert_eq(memcmp(row.data, "seven", 5), 0);
     s_key(k, 8);
-    cr_assert_eq(dm_store_get_by_key(s_store, id, k, sizeof k, &row), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_store_get_by_key(s_store, id, k, sizeof k, &row, NULL), DM_ERR_NOTFOUND);
     cr_assert_eq(row.len, 0);
     s_key(k, 7);
-    cr_assert_eq(dm_store_get_by_key(s_store, id + 1, k, sizeof k, &row), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_store_get_by_key(s_store, id + 1, k, sizeof k, &row, NULL), DM_ERR_NOTFOUND);
     dm_buf_free(&row);
 }
 
@@ -387,7 +387,7 @@ Test(store, quarantine_roundtrip_with_paging)
     cr_assert_eq(r.quarantined, 5);
     s_q_ctx c = {0};
     bool more = false;
-    cr_assert_eq(dm_store_quarantine_scan(s_store, id, 0, 2, s_q_collect, &c, &more), DM_OK);
+    cr_assert_eq(dm_store_quarantine_scan(s_store, id, 0, 2, s_q_collect, &c, &more, NULL), DM_OK);
     cr_assert_eq(c.n, 2);
     cr_assert(more);
     cr_assert_eq(c.first.line, 10);
@@ -398,13 +398,13 @@ Test(store, quarantine_roundtrip_with_paging)
     cr_assert_str_eq(c.source, "orders.ndjson");
     uint64_t after = c.last;
     memset(&c, 0, sizeof c);
-    cr_assert_eq(dm_store_quarantine_scan(s_store, id, after, 10, s_q_collect, &c, &more),
+    cr_assert_eq(dm_store_quarantine_scan(s_store, id, after, 10, s_q_collect, &c, &more, NULL),
                  DM_OK);
     cr_assert_eq(c.n, 3);
     cr_assert_not(more);
     cr_assert_eq(c.first.line, 12);
     dm_product_t p;
-    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p, NULL), DM_OK);
     cr_assert_eq(p.quarantined, 5);
     cr_assert_eq(p.records, 1);
     dm_store_product_clear(&p);
@@ -434,11 +434,11 @@ Test(store, map_grows_when_a_batch_does_not_fit)
     cr_assert_eq(r.inserted, N);
     cr_assert_gt(dm_store_map_size(s_store), before);
     dm_product_t p;
-    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p, NULL), DM_OK);
     cr_assert_eq(p.records, N);
     dm_store_product_clear(&p);
     dm_buf_t row = DM_BUF_INIT;
-    cr_assert_eq(dm_store_get_by_key(s_store, id, keys[N - 1], S_KEY_BYTES, &row), DM_OK);
+    cr_assert_eq(dm_store_get_by_key(s_store, id, keys[N - 1], S_KEY_BYTES, &row, NULL), DM_OK);
     cr_assert_eq(row.len, ROW);
     dm_buf_free(&row);
 }
@@ -514,15 +514,18 @@ Test(store, stale_reader_of_dead_process_is_cleared)
         dm_store_t *mine = NULL;
         if (dm_store_open(s_dir, NULL, &mine, NULL) != DM_OK)
             _exit(1);
-        if (dm_store_scan(mine, id, s_die_in_scan, NULL) != DM_OK)
+        if (dm_store_scan(mine, id, s_die_in_scan, NULL, NULL) != DM_OK)
             _exit(2);
         _exit(3); /* the callback never returned */
     }
     int status = 0;
     cr_assert_eq(waitpid(child, &status, 0), child);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
-    cr_assert_geq(dm_store_reader_check(s_store), 1);
-    cr_assert_eq(dm_store_reader_check(s_store), 0);
+    int cleared = 0;
+    cr_assert_eq(dm_store_reader_check(s_store, &cleared, NULL), DM_OK);
+    cr_assert_geq(cleared, 1);
+    cr_assert_eq(dm_store_reader_check(s_store, &cleared, NULL), DM_OK);
+    cr_assert_eq(cleared, 0);
 }
 
 Test(store, reopen_keeps_everything)
@@ -537,13 +540,13 @@ Test(store, reopen_keeps_everything)
     cr_assert_null(s_store);
     cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
     dm_product_t p;
-    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p, NULL), DM_OK);
     cr_assert_eq(p.id, id);
     cr_assert_eq(p.records, 2);
     cr_assert_eq(p.quarantined, 1);
     dm_store_product_clear(&p);
     dm_buf_t row = DM_BUF_INIT;
-    cr_assert_eq(dm_store_get_by_key(s_store, id, "a", 1, &row), DM_OK);
+    cr_assert_eq(dm_store_get_by_key(s_store, id, "a", 1, &row, NULL), DM_OK);
     cr_assert_str_eq(row.data, "a1");
     dm_buf_free(&row);
     cr_assert_eq(s_scan(s_store, id).n, 2);
@@ -607,7 +610,7 @@ Test(store, sigkill_mid_commit_keeps_committed_batches, .timeout = 60)
     close(fds[0]);
     cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
     dm_product_t p;
-    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p, NULL), DM_OK);
     cr_assert_geq(p.records, last * N);
     cr_assert_eq(p.records % N, 0, "a partial batch is visible: %llu rows",
                  (unsigned long long)p.records);
@@ -637,18 +640,19 @@ Test(store, delete_removes_one_product_with_its_rows_index_and_quarantine)
     cr_assert_eq(removed.quarantined, 1);
     dm_store_product_clear(&removed);
     dm_product_t p;
-    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p, NULL), DM_ERR_NOTFOUND);
     cr_assert_eq(s_scan(s_store, a).n, 0);
     dm_buf_t row = DM_BUF_INIT;
-    cr_assert_eq(dm_store_get_by_key(s_store, a, "a", 1, &row), DM_ERR_NOTFOUND);
-    cr_assert_eq(dm_store_get_by_key(s_store, b, "a", 1, &row), DM_OK, "the other product lost a row");
+    cr_assert_eq(dm_store_get_by_key(s_store, a, "a", 1, &row, NULL), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_store_get_by_key(s_store, b, "a", 1, &row, NULL), DM_OK,
+                 "the other product lost a row");
     dm_buf_free(&row);
     cr_assert_eq(s_scan(s_store, b).n, 2);
     cr_assert_eq(dm_store_product_delete(s_store, "commerce", "orders", NULL, NULL), DM_ERR_NOTFOUND);
     /* Registered again, the product starts empty under a new id. */
     uint32_t again = s_orders();
     cr_assert_neq(again, a, "product ids are never reused");
-    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(dm_store_product_get(s_store, "commerce", "orders", &p, NULL), DM_OK);
     cr_assert_eq(p.records, 0);
     dm_store_product_clear(&p);
 }
@@ -675,7 +679,7 @@ Test(store, catalog_write_never_waits_for_readers_to_grow_the_map)
     }
     size_t before = dm_store_map_size(s_store);
     dm_reader_t *r = NULL;
-    cr_assert_eq(dm_reader_open(s_store, &r), DM_OK);
+    cr_assert_eq(dm_reader_open(s_store, &r, NULL), DM_OK);
     cr_assert_eq(dm_catalog_db_write(s_store, ops, N, NULL), DM_ERR_BUSY);
     cr_assert_eq(dm_store_map_size(s_store), before);
     dm_reader_close(&r);

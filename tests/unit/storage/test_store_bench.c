@@ -77,7 +77,7 @@ Test(store_bench, ingest_one_million_orders, .timeout = 300)
     fprintf(stderr, "store bench: %d %s rows, batch %zu: %.3f s = %.0f rows/s\n", S_ROWS,
             keyless ? "keyless" : "keyed", batch, dt, S_ROWS / dt);
     dm_product_t p;
-    cr_assert_eq(dm_store_product_get(st, "commerce", "orders", &p), DM_OK);
+    cr_assert_eq(dm_store_product_get(st, "commerce", "orders", &p, NULL), DM_OK);
     cr_assert_eq(p.records, S_ROWS);
     dm_store_product_clear(&p);
     dm_store_product_clear(&out);

@@ -54,7 +54,7 @@ typedef struct {
     size_t bytes;
 } dm_catalog__share_t;
 
-/* One member's bucket of costly sync messages (node/catalog_limits.c). */
+/* One member's bucket of costly sync messages (node/catalog/catalog_limits.c). */
 typedef struct {
     uint8_t sender[DM_ID_PUBLIC_BYTES];
     int64_t milli;        /* tokens x 1000 */
@@ -130,7 +130,7 @@ bool dm_catalog__entry_view(const Dm__CatalogEntry *pb, dm_catalog_entry_t *out,
 size_t dm_catalog__wire_bytes(const dm_catalog_entry_t *e);
 
 /* Whether a remote entry of e->origin may be judged at all
- * (node/catalog_strangers.c, see dm_catalog_set_known); may take a
+ * (node/catalog/catalog_strangers.c, see dm_catalog_set_known); may take a
  * stranger slot. */
 bool dm_catalog__origin_admit(dm_catalog_t *c, const dm_catalog_entry_t *e);
 

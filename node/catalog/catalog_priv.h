@@ -1,12 +1,15 @@
-/* catalog_priv.h: the layout of dm_catalog_t, shared by the catalog's
- * files. Calls go one way, from the top down:
+/* catalog_priv.h: the layout of dm_catalog_t, shared by the files of
+ * node/catalog/. Calls go one way, from the top down:
  *   catalog_sync.c       anti-entropy: digests and deltas (Scuttlebutt)
- *   catalog_publish.c        publication of this node's own entries, listings
+ *   catalog_publish.c    publication of this node's own entries, lookups,
+ *                        listings
  *   catalog.c            judging entries, storing them, the domain pins
  *   catalog_strangers.c  the quota of origins membership does not know
- *   catalog_limits.c     per-member rate of costly sync messages
+ *   catalog_limits.c     per-member rate of costly sync messages (called
+ *                        from node/gossip/ only)
  *   catalog_entry.c      one entry's codec and signed bytes.
- * Not a public header. */
+ * catalog_local.c (reconciliation with the store) does not include it: it
+ * uses only catalog.h. Not a public header. */
 #ifndef DM_CATALOG_PRIV_H
 #define DM_CATALOG_PRIV_H
 

@@ -2,8 +2,9 @@
  * its clocks (inline, over base/clock.h), the data directory
  * (node/server/node_dir.c), dispatch and relay (node_dispatch.c), the
  * read-only handlers (node_reads.c), and the loop's call into the catalog
- * reconciliation of node/catalog/catalog_local.c (node.c). Calls go from
- * node.c down into the other three; node_dispatch.c calls node_reads.c. */
+ * reconciliation of node/catalog/catalog_local.c (node.c). Calls go one
+ * way: node.c calls node_dir.c and node_dispatch.c, which calls
+ * node_reads.c. */
 #ifndef DM_NODE_PRIV_H
 #define DM_NODE_PRIV_H
 

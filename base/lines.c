@@ -1,4 +1,5 @@
-/* lines.c: buffered line reader (see lines.h).
+/* lines.c: opening a user-named file and the buffered line reader (see
+ * lines.h).
  *
  * The buffer holds [start, fill) unconsumed bytes; memchr finds line ends.
  * A partial line at the end of the buffer is moved to the front before the

@@ -5,8 +5,10 @@
  * line longer than the record limit is handed out cut to the limit, with its
  * full length reported, and is never held whole: the reader holds at most
  * limit + DM_LINES_CHUNK bytes, so a 100 MiB line costs no more memory than
-  * a short one. Also the project's path limit, DM_PATH_MAX, and reading a
- * small one-line file whole. */
+ * a short one. Also the one way a file a user named is opened
+ * (dm_lines_open_read: never blocks on a FIFO or device), reading a small
+ * one-line file whole (dm_lines_read_small), and the project's path limit,
+ * DM_PATH_MAX. */
 #ifndef DM_LINES_H
 #define DM_LINES_H
 

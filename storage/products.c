@@ -1,5 +1,6 @@
 /* products.c: the products database: register (create, upgrade, unchanged
- * or conflict in one read-compare-write transaction), get and list.
+ * or conflict in one read-compare-write transaction), get, list, and
+ * delete (a product with its rows, index, quarantine and counters).
  *
  * Key: "domain/name" (a domain never contains '/', so the key is
  * unambiguous and the list comes out ordered by domain, then name).

@@ -1,7 +1,7 @@
 /* records.c: committing batches of rows and reading them back.
  *
- * Layout (see DESIGN.md, "Write speed is decided by key order"): rows go
- * to an append-only log keyed [pid u32 BE][seq u64 BE], which LMDB fills
+ * Layout (docs/architecture.md, "Storage layout": write speed is decided
+ * by key order): rows go to an append-only log keyed [pid u32 BE][seq u64 BE], which LMDB fills
  * with MDB_APPEND at sequential speed; products with a primary key also
  * keep an index [pid][key bytes] -> seq u64 BE, written in key order once
  * per distinct key of the batch. Replacing a row deletes its old log entry,

@@ -1,5 +1,7 @@
 /* store.c: the LMDB environment: open and close, the named databases, the
- * transaction wrappers, map growth and stale-reader cleanup.
+ * transaction wrappers with LMDB's codes turned into dm_err and a why, map
+ * growth, stale-reader cleanup, the failed state after MDB_PANIC, and the
+ * per-product counters in meta.
  *
  * Durability: the environment is opened without MDB_NOSYNC, MDB_NOMETASYNC
  * or MDB_WRITEMAP, so every commit fsyncs the data and then the meta page;

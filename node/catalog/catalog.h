@@ -182,7 +182,7 @@ DM_NODISCARD dm_err dm_catalog_apply(dm_catalog_t *c, const dm_catalog_entry_t *
 /* Static name of a verdict ("accepted", "stale", ...). */
 const char *dm_catalog_verdict_name(dm_catalog_verdict v);
 
-/* ---- Scuttlebutt anti-entropy (node/catalog_sync.c) ---- */
+/* ---- Scuttlebutt anti-entropy (node/catalog/catalog_sync.c) ---- */
 
 /* Appends an encoded dm.CatalogDigest to out: the highest version held per
  * origin, every origin. For hashing the whole catalog (and small tests):

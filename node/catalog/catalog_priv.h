@@ -1,12 +1,15 @@
-/* catalog_priv.h: the layout of dm_catalog_t, shared by the catalog's
- * files. Calls go one way, from the top down:
+/* catalog_priv.h: the layout of dm_catalog_t, shared by the files of
+ * node/catalog/. Calls go one way, from the top down:
  *   catalog_sync.c       anti-entropy: digests and deltas (Scuttlebutt)
- *   catalog_publish.c        publication of this node's own entries, listings
+ *   catalog_publish.c    publication of this node's own entries, lookups,
+ *                        listings
  *   catalog.c            judging entries, storing them, the domain pins
  *   catalog_strangers.c  the quota of origins membership does not know
- *   catalog_limits.c     per-member rate of costly sync messages
+ *   catalog_limits.c     per-member rate of costly sync messages (called
+ *                        from node/gossip/ only)
  *   catalog_entry.c      one entry's codec and signed bytes.
- * Not a public header. */
+ * catalog_local.c (reconciliation with the store) does not include it: it
+ * uses only catalog.h. Not a public header. */
 #ifndef DM_CATALOG_PRIV_H
 #define DM_CATALOG_PRIV_H
 
@@ -54,7 +57,7 @@ typedef struct {
     size_t bytes;
 } dm_catalog__share_t;
 
-/* One member's bucket of costly sync messages (node/catalog_limits.c). */
+/* One member's bucket of costly sync messages (node/catalog/catalog_limits.c). */
 typedef struct {
     uint8_t sender[DM_ID_PUBLIC_BYTES];
     int64_t milli;        /* tokens x 1000 */
@@ -130,7 +133,7 @@ bool dm_catalog__entry_view(const Dm__CatalogEntry *pb, dm_catalog_entry_t *out,
 size_t dm_catalog__wire_bytes(const dm_catalog_entry_t *e);
 
 /* Whether a remote entry of e->origin may be judged at all
- * (node/catalog_strangers.c, see dm_catalog_set_known); may take a
+ * (node/catalog/catalog_strangers.c, see dm_catalog_set_known); may take a
  * stranger slot. */
 bool dm_catalog__origin_admit(dm_catalog_t *c, const dm_catalog_entry_t *e);
 

@@ -1,5 +1,6 @@
 /* catalog_publish.c: the catalog's public verbs on top of catalog.c: local
- * publication (sign with the next version), single remote entries, and the
+ * publication (sign with the next version), single remote entries
+ * (dm_catalog_apply), lookups (get, owner, count, local version) and the
  * listings (products, nodes, conflicts). */
 #include "catalog/catalog_priv.h"
 

@@ -1,4 +1,6 @@
-/* gossip.c: SWIM membership over CurveZMQ, and the persisted member list. */
+/* gossip.c: SWIM membership and catalog anti-entropy (hash poke, digest,
+ * delta) over CurveZMQ, one send-only DEALER per peer, and the persisted
+ * member list. */
 #include "gossip/gossip.h"
 
 #include <errno.h>

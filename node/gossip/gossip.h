@@ -1,9 +1,10 @@
 /* gossip.h: the node's side of the mesh: the SWIM membership machine
- * (membership.h) wired to CurveZMQ, and the member list kept on disk.
+ * (membership/membership.h) and the catalog's Scuttlebutt exchange
+ * (catalog/catalog.h) wired to CurveZMQ, and the member list kept on disk.
  *
- * Messages between nodes travel in an Envelope with body `swim` over the
- * same ROUTER socket clients use. Each node sends to a peer through a
- * DEALER socket of its own, authenticated with its node key, so the
+ * Messages between nodes travel in an Envelope with body `swim` or
+ * `catalog_sync` over the same ROUTER socket clients use. Each node sends
+ * to a peer through a DEALER socket of its own, authenticated with its node key, so the
  * receiver's ZAP handler hands over the sender's CURVE key and a message
  * that claims another sender is refused. Sends never block: queues to a
  * peer are bounded (DM_GOSSIP_PEER_HWM) and a full queue drops. Driven by

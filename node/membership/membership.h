@@ -277,7 +277,7 @@ int64_t dm_membership_suspicion_deadline(const dm_membership_t *m,
 /* How many times an update is sent before it is dropped, for the current N. */
 unsigned dm_membership_retransmit_limit(const dm_membership_t *m);
 
-/* Wire form (node/membership_wire.c, protobuf SwimMessage in
+/* Wire form (node/membership/membership_wire.c, protobuf SwimMessage in
  * proto/membership.proto). encode: *out is malloc'd, the caller frees; the
  * address of an entry travels as the endpoint only when it is
  * "HEX(id)@endpoint". DM_ERR_INVALID for a message that is not valid,

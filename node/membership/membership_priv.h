@@ -6,7 +6,8 @@
  *   membership_out.c    the outgoing queue and piggyback
  *   membership_table.c, membership_view.c, membership_wire.c
  *                       member storage, observation, the wire size rule.
- * Not a public header. */
+ * Not a public header; besides these files only the membership unit tests
+ * (tests/unit/membership/membership_test.h) read it, for the probe state. */
 #ifndef DM_MEMBERSHIP_PRIV_H
 #define DM_MEMBERSHIP_PRIV_H
 

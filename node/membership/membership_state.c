@@ -2,7 +2,8 @@
  * in (a member's state, suspicion and its confirmations, refutation, the
  * local health multiplier, events to the owner). membership.c (timers)
  * and membership_in.c (messages) call down into these; they call only the
- * table and the outgoing queue (membership_out.c). */
+ * table, the shared pieces of membership_view.c and the outgoing queue
+ * (membership_out.c). */
 #include <math.h>
 #include <string.h>
 

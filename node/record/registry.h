@@ -2,8 +2,9 @@
  *
  * Each product maps to its parsed contract and compiled record schema.
  * The writer thread replaces an entry when a product is registered or
- * upgraded; readers (the ingest validator, request handlers) hold a
- * reference so an upgrade never frees a schema in use. Thread-safe. */
+ * upgraded; readers (the ingest validator, queries, the node loop's read
+ * handlers) hold a reference so an upgrade never frees a schema in use.
+ * Thread-safe. */
 #ifndef DM_REGISTRY_H
 #define DM_REGISTRY_H
 

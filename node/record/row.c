@@ -1,5 +1,6 @@
-/* row.c: decoding encoded rows (the format of row.h) and encoding primary
- * keys (the format of schema.h), apart from schema.c's validation.
+/* row.c: decoding encoded rows (the format of row.h), a value as text and
+ * a row as JSON (dm_row_to_json), and encoding primary keys (the format of
+ * schema.h), apart from schema.c's validation.
  *
  * A row carries its own field count. When a product is upgraded with new
  * optional fields at the end, rows written before have fewer fields than

@@ -1,6 +1,10 @@
-/* schema_priv.h: the compiled schema's layout, shared by schema.c
- * (compiling, validating, encoding) and row.c (decoding rows, encoding
- * keys). Nobody else includes it. */
+/* schema_priv.h: the compiled schema's layout, shared by
+ * node/record/schema.c (compiling, validating, encoding) and row.c
+ * (decoding rows, encoding keys, a value as text). Calls go one way:
+ * schema.c reads rows and formats values with row.c's dm_row_get,
+ * dm_schema_key_append, dm_schema__value_text and dm_schema__fmt_double
+ * (row-level checks, primary keys); row.c calls nothing in schema.c.
+ * Nobody else includes it. */
 #ifndef DM_SCHEMA_PRIV_H
 #define DM_SCHEMA_PRIV_H
 

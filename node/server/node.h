@@ -3,8 +3,8 @@
  *
  * The loop thread answers pings and reads (products, quarantine pages,
  * describe, members) itself, forwards writes (register, deregister,
- * ingest) to the write pipeline (ingest.h) and queries to the query pool
- * (query_pool.h), so it never waits on an LMDB commit or a query, and
+ * ingest) to the write pipeline (ingest/ingest.h) and queries to the query
+ * pool (query/query_pool.h), so it never waits on an LMDB commit or a query, and
  * relays their replies back to the clients. */
 #ifndef DM_NODE_H
 #define DM_NODE_H

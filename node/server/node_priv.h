@@ -1,7 +1,10 @@
-/* node_priv.h: what the files of server/ share: the node's struct, the
- * data directory (node_dir.c), dispatch and relay (node_dispatch.c), the
- * read-only handlers and clocks (node_reads.c), and the catalog
- * reconciliation the loop runs (node.c). */
+/* node_priv.h: what the files of node/server/ share: the node's struct,
+ * its clocks (inline, over base/clock.h), the data directory
+ * (node/server/node_dir.c), dispatch and relay (node_dispatch.c), the
+ * read-only handlers (node_reads.c), and the loop's call into the catalog
+ * reconciliation of node/catalog/catalog_local.c (node.c). Calls go one
+ * way: node.c calls node_dir.c and node_dispatch.c, which calls
+ * node_reads.c. */
 #ifndef DM_NODE_PRIV_H
 #define DM_NODE_PRIV_H
 

@@ -4,7 +4,7 @@
  * dm_pattern_check accepts must compile and, differentially, must be read
  * by glibc's regcomp(REG_EXTENDED | REG_NOSUB) in the C locale and match
  * the same subjects: dm_pattern_match and regexec both answer "does some
- * substring of the subject match" (schema.c matches a value that way).
+ * substring of the subject match" (node/record/schema.c matches a value that way).
  * regexec sees the subject up to its first NUL, at most
  * FUZZ_PATTERN_DIFF_MAX bytes, so it stays cheap; dm_pattern_match also
  * runs over the whole subject, NULs included, for the sanitizers. */

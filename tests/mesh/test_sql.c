@@ -1,7 +1,7 @@
 /* test_sql.c: SQL through a real meshd and the real meshq: output formats
  * (csv byte-identical to the sqlite3 shell), streaming of large results,
- * refusals that leave the node serving, and the node loop answering status
- * while a long query runs. */
+ * refusals that leave the node serving, the node loop answering status
+ * while a long query runs, and a cursor only its own client can pull. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>

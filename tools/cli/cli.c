@@ -1,5 +1,5 @@
-/* cli.c: argument parsing, node selection and output helpers for the
- * client tools. */
+/* cli.c: argument parsing, node selection, requests and output helpers
+ * (tables, JSON, terminal-safe text, hex) for the client tools. */
 #include "cli/cli.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
-/* cli.h: what dmctl and meshq share: argument parsing with global options
+/* cli.h: what the client tools (dmctl, meshq, meshbench's lookup and
+ * gossip) share: argument parsing with global options
  * anywhere on the line, choosing and reaching the node, output helpers. */
 #ifndef DM_CLI_H
 #define DM_CLI_H

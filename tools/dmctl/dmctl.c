@@ -1,5 +1,6 @@
-/* dmctl.c: the domain team's tool: validate and check offline, register
- * contracts, ingest records, list products and quarantined records. */
+/* dmctl.c: the domain team's tool: validate and check offline (check is
+ * node/record/ndjson_check.h), register and deregister contracts, ingest
+ * records, list products and quarantined records, ask a node's status. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

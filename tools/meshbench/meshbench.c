@@ -1,9 +1,9 @@
 /* meshbench.c: benchmark helper for the data mesh.
  *
- * Subcommands live in a table (s_commands) so that later ones (load, soak ...) slot in beside
- * `gen`. `gen orders` writes deterministic NDJSON order records, optionally with a share of
+ * Subcommands live in a table (s_commands): `gen` here, `lookup` in meshbench_lookup.c,
+ * `gossip` in meshbench_gossip.c (both reach nodes through tools/cli). `gen orders` writes deterministic NDJSON order records, optionally with a share of
  * invalid ones, for `dmctl check`, `dmctl ingest` and the zod peer in bench/ to chew on.
- * Only libc is used: the output must be byte-identical for a seed on every machine, and
+ * gen uses only libc: the output must be byte-identical for a seed on every machine, and
  * generation must stay far faster than anything it measures, so records are formatted by hand
  * into one large buffer instead of printf per field.
  *

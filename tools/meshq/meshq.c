@@ -1,5 +1,5 @@
-/* meshq.c: the consumer's tool: list and describe data products, and ask
- * a node in SQL. Query results stream: meshq holds one batch at a time
+/* meshq.c: the consumer's tool: list and describe data products, list the
+ * mesh's members, and ask a node in SQL. Query results stream: meshq holds one batch at a time
  * (table format: a bounded window of rows for alignment), decodes it with
  * transport/rowbatch.h and prints values as the sqlite3 shell would,
  * without linking SQLite or the query engine. */

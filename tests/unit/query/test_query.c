@@ -1,8 +1,9 @@
 /* test_query.c: the SQL engine's virtual tables: column types and values,
  * which plan the key pushdown picks, results equal to a native SQLite table
  * for filters, conversions, joins, ORDER BY, LIMIT/OFFSET, aggregates and
- * NULLs, read-your-writes, streaming and upgraded products. The sandbox's
- * refusals are in test_query_sandbox.c. */
+ * NULLs, read-your-writes, streaming, upgraded products, the reuse of
+ * pooled connections, and queries while batches commit and the map grows.
+ * The sandbox's refusals are in test_query_sandbox.c. */
 #include "query_test.h"
 
 #include <pthread.h>

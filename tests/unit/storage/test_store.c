@@ -1,6 +1,7 @@
 /* test_store.c: the LMDB store: product registration outcomes, batch
- * commits (append, upsert, duplicates), quarantine, lookups, map growth,
- * stale readers, reopen and crash safety under SIGKILL. */
+ * commits (append, upsert, duplicates), quarantine, lookups, deletion, map
+ * growth, catalog writes, stale readers, reopen and crash safety under
+ * SIGKILL, and the one line each failure appends to why. */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 

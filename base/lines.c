@@ -40,18 +40,15 @@ static const char *s_type_name(mode_t mode)
                             : "not a file";
 }
 
-dm_err dm_lines_open_read(const char *path, dm_file_kind kind, int *fd, char *why, size_t cap)
+dm_err dm_lines_open_read(const char *path, dm_file_kind kind, int *fd, dm_buf_t *why)
 {
     *fd = -1;
-    if (why && cap)
-        why[0] = 0;
     /* O_NONBLOCK: open(2) of a FIFO without a writer would wait forever. */
     int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     struct stat st;
     if (f < 0 || fstat(f, &st) != 0) {
         int saved = errno;
-        if (why && cap)
-            snprintf(why, cap, "%s", strerror(saved));
+        dm_buf_why(why, "%s", strerror(saved));
         if (f >= 0)
             close(f);
         errno = saved;
@@ -61,8 +58,7 @@ dm_err dm_lines_open_read(const char *path, dm_file_kind kind, int *fd, char *wh
         int flags = fcntl(f, F_GETFL);
         if (flags < 0 || fcntl(f, F_SETFL, flags & ~O_NONBLOCK) != 0) {
             int saved = errno;
-            if (why && cap)
-                snprintf(why, cap, "%s", strerror(saved));
+            dm_buf_why(why, "%s", strerror(saved));
             close(f);
             errno = saved;
             return DM_ERR_IO;
@@ -78,16 +74,14 @@ dm_err dm_lines_open_read(const char *path, dm_file_kind kind, int *fd, char *wh
             int saved = f < 0 ? errno : ENODEV;
             if (f >= 0)
                 close(f);
-            if (why && cap)
-                snprintf(why, cap, "%s", strerror(saved));
+            dm_buf_why(why, "%s", strerror(saved));
             errno = saved;
             return DM_ERR_IO;
         }
         *fd = f;
         return DM_OK;
     }
-    if (why && cap)
-        snprintf(why, cap, "not a regular file (%s)", s_type_name(st.st_mode));
+    dm_buf_why(why, "not a regular file (%s)", s_type_name(st.st_mode));
     errno = ENODEV;
     return DM_ERR_IO;
 }
@@ -97,11 +91,11 @@ dm_err dm_lines_read_small(const char *path, char *buf, size_t cap, dm_buf_t *wh
     assert(cap > 0);
     buf[0] = 0;
     int fd = -1;
-    char reason[128];
-    dm_err rc = dm_lines_open_read(path, DM_FILE_REGULAR, &fd, reason, sizeof reason);
+    dm_buf_t reason = DM_BUF_INIT;
+    dm_err rc = dm_lines_open_read(path, DM_FILE_REGULAR, &fd, &reason);
     if (rc != DM_OK) {
-        if (why)
-            dm_buf_printf(why, "cannot read %s: %s", path, reason);
+        dm_buf_why(why, "cannot read %s: %s", path, reason.len ? reason.data : "?");
+        dm_buf_free(&reason);
         return rc;
     }
     size_t n = 0;

@@ -38,10 +38,10 @@ typedef enum {
  * or FIFO is then opened as a stream (its open waits for a writer, as
  * reading stdin does). On success *fd (blocking, O_CLOEXEC) is the
  * caller's to close. On failure *fd is -1, errno is set (ENODEV for a
- * file of the wrong type) and why (cap bytes, may be NULL) holds a
- * reason without the path, e.g. "not a regular file (a FIFO)". */
-DM_NODISCARD dm_err dm_lines_open_read(const char *path, dm_file_kind kind, int *fd, char *why,
-                                      size_t cap);
+ * file of the wrong type) and why (NULL allowed) gets a reason without
+ * the path, e.g. "not a regular file (a FIFO)". */
+DM_NODISCARD dm_err dm_lines_open_read(const char *path, dm_file_kind kind, int *fd,
+                                      dm_buf_t *why);
 
 /* Reads the small regular file path (opened as dm_lines_open_read does)
  * into buf: at most cap - 1 bytes (cap > 0; the rest is not read),

@@ -52,13 +52,16 @@ static char *s_read(s_ctx_t *x, const char *path, size_t *len, dm_err *rc)
 {
     FILE *f = NULL;
     struct stat st;
-    char *buf = NULL, why[128];
+    char *buf = NULL;
+    dm_buf_t why = DM_BUF_INIT;
     int fd = -1;
     *rc = DM_ERR_IO;
-    if (dm_lines_open_read(path, DM_FILE_REGULAR, &fd, why, sizeof why) != DM_OK ||
+    if (dm_lines_open_read(path, DM_FILE_REGULAR, &fd, &why) != DM_OK ||
         !(f = fdopen(fd, "rb")) || fstat(fd, &st) != 0) {
         char msg[512];
-        snprintf(msg, sizeof msg, "cannot read %.300s: %s", path, fd < 0 ? why : strerror(errno));
+        snprintf(msg, sizeof msg, "cannot read %.300s: %s", path,
+                 fd < 0 ? (why.len ? why.data : "?") : strerror(errno));
+        dm_buf_free(&why);
         if (fd >= 0 && !f)
             close(fd);
         s_err(x, NULL, "%s", msg);

@@ -323,10 +323,11 @@ dm_err dm_contract_parse_file(const char *path, dm_contract_t ***out, size_t *n,
     char *buf = NULL, *dir = NULL;
     FILE *f = NULL;
     struct stat st;
-    char why[128];
+    dm_buf_t why = DM_BUF_INIT;
     int fd = -1;
-    if (dm_lines_open_read(path, DM_FILE_REGULAR, &fd, why, sizeof why) != DM_OK) {
-        dm_diags_add(diags, path, 0, 0, "cannot read the file: %s", why);
+    if (dm_lines_open_read(path, DM_FILE_REGULAR, &fd, &why) != DM_OK) {
+        dm_diags_add(diags, path, 0, 0, "cannot read the file: %s", why.len ? why.data : "?");
+        dm_buf_free(&why);
         goto out;
     }
     f = fdopen(fd, "rb");

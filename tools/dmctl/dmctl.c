@@ -172,10 +172,11 @@ static int s_open_input(const char *path)
     if (strcmp(path, "-") == 0)
         return STDIN_FILENO;
     int fd = -1;
-    char why[128];
-    if (dm_lines_open_read(path, DM_FILE_STREAM, &fd, why, sizeof why) != DM_OK)
+    dm_buf_t why = DM_BUF_INIT;
+    if (dm_lines_open_read(path, DM_FILE_STREAM, &fd, &why) != DM_OK)
         fprintf(stderr, "%s: cannot open %s: %s (a record file, a pipe or - for stdin)\n", P,
-                path, why);
+                path, why.len ? why.data : "?");
+    dm_buf_free(&why);
     return fd;
 }
 

@@ -99,18 +99,20 @@ Test(file_open, a_fifo_identity_key_is_refused_at_once)
 Test(file_open, regular_only_refuses_fifo_device_and_directory)
 {
     int fd = -1;
-    char why[128];
-    cr_assert_eq(dm_lines_open_read(s_fifo("f"), DM_FILE_REGULAR, &fd, why, sizeof why), DM_ERR_IO);
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_lines_open_read(s_fifo("f"), DM_FILE_REGULAR, &fd, &why), DM_ERR_IO);
     cr_assert_eq(fd, -1);
-    cr_assert_str_eq(why, "not a regular file (a FIFO)");
-    cr_assert_eq(dm_lines_open_read("/dev/null", DM_FILE_REGULAR, &fd, why, sizeof why), DM_ERR_IO);
-    cr_assert_str_eq(why, "not a regular file (a character device)");
-    cr_assert_eq(dm_lines_open_read(s_dir, DM_FILE_STREAM, &fd, why, sizeof why), DM_ERR_IO);
-    cr_assert_str_eq(why, "not a regular file (a directory)");
+    cr_assert_str_eq(why.data, "not a regular file (a FIFO)");
+    dm_buf_reset(&why);
+    cr_assert_eq(dm_lines_open_read("/dev/null", DM_FILE_REGULAR, &fd, &why), DM_ERR_IO);
+    cr_assert_str_eq(why.data, "not a regular file (a character device)");
+    dm_buf_reset(&why);
+    cr_assert_eq(dm_lines_open_read(s_dir, DM_FILE_STREAM, &fd, &why), DM_ERR_IO);
+    cr_assert_str_eq(why.data, "not a regular file (a directory)");
     char missing[128];
     snprintf(missing, sizeof missing, "%s/none", s_dir);
-    cr_assert_eq(dm_lines_open_read(missing, DM_FILE_REGULAR, &fd, why, sizeof why),
-                 DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_lines_open_read(missing, DM_FILE_REGULAR, &fd, &why), DM_ERR_NOTFOUND);
+    dm_buf_free(&why);
 }
 
 Test(file_open, a_regular_file_opens_blocking)
@@ -122,7 +124,7 @@ Test(file_open, a_regular_file_opens_blocking)
     fputs("x\n", f);
     fclose(f);
     int fd = -1;
-    cr_assert_eq(dm_lines_open_read(path, DM_FILE_REGULAR, &fd, NULL, 0), DM_OK);
+    cr_assert_eq(dm_lines_open_read(path, DM_FILE_REGULAR, &fd, NULL), DM_OK);
     cr_assert_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
     char buf[4];
     cr_assert_eq(read(fd, buf, sizeof buf), 2);
@@ -137,7 +139,7 @@ Test(file_open, a_stream_input_may_be_a_fifo_with_a_writer)
     cr_assert_geq(w, 0);
     cr_assert_eq(write(w, "a\n", 2), 2);
     int fd = -1;
-    cr_assert_eq(dm_lines_open_read(path, DM_FILE_STREAM, &fd, NULL, 0), DM_OK);
+    cr_assert_eq(dm_lines_open_read(path, DM_FILE_STREAM, &fd, NULL), DM_OK);
     char buf[4];
     cr_assert_eq(read(fd, buf, sizeof buf), 2);
     close(fd);

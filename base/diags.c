@@ -2,6 +2,7 @@
  * every validator (contract, YAML, Avro) reports all the problems of one
  * input rather than the first. */
 #include "base/diags.h"
+#include "base/array.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,14 +21,8 @@ static char *s_strdup(const char *s)
 
 static void s_diag_push(dm_diags_t *d, const char *file, unsigned line, unsigned col, char *msg)
 {
-    if (d->count == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 16;
-        dm_diag_t *p = realloc(d->items, cap * sizeof *p);
-        if (!p)
-            abort();
-        d->items = p;
-        d->cap = cap;
-    }
+    if (!dm_array_reserve(&d->items, &d->cap, d->count + 1, sizeof *d->items, 16))
+        abort();
     d->items[d->count++] = (dm_diag_t){s_strdup(file ? file : "-"), line, col, msg};
 }
 

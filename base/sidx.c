@@ -1,5 +1,6 @@
 /* sidx.c: a sorted index of strings (see sidx.h). */
 #include "base/sidx.h"
+#include "base/array.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -8,14 +9,8 @@
 
 void dm_sidx_add(dm_sidx_t *x, const char *s, size_t len, size_t pos)
 {
-    if (x->n == x->cap) {
-        size_t cap = x->cap ? x->cap * 2 : S_CAP_MIN;
-        dm_sidx_ent_t *e = realloc(x->e, cap * sizeof *e);
-        if (!e)
-            abort();
-        x->e = e;
-        x->cap = cap;
-    }
+    if (!dm_array_reserve(&x->e, &x->cap, x->n + 1, sizeof *x->e, S_CAP_MIN))
+        abort();
     x->e[x->n++] = (dm_sidx_ent_t){s, len, pos};
 }
 

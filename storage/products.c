@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/array.h"
 #include "base/clock.h"
 
 #define S_ENCODING 1u
@@ -348,15 +349,9 @@ dm_err dm_store_product_list(dm_store_t *self, dm_product_t **out, size_t *n, dm
     MDB_val key, val;
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            dm_product_t *na = realloc(arr, ncap * sizeof *na);
-            if (!na) {
-                err = DM_ERR_NOMEM;
-                goto out;
-            }
-            arr = na;
-            cap = ncap;
+        if (!dm_array_reserve(&arr, &cap, len + 1, sizeof *arr, 8)) {
+            err = DM_ERR_NOMEM;
+            goto out;
         }
         if ((err = s_decode(&val, &arr[len], why)))
             goto out;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/array.h"
 #include "storage/catalog_db.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -195,20 +196,6 @@ static void s_item_free(dm_catalog__item_t *it)
     free(it);
 }
 
-/* Makes room for one more element in a table. */
-static bool s_grow(void **arr, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return true;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *p = realloc(*arr, ncap * size);
-    if (!p)
-        return false;
-    *arr = p;
-    *cap = ncap;
-    return true;
-}
-
 /* A stored item made from e and p (takes p's node record). NULL on NOMEM. */
 static dm_catalog__item_t *s_item_new(const dm_catalog_entry_t *e, s_parsed *p)
 {
@@ -241,7 +228,7 @@ static bool s_item_place(dm_catalog_t *c, dm_catalog__item_t *it, size_t at, boo
         c->items[at] = it;
         return true;
     }
-    if (!s_grow((void **)&c->items, &c->capitems, c->nitems, sizeof *c->items))
+    if (!dm_array_reserve(&c->items, &c->capitems, c->nitems + 1, sizeof *c->items, 16))
         return false;
     memmove(c->items + at + 1, c->items + at, (c->nitems - at) * sizeof *c->items);
     c->items[at] = it;
@@ -302,7 +289,7 @@ static dm_catalog__conflict_t *s_conflict_find(const dm_catalog_t *c, const char
 static bool s_queue(dm_catalog_t *c, char tag, const void *a, size_t alen, const void *b,
                     size_t blen, const void *val, size_t vlen)
 {
-    if (!s_grow((void **)&c->ops, &c->capops, c->nops, sizeof *c->ops))
+    if (!dm_array_reserve(&c->ops, &c->capops, c->nops + 1, sizeof *c->ops, 16))
         return false;
     dm_catalog__op_t *op = &c->ops[c->nops++];
     op->koff = c->arena.len;
@@ -395,7 +382,7 @@ static bool s_raise(dm_catalog_t *c, const uint8_t *origin, uint64_t version)
 {
     dm_catalog__origin_t *o = (dm_catalog__origin_t *)dm_catalog__origin_find(c, origin);
     if (!o) {
-        if (!s_grow((void **)&c->origins, &c->caporigins, c->norigins, sizeof *c->origins))
+        if (!dm_array_reserve(&c->origins, &c->caporigins, c->norigins + 1, sizeof *c->origins, 16))
             return false;
         size_t at = 0;
         while (at < c->norigins && memcmp(c->origins[at].origin, origin, DM_ID_PUBLIC_BYTES) < 0)
@@ -421,8 +408,7 @@ static bool s_conflict_note(dm_catalog_t *c, const char *domain, const uint8_t *
     size_t at = 0;
     dm_catalog__conflict_t *k = s_conflict_find(c, domain, claimant, &at);
     if (!k) {
-        if (!s_grow((void **)&c->conflicts, &c->capconflicts, c->nconflicts,
-                    sizeof *c->conflicts))
+        if (!dm_array_reserve(&c->conflicts, &c->capconflicts, c->nconflicts + 1, sizeof *c->conflicts, 16))
             return false;
         char *d = strdup(domain);
         if (!d)
@@ -461,7 +447,7 @@ static bool s_pin(dm_catalog_t *c, const char *domain, const uint8_t *owner, int
     size_t at = 0;
     if (s_pin_find(c, domain, &at))
         return true;
-    if (!s_grow((void **)&c->pins, &c->cappins, c->npins, sizeof *c->pins))
+    if (!dm_array_reserve(&c->pins, &c->cappins, c->npins + 1, sizeof *c->pins, 16))
         return false;
     char *d = strdup(domain);
     if (!d)
@@ -639,8 +625,7 @@ static int s_load_one(void *arg, const void *key, size_t klen, const void *val, 
         const char *domain = (const char *)k + 1;
         if (s_conflict_find(c, domain, nul + 1, &at))
             break;
-        if (!s_grow((void **)&c->conflicts, &c->capconflicts, c->nconflicts,
-                    sizeof *c->conflicts)) {
+        if (!dm_array_reserve(&c->conflicts, &c->capconflicts, c->nconflicts + 1, sizeof *c->conflicts, 16)) {
             l->err = DM_ERR_NOMEM;
             break;
         }

@@ -1,6 +1,7 @@
 /* catalog_local.c: this node's catalog entries reconciled with its store
  * (see catalog_local.h). */
 #include "catalog/catalog_local.h"
+#include "base/array.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +19,8 @@ static int s_collect_own(void *ctx, const dm_catalog_product_t *p)
     s_own_products *o = ctx;
     if (memcmp(p->origin, o->self_id, DM_ID_PUBLIC_BYTES) != 0 || p->tombstone)
         return 0;
-    if (o->n == o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 8;
-        char **names = realloc(o->names, cap * sizeof *names);
-        if (!names)
-            return 1;
-        o->names = names;
-        o->cap = cap;
-    }
+    if (!dm_array_reserve(&o->names, &o->cap, o->n + 1, sizeof *o->names, 8))
+        return 1;
     size_t len = strlen(p->domain) + strlen(p->name) + 2;
     char *q = malloc(len);
     if (!q)

@@ -6,6 +6,7 @@
  * done is linear in the input and a billion-laughs file stops after a few
  * hundred events. */
 #include "contract/ytree.h"
+#include "base/array.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -56,16 +57,9 @@ typedef struct {
 
 static void *s_grow(void *p, size_t *cap, size_t need, size_t size)
 {
-    if (need <= *cap)
-        return p;
-    size_t c = *cap ? *cap * 2 : 16;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(p, c * size);
-    if (!q)
+    if (!dm_array_reserve(&p, cap, need, size, 16))
         abort(); /* like dm_buf: nobody can continue without memory */
-    *cap = c;
-    return q;
+    return p;
 }
 
 static void s_err(s_build_t *b, size_t line0, size_t col0, const char *msg)

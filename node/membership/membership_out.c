@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "membership/membership_priv.h"
+#include "base/array.h"
 
 /* Room for one more outgoing message; NULL on out of memory (the message
  * is dropped, as the network might have). */
@@ -18,10 +19,8 @@ dm_membership__out_t *dm_membership__out_push(dm_membership_t *m)
             m->nout -= m->out_head;
             m->out_head = 0;
         } else {
-            dm_membership__out_t *o = dm_membership__grow(m->out, &m->outcap, sizeof *o, 8);
-            if (!o)
+            if (!dm_array_reserve(&m->out, &m->outcap, m->nout + 1, sizeof *m->out, 8))
                 return NULL;
-            m->out = o;
         }
     }
     dm_membership__out_t *o = &m->out[m->nout++];
@@ -65,13 +64,8 @@ void dm_membership__bcast(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTE
                     worst = i;
             b = &m->bcast[worst];
         } else {
-            if (m->nbcast == m->bcastcap) {
-                dm_membership__bcast_t *x =
-                    dm_membership__grow(m->bcast, &m->bcastcap, sizeof *x, 8);
-                if (!x)
-                    return;
-                m->bcast = x;
-            }
+            if (!dm_array_reserve(&m->bcast, &m->bcastcap, m->nbcast + 1, sizeof *m->bcast, 8))
+                return;
             b = &m->bcast[m->nbcast++];
         }
     }

@@ -191,19 +191,6 @@ static inline bool dm_membership__live(uint8_t state)
 }
 
 /* Members alive or suspect, self included: the N of every formula. */
-/* Grows the array a of *cap elements of elem bytes to twice its size (to
- * first elements when it has none) and returns it with *cap updated; NULL,
- * a and *cap untouched, when memory runs out. The one growth rule of the
- * member, aux, outgoing and broadcast arrays. */
-static inline void *dm_membership__grow(void *a, size_t *cap, size_t elem, size_t first)
-{
-    size_t n = *cap ? *cap * 2 : first;
-    void *b = realloc(a, n * elem);
-    if (b)
-        *cap = n;
-    return b;
-}
-
 static inline size_t dm_membership__n(const dm_membership_t *m) { return m->n_live + 1; }
 
 /* membership_state.c: the transitions every input ends in */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "membership/membership_priv.h"
+#include "base/array.h"
 
 #define S_MIN_SLOTS 16
 
@@ -233,12 +234,8 @@ dm_err dm_membership__add(dm_membership_t *m, const uint8_t id[DM_ID_PUBLIC_BYTE
 {
     if (m->n + 1 >= UINT32_MAX - 1)
         return DM_ERR_NOMEM;
-    if (m->n == m->cap) {
-        dm_membership__member_t *a = dm_membership__grow(m->mem, &m->cap, sizeof *a, 16);
-        if (!a)
-            return DM_ERR_NOMEM;
-        m->mem = a;
-    }
+    if (!dm_array_reserve(&m->mem, &m->cap, m->n + 1, sizeof *m->mem, 16))
+        return DM_ERR_NOMEM;
     if ((m->n + 1) * 4 > m->nslots * 3) { /* load factor at most 3/4 */
         size_t ns = m->nslots ? m->nslots * 2 : S_MIN_SLOTS;
         while ((m->n + 1) * 4 > ns * 3)
@@ -313,12 +310,8 @@ uint32_t dm_membership__aux_get(dm_membership_t *m, uint32_t idx)
         if (!m->aux[i].used)
             a = (uint32_t)i;
     if (a == DM_MEMBERSHIP_NO_AUX) {
-        if (m->naux == m->auxcap) {
-            dm_membership__aux_t *x = dm_membership__grow(m->aux, &m->auxcap, sizeof *x, 8);
-            if (!x)
-                return DM_MEMBERSHIP_NO_AUX;
-            m->aux = x;
-        }
+        if (!dm_array_reserve(&m->aux, &m->auxcap, m->naux + 1, sizeof *m->aux, 8))
+            return DM_MEMBERSHIP_NO_AUX;
         if (m->naux >= DM_MEMBERSHIP_NO_AUX)
             return DM_MEMBERSHIP_NO_AUX;
         a = (uint32_t)m->naux++;

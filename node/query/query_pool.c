@@ -31,6 +31,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "base/array.h"
 #include "transport/ctl.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -178,14 +179,9 @@ static void s_collect(dm_query_pool_t *self, s_acts *acts)
                 dm_query_cancel(self->workers[a.worker].q);
             continue;
         }
-        if (acts->n == acts->cap) {
-            size_t cap = acts->cap ? acts->cap * 2 : DM_QUERY_ACTS_MIN;
-            dm_query_sched_act_t *p = realloc(acts->a, cap * sizeof *p);
-            if (!p)
-                abort(); /* losing it would leak a query or leave a client waiting */
-            acts->a = p;
-            acts->cap = cap;
-        }
+        if (!dm_array_reserve(&acts->a, &acts->cap, acts->n + 1, sizeof *acts->a,
+                              DM_QUERY_ACTS_MIN))
+            abort(); /* losing it would leak a query or leave a client waiting */
         acts->a[acts->n++] = a;
     }
 }

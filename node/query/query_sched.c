@@ -4,6 +4,7 @@
  * holds at most DM_QUERY_SCHED_MAX_QUEUED requests and the cursor table
  * DM_QUERY_SCHED_MAX_CURSORS, so scans stay in the microseconds. */
 #include "query/query_sched.h"
+#include "base/array.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,14 +134,9 @@ static void s_act(dm_query_sched_t *self, dm_query_sched_act_kind kind, dm_query
 {
     if (self->acts_head == self->nacts)
         self->acts_head = self->nacts = 0;
-    if (self->nacts == self->acts_cap) {
-        size_t cap = self->acts_cap ? self->acts_cap * 2 : S_ACTS_MIN;
-        dm_query_sched_act_t *a = realloc(self->acts, cap * sizeof *a);
-        if (!a)
-            abort(); /* cannot keep the pool's promises without memory */
-        self->acts = a;
-        self->acts_cap = cap;
-    }
+    if (!dm_array_reserve(&self->acts, &self->acts_cap, self->nacts + 1, sizeof *self->acts,
+                          S_ACTS_MIN))
+        abort(); /* cannot keep the pool's promises without memory */
     self->acts[self->nacts++] = (dm_query_sched_act_t){kind, reason, ptr, worker};
 }
 

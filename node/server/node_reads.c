@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "contract/contract.h"
+#include "base/array.h"
 #include "base/log.h"
 #include "server/node_priv.h"
 
@@ -34,14 +35,8 @@ typedef struct {
 static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
 {
     s_mesh_products *mp = ctx;
-    if (mp->n == mp->cap) {
-        size_t cap = mp->cap ? mp->cap * 2 : 16;
-        Dm__ProductInfo *items = realloc(mp->items, cap * sizeof *items);
-        if (!items)
-            return 1;
-        mp->items = items;
-        mp->cap = cap;
-    }
+    if (!dm_array_reserve(&mp->items, &mp->cap, mp->n + 1, sizeof *mp->items, 16))
+        return 1;
     Dm__ProductInfo *pi = &mp->items[mp->n];
     dm__product_info__init(pi);
     pi->domain = strdup(p->domain);
@@ -355,14 +350,8 @@ typedef struct {
 static int s_collect_conflict(void *ctx, const dm_catalog_conflict_t *k)
 {
     s_conflicts *sc = ctx;
-    if (sc->n == sc->cap) {
-        size_t cap = sc->cap ? sc->cap * 2 : 8;
-        s_conflict *items = realloc(sc->items, cap * sizeof *items);
-        if (!items)
-            return 1;
-        sc->items = items;
-        sc->cap = cap;
-    }
+    if (!dm_array_reserve(&sc->items, &sc->cap, sc->n + 1, sizeof *sc->items, 8))
+        return 1;
     s_conflict *c = &sc->items[sc->n++];
     snprintf(c->domain, sizeof c->domain, "%s", k->domain);
     memcpy(c->owner, k->owner, DM_ID_PUBLIC_BYTES);

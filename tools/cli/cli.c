@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/array.h"
 #include "identity/identity.h"
 #include "base/lines.h"
 #include "transport/envelope.h"
@@ -410,15 +411,9 @@ void dm_cli_table_init(dm_cli_table_t *t, size_t ncols, unsigned right_mask)
 
 void dm_cli_table_add(dm_cli_table_t *t, const char *const *cells)
 {
-    if (t->nrows == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 16;
-        char **p = realloc(t->cells, cap * t->ncols * sizeof *p);
-        if (!p) {
-            fputs("fatal: out of memory\n", stderr);
-            abort();
-        }
-        t->cells = p;
-        t->cap = cap;
+    if (!dm_array_reserve(&t->cells, &t->cap, t->nrows + 1, t->ncols * sizeof *t->cells, 16)) {
+        fputs("fatal: out of memory\n", stderr);
+        abort();
     }
     for (size_t c = 0; c < t->ncols; c++)
         t->cells[t->nrows * t->ncols + c] = strdup(cells[c] ? cells[c] : "");

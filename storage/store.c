@@ -249,8 +249,6 @@ dm_err dm_store_reader_check(dm_store_t *self, int *cleared, dm_buf_t *why)
         dm_buf_why(why, "store: reader check: %s", mdb_strerror(rc));
         return DM_ERR_STORE;
     }
-    if (dead > 0)
-        dm_log_warn("store: cleared %d reader slot(s) left by dead processes", dead);
     *cleared = dead;
     return DM_OK;
 }

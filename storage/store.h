@@ -62,9 +62,9 @@ void dm_store_destroy(dm_store_t **self_p);
 
 /* The current map size in bytes. */
 size_t dm_store_map_size(dm_store_t *self);
-/* Clears reader slots of dead processes; *cleared receives how many (and a
- * non-zero count is logged as an event). DM_ERR_STORE with a line in why
- * if LMDB cannot check them (*cleared 0). */
+/* Clears reader slots of dead processes; *cleared receives how many (the
+ * caller reports them). DM_ERR_STORE with a line in why if LMDB cannot
+ * check them (*cleared 0). */
 DM_NODISCARD dm_err dm_store_reader_check(dm_store_t *self, int *cleared, dm_buf_t *why);
 /* True once LMDB has reported a fatal error (MDB_PANIC, after a failed
  * meta-page write): the environment refuses every transaction until the

@@ -343,7 +343,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
                 dm_log_err("%s", why.data);
             dm_buf_free(&why);
             if (cleared > 0)
-                dm_log_info("cleared %d stale LMDB reader slot(s)", cleared);
+                dm_log_warn("store: cleared %d reader slot(s) left by dead processes", cleared);
             /* A publication that failed (a catalog write that would have had
              * to wait for query readers to grow the map) is retried here:
              * the reconciliation is idempotent and cheap when nothing changed. */

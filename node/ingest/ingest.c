@@ -17,11 +17,12 @@
 
 /* ---- lifecycle ---- */
 
-/* A socket of type bound or connected to endpoint; NULL with a line in why
- * on failure. */
-static void *s_socket(void *ctx, int type, const char *endpoint, bool bind, dm_buf_t *why)
+/* A socket of type bound or connected to endpoint, receiving at most
+ * rcvhwm queued messages; NULL with a line in why on failure. */
+static void *s_socket(void *ctx, int type, const char *endpoint, bool bind, int rcvhwm,
+                      dm_buf_t *why)
 {
-    dm_zsock_opts_t o = {.sndhwm = DM_INGEST_QUEUE_MSGS, .rcvhwm = DM_INGEST_QUEUE_MSGS};
+    dm_zsock_opts_t o = {.sndhwm = DM_INGEST_QUEUE_MSGS, .rcvhwm = rcvhwm};
     void *s = dm_zsock_new(ctx, type, &o, why);
     if (!s)
         return NULL;
@@ -49,13 +50,14 @@ dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *registry, cons
     self->registry = registry;
     self->record_limit = record_limit;
     /* All sockets are made here; each is then used by one thread only. */
-    if (!(self->w_jobs = s_socket(ctx, ZMQ_PAIR, DM_INGEST_JOBS, true, why)) ||
-        !(self->v_jobs = s_socket(ctx, ZMQ_PAIR, DM_INGEST_JOBS, false, why)) ||
-        !(self->v_in = s_socket(ctx, ZMQ_PULL, DM_INGEST_INBOX, false, why)))
-        goto fail;
-    int one = 1; /* the node loop's send queue (DM_INGEST_QUEUE_MSGS) is the bound */
-    zmq_setsockopt(self->v_in, ZMQ_RCVHWM, &one, sizeof one);
-    if (!(self->w_out = s_socket(ctx, ZMQ_PUSH, DM_CTL_OUTBOX, false, why)))
+    /* The inbox receives at most one queued request: the node loop's send
+     * queue (DM_INGEST_QUEUE_MSGS) is the bound it answers "busy" at. */
+    if (!(self->w_jobs = s_socket(ctx, ZMQ_PAIR, DM_INGEST_JOBS, true, DM_INGEST_QUEUE_MSGS,
+                                  why)) ||
+        !(self->v_jobs = s_socket(ctx, ZMQ_PAIR, DM_INGEST_JOBS, false, DM_INGEST_QUEUE_MSGS,
+                                  why)) ||
+        !(self->v_in = s_socket(ctx, ZMQ_PULL, DM_INGEST_INBOX, false, 1, why)) ||
+        !(self->w_out = s_socket(ctx, ZMQ_PUSH, DM_CTL_OUTBOX, false, DM_INGEST_QUEUE_MSGS, why)))
         goto fail;
     if (pthread_create(&self->writer, NULL, dm_ingest__writer_main, self) != 0) {
         dm_buf_why(why, "ingest: cannot start the writer thread");

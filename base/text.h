@@ -55,4 +55,9 @@ bool dm_text_suggest_add(dm_text_suggest_t *s, const char *cand);
 /* The closest of n candidates to word under the rule above, or NULL. */
 const char *dm_text_suggest(const char *word, const char *const *cands, size_t n);
 
+/* Length (1 to 4) of the valid UTF-8 sequence at s, which has n > 0 bytes
+ * left; 0 if it is not valid UTF-8 (overlong, surrogate, above U+10FFFF,
+ * cut short). */
+size_t dm_text_utf8_len(const unsigned char *s, size_t n);
+
 #endif

@@ -6,6 +6,7 @@
  * done is linear in the input and a billion-laughs file stops after a few
  * hundred events. */
 #include "contract/ytree.h"
+#include "base/text.h"
 #include "base/array.h"
 
 #include <stdint.h>
@@ -84,38 +85,6 @@ static s_pos_t s_pos_of(const char *buf, size_t len, size_t off)
     return p;
 }
 
-/* Length of the UTF-8 sequence at s (n bytes left), or 0 if invalid. */
-static size_t s_utf8_len(const unsigned char *s, size_t n)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t need;
-    uint32_t cp;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        need = 2;
-        cp = s[0] & 0x1F;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        need = 3;
-        cp = s[0] & 0x0F;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        need = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return need;
-}
-
 /* Checks UTF-8 and NUL bytes and records TABs in indentation. Returns
  * false (after one diagnostic) if the text is not UTF-8. */
 static bool s_prescan(s_build_t *b)
@@ -135,7 +104,7 @@ static bool s_prescan(s_build_t *b)
             s_err(b, p.line, p.col, "NUL byte: a contract must be UTF-8 text (is the file UTF-16?)");
             return false;
         }
-        size_t w = s_utf8_len(s + i, b->len - i);
+        size_t w = dm_text_utf8_len(s + i, b->len - i);
         if (w == 0) {
             char msg[96];
             snprintf(msg, sizeof msg, "invalid UTF-8 (byte 0x%02x): a contract must be UTF-8 text", c);

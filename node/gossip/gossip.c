@@ -47,7 +47,7 @@ dm_err dm_gossip_new(void *ctx, const dm_identity_t *id, const dm_gossip_opts_t 
     self->dir = strdup(opts->dir);
     self->address = strdup(opts->address);
     self->catalog = opts->catalog;
-    self->curve_sec = sodium_malloc(32);
+    self->curve_sec = sodium_malloc(DM_ID_CURVE_BYTES);
     randombytes_buf(&self->rng, sizeof self->rng);
     dm_err rc = DM_ERR_NOMEM;
     if (!self->dir || !self->address || !self->curve_sec)
@@ -107,7 +107,7 @@ void dm_gossip_receive(dm_gossip_t *self, const uint8_t *data, size_t len, const
     }
     /* The transport authenticated the sender's CURVE key: it must be the
      * key of the node the message claims to come from. */
-    uint8_t curve[32];
+    uint8_t curve[DM_ID_CURVE_BYTES];
     char hex[65];
     if (!user_id || dm_identity_curve_from_id(self->in.sender.id, curve) != DM_OK ||
         (sodium_bin2hex(hex, sizeof hex, curve, sizeof curve), strcmp(hex, user_id) != 0)) {

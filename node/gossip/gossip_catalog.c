@@ -149,7 +149,7 @@ static void s_catalog_take_delta(dm_gossip_t *self, const Dm__CatalogSync *m,
 void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *m, const char *user_id,
                                int64_t now_ms)
 {
-    uint8_t node_id[DM_ID_PUBLIC_BYTES], curve[32];
+    uint8_t node_id[DM_ID_PUBLIC_BYTES], curve[DM_ID_CURVE_BYTES];
     char ep[256], hex[65];
     if (!m->reply_to || !user_id ||
         dm_identity_address_parse(m->reply_to, node_id, ep, sizeof ep, NULL) != DM_OK ||

@@ -27,7 +27,7 @@ struct dm_gossip {
     const dm_identity_t *id;
     dm_membership_t *m;
     char *dir;
-    uint8_t curve_pub[32];
+    uint8_t curve_pub[DM_ID_CURVE_BYTES];
     uint8_t *curve_sec; /* sodium_malloc'd, wiped on destroy */
     dm_gossip__peer_t *peers;
     bool dirty;

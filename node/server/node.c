@@ -23,7 +23,7 @@
 #define DM_NODE_MAX_SOCKETS                                                                     \
     (DM_GOSSIP_MAX_PEERS + DM_NODE_WORKER_SOCKETS * DM_QUERY_POOL_MAX_WORKERS + DM_NODE_OWN_SOCKETS)
 #define DM_NODE_TICK_MS 1000              /* poll timeout: housekeeping cadence */
-#define DM_NODE_READER_CHECK_MS 60000     /* stale LMDB reader sweep */
+#define DM_NODE_SWEEP_MS 60000     /* sweep: stale LMDB readers, the catalog publication retry */
 #define DM_NODE_DRAIN_MS 30000            /* how long shutdown waits for queued writes */
 #define DM_NODE_BURST 64                  /* requests handled per poll wake-up */
 
@@ -80,13 +80,13 @@ static bool s_catalog_origin_known(void *ctx, const uint8_t origin[DM_ID_PUBLIC_
 /* Brings this node's catalog entries up to date with its store
  * (catalog_local.h) and logs what failed. Returns true if anything was
  * published. */
-bool dm_node__catalog_sync(dm_node_t *self, bool node_record)
+bool dm_node__catalog_reconcile(dm_node_t *self, bool node_record)
 {
     dm_catalog_local_t what = {dm_identity_public(self->id), self->domain, self->address,
                                node_record};
     dm_diags_t diags = DM_DIAGS_INIT;
     bool changed = dm_catalog_local_reconcile(self->catalog, self->store, &what,
-                                              dm_node__wall_ms(), &diags);
+                                              dm_clock_wall_ms(), &diags);
     for (size_t i = 0; i < diags.count; i++)
         dm_log_err("catalog: %s", diags.items[i].message);
     dm_diags_clear(&diags);
@@ -236,10 +236,10 @@ static dm_err s_start_mesh(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t
         return rc;
     }
     dm_buf_free(&reason);
-    dm_node__catalog_sync(self, true);
+    dm_node__catalog_reconcile(self, true);
     dm_gossip_opts_t gopts = {self->dir, self->domain, self->address, opts->seeds, opts->nseeds,
                               opts->membership, self->catalog};
-    if ((rc = dm_gossip_new(self->ctx, self->id, &gopts, dm_node__mono_ms(), &self->gossip)) !=
+    if ((rc = dm_gossip_new(self->ctx, self->id, &gopts, dm_clock_mono_ms(), &self->gossip)) !=
         DM_OK) {
         dm_buf_printf(why, "cannot start membership: %s", dm_err_str(rc));
         return rc;
@@ -257,7 +257,7 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, dm_buf_t *why)
     dm_buf_t local = DM_BUF_INIT; /* the reason when the caller passed no why */
     dm_buf_t *w = why ? why : &local;
     self->lock_fd = -1;
-    self->started_ms = dm_node__mono_ms();
+    self->started_ms = dm_clock_mono_ms();
     self->record_limit = opts->record_limit ? opts->record_limit : DM_RECORD_LIMIT_DEFAULT;
     dm_err rc;
     if ((rc = dm_node__dir_open(self, opts, w)) != DM_OK ||
@@ -280,8 +280,8 @@ const char *dm_node_address(const dm_node_t *self) { return self->address; }
 static dm_node__relay_t s_relay(dm_node_t *self)
 {
     dm_node__relay_t r = dm_node__relay_one(self);
-    if (r == DM_NODE_RELAY_CATALOG && dm_node__catalog_sync(self, false))
-        dm_gossip_catalog_changed(self->gossip, dm_node__mono_ms());
+    if (r == DM_NODE_RELAY_CATALOG && dm_node__catalog_reconcile(self, false))
+        dm_gossip_catalog_changed(self->gossip, dm_clock_mono_ms());
     return r;
 }
 
@@ -289,7 +289,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
 {
     void *router = dm_rpc_server_socket(self->rpc);
     zmq_pollitem_t items[2] = {{router, 0, ZMQ_POLLIN, 0}, {self->outbox_pull, 0, ZMQ_POLLIN, 0}};
-    int64_t next_sweep = dm_node__mono_ms() + DM_NODE_READER_CHECK_MS;
+    int64_t next_sweep = dm_clock_mono_ms() + DM_NODE_SWEEP_MS;
     int64_t leave_until = -1; /* set once stopping: keep gossiping the leave */
     dm_err result = DM_OK;
     for (;;) {
@@ -303,16 +303,16 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
         }
         if (*stop && leave_until < 0) {
             dm_log_info("stopping: announcing that this node leaves");
-            dm_gossip_leave(self->gossip, dm_node__mono_ms());
-            leave_until = dm_node__mono_ms() + DM_GOSSIP_LEAVE_MS;
+            dm_gossip_leave(self->gossip, dm_clock_mono_ms());
+            leave_until = dm_clock_mono_ms() + DM_GOSSIP_LEAVE_MS;
         }
-        if (leave_until >= 0 && dm_node__mono_ms() >= leave_until)
+        if (leave_until >= 0 && dm_clock_mono_ms() >= leave_until)
             break;
-        long wait = dm_gossip_wait_ms(self->gossip, dm_node__mono_ms());
+        long wait = dm_gossip_wait_ms(self->gossip, dm_clock_mono_ms());
         if (wait > DM_NODE_TICK_MS)
             wait = DM_NODE_TICK_MS;
-        if (leave_until >= 0 && wait > leave_until - dm_node__mono_ms())
-            wait = (long)(leave_until - dm_node__mono_ms());
+        if (leave_until >= 0 && wait > leave_until - dm_clock_mono_ms())
+            wait = (long)(leave_until - dm_clock_mono_ms());
         int rc = zmq_poll(items, 2, wait < 0 ? 0 : wait);
         if (rc < 0) {
             if (errno == EINTR)
@@ -334,7 +334,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
                 dm_node__handle_request(self, router);
             }
         }
-        int64_t now = dm_node__mono_ms();
+        int64_t now = dm_clock_mono_ms();
         dm_gossip_tick(self->gossip, now);
         if (now >= next_sweep) {
             int cleared = 0;
@@ -347,17 +347,17 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
             /* A publication that failed (a catalog write that would have had
              * to wait for query readers to grow the map) is retried here:
              * the reconciliation is idempotent and cheap when nothing changed. */
-            if (dm_node__catalog_sync(self, false))
+            if (dm_node__catalog_reconcile(self, false))
                 dm_gossip_catalog_changed(self->gossip, now);
-            next_sweep = now + DM_NODE_READER_CHECK_MS;
+            next_sweep = now + DM_NODE_SWEEP_MS;
         }
     }
     dm_log_info("stopping: finishing queued writes");
     dm_ingest_stop(self->ingest, self->inbox_push);
-    int64_t deadline = dm_node__mono_ms() + DM_NODE_DRAIN_MS;
+    int64_t deadline = dm_clock_mono_ms() + DM_NODE_DRAIN_MS;
     zmq_pollitem_t out = {self->outbox_pull, 0, ZMQ_POLLIN, 0};
     for (;;) {
-        int64_t left = deadline - dm_node__mono_ms();
+        int64_t left = deadline - dm_clock_mono_ms();
         if (left <= 0) {
             dm_log_warn("queued writes did not finish within %d ms", DM_NODE_DRAIN_MS);
             break;

@@ -18,7 +18,7 @@ static void s_handle_ping(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     pong.node_id.data = (uint8_t *)dm_identity_public(self->id);
     pong.node_id.len = DM_ID_PUBLIC_BYTES;
     pong.endpoint = self->endpoint;
-    pong.uptime_ms = (uint64_t)(dm_node__mono_ms() - self->started_ms);
+    pong.uptime_ms = (uint64_t)(dm_clock_mono_ms() - self->started_ms);
     pong.software = "meshd " DM_VERSION;
     dm_envelope_init(&env, id, DM__ENVELOPE__BODY_PONG, &pong);
     dm_rpc_server_send(self->rpc, rid, &env);
@@ -98,12 +98,12 @@ static void s_answer(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload)
         break;
     case DM__ENVELOPE__BODY_CATALOG_SYNC:
         dm_gossip_catalog_receive(self->gossip, env->catalog_sync,
-                                  zmq_msg_gets(payload, "User-Id"), dm_node__mono_ms());
+                                  zmq_msg_gets(payload, "User-Id"), dm_clock_mono_ms());
         break;
     case DM__ENVELOPE__BODY_SWIM:
         /* One-way: the answer (an ACK) travels on this node's own socket. */
         dm_gossip_receive(self->gossip, env->swim.data, env->swim.len,
-                          zmq_msg_gets(payload, "User-Id"), dm_node__mono_ms());
+                          zmq_msg_gets(payload, "User-Id"), dm_clock_mono_ms());
         break;
     default:
         dm_rpc_server_send_error(self->rpc, rid, env->id, DM_ERR_PROTO, "unsupported request");

@@ -1,5 +1,5 @@
 /* node_priv.h: what the files of node/server/ share: the node's struct,
- * its clocks (inline, over base/clock.h), the data directory
+ * the data directory
  * (node/server/node_dir.c), dispatch and relay (node_dispatch.c), the
  * read-only handlers (node_reads.c), and the loop's call into the catalog
  * reconciliation of node/catalog/catalog_local.c (node.c). Calls go one
@@ -54,11 +54,6 @@ struct dm_node {
     bool addr_written;
 };
 
-/* Clocks (base/clock.h): wall time (Unix ms) for what users see, monotonic
- * for timers. Thin aliases kept so the loop's call sites read as before. */
-static inline int64_t dm_node__wall_ms(void) { return dm_clock_wall_ms(); }
-static inline int64_t dm_node__mono_ms(void) { return dm_clock_mono_ms(); }
-
 /* Creates the data directory if needed, takes its lock and checks or
  * records its domain; sets self->dir, domain and lock_fd. On error one
  * line naming the directory and what would be valid is appended to why. */
@@ -73,7 +68,7 @@ int dm_node__write_file(const char *dir, const char *name, const char *text);
 /* Brings this node's catalog entries up to date with its store
  * (catalog_local.h) and logs what failed. Returns true if anything was
  * published. */
-bool dm_node__catalog_sync(dm_node_t *self, bool node_record);
+bool dm_node__catalog_reconcile(dm_node_t *self, bool node_record);
 
 /* Reads one request from router and routes it (node_dispatch.c). */
 void dm_node__handle_request(dm_node_t *self, void *router);

@@ -366,7 +366,7 @@ void dm_node__handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
 {
     const dm_membership_t *m = dm_gossip_membership(self->gossip);
     s_members ms = {NULL, 0, dm_membership_count(m) + 1, dm_identity_public(self->id),
-                    dm_node__mono_ms(), dm_node__wall_ms()};
+                    dm_clock_mono_ms(), dm_clock_wall_ms()};
     ms.items = calloc(ms.cap, sizeof *ms.items);
     Dm__MemberInfo **ptrs = calloc(ms.cap, sizeof *ptrs);
     if (!ms.items || !ptrs) {
@@ -380,7 +380,7 @@ void dm_node__handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
         rep.n_members = ms.n;
         rep.members = ptrs;
         dm_gossip_stats(self->gossip, &rep.gossip_bytes_sent, &rep.gossip_msgs_sent);
-        rep.uptime_ms = (uint64_t)(dm_node__mono_ms() - self->started_ms);
+        rep.uptime_ms = (uint64_t)(dm_clock_mono_ms() - self->started_ms);
         s_conflicts sc = {NULL, 0, 0};
         dm_catalog_conflicts(self->catalog, s_collect_conflict, &sc);
         Dm__DomainConflict **cptrs = calloc(sc.n ? sc.n : 1, sizeof *cptrs);

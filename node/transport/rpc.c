@@ -165,7 +165,7 @@ static void *s_zap_thread(void *arg)
     return NULL;
 }
 
-dm_err dm_rpc_server_new(void *ctx, const char *endpoint, const uint8_t curve_secret[32],
+dm_err dm_rpc_server_new(void *ctx, const char *endpoint, const uint8_t curve_secret[DM_ID_CURVE_BYTES],
                          dm_rpc_server_t **out, dm_buf_t *why)
 {
     *out = NULL;

@@ -15,6 +15,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "identity/identity.h"
 #include "proto/mesh.pb-c.h"
 
 #define DM_RPC_MAX_MSG_BYTES ((int64_t)16 << 20) /* ZMQ_MAXMSGSIZE on every socket */
@@ -41,7 +42,7 @@ typedef struct dm_rpc_server dm_rpc_server_t;
  * On error *out is NULL and one line is appended to why (may be NULL)
  * naming the endpoint or the step that failed; nothing is logged. */
 DM_NODISCARD dm_err dm_rpc_server_new(void *ctx, const char *endpoint,
-                                      const uint8_t curve_secret[32],
+                                      const uint8_t curve_secret[DM_ID_CURVE_BYTES],
                                       dm_rpc_server_t **out, dm_buf_t *why);
 /* Closes the socket and stops the ZAP handler. NULL-safe. */
 void dm_rpc_server_destroy(dm_rpc_server_t **self_p);

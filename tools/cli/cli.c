@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/text.h"
 #include "base/array.h"
 #include "identity/identity.h"
 #include "base/lines.h"
@@ -309,35 +310,6 @@ bool dm_cli_print_error(const char *program, const char *what, const Dm__Envelop
     return true;
 }
 
-/* Length of the valid UTF-8 sequence at s (max n bytes), 0 if invalid. */
-static size_t s_utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    unsigned min;
-    unsigned cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, min = 0x80, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, min = 0x800, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, min = 0x10000, cp = c & 0x07;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 static int s_cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -359,7 +331,7 @@ void dm_cli_json_string(dm_buf_t *out, const char *s, size_t len)
     size_t start = 0, i = 0;
     dm_buf_putc(out, '"');
     while (i < len) {
-        size_t l = s_utf8_len(p + i, len - i);
+        size_t l = dm_text_utf8_len(p + i, len - i);
         bool plain = l > 1 || (l == 1 && p[i] >= 0x20 && p[i] != '"' && p[i] != '\\' &&
                                p[i] != 0x7f);
         if (plain) {
@@ -388,7 +360,7 @@ void dm_cli_text(dm_buf_t *out, const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
-        size_t l = s_utf8_len(p + i, len - i);
+        size_t l = dm_text_utf8_len(p + i, len - i);
         if (l == 0) {
             dm_buf_puts(out, "\xef\xbf\xbd"); /* U+FFFD */
             i++;

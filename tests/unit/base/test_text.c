@@ -95,3 +95,16 @@ Test(text, cost_grows_with_the_word_and_is_bounded)
     big[sizeof big - 1] = 0;
     cr_assert_eq(dm_text_cost(big), (uint64_t)(DM_TEXT_WORD_MAX + 2) * DM_TEXT_BAND);
 }
+
+Test(text, utf8_len_accepts_valid_and_refuses_broken_sequences)
+{
+    cr_assert_eq(dm_text_utf8_len((const unsigned char *)"a", 1), 1);
+    cr_assert_eq(dm_text_utf8_len((const unsigned char *)"\xc3\xa9", 2), 2);     /* é */
+    cr_assert_eq(dm_text_utf8_len((const unsigned char *)"\xe2\x82\xac", 3), 3); /* € */
+    cr_assert_eq(dm_text_utf8_len((const unsigned char *)"\xf0\x9f\x98\x80", 4), 4);
+    cr_assert_eq(dm_text_utf8_len((const unsigned char *)"\xc0\xaf", 2), 0);     /* overlong */
+    cr_assert_eq(dm_text_utf8_len((const unsigned char *)"\xed\xa0\x80", 3), 0); /* surrogate */
+    cr_assert_eq(dm_text_utf8_len((const unsigned char *)"\xf4\x90\x80\x80", 4), 0);
+    cr_assert_eq(dm_text_utf8_len((const unsigned char *)"\xe2\x82", 2), 0);     /* cut short */
+    cr_assert_eq(dm_text_utf8_len((const unsigned char *)"\x80", 1), 0);
+}

@@ -2,11 +2,13 @@
 #include "base/log.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "base/clock.h"
 
 #define DM_LOG_LINE_MAX 2048
 
@@ -35,13 +37,13 @@ void dm_log(dm_log_level level, const char *fmt, ...)
     if (level > s_level)
         return;
     char line[DM_LOG_LINE_MAX];
-    struct timeval tv;
+    int64_t now_ms = dm_clock_wall_ms();
+    time_t sec = (time_t)(now_ms / 1000);
     struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
+    gmtime_r(&sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s[%d] %s: ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(tv.tv_usec / 1000), s_program, (int)getpid(),
+                     tm.tm_sec, (int)(now_ms % 1000), s_program, (int)getpid(),
                      s_names[level]);
     va_list ap;
     va_start(ap, fmt);

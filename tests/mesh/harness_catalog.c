@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "contract/contract.h"
 #include "identity/identity.h"
 #include "proto/mesh.pb-c.h"
@@ -56,7 +57,7 @@ bool dm_h_entry_sign(dm_h_entry_t *t, const dm_identity_t *signer, const uint8_t
     memcpy(t->e.origin, origin, DM_ID_PUBLIC_BYTES);
     t->e.key = (char *)key;
     t->e.version = version;
-    t->e.issued_at_ms = (int64_t)time(NULL) * 1000;
+    t->e.issued_at_ms = dm_clock_wall_ms();
     t->e.payload = (uint8_t *)t->payload.data;
     t->e.payload_len = t->payload.len;
     dm_buf_t signed_bytes = DM_BUF_INIT;

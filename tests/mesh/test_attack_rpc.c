@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/varint.h"
 #include "harness.h"
 #include "identity/identity.h"
 #include "proto/mesh.pb-c.h"
@@ -117,13 +118,8 @@ static void s_bytes(s_wire *w, const void *p, size_t n)
 
 static void s_varint(s_wire *w, uint64_t v)
 {
-    do {
-        uint8_t b = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v)
-            b |= 0x80;
-        s_bytes(w, &b, 1);
-    } while (v);
+    uint8_t b[DM_VARINT_MAX_BYTES];
+    s_bytes(w, b, dm_varint_encode(v, b));
 }
 
 static void s_key(s_wire *w, unsigned field, unsigned wire_type)

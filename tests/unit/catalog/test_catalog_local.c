@@ -25,8 +25,7 @@ static dm_diags_t s_diags = DM_DIAGS_INIT;
 
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/dm_test_catalog_local_XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_catalog_local"));
     cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
     cr_assert_eq(dm_identity_new_ephemeral(&s_id), DM_OK);
     cr_assert_eq(dm_catalog_open(s_store, s_id, &s_cat, NULL), DM_OK);

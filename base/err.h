@@ -18,7 +18,15 @@
  * - A validator that reports every problem of a document takes
  *   `dm_diags_t *diags` (base/diags.h) as its last parameter instead.
  * Not used: `char *err, size_t errcap` pairs, last-error getters, failures
- * that are only logged, and log-and-return (the caller logging it again). */
+ * that are only logged, and log-and-return (the caller logging it again).
+ * Three documented exceptions, each for a reason its header gives:
+ * dm_schema_validate returns a record's verdict (bool) and resets its
+ * reasons buffer, reused record after record on the ingest hot path (the
+ * reasons are the record's quarantine text, not a failure of the call);
+ * json_scan reports a static message and offset, allocation-free; and the
+ * store logs once, when it happens, that LMDB panicked and the environment
+ * must be reopened: a state change of the whole store, beside the failed
+ * call's own why. */
 #ifndef DM_ERR_H
 #define DM_ERR_H
 

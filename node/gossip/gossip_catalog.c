@@ -150,7 +150,7 @@ void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *m, cons
                                int64_t now_ms)
 {
     uint8_t node_id[DM_ID_PUBLIC_BYTES], curve[DM_ID_CURVE_BYTES];
-    char ep[256], hex[65];
+    char ep[DM_ID_ENDPOINT_MAX], hex[DM_ID_HEX_BYTES];
     if (!m->reply_to || !user_id ||
         dm_identity_address_parse(m->reply_to, node_id, ep, sizeof ep, NULL) != DM_OK ||
         dm_identity_curve_from_id(node_id, curve) != DM_OK ||

@@ -93,7 +93,7 @@ void dm_gossip__load(dm_gossip_t *self, int64_t now_ms)
         dm_member_t mb = {.address = addr, .domain = strcmp(domain, "-") ? domain : "",
                           .state = DM_MEMBER_ALIVE, .incarnation = (uint64_t)inc,
                           .last_heard_ms = now_ms};
-        char ep[256];
+        char ep[DM_ID_ENDPOINT_MAX];
         bool live = strcmp(state, "alive") == 0 || strcmp(state, "suspect") == 0;
         if (dm_identity_address_parse(addr, mb.id, ep, sizeof ep, NULL) != DM_OK ||
             (live && dm_membership_add_known(self->m, &mb, now_ms) != DM_OK)) {

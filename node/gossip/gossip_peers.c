@@ -49,7 +49,7 @@ static void *s_peer_socket(dm_gossip_t *self, const char *address, int64_t now_m
         dm_gossip__peer_close(old);
     }
     uint8_t node_id[DM_ID_PUBLIC_BYTES], server[DM_ID_CURVE_BYTES];
-    char ep[256];
+    char ep[DM_ID_ENDPOINT_MAX];
     dm_buf_t why = DM_BUF_INIT; /* stays empty (unallocated) on success */
     if (dm_identity_address_parse(address, node_id, ep, sizeof ep, &why) != DM_OK ||
         dm_identity_curve_from_id(node_id, server) != DM_OK) {

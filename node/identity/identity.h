@@ -21,6 +21,7 @@
 #define DM_ID_CURVE_BYTES 32
 #define DM_ID_HEX_BYTES 65    /* 64 hex digits + NUL */
 #define DM_ADDRESS_MAX 320    /* bytes incl. NUL */
+#define DM_ID_ENDPOINT_MAX 256 /* bytes of an address's endpoint part incl. NUL */
 #define DM_ID_KEY_FILE "identity.key"
 
 typedef struct dm_identity dm_identity_t;

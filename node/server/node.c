@@ -208,7 +208,7 @@ static dm_err s_start_rpc(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t 
     if (dm_identity_address_format(dm_identity_public(self->id), self->endpoint, self->address,
                                    sizeof self->address, &reason) != DM_OK ||
         dm_identity_address_parse(self->address, (uint8_t[DM_ID_PUBLIC_BYTES]){0},
-                                  (char[256]){0}, 256, &reason) != DM_OK) {
+                                  (char[DM_ID_ENDPOINT_MAX]){0}, DM_ID_ENDPOINT_MAX, &reason) != DM_OK) {
         dm_buf_printf(why, "invalid advertised endpoint '%s' (valid: tcp://HOST:PORT)%s%s",
                       self->endpoint, reason.len ? ": " : "", reason.len ? reason.data : "");
         dm_buf_free(&reason);

@@ -49,7 +49,7 @@ struct dm_node {
     dm_gossip_t *gossip;
     dm_catalog_t *catalog;
     char address[DM_ADDRESS_MAX];
-    char endpoint[256];
+    char endpoint[DM_ID_ENDPOINT_MAX];
     int64_t started_ms;
     bool addr_written;
 };

@@ -1,8 +1,10 @@
 /* ctl.h: the control messages threads of one node send each other over
- * inproc sockets, and the endpoints they meet at. Every notice is one
- * frame whose bytes are exactly one of these names; a receiver matches
- * with dm_ctl_is, never by length or by "anything else", so adding a
- * notice cannot be mistaken for an existing one.
+ * inproc sockets, and the node-wide outbox they meet at (each module's own
+ * inproc endpoints stay with it: the ingest inbox in ingest.h, the ZAP
+ * control pair in rpc.c). Every notice is one frame whose bytes are
+ * exactly one of these names; a receiver matches with dm_ctl_is, never by
+ * length or by "anything else", so adding a notice cannot be mistaken for
+ * an existing one.
  *
  * Who sends what:
  *   DM_CTL_STOP     node loop -> ingest validator (then writer, in order);

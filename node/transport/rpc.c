@@ -19,7 +19,6 @@
 
 #define DM_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define DM_ZAP_CONTROL "inproc://dm-zap-control"
-#define DM_ENDPOINT_MAX 256
 #define DM_CURVE_KEY_BYTES DM_ID_CURVE_BYTES
 
 /* ---- envelopes ---- */
@@ -126,7 +125,7 @@ struct dm_rpc_server {
     void *zap_ctl;
     pthread_t zap_thread;
     bool zap_running;
-    char endpoint[DM_ENDPOINT_MAX];
+    char endpoint[DM_ID_ENDPOINT_MAX];
 };
 
 /* The ZAP REP socket must exist (bound) before the ROUTER binds, so it is
@@ -273,7 +272,7 @@ dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **
     *out = NULL;
     uint8_t node_id[DM_ID_PUBLIC_BYTES];
     uint8_t server_curve[DM_CURVE_KEY_BYTES];
-    char endpoint[DM_ENDPOINT_MAX];
+    char endpoint[DM_ID_ENDPOINT_MAX];
     dm_buf_t reason = DM_BUF_INIT;
     if (dm_identity_address_parse(address, node_id, endpoint, sizeof endpoint, &reason) !=
         DM_OK) {

@@ -283,10 +283,12 @@ typedef struct {
     size_t contract_len;
 } dm_catalog_product_t;
 typedef int (*dm_catalog_product_fn)(void *ctx, const dm_catalog_product_t *p);
-/* Products whose domain is pinned to their origin, ordered by
- * DOMAIN/NAME; tombstoned ones only if with_tombstones. */
-void dm_catalog_products(const dm_catalog_t *c, bool with_tombstones, dm_catalog_product_fn fn,
-                         void *ctx);
+/* Calls fn for the products whose domain is pinned to their origin,
+ * ordered by DOMAIN/NAME; tombstoned ones only if with_tombstones. fn
+ * returning non-zero stops the walk. DM_ERR_NOMEM (fn never called) if the
+ * ordering cannot be allocated. */
+DM_NODISCARD dm_err dm_catalog_products(const dm_catalog_t *c, bool with_tombstones,
+                                        dm_catalog_product_fn fn, void *ctx);
 
 typedef struct {
     const uint8_t *origin;

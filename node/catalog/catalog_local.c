@@ -88,7 +88,10 @@ static bool s_tombstone_gone(dm_catalog_t *c, const dm_catalog_local_t *what,
 {
     bool published = false;
     s_own_products own = {what->self_id, NULL, 0, 0};
-    dm_catalog_products(c, false, s_collect_own, &own);
+    if (dm_catalog_products(c, false, s_collect_own, &own) != DM_OK) {
+        dm_diags_add(diags, NULL, 0, 0, "cannot list this node's catalog products: out of memory");
+        return false;
+    }
     for (size_t k = 0; k < own.n; k++) {
         if (s_held(own.names[k], list, n))
             continue;

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
 
 #define S_PRODUCT_REF_MAX (2 * DM_CATALOG_NAME_MAX + 2) /* "DOMAIN/NAME" + NUL */
 
@@ -216,14 +215,12 @@ static int s_key_cmp(const void *a, const void *b)
     return strcmp((*(dm_catalog__item_t *const *)a)->e.key, (*(dm_catalog__item_t *const *)b)->e.key);
 }
 
-void dm_catalog_products(const dm_catalog_t *c, bool with_tombstones, dm_catalog_product_fn fn,
-                         void *ctx)
+dm_err dm_catalog_products(const dm_catalog_t *c, bool with_tombstones, dm_catalog_product_fn fn,
+                           void *ctx)
 {
     const dm_catalog__item_t **list = calloc(c->nitems ? c->nitems : 1, sizeof *list);
-    if (!list) {
-        dm_log_err("catalog: out of memory listing products");
-        return;
-    }
+    if (!list)
+        return DM_ERR_NOMEM;
     size_t n = 0;
     for (size_t i = 0; i < c->nitems; i++) {
         const dm_catalog__item_t *it = c->items[i];
@@ -241,6 +238,7 @@ void dm_catalog_products(const dm_catalog_t *c, bool with_tombstones, dm_catalog
             break;
     }
     free(list);
+    return DM_OK;
 }
 
 void dm_catalog_nodes(const dm_catalog_t *c, dm_catalog_node_fn fn, void *ctx)

@@ -28,6 +28,7 @@ typedef struct {
     dm_node_t *node;
     Dm__ProductInfo *items;
     size_t n, cap;
+    bool nomem; /* the walk stopped short: answer "out of memory", not a short list */
 } s_mesh_products;
 
 /* One catalog product as a ProductInfo: owner and access read from its
@@ -35,8 +36,10 @@ typedef struct {
 static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
 {
     s_mesh_products *mp = ctx;
-    if (!dm_array_reserve(&mp->items, &mp->cap, mp->n + 1, sizeof *mp->items, 16))
+    if (!dm_array_reserve(&mp->items, &mp->cap, mp->n + 1, sizeof *mp->items, 16)) {
+        mp->nomem = true;
         return 1;
+    }
     Dm__ProductInfo *pi = &mp->items[mp->n];
     dm__product_info__init(pi);
     pi->domain = strdup(p->domain);
@@ -47,6 +50,7 @@ static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
         free(pi->domain);
         free(pi->name);
         free(pi->origin.data);
+        mp->nomem = true;
         return 1;
     }
     memcpy(pi->origin.data, p->origin, DM_ID_PUBLIC_BYTES);
@@ -84,10 +88,10 @@ static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
 
 void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
 {
-    s_mesh_products mp = {self, NULL, 0, 0};
-    dm_catalog_products(self->catalog, false, s_collect_product, &mp);
+    s_mesh_products mp = {self, NULL, 0, 0, false};
+    bool listed = dm_catalog_products(self->catalog, false, s_collect_product, &mp) == DM_OK;
     Dm__ProductInfo **ptrs = calloc(mp.n ? mp.n : 1, sizeof *ptrs);
-    if (ptrs) {
+    if (ptrs && listed && !mp.nomem) {
         for (size_t i = 0; i < mp.n; i++)
             ptrs[i] = &mp.items[i];
         Dm__Envelope env;

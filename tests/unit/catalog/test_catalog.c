@@ -169,7 +169,7 @@ static int s_count_product(void *ctx, const dm_catalog_product_t *p)
 static s_list s_products(const s_node *n, bool with_tombstones)
 {
     s_list l = {0};
-    dm_catalog_products(n->cat, with_tombstones, s_count_product, &l);
+    cr_assert_eq(dm_catalog_products(n->cat, with_tombstones, s_count_product, &l), DM_OK);
     return l;
 }
 

@@ -145,6 +145,15 @@ int dm_cli_qualified(const dm_cli_args_t *a, const char *arg, dm_cli_qualified_t
     return 0;
 }
 
+int dm_cli_product_arg(const dm_cli_args_t *a, const char *usage, dm_cli_qualified_t *q)
+{
+    if (a->npos != 2) {
+        fprintf(stderr, "%s: usage: %s\n", a->program, usage);
+        return DM_EXIT_USAGE;
+    }
+    return dm_cli_qualified(a, a->pos[1], q) == 0 ? DM_EXIT_OK : DM_EXIT_USAGE;
+}
+
 int dm_cli_connect(const dm_cli_args_t *a, dm_rpc_client_t **out)
 {
     *out = NULL;

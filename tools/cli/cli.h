@@ -77,6 +77,11 @@ typedef struct {
  * DOMAIN/PRODUCT name can be". */
 int dm_cli_qualified(const dm_cli_args_t *a, const char *arg, dm_cli_qualified_t *q);
 
+/* The argument of a command that takes exactly one DOMAIN/PRODUCT
+ * (a->pos[1]) into *q. Returns DM_EXIT_OK, or DM_EXIT_USAGE after printing
+ * "PROGRAM: usage: USAGE" (wrong count) or dm_cli_qualified's message. */
+int dm_cli_product_arg(const dm_cli_args_t *a, const char *usage, dm_cli_qualified_t *q);
+
 /* Lists products: this node's (mesh false; table DOMAIN NAME VERSION
  * RECORDS QUARANTINED) or the whole mesh's from the node's catalog (mesh
  * true; table DOMAIN NAME VERSION OWNER ACCESS RECORDS, records known only

@@ -457,12 +457,8 @@ out:
 
 static int s_deregister(const dm_cli_args_t *a)
 {
-    if (a->npos != 2) {
-        fprintf(stderr, "%s: usage: dmctl deregister DOMAIN/PRODUCT\n", P);
-        return DM_EXIT_USAGE;
-    }
     dm_cli_qualified_t q;
-    if (dm_cli_qualified(a, a->pos[1], &q) != 0)
+    if (dm_cli_product_arg(a, "dmctl deregister DOMAIN/PRODUCT", &q) != DM_EXIT_OK)
         return DM_EXIT_USAGE;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__DeregisterReq body = DM__DEREGISTER_REQ__INIT;
@@ -513,12 +509,9 @@ static void s_print_item(const Dm__QuarantineItem *it, bool json, bool first)
 
 static int s_quarantine(const dm_cli_args_t *a)
 {
-    if (a->npos != 2) {
-        fprintf(stderr, "%s: usage: dmctl quarantine DOMAIN/PRODUCT [--limit N] [--json]\n", P);
-        return DM_EXIT_USAGE;
-    }
     dm_cli_qualified_t q;
-    if (dm_cli_qualified(a, a->pos[1], &q) != 0)
+    if (dm_cli_product_arg(a, "dmctl quarantine DOMAIN/PRODUCT [--limit N] [--json]", &q) !=
+        DM_EXIT_OK)
         return DM_EXIT_USAGE;
     uint64_t limit = UINT64_MAX;
     const char *lv = dm_cli_get(a, "limit");

@@ -629,12 +629,8 @@ static void s_describe_text(const dm_contract_t *c, uint64_t records, uint64_t q
 
 static int s_describe(const dm_cli_args_t *a)
 {
-    if (a->npos != 2) {
-        fprintf(stderr, "%s: usage: meshq describe DOMAIN/PRODUCT [--json]\n", P);
-        return DM_EXIT_USAGE;
-    }
     dm_cli_qualified_t q;
-    if (dm_cli_qualified(a, a->pos[1], &q) != 0)
+    if (dm_cli_product_arg(a, "meshq describe DOMAIN/PRODUCT [--json]", &q) != DM_EXIT_OK)
         return DM_EXIT_USAGE;
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__DescribeReq body = DM__DESCRIBE_REQ__INIT;

@@ -41,3 +41,15 @@ Test(cli, qualified_refuses_an_argument_too_long, .init = cr_redirect_stderr)
     cr_assert_stderr_eq_str("t: 'aaa/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' is longer than a "
                             "DOMAIN/PRODUCT name can be\n");
 }
+
+Test(cli, product_arg_takes_exactly_one_domain_product, .init = cr_redirect_stderr)
+{
+    dm_cli_args_t ok = {.program = "t", .pos = {"deregister", "commerce/orders"}, .npos = 2};
+    dm_cli_args_t missing = {.program = "t", .pos = {"deregister"}, .npos = 1};
+    dm_cli_qualified_t q;
+    cr_assert_eq(dm_cli_product_arg(&ok, "t deregister DOMAIN/PRODUCT", &q), DM_EXIT_OK);
+    cr_assert_str_eq(q.product, "orders");
+    cr_assert_eq(dm_cli_product_arg(&missing, "t deregister DOMAIN/PRODUCT", &q), DM_EXIT_USAGE);
+    fflush(stderr);
+    cr_assert_stderr_eq_str("t: usage: t deregister DOMAIN/PRODUCT\n");
+}

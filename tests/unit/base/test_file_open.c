@@ -1,8 +1,9 @@
-/* test_file_open.c: every path that opens a file a user named refuses what
- * is not a regular file at once instead of blocking in open(2): a FIFO (no
- * writer), a directory or a device where a contract, an .avsc, a node
- * identity key or node.addr belongs. Record inputs may be pipes. Each test
- * has a deadline: a hang is a failure, not a stuck run. */
+/* test_file_open.c: dm_lines_open_read, the one open of a file a user
+ * named: DM_FILE_REGULAR refuses what is not a regular file at once instead
+ * of blocking in open(2) (a FIFO with no writer, a directory, a device);
+ * DM_FILE_STREAM (record inputs) may be a pipe. The callers' own cases:
+ * contract/test_contract_files.c, identity/test_identity.c. Each test has a
+ * deadline: a hang is a failure, not a stuck run. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,8 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "contract/contract.h"
-#include "identity/identity.h"
 #include "base/lines.h"
 #include "fixture.h"
 
@@ -38,62 +37,6 @@ static const char *s_fifo(const char *name)
     snprintf(path, sizeof path, "%s/%s", s_dir, name);
     cr_assert_eq(mkfifo(path, 0600), 0);
     return path;
-}
-
-Test(file_open, a_fifo_contract_is_refused_at_once)
-{
-    const char *path = s_fifo("c.yaml");
-    dm_contract_t **cs = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    cr_assert_eq(dm_contract_parse_file(path, &cs, &n, &diags), DM_ERR_IO);
-    dm_buf_t text = DM_BUF_INIT;
-    dm_diags_format(&diags, &text);
-    cr_assert(strstr(text.data, "not a regular file (a FIFO)"), "%s", text.data);
-    dm_buf_free(&text);
-    dm_diags_clear(&diags);
-}
-
-Test(file_open, a_directory_contract_is_refused)
-{
-    dm_contract_t **cs = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    cr_assert_eq(dm_contract_parse_file(s_dir, &cs, &n, &diags), DM_ERR_IO);
-    cr_assert_eq(diags.count, 1);
-    cr_assert(strstr(diags.items[0].message, "a directory"), "%s", diags.items[0].message);
-    dm_diags_clear(&diags);
-}
-
-Test(file_open, a_fifo_avsc_is_refused_at_once)
-{
-    s_fifo("schema.avsc");
-    char path[128];
-    snprintf(path, sizeof path, "%s/c.yaml", s_dir);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs("apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: orders\n"
-          "  domain: commerce\n  version: 1.0.0\n  owner: {team: t, contact: a@b.co}\n"
-          "spec:\n  schema:\n    type: avro\n    location: schema.avsc\n",
-          f);
-    fclose(f);
-    dm_contract_t **cs = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    cr_assert_eq(dm_contract_parse_file(path, &cs, &n, &diags), DM_ERR_INVALID);
-    dm_buf_t text = DM_BUF_INIT;
-    dm_diags_format(&diags, &text);
-    cr_assert(strstr(text.data, "not a regular file"), "%s", text.data);
-    dm_buf_free(&text);
-    dm_diags_clear(&diags);
-}
-
-Test(file_open, a_fifo_identity_key_is_refused_at_once)
-{
-    s_fifo(DM_ID_KEY_FILE);
-    dm_identity_t *id = NULL;
-    cr_assert_neq(dm_identity_load(s_dir, &id, NULL), DM_OK);
-    cr_assert_null(id);
 }
 
 Test(file_open, regular_only_refuses_fifo_device_and_directory)

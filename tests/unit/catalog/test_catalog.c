@@ -4,7 +4,6 @@
  * Scuttlebutt digest/delta exchanges within a size bound. */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>

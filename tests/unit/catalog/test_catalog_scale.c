@@ -5,13 +5,11 @@
  * (a full map is an error, never a silent drop). */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "base/clock.h"
 #include "catalog/catalog.h"

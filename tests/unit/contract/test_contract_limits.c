@@ -3,10 +3,9 @@
  * largest lists, lookups resolve there, and a list over its limit is
  * refused at its line:col naming the limit. No timing: the parser's cost
  * is bounded by construction (sorted indexes), and the report's figures
- * come from a generator, not from here. */
+ * come from a generator, not from here. A record checked against such a
+ * contract: record/test_schema_limits.c. */
 #include "contract_test.h"
-
-#include "record/schema.h"
 
 /* Lines 1-13 of every contract here; fields start on line 14, column 7. */
 static const char *const s_head = "apiVersion: datamesh.io/v1\n"
@@ -256,30 +255,5 @@ Test(contract_limits, many_misspelt_references_are_all_counted)
     cr_assert_eq(r.diags.count, DM_DIAGS_MAX, "%.500s", r.text.data);
     expect_has(&r, "check column 'g00000000000000000000000000000000000000000000000000000000000' "
                    "is not a field of the schema");
-    result_free(&r);
-}
-
-Test(contract_limits, a_record_finds_the_last_value_of_the_largest_enum)
-{
-    result_t r = parse_in_list(DM_CONTRACT_MAX_VALUES, 30000, "v65535");
-    cr_assert_eq(r.rc, DM_OK, "%.2000s", r.text.data);
-    dm_schema_t *s = NULL;
-    cr_assert_eq(dm_schema_new(r.cs[0], &s, NULL), DM_OK);
-    dm_buf_t row = DM_BUF_INIT, key = DM_BUF_INIT, why = DM_BUF_INIT;
-    const char *ok[] = {"{\"id\": 1, \"e\": \"v65535\"}", "{\"id\": 2, \"e\": \"v0\"}",
-                        "{\"e\": \"v30000\", \"id\": 3}"};
-    for (size_t i = 0; i < 3; i++)
-        cr_assert(dm_schema_validate(s, ok[i], strlen(ok[i]), &row, &key, &why), "%s: %s", ok[i],
-                  why.data);
-    const char *enum_bad = "{\"id\": 4, \"e\": \"v65536\"}";
-    cr_assert_not(dm_schema_validate(s, enum_bad, strlen(enum_bad), &row, &key, &why));
-    cr_assert(strstr(why.data, "is not one of"), "%s", why.data);
-    const char *list_bad = "{\"id\": 5, \"e\": \"v40001\"}"; /* in the enum, not the list */
-    cr_assert_not(dm_schema_validate(s, list_bad, strlen(list_bad), &row, &key, &why));
-    cr_assert(strstr(why.data, "check in_list failed"), "%s", why.data);
-    dm_buf_free(&row);
-    dm_buf_free(&key);
-    dm_buf_free(&why);
-    dm_schema_destroy(&s);
     result_free(&r);
 }

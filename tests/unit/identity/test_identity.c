@@ -15,6 +15,8 @@
 #include "identity/identity.h"
 #include "fixture.h"
 
+#define T_DEADLINE_S 10 /* a blocked open would hold the test far longer */
+
 static char s_dir[PATH_MAX];
 static char s_key[PATH_MAX + 32];
 
@@ -104,6 +106,16 @@ Test(identity, refuses_key_whose_public_half_does_not_match)
     cr_assert_eq(pwrite(fd, &junk, 1, 40), 1);
     close(fd);
     cr_assert_eq(dm_identity_load(s_dir, &a, NULL), DM_ERR_CRYPTO);
+}
+
+/* A FIFO with no writer where the key belongs would block open(2): the
+ * deadline turns a hang into a failure. */
+Test(identity, a_fifo_key_file_is_refused_at_once, .timeout = T_DEADLINE_S)
+{
+    cr_assert_eq(mkfifo(s_key, 0600), 0);
+    dm_identity_t *id = NULL;
+    cr_assert_neq(dm_identity_load(s_dir, &id, NULL), DM_OK);
+    cr_assert_null(id);
 }
 
 Test(identity, sign_verify_and_flipped_bit_fails)

@@ -6,6 +6,7 @@
 #include "query_test.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 TestSuite(query, .init = s_setup, .fini = s_teardown);
 

@@ -5,7 +5,6 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 
-#include <dirent.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>

@@ -107,10 +107,7 @@ void dm_gossip_receive(dm_gossip_t *self, const uint8_t *data, size_t len, const
     }
     /* The transport authenticated the sender's CURVE key: it must be the
      * key of the node the message claims to come from. */
-    uint8_t curve[DM_ID_CURVE_BYTES];
-    char hex[65];
-    if (!user_id || dm_identity_curve_from_id(self->in.sender.id, curve) != DM_OK ||
-        (sodium_bin2hex(hex, sizeof hex, curve, sizeof curve), strcmp(hex, user_id) != 0)) {
+    if (!dm_gossip__sent_by(self->in.sender.id, user_id)) {
         dm_log_warn("gossip: dropped a membership message whose sender does not match its "
                     "transport key");
         return;

@@ -149,12 +149,11 @@ static void s_catalog_take_delta(dm_gossip_t *self, const Dm__CatalogSync *m,
 void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *m, const char *user_id,
                                int64_t now_ms)
 {
-    uint8_t node_id[DM_ID_PUBLIC_BYTES], curve[DM_ID_CURVE_BYTES];
-    char ep[DM_ID_ENDPOINT_MAX], hex[DM_ID_HEX_BYTES];
-    if (!m->reply_to || !user_id ||
+    uint8_t node_id[DM_ID_PUBLIC_BYTES];
+    char ep[DM_ID_ENDPOINT_MAX];
+    if (!m->reply_to ||
         dm_identity_address_parse(m->reply_to, node_id, ep, sizeof ep, NULL) != DM_OK ||
-        dm_identity_curve_from_id(node_id, curve) != DM_OK ||
-        (sodium_bin2hex(hex, sizeof hex, curve, sizeof curve), strcmp(hex, user_id) != 0)) {
+        !dm_gossip__sent_by(node_id, user_id)) {
         dm_log_warn("catalog: dropped a sync message whose reply address does not match its "
                     "transport key");
         return;
@@ -163,7 +162,7 @@ void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *m, cons
      * make this node store (and answer) whatever it likes. Debug level: a
      * flood must not become a flood of log lines. */
     if (!dm_gossip_is_member(self, node_id)) {
-        dm_log_debug("catalog: dropped a sync message from %.16s, not a member", hex);
+        dm_log_debug("catalog: dropped a sync message from %.16s, not a member", user_id);
         return;
     }
     /* What costs work (a page or a delta to judge or answer, a hash that
@@ -177,7 +176,7 @@ void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *m, cons
     char to[DM_ADDRESS_MAX];
     snprintf(to, sizeof to, "%s", m->reply_to);
     if (m->delta.len > 0)
-        s_catalog_take_delta(self, m, node_id, to, hex, now_ms);
+        s_catalog_take_delta(self, m, node_id, to, user_id, now_ms);
     if (m->digest.len > 0) {
         /* A page of the peer's digest: what it lacks in that range, and
          * our page (asked for by its hash, or the next one after its). */
@@ -185,7 +184,7 @@ void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *m, cons
         bool ask = false;
         if (dm_catalog_answer(self->catalog, m->digest.data, m->digest.len, m->hash.len > 0,
                               DM_GOSSIP_DELTA_BYTES, &delta, &mine, &ask) != DM_OK)
-            dm_log_warn("catalog: dropped a malformed digest from %.16s", hex);
+            dm_log_warn("catalog: dropped a malformed digest from %.16s", user_id);
         else if (delta.len > 0 || mine.len > 0)
             s_sync_send(self, to, ask, mine.len > 0 ? &mine : NULL,
                         delta.len > 0 ? &delta : NULL, now_ms);

@@ -133,3 +133,13 @@ void dm_gossip__flush(dm_gossip_t *self, int64_t now_ms)
         free(bytes);
     }
 }
+
+bool dm_gossip__sent_by(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *user_id)
+{
+    uint8_t curve[DM_ID_CURVE_BYTES];
+    char hex[DM_ID_HEX_BYTES];
+    if (!user_id || dm_identity_curve_from_id(id, curve) != DM_OK)
+        return false;
+    sodium_bin2hex(hex, sizeof hex, curve, sizeof curve);
+    return strcmp(hex, user_id) == 0;
+}

@@ -58,6 +58,9 @@ void dm_gossip__peer_close(dm_gossip__peer_t *p);
  * addresses membership holds only); drops it if the peer's queue is full. */
 void dm_gossip__send(dm_gossip_t *self, const char *address, const Dm__Envelope *env,
                      int64_t now_ms);
+/* True if user_id (the hex CURVE key the transport authenticated, may be
+ * NULL) is the key of node id: a peer speaks only for itself. */
+bool dm_gossip__sent_by(const uint8_t id[DM_ID_PUBLIC_BYTES], const char *user_id);
 /* Sends everything membership queued. */
 void dm_gossip__flush(dm_gossip_t *self, int64_t now_ms);
 /* Closes the sockets of peers idle for DM_GOSSIP_PEER_IDLE_MS. */

@@ -443,7 +443,10 @@ Test(store, map_grows_when_a_batch_does_not_fit)
     dm_buf_free(&row);
 }
 
-Test(store, map_full_at_maximum_stores_nothing)
+/* Reopens the store with a 2 MiB map at most, registers orders, and
+ * commits 5 MB of rows into it, which cannot fit; returns the commit's
+ * result and leaves the product's id in *id. */
+static dm_err s_overfill_small_map(uint32_t *id, dm_buf_t *why)
 {
     dm_store_destroy(&s_store);
     dm_t_rmdir(s_dir);
@@ -451,14 +454,20 @@ Test(store, map_full_at_maximum_stores_nothing)
     dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
                             .max_map_bytes = (size_t)2 << 20};
     cr_assert_eq(dm_store_open(s_dir, &opts, &s_store, NULL), DM_OK);
-    uint32_t id = s_orders();
+    *id = s_orders();
     enum { N = 5000, ROW = 1000 };
     static char payload[ROW];
     static dm_row_in_t rows[N];
     for (size_t i = 0; i < N; i++)
         rows[i] = (dm_row_in_t){NULL, 0, payload, ROW};
     dm_batch_result_t r;
-    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, N, NULL, 0, "", &r, NULL), DM_ERR_MAPFULL);
+    return dm_store_commit_batch(s_store, *id, rows, N, NULL, 0, "", &r, why);
+}
+
+Test(store, map_full_at_maximum_stores_nothing)
+{
+    uint32_t id;
+    cr_assert_eq(s_overfill_small_map(&id, NULL), DM_ERR_MAPFULL);
     cr_assert_eq(s_scan(s_store, id).n, 0);
 }
 
@@ -723,22 +732,9 @@ Test(store, commit_with_an_oversized_key_names_the_row_in_why, .init = cr_redire
 
 Test(store, map_full_at_maximum_says_what_to_raise_in_why)
 {
-    dm_store_destroy(&s_store);
-    dm_t_rmdir(s_dir);
-    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_store"));
-    dm_store_opts_t opts = {.initial_map_bytes = (size_t)1 << 20,
-                            .max_map_bytes = (size_t)2 << 20};
-    cr_assert_eq(dm_store_open(s_dir, &opts, &s_store, NULL), DM_OK);
-    uint32_t id = s_orders();
-    enum { N = 5000, ROW = 1000 };
-    static char payload[ROW];
-    static dm_row_in_t rows[N];
-    for (size_t i = 0; i < N; i++)
-        rows[i] = (dm_row_in_t){NULL, 0, payload, ROW};
-    dm_batch_result_t r;
+    uint32_t id;
     dm_buf_t why = DM_BUF_INIT;
-    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, N, NULL, 0, "", &r, &why),
-                 DM_ERR_MAPFULL);
+    cr_assert_eq(s_overfill_small_map(&id, &why), DM_ERR_MAPFULL);
     cr_assert_not_null(strstr(why.data, "raise max_map_bytes"), "%s", why.data);
     dm_buf_free(&why);
 }

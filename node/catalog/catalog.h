@@ -84,6 +84,15 @@
 #define DM_CATALOG_STRANGER_ENTRIES 8
 #define DM_CATALOG_NODE_KEY "node"
 #define DM_CATALOG_PRODUCT_PREFIX "product/"
+/* "acl/DOMAIN/NAME": the owner's grants and revocations of readers of one
+ * product (an encoded dm.AclRecord), published by the domain's owner as
+ * products are; a tombstone when the product is deregistered. */
+#define DM_CATALOG_ACL_PREFIX "acl/"
+/* Governance entries, published by the governance key only (their origin),
+ * never by a node: "gov/root" (an encoded dm.GovRoot: a key rotation) and
+ * "gov/doc/NAME" (one governance YAML document, policy/policy.h). */
+#define DM_CATALOG_GOV_ROOT_KEY "gov/root"
+#define DM_CATALOG_GOV_DOC_PREFIX "gov/doc/"
 
 typedef struct dm_catalog dm_catalog_t;
 
@@ -147,12 +156,65 @@ void dm_catalog_set_known(dm_catalog_t *c, dm_catalog_known_fn known, void *ctx)
 bool dm_catalog_sync_allow(dm_catalog_t *c, const uint8_t sender[DM_ID_PUBLIC_BYTES],
                            int64_t now_ms);
 
+/* ---- governance ---- */
+
+/* Sets the mesh's governance key (meshd --governance). The catalog keeps
+ * the key chain in the store: the first key given is root version 1, and
+ * each accepted "gov/root" rotation (signed by the current key, with a
+ * root version exactly one higher) makes its key the current one. Giving
+ * a key already in the chain keeps the current one; a key not in it is
+ * refused (DM_ERR_CONFLICT, a line in why naming both keys) unless the
+ * chain is empty. From then on:
+ *   - entries whose origin is the current governance key are admitted
+ *     whatever membership knows, but only with gov/ keys; gov/ entries from
+ *     any other origin are refused (DM_CATALOG_NOT_OWNER);
+ *   - a "gov/doc/NAME" payload must pass the check set with
+ *     dm_catalog_set_gov_check (DM_CATALOG_MALFORMED otherwise);
+ *   - domain ownership follows the certificates (dm_catalog_set_certificates).
+ * A store error leaves everything as it was. */
+DM_NODISCARD dm_err dm_catalog_set_governance(dm_catalog_t *c,
+                                              const uint8_t key[DM_ID_PUBLIC_BYTES],
+                                              dm_buf_t *why);
+/* The current governance key and its root version; false when none. */
+bool dm_catalog_governance(const dm_catalog_t *c, uint8_t key[DM_ID_PUBLIC_BYTES],
+                           uint64_t *root_version);
+/* Validates a "gov/doc/NAME" payload before it is stored (the node parses
+ * it with policy/policy.h): true to accept; false with a line in why. */
+typedef bool (*dm_catalog_gov_check_fn)(void *ctx, const char *key, const uint8_t *payload,
+                                        size_t len, dm_buf_t *why);
+void dm_catalog_set_gov_check(dm_catalog_t *c, dm_catalog_gov_check_fn fn, void *ctx);
+/* Counts every change to the governance entries of the current key (and
+ * every rotation): the node rebuilds its policy set when it moves. */
+uint64_t dm_catalog_gov_generation(const dm_catalog_t *c);
+/* Calls fn for every live "gov/doc/" entry of the current governance key,
+ * ordered by key. Cannot fail. */
+typedef int (*dm_catalog_entry_fn)(void *ctx, const dm_catalog_entry_t *e);
+void dm_catalog_gov_docs(const dm_catalog_t *c, dm_catalog_entry_fn fn, void *ctx);
+/* The highest version stored for origin (0 when none). */
+uint64_t dm_catalog_max_version(const dm_catalog_t *c, const uint8_t origin[DM_ID_PUBLIC_BYTES]);
+/* The active certificates (domain -> node key), from the node's policy
+ * set; n 0 clears them. With a governance key set, a domain with a
+ * certificate belongs to the certified node: its node records and products
+ * from any other origin are refused (a domain pinned first-come to another
+ * node moves to the certified one; the old owner's products of it stop
+ * being listed); a domain without one is still pinned first-come but
+ * reported uncertified. Without a governance key certificates are ignored.
+ * DM_ERR_NOMEM or a store error (nothing changed). */
+DM_NODISCARD dm_err dm_catalog_set_certificates(dm_catalog_t *c, const char *const *domains,
+                                                const uint8_t (*nodes)[DM_ID_PUBLIC_BYTES],
+                                                size_t n, dm_buf_t *why);
+/* Whether domain's owner may be trusted: true without a governance key,
+ * else whether a certificate binds the domain to origin. */
+bool dm_catalog_certified(const dm_catalog_t *c, const char *domain,
+                          const uint8_t origin[DM_ID_PUBLIC_BYTES]);
+
 /* ---- local publications ---- */
 
 /* Signs and stores a fact of this node with the next version. key is
- * "node" (payload: an encoded dm.NodeRecord) or "product/DOMAIN/NAME"
+ * "node" (payload: an encoded dm.NodeRecord), "product/DOMAIN/NAME"
  * (payload: the canonical contract JSON of DOMAIN/NAME; tombstone: payload
- * empty, deletes the product). Fails with a reason in why (may be NULL):
+ * empty, deletes the product) or "acl/DOMAIN/NAME" (an encoded
+ * dm.AclRecord of a product this node publishes). Fails with a reason in why (may be NULL):
  * DM_ERR_INVALID (bad key or payload), DM_ERR_DENIED (a product of a
  * domain not pinned to this node: publish the node record first),
  * DM_ERR_CONFLICT (the node record claims a domain pinned to another

@@ -58,6 +58,7 @@ typedef struct {
     dm_num_t minimum, maximum, exclusive_minimum, exclusive_maximum;
     int64_t min_length, max_length; /* in Unicode code points; -1 if unset */
     char *pattern;                  /* POSIX extended regex, unanchored; NULL if unset */
+    char *classification;           /* e.g. "pii" (the name rule); NULL if unset */
     unsigned line, col;             /* where the field was declared */
 } dm_field_t;
 
@@ -148,6 +149,8 @@ typedef struct {
 
     /* spec.policies */
     dm_access access;        /* default restricted */
+    char **readers;          /* policies.readers: 64-hex keys or "group:NAME" */
+    size_t nreaders;
     int64_t retention_ms;    /* -1 if absent */
     dm_encryption encryption; /* default none */
 

@@ -35,6 +35,24 @@ typedef struct dm_identity dm_identity_t;
  * and why gets a line naming the file and the cause (base/err.h: not
  * logged here). */
 DM_NODISCARD dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why);
+/* Loads the identity in file path (the same 64-byte format as a node's
+ * identity.key, so a client may act with a node's key), creating it
+ * (mode 0600, parent folders 0700, written as dm_identity_load writes)
+ * when create is true and it does not exist. Refusals and errors as
+ * dm_identity_load, naming path. */
+DM_NODISCARD dm_err dm_identity_load_file(const char *path, bool create, dm_identity_t **out,
+                                          dm_buf_t *why);
+
+/* Writes a new identity to path, which must not exist (DM_ERR_EXISTS).
+ * Errors as dm_identity_load_file. */
+DM_NODISCARD dm_err dm_identity_keygen(const char *path, dm_identity_t **out, dm_buf_t *why);
+
+/* Parses 64 hex digits (either case) into key; false otherwise. */
+DM_NODISCARD bool dm_identity_key_parse(const char *hex, uint8_t key[DM_ID_PUBLIC_BYTES]);
+
+/* Writes key as 64 lowercase hex digits and a NUL. */
+void dm_identity_key_hex(const uint8_t key[DM_ID_PUBLIC_BYTES], char out[DM_ID_HEX_BYTES]);
+
 /* A throwaway identity in memory (clients use one per run). DM_ERR_NOMEM
  * or DM_ERR_CRYPTO on failure (libsodium refused: the code says it all). */
 DM_NODISCARD dm_err dm_identity_new_ephemeral(dm_identity_t **out);

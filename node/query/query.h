@@ -49,6 +49,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "policy/policy.h"
 #include "record/registry.h"
 #include "storage/store.h"
 
@@ -100,6 +101,29 @@ void dm_query_engine_destroy(dm_query_engine_t **self_p);
  * usable after any failure. */
 DM_NODISCARD dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len,
                                   dm_query_t **out, dm_buf_t *why);
+
+/* Who may read what, for one query (the node's policy, policy/policy.h).
+ * decide is called once per product the SQL names, before anything of it
+ * is read, from the thread that opens the query; it fills *out as
+ * dm_policy_decide does (the caller clears it) or fails with a line in why.
+ * A refusal fails the open with DM_ERR_DENIED and out->reason ("access
+ * denied to commerce.orders (restricted): KEY is not a reader"), and
+ * nothing of any product is returned. An allowed decision's masks and row
+ * filter shape what the SQL sees of the product: the product's table is
+ * then a view over the raw virtual table that applies the masks to its
+ * columns and the row filter to its rows, and the raw table cannot be
+ * named by the SQL. */
+typedef struct {
+    dm_err (*decide)(void *ctx, const char *domain, const char *product,
+                     dm_policy_decision_t *out, dm_buf_t *why);
+    void *ctx;
+} dm_query_access_t;
+
+/* dm_query_open with access decisions; access NULL: every product is
+ * readable as it is (tests and benchmarks). */
+DM_NODISCARD dm_err dm_query_open_as(dm_query_engine_t *e, const char *sql, size_t len,
+                                     const dm_query_access_t *access, dm_query_t **out,
+                                     dm_buf_t *why);
 
 /* Result columns. Names and declared types are borrowed and valid until
  * dm_query_close. The declared type is the contract's (INTEGER, REAL, TEXT,

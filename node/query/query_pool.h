@@ -23,6 +23,7 @@
 #include "proto/mesh.pb-c.h"
 #include "query/query.h"
 #include "query/query_sched.h"
+#include "transport/rpc.h"
 
 #define DM_QUERY_POOL_DEFAULT_WORKERS 2 /* general workers; one short lane comes on top */
 #define DM_QUERY_POOL_MAX_WORKERS 64
@@ -49,6 +50,16 @@ void dm_query_pool_destroy(dm_query_pool_t **self_p);
  * allowed), if the monitor cannot be set up (the pool still works, and
  * such work runs to its time limit). */
 DM_NODISCARD dm_err dm_query_pool_watch(dm_query_pool_t *self, void *router, dm_buf_t *why);
+
+/* Installs the access decision the workers ask for every product a query
+ * names (query.h's dm_query_access_t), with the caller of the request
+ * (transport/rpc.h's dm_rpc_caller of its payload). Call before the first
+ * forward; fn runs on worker threads concurrently, so it must be
+ * thread-safe. Without it every product is readable. */
+typedef dm_err (*dm_query_pool_decide_fn)(void *ctx, const dm_rpc_caller_t *caller,
+                                          const char *domain, const char *product,
+                                          dm_policy_decision_t *out, dm_buf_t *why);
+void dm_query_pool_set_access(dm_query_pool_t *self, dm_query_pool_decide_fn fn, void *ctx);
 
 /* Hands one request to the pool: env (QueryReq, QueryNext or QueryClose,
  * taken: *env is set NULL on DM_OK) from the client with routing id

@@ -55,6 +55,29 @@ void dm_rpc_server_send(dm_rpc_server_t *self, void *rid, const Dm__Envelope *en
 /* Sends an Error reply (envelope.h) to request id the same way. */
 void dm_rpc_server_send_error(dm_rpc_server_t *self, void *rid, uint64_t id, dm_err code,
                               const char *text);
+/* Who sent a request. The ZAP handler makes the client's CURVE key the
+ * message's User-Id; a client built with dm_rpc_client_new_as also sends
+ * its ed25519 key as the handshake metadata property DM_RPC_KEY_PROPERTY,
+ * and the node believes it only when the CURVE key derived from it is the
+ * key the handshake authenticated. */
+#define DM_RPC_KEY_PROPERTY "X-Mesh-Key"
+typedef struct {
+    /* The caller's ed25519 identity when verified; otherwise its CURVE
+     * transport key (shown, never trusted as an identity). */
+    uint8_t key[DM_ID_PUBLIC_BYTES];
+    bool verified;
+} dm_rpc_caller_t;
+
+/* Fills *out from msg (a zmq_msg_t * received on the server socket, with
+ * its metadata). A message without a User-Id gives a zero key, unverified.
+ * Cannot fail. */
+void dm_rpc_caller(void *msg, dm_rpc_caller_t *out);
+
+/* "HEX" for a verified caller, "curve:HEX" otherwise (out holds at least
+ * DM_RPC_CALLER_HEX_BYTES). */
+#define DM_RPC_CALLER_HEX_BYTES (DM_ID_HEX_BYTES + 6)
+void dm_rpc_caller_hex(const dm_rpc_caller_t *c, char out[DM_RPC_CALLER_HEX_BYTES]);
+
 /* The endpoint actually bound (resolves a wildcard port). Borrowed. */
 const char *dm_rpc_server_endpoint(dm_rpc_server_t *self);
 
@@ -70,6 +93,12 @@ typedef struct dm_client dm_rpc_client_t;
  * line naming the node, nothing is logged; the caller reports it. */
 DM_NODISCARD dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **out,
                                       dm_buf_t *why);
+/* The same with the CURVE keys of identity id (borrowed for the call), so
+ * the node learns who calls (dm_rpc_caller). id NULL: a fresh throwaway
+ * key, as dm_rpc_client_new. */
+DM_NODISCARD dm_err dm_rpc_client_new_as(const char *address, int timeout_ms,
+                                         const dm_identity_t *id, dm_rpc_client_t **out,
+                                         dm_buf_t *why);
 void dm_rpc_client_destroy(dm_rpc_client_t **self_p);
 
 /* Sends req, assigning it the next request id (written to *id if not

@@ -16,6 +16,7 @@
 #define DM_CLI_MAX_ARGS 256
 #define DM_CLI_MAX_OPTS 32
 #define DM_CLI_ENV_NODE "MESH_NODE"
+#define DM_CLI_ENV_IDENTITY "MESH_IDENTITY"
 
 /* Exit codes shared by the tools. */
 enum { DM_EXIT_OK = 0, DM_EXIT_FAIL = 1, DM_EXIT_USAGE = 2 };
@@ -46,9 +47,29 @@ int dm_cli_parse(const char *program, int argc, char **argv, const dm_cli_optspe
 /* The option's value ("" for a present flag) or NULL if absent. */
 const char *dm_cli_get(const dm_cli_args_t *a, const char *name);
 
+/* The identity a tool acts with, and where it lives:
+ *   1. --identity FILE (must exist);
+ *   2. $MESH_IDENTITY (must exist);
+ *   3. with --data DIR, DIR/identity.key when this user can read it (the
+ *      node's own key: a domain admin, so the quick start needs no setup);
+ *   4. $XDG_CONFIG_HOME/datamesh/identity, or ~/.config/datamesh/identity
+ *      without XDG_CONFIG_HOME, created (mode 0600) on first use.
+ * *path gets the file used (static storage, valid until the next call).
+ * On failure prints "PROGRAM: identity FILE: reason" and returns
+ * DM_EXIT_USAGE. */
+int dm_cli_identity(const dm_cli_args_t *a, dm_identity_t **out, const char **path);
+
+/* The whoami and keygen commands, alike in dmctl and meshq: whoami prints
+ * the public key (hex) and the file it lives in (--json: an object);
+ * "keygen FILE" writes a new identity to FILE (refusing an existing one)
+ * and prints its public key. Return the exit status. */
+int dm_cli_whoami(const dm_cli_args_t *a);
+int dm_cli_keygen(const dm_cli_args_t *a);
+
 /* Resolves the node address from --node, --data DIR (DIR/node.addr) or
- * $MESH_NODE, in that order, and connects with the --timeout (seconds).
- * On failure prints the reason and returns DM_EXIT_USAGE (2). */
+ * $MESH_NODE, in that order, and connects with the --timeout (seconds),
+ * as the identity of dm_cli_identity. On failure prints the reason and
+ * returns DM_EXIT_USAGE (2). */
 int dm_cli_connect(const dm_cli_args_t *a, dm_rpc_client_t **out);
 /* The timeout in milliseconds from --timeout (default 10 s); -1 if the
  * value is invalid (after printing why). */

@@ -29,8 +29,28 @@
 static pid_t s_pids[DM_H_MAX_NODES]; /* nodes still running */
 static char *s_dirs[DM_H_MAX_DIRS];
 static bool s_atexit;
+static bool s_isolated; /* XDG_CONFIG_HOME set to a dir of ours (removed at cleanup) */
 
 long long dm_h_now_ms(void) { return dm_clock_mono_ms(); }
+
+static char *s_keep_dir(const char *d);
+
+/* The tools keep a person's identity in $XDG_CONFIG_HOME/datamesh/identity,
+ * created on first use: every test process gets its own config directory
+ * so no run writes to the user's home or picks up the user's key, and
+ * MESH_IDENTITY / MESH_NODE from the caller's shell cannot change what a
+ * tool acts as or talks to. */
+static void s_isolate_env(void)
+{
+    char tmpl[64];
+    char *d = dm_t_tmpdir(tmpl, sizeof tmpl, "xdg");
+    if (d) {
+        s_keep_dir(d);
+        setenv("XDG_CONFIG_HOME", d, 1);
+    }
+    unsetenv("MESH_IDENTITY");
+    unsetenv("MESH_NODE");
+}
 
 static void s_register_cleanup(void)
 {
@@ -38,6 +58,21 @@ static void s_register_cleanup(void)
         atexit(dm_h_cleanup);
         s_atexit = true;
     }
+    if (!s_isolated) {
+        s_isolate_env();
+        s_isolated = true;
+    }
+}
+
+/* Remembers d for removal at cleanup; returns the kept copy. */
+static char *s_keep_dir(const char *d)
+{
+    for (int i = 0; i < DM_H_MAX_DIRS; i++)
+        if (!s_dirs[i]) {
+            s_dirs[i] = strdup(d);
+            return s_dirs[i];
+        }
+    return strdup(d);
 }
 
 const char *dm_h_tmpdir(void)
@@ -45,14 +80,13 @@ const char *dm_h_tmpdir(void)
     s_register_cleanup();
     char tmpl[64];
     char *d = dm_t_tmpdir(tmpl, sizeof tmpl, "mesh");
-    if (!d)
-        return NULL;
-    for (int i = 0; i < DM_H_MAX_DIRS; i++)
-        if (!s_dirs[i]) {
-            s_dirs[i] = strdup(d);
-            return s_dirs[i];
-        }
-    return strdup(d);
+    return d ? s_keep_dir(d) : NULL;
+}
+
+const char *dm_h_config_home(void)
+{
+    s_register_cleanup();
+    return getenv("XDG_CONFIG_HOME");
 }
 
 const char *dm_h_bin(const char *name)
@@ -186,6 +220,7 @@ static bool s_drain(int fd, char **buf, size_t *len, size_t *cap)
 dm_h_result_t dm_h_run(const char *name, const char *const *args, const char *stdin_text,
                        int timeout_ms)
 {
+    s_register_cleanup();
     dm_h_result_t res = {0, NULL, NULL};
     int in[2], out[2], err[2];
     if (pipe(in) || pipe(out) || pipe(err)) {
@@ -296,6 +331,7 @@ void dm_h_cleanup(void)
             free(s_dirs[i]);
             s_dirs[i] = NULL;
         }
+    s_isolated = false;
 }
 
 /* ---- an outsider on the wire ---- */

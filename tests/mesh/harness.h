@@ -27,6 +27,11 @@ typedef struct {
 
 /* A fresh temporary directory (removed by dm_h_cleanup). */
 const char *dm_h_tmpdir(void);
+/* This test process's $XDG_CONFIG_HOME: a temporary directory the harness
+ * sets (and removes) before the first node or tool runs, so a tool's
+ * default identity is created there, never in the user's home. The
+ * harness also unsets MESH_IDENTITY and MESH_NODE. */
+const char *dm_h_config_home(void);
 /* Starts meshd on dir for domain with extra arguments (NULL-terminated,
  * may be NULL) and waits until it serves (node.addr written). Returns
  * false if it did not come up within DM_H_WAIT_MS. */

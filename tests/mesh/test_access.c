@@ -1,0 +1,496 @@
+/* test_access.c: who may do what on one real meshd, driven by the real
+ * dmctl and meshq as different identities (issue 9): a stranger's writes
+ * are refused and change nothing, an admin added with `dmctl admins add`
+ * can write, restricted and private products serve their readers and the
+ * admins only, grants and revocations take effect within a second, the
+ * default identity lives in the test's own config home, and the audit
+ * lists every decision. The node runs with owner rules only (no
+ * governance key); test_governance.c covers the mesh-wide rules. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "harness.h"
+#include "harness_access.h"
+
+#define T_GRANT_MS 1000 /* a grant or a revocation holds on the owner within this */
+
+static dm_h_node_t s_node;
+static const char *s_tmp;
+static char s_yaml[600], s_rows[600];
+static dm_h_person_t s_stranger, s_reader, s_alice;
+
+/* The orders contract at version with access and readers (a YAML flow
+ * list body, "" for none). */
+static const char *s_contract(const char *version, const char *access, const char *readers)
+{
+    static char text[2048];
+    snprintf(text, sizeof text,
+             "apiVersion: datamesh.io/v1\n"
+             "kind: DataProduct\n"
+             "metadata:\n"
+             "  name: orders\n"
+             "  domain: commerce\n"
+             "  version: %s\n"
+             "  owner:\n"
+             "    team: commerce-engineering\n"
+             "    contact: commerce-data@company.com\n"
+             "spec:\n"
+             "  schema:\n"
+             "    primaryKey: orderId\n"
+             "    fields:\n"
+             "      - {name: orderId, type: string, required: true}\n"
+             "      - {name: email, type: string, required: true, classification: pii}\n"
+             "      - {name: region, type: string, required: true}\n"
+             "      - {name: amount, type: double, required: true}\n"
+             "  sla:\n"
+             "    freshness: 5m\n"
+             "  policies:\n"
+             "    access: %s\n"
+             "%s%s%s",
+             version, access, readers[0] ? "    readers: [" : "", readers,
+             readers[0] ? "]\n" : "");
+    return text;
+}
+
+static const char *const s_records =
+    "{\"orderId\":\"o1\",\"email\":\"ann@example.com\",\"region\":\"eu\",\"amount\":10}\n"
+    "{\"orderId\":\"o2\",\"email\":\"bob@example.com\",\"region\":\"us\",\"amount\":20}\n"
+    "{\"orderId\":\"o3\",\"email\":\"cid@example.com\",\"region\":\"eu\",\"amount\":30}\n"
+    "{\"orderId\":\"o4\",\"email\":\"dee@example.com\",\"region\":\"us\",\"amount\":40}\n";
+
+static void s_up(void)
+{
+    s_tmp = dm_h_tmpdir();
+    cr_assert_not_null(s_tmp);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/commerce", s_tmp);
+    snprintf(s_yaml, sizeof s_yaml, "%s/orders.yaml", s_tmp);
+    snprintf(s_rows, sizeof s_rows, "%s/orders.ndjson", s_tmp);
+    dm_h_write(s_rows, s_records);
+    cr_assert(dm_h_person(&s_stranger, s_tmp, "stranger"));
+    cr_assert(dm_h_person(&s_reader, s_tmp, "reader"));
+    cr_assert(dm_h_person(&s_alice, s_tmp, "alice"));
+    cr_assert(dm_h_node_start(&s_node, dir, "commerce", NULL), "meshd did not start");
+}
+
+static void s_down(void) { dm_h_cleanup(); }
+
+TestSuite(access, .init = s_up, .fini = s_down, .timeout = 120);
+
+/* Registers the orders contract (access, readers) and ingests the four
+ * records as the node's admin. */
+static void s_product(const char *access, const char *readers)
+{
+    dm_h_write(s_yaml, s_contract("1.0.0", access, readers));
+    const char *reg[] = {"register", s_yaml, NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_node, reg, NULL);
+    cr_assert_eq(r.status, 0, "register: %s%s", r.out, r.err);
+    dm_h_result_free(&r);
+    const char *ing[] = {"ingest", "commerce/orders", s_rows, NULL};
+    r = dm_h_run_admin("dmctl", &s_node, ing, NULL);
+    cr_assert_eq(r.status, 0, "ingest: %s%s", r.out, r.err);
+    dm_h_result_free(&r);
+}
+
+/* `meshq query "SELECT count(*) ..." --format csv` as file (NULL: as the
+ * node's admin). */
+static dm_h_result_t s_count_as(const char *file)
+{
+    const char *q[] = {"query", "SELECT count(*) AS n FROM commerce.orders", "--format", "csv",
+                       NULL};
+    return file ? dm_h_run_as("meshq", file, &s_node, q, NULL)
+                : dm_h_run_admin("meshq", &s_node, q, NULL);
+}
+
+/* The node's own listing as its admin sees it (--json). */
+static char *s_products_json(void)
+{
+    const char *args[] = {"products", "--json", NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_node, args, NULL);
+    cr_assert_eq(r.status, 0, "products: %s", r.err);
+    free(r.err);
+    return r.out;
+}
+
+/* A write by file that the node must refuse: exit status non-zero, and
+ * stderr says "permission denied: VERB PRODUCT needs a commerce admin; you
+ * are KEY". */
+static void s_refused_write(const char *file, const char *hex, const char *const *args,
+                            const char *verb)
+{
+    dm_h_result_t r = dm_h_run_as("dmctl", file, &s_node, args, NULL);
+    cr_assert_neq(r.status, 0, "%s by a stranger was not refused: %s", verb, r.out);
+    char expect[256];
+    snprintf(expect, sizeof expect, "permission denied: %s", verb);
+    cr_assert(strstr(r.err, expect), "expected '%s' in: %s", expect, r.err);
+    cr_assert(strstr(r.err, "needs a commerce admin"), "%s", r.err);
+    cr_assert(strstr(r.err, hex), "the refusal does not name the caller %s: %s", hex, r.err);
+    dm_h_result_free(&r);
+}
+
+Test(access, a_strangers_writes_are_refused_and_change_nothing)
+{
+    s_product("restricted", "");
+    char *before = s_products_json();
+    cr_assert(strstr(before, "\"orders\""), "%s", before);
+
+    /* An upgrade of the product, a new product, an ingest and a delete. */
+    dm_h_write(s_yaml, s_contract("1.1.0", "public", ""));
+    const char *reg[] = {"register", s_yaml, NULL};
+    s_refused_write(s_stranger.file, s_stranger.hex, reg, "register commerce/orders");
+    const char *ing[] = {"ingest", "commerce/orders", s_rows, NULL};
+    s_refused_write(s_stranger.file, s_stranger.hex, ing, "ingest into commerce/orders");
+    const char *dereg[] = {"deregister", "commerce/orders", NULL};
+    s_refused_write(s_stranger.file, s_stranger.hex, dereg, "deregister commerce/orders");
+
+    /* Nor may the stranger make itself an admin or a reader. */
+    const char *add[] = {"admins", "add", s_stranger.hex, NULL};
+    dm_h_result_t r = dm_h_run_as("dmctl", s_stranger.file, &s_node, add, NULL);
+    cr_assert_neq(r.status, 0, "admins add by a stranger: %s", r.out);
+    cr_assert(strstr(r.err, "permission denied"), "%s", r.err);
+    dm_h_result_free(&r);
+    const char *grant[] = {"grant", "commerce/orders", s_stranger.hex, NULL};
+    r = dm_h_run_as("dmctl", s_stranger.file, &s_node, grant, NULL);
+    cr_assert_neq(r.status, 0, "grant by a stranger: %s", r.out);
+    cr_assert(strstr(r.err, "permission denied"), "%s", r.err);
+    dm_h_result_free(&r);
+
+    /* Same products, versions and counts as before. */
+    char *after = s_products_json();
+    cr_assert_str_eq(after, before);
+    free(before);
+    free(after);
+    const char *list[] = {"admins", "list", NULL};
+    r = dm_h_run_admin("dmctl", &s_node, list, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_null(strstr(r.out, s_stranger.hex), "the stranger became an admin: %s", r.out);
+    dm_h_result_free(&r);
+    r = s_count_as(s_stranger.file);
+    cr_assert_neq(r.status, 0, "the stranger became a reader: %s", r.out);
+    dm_h_result_free(&r);
+}
+
+Test(access, an_admin_added_with_admins_add_can_ingest_until_removed)
+{
+    s_product("restricted", "");
+    const char *one[] = {"ingest", "commerce/orders", "-", NULL};
+    const char *row =
+        "{\"orderId\":\"o9\",\"email\":\"eve@example.com\",\"region\":\"eu\",\"amount\":90}\n";
+    dm_h_result_t r = dm_h_run_as("dmctl", s_alice.file, &s_node, one, row);
+    cr_assert_neq(r.status, 0, "alice wrote before being made an admin");
+    cr_assert(strstr(r.err, "permission denied"), "%s", r.err);
+    dm_h_result_free(&r);
+
+    const char *add[] = {"admins", "add", s_alice.hex, NULL};
+    r = dm_h_run_admin("dmctl", &s_node, add, NULL);
+    cr_assert_eq(r.status, 0, "admins add: %s%s", r.out, r.err);
+    dm_h_result_free(&r);
+    /* Anyone may list the admins. */
+    const char *list[] = {"admins", "list", NULL};
+    r = dm_h_run_as("dmctl", s_stranger.file, &s_node, list, NULL);
+    cr_assert_eq(r.status, 0, "admins list: %s", r.err);
+    cr_assert(strstr(r.out, s_alice.hex), "%s", r.out);
+    dm_h_result_free(&r);
+
+    r = dm_h_run_as("dmctl", s_alice.file, &s_node, one, row);
+    cr_assert_eq(r.status, 0, "the added admin's ingest: %s%s", r.out, r.err);
+    dm_h_result_free(&r);
+    r = s_count_as(s_alice.file); /* an admin reads a restricted product */
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "n\n5\n");
+    dm_h_result_free(&r);
+
+    /* The node's own key cannot be removed; alice can. */
+    char node_hex[DM_ID_HEX_BYTES];
+    dm_h_node_key(&s_node, node_hex);
+    const char *rm_node[] = {"admins", "remove", node_hex, NULL};
+    r = dm_h_run_admin("dmctl", &s_node, rm_node, NULL);
+    cr_assert_neq(r.status, 0, "the node's key was removed from the admins: %s", r.out);
+    dm_h_result_free(&r);
+    const char *rm[] = {"admins", "remove", s_alice.hex, NULL};
+    r = dm_h_run_admin("dmctl", &s_node, rm, NULL);
+    cr_assert_eq(r.status, 0, "admins remove: %s", r.err);
+    dm_h_result_free(&r);
+    r = dm_h_run_as("dmctl", s_alice.file, &s_node, one, row);
+    cr_assert_neq(r.status, 0, "a removed admin still writes");
+    cr_assert(strstr(r.err, "permission denied"), "%s", r.err);
+    dm_h_result_free(&r);
+}
+
+Test(access, a_restricted_product_serves_its_readers_and_admins_only)
+{
+    char readers[128];
+    snprintf(readers, sizeof readers, "%s", s_reader.hex);
+    s_product("restricted", readers);
+
+    dm_h_result_t r = s_count_as(s_stranger.file);
+    cr_assert_eq(r.status, 1, "a non-reader's SQL: status %d, %s%s", r.status, r.out, r.err);
+    cr_assert(strstr(r.err, "access denied to commerce.orders (restricted)"), "%s", r.err);
+    cr_assert(strstr(r.err, s_stranger.hex), "%s", r.err);
+    cr_assert(strstr(r.err, "is not a reader"), "%s", r.err);
+    cr_assert_null(strstr(r.out, "4"), "rows leaked: %s", r.out);
+    dm_h_result_free(&r);
+    /* Joined with nothing else, and hidden in a subquery: still refused. */
+    const char *sub[] = {"query", "SELECT 1 WHERE EXISTS (SELECT 1 FROM commerce.orders)", NULL};
+    r = dm_h_run_as("meshq", s_stranger.file, &s_node, sub, NULL);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert(strstr(r.err, "access denied to commerce.orders"), "%s", r.err);
+    dm_h_result_free(&r);
+
+    r = s_count_as(s_reader.file);
+    cr_assert_eq(r.status, 0, "the reader was refused: %s", r.err);
+    cr_assert_str_eq(r.out, "n\n4\n");
+    dm_h_result_free(&r);
+    r = s_count_as(NULL);
+    cr_assert_eq(r.status, 0, "the admin was refused: %s", r.err);
+    cr_assert_str_eq(r.out, "n\n4\n");
+    dm_h_result_free(&r);
+
+    /* Metadata stays open; quarantined records are records. */
+    const char *desc[] = {"describe", "commerce/orders", NULL};
+    r = dm_h_run_as("meshq", s_stranger.file, &s_node, desc, NULL);
+    cr_assert_eq(r.status, 0, "describe refused to a stranger: %s", r.err);
+    dm_h_result_free(&r);
+    const char *quar[] = {"quarantine", "commerce/orders", NULL};
+    r = dm_h_run_as("dmctl", s_stranger.file, &s_node, quar, NULL);
+    cr_assert_neq(r.status, 0, "a stranger read the quarantine: %s", r.out);
+    cr_assert(strstr(r.err, "access denied to commerce.orders"), "%s", r.err);
+    dm_h_result_free(&r);
+}
+
+Test(access, a_private_product_serves_admins_only)
+{
+    char readers[128];
+    snprintf(readers, sizeof readers, "%s", s_reader.hex);
+    s_product("private", readers);
+    dm_h_result_t r = s_count_as(s_reader.file);
+    cr_assert_eq(r.status, 1, "a listed reader read a private product: %s", r.out);
+    cr_assert(strstr(r.err, "access denied to commerce.orders (private)"), "%s", r.err);
+    dm_h_result_free(&r);
+    r = s_count_as(s_stranger.file);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert(strstr(r.err, "access denied to commerce.orders (private)"), "%s", r.err);
+    dm_h_result_free(&r);
+
+    r = s_count_as(NULL);
+    cr_assert_eq(r.status, 0, "the node's admin was refused: %s", r.err);
+    cr_assert_str_eq(r.out, "n\n4\n");
+    dm_h_result_free(&r);
+    const char *add[] = {"admins", "add", s_alice.hex, NULL};
+    r = dm_h_run_admin("dmctl", &s_node, add, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    dm_h_result_free(&r);
+    r = s_count_as(s_alice.file);
+    cr_assert_eq(r.status, 0, "an added admin was refused: %s", r.err);
+    cr_assert_str_eq(r.out, "n\n4\n");
+    dm_h_result_free(&r);
+}
+
+Test(access, a_public_product_serves_any_identity)
+{
+    s_product("public", "");
+    dm_h_result_t r = s_count_as(s_stranger.file);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "n\n4\n");
+    dm_h_result_free(&r);
+}
+
+/* Whether the stranger's count query currently has status want. */
+typedef struct {
+    int want;
+} s_status_t;
+
+static bool s_stranger_status(void *ctx)
+{
+    dm_h_result_t r = s_count_as(s_stranger.file);
+    bool hit = ((s_status_t *)ctx)->want == 0 ? r.status == 0 : r.status != 0;
+    dm_h_result_free(&r);
+    return hit;
+}
+
+Test(access, a_grant_and_a_revoke_take_effect_within_a_second)
+{
+    s_product("restricted", "");
+    s_status_t refused = {1}, served = {0};
+    cr_assert(s_stranger_status(&refused), "served before any grant");
+
+    const char *grant[] = {"grant", "commerce/orders", s_stranger.hex, NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_node, grant, NULL);
+    cr_assert_eq(r.status, 0, "grant: %s%s", r.out, r.err);
+    cr_assert(strstr(r.out, s_stranger.hex), "grant does not print the readers: %s", r.out);
+    dm_h_result_free(&r);
+    cr_assert(dm_h_wait_until(s_stranger_status, &served, T_GRANT_MS),
+              "the grantee was not served within %d ms", T_GRANT_MS);
+    r = s_count_as(s_stranger.file);
+    cr_assert_str_eq(r.out, "n\n4\n");
+    dm_h_result_free(&r);
+    /* The owner's listing shows the effective readers. */
+    const char *list[] = {"products", "--json", NULL};
+    r = dm_h_run_admin("dmctl", &s_node, list, NULL);
+    cr_assert(strstr(r.out, s_stranger.hex), "the listing lacks the grantee: %s", r.out);
+    dm_h_result_free(&r);
+
+    const char *revoke[] = {"revoke", "commerce/orders", s_stranger.hex, NULL};
+    r = dm_h_run_admin("dmctl", &s_node, revoke, NULL);
+    cr_assert_eq(r.status, 0, "revoke: %s%s", r.out, r.err);
+    dm_h_result_free(&r);
+    cr_assert(dm_h_wait_until(s_stranger_status, &refused, T_GRANT_MS),
+              "the revoked reader was still served after %d ms", T_GRANT_MS);
+    r = s_count_as(s_stranger.file);
+    cr_assert(strstr(r.err, "is not a reader"), "%s", r.err);
+    dm_h_result_free(&r);
+}
+
+Test(access, the_default_identity_lives_in_the_tests_own_config_home)
+{
+    const char *home = dm_h_config_home();
+    cr_assert_not_null(home);
+    cr_assert_eq(strncmp(home, "/tmp/", 5), 0, "XDG_CONFIG_HOME is %s", home);
+    const char *who[] = {"whoami", NULL};
+    dm_h_result_t r = dm_h_run("dmctl", who, NULL, DM_H_CMD_MS);
+    cr_assert_eq(r.status, 0, "whoami: %s", r.err);
+    char path[700];
+    snprintf(path, sizeof path, "%s/datamesh/identity", home);
+    cr_assert(strstr(r.out, path), "whoami does not name %s: %s", path, r.out);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "whoami did not create %s", path);
+    cr_assert_eq(st.st_mode & 077, 0, "%s is open to others: %o", path, st.st_mode & 0777);
+    dm_h_person_t me;
+    snprintf(me.file, sizeof me.file, "%.590s", path);
+    dm_identity_t *id = dm_h_person_identity(&me);
+    cr_assert_not_null(id);
+    dm_identity_hex(id, me.hex);
+    dm_identity_destroy(&id);
+    cr_assert(strstr(r.out, me.hex), "%s", r.out);
+    dm_h_result_free(&r);
+    /* meshq acts as the same person. */
+    r = dm_h_run("meshq", who, NULL, DM_H_CMD_MS);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, me.hex), "meshq whoami differs: %s", r.out);
+    dm_h_result_free(&r);
+    /* --identity FILE and --data DIR choose other keys. */
+    const char *as[] = {"whoami", "--identity", s_reader.file, NULL};
+    r = dm_h_run("dmctl", as, NULL, DM_H_CMD_MS);
+    cr_assert(strstr(r.out, s_reader.hex), "%s", r.out);
+    dm_h_result_free(&r);
+    char node_hex[DM_ID_HEX_BYTES];
+    dm_h_node_key(&s_node, node_hex);
+    r = dm_h_run_admin("dmctl", &s_node, who, NULL);
+    cr_assert(strstr(r.out, node_hex), "--data does not act as the node: %s", r.out);
+    dm_h_result_free(&r);
+    /* keygen refuses to overwrite an identity. */
+    const char *again[] = {"keygen", s_reader.file, NULL};
+    r = dm_h_run("dmctl", again, NULL, DM_H_CMD_MS);
+    cr_assert_neq(r.status, 0, "keygen overwrote %s", s_reader.file);
+    cr_assert(strstr(r.err, "exists"), "%s", r.err);
+    dm_h_result_free(&r);
+}
+
+/* ---- audit ---- */
+
+/* Whether the string value of "field" in the flat JSON object rec contains
+ * needle. */
+static bool s_field_has(const char *rec, const char *field, const char *needle)
+{
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":\"", field);
+    const char *v = strstr(rec, key);
+    if (!v)
+        return false;
+    v += strlen(key);
+    const char *end = strchr(v, '"');
+    char *val = end ? strndup(v, (size_t)(end - v)) : NULL;
+    bool hit = val && strstr(val, needle) && (needle[0] || !val[0]);
+    free(val);
+    return hit;
+}
+
+/* Whether one record of the audit JSON (an array of flat objects) names
+ * caller, an action containing action, product and the decision, with a
+ * deciding rule and a policy version. */
+static bool s_audit_has(const char *json, const char *caller, const char *action,
+                        const char *product, bool allowed)
+{
+    for (const char *o = strchr(json, '{'); o; o = strchr(o, '{')) {
+        const char *end = strchr(o, '}');
+        if (!end)
+            break;
+        char *rec = strndup(o, (size_t)(end - o));
+        bool hit = s_field_has(rec, "caller", caller) && s_field_has(rec, "action", action) &&
+                   s_field_has(rec, "product", product) &&
+                   strstr(rec, allowed ? "\"allowed\":true" : "\"allowed\":false") &&
+                   strstr(rec, "\"rule\":\"") && !strstr(rec, "\"rule\":\"\"") &&
+                   strstr(rec, "\"policy_version\":");
+        free(rec);
+        if (hit)
+            return true;
+        o = end;
+    }
+    return false;
+}
+
+typedef struct {
+    char *json;
+} s_audit_t;
+
+/* The admin's `dmctl audit --json`, kept in ctx; true once it lists the
+ * last decision of the test (the reader's allowed read). */
+static bool s_audit_ready(void *ctx)
+{
+    s_audit_t *a = ctx;
+    const char *args[] = {"audit", "--json", NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_node, args, NULL);
+    free(a->json);
+    a->json = r.out;
+    free(r.err);
+    return r.status == 0 && s_audit_has(a->json, s_reader.hex, "read", "commerce/orders", true);
+}
+
+Test(access, the_audit_lists_every_decision_allowed_and_denied)
+{
+    char readers[128];
+    snprintf(readers, sizeof readers, "%s", s_reader.hex);
+    s_product("restricted", readers); /* register and ingest by the node */
+    const char *ing[] = {"ingest", "commerce/orders", s_rows, NULL};
+    dm_h_result_t r = dm_h_run_as("dmctl", s_stranger.file, &s_node, ing, NULL);
+    cr_assert_neq(r.status, 0);
+    dm_h_result_free(&r);
+    const char *desc[] = {"describe", "commerce/orders", NULL};
+    r = dm_h_run_as("meshq", s_stranger.file, &s_node, desc, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    dm_h_result_free(&r);
+    r = s_count_as(s_stranger.file);
+    cr_assert_eq(r.status, 1);
+    dm_h_result_free(&r);
+    const char *add[] = {"admins", "add", s_alice.hex, NULL};
+    r = dm_h_run_admin("dmctl", &s_node, add, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    dm_h_result_free(&r);
+    /* The audit is for admins only. */
+    const char *aud[] = {"audit", "--json", NULL};
+    r = dm_h_run_as("dmctl", s_stranger.file, &s_node, aud, NULL);
+    cr_assert_neq(r.status, 0, "a stranger read the audit: %s", r.out);
+    cr_assert(strstr(r.err, "permission denied"), "%s", r.err);
+    dm_h_result_free(&r);
+    r = s_count_as(s_reader.file);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    dm_h_result_free(&r);
+
+    s_audit_t a = {NULL};
+    cr_assert(dm_h_wait_until(s_audit_ready, &a, 5000), "the audit never listed the last read: %s",
+              a.json ? a.json : "(none)");
+    char node_hex[DM_ID_HEX_BYTES];
+    dm_h_node_key(&s_node, node_hex);
+    cr_assert(s_audit_has(a.json, node_hex, "register", "commerce/orders", true), "%s", a.json);
+    cr_assert(s_audit_has(a.json, node_hex, "ingest", "commerce/orders", true), "%s", a.json);
+    cr_assert(s_audit_has(a.json, s_stranger.hex, "ingest", "commerce/orders", false), "%s",
+              a.json);
+    cr_assert(s_audit_has(a.json, s_stranger.hex, "describe", "commerce/orders", true), "%s",
+              a.json);
+    cr_assert(s_audit_has(a.json, s_stranger.hex, "read", "commerce/orders", false), "%s", a.json);
+    cr_assert(strstr(a.json, s_alice.hex), "the admins add is not audited: %s", a.json);
+    free(a.json);
+}

@@ -94,6 +94,45 @@ dm_h_result_t dm_h_run_admin(const char *tool, const dm_h_node_t *n, const char 
     return dm_h_run(tool, argv, stdin_text, DM_H_CMD_MS);
 }
 
+const char *dm_h_orders_contract(const char *domain, const char *name, const char *version,
+                                 const char *access, const char *readers)
+{
+    static char text[2048];
+    bool some = readers && readers[0];
+    snprintf(text, sizeof text,
+             "apiVersion: datamesh.io/v1\n"
+             "kind: DataProduct\n"
+             "metadata:\n"
+             "  name: %s\n"
+             "  domain: %s\n"
+             "  version: %s\n"
+             "  owner:\n"
+             "    team: %s-engineering\n"
+             "    contact: %s-data@company.com\n"
+             "spec:\n"
+             "  schema:\n"
+             "    primaryKey: orderId\n"
+             "    fields:\n"
+             "      - {name: orderId, type: string, required: true}\n"
+             "      - {name: email, type: string, required: true, classification: pii}\n"
+             "      - {name: region, type: string, required: true}\n"
+             "      - {name: amount, type: double, required: true}\n"
+             "  sla:\n"
+             "    freshness: 5m\n"
+             "  policies:\n"
+             "    access: %s\n"
+             "%s%s%s",
+             name, domain, version, domain, domain, access, some ? "    readers: [" : "",
+             some ? readers : "", some ? "]\n" : "");
+    return text;
+}
+
+const char *const dm_h_orders_rows =
+    "{\"orderId\":\"o1\",\"email\":\"ann@example.com\",\"region\":\"eu\",\"amount\":10}\n"
+    "{\"orderId\":\"o2\",\"email\":\"bob@example.com\",\"region\":\"us\",\"amount\":20}\n"
+    "{\"orderId\":\"o3\",\"email\":\"cid@example.com\",\"region\":\"eu\",\"amount\":30}\n"
+    "{\"orderId\":\"o4\",\"email\":\"dee@example.com\",\"region\":\"us\",\"amount\":40}\n";
+
 void dm_h_node_key(const dm_h_node_t *n, char hex[DM_ID_HEX_BYTES])
 {
     snprintf(hex, DM_ID_HEX_BYTES, "%.64s", n->addr);

@@ -40,6 +40,15 @@ dm_h_result_t dm_h_run_as(const char *tool, const char *as, const dm_h_node_t *n
 /* Runs tool as node n's own key, a domain admin: "--data DIR args...". */
 dm_h_result_t dm_h_run_admin(const char *tool, const dm_h_node_t *n, const char *const *args,
                              const char *stdin_text);
+/* A product's contract in the shape of the orders example: fields
+ * orderId, email (classified pii), region and amount; sla.freshness set;
+ * policies.access as given and readers a YAML flow-list body ("" for
+ * none). Static buffer. */
+const char *dm_h_orders_contract(const char *domain, const char *name, const char *version,
+                                 const char *access, const char *readers);
+/* Four valid records for it: o1..o4, regions eu, us, eu, us. */
+extern const char *const dm_h_orders_rows;
+
 /* Node n's public key (the part of its address before '@'). */
 void dm_h_node_key(const dm_h_node_t *n, char hex[DM_ID_HEX_BYTES]);
 

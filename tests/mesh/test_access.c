@@ -22,45 +22,6 @@ static const char *s_tmp;
 static char s_yaml[600], s_rows[600];
 static dm_h_person_t s_stranger, s_reader, s_alice;
 
-/* The orders contract at version with access and readers (a YAML flow
- * list body, "" for none). */
-static const char *s_contract(const char *version, const char *access, const char *readers)
-{
-    static char text[2048];
-    snprintf(text, sizeof text,
-             "apiVersion: datamesh.io/v1\n"
-             "kind: DataProduct\n"
-             "metadata:\n"
-             "  name: orders\n"
-             "  domain: commerce\n"
-             "  version: %s\n"
-             "  owner:\n"
-             "    team: commerce-engineering\n"
-             "    contact: commerce-data@company.com\n"
-             "spec:\n"
-             "  schema:\n"
-             "    primaryKey: orderId\n"
-             "    fields:\n"
-             "      - {name: orderId, type: string, required: true}\n"
-             "      - {name: email, type: string, required: true, classification: pii}\n"
-             "      - {name: region, type: string, required: true}\n"
-             "      - {name: amount, type: double, required: true}\n"
-             "  sla:\n"
-             "    freshness: 5m\n"
-             "  policies:\n"
-             "    access: %s\n"
-             "%s%s%s",
-             version, access, readers[0] ? "    readers: [" : "", readers,
-             readers[0] ? "]\n" : "");
-    return text;
-}
-
-static const char *const s_records =
-    "{\"orderId\":\"o1\",\"email\":\"ann@example.com\",\"region\":\"eu\",\"amount\":10}\n"
-    "{\"orderId\":\"o2\",\"email\":\"bob@example.com\",\"region\":\"us\",\"amount\":20}\n"
-    "{\"orderId\":\"o3\",\"email\":\"cid@example.com\",\"region\":\"eu\",\"amount\":30}\n"
-    "{\"orderId\":\"o4\",\"email\":\"dee@example.com\",\"region\":\"us\",\"amount\":40}\n";
-
 static void s_up(void)
 {
     s_tmp = dm_h_tmpdir();
@@ -69,7 +30,7 @@ static void s_up(void)
     snprintf(dir, sizeof dir, "%s/commerce", s_tmp);
     snprintf(s_yaml, sizeof s_yaml, "%s/orders.yaml", s_tmp);
     snprintf(s_rows, sizeof s_rows, "%s/orders.ndjson", s_tmp);
-    dm_h_write(s_rows, s_records);
+    dm_h_write(s_rows, dm_h_orders_rows);
     cr_assert(dm_h_person(&s_stranger, s_tmp, "stranger"));
     cr_assert(dm_h_person(&s_reader, s_tmp, "reader"));
     cr_assert(dm_h_person(&s_alice, s_tmp, "alice"));
@@ -84,7 +45,7 @@ TestSuite(access, .init = s_up, .fini = s_down, .timeout = 120);
  * records as the node's admin. */
 static void s_product(const char *access, const char *readers)
 {
-    dm_h_write(s_yaml, s_contract("1.0.0", access, readers));
+    dm_h_write(s_yaml, dm_h_orders_contract("commerce", "orders", "1.0.0", access, readers));
     const char *reg[] = {"register", s_yaml, NULL};
     dm_h_result_t r = dm_h_run_admin("dmctl", &s_node, reg, NULL);
     cr_assert_eq(r.status, 0, "register: %s%s", r.out, r.err);
@@ -138,7 +99,7 @@ Test(access, a_strangers_writes_are_refused_and_change_nothing)
     cr_assert(strstr(before, "\"orders\""), "%s", before);
 
     /* An upgrade of the product, a new product, an ingest and a delete. */
-    dm_h_write(s_yaml, s_contract("1.1.0", "public", ""));
+    dm_h_write(s_yaml, dm_h_orders_contract("commerce", "orders", "1.1.0", "public", ""));
     const char *reg[] = {"register", s_yaml, NULL};
     s_refused_write(s_stranger.file, s_stranger.hex, reg, "register commerce/orders");
     const char *ing[] = {"ingest", "commerce/orders", s_rows, NULL};
@@ -223,7 +184,7 @@ Test(access, an_admin_added_with_admins_add_can_ingest_until_removed)
 Test(access, a_restricted_product_serves_its_readers_and_admins_only)
 {
     char readers[128];
-    snprintf(readers, sizeof readers, "%s", s_reader.hex);
+    snprintf(readers, sizeof readers, "\"%s\"", s_reader.hex);
     s_product("restricted", readers);
 
     dm_h_result_t r = s_count_as(s_stranger.file);
@@ -264,7 +225,7 @@ Test(access, a_restricted_product_serves_its_readers_and_admins_only)
 Test(access, a_private_product_serves_admins_only)
 {
     char readers[128];
-    snprintf(readers, sizeof readers, "%s", s_reader.hex);
+    snprintf(readers, sizeof readers, "\"%s\"", s_reader.hex);
     s_product("private", readers);
     dm_h_result_t r = s_count_as(s_reader.file);
     cr_assert_eq(r.status, 1, "a listed reader read a private product: %s", r.out);
@@ -452,7 +413,7 @@ static bool s_audit_ready(void *ctx)
 Test(access, the_audit_lists_every_decision_allowed_and_denied)
 {
     char readers[128];
-    snprintf(readers, sizeof readers, "%s", s_reader.hex);
+    snprintf(readers, sizeof readers, "\"%s\"", s_reader.hex);
     s_product("restricted", readers); /* register and ingest by the node */
     const char *ing[] = {"ingest", "commerce/orders", s_rows, NULL};
     dm_h_result_t r = dm_h_run_as("dmctl", s_stranger.file, &s_node, ing, NULL);

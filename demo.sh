@@ -2,7 +2,9 @@
 # demo.sh: installs missing packages, builds, then shows one domain node at
 # work: start meshd for the commerce domain, validate and register the
 # example orders product, ingest sample records (two are invalid and get
-# quarantined with their reasons), list products and the quarantine, stop.
+# quarantined with their reasons), list products and the quarantine; then
+# an analyst with an identity of their own (dmctl keygen, whoami) is refused
+# the restricted product until the owner grants them; stop.
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/deps.sh
@@ -55,6 +57,28 @@ step dmctl --data "$data/commerce" products
 
 step dmctl --data "$data/commerce" quarantine commerce/orders
 "$bin/dmctl" --data "$data/commerce" quarantine commerce/orders
+
+# Who may read: --data acts with the node's own key (a domain admin);
+# anyone else has an identity of their own. orders is `access: restricted`,
+# so an analyst is refused until the owner grants them.
+step dmctl keygen "$data/analyst.key"
+"$bin/dmctl" keygen "$data/analyst.key" >/dev/null
+"$bin/dmctl" whoami --identity "$data/analyst.key"
+analyst=$("$bin/dmctl" whoami --identity "$data/analyst.key" --json |
+  sed -n 's/.*"key":"\([0-9a-f]\{64\}\)".*/\1/p')
+[ -n "$analyst" ] || { echo "dmctl whoami --json printed no key" >&2; exit 1; }
+
+step meshq --identity "$data/analyst.key" --data "$data/commerce" query "SELECT count(*) FROM commerce.orders"
+# Exit status 1: the node refused, as it should.
+"$bin/meshq" --identity "$data/analyst.key" --data "$data/commerce" \
+  query "SELECT count(*) FROM commerce.orders" && { echo "not refused" >&2; exit 1; } || [ $? = 1 ]
+
+step dmctl --data "$data/commerce" grant commerce/orders "$analyst"
+"$bin/dmctl" --data "$data/commerce" grant commerce/orders "$analyst"
+
+step meshq --identity "$data/analyst.key" --data "$data/commerce" query "SELECT count(*) FROM commerce.orders"
+"$bin/meshq" --identity "$data/analyst.key" --data "$data/commerce" \
+  query "SELECT count(*) FROM commerce.orders"
 
 step "kill -TERM meshd"
 kill -TERM "$node_pid"; wait "$node_pid" || true

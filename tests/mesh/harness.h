@@ -68,8 +68,10 @@ long long dm_h_now_ms(void);
 typedef struct dm_identity dm_identity_t;
 typedef struct dm_h_raw dm_h_raw_t;
 
-/* Connects to the node's self-certifying address as identity id (NULL: a
- * fresh throwaway key). NULL if the address does not parse. */
+/* Connects to the node's self-certifying address as identity id, claimed
+ * in the handshake as the tools do, so the node knows the caller (NULL: a
+ * fresh throwaway key the node cannot verify: public reads only). NULL if
+ * the address does not parse. */
 dm_h_raw_t *dm_h_raw_new(const char *node_addr, const dm_identity_t *id);
 /* Closes the socket, waiting at most 2 s to deliver what is queued. */
 void dm_h_raw_destroy(dm_h_raw_t **self_p);
@@ -81,6 +83,11 @@ bool dm_h_raw_send_env(dm_h_raw_t *self, const void *envelope);
 /* Receives one frame within timeout_ms into a malloc'd buffer (*len set);
  * NULL on timeout. */
 void *dm_h_raw_recv(dm_h_raw_t *self, size_t *len, int timeout_ms);
+
+/* The node's own identity (DIR/identity.key): a domain admin, for a raw
+ * client whose requests must pass the access check to reach the code
+ * under test. The caller destroys it; NULL if it cannot be read. */
+dm_identity_t *dm_h_node_identity(const dm_h_node_t *n);
 
 /* Pings the node with a fresh client and returns the round trip in ms, or
  * -1 if no Pong came within timeout_ms. */

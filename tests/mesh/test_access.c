@@ -382,7 +382,7 @@ static bool s_audit_has(const char *json, const char *caller, const char *action
         char *rec = strndup(o, (size_t)(end - o));
         bool hit = s_field_has(rec, "caller", caller) && s_field_has(rec, "action", action) &&
                    s_field_has(rec, "product", product) &&
-                   strstr(rec, allowed ? "\"allowed\":true" : "\"allowed\":false") &&
+                   s_field_has(rec, "decision", allowed ? "allow" : "deny") &&
                    strstr(rec, "\"rule\":\"") && !strstr(rec, "\"rule\":\"\"") &&
                    strstr(rec, "\"policy_version\":");
         free(rec);

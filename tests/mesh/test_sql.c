@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "identity/identity.h"
 #include "transport/envelope.h"
 #include "transport/rpc.h"
 
@@ -252,8 +253,13 @@ static Dm__Envelope *s_next(dm_rpc_client_t *c, uint64_t cursor)
 
 Test(sql, a_client_cannot_pull_another_clients_query)
 {
+    /* a may read the restricted orders (the node's own key, an admin);
+     * b is any other client. */
     dm_rpc_client_t *a = NULL, *b = NULL;
-    cr_assert_eq(dm_rpc_client_new(s_node.addr, 5000, &a, NULL), DM_OK);
+    dm_identity_t *admin = dm_h_node_identity(&s_node);
+    cr_assert_not_null(admin);
+    cr_assert_eq(dm_rpc_client_new_as(s_node.addr, 5000, admin, &a, NULL), DM_OK);
+    dm_identity_destroy(&admin);
     cr_assert_eq(dm_rpc_client_new(s_node.addr, 5000, &b, NULL), DM_OK);
     uint64_t cursor = s_open_cursor(a);
     Dm__Envelope *rep = s_next(b, cursor);

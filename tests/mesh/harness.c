@@ -443,6 +443,14 @@ dm_identity_t *dm_h_node_identity(const dm_h_node_t *n)
     return dm_identity_load(n->dir, &id, NULL) == DM_OK ? id : NULL;
 }
 
+dm_h_raw_t *dm_h_raw_admin(const dm_h_node_t *n)
+{
+    dm_identity_t *id = dm_h_node_identity(n);
+    dm_h_raw_t *raw = id ? dm_h_raw_new(n->addr, id) : NULL;
+    dm_identity_destroy(&id);
+    return raw;
+}
+
 long long dm_h_ping_ms(const dm_h_node_t *n, int timeout_ms)
 {
     long long t0 = dm_h_now_ms();

@@ -88,6 +88,9 @@ void *dm_h_raw_recv(dm_h_raw_t *self, size_t *len, int timeout_ms);
  * client whose requests must pass the access check to reach the code
  * under test. The caller destroys it; NULL if it cannot be read. */
 dm_identity_t *dm_h_node_identity(const dm_h_node_t *n);
+/* A raw client acting as node n's own key (dm_h_raw_new with
+ * dm_h_node_identity); NULL on failure. */
+dm_h_raw_t *dm_h_raw_admin(const dm_h_node_t *n);
 
 /* Pings the node with a fresh client and returns the round trip in ms, or
  * -1 if no Pong came within timeout_ms. */

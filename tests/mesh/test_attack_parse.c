@@ -1,5 +1,6 @@
-/* test_attack_parse.c: an outsider registers the largest contracts the
- * parser has to read (a 90,000-value enum, a 65,536-value enum with a
+/* test_attack_parse.c: a hostile domain admin (the node's own key; an
+ * outsider's register is refused before any parsing, which the last test
+ * checks) registers the largest contracts the parser has to read (a 90,000-value enum, a 65,536-value enum with a
  * duplicate at its far end, 4,096 misspelt references, 16,000 fields) with
  * raw RegisterReq envelopes; the node refuses each with a diagnostic at
  * its line:col, answers pings within a second while it parses and after,
@@ -94,7 +95,7 @@ static void s_expect_refusal(dm_h_raw_t *raw, uint64_t id, dm_buf_t *contract, c
 
 Test(attack_parse, large_contracts_refused_and_node_keeps_serving)
 {
-    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, NULL);
+    dm_h_raw_t *raw = dm_h_raw_admin(&s_node);
     cr_assert_not_null(raw);
 
     dm_buf_t b = DM_BUF_INIT;
@@ -127,5 +128,15 @@ Test(attack_parse, large_contracts_refused_and_node_keeps_serving)
                  rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
     dm__envelope__free_unpacked(rep, NULL);
     dm_buf_free(&b);
+    dm_h_raw_destroy(&raw);
+}
+
+Test(attack_parse, an_outsiders_large_contract_is_refused_before_parsing)
+{
+    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, NULL);
+    cr_assert_not_null(raw);
+    dm_buf_t b = DM_BUF_INIT;
+    s_enum(&b, 90000, -1);
+    s_expect_refusal(raw, 1, &b, "permission denied: register");
     dm_h_raw_destroy(&raw);
 }

@@ -1,6 +1,8 @@
-/* test_attack_regex.c: an outsider registers contracts whose patterns
- * would make glibc's regcomp pin gigabytes (nested bounded repetitions,
- * huge bounds, backreferences) with raw RegisterReq envelopes; the node
+/* test_attack_regex.c: a hostile domain admin (the node's own key: an
+ * outsider's register is refused before any parsing) registers contracts
+ * whose patterns would make glibc's regcomp pin gigabytes (nested bounded
+ * repetitions, huge bounds, backreferences) with raw RegisterReq
+ * envelopes; the node
  * refuses each with a diagnostic naming the limit and answers pings within
  * a second throughout. dmctl validate refuses the same file at once. */
 #include <criterion/criterion.h>
@@ -89,7 +91,7 @@ static char *s_register(dm_h_raw_t *raw, uint64_t id, const char *contract)
 
 Test(attack_regex, hostile_patterns_refused_and_node_keeps_serving)
 {
-    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, NULL);
+    dm_h_raw_t *raw = dm_h_raw_admin(&s_node);
     cr_assert_not_null(raw);
     for (size_t i = 0; i < sizeof s_hostile / sizeof s_hostile[0]; i++) {
         char *c = s_contract(s_hostile[i]);
@@ -187,7 +189,7 @@ Test(attack_regex, stored_hostile_contract_at_restart)
     cr_assert(dm_h_ping_ms(&s_node, T_PING_MS) >= 0);
     cr_assert(s_log_has("product attack/regex is not served"), "no log line in %s", s_node.log);
 
-    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, NULL);
+    dm_h_raw_t *raw = dm_h_raw_admin(&s_node);
     cr_assert_not_null(raw);
     char *v2 = s_contract("^a{1,100}$");
     char *ver = strstr(v2, "1.0.0");
@@ -225,7 +227,7 @@ static void s_big_record(dm_buf_t *out, int id, bool with_match, uint64_t *seed)
  * pass and the node answers pings meanwhile. */
 Test(attack_regex, ingest_of_long_values_against_a_costly_pattern)
 {
-    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, NULL);
+    dm_h_raw_t *raw = dm_h_raw_admin(&s_node);
     cr_assert_not_null(raw);
     char *c = s_contract("(a|b)*a.{100}c");
     Dm__Envelope *rep = s_call_register(raw, 1, c);

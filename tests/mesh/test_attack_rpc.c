@@ -1,9 +1,11 @@
 /* test_attack_rpc.c: an outsider (a throwaway CURVE key, not a member)
- * sends a real meshd every request type of proto/mesh.proto's Envelope
- * with its body empty, its fields absent, maximal or of the wrong wire
- * type, garbage and truncated envelopes. After every batch the node still
- * answers a ping within a second, its process is alive, and the product
- * and records registered before the attack are still there. */
+ * and a hostile domain admin (the node's own key, whose requests pass the
+ * access check and reach every parser) send a real meshd every request
+ * type of proto/mesh.proto's Envelope with its body empty, its fields
+ * absent, maximal or of the wrong wire type, garbage and truncated
+ * envelopes. After every batch the node still answers a ping within a
+ * second, its process is alive, and the product and records registered
+ * before the attack are still there. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdint.h>
@@ -25,8 +27,8 @@
 #define T_QUIET_MS 300         /* no reply for this long: the batch is drained */
 #define T_DRAIN_MAX_MS 20000   /* a batch is drained within this at most */
 #define T_RECORDS 3
-#define T_BODY_FIRST 2         /* Envelope body field numbers: 2..25 */
-#define T_BODY_LAST 25
+#define T_BODY_FIRST 2         /* Envelope body field numbers: 2..37 */
+#define T_BODY_LAST 37
 #define T_BIG_BYTES (15 << 20) /* under the 16 MiB message bound */
 #define T_GARBAGE_FRAMES 300
 #define T_GARBAGE_MAX 4096
@@ -141,11 +143,13 @@ static void s_free(s_wire *w)
     *w = (s_wire){0};
 }
 
-/* ---- the outsider ---- */
+/* ---- the attackers ---- */
 
-static dm_h_raw_t *s_outsider(void)
+/* A throwaway key (admin false: every write is refused before it is
+ * parsed) or the node's own key (admin true: requests reach the parsers). */
+static dm_h_raw_t *s_attacker(bool admin)
 {
-    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, NULL);
+    dm_h_raw_t *raw = admin ? dm_h_raw_admin(&s_node) : dm_h_raw_new(s_node.addr, NULL);
     cr_assert_not_null(raw);
     return raw;
 }
@@ -211,7 +215,15 @@ static Dm__Envelope *s_reply(dm_h_raw_t *raw, uint64_t id)
 
 Test(attack_rpc, register_with_empty_contract_is_refused_and_the_node_lives)
 {
-    dm_h_raw_t *raw = s_outsider();
+    dm_h_raw_t *raw = s_attacker(false);
+    s_send_body(raw, 6, DM__ENVELOPE__BODY_REGISTER_REQ, NULL, 0);
+    Dm__Envelope *denied = s_reply(raw, 6);
+    cr_assert_not_null(denied, "no answer to an outsider's empty RegisterReq");
+    cr_assert_eq(denied->body_case, DM__ENVELOPE__BODY_ERROR);
+    cr_assert_eq(denied->error->code, DM_ERR_DENIED, "%s", denied->error->message);
+    dm__envelope__free_unpacked(denied, NULL);
+    dm_h_raw_destroy(&raw);
+    raw = s_attacker(true);
     s_send_body(raw, 7, DM__ENVELOPE__BODY_REGISTER_REQ, NULL, 0);
     Dm__Envelope *rep = s_reply(raw, 7);
     cr_assert_not_null(rep, "no answer to an empty RegisterReq");
@@ -234,9 +246,9 @@ Test(attack_rpc, register_with_empty_contract_is_refused_and_the_node_lives)
 
 /* ---- every body empty, every field absent ---- */
 
-Test(attack_rpc, every_request_type_with_an_empty_body_or_none)
+static void s_empty_bodies(bool admin)
 {
-    dm_h_raw_t *raw = s_outsider();
+    dm_h_raw_t *raw = s_attacker(admin);
     for (unsigned f = T_BODY_FIRST; f <= T_BODY_LAST; f++)
         s_send_body(raw, f, f, NULL, 0);
     /* An envelope of only an id, one of nothing, one of only a body key. */
@@ -254,12 +266,18 @@ Test(attack_rpc, every_request_type_with_an_empty_body_or_none)
     s_free(&w);
     cr_assert_gt(s_drain(raw), 0, "the node answered none of the empty requests");
     dm_h_raw_destroy(&raw);
-    s_still_serving("empty bodies");
+    s_still_serving(admin ? "empty bodies from an admin" : "empty bodies from an outsider");
+}
+
+Test(attack_rpc, every_request_type_with_an_empty_body_or_none)
+{
+    s_empty_bodies(false);
+    s_empty_bodies(true);
 }
 
 /* Each string field of a request body: absent, empty, one byte, NUL inside,
  * invalid UTF-8, and 1 MiB; each number 0 and 2^64-1. */
-Test(attack_rpc, every_field_absent_empty_odd_and_maximal)
+static void s_odd_fields(bool admin)
 {
     static const struct {
         unsigned body;
@@ -271,6 +289,9 @@ Test(attack_rpc, every_field_absent_empty_odd_and_maximal)
         {DM__ENVELOPE__BODY_QUERY_NEXT, 1},     {DM__ENVELOPE__BODY_QUERY_CLOSE, 1},
         {DM__ENVELOPE__BODY_DESCRIBE_REQ, 2},   {DM__ENVELOPE__BODY_MEMBERS_REQ, 1},
         {DM__ENVELOPE__BODY_CATALOG_SYNC, 4},   {DM__ENVELOPE__BODY_PING, 1},
+        {DM__ENVELOPE__BODY_ADMINS_REQ, 2},     {DM__ENVELOPE__BODY_GRANT_REQ, 4},
+        {DM__ENVELOPE__BODY_POLICY_PUBLISH_REQ, 1}, {DM__ENVELOPE__BODY_POLICY_GET_REQ, 1},
+        {DM__ENVELOPE__BODY_AUDIT_REQ, 3},      {DM__ENVELOPE__BODY_WHOAMI_REQ, 1},
     };
     size_t big_len = 1 << 20;
     char *big = malloc(big_len);
@@ -282,7 +303,7 @@ Test(attack_rpc, every_field_absent_empty_odd_and_maximal)
     } texts[] = {{"", 0}, {"c", 1}, {"commerce\0orders", 15}, {"\xff\xfe\xc0\x80", 4},
                  {big, big_len}};
     const uint64_t nums[] = {0, 1, UINT64_MAX, (uint64_t)INT64_MAX + 1};
-    dm_h_raw_t *raw = s_outsider();
+    dm_h_raw_t *raw = s_attacker(admin);
     uint64_t id = 1000;
     for (size_t r = 0; r < sizeof reqs / sizeof reqs[0]; r++) {
         for (unsigned f = 1; f <= reqs[r].nfields; f++) {
@@ -329,17 +350,23 @@ Test(attack_rpc, every_field_absent_empty_odd_and_maximal)
     free(big);
     cr_assert_gt(s_drain(raw), 0);
     dm_h_raw_destroy(&raw);
-    s_still_serving("absent, empty, odd and maximal fields");
+    s_still_serving(admin ? "odd fields from an admin" : "odd fields from an outsider");
+}
+
+Test(attack_rpc, every_field_absent_empty_odd_and_maximal)
+{
+    s_odd_fields(false);
+    s_odd_fields(true);
 }
 
 /* Messages as large as the transport lets through: a 15 MiB contract, a
  * 15 MiB ingest batch of one line and one of empty lines, a 15 MiB SQL
  * text and swim payload, and one over the bound. */
-Test(attack_rpc, maximal_messages)
+static void s_maximal(bool admin)
 {
     char *big = malloc(T_BIG_BYTES);
     cr_assert_not_null(big);
-    dm_h_raw_t *raw = s_outsider();
+    dm_h_raw_t *raw = s_attacker(admin);
     memset(big, 'x', T_BIG_BYTES);
     s_wire body = {0};
     s_ld(&body, 1, big, T_BIG_BYTES);
@@ -366,7 +393,13 @@ Test(attack_rpc, maximal_messages)
     free(big);
     s_drain(raw);
     dm_h_raw_destroy(&raw);
-    s_still_serving("maximal messages");
+    s_still_serving(admin ? "maximal messages from an admin" : "maximal messages from an outsider");
+}
+
+Test(attack_rpc, maximal_messages)
+{
+    s_maximal(false);
+    s_maximal(true);
 }
 
 /* ---- garbage, truncation, wrong wire types ---- */
@@ -379,9 +412,9 @@ static uint64_t s_rand(uint64_t *state)
     return *state;
 }
 
-Test(attack_rpc, garbage_truncated_envelopes_and_wrong_wire_types)
+static void s_garbage(bool admin)
 {
-    dm_h_raw_t *raw = s_outsider();
+    dm_h_raw_t *raw = s_attacker(admin);
     /* Random frames from a fixed seed, some starting like an envelope. */
     uint64_t seed = 0x9e3779b97f4a7c15ULL;
     uint8_t buf[T_GARBAGE_MAX];
@@ -462,7 +495,13 @@ Test(attack_rpc, garbage_truncated_envelopes_and_wrong_wire_types)
     }
     cr_assert_gt(s_drain(raw), 0);
     dm_h_raw_destroy(&raw);
-    s_still_serving("garbage, truncated envelopes and wrong wire types");
+    s_still_serving(admin ? "garbage from an admin" : "garbage from an outsider");
+}
+
+Test(attack_rpc, garbage_truncated_envelopes_and_wrong_wire_types)
+{
+    s_garbage(false);
+    s_garbage(true);
 }
 
 /* Membership and catalog bodies from a key that passes the transport check

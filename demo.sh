@@ -62,7 +62,9 @@ step dmctl --data "$data/commerce" quarantine commerce/orders
 # anyone else has an identity of their own. orders is `access: restricted`,
 # so an analyst is refused until the owner grants them.
 step dmctl keygen "$data/analyst.key"
-"$bin/dmctl" keygen "$data/analyst.key" >/dev/null
+"$bin/dmctl" keygen "$data/analyst.key" >/dev/null 2>&1
+
+step dmctl whoami --identity "$data/analyst.key"
 "$bin/dmctl" whoami --identity "$data/analyst.key"
 analyst=$("$bin/dmctl" whoami --identity "$data/analyst.key" --json |
   sed -n 's/.*"key":"\([0-9a-f]\{64\}\)".*/\1/p')

@@ -62,7 +62,8 @@ step dmctl --data "$data/commerce" quarantine commerce/orders
 # anyone else has an identity of their own. orders is `access: restricted`,
 # so an analyst is refused until the owner grants them.
 step dmctl keygen "$data/analyst.key"
-"$bin/dmctl" keygen "$data/analyst.key" >/dev/null 2>&1
+"$bin/dmctl" keygen "$data/analyst.key" >/dev/null 2>"$data/keygen.err" ||
+  { cat "$data/keygen.err" >&2; exit 1; }
 
 step dmctl whoami --identity "$data/analyst.key"
 "$bin/dmctl" whoami --identity "$data/analyst.key"

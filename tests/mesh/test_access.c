@@ -14,6 +14,7 @@
 
 #include "harness.h"
 #include "harness_access.h"
+#include "transport/envelope.h"
 
 #define T_GRANT_MS 1000 /* a grant or a revocation holds on the owner within this */
 
@@ -250,12 +251,45 @@ Test(access, a_private_product_serves_admins_only)
     dm_h_result_free(&r);
 }
 
-Test(access, a_public_product_serves_any_identity)
+/* A one-batch count of commerce.orders by a client the node cannot verify
+ * (a throwaway CURVE key): true when served. */
+static bool s_unverified_count(void)
+{
+    Dm__QueryReq q = DM__QUERY_REQ__INIT;
+    q.sql = "SELECT count(*) FROM commerce.orders";
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_QUERY_REQ, &q);
+    Dm__Envelope *rep = dm_h_call_as(&s_node, NULL, &req);
+    cr_assert_not_null(rep, "no reply to an unverified client's query");
+    bool served = rep->body_case == DM__ENVELOPE__BODY_QUERY_REP && rep->query_rep->nrows == 1;
+    if (!served)
+        cr_assert(rep->body_case == DM__ENVELOPE__BODY_ERROR &&
+                      strstr(rep->error->message, "access denied to commerce.orders"),
+                  "unexpected reply %d", (int)rep->body_case);
+    dm__envelope__free_unpacked(rep, NULL);
+    return served;
+}
+
+Test(access, a_public_product_serves_any_identity_and_only_it_serves_unverified_ones)
 {
     s_product("public", "");
     dm_h_result_t r = s_count_as(s_stranger.file);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "n\n4\n");
+    dm_h_result_free(&r);
+    cr_assert(s_unverified_count(), "an unverified client was refused a public product");
+    /* The same product made restricted, with the stranger as a reader: an
+     * unverified key is no one's reader. */
+    char readers[128];
+    snprintf(readers, sizeof readers, "\"%s\"", s_stranger.hex);
+    dm_h_write(s_yaml, dm_h_orders_contract("commerce", "orders", "1.1.0", "restricted", readers));
+    const char *reg[] = {"register", s_yaml, NULL};
+    r = dm_h_run_admin("dmctl", &s_node, reg, NULL);
+    cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+    dm_h_result_free(&r);
+    cr_assert_not(s_unverified_count(), "an unverified client read a restricted product");
+    r = s_count_as(s_stranger.file);
+    cr_assert_eq(r.status, 0, "the listed reader was refused: %s", r.err);
     dm_h_result_free(&r);
 }
 

@@ -205,6 +205,49 @@ Test(governance, a_governance_deny_overrides_an_owners_public_access)
     dm_h_result_free(&r);
 }
 
+Test(governance, a_register_breaking_a_contract_rule_is_refused_naming_rule_and_version)
+{
+    s_start(0, "commerce", s_gov_arg);
+    s_certify(&s_nodes[0]);
+    s_publish_ok(&s_nodes[0],
+                 s_file("baseline.yaml",
+                        "apiVersion: datamesh.io/v1\nkind: Policy\nmetadata: {name: baseline}\n"
+                        "spec:\n  contractRules:\n"
+                        "    - {name: require-freshness, require: sla.freshness}\n"
+                        "    - {name: no-public-pii, forbid: public-pii}\n"));
+    dm_h_gov_t g = dm_h_policy_get(&s_nodes[0]);
+    cr_assert(dm_h_gov_has(&g, "baseline", 0));
+    /* A public product with a pii field and no sla.freshness. */
+    char text[2048];
+    snprintf(text, sizeof text, "%s",
+             dm_h_orders_contract("commerce", "orders", "1.0.0", "public", ""));
+    char *sla = strstr(text, "  sla:\n    freshness: 5m\n");
+    cr_assert_not_null(sla);
+    memmove(sla, sla + strlen("  sla:\n    freshness: 5m\n"),
+            strlen(sla + strlen("  sla:\n    freshness: 5m\n")) + 1);
+    const char *file = s_file("no-sla.yaml", text);
+    const char *reg[] = {"register", file, NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_nodes[0], reg, NULL);
+    cr_assert_neq(r.status, 0, "a contract breaking the mesh's rules was registered");
+    char version[64];
+    snprintf(version, sizeof version, "version %llu", (unsigned long long)g.policy_version);
+    cr_assert(strstr(r.err, "require-freshness") && strstr(r.err, "no-public-pii") &&
+                  strstr(r.err, "baseline") && strstr(r.err, version),
+              "the refusal does not name both rules, the policy and %s: %s", version, r.err);
+    dm_h_result_free(&r);
+    /* dmctl validate with a node checks the same rules. */
+    const char *val[] = {"validate", file, NULL};
+    r = dm_h_run_admin("dmctl", &s_nodes[0], val, NULL);
+    cr_assert_eq(r.status, 1, "validate passed a contract breaking the mesh's rules: %s", r.out);
+    cr_assert(strstr(r.out, "require-freshness") || strstr(r.err, "require-freshness"), "%s%s",
+              r.out, r.err);
+    dm_h_result_free(&r);
+    const char *list[] = {"products", "--json", NULL};
+    r = dm_h_run_admin("dmctl", &s_nodes[0], list, NULL);
+    cr_assert_null(strstr(r.out, "\"orders\""), "the refused product is listed: %s", r.out);
+    dm_h_result_free(&r);
+}
+
 /* ---- masks, row filters, group readers ---- */
 
 Test(governance, a_pii_mask_and_a_row_filter_change_what_a_group_sees)

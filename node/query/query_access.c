@@ -269,8 +269,8 @@ dm_err dm_query__create_view(sqlite3 *db, const dm_qtable_t *t, dm_buf_t *why)
     dm_query__quote_ident(&sql, t->domain);
     dm_buf_putc(&sql, '.');
     dm_query__quote_ident(&sql, raw.data);
-    if (t->row_filter)
-        dm_buf_printf(&sql, " WHERE (%s)", t->row_filter);
+    if (t->row_filter) /* the newline ends a -- comment the predicate may close with */
+        dm_buf_printf(&sql, " WHERE (%s\n)", t->row_filter);
     const char *msg = NULL;
     int rc = s_exec_one(db, sql.data, &msg);
     if (rc == SQLITE_OK) { /* errors in the view's body show only when it is used */

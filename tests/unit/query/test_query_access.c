@@ -264,7 +264,7 @@ Test(query_access, a_where_on_a_masked_column_compares_the_masked_value)
 Test(query_access, a_row_filter_keeps_only_its_rows)
 {
     s_orders();
-    s_rule("commerce", "orders")->filter = "status = 'paid' OR customerId = 'c3'";
+    s_rule("commerce", "orders")->filter = "status = 'paid' OR customerId = 'c3' -- or c3";
     s_expect("SELECT customerId FROM commerce.orders ORDER BY customerId",
              "'c1'\n'c2'\n'c2'\n'c3'\n");
     s_expect("SELECT count(*) FROM commerce.orders WHERE qty = 1", "2\n");

@@ -99,6 +99,11 @@ DM_NODISCARD dm_err dm_policy_set_new(uint64_t version, dm_policy_set_t **out);
  * refused at publish) or certify a domain to two nodes; DM_ERR_TOOBIG past
  * DM_POLICY_MAX_DOCS. The set is unchanged on failure. */
 DM_NODISCARD dm_err dm_policy_set_add(dm_policy_set_t *s, dm_policy_doc_t **doc, dm_buf_t *why);
+/* Whether dm_policy_set_add(s, doc) would succeed: the same refusals with
+ * the same line in why, s and doc unchanged (s may be sealed: the node's
+ * governance check tries a published document against its current set). */
+DM_NODISCARD dm_err dm_policy_set_check(const dm_policy_set_t *s, const dm_policy_doc_t *doc,
+                                        dm_buf_t *why);
 /* Builds the lookup indexes; afterwards the set is read-only. Call once
  * after the last add, before the first decision. DM_ERR_NOMEM. */
 DM_NODISCARD dm_err dm_policy_set_seal(dm_policy_set_t *s);

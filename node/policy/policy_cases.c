@@ -234,7 +234,10 @@ static void s_case_masks(s_file_t *f, const dm_ytree_node_t *m, s_case_t *c)
                   c->product->name);
             continue;
         }
-        int x = dm_policy__choice(f->cx.d, f->cx.file, m->items[2 * i + 1], "mask", masks, 6);
+        const dm_ytree_node_t *v = m->items[2 * i + 1];
+        int x = v->kind == DM_YNODE_SCALAR && strcmp(v->text, "null") == 0
+                    ? (int)DM_POLICY_MASK_NULL /* a plain null names the mask here */
+                    : dm_policy__choice(f->cx.d, f->cx.file, v, "mask", masks, 6);
         if (x > 0)
             c->masks[fi] = (dm_policy_mask)x;
     }

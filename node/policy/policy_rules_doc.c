@@ -105,6 +105,8 @@ static void s_mask(dm_policy__cx_t *cx, const dm_ytree_node_t *m, size_t i, dm_p
     if (!(v = dm_ytree_get(m, "mask")))
         dm_diags_add(cx->d, cx->file, m->line, m->col,
                      "%s lacks mask (redact, hash, last4, null or year)", what);
+    else if (v->kind == DM_YNODE_SCALAR && strcmp(v->text, "null") == 0)
+        k = 3; /* YAML reads a plain null as nothing; here it names the mask */
     else
         k = dm_policy__choice(cx->d, cx->file, v, "mask", masks, 5);
     r->mask = k < 0 ? DM_POLICY_MASK_NONE : (dm_policy_mask)(k + 1);

@@ -222,7 +222,8 @@ static dm_err s_collect(dm_policy_set_t *s)
 dm_err dm_policy_set_seal(dm_policy_set_t *s)
 {
     assert(!s->sealed);
-    qsort(s->docs, s->ndocs, sizeof *s->docs, s_doc_cmp);
+    if (s->ndocs > 1) /* an empty set has no array at all */
+        qsort(s->docs, s->ndocs, sizeof *s->docs, s_doc_cmp);
     if (s_collect(s) != DM_OK)
         return DM_ERR_NOMEM;
     qsort(s->groups, s->ngroups, sizeof *s->groups, s_group_cmp);

@@ -286,3 +286,20 @@ Test(policy, decides_from_many_threads_over_many_products)
     }
     dm_policy_set_unref(&s);
 }
+
+Test(policy, an_empty_set_decides_as_the_owner)
+{
+    const char *docs[] = {NULL};
+    dm_policy_set_t *s = set_of(9, docs);
+    cr_assert_eq(dm_policy_set_ndocs(s), 0);
+    product_t_ x;
+    product_init(&x, DM_ACCESS_PUBLIC);
+    key_t_ ee = key_of(0xee);
+    dm_policy_decision_t d = decide(s, ee.b, DM_POLICY_READ, &x.p);
+    cr_assert(d.allow);
+    cr_assert_eq(d.policy_version, 9);
+    cr_assert_null(d.masks);
+    cr_assert_null(d.row_filter);
+    dm_policy_decision_clear(&d);
+    dm_policy_set_unref(&s);
+}

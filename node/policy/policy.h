@@ -19,7 +19,8 @@
  *      product's policies.access: public (any identity, also one the node
  *      could not verify), restricted (its readers and the admins), private
  *      (admins only); readers are keys or group:NAME;
- *   3. a governance allow rule that applies grants what step 2 refused;
+ *   3. a governance allow rule that applies grants what step 2 refused
+ *      (never to a caller the node could not verify);
  *   4. nothing allowed -> DENY.
  * An allowed read carries the column masks and the row filter that apply to
  * the caller (domain admins see raw rows: they hold the store anyway).

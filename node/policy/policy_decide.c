@@ -1,6 +1,7 @@
 /* policy_decide.c: one decision (policy.h's order: governance deny ->
  * owner -> governance allow -> deny), the masks and row filter of an
  * allowed read, and the explanation of a decision. */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,6 +278,7 @@ dm_err dm_policy__decide(const dm_policy_set_t *gov, const dm_policy_owner_t *ow
                          const dm_policy_request_t *req, const char *const *extra, size_t nextra,
                          dm_buf_t *trace, dm_policy_decision_t *out)
 {
+    assert(!gov || gov->sealed);
     memset(out, 0, sizeof *out);
     out->policy_version = gov ? gov->version : 0;
     s_cx_t cx = {gov, owner, req, req->product, extra, nextra, trace, {0}, false, NULL};

@@ -88,9 +88,13 @@
  * product (an encoded dm.AclRecord), published by the domain's owner as
  * products are; a tombstone when the product is deregistered. */
 #define DM_CATALOG_ACL_PREFIX "acl/"
+/* Readers in each list of an acl record at most (each 64 hex digits of a
+ * key, either case, or "group:NAME"). */
+#define DM_CATALOG_ACL_READERS_MAX 1000
 /* Governance entries, published by the governance key only (their origin),
  * never by a node: "gov/root" (an encoded dm.GovRoot: a key rotation) and
  * "gov/doc/NAME" (one governance YAML document, policy/policy.h). */
+#define DM_CATALOG_GOV_PREFIX "gov/"
 #define DM_CATALOG_GOV_ROOT_KEY "gov/root"
 #define DM_CATALOG_GOV_DOC_PREFIX "gov/doc/"
 
@@ -164,10 +168,12 @@ bool dm_catalog_sync_allow(dm_catalog_t *c, const uint8_t sender[DM_ID_PUBLIC_BY
  * root version exactly one higher) makes its key the current one. Giving
  * a key already in the chain keeps the current one; a key not in it is
  * refused (DM_ERR_CONFLICT, a line in why naming both keys) unless the
- * chain is empty. From then on:
+ * chain is empty; this node's own key is refused (DM_ERR_INVALID: the
+ * governance key publishes nothing but gov/ entries). From then on:
  *   - entries whose origin is the current governance key are admitted
  *     whatever membership knows, but only with gov/ keys; gov/ entries from
- *     any other origin are refused (DM_CATALOG_NOT_OWNER);
+ *     any other origin are refused (DM_CATALOG_NOT_OWNER; so are all gov/
+ *     entries while no key is set);
  *   - a "gov/doc/NAME" payload must pass the check set with
  *     dm_catalog_set_gov_check (DM_CATALOG_MALFORMED otherwise);
  *   - domain ownership follows the certificates (dm_catalog_set_certificates).
@@ -207,6 +213,12 @@ DM_NODISCARD dm_err dm_catalog_set_certificates(dm_catalog_t *c, const char *con
  * else whether a certificate binds the domain to origin. */
 bool dm_catalog_certified(const dm_catalog_t *c, const char *domain,
                           const uint8_t origin[DM_ID_PUBLIC_BYTES]);
+/* Appends to payload the live "acl/DOMAIN/NAME" entry of the origin domain
+ * is pinned to: an encoded dm.AclRecord (checked when accepted; may be
+ * empty). DM_ERR_NOTFOUND (nothing appended) when the domain is not
+ * pinned, or its owner published no acl entry for name or tombstoned it. */
+DM_NODISCARD dm_err dm_catalog_acl(const dm_catalog_t *c, const char *domain, const char *name,
+                                   dm_buf_t *payload);
 
 /* ---- local publications ---- */
 

@@ -422,6 +422,15 @@ static bool s_pin(dm_catalog_t *c, const char *domain, const uint8_t *owner, int
     return s_purge(c, domain, owner, false, now_ms);
 }
 
+bool dm_catalog__gov_add(dm_catalog_t *c, const uint8_t *key, uint64_t root_version)
+{
+    uint8_t be[8];
+    s_put_be64(be, root_version);
+    return dm_catalog__chain_append(c, key, root_version) &&
+           dm_catalog__queue(c, DM_STORE_CATALOG_GOV, be, sizeof be, NULL, 0, key,
+                             DM_ID_PUBLIC_BYTES);
+}
+
 /* Forgets the versions seen from origin, so peers offer its entries again. */
 static bool s_unsee(dm_catalog_t *c, const uint8_t *origin)
 {
@@ -569,9 +578,18 @@ static bool s_store(dm_catalog_t *c, const dm_catalog_entry_t *e, dm_catalog__pa
     switch (p->kind) {
     case DM_CATALOG__NODE:
         return s_pin(c, p->domain, e->origin, now_ms);
-    case DM_CATALOG__GOV_ROOT:
+    case DM_CATALOG__GOV_ROOT: {
+        uint8_t key[DM_ID_PUBLIC_BYTES];
+        uint64_t rv = 0;
         c->gov_generation++;
-        return dm_catalog__gov_rotate(c, e);
+        if (!dm_catalog__gov_root_decode(e, key, &rv)) /* it decoded when judged: memory */
+            return false;
+        char h[S_HEX_SHORT + 1];
+        s_hex(key, h);
+        dm_log_info("catalog: governance key rotated to %s... (root version %llu)", h,
+                    (unsigned long long)rv);
+        return dm_catalog__gov_add(c, key, rv);
+    }
     case DM_CATALOG__GOV_DOC:
         c->gov_generation++;
         return true;

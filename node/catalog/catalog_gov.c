@@ -1,19 +1,17 @@
-/* catalog_gov.c: the mesh's governance in the catalog (docs/catalog.md,
- * "Governance"): the governance key chain (set at start, moved by
- * "gov/root" rotations signed by the current key, TUF's root rule), who
- * may publish gov/ entries, the documents of the current key, the domain
- * certificates, and the owner's acl entries as the server reads them.
- * Judging and storing stay in catalog.c, which calls the dm_catalog__gov_*
- * helpers here. */
+/* catalog_gov.c: the mesh's governance as the catalog judges it
+ * (docs/catalog.md, "Governance"): the governance key chain in memory,
+ * who may publish gov/ entries (the current key only, and nothing else),
+ * the checks of "gov/root" rotations (TUF's root rule: signed by the
+ * current key, root version + 1) and "gov/doc/NAME" payloads, the current
+ * key's documents, and the certificate lookup. State only: catalog.c
+ * judges and stores, catalog_trust.c takes the node's settings. */
 #include "catalog/catalog_priv.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 
 #include "base/array.h"
-#include "base/log.h"
 #include "base/text.h"
-#include "storage/catalog_db.h"
 
 #define S_ROOT_KEY_BYTES 9 /* tag + u64 BE root version */
 #define S_HEX_SHORT 16     /* hex digits of a key in messages */
@@ -26,7 +24,7 @@ const uint8_t *dm_catalog__gov_current(const dm_catalog_t *c)
 }
 
 /* Whether key is in the chain (current or retired). */
-static bool s_in_chain(const dm_catalog_t *c, const uint8_t *key)
+bool dm_catalog__in_chain(const dm_catalog_t *c, const uint8_t *key)
 {
     for (size_t i = 0; i < c->nchain; i++)
         if (memcmp(c->chain[i].key, key, DM_ID_PUBLIC_BYTES) == 0)
@@ -34,19 +32,14 @@ static bool s_in_chain(const dm_catalog_t *c, const uint8_t *key)
     return false;
 }
 
-/* Appends key as root version rv to the chain and queues its record. */
-static bool s_chain_add(dm_catalog_t *c, const uint8_t *key, uint64_t rv)
+bool dm_catalog__chain_append(dm_catalog_t *c, const uint8_t *key, uint64_t rv)
 {
     if (!dm_array_reserve(&c->chain, &c->capchain, c->nchain + 1, sizeof *c->chain, 4))
         return false;
     dm_catalog__gov_key_t *k = &c->chain[c->nchain++];
     k->root_version = rv;
     memcpy(k->key, key, DM_ID_PUBLIC_BYTES);
-    uint8_t be[8];
-    for (int i = 7; i >= 0; i--, rv >>= 8)
-        be[i] = (uint8_t)rv;
-    return dm_catalog__queue(c, DM_STORE_CATALOG_GOV, be, sizeof be, NULL, 0, key,
-                             DM_ID_PUBLIC_BYTES);
+    return true;
 }
 
 bool dm_catalog__gov_load(dm_catalog_t *c, const uint8_t *key, size_t klen, const uint8_t *val,
@@ -61,7 +54,7 @@ bool dm_catalog__gov_load(dm_catalog_t *c, const uint8_t *key, size_t klen, cons
     uint64_t want = c->nchain ? c->chain[c->nchain - 1].root_version + 1 : 1;
     if (rv != want) /* a chain has every link from 1 */
         return false;
-    if (!s_chain_add(c, val, rv)) {
+    if (!dm_catalog__chain_append(c, val, rv)) {
         *nomem = true;
         return false;
     }
@@ -77,43 +70,6 @@ static void s_hex(const uint8_t *key, char out[S_HEX_SHORT + 1])
         out[2 * i + 1] = digits[key[i] & 15];
     }
     out[S_HEX_SHORT] = 0;
-}
-
-dm_err dm_catalog_set_governance(dm_catalog_t *c, const uint8_t key[DM_ID_PUBLIC_BYTES],
-                                 dm_buf_t *why)
-{
-    char want[S_HEX_SHORT + 1], cur[S_HEX_SHORT + 1];
-    s_hex(key, want);
-    if (memcmp(key, c->self_id, DM_ID_PUBLIC_BYTES) == 0) {
-        dm_buf_why(why,
-                   "catalog: governance key %s... is this node's own key; the governance key "
-                   "publishes nothing but gov/ entries: make one with keygen",
-                   want);
-        return DM_ERR_INVALID;
-    }
-    if (s_in_chain(c, key))
-        return DM_OK; /* the chain may have moved on: keep its current key */
-    if (c->nchain) {
-        s_hex(dm_catalog__gov_current(c), cur);
-        dm_buf_why(why,
-                   "catalog: governance key %s... is not in this node's key chain, whose "
-                   "current key is %s... (root version %llu); a new key comes only by a rotation signed "
-                   "by the current one",
-                   want, cur, (unsigned long long)c->chain[c->nchain - 1].root_version);
-        return DM_ERR_CONFLICT;
-    }
-    if (!s_chain_add(c, key, 1)) {
-        dm_catalog__abort(c);
-        return DM_ERR_NOMEM;
-    }
-    dm_err err = dm_catalog__commit(c, why);
-    if (!err) {
-        c->gov_generation++;
-        char h[S_HEX_SHORT + 1];
-        s_hex(key, h);
-        dm_log_info("catalog: governance key %s... (root version 1)", h);
-    }
-    return err;
 }
 
 bool dm_catalog_governance(const dm_catalog_t *c, uint8_t key[DM_ID_PUBLIC_BYTES],
@@ -174,7 +130,7 @@ dm_catalog_verdict dm_catalog__gov_gate(const dm_catalog_t *c, const dm_catalog_
     if (gov_key && !from_gov) {
         /* A retired key never comes back: its entry is final. Any other
          * key may be the next one, named by a rotation not here yet. */
-        *seen = s_in_chain(c, e->origin);
+        *seen = dm_catalog__in_chain(c, e->origin);
         s_hex(e->origin, o);
         s_hex(cur, g);
         return s_refuse(why, DM_CATALOG_NOT_OWNER,
@@ -193,8 +149,7 @@ dm_catalog_verdict dm_catalog__gov_gate(const dm_catalog_t *c, const dm_catalog_
     return DM_CATALOG_ACCEPTED;
 }
 
-/* Decodes a gov/root payload: the new key and its root version. */
-static bool s_root_decode(const dm_catalog_entry_t *e, uint8_t key[DM_ID_PUBLIC_BYTES],
+bool dm_catalog__gov_root_decode(const dm_catalog_entry_t *e, uint8_t key[DM_ID_PUBLIC_BYTES],
                           uint64_t *rv)
 {
     Dm__GovRoot *r = dm__gov_root__unpack(NULL, e->payload_len, e->payload);
@@ -221,7 +176,7 @@ dm_catalog_verdict dm_catalog__gov_payload(dm_catalog_t *c, const dm_catalog_ent
     }
     uint8_t key[DM_ID_PUBLIC_BYTES];
     uint64_t rv = 0, cur = c->chain[c->nchain - 1].root_version;
-    if (!s_root_decode(e, key, &rv))
+    if (!dm_catalog__gov_root_decode(e, key, &rv))
         return s_refuse(why, DM_CATALOG_MALFORMED,
                         "gov/root version %llu: the payload is not a dm.GovRoot with a %d-byte "
                         "key",
@@ -232,24 +187,11 @@ dm_catalog_verdict dm_catalog__gov_payload(dm_catalog_t *c, const dm_catalog_ent
                         "must name exactly %llu",
                         (unsigned long long)rv, (unsigned long long)cur,
                         (unsigned long long)(cur + 1));
-    if (s_in_chain(c, key))
+    if (dm_catalog__in_chain(c, key))
         return s_refuse(why, DM_CATALOG_MALFORMED,
                         "gov/root: the new key is already in the governance key chain; a "
                         "rotation names a key never used before");
     return DM_CATALOG_ACCEPTED;
-}
-
-bool dm_catalog__gov_rotate(dm_catalog_t *c, const dm_catalog_entry_t *e)
-{
-    uint8_t key[DM_ID_PUBLIC_BYTES];
-    uint64_t rv = 0;
-    if (!s_root_decode(e, key, &rv)) /* judged by dm_catalog__gov_payload: memory */
-        return false;
-    char h[S_HEX_SHORT + 1];
-    s_hex(key, h);
-    dm_log_info("catalog: governance key rotated to %s... (root version %llu)", h,
-                (unsigned long long)rv);
-    return s_chain_add(c, key, rv);
 }
 
 /* Index of the first item of origin, or where it would go. */
@@ -281,7 +223,7 @@ void dm_catalog_gov_docs(const dm_catalog_t *c, dm_catalog_entry_fn fn, void *ct
 
 /* ---- certificates ---- */
 
-static int s_cert_cmp(const void *a, const void *b)
+int dm_catalog__cert_cmp(const void *a, const void *b)
 {
     return strcmp(((const dm_catalog__cert_t *)a)->domain, ((const dm_catalog__cert_t *)b)->domain);
 }
@@ -292,7 +234,7 @@ const uint8_t *dm_catalog__cert_find(const dm_catalog_t *c, const char *domain)
         return NULL;
     dm_catalog__cert_t key;
     strcpy(key.domain, domain);
-    const dm_catalog__cert_t *k = bsearch(&key, c->certs, c->ncerts, sizeof *c->certs, s_cert_cmp);
+    const dm_catalog__cert_t *k = bsearch(&key, c->certs, c->ncerts, sizeof *c->certs, dm_catalog__cert_cmp);
     return k ? k->node : NULL;
 }
 
@@ -303,66 +245,4 @@ bool dm_catalog_certified(const dm_catalog_t *c, const char *domain,
         return true;
     const uint8_t *node = dm_catalog__cert_find(c, domain);
     return node && memcmp(node, origin, DM_ID_PUBLIC_BYTES) == 0;
-}
-
-/* A sorted copy of the n certificates; DM_ERR_INVALID (a line in why) for
- * a domain that is not a name or is certified twice. */
-static dm_err s_certs_copy(const char *const *domains, const uint8_t (*nodes)[DM_ID_PUBLIC_BYTES],
-                           size_t n, dm_catalog__cert_t **out, dm_buf_t *why)
-{
-    *out = NULL;
-    if (!n)
-        return DM_OK;
-    dm_catalog__cert_t *certs = calloc(n, sizeof *certs);
-    if (!certs)
-        return DM_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++) {
-        if (!dm_text_is_name(domains[i])) {
-            dm_buf_why(why, "catalog: certificate %zu names domain '%.80s', which does not match "
-                            DM_TEXT_NAME_RULE, i + 1, domains[i]);
-            free(certs);
-            return DM_ERR_INVALID;
-        }
-        strcpy(certs[i].domain, domains[i]);
-        memcpy(certs[i].node, nodes[i], DM_ID_PUBLIC_BYTES);
-    }
-    qsort(certs, n, sizeof *certs, s_cert_cmp);
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(certs[i - 1].domain, certs[i].domain) == 0) {
-            dm_buf_why(why, "catalog: domain '%s' has two certificates; one per domain",
-                       certs[i].domain);
-            free(certs);
-            return DM_ERR_INVALID;
-        }
-    *out = certs;
-    return DM_OK;
-}
-
-dm_err dm_catalog_set_certificates(dm_catalog_t *c, const char *const *domains,
-                                   const uint8_t (*nodes)[DM_ID_PUBLIC_BYTES], size_t n,
-                                   dm_buf_t *why)
-{
-    dm_catalog__cert_t *certs = NULL;
-    dm_err err = s_certs_copy(domains, nodes, c->nchain ? n : 0, &certs, why);
-    if (err)
-        return err;
-    dm_catalog__cert_t *old = c->certs;
-    size_t nold = c->ncerts;
-    c->certs = certs;
-    c->ncerts = c->nchain ? n : 0;
-    for (size_t i = 0; i < c->ncerts && !err; i++)
-        if (!dm_catalog__repin(c, certs[i].domain, certs[i].node))
-            err = DM_ERR_NOMEM;
-    if (err)
-        dm_catalog__abort(c);
-    else
-        err = dm_catalog__commit(c, why);
-    if (err) { /* memory was reloaded from the store: the old certificates hold */
-        c->certs = old;
-        c->ncerts = nold;
-        free(certs);
-        return err;
-    }
-    free(old);
-    return DM_OK;
 }

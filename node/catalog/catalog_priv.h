@@ -1,11 +1,12 @@
 /* catalog_priv.h: the layout of dm_catalog_t, shared by the files of
  * node/catalog/. Calls go one way, from the top down:
  *   catalog_sync.c       anti-entropy: digests and deltas (Scuttlebutt)
+ *   catalog_trust.c      the governance key and certificates the node sets
  *   catalog_publish.c    publication of this node's own entries, lookups,
  *                        listings
  *   catalog.c            judging entries, storing them, the domain pins
- *   catalog_gov.c        the governance key chain, governance entries,
- *                        certificates, owners' acl entries
+ *   catalog_gov.c        the governance key chain in memory, who may say
+ *                        gov/ entries, their payloads, certificate lookup
  *   catalog_keys.c       the key grammar and the payload checks
  *   catalog_strangers.c  the quota of origins membership does not know
  *   catalog_limits.c     per-member rate of costly sync messages (called
@@ -175,6 +176,9 @@ bool dm_catalog__queue(dm_catalog_t *c, char tag, const void *a, size_t alen, co
  * owner's seen version drops to 0 (unless owner is this node) so peers
  * send its entries, refused before, again. false without memory. */
 bool dm_catalog__repin(dm_catalog_t *c, const char *domain, const uint8_t *owner);
+/* Makes key the current governance key at root_version (the chain's
+ * next), queued for the store. false without memory. */
+bool dm_catalog__gov_add(dm_catalog_t *c, const uint8_t *key, uint64_t root_version);
 
 /* ---- catalog_keys.c ---- */
 
@@ -209,9 +213,16 @@ dm_catalog_verdict dm_catalog__gov_gate(const dm_catalog_t *c, const dm_catalog_
  * DM_CATALOG_ACCEPTED or MALFORMED with a reason. */
 dm_catalog_verdict dm_catalog__gov_payload(dm_catalog_t *c, const dm_catalog_entry_t *e,
                                            dm_catalog__kind kind, dm_buf_t *why);
-/* Applies the accepted gov/root e: its key becomes current (queued for
- * the store). false without memory. */
-bool dm_catalog__gov_rotate(dm_catalog_t *c, const dm_catalog_entry_t *e);
+/* Decodes a gov/root payload: its new key and root version; false if it
+ * is not a dm.GovRoot with a 32-byte key. */
+bool dm_catalog__gov_root_decode(const dm_catalog_entry_t *e, uint8_t key[DM_ID_PUBLIC_BYTES],
+                                 uint64_t *root_version);
+/* Whether key is in the chain (current or retired). */
+bool dm_catalog__in_chain(const dm_catalog_t *c, const uint8_t *key);
+/* Appends key at root_version to the chain in memory. false without memory. */
+bool dm_catalog__chain_append(dm_catalog_t *c, const uint8_t *key, uint64_t root_version);
+/* Orders dm_catalog__cert_t by domain (qsort, bsearch). */
+int dm_catalog__cert_cmp(const void *a, const void *b);
 /* Loads one stored chain link ('g' record); false if corrupt or without
  * memory (*nomem tells which). */
 bool dm_catalog__gov_load(dm_catalog_t *c, const uint8_t *key, size_t klen, const uint8_t *val,

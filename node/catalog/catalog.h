@@ -6,10 +6,13 @@
  *   "node"                the node record (dm.NodeRecord: domain claim,
  *                         address, products); it claims the domain
  *   "product/DOMAIN/NAME" the canonical contract JSON, or a tombstone
- * A receiver verifies the signature first, then ownership (the first
- * accepted claim of a domain is pinned; claims and products from any other
- * origin are refused), then the version (the highest per (origin, key)
- * wins). Pure logic plus LMDB: no sockets, time is an argument. Not
+ *   "acl/DOMAIN/NAME"     the owner's grants (dm.AclRecord), or a tombstone
+ *   "gov/root", "gov/doc/NAME"  governance, from the governance key only
+ * A receiver verifies the signature first, then who may say it (gov/ keys),
+ * then ownership (a certified domain belongs to its certified node, else
+ * the first accepted claim of a domain is pinned; claims, products and acl
+ * entries from any other origin are refused), then the version (the
+ * highest per (origin, key) wins). Pure logic plus LMDB: no sockets, time is an argument. Not
  * thread-safe: one thread (the node loop) owns a catalog. Every call that
  * changes the catalog commits one synchronous LMDB transaction before it
  * returns, so a process killed at any moment restarts from a consistent

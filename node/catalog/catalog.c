@@ -480,9 +480,10 @@ bool dm_catalog__repin(dm_catalog_t *c, const char *domain, const uint8_t *owner
 }
 
 /* The checks before anything of e is read: bounds, the signature, who may
- * say a governance entry, the origin's admission. ACCEPTED to go on. */
+ * say a governance entry, the origin's admission. ACCEPTED to go on; a
+ * final refusal advances the origin's version if seen_counts. */
 static dm_catalog_verdict s_gate(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
-                                 dm_buf_t *why, dm_err *err)
+                                 bool seen_counts, dm_buf_t *why, dm_err *err)
 {
     if (!e->key || strnlen(e->key, DM_CATALOG_KEY_MAX) >= DM_CATALOG_KEY_MAX || !e->key[0] ||
         e->payload_len > DM_CATALOG_PAYLOAD_MAX || (e->payload_len && !e->payload) ||
@@ -504,7 +505,7 @@ static dm_catalog_verdict s_gate(dm_catalog_t *c, const dm_catalog_entry_t *e, b
     bool seen = false;
     dm_catalog_verdict v = dm_catalog__gov_gate(c, e, &seen, why);
     if (v != DM_CATALOG_ACCEPTED) {
-        if (remote && seen && !s_raise(c, e->origin, e->version))
+        if (seen_counts && seen && !s_raise(c, e->origin, e->version))
             *err = DM_ERR_NOMEM;
         return v;
     }
@@ -564,16 +565,17 @@ static dm_catalog_verdict s_payload(dm_catalog_t *c, const dm_catalog_entry_t *e
 }
 
 /* Stores the accepted e (at index at, replacing old) and what follows from
- * it: a claim pins its domain, a rotation moves the governance key. */
+ * it: its origin's version advances if seen, a claim pins its domain, a
+ * rotation moves the governance key. */
 static bool s_store(dm_catalog_t *c, const dm_catalog_entry_t *e, dm_catalog__parsed_t *p,
-                    size_t at, bool replace, int64_t now_ms)
+                    size_t at, bool replace, bool seen, int64_t now_ms)
 {
     dm_catalog__item_t *it = s_item_new(e, p);
     if (!it || !s_item_place(c, it, at, replace)) {
         s_item_free(it);
         return false;
     }
-    if (!s_queue_entry(c, e, false) || !s_raise(c, e->origin, e->version))
+    if (!s_queue_entry(c, e, false) || (seen && !s_raise(c, e->origin, e->version)))
         return false;
     switch (p->kind) {
     case DM_CATALOG__NODE:
@@ -598,12 +600,13 @@ static bool s_store(dm_catalog_t *c, const dm_catalog_entry_t *e, dm_catalog__pa
     }
 }
 
-dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
-                                     int64_t now_ms, dm_catalog__budget_t *budget, dm_buf_t *why,
+dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *e,
+                                     dm_catalog__source source, int64_t now_ms, dm_catalog__budget_t *budget, dm_buf_t *why,
                                      dm_err *err)
 {
     *err = DM_OK;
-    dm_catalog_verdict v = s_gate(c, e, remote, why, err);
+    bool remote = source != DM_CATALOG__LOCAL, seen = source == DM_CATALOG__DELTA;
+    dm_catalog_verdict v = s_gate(c, e, remote, seen, why, err);
     if (v != DM_CATALOG_ACCEPTED)
         return v;
     dm_catalog__parsed_t p;
@@ -631,9 +634,10 @@ dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *
     /* An authentic refusal still counts as seen, so peers stop resending
      * it; so does a stale entry (it matters after dm_catalog__repin
      * forgot an origin's versions and peers send all of it again). */
-    if (remote && v != DM_CATALOG_BAD_SIGNATURE && !*err && !s_raise(c, e->origin, e->version))
+    if (seen && v != DM_CATALOG_BAD_SIGNATURE && !*err && !s_raise(c, e->origin, e->version))
         *err = DM_ERR_NOMEM;
-    if (v == DM_CATALOG_ACCEPTED && !*err && !s_store(c, e, &p, at, old != NULL, now_ms))
+    if (v == DM_CATALOG_ACCEPTED && !*err &&
+        !s_store(c, e, &p, at, old != NULL, source != DM_CATALOG__PUSH, now_ms))
         *err = DM_ERR_NOMEM;
 out:
     dm_catalog__parsed_clear(&p);

@@ -199,7 +199,8 @@ uint64_t dm_catalog_gov_generation(const dm_catalog_t *c);
  * ordered by key. Cannot fail. */
 typedef int (*dm_catalog_entry_fn)(void *ctx, const dm_catalog_entry_t *e);
 void dm_catalog_gov_docs(const dm_catalog_t *c, dm_catalog_entry_fn fn, void *ctx);
-/* The highest version stored for origin (0 when none). */
+/* The highest version seen or stored for origin (0 when none): a
+ * governance publication takes the next. */
 uint64_t dm_catalog_max_version(const dm_catalog_t *c, const uint8_t origin[DM_ID_PUBLIC_BYTES]);
 /* The active certificates (domain -> node key), from the node's policy
  * set; n 0 clears them. With a governance key set, a domain with a
@@ -248,7 +249,10 @@ DM_NODISCARD dm_err dm_catalog_publish_node(dm_catalog_t *c, const char *domain,
 /* Judges one entry from a peer: signature first, then bounds and key,
  * ownership, version, then the payload (a product's contract must parse
  * and name DOMAIN/NAME). Accepted entries are stored; refused claims are
- * listed as conflicts and logged once. On DM_OK *verdict is set and, unless
+ * listed as conflicts and logged once. A governance entry (a client's
+ * dmctl policy publish, handed to any node out of order) does not advance
+ * its origin's version in the digest, so peers still send what lies below
+ * it; dm_catalog_max_version counts it. On DM_OK *verdict is set and, unless
  * accepted, why (may be NULL) gets a one-line reason. Returns a store
  * error only when a write failed (the catalog is then reloaded from the
  * store). */

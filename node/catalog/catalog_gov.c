@@ -92,11 +92,6 @@ void dm_catalog_set_gov_check(dm_catalog_t *c, dm_catalog_gov_check_fn fn, void 
 
 uint64_t dm_catalog_gov_generation(const dm_catalog_t *c) { return c->gov_generation; }
 
-uint64_t dm_catalog_max_version(const dm_catalog_t *c, const uint8_t origin[DM_ID_PUBLIC_BYTES])
-{
-    const dm_catalog__origin_t *o = dm_catalog__origin_find(c, origin);
-    return o ? o->max_version : 0;
-}
 
 /* ---- judging governance entries ---- */
 
@@ -206,6 +201,17 @@ static size_t s_first_item(const dm_catalog_t *c, const uint8_t *origin)
             hi = mid;
     }
     return lo;
+}
+
+uint64_t dm_catalog_max_version(const dm_catalog_t *c, const uint8_t origin[DM_ID_PUBLIC_BYTES])
+{
+    const dm_catalog__origin_t *o = dm_catalog__origin_find(c, origin);
+    uint64_t v = o ? o->max_version : 0; /* seen in order (the digest's) */
+    for (size_t i = s_first_item(c, origin); /* and pushed alone */
+         i < c->nitems && memcmp(c->items[i]->e.origin, origin, DM_ID_PUBLIC_BYTES) == 0; i++)
+        if (c->items[i]->e.version > v)
+            v = c->items[i]->e.version;
+    return v;
 }
 
 void dm_catalog_gov_docs(const dm_catalog_t *c, dm_catalog_entry_fn fn, void *ctx)

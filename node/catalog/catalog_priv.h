@@ -247,12 +247,25 @@ size_t dm_catalog__wire_bytes(const dm_catalog_entry_t *e);
  * stranger slot. */
 bool dm_catalog__origin_admit(dm_catalog_t *c, const dm_catalog_entry_t *e);
 
-/* Judges e within the pending batch (see dm_catalog_apply). Returns a
- * verdict; DM_ERR_NOMEM aborts through *err. budget (may be NULL) is
+/* Where an entry comes from: this node's own publication, a peer's delta
+ * (in ascending version per origin: each authentic entry advances its
+ * origin's version in the digest; dm_catalog_apply of a node's entry
+ * counts as one), or a governance entry pushed alone (dm_catalog_apply:
+ * out of order, so it advances nothing and the digest keeps asking peers
+ * for what may lie below it). */
+typedef enum {
+    DM_CATALOG__LOCAL,
+    DM_CATALOG__DELTA,
+    DM_CATALOG__PUSH
+} dm_catalog__source;
+
+/* Judges e from source within the pending batch (see dm_catalog_apply).
+ * Returns a verdict; DM_ERR_NOMEM aborts through *err. budget (may be NULL) is
  * charged with the payload of a contract about to be parsed, after every
  * cheaper check; an entry past it sets budget->cut and is left untouched
  * (nothing stored, its version not raised; the verdict is meaningless). */
-dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
+dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *e,
+                                     dm_catalog__source source,
                                 int64_t now_ms, dm_catalog__budget_t *budget, dm_buf_t *why,
                                 dm_err *err);
 /* Commits the pending batch; on failure reloads memory from the store and

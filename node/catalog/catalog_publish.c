@@ -164,7 +164,7 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
     dm_buf_free(&msg);
     if (err)
         return err;
-    dm_catalog_verdict v = dm_catalog__admit(c, &e, false, now_ms, NULL, why, &err);
+    dm_catalog_verdict v = dm_catalog__admit(c, &e, DM_CATALOG__LOCAL, now_ms, NULL, why, &err);
     if (!err && v != DM_CATALOG_ACCEPTED)
         err = DM_ERR_INVALID;
     if (err) {
@@ -223,7 +223,11 @@ dm_err dm_catalog_apply(dm_catalog_t *c, const dm_catalog_entry_t *e, int64_t no
                         dm_catalog_verdict *verdict, dm_buf_t *why)
 {
     dm_err err = DM_OK;
-    *verdict = dm_catalog__admit(c, e, true, now_ms, NULL, why, &err);
+    /* Governance entries reach any node, handed over by dmctl: out of order */
+    bool pushed = e->key && strncmp(e->key, DM_CATALOG_GOV_PREFIX,
+                                    strlen(DM_CATALOG_GOV_PREFIX)) == 0;
+    *verdict = dm_catalog__admit(c, e, pushed ? DM_CATALOG__PUSH : DM_CATALOG__DELTA, now_ms, NULL,
+                                 why, &err);
     if (err) {
         dm_catalog__abort(c);
         return err;

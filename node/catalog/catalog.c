@@ -455,7 +455,9 @@ bool dm_catalog__repin(dm_catalog_t *c, const char *domain, const uint8_t *owner
     s_hex(owner, o);
     dm_log_info("catalog: domain '%s' moved to node %s... by its certificate", domain, o);
     size_t at = 0;
-    if (s_conflict_find(c, domain, owner, &at)) { /* the rightful owner is no claimant */
+    const dm_catalog__conflict_t *mine = s_conflict_find(c, domain, owner, &at);
+    if (mine) { /* the rightful owner is no claimant */
+        at = (size_t)(mine - c->conflicts);
         free(c->conflicts[at].domain);
         memmove(c->conflicts + at, c->conflicts + at + 1,
                 (c->nconflicts - at - 1) * sizeof *c->conflicts);

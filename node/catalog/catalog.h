@@ -53,7 +53,8 @@
  * a quarter, so one peer leaves three quarters to the others, and an
  * honest first sync from one peer still judges 256 KiB a second. Only
  * payload that reaches the contract parser is charged: what fails the
- * cheap checks (decoding, signature, origin admission, staleness) is not. */
+ * cheap checks (decoding, signature, origin admission, staleness) is not;
+ * a governance document's check is charged as a contract. */
 #define DM_CATALOG_JUDGE_SENDER_BYTES DM_CATALOG_JUDGE_BYTES
 /* Senders tracked per window; later ones in the same window share the
  * last row (a bounded table, emptied when the window turns). */
@@ -209,7 +210,9 @@ uint64_t dm_catalog_max_version(const dm_catalog_t *c, const uint8_t origin[DM_I
  * node moves to the certified one; the old owner's products of it stop
  * being listed); a domain without one is still pinned first-come but
  * reported uncertified. Without a governance key certificates are ignored.
- * DM_ERR_NOMEM or a store error (nothing changed). */
+ * Kept in memory only (the moved pins are stored). DM_ERR_INVALID for a
+ * domain that is not a name or is certified twice, DM_ERR_NOMEM or a
+ * store error (nothing changed; a line in why). */
 DM_NODISCARD dm_err dm_catalog_set_certificates(dm_catalog_t *c, const char *const *domains,
                                                 const uint8_t (*nodes)[DM_ID_PUBLIC_BYTES],
                                                 size_t n, dm_buf_t *why);

@@ -625,15 +625,23 @@ static void s_certify(s_node *n, const char *domain, const s_node *owner)
 
 Test(catalog_gov, certificate_moves_the_pin_to_the_certified_node)
 {
-    s_node *n = s_node_new(), *old = s_node_new(), *cert = s_node_new();
+    s_node *n = s_node_new(), *old = s_node_new(), *cert = s_node_new(), *other = s_node_new();
+    if (memcmp(s_pub(cert->id), s_pub(other->id), DM_ID_PUBLIC_BYTES) < 0) {
+        s_node *t = cert; /* the certified node's conflict row is not the first */
+        cert = other;
+        other = t;
+    }
     dm_identity_t *g = s_key_new();
     s_claim(old, "commerce");
     s_product(old, "commerce", "orders");
     s_claim(cert, "commerce");
     s_product(cert, "commerce", "carts");
+    s_claim(other, "commerce");
     cr_assert_eq(s_sync(old, n), 2);
     cr_assert_eq(s_sync(cert, n), 0, "first come: the second claim is refused");
+    cr_assert_eq(s_sync(other, n), 0);
     cr_assert(s_listed_claimant(n, cert));
+    cr_assert(s_listed_claimant(n, other));
     /* certificates count only under a governance key */
     s_certify(n, "commerce", cert);
     uint8_t owner[DM_ID_PUBLIC_BYTES];
@@ -648,6 +656,7 @@ Test(catalog_gov, certificate_moves_the_pin_to_the_certified_node)
     cr_assert_eq(memcmp(owner, s_pub(cert->id), DM_ID_PUBLIC_BYTES), 0);
     cr_assert(!s_listed_claimant(n, cert), "the rightful owner is no refused claimant");
     cr_assert(s_listed_claimant(n, old));
+    cr_assert(s_listed_claimant(n, other));
     cr_assert_eq(s_products_of(n, old), 0);
     cr_assert_eq(s_nodes_of(n, old), 0);
     /* the certified node's entries, refused before, come again */

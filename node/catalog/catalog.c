@@ -431,22 +431,11 @@ bool dm_catalog__gov_add(dm_catalog_t *c, const uint8_t *key, uint64_t root_vers
                              DM_ID_PUBLIC_BYTES);
 }
 
-/* Forgets the versions seen from origin, so peers offer its entries again. */
-static bool s_unsee(dm_catalog_t *c, const uint8_t *origin)
-{
-    dm_catalog__origin_t *o = (dm_catalog__origin_t *)dm_catalog__origin_find(c, origin);
-    if (!o || !o->max_version)
-        return true;
-    o->max_version = 0;
-    uint8_t v[S_VERSION_BYTES] = {0};
-    return dm_catalog__queue(c, DM_STORE_CATALOG_ORIGIN, origin, DM_ID_PUBLIC_BYTES, NULL, 0, v,
-                             sizeof v);
-}
-
-bool dm_catalog__repin(dm_catalog_t *c, const char *domain, const uint8_t *owner)
+bool dm_catalog__repin(dm_catalog_t *c, const char *domain, const uint8_t *owner, bool *moved)
 {
     dm_catalog__pin_t *pin = s_pin_find(c, domain, NULL);
-    if (!pin || memcmp(pin->owner, owner, DM_ID_PUBLIC_BYTES) == 0)
+    *moved = pin && memcmp(pin->owner, owner, DM_ID_PUBLIC_BYTES) != 0;
+    if (!*moved)
         return true;
     memcpy(pin->owner, owner, DM_ID_PUBLIC_BYTES);
     if (!s_pin_put(c, pin))
@@ -474,11 +463,7 @@ bool dm_catalog__repin(dm_catalog_t *c, const char *domain, const uint8_t *owner
                 return false;
         }
     }
-    if (!s_purge(c, domain, owner, true, 0))
-        return false;
-    /* Its entries were refused while the pin said otherwise, and counted
-     * as seen; this node's own counter is never lowered. */
-    return memcmp(owner, c->self_id, DM_ID_PUBLIC_BYTES) == 0 || s_unsee(c, owner);
+    return s_purge(c, domain, owner, true, 0);
 }
 
 /* The checks before anything of e is read: bounds, the signature, who may

@@ -170,12 +170,11 @@ const dm_catalog__pin_t *dm_catalog__pin_find(const dm_catalog_t *c, const char 
  * pending batch. false without memory. */
 bool dm_catalog__queue(dm_catalog_t *c, char tag, const void *a, size_t alen, const void *b,
                        size_t blen, const void *val, size_t vlen);
-/* Moves domain's pin to owner (a certificate): the other origins' node
- * records, products and acl entries of domain are deleted and listed as
- * refused claims, owner's own refused claim is no longer listed, and
- * owner's seen version drops to 0 (unless owner is this node) so peers
- * send its entries, refused before, again. false without memory. */
-bool dm_catalog__repin(dm_catalog_t *c, const char *domain, const uint8_t *owner);
+/* Moves domain's pin to owner (a certificate) if it is pinned to another
+ * (*moved): the other origins' node records, products and acl entries of
+ * domain are deleted and listed as refused claims, and owner's own
+ * refused claim is no longer listed. false without memory. */
+bool dm_catalog__repin(dm_catalog_t *c, const char *domain, const uint8_t *owner, bool *moved);
 /* Makes key the current governance key at root_version (the chain's
  * next), queued for the store. false without memory. */
 bool dm_catalog__gov_add(dm_catalog_t *c, const uint8_t *key, uint64_t root_version);

@@ -9,6 +9,9 @@
 
 #include "base/log.h"
 #include "base/text.h"
+#include "storage/catalog_db.h"
+
+#define S_VERSION_BYTES 8 /* a 'v' record: u64 BE */
 
 /* key as 64 lowercase hex digits. */
 static void s_hex(const uint8_t *key, char out[DM_ID_HEX_BYTES])
@@ -56,6 +59,20 @@ dm_err dm_catalog_set_governance(dm_catalog_t *c, const uint8_t key[DM_ID_PUBLIC
     return err;
 }
 
+/* Forgets the versions seen from origin, so peers offer its entries again:
+ * they were refused while the pin said otherwise, and counted as seen.
+ * This node's own counter is never lowered. */
+static bool s_unsee(dm_catalog_t *c, const uint8_t *origin)
+{
+    dm_catalog__origin_t *o = (dm_catalog__origin_t *)dm_catalog__origin_find(c, origin);
+    if (!o || !o->max_version || memcmp(origin, c->self_id, DM_ID_PUBLIC_BYTES) == 0)
+        return true;
+    o->max_version = 0;
+    uint8_t v[S_VERSION_BYTES] = {0};
+    return dm_catalog__queue(c, DM_STORE_CATALOG_ORIGIN, origin, DM_ID_PUBLIC_BYTES, NULL, 0, v,
+                             sizeof v);
+}
+
 /* A sorted copy of the n certificates; DM_ERR_INVALID (a line in why) for
  * a domain that is not a name or is certified twice. */
 static dm_err s_certs_copy(const char *const *domains, const uint8_t (*nodes)[DM_ID_PUBLIC_BYTES],
@@ -101,9 +118,12 @@ dm_err dm_catalog_set_certificates(dm_catalog_t *c, const char *const *domains,
     size_t nold = c->ncerts;
     c->certs = certs;
     c->ncerts = c->nchain ? n : 0;
-    for (size_t i = 0; i < c->ncerts && !err; i++)
-        if (!dm_catalog__repin(c, certs[i].domain, certs[i].node))
+    for (size_t i = 0; i < c->ncerts && !err; i++) {
+        bool moved = false;
+        if (!dm_catalog__repin(c, certs[i].domain, certs[i].node, &moved) ||
+            (moved && !s_unsee(c, certs[i].node)))
             err = DM_ERR_NOMEM;
+    }
     if (err)
         dm_catalog__abort(c);
     else

@@ -146,9 +146,20 @@ Test(access, an_admin_added_with_admins_add_can_ingest_until_removed)
     cr_assert(strstr(r.err, "permission denied"), "%s", r.err);
     dm_h_result_free(&r);
 
+    /* How the node sees alice, before and after. */
+    const char *who[] = {"whoami", "--json", NULL};
+    r = dm_h_run_as("dmctl", s_alice.file, &s_node, who, NULL);
+    cr_assert_eq(r.status, 0, "whoami: %s", r.err);
+    cr_assert(strstr(r.out, "\"verified\":true") && strstr(r.out, "\"admin\":false"), "%s",
+              r.out);
+    dm_h_result_free(&r);
     const char *add[] = {"admins", "add", s_alice.hex, NULL};
     r = dm_h_run_admin("dmctl", &s_node, add, NULL);
     cr_assert_eq(r.status, 0, "admins add: %s%s", r.out, r.err);
+    dm_h_result_free(&r);
+    r = dm_h_run_as("dmctl", s_alice.file, &s_node, who, NULL);
+    cr_assert(strstr(r.out, "\"admin\":true"), "the node does not see alice as an admin: %s",
+              r.out);
     dm_h_result_free(&r);
     /* Anyone may list the admins. */
     const char *list[] = {"admins", "list", NULL};

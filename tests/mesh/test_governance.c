@@ -283,6 +283,11 @@ Test(governance, a_pii_mask_and_a_row_filter_change_what_a_group_sees)
     cr_assert(dm_h_gov_has(&g, "pii-readers", 0) && dm_h_gov_has(&g, "eu-analysts", 0) &&
                   dm_h_gov_has(&g, "privacy", 0),
               "not every document is active (%zu docs)", g.ndocs);
+    const char *who[] = {"whoami", "--json", NULL};
+    dm_h_result_t w = dm_h_run_as("dmctl", s_member.file, &s_nodes[0], who, NULL);
+    cr_assert(strstr(w.out, "pii-readers") && !strstr(w.out, "eu-analysts"),
+              "the node does not see the member's groups: %s%s", w.out, w.err);
+    dm_h_result_free(&w);
 
     const char *sql = "SELECT orderId, email FROM commerce.orders ORDER BY orderId";
     const char *raw = "orderId,email\no1,ann@example.com\no2,bob@example.com\n"

@@ -206,11 +206,36 @@ Test(access, a_restricted_product_serves_its_readers_and_admins_only)
     cr_assert(strstr(r.err, "is not a reader"), "%s", r.err);
     cr_assert_null(strstr(r.out, "4"), "rows leaked: %s", r.out);
     dm_h_result_free(&r);
-    /* Joined with nothing else, and hidden in a subquery: still refused. */
+    /* Hidden in a subquery, or joined with a product the stranger may
+     * read: still refused whole. */
     const char *sub[] = {"query", "SELECT 1 WHERE EXISTS (SELECT 1 FROM commerce.orders)", NULL};
     r = dm_h_run_as("meshq", s_stranger.file, &s_node, sub, NULL);
     cr_assert_eq(r.status, 1, "%s", r.out);
     cr_assert(strstr(r.err, "access denied to commerce.orders"), "%s", r.err);
+    dm_h_result_free(&r);
+    dm_h_write(s_yaml, dm_h_orders_contract("commerce", "stock", "1.0.0", "public", ""));
+    const char *reg[] = {"register", s_yaml, NULL};
+    r = dm_h_run_admin("dmctl", &s_node, reg, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    dm_h_result_free(&r);
+    const char *ing[] = {"ingest", "commerce/stock", s_rows, NULL};
+    r = dm_h_run_admin("dmctl", &s_node, ing, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    dm_h_result_free(&r);
+    const char *join[] = {"query",
+                          "SELECT s.orderId, o.email FROM commerce.stock s JOIN commerce.orders o "
+                          "USING (orderId)",
+                          "--format", "csv", NULL};
+    r = dm_h_run_as("meshq", s_stranger.file, &s_node, join, NULL);
+    cr_assert_eq(r.status, 1, "a join leaked the restricted product: %s", r.out);
+    cr_assert(strstr(r.err, "access denied to commerce.orders (restricted)"), "%s", r.err);
+    cr_assert_null(strstr(r.out, "@example.com"), "rows leaked: %s", r.out);
+    dm_h_result_free(&r);
+    const char *alone[] = {"query", "SELECT count(*) AS n FROM commerce.stock", "--format", "csv",
+                           NULL};
+    r = dm_h_run_as("meshq", s_stranger.file, &s_node, alone, NULL);
+    cr_assert_eq(r.status, 0, "the public product alone was refused: %s", r.err);
+    cr_assert_str_eq(r.out, "n\n4\n");
     dm_h_result_free(&r);
 
     r = s_count_as(s_reader.file);

@@ -36,9 +36,8 @@ static const dm_cli_optspec_t s_opts[] = {
     {"timeout", true},      {"help", false},       {"version", false},
     {"config", true},       {"record-limit", true}, {"batch-bytes", true},
     {"limit", true},        {"product", true},     {"identity", true},
-    {"remote", false},      {"since", true},       {"policies", true},
-    {"contract", true},     {"key", true},         {"as", true},
-    {"action", true},
+    {"since", true},        {"policies", true},    {"contract", true},
+    {"key", true},          {"as", true},          {"action", true},
 };
 
 static void s_usage(FILE *f)
@@ -51,7 +50,8 @@ static void s_usage(FILE *f)
             "                                   node given, the mesh's contract rules)\n"
             "  check --config CONTRACT FILE|-   check NDJSON records against a contract\n"
             "        [--product NAME] [--record-limit BYTES]\n"
-            "  whoami                           your identity: public key and file\n"
+            "  whoami [--node ADDRESS]          your identity: public key and file; with\n"
+            "                                   --node also how that node sees you\n"
             "  keygen FILE                      make a new identity in FILE\n"
             "Against your domain's node (writes need a domain admin):\n"
             "  register FILE | --config FILE    register (or upgrade) the contracts in FILE\n"
@@ -62,7 +62,6 @@ static void s_usage(FILE *f)
             "  products                         list products with record counts\n"
             "  quarantine DOMAIN/PRODUCT [--limit N]   show quarantined records\n"
             "  status                           the node's domain, id and uptime\n"
-            "  whoami --remote                  how the node sees you: verified, admin, groups\n"
             "  admins list | add KEY | remove KEY   the domain's admins besides the node key\n"
             "  grant DOMAIN/PRODUCT KEY|group:NAME    add a reader (no new contract version)\n"
             "  revoke DOMAIN/PRODUCT KEY|group:NAME   remove one; both print the readers\n"
@@ -679,7 +678,7 @@ int main(int argc, char **argv)
         {"validate", s_validate},     {"check", s_check},       {"register", s_register},
         {"ingest", s_ingest_cmd},     {"deregister", s_deregister}, {"products", s_products},
         {"quarantine", s_quarantine}, {"status", s_status},
-        {"whoami", dm_dmctl_whoami},  {"keygen", dm_cli_keygen},  {"admins", dm_dmctl_admins},
+        {"whoami", dm_cli_whoami},    {"keygen", dm_cli_keygen},  {"admins", dm_dmctl_admins},
         {"grant", dm_dmctl_grant},    {"revoke", dm_dmctl_revoke}, {"audit", dm_dmctl_audit},
         {"policy", dm_dmctl_policy},
     };

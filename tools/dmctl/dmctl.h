@@ -17,10 +17,7 @@
 
 /* ---- access (dmctl_access.c) ---- */
 
-/* dmctl whoami [--remote]: the identity; with --remote also how the node
- * sees it (WhoamiReq). Returns the exit status. */
-int dm_dmctl_whoami(const dm_cli_args_t *a);
-/* dmctl admins list | add KEY | remove KEY. */
+/* dmctl admins list | add KEY | remove KEY. Returns the exit status. */
 int dm_dmctl_admins(const dm_cli_args_t *a);
 /* dmctl grant|revoke DOMAIN/PRODUCT KEY|group:NAME. */
 int dm_dmctl_grant(const dm_cli_args_t *a);

@@ -1,7 +1,8 @@
 /* dmctl_access.c: who may do what on the node, as its domain team sees
- * it: whoami (and how the node sees you), the domain's admins, grants and
- * revocations of a product's readers, and the node's audit of its
- * decisions. Every decision is the node's; this file only asks and prints. */
+ * it: the domain's admins, grants and revocations of a product's readers,
+ * and the node's audit of its decisions (whoami and keygen are
+ * cli/cli.h's, alike in meshq). Every decision is the node's; this file
+ * only asks and prints. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -17,58 +18,6 @@
 #define DM_AUDIT_PAGE 500 /* records asked per AuditReq */
 
 static const char *const P = "dmctl";
-
-/* ---- whoami ---- */
-
-/* Asks the node how it sees the caller and prints it. */
-static int s_whoami_remote(const dm_cli_args_t *a, bool json)
-{
-    Dm__Envelope req = DM__ENVELOPE__INIT;
-    Dm__WhoamiReq body = DM__WHOAMI_REQ__INIT;
-    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_WHOAMI_REQ, &body);
-    Dm__Envelope *rep = NULL;
-    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_WHOAMI_REP, "whoami", &rep);
-    if (status != DM_EXIT_OK)
-        return status;
-    const Dm__WhoamiRep *w = rep->whoami_rep;
-    char hex[DM_ID_HEX_BYTES];
-    dm_cli_hex(hex, &w->key, DM_ID_PUBLIC_BYTES);
-    if (json) {
-        dm_buf_t o = DM_BUF_INIT;
-        dm_buf_printf(&o, "{\"key\":\"%s\",\"verified\":%s,\"admin\":%s,\"domain\":", hex,
-                      w->verified ? "true" : "false", w->admin ? "true" : "false");
-        dm_cli_json_string(&o, w->domain, strlen(w->domain));
-        dm_buf_puts(&o, ",\"groups\":[");
-        const char *g = w->groups;
-        for (bool first = true; g && *g; first = false) {
-            size_t l = strcspn(g, ",");
-            dm_buf_puts(&o, first ? "" : ",");
-            dm_cli_json_string(&o, g, l);
-            g += l + (g[l] == ',');
-        }
-        dm_buf_puts(&o, "]}\n");
-        fputs(o.data, stdout);
-        dm_buf_free(&o);
-    } else {
-        printf("node sees: %s%s\n", w->verified ? "" : "curve:", hex);
-        printf("verified: %s\n", w->verified ? "yes" : "no (reads of public products only)");
-        printf("admin of %s: %s\n", w->domain, w->admin ? "yes" : "no");
-        printf("groups: %s\n", *w->groups ? w->groups : "(none)");
-    }
-    dm__envelope__free_unpacked(rep, NULL);
-    return DM_EXIT_OK;
-}
-
-int dm_dmctl_whoami(const dm_cli_args_t *a)
-{
-    if (a->npos != 1) {
-        fprintf(stderr, "%s: usage: dmctl whoami [--remote] [--json]\n", P);
-        return DM_EXIT_USAGE;
-    }
-    if (!dm_cli_get(a, "remote"))
-        return dm_cli_whoami(a);
-    return s_whoami_remote(a, dm_cli_get(a, "json") != NULL);
-}
 
 /* ---- admins ---- */
 

@@ -272,6 +272,12 @@ static int s_audit_pages(const dm_cli_args_t *a, int64_t since_ms, uint64_t limi
         }
         bool more = r->more && r->n_records > 0 && st->shown < limit;
         dm__envelope__free_unpacked(rep, NULL);
+        /* A page at a time: the audit may hold a million records. */
+        if (!st->json) {
+            dm_cli_table_print(&st->table, stdout);
+            dm_cli_table_free(&st->table);
+            dm_cli_table_init(&st->table, 7, 1u << 6);
+        }
         if (!more)
             return DM_EXIT_OK;
     }
@@ -302,8 +308,6 @@ int dm_dmctl_audit(const dm_cli_args_t *a)
     int status = s_audit_pages(a, since_ms, limit, &st);
     if (st.json)
         fputs("]\n", stdout);
-    else if (status == DM_EXIT_OK)
-        dm_cli_table_print(&st.table, stdout);
     dm_cli_table_free(&st.table);
     return status;
 }

@@ -161,8 +161,14 @@ static int s_grant(const dm_cli_args_t *a, bool revoke)
                    revoke ? "was not" : "already is", q.domain, q.product);
         printf("readers of %s/%s:%s\n", q.domain, q.product,
                r->n_readers ? "" : " none besides the domain's admins");
-        for (size_t i = 0; i < r->n_readers; i++)
-            printf("  %s\n", r->readers[i]);
+        dm_buf_t o = DM_BUF_INIT;
+        for (size_t i = 0; i < r->n_readers; i++) {
+            dm_buf_puts(&o, "  ");
+            dm_cli_text(&o, r->readers[i], strlen(r->readers[i]));
+            dm_buf_putc(&o, '\n');
+        }
+        fputs(o.data ? o.data : "", stdout);
+        dm_buf_free(&o);
     }
     dm__envelope__free_unpacked(rep, NULL);
     return DM_EXIT_OK;

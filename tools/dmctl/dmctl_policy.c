@@ -133,13 +133,18 @@ static int s_publish_docs(const dm_cli_args_t *a, const dm_identity_t *id,
             break;
         }
         const Dm__PolicyPublishRep *r = rep->policy_publish_rep;
-        if (json)
-            printf("%s{\"key\":\"%s\",\"kind\":\"%s\",\"version\":%" PRIu64
-                   ",\"policy_version\":%" PRIu64 "}", i ? "," : "", r->key,
-                   dm_policy_doc_kind(d->docs[i]), r->version, r->policy_version);
-        else
+        if (json) {
+            dm_buf_t o = DM_BUF_INIT;
+            dm_buf_puts(&o, i ? ",{\"key\":" : "{\"key\":");
+            dm_cli_json_string(&o, r->key, strlen(r->key));
+            dm_buf_printf(&o, ",\"kind\":\"%s\",\"version\":%" PRIu64
+                              ",\"policy_version\":%" PRIu64 "}",
+                          dm_policy_doc_kind(d->docs[i]), r->version, r->policy_version);
+            fputs(o.data, stdout);
+            dm_buf_free(&o);
+        } else
             printf("published %s (%s) version %" PRIu64 "; policy version %" PRIu64 "\n",
-                   r->key, dm_policy_doc_kind(d->docs[i]), r->version, r->policy_version);
+                   key, dm_policy_doc_kind(d->docs[i]), r->version, r->policy_version);
         dm__envelope__free_unpacked(rep, NULL);
     }
     if (json)

@@ -63,9 +63,10 @@ bool dm_dmctl_node_given(const dm_cli_args_t *a);
 /* Reads the regular file path whole into out (at most DM_DMCTL_FILE_MAX
  * bytes). Returns 0, or -1 after printing "dmctl: cannot read PATH: why". */
 int dm_dmctl_read_file(const char *path, dm_buf_t *out);
-/* Splits a YAML stream into its documents (comments-only streams have
- * none). *spans (malloc'd, caller frees) gets *n spans. Returns 0, or -1
- * after printing "NAME:LINE:COL: error: ..." for YAML that does not parse. */
+/* Splits a YAML stream into its documents, skipping empty ones (a
+ * comments-only stream, a trailing "---"). *spans (malloc'd, caller
+ * frees) gets *n spans. Returns 0, or -1 after printing
+ * "NAME:LINE:COL: error: ..." for YAML that does not parse. */
 int dm_dmctl_yaml_split(const char *name, const char *buf, size_t len, dm_dmctl_span_t **spans,
                         size_t *n);
 /* Reads path and parses every document of it (dm_policy_doc_parse;

@@ -86,6 +86,8 @@ int dm_dmctl_yaml_split(const char *name, const char *buf, size_t len, dm_dmctl_
     yaml_parser_set_input_string(&parser, (const unsigned char *)(buf ? buf : ""), len);
     dm_dmctl_span_t cur = {0};
     int rc = 0;
+    size_t events = 0;   /* of the current document */
+    bool empty = false;  /* its one event is an empty plain scalar (a trailing "---") */
     for (bool end = false; !end;) {
         yaml_event_t e;
         if (!yaml_parser_parse(&parser, &e)) {
@@ -98,9 +100,14 @@ int dm_dmctl_yaml_split(const char *name, const char *buf, size_t len, dm_dmctl_
         if (e.type == YAML_DOCUMENT_START_EVENT) {
             cur.off = e.start_mark.index;
             cur.line = (unsigned)e.start_mark.line;
+            events = 0;
         } else if (e.type == YAML_DOCUMENT_END_EVENT) {
             cur.len = e.end_mark.index > cur.off ? e.end_mark.index - cur.off : 0;
-            s_span_add(spans, n, &cap, cur);
+            if (!(events == 1 && empty))
+                s_span_add(spans, n, &cap, cur);
+        } else if (++events == 1) {
+            empty = e.type == YAML_SCALAR_EVENT && e.data.scalar.length == 0 &&
+                    e.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
         }
         end = e.type == YAML_STREAM_END_EVENT;
         yaml_event_delete(&e);

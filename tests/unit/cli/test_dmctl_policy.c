@@ -77,7 +77,9 @@ static int s_policy_test(const char *carol_expect)
     char pol[512], cases[512], text[4096];
     snprintf(text, sizeof text, "%s    expect: %s\n", s_cases_head, carol_expect);
     t_write(s_dir, "cases.yaml", text, cases, sizeof cases);
-    t_write(s_dir, "baseline.yaml", s_policies, pol, sizeof pol);
+    /* A trailing "---" (an empty document) is no document. */
+    snprintf(text, sizeof text, "%s---\n", s_policies);
+    t_write(s_dir, "baseline.yaml", text, pol, sizeof pol);
     const char *args[] = {"policy", "test", cases, "--policies", pol, NULL};
     return t_run(&s_r, s_dir, "dmctl", args);
 }

@@ -59,9 +59,11 @@ typedef dm_policy_set_t *(*dm_ingest_policy_fn)(void *ctx);
 void dm_ingest_set_policy(dm_ingest_t *self, dm_ingest_policy_fn fn, void *ctx);
 
 /* dm_ingest_check with the contract rules of gov (may be NULL) applied to
- * a register, as a pipeline with dm_ingest_set_policy does: for tests. */
+ * a register, as a pipeline with dm_ingest_set_policy does: for tests.
+ * text (may be NULL) gets the Error's message the client would get. */
 DM_NODISCARD dm_err dm_ingest_check_policy(dm_registry_t *registry, const char *domain,
-                                           dm_policy_set_t *gov, const void *data, size_t len);
+                                           dm_policy_set_t *gov, const void *data, size_t len,
+                                           dm_buf_t *text);
 
 /* Asks the threads to finish the jobs already queued and stop; the writer
  * sends a single-frame DM_CTL_STOPPED to the outbox when done. The node loop

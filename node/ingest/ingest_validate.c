@@ -243,7 +243,7 @@ dm_err dm_ingest_check(dm_registry_t *registry, const char *domain, size_t recor
 static dm_policy_set_t *s_fixed_policy(void *ctx) { return ctx ? dm_policy_set_ref(ctx) : NULL; }
 
 dm_err dm_ingest_check_policy(dm_registry_t *registry, const char *domain, dm_policy_set_t *gov,
-                              const void *data, size_t len)
+                              const void *data, size_t len, dm_buf_t *text)
 {
     dm_ingest_t self = {.registry = registry, .domain = (char *)domain,
                         .record_limit = DM_RECORD_LIMIT_DEFAULT, .policy = s_fixed_policy,
@@ -255,6 +255,8 @@ dm_err dm_ingest_check_policy(dm_registry_t *registry, const char *domain, dm_po
     zmq_msg_init(&job->rid);
     s_prepare(&self, job, data, len, &sc);
     dm_err rc = job->kind == DM_INGEST__REPLY ? job->err : DM_OK;
+    if (text && rc != DM_OK && job->errtext)
+        dm_buf_puts(text, job->errtext);
     dm_ingest__job_free(job);
     dm_buf_free(&sc.row);
     dm_buf_free(&sc.key);

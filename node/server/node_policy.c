@@ -290,7 +290,7 @@ void dm_node__handle_policy_publish(dm_node_t *self, zmq_msg_t *rid, uint64_t id
     memset(&e, 0, sizeof e);
     dm_buf_t why = DM_BUF_INIT, text = DM_BUF_INIT;
     size_t plen = strlen(DM_CATALOG_GOV_DOC_PREFIX);
-    if (!dm_catalog_governance(self->catalog, (uint8_t[DM_ID_PUBLIC_BYTES]){0}, NULL)) {
+    if (!dm_catalog_governance(self->catalog, (uint8_t[DM_ID_PUBLIC_BYTES]){0}, &(uint64_t){0})) {
         dm_buf_printf(&text, "policy publish: this node has no governance key, so it takes no "
                              "governance documents (meshd --governance KEY)");
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED, text.data);

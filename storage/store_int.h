@@ -30,6 +30,8 @@ struct dm_store {
     MDB_env *env;
     MDB_dbi products, rows, pk, pk_recent, quarantine, meta;
     MDB_dbi catalog;        /* storage/catalog_db.h */
+    MDB_dbi acl;            /* storage/acl_db.h: the domain's admins */
+    MDB_dbi audit;          /* storage/audit.h: decisions, by sequence */
     /* The gate: txns shared (holders counted), map resize exclusive. Shared
      * entry waits only for a resize in progress, never for a waiting
      * grower (so nested or short transactions cannot deadlock it). */

@@ -4,7 +4,9 @@
  * The key file holds libsodium's 64-byte ed25519 secret key (32-byte seed
  * followed by the public key) and nothing else. It is created no-clobber
  * (temp file, fsync, link, directory fsync) so that two processes starting
- * at once never end up with different identities for the same directory. */
+ * at once never end up with different identities for the same directory.
+ * A person's or program's identity file (a client's) has the same format,
+ * so dm_identity_load is dm_identity_load_file on DIR/identity.key. */
 #include "identity/identity.h"
 
 #include <arpa/inet.h>
@@ -272,23 +274,77 @@ out:
     return err;
 }
 
-dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why)
+/* Writes the folder part of path into dir ("." for a bare name, "/" for a
+ * file at the root). False if it does not fit. */
+static bool s_parent(const char *path, char *dir, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return snprintf(dir, cap, ".") < (int)cap;
+    size_t len = slash == path ? 1 : (size_t)(slash - path);
+    if (len >= cap)
+        return false;
+    memcpy(dir, path, len);
+    dir[len] = 0;
+    return true;
+}
+
+/* Creates the missing folders of dir (mode 0700: they hold a secret),
+ * like mkdir -p. A line naming the folder goes to why on failure. */
+static dm_err s_make_dirs(const char *dir, dm_buf_t *why)
+{
+    char buf[DM_PATH_MAX];
+    size_t len = strlen(dir);
+    if (len >= sizeof buf) {
+        dm_buf_why(why, "identity: folder name too long: %.64s...", dir);
+        return DM_ERR_IO;
+    }
+    memcpy(buf, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != 0)
+            continue;
+        char saved = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, S_IRWXU) != 0 && errno != EEXIST) {
+            dm_buf_why(why, "identity: cannot create folder %s: %s", buf, strerror(errno));
+            return DM_ERR_IO;
+        }
+        buf[i] = saved;
+    }
+    return DM_OK;
+}
+
+/* Creates path with a fresh key into self, making its folders first.
+ * DM_ERR_EXISTS (why untouched) if the file is already there. */
+static dm_err s_create_file(const char *path, dm_identity_t *self, dm_buf_t *why)
+{
+    char dir[DM_PATH_MAX];
+    if (!s_parent(path, dir, sizeof dir)) {
+        dm_buf_why(why, "identity: path too long: %.64s...", path);
+        return DM_ERR_IO;
+    }
+    dm_err err = s_make_dirs(dir, why);
+    return err ? err : s_create_key(dir, path, self, why);
+}
+
+dm_err dm_identity_load_file(const char *path, bool create, dm_identity_t **out, dm_buf_t *why)
 {
     *out = NULL;
     dm_err err = s_sodium(why);
     if (err)
         return err;
-    char path[DM_PATH_MAX];
-    if (snprintf(path, sizeof path, "%s/%s", dir, DM_ID_KEY_FILE) >= (int)sizeof path) {
-        dm_buf_why(why, "identity: directory name too long: %s", dir);
+    if (!path || !*path) {
+        dm_buf_why(why, "identity: empty file name (expected the path of an identity file)");
         return DM_ERR_IO;
     }
     dm_identity_t *self = s_alloc();
     if (!self)
         return DM_ERR_NOMEM;
     err = s_read_key(path, self, why);
-    if (err == DM_ERR_NOTFOUND) {
-        err = s_create_key(dir, path, self, why);
+    if (err == DM_ERR_NOTFOUND && !create) {
+        dm_buf_why(why, "identity: %s does not exist (create one with keygen %s)", path, path);
+    } else if (err == DM_ERR_NOTFOUND) {
+        err = s_create_file(path, self, why);
         if (err == DM_ERR_EXISTS) /* lost a race: use the winner's key */
             err = s_read_key(path, self, why);
         if (err == DM_ERR_NOTFOUND) {
@@ -302,6 +358,66 @@ dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why)
     }
     *out = self;
     return DM_OK;
+}
+
+dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_buf_t *why)
+{
+    *out = NULL;
+    char path[DM_PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", dir, DM_ID_KEY_FILE) >= (int)sizeof path) {
+        dm_buf_why(why, "identity: directory name too long: %s", dir);
+        return DM_ERR_IO;
+    }
+    return dm_identity_load_file(path, true, out, why);
+}
+
+dm_err dm_identity_keygen(const char *path, dm_identity_t **out, dm_buf_t *why)
+{
+    *out = NULL;
+    dm_err err = s_sodium(why);
+    if (err)
+        return err;
+    struct stat st;
+    if (path && lstat(path, &st) == 0) {
+        dm_buf_why(why, "identity: %s exists; choose another path or remove it", path);
+        return DM_ERR_EXISTS;
+    }
+    if (!path || !*path) {
+        dm_buf_why(why, "identity: empty file name (expected the path of a new identity file)");
+        return DM_ERR_IO;
+    }
+    dm_identity_t *self = s_alloc();
+    if (!self)
+        return DM_ERR_NOMEM;
+    err = s_create_file(path, self, why);
+    if (err == DM_ERR_EXISTS) /* created in the meantime: still refuse */
+        dm_buf_why(why, "identity: %s exists; choose another path or remove it", path);
+    if (err) {
+        dm_identity_destroy(&self);
+        return err;
+    }
+    *out = self;
+    return DM_OK;
+}
+
+bool dm_identity_key_parse(const char *hex, uint8_t key[DM_ID_PUBLIC_BYTES])
+{
+    if (!hex || strlen(hex) != S_HEX_DIGITS)
+        return false;
+    for (size_t i = 0; i < S_HEX_DIGITS; i++) {
+        char c = hex[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
+    size_t got = 0;
+    return sodium_init() >= 0 &&
+           sodium_hex2bin(key, DM_ID_PUBLIC_BYTES, hex, S_HEX_DIGITS, NULL, &got, NULL) == 0 &&
+           got == DM_ID_PUBLIC_BYTES;
+}
+
+void dm_identity_key_hex(const uint8_t key[DM_ID_PUBLIC_BYTES], char out[DM_ID_HEX_BYTES])
+{
+    sodium_bin2hex(out, DM_ID_HEX_BYTES, key, DM_ID_PUBLIC_BYTES);
 }
 
 const uint8_t *dm_identity_public(const dm_identity_t *self)

@@ -38,7 +38,8 @@ DM_NODISCARD dm_err dm_identity_load(const char *dir, dm_identity_t **out, dm_bu
 /* Loads the identity in file path (the same 64-byte format as a node's
  * identity.key, so a client may act with a node's key), creating it
  * (mode 0600, parent folders 0700, written as dm_identity_load writes)
- * when create is true and it does not exist. Refusals and errors as
+ * when create is true and it does not exist (DM_ERR_NOTFOUND, a line
+ * naming path, when create is false). Refusals and errors as
  * dm_identity_load, naming path. */
 DM_NODISCARD dm_err dm_identity_load_file(const char *path, bool create, dm_identity_t **out,
                                           dm_buf_t *why);

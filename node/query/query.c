@@ -16,6 +16,7 @@
  * mid-way is closed, not pooled. */
 #include <ctype.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -149,7 +150,8 @@ static void s_pool_put(dm_query_engine_t *e, s_conn *c)
 
 /* Takes an idle connection built for exactly these products (the same
  * names as written and the same registry entries, so an upgraded product
- * never reuses a connection of its old contract). NULL if none. */
+ * never reuses a connection of its old contract, and the same masks and
+ * row filters). NULL if none. */
 static s_conn *s_pool_take(dm_query_engine_t *e, const dm_qtable_t *tables, size_t n)
 {
     pthread_mutex_lock(&e->pool_lock);
@@ -160,7 +162,8 @@ static s_conn *s_pool_take(dm_query_engine_t *e, const dm_qtable_t *tables, size
         for (size_t i = 0; same && i < n; i++)
             same = x->tables[i].ref == tables[i].ref &&
                    strcmp(x->tables[i].domain, tables[i].domain) == 0 &&
-                   strcmp(x->tables[i].name, tables[i].name) == 0;
+                   strcmp(x->tables[i].name, tables[i].name) == 0 &&
+                   dm_query__same_access(&x->tables[i], &tables[i]);
         if (same) {
             found = *pp;
             *pp = found->next;
@@ -227,11 +230,20 @@ static dm_err s_exec(sqlite3 *db, const char *sql, dm_buf_t *why)
     return DM_ERR_INVALID;
 }
 
-/* Attaches a schema per domain and creates the product tables in them. */
+/* Attaches a schema per domain and creates the product tables in them: the
+ * virtual table, or for a product with masks or a row filter the hidden
+ * raw virtual table and the view over it (query_access.c). */
 static dm_err s_create_tables(dm_query_t *q, dm_buf_t *why)
 {
-    dm_buf_t sql = DM_BUF_INIT;
+    dm_buf_t sql = DM_BUF_INIT, name = DM_BUF_INIT;
     dm_err e = DM_OK;
+    bool views = false;
+    for (size_t i = 0; i < q->ctx->ntables; i++)
+        views |= dm_query__viewed(&q->ctx->tables[i]);
+    if (views && dm_query__register_masks(q->db) != SQLITE_OK) {
+        dm_buf_printf(why, "registering the mask functions failed: %s", sqlite3_errmsg(q->db));
+        return DM_ERR_NOMEM;
+    }
     for (size_t i = 0; i < q->ctx->ntables && !e; i++) {
         const dm_qtable_t *t = &q->ctx->tables[i];
         bool attached = false;
@@ -246,11 +258,16 @@ static dm_err s_create_tables(dm_query_t *q, dm_buf_t *why)
         dm_buf_puts(&sql, "CREATE VIRTUAL TABLE ");
         dm_query__quote_ident(&sql, t->domain);
         dm_buf_putc(&sql, '.');
-        dm_query__quote_ident(&sql, t->name);
+        dm_buf_reset(&name);
+        dm_buf_printf(&name, "%s%s", t->name, dm_query__viewed(t) ? DM_QUERY_RAW_SUFFIX : "");
+        dm_query__quote_ident(&sql, name.data);
         dm_buf_puts(&sql, " USING " DM_QUERY_MODULE);
         e = s_exec(q->db, sql.data, why);
+        if (!e && dm_query__viewed(t))
+            e = dm_query__create_view(q->db, t, why);
     }
     dm_buf_free(&sql);
+    dm_buf_free(&name);
     return e;
 }
 
@@ -314,10 +331,31 @@ static dm_err s_build(dm_query_t *q, dm_buf_t *why)
     return DM_OK;
 }
 
+/* A statement that names a hidden raw table fails as if the table did not
+ * exist, before SQLite sees it (an ambiguous column name, say, would tell
+ * that the table is there): records it for dm_query__prepare_error. The
+ * authorizer guards the table too (query_sandbox.c); this catches the name
+ * in any quoting, whether or not the statement would reach it. */
+static void s_hidden_named(dm_qctx_t *ctx, const char *sql, size_t len)
+{
+    char raw[DM_QUERY_NAME_MAX + sizeof DM_QUERY_RAW_SUFFIX];
+    for (size_t i = 0; i < ctx->ntables && !ctx->unknown[0]; i++) {
+        const dm_qtable_t *t = &ctx->tables[i];
+        if (!dm_query__viewed(t))
+            continue;
+        snprintf(raw, sizeof raw, "%s" DM_QUERY_RAW_SUFFIX, t->name);
+        if (dm_query__names_ident(sql, len, raw))
+            snprintf(ctx->unknown, sizeof ctx->unknown, "%s.%s", t->domain, raw);
+    }
+}
+
 /* Prepares the user's statement: exactly one, read-only. */
 static dm_err s_prepare(dm_query_t *q, const char *sql, size_t len, dm_buf_t *why)
 {
     const char *tail = NULL;
+    s_hidden_named(q->ctx, sql, len);
+    if (q->ctx->unknown[0])
+        return dm_query__prepare_error(q->db, q->ctx, q->e->registry, sql, len, why);
     int rc = sqlite3_prepare_v3(q->db, sql, (int)len, 0, &q->stmt, &tail);
     if (rc != SQLITE_OK)
         return dm_query__prepare_error(q->db, q->ctx, q->e->registry, sql, len, why);
@@ -348,9 +386,28 @@ static dm_err s_prepare(dm_query_t *q, const char *sql, size_t len, dm_buf_t *wh
     return s_columns(q);
 }
 
-/* dm_query_open's work; why is never NULL here. */
-static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query_t **out,
-                     dm_buf_t *why)
+/* Decides every table (access may be NULL: all readable as they are) and
+ * refuses SQL that would name a WITH table after a viewed product. */
+static dm_err s_access(const dm_query_access_t *access, dm_qtable_t *tables, size_t n,
+                       const char *sql, size_t len, dm_buf_t *why)
+{
+    if (!access || !access->decide)
+        return DM_OK;
+    dm_err rc = dm_query__decide(access, tables, n, why);
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (dm_query__viewed(&tables[i]) && dm_query__names_cte(sql, len, tables[i].name)) {
+            dm_buf_printf(why, "the name %s is taken by product %s.%s: name WITH tables and "
+                               "windows otherwise", tables[i].name, tables[i].domain,
+                          tables[i].name);
+            rc = DM_ERR_DENIED;
+        }
+    }
+    return rc;
+}
+
+/* dm_query_open_as's work; why is never NULL here. */
+static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len,
+                     const dm_query_access_t *access, dm_query_t **out, dm_buf_t *why)
 {
     if (len > e->limits.max_sql_bytes) {
         dm_buf_printf(why, "the SQL is %zu bytes; a query may have at most %zu", len,
@@ -370,6 +427,8 @@ static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query
                       DM_QUERY_MAX_DOMAINS);
         rc = DM_ERR_INVALID;
     }
+    if (!rc)
+        rc = s_access(access, tables, ntables, sql, len, why);
     s_conn *reuse = rc ? NULL : s_pool_take(e, tables, ntables);
     if (rc || reuse) {
         dm_query__tables_free(e->registry, tables, ntables); /* a reused one holds its own */
@@ -392,6 +451,7 @@ static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query
     atomic_init(&q->ctx->cancel, false);
     q->ctx->timed_out = false;
     q->ctx->denied[0] = 0;
+    q->ctx->unknown[0] = 0;
     q->ctx->denied_weak = false;
     dm_buf_t reason = DM_BUF_INIT;
     rc = dm_reader_open(e->store, &q->ctx->reader, &reason);
@@ -423,12 +483,18 @@ fail:
 dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query_t **out,
                      dm_buf_t *why)
 {
+    return dm_query_open_as(e, sql, len, NULL, out, why);
+}
+
+dm_err dm_query_open_as(dm_query_engine_t *e, const char *sql, size_t len,
+                        const dm_query_access_t *access, dm_query_t **out, dm_buf_t *why)
+{
     *out = NULL;
     dm_buf_t scratch = DM_BUF_INIT; /* why may be NULL: the failure still needs a place */
     if (!why)
         why = &scratch;
     size_t why_at = why->len;
-    dm_err rc = s_open(e, sql, len, out, why);
+    dm_err rc = s_open(e, sql, len, access, out, why);
     if (rc == DM_ERR_NOMEM && why->len == why_at)
         dm_buf_puts(why, "out of memory");
     dm_buf_free(&scratch);

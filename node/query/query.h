@@ -16,7 +16,8 @@
  * EXPLAIN) per query; an authorizer that allows only reads of the product
  * tables, built-in functions (not load_extension, fts3_tokenizer), the
  * table-valued json_each and json_tree, and recursive CTEs; query_only;
- * defensive mode; no extension loading, triggers or views; untrusted
+ * defensive mode; no extension loading, triggers or views (but the
+ * engine's own views of masked products, dm_query_open_as); untrusted
  * schema; double-quoted text is an identifier, never a string literal;
  * tight sqlite3_limit values (the DM_QUERY_LIMIT_* constants), with
  * printf()/format() widths bounded by the length limit too (SQLite 3.40
@@ -112,7 +113,15 @@ DM_NODISCARD dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t 
  * filter shape what the SQL sees of the product: the product's table is
  * then a view over the raw virtual table that applies the masks to its
  * columns and the row filter to its rows, and the raw table cannot be
- * named by the SQL. */
+ * named by the SQL (it is reported as an unknown product). A WHERE or
+ * ORDER BY on a masked column sees the masked value; keys of unmasked
+ * columns still bound the scan. A masked column's declared type is ""
+ * (an expression); NULL stays NULL under every mask; last4 shows '****'
+ * alone for a value of four characters or fewer. A row filter that does
+ * not prepare fails the open with DM_ERR_INVALID naming the predicate. SQL
+ * that names a WITH table or a window after a product it reads through a
+ * view is refused (DM_ERR_DENIED). A product allowed as it is stays the
+ * plain virtual table (no view, no cost). */
 typedef struct {
     dm_err (*decide)(void *ctx, const char *domain, const char *product,
                      dm_policy_decision_t *out, dm_buf_t *why);

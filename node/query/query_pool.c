@@ -46,10 +46,12 @@
 #define DM_QUERY_EVENT_BYTES 6 /* monitor event frame: uint16 event, uint32 value */
 #define DM_QUERY_ACTS_MIN 16
 
-/* A queued request: what the worker needs to run and answer it. */
+/* A queued request: what the worker needs to run and answer it, and who
+ * sent it (read on the node loop, where the message's metadata is). */
 typedef struct {
     zmq_msg_t rid;
     Dm__Envelope *env;
+    dm_rpc_caller_t caller;
 } s_req;
 
 typedef struct {
@@ -99,7 +101,23 @@ struct dm_query_pool {
     pthread_mutex_t out_lock;
     void *mon;       /* the ROUTER monitor, once watched (the watcher reads it) */
     void *loop_out;  /* the node loop's outbox socket, for close replies */
+    dm_query_pool_decide_fn decide; /* set before the first forward, then read-only */
+    void *decide_ctx;
 };
+
+/* The access of one query (query.h): the pool's decision with the caller
+ * of the request. */
+typedef struct {
+    dm_query_pool_t *pool;
+    const dm_rpc_caller_t *caller;
+} s_access_ctx;
+
+static dm_err s_decide(void *arg, const char *domain, const char *product,
+                       dm_policy_decision_t *out, dm_buf_t *why)
+{
+    s_access_ctx *a = arg;
+    return a->pool->decide(a->pool->decide_ctx, a->caller, domain, product, out, why);
+}
 
 /* Sends a packed reply (msg is consumed). */
 static void s_send_msg(void *out, zmq_msg_t *rid, zmq_msg_t *msg)
@@ -297,7 +315,10 @@ static void s_run_open(s_worker *w, s_req *r, s_acts *acts)
     s_open *o = NULL;
     zmq_msg_t msg;
     bool packed = false, ended = true, must_close = false;
-    dm_err rc = dm_query_open(self->engine, sql, strlen(sql), &q, &err);
+    s_access_ctx actx = {self, &r->caller};
+    dm_query_access_t access = {s_decide, &actx};
+    dm_err rc = dm_query_open_as(self->engine, sql, strlen(sql), self->decide ? &access : NULL,
+                                 &q, &err);
     if (rc == DM_OK && !(o = calloc(1, sizeof *o))) {
         dm_query_close(&q);
         dm_buf_reset(&err);
@@ -621,6 +642,12 @@ void dm_query_pool_destroy(dm_query_pool_t **self_p)
     *self_p = NULL;
 }
 
+void dm_query_pool_set_access(dm_query_pool_t *self, dm_query_pool_decide_fn fn, void *ctx)
+{
+    self->decide = fn;
+    self->decide_ctx = ctx;
+}
+
 dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
                              Dm__Envelope **env, dm_buf_t *why)
 {
@@ -670,6 +697,8 @@ dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload
     zmq_msg_init(&r->rid);
     zmq_msg_copy(&r->rid, rid);
     r->env = e;
+    if (e->body_case == DM__ENVELOPE__BODY_QUERY_REQ)
+        dm_rpc_caller(payload, &r->caller);
     dm_query_sched_req_t req = {
         .key = zmq_msg_gets(payload, "User-Id"),
         .owner = zmq_msg_data(rid),

@@ -3,7 +3,8 @@
  * limits, progress handler, the messages of a failed prepare; query_sql.c:
  * scanning the SQL text for the products it names; query_vtab.c: the
  * virtual table module; query_printf.c: printf() and format() with bounded
- * widths). query_sched.c and query_pool.c (the workers) use only query.h.
+ * widths; query_access.c: access decisions, the mask functions and the
+ * views that apply masks and row filters). query_sched.c and query_pool.c (the workers) use only query.h.
  * The helpers here follow base/err.h: a why they take is appended to and
  * must not be NULL. */
 #ifndef DM_QUERY_PRIV_H
@@ -17,12 +18,27 @@
 
 #define DM_QUERY_MODULE "dm_product" /* the virtual table module's name */
 
+#define DM_QUERY_RAW_SUFFIX "$raw" /* hidden raw table of a viewed product: "name$raw" */
+#define DM_QUERY_NAME_MAX 128      /* bytes of a domain or product name the engine handles */
+
 /* A product the SQL names: domain.name as written (bytes of the SQL), and
- * the registry entry held for the query's life. */
+ * the registry entry held for the query's life. With masks or a row filter
+ * (from the access decision, owned), the product's table is a view over
+ * the raw virtual table "name$raw" (DM_QUERY_RAW_SUFFIX) in the same
+ * schema. */
 typedef struct {
     char *domain, *name;
     const dm_product_ref_t *ref;
+    dm_policy_mask *masks; /* one per contract field, NULL when none is masked */
+    size_t nmasks;
+    char *row_filter;      /* NULL when none */
 } dm_qtable_t;
+
+/* Whether t is read through a view (masks or a row filter apply). */
+static inline bool dm_query__viewed(const dm_qtable_t *t)
+{
+    return t->masks || t->row_filter;
+}
 
 /* What one query connection's callbacks see (the module's pAux, the
  * authorizer's and progress handler's argument). */
@@ -35,6 +51,7 @@ typedef struct {
     atomic_bool cancel;
     bool timed_out;         /* set by the progress handler */
     char denied[160];       /* the first refusal of the authorizer, "" if none */
+    char unknown[2 * DM_QUERY_NAME_MAX + 2]; /* a hidden table named by the SQL, "" if none */
     bool denied_weak;       /* denied may give way to a more telling refusal */
     sqlite3 *printf_db;     /* query_printf.c's helper connection, opened on first use */
     sqlite3_stmt *printf_stmt[DM_QUERY_LIMIT_FUNCTION_ARG + 1]; /* by argument count */
@@ -49,7 +66,13 @@ typedef struct {
 DM_NODISCARD dm_err dm_query__find_tables(dm_registry_t *registry, const char *sql, size_t len,
                                           dm_qtable_t **tables, size_t *ntables,
                                           size_t *ndomains);
-/* Releases and frees the tables. */
+/* Whether sql uses name (a product read through a view) as the name of a
+ * WITH table or a window, a bare identifier followed by AS or '(':
+ * SQLite would let such a table stand for the product inside the view. */
+bool dm_query__names_cte(const char *sql, size_t len, const char *name);
+/* Whether sql has the identifier ident anywhere (quoted or not). */
+bool dm_query__names_ident(const char *sql, size_t len, const char *ident);
+/* Releases and frees the tables (and what their decisions left). */
 void dm_query__tables_free(dm_registry_t *registry, dm_qtable_t *tables, size_t n);
 
 /* Offset of the first byte of tail[0..len) that is not whitespace, a
@@ -80,6 +103,25 @@ dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_registry_t *regis
  * offset off of sql, each on a line of its own (the one multi-line error
  * detail: clients print it as it is). */
 void dm_query__caret(const char *sql, size_t len, size_t off, dm_buf_t *why);
+
+/* ---- query_access.c ---- */
+
+/* Asks access about every table (query.h's dm_query_access_t): a refusal
+ * appends its reason to why and returns DM_ERR_DENIED; an allowed
+ * decision's masks and row filter move into the table. DM_ERR_INVALID
+ * when a decision's masks do not match the product's fields. why not
+ * NULL. */
+DM_NODISCARD dm_err dm_query__decide(const dm_query_access_t *access, dm_qtable_t *tables,
+                                     size_t n, dm_buf_t *why);
+/* Whether a and b read the product the same way (masks and row filter). */
+bool dm_query__same_access(const dm_qtable_t *a, const dm_qtable_t *b);
+/* Registers the mask functions (dm_mask_redact, ...) on db and lets it use
+ * views. SQLITE_OK or SQLite's code. */
+DM_NODISCARD int dm_query__register_masks(sqlite3 *db);
+/* Creates the view of table t (its raw virtual table exists) and checks
+ * that it prepares. DM_ERR_INVALID naming the product and the row filter
+ * when it does not. why not NULL. */
+DM_NODISCARD dm_err dm_query__create_view(sqlite3 *db, const dm_qtable_t *t, dm_buf_t *why);
 
 /* ---- query_vtab.c ---- */
 

@@ -94,6 +94,38 @@ static bool s_product_table(const dm_qctx_t *ctx, const char *schema, const char
     return false;
 }
 
+/* The product whose hidden raw table schema.table is (query_access.c), or
+ * NULL. */
+static const dm_qtable_t *s_raw_table(const dm_qctx_t *ctx, const char *schema, const char *table)
+{
+    static const size_t suffix = sizeof DM_QUERY_RAW_SUFFIX - 1;
+    size_t len = table ? strlen(table) : 0;
+    for (size_t i = 0; schema && table && i < ctx->ntables; i++) {
+        const dm_qtable_t *t = &ctx->tables[i];
+        if (!dm_query__viewed(t))
+            continue;
+        size_t n = strlen(t->name);
+        if (len == n + suffix && strcasecmp(t->domain, schema) == 0 &&
+            strncasecmp(t->name, table, n) == 0 &&
+            strcasecmp(table + n, DM_QUERY_RAW_SUFFIX) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+/* A read of a product's raw table: allowed only from inside the product's
+ * view (view names the innermost view; a WITH table named after the
+ * product is refused before, dm_query__names_cte). Otherwise the table
+ * does not exist as far as the SQL may know. */
+static int s_read_raw(dm_qctx_t *ctx, const dm_qtable_t *t, const char *table, const char *view)
+{
+    if (view && strcasecmp(view, t->name) == 0)
+        return SQLITE_OK;
+    if (!ctx->unknown[0])
+        snprintf(ctx->unknown, sizeof ctx->unknown, "%s.%s", t->domain, table);
+    return SQLITE_DENY;
+}
+
 /* The built-in table-valued functions a query may use (read-only, over
  * their arguments); lock_down creates them before the authorizer is on. */
 static bool s_table_function(const char *schema, const char *table)
@@ -118,14 +150,16 @@ static bool s_function_denied(const char *name)
 static int s_authorize(void *arg, int action, const char *a1, const char *a2, const char *db,
                        const char *trigger)
 {
-    (void)trigger;
     dm_qctx_t *ctx = arg;
     static const char ro[] = "queries are read-only over data products";
+    const dm_qtable_t *raw;
     switch (action) {
     case SQLITE_SELECT:
     case SQLITE_RECURSIVE: /* bounded by the time limit */
         return SQLITE_OK;
     case SQLITE_READ:
+        if ((raw = s_raw_table(ctx, db, a1)))
+            return s_read_raw(ctx, raw, a1, trigger);
         /* No schema: a CTE or subquery, made of tables checked on their own */
         if (!db || s_product_table(ctx, db, a1) || s_table_function(db, a1))
             return SQLITE_OK;
@@ -297,6 +331,13 @@ static dm_err s_unknown(dm_registry_t *registry, const char *domain, const char 
 dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_registry_t *registry,
                                const char *sql, size_t len, dm_buf_t *err)
 {
+    if (ctx->unknown[0]) { /* a hidden table: said as SQLite says an unknown one */
+        char what[sizeof ctx->unknown];
+        memcpy(what, ctx->unknown, sizeof what);
+        char *dot = strchr(what, '.');
+        *dot = 0;
+        return s_unknown(registry, what, dot + 1, err);
+    }
     if (ctx->denied[0]) {
         dm_buf_puts(err, ctx->denied);
         return DM_ERR_DENIED;

@@ -116,7 +116,7 @@ static dm_err s_try_pair(dm_registry_t *reg, const char *domain, const char *nam
         return DM_ERR_NOMEM;
     }
     *tables = grown;
-    grown[*n] = (dm_qtable_t){d, nm, ref};
+    grown[*n] = (dm_qtable_t){.domain = d, .name = nm, .ref = ref};
     (*n)++;
     return DM_OK;
 }
@@ -182,12 +182,109 @@ dm_err dm_query__find_tables(dm_registry_t *registry, const char *sql, size_t le
     return DM_OK;
 }
 
+/* Skips blanks, then keyword kw if it is next (moving *i past it). */
+static bool s_keyword(const char *sql, size_t len, size_t *i, const char *kw)
+{
+    size_t at = *i + dm_query__skip_blank(sql + *i, len - *i), n = strlen(kw);
+    if (at + n > len || strncasecmp(sql + at, kw, n) != 0 ||
+        (at + n < len && s_ident_char((unsigned char)sql[at + n])))
+        return false;
+    *i = at + n;
+    return true;
+}
+
+/* Skips blanks and a parenthesised list (quotes inside honoured); false if
+ * the next token is not '('. */
+static bool s_skip_parens(const char *sql, size_t len, size_t *i)
+{
+    size_t at = *i + dm_query__skip_blank(sql + *i, len - *i);
+    if (at >= len || sql[at] != '(')
+        return false;
+    int depth = 0;
+    while (at < len) {
+        char c = sql[at];
+        if (c == '\'' || c == '"' || c == '`' || c == '[') {
+            free(s_quoted(sql, len, &at, c == '[' ? ']' : c));
+            continue;
+        }
+        at++;
+        depth += c == '(' ? 1 : c == ')' ? -1 : 0;
+        if (depth == 0)
+            break;
+    }
+    *i = at;
+    return true;
+}
+
+/* Whether what follows a name at sql[i] makes it a WITH table or a window:
+ * an optional column list, AS, an optional [NOT] MATERIALIZED, then '('. */
+static bool s_cte_follows(const char *sql, size_t len, size_t i)
+{
+    s_skip_parens(sql, len, &i);
+    if (!s_keyword(sql, len, &i, "AS"))
+        return false;
+    s_keyword(sql, len, &i, "NOT");
+    s_keyword(sql, len, &i, "MATERIALIZED");
+    i += dm_query__skip_blank(sql + i, len - i);
+    return i < len && sql[i] == '(';
+}
+
+/* Whether sql has a name equal to name (ASCII case folded, as SQLite
+ * compares names), also in single quotes (SQLite takes a string where a
+ * name is expected); if cte_only, unqualified and naming a WITH table or a
+ * window (s_cte_follows). */
+static bool s_has_ident(const char *sql, size_t len, const char *name, bool cte_only)
+{
+    bool after_dot = false, hit = false;
+    size_t i = 0;
+    while (i < len && !hit) {
+        i += dm_query__skip_blank(sql + i, len - i);
+        if (i >= len)
+            break;
+        unsigned char c = (unsigned char)sql[i];
+        char *ident = NULL;
+        bool is_ident = false;
+        if (c == '"' || c == '`' || c == '[' || c == '\'') {
+            is_ident = true;
+            ident = s_quoted(sql, len, &i, c == '[' ? ']' : (char)c);
+        } else if (s_ident_start(c)) {
+            size_t j = i;
+            while (j < len && s_ident_char((unsigned char)sql[j]))
+                j++;
+            is_ident = true;
+            ident = strndup(sql + i, j - i);
+            i = j;
+        } else {
+            i++;
+        }
+        /* Out of memory while unquoting: assume the worst (the caller refuses). */
+        if (is_ident && (!ident || (strcasecmp(ident, name) == 0 &&
+                                    (!cte_only || (!after_dot && s_cte_follows(sql, len, i))))))
+            hit = true;
+        after_dot = !is_ident && c == '.';
+        free(ident);
+    }
+    return hit;
+}
+
+bool dm_query__names_cte(const char *sql, size_t len, const char *name)
+{
+    return s_has_ident(sql, len, name, true);
+}
+
+bool dm_query__names_ident(const char *sql, size_t len, const char *ident)
+{
+    return s_has_ident(sql, len, ident, false);
+}
+
 void dm_query__tables_free(dm_registry_t *registry, dm_qtable_t *tables, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         dm_registry_release(registry, tables[i].ref);
         free(tables[i].domain);
         free(tables[i].name);
+        free(tables[i].masks);
+        free(tables[i].row_filter);
     }
     free(tables);
 }

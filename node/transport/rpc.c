@@ -1,4 +1,7 @@
-/* rpc.c: CurveZMQ ROUTER server with a ZAP handler, DEALER client. */
+/* rpc.c: CurveZMQ ROUTER server with a ZAP handler, DEALER client, and
+ * who called: the CURVE key the handshake authenticated (the ZAP User-Id)
+ * and the ed25519 identity the client claims in its handshake metadata,
+ * believed only when it converts to that CURVE key. */
 #include "transport/rpc.h"
 
 #include <errno.h>
@@ -20,6 +23,14 @@
 #define DM_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define DM_ZAP_CONTROL "inproc://dm-zap-control"
 #define DM_CURVE_KEY_BYTES DM_ID_CURVE_BYTES
+/* libzmq 4.3 declares ZMQ_METADATA only under ZMQ_BUILD_DRAFT_API, yet a
+ * library built with the draft API (Debian's, for one) implements it; one
+ * built without refuses it with EINVAL, which dm_rpc_client_new_as
+ * reports. Its value is fixed in libzmq's zmq.h. */
+#ifndef ZMQ_METADATA
+#define ZMQ_METADATA 95
+#endif
+#define S_CALLER_CACHE 16 /* verified-or-not answers kept per thread */
 
 /* ---- envelopes ---- */
 
@@ -256,6 +267,70 @@ void dm_rpc_server_send_error(dm_rpc_server_t *self, void *rid, uint64_t id, dm_
 
 const char *dm_rpc_server_endpoint(dm_rpc_server_t *self) { return self->endpoint; }
 
+/* ---- who called ----
+ * Converting an ed25519 key to its CURVE key costs about 70 us (a point
+ * decompression and a subgroup check), too much to pay for every request
+ * of a connection. Each thread (the node loop, each query worker) keeps
+ * the last few answers for (claimed key, CURVE key) pairs, both outcomes,
+ * so a client repeating a false claim costs no more than an honest one.
+ * Thread-local: nothing is shared, nothing to lock. */
+
+typedef struct {
+    uint8_t ed[DM_ID_PUBLIC_BYTES];
+    uint8_t curve[DM_CURVE_KEY_BYTES];
+    bool used, match;
+} s_caller_entry_t;
+
+static _Thread_local s_caller_entry_t s_caller_cache[S_CALLER_CACHE];
+static _Thread_local unsigned s_caller_next;
+
+/* True if curve is the CURVE key of ed25519 key ed. */
+static bool s_claim_matches(const uint8_t ed[DM_ID_PUBLIC_BYTES],
+                            const uint8_t curve[DM_CURVE_KEY_BYTES])
+{
+    for (unsigned i = 0; i < S_CALLER_CACHE; i++) {
+        const s_caller_entry_t *e = &s_caller_cache[i];
+        if (e->used && memcmp(e->ed, ed, sizeof e->ed) == 0 &&
+            memcmp(e->curve, curve, sizeof e->curve) == 0)
+            return e->match;
+    }
+    uint8_t derived[DM_CURVE_KEY_BYTES];
+    bool match = dm_identity_curve_from_id(ed, derived) == DM_OK &&
+                 sodium_memcmp(derived, curve, sizeof derived) == 0;
+    s_caller_entry_t *e = &s_caller_cache[s_caller_next++ % S_CALLER_CACHE];
+    memcpy(e->ed, ed, sizeof e->ed);
+    memcpy(e->curve, curve, sizeof e->curve);
+    e->used = true;
+    e->match = match;
+    return match;
+}
+
+void dm_rpc_caller(void *msg, dm_rpc_caller_t *out)
+{
+    memset(out, 0, sizeof *out);
+    uint8_t curve[DM_CURVE_KEY_BYTES];
+    const char *user = zmq_msg_gets(msg, "User-Id");
+    if (!user || !dm_identity_key_parse(user, curve))
+        return;
+    memcpy(out->key, curve, sizeof out->key);
+    /* The property came inside the CURVE handshake, so only the holder of
+     * the CURVE secret could have sent it; the conversion check then ties
+     * the claimed identity to that secret. */
+    const char *claim = zmq_msg_gets(msg, DM_RPC_KEY_PROPERTY);
+    uint8_t ed[DM_ID_PUBLIC_BYTES];
+    if (claim && dm_identity_key_parse(claim, ed) && s_claim_matches(ed, curve)) {
+        memcpy(out->key, ed, sizeof out->key);
+        out->verified = true;
+    }
+}
+
+void dm_rpc_caller_hex(const dm_rpc_caller_t *c, char out[DM_RPC_CALLER_HEX_BYTES])
+{
+    char hex[DM_ID_HEX_BYTES];
+    dm_identity_key_hex(c->key, hex);
+    snprintf(out, DM_RPC_CALLER_HEX_BYTES, "%s%s", c->verified ? "" : "curve:", hex);
+}
+
 /* ---- client ---- */
 
 struct dm_client {
@@ -266,8 +341,46 @@ struct dm_client {
     char address[DM_ADDRESS_MAX];
 };
 
+/* Sets the handshake property that names the caller's ed25519 identity.
+ * DM_ERR_NET with a line in why if libzmq cannot. */
+static dm_err s_claim_identity(void *dealer, const dm_identity_t *id, dm_buf_t *why)
+{
+    char prop[sizeof DM_RPC_KEY_PROPERTY + DM_ID_HEX_BYTES];
+    char hex[DM_ID_HEX_BYTES];
+    dm_identity_hex(id, hex);
+    snprintf(prop, sizeof prop, "%s:%s", DM_RPC_KEY_PROPERTY, hex);
+    if (zmq_setsockopt(dealer, ZMQ_METADATA, prop, strlen(prop)) != 0) {
+        dm_buf_why(why,
+                   "cannot send the identity %s in the handshake: this libzmq refuses "
+                   "ZMQ_METADATA (%s); a libzmq 4.3 built with the draft API is needed",
+                   hex, zmq_strerror(errno));
+        return DM_ERR_NET;
+    }
+    return DM_OK;
+}
+
 dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **out,
                          dm_buf_t *why)
+{
+    return dm_rpc_client_new_as(address, timeout_ms, NULL, out, why);
+}
+
+/* The client's CURVE key pair: the identity's, or a throwaway one. */
+static dm_err s_client_keys(const dm_identity_t *id, uint8_t cpub[DM_CURVE_KEY_BYTES],
+                            uint8_t csec[DM_CURVE_KEY_BYTES], dm_buf_t *why)
+{
+    if (sodium_init() < 0) {
+        dm_buf_why(why, "libsodium failed to initialise");
+        return DM_ERR_CRYPTO;
+    }
+    if (id)
+        return dm_identity_curve_keys(id, cpub, csec, why);
+    crypto_box_keypair(cpub, csec);
+    return DM_OK;
+}
+
+dm_err dm_rpc_client_new_as(const char *address, int timeout_ms, const dm_identity_t *id,
+                            dm_rpc_client_t **out, dm_buf_t *why)
 {
     *out = NULL;
     uint8_t node_id[DM_ID_PUBLIC_BYTES];
@@ -284,34 +397,36 @@ dm_err dm_rpc_client_new(const char *address, int timeout_ms, dm_rpc_client_t **
         dm_buf_why(why, "invalid node address '%s': the key is not a valid ed25519 key", address);
         return DM_ERR_USAGE;
     }
+    uint8_t cpub[DM_CURVE_KEY_BYTES], csec[DM_CURVE_KEY_BYTES];
+    dm_err err = s_client_keys(id, cpub, csec, why);
+    if (err)
+        return err;
     dm_rpc_client_t *self = calloc(1, sizeof *self);
-    if (!self)
+    if (!self) {
+        sodium_memzero(csec, sizeof csec);
         return DM_ERR_NOMEM;
+    }
     self->timeout_ms = timeout_ms > 0 ? timeout_ms : DM_RPC_DEFAULT_TIMEOUT_MS;
     self->next_id = 1;
     snprintf(self->address, sizeof self->address, "%s", address);
-
-    uint8_t cpub[DM_CURVE_KEY_BYTES], csec[DM_CURVE_KEY_BYTES];
-    if (sodium_init() < 0) {
-        dm_buf_why(why, "libsodium failed to initialise");
-        free(self);
-        return DM_ERR_CRYPTO;
-    }
-    crypto_box_keypair(cpub, csec);
     self->ctx = zmq_ctx_new();
     dm_zsock_opts_t copts = s_common;
     copts.immediate = true;
     copts.curve_server_key = server_curve;
     copts.curve_public = cpub;
     copts.curve_secret = csec;
-    self->dealer = dm_zsock_new(self->ctx, ZMQ_DEALER, &copts, NULL);
-    if (!self->dealer || zmq_connect(self->dealer, endpoint) != 0) {
-        dm_buf_why(why, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
-        sodium_memzero(csec, sizeof csec);
-        dm_rpc_client_destroy(&self);
-        return DM_ERR_NET;
-    }
+    self->dealer = self->ctx ? dm_zsock_new(self->ctx, ZMQ_DEALER, &copts, NULL) : NULL;
     sodium_memzero(csec, sizeof csec);
+    if (self->dealer && id)
+        err = s_claim_identity(self->dealer, id, why);
+    if (!err && (!self->dealer || zmq_connect(self->dealer, endpoint) != 0)) {
+        dm_buf_why(why, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
+        err = DM_ERR_NET;
+    }
+    if (err) {
+        dm_rpc_client_destroy(&self);
+        return err;
+    }
     *out = self;
     return DM_OK;
 }

@@ -4,8 +4,9 @@
  * installed before it binds (so an unauthenticated handshake is refused,
  * never let through), a bounded message size and linger 0. The client side
  * is a DEALER socket that knows the server's key from its self-certifying
- * address, uses a throwaway client key, and never waits longer than its
- * timeout. One message frame carries one dm.Envelope (proto/mesh.proto). */
+ * address, uses its identity's CURVE key (or a throwaway one), and never
+ * waits longer than its timeout. One message frame carries one
+ * dm.Envelope (proto/mesh.proto). */
 #ifndef DM_RPC_H
 #define DM_RPC_H
 

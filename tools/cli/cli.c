@@ -1,8 +1,10 @@
-/* cli.c: argument parsing, node selection, requests and output helpers
- * (tables, JSON, terminal-safe text, hex) for the client tools. */
+/* cli.c: argument parsing, the identity a tool acts with (whoami,
+ * keygen), node selection, requests and output helpers (tables, JSON,
+ * terminal-safe text, hex) for the client tools. */
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +19,8 @@
 
 
 const dm_cli_optspec_t dm_cli_global_opts[] = {
-    {"node", true}, {"data", true}, {"json", false}, {"timeout", true},
-    {"help", false}, {"version", false},
+    {"node", true},  {"data", true},    {"json", false},    {"timeout", true},
+    {"help", false}, {"version", false}, {"identity", true},
 };
 const size_t dm_cli_nglobal_opts = sizeof dm_cli_global_opts / sizeof dm_cli_global_opts[0];
 
@@ -154,6 +156,172 @@ int dm_cli_product_arg(const dm_cli_args_t *a, const char *usage, dm_cli_qualifi
     return dm_cli_qualified(a, a->pos[1], q) == 0 ? DM_EXIT_OK : DM_EXIT_USAGE;
 }
 
+/* ---- identity ---- */
+
+#define S_ID_DIR "datamesh"
+#define S_ID_FILE "identity"
+
+static char s_id_path[DM_PATH_MAX]; /* dm_cli_identity's *path */
+
+/* The default identity file into s_id_path: $XDG_CONFIG_HOME/datamesh/
+ * identity (the XDG rule: only an absolute XDG_CONFIG_HOME counts), else
+ * $HOME/.config/datamesh/identity. Returns 0, or -1 after printing why. */
+static int s_default_identity(const char *program)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    const char *home = getenv("HOME");
+    int n;
+    if (xdg && xdg[0] == '/')
+        n = snprintf(s_id_path, sizeof s_id_path, "%s/%s/%s", xdg, S_ID_DIR, S_ID_FILE);
+    else if (home && *home)
+        n = snprintf(s_id_path, sizeof s_id_path, "%s/.config/%s/%s", home, S_ID_DIR,
+                     S_ID_FILE);
+    else {
+        fprintf(stderr, "%s: no identity: neither XDG_CONFIG_HOME nor HOME is set; give "
+                        "--identity FILE or set %s\n",
+                program, DM_CLI_ENV_IDENTITY);
+        return -1;
+    }
+    if (n >= (int)sizeof s_id_path) {
+        fprintf(stderr, "%s: no identity: the default path under %s is longer than %d bytes; "
+                        "give --identity FILE\n",
+                program, xdg && xdg[0] == '/' ? "XDG_CONFIG_HOME" : "HOME", DM_PATH_MAX - 1);
+        return -1;
+    }
+    return 0;
+}
+
+int dm_cli_identity(const dm_cli_args_t *a, dm_identity_t **out, const char **path)
+{
+    *out = NULL;
+    *path = NULL;
+    const char *opt = dm_cli_get(a, "identity");
+    const char *env = getenv(DM_CLI_ENV_IDENTITY);
+    const char *data = dm_cli_get(a, "data");
+    const char *from;
+    bool create = false;
+    if (opt) {
+        snprintf(s_id_path, sizeof s_id_path, "%s", opt);
+        from = "--identity";
+    } else if (env && *env) {
+        snprintf(s_id_path, sizeof s_id_path, "%s", env);
+        from = "$" DM_CLI_ENV_IDENTITY;
+    } else if (data && snprintf(s_id_path, sizeof s_id_path, "%s/%s", data, DM_ID_KEY_FILE) <
+                           (int)sizeof s_id_path &&
+               access(s_id_path, R_OK) == 0) {
+        from = "--data"; /* the node's own key: its domain's first admin */
+    } else {
+        if (s_default_identity(a->program) != 0)
+            return DM_EXIT_USAGE;
+        from = "the default place";
+        create = true;
+    }
+    dm_buf_t why = DM_BUF_INIT;
+    if (dm_identity_load_file(s_id_path, create, out, &why) != DM_OK) {
+        fprintf(stderr, "%s: %s (the identity from %s)\n", a->program, why.data, from);
+        dm_buf_free(&why);
+        return DM_EXIT_USAGE;
+    }
+    *path = s_id_path;
+    return DM_EXIT_OK;
+}
+
+/* Prints key and file (text: two lines; --json: an object, extended with
+ * the node's view when node is not NULL). */
+static void s_print_identity(const dm_cli_args_t *a, const char *hex, const char *file,
+                             const Dm__WhoamiRep *node)
+{
+    dm_buf_t o = DM_BUF_INIT;
+    char nkey[2 * DM_ID_PUBLIC_BYTES + 1] = "";
+    if (node)
+        dm_cli_hex(nkey, &node->key, DM_ID_PUBLIC_BYTES);
+    if (dm_cli_get(a, "json")) {
+        dm_buf_printf(&o, "{\"key\":\"%s\",\"file\":", hex);
+        dm_cli_json_string(&o, file, strlen(file));
+        if (node) {
+            dm_buf_printf(&o, ",\"node\":{\"key\":\"%s\",\"verified\":%s,\"admin\":%s,"
+                              "\"domain\":",
+                          nkey, node->verified ? "true" : "false",
+                          node->admin ? "true" : "false");
+            dm_cli_json_string(&o, node->domain, strlen(node->domain));
+            dm_buf_puts(&o, ",\"groups\":");
+            dm_cli_json_string(&o, node->groups, strlen(node->groups));
+            dm_buf_putc(&o, '}');
+        }
+        dm_buf_puts(&o, "}\n");
+    } else {
+        dm_buf_printf(&o, "key: %s\nfile: ", hex);
+        dm_cli_text(&o, file, strlen(file));
+        dm_buf_putc(&o, '\n');
+        if (node) {
+            dm_buf_printf(&o, "node sees: %s%s\nverified: %s\nadmin of: ",
+                          node->verified ? "" : "curve:", nkey, node->verified ? "yes" : "no");
+            dm_cli_text(&o, node->domain, strlen(node->domain));
+            dm_buf_puts(&o, node->admin ? " (yes)\ngroups: " : " (no)\ngroups: ");
+            dm_cli_text(&o, node->groups, strlen(node->groups));
+            dm_buf_putc(&o, '\n');
+        }
+    }
+    fputs(o.data, stdout);
+    dm_buf_free(&o);
+}
+
+int dm_cli_whoami(const dm_cli_args_t *a)
+{
+    if (a->npos != 1) {
+        fprintf(stderr, "%s: usage: %s whoami [--identity FILE] [--node ADDRESS] [--json]\n",
+                a->program, a->program);
+        return DM_EXIT_USAGE;
+    }
+    dm_identity_t *id = NULL;
+    const char *path = NULL;
+    int status = dm_cli_identity(a, &id, &path);
+    if (status != DM_EXIT_OK)
+        return status;
+    char hex[DM_ID_HEX_BYTES];
+    dm_identity_hex(id, hex);
+    dm_identity_destroy(&id);
+    Dm__Envelope *rep = NULL;
+    if (dm_cli_get(a, "node")) { /* how that node sees this identity */
+        Dm__Envelope req = DM__ENVELOPE__INIT;
+        Dm__WhoamiReq body = DM__WHOAMI_REQ__INIT;
+        dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_WHOAMI_REQ, &body);
+        status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_WHOAMI_REP, "whoami", &rep);
+        if (status != DM_EXIT_OK)
+            return status;
+    }
+    s_print_identity(a, hex, path, rep ? rep->whoami_rep : NULL);
+    if (rep)
+        dm__envelope__free_unpacked(rep, NULL);
+    return DM_EXIT_OK;
+}
+
+int dm_cli_keygen(const dm_cli_args_t *a)
+{
+    if (a->npos != 2) {
+        fprintf(stderr, "%s: usage: %s keygen FILE\n", a->program, a->program);
+        return DM_EXIT_USAGE;
+    }
+    const char *file = a->pos[1];
+    dm_identity_t *id = NULL;
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err err = dm_identity_keygen(file, &id, &why);
+    if (err == DM_ERR_EXISTS) {
+        fprintf(stderr, "%s: keygen: %s exists; choose another path or remove it\n", a->program,
+                file);
+    } else if (err != DM_OK) {
+        fprintf(stderr, "%s: keygen: %s\n", a->program, why.data ? why.data : dm_err_str(err));
+    }
+    dm_buf_free(&why);
+    if (err != DM_OK)
+        return err == DM_ERR_EXISTS ? DM_EXIT_FAIL : DM_EXIT_USAGE;
+    char hex[DM_ID_HEX_BYTES];
+    dm_identity_hex(id, hex);
+    dm_identity_destroy(&id);
+    s_print_identity(a, hex, file, NULL);
+    return DM_EXIT_OK;
+}
+
 int dm_cli_connect(const dm_cli_args_t *a, dm_rpc_client_t **out)
 {
     *out = NULL;
@@ -177,8 +345,15 @@ int dm_cli_connect(const dm_cli_args_t *a, dm_rpc_client_t **out)
     int timeout = dm_cli_timeout_ms(a);
     if (timeout < 0)
         return DM_EXIT_USAGE;
+    dm_identity_t *id = NULL;
+    const char *path = NULL;
+    int status = dm_cli_identity(a, &id, &path);
+    if (status != DM_EXIT_OK)
+        return status;
     dm_buf_t why = DM_BUF_INIT;
-    if (dm_rpc_client_new(addr, timeout, out, &why) != DM_OK) {
+    dm_err err = dm_rpc_client_new_as(addr, timeout, id, out, &why);
+    dm_identity_destroy(&id);
+    if (err != DM_OK) {
         fprintf(stderr, "%s: %s\n", a->program, why.data);
         dm_buf_free(&why);
         return DM_EXIT_USAGE;
@@ -213,6 +388,26 @@ int dm_cli_request(const dm_cli_args_t *a, Dm__Envelope *req, Dm__Envelope__Body
     return status;
 }
 
+/* Appends the comma-separated list csv as a JSON array of strings (empty
+ * items skipped). */
+static void s_json_list(dm_buf_t *o, const char *csv)
+{
+    dm_buf_putc(o, '[');
+    bool first = true;
+    for (const char *p = csv; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len > 0) {
+            if (!first)
+                dm_buf_putc(o, ',');
+            dm_cli_json_string(o, p, len);
+            first = false;
+        }
+        p += len + (comma ? 1 : 0);
+    }
+    dm_buf_putc(o, ']');
+}
+
 int dm_cli_products(const dm_cli_args_t *a, bool mesh)
 {
     Dm__Envelope req = DM__ENVELOPE__INIT;
@@ -243,23 +438,34 @@ int dm_cli_products(const dm_cli_args_t *a, bool mesh)
                 dm_buf_printf(&o, ",\"node\":\"%s\"", node);
             }
             if (p->remote)
-                dm_buf_puts(&o, ",\"records\":null,\"quarantined\":null}");
+                dm_buf_puts(&o, ",\"records\":null,\"quarantined\":null");
             else
-                dm_buf_printf(&o, ",\"records\":%" PRIu64 ",\"quarantined\":%" PRIu64 "}",
+                dm_buf_printf(&o, ",\"records\":%" PRIu64 ",\"quarantined\":%" PRIu64,
                               p->records, p->quarantined);
+            dm_buf_printf(&o, ",\"uncertified\":%s,\"readers\":",
+                          p->uncertified ? "true" : "false");
+            s_json_list(&o, p->readers);
+            dm_buf_putc(&o, '}');
         }
         dm_buf_puts(&o, "]\n");
         fputs(o.data, stdout);
         dm_buf_free(&o);
     } else {
+        /* A NOTE column only when a product needs one, so the common
+         * listing (no governance key) keeps its shape. */
+        bool notes = false;
+        for (size_t i = 0; i < pr->n_products; i++)
+            notes = notes || pr->products[i]->uncertified;
+        size_t ncols = (mesh ? 6 : 5) + (notes ? 1 : 0);
         dm_cli_table_t t;
         if (mesh) {
-            dm_cli_table_init(&t, 6, 1u << 5);
-            const char *head[] = {"DOMAIN", "NAME", "VERSION", "OWNER", "ACCESS", "RECORDS"};
+            dm_cli_table_init(&t, ncols, 1u << 5);
+            const char *head[] = {"DOMAIN", "NAME", "VERSION", "OWNER", "ACCESS", "RECORDS",
+                                  "NOTE"};
             dm_cli_table_add(&t, head);
         } else {
-            dm_cli_table_init(&t, 5, (1u << 3) | (1u << 4));
-            const char *head[] = {"DOMAIN", "NAME", "VERSION", "RECORDS", "QUARANTINED"};
+            dm_cli_table_init(&t, ncols, (1u << 3) | (1u << 4));
+            const char *head[] = {"DOMAIN", "NAME", "VERSION", "RECORDS", "QUARANTINED", "NOTE"};
             dm_cli_table_add(&t, head);
         }
         for (size_t i = 0; i < pr->n_products; i++) {
@@ -270,8 +476,10 @@ int dm_cli_products(const dm_cli_args_t *a, bool mesh)
             else
                 snprintf(rec, sizeof rec, "%" PRIu64, p->records);
             snprintf(q, sizeof q, "%" PRIu64, p->quarantined);
-            const char *mrow[] = {p->domain, p->name, p->version, p->owner_team, p->access, rec};
-            const char *lrow[] = {p->domain, p->name, p->version, rec, q};
+            const char *note = p->uncertified ? "UNCERTIFIED" : "";
+            const char *mrow[] = {p->domain,     p->name,   p->version, p->owner_team,
+                                  p->access, rec, note};
+            const char *lrow[] = {p->domain, p->name, p->version, rec, q, note};
             dm_cli_table_add(&t, mesh ? mrow : lrow);
         }
         dm_cli_table_print(&t, stdout);

@@ -35,7 +35,8 @@ typedef struct {
     const char *values[DM_CLI_MAX_OPTS]; /* per spec: value, or "" for a flag */
 } dm_cli_args_t;
 
-/* The options every client tool accepts, before or after the command. */
+/* The options every client tool accepts, before or after the command
+ * (node, data, json, timeout, help, version, identity). */
 extern const dm_cli_optspec_t dm_cli_global_opts[];
 extern const size_t dm_cli_nglobal_opts;
 
@@ -60,9 +61,13 @@ const char *dm_cli_get(const dm_cli_args_t *a, const char *name);
 int dm_cli_identity(const dm_cli_args_t *a, dm_identity_t **out, const char **path);
 
 /* The whoami and keygen commands, alike in dmctl and meshq: whoami prints
- * the public key (hex) and the file it lives in (--json: an object);
- * "keygen FILE" writes a new identity to FILE (refusing an existing one)
- * and prints its public key. Return the exit status. */
+ * "key: HEX" and "file: PATH" (--json: {"key":..,"file":..}); with --node
+ * it also asks that node how it sees the caller (WhoamiReq: the key it
+ * believes, verified, admin, groups, domain; --json adds "node": {..}).
+ * "keygen FILE" writes a new identity to FILE and prints the same two
+ * lines; an existing FILE is refused with "PROGRAM: keygen: FILE exists;
+ * choose another path or remove it" (DM_EXIT_FAIL). Return the exit
+ * status. */
 int dm_cli_whoami(const dm_cli_args_t *a);
 int dm_cli_keygen(const dm_cli_args_t *a);
 
@@ -106,8 +111,11 @@ int dm_cli_product_arg(const dm_cli_args_t *a, const char *usage, dm_cli_qualifi
 /* Lists products: this node's (mesh false; table DOMAIN NAME VERSION
  * RECORDS QUARANTINED) or the whole mesh's from the node's catalog (mesh
  * true; table DOMAIN NAME VERSION OWNER ACCESS RECORDS, records known only
- * for the node's own). --json prints an array of objects with every field
- * (records and quarantined null where unknown). Returns the exit status. */
+ * for the node's own); a last column NOTE, "UNCERTIFIED" for a product of
+ * a domain no governance certificate vouches for, appears only when some
+ * product has one. --json prints an array of objects with every field
+ * (records and quarantined null where unknown; "uncertified" a boolean,
+ * "readers" an array of strings). Returns the exit status. */
 int dm_cli_products(const dm_cli_args_t *a, bool mesh);
 
 /* A command of a tool. */

@@ -6,6 +6,14 @@
 
 #include "query/query_pool.h"
 
+/* Until the transport's own dm_rpc_caller is linked in (it then takes
+ * precedence): the pool refers to it, this test never calls it. */
+__attribute__((weak)) void dm_rpc_caller(void *msg, dm_rpc_caller_t *out)
+{
+    (void)msg;
+    memset(out, 0, sizeof *out);
+}
+
 Test(query_pool_new, a_context_that_is_shut_down_is_reported_in_why)
 {
     void *ctx = zmq_ctx_new();

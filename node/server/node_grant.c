@@ -75,13 +75,12 @@ void dm_node__handle_admins(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
         return;
     }
     if (req->key.len != DM_ID_PUBLIC_BYTES) {
-        dm_buf_printf(&text, "%s: the key is %zu bytes; an ed25519 public key is %d bytes (64 "
-                             "hex digits)", action, req->key.len, DM_ID_PUBLIC_BYTES);
+        dm_buf_printf(&text, "the key is %zu bytes; an ed25519 public key is %d bytes (64 hex "
+                             "digits)", req->key.len, DM_ID_PUBLIC_BYTES);
         s_deny(self, rid, id, DM_ERR_INVALID, text.data);
     } else if (!add && memcmp(req->key.data, dm_identity_public(self->id), DM_ID_PUBLIC_BYTES) == 0) {
         s_deny(self, rid, id, DM_ERR_INVALID,
-               "admins remove: the node's own key is always an admin of its domain and cannot "
-               "be removed");
+               "the node's own key is always an admin of its domain and cannot be removed");
     } else {
         bool changed = false;
         dm_err rc = add ? dm_acl_db_admin_add(self->store, req->key.data, &changed, &text)

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(envelope swim catalog contract record avro pattern)
+TARGETS=(envelope swim catalog contract record avro pattern policy)
 FUZZ_RSS_MB=2048      # an input using more memory than this is a finding
 FUZZ_TIMEOUT_S=10     # an input taking longer than this is a finding
 FUZZ_MAX_LEN=65536    # bytes per input: beyond every decoder's interesting sizes

@@ -1,6 +1,6 @@
 /* catalog_db.h: the "catalog" database of the node's LMDB environment,
  * where node/catalog keeps its signed entries, per-origin versions, domain
- * pins and refused claims.
+ * pins, refused claims and the governance key chain.
  *
  * The storage layer sees opaque keys and values; node/catalog/ owns their
  * meaning. Keys start with a one-byte tag:
@@ -8,6 +8,7 @@
  *   'v' origin[32]       -> u64 BE: the highest version seen from origin
  *   'p' domain           -> the domain's pin (owner, first seen)
  *   'c' domain 0 claimant[32] -> a refused claim on a pinned domain
+ *   'g' root_version (u64 BE) -> a key of the governance key chain (32 bytes)
  * A write is a batch of puts and deletes committed in one synchronous
  * transaction, so a process killed at any moment leaves either all of a
  * batch or none of it. */
@@ -23,6 +24,7 @@
 #define DM_STORE_CATALOG_ORIGIN 'v'
 #define DM_STORE_CATALOG_PIN 'p'
 #define DM_STORE_CATALOG_CONFLICT 'c'
+#define DM_STORE_CATALOG_GOV 'g'
 
 /* One put (val not NULL) or delete (val NULL; absent keys are fine). */
 typedef struct {

@@ -19,8 +19,6 @@
 #include "base/log.h"
 #include "base/text.h"
 
-#define S_NODE_KEY_LEN (sizeof DM_CATALOG_NODE_KEY - 1)
-#define S_PREFIX_LEN (sizeof DM_CATALOG_PRODUCT_PREFIX - 1)
 #define S_PIN_BYTES (DM_ID_PUBLIC_BYTES + 8)
 #define S_CONFLICT_BYTES (DM_ID_PUBLIC_BYTES + 24)
 #define S_VERSION_BYTES 8
@@ -64,93 +62,6 @@ static dm_catalog_verdict s_refuse(dm_buf_t *why, dm_catalog_verdict v, const ch
     dm_buf_vwhy(why, fmt, ap);
     va_end(ap);
     return v;
-}
-
-_Static_assert(DM_CATALOG_NAME_MAX == DM_TEXT_NAME_MAX, "catalog names follow the name rule");
-
-/* ---- what an entry says ---- */
-
-typedef struct {
-    bool is_node;
-    char domain[DM_CATALOG_NAME_MAX + 1];
-    char name[DM_CATALOG_NAME_MAX + 1];
-    Dm__NodeRecord *node; /* owned until handed to an item */
-} s_parsed;
-
-static void s_parsed_clear(s_parsed *p)
-{
-    if (p->node)
-        dm__node_record__free_unpacked(p->node, NULL);
-    p->node = NULL;
-}
-
-/* Checks the key, the tombstone rule and a node record's form. Returns
- * DM_CATALOG_ACCEPTED when well formed, else MALFORMED with a reason. */
-static dm_catalog_verdict s_parse(const dm_catalog_entry_t *e, s_parsed *p, dm_buf_t *why)
-{
-    memset(p, 0, sizeof *p);
-    const char *key = e->key;
-    if (strcmp(key, DM_CATALOG_NODE_KEY) == 0) {
-        p->is_node = true;
-        if (e->tombstone)
-            return s_refuse(why, DM_CATALOG_MALFORMED, "a node record cannot be a tombstone");
-        p->node = dm__node_record__unpack(NULL, e->payload_len, e->payload);
-        if (!p->node)
-            return s_refuse(why, DM_CATALOG_MALFORMED, "the node record does not decode");
-        size_t dlen = strlen(p->node->domain);
-        if (!dm_text_is_name_n(p->node->domain, dlen) ||
-            strnlen(p->node->address, DM_ADDRESS_MAX) >= DM_ADDRESS_MAX) {
-            s_parsed_clear(p);
-            return s_refuse(why, DM_CATALOG_MALFORMED,
-                            "the node record needs a domain matching " DM_TEXT_NAME_RULE " "
-                            "and an address under %d bytes",
-                            DM_ADDRESS_MAX);
-        }
-        memcpy(p->domain, p->node->domain, dlen + 1);
-        return DM_CATALOG_ACCEPTED;
-    }
-    const char *slash = strncmp(key, DM_CATALOG_PRODUCT_PREFIX, S_PREFIX_LEN) == 0
-                            ? strchr(key + S_PREFIX_LEN, '/')
-                            : NULL;
-    const char *d = key + S_PREFIX_LEN;
-    if (!slash || !dm_text_is_name_n(d, (size_t)(slash - d)) ||
-        !dm_text_is_name_n(slash + 1, strlen(slash + 1)))
-        return s_refuse(why, DM_CATALOG_MALFORMED,
-                        "key '%.*s' is neither \"node\" nor \"product/DOMAIN/NAME\" with names "
-                        "matching " DM_TEXT_NAME_RULE,
-                        DM_CATALOG_KEY_MAX, key);
-    memcpy(p->domain, d, (size_t)(slash - d));
-    p->domain[slash - d] = 0;
-    strcpy(p->name, slash + 1);
-    if (e->tombstone && e->payload_len)
-        return s_refuse(why, DM_CATALOG_MALFORMED, "a tombstone carries no payload");
-    if (!e->tombstone && !e->payload_len)
-        return s_refuse(why, DM_CATALOG_MALFORMED, "product %s/%s has no contract", p->domain,
-                        p->name);
-    return DM_CATALOG_ACCEPTED;
-}
-
-/* Whether a product payload is the contract of exactly domain/name. */
-static bool s_contract_ok(const dm_catalog_entry_t *e, const s_parsed *p, dm_buf_t *why)
-{
-    dm_contract_t **list = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    /* on the node loop, from any peer: check patterns statically, compile nothing */
-    dm_err rc = dm_contract_parse_opts(e->key, (const char *)e->payload, e->payload_len, NULL,
-                                       DM_CONTRACT_NO_COMPILE, &list, &n, &diags);
-    bool ok = false;
-    if (rc != DM_OK)
-        s_refuse(why, DM_CATALOG_MALFORMED, "the contract does not parse: %s",
-                 diags.count ? diags.items[0].message : dm_err_str(rc));
-    else if (n != 1 || strcmp(list[0]->domain, p->domain) || strcmp(list[0]->name, p->name))
-        s_refuse(why, DM_CATALOG_MALFORMED, "the payload is not exactly the contract of %s/%s",
-                 p->domain, p->name);
-    else
-        ok = true;
-    dm_contract_list_destroy(&list, n);
-    dm_diags_clear(&diags);
-    return ok;
 }
 
 /* ---- sorted tables ---- */
@@ -197,7 +108,7 @@ static void s_item_free(dm_catalog__item_t *it)
 }
 
 /* A stored item made from e and p (takes p's node record). NULL on NOMEM. */
-static dm_catalog__item_t *s_item_new(const dm_catalog_entry_t *e, s_parsed *p)
+static dm_catalog__item_t *s_item_new(const dm_catalog_entry_t *e, dm_catalog__parsed_t *p)
 {
     dm_catalog__item_t *it = calloc(1, sizeof *it);
     if (!it)
@@ -206,9 +117,10 @@ static dm_catalog__item_t *s_item_new(const dm_catalog_entry_t *e, s_parsed *p)
     it->e.key = strdup(e->key);
     it->e.payload = e->payload_len ? malloc(e->payload_len) : NULL;
     it->domain = strdup(p->domain);
-    it->name = p->is_node ? NULL : strdup(p->name);
+    it->kind = p->kind;
+    it->name = p->name[0] ? strdup(p->name) : NULL;
     if (!it->e.key || (e->payload_len && !it->e.payload) || !it->domain ||
-        (!p->is_node && !it->name)) {
+        (p->name[0] && !it->name)) {
         s_item_free(it);
         return NULL;
     }
@@ -285,9 +197,8 @@ static dm_catalog__conflict_t *s_conflict_find(const dm_catalog_t *c, const char
 
 /* ---- the write batch ---- */
 
-/* Queues a put (val not NULL) or a delete of key [tag][a][b]. */
-static bool s_queue(dm_catalog_t *c, char tag, const void *a, size_t alen, const void *b,
-                    size_t blen, const void *val, size_t vlen)
+bool dm_catalog__queue(dm_catalog_t *c, char tag, const void *a, size_t alen, const void *b,
+                       size_t blen, const void *val, size_t vlen)
 {
     if (!dm_array_reserve(&c->ops, &c->capops, c->nops + 1, sizeof *c->ops, 16))
         return false;
@@ -309,11 +220,11 @@ static bool s_queue(dm_catalog_t *c, char tag, const void *a, size_t alen, const
 static bool s_queue_entry(dm_catalog_t *c, const dm_catalog_entry_t *e, bool del)
 {
     if (del)
-        return s_queue(c, DM_STORE_CATALOG_ENTRY, e->origin, DM_ID_PUBLIC_BYTES, e->key,
+        return dm_catalog__queue(c, DM_STORE_CATALOG_ENTRY, e->origin, DM_ID_PUBLIC_BYTES, e->key,
                        strlen(e->key), NULL, 0);
     dm_buf_t v = DM_BUF_INIT;
     dm_catalog_entry_encode(e, &v);
-    bool ok = s_queue(c, DM_STORE_CATALOG_ENTRY, e->origin, DM_ID_PUBLIC_BYTES, e->key,
+    bool ok = dm_catalog__queue(c, DM_STORE_CATALOG_ENTRY, e->origin, DM_ID_PUBLIC_BYTES, e->key,
                       strlen(e->key), v.data ? v.data : "", v.len);
     dm_buf_free(&v);
     return ok;
@@ -333,7 +244,7 @@ static void s_state_clear(dm_catalog_t *c)
         free(c->pins[i].domain);
     for (size_t i = 0; i < c->nconflicts; i++)
         free(c->conflicts[i].domain);
-    c->nitems = c->norigins = c->npins = c->nconflicts = 0;
+    c->nitems = c->norigins = c->npins = c->nconflicts = c->nchain = 0;
     s_batch_reset(c);
 }
 
@@ -342,6 +253,7 @@ static dm_err s_load(dm_catalog_t *c, dm_buf_t *why);
 void dm_catalog__abort(dm_catalog_t *c)
 {
     s_state_clear(c);
+    c->gov_generation++; /* whatever was undone, the node rebuilds its policy set */
     dm_buf_t why = DM_BUF_INIT;
     if (s_load(c, &why) != DM_OK) /* the one report of this failure: abort returns nothing */
         dm_log_err("catalog: could not reload from the store (%s); the catalog is empty until "
@@ -398,7 +310,19 @@ static bool s_raise(dm_catalog_t *c, const uint8_t *origin, uint64_t version)
     o->max_version = version;
     uint8_t v[S_VERSION_BYTES];
     s_put_be64(v, version);
-    return s_queue(c, DM_STORE_CATALOG_ORIGIN, origin, DM_ID_PUBLIC_BYTES, NULL, 0, v, sizeof v);
+    return dm_catalog__queue(c, DM_STORE_CATALOG_ORIGIN, origin, DM_ID_PUBLIC_BYTES, NULL, 0, v, sizeof v);
+}
+
+/* Queues the store record of conflict k. */
+static bool s_conflict_put(dm_catalog_t *c, const dm_catalog__conflict_t *k)
+{
+    uint8_t v[S_CONFLICT_BYTES];
+    memcpy(v, k->owner, DM_ID_PUBLIC_BYTES);
+    s_put_be64(v + DM_ID_PUBLIC_BYTES, (uint64_t)k->first_seen_ms);
+    s_put_be64(v + DM_ID_PUBLIC_BYTES + 8, (uint64_t)k->last_seen_ms);
+    s_put_be64(v + DM_ID_PUBLIC_BYTES + 16, k->refusals);
+    return dm_catalog__queue(c, DM_STORE_CATALOG_CONFLICT, k->domain, strlen(k->domain) + 1,
+                             k->claimant, DM_ID_PUBLIC_BYTES, v, sizeof v);
 }
 
 /* Lists (and logs the first time) claimant's refused claim on domain. */
@@ -431,13 +355,44 @@ static bool s_conflict_note(dm_catalog_t *c, const char *domain, const uint8_t *
     memcpy(k->owner, owner, DM_ID_PUBLIC_BYTES);
     k->last_seen_ms = now_ms;
     k->refusals++;
-    uint8_t v[S_CONFLICT_BYTES];
-    memcpy(v, k->owner, DM_ID_PUBLIC_BYTES);
-    s_put_be64(v + DM_ID_PUBLIC_BYTES, (uint64_t)k->first_seen_ms);
-    s_put_be64(v + DM_ID_PUBLIC_BYTES + 8, (uint64_t)k->last_seen_ms);
-    s_put_be64(v + DM_ID_PUBLIC_BYTES + 16, k->refusals);
-    return s_queue(c, DM_STORE_CATALOG_CONFLICT, domain, strlen(domain) + 1, claimant,
-                   DM_ID_PUBLIC_BYTES, v, sizeof v);
+    return s_conflict_put(c, k);
+}
+
+/* Deletes the entries of other origins than owner about domain (their
+ * products and acl entries; with claims also their node records claiming
+ * it) and lists each origin as a refused claimant: seen at now_ms, or with
+ * claims when the deleted entry was issued. */
+static bool s_purge(dm_catalog_t *c, const char *domain, const uint8_t *owner, bool claims,
+                    int64_t now_ms)
+{
+    size_t kept = 0;
+    bool ok = true;
+    for (size_t i = 0; i < c->nitems; i++) {
+        dm_catalog__item_t *it = c->items[i];
+        bool bound = it->kind == DM_CATALOG__PRODUCT || it->kind == DM_CATALOG__ACL ||
+                     (claims && it->kind == DM_CATALOG__NODE);
+        if (ok && bound && strcmp(it->domain, domain) == 0 &&
+            memcmp(it->e.origin, owner, DM_ID_PUBLIC_BYTES) != 0) {
+            ok = s_queue_entry(c, &it->e, true) &&
+                 s_conflict_note(c, domain, owner, it->e.origin,
+                                 claims ? it->e.issued_at_ms : now_ms);
+            s_item_free(it);
+            continue;
+        }
+        c->items[kept++] = it;
+    }
+    c->nitems = kept;
+    return ok;
+}
+
+/* Queues the store record of pin. */
+static bool s_pin_put(dm_catalog_t *c, const dm_catalog__pin_t *pin)
+{
+    uint8_t v[S_PIN_BYTES];
+    memcpy(v, pin->owner, DM_ID_PUBLIC_BYTES);
+    s_put_be64(v + DM_ID_PUBLIC_BYTES, (uint64_t)pin->first_seen_ms);
+    return dm_catalog__queue(c, DM_STORE_CATALOG_PIN, pin->domain, strlen(pin->domain), NULL, 0,
+                             v, sizeof v);
 }
 
 /* Pins domain to owner and drops what other origins published for it
@@ -458,37 +413,65 @@ static bool s_pin(dm_catalog_t *c, const char *domain, const uint8_t *owner, int
     pin->domain = d;
     memcpy(pin->owner, owner, DM_ID_PUBLIC_BYTES);
     pin->first_seen_ms = now_ms;
-    uint8_t v[S_PIN_BYTES];
-    memcpy(v, owner, DM_ID_PUBLIC_BYTES);
-    s_put_be64(v + DM_ID_PUBLIC_BYTES, (uint64_t)now_ms);
-    if (!s_queue(c, DM_STORE_CATALOG_PIN, domain, strlen(domain), NULL, 0, v, sizeof v))
+    if (!s_pin_put(c, pin))
         return false;
     char o[S_HEX_SHORT + 1];
     s_hex(owner, o);
     if (!c->loading)
         dm_log_info("catalog: domain '%s' pinned to node %s...", domain, o);
-    size_t kept = 0;
-    bool ok = true;
-    for (size_t i = 0; i < c->nitems; i++) {
-        dm_catalog__item_t *it = c->items[i];
-        if (ok && it->name && strcmp(it->domain, domain) == 0 &&
-            memcmp(it->e.origin, owner, DM_ID_PUBLIC_BYTES) != 0) {
-            ok = s_queue_entry(c, &it->e, true) &&
-                 s_conflict_note(c, domain, owner, it->e.origin, now_ms);
-            s_item_free(it);
-            continue;
-        }
-        c->items[kept++] = it;
-    }
-    c->nitems = kept;
-    return ok;
+    return s_purge(c, domain, owner, false, now_ms);
 }
 
-dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
-                                int64_t now_ms, dm_catalog__budget_t *budget, dm_buf_t *why,
-                                dm_err *err)
+bool dm_catalog__gov_add(dm_catalog_t *c, const uint8_t *key, uint64_t root_version)
 {
-    *err = DM_OK;
+    uint8_t be[8];
+    s_put_be64(be, root_version);
+    return dm_catalog__chain_append(c, key, root_version) &&
+           dm_catalog__queue(c, DM_STORE_CATALOG_GOV, be, sizeof be, NULL, 0, key,
+                             DM_ID_PUBLIC_BYTES);
+}
+
+bool dm_catalog__repin(dm_catalog_t *c, const char *domain, const uint8_t *owner, bool *moved)
+{
+    dm_catalog__pin_t *pin = s_pin_find(c, domain, NULL);
+    *moved = pin && memcmp(pin->owner, owner, DM_ID_PUBLIC_BYTES) != 0;
+    if (!*moved)
+        return true;
+    memcpy(pin->owner, owner, DM_ID_PUBLIC_BYTES);
+    if (!s_pin_put(c, pin))
+        return false;
+    char o[S_HEX_SHORT + 1];
+    s_hex(owner, o);
+    dm_log_info("catalog: domain '%s' moved to node %s... by its certificate", domain, o);
+    size_t at = 0;
+    const dm_catalog__conflict_t *mine = s_conflict_find(c, domain, owner, &at);
+    if (mine) { /* the rightful owner is no claimant */
+        at = (size_t)(mine - c->conflicts);
+        free(c->conflicts[at].domain);
+        memmove(c->conflicts + at, c->conflicts + at + 1,
+                (c->nconflicts - at - 1) * sizeof *c->conflicts);
+        c->nconflicts--;
+        if (!dm_catalog__queue(c, DM_STORE_CATALOG_CONFLICT, domain, strlen(domain) + 1, owner,
+                               DM_ID_PUBLIC_BYTES, NULL, 0))
+            return false;
+    }
+    for (size_t i = 0; i < c->nconflicts; i++) {
+        dm_catalog__conflict_t *k = &c->conflicts[i];
+        if (strcmp(k->domain, domain) == 0) { /* refused in favour of the new owner now */
+            memcpy(k->owner, owner, DM_ID_PUBLIC_BYTES);
+            if (!s_conflict_put(c, k))
+                return false;
+        }
+    }
+    return s_purge(c, domain, owner, true, 0);
+}
+
+/* The checks before anything of e is read: bounds, the signature, who may
+ * say a governance entry, the origin's admission. ACCEPTED to go on; a
+ * final refusal advances the origin's version if seen_counts. */
+static dm_catalog_verdict s_gate(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
+                                 bool seen_counts, dm_buf_t *why, dm_err *err)
+{
     if (!e->key || strnlen(e->key, DM_CATALOG_KEY_MAX) >= DM_CATALOG_KEY_MAX || !e->key[0] ||
         e->payload_len > DM_CATALOG_PAYLOAD_MAX || (e->payload_len && !e->payload) ||
         e->version == 0)
@@ -506,32 +489,126 @@ dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *
                             "entry '%s' version %llu is not signed by its origin", e->key,
                             (unsigned long long)e->version);
     }
-    if (remote && !dm_catalog__origin_admit(c, e))
+    bool seen = false;
+    dm_catalog_verdict v = dm_catalog__gov_gate(c, e, &seen, why);
+    if (v != DM_CATALOG_ACCEPTED) {
+        if (seen_counts && seen && !s_raise(c, e->origin, e->version))
+            *err = DM_ERR_NOMEM;
+        return v;
+    }
+    const uint8_t *gov = dm_catalog__gov_current(c);
+    bool from_gov = gov && memcmp(gov, e->origin, DM_ID_PUBLIC_BYTES) == 0;
+    if (remote && !from_gov && !dm_catalog__origin_admit(c, e))
         return s_refuse(why, DM_CATALOG_UNKNOWN_ORIGIN,
                         "origin %02x%02x%02x%02x... is not a known member and the catalog holds "
                         "its %d strangers (or %d entries of this one) already",
                         e->origin[0], e->origin[1], e->origin[2], e->origin[3],
                         DM_CATALOG_STRANGERS_MAX, DM_CATALOG_STRANGER_ENTRIES);
-    s_parsed p;
-    dm_catalog_verdict v = s_parse(e, &p, why);
-    const dm_catalog__pin_t *pin = v == DM_CATALOG_ACCEPTED ? s_pin_find(c, p.domain, NULL) : NULL;
-    if (pin && memcmp(pin->owner, e->origin, DM_ID_PUBLIC_BYTES) != 0) {
-        char o[S_HEX_SHORT + 1];
-        s_hex(pin->owner, o);
-        v = s_refuse(why, p.is_node ? DM_CATALOG_DOMAIN_CONFLICT : DM_CATALOG_NOT_OWNER,
-                     "domain '%s' is pinned to node %s...; %s from another node refused",
-                     p.domain, o, p.is_node ? "the claim" : e->key);
-        if (!s_conflict_note(c, p.domain, pin->owner, e->origin, now_ms))
-            *err = DM_ERR_NOMEM;
+    return DM_CATALOG_ACCEPTED;
+}
+
+/* Whether e's origin owns the domain e is about: the node its certificate
+ * names, else the node it is pinned to (or anyone while unpinned). A
+ * refusal lists the claimant in the conflicts. */
+static dm_catalog_verdict s_owner(dm_catalog_t *c, const dm_catalog_entry_t *e,
+                                  const dm_catalog__parsed_t *p, int64_t now_ms, dm_buf_t *why,
+                                  dm_err *err)
+{
+    if (p->kind == DM_CATALOG__GOV_ROOT || p->kind == DM_CATALOG__GOV_DOC)
+        return DM_CATALOG_ACCEPTED; /* dm_catalog__gov_gate judged their origin */
+    const uint8_t *cert = dm_catalog__cert_find(c, p->domain);
+    const dm_catalog__pin_t *pin = s_pin_find(c, p->domain, NULL);
+    const uint8_t *owner = cert ? cert : pin ? pin->owner : NULL;
+    if (!owner || memcmp(owner, e->origin, DM_ID_PUBLIC_BYTES) == 0)
+        return DM_CATALOG_ACCEPTED;
+    char o[S_HEX_SHORT + 1];
+    s_hex(owner, o);
+    bool node = p->kind == DM_CATALOG__NODE;
+    dm_catalog_verdict v =
+        s_refuse(why, node ? DM_CATALOG_DOMAIN_CONFLICT : DM_CATALOG_NOT_OWNER,
+                 "domain '%s' is %s node %s...; %s from another node refused", p->domain,
+                 cert ? "certified by the mesh's governance to" : "pinned to", o,
+                 node ? "the claim" : e->key);
+    if (!s_conflict_note(c, p->domain, owner, e->origin, now_ms))
+        *err = DM_ERR_NOMEM;
+    return v;
+}
+
+/* Checks a live payload: a contract, an acl record, a governance entry. */
+static dm_catalog_verdict s_payload(dm_catalog_t *c, const dm_catalog_entry_t *e,
+                                    const dm_catalog__parsed_t *p, dm_buf_t *why)
+{
+    switch (p->kind) {
+    case DM_CATALOG__PRODUCT:
+        return dm_catalog__contract_ok(e, p, why) ? DM_CATALOG_ACCEPTED : DM_CATALOG_MALFORMED;
+    case DM_CATALOG__ACL:
+        return dm_catalog__acl_ok(e, why) ? DM_CATALOG_ACCEPTED : DM_CATALOG_MALFORMED;
+    case DM_CATALOG__GOV_ROOT:
+    case DM_CATALOG__GOV_DOC:
+        return dm_catalog__gov_payload(c, e, p->kind, why);
+    default: /* node records were decoded and checked by dm_catalog__parse */
+        return DM_CATALOG_ACCEPTED;
     }
+}
+
+/* Stores the accepted e (at index at, replacing old) and what follows from
+ * it: its origin's version advances if seen, a claim pins its domain, a
+ * rotation moves the governance key. */
+static bool s_store(dm_catalog_t *c, const dm_catalog_entry_t *e, dm_catalog__parsed_t *p,
+                    size_t at, bool replace, bool seen, int64_t now_ms)
+{
+    dm_catalog__item_t *it = s_item_new(e, p);
+    if (!it || !s_item_place(c, it, at, replace)) {
+        s_item_free(it);
+        return false;
+    }
+    if (!s_queue_entry(c, e, false) || (seen && !s_raise(c, e->origin, e->version)))
+        return false;
+    switch (p->kind) {
+    case DM_CATALOG__NODE:
+        return s_pin(c, p->domain, e->origin, now_ms);
+    case DM_CATALOG__GOV_ROOT: {
+        uint8_t key[DM_ID_PUBLIC_BYTES];
+        uint64_t rv = 0;
+        c->gov_generation++;
+        if (!dm_catalog__gov_root_decode(e, key, &rv)) /* it decoded when judged: memory */
+            return false;
+        char h[S_HEX_SHORT + 1];
+        s_hex(key, h);
+        dm_log_info("catalog: governance key rotated to %s... (root version %llu)", h,
+                    (unsigned long long)rv);
+        return dm_catalog__gov_add(c, key, rv);
+    }
+    case DM_CATALOG__GOV_DOC:
+        c->gov_generation++;
+        return true;
+    default:
+        return true;
+    }
+}
+
+dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *e,
+                                     dm_catalog__source source, int64_t now_ms, dm_catalog__budget_t *budget, dm_buf_t *why,
+                                     dm_err *err)
+{
+    *err = DM_OK;
+    bool remote = source != DM_CATALOG__LOCAL, seen = source == DM_CATALOG__DELTA;
+    dm_catalog_verdict v = s_gate(c, e, remote, seen, why, err);
+    if (v != DM_CATALOG_ACCEPTED)
+        return v;
+    dm_catalog__parsed_t p;
+    v = dm_catalog__parse(e, &p, why);
+    if (v == DM_CATALOG_ACCEPTED)
+        v = s_owner(c, e, &p, now_ms, why, err);
     size_t at = 0;
     const dm_catalog__item_t *old = s_item_find(c, e->origin, e->key, &at);
     if (v == DM_CATALOG_ACCEPTED && old && old->e.version >= e->version)
         v = s_refuse(why, DM_CATALOG_STALE, "entry '%s' version %llu: version %llu is stored",
                      e->key, (unsigned long long)e->version,
                      (unsigned long long)old->e.version);
-    bool contract = v == DM_CATALOG_ACCEPTED && !p.is_node && !e->tombstone;
-    if (contract && budget) { /* the expensive step: charged, and only it */
+    bool costly = v == DM_CATALOG_ACCEPTED && !e->tombstone &&
+                  (p.kind == DM_CATALOG__PRODUCT || p.kind == DM_CATALOG__GOV_DOC);
+    if (costly && budget) { /* the expensive step: charged, and only it */
         if (!budget->cap || (budget->used && budget->used + e->payload_len > budget->cap)) {
             budget->cut = true;
             v = s_refuse(why, DM_CATALOG_UNKNOWN_ORIGIN, "waits: judging budget spent");
@@ -539,25 +616,18 @@ dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *
         }
         budget->used += e->payload_len;
     }
-    if (contract && !s_contract_ok(e, &p, why))
-        v = DM_CATALOG_MALFORMED;
-    /* An authentic refusal still counts as seen, so peers stop resending it. */
-    if (remote && v != DM_CATALOG_BAD_SIGNATURE && v != DM_CATALOG_STALE && !*err &&
-        !s_raise(c, e->origin, e->version))
+    if (v == DM_CATALOG_ACCEPTED && !e->tombstone)
+        v = s_payload(c, e, &p, why);
+    /* An authentic refusal still counts as seen, so peers stop resending
+     * it; so does a stale entry (it matters after dm_catalog__repin
+     * forgot an origin's versions and peers send all of it again). */
+    if (seen && v != DM_CATALOG_BAD_SIGNATURE && !*err && !s_raise(c, e->origin, e->version))
         *err = DM_ERR_NOMEM;
-    if (v != DM_CATALOG_ACCEPTED || *err)
-        goto out;
-    dm_catalog__item_t *it = s_item_new(e, &p);
-    if (!it || !s_item_place(c, it, at, old != NULL)) {
-        s_item_free(it);
-        *err = DM_ERR_NOMEM;
-        goto out;
-    }
-    if (!s_queue_entry(c, e, false) || !s_raise(c, e->origin, e->version) ||
-        (p.is_node && !pin && !s_pin(c, p.domain, e->origin, now_ms)))
+    if (v == DM_CATALOG_ACCEPTED && !*err &&
+        !s_store(c, e, &p, at, old != NULL, source != DM_CATALOG__PUSH, now_ms))
         *err = DM_ERR_NOMEM;
 out:
-    s_parsed_clear(&p);
+    dm_catalog__parsed_clear(&p);
     return v;
 }
 
@@ -582,9 +652,9 @@ static int s_load_one(void *arg, const void *key, size_t klen, const void *val, 
         dm_catalog_entry_t e;
         if (dm_catalog_entry_decode(val, vlen, &e) != DM_OK)
             break;
-        s_parsed p;
+        dm_catalog__parsed_t p;
         size_t at = 0;
-        if (s_parse(&e, &p, NULL) == DM_CATALOG_ACCEPTED &&
+        if (dm_catalog__parse(&e, &p, NULL) == DM_CATALOG_ACCEPTED &&
             !s_item_find(c, e.origin, e.key, &at)) {
             dm_catalog__item_t *it = s_item_new(&e, &p);
             if (!it || !s_item_place(c, it, at, false)) {
@@ -594,7 +664,7 @@ static int s_load_one(void *arg, const void *key, size_t klen, const void *val, 
                 l->err = DM_OK;
             }
         }
-        s_parsed_clear(&p);
+        dm_catalog__parsed_clear(&p);
         dm_catalog_entry_clear(&e);
         break;
     }
@@ -647,6 +717,15 @@ static int s_load_one(void *arg, const void *key, size_t klen, const void *val, 
         l->err = DM_OK;
         break;
     }
+    case DM_STORE_CATALOG_GOV: {
+        what = "governance key";
+        bool nomem = false;
+        if (dm_catalog__gov_load(c, k, klen, v, vlen, &nomem))
+            l->err = DM_OK;
+        else if (nomem)
+            l->err = DM_ERR_NOMEM;
+        break;
+    }
     default:
         break;
     }
@@ -677,6 +756,7 @@ dm_err dm_catalog_open(dm_store_t *store, const dm_identity_t *self, dm_catalog_
         return DM_ERR_NOMEM;
     c->store = store;
     c->self = self;
+    c->gov_generation = 1; /* a node starting at 0 builds its policy set once */
     memcpy(c->self_id, dm_identity_public(self), DM_ID_PUBLIC_BYTES);
     dm_err err = s_load(c, why);
     if (err) {
@@ -699,6 +779,8 @@ void dm_catalog_destroy(dm_catalog_t **self_p)
     free(c->origins);
     free(c->pins);
     free(c->conflicts);
+    free(c->chain);
+    free(c->certs);
     free(c->buckets);
     free(c->ops);
     dm_buf_free(&c->arena);

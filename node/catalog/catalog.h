@@ -6,10 +6,13 @@
  *   "node"                the node record (dm.NodeRecord: domain claim,
  *                         address, products); it claims the domain
  *   "product/DOMAIN/NAME" the canonical contract JSON, or a tombstone
- * A receiver verifies the signature first, then ownership (the first
- * accepted claim of a domain is pinned; claims and products from any other
- * origin are refused), then the version (the highest per (origin, key)
- * wins). Pure logic plus LMDB: no sockets, time is an argument. Not
+ *   "acl/DOMAIN/NAME"     the owner's grants (dm.AclRecord), or a tombstone
+ *   "gov/root", "gov/doc/NAME"  governance, from the governance key only
+ * A receiver verifies the signature first, then who may say it (gov/ keys),
+ * then ownership (a certified domain belongs to its certified node, else
+ * the first accepted claim of a domain is pinned; claims, products and acl
+ * entries from any other origin are refused), then the version (the
+ * highest per (origin, key) wins). Pure logic plus LMDB: no sockets, time is an argument. Not
  * thread-safe: one thread (the node loop) owns a catalog. Every call that
  * changes the catalog commits one synchronous LMDB transaction before it
  * returns, so a process killed at any moment restarts from a consistent
@@ -50,7 +53,8 @@
  * a quarter, so one peer leaves three quarters to the others, and an
  * honest first sync from one peer still judges 256 KiB a second. Only
  * payload that reaches the contract parser is charged: what fails the
- * cheap checks (decoding, signature, origin admission, staleness) is not. */
+ * cheap checks (decoding, signature, origin admission, staleness) is not;
+ * a governance document's check is charged as a contract. */
 #define DM_CATALOG_JUDGE_SENDER_BYTES DM_CATALOG_JUDGE_BYTES
 /* Senders tracked per window; later ones in the same window share the
  * last row (a bounded table, emptied when the window turns). */
@@ -88,9 +92,13 @@
  * product (an encoded dm.AclRecord), published by the domain's owner as
  * products are; a tombstone when the product is deregistered. */
 #define DM_CATALOG_ACL_PREFIX "acl/"
+/* Readers in each list of an acl record at most (each 64 hex digits of a
+ * key, either case, or "group:NAME"). */
+#define DM_CATALOG_ACL_READERS_MAX 1000
 /* Governance entries, published by the governance key only (their origin),
  * never by a node: "gov/root" (an encoded dm.GovRoot: a key rotation) and
  * "gov/doc/NAME" (one governance YAML document, policy/policy.h). */
+#define DM_CATALOG_GOV_PREFIX "gov/"
 #define DM_CATALOG_GOV_ROOT_KEY "gov/root"
 #define DM_CATALOG_GOV_DOC_PREFIX "gov/doc/"
 
@@ -164,10 +172,12 @@ bool dm_catalog_sync_allow(dm_catalog_t *c, const uint8_t sender[DM_ID_PUBLIC_BY
  * root version exactly one higher) makes its key the current one. Giving
  * a key already in the chain keeps the current one; a key not in it is
  * refused (DM_ERR_CONFLICT, a line in why naming both keys) unless the
- * chain is empty. From then on:
+ * chain is empty; this node's own key is refused (DM_ERR_INVALID: the
+ * governance key publishes nothing but gov/ entries). From then on:
  *   - entries whose origin is the current governance key are admitted
  *     whatever membership knows, but only with gov/ keys; gov/ entries from
- *     any other origin are refused (DM_CATALOG_NOT_OWNER);
+ *     any other origin are refused (DM_CATALOG_NOT_OWNER; so are all gov/
+ *     entries while no key is set);
  *   - a "gov/doc/NAME" payload must pass the check set with
  *     dm_catalog_set_gov_check (DM_CATALOG_MALFORMED otherwise);
  *   - domain ownership follows the certificates (dm_catalog_set_certificates).
@@ -190,7 +200,8 @@ uint64_t dm_catalog_gov_generation(const dm_catalog_t *c);
  * ordered by key. Cannot fail. */
 typedef int (*dm_catalog_entry_fn)(void *ctx, const dm_catalog_entry_t *e);
 void dm_catalog_gov_docs(const dm_catalog_t *c, dm_catalog_entry_fn fn, void *ctx);
-/* The highest version stored for origin (0 when none). */
+/* The highest version seen or stored for origin (0 when none): a
+ * governance publication takes the next. */
 uint64_t dm_catalog_max_version(const dm_catalog_t *c, const uint8_t origin[DM_ID_PUBLIC_BYTES]);
 /* The active certificates (domain -> node key), from the node's policy
  * set; n 0 clears them. With a governance key set, a domain with a
@@ -199,7 +210,9 @@ uint64_t dm_catalog_max_version(const dm_catalog_t *c, const uint8_t origin[DM_I
  * node moves to the certified one; the old owner's products of it stop
  * being listed); a domain without one is still pinned first-come but
  * reported uncertified. Without a governance key certificates are ignored.
- * DM_ERR_NOMEM or a store error (nothing changed). */
+ * Kept in memory only (the moved pins are stored). DM_ERR_INVALID for a
+ * domain that is not a name or is certified twice, DM_ERR_NOMEM or a
+ * store error (nothing changed; a line in why). */
 DM_NODISCARD dm_err dm_catalog_set_certificates(dm_catalog_t *c, const char *const *domains,
                                                 const uint8_t (*nodes)[DM_ID_PUBLIC_BYTES],
                                                 size_t n, dm_buf_t *why);
@@ -207,6 +220,12 @@ DM_NODISCARD dm_err dm_catalog_set_certificates(dm_catalog_t *c, const char *con
  * else whether a certificate binds the domain to origin. */
 bool dm_catalog_certified(const dm_catalog_t *c, const char *domain,
                           const uint8_t origin[DM_ID_PUBLIC_BYTES]);
+/* Appends to payload the live "acl/DOMAIN/NAME" entry of the origin domain
+ * is pinned to: an encoded dm.AclRecord (checked when accepted; may be
+ * empty). DM_ERR_NOTFOUND (nothing appended) when the domain is not
+ * pinned, or its owner published no acl entry for name or tombstoned it. */
+DM_NODISCARD dm_err dm_catalog_acl(const dm_catalog_t *c, const char *domain, const char *name,
+                                   dm_buf_t *payload);
 
 /* ---- local publications ---- */
 
@@ -233,7 +252,10 @@ DM_NODISCARD dm_err dm_catalog_publish_node(dm_catalog_t *c, const char *domain,
 /* Judges one entry from a peer: signature first, then bounds and key,
  * ownership, version, then the payload (a product's contract must parse
  * and name DOMAIN/NAME). Accepted entries are stored; refused claims are
- * listed as conflicts and logged once. On DM_OK *verdict is set and, unless
+ * listed as conflicts and logged once. A governance entry (a client's
+ * dmctl policy publish, handed to any node out of order) does not advance
+ * its origin's version in the digest, so peers still send what lies below
+ * it; dm_catalog_max_version counts it. On DM_OK *verdict is set and, unless
  * accepted, why (may be NULL) gets a one-line reason. Returns a store
  * error only when a write failed (the catalog is then reloaded from the
  * store). */

@@ -80,6 +80,23 @@ static bool s_held(const char *qualified, const dm_product_t *list, size_t n)
     return false;
 }
 
+/* Tombstones this node's live acl entry of qualified ("DOMAIN/NAME"), if
+ * any: the grants of a deregistered product die with it. */
+static void s_tombstone_acl(dm_catalog_t *c, const dm_catalog_local_t *what,
+                            const char *qualified, int64_t now_ms, dm_buf_t *why,
+                            dm_diags_t *diags)
+{
+    char key[DM_CATALOG_KEY_MAX];
+    snprintf(key, sizeof key, "%s%s", DM_CATALOG_ACL_PREFIX, qualified);
+    dm_catalog_entry_t e = {0};
+    bool live = dm_catalog_get(c, what->self_id, key, &e) == DM_OK && !e.tombstone;
+    dm_catalog_entry_clear(&e);
+    dm_buf_reset(why);
+    if (live && dm_catalog_publish(c, key, NULL, 0, true, now_ms, why) != DM_OK)
+        dm_diags_add(diags, NULL, 0, 0, "cannot publish the tombstone of %s: %s", key,
+                     why->data ? why->data : "");
+}
+
 /* Tombstones each product this node published but no longer holds.
  * Returns true if any was published. */
 static bool s_tombstone_gone(dm_catalog_t *c, const dm_catalog_local_t *what,
@@ -98,11 +115,13 @@ static bool s_tombstone_gone(dm_catalog_t *c, const dm_catalog_local_t *what,
         char key[DM_CATALOG_KEY_MAX];
         snprintf(key, sizeof key, "%s%s", DM_CATALOG_PRODUCT_PREFIX, own.names[k]);
         dm_buf_reset(why);
-        if (dm_catalog_publish(c, key, NULL, 0, true, now_ms, why) != DM_OK)
+        if (dm_catalog_publish(c, key, NULL, 0, true, now_ms, why) != DM_OK) {
             dm_diags_add(diags, NULL, 0, 0, "cannot publish the tombstone of %s: %s", key,
                          why->data ? why->data : "");
-        else
-            published = true;
+            continue;
+        }
+        published = true;
+        s_tombstone_acl(c, what, own.names[k], now_ms, why, diags);
     }
     for (size_t k = 0; k < own.n; k++)
         free(own.names[k]);

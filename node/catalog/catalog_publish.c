@@ -1,7 +1,7 @@
 /* catalog_publish.c: the catalog's public verbs on top of catalog.c: local
  * publication (sign with the next version), single remote entries
- * (dm_catalog_apply), lookups (get, owner, count, local version) and the
- * listings (products, nodes, conflicts). */
+ * (dm_catalog_apply), lookups (get, owner, count, local version, an
+ * owner's acl entry) and the listings (products, nodes, conflicts). */
 #include "catalog/catalog_priv.h"
 
 #include <stdio.h>
@@ -48,7 +48,8 @@ static const dm_catalog__item_t *s_find(const dm_catalog_t *c, const uint8_t *or
     return NULL;
 }
 
-/* Whether a product item is listed: its domain is pinned to its origin. */
+/* Whether a product or node record is listed: its domain is pinned to its
+ * origin. */
 static bool s_visible(const dm_catalog_t *c, const dm_catalog__item_t *it)
 {
     const dm_catalog__pin_t *p = dm_catalog__pin_find(c, it->domain);
@@ -74,11 +75,18 @@ dm_err dm_catalog_get(const dm_catalog_t *c, const uint8_t origin[DM_ID_PUBLIC_B
     return DM_OK;
 }
 
-/* Domain and name of a product key, or false. */
+static bool s_is_acl(const char *key)
+{
+    return strncmp(key, DM_CATALOG_ACL_PREFIX, strlen(DM_CATALOG_ACL_PREFIX)) == 0;
+}
+
+/* Domain and name of a product or acl key, or false. */
 static bool s_product_key(const char *key, char *domain, char *name)
 {
     size_t plen = strlen(DM_CATALOG_PRODUCT_PREFIX);
-    if (strncmp(key, DM_CATALOG_PRODUCT_PREFIX, plen) != 0)
+    if (s_is_acl(key))
+        plen = strlen(DM_CATALOG_ACL_PREFIX);
+    else if (strncmp(key, DM_CATALOG_PRODUCT_PREFIX, plen) != 0)
         return false;
     const char *d = key + plen, *slash = strchr(d, '/');
     if (!slash || (size_t)(slash - d) > DM_CATALOG_NAME_MAX ||
@@ -106,12 +114,26 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
     e.payload_len = len;
     if (!key || !*key)
         return DM_ERR_INVALID;
+    if (strncmp(key, DM_CATALOG_GOV_PREFIX, strlen(DM_CATALOG_GOV_PREFIX)) == 0) {
+        if (why)
+            dm_buf_printf(why, "'%.64s' is a governance entry: only the governance key signs "
+                               "those (dmctl policy publish), never a node",
+                          key);
+        return DM_ERR_INVALID;
+    }
     /* Ownership first, so that publishing never lists this node as a
      * refused claimant in its own catalog. */
     if (strcmp(key, DM_CATALOG_NODE_KEY) == 0) {
         Dm__NodeRecord *r = dm__node_record__unpack(NULL, len, payload);
         const dm_catalog__pin_t *p = r ? dm_catalog__pin_find(c, r->domain) : NULL;
-        if (p && memcmp(p->owner, c->self_id, DM_ID_PUBLIC_BYTES) != 0) {
+        const uint8_t *cert = r ? dm_catalog__cert_find(c, r->domain) : NULL;
+        if (cert && memcmp(cert, c->self_id, DM_ID_PUBLIC_BYTES) != 0) {
+            if (why)
+                dm_buf_printf(why, "domain '%s' is certified to another node by the mesh's "
+                                   "governance",
+                              r->domain);
+            err = DM_ERR_CONFLICT;
+        } else if (!cert && p && memcmp(p->owner, c->self_id, DM_ID_PUBLIC_BYTES) != 0) {
             if (why)
                 dm_buf_printf(why, "domain '%s' is already pinned to another node", r->domain);
             err = DM_ERR_CONFLICT;
@@ -131,7 +153,8 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
         const dm_catalog__item_t *old = s_find(c, c->self_id, key);
         if (tombstone && (!old || old->e.tombstone)) {
             if (why)
-                dm_buf_printf(why, "product %s/%s is not published", domain, name);
+                dm_buf_printf(why, "%s %s/%s is not published",
+                              s_is_acl(key) ? "the acl entry of" : "product", domain, name);
             return DM_ERR_NOTFOUND;
         }
     }
@@ -141,7 +164,7 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
     dm_buf_free(&msg);
     if (err)
         return err;
-    dm_catalog_verdict v = dm_catalog__admit(c, &e, false, now_ms, NULL, why, &err);
+    dm_catalog_verdict v = dm_catalog__admit(c, &e, DM_CATALOG__LOCAL, now_ms, NULL, why, &err);
     if (!err && v != DM_CATALOG_ACCEPTED)
         err = DM_ERR_INVALID;
     if (err) {
@@ -168,7 +191,7 @@ dm_err dm_catalog_publish_node(dm_catalog_t *c, const char *domain, const char *
         goto out;
     for (size_t i = 0; i < c->nitems; i++) {
         const dm_catalog__item_t *it = c->items[i];
-        if (!it->name || it->e.tombstone || !s_visible(c, it) ||
+        if (it->kind != DM_CATALOG__PRODUCT || it->e.tombstone || !s_visible(c, it) ||
             memcmp(it->e.origin, c->self_id, DM_ID_PUBLIC_BYTES) != 0)
             continue;
         refs[nrefs] = malloc(S_PRODUCT_REF_MAX);
@@ -200,7 +223,11 @@ dm_err dm_catalog_apply(dm_catalog_t *c, const dm_catalog_entry_t *e, int64_t no
                         dm_catalog_verdict *verdict, dm_buf_t *why)
 {
     dm_err err = DM_OK;
-    *verdict = dm_catalog__admit(c, e, true, now_ms, NULL, why, &err);
+    /* Governance entries reach any node, handed over by dmctl: out of order */
+    bool pushed = e->key && strncmp(e->key, DM_CATALOG_GOV_PREFIX,
+                                    strlen(DM_CATALOG_GOV_PREFIX)) == 0;
+    *verdict = dm_catalog__admit(c, e, pushed ? DM_CATALOG__PUSH : DM_CATALOG__DELTA, now_ms, NULL,
+                                 why, &err);
     if (err) {
         dm_catalog__abort(c);
         return err;
@@ -224,7 +251,8 @@ dm_err dm_catalog_products(const dm_catalog_t *c, bool with_tombstones, dm_catal
     size_t n = 0;
     for (size_t i = 0; i < c->nitems; i++) {
         const dm_catalog__item_t *it = c->items[i];
-        if (it->name && (with_tombstones || !it->e.tombstone) && s_visible(c, it))
+        if (it->kind == DM_CATALOG__PRODUCT && (with_tombstones || !it->e.tombstone) &&
+            s_visible(c, it))
             list[n++] = it;
     }
     qsort(list, n, sizeof *list, s_key_cmp);
@@ -245,7 +273,7 @@ void dm_catalog_nodes(const dm_catalog_t *c, dm_catalog_node_fn fn, void *ctx)
 {
     for (size_t i = 0; i < c->nitems; i++) {
         const dm_catalog__item_t *it = c->items[i];
-        if (!it->node)
+        if (!it->node || !s_visible(c, it)) /* a claim the pin moved away from */
             continue;
         dm_catalog_node_t n = {it->e.origin,
                                it->node->domain,
@@ -268,4 +296,20 @@ void dm_catalog_conflicts(const dm_catalog_t *c, dm_catalog_conflict_fn fn, void
         if (fn(ctx, &out))
             break;
     }
+}
+
+dm_err dm_catalog_acl(const dm_catalog_t *c, const char *domain, const char *name,
+                      dm_buf_t *payload)
+{
+    const dm_catalog__pin_t *pin = dm_catalog__pin_find(c, domain);
+    char key[DM_CATALOG_KEY_MAX];
+    if (!pin ||
+        snprintf(key, sizeof key, DM_CATALOG_ACL_PREFIX "%s/%s", domain, name) >= (int)sizeof key)
+        return DM_ERR_NOTFOUND;
+    const dm_catalog__item_t *it = s_find(c, pin->owner, key);
+    if (!it || it->e.tombstone)
+        return DM_ERR_NOTFOUND;
+    if (it->e.payload_len)
+        dm_buf_append(payload, it->e.payload, it->e.payload_len);
+    return DM_OK;
 }

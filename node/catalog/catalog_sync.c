@@ -400,7 +400,7 @@ dm_err dm_catalog_apply_delta_from(dm_catalog_t *c, const uint8_t *sender, const
         dm_catalog_verdict v = DM_CATALOG_MALFORMED;
         dm_buf_reset(&line);
         if (dm_catalog__entry_view(order[i], &e, &line))
-            v = dm_catalog__admit(c, &e, true, now_ms, &budget, &line, &err);
+            v = dm_catalog__admit(c, &e, DM_CATALOG__DELTA, now_ms, &budget, &line, &err);
         /* Past the budget the rest waits: entries are in (origin, version)
          * order, so what was applied is a prefix per origin and the next
          * digest asks for exactly the rest. */

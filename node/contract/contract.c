@@ -69,6 +69,7 @@ void dm_contract_destroy(dm_contract_t **self_p)
         free(c->upstream[i].domain);
     }
     free(c->upstream);
+    s_strv_free(c->readers, c->nreaders);
     dm_ytree_doc_t *doc = c->tree;
     dm_ytree_doc_destroy(&doc);
     free(c);

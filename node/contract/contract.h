@@ -26,6 +26,9 @@
 #define DM_CONTRACT_MAX_FIELDS 4096  /* fields of a schema (= DM_SCHEMA_MAX_FIELDS) */
 #define DM_CONTRACT_MAX_VALUES 65536 /* values of one enum field or one in_list check */
 #define DM_CONTRACT_MAX_CHECKS 4096  /* spec.quality.checks entries */
+#define DM_CONTRACT_MAX_READERS 1000 /* spec.policies.readers entries */
+#define DM_CONTRACT_READER_HEX 64     /* hex digits of a reader's ed25519 key */
+#define DM_CONTRACT_GROUP_PREFIX "group:" /* a reader that is a governance group */
 
 typedef enum {
     DM_FT_STRING = 0,

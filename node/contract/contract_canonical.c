@@ -130,6 +130,11 @@ static void s_num(dm_buf_t *out, const char *key, dm_num_t v)
 static void s_field(dm_buf_t *out, const dm_field_t *f)
 {
     dm_buf_putc(out, '{');
+    if (f->classification) {
+        dm_buf_puts(out, "\"classification\":");
+        s_str(out, f->classification, strlen(f->classification));
+        dm_buf_putc(out, ',');
+    }
     if (f->description) {
         dm_buf_puts(out, "\"description\":");
         s_str(out, f->description, strlen(f->description));

@@ -290,6 +290,7 @@ void dm_contract__field_free(dm_field_t *f)
         free(f->values[i]);
     free(f->values);
     free(f->pattern);
+    free(f->classification);
 }
 
 bool dm_contract__is_field_name(const char *s)

@@ -276,7 +276,7 @@ static bool s_field(dm_contract__cx_t *cx, const dm_ytree_node_t *m, size_t idx,
     static const char *const keys[] = {"name", "type", "required", "description", "values",
                                        "minimum", "maximum", "exclusiveMinimum",
                                        "exclusiveMaximum", "minLength", "maxLength", "pattern",
-                                       NULL};
+                                       "classification", NULL};
     char label[DM_CONTRACT_FIELD_NAME_MAX + 64];
     snprintf(label, sizeof label, "spec.schema.fields[%zu]", idx);
     memset(f, 0, sizeof *f);
@@ -307,6 +307,14 @@ static bool s_field(dm_contract__cx_t *cx, const dm_ytree_node_t *m, size_t idx,
         (void)dm_contract__bool(cx, v, "required", &f->required);
     if ((v = dm_ytree_get(m, "description")))
         (void)dm_contract__str(cx, v, "description", &f->description);
+    if ((v = dm_ytree_get(m, "classification")) &&
+        dm_contract__str(cx, v, "classification", &f->classification) &&
+        !dm_text_is_name(f->classification)) {
+        dm_contract__err(cx, v, "field '%s': classification '%.80s' is not a name: it must match "
+                                DM_TEXT_NAME_RULE " (e.g. pii, confidential)", f->name, f->classification);
+        free(f->classification);
+        f->classification = NULL;
+    }
     char what[DM_CONTRACT_FIELD_NAME_MAX + 64];
     snprintf(what, sizeof what, "field '%s': values", f->name);
     v = dm_ytree_get(m, "values");

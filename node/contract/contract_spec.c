@@ -136,9 +136,75 @@ void dm_contract__sla(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_no
     }
 }
 
+/* True if s is 64 hex digits (either case). */
+static bool s_is_key_hex(const char *s)
+{
+    size_t i = 0;
+    for (; s[i]; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F')))
+            return false;
+    return i == DM_CONTRACT_READER_HEX;
+}
+
+/* One policies.readers entry, lowercased when a key; NULL (reported) if
+ * it is neither a key nor group:NAME. */
+static char *s_reader(dm_contract__cx_t *cx, const dm_ytree_node_t *v)
+{
+    char *s;
+    if (!dm_contract__str(cx, v, "spec.policies.readers entry", &s))
+        return NULL;
+    size_t gl = strlen(DM_CONTRACT_GROUP_PREFIX);
+    if (strncmp(s, DM_CONTRACT_GROUP_PREFIX, gl) == 0 && dm_text_is_name(s + gl))
+        return s;
+    if (s_is_key_hex(s)) {
+        for (char *p = s; *p; p++) /* stored lowercase: one key, one spelling */
+            if (*p >= 'A' && *p <= 'F')
+                *p = (char)(*p - 'A' + 'a');
+        return s;
+    }
+    dm_contract__err(cx, v, "spec.policies.readers entry '%.80s%s' is not a reader: use an ed25519 "
+                            "key as 64 hex digits or group:NAME (NAME matching " DM_TEXT_NAME_RULE ")",
+                     s, strlen(s) > 80 ? "..." : "");
+    free(s);
+    return NULL;
+}
+
+/* spec.policies.readers: keys and groups, distinct, at most
+ * DM_CONTRACT_MAX_READERS. */
+static void s_readers(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *v)
+{
+    if (!dm_contract__seq(cx, v, "spec.policies.readers"))
+        return;
+    if (v->n > DM_CONTRACT_MAX_READERS) {
+        dm_contract__err(cx, v, "spec.policies.readers lists %zu readers; a contract has at most %d "
+                                "(grant more with a group: group:NAME)", v->n, DM_CONTRACT_MAX_READERS);
+        return;
+    }
+    c->readers = s_calloc(v->n, sizeof *c->readers);
+    const dm_ytree_node_t **at = s_calloc(v->n, sizeof *at);
+    for (size_t i = 0; i < v->n; i++) {
+        char *r = s_reader(cx, v->items[i]);
+        if (!r)
+            continue;
+        at[c->nreaders] = v->items[i];
+        c->readers[c->nreaders++] = r;
+    }
+    dm_sidx_t x = DM_SIDX_INIT;
+    for (size_t i = 0; i < c->nreaders; i++)
+        dm_sidx_add(&x, c->readers[i], strlen(c->readers[i]), i);
+    dm_sidx_sort(&x);
+    for (size_t i = 1; i < x.n; i++)
+        if (dm_sidx_dup(&x, i))
+            dm_contract__err(cx, at[x.e[i].pos], "spec.policies.readers: reader '%s' is listed twice",
+                             x.e[i].s);
+    dm_sidx_free(&x);
+    free(at);
+}
+
 void dm_contract__policies(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *n)
 {
-    static const char *const keys[] = {"access", "retention", "encryption", NULL};
+    static const char *const keys[] = {"access", "readers", "retention", "encryption", NULL};
     static const char *const access[] = {"public", "restricted", "private"};
     static const char *const enc[] = {"none", "aes-256"};
     if (!dm_contract__map(cx, n, "spec.policies", keys))
@@ -153,6 +219,8 @@ void dm_contract__policies(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytr
     if ((v = dm_ytree_get(n, "encryption")) &&
         (i = dm_contract__choice(cx, v, "spec.policies.encryption", enc, 2)) >= 0)
         c->encryption = (dm_encryption)i;
+    if ((v = dm_ytree_get(n, "readers")))
+        s_readers(cx, c, v);
 }
 
 /* Reports an upstream listed twice (at its later domain), by sorting

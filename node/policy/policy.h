@@ -19,7 +19,8 @@
  *      product's policies.access: public (any identity, also one the node
  *      could not verify), restricted (its readers and the admins), private
  *      (admins only); readers are keys or group:NAME;
- *   3. a governance allow rule that applies grants what step 2 refused;
+ *   3. a governance allow rule that applies grants what step 2 refused
+ *      (never to a caller the node could not verify);
  *   4. nothing allowed -> DENY.
  * An allowed read carries the column masks and the row filter that apply to
  * the caller (domain admins see raw rows: they hold the store anyway).
@@ -99,6 +100,11 @@ DM_NODISCARD dm_err dm_policy_set_new(uint64_t version, dm_policy_set_t **out);
  * refused at publish) or certify a domain to two nodes; DM_ERR_TOOBIG past
  * DM_POLICY_MAX_DOCS. The set is unchanged on failure. */
 DM_NODISCARD dm_err dm_policy_set_add(dm_policy_set_t *s, dm_policy_doc_t **doc, dm_buf_t *why);
+/* Whether dm_policy_set_add(s, doc) would succeed: the same refusals with
+ * the same line in why, s and doc unchanged (s may be sealed: the node's
+ * governance check tries a published document against its current set). */
+DM_NODISCARD dm_err dm_policy_set_check(const dm_policy_set_t *s, const dm_policy_doc_t *doc,
+                                        dm_buf_t *why);
 /* Builds the lookup indexes; afterwards the set is read-only. Call once
  * after the last add, before the first decision. DM_ERR_NOMEM. */
 DM_NODISCARD dm_err dm_policy_set_seal(dm_policy_set_t *s);

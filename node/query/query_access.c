@@ -41,17 +41,6 @@ static const char *const s_mask_fn[DM_POLICY_MASK__COUNT] = {
     NULL, "dm_mask_redact", "dm_mask_hash", "dm_mask_last4", "dm_mask_null", "dm_mask_year",
 };
 
-/* Frees what a decision holds (dm_policy_decision_clear's work, which the
- * policy module provides once it lands). */
-static void s_decision_drop(dm_policy_decision_t *d)
-{
-    free(d->masks);
-    free(d->row_filter);
-    d->masks = NULL;
-    d->nmasks = 0;
-    d->row_filter = NULL;
-}
-
 /* Moves an allowed decision's masks (only if one applies) and row filter
  * into t. DM_ERR_INVALID when the masks do not match the fields. */
 static dm_err s_take(dm_qtable_t *t, dm_policy_decision_t *d, dm_buf_t *why)
@@ -102,7 +91,7 @@ dm_err dm_query__decide(const dm_query_access_t *access, dm_qtable_t *tables, si
         } else if (!rc) {
             rc = s_take(&tables[i], &d, why);
         }
-        s_decision_drop(&d);
+        dm_policy_decision_clear(&d);
     }
     return rc;
 }

@@ -3,7 +3,10 @@
  * in-memory catalog), as a dm.CatalogDigest (answered with a delta), and as
  * one dm.CatalogEntry. Signatures stop random entries at the door, so the
  * entry is also re-signed by a key of the harness and applied, which
- * reaches the payload checks (node records, contracts) behind them.
+ * reaches the payload checks (node records, contracts, acl records)
+ * behind them; gov/ keys are re-signed by the harness's governance key
+ * (set on every catalog, with a certificate of domain "fuzz"), which
+ * reaches rotations and governance documents.
  * Public catalog.h API only. */
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +19,7 @@
 #define S_NOW_MS 1800000000000LL
 #define S_DELTA_BYTES (256 * 1024)
 
-static dm_identity_t *s_self, *s_peer;
+static dm_identity_t *s_self, *s_peer, *s_gov;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -25,16 +28,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     dm_log_init("fuzz_catalog", DM_LOG_ERR);
     DM_FUZZ_CHECK(dm_identity_new_ephemeral(&s_self) == DM_OK);
     DM_FUZZ_CHECK(dm_identity_new_ephemeral(&s_peer) == DM_OK);
+    DM_FUZZ_CHECK(dm_identity_new_ephemeral(&s_gov) == DM_OK);
     return 0;
 }
 
-/* Signs e as the harness's peer key. */
+/* Signs e as the harness's peer key, or its governance key for gov/ keys. */
 static void s_sign(dm_catalog_entry_t *e)
 {
-    memcpy(e->origin, dm_identity_public(s_peer), DM_ID_PUBLIC_BYTES);
+    const dm_identity_t *by =
+        strncmp(e->key, DM_CATALOG_GOV_PREFIX, strlen(DM_CATALOG_GOV_PREFIX)) ? s_peer : s_gov;
+    memcpy(e->origin, dm_identity_public(by), DM_ID_PUBLIC_BYTES);
     dm_buf_t signed_bytes = DM_BUF_INIT;
     dm_catalog_entry_signed_bytes(e, &signed_bytes);
-    DM_FUZZ_CHECK(dm_identity_sign(s_peer, signed_bytes.data, signed_bytes.len, e->signature, NULL) ==
+    DM_FUZZ_CHECK(dm_identity_sign(by, signed_bytes.data, signed_bytes.len, e->signature, NULL) ==
                   DM_OK);
     dm_buf_free(&signed_bytes);
 }
@@ -53,12 +59,24 @@ static int s_count_nodes(void *ctx, const dm_catalog_node_t *n)
     return 0;
 }
 
+static int s_count_docs(void *ctx, const dm_catalog_entry_t *e)
+{
+    (void)e;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!s_self)
         LLVMFuzzerInitialize(NULL, NULL);
     dm_catalog_t *c = NULL;
     DM_FUZZ_CHECK(dm_catalog_open(NULL, s_self, &c, NULL) == DM_OK);
+    DM_FUZZ_CHECK(dm_catalog_set_governance(c, dm_identity_public(s_gov), NULL) == DM_OK);
+    const char *const cert_domains[] = {"fuzz"};
+    const uint8_t(*cert_nodes)[DM_ID_PUBLIC_BYTES] =
+        (const uint8_t(*)[DM_ID_PUBLIC_BYTES])dm_identity_public(s_peer);
+    DM_FUZZ_CHECK(dm_catalog_set_certificates(c, cert_domains, cert_nodes, 1, NULL) == DM_OK);
     dm_catalog_counts_t counts;
     bool more = false;
     dm_buf_t why = DM_BUF_INIT, out = DM_BUF_INIT;
@@ -87,6 +105,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (dm_catalog_products(c, true, s_count_products, &np) != DM_OK)
         np = 0;
     dm_catalog_nodes(c, s_count_nodes, &nn);
+    dm_catalog_gov_docs(c, s_count_docs, &nn);
+    dm_buf_t acl = DM_BUF_INIT;
+    DM_FUZZ_IGNORE(dm_catalog_acl(c, "fuzz", "p", &acl));
+    dm_buf_free(&acl);
     dm_buf_t digest = DM_BUF_INIT, empty = DM_BUF_INIT;
     dm_catalog_digest(c, &digest);
     dm_catalog_t *fresh = NULL;

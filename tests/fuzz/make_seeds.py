@@ -118,6 +118,16 @@ DELTA = b"".join(fb(1, e) for e in ENTRIES.values()) + fv(2, 1)
 DIGEST = fb(1, fb(1, ID_A) + fv(2, 3)) + fb(1, fb(1, ID_B) + fv(2, 0))
 write("catalog", "delta", DELTA)
 write("catalog", "digest", DIGEST)
+# Access and governance keys (not in DELTA, which the envelope seeds share).
+ACL_REC = fb(1, "ab" * 32) + fb(1, "group:analysts") + fb(2, "group:interns")
+GOV_ROOT = fv(1, 2) + fb(2, ID_B)
+GOV_DOC = b"apiVersion: datamesh.io/v1\nkind: Group\nmetadata: {name: analysts}\nspec: {keys: []}\n"
+for k, v in {
+    "acl": entry("acl/commerce/orders", ACL_REC, 4),
+    "gov_root": entry("gov/root", GOV_ROOT, 1),
+    "gov_doc": entry("gov/doc/analysts", GOV_DOC, 2),
+}.items():
+    write("catalog", "entry_" + k, v)
 
 
 # ---- envelopes ----

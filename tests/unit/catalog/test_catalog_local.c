@@ -1,7 +1,8 @@
 /* test_catalog_local.c: this node's catalog entries reconciled with a real
  * LMDB store in a temp dir: a new product is published, an upgrade is
  * published again, a deregistered product is tombstoned, and nothing is
- * published when catalog and store agree. */
+ * published when catalog and store agree; a deregistered product's acl
+ * entry is tombstoned with it. */
 #include <criterion/criterion.h>
 
 #include <limits.h>
@@ -154,4 +155,23 @@ Test(catalog_local, a_refused_publication_is_reported_and_retried)
     dm_catalog_entry_t e = s_entry("orders");
     cr_assert_not(e.tombstone);
     dm_catalog_entry_clear(&e);
+}
+
+Test(catalog_local, tombstones_the_grants_of_a_deregistered_product)
+{
+    s_register("orders", 1, 1);
+    s_register("payments", 1, 1);
+    cr_assert(s_reconcile(true));
+    /* an empty dm.AclRecord is a valid one */
+    cr_assert_eq(dm_catalog_publish(s_cat, "acl/commerce/orders", "", 0, false, S_NOW, NULL),
+                 DM_OK);
+    cr_assert_eq(dm_catalog_publish(s_cat, "acl/commerce/payments", "", 0, false, S_NOW, NULL),
+                 DM_OK);
+    cr_assert_eq(dm_store_product_delete(s_store, S_DOMAIN, "orders", NULL, NULL), DM_OK);
+    cr_assert(s_reconcile(false));
+    cr_assert_eq(s_diags.count, 0, "%s", s_diags.count ? s_diags.items[0].message : "");
+    dm_buf_t acl = DM_BUF_INIT;
+    cr_assert_eq(dm_catalog_acl(s_cat, S_DOMAIN, "orders", &acl), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_catalog_acl(s_cat, S_DOMAIN, "payments", &acl), DM_OK);
+    dm_buf_free(&acl);
 }

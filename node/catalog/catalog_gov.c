@@ -1,0 +1,254 @@
+/* catalog_gov.c: the mesh's governance as the catalog judges it
+ * (docs/catalog.md, "Governance"): the governance key chain in memory,
+ * who may publish gov/ entries (the current key only, and nothing else),
+ * the checks of "gov/root" rotations (TUF's root rule: signed by the
+ * current key, root version + 1) and "gov/doc/NAME" payloads, the current
+ * key's documents, and the certificate lookup. State only: catalog.c
+ * judges and stores, catalog_trust.c takes the node's settings. */
+#include "catalog/catalog_priv.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+#include "base/array.h"
+#include "base/text.h"
+
+#define S_ROOT_KEY_BYTES 9 /* tag + u64 BE root version */
+#define S_HEX_SHORT 16     /* hex digits of a key in messages */
+
+/* ---- the key chain ---- */
+
+const uint8_t *dm_catalog__gov_current(const dm_catalog_t *c)
+{
+    return c->nchain ? c->chain[c->nchain - 1].key : NULL;
+}
+
+/* Whether key is in the chain (current or retired). */
+bool dm_catalog__in_chain(const dm_catalog_t *c, const uint8_t *key)
+{
+    for (size_t i = 0; i < c->nchain; i++)
+        if (memcmp(c->chain[i].key, key, DM_ID_PUBLIC_BYTES) == 0)
+            return true;
+    return false;
+}
+
+bool dm_catalog__chain_append(dm_catalog_t *c, const uint8_t *key, uint64_t rv)
+{
+    if (!dm_array_reserve(&c->chain, &c->capchain, c->nchain + 1, sizeof *c->chain, 4))
+        return false;
+    dm_catalog__gov_key_t *k = &c->chain[c->nchain++];
+    k->root_version = rv;
+    memcpy(k->key, key, DM_ID_PUBLIC_BYTES);
+    return true;
+}
+
+bool dm_catalog__gov_load(dm_catalog_t *c, const uint8_t *key, size_t klen, const uint8_t *val,
+                          size_t vlen, bool *nomem)
+{
+    *nomem = false;
+    if (klen != S_ROOT_KEY_BYTES || vlen != DM_ID_PUBLIC_BYTES)
+        return false;
+    uint64_t rv = 0;
+    for (size_t i = 1; i < klen; i++)
+        rv = rv << 8 | key[i];
+    uint64_t want = c->nchain ? c->chain[c->nchain - 1].root_version + 1 : 1;
+    if (rv != want) /* a chain has every link from 1 */
+        return false;
+    if (!dm_catalog__chain_append(c, val, rv)) {
+        *nomem = true;
+        return false;
+    }
+    return true;
+}
+
+/* The first S_HEX_SHORT hex digits of key, for messages. */
+static void s_hex(const uint8_t *key, char out[S_HEX_SHORT + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < S_HEX_SHORT / 2; i++) {
+        out[2 * i] = digits[key[i] >> 4];
+        out[2 * i + 1] = digits[key[i] & 15];
+    }
+    out[S_HEX_SHORT] = 0;
+}
+
+bool dm_catalog_governance(const dm_catalog_t *c, uint8_t key[DM_ID_PUBLIC_BYTES],
+                           uint64_t *root_version)
+{
+    if (!c->nchain)
+        return false;
+    if (key)
+        memcpy(key, c->chain[c->nchain - 1].key, DM_ID_PUBLIC_BYTES);
+    if (root_version)
+        *root_version = c->chain[c->nchain - 1].root_version;
+    return true;
+}
+
+void dm_catalog_set_gov_check(dm_catalog_t *c, dm_catalog_gov_check_fn fn, void *ctx)
+{
+    c->gov_check = fn;
+    c->gov_check_ctx = ctx;
+}
+
+uint64_t dm_catalog_gov_generation(const dm_catalog_t *c) { return c->gov_generation; }
+
+
+/* ---- judging governance entries ---- */
+
+static dm_catalog_verdict s_refuse(dm_buf_t *why, dm_catalog_verdict v, const char *fmt, ...)
+    DM_PRINTF(3, 4);
+
+static dm_catalog_verdict s_refuse(dm_buf_t *why, dm_catalog_verdict v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    dm_buf_vwhy(why, fmt, ap);
+    va_end(ap);
+    return v;
+}
+
+dm_catalog_verdict dm_catalog__gov_gate(const dm_catalog_t *c, const dm_catalog_entry_t *e,
+                                        bool *seen, dm_buf_t *why)
+{
+    *seen = false;
+    bool gov_key = strncmp(e->key, DM_CATALOG_GOV_PREFIX, sizeof DM_CATALOG_GOV_PREFIX - 1) == 0;
+    const uint8_t *cur = dm_catalog__gov_current(c);
+    bool from_gov = cur && memcmp(cur, e->origin, DM_ID_PUBLIC_BYTES) == 0;
+    char o[S_HEX_SHORT + 1], g[S_HEX_SHORT + 1];
+    if (gov_key && !cur) {
+        s_hex(e->origin, o);
+        return s_refuse(why, DM_CATALOG_NOT_OWNER,
+                        "entry '%.64s' of %s... is a governance entry and this node has no "
+                        "governance key (meshd --governance KEY)",
+                        e->key, o);
+    }
+    if (gov_key && !from_gov) {
+        /* A retired key never comes back: its entry is final. Any other
+         * key may be the next one, named by a rotation not here yet. */
+        *seen = dm_catalog__in_chain(c, e->origin);
+        s_hex(e->origin, o);
+        s_hex(cur, g);
+        return s_refuse(why, DM_CATALOG_NOT_OWNER,
+                        "entry '%.64s' is a governance entry; its origin %s... is %s, the "
+                        "governance key is %s...",
+                        e->key, o, *seen ? "a retired governance key" : "not the governance key",
+                        g);
+    }
+    if (from_gov && !gov_key) {
+        *seen = true;
+        return s_refuse(why, DM_CATALOG_MALFORMED,
+                        "the governance key publishes only \"" DM_CATALOG_GOV_ROOT_KEY
+                        "\" and \"" DM_CATALOG_GOV_DOC_PREFIX "NAME\", not '%.64s'",
+                        e->key);
+    }
+    return DM_CATALOG_ACCEPTED;
+}
+
+bool dm_catalog__gov_root_decode(const dm_catalog_entry_t *e, uint8_t key[DM_ID_PUBLIC_BYTES],
+                          uint64_t *rv)
+{
+    Dm__GovRoot *r = dm__gov_root__unpack(NULL, e->payload_len, e->payload);
+    bool ok = r && r->key.len == DM_ID_PUBLIC_BYTES;
+    if (ok) {
+        memcpy(key, r->key.data, DM_ID_PUBLIC_BYTES);
+        *rv = r->root_version;
+    }
+    if (r)
+        dm__gov_root__free_unpacked(r, NULL);
+    return ok;
+}
+
+dm_catalog_verdict dm_catalog__gov_payload(dm_catalog_t *c, const dm_catalog_entry_t *e,
+                                           dm_catalog__kind kind, dm_buf_t *why)
+{
+    if (kind == DM_CATALOG__GOV_DOC) {
+        if (!c->gov_check ||
+            c->gov_check(c->gov_check_ctx, e->key, e->payload, e->payload_len, why))
+            return DM_CATALOG_ACCEPTED;
+        if (why && !why->len)
+            dm_buf_why(why, "governance document '%s' refused by the policy check", e->key);
+        return DM_CATALOG_MALFORMED;
+    }
+    uint8_t key[DM_ID_PUBLIC_BYTES];
+    uint64_t rv = 0, cur = c->chain[c->nchain - 1].root_version;
+    if (!dm_catalog__gov_root_decode(e, key, &rv))
+        return s_refuse(why, DM_CATALOG_MALFORMED,
+                        "gov/root version %llu: the payload is not a dm.GovRoot with a %d-byte "
+                        "key",
+                        (unsigned long long)e->version, DM_ID_PUBLIC_BYTES);
+    if (rv != cur + 1)
+        return s_refuse(why, DM_CATALOG_MALFORMED,
+                        "gov/root: root version %llu, but the current is %llu and a rotation "
+                        "must name exactly %llu",
+                        (unsigned long long)rv, (unsigned long long)cur,
+                        (unsigned long long)(cur + 1));
+    if (dm_catalog__in_chain(c, key))
+        return s_refuse(why, DM_CATALOG_MALFORMED,
+                        "gov/root: the new key is already in the governance key chain; a "
+                        "rotation names a key never used before");
+    return DM_CATALOG_ACCEPTED;
+}
+
+/* Index of the first item of origin, or where it would go. */
+static size_t s_first_item(const dm_catalog_t *c, const uint8_t *origin)
+{
+    size_t lo = 0, hi = c->nitems;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(c->items[mid]->e.origin, origin, DM_ID_PUBLIC_BYTES) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+uint64_t dm_catalog_max_version(const dm_catalog_t *c, const uint8_t origin[DM_ID_PUBLIC_BYTES])
+{
+    const dm_catalog__origin_t *o = dm_catalog__origin_find(c, origin);
+    uint64_t v = o ? o->max_version : 0; /* seen in order (the digest's) */
+    for (size_t i = s_first_item(c, origin); /* and pushed alone */
+         i < c->nitems && memcmp(c->items[i]->e.origin, origin, DM_ID_PUBLIC_BYTES) == 0; i++)
+        if (c->items[i]->e.version > v)
+            v = c->items[i]->e.version;
+    return v;
+}
+
+void dm_catalog_gov_docs(const dm_catalog_t *c, dm_catalog_entry_fn fn, void *ctx)
+{
+    const uint8_t *cur = dm_catalog__gov_current(c);
+    if (!cur)
+        return;
+    for (size_t i = s_first_item(c, cur);
+         i < c->nitems && memcmp(c->items[i]->e.origin, cur, DM_ID_PUBLIC_BYTES) == 0; i++) {
+        const dm_catalog__item_t *it = c->items[i]; /* by key within the origin */
+        if (it->kind == DM_CATALOG__GOV_DOC && !it->e.tombstone && fn(ctx, &it->e))
+            break;
+    }
+}
+
+/* ---- certificates ---- */
+
+int dm_catalog__cert_cmp(const void *a, const void *b)
+{
+    return strcmp(((const dm_catalog__cert_t *)a)->domain, ((const dm_catalog__cert_t *)b)->domain);
+}
+
+const uint8_t *dm_catalog__cert_find(const dm_catalog_t *c, const char *domain)
+{
+    if (!c->nchain || !c->ncerts || strlen(domain) > DM_CATALOG_NAME_MAX)
+        return NULL;
+    dm_catalog__cert_t key;
+    strcpy(key.domain, domain);
+    const dm_catalog__cert_t *k = bsearch(&key, c->certs, c->ncerts, sizeof *c->certs, dm_catalog__cert_cmp);
+    return k ? k->node : NULL;
+}
+
+bool dm_catalog_certified(const dm_catalog_t *c, const char *domain,
+                          const uint8_t origin[DM_ID_PUBLIC_BYTES])
+{
+    if (!c->nchain)
+        return true;
+    const uint8_t *node = dm_catalog__cert_find(c, domain);
+    return node && memcmp(node, origin, DM_ID_PUBLIC_BYTES) == 0;
+}

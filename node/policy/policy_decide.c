@@ -1,0 +1,327 @@
+/* policy_decide.c: one decision (policy.h's order: governance deny ->
+ * owner -> governance allow -> deny), the masks and row filter of an
+ * allowed read, and the explanation of a decision. */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "policy/policy_priv.h"
+
+#define S_UNVERIFIED "an unverified caller"
+
+typedef struct {
+    const dm_policy_set_t *gov;
+    const dm_policy_owner_t *owner;
+    const dm_policy_request_t *req;
+    const dm_policy_product_t *prod;
+    const char *const *extra;
+    size_t nextra;
+    dm_buf_t *trace;
+    char who[DM_POLICY_HEX + 1]; /* the caller's key in hex, or S_UNVERIFIED */
+    bool admin;
+    const dm_policy__applicable_t *app;
+} s_cx_t;
+
+static void s_trace(s_cx_t *cx, const char *fmt, ...) DM_PRINTF(2, 3);
+static void s_trace(s_cx_t *cx, const char *fmt, ...)
+{
+    if (!cx->trace)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    dm_buf_t line = DM_BUF_INIT;
+    dm_buf_vwhy(&line, fmt, ap);
+    va_end(ap);
+    dm_buf_printf(cx->trace, "%s\n", line.data ? line.data : "");
+    dm_buf_free(&line);
+}
+
+static bool s_in_extra(const s_cx_t *cx, const char *group)
+{
+    for (size_t i = 0; i < cx->nextra; i++)
+        if (strcmp(cx->extra[i], group) == 0)
+            return true;
+    return false;
+}
+
+static bool s_is_admin(const dm_policy_owner_t *o, const uint8_t *key)
+{
+    for (size_t i = 0; key && i < o->nadmins; i++)
+        if (memcmp(o->admins[i], key, DM_POLICY_KEY_BYTES) == 0)
+            return true;
+    return false;
+}
+
+static bool s_is_reader(const s_cx_t *cx)
+{
+    const uint8_t *key = cx->req->key;
+    size_t gl = strlen(DM_POLICY_GROUP_PREFIX);
+    for (size_t i = 0; key && i < cx->prod->nreaders; i++) {
+        const char *r = cx->prod->readers[i];
+        if (strncmp(r, DM_POLICY_GROUP_PREFIX, gl) == 0) {
+            if (s_in_extra(cx, r + gl) || (cx->gov && dm_policy_set_in_group(cx->gov, r + gl, key)))
+                return true;
+        } else if (strcasecmp(r, cx->who) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool s_field_selected(const dm_policy__fields_t *f, const char *name, const char *cls)
+{
+    if (f->kind == DM_POLICY__FIELDS_ANY)
+        return true;
+    if (f->kind == DM_POLICY__FIELDS_CLASS)
+        return cls && strcmp(cls, f->classification) == 0;
+    for (size_t i = 0; i < f->nnames; i++)
+        if (strcmp(name, f->names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Whether access rule r applies to the request (products already match). */
+static bool s_access_applies(const s_cx_t *cx, const dm_policy__access_t *r)
+{
+    const dm_policy_product_t *p = cx->prod;
+    if (!(r->actions & (1u << cx->req->action)))
+        return false;
+    if (!r->deny && !cx->req->key)
+        return false; /* an allow names identities: never one the node could not verify */
+    if (r->ntags) {
+        bool hit = false;
+        for (size_t i = 0; i < r->ntags && !hit; i++)
+            for (size_t k = 0; k < p->ntags && !hit; k++)
+                hit = strcmp(r->tags[i], p->tags[k]) == 0;
+        if (!hit)
+            return false;
+    }
+    if (r->fields.kind != DM_POLICY__FIELDS_ANY) {
+        bool hit = false;
+        for (size_t i = 0; i < p->nfields && !hit; i++)
+            hit = s_field_selected(&r->fields, p->fields[i],
+                                   p->classifications ? p->classifications[i] : NULL);
+        if (!hit)
+            return false;
+    }
+    return dm_policy__who_match(cx->gov, &r->consumers, cx->req->key, cx->extra, cx->nextra);
+}
+
+/* Step 2, the owner: true to allow; rule and reason filled either way. */
+static bool s_owner(const s_cx_t *cx, dm_policy_decision_t *out)
+{
+    const dm_policy_product_t *p = cx->prod;
+    const char *dom = cx->owner->domain ? cx->owner->domain : "?";
+    char *rule = out->rule, *reason = out->reason;
+    size_t rl = sizeof out->rule, nl = sizeof out->reason;
+    if (cx->admin) {
+        snprintf(rule, rl, "owner: admin");
+        return true;
+    }
+    if (cx->req->action == DM_POLICY_WRITE) {
+        snprintf(rule, rl, "owner: write needs a %s admin", dom);
+        if (p)
+            snprintf(reason, nl, "permission denied: write to %s/%s needs a %s admin; you are %s",
+                     p->domain, p->name, dom, cx->who);
+        else
+            snprintf(reason, nl, "permission denied: this needs a %s admin; you are %s", dom, cx->who);
+        return false;
+    }
+    if (cx->req->action == DM_POLICY_DESCRIBE) {
+        snprintf(rule, rl, "owner: describe is open");
+        return true;
+    }
+    if (!p) {
+        snprintf(rule, rl, "owner: admins only");
+        snprintf(reason, nl, "access denied: only %s admins may read this; you are %s", dom, cx->who);
+        return false;
+    }
+    const char *acc = dm_contract_access_name(p->access);
+    if (p->access == DM_ACCESS_PUBLIC) {
+        snprintf(rule, rl, "owner: public");
+        return true;
+    }
+    if (!cx->req->key) {
+        snprintf(rule, rl, "owner: %s, caller not verified", acc);
+        snprintf(reason, nl, "access denied to %s.%s (%s): the caller's key is not verified, and "
+                             "such a caller may read public products only", p->domain, p->name, acc);
+        return false;
+    }
+    if (p->access == DM_ACCESS_PRIVATE) {
+        snprintf(rule, rl, "owner: private, admins only");
+        snprintf(reason, nl, "access denied to %s.%s (private): %s is not a %s admin", p->domain,
+                 p->name, cx->who, dom);
+        return false;
+    }
+    if (s_is_reader(cx)) {
+        snprintf(rule, rl, "owner: restricted, a reader");
+        return true;
+    }
+    snprintf(rule, rl, "owner: restricted, not a reader");
+    snprintf(reason, nl, "access denied to %s.%s (restricted): %s is not a reader", p->domain, p->name,
+             cx->who);
+    return false;
+}
+
+/* Masks of an allowed read: the first mask rule that selects a field and
+ * whose exceptions do not name the caller (ties were refused at add). */
+static dm_err s_masks(s_cx_t *cx, dm_policy_decision_t *out)
+{
+    const dm_policy_product_t *p = cx->prod;
+    for (size_t f = 0; f < p->nfields; f++) {
+        const char *cls = p->classifications ? p->classifications[f] : NULL;
+        for (size_t i = 0; i < cx->app->nmasks; i++) {
+            const dm_policy__maskrule_t *r = cx->gov->masks[cx->app->masks[i]];
+            if (!s_field_selected(&r->fields, p->fields[f], cls) ||
+                dm_policy__who_match(cx->gov, &r->except, cx->req->key, cx->extra, cx->nextra))
+                continue;
+            if (!out->masks) {
+                out->masks = calloc(p->nfields, sizeof *out->masks);
+                if (!out->masks)
+                    return DM_ERR_NOMEM;
+                out->nmasks = p->nfields;
+            }
+            out->masks[f] = r->mask;
+            s_trace(cx, "mask %s/%s: %s -> %s", r->doc->name, r->name, p->fields[f],
+                    dm_policy_mask_name(r->mask));
+            break;
+        }
+    }
+    return DM_OK;
+}
+
+/* The row filter of an allowed read: (permissive OR ...) AND restrictive
+ * AND ...; a lone predicate stays as written. */
+static dm_err s_filter(s_cx_t *cx, dm_policy_decision_t *out)
+{
+    dm_buf_t perm = DM_BUF_INIT, restr = DM_BUF_INIT;
+    size_t np = 0, nr = 0;
+    for (size_t i = 0; i < cx->app->nfilters; i++) {
+        const dm_policy__filter_t *r = cx->gov->filters[cx->app->filters[i]];
+        if (!dm_policy__who_match(cx->gov, &r->consumers, cx->req->key, cx->extra, cx->nextra))
+            continue;
+        s_trace(cx, "row filter %s/%s (%s): %s", r->doc->name, r->name,
+                r->restrictive ? "restrictive" : "permissive", r->predicate);
+        dm_buf_t *b = r->restrictive ? &restr : &perm;
+        size_t *n = r->restrictive ? &nr : &np;
+        dm_buf_printf(b, "%s(%s)", *n ? (r->restrictive ? " AND " : " OR ") : "", r->predicate);
+        ++*n;
+    }
+    if (np + nr == 0)
+        return DM_OK;
+    dm_buf_t all = DM_BUF_INIT;
+    if (np + nr == 1) {
+        const dm_buf_t *one = np ? &perm : &restr;
+        dm_buf_append(&all, one->data + 1, one->len - 2); /* without its parentheses */
+    } else if (np && nr) {
+        dm_buf_printf(&all, "%s%s%s AND %s", np > 1 ? "(" : "", perm.data, np > 1 ? ")" : "", restr.data);
+    } else {
+        dm_buf_puts(&all, np ? perm.data : restr.data);
+    }
+    out->row_filter = dm_buf_steal(&all);
+    dm_buf_free(&perm);
+    dm_buf_free(&restr);
+    return DM_OK;
+}
+
+/* Step 1 and the allow of step 3: the first deny and the first allow rule
+ * that apply (all of them are traced). */
+static void s_governance(s_cx_t *cx, const dm_policy__access_t **deny, const dm_policy__access_t **allow)
+{
+    *deny = *allow = NULL;
+    for (size_t i = 0; cx->app && i < cx->app->naccess; i++) {
+        const dm_policy__access_t *r = cx->gov->access[cx->app->access[i]];
+        if (!s_access_applies(cx, r))
+            continue;
+        s_trace(cx, "governance %s/%s: %s %s", r->doc->name, r->name, r->deny ? "deny" : "allow",
+                dm_policy_action_name(cx->req->action));
+        const dm_policy__access_t **slot = r->deny ? deny : allow;
+        if (!*slot)
+            *slot = r;
+        if (*deny && !cx->trace)
+            return;
+    }
+}
+
+static dm_err s_decide(s_cx_t *cx, dm_policy_decision_t *out)
+{
+    const dm_policy__access_t *deny, *allow;
+    s_governance(cx, &deny, &allow);
+    const dm_policy_product_t *p = cx->prod;
+    if (deny) {
+        snprintf(out->rule, sizeof out->rule, "governance %s/%s", deny->doc->name, deny->name);
+        snprintf(out->reason, sizeof out->reason,
+                 "access denied to %s.%s: governance policy %s rule %s (version %llu) denies %s to %s",
+                 p->domain, p->name, deny->doc->name, deny->name,
+                 (unsigned long long)out->policy_version, dm_policy_action_name(cx->req->action),
+                 cx->who);
+        return DM_OK;
+    }
+    out->allow = s_owner(cx, out);
+    s_trace(cx, "%s", out->rule);
+    if (!out->allow && allow) {
+        out->allow = true;
+        snprintf(out->rule, sizeof out->rule, "governance %s/%s", allow->doc->name, allow->name);
+    }
+    if (out->allow)
+        out->reason[0] = 0;
+    if (!out->allow || cx->req->action != DM_POLICY_READ || cx->admin || !cx->app || !p)
+        return DM_OK;
+    dm_err rc = s_masks(cx, out);
+    return rc == DM_OK ? s_filter(cx, out) : rc;
+}
+
+dm_err dm_policy__decide(const dm_policy_set_t *gov, const dm_policy_owner_t *owner,
+                         const dm_policy_request_t *req, const char *const *extra, size_t nextra,
+                         dm_buf_t *trace, dm_policy_decision_t *out)
+{
+    assert(!gov || gov->sealed);
+    memset(out, 0, sizeof *out);
+    out->policy_version = gov ? gov->version : 0;
+    s_cx_t cx = {gov, owner, req, req->product, extra, nextra, trace, {0}, false, NULL};
+    if (req->key)
+        dm_policy__key_hex(req->key, cx.who);
+    else
+        snprintf(cx.who, sizeof cx.who, "%s", S_UNVERIFIED);
+    cx.admin = s_is_admin(owner, req->key);
+    bool tmp = false;
+    if (gov && req->product &&
+        !(cx.app = dm_policy__applicable(gov, req->product->domain, req->product->name, &tmp)))
+        return DM_ERR_NOMEM;
+    dm_err rc = s_decide(&cx, out);
+    if (tmp)
+        dm_policy__applicable_free((dm_policy__applicable_t *)cx.app);
+    if (rc != DM_OK)
+        dm_policy_decision_clear(out);
+    else
+        s_trace(&cx, "decision: %s by %s%s%s", out->allow ? "allow" : "deny", out->rule,
+                out->allow ? "" : ": ", out->reason);
+    return rc;
+}
+
+dm_err dm_policy_decide(const dm_policy_set_t *gov, const dm_policy_owner_t *owner,
+                        const dm_policy_request_t *req, dm_policy_decision_t *out)
+{
+    return dm_policy__decide(gov, owner, req, NULL, 0, NULL, out);
+}
+
+void dm_policy_decision_clear(dm_policy_decision_t *d)
+{
+    if (!d)
+        return;
+    free(d->masks);
+    free(d->row_filter);
+    memset(d, 0, sizeof *d);
+}
+
+void dm_policy_explain(const dm_policy_set_t *gov, const dm_policy_owner_t *owner,
+                       const dm_policy_request_t *req, dm_buf_t *out)
+{
+    dm_policy_decision_t d;
+    if (dm_policy__decide(gov, owner, req, NULL, 0, out, &d) != DM_OK)
+        dm_buf_puts(out, "error: out of memory while deciding\n");
+    dm_policy_decision_clear(&d);
+}

@@ -325,7 +325,9 @@ void dm_node__handle_policy_publish(dm_node_t *self, zmq_msg_t *rid, uint64_t id
         dm_rpc_server_send_error(self->rpc, rid, id, s_verdict_code(v), text.data);
     } else {
         dm_node__policy_refresh(self);
-        dm_gossip_catalog_changed(self->gossip, dm_clock_mono_ms());
+        /* The catalog does not advertise an entry a client handed it (it
+         * may lag behind peers): offer it to a few members by digest. */
+        dm_gossip_catalog_offer(self->gossip, dm_clock_mono_ms());
         Dm__PolicyPublishRep rep = DM__POLICY_PUBLISH_REP__INIT;
         rep.key = e.key;
         rep.version = e.version;

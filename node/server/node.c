@@ -422,7 +422,6 @@ void dm_node_destroy(dm_node_t **self_p)
     dm_query_pool_destroy(&self->queries); /* its workers decide with the tables below */
     dm_query_engine_destroy(&self->engine);
     dm_node__audit_close(self);
-    dm_node__policy_close(self);
     dm_node__access_close(self);
     dm_catalog_destroy(&self->catalog);
     if (self->inbox_push)

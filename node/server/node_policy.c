@@ -22,7 +22,7 @@
 #define DM_NODE_POLICY_REPLY_BYTES (12 << 20)
 
 /* A document as the catalog holds it (copied out of its callback). */
-typedef struct dm_node__doc {
+typedef struct {
     char *key;
     uint64_t version;
     int64_t issued_at_ms;
@@ -97,25 +97,32 @@ static bool s_add(dm_policy_set_t *s, const char *key, const uint8_t *yaml, size
 }
 
 /* The catalog's check of a "gov/doc/NAME" payload: it parses, and adding
- * it to the active documents (replacing one of the same key) makes no tie. */
+ * it to the active set (replacing a document of the same name) makes no
+ * tie. Runs on the loop, the only thread that swaps the set. When the
+ * governance entries changed since the set was built (a rotation earlier
+ * in the same delta) the set may be another key's: ties are then left to
+ * the rebuild, which logs and leaves out a document that ties. */
 static bool s_gov_check(void *ctx, const char *key, const uint8_t *payload, size_t len,
                         dm_buf_t *why)
 {
     dm_node_t *self = ctx;
-    dm_policy_set_t *trial = NULL;
-    if (dm_policy_set_new(0, &trial) != DM_OK) {
-        dm_buf_why(why, "%s: out of memory", key);
-        return false;
+    dm_policy_doc_t *doc = NULL;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    dm_err rc = dm_policy_doc_parse(key, (const char *)payload, len, &doc, &diags);
+    if (rc != DM_OK) {
+        dm_buf_t text = DM_BUF_INIT;
+        dm_diags_format(&diags, &text);
+        dm_buf_why(why, "%s does not parse: %s", key, text.len ? text.data : dm_err_str(rc));
+        dm_buf_free(&text);
+    } else if (self->gov && dm_catalog_gov_generation(self->catalog) == self->gov_generation) {
+        dm_buf_t reason = DM_BUF_INIT;
+        if ((rc = dm_policy_set_check(self->gov, doc, &reason)) != DM_OK)
+            dm_buf_why(why, "%s: %s", key, reason.len ? reason.data : dm_err_str(rc));
+        dm_buf_free(&reason);
     }
-    /* The active documents as the last rebuild kept them: the catalog is
-     * in the middle of judging this entry and is not asked again. */
-    for (size_t i = 0; i < self->ngov_docs; i++)
-        if (strcmp(self->gov_docs[i].key, key) != 0)
-            (void)s_add(trial, self->gov_docs[i].key, self->gov_docs[i].yaml,
-                        self->gov_docs[i].len, NULL); /* left out at the rebuild too */
-    bool ok = s_add(trial, key, payload, len, why);
-    dm_policy_set_unref(&trial);
-    return ok;
+    dm_diags_clear(&diags);
+    dm_policy_doc_destroy(&doc);
+    return rc == DM_OK;
 }
 
 static void s_cert(void *ctx, const char *domain, const uint8_t node[DM_POLICY_KEY_BYTES])
@@ -183,21 +190,13 @@ static void s_rebuild(dm_node_t *self)
                 dm_log_err("policy: document left out of the active set: %s", why.data);
             dm_buf_free(&why);
         }
-        s_docs kept = {self->gov_docs, self->ngov_docs, 0, 0, 0, 0, false};
-        s_docs_free(&kept);
-        self->gov_docs = docs.docs; /* taken */
-        self->ngov_docs = docs.n;
+        s_docs_free(&docs);
         if (dm_policy_set_seal(set) != DM_OK) {
             dm_log_err("policy: the governance set could not be sealed (out of memory); the "
                        "previous one stays active");
             dm_policy_set_unref(&set);
             return;
         }
-    } else {
-        s_docs kept = {self->gov_docs, self->ngov_docs, 0, 0, 0, 0, false};
-        s_docs_free(&kept);
-        self->gov_docs = NULL;
-        self->ngov_docs = 0;
     }
     s_certificates(self, set);
     bool certified = dm_catalog_certified(self->catalog, self->domain, dm_identity_public(self->id));
@@ -222,14 +221,6 @@ void dm_node__policy_refresh(dm_node_t *self)
         return;
     self->gov_generation = gen;
     s_rebuild(self);
-}
-
-void dm_node__policy_close(dm_node_t *self)
-{
-    s_docs kept = {self->gov_docs, self->ngov_docs, 0, 0, 0, 0, false};
-    s_docs_free(&kept);
-    self->gov_docs = NULL;
-    self->ngov_docs = 0;
 }
 
 dm_policy_set_t *dm_node__policy_get(dm_node_t *self)

@@ -83,10 +83,6 @@ struct dm_node {
     dm_policy_set_t *gov; /* the active governance set; NULL without a governance key */
     uint64_t gov_generation;
     bool self_certified;  /* the node's domain is certified to it (or no governance key) */
-    /* The active set's documents as the catalog held them (loop only):
-     * what a new document is checked against for ties. */
-    struct dm_node__doc *gov_docs;
-    size_t ngov_docs;
     /* Audit (node_audit.c): a bounded queue filled from any thread. */
     pthread_mutex_t audit_lock;
     bool audit_ready;
@@ -189,8 +185,6 @@ void dm_node__handle_whoami(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
  * catalog refuses fails the start with its reason. */
 DM_NODISCARD dm_err dm_node__policy_start(dm_node_t *self, const char *governance,
                                           dm_buf_t *why);
-/* Frees what the governance part holds (the set goes with access). */
-void dm_node__policy_close(dm_node_t *self);
 /* Rebuilds the active set when the catalog's governance generation moved
  * (after a publish, or gossip applying deltas). Loop only. */
 void dm_node__policy_refresh(dm_node_t *self);

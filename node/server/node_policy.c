@@ -282,7 +282,7 @@ void dm_node__handle_policy_publish(dm_node_t *self, zmq_msg_t *rid, uint64_t id
     dm_buf_t why = DM_BUF_INIT, text = DM_BUF_INIT;
     size_t plen = strlen(DM_CATALOG_GOV_DOC_PREFIX);
     if (!dm_catalog_governance(self->catalog, (uint8_t[DM_ID_PUBLIC_BYTES]){0}, &(uint64_t){0})) {
-        dm_buf_printf(&text, "policy publish: this node has no governance key, so it takes no "
+        dm_buf_printf(&text, "this node has no governance key, so it takes no "
                              "governance documents (meshd --governance KEY)");
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED, text.data);
         goto out;
@@ -290,7 +290,7 @@ void dm_node__handle_policy_publish(dm_node_t *self, zmq_msg_t *rid, uint64_t id
     if (dm_catalog_entry_decode(req->entry.data, req->entry.len, &e) != DM_OK ||
         (strcmp(e.key, DM_CATALOG_GOV_ROOT_KEY) != 0 &&
          (strncmp(e.key, DM_CATALOG_GOV_DOC_PREFIX, plen) != 0 || !e.key[plen]))) {
-        dm_buf_printf(&text, "policy publish: the entry (%zu bytes) is not an encoded catalog "
+        dm_buf_printf(&text, "the entry (%zu bytes) is not an encoded catalog "
                              "entry with key %s or %sNAME",
                       req->entry.len, DM_CATALOG_GOV_ROOT_KEY, DM_CATALOG_GOV_DOC_PREFIX);
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_INVALID, text.data);
@@ -300,7 +300,7 @@ void dm_node__handle_policy_publish(dm_node_t *self, zmq_msg_t *rid, uint64_t id
     dm_catalog_verdict v = DM_CATALOG_MALFORMED;
     dm_err rc = dm_catalog_apply(self->catalog, &e, dm_clock_wall_ms(), &v, &why);
     if (rc != DM_OK) {
-        dm_buf_printf(&text, "policy publish of %s failed: %s", e.key,
+        dm_buf_printf(&text, "publishing %s failed: %s", e.key,
                       why.len ? why.data : dm_err_str(rc));
         dm_log_err("%s", text.data);
         dm_rpc_server_send_error(self->rpc, rid, id, rc, text.data);
@@ -310,7 +310,7 @@ void dm_node__handle_policy_publish(dm_node_t *self, zmq_msg_t *rid, uint64_t id
     snprintf(rule, sizeof rule, "%s v%" PRIu64 ": %s", e.key, e.version,
              dm_catalog_verdict_name(v));
     if (v != DM_CATALOG_ACCEPTED) {
-        dm_buf_printf(&text, "policy publish of %s version %" PRIu64 " refused (%s): %s", e.key,
+        dm_buf_printf(&text, "%s version %" PRIu64 " refused (%s): %s", e.key,
                       e.version, dm_catalog_verdict_name(v), why.len ? why.data : "no reason");
         dm_log_warn("%s", text.data);
         dm_rpc_server_send_error(self->rpc, rid, id, s_verdict_code(v), text.data);

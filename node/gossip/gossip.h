@@ -62,6 +62,11 @@ void dm_gossip_catalog_receive(dm_gossip_t *self, const Dm__CatalogSync *msg, co
                                int64_t now_ms);
 /* This node published something: spread it now (pokes a few members). */
 void dm_gossip_catalog_changed(dm_gossip_t *self, int64_t now_ms);
+/* A client handed this node an entry the digest does not advertise (a
+ * governance entry, catalog.h): sends a few members this node's digest
+ * with its hash, which starts the exchange even when the hashes agree;
+ * each answers with its own digest, and the entries above it go to it. */
+void dm_gossip_catalog_offer(dm_gossip_t *self, int64_t now_ms);
 
 /* Runs due timers, sends what is queued, saves the member list when it
  * changed. Call on every loop iteration. */

@@ -76,20 +76,36 @@ static uint64_t s_rand(dm_gossip_t *self)
     return x ^ (x >> 31);
 }
 
-/* Sends the digest hash to k random live members. */
-void dm_gossip__poke(dm_gossip_t *self, unsigned k, int64_t now_ms)
+/* Sends the digest hash to k random live members, with the first digest
+ * page too when digest (which asks for theirs whatever the hashes say). */
+static void s_poke(dm_gossip_t *self, unsigned k, bool digest, int64_t now_ms)
 {
     size_t cap = dm_membership_count(self->m) + 1;
     s_live l = {calloc(cap, DM_ADDRESS_MAX), 0, cap, dm_identity_public(self->id)};
     if (!l.addrs)
         return;
     dm_membership_list(self->m, s_collect_live, &l);
+    dm_buf_t page = DM_BUF_INIT;
+    if (digest)
+        dm_catalog_digest_first(self->catalog, &page);
     for (unsigned i = 0; i < k && l.n > 0; i++) {
         size_t j = (size_t)(s_rand(self) % l.n);
-        s_sync_send(self, l.addrs[j], true, NULL, NULL, now_ms);
+        s_sync_send(self, l.addrs[j], true, digest ? &page : NULL, NULL, now_ms);
         memcpy(l.addrs[j], l.addrs[--l.n], DM_ADDRESS_MAX);
     }
+    dm_buf_free(&page);
     free(l.addrs);
+}
+
+void dm_gossip__poke(dm_gossip_t *self, unsigned k, int64_t now_ms)
+{
+    s_poke(self, k, false, now_ms);
+}
+
+void dm_gossip_catalog_offer(dm_gossip_t *self, int64_t now_ms)
+{
+    self->hash_valid = false;
+    s_poke(self, DM_GOSSIP_PUSH_FANOUT, true, now_ms);
 }
 
 void dm_gossip_catalog_changed(dm_gossip_t *self, int64_t now_ms)

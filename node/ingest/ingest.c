@@ -76,6 +76,12 @@ fail: /* why says what; the caller reports it, once */
     return err;
 }
 
+void dm_ingest_set_policy(dm_ingest_t *self, dm_ingest_policy_fn fn, void *ctx)
+{
+    self->policy = fn;
+    self->policy_ctx = ctx;
+}
+
 void dm_ingest_stop(dm_ingest_t *self, void *inbox_push)
 {
     (void)self;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "base/err.h"
+#include "policy/policy.h"
 #include "record/registry.h"
 #include "storage/store.h"
 #include "transport/ctl.h"
@@ -46,6 +47,23 @@ DM_NODISCARD dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *r
 DM_NODISCARD dm_err dm_ingest_check(dm_registry_t *registry, const char *domain,
                                     size_t record_limit, const void *data, size_t len,
                                     size_t *rows, size_t *quarantined);
+
+/* The mesh's governance set a register is checked against: a new
+ * reference (NULL: none) that the pipeline drops with dm_policy_set_unref.
+ * Called on the validator thread, so it must be thread-safe. */
+typedef dm_policy_set_t *(*dm_ingest_policy_fn)(void *ctx);
+/* Installs fn: from then on a register whose contract breaks a contract
+ * rule of the set (dm_policy_check_contract) is refused with
+ * DM_ERR_DENIED, every broken rule named with its policy and the set's
+ * version. Call before the first request is forwarded. fn NULL: no check. */
+void dm_ingest_set_policy(dm_ingest_t *self, dm_ingest_policy_fn fn, void *ctx);
+
+/* dm_ingest_check with the contract rules of gov (may be NULL) applied to
+ * a register, as a pipeline with dm_ingest_set_policy does: for tests.
+ * text (may be NULL) gets the Error's message the client would get. */
+DM_NODISCARD dm_err dm_ingest_check_policy(dm_registry_t *registry, const char *domain,
+                                           dm_policy_set_t *gov, const void *data, size_t len,
+                                           dm_buf_t *text);
 
 /* Asks the threads to finish the jobs already queued and stop; the writer
  * sends a single-frame DM_CTL_STOPPED to the outbox when done. The node loop

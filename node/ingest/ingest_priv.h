@@ -72,6 +72,8 @@ struct dm_ingest {
     dm_registry_t *registry;
     char *domain;
     size_t record_limit;
+    dm_ingest_policy_fn policy; /* the governance set a register is checked against */
+    void *policy_ctx;
     void *v_in, *v_jobs;  /* validator's sockets */
     void *w_jobs, *w_out; /* writer's sockets */
     pthread_t validator, writer;

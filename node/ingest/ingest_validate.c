@@ -110,6 +110,31 @@ out:
     dm_registry_release(self->registry, ref);
 }
 
+/* Checks c against the contract rules of the mesh's governance set; false
+ * after turning job into the refusal naming every broken rule. */
+static bool s_contract_rules(dm_ingest_t *self, dm_ingest__job_t *job, const dm_contract_t *c)
+{
+    dm_policy_set_t *gov = self->policy(self->policy_ctx);
+    if (!gov)
+        return true;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    dm_err rc = dm_policy_check_contract(gov, c, &diags);
+    if (rc != DM_OK) {
+        dm_buf_t text = DM_BUF_INIT;
+        dm_diags_format(&diags, &text);
+        dm_ingest__job_error(job, rc,
+                             "the node refused contract %s/%s %s: it breaks the mesh's "
+                             "governance contract rules (policy version %llu):\n%s",
+                             c->domain, c->name, c->version,
+                             (unsigned long long)dm_policy_set_version(gov),
+                             text.data ? text.data : "");
+        dm_buf_free(&text);
+    }
+    dm_diags_clear(&diags);
+    dm_policy_set_unref(&gov);
+    return rc == DM_OK;
+}
+
 static void s_prepare_register(dm_ingest_t *self, dm_ingest__job_t *job, const Dm__RegisterReq *req)
 {
     dm_contract_t **list = NULL;
@@ -142,6 +167,8 @@ static void s_prepare_register(dm_ingest_t *self, dm_ingest__job_t *job, const D
                     self->domain, c->domain, c->name, c->domain);
         goto out;
     }
+    if (self->policy && !s_contract_rules(self, job, c))
+        goto out;
     job->kind = DM_INGEST__REGISTER;
     job->contract = c;
     list[0] = NULL;
@@ -205,6 +232,31 @@ dm_err dm_ingest_check(dm_registry_t *registry, const char *domain, size_t recor
         *rows = job->rows.len / sizeof(dm_ingest__rowref_t);
     if (quarantined)
         *quarantined = job->quar.len / sizeof(dm_ingest__qref_t);
+    dm_ingest__job_free(job);
+    dm_buf_free(&sc.row);
+    dm_buf_free(&sc.key);
+    dm_buf_free(&sc.reasons);
+    return rc;
+}
+
+/* The policy getter of dm_ingest_check_policy: a reference to its set. */
+static dm_policy_set_t *s_fixed_policy(void *ctx) { return ctx ? dm_policy_set_ref(ctx) : NULL; }
+
+dm_err dm_ingest_check_policy(dm_registry_t *registry, const char *domain, dm_policy_set_t *gov,
+                              const void *data, size_t len, dm_buf_t *text)
+{
+    dm_ingest_t self = {.registry = registry, .domain = (char *)domain,
+                        .record_limit = DM_RECORD_LIMIT_DEFAULT, .policy = s_fixed_policy,
+                        .policy_ctx = gov};
+    s_scratch sc = {DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT};
+    dm_ingest__job_t *job = calloc(1, sizeof *job);
+    if (!job)
+        return DM_ERR_NOMEM;
+    zmq_msg_init(&job->rid);
+    s_prepare(&self, job, data, len, &sc);
+    dm_err rc = job->kind == DM_INGEST__REPLY ? job->err : DM_OK;
+    if (text && rc != DM_OK && job->errtext)
+        dm_buf_puts(text, job->errtext);
     dm_ingest__job_free(job);
     dm_buf_free(&sc.row);
     dm_buf_free(&sc.key);

@@ -7,17 +7,20 @@
 
 #include "base/log.h"
 #include "base/text.h"
+#include "contract/contract.h"
 #include "membership/membership.h"
 #include "server/node.h"
 #include "transport/rpc.h"
 #include "record/schema.h"
+#include "storage/audit.h"
 #include "base/version.h"
 
 #define DM_RECORD_LIMIT_MAX ((size_t)4 << 20) /* stays well under DM_RPC_MAX_MSG_BYTES */
 #define DM_MAX_SEEDS 16
 
 enum { O_DATA = 1, O_DOMAIN, O_LISTEN, O_ADVERTISE, O_LIMIT, O_MAP, O_LOG, O_HELP, O_VERSION,
-       O_JOIN, O_PROBE, O_PROBE_TIMEOUT, O_GOSSIP, O_SUSPICION, O_QWORKERS, O_QTIMEOUT };
+       O_JOIN, O_PROBE, O_PROBE_TIMEOUT, O_GOSSIP, O_SUSPICION, O_QWORKERS, O_QTIMEOUT,
+       O_GOVERNANCE, O_AUDIT_AGE, O_AUDIT_RECORDS };
 
 static volatile sig_atomic_t s_stop = 0;
 
@@ -47,6 +50,13 @@ static void s_usage(FILE *f)
             "  --query-timeout SECS  time limit of one SQL query (default 30)\n"
             "  --log-level LEVEL     error, warn, info (default) or debug\n"
             "\n"
+            "Access (docs/security.md, docs/governance.md):\n"
+            "  --governance KEY      the mesh's governance key (64 hex digits); kept in DIR,\n"
+            "                        so later starts may omit it; a rotation is accepted only\n"
+            "                        signed by the current key. Without one: owner rules only\n"
+            "  --audit-max-age DUR   keep audit records this long (default 30d; 12h, 7d, 1w)\n"
+            "  --audit-max-records N keep at most N audit records (default %d)\n"
+            "\n"
             "Mesh (docs/membership.md):\n"
             "  --join ADDRESS        join the mesh through this member (repeatable); a\n"
             "                        restarted node rejoins its saved members without it\n"
@@ -59,7 +69,7 @@ static void s_usage(FILE *f)
             "Once serving, DIR/node.addr holds the node's address (KEY@tcp://HOST:PORT), the\n"
             "value that dmctl/meshq --node accept. SIGTERM or SIGINT stops the node cleanly.\n",
             DM_RPC_DEFAULT_ENDPOINT, DM_RECORD_LIMIT_DEFAULT, DM_RECORD_LIMIT_MAX,
-            DM_MEMBERSHIP_PROBE_INTERVAL_MS, DM_MEMBERSHIP_PROBE_TIMEOUT_MS,
+            DM_AUDIT_DEFAULT_MAX_RECORDS, DM_MEMBERSHIP_PROBE_INTERVAL_MS, DM_MEMBERSHIP_PROBE_TIMEOUT_MS,
             DM_MEMBERSHIP_GOSSIP_INTERVAL_MS, DM_MEMBERSHIP_SUSPICION_MULT);
 }
 
@@ -149,6 +159,30 @@ static int s_option_query(int c, const char *arg, s_cli *cli)
     return 0;
 }
 
+/* Parses --audit-max-age or --audit-max-records; -1 after printing. */
+static int s_option_audit(int c, const char *arg, s_cli *cli)
+{
+    if (c == O_AUDIT_AGE) {
+        int64_t ms = 0;
+        if (!dm_contract_duration_parse(arg, strlen(arg), &ms) || ms <= 0) {
+            fprintf(stderr, "meshd: invalid --audit-max-age '%s': expected a duration such as "
+                            "12h, 30d or 1w\n", arg);
+            return -1;
+        }
+        cli->o.audit_max_age_ms = ms;
+        return 0;
+    }
+    char *end;
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (end == arg || *end || arg[0] == '-' || v < 1 || v > 1000000000ULL) {
+        fprintf(stderr, "meshd: invalid --audit-max-records '%s': expected 1 to 1000000000\n",
+                arg);
+        return -1;
+    }
+    cli->o.audit_max_records = v;
+    return 0;
+}
+
 /* Parses one of the membership settings; -1 after printing. */
 static int s_option_mesh(int c, const char *arg, s_cli *cli)
 {
@@ -203,6 +237,9 @@ static int s_parse_args(int argc, char **argv, s_cli *cli)
         {"probe-timeout", required_argument, NULL, O_PROBE_TIMEOUT},
         {"gossip-interval", required_argument, NULL, O_GOSSIP},
         {"suspicion-mult", required_argument, NULL, O_SUSPICION},
+        {"governance", required_argument, NULL, O_GOVERNANCE},
+        {"audit-max-age", required_argument, NULL, O_AUDIT_AGE},
+        {"audit-max-records", required_argument, NULL, O_AUDIT_RECORDS},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -234,6 +271,9 @@ static int s_parse_args(int argc, char **argv, s_cli *cli)
         case O_SUSPICION: bad = s_option_mesh(c, optarg, cli); break;
         case O_QWORKERS:
         case O_QTIMEOUT: bad = s_option_query(c, optarg, cli); break;
+        case O_GOVERNANCE: cli->o.governance = optarg; break;
+        case O_AUDIT_AGE:
+        case O_AUDIT_RECORDS: bad = s_option_audit(c, optarg, cli); break;
         case O_HELP: s_usage(stdout); return 0;
         case O_VERSION: printf("meshd %s\n", DM_VERSION); return 0;
         default:

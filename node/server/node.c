@@ -248,6 +248,23 @@ static dm_err s_start_mesh(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t
     return DM_OK;
 }
 
+/* The governance set a register is checked against (the write pipeline's
+ * validator thread calls it). */
+static dm_policy_set_t *s_policy_for_ingest(void *ctx) { return dm_node__policy_get(ctx); }
+
+/* Access control: the audit queue, the admins and grants, the governance
+ * key and its set. Before the loop runs, so the first request is judged. */
+static dm_err s_start_access(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *why)
+{
+    dm_err rc;
+    if ((rc = dm_node__audit_open(self, opts, why)) != DM_OK ||
+        (rc = dm_node__access_open(self, why)) != DM_OK ||
+        (rc = dm_node__policy_start(self, opts->governance, why)) != DM_OK)
+        return rc;
+    dm_ingest_set_policy(self->ingest, s_policy_for_ingest, self);
+    return DM_OK;
+}
+
 dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, dm_buf_t *why)
 {
     *out = NULL;
@@ -263,7 +280,8 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, dm_buf_t *why)
     if ((rc = dm_node__dir_open(self, opts, w)) != DM_OK ||
         (rc = s_open_state(self, opts, w)) != DM_OK ||
         (rc = s_start_pipelines(self, opts, w)) != DM_OK ||
-        (rc = s_start_rpc(self, opts, w)) != DM_OK || (rc = s_start_mesh(self, opts, w)) != DM_OK) {
+        (rc = s_start_rpc(self, opts, w)) != DM_OK || (rc = s_start_mesh(self, opts, w)) != DM_OK ||
+        (rc = s_start_access(self, opts, w)) != DM_OK) {
         dm_node_destroy(&self);
         dm_buf_free(&local);
         return rc;
@@ -280,8 +298,11 @@ const char *dm_node_address(const dm_node_t *self) { return self->address; }
 static dm_node__relay_t s_relay(dm_node_t *self)
 {
     dm_node__relay_t r = dm_node__relay_one(self);
-    if (r == DM_NODE_RELAY_CATALOG && dm_node__catalog_reconcile(self, false))
-        dm_gossip_catalog_changed(self->gossip, dm_clock_mono_ms());
+    if (r == DM_NODE_RELAY_CATALOG) {
+        if (dm_node__catalog_reconcile(self, false))
+            dm_gossip_catalog_changed(self->gossip, dm_clock_mono_ms());
+        dm_node__acl_reload(self); /* a deregistration takes its grants along */
+    }
     return r;
 }
 
@@ -311,6 +332,8 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
         long wait = dm_gossip_wait_ms(self->gossip, dm_clock_mono_ms());
         if (wait > DM_NODE_TICK_MS)
             wait = DM_NODE_TICK_MS;
+        if (wait > DM_NODE_AUDIT_FLUSH_MS)
+            wait = DM_NODE_AUDIT_FLUSH_MS;
         if (leave_until >= 0 && wait > leave_until - dm_clock_mono_ms())
             wait = (long)(leave_until - dm_clock_mono_ms());
         int rc = zmq_poll(items, 2, wait < 0 ? 0 : wait);
@@ -336,6 +359,9 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
         }
         int64_t now = dm_clock_mono_ms();
         dm_gossip_tick(self->gossip, now);
+        /* Gossip may have brought governance documents or a rotation. */
+        dm_node__policy_refresh(self);
+        dm_node__audit_flush(self, false);
         if (now >= next_sweep) {
             int cleared = 0;
             dm_buf_t why = DM_BUF_INIT;
@@ -352,6 +378,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
             next_sweep = now + DM_NODE_SWEEP_MS;
         }
     }
+    dm_node__audit_flush(self, true);
     dm_log_info("stopping: finishing queued writes");
     dm_ingest_stop(self->ingest, self->inbox_push);
     int64_t deadline = dm_clock_mono_ms() + DM_NODE_DRAIN_MS;
@@ -391,10 +418,12 @@ void dm_node_destroy(dm_node_t **self_p)
         dm_ingest_destroy(&self->ingest);
     }
     dm_gossip_destroy(&self->gossip);
-    dm_catalog_destroy(&self->catalog);
     dm_rpc_server_destroy(&self->rpc);
-    dm_query_pool_destroy(&self->queries);
+    dm_query_pool_destroy(&self->queries); /* its workers decide with the tables below */
     dm_query_engine_destroy(&self->engine);
+    dm_node__audit_close(self);
+    dm_node__access_close(self);
+    dm_catalog_destroy(&self->catalog);
     if (self->inbox_push)
         zmq_close(self->inbox_push);
     if (self->outbox_pull)

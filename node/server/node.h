@@ -35,6 +35,11 @@ typedef struct {
     const char *const *seeds; /* --join addresses of mesh members (may be NULL) */
     size_t nseeds;
     const dm_membership_config_t *membership; /* NULL: defaults */
+    /* The mesh's governance key, 64 hex digits (meshd --governance); NULL:
+     * the one persisted by an earlier start, or none (owner rules only). */
+    const char *governance;
+    int64_t audit_max_age_ms;   /* 0: DM_AUDIT_DEFAULT_MAX_AGE_MS */
+    uint64_t audit_max_records; /* 0: DM_AUDIT_DEFAULT_MAX_RECORDS */
 } dm_node_opts_t;
 
 typedef struct dm_node dm_node_t;

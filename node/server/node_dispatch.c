@@ -68,8 +68,10 @@ static void s_forward_query(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
         dm__envelope__free_unpacked(env, NULL);
 }
 
-/* Answers a request the loop serves itself (reads, membership, catalog). */
-static void s_answer(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload)
+/* Answers a request the loop serves itself (reads, membership, catalog,
+ * access and governance), judged on caller. */
+static void s_answer(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
+                     const dm_rpc_caller_t *caller)
 {
     Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(payload), zmq_msg_size(payload));
     if (!env) {
@@ -88,10 +90,28 @@ static void s_answer(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload)
             dm_node__handle_products(self, rid, env->id);
         break;
     case DM__ENVELOPE__BODY_QUARANTINE_REQ:
-        dm_node__handle_quarantine(self, rid, env->id, env->quarantine_req);
+        dm_node__handle_quarantine(self, rid, env->id, env->quarantine_req, caller);
         break;
     case DM__ENVELOPE__BODY_DESCRIBE_REQ:
-        dm_node__handle_describe(self, rid, env->id, env->describe_req);
+        dm_node__handle_describe(self, rid, env->id, env->describe_req, caller);
+        break;
+    case DM__ENVELOPE__BODY_ADMINS_REQ:
+        dm_node__handle_admins(self, rid, env->id, env->admins_req, caller);
+        break;
+    case DM__ENVELOPE__BODY_GRANT_REQ:
+        dm_node__handle_grant(self, rid, env->id, env->grant_req, caller);
+        break;
+    case DM__ENVELOPE__BODY_POLICY_PUBLISH_REQ:
+        dm_node__handle_policy_publish(self, rid, env->id, env->policy_publish_req, caller);
+        break;
+    case DM__ENVELOPE__BODY_POLICY_GET_REQ:
+        dm_node__handle_policy_get(self, rid, env->id);
+        break;
+    case DM__ENVELOPE__BODY_AUDIT_REQ:
+        dm_node__handle_audit(self, rid, env->id, env->audit_req, caller);
+        break;
+    case DM__ENVELOPE__BODY_WHOAMI_REQ:
+        dm_node__handle_whoami(self, rid, env->id, caller);
         break;
     case DM__ENVELOPE__BODY_MEMBERS_REQ:
         dm_node__handle_members(self, rid, env->id);
@@ -134,14 +154,21 @@ void dm_node__handle_request(dm_node_t *self, void *router)
         goto out;
     }
     unsigned field = dm_envelope_body_field(zmq_msg_data(&payload), zmq_msg_size(&payload));
+    /* Who asks: the CURVE key the handshake authenticated, and the ed25519
+     * identity it was derived from when the client proved it. */
+    dm_rpc_caller_t caller;
+    dm_rpc_caller(&payload, &caller);
     if (field == DM__ENVELOPE__BODY_INGEST_REQ || field == DM__ENVELOPE__BODY_REGISTER_REQ ||
-        field == DM__ENVELOPE__BODY_DEREGISTER_REQ)
-        s_forward_write(self, &rid, &payload);
-    else if (field == DM__ENVELOPE__BODY_QUERY_REQ || field == DM__ENVELOPE__BODY_QUERY_NEXT ||
-             field == DM__ENVELOPE__BODY_QUERY_CLOSE)
+        field == DM__ENVELOPE__BODY_DEREGISTER_REQ) {
+        /* Refused here, before any work, when the caller may not write. */
+        if (dm_node__write_allowed(self, &rid, &payload, field, &caller))
+            s_forward_write(self, &rid, &payload);
+    } else if (field == DM__ENVELOPE__BODY_QUERY_REQ || field == DM__ENVELOPE__BODY_QUERY_NEXT ||
+               field == DM__ENVELOPE__BODY_QUERY_CLOSE) {
         s_forward_query(self, &rid, &payload, field);
-    else
-        s_answer(self, &rid, &payload);
+    } else {
+        s_answer(self, &rid, &payload, &caller);
+    }
 out:
     zmq_msg_close(&rid);
     zmq_msg_close(&payload);

@@ -1,13 +1,18 @@
 /* node_priv.h: what the files of node/server/ share: the node's struct,
  * the data directory
  * (node/server/node_dir.c), dispatch and relay (node_dispatch.c), the
- * read-only handlers (node_reads.c), and the loop's call into the catalog
- * reconciliation of node/catalog/catalog_local.c (node.c). Calls go one
- * way: node.c calls node_dir.c and node_dispatch.c, which calls
- * node_reads.c. */
+ * read-only handlers (node_reads.c), access decisions and the write gate
+ * (node_access.c), the admin, grant, whoami and audit requests
+ * (node_grant.c), governance (node_policy.c), the audit queue
+ * (node_audit.c), and the loop's call into the catalog reconciliation of
+ * node/catalog/catalog_local.c (node.c). Calls go one way: node.c calls
+ * node_dir.c and node_dispatch.c, which calls node_reads.c and
+ * node_grant.c; those call node_access.c, node_policy.c and
+ * node_audit.c; node_access.c calls node_audit.c. */
 #ifndef DM_NODE_PRIV_H
 #define DM_NODE_PRIV_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <zmq.h>
@@ -23,13 +28,28 @@
 #include "proto/mesh.pb-c.h"
 #include "server/node.h"
 #include "query/query.h"
+#include "policy/policy.h"
 #include "query/query_pool.h"
 #include "record/registry.h"
 #include "transport/envelope.h"
 #include "transport/ctl.h"
 #include "transport/rpc.h"
 #include "transport/zsock.h"
+#include "storage/audit.h"
 #include "storage/store.h"
+
+#define DM_NODE_AUDIT_QUEUE 4096      /* audit records waiting for a flush, at most */
+#define DM_NODE_AUDIT_FLUSH_MS 200    /* how often the loop flushes them */
+#define DM_NODE_ACL_MAX_READERS 4096  /* granted plus revoked readers of one product */
+
+/* The owner's grants and revocations of one of the node's products: its
+ * "acl/DOMAIN/NAME" catalog entry, decoded. */
+typedef struct {
+    char product[DM_AUDIT_PRODUCT_MAX]; /* "domain/name" */
+    char **granted, **revoked;          /* "HEX" or "group:NAME", ascending */
+    size_t ngranted, nrevoked;
+    uint64_t version;                   /* the entry's catalog version */
+} dm_node__acl_t;
 
 struct dm_node {
     char *dir;
@@ -52,6 +72,25 @@ struct dm_node {
     char endpoint[DM_ID_ENDPOINT_MAX];
     int64_t started_ms;
     bool addr_written;
+    /* Access (node_access.c, node_policy.c): written by the loop, read by
+     * query workers and the write pipeline, under acc_lock. */
+    pthread_rwlock_t acc_lock;
+    bool acc_ready;
+    uint8_t (*admins)[DM_ID_PUBLIC_BYTES]; /* the node key first, then the stored ones */
+    size_t nadmins;
+    dm_node__acl_t *acls; /* by product, ascending */
+    size_t nacls;
+    dm_policy_set_t *gov; /* the active governance set; NULL without a governance key */
+    uint64_t gov_generation;
+    bool self_certified;  /* the node's domain is certified to it (or no governance key) */
+    /* Audit (node_audit.c): a bounded queue filled from any thread. */
+    pthread_mutex_t audit_lock;
+    bool audit_ready;
+    dm_audit_record_t *audit_q;
+    size_t audit_n;
+    uint64_t audit_dropped;
+    dm_audit_retention_t audit_ret;
+    int64_t audit_next_flush;
 };
 
 /* Creates the data directory if needed, takes its lock and checks or
@@ -86,9 +125,91 @@ dm_node__relay_t dm_node__relay_one(dm_node_t *self);
 void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id);
 void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id);
 void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
-                                const Dm__QuarantineReq *req);
+                                const Dm__QuarantineReq *req, const dm_rpc_caller_t *caller);
 void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
-                              const Dm__DescribeReq *req);
+                              const Dm__DescribeReq *req, const dm_rpc_caller_t *caller);
 void dm_node__handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id);
+
+/* ---- access (node_access.c) ---- */
+
+/* Loads the admins and the acl entries of the node's products, and
+ * installs the SQL access decision on the query pool. */
+DM_NODISCARD dm_err dm_node__access_open(dm_node_t *self, dm_buf_t *why);
+void dm_node__access_close(dm_node_t *self);
+/* Re-reads the acl entries of the node's products (after the catalog
+ * changed them: a grant, a deregistration). */
+void dm_node__acl_reload(dm_node_t *self);
+/* Whether caller is a verified admin of the node's domain. Thread-safe. */
+bool dm_node__is_admin(dm_node_t *self, const dm_rpc_caller_t *caller);
+/* Decides action on the node's product domain/name (name NULL: a request
+ * naming no product) for caller, as policy.h says, with the product's
+ * contract, its acl and the active set; fills *out (clear it). A product
+ * the node does not serve is DM_ERR_NOTFOUND with a line in why, unless
+ * action is DM_POLICY_WRITE (a register of a new product). Thread-safe. */
+DM_NODISCARD dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *caller,
+                                    dm_policy_action action, const char *domain,
+                                    const char *name, dm_policy_decision_t *out, dm_buf_t *why);
+/* The effective readers of domain/name ((contract readers + granted) -
+ * revoked), comma-separated, appended to out. Thread-safe. */
+void dm_node__readers(dm_node_t *self, const dm_contract_t *c, dm_buf_t *out);
+/* Judges a write request (field: its body) before it is forwarded: true
+ * when caller may; otherwise the client got DM_ERR_DENIED. Audited. */
+bool dm_node__write_allowed(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload, unsigned field,
+                            const dm_rpc_caller_t *caller);
+/* The admin check and the governance write decision for action ("ingest",
+ * "grant", ...) on domain/name (name NULL or "": none), audited; what names
+ * it in the refusal ("ingest into commerce/orders"). false: text holds
+ * "permission denied: WHAT needs a DOMAIN admin; you are KEY" or the
+ * governance reason. */
+bool dm_node__gate(dm_node_t *self, const dm_rpc_caller_t *caller, const char *action,
+                   const char *what, const char *domain, const char *name, dm_buf_t *text);
+/* Re-reads the stored admins (after dmctl admins add/remove). */
+DM_NODISCARD dm_err dm_node__admins_reload(dm_node_t *self, dm_buf_t *why);
+/* The acl of product ("domain/name") or NULL; acc_lock held. */
+const dm_node__acl_t *dm_node__acl_find(const dm_node_t *self, const char *product);
+/* (c's readers + acl's granted) - acl's revoked, ascending and unique, as
+ * pointers into c and acl (may be NULL); *out malloc'd. Returns the count
+ * (0 with *out NULL when out of memory). acc_lock held while used. */
+size_t dm_node__readers_of(const dm_contract_t *c, const dm_node__acl_t *acl, const char ***out);
+void dm_node__handle_admins(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                            const Dm__AdminsReq *req, const dm_rpc_caller_t *caller);
+void dm_node__handle_grant(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const Dm__GrantReq *req,
+                           const dm_rpc_caller_t *caller);
+void dm_node__handle_whoami(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                            const dm_rpc_caller_t *caller);
+
+/* ---- governance (node_policy.c) ---- */
+
+/* Sets the governance key (hex; NULL: none, which is logged once), installs
+ * the catalog's document check and builds the active set. A key the
+ * catalog refuses fails the start with its reason. */
+DM_NODISCARD dm_err dm_node__policy_start(dm_node_t *self, const char *governance,
+                                          dm_buf_t *why);
+/* Rebuilds the active set when the catalog's governance generation moved
+ * (after a publish, or gossip applying deltas). Loop only. */
+void dm_node__policy_refresh(dm_node_t *self);
+/* A reference to the active set (NULL: none); drop it with
+ * dm_policy_set_unref. Thread-safe. */
+dm_policy_set_t *dm_node__policy_get(dm_node_t *self);
+void dm_node__handle_policy_publish(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                                    const Dm__PolicyPublishReq *req,
+                                    const dm_rpc_caller_t *caller);
+void dm_node__handle_policy_get(dm_node_t *self, zmq_msg_t *rid, uint64_t id);
+
+/* ---- audit (node_audit.c) ---- */
+
+DM_NODISCARD dm_err dm_node__audit_open(dm_node_t *self, const dm_node_opts_t *opts,
+                                        dm_buf_t *why);
+/* Writes what is queued (dm_node__audit_flush(self, true)), then frees. */
+void dm_node__audit_close(dm_node_t *self);
+/* Queues one decision; never blocks on the store: past DM_NODE_AUDIT_QUEUE
+ * the record is counted as dropped. Any thread. */
+void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed,
+                    const char *action, const char *domain, const char *name, const char *rule,
+                    uint64_t policy_version);
+/* Writes the queued records when due (or now when force). Loop only. */
+void dm_node__audit_flush(dm_node_t *self, bool force);
+void dm_node__handle_audit(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const Dm__AuditReq *req,
+                           const dm_rpc_caller_t *caller);
 
 #endif

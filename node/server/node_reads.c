@@ -24,6 +24,28 @@ static void s_store_failed(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const c
     dm_rpc_server_send_error(self->rpc, rid, id, rc, text);
 }
 
+/* Decides action (audited as what) on the node's product domain/name for
+ * caller: true to serve; otherwise the client got the refusal. */
+static bool s_allowed(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const dm_rpc_caller_t *caller,
+                      dm_policy_action action, const char *what, const char *domain,
+                      const char *name)
+{
+    dm_policy_decision_t d;
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err rc = dm_node__decide(self, caller, action, domain, name, &d, &why);
+    bool allow = rc == DM_OK && d.allow;
+    if (rc != DM_OK)
+        dm_rpc_server_send_error(self->rpc, rid, id, rc, why.data);
+    else if (!allow)
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED,
+                                 d.reason[0] ? d.reason : d.rule);
+    if (rc == DM_OK)
+        dm_node__audit(self, caller, allow, what, domain, name, d.rule, d.policy_version);
+    dm_policy_decision_clear(&d);
+    dm_buf_free(&why);
+    return allow;
+}
+
 typedef struct {
     dm_node_t *node;
     Dm__ProductInfo *items;
@@ -69,6 +91,7 @@ static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
     dm_diags_clear(&diags);
     dm_product_t local = {0};
     pi->remote = memcmp(p->origin, dm_identity_public(mp->node->id), DM_ID_PUBLIC_BYTES) != 0;
+    pi->uncertified = !dm_catalog_certified(mp->node->catalog, p->domain, p->origin);
     dm_buf_t why = DM_BUF_INIT;
     dm_err rc = pi->remote ? DM_ERR_NOTFOUND
                            : dm_store_product_get(mp->node->store, p->domain, p->name, &local,
@@ -136,7 +159,8 @@ void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     Dm__ProductInfo *infos = calloc(n ? n : 1, sizeof *infos);
     Dm__ProductInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     const dm_product_ref_t **refs = calloc(n ? n : 1, sizeof *refs);
-    if (!infos || !ptrs || !refs) {
+    dm_buf_t *readers = calloc(n ? n : 1, sizeof *readers); /* zeroed: DM_BUF_INIT */
+    if (!infos || !ptrs || !refs || !readers) {
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOMEM, "the node is out of memory");
         goto out;
     }
@@ -155,7 +179,11 @@ void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
             p->owner_team = refs[i]->contract->owner_team;
             p->owner_contact = refs[i]->contract->owner_contact;
             p->access = (char *)dm_contract_access_name(refs[i]->contract->access);
+            dm_buf_reset(&readers[i]);
+            dm_node__readers(self, refs[i]->contract, &readers[i]);
+            p->readers = readers[i].data ? readers[i].data : (char *)"";
         }
+        p->uncertified = !self->self_certified;
         ptrs[i] = p;
     }
     Dm__Envelope env;
@@ -167,6 +195,9 @@ void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
 out:
     for (size_t i = 0; refs && i < n; i++)
         dm_registry_release(self->registry, refs[i]);
+    for (size_t i = 0; readers && i < n; i++)
+        dm_buf_free(&readers[i]);
+    free(readers);
     for (size_t i = 0; i < n; i++)
         dm_store_product_clear(&list[i]);
     free(list);
@@ -218,7 +249,7 @@ static int s_collect_quarantine(void *ctx, const dm_quarantine_item_t *it)
 }
 
 void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
-                                const Dm__QuarantineReq *req)
+                                const Dm__QuarantineReq *req, const dm_rpc_caller_t *caller)
 {
     dm_product_t p = {0};
     const char *domain = req->domain ? req->domain : "";
@@ -238,8 +269,11 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                  name);
         s_store_failed(self, rid, id, what, rc, &why);
     }
-    if (rc != DM_OK) {
+    /* Quarantined lines are raw records: a read, as SQL is. */
+    if (rc != DM_OK ||
+        !s_allowed(self, rid, id, caller, DM_POLICY_READ, "quarantine", domain, name)) {
         dm_buf_free(&why);
+        dm_store_product_clear(&p);
         return;
     }
     size_t limit = req->limit && req->limit < DM_NODE_QUARANTINE_PAGE ? req->limit
@@ -278,7 +312,7 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
 }
 
 void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
-                              const Dm__DescribeReq *req)
+                              const Dm__DescribeReq *req, const dm_rpc_caller_t *caller)
 {
     dm_product_t p = {0};
     const char *domain = req->domain ? req->domain : "";
@@ -300,8 +334,13 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOTFOUND, text.data);
         dm_buf_free(&text);
     }
-    if (rc != DM_OK)
+    if (rc == DM_OK &&
+        !s_allowed(self, rid, id, caller, DM_POLICY_DESCRIBE, "describe", domain, name))
+        rc = DM_ERR_DENIED;
+    if (rc != DM_OK) {
+        dm_store_product_clear(&p);
         return;
+    }
     Dm__Envelope env;
     Dm__DescribeRep rep = DM__DESCRIBE_REP__INIT;
     rep.contract.data = (uint8_t *)p.contract;

@@ -1,6 +1,8 @@
 /* dmctl.c: the domain team's tool: validate and check offline (check is
  * node/record/ndjson_check.h), register and deregister contracts, ingest
- * records, list products and quarantined records, ask a node's status. */
+ * records, list products and quarantined records, ask a node's status.
+ * Identities, admins, grants and the audit are in dmctl_access.c, the
+ * mesh's governance in dmctl_policy.c and dmctl_explain.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,11 +14,14 @@
 #include "record/ndjson_check.h"
 #include "cli/cli.h"
 #include "contract/contract.h"
+#include "base/array.h"
 #include "base/lines.h"
 #include "record/schema.h"
 #include "contract/types.h"
 #include "base/version.h"
 #include "transport/envelope.h"
+
+#include "dmctl.h"
 
 #define DM_INGEST_BATCH_BYTES ((size_t)1 << 20) /* bytes of lines per batch */
 #define DM_INGEST_BATCH_MAX_BYTES ((size_t)8 << 20)
@@ -30,7 +35,9 @@ static const dm_cli_optspec_t s_opts[] = {
     {"node", true},         {"data", true},        {"json", false},
     {"timeout", true},      {"help", false},       {"version", false},
     {"config", true},       {"record-limit", true}, {"batch-bytes", true},
-    {"limit", true},        {"product", true},
+    {"limit", true},        {"product", true},     {"identity", true},
+    {"since", true},        {"policies", true},    {"contract", true},
+    {"key", true},          {"as", true},          {"action", true},
 };
 
 static void s_usage(FILE *f)
@@ -39,10 +46,14 @@ static void s_usage(FILE *f)
             "usage: dmctl [global options] COMMAND [arguments]\n"
             "\n"
             "Offline (no node needed):\n"
-            "  validate FILE...                 check data-product contracts\n"
+            "  validate FILE...                 check data-product contracts (and, with a\n"
+            "                                   node given, the mesh's contract rules)\n"
             "  check --config CONTRACT FILE|-   check NDJSON records against a contract\n"
             "        [--product NAME] [--record-limit BYTES]\n"
-            "Against your domain's node:\n"
+            "  whoami [--node ADDRESS]          your identity: public key and file; with\n"
+            "                                   --node also how that node sees you\n"
+            "  keygen FILE                      make a new identity in FILE\n"
+            "Against your domain's node (writes need a domain admin):\n"
             "  register FILE | --config FILE    register (or upgrade) the contracts in FILE\n"
             "  ingest DOMAIN/PRODUCT FILE|-     store NDJSON records; invalid ones are\n"
             "        [--batch-bytes N] [--record-limit BYTES]   quarantined with reasons\n"
@@ -51,19 +62,38 @@ static void s_usage(FILE *f)
             "  products                         list products with record counts\n"
             "  quarantine DOMAIN/PRODUCT [--limit N]   show quarantined records\n"
             "  status                           the node's domain, id and uptime\n"
+            "  admins list | add KEY | remove KEY   the domain's admins besides the node key\n"
+            "  grant DOMAIN/PRODUCT KEY|group:NAME    add a reader (no new contract version)\n"
+            "  revoke DOMAIN/PRODUCT KEY|group:NAME   remove one; both print the readers\n"
+            "  audit [--since T] [--limit N]    the node's decisions (admins only); T is\n"
+            "                                   RFC 3339 or a duration ago (10m, 2h, 7d)\n"
+            "The mesh's governance (docs/governance.md):\n"
+            "  policy publish FILE              sign and publish governance documents (as the\n"
+            "                                   governance identity)\n"
+            "  policy rotate NEWKEY             hand governance to NEWKEY (as the current key)\n"
+            "  policy show                      the governance key and published documents\n"
+            "  policy test CASES.yaml [--policies FILE...]   table-driven decision tests\n"
+            "  policy explain --product DOMAIN/PRODUCT [--action read|describe|write]\n"
+            "        [--key HEX | --as NAME] [--policies FILE...] [--contract FILE]\n"
+            "                                   which rules apply, and the decision\n"
             "\n"
             "Global options (before or after the command):\n"
             "  --node ADDRESS   the node (KEY@tcp://HOST:PORT, as in its DIR/node.addr)\n"
-            "  --data DIR       the node's data directory (reads DIR/node.addr)\n"
+            "  --data DIR       the node's data directory (reads DIR/node.addr, and acts\n"
+            "                   with the node's key DIR/identity.key when readable)\n"
             "                   otherwise $MESH_NODE\n"
+            "  --identity FILE  act as this identity (else $MESH_IDENTITY, else\n"
+            "                   $XDG_CONFIG_HOME/datamesh/identity, made on first use)\n"
             "  --json           machine-readable output\n"
             "  --timeout SECS   give up on a silent node after SECS (default 10)\n"
             "  --help, --version\n"
             "\n"
             "Exit status: 0 success; 1 something invalid or refused (validate, check:\n"
-            "invalid contracts or records; register, deregister: refused by the node;\n"
-            "ingest: records quarantined); 2 usage, I/O or connection error, and an\n"
-            "ingest the node refused or cut short (its counts are still printed).\n");
+            "invalid contracts or records, broken contract rules; register, deregister,\n"
+            "admins, grant, revoke, policy, audit: refused by the node, e.g. permission\n"
+            "denied; ingest: records quarantined; policy test: a case failed); 2 usage, I/O\n"
+            "or connection error, and an ingest the node cut short or refused for another\n"
+            "reason than permission (its counts are still printed).\n");
 }
 
 /* Parses a byte count option within [1, max]; returns -1 after printing. */
@@ -86,7 +116,55 @@ static int s_bytes_opt(const dm_cli_args_t *a, const char *name, size_t def, siz
     return 0;
 }
 
+/* If rep carries an Error, prints it and returns true: a permission
+ * refusal as the node words it ("dmctl: CMD: permission denied: ..."),
+ * any other as "dmctl: WHAT: message". */
+static bool s_node_error(const char *cmd, const char *what, const Dm__Envelope *rep,
+                         bool *denied)
+{
+    bool d = rep->body_case == DM__ENVELOPE__BODY_ERROR && rep->error &&
+             rep->error->code == DM_ERR_DENIED;
+    if (denied)
+        *denied = d;
+    return dm_cli_print_error(P, d ? cmd : what, rep);
+}
+
 /* ---- validate ---- */
+
+/* Validates one file; keeps its valid contracts in *all (n of cap). */
+static int s_validate_file(const char *path, dm_contract_t ***all, size_t *n, size_t *cap)
+{
+    dm_contract_t **list = NULL;
+    size_t count = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    dm_buf_t out = DM_BUF_INIT;
+    int status = DM_EXIT_OK;
+    dm_err rc = dm_contract_parse_file(path, &list, &count, &diags);
+    dm_diags_format(&diags, &out);
+    if (rc == DM_ERR_IO) {
+        fputs(out.data ? out.data : "", stderr);
+        status = DM_EXIT_USAGE;
+    } else if (rc != DM_OK) {
+        fputs(out.data ? out.data : "", stdout);
+        status = DM_EXIT_FAIL;
+    }
+    for (size_t k = 0; rc == DM_OK && k < count; k++) {
+        const dm_contract_t *c = list[k];
+        printf("%s: ok: %s/%s %s (%zu field%s, %zu check%s, access %s)\n", path, c->domain,
+               c->name, c->version, c->nfields, c->nfields == 1 ? "" : "s", c->nchecks,
+               c->nchecks == 1 ? "" : "s", dm_contract_access_name(c->access));
+        if (!dm_array_reserve(all, cap, *n + 1, sizeof **all, 16)) {
+            fputs("fatal: out of memory\n", stderr);
+            abort();
+        }
+        (*all)[(*n)++] = list[k];
+        list[k] = NULL;
+    }
+    dm_contract_list_destroy(&list, count);
+    dm_diags_clear(&diags);
+    dm_buf_free(&out);
+    return status;
+}
 
 static int s_validate(const dm_cli_args_t *a)
 {
@@ -95,33 +173,19 @@ static int s_validate(const dm_cli_args_t *a)
         return DM_EXIT_USAGE;
     }
     int status = DM_EXIT_OK;
-    dm_buf_t out = DM_BUF_INIT;
+    dm_contract_t **all = NULL;
+    size_t n = 0, cap = 0;
     for (int i = 1; i < a->npos; i++) {
-        const char *path = a->pos[i];
-        dm_contract_t **list = NULL;
-        size_t n = 0;
-        dm_diags_t diags = DM_DIAGS_INIT;
-        dm_err rc = dm_contract_parse_file(path, &list, &n, &diags);
-        dm_buf_reset(&out);
-        dm_diags_format(&diags, &out);
-        if (rc == DM_ERR_IO) {
-            fputs(out.data ? out.data : "", stderr);
-            status = DM_EXIT_USAGE;
-        } else if (rc != DM_OK) {
-            fputs(out.data ? out.data : "", stdout);
-            if (status == DM_EXIT_OK)
-                status = DM_EXIT_FAIL;
-        } else {
-            for (size_t k = 0; k < n; k++)
-                printf("%s: ok: %s/%s %s (%zu field%s, %zu check%s, access %s)\n", path,
-                       list[k]->domain, list[k]->name, list[k]->version, list[k]->nfields,
-                       list[k]->nfields == 1 ? "" : "s", list[k]->nchecks,
-                       list[k]->nchecks == 1 ? "" : "s", dm_contract_access_name(list[k]->access));
-        }
-        dm_contract_list_destroy(&list, n);
-        dm_diags_clear(&diags);
+        int st = s_validate_file(a->pos[i], &all, &n, &cap);
+        if (st > status)
+            status = st;
     }
-    dm_buf_free(&out);
+    if (n) {
+        int st = dm_dmctl_validate_rules(a, all, n);
+        if (st > status)
+            status = st;
+    }
+    dm_contract_list_destroy(&all, n);
     return status;
 }
 
@@ -274,7 +338,7 @@ static int s_register(const dm_cli_args_t *a)
         }
         char what[300];
         snprintf(what, sizeof what, "register %s/%s %s refused", c->domain, c->name, c->version);
-        if (dm_cli_print_error(P, what, rep)) {
+        if (s_node_error("register", what, rep, NULL)) {
             status = DM_EXIT_FAIL;
         } else if (rep->body_case == DM__ENVELOPE__BODY_REGISTER_REP) {
             const Dm__RegisterRep *r = rep->register_rep;
@@ -306,6 +370,7 @@ typedef struct {
     uint64_t accepted, quarantined;
     unsigned inflight;
     bool failed;   /* the node refused a batch: send no more */
+    bool denied;   /* ... because the caller may not write there */
     bool lost;     /* the node stopped answering */
 } s_ingest;
 
@@ -328,7 +393,7 @@ static void s_ingest_reply(s_ingest *st)
     } else if (!st->failed) {
         char what[300];
         snprintf(what, sizeof what, "ingest into %s/%s refused", st->domain, st->product);
-        if (!dm_cli_print_error(P, what, rep))
+        if (!s_node_error("ingest", what, rep, &st->denied))
             fprintf(stderr, "%s: unexpected reply to ingest\n", P);
         st->failed = true;
     }
@@ -439,7 +504,9 @@ static int s_ingest_cmd(const dm_cli_args_t *a)
     }
     while (st.inflight > 0 && !st.lost)
         s_ingest_reply(&st);
-    if (st.failed || st.lost || read_error)
+    if (st.denied && !st.lost && !read_error)
+        status = DM_EXIT_FAIL;
+    else if (st.failed || st.lost || read_error)
         status = DM_EXIT_USAGE;
     else
         status = st.quarantined ? DM_EXIT_FAIL : DM_EXIT_OK;
@@ -466,7 +533,7 @@ static int s_deregister(const dm_cli_args_t *a)
     body.product = (char *)q.product;
     dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_DEREGISTER_REQ, &body);
     Dm__Envelope *rep = NULL;
-    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_DEREGISTER_REP, "deregister refused", &rep);
+    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_DEREGISTER_REP, "deregister", &rep);
     if (status != DM_EXIT_OK)
         return status;
     const Dm__DeregisterRep *r = rep->deregister_rep;
@@ -611,6 +678,9 @@ int main(int argc, char **argv)
         {"validate", s_validate},     {"check", s_check},       {"register", s_register},
         {"ingest", s_ingest_cmd},     {"deregister", s_deregister}, {"products", s_products},
         {"quarantine", s_quarantine}, {"status", s_status},
+        {"whoami", dm_cli_whoami},    {"keygen", dm_cli_keygen},  {"admins", dm_dmctl_admins},
+        {"grant", dm_dmctl_grant},    {"revoke", dm_dmctl_revoke}, {"audit", dm_dmctl_audit},
+        {"policy", dm_dmctl_policy},
     };
     return dm_cli_main(P, DM_VERSION, argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], cmds,
                        sizeof cmds / sizeof cmds[0], s_usage);

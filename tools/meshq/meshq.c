@@ -25,7 +25,7 @@ static const char *const P = "meshq";
 
 static const dm_cli_optspec_t s_opts[] = {
     {"node", true}, {"data", true}, {"json", false}, {"timeout", true},
-    {"help", false}, {"version", false}, {"format", true},
+    {"help", false}, {"version", false}, {"format", true}, {"identity", true},
 };
 
 typedef enum { F_TABLE, F_CSV, F_JSON, F_JSONL } s_format;
@@ -36,7 +36,9 @@ static void s_usage(FILE *f)
             "usage: meshq [global options] COMMAND [arguments]\n"
             "\n"
             "  products                      the data products of the whole mesh: domain, name,\n"
-            "                                version, owner, access, records (this node's)\n"
+            "                                version, owner, access, records (this node's);\n"
+            "                                UNCERTIFIED: no governance certificate vouches\n"
+            "                                for its domain, so it is not served\n"
             "  members                       the mesh's nodes: id, domain, address, state\n"
             "                                (alive/suspect/dead/left), incarnation, last heard;\n"
             "                                and refused domain claims\n"
@@ -46,12 +48,19 @@ static void s_usage(FILE *f)
             "                                read-only SQL; products are tables named\n"
             "                                domain.product, e.g.\n"
             "                                SELECT status, count(*) FROM commerce.orders GROUP BY status\n"
+            "                                (records of products you may read: public, or\n"
+            "                                restricted with you among its readers)\n"
+            "  whoami                        your identity: public key and file (give the key\n"
+            "                                to a product's owner to be made a reader)\n"
+            "  keygen FILE                   make a new identity in FILE\n"
             "\n"
             "Global options (before or after the command):\n"
             "  --node ADDRESS   the node (KEY@tcp://HOST:PORT, as in its DIR/node.addr)\n"
             "  --data DIR       a node's data directory (reads DIR/node.addr)\n"
             "                   otherwise $MESH_NODE\n"
-            "  --json           JSON output for products and describe\n"
+            "  --identity FILE  act as this identity (else $MESH_IDENTITY, else\n"
+            "                   $XDG_CONFIG_HOME/datamesh/identity, made on first use)\n"
+            "  --json           JSON output for products, describe and whoami\n"
             "  --timeout SECS   give up on a silent node after SECS (default 10)\n"
             "  --help, --version\n"
             "\n"
@@ -575,6 +584,8 @@ static void s_describe_text(const dm_contract_t *c, uint64_t records, uint64_t q
             printf(" maxLength %" PRId64, f->max_length);
         if (f->pattern)
             printf(" pattern /%s/", f->pattern);
+        if (f->classification)
+            printf(" classification %s", f->classification);
         printf("\n");
         if (f->description)
             printf("  %-20s %s\n", "", f->description);
@@ -619,6 +630,12 @@ static void s_describe_text(const dm_contract_t *c, uint64_t records, uint64_t q
     printf("policies: access %s", dm_contract_access_name(c->access));
     s_print_duration(", retention ", c->retention_ms);
     printf(", encryption %s\n", c->encryption == DM_ENC_AES256 ? "aes-256" : "none");
+    if (c->nreaders) {
+        printf("readers (the contract's; dmctl grant and revoke change them):");
+        for (size_t i = 0; i < c->nreaders; i++)
+            printf(" %s", c->readers[i]);
+        printf("\n");
+    }
     if (c->nupstream) {
         printf("lineage upstream:");
         for (size_t i = 0; i < c->nupstream; i++)
@@ -668,7 +685,7 @@ int main(int argc, char **argv)
 {
     static const dm_cli_command_t cmds[] = {
         {"products", s_products}, {"members", s_members}, {"describe", s_describe},
-        {"query", s_query},
+        {"query", s_query},       {"whoami", dm_cli_whoami}, {"keygen", dm_cli_keygen},
     };
     return dm_cli_main(P, DM_VERSION, argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], cmds,
                        sizeof cmds / sizeof cmds[0], s_usage);

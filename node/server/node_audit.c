@@ -1,0 +1,109 @@
+/* node_audit.c: the node's audit trail: every decision about its own data
+ * (writes, reads, describes, admin and grant changes, policy publishes)
+ * goes into a bounded in-memory queue from whichever thread decided (the
+ * loop, a query worker), and the loop writes the queue to the store's
+ * audit database (storage/audit.h) every DM_NODE_AUDIT_FLUSH_MS and at
+ * stop. Deciding never waits on the store: when the queue is full a record
+ * is counted as dropped, and the next flush writes one marker record
+ * saying how many were lost. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "server/node_priv.h"
+
+dm_err dm_node__audit_open(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *why)
+{
+    self->audit_q = calloc(DM_NODE_AUDIT_QUEUE, sizeof *self->audit_q);
+    if (!self->audit_q || pthread_mutex_init(&self->audit_lock, NULL) != 0) {
+        dm_buf_why(why, "cannot set up the audit queue: out of memory");
+        return DM_ERR_NOMEM;
+    }
+    self->audit_ready = true;
+    self->audit_ret.max_age_ms = opts->audit_max_age_ms;
+    self->audit_ret.max_records = opts->audit_max_records;
+    self->audit_next_flush = dm_clock_mono_ms() + DM_NODE_AUDIT_FLUSH_MS;
+    return DM_OK;
+}
+
+void dm_node__audit_close(dm_node_t *self)
+{
+    if (!self->audit_ready)
+        return;
+    if (self->store)
+        dm_node__audit_flush(self, true);
+    pthread_mutex_destroy(&self->audit_lock);
+    free(self->audit_q);
+    self->audit_q = NULL;
+    self->audit_ready = false;
+}
+
+void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed,
+                    const char *action, const char *domain, const char *name, const char *rule,
+                    uint64_t policy_version)
+{
+    if (!self->audit_ready)
+        return;
+    dm_audit_record_t r;
+    memset(&r, 0, sizeof r);
+    r.at_ms = dm_clock_wall_ms();
+    if (caller) {
+        memcpy(r.caller, caller->key, DM_AUDIT_KEY_BYTES);
+        r.verified = caller->verified;
+    }
+    r.allowed = allowed;
+    snprintf(r.action, sizeof r.action, "%s", action);
+    if (domain && name)
+        snprintf(r.product, sizeof r.product, "%.63s/%.63s", domain, name);
+    snprintf(r.rule, sizeof r.rule, "%s", rule ? rule : "");
+    r.policy_version = policy_version;
+    pthread_mutex_lock(&self->audit_lock);
+    if (self->audit_n < DM_NODE_AUDIT_QUEUE)
+        self->audit_q[self->audit_n++] = r;
+    else
+        self->audit_dropped++;
+    pthread_mutex_unlock(&self->audit_lock);
+}
+
+void dm_node__audit_flush(dm_node_t *self, bool force)
+{
+    int64_t now = dm_clock_mono_ms();
+    if (!self->audit_ready || (!force && now < self->audit_next_flush))
+        return;
+    self->audit_next_flush = now + DM_NODE_AUDIT_FLUSH_MS;
+    /* Take the queue as it is (one slot more for the marker), so deciding
+     * threads wait only for a copy, never for the store. */
+    dm_audit_record_t *batch = malloc((DM_NODE_AUDIT_QUEUE + 1) * sizeof *batch);
+    if (!batch)
+        return; /* the queue waits for the next flush */
+    pthread_mutex_lock(&self->audit_lock);
+    size_t n = self->audit_n;
+    uint64_t dropped = self->audit_dropped;
+    memcpy(batch, self->audit_q, n * sizeof *batch);
+    self->audit_n = 0;
+    self->audit_dropped = 0;
+    pthread_mutex_unlock(&self->audit_lock);
+    if (dropped) {
+        dm_audit_record_t *m = &batch[n++];
+        memset(m, 0, sizeof *m);
+        m->at_ms = dm_clock_wall_ms();
+        m->allowed = false;
+        snprintf(m->action, sizeof m->action, "audit");
+        snprintf(m->rule, sizeof m->rule,
+                 "%" PRIu64 " audit records dropped: the queue of %d was full", dropped,
+                 DM_NODE_AUDIT_QUEUE);
+        dm_log_warn("audit: %" PRIu64 " records dropped (the queue of %d was full)", dropped,
+                    DM_NODE_AUDIT_QUEUE);
+    }
+    if (n) {
+        dm_buf_t why = DM_BUF_INIT;
+        if (dm_audit_append(self->store, batch, n, &self->audit_ret, dm_clock_wall_ms(), &why) !=
+            DM_OK)
+            dm_log_err("audit: %zu records were not written: %s", n,
+                       why.len ? why.data : "store error");
+        dm_buf_free(&why);
+    }
+    free(batch);
+}

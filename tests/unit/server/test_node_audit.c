@@ -1,0 +1,120 @@
+/* test_node_audit.c: the node's audit queue (suite "node_audit",
+ * node/server/node_audit.c): records queued from several threads reach the
+ * store at a flush, a full queue never blocks and its losses are written as
+ * one marker record, and a flush before its time writes nothing. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "server/node_priv.h"
+
+#define S_THREADS 4
+#define S_PER_THREAD 500
+
+static char s_dir[128];
+static dm_node_t s_node;
+static dm_node_opts_t s_opts;
+
+static void s_init(void)
+{
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "node_audit"));
+    memset(&s_node, 0, sizeof s_node);
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_node.store, NULL), DM_OK);
+    cr_assert_eq(dm_node__audit_open(&s_node, &s_opts, NULL), DM_OK);
+}
+
+static void s_fini(void)
+{
+    dm_node__audit_close(&s_node);
+    dm_store_destroy(&s_node.store);
+    dm_t_rmdir(s_dir);
+}
+
+TestSuite(node_audit, .init = s_init, .fini = s_fini);
+
+static void s_one(int i, bool allowed)
+{
+    dm_rpc_caller_t caller = {.verified = true};
+    caller.key[0] = (uint8_t)i;
+    dm_node__audit(&s_node, &caller, allowed, "read", "commerce", "orders",
+                   allowed ? "owner: public" : "owner: restricted, not a reader", 3);
+}
+
+static uint64_t s_count(void)
+{
+    uint64_t n = 0;
+    cr_assert_eq(dm_audit_count(s_node.store, &n, NULL), DM_OK);
+    return n;
+}
+
+/* The newest stored record. */
+static dm_audit_record_t s_last(void)
+{
+    dm_audit_record_t *recs = NULL, last;
+    size_t n = 0;
+    bool more = true;
+    uint64_t after = 0;
+    memset(&last, 0, sizeof last);
+    while (more) {
+        cr_assert_eq(dm_audit_list(s_node.store, 0, after, 0, &recs, &n, &more, NULL), DM_OK);
+        if (n)
+            last = recs[n - 1];
+        after = last.seq;
+        free(recs);
+        recs = NULL;
+    }
+    return last;
+}
+
+static void *s_writer(void *arg)
+{
+    for (int i = 0; i < S_PER_THREAD; i++)
+        s_one((int)(intptr_t)arg, i % 2 == 0);
+    return NULL;
+}
+
+Test(node_audit, records_from_many_threads_are_stored_at_a_flush)
+{
+    pthread_t t[S_THREADS];
+    for (intptr_t i = 0; i < S_THREADS; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, s_writer, (void *)i), 0);
+    for (int i = 0; i < S_THREADS; i++)
+        pthread_join(t[i], NULL);
+    cr_assert_eq(s_count(), 0, "written before a flush");
+    dm_node__audit_flush(&s_node, true);
+    cr_assert_eq(s_count(), S_THREADS * S_PER_THREAD);
+    dm_audit_record_t r = s_last();
+    cr_expect_str_eq(r.action, "read");
+    cr_expect_str_eq(r.product, "commerce/orders");
+    cr_expect_eq(r.policy_version, 3);
+    cr_expect(r.verified);
+}
+
+Test(node_audit, a_full_queue_drops_and_says_how_many_in_one_record)
+{
+    for (int i = 0; i < DM_NODE_AUDIT_QUEUE + 10; i++)
+        s_one(i, false);
+    dm_node__audit_flush(&s_node, true);
+    cr_assert_eq(s_count(), DM_NODE_AUDIT_QUEUE + 1);
+    dm_audit_record_t r = s_last();
+    cr_expect_str_eq(r.action, "audit");
+    cr_expect(strstr(r.rule, "10 audit records dropped"), "%s", r.rule);
+    /* The queue is empty again: the next records are stored, no marker. */
+    s_one(1, true);
+    dm_node__audit_flush(&s_node, true);
+    cr_assert_eq(s_count(), DM_NODE_AUDIT_QUEUE + 2);
+    cr_expect_str_eq(s_last().action, "read");
+}
+
+Test(node_audit, a_flush_before_its_time_waits)
+{
+    s_node.audit_next_flush = dm_clock_mono_ms() + 60000; /* not due for a minute */
+    s_one(1, true);
+    dm_node__audit_flush(&s_node, false);
+    cr_assert_eq(s_count(), 0);
+    dm_node__audit_close(&s_node); /* closing writes what is queued */
+    cr_assert_eq(s_count(), 1);
+    cr_assert_eq(dm_node__audit_open(&s_node, &s_opts, NULL), DM_OK);
+}

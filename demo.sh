@@ -71,7 +71,7 @@ analyst=$("$bin/dmctl" whoami --identity "$data/analyst.key" --json |
   sed -n 's/.*"key":"\([0-9a-f]\{64\}\)".*/\1/p')
 [ -n "$analyst" ] || { echo "dmctl whoami --json printed no key" >&2; exit 1; }
 
-step meshq --identity "$data/analyst.key" --data "$data/commerce" query "SELECT count(*) FROM commerce.orders"
+step "meshq --identity $data/analyst.key --data $data/commerce query 'SELECT count(*) FROM commerce.orders'"
 # Exit status 1: the node refused, as it should.
 "$bin/meshq" --identity "$data/analyst.key" --data "$data/commerce" \
   query "SELECT count(*) FROM commerce.orders" && { echo "not refused" >&2; exit 1; } || [ $? = 1 ]
@@ -79,7 +79,7 @@ step meshq --identity "$data/analyst.key" --data "$data/commerce" query "SELECT 
 step dmctl --data "$data/commerce" grant commerce/orders "$analyst"
 "$bin/dmctl" --data "$data/commerce" grant commerce/orders "$analyst"
 
-step meshq --identity "$data/analyst.key" --data "$data/commerce" query "SELECT count(*) FROM commerce.orders"
+step "meshq --identity $data/analyst.key --data $data/commerce query 'SELECT count(*) FROM commerce.orders'"
 "$bin/meshq" --identity "$data/analyst.key" --data "$data/commerce" \
   query "SELECT count(*) FROM commerce.orders"
 

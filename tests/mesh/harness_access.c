@@ -171,6 +171,70 @@ size_t dm_h_count(const char *hay, const char *needle)
     return k;
 }
 
+/* Whether the string value of "field" in the flat JSON object rec contains
+ * needle (NULL: any value; "": only the empty one). */
+static bool s_field_has(const char *rec, const char *field, const char *needle)
+{
+    if (!needle)
+        return true;
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":\"", field);
+    const char *v = strstr(rec, key);
+    if (!v)
+        return false;
+    v += strlen(key);
+    const char *end = strchr(v, '"');
+    char *val = end ? strndup(v, (size_t)(end - v)) : NULL;
+    bool hit = val && strstr(val, needle) && (needle[0] || !val[0]);
+    free(val);
+    return hit;
+}
+
+bool dm_h_audit_has(const char *json, const dm_h_audit_want_t *w)
+{
+    for (const char *o = json ? strchr(json, '{') : NULL; o; o = strchr(o, '{')) {
+        const char *end = strchr(o, '}');
+        if (!end)
+            break;
+        char *rec = strndup(o, (size_t)(end - o));
+        bool hit = s_field_has(rec, "caller", w->caller) && s_field_has(rec, "action", w->action) &&
+                   s_field_has(rec, "product", w->product) &&
+                   s_field_has(rec, "decision", w->allowed ? "allow" : "deny") &&
+                   s_field_has(rec, "rule", w->rule) && !strstr(rec, "\"rule\":\"\"") &&
+                   dm_h_json_int(rec, "policy_version", -2) >= 0 &&
+                   (w->version < 0 || dm_h_json_int(rec, "policy_version", -2) == w->version);
+        free(rec);
+        if (hit)
+            return true;
+        o = end;
+    }
+    return false;
+}
+
+typedef struct {
+    const dm_h_node_t *n;
+    const dm_h_audit_want_t *w;
+    char *json;
+} s_audit_t;
+
+static bool s_audit_lists(void *ctx)
+{
+    s_audit_t *a = ctx;
+    const char *args[] = {"audit", "--json", NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", a->n, args, NULL);
+    free(a->json);
+    a->json = r.out;
+    free(r.err);
+    return r.status == 0 && dm_h_audit_has(a->json, a->w);
+}
+
+char *dm_h_audit_wait(const dm_h_node_t *n, const dm_h_audit_want_t *w, int timeout_ms)
+{
+    s_audit_t a = {n, w, NULL};
+    dm_h_wait_until(s_audit_lists, &a, timeout_ms);
+    return a.json;
+}
+
 Dm__Envelope *dm_h_call_as(const dm_h_node_t *n, const dm_identity_t *id, Dm__Envelope *req)
 {
     dm_rpc_client_t *c = NULL;

@@ -61,6 +61,20 @@ long long dm_h_json_int(const char *json, const char *field, long long def);
 /* How many times needle occurs in hay (0 for NULL hay). */
 size_t dm_h_count(const char *hay, const char *needle);
 
+/* A decision an audit must list (dmctl audit --json): NULL matches any
+ * value; product "" only an empty one; the record's policy version must
+ * be version (-1: any). Every record must name its rule. */
+typedef struct {
+    const char *caller, *action, *product, *rule;
+    bool allowed;
+    long long version;
+} dm_h_audit_want_t;
+/* Whether one record of json (an array of flat objects) is w. */
+bool dm_h_audit_has(const char *json, const dm_h_audit_want_t *w);
+/* Waits until node n's audit, read by its admin, lists w; returns that
+ * audit's JSON (the caller frees it; the last one read on a timeout). */
+char *dm_h_audit_wait(const dm_h_node_t *n, const dm_h_audit_want_t *w, int timeout_ms);
+
 /* One request to n as identity id (NULL: a throwaway, unverified key); the
  * reply (free with dm__envelope__free_unpacked) or NULL without one. */
 Dm__Envelope *dm_h_call_as(const dm_h_node_t *n, const dm_identity_t *id, Dm__Envelope *req);

@@ -192,17 +192,23 @@ Test(governance, a_governance_deny_overrides_an_owners_public_access)
     cr_assert_str_eq(rows, "n\n4\n");
     free(rows);
 
-    /* The audit has the deny with its rule and the policy version. */
-    const char *aud[] = {"audit", "--json", NULL};
-    r = dm_h_run_admin("dmctl", &s_nodes[0], aud, NULL);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    char rule[64], version[64];
-    snprintf(rule, sizeof rule, "no-strangers");
-    snprintf(version, sizeof version, "\"policy_version\":%llu",
-             (unsigned long long)g.policy_version);
-    cr_assert(strstr(r.out, rule) && strstr(r.out, version),
-              "the audit lacks the governance deny: %s", r.out);
-    dm_h_result_free(&r);
+    /* The audit has the publish, the deny with its rule and the policy
+     * version, and the reads allowed before and beside it. */
+    const dm_h_audit_want_t deny = {s_stranger.hex, "read", "commerce/orders",
+                                    "no-strangers", false, (long long)g.policy_version};
+    char *json = dm_h_audit_wait(&s_nodes[0], &deny, T_APPLY_MS);
+    const dm_h_audit_want_t want[] = {
+        {s_stranger.hex, "read", "commerce/orders", "owner: public", true, -1},
+        {s_member.hex, "read", "commerce/orders", "owner: public", true,
+         (long long)g.policy_version},
+        {s_gov.hex, "policy publish", "", "gov/doc/no-strangers", true, -1},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(dm_h_audit_has(json, &want[i]), "the audit lacks %s %s (%s, %s): %s",
+                  want[i].caller, want[i].action, want[i].rule ? want[i].rule : "any rule",
+                  want[i].allowed ? "allowed" : "denied", json);
+    cr_assert(dm_h_audit_has(json, &deny), "the audit lacks the governance deny: %s", json);
+    free(json);
 }
 
 Test(governance, a_register_breaking_a_contract_rule_is_refused_naming_rule_and_version)
@@ -459,6 +465,21 @@ Test(governance, forged_tampered_unsigned_and_replayed_documents_are_refused_by_
         }
         free(show);
     }
+    /* Node 0 audited each publish it judged, with the verdict. */
+    const dm_h_audit_want_t want[] = {
+        {s_gov.hex, "policy publish", "", "gov/doc/baseline", true, -1},
+        {NULL, "policy publish", "", "gov/doc/foreign v1: not owner", false, -1},
+        {NULL, "policy publish", "", "gov/doc/forged", false, -1},
+        {NULL, "policy publish", "", "gov/doc/tampered", false, -1},
+        {NULL, "policy publish", "", "gov/doc/unsigned", false, -1},
+        {NULL, "policy publish", "", "gov/doc/replayable", true, -1},
+        {NULL, "policy publish", "", "stale", false, -1},
+    };
+    char *json = dm_h_audit_wait(&s_nodes[0], &want[6], T_APPLY_MS);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(dm_h_audit_has(json, &want[i]), "node 0's audit lacks the %s publish %s: %s",
+                  want[i].allowed ? "accepted" : "refused", want[i].rule, json);
+    free(json);
     dm_h_gov_entry_free(&foreign);
     dm_h_gov_entry_free(&forged);
     dm_h_gov_entry_free(&tampered);
@@ -537,6 +558,18 @@ Test(governance, a_rotation_signed_by_the_old_key_is_accepted_and_one_by_the_new
     cr_assert_eq(r.status, 0, "the new governance key cannot publish: %s%s", r.out, r.err);
     dm_h_result_free(&r);
     s_wait_everywhere(2, "after-rotation", 0);
+
+    const dm_h_audit_want_t want[] = {
+        {s_gov.hex, "policy publish", "", "gov/root", true, -1},
+        {NULL, "policy publish", "", "gov/root v1: not owner", false, -1},
+        {NULL, "policy publish", "", "gov/root", false, -1},
+        {next.hex, "policy publish", "", "gov/doc/after-rotation", true, -1},
+    };
+    char *json = dm_h_audit_wait(&s_nodes[0], &want[3], T_APPLY_MS);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(dm_h_audit_has(json, &want[i]), "node 0's audit lacks the %s publish %s: %s",
+                  want[i].allowed ? "accepted" : "refused", want[i].rule, json);
+    free(json);
 
     /* The chain survives a restart given the first key again. */
     dm_h_node_signal(&s_nodes[1], SIGTERM);

@@ -324,6 +324,14 @@ Test(governance, a_pii_mask_and_a_row_filter_change_what_a_group_sees)
     cr_assert_eq(r.status, 1, "a non-member of the reader group was served: %s", r.out);
     cr_assert(strstr(r.err, "access denied to commerce.invoices (restricted)"), "%s", r.err);
     dm_h_result_free(&r);
+    /* The owner grants a whole group. */
+    const char *grant[] = {"grant", "commerce/invoices", "group:pii-readers", NULL};
+    r = dm_h_run_admin("dmctl", &s_nodes[0], grant, NULL);
+    cr_assert_eq(r.status, 0, "grant group:pii-readers: %s%s", r.out, r.err);
+    dm_h_result_free(&r);
+    rows = s_rows(&s_member, "SELECT count(*) AS n FROM commerce.invoices");
+    cr_assert_str_eq(rows, "n\n4\n");
+    free(rows);
 }
 
 /* ---- forged, tampered, unsigned and replayed documents ---- */
@@ -667,6 +675,11 @@ Test(governance, an_uncertified_impostor_domain_is_not_served)
     cr_assert(dm_h_wait_until(s_listing_is, &gone, T_SPREAD_MS),
               "node 0 still lists the impostor's product after the certificate (state %d)",
               s_listed(0, "commerce", "leads"));
+    /* Nor does the impostor itself serve it to others once it knows. */
+    r = dm_h_run_as("meshq", s_stranger.file, &s_nodes[1], q, NULL);
+    cr_assert_neq(r.status, 0, "the impostor still serves its product: %s", r.out);
+    cr_assert(strstr(r.err, "not certified"), "%s", r.err);
+    dm_h_result_free(&r);
 
     /* The certified node takes the domain; node 0's own product is certified. */
     const char *extra[] = {"--governance", s_gov_arg, "--join", s_nodes[0].addr, NULL};

@@ -58,6 +58,13 @@ void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed
     if (domain && name)
         snprintf(r.product, sizeof r.product, "%.63s/%.63s", domain, name);
     snprintf(r.rule, sizeof r.rule, "%s", rule ? rule : "");
+    if (policy_version == 0) {
+        /* Requests decided without the set (publish, audit) still name the
+         * version in force when they were decided. */
+        dm_policy_set_t *set = dm_node__policy_get(self);
+        policy_version = set ? dm_policy_set_version(set) : 0;
+        dm_policy_set_unref(&set);
+    }
     r.policy_version = policy_version;
     pthread_mutex_lock(&self->audit_lock);
     if (self->audit_n < DM_NODE_AUDIT_QUEUE)

@@ -203,7 +203,8 @@ DM_NODISCARD dm_err dm_node__audit_open(dm_node_t *self, const dm_node_opts_t *o
 /* Writes what is queued (dm_node__audit_flush(self, true)), then frees. */
 void dm_node__audit_close(dm_node_t *self);
 /* Queues one decision; never blocks on the store: past DM_NODE_AUDIT_QUEUE
- * the record is counted as dropped. Any thread. */
+ * the record is counted as dropped. policy_version 0 records the version
+ * of the set in force (0 only without one). Any thread. */
 void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed,
                     const char *action, const char *domain, const char *name, const char *rule,
                     uint64_t policy_version);

@@ -126,6 +126,18 @@ Test(policy, refuses_duplicate_rule_names_and_missing_parts)
     doc_err(HDR "kind: Policy\nmetadata: {name: p}\nspec: {}\n", 4, 7, "the policy has no rules");
 }
 
+/* How many diagnostics parsing text gives. */
+static size_t diag_count(const char *text)
+{
+    dm_policy_doc_t *d = NULL;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    (void)!dm_policy_doc_parse("t.yaml", text, strlen(text), &d, &diags);
+    size_t n = diags.count;
+    dm_policy_doc_destroy(&d);
+    dm_diags_clear(&diags);
+    return n;
+}
+
 Test(policy, refuses_too_many_rules_and_too_big)
 {
     dm_buf_t b = DM_BUF_INIT;
@@ -133,6 +145,14 @@ Test(policy, refuses_too_many_rules_and_too_big)
     for (int i = 0; i <= DM_POLICY_MAX_RULES; i++)
         dm_buf_printf(&b, "    - {name: r%d, effect: deny}\n", i);
     doc_err(b.data, 6, 5, "lists 4097 entries; at most 4096");
+    cr_assert_eq(diag_count(b.data), 1, "the limit only, no 'the policy has no rules'");
+    dm_buf_free(&b);
+    dm_buf_puts(&b, HDR "kind: Policy\nmetadata: {name: p}\nspec:\n  access:\n");
+    for (int i = 0; i < DM_POLICY_MAX_RULES; i++)
+        dm_buf_printf(&b, "    - {name: r%d, effect: deny}\n", i);
+    dm_buf_puts(&b, "  contractRules:\n    - {name: c, names: snake_case}\n");
+    doc_err(b.data, 5, 3, "the policy has 4097 rules; a document has at most 4096");
+    cr_assert_eq(diag_count(b.data), 1, "the limit only");
     dm_buf_free(&b);
     size_t len = DM_POLICY_MAX_DOC_BYTES + 1;
     char *big = malloc(len);

@@ -239,6 +239,13 @@ Test(policy, governance_allow_gates_the_owners_readers)
                                "analysts-read rule sales allows read only to group:analysts "
                                "(version 7); " HEX_EE " is not one of them");
     dm_policy_decision_clear(&d);
+    dm_policy_request_t req = {ee.b, DM_POLICY_READ, &x.p};
+    dm_buf_t why = DM_BUF_INIT;
+    dm_policy_explain(s, &s_owner, &req, &why);
+    cr_assert(strstr(why.data, "governance analysts-read/sales: allow read, the caller is not among "
+                               "its consumers\ndecision: deny by governance analysts-read/sales"),
+              "%s", why.data);
+    dm_buf_free(&why);
     d = decide(s, aa.b, DM_POLICY_READ, &x.p);
     cr_assert_not(d.allow, "the gate holds for the domain admins too");
     cr_assert_str_eq(d.rule, "governance analysts-read/sales");

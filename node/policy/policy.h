@@ -12,15 +12,20 @@
  *                            row filters, contract rules
  *
  * A decision combines deny-overrides, as Cedar and the seed's
- * GovernanceEngine do:
- *   1. any governance access rule that applies and denies -> DENY;
- *   2. the owner: the node's domain admins may do everything; writes need
+ * GovernanceEngine do; governance only ever narrows what the owner allows:
+ *   1. any governance access rule that applies (products, tags, fields,
+ *      actions and consumers match) and denies -> DENY, for everyone, the
+ *      domain admins too;
+ *   2. the governance allow rules about the product and action (products,
+ *      tags, fields and actions match; consumers not looked at) are a gate:
+ *      when there is one or more, the caller must be among the consumers of
+ *      at least one of them, else DENY (admins too; "*" lets in anyone,
+ *      also a caller the node could not verify);
+ *   3. the owner: the node's domain admins may do everything; writes need
  *      an admin; describe is open to any identity; reads follow the
  *      product's policies.access: public (any identity, also one the node
  *      could not verify), restricted (its readers and the admins), private
  *      (admins only); readers are keys or group:NAME;
- *   3. a governance allow rule that applies grants what step 2 refused
- *      (never to a caller the node could not verify);
  *   4. nothing allowed -> DENY.
  * An allowed read carries the column masks and the row filter that apply to
  * the caller (domain admins see raw rows: they hold the store anyway).
@@ -171,9 +176,11 @@ typedef struct {
      * pii-guard/deny-contractors", "owner: restricted, not a reader",
      * "owner: admin", "owner: public". */
     char rule[DM_POLICY_RULE_MAX];
-    /* A refusal as the user sees it: "access denied to commerce.orders
-     * (restricted): KEY is not a reader" (KEY the caller's hex). Empty
-     * when allowed. */
+    /* A refusal as the user sees it, naming the product, its access level
+     * and what refused: "access denied to commerce.orders (restricted):
+     * KEY is not a reader", "access denied to commerce.orders (public):
+     * governance policy lockdown rule deny-all (version 4) denies read to
+     * KEY" (KEY the caller's hex). Empty when allowed. */
     char reason[DM_POLICY_REASON_MAX];
     uint64_t policy_version; /* the set's, 0 without a set */
     /* Reads only: one mask per product field (nfields entries, malloc'd,

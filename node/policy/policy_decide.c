@@ -1,5 +1,5 @@
 /* policy_decide.c: one decision (policy.h's order: governance deny ->
- * owner -> governance allow -> deny), the masks and row filter of an
+ * governance allow gate -> owner -> deny), the masks and row filter of an
  * allowed read, and the explanation of a decision. */
 #include <assert.h>
 #include <stdarg.h>
@@ -83,14 +83,13 @@ static bool s_field_selected(const dm_policy__fields_t *f, const char *name, con
     return false;
 }
 
-/* Whether access rule r applies to the request (products already match). */
-static bool s_access_applies(const s_cx_t *cx, const dm_policy__access_t *r)
+/* Whether access rule r is about the request's product and action
+ * (products already match); who the caller is is not looked at. */
+static bool s_access_covers(const s_cx_t *cx, const dm_policy__access_t *r)
 {
     const dm_policy_product_t *p = cx->prod;
     if (!(r->actions & (1u << cx->req->action)))
         return false;
-    if (!r->deny && !cx->req->key)
-        return false; /* an allow names identities: never one the node could not verify */
     if (r->ntags) {
         bool hit = false;
         for (size_t i = 0; i < r->ntags && !hit; i++)
@@ -107,7 +106,30 @@ static bool s_access_applies(const s_cx_t *cx, const dm_policy__access_t *r)
         if (!hit)
             return false;
     }
-    return dm_policy__who_match(cx->gov, &r->consumers, cx->req->key, cx->extra, cx->nextra);
+    return true;
+}
+
+/* Appends the consumers of w to out as a user writes them ("*",
+ * group:NAME, keys in hex), at most S_WHO_SHOWN of them. */
+#define S_WHO_SHOWN 3
+static void s_who_text(const dm_policy__who_t *w, dm_buf_t *out)
+{
+    if (w->any) {
+        dm_buf_puts(out, "*");
+        return;
+    }
+    size_t total = w->ngroups + w->nkeys, shown = total < S_WHO_SHOWN ? total : S_WHO_SHOWN;
+    if (!total)
+        dm_buf_puts(out, "nobody");
+    for (size_t i = 0; i < shown; i++) {
+        char hex[DM_POLICY_HEX + 1];
+        if (i >= w->ngroups)
+            dm_policy__key_hex(w->keys[i - w->ngroups], hex);
+        dm_buf_printf(out, "%s%s%s", i ? ", " : "", i < w->ngroups ? DM_POLICY_GROUP_PREFIX : "",
+                      i < w->ngroups ? w->groups[i] : hex);
+    }
+    if (shown < total)
+        dm_buf_printf(out, " and %zu more", total - shown);
 }
 
 /* Step 2, the owner: true to allow; rule and reason filled either way. */
@@ -227,45 +249,76 @@ static dm_err s_filter(s_cx_t *cx, dm_policy_decision_t *out)
     return DM_OK;
 }
 
-/* Step 1 and the allow of step 3: the first deny and the first allow rule
- * that apply (all of them are traced). */
-static void s_governance(s_cx_t *cx, const dm_policy__access_t **deny, const dm_policy__access_t **allow)
+/* The governance rules about a request: the first deny that names the
+ * caller, the first allow about the product and action (the gate), and
+ * the first such allow that names the caller (the gate is passed). */
+typedef struct {
+    const dm_policy__access_t *deny, *gate, *pass;
+} s_gov_t;
+
+/* Steps 1 and 2 of policy.h; every rule that applies is traced. */
+static void s_governance(s_cx_t *cx, s_gov_t *g)
 {
-    *deny = *allow = NULL;
+    const char *act = dm_policy_action_name(cx->req->action);
     for (size_t i = 0; cx->app && i < cx->app->naccess; i++) {
         const dm_policy__access_t *r = cx->gov->access[cx->app->access[i]];
-        if (!s_access_applies(cx, r))
+        if (!s_access_covers(cx, r))
             continue;
-        s_trace(cx, "governance %s/%s: %s %s", r->doc->name, r->name, r->deny ? "deny" : "allow",
-                dm_policy_action_name(cx->req->action));
-        const dm_policy__access_t **slot = r->deny ? deny : allow;
-        if (!*slot)
-            *slot = r;
-        if (*deny && !cx->trace)
+        bool named = dm_policy__who_match(cx->gov, &r->consumers, cx->req->key, cx->extra, cx->nextra);
+        if (r->deny) {
+            if (!named)
+                continue;
+            s_trace(cx, "governance %s/%s: deny %s", r->doc->name, r->name, act);
+            if (!g->deny)
+                g->deny = r;
+        } else {
+            s_trace(cx, "governance %s/%s: allow %s, %s among its consumers", r->doc->name, r->name,
+                    act, named ? "the caller is" : "the caller is not");
+            if (!g->gate)
+                g->gate = r;
+            if (named && !g->pass)
+                g->pass = r;
+        }
+        if (g->deny && !cx->trace)
             return;
     }
 }
 
+/* A refusal by governance rule r: its rule and reason. */
+static void s_gov_refuse(s_cx_t *cx, const dm_policy__access_t *r, dm_policy_decision_t *out)
+{
+    const dm_policy_product_t *p = cx->prod;
+    const char *act = dm_policy_action_name(cx->req->action);
+    unsigned long long v = (unsigned long long)out->policy_version;
+    snprintf(out->rule, sizeof out->rule, "governance %s/%s", r->doc->name, r->name);
+    int n = snprintf(out->reason, sizeof out->reason, "access denied to %s.%s (%s): governance policy %s "
+                     "rule %s ", p->domain, p->name, dm_contract_access_name(p->access), r->doc->name,
+                     r->name);
+    size_t used = n > 0 && (size_t)n < sizeof out->reason ? (size_t)n : sizeof out->reason - 1;
+    char *rest = out->reason + used;
+    size_t left = sizeof out->reason - used;
+    if (r->deny) {
+        snprintf(rest, left, "(version %llu) denies %s to %s", v, act, cx->who);
+        return;
+    }
+    dm_buf_t who = DM_BUF_INIT;
+    s_who_text(&r->consumers, &who);
+    snprintf(rest, left, "allows %s only to %s (version %llu); %s is not one of them", act, who.data,
+             v, cx->who);
+    dm_buf_free(&who);
+}
+
 static dm_err s_decide(s_cx_t *cx, dm_policy_decision_t *out)
 {
-    const dm_policy__access_t *deny, *allow;
-    s_governance(cx, &deny, &allow);
+    s_gov_t g = {NULL, NULL, NULL};
+    s_governance(cx, &g);
     const dm_policy_product_t *p = cx->prod;
-    if (deny) {
-        snprintf(out->rule, sizeof out->rule, "governance %s/%s", deny->doc->name, deny->name);
-        snprintf(out->reason, sizeof out->reason,
-                 "access denied to %s.%s: governance policy %s rule %s (version %llu) denies %s to %s",
-                 p->domain, p->name, deny->doc->name, deny->name,
-                 (unsigned long long)out->policy_version, dm_policy_action_name(cx->req->action),
-                 cx->who);
+    if (g.deny || (g.gate && !g.pass)) {
+        s_gov_refuse(cx, g.deny ? g.deny : g.gate, out);
         return DM_OK;
     }
     out->allow = s_owner(cx, out);
     s_trace(cx, "%s", out->rule);
-    if (!out->allow && allow) {
-        out->allow = true;
-        snprintf(out->rule, sizeof out->rule, "governance %s/%s", allow->doc->name, allow->name);
-    }
     if (out->allow)
         out->reason[0] = 0;
     if (!out->allow || cx->req->action != DM_POLICY_READ || cx->admin || !cx->app || !p)

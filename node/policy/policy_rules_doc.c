@@ -209,15 +209,25 @@ static void s_crule(dm_policy__cx_t *cx, const dm_ytree_node_t *m, size_t i, dm_
         *r = (dm_policy__crule_t){r->name, cx->doc, DM_POLICY__NAMES, namings[0]};
 }
 
-/* A list section of the spec: NULL when absent or wrong (reported). */
+/* A list section of the spec: NULL when absent or wrong (reported; *bad
+ * set, and *over too when it lists more than DM_POLICY_MAX_RULES, whose
+ * entries then count towards cx->rules all the same). */
 static const dm_ytree_node_t *s_section(dm_policy__cx_t *cx, const dm_ytree_node_t *spec,
-                                        const char *key)
+                                        const char *key, bool *bad, bool *over)
 {
     const dm_ytree_node_t *n = dm_ytree_get(spec, key);
     char what[S_WHAT_MAX];
     snprintf(what, sizeof what, "spec.%s", key);
-    if (!n || !dm_policy__seq(cx->d, cx->file, n, what, DM_POLICY_MAX_RULES))
+    if (!n)
         return NULL;
+    if (!dm_policy__seq(cx->d, cx->file, n, what, DM_POLICY_MAX_RULES)) {
+        *bad = true;
+        if (n->kind == DM_YNODE_SEQ) {
+            *over = true;
+            cx->rules += n->n;
+        }
+        return NULL;
+    }
     cx->rules += n->n;
     return n;
 }
@@ -254,15 +264,17 @@ void dm_policy__policy_spec(dm_policy__cx_t *cx, const dm_ytree_node_t *spec)
     if (!dm_policy__map(cx->d, cx->file, spec, "spec (kind Policy)", keys))
         return;
     const dm_ytree_node_t *secs[4];
+    bool bad = false, over = false; /* a section was reported; one was over the limit */
     for (int s = 0; s < 4; s++)
-        secs[s] = s_section(cx, spec, keys[s]);
+        secs[s] = s_section(cx, spec, keys[s], &bad, &over);
     if (cx->rules > DM_POLICY_MAX_RULES) {
-        dm_diags_add(cx->d, cx->file, spec->line, spec->col,
-                     "the policy has %zu rules; a document has at most %d (split it in two)",
-                     cx->rules, DM_POLICY_MAX_RULES);
+        if (!over)
+            dm_diags_add(cx->d, cx->file, spec->line, spec->col,
+                         "the policy has %zu rules; a document has at most %d (split it in two)",
+                         cx->rules, DM_POLICY_MAX_RULES);
         return;
     }
-    if (!cx->rules)
+    if (!cx->rules && !bad)
         dm_diags_add(cx->d, cx->file, spec->line, spec->col,
                      "the policy has no rules: list some under access, masks, rowFilters or "
                      "contractRules");

@@ -182,7 +182,7 @@ Test(governance, a_governance_deny_overrides_an_owners_public_access)
     cr_assert_eq(r.status, 1, "%s", r.out);
     char expect[512];
     snprintf(expect, sizeof expect,
-             "access denied to commerce.orders: governance policy no-strangers rule "
+             "access denied to commerce.orders (public): governance policy no-strangers rule "
              "deny-stranger (version %llu) denies read to %s",
              (unsigned long long)g.policy_version, s_stranger.hex);
     cr_assert(strstr(r.err, expect), "expected '%s' in: %s", expect, r.err);

@@ -196,7 +196,7 @@ Test(node, ingest_unknown_product_suggests_and_exits_2)
     r = s_dmctl(ing, s_record(1, 1, "paid"));
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "did you mean 'commerce/orders'"), "%s", r.err);
-    cr_assert_str_eq(dm_h_last_line(r.out), "0 accepted, 0 quarantined");
+    cr_assert_null(strstr(r.out, "accepted"), "counts of a refused ingest: %s", r.out);
     dm_h_result_free(&r);
 }
 

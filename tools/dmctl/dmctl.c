@@ -78,12 +78,15 @@ static void s_usage(FILE *f)
             "                                   which rules apply, and the decision\n"
             "\n"
             "Global options (before or after the command):\n"
-            "  --node ADDRESS   the node (KEY@tcp://HOST:PORT, as in its DIR/node.addr)\n"
-            "  --data DIR       the node's data directory (reads DIR/node.addr, and acts\n"
-            "                   with the node's key DIR/identity.key when readable)\n"
-            "                   otherwise $MESH_NODE\n"
-            "  --identity FILE  act as this identity (else $MESH_IDENTITY, else\n"
-            "                   $XDG_CONFIG_HOME/datamesh/identity, made on first use)\n"
+            "  --node ADDRESS   the node (KEY@tcp://HOST:PORT, as in its DIR/node.addr);\n"
+            "                   else the one --data names, else $MESH_NODE\n"
+            "  --data DIR       a node's data directory: the node at DIR/node.addr, and\n"
+            "                   the node's own key DIR/identity.key (a domain admin) as\n"
+            "                   your identity when you can read it and give neither\n"
+            "                   --identity nor $MESH_IDENTITY\n"
+            "  --identity FILE  act as this identity (else $MESH_IDENTITY, else --data's\n"
+            "                   DIR/identity.key, else $XDG_CONFIG_HOME/datamesh/identity,\n"
+            "                   made on first use)\n"
             "  --json           machine-readable output\n"
             "  --timeout SECS   give up on a silent node after SECS (default 10)\n"
             "  --help, --version\n"
@@ -93,7 +96,8 @@ static void s_usage(FILE *f)
             "admins, grant, revoke, policy, audit: refused by the node, e.g. permission\n"
             "denied; ingest: records quarantined; policy test: a case failed); 2 usage, I/O\n"
             "or connection error, and an ingest the node cut short or refused for another\n"
-            "reason than permission (its counts are still printed).\n");
+            "reason than permission (the counts of the batches it took are still printed;\n"
+            "none when it refused before taking any).\n");
 }
 
 /* Parses a byte count option within [1, max]; returns -1 after printing. */
@@ -131,8 +135,15 @@ static bool s_node_error(const char *cmd, const char *what, const Dm__Envelope *
 
 /* ---- validate ---- */
 
-/* Validates one file; keeps its valid contracts in *all (n of cap). */
-static int s_validate_file(const char *path, dm_contract_t ***all, size_t *n, size_t *cap)
+/* The contracts dmctl validate gathered, each with the file it came from. */
+typedef struct {
+    dm_contract_t **all;
+    const char **paths;
+    size_t n, cap, pcap;
+} s_valid;
+
+/* Parses the contracts of path into v (printing what is wrong with it). */
+static int s_validate_file(const char *path, s_valid *v)
 {
     dm_contract_t **list = NULL;
     size_t count = 0;
@@ -149,15 +160,13 @@ static int s_validate_file(const char *path, dm_contract_t ***all, size_t *n, si
         status = DM_EXIT_FAIL;
     }
     for (size_t k = 0; rc == DM_OK && k < count; k++) {
-        const dm_contract_t *c = list[k];
-        printf("%s: ok: %s/%s %s (%zu field%s, %zu check%s, access %s)\n", path, c->domain,
-               c->name, c->version, c->nfields, c->nfields == 1 ? "" : "s", c->nchecks,
-               c->nchecks == 1 ? "" : "s", dm_contract_access_name(c->access));
-        if (!dm_array_reserve(all, cap, *n + 1, sizeof **all, 16)) {
+        if (!dm_array_reserve(&v->all, &v->cap, v->n + 1, sizeof *v->all, 16) ||
+            !dm_array_reserve(&v->paths, &v->pcap, v->n + 1, sizeof *v->paths, 16)) {
             fputs("fatal: out of memory\n", stderr);
             abort();
         }
-        (*all)[(*n)++] = list[k];
+        v->paths[v->n] = path;
+        v->all[v->n++] = list[k];
         list[k] = NULL;
     }
     dm_contract_list_destroy(&list, count);
@@ -166,6 +175,8 @@ static int s_validate_file(const char *path, dm_contract_t ***all, size_t *n, si
     return status;
 }
 
+/* dmctl validate: a contract is "ok" only when it parses and, with a node
+ * given, meets the mesh's contract rules too. */
 static int s_validate(const dm_cli_args_t *a)
 {
     if (a->npos < 2) {
@@ -173,19 +184,35 @@ static int s_validate(const dm_cli_args_t *a)
         return DM_EXIT_USAGE;
     }
     int status = DM_EXIT_OK;
-    dm_contract_t **all = NULL;
-    size_t n = 0, cap = 0;
+    s_valid v = {0};
     for (int i = 1; i < a->npos; i++) {
-        int st = s_validate_file(a->pos[i], &all, &n, &cap);
+        int st = s_validate_file(a->pos[i], &v);
         if (st > status)
             status = st;
     }
-    if (n) {
-        int st = dm_dmctl_validate_rules(a, all, n);
+    bool *broken = calloc(v.n ? v.n : 1, sizeof *broken);
+    dm_buf_t note = DM_BUF_INIT;
+    if (!broken) {
+        fputs("fatal: out of memory\n", stderr);
+        abort();
+    }
+    if (v.n) {
+        int st = dm_dmctl_validate_rules(a, v.all, v.n, broken, &note);
         if (st > status)
             status = st;
     }
-    dm_contract_list_destroy(&all, n);
+    for (size_t k = 0; k < v.n; k++) {
+        const dm_contract_t *c = v.all[k];
+        if (!broken[k])
+            printf("%s: ok: %s/%s %s (%zu field%s, %zu check%s, access %s)\n", v.paths[k],
+                   c->domain, c->name, c->version, c->nfields, c->nfields == 1 ? "" : "s",
+                   c->nchecks, c->nchecks == 1 ? "" : "s", dm_contract_access_name(c->access));
+    }
+    fputs(note.data ? note.data : "", stdout);
+    dm_buf_free(&note);
+    free(broken);
+    free(v.paths);
+    dm_contract_list_destroy(&v.all, v.n);
     return status;
 }
 
@@ -369,6 +396,7 @@ typedef struct {
     const char *domain, *product, *source;
     uint64_t accepted, quarantined;
     unsigned inflight;
+    bool counted;  /* the node answered a batch with its counts */
     bool failed;   /* the node refused a batch: send no more */
     bool denied;   /* ... because the caller may not write there */
     bool lost;     /* the node stopped answering */
@@ -390,6 +418,7 @@ static void s_ingest_reply(s_ingest *st)
     if (rep->body_case == DM__ENVELOPE__BODY_INGEST_REP) {
         st->accepted += rep->ingest_rep->accepted;
         st->quarantined += rep->ingest_rep->quarantined;
+        st->counted = true;
     } else if (!st->failed) {
         char what[300];
         snprintf(what, sizeof what, "ingest into %s/%s refused", st->domain, st->product);
@@ -511,7 +540,9 @@ static int s_ingest_cmd(const dm_cli_args_t *a)
     else
         status = st.quarantined ? DM_EXIT_FAIL : DM_EXIT_OK;
 out:
-    printf("%" PRIu64 " accepted, %" PRIu64 " quarantined\n", st.accepted, st.quarantined);
+    /* Counts of an ingest the node refused outright would only say "0 accepted" above its error. */
+    if (!st.failed || st.counted)
+        printf("%" PRIu64 " accepted, %" PRIu64 " quarantined\n", st.accepted, st.quarantined);
     dm_buf_free(&batch);
     dm_lines_destroy(&lines);
     dm_rpc_client_destroy(&st.client);

@@ -36,10 +36,14 @@ int dm_dmctl_policy(const dm_cli_args_t *a);
 int dm_dmctl_explain(const dm_cli_args_t *a);
 /* The contract-rule part of dmctl validate: with a node given (--node,
  * --data or $MESH_NODE), checks the n contracts of list against the mesh's
- * contract rules and prints each broken rule; without one prints a line
- * saying the rules were not checked. Returns DM_EXIT_OK, DM_EXIT_FAIL (a
- * rule broken) or DM_EXIT_USAGE (the node could not be asked). */
-int dm_dmctl_validate_rules(const dm_cli_args_t *a, dm_contract_t *const *list, size_t n);
+ * contract rules, prints each broken rule and sets broken[i] for each
+ * contract that broke one (broken has n entries, false on entry); appends
+ * to note the line to print after the contracts' "ok" lines (which rules
+ * were checked, or that none were and why). Returns DM_EXIT_OK,
+ * DM_EXIT_FAIL (a rule broken) or DM_EXIT_USAGE (the node could not be
+ * asked). */
+int dm_dmctl_validate_rules(const dm_cli_args_t *a, dm_contract_t *const *list, size_t n,
+                            bool *broken, dm_buf_t *note);
 
 /* ---- governance files and the node's policies (dmctl_gov.c) ---- */
 

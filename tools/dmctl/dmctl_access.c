@@ -114,6 +114,38 @@ static bool s_reader_ok(const char *reader)
     return strlen(reader) == 2 * DM_ID_PUBLIC_BYTES && dm_identity_key_parse(reader, key);
 }
 
+/* After granting group:NAME: a warning on stderr when the node publishes
+ * no Group document named NAME (the grant matches nobody until one is).
+ * A document that does not parse here counts as no Group; when the
+ * documents cannot be fetched the request has printed why, and no warning
+ * follows (the grant itself is done either way). */
+static void s_warn_unknown_group(const dm_cli_args_t *a, const char *reader)
+{
+    size_t pl = strlen(DM_POLICY_GROUP_PREFIX);
+    if (strncmp(reader, DM_POLICY_GROUP_PREFIX, pl) != 0)
+        return;
+    const char *name = reader + pl;
+    Dm__Envelope *rep = NULL;
+    if (dm_dmctl_policy_get(a, &rep) != DM_EXIT_OK)
+        return;
+    const Dm__PolicyGetRep *r = rep->policy_get_rep;
+    bool found = false;
+    for (size_t i = 0; i < r->n_docs && !found; i++) {
+        dm_policy_doc_t *doc = NULL;
+        dm_diags_t diags = DM_DIAGS_INIT;
+        if (dm_policy_doc_parse(r->docs[i]->key, (const char *)r->docs[i]->yaml.data,
+                                r->docs[i]->yaml.len, &doc, &diags) == DM_OK)
+            found = strcmp(dm_policy_doc_kind(doc), "Group") == 0 &&
+                    strcmp(dm_policy_doc_name(doc), name) == 0;
+        dm_policy_doc_destroy(&doc);
+        dm_diags_clear(&diags);
+    }
+    if (!found)
+        fprintf(stderr, "warning: no Group document named %.80s is published; %.90s matches "
+                        "nobody until one is\n", name, reader);
+    dm__envelope__free_unpacked(rep, NULL);
+}
+
 static int s_grant(const dm_cli_args_t *a, bool revoke)
 {
     const char *cmd = revoke ? "revoke" : "grant";
@@ -171,6 +203,8 @@ static int s_grant(const dm_cli_args_t *a, bool revoke)
         dm_buf_free(&o);
     }
     dm__envelope__free_unpacked(rep, NULL);
+    if (!revoke)
+        s_warn_unknown_group(a, a->pos[2]);
     return DM_EXIT_OK;
 }
 

@@ -287,11 +287,12 @@ out:
 
 /* ---- validate ---- */
 
-int dm_dmctl_validate_rules(const dm_cli_args_t *a, dm_contract_t *const *list, size_t n)
+int dm_dmctl_validate_rules(const dm_cli_args_t *a, dm_contract_t *const *list, size_t n,
+                            bool *broken, dm_buf_t *note)
 {
     if (!dm_dmctl_node_given(a)) {
-        printf("contract rules of the mesh not checked: no node given (--node, --data or $%s)\n",
-               DM_CLI_ENV_NODE);
+        dm_buf_printf(note, "contract rules of the mesh not checked: no node given (--node, --data "
+                            "or $%s)\n", DM_CLI_ENV_NODE);
         return DM_EXIT_OK;
     }
     Dm__Envelope *rep = NULL;
@@ -302,24 +303,26 @@ int dm_dmctl_validate_rules(const dm_cli_args_t *a, dm_contract_t *const *list, 
     }
     dm_policy_set_t *set = NULL;
     if (rep->policy_get_rep->governance_key.len == 0) {
-        printf("contract rules of the mesh: none (the node has no governance key)\n");
+        dm_buf_puts(note, "contract rules of the mesh: none (the node has no governance key)\n");
         goto out;
     }
     status = dm_dmctl_node_set(rep->policy_get_rep, &set);
+    if (status == DM_EXIT_USAGE)
+        goto out;
     dm_diags_t diags = DM_DIAGS_INIT;
     dm_buf_t text = DM_BUF_INIT;
-    for (size_t i = 0; status != DM_EXIT_USAGE && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         dm_diags_clear(&diags);
-        if (dm_policy_check_contract(set, list[i], &diags) == DM_OK) {
-            printf("%s/%s: meets the mesh's contract rules (policy version %" PRIu64 ")\n",
-                   list[i]->domain, list[i]->name, dm_policy_set_version(set));
+        if (dm_policy_check_contract(set, list[i], &diags) == DM_OK)
             continue;
-        }
         dm_buf_reset(&text);
         dm_diags_format(&diags, &text);
         fputs(text.data ? text.data : "", stdout);
+        broken[i] = true;
         status = DM_EXIT_FAIL;
     }
+    dm_buf_printf(note, "contract rules of the mesh checked (policy version %" PRIu64 ")\n",
+                  dm_policy_set_version(set));
     dm_diags_clear(&diags);
     dm_buf_free(&text);
 out:

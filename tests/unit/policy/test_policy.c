@@ -1,6 +1,6 @@
 /* test_policy.c: governance documents and decisions (suite "policy"):
  * every parse error with its message, and the decision order (governance
- * deny -> owner -> governance allow -> deny) with its texts. Masks, row
+ * deny -> governance allow gate -> owner -> deny) with its texts. Masks, row
  * filters, sets and certificates are in test_policy_set.c; contract
  * rules and cases in test_policy_cases.c. */
 #include "policy_test.h"
@@ -126,6 +126,18 @@ Test(policy, refuses_duplicate_rule_names_and_missing_parts)
     doc_err(HDR "kind: Policy\nmetadata: {name: p}\nspec: {}\n", 4, 7, "the policy has no rules");
 }
 
+/* How many diagnostics parsing text gives. */
+static size_t diag_count(const char *text)
+{
+    dm_policy_doc_t *d = NULL;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    (void)!dm_policy_doc_parse("t.yaml", text, strlen(text), &d, &diags);
+    size_t n = diags.count;
+    dm_policy_doc_destroy(&d);
+    dm_diags_clear(&diags);
+    return n;
+}
+
 Test(policy, refuses_too_many_rules_and_too_big)
 {
     dm_buf_t b = DM_BUF_INIT;
@@ -133,6 +145,14 @@ Test(policy, refuses_too_many_rules_and_too_big)
     for (int i = 0; i <= DM_POLICY_MAX_RULES; i++)
         dm_buf_printf(&b, "    - {name: r%d, effect: deny}\n", i);
     doc_err(b.data, 6, 5, "lists 4097 entries; at most 4096");
+    cr_assert_eq(diag_count(b.data), 1, "the limit only, no 'the policy has no rules'");
+    dm_buf_free(&b);
+    dm_buf_puts(&b, HDR "kind: Policy\nmetadata: {name: p}\nspec:\n  access:\n");
+    for (int i = 0; i < DM_POLICY_MAX_RULES; i++)
+        dm_buf_printf(&b, "    - {name: r%d, effect: deny}\n", i);
+    dm_buf_puts(&b, "  contractRules:\n    - {name: c, names: snake_case}\n");
+    doc_err(b.data, 5, 3, "the policy has 4097 rules; a document has at most 4096");
+    cr_assert_eq(diag_count(b.data), 1, "the limit only");
     dm_buf_free(&b);
     size_t len = DM_POLICY_MAX_DOC_BYTES + 1;
     char *big = malloc(len);
@@ -164,8 +184,8 @@ Test(policy, governance_deny_beats_owner_public)
     dm_policy_decision_t d = decide(s, cc.b, DM_POLICY_READ, &x.p);
     cr_assert_not(d.allow);
     cr_assert_str_eq(d.rule, "governance pii-guard/deny-contractors");
-    cr_assert_str_eq(d.reason, "access denied to commerce.orders: governance policy pii-guard rule "
-                               "deny-contractors (version 7) denies read to " HEX_CC);
+    cr_assert_str_eq(d.reason, "access denied to commerce.orders (public): governance policy pii-guard "
+                               "rule deny-contractors (version 7) denies read to " HEX_CC);
     cr_assert_eq(d.policy_version, 7);
     dm_policy_decision_clear(&d);
     d = decide(s, dd.b, DM_POLICY_READ, &x.p);
@@ -179,25 +199,79 @@ Test(policy, governance_deny_beats_owner_public)
     cr_assert_null(s);
 }
 
-Test(policy, governance_allow_grants_what_the_owner_refused)
+Test(policy, governance_allow_never_grants_what_the_owner_refused)
 {
     const char *docs[] = {s_group_dd, s_allow_analysts, NULL};
     dm_policy_set_t *s = set_of(3, docs);
     product_t_ x;
     product_init(&x, DM_ACCESS_RESTRICTED);
-    key_t_ dd = key_of(0xdd), ee = key_of(0xee);
+    key_t_ dd = key_of(0xdd);
     dm_policy_decision_t d = decide(s, dd.b, DM_POLICY_READ, &x.p);
-    cr_assert(d.allow);
-    cr_assert_str_eq(d.rule, "governance analysts-read/sales");
-    cr_assert_str_eq(d.reason, "");
-    dm_policy_decision_clear(&d);
-    d = decide(s, ee.b, DM_POLICY_READ, &x.p);
-    cr_assert_not(d.allow);
+    cr_assert_not(d.allow, "an analyst who is not a reader stays refused");
     cr_assert_str_eq(d.rule, "owner: restricted, not a reader");
     dm_policy_decision_clear(&d);
-    x.tags[0] = "finance";
+    x.p.access = DM_ACCESS_PRIVATE;
     d = decide(s, dd.b, DM_POLICY_READ, &x.p);
-    cr_assert_not(d.allow, "the allow applies to products tagged sales only");
+    cr_assert_not(d.allow, "an allow does not open a private product");
+    cr_assert_str_eq(d.rule, "owner: private, admins only");
+    dm_policy_decision_clear(&d);
+    dm_policy_set_unref(&s);
+}
+
+Test(policy, governance_allow_gates_the_owners_readers)
+{
+    const char *docs[] = {s_group_dd, s_allow_analysts, NULL};
+    dm_policy_set_t *s = set_of(7, docs);
+    product_t_ x;
+    product_init(&x, DM_ACCESS_RESTRICTED);
+    x.readers[0] = HEX_DD;
+    x.readers[1] = HEX_EE;
+    x.p.nreaders = 2;
+    key_t_ aa = key_of(0xaa), dd = key_of(0xdd), ee = key_of(0xee);
+    dm_policy_decision_t d = decide(s, dd.b, DM_POLICY_READ, &x.p);
+    cr_assert(d.allow, "a reader the gate lets in reads");
+    cr_assert_str_eq(d.rule, "owner: restricted, a reader");
+    dm_policy_decision_clear(&d);
+    d = decide(s, ee.b, DM_POLICY_READ, &x.p);
+    cr_assert_not(d.allow, "a reader outside the allow's consumers is refused");
+    cr_assert_str_eq(d.rule, "governance analysts-read/sales");
+    cr_assert_str_eq(d.reason, "access denied to commerce.orders (restricted): governance policy "
+                               "analysts-read rule sales allows read only to group:analysts "
+                               "(version 7); " HEX_EE " is not one of them");
+    dm_policy_decision_clear(&d);
+    dm_policy_request_t req = {ee.b, DM_POLICY_READ, &x.p};
+    dm_buf_t why = DM_BUF_INIT;
+    dm_policy_explain(s, &s_owner, &req, &why);
+    cr_assert(strstr(why.data, "governance analysts-read/sales: allow read, the caller is not among "
+                               "its consumers\ndecision: deny by governance analysts-read/sales"),
+              "%s", why.data);
+    dm_buf_free(&why);
+    d = decide(s, aa.b, DM_POLICY_READ, &x.p);
+    cr_assert_not(d.allow, "the gate holds for the domain admins too");
+    cr_assert_str_eq(d.rule, "governance analysts-read/sales");
+    dm_policy_decision_clear(&d);
+    d = decide(s, ee.b, DM_POLICY_DESCRIBE, &x.p);
+    cr_assert(d.allow, "the allow is about reads only");
+    dm_policy_decision_clear(&d);
+    x.tags[0] = "finance";
+    d = decide(s, ee.b, DM_POLICY_READ, &x.p);
+    cr_assert(d.allow, "the allow is about products tagged sales only");
+    dm_policy_decision_clear(&d);
+    dm_policy_set_unref(&s);
+}
+
+Test(policy, governance_allow_does_not_bring_back_a_revoked_reader)
+{
+    const char *docs[] = {s_group_dd, s_allow_analysts, NULL};
+    dm_policy_set_t *s = set_of(7, docs);
+    product_t_ x;
+    product_init(&x, DM_ACCESS_RESTRICTED);
+    x.readers[0] = HEX_BB; /* the owner revoked dd: readers no longer hold it */
+    x.p.nreaders = 1;
+    key_t_ dd = key_of(0xdd);
+    dm_policy_decision_t d = decide(s, dd.b, DM_POLICY_READ, &x.p);
+    cr_assert_not(d.allow);
+    cr_assert_str_eq(d.reason, "access denied to commerce.orders (restricted): " HEX_DD " is not a reader");
     dm_policy_decision_clear(&d);
     dm_policy_set_unref(&s);
 }
@@ -263,7 +337,7 @@ Test(policy, unverified_caller_reads_public_only)
     dm_policy_decision_clear(&d);
 }
 
-Test(policy, unverified_caller_gets_no_governance_allow)
+Test(policy, an_allow_for_anyone_widens_nothing)
 {
     const char *docs[] = {HDR "kind: Policy\nmetadata: {name: open}\nspec:\n  access:\n"
                               "    - {name: all, effect: allow}\n", NULL};
@@ -273,9 +347,31 @@ Test(policy, unverified_caller_gets_no_governance_allow)
     key_t_ ee = key_of(0xee);
     dm_policy_decision_t d = decide(s, NULL, DM_POLICY_READ, &x.p);
     cr_assert_not(d.allow);
+    cr_assert(strstr(d.reason, "(restricted): the caller's key is not verified"), "%s", d.reason);
     dm_policy_decision_clear(&d);
     d = decide(s, ee.b, DM_POLICY_READ, &x.p);
-    cr_assert(d.allow, "an allow for anyone covers every verified key");
+    cr_assert_not(d.allow, "the owner still decides: ee is not a reader");
+    cr_assert_str_eq(d.rule, "owner: restricted, not a reader");
+    dm_policy_decision_clear(&d);
+    x.p.access = DM_ACCESS_PUBLIC;
+    d = decide(s, NULL, DM_POLICY_READ, &x.p);
+    cr_assert(d.allow, "an allow for \"*\" lets an unverified caller through the gate");
+    cr_assert_str_eq(d.rule, "owner: public");
+    dm_policy_decision_clear(&d);
+    dm_policy_set_unref(&s);
+}
+
+Test(policy, unverified_caller_fails_a_gate_that_names_identities)
+{
+    const char *docs[] = {s_group_dd, s_allow_analysts, NULL};
+    dm_policy_set_t *s = set_of(2, docs);
+    product_t_ x;
+    product_init(&x, DM_ACCESS_PUBLIC);
+    dm_policy_decision_t d = decide(s, NULL, DM_POLICY_READ, &x.p);
+    cr_assert_not(d.allow);
+    cr_assert_str_eq(d.reason, "access denied to commerce.orders (public): governance policy "
+                               "analysts-read rule sales allows read only to group:analysts "
+                               "(version 2); an unverified caller is not one of them");
     dm_policy_decision_clear(&d);
     dm_policy_set_unref(&s);
 }

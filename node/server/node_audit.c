@@ -58,12 +58,12 @@ void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed
     if (domain && name)
         snprintf(r.product, sizeof r.product, "%.63s/%.63s", domain, name);
     snprintf(r.rule, sizeof r.rule, "%s", rule ? rule : "");
-    if (policy_version == 0) {
+    if (policy_version == 0 && self->acc_ready) {
         /* Requests decided without the set (publish, audit) still name the
          * version in force when they were decided. */
-        dm_policy_set_t *set = dm_node__policy_get(self);
-        policy_version = set ? dm_policy_set_version(set) : 0;
-        dm_policy_set_unref(&set);
+        pthread_rwlock_rdlock(&self->acc_lock);
+        policy_version = self->gov ? dm_policy_set_version(self->gov) : 0;
+        pthread_rwlock_unlock(&self->acc_lock);
     }
     r.policy_version = policy_version;
     pthread_mutex_lock(&self->audit_lock);

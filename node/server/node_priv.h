@@ -41,6 +41,14 @@
 #define DM_NODE_AUDIT_QUEUE 4096      /* audit records waiting for a flush, at most */
 #define DM_NODE_AUDIT_FLUSH_MS 200    /* how often the loop flushes them */
 #define DM_NODE_ACL_MAX_READERS 4096  /* granted plus revoked readers of one product */
+/* Refusals of non-admin callers are audited one by one up to this rate
+ * (a token bucket); past it they are counted and summed up in one record
+ * a second, so a stranger cannot push real records out of the retention. */
+#define DM_NODE_AUDIT_REFUSALS_PER_S 20
+#define DM_NODE_AUDIT_REFUSALS_BURST 200
+#define DM_NODE_AUDIT_SUMMARY_MS 1000 /* one summary of unrecorded refusals at most this often */
+/* The rule of a refusal only because the node's domain is uncertified. */
+#define DM_NODE_RULE_UNCERTIFIED "governance: domain not certified"
 
 /* The owner's grants and revocations of one of the node's products: its
  * "acl/DOMAIN/NAME" catalog entry, decoded. */
@@ -91,6 +99,12 @@ struct dm_node {
     uint64_t audit_dropped;
     dm_audit_retention_t audit_ret;
     int64_t audit_next_flush;
+    /* The refusal bucket (audit_lock): tokens in thousandths, refilled at
+     * audit_rate a second up to audit_burst (0: no limit); what it
+     * suppressed waits for the next summary. */
+    uint64_t audit_rate, audit_burst, audit_tokens_milli;
+    int64_t audit_refill_ms, audit_next_summary;
+    uint64_t audit_suppressed;
 };
 
 /* Creates the data directory if needed, takes its lock and checks or

@@ -3,9 +3,12 @@
  * are refused and change nothing, an admin added with `dmctl admins add`
  * can write, restricted and private products serve their readers and the
  * admins only, grants and revocations take effect within a second, the
- * default identity lives in the test's own config home, and the audit
- * lists every decision. The node runs with owner rules only (no
- * governance key); test_governance.c covers the mesh-wide rules. */
+ * default identity lives in the test's own config home, the audit lists
+ * every decision, and the quarantine (raw records) is the admins' only.
+ * The suite's node runs with owner rules only (no governance key); the
+ * last tests start a second node with one, for what the write gate and
+ * the listing do with governance rules; test_governance.c covers the
+ * mesh-wide rules. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -470,5 +473,175 @@ Test(access, the_audit_lists_every_decision_allowed_and_denied)
         cr_assert(dm_h_audit_has(json, &want[i]), "the audit lacks %s %s %s (%s): %s",
                   want[i].caller, want[i].action, want[i].product,
                   want[i].allowed ? "allowed" : "denied", json);
+    free(json);
+}
+
+Test(access, the_quarantine_is_for_admins_only)
+{
+    char readers[128];
+    snprintf(readers, sizeof readers, "\"%s\"", s_reader.hex);
+    s_product("restricted", readers);
+    const char *ing[] = {"ingest", "commerce/orders", "-", NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_node, ing, "this line is not json\n");
+    dm_h_result_free(&r);
+    /* The reader may query the product, masked and filtered as governance
+     * says, but not its raw invalid lines. */
+    const char *quar[] = {"quarantine", "commerce/orders", NULL};
+    r = dm_h_run_as("dmctl", s_reader.file, &s_node, quar, NULL);
+    cr_assert_neq(r.status, 0, "a reader read the quarantine: %s", r.out);
+    char expect[400];
+    snprintf(expect, sizeof expect,
+             "access denied to commerce.orders quarantine: it holds raw records; only commerce "
+             "admins may read it; you are %s",
+             s_reader.hex);
+    cr_assert(strstr(r.err, expect), "expected '%s' in: %s", expect, r.err);
+    cr_assert_null(strstr(r.out, "this line is not json"));
+    dm_h_result_free(&r);
+    r = dm_h_run_admin("dmctl", &s_node, quar, NULL);
+    cr_assert_eq(r.status, 0, "the admin was refused the quarantine: %s", r.err);
+    cr_assert(strstr(r.out, "this line is not json"), "%s", r.out);
+    dm_h_result_free(&r);
+
+    char node_hex[DM_ID_HEX_BYTES];
+    dm_h_node_key(&s_node, node_hex);
+    const dm_h_audit_want_t admin = {node_hex, "quarantine", "commerce/orders",
+                                     "quarantine is for admins", true, 0};
+    char *json = dm_h_audit_wait(&s_node, &admin, 5000);
+    const dm_h_audit_want_t reader = {s_reader.hex, "quarantine", "commerce/orders",
+                                      "quarantine is for admins", false, 0};
+    cr_assert(dm_h_audit_has(json, &admin) && dm_h_audit_has(json, &reader), "%s", json);
+    free(json);
+}
+
+/* ---- with a governance key ---- */
+
+static dm_h_node_t s_gnode;
+static dm_h_person_t s_gov;
+
+/* Starts s_gnode (domain commerce) under the governance key of s_gov. */
+static void s_gov_start(void)
+{
+    cr_assert(dm_h_person(&s_gov, s_tmp, "governance"));
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/gov-commerce", s_tmp);
+    const char *extra[] = {"--governance", s_gov.hex, NULL};
+    cr_assert(dm_h_node_start(&s_gnode, dir, "commerce", extra), "meshd did not start");
+}
+
+typedef struct {
+    const char *doc;
+    uint64_t version;
+} s_active_t;
+
+static bool s_is_active(void *ctx)
+{
+    s_active_t *a = ctx;
+    dm_h_gov_t g = dm_h_policy_get(&s_gnode);
+    a->version = g.policy_version;
+    return g.answered && dm_h_gov_has(&g, a->doc, 0);
+}
+
+/* Publishes the Policy NAME with one access rule (RULE: deny ACTION of
+ * PRODUCT to KEY) as the governance identity; returns the version in
+ * force once the node applies it. */
+static uint64_t s_gov_deny(const char *name, const char *rule, const char *action,
+                           const char *product, const char *key)
+{
+    char doc[1024], file[700];
+    snprintf(doc, sizeof doc,
+             "apiVersion: datamesh.io/v1\nkind: Policy\nmetadata: {name: %s}\n"
+             "spec:\n  access:\n    - name: %s\n      effect: deny\n"
+             "      actions: [%s]\n      products: [\"%s\"]\n      consumers: [\"%s\"]\n",
+             name, rule, action, product, key);
+    snprintf(file, sizeof file, "%s/%s.yaml", s_tmp, name);
+    dm_h_write(file, doc);
+    const char *args[] = {"policy", "publish", file, NULL};
+    dm_h_result_t r = dm_h_run_as("dmctl", s_gov.file, &s_gnode, args, NULL);
+    cr_assert_eq(r.status, 0, "policy publish: %s%s", r.out, r.err);
+    dm_h_result_free(&r);
+    s_active_t a = {name, 0};
+    cr_assert(dm_h_wait_until(s_is_active, &a, 5000), "policy %s is not active", name);
+    return a.version;
+}
+
+/* Registers domain commerce's product name on s_gnode as its admin. */
+static void s_gov_register(const char *name)
+{
+    char file[700];
+    snprintf(file, sizeof file, "%s/%s.yaml", s_tmp, name);
+    dm_h_write(file, dm_h_orders_contract("commerce", name, "1.0.0", "public", ""));
+    const char *reg[] = {"register", file, NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_gnode, reg, NULL);
+    cr_assert_eq(r.status, 0, "register %s: %s%s", name, r.out, r.err);
+    dm_h_result_free(&r);
+}
+
+Test(access, a_yaml_register_is_judged_on_its_parsed_contract_by_governance)
+{
+    s_gov_start();
+    char node_hex[DM_ID_HEX_BYTES];
+    dm_h_node_key(&s_gnode, node_hex);
+    uint64_t v = s_gov_deny("no-customers2", "deny-admin", "write", "commerce/customers2",
+                            node_hex);
+    /* The gate in the loop reads names from JSON only; YAML must be judged
+     * all the same. An admin's raw register, as a client would send it. */
+    const char *yaml = dm_h_orders_contract("commerce", "customers2", "1.0.0", "public", "");
+    Dm__RegisterReq body = DM__REGISTER_REQ__INIT;
+    body.contract.data = (uint8_t *)yaml;
+    body.contract.len = strlen(yaml);
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    dm_envelope_init(&req, 7, DM__ENVELOPE__BODY_REGISTER_REQ, &body);
+    dm_identity_t *admin = dm_h_node_identity(&s_gnode);
+    cr_assert_not_null(admin);
+    Dm__Envelope *rep = dm_h_call_as(&s_gnode, admin, &req);
+    dm_identity_destroy(&admin);
+    cr_assert_not_null(rep, "no reply to the register");
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_ERROR, "the register passed: %d",
+                 (int)rep->body_case);
+    cr_expect_eq(rep->error->code, DM_ERR_DENIED);
+    char expect[400];
+    snprintf(expect, sizeof expect,
+             "permission denied: register commerce/customers2: governance policy "
+             "no-customers2 rule deny-admin (version %llu) denies write to %s",
+             (unsigned long long)v, node_hex);
+    cr_assert_str_eq(rep->error->message, expect);
+    dm__envelope__free_unpacked(rep, NULL);
+    /* Nothing was registered; another product is. */
+    s_gov_register("orders");
+    const char *desc[] = {"describe", "commerce/customers2", NULL};
+    dm_h_result_t r = dm_h_run_admin("meshq", &s_gnode, desc, NULL);
+    cr_assert_neq(r.status, 0, "customers2 was registered: %s", r.out);
+    dm_h_result_free(&r);
+
+    const dm_h_audit_want_t deny = {node_hex, "register", "commerce/customers2",
+                                    "governance no-customers2/deny-admin", false, (long long)v};
+    char *json = dm_h_audit_wait(&s_gnode, &deny, 5000);
+    const dm_h_audit_want_t ok = {node_hex, "register", "commerce/orders", "owner: admin", true,
+                                  -1};
+    cr_assert(dm_h_audit_has(json, &deny) && dm_h_audit_has(json, &ok), "%s", json);
+    free(json);
+}
+
+Test(access, the_listing_withholds_what_governance_denies_describing)
+{
+    s_gov_start();
+    s_gov_register("orders");
+    s_gov_register("secret");
+    s_gov_deny("hide-secret", "no-describe", "describe", "commerce/secret", s_stranger.hex);
+    const char *args[] = {"products", "--json", NULL};
+    dm_h_result_t r = dm_h_run_as("dmctl", s_stranger.file, &s_gnode, args, NULL);
+    cr_assert_eq(r.status, 0, "products: %s", r.err);
+    cr_assert(strstr(r.out, "\"orders\""), "%s", r.out);
+    cr_assert_null(strstr(r.out, "secret"), "a describe-denied product is listed: %s", r.out);
+    dm_h_result_free(&r);
+    r = dm_h_run_as("dmctl", s_reader.file, &s_gnode, args, NULL);
+    cr_assert_eq(r.status, 0, "products: %s", r.err);
+    cr_assert(strstr(r.out, "\"secret\""), "others no longer see it: %s", r.out);
+    dm_h_result_free(&r);
+    const dm_h_audit_want_t listing = {s_stranger.hex, "products", "",
+                                       "describe: 1 listed, 1 withheld", true, -1};
+    free(dm_h_audit_wait(&s_gnode, &listing, 5000));
+    char *json = dm_h_audit_wait(&s_gnode, &listing, 1);
+    cr_assert(dm_h_audit_has(json, &listing), "%s", json);
     free(json);
 }

@@ -50,6 +50,24 @@ void dm_node__audit_close(dm_node_t *self)
     self->audit_ready = false;
 }
 
+/* Whether caller is a verified admin and the version of the set in force,
+ * read from the tables node_access.c and node_policy.c keep (a scan: the
+ * admins are few, and calling those files, which audit, would make them
+ * call each other). */
+static void s_access_view(dm_node_t *self, const dm_rpc_caller_t *caller, bool *admin,
+                          uint64_t *version)
+{
+    *admin = false;
+    *version = 0;
+    if (!self->acc_ready)
+        return;
+    pthread_rwlock_rdlock(&self->acc_lock);
+    for (size_t i = 0; caller && caller->verified && !*admin && i < self->nadmins; i++)
+        *admin = memcmp(self->admins[i], caller->key, DM_ID_PUBLIC_BYTES) == 0;
+    *version = self->gov ? dm_policy_set_version(self->gov) : 0;
+    pthread_rwlock_unlock(&self->acc_lock);
+}
+
 /* Whether one more refusal of a non-admin may be recorded now: takes a
  * token of the bucket, or counts it as suppressed. audit_lock held. */
 static bool s_refusal_token(dm_node_t *self, int64_t now)
@@ -90,15 +108,13 @@ void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed
     if (domain && name)
         snprintf(r.product, sizeof r.product, "%.63s/%.63s", domain, name);
     snprintf(r.rule, sizeof r.rule, "%s", rule ? rule : "");
-    if (policy_version == 0) {
-        /* Requests decided without the set (publish, audit) still name the
-         * version in force when they were decided. */
-        dm_policy_set_t *set = dm_node__policy_get(self);
-        policy_version = set ? dm_policy_set_version(set) : 0;
-        dm_policy_set_unref(&set);
-    }
-    r.policy_version = policy_version;
-    bool limited = !allowed && !(caller && self->acc_ready && dm_node__is_admin(self, caller));
+    bool admin;
+    uint64_t in_force;
+    s_access_view(self, caller, &admin, &in_force);
+    /* Requests decided without the set (publish, audit) still name the
+     * version in force when they were decided. */
+    r.policy_version = policy_version ? policy_version : in_force;
+    bool limited = !allowed && !admin;
     pthread_mutex_lock(&self->audit_lock);
     /* A refusal past the bucket is counted: the next summary says how many. */
     bool keep = !limited || s_refusal_token(self, dm_clock_mono_ms());

@@ -541,18 +541,12 @@ static bool s_is_active(void *ctx)
     return g.answered && dm_h_gov_has(&g, a->doc, 0);
 }
 
-/* Publishes the Policy NAME with one access rule (RULE: deny ACTION of
- * PRODUCT to KEY) as the governance identity; returns the version in
- * force once the node applies it. */
-static uint64_t s_gov_deny(const char *name, const char *rule, const char *action,
-                           const char *product, const char *key)
+/* Publishes doc as the governance document name (the governance
+ * identity's `dmctl policy publish`); returns the version in force once
+ * the node applies it. */
+static uint64_t s_gov_publish(const char *name, const char *doc)
 {
-    char doc[1024], file[700];
-    snprintf(doc, sizeof doc,
-             "apiVersion: datamesh.io/v1\nkind: Policy\nmetadata: {name: %s}\n"
-             "spec:\n  access:\n    - name: %s\n      effect: deny\n"
-             "      actions: [%s]\n      products: [\"%s\"]\n      consumers: [\"%s\"]\n",
-             name, rule, action, product, key);
+    char file[700];
     snprintf(file, sizeof file, "%s/%s.yaml", s_tmp, name);
     dm_h_write(file, doc);
     const char *args[] = {"policy", "publish", file, NULL};
@@ -562,6 +556,20 @@ static uint64_t s_gov_deny(const char *name, const char *rule, const char *actio
     s_active_t a = {name, 0};
     cr_assert(dm_h_wait_until(s_is_active, &a, 5000), "policy %s is not active", name);
     return a.version;
+}
+
+/* The Policy NAME with one access rule RULE: deny ACTION of PRODUCT to
+ * KEY; as s_gov_publish. */
+static uint64_t s_gov_deny(const char *name, const char *rule, const char *action,
+                           const char *product, const char *key)
+{
+    char doc[1024];
+    snprintf(doc, sizeof doc,
+             "apiVersion: datamesh.io/v1\nkind: Policy\nmetadata: {name: %s}\n"
+             "spec:\n  access:\n    - name: %s\n      effect: deny\n"
+             "      actions: [%s]\n      products: [\"%s\"]\n      consumers: [\"%s\"]\n",
+             name, rule, action, product, key);
+    return s_gov_publish(name, doc);
 }
 
 /* Registers domain commerce's product name on s_gnode as its admin. */
@@ -643,5 +651,93 @@ Test(access, the_listing_withholds_what_governance_denies_describing)
     free(dm_h_audit_wait(&s_gnode, &listing, 5000));
     char *json = dm_h_audit_wait(&s_gnode, &listing, 1);
     cr_assert(dm_h_audit_has(json, &listing), "%s", json);
+    free(json);
+}
+
+/* Runs dmctl args as s_node's admin; the command must fail. */
+static void s_admin_fails(const char *const *args)
+{
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_node, args, NULL);
+    cr_assert_neq(r.status, 0, "%s %s passed: %s", args[0], args[1], r.out);
+    dm_h_result_free(&r);
+}
+
+Test(access, the_audit_says_the_outcome_of_an_admins_request)
+{
+    s_product("restricted", "");
+    char node_hex[DM_ID_HEX_BYTES], other[700];
+    dm_h_node_key(&s_node, node_hex);
+    const char *grant[] = {"grant", "commerce/nothere", s_reader.hex, NULL};
+    s_admin_fails(grant);
+    const char *rm[] = {"admins", "remove", node_hex, NULL};
+    s_admin_fails(rm);
+    snprintf(other, sizeof other, "%s/billing.yaml", s_tmp);
+    dm_h_write(other, dm_h_orders_contract("billing", "orders", "1.0.0", "public", ""));
+    const char *reg[] = {"register", other, NULL};
+    s_admin_fails(reg);
+    const char *add[] = {"admins", "add", s_alice.hex, NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_node, add, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    dm_h_result_free(&r);
+    const char *ok[] = {"grant", "commerce/orders", s_reader.hex, NULL};
+    r = dm_h_run_admin("dmctl", &s_node, ok, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    dm_h_result_free(&r);
+
+    char added[200], removed[200], granted[200];
+    snprintf(added, sizeof added, "owner: admin; added %s", s_alice.hex);
+    snprintf(removed, sizeof removed, "owner: admin; refused: %s is the node's own key",
+             node_hex);
+    snprintf(granted, sizeof granted, "owner: admin; granted %s", s_reader.hex);
+    const dm_h_audit_want_t want[] = {
+        {node_hex, "grant", "commerce/nothere",
+         "owner: admin; refused: no product commerce/nothere", false, 0},
+        {node_hex, "admins remove", "", removed, false, 0},
+        {node_hex, "register", "billing/orders", "owner: admin; refused: domain billing", false,
+         0},
+        {node_hex, "admins add", "", added, true, 0},
+        {node_hex, "grant", "commerce/orders", granted, true, 0},
+    };
+    char *json = dm_h_audit_wait(&s_node, &want[4], 5000);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(dm_h_audit_has(json, &want[i]), "the audit lacks %s %s (%s): %s",
+                  want[i].action, want[i].product, want[i].rule, json);
+    free(json);
+}
+
+Test(access, a_masked_and_filtered_read_is_audited_with_its_masks_and_filter)
+{
+    s_gov_start();
+    char key[DM_ID_HEX_BYTES], doc[1024];
+    dm_h_node_key(&s_gnode, key);
+    snprintf(doc, sizeof doc,
+             "apiVersion: datamesh.io/v1\nkind: DomainCertificate\nmetadata: {name: commerce}\n"
+             "spec: {domain: commerce, node: \"%s\"}\n",
+             key);
+    s_gov_publish("commerce", doc);
+    s_gov_register("orders");
+    snprintf(doc, sizeof doc,
+             "apiVersion: datamesh.io/v1\nkind: Policy\nmetadata: {name: privacy}\n"
+             "spec:\n  masks:\n    - name: mask-pii\n      products: [\"commerce/orders\"]\n"
+             "      fields: {classification: pii}\n      mask: hash\n"
+             "  rowFilters:\n    - name: eu-only\n      products: [\"commerce/orders\"]\n"
+             "      consumers: [\"%s\"]\n      predicate: \"region = 'eu'\"\n",
+             s_stranger.hex);
+    s_gov_publish("privacy", doc);
+    const char *ing[] = {"ingest", "commerce/orders", "-", NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_gnode, ing, dm_h_orders_rows);
+    cr_assert_eq(r.status, 0, "ingest: %s%s", r.out, r.err);
+    dm_h_result_free(&r);
+    const char *q[] = {"query", "SELECT count(*) AS n FROM commerce.orders", "--format", "csv",
+                       NULL};
+    r = dm_h_run_as("meshq", s_stranger.file, &s_gnode, q, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "n\n2\n", "the row filter did not apply");
+    dm_h_result_free(&r);
+    const dm_h_audit_want_t read = {s_stranger.hex, "read", "commerce/orders",
+                                    "owner: public; masks email=hash; row filter region = 'eu'",
+                                    true, -1};
+    char *json = dm_h_audit_wait(&s_gnode, &read, 5000);
+    cr_assert(dm_h_audit_has(json, &read), "%s", json);
     free(json);
 }

@@ -82,6 +82,12 @@ void dm_ingest_set_policy(dm_ingest_t *self, dm_ingest_policy_fn fn, void *ctx)
     self->policy_ctx = ctx;
 }
 
+void dm_ingest_set_register_gate(dm_ingest_t *self, dm_ingest_register_fn fn, void *ctx)
+{
+    self->reg_gate = fn;
+    self->reg_gate_ctx = ctx;
+}
+
 void dm_ingest_stop(dm_ingest_t *self, void *inbox_push)
 {
     (void)self;

@@ -2,7 +2,9 @@
  * thread joined by inproc sockets.
  *
  * The node loop forwards every write request (RegisterReq, IngestReq,
- * DeregisterReq) as two frames [routing id][envelope] to DM_INGEST_INBOX.
+ * DeregisterReq) as three frames [routing id][envelope][caller] to
+ * DM_INGEST_INBOX, caller being the dm_rpc_caller_t the loop authenticated
+ * (sizeof bytes; a request without it is judged as an unverified caller's).
  * The validator parses and validates it (CPU work) and hands a job to the
  * writer, which commits it to LMDB and only then sends the reply, as two
  * frames [routing id][envelope], to DM_CTL_OUTBOX, where the node loop
@@ -21,6 +23,7 @@
 #include "record/registry.h"
 #include "storage/store.h"
 #include "transport/ctl.h"
+#include "transport/rpc.h"
 
 #define DM_INGEST_INBOX "inproc://dm-ingest-inbox"
 #define DM_INGEST_QUEUE_MSGS 32 /* requests queued before the node says busy */
@@ -57,6 +60,19 @@ typedef dm_policy_set_t *(*dm_ingest_policy_fn)(void *ctx);
  * DM_ERR_DENIED, every broken rule named with its policy and the set's
  * version. Call before the first request is forwarded. fn NULL: no check. */
 void dm_ingest_set_policy(dm_ingest_t *self, dm_ingest_policy_fn fn, void *ctx);
+
+/* The write decision on a register's parsed contract c (JSON or YAML) for
+ * caller, whose admin check the node loop made: true to go on; false with
+ * the refusal in text (may stay empty). refused non-NULL: the pipeline
+ * refuses the register for that reason (an unparsable contract, c NULL;
+ * another domain; broken contract rules) and the hook records it, unless
+ * its own decision denies, whose text then replaces the pipeline's. Called
+ * once per register on the validator thread: it must be thread-safe. */
+typedef bool (*dm_ingest_register_fn)(void *ctx, const dm_rpc_caller_t *caller,
+                                      const dm_contract_t *c, const char *refused,
+                                      dm_buf_t *text);
+/* Installs fn (NULL: none). Call before the first request is forwarded. */
+void dm_ingest_set_register_gate(dm_ingest_t *self, dm_ingest_register_fn fn, void *ctx);
 
 /* dm_ingest_check with the contract rules of gov (may be NULL) applied to
  * a register, as a pipeline with dm_ingest_set_policy does: for tests.

@@ -49,6 +49,7 @@ typedef struct {
     dm_ingest__kind kind;
     zmq_msg_t rid; /* the client's routing id */
     uint64_t req_id;
+    dm_rpc_caller_t caller; /* who sent it, as the node loop authenticated it */
     /* DM_INGEST__REPLY: an error to send as is */
     dm_err err;
     char *errtext;
@@ -74,6 +75,8 @@ struct dm_ingest {
     size_t record_limit;
     dm_ingest_policy_fn policy; /* the governance set a register is checked against */
     void *policy_ctx;
+    dm_ingest_register_fn reg_gate; /* the write decision on a parsed contract */
+    void *reg_gate_ctx;
     void *v_in, *v_jobs;  /* validator's sockets */
     void *w_jobs, *w_out; /* writer's sockets */
     pthread_t validator, writer;

@@ -135,15 +135,34 @@ static bool s_contract_rules(dm_ingest_t *self, dm_ingest__job_t *job, const dm_
     return rc == DM_OK;
 }
 
+/* Hands the register's outcome so far (refused: the pipeline's reason,
+ * NULL to go on) to the node's register gate; false when the register is
+ * refused, job then being the refusal. */
+static bool s_register_gate(dm_ingest_t *self, dm_ingest__job_t *job, const dm_contract_t *c,
+                            const char *refused)
+{
+    if (!self->reg_gate)
+        return refused == NULL;
+    dm_buf_t text = DM_BUF_INIT;
+    bool ok = self->reg_gate(self->reg_gate_ctx, &job->caller, c, refused, &text);
+    if (!ok && text.len)
+        dm_ingest__job_error(job, DM_ERR_DENIED, "%s", text.data);
+    dm_buf_free(&text);
+    return ok && refused == NULL;
+}
+
 static void s_prepare_register(dm_ingest_t *self, dm_ingest__job_t *job, const Dm__RegisterReq *req)
 {
     dm_contract_t **list = NULL;
     size_t n = 0;
     dm_diags_t diags = DM_DIAGS_INIT;
+    dm_contract_t *c = NULL;
+    char refused[300] = "";
     if (req->contract.len == 0 || !req->contract.data) {
         dm_ingest__job_error(job, DM_ERR_INVALID,
                     "the register request carries no contract (field 'contract' is empty)");
-        goto out;
+        snprintf(refused, sizeof refused, "no contract");
+        goto gate;
     }
     dm_err rc = dm_contract_parse("register request", (const char *)req->contract.data,
                                   req->contract.len, NULL, &list, &n, &diags);
@@ -152,22 +171,28 @@ static void s_prepare_register(dm_ingest_t *self, dm_ingest__job_t *job, const D
         dm_diags_format(&diags, &text);
         dm_ingest__job_error(job, rc, "the node refused the contract:\n%s", text.data ? text.data : "");
         dm_buf_free(&text);
-        goto out;
+        snprintf(refused, sizeof refused, "the contract is not valid");
+        goto gate;
     }
     if (n != 1) {
         dm_ingest__job_error(job, DM_ERR_INVALID,
                     "a register request carries exactly one contract, this one has %zu", n);
-        goto out;
+        snprintf(refused, sizeof refused, "%zu contracts in one request", n);
+        goto gate;
     }
-    dm_contract_t *c = list[0];
+    c = list[0];
     if (strcmp(c->domain, self->domain) != 0) {
         dm_ingest__job_error(job, DM_ERR_DENIED,
                     "this node serves domain '%s'; contract %s/%s is for domain '%s' and must "
                     "be registered on that domain's node",
                     self->domain, c->domain, c->name, c->domain);
-        goto out;
+        snprintf(refused, sizeof refused, "domain %.63s is not this node's (%.63s)", c->domain,
+                 self->domain);
+    } else if (self->policy && !s_contract_rules(self, job, c)) {
+        snprintf(refused, sizeof refused, "the contract breaks governance contract rules");
     }
-    if (self->policy && !s_contract_rules(self, job, c))
+gate:
+    if (!s_register_gate(self, job, c, refused[0] ? refused : NULL))
         goto out;
     job->kind = DM_INGEST__REGISTER;
     job->contract = c;
@@ -307,6 +332,22 @@ void *dm_ingest__validator_main(void *arg)
         zmq_msg_t payload;
         zmq_msg_init(&payload);
         zmq_msg_recv(&payload, self->v_in, 0);
+        /* The caller frame; anything else (missing, another size) leaves
+         * the job's caller unverified and zero. */
+        while (zmq_msg_more(&payload)) {
+            zmq_msg_t extra;
+            zmq_msg_init(&extra);
+            if (zmq_msg_recv(&extra, self->v_in, 0) < 0) {
+                zmq_msg_close(&extra);
+                break;
+            }
+            if (zmq_msg_size(&extra) == sizeof job->caller && !zmq_msg_more(&extra))
+                memcpy(&job->caller, zmq_msg_data(&extra), sizeof job->caller);
+            bool more = zmq_msg_more(&extra);
+            zmq_msg_close(&extra);
+            if (!more)
+                break;
+        }
         s_prepare(self, job, zmq_msg_data(&payload), zmq_msg_size(&payload), &sc);
         zmq_msg_close(&payload);
         bool wait = job->kind == DM_INGEST__REGISTER || job->kind == DM_INGEST__DEREGISTER;

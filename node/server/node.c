@@ -262,6 +262,7 @@ static dm_err s_start_access(dm_node_t *self, const dm_node_opts_t *opts, dm_buf
         (rc = dm_node__policy_start(self, opts->governance, why)) != DM_OK)
         return rc;
     dm_ingest_set_policy(self->ingest, s_policy_for_ingest, self);
+    dm_ingest_set_register_gate(self->ingest, dm_node__register_gate, self);
     return DM_OK;
 }
 

@@ -8,6 +8,7 @@
  * (dm_query_pool_set_access), so every read and write is under acc_lock
  * and a decision never touches LMDB or the catalog. */
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,7 +290,7 @@ static dm_err s_decide_locked(dm_node_t *self, const dm_rpc_caller_t *caller,
     if (rc == DM_OK && out->allow && action != DM_POLICY_WRITE && !self->self_certified &&
         !(caller->verified && s_admin_locked(self, caller->key))) {
         out->allow = false;
-        snprintf(out->rule, sizeof out->rule, "governance: domain not certified");
+        snprintf(out->rule, sizeof out->rule, "%s", DM_NODE_RULE_UNCERTIFIED);
         snprintf(out->reason, sizeof out->reason,
                  "not served: %s is not certified by the mesh's governance", self->domain);
     }
@@ -298,6 +299,24 @@ out:
     free(fields);
     free(classes);
     return rc;
+}
+
+/* Appends to d's rule what an allowed read applies: "; masks email=hash,
+ * phone=last4; row filter PREDICATE" (cut at the rule's size). */
+static void s_rule_masks(dm_policy_decision_t *d, const dm_contract_t *c)
+{
+    size_t len = strlen(d->rule), cap = sizeof d->rule;
+    bool first = true;
+    for (size_t i = 0; d->masks && i < d->nmasks && i < c->nfields && len < cap; i++) {
+        if (d->masks[i] == DM_POLICY_MASK_NONE)
+            continue;
+        int k = snprintf(d->rule + len, cap - len, "%s%s=%s", first ? "; masks " : ",",
+                         c->fields[i].name, dm_policy_mask_name(d->masks[i]));
+        len = k < 0 || (size_t)k >= cap - len ? cap : len + (size_t)k;
+        first = false;
+    }
+    if (d->row_filter && len < cap)
+        snprintf(d->rule + len, cap - len, "; row filter %s", d->row_filter);
 }
 
 dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *caller, dm_policy_action action,
@@ -323,6 +342,8 @@ dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *caller, dm_policy
     dm_err rc = s_decide_locked(self, caller, action, domain, name, ref ? ref->contract : NULL,
                                 out);
     pthread_rwlock_unlock(&self->acc_lock);
+    if (rc == DM_OK && out->allow && action == DM_POLICY_READ && ref)
+        s_rule_masks(out, ref->contract);
     if (ref)
         dm_registry_release(self->registry, ref);
     if (rc != DM_OK)
@@ -424,9 +445,10 @@ static void s_write_target(zmq_msg_t *payload, unsigned field, bool admin, uint6
     if (!s_pb_bytes(env, len, field, &body, &blen, id))
         return;
     if (field == DM__ENVELOPE__BODY_REGISTER_REQ) {
-        if (s_pb_bytes(body, blen, 1, &f, &flen, NULL))
-            s_contract_names(f, flen, admin ? DM_CONTRACT_MAX_FILE : DM_NODE_REFUSAL_PARSE_MAX,
-                             domain, name);
+        /* Only a refusal names it here: an admin's register is judged on
+         * its parsed contract in the validator. */
+        if (!admin && s_pb_bytes(body, blen, 1, &f, &flen, NULL))
+            s_contract_names(f, flen, DM_NODE_REFUSAL_PARSE_MAX, domain, name);
         return;
     }
     if (s_pb_bytes(body, blen, 1, &f, &flen, NULL))
@@ -435,8 +457,21 @@ static void s_write_target(zmq_msg_t *payload, unsigned field, bool admin, uint6
         s_name_copy(name, f, flen);
 }
 
-bool dm_node__gate(dm_node_t *self, const dm_rpc_caller_t *caller, const char *action,
-                   const char *what, const char *domain, const char *name, dm_buf_t *text)
+/* The part of a decision's reason after "access denied to D.N: ", which
+ * the refusal of a write already names as what was asked. */
+static const char *s_reason_tail(const dm_policy_decision_t *d)
+{
+    const char *r = d->reason[0] ? d->reason : d->rule;
+    const char *colon = strncmp(r, "access denied to ", 17) == 0 ? strstr(r, ": ") : NULL;
+    return colon ? colon + 2 : r;
+}
+
+/* The admin check, then (when governance) the write decision on
+ * domain/name; false with the refusal in text, audited. An allowed one is
+ * audited now when v is NULL, else left to the caller with v's rule. */
+static bool s_gate(dm_node_t *self, const dm_rpc_caller_t *caller, const char *action,
+                   const char *what, const char *domain, const char *name, bool governance,
+                   dm_node__verdict_t *v, dm_buf_t *text)
 {
     bool admin = dm_node__is_admin(self, caller);
     dm_policy_decision_t d;
@@ -445,26 +480,56 @@ bool dm_node__gate(dm_node_t *self, const dm_rpc_caller_t *caller, const char *a
     bool allow = false;
     char hex[DM_RPC_CALLER_HEX_BYTES];
     dm_rpc_caller_hex(caller, hex);
+    bool named = name && *name;
     if (!admin) {
         dm_buf_printf(text, "permission denied: %s needs a %s admin; you are %s%s", what,
                       self->domain, hex,
                       caller->verified ? "" : " (an unverified transport key: run the tool "
                                               "with an identity)");
-    } else if (dm_node__decide(self, caller, DM_POLICY_WRITE, domain, name && *name ? name : NULL,
-                               &d, NULL) != DM_OK) {
+    } else if (!governance) {
+        allow = true;
+        rule = "owner: admin";
+    } else if (dm_node__decide(self, caller, DM_POLICY_WRITE, domain, named ? name : NULL, &d,
+                               NULL) != DM_OK) {
         rule = "error: out of memory";
         dm_buf_printf(text, "the node could not decide on %s: out of memory", what);
     } else {
         allow = d.allow;
         rule = d.rule;
         if (!allow)
-            dm_buf_printf(text, "permission denied: %s: %s", what,
-                          d.reason[0] ? d.reason : d.rule);
+            dm_buf_printf(text, "permission denied: %s: %s", what, s_reason_tail(&d));
     }
-    dm_node__audit(self, caller, allow, action, name && *name ? domain : NULL,
-                   name && *name ? name : NULL, rule, d.policy_version);
+    if (allow && v) {
+        snprintf(v->rule, sizeof v->rule, "%s", rule);
+        v->version = d.policy_version;
+    } else if (!allow || governance) {
+        dm_node__audit(self, caller, allow, action, named ? domain : NULL, named ? name : NULL,
+                       rule, d.policy_version);
+    }
     dm_policy_decision_clear(&d);
     return allow;
+}
+
+bool dm_node__gate(dm_node_t *self, const dm_rpc_caller_t *caller, const char *action,
+                   const char *what, const char *domain, const char *name, dm_node__verdict_t *v,
+                   dm_buf_t *text)
+{
+    return s_gate(self, caller, action, what, domain, name, true, v, text);
+}
+
+void dm_node__audit_outcome(dm_node_t *self, const dm_rpc_caller_t *caller, const char *action,
+                            const char *domain, const char *name, const dm_node__verdict_t *v,
+                            bool allowed, const char *fmt, ...)
+{
+    char detail[DM_AUDIT_RULE_MAX], rule[DM_AUDIT_RULE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    snprintf(rule, sizeof rule, "%.110s; %s%.120s", v->rule, allowed ? "" : "refused: ", detail);
+    bool named = name && *name;
+    dm_node__audit(self, caller, allowed, action, named ? domain : NULL, named ? name : NULL, rule,
+                   v->version);
 }
 
 bool dm_node__write_allowed(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload, unsigned field,
@@ -482,10 +547,50 @@ bool dm_node__write_allowed(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
         snprintf(what, sizeof what, "%s%s %s/%s", action,
                  field == DM__ENVELOPE__BODY_INGEST_REQ ? " into" : "", domain, name);
     dm_buf_t text = DM_BUF_INIT;
-    bool allow = dm_node__gate(self, caller, action, what, domain, name, &text);
+    /* A register's governance decision needs its parsed contract (JSON or
+     * YAML): the validator makes it (dm_node__register_gate); here only
+     * the cheap admin check, whose allowance the validator audits. */
+    bool governance = field != DM__ENVELOPE__BODY_REGISTER_REQ;
+    bool allow = s_gate(self, caller, action, what, domain, name, governance, NULL, &text);
     if (!allow)
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED, text.data);
     dm_buf_free(&text);
+    return allow;
+}
+
+bool dm_node__register_gate(void *ctx, const dm_rpc_caller_t *caller, const dm_contract_t *c,
+                            const char *refused, dm_buf_t *text)
+{
+    dm_node_t *self = ctx;
+    dm_policy_decision_t d;
+    memset(&d, 0, sizeof d);
+    char rule[DM_AUDIT_RULE_MAX];
+    bool allow = false;
+    dm_err rc = DM_OK;
+    bool decide = c && strcmp(c->domain, self->domain) == 0;
+    if (decide) {
+        pthread_rwlock_rdlock(&self->acc_lock);
+        rc = s_decide_locked(self, caller, DM_POLICY_WRITE, c->domain, c->name, c, &d);
+        pthread_rwlock_unlock(&self->acc_lock);
+    }
+    if (rc != DM_OK) {
+        snprintf(rule, sizeof rule, "error: out of memory");
+        dm_buf_printf(text, "the node could not decide on register %s/%s: out of memory",
+                      c->domain, c->name);
+    } else if (decide && !d.allow) {
+        snprintf(rule, sizeof rule, "%s", d.rule);
+        dm_buf_printf(text, "permission denied: register %s/%s: %s", c->domain, c->name,
+                      s_reason_tail(&d));
+    } else if (refused) {
+        snprintf(rule, sizeof rule, "%.110s; refused: %.120s", decide ? d.rule : "owner: admin",
+                 refused);
+    } else {
+        allow = true;
+        snprintf(rule, sizeof rule, "%s", d.rule);
+    }
+    dm_node__audit(self, caller, allow, "register", c ? c->domain : NULL, c ? c->name : NULL, rule,
+                   d.policy_version);
+    dm_policy_decision_clear(&d);
     return allow;
 }
 

@@ -5,7 +5,12 @@
  * audit database (storage/audit.h) every DM_NODE_AUDIT_FLUSH_MS and at
  * stop. Deciding never waits on the store: when the queue is full a record
  * is counted as dropped, and the next flush writes one marker record
- * saying how many were lost. */
+ * saying how many were lost. Refusals of callers who are not admins pass a
+ * node-wide token bucket (DM_NODE_AUDIT_REFUSALS_PER_S, burst
+ * DM_NODE_AUDIT_REFUSALS_BURST): anyone can make refused requests, and
+ * with retention by count a flood of them would push real records out.
+ * Past the bucket they are counted, and a flush writes one summary record
+ * a second. Allowed decisions and admins' records always go in. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +30,11 @@ dm_err dm_node__audit_open(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t
     self->audit_ret.max_age_ms = opts->audit_max_age_ms;
     self->audit_ret.max_records = opts->audit_max_records;
     self->audit_next_flush = dm_clock_mono_ms() + DM_NODE_AUDIT_FLUSH_MS;
+    self->audit_rate = DM_NODE_AUDIT_REFUSALS_PER_S;
+    self->audit_burst = DM_NODE_AUDIT_REFUSALS_BURST;
+    self->audit_tokens_milli = self->audit_burst * 1000;
+    self->audit_refill_ms = dm_clock_mono_ms();
+    self->audit_next_summary = self->audit_refill_ms + DM_NODE_AUDIT_SUMMARY_MS;
     return DM_OK;
 }
 
@@ -38,6 +48,46 @@ void dm_node__audit_close(dm_node_t *self)
     free(self->audit_q);
     self->audit_q = NULL;
     self->audit_ready = false;
+}
+
+/* Whether caller is a verified admin and the version of the set in force,
+ * read from the tables node_access.c and node_policy.c keep (a scan: the
+ * admins are few, and calling those files, which audit, would make them
+ * call each other). */
+static void s_access_view(dm_node_t *self, const dm_rpc_caller_t *caller, bool *admin,
+                          uint64_t *version)
+{
+    *admin = false;
+    *version = 0;
+    if (!self->acc_ready)
+        return;
+    pthread_rwlock_rdlock(&self->acc_lock);
+    for (size_t i = 0; caller && caller->verified && !*admin && i < self->nadmins; i++)
+        *admin = memcmp(self->admins[i], caller->key, DM_ID_PUBLIC_BYTES) == 0;
+    *version = self->gov ? dm_policy_set_version(self->gov) : 0;
+    pthread_rwlock_unlock(&self->acc_lock);
+}
+
+/* Whether one more refusal of a non-admin may be recorded now: takes a
+ * token of the bucket, or counts it as suppressed. audit_lock held. */
+static bool s_refusal_token(dm_node_t *self, int64_t now)
+{
+    if (self->audit_burst == 0)
+        return true;
+    uint64_t cap = self->audit_burst * 1000;
+    if (now > self->audit_refill_ms) {
+        uint64_t add = (uint64_t)(now - self->audit_refill_ms) * self->audit_rate;
+        self->audit_tokens_milli = add >= cap - self->audit_tokens_milli
+                                       ? cap
+                                       : self->audit_tokens_milli + add;
+        self->audit_refill_ms = now;
+    }
+    if (self->audit_tokens_milli >= 1000) {
+        self->audit_tokens_milli -= 1000;
+        return true;
+    }
+    self->audit_suppressed++;
+    return false;
 }
 
 void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed,
@@ -58,18 +108,19 @@ void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed
     if (domain && name)
         snprintf(r.product, sizeof r.product, "%.63s/%.63s", domain, name);
     snprintf(r.rule, sizeof r.rule, "%s", rule ? rule : "");
-    if (policy_version == 0 && self->acc_ready) {
-        /* Requests decided without the set (publish, audit) still name the
-         * version in force when they were decided. */
-        pthread_rwlock_rdlock(&self->acc_lock);
-        policy_version = self->gov ? dm_policy_set_version(self->gov) : 0;
-        pthread_rwlock_unlock(&self->acc_lock);
-    }
-    r.policy_version = policy_version;
+    bool admin;
+    uint64_t in_force;
+    s_access_view(self, caller, &admin, &in_force);
+    /* Requests decided without the set (publish, audit) still name the
+     * version in force when they were decided. */
+    r.policy_version = policy_version ? policy_version : in_force;
+    bool limited = !allowed && !admin;
     pthread_mutex_lock(&self->audit_lock);
-    if (self->audit_n < DM_NODE_AUDIT_QUEUE)
+    /* A refusal past the bucket is counted: the next summary says how many. */
+    bool keep = !limited || s_refusal_token(self, dm_clock_mono_ms());
+    if (keep && self->audit_n < DM_NODE_AUDIT_QUEUE)
         self->audit_q[self->audit_n++] = r;
-    else
+    else if (keep)
         self->audit_dropped++;
     pthread_mutex_unlock(&self->audit_lock);
 }
@@ -80,9 +131,9 @@ void dm_node__audit_flush(dm_node_t *self, bool force)
     if (!self->audit_ready || (!force && now < self->audit_next_flush))
         return;
     self->audit_next_flush = now + DM_NODE_AUDIT_FLUSH_MS;
-    /* Take the queue as it is (one slot more for the marker), so deciding
+    /* Take the queue as it is (slots more for the markers), so deciding
      * threads wait only for a copy, never for the store. */
-    dm_audit_record_t *batch = malloc((DM_NODE_AUDIT_QUEUE + 1) * sizeof *batch);
+    dm_audit_record_t *batch = malloc((DM_NODE_AUDIT_QUEUE + 2) * sizeof *batch);
     if (!batch)
         return; /* the queue waits for the next flush */
     pthread_mutex_lock(&self->audit_lock);
@@ -91,7 +142,24 @@ void dm_node__audit_flush(dm_node_t *self, bool force)
     memcpy(batch, self->audit_q, n * sizeof *batch);
     self->audit_n = 0;
     self->audit_dropped = 0;
+    uint64_t suppressed = 0;
+    if (self->audit_suppressed && (force || now >= self->audit_next_summary)) {
+        suppressed = self->audit_suppressed;
+        self->audit_suppressed = 0;
+        self->audit_next_summary = now + DM_NODE_AUDIT_SUMMARY_MS;
+    }
     pthread_mutex_unlock(&self->audit_lock);
+    if (suppressed) {
+        dm_audit_record_t *m = &batch[n++];
+        memset(m, 0, sizeof *m);
+        m->at_ms = dm_clock_wall_ms();
+        m->allowed = false;
+        snprintf(m->action, sizeof m->action, "audit");
+        snprintf(m->rule, sizeof m->rule,
+                 "%" PRIu64 " refusals not recorded individually (rate limit: %" PRIu64
+                 "/s, burst %" PRIu64 ")",
+                 suppressed, self->audit_rate, self->audit_burst);
+    }
     if (dropped) {
         dm_audit_record_t *m = &batch[n++];
         memset(m, 0, sizeof *m);

@@ -25,8 +25,10 @@ static void s_handle_ping(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
 }
 
 /* Hands a write request to the write pipeline as it came (it unpacks it
- * there), or answers "busy" when the pipeline's queue is full. */
-static void s_forward_write(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload)
+ * there) with its caller (ingest.h's third frame), or answers "busy" when
+ * the pipeline's queue is full. */
+static void s_forward_write(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
+                            const dm_rpc_caller_t *caller)
 {
     zmq_msg_t rid_copy;
     zmq_msg_init(&rid_copy);
@@ -40,7 +42,8 @@ static void s_forward_write(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload)
             dm__envelope__free_unpacked(env, NULL);
         return;
     }
-    zmq_msg_send(payload, self->inbox_push, 0);
+    zmq_msg_send(payload, self->inbox_push, ZMQ_SNDMORE);
+    zmq_send(self->inbox_push, caller, sizeof *caller, 0);
 }
 
 /* Hands a query request (field) to the query pool, which answers, or says
@@ -87,7 +90,7 @@ static void s_answer(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
         if (env->products_req->mesh)
             dm_node__handle_mesh_products(self, rid, env->id);
         else
-            dm_node__handle_products(self, rid, env->id);
+            dm_node__handle_products(self, rid, env->id, caller);
         break;
     case DM__ENVELOPE__BODY_QUARANTINE_REQ:
         dm_node__handle_quarantine(self, rid, env->id, env->quarantine_req, caller);
@@ -162,7 +165,7 @@ void dm_node__handle_request(dm_node_t *self, void *router)
         field == DM__ENVELOPE__BODY_DEREGISTER_REQ) {
         /* Refused here, before any work, when the caller may not write. */
         if (dm_node__write_allowed(self, &rid, &payload, field, &caller))
-            s_forward_write(self, &rid, &payload);
+            s_forward_write(self, &rid, &payload, &caller);
     } else if (field == DM__ENVELOPE__BODY_QUERY_REQ || field == DM__ENVELOPE__BODY_QUERY_NEXT ||
                field == DM__ENVELOPE__BODY_QUERY_CLOSE) {
         s_forward_query(self, &rid, &payload, field);

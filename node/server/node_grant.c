@@ -69,16 +69,24 @@ void dm_node__handle_admins(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     }
     const char *action = add ? "admins add" : "admins remove";
     dm_buf_t text = DM_BUF_INIT;
-    if (!dm_node__gate(self, caller, action, action, self->domain, NULL, &text)) {
+    dm_node__verdict_t v;
+    if (!dm_node__gate(self, caller, action, action, self->domain, NULL, &v, &text)) {
         s_deny(self, rid, id, DM_ERR_DENIED, text.data);
         dm_buf_free(&text);
         return;
     }
+    char hex[DM_ID_HEX_BYTES];
+    if (req->key.len == DM_ID_PUBLIC_BYTES)
+        dm_identity_key_hex(req->key.data, hex);
     if (req->key.len != DM_ID_PUBLIC_BYTES) {
+        dm_node__audit_outcome(self, caller, action, NULL, NULL, &v, false,
+                               "a key of %zu bytes", req->key.len);
         dm_buf_printf(&text, "the key is %zu bytes; an ed25519 public key is %d bytes (64 hex "
                              "digits)", req->key.len, DM_ID_PUBLIC_BYTES);
         s_deny(self, rid, id, DM_ERR_INVALID, text.data);
     } else if (!add && memcmp(req->key.data, dm_identity_public(self->id), DM_ID_PUBLIC_BYTES) == 0) {
+        dm_node__audit_outcome(self, caller, action, NULL, NULL, &v, false,
+                               "%s is the node's own key", hex);
         s_deny(self, rid, id, DM_ERR_INVALID,
                "the node's own key is always an admin of its domain and cannot be removed");
     } else {
@@ -92,11 +100,14 @@ void dm_node__handle_admins(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
             dm_buf_printf(&msg, "%s failed: %s", action, text.len ? text.data : dm_err_str(rc));
             if (rc != DM_ERR_TOOBIG)
                 dm_log_err("%s", msg.data);
+            dm_node__audit_outcome(self, caller, action, NULL, NULL, &v, false, "%s %s: %s",
+                                   add ? "adding" : "removing", hex, dm_err_str(rc));
             s_deny(self, rid, id, rc, msg.data);
             dm_buf_free(&msg);
         } else {
-            char hex[DM_ID_HEX_BYTES];
-            dm_identity_key_hex(req->key.data, hex);
+            dm_node__audit_outcome(self, caller, action, NULL, NULL, &v, true, "%s %s%s",
+                                   add ? "added" : "removed", hex,
+                                   changed ? "" : add ? " (already an admin)" : " (not an admin)");
             if (changed)
                 dm_log_info("access: %s %s", action, hex);
             s_admins_reply(self, rid, id, changed);
@@ -243,22 +254,28 @@ void dm_node__handle_grant(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const D
     dm_node__acl_t a;
     memset(&a, 0, sizeof a);
     const dm_product_ref_t *ref = NULL;
-    if (!dm_node__gate(self, caller, action, what, domain, name, &text)) {
+    dm_node__verdict_t v;
+    if (!dm_node__gate(self, caller, action, what, domain, name, &v, &text)) {
         s_deny(self, rid, id, DM_ERR_DENIED, text.data);
         goto out;
     }
     if (strcmp(domain, self->domain) != 0 ||
         dm_registry_acquire(self->registry, product, strlen(product), &ref) != DM_OK) {
+        dm_node__audit_outcome(self, caller, action, domain, name, &v, false, "no product %s",
+                               product);
         dm_registry_unknown(self->registry, product, self->domain, &text);
         s_deny(self, rid, id, DM_ERR_NOTFOUND, text.data);
         goto out;
     }
     dm_registry_release(self->registry, ref);
     if (!s_reader(req->reader ? req->reader : "", reader, &text)) {
+        dm_node__audit_outcome(self, caller, action, domain, name, &v, false,
+                               "not a reader: '%.80s'", req->reader ? req->reader : "");
         s_deny(self, rid, id, DM_ERR_INVALID, text.data);
         goto out;
     }
     if (!s_acl_copy(self, product, &a)) {
+        dm_node__audit_outcome(self, caller, action, domain, name, &v, false, "out of memory");
         s_deny(self, rid, id, DM_ERR_NOMEM, "the node is out of memory");
         goto out;
     }
@@ -269,6 +286,8 @@ void dm_node__handle_grant(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const D
     if (a.ngranted + a.nrevoked > DM_NODE_ACL_MAX_READERS) {
         dm_buf_printf(&text, "%s: %s already has %d granted and revoked readers, the most one "
                              "product may have", what, product, DM_NODE_ACL_MAX_READERS);
+        dm_node__audit_outcome(self, caller, action, domain, name, &v, false,
+                               "%d readers already", DM_NODE_ACL_MAX_READERS);
         s_deny(self, rid, id, DM_ERR_TOOBIG, text.data);
         goto out;
     }
@@ -277,10 +296,15 @@ void dm_node__handle_grant(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const D
         dm_buf_t msg = DM_BUF_INIT;
         dm_buf_printf(&msg, "%s failed: %s", what, text.len ? text.data : dm_err_str(rc));
         dm_log_err("%s", msg.data);
+        dm_node__audit_outcome(self, caller, action, domain, name, &v, false, "%s %s: %s",
+                               action, reader, dm_err_str(rc));
         s_deny(self, rid, id, rc, msg.data);
         dm_buf_free(&msg);
         goto out;
     }
+    dm_node__audit_outcome(self, caller, action, domain, name, &v, true, "%s %s%s",
+                           req->revoke ? "revoked" : "granted", reader,
+                           changed ? "" : " (no change)");
     if (changed) {
         dm_node__acl_reload(self); /* effective at once: decisions read the table */
         dm_log_info("access: %s %s on %s", action, reader, product);

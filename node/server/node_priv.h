@@ -41,6 +41,16 @@
 #define DM_NODE_AUDIT_QUEUE 4096      /* audit records waiting for a flush, at most */
 #define DM_NODE_AUDIT_FLUSH_MS 200    /* how often the loop flushes them */
 #define DM_NODE_ACL_MAX_READERS 4096  /* granted plus revoked readers of one product */
+/* Refusals of non-admin callers are audited one by one up to this rate
+ * (a token bucket); past it they are counted and summed up in one record
+ * a second, so a stranger cannot push real records out of the retention. */
+#define DM_NODE_AUDIT_REFUSALS_PER_S 20
+#define DM_NODE_AUDIT_REFUSALS_BURST 200
+#define DM_NODE_AUDIT_SUMMARY_MS 1000 /* one summary of unrecorded refusals at most this often */
+/* The rule of a refusal only because the node's domain is uncertified. */
+#define DM_NODE_RULE_UNCERTIFIED "governance: domain not certified"
+/* The rule of every quarantine decision (node_reads.c). */
+#define DM_NODE_RULE_QUARANTINE "owner: quarantine is for admins"
 
 /* The owner's grants and revocations of one of the node's products: its
  * "acl/DOMAIN/NAME" catalog entry, decoded. */
@@ -91,6 +101,12 @@ struct dm_node {
     uint64_t audit_dropped;
     dm_audit_retention_t audit_ret;
     int64_t audit_next_flush;
+    /* The refusal bucket (audit_lock): tokens in thousandths, refilled at
+     * audit_rate a second up to audit_burst (0: no limit); what it
+     * suppressed waits for the next summary. */
+    uint64_t audit_rate, audit_burst, audit_tokens_milli;
+    int64_t audit_refill_ms, audit_next_summary;
+    uint64_t audit_suppressed;
 };
 
 /* Creates the data directory if needed, takes its lock and checks or
@@ -122,7 +138,8 @@ typedef enum {
 dm_node__relay_t dm_node__relay_one(dm_node_t *self);
 
 /* Read-only requests, answered on the node loop (node_reads.c). */
-void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id);
+void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                              const dm_rpc_caller_t *caller);
 void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id);
 void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                                 const Dm__QuarantineReq *req, const dm_rpc_caller_t *caller);
@@ -156,13 +173,35 @@ void dm_node__readers(dm_node_t *self, const dm_contract_t *c, dm_buf_t *out);
  * when caller may; otherwise the client got DM_ERR_DENIED. Audited. */
 bool dm_node__write_allowed(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload, unsigned field,
                             const dm_rpc_caller_t *caller);
+/* What a gate decided when it let a caller through: the rule and the
+ * policy version the request's audit record names once its outcome is
+ * known (dm_node__audit_outcome). */
+typedef struct {
+    char rule[DM_POLICY_RULE_MAX];
+    uint64_t version;
+} dm_node__verdict_t;
 /* The admin check and the governance write decision for action ("ingest",
- * "grant", ...) on domain/name (name NULL or "": none), audited; what names
- * it in the refusal ("ingest into commerce/orders"). false: text holds
- * "permission denied: WHAT needs a DOMAIN admin; you are KEY" or the
- * governance reason. */
+ * "grant", ...) on domain/name (name NULL or "": none); what names it in
+ * the refusal ("ingest into commerce/orders"). false: text holds
+ * "permission denied: WHAT needs a DOMAIN admin; you are KEY" or
+ * "permission denied: WHAT: governance policy P rule R (version V) denies
+ * write to KEY", audited. true: audited now when v is NULL; otherwise *v
+ * holds the rule and the caller audits the outcome. */
 bool dm_node__gate(dm_node_t *self, const dm_rpc_caller_t *caller, const char *action,
-                   const char *what, const char *domain, const char *name, dm_buf_t *text);
+                   const char *what, const char *domain, const char *name, dm_node__verdict_t *v,
+                   dm_buf_t *text);
+/* Audits the outcome of a request its gate let through with v: the rule
+ * is "V's RULE; DETAIL" when allowed, "V's RULE; refused: DETAIL" when the
+ * request failed after the permission check. */
+void dm_node__audit_outcome(dm_node_t *self, const dm_rpc_caller_t *caller, const char *action,
+                            const char *domain, const char *name, const dm_node__verdict_t *v,
+                            bool allowed, const char *fmt, ...) DM_PRINTF(8, 9);
+/* The write pipeline's decision on a register's parsed contract
+ * (ingest.h's dm_ingest_register_fn; ctx the node): the governance write
+ * decision on c's domain, name, tags and fields, audited with the product
+ * and with refused (the pipeline's own reason) when given. Any thread. */
+bool dm_node__register_gate(void *ctx, const dm_rpc_caller_t *caller, const dm_contract_t *c,
+                            const char *refused, dm_buf_t *text);
 /* Re-reads the stored admins (after dmctl admins add/remove). */
 DM_NODISCARD dm_err dm_node__admins_reload(dm_node_t *self, dm_buf_t *why);
 /* The acl of product ("domain/name") or NULL; acc_lock held. */

@@ -144,10 +144,22 @@ void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     free(ptrs);
 }
 
-void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
+/* Whether caller may see the node's product c in its listing: what it may
+ * describe (a domain that is only uncertified is still listed, marked). */
+static bool s_listable(dm_node_t *self, const dm_rpc_caller_t *caller, const dm_contract_t *c)
+{
+    dm_policy_decision_t d;
+    dm_err rc = dm_node__decide(self, caller, DM_POLICY_DESCRIBE, c->domain, c->name, &d, NULL);
+    bool yes = rc == DM_OK && (d.allow || strcmp(d.rule, DM_NODE_RULE_UNCERTIFIED) == 0);
+    dm_policy_decision_clear(&d);
+    return yes;
+}
+
+void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                              const dm_rpc_caller_t *caller)
 {
     dm_product_t *list = NULL;
-    size_t n = 0;
+    size_t n = 0, k = 0;
     dm_buf_t why = DM_BUF_INIT;
     dm_err rc = dm_store_product_list(self->store, &list, &n, &why);
     if (rc != DM_OK) {
@@ -176,6 +188,9 @@ void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
         int qn = snprintf(q, sizeof q, "%s/%s", list[i].domain, list[i].name);
         if (qn > 0 && (size_t)qn < sizeof q &&
             dm_registry_acquire(self->registry, q, (size_t)qn, &refs[i]) == DM_OK) {
+            /* Governance may deny describing it: then it is not listed. */
+            if (!s_listable(self, caller, refs[i]->contract))
+                continue;
             p->owner_team = refs[i]->contract->owner_team;
             p->owner_contact = refs[i]->contract->owner_contact;
             p->access = (char *)dm_contract_access_name(refs[i]->contract->access);
@@ -184,17 +199,21 @@ void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
             p->readers = readers[i].data ? readers[i].data : (char *)"";
         }
         p->uncertified = !self->self_certified;
-        ptrs[i] = p;
+        ptrs[k++] = p;
     }
+    char rule[DM_AUDIT_RULE_MAX];
+    snprintf(rule, sizeof rule, "describe: %zu listed, %zu withheld", k, n - k);
+    dm_node__audit(self, caller, true, "products", NULL, NULL, rule, 0);
     Dm__Envelope env;
     Dm__ProductsRep rep = DM__PRODUCTS_REP__INIT;
-    rep.n_products = n;
+    rep.n_products = k;
     rep.products = ptrs;
     dm_envelope_init(&env, id, DM__ENVELOPE__BODY_PRODUCTS_REP, &rep);
     dm_rpc_server_send(self->rpc, rid, &env);
 out:
     for (size_t i = 0; refs && i < n; i++)
-        dm_registry_release(self->registry, refs[i]);
+        if (refs[i])
+            dm_registry_release(self->registry, refs[i]);
     for (size_t i = 0; readers && i < n; i++)
         dm_buf_free(&readers[i]);
     free(readers);
@@ -204,6 +223,28 @@ out:
     free(infos);
     free(ptrs);
     free(refs);
+}
+
+/* Quarantined lines are raw, invalid records: no mask or row filter can
+ * apply to them, so they are the owner's: domain admins only. Audited;
+ * true to serve, otherwise the client got the refusal. */
+static bool s_quarantine_allowed(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                                 const dm_rpc_caller_t *caller, const char *domain,
+                                 const char *name)
+{
+    bool admin = dm_node__is_admin(self, caller);
+    dm_node__audit(self, caller, admin, "quarantine", domain, name,
+                   admin ? DM_NODE_RULE_QUARANTINE : DM_NODE_RULE_QUARANTINE "; not an admin", 0);
+    if (!admin) {
+        char hex[DM_RPC_CALLER_HEX_BYTES], text[512];
+        dm_rpc_caller_hex(caller, hex);
+        snprintf(text, sizeof text,
+                 "access denied to %.63s.%.63s quarantine: it holds raw records; only %s admins "
+                 "may read it; you are %s",
+                 domain, name, self->domain, hex);
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED, text);
+    }
+    return admin;
 }
 
 typedef struct {
@@ -269,9 +310,7 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                  name);
         s_store_failed(self, rid, id, what, rc, &why);
     }
-    /* Quarantined lines are raw records: a read, as SQL is. */
-    if (rc != DM_OK ||
-        !s_allowed(self, rid, id, caller, DM_POLICY_READ, "quarantine", domain, name)) {
+    if (rc != DM_OK || !s_quarantine_allowed(self, rid, id, caller, domain, name)) {
         dm_buf_free(&why);
         dm_store_product_clear(&p);
         return;

@@ -1,9 +1,13 @@
 /* test_node_audit.c: the node's audit queue (suite "node_audit",
  * node/server/node_audit.c): records queued from several threads reach the
  * store at a flush, a full queue never blocks and its losses are written as
- * one marker record, and a flush before its time writes nothing. */
+ * one marker record, a flush before its time writes nothing, and refusals
+ * past the rate limit are summed up in one record while allowed decisions
+ * are all kept. */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +27,7 @@ static void s_init(void)
     memset(&s_node, 0, sizeof s_node);
     cr_assert_eq(dm_store_open(s_dir, NULL, &s_node.store, NULL), DM_OK);
     cr_assert_eq(dm_node__audit_open(&s_node, &s_opts, NULL), DM_OK);
+    s_node.audit_burst = 0; /* the queue's own tests: no rate limit */
 }
 
 static void s_fini(void)
@@ -117,4 +122,53 @@ Test(node_audit, a_flush_before_its_time_waits)
     dm_node__audit_close(&s_node); /* closing writes what is queued */
     cr_assert_eq(s_count(), 1);
     cr_assert_eq(dm_node__audit_open(&s_node, &s_opts, NULL), DM_OK);
+}
+
+/* Turns the refusal bucket on with a full burst. */
+static void s_limit(uint64_t rate, uint64_t burst)
+{
+    s_node.audit_rate = rate;
+    s_node.audit_burst = burst;
+    s_node.audit_tokens_milli = burst * 1000;
+    s_node.audit_refill_ms = dm_clock_mono_ms();
+}
+
+Test(node_audit, refusals_past_the_rate_limit_are_summed_up_in_one_record)
+{
+    s_limit(DM_NODE_AUDIT_REFUSALS_PER_S, DM_NODE_AUDIT_REFUSALS_BURST);
+    int64_t t0 = dm_clock_mono_ms();
+    for (int i = 0; i < 1000; i++)
+        s_one(i, false);
+    int64_t took = dm_clock_mono_ms() - t0;
+    dm_node__audit_flush(&s_node, true);
+    uint64_t n = s_count();
+    /* The burst, what the rate refilled meanwhile, and one summary. */
+    uint64_t most = DM_NODE_AUDIT_REFUSALS_BURST + 1 +
+                    (uint64_t)(took + 1) * DM_NODE_AUDIT_REFUSALS_PER_S / 1000 + 1;
+    cr_assert(n >= DM_NODE_AUDIT_REFUSALS_BURST + 1 && n <= most, "%" PRIu64 " records", n);
+    dm_audit_record_t r = s_last();
+    cr_expect_str_eq(r.action, "audit");
+    char want[64];
+    snprintf(want, sizeof want, "%" PRIu64 " refusals not recorded individually",
+             1000 - (n - 1));
+    cr_expect(strstr(r.rule, want), "%s (want %s)", r.rule, want);
+    cr_expect_not(r.allowed);
+}
+
+Test(node_audit, allowed_decisions_are_never_suppressed)
+{
+    s_limit(DM_NODE_AUDIT_REFUSALS_PER_S, 5);
+    for (int i = 0; i < 50; i++)
+        s_one(i, false); /* the bucket is empty after the first five */
+    for (int i = 0; i < 300; i++)
+        s_one(i, true);
+    dm_node__audit_flush(&s_node, true);
+    uint64_t n = s_count();
+    cr_assert(n >= 5 + 300 + 1 && n <= 5 + 300 + 1 + 5, "%" PRIu64 " records", n);
+    cr_expect_str_eq(s_last().action, "audit");
+    /* Nothing suppressed since: no second summary. */
+    s_one(1, true);
+    dm_node__audit_flush(&s_node, true);
+    cr_assert_eq(s_count(), n + 1);
+    cr_expect_str_eq(s_last().action, "read");
 }

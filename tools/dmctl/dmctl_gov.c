@@ -2,8 +2,10 @@
  * commands: reading a file whole, splitting a YAML stream into its
  * documents (each is published as its own catalog entry, byte for byte),
  * parsing them with policy/policy.h, and building a policy set from local
- * files or from what the node publishes (PolicyGetReq). */
+ * files or from what the node publishes (PolicyGetReq); the version a
+ * governance publication takes, and the withdrawal of a document. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include "dmctl.h"
 
 #include "base/lines.h"
+#include "catalog/catalog.h"
 #include "transport/envelope.h"
 
 static const char *const P = "dmctl";
@@ -319,5 +322,59 @@ int dm_dmctl_policy_set(const dm_cli_args_t *a, int first, bool need_node, dm_po
         return status;
     status = dm_dmctl_node_set(rep->policy_get_rep, out);
     dm__envelope__free_unpacked(rep, NULL);
+    return status;
+}
+
+uint64_t dm_dmctl_gov_last_version(const Dm__PolicyGetRep *r)
+{
+    return r->max_version > r->policy_version ? r->max_version : r->policy_version;
+}
+
+/* Whether the node reports key among its active documents. */
+static bool s_active(const Dm__PolicyGetRep *r, const char *key)
+{
+    for (size_t i = 0; i < r->n_docs; i++)
+        if (r->docs[i]->key && strcmp(r->docs[i]->key, key) == 0)
+            return true;
+    return false;
+}
+
+int dm_dmctl_policy_withdraw(const dm_cli_args_t *a)
+{
+    if (a->npos != 3) {
+        fprintf(stderr, "%s: usage: dmctl policy withdraw NAME   (as the governance identity; "
+                        "NAME: a document's metadata.name, as dmctl policy show lists it)\n", P);
+        return DM_EXIT_USAGE;
+    }
+    char key[DM_CATALOG_KEY_MAX];
+    int klen = snprintf(key, sizeof key, "%s%s", DM_CATALOG_GOV_DOC_PREFIX, a->pos[2]);
+    if (klen < 0 || (size_t)klen >= sizeof key) {
+        fprintf(stderr, "%s: policy withdraw: name '%.80s...' is too long: a document name has "
+                        "at most %d characters\n", P, a->pos[2], DM_CATALOG_NAME_MAX);
+        return DM_EXIT_USAGE;
+    }
+    dm_identity_t *id = NULL;
+    Dm__Envelope *rep = NULL;
+    int status = dm_dmctl_policy_as_governance(a, "withdraw", &id, &rep);
+    if (status != DM_EXIT_OK)
+        return status;
+    const Dm__PolicyGetRep *g = rep->policy_get_rep;
+    Dm__Envelope *prep = NULL;
+    if (!s_active(g, key)) {
+        fprintf(stderr, "%s: policy withdraw: the node has no active document %s (dmctl policy "
+                        "show lists them); nothing withdrawn\n", P, key);
+        status = DM_EXIT_FAIL;
+    } else {
+        status = dm_dmctl_policy_sign_send(a, id, key, dm_dmctl_gov_last_version(g) + 1, NULL,
+                                           0, &prep);
+    }
+    if (status == DM_EXIT_OK) {
+        const Dm__PolicyPublishRep *r = prep->policy_publish_rep;
+        printf("withdrew %s at version %" PRIu64 "; policy version %" PRIu64 "\n", key,
+               r->version, r->policy_version);
+        dm__envelope__free_unpacked(prep, NULL);
+    }
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_identity_destroy(&id);
     return status;
 }

@@ -15,6 +15,7 @@
 
 #include "base/array.h"
 #include "base/log.h"
+#include "catalog/catalog_local.h"
 #include "server/node_priv.h"
 
 /* PolicyGetRep carries the documents' YAML up to this many bytes in all,
@@ -144,6 +145,22 @@ static bool s_own_domain(dm_node_t *self)
            memcmp(owner, dm_identity_public(self->id), DM_ID_PUBLIC_BYTES) == 0;
 }
 
+/* Publishes this node's node record and products (catalog_local.h), as
+ * dm_node__catalog_reconcile does (called here directly: node.c calls this
+ * file, not the other way round), and tells gossip. */
+static void s_republish(dm_node_t *self)
+{
+    dm_catalog_local_t what = {dm_identity_public(self->id), self->domain, self->address, true};
+    dm_diags_t diags = DM_DIAGS_INIT;
+    bool changed = dm_catalog_local_reconcile(self->catalog, self->store, &what,
+                                              dm_clock_wall_ms(), &diags);
+    for (size_t i = 0; i < diags.count; i++)
+        dm_log_err("catalog: %s", diags.items[i].message);
+    dm_diags_clear(&diags);
+    if (changed && self->gossip)
+        dm_gossip_catalog_changed(self->gossip, dm_clock_mono_ms());
+}
+
 /* Hands the set's certificates to the catalog (domain ownership). When a
  * certificate moved this node's domain to it, its node record and products
  * are published at once: their publication was refused while the domain
@@ -171,8 +188,8 @@ static void s_certificates(dm_node_t *self, const dm_policy_set_t *set)
             dm_log_err("policy: certificates not applied: %s", why.len ? why.data : "error");
         dm_buf_free(&why);
     }
-    if (!owned && s_own_domain(self) && dm_node__catalog_reconcile(self, true) && self->gossip)
-        dm_gossip_catalog_changed(self->gossip, dm_clock_mono_ms());
+    if (!owned && s_own_domain(self))
+        s_republish(self);
     free(domains);
     free(nodes);
     s_docs_free(&c);

@@ -195,7 +195,8 @@ static void s_certificates(dm_node_t *self, const dm_policy_set_t *set)
     s_docs_free(&c);
 }
 
-/* Builds the set of the current governance key's documents and makes it
+/* Builds the set of the active documents (dm_catalog_gov_docs: per name the
+ * newest chain key's) and makes it
  * the active one. A document that fails to parse or ties is logged and
  * left out (the catalog's check refuses both, so this only happens when
  * two new documents tie with each other). */

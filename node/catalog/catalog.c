@@ -606,6 +606,8 @@ dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *
         v = s_refuse(why, DM_CATALOG_STALE, "entry '%s' version %llu: version %llu is stored",
                      e->key, (unsigned long long)e->version,
                      (unsigned long long)old->e.version);
+    if (v == DM_CATALOG_ACCEPTED && source == DM_CATALOG__PUSH && p.kind == DM_CATALOG__GOV_DOC)
+        v = dm_catalog__gov_monotonic(c, e, why); /* not for deltas: see catalog.h */
     bool costly = v == DM_CATALOG_ACCEPTED && !e->tombstone &&
                   (p.kind == DM_CATALOG__PRODUCT || p.kind == DM_CATALOG__GOV_DOC);
     if (costly && budget) { /* the expensive step: charged, and only it */

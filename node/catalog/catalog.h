@@ -193,16 +193,29 @@ bool dm_catalog_governance(const dm_catalog_t *c, uint8_t key[DM_ID_PUBLIC_BYTES
 typedef bool (*dm_catalog_gov_check_fn)(void *ctx, const char *key, const uint8_t *payload,
                                         size_t len, dm_buf_t *why);
 void dm_catalog_set_gov_check(dm_catalog_t *c, dm_catalog_gov_check_fn fn, void *ctx);
-/* Counts every change to the governance entries of the current key (and
+/* Counts every change to the governance entries of the key chain (and
  * every rotation): the node rebuilds its policy set when it moves. */
 uint64_t dm_catalog_gov_generation(const dm_catalog_t *c);
-/* Calls fn for every live "gov/doc/" entry of the current governance key,
- * ordered by key. Cannot fail. */
+/* Calls fn for every active governance document, ordered by key: per
+ * "gov/doc/NAME", the entry of the newest key of the chain that has one.
+ * A retired key publishes nothing new, so its documents stay active until
+ * a newer key replaces them or withdraws them with a tombstone (which
+ * also hides that name; tombstones are never passed to fn). Cannot fail. */
 typedef int (*dm_catalog_entry_fn)(void *ctx, const dm_catalog_entry_t *e);
 void dm_catalog_gov_docs(const dm_catalog_t *c, dm_catalog_entry_fn fn, void *ctx);
-/* The highest version seen or stored for origin (0 when none): a
- * governance publication takes the next. */
+/* The version of the active set: the highest version among the entries
+ * dm_catalog_gov_docs chooses, withdrawals (tombstones) included, so a
+ * withdrawal gives the set a new version too. 0 when there is none. */
+uint64_t dm_catalog_gov_docs_version(const dm_catalog_t *c);
+/* The highest version seen or stored for origin (0 when none). */
 uint64_t dm_catalog_max_version(const dm_catalog_t *c, const uint8_t origin[DM_ID_PUBLIC_BYTES]);
+/* The highest version seen or stored for any key of the governance chain
+ * (0 without a key): a governance publication takes the next. A
+ * "gov/doc/NAME" entry handed over by a client (dm_catalog_apply) whose
+ * version is not above it is refused as STALE, so versions keep rising
+ * across rotations and name one set. Entries from peers (deltas) are not
+ * held to it: a peer may deliver an older entry this node missed. */
+uint64_t dm_catalog_gov_max_version(const dm_catalog_t *c);
 /* The active certificates (domain -> node key), from the node's policy
  * set; n 0 clears them. With a governance key set, a domain with a
  * certificate belongs to the certified node: its node records and products

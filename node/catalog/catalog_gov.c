@@ -2,8 +2,9 @@
  * (docs/catalog.md, "Governance"): the governance key chain in memory,
  * who may publish gov/ entries (the current key only, and nothing else),
  * the checks of "gov/root" rotations (TUF's root rule: signed by the
- * current key, root version + 1) and "gov/doc/NAME" payloads, the current
- * key's documents, and the certificate lookup. State only: catalog.c
+ * current key, root version + 1) and "gov/doc/NAME" payloads, the active
+ * documents (per name, the newest key's entry; a tombstone withdraws),
+ * the chain-wide version rule, and the certificate lookup. State only: catalog.c
  * judges and stores, catalog_trust.c takes the node's settings. */
 #include "catalog/catalog_priv.h"
 
@@ -214,17 +215,92 @@ uint64_t dm_catalog_max_version(const dm_catalog_t *c, const uint8_t origin[DM_I
     return v;
 }
 
+uint64_t dm_catalog_gov_max_version(const dm_catalog_t *c)
+{
+    uint64_t v = 0;
+    for (size_t k = 0; k < c->nchain; k++) {
+        uint64_t m = dm_catalog_max_version(c, c->chain[k].key);
+        if (m > v)
+            v = m;
+    }
+    return v;
+}
+
+dm_catalog_verdict dm_catalog__gov_monotonic(const dm_catalog_t *c, const dm_catalog_entry_t *e,
+                                             dm_buf_t *why)
+{
+    uint64_t top = dm_catalog_gov_max_version(c);
+    if (e->version > top)
+        return DM_CATALOG_ACCEPTED;
+    return s_refuse(why, DM_CATALOG_STALE,
+                    "%.64s: version %llu is not above the governance log's %llu; a governance "
+                    "publication takes the next version of the whole key chain",
+                    e->key, (unsigned long long)e->version, (unsigned long long)top);
+}
+
+/* The first gov/doc item of origin whose key sorts after `after` (NULL:
+ * the first), or NULL. Items are ordered by (origin, key). */
+static const dm_catalog__item_t *s_doc_after(const dm_catalog_t *c, const uint8_t *origin,
+                                             const char *after)
+{
+    size_t lo = s_first_item(c, origin), hi = lo;
+    while (hi < c->nitems && memcmp(c->items[hi]->e.origin, origin, DM_ID_PUBLIC_BYTES) == 0)
+        hi++;
+    size_t end = hi;
+    while (after && lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(c->items[mid]->e.key, after) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < end; lo++)
+        if (c->items[lo]->kind == DM_CATALOG__GOV_DOC)
+            return c->items[lo];
+    return NULL;
+}
+
+/* Calls fn for the winning entry of every document name, ordered by key:
+ * the entry of the newest key of the chain that has one (a retired key
+ * publishes nothing new, so its documents stand until a newer key
+ * replaces or withdraws them). Tombstones (withdrawals) only if asked. */
+static void s_docs_walk(const dm_catalog_t *c, bool tombstones, dm_catalog_entry_fn fn,
+                        void *ctx)
+{
+    const char *prev = NULL;
+    for (;;) {
+        const dm_catalog__item_t *best = NULL;
+        for (size_t k = 0; k < c->nchain; k++) { /* oldest first: a newer key wins a tie */
+            const dm_catalog__item_t *it = s_doc_after(c, c->chain[k].key, prev);
+            if (it && (!best || strcmp(it->e.key, best->e.key) <= 0))
+                best = it;
+        }
+        if (!best)
+            return;
+        if ((tombstones || !best->e.tombstone) && fn(ctx, &best->e))
+            return;
+        prev = best->e.key;
+    }
+}
+
 void dm_catalog_gov_docs(const dm_catalog_t *c, dm_catalog_entry_fn fn, void *ctx)
 {
-    const uint8_t *cur = dm_catalog__gov_current(c);
-    if (!cur)
-        return;
-    for (size_t i = s_first_item(c, cur);
-         i < c->nitems && memcmp(c->items[i]->e.origin, cur, DM_ID_PUBLIC_BYTES) == 0; i++) {
-        const dm_catalog__item_t *it = c->items[i]; /* by key within the origin */
-        if (it->kind == DM_CATALOG__GOV_DOC && !it->e.tombstone && fn(ctx, &it->e))
-            break;
-    }
+    s_docs_walk(c, false, fn, ctx);
+}
+
+static int s_max_of(void *ctx, const dm_catalog_entry_t *e)
+{
+    uint64_t *v = ctx;
+    if (e->version > *v)
+        *v = e->version;
+    return 0;
+}
+
+uint64_t dm_catalog_gov_docs_version(const dm_catalog_t *c)
+{
+    uint64_t v = 0;
+    s_docs_walk(c, true, s_max_of, &v);
+    return v;
 }
 
 /* ---- certificates ---- */

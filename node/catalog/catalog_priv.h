@@ -212,6 +212,10 @@ dm_catalog_verdict dm_catalog__gov_gate(const dm_catalog_t *c, const dm_catalog_
  * DM_CATALOG_ACCEPTED or MALFORMED with a reason. */
 dm_catalog_verdict dm_catalog__gov_payload(dm_catalog_t *c, const dm_catalog_entry_t *e,
                                            dm_catalog__kind kind, dm_buf_t *why);
+/* The chain-wide rule for a gov/doc entry a client handed over
+ * (dm_catalog_gov_max_version): ACCEPTED, or STALE with a reason. */
+dm_catalog_verdict dm_catalog__gov_monotonic(const dm_catalog_t *c, const dm_catalog_entry_t *e,
+                                             dm_buf_t *why);
 /* Decodes a gov/root payload: its new key and root version; false if it
  * is not a dm.GovRoot with a 32-byte key. */
 bool dm_catalog__gov_root_decode(const dm_catalog_entry_t *e, uint8_t key[DM_ID_PUBLIC_BYTES],

@@ -15,6 +15,7 @@
 
 #include "base/array.h"
 #include "base/log.h"
+#include "catalog/catalog_local.h"
 #include "server/node_priv.h"
 
 /* PolicyGetRep carries the documents' YAML up to this many bytes in all,
@@ -33,7 +34,6 @@ typedef struct {
 typedef struct {
     s_doc *docs;
     size_t n, cap, bytes, max_bytes;
-    uint64_t max_version;
     bool nomem;
 } s_docs;
 
@@ -57,8 +57,6 @@ static int s_collect_doc(void *ctx, const dm_catalog_entry_t *e)
     doc.yaml[e->payload_len] = 0;
     d->docs[d->n++] = doc;
     d->bytes += e->payload_len;
-    if (e->version > d->max_version)
-        d->max_version = e->version;
     return 0;
 }
 
@@ -139,9 +137,38 @@ static void s_cert(void *ctx, const char *domain, const uint8_t node[DM_POLICY_K
     c->docs[c->n++] = d;
 }
 
-/* Hands the set's certificates to the catalog (domain ownership). */
+/* Whether this node's domain is pinned to this node. */
+static bool s_own_domain(dm_node_t *self)
+{
+    uint8_t owner[DM_ID_PUBLIC_BYTES];
+    return dm_catalog_owner(self->catalog, self->domain, owner) &&
+           memcmp(owner, dm_identity_public(self->id), DM_ID_PUBLIC_BYTES) == 0;
+}
+
+/* Publishes this node's node record and products (catalog_local.h), as
+ * dm_node__catalog_reconcile does (called here directly: node.c calls this
+ * file, not the other way round), and tells gossip. */
+static void s_republish(dm_node_t *self)
+{
+    dm_catalog_local_t what = {dm_identity_public(self->id), self->domain, self->address, true};
+    dm_diags_t diags = DM_DIAGS_INIT;
+    bool changed = dm_catalog_local_reconcile(self->catalog, self->store, &what,
+                                              dm_clock_wall_ms(), &diags);
+    for (size_t i = 0; i < diags.count; i++)
+        dm_log_err("catalog: %s", diags.items[i].message);
+    dm_diags_clear(&diags);
+    if (changed && self->gossip)
+        dm_gossip_catalog_changed(self->gossip, dm_clock_mono_ms());
+}
+
+/* Hands the set's certificates to the catalog (domain ownership). When a
+ * certificate moved this node's domain to it, its node record and products
+ * are published at once: their publication was refused while the domain
+ * was another node's, and nothing else would publish them before the
+ * once-a-minute retry, while the mesh lists nothing of the domain. */
 static void s_certificates(dm_node_t *self, const dm_policy_set_t *set)
 {
+    bool owned = s_own_domain(self);
     s_docs c = {0};
     if (set)
         dm_policy_set_each_certificate(set, s_cert, &c);
@@ -161,12 +188,15 @@ static void s_certificates(dm_node_t *self, const dm_policy_set_t *set)
             dm_log_err("policy: certificates not applied: %s", why.len ? why.data : "error");
         dm_buf_free(&why);
     }
+    if (!owned && s_own_domain(self))
+        s_republish(self);
     free(domains);
     free(nodes);
     s_docs_free(&c);
 }
 
-/* Builds the set of the current governance key's documents and makes it
+/* Builds the set of the active documents (dm_catalog_gov_docs: per name the
+ * newest chain key's) and makes it
  * the active one. A document that fails to parse or ties is logged and
  * left out (the catalog's check refuses both, so this only happens when
  * two new documents tie with each other). */
@@ -178,7 +208,9 @@ static void s_rebuild(dm_node_t *self)
     if (dm_catalog_governance(self->catalog, key, &root)) {
         s_docs docs = {0};
         dm_catalog_gov_docs(self->catalog, s_collect_doc, &docs);
-        if (docs.nomem || dm_policy_set_new(docs.max_version, &set) != DM_OK) {
+        /* withdrawals count: the set's version names it (catalog.h) */
+        uint64_t version = dm_catalog_gov_docs_version(self->catalog);
+        if (docs.nomem || dm_policy_set_new(version, &set) != DM_OK) {
             dm_log_err("policy: the governance set was not rebuilt: out of memory; the "
                        "previous one stays active");
             s_docs_free(&docs);
@@ -307,8 +339,8 @@ void dm_node__handle_policy_publish(dm_node_t *self, zmq_msg_t *rid, uint64_t id
         goto out;
     }
     char rule[DM_AUDIT_RULE_MAX];
-    snprintf(rule, sizeof rule, "%s v%" PRIu64 ": %s", e.key, e.version,
-             dm_catalog_verdict_name(v));
+    snprintf(rule, sizeof rule, "%s v%" PRIu64 "%s: %s", e.key, e.version,
+             e.tombstone ? " (withdrawal)" : "", dm_catalog_verdict_name(v));
     if (v != DM_CATALOG_ACCEPTED) {
         dm_buf_printf(&text, "%s version %" PRIu64 " refused (%s): %s", e.key,
                       e.version, dm_catalog_verdict_name(v), why.len ? why.data : "no reason");
@@ -347,7 +379,7 @@ void dm_node__handle_policy_get(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     if (dm_catalog_governance(self->catalog, key, &rep.root_version)) {
         rep.governance_key.data = key;
         rep.governance_key.len = DM_ID_PUBLIC_BYTES;
-        rep.max_version = dm_catalog_max_version(self->catalog, key);
+        rep.max_version = dm_catalog_gov_max_version(self->catalog); /* the whole chain's */
         dm_catalog_gov_docs(self->catalog, s_collect_doc, &docs);
     }
     dm_policy_set_t *set = dm_node__policy_get(self);

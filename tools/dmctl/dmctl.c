@@ -70,6 +70,8 @@ static void s_usage(FILE *f)
             "The mesh's governance (docs/governance.md):\n"
             "  policy publish FILE              sign and publish governance documents (as the\n"
             "                                   governance identity)\n"
+            "  policy withdraw NAME             withdraw the governance document NAME (as the\n"
+            "                                   governance identity)\n"
             "  policy rotate NEWKEY             hand governance to NEWKEY (as the current key)\n"
             "  policy show                      the governance key and published documents\n"
             "  policy test CASES.yaml [--policies FILE...]   table-driven decision tests\n"

@@ -101,5 +101,23 @@ int dm_dmctl_policy_files(const dm_cli_args_t *a, int first, const char **paths,
  * documents when a node is given or need_node, else NULL (no governance:
  * owner rules only). The exit status after printing why. */
 int dm_dmctl_policy_set(const dm_cli_args_t *a, int first, bool need_node, dm_policy_set_t **out);
+/* The highest governance version the node reports in r (its chain-wide
+ * max_version or its set's policy_version): a publication, withdrawal or
+ * rotation takes the next, so versions rise across rotations. */
+uint64_t dm_dmctl_gov_last_version(const Dm__PolicyGetRep *r);
+/* Builds the entry (origin: id, key, version, now, payload; a tombstone
+ * when payload is NULL), signs it with id and sends it as a
+ * PolicyPublishReq. The exit status; on DM_EXIT_OK *rep is the caller's. */
+int dm_dmctl_policy_sign_send(const dm_cli_args_t *a, const dm_identity_t *id, const char *key,
+                              uint64_t version, const void *payload, size_t len,
+                              Dm__Envelope **rep);
+/* Loads the caller's identity and the node's governance state (PolicyGetReq)
+ * and checks that the caller is the governance key. The exit status; on
+ * DM_EXIT_OK *id and *rep are the caller's. */
+int dm_dmctl_policy_as_governance(const dm_cli_args_t *a, const char *cmd, dm_identity_t **id,
+                                  Dm__Envelope **rep);
+/* dmctl policy withdraw NAME: signs and sends the tombstone of
+ * gov/doc/NAME as the governance identity. */
+int dm_dmctl_policy_withdraw(const dm_cli_args_t *a);
 
 #endif

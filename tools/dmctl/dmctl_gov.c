@@ -2,8 +2,11 @@
  * commands: reading a file whole, splitting a YAML stream into its
  * documents (each is published as its own catalog entry, byte for byte),
  * parsing them with policy/policy.h, and building a policy set from local
- * files or from what the node publishes (PolicyGetReq). */
+ * files or from what the node publishes (PolicyGetReq); signing a
+ * governance entry and sending it (PolicyPublishReq) as the governance
+ * identity, the version it takes, and the withdrawal of a document. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,7 +14,9 @@
 
 #include "dmctl.h"
 
+#include "base/clock.h"
 #include "base/lines.h"
+#include "catalog/catalog.h"
 #include "transport/envelope.h"
 
 static const char *const P = "dmctl";
@@ -319,5 +324,139 @@ int dm_dmctl_policy_set(const dm_cli_args_t *a, int first, bool need_node, dm_po
         return status;
     status = dm_dmctl_node_set(rep->policy_get_rep, out);
     dm__envelope__free_unpacked(rep, NULL);
+    return status;
+}
+
+/* ---- signing governance entries ---- */
+
+/* Builds the entry (origin: id, key, version, now, payload), signs its
+ * signed bytes with id and sends it as a PolicyPublishReq. The exit status;
+ * on DM_EXIT_OK *rep is the caller's. */
+int dm_dmctl_policy_sign_send(const dm_cli_args_t *a, const dm_identity_t *id, const char *key,
+                              uint64_t version, const void *payload, size_t len, Dm__Envelope **rep)
+{
+    dm_catalog_entry_t e;
+    memset(&e, 0, sizeof e);
+    memcpy(e.origin, dm_identity_public(id), DM_ID_PUBLIC_BYTES);
+    e.key = (char *)key;
+    e.version = version;
+    e.issued_at_ms = dm_clock_wall_ms();
+    e.payload = (uint8_t *)payload;
+    e.payload_len = len;
+    e.tombstone = payload == NULL; /* a withdrawal */
+    dm_buf_t signed_bytes = DM_BUF_INIT, wire = DM_BUF_INIT, why = DM_BUF_INIT;
+    dm_catalog_entry_signed_bytes(&e, &signed_bytes);
+    int status = DM_EXIT_OK;
+    if (dm_identity_sign(id, signed_bytes.data, signed_bytes.len, e.signature, &why) != DM_OK) {
+        fprintf(stderr, "%s: cannot sign %s: %s\n", P, key, why.len ? why.data : "?");
+        status = DM_EXIT_USAGE;
+        goto out;
+    }
+    dm_catalog_entry_encode(&e, &wire);
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__PolicyPublishReq body = DM__POLICY_PUBLISH_REQ__INIT;
+    body.entry.data = (uint8_t *)wire.data;
+    body.entry.len = wire.len;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_POLICY_PUBLISH_REQ, &body);
+    char what[300];
+    snprintf(what, sizeof what, "policy publish %s", key);
+    status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_POLICY_PUBLISH_REP, what, rep);
+out:
+    dm_buf_free(&signed_bytes);
+    dm_buf_free(&wire);
+    dm_buf_free(&why);
+    return status;
+}
+
+/* Loads the caller's identity and the node's governance state, and checks
+ * that the caller is the governance key. The exit status; on DM_EXIT_OK
+ * *id and *rep are the caller's. */
+int dm_dmctl_policy_as_governance(const dm_cli_args_t *a, const char *cmd, dm_identity_t **id,
+                                  Dm__Envelope **rep)
+{
+    const char *path = NULL;
+    *rep = NULL;
+    int status = dm_cli_identity(a, id, &path);
+    if (status != DM_EXIT_OK)
+        return status;
+    status = dm_dmctl_policy_get(a, rep);
+    if (status != DM_EXIT_OK)
+        goto fail;
+    const Dm__PolicyGetRep *r = (*rep)->policy_get_rep;
+    char me[DM_ID_HEX_BYTES], gov[DM_ID_HEX_BYTES];
+    dm_identity_hex(*id, me);
+    if (r->governance_key.len != DM_ID_PUBLIC_BYTES) {
+        fprintf(stderr, "%s: policy %s: the node has no governance key (start every node with "
+                        "meshd --governance KEY)\n", P, cmd);
+        status = DM_EXIT_FAIL;
+        goto fail;
+    }
+    dm_cli_hex(gov, &r->governance_key, DM_ID_PUBLIC_BYTES);
+    if (strcmp(me, gov) != 0) {
+        fprintf(stderr, "%s: policy %s: you are %s (%s), the mesh's governance key is %s "
+                        "(act as it with --identity FILE)\n", P, cmd, me, path ? path : "?", gov);
+        status = DM_EXIT_FAIL;
+        goto fail;
+    }
+    return DM_EXIT_OK;
+fail:
+    if (*rep)
+        dm__envelope__free_unpacked(*rep, NULL);
+    *rep = NULL;
+    dm_identity_destroy(id);
+    return status;
+}
+
+uint64_t dm_dmctl_gov_last_version(const Dm__PolicyGetRep *r)
+{
+    return r->max_version > r->policy_version ? r->max_version : r->policy_version;
+}
+
+/* Whether the node reports key among its active documents. */
+static bool s_active(const Dm__PolicyGetRep *r, const char *key)
+{
+    for (size_t i = 0; i < r->n_docs; i++)
+        if (r->docs[i]->key && strcmp(r->docs[i]->key, key) == 0)
+            return true;
+    return false;
+}
+
+int dm_dmctl_policy_withdraw(const dm_cli_args_t *a)
+{
+    if (a->npos != 3) {
+        fprintf(stderr, "%s: usage: dmctl policy withdraw NAME   (as the governance identity; "
+                        "NAME: a document's metadata.name, as dmctl policy show lists it)\n", P);
+        return DM_EXIT_USAGE;
+    }
+    char key[DM_CATALOG_KEY_MAX];
+    int klen = snprintf(key, sizeof key, "%s%s", DM_CATALOG_GOV_DOC_PREFIX, a->pos[2]);
+    if (klen < 0 || (size_t)klen >= sizeof key) {
+        fprintf(stderr, "%s: policy withdraw: name '%.80s...' is too long: a document name has "
+                        "at most %d characters\n", P, a->pos[2], DM_CATALOG_NAME_MAX);
+        return DM_EXIT_USAGE;
+    }
+    dm_identity_t *id = NULL;
+    Dm__Envelope *rep = NULL;
+    int status = dm_dmctl_policy_as_governance(a, "withdraw", &id, &rep);
+    if (status != DM_EXIT_OK)
+        return status;
+    const Dm__PolicyGetRep *g = rep->policy_get_rep;
+    Dm__Envelope *prep = NULL;
+    if (!s_active(g, key)) {
+        fprintf(stderr, "%s: policy withdraw: the node has no active document %s (dmctl policy "
+                        "show lists them); nothing withdrawn\n", P, key);
+        status = DM_EXIT_FAIL;
+    } else {
+        status = dm_dmctl_policy_sign_send(a, id, key, dm_dmctl_gov_last_version(g) + 1, NULL,
+                                           0, &prep);
+    }
+    if (status == DM_EXIT_OK) {
+        const Dm__PolicyPublishRep *r = prep->policy_publish_rep;
+        printf("withdrew %s at version %" PRIu64 "; policy version %" PRIu64 "\n", key,
+               r->version, r->policy_version);
+        dm__envelope__free_unpacked(prep, NULL);
+    }
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_identity_destroy(&id);
     return status;
 }

@@ -23,90 +23,11 @@ static const char *const P = "dmctl";
 static void s_usage_policy(void)
 {
     fprintf(stderr,
-            "%s: usage: dmctl policy publish FILE | rotate NEWKEY | show [--json]\n"
+            "%s: usage: dmctl policy publish FILE | withdraw NAME | rotate NEWKEY | show [--json]\n"
             "       | test CASES.yaml [--policies FILE...]\n"
             "       | explain --product DOMAIN/PRODUCT [--action read|describe|write]\n"
             "         [--key HEX | --as NAME] [--policies FILE...] [--contract FILE]\n",
             P);
-}
-
-/* ---- signing and sending ---- */
-
-/* Builds the entry (origin: id, key, version, now, payload), signs its
- * signed bytes with id and sends it as a PolicyPublishReq. The exit status;
- * on DM_EXIT_OK *rep is the caller's. */
-static int s_sign_send(const dm_cli_args_t *a, const dm_identity_t *id, const char *key,
-                       uint64_t version, const void *payload, size_t len, Dm__Envelope **rep)
-{
-    dm_catalog_entry_t e;
-    memset(&e, 0, sizeof e);
-    memcpy(e.origin, dm_identity_public(id), DM_ID_PUBLIC_BYTES);
-    e.key = (char *)key;
-    e.version = version;
-    e.issued_at_ms = dm_clock_wall_ms();
-    e.payload = (uint8_t *)payload;
-    e.payload_len = len;
-    dm_buf_t signed_bytes = DM_BUF_INIT, wire = DM_BUF_INIT, why = DM_BUF_INIT;
-    dm_catalog_entry_signed_bytes(&e, &signed_bytes);
-    int status = DM_EXIT_OK;
-    if (dm_identity_sign(id, signed_bytes.data, signed_bytes.len, e.signature, &why) != DM_OK) {
-        fprintf(stderr, "%s: cannot sign %s: %s\n", P, key, why.len ? why.data : "?");
-        status = DM_EXIT_USAGE;
-        goto out;
-    }
-    dm_catalog_entry_encode(&e, &wire);
-    Dm__Envelope req = DM__ENVELOPE__INIT;
-    Dm__PolicyPublishReq body = DM__POLICY_PUBLISH_REQ__INIT;
-    body.entry.data = (uint8_t *)wire.data;
-    body.entry.len = wire.len;
-    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_POLICY_PUBLISH_REQ, &body);
-    char what[300];
-    snprintf(what, sizeof what, "policy publish %s", key);
-    status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_POLICY_PUBLISH_REP, what, rep);
-out:
-    dm_buf_free(&signed_bytes);
-    dm_buf_free(&wire);
-    dm_buf_free(&why);
-    return status;
-}
-
-/* Loads the caller's identity and the node's governance state, and checks
- * that the caller is the governance key. The exit status; on DM_EXIT_OK
- * *id and *rep are the caller's. */
-static int s_as_governance(const dm_cli_args_t *a, const char *cmd, dm_identity_t **id,
-                           Dm__Envelope **rep)
-{
-    const char *path = NULL;
-    *rep = NULL;
-    int status = dm_cli_identity(a, id, &path);
-    if (status != DM_EXIT_OK)
-        return status;
-    status = dm_dmctl_policy_get(a, rep);
-    if (status != DM_EXIT_OK)
-        goto fail;
-    const Dm__PolicyGetRep *r = (*rep)->policy_get_rep;
-    char me[DM_ID_HEX_BYTES], gov[DM_ID_HEX_BYTES];
-    dm_identity_hex(*id, me);
-    if (r->governance_key.len != DM_ID_PUBLIC_BYTES) {
-        fprintf(stderr, "%s: policy %s: the node has no governance key (start every node with "
-                        "meshd --governance KEY)\n", P, cmd);
-        status = DM_EXIT_FAIL;
-        goto fail;
-    }
-    dm_cli_hex(gov, &r->governance_key, DM_ID_PUBLIC_BYTES);
-    if (strcmp(me, gov) != 0) {
-        fprintf(stderr, "%s: policy %s: you are %s (%s), the mesh's governance key is %s "
-                        "(act as it with --identity FILE)\n", P, cmd, me, path ? path : "?", gov);
-        status = DM_EXIT_FAIL;
-        goto fail;
-    }
-    return DM_EXIT_OK;
-fail:
-    if (*rep)
-        dm__envelope__free_unpacked(*rep, NULL);
-    *rep = NULL;
-    dm_identity_destroy(id);
-    return status;
 }
 
 /* ---- publish ---- */
@@ -124,7 +45,7 @@ static int s_publish_docs(const dm_cli_args_t *a, const dm_identity_t *id,
         snprintf(key, sizeof key, "%s%s", DM_CATALOG_GOV_DOC_PREFIX,
                  dm_policy_doc_name(d->docs[i]));
         Dm__Envelope *rep = NULL;
-        status = s_sign_send(a, id, key, max_version + 1 + i, d->text.data + d->spans[i].off,
+        status = dm_dmctl_policy_sign_send(a, id, key, max_version + 1 + i, d->text.data + d->spans[i].off,
                              d->spans[i].len, &rep);
         if (status != DM_EXIT_OK) {
             if (i)
@@ -166,9 +87,9 @@ static int s_publish(const dm_cli_args_t *a)
     }
     dm_identity_t *id = NULL;
     Dm__Envelope *rep = NULL;
-    status = s_as_governance(a, "publish", &id, &rep);
+    status = dm_dmctl_policy_as_governance(a, "publish", &id, &rep);
     if (status == DM_EXIT_OK)
-        status = s_publish_docs(a, id, &d, rep->policy_get_rep->max_version);
+        status = s_publish_docs(a, id, &d, dm_dmctl_gov_last_version(rep->policy_get_rep));
     if (rep)
         dm__envelope__free_unpacked(rep, NULL);
     dm_identity_destroy(&id);
@@ -193,7 +114,7 @@ static int s_rotate(const dm_cli_args_t *a)
     }
     dm_identity_t *id = NULL;
     Dm__Envelope *rep = NULL;
-    int status = s_as_governance(a, "rotate", &id, &rep);
+    int status = dm_dmctl_policy_as_governance(a, "rotate", &id, &rep);
     if (status != DM_EXIT_OK)
         return status;
     const Dm__PolicyGetRep *g = rep->policy_get_rep;
@@ -209,7 +130,8 @@ static int s_rotate(const dm_cli_args_t *a)
     uint8_t payload[128];
     size_t len = dm__gov_root__pack(&root, payload);
     Dm__Envelope *prep = NULL;
-    status = s_sign_send(a, id, DM_CATALOG_GOV_ROOT_KEY, g->max_version + 1, payload, len, &prep);
+    status = dm_dmctl_policy_sign_send(a, id, DM_CATALOG_GOV_ROOT_KEY, dm_dmctl_gov_last_version(g) + 1,
+                                       payload, len, &prep);
     if (status == DM_EXIT_OK) {
         char hex[DM_ID_HEX_BYTES];
         dm_identity_key_hex(next, hex);
@@ -358,7 +280,7 @@ int dm_dmctl_policy(const dm_cli_args_t *a)
         const char *name;
         int (*run)(const dm_cli_args_t *a);
     } cmds[] = {{"publish", s_publish}, {"rotate", s_rotate}, {"show", s_show},
-                {"test", s_test}};
+                {"test", s_test}, {"withdraw", dm_dmctl_policy_withdraw}};
     const char *sub = a->npos >= 2 ? a->pos[1] : "";
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(sub, cmds[i].name) == 0)

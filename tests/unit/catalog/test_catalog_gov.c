@@ -315,12 +315,12 @@ Test(catalog_gov, rotation_signed_by_the_current_key_with_next_root_version)
     cr_assert_eq(s_rotate(a, g1, g2, 2, 2, NULL), DM_CATALOG_ACCEPTED);
     cr_assert(s_is_gov(a, g2, 2));
     cr_assert_gt(dm_catalog_gov_generation(a->cat), gen);
-    cr_assert_eq(s_docs(a), 0, "the documents are the current key's only");
-    cr_assert_eq(s_doc_by(a, g2, "gov/doc/new", 1), DM_CATALOG_ACCEPTED);
-    cr_assert_eq(s_docs(a), 1);
+    cr_assert_eq(s_docs(a), 1, "the retired key's documents stay active");
+    cr_assert_eq(s_doc_by(a, g2, "gov/doc/new", 3), DM_CATALOG_ACCEPTED);
+    cr_assert_eq(s_docs(a), 2);
     /* the retired key's new documents are refused */
-    cr_assert_eq(s_doc_by(a, g1, "gov/doc/late", 3), DM_CATALOG_NOT_OWNER);
-    cr_assert_eq(s_docs(a), 1);
+    cr_assert_eq(s_doc_by(a, g1, "gov/doc/late", 4), DM_CATALOG_NOT_OWNER);
+    cr_assert_eq(s_docs(a), 2);
 }
 
 Test(catalog_gov, rotation_refused_unless_exactly_the_next_root_version)
@@ -367,8 +367,8 @@ Test(catalog_gov, chain_persists_across_reopen)
     dm_identity_t *g1 = s_key_new(), *g2 = s_key_new(), *g3 = s_key_new(), *x = s_key_new();
     s_set_gov(a, g1);
     cr_assert_eq(s_rotate(a, g1, g2, 2, 1, NULL), DM_CATALOG_ACCEPTED);
-    cr_assert_eq(s_rotate(a, g2, g3, 3, 1, NULL), DM_CATALOG_ACCEPTED);
-    cr_assert_eq(s_doc_by(a, g3, "gov/doc/analysts", 1), DM_CATALOG_ACCEPTED);
+    cr_assert_eq(s_rotate(a, g2, g3, 3, 2, NULL), DM_CATALOG_ACCEPTED);
+    cr_assert_eq(s_doc_by(a, g3, "gov/doc/analysts", 3), DM_CATALOG_ACCEPTED);
     s_node_reopen(a);
     cr_assert(s_is_gov(a, g3, 3));
     cr_assert_eq(s_docs(a), 1);
@@ -745,8 +745,10 @@ Test(catalog_gov, gov_entries_travel_through_deltas)
     s_set_gov(b, g1);
     cr_assert_eq(s_doc_by(a, g1, "gov/doc/analysts", 1), DM_CATALOG_ACCEPTED);
     cr_assert_eq(s_rotate(a, g1, g2, 2, 2, NULL), DM_CATALOG_ACCEPTED);
-    cr_assert_eq(s_doc_by(a, g2, "gov/doc/masks", 1), DM_CATALOG_ACCEPTED);
-    cr_assert_eq(s_doc_by(a, g2, "gov/doc/readers", 2), DM_CATALOG_ACCEPTED);
+    /* versions go on from the chain's highest (the rotation's 2) */
+    cr_assert_eq(s_doc_by(a, g2, "gov/doc/masks", 2), DM_CATALOG_STALE);
+    cr_assert_eq(s_doc_by(a, g2, "gov/doc/masks", 3), DM_CATALOG_ACCEPTED);
+    cr_assert_eq(s_doc_by(a, g2, "gov/doc/readers", 4), DM_CATALOG_ACCEPTED);
     uint64_t gen = dm_catalog_gov_generation(b->cat);
     /* One delta holds it all, the new key's documents before the
      * rotation: refused then, but not counted as seen... */
@@ -760,16 +762,17 @@ Test(catalog_gov, gov_entries_travel_through_deltas)
     cr_assert_eq(counts.n[DM_CATALOG_ACCEPTED], 2);
     cr_assert_eq(counts.n[DM_CATALOG_NOT_OWNER], 2);
     cr_assert(s_is_gov(b, g2, 2));
-    cr_assert_eq(s_docs(b), 0);
+    cr_assert_eq(s_docs(b), 1, "the retired key's document stays active");
     cr_assert_eq(dm_catalog_max_version(b->cat, s_pub(g2)), 0);
     dm_buf_free(&digest);
     dm_buf_free(&delta);
     /* ...so the next exchange brings them */
     cr_assert_eq(s_sync(a, b), 2);
     cr_assert(s_is_gov(b, g2, 2));
-    cr_assert_eq(s_docs(b), 2);
+    cr_assert_eq(s_docs(b), 3);
     cr_assert_gt(dm_catalog_gov_generation(b->cat), gen);
-    cr_assert_eq(dm_catalog_max_version(b->cat, s_pub(g2)), 2);
+    cr_assert_eq(dm_catalog_max_version(b->cat, s_pub(g2)), 4);
+    cr_assert_eq(dm_catalog_gov_max_version(b->cat), 4);
     /* a node without a governance key takes none of it */
     s_node *c = s_node_new();
     cr_assert_eq(s_sync(a, c), 0);

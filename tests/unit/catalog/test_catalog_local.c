@@ -2,7 +2,8 @@
  * LMDB store in a temp dir: a new product is published, an upgrade is
  * published again, a deregistered product is tombstoned, and nothing is
  * published when catalog and store agree; a deregistered product's acl
- * entry is tombstoned with it. */
+ * entry is tombstoned with it; what a certificate held elsewhere refused is
+ * published by the next round once the certificate moves the domain here. */
 #include <criterion/criterion.h>
 
 #include <limits.h>
@@ -174,4 +175,44 @@ Test(catalog_local, tombstones_the_grants_of_a_deregistered_product)
     cr_assert_eq(dm_catalog_acl(s_cat, S_DOMAIN, "orders", &acl), DM_ERR_NOTFOUND);
     cr_assert_eq(dm_catalog_acl(s_cat, S_DOMAIN, "payments", &acl), DM_OK);
     dm_buf_free(&acl);
+}
+
+/* Moves S_DOMAIN's certificate to node (a governance key must be set). */
+static void s_certify(const uint8_t *node)
+{
+    const char *domains[] = {S_DOMAIN};
+    uint8_t nodes[1][DM_ID_PUBLIC_BYTES];
+    memcpy(nodes[0], node, DM_ID_PUBLIC_BYTES);
+    cr_assert_eq(dm_catalog_set_certificates(s_cat, domains, (const uint8_t(*)[32])nodes, 1, NULL),
+                 DM_OK);
+}
+
+Test(catalog_local, the_sweep_publishes_what_was_refused_once_a_certificate_moves_the_domain_here)
+{
+    /* The node claimed its domain; a certificate gives it to another node
+     * and this node registers meanwhile (refused); the certificate moves it
+     * back. The next plain round (the node's once-a-minute sweep) publishes
+     * the product and the node record without being asked for it. */
+    dm_identity_t *gov = NULL, *other = NULL;
+    cr_assert_eq(dm_identity_new_ephemeral(&gov), DM_OK);
+    cr_assert_eq(dm_identity_new_ephemeral(&other), DM_OK);
+    cr_assert_eq(dm_catalog_set_governance(s_cat, dm_identity_public(gov), NULL), DM_OK);
+    cr_assert(s_reconcile(true));
+    s_certify(dm_identity_public(other));
+    s_register("orders", 1, 1);
+    cr_assert_not(s_reconcile(false));
+    cr_assert_eq(s_diags.count, 1);
+    cr_assert_not_null(strstr(s_diags.items[0].message, "not pinned to this node"), "%s",
+                       s_diags.items[0].message);
+    dm_diags_clear(&s_diags);
+    s_certify(dm_identity_public(s_id));
+    cr_assert(s_reconcile(false));
+    cr_assert_eq(s_diags.count, 0, "%s", s_diags.count ? s_diags.items[0].message : "");
+    dm_catalog_entry_t e = s_entry("orders");
+    cr_assert_not(e.tombstone);
+    dm_catalog_entry_clear(&e);
+    cr_assert_eq(dm_catalog_get(s_cat, dm_identity_public(s_id), DM_CATALOG_NODE_KEY, &e), DM_OK);
+    dm_catalog_entry_clear(&e);
+    dm_identity_destroy(&gov);
+    dm_identity_destroy(&other);
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/array.h"
+#include "base/hex.h"
 #include "storage/catalog_db.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -38,17 +39,6 @@ static uint64_t s_get_be64(const uint8_t *p)
     for (int i = 0; i < 8; i++)
         v = v << 8 | p[i];
     return v;
-}
-
-/* The first S_HEX_SHORT hex digits of a node id, for log lines. */
-static void s_hex(const uint8_t *id, char out[S_HEX_SHORT + 1])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < S_HEX_SHORT / 2; i++) {
-        out[2 * i] = digits[id[i] >> 4];
-        out[2 * i + 1] = digits[id[i] & 15];
-    }
-    out[S_HEX_SHORT] = 0;
 }
 
 static dm_catalog_verdict s_refuse(dm_buf_t *why, dm_catalog_verdict v, const char *fmt, ...)
@@ -346,8 +336,8 @@ static bool s_conflict_note(dm_catalog_t *c, const char *domain, const uint8_t *
         memcpy(k->claimant, claimant, DM_ID_PUBLIC_BYTES);
         k->first_seen_ms = now_ms;
         char o[S_HEX_SHORT + 1], n[S_HEX_SHORT + 1];
-        s_hex(owner, o);
-        s_hex(claimant, n);
+        dm_hex_encode(owner, S_HEX_SHORT / 2, o);
+        dm_hex_encode(claimant, S_HEX_SHORT / 2, n);
         dm_log_warn("catalog: domain '%s' is pinned to node %s...; refused the claim of node "
                     "%s... (see the catalog's conflicts)",
                     domain, o, n);
@@ -416,7 +406,7 @@ static bool s_pin(dm_catalog_t *c, const char *domain, const uint8_t *owner, int
     if (!s_pin_put(c, pin))
         return false;
     char o[S_HEX_SHORT + 1];
-    s_hex(owner, o);
+    dm_hex_encode(owner, S_HEX_SHORT / 2, o);
     if (!c->loading)
         dm_log_info("catalog: domain '%s' pinned to node %s...", domain, o);
     return s_purge(c, domain, owner, false, now_ms);
@@ -441,7 +431,7 @@ bool dm_catalog__repin(dm_catalog_t *c, const char *domain, const uint8_t *owner
     if (!s_pin_put(c, pin))
         return false;
     char o[S_HEX_SHORT + 1];
-    s_hex(owner, o);
+    dm_hex_encode(owner, S_HEX_SHORT / 2, o);
     dm_log_info("catalog: domain '%s' moved to node %s... by its certificate", domain, o);
     size_t at = 0;
     const dm_catalog__conflict_t *mine = s_conflict_find(c, domain, owner, &at);
@@ -522,7 +512,7 @@ static dm_catalog_verdict s_owner(dm_catalog_t *c, const dm_catalog_entry_t *e,
     if (!owner || memcmp(owner, e->origin, DM_ID_PUBLIC_BYTES) == 0)
         return DM_CATALOG_ACCEPTED;
     char o[S_HEX_SHORT + 1];
-    s_hex(owner, o);
+    dm_hex_encode(owner, S_HEX_SHORT / 2, o);
     bool node = p->kind == DM_CATALOG__NODE;
     dm_catalog_verdict v =
         s_refuse(why, node ? DM_CATALOG_DOMAIN_CONFLICT : DM_CATALOG_NOT_OWNER,
@@ -574,7 +564,7 @@ static bool s_store(dm_catalog_t *c, const dm_catalog_entry_t *e, dm_catalog__pa
         if (!dm_catalog__gov_root_decode(e, key, &rv)) /* it decoded when judged: memory */
             return false;
         char h[S_HEX_SHORT + 1];
-        s_hex(key, h);
+        dm_hex_encode(key, S_HEX_SHORT / 2, h);
         dm_log_info("catalog: governance key rotated to %s... (root version %llu)", h,
                     (unsigned long long)rv);
         return dm_catalog__gov_add(c, key, rv);

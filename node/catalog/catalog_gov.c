@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "base/array.h"
+#include "base/hex.h"
 #include "base/text.h"
 
 #define S_ROOT_KEY_BYTES 9 /* tag + u64 BE root version */
@@ -62,17 +63,6 @@ bool dm_catalog__gov_load(dm_catalog_t *c, const uint8_t *key, size_t klen, cons
     return true;
 }
 
-/* The first S_HEX_SHORT hex digits of key, for messages. */
-static void s_hex(const uint8_t *key, char out[S_HEX_SHORT + 1])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < S_HEX_SHORT / 2; i++) {
-        out[2 * i] = digits[key[i] >> 4];
-        out[2 * i + 1] = digits[key[i] & 15];
-    }
-    out[S_HEX_SHORT] = 0;
-}
-
 bool dm_catalog_governance(const dm_catalog_t *c, uint8_t key[DM_ID_PUBLIC_BYTES],
                            uint64_t *root_version)
 {
@@ -117,7 +107,7 @@ dm_catalog_verdict dm_catalog__gov_gate(const dm_catalog_t *c, const dm_catalog_
     bool from_gov = cur && memcmp(cur, e->origin, DM_ID_PUBLIC_BYTES) == 0;
     char o[S_HEX_SHORT + 1], g[S_HEX_SHORT + 1];
     if (gov_key && !cur) {
-        s_hex(e->origin, o);
+        dm_hex_encode(e->origin, S_HEX_SHORT / 2, o);
         return s_refuse(why, DM_CATALOG_NOT_OWNER,
                         "entry '%.64s' of %s... is a governance entry and this node has no "
                         "governance key (meshd --governance KEY)",
@@ -127,8 +117,8 @@ dm_catalog_verdict dm_catalog__gov_gate(const dm_catalog_t *c, const dm_catalog_
         /* A retired key never comes back: its entry is final. Any other
          * key may be the next one, named by a rotation not here yet. */
         *seen = dm_catalog__in_chain(c, e->origin);
-        s_hex(e->origin, o);
-        s_hex(cur, g);
+        dm_hex_encode(e->origin, S_HEX_SHORT / 2, o);
+        dm_hex_encode(cur, S_HEX_SHORT / 2, g);
         return s_refuse(why, DM_CATALOG_NOT_OWNER,
                         "entry '%.64s' is a governance entry; its origin %s... is %s, the "
                         "governance key is %s...",
@@ -190,25 +180,11 @@ dm_catalog_verdict dm_catalog__gov_payload(dm_catalog_t *c, const dm_catalog_ent
     return DM_CATALOG_ACCEPTED;
 }
 
-/* Index of the first item of origin, or where it would go. */
-static size_t s_first_item(const dm_catalog_t *c, const uint8_t *origin)
-{
-    size_t lo = 0, hi = c->nitems;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (memcmp(c->items[mid]->e.origin, origin, DM_ID_PUBLIC_BYTES) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 uint64_t dm_catalog_max_version(const dm_catalog_t *c, const uint8_t origin[DM_ID_PUBLIC_BYTES])
 {
     const dm_catalog__origin_t *o = dm_catalog__origin_find(c, origin);
     uint64_t v = o ? o->max_version : 0; /* seen in order (the digest's) */
-    for (size_t i = s_first_item(c, origin); /* and pushed alone */
+    for (size_t i = dm_catalog__first_item(c, origin); /* and pushed alone */
          i < c->nitems && memcmp(c->items[i]->e.origin, origin, DM_ID_PUBLIC_BYTES) == 0; i++)
         if (c->items[i]->e.version > v)
             v = c->items[i]->e.version;
@@ -243,7 +219,7 @@ dm_catalog_verdict dm_catalog__gov_monotonic(const dm_catalog_t *c, const dm_cat
 static const dm_catalog__item_t *s_doc_after(const dm_catalog_t *c, const uint8_t *origin,
                                              const char *after)
 {
-    size_t lo = s_first_item(c, origin), hi = lo;
+    size_t lo = dm_catalog__first_item(c, origin), hi = lo;
     while (hi < c->nitems && memcmp(c->items[hi]->e.origin, origin, DM_ID_PUBLIC_BYTES) == 0)
         hi++;
     size_t end = hi;

@@ -161,6 +161,21 @@ static inline const dm_catalog__origin_t *dm_catalog__origin_find(const dm_catal
     return NULL;
 }
 
+/* Index in c->items of the first item of origin, or of where it would go
+ * (items are sorted by origin, then key). */
+static inline size_t dm_catalog__first_item(const dm_catalog_t *c, const uint8_t *origin)
+{
+    size_t lo = 0, hi = c->nitems;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(c->items[mid]->e.origin, origin, DM_ID_PUBLIC_BYTES) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* The pin of domain, or NULL. */
 const dm_catalog__pin_t *dm_catalog__pin_find(const dm_catalog_t *c, const char *domain);
 

@@ -27,27 +27,12 @@ static void s_stranger_drop(dm_catalog_t *c, size_t i)
     memmove(c->strangers[i], c->strangers[--c->nstrangers], DM_ID_PUBLIC_BYTES);
 }
 
-/* Index of the first item of origin, or of where it would go (items are
- * sorted by origin, then key). */
-static size_t s_first_item(const dm_catalog_t *c, const uint8_t *origin)
-{
-    size_t lo = 0, hi = c->nitems;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (memcmp(c->items[mid]->e.origin, origin, DM_ID_PUBLIC_BYTES) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* Whether the stranger of e may store it: it replaces a stored key, or the
  * origin holds fewer than DM_CATALOG_STRANGER_ENTRIES entries. */
 static bool s_within_quota(const dm_catalog_t *c, const dm_catalog_entry_t *e)
 {
     size_t n = 0;
-    for (size_t i = s_first_item(c, e->origin);
+    for (size_t i = dm_catalog__first_item(c, e->origin);
          i < c->nitems && memcmp(c->items[i]->e.origin, e->origin, DM_ID_PUBLIC_BYTES) == 0;
          i++, n++)
         if (strcmp(c->items[i]->e.key, e->key) == 0)

@@ -7,28 +7,18 @@
 
 #include <stdlib.h>
 
+#include "base/hex.h"
 #include "base/log.h"
 #include "base/text.h"
 #include "storage/catalog_db.h"
 
 #define S_VERSION_BYTES 8 /* a 'v' record: u64 BE */
 
-/* key as 64 lowercase hex digits. */
-static void s_hex(const uint8_t *key, char out[DM_ID_HEX_BYTES])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < DM_ID_PUBLIC_BYTES; i++) {
-        out[2 * i] = digits[key[i] >> 4];
-        out[2 * i + 1] = digits[key[i] & 15];
-    }
-    out[2 * DM_ID_PUBLIC_BYTES] = 0;
-}
-
 dm_err dm_catalog_set_governance(dm_catalog_t *c, const uint8_t key[DM_ID_PUBLIC_BYTES],
                                  dm_buf_t *why)
 {
     char want[DM_ID_HEX_BYTES], cur[DM_ID_HEX_BYTES];
-    s_hex(key, want);
+    dm_hex_encode(key, DM_ID_PUBLIC_BYTES, want);
     if (memcmp(key, c->self_id, DM_ID_PUBLIC_BYTES) == 0) {
         dm_buf_why(why,
                    "catalog: governance key %s is this node's own key; the governance key "
@@ -39,7 +29,7 @@ dm_err dm_catalog_set_governance(dm_catalog_t *c, const uint8_t key[DM_ID_PUBLIC
     if (dm_catalog__in_chain(c, key))
         return DM_OK; /* the chain may have moved on: keep its current key */
     if (c->nchain) {
-        s_hex(dm_catalog__gov_current(c), cur);
+        dm_hex_encode(dm_catalog__gov_current(c), DM_ID_PUBLIC_BYTES, cur);
         dm_buf_why(why,
                    "catalog: governance key %s is not in this node's key chain, whose "
                    "current key is %s (root version %llu); a new key comes only by a "

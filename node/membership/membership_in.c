@@ -16,27 +16,12 @@
 #include <string.h>
 
 #include "membership/membership_priv.h"
-
-static int s_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "base/hex.h"
 
 bool dm_membership__address_id(const char *address, uint8_t id[DM_ID_PUBLIC_BYTES])
 {
-    for (size_t i = 0; i < DM_ID_PUBLIC_BYTES; i++) {
-        int hi = s_hexval(address[2 * i]);
-        int lo = hi < 0 ? -1 : s_hexval(address[2 * i + 1]);
-        if (lo < 0)
-            return false;
-        id[i] = (uint8_t)(hi << 4 | lo);
-    }
+    if (!dm_hex_decode(address, DM_ID_PUBLIC_BYTES, id))
+        return false;
     return address[2 * DM_ID_PUBLIC_BYTES] == '@';
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "policy/policy_priv.h"
+#include "base/hex.h"
 
 #define S_BLOCK_BYTES 8192
 #define S_ALIGN 16
@@ -135,38 +136,16 @@ int dm_policy__choice(dm_diags_t *d, const char *file, const dm_ytree_node_t *n,
     return -1;
 }
 
-static int s_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool dm_policy__hex_key(const char *s, uint8_t key[DM_POLICY_KEY_BYTES])
 {
     if (strlen(s) != DM_POLICY_HEX)
         return false;
-    for (size_t i = 0; i < DM_POLICY_KEY_BYTES; i++) {
-        int hi = s_hexval(s[2 * i]), lo = s_hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        key[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
+    return dm_hex_decode(s, DM_POLICY_KEY_BYTES, key);
 }
 
 void dm_policy__key_hex(const uint8_t key[DM_POLICY_KEY_BYTES], char out[DM_POLICY_HEX + 1])
 {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < DM_POLICY_KEY_BYTES; i++) {
-        out[2 * i] = digits[key[i] >> 4];
-        out[2 * i + 1] = digits[key[i] & 15];
-    }
-    out[DM_POLICY_HEX] = 0;
+    dm_hex_encode(key, DM_POLICY_KEY_BYTES, out);
 }
 
 /* Iterative wildcard match with one backtrack point: O(len x glob) at

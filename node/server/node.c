@@ -14,7 +14,6 @@
 #include <zmq.h>
 
 #include "base/log.h"
-#include "catalog/catalog_local.h"
 #include "record/schema.h"
 #include "server/node_priv.h"
 
@@ -75,22 +74,6 @@ static dm_err s_load_products(dm_node_t *self, dm_buf_t *why)
 static bool s_catalog_origin_known(void *ctx, const uint8_t origin[DM_ID_PUBLIC_BYTES])
 {
     return dm_membership_state_of(dm_gossip_membership(ctx), origin) != DM_MEMBER_UNKNOWN;
-}
-
-/* Brings this node's catalog entries up to date with its store
- * (catalog_local.h) and logs what failed. Returns true if anything was
- * published. */
-bool dm_node__catalog_reconcile(dm_node_t *self, bool node_record)
-{
-    dm_catalog_local_t what = {dm_identity_public(self->id), self->domain, self->address,
-                               node_record};
-    dm_diags_t diags = DM_DIAGS_INIT;
-    bool changed = dm_catalog_local_reconcile(self->catalog, self->store, &what,
-                                              dm_clock_wall_ms(), &diags);
-    for (size_t i = 0; i < diags.count; i++)
-        dm_log_err("catalog: %s", diags.items[i].message);
-    dm_diags_clear(&diags);
-    return changed;
 }
 
 /* Opens the store, the node identity and the registry of served

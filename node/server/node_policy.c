@@ -70,22 +70,31 @@ static void s_docs_free(s_docs *d)
     memset(d, 0, sizeof *d);
 }
 
-/* Parses and adds one document to s; false with a line in why. */
-static bool s_add(dm_policy_set_t *s, const char *key, const uint8_t *yaml, size_t len,
-                  dm_buf_t *why)
+/* Parses the document named key into *doc; else a line in why that says
+ * why it does not parse. */
+static dm_err s_parse(const char *key, const uint8_t *yaml, size_t len, dm_policy_doc_t **doc,
+                      dm_buf_t *why)
 {
-    dm_policy_doc_t *doc = NULL;
     dm_diags_t diags = DM_DIAGS_INIT;
-    dm_err rc = dm_policy_doc_parse(key, (const char *)yaml, len, &doc, &diags);
+    dm_err rc = dm_policy_doc_parse(key, (const char *)yaml, len, doc, &diags);
     if (rc != DM_OK) {
         dm_buf_t text = DM_BUF_INIT;
         dm_diags_format(&diags, &text);
         dm_buf_why(why, "%s does not parse: %s", key, text.len ? text.data : dm_err_str(rc));
         dm_buf_free(&text);
-        dm_diags_clear(&diags);
-        return false;
     }
     dm_diags_clear(&diags);
+    return rc;
+}
+
+/* Parses and adds one document to s; false with a line in why. */
+static bool s_add(dm_policy_set_t *s, const char *key, const uint8_t *yaml, size_t len,
+                  dm_buf_t *why)
+{
+    dm_policy_doc_t *doc = NULL;
+    dm_err rc = s_parse(key, yaml, len, &doc, why);
+    if (rc != DM_OK)
+        return false;
     dm_buf_t reason = DM_BUF_INIT;
     rc = dm_policy_set_add(s, &doc, &reason);
     if (rc != DM_OK)
@@ -105,20 +114,14 @@ static bool s_gov_check(void *ctx, const char *key, const uint8_t *payload, size
 {
     dm_node_t *self = ctx;
     dm_policy_doc_t *doc = NULL;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    dm_err rc = dm_policy_doc_parse(key, (const char *)payload, len, &doc, &diags);
-    if (rc != DM_OK) {
-        dm_buf_t text = DM_BUF_INIT;
-        dm_diags_format(&diags, &text);
-        dm_buf_why(why, "%s does not parse: %s", key, text.len ? text.data : dm_err_str(rc));
-        dm_buf_free(&text);
-    } else if (self->gov && dm_catalog_gov_generation(self->catalog) == self->gov_generation) {
+    dm_err rc = s_parse(key, payload, len, &doc, why);
+    if (rc == DM_OK && self->gov &&
+        dm_catalog_gov_generation(self->catalog) == self->gov_generation) {
         dm_buf_t reason = DM_BUF_INIT;
         if ((rc = dm_policy_set_check(self->gov, doc, &reason)) != DM_OK)
             dm_buf_why(why, "%s: %s", key, reason.len ? reason.data : dm_err_str(rc));
         dm_buf_free(&reason);
     }
-    dm_diags_clear(&diags);
     dm_policy_doc_destroy(&doc);
     return rc == DM_OK;
 }
@@ -145,19 +148,25 @@ static bool s_own_domain(dm_node_t *self)
            memcmp(owner, dm_identity_public(self->id), DM_ID_PUBLIC_BYTES) == 0;
 }
 
-/* Publishes this node's node record and products (catalog_local.h), as
- * dm_node__catalog_reconcile does (called here directly: node.c calls this
- * file, not the other way round), and tells gossip. */
-static void s_republish(dm_node_t *self)
+/* Here rather than in node.c, which calls this file: the republish below
+ * needs it too, and calls go one way (node_priv.h). */
+bool dm_node__catalog_reconcile(dm_node_t *self, bool node_record)
 {
-    dm_catalog_local_t what = {dm_identity_public(self->id), self->domain, self->address, true};
+    dm_catalog_local_t what = {dm_identity_public(self->id), self->domain, self->address,
+                               node_record};
     dm_diags_t diags = DM_DIAGS_INIT;
     bool changed = dm_catalog_local_reconcile(self->catalog, self->store, &what,
                                               dm_clock_wall_ms(), &diags);
     for (size_t i = 0; i < diags.count; i++)
         dm_log_err("catalog: %s", diags.items[i].message);
     dm_diags_clear(&diags);
-    if (changed && self->gossip)
+    return changed;
+}
+
+/* Publishes this node's node record and products and tells gossip. */
+static void s_republish(dm_node_t *self)
+{
+    if (dm_node__catalog_reconcile(self, true) && self->gossip)
         dm_gossip_catalog_changed(self->gossip, dm_clock_mono_ms());
 }
 

@@ -4,8 +4,9 @@
  * read-only handlers (node_reads.c), access decisions and the write gate
  * (node_access.c), the admin, grant, whoami and audit requests
  * (node_grant.c), governance (node_policy.c), the audit queue
- * (node_audit.c), and the loop's call into the catalog reconciliation of
- * node/catalog/catalog_local.c (node.c). Calls go one way: node.c calls
+ * (node_audit.c), and the call into the catalog reconciliation of
+ * node/catalog/catalog_local.c (node_policy.c: the loop and a governance
+ * change both republish). Calls go one way: node.c calls
  * node_dir.c and node_dispatch.c, which calls node_reads.c and
  * node_grant.c; those call node_access.c, node_policy.c and
  * node_audit.c; node_access.c calls node_audit.c. */

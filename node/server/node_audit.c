@@ -12,6 +12,7 @@
  * Past the bucket they are counted, and a flush writes one summary record
  * a second. Allowed decisions and admins' records always go in. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,21 @@ void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed
     pthread_mutex_unlock(&self->audit_lock);
 }
 
+/* Fills m as a marker record of the audit trail itself (action "audit",
+ * refused, no caller) whose rule says what happened to other records. */
+static void s_marker(dm_audit_record_t *m, const char *fmt, ...) DM_PRINTF(2, 3);
+static void s_marker(dm_audit_record_t *m, const char *fmt, ...)
+{
+    memset(m, 0, sizeof *m);
+    m->at_ms = dm_clock_wall_ms();
+    m->allowed = false;
+    snprintf(m->action, sizeof m->action, "audit");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->rule, sizeof m->rule, fmt, ap);
+    va_end(ap);
+}
+
 void dm_node__audit_flush(dm_node_t *self, bool force)
 {
     int64_t now = dm_clock_mono_ms();
@@ -149,26 +165,14 @@ void dm_node__audit_flush(dm_node_t *self, bool force)
         self->audit_next_summary = now + DM_NODE_AUDIT_SUMMARY_MS;
     }
     pthread_mutex_unlock(&self->audit_lock);
-    if (suppressed) {
-        dm_audit_record_t *m = &batch[n++];
-        memset(m, 0, sizeof *m);
-        m->at_ms = dm_clock_wall_ms();
-        m->allowed = false;
-        snprintf(m->action, sizeof m->action, "audit");
-        snprintf(m->rule, sizeof m->rule,
+    if (suppressed)
+        s_marker(&batch[n++],
                  "%" PRIu64 " refusals not recorded individually (rate limit: %" PRIu64
                  "/s, burst %" PRIu64 ")",
                  suppressed, self->audit_rate, self->audit_burst);
-    }
     if (dropped) {
-        dm_audit_record_t *m = &batch[n++];
-        memset(m, 0, sizeof *m);
-        m->at_ms = dm_clock_wall_ms();
-        m->allowed = false;
-        snprintf(m->action, sizeof m->action, "audit");
-        snprintf(m->rule, sizeof m->rule,
-                 "%" PRIu64 " audit records dropped: the queue of %d was full", dropped,
-                 DM_NODE_AUDIT_QUEUE);
+        s_marker(&batch[n++], "%" PRIu64 " audit records dropped: the queue of %d was full",
+                 dropped, DM_NODE_AUDIT_QUEUE);
         dm_log_warn("audit: %" PRIu64 " records dropped (the queue of %d was full)", dropped,
                     DM_NODE_AUDIT_QUEUE);
     }

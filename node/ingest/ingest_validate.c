@@ -241,27 +241,38 @@ static void s_prepare(dm_ingest_t *self, dm_ingest__job_t *job, const void *data
     dm__envelope__free_unpacked(env, NULL);
 }
 
-dm_err dm_ingest_check(dm_registry_t *registry, const char *domain, size_t record_limit,
-                       const void *data, size_t len, size_t *rows, size_t *quarantined)
+/* Runs one encoded request through the validator's checks, outside the
+ * pipeline (dm_ingest_check*): its outcome and, where asked for, the rows
+ * kept, the rows quarantined and the refusal's text. */
+static dm_err s_check(dm_ingest_t *self, const void *data, size_t len, size_t *rows,
+                      size_t *quarantined, dm_buf_t *text)
 {
-    dm_ingest_t self = {.registry = registry, .domain = (char *)domain,
-                        .record_limit = record_limit ? record_limit : DM_RECORD_LIMIT_DEFAULT};
     s_scratch sc = {DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT};
     dm_ingest__job_t *job = calloc(1, sizeof *job);
     if (!job)
         return DM_ERR_NOMEM;
     zmq_msg_init(&job->rid);
-    s_prepare(&self, job, data, len, &sc);
+    s_prepare(self, job, data, len, &sc);
     dm_err rc = job->kind == DM_INGEST__REPLY ? job->err : DM_OK;
     if (rows)
         *rows = job->rows.len / sizeof(dm_ingest__rowref_t);
     if (quarantined)
         *quarantined = job->quar.len / sizeof(dm_ingest__qref_t);
+    if (text && rc != DM_OK && job->errtext)
+        dm_buf_puts(text, job->errtext);
     dm_ingest__job_free(job);
     dm_buf_free(&sc.row);
     dm_buf_free(&sc.key);
     dm_buf_free(&sc.reasons);
     return rc;
+}
+
+dm_err dm_ingest_check(dm_registry_t *registry, const char *domain, size_t record_limit,
+                       const void *data, size_t len, size_t *rows, size_t *quarantined)
+{
+    dm_ingest_t self = {.registry = registry, .domain = (char *)domain,
+                        .record_limit = record_limit ? record_limit : DM_RECORD_LIMIT_DEFAULT};
+    return s_check(&self, data, len, rows, quarantined, NULL);
 }
 
 /* The policy getter of dm_ingest_check_policy: a reference to its set. */
@@ -273,20 +284,7 @@ dm_err dm_ingest_check_policy(dm_registry_t *registry, const char *domain, dm_po
     dm_ingest_t self = {.registry = registry, .domain = (char *)domain,
                         .record_limit = DM_RECORD_LIMIT_DEFAULT, .policy = s_fixed_policy,
                         .policy_ctx = gov};
-    s_scratch sc = {DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT};
-    dm_ingest__job_t *job = calloc(1, sizeof *job);
-    if (!job)
-        return DM_ERR_NOMEM;
-    zmq_msg_init(&job->rid);
-    s_prepare(&self, job, data, len, &sc);
-    dm_err rc = job->kind == DM_INGEST__REPLY ? job->err : DM_OK;
-    if (text && rc != DM_OK && job->errtext)
-        dm_buf_puts(text, job->errtext);
-    dm_ingest__job_free(job);
-    dm_buf_free(&sc.row);
-    dm_buf_free(&sc.key);
-    dm_buf_free(&sc.reasons);
-    return rc;
+    return s_check(&self, data, len, NULL, NULL, text);
 }
 
 void *dm_ingest__validator_main(void *arg)

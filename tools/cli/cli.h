@@ -18,6 +18,19 @@
 #define DM_CLI_ENV_NODE "MESH_NODE"
 #define DM_CLI_ENV_IDENTITY "MESH_IDENTITY"
 
+/* The usage lines of the options that say which node and which identity
+ * (dm_cli_connect, dm_cli_identity), for the clients' help texts. */
+#define DM_CLI_HELP_CONNECT                                                                    \
+    "  --node ADDRESS   the node (KEY@tcp://HOST:PORT, as in its DIR/node.addr);\n"          \
+    "                   else the one --data names, else $MESH_NODE\n"                        \
+    "  --data DIR       a node's data directory: the node at DIR/node.addr, and\n"           \
+    "                   the node's own key DIR/identity.key (a domain admin) as\n"           \
+    "                   your identity when you can read it and give neither\n"               \
+    "                   --identity nor $MESH_IDENTITY\n"                                     \
+    "  --identity FILE  act as this identity (else $MESH_IDENTITY, else --data's\n"          \
+    "                   DIR/identity.key, else $XDG_CONFIG_HOME/datamesh/identity,\n"        \
+    "                   made on first use)\n"
+
 /* Exit codes shared by the tools. */
 enum { DM_EXIT_OK = 0, DM_EXIT_FAIL = 1, DM_EXIT_USAGE = 2 };
 

@@ -1,18 +1,119 @@
-/* catalog_test.h: catalog fixtures the catalog unit tests share: wide,
- * valid contracts and a catalog publishing many of them. */
+/* catalog_test.h: catalog fixtures the catalog unit tests share: a node
+ * (temp store, ephemeral identity, catalog) that can be closed and
+ * reopened from disk, signed entries, Scuttlebutt sync until nothing
+ * moves, wide valid contracts and a catalog publishing many of them. */
 #ifndef DM_TEST_CATALOG_H
 #define DM_TEST_CATALOG_H
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/buf.h"
 #include "catalog/catalog.h"
 #include "contract/contract.h"
 #include "identity/identity.h"
+#include "fixture.h"
+#include "proto/catalog.pb-c.h"
 
 #define DM_T_CATALOG_NOW 1764000000000LL /* a fixed Unix time in ms; time is an argument */
+
+/* A node of a catalog test: its own temp store, identity and catalog. */
+typedef struct {
+    char dir[PATH_MAX];
+    dm_store_t *store;
+    dm_identity_t *id;
+    dm_catalog_t *cat;
+} dm_t_cnode_t;
+
+/* Opens n in a fresh temp directory named after test, with an ephemeral
+ * identity. */
+static inline void dm_t_cnode_open(dm_t_cnode_t *n, const char *test)
+{
+    cr_assert_not_null(dm_t_tmpdir(n->dir, sizeof n->dir, test));
+    cr_assert_eq(dm_store_open(n->dir, NULL, &n->store, NULL), DM_OK);
+    cr_assert_eq(dm_identity_new_ephemeral(&n->id), DM_OK);
+    cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat, NULL), DM_OK);
+}
+
+/* Closes n's catalog and store and opens both again from disk. */
+static inline void dm_t_cnode_reopen(dm_t_cnode_t *n)
+{
+    dm_catalog_destroy(&n->cat);
+    dm_store_destroy(&n->store);
+    cr_assert_eq(dm_store_open(n->dir, NULL, &n->store, NULL), DM_OK);
+    cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat, NULL), DM_OK);
+}
+
+/* Closes n and removes its directory. */
+static inline void dm_t_cnode_close(dm_t_cnode_t *n)
+{
+    dm_catalog_destroy(&n->cat);
+    dm_store_destroy(&n->store);
+    dm_identity_destroy(&n->id);
+    dm_t_rmdir(n->dir);
+}
+
+/* Fills e as an entry of origin (key, payload, version, issued at
+ * DM_T_CATALOG_NOW) and signs it with signer, which may be another key
+ * than origin's (a forgery). e points into key and payload. */
+static inline void dm_t_entry_sign(const dm_identity_t *signer, const uint8_t *origin,
+                                   const char *key, const void *payload, size_t len,
+                                   uint64_t version, bool tombstone, dm_catalog_entry_t *e)
+{
+    memset(e, 0, sizeof *e);
+    memcpy(e->origin, origin, DM_ID_PUBLIC_BYTES);
+    e->key = (char *)key;
+    e->version = version;
+    e->issued_at_ms = DM_T_CATALOG_NOW;
+    e->tombstone = tombstone;
+    e->payload = (uint8_t *)payload;
+    e->payload_len = len;
+    dm_buf_t msg = DM_BUF_INIT;
+    dm_catalog_entry_signed_bytes(e, &msg);
+    cr_assert_eq(dm_identity_sign(signer, msg.data, msg.len, e->signature, NULL), DM_OK);
+    dm_buf_free(&msg);
+}
+
+#define DM_T_GOV_ROOT_BYTES 128 /* room for a packed dm.GovRoot */
+
+/* Packs the gov/root payload that hands governance to next at root
+ * version rv into buf; returns its length. */
+static inline size_t dm_t_gov_root(const dm_identity_t *next, uint64_t rv,
+                                   uint8_t buf[DM_T_GOV_ROOT_BYTES])
+{
+    Dm__GovRoot r;
+    dm__gov_root__init(&r);
+    r.root_version = rv;
+    r.key.data = (uint8_t *)dm_identity_public(next);
+    r.key.len = DM_ID_PUBLIC_BYTES;
+    return dm__gov_root__pack(&r, buf);
+}
+
+/* Scuttlebutt exchanges from -> to until nothing more is accepted, at
+ * most rounds_max; returns the entries accepted. */
+static inline size_t dm_t_catalog_sync(dm_catalog_t *from, dm_catalog_t *to, int rounds_max)
+{
+    size_t accepted = 0;
+    for (int round = 0; round < rounds_max; round++) {
+        dm_buf_t digest = DM_BUF_INIT, delta = DM_BUF_INIT;
+        bool more = false;
+        dm_catalog_digest(to, &digest);
+        cr_assert_eq(dm_catalog_delta(from, digest.data, digest.len, 1 << 20, &delta, &more),
+                     DM_OK);
+        dm_catalog_counts_t counts;
+        cr_assert_eq(dm_catalog_apply_delta(to, delta.data, delta.len, DM_T_CATALOG_NOW, &counts,
+                                            NULL, NULL),
+                     DM_OK);
+        dm_buf_free(&digest);
+        dm_buf_free(&delta);
+        accepted += counts.n[DM_CATALOG_ACCEPTED];
+        if (!counts.n[DM_CATALOG_ACCEPTED] && !more)
+            break;
+    }
+    return accepted;
+}
 
 /* The canonical JSON of a valid contract of domain/name with nfields
  * described fields; with patterns, a pattern on every hundredth of the

@@ -13,18 +13,14 @@
 #include <unistd.h>
 
 #include "catalog/catalog.h"
-#include "proto/catalog.pb-c.h"
+#include "catalog_test.h"
 #include "fixture.h"
+#include "proto/catalog.pb-c.h"
 
-#define S_NOW 1764000000000LL /* a fixed Unix time in ms; time is an argument */
+#define S_NOW DM_T_CATALOG_NOW
 #define S_MAX_NODES 4
 
-typedef struct {
-    char dir[PATH_MAX];
-    dm_store_t *store;
-    dm_identity_t *id;
-    dm_catalog_t *cat;
-} s_node;
+typedef dm_t_cnode_t s_node;
 
 static s_node s_nodes[S_MAX_NODES];
 static size_t s_nnodes;
@@ -34,30 +30,14 @@ static s_node *s_node_new(void)
 {
     cr_assert_lt(s_nnodes, S_MAX_NODES);
     s_node *n = &s_nodes[s_nnodes++];
-    cr_assert_not_null(dm_t_tmpdir(n->dir, sizeof n->dir, "test_catalog"));
-    cr_assert_eq(dm_store_open(n->dir, NULL, &n->store, NULL), DM_OK);
-    cr_assert_eq(dm_identity_new_ephemeral(&n->id), DM_OK);
-    cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat, NULL), DM_OK);
+    dm_t_cnode_open(n, "test_catalog");
     return n;
-}
-
-/* Closes catalog and store and opens both again from disk. */
-static void s_node_reopen(s_node *n)
-{
-    dm_catalog_destroy(&n->cat);
-    dm_store_destroy(&n->store);
-    cr_assert_eq(dm_store_open(n->dir, NULL, &n->store, NULL), DM_OK);
-    cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat, NULL), DM_OK);
 }
 
 static void s_teardown(void)
 {
-    for (size_t i = 0; i < s_nnodes; i++) {
-        dm_catalog_destroy(&s_nodes[i].cat);
-        dm_store_destroy(&s_nodes[i].store);
-        dm_identity_destroy(&s_nodes[i].id);
-        dm_t_rmdir(s_nodes[i].dir);
-    }
+    for (size_t i = 0; i < s_nnodes; i++)
+        dm_t_cnode_close(&s_nodes[i]);
     s_nnodes = 0;
 }
 
@@ -442,8 +422,8 @@ Test(catalog, tombstone_hides_product_and_survives_reopen)
     cr_assert_eq(s_carry(a, "product/commerce/orders", b), DM_CATALOG_ACCEPTED);
     cr_assert_eq(s_products(a, false).n, 0);
     cr_assert_eq(s_products(b, false).n, 0);
-    s_node_reopen(a);
-    s_node_reopen(b);
+    dm_t_cnode_reopen(a);
+    dm_t_cnode_reopen(b);
     cr_assert_eq(s_products(a, false).n, 0);
     cr_assert_eq(s_products(b, false).n, 0);
     s_list l = s_products(b, true);
@@ -477,8 +457,8 @@ Test(catalog, state_survives_reopen)
     cr_assert_eq(s_carry(c, "node", b), DM_CATALOG_DOMAIN_CONFLICT);
     dm_buf_t before = DM_BUF_INIT, after = DM_BUF_INIT;
     dm_catalog_digest(b->cat, &before);
-    s_node_reopen(a);
-    s_node_reopen(b);
+    dm_t_cnode_reopen(a);
+    dm_t_cnode_reopen(b);
     cr_assert_eq(dm_catalog_count(b->cat), 2);
     uint8_t owner[DM_ID_PUBLIC_BYTES];
     cr_assert(dm_catalog_owner(b->cat, "commerce", owner));
@@ -659,17 +639,7 @@ Test(catalog, delta_carries_forged_entry_to_no_effect)
 static void s_signed(s_node *n, const char *key, const void *payload, size_t len,
                      dm_catalog_entry_t *e)
 {
-    memset(e, 0, sizeof *e);
-    memcpy(e->origin, s_id(n), DM_ID_PUBLIC_BYTES);
-    e->key = (char *)key;
-    e->version = 1;
-    e->issued_at_ms = S_NOW;
-    e->payload = (uint8_t *)payload;
-    e->payload_len = len;
-    dm_buf_t msg = DM_BUF_INIT;
-    dm_catalog_entry_signed_bytes(e, &msg);
-    cr_assert_eq(dm_identity_sign(n->id, msg.data, msg.len, e->signature, NULL), DM_OK);
-    dm_buf_free(&msg);
+    dm_t_entry_sign(n->id, s_id(n), key, payload, len, 1, false, e);
 }
 
 Test(catalog, rejects_malformed_signed_entries)

@@ -20,12 +20,7 @@
 #define S_MAX_KEYS 4
 #define S_ROUNDS_MAX 8 /* exchanges a test allows for convergence */
 
-typedef struct {
-    char dir[PATH_MAX];
-    dm_store_t *store;
-    dm_identity_t *id;
-    dm_catalog_t *cat;
-} s_node;
+typedef dm_t_cnode_t s_node;
 
 static s_node s_nodes[S_MAX_NODES];
 static size_t s_nnodes;
@@ -36,19 +31,8 @@ static s_node *s_node_new(void)
 {
     cr_assert_lt(s_nnodes, S_MAX_NODES);
     s_node *n = &s_nodes[s_nnodes++];
-    cr_assert_not_null(dm_t_tmpdir(n->dir, sizeof n->dir, "test_catalog_gov"));
-    cr_assert_eq(dm_store_open(n->dir, NULL, &n->store, NULL), DM_OK);
-    cr_assert_eq(dm_identity_new_ephemeral(&n->id), DM_OK);
-    cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat, NULL), DM_OK);
+    dm_t_cnode_open(n, "test_catalog_gov");
     return n;
-}
-
-static void s_node_reopen(s_node *n)
-{
-    dm_catalog_destroy(&n->cat);
-    dm_store_destroy(&n->store);
-    cr_assert_eq(dm_store_open(n->dir, NULL, &n->store, NULL), DM_OK);
-    cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat, NULL), DM_OK);
 }
 
 static dm_identity_t *s_key_new(void)
@@ -60,12 +44,8 @@ static dm_identity_t *s_key_new(void)
 
 static void s_teardown(void)
 {
-    for (size_t i = 0; i < s_nnodes; i++) {
-        dm_catalog_destroy(&s_nodes[i].cat);
-        dm_store_destroy(&s_nodes[i].store);
-        dm_identity_destroy(&s_nodes[i].id);
-        dm_t_rmdir(s_nodes[i].dir);
-    }
+    for (size_t i = 0; i < s_nnodes; i++)
+        dm_t_cnode_close(&s_nodes[i]);
     for (size_t i = 0; i < s_nkeys; i++)
         dm_identity_destroy(&s_keys[i]);
     s_nnodes = s_nkeys = 0;
@@ -95,18 +75,8 @@ static void s_set_gov(s_node *n, const dm_identity_t *g)
 static void s_entry(const dm_identity_t *signer, const uint8_t *origin, const char *key,
                     const void *payload, size_t len, uint64_t version, dm_catalog_entry_t *e)
 {
-    memset(e, 0, sizeof *e);
-    memcpy(e->origin, origin, DM_ID_PUBLIC_BYTES);
-    e->key = (char *)key;
-    e->version = version;
-    e->issued_at_ms = S_NOW;
-    e->tombstone = len == 0 && strncmp(key, "gov/doc/", 8) == 0;
-    e->payload = (uint8_t *)payload;
-    e->payload_len = len;
-    dm_buf_t msg = DM_BUF_INIT;
-    dm_catalog_entry_signed_bytes(e, &msg);
-    cr_assert_eq(dm_identity_sign(signer, msg.data, msg.len, e->signature, NULL), DM_OK);
-    dm_buf_free(&msg);
+    bool tombstone = len == 0 && strncmp(key, "gov/doc/", 8) == 0;
+    dm_t_entry_sign(signer, origin, key, payload, len, version, tombstone, e);
 }
 
 /* The same, signed by its origin. */
@@ -139,13 +109,8 @@ static dm_catalog_verdict s_rotate(s_node *n, const dm_identity_t *signer,
                                    const dm_identity_t *next, uint64_t rv, uint64_t version,
                                    dm_buf_t *why)
 {
-    Dm__GovRoot r;
-    dm__gov_root__init(&r);
-    r.root_version = rv;
-    r.key.data = (uint8_t *)s_pub(next);
-    r.key.len = DM_ID_PUBLIC_BYTES;
-    uint8_t buf[128];
-    size_t len = dm__gov_root__pack(&r, buf);
+    uint8_t buf[DM_T_GOV_ROOT_BYTES];
+    size_t len = dm_t_gov_root(next, rv, buf);
     dm_catalog_entry_t e;
     s_signed(signer, DM_CATALOG_GOV_ROOT_KEY, buf, len, version, &e);
     return s_apply(n, &e, why);
@@ -369,7 +334,7 @@ Test(catalog_gov, chain_persists_across_reopen)
     cr_assert_eq(s_rotate(a, g1, g2, 2, 1, NULL), DM_CATALOG_ACCEPTED);
     cr_assert_eq(s_rotate(a, g2, g3, 3, 2, NULL), DM_CATALOG_ACCEPTED);
     cr_assert_eq(s_doc_by(a, g3, "gov/doc/analysts", 3), DM_CATALOG_ACCEPTED);
-    s_node_reopen(a);
+    dm_t_cnode_reopen(a);
     cr_assert(s_is_gov(a, g3, 3));
     cr_assert_eq(s_docs(a), 1);
     /* meshd --governance with the first key again keeps the chain's current */
@@ -396,7 +361,7 @@ Test(catalog_gov, set_governance_refuses_a_foreign_or_own_key)
     dm_buf_reset(&why);
     cr_assert_eq(dm_catalog_set_governance(a->cat, s_pub(x), &why), DM_ERR_CONFLICT);
     cr_assert(s_is_gov(a, g, 1));
-    s_node_reopen(a);
+    dm_t_cnode_reopen(a);
     cr_assert(s_is_gov(a, g, 1));
     dm_buf_free(&why);
 }
@@ -592,24 +557,7 @@ static bool s_listed_claimant(const s_node *n, const s_node *claimant)
  * most S_ROUNDS_MAX; returns the entries accepted. */
 static size_t s_sync(s_node *from, s_node *to)
 {
-    size_t accepted = 0;
-    for (int round = 0; round < S_ROUNDS_MAX; round++) {
-        dm_buf_t digest = DM_BUF_INIT, delta = DM_BUF_INIT;
-        bool more = false;
-        dm_catalog_digest(to->cat, &digest);
-        cr_assert_eq(dm_catalog_delta(from->cat, digest.data, digest.len, 1 << 20, &delta, &more),
-                     DM_OK);
-        dm_catalog_counts_t counts;
-        cr_assert_eq(dm_catalog_apply_delta(to->cat, delta.data, delta.len, S_NOW, &counts, NULL,
-                                            NULL),
-                     DM_OK);
-        dm_buf_free(&digest);
-        dm_buf_free(&delta);
-        accepted += counts.n[DM_CATALOG_ACCEPTED];
-        if (!counts.n[DM_CATALOG_ACCEPTED] && !more)
-            break;
-    }
-    return accepted;
+    return dm_t_catalog_sync(from->cat, to->cat, S_ROUNDS_MAX);
 }
 
 static void s_certify(s_node *n, const char *domain, const s_node *owner)
@@ -668,7 +616,7 @@ Test(catalog_gov, certificate_moves_the_pin_to_the_certified_node)
     cr_assert_eq(s_sync(old, n), 0);
     cr_assert_eq(s_products_of(n, old), 0);
     /* the move survives a restart, before the certificates are set again */
-    s_node_reopen(n);
+    dm_t_cnode_reopen(n);
     cr_assert(dm_catalog_owner(n->cat, "commerce", owner));
     cr_assert_eq(memcmp(owner, s_pub(cert->id), DM_ID_PUBLIC_BYTES), 0);
     cr_assert_eq(s_products_of(n, cert), 1);

@@ -19,12 +19,7 @@
 #define S_ROUNDS_MAX 8 /* exchanges a test allows for convergence */
 #define S_DOCS_MAX 8   /* documents a test lists */
 
-typedef struct {
-    char dir[PATH_MAX];
-    dm_store_t *store;
-    dm_identity_t *id;
-    dm_catalog_t *cat;
-} s_node;
+typedef dm_t_cnode_t s_node;
 
 static s_node s_nodes[S_MAX_NODES];
 static size_t s_nnodes;
@@ -35,19 +30,8 @@ static s_node *s_node_new(void)
 {
     cr_assert_lt(s_nnodes, S_MAX_NODES);
     s_node *n = &s_nodes[s_nnodes++];
-    cr_assert_not_null(dm_t_tmpdir(n->dir, sizeof n->dir, "test_catalog_gov_set"));
-    cr_assert_eq(dm_store_open(n->dir, NULL, &n->store, NULL), DM_OK);
-    cr_assert_eq(dm_identity_new_ephemeral(&n->id), DM_OK);
-    cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat, NULL), DM_OK);
+    dm_t_cnode_open(n, "test_catalog_gov_set");
     return n;
-}
-
-static void s_node_reopen(s_node *n)
-{
-    dm_catalog_destroy(&n->cat);
-    dm_store_destroy(&n->store);
-    cr_assert_eq(dm_store_open(n->dir, NULL, &n->store, NULL), DM_OK);
-    cr_assert_eq(dm_catalog_open(n->store, n->id, &n->cat, NULL), DM_OK);
 }
 
 static dm_identity_t *s_key_new(void)
@@ -59,12 +43,8 @@ static dm_identity_t *s_key_new(void)
 
 static void s_teardown(void)
 {
-    for (size_t i = 0; i < s_nnodes; i++) {
-        dm_catalog_destroy(&s_nodes[i].cat);
-        dm_store_destroy(&s_nodes[i].store);
-        dm_identity_destroy(&s_nodes[i].id);
-        dm_t_rmdir(s_nodes[i].dir);
-    }
+    for (size_t i = 0; i < s_nnodes; i++)
+        dm_t_cnode_close(&s_nodes[i]);
     for (size_t i = 0; i < s_nkeys; i++)
         dm_identity_destroy(&s_keys[i]);
     s_nnodes = s_nkeys = 0;
@@ -87,18 +67,8 @@ static dm_catalog_verdict s_push(s_node *n, const dm_identity_t *g, const char *
                                  bool live, uint64_t version, dm_buf_t *why)
 {
     dm_catalog_entry_t e;
-    memset(&e, 0, sizeof e);
-    memcpy(e.origin, s_pub(g), DM_ID_PUBLIC_BYTES);
-    e.key = (char *)key;
-    e.version = version;
-    e.issued_at_ms = S_NOW;
-    e.tombstone = !live;
-    e.payload = live ? (uint8_t *)s_yaml : NULL;
-    e.payload_len = live ? sizeof s_yaml - 1 : 0;
-    dm_buf_t msg = DM_BUF_INIT;
-    dm_catalog_entry_signed_bytes(&e, &msg);
-    cr_assert_eq(dm_identity_sign(g, msg.data, msg.len, e.signature, NULL), DM_OK);
-    dm_buf_free(&msg);
+    dm_t_entry_sign(g, s_pub(g), key, live ? s_yaml : NULL, live ? sizeof s_yaml - 1 : 0, version,
+                    !live, &e);
     dm_catalog_verdict v;
     cr_assert_eq(dm_catalog_apply(n->cat, &e, S_NOW, &v, why), DM_OK);
     return v;
@@ -108,25 +78,10 @@ static dm_catalog_verdict s_push(s_node *n, const dm_identity_t *g, const char *
 static dm_catalog_verdict s_rotate(s_node *n, const dm_identity_t *g, const dm_identity_t *next,
                                    uint64_t rv, uint64_t version)
 {
-    Dm__GovRoot r;
-    dm__gov_root__init(&r);
-    r.root_version = rv;
-    r.key.data = (uint8_t *)s_pub(next);
-    r.key.len = DM_ID_PUBLIC_BYTES;
-    uint8_t buf[128];
-    size_t len = dm__gov_root__pack(&r, buf);
+    uint8_t buf[DM_T_GOV_ROOT_BYTES];
+    size_t len = dm_t_gov_root(next, rv, buf);
     dm_catalog_entry_t e;
-    memset(&e, 0, sizeof e);
-    memcpy(e.origin, s_pub(g), DM_ID_PUBLIC_BYTES);
-    e.key = DM_CATALOG_GOV_ROOT_KEY;
-    e.version = version;
-    e.issued_at_ms = S_NOW;
-    e.payload = buf;
-    e.payload_len = len;
-    dm_buf_t msg = DM_BUF_INIT;
-    dm_catalog_entry_signed_bytes(&e, &msg);
-    cr_assert_eq(dm_identity_sign(g, msg.data, msg.len, e.signature, NULL), DM_OK);
-    dm_buf_free(&msg);
+    dm_t_entry_sign(g, s_pub(g), DM_CATALOG_GOV_ROOT_KEY, buf, len, version, false, &e);
     dm_catalog_verdict v;
     cr_assert_eq(dm_catalog_apply(n->cat, &e, S_NOW, &v, NULL), DM_OK);
     return v;
@@ -162,24 +117,7 @@ static s_list s_docs(const s_node *n)
 /* Runs anti-entropy from -> to until nothing moves; the entries accepted. */
 static size_t s_sync(s_node *from, s_node *to)
 {
-    size_t accepted = 0;
-    for (int round = 0; round < S_ROUNDS_MAX; round++) {
-        dm_buf_t digest = DM_BUF_INIT, delta = DM_BUF_INIT;
-        bool more = false;
-        dm_catalog_digest(to->cat, &digest);
-        cr_assert_eq(dm_catalog_delta(from->cat, digest.data, digest.len, 1 << 20, &delta, &more),
-                     DM_OK);
-        dm_catalog_counts_t counts;
-        cr_assert_eq(dm_catalog_apply_delta(to->cat, delta.data, delta.len, S_NOW, &counts, NULL,
-                                            NULL),
-                     DM_OK);
-        dm_buf_free(&digest);
-        dm_buf_free(&delta);
-        accepted += counts.n[DM_CATALOG_ACCEPTED];
-        if (!counts.n[DM_CATALOG_ACCEPTED] && !more)
-            break;
-    }
-    return accepted;
+    return dm_t_catalog_sync(from->cat, to->cat, S_ROUNDS_MAX);
 }
 
 /* ---- the active documents across a rotation ---- */
@@ -210,7 +148,7 @@ Test(catalog_gov_set, rotation_keeps_the_retired_keys_documents)
     /* the retired key publishes nothing new */
     cr_assert_eq(s_push(a, g1, "gov/doc/extra", true, 5, NULL), DM_CATALOG_NOT_OWNER);
     /* and all of it holds after a restart */
-    s_node_reopen(a);
+    dm_t_cnode_reopen(a);
     l = s_docs(a);
     cr_assert_eq(l.n, 2);
     cr_assert_eq(memcmp(l.origins[1], s_pub(g2), DM_ID_PUBLIC_BYTES), 0);
@@ -240,7 +178,7 @@ Test(catalog_gov_set, withdrawal_by_the_current_key_even_of_a_retired_keys_docum
     cr_assert_eq(s_push(a, g2, "gov/doc/deny", true, 5, NULL), DM_CATALOG_ACCEPTED);
     cr_assert_eq(s_docs(a).n, 2);
     cr_assert_eq(s_push(a, g2, "gov/doc/deny", false, 6, NULL), DM_CATALOG_ACCEPTED);
-    s_node_reopen(a);
+    dm_t_cnode_reopen(a);
     cr_assert_eq(s_docs(a).n, 1);
     cr_assert_eq(dm_catalog_gov_docs_version(a->cat), 6);
 }

@@ -337,3 +337,66 @@ bool dm_h_gov_publish(const dm_h_node_t *n, const dm_identity_t *id, const dm_h_
         dm__envelope__free_unpacked(rep, NULL);
     return ok;
 }
+
+const char *dm_h_file(const char *dir, const char *name, const char *text)
+{
+    static char path[4][700];
+    static int k;
+    char *p = path[k++ % 4];
+    snprintf(p, 700, "%s/%s", dir, name);
+    dm_h_write(p, text);
+    return p;
+}
+
+bool dm_h_orders_product(const dm_h_node_t *n, const char *dir, const char *name,
+                         const char *access, const char *readers)
+{
+    char file[200];
+    snprintf(file, sizeof file, "%.64s-%.64s.yaml", n->domain, name);
+    const char *yaml =
+        dm_h_file(dir, file, dm_h_orders_contract(n->domain, name, "1.0.0", access, readers));
+    const char *reg[] = {"register", yaml, NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", n, reg, NULL);
+    bool ok = r.status == 0;
+    if (!ok)
+        fprintf(stderr, "register %s: %s%s\n", name, r.out, r.err);
+    dm_h_result_free(&r);
+    if (!ok)
+        return false;
+    char qualified[128];
+    snprintf(qualified, sizeof qualified, "%s/%s", n->domain, name);
+    const char *ing[] = {"ingest", qualified, "-", NULL};
+    r = dm_h_run_admin("dmctl", n, ing, dm_h_orders_rows);
+    ok = r.status == 0;
+    if (!ok)
+        fprintf(stderr, "ingest %s: %s%s\n", name, r.out, r.err);
+    dm_h_result_free(&r);
+    return ok;
+}
+
+int dm_h_listed(const dm_h_node_t *n, const char *domain, const char *name)
+{
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
+    body.mesh = 1;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_PRODUCTS_REQ, &body);
+    Dm__Envelope *rep = dm_h_call_as(n, NULL, &req);
+    int state = -2; /* no answer */
+    if (rep && rep->body_case == DM__ENVELOPE__BODY_PRODUCTS_REP) {
+        state = -1;
+        for (size_t k = 0; k < rep->products_rep->n_products; k++) {
+            const Dm__ProductInfo *p = rep->products_rep->products[k];
+            if (strcmp(p->domain, domain) == 0 && strcmp(p->name, name) == 0)
+                state = p->uncertified ? 1 : 0;
+        }
+    }
+    if (rep)
+        dm__envelope__free_unpacked(rep, NULL);
+    return state;
+}
+
+bool dm_h_listing_is(void *ctx)
+{
+    const dm_h_listing_t *c = ctx;
+    return dm_h_listed(c->node, c->domain, c->name) == c->want;
+}

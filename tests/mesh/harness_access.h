@@ -49,6 +49,15 @@ const char *dm_h_orders_contract(const char *domain, const char *name, const cha
 /* Four valid records for it: o1..o4, regions eu, us, eu, us. */
 extern const char *const dm_h_orders_rows;
 
+/* Writes text to DIR/name and returns the path (static, 4 in rotation). */
+const char *dm_h_file(const char *dir, const char *name, const char *text);
+/* Registers n's DOMAIN/NAME (dm_h_orders_contract with access and readers,
+ * written to DIR/DOMAIN-NAME.yaml) as n's admin and ingests
+ * dm_h_orders_rows. false, with the failing command and its output on
+ * stderr, when either fails. */
+bool dm_h_orders_product(const dm_h_node_t *n, const char *dir, const char *name,
+                         const char *access, const char *readers);
+
 /* Node n's public key (the part of its address before '@'). */
 void dm_h_node_key(const dm_h_node_t *n, char hex[DM_ID_HEX_BYTES]);
 
@@ -114,5 +123,17 @@ void dm_h_gov_entry_free(dm_h_gov_entry_t *g);
  * the node's error text in why (cap bytes; "no reply" without one). */
 bool dm_h_gov_publish(const dm_h_node_t *n, const dm_identity_t *id, const dm_h_gov_entry_t *g,
                       char *why, size_t cap);
+
+/* How n's mesh listing (ProductsReq mesh) shows DOMAIN/NAME: -1 not
+ * listed, 0 listed and certified, 1 listed uncertified; -2 no answer. */
+int dm_h_listed(const dm_h_node_t *n, const char *domain, const char *name);
+/* A listing to wait for with dm_h_wait_until(dm_h_listing_is, ...). */
+typedef struct {
+    const dm_h_node_t *node;
+    const char *domain, *name;
+    int want; /* as dm_h_listed returns */
+} dm_h_listing_t;
+/* Whether dm_h_listed of the dm_h_listing_t ctx is its want. */
+bool dm_h_listing_is(void *ctx);
 
 #endif

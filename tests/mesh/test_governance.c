@@ -58,12 +58,7 @@ static void s_start(int i, const char *domain, const char *gkey)
 /* Writes text to TMP/name and returns the path (static, 4 in rotation). */
 static const char *s_file(const char *name, const char *text)
 {
-    static char path[4][700];
-    static int k;
-    char *p = path[k++ % 4];
-    snprintf(p, 700, "%s/%s", s_tmp, name);
-    dm_h_write(p, text);
-    return p;
+    return dm_h_file(s_tmp, name, text);
 }
 
 /* `dmctl policy publish FILE` as identity file `as` on node n. */
@@ -101,19 +96,8 @@ static void s_certify(const dm_h_node_t *n)
 static void s_product(const dm_h_node_t *n, const char *name, const char *access,
                       const char *readers)
 {
-    char file[200];
-    snprintf(file, sizeof file, "%.64s-%.64s.yaml", n->domain, name);
-    const char *yaml = s_file(file, dm_h_orders_contract(n->domain, name, "1.0.0", access, readers));
-    const char *reg[] = {"register", yaml, NULL};
-    dm_h_result_t r = dm_h_run_admin("dmctl", n, reg, NULL);
-    cr_assert_eq(r.status, 0, "register %s: %s%s", name, r.out, r.err);
-    dm_h_result_free(&r);
-    char qualified[128];
-    snprintf(qualified, sizeof qualified, "%s/%s", n->domain, name);
-    const char *ing[] = {"ingest", qualified, "-", NULL};
-    r = dm_h_run_admin("dmctl", n, ing, dm_h_orders_rows);
-    cr_assert_eq(r.status, 0, "ingest %s: %s%s", name, r.out, r.err);
-    dm_h_result_free(&r);
+    cr_assert(dm_h_orders_product(n, s_tmp, name, access, readers), "%s/%s was not set up",
+              n->domain, name);
 }
 
 /* meshq query SQL --format csv on node 0 as p (NULL: as its admin). */
@@ -594,40 +578,6 @@ Test(governance, a_rotation_signed_by_the_old_key_is_accepted_and_one_by_the_new
 
 /* ---- certificates ---- */
 
-typedef struct {
-    int node;
-    const char *domain, *name;
-    int want; /* -1 not listed, 0 listed certified, 1 listed uncertified */
-} s_listing_t;
-
-/* Node i's mesh listing of DOMAIN/NAME: -1 absent, else its uncertified flag. */
-static int s_listed(int i, const char *domain, const char *name)
-{
-    Dm__Envelope req = DM__ENVELOPE__INIT;
-    Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
-    body.mesh = 1;
-    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_PRODUCTS_REQ, &body);
-    Dm__Envelope *rep = dm_h_call_as(&s_nodes[i], NULL, &req);
-    int state = -2; /* no answer */
-    if (rep && rep->body_case == DM__ENVELOPE__BODY_PRODUCTS_REP) {
-        state = -1;
-        for (size_t k = 0; k < rep->products_rep->n_products; k++) {
-            const Dm__ProductInfo *p = rep->products_rep->products[k];
-            if (strcmp(p->domain, domain) == 0 && strcmp(p->name, name) == 0)
-                state = p->uncertified ? 1 : 0;
-        }
-    }
-    if (rep)
-        dm__envelope__free_unpacked(rep, NULL);
-    return state;
-}
-
-static bool s_listing_is(void *ctx)
-{
-    s_listing_t *c = ctx;
-    return s_listed(c->node, c->domain, c->name) == c->want;
-}
-
 Test(governance, an_uncertified_impostor_domain_is_not_served)
 {
     /* Node 0 (logistics) is the honest observer; node 1 claims commerce
@@ -644,10 +594,10 @@ Test(governance, an_uncertified_impostor_domain_is_not_served)
     dm_h_node_key(&s_nodes[0], observer);
 
     s_product(&s_nodes[1], "leads", "public", "");
-    s_listing_t uncertified = {0, "commerce", "leads", 1};
-    cr_assert(dm_h_wait_until(s_listing_is, &uncertified, T_SPREAD_MS),
+    dm_h_listing_t uncertified = {&s_nodes[0], "commerce", "leads", 1};
+    cr_assert(dm_h_wait_until(dm_h_listing_is, &uncertified, T_SPREAD_MS),
               "node 0 does not list the impostor's product as uncertified (state %d)",
-              s_listed(0, "commerce", "leads"));
+              dm_h_listed(&s_nodes[0], "commerce", "leads"));
     const char *list[] = {"products", "--json", NULL};
     dm_h_result_t r = dm_h_run_as("meshq", s_stranger.file, &s_nodes[0], list, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
@@ -671,10 +621,10 @@ Test(governance, an_uncertified_impostor_domain_is_not_served)
              "spec: {domain: logistics, node: \"%s\"}\n",
              honest.hex, observer);
     s_publish_ok(&s_nodes[0], s_file("certs.yaml", certs));
-    s_listing_t gone = {0, "commerce", "leads", -1};
-    cr_assert(dm_h_wait_until(s_listing_is, &gone, T_SPREAD_MS),
+    dm_h_listing_t gone = {&s_nodes[0], "commerce", "leads", -1};
+    cr_assert(dm_h_wait_until(dm_h_listing_is, &gone, T_SPREAD_MS),
               "node 0 still lists the impostor's product after the certificate (state %d)",
-              s_listed(0, "commerce", "leads"));
+              dm_h_listed(&s_nodes[0], "commerce", "leads"));
     /* Nor does the impostor itself serve it to others once it knows. */
     r = dm_h_run_as("meshq", s_stranger.file, &s_nodes[1], q, NULL);
     cr_assert_neq(r.status, 0, "the impostor still serves its product: %s", r.out);
@@ -686,12 +636,12 @@ Test(governance, an_uncertified_impostor_domain_is_not_served)
     cr_assert(dm_h_node_start(&s_nodes[2], honest_dir, "commerce", extra));
     s_product(&s_nodes[2], "orders", "public", "");
     s_product(&s_nodes[0], "shipments", "public", "");
-    s_listing_t certified = {0, "commerce", "orders", 0};
-    cr_assert(dm_h_wait_until(s_listing_is, &certified, T_SPREAD_MS),
+    dm_h_listing_t certified = {&s_nodes[0], "commerce", "orders", 0};
+    cr_assert(dm_h_wait_until(dm_h_listing_is, &certified, T_SPREAD_MS),
               "node 0 does not list the certified node's product as certified (state %d)",
-              s_listed(0, "commerce", "orders"));
-    cr_assert_eq(s_listed(0, "logistics", "shipments"), 0);
-    cr_assert_eq(s_listed(0, "commerce", "leads"), -1, "the impostor's product came back");
+              dm_h_listed(&s_nodes[0], "commerce", "orders"));
+    cr_assert_eq(dm_h_listed(&s_nodes[0], "logistics", "shipments"), 0);
+    cr_assert_eq(dm_h_listed(&s_nodes[0], "commerce", "leads"), -1, "the impostor's product came back");
 }
 
 /* ---- table-driven policy tests ---- */

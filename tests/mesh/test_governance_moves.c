@@ -56,12 +56,7 @@ static void s_start(int i, const char *domain, const char *dir)
 /* Writes text to TMP/name and returns the path (static, 4 in rotation). */
 static const char *s_file(const char *name, const char *text)
 {
-    static char path[4][700];
-    static int k;
-    char *p = path[k++ % 4];
-    snprintf(p, 700, "%s/%s", s_tmp, name);
-    dm_h_write(p, text);
-    return p;
+    return dm_h_file(s_tmp, name, text);
 }
 
 /* `dmctl policy ARGS...` as identity `as` on node i, which must succeed. */
@@ -77,20 +72,8 @@ static void s_policy_ok(const dm_h_person_t *as, int i, const char *verb, const 
  * four sample records. */
 static void s_product(int i, const char *name)
 {
-    const dm_h_node_t *n = &s_nodes[i];
-    char file[200];
-    snprintf(file, sizeof file, "%.64s-%.64s.yaml", n->domain, name);
-    const char *yaml = s_file(file, dm_h_orders_contract(n->domain, name, "1.0.0", "public", ""));
-    const char *reg[] = {"register", yaml, NULL};
-    dm_h_result_t r = dm_h_run_admin("dmctl", n, reg, NULL);
-    cr_assert_eq(r.status, 0, "register %s: %s%s", name, r.out, r.err);
-    dm_h_result_free(&r);
-    char qualified[128];
-    snprintf(qualified, sizeof qualified, "%s/%s", n->domain, name);
-    const char *ing[] = {"ingest", qualified, "-", NULL};
-    r = dm_h_run_admin("dmctl", n, ing, dm_h_orders_rows);
-    cr_assert_eq(r.status, 0, "ingest %s: %s%s", name, r.out, r.err);
-    dm_h_result_free(&r);
+    cr_assert(dm_h_orders_product(&s_nodes[i], s_tmp, name, "public", ""),
+              "%s/%s was not set up on node %d", s_nodes[i].domain, name, i);
 }
 
 /* The certificates of the domains of nodes 0..n-1 as one YAML stream. */
@@ -215,40 +198,6 @@ Test(governance_moves, a_rotation_keeps_a_deny_and_the_new_key_withdraws_it)
 
 /* ---- a domain moved by a certificate ---- */
 
-typedef struct {
-    int node;
-    const char *domain, *name;
-    int want; /* -1 not listed, 0 listed certified, 1 listed uncertified */
-} s_listing_t;
-
-/* Node i's mesh listing of DOMAIN/NAME: -1 absent, else its uncertified flag. */
-static int s_listed(int i, const char *domain, const char *name)
-{
-    Dm__Envelope req = DM__ENVELOPE__INIT;
-    Dm__ProductsReq body = DM__PRODUCTS_REQ__INIT;
-    body.mesh = 1;
-    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_PRODUCTS_REQ, &body);
-    Dm__Envelope *rep = dm_h_call_as(&s_nodes[i], NULL, &req);
-    int state = -2; /* no answer */
-    if (rep && rep->body_case == DM__ENVELOPE__BODY_PRODUCTS_REP) {
-        state = -1;
-        for (size_t k = 0; k < rep->products_rep->n_products; k++) {
-            const Dm__ProductInfo *p = rep->products_rep->products[k];
-            if (strcmp(p->domain, domain) == 0 && strcmp(p->name, name) == 0)
-                state = p->uncertified ? 1 : 0;
-        }
-    }
-    if (rep)
-        dm__envelope__free_unpacked(rep, NULL);
-    return state;
-}
-
-static bool s_listing_is(void *ctx)
-{
-    s_listing_t *c = ctx;
-    return s_listed(c->node, c->domain, c->name) == c->want;
-}
-
 /* Certificates: commerce to the first key, logistics to the second. */
 static const char s_certs_fmt[] =
     "apiVersion: datamesh.io/v1\nkind: DomainCertificate\nmetadata: {name: commerce}\n"
@@ -264,10 +213,10 @@ Test(governance_moves, a_domain_moved_by_certificate_is_listed_at_once)
     s_start(0, "logistics", NULL);
     s_start(1, "commerce", NULL);
     s_product(1, "leads");
-    s_listing_t first = {0, "commerce", "leads", 1};
-    cr_assert(dm_h_wait_until(s_listing_is, &first, T_SPREAD_MS),
+    dm_h_listing_t first = {&s_nodes[0], "commerce", "leads", 1};
+    cr_assert(dm_h_wait_until(dm_h_listing_is, &first, T_SPREAD_MS),
               "node 0 does not list the first claimant's product (state %d)",
-              s_listed(0, "commerce", "leads"));
+              dm_h_listed(&s_nodes[0], "commerce", "leads"));
     /* The first certificate names node 1; node 2 learns it (its own claim
      * moves to node 1) and registers: its publication is refused. */
     char key0[DM_ID_HEX_BYTES], key1[DM_ID_HEX_BYTES], key2[DM_ID_HEX_BYTES], certs[2048];
@@ -277,12 +226,12 @@ Test(governance_moves, a_domain_moved_by_certificate_is_listed_at_once)
     dm_h_node_key(&s_nodes[2], key2);
     snprintf(certs, sizeof certs, s_certs_fmt, key1, key0);
     s_policy_ok(&s_gov, 0, "publish", s_file("first.yaml", certs));
-    s_listing_t learned = {2, "commerce", "leads", 0};
-    cr_assert(dm_h_wait_until(s_listing_is, &learned, T_SPREAD_MS),
+    dm_h_listing_t learned = {&s_nodes[2], "commerce", "leads", 0};
+    cr_assert(dm_h_wait_until(dm_h_listing_is, &learned, T_SPREAD_MS),
               "node 2 never took the certificate naming node 1 (state %d)",
-              s_listed(2, "commerce", "leads"));
+              dm_h_listed(&s_nodes[2], "commerce", "leads"));
     s_product(2, "orders");
-    cr_assert_eq(s_listed(2, "commerce", "orders"), -1,
+    cr_assert_eq(dm_h_listed(&s_nodes[2], "commerce", "orders"), -1,
                  "node 2 published into a domain certified to another node");
 
     /* The corrected certificate moves commerce to node 2. */
@@ -290,13 +239,13 @@ Test(governance_moves, a_domain_moved_by_certificate_is_listed_at_once)
     s_policy_ok(&s_gov, 0, "publish", s_file("move.yaml", certs));
     /* Well before the once-a-minute retry: every node lists it. */
     for (int i = 0; i < T_NODES; i++) {
-        s_listing_t moved = {i, "commerce", "orders", 0};
-        cr_assert(dm_h_wait_until(s_listing_is, &moved, T_SPREAD_MS),
+        dm_h_listing_t moved = {&s_nodes[i], "commerce", "orders", 0};
+        cr_assert(dm_h_wait_until(dm_h_listing_is, &moved, T_SPREAD_MS),
                   "node %d does not list the certified node's product (state %d)", i,
-                  s_listed(i, "commerce", "orders"));
+                  dm_h_listed(&s_nodes[i], "commerce", "orders"));
     }
-    s_listing_t gone = {0, "commerce", "leads", -1};
-    cr_assert(dm_h_wait_until(s_listing_is, &gone, T_SPREAD_MS),
+    dm_h_listing_t gone = {&s_nodes[0], "commerce", "leads", -1};
+    cr_assert(dm_h_wait_until(dm_h_listing_is, &gone, T_SPREAD_MS),
               "node 0 still lists the old claimant's product");
     const char *q[] = {"query", "SELECT count(*) AS n FROM commerce.orders", "--format", "csv",
                        NULL};

@@ -55,6 +55,45 @@ static inline void dm_t_cnode_close(dm_t_cnode_t *n)
     dm_t_rmdir(n->dir);
 }
 
+#define DM_T_CNODES_MAX 4 /* nodes one test opens */
+#define DM_T_CKEYS_MAX 4  /* extra identities one test makes (governance keys) */
+
+/* What one catalog test opens, closed together by dm_t_cworld_clear (the
+ * suite's .fini). */
+typedef struct {
+    dm_t_cnode_t nodes[DM_T_CNODES_MAX];
+    size_t nnodes;
+    dm_identity_t *keys[DM_T_CKEYS_MAX];
+    size_t nkeys;
+} dm_t_cworld_t;
+
+/* A new node of w (dm_t_cnode_open with test's name). */
+static inline dm_t_cnode_t *dm_t_cworld_node(dm_t_cworld_t *w, const char *test)
+{
+    cr_assert_lt(w->nnodes, DM_T_CNODES_MAX);
+    dm_t_cnode_t *n = &w->nodes[w->nnodes++];
+    dm_t_cnode_open(n, test);
+    return n;
+}
+
+/* A new ephemeral identity of w. */
+static inline dm_identity_t *dm_t_cworld_key(dm_t_cworld_t *w)
+{
+    cr_assert_lt(w->nkeys, DM_T_CKEYS_MAX);
+    cr_assert_eq(dm_identity_new_ephemeral(&w->keys[w->nkeys]), DM_OK);
+    return w->keys[w->nkeys++];
+}
+
+/* Closes every node and identity of w. */
+static inline void dm_t_cworld_clear(dm_t_cworld_t *w)
+{
+    for (size_t i = 0; i < w->nnodes; i++)
+        dm_t_cnode_close(&w->nodes[i]);
+    for (size_t i = 0; i < w->nkeys; i++)
+        dm_identity_destroy(&w->keys[i]);
+    w->nnodes = w->nkeys = 0;
+}
+
 /* Fills e as an entry of origin (key, payload, version, issued at
  * DM_T_CATALOG_NOW) and signs it with signer, which may be another key
  * than origin's (a forgery). e points into key and payload. */

@@ -18,27 +18,20 @@
 #include "proto/catalog.pb-c.h"
 
 #define S_NOW DM_T_CATALOG_NOW
-#define S_MAX_NODES 4
 
 typedef dm_t_cnode_t s_node;
 
-static s_node s_nodes[S_MAX_NODES];
-static size_t s_nnodes;
+static dm_t_cworld_t s_w;
 
 /* A node with its own temp store, ephemeral identity and catalog. */
 static s_node *s_node_new(void)
 {
-    cr_assert_lt(s_nnodes, S_MAX_NODES);
-    s_node *n = &s_nodes[s_nnodes++];
-    dm_t_cnode_open(n, "test_catalog");
-    return n;
+    return dm_t_cworld_node(&s_w, "test_catalog");
 }
 
 static void s_teardown(void)
 {
-    for (size_t i = 0; i < s_nnodes; i++)
-        dm_t_cnode_close(&s_nodes[i]);
-    s_nnodes = 0;
+    dm_t_cworld_clear(&s_w);
 }
 
 TestSuite(catalog, .fini = s_teardown);

@@ -16,39 +16,25 @@
 #include "proto/catalog.pb-c.h"
 
 #define S_NOW DM_T_CATALOG_NOW
-#define S_MAX_NODES 4
-#define S_MAX_KEYS 4
 #define S_ROUNDS_MAX 8 /* exchanges a test allows for convergence */
 
 typedef dm_t_cnode_t s_node;
 
-static s_node s_nodes[S_MAX_NODES];
-static size_t s_nnodes;
-static dm_identity_t *s_keys[S_MAX_KEYS]; /* governance identities */
-static size_t s_nkeys;
+static dm_t_cworld_t s_w; /* nodes, and governance identities */
 
 static s_node *s_node_new(void)
 {
-    cr_assert_lt(s_nnodes, S_MAX_NODES);
-    s_node *n = &s_nodes[s_nnodes++];
-    dm_t_cnode_open(n, "test_catalog_gov");
-    return n;
+    return dm_t_cworld_node(&s_w, "test_catalog_gov");
 }
 
 static dm_identity_t *s_key_new(void)
 {
-    cr_assert_lt(s_nkeys, S_MAX_KEYS);
-    cr_assert_eq(dm_identity_new_ephemeral(&s_keys[s_nkeys]), DM_OK);
-    return s_keys[s_nkeys++];
+    return dm_t_cworld_key(&s_w);
 }
 
 static void s_teardown(void)
 {
-    for (size_t i = 0; i < s_nnodes; i++)
-        dm_t_cnode_close(&s_nodes[i]);
-    for (size_t i = 0; i < s_nkeys; i++)
-        dm_identity_destroy(&s_keys[i]);
-    s_nnodes = s_nkeys = 0;
+    dm_t_cworld_clear(&s_w);
 }
 
 TestSuite(catalog_gov, .fini = s_teardown);

@@ -14,40 +14,26 @@
 #include "proto/catalog.pb-c.h"
 
 #define S_NOW DM_T_CATALOG_NOW
-#define S_MAX_NODES 3
-#define S_MAX_KEYS 3
 #define S_ROUNDS_MAX 8 /* exchanges a test allows for convergence */
 #define S_DOCS_MAX 8   /* documents a test lists */
 
 typedef dm_t_cnode_t s_node;
 
-static s_node s_nodes[S_MAX_NODES];
-static size_t s_nnodes;
-static dm_identity_t *s_keys[S_MAX_KEYS];
-static size_t s_nkeys;
+static dm_t_cworld_t s_w;
 
 static s_node *s_node_new(void)
 {
-    cr_assert_lt(s_nnodes, S_MAX_NODES);
-    s_node *n = &s_nodes[s_nnodes++];
-    dm_t_cnode_open(n, "test_catalog_gov_set");
-    return n;
+    return dm_t_cworld_node(&s_w, "test_catalog_gov_set");
 }
 
 static dm_identity_t *s_key_new(void)
 {
-    cr_assert_lt(s_nkeys, S_MAX_KEYS);
-    cr_assert_eq(dm_identity_new_ephemeral(&s_keys[s_nkeys]), DM_OK);
-    return s_keys[s_nkeys++];
+    return dm_t_cworld_key(&s_w);
 }
 
 static void s_teardown(void)
 {
-    for (size_t i = 0; i < s_nnodes; i++)
-        dm_t_cnode_close(&s_nodes[i]);
-    for (size_t i = 0; i < s_nkeys; i++)
-        dm_identity_destroy(&s_keys[i]);
-    s_nnodes = s_nkeys = 0;
+    dm_t_cworld_clear(&s_w);
 }
 
 TestSuite(catalog_gov_set, .fini = s_teardown);

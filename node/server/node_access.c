@@ -532,6 +532,32 @@ void dm_node__audit_outcome(dm_node_t *self, const dm_rpc_caller_t *caller, cons
                    v->version);
 }
 
+/* Audits an ingest or deregister its gate let through with v: refused
+ * when it names a product of another domain or one the node does not
+ * serve (the write pipeline then answers the client as it always has),
+ * allowed otherwise. A registry lookup: cheap, and safe on the loop. */
+static void s_write_target_audit(dm_node_t *self, const dm_rpc_caller_t *caller,
+                                 const char *action, const char *domain, const char *name,
+                                 const dm_node__verdict_t *v)
+{
+    char q[DM_AUDIT_PRODUCT_MAX];
+    int qn = snprintf(q, sizeof q, "%s/%s", domain, name);
+    const dm_product_ref_t *ref = NULL;
+    if (!name[0])
+        dm_node__audit_outcome(self, caller, action, domain, name, v, false, "no product named");
+    else if (strcmp(domain, self->domain) != 0)
+        dm_node__audit_outcome(self, caller, action, domain, name, v, false,
+                               "%.63s/%.63s is not a %.63s product", domain, name, self->domain);
+    else if (qn <= 0 || (size_t)qn >= sizeof q ||
+             dm_registry_acquire(self->registry, q, (size_t)qn, &ref) != DM_OK)
+        dm_node__audit_outcome(self, caller, action, domain, name, v, false,
+                               "no product %.63s/%.63s", domain, name);
+    else
+        dm_node__audit(self, caller, true, action, domain, name, v->rule, v->version);
+    if (ref)
+        dm_registry_release(self->registry, ref);
+}
+
 bool dm_node__write_allowed(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload, unsigned field,
                             const dm_rpc_caller_t *caller)
 {
@@ -551,9 +577,13 @@ bool dm_node__write_allowed(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
      * YAML): the validator makes it (dm_node__register_gate); here only
      * the cheap admin check, whose allowance the validator audits. */
     bool governance = field != DM__ENVELOPE__BODY_REGISTER_REQ;
-    bool allow = s_gate(self, caller, action, what, domain, name, governance, NULL, &text);
+    dm_node__verdict_t v;
+    bool allow = s_gate(self, caller, action, what, domain, name, governance,
+                        governance ? &v : NULL, &text);
     if (!allow)
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED, text.data);
+    else if (governance)
+        s_write_target_audit(self, caller, action, domain, name, &v);
     dm_buf_free(&text);
     return allow;
 }
@@ -582,7 +612,7 @@ bool dm_node__register_gate(void *ctx, const dm_rpc_caller_t *caller, const dm_c
         dm_buf_printf(text, "permission denied: register %s/%s: %s", c->domain, c->name,
                       s_reason_tail(&d));
     } else if (refused) {
-        snprintf(rule, sizeof rule, "%.110s; refused: %.120s", decide ? d.rule : "owner: admin",
+        snprintf(rule, sizeof rule, "%.80s; refused: %.160s", decide ? d.rule : "owner: admin",
                  refused);
     } else {
         allow = true;

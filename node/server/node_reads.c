@@ -226,25 +226,50 @@ out:
 }
 
 /* Quarantined lines are raw, invalid records: no mask or row filter can
- * apply to them, so they are the owner's: domain admins only. Audited;
- * true to serve, otherwise the client got the refusal. */
+ * apply to them, so they are the owner's: domain admins only, and only
+ * when the read decision allows the admin (a governance deny on read, or
+ * an allow gate the admin is not in, refuses it too). Audited; true to
+ * serve, otherwise the client got the refusal naming the rule. */
 static bool s_quarantine_allowed(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                                  const dm_rpc_caller_t *caller, const char *domain,
                                  const char *name)
 {
     bool admin = dm_node__is_admin(self, caller);
-    dm_node__audit(self, caller, admin, "quarantine", domain, name,
-                   admin ? DM_NODE_RULE_QUARANTINE : DM_NODE_RULE_QUARANTINE "; not an admin", 0);
+    dm_policy_decision_t d;
+    memset(&d, 0, sizeof d);
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err rc = admin ? dm_node__decide(self, caller, DM_POLICY_READ, domain, name, &d, &why)
+                      : DM_OK;
+    bool allow = admin && rc == DM_OK && d.allow;
+    char rule[DM_AUDIT_RULE_MAX], text[768];
+    char hex[DM_RPC_CALLER_HEX_BYTES];
+    dm_rpc_caller_hex(caller, hex);
     if (!admin) {
-        char hex[DM_RPC_CALLER_HEX_BYTES], text[512];
-        dm_rpc_caller_hex(caller, hex);
+        snprintf(rule, sizeof rule, "%s; not an admin", DM_NODE_RULE_QUARANTINE);
         snprintf(text, sizeof text,
                  "access denied to %.63s.%.63s quarantine: it holds raw records; only %s admins "
                  "may read it; you are %s",
                  domain, name, self->domain, hex);
-        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED, text);
+    } else if (rc != DM_OK) {
+        snprintf(rule, sizeof rule, "%s; refused: %.200s", DM_NODE_RULE_QUARANTINE,
+                 why.len ? why.data : dm_err_str(rc));
+        snprintf(text, sizeof text, "%.500s", why.len ? why.data : dm_err_str(rc));
+    } else if (!allow) {
+        snprintf(rule, sizeof rule, "%s; refused: %.200s", DM_NODE_RULE_QUARANTINE, d.rule);
+        /* The reason's "access denied to D.N (ACCESS): " is said already. */
+        const char *r = d.reason[0] ? d.reason : d.rule;
+        const char *tail = strncmp(r, "access denied to ", 17) == 0 ? strstr(r, ": ") : NULL;
+        snprintf(text, sizeof text, "access denied to %.63s.%.63s quarantine: %.500s", domain,
+                 name, tail ? tail + 2 : r);
+    } else {
+        snprintf(rule, sizeof rule, "%s; %.200s", DM_NODE_RULE_QUARANTINE, d.rule);
     }
-    return admin;
+    dm_node__audit(self, caller, allow, "quarantine", domain, name, rule, d.policy_version);
+    if (!allow)
+        dm_rpc_server_send_error(self->rpc, rid, id, rc != DM_OK ? rc : DM_ERR_DENIED, text);
+    dm_policy_decision_clear(&d);
+    dm_buf_free(&why);
+    return allow;
 }
 
 typedef struct {

@@ -301,6 +301,35 @@ out:
     return rc;
 }
 
+dm_err dm_node__decide_remote(dm_node_t *self, const dm_rpc_caller_t *caller,
+                              dm_policy_action action, const dm_contract_t *c,
+                              dm_policy_decision_t *out)
+{
+    memset(out, 0, sizeof *out);
+    const char **fields = malloc((c->nfields ? c->nfields : 1) * sizeof *fields);
+    const char **classes = malloc((c->nfields ? c->nfields : 1) * sizeof *classes);
+    dm_err rc = DM_ERR_NOMEM;
+    if (!fields || !classes)
+        goto out;
+    for (size_t i = 0; i < c->nfields; i++) {
+        fields[i] = c->fields[i].name;
+        classes[i] = c->fields[i].classification;
+    }
+    /* Its admins and grants are its node's: not known here, so none. */
+    dm_policy_owner_t owner = {c->domain, NULL, 0};
+    dm_policy_product_t p = {c->domain, c->name, (const char *const *)c->tags, c->ntags,
+                             c->access, (const char *const *)c->readers, c->nreaders,
+                             fields, classes, c->nfields};
+    dm_policy_request_t req = {caller->verified ? caller->key : NULL, action, &p};
+    pthread_rwlock_rdlock(&self->acc_lock);
+    rc = dm_policy_decide(self->gov, &owner, &req, out);
+    pthread_rwlock_unlock(&self->acc_lock);
+out:
+    free(fields);
+    free(classes);
+    return rc;
+}
+
 /* Appends to d's rule what an allowed read applies: "; masks email=hash,
  * phone=last4; row filter PREDICATE" (cut at the rule's size). */
 static void s_rule_masks(dm_policy_decision_t *d, const dm_contract_t *c)

@@ -157,7 +157,8 @@ dm_node__relay_t dm_node__relay_one(dm_node_t *self);
 /* Read-only requests, answered on the node loop (node_reads.c). */
 void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                               const dm_rpc_caller_t *caller);
-void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id);
+void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                                   const dm_rpc_caller_t *caller);
 void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                                 const Dm__QuarantineReq *req, const dm_rpc_caller_t *caller);
 void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
@@ -183,6 +184,14 @@ bool dm_node__is_admin(dm_node_t *self, const dm_rpc_caller_t *caller);
 DM_NODISCARD dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *caller,
                                     dm_policy_action action, const char *domain,
                                     const char *name, dm_policy_decision_t *out, dm_buf_t *why);
+/* Decides action on another node's product c (its contract from the
+ * catalog) for caller: its owner's admins and grants are not known here,
+ * so only the governance part can refuse when action is describe (the
+ * owner's part lets anyone describe). Fills *out (clear it); DM_ERR_NOMEM
+ * only. Thread-safe. */
+DM_NODISCARD dm_err dm_node__decide_remote(dm_node_t *self, const dm_rpc_caller_t *caller,
+                                           dm_policy_action action, const dm_contract_t *c,
+                                           dm_policy_decision_t *out);
 /* The effective readers of domain/name ((contract readers + granted) -
  * revoked), comma-separated, appended to out. Thread-safe. */
 void dm_node__readers(dm_node_t *self, const dm_contract_t *c, dm_buf_t *out);

@@ -7,8 +7,8 @@
  * every decision, and the quarantine (raw records) is the admins' only.
  * The suite's node runs with owner rules only (no governance key); the
  * last tests start a second node with one, for what the write gate and
- * the listing do with governance rules; test_governance.c covers the
- * mesh-wide rules. */
+ * the listings and the quarantine do with governance rules;
+ * test_governance.c covers the mesh-wide rules. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -501,6 +501,11 @@ Test(access, the_quarantine_is_for_admins_only)
     cr_assert_eq(r.status, 0, "the admin was refused the quarantine: %s", r.err);
     cr_assert(strstr(r.out, "this line is not json"), "%s", r.out);
     dm_h_result_free(&r);
+    /* The mesh listing names the own product's readers. */
+    const char *mesh[] = {"products", "--json", NULL};
+    r = dm_h_run_admin("meshq", &s_node, mesh, NULL);
+    cr_assert(r.status == 0 && strstr(r.out, s_reader.hex), "%s%s", r.out, r.err);
+    dm_h_result_free(&r);
 
     char node_hex[DM_ID_HEX_BYTES];
     dm_h_node_key(&s_node, node_hex);
@@ -646,11 +651,42 @@ Test(access, the_listing_withholds_what_governance_denies_describing)
     cr_assert_eq(r.status, 0, "products: %s", r.err);
     cr_assert(strstr(r.out, "\"secret\""), "others no longer see it: %s", r.out);
     dm_h_result_free(&r);
+    /* The mesh listing (meshq products) decides as the node's own. */
+    r = dm_h_run_as("meshq", s_stranger.file, &s_gnode, args, NULL);
+    cr_assert_eq(r.status, 0, "meshq products: %s", r.err);
+    cr_assert(strstr(r.out, "\"orders\""), "%s", r.out);
+    cr_assert_null(strstr(r.out, "secret"), "the mesh listing shows it: %s", r.out);
+    dm_h_result_free(&r);
     const dm_h_audit_want_t listing = {s_stranger.hex, "products", "",
                                        "describe: 1 listed, 1 withheld", true, -1};
-    free(dm_h_audit_wait(&s_gnode, &listing, 5000));
-    char *json = dm_h_audit_wait(&s_gnode, &listing, 1);
-    cr_assert(dm_h_audit_has(json, &listing), "%s", json);
+    const dm_h_audit_want_t mesh = {s_stranger.hex, "products", "",
+                                    "describe (mesh): 1 listed, 1 withheld", true, -1};
+    char *json = dm_h_audit_wait(&s_gnode, &mesh, 5000);
+    cr_assert(dm_h_audit_has(json, &listing) && dm_h_audit_has(json, &mesh), "%s", json);
+    free(json);
+}
+
+Test(access, the_quarantine_follows_governance_for_admins_too)
+{
+    s_gov_start();
+    s_gov_register("orders");
+    const char *ing[] = {"ingest", "commerce/orders", "-", NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_gnode, ing, "this line is not json\n");
+    dm_h_result_free(&r);
+    char key[DM_ID_HEX_BYTES];
+    dm_h_node_key(&s_gnode, key);
+    uint64_t v = s_gov_deny("no-quar", "deny-admin-read", "read", "commerce/orders", key);
+    const char *quar[] = {"quarantine", "commerce/orders", NULL};
+    r = dm_h_run_admin("dmctl", &s_gnode, quar, NULL);
+    cr_assert_neq(r.status, 0, "a governance deny did not refuse the admin: %s", r.out);
+    cr_assert(strstr(r.err, "quarantine: governance policy no-quar rule deny-admin-read"), "%s",
+              r.err);
+    cr_assert_null(strstr(r.out, "this line is not json"));
+    dm_h_result_free(&r);
+    const dm_h_audit_want_t deny = {key, "quarantine", "commerce/orders",
+                                    "governance no-quar/deny-admin-read", false, (long long)v};
+    char *json = dm_h_audit_wait(&s_gnode, &deny, 5000);
+    cr_assert(dm_h_audit_has(json, &deny), "%s", json);
     free(json);
 }
 
@@ -675,6 +711,12 @@ Test(access, the_audit_says_the_outcome_of_an_admins_request)
     dm_h_write(other, dm_h_orders_contract("billing", "orders", "1.0.0", "public", ""));
     const char *reg[] = {"register", other, NULL};
     s_admin_fails(reg);
+    const char *ing[] = {"ingest", "commerce/nope", s_rows, NULL},
+               *ing2[] = {"ingest", "logistics/x", s_rows, NULL},
+               *dereg[] = {"deregister", "commerce/nope", NULL};
+    s_admin_fails(ing);
+    s_admin_fails(ing2);
+    s_admin_fails(dereg);
     const char *add[] = {"admins", "add", s_alice.hex, NULL};
     dm_h_result_t r = dm_h_run_admin("dmctl", &s_node, add, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
@@ -695,6 +737,11 @@ Test(access, the_audit_says_the_outcome_of_an_admins_request)
         {node_hex, "admins remove", "", removed, false, 0},
         {node_hex, "register", "billing/orders", "owner: admin; refused: domain billing", false,
          0},
+        {node_hex, "ingest", "commerce/nope", "owner: admin; refused: no product commerce/nope",
+         false, 0},
+        {node_hex, "deregister", "commerce/nope", "refused: no product commerce/nope", false, 0},
+        {node_hex, "ingest", "logistics/x", "refused: logistics/x is not a commerce product",
+         false, 0},
         {node_hex, "admins add", "", added, true, 0},
         {node_hex, "grant", "commerce/orders", granted, true, 0},
     };

@@ -348,6 +348,39 @@ static void s_rule_masks(dm_policy_decision_t *d, const dm_contract_t *c)
         snprintf(d->rule + len, cap - len, "; row filter %s", d->row_filter);
 }
 
+/* Whether caller may describe the node's registered product qualified
+ * ("domain/name"), or could but for an uncertified domain (the listing
+ * shows those, marked): not audited, it only decides whether a "did you
+ * mean" may name it. */
+static bool s_describable(dm_node_t *self, const dm_rpc_caller_t *caller, const char *qualified)
+{
+    const dm_product_ref_t *ref = NULL;
+    if (dm_registry_acquire(self->registry, qualified, strlen(qualified), &ref) != DM_OK)
+        return false;
+    dm_policy_decision_t d;
+    memset(&d, 0, sizeof d);
+    pthread_rwlock_rdlock(&self->acc_lock);
+    bool yes = s_decide_locked(self, caller, DM_POLICY_DESCRIBE, ref->contract->domain,
+                               ref->contract->name, ref->contract, &d) == DM_OK &&
+               (d.allow || strcmp(d.rule, DM_NODE_RULE_UNCERTIFIED) == 0);
+    pthread_rwlock_unlock(&self->acc_lock);
+    dm_policy_decision_clear(&d);
+    dm_registry_release(self->registry, ref);
+    return yes;
+}
+
+void dm_node__unknown(dm_node_t *self, const dm_rpc_caller_t *caller, const char *qualified,
+                      dm_buf_t *out)
+{
+    dm_buf_t hint = DM_BUF_INIT;
+    dm_registry_suggest(self->registry, qualified, &hint);
+    dm_buf_printf(out, "unknown product '%.*s' on this node (domain %s)",
+                  DM_REGISTRY_UNKNOWN_SHOWN, qualified, self->domain);
+    if (hint.len && s_describable(self, caller, hint.data))
+        dm_buf_printf(out, "; did you mean '%s'?", hint.data);
+    dm_buf_free(&hint);
+}
+
 dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *caller, dm_policy_action action,
                        const char *domain, const char *name, dm_policy_decision_t *out,
                        dm_buf_t *why)
@@ -361,7 +394,7 @@ dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *caller, dm_policy
                      dm_registry_acquire(self->registry, q, (size_t)qn, &ref) == DM_OK;
         if (!known && action != DM_POLICY_WRITE) {
             dm_buf_t text = DM_BUF_INIT;
-            dm_registry_unknown(self->registry, q, self->domain, &text);
+            dm_node__unknown(self, caller, q, &text);
             dm_buf_why(why, "%s", text.data ? text.data : "unknown product");
             dm_buf_free(&text);
             return DM_ERR_NOTFOUND;

@@ -192,6 +192,11 @@ DM_NODISCARD dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *call
 DM_NODISCARD dm_err dm_node__decide_remote(dm_node_t *self, const dm_rpc_caller_t *caller,
                                            dm_policy_action action, const dm_contract_t *c,
                                            dm_policy_decision_t *out);
+/* Appends what dm_registry_unknown says of qualified ("domain/name", not
+ * registered), naming the node's domain, with its "did you mean" only
+ * when caller may describe the product it would name. Thread-safe. */
+void dm_node__unknown(dm_node_t *self, const dm_rpc_caller_t *caller, const char *qualified,
+                      dm_buf_t *out);
 /* The effective readers of domain/name ((contract readers + granted) -
  * revoked), comma-separated, appended to out. Thread-safe. */
 void dm_node__readers(dm_node_t *self, const dm_contract_t *c, dm_buf_t *out);

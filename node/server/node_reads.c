@@ -446,7 +446,7 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
         dm_buf_t text = DM_BUF_INIT;
         char q[256];
         snprintf(q, sizeof q, "%.120s/%.120s", domain, name);
-        dm_registry_unknown(self->registry, q, self->domain, &text);
+        dm_node__unknown(self, caller, q, &text);
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOTFOUND, text.data);
         dm_buf_free(&text);
     }

@@ -651,6 +651,15 @@ Test(access, the_listing_withholds_what_governance_denies_describing)
     cr_assert_eq(r.status, 0, "products: %s", r.err);
     cr_assert(strstr(r.out, "\"secret\""), "others no longer see it: %s", r.out);
     dm_h_result_free(&r);
+    /* Nor does a "did you mean" name it to the stranger; to others it does. */
+    const char *near[] = {"describe", "commerce/secre", NULL};
+    r = dm_h_run_as("meshq", s_stranger.file, &s_gnode, near, NULL);
+    cr_assert(r.status != 0 && strstr(r.err, "unknown product") && !strstr(r.err, "secret"),
+              "%s", r.err);
+    dm_h_result_free(&r);
+    r = dm_h_run_as("meshq", s_reader.file, &s_gnode, near, NULL);
+    cr_assert(strstr(r.err, "did you mean 'commerce/secret'"), "%s", r.err);
+    dm_h_result_free(&r);
     /* The mesh listing (meshq products) decides as the node's own. */
     r = dm_h_run_as("meshq", s_stranger.file, &s_gnode, args, NULL);
     cr_assert_eq(r.status, 0, "meshq products: %s", r.err);

@@ -111,13 +111,15 @@ out:
 }
 
 #define S_RULES_NAMED 3 /* broken contract rules an audit record names */
+#define S_NAME_SHOWN 63 /* bytes of a policy or rule name it shows */
 
 /* Writes the audit's reason for a register refused by contract rules:
- * the policy version and the first few broken rules ("R of policy P",
- * from the messages of policy_rules.c), with how many more. */
+ * the policy version and the first few broken rules as "POLICY/RULE"
+ * (read from the messages of policy_rules.c, "contract rule RULE of policy
+ * POLICY (version V): ..."), with how many more. */
 static void s_rules_refused(const dm_diags_t *diags, uint64_t version, char *out, size_t cap)
 {
-    static const char lead[] = "contract rule ";
+    static const char lead[] = "contract rule ", of[] = " of policy ";
     int k = snprintf(out, cap,
                      "the contract breaks governance contract rules (policy version %llu): ",
                      (unsigned long long)version);
@@ -126,9 +128,14 @@ static void s_rules_refused(const dm_diags_t *diags, uint64_t version, char *out
         const char *m = diags->items[i].message ? diags->items[i].message : "";
         if (strncmp(m, lead, sizeof lead - 1) == 0)
             m += sizeof lead - 1;
-        const char *end = strstr(m, " (version ");
-        int w = end ? (int)(end - m) : (int)strlen(m);
-        k = snprintf(out + len, cap - len, "%s%.*s", i ? ", " : "", w > 80 ? 80 : w, m);
+        const char *pol = strstr(m, of), *end = pol ? strstr(pol, " (version ") : NULL;
+        if (pol && end) {
+            int pw = (int)(end - pol) - (int)(sizeof of - 1), rw = (int)(pol - m);
+            k = snprintf(out + len, cap - len, "%s%.*s/%.*s", i ? ", " : "",
+                         pw > S_NAME_SHOWN ? S_NAME_SHOWN : pw, pol + sizeof of - 1,
+                         rw > S_NAME_SHOWN ? S_NAME_SHOWN : rw, m);
+        } else
+            k = snprintf(out + len, cap - len, "%s%.60s", i ? ", " : "", m);
         len = k > 0 && (size_t)k < cap - len ? len + (size_t)k : cap - 1;
     }
     if (diags->count > S_RULES_NAMED && len + 1 < cap)

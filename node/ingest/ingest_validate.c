@@ -110,9 +110,43 @@ out:
     dm_registry_release(self->registry, ref);
 }
 
+#define S_RULES_NAMED 3 /* broken contract rules an audit record names */
+#define S_NAME_SHOWN 63 /* bytes of a policy or rule name it shows */
+
+/* Writes the audit's reason for a register refused by contract rules:
+ * the policy version and the first few broken rules as "POLICY/RULE"
+ * (read from the messages of policy_rules.c, "contract rule RULE of policy
+ * POLICY (version V): ..."), with how many more. */
+static void s_rules_refused(const dm_diags_t *diags, uint64_t version, char *out, size_t cap)
+{
+    static const char lead[] = "contract rule ", of[] = " of policy ";
+    int k = snprintf(out, cap,
+                     "the contract breaks governance contract rules (policy version %llu): ",
+                     (unsigned long long)version);
+    size_t len = k > 0 && (size_t)k < cap ? (size_t)k : cap - 1;
+    for (size_t i = 0; i < diags->count && i < S_RULES_NAMED && len + 1 < cap; i++) {
+        const char *m = diags->items[i].message ? diags->items[i].message : "";
+        if (strncmp(m, lead, sizeof lead - 1) == 0)
+            m += sizeof lead - 1;
+        const char *pol = strstr(m, of), *end = pol ? strstr(pol, " (version ") : NULL;
+        if (pol && end) {
+            int pw = (int)(end - pol) - (int)(sizeof of - 1), rw = (int)(pol - m);
+            k = snprintf(out + len, cap - len, "%s%.*s/%.*s", i ? ", " : "",
+                         pw > S_NAME_SHOWN ? S_NAME_SHOWN : pw, pol + sizeof of - 1,
+                         rw > S_NAME_SHOWN ? S_NAME_SHOWN : rw, m);
+        } else
+            k = snprintf(out + len, cap - len, "%s%.60s", i ? ", " : "", m);
+        len = k > 0 && (size_t)k < cap - len ? len + (size_t)k : cap - 1;
+    }
+    if (diags->count > S_RULES_NAMED && len + 1 < cap)
+        snprintf(out + len, cap - len, " (+%zu more)", diags->count - S_RULES_NAMED);
+}
+
 /* Checks c against the contract rules of the mesh's governance set; false
- * after turning job into the refusal naming every broken rule. */
-static bool s_contract_rules(dm_ingest_t *self, dm_ingest__job_t *job, const dm_contract_t *c)
+ * after turning job into the refusal naming every broken rule, and refused
+ * (cap bytes) into the audit's reason naming the first few. */
+static bool s_contract_rules(dm_ingest_t *self, dm_ingest__job_t *job, const dm_contract_t *c,
+                             char *refused, size_t cap)
 {
     dm_policy_set_t *gov = self->policy(self->policy_ctx);
     if (!gov)
@@ -129,6 +163,7 @@ static bool s_contract_rules(dm_ingest_t *self, dm_ingest__job_t *job, const dm_
                              (unsigned long long)dm_policy_set_version(gov),
                              text.data ? text.data : "");
         dm_buf_free(&text);
+        s_rules_refused(&diags, dm_policy_set_version(gov), refused, cap);
     }
     dm_diags_clear(&diags);
     dm_policy_set_unref(&gov);
@@ -188,8 +223,8 @@ static void s_prepare_register(dm_ingest_t *self, dm_ingest__job_t *job, const D
                     self->domain, c->domain, c->name, c->domain);
         snprintf(refused, sizeof refused, "domain %.63s is not this node's (%.63s)", c->domain,
                  self->domain);
-    } else if (self->policy && !s_contract_rules(self, job, c)) {
-        snprintf(refused, sizeof refused, "the contract breaks governance contract rules");
+    } else if (self->policy) {
+        (void)s_contract_rules(self, job, c, refused, sizeof refused);
     }
 gate:
     if (!s_register_gate(self, job, c, refused[0] ? refused : NULL))

@@ -301,6 +301,35 @@ out:
     return rc;
 }
 
+dm_err dm_node__decide_remote(dm_node_t *self, const dm_rpc_caller_t *caller,
+                              dm_policy_action action, const dm_contract_t *c,
+                              dm_policy_decision_t *out)
+{
+    memset(out, 0, sizeof *out);
+    const char **fields = malloc((c->nfields ? c->nfields : 1) * sizeof *fields);
+    const char **classes = malloc((c->nfields ? c->nfields : 1) * sizeof *classes);
+    dm_err rc = DM_ERR_NOMEM;
+    if (!fields || !classes)
+        goto out;
+    for (size_t i = 0; i < c->nfields; i++) {
+        fields[i] = c->fields[i].name;
+        classes[i] = c->fields[i].classification;
+    }
+    /* Its admins and grants are its node's: not known here, so none. */
+    dm_policy_owner_t owner = {c->domain, NULL, 0};
+    dm_policy_product_t p = {c->domain, c->name, (const char *const *)c->tags, c->ntags,
+                             c->access, (const char *const *)c->readers, c->nreaders,
+                             fields, classes, c->nfields};
+    dm_policy_request_t req = {caller->verified ? caller->key : NULL, action, &p};
+    pthread_rwlock_rdlock(&self->acc_lock);
+    rc = dm_policy_decide(self->gov, &owner, &req, out);
+    pthread_rwlock_unlock(&self->acc_lock);
+out:
+    free(fields);
+    free(classes);
+    return rc;
+}
+
 /* Appends to d's rule what an allowed read applies: "; masks email=hash,
  * phone=last4; row filter PREDICATE" (cut at the rule's size). */
 static void s_rule_masks(dm_policy_decision_t *d, const dm_contract_t *c)
@@ -319,6 +348,39 @@ static void s_rule_masks(dm_policy_decision_t *d, const dm_contract_t *c)
         snprintf(d->rule + len, cap - len, "; row filter %s", d->row_filter);
 }
 
+/* Whether caller may describe the node's registered product qualified
+ * ("domain/name"), or could but for an uncertified domain (the listing
+ * shows those, marked): not audited, it only decides whether a "did you
+ * mean" may name it. */
+static bool s_describable(dm_node_t *self, const dm_rpc_caller_t *caller, const char *qualified)
+{
+    const dm_product_ref_t *ref = NULL;
+    if (dm_registry_acquire(self->registry, qualified, strlen(qualified), &ref) != DM_OK)
+        return false;
+    dm_policy_decision_t d;
+    memset(&d, 0, sizeof d);
+    pthread_rwlock_rdlock(&self->acc_lock);
+    bool yes = s_decide_locked(self, caller, DM_POLICY_DESCRIBE, ref->contract->domain,
+                               ref->contract->name, ref->contract, &d) == DM_OK &&
+               (d.allow || strcmp(d.rule, DM_NODE_RULE_UNCERTIFIED) == 0);
+    pthread_rwlock_unlock(&self->acc_lock);
+    dm_policy_decision_clear(&d);
+    dm_registry_release(self->registry, ref);
+    return yes;
+}
+
+void dm_node__unknown(dm_node_t *self, const dm_rpc_caller_t *caller, const char *qualified,
+                      dm_buf_t *out)
+{
+    dm_buf_t hint = DM_BUF_INIT;
+    dm_registry_suggest(self->registry, qualified, &hint);
+    dm_buf_printf(out, "unknown product '%.*s' on this node (domain %s)",
+                  DM_REGISTRY_UNKNOWN_SHOWN, qualified, self->domain);
+    if (hint.len && s_describable(self, caller, hint.data))
+        dm_buf_printf(out, "; did you mean '%s'?", hint.data);
+    dm_buf_free(&hint);
+}
+
 dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *caller, dm_policy_action action,
                        const char *domain, const char *name, dm_policy_decision_t *out,
                        dm_buf_t *why)
@@ -332,7 +394,7 @@ dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *caller, dm_policy
                      dm_registry_acquire(self->registry, q, (size_t)qn, &ref) == DM_OK;
         if (!known && action != DM_POLICY_WRITE) {
             dm_buf_t text = DM_BUF_INIT;
-            dm_registry_unknown(self->registry, q, self->domain, &text);
+            dm_node__unknown(self, caller, q, &text);
             dm_buf_why(why, "%s", text.data ? text.data : "unknown product");
             dm_buf_free(&text);
             return DM_ERR_NOTFOUND;
@@ -532,6 +594,32 @@ void dm_node__audit_outcome(dm_node_t *self, const dm_rpc_caller_t *caller, cons
                    v->version);
 }
 
+/* Audits an ingest or deregister its gate let through with v: refused
+ * when it names a product of another domain or one the node does not
+ * serve (the write pipeline then answers the client as it always has),
+ * allowed otherwise. A registry lookup: cheap, and safe on the loop. */
+static void s_write_target_audit(dm_node_t *self, const dm_rpc_caller_t *caller,
+                                 const char *action, const char *domain, const char *name,
+                                 const dm_node__verdict_t *v)
+{
+    char q[DM_AUDIT_PRODUCT_MAX];
+    int qn = snprintf(q, sizeof q, "%s/%s", domain, name);
+    const dm_product_ref_t *ref = NULL;
+    if (!name[0])
+        dm_node__audit_outcome(self, caller, action, domain, name, v, false, "no product named");
+    else if (strcmp(domain, self->domain) != 0)
+        dm_node__audit_outcome(self, caller, action, domain, name, v, false,
+                               "%.63s/%.63s is not a %.63s product", domain, name, self->domain);
+    else if (qn <= 0 || (size_t)qn >= sizeof q ||
+             dm_registry_acquire(self->registry, q, (size_t)qn, &ref) != DM_OK)
+        dm_node__audit_outcome(self, caller, action, domain, name, v, false,
+                               "no product %.63s/%.63s", domain, name);
+    else
+        dm_node__audit(self, caller, true, action, domain, name, v->rule, v->version);
+    if (ref)
+        dm_registry_release(self->registry, ref);
+}
+
 bool dm_node__write_allowed(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload, unsigned field,
                             const dm_rpc_caller_t *caller)
 {
@@ -551,9 +639,13 @@ bool dm_node__write_allowed(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
      * YAML): the validator makes it (dm_node__register_gate); here only
      * the cheap admin check, whose allowance the validator audits. */
     bool governance = field != DM__ENVELOPE__BODY_REGISTER_REQ;
-    bool allow = s_gate(self, caller, action, what, domain, name, governance, NULL, &text);
+    dm_node__verdict_t v;
+    bool allow = s_gate(self, caller, action, what, domain, name, governance,
+                        governance ? &v : NULL, &text);
     if (!allow)
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED, text.data);
+    else if (governance)
+        s_write_target_audit(self, caller, action, domain, name, &v);
     dm_buf_free(&text);
     return allow;
 }
@@ -582,7 +674,7 @@ bool dm_node__register_gate(void *ctx, const dm_rpc_caller_t *caller, const dm_c
         dm_buf_printf(text, "permission denied: register %s/%s: %s", c->domain, c->name,
                       s_reason_tail(&d));
     } else if (refused) {
-        snprintf(rule, sizeof rule, "%.110s; refused: %.120s", decide ? d.rule : "owner: admin",
+        snprintf(rule, sizeof rule, "%.80s; refused: %.160s", decide ? d.rule : "owner: admin",
                  refused);
     } else {
         allow = true;

@@ -5,11 +5,15 @@
  * audit database (storage/audit.h) every DM_NODE_AUDIT_FLUSH_MS and at
  * stop. Deciding never waits on the store: when the queue is full a record
  * is counted as dropped, and the next flush writes one marker record
- * saying how many were lost. Refusals of callers who are not admins pass a
- * node-wide token bucket (DM_NODE_AUDIT_REFUSALS_PER_S, burst
- * DM_NODE_AUDIT_REFUSALS_BURST): anyone can make refused requests, and
- * with retention by count a flood of them would push real records out.
- * Past the bucket they are counted, and a flush writes one summary record
+ * saying how many were lost. Refusals of callers who are not admins pass
+ * a token bucket of their caller (DM_NODE_AUDIT_CALLER_PER_S, burst
+ * DM_NODE_AUDIT_CALLER_BURST; DM_NODE_AUDIT_CALLERS callers, least
+ * recently used out, the rest sharing one bucket) and a node-wide one
+ * (DM_NODE_AUDIT_REFUSALS_PER_S, burst DM_NODE_AUDIT_REFUSALS_BURST):
+ * anyone can make refused requests, and with retention by count a flood
+ * of them would push real records out; one caller's flood must not hide
+ * another's refusals. Past the buckets they are counted, and a flush
+ * writes one summary record a second per caller, naming it.
  * a second. Allowed decisions and admins' records always go in. */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -31,11 +35,17 @@ dm_err dm_node__audit_open(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t
     self->audit_ret.max_age_ms = opts->audit_max_age_ms;
     self->audit_ret.max_records = opts->audit_max_records;
     self->audit_next_flush = dm_clock_mono_ms() + DM_NODE_AUDIT_FLUSH_MS;
+    self->audit_callers = calloc(DM_NODE_AUDIT_CALLERS + 1, sizeof *self->audit_callers);
+    if (!self->audit_callers) {
+        dm_buf_why(why, "cannot set up the audit queue: out of memory");
+        return DM_ERR_NOMEM;
+    }
     self->audit_rate = DM_NODE_AUDIT_REFUSALS_PER_S;
     self->audit_burst = DM_NODE_AUDIT_REFUSALS_BURST;
     self->audit_tokens_milli = self->audit_burst * 1000;
     self->audit_refill_ms = dm_clock_mono_ms();
-    self->audit_next_summary = self->audit_refill_ms + DM_NODE_AUDIT_SUMMARY_MS;
+    self->audit_caller_rate = DM_NODE_AUDIT_CALLER_PER_S;
+    self->audit_caller_burst = DM_NODE_AUDIT_CALLER_BURST;
     return DM_OK;
 }
 
@@ -48,6 +58,8 @@ void dm_node__audit_close(dm_node_t *self)
     pthread_mutex_destroy(&self->audit_lock);
     free(self->audit_q);
     self->audit_q = NULL;
+    free(self->audit_callers);
+    self->audit_callers = NULL;
     self->audit_ready = false;
 }
 
@@ -69,26 +81,76 @@ static void s_access_view(dm_node_t *self, const dm_rpc_caller_t *caller, bool *
     pthread_rwlock_unlock(&self->acc_lock);
 }
 
-/* Whether one more refusal of a non-admin may be recorded now: takes a
- * token of the bucket, or counts it as suppressed. audit_lock held. */
-static bool s_refusal_token(dm_node_t *self, int64_t now)
+/* Refills a bucket (tokens in thousandths) at rate a second up to burst
+ * and takes one token: false when it is empty. */
+static bool s_take(uint64_t *tokens_milli, int64_t *refill_ms, uint64_t rate, uint64_t burst,
+                   int64_t now)
+{
+    uint64_t cap = burst * 1000;
+    if (now > *refill_ms) {
+        uint64_t add = (uint64_t)(now - *refill_ms) * rate;
+        *tokens_milli = add >= cap - *tokens_milli ? cap : *tokens_milli + add;
+        *refill_ms = now;
+    }
+    if (*tokens_milli < 1000)
+        return false;
+    *tokens_milli -= 1000;
+    return true;
+}
+
+/* The refusal slot of caller (key, verified): its own, a free one, the
+ * least recently used one with no summary pending, or else the shared
+ * last slot of the callers beyond the table. audit_lock held. */
+static dm_node__refusals_t *s_slot(dm_node_t *self, const uint8_t *key, bool verified,
+                                   int64_t now)
+{
+    dm_node__refusals_t *t = self->audit_callers, *lru = NULL;
+    for (size_t i = 0; i < DM_NODE_AUDIT_CALLERS; i++) {
+        if (t[i].used && t[i].verified == verified &&
+            memcmp(t[i].key, key, DM_AUDIT_KEY_BYTES) == 0)
+            return &t[i];
+        if (!t[i].used) {
+            if (!lru || lru->used)
+                lru = &t[i];
+        } else if (t[i].suppressed == 0 &&
+                   (!lru || (lru->used && t[i].last_ms < lru->last_ms))) {
+            lru = &t[i];
+        }
+    }
+    if (!lru)
+        return &t[DM_NODE_AUDIT_CALLERS];
+    memset(lru, 0, sizeof *lru);
+    lru->used = true;
+    lru->verified = verified;
+    memcpy(lru->key, key, DM_AUDIT_KEY_BYTES);
+    lru->tokens_milli = self->audit_caller_burst * 1000;
+    lru->refill_ms = now;
+    return lru;
+}
+
+/* Whether one more refusal of a non-admin (r's caller) may be recorded
+ * now: takes a token of its caller's bucket and of the node's, or counts
+ * it as suppressed for its caller's summary. audit_lock held. */
+static bool s_refusal_token(dm_node_t *self, const dm_audit_record_t *r, int64_t now)
 {
     if (self->audit_burst == 0)
         return true;
-    uint64_t cap = self->audit_burst * 1000;
-    if (now > self->audit_refill_ms) {
-        uint64_t add = (uint64_t)(now - self->audit_refill_ms) * self->audit_rate;
-        self->audit_tokens_milli = add >= cap - self->audit_tokens_milli
-                                       ? cap
-                                       : self->audit_tokens_milli + add;
-        self->audit_refill_ms = now;
+    dm_node__refusals_t *s = s_slot(self, r->caller, r->verified, now);
+    s->last_ms = now;
+    if (s->suppressed == 0)
+        s->next_summary = now + DM_NODE_AUDIT_SUMMARY_MS;
+    if (!s_take(&s->tokens_milli, &s->refill_ms, self->audit_caller_rate,
+                self->audit_caller_burst, now)) {
+        s->suppressed++;
+        return false;
     }
-    if (self->audit_tokens_milli >= 1000) {
-        self->audit_tokens_milli -= 1000;
-        return true;
+    if (!s_take(&self->audit_tokens_milli, &self->audit_refill_ms, self->audit_rate,
+                self->audit_burst, now)) {
+        s->tokens_milli += 1000; /* the caller's token was not spent */
+        s->suppressed++;
+        return false;
     }
-    self->audit_suppressed++;
-    return false;
+    return true;
 }
 
 void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed,
@@ -118,7 +180,7 @@ void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed
     bool limited = !allowed && !admin;
     pthread_mutex_lock(&self->audit_lock);
     /* A refusal past the bucket is counted: the next summary says how many. */
-    bool keep = !limited || s_refusal_token(self, dm_clock_mono_ms());
+    bool keep = !limited || s_refusal_token(self, &r, dm_clock_mono_ms());
     if (keep && self->audit_n < DM_NODE_AUDIT_QUEUE)
         self->audit_q[self->audit_n++] = r;
     else if (keep)
@@ -141,6 +203,34 @@ static void s_marker(dm_audit_record_t *m, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Moves the due summaries of suppressed refusals (all when force) into
+ * batch at *n: one record per caller naming it, one for the callers
+ * beyond the table. audit_lock held. */
+static void s_summaries(dm_node_t *self, bool force, int64_t now, dm_audit_record_t *batch,
+                        size_t *n)
+{
+    for (size_t i = 0; self->audit_callers && i <= DM_NODE_AUDIT_CALLERS; i++) {
+        dm_node__refusals_t *s = &self->audit_callers[i];
+        if (s->suppressed == 0 || (!force && now < s->next_summary))
+            continue;
+        dm_audit_record_t *m = &batch[(*n)++];
+        memset(m, 0, sizeof *m);
+        m->at_ms = dm_clock_wall_ms();
+        m->allowed = false;
+        memcpy(m->caller, s->key, DM_AUDIT_KEY_BYTES);
+        m->verified = s->verified;
+        snprintf(m->action, sizeof m->action, "refusals");
+        snprintf(m->rule, sizeof m->rule,
+                 "%" PRIu64 " refusals%s not recorded individually (rate limit: %" PRIu64
+                 "/s, burst %" PRIu64 " per caller; %" PRIu64 "/s, burst %" PRIu64
+                 " node-wide)",
+                 s->suppressed, i == DM_NODE_AUDIT_CALLERS ? " of callers beyond the table" : "",
+                 self->audit_caller_rate, self->audit_caller_burst, self->audit_rate,
+                 self->audit_burst);
+        s->suppressed = 0;
+    }
+}
+
 void dm_node__audit_flush(dm_node_t *self, bool force)
 {
     int64_t now = dm_clock_mono_ms();
@@ -149,7 +239,8 @@ void dm_node__audit_flush(dm_node_t *self, bool force)
     self->audit_next_flush = now + DM_NODE_AUDIT_FLUSH_MS;
     /* Take the queue as it is (slots more for the markers), so deciding
      * threads wait only for a copy, never for the store. */
-    dm_audit_record_t *batch = malloc((DM_NODE_AUDIT_QUEUE + 2) * sizeof *batch);
+    dm_audit_record_t *batch =
+        malloc((DM_NODE_AUDIT_QUEUE + DM_NODE_AUDIT_CALLERS + 2) * sizeof *batch);
     if (!batch)
         return; /* the queue waits for the next flush */
     pthread_mutex_lock(&self->audit_lock);
@@ -158,18 +249,8 @@ void dm_node__audit_flush(dm_node_t *self, bool force)
     memcpy(batch, self->audit_q, n * sizeof *batch);
     self->audit_n = 0;
     self->audit_dropped = 0;
-    uint64_t suppressed = 0;
-    if (self->audit_suppressed && (force || now >= self->audit_next_summary)) {
-        suppressed = self->audit_suppressed;
-        self->audit_suppressed = 0;
-        self->audit_next_summary = now + DM_NODE_AUDIT_SUMMARY_MS;
-    }
+    s_summaries(self, force, now, batch, &n);
     pthread_mutex_unlock(&self->audit_lock);
-    if (suppressed)
-        s_marker(&batch[n++],
-                 "%" PRIu64 " refusals not recorded individually (rate limit: %" PRIu64
-                 "/s, burst %" PRIu64 ")",
-                 suppressed, self->audit_rate, self->audit_burst);
     if (dropped) {
         s_marker(&batch[n++], "%" PRIu64 " audit records dropped: the queue of %d was full",
                  dropped, DM_NODE_AUDIT_QUEUE);

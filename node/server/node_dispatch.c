@@ -88,7 +88,7 @@ static void s_answer(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
         break;
     case DM__ENVELOPE__BODY_PRODUCTS_REQ:
         if (env->products_req->mesh)
-            dm_node__handle_mesh_products(self, rid, env->id);
+            dm_node__handle_mesh_products(self, rid, env->id, caller);
         else
             dm_node__handle_products(self, rid, env->id, caller);
         break;

@@ -42,11 +42,16 @@
 #define DM_NODE_AUDIT_QUEUE 4096      /* audit records waiting for a flush, at most */
 #define DM_NODE_AUDIT_FLUSH_MS 200    /* how often the loop flushes them */
 #define DM_NODE_ACL_MAX_READERS 4096  /* granted plus revoked readers of one product */
-/* Refusals of non-admin callers are audited one by one up to this rate
- * (a token bucket); past it they are counted and summed up in one record
- * a second, so a stranger cannot push real records out of the retention. */
-#define DM_NODE_AUDIT_REFUSALS_PER_S 20
-#define DM_NODE_AUDIT_REFUSALS_BURST 200
+/* Refusals of non-admin callers are audited one by one up to a rate per
+ * caller (a token bucket each, in a table of DM_NODE_AUDIT_CALLERS, least
+ * recently used first out) under a node-wide rate; past them they are
+ * counted and summed up in one record a second per caller, so a stranger
+ * cannot push real records (nor others' refusals) out of the retention. */
+#define DM_NODE_AUDIT_REFUSALS_PER_S 200  /* node-wide */
+#define DM_NODE_AUDIT_REFUSALS_BURST 2000
+#define DM_NODE_AUDIT_CALLER_PER_S 5      /* per caller */
+#define DM_NODE_AUDIT_CALLER_BURST 50
+#define DM_NODE_AUDIT_CALLERS 256         /* callers with a bucket; the rest share one */
 #define DM_NODE_AUDIT_SUMMARY_MS 1000 /* one summary of unrecorded refusals at most this often */
 /* The rule of a refusal only because the node's domain is uncertified. */
 #define DM_NODE_RULE_UNCERTIFIED "governance: domain not certified"
@@ -61,6 +66,15 @@ typedef struct {
     size_t ngranted, nrevoked;
     uint64_t version;                   /* the entry's catalog version */
 } dm_node__acl_t;
+
+/* One caller's refusal bucket and what it suppressed (node_audit.c). */
+typedef struct {
+    uint8_t key[DM_AUDIT_KEY_BYTES];
+    bool verified, used;
+    uint64_t tokens_milli;
+    int64_t refill_ms, last_ms, next_summary;
+    uint64_t suppressed;
+} dm_node__refusals_t;
 
 struct dm_node {
     char *dir;
@@ -102,12 +116,15 @@ struct dm_node {
     uint64_t audit_dropped;
     dm_audit_retention_t audit_ret;
     int64_t audit_next_flush;
-    /* The refusal bucket (audit_lock): tokens in thousandths, refilled at
-     * audit_rate a second up to audit_burst (0: no limit); what it
-     * suppressed waits for the next summary. */
+    /* The refusal buckets (audit_lock): tokens in thousandths, refilled at
+     * a rate a second up to a burst (audit_burst 0: no limit); the
+     * node-wide one here, one per caller in audit_callers (the last slot:
+     * the callers beyond the table); what they suppressed waits for the
+     * next summary of its caller. */
     uint64_t audit_rate, audit_burst, audit_tokens_milli;
-    int64_t audit_refill_ms, audit_next_summary;
-    uint64_t audit_suppressed;
+    int64_t audit_refill_ms;
+    uint64_t audit_caller_rate, audit_caller_burst;
+    dm_node__refusals_t *audit_callers; /* DM_NODE_AUDIT_CALLERS + 1 */
 };
 
 /* Creates the data directory if needed, takes its lock and checks or
@@ -141,7 +158,8 @@ dm_node__relay_t dm_node__relay_one(dm_node_t *self);
 /* Read-only requests, answered on the node loop (node_reads.c). */
 void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                               const dm_rpc_caller_t *caller);
-void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id);
+void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                                   const dm_rpc_caller_t *caller);
 void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                                 const Dm__QuarantineReq *req, const dm_rpc_caller_t *caller);
 void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
@@ -167,6 +185,19 @@ bool dm_node__is_admin(dm_node_t *self, const dm_rpc_caller_t *caller);
 DM_NODISCARD dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *caller,
                                     dm_policy_action action, const char *domain,
                                     const char *name, dm_policy_decision_t *out, dm_buf_t *why);
+/* Decides action on another node's product c (its contract from the
+ * catalog) for caller: its owner's admins and grants are not known here,
+ * so only the governance part can refuse when action is describe (the
+ * owner's part lets anyone describe). Fills *out (clear it); DM_ERR_NOMEM
+ * only. Thread-safe. */
+DM_NODISCARD dm_err dm_node__decide_remote(dm_node_t *self, const dm_rpc_caller_t *caller,
+                                           dm_policy_action action, const dm_contract_t *c,
+                                           dm_policy_decision_t *out);
+/* Appends what dm_registry_unknown says of qualified ("domain/name", not
+ * registered), naming the node's domain, with its "did you mean" only
+ * when caller may describe the product it would name. Thread-safe. */
+void dm_node__unknown(dm_node_t *self, const dm_rpc_caller_t *caller, const char *qualified,
+                      dm_buf_t *out);
 /* The effective readers of domain/name ((contract readers + granted) -
  * revoked), comma-separated, appended to out. Thread-safe. */
 void dm_node__readers(dm_node_t *self, const dm_contract_t *c, dm_buf_t *out);

@@ -46,21 +46,93 @@ static bool s_allowed(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const dm_rpc
     return allow;
 }
 
+/* Whether caller may see the node's product c in its listing: what it may
+ * describe (a domain that is only uncertified is still listed, marked). */
+static bool s_listable(dm_node_t *self, const dm_rpc_caller_t *caller, const dm_contract_t *c)
+{
+    dm_policy_decision_t d;
+    dm_err rc = dm_node__decide(self, caller, DM_POLICY_DESCRIBE, c->domain, c->name, &d, NULL);
+    bool yes = rc == DM_OK && (d.allow || strcmp(d.rule, DM_NODE_RULE_UNCERTIFIED) == 0);
+    dm_policy_decision_clear(&d);
+    return yes;
+}
+
 typedef struct {
     dm_node_t *node;
+    const dm_rpc_caller_t *caller;
     Dm__ProductInfo *items;
-    size_t n, cap;
+    size_t n, cap, withheld;
     bool nomem; /* the walk stopped short: answer "out of memory", not a short list */
 } s_mesh_products;
 
-/* One catalog product as a ProductInfo: owner and access read from its
- * contract, records known only for this node's own products. */
+/* Whether the mesh listing shows p (contract c, NULL when it does not
+ * parse) to the caller, and for the node's own product its effective
+ * readers into readers. The node's own products are decided as its own
+ * listing decides them; another node's by governance only: its owner's
+ * admins and grants are not known here (dm_node__decide_remote), and its
+ * own node judges describes and reads of it. */
+static bool s_mesh_listable(s_mesh_products *mp, const dm_catalog_product_t *p,
+                            const dm_contract_t *c, bool remote, dm_buf_t *readers)
+{
+    if (!remote) {
+        char q[DM_AUDIT_PRODUCT_MAX];
+        int qn = snprintf(q, sizeof q, "%s/%s", p->domain, p->name);
+        const dm_product_ref_t *ref = NULL;
+        if (qn <= 0 || (size_t)qn >= sizeof q ||
+            dm_registry_acquire(mp->node->registry, q, (size_t)qn, &ref) != DM_OK)
+            return true; /* deregistered meanwhile: listed as the catalog still has it */
+        bool yes = s_listable(mp->node, mp->caller, ref->contract);
+        if (yes)
+            dm_node__readers(mp->node, ref->contract, readers);
+        dm_registry_release(mp->node->registry, ref);
+        return yes;
+    }
+    if (!c)
+        return true; /* nothing to judge by: its node decides describes */
+    dm_policy_decision_t d;
+    bool yes = dm_node__decide_remote(mp->node, mp->caller, DM_POLICY_DESCRIBE, c, &d) == DM_OK &&
+               d.allow;
+    dm_policy_decision_clear(&d);
+    return yes;
+}
+
+/* Frees what s_collect_product allocated in pi. */
+static void s_product_info_free(Dm__ProductInfo *pi)
+{
+    char *strs[] = {pi->domain, pi->name, pi->version, pi->owner_team, pi->owner_contact,
+                    pi->access, pi->readers};
+    for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
+        if (strs[i] != protobuf_c_empty_string)
+            free(strs[i]);
+    free(pi->origin.data);
+}
+
+/* One catalog product as a ProductInfo when the caller may describe it:
+ * owner and access read from its contract, readers and records known only
+ * for this node's own products. */
 static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
 {
     s_mesh_products *mp = ctx;
+    dm_contract_t **list = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    if (p->contract && /* on the node loop: peers' patterns are not compiled here */
+        dm_contract_parse_opts("catalog", p->contract, p->contract_len, NULL,
+                               DM_CONTRACT_NO_COMPILE, &list, &n, &diags) != DM_OK)
+        n = 0;
+    dm_diags_clear(&diags);
+    const dm_contract_t *c = n == 1 ? list[0] : NULL;
+    bool remote = memcmp(p->origin, dm_identity_public(mp->node->id), DM_ID_PUBLIC_BYTES) != 0;
+    dm_buf_t readers = DM_BUF_INIT;
+    int stop = 0;
+    if (!s_mesh_listable(mp, p, c, remote, &readers)) {
+        mp->withheld++;
+        goto out;
+    }
     if (!dm_array_reserve(&mp->items, &mp->cap, mp->n + 1, sizeof *mp->items, 16)) {
         mp->nomem = true;
-        return 1;
+        stop = 1;
+        goto out;
     }
     Dm__ProductInfo *pi = &mp->items[mp->n];
     dm__product_info__init(pi);
@@ -68,30 +140,25 @@ static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
     pi->name = strdup(p->name);
     pi->origin.len = DM_ID_PUBLIC_BYTES;
     pi->origin.data = malloc(DM_ID_PUBLIC_BYTES);
-    if (!pi->domain || !pi->name || !pi->origin.data) {
-        free(pi->domain);
-        free(pi->name);
-        free(pi->origin.data);
+    if (c) {
+        pi->version = strdup(c->version);
+        pi->owner_team = strdup(c->owner_team);
+        pi->owner_contact = strdup(c->owner_contact);
+        pi->access = strdup(dm_contract_access_name(c->access));
+    }
+    if (!remote)
+        pi->readers = strdup(readers.data ? readers.data : "");
+    if (!pi->domain || !pi->name || !pi->origin.data || !pi->version || !pi->owner_team ||
+        !pi->owner_contact || !pi->access || !pi->readers) {
+        s_product_info_free(pi);
         mp->nomem = true;
-        return 1;
+        stop = 1;
+        goto out;
     }
     memcpy(pi->origin.data, p->origin, DM_ID_PUBLIC_BYTES);
-    dm_contract_t **list = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    if (p->contract && /* on the node loop: peers' patterns are not compiled here */
-        dm_contract_parse_opts("catalog", p->contract, p->contract_len, NULL,
-                               DM_CONTRACT_NO_COMPILE, &list, &n, &diags) == DM_OK && n == 1) {
-        pi->version = strdup(list[0]->version);
-        pi->owner_team = strdup(list[0]->owner_team);
-        pi->owner_contact = strdup(list[0]->owner_contact);
-        pi->access = strdup(dm_contract_access_name(list[0]->access));
-    }
-    dm_contract_list_destroy(&list, n);
-    dm_diags_clear(&diags);
-    dm_product_t local = {0};
-    pi->remote = memcmp(p->origin, dm_identity_public(mp->node->id), DM_ID_PUBLIC_BYTES) != 0;
+    pi->remote = remote;
     pi->uncertified = !dm_catalog_certified(mp->node->catalog, p->domain, p->origin);
+    dm_product_t local = {0};
     dm_buf_t why = DM_BUF_INIT;
     dm_err rc = pi->remote ? DM_ERR_NOTFOUND
                            : dm_store_product_get(mp->node->store, p->domain, p->name, &local,
@@ -106,17 +173,25 @@ static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
     }
     dm_buf_free(&why);
     mp->n++;
-    return 0;
+out:
+    dm_buf_free(&readers);
+    dm_contract_list_destroy(&list, n);
+    return stop;
 }
 
-void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
+void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                                   const dm_rpc_caller_t *caller)
 {
-    s_mesh_products mp = {self, NULL, 0, 0, false};
+    s_mesh_products mp = {self, caller, NULL, 0, 0, 0, false};
     bool listed = dm_catalog_products(self->catalog, false, s_collect_product, &mp) == DM_OK;
     Dm__ProductInfo **ptrs = calloc(mp.n ? mp.n : 1, sizeof *ptrs);
     if (ptrs && listed && !mp.nomem) {
         for (size_t i = 0; i < mp.n; i++)
             ptrs[i] = &mp.items[i];
+        char rule[DM_AUDIT_RULE_MAX];
+        snprintf(rule, sizeof rule, "describe (mesh): %zu listed, %zu withheld", mp.n,
+                 mp.withheld);
+        dm_node__audit(self, caller, true, "products", NULL, NULL, rule, 0);
         Dm__Envelope env;
         Dm__ProductsRep rep = DM__PRODUCTS_REP__INIT;
         rep.n_products = mp.n;
@@ -126,33 +201,10 @@ void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id)
     } else {
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOMEM, "the node is out of memory");
     }
-    for (size_t i = 0; i < mp.n; i++) {
-        Dm__ProductInfo *pi = &mp.items[i];
-        free(pi->domain);
-        free(pi->name);
-        free(pi->origin.data);
-        if (pi->version != protobuf_c_empty_string)
-            free(pi->version);
-        if (pi->owner_team != protobuf_c_empty_string)
-            free(pi->owner_team);
-        if (pi->owner_contact != protobuf_c_empty_string)
-            free(pi->owner_contact);
-        if (pi->access != protobuf_c_empty_string)
-            free(pi->access);
-    }
+    for (size_t i = 0; i < mp.n; i++)
+        s_product_info_free(&mp.items[i]);
     free(mp.items);
     free(ptrs);
-}
-
-/* Whether caller may see the node's product c in its listing: what it may
- * describe (a domain that is only uncertified is still listed, marked). */
-static bool s_listable(dm_node_t *self, const dm_rpc_caller_t *caller, const dm_contract_t *c)
-{
-    dm_policy_decision_t d;
-    dm_err rc = dm_node__decide(self, caller, DM_POLICY_DESCRIBE, c->domain, c->name, &d, NULL);
-    bool yes = rc == DM_OK && (d.allow || strcmp(d.rule, DM_NODE_RULE_UNCERTIFIED) == 0);
-    dm_policy_decision_clear(&d);
-    return yes;
 }
 
 void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
@@ -226,25 +278,50 @@ out:
 }
 
 /* Quarantined lines are raw, invalid records: no mask or row filter can
- * apply to them, so they are the owner's: domain admins only. Audited;
- * true to serve, otherwise the client got the refusal. */
+ * apply to them, so they are the owner's: domain admins only, and only
+ * when the read decision allows the admin (a governance deny on read, or
+ * an allow gate the admin is not in, refuses it too). Audited; true to
+ * serve, otherwise the client got the refusal naming the rule. */
 static bool s_quarantine_allowed(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                                  const dm_rpc_caller_t *caller, const char *domain,
                                  const char *name)
 {
     bool admin = dm_node__is_admin(self, caller);
-    dm_node__audit(self, caller, admin, "quarantine", domain, name,
-                   admin ? DM_NODE_RULE_QUARANTINE : DM_NODE_RULE_QUARANTINE "; not an admin", 0);
+    dm_policy_decision_t d;
+    memset(&d, 0, sizeof d);
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err rc = admin ? dm_node__decide(self, caller, DM_POLICY_READ, domain, name, &d, &why)
+                      : DM_OK;
+    bool allow = admin && rc == DM_OK && d.allow;
+    char rule[DM_AUDIT_RULE_MAX], text[768];
+    char hex[DM_RPC_CALLER_HEX_BYTES];
+    dm_rpc_caller_hex(caller, hex);
     if (!admin) {
-        char hex[DM_RPC_CALLER_HEX_BYTES], text[512];
-        dm_rpc_caller_hex(caller, hex);
+        snprintf(rule, sizeof rule, "%s; not an admin", DM_NODE_RULE_QUARANTINE);
         snprintf(text, sizeof text,
                  "access denied to %.63s.%.63s quarantine: it holds raw records; only %s admins "
                  "may read it; you are %s",
                  domain, name, self->domain, hex);
-        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED, text);
+    } else if (rc != DM_OK) {
+        snprintf(rule, sizeof rule, "%s; refused: %.200s", DM_NODE_RULE_QUARANTINE,
+                 why.len ? why.data : dm_err_str(rc));
+        snprintf(text, sizeof text, "%.500s", why.len ? why.data : dm_err_str(rc));
+    } else if (!allow) {
+        snprintf(rule, sizeof rule, "%s; refused: %.200s", DM_NODE_RULE_QUARANTINE, d.rule);
+        /* The reason's "access denied to D.N (ACCESS): " is said already. */
+        const char *r = d.reason[0] ? d.reason : d.rule;
+        const char *tail = strncmp(r, "access denied to ", 17) == 0 ? strstr(r, ": ") : NULL;
+        snprintf(text, sizeof text, "access denied to %.63s.%.63s quarantine: %.500s", domain,
+                 name, tail ? tail + 2 : r);
+    } else {
+        snprintf(rule, sizeof rule, "%s; %.200s", DM_NODE_RULE_QUARANTINE, d.rule);
     }
-    return admin;
+    dm_node__audit(self, caller, allow, "quarantine", domain, name, rule, d.policy_version);
+    if (!allow)
+        dm_rpc_server_send_error(self->rpc, rid, id, rc != DM_OK ? rc : DM_ERR_DENIED, text);
+    dm_policy_decision_clear(&d);
+    dm_buf_free(&why);
+    return allow;
 }
 
 typedef struct {
@@ -369,7 +446,7 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
         dm_buf_t text = DM_BUF_INIT;
         char q[256];
         snprintf(q, sizeof q, "%.120s/%.120s", domain, name);
-        dm_registry_unknown(self->registry, q, self->domain, &text);
+        dm_node__unknown(self, caller, q, &text);
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOTFOUND, text.data);
         dm_buf_free(&text);
     }

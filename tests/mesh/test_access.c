@@ -7,8 +7,8 @@
  * every decision, and the quarantine (raw records) is the admins' only.
  * The suite's node runs with owner rules only (no governance key); the
  * last tests start a second node with one, for what the write gate and
- * the listing do with governance rules; test_governance.c covers the
- * mesh-wide rules. */
+ * the listings and the quarantine do with governance rules;
+ * test_governance.c covers the mesh-wide rules. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +96,14 @@ static void s_refused_write(const char *file, const char *hex, const char *const
     dm_h_result_free(&r);
 }
 
+/* r must be a failure whose stderr holds want (NULL: anything); frees r. */
+static void s_fails(dm_h_result_t r, const char *want)
+{
+    cr_assert_neq(r.status, 0, "passed: %s", r.out);
+    cr_assert(!want || strstr(r.err, want), "expected '%s' in: %s", want, r.err);
+    dm_h_result_free(&r);
+}
+
 Test(access, a_strangers_writes_are_refused_and_change_nothing)
 {
     s_product("restricted", "");
@@ -113,15 +121,9 @@ Test(access, a_strangers_writes_are_refused_and_change_nothing)
 
     /* Nor may the stranger make itself an admin or a reader. */
     const char *add[] = {"admins", "add", s_stranger.hex, NULL};
-    dm_h_result_t r = dm_h_run_as("dmctl", s_stranger.file, &s_node, add, NULL);
-    cr_assert_neq(r.status, 0, "admins add by a stranger: %s", r.out);
-    cr_assert(strstr(r.err, "permission denied"), "%s", r.err);
-    dm_h_result_free(&r);
+    s_fails(dm_h_run_as("dmctl", s_stranger.file, &s_node, add, NULL), "permission denied");
     const char *grant[] = {"grant", "commerce/orders", s_stranger.hex, NULL};
-    r = dm_h_run_as("dmctl", s_stranger.file, &s_node, grant, NULL);
-    cr_assert_neq(r.status, 0, "grant by a stranger: %s", r.out);
-    cr_assert(strstr(r.err, "permission denied"), "%s", r.err);
-    dm_h_result_free(&r);
+    s_fails(dm_h_run_as("dmctl", s_stranger.file, &s_node, grant, NULL), "permission denied");
 
     /* Same products, versions and counts as before. */
     char *after = s_products_json();
@@ -129,13 +131,11 @@ Test(access, a_strangers_writes_are_refused_and_change_nothing)
     free(before);
     free(after);
     const char *list[] = {"admins", "list", NULL};
-    r = dm_h_run_admin("dmctl", &s_node, list, NULL);
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_node, list, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_null(strstr(r.out, s_stranger.hex), "the stranger became an admin: %s", r.out);
     dm_h_result_free(&r);
-    r = s_count_as(s_stranger.file);
-    cr_assert_neq(r.status, 0, "the stranger became a reader: %s", r.out);
-    dm_h_result_free(&r);
+    s_fails(s_count_as(s_stranger.file), NULL); /* nor a reader */
 }
 
 Test(access, an_admin_added_with_admins_add_can_ingest_until_removed)
@@ -144,14 +144,11 @@ Test(access, an_admin_added_with_admins_add_can_ingest_until_removed)
     const char *one[] = {"ingest", "commerce/orders", "-", NULL};
     const char *row =
         "{\"orderId\":\"o9\",\"email\":\"eve@example.com\",\"region\":\"eu\",\"amount\":90}\n";
-    dm_h_result_t r = dm_h_run_as("dmctl", s_alice.file, &s_node, one, row);
-    cr_assert_neq(r.status, 0, "alice wrote before being made an admin");
-    cr_assert(strstr(r.err, "permission denied"), "%s", r.err);
-    dm_h_result_free(&r);
+    s_fails(dm_h_run_as("dmctl", s_alice.file, &s_node, one, row), "permission denied");
 
     /* How the node sees alice, before and after. */
     const char *who[] = {"whoami", "--json", NULL};
-    r = dm_h_run_as("dmctl", s_alice.file, &s_node, who, NULL);
+    dm_h_result_t r = dm_h_run_as("dmctl", s_alice.file, &s_node, who, NULL);
     cr_assert_eq(r.status, 0, "whoami: %s", r.err);
     cr_assert(strstr(r.out, "\"verified\":true") && strstr(r.out, "\"admin\":false"), "%s",
               r.out);
@@ -183,17 +180,12 @@ Test(access, an_admin_added_with_admins_add_can_ingest_until_removed)
     char node_hex[DM_ID_HEX_BYTES];
     dm_h_node_key(&s_node, node_hex);
     const char *rm_node[] = {"admins", "remove", node_hex, NULL};
-    r = dm_h_run_admin("dmctl", &s_node, rm_node, NULL);
-    cr_assert_neq(r.status, 0, "the node's key was removed from the admins: %s", r.out);
-    dm_h_result_free(&r);
+    s_fails(dm_h_run_admin("dmctl", &s_node, rm_node, NULL), NULL);
     const char *rm[] = {"admins", "remove", s_alice.hex, NULL};
     r = dm_h_run_admin("dmctl", &s_node, rm, NULL);
     cr_assert_eq(r.status, 0, "admins remove: %s", r.err);
     dm_h_result_free(&r);
-    r = dm_h_run_as("dmctl", s_alice.file, &s_node, one, row);
-    cr_assert_neq(r.status, 0, "a removed admin still writes");
-    cr_assert(strstr(r.err, "permission denied"), "%s", r.err);
-    dm_h_result_free(&r);
+    s_fails(dm_h_run_as("dmctl", s_alice.file, &s_node, one, row), "permission denied");
 }
 
 Test(access, a_restricted_product_serves_its_readers_and_admins_only)
@@ -256,10 +248,8 @@ Test(access, a_restricted_product_serves_its_readers_and_admins_only)
     cr_assert_eq(r.status, 0, "describe refused to a stranger: %s", r.err);
     dm_h_result_free(&r);
     const char *quar[] = {"quarantine", "commerce/orders", NULL};
-    r = dm_h_run_as("dmctl", s_stranger.file, &s_node, quar, NULL);
-    cr_assert_neq(r.status, 0, "a stranger read the quarantine: %s", r.out);
-    cr_assert(strstr(r.err, "access denied to commerce.orders"), "%s", r.err);
-    dm_h_result_free(&r);
+    s_fails(dm_h_run_as("dmctl", s_stranger.file, &s_node, quar, NULL),
+            "access denied to commerce.orders");
 }
 
 Test(access, a_private_product_serves_admins_only)
@@ -447,10 +437,7 @@ Test(access, the_audit_lists_every_decision_allowed_and_denied)
     dm_h_result_free(&r);
     /* The audit is for admins only. */
     const char *aud[] = {"audit", "--json", NULL};
-    r = dm_h_run_as("dmctl", s_stranger.file, &s_node, aud, NULL);
-    cr_assert_neq(r.status, 0, "a stranger read the audit: %s", r.out);
-    cr_assert(strstr(r.err, "permission denied"), "%s", r.err);
-    dm_h_result_free(&r);
+    s_fails(dm_h_run_as("dmctl", s_stranger.file, &s_node, aud, NULL), "permission denied");
     r = s_count_as(s_reader.file);
     cr_assert_eq(r.status, 0, "%s", r.err);
     dm_h_result_free(&r);
@@ -500,6 +487,11 @@ Test(access, the_quarantine_is_for_admins_only)
     r = dm_h_run_admin("dmctl", &s_node, quar, NULL);
     cr_assert_eq(r.status, 0, "the admin was refused the quarantine: %s", r.err);
     cr_assert(strstr(r.out, "this line is not json"), "%s", r.out);
+    dm_h_result_free(&r);
+    /* The mesh listing names the own product's readers. */
+    const char *mesh[] = {"products", "--json", NULL};
+    r = dm_h_run_admin("meshq", &s_node, mesh, NULL);
+    cr_assert(r.status == 0 && strstr(r.out, s_reader.hex), "%s%s", r.out, r.err);
     dm_h_result_free(&r);
 
     char node_hex[DM_ID_HEX_BYTES];
@@ -617,16 +609,27 @@ Test(access, a_yaml_register_is_judged_on_its_parsed_contract_by_governance)
     /* Nothing was registered; another product is. */
     s_gov_register("orders");
     const char *desc[] = {"describe", "commerce/customers2", NULL};
-    dm_h_result_t r = dm_h_run_admin("meshq", &s_gnode, desc, NULL);
-    cr_assert_neq(r.status, 0, "customers2 was registered: %s", r.out);
-    dm_h_result_free(&r);
-
-    const dm_h_audit_want_t deny = {node_hex, "register", "commerce/customers2",
-                                    "governance no-customers2/deny-admin", false, (long long)v};
-    char *json = dm_h_audit_wait(&s_gnode, &deny, 5000);
-    const dm_h_audit_want_t ok = {node_hex, "register", "commerce/orders", "owner: admin", true,
-                                  -1};
-    cr_assert(dm_h_audit_has(json, &deny) && dm_h_audit_has(json, &ok), "%s", json);
+    s_fails(dm_h_run_admin("meshq", &s_gnode, desc, NULL), "unknown product");
+    /* A register that breaks contract rules: its audit names the first few. */
+    uint64_t rv = s_gov_publish(
+        "base", "apiVersion: datamesh.io/v1\nkind: Policy\nmetadata: {name: base}\nspec:\n"
+                "  contractRules:\n    - {name: r1, forbid: public-pii}\n    - {name: r2, "
+                "require: sla.latency}\n    - {name: r3, require: description}\n"
+                "    - {name: r4, require: sla.availability}\n");
+    const char *reg[] = {"register", s_yaml, NULL};
+    dm_h_write(s_yaml, dm_h_orders_contract("commerce", "pii", "1.0.0", "public", ""));
+    s_fails(dm_h_run_admin("dmctl", &s_gnode, reg, NULL), "contract rule r1 of policy base");
+    char rules[200];
+    snprintf(rules, sizeof rules, "(policy version %llu): base/r1, base/r2, base/r3 (+1 more)",
+             (unsigned long long)rv);
+    const dm_h_audit_want_t want[] = {
+        {node_hex, "register", "commerce/customers2", "governance no-customers2/deny-admin", false,
+         (long long)v},
+        {node_hex, "register", "commerce/orders", "owner: admin", true, -1},
+        {node_hex, "register", "commerce/pii", rules, false, -1}};
+    char *json = dm_h_audit_wait(&s_gnode, &want[2], 5000);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert(dm_h_audit_has(json, &want[i]), "%s: %s", want[i].rule, json);
     free(json);
 }
 
@@ -646,20 +649,54 @@ Test(access, the_listing_withholds_what_governance_denies_describing)
     cr_assert_eq(r.status, 0, "products: %s", r.err);
     cr_assert(strstr(r.out, "\"secret\""), "others no longer see it: %s", r.out);
     dm_h_result_free(&r);
+    /* Nor does a "did you mean" name it to the stranger; to others it does. */
+    const char *near[] = {"describe", "commerce/secre", NULL};
+    r = dm_h_run_as("meshq", s_stranger.file, &s_gnode, near, NULL);
+    cr_assert(r.status != 0 && strstr(r.err, "unknown product") && !strstr(r.err, "secret"),
+              "%s", r.err);
+    dm_h_result_free(&r);
+    r = dm_h_run_as("meshq", s_reader.file, &s_gnode, near, NULL);
+    cr_assert(strstr(r.err, "did you mean 'commerce/secret'"), "%s", r.err);
+    dm_h_result_free(&r);
+    /* The mesh listing (meshq products) decides as the node's own. */
+    r = dm_h_run_as("meshq", s_stranger.file, &s_gnode, args, NULL);
+    cr_assert_eq(r.status, 0, "meshq products: %s", r.err);
+    cr_assert(strstr(r.out, "\"orders\""), "%s", r.out);
+    cr_assert_null(strstr(r.out, "secret"), "the mesh listing shows it: %s", r.out);
+    dm_h_result_free(&r);
     const dm_h_audit_want_t listing = {s_stranger.hex, "products", "",
                                        "describe: 1 listed, 1 withheld", true, -1};
-    free(dm_h_audit_wait(&s_gnode, &listing, 5000));
-    char *json = dm_h_audit_wait(&s_gnode, &listing, 1);
-    cr_assert(dm_h_audit_has(json, &listing), "%s", json);
+    const dm_h_audit_want_t mesh = {s_stranger.hex, "products", "",
+                                    "describe (mesh): 1 listed, 1 withheld", true, -1};
+    char *json = dm_h_audit_wait(&s_gnode, &mesh, 5000);
+    cr_assert(dm_h_audit_has(json, &listing) && dm_h_audit_has(json, &mesh), "%s", json);
+    free(json);
+}
+
+Test(access, the_quarantine_follows_governance_for_admins_too)
+{
+    s_gov_start();
+    s_gov_register("orders");
+    const char *ing[] = {"ingest", "commerce/orders", "-", NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_gnode, ing, "this line is not json\n");
+    dm_h_result_free(&r);
+    char key[DM_ID_HEX_BYTES];
+    dm_h_node_key(&s_gnode, key);
+    uint64_t v = s_gov_deny("no-quar", "deny-admin-read", "read", "commerce/orders", key);
+    const char *quar[] = {"quarantine", "commerce/orders", NULL};
+    s_fails(dm_h_run_admin("dmctl", &s_gnode, quar, NULL),
+            "quarantine: governance policy no-quar rule deny-admin-read");
+    const dm_h_audit_want_t deny = {key, "quarantine", "commerce/orders",
+                                    "governance no-quar/deny-admin-read", false, (long long)v};
+    char *json = dm_h_audit_wait(&s_gnode, &deny, 5000);
+    cr_assert(dm_h_audit_has(json, &deny), "%s", json);
     free(json);
 }
 
 /* Runs dmctl args as s_node's admin; the command must fail. */
 static void s_admin_fails(const char *const *args)
 {
-    dm_h_result_t r = dm_h_run_admin("dmctl", &s_node, args, NULL);
-    cr_assert_neq(r.status, 0, "%s %s passed: %s", args[0], args[1], r.out);
-    dm_h_result_free(&r);
+    s_fails(dm_h_run_admin("dmctl", &s_node, args, NULL), NULL);
 }
 
 Test(access, the_audit_says_the_outcome_of_an_admins_request)
@@ -675,6 +712,12 @@ Test(access, the_audit_says_the_outcome_of_an_admins_request)
     dm_h_write(other, dm_h_orders_contract("billing", "orders", "1.0.0", "public", ""));
     const char *reg[] = {"register", other, NULL};
     s_admin_fails(reg);
+    const char *ing[] = {"ingest", "commerce/nope", s_rows, NULL},
+               *ing2[] = {"ingest", "logistics/x", s_rows, NULL},
+               *dereg[] = {"deregister", "commerce/nope", NULL};
+    s_admin_fails(ing);
+    s_admin_fails(ing2);
+    s_admin_fails(dereg);
     const char *add[] = {"admins", "add", s_alice.hex, NULL};
     dm_h_result_t r = dm_h_run_admin("dmctl", &s_node, add, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
@@ -695,6 +738,11 @@ Test(access, the_audit_says_the_outcome_of_an_admins_request)
         {node_hex, "admins remove", "", removed, false, 0},
         {node_hex, "register", "billing/orders", "owner: admin; refused: domain billing", false,
          0},
+        {node_hex, "ingest", "commerce/nope", "owner: admin; refused: no product commerce/nope",
+         false, 0},
+        {node_hex, "deregister", "commerce/nope", "refused: no product commerce/nope", false, 0},
+        {node_hex, "ingest", "logistics/x", "refused: logistics/x is not a commerce product",
+         false, 0},
         {node_hex, "admins add", "", added, true, 0},
         {node_hex, "grant", "commerce/orders", granted, true, 0},
     };

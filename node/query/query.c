@@ -350,15 +350,16 @@ static void s_hidden_named(dm_qctx_t *ctx, const char *sql, size_t len)
 }
 
 /* Prepares the user's statement: exactly one, read-only. */
-static dm_err s_prepare(dm_query_t *q, const char *sql, size_t len, dm_buf_t *why)
+static dm_err s_prepare(dm_query_t *q, const char *sql, size_t len,
+                        const dm_query_access_t *access, dm_buf_t *why)
 {
     const char *tail = NULL;
     s_hidden_named(q->ctx, sql, len);
     if (q->ctx->unknown[0])
-        return dm_query__prepare_error(q->db, q->ctx, q->e->registry, sql, len, why);
+        return dm_query__prepare_error(q->db, q->ctx, q->e->registry, access, sql, len, why);
     int rc = sqlite3_prepare_v3(q->db, sql, (int)len, 0, &q->stmt, &tail);
     if (rc != SQLITE_OK)
-        return dm_query__prepare_error(q->db, q->ctx, q->e->registry, sql, len, why);
+        return dm_query__prepare_error(q->db, q->ctx, q->e->registry, access, sql, len, why);
     if (!q->stmt) {
         dm_buf_puts(why, "the query is empty: write one SELECT statement");
         return DM_ERR_INVALID;
@@ -471,7 +472,7 @@ static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len,
     } else if ((rc = s_build(q, why))) {
         goto fail;
     }
-    if ((rc = s_prepare(q, sql, len, why)))
+    if ((rc = s_prepare(q, sql, len, access, why)))
         goto fail;
     *out = q;
     return DM_OK;

@@ -126,6 +126,9 @@ typedef struct {
     dm_err (*decide)(void *ctx, const char *domain, const char *product,
                      dm_policy_decision_t *out, dm_buf_t *why);
     void *ctx;
+    /* Whether the caller may know of a product (describe): a "did you
+     * mean" for an unknown product names only such products. NULL: all. */
+    bool (*describable)(void *ctx, const char *domain, const char *product);
 } dm_query_access_t;
 
 /* dm_query_open with access decisions; access NULL: every product is

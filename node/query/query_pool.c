@@ -102,6 +102,7 @@ struct dm_query_pool {
     void *mon;       /* the ROUTER monitor, once watched (the watcher reads it) */
     void *loop_out;  /* the node loop's outbox socket, for close replies */
     dm_query_pool_decide_fn decide; /* set before the first forward, then read-only */
+    dm_query_pool_describable_fn describable;
     void *decide_ctx;
 };
 
@@ -117,6 +118,13 @@ static dm_err s_decide(void *arg, const char *domain, const char *product,
 {
     s_access_ctx *a = arg;
     return a->pool->decide(a->pool->decide_ctx, a->caller, domain, product, out, why);
+}
+
+static bool s_describable(void *arg, const char *domain, const char *product)
+{
+    s_access_ctx *a = arg;
+    return !a->pool->describable ||
+           a->pool->describable(a->pool->decide_ctx, a->caller, domain, product);
 }
 
 /* Sends a packed reply (msg is consumed). */
@@ -316,7 +324,7 @@ static void s_run_open(s_worker *w, s_req *r, s_acts *acts)
     zmq_msg_t msg;
     bool packed = false, ended = true, must_close = false;
     s_access_ctx actx = {self, &r->caller};
-    dm_query_access_t access = {s_decide, &actx};
+    dm_query_access_t access = {s_decide, &actx, s_describable};
     dm_err rc = dm_query_open_as(self->engine, sql, strlen(sql), self->decide ? &access : NULL,
                                  &q, &err);
     if (rc == DM_OK && !(o = calloc(1, sizeof *o))) {
@@ -642,9 +650,11 @@ void dm_query_pool_destroy(dm_query_pool_t **self_p)
     *self_p = NULL;
 }
 
-void dm_query_pool_set_access(dm_query_pool_t *self, dm_query_pool_decide_fn fn, void *ctx)
+void dm_query_pool_set_access(dm_query_pool_t *self, dm_query_pool_decide_fn fn,
+                              dm_query_pool_describable_fn describable, void *ctx)
 {
     self->decide = fn;
+    self->describable = describable;
     self->decide_ctx = ctx;
 }
 

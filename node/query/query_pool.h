@@ -59,7 +59,11 @@ DM_NODISCARD dm_err dm_query_pool_watch(dm_query_pool_t *self, void *router, dm_
 typedef dm_err (*dm_query_pool_decide_fn)(void *ctx, const dm_rpc_caller_t *caller,
                                           const char *domain, const char *product,
                                           dm_policy_decision_t *out, dm_buf_t *why);
-void dm_query_pool_set_access(dm_query_pool_t *self, dm_query_pool_decide_fn fn, void *ctx);
+/* Whether caller may know of a product (query.h's describable); NULL: all. */
+typedef bool (*dm_query_pool_describable_fn)(void *ctx, const dm_rpc_caller_t *caller,
+                                             const char *domain, const char *product);
+void dm_query_pool_set_access(dm_query_pool_t *self, dm_query_pool_decide_fn fn,
+                              dm_query_pool_describable_fn describable, void *ctx);
 
 /* Hands one request to the pool: env (QueryReq, QueryNext or QueryClose,
  * taken: *env is set NULL on DM_OK) from the client with routing id

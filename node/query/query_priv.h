@@ -98,6 +98,7 @@ DM_NODISCARD dm_err dm_query__lock_down(sqlite3 *db, dm_qctx_t *ctx, size_t max_
  * mean" from the registry's products, or SQLite's message with line:col
  * and a caret (dm_query__caret). */
 dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_registry_t *registry,
+                               const dm_query_access_t *access,
                                const char *sql, size_t len, dm_buf_t *why);
 /* Appends " (line L, column C)", then the SQL line and a caret under byte
  * offset off of sql, each on a line of its own (the one multi-line error

@@ -281,6 +281,7 @@ void dm_query__caret(const char *sql, size_t len, size_t off, dm_buf_t *err)
 /* One "did you mean" search over the registry's products (s_unknown). */
 typedef struct {
     const char *domain, *name; /* as in s_unknown */
+    const dm_query_access_t *access; /* only products it may describe are suggested */
     bool domain_known;
     dm_text_suggest_t sg;
     char pick[2 * S_NAME_MAX + 2];
@@ -289,10 +290,13 @@ typedef struct {
 static void s_unknown_each(void *arg, const char *domain, const char *name)
 {
     s_unknown_ctx *u = arg;
+    if (u->domain && strcasecmp(domain, u->domain) == 0)
+        u->domain_known = true; /* domains are public (membership) */
+    if (u->access && u->access->describable &&
+        !u->access->describable(u->access->ctx, domain, name))
+        return;
     char q[2 * S_NAME_MAX + 2];
     snprintf(q, sizeof q, "%s.%s", domain, name);
-    if (u->domain && strcasecmp(domain, u->domain) == 0)
-        u->domain_known = true;
     const char *cand = !u->domain ? name : !u->name ? domain : q;
     if (dm_text_suggest_add(&u->sg, cand)) {
         snprintf(u->pick, sizeof u->pick, "%s", u->name ? q : domain);
@@ -303,15 +307,15 @@ static void s_unknown_each(void *arg, const char *domain, const char *name)
 /* Writes the message for an unknown product (domain may be NULL: SQLite
  * named a bare table) or, with name NULL, an unknown domain, with the
  * closest registered product or domain (base/text.h's rule). */
-static dm_err s_unknown(dm_registry_t *registry, const char *domain, const char *name,
-                        dm_buf_t *err)
+static dm_err s_unknown(dm_registry_t *registry, const dm_query_access_t *access,
+                        const char *domain, const char *name, dm_buf_t *err)
 {
     char what[2 * S_NAME_MAX + 2];
     /* Names longer than S_NAME_MAX are cut: they cannot match a product. */
     if (snprintf(what, sizeof what, "%s%s%s", domain ? domain : "", domain && name ? "." : "",
                  name ? name : "") >= (int)sizeof what)
         what[sizeof what - 1] = 0;
-    s_unknown_ctx u = {.domain = domain, .name = name};
+    s_unknown_ctx u = {.domain = domain, .name = name, .access = access};
     dm_text_suggest_init(&u.sg, what);
     dm_registry_each(registry, s_unknown_each, &u);
     if (!domain)
@@ -329,6 +333,7 @@ static dm_err s_unknown(dm_registry_t *registry, const char *domain, const char 
 }
 
 dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_registry_t *registry,
+                               const dm_query_access_t *access,
                                const char *sql, size_t len, dm_buf_t *err)
 {
     if (ctx->unknown[0]) { /* a hidden table: said as SQLite says an unknown one */
@@ -336,7 +341,7 @@ dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_registry_t *regis
         memcpy(what, ctx->unknown, sizeof what);
         char *dot = strchr(what, '.');
         *dot = 0;
-        return s_unknown(registry, what, dot + 1, err);
+        return s_unknown(registry, access, what, dot + 1, err);
     }
     if (ctx->denied[0]) {
         dm_buf_puts(err, ctx->denied);
@@ -350,12 +355,12 @@ dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_registry_t *regis
         char *dot = strchr(what, '.');
         if (dot)
             *dot = 0;
-        return s_unknown(registry, dot ? what : NULL, dot ? dot + 1 : what, err);
+        return s_unknown(registry, access, dot ? what : NULL, dot ? dot + 1 : what, err);
     }
     if (strncmp(msg, no_db, sizeof no_db - 1) == 0) {
         char what[S_NAME_MAX + 1];
         snprintf(what, sizeof what, "%s", msg + sizeof no_db - 1);
-        return s_unknown(registry, what, NULL, err);
+        return s_unknown(registry, access, what, NULL, err);
     }
     static const char ro_tail[] = " may not be modified";
     size_t mlen = strlen(msg);

@@ -369,6 +369,15 @@ static bool s_describable(dm_node_t *self, const dm_rpc_caller_t *caller, const 
     return yes;
 }
 
+/* The query workers' "may a did you mean name it" (query_pool.h). */
+static bool s_query_describable(void *ctx, const dm_rpc_caller_t *caller, const char *domain,
+                                const char *product)
+{
+    char q[DM_AUDIT_PRODUCT_MAX];
+    int n = snprintf(q, sizeof q, "%s/%s", domain, product);
+    return n > 0 && (size_t)n < sizeof q && s_describable(ctx, caller, q);
+}
+
 void dm_node__unknown(dm_node_t *self, const dm_rpc_caller_t *caller, const char *qualified,
                       dm_buf_t *out)
 {
@@ -706,7 +715,7 @@ dm_err dm_node__access_open(dm_node_t *self, dm_buf_t *why)
     }
     dm_buf_free(&reason);
     dm_node__acl_reload(self);
-    dm_query_pool_set_access(self->queries, s_query_decide, self);
+    dm_query_pool_set_access(self->queries, s_query_decide, s_query_describable, self);
     dm_log_info("access: %zu admin(s) of %s besides the node key", self->nadmins - 1,
                 self->domain);
     return DM_OK;

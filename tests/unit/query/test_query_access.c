@@ -51,7 +51,7 @@ static dm_err s_decide(void *ctx, const char *domain, const char *product,
     return DM_OK;
 }
 
-static const dm_query_access_t s_access = {s_decide, NULL};
+static const dm_query_access_t s_access = {s_decide, NULL, NULL};
 
 static s_rule_t *s_rule(const char *domain, const char *name)
 {
@@ -466,4 +466,27 @@ Test(query_access, a_pooled_connection_keeps_to_its_callers_view)
     s_expect(sql, "");
     r->filter = NULL;
     s_expect(sql, "'c1'\n");
+}
+
+/* A "did you mean" names only products the caller may describe. */
+static bool s_hide_orders(void *ctx, const char *domain, const char *product)
+{
+    (void)ctx;
+    return !(strcmp(domain, "commerce") == 0 && strcmp(product, "orders") == 0);
+}
+
+Test(query_access, did_you_mean_names_only_describable_products)
+{
+    s_orders();
+    const char *sql = "SELECT * FROM commerce.ordrs";
+    dm_query_t *q = NULL;
+    dm_buf_t err = DM_BUF_INIT;
+    cr_assert_eq(dm_query_open_as(s_eng, sql, strlen(sql), &s_access, &q, &err), DM_ERR_NOTFOUND);
+    cr_assert(strstr(err.data, "did you mean 'commerce.orders'"), "%s", err.data);
+    dm_buf_reset(&err);
+    const dm_query_access_t hiding = {s_decide, NULL, s_hide_orders};
+    cr_assert_eq(dm_query_open_as(s_eng, sql, strlen(sql), &hiding, &q, &err), DM_ERR_NOTFOUND);
+    cr_assert_null(strstr(err.data, "commerce.orders"), "%s", err.data);
+    cr_assert(strstr(err.data, "no such product 'commerce.ordrs'"), "%s", err.data);
+    dm_buf_free(&err);
 }

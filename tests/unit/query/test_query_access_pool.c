@@ -63,7 +63,7 @@ static void s_pool_setup(void)
     zmq_setsockopt(s_pull, ZMQ_RCVTIMEO, &wait, sizeof wait);
     dm_buf_t why = DM_BUF_INIT;
     cr_assert_eq(dm_query_pool_new(s_zctx, s_eng, 1, 0, &s_pool, &why), DM_OK, "%s", why.data);
-    dm_query_pool_set_access(s_pool, s_pool_decide, &s_seen);
+    dm_query_pool_set_access(s_pool, s_pool_decide, NULL, &s_seen);
 }
 
 static void s_pool_teardown(void)

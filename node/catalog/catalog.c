@@ -458,9 +458,9 @@ bool dm_catalog__repin(dm_catalog_t *c, const char *domain, const uint8_t *owner
 
 /* The checks before anything of e is read: bounds, the signature, who may
  * say a governance entry, the origin's admission. ACCEPTED to go on; a
- * final refusal advances the origin's version if seen_counts. */
+ * refusal here advances no version. */
 static dm_catalog_verdict s_gate(dm_catalog_t *c, const dm_catalog_entry_t *e, bool remote,
-                                 bool seen_counts, dm_buf_t *why, dm_err *err)
+                                 dm_buf_t *why)
 {
     if (!e->key || strnlen(e->key, DM_CATALOG_KEY_MAX) >= DM_CATALOG_KEY_MAX || !e->key[0] ||
         e->payload_len > DM_CATALOG_PAYLOAD_MAX || (e->payload_len && !e->payload) ||
@@ -479,13 +479,9 @@ static dm_catalog_verdict s_gate(dm_catalog_t *c, const dm_catalog_entry_t *e, b
                             "entry '%s' version %llu is not signed by its origin", e->key,
                             (unsigned long long)e->version);
     }
-    bool seen = false;
-    dm_catalog_verdict v = dm_catalog__gov_gate(c, e, &seen, why);
-    if (v != DM_CATALOG_ACCEPTED) {
-        if (seen_counts && seen && !s_raise(c, e->origin, e->version))
-            *err = DM_ERR_NOMEM;
+    dm_catalog_verdict v = dm_catalog__gov_gate(c, e, why);
+    if (v != DM_CATALOG_ACCEPTED)
         return v;
-    }
     const uint8_t *gov = dm_catalog__gov_current(c);
     bool from_gov = gov && memcmp(gov, e->origin, DM_ID_PUBLIC_BYTES) == 0;
     if (remote && !from_gov && !dm_catalog__origin_admit(c, e))
@@ -583,7 +579,7 @@ dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *
 {
     *err = DM_OK;
     bool remote = source != DM_CATALOG__LOCAL, seen = source == DM_CATALOG__DELTA;
-    dm_catalog_verdict v = s_gate(c, e, remote, seen, why, err);
+    dm_catalog_verdict v = s_gate(c, e, remote, why);
     if (v != DM_CATALOG_ACCEPTED)
         return v;
     dm_catalog__parsed_t p;
@@ -598,6 +594,8 @@ dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *
                      (unsigned long long)old->e.version);
     if (v == DM_CATALOG_ACCEPTED && source == DM_CATALOG__PUSH && p.kind == DM_CATALOG__GOV_DOC)
         v = dm_catalog__gov_monotonic(c, e, why); /* not for deltas: see catalog.h */
+    if (v == DM_CATALOG_ACCEPTED && (p.kind == DM_CATALOG__GOV_ROOT || p.kind == DM_CATALOG__GOV_DOC))
+        v = dm_catalog__gov_leap(c, e, why);
     bool costly = v == DM_CATALOG_ACCEPTED && !e->tombstone &&
                   (p.kind == DM_CATALOG__PRODUCT || p.kind == DM_CATALOG__GOV_DOC);
     if (costly && budget) { /* the expensive step: charged, and only it */
@@ -612,8 +610,11 @@ dm_catalog_verdict dm_catalog__admit(dm_catalog_t *c, const dm_catalog_entry_t *
         v = s_payload(c, e, &p, why);
     /* An authentic refusal still counts as seen, so peers stop resending
      * it; so does a stale entry (it matters after dm_catalog__repin
-     * forgot an origin's versions and peers send all of it again). */
-    if (seen && v != DM_CATALOG_BAD_SIGNATURE && !*err && !s_raise(c, e->origin, e->version))
+     * forgot an origin's versions and peers send all of it again); not
+     * a governance key's other refusals: only stored entries move its log. */
+    if (seen && v != DM_CATALOG_BAD_SIGNATURE && !*err &&
+        (v == DM_CATALOG_ACCEPTED || v == DM_CATALOG_STALE || !dm_catalog__in_chain(c, e->origin)) &&
+        !s_raise(c, e->origin, e->version))
         *err = DM_ERR_NOMEM;
     if (v == DM_CATALOG_ACCEPTED && !*err &&
         !s_store(c, e, &p, at, old != NULL, source != DM_CATALOG__PUSH, now_ms))
@@ -646,8 +647,10 @@ static int s_load_one(void *arg, const void *key, size_t klen, const void *val, 
             break;
         dm_catalog__parsed_t p;
         size_t at = 0;
-        if (dm_catalog__parse(&e, &p, NULL) == DM_CATALOG_ACCEPTED &&
-            !s_item_find(c, e.origin, e.key, &at)) {
+        bool parsed = dm_catalog__parse(&e, &p, NULL) == DM_CATALOG_ACCEPTED;
+        if (parsed && !dm_catalog__gov_authentic(&e, p.kind)) {
+            l->err = DM_OK; /* skipped, never activated: a peer may send it again */
+        } else if (parsed && !s_item_find(c, e.origin, e.key, &at)) {
             dm_catalog__item_t *it = s_item_new(&e, &p);
             if (!it || !s_item_place(c, it, at, false)) {
                 s_item_free(it);
@@ -735,6 +738,7 @@ static dm_err s_load(dm_catalog_t *c, dm_buf_t *why)
     c->loading = true;
     dm_err err = c->store ? dm_catalog_db_scan(c->store, s_load_one, &l, why) : DM_OK;
     c->loading = false;
+    dm_catalog__gov_loaded(c);
     s_batch_reset(c); /* what loading queued is already stored */
     return err ? err : l.err;
 }
@@ -774,6 +778,7 @@ void dm_catalog_destroy(dm_catalog_t **self_p)
     free(c->chain);
     free(c->certs);
     free(c->buckets);
+    free(c->refusals);
     free(c->ops);
     dm_buf_free(&c->arena);
     free(c);

@@ -79,6 +79,14 @@
 #define DM_CATALOG_SYNC_LOG_MS 10000
 /* Members tracked; when full, the longest idle row is reused. */
 #define DM_CATALOG_SYNC_SENDERS 1024
+/* A peer resends what this node refused but did not count as seen (a
+ * retired governance key's entries, say) every round: the refusal of one
+ * (origin, key, version) goes into a delta's why at most once per
+ * DM_CATALOG_REFUSAL_QUIET_MS. The table remembers
+ * DM_CATALOG_REFUSALS_TRACKED of them; a new one takes the row reported
+ * longest ago. */
+#define DM_CATALOG_REFUSAL_QUIET_MS (10 * 60 * 1000)
+#define DM_CATALOG_REFUSALS_TRACKED 256
 /* Origins that membership does not know (strangers) the catalog takes on
  * at once, and the entries each may have stored: enough for the race in
  * which a new member's entries arrive before the news of its joining;
@@ -101,6 +109,12 @@
 #define DM_CATALOG_GOV_PREFIX "gov/"
 #define DM_CATALOG_GOV_ROOT_KEY "gov/root"
 #define DM_CATALOG_GOV_DOC_PREFIX "gov/doc/"
+/* A governance entry whose version is more than this above the
+ * governance log's (dm_catalog_gov_max_version) is refused (MALFORMED),
+ * from a client or a peer, so no entry can push the log's version near
+ * the top of uint64 and leave no next version; honest publications take
+ * the next one. */
+#define DM_CATALOG_GOV_VERSION_LEAP (UINT64_C(1) << 20)
 
 typedef struct dm_catalog dm_catalog_t;
 
@@ -132,6 +146,11 @@ typedef enum {
 /* Counts per verdict of a batch (dm_catalog_apply_delta). */
 typedef struct {
     size_t n[DM_CATALOG__VERDICTS];
+    /* Of the refusals counted in n as BAD_SIGNATURE, NOT_OWNER, MALFORMED
+     * or DOMAIN_CONFLICT, those of an (origin, key, version) already
+     * reported in a why within DM_CATALOG_REFUSAL_QUIET_MS: their lines
+     * are left out of why (the catalog logs them at debug). */
+    size_t quiet;
 } dm_catalog_counts_t;
 
 /* ---- lifecycle ---- */
@@ -139,9 +158,12 @@ typedef struct {
 /* Loads the catalog kept in store (entries, versions, pins, conflicts).
  * store and self are borrowed and must outlive the catalog. store NULL
  * makes an in-memory catalog that persists nothing (the simulator runs
- * thousands of them in one process). On error *out is NULL: DM_ERR_STORE
- * (also for a corrupt record) with a line in why naming it (base/err.h;
- * not logged), DM_ERR_NOMEM. */
+ * thousands of them in one process). A stored governance entry whose
+ * signature does not verify is skipped (logged with its key: never
+ * activated), and the key chain ends before a link that no authentic
+ * stored rotation backs. On error *out is NULL: DM_ERR_STORE (also for a
+ * corrupt record) with a line in why naming it (base/err.h; not logged),
+ * DM_ERR_NOMEM. */
 DM_NODISCARD dm_err dm_catalog_open(dm_store_t *store, const dm_identity_t *self,
                                     dm_catalog_t **out, dm_buf_t *why);
 /* Frees the catalog (the store keeps everything). NULL-safe; sets *self_p
@@ -200,7 +222,9 @@ uint64_t dm_catalog_gov_generation(const dm_catalog_t *c);
  * "gov/doc/NAME", the entry of the newest key of the chain that has one.
  * A retired key publishes nothing new, so its documents stay active until
  * a newer key replaces them or withdraws them with a tombstone (which
- * also hides that name; tombstones are never passed to fn). Cannot fail. */
+ * also hides that name; tombstones are never passed to fn). Each entry's
+ * signature was verified as it came in, from a peer, a client or the
+ * store (dm_catalog_open). Cannot fail. */
 typedef int (*dm_catalog_entry_fn)(void *ctx, const dm_catalog_entry_t *e);
 void dm_catalog_gov_docs(const dm_catalog_t *c, dm_catalog_entry_fn fn, void *ctx);
 /* The version of the active set: the highest version among the entries
@@ -209,12 +233,16 @@ void dm_catalog_gov_docs(const dm_catalog_t *c, dm_catalog_entry_fn fn, void *ct
 uint64_t dm_catalog_gov_docs_version(const dm_catalog_t *c);
 /* The highest version seen or stored for origin (0 when none). */
 uint64_t dm_catalog_max_version(const dm_catalog_t *c, const uint8_t origin[DM_ID_PUBLIC_BYTES]);
-/* The highest version seen or stored for any key of the governance chain
- * (0 without a key): a governance publication takes the next. A
- * "gov/doc/NAME" entry handed over by a client (dm_catalog_apply) whose
- * version is not above it is refused as STALE, so versions keep rising
- * across rotations and name one set. Entries from peers (deltas) are not
- * held to it: a peer may deliver an older entry this node missed. */
+/* The highest version among the stored governance entries of the keys of
+ * the governance chain (0 without a key): a governance publication takes
+ * the next. Only stored entries count, each accepted while its key was
+ * current; a refused entry (a retired key's, a malformed one) never
+ * raises it. A "gov/doc/NAME" entry handed over by a client
+ * (dm_catalog_apply) whose version is not above it is refused as STALE, so
+ * versions keep rising across rotations and name one set. Entries from
+ * peers (deltas) are not held to it: a peer may deliver an older entry
+ * this node missed. Any governance entry more than
+ * DM_CATALOG_GOV_VERSION_LEAP above it is refused. */
 uint64_t dm_catalog_gov_max_version(const dm_catalog_t *c);
 /* The active certificates (domain -> node key), from the node's policy
  * set; n 0 clears them. With a governance key set, a domain with a

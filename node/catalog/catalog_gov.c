@@ -13,6 +13,7 @@
 
 #include "base/array.h"
 #include "base/hex.h"
+#include "base/log.h"
 #include "base/text.h"
 
 #define S_ROOT_KEY_BYTES 9 /* tag + u64 BE root version */
@@ -99,9 +100,8 @@ static dm_catalog_verdict s_refuse(dm_buf_t *why, dm_catalog_verdict v, const ch
 }
 
 dm_catalog_verdict dm_catalog__gov_gate(const dm_catalog_t *c, const dm_catalog_entry_t *e,
-                                        bool *seen, dm_buf_t *why)
+                                        dm_buf_t *why)
 {
-    *seen = false;
     bool gov_key = strncmp(e->key, DM_CATALOG_GOV_PREFIX, sizeof DM_CATALOG_GOV_PREFIX - 1) == 0;
     const uint8_t *cur = dm_catalog__gov_current(c);
     bool from_gov = cur && memcmp(cur, e->origin, DM_ID_PUBLIC_BYTES) == 0;
@@ -114,19 +114,21 @@ dm_catalog_verdict dm_catalog__gov_gate(const dm_catalog_t *c, const dm_catalog_
                         e->key, o);
     }
     if (gov_key && !from_gov) {
-        /* A retired key never comes back: its entry is final. Any other
-         * key may be the next one, named by a rotation not here yet. */
-        *seen = dm_catalog__in_chain(c, e->origin);
+        /* Not seen (dm_catalog__admit): a retired key's entry must not
+         * raise the version the governance log goes on from, and any
+         * other key may be the next one, named by a rotation not here
+         * yet. */
         dm_hex_encode(e->origin, S_HEX_SHORT / 2, o);
         dm_hex_encode(cur, S_HEX_SHORT / 2, g);
         return s_refuse(why, DM_CATALOG_NOT_OWNER,
                         "entry '%.64s' is a governance entry; its origin %s... is %s, the "
                         "governance key is %s...",
-                        e->key, o, *seen ? "a retired governance key" : "not the governance key",
+                        e->key, o,
+                        dm_catalog__in_chain(c, e->origin) ? "a retired governance key"
+                                                           : "not the governance key",
                         g);
     }
     if (from_gov && !gov_key) {
-        *seen = true;
         return s_refuse(why, DM_CATALOG_MALFORMED,
                         "the governance key publishes only \"" DM_CATALOG_GOV_ROOT_KEY
                         "\" and \"" DM_CATALOG_GOV_DOC_PREFIX "NAME\", not '%.64s'",
@@ -191,15 +193,47 @@ uint64_t dm_catalog_max_version(const dm_catalog_t *c, const uint8_t origin[DM_I
     return v;
 }
 
-uint64_t dm_catalog_gov_max_version(const dm_catalog_t *c)
+/* The highest version among the stored entries of origin: of its
+ * governance entries only (gov_only), or of all of them. */
+static uint64_t s_stored_max(const dm_catalog_t *c, const uint8_t *origin, bool gov_only)
 {
     uint64_t v = 0;
+    for (size_t i = dm_catalog__first_item(c, origin);
+         i < c->nitems && memcmp(c->items[i]->e.origin, origin, DM_ID_PUBLIC_BYTES) == 0; i++) {
+        const dm_catalog__item_t *it = c->items[i];
+        bool gov = it->kind == DM_CATALOG__GOV_ROOT || it->kind == DM_CATALOG__GOV_DOC;
+        if ((gov || !gov_only) && it->e.version > v)
+            v = it->e.version;
+    }
+    return v;
+}
+
+uint64_t dm_catalog_gov_max_version(const dm_catalog_t *c)
+{
+    /* Only what is stored: every stored gov/ entry of a chain key was
+     * accepted while that key was current (dm_catalog__gov_gate), and
+     * nothing refused ever counts. */
+    uint64_t v = 0;
     for (size_t k = 0; k < c->nchain; k++) {
-        uint64_t m = dm_catalog_max_version(c, c->chain[k].key);
+        uint64_t m = s_stored_max(c, c->chain[k].key, true);
         if (m > v)
             v = m;
     }
     return v;
+}
+
+dm_catalog_verdict dm_catalog__gov_leap(const dm_catalog_t *c, const dm_catalog_entry_t *e,
+                                        dm_buf_t *why)
+{
+    uint64_t top = dm_catalog_gov_max_version(c);
+    if (e->version <= top || e->version - top <= DM_CATALOG_GOV_VERSION_LEAP)
+        return DM_CATALOG_ACCEPTED;
+    return s_refuse(why, DM_CATALOG_MALFORMED,
+                    "%.64s: version %llu is more than %llu above the governance log's %llu; a "
+                    "governance publication takes the next version (%llu)",
+                    e->key, (unsigned long long)e->version,
+                    (unsigned long long)DM_CATALOG_GOV_VERSION_LEAP, (unsigned long long)top,
+                    (unsigned long long)(top + 1));
 }
 
 dm_catalog_verdict dm_catalog__gov_monotonic(const dm_catalog_t *c, const dm_catalog_entry_t *e,
@@ -277,6 +311,69 @@ uint64_t dm_catalog_gov_docs_version(const dm_catalog_t *c)
     uint64_t v = 0;
     s_docs_walk(c, true, s_max_of, &v);
     return v;
+}
+
+/* ---- governance entries read back from the store ---- */
+
+bool dm_catalog__gov_authentic(const dm_catalog_entry_t *e, dm_catalog__kind kind)
+{
+    if (kind != DM_CATALOG__GOV_ROOT && kind != DM_CATALOG__GOV_DOC)
+        return true;
+    dm_buf_t msg = DM_BUF_INIT;
+    dm_catalog_entry_signed_bytes(e, &msg);
+    bool good = dm_identity_verify(e->origin, msg.data, msg.len, e->signature);
+    dm_buf_free(&msg);
+    if (!good) {
+        char hex[DM_ID_HEX_BYTES];
+        dm_identity_key_hex(e->origin, hex);
+        dm_log_warn("catalog: the stored governance entry '%.64s' version %llu of key %s is "
+                    "not signed by that key (changed in the store?); skipped, never activated",
+                    e->key, (unsigned long long)e->version, hex);
+    }
+    return good;
+}
+
+/* Whether chain link i (from 1) is backed by a stored gov/root entry of
+ * the key before it naming its key and root version. */
+static bool s_link_backed(const dm_catalog_t *c, size_t i)
+{
+    const uint8_t *prev = c->chain[i - 1].key;
+    for (size_t k = dm_catalog__first_item(c, prev);
+         k < c->nitems && memcmp(c->items[k]->e.origin, prev, DM_ID_PUBLIC_BYTES) == 0; k++) {
+        const dm_catalog__item_t *it = c->items[k];
+        uint8_t key[DM_ID_PUBLIC_BYTES];
+        uint64_t rv = 0;
+        if (it->kind == DM_CATALOG__GOV_ROOT && dm_catalog__gov_root_decode(&it->e, key, &rv))
+            return rv == c->chain[i].root_version &&
+                   memcmp(key, c->chain[i].key, DM_ID_PUBLIC_BYTES) == 0;
+    }
+    return false;
+}
+
+void dm_catalog__gov_loaded(dm_catalog_t *c)
+{
+    for (size_t i = 1; i < c->nchain; i++)
+        if (!s_link_backed(c, i)) {
+            char hex[DM_ID_HEX_BYTES];
+            dm_identity_key_hex(c->chain[i].key, hex);
+            dm_log_warn("catalog: governance key %s (root version %llu) has no authentic "
+                        "rotation entry of the key before it in the store; the chain ends at "
+                        "root version %llu until a peer sends that rotation again",
+                        hex, (unsigned long long)c->chain[i].root_version,
+                        (unsigned long long)c->chain[i - 1].root_version);
+            c->nchain = i;
+            break;
+        }
+    /* A chain key's version seen stays within what is stored of it, so
+     * peers resend what was refused or skipped (a store written before
+     * refusals stopped counting may hold more). In memory only. */
+    for (size_t k = 0; k < c->nchain; k++) {
+        dm_catalog__origin_t *o =
+            (dm_catalog__origin_t *)dm_catalog__origin_find(c, c->chain[k].key);
+        uint64_t m = s_stored_max(c, c->chain[k].key, false);
+        if (o && o->max_version > m)
+            o->max_version = m;
+    }
 }
 
 /* ---- certificates ---- */

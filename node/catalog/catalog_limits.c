@@ -1,8 +1,11 @@
 /* catalog_limits.c: what one member may make the catalog do per second on
  * the sync path: a token bucket of costly sync messages per member
- * (DM_CATALOG_SYNC_PER_S, docs/catalog.md "Bounds"). */
+ * (DM_CATALOG_SYNC_PER_S, docs/catalog.md "Bounds"); and how often the
+ * refusal of one entry a peer keeps resending is reported
+ * (DM_CATALOG_REFUSAL_QUIET_MS). */
 #include "catalog/catalog_priv.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,5 +64,36 @@ bool dm_catalog_sync_allow(dm_catalog_t *c, const uint8_t sender[DM_ID_PUBLIC_BY
         b->logged_ms = now_ms;
         b->dropped = 0;
     }
+    return false;
+}
+
+bool dm_catalog__refusal_quiet(dm_catalog_t *c, const dm_catalog_entry_t *e, int64_t now_ms)
+{
+    if (!c->refusals) {
+        c->refusals = calloc(DM_CATALOG_REFUSALS_TRACKED, sizeof *c->refusals);
+        if (!c->refusals)
+            return false; /* no table: report every time */
+    }
+    size_t oldest = 0;
+    for (size_t i = 0; i < c->nrefusals; i++) {
+        dm_catalog__refusal_t *r = &c->refusals[i];
+        if (r->version == e->version && memcmp(r->origin, e->origin, DM_ID_PUBLIC_BYTES) == 0 &&
+            strncmp(r->key, e->key, sizeof r->key) == 0) {
+            /* a clock that went back reports again */
+            if (now_ms >= r->logged_ms && now_ms - r->logged_ms < DM_CATALOG_REFUSAL_QUIET_MS)
+                return true;
+            r->logged_ms = now_ms;
+            return false;
+        }
+        if (r->logged_ms < c->refusals[oldest].logged_ms)
+            oldest = i;
+    }
+    dm_catalog__refusal_t *r = c->nrefusals < DM_CATALOG_REFUSALS_TRACKED
+                                   ? &c->refusals[c->nrefusals++]
+                                   : &c->refusals[oldest];
+    memcpy(r->origin, e->origin, DM_ID_PUBLIC_BYTES);
+    snprintf(r->key, sizeof r->key, "%s", e->key);
+    r->version = e->version;
+    r->logged_ms = now_ms;
     return false;
 }

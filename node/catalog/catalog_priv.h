@@ -10,7 +10,7 @@
  *   catalog_keys.c       the key grammar and the payload checks
  *   catalog_strangers.c  the quota of origins membership does not know
  *   catalog_limits.c     per-member rate of costly sync messages (called
- *                        from node/gossip/ only)
+ *                        from node/gossip/ only), refusals reported lately
  *   catalog_entry.c      one entry's codec and signed bytes.
  * catalog_local.c (reconciliation with the store) does not include it: it
  * uses only catalog.h. Not a public header. */
@@ -100,6 +100,14 @@ typedef struct {
     uint64_t dropped;     /* since that line */
 } dm_catalog__bucket_t;
 
+/* One refusal reported lately (node/catalog/catalog_limits.c). */
+typedef struct {
+    uint8_t origin[DM_ID_PUBLIC_BYTES];
+    char key[DM_CATALOG_KEY_MAX];
+    uint64_t version;
+    int64_t logged_ms;
+} dm_catalog__refusal_t;
+
 /* What one dm_catalog_apply_delta call may still have judged: cap bytes of
  * contract payload, of which used are spent; cut once an entry had to
  * wait. One entry is always judged while cap > 0. */
@@ -133,6 +141,8 @@ struct dm_catalog {
     size_t nshares;
     dm_catalog__bucket_t *buckets; /* DM_CATALOG_SYNC_SENDERS, allocated on first use */
     size_t nbuckets;
+    dm_catalog__refusal_t *refusals; /* DM_CATALOG_REFUSALS_TRACKED, allocated on first use */
+    size_t nrefusals;
     dm_catalog__gov_key_t *chain; /* the governance key chain, oldest first; last is current */
     size_t nchain, capchain;
     uint64_t gov_generation;      /* see dm_catalog_gov_generation */
@@ -216,12 +226,12 @@ bool dm_catalog__acl_ok(const dm_catalog_entry_t *e, dm_buf_t *why);
 const uint8_t *dm_catalog__gov_current(const dm_catalog_t *c);
 /* Judges who may say e (after its signature, before anything else):
  * gov/ keys only from the current governance key, which says nothing
- * else. DM_CATALOG_ACCEPTED to go on; else a refusal with a reason, and
- * *seen tells whether the entry counts as seen (false for gov/ entries of
- * a key that may still become the governance key: they are offered again
- * after a rotation arrives). */
+ * else. DM_CATALOG_ACCEPTED to go on; else a refusal with a reason, which
+ * counts as seen for no one: a key that may still become the governance
+ * key offers it again after the rotation arrives, and a retired key's
+ * entry must not move the governance log's version. */
 dm_catalog_verdict dm_catalog__gov_gate(const dm_catalog_t *c, const dm_catalog_entry_t *e,
-                                        bool *seen, dm_buf_t *why);
+                                        dm_buf_t *why);
 /* Checks a governance payload: a gov/root rotation (root version exactly
  * the current + 1, a new 32-byte key) or a gov/doc (the check callback).
  * DM_CATALOG_ACCEPTED or MALFORMED with a reason. */
@@ -231,6 +241,19 @@ dm_catalog_verdict dm_catalog__gov_payload(dm_catalog_t *c, const dm_catalog_ent
  * (dm_catalog_gov_max_version): ACCEPTED, or STALE with a reason. */
 dm_catalog_verdict dm_catalog__gov_monotonic(const dm_catalog_t *c, const dm_catalog_entry_t *e,
                                              dm_buf_t *why);
+/* The bound on a governance entry's version: ACCEPTED, or MALFORMED with
+ * a reason when it is more than DM_CATALOG_GOV_VERSION_LEAP above
+ * dm_catalog_gov_max_version. */
+dm_catalog_verdict dm_catalog__gov_leap(const dm_catalog_t *c, const dm_catalog_entry_t *e,
+                                        dm_buf_t *why);
+/* Whether a stored entry of kind may be loaded: true unless it is a
+ * governance entry whose signature does not verify (logged once, with its
+ * key: it is skipped and never activated). */
+bool dm_catalog__gov_authentic(const dm_catalog_entry_t *e, dm_catalog__kind kind);
+/* After a load: ends the key chain before a link that no stored gov/root
+ * entry backs (logged), and lowers a chain key's version seen to the
+ * highest of its stored entries. */
+void dm_catalog__gov_loaded(dm_catalog_t *c);
 /* Decodes a gov/root payload: its new key and root version; false if it
  * is not a dm.GovRoot with a 32-byte key. */
 bool dm_catalog__gov_root_decode(const dm_catalog_entry_t *e, uint8_t key[DM_ID_PUBLIC_BYTES],
@@ -259,6 +282,11 @@ void dm_catalog__entry_to_pb(const dm_catalog_entry_t *e, Dm__CatalogEntry *pb);
 bool dm_catalog__entry_view(const Dm__CatalogEntry *pb, dm_catalog_entry_t *out, dm_buf_t *why);
 /* Size of e as one element of a repeated field (tag + length + body). */
 size_t dm_catalog__wire_bytes(const dm_catalog_entry_t *e);
+
+/* Whether the refusal of e was reported within DM_CATALOG_REFUSAL_QUIET_MS
+ * before now_ms (node/catalog/catalog_limits.c); if not, it is reported
+ * now: remembered at now_ms. */
+bool dm_catalog__refusal_quiet(dm_catalog_t *c, const dm_catalog_entry_t *e, int64_t now_ms);
 
 /* Whether a remote entry of e->origin may be judged at all
  * (node/catalog/catalog_strangers.c, see dm_catalog_set_known); may take a

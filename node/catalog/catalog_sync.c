@@ -396,7 +396,7 @@ dm_err dm_catalog_apply_delta_from(dm_catalog_t *c, const uint8_t *sender, const
      * nothing of the window, and nobody else anything. */
     dm_catalog__budget_t budget = {s_judge_budget(c, sender, now_ms), 0, false};
     for (size_t i = 0; i < d->n_entries && !err; i++) {
-        dm_catalog_entry_t e;
+        dm_catalog_entry_t e = {0};
         dm_catalog_verdict v = DM_CATALOG_MALFORMED;
         dm_buf_reset(&line);
         if (dm_catalog__entry_view(order[i], &e, &line))
@@ -408,7 +408,15 @@ dm_err dm_catalog_apply_delta_from(dm_catalog_t *c, const uint8_t *sender, const
             break;
         if (counts)
             counts->n[v]++;
-        if (v != DM_CATALOG_ACCEPTED && why) {
+        bool bad = v != DM_CATALOG_ACCEPTED && v != DM_CATALOG_STALE &&
+                   v != DM_CATALOG_UNKNOWN_ORIGIN;
+        if (bad && why && e.key && dm_catalog__refusal_quiet(c, &e, now_ms)) {
+            dm_log_debug("catalog: refused again (reported within %d minutes): %s: %s",
+                         DM_CATALOG_REFUSAL_QUIET_MS / 60000, dm_catalog_verdict_name(v),
+                         line.data ? line.data : "");
+            if (counts)
+                counts->quiet++;
+        } else if (v != DM_CATALOG_ACCEPTED && why) {
             dm_buf_printf(why, "%s: %s\n", dm_catalog_verdict_name(v), line.data ? line.data : "");
         }
     }

@@ -143,6 +143,7 @@ static void s_catalog_take_delta(dm_gossip_t *self, const Dm__CatalogSync *m,
             if (v != DM_CATALOG_ACCEPTED && v != DM_CATALOG_STALE &&
                 v != DM_CATALOG_UNKNOWN_ORIGIN)
                 bad += counts.n[v];
+        bad -= counts.quiet; /* reported lately: the catalog said them again at debug */
         if (bad)
             dm_log_warn("catalog: refused %zu entr%s from peer %.16s: %s", bad,
                         bad == 1 ? "y" : "ies", hex, refused.data ? refused.data : "");

@@ -227,7 +227,7 @@ static void s_case_masks(s_file_t *f, const dm_ytree_node_t *m, s_case_t *c)
     for (size_t i = 0; i < dm_ytree_npairs(m); i++) {
         const dm_ytree_node_t *k = m->items[2 * i];
         size_t fi = 0;
-        while (fi < c->product->nfields && strcmp(c->product->fields[fi], k->text) != 0)
+        while (fi < c->product->nfields && !dm_policy__field_eq(c->product->fields[fi], k->text))
             fi++;
         if (fi == c->product->nfields) {
             s_err(f, k, "masks: '%.80s' is not a field of product %s/%s", k->text, c->product->domain,

@@ -78,16 +78,27 @@ static bool s_field_selected(const dm_policy__fields_t *f, const char *name, con
     if (f->kind == DM_POLICY__FIELDS_CLASS)
         return cls && strcmp(cls, f->classification) == 0;
     for (size_t i = 0; i < f->nnames; i++)
-        if (strcmp(name, f->names[i]) == 0)
+        if (dm_policy__field_eq(name, f->names[i]))
             return true;
     return false;
 }
 
+/* Whether fields selects one of the product's fields. */
+static bool s_fields_hit(const dm_policy_product_t *p, const dm_policy__fields_t *f)
+{
+    bool hit = false;
+    for (size_t i = 0; i < p->nfields && !hit; i++)
+        hit = s_field_selected(f, p->fields[i], p->classifications ? p->classifications[i] : NULL);
+    return hit;
+}
+
 /* Whether access rule r is about the request's product and action
- * (products already match); who the caller is is not looked at. */
-static bool s_access_covers(const s_cx_t *cx, const dm_policy__access_t *r)
+ * (products already match); who the caller is is not looked at. If not,
+ * *why (for explain) says what does not match. */
+static bool s_access_covers(const s_cx_t *cx, const dm_policy__access_t *r, const char **why)
 {
     const dm_policy_product_t *p = cx->prod;
+    *why = "its actions do not include this one";
     if (!(r->actions & (1u << cx->req->action)))
         return false;
     if (r->ntags) {
@@ -95,18 +106,12 @@ static bool s_access_covers(const s_cx_t *cx, const dm_policy__access_t *r)
         for (size_t i = 0; i < r->ntags && !hit; i++)
             for (size_t k = 0; k < p->ntags && !hit; k++)
                 hit = strcmp(r->tags[i], p->tags[k]) == 0;
+        *why = "the product has none of its tags";
         if (!hit)
             return false;
     }
-    if (r->fields.kind != DM_POLICY__FIELDS_ANY) {
-        bool hit = false;
-        for (size_t i = 0; i < p->nfields && !hit; i++)
-            hit = s_field_selected(&r->fields, p->fields[i],
-                                   p->classifications ? p->classifications[i] : NULL);
-        if (!hit)
-            return false;
-    }
-    return true;
+    *why = "it selects none of the product's fields";
+    return r->fields.kind == DM_POLICY__FIELDS_ANY || s_fields_hit(p, &r->fields);
 }
 
 /* Appends the consumers of w to out as a user writes them ("*",
@@ -262,12 +267,19 @@ static void s_governance(s_cx_t *cx, s_gov_t *g)
     const char *act = dm_policy_action_name(cx->req->action);
     for (size_t i = 0; cx->app && i < cx->app->naccess; i++) {
         const dm_policy__access_t *r = cx->gov->access[cx->app->access[i]];
-        if (!s_access_covers(cx, r))
+        const char *no = NULL;
+        if (!s_access_covers(cx, r, &no)) {
+            s_trace(cx, "governance %s/%s: %s: not applied, %s", r->doc->name, r->name,
+                    r->deny ? "deny" : "allow", no);
             continue;
+        }
         bool named = dm_policy__who_match(cx->gov, &r->consumers, cx->req->key, cx->extra, cx->nextra);
         if (r->deny) {
-            if (!named)
+            if (!named) {
+                s_trace(cx, "governance %s/%s: deny %s: not applied, the caller is not among "
+                        "its consumers", r->doc->name, r->name, act);
                 continue;
+            }
             s_trace(cx, "governance %s/%s: deny %s", r->doc->name, r->name, act);
             if (!g->deny)
                 g->deny = r;
@@ -327,6 +339,38 @@ static dm_err s_decide(s_cx_t *cx, dm_policy_decision_t *out)
     return rc == DM_OK ? s_filter(cx, out) : rc;
 }
 
+/* For explain: the mask and row filter rules about the product that did
+ * not apply to this read, and why. */
+static void s_trace_unapplied(s_cx_t *cx, const dm_policy_decision_t *out)
+{
+    const dm_policy_product_t *p = cx->prod;
+    if (!cx->trace || !cx->app || !p || cx->req->action != DM_POLICY_READ)
+        return;
+    const char *all = !out->allow ? "the read is denied"
+                      : cx->admin ? "a domain admin reads raw rows" : NULL;
+    for (size_t i = 0; i < cx->app->nmasks; i++) {
+        const dm_policy__maskrule_t *r = cx->gov->masks[cx->app->masks[i]];
+        const char *no = all;
+        if (!no && !s_fields_hit(p, &r->fields))
+            no = "it selects none of the product's fields";
+        else if (!no && dm_policy__who_match(cx->gov, &r->except, cx->req->key, cx->extra,
+                                             cx->nextra))
+            no = "the caller is among its exceptions";
+        if (no)
+            s_trace(cx, "mask %s/%s (%s): not applied, %s", r->doc->name, r->name,
+                    dm_policy_mask_name(r->mask), no);
+    }
+    for (size_t i = 0; i < cx->app->nfilters; i++) {
+        const dm_policy__filter_t *r = cx->gov->filters[cx->app->filters[i]];
+        const char *no = all;
+        if (!no && !dm_policy__who_match(cx->gov, &r->consumers, cx->req->key, cx->extra,
+                                         cx->nextra))
+            no = "the caller is not among its consumers";
+        if (no)
+            s_trace(cx, "row filter %s/%s: not applied, %s", r->doc->name, r->name, no);
+    }
+}
+
 dm_err dm_policy__decide(const dm_policy_set_t *gov, const dm_policy_owner_t *owner,
                          const dm_policy_request_t *req, const char *const *extra, size_t nextra,
                          dm_buf_t *trace, dm_policy_decision_t *out)
@@ -345,6 +389,8 @@ dm_err dm_policy__decide(const dm_policy_set_t *gov, const dm_policy_owner_t *ow
         !(cx.app = dm_policy__applicable(gov, req->product->domain, req->product->name, &tmp)))
         return DM_ERR_NOMEM;
     dm_err rc = s_decide(&cx, out);
+    if (rc == DM_OK)
+        s_trace_unapplied(&cx, out);
     if (tmp)
         dm_policy__applicable_free((dm_policy__applicable_t *)cx.app);
     if (rc != DM_OK)

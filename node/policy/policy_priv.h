@@ -175,6 +175,9 @@ struct dm_policy_set {
 
 /* ---- shared helpers ---- */
 
+/* Whether two field names are the same column: equal ignoring ASCII case,
+ * as SQL compares column names ("Email" is email). */
+bool dm_policy__field_eq(const char *a, const char *b);
 /* Whether the len bytes of text match glob (* any run, ? one byte). */
 bool dm_policy__glob(const char *glob, const char *text, size_t len);
 /* Whether any of p's globs matches "domain/name". */

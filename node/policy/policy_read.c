@@ -148,6 +148,21 @@ void dm_policy__key_hex(const uint8_t key[DM_POLICY_KEY_BYTES], char out[DM_POLI
     dm_hex_encode(key, DM_POLICY_KEY_BYTES, out);
 }
 
+bool dm_policy__field_eq(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y - 'A' + 'a');
+        if (x != y)
+            return false;
+        if (!x)
+            return true;
+    }
+}
+
 /* Iterative wildcard match with one backtrack point: O(len x glob) at
  * worst, no recursion. */
 bool dm_policy__glob(const char *glob, const char *text, size_t len)

@@ -38,7 +38,7 @@ static bool s_fields_overlap(const dm_policy__fields_t *a, const dm_policy__fiel
     if (a->kind == DM_POLICY__FIELDS_NAMES && b->kind == DM_POLICY__FIELDS_NAMES) {
         for (size_t i = 0; i < a->nnames; i++)
             for (size_t j = 0; j < b->nnames; j++)
-                if (strcmp(a->names[i], b->names[j]) == 0)
+                if (dm_policy__field_eq(a->names[i], b->names[j]))
                     return true;
         return false;
     }

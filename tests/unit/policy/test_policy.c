@@ -465,6 +465,53 @@ Test(policy, explain_lists_rules_then_the_decision)
     dm_policy_set_unref(&s);
 }
 
+Test(policy, explain_lists_every_rule_about_the_product_and_whether_it_applied)
+{
+    const char *docs[] = {s_group_cc, s_deny_contractors,
+                          HDR "kind: Policy\nmetadata: {name: p}\nspec:\n"
+                              "  access:\n"
+                              "    - {name: w, effect: deny, actions: [write]}\n"
+                              "    - {name: t, effect: deny, tags: [hr]}\n"
+                              "  masks:\n"
+                              "    - {name: m, fields: {classification: pii}, mask: hash}\n"
+                              "    - {name: n, fields: {names: [phone]}, mask: hash}\n"
+                              "  rowFilters:\n"
+                              "    - {name: f, consumers: [\"group:contractors\"], "
+                              "predicate: \"region = 'eu'\"}\n",
+                          NULL};
+    dm_policy_set_t *s = set_of(7, docs);
+    product_t_ x;
+    product_init(&x, DM_ACCESS_RESTRICTED);
+    key_t_ ee = key_of(0xee);
+    dm_policy_request_t req = {ee.b, DM_POLICY_READ, &x.p};
+    dm_buf_t out = DM_BUF_INIT;
+    dm_policy_explain(s, &s_owner, &req, &out);
+    static const char *const lines[] = {
+        "governance pii-guard/deny-contractors: deny read: not applied, the caller is not among "
+        "its consumers\n",
+        "governance p/w: deny: not applied, its actions do not include this one\n",
+        "governance p/t: deny: not applied, the product has none of its tags\n",
+        "owner: restricted, not a reader\n",
+        "mask p/m (hash): not applied, the read is denied\n",
+        "row filter p/f: not applied, the read is denied\n",
+        "decision: deny by owner: restricted, not a reader"};
+    for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
+        cr_assert_not_null(strstr(out.data, lines[i]), "no '%s' in:\n%s", lines[i], out.data);
+    /* an allowed read: which masks and filters applied, which did not */
+    x.p.access = DM_ACCESS_PUBLIC;
+    dm_buf_reset(&out);
+    dm_policy_explain(s, &s_owner, &req, &out);
+    static const char *const read[] = {
+        "mask p/m: email -> hash\n",
+        "mask p/n (hash): not applied, it selects none of the product's fields\n",
+        "row filter p/f: not applied, the caller is not among its consumers\n",
+        "decision: allow by owner: public"};
+    for (size_t i = 0; i < sizeof read / sizeof *read; i++)
+        cr_assert_not_null(strstr(out.data, read[i]), "no '%s' in:\n%s", read[i], out.data);
+    dm_buf_free(&out);
+    dm_policy_set_unref(&s);
+}
+
 Test(policy, mask_names)
 {
     cr_assert_str_eq(dm_policy_mask_name(DM_POLICY_MASK_NONE), "none");

@@ -303,3 +303,32 @@ Test(policy, an_empty_set_decides_as_the_owner)
     dm_policy_decision_clear(&d);
     dm_policy_set_unref(&s);
 }
+
+Test(policy, field_names_match_ignoring_ascii_case_as_sql_does)
+{
+    const char *docs[] = {HDR "kind: Policy\nmetadata: {name: p}\nspec:\n  masks:\n"
+                              "    - {name: m, fields: {names: [email]}, mask: redact}\n"
+                              "  access:\n"
+                              "    - {name: d, effect: deny, fields: {names: [AMOUNT]},\n"
+                              "       consumers: [\"" HEX_CC "\"]}\n", NULL};
+    dm_policy_set_t *s = set_of(3, docs);
+    product_t_ x;
+    product_init(&x, DM_ACCESS_PUBLIC);
+    x.fields[0] = "Email";
+    x.cls[0] = NULL;
+    key_t_ cc = key_of(0xcc), ee = key_of(0xee);
+    dm_policy_decision_t d = decide(s, ee.b, DM_POLICY_READ, &x.p);
+    cr_assert(d.allow);
+    cr_assert_not_null(d.masks, "a mask on email missed the field Email");
+    cr_assert_eq(d.masks[0], DM_POLICY_MASK_REDACT);
+    dm_policy_decision_clear(&d);
+    d = decide(s, cc.b, DM_POLICY_READ, &x.p);
+    cr_assert_not(d.allow, "a deny on AMOUNT missed the field amount");
+    dm_policy_decision_clear(&d);
+    dm_policy_set_unref(&s);
+    /* and two masks on one column whatever its case are a tie */
+    const char *tie[] = {HDR "kind: Policy\nmetadata: {name: p}\nspec:\n  masks:\n"
+                             "    - {name: a, fields: {names: [Email]}, mask: redact}\n"
+                             "    - {name: b, fields: {names: [eMAIL]}, mask: null}\n", NULL};
+    cr_assert_eq(s_try_add(tie, NULL), DM_ERR_CONFLICT);
+}

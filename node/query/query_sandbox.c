@@ -281,25 +281,24 @@ void dm_query__caret(const char *sql, size_t len, size_t off, dm_buf_t *err)
 /* One "did you mean" search over the registry's products (s_unknown). */
 typedef struct {
     const char *domain, *name; /* as in s_unknown */
-    const dm_query_access_t *access; /* only products it may describe are suggested */
     bool domain_known;
     dm_text_suggest_t sg;
     char pick[2 * S_NAME_MAX + 2];
+    char pick_domain[S_NAME_MAX + 1], pick_name[S_NAME_MAX + 1]; /* the product picked */
 } s_unknown_ctx;
 
 static void s_unknown_each(void *arg, const char *domain, const char *name)
 {
     s_unknown_ctx *u = arg;
-    if (u->domain && strcasecmp(domain, u->domain) == 0)
-        u->domain_known = true; /* domains are public (membership) */
-    if (u->access && u->access->describable &&
-        !u->access->describable(u->access->ctx, domain, name))
-        return;
     char q[2 * S_NAME_MAX + 2];
     snprintf(q, sizeof q, "%s.%s", domain, name);
+    if (u->domain && strcasecmp(domain, u->domain) == 0)
+        u->domain_known = true;
     const char *cand = !u->domain ? name : !u->name ? domain : q;
     if (dm_text_suggest_add(&u->sg, cand)) {
         snprintf(u->pick, sizeof u->pick, "%s", u->name ? q : domain);
+        snprintf(u->pick_domain, sizeof u->pick_domain, "%s", domain);
+        snprintf(u->pick_name, sizeof u->pick_name, "%s", name);
         u->sg.pick = u->pick; /* cand is gone after this call */
     }
 }
@@ -315,9 +314,14 @@ static dm_err s_unknown(dm_registry_t *registry, const dm_query_access_t *access
     if (snprintf(what, sizeof what, "%s%s%s", domain ? domain : "", domain && name ? "." : "",
                  name ? name : "") >= (int)sizeof what)
         what[sizeof what - 1] = 0;
-    s_unknown_ctx u = {.domain = domain, .name = name, .access = access};
+    s_unknown_ctx u = {.domain = domain, .name = name};
     dm_text_suggest_init(&u.sg, what);
     dm_registry_each(registry, s_unknown_each, &u);
+    /* Only a product the caller may know of is suggested; asked after the
+     * walk, which holds the registry's lock. */
+    if (u.sg.pick && name && access && access->describable &&
+        !access->describable(access->ctx, u.pick_domain, u.pick_name))
+        u.sg.pick = NULL;
     if (!domain)
         dm_buf_printf(err, "no such product '%s': name products as domain.product", what);
     else if (!name)

@@ -97,8 +97,14 @@ static bool s_typed_value(dm_contract__cx_t *cx, const dm_contract_t *c, const d
         return dm_contract__bool(cx, v, what, &b);
     }
     case DM_FT_TIMESTAMP:
-        if (dm_types_timestamp_parse(t, v->len, &i))
-            return true;
+        switch (dm_types_timestamp_check(t, v->len, &i)) {
+        case DM_TS_OK: return true;
+        case DM_TS_RANGE:
+            dm_contract__err(cx, v, "%s '%s' is outside the timestamp range "
+                             DM_TIMESTAMP_RANGE_TEXT " once its offset is applied", what, t);
+            return false;
+        default: break;
+        }
         dm_contract__err(cx, v, "%s '%s' is not an RFC 3339 timestamp with an offset (such as "
                          "2024-01-31T12:00:00Z or 2024-01-31T13:00:00+01:00)", what, t);
         return false;

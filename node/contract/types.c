@@ -132,19 +132,19 @@ size_t dm_types_date_format(int32_t days, char *buf)
 
 /* Leap seconds (":60") are refused: the stored form is POSIX time, which
  * cannot represent them, and accepting them silently would shift data. */
-bool dm_types_timestamp_parse(const char *s, size_t len, int64_t *us_out)
+dm_types_ts_status_t dm_types_timestamp_check(const char *s, size_t len, int64_t *us_out)
 {
     int64_t days;
     unsigned hh, mi, ss, oh, om;
     if (len < 20 || !s_date10(s, &days))
-        return false;
+        return DM_TS_SYNTAX;
     if (s[10] != 'T' && s[10] != 't' && s[10] != ' ')
-        return false;
+        return DM_TS_SYNTAX;
     if (s[13] != ':' || s[16] != ':' || !s_digits(s + 11, 2, &hh) ||
         !s_digits(s + 14, 2, &mi) || !s_digits(s + 17, 2, &ss))
-        return false;
+        return DM_TS_SYNTAX;
     if (hh > 23 || mi > 59 || ss > 59)
-        return false;
+        return DM_TS_SYNTAX;
     size_t i = 19;
     int64_t frac_us = 0;
     if (s[i] == '.') {
@@ -153,32 +153,42 @@ bool dm_types_timestamp_parse(const char *s, size_t len, int64_t *us_out)
             i++;
         size_t nd = i - start;
         if (nd < 1 || nd > 9)
-            return false;
+            return DM_TS_SYNTAX;
         for (size_t k = 0; k < 6; k++)
             frac_us = frac_us * 10 + (k < nd ? s[start + k] - '0' : 0);
     }
     if (i >= len)
-        return false;
+        return DM_TS_SYNTAX;
     int64_t off_sec = 0;
     if (s[i] == 'Z' || s[i] == 'z') {
         i++;
     } else if (s[i] == '+' || s[i] == '-') {
         if (len - i < 6 || s[i + 3] != ':' || !s_digits(s + i + 1, 2, &oh) ||
             !s_digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
-            return false;
+            return DM_TS_SYNTAX;
         off_sec = (int64_t)oh * SEC_PER_HOUR + (int64_t)om * SEC_PER_MIN;
         if (s[i] == '-')
             off_sec = -off_sec;
         i += 6;
     } else {
-        return false;
+        return DM_TS_SYNTAX;
     }
     if (i != len)
-        return false;
+        return DM_TS_SYNTAX;
     int64_t secs = days * SEC_PER_DAY + (int64_t)hh * SEC_PER_HOUR + (int64_t)mi * SEC_PER_MIN +
                    (int64_t)ss - off_sec;
-    *us_out = secs * US_PER_SEC + frac_us;
-    return true;
+    int64_t us = secs * US_PER_SEC + frac_us;
+    /* days is at most 9999-12-31, so this cannot overflow; only the offset
+     * can carry the instant past either end of the four-digit years */
+    if (us < DM_TIMESTAMP_MIN_US || us > DM_TIMESTAMP_MAX_US)
+        return DM_TS_RANGE;
+    *us_out = us;
+    return DM_TS_OK;
+}
+
+bool dm_types_timestamp_parse(const char *s, size_t len, int64_t *us_out)
+{
+    return dm_types_timestamp_check(s, len, us_out) == DM_TS_OK;
 }
 
 size_t dm_types_timestamp_format(int64_t us, char *buf)

@@ -14,10 +14,27 @@
 #define DM_UUID_BYTES 16
 #define DM_TIMESTAMP_TEXT_MAX 40 /* bytes incl. NUL for dm_types_timestamp_format */
 
+/* The instants a timestamp may name, in UTC microseconds since 1970: the
+ * years a four-digit year can spell, so every stored timestamp has the
+ * fixed-width canonical text "YYYY-MM-DDTHH:MM:SS.ffffffZ" and sorts as it. */
+#define DM_TIMESTAMP_MIN_US INT64_C(-62167219200000000) /* 0000-01-01T00:00:00Z */
+#define DM_TIMESTAMP_MAX_US INT64_C(253402300799999999) /* 9999-12-31T23:59:59.999999Z */
+#define DM_TIMESTAMP_RANGE_TEXT "0000-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
+
+/* Outcome of dm_types_timestamp_check. */
+typedef enum {
+    DM_TS_OK = 0,
+    DM_TS_SYNTAX, /* not RFC 3339 with an offset, or an impossible date or time */
+    DM_TS_RANGE,  /* well formed, but its offset moves it outside DM_TIMESTAMP_RANGE_TEXT */
+} dm_types_ts_status_t;
+
 /* RFC 3339 date-time with a mandatory offset (Z or +HH:MM), optional
  * fraction up to nanoseconds (kept to microseconds), 'T' or 't' or ' '
- * between date and time. Rejects impossible dates and times. Writes UTC
- * microseconds since 1970-01-01. */
+ * between date and time. Rejects impossible dates and times, and instants
+ * outside DM_TIMESTAMP_MIN_US..DM_TIMESTAMP_MAX_US once the offset is applied
+ * (DM_TS_RANGE). Writes UTC microseconds since 1970-01-01 only on DM_TS_OK. */
+dm_types_ts_status_t dm_types_timestamp_check(const char *s, size_t len, int64_t *us_out);
+/* dm_types_timestamp_check(...) == DM_TS_OK. */
 bool dm_types_timestamp_parse(const char *s, size_t len, int64_t *us_out);
 
 /* Formats UTC microseconds as RFC 3339 ("2026-11-25T05:10:57.123456Z",

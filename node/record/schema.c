@@ -380,9 +380,15 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
         *slot = m->type == DM_JSON_TRUE;
         break;
     case DM_FT_TIMESTAMP:
-        if (!dm_types_timestamp_parse(t, n, &iv))
+        switch (dm_types_timestamp_check(t, n, &iv)) {
+        case DM_TS_OK: break;
+        case DM_TS_RANGE:
+            return s_bad_text(x, f, m, " is outside the timestamp range " DM_TIMESTAMP_RANGE_TEXT
+                                       " once its offset is applied");
+        default:
             return s_bad_text(x, f, m, " is not an RFC 3339 timestamp with offset (or names an "
                                        "impossible date or time)");
+        }
         s_put64(slot, (uint64_t)iv);
         break;
     case DM_FT_DATE: {

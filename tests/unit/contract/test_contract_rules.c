@@ -295,6 +295,15 @@ Test(contract, rejects_in_list_timestamp_without_offset)
     result_free(&r);
 }
 
+Test(contract, rejects_in_list_timestamp_pushed_past_year_9999)
+{
+    result_t r = parse_check("{rule: in_list, column: ts, values: [9999-12-31T23:59:59.999999Z, "
+                             "9999-12-31T23:59:59-00:01]}");
+    expect_err(&r, 23, 75, "in_list value '9999-12-31T23:59:59-00:01' is outside the timestamp "
+                           "range 0000-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z");
+    result_free(&r);
+}
+
 Test(contract, rejects_in_list_bad_date_and_uuid)
 {
     result_t r = parse_base("  quality:\n    checks:\n"

@@ -90,6 +90,56 @@ Test(types, timestamp_format_round_trips)
     }
 }
 
+Test(types, timestamp_accepts_the_last_and_first_instants)
+{
+    int64_t us;
+    cr_assert_eq(dm_types_timestamp_check("9999-12-31T23:59:59.999999Z", 27, &us), DM_TS_OK);
+    cr_assert_eq(us, DM_TIMESTAMP_MAX_US);
+    cr_assert_eq(dm_types_timestamp_check("0000-01-01T00:00:00Z", 20, &us), DM_TS_OK);
+    cr_assert_eq(us, DM_TIMESTAMP_MIN_US);
+    cr_assert(s_ts("9999-12-31T23:59:59.999999999Z", &us), "nanoseconds are cut, not rounded up");
+    cr_assert_eq(us, DM_TIMESTAMP_MAX_US);
+    cr_assert(s_ts("0000-01-01T01:00:00+01:00", &us));
+    cr_assert_eq(us, DM_TIMESTAMP_MIN_US);
+    cr_assert(s_ts("9999-12-31T22:59:59.999999-01:00", &us));
+    cr_assert_eq(us, DM_TIMESTAMP_MAX_US);
+}
+
+Test(types, timestamp_refuses_an_offset_that_leaves_the_range)
+{
+    int64_t us = 42;
+    const char *over[] = {"9999-12-31T23:59:59.999999-00:01", "9999-12-31T23:30:00-00:30",
+                          "9999-12-31T23:59:59-23:59"};
+    const char *under[] = {"0000-01-01T00:00:00+00:01", "0000-01-01T00:59:59.999999+01:00",
+                           "0000-01-01T00:00:00.5+23:59"};
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(dm_types_timestamp_check(over[i], strlen(over[i]), &us), DM_TS_RANGE, "%s",
+                     over[i]);
+        cr_assert_eq(dm_types_timestamp_check(under[i], strlen(under[i]), &us), DM_TS_RANGE, "%s",
+                     under[i]);
+        cr_assert_not(s_ts(over[i], &us));
+        cr_assert_not(s_ts(under[i], &us));
+    }
+    cr_assert_eq(us, 42, "the output is untouched on refusal");
+    cr_assert_eq(dm_types_timestamp_check("2026-02-30T00:00:00Z", 20, &us), DM_TS_SYNTAX);
+}
+
+Test(types, timestamp_text_of_every_accepted_instant_has_fixed_width_date)
+{
+    /* the edges and their neighbours: the date part is always YYYY-MM-DD,
+     * so the text sorts as the instant does */
+    const int64_t us[] = {DM_TIMESTAMP_MIN_US, DM_TIMESTAMP_MIN_US + 1, DM_TIMESTAMP_MAX_US,
+                          DM_TIMESTAMP_MAX_US - 1, 0, -1};
+    for (size_t i = 0; i < sizeof us / sizeof us[0]; i++) {
+        char buf[DM_TIMESTAMP_TEXT_MAX];
+        dm_types_timestamp_format(us[i], buf);
+        cr_assert(buf[4] == '-' && buf[7] == '-' && buf[10] == 'T', "%s", buf);
+        int64_t back;
+        cr_assert(s_ts(buf, &back), "%s", buf);
+        cr_assert_eq(back, us[i], "%s", buf);
+    }
+}
+
 Test(types, date_accepts_leap_day_in_leap_years)
 {
     int32_t d;

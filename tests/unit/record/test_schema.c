@@ -383,6 +383,20 @@ Test(schema, timestamp_rejects_impossible_values)
         INVALID_HAS(bad[i], "is not an RFC 3339 timestamp");
 }
 
+Test(schema, timestamp_pushed_past_the_four_digit_years_is_refused_with_the_range)
+{
+    s_one(DM_FT_TIMESTAMP);
+    s_compile();
+    VALID("{\"v\":\"9999-12-31T23:59:59.999999Z\"}");
+    VALID("{\"v\":\"0000-01-01T00:00:00Z\"}");
+    VALID("{\"v\":\"9999-12-31T23:59:59-00:00\"}");
+    INVALID("{\"v\":\"9999-12-31T23:59:59-00:01\"}",
+            "field 'v': '9999-12-31T23:59:59-00:01' is outside the timestamp range "
+            "0000-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z once its offset is applied");
+    INVALID_HAS("{\"v\":\"0000-01-01T00:00:00+00:01\"}",
+                "'0000-01-01T00:00:00+00:01' is outside the timestamp range");
+}
+
 Test(schema, date_knows_leap_years)
 {
     s_one(DM_FT_DATE);

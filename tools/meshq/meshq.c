@@ -70,13 +70,21 @@ static void s_usage(FILE *f)
 
 /* ---- value formatting ---- */
 
-/* RFC 4180 field, quoted exactly when the sqlite3 shell quotes. */
+/* RFC 4180 field, quoted exactly when the sqlite3 shell quotes. The shell
+ * prints sqlite3_column_text as a C string, so a TEXT or BLOB value ends at
+ * its first NUL byte (an empty remainder is quoted as ""); csv cuts it there
+ * too to stay byte-identical, as docs/protocol.md promises. */
 static void s_csv(dm_buf_t *o, const dm_rowbatch_value_t *v)
 {
     if (v->type == DM_ROWBATCH_NULL)
         return;
     dm_buf_t t = DM_BUF_INIT;
     dm_rowbatch_text(v, &t);
+    if (t.data) {
+        const char *nul = memchr(t.data, 0, t.len);
+        if (nul)
+            t.len = (size_t)(nul - t.data);
+    }
     bool quote = t.len == 0;
     for (size_t i = 0; i < t.len && !quote; i++) {
         unsigned char c = (unsigned char)t.data[i];

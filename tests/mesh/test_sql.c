@@ -16,6 +16,7 @@
 #include "transport/rpc.h"
 
 #define T_CMD_MS 60000
+#define DM_H_TS_RANGE "0000-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
 
 static dm_h_node_t s_node;
 static char s_dir[600];
@@ -270,4 +271,102 @@ Test(sql, a_client_cannot_pull_another_clients_query)
     dm__envelope__free_unpacked(rep, NULL);
     dm_rpc_client_destroy(&a);
     dm_rpc_client_destroy(&b);
+}
+
+/* Runs sql through meshq --format csv and through `sqlite3 -csv -header
+ * :memory:`, and asserts the two outputs are the same bytes. */
+static void s_csv_like_sqlite3(const char *sql)
+{
+    FILE *p = popen("command -v sqlite3", "r");
+    char path[256] = "";
+    bool have = p && fgets(path, sizeof path, p);
+    if (p)
+        pclose(p);
+    if (!have)
+        cr_skip_test("the sqlite3 shell is not installed");
+    char tmpl[] = "/tmp/dmsqlXXXXXX";
+    int fd = mkstemp(tmpl);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, sql, strlen(sql)), (ssize_t)strlen(sql));
+    close(fd);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "sqlite3 -csv -header :memory: < %s", tmpl);
+    p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char expect[4096];
+    size_t n = fread(expect, 1, sizeof expect - 1, p);
+    expect[n] = 0;
+    pclose(p);
+    unlink(tmpl);
+    cr_assert_gt(n, 0, "sqlite3 printed nothing for %s", sql);
+    cr_assert_null(memchr(expect, 0, n), "the shell's csv holds no NUL byte");
+    const char *q[] = {"query", sql, "--format", "csv", NULL};
+    dm_h_result_t r = s_meshq(q);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, expect, "for %s", sql);
+    dm_h_result_free(&r);
+}
+
+Test(sql, csv_cuts_text_and_blobs_at_nul_like_the_sqlite3_shell)
+{
+    s_csv_like_sqlite3("SELECT 'a' || char(0) || 'b' AS t, char(0) || 'a' AS lead, "
+                       "'q\"' || char(0) || ',' AS quoted, 'x' || char(0) AS tail, "
+                       "X'610062' AS blob, X'00' AS zero, X'' AS empty, X'2C22' AS sep, "
+                       "CAST('a,b' || char(0) || 'c' AS BLOB) AS cast");
+}
+
+Test(sql, csv_quotes_commas_newlines_cr_and_unicode_like_the_sqlite3_shell)
+{
+    s_csv_like_sqlite3("SELECT 'a,b' AS c, 'say \"hi\"' AS q, 'l1' || char(10) || 'l2' AS nl, "
+                       "'r' || char(13) AS cr, char(13, 10) AS crlf, 'tab' || char(9) AS tab, "
+                       "'\u00e9\u6f22\U0001f600' AS u, char(127) AS del, 'plain' AS p, "
+                       "'\"' AS dq, ',' AS comma, ' ' AS sp");
+}
+
+/* Ingests ndjson text into commerce/orders; returns dmctl's exit status. */
+static int s_ingest(const char *ndjson)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/edge.ndjson", s_dir);
+    dm_h_write(path, ndjson);
+    const char *ing[] = {"--data", s_dir, "ingest", "commerce/orders", path, NULL};
+    dm_h_result_t r = dm_h_run("dmctl", ing, NULL, T_CMD_MS);
+    int st = r.status;
+    dm_h_result_free(&r);
+    return st;
+}
+
+#define S_ORDER(id, ts)                                                                       \
+    "{\"orderId\":\"" id "\",\"customerId\":\"cust-0009\",\"amount\":1.0,"           \
+    "\"status\":\"paid\",\"timestamp\":\"" ts "\"}\n"
+
+Test(sql, timestamps_outside_the_four_digit_years_are_quarantined_with_the_range)
+{
+    int st = s_ingest(S_ORDER("e0000000-0000-4000-8000-000000000001", "9999-12-31T23:59:59.999999Z")
+                      S_ORDER("e0000000-0000-4000-8000-000000000002", "0000-01-01T00:00:00Z")
+                      S_ORDER("e0000000-0000-4000-8000-000000000003", "9999-12-31T23:59:59-00:01")
+                      S_ORDER("e0000000-0000-4000-8000-000000000004", "0000-01-01T00:00:00+00:01")
+                      S_ORDER("e0000000-0000-4000-8000-000000000005", "9999-12-31T23:30:00-00:30"));
+    cr_assert_eq(st, 1, "three records should be quarantined");
+    const char *quar[] = {"--data", s_dir, "quarantine", "commerce/orders", NULL};
+    dm_h_result_t r = dm_h_run("dmctl", quar, NULL, T_CMD_MS);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    const char *bad[] = {"9999-12-31T23:59:59-00:01", "0000-01-01T00:00:00+00:01",
+                         "9999-12-31T23:30:00-00:30"};
+    for (size_t i = 0; i < 3; i++) {
+        char want[200];
+        snprintf(want, sizeof want, "field 'timestamp': '%s' is outside the timestamp range "
+                                    DM_H_TS_RANGE, bad[i]);
+        cr_assert(strstr(r.out, want), "no '%s' in:\n%s", want, r.out);
+    }
+    cr_assert_null(strstr(r.out, "e0000000-0000-4000-8000-000000000001"), "%s", r.out);
+    dm_h_result_free(&r);
+    /* The accepted edges come back fixed width and in instant order. */
+    const char *q[] = {"query", "SELECT timestamp FROM commerce.orders WHERE customerId = "
+                                "'cust-0009' ORDER BY timestamp", "--format", "csv", NULL};
+    r = s_meshq(q);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "timestamp\n0000-01-01T00:00:00.000000Z\n"
+                            "9999-12-31T23:59:59.999999Z\n");
+    dm_h_result_free(&r);
 }

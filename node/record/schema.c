@@ -336,6 +336,7 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
     size_t n = m->val_len;
     int64_t iv;
     double dv;
+    dm_types_ts_status_t ts;
     bool typed = f->type == DM_FT_INT || f->type == DM_FT_DOUBLE ? m->type == DM_JSON_NUMBER
                  : f->type == DM_FT_BOOLEAN ? m->type == DM_JSON_TRUE || m->type == DM_JSON_FALSE
                                             : m->type == DM_JSON_STRING;
@@ -380,15 +381,11 @@ static bool s_field_value(s_ctx_t *x, const dm_schema_t *s, size_t i,
         *slot = m->type == DM_JSON_TRUE;
         break;
     case DM_FT_TIMESTAMP:
-        switch (dm_types_timestamp_check(t, n, &iv)) {
-        case DM_TS_OK: break;
-        case DM_TS_RANGE:
-            return s_bad_text(x, f, m, " is outside the timestamp range " DM_TIMESTAMP_RANGE_TEXT
-                                       " once its offset is applied");
-        default:
-            return s_bad_text(x, f, m, " is not an RFC 3339 timestamp with offset (or names an "
-                                       "impossible date or time)");
-        }
+        if ((ts = dm_types_timestamp_check(t, n, &iv)) != DM_TS_OK)
+            return s_bad_text(x, f, m, ts == DM_TS_RANGE ? " is outside the timestamp range "
+                              DM_TIMESTAMP_RANGE_TEXT " once its offset is applied"
+                              : " is not an RFC 3339 timestamp with offset (or names an "
+                                "impossible date or time)");
         s_put64(slot, (uint64_t)iv);
         break;
     case DM_FT_DATE: {

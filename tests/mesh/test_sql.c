@@ -369,4 +369,12 @@ Test(sql, timestamps_outside_the_four_digit_years_are_quarantined_with_the_range
     cr_assert_str_eq(r.out, "timestamp\n0000-01-01T00:00:00.000000Z\n"
                             "9999-12-31T23:59:59.999999Z\n");
     dm_h_result_free(&r);
+    /* An out-of-range key literal goes through the same parser: it matches
+     * nothing rather than an instant it was folded onto. */
+    const char *lit[] = {"query", "SELECT count(*) AS n FROM commerce.orders WHERE timestamp = "
+                                  "'9999-12-31T23:59:59.999999-00:01'", "--format", "csv", NULL};
+    r = s_meshq(lit);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "n\n0\n");
+    dm_h_result_free(&r);
 }

@@ -330,6 +330,16 @@ Test(query_keys, an_outer_prefix_that_does_not_convert_keeps_the_order)
     s_compare(S_KEYS, S_NELEM(S_KEYS), q, S_NELEM(q));
 }
 
+/* Seconds sql takes on the engine (rows discarded). */
+static double s_seconds(const char *sql)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    free(s_run(sql));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
 /* Defect 6: an IN list of values that do not convert is one walk, not
  * one per value: 2,000 values over 2,000 rows answer at once. */
 Test(query_keys, in_lists_that_do_not_convert_walk_once)
@@ -354,11 +364,10 @@ Test(query_keys, in_lists_that_do_not_convert_walk_once)
         "SELECT day FROM keys.days WHERE day IN (SELECT at FROM keys.days UNION SELECT '2001-01-01') "
         "ORDER BY day",
     };
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     s_compare(p, 1, q, S_NELEM(q));
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    /* one walk per value would read 4M rows here (seconds); one walk, ms */
-    cr_assert_lt(s, 5.0, "took %.2f s", s);
+    /* One walk per value would take ~2,000 times one walk of the table;
+     * measured against that walk, so the bound holds on a loaded machine. */
+    double scan = s_seconds("SELECT count(*) FROM keys.days WHERE day >= '' AND at > ''");
+    double in = s_seconds(q[0]);
+    cr_assert_lt(in, 50 * scan + 0.05, "IN took %.3f s, one walk %.3f s", in, scan);
 }

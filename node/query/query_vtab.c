@@ -447,8 +447,9 @@ static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
     int neq = plan & S_NEQ_MASK;
     /* An eq value known only in xFilter may not convert: the walk then
      * spans every value of its column, so the order starts before it. An
-     * IN walks its values in key order: the order may start at its column. */
-    bool ordered = s_order_by_key(vt, info, plan & S_IN ? neq - 1 : sure);
+     * IN walks its values in key order: the order may start at its column
+     * (sure stops there). */
+    bool ordered = s_order_by_key(vt, info, sure);
     bool walk = argc > 0 || ordered;
     if (walk)
         plan |= S_WALK;

@@ -385,12 +385,15 @@ static const s_rtable S_RTABLES[] = {
     {"keys.nums", "n", {"n", "x", "s"}},
     {"keys.kinds", "kind, seq", {"kind", "seq", NULL}},
     {"logistics.events", "day, at", {"day", "at", "what"}},
+    {"commerce.orders", "orderId", {"orderId", "qty", "customerId"}},
 };
 
 static const char *const S_RLITS[] = {
     "-21", "-3", "0", "1", "2", "7", "10", "140", "1.0", "1.5", "-3.0", "'1'", "'01'", "'1.0'",
     "' 1'", "'-3'", "'a'", "'b'", "'Z'", "''", "'zeta'", "'alpha'", "'mid'", "'2026-11-24'",
     "'2026-11-24T09:00:00Z'", "'2026-11-24T09:00:00.000000Z'", "'1969-12-31'", "NULL", "LONG",
+    "'C0FFEE00-1234-4ABC-9DEF-0123456789AB'", "'c0ffee00-1234-4abc-9def-0123456789ab'", "-0.0",
+    "1e300", "-7.5e300", "'c1'", "0.75", "'0.75'", "9007199254740993", "true",
 };
 
 static const char *const S_ROPS[] = {"=", "<", "<=", ">", ">=", "IN", "INSUB", "=OUTER"};

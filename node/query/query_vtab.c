@@ -5,15 +5,14 @@
  *   log scan   every live row in sequence order (no index needed: the log
  *              holds live rows only);
  *   pk walk    the merged primary-key index between bounds built from
- *              equality on leading key columns and one range on the next
- *              (dm_schema_key_append encodes the SQL values), rows fetched
- *              from the log by sequence; also serves ORDER BY on the key.
- * xBestIndex reports costs from the product's record count so the planner
- * can pick the index side of a join. A constraint is omitted (not
- * re-checked by SQLite) only when its value converts exactly to the
- * column's type; a value that needs a conversion (an uppercase uuid, a
- * date compared with a timestamp) still narrows the walk but SQLite checks
- * it again. Columns are decoded one at a time with dm_row_get, only those
+ *              equality on leading key columns (the last may be an IN list,
+ *              walked value by value) and one range on the next, rows
+ *              fetched from the log by sequence; also serves ORDER BY on
+ *              key columns whose key order is SQLite's (not an enum).
+ * A constraint is omitted (not re-checked by SQLite) only when its value
+ * converts exactly to the column's type and fits a key bound; any other
+ * value narrows the walk or widens it to the prefix before it, and SQLite
+ * checks it. Columns are decoded one at a time with dm_row_get, only those
  * SQLite asks for; a query using no column at all (count(*)) walks keys
  * without fetching rows. */
 #include <math.h>
@@ -37,6 +36,7 @@
 #define S_ROWS (1 << 13)
 #define S_HAS_LIMIT (1 << 14)
 #define S_HAS_OFFSET (1 << 15)
+#define S_IN (1 << 16) /* the last eq column is an IN list, walked value by value */
 #define S_MAX_PK 64          /* pk columns the walk considers */
 #define S_EQ_SELECTIVITY 10.0 /* rows kept per equality on a leading non-unique key column */
 #define S_RANGE_SELECTIVITY 3.0
@@ -45,6 +45,16 @@
 #define S_FETCH_COST 8.0
 #define S_US_PER_DAY INT64_C(86400000000)
 #define S_DOUBLE_EXACT_INT (INT64_C(1) << 53)
+/* Bytes of a key bound the reader keeps (S_BOUND_KEY_MAX in
+ * storage/reader.c cuts longer ones): a value whose bound would be longer
+ * is not used as a bound at all, so SQLite checks it. */
+#define S_KEY_BOUND_MAX 1024
+
+/* One key prefix of an IN walk: bytes in s_cursor.in_keys. */
+typedef struct {
+    const uint8_t *p;
+    size_t len;
+} s_in_key;
 
 typedef struct {
     sqlite3_vtab base;
@@ -64,6 +74,9 @@ typedef struct {
     const void *row, *key;
     size_t row_len, key_len;
     dm_buf_t lo, hi;
+    dm_buf_t in_keys;  /* an IN walk's prefixes, back to back */
+    s_in_key *in;      /* the same, sorted in key order, distinct */
+    size_t nin, iin;   /* prefixes, the one walked now */
     dm_buf_t why; /* the store's line when a read fails (written only then) */
 } s_cursor;
 
@@ -256,9 +269,7 @@ static s_conv s_convert(const s_vtab *vt, size_t f, int op, sqlite3_value *sv, d
             return S_CONV_NONE;
         out->i = d;
         size_t cn = dm_types_date_format(d, canon);
-        return cn == n && memcmp(canon, s, n) == 0 ? S_CONV_EXACT
-               : eq                                 ? S_CONV_LOOSE
-                                                    : S_CONV_NONE;
+        return cn == n && memcmp(canon, s, n) == 0 ? S_CONV_EXACT : eq ? S_CONV_LOOSE : S_CONV_NONE;
     }
     case DM_FT_TIMESTAMP: {
         int32_t d;
@@ -303,17 +314,23 @@ static int s_find(sqlite3_index_info *info, int col, const int *ops, int nops)
     return -1;
 }
 
-/* Whether the ORDER BY is the key order from some column at most neq on. */
-static bool s_order_by_key(const s_vtab *vt, sqlite3_index_info *info, int neq)
+/* Whether the ORDER BY is the key order from some column at most
+ * max_start on: columns before start are fixed by an equality every walk
+ * honours (max_start counts only those sure to convert, see s_best_index).
+ * Key order is SQLite's (numbers by value; text by BINARY order, which the
+ * string encoding, lowercase uuids and fixed-width dates and timestamps
+ * keep) except for an enum, whose key orders by declaration. */
+static bool s_order_by_key(const s_vtab *vt, sqlite3_index_info *info, int max_start)
 {
     if (info->nOrderBy == 0)
         return false;
-    for (int start = 0; start <= neq; start++) {
+    for (int start = 0; start <= max_start; start++) {
         if ((size_t)(start + info->nOrderBy) > vt->c->npk)
             break;
         int k = 0;
         while (k < info->nOrderBy && !info->aOrderBy[k].desc &&
-               (size_t)info->aOrderBy[k].iColumn == vt->c->pk[start + k])
+               (size_t)info->aOrderBy[k].iColumn == vt->c->pk[start + k] &&
+               vt->c->fields[vt->c->pk[start + k]].type != DM_FT_ENUM)
             k++;
         if (k == info->nOrderBy)
             return true;
@@ -322,16 +339,29 @@ static bool s_order_by_key(const s_vtab *vt, sqlite3_index_info *info, int neq)
 }
 
 /* How constraint i's value converts, when SQLite knows it already (a
- * literal); S_CONV_LOOSE when it is only known in xFilter. */
-static s_conv s_rhs(const s_vtab *vt, sqlite3_index_info *info, int i)
+ * literal: *known set, *klen grown by its key bytes, S_CONV_NONE when the
+ * bound would pass S_KEY_BOUND_MAX); S_CONV_LOOSE when it is only known in
+ * xFilter. */
+static s_conv s_rhs(const s_vtab *vt, sqlite3_index_info *info, int i, bool *known, size_t *klen)
 {
     sqlite3_value *rhs = NULL;
     dm_value_t v;
     bool incl = false;
+    *known = false;
     if (sqlite3_vtab_rhs_value(info, i, &rhs) != SQLITE_OK || !rhs)
         return S_CONV_LOOSE;
-    s_conv c = s_convert(vt, (size_t)info->aConstraint[i].iColumn, info->aConstraint[i].op, rhs,
-                         &v, &incl);
+    size_t f = (size_t)info->aConstraint[i].iColumn;
+    s_conv c = s_convert(vt, f, info->aConstraint[i].op, rhs, &v, &incl);
+    if (c == S_CONV_NONE)
+        return c;
+    dm_buf_t key = DM_BUF_INIT;
+    dm_schema_key_append(vt->schema, f, &v, &key);
+    size_t len = key.len;
+    dm_buf_free(&key);
+    if (*klen + len > S_KEY_BOUND_MAX)
+        return S_CONV_NONE;
+    *klen += len;
+    *known = true;
     return c == S_CONV_EXACT && incl ? S_CONV_LOOSE : c;
 }
 
@@ -345,54 +375,85 @@ static void s_use(sqlite3_index_info *info, int i, s_conv conv, int *argc, bool 
     *all_exact = exact;
 }
 
-/* xBestIndex: the longest run of equalities on leading key columns, then
- * one range on the next, costed from the record count; see the idxNum
- * bits above. idxStr names the plan for EXPLAIN QUERY PLAN. */
-static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
+/* The key constraints of a plan: eq values on leading key columns (the
+ * last may be an IN list, walked value by value: S_IN), then one range on
+ * the next column. Sets *sure to the leading eq columns every walk fixes
+ * to one value (literals that convert), *exact whether all used
+ * constraints were omitted. */
+static int s_best_key(const s_vtab *vt, sqlite3_index_info *info, int *argc, double *rows,
+                      int *sure, bool *exact)
 {
-    s_vtab *vt = (s_vtab *)base;
     static const int eq_op[] = {SQLITE_INDEX_CONSTRAINT_EQ};
     static const int lo_ops[] = {SQLITE_INDEX_CONSTRAINT_GT, SQLITE_INDEX_CONSTRAINT_GE};
     static const int hi_ops[] = {SQLITE_INDEX_CONSTRAINT_LT, SQLITE_INDEX_CONSTRAINT_LE};
-    double n = vt->records > 0 ? (double)vt->records : 1.0, rows = n;
-    int argc = 0, neq = 0, plan = info->colUsed ? S_ROWS : 0;
-    bool exact = true;
-    size_t npk = vt->c->npk < S_MAX_PK ? vt->c->npk : S_MAX_PK;
+    int neq = 0, plan = 0;
+    bool known = true, k;
+    size_t npk = vt->c->npk < S_MAX_PK ? vt->c->npk : S_MAX_PK, klen = 0;
     /* A literal that cannot bound the key (S_CONV_NONE) is left to SQLite:
      * the walk would not be narrower than a scan. */
     s_conv conv = S_CONV_NONE;
+    *sure = 0;
     while ((size_t)neq < npk) {
         int i = s_find(info, (int)vt->c->pk[neq], eq_op, 1);
-        if (i < 0 || (conv = s_rhs(vt, info, i)) == S_CONV_NONE)
+        if (i >= 0 && sqlite3_vtab_in(info, i, -1)) {
+            /* An IN list, all at once: SQLite checks the IN itself with
+             * its own affinity (a per-value "col = v" check would not). */
+            sqlite3_vtab_in(info, i, 1);
+            s_use(info, i, S_CONV_LOOSE, argc, exact);
+            *rows /= S_EQ_SELECTIVITY / 4;
+            return plan | S_IN | ++neq;
+        }
+        if (i < 0 || (conv = s_rhs(vt, info, i, &k, &klen)) == S_CONV_NONE)
             break;
-        s_use(info, i, conv, &argc, &exact);
+        known = known && k;
+        *sure += known;
+        s_use(info, i, conv, argc, exact);
         neq++;
-        rows /= S_EQ_SELECTIVITY;
+        *rows /= S_EQ_SELECTIVITY;
     }
     plan |= neq;
     if ((size_t)neq < npk && vt->c->fields[vt->c->pk[neq]].type != DM_FT_ENUM) {
         int col = (int)vt->c->pk[neq];
         int lo = s_find(info, col, lo_ops, 2), hi = s_find(info, col, hi_ops, 2);
-        s_conv lo_conv = lo >= 0 ? s_rhs(vt, info, lo) : S_CONV_NONE;
-        s_conv hi_conv = hi >= 0 ? s_rhs(vt, info, hi) : S_CONV_NONE;
+        size_t lo_len = klen, hi_len = klen;
+        s_conv lo_conv = lo >= 0 ? s_rhs(vt, info, lo, &k, &lo_len) : S_CONV_NONE;
+        s_conv hi_conv = hi >= 0 ? s_rhs(vt, info, hi, &k, &hi_len) : S_CONV_NONE;
         if (lo_conv != S_CONV_NONE) {
-            bool lo_exact = exact;
-            s_use(info, lo, lo_conv, &argc, &lo_exact);
+            bool lo_exact = *exact;
+            s_use(info, lo, lo_conv, argc, &lo_exact);
             plan |= S_HAS_LO | (info->aConstraint[lo].op == SQLITE_INDEX_CONSTRAINT_GE ? S_LO_INCL : 0);
-            rows /= S_RANGE_SELECTIVITY;
+            *rows /= S_RANGE_SELECTIVITY;
         }
         if (hi_conv != S_CONV_NONE) {
-            bool hi_exact = exact; /* lo and hi are independent bounds */
-            s_use(info, hi, hi_conv, &argc, &hi_exact);
+            bool hi_exact = *exact; /* lo and hi are independent bounds */
+            s_use(info, hi, hi_conv, argc, &hi_exact);
             plan |= S_HAS_HI | (info->aConstraint[hi].op == SQLITE_INDEX_CONSTRAINT_LE ? S_HI_INCL : 0);
-            rows /= S_RANGE_SELECTIVITY;
+            *rows /= S_RANGE_SELECTIVITY;
         }
     }
-    bool ordered = s_order_by_key(vt, info, neq);
+    return plan;
+}
+
+/* xBestIndex: the key constraints (s_best_key), costed from the record
+ * count; see the idxNum bits above. idxStr names the plan for EXPLAIN
+ * QUERY PLAN. */
+static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
+{
+    s_vtab *vt = (s_vtab *)base;
+    double n = vt->records > 0 ? (double)vt->records : 1.0, rows = n;
+    int argc = 0, sure;
+    bool exact = true;
+    int plan = s_best_key(vt, info, &argc, &rows, &sure, &exact) | (info->colUsed ? S_ROWS : 0);
+    int neq = plan & S_NEQ_MASK;
+    /* An eq value known only in xFilter may not convert: the walk then
+     * spans every value of its column, so the order starts before it. An
+     * IN walks its values in key order: the order may start at its column
+     * (sure stops there). */
+    bool ordered = s_order_by_key(vt, info, sure);
     bool walk = argc > 0 || ordered;
     if (walk)
         plan |= S_WALK;
-    if ((size_t)neq == vt->c->npk && neq > 0) {
+    if ((size_t)neq == vt->c->npk && neq > 0 && !(plan & S_IN)) {
         rows = 1;
         /* Promise one row only when every key value is a literal that
          * converts exactly: a value known only in xFilter may not convert,
@@ -404,7 +465,12 @@ static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
         rows = 1;
     double lg = log2(n) + 1;
     info->estimatedRows = (sqlite3_int64)rows;
-    info->estimatedCost = walk ? lg + rows * ((plan & S_ROWS) ? S_FETCH_COST : 1.0) : n;
+    double cost = lg + rows * ((plan & S_ROWS) ? S_FETCH_COST : 1.0);
+    /* An IN walk of values that do not convert is one walk of the whole
+     * key range (s_filter): never worse than that. */
+    if (plan & S_IN && cost > n * ((plan & S_ROWS) ? S_FETCH_COST : 1.0))
+        cost = n * ((plan & S_ROWS) ? S_FETCH_COST : 1.0);
+    info->estimatedCost = walk ? cost : n;
     info->orderByConsumed = ordered;
     /* LIMIT/OFFSET: only when SQLite checks nothing after us (every other
      * constraint omitted) and sorts nothing. The walk stops after
@@ -429,7 +495,8 @@ static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
         }
     }
     info->idxNum = plan;
-    info->idxStr = walk ? sqlite3_mprintf("pk eq=%d%s%s%s", neq, plan & S_HAS_LO ? " lo" : "",
+    info->idxStr = walk ? sqlite3_mprintf("pk eq=%d%s%s%s%s", neq, plan & S_IN ? " in" : "",
+                                          plan & S_HAS_LO ? " lo" : "",
                                           plan & S_HAS_HI ? " hi" : "",
                                           plan & S_HAS_LIMIT ? " limit" : "")
                         : sqlite3_mprintf("log scan%s", plan & S_HAS_LIMIT ? " limit" : "");
@@ -465,12 +532,71 @@ static int s_close(sqlite3_vtab_cursor *base)
     dm_reader_cursor_close(&c->cur);
     dm_buf_free(&c->lo);
     dm_buf_free(&c->hi);
+    dm_buf_free(&c->in_keys);
+    sqlite3_free(c->in);
     dm_buf_free(&c->why);
     sqlite3_free(c);
     return SQLITE_OK;
 }
 
-/* xNext: the next row of the walk or scan, until a pushed LIMIT is met. */
+/* qsort order of IN prefixes: key order. */
+static int s_in_cmp(const void *x, const void *y)
+{
+    const s_in_key *a = x, *b = y;
+    int c = memcmp(a->p, b->p, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* The key prefixes of an IN walk: c->lo (the earlier eq values) followed
+ * by each value of list for field f, sorted and distinct, so the walk
+ * keeps key order. False when a value does not convert or its bound would
+ * be cut: the caller then walks the prefix once, SQLite checking the IN. */
+static bool s_in_keys(s_cursor *c, const s_vtab *vt, size_t f, sqlite3_value *list)
+{
+    dm_buf_reset(&c->in_keys);
+    size_t n = 0, cap = 0;
+    sqlite3_value *v;
+    int rc = sqlite3_vtab_in_first(list, &v);
+    for (; rc == SQLITE_OK; rc = sqlite3_vtab_in_next(list, &v)) {
+        dm_value_t kv;
+        bool incl = false;
+        size_t at = c->in_keys.len;
+        if (s_convert(vt, f, SQLITE_INDEX_CONSTRAINT_EQ, v, &kv, &incl) == S_CONV_NONE)
+            return false;
+        dm_buf_append(&c->in_keys, c->lo.data, c->lo.len);
+        dm_schema_key_append(vt->schema, f, &kv, &c->in_keys);
+        if (c->in_keys.len - at > S_KEY_BOUND_MAX)
+            return false;
+        if (n == cap) {
+            s_in_key *more = sqlite3_realloc64(c->in, (cap = cap ? 2 * cap : 16) * sizeof *more);
+            if (!more)
+                return false;
+            c->in = more;
+        }
+        c->in[n++].len = at; /* an offset until the buffer stops moving */
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t at = c->in[i].len, end = i + 1 < n ? c->in[i + 1].len : c->in_keys.len;
+        c->in[i] = (s_in_key){(const uint8_t *)c->in_keys.data + at, end - at};
+    }
+    if (n)
+        qsort(c->in, n, sizeof *c->in, s_in_cmp);
+    for (size_t i = 0; i < n; i++)
+        if (c->nin == 0 || s_in_cmp(&c->in[c->nin - 1], &c->in[i]) != 0)
+            c->in[c->nin++] = c->in[i];
+    return true;
+}
+
+/* Positions the cursor on the IN walk's prefix c->iin. */
+static dm_err s_in_range(s_cursor *c, const s_vtab *vt)
+{
+    const s_in_key *k = &c->in[c->iin];
+    dm_store_bound_t b = {k->p, k->len, true};
+    return dm_reader_cursor_range(c->cur, vt->ref->pid, &b, &b, c->with_rows, &c->why);
+}
+
+/* xNext: the next row of the walk or scan (the next IN prefix when one
+ * ends), until a pushed LIMIT is met. */
 static int s_next(sqlite3_vtab_cursor *base)
 {
     s_cursor *c = (s_cursor *)base;
@@ -478,8 +604,14 @@ static int s_next(sqlite3_vtab_cursor *base)
         c->eof = true;
         return SQLITE_OK;
     }
-    dm_err err = dm_reader_cursor_next(c->cur, &c->seq, &c->row, &c->row_len, &c->key, &c->key_len,
-                                       &c->why);
+    dm_err err;
+    while ((err = dm_reader_cursor_next(c->cur, &c->seq, &c->row, &c->row_len, &c->key,
+                                        &c->key_len, &c->why)) == DM_ERR_NOTFOUND &&
+           c->iin + 1 < c->nin) {
+        c->iin++;
+        if ((err = s_in_range(c, (s_vtab *)base->pVtab)) != DM_OK)
+            break;
+    }
     if (err == DM_ERR_NOTFOUND) {
         c->eof = true;
         return SQLITE_OK;
@@ -494,19 +626,74 @@ static int s_next(sqlite3_vtab_cursor *base)
     return SQLITE_OK;
 }
 
-/* xFilter: starts the plan xBestIndex chose. Values that do not convert
- * widen the walk (SQLite checks those constraints itself, see s_use). */
+/* Appends argv value v for key field f to *key as an eq (op) or range
+ * bound; false (key unchanged) when it does not convert or the bound
+ * would pass S_KEY_BOUND_MAX: SQLite checks that constraint (s_use). */
+static bool s_bound(const s_vtab *vt, size_t f, int op, sqlite3_value *v, dm_buf_t *key,
+                    bool *incl)
+{
+    dm_value_t kv;
+    size_t at = key->len;
+    if (s_convert(vt, f, op, v, &kv, incl) == S_CONV_NONE)
+        return false;
+    dm_schema_key_append(vt->schema, f, &kv, key);
+    if (key->len <= S_KEY_BOUND_MAX)
+        return true;
+    key->len = at;
+    return false;
+}
+
+/* Positions a walk (plan has S_WALK): eq values, then an IN list or a
+ * range. Values that do not convert widen the walk to the prefix before
+ * them (SQLite checks those constraints itself, see s_use), so the walk
+ * keeps the key order s_best_index promised; an IN list with such a
+ * value is one walk of the prefix, not one per value. */
+static dm_err s_walk(s_cursor *c, const s_vtab *vt, int plan, int argc, sqlite3_value **argv)
+{
+    int a = 0, neq = plan & S_NEQ_MASK, nfix = plan & S_IN ? neq - 1 : neq;
+    dm_buf_reset(&c->lo);
+    dm_buf_reset(&c->hi);
+    bool exact_prefix = true, incl = false;
+    for (; a < nfix && a < argc && exact_prefix; a++)
+        exact_prefix = s_bound(vt, vt->c->pk[a], SQLITE_INDEX_CONSTRAINT_EQ, argv[a], &c->lo, &incl);
+    if (exact_prefix && plan & S_IN && a < argc && s_in_keys(c, vt, vt->c->pk[a], argv[a])) {
+        if (c->nin)
+            return s_in_range(c, vt);
+        c->remaining = 0; /* an empty list: s_next ends at once */
+        return DM_OK;
+    }
+    dm_buf_append(&c->hi, c->lo.data, c->lo.len);
+    dm_store_bound_t lo = {c->lo.data, c->lo.len, true}, hi = {c->hi.data, c->hi.len, true};
+    if (exact_prefix && !(plan & S_IN) && (size_t)neq < vt->c->npk) {
+        size_t f = vt->c->pk[neq];
+        int ai = neq;
+        if (plan & S_HAS_LO && ai < argc) {
+            incl = plan & S_LO_INCL;
+            if (s_bound(vt, f, SQLITE_INDEX_CONSTRAINT_GT, argv[ai], &c->lo, &incl))
+                lo = (dm_store_bound_t){c->lo.data, c->lo.len, incl};
+            ai++;
+        }
+        if (plan & S_HAS_HI && ai < argc) {
+            incl = plan & S_HI_INCL;
+            if (s_bound(vt, f, SQLITE_INDEX_CONSTRAINT_LT, argv[ai], &c->hi, &incl))
+                hi = (dm_store_bound_t){c->hi.data, c->hi.len, incl};
+        }
+    }
+    return dm_reader_cursor_range(c->cur, vt->ref->pid, &lo, &hi, c->with_rows, &c->why);
+}
+
+/* xFilter: starts the plan xBestIndex chose. */
 static int s_filter(sqlite3_vtab_cursor *base, int plan, const char *idxstr, int argc,
                     sqlite3_value **argv)
 {
     (void)idxstr;
     s_cursor *c = (s_cursor *)base;
     s_vtab *vt = (s_vtab *)base->pVtab;
-    int a = 0, neq = plan & S_NEQ_MASK;
+    int neq = plan & S_NEQ_MASK;
     c->eof = false;
     c->remaining = -1;
     c->with_rows = plan & S_ROWS;
-    dm_err err = DM_OK;
+    c->nin = c->iin = 0;
     int nargs = neq + !!(plan & S_HAS_LO) + !!(plan & S_HAS_HI);
     if (plan & S_HAS_LIMIT && nargs < argc) {
         int64_t lim = sqlite3_value_int64(argv[nargs]);
@@ -514,47 +701,8 @@ static int s_filter(sqlite3_vtab_cursor *base, int plan, const char *idxstr, int
         if (lim >= 0)
             c->remaining = off > 0 && off < INT64_MAX - lim ? lim + off : off > 0 ? -1 : lim;
     }
-    if (!(plan & S_WALK)) {
-        err = dm_reader_cursor_scan(c->cur, vt->ref->pid);
-    } else {
-        dm_buf_reset(&c->lo);
-        dm_buf_reset(&c->hi);
-        bool exact_prefix = true;
-        for (; a < neq && a < argc; a++) {
-            dm_value_t v;
-            bool incl = false;
-            size_t f = vt->c->pk[a];
-            if (s_convert(vt, f, SQLITE_INDEX_CONSTRAINT_EQ, argv[a], &v, &incl) == S_CONV_NONE) {
-                exact_prefix = false; /* the key narrows no further; SQLite checks the rest */
-                break;
-            }
-            dm_schema_key_append(vt->schema, f, &v, &c->lo);
-        }
-        dm_buf_append(&c->hi, c->lo.data, c->lo.len);
-        dm_store_bound_t lo = {c->lo.data, c->lo.len, true}, hi = {c->hi.data, c->hi.len, true};
-        if (exact_prefix && (size_t)neq < vt->c->npk) {
-            size_t f = vt->c->pk[neq];
-            int ai = neq;
-            if (plan & S_HAS_LO && ai < argc) {
-                dm_value_t v;
-                bool incl = plan & S_LO_INCL;
-                if (s_convert(vt, f, SQLITE_INDEX_CONSTRAINT_GT, argv[ai], &v, &incl) != S_CONV_NONE) {
-                    dm_schema_key_append(vt->schema, f, &v, &c->lo);
-                    lo = (dm_store_bound_t){c->lo.data, c->lo.len, incl};
-                }
-                ai++;
-            }
-            if (plan & S_HAS_HI && ai < argc) {
-                dm_value_t v;
-                bool incl = plan & S_HI_INCL;
-                if (s_convert(vt, f, SQLITE_INDEX_CONSTRAINT_LT, argv[ai], &v, &incl) != S_CONV_NONE) {
-                    dm_schema_key_append(vt->schema, f, &v, &c->hi);
-                    hi = (dm_store_bound_t){c->hi.data, c->hi.len, incl};
-                }
-            }
-        }
-        err = dm_reader_cursor_range(c->cur, vt->ref->pid, &lo, &hi, c->with_rows, &c->why);
-    }
+    dm_err err = plan & S_WALK ? s_walk(c, vt, plan, argc, argv)
+                               : dm_reader_cursor_scan(c->cur, vt->ref->pid);
     if (err) {
         sqlite3_free(base->pVtab->zErrMsg);
         base->pVtab->zErrMsg = s_store_error("reading the records failed", err, &c->why);
@@ -563,7 +711,6 @@ static int s_filter(sqlite3_vtab_cursor *base, int plan, const char *idxstr, int
     return s_next(base);
 }
 
-/* xEof. */
 static int s_eof(sqlite3_vtab_cursor *base) { return ((s_cursor *)base)->eof; }
 
 /* xColumn: decodes field i of the current row (fetching the row first when

@@ -32,7 +32,10 @@ extern dt_prod_t dt_prods[];
 extern const int dt_nprods;
 
 /* Query classes (bit per class; --classes / DT_CLASSES names them). */
-enum { DT_FILTER, DT_ORDER, DT_GROUP, DT_IN, DT_JOIN, DT_CORR, DT_CTE, DT_LONG, DT_AGG, DT_NCLASS };
+enum { DT_FILTER, DT_ORDER, DT_GROUP, DT_IN, DT_JOIN, DT_CORR, DT_CTE, DT_LONG, DT_AGG, DT_RANGE, DT_NCLASS };
+/* DT_RANGE is no query class: it puts timestamps an offset pushes out of
+ * range into the data (defect 5). */
+extern bool dt_out_of_range;
 extern const char *const dt_class_names[DT_NCLASS];
 
 /* A query in parts: every part from P_W0 on may be dropped by the minimiser. */

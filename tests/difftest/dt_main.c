@@ -419,7 +419,8 @@ static void s_seed(uint64_t seed, long queries, long records, uint32_t classes, 
     }
     st->rejected += refused;
     int ncls = 0, cls[DT_NCLASS];
-    for (int c = 0; c < DT_NCLASS; c++)
+    dt_out_of_range = classes & (1u << DT_RANGE);
+    for (int c = 0; c < DT_RANGE; c++)
         if (classes & (1u << c))
             cls[ncls++] = c;
     dm_buf_t eo = DM_BUF_INIT, no = DM_BUF_INIT;
@@ -456,7 +457,7 @@ static uint32_t s_classes(const char *list)
         while (c < DT_NCLASS && strcmp(dt_class_names[c], t))
             c++;
         if (c == DT_NCLASS)
-            s_die("unknown class (valid: filter,order,group,in,join,corr,cte,long,agg,all)", t);
+            s_die("unknown class (valid: filter,order,group,in,join,corr,cte,long,agg,range,all)", t);
         m |= 1u << c;
     }
     return m;

@@ -363,6 +363,25 @@ static void s_show(const char *who, const dm_buf_t *r)
     }
 }
 
+/* The first line where the two results differ (results may be long). */
+static void s_first_diff(const dm_buf_t *a, const dm_buf_t *b)
+{
+    const char *p = a->data ? a->data : "", *q = b->data ? b->data : "";
+    long line = 1;
+    while (*p && *q) {
+        size_t la = strcspn(p, "\n"), lb = strcspn(q, "\n");
+        if (la != lb || memcmp(p, q, la)) {
+            printf("  first difference, line %ld:\n    engine: %.*s\n    native: %.*s\n", line,
+                   (int)(la > 160 ? 160 : la), p, (int)(lb > 160 ? 160 : lb), q);
+            return;
+        }
+        p += la + (p[la] == '\n');
+        q += lb + (q[lb] == '\n');
+        line++;
+    }
+    printf("  first difference, line %ld: %s ends first\n", line, *p ? "native" : "engine");
+}
+
 static void s_report(dt_env_t *env, const dt_query_t *q, uint64_t seed, long i, int kind,
                      dt_stats_t *st)
 {
@@ -378,6 +397,7 @@ static void s_report(dt_env_t *env, const dt_query_t *q, uint64_t seed, long i, 
     printf("  minimised: %.600s%s\n", sql.data, sql.len > 600 ? "..." : "");
     s_show("engine", &eo);
     s_show("native", &no);
+    s_first_diff(&eo, &no);
     fflush(stdout);
     dm_buf_free(&sql);
     dm_buf_free(&eo);

@@ -350,4 +350,118 @@ S_UNUSED static void s_still_works(void)
     free(got);
 }
 
+/* ---- results equal a native SQLite table (test_query.c, test_query_keys.c) ---- */
+
+/* Copies product domain.name, as the engine exposes it (SELECT *, with
+ * the declared types), into a native table of the same name in nat. */
+static inline void s_native_copy(sqlite3 *nat, const char *domain, const char *name)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "ATTACH ':memory:' AS %s", domain);
+    sqlite3_exec(nat, sql, NULL, NULL, NULL); /* fails harmlessly when attached already */
+    snprintf(sql, sizeof sql, "SELECT * FROM %s.%s", domain, name);
+    dm_query_t *q = NULL;
+    dm_buf_t err = DM_BUF_INIT, batch = DM_BUF_INIT, ddl = DM_BUF_INIT;
+    cr_assert_eq(dm_query_open(s_eng, sql, strlen(sql), &q, &err), DM_OK, "%s", err.data);
+    int nc = dm_query_ncolumns(q);
+    dm_buf_printf(&ddl, "CREATE TABLE %s.%s(", domain, name);
+    for (int c = 0; c < nc; c++)
+        dm_buf_printf(&ddl, "%s\"%s\" %s", c ? ", " : "", dm_query_column_name(q, c),
+                      dm_query_column_decltype(q, c));
+    dm_buf_puts(&ddl, ")");
+    cr_assert_eq(sqlite3_exec(nat, ddl.data, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(nat));
+    dm_buf_reset(&ddl);
+    dm_buf_printf(&ddl, "INSERT INTO %s.%s VALUES (", domain, name);
+    for (int c = 0; c < nc; c++)
+        dm_buf_puts(&ddl, c ? ", ?" : "?");
+    dm_buf_puts(&ddl, ")");
+    sqlite3_stmt *ins;
+    cr_assert_eq(sqlite3_prepare_v2(nat, ddl.data, -1, &ins, NULL), SQLITE_OK);
+    bool done = false;
+    while (!done) {
+        uint32_t n;
+        dm_buf_reset(&batch);
+        cr_assert_eq(dm_query_fetch(q, 500, 0, &batch, &n, &done, &err), DM_OK);
+        const uint8_t *p = (const uint8_t *)batch.data, *end = p + batch.len;
+        for (uint32_t r = 0; r < n; r++) {
+            for (int c = 0; c < nc; c++) {
+                dm_rowbatch_value_t v;
+                cr_assert(dm_rowbatch_read(&p, end, &v));
+                if (v.type == DM_ROWBATCH_INT)
+                    sqlite3_bind_int64(ins, c + 1, v.i);
+                else if (v.type == DM_ROWBATCH_REAL)
+                    sqlite3_bind_double(ins, c + 1, v.d);
+                else if (v.type == DM_ROWBATCH_TEXT)
+                    sqlite3_bind_text(ins, c + 1, v.s, (int)v.len, SQLITE_TRANSIENT);
+                else
+                    sqlite3_bind_null(ins, c + 1);
+            }
+            cr_assert_eq(sqlite3_step(ins), SQLITE_DONE);
+            sqlite3_reset(ins);
+        }
+    }
+    sqlite3_finalize(ins);
+    dm_query_close(&q);
+    dm_buf_free(&err);
+    dm_buf_free(&batch);
+    dm_buf_free(&ddl);
+}
+
+/* Runs sql on the native db in s_run's text format. */
+static inline char *s_run_native(sqlite3 *nat, const char *sql)
+{
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(nat, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(nat));
+    dm_buf_t text = DM_BUF_INIT;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int c = 0; c < sqlite3_column_count(st); c++) {
+            static const dm_rowbatch_type types[] = {
+                [SQLITE_INTEGER] = DM_ROWBATCH_INT, [SQLITE_FLOAT] = DM_ROWBATCH_REAL,
+                [SQLITE_TEXT] = DM_ROWBATCH_TEXT, [SQLITE_BLOB] = DM_ROWBATCH_BLOB,
+                [SQLITE_NULL] = DM_ROWBATCH_NULL};
+            dm_rowbatch_value_t v = {.type = types[sqlite3_column_type(st, c)]};
+            v.i = sqlite3_column_int64(st, c);
+            v.d = sqlite3_column_double(st, c);
+            v.s = (const char *)sqlite3_column_text(st, c);
+            v.len = (size_t)sqlite3_column_bytes(st, c);
+            if (c)
+                dm_buf_putc(&text, '|');
+            s_value_text(&v, &text);
+        }
+        dm_buf_putc(&text, '\n');
+    }
+    cr_assert_eq(rc, SQLITE_DONE, "%s: %s", sql, sqlite3_errmsg(nat));
+    sqlite3_finalize(st);
+    return text.data ? dm_buf_steal(&text) : strdup("");
+}
+
+static inline int s_line_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorts the lines of text in place (for results without ORDER BY). */
+static inline void s_sort_lines(char *text)
+{
+    size_t n = 0, len = strlen(text);
+    for (size_t i = 0; i < len; i++)
+        n += text[i] == '\n';
+    char **lines = calloc(n + 1, sizeof *lines), *copy = strdup(text);
+    size_t k = 0;
+    for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+        lines[k++] = l;
+    qsort(lines, k, sizeof *lines, s_line_cmp);
+    size_t pos = 0;
+    for (size_t i = 0; i < k; i++) {
+        size_t ll = strlen(lines[i]);
+        memcpy(text + pos, lines[i], ll);
+        pos += ll;
+        text[pos++] = '\n';
+    }
+    free(lines);
+    free(copy);
+}
+
 #endif

@@ -57,6 +57,7 @@ struct dm_query {
     int ncols;
     char **names, **decltypes;
     bool done;
+    uint64_t walked; /* ctx->walked, kept when the connection goes back */
     pthread_mutex_t hold; /* dm_query_cancel against s_release handing ctx on */
 };
 
@@ -187,6 +188,8 @@ static void s_release(dm_query_t *q)
      * connection that already serves someone else's query. */
     pthread_mutex_lock(&q->hold);
     s_conn *conn = q->conn;
+    if (q->ctx)
+        q->walked = q->ctx->walked;
     bool reusable = q->reusable && conn && !atomic_load(&conn->ctx.cancel);
     q->conn = NULL;
     q->db = NULL;
@@ -451,6 +454,7 @@ static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len,
     q->ctx->deadline_ns = dm_clock_mono_ns() + e->limits.timeout_ms * S_NS_PER_MS;
     atomic_init(&q->ctx->cancel, false);
     q->ctx->timed_out = false;
+    q->ctx->walked = 0;
     q->ctx->denied[0] = 0;
     q->ctx->unknown[0] = 0;
     q->ctx->denied_weak = false;
@@ -513,6 +517,8 @@ const char *dm_query_column_decltype(const dm_query_t *q, int i)
 {
     return i >= 0 && i < q->ncols ? q->decltypes[i] : "";
 }
+
+uint64_t dm_query_rows_walked(const dm_query_t *q) { return q->ctx ? q->ctx->walked : q->walked; }
 
 void dm_query_cancel(dm_query_t *q)
 {

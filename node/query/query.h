@@ -159,6 +159,11 @@ const char *dm_query_column_decltype(const dm_query_t *q, int i);
 DM_NODISCARD dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes,
                                    dm_buf_t *out, uint32_t *nrows, bool *done, dm_buf_t *why);
 
+/* Rows (keys alone for a query that reads no column) the query's virtual
+ * tables have stepped over so far: what a plan costs in reads, for tests
+ * and plans; a pk lookup steps over one. */
+uint64_t dm_query_rows_walked(const dm_query_t *q);
+
 /* Asks the query to stop; its running or next fetch fails with
  * DM_ERR_TIMEOUT. Thread-safe, may race with dm_query_fetch (not with
  * dm_query_close). */

@@ -50,6 +50,7 @@ typedef struct {
     int64_t timeout_ms;
     atomic_bool cancel;
     bool timed_out;         /* set by the progress handler */
+    uint64_t walked;        /* rows (or keys) the virtual tables stepped over */
     char denied[160];       /* the first refusal of the authorizer, "" if none */
     char unknown[2 * DM_QUERY_NAME_MAX + 2]; /* a hidden table named by the SQL, "" if none */
     bool denied_weak;       /* denied may give way to a more telling refusal */

@@ -418,6 +418,12 @@ static int s_best_key(const s_vtab *vt, sqlite3_index_info *info, int *argc, dou
         size_t lo_len = klen, hi_len = klen;
         s_conv lo_conv = lo >= 0 ? s_rhs(vt, info, lo, &k, &lo_len) : S_CONV_NONE;
         s_conv hi_conv = hi >= 0 ? s_rhs(vt, info, hi, &k, &hi_len) : S_CONV_NONE;
+        /* A string key compared to a value known only in xFilter (another
+         * row's column) may be compared under numeric affinity: keys like
+         * '7' then become numbers, below every text, and pass "< value"
+         * wherever they sort. Only the low bound stays safe. */
+        if (hi_conv != S_CONV_NONE && !k && vt->c->fields[col].type == DM_FT_STRING)
+            hi_conv = S_CONV_NONE;
         if (lo_conv != S_CONV_NONE) {
             bool lo_exact = *exact;
             s_use(info, lo, lo_conv, argc, &lo_exact);
@@ -623,6 +629,7 @@ static int s_next(sqlite3_vtab_cursor *base)
     }
     if (c->remaining > 0)
         c->remaining--;
+    ((s_vtab *)base->pVtab)->ctx->walked++;
     return SQLITE_OK;
 }
 

@@ -130,10 +130,25 @@ DM_NODISCARD dm_err dm_query__create_view(sqlite3 *db, const dm_qtable_t *t, dm_
 /* Registers the virtual table module on db with ctx as its context. */
 DM_NODISCARD int dm_query__register_module(sqlite3 *db, dm_qctx_t *ctx);
 
+/* ---- query_conv.c ---- */
+
 /* Writes the fixed-width RFC 3339 text of UTC microseconds us
  * ("YYYY-MM-DDTHH:MM:SS.ffffffZ") into buf (DM_TIMESTAMP_TEXT_MAX bytes);
  * returns its length. */
 size_t dm_query__timestamp_text(int64_t us, char *buf);
+
+/* How an SQL value converts to a key value of a column. */
+typedef enum {
+    DM_QCONV_NONE,  /* not usable as a bound: the walk widens, SQLite checks */
+    DM_QCONV_LOOSE, /* usable, but SQLite's comparison may differ: not omitted */
+    DM_QCONV_EXACT  /* the key bound selects exactly what SQLite would */
+} dm_qconv;
+
+/* Converts SQL value sv, compared to field f of contract c by op (an
+ * SQLITE_INDEX_CONSTRAINT_*), into *out. *incl is forced true for bounds
+ * that only approximate (a date bounding a timestamp). */
+dm_qconv dm_query__convert(const dm_contract_t *c, size_t f, int op, sqlite3_value *sv,
+                           dm_value_t *out, bool *incl);
 
 /* ---- query_printf.c ---- */
 

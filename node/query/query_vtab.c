@@ -43,8 +43,6 @@
 /* A pk walk reads the index, then each row from the log at random: measured
  * over 1M rows, ~1.1 us a row against ~0.15 us a row for a log scan. */
 #define S_FETCH_COST 8.0
-#define S_US_PER_DAY INT64_C(86400000000)
-#define S_DOUBLE_EXACT_INT (INT64_C(1) << 53)
 /* Bytes of a key bound the reader keeps (S_BOUND_KEY_MAX in
  * storage/reader.c cuts longer ones): a value whose bound would be longer
  * is not used as a bound at all, so SQLite checks it. */
@@ -103,21 +101,6 @@ static const char *s_decltype(dm_ftype t)
     case DM_FT_UUID: return "UUID";
     default: return "TEXT"; /* string, enum */
     }
-}
-
-size_t dm_query__timestamp_text(int64_t us, char *buf)
-{
-    int64_t days = us / S_US_PER_DAY, rem = us % S_US_PER_DAY;
-    if (rem < 0) {
-        rem += S_US_PER_DAY;
-        days--;
-    }
-    size_t n = dm_types_date_format((int32_t)days, buf);
-    int64_t secs = rem / 1000000;
-    n += (size_t)snprintf(buf + n, DM_TIMESTAMP_TEXT_MAX - n, "T%02d:%02d:%02d.%06dZ",
-                          (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60),
-                          (int)(rem % 1000000));
-    return n;
 }
 
 /* Creates (or connects) the table argv[2] in schema argv[1]: the product
@@ -191,108 +174,6 @@ static int s_disconnect(sqlite3_vtab *base)
     return SQLITE_OK;
 }
 
-/* How an SQL value converts to a key value of a column. */
-typedef enum {
-    S_CONV_NONE,  /* not usable as a bound: the walk widens, SQLite checks */
-    S_CONV_LOOSE, /* usable, but SQLite's comparison may differ: not omitted */
-    S_CONV_EXACT  /* the key bound selects exactly what SQLite would */
-} s_conv;
-
-/* Converts SQL value sv, compared to field f by op, into *out. *incl is
- * forced true for bounds that only approximate (date on a timestamp). */
-static s_conv s_convert(const s_vtab *vt, size_t f, int op, sqlite3_value *sv, dm_value_t *out,
-                        bool *incl)
-{
-    const dm_field_t *fd = &vt->c->fields[f];
-    bool eq = op == SQLITE_INDEX_CONSTRAINT_EQ;
-    int t = sqlite3_value_type(sv);
-    memset(out, 0, sizeof *out);
-    out->type = fd->type;
-    char canon[DM_TIMESTAMP_TEXT_MAX];
-    const char *s = t == SQLITE_TEXT ? (const char *)sqlite3_value_text(sv) : NULL;
-    size_t n = s ? (size_t)sqlite3_value_bytes(sv) : 0;
-    switch (fd->type) {
-    case DM_FT_INT:
-        if (t == SQLITE_INTEGER) {
-            out->i = sqlite3_value_int64(sv);
-            return S_CONV_EXACT;
-        }
-        if (t == SQLITE_FLOAT) {
-            double d = sqlite3_value_double(sv);
-            if (d != floor(d) || d < -0x1p63 || d >= 0x1p63)
-                return S_CONV_NONE;
-            out->i = (int64_t)d;
-            return S_CONV_EXACT;
-        }
-        return S_CONV_NONE;
-    case DM_FT_DOUBLE:
-        if (t == SQLITE_FLOAT) {
-            out->d = sqlite3_value_double(sv);
-            return isnan(out->d) ? S_CONV_NONE : S_CONV_EXACT;
-        }
-        if (t == SQLITE_INTEGER) {
-            int64_t i = sqlite3_value_int64(sv);
-            if (i > S_DOUBLE_EXACT_INT || i < -S_DOUBLE_EXACT_INT)
-                return S_CONV_NONE;
-            out->d = (double)i;
-            return S_CONV_EXACT;
-        }
-        return S_CONV_NONE;
-    case DM_FT_BOOLEAN:
-        if (t != SQLITE_INTEGER || !eq)
-            return S_CONV_NONE;
-        out->i = sqlite3_value_int64(sv);
-        return out->i == 0 || out->i == 1 ? S_CONV_EXACT : S_CONV_NONE;
-    case DM_FT_STRING:
-        if (!s)
-            return S_CONV_NONE;
-        out->s = s;
-        out->slen = n;
-        return S_CONV_EXACT;
-    case DM_FT_ENUM:
-        for (size_t k = 0; s && eq && k < fd->nvalues; k++)
-            if (strlen(fd->values[k]) == n && memcmp(fd->values[k], s, n) == 0) {
-                out->i = (int64_t)k;
-                return S_CONV_EXACT;
-            }
-        return S_CONV_NONE; /* index order is not text order: no ranges */
-    case DM_FT_UUID:
-        if (!s || !dm_types_uuid_parse(s, n, out->uuid))
-            return S_CONV_NONE;
-        dm_types_uuid_format(out->uuid, canon);
-        if (n == strlen(canon) && memcmp(canon, s, n) == 0)
-            return S_CONV_EXACT;
-        return eq ? S_CONV_LOOSE : S_CONV_NONE; /* uppercase hex sorts differently */
-    case DM_FT_DATE: {
-        int32_t d;
-        if (!s || !dm_types_date_parse(s, n, &d))
-            return S_CONV_NONE;
-        out->i = d;
-        size_t cn = dm_types_date_format(d, canon);
-        return cn == n && memcmp(canon, s, n) == 0 ? S_CONV_EXACT : eq ? S_CONV_LOOSE : S_CONV_NONE;
-    }
-    case DM_FT_TIMESTAMP: {
-        int32_t d;
-        if (s && dm_types_timestamp_parse(s, n, &out->i)) {
-            size_t cn = dm_query__timestamp_text(out->i, canon);
-            if (cn == n && memcmp(canon, s, n) == 0)
-                return S_CONV_EXACT;
-            return eq ? S_CONV_LOOSE : S_CONV_NONE;
-        }
-        /* A date alone: every timestamp text of that day sorts after it,
-         * so midnight, inclusive, bounds both ends from outside. */
-        if (s && !eq && dm_types_date_parse(s, n, &d)) {
-            out->i = (int64_t)d * S_US_PER_DAY;
-            *incl = true;
-            return S_CONV_LOOSE;
-        }
-        return S_CONV_NONE;
-    }
-    default:
-        return S_CONV_NONE;
-    }
-}
-
 /* Whether constraint i can serve as a key bound at all. */
 static bool s_binary(sqlite3_index_info *info, int i)
 {
@@ -339,38 +220,38 @@ static bool s_order_by_key(const s_vtab *vt, sqlite3_index_info *info, int max_s
 }
 
 /* How constraint i's value converts, when SQLite knows it already (a
- * literal: *known set, *klen grown by its key bytes, S_CONV_NONE when the
- * bound would pass S_KEY_BOUND_MAX); S_CONV_LOOSE when it is only known in
+ * literal: *known set, *klen grown by its key bytes, DM_QCONV_NONE when the
+ * bound would pass S_KEY_BOUND_MAX); DM_QCONV_LOOSE when it is only known in
  * xFilter. */
-static s_conv s_rhs(const s_vtab *vt, sqlite3_index_info *info, int i, bool *known, size_t *klen)
+static dm_qconv s_rhs(const s_vtab *vt, sqlite3_index_info *info, int i, bool *known, size_t *klen)
 {
     sqlite3_value *rhs = NULL;
     dm_value_t v;
     bool incl = false;
     *known = false;
     if (sqlite3_vtab_rhs_value(info, i, &rhs) != SQLITE_OK || !rhs)
-        return S_CONV_LOOSE;
+        return DM_QCONV_LOOSE;
     size_t f = (size_t)info->aConstraint[i].iColumn;
-    s_conv c = s_convert(vt, f, info->aConstraint[i].op, rhs, &v, &incl);
-    if (c == S_CONV_NONE)
+    dm_qconv c = dm_query__convert(vt->c, f, info->aConstraint[i].op, rhs, &v, &incl);
+    if (c == DM_QCONV_NONE)
         return c;
     dm_buf_t key = DM_BUF_INIT;
     dm_schema_key_append(vt->schema, f, &v, &key);
     size_t len = key.len;
     dm_buf_free(&key);
     if (*klen + len > S_KEY_BOUND_MAX)
-        return S_CONV_NONE;
+        return DM_QCONV_NONE;
     *klen += len;
     *known = true;
-    return c == S_CONV_EXACT && incl ? S_CONV_LOOSE : c;
+    return c == DM_QCONV_EXACT && incl ? DM_QCONV_LOOSE : c;
 }
 
 /* Uses constraint i as argv argument *argc; omitted when exact and every
  * earlier key constraint was (so xFilter never drops an omitted one). */
-static void s_use(sqlite3_index_info *info, int i, s_conv conv, int *argc, bool *all_exact)
+static void s_use(sqlite3_index_info *info, int i, dm_qconv conv, int *argc, bool *all_exact)
 {
     info->aConstraintUsage[i].argvIndex = ++*argc;
-    bool exact = *all_exact && conv == S_CONV_EXACT;
+    bool exact = *all_exact && conv == DM_QCONV_EXACT;
     info->aConstraintUsage[i].omit = exact;
     *all_exact = exact;
 }
@@ -389,9 +270,9 @@ static int s_best_key(const s_vtab *vt, sqlite3_index_info *info, int *argc, dou
     int neq = 0, plan = 0;
     bool known = true, k;
     size_t npk = vt->c->npk < S_MAX_PK ? vt->c->npk : S_MAX_PK, klen = 0;
-    /* A literal that cannot bound the key (S_CONV_NONE) is left to SQLite:
+    /* A literal that cannot bound the key (DM_QCONV_NONE) is left to SQLite:
      * the walk would not be narrower than a scan. */
-    s_conv conv = S_CONV_NONE;
+    dm_qconv conv = DM_QCONV_NONE;
     *sure = 0;
     while ((size_t)neq < npk) {
         int i = s_find(info, (int)vt->c->pk[neq], eq_op, 1);
@@ -399,11 +280,11 @@ static int s_best_key(const s_vtab *vt, sqlite3_index_info *info, int *argc, dou
             /* An IN list, all at once: SQLite checks the IN itself with
              * its own affinity (a per-value "col = v" check would not). */
             sqlite3_vtab_in(info, i, 1);
-            s_use(info, i, S_CONV_LOOSE, argc, exact);
+            s_use(info, i, DM_QCONV_LOOSE, argc, exact);
             *rows /= S_EQ_SELECTIVITY / 4;
             return plan | S_IN | ++neq;
         }
-        if (i < 0 || (conv = s_rhs(vt, info, i, &k, &klen)) == S_CONV_NONE)
+        if (i < 0 || (conv = s_rhs(vt, info, i, &k, &klen)) == DM_QCONV_NONE)
             break;
         known = known && k;
         *sure += known;
@@ -416,21 +297,21 @@ static int s_best_key(const s_vtab *vt, sqlite3_index_info *info, int *argc, dou
         int col = (int)vt->c->pk[neq];
         int lo = s_find(info, col, lo_ops, 2), hi = s_find(info, col, hi_ops, 2);
         size_t lo_len = klen, hi_len = klen;
-        s_conv lo_conv = lo >= 0 ? s_rhs(vt, info, lo, &k, &lo_len) : S_CONV_NONE;
-        s_conv hi_conv = hi >= 0 ? s_rhs(vt, info, hi, &k, &hi_len) : S_CONV_NONE;
+        dm_qconv lo_conv = lo >= 0 ? s_rhs(vt, info, lo, &k, &lo_len) : DM_QCONV_NONE;
+        dm_qconv hi_conv = hi >= 0 ? s_rhs(vt, info, hi, &k, &hi_len) : DM_QCONV_NONE;
         /* A string key compared to a value known only in xFilter (another
          * row's column) may be compared under numeric affinity: keys like
          * '7' then become numbers, below every text, and pass "< value"
          * wherever they sort. Only the low bound stays safe. */
-        if (hi_conv != S_CONV_NONE && !k && vt->c->fields[col].type == DM_FT_STRING)
-            hi_conv = S_CONV_NONE;
-        if (lo_conv != S_CONV_NONE) {
+        if (hi_conv != DM_QCONV_NONE && !k && vt->c->fields[col].type == DM_FT_STRING)
+            hi_conv = DM_QCONV_NONE;
+        if (lo_conv != DM_QCONV_NONE) {
             bool lo_exact = *exact;
             s_use(info, lo, lo_conv, argc, &lo_exact);
             plan |= S_HAS_LO | (info->aConstraint[lo].op == SQLITE_INDEX_CONSTRAINT_GE ? S_LO_INCL : 0);
             *rows /= S_RANGE_SELECTIVITY;
         }
-        if (hi_conv != S_CONV_NONE) {
+        if (hi_conv != DM_QCONV_NONE) {
             bool hi_exact = *exact; /* lo and hi are independent bounds */
             s_use(info, hi, hi_conv, argc, &hi_exact);
             plan |= S_HAS_HI | (info->aConstraint[hi].op == SQLITE_INDEX_CONSTRAINT_LE ? S_HI_INCL : 0);
@@ -567,7 +448,7 @@ static bool s_in_keys(s_cursor *c, const s_vtab *vt, size_t f, sqlite3_value *li
         dm_value_t kv;
         bool incl = false;
         size_t at = c->in_keys.len;
-        if (s_convert(vt, f, SQLITE_INDEX_CONSTRAINT_EQ, v, &kv, &incl) == S_CONV_NONE)
+        if (dm_query__convert(vt->c, f, SQLITE_INDEX_CONSTRAINT_EQ, v, &kv, &incl) == DM_QCONV_NONE)
             return false;
         dm_buf_append(&c->in_keys, c->lo.data, c->lo.len);
         dm_schema_key_append(vt->schema, f, &kv, &c->in_keys);
@@ -641,7 +522,7 @@ static bool s_bound(const s_vtab *vt, size_t f, int op, sqlite3_value *v, dm_buf
 {
     dm_value_t kv;
     size_t at = key->len;
-    if (s_convert(vt, f, op, v, &kv, incl) == S_CONV_NONE)
+    if (dm_query__convert(vt->c, f, op, v, &kv, incl) == DM_QCONV_NONE)
         return false;
     dm_schema_key_append(vt->schema, f, &kv, key);
     if (key->len <= S_KEY_BOUND_MAX)

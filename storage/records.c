@@ -15,6 +15,7 @@
  * pk_recent wins over pk; pk's stale entries are overwritten by the move. */
 #include "storage/store_int.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -268,6 +269,21 @@ static dm_err s_batch_txn(MDB_txn *txn, void *arg, dm_buf_t *why)
     return dm_store__counters_put(c->self, txn, c->pid, &cnt, why);
 }
 
+size_t dm_store_max_key_bytes(void)
+{
+    static atomic_size_t cached;
+    size_t max_key = atomic_load(&cached);
+    if (max_key)
+        return max_key;
+    MDB_env *env = NULL;
+    int lmdb_max = mdb_env_create(&env) == 0 ? mdb_env_get_maxkeysize(env) : 511;
+    mdb_env_close(env);
+    max_key = (size_t)lmdb_max - DM_STORE_PID_BYTES;
+    max_key = max_key > S_LOOKUP_KEY_MAX ? S_LOOKUP_KEY_MAX : max_key;
+    atomic_store(&cached, max_key);
+    return max_key;
+}
+
 dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid, const dm_row_in_t *rows,
                              size_t nrows, const dm_quarantine_in_t *quarantine, size_t nq,
                              const char *source, dm_batch_result_t *result, dm_buf_t *why)
@@ -284,9 +300,7 @@ dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid, const dm_row_in_t *
         err = DM_ERR_NOMEM;
         goto out;
     }
-    size_t max_key = self->max_key_bytes - DM_STORE_PID_BYTES;
-    if (max_key > S_LOOKUP_KEY_MAX)
-        max_key = S_LOOKUP_KEY_MAX;
+    size_t max_key = dm_store_max_key_bytes();
     for (size_t i = 0; i < nrows; i++) {
         if (rows[i].key_len == 0)
             continue;

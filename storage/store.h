@@ -167,6 +167,12 @@ DM_NODISCARD dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid,
                                           const char *source, dm_batch_result_t *result,
                                           dm_buf_t *why);
 
+/* The most bytes of an encoded primary key dm_store_commit_batch takes
+ * (LMDB's key size, fixed when liblmdb is built, less the product prefix;
+ * at most 1 KiB): a longer key fails the whole batch, so the validator
+ * quarantines its record first. Needs no open store. */
+size_t dm_store_max_key_bytes(void);
+
 /* Copies the row stored under primary key key into row (reset first).
  * DM_ERR_NOTFOUND (why untouched) if there is none; another failure (a
  * corrupt index, an LMDB error) appends a line to why. */

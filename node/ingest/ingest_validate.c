@@ -79,6 +79,7 @@ static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm_
         goto out; /* an empty batch (protobuf-c: data NULL): nothing to do */
     const char *p = (const char *)req->data.data;
     const char *end = p + req->data.len;
+    size_t max_key = dm_store_max_key_bytes();
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *eol = nl ? nl : end;
@@ -93,7 +94,14 @@ static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm_
                      len, self->record_limit, self->record_limit);
             s_add_quarantine(job, line, p, self->record_limit, len, why);
         } else if (!dm_ndjson_check_blank(p, len)) {
-            if (dm_schema_validate(ref->schema, p, len, &sc->row, &sc->key, &sc->reasons)) {
+            bool ok = dm_schema_validate(ref->schema, p, len, &sc->row, &sc->key, &sc->reasons);
+            if (ok && sc->key.len > max_key) {
+                snprintf(why, sizeof why,
+                         "primary key is %zu bytes encoded, over the store's limit of %zu bytes "
+                         "(shorten the key fields)",
+                         sc->key.len, max_key);
+                s_add_quarantine(job, line, p, len, len, why);
+            } else if (ok) {
                 dm_ingest__rowref_t r = {job->bytes.len, sc->key.len, 0, sc->row.len};
                 dm_buf_append(&job->bytes, sc->key.data, sc->key.len);
                 r.row_off = job->bytes.len;

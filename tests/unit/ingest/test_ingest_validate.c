@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ingest/ingest.h"
+#include "storage/store.h"
 #include "record/ndjson_check.h"
 #include "record/registry.h"
 #include "transport/rpc.h"
@@ -22,6 +23,12 @@ static const char s_orders[] =
     "\"int\"},{\"name\":\"amount\",\"type\":\"double\",\"required\":true}],"
     "\"primaryKey\":\"id\",\"type\":\"inline\"}}}";
 
+static const char s_tags[] =
+    "{\"apiVersion\":\"datamesh.io/v1\",\"kind\":\"DataProduct\",\"metadata\":{\"domain\":"
+    "\"commerce\",\"name\":\"tags\",\"owner\":{\"contact\":\"a@b.co\",\"team\":\"t\"},"
+    "\"version\":\"1.0.0\"},\"spec\":{\"schema\":{\"fields\":[{\"name\":\"tag\",\"type\":"
+    "\"string\"}],\"primaryKey\":\"tag\",\"type\":\"inline\"}}}";
+
 static dm_registry_t *s_reg;
 static uint8_t *s_env;
 static size_t s_env_len;
@@ -30,6 +37,7 @@ static void s_init(void)
 {
     cr_assert_eq(dm_registry_new(&s_reg), DM_OK);
     cr_assert_eq(dm_registry_install(s_reg, 1, s_orders, strlen(s_orders), NULL), DM_OK);
+    cr_assert_eq(dm_registry_install(s_reg, 2, s_tags, strlen(s_tags), NULL), DM_OK);
 }
 
 static void s_fini(void)
@@ -49,9 +57,10 @@ static void s_pack(const Dm__Envelope *env)
     dm__envelope__pack(env, s_env);
 }
 
-/* Validates an IngestReq for domain/product carrying text. */
-static dm_err s_ingest(const char *domain, const char *product, const char *text, size_t *rows,
-                       size_t *quarantined)
+/* Validates an IngestReq for domain/product carrying text under record
+ * limit limit. */
+static dm_err s_ingest_limit(const char *domain, const char *product, const char *text,
+                             size_t limit, size_t *rows, size_t *quarantined)
 {
     Dm__Envelope env = DM__ENVELOPE__INIT;
     Dm__IngestReq req = DM__INGEST_REQ__INIT;
@@ -63,7 +72,33 @@ static dm_err s_ingest(const char *domain, const char *product, const char *text
     env.body_case = DM__ENVELOPE__BODY_INGEST_REQ;
     env.ingest_req = &req;
     s_pack(&env);
-    return dm_ingest_check(s_reg, S_DOMAIN, S_LIMIT, s_env, s_env_len, rows, quarantined);
+    return dm_ingest_check(s_reg, S_DOMAIN, limit, s_env, s_env_len, rows, quarantined);
+}
+
+static dm_err s_ingest(const char *domain, const char *product, const char *text, size_t *rows,
+                       size_t *quarantined)
+{
+    return s_ingest_limit(domain, product, text, S_LIMIT, rows, quarantined);
+}
+
+/* A key the store cannot hold (LMDB's key size) is quarantined with its
+ * record, not left to fail the whole batch at commit. */
+Test(ingest_validate, quarantines_a_key_longer_than_the_store_holds)
+{
+    size_t max = dm_store_max_key_bytes();
+    cr_assert_gt(max, 100);
+    dm_buf_t text = DM_BUF_INIT;
+    for (size_t len = max - 4; len <= max + 4; len++) {
+        dm_buf_puts(&text, "{\"tag\":\"");
+        for (size_t i = 0; i < len; i++)
+            dm_buf_putc(&text, 'k');
+        dm_buf_puts(&text, "\"}\n");
+    }
+    size_t rows = 0, q = 0;
+    cr_assert_eq(s_ingest_limit(S_DOMAIN, "tags", text.data, 0, &rows, &q), DM_OK);
+    cr_assert_eq(rows + q, 9);
+    cr_assert(rows >= 1 && q >= 1, "rows %zu, quarantined %zu", rows, q);
+    dm_buf_free(&text);
 }
 
 Test(ingest_validate, splits_valid_rows_from_quarantined_lines)

@@ -25,6 +25,31 @@ size_t dm_query__timestamp_text(int64_t us, char *buf)
     return n;
 }
 
+/* Text (or a blob) compared for equality with an int key: the key's
+ * INTEGER affinity turns text that looks like a number into that number
+ * ('1e3' equals 1000); anything else stays text or blob and equals no
+ * integer. */
+static dm_qconv s_int_text(sqlite3_value *sv, dm_value_t *out)
+{
+    if (sqlite3_value_type(sv) == SQLITE_BLOB)
+        return DM_QCONV_NEVER;
+    sqlite3_value *num = sqlite3_value_dup(sv);
+    if (!num)
+        return DM_QCONV_NONE;
+    int t = sqlite3_value_numeric_type(num);
+    dm_qconv conv = DM_QCONV_NEVER;
+    if (t == SQLITE_INTEGER) {
+        out->i = sqlite3_value_int64(num);
+        conv = DM_QCONV_LOOSE;
+    } else if (t == SQLITE_FLOAT) {
+        double d = sqlite3_value_double(num);
+        conv = d == floor(d) && d >= -0x1p63 && d < 0x1p63 ? DM_QCONV_LOOSE : DM_QCONV_NEVER;
+        out->i = conv == DM_QCONV_LOOSE ? (int64_t)d : 0;
+    }
+    sqlite3_value_free(num);
+    return conv;
+}
+
 dm_qconv dm_query__convert(const dm_contract_t *c, size_t f, int op, sqlite3_value *sv,
                            dm_value_t *out, bool *incl)
 {
@@ -36,8 +61,15 @@ dm_qconv dm_query__convert(const dm_contract_t *c, size_t f, int op, sqlite3_val
     char canon[DM_TIMESTAMP_TEXT_MAX];
     const char *s = t == SQLITE_TEXT ? (const char *)sqlite3_value_text(sv) : NULL;
     size_t n = s ? (size_t)sqlite3_value_bytes(sv) : 0;
+    if (t == SQLITE_NULL)
+        return eq ? DM_QCONV_NEVER : DM_QCONV_NONE;
+    bool textual = fd->type == DM_FT_TIMESTAMP || fd->type == DM_FT_DATE || fd->type == DM_FT_UUID;
+    if (eq && textual && !s)
+        return DM_QCONV_NEVER;
     switch (fd->type) {
     case DM_FT_INT:
+        if (eq && (t == SQLITE_TEXT || t == SQLITE_BLOB))
+            return s_int_text(sv, out);
         if (t == SQLITE_INTEGER) {
             out->i = sqlite3_value_int64(sv);
             return DM_QCONV_EXACT;
@@ -83,7 +115,7 @@ dm_qconv dm_query__convert(const dm_contract_t *c, size_t f, int op, sqlite3_val
         return DM_QCONV_NONE; /* index order is not text order: no ranges */
     case DM_FT_UUID:
         if (!s || !dm_types_uuid_parse(s, n, out->uuid))
-            return DM_QCONV_NONE;
+            return eq ? DM_QCONV_NEVER : DM_QCONV_NONE;
         dm_types_uuid_format(out->uuid, canon);
         if (n == strlen(canon) && memcmp(canon, s, n) == 0)
             return DM_QCONV_EXACT;
@@ -91,7 +123,7 @@ dm_qconv dm_query__convert(const dm_contract_t *c, size_t f, int op, sqlite3_val
     case DM_FT_DATE: {
         int32_t d;
         if (!s || !dm_types_date_parse(s, n, &d))
-            return DM_QCONV_NONE;
+            return eq ? DM_QCONV_NEVER : DM_QCONV_NONE;
         out->i = d;
         size_t cn = dm_types_date_format(d, canon);
         return cn == n && memcmp(canon, s, n) == 0 ? DM_QCONV_EXACT : eq ? DM_QCONV_LOOSE : DM_QCONV_NONE;
@@ -111,7 +143,7 @@ dm_qconv dm_query__convert(const dm_contract_t *c, size_t f, int op, sqlite3_val
             *incl = true;
             return DM_QCONV_LOOSE;
         }
-        return DM_QCONV_NONE;
+        return eq ? DM_QCONV_NEVER : DM_QCONV_NONE;
     }
     default:
         return DM_QCONV_NONE;

@@ -139,6 +139,7 @@ size_t dm_query__timestamp_text(int64_t us, char *buf);
 
 /* How an SQL value converts to a key value of a column. */
 typedef enum {
+    DM_QCONV_NEVER, /* an equality no key can meet under any affinity: nothing to walk */
     DM_QCONV_NONE,  /* not usable as a bound: the walk widens, SQLite checks */
     DM_QCONV_LOOSE, /* usable, but SQLite's comparison may differ: not omitted */
     DM_QCONV_EXACT  /* the key bound selects exactly what SQLite would */
@@ -146,7 +147,11 @@ typedef enum {
 
 /* Converts SQL value sv, compared to field f of contract c by op (an
  * SQLITE_INDEX_CONSTRAINT_*), into *out. *incl is forced true for bounds
- * that only approximate (a date bounding a timestamp). */
+ * that only approximate (a date bounding a timestamp). DM_QCONV_NEVER only
+ * for op EQ: NULL; for an int key, text that numeric affinity (which an
+ * INTEGER column imposes on the other side) leaves text, and blobs; for
+ * timestamp, date and uuid keys, whose texts never look like numbers, any
+ * number or blob and text that is not one of their values. */
 dm_qconv dm_query__convert(const dm_contract_t *c, size_t f, int op, sqlite3_value *sv,
                            dm_value_t *out, bool *incl);
 

@@ -221,7 +221,8 @@ static bool s_order_by_key(const s_vtab *vt, sqlite3_index_info *info, int max_s
 
 /* How constraint i's value converts, when SQLite knows it already (a
  * literal: *known set, *klen grown by its key bytes, DM_QCONV_NONE when the
- * bound would pass S_KEY_BOUND_MAX); DM_QCONV_LOOSE when it is only known in
+ * bound would pass S_KEY_BOUND_MAX; one that no key equals is a loose
+ * bound whose walk is empty); DM_QCONV_LOOSE when it is only known in
  * xFilter. */
 static dm_qconv s_rhs(const s_vtab *vt, sqlite3_index_info *info, int i, bool *known, size_t *klen)
 {
@@ -233,8 +234,9 @@ static dm_qconv s_rhs(const s_vtab *vt, sqlite3_index_info *info, int i, bool *k
         return DM_QCONV_LOOSE;
     size_t f = (size_t)info->aConstraint[i].iColumn;
     dm_qconv c = dm_query__convert(vt->c, f, info->aConstraint[i].op, rhs, &v, &incl);
-    if (c == DM_QCONV_NONE)
-        return c;
+    *known = c != DM_QCONV_NONE;
+    if (c == DM_QCONV_NONE || c == DM_QCONV_NEVER)
+        return c == DM_QCONV_NEVER ? DM_QCONV_LOOSE : c;
     dm_buf_t key = DM_BUF_INIT;
     dm_schema_key_append(vt->schema, f, &v, &key);
     size_t len = key.len;
@@ -448,7 +450,10 @@ static bool s_in_keys(s_cursor *c, const s_vtab *vt, size_t f, sqlite3_value *li
         dm_value_t kv;
         bool incl = false;
         size_t at = c->in_keys.len;
-        if (dm_query__convert(vt->c, f, SQLITE_INDEX_CONSTRAINT_EQ, v, &kv, &incl) == DM_QCONV_NONE)
+        dm_qconv conv = dm_query__convert(vt->c, f, SQLITE_INDEX_CONSTRAINT_EQ, v, &kv, &incl);
+        if (conv == DM_QCONV_NEVER)
+            continue; /* equals no key */
+        if (conv == DM_QCONV_NONE)
             return false;
         dm_buf_append(&c->in_keys, c->lo.data, c->lo.len);
         dm_schema_key_append(vt->schema, f, &kv, &c->in_keys);
@@ -515,20 +520,22 @@ static int s_next(sqlite3_vtab_cursor *base)
 }
 
 /* Appends argv value v for key field f to *key as an eq (op) or range
- * bound; false (key unchanged) when it does not convert or the bound
- * would pass S_KEY_BOUND_MAX: SQLite checks that constraint (s_use). */
-static bool s_bound(const s_vtab *vt, size_t f, int op, sqlite3_value *v, dm_buf_t *key,
-                    bool *incl)
+ * bound: DM_QCONV_EXACT when appended; DM_QCONV_NONE (key unchanged) when
+ * it does not convert or the bound would pass S_KEY_BOUND_MAX, SQLite
+ * checking that constraint (s_use); DM_QCONV_NEVER when no key equals it. */
+static dm_qconv s_bound(const s_vtab *vt, size_t f, int op, sqlite3_value *v, dm_buf_t *key,
+                        bool *incl)
 {
     dm_value_t kv;
     size_t at = key->len;
-    if (dm_query__convert(vt->c, f, op, v, &kv, incl) == DM_QCONV_NONE)
-        return false;
+    dm_qconv conv = dm_query__convert(vt->c, f, op, v, &kv, incl);
+    if (conv == DM_QCONV_NONE || conv == DM_QCONV_NEVER)
+        return conv;
     dm_schema_key_append(vt->schema, f, &kv, key);
     if (key->len <= S_KEY_BOUND_MAX)
-        return true;
+        return DM_QCONV_EXACT;
     key->len = at;
-    return false;
+    return DM_QCONV_NONE;
 }
 
 /* Positions a walk (plan has S_WALK): eq values, then an IN list or a
@@ -542,8 +549,14 @@ static dm_err s_walk(s_cursor *c, const s_vtab *vt, int plan, int argc, sqlite3_
     dm_buf_reset(&c->lo);
     dm_buf_reset(&c->hi);
     bool exact_prefix = true, incl = false;
-    for (; a < nfix && a < argc && exact_prefix; a++)
-        exact_prefix = s_bound(vt, vt->c->pk[a], SQLITE_INDEX_CONSTRAINT_EQ, argv[a], &c->lo, &incl);
+    for (; a < nfix && a < argc && exact_prefix; a++) {
+        dm_qconv conv = s_bound(vt, vt->c->pk[a], SQLITE_INDEX_CONSTRAINT_EQ, argv[a], &c->lo, &incl);
+        if (conv == DM_QCONV_NEVER) {
+            c->remaining = 0; /* no key equals it: s_next ends at once */
+            return DM_OK;
+        }
+        exact_prefix = conv == DM_QCONV_EXACT;
+    }
     if (exact_prefix && plan & S_IN && a < argc && s_in_keys(c, vt, vt->c->pk[a], argv[a])) {
         if (c->nin)
             return s_in_range(c, vt);
@@ -557,13 +570,13 @@ static dm_err s_walk(s_cursor *c, const s_vtab *vt, int plan, int argc, sqlite3_
         int ai = neq;
         if (plan & S_HAS_LO && ai < argc) {
             incl = plan & S_LO_INCL;
-            if (s_bound(vt, f, SQLITE_INDEX_CONSTRAINT_GT, argv[ai], &c->lo, &incl))
+            if (s_bound(vt, f, SQLITE_INDEX_CONSTRAINT_GT, argv[ai], &c->lo, &incl) == DM_QCONV_EXACT)
                 lo = (dm_store_bound_t){c->lo.data, c->lo.len, incl};
             ai++;
         }
         if (plan & S_HAS_HI && ai < argc) {
             incl = plan & S_HI_INCL;
-            if (s_bound(vt, f, SQLITE_INDEX_CONSTRAINT_LT, argv[ai], &c->hi, &incl))
+            if (s_bound(vt, f, SQLITE_INDEX_CONSTRAINT_LT, argv[ai], &c->hi, &incl) == DM_QCONV_EXACT)
                 hi = (dm_store_bound_t){c->hi.data, c->hi.len, incl};
         }
     }

@@ -290,6 +290,30 @@ Test(query_keys, in_lists_that_do_not_convert_walk_once)
     cr_assert_eq(s_walked("SELECT * FROM keys.days WHERE day = '2001-01-01'"), 1);
 }
 
+/* An equality that no key can meet under any affinity (NULL; a number
+ * or non-value text against a date, timestamp or uuid key; text that stays
+ * text against an int key) walks nothing, so a join on such a column
+ * costs one probe per outer row, not a walk of the whole product; text
+ * that numeric affinity makes a number meets the int key it equals. */
+Test(query_keys, an_equality_no_key_meets_walks_nothing)
+{
+    s_all();
+    static const char *const q[] = {
+        "SELECT m.n, e.at FROM keys.nums m JOIN logistics.events e ON e.day = m.n",
+        "SELECT m.n, e.at FROM keys.nums m JOIN logistics.events e ON e.day = m.s",
+        "SELECT o.orderId FROM keys.nums m JOIN commerce.orders o ON o.orderId = m.x",
+        "SELECT n FROM keys.nums WHERE n = '-1.4e2' OR n = ' 7 ' OR n = '7x' OR n = x'07'",
+        "SELECT n FROM keys.nums WHERE n IN ('-14', '7.0', 'seven', NULL, 21.5, 28)",
+        "SELECT count(*) FROM keys.nums WHERE n = NULL",
+        "SELECT m.n FROM keys.nums m WHERE m.n IN (SELECT t.tag FROM keys.tags t)",
+        "SELECT e.at FROM logistics.events e WHERE e.day IN (SELECT n FROM keys.nums) OR e.day = 3",
+    };
+    s_compare(S_KEYS, S_NELEM(S_KEYS), q, S_NELEM(q));
+    /* 40 outer rows, each probe empty: the outer walk alone. */
+    uint64_t walked = s_walked("SELECT count(*) FROM keys.nums m JOIN logistics.events e ON e.day = m.n");
+    cr_assert_leq(walked, 40, "the join walked %llu rows", (unsigned long long)walked);
+}
+
 /* ---- random queries against native SQLite ---- */
 
 typedef struct {

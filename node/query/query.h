@@ -44,6 +44,7 @@
 #ifndef DM_QUERY_H
 #define DM_QUERY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -136,6 +137,64 @@ typedef struct {
 DM_NODISCARD dm_err dm_query_open_as(dm_query_engine_t *e, const char *sql, size_t len,
                                      const dm_query_access_t *access, dm_query_t **out,
                                      dm_buf_t *why);
+
+/* ---- federated query: products other nodes own (docs/architecture.md) ----
+ *
+ * A product the SQL names that the registry does not hold but the mesh's
+ * catalog does is a remote virtual table (query_remote.c): its columns
+ * and types come from the contract the catalog holds, and each scan is one
+ * SELECT over that product alone, run on its owner as the query's
+ * consumer, its rows streamed back in batches. Pushed to the owner in that
+ * SELECT: the columns used; WHERE terms on the table's own columns (=, <,
+ * <=, >, >=, IS NULL, LIKE, IN lists) whose value SQLite's comparison on
+ * the owner treats as it would here (query_conv.c's rules); LIMIT/OFFSET
+ * where SQLite hands them over. SQLite still checks every term it was not
+ * told is exact. Results equal those of the same SQL over one database
+ * holding all the tables. */
+
+/* One remote scan in progress (the relay's). */
+typedef struct dm_query_rscan dm_query_rscan_t;
+
+/* How one query reaches other nodes; all calls on the thread that runs the
+ * query; ctx is the relay's, one per query. */
+typedef struct {
+    /* Whether the mesh knows domain.product as another node's product:
+     * DM_OK with *contract_json (malloc'd canonical JSON, the caller's to
+     * free) and *rows (the owner's record count as known, 0: unknown), or
+     * DM_ERR_NOTFOUND. */
+    dm_err (*resolve)(void *ctx, const char *domain, const char *product, char **contract_json,
+                      uint64_t *rows, dm_buf_t *why);
+    /* Starts sql (one SELECT over domain.product alone, built by the
+     * engine) on the product's owner, as the query's consumer; must give
+     * up by deadline_ns (CLOCK_MONOTONIC). A failure appends one line
+     * naming the product, its owner and what the mesh knows of it
+     * ("identity.customers: owner node 3f2a... is dead since 12:01:03"). */
+    dm_err (*open)(void *ctx, const char *domain, const char *product, const char *sql,
+                   int64_t deadline_ns, dm_query_rscan_t **out, dm_buf_t *why);
+    /* Appends the next batch (transport/rowbatch.h encoding, the SELECT's
+     * columns) to out: *nrows rows, *done once the owner has sent the last
+     * one. DM_ERR_TIMEOUT past deadline_ns or once cancel (may be NULL) is
+     * set; every failure names the product and its owner in why. */
+    dm_err (*next)(dm_query_rscan_t *s, int64_t deadline_ns, const atomic_bool *cancel,
+                   dm_buf_t *out, uint32_t *nrows, bool *done, dm_buf_t *why);
+    /* Ends the scan (tells the owner when it had not finished). NULL-safe. */
+    void (*close)(dm_query_rscan_t *s);
+    void *ctx;
+} dm_query_remote_t;
+
+/* dm_query_open_as that also reads products other nodes own through
+ * remote (NULL: local products only, as dm_query_open_as). */
+DM_NODISCARD dm_err dm_query_open_fed(dm_query_engine_t *e, const char *sql, size_t len,
+                                      const dm_query_access_t *access,
+                                      const dm_query_remote_t *remote, dm_query_t **out,
+                                      dm_buf_t *why);
+
+/* Appends what the query did per remote table, one line each: the table,
+ * its owner's SELECT as last sent, round trips, rows and bytes received,
+ * e.g. "identity.customers: SELECT \"id\", \"tier\" FROM ... WHERE \"id\"
+ * IN (...); 2 round trips, 1000 rows, 38112 bytes". Nothing for a query
+ * that read only local products. */
+void dm_query_explain(const dm_query_t *q, dm_buf_t *out);
 
 /* Result columns. Names and declared types are borrowed and valid until
  * dm_query_close. The declared type is the contract's (INTEGER, REAL, TEXT,

@@ -65,6 +65,21 @@ typedef bool (*dm_query_pool_describable_fn)(void *ctx, const dm_rpc_caller_t *c
 void dm_query_pool_set_access(dm_query_pool_t *self, dm_query_pool_decide_fn fn,
                               dm_query_pool_describable_fn describable, void *ctx);
 
+/* Installs how workers reach products other nodes own (query.h's
+ * dm_query_remote_t). For each QueryReq a worker asks make for the
+ * query's remote (it may fail the query, e.g. a missing or invalid grant
+ * when the SQL names another node's product: then one line in why), with
+ * the request's caller, its grant bytes (QueryReq.grant, may be empty)
+ * and SQL; free is called when the query closes. Thread-safe fns. Without
+ * it queries read local products only. */
+typedef dm_err (*dm_query_pool_remote_make_fn)(void *ctx, const dm_rpc_caller_t *caller,
+                                              const uint8_t *grant, size_t grant_len,
+                                              const char *sql, dm_query_remote_t **out,
+                                              dm_buf_t *why);
+typedef void (*dm_query_pool_remote_free_fn)(void *ctx, dm_query_remote_t *remote);
+void dm_query_pool_set_remote(dm_query_pool_t *self, dm_query_pool_remote_make_fn make,
+                              dm_query_pool_remote_free_fn free_fn, void *ctx);
+
 /* Hands one request to the pool: env (QueryReq, QueryNext or QueryClose,
  * taken: *env is set NULL on DM_OK) from the client with routing id
  * rid_msg (copied), payload_msg is the request's message (its ZAP User-Id
@@ -76,5 +91,11 @@ void dm_query_pool_set_access(dm_query_pool_t *self, dm_query_pool_decide_fn fn,
  * thread. */
 DM_NODISCARD dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
                                           Dm__Envelope **env, dm_buf_t *why);
+/* dm_query_pool_forward with the caller given (a federated scan's: the
+ * consumer, relayed; caller->relay is then the client the caps count) in
+ * place of the one payload_msg names. */
+DM_NODISCARD dm_err dm_query_pool_forward_as(dm_query_pool_t *self, void *rid_msg,
+                                             void *payload_msg, const dm_rpc_caller_t *caller,
+                                             Dm__Envelope **env, dm_buf_t *why);
 
 #endif

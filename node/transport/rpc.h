@@ -67,6 +67,13 @@ typedef struct {
      * transport key (shown, never trusted as an identity). */
     uint8_t key[DM_ID_PUBLIC_BYTES];
     bool verified;
+    /* A federated scan (docs/protocol.md): a relaying node, authenticated
+     * as relay, asks on behalf of key (verified by the grant of session,
+     * the nonce of its open FedOpen). The owner decides on key, and only
+     * for products the session may scan. */
+    bool relayed;
+    uint8_t relay[DM_ID_PUBLIC_BYTES];
+    uint8_t session[16];
 } dm_rpc_caller_t;
 
 /* Fills *out from msg (a zmq_msg_t * received on the server socket, with

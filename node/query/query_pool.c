@@ -658,8 +658,9 @@ void dm_query_pool_set_access(dm_query_pool_t *self, dm_query_pool_decide_fn fn,
     self->decide_ctx = ctx;
 }
 
-dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
-                             Dm__Envelope **env, dm_buf_t *why)
+/* dm_query_pool_forward(_as): caller NULL takes the payload's. */
+static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
+                        const dm_rpc_caller_t *caller, Dm__Envelope **env, dm_buf_t *why)
 {
     zmq_msg_t *rid = rid_msg, *payload = payload_msg;
     Dm__Envelope *e = *env;
@@ -707,7 +708,9 @@ dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload
     zmq_msg_init(&r->rid);
     zmq_msg_copy(&r->rid, rid);
     r->env = e;
-    if (e->body_case == DM__ENVELOPE__BODY_QUERY_REQ)
+    if (e->body_case == DM__ENVELOPE__BODY_QUERY_REQ && caller)
+        r->caller = *caller;
+    else if (e->body_case == DM__ENVELOPE__BODY_QUERY_REQ)
         dm_rpc_caller(payload, &r->caller);
     dm_query_sched_req_t req = {
         .key = zmq_msg_gets(payload, "User-Id"),
@@ -729,4 +732,16 @@ dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload
     }
     *env = NULL;
     return DM_OK;
+}
+
+dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
+                             Dm__Envelope **env, dm_buf_t *why)
+{
+    return s_forward(self, rid_msg, payload_msg, NULL, env, why);
+}
+
+dm_err dm_query_pool_forward_as(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
+                                const dm_rpc_caller_t *caller, Dm__Envelope **env, dm_buf_t *why)
+{
+    return s_forward(self, rid_msg, payload_msg, caller, env, why);
 }

@@ -35,6 +35,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+mkdir -p bench/data
 data=bench/data/orders.ndjson
 [ -s "$data" ] || "${BIN[after]}/meshbench" gen orders 1000000 --seed 1 -o "$data" -q
 head -n "$records" "$data" > "$work/orders.ndjson"

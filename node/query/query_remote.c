@@ -68,6 +68,7 @@ typedef struct {
     bool scan_done, eof;
     dm_buf_t batch;        /* the batch being read */
     size_t at;             /* offset of the next row in batch */
+    uint32_t left;         /* rows of the batch the owner announced, not yet decoded */
     int *pos;              /* field -> index in row, -1: not selected */
     dm_rowbatch_value_t *row;
     size_t nsel;
@@ -444,6 +445,7 @@ static void s_reset(s_cursor *c, const s_vtab *vt)
     dm_buf_reset(&c->batch);
     dm_buf_reset(&c->fill);
     c->at = 0;
+    c->left = 0;
     c->caching = false;
     c->scan_done = true;
 }
@@ -477,6 +479,14 @@ static int s_decode(s_cursor *c, s_vtab *vt)
 {
     const uint8_t *p = (const uint8_t *)c->batch.data + c->at, *end = (const uint8_t *)c->batch.data + c->batch.len;
     size_t n = c->nsel ? c->nsel : 1;
+    if (c->scan && c->left-- == 0) {
+        dm_buf_t why = DM_BUF_INIT;
+        dm_buf_printf(&why, "%s.%s: the owner's batch holds more rows than it announced",
+                      vt->t->domain, vt->t->name);
+        int rc = s_fail(c, DM_ERR_PROTO, &why);
+        dm_buf_free(&why);
+        return rc;
+    }
     for (size_t k = 0; k < n; k++) {
         dm_rowbatch_value_t v;
         if (!dm_rowbatch_read(&p, end, &v)) {
@@ -507,6 +517,11 @@ static dm_err s_more(s_cursor *c, s_vtab *vt, dm_buf_t *why)
 {
     const dm_query_remote_t *rm = vt->ctx->remote;
     dm_qremote_t *r = vt->t->remote;
+    if (c->left) {
+        dm_buf_printf(why, "%s.%s: the owner announced %u more rows than its batch held",
+                      vt->t->domain, vt->t->name, c->left);
+        return DM_ERR_PROTO;
+    }
     dm_buf_reset(&c->batch);
     c->at = 0;
     if (c->scan && !c->scan_done) {
@@ -519,6 +534,7 @@ static dm_err s_more(s_cursor *c, s_vtab *vt, dm_buf_t *why)
         if (rc)
             return rc;
         c->scan_done = done;
+        c->left = nrows;
         if (c->caching && c->fill.len + c->batch.len <= S_CACHE_SCAN_MAX)
             dm_buf_append(&c->fill, c->batch.data, c->batch.len);
         else

@@ -471,3 +471,54 @@ Test(query_remote, literals_read_back_exactly)
     s_round_trip(db, "'a' || char(0) || 'b'", false);
     sqlite3_close(db);
 }
+
+Test(query_remote, a_cancel_reaches_the_remote_scan, .init = s_fed_setup, .fini = s_fed_teardown)
+{
+    dm_query_t *q = NULL;
+    dm_buf_t err = DM_BUF_INIT, batch = DM_BUF_INIT;
+    const char *sql = "SELECT n FROM big.nums";
+    cr_assert_eq(dm_query_open_fed(r_eng, sql, strlen(sql), NULL, &s_remote, &q, &err), DM_OK);
+    uint32_t n;
+    bool done = false;
+    cr_assert_eq(dm_query_fetch(q, 1, 0, &batch, &n, &done, &err), DM_OK, "%s", err.data);
+    cr_assert_eq(n, 1);
+    int nexts = s_seen.nexts;
+    dm_query_cancel(q);
+    dm_err rc = DM_OK;
+    for (int i = 0; i < S_BIG && rc == DM_OK && !done; i++)
+        rc = dm_query_fetch(q, 1, 0, &batch, &n, &done, &err);
+    cr_assert_eq(rc, DM_ERR_TIMEOUT, "%s", dm_err_str(rc));
+    cr_assert(strstr(err.data, "cancelled"), "%s", err.data);
+    cr_assert_leq(s_seen.nexts, nexts + 1); /* no batch asked for after the cancel */
+    dm_query_close(&q);
+    dm_buf_free(&err);
+    dm_buf_free(&batch);
+}
+
+/* An owner that announces more rows than its batch holds. */
+static dm_err s_rnext_lying(dm_query_rscan_t *s, int64_t deadline_ns, const atomic_bool *cancel,
+                            dm_buf_t *out, uint32_t *nrows, bool *done, dm_buf_t *why)
+{
+    dm_err rc = s_rnext(s, deadline_ns, cancel, out, nrows, done, why);
+    *nrows += 1;
+    return rc;
+}
+
+Test(query_remote, a_batch_that_does_not_match_its_count_is_refused, .init = s_fed_setup,
+     .fini = s_fed_teardown)
+{
+    dm_query_remote_t lying = s_remote;
+    lying.next = s_rnext_lying;
+    dm_query_t *q = NULL;
+    dm_buf_t err = DM_BUF_INIT, batch = DM_BUF_INIT;
+    const char *sql = "SELECT n FROM big.nums WHERE n < 10";
+    cr_assert_eq(dm_query_open_fed(r_eng, sql, strlen(sql), NULL, &lying, &q, &err), DM_OK);
+    uint32_t n;
+    bool done = false;
+    dm_err rc = dm_query_fetch(q, 100, 0, &batch, &n, &done, &err);
+    cr_assert_eq(rc, DM_ERR_PROTO, "%s", dm_err_str(rc));
+    cr_assert(strstr(err.data, "big.nums: the owner announced 1 more rows"), "%s", err.data);
+    dm_query_close(&q);
+    dm_buf_free(&err);
+    dm_buf_free(&batch);
+}

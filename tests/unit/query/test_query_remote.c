@@ -208,6 +208,23 @@ static const char *const S_QUERIES[] = {
     "SELECT n FROM big.nums WHERE n BETWEEN 10 AND 14 OR n = 4999 ORDER BY n DESC",
     "SELECT n FROM big.nums WHERE x = 3 ORDER BY n LIMIT 5 OFFSET 2",
     "SELECT DISTINCT x FROM big.nums ORDER BY x",
+    "SELECT * FROM logistics.events WHERE at = '2026-11-24T09:00:00Z'",
+    "SELECT * FROM logistics.events WHERE at >= '2026-11-24T09:00:00.000000Z' AND "
+    "at <= '2026-11-24T10:00:00.000000Z'",
+    "SELECT * FROM logistics.events WHERE day IN ('2026-11-24', '1969-12-31', 5)",
+    "SELECT e.what, o.orderId FROM commerce.orders o JOIN logistics.events e ON e.day = o.day",
+    "SELECT o.orderId FROM commerce.orders o WHERE o.customerId IN "
+    "(SELECT customerId FROM identity.customers WHERE tier >= 2)",
+    "SELECT * FROM identity.customers WHERE name > 'N' AND name <= 'n9' ORDER BY name LIMIT 5",
+    "SELECT c.customerId FROM identity.customers c JOIN big.nums n ON n.s = c.customerId",
+    "SELECT n.n FROM big.nums n JOIN identity.customers c ON c.customerId = n.n WHERE n.n < 20",
+    "SELECT n.n, c.customerId FROM big.nums n JOIN identity.customers c ON c.customerId > n.s "
+    "WHERE n.n < 3 AND c.customerId < 'c9'",
+    "SELECT n.n, c.customerId FROM big.nums n JOIN identity.customers c ON c.customerId < n.s "
+    "WHERE n.n < 3",
+    "SELECT l.orderNo, l.lineNo, n.s FROM commerce.lines l JOIN big.nums n ON n.n = l.price "
+    "WHERE l.orderNo < 3",
+    "SELECT n FROM big.nums WHERE n > 4990 OR x = 100 OR s IS NULL",
 };
 
 Test(query_remote, results_equal_native_sqlite, .init = s_fed_setup, .fini = s_fed_teardown)
@@ -448,7 +465,7 @@ static void s_round_trip(sqlite3 *db, const char *expr, bool want_ok)
         } else if (t != SQLITE_NULL) {
             int n = sqlite3_column_bytes(a, 0);
             cr_assert_eq(sqlite3_column_bytes(b, 0), n, "%s -> %s", expr, lit.data);
-            cr_assert_eq(memcmp(sqlite3_column_blob(b, 0), sqlite3_column_blob(a, 0), (size_t)n), 0);
+            cr_assert(n == 0 || !memcmp(sqlite3_column_blob(b, 0), sqlite3_column_blob(a, 0), (size_t)n));
         }
         sqlite3_finalize(b);
     }

@@ -162,7 +162,8 @@ static s_conn *s_pool_take(dm_query_engine_t *e, const dm_qtable_t *tables, size
         const dm_qctx_t *x = &(*pp)->ctx;
         bool same = x->ntables == n;
         for (size_t i = 0; same && i < n; i++)
-            same = x->tables[i].ref == tables[i].ref &&
+            same = (tables[i].remote ? dm_query__remote_same(&x->tables[i], &tables[i])
+                                     : x->tables[i].ref == tables[i].ref) &&
                    strcmp(x->tables[i].domain, tables[i].domain) == 0 &&
                    strcmp(x->tables[i].name, tables[i].name) == 0 &&
                    dm_query__same_access(&x->tables[i], &tables[i]);
@@ -195,9 +196,11 @@ static void s_release(dm_query_t *q)
     for (size_t i = 0; conn && i < conn->ctx.ntables; i++) {
         if (!conn->ctx.tables[i].remote)
             continue;
-        reusable = false; /* its tables reach owners as this query's consumer */
         dm_query__remote_explain(&conn->ctx.tables[i], &q->explain);
+        dm_query__remote_reset(&conn->ctx.tables[i], NULL); /* nothing of it to the next query */
     }
+    if (conn)
+        conn->ctx.remote = NULL;
     q->conn = NULL;
     q->db = NULL;
     q->ctx = NULL;
@@ -266,6 +269,8 @@ static dm_err s_create_tables(dm_query_t *q, dm_buf_t *why)
             dm_query__quote_ident(&sql, t->domain);
             dm_buf_puts(&sql, "; ");
         }
+        if (t->remote && (e = dm_query__remote_load(&q->ctx->tables[i], why)) != DM_OK)
+            break;
         dm_buf_puts(&sql, "CREATE VIRTUAL TABLE ");
         dm_query__quote_ident(&sql, t->domain);
         dm_buf_putc(&sql, '.');
@@ -445,6 +450,9 @@ static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len,
     if (!rc)
         rc = s_access(access, tables, ntables, sql, len, why);
     s_conn *reuse = rc ? NULL : s_pool_take(e, tables, ntables);
+    for (size_t i = 0; reuse && i < ntables; i++)
+        if (tables[i].remote)
+            dm_query__remote_reset(&reuse->ctx.tables[i], &tables[i]);
     if (rc || reuse) {
         dm_query__tables_free(e->registry, tables, ntables); /* a reused one holds its own */
         if (rc)

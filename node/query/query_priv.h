@@ -145,13 +145,22 @@ DM_NODISCARD int dm_query__register_module(sqlite3 *db, dm_qctx_t *ctx);
 
 /* ---- query_remote.c ---- */
 
-/* Asks remote about domain.name: DM_OK with *t filled (names, its own
- * contract and schema from the canonical JSON, the owner's row count),
- * DM_ERR_NOTFOUND when the mesh does not know it, else the failure with a
- * line in why (a contract that does not parse: DM_ERR_INVALID). */
+/* Asks remote about domain.name: DM_OK with *t filled (names, the
+ * contract's canonical JSON, the owner's row count; t->ref stays NULL
+ * until dm_query__remote_load), DM_ERR_NOTFOUND when the mesh does not
+ * know it, else the failure with a line in why. */
 DM_NODISCARD dm_err dm_query__remote_resolve(const dm_query_remote_t *remote, const char *domain,
                                              const char *name, dm_qtable_t *t, dm_buf_t *why);
-/* Frees what a remote table owns (its ref, counters, probe cache). */
+/* Parses t's contract (once) and sets t->ref. DM_ERR_INVALID naming the
+ * product when the text is not one contract of that name, DM_ERR_NOMEM. */
+DM_NODISCARD dm_err dm_query__remote_load(dm_qtable_t *t, dm_buf_t *why);
+/* Whether remote tables a and b have the same contract text (a pooled
+ * connection built for a serves b). */
+bool dm_query__remote_same(const dm_qtable_t *a, const dm_qtable_t *b);
+/* Forgets what a query did with t (counters, probe cache); with fresh
+ * (the same product, just resolved) takes its row count. */
+void dm_query__remote_reset(dm_qtable_t *t, const dm_qtable_t *fresh);
+/* Frees what a remote table owns (contract, schema, counters, cache). */
 void dm_query__remote_free(dm_qtable_t *t);
 /* Registers the remote module (DM_QUERY_REMOTE_MODULE) on db. */
 DM_NODISCARD int dm_query__register_remote(sqlite3 *db, dm_qctx_t *ctx);

@@ -45,7 +45,8 @@ typedef struct s_centry {
 } s_centry;
 
 struct dm_qremote {
-    dm_product_ref_t ref;  /* contract and schema, ours */
+    char *json;            /* the contract as resolved (canonical JSON) */
+    dm_product_ref_t ref;  /* contract and schema, ours, parsed once the table is created */
     uint64_t rows_est;     /* the owner's record count, 0: unknown */
     char *last_sql;
     uint64_t trips, rows, bytes, hits, scans;
@@ -85,38 +86,58 @@ dm_err dm_query__remote_resolve(const dm_query_remote_t *remote, const char *dom
     dm_err rc = remote->resolve(remote->ctx, domain, name, &json, &rows, why);
     if (rc)
         return rc;
+    dm_qremote_t *r = calloc(1, sizeof *r);
+    *t = (dm_qtable_t){.domain = strdup(domain), .name = strdup(name), .remote = r};
+    if (!r || !t->domain || !t->name || !json) {
+        free(json);
+        free(r);
+        free(t->domain);
+        free(t->name);
+        t->remote = NULL;
+        if (json)
+            return DM_ERR_NOMEM;
+        dm_buf_why(why, "%s.%s: the mesh holds no contract text for this product", domain, name);
+        return DM_ERR_INVALID;
+    }
+    r->json = json;
+    r->rows_est = rows;
+    return DM_OK;
+}
+
+dm_err dm_query__remote_load(dm_qtable_t *t, dm_buf_t *why)
+{
+    dm_qremote_t *r = t->remote;
+    if (r->ref.contract) {
+        t->ref = &r->ref;
+        return DM_OK;
+    }
     dm_contract_t **list = NULL;
     size_t n = 0;
     dm_diags_t diags = DM_DIAGS_INIT;
-    rc = json ? dm_contract_parse_opts("remote contract", json, strlen(json), NULL,
-                                       DM_CONTRACT_NO_COMPILE, &list, &n, &diags)
-              : DM_ERR_INVALID;
-    free(json);
+    dm_err rc = dm_contract_parse_opts("remote contract", r->json, strlen(r->json), NULL,
+                                       DM_CONTRACT_NO_COMPILE, &list, &n, &diags);
     dm_diags_clear(&diags);
-    if (!rc && (n != 1 || strcmp(list[0]->domain, domain) != 0 || strcmp(list[0]->name, name) != 0))
+    if (!rc && (n != 1 || strcmp(list[0]->domain, t->domain) != 0 ||
+                strcmp(list[0]->name, t->name) != 0))
         rc = DM_ERR_INVALID;
-    dm_qremote_t *r = rc ? NULL : calloc(1, sizeof *r);
-    if (!rc && !r)
-        rc = DM_ERR_NOMEM;
     if (rc) {
-        dm_buf_why(why, "%s.%s: the mesh's contract of this product is not valid (%s)", domain,
-                   name, rc == DM_ERR_INVALID ? "expected one contract of that name" : dm_err_str(rc));
+        dm_buf_why(why, "%s.%s: the mesh's contract of this product is not valid (%s)", t->domain,
+                   t->name, rc == DM_ERR_INVALID ? "expected one contract of that name" : dm_err_str(rc));
         dm_contract_list_destroy(&list, n);
         return rc == DM_ERR_NOMEM ? rc : DM_ERR_INVALID;
     }
     r->ref.contract = list[0];
     list[0] = NULL;
     dm_contract_list_destroy(&list, n);
-    r->rows_est = rows;
-    *t = (dm_qtable_t){.domain = strdup(domain), .name = strdup(name), .ref = &r->ref, .remote = r};
-    if (!t->domain || !t->name ||
-        (rc = dm_schema_new(r->ref.contract, &r->ref.schema, why)) != DM_OK) {
-        dm_query__remote_free(t);
-        free(t->domain);
-        free(t->name);
-        return rc ? rc : DM_ERR_NOMEM;
-    }
+    if ((rc = dm_schema_new(r->ref.contract, &r->ref.schema, why)) != DM_OK)
+        return rc;
+    t->ref = &r->ref;
     return DM_OK;
+}
+
+bool dm_query__remote_same(const dm_qtable_t *a, const dm_qtable_t *b)
+{
+    return a->remote && b->remote && strcmp(a->remote->json, b->remote->json) == 0;
 }
 
 /* Frees the probe cache of r. */
@@ -133,11 +154,24 @@ static void s_cache_free(dm_qremote_t *r)
     r->cache = NULL;
 }
 
+void dm_query__remote_reset(dm_qtable_t *t, const dm_qtable_t *fresh)
+{
+    dm_qremote_t *r = t->remote;
+    free(r->last_sql);
+    r->last_sql = NULL;
+    r->trips = r->rows = r->bytes = r->hits = r->scans = 0;
+    s_cache_free(r);
+    r->cache_bytes = 0;
+    if (fresh)
+        r->rows_est = fresh->remote->rows_est;
+}
+
 void dm_query__remote_free(dm_qtable_t *t)
 {
     dm_qremote_t *r = t->remote;
     if (!r)
         return;
+    free(r->json);
     dm_schema_destroy(&r->ref.schema);
     dm_contract_destroy(&r->ref.contract);
     free(r->last_sql);

@@ -539,3 +539,52 @@ Test(query_remote, a_batch_that_does_not_match_its_count_is_refused, .init = s_f
     dm_buf_free(&err);
     dm_buf_free(&batch);
 }
+
+/* Not an assertion of speed: prints what a point lookup through a remote
+ * table costs in the engine (owner in-process), for the notes. */
+Test(query_remote, point_lookup_cost, .init = s_fed_setup, .fini = s_fed_teardown)
+{
+    enum { N = 2000 };
+    static int64_t ns[N];
+    char sql[96];
+    for (int i = 0; i < N; i++) {
+        snprintf(sql, sizeof sql, "SELECT n, x, s FROM big.nums WHERE n = %d", (i * 7919) % S_BIG);
+        int64_t t0 = dm_clock_mono_ns();
+        char *got = s_fed(sql, NULL);
+        ns[i] = dm_clock_mono_ns() - t0;
+        cr_assert(got[0]);
+        free(got);
+    }
+    int64_t local = dm_clock_mono_ns();
+    for (int i = 0; i < N; i++) {
+        snprintf(sql, sizeof sql, "SELECT n, x, s FROM big.nums WHERE n = %d", (i * 7919) % S_BIG);
+        free(s_run(sql));
+    }
+    local = (dm_clock_mono_ns() - local) / N;
+    for (int i = 1; i < N; i++) /* insertion sort: small N */
+        for (int j = i; j > 0 && ns[j - 1] > ns[j]; j--) {
+            int64_t t = ns[j];
+            ns[j] = ns[j - 1];
+            ns[j - 1] = t;
+        }
+    cr_log_info("remote point lookup in the engine: p50 %lld us, p99 %lld us (local mean %lld us)",
+                (long long)ns[N / 2] / 1000, (long long)ns[N * 99 / 100] / 1000,
+                (long long)local / 1000);
+    cr_assert_gt(ns[N / 2], 0);
+}
+
+Test(query_remote, a_pooled_connection_keeps_nothing_of_the_last_query, .init = s_fed_setup,
+     .fini = s_fed_teardown)
+{
+    const char *sql = "SELECT x FROM big.nums WHERE n = 12";
+    char *ex1 = NULL, *ex2 = NULL, *a = s_fed(sql, &ex1), *b = s_fed(sql, &ex2);
+    cr_assert_str_eq(a, "5\n");
+    cr_assert_str_eq(b, "5\n");
+    cr_assert_str_eq(ex1, ex2); /* counters start again */
+    cr_assert(strstr(ex2, "1 scans, 2 round trips, 1 rows"), "%s", ex2);
+    cr_assert_eq(s_seen.opens, 2); /* the probe cache went with the first query */
+    free(a);
+    free(b);
+    free(ex1);
+    free(ex2);
+}

@@ -52,6 +52,9 @@ struct dm_qremote {
     uint64_t trips, rows, bytes, hits, scans;
     s_centry **cache;      /* S_CACHE_SLOTS chains, allocated on first use */
     size_t cache_bytes;
+    dm_query_remote_snap_t *snap; /* the table read whole for probes (query_remote_snap.c) */
+    bool snap_failed;      /* tried and did not fit: not again in this query */
+    uint64_t misses, snap_hits; /* probes the owner answered; probes the snapshot did */
 };
 
 typedef struct {
@@ -162,6 +165,9 @@ void dm_query__remote_reset(dm_qtable_t *t, const dm_qtable_t *fresh)
     r->trips = r->rows = r->bytes = r->hits = r->scans = 0;
     s_cache_free(r);
     r->cache_bytes = 0;
+    dm_query_remote__snap_free(&r->snap);
+    r->snap_failed = false;
+    r->misses = r->snap_hits = 0;
     if (fresh)
         r->rows_est = fresh->remote->rows_est;
 }
@@ -176,6 +182,7 @@ void dm_query__remote_free(dm_qtable_t *t)
     dm_contract_destroy(&r->ref.contract);
     free(r->last_sql);
     s_cache_free(r);
+    dm_query_remote__snap_free(&r->snap);
     free(r);
     t->remote = NULL;
     t->ref = NULL;
@@ -185,7 +192,7 @@ void dm_query__remote_explain(const dm_qtable_t *t, dm_buf_t *out)
 {
     const dm_qremote_t *r = t->remote;
     dm_buf_printf(out, "%s.%s: ", t->domain, t->name);
-    if (!r->last_sql) {
+    if (!r->last_sql && !r->snap) {
         dm_buf_printf(out, "no SELECT sent (%llu scans)%s\n", (unsigned long long)r->scans,
                       r->hits ? ", all from the probe cache" : "");
         return;
@@ -200,6 +207,9 @@ void dm_query__remote_explain(const dm_qtable_t *t, dm_buf_t *out)
                   (unsigned long long)r->rows, (unsigned long long)r->bytes);
     if (r->hits)
         dm_buf_printf(out, ", %llu probes from the cache", (unsigned long long)r->hits);
+    if (r->snap)
+        dm_buf_printf(out, ", read whole once (%zu rows) for %llu probes",
+                      dm_query_remote__snap_rows(r->snap), (unsigned long long)r->snap_hits);
     dm_buf_putc(out, '\n');
 }
 
@@ -541,7 +551,7 @@ static int s_decode(s_cursor *c, s_vtab *vt)
     for (size_t i = start; i < c->at; i++)
         h = (h ^ (uint8_t)c->batch.data[i]) * UINT64_C(1099511628211);
     c->rowid = (int64_t)(h >> 1);
-    vt->t->remote->rows++;
+    vt->t->remote->rows += c->scan != NULL; /* rows that crossed the network */
     vt->ctx->walked++;
     return SQLITE_OK;
 }
@@ -624,6 +634,45 @@ static int s_columns(s_cursor *c, const s_vtab *vt, uint64_t used)
     return SQLITE_OK;
 }
 
+/* Answers a probe (plan: one equality SQLite checks) from the table read
+ * whole, reading it first after DM_QUERY_REMOTE_SNAP_AFTER probes the
+ * owner answered. False when the owner must be asked; else *src is
+ * xFilter's result. */
+static bool s_snap_serve(s_cursor *c, s_vtab *vt, const dm_query_remote_plan_t *plan,
+                         sqlite3_value *v, int *src)
+{
+    dm_qremote_t *r = vt->t->remote;
+    int col = plan->terms[0].col;
+    if (!r->snap && !r->snap_failed && ++r->misses >= DM_QUERY_REMOTE_SNAP_AFTER &&
+        r->rows_est && r->rows_est <= DM_QUERY_REMOTE_SNAP_ROWS) {
+        dm_query_remote_count_t n = {0};
+        dm_buf_t why = DM_BUF_INIT;
+        dm_err rc = dm_query_remote__snap_build(vt->ctx->remote, vt->t, plan, col,
+                                                vt->ctx->deadline_ns, &vt->ctx->cancel, &r->snap,
+                                                &n, &why);
+        r->trips += n.trips;
+        r->rows += n.rows;
+        r->bytes += n.bytes;
+        r->snap_failed = !r->snap;
+        if (rc) {
+            *src = s_fail(c, rc, &why);
+            dm_buf_free(&why);
+            return true;
+        }
+        dm_buf_free(&why);
+    }
+    if (!r->snap || !dm_query_remote__snap_matches(r->snap, plan->used, col))
+        return false;
+    dm_buf_reset(&c->batch);
+    if (!dm_query_remote__snap_probe(r->snap, vt->c, v, &c->batch))
+        return false;
+    r->snap_hits++;
+    c->isql = c->nsql;
+    c->eof = c->batch.len == 0;
+    *src = c->eof ? SQLITE_OK : s_decode(c, vt);
+    return true;
+}
+
 /* xFilter: builds the SELECTs of the plan and reads the first row. */
 static int s_filter(sqlite3_vtab_cursor *base, int empty, const char *idxstr, int argc,
                     sqlite3_value **argv)
@@ -663,6 +712,9 @@ static int s_filter(sqlite3_vtab_cursor *base, int empty, const char *idxstr, in
             c->eof = true;
         return c->eof ? SQLITE_OK : s_decode(c, vt);
     }
+    if (plan.nterms == 1 && plan.terms[0].op == DM_QUERY_REMOTE_EQ && !plan.terms[0].omit &&
+        plan.norder == 0 && argc >= 1 && s_snap_serve(c, vt, &plan, argv[0], &src))
+        return src;
     c->caching = c->nsql == 1;
     return s_next(base);
 }

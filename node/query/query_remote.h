@@ -70,4 +70,38 @@ void dm_query_remote__sqls_free(char **sqls, size_t n);
 bool dm_query_remote__pushable(const dm_contract_t *c, size_t f, int op, sqlite3_value *v,
                           bool *exact, bool *never);
 
+/* ---- query_remote_snap.c: a table read whole once for a join's probes ---- */
+
+#define DM_QUERY_REMOTE_SNAP_AFTER 8         /* probes the owner answered before reading whole */
+#define DM_QUERY_REMOTE_SNAP_ROWS 250000     /* owner's row count at most */
+#define DM_QUERY_REMOTE_SNAP_BYTES (64 << 20) /* bytes of rows at most, else given up */
+
+typedef struct dm_query_remote_snap dm_query_remote_snap_t;
+
+/* What a remote read cost: round trips (open and next), rows and bytes. */
+typedef struct {
+    uint64_t trips, rows, bytes;
+} dm_query_remote_count_t;
+
+/* Reads t whole (the columns of plan) through rm and indexes the rows by
+ * field col. DM_OK with *out NULL when it does not fit or a value of col
+ * has another type than the column's; a failure of the owner with its
+ * line in why. count grows by what moved. */
+DM_NODISCARD dm_err dm_query_remote__snap_build(const dm_query_remote_t *rm, const dm_qtable_t *t,
+                                                const dm_query_remote_plan_t *plan, int col,
+                                                int64_t deadline_ns, const atomic_bool *cancel,
+                                                dm_query_remote_snap_t **out,
+                                                dm_query_remote_count_t *count, dm_buf_t *why);
+/* Whether s was read with columns used and indexed by col. */
+bool dm_query_remote__snap_matches(const dm_query_remote_snap_t *s, uint64_t used, int col);
+/* Appends to out the rows whose col equals v, as SQLite's "col = v" would
+ * find them; false (nothing appended) when v does not convert exactly and
+ * the owner must be asked. */
+bool dm_query_remote__snap_probe(const dm_query_remote_snap_t *s, const dm_contract_t *c,
+                                 sqlite3_value *v, dm_buf_t *out);
+/* Rows held. */
+size_t dm_query_remote__snap_rows(const dm_query_remote_snap_t *s);
+/* NULL-safe; sets *snap_p NULL. */
+void dm_query_remote__snap_free(dm_query_remote_snap_t **snap_p);
+
 #endif

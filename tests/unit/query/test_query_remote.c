@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "query/query_priv.h"
+#include "query/query_remote.h"
 
 TestSuite(query_remote, .timeout = 120);
 
@@ -225,6 +226,15 @@ static const char *const S_QUERIES[] = {
     "SELECT l.orderNo, l.lineNo, n.s FROM commerce.lines l JOIN big.nums n ON n.n = l.price "
     "WHERE l.orderNo < 3",
     "SELECT n FROM big.nums WHERE n > 4990 OR x = 100 OR s IS NULL",
+    "SELECT l.sku, c.name FROM commerce.lines l CROSS JOIN identity.customers c "
+    "WHERE c.customerId = l.sku",
+    "SELECT l.orderNo, c.name FROM commerce.lines l CROSS JOIN identity.customers c "
+    "WHERE c.customerId = 'x' || substr('000' || l.orderNo, -4, 4)",
+    "SELECT k.k, n.x FROM local.keys k CROSS JOIN big.nums n WHERE n.n = k.k / 2.0 AND k.k < 60",
+    "SELECT k.k, n.n FROM local.keys k CROSS JOIN big.nums n WHERE n.s = k.k AND k.k < 30",
+    "SELECT count(*), sum(n.n) FROM local.keys k CROSS JOIN big.nums n "
+    "WHERE n.s = CAST(k.k AS TEXT) AND k.k < 100",
+    "SELECT count(*), sum(n.x) FROM local.keys k CROSS JOIN big.nums n WHERE n.n = k.k",
 };
 
 Test(query_remote, results_equal_native_sqlite, .init = s_fed_setup, .fini = s_fed_teardown)
@@ -587,4 +597,21 @@ Test(query_remote, a_pooled_connection_keeps_nothing_of_the_last_query, .init = 
     free(b);
     free(ex1);
     free(ex2);
+}
+
+Test(query_remote, many_probes_read_a_small_table_once, .init = s_fed_setup,
+     .fini = s_fed_teardown)
+{
+    const char *sql = "SELECT count(*), sum(n.x) FROM local.keys k CROSS JOIN big.nums n "
+                      "WHERE n.n = k.k + 1";
+    char *ex = NULL, *got = s_fed(sql, &ex);
+    sqlite3 *nat = s_native_all();
+    char *want = s_run_native(nat, sql);
+    cr_assert_str_eq(got, want);
+    cr_assert_eq(s_seen.opens, DM_QUERY_REMOTE_SNAP_AFTER, "%s", ex); /* the probes, then the read */
+    cr_assert(strstr(ex, "read whole once (5000 rows) for 993 probes"), "%s", ex);
+    sqlite3_close(nat);
+    free(got);
+    free(want);
+    free(ex);
 }

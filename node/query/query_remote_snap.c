@@ -167,6 +167,8 @@ dm_err dm_query_remote__snap_build(const dm_query_remote_t *rm, const dm_qtable_
     size_t nsql = 0, nsel = 0, pos = 0;
     bool empty = false;
     *out = NULL;
+    if (col < 0 || (size_t)col >= c->nfields || !dm_query_remote__uses(c, plan->used, (size_t)col))
+        return DM_OK; /* the probed column would not be read: no index */
     for (size_t f = 0; f < c->nfields; f++) {
         if ((int)f == col)
             pos = nsel;

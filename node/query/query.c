@@ -58,6 +58,7 @@ struct dm_query {
     char **names, **decltypes;
     bool done;
     uint64_t walked; /* ctx->walked, kept when the connection goes back */
+    dm_buf_t explain; /* the remote tables' lines, kept when the connection goes */
     pthread_mutex_t hold; /* dm_query_cancel against s_release handing ctx on */
 };
 
@@ -161,7 +162,8 @@ static s_conn *s_pool_take(dm_query_engine_t *e, const dm_qtable_t *tables, size
         const dm_qctx_t *x = &(*pp)->ctx;
         bool same = x->ntables == n;
         for (size_t i = 0; same && i < n; i++)
-            same = x->tables[i].ref == tables[i].ref &&
+            same = (tables[i].remote ? dm_query__remote_same(&x->tables[i], &tables[i])
+                                     : x->tables[i].ref == tables[i].ref) &&
                    strcmp(x->tables[i].domain, tables[i].domain) == 0 &&
                    strcmp(x->tables[i].name, tables[i].name) == 0 &&
                    dm_query__same_access(&x->tables[i], &tables[i]);
@@ -191,6 +193,14 @@ static void s_release(dm_query_t *q)
     if (q->ctx)
         q->walked = q->ctx->walked;
     bool reusable = q->reusable && conn && !atomic_load(&conn->ctx.cancel);
+    for (size_t i = 0; conn && i < conn->ctx.ntables; i++) {
+        if (!conn->ctx.tables[i].remote)
+            continue;
+        dm_query__remote_explain(&conn->ctx.tables[i], &q->explain);
+        dm_query__remote_reset(&conn->ctx.tables[i], NULL); /* nothing of it to the next query */
+    }
+    if (conn)
+        conn->ctx.remote = NULL;
     q->conn = NULL;
     q->db = NULL;
     q->ctx = NULL;
@@ -217,6 +227,7 @@ void dm_query_close(dm_query_t **q_p)
     }
     free(q->names);
     free(q->decltypes);
+    dm_buf_free(&q->explain);
     pthread_mutex_destroy(&q->hold);
     free(q);
     *q_p = NULL;
@@ -258,13 +269,15 @@ static dm_err s_create_tables(dm_query_t *q, dm_buf_t *why)
             dm_query__quote_ident(&sql, t->domain);
             dm_buf_puts(&sql, "; ");
         }
+        if (t->remote && (e = dm_query__remote_load(&q->ctx->tables[i], why)) != DM_OK)
+            break;
         dm_buf_puts(&sql, "CREATE VIRTUAL TABLE ");
         dm_query__quote_ident(&sql, t->domain);
         dm_buf_putc(&sql, '.');
         dm_buf_reset(&name);
         dm_buf_printf(&name, "%s%s", t->name, dm_query__viewed(t) ? DM_QUERY_RAW_SUFFIX : "");
         dm_query__quote_ident(&sql, name.data);
-        dm_buf_puts(&sql, " USING " DM_QUERY_MODULE);
+        dm_buf_puts(&sql, t->remote ? " USING " DM_QUERY_REMOTE_MODULE : " USING " DM_QUERY_MODULE);
         e = s_exec(q->db, sql.data, why);
         if (!e && dm_query__viewed(t))
             e = dm_query__create_view(q->db, t, why);
@@ -322,6 +335,7 @@ static dm_err s_build(dm_query_t *q, dm_buf_t *why)
     if ((rc = dm_query__harden(q->db, why)))
         return rc;
     if (dm_query__register_module(q->db, q->ctx) != SQLITE_OK ||
+        dm_query__register_remote(q->db, q->ctx) != SQLITE_OK ||
         dm_query__register_printf(q->db, q->ctx) != SQLITE_OK) {
         dm_buf_printf(why, "registering the product tables failed: %s", sqlite3_errmsg(q->db));
         return DM_ERR_NOMEM;
@@ -409,9 +423,10 @@ static dm_err s_access(const dm_query_access_t *access, dm_qtable_t *tables, siz
     return rc;
 }
 
-/* dm_query_open_as's work; why is never NULL here. */
+/* dm_query_open_fed's work; why is never NULL here. */
 static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len,
-                     const dm_query_access_t *access, dm_query_t **out, dm_buf_t *why)
+                     const dm_query_access_t *access, const dm_query_remote_t *remote,
+                     dm_query_t **out, dm_buf_t *why)
 {
     if (len > e->limits.max_sql_bytes) {
         dm_buf_printf(why, "the SQL is %zu bytes; a query may have at most %zu", len,
@@ -425,7 +440,8 @@ static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len,
     q->e = e;
     dm_qtable_t *tables = NULL;
     size_t ntables = 0, ndomains = 0;
-    dm_err rc = dm_query__find_tables(e->registry, sql, len, &tables, &ntables, &ndomains);
+    dm_err rc = dm_query__find_tables(e->registry, remote, sql, len, &tables, &ntables,
+                                      &ndomains, why);
     if (!rc && ndomains > DM_QUERY_MAX_DOMAINS) {
         dm_buf_printf(why, "the statement names %zu domains; a query may name at most %d", ndomains,
                       DM_QUERY_MAX_DOMAINS);
@@ -434,6 +450,9 @@ static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len,
     if (!rc)
         rc = s_access(access, tables, ntables, sql, len, why);
     s_conn *reuse = rc ? NULL : s_pool_take(e, tables, ntables);
+    for (size_t i = 0; reuse && i < ntables; i++)
+        if (tables[i].remote)
+            dm_query__remote_reset(&reuse->ctx.tables[i], &tables[i]);
     if (rc || reuse) {
         dm_query__tables_free(e->registry, tables, ntables); /* a reused one holds its own */
         if (rc)
@@ -453,6 +472,8 @@ static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len,
     q->ctx->timeout_ms = e->limits.timeout_ms;
     q->ctx->deadline_ns = dm_clock_mono_ns() + e->limits.timeout_ms * S_NS_PER_MS;
     atomic_init(&q->ctx->cancel, false);
+    q->ctx->remote = remote;
+    q->ctx->remote_err = DM_OK;
     q->ctx->timed_out = false;
     q->ctx->walked = 0;
     q->ctx->denied[0] = 0;
@@ -494,12 +515,19 @@ dm_err dm_query_open(dm_query_engine_t *e, const char *sql, size_t len, dm_query
 dm_err dm_query_open_as(dm_query_engine_t *e, const char *sql, size_t len,
                         const dm_query_access_t *access, dm_query_t **out, dm_buf_t *why)
 {
+    return dm_query_open_fed(e, sql, len, access, NULL, out, why);
+}
+
+dm_err dm_query_open_fed(dm_query_engine_t *e, const char *sql, size_t len,
+                         const dm_query_access_t *access, const dm_query_remote_t *remote,
+                         dm_query_t **out, dm_buf_t *why)
+{
     *out = NULL;
     dm_buf_t scratch = DM_BUF_INIT; /* why may be NULL: the failure still needs a place */
     if (!why)
         why = &scratch;
     size_t why_at = why->len;
-    dm_err rc = s_open(e, sql, len, access, out, why);
+    dm_err rc = s_open(e, sql, len, access, remote, out, why);
     if (rc == DM_ERR_NOMEM && why->len == why_at)
         dm_buf_puts(why, "out of memory");
     dm_buf_free(&scratch);
@@ -519,6 +547,18 @@ const char *dm_query_column_decltype(const dm_query_t *q, int i)
 }
 
 uint64_t dm_query_rows_walked(const dm_query_t *q) { return q->ctx ? q->ctx->walked : q->walked; }
+
+void dm_query_explain(const dm_query_t *q, dm_buf_t *out)
+{
+    if (!q->ctx) {
+        if (q->explain.len)
+            dm_buf_append(out, q->explain.data, q->explain.len);
+        return;
+    }
+    for (size_t i = 0; i < q->ctx->ntables; i++)
+        if (q->ctx->tables[i].remote)
+            dm_query__remote_explain(&q->ctx->tables[i], out);
+}
 
 void dm_query_cancel(dm_query_t *q)
 {
@@ -567,6 +607,9 @@ static dm_err s_step_error(dm_query_t *q, int rc, dm_buf_t *why)
     if (atomic_load(&q->ctx->cancel)) {
         dm_buf_puts(why, "the query was cancelled");
         e = DM_ERR_TIMEOUT;
+    } else if (q->ctx->remote_err) { /* the remote table's line is SQLite's message */
+        dm_buf_puts(why, sqlite3_errmsg(q->db));
+        e = q->ctx->remote_err;
     } else if (q->ctx->timed_out || rc == SQLITE_INTERRUPT) {
         dm_buf_printf(why, "the query ran into its time limit of %lld ms and was stopped",
                       (long long)q->ctx->timeout_ms);

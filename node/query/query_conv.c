@@ -1,5 +1,6 @@
 /* query_conv.c: SQL values as key values of a product's columns (the
- * virtual table's bounds, query_vtab.c) and timestamps as SQL text. */
+ * virtual table's bounds, query_vtab.c), timestamps as SQL text, quoted
+ * identifiers. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -150,3 +151,13 @@ dm_qconv dm_query__convert(const dm_contract_t *c, size_t f, int op, sqlite3_val
     }
 }
 
+void dm_query__quote_ident(dm_buf_t *out, const char *ident)
+{
+    dm_buf_putc(out, '"');
+    for (const char *p = ident; *p; p++) {
+        if (*p == '"')
+            dm_buf_putc(out, '"');
+        dm_buf_putc(out, *p);
+    }
+    dm_buf_putc(out, '"');
+}

@@ -18,7 +18,7 @@
  * (the requests on it may be the new client's; the old ones then run to
  * their limits, as before), any other cancels exactly the dead client's
  * work. */
-#include "query/query_pool.h"
+#include "query/query_pool_priv.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -44,67 +44,8 @@
 #define DM_QUERY_OUT_HWM 256 /* replies queued to the outbox per socket */
 #define DM_QUERY_SEND_WAIT_MS 2000 /* a worker's reply waits this long for the node loop */
 #define DM_QUERY_EVENT_BYTES 6 /* monitor event frame: uint16 event, uint32 value */
-#define DM_QUERY_ACTS_MIN 16
 
-/* A queued request: what the worker needs to run and answer it, and who
- * sent it (read on the node loop, where the message's metadata is). */
-typedef struct {
-    zmq_msg_t rid;
-    Dm__Envelope *env;
-    dm_rpc_caller_t caller;
-} s_req;
 
-typedef struct {
-    dm_query_pool_t *pool;
-    unsigned index;
-    pthread_t thread;
-    bool running;
-    dm_query_t *q;  /* the query it runs (guarded by the pool's lock) */
-} s_worker;
-
-/* An open query as the scheduler holds it: the query and the batch size
- * its client asked for. */
-typedef struct {
-    dm_query_t *q;
-    uint32_t max_rows;
-} s_open;
-
-/* Closes an open query and frees its holder. NULL-safe. */
-static void s_open_close(s_open **o_p)
-{
-    if (!*o_p)
-        return;
-    dm_query_close(&(*o_p)->q);
-    free(*o_p);
-    *o_p = NULL;
-}
-
-/* Actions taken out of the scheduler under the lock, run after it. */
-typedef struct {
-    dm_query_sched_act_t *a;
-    size_t n, cap;
-} s_acts;
-
-struct dm_query_pool {
-    void *ctx;
-    dm_query_engine_t *engine;
-    pthread_mutex_t lock;
-    pthread_cond_t work;
-    dm_query_sched_t *sched;
-    bool stopping;
-    unsigned n; /* workers, the short lane last */
-    s_worker *workers;
-    pthread_t watcher;
-    bool watcher_running;
-    void *out;       /* the workers' and watcher's outbox socket, under out_lock:
-                      * one pipe, so a cursor's replies arrive in order */
-    pthread_mutex_t out_lock;
-    void *mon;       /* the ROUTER monitor, once watched (the watcher reads it) */
-    void *loop_out;  /* the node loop's outbox socket, for close replies */
-    dm_query_pool_decide_fn decide; /* set before the first forward, then read-only */
-    dm_query_pool_describable_fn describable;
-    void *decide_ctx;
-};
 
 /* The access of one query (query.h): the pool's decision with the caller
  * of the request. */
@@ -127,129 +68,21 @@ static bool s_describable(void *arg, const char *domain, const char *product)
            a->pool->describable(a->pool->decide_ctx, a->caller, domain, product);
 }
 
-/* Sends a packed reply (msg is consumed). */
-static void s_send_msg(void *out, zmq_msg_t *rid, zmq_msg_t *msg)
-{
-    zmq_msg_t r;
-    zmq_msg_init(&r);
-    zmq_msg_copy(&r, rid);
-    if (zmq_msg_send(&r, out, ZMQ_SNDMORE) < 0 || zmq_msg_send(msg, out, 0) < 0) {
-        dm_log_warn("query: a reply could not be queued: %s", zmq_strerror(errno));
-        zmq_msg_close(&r);
-        zmq_msg_close(msg);
-    }
-}
-
-/* Packs env into *msg; false (msg empty) when out of memory. */
-static bool s_pack(const Dm__Envelope *env, zmq_msg_t *msg)
-{
-    if (dm_rpc_pack(env, msg) == DM_OK)
-        return true;
-    dm_log_err("query: out of memory packing a reply");
-    return false;
-}
-
-static bool s_pack_error(uint64_t id, dm_err code, const char *text, zmq_msg_t *msg)
-{
-    Dm__Envelope env;
-    Dm__Error e;
-    dm_envelope_error(&env, &e, id, code, text);
-    return s_pack(&env, msg);
-}
-
-static void s_send_error(void *out, zmq_msg_t *rid, uint64_t id, dm_err code, const char *text)
-{
-    zmq_msg_t msg;
-    if (s_pack_error(id, code, text, &msg))
-        s_send_msg(out, rid, &msg);
-}
-
-/* Sends a reply through the pool's shared socket (msg is consumed). */
-static void s_reply(dm_query_pool_t *self, zmq_msg_t *rid, zmq_msg_t *msg)
-{
-    pthread_mutex_lock(&self->out_lock);
-    s_send_msg(self->out, rid, msg);
-    pthread_mutex_unlock(&self->out_lock);
-}
-
-static void s_req_free(s_req *r)
-{
-    if (!r)
-        return;
-    zmq_msg_close(&r->rid);
-    if (r->env)
-        dm__envelope__free_unpacked(r->env, NULL);
-    free(r);
-}
-
-/* The error code a reason is reported with: "busy" ones as DM_ERR_BUSY
- * (like every other "the node is busy"), the rest as a cancel. */
-static dm_err s_reason_code(dm_query_sched_reason why)
-{
-    return why == DM_QUERY_SCHED_WAITED || why == DM_QUERY_SCHED_SHORT ? DM_ERR_BUSY : DM_ERR_TIMEOUT;
-}
-
-/* Takes the scheduler's pending actions (call with the lock held): cancels
- * now, the rest into acts for s_run_acts. */
-static void s_collect(dm_query_pool_t *self, s_acts *acts)
-{
-    dm_query_sched_act_t a;
-    while (dm_query_sched_action(self->sched, &a)) {
-        if (a.reason == DM_QUERY_SCHED_GONE)
-            dm_log_debug("query: %s: its client disconnected",
-                         a.kind == DM_QUERY_SCHED_CANCEL ? "a running query cancelled"
-                         : a.kind == DM_QUERY_SCHED_DROP ? "a queued request dropped"
-                                                    : "an open query closed");
-        if (a.kind == DM_QUERY_SCHED_CANCEL) {
-            if (a.worker < self->n && self->workers[a.worker].q)
-                dm_query_cancel(self->workers[a.worker].q);
-            continue;
-        }
-        if (!dm_array_reserve(&acts->a, &acts->cap, acts->n + 1, sizeof *acts->a,
-                              DM_QUERY_ACTS_MIN))
-            abort(); /* losing it would leak a query or leave a client waiting */
-        acts->a[acts->n++] = a;
-    }
-}
-
-/* Carries out collected actions without the lock; out answers refusals. */
-static void s_run_acts(dm_query_pool_t *self, void *out, s_acts *acts)
-{
-    for (size_t i = 0; i < acts->n; i++) {
-        dm_query_sched_act_t *a = &acts->a[i];
-        if (a->kind == DM_QUERY_SCHED_CLOSE) {
-            s_open *o = a->ptr;
-            s_open_close(&o);
-        } else if (a->kind == DM_QUERY_SCHED_REFUSE || a->kind == DM_QUERY_SCHED_DROP) {
-            s_req *r = a->ptr;
-            if (a->kind == DM_QUERY_SCHED_REFUSE && out) {
-                char text[DM_QUERY_SCHED_WHY_MAX];
-                dm_query_sched_reason_text(self->sched, a->reason, text, sizeof text);
-                if (out == self->out)
-                    pthread_mutex_lock(&self->out_lock);
-                s_send_error(out, &r->rid, r->env->id, s_reason_code(a->reason), text);
-                if (out == self->out)
-                    pthread_mutex_unlock(&self->out_lock);
-            }
-            s_req_free(r);
-        }
-    }
-    acts->n = 0;
-}
 
 /* Fetches the next batch of q and packs the reply into *msg (cursor id
  * names the query to the client; first: with the columns). *ended is true
  * when the query is over (finished or failed). On a failure the reason of
  * a cancel (read under the lock) words the message. */
-static void s_fetch_pack(s_worker *w, dm_query_t *q, uint32_t max_rows, uint64_t cursor,
+static void s_fetch_pack(dm_query_pool_worker_t *w, dm_query_pool_open_t *o, uint64_t cursor,
                          uint64_t id, bool first, zmq_msg_t *msg, bool *ended, bool *packed)
 {
+    dm_query_t *q = o->q;
     dm_query_pool_t *self = w->pool;
     dm_buf_t rows = DM_BUF_INIT, err = DM_BUF_INIT;
     uint32_t nrows = 0;
     bool done = false;
     *packed = false;
-    dm_err rc = dm_query_fetch(q, max_rows, DM_QUERY_BATCH_BYTES, &rows, &nrows, &done, &err);
+    dm_err rc = dm_query_fetch(q, o->max_rows, DM_QUERY_BATCH_BYTES, &rows, &nrows, &done, &err);
     if (rc != DM_OK) {
         pthread_mutex_lock(&self->lock);
         dm_query_sched_reason why = dm_query_sched_cancelled(self->sched, w->index);
@@ -258,7 +91,7 @@ static void s_fetch_pack(s_worker *w, dm_query_t *q, uint32_t max_rows, uint64_t
         if (why)
             dm_query_sched_reason_text(self->sched, why, text, sizeof text);
         *ended = true;
-        *packed = s_pack_error(id, why ? s_reason_code(why) : rc,
+        *packed = dm_query_pool__pack_error(id, why ? dm_query_pool__reason_code(why) : rc,
                                why ? text : err.len ? err.data : dm_err_str(rc), msg);
         goto out;
     }
@@ -280,6 +113,11 @@ static void s_fetch_pack(s_worker *w, dm_query_t *q, uint32_t max_rows, uint64_t
     rep.rows.len = rows.len;
     rep.nrows = nrows;
     rep.done = done;
+    dm_buf_t explain = DM_BUF_INIT;
+    if (done && o->explain) {
+        dm_query_explain(q, &explain);
+        rep.explain = explain.data ? explain.data : "";
+    }
     dm_envelope_init(&env, id, DM__ENVELOPE__BODY_QUERY_REP, &rep);
     if (dm__envelope__get_packed_size(&env) > (size_t)DM_RPC_MAX_MSG_BYTES) {
         /* One row alone can outgrow a message (huge blobs): say so rather
@@ -289,12 +127,13 @@ static void s_fetch_pack(s_worker *w, dm_query_t *q, uint32_t max_rows, uint64_t
                  "a batch of this query's rows is larger than the %lld-byte message limit (a "
                  "single row this large cannot be sent); select fewer or smaller columns",
                  (long long)DM_RPC_MAX_MSG_BYTES);
-        *packed = s_pack_error(id, DM_ERR_TOOBIG, text, msg);
+        *packed = dm_query_pool__pack_error(id, DM_ERR_TOOBIG, text, msg);
         done = true;
     } else {
-        *packed = s_pack(&env, msg);
+        *packed = dm_query_pool__pack(&env, msg);
     }
     *ended = done;
+    dm_buf_free(&explain);
     free(cols);
     free(ptrs);
 out:
@@ -313,27 +152,36 @@ static uint64_t s_cursor_id(void)
 
 /* Runs a new query: opens it, fetches its first batch, keeps it open as a
  * cursor when more rows follow. */
-static void s_run_open(s_worker *w, s_req *r, s_acts *acts)
+static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_query_pool_acts_t *acts)
 {
     dm_query_pool_t *self = w->pool;
     const Dm__QueryReq *qr = r->env->query_req;
     const char *sql = qr && qr->sql ? qr->sql : "";
     dm_buf_t err = DM_BUF_INIT;
     dm_query_t *q = NULL;
-    s_open *o = NULL;
+    dm_query_pool_open_t *o = NULL;
     zmq_msg_t msg;
     bool packed = false, ended = true, must_close = false;
     s_access_ctx actx = {self, &r->caller};
     dm_query_access_t access = {s_decide, &actx, s_describable};
-    dm_err rc = dm_query_open_as(self->engine, sql, strlen(sql), self->decide ? &access : NULL,
-                                 &q, &err);
+    dm_query_remote_t *remote = NULL;
+    dm_err rc = DM_OK;
+    if (self->remote_make)
+        rc = self->remote_make(self->remote_ctx, &r->caller, qr ? qr->grant.data : NULL,
+                               qr ? qr->grant.len : 0, sql,
+                               &remote, &err);
+    if (rc == DM_OK)
+        rc = dm_query_open_fed(self->engine, sql, strlen(sql), self->decide ? &access : NULL,
+                               remote, &q, &err);
     if (rc == DM_OK && !(o = calloc(1, sizeof *o))) {
         dm_query_close(&q);
         dm_buf_reset(&err);
         rc = DM_ERR_NOMEM;
     }
+    if (rc != DM_OK && remote && self->remote_free)
+        self->remote_free(self->remote_ctx, remote);
     if (rc != DM_OK) {
-        packed = s_pack_error(r->env->id, rc, err.len ? err.data : dm_err_str(rc), &msg);
+        packed = dm_query_pool__pack_error(r->env->id, rc, err.len ? err.data : dm_err_str(rc), &msg);
     } else {
         pthread_mutex_lock(&self->lock);
         w->q = q;
@@ -342,9 +190,11 @@ static void s_run_open(s_worker *w, s_req *r, s_acts *acts)
         pthread_mutex_unlock(&self->lock);
         uint64_t id = s_cursor_id();
         o->q = q;
+        o->remote = remote; /* freed with the query (dm_query_pool__open_close) */
+        o->explain = qr && qr->explain;
         o->max_rows = qr->max_rows && qr->max_rows < DM_QUERY_BATCH_ROWS ? qr->max_rows
                                                                          : DM_QUERY_BATCH_ROWS;
-        s_fetch_pack(w, q, o->max_rows, id, r->env->id, true, &msg, &ended, &packed);
+        s_fetch_pack(w, o, id, r->env->id, true, &msg, &ended, &packed);
         /* Registered (still busy) before the client can see its id, the
          * reply sent before it is released: its pulls find it and their
          * replies follow this one. */
@@ -355,19 +205,19 @@ static void s_run_open(s_worker *w, s_req *r, s_acts *acts)
         pthread_mutex_unlock(&self->lock);
     }
     if (packed)
-        s_reply(self, &r->rid, &msg);
+        dm_query_pool__reply(self, &r->rid, &msg);
     pthread_mutex_lock(&self->lock);
     must_close = dm_query_sched_finish(self->sched, w->index, ended, dm_clock_mono_ms());
-    s_collect(self, acts);
+    dm_query_pool__collect(self, acts);
     pthread_cond_broadcast(&self->work);
     pthread_mutex_unlock(&self->lock);
     if (ended || must_close)
-        s_open_close(&o);
+        dm_query_pool__open_close(self, &o);
     dm_buf_free(&err);
 }
 
 /* Runs a pull of cursor (q lent by the scheduler, NULL if it is gone). */
-static void s_run_next(s_worker *w, s_req *r, uint64_t cursor, s_open *o, s_acts *acts)
+static void s_run_next(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, uint64_t cursor, dm_query_pool_open_t *o, dm_query_pool_acts_t *acts)
 {
     dm_query_pool_t *self = w->pool;
     zmq_msg_t msg;
@@ -380,55 +230,55 @@ static void s_run_next(s_worker *w, s_req *r, uint64_t cursor, s_open *o, s_acts
                  (unsigned long long)cursor,
                  (long long)dm_query_sched_limits(self->sched)->cursor_idle_ms,
                  (long long)dm_query_sched_limits(self->sched)->lifetime_ms);
-        packed = s_pack_error(r->env->id, DM_ERR_NOTFOUND, text, &msg);
+        packed = dm_query_pool__pack_error(r->env->id, DM_ERR_NOTFOUND, text, &msg);
     } else {
-        s_fetch_pack(w, o->q, o->max_rows, cursor, r->env->id, false, &msg, &ended, &packed);
+        s_fetch_pack(w, o, cursor, r->env->id, false, &msg, &ended, &packed);
     }
     if (packed) /* before the cursor is released: replies keep their order */
-        s_reply(self, &r->rid, &msg);
+        dm_query_pool__reply(self, &r->rid, &msg);
     pthread_mutex_lock(&self->lock);
     w->q = NULL;
     bool must_close = dm_query_sched_finish(self->sched, w->index, ended, dm_clock_mono_ms());
-    s_collect(self, acts);
+    dm_query_pool__collect(self, acts);
     pthread_cond_broadcast(&self->work);
     pthread_mutex_unlock(&self->lock);
     if (must_close)
-        s_open_close(&o);
+        dm_query_pool__open_close(self, &o);
 }
 
 static void *s_worker_main(void *arg)
 {
-    s_worker *w = arg;
+    dm_query_pool_worker_t *w = arg;
     dm_query_pool_t *self = w->pool;
     char name[16];
     snprintf(name, sizeof name, "dm-query-%u", w->index);
     prctl(PR_SET_NAME, name);
-    s_acts acts = {0};
+    dm_query_pool_acts_t acts = {0};
     pthread_mutex_lock(&self->lock);
     while (!self->stopping) {
         uint64_t cursor = 0;
         void *q = NULL;
-        s_req *r = dm_query_sched_take(self->sched, w->index, dm_clock_mono_ms(), &cursor, &q);
-        s_collect(self, &acts);
+        dm_query_pool_req_t *r = dm_query_sched_take(self->sched, w->index, dm_clock_mono_ms(), &cursor, &q);
+        dm_query_pool__collect(self, &acts);
         if (!r) {
             if (acts.n) {
                 pthread_mutex_unlock(&self->lock);
-                s_run_acts(self, self->out, &acts);
+                dm_query_pool__run_acts(self, self->out, &acts);
                 pthread_mutex_lock(&self->lock);
                 continue;
             }
             pthread_cond_wait(&self->work, &self->lock);
             continue;
         }
-        w->q = q ? ((s_open *)q)->q : NULL;
+        w->q = q ? ((dm_query_pool_open_t *)q)->q : NULL;
         pthread_mutex_unlock(&self->lock);
-        s_run_acts(self, self->out, &acts);
+        dm_query_pool__run_acts(self, self->out, &acts);
         if (cursor)
             s_run_next(w, r, cursor, q, &acts);
         else
             s_run_open(w, r, &acts);
-        s_req_free(r);
-        s_run_acts(self, self->out, &acts);
+        dm_query_pool__req_free(r);
+        dm_query_pool__run_acts(self, self->out, &acts);
         pthread_mutex_lock(&self->lock);
     }
     pthread_mutex_unlock(&self->lock);
@@ -495,7 +345,7 @@ static void *s_watcher_main(void *arg)
 {
     dm_query_pool_t *self = arg;
     prctl(PR_SET_NAME, "dm-query-watch");
-    s_acts acts = {0};
+    dm_query_pool_acts_t acts = {0};
     for (;;) {
         pthread_mutex_lock(&self->lock);
         bool stop = self->stopping;
@@ -510,9 +360,9 @@ static void *s_watcher_main(void *arg)
             s_events(self);
         if (dm_query_sched_tick(self->sched, dm_clock_mono_ms()))
             pthread_cond_broadcast(&self->work); /* the short lane may open with time */
-        s_collect(self, &acts);
+        dm_query_pool__collect(self, &acts);
         pthread_mutex_unlock(&self->lock);
-        s_run_acts(self, self->out, &acts);
+        dm_query_pool__run_acts(self, self->out, &acts);
     }
     free(acts.a);
     return NULL;
@@ -576,7 +426,7 @@ dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers
     }
     self->watcher_running = true;
     for (unsigned i = 0; i < self->n; i++) {
-        s_worker *w = &self->workers[i];
+        dm_query_pool_worker_t *w = &self->workers[i];
         w->pool = self;
         w->index = i;
         if (pthread_create(&w->thread, NULL, s_worker_main, w) != 0) {
@@ -617,12 +467,12 @@ void dm_query_pool_destroy(dm_query_pool_t **self_p)
     if (!self_p || !*self_p)
         return;
     dm_query_pool_t *self = *self_p;
-    s_acts acts = {0};
+    dm_query_pool_acts_t acts = {0};
     pthread_mutex_lock(&self->lock);
     self->stopping = true;
     if (self->sched) {
         dm_query_sched_shutdown(self->sched);
-        s_collect(self, &acts);
+        dm_query_pool__collect(self, &acts);
     }
     pthread_cond_broadcast(&self->work);
     pthread_mutex_unlock(&self->lock);
@@ -633,9 +483,9 @@ void dm_query_pool_destroy(dm_query_pool_t **self_p)
         pthread_join(self->watcher, NULL);
     if (self->sched) { /* what the workers released on the way out */
         dm_query_sched_shutdown(self->sched);
-        s_collect(self, &acts);
+        dm_query_pool__collect(self, &acts);
     }
-    s_run_acts(self, NULL, &acts);
+    dm_query_pool__run_acts(self, NULL, &acts);
     free(acts.a);
     void *socks[] = {self->loop_out, self->out, self->mon};
     for (size_t k = 0; k < sizeof socks / sizeof socks[0]; k++)
@@ -658,6 +508,14 @@ void dm_query_pool_set_access(dm_query_pool_t *self, dm_query_pool_decide_fn fn,
     self->decide_ctx = ctx;
 }
 
+void dm_query_pool_set_remote(dm_query_pool_t *self, dm_query_pool_remote_make_fn make,
+                              dm_query_pool_remote_free_fn free_fn, void *ctx)
+{
+    self->remote_make = make;
+    self->remote_free = free_fn;
+    self->remote_ctx = ctx;
+}
+
 /* dm_query_pool_forward(_as): caller NULL takes the payload's. */
 static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
                         const dm_rpc_caller_t *caller, Dm__Envelope **env, dm_buf_t *why)
@@ -674,12 +532,12 @@ static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
         return DM_ERR_NOTFOUND;
     }
     if (e->body_case == DM__ENVELOPE__BODY_QUERY_CLOSE) {
-        s_acts acts = {0};
+        dm_query_pool_acts_t acts = {0};
         pthread_mutex_lock(&self->lock);
         dm_err rc = dm_query_sched_close(self->sched, cursor, zmq_msg_data(rid), zmq_msg_size(rid), now);
-        s_collect(self, &acts);
+        dm_query_pool__collect(self, &acts);
         pthread_mutex_unlock(&self->lock);
-        s_run_acts(self, self->loop_out, &acts);
+        dm_query_pool__run_acts(self, self->loop_out, &acts);
         free(acts.a);
         if (rc != DM_OK) {
             if (why)
@@ -693,13 +551,13 @@ static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
         rep.done = true;
         dm_envelope_init(&rep_env, e->id, DM__ENVELOPE__BODY_QUERY_REP, &rep);
         zmq_msg_t msg;
-        if (s_pack(&rep_env, &msg))
-            s_send_msg(self->loop_out, rid, &msg);
+        if (dm_query_pool__pack(&rep_env, &msg))
+            dm_query_pool__send_msg(self->loop_out, rid, &msg);
         dm__envelope__free_unpacked(e, NULL);
         *env = NULL;
         return DM_OK;
     }
-    s_req *r = calloc(1, sizeof *r);
+    dm_query_pool_req_t *r = calloc(1, sizeof *r);
     if (!r) {
         if (why)
             dm_buf_puts(why, "the node is out of memory; retry later");
@@ -727,7 +585,7 @@ static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
     pthread_mutex_unlock(&self->lock);
     if (rc != DM_OK) {
         r->env = NULL; /* still the caller's */
-        s_req_free(r);
+        dm_query_pool__req_free(r);
         return rc;
     }
     *env = NULL;

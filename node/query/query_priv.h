@@ -4,7 +4,9 @@
  * scanning the SQL text for the products it names; query_vtab.c: the
  * virtual table module; query_printf.c: printf() and format() with bounded
  * widths; query_access.c: access decisions, the mask functions and the
- * views that apply masks and row filters). query_sched.c and query_pool.c (the workers) use only query.h.
+ * views that apply masks and row filters; query_remote.c: the virtual table
+ * over another node's product; query_remote_sql.c: the SELECT it sends).
+ * query_sched.c and query_pool*.c (the workers) use only query.h.
  * The helpers here follow base/err.h: a why they take is appended to and
  * must not be NULL. */
 #ifndef DM_QUERY_PRIV_H
@@ -17,6 +19,8 @@
 #include "storage/reader.h"
 
 #define DM_QUERY_MODULE "dm_product" /* the virtual table module's name */
+#define DM_QUERY_REMOTE_MODULE "dm_remote" /* the module of other nodes' products */
+#define DM_QUERY_IN_BATCH 1000          /* IN values per SELECT sent to an owner */
 
 #define DM_QUERY_RAW_SUFFIX "$raw" /* hidden raw table of a viewed product: "name$raw" */
 #define DM_QUERY_NAME_MAX 128      /* bytes of a domain or product name the engine handles */
@@ -26,9 +30,12 @@
  * (from the access decision, owned), the product's table is a view over
  * the raw virtual table "name$raw" (DM_QUERY_RAW_SUFFIX) in the same
  * schema. */
+typedef struct dm_qremote dm_qremote_t; /* query_remote.c */
+
 typedef struct {
     char *domain, *name;
-    const dm_product_ref_t *ref;
+    const dm_product_ref_t *ref; /* a remote table's is its own (contract, schema) */
+    dm_qremote_t *remote;        /* another node's product (query_remote.c), else NULL */
     dm_policy_mask *masks; /* one per contract field, NULL when none is masked */
     size_t nmasks;
     char *row_filter;      /* NULL when none */
@@ -49,6 +56,8 @@ typedef struct {
     int64_t deadline_ns;    /* CLOCK_MONOTONIC */
     int64_t timeout_ms;
     atomic_bool cancel;
+    const dm_query_remote_t *remote; /* how remote tables reach owners; NULL: none */
+    dm_err remote_err;      /* a remote scan's failure, for the step's error */
     bool timed_out;         /* set by the progress handler */
     uint64_t walked;        /* rows (or keys) the virtual tables stepped over */
     char denied[160];       /* the first refusal of the authorizer, "" if none */
@@ -61,12 +70,15 @@ typedef struct {
 /* ---- query_sql.c ---- */
 
 /* Appends to *tables every distinct `ident . ident` pair of sql that names
- * a product of registry (acquiring it), skipping string literals and
- * comments. *ndomains gets the number of distinct domains among them.
- * DM_ERR_NOMEM. */
-DM_NODISCARD dm_err dm_query__find_tables(dm_registry_t *registry, const char *sql, size_t len,
-                                          dm_qtable_t **tables, size_t *ntables,
-                                          size_t *ndomains);
+ * a product of registry (acquiring it) or, when remote is not NULL, one
+ * remote->resolve knows (a remote table, dm_query__remote_resolve),
+ * skipping string literals and comments. *ndomains gets the number of
+ * distinct domains among them. DM_ERR_NOMEM, or resolve's failure with its
+ * line in why (not NULL). */
+DM_NODISCARD dm_err dm_query__find_tables(dm_registry_t *registry,
+                                          const dm_query_remote_t *remote, const char *sql,
+                                          size_t len, dm_qtable_t **tables, size_t *ntables,
+                                          size_t *ndomains, dm_buf_t *why);
 /* Whether sql uses name (a product read through a view) as the name of a
  * WITH table or a window, a bare identifier followed by AS or '(':
  * SQLite would let such a table stand for the product inside the view. */
@@ -80,8 +92,6 @@ void dm_query__tables_free(dm_registry_t *registry, dm_qtable_t *tables, size_t 
  * comment or ';', or len if there is none. */
 size_t dm_query__skip_blank(const char *tail, size_t len);
 
-/* Appends `"ident"` with embedded quotes doubled. */
-void dm_query__quote_ident(dm_buf_t *out, const char *ident);
 
 /* ---- query_sandbox.c ---- */
 
@@ -127,10 +137,48 @@ DM_NODISCARD dm_err dm_query__create_view(sqlite3 *db, const dm_qtable_t *t, dm_
 
 /* ---- query_vtab.c ---- */
 
+/* Declared type of a field type in a product table's CREATE TABLE
+ * (INTEGER, REAL, BOOLEAN, TIMESTAMP, DATE, UUID, TEXT). */
+const char *dm_query__decltype(dm_ftype t);
 /* Registers the virtual table module on db with ctx as its context. */
 DM_NODISCARD int dm_query__register_module(sqlite3 *db, dm_qctx_t *ctx);
 
+/* ---- query_remote.c ---- */
+
+/* Asks remote about domain.name: DM_OK with *t filled (names, the
+ * contract's canonical JSON, the owner's row count; t->ref stays NULL
+ * until dm_query__remote_load), DM_ERR_NOTFOUND when the mesh does not
+ * know it, else the failure with a line in why. */
+DM_NODISCARD dm_err dm_query__remote_resolve(const dm_query_remote_t *remote, const char *domain,
+                                             const char *name, dm_qtable_t *t, dm_buf_t *why);
+/* Parses t's contract (once) and sets t->ref. DM_ERR_INVALID naming the
+ * product when the text is not one contract of that name, DM_ERR_NOMEM. */
+DM_NODISCARD dm_err dm_query__remote_load(dm_qtable_t *t, dm_buf_t *why);
+/* Whether remote tables a and b have the same contract text (a pooled
+ * connection built for a serves b). */
+bool dm_query__remote_same(const dm_qtable_t *a, const dm_qtable_t *b);
+/* Forgets what a query did with t (counters, probe cache); with fresh
+ * (the same product, just resolved) takes its row count. */
+void dm_query__remote_reset(dm_qtable_t *t, const dm_qtable_t *fresh);
+/* Frees what a remote table owns (contract, schema, counters, cache). */
+void dm_query__remote_free(dm_qtable_t *t);
+/* Registers the remote module (DM_QUERY_REMOTE_MODULE) on db. */
+DM_NODISCARD int dm_query__register_remote(sqlite3 *db, dm_qctx_t *ctx);
+/* Appends the explain line of remote table t (query.h's dm_query_explain). */
+void dm_query__remote_explain(const dm_qtable_t *t, dm_buf_t *out);
+
+/* ---- query_remote_sql.c ---- */
+
+/* Appends v as an SQL literal that SQLite reads back as exactly v (type
+ * and value): integers, reals (%.17g, -0.0, infinities as 9e999), text in
+ * quotes with quotes doubled, blobs as X'..', NULL. False, out unchanged,
+ * when it cannot (text with a NUL byte, NaN). */
+bool dm_query__sql_literal(sqlite3_value *v, dm_buf_t *out);
+
 /* ---- query_conv.c ---- */
+
+/* Appends `"ident"` with embedded quotes doubled. */
+void dm_query__quote_ident(dm_buf_t *out, const char *ident);
 
 /* Writes the fixed-width RFC 3339 text of UTC microseconds us
  * ("YYYY-MM-DDTHH:MM:SS.ffffffZ") into buf (DM_TIMESTAMP_TEXT_MAX bytes);

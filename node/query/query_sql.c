@@ -89,9 +89,25 @@ static bool s_have(const dm_qtable_t *t, size_t n, const char *domain, const cha
     return false;
 }
 
-/* Looks domain.name up and adds it to the list when registered. */
-static dm_err s_try_pair(dm_registry_t *reg, const char *domain, const char *name,
-                         dm_qtable_t **tables, size_t *n)
+/* Adds remote table t (resolved) to the list. */
+static dm_err s_add_remote(dm_qtable_t *t, dm_qtable_t **tables, size_t *n)
+{
+    dm_qtable_t *grown = realloc(*tables, (*n + 1) * sizeof *grown);
+    if (!grown) {
+        dm_query__remote_free(t);
+        free(t->domain);
+        free(t->name);
+        return DM_ERR_NOMEM;
+    }
+    *tables = grown;
+    grown[(*n)++] = *t;
+    return DM_OK;
+}
+
+/* Looks domain.name up and adds it to the list when registered, or when
+ * remote knows it as another node's product. */
+static dm_err s_try_pair(dm_registry_t *reg, const dm_query_remote_t *remote, const char *domain,
+                         const char *name, dm_qtable_t **tables, size_t *n, dm_buf_t *why)
 {
     if (s_have(*tables, *n, domain, name) || strcasecmp(domain, "main") == 0 ||
         strcasecmp(domain, "temp") == 0)
@@ -101,6 +117,12 @@ static dm_err s_try_pair(dm_registry_t *reg, const char *domain, const char *nam
     const dm_product_ref_t *ref = NULL;
     dm_err err = dm_registry_acquire(reg, q.data, q.len, &ref);
     dm_buf_free(&q);
+    if (err == DM_ERR_NOTFOUND && remote && remote->resolve) {
+        dm_qtable_t t = {0};
+        err = dm_query__remote_resolve(remote, domain, name, &t, why);
+        if (err == DM_OK)
+            return s_add_remote(&t, tables, n);
+    }
     if (err == DM_ERR_NOTFOUND)
         return DM_OK;
     if (err)
@@ -121,8 +143,9 @@ static dm_err s_try_pair(dm_registry_t *reg, const char *domain, const char *nam
     return DM_OK;
 }
 
-dm_err dm_query__find_tables(dm_registry_t *registry, const char *sql, size_t len,
-                             dm_qtable_t **tables, size_t *ntables, size_t *ndomains)
+dm_err dm_query__find_tables(dm_registry_t *registry, const dm_query_remote_t *remote,
+                             const char *sql, size_t len, dm_qtable_t **tables, size_t *ntables,
+                             size_t *ndomains, dm_buf_t *why)
 {
     *tables = NULL;
     *ntables = *ndomains = 0;
@@ -157,7 +180,7 @@ dm_err dm_query__find_tables(dm_registry_t *registry, const char *sql, size_t le
             break;
         }
         if (cur.ident && prev.dot && prev2.ident)
-            err = s_try_pair(registry, prev2.text, cur.text, tables, ntables);
+            err = s_try_pair(registry, remote, prev2.text, cur.text, tables, ntables, why);
         free(prev2.text);
         prev2 = prev;
         prev = cur;
@@ -280,22 +303,14 @@ bool dm_query__names_ident(const char *sql, size_t len, const char *ident)
 void dm_query__tables_free(dm_registry_t *registry, dm_qtable_t *tables, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        dm_registry_release(registry, tables[i].ref);
+        if (tables[i].remote)
+            dm_query__remote_free(&tables[i]);
+        else
+            dm_registry_release(registry, tables[i].ref);
         free(tables[i].domain);
         free(tables[i].name);
         free(tables[i].masks);
         free(tables[i].row_filter);
     }
     free(tables);
-}
-
-void dm_query__quote_ident(dm_buf_t *out, const char *ident)
-{
-    dm_buf_putc(out, '"');
-    for (const char *p = ident; *p; p++) {
-        if (*p == '"')
-            dm_buf_putc(out, '"');
-        dm_buf_putc(out, *p);
-    }
-    dm_buf_putc(out, '"');
 }

@@ -89,8 +89,7 @@ static char *s_store_error(const char *what, dm_err err, const dm_buf_t *why)
     return sqlite3_mprintf("%s: %s", what, cause);
 }
 
-/* Declared type of each field type, for the CREATE TABLE given to SQLite. */
-static const char *s_decltype(dm_ftype t)
+const char *dm_query__decltype(dm_ftype t)
 {
     switch (t) {
     case DM_FT_INT: return "INTEGER";
@@ -149,7 +148,7 @@ static int s_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
         if (i)
             dm_buf_puts(&decl, ", ");
         dm_query__quote_ident(&decl, vt->c->fields[i].name);
-        dm_buf_printf(&decl, " %s", s_decltype(vt->c->fields[i].type));
+        dm_buf_printf(&decl, " %s", dm_query__decltype(vt->c->fields[i].type));
     }
     dm_buf_putc(&decl, ')');
     int rc = sqlite3_declare_vtab(db, decl.data);

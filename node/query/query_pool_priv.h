@@ -1,0 +1,95 @@
+/* query_pool_priv.h: what the files of the SQL workers share (query_pool.c:
+ * workers, watcher, lifecycle, forwarding; query_pool_req.c: replies,
+ * requests and the scheduler's actions). */
+#ifndef DM_QUERY_POOL_PRIV_H
+#define DM_QUERY_POOL_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <zmq.h>
+
+#include "query/query_pool.h"
+
+#define DM_QUERY_ACTS_MIN 16
+
+/* A queued request: what the worker needs to run and answer it, and who
+ * sent it (read on the node loop, where the message's metadata is). */
+typedef struct {
+    zmq_msg_t rid;
+    Dm__Envelope *env;
+    dm_rpc_caller_t caller;
+} dm_query_pool_req_t;
+
+typedef struct {
+    dm_query_pool_t *pool;
+    unsigned index;
+    pthread_t thread;
+    bool running;
+    dm_query_t *q;  /* the query it runs (guarded by the pool's lock) */
+} dm_query_pool_worker_t;
+
+/* An open query as the scheduler holds it: the query and the batch size
+ * its client asked for. */
+typedef struct {
+    dm_query_t *q;
+    uint32_t max_rows;
+    dm_query_remote_t *remote; /* the query's way to other nodes (set_remote), or NULL */
+    bool explain;              /* the final reply carries dm_query_explain's text */
+} dm_query_pool_open_t;
+
+
+/* Actions taken out of the scheduler under the lock, run after it. */
+typedef struct {
+    dm_query_sched_act_t *a;
+    size_t n, cap;
+} dm_query_pool_acts_t;
+
+struct dm_query_pool {
+    void *ctx;
+    dm_query_engine_t *engine;
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    dm_query_sched_t *sched;
+    bool stopping;
+    unsigned n; /* workers, the short lane last */
+    dm_query_pool_worker_t *workers;
+    pthread_t watcher;
+    bool watcher_running;
+    void *out;       /* the workers' and watcher's outbox socket, under out_lock:
+                      * one pipe, so a cursor's replies arrive in order */
+    pthread_mutex_t out_lock;
+    void *mon;       /* the ROUTER monitor, once watched (the watcher reads it) */
+    void *loop_out;  /* the node loop's outbox socket, for close replies */
+    dm_query_pool_decide_fn decide; /* set before the first forward, then read-only */
+    dm_query_pool_describable_fn describable;
+    void *decide_ctx;
+    dm_query_pool_remote_make_fn remote_make; /* set before the first forward, then read-only */
+    dm_query_pool_remote_free_fn remote_free;
+    void *remote_ctx;
+};
+
+/* Sends a packed reply (msg is consumed) as [rid][msg] to out. */
+void dm_query_pool__send_msg(void *out, zmq_msg_t *rid, zmq_msg_t *msg);
+/* Packs env into *msg; false (msg empty) when out of memory. */
+bool dm_query_pool__pack(const Dm__Envelope *env, zmq_msg_t *msg);
+/* Packs an Error reply; false when out of memory. */
+bool dm_query_pool__pack_error(uint64_t id, dm_err code, const char *text, zmq_msg_t *msg);
+/* Packs and sends an Error reply to out. */
+void dm_query_pool__send_error(void *out, zmq_msg_t *rid, uint64_t id, dm_err code, const char *text);
+/* Sends a reply through the pool's shared socket (msg is consumed). */
+void dm_query_pool__reply(dm_query_pool_t *self, zmq_msg_t *rid, zmq_msg_t *msg);
+/* Frees a queued request. NULL-safe. */
+void dm_query_pool__req_free(dm_query_pool_req_t *r);
+/* The error code a reason is reported with: "busy" ones as DM_ERR_BUSY
+ * (like every other "the node is busy"), the rest as a cancel. */
+dm_err dm_query_pool__reason_code(dm_query_sched_reason why);
+/* Takes the scheduler's pending actions (call with the lock held): cancels
+ * now, the rest into acts for dm_query_pool__run_acts. */
+void dm_query_pool__collect(dm_query_pool_t *self, dm_query_pool_acts_t *acts);
+/* Carries out collected actions without the lock; out answers refusals. */
+void dm_query_pool__run_acts(dm_query_pool_t *self, void *out, dm_query_pool_acts_t *acts);
+/* Closes an open query, frees its remote (the pool's remote_free) and
+ * its holder. NULL-safe; sets *o_p NULL. */
+void dm_query_pool__open_close(dm_query_pool_t *self, dm_query_pool_open_t **o_p);
+
+#endif

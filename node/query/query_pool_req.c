@@ -1,0 +1,133 @@
+/* query_pool_req.c: the SQL workers' bookkeeping: packing and sending
+ * replies, freeing requests and open queries (with their remote), and
+ * carrying out the scheduler's actions (query_sched.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/array.h"
+#include "base/log.h"
+#include "query/query_pool_priv.h"
+#include "transport/envelope.h"
+#include "transport/rpc.h"
+
+/* Sends a packed reply (msg is consumed). */
+void dm_query_pool__send_msg(void *out, zmq_msg_t *rid, zmq_msg_t *msg)
+{
+    zmq_msg_t r;
+    zmq_msg_init(&r);
+    zmq_msg_copy(&r, rid);
+    if (zmq_msg_send(&r, out, ZMQ_SNDMORE) < 0 || zmq_msg_send(msg, out, 0) < 0) {
+        dm_log_warn("query: a reply could not be queued: %s", zmq_strerror(errno));
+        zmq_msg_close(&r);
+        zmq_msg_close(msg);
+    }
+}
+
+/* Packs env into *msg; false (msg empty) when out of memory. */
+bool dm_query_pool__pack(const Dm__Envelope *env, zmq_msg_t *msg)
+{
+    if (dm_rpc_pack(env, msg) == DM_OK)
+        return true;
+    dm_log_err("query: out of memory packing a reply");
+    return false;
+}
+
+bool dm_query_pool__pack_error(uint64_t id, dm_err code, const char *text, zmq_msg_t *msg)
+{
+    Dm__Envelope env;
+    Dm__Error e;
+    dm_envelope_error(&env, &e, id, code, text);
+    return dm_query_pool__pack(&env, msg);
+}
+
+void dm_query_pool__send_error(void *out, zmq_msg_t *rid, uint64_t id, dm_err code, const char *text)
+{
+    zmq_msg_t msg;
+    if (dm_query_pool__pack_error(id, code, text, &msg))
+        dm_query_pool__send_msg(out, rid, &msg);
+}
+
+/* Sends a reply through the pool's shared socket (msg is consumed). */
+void dm_query_pool__reply(dm_query_pool_t *self, zmq_msg_t *rid, zmq_msg_t *msg)
+{
+    pthread_mutex_lock(&self->out_lock);
+    dm_query_pool__send_msg(self->out, rid, msg);
+    pthread_mutex_unlock(&self->out_lock);
+}
+
+void dm_query_pool__req_free(dm_query_pool_req_t *r)
+{
+    if (!r)
+        return;
+    zmq_msg_close(&r->rid);
+    if (r->env)
+        dm__envelope__free_unpacked(r->env, NULL);
+    free(r);
+}
+
+/* The error code a reason is reported with: "busy" ones as DM_ERR_BUSY
+ * (like every other "the node is busy"), the rest as a cancel. */
+dm_err dm_query_pool__reason_code(dm_query_sched_reason why)
+{
+    return why == DM_QUERY_SCHED_WAITED || why == DM_QUERY_SCHED_SHORT ? DM_ERR_BUSY : DM_ERR_TIMEOUT;
+}
+
+/* Takes the scheduler's pending actions (call with the lock held): cancels
+ * now, the rest into acts for dm_query_pool__run_acts. */
+void dm_query_pool__collect(dm_query_pool_t *self, dm_query_pool_acts_t *acts)
+{
+    dm_query_sched_act_t a;
+    while (dm_query_sched_action(self->sched, &a)) {
+        if (a.reason == DM_QUERY_SCHED_GONE)
+            dm_log_debug("query: %s: its client disconnected",
+                         a.kind == DM_QUERY_SCHED_CANCEL ? "a running query cancelled"
+                         : a.kind == DM_QUERY_SCHED_DROP ? "a queued request dropped"
+                                                    : "an open query closed");
+        if (a.kind == DM_QUERY_SCHED_CANCEL) {
+            if (a.worker < self->n && self->workers[a.worker].q)
+                dm_query_cancel(self->workers[a.worker].q);
+            continue;
+        }
+        if (!dm_array_reserve(&acts->a, &acts->cap, acts->n + 1, sizeof *acts->a,
+                              DM_QUERY_ACTS_MIN))
+            abort(); /* losing it would leak a query or leave a client waiting */
+        acts->a[acts->n++] = a;
+    }
+}
+
+/* Carries out collected actions without the lock; out answers refusals. */
+void dm_query_pool__run_acts(dm_query_pool_t *self, void *out, dm_query_pool_acts_t *acts)
+{
+    for (size_t i = 0; i < acts->n; i++) {
+        dm_query_sched_act_t *a = &acts->a[i];
+        if (a->kind == DM_QUERY_SCHED_CLOSE) {
+            dm_query_pool_open_t *o = a->ptr;
+            dm_query_pool__open_close(self, &o);
+        } else if (a->kind == DM_QUERY_SCHED_REFUSE || a->kind == DM_QUERY_SCHED_DROP) {
+            dm_query_pool_req_t *r = a->ptr;
+            if (a->kind == DM_QUERY_SCHED_REFUSE && out) {
+                char text[DM_QUERY_SCHED_WHY_MAX];
+                dm_query_sched_reason_text(self->sched, a->reason, text, sizeof text);
+                if (out == self->out)
+                    pthread_mutex_lock(&self->out_lock);
+                dm_query_pool__send_error(out, &r->rid, r->env->id, dm_query_pool__reason_code(a->reason), text);
+                if (out == self->out)
+                    pthread_mutex_unlock(&self->out_lock);
+            }
+            dm_query_pool__req_free(r);
+        }
+    }
+    acts->n = 0;
+}
+
+void dm_query_pool__open_close(dm_query_pool_t *self, dm_query_pool_open_t **o_p)
+{
+    if (!*o_p)
+        return;
+    dm_query_close(&(*o_p)->q); /* ends its remote scans before their remote goes */
+    if ((*o_p)->remote && self->remote_free)
+        self->remote_free(self->remote_ctx, (*o_p)->remote);
+    free(*o_p);
+    *o_p = NULL;
+}

@@ -326,3 +326,72 @@ Test(fed_grant, meshq_signs_a_grant_and_a_local_query_still_works)
     cr_assert(strstr(r.out, "--explain") && strstr(r.out, "grant"), "%s", r.out);
     dm_h_result_free(&r);
 }
+
+Test(fed_grant, a_session_names_only_the_products_the_sql_reads)
+{
+    /* commerce.open only inside a string and comments; secret quoted. */
+    const char *sql = "SELECT o.orderId, 'commerce.open' AS s FROM commerce . orders o "
+                      "-- commerce.open\n"
+                      "JOIN \"commerce\".\"secret\" x ON x.orderId = o.orderId /* commerce.open */ "
+                      "JOIN identity.customers c ON c.id = o.orderId";
+    dm_buf_t g = DM_BUF_INIT;
+    s_grant(&g, s_consumer_id, s_relay_id, sql, dm_clock_wall_ms() + 60000);
+    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, s_relay_id);
+    Dm__Envelope *rep = s_open(raw, &g, sql);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_FED_OPEN_REP, "%s",
+                 rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
+    const Dm__FedOpenRep *fo = rep->fed_open_rep;
+    cr_assert_eq(fo->n_products, 2, "products: %zu", fo->n_products);
+    cr_assert_str_eq(fo->products[0], "commerce.orders");
+    cr_assert_str_eq(fo->products[1], "commerce.secret");
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_h_raw_destroy(&raw);
+    dm_buf_free(&g);
+}
+
+Test(fed_grant, open_sessions_are_bounded_per_relay)
+{
+    /* DM_NODE_FED_SESSIONS_PER_RELAY (256) sessions open; the next is
+     * refused BUSY naming the cap, while another relay still opens one;
+     * closing one makes room. */
+    const int cap = 256;
+    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, s_relay_id);
+    dm_buf_t g = DM_BUF_INIT;
+    uint8_t first[DM_GRANT_NONCE_BYTES];
+    for (int i = 0; i < cap; i++) {
+        s_grant(&g, s_consumer_id, s_relay_id, T_SQL, dm_clock_wall_ms() + 60000);
+        Dm__Envelope *rep = s_open(raw, &g, T_SQL);
+        cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_FED_OPEN_REP, "open %d: %s", i,
+                     rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
+        if (i == 0)
+            memcpy(first, rep->fed_open_rep->session.data, sizeof first);
+        dm__envelope__free_unpacked(rep, NULL);
+    }
+    s_grant(&g, s_consumer_id, s_relay_id, T_SQL, dm_clock_wall_ms() + 60000);
+    s_refused(s_open(raw, &g, T_SQL), DM_ERR_BUSY, "256 per relay");
+
+    dm_buf_t g2 = DM_BUF_INIT;
+    s_grant(&g2, s_consumer_id, s_other_id, T_SQL, dm_clock_wall_ms() + 60000);
+    dm_h_raw_t *other = dm_h_raw_new(s_node.addr, s_other_id);
+    Dm__Envelope *rep = s_open(other, &g2, T_SQL);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_FED_OPEN_REP, "another relay is refused");
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_h_raw_destroy(&other);
+
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__FedClose fc = DM__FED_CLOSE__INIT;
+    fc.session.data = first;
+    fc.session.len = sizeof first;
+    dm_envelope_init(&env, 9, DM__ENVELOPE__BODY_FED_CLOSE, &fc);
+    rep = s_call(raw, &env);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_FED_OPEN_REP);
+    dm__envelope__free_unpacked(rep, NULL);
+    /* The refused grant was not recorded: it opens now. */
+    rep = s_open(raw, &g, T_SQL);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_FED_OPEN_REP, "%s",
+                 rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_h_raw_destroy(&raw);
+    dm_buf_free(&g);
+    dm_buf_free(&g2);
+}

@@ -165,6 +165,11 @@ static dm_err s_check(const dm_grant_t *g, const uint8_t relay[DM_ID_PUBLIC_BYTE
         dm_buf_why(why, "grant does not sign this SQL (its hash differs from the signed one)");
         return DM_ERR_DENIED;
     }
+    if (g->expires_ms <= 0) {
+        dm_buf_why(why, "grant expiry %" PRId64 " is not a Unix time in milliseconds",
+                   g->expires_ms);
+        return DM_ERR_DENIED;
+    }
     if (g->expires_ms < now_ms - DM_GRANT_SKEW_MS) {
         dm_buf_why(why, "grant expired %" PRId64 " s ago (expiry %" PRId64
                    " ms; %d s of clock skew allowed)",

@@ -7,9 +7,11 @@
  * (node_audit.c), and the call into the catalog reconciliation of
  * node/catalog/catalog_local.c (node_policy.c: the loop and a governance
  * change both republish). Calls go one way: node.c calls
- * node_dir.c and node_dispatch.c, which calls node_reads.c and
- * node_grant.c; those call node_access.c, node_policy.c and
- * node_audit.c; node_access.c calls node_audit.c. */
+ * node_dir.c and node_dispatch.c, which calls node_reads.c,
+ * node_grant.c and node_fed.c (federated sessions, the owner's side);
+ * those call node_access.c, node_policy.c and node_audit.c;
+ * node_access.c calls node_fed.c and node_audit.c; node_fed.c calls
+ * node_audit.c. */
 #ifndef DM_NODE_PRIV_H
 #define DM_NODE_PRIV_H
 

@@ -395,3 +395,43 @@ Test(fed_grant, open_sessions_are_bounded_per_relay)
     dm_buf_free(&g);
     dm_buf_free(&g2);
 }
+
+Test(fed_grant, the_replay_table_is_bounded_per_relay)
+{
+    /* DM_NODE_FED_NONCES_PER_RELAY (4096) grants opened and closed: their
+     * nonces stay until their expiry, so the next is refused BUSY naming
+     * the table, never by forgetting a nonce early; another relay is
+     * unaffected. */
+    const int cap = 4096;
+    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, s_relay_id);
+    dm_buf_t g = DM_BUF_INIT;
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__FedClose fc = DM__FED_CLOSE__INIT;
+    uint8_t nonce[DM_GRANT_NONCE_BYTES];
+    for (int i = 0; i < cap; i++) {
+        s_grant(&g, s_consumer_id, s_relay_id, T_SQL, dm_clock_wall_ms() + 60000);
+        Dm__Envelope *rep = s_open(raw, &g, T_SQL);
+        cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_FED_OPEN_REP, "open %d: %s", i,
+                     rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
+        memcpy(nonce, rep->fed_open_rep->session.data, sizeof nonce);
+        dm__envelope__free_unpacked(rep, NULL);
+        fc.session.data = nonce;
+        fc.session.len = sizeof nonce;
+        dm_envelope_init(&env, 9, DM__ENVELOPE__BODY_FED_CLOSE, &fc);
+        rep = s_call(raw, &env);
+        cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_FED_OPEN_REP, "close %d", i);
+        dm__envelope__free_unpacked(rep, NULL);
+    }
+    s_grant(&g, s_consumer_id, s_relay_id, T_SQL, dm_clock_wall_ms() + 60000);
+    s_refused(s_open(raw, &g, T_SQL), DM_ERR_BUSY, "table of recent grants is full");
+    dm_h_raw_destroy(&raw);
+
+    s_grant(&g, s_consumer_id, s_other_id, T_SQL, dm_clock_wall_ms() + 60000);
+    dm_h_raw_t *other = dm_h_raw_new(s_node.addr, s_other_id);
+    Dm__Envelope *rep = s_open(other, &g, T_SQL);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_FED_OPEN_REP, "another relay is refused: %s",
+                 rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_h_raw_destroy(&other);
+    dm_buf_free(&g);
+}

@@ -276,7 +276,7 @@ Test(fed_grant, a_session_reads_as_the_consumer_and_no_more)
     free(rows);
     /* secret: the relay may read it, the consumer may not. */
     s_refused(s_query(raw, nonce, "SELECT orderId FROM commerce.secret"), DM_ERR_DENIED,
-              "commerce");
+              s_consumer.hex);
     /* open: public, but the grant's SQL does not name it. */
     s_refused(s_query(raw, nonce, "SELECT orderId FROM commerce.open"), DM_ERR_DENIED,
               "the consumer's grant does not name it");

@@ -160,7 +160,8 @@ static Dm__Envelope *s_query(dm_h_raw_t *raw, const uint8_t *nonce, const char *
     return s_call(raw, &env);
 }
 
-/* The rows of a one-batch QueryRep as "a,b\n" lines (caller frees). */
+/* The rows of a one-batch QueryRep as "a,b\n" lines (caller frees); frees
+ * rep. */
 static char *s_rows(Dm__Envelope *rep)
 {
     cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_QUERY_REP, "refused: %s",
@@ -177,6 +178,7 @@ static char *s_rows(Dm__Envelope *rep)
         col = (col + 1) % ncols;
         dm_buf_putc(&out, col ? ',' : '\n');
     }
+    dm__envelope__free_unpacked(rep, NULL);
     return dm_buf_steal(&out);
 }
 

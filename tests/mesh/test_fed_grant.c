@@ -437,3 +437,46 @@ Test(fed_grant, the_replay_table_is_bounded_per_relay)
     dm_h_raw_destroy(&other);
     dm_buf_free(&g);
 }
+
+typedef struct {
+    dm_h_raw_t *raw;
+    const uint8_t *nonce;
+} s_probe_t;
+
+/* Whether a relayed query in the probe's session is refused as closed. */
+static bool s_session_gone(void *ctx)
+{
+    s_probe_t *p = ctx;
+    Dm__Envelope *rep = s_query(p->raw, p->nonce, "SELECT orderId FROM commerce.orders");
+    bool gone = rep->body_case == DM__ENVELOPE__BODY_ERROR &&
+                strstr(rep->error->message, "no open federated session") != NULL;
+    dm__envelope__free_unpacked(rep, NULL);
+    return gone;
+}
+
+Test(fed_grant, a_session_ends_when_its_grant_expires)
+{
+    /* A grant that expired 25 s ago is still within the 30 s skew: it
+     * opens, and its session serves until the skew runs out. */
+    const int64_t ago = DM_GRANT_SKEW_MS - 5000;
+    dm_buf_t g = DM_BUF_INIT;
+    s_grant(&g, s_consumer_id, s_relay_id, T_SQL, dm_clock_wall_ms() - ago);
+    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, s_relay_id);
+    Dm__Envelope *rep = s_open(raw, &g, T_SQL);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_FED_OPEN_REP, "%s",
+                 rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
+    uint8_t nonce[DM_GRANT_NONCE_BYTES];
+    memcpy(nonce, rep->fed_open_rep->session.data, sizeof nonce);
+    dm__envelope__free_unpacked(rep, NULL);
+    long long opened = dm_h_now_ms();
+    rep = s_query(raw, nonce, "SELECT orderId FROM commerce.orders");
+    bool served = rep->body_case == DM__ENVELOPE__BODY_QUERY_REP;
+    dm__envelope__free_unpacked(rep, NULL);
+    cr_assert(served || dm_h_now_ms() - opened > 4000, "a live session was refused");
+
+    s_probe_t p = {raw, nonce};
+    cr_assert(dm_h_wait_until(s_session_gone, &p, 15000), "the session outlived its grant");
+    s_refused(s_open(raw, &g, T_SQL), DM_ERR_DENIED, "grant expired");
+    dm_h_raw_destroy(&raw);
+    dm_buf_free(&g);
+}

@@ -8,20 +8,140 @@
  * consumer (node_dispatch.c) and read only those products
  * (node_access.c). FedClose ends it. The loop opens and closes sessions;
  * query workers read them, so the tables are under fed_lock. */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "server/node_priv.h"
 #include "transport/grant.h"
 
+/* ---- the replay table on disk ----
+ *
+ * DIR/fed-nonces holds one DM_NODE_FED_REC_BYTES record per nonce opened
+ * (nonce, relay, opened_ms and forget_ms little-endian), appended as each
+ * is opened, so a restarted owner still refuses a grant it opened before
+ * (a grant lives up to 10 minutes). Appends are not fsync'd: they survive
+ * the process, not the machine. At start the live records are read back
+ * and the file is rewritten with them only; it is rewritten the same way
+ * once DM_NODE_FED_NONCES_MAX records were appended. */
+
+#define DM_NODE_FED_NONCE_FILE "fed-nonces"
+#define DM_NODE_FED_REC_BYTES 64
+
+static void s_put64(uint8_t *p, int64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)((uint64_t)v >> (8 * i));
+}
+
+static int64_t s_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return (int64_t)v;
+}
+
+static void s_rec_encode(const dm_node__fed_nonce_t *n, uint8_t r[DM_NODE_FED_REC_BYTES])
+{
+    memcpy(r, n->nonce, 16);
+    memcpy(r + 16, n->relay, DM_ID_PUBLIC_BYTES);
+    s_put64(r + 48, n->opened_ms);
+    s_put64(r + 56, n->forget_ms);
+}
+
+static void s_rec_decode(const uint8_t r[DM_NODE_FED_REC_BYTES], dm_node__fed_nonce_t *n)
+{
+    memcpy(n->nonce, r, 16);
+    memcpy(n->relay, r + 16, DM_ID_PUBLIC_BYTES);
+    n->opened_ms = s_get64(r + 48);
+    n->forget_ms = s_get64(r + 56);
+}
+
+/* Writes the table's nonces to the file (temp file, fsync, rename) and
+ * reopens it for appending. -1 with errno on error (the table stays). */
+static int s_nonces_rewrite(dm_node_t *self)
+{
+    char path[DM_PATH_MAX], tmp[DM_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_FED_NONCE_FILE);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", self->dir, DM_NODE_FED_NONCE_FILE);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return -1;
+    bool ok = true;
+    uint8_t r[DM_NODE_FED_REC_BYTES];
+    for (size_t i = 0; ok && i < self->fed_nnonces; i++) {
+        s_rec_encode(&self->fed_nonces[i], r);
+        ok = write(fd, r, sizeof r) == (ssize_t)sizeof r;
+    }
+    ok = ok && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    if (self->fed_fd >= 0)
+        close(self->fed_fd);
+    self->fed_fd = open(path, O_WRONLY | O_APPEND);
+    self->fed_appended = 0;
+    return self->fed_fd < 0 ? -1 : 0;
+}
+
+/* Reads back the nonces still in force at now_ms (at most the table's
+ * size; a torn last record is ignored), then rewrites the file. */
+static dm_err s_nonces_load(dm_node_t *self, int64_t now_ms, dm_buf_t *why)
+{
+    char path[DM_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_FED_NONCE_FILE);
+    FILE *f = fopen(path, "rb");
+    if (!f && errno != ENOENT) {
+        dm_buf_why(why, "cannot read the grant replay table %s: %s", path, strerror(errno));
+        return DM_ERR_IO;
+    }
+    uint8_t r[DM_NODE_FED_REC_BYTES];
+    while (f && self->fed_nnonces < DM_NODE_FED_NONCES_MAX && fread(r, sizeof r, 1, f) == 1) {
+        dm_node__fed_nonce_t n;
+        s_rec_decode(r, &n);
+        if (n.forget_ms >= now_ms && n.forget_ms <= now_ms + DM_GRANT_MAX_LIFETIME_MS +
+                                                        2 * DM_GRANT_SKEW_MS)
+            self->fed_nonces[self->fed_nnonces++] = n;
+    }
+    if (f)
+        fclose(f);
+    if (s_nonces_rewrite(self) != 0) {
+        dm_buf_why(why, "cannot write the grant replay table %s: %s", path, strerror(errno));
+        return DM_ERR_IO;
+    }
+    return DM_OK;
+}
+
+/* Appends n to the file (rewriting it first when due); false with errno
+ * on error. fed_lock held. */
+static bool s_nonce_append(dm_node_t *self, const dm_node__fed_nonce_t *n)
+{
+    if (self->fed_appended >= DM_NODE_FED_NONCES_MAX && s_nonces_rewrite(self) != 0)
+        return false;
+    uint8_t r[DM_NODE_FED_REC_BYTES];
+    s_rec_encode(n, r);
+    if (self->fed_fd < 0 || write(self->fed_fd, r, sizeof r) != (ssize_t)sizeof r)
+        return false;
+    self->fed_appended++;
+    return true;
+}
+
 /* ---- lifecycle ---- */
 
 dm_err dm_node__fed_open(dm_node_t *self, dm_buf_t *why)
 {
+    self->fed_fd = -1;
     self->fed_nonces = calloc(DM_NODE_FED_NONCES_MAX, sizeof *self->fed_nonces);
     self->fed_sessions = calloc(DM_NODE_FED_SESSIONS_MAX, sizeof *self->fed_sessions);
     if (!self->fed_nonces || !self->fed_sessions ||
@@ -34,7 +154,11 @@ dm_err dm_node__fed_open(dm_node_t *self, dm_buf_t *why)
         return DM_ERR_NOMEM;
     }
     self->fed_ready = true;
-    return DM_OK;
+    dm_err rc = s_nonces_load(self, dm_clock_wall_ms(), why);
+    if (rc == DM_OK && self->fed_nnonces)
+        dm_log_info("federation: %zu grant nonce(s) still in force were read back",
+                    self->fed_nnonces);
+    return rc;
 }
 
 void dm_node__fed_close(dm_node_t *self)
@@ -45,6 +169,9 @@ void dm_node__fed_close(dm_node_t *self)
         free(self->fed_sessions[i].products);
     free(self->fed_sessions);
     free(self->fed_nonces);
+    if (self->fed_fd >= 0)
+        close(self->fed_fd);
+    self->fed_fd = -1;
     self->fed_sessions = NULL;
     self->fed_nonces = NULL;
     pthread_mutex_destroy(&self->fed_lock);
@@ -345,12 +472,20 @@ static dm_err s_open_session(dm_node_t *self, const Dm__FedOpen *req,
     pthread_mutex_lock(&self->fed_lock);
     s_evict(self, now);
     rc = s_admit(self, g, why);
+    dm_node__fed_nonce_t n;
+    memcpy(n.nonce, g->nonce, sizeof n.nonce);
+    memcpy(n.relay, g->relay, sizeof n.relay);
+    n.opened_ms = now;
+    n.forget_ms = g->expires_ms + DM_GRANT_SKEW_MS;
+    if (rc == DM_OK && !s_nonce_append(self, &n)) {
+        dm_log_err("federation: cannot record a grant nonce in %s/%s: %s", self->dir,
+                   DM_NODE_FED_NONCE_FILE, strerror(errno));
+        dm_buf_why(why, "federated session refused: the node cannot record the grant's nonce "
+                   "(its replay table file); retry later");
+        rc = DM_ERR_IO;
+    }
     if (rc == DM_OK) {
-        dm_node__fed_nonce_t *n = &self->fed_nonces[self->fed_nnonces++];
-        memcpy(n->nonce, g->nonce, sizeof n->nonce);
-        memcpy(n->relay, g->relay, sizeof n->relay);
-        n->opened_ms = now;
-        n->forget_ms = g->expires_ms + DM_GRANT_SKEW_MS;
+        self->fed_nonces[self->fed_nnonces++] = n;
         self->fed_sessions[self->fed_nsessions++] = *s;
     }
     pthread_mutex_unlock(&self->fed_lock);

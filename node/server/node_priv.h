@@ -162,6 +162,8 @@ struct dm_node {
     size_t fed_nnonces;
     dm_node__fed_session_t *fed_sessions; /* DM_NODE_FED_SESSIONS_MAX slots */
     size_t fed_nsessions;
+    int fed_fd;             /* DIR/fed-nonces, appended (-1: not open) */
+    size_t fed_appended;    /* records appended since it was last rewritten */
 };
 
 /* Creates the data directory if needed, takes its lock and checks or

@@ -10,6 +10,7 @@
  * is refused, and after FedClose the session is gone. The owner audits
  * the FedOpen and the relayed reads with the relay named. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,6 +478,34 @@ Test(fed_grant, a_session_ends_when_its_grant_expires)
     s_probe_t p = {raw, nonce};
     cr_assert(dm_h_wait_until(s_session_gone, &p, 15000), "the session outlived its grant");
     s_refused(s_open(raw, &g, T_SQL), DM_ERR_DENIED, "grant expired");
+    dm_h_raw_destroy(&raw);
+    dm_buf_free(&g);
+}
+
+Test(fed_grant, a_restarted_owner_still_refuses_a_replay)
+{
+    dm_buf_t g = DM_BUF_INIT;
+    s_grant(&g, s_consumer_id, s_relay_id, T_SQL, dm_clock_wall_ms() + 60000);
+    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, s_relay_id);
+    Dm__Envelope *rep = s_open(raw, &g, T_SQL);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_FED_OPEN_REP, "%s",
+                 rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_h_raw_destroy(&raw);
+
+    char dir[sizeof s_node.dir];
+    snprintf(dir, sizeof dir, "%s", s_node.dir);
+    dm_h_node_signal(&s_node, SIGTERM);
+    const char *extra[] = {"--governance", s_gov.hex, NULL};
+    cr_assert(dm_h_node_start(&s_node, dir, "commerce", extra), "meshd did not restart");
+    s_open_refused(s_relay_id, &g, T_SQL, "grant replayed: nonce ");
+    /* A fresh grant still opens. */
+    s_grant(&g, s_consumer_id, s_relay_id, T_SQL, dm_clock_wall_ms() + 60000);
+    raw = dm_h_raw_new(s_node.addr, s_relay_id);
+    rep = s_open(raw, &g, T_SQL);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_FED_OPEN_REP, "%s",
+                 rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
+    dm__envelope__free_unpacked(rep, NULL);
     dm_h_raw_destroy(&raw);
     dm_buf_free(&g);
 }

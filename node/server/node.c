@@ -241,6 +241,7 @@ static dm_err s_start_access(dm_node_t *self, const dm_node_opts_t *opts, dm_buf
 {
     dm_err rc;
     if ((rc = dm_node__audit_open(self, opts, why)) != DM_OK ||
+        (rc = dm_node__fed_open(self, why)) != DM_OK ||
         (rc = dm_node__access_open(self, why)) != DM_OK ||
         (rc = dm_node__policy_start(self, opts->governance, why)) != DM_OK)
         return rc;
@@ -407,6 +408,7 @@ void dm_node_destroy(dm_node_t **self_p)
     dm_query_engine_destroy(&self->engine);
     dm_node__audit_close(self);
     dm_node__access_close(self);
+    dm_node__fed_close(self);
     dm_catalog_destroy(&self->catalog);
     if (self->inbox_push)
         zmq_close(self->inbox_push);

@@ -422,11 +422,22 @@ dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *caller, dm_policy
     return rc;
 }
 
-/* The query workers' decision: one per product the SQL names, audited. */
+/* The query workers' decision: one per product the SQL names, audited. A
+ * relayed scan reads only what its session's grant names, and then as
+ * its consumer would directly: a relay never reads more. */
 static dm_err s_query_decide(void *ctx, const dm_rpc_caller_t *caller, const char *domain,
                              const char *product, dm_policy_decision_t *out, dm_buf_t *why)
 {
     dm_node_t *self = ctx;
+    if (caller->relayed && !dm_node__fed_allows(self, caller, domain, product)) {
+        memset(out, 0, sizeof *out);
+        snprintf(out->rule, sizeof out->rule, "%s", DM_NODE_RULE_FED_GRANT);
+        snprintf(out->reason, sizeof out->reason,
+                 "access denied to %.63s.%.63s: the consumer's grant does not name it (or its "
+                 "session is closed)", domain, product ? product : "");
+        dm_node__audit(self, caller, false, "read", domain, product, out->rule, 0);
+        return DM_OK;
+    }
     dm_err rc = dm_node__decide(self, caller, DM_POLICY_READ, domain, product, out, why);
     if (rc == DM_OK)
         dm_node__audit(self, caller, out->allow, "read", domain, product, out->rule,

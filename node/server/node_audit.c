@@ -14,7 +14,9 @@
  * of them would push real records out; one caller's flood must not hide
  * another's refusals. Past the buckets they are counted, and a flush
  * writes one summary record a second per caller, naming it.
- * a second. Allowed decisions and admins' records always go in. */
+ * a second. Allowed decisions and admins' records always go in. A
+ * federated scan's records name the consumer and start "via relay HEX";
+ * the relay's own record of a query it sent on is action "relay". */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -170,7 +172,14 @@ void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed
     snprintf(r.action, sizeof r.action, "%s", action);
     if (domain && name)
         snprintf(r.product, sizeof r.product, "%.63s/%.63s", domain, name);
-    snprintf(r.rule, sizeof r.rule, "%s", rule ? rule : "");
+    if (caller && caller->relayed) {
+        /* First, so a long rule cannot cut who relayed it. */
+        char relay[DM_ID_HEX_BYTES];
+        dm_identity_key_hex(caller->relay, relay);
+        snprintf(r.rule, sizeof r.rule, "via relay %s; %s", relay, rule ? rule : "");
+    } else {
+        snprintf(r.rule, sizeof r.rule, "%s", rule ? rule : "");
+    }
     bool admin;
     uint64_t in_force;
     s_access_view(self, caller, &admin, &in_force);
@@ -186,6 +195,15 @@ void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed
     else if (keep)
         self->audit_dropped++;
     pthread_mutex_unlock(&self->audit_lock);
+}
+
+void dm_node__audit_relay(dm_node_t *self, const dm_rpc_caller_t *consumer, const char *domain,
+                          const char *name, const uint8_t owner[DM_ID_PUBLIC_BYTES])
+{
+    char hex[DM_ID_HEX_BYTES], rule[DM_AUDIT_RULE_MAX];
+    dm_identity_key_hex(owner, hex);
+    snprintf(rule, sizeof rule, "relayed to owner %s", hex);
+    dm_node__audit(self, consumer, true, "relay", domain, name, rule, 0);
 }
 
 /* Fills m as a marker record of the audit trail itself (action "audit",

@@ -47,8 +47,10 @@ static void s_forward_write(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
 }
 
 /* Hands a query request (field) to the query pool, which answers, or says
- * at once why not ("busy" names the cap). */
-static void s_forward_query(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload, unsigned field)
+ * at once why not ("busy" names the cap). A QueryReq naming a federated
+ * session runs as the session's consumer (node_fed.c), or is refused. */
+static void s_forward_query(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload, unsigned field,
+                            const dm_rpc_caller_t *caller)
 {
     Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(payload), zmq_msg_size(payload));
     if (!env) {
@@ -63,7 +65,16 @@ static void s_forward_query(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
     }
     /* The pool answers, or says at once why not ("busy" names the cap). */
     dm_buf_t why = DM_BUF_INIT;
-    dm_err qrc = dm_query_pool_forward(self->queries, rid, payload, &env, &why);
+    dm_err qrc;
+    if (field == DM__ENVELOPE__BODY_QUERY_REQ && env->query_req->session.len) {
+        dm_rpc_caller_t as;
+        qrc = dm_node__fed_caller(self, caller, env->query_req->session.data,
+                                  env->query_req->session.len, &as, &why);
+        if (qrc == DM_OK)
+            qrc = dm_query_pool_forward_as(self->queries, rid, payload, &as, &env, &why);
+    } else {
+        qrc = dm_query_pool_forward(self->queries, rid, payload, &env, &why);
+    }
     if (qrc != DM_OK)
         dm_rpc_server_send_error(self->rpc, rid, id, qrc, why.data);
     dm_buf_free(&why);
@@ -115,6 +126,12 @@ static void s_answer(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
         break;
     case DM__ENVELOPE__BODY_WHOAMI_REQ:
         dm_node__handle_whoami(self, rid, env->id, caller);
+        break;
+    case DM__ENVELOPE__BODY_FED_OPEN:
+        dm_node__handle_fed_open(self, rid, env->id, env->fed_open, caller);
+        break;
+    case DM__ENVELOPE__BODY_FED_CLOSE:
+        dm_node__handle_fed_close(self, rid, env->id, env->fed_close, caller);
         break;
     case DM__ENVELOPE__BODY_MEMBERS_REQ:
         dm_node__handle_members(self, rid, env->id);
@@ -168,7 +185,7 @@ void dm_node__handle_request(dm_node_t *self, void *router)
             s_forward_write(self, &rid, &payload, &caller);
     } else if (field == DM__ENVELOPE__BODY_QUERY_REQ || field == DM__ENVELOPE__BODY_QUERY_NEXT ||
                field == DM__ENVELOPE__BODY_QUERY_CLOSE) {
-        s_forward_query(self, &rid, &payload, field);
+        s_forward_query(self, &rid, &payload, field, &caller);
     } else {
         s_answer(self, &rid, &payload, &caller);
     }

@@ -7,9 +7,11 @@
  * (node_audit.c), and the call into the catalog reconciliation of
  * node/catalog/catalog_local.c (node_policy.c: the loop and a governance
  * change both republish). Calls go one way: node.c calls
- * node_dir.c and node_dispatch.c, which calls node_reads.c and
- * node_grant.c; those call node_access.c, node_policy.c and
- * node_audit.c; node_access.c calls node_audit.c. */
+ * node_dir.c and node_dispatch.c, which calls node_reads.c,
+ * node_grant.c and node_fed.c (federated sessions, the owner's side);
+ * those call node_access.c, node_policy.c and node_audit.c;
+ * node_access.c calls node_fed.c and node_audit.c; node_fed.c calls
+ * node_audit.c. */
 #ifndef DM_NODE_PRIV_H
 #define DM_NODE_PRIV_H
 
@@ -55,6 +57,8 @@
 #define DM_NODE_AUDIT_SUMMARY_MS 1000 /* one summary of unrecorded refusals at most this often */
 /* The rule of a refusal only because the node's domain is uncertified. */
 #define DM_NODE_RULE_UNCERTIFIED "governance: domain not certified"
+/* The rule of a relayed read its session's grant does not name. */
+#define DM_NODE_RULE_FED_GRANT "federation: not in the consumer's grant"
 /* The rule of every quarantine decision (node_reads.c). */
 #define DM_NODE_RULE_QUARANTINE "owner: quarantine is for admins"
 
@@ -66,6 +70,31 @@ typedef struct {
     size_t ngranted, nrevoked;
     uint64_t version;                   /* the entry's catalog version */
 } dm_node__acl_t;
+
+/* Federated sessions (node_fed.c): the replay table holds every nonce
+ * opened until its grant's expiry plus DM_GRANT_SKEW_MS; both tables are
+ * bounded in all and per relay (a full one refuses FedOpen with
+ * DM_ERR_BUSY naming the cap). */
+#define DM_NODE_FED_NONCES_MAX 16384        /* nonces remembered, in all */
+#define DM_NODE_FED_NONCES_PER_RELAY 4096   /* of one relay */
+#define DM_NODE_FED_SESSIONS_MAX 1024       /* open sessions, in all */
+#define DM_NODE_FED_SESSIONS_PER_RELAY 256  /* of one relay */
+#define DM_NODE_FED_PRODUCTS_MAX 64         /* of this node one session may scan */
+
+typedef struct {
+    uint8_t nonce[16];
+    uint8_t relay[DM_ID_PUBLIC_BYTES];
+    int64_t opened_ms, forget_ms; /* Unix milliseconds */
+} dm_node__fed_nonce_t;
+
+typedef struct {
+    uint8_t nonce[16];
+    uint8_t relay[DM_ID_PUBLIC_BYTES];
+    uint8_t consumer[DM_ID_PUBLIC_BYTES];
+    int64_t expires_ms;                    /* the grant's, Unix milliseconds */
+    char (*products)[DM_AUDIT_PRODUCT_MAX]; /* "domain/name" of this node, malloc'd */
+    size_t nproducts;
+} dm_node__fed_session_t;
 
 /* One caller's refusal bucket and what it suppressed (node_audit.c). */
 typedef struct {
@@ -125,6 +154,16 @@ struct dm_node {
     int64_t audit_refill_ms;
     uint64_t audit_caller_rate, audit_caller_burst;
     dm_node__refusals_t *audit_callers; /* DM_NODE_AUDIT_CALLERS + 1 */
+    /* Federated sessions (node_fed.c): opened and closed by the loop,
+     * read by query workers, under fed_lock. */
+    pthread_mutex_t fed_lock;
+    bool fed_ready;
+    dm_node__fed_nonce_t *fed_nonces;     /* DM_NODE_FED_NONCES_MAX slots */
+    size_t fed_nnonces;
+    dm_node__fed_session_t *fed_sessions; /* DM_NODE_FED_SESSIONS_MAX slots */
+    size_t fed_nsessions;
+    int fed_fd;             /* DIR/fed-nonces, appended (-1: not open) */
+    size_t fed_appended;    /* records appended since it was last rewritten */
 };
 
 /* Creates the data directory if needed, takes its lock and checks or
@@ -283,5 +322,36 @@ void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed
 void dm_node__audit_flush(dm_node_t *self, bool force);
 void dm_node__handle_audit(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const Dm__AuditReq *req,
                            const dm_rpc_caller_t *caller);
+/* The relay's record of a consumer's query it sends on to another node:
+ * consumer (the caller of the query) read domain/name through owner
+ * (the owning node's key), action "relay", rule "relayed to owner HEX".
+ * Any thread. */
+void dm_node__audit_relay(dm_node_t *self, const dm_rpc_caller_t *consumer, const char *domain,
+                          const char *name, const uint8_t owner[DM_ID_PUBLIC_BYTES]);
+
+/* ---- federated sessions, the owner's side (node_fed.c) ---- */
+
+DM_NODISCARD dm_err dm_node__fed_open(dm_node_t *self, dm_buf_t *why);
+void dm_node__fed_close(dm_node_t *self);
+/* FedOpen from caller (the relay): verifies the grant for caller over
+ * req->sql, records its nonce and the session; replies FedOpenRep or an
+ * Error (DM_ERR_DENIED naming the cause, DM_ERR_BUSY naming a cap).
+ * Audited. Loop only. */
+void dm_node__handle_fed_open(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                              const Dm__FedOpen *req, const dm_rpc_caller_t *caller);
+/* FedClose: ends caller's session (its nonce stays in the replay table);
+ * replies FedOpenRep{session} with no products, or DM_ERR_NOTFOUND. */
+void dm_node__handle_fed_close(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                               const Dm__FedClose *req, const dm_rpc_caller_t *caller);
+/* The caller a QueryReq with session (len bytes) from relay runs as: the
+ * session's consumer, verified, relayed. DM_ERR_DENIED with a line in why
+ * when relay has no such open session. Thread-safe. */
+DM_NODISCARD dm_err dm_node__fed_caller(dm_node_t *self, const dm_rpc_caller_t *relay,
+                                        const uint8_t *session, size_t len,
+                                        dm_rpc_caller_t *out, dm_buf_t *why);
+/* Whether relayed caller's session is open and names domain/name.
+ * Thread-safe. */
+bool dm_node__fed_allows(dm_node_t *self, const dm_rpc_caller_t *caller, const char *domain,
+                         const char *name);
 
 #endif

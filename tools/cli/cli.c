@@ -324,7 +324,15 @@ int dm_cli_keygen(const dm_cli_args_t *a)
 
 int dm_cli_connect(const dm_cli_args_t *a, dm_rpc_client_t **out)
 {
+    return dm_cli_connect_id(a, out, NULL, NULL);
+}
+
+int dm_cli_connect_id(const dm_cli_args_t *a, dm_rpc_client_t **out, dm_identity_t **id_out,
+                      uint8_t node_key[DM_ID_PUBLIC_BYTES])
+{
     *out = NULL;
+    if (id_out)
+        *id_out = NULL;
     char addr[DM_ADDRESS_MAX];
     const char *node = dm_cli_get(a, "node");
     const char *data = dm_cli_get(a, "data");
@@ -351,8 +359,16 @@ int dm_cli_connect(const dm_cli_args_t *a, dm_rpc_client_t **out)
     if (status != DM_EXIT_OK)
         return status;
     dm_buf_t why = DM_BUF_INIT;
-    dm_err err = dm_rpc_client_new_as(addr, timeout, id, out, &why);
-    dm_identity_destroy(&id);
+    char endpoint[DM_ID_ENDPOINT_MAX];
+    dm_err err = DM_OK;
+    if (node_key)
+        err = dm_identity_address_parse(addr, node_key, endpoint, sizeof endpoint, &why);
+    if (err == DM_OK)
+        err = dm_rpc_client_new_as(addr, timeout, id, out, &why);
+    if (err == DM_OK && id_out)
+        *id_out = id;
+    else
+        dm_identity_destroy(&id);
     if (err != DM_OK) {
         fprintf(stderr, "%s: %s\n", a->program, why.data);
         dm_buf_free(&why);

@@ -89,6 +89,11 @@ int dm_cli_keygen(const dm_cli_args_t *a);
  * as the identity of dm_cli_identity. On failure prints the reason and
  * returns DM_EXIT_USAGE (2). */
 int dm_cli_connect(const dm_cli_args_t *a, dm_rpc_client_t **out);
+/* dm_cli_connect that also hands back the identity it connects as (*id,
+ * the caller's to destroy; id NULL: not wanted) and the node's key from
+ * its address (node_key NULL: not wanted), for signing a grant. */
+int dm_cli_connect_id(const dm_cli_args_t *a, dm_rpc_client_t **out, dm_identity_t **id,
+                      uint8_t node_key[DM_ID_PUBLIC_BYTES]);
 /* The timeout in milliseconds from --timeout (default 10 s); -1 if the
  * value is invalid (after printing why). */
 int dm_cli_timeout_ms(const dm_cli_args_t *a);

@@ -16,6 +16,8 @@
 #include "transport/rowbatch.h"
 #include "base/version.h"
 #include "transport/envelope.h"
+#include "transport/grant.h"
+#include "base/clock.h"
 
 #define DM_MESHQ_BATCH_ROWS 10000 /* rows asked per pull */
 #define DM_MESHQ_TABLE_WINDOW 1000 /* rows buffered to align a table */
@@ -26,6 +28,7 @@ static const char *const P = "meshq";
 static const dm_cli_optspec_t s_opts[] = {
     {"node", true}, {"data", true}, {"json", false}, {"timeout", true},
     {"help", false}, {"version", false}, {"format", true}, {"identity", true},
+    {"explain", false},
 };
 
 typedef enum { F_TABLE, F_CSV, F_JSON, F_JSONL } s_format;
@@ -44,7 +47,7 @@ static void s_usage(FILE *f)
             "                                and refused domain claims\n"
             "  describe DOMAIN/PRODUCT       a product's contract: owner, fields with types and\n"
             "                                constraints, SLA, checks, policies, lineage, counts\n"
-            "  query \"SQL\" [--format table|csv|json|jsonl]\n"
+            "  query \"SQL\" [--format table|csv|json|jsonl] [--explain]\n"
             "                                read-only SQL; products are tables named\n"
             "                                domain.product, e.g.\n"
             "                                SELECT status, count(*) FROM commerce.orders GROUP BY status\n"
@@ -52,7 +55,16 @@ static void s_usage(FILE *f)
             "                                restricted with you among its readers, private\n"
             "                                to its domain's admins; a governance policy may\n"
             "                                deny a read, mask columns or filter rows:\n"
-            "                                see docs/governance.md)\n"
+            "                                see docs/governance.md). Products other nodes\n"
+            "                                own are read through the node you ask: meshq\n"
+            "                                signs a grant with your identity for that node,\n"
+            "                                this SQL only, valid for 60 s (or --timeout if\n"
+            "                                longer, at most 10 min); each owner decides on\n"
+            "                                your identity, never the relaying node's.\n"
+            "                                --explain: after the rows, prints to stderr,\n"
+            "                                under the heading \"-- explain --\", per remote\n"
+            "                                table what was pushed to its owner, the round\n"
+            "                                trips and the rows and bytes that moved\n"
             "  whoami                        your identity: public key and file (give the key\n"
             "                                to a product's owner to be made a reader)\n"
             "  keygen FILE                   make a new identity in FILE\n"
@@ -359,35 +371,75 @@ static unsigned s_drain(dm_rpc_client_t *client, unsigned inflight)
     return inflight;
 }
 
+/* Connects and sends the QueryReq for sql, with a grant signed as the
+ * identity for the node as relay (so the node may read other nodes'
+ * products on the caller's behalf, docs/protocol.md "Federated query"),
+ * and explain when asked. DM_EXIT_OK with *client connected. */
+static int s_query_send(const dm_cli_args_t *a, const char *sql, dm_rpc_client_t **client)
+{
+    dm_identity_t *id = NULL;
+    uint8_t node_key[DM_ID_PUBLIC_BYTES];
+    int status = dm_cli_connect_id(a, client, &id, node_key);
+    if (status != DM_EXIT_OK)
+        return status;
+    int64_t life = dm_cli_timeout_ms(a);
+    life = life > DM_GRANT_DEFAULT_LIFETIME_MS ? life : DM_GRANT_DEFAULT_LIFETIME_MS;
+    life = life < DM_GRANT_MAX_LIFETIME_MS ? life : DM_GRANT_MAX_LIFETIME_MS;
+    dm_buf_t grant = DM_BUF_INIT, why = DM_BUF_INIT;
+    if (dm_grant_sign(id, node_key, sql, strlen(sql), dm_clock_wall_ms() + life, &grant, &why) !=
+        DM_OK) {
+        fprintf(stderr, "%s: cannot sign the query's grant: %s\n", P,
+                why.len ? why.data : "signing failed");
+        status = DM_EXIT_USAGE;
+        goto out;
+    }
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__QueryReq body = DM__QUERY_REQ__INIT;
+    body.sql = (char *)sql;
+    body.max_rows = DM_MESHQ_BATCH_ROWS;
+    body.grant.data = (uint8_t *)grant.data;
+    body.grant.len = grant.len;
+    body.explain = dm_cli_get(a, "explain") != NULL;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_QUERY_REQ, &body);
+    if (dm_rpc_client_send(*client, &req, NULL, &why) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", P, why.data);
+        status = DM_EXIT_USAGE;
+    }
+out:
+    if (status != DM_EXIT_OK)
+        dm_rpc_client_destroy(client);
+    dm_identity_destroy(&id);
+    dm_buf_free(&grant);
+    dm_buf_free(&why);
+    return status;
+}
+
+/* Prints a query's explain text (QueryRep.explain) to stderr under a
+ * heading, so stdout keeps only the rows. */
+static void s_explain(const char *text)
+{
+    if (text && *text)
+        fprintf(stderr, "-- explain --\n%s%s", text, text[strlen(text) - 1] == '\n' ? "" : "\n");
+}
+
 static int s_query(const dm_cli_args_t *a)
 {
     if (a->npos != 2) {
-        fprintf(stderr, "%s: usage: meshq query \"SQL\" [--format table|csv|json|jsonl]\n", P);
+        fprintf(stderr, "%s: usage: meshq query \"SQL\" [--format table|csv|json|jsonl] "
+                        "[--explain]\n", P);
         return DM_EXIT_USAGE;
     }
     s_printer pr = {0};
     if (!s_format_parse(dm_cli_get(a, "format"), &pr.format))
         return DM_EXIT_USAGE;
     dm_rpc_client_t *client = NULL;
-    int status = dm_cli_connect(a, &client);
+    int status = s_query_send(a, a->pos[1], &client);
     if (status != DM_EXIT_OK)
         return status;
-    Dm__Envelope req = DM__ENVELOPE__INIT;
-    Dm__QueryReq body = DM__QUERY_REQ__INIT;
-    body.sql = (char *)a->pos[1];
-    body.max_rows = DM_MESHQ_BATCH_ROWS;
-    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_QUERY_REQ, &body);
     bool first = true, done = false, ok = true;
     uint64_t cursor = 0;
-    unsigned inflight = 0;
-    dm_buf_t rpc_why = DM_BUF_INIT;
-    if (dm_rpc_client_send(client, &req, NULL, &rpc_why) != DM_OK) {
-        fprintf(stderr, "%s: %s\n", P, rpc_why.data);
-        dm_buf_free(&rpc_why);
-        dm_rpc_client_destroy(&client);
-        return DM_EXIT_USAGE;
-    }
-    inflight = 1;
+    unsigned inflight = 1;
+    char *explain = NULL;
     while (inflight > 0) {
         Dm__Envelope *rep = NULL;
         dm_buf_t rpc_why = DM_BUF_INIT;
@@ -423,6 +475,8 @@ static int s_query(const dm_cli_args_t *a)
             dm__envelope__free_unpacked(rep, NULL);
             break;
         }
+        if (qr->explain && *qr->explain && !explain)
+            explain = strdup(qr->explain);
         done = done || qr->done;
         dm__envelope__free_unpacked(rep, NULL);
         /* Keep two pulls in flight so the node computes the next batch
@@ -448,6 +502,9 @@ static int s_query(const dm_cli_args_t *a)
             inflight = s_drain(client, inflight);
     }
     s_end(&pr, ok);
+    if (ok)
+        s_explain(explain);
+    free(explain);
     dm_rpc_client_destroy(&client);
     return status;
 }

@@ -350,7 +350,7 @@ dm_node__remote_dir_t *dm_node__remote_get(dm_node_t *self);
 #define DM_NODE_RELAY_POLL_MS 50          /* a wait looks at the cancel flag this often */
 #define DM_NODE_RELAY_SCAN_MS 30000       /* one wait for an owner, at most */
 #define DM_NODE_RELAY_OWNERS_MAX 16       /* owners one query reaches */
-#define DM_NODE_RELAY_BATCH_ROWS 1000     /* rows per batch asked of an owner */
+#define DM_NODE_RELAY_BATCH_ROWS DM_QUERY_BATCH_ROWS /* rows per batch asked of an owner */
 #define DM_NODE_RELAY_IDLE_PER_OWNER 4    /* idle connections kept per owner */
 #define DM_NODE_RELAY_IDLE_MAX 64         /* and in all */
 #define DM_NODE_RELAY_IDLE_MS 30000       /* an idle connection is closed after this */

@@ -54,6 +54,7 @@ typedef struct {
     bool broken;        /* the connection's state is unknown: never reused */
     dm_err failed;      /* the session failed: every later scan fails alike */
     char *failure;      /* its line */
+    struct dm_query_rscan *scans; /* open scans, whose pulls ahead a wait may meet */
 } s_session;
 
 typedef struct {
@@ -80,6 +81,13 @@ struct dm_query_rscan {
     dm_buf_t first; /* the first batch, until next hands it over */
     uint32_t first_n;
     bool have_first;
+    /* The next batch is asked for as soon as one arrives (the protocol
+     * allows two pulls in flight), so the owner reads while the engine
+     * works: ahead_id is that QueryNext, stash its reply when another
+     * scan's wait on the same connection read it. */
+    uint64_t ahead_id;
+    Dm__Envelope *stash;
+    struct dm_query_rscan *next_open; /* in s->scans */
 };
 
 /* ---- the cache of idle connections ---- */
@@ -359,7 +367,13 @@ static dm_err s_wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_ns,
             *rep = e;
             return DM_OK;
         }
-        dm__envelope__free_unpacked(e, NULL); /* a late reply of an abandoned request */
+        dm_query_rscan_t *o = sc->s->scans;
+        while (o && !(o->ahead_id == e->id && !o->stash))
+            o = o->next_open;
+        if (o)
+            o->stash = e; /* another scan's batch: it takes it on its next pull */
+        else
+            dm__envelope__free_unpacked(e, NULL); /* a late reply of an abandoned request */
     }
 }
 
@@ -518,8 +532,31 @@ static dm_err s_resolve(void *ctx, const char *domain, const char *product, char
 
 static void s_scan_free(dm_query_rscan_t *sc)
 {
+    if (sc->s) {
+        dm_query_rscan_t **p = &sc->s->scans;
+        while (*p && *p != sc)
+            p = &(*p)->next_open;
+        if (*p)
+            *p = sc->next_open;
+    }
+    if (sc->stash)
+        dm__envelope__free_unpacked(sc->stash, NULL);
     dm_buf_free(&sc->first);
     free(sc);
+}
+
+/* Asks for the next batch before the engine wants it; one try, no wait
+ * (a failure leaves the pull to next). */
+static void s_pull_ahead(dm_query_rscan_t *sc)
+{
+    if (sc->done || !sc->cursor || sc->ahead_id || sc->s->broken)
+        return;
+    Dm__Envelope env;
+    Dm__QueryNext qn = DM__QUERY_NEXT__INIT;
+    qn.cursor = sc->cursor;
+    dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_QUERY_NEXT, &qn);
+    if (dm_rpc_client_send(sc->s->client, &env, &sc->ahead_id, NULL) != DM_OK)
+        sc->ahead_id = 0;
 }
 
 static dm_err s_open(void *ctx, const char *domain, const char *product, const char *sql,
@@ -561,6 +598,9 @@ static dm_err s_open(void *ctx, const char *domain, const char *product, const c
     dm__envelope__free_unpacked(rep, NULL);
     if (rc != DM_OK)
         goto fail;
+    sc->next_open = sc->s->scans;
+    sc->s->scans = sc;
+    s_pull_ahead(sc);
     *out = sc;
     return DM_OK;
 fail:
@@ -592,14 +632,21 @@ static dm_err s_next(dm_query_rscan_t *sc, int64_t deadline_ns, const atomic_boo
     Dm__QueryNext qn = DM__QUERY_NEXT__INIT;
     qn.cursor = sc->cursor;
     dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_QUERY_NEXT, &qn);
-    uint64_t id;
-    dm_err rc;
-    if ((rc = s_send(sc, &env, &id, deadline, cancel, why)) != DM_OK ||
-        (rc = s_wait(sc, id, deadline, cancel, &rep, why)) != DM_OK)
+    uint64_t id = sc->ahead_id;
+    dm_err rc = DM_OK;
+    sc->ahead_id = 0;
+    if (sc->stash && sc->stash->id == id) {
+        rep = sc->stash;
+        sc->stash = NULL;
+    } else if ((!id && (rc = s_send(sc, &env, &id, deadline, cancel, why)) != DM_OK) ||
+               (rc = s_wait(sc, id, deadline, cancel, &rep, why)) != DM_OK) {
         return rc;
+    }
     rc = s_take_rep(sc, rep, out, nrows, why);
     dm__envelope__free_unpacked(rep, NULL);
     *done = sc->done;
+    if (rc == DM_OK)
+        s_pull_ahead(sc);
     return rc;
 }
 

@@ -358,10 +358,12 @@ dm_node__remote_dir_t *dm_node__remote_get(dm_node_t *self);
 typedef struct dm_node__fedrelay dm_node__fedrelay_t;
 /* Where the relay reads the directory: a new reference, or NULL. */
 typedef dm_node__remote_dir_t *(*dm_node__fedrelay_dir_fn)(void *ctx);
-/* How it audits the consumer's query: allowed or refused at the relay,
- * naming the product and the rule ("relayed to owner HEX"). */
+/* How it audits the consumer's query: sent on to owner (allowed, rule
+ * "relayed to owner HEX...") or refused at the relay (rule: the refusal's
+ * line), naming the product. */
 typedef void (*dm_node__fedrelay_audit_fn)(void *ctx, const dm_rpc_caller_t *caller,
                                            bool allowed, const char *domain, const char *name,
+                                           const uint8_t owner[DM_ID_PUBLIC_BYTES],
                                            const char *rule);
 /* A relay acting as identity id (borrowed, outlives it), reading the
  * directory through dir and auditing through audit (may be NULL).

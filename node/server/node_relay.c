@@ -199,7 +199,8 @@ static void s_when(int64_t unix_ms, char out[40])
 static void s_audit(s_query *q, bool allowed, const dm_node__remote_t *e, const char *rule)
 {
     if (q->relay->audit)
-        q->relay->audit(q->relay->audit_ctx, &q->caller, allowed, e->domain, e->name, rule);
+        q->relay->audit(q->relay->audit_ctx, &q->caller, allowed, e->domain, e->name, e->owner,
+                        rule);
 }
 
 /* ---- the grant, as far as the relay can judge it ---- */
@@ -465,8 +466,8 @@ static s_session *s_session_get(s_query *q, dm_query_rscan_t *sc, const dm_node_
         return NULL;
     }
     s->open_pending = true;
-    char hex[24], rule[DM_AUDIT_RULE_MAX];
-    s_short_hex(e->owner, hex);
+    char hex[DM_ID_HEX_BYTES], rule[DM_AUDIT_RULE_MAX];
+    dm_identity_key_hex(e->owner, hex);
     snprintf(rule, sizeof rule, "relayed to owner %s", hex);
     s_audit(q, true, e, rule);
     return s;
@@ -729,11 +730,14 @@ void dm_node__fedrelay_free(void *ctx, dm_query_remote_t *remote)
 static dm_node__remote_dir_t *s_node_dir(void *ctx) { return dm_node__remote_get(ctx); }
 
 static void s_node_audit(void *ctx, const dm_rpc_caller_t *caller, bool allowed,
-                         const char *domain, const char *name, const char *rule)
+                         const char *domain, const char *name,
+                         const uint8_t owner[DM_ID_PUBLIC_BYTES], const char *rule)
 {
-    /* The relay's record of the consumer's query; fed-owner's
-     * dm_node__audit_relay may take its place once merged. */
-    dm_node__audit(ctx, caller, allowed, "query", domain, name, rule, 0);
+    /* FIXME(federation merge): allowed records go through the owner
+     * half's dm_node__audit_relay(ctx, caller, domain, name, owner), which
+     * names the action "relay" the same way. */
+    (void)owner;
+    dm_node__audit(ctx, caller, allowed, "relay", domain, name, rule, 0);
 }
 
 dm_err dm_node__fed_start(dm_node_t *self, dm_buf_t *why)

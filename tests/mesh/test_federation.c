@@ -43,7 +43,7 @@
 static const char *const s_contract_fmt =
     "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: %s\n  domain: %s\n"
     "  version: 1.0.0\n  owner:\n    team: t\n    contact: t@example.com\n"
-    "spec:\n  schema:\n    primaryKey: id\n    fields:\n%s";
+    "spec:\n  policies:\n    access: public\n  schema:\n    primaryKey: id\n    fields:\n%s";
 
 /* ---- a directory and a relay of the test's own ---- */
 
@@ -60,9 +60,9 @@ static dm_node__remote_dir_t *s_dir_fn(void *ctx)
 }
 
 static void s_audit_fn(void *ctx, const dm_rpc_caller_t *caller, bool allowed, const char *domain,
-                       const char *name, const char *rule)
+                       const char *name, const uint8_t *owner, const char *rule)
 {
-    (void)caller, (void)domain, (void)name, (void)rule;
+    (void)caller, (void)domain, (void)name, (void)owner, (void)rule;
     s_env *env = ctx;
     env->audits++;
     env->refusals += !allowed;
@@ -506,10 +506,10 @@ static char *s_sqlite(const char *sql)
     int fd = mkstemp(tmpl);
     cr_assert_geq(fd, 0);
     FILE *f = fdopen(fd, "w");
-    fprintf(f, "%s.headers on\n.mode csv\n%s;\n", s_sqlite_rows, sql);
+    fprintf(f, "%s%s;\n", s_sqlite_rows, sql);
     fclose(f);
     char cmd[256];
-    snprintf(cmd, sizeof cmd, "sqlite3 :memory: < %s", tmpl);
+    snprintf(cmd, sizeof cmd, "sqlite3 -csv -header :memory: < %s", tmpl);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
     char *out = calloc(1, 1 << 16);
@@ -570,7 +570,8 @@ Test(federation, sql_at_a_third_node_equals_sqlite_then_a_dead_owner_is_named)
         dm_h_result_t r = s_meshq_at(T_LOGISTICS, queries[i]);
         cr_assert_eq(r.status, 0, "%s: %s", queries[i], r.err);
         char *expect = s_sqlite(queries[i]);
-        cr_assert_str_eq(r.out, expect, "%s", queries[i]);
+        cr_assert_str_eq(r.out, expect, "%s\n--- meshq:\n%s--- sqlite3:\n%s", queries[i], r.out,
+                         expect);
         free(expect);
         dm_h_result_free(&r);
     }

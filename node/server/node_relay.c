@@ -76,6 +76,7 @@ struct dm_query_rscan {
     s_session *s;
     char product[2 * DM_CATALOG_NAME_MAX + 2]; /* "domain.name" */
     char owner_hex[DM_ID_HEX_BYTES];
+    char mesh_says[96]; /* "alive", "suspect since 12:01:03 UTC": for timeouts */
     uint64_t cursor;
     bool done;
     dm_buf_t first; /* the first batch, until next hands it over */
@@ -281,8 +282,8 @@ static dm_err s_send(dm_query_rscan_t *sc, Dm__Envelope *env, uint64_t *id, int6
             (cancel && atomic_load(cancel))) {
             if (rc == DM_ERR_TIMEOUT)
                 dm_buf_why(why, "%s: no connection to owner node %s within the scan's deadline "
-                                "(the mesh says it is alive: is its address reachable?)",
-                           sc->product, sc->owner_hex);
+                                "(the mesh has it %s: is its address reachable?)",
+                           sc->product, sc->owner_hex, sc->mesh_says);
             else if (rc != DM_OK)
                 dm_buf_why(why, "%s: cannot send to owner node %s: %s", sc->product,
                            sc->owner_hex, scratch.len ? scratch.data : dm_err_str(rc));
@@ -337,9 +338,9 @@ static dm_err s_wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_ns,
         }
         if (dm_clock_mono_ns() >= deadline_ns) {
             sc->s->broken = true;
-            dm_buf_why(why, "%s: owner node %s sent no answer within the scan's deadline (it "
-                            "is overloaded, the scan is slow, or it stopped since)",
-                       sc->product, sc->owner_hex);
+            dm_buf_why(why, "%s: owner node %s sent no answer within the scan's deadline (the "
+                            "mesh has it %s: it is overloaded, the scan is slow, or it stopped)",
+                       sc->product, sc->owner_hex, sc->mesh_says);
             return DM_ERR_TIMEOUT;
         }
         Dm__Envelope *e = NULL;
@@ -578,6 +579,9 @@ static dm_err s_open(void *ctx, const char *domain, const char *product, const c
     char owner[24];
     s_short_hex(e->owner, owner);
     snprintf(sc->owner_hex, sizeof sc->owner_hex, "%s", owner);
+    char when[40];
+    s_when(e->since_ms, when);
+    snprintf(sc->mesh_says, sizeof sc->mesh_says, "%s since %s", s_state_name(e->state), when);
     dm_err rc = s_refuse(q, e, sc->product, owner, why);
     int64_t deadline = s_clip(deadline_ns);
     if (rc == DM_OK && !(sc->s = s_session_get(q, sc, e, deadline, &rc, why)))

@@ -353,7 +353,7 @@ Test(relay_wire, an_owner_killed_mid_mesh_fails_the_scan_within_its_deadline)
     cr_assert_geq(took, T_SCAN_MS - 100);
     cr_assert_lt(took, T_BOUND_MS, "the scan took %lld ms", took);
     cr_assert(strstr(why.data, "identity.customers") && strstr(why.data, "owner node") &&
-                  strstr(why.data, "deadline"),
+                  strstr(why.data, "deadline") && strstr(why.data, "the mesh has it alive since"),
               "%s", why.data);
     /* The other owner is unaffected in the same query: it answers. */
     dm_err rc = s_try(r, "commerce", "orders", 5000, &why);

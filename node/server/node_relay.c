@@ -69,6 +69,10 @@ typedef struct {
     dm_node__remote_dir_t *dir;
     s_session sessions[DM_NODE_RELAY_OWNERS_MAX];
     size_t nsessions;
+    /* Products whose relaying is audited already (entries of dir, which
+     * stay put while the query holds it); past the table, every scan. */
+    const dm_node__remote_t *audited[64];
+    size_t naudited;
 } s_query;
 
 struct dm_query_rscan {
@@ -467,11 +471,22 @@ static s_session *s_session_get(s_query *q, dm_query_rscan_t *sc, const dm_node_
         return NULL;
     }
     s->open_pending = true;
+    return s;
+}
+
+/* Audits once per product and query that the consumer's scan of it goes
+ * to its owner. */
+static void s_audit_relayed(s_query *q, const dm_node__remote_t *e)
+{
+    for (size_t i = 0; i < q->naudited; i++)
+        if (q->audited[i] == e)
+            return;
+    if (q->naudited < sizeof q->audited / sizeof *q->audited)
+        q->audited[q->naudited++] = e;
     char hex[DM_ID_HEX_BYTES], rule[DM_AUDIT_RULE_MAX];
     dm_identity_key_hex(e->owner, hex);
     snprintf(rule, sizeof rule, "relayed to owner %s", hex);
     s_audit(q, true, e, rule);
-    return s;
 }
 
 /* Why the relay does not even try e's owner; DM_OK when it may. */
@@ -588,6 +603,7 @@ static dm_err s_open(void *ctx, const char *domain, const char *product, const c
         goto fail;
     if (rc != DM_OK)
         goto fail;
+    s_audit_relayed(q, e);
     Dm__Envelope env, *rep = NULL;
     Dm__QueryReq req = DM__QUERY_REQ__INIT;
     req.sql = (char *)sql;

@@ -74,7 +74,7 @@ void dm_node__remote_dir_seal(dm_node__remote_dir_t *d)
 const dm_node__remote_t *dm_node__remote_dir_find(const dm_node__remote_dir_t *d,
                                                   const char *domain, const char *name)
 {
-    if (!d || !domain || !name)
+    if (!d || !d->n || !domain || !name)
         return NULL;
     dm_node__remote_t key;
     snprintf(key.domain, sizeof key.domain, "%s", domain);
@@ -147,6 +147,8 @@ static int s_cmp_member(const void *a, const void *b)
 
 static const s_member *s_member_find(const s_members *ms, const uint8_t *id)
 {
+    if (!ms->n)
+        return NULL;
     s_member key;
     memcpy(key.id, id, DM_ID_PUBLIC_BYTES);
     return bsearch(&key, ms->items, ms->n, sizeof *ms->items, s_cmp_member);

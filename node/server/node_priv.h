@@ -298,8 +298,9 @@ void dm_node__handle_audit(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const D
 
 
 /* ---- federation: the relay's side (node_remote.c, node_relay.c) ----
- * node.c calls both; node_relay.c reads node_remote.c's snapshots and
- * reaches the node only through the callbacks it is given. */
+ * node.c calls node_relay_start.c, which sets up both; node_relay.c
+ * reads node_remote.c's snapshots and reaches the node only through the
+ * callbacks it is given. */
 
 #define DM_NODE_REMOTE_REFRESH_MS 200    /* the loop checks the directory's sources this often */
 #define DM_NODE_REMOTE_REBUILD_MS 10000  /* and rebuilds it this often whatever they say */
@@ -384,7 +385,7 @@ DM_NODISCARD dm_err dm_node__fedrelay_make(void *ctx, const dm_rpc_caller_t *cal
                                            dm_buf_t *why);
 void dm_node__fedrelay_free(void *ctx, dm_query_remote_t *remote);
 /* Sets up the directory and the relay and installs them on the query
- * pool (node_relay.c). */
+ * pool (node_relay_start.c). */
 DM_NODISCARD dm_err dm_node__fed_start(dm_node_t *self, dm_buf_t *why);
 void dm_node__fed_stop(dm_node_t *self);
 

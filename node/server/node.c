@@ -266,7 +266,8 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, dm_buf_t *why)
         (rc = s_open_state(self, opts, w)) != DM_OK ||
         (rc = s_start_pipelines(self, opts, w)) != DM_OK ||
         (rc = s_start_rpc(self, opts, w)) != DM_OK || (rc = s_start_mesh(self, opts, w)) != DM_OK ||
-        (rc = s_start_access(self, opts, w)) != DM_OK) {
+        (rc = s_start_access(self, opts, w)) != DM_OK ||
+        (rc = dm_node__fed_start(self, w)) != DM_OK) {
         dm_node_destroy(&self);
         dm_buf_free(&local);
         return rc;
@@ -344,6 +345,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
         }
         int64_t now = dm_clock_mono_ms();
         dm_gossip_tick(self->gossip, now);
+        dm_node__remote_refresh(self, now); /* federation: what other nodes own */
         /* Gossip may have brought governance documents or a rotation. */
         dm_node__policy_refresh(self);
         dm_node__audit_flush(self, false);
@@ -405,6 +407,7 @@ void dm_node_destroy(dm_node_t **self_p)
     dm_gossip_destroy(&self->gossip);
     dm_rpc_server_destroy(&self->rpc);
     dm_query_pool_destroy(&self->queries); /* its workers decide with the tables below */
+    dm_node__fed_stop(self);
     dm_query_engine_destroy(&self->engine);
     dm_node__audit_close(self);
     dm_node__access_close(self);

@@ -164,6 +164,18 @@ struct dm_node {
     size_t fed_nsessions;
     int fed_fd;             /* DIR/fed-nonces, appended (-1: not open) */
     size_t fed_appended;    /* records appended since it was last rewritten */
+    /* Federation, the relay's side (node_remote.c, node_relay.c): the
+     * directory of other nodes' products, rebuilt by the loop and swapped
+     * under remote_lock; the loop's own bookkeeping of it; the relay the
+     * query workers reach owners through. */
+    pthread_mutex_t remote_lock;
+    bool remote_ready, remote_built;
+    struct dm_node__remote_dir *remote_dir;
+    struct dm_node__remote_since *remote_since; /* per member, by id */
+    size_t remote_nsince;
+    uint64_t remote_print;
+    int64_t remote_next, remote_full;
+    struct dm_node__fedrelay *relay;
 };
 
 /* Creates the data directory if needed, takes its lock and checks or
@@ -353,5 +365,98 @@ DM_NODISCARD dm_err dm_node__fed_caller(dm_node_t *self, const dm_rpc_caller_t *
  * Thread-safe. */
 bool dm_node__fed_allows(dm_node_t *self, const dm_rpc_caller_t *caller, const char *domain,
                          const char *name);
+
+
+/* ---- federation: the relay's side (node_remote.c, node_relay.c) ----
+ * node.c calls node_relay_start.c, which sets up both; node_relay.c
+ * reads node_remote.c's snapshots and reaches the node only through the
+ * callbacks it is given. */
+
+#define DM_NODE_REMOTE_REFRESH_MS 200    /* the loop checks the directory's sources this often */
+#define DM_NODE_REMOTE_REBUILD_MS 10000  /* and rebuilds it this often whatever they say */
+#define DM_NODE_REMOTE_MAX 65536         /* products in the directory, at most */
+
+/* One product another node owns, as the relay knows it. */
+typedef struct {
+    char domain[DM_CATALOG_NAME_MAX + 1], name[DM_CATALOG_NAME_MAX + 1];
+    char *contract; /* canonical JSON, NUL-terminated (owned by the directory) */
+    size_t contract_len;
+    uint8_t owner[DM_ID_PUBLIC_BYTES];
+    char address[DM_ADDRESS_MAX]; /* the owner's "HEX@tcp://..."; "" unknown */
+    int state;                    /* dm_member_state; DM_MEMBER_UNKNOWN when not a member */
+    int64_t since_ms;             /* Unix ms this node saw that state begin */
+    bool certified;               /* governance binds the domain to owner (or none is set) */
+    uint64_t rows;                /* the owner's record count as known; 0 unknown */
+} dm_node__remote_t;
+
+/* An immutable, refcounted snapshot of them, ordered by domain and name. */
+typedef struct dm_node__remote_dir dm_node__remote_dir_t;
+typedef struct dm_node__remote_since dm_node__remote_since_t;
+/* A new empty directory (one reference); NULL when out of memory. */
+dm_node__remote_dir_t *dm_node__remote_dir_new(void);
+/* Adds a copy of e (its contract copied too) to d before it is sealed.
+ * DM_ERR_TOOBIG past DM_NODE_REMOTE_MAX, DM_ERR_NOMEM. */
+DM_NODISCARD dm_err dm_node__remote_dir_add(dm_node__remote_dir_t *d, const dm_node__remote_t *e);
+/* Orders d for lookups; nothing is added after. */
+void dm_node__remote_dir_seal(dm_node__remote_dir_t *d);
+/* The entry of domain.name, borrowed while the caller holds d; NULL. */
+const dm_node__remote_t *dm_node__remote_dir_find(const dm_node__remote_dir_t *d,
+                                                  const char *domain, const char *name);
+size_t dm_node__remote_dir_count(const dm_node__remote_dir_t *d);
+/* Takes one more reference (d may be NULL); any thread. */
+dm_node__remote_dir_t *dm_node__remote_dir_ref(dm_node__remote_dir_t *d);
+/* Drops one; the last frees d. NULL-safe; clears *d_p. */
+void dm_node__remote_dir_unref(dm_node__remote_dir_t **d_p);
+/* The node's directory: set up (one built at once), and freed. */
+DM_NODISCARD dm_err dm_node__remote_open(dm_node_t *self);
+void dm_node__remote_close(dm_node_t *self);
+/* Rebuilds the directory when the catalog or membership moved (looked at
+ * every DM_NODE_REMOTE_REFRESH_MS at most). Loop only. */
+void dm_node__remote_refresh(dm_node_t *self, int64_t now_ms);
+/* A reference to the current directory (drop it with
+ * dm_node__remote_dir_unref); NULL before open. Any thread. */
+dm_node__remote_dir_t *dm_node__remote_get(dm_node_t *self);
+
+/* The relay (node_relay.c): how the query workers reach the owners. */
+#define DM_NODE_RELAY_POLL_MS 50          /* a wait looks at the cancel flag this often */
+#define DM_NODE_RELAY_SCAN_MS 30000       /* one wait for an owner, at most */
+#define DM_NODE_RELAY_OWNERS_MAX 16       /* owners one query reaches */
+#define DM_NODE_RELAY_BATCH_ROWS DM_QUERY_BATCH_ROWS /* rows per batch asked of an owner */
+#define DM_NODE_RELAY_IDLE_PER_OWNER 4    /* idle connections kept per owner */
+#define DM_NODE_RELAY_IDLE_MAX 64         /* and in all */
+#define DM_NODE_RELAY_IDLE_MS 30000       /* an idle connection is closed after this */
+
+typedef struct dm_node__fedrelay dm_node__fedrelay_t;
+/* Where the relay reads the directory: a new reference, or NULL. */
+typedef dm_node__remote_dir_t *(*dm_node__fedrelay_dir_fn)(void *ctx);
+/* How it audits the consumer's query: sent on to owner (allowed, rule
+ * "relayed to owner HEX...") or refused at the relay (rule: the refusal's
+ * line), naming the product. */
+typedef void (*dm_node__fedrelay_audit_fn)(void *ctx, const dm_rpc_caller_t *caller,
+                                           bool allowed, const char *domain, const char *name,
+                                           const uint8_t owner[DM_ID_PUBLIC_BYTES],
+                                           const char *rule);
+/* A relay acting as identity id (borrowed, outlives it), reading the
+ * directory through dir and auditing through audit (may be NULL).
+ * DM_ERR_NOMEM. */
+DM_NODISCARD dm_err dm_node__fedrelay_new(const dm_identity_t *id, dm_node__fedrelay_dir_fn dir,
+                                          void *dir_ctx, dm_node__fedrelay_audit_fn audit,
+                                          void *audit_ctx, dm_node__fedrelay_t **out);
+/* Closes the idle connections and frees. NULL-safe. No query may run. */
+void dm_node__fedrelay_destroy(dm_node__fedrelay_t **self_p);
+/* The query pool's make and free (query_pool.h's
+ * dm_query_pool_remote_make_fn; ctx the relay). make takes a reference to
+ * the directory and checks the grant's parts the relay can (consumer =
+ * the verified caller, relay = this node, not expired); a query without a
+ * usable grant fails only when it opens a remote scan. */
+DM_NODISCARD dm_err dm_node__fedrelay_make(void *ctx, const dm_rpc_caller_t *caller,
+                                           const uint8_t *grant, size_t grant_len,
+                                           const char *sql, dm_query_remote_t **out,
+                                           dm_buf_t *why);
+void dm_node__fedrelay_free(void *ctx, dm_query_remote_t *remote);
+/* Sets up the directory and the relay and installs them on the query
+ * pool (node_relay_start.c). */
+DM_NODISCARD dm_err dm_node__fed_start(dm_node_t *self, dm_buf_t *why);
+void dm_node__fed_stop(dm_node_t *self);
 
 #endif

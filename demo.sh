@@ -95,8 +95,10 @@ for d in commerce logistics identity; do
 done
 echo "gossip: every node sees three members alive"
 
+# The tour through the entry script's tour role, as the compose client runs it.
 rc=0
-scripts/tour.sh --bin "$bin" --governance "$data/governance/governance.key" --work "$data/work" \
-  commerce="$data/commerce" logistics="$data/logistics" identity="$data/identity" || rc=$?
+MESH_WORK=$data/work \
+  MESH_NODES="commerce=$data/commerce logistics=$data/logistics identity=$data/identity" \
+  scripts/container-entry.sh tour || rc=$?
 printf '\n\033[1mStopping the nodes\033[0m\n'
 exit "$rc"

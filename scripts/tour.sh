@@ -119,6 +119,14 @@ ${bold}A three-domain data mesh, step by step${off}
   WORK      = $work  (keys, governance documents, sample records)
 EOF2
 
+members_alive() {
+  local d
+  for d in commerce logistics identity; do
+    [ "$("$bin/meshq" --data "${node[$d]}" members | grep -cw alive)" -ge 3 ] || return 1
+  done
+}
+wait_until "every node sees the three members alive (gossip)" members_alive
+
 # ---- 1. identities -------------------------------------------------------
 heading "people: the governance identity, a consumer, a privacy officer"
 run ok dmctl whoami --identity "$gov"

@@ -81,7 +81,9 @@ await() {
 }
 alive3() { [ "$("$bin/meshq" --data "$data/$1" members | grep -cw alive)" -ge 3 ]; }
 
-printf '\033[1mStarting three domain nodes on loopback (data in %s)\033[0m\n' "$data"
+bold=$'\033[1m' off=$'\033[0m'
+[ -t 1 ] || { bold='' off=''; }
+printf '%sStarting three domain nodes on loopback (data in %s)%s\n' "$bold" "$data" "$off"
 scripts/container-entry.sh governance
 start commerce
 start logistics commerce
@@ -100,5 +102,5 @@ rc=0
 MESH_WORK=$data/work \
   MESH_NODES="commerce=$data/commerce logistics=$data/logistics identity=$data/identity" \
   scripts/container-entry.sh tour || rc=$?
-printf '\n\033[1mStopping the nodes\033[0m\n'
+printf '\n%sStopping the nodes%s\n' "$bold" "$off"
 exit "$rc"

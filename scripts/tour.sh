@@ -25,7 +25,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 
-bin= gov= work= wait_s=30
+bin='' gov='' work='' wait_s=30
 declare -A node=()
 usage() { sed -n '2,8p' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -52,7 +52,7 @@ ex=$root/docs/examples
 failed=()
 step_no=0
 bold=$'\033[1m' red=$'\033[31m' off=$'\033[0m'
-[ -t 1 ] || { bold= red= off=; }
+[ -t 1 ] || { bold='' red='' off=''; }
 heading() { step_no=$((step_no + 1)); printf '\n%s== Step %d: %s%s\n' "$bold" "$step_no" "$*" "$off"; }
 # The command as a reader would type it: the data directories as $COMMERCE,
 # $LOGISTICS, $IDENTITY and the scratch folder as $WORK.

@@ -100,8 +100,8 @@ wait_until() {
 
 # After a failed cross-domain query: says why it may fail (and returns 1).
 fed_hint() {
-  grep -q "unknown domain" <<<"$out" &&
-    printf '%s   this node answers only over its own products: federated SQL (issue 10) is not in this build%s\n' "$red" "$off"
+  grep -Eq "unknown domain|unknown option '--explain'" <<<"$out" &&
+    printf '%s   in this build a node answers only over its own products: federated SQL (issue 10) is not in it%s\n' "$red" "$off"
   return 1
 }
 dmctl() { "$bin/dmctl" "$@"; }
@@ -195,6 +195,10 @@ if run ok meshq --identity "$work/consumer.key" --data "$L" query "$count_sql" -
   grep -qx 30 <<<"$out" || fail "the join counted other than 30 paid orders"
 fi
 note "30 paid orders, every one with its customer"
+if run ok meshq --identity "$work/consumer.key" --data "$L" query "$count_sql" --format csv --explain || fed_hint; then
+  grep -q -- "-- explain --" <<<"$out" || fail "--explain printed no account of the remote scans"
+fi
+note "after the rows, per remote table: what was pushed to its owner, the round trips, the rows and bytes that moved"
 
 heading "at the identity node, the same consumer and the privacy officer"
 local_sql="SELECT id, tier, email FROM identity.customers ORDER BY id LIMIT 3"

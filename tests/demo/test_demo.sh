@@ -38,6 +38,7 @@ check "a quarantined record with its reason" "customers\.ndjson:42: field 'tier'
 check "the cross-domain join's first row, email hashed" \
   "^00000001-0000-4000-8000-000000000001,gold,$(hash customer0008@example.com)$"
 check "the join's fifth row" "^00000011-0000-4000-8000-000000000011,silver,$(hash customer0040@example.com)$"
+check "--explain gives an account of the remote scans" '^-- explain --$'
 check "the consumer sees the email hashed at the owner" "^cust-0001,silver,$(hash customer0001@example.com)$"
 check "a pii reader sees it raw" '^cust-0001,silver,customer0001@example\.com$'
 check "a private product refused" 'access denied to logistics\.shipments \(private\): [0-9a-f]{64} is not a logistics admin'

@@ -113,6 +113,7 @@ case "${1:-}" in
   governance) role_governance ;;
   node) shift; role_node "$@" ;;
   tour) role_tour ;;
+  -h|--help) sed -n '2,27p' "$0" ;;
   *) echo "usage: container-entry.sh governance | node DOMAIN | tour (see the file's opening comment)" >&2
      exit 2 ;;
 esac

@@ -50,6 +50,11 @@ stop() { # stop DOMAIN: SIGTERM, then its exit status must be 0
   kill -TERM "${pid[$1]}"; local rc=0; wait "${pid[$1]}" || rc=$?; unset "pid[$1]"; return "$rc"
 }
 
+"$entry" --help | grep -q '^#   container-entry.sh node DOMAIN' && pass "--help lists the roles (the image's default command)" ||
+  fail "--help does not list the roles"
+"$entry" nonsense >/dev/null 2>&1; [ $? = 2 ] && pass "an unknown role is a usage error (status 2)" ||
+  fail "an unknown role did not exit 2"
+
 "$entry" governance >"$tmp/gov.out" 2>&1 && grep -Eq '^governance key: [0-9a-f]{64}$' "$tmp/gov.out" &&
   grep -Eqx '[0-9a-f]{64}' "$tmp/governance/governance.pub" &&
   pass "governance role makes the key and publishes its public half" ||

@@ -217,6 +217,10 @@ heading "the consumer is refused a private product"
 run refused meshq --identity "$work/consumer.key" --data "$L" query "SELECT count(*) FROM logistics.shipments"
 grep -q "access denied to logistics.shipments (private)" <<<"$out" || fail "the refusal does not name logistics.shipments (private)"
 note "shipments are private to the logistics admins: refused, with the product, its level and the reason"
+run refused meshq --identity "$work/consumer.key" --data "$C" query "SELECT s.carrier, count(*) FROM logistics.shipments s JOIN commerce.orders o ON o.orderId = s.orderId GROUP BY s.carrier"
+grep -Eq "denied.*logistics\.shipments|logistics\.shipments.*denied" <<<"$out" ||
+  { fail "asked through the commerce node, the answer is not an access denial of logistics.shipments"; fed_hint; }
+note "asked through another node, the owner still decides on the consumer's own key: a relay cannot widen what it may read"
 
 # ---- 5. the mesh ---------------------------------------------------------
 heading "the mesh: members and products, seen from the logistics node"

@@ -24,6 +24,10 @@ check() { # check DESCRIPTION PATTERN (an extended regex some line must match)
   if grep -Eq -- "$2" "$log"; then echo "PASS $1"
   else echo "FAIL $1 (no line matches /$2/)"; fails=$((fails + 1)); fi
 }
+check_after() { # check_after DESCRIPTION COMMAND PATTERN: the line after the command's
+  if grep -EA1 -- "$2" "$log" | tail -n +2 | grep -Eq -- "$3"; then echo "PASS $1"
+  else echo "FAIL $1 (after /$2/ no line matches /$3/)"; fails=$((fails + 1)); fi
+}
 hash() { printf '%s' "$1" | sha256sum | cut -c1-32; }
 
 check "three nodes alive by gossip" '^gossip: every node sees three members alive$'
@@ -42,6 +46,8 @@ check "--explain gives an account of the remote scans" '^-- explain --$'
 check "the consumer sees the email hashed at the owner" "^cust-0001,silver,$(hash customer0001@example.com)$"
 check "a pii reader sees it raw" '^cust-0001,silver,customer0001@example\.com$'
 check "a private product refused" 'access denied to logistics\.shipments \(private\): [0-9a-f]{64} is not a logistics admin'
+check_after "a private product refused through a relay" '^\$ meshq .*--data \$COMMERCE query "SELECT s\.carrier' \
+  '^meshq: .*(denied.*logistics\.shipments|logistics\.shipments.*denied)'
 for d in commerce logistics identity; do
   check "members: $d alive" "^[0-9a-f]{16} +$d +tcp://127\.0\.0\.1:[0-9]+ +alive"
 done

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: installs missing packages, builds, and runs every test:
 # the layout rules (scripts/check_layout.py: call cycles, names, sizes,
-# includes), unit and multi-node tests on a normal build (with the
-# tests/perf benchmarks built, not run), then the unit tests again
+# includes), the compose file (docker-compose config), unit and multi-node
+# tests on a normal build (tests/perf benchmarks built, not run), then the unit tests again
 # on an AddressSanitizer + UndefinedBehaviorSanitizer build, then every
 # libFuzzer target for a bounded time (scripts/fuzz.sh; a crash fails).
 #   ./test.sh            everything
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/deps.sh
-dm_install_deps
+dm_install_deps test
 
 jobs=$(nproc 2>/dev/null || echo 2)
 quick=0
@@ -29,6 +29,11 @@ cmake --build build -j"$jobs"
 echo "== layout (scripts/check_layout.py)"
 layout=0
 python3 scripts/check_layout.py build || layout=1
+# The compose file parses, its services, volumes and anchors resolve (no
+# Docker engine is needed, nor started).
+echo "== compose file (docker-compose config)"
+compose=0
+docker-compose -f docker-compose.yml config -q || compose=1
 echo "== unit and multi-node tests"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
@@ -43,6 +48,10 @@ if [ "$quick" = 0 ]; then
   # after the clang build.
   echo "== fuzzing (libFuzzer, ASan + UBSan, ${FUZZ_CI_SECONDS:-30} s per target)"
   FUZZ_JOBS=2 FUZZ_BUILD_JOBS="$jobs" scripts/fuzz.sh --all "${FUZZ_CI_SECONDS:-30}"
+fi
+if [ "$compose" != 0 ]; then
+  echo "test.sh: docker-compose config refused docker-compose.yml (its errors are above under '== compose file')" >&2
+  exit 1
 fi
 if [ "$layout" != 0 ]; then
   echo "test.sh: the layout check failed (breaches listed above under '== layout')" >&2

@@ -2,7 +2,8 @@
 # deps.sh: make sure the Debian packages the build needs are installed.
 # As root it installs what is missing with apt-get (non-interactive);
 # otherwise it prints the exact command to run and fails.
-# Sourced by demo.sh and test.sh; callable on its own.
+# Sourced by demo.sh and test.sh; callable on its own. `dm_install_deps test`
+# (test.sh) also installs DM_TEST_PACKAGES, what only the checks need.
 set -euo pipefail
 
 DM_PACKAGES=(
@@ -11,10 +12,14 @@ DM_PACKAGES=(
   liblmdb-dev libyaml-dev libcjson-dev libcriterion-dev libsqlite3-dev
   clang libclang-rt-dev
 )
+# test.sh only: docker-compose checks docker-compose.yml (`docker-compose
+# config`; no Docker engine needed).
+DM_TEST_PACKAGES=(docker-compose)
 
 dm_missing_packages() {
-  local p missing=()
-  for p in "${DM_PACKAGES[@]}"; do
+  local p missing=() wanted=("${DM_PACKAGES[@]}")
+  [ "${1:-}" = test ] && wanted+=("${DM_TEST_PACKAGES[@]}")
+  for p in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       missing+=("$p")
     fi
@@ -24,11 +29,11 @@ dm_missing_packages() {
 
 dm_install_deps() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
-    echo "deps: this is not a Debian system; install: ${DM_PACKAGES[*]}" >&2
+    echo "deps: this is not a Debian system; install: ${DM_PACKAGES[*]}${1:+ ${DM_TEST_PACKAGES[*]}}" >&2
     return 1
   fi
   local missing
-  missing=$(dm_missing_packages)
+  missing=$(dm_missing_packages "${1:-}")
   [ -z "$missing" ] && return 0
   if [ "$(id -u)" = 0 ]; then
     echo "deps: installing $missing" >&2
@@ -44,5 +49,5 @@ dm_install_deps() {
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-  dm_install_deps
+  dm_install_deps "${1:-}"
 fi

@@ -10,11 +10,10 @@ static void s_node_audit(void *ctx, const dm_rpc_caller_t *caller, bool allowed,
                          const char *domain, const char *name,
                          const uint8_t owner[DM_ID_PUBLIC_BYTES], const char *rule)
 {
-    /* FIXME(federation merge): allowed records go through the owner
-     * half's dm_node__audit_relay(ctx, caller, domain, name, owner), which
-     * names the action "relay" the same way. */
-    (void)owner;
-    dm_node__audit(ctx, caller, allowed, "relay", domain, name, rule, 0);
+    if (allowed)
+        dm_node__audit_relay(ctx, caller, domain, name, owner);
+    else
+        dm_node__audit(ctx, caller, false, "relay", domain, name, rule, 0);
 }
 
 dm_err dm_node__fed_start(dm_node_t *self, dm_buf_t *why)
@@ -35,19 +34,4 @@ void dm_node__fed_stop(dm_node_t *self)
 {
     dm_node__fedrelay_destroy(&self->relay);
     dm_node__remote_close(self);
-}
-
-/* Until the query engine's half of federation (query_pool.c) is merged,
- * the pool has no dm_query_pool_set_remote: this weak stand-in keeps the
- * node linking and reads local products only. The pool's own definition
- * replaces it at link time. FIXME(federation merge): delete. */
-__attribute__((weak)) void dm_query_pool_set_remote(dm_query_pool_t *self,
-                                                    dm_query_pool_remote_make_fn make,
-                                                    dm_query_pool_remote_free_fn free_fn,
-                                                    void *ctx)
-{
-    (void)self;
-    (void)make;
-    (void)free_fn;
-    (void)ctx;
 }

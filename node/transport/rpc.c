@@ -412,6 +412,13 @@ dm_err dm_rpc_client_new_as(const char *address, int timeout_ms, const dm_identi
     self->ctx = zmq_ctx_new();
     dm_zsock_opts_t copts = s_common;
     copts.immediate = true;
+    /* Every request gets one reply and clients keep at most a few in
+     * flight (a query's two pulls, a relay's FedOpen and QueryReq), so a
+     * node that sends more than that unasked is hostile: ZeroMQ stops
+     * reading from it past this mark instead of queueing up to 1,000
+     * messages of DM_RPC_MAX_MSG_BYTES each (a relay's idle cached
+     * connections are never read). */
+    copts.rcvhwm = DM_RPC_CLIENT_RCVHWM;
     copts.curve_server_key = server_curve;
     copts.curve_public = cpub;
     copts.curve_secret = csec;

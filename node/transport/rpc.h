@@ -20,6 +20,7 @@
 #include "proto/mesh.pb-c.h"
 
 #define DM_RPC_MAX_MSG_BYTES ((int64_t)16 << 20) /* ZMQ_MAXMSGSIZE on every socket */
+#define DM_RPC_CLIENT_RCVHWM 8 /* replies a client socket queues at most */
 #define DM_RPC_DEFAULT_TIMEOUT_MS 10000
 #define DM_RPC_DEFAULT_ENDPOINT "tcp://127.0.0.1:7400"
 #define DM_RPC_ZAP_DOMAIN "datamesh"

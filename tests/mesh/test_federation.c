@@ -14,9 +14,7 @@
  * meshq compared with the sqlite3 shell over the same rows: joins,
  * filters, aggregates, ORDER BY, LIMIT/OFFSET, NULLs, IN lists. Then the
  * identity node is killed: a query naming its product fails within the
- * deadline naming product, node and state; one over commerce still works.
- * Needs the engine's and the owner's halves of federation: skipped, with
- * the node's answer, while the relay does not serve remote products. */
+ * deadline naming product, node and state; one over commerce still works. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <pthread.h>
@@ -537,17 +535,7 @@ Test(federation, sql_at_a_third_node_equals_sqlite_then_a_dead_owner_is_named)
     if (!s_have_sqlite3())
         cr_skip_test("the sqlite3 shell is not installed");
     dm_h_result_t probe = s_meshq_at(T_LOGISTICS, "SELECT count(*) FROM commerce.orders");
-    if (probe.status != 0) {
-        /* Before the engine's and the owner's halves are merged the relay
-         * does not read remote products at all. */
-        char msg[512];
-        snprintf(msg, sizeof msg, "federated SQL is not served yet: %.400s", probe.err);
-        bool absent = strstr(probe.err, "no such product") != NULL;
-        dm_h_result_free(&probe);
-        if (absent)
-            cr_skip_test("%s", msg);
-        cr_assert_fail("%s", msg);
-    }
+    cr_assert_eq(probe.status, 0, "the relay does not serve commerce.orders: %s", probe.err);
     dm_h_result_free(&probe);
     static const char *const queries[] = {
         "SELECT o.id, c.tier FROM commerce.orders o JOIN identity.customers c ON o.customer = "

@@ -75,8 +75,9 @@ static void s_usage(FILE *f)
             "  --timeout SECS   give up on a silent node after SECS (default 10)\n"
             "  --help, --version\n"
             "\n"
-            "Output: csv is RFC 4180 with a header, values as the sqlite3 shell prints them;\n"
-            "json is one array of objects, jsonl one object per line; timestamps are RFC 3339.\n"
+            "Output: csv is RFC 4180 with a header (none when no row), values as the sqlite3\n"
+            "shell prints them; json is one array of objects, jsonl one object per line;\n"
+            "timestamps are RFC 3339.\n"
             "Exit status: 0 success; 1 the node refused the query; 2 usage or connection error.\n");
 }
 
@@ -236,21 +237,26 @@ typedef struct {
     dm_buf_t out;
 } s_printer;
 
+/* The CSV header, printed with the first row: the sqlite3 shell's -csv
+ * -header prints nothing at all for a result without rows. */
+static void s_csv_header(s_printer *pr)
+{
+    for (size_t c = 0; c < pr->ncols; c++) {
+        dm_rowbatch_value_t v = {DM_ROWBATCH_TEXT, 0, 0, pr->names[c], strlen(pr->names[c])};
+        if (c)
+            dm_buf_putc(&pr->out, ',');
+        s_csv(&pr->out, &v);
+    }
+    dm_buf_putc(&pr->out, '\n');
+}
+
 static void s_begin(s_printer *pr, const Dm__QueryRep *rep)
 {
     pr->ncols = rep->n_columns;
     pr->names = calloc(pr->ncols ? pr->ncols : 1, sizeof *pr->names);
     for (size_t c = 0; c < pr->ncols; c++)
         pr->names[c] = strdup(rep->columns[c]->name ? rep->columns[c]->name : "");
-    if (pr->format == F_CSV) {
-        for (size_t c = 0; c < pr->ncols; c++) {
-            dm_rowbatch_value_t v = {DM_ROWBATCH_TEXT, 0, 0, pr->names[c], strlen(pr->names[c])};
-            if (c)
-                dm_buf_putc(&pr->out, ',');
-            s_csv(&pr->out, &v);
-        }
-        dm_buf_putc(&pr->out, '\n');
-    } else if (pr->format == F_JSON) {
+    if (pr->format == F_JSON) {
         dm_buf_putc(&pr->out, '[');
     } else if (pr->format == F_TABLE) {
         pr->table.ncols = pr->ncols;
@@ -266,6 +272,8 @@ static bool s_rows(s_printer *pr, const Dm__QueryRep *rep)
     const uint8_t *p = rep->rows.data, *end = p + rep->rows.len;
     char **cells = pr->format == F_TABLE ? calloc(pr->ncols ? pr->ncols : 1, sizeof *cells) : NULL;
     for (uint32_t r = 0; r < rep->nrows; r++) {
+        if (pr->format == F_CSV && pr->rows == 0 && r == 0)
+            s_csv_header(pr);
         if (pr->format == F_JSON)
             dm_buf_puts(&pr->out, pr->rows ? ",\n{" : "\n{");
         else if (pr->format == F_JSONL)

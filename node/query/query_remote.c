@@ -636,13 +636,13 @@ static int s_columns(s_cursor *c, const s_vtab *vt, uint64_t used)
 /* Answers a probe (plan: one equality SQLite checks) from the probe index
  * (query_remote_snap.c). False when the owner must be asked; else *src is
  * xFilter's result. */
-static bool s_snap_serve(s_cursor *c, s_vtab *vt, const dm_query_remote_plan_t *plan,
-                         sqlite3_value *v, int *src)
+static bool s_snap_serve(s_cursor *c, s_vtab *vt, const dm_query_remote_plan_t *plan, int argc,
+                         sqlite3_value **argv, int *src)
 {
     bool served = false;
     dm_buf_t why = DM_BUF_INIT;
     dm_buf_reset(&c->batch);
-    dm_err rc = dm_query_remote__serve(vt->ctx, vt->t, plan, v, &c->batch, &served, &why);
+    dm_err rc = dm_query_remote__serve(vt->ctx, vt->t, plan, argc, argv, &c->batch, &served, &why);
     if (rc) {
         *src = s_fail(c, rc, &why);
         dm_buf_free(&why);
@@ -706,8 +706,7 @@ static int s_filter(sqlite3_vtab_cursor *base, int empty, const char *idxstr, in
             c->eof = true;
         return c->eof ? SQLITE_OK : s_decode(c, vt);
     }
-    if (plan.nterms == 1 && plan.terms[0].op == DM_QUERY_REMOTE_EQ && !plan.terms[0].omit &&
-        plan.norder == 0 && argc >= 1 && s_snap_serve(c, vt, &plan, argv[0], &src))
+    if (dm_query_remote__probe_term(&plan) >= 0 && s_snap_serve(c, vt, &plan, argc, argv, &src))
         return src;
     if (vt->ctx->learning && s_correlated(&plan)) {
         c->eof = true; /* a probe the dry run does not learn: nothing, and no round trip */

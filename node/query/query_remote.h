@@ -114,20 +114,24 @@ struct dm_qremote {
     uint64_t learned, batches, ranges; /* the dry run: keys, IN batches, key ranges */
 };
 
-/* Reads t whole (the columns of plan) through rm and indexes the rows by
- * field col. DM_OK with *out NULL when it does not fit or a value of col
+/* Reads head (all of t's rows the plan's other terms allow, the columns
+ * used) through rm and indexes the rows by field col. DM_OK with *out NULL when it does not fit or a value of col
  * has another type than the column's; a failure of the owner with its
  * line in why. count grows by what moved. */
 DM_NODISCARD dm_err dm_query_remote__snap_build(const dm_query_remote_t *rm, const dm_qtable_t *t,
-                                                const dm_query_remote_plan_t *plan, int col,
+                                                uint64_t used, int col, const char *head, bool where,
                                                 int64_t deadline_ns, const atomic_bool *cancel,
                                                 dm_query_remote_snap_t **out,
                                                 dm_query_remote_count_t *count, dm_buf_t *why);
-/* An empty index of t's rows by field col (the columns used), covering no
- * key yet; NULL when col would not be read or out of memory. */
-dm_query_remote_snap_t *dm_query_remote__snap_new(const dm_qtable_t *t, uint64_t used, int col);
-/* Whether s was made with columns used and indexed by col. */
-bool dm_query_remote__snap_matches(const dm_query_remote_snap_t *s, uint64_t used, int col);
+/* An empty index of t's rows by field col, covering no key yet: the rows
+ * of head ("SELECT <used> FROM <product>", with a WHERE of the plan's
+ * other terms when where). NULL when col would not be read or out of
+ * memory. */
+dm_query_remote_snap_t *dm_query_remote__snap_new(const dm_qtable_t *t, uint64_t used, int col,
+                                                  const char *head, bool where);
+/* Whether s was made with columns used, head and indexed by col. */
+bool dm_query_remote__snap_matches(const dm_query_remote_snap_t *s, uint64_t used, int col,
+                                   const char *head);
 /* Whether s holds the whole table (every key covered). */
 bool dm_query_remote__snap_whole(const dm_query_remote_snap_t *s);
 
@@ -162,14 +166,18 @@ size_t dm_query_remote__snap_rows(const dm_query_remote_snap_t *s);
 /* NULL-safe; sets *snap_p NULL. */
 void dm_query_remote__snap_free(dm_query_remote_snap_t **snap_p);
 
-/* Answers a probe of v (plan: one equality SQLite checks, on terms[0].col)
- * from t's index: in a dry run, learning v when it is not covered (nothing
- * is returned then); else reading t whole after DM_QUERY_REMOTE_SNAP_AFTER
- * probes the owner answered when it is small. *served false: the owner
- * must be asked. rows gets the rows of a served probe. A failure of the
- * owner with its line in why. */
+/* The probe term of plan: its one equality SQLite checks (a value known
+ * at run time), every other term omitted, no ORDER BY; -1 when none. */
+int dm_query_remote__probe_term(const dm_query_remote_plan_t *plan);
+/* Answers a probe (plan with a probe term, xFilter's argv) from t's index:
+ * in a dry run, learning the value when it is not covered (nothing is
+ * returned then, nor for a probe the index cannot take); else reading t
+ * whole after DM_QUERY_REMOTE_SNAP_AFTER probes the owner answered when it
+ * is small. *served false: the owner must be asked. rows gets the rows of
+ * a served probe. A failure of the owner with its line in why. */
 DM_NODISCARD dm_err dm_query_remote__serve(dm_qctx_t *ctx, dm_qtable_t *t,
-                                           const dm_query_remote_plan_t *plan, sqlite3_value *v,
-                                           dm_buf_t *rows, bool *served, dm_buf_t *why);
+                                           const dm_query_remote_plan_t *plan, int argc,
+                                           sqlite3_value **argv, dm_buf_t *rows, bool *served,
+                                           dm_buf_t *why);
 
 #endif

@@ -58,6 +58,8 @@ typedef struct {
 struct dm_query_remote_snap {
     uint64_t used;
     int col;
+    char *head;           /* "SELECT <used> FROM <product>[ WHERE <the plan's other terms>]" */
+    bool where;           /* head has a WHERE */
     size_t nsel, pos;     /* values per row; k's index among them */
     bool whole;           /* every key covered */
     dm_buf_t rows;
@@ -129,6 +131,7 @@ void dm_query_remote__snap_free(dm_query_remote_snap_t **snap_p)
     dm_query_remote_snap_t *s = *snap_p;
     if (!s)
         return;
+    free(s->head);
     dm_buf_free(&s->rows);
     free(s->row);
     free(s->slot);
@@ -190,14 +193,18 @@ static bool s_index(dm_query_remote_snap_t *s, dm_ftype type)
     return true;
 }
 
-dm_query_remote_snap_t *dm_query_remote__snap_new(const dm_qtable_t *t, uint64_t used, int col)
+dm_query_remote_snap_t *dm_query_remote__snap_new(const dm_qtable_t *t, uint64_t used, int col,
+                                                  const char *head, bool where)
 {
     const dm_contract_t *c = t->ref->contract;
     if (col < 0 || (size_t)col >= c->nfields || !dm_query_remote__uses(c, used, (size_t)col))
         return NULL; /* the probed column would not be read: no index */
     dm_query_remote_snap_t *s = calloc(1, sizeof *s);
-    if (!s)
+    if (!s || !(s->head = strdup(head))) {
+        free(s);
         return NULL;
+    }
+    s->where = where;
     s->used = used;
     s->col = col;
     for (size_t f = 0; f < c->nfields; f++) {
@@ -233,40 +240,17 @@ static dm_err s_read(const dm_query_remote_t *rm, const dm_qtable_t *t, const ch
     return rc;
 }
 
-/* "SELECT <columns of s> FROM domain.product" in *head (malloc'd). */
-static dm_err s_head(const dm_qtable_t *t, uint64_t used, char **head, dm_buf_t *why)
-{
-    dm_query_remote_plan_t all = {.used = used};
-    char **sqls = NULL;
-    size_t nsql = 0;
-    bool empty = false;
-    *head = NULL;
-    dm_err rc = dm_query_remote__build(t, &all, 0, NULL, &sqls, &nsql, &empty, why);
-    if (!rc && nsql == 1) {
-        *head = sqls[0];
-        sqls[0] = NULL;
-    } else if (!rc) {
-        rc = DM_ERR_INVALID; /* no terms: always one SELECT */
-    }
-    dm_query_remote__sqls_free(sqls, nsql);
-    return rc;
-}
-
-dm_err dm_query_remote__snap_build(const dm_query_remote_t *rm, const dm_qtable_t *t,
-                                   const dm_query_remote_plan_t *plan, int col, int64_t deadline_ns,
+dm_err dm_query_remote__snap_build(const dm_query_remote_t *rm, const dm_qtable_t *t, uint64_t used,
+                                   int col, const char *head, bool where, int64_t deadline_ns,
                                    const atomic_bool *cancel, dm_query_remote_snap_t **out,
                                    dm_query_remote_count_t *count, dm_buf_t *why)
 {
     *out = NULL;
-    char *head = NULL;
-    dm_query_remote_snap_t *s = dm_query_remote__snap_new(t, plan->used, col);
+    dm_query_remote_snap_t *s = dm_query_remote__snap_new(t, used, col, head, where);
     if (!s)
         return DM_OK;
-    dm_err rc = s_head(t, plan->used, &head, why);
     bool fits = true;
-    if (!rc)
-        rc = s_read(rm, t, head, deadline_ns, cancel, s, count, &fits, why);
-    free(head);
+    dm_err rc = s_read(rm, t, head, deadline_ns, cancel, s, count, &fits, why);
     s->whole = true;
     if (!rc && fits && s_index(s, t->ref->contract->fields[col].type))
         *out = s;
@@ -275,9 +259,10 @@ dm_err dm_query_remote__snap_build(const dm_query_remote_t *rm, const dm_qtable_
     return rc;
 }
 
-bool dm_query_remote__snap_matches(const dm_query_remote_snap_t *s, uint64_t used, int col)
+bool dm_query_remote__snap_matches(const dm_query_remote_snap_t *s, uint64_t used, int col,
+                                   const char *head)
 {
-    return s->used == used && s->col == col;
+    return s->used == used && s->col == col && strcmp(s->head, head) == 0;
 }
 
 bool dm_query_remote__snap_whole(const dm_query_remote_snap_t *s) { return s->whole; }
@@ -434,13 +419,13 @@ static bool s_dense(const dm_query_remote_snap_t *s, const dm_contract_t *c, int
     return any && span < (uint64_t)s->npending * 100 / DM_QUERY_REMOTE_RANGE_FILL;
 }
 
-/* Appends "<head> WHERE <col>" to sql. */
-static void s_where(dm_buf_t *sql, const char *head, const dm_contract_t *c, int col)
+/* Sets sql to "<head> WHERE|AND <col>". */
+static void s_where(dm_buf_t *sql, const dm_query_remote_snap_t *s, const dm_contract_t *c)
 {
     dm_buf_reset(sql);
-    dm_buf_puts(sql, head);
-    dm_buf_puts(sql, " WHERE ");
-    dm_query__quote_ident(sql, c->fields[col].name);
+    dm_buf_puts(sql, s->head);
+    dm_buf_puts(sql, s->where ? " AND " : " WHERE ");
+    dm_query__quote_ident(sql, c->fields[s->col].name);
 }
 
 /* Appends the next IN batch of pending keys from *i on; false when none is left. */
@@ -468,17 +453,16 @@ dm_err dm_query_remote__snap_fetch(const dm_qctx_t *ctx, const dm_qtable_t *t,
                                    dm_buf_t *why)
 {
     const dm_contract_t *c = t->ref->contract;
-    char *head = NULL;
     dm_buf_t sql = DM_BUF_INIT;
     int64_t lo = 0, hi = 0;
     bool fits = true;
     *kept = true;
     if (!s->npending)
         return DM_OK;
-    dm_err rc = s_head(t, s->used, &head, why);
-    bool ranged = !rc && s_dense(s, c, &lo, &hi);
+    dm_err rc = DM_OK;
+    bool ranged = s_dense(s, c, &lo, &hi);
     for (size_t i = 0; !rc && fits && i < s->nk;) {
-        s_where(&sql, head, c, s->col);
+        s_where(&sql, s, c);
         if (ranged) {
             dm_buf_puts(&sql, " BETWEEN ");
             s_int_lit(&sql, lo);
@@ -504,15 +488,15 @@ dm_err dm_query_remote__snap_fetch(const dm_qctx_t *ctx, const dm_qtable_t *t,
     } else if (!rc) {
         *kept = false;
     }
-    free(head);
     dm_buf_free(&sql);
     return rc;
 }
 
-/* Reads t whole for probes like plan's, when it is small and enough
- * probes went to the owner; then the whole index replaces a partial one. */
+/* Reads t whole (with head) for probes like plan's, when it is small and
+ * enough probes went to the owner; then the whole index replaces a
+ * partial one. */
 static dm_err s_read_whole(dm_qctx_t *ctx, dm_qtable_t *t, const dm_query_remote_plan_t *plan,
-                           dm_buf_t *why)
+                           int col, const char *head, bool where, dm_buf_t *why)
 {
     dm_qremote_t *r = t->remote;
     if ((r->snap && dm_query_remote__snap_whole(r->snap)) || r->snap_failed ||
@@ -521,7 +505,7 @@ static dm_err s_read_whole(dm_qctx_t *ctx, dm_qtable_t *t, const dm_query_remote
         return DM_OK;
     dm_query_remote_count_t n = {0};
     dm_query_remote_snap_t *whole = NULL;
-    dm_err rc = dm_query_remote__snap_build(ctx->remote, t, plan, plan->terms[0].col,
+    dm_err rc = dm_query_remote__snap_build(ctx->remote, t, plan->used, col, head, where,
                                             ctx->deadline_ns, &ctx->cancel, &whole, &n, why);
     r->trips += n.trips;
     r->rows += n.rows;
@@ -534,16 +518,59 @@ static dm_err s_read_whole(dm_qctx_t *ctx, dm_qtable_t *t, const dm_query_remote
     return rc;
 }
 
-dm_err dm_query_remote__serve(dm_qctx_t *ctx, dm_qtable_t *t, const dm_query_remote_plan_t *plan,
-                              sqlite3_value *v, dm_buf_t *rows, bool *served, dm_buf_t *why)
+int dm_query_remote__probe_term(const dm_query_remote_plan_t *plan)
+{
+    int p = -1;
+    for (int i = 0; i < plan->nterms; i++) {
+        if (plan->terms[i].omit)
+            continue;
+        if (p >= 0 || plan->terms[i].op != DM_QUERY_REMOTE_EQ)
+            return -1;
+        p = i;
+    }
+    return plan->norder == 0 ? p : -1;
+}
+
+/* The SELECT of plan without its probe term p (the other terms, omitted
+ * literals, are the same in every probe of the statement): *head
+ * (malloc'd), *where when it has a WHERE, *empty when no row can match.
+ * False when it cannot be one SELECT. */
+static bool s_probe_head(const dm_qtable_t *t, const dm_query_remote_plan_t *plan, int p, int argc,
+                         sqlite3_value **argv, char **head, bool *where, bool *empty)
+{
+    dm_query_remote_plan_t rest = *plan;
+    sqlite3_value *args[DM_QUERY_REMOTE_MAX_TERMS];
+    rest.nterms = 0;
+    for (int i = 0; i < plan->nterms && i < argc; i++)
+        if (i != p) {
+            args[rest.nterms] = argv[i];
+            rest.terms[rest.nterms++] = plan->terms[i];
+        }
+    char **sqls = NULL;
+    size_t nsql = 0;
+    dm_buf_t why = DM_BUF_INIT;
+    *head = NULL;
+    *where = rest.nterms > 0;
+    dm_err rc = dm_query_remote__build(t, &rest, rest.nterms, args, &sqls, &nsql, empty, &why);
+    dm_buf_free(&why);
+    if (!rc && nsql == 1) {
+        *head = sqls[0];
+        sqls[0] = NULL;
+    }
+    dm_query_remote__sqls_free(sqls, nsql);
+    return !rc && (*empty || *head);
+}
+
+/* serve's work once the probe's SELECT head is known. */
+static dm_err s_serve(dm_qctx_t *ctx, dm_qtable_t *t, const dm_query_remote_plan_t *plan, int col,
+                      const char *head, bool where, sqlite3_value *v, dm_buf_t *rows,
+                      bool *served, dm_buf_t *why)
 {
     dm_qremote_t *r = t->remote;
     const dm_contract_t *c = t->ref->contract;
-    int col = plan->terms[0].col;
-    *served = ctx->learning; /* a dry run answers every probe, with nothing when not covered */
     if (ctx->learning && !r->snap && !r->snap_failed)
-        r->snap = dm_query_remote__snap_new(t, plan->used, col);
-    bool ours = r->snap && dm_query_remote__snap_matches(r->snap, plan->used, col);
+        r->snap = dm_query_remote__snap_new(t, plan->used, col, head, where);
+    bool ours = r->snap && dm_query_remote__snap_matches(r->snap, plan->used, col, head);
     dm_query_remote_found f = ours ? dm_query_remote__snap_probe(r->snap, c, v, rows)
                                    : DM_QUERY_REMOTE_MISSING;
     if (ctx->learning) {
@@ -566,11 +593,32 @@ dm_err dm_query_remote__serve(dm_qctx_t *ctx, dm_qtable_t *t, const dm_query_rem
         r->snap_hits += *served;
         return DM_OK;
     }
-    dm_err rc = s_read_whole(ctx, t, plan, why);
+    dm_err rc = s_read_whole(ctx, t, plan, col, head, where, why);
     if (rc || !r->snap || !dm_query_remote__snap_whole(r->snap) ||
-        !dm_query_remote__snap_matches(r->snap, plan->used, col))
+        !dm_query_remote__snap_matches(r->snap, plan->used, col, head))
         return rc;
     *served = dm_query_remote__snap_probe(r->snap, c, v, rows) == DM_QUERY_REMOTE_SERVED;
     r->snap_hits += *served;
     return DM_OK;
+}
+
+dm_err dm_query_remote__serve(dm_qctx_t *ctx, dm_qtable_t *t, const dm_query_remote_plan_t *plan,
+                              int argc, sqlite3_value **argv, dm_buf_t *rows, bool *served,
+                              dm_buf_t *why)
+{
+    int p = dm_query_remote__probe_term(plan);
+    char *head = NULL;
+    bool where = false, empty = false;
+    *served = ctx->learning; /* a dry run answers every probe, with nothing when not covered */
+    if (p < 0 || p >= argc || !s_probe_head(t, plan, p, argc, argv, &head, &where, &empty)) {
+        free(head);
+        return DM_OK;
+    }
+    if (empty) { /* no row can match: as xFilter would find */
+        *served = true;
+        return DM_OK;
+    }
+    dm_err rc = s_serve(ctx, t, plan, plan->terms[p].col, head, where, argv[p], rows, served, why);
+    free(head);
+    return rc;
 }

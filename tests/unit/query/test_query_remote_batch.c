@@ -138,6 +138,12 @@ static const char *const S_JOINS[] = {
     "SELECT k.k, n.n FROM local.keys k CROSS JOIN big.nums n WHERE n.s = k.k % 20",
     "SELECT k.k, n.n FROM local.keys k LEFT JOIN big.nums n ON n.n = NULLIF(k.k % 10, 0) "
     "WHERE k.k < 100",
+    /* filters on the remote table go with every batch */
+    "SELECT k.k, n.s FROM local.keys k JOIN big.nums n ON n.n = k.k WHERE n.x = 3",
+    "SELECT k.k FROM local.keys k JOIN big.nums n ON n.n = k.k WHERE n.x >= 5 AND n.s < '5'",
+    "SELECT k.k, n.s FROM local.keys k JOIN big.nums n ON n.n = k.k AND n.s IN ('1', '2')",
+    "SELECT k.k, n.x FROM local.keys k LEFT JOIN big.nums n ON n.n = k.k + 1 AND n.x = 4 "
+    "WHERE k.k < 200",
     /* dense keys: one key range */
     "SELECT count(*), sum(n.x) FROM local.keys k CROSS JOIN big.nums n WHERE n.n = k.k / 2",
 };
@@ -314,4 +320,46 @@ Test(query_remote_batch, a_cancel_before_the_dry_run_stops_it, .init = s_setup_b
     dm_query_close(&q);
     dm_buf_free(&err);
     dm_buf_free(&batch);
+}
+
+Test(query_remote_batch, a_filter_on_the_remote_table_goes_with_the_batch, .init = s_setup_batch,
+     .fini = s_teardown_batch)
+{
+    const char *sql = "SELECT count(*), sum(n.n) FROM local.keys k CROSS JOIN big.nums n "
+                      "WHERE n.n = k.k AND n.x = 3";
+    char *ex = NULL, *got = s_fed(sql, &ex);
+    sqlite3 *nat = s_native_all();
+    char *want = s_run_native(nat, sql);
+    cr_assert_str_eq(got, want);
+    cr_assert(strstr(ex, "WHERE \"x\" = 3 AND \"n\" IN (0, 2, 4,"), "%s", ex);
+    cr_assert(strstr(ex, "learned 1000 keys, 1 batches"), "%s", ex);
+    uint64_t trips, rows;
+    s_counts(ex, "big.nums", &trips, &rows);
+    cr_assert_eq(trips, 1, "%s", ex);
+    cr_assert_leq(rows, 1000 / 7 + 1, "%s", ex); /* only the rows with x = 3 */
+    sqlite3_close(nat);
+    free(got);
+    free(want);
+    free(ex);
+}
+
+Test(query_remote_batch, keys_past_the_budget_read_a_small_table_whole, .init = s_setup_batch,
+     .fini = s_teardown_batch)
+{
+    /* LIMIT: one batch learned of ~1,020 keys; the rest miss, and after
+     * DM_QUERY_REMOTE_SNAP_AFTER misses big.nums (5,000 rows) is read whole */
+    const char *sql = "SELECT count(*), sum(x) FROM (SELECT n.x FROM local.keys k CROSS JOIN "
+                      "commerce.lines l CROSS JOIN big.nums n WHERE n.n = k.k + l.lineNo AND "
+                      "l.orderNo = 1 LIMIT 30000)";
+    char *ex = NULL, *got = s_fed(sql, &ex);
+    sqlite3 *nat = s_native_all();
+    char *want = s_run_native(nat, sql);
+    cr_assert_str_eq(got, want);
+    cr_assert(strstr(ex, "learned 1000 keys"), "%s", ex);
+    cr_assert(strstr(ex, "read whole once (5000 rows)"), "%s", ex);
+    cr_assert_leq(s_seen.opens, 1 + DM_QUERY_REMOTE_SNAP_AFTER, "%s", ex);
+    sqlite3_close(nat);
+    free(got);
+    free(want);
+    free(ex);
 }

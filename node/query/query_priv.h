@@ -5,7 +5,9 @@
  * virtual table module; query_printf.c: printf() and format() with bounded
  * widths; query_access.c: access decisions, the mask functions and the
  * views that apply masks and row filters; query_remote.c: the virtual table
- * over another node's product; query_remote_sql.c: the SELECT it sends).
+ * over another node's product; query_remote_sql.c: the SELECT it sends;
+ * query_remote_snap.c: its probe index; query_remote_learn.c: the dry run
+ * that batches a join's probes).
  * query_sched.c and query_pool*.c (the workers) use only query.h.
  * The helpers here follow base/err.h: a why they take is appended to and
  * must not be NULL. */

@@ -578,8 +578,8 @@ static dm_err s_more(s_cursor *c, s_vtab *vt, dm_buf_t *why)
         if (c->caching && c->fill.len + c->batch.len <= cap) {
             dm_buf_append(&c->fill, c->batch.data, c->batch.len);
         } else {
+            vt->ctx->learn_stop |= vt->ctx->learning && c->caching; /* pass 2 would read it again */
             c->caching = false;
-            vt->ctx->learn_stop |= vt->ctx->learning; /* pass 2 would read it again */
         }
         if (done && c->caching)
             s_cache_put(r, c->sqls[c->isql - 1], &c->fill);

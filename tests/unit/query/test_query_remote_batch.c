@@ -138,6 +138,9 @@ static const char *const S_JOINS[] = {
     "SELECT k.k, n.n FROM local.keys k CROSS JOIN big.nums n WHERE n.s = k.k % 20",
     "SELECT k.k, n.n FROM local.keys k LEFT JOIN big.nums n ON n.n = NULLIF(k.k % 10, 0) "
     "WHERE k.k < 100",
+    /* both sides remote */
+    "SELECT c.customerId, n.x FROM identity.customers c CROSS JOIN big.nums n WHERE c.tier = 2 AND "
+    "n.n = CAST(substr(c.customerId, 2) AS INTEGER) * 7",
     /* filters on the remote table go with every batch */
     "SELECT k.k, n.s FROM local.keys k JOIN big.nums n ON n.n = k.k WHERE n.x = 3",
     "SELECT k.k FROM local.keys k JOIN big.nums n ON n.n = k.k WHERE n.x >= 5 AND n.s < '5'",
@@ -358,6 +361,24 @@ Test(query_remote_batch, keys_past_the_budget_read_a_small_table_whole, .init = 
     cr_assert(strstr(ex, "learned 1000 keys"), "%s", ex);
     cr_assert(strstr(ex, "read whole once (5000 rows)"), "%s", ex);
     cr_assert_leq(s_seen.opens, 1 + DM_QUERY_REMOTE_SNAP_AFTER, "%s", ex);
+    sqlite3_close(nat);
+    free(got);
+    free(want);
+    free(ex);
+}
+
+Test(query_remote_batch, an_outer_remote_scan_is_read_once, .init = s_setup_batch,
+     .fini = s_teardown_batch)
+{
+    const char *sql = "SELECT count(*), sum(n.x) FROM identity.customers c CROSS JOIN big.nums n "
+                      "WHERE c.tier = 2 AND n.n = CAST(substr(c.customerId, 2) AS INTEGER) * 7";
+    char *ex = NULL, *got = s_fed(sql, &ex);
+    sqlite3 *nat = s_native_all();
+    char *want = s_run_native(nat, sql);
+    cr_assert_str_eq(got, want);
+    /* the customers' scan ran in the dry run and came from the probe cache after */
+    cr_assert_eq(s_seen.opens, 2, "%s", ex);
+    cr_assert(strstr(ex, "learned 125 keys, 1 batches"), "%s", ex);
     sqlite3_close(nat);
     free(got);
     free(want);

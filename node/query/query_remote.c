@@ -598,7 +598,8 @@ static dm_err s_more(s_cursor *c, s_vtab *vt, dm_buf_t *why)
     r->trips++;
     c->scan_done = false;
     c->first = true;
-    return rm->open(rm->ctx, vt->t->domain, vt->t->name, sql, vt->ctx->deadline_ns, &c->scan, why);
+    return rm->open(rm->ctx, vt->t->domain, vt->t->name, sql, vt->ctx->deadline_ns,
+                    &vt->ctx->cancel, &c->scan, why);
 }
 
 /* xNext: the next row, fetching batches and starting SELECTs as needed. */

@@ -223,7 +223,7 @@ static dm_err s_read(const dm_query_remote_t *rm, const dm_qtable_t *t, const ch
 {
     dm_query_rscan_t *scan = NULL;
     count->trips++;
-    dm_err rc = rm->open(rm->ctx, t->domain, t->name, sql, deadline_ns, &scan, why);
+    dm_err rc = rm->open(rm->ctx, t->domain, t->name, sql, deadline_ns, cancel, &scan, why);
     bool done = false, first = true;
     while (!rc && !done && *fits) {
         uint32_t nrows = 0;

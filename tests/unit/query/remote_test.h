@@ -51,10 +51,15 @@ S_UNUSED static dm_err s_resolve(void *ctx, const char *domain, const char *prod
 }
 
 S_UNUSED static dm_err s_ropen(void *ctx, const char *domain, const char *product, const char *sql,
-                      int64_t deadline_ns, dm_query_rscan_t **out, dm_buf_t *why)
+                      int64_t deadline_ns, const atomic_bool *cancel, dm_query_rscan_t **out,
+                      dm_buf_t *why)
 {
     (void)ctx;
     (void)deadline_ns;
+    if (cancel && atomic_load(cancel)) {
+        dm_buf_puts(why, "cancelled");
+        return DM_ERR_TIMEOUT;
+    }
     s_seen.opens++;
     snprintf(s_seen.last_sql, sizeof s_seen.last_sql, "%s", sql);
     if (s_seen.fail_open) {

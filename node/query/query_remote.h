@@ -146,8 +146,11 @@ typedef enum {
 dm_query_remote_found dm_query_remote__snap_probe(const dm_query_remote_snap_t *s,
                                                   const dm_contract_t *c, sqlite3_value *v,
                                                   dm_buf_t *out);
-/* Adds v (MISSING for s) to the keys to fetch; false on no memory. */
-bool dm_query_remote__snap_learn(dm_query_remote_snap_t *s, const dm_contract_t *c, sqlite3_value *v);
+/* Adds v (MISSING for s) to the keys to fetch; false on no memory or once
+ * the keys of s hold DM_QUERY_REMOTE_KEY_BYTES (then *full). */
+#define DM_QUERY_REMOTE_KEY_BYTES (8 << 20) /* bytes of learned keys and their literals per table */
+bool dm_query_remote__snap_learn(dm_query_remote_snap_t *s, const dm_contract_t *c, sqlite3_value *v,
+                                 bool *full);
 /* Keys learned and not fetched yet. */
 size_t dm_query_remote__snap_pending(const dm_query_remote_snap_t *s);
 /* Fetches the pending keys from t's owner: one "col BETWEEN lo AND hi"

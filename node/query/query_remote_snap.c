@@ -355,9 +355,13 @@ dm_query_remote_found dm_query_remote__snap_probe(const dm_query_remote_snap_t *
     return DM_QUERY_REMOTE_SERVED;
 }
 
-bool dm_query_remote__snap_learn(dm_query_remote_snap_t *s, const dm_contract_t *c, sqlite3_value *v)
+bool dm_query_remote__snap_learn(dm_query_remote_snap_t *s, const dm_contract_t *c, sqlite3_value *v,
+                                 bool *full)
 {
     s_key k;
+    *full = s->kbytes.len + s->lits.len > DM_QUERY_REMOTE_KEY_BYTES;
+    if (*full)
+        return false;
     if (s->whole || s_probe_key(s, c, v, &k) != 1 || s_in_range(s, &k) || s_kfind(s, &k))
         return true; /* nothing to learn */
     if (s->nk == s->kcap) {
@@ -581,8 +585,10 @@ static dm_err s_serve(dm_qctx_t *ctx, dm_qtable_t *t, const dm_query_remote_plan
             return DM_OK;
         }
         size_t before = dm_query_remote__snap_pending(r->snap);
-        if (!dm_query_remote__snap_learn(r->snap, c, v))
+        bool full = false;
+        if (!dm_query_remote__snap_learn(r->snap, c, v, &full) && !full)
             return DM_ERR_NOMEM;
+        ctx->learn_stop |= full;
         size_t got = dm_query_remote__snap_pending(r->snap) - before;
         ctx->learn_keys += got;
         r->learned += got;

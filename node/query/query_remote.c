@@ -679,7 +679,7 @@ static int s_filter(sqlite3_vtab_cursor *base, int empty, const char *idxstr, in
     s_reset(c, vt);
     c->eof = false;
     c->rowid = 0;
-    r->scans++;
+    r->scans += !vt->ctx->learning; /* the dry run's scans are not the query's */
     if (!dm_query_remote__plan_parse(idxstr, &plan) || !vt->ctx->remote)
         return SQLITE_INTERNAL;
     int src = s_columns(c, vt, plan.used);

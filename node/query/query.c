@@ -57,6 +57,7 @@ struct dm_query {
     int ncols;
     char **names, **decltypes;
     bool done;
+    bool learned;    /* the dry run of query_remote_learn.c is behind it */
     uint64_t walked; /* ctx->walked, kept when the connection goes back */
     dm_buf_t explain; /* the remote tables' lines, kept when the connection goes */
     pthread_mutex_t hold; /* dm_query_cancel against s_release handing ctx on */
@@ -643,6 +644,16 @@ dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes, dm_buf_t
         q->ctx->timed_out = true;
         *done = true;
         return s_step_error(q, SQLITE_INTERRUPT, why);
+    }
+    if (!q->learned) { /* a join's remote probes, batched before the first row */
+        q->learned = true;
+        dm_buf_t scratch = DM_BUF_INIT; /* its only failure is memory, which s_step_error names */
+        dm_err e = dm_query__remote_learn(q->ctx, q->stmt, &scratch);
+        dm_buf_free(&scratch);
+        if (e != DM_OK) {
+            *done = true;
+            return s_step_error(q, SQLITE_NOMEM, why);
+        }
     }
     size_t start = out->len;
     while (*nrows < max_rows && *nrows < UINT32_MAX) {

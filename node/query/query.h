@@ -166,11 +166,15 @@ typedef struct {
                       uint64_t *rows, dm_buf_t *why);
     /* Starts sql (one SELECT over domain.product alone, built by the
      * engine) on the product's owner, as the query's consumer; must give
-     * up by deadline_ns (CLOCK_MONOTONIC). A failure appends one line
+     * up by deadline_ns (CLOCK_MONOTONIC) or once cancel (may be NULL) is
+     * set (DM_ERR_TIMEOUT). A failure appends one line
      * naming the product, its owner and what the mesh knows of it
-     * ("identity.customers: owner node 3f2a... is dead since 12:01:03"). */
+     * ("identity.customers: owner node 3f2a... is dead since 12:01:03").
+     * The reply carries the first batch, which the first next hands over:
+     * explain counts that next as no round trip. */
     dm_err (*open)(void *ctx, const char *domain, const char *product, const char *sql,
-                   int64_t deadline_ns, dm_query_rscan_t **out, dm_buf_t *why);
+                   int64_t deadline_ns, const atomic_bool *cancel, dm_query_rscan_t **out,
+                   dm_buf_t *why);
     /* Appends the next batch (transport/rowbatch.h encoding, the SELECT's
      * columns) to out: *nrows rows, *done once the owner has sent the last
      * one. DM_ERR_TIMEOUT past deadline_ns or once cancel (may be NULL) is

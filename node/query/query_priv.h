@@ -5,7 +5,9 @@
  * virtual table module; query_printf.c: printf() and format() with bounded
  * widths; query_access.c: access decisions, the mask functions and the
  * views that apply masks and row filters; query_remote.c: the virtual table
- * over another node's product; query_remote_sql.c: the SELECT it sends).
+ * over another node's product; query_remote_sql.c: the SELECT it sends;
+ * query_remote_snap.c: its probe index; query_remote_learn.c: the dry run
+ * that batches a join's probes).
  * query_sched.c and query_pool*.c (the workers) use only query.h.
  * The helpers here follow base/err.h: a why they take is appended to and
  * must not be NULL. */
@@ -60,6 +62,12 @@ typedef struct {
     dm_err remote_err;      /* a remote scan's failure, for the step's error */
     bool timed_out;         /* set by the progress handler */
     uint64_t walked;        /* rows (or keys) the virtual tables stepped over */
+    /* The dry run (query_remote_learn.c): remote probes record their value
+     * and answer from memory or nothing; the progress handler ends the
+     * step once learn_stop is set or walked passes learn_walk_max. */
+    bool learning, learn_stop;
+    size_t learn_keys, learn_max;   /* keys learned in this query; at most */
+    uint64_t learn_walk_max;
     char denied[160];       /* the first refusal of the authorizer, "" if none */
     char unknown[2 * DM_QUERY_NAME_MAX + 2]; /* a hidden table named by the SQL, "" if none */
     bool denied_weak;       /* denied may give way to a more telling refusal */
@@ -166,6 +174,18 @@ void dm_query__remote_free(dm_qtable_t *t);
 DM_NODISCARD int dm_query__register_remote(sqlite3 *db, dm_qctx_t *ctx);
 /* Appends the explain line of remote table t (query.h's dm_query_explain). */
 void dm_query__remote_explain(const dm_qtable_t *t, dm_buf_t *out);
+
+/* ---- query_remote_learn.c ---- */
+
+/* Before stmt returns rows: when a remote table of ctx may be probed
+ * (a join's key), steps stmt as a dry run that learns the probed values,
+ * fetches them from the owners in IN batches (or one key range) and
+ * resets stmt, up to DM_QUERY_LEARN_ROUNDS times. Results are unchanged:
+ * the run that follows is real and only finds more in memory. DM_OK also
+ * when learning stopped early; a failure only on cancel, the deadline or
+ * out of memory (then the statement is not to be stepped again), with
+ * why. */
+DM_NODISCARD dm_err dm_query__remote_learn(dm_qctx_t *ctx, sqlite3_stmt *stmt, dm_buf_t *why);
 
 /* ---- query_remote_sql.c ---- */
 

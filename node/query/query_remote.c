@@ -36,26 +36,10 @@
 #define S_CACHE_SCAN_MAX (256 * 1024)     /* bytes of rows of one scan the probe cache keeps */
 #define S_CACHE_MAX (16 * 1024 * 1024)    /* bytes the probe cache of one table holds */
 #define S_CACHE_SLOTS 1024
+#define S_LEARN_SCAN_MAX (4 * 1024 * 1024) /* bytes of one scan a dry run reads, else it stops */
 #define S_EXPLAIN_SQL_MAX 600    /* bytes of the last SELECT an explain line shows */
 
-typedef struct s_centry {
-    char *sql;
-    dm_buf_t rows;
-    struct s_centry *next;
-} s_centry;
-
-struct dm_qremote {
-    char *json;            /* the contract as resolved (canonical JSON) */
-    dm_product_ref_t ref;  /* contract and schema, ours, parsed once the table is created */
-    uint64_t rows_est;     /* the owner's record count, 0: unknown */
-    char *last_sql;
-    uint64_t trips, rows, bytes, hits, scans;
-    s_centry **cache;      /* S_CACHE_SLOTS chains, allocated on first use */
-    size_t cache_bytes;
-    dm_query_remote_snap_t *snap; /* the table read whole for probes (query_remote_snap.c) */
-    bool snap_failed;      /* tried and did not fit: not again in this query */
-    uint64_t misses, snap_hits; /* probes the owner answered; probes the snapshot did */
-};
+typedef dm_query_remote_centry_t s_centry;
 
 typedef struct {
     sqlite3_vtab base;
@@ -79,6 +63,7 @@ typedef struct {
     int64_t rowid;         /* a hash of the row's bytes (dm_query_remote__uses) */
     dm_buf_t fill;         /* the scan's rows so far, for the probe cache */
     bool caching;
+    bool first;            /* the next batch is the one that came with the open */
 } s_cursor;
 
 dm_err dm_query__remote_resolve(const dm_query_remote_t *remote, const char *domain,
@@ -168,6 +153,8 @@ void dm_query__remote_reset(dm_qtable_t *t, const dm_qtable_t *fresh)
     dm_query_remote__snap_free(&r->snap);
     r->snap_failed = false;
     r->misses = r->snap_hits = 0;
+    r->probed = false;
+    r->learned = r->batches = r->ranges = 0;
     if (fresh)
         r->rows_est = fresh->remote->rows_est;
 }
@@ -192,7 +179,7 @@ void dm_query__remote_explain(const dm_qtable_t *t, dm_buf_t *out)
 {
     const dm_qremote_t *r = t->remote;
     dm_buf_printf(out, "%s.%s: ", t->domain, t->name);
-    if (!r->last_sql && !r->snap) {
+    if (!r->last_sql) {
         dm_buf_printf(out, "no SELECT sent (%llu scans)%s\n", (unsigned long long)r->scans,
                       r->hits ? ", all from the probe cache" : "");
         return;
@@ -207,9 +194,15 @@ void dm_query__remote_explain(const dm_qtable_t *t, dm_buf_t *out)
                   (unsigned long long)r->rows, (unsigned long long)r->bytes);
     if (r->hits)
         dm_buf_printf(out, ", %llu probes from the cache", (unsigned long long)r->hits);
-    if (r->snap)
+    if (r->learned)
+        dm_buf_printf(out, ", learned %llu keys, %llu batches, %llu key ranges",
+                      (unsigned long long)r->learned, (unsigned long long)r->batches,
+                      (unsigned long long)r->ranges);
+    if (r->snap && dm_query_remote__snap_whole(r->snap))
         dm_buf_printf(out, ", read whole once (%zu rows) for %llu probes",
                       dm_query_remote__snap_rows(r->snap), (unsigned long long)r->snap_hits);
+    else if (r->snap_hits)
+        dm_buf_printf(out, ", %llu probes from the learned keys", (unsigned long long)r->snap_hits);
     dm_buf_putc(out, '\n');
 }
 
@@ -387,6 +380,7 @@ static void s_consider(const s_vtab *vt, sqlite3_index_info *info, int i, s_choi
         return;
     }
     s_take(info, i, ch, op, k->iColumn, exact && op != DM_QUERY_REMOTE_LIKE);
+    vt->t->remote->probed |= !known && op == DM_QUERY_REMOTE_EQ; /* a join's key: worth a dry run */
     if (op == DM_QUERY_REMOTE_EQ)
         s_key_eq(vt->c, ch, k->iColumn, exact);
     ch->rows /= op == DM_QUERY_REMOTE_EQ ? S_EQ_SELECTIVITY : S_RANGE_SELECTIVITY;
@@ -573,16 +567,20 @@ static dm_err s_more(s_cursor *c, s_vtab *vt, dm_buf_t *why)
         bool done = false;
         dm_err rc = rm->next(c->scan, vt->ctx->deadline_ns, &vt->ctx->cancel, &c->batch, &nrows,
                              &done, why);
-        r->trips++;
+        r->trips += !c->first; /* the first batch came with the open's reply */
+        c->first = false;
         r->bytes += c->batch.len;
         if (rc)
             return rc;
         c->scan_done = done;
         c->left = nrows;
-        if (c->caching && c->fill.len + c->batch.len <= S_CACHE_SCAN_MAX)
+        size_t cap = vt->ctx->learning ? S_LEARN_SCAN_MAX : S_CACHE_SCAN_MAX;
+        if (c->caching && c->fill.len + c->batch.len <= cap) {
             dm_buf_append(&c->fill, c->batch.data, c->batch.len);
-        else
+        } else {
+            vt->ctx->learn_stop |= vt->ctx->learning && c->caching; /* pass 2 would read it again */
             c->caching = false;
+        }
         if (done && c->caching)
             s_cache_put(r, c->sqls[c->isql - 1], &c->fill);
         return DM_OK;
@@ -599,7 +597,9 @@ static dm_err s_more(s_cursor *c, s_vtab *vt, dm_buf_t *why)
     r->last_sql = strdup(sql);
     r->trips++;
     c->scan_done = false;
-    return rm->open(rm->ctx, vt->t->domain, vt->t->name, sql, vt->ctx->deadline_ns, &c->scan, why);
+    c->first = true;
+    return rm->open(rm->ctx, vt->t->domain, vt->t->name, sql, vt->ctx->deadline_ns,
+                    &vt->ctx->cancel, &c->scan, why);
 }
 
 /* xNext: the next row, fetching batches and starting SELECTs as needed. */
@@ -634,43 +634,38 @@ static int s_columns(s_cursor *c, const s_vtab *vt, uint64_t used)
     return SQLITE_OK;
 }
 
-/* Answers a probe (plan: one equality SQLite checks) from the table read
- * whole, reading it first after DM_QUERY_REMOTE_SNAP_AFTER probes the
- * owner answered. False when the owner must be asked; else *src is
+/* Answers a probe (plan: one equality SQLite checks) from the probe index
+ * (query_remote_snap.c). False when the owner must be asked; else *src is
  * xFilter's result. */
-static bool s_snap_serve(s_cursor *c, s_vtab *vt, const dm_query_remote_plan_t *plan,
-                         sqlite3_value *v, int *src)
+static bool s_snap_serve(s_cursor *c, s_vtab *vt, const dm_query_remote_plan_t *plan, int argc,
+                         sqlite3_value **argv, int *src)
 {
-    dm_qremote_t *r = vt->t->remote;
-    int col = plan->terms[0].col;
-    if (!r->snap && !r->snap_failed && ++r->misses >= DM_QUERY_REMOTE_SNAP_AFTER &&
-        r->rows_est && r->rows_est <= DM_QUERY_REMOTE_SNAP_ROWS) {
-        dm_query_remote_count_t n = {0};
-        dm_buf_t why = DM_BUF_INIT;
-        dm_err rc = dm_query_remote__snap_build(vt->ctx->remote, vt->t, plan, col,
-                                                vt->ctx->deadline_ns, &vt->ctx->cancel, &r->snap,
-                                                &n, &why);
-        r->trips += n.trips;
-        r->rows += n.rows;
-        r->bytes += n.bytes;
-        r->snap_failed = !r->snap;
-        if (rc) {
-            *src = s_fail(c, rc, &why);
-            dm_buf_free(&why);
-            return true;
-        }
-        dm_buf_free(&why);
-    }
-    if (!r->snap || !dm_query_remote__snap_matches(r->snap, plan->used, col))
-        return false;
+    bool served = false;
+    dm_buf_t why = DM_BUF_INIT;
     dm_buf_reset(&c->batch);
-    if (!dm_query_remote__snap_probe(r->snap, vt->c, v, &c->batch))
+    dm_err rc = dm_query_remote__serve(vt->ctx, vt->t, plan, argc, argv, &c->batch, &served, &why);
+    if (rc) {
+        *src = s_fail(c, rc, &why);
+        dm_buf_free(&why);
+        return true;
+    }
+    dm_buf_free(&why);
+    if (!served)
         return false;
-    r->snap_hits++;
     c->isql = c->nsql;
     c->eof = c->batch.len == 0;
     *src = c->eof ? SQLITE_OK : s_decode(c, vt);
     return true;
+}
+
+/* Whether plan compares a column with a value SQLite may know only at run
+ * time (a term it still checks): in a dry run such a scan is a probe. */
+static bool s_correlated(const dm_query_remote_plan_t *plan)
+{
+    for (int i = 0; i < plan->nterms; i++)
+        if (!plan->terms[i].omit && strchr("=<{>}", plan->terms[i].op))
+            return true;
+    return false;
 }
 
 /* xFilter: builds the SELECTs of the plan and reads the first row. */
@@ -684,7 +679,7 @@ static int s_filter(sqlite3_vtab_cursor *base, int empty, const char *idxstr, in
     s_reset(c, vt);
     c->eof = false;
     c->rowid = 0;
-    r->scans++;
+    r->scans += !vt->ctx->learning; /* the dry run's scans are not the query's */
     if (!dm_query_remote__plan_parse(idxstr, &plan) || !vt->ctx->remote)
         return SQLITE_INTERNAL;
     int src = s_columns(c, vt, plan.used);
@@ -712,9 +707,12 @@ static int s_filter(sqlite3_vtab_cursor *base, int empty, const char *idxstr, in
             c->eof = true;
         return c->eof ? SQLITE_OK : s_decode(c, vt);
     }
-    if (plan.nterms == 1 && plan.terms[0].op == DM_QUERY_REMOTE_EQ && !plan.terms[0].omit &&
-        plan.norder == 0 && argc >= 1 && s_snap_serve(c, vt, &plan, argv[0], &src))
+    if (dm_query_remote__probe_term(&plan) >= 0 && s_snap_serve(c, vt, &plan, argc, argv, &src))
         return src;
+    if (vt->ctx->learning && s_correlated(&plan)) {
+        c->eof = true; /* a probe the dry run does not learn: nothing, and no round trip */
+        return SQLITE_OK;
+    }
     c->caching = c->nsql == 1;
     return s_next(base);
 }

@@ -207,7 +207,8 @@ static int s_authorize(void *arg, int action, const char *a1, const char *a2, co
     }
 }
 
-/* Ends the statement at the deadline or on cancel (non-zero interrupts). */
+/* Ends the statement at the deadline, on cancel, or when a dry run is to
+ * stop (non-zero interrupts). */
 static int s_progress(void *arg)
 {
     dm_qctx_t *ctx = arg;
@@ -217,7 +218,9 @@ static int s_progress(void *arg)
         ctx->timed_out = true;
         return 1;
     }
-    return 0;
+    if (ctx->learning && ctx->walked > ctx->learn_walk_max)
+        ctx->learn_stop = true;
+    return ctx->learning && ctx->learn_stop; /* the dry run ends (query_remote_learn.c) */
 }
 
 dm_err dm_query__lock_down(sqlite3 *db, dm_qctx_t *ctx, size_t max_sql, dm_buf_t *why)

@@ -577,7 +577,8 @@ static void s_pull_ahead(dm_query_rscan_t *sc)
 }
 
 static dm_err s_open(void *ctx, const char *domain, const char *product, const char *sql,
-                     int64_t deadline_ns, dm_query_rscan_t **out, dm_buf_t *why)
+                     int64_t deadline_ns, const atomic_bool *cancel, dm_query_rscan_t **out,
+                     dm_buf_t *why)
 {
     s_query *q = ctx;
     *out = NULL;
@@ -613,7 +614,7 @@ static dm_err s_open(void *ctx, const char *domain, const char *product, const c
     dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_QUERY_REQ, &req);
     uint64_t id;
     if ((rc = s_send(sc, &env, &id, deadline, NULL, why)) != DM_OK ||
-        (rc = s_wait(sc, id, deadline, NULL, &rep, why)) != DM_OK)
+        (rc = s_wait(sc, id, deadline, cancel, &rep, why)) != DM_OK)
         goto fail;
     rc = s_take_rep(sc, rep, NULL, NULL, why);
     dm__envelope__free_unpacked(rep, NULL);

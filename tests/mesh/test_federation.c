@@ -156,7 +156,7 @@ static dm_err s_try(dm_query_remote_t *r, const char *domain, const char *name, 
     dm_query_rscan_t *scan = NULL;
     dm_buf_reset(why);
     dm_err rc = r->open(r->ctx, domain, name, "SELECT \"id\" FROM x", dm_clock_mono_ns() +
-                        (int64_t)ms * 1000000, &scan, why);
+                        (int64_t)ms * 1000000, NULL, &scan, why);
     r->close(scan);
     return rc;
 }

@@ -273,7 +273,7 @@ Test(relay, batches_flow_one_session_per_owner_and_late_replies_are_skipped)
     const char *sqls[] = {"SELECT \"id\" FROM x", "SELECT \"tier\" FROM x", "SELECT 1 FROM x"};
     dm_query_rscan_t **scans[] = {&a, &b, &c};
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(r->open(r->ctx, "identity", "customers", sqls[i], s_in_ms(5000), scans[i],
+        cr_assert_eq(r->open(r->ctx, "identity", "customers", sqls[i], s_in_ms(5000), NULL, scans[i],
                              &why),
                      DM_OK, "%s", why.data);
     cr_assert_eq(atomic_load(&o.fed_opens), 1, "one FedOpen per owner per query");
@@ -332,7 +332,7 @@ Test(relay, a_silent_owner_is_given_up_on_cancel_and_at_the_deadline)
     dm_buf_t why = DM_BUF_INIT, rows = DM_BUF_INIT;
     dm_query_rscan_t *a = NULL;
     cr_assert_eq(r->open(r->ctx, "identity", "customers", "SELECT \"id\" FROM x -- stall",
-                         s_in_ms(5000), &a, &why),
+                         s_in_ms(5000), NULL, &a, &why),
                  DM_OK, "%s", why.data);
     uint32_t n;
     bool done;
@@ -353,7 +353,7 @@ Test(relay, a_silent_owner_is_given_up_on_cancel_and_at_the_deadline)
 
     /* Without cancel, the deadline. */
     r = s_make(&env);
-    cr_assert_eq(r->open(r->ctx, "identity", "customers", "SELECT 1 -- stall", s_in_ms(5000), &a,
+    cr_assert_eq(r->open(r->ctx, "identity", "customers", "SELECT 1 -- stall", s_in_ms(5000), NULL, &a,
                          &why),
                  DM_OK);
     cr_assert_eq(r->next(a, s_in_ms(5000), NULL, &rows, &n, &done, &why), DM_OK);
@@ -391,7 +391,8 @@ Test(relay, point_lookups_reuse_connections_and_stay_fast)
         dm_query_remote_t *r = s_make(&env);
         dm_query_rscan_t *a = NULL;
         cr_assert_eq(r->open(r->ctx, "identity", "customers",
-                             "SELECT \"tier\" FROM x WHERE \"id\" = 5", s_in_ms(5000), &a, &why),
+                             "SELECT \"tier\" FROM x WHERE \"id\" = 5", s_in_ms(5000), NULL, &a,
+                             &why),
                      DM_OK, "%s", why.data);
         uint32_t n;
         bool done;

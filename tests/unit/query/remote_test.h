@@ -1,13 +1,18 @@
 /* remote_test.h: a dm_query_remote_t over the owner engine of
  * query_test.h (s_eng, s_reg): resolve gives the owner registry's
  * canonical contract, open runs the SELECT with dm_query_open there, next
- * is dm_query_fetch; s_seen counts what the owner was asked. */
+ * is dm_query_fetch; s_seen counts what the owner was asked. As the
+ * relay (node_relay.c), the owner's reply to the open carries the first
+ * batch (S_FIRST_ROWS rows), which the first next hands over. */
 #ifndef DM_REMOTE_TEST_H
 #define DM_REMOTE_TEST_H
 
 #include "query_test.h"
 
 #define S_BIG 5000 /* rows of big.nums, keys 0..S_BIG-1 */
+#define S_HUGE 1000000 /* rows of huge.items when a test makes it */
+#define S_FIRST_ROWS 10000 /* rows of the batch that comes with an open (DM_QUERY_BATCH_ROWS) */
+#define S_NEXT_ROWS 700   /* rows of a batch a next asks for */
 
 /* What the owner saw. */
 S_UNUSED static struct {
@@ -18,6 +23,9 @@ S_UNUSED static struct {
 
 struct dm_query_rscan {
     dm_query_t *q;
+    dm_buf_t first;
+    uint32_t first_n;
+    bool have_first, first_done;
 };
 
 S_UNUSED static dm_err s_resolve(void *ctx, const char *domain, const char *product, char **json,
@@ -34,16 +42,24 @@ S_UNUSED static dm_err s_resolve(void *ctx, const char *domain, const char *prod
     dm_buf_t canon = DM_BUF_INIT;
     dm_contract_canonical(ref->contract, &canon);
     *json = dm_buf_steal(&canon);
-    *rows = strcmp(domain, "big") == 0 ? S_BIG : strcmp(domain, "identity") == 0 ? 505 : 0;
+    *rows = strcmp(domain, "big") == 0        ? S_BIG
+            : strcmp(domain, "huge") == 0     ? S_HUGE
+            : strcmp(domain, "identity") == 0 ? 505
+                                              : 0;
     dm_registry_release(s_reg, ref);
     return DM_OK;
 }
 
 S_UNUSED static dm_err s_ropen(void *ctx, const char *domain, const char *product, const char *sql,
-                      int64_t deadline_ns, dm_query_rscan_t **out, dm_buf_t *why)
+                      int64_t deadline_ns, const atomic_bool *cancel, dm_query_rscan_t **out,
+                      dm_buf_t *why)
 {
     (void)ctx;
     (void)deadline_ns;
+    if (cancel && atomic_load(cancel)) {
+        dm_buf_puts(why, "cancelled");
+        return DM_ERR_TIMEOUT;
+    }
     s_seen.opens++;
     snprintf(s_seen.last_sql, sizeof s_seen.last_sql, "%s", sql);
     if (s_seen.fail_open) {
@@ -53,6 +69,9 @@ S_UNUSED static dm_err s_ropen(void *ctx, const char *domain, const char *produc
     dm_query_rscan_t *s = calloc(1, sizeof *s);
     dm_err rc = dm_query_open(s_eng, sql, strlen(sql), &s->q, why);
     cr_assert_eq(rc, DM_OK, "owner refused %s: %s", sql, why->data);
+    rc = dm_query_fetch(s->q, S_FIRST_ROWS, 0, &s->first, &s->first_n, &s->first_done, why);
+    cr_assert_eq(rc, DM_OK, "owner failed %s: %s", sql, why->data);
+    s->have_first = true;
     *out = s;
     return DM_OK;
 }
@@ -61,12 +80,19 @@ S_UNUSED static dm_err s_rnext(dm_query_rscan_t *s, int64_t deadline_ns, const a
                       dm_buf_t *out, uint32_t *nrows, bool *done, dm_buf_t *why)
 {
     (void)deadline_ns;
+    if (s->have_first) { /* no round trip: it came with the open */
+        s->have_first = false;
+        dm_buf_append(out, s->first.data, s->first.len);
+        *nrows = s->first_n;
+        *done = s->first_done;
+        return DM_OK;
+    }
     s_seen.nexts++;
     if (cancel && atomic_load(cancel)) {
         dm_buf_puts(why, "cancelled");
         return DM_ERR_TIMEOUT;
     }
-    return dm_query_fetch(s->q, 700, 0, out, nrows, done, why);
+    return dm_query_fetch(s->q, S_NEXT_ROWS, 0, out, nrows, done, why);
 }
 
 S_UNUSED static void s_rclose(dm_query_rscan_t *s)
@@ -74,10 +100,70 @@ S_UNUSED static void s_rclose(dm_query_rscan_t *s)
     if (!s)
         return;
     dm_query_close(&s->q);
+    dm_buf_free(&s->first);
     free(s);
 }
 
 S_UNUSED static const dm_query_remote_t s_remote = {s_resolve, s_ropen, s_rnext, s_rclose, NULL};
 
+/* The owner is the world of query_test.h (s_store, s_reg, s_eng); the relay
+ * has its own. */
+S_UNUSED static char r_dir[PATH_MAX];
+S_UNUSED static dm_store_t *r_store;
+S_UNUSED static dm_registry_t *r_reg;
+S_UNUSED static dm_query_engine_t *r_eng;
+
+
+/* Runs fn with the relay as query_test.h's world (so its helpers register
+ * and ingest there). */
+S_UNUSED static void s_on_relay(void (*fn)(void))
+{
+    dm_store_t *st = s_store;
+    dm_registry_t *rg = s_reg;
+    dm_query_engine_t *en = s_eng;
+    s_store = r_store;
+    s_reg = r_reg;
+    s_eng = r_eng;
+    fn();
+    s_store = st;
+    s_reg = rg;
+    s_eng = en;
+}
+
+/* Runs sql on the relay (remote products through s_remote); returns rows
+ * as s_run does, and the explain text in *explain when not NULL. */
+S_UNUSED static char *s_fed(const char *sql, char **explain)
+{
+    dm_query_t *q = NULL;
+    dm_buf_t err = DM_BUF_INIT, batch = DM_BUF_INIT, text = DM_BUF_INIT, ex = DM_BUF_INIT;
+    dm_err rc = dm_query_open_fed(r_eng, sql, strlen(sql), NULL, &s_remote, &q, &err);
+    cr_assert_eq(rc, DM_OK, "%s: %s (%s)", sql, err.data, dm_err_str(rc));
+    bool done = false;
+    while (!done) {
+        uint32_t n;
+        dm_buf_reset(&batch);
+        rc = dm_query_fetch(q, 100, 0, &batch, &n, &done, &err);
+        cr_assert_eq(rc, DM_OK, "%s: %s", sql, err.data);
+        const uint8_t *p = (const uint8_t *)batch.data, *end = p + batch.len;
+        for (uint32_t r = 0; r < n; r++) {
+            for (int c = 0; c < dm_query_ncolumns(q); c++) {
+                dm_rowbatch_value_t v;
+                cr_assert(dm_rowbatch_read(&p, end, &v));
+                if (c)
+                    dm_buf_putc(&text, '|');
+                s_value_text(&v, &text);
+            }
+            dm_buf_putc(&text, '\n');
+        }
+    }
+    dm_query_explain(q, &ex);
+    dm_query_close(&q);
+    if (explain)
+        *explain = ex.data ? dm_buf_steal(&ex) : strdup("");
+    dm_buf_free(&ex);
+    dm_buf_free(&err);
+    dm_buf_free(&batch);
+    return text.data ? dm_buf_steal(&text) : strdup("");
+}
 
 #endif

@@ -47,6 +47,10 @@ typedef struct {
     bool busy;
     s_client *c;
     uint64_t cursor; /* the pulled cursor, 0 for a new query */
+    /* Counted in opening at take: a new query, until opened or finished.
+     * A pull of a cursor that has ended meanwhile also has cursor 0, and
+     * must not uncount what it never counted. */
+    bool opening;
     uint8_t owner[DM_QUERY_SCHED_OWNER_MAX];
     size_t owner_len;
     int fd;
@@ -418,6 +422,7 @@ void *dm_query_sched_take(dm_query_sched_t *self, unsigned worker, int64_t now, 
         s_room(self, now, true);
         c->opening++;
         self->opening++;
+        w->opening = true;
     }
     void *data = j->data;
     free(j);
@@ -449,6 +454,7 @@ void dm_query_sched_opened(dm_query_sched_t *self, unsigned worker, uint64_t id,
     self->ncursors++;
     w->c->opening--;
     self->opening--;
+    w->opening = false;
     if (w->cancel) /* cancelled after its first batch: nobody will pull it */
         k->close = true;
 }
@@ -460,9 +466,10 @@ bool dm_query_sched_finish(dm_query_sched_t *self, unsigned worker, bool ended, 
         return false;
     bool must_close = false;
     s_cur *k = w->cursor ? s_cursor(self, w->cursor) : NULL;
-    if (!w->cursor) { /* a new query that did not stay open */
+    if (w->opening) { /* a new query that did not stay open */
         w->c->opening--;
         self->opening--;
+        w->opening = false;
     }
     if (k) {
         k->busy = false;

@@ -278,3 +278,27 @@ Test(query_sched, a_disconnect_drops_cancels_and_closes_only_that_clients_work)
     cr_assert_eq(dm_query_sched_queued(s), 1, "another client's request went too");
     dm_query_sched_destroy(&s);
 }
+
+/* A pull whose query ended while it waited (clients keep two pulls in
+ * flight) is no new query: finishing it must not uncount an opening it
+ * never counted, which wrapped the node's count and refused every later
+ * query as busy. */
+Test(query_sched, a_pull_of_an_ended_query_leaves_the_node_open_for_new_ones)
+{
+    dm_query_sched_t *s = s_new(1, false, 0);
+    int q, p1, p2, t;
+    s_open_cursor(s, "a", 1, 0, 7, &q, T0);
+    cr_assert_eq(s_submit(s, "a", 1, 7, &p1, T0, NULL), DM_OK);
+    cr_assert_eq(s_submit(s, "a", 1, 7, &p2, T0, NULL), DM_OK);
+    cr_assert_eq(s_take(s, 0, T0), &p1);
+    cr_assert(dm_query_sched_finish(s, 0, true, T0), "the worker that saw the end closes it");
+    s_count(s, DM_QUERY_SCHED_CLOSE, 0);
+    for (int round = 0; round < 3; round++) {
+        void *got = s_take(s, 0, T0 + 1 + round);
+        if (got == &p2) /* the late pull runs and finds nothing */
+            cr_assert_not(dm_query_sched_finish(s, 0, false, T0 + 1 + round));
+    }
+    cr_assert_eq(s_submit(s, "b", 2, 0, &t, T0 + 10, NULL), DM_OK);
+    cr_assert_eq(s_take(s, 0, T0 + 10), &t, "a new query waits behind a miscounted opening");
+    dm_query_sched_destroy(&s);
+}

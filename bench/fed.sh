@@ -125,9 +125,12 @@ for r in $(seq 1 "$rounds"); do
   for i in "${!bins[@]}"; do
     b=${bins[$i]} w=$work/$i
     for at in logistics commerce; do
-      out=$("$mb" lookup --data "$w/$at" --grant --file "$odata" --count "$lookups")
+      if out=$("$mb" lookup --data "$w/$at" --grant --file "$odata" --count "$lookups" 2>&1); then
+        res[$i,$at,p50]+="$(field p50 <<<"$out") " res[$i,$at,p99]+="$(field p99 <<<"$out") "
+      else
+        res[$i,$at,failed]="${res[$i,$at,failed]:-}${out##*$'\n'} "
+      fi
       echo "round $r, build $i, at $at: $out"
-      res[$i,$at,p50]+="$(field p50 <<<"$out") " res[$i,$at,p99]+="$(field p99 <<<"$out") "
     done
     if [ "$join" = 1 ]; then
       s=$(date +%s%N)
@@ -150,7 +153,8 @@ for i in "${!bins[@]}"; do
     label="at the owner directly (commerce)"
     [ "$at" = logistics ] && label="through a relaying node (logistics)"
     printf '  %-52s %9s %9s\n' "$label" \
-      "$(tr ' ' '\n' <<<"${res[$i,$at,p50]}" | median)" "$(tr ' ' '\n' <<<"${res[$i,$at,p99]}" | median)"
+      "$(tr ' ' '\n' <<<"${res[$i,$at,p50]:-}" | median)" "$(tr ' ' '\n' <<<"${res[$i,$at,p99]:-}" | median)"
+    [ -z "${res[$i,$at,failed]:-}" ] || echo "    FAILED rounds: ${res[$i,$at,failed]}"
   done
   if [ "$join" = 1 ]; then
     j=$(tr ' ' '\n' <<<"${res[$i,join]}" | median) n=$(tr ' ' '\n' <<<"${res[$i,native]}" | median)

@@ -75,8 +75,9 @@ typedef struct {
  * opened until its grant's expiry plus DM_GRANT_SKEW_MS; both tables are
  * bounded in all and per relay (a full one refuses FedOpen with
  * DM_ERR_BUSY naming the cap). */
-#define DM_NODE_FED_NONCES_MAX 16384        /* nonces remembered, in all */
-#define DM_NODE_FED_NONCES_PER_RELAY 4096   /* of one relay */
+#define DM_NODE_FED_NONCES_MAX 262144       /* nonces remembered, in all (64 B each) */
+#define DM_NODE_FED_NONCES_PER_RELAY 65536  /* of one relay: ~700 queries/s for 60 s grants */
+#define DM_NODE_FED_RELAYS_MAX 256          /* relays with nonces remembered */
 #define DM_NODE_FED_SESSIONS_MAX 1024       /* open sessions, in all */
 #define DM_NODE_FED_SESSIONS_PER_RELAY 256  /* of one relay */
 #define DM_NODE_FED_PRODUCTS_MAX 64         /* of this node one session may scan */
@@ -160,6 +161,7 @@ struct dm_node {
     bool fed_ready;
     dm_node__fed_nonce_t *fed_nonces;     /* DM_NODE_FED_NONCES_MAX slots */
     size_t fed_nnonces;
+    struct dm_node__fed_index *fed_index; /* nonce lookups and per-relay counts */
     dm_node__fed_session_t *fed_sessions; /* DM_NODE_FED_SESSIONS_MAX slots */
     size_t fed_nsessions;
     int fed_fd;             /* DIR/fed-nonces, appended (-1: not open) */

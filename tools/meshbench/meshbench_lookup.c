@@ -24,7 +24,7 @@
 static const dm_cli_optspec_t s_opts[] = {
     {"node", true},  {"data", true},    {"json", false}, {"timeout", true},
     {"help", false}, {"version", false}, {"file", true},  {"count", true},
-    {"table", true}, {"key", true},  {"ping", false}, {"grant", false},
+    {"table", true}, {"key", true},  {"ping", false}, {"grant", false}, {"identity", true},
 };
 
 /* The client and, with --grant, who signs for which node. */

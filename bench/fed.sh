@@ -11,7 +11,7 @@
 #     --explain) against the two tables' sizes.
 #   bench/fed.sh [--bin DIR]... [--orders N] [--customers N] [--lookups N]
 #                [--rounds R] [--no-join]
-# Each --bin (a build/bin folder with meshd, dmctl, meshq) starts its own
+# --lookups 0 skips the lookups. Each --bin (a build/bin folder with meshd, dmctl, meshq) starts its own
 # mesh; the rounds alternate between them, so two builds are measured side by
 # side under the same load (default: build/bin). The client (meshbench) is
 # the last --bin's when it has one, else build/bin's, the same for all.
@@ -82,15 +82,16 @@ await() {
 }
 sees_both() { local p; p=$("$1/meshq" --data "$2" products) &&
               grep -Eq '^commerce +orders ' <<<"$p" && grep -Eq '^identity +customers ' <<<"$p"; }
-# start_mesh I: the three nodes of build bins[I] under $work/I.
+# start_mesh I DIR: the three nodes of build bins[I] under DIR.
+mesh_pids=()
 start_mesh() {
-  local b=${bins[$1]} w=$work/$1 d
+  local b=${bins[$1]} w=$2 d
   mkdir -p "$w"
   for d in commerce identity logistics; do
     local join=()
     [ "$d" = commerce ] || join=(--join "$(cat "$w/commerce/node.addr")")
     "$b/meshd" --data "$w/$d" --domain "$d" --listen 'tcp://127.0.0.1:*' "${join[@]}" 2>"$w/$d.log" &
-    pids+=($!)
+    pids+=($!) mesh_pids+=($!)
     await "meshd $d ($b) serving" 20 test -s "$w/$d/node.addr"
   done
   "$b/dmctl" --data "$w/commerce" register "$work/orders.yaml" >/dev/null
@@ -99,14 +100,22 @@ start_mesh() {
   "$b/dmctl" --data "$w/identity" ingest identity/customers "$cdata" >/dev/null
   await "the logistics node ($b) seeing both products" 30 sees_both "$b" "$w/logistics"
 }
-for i in "${!bins[@]}"; do start_mesh "$i"; done
+stop_mesh() {
+  local p
+  for p in "${mesh_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${mesh_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  mesh_pids=()
+}
 
 sql="SELECT o.orderId, o.amount, c.tier FROM commerce.orders o JOIN identity.customers c ON o.customerId = c.id WHERE o.amount < 50"
 if [ "$join" = 1 ]; then
-  # The same rows in one local SQLite database (exported from the owners).
-  b=${bins[0]}
-  "$b/meshq" --data "$work/0/commerce" query 'SELECT * FROM commerce.orders' --format csv > "$work/orders.csv"
-  "$b/meshq" --data "$work/0/identity" query 'SELECT * FROM identity.customers' --format csv > "$work/customers.csv"
+  # The same rows in one local SQLite database (from the same NDJSON).
+  ndjson_csv() { python3 -c 'import csv, json, sys
+w = csv.writer(sys.stdout); cols = sys.argv[1].split(",")
+w.writerow(cols)
+for line in sys.stdin: r = json.loads(line); w.writerow([r[c] for c in cols])' "$1"; }
+  ndjson_csv orderId,customerId,amount,status,timestamp <"$odata" > "$work/orders.csv"
+  ndjson_csv id,email,tier,country,signedUp <"$cdata" > "$work/customers.csv"
   sqlite3 "$work/native.db" <<SQL
 CREATE TABLE orders(orderId TEXT PRIMARY KEY, customerId TEXT, amount REAL, status TEXT, timestamp TEXT);
 CREATE TABLE customers(id TEXT PRIMARY KEY, email TEXT, tier TEXT, country TEXT, signedUp TEXT);
@@ -121,24 +130,15 @@ ms() { echo "scale=1; ($2 - $1) / 1000000" | bc -l; }
 median() { grep . | sort -n | awk '{a[NR]=$1} END {if (NR) print (NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2)}'; }
 field() { sed -E "s/.* $1 ([0-9.]+) us.*/\1/"; }
 declare -A res=()
+# Every round starts fresh meshes (one build after the other): a relay
+# that served a scan of more than one batch refuses later queries "busy"
+# on this code base (see bench/README.md), so nothing runs after the join.
 for r in $(seq 1 "$rounds"); do
   for i in "${!bins[@]}"; do
-    b=${bins[$i]} w=$work/$i
-    if [ "$join" = 1 ]; then
-      s=$(date +%s%N)
-      if "$b/meshq" --data "$w/logistics" query "$sql" --format csv --explain >"$w/join.csv" 2>"$w/explain"; then
-        e=$(date +%s%N)
-        res[$i,join]+="$(ms "$s" "$e") "
-        tail -n +2 "$w/join.csv" | sort > "$w/join.out"
-        cmp -s "$w/join.out" "$work/native.out" && res[$i,same]=yes || res[$i,same]=NO
-        cp "$w/explain" "$w/explain.ok"
-      else
-        res[$i,joinfail]="$(tail -n 1 "$w/explain") "
-      fi
-      s=$(date +%s%N); sqlite3 "$work/native.db" "$native_sql" >/dev/null; e=$(date +%s%N)
-      res[$i,native]+="$(ms "$s" "$e") "
-    fi
+    b=${bins[$i]} w=$work/$r-$i
+    start_mesh "$i" "$w"
     for at in logistics commerce; do
+      [ "$lookups" -gt 0 ] || break
       # The consumer is the logistics node's key at both, so the owner takes
       # the same access decision (and audit) for either path.
       if out=$("$mb" lookup --node "$(cat "$w/$at/node.addr")" --identity "$w/logistics/identity.key" \
@@ -149,6 +149,21 @@ for r in $(seq 1 "$rounds"); do
       fi
       echo "round $r, build $i, at $at: $out"
     done
+    if [ "$join" = 1 ]; then
+      s=$(date +%s%N)
+      if "$b/meshq" --data "$w/logistics" query "$sql" --format csv --explain >"$w/join.csv" 2>"$w/explain"; then
+        e=$(date +%s%N)
+        res[$i,join]+="$(ms "$s" "$e") "
+        tail -n +2 "$w/join.csv" | sort > "$w/join.out"
+        cmp -s "$w/join.out" "$work/native.out" && res[$i,same]=yes || res[$i,same]=NO
+        cp "$w/explain" "$work/$i.explain.ok"; cp "$w/join.out" "$work/$i.join.out"
+      else
+        res[$i,joinfail]="$(tail -n 1 "$w/explain") "
+      fi
+      s=$(date +%s%N); sqlite3 "$work/native.db" "$native_sql" >/dev/null; e=$(date +%s%N)
+      res[$i,native]+="$(ms "$s" "$e") "
+    fi
+    stop_mesh
   done
 done
 
@@ -158,6 +173,7 @@ for i in "${!bins[@]}"; do
   echo "build $i: ${bins[$i]}"
   printf '  %-52s %9s %9s\n' "point lookup, $lookups one at a time" "p50 us" "p99 us"
   for at in logistics commerce; do
+    [ "$lookups" -gt 0 ] || break
     label="at the owner directly (commerce)"
     [ "$at" = logistics ] && label="through a relaying node (logistics)"
     printf '  %-52s %9s %9s\n' "$label" \
@@ -171,10 +187,10 @@ for i in "${!bins[@]}"; do
     printf '  %-52s %9s ms' "the same in the sqlite3 shell, both tables local" "$n"
     [ -n "$j" ] && printf '  (meshq %.2fx)' "$(echo "$j / $n" | bc -l)"
     echo
-    if [ -s "$work/$i/explain.ok" ]; then
-      echo "  result rows $(wc -l <"$work/$i/join.out"), equal to sqlite3's: ${res[$i,same]}"
+    if [ -s "$work/$i.explain.ok" ]; then
+      echo "  result rows $(wc -l <"$work/$i.join.out"), equal to sqlite3's: ${res[$i,same]}"
       echo "  moved (meshq --explain, last good round):"
-      grep -v -- '-- explain --' "$work/$i/explain.ok" | sed 's/^/    /' || true
+      grep -v -- '-- explain --' "$work/$i.explain.ok" | sed 's/^/    /' || true
     fi
   fi
 done

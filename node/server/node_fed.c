@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "base/log.h"
 #include "server/node_priv.h"
 #include "transport/grant.h"
@@ -32,6 +34,8 @@
  * once DM_NODE_FED_NONCES_MAX records were appended. */
 
 #define DM_NODE_FED_NONCE_FILE "fed-nonces"
+
+static void s_index_rebuild(dm_node_t *self);
 #define DM_NODE_FED_REC_BYTES 64
 
 static void s_put64(uint8_t *p, int64_t v)
@@ -116,6 +120,7 @@ static dm_err s_nonces_load(dm_node_t *self, int64_t now_ms, dm_buf_t *why)
     }
     if (f)
         fclose(f);
+    s_index_rebuild(self);
     if (s_nonces_rewrite(self) != 0) {
         dm_buf_why(why, "cannot write the grant replay table %s: %s", path, strerror(errno));
         return DM_ERR_IO;
@@ -137,6 +142,96 @@ static bool s_nonce_append(dm_node_t *self, const dm_node__fed_nonce_t *n)
     return true;
 }
 
+/* ---- the replay table's index ----
+ *
+ * Every FedOpen looks its nonce up and counts its relay's nonces, so both
+ * are O(1), not a scan of up to DM_NODE_FED_NONCES_MAX entries: an
+ * open-addressed table of positions in fed_nonces, keyed by SipHash of the
+ * nonce under a random key (a consumer chooses its nonces and could
+ * otherwise aim them all at one chain), and a count per relay. Nonces are
+ * never removed one by one: an eviction compacts fed_nonces and rebuilds
+ * the index, when something has expired, at most once a second unless the
+ * table is full, so it costs the loop O(n) a second at most. */
+#define S_INDEX_SLOTS (2u * DM_NODE_FED_NONCES_MAX) /* a power of two: at most half full */
+#define S_EVICT_EVERY_MS 1000
+
+typedef struct {
+    uint8_t key[DM_ID_PUBLIC_BYTES];
+    size_t count;
+} s_relay_count;
+
+struct dm_node__fed_index {
+    unsigned char hash_key[crypto_shorthash_KEYBYTES];
+    uint32_t slot[S_INDEX_SLOTS]; /* position + 1 in fed_nonces; 0: empty */
+    s_relay_count relay[DM_NODE_FED_RELAYS_MAX];
+    size_t nrelays;
+    int64_t min_forget_ms; /* the earliest forget_ms in the table; INT64_MAX: none */
+    int64_t evicted_ms;    /* when an eviction last ran */
+};
+
+static uint32_t s_slot_of(const struct dm_node__fed_index *x, const uint8_t *nonce)
+{
+    unsigned char h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, nonce, DM_GRANT_NONCE_BYTES, x->hash_key);
+    uint32_t v;
+    memcpy(&v, h, sizeof v);
+    return v & (S_INDEX_SLOTS - 1);
+}
+
+/* nonce's entry in fed_nonces, or NULL. */
+static const dm_node__fed_nonce_t *s_nonce_find(const dm_node_t *self, const uint8_t *nonce)
+{
+    const struct dm_node__fed_index *x = self->fed_index;
+    for (uint32_t i = s_slot_of(x, nonce);; i = (i + 1) & (S_INDEX_SLOTS - 1)) {
+        uint32_t p = x->slot[i];
+        if (!p)
+            return NULL;
+        if (memcmp(self->fed_nonces[p - 1].nonce, nonce, DM_GRANT_NONCE_BYTES) == 0)
+            return &self->fed_nonces[p - 1];
+    }
+}
+
+static s_relay_count *s_relay_find(struct dm_node__fed_index *x, const uint8_t *relay)
+{
+    for (size_t i = 0; i < x->nrelays; i++)
+        if (memcmp(x->relay[i].key, relay, DM_ID_PUBLIC_BYTES) == 0)
+            return &x->relay[i];
+    return NULL;
+}
+
+/* Indexes fed_nonces[pos] and counts it for its relay (s_admit made room
+ * for the relay; read-back nonces past DM_NODE_FED_RELAYS_MAX relays are
+ * found but not counted). */
+static void s_index_add(dm_node_t *self, size_t pos)
+{
+    struct dm_node__fed_index *x = self->fed_index;
+    const dm_node__fed_nonce_t *n = &self->fed_nonces[pos];
+    uint32_t i = s_slot_of(x, n->nonce);
+    while (x->slot[i])
+        i = (i + 1) & (S_INDEX_SLOTS - 1);
+    x->slot[i] = (uint32_t)pos + 1;
+    s_relay_count *r = s_relay_find(x, n->relay);
+    if (!r && x->nrelays < DM_NODE_FED_RELAYS_MAX) {
+        r = &x->relay[x->nrelays++];
+        memcpy(r->key, n->relay, DM_ID_PUBLIC_BYTES);
+        r->count = 0;
+    }
+    if (r)
+        r->count++;
+    if (n->forget_ms < x->min_forget_ms)
+        x->min_forget_ms = n->forget_ms;
+}
+
+static void s_index_rebuild(dm_node_t *self)
+{
+    struct dm_node__fed_index *x = self->fed_index;
+    memset(x->slot, 0, sizeof x->slot);
+    x->nrelays = 0;
+    x->min_forget_ms = INT64_MAX;
+    for (size_t i = 0; i < self->fed_nnonces; i++)
+        s_index_add(self, i);
+}
+
 /* ---- lifecycle ---- */
 
 dm_err dm_node__fed_open(dm_node_t *self, dm_buf_t *why)
@@ -144,15 +239,20 @@ dm_err dm_node__fed_open(dm_node_t *self, dm_buf_t *why)
     self->fed_fd = -1;
     self->fed_nonces = calloc(DM_NODE_FED_NONCES_MAX, sizeof *self->fed_nonces);
     self->fed_sessions = calloc(DM_NODE_FED_SESSIONS_MAX, sizeof *self->fed_sessions);
-    if (!self->fed_nonces || !self->fed_sessions ||
+    self->fed_index = calloc(1, sizeof *self->fed_index);
+    if (!self->fed_nonces || !self->fed_sessions || !self->fed_index ||
         pthread_mutex_init(&self->fed_lock, NULL) != 0) {
         free(self->fed_nonces);
         free(self->fed_sessions);
+        free(self->fed_index);
         self->fed_nonces = NULL;
         self->fed_sessions = NULL;
+        self->fed_index = NULL;
         dm_buf_why(why, "cannot set up federated sessions: out of memory");
         return DM_ERR_NOMEM;
     }
+    crypto_shorthash_keygen(self->fed_index->hash_key);
+    self->fed_index->min_forget_ms = INT64_MAX;
     self->fed_ready = true;
     dm_err rc = s_nonces_load(self, dm_clock_wall_ms(), why);
     if (rc == DM_OK && self->fed_nnonces)
@@ -169,6 +269,8 @@ void dm_node__fed_close(dm_node_t *self)
         free(self->fed_sessions[i].products);
     free(self->fed_sessions);
     free(self->fed_nonces);
+    free(self->fed_index);
+    self->fed_index = NULL;
     if (self->fed_fd >= 0)
         close(self->fed_fd);
     self->fed_fd = -1;
@@ -180,16 +282,23 @@ void dm_node__fed_close(dm_node_t *self)
 
 /* ---- the tables (fed_lock held) ---- */
 
-/* Drops the nonces past their time and the sessions past their grant's
- * expiry (with the skew) at now_ms (wall). */
-static void s_evict(dm_node_t *self, int64_t now_ms)
+/* Drops the nonces past their time (when one is, at most every
+ * S_EVICT_EVERY_MS unless full) and the sessions past their grant's expiry
+ * (with the skew) at now_ms (wall). A nonce kept a little longer is only
+ * refused a little longer. */
+static void s_evict(dm_node_t *self, int64_t now_ms, bool full)
 {
+    struct dm_node__fed_index *x = self->fed_index;
+    if (now_ms > x->min_forget_ms && (full || now_ms - x->evicted_ms >= S_EVICT_EVERY_MS)) {
+        size_t k = 0;
+        for (size_t i = 0; i < self->fed_nnonces; i++)
+            if (self->fed_nonces[i].forget_ms >= now_ms)
+                self->fed_nonces[k++] = self->fed_nonces[i];
+        self->fed_nnonces = k;
+        s_index_rebuild(self);
+        x->evicted_ms = now_ms;
+    }
     size_t k = 0;
-    for (size_t i = 0; i < self->fed_nnonces; i++)
-        if (self->fed_nonces[i].forget_ms >= now_ms)
-            self->fed_nonces[k++] = self->fed_nonces[i];
-    self->fed_nnonces = k;
-    k = 0;
     for (size_t i = 0; i < self->fed_nsessions; i++) {
         dm_node__fed_session_t *s = &self->fed_sessions[i];
         if (s->expires_ms + DM_GRANT_SKEW_MS >= now_ms)
@@ -198,14 +307,6 @@ static void s_evict(dm_node_t *self, int64_t now_ms)
             free(s->products);
     }
     self->fed_nsessions = k;
-}
-
-static const dm_node__fed_nonce_t *s_nonce_find(const dm_node_t *self, const uint8_t *nonce)
-{
-    for (size_t i = 0; i < self->fed_nnonces; i++)
-        if (memcmp(self->fed_nonces[i].nonce, nonce, DM_GRANT_NONCE_BYTES) == 0)
-            return &self->fed_nonces[i];
-    return NULL;
 }
 
 /* The open session of relay named nonce (len bytes) at now_ms, or NULL. */
@@ -242,10 +343,10 @@ static void s_hex(const uint8_t *p, size_t n, char *out)
     out[2 * n] = 0;
 }
 
-/* Whether g's nonce may be opened now: not seen before, and room in the
- * table for it in total and for its relay. DM_ERR_DENIED (replayed) or
+/* Whether g's nonce may be opened at now_ms: not seen before, and room in
+ * the table for it in total and for its relay. DM_ERR_DENIED (replayed) or
  * DM_ERR_BUSY (a cap, named) with a line in why. */
-static dm_err s_admit(dm_node_t *self, const dm_grant_t *g, dm_buf_t *why)
+static dm_err s_admit(dm_node_t *self, const dm_grant_t *g, int64_t now_ms, dm_buf_t *why)
 {
     char hex[2 * DM_GRANT_NONCE_BYTES + 1], at[16];
     const dm_node__fed_nonce_t *seen = s_nonce_find(self, g->nonce);
@@ -256,18 +357,30 @@ static dm_err s_admit(dm_node_t *self, const dm_grant_t *g, dm_buf_t *why)
                    at);
         return DM_ERR_DENIED;
     }
-    size_t of_relay = 0, sessions_of_relay = 0;
-    for (size_t i = 0; i < self->fed_nnonces; i++)
-        of_relay += memcmp(self->fed_nonces[i].relay, g->relay, DM_ID_PUBLIC_BYTES) == 0;
-    for (size_t i = 0; i < self->fed_nsessions; i++)
-        sessions_of_relay +=
-            memcmp(self->fed_sessions[i].relay, g->relay, DM_ID_PUBLIC_BYTES) == 0;
-    if (self->fed_nnonces >= DM_NODE_FED_NONCES_MAX || of_relay >= DM_NODE_FED_NONCES_PER_RELAY) {
+    const s_relay_count *r = s_relay_find(self->fed_index, g->relay);
+    if (self->fed_nnonces >= DM_NODE_FED_NONCES_MAX ||
+        (r && r->count >= DM_NODE_FED_NONCES_PER_RELAY) ||
+        (!r && self->fed_index->nrelays >= DM_NODE_FED_RELAYS_MAX)) {
+        s_evict(self, now_ms, true);
+        r = s_relay_find(self->fed_index, g->relay);
+    }
+    if (self->fed_nnonces >= DM_NODE_FED_NONCES_MAX ||
+        (r && r->count >= DM_NODE_FED_NONCES_PER_RELAY)) {
         dm_buf_why(why, "the node is busy: its table of recent grants is full (%d per relay, "
                    "%d in all, each kept until its expiry); retry shortly",
                    DM_NODE_FED_NONCES_PER_RELAY, DM_NODE_FED_NONCES_MAX);
         return DM_ERR_BUSY;
     }
+    if (!r && self->fed_index->nrelays >= DM_NODE_FED_RELAYS_MAX) {
+        dm_buf_why(why, "the node is busy: its table of recent grants holds those of %d relays, "
+                   "its most (each kept until its expiry); retry shortly",
+                   DM_NODE_FED_RELAYS_MAX);
+        return DM_ERR_BUSY;
+    }
+    size_t sessions_of_relay = 0;
+    for (size_t i = 0; i < self->fed_nsessions; i++)
+        sessions_of_relay +=
+            memcmp(self->fed_sessions[i].relay, g->relay, DM_ID_PUBLIC_BYTES) == 0;
     if (self->fed_nsessions >= DM_NODE_FED_SESSIONS_MAX ||
         sessions_of_relay >= DM_NODE_FED_SESSIONS_PER_RELAY) {
         dm_buf_why(why, "the node is busy: too many open federated sessions (%d per relay, %d "
@@ -470,8 +583,8 @@ static dm_err s_open_session(dm_node_t *self, const Dm__FedOpen *req,
     if (rc != DM_OK)
         return rc;
     pthread_mutex_lock(&self->fed_lock);
-    s_evict(self, now);
-    rc = s_admit(self, g, why);
+    s_evict(self, now, false);
+    rc = s_admit(self, g, now, why);
     dm_node__fed_nonce_t n;
     memcpy(n.nonce, g->nonce, sizeof n.nonce);
     memcpy(n.relay, g->relay, sizeof n.relay);
@@ -486,6 +599,7 @@ static dm_err s_open_session(dm_node_t *self, const Dm__FedOpen *req,
     }
     if (rc == DM_OK) {
         self->fed_nonces[self->fed_nnonces++] = n;
+        s_index_add(self, self->fed_nnonces - 1);
         self->fed_sessions[self->fed_nsessions++] = *s;
     }
     pthread_mutex_unlock(&self->fed_lock);

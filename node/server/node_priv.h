@@ -75,8 +75,9 @@ typedef struct {
  * opened until its grant's expiry plus DM_GRANT_SKEW_MS; both tables are
  * bounded in all and per relay (a full one refuses FedOpen with
  * DM_ERR_BUSY naming the cap). */
-#define DM_NODE_FED_NONCES_MAX 16384        /* nonces remembered, in all */
-#define DM_NODE_FED_NONCES_PER_RELAY 4096   /* of one relay */
+#define DM_NODE_FED_NONCES_MAX 262144       /* nonces remembered, in all (64 B each) */
+#define DM_NODE_FED_NONCES_PER_RELAY 65536  /* of one relay: ~700 queries/s for 60 s grants */
+#define DM_NODE_FED_RELAYS_MAX 256          /* relays with nonces remembered */
 #define DM_NODE_FED_SESSIONS_MAX 1024       /* open sessions, in all */
 #define DM_NODE_FED_SESSIONS_PER_RELAY 256  /* of one relay */
 #define DM_NODE_FED_PRODUCTS_MAX 64         /* of this node one session may scan */
@@ -160,6 +161,7 @@ struct dm_node {
     bool fed_ready;
     dm_node__fed_nonce_t *fed_nonces;     /* DM_NODE_FED_NONCES_MAX slots */
     size_t fed_nnonces;
+    struct dm_node__fed_index *fed_index; /* nonce lookups and per-relay counts */
     dm_node__fed_session_t *fed_sessions; /* DM_NODE_FED_SESSIONS_MAX slots */
     size_t fed_nsessions;
     int fed_fd;             /* DIR/fed-nonces, appended (-1: not open) */
@@ -388,6 +390,28 @@ typedef struct {
     bool certified;               /* governance binds the domain to owner (or none is set) */
     uint64_t rows;                /* the owner's record count as known; 0 unknown */
 } dm_node__remote_t;
+
+/* The owners' record counts a relay learnt (node_remote.c): the catalog
+ * carries none, and without them the engine plans every remote table as
+ * 1,000,000 rows and never reads a small one whole for a join's probes.
+ * A relay asks an owner its ProductsReq listing when a query names one of
+ * its products and what it knows is older than DM_NODE_ROWS_TTL_MS; a
+ * product the owner does not list to this node stays unknown (0) as long.
+ * Thread-safe (its own mutex); at most DM_NODE_ROWS_MAX products. */
+#define DM_NODE_ROWS_TTL_MS 10000
+#define DM_NODE_ROWS_MAX 4096
+#define DM_NODE_ROWS_WAIT_MS 1000 /* one listing is waited for this long at most */
+typedef struct dm_node__rows dm_node__rows_t;
+dm_node__rows_t *dm_node__rows_new(void);
+void dm_node__rows_destroy(dm_node__rows_t **self_p);
+/* True with *rows (0: the owner does not list it) when e's count is fresh. */
+bool dm_node__rows_get(dm_node__rows_t *self, const dm_node__remote_t *e, uint64_t *rows);
+/* Asks e's owner over c (a connection to it as this node) for its listing
+ * and records every product in it, and e as unknown when it is missing,
+ * fresh from now. DM_OK, or the failure of the request (nothing recorded:
+ * the next query asks again); c's late replies are the caller's to skip. */
+dm_err dm_node__rows_fetch(dm_node__rows_t *self, dm_rpc_client_t *c,
+                           const dm_node__remote_t *e);
 
 /* An immutable, refcounted snapshot of them, ordered by domain and name. */
 typedef struct dm_node__remote_dir dm_node__remote_dir_t;

@@ -40,6 +40,7 @@ struct dm_node__fedrelay {
     dm_node__fedrelay_audit_fn audit;
     void *audit_ctx;
     pthread_mutex_t lock;
+    dm_node__rows_t *rows; /* the owners' record counts, for the planner */
     s_idle idle[DM_NODE_RELAY_IDLE_MAX];
     size_t nidle;
 };
@@ -147,7 +148,8 @@ dm_err dm_node__fedrelay_new(const dm_identity_t *id, dm_node__fedrelay_dir_fn d
     dm_node__fedrelay_t *r = calloc(1, sizeof *r);
     if (!r)
         return DM_ERR_NOMEM;
-    if (pthread_mutex_init(&r->lock, NULL) != 0) {
+    if (!(r->rows = dm_node__rows_new()) || pthread_mutex_init(&r->lock, NULL) != 0) {
+        dm_node__rows_destroy(&r->rows);
         free(r);
         return DM_ERR_NOMEM;
     }
@@ -168,6 +170,7 @@ void dm_node__fedrelay_destroy(dm_node__fedrelay_t **self_p)
     for (size_t i = 0; i < r->nidle; i++)
         dm_rpc_client_destroy(&r->idle[i].client);
     pthread_mutex_destroy(&r->lock);
+    dm_node__rows_destroy(&r->rows);
     free(r);
     *self_p = NULL;
 }
@@ -529,6 +532,27 @@ static dm_err s_refuse(s_query *q, const dm_node__remote_t *e, const char *produ
     return rc;
 }
 
+/* Learns e's record count from its owner (a ProductsReq on a cached or
+ * new connection) when what the relay knows is stale; 0 when unknown. A
+ * failure only leaves it unknown. */
+static uint64_t s_rows(s_query *q, const dm_node__remote_t *e)
+{
+    uint64_t rows = e->rows;
+    if (rows || !e->certified || !e->address[0] || e->state == DM_MEMBER_DEAD ||
+        e->state == DM_MEMBER_LEFT || e->state == DM_MEMBER_UNKNOWN ||
+        dm_node__rows_get(q->relay->rows, e, &rows))
+        return rows;
+    dm_rpc_client_t *c = s_cache_take(q->relay, e->address);
+    if (!c && dm_rpc_client_new_as(e->address, DM_NODE_RELAY_POLL_MS, q->relay->id, &c, NULL) !=
+                  DM_OK)
+        return 0;
+    if (dm_node__rows_fetch(q->relay->rows, c, e) == DM_OK)
+        s_cache_put(q->relay, e->address, &c);
+    dm_rpc_client_destroy(&c); /* NULL when cached */
+    dm_node__rows_get(q->relay->rows, e, &rows);
+    return rows;
+}
+
 static dm_err s_resolve(void *ctx, const char *domain, const char *product, char **contract_json,
                         uint64_t *rows, dm_buf_t *why)
 {
@@ -543,7 +567,7 @@ static dm_err s_resolve(void *ctx, const char *domain, const char *product, char
     }
     if (!(*contract_json = strdup(e->contract)))
         return DM_ERR_NOMEM;
-    *rows = e->rows;
+    *rows = s_rows(q, e);
     return DM_OK;
 }
 

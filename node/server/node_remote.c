@@ -12,6 +12,7 @@
  * built from moved (a cheap fingerprint) and rebuilds only then, or every
  * DM_NODE_REMOTE_REBUILD_MS anyway. */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -366,4 +367,126 @@ dm_node__remote_dir_t *dm_node__remote_get(dm_node_t *self)
     dm_node__remote_dir_t *d = dm_node__remote_dir_ref(self->remote_dir);
     pthread_mutex_unlock(&self->remote_lock);
     return d;
+}
+
+/* ---- the owners' record counts (a relay's) ---- */
+
+typedef struct {
+    uint8_t owner[DM_ID_PUBLIC_BYTES];
+    char domain[DM_CATALOG_NAME_MAX + 1], name[DM_CATALOG_NAME_MAX + 1];
+    uint64_t rows;
+    int64_t at_ms; /* monotonic ms it was learnt */
+} s_rows_item;
+
+struct dm_node__rows {
+    pthread_mutex_t lock;
+    s_rows_item items[DM_NODE_ROWS_MAX];
+    size_t n;
+};
+
+dm_node__rows_t *dm_node__rows_new(void)
+{
+    dm_node__rows_t *self = calloc(1, sizeof *self);
+    if (self && pthread_mutex_init(&self->lock, NULL) != 0) {
+        free(self);
+        self = NULL;
+    }
+    return self;
+}
+
+void dm_node__rows_destroy(dm_node__rows_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    pthread_mutex_destroy(&(*self_p)->lock);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* The item of owner's domain.name, or NULL; lock held. */
+static s_rows_item *s_rows_find(dm_node__rows_t *self, const uint8_t *owner, const char *domain,
+                                const char *name)
+{
+    for (size_t i = 0; i < self->n; i++) {
+        s_rows_item *x = &self->items[i];
+        if (memcmp(x->owner, owner, DM_ID_PUBLIC_BYTES) == 0 && strcmp(x->name, name) == 0 &&
+            strcmp(x->domain, domain) == 0)
+            return x;
+    }
+    return NULL;
+}
+
+bool dm_node__rows_get(dm_node__rows_t *self, const dm_node__remote_t *e, uint64_t *rows)
+{
+    *rows = 0;
+    int64_t now = dm_clock_mono_ms();
+    pthread_mutex_lock(&self->lock);
+    const s_rows_item *x = s_rows_find(self, e->owner, e->domain, e->name);
+    bool fresh = x && now - x->at_ms < DM_NODE_ROWS_TTL_MS;
+    if (fresh)
+        *rows = x->rows;
+    pthread_mutex_unlock(&self->lock);
+    return fresh;
+}
+
+/* Records owner's domain.name as rows at now (replacing the stalest item
+ * when full); lock held. */
+static void s_rows_put(dm_node__rows_t *self, const uint8_t *owner, const char *domain,
+                       const char *name, uint64_t rows, int64_t now)
+{
+    if (strlen(domain) > DM_CATALOG_NAME_MAX || strlen(name) > DM_CATALOG_NAME_MAX)
+        return;
+    s_rows_item *x = s_rows_find(self, owner, domain, name);
+    if (!x && self->n < DM_NODE_ROWS_MAX)
+        x = &self->items[self->n++];
+    for (size_t i = 0; !x && i < self->n; i++)
+        if (now - self->items[i].at_ms >= DM_NODE_ROWS_TTL_MS)
+            x = &self->items[i];
+    if (!x)
+        return; /* all fresh: this one stays unknown */
+    memcpy(x->owner, owner, DM_ID_PUBLIC_BYTES);
+    snprintf(x->domain, sizeof x->domain, "%s", domain);
+    snprintf(x->name, sizeof x->name, "%s", name);
+    x->rows = rows;
+    x->at_ms = now;
+}
+
+dm_err dm_node__rows_fetch(dm_node__rows_t *self, dm_rpc_client_t *c,
+                           const dm_node__remote_t *e)
+{
+    Dm__Envelope env, *rep = NULL;
+    Dm__ProductsReq req = DM__PRODUCTS_REQ__INIT;
+    dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_PRODUCTS_REQ, &req);
+    uint64_t id;
+    dm_err rc = dm_rpc_client_send(c, &env, &id, NULL);
+    int64_t deadline = dm_clock_mono_ms() + DM_NODE_ROWS_WAIT_MS;
+    while (rc == DM_OK) {
+        rc = dm_rpc_client_recv(c, &rep, NULL);
+        if (rc == DM_ERR_TIMEOUT && dm_clock_mono_ms() < deadline) {
+            rc = DM_OK;
+            continue;
+        }
+        if (rc != DM_OK || rep->id == id)
+            break;
+        dm__envelope__free_unpacked(rep, NULL); /* a late reply of an earlier request */
+        rep = NULL;
+    }
+    if (rc != DM_OK)
+        return rc;
+    if (rep->body_case != DM__ENVELOPE__BODY_PRODUCTS_REP) {
+        dm__envelope__free_unpacked(rep, NULL);
+        return DM_ERR_PROTO;
+    }
+    int64_t now = dm_clock_mono_ms();
+    const Dm__ProductsRep *pr = rep->products_rep;
+    pthread_mutex_lock(&self->lock);
+    s_rows_put(self, e->owner, e->domain, e->name, 0, now); /* unknown unless listed */
+    for (size_t i = 0; i < pr->n_products && i < DM_NODE_ROWS_MAX; i++) {
+        const Dm__ProductInfo *p = pr->products[i];
+        if (p->domain && p->name && !p->remote)
+            s_rows_put(self, e->owner, p->domain, p->name, p->records, now);
+    }
+    pthread_mutex_unlock(&self->lock);
+    dm__envelope__free_unpacked(rep, NULL);
+    return DM_OK;
 }

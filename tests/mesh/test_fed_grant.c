@@ -401,11 +401,11 @@ Test(fed_grant, open_sessions_are_bounded_per_relay)
 
 Test(fed_grant, the_replay_table_is_bounded_per_relay)
 {
-    /* DM_NODE_FED_NONCES_PER_RELAY (4096) grants opened and closed: their
+    /* DM_NODE_FED_NONCES_PER_RELAY (65536) grants opened and closed: their
      * nonces stay until their expiry, so the next is refused BUSY naming
      * the table, never by forgetting a nonce early; another relay is
      * unaffected. */
-    const int cap = 4096;
+    const int cap = 65536;
     dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, s_relay_id);
     dm_buf_t g = DM_BUF_INIT;
     Dm__Envelope env = DM__ENVELOPE__INIT;

@@ -2,7 +2,9 @@
  *
  * Subcommands live in a table (s_commands): `gen` here, `lookup` in meshbench_lookup.c,
  * `gossip` in meshbench_gossip.c (both reach nodes through tools/cli). `gen orders` writes deterministic NDJSON order records, optionally with a share of
- * invalid ones, for `dmctl check`, `dmctl ingest` and the zod peer in bench/ to chew on.
+ * invalid ones, for `dmctl check`, `dmctl ingest` and the zod peer in bench/ to chew on;
+ * `gen customers` the customers those orders name (ids cust-0000000 .. in order), for the
+ * federated join of bench/fed.sh.
  * gen uses only libc: the output must be byte-identical for a seed on every machine, and
  * generation must stay far faster than anything it measures, so records are formatted by hand
  * into one large buffer instead of printf per field.
@@ -10,6 +12,7 @@
  * Exit codes: 0 success, 1 I/O failure, 2 bad arguments. */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,8 @@
 #define MB_PERCENT_SCALE 4294967296.0   /* invalid share compared against 32 random bits */
 
 static const char *const s_statuses[] = {"created", "paid", "shipped", "cancelled"};
+static const char *const s_tiers[] = {"bronze", "silver", "gold"};
+static const char *const s_countries[] = {"DE", "FR", "US", "GB", "JP", "BR", "IN", "NL"};
 static const char s_hex[] = "0123456789abcdef";
 
 /* ---- PRNG: xoshiro256** seeded through splitmix64 (both public domain, Vigna) ---- */
@@ -265,6 +270,28 @@ static char *s_put_order(char *p, mb_rng_t *rng, uint64_t seed, uint64_t i, mb_b
     return p;
 }
 
+/* ---- customers ---- */
+
+/* Writes customer number i: id cust-%07d (the customerIds orders draw from), an e-mail, a
+ * tier, a country and a sign-up time; one line, '\n' included. */
+static char *s_put_customer(char *p, mb_rng_t *rng, uint64_t i)
+{
+    uint64_t tier = s_rng_below(rng, 3), country = s_rng_below(rng, 8);
+    uint64_t ms = s_rng_below(rng, MB_SPAN_DAYS * MB_MS_PER_DAY);
+    p = S_PUT_LIT(p, "{\"id\":\"cust-");
+    p = s_put_uint(p, i, 7);
+    p = S_PUT_LIT(p, "\",\"email\":\"user");
+    p = s_put_uint(p, i, 1);
+    p = S_PUT_LIT(p, "@example.com\",\"tier\":\"");
+    p = s_put_str(p, s_tiers[tier]);
+    p = S_PUT_LIT(p, "\",\"country\":\"");
+    p = s_put_str(p, s_countries[country]);
+    p = S_PUT_LIT(p, "\",\"signedUp\":\"");
+    p = s_put_timestamp(p, ms, NULL);
+    p = S_PUT_LIT(p, "\"}\n");
+    return p;
+}
+
 /* ---- argument helpers ---- */
 
 /* Parses a whole decimal (or 0x hex) unsigned number. Returns 0 on success, -1 otherwise. */
@@ -307,16 +334,18 @@ static int s_opt(int argc, char **argv, int *i, const char *name, const char *sh
 static void s_gen_usage(FILE *f)
 {
     fprintf(f,
-        "usage: meshbench gen orders N [--seed S] [--invalid PERCENT] [-o FILE] [-q]\n"
+        "usage: meshbench gen orders|customers N [--seed S] [--invalid PERCENT] [-o FILE] [-q]\n"
         "\n"
-        "Writes N NDJSON order records, one per line, the same bytes for the same seed.\n"
+        "Writes N NDJSON order records, one per line, the same bytes for the same seed;\n"
+        "customers: N customer records with ids cust-0000000 .. (orders name customers\n"
+        "below %u), for docs/examples/customers.yaml with a 7-digit id pattern.\n"
         "  --seed S           PRNG seed, unsigned 64-bit (default %llu)\n"
         "  --invalid PERCENT  share of invalid records, 0..100 (default 0): negative amount,\n"
         "                     unknown status, bad uuid, missing field, impossible date,\n"
         "                     wrong type, trailing garbage\n"
         "  -o, --output FILE  write to FILE instead of stdout\n"
         "  -q, --quiet        no summary on stderr\n",
-        (unsigned long long)MB_DEFAULT_SEED);
+        MB_CUSTOMER_POOL, (unsigned long long)MB_DEFAULT_SEED);
 }
 
 /* What `gen` was asked for. */
@@ -377,8 +406,12 @@ static int s_gen_parse(int argc, char **argv, mb_gen_opts_t *o)
         s_gen_usage(stderr);
         return MB_EXIT_USAGE;
     }
-    if (strcmp(o->kind, "orders") != 0) {
-        fprintf(stderr, "meshbench gen: unknown kind '%s' (known: orders)\n", o->kind);
+    if (strcmp(o->kind, "orders") != 0 && strcmp(o->kind, "customers") != 0) {
+        fprintf(stderr, "meshbench gen: unknown kind '%s' (known: orders, customers)\n", o->kind);
+        return MB_EXIT_USAGE;
+    }
+    if (strcmp(o->kind, "customers") == 0 && o->percent > 0.0) {
+        fprintf(stderr, "meshbench gen: --invalid is for orders only\n");
         return MB_EXIT_USAGE;
     }
     if (s_parse_u64(o->count_arg, &o->n) < 0) {
@@ -415,13 +448,14 @@ static int s_cmd_gen(int argc, char **argv)
     }
     s_rng_seed(&rng, o.seed);
     p = buf;
+    bool customers = strcmp(o.kind, "customers") == 0;
     for (uint64_t i = 0; i < o.n; i++) {
         mb_bad_t bad = MB_BAD_NONE;
         if (bad_below && (s_rng_next(&rng) >> 32) < bad_below) {
             bad = (mb_bad_t)(1 + s_rng_below(&rng, MB_BAD_COUNT - 1));
             n_bad++;
         }
-        p = s_put_order(p, &rng, o.seed, i, bad);
+        p = customers ? s_put_customer(p, &rng, i) : s_put_order(p, &rng, o.seed, i, bad);
         if ((size_t)(p - buf) > MB_OUT_BUF_BYTES - MB_RECORD_MAX_BYTES || i + 1 == o.n) {
             size_t len = (size_t)(p - buf);
             if (fwrite(buf, 1, len, out) != len)
@@ -433,8 +467,8 @@ static int s_cmd_gen(int argc, char **argv)
     if (fflush(out) != 0)
         goto write_failed;
     if (!o.quiet)
-        fprintf(stderr, "meshbench gen: %llu orders (%llu invalid), %llu bytes in %.3f s\n",
-                (unsigned long long)o.n, (unsigned long long)n_bad, (unsigned long long)bytes,
+        fprintf(stderr, "meshbench gen: %llu %s (%llu invalid), %llu bytes in %.3f s\n",
+                (unsigned long long)o.n, o.kind, (unsigned long long)n_bad, (unsigned long long)bytes,
                 dm_clock_mono_s() - t0);
     rc = MB_EXIT_OK;
     goto out;

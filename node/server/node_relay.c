@@ -325,7 +325,7 @@ static dm_err s_send(dm_query_rscan_t *sc, Dm__Envelope *env, uint64_t *id, int6
             (cancel && atomic_load(cancel))) {
             if (rc == DM_ERR_TIMEOUT)
                 dm_buf_why(why, "%s: no connection to owner node %s within the wait's deadline "
-                                "(at most %d ms; the mesh had it %s: is its address reachable?)",
+                                "(at most %d ms; the mesh has it %s: is its address reachable?)",
                            sc->product, sc->owner_hex, DM_NODE_RELAY_WAIT_MS, sc->mesh_says);
             else if (rc != DM_OK)
                 dm_buf_why(why, "%s: cannot send to owner node %s: %s", sc->product,
@@ -389,7 +389,7 @@ static dm_err s_wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_ns,
         }
         if (dm_clock_mono_ns() - heard >= (int64_t)DM_NODE_RELAY_WAIT_MS * 1000000) {
             char line[DM_BUF_WHY_MAX];
-            snprintf(line, sizeof line, "%s: owner node %s sent nothing for %d ms (the mesh had "
+            snprintf(line, sizeof line, "%s: owner node %s sent nothing for %d ms (the mesh has "
                      "it %s: it is wedged or overloaded)", sc->product, sc->owner_hex,
                      DM_NODE_RELAY_WAIT_MS, sc->mesh_says);
             s_session_fail(sc->s, DM_ERR_TIMEOUT, line);

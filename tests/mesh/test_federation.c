@@ -14,7 +14,10 @@
  * meshq compared with the sqlite3 shell over the same rows: joins,
  * filters, aggregates, ORDER BY, LIMIT/OFFSET, NULLs, IN lists. Then the
  * identity node is killed: a query naming its product fails within the
- * deadline naming product, node and state; one over commerce still works. */
+ * deadline naming product, node and state; one over commerce still works.
+ * Before that it is stopped (SIGSTOP): meshq's default timeout still gets
+ * the relay's error naming product and owner (DM_NODE_RELAY_WAIT_MS, or
+ * sooner when the mesh suspects it). */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <pthread.h>
@@ -564,14 +567,29 @@ Test(federation, sql_at_a_third_node_equals_sqlite_then_a_dead_owner_is_named)
         dm_h_result_free(&r);
     }
 
-    /* The identity node dies: its product is named with its state; the
-     * other owner's product still answers. */
     uint8_t key[DM_ID_PUBLIC_BYTES];
     char endpoint[DM_ID_ENDPOINT_MAX], hex[24];
     cr_assert_eq(dm_identity_address_parse(s_nodes[T_IDENTITY].addr, key, endpoint,
                                            sizeof endpoint, NULL),
                  DM_OK);
     s_owner_hex(key, hex);
+
+    /* The identity node is stopped (SIGSTOP: its sockets stay open, it
+     * answers nothing): meshq with its default timeout gets the relay's
+     * error naming product and owner, not its own anonymous timeout. */
+    cr_assert_eq(kill(s_nodes[T_IDENTITY].pid, SIGSTOP), 0);
+    const char *stopped[] = {"--data", s_dirs[T_LOGISTICS], "query",
+                             "SELECT count(*) FROM identity.customers", NULL};
+    long long t1 = dm_h_now_ms();
+    dm_h_result_t rs = dm_h_run("meshq", stopped, NULL, T_CMD_MS);
+    cr_assert_neq(rs.status, 0, "a stopped owner answered: %s", rs.out);
+    cr_assert(strstr(rs.err, "identity.customers") && strstr(rs.err, hex), "%s", rs.err);
+    cr_assert_lt(dm_h_now_ms() - t1, DM_NODE_RELAY_WAIT_MS + 2000, "%s", rs.err);
+    cr_log_info("a stopped owner, as meshq reports it: %s", rs.err);
+    dm_h_result_free(&rs);
+
+    /* The identity node dies: its product is named with its state; the
+     * other owner's product still answers. */
     dm_h_node_signal(&s_nodes[T_IDENTITY], SIGKILL);
     long long deadline = dm_h_now_ms() + 2 * DM_H_WAIT_MS;
     bool dead = false;

@@ -369,9 +369,22 @@ Test(fed_grant, meshq_signs_a_grant_and_a_local_query_still_works)
     cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
     cr_assert_str_eq(r.out, "orderId,email\no1,***\no2,***\no3,***\no4,***\n");
     dm_h_result_free(&r);
+    /* --grant-life: a grant for a node whose query time limit is long. */
+    const char *life[] = {"query", "SELECT count(*) FROM commerce.orders", "--format", "csv",
+                          "--grant-life", "600", NULL};
+    r = dm_h_run_as("meshq", s_consumer.file, &s_node, life, NULL);
+    cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+    dm_h_result_free(&r);
+    life[5] = "601";
+    r = dm_h_run_as("meshq", s_consumer.file, &s_node, life, NULL);
+    cr_assert_neq(r.status, 0);
+    cr_assert(strstr(r.err, "invalid --grant-life '601'") && strstr(r.err, "from 1 to 600"),
+              "%s", r.err);
+    dm_h_result_free(&r);
     const char *h[] = {"--help", NULL};
     r = dm_h_run("meshq", h, NULL, 10000);
-    cr_assert(strstr(r.out, "--explain") && strstr(r.out, "grant"), "%s", r.out);
+    cr_assert(strstr(r.out, "--explain") && strstr(r.out, "grant") &&
+                  strstr(r.out, "--grant-life"), "%s", r.out);
     dm_h_result_free(&r);
 }
 

@@ -28,7 +28,7 @@ static const char *const P = "meshq";
 static const dm_cli_optspec_t s_opts[] = {
     {"node", true}, {"data", true}, {"json", false}, {"timeout", true},
     {"help", false}, {"version", false}, {"format", true}, {"identity", true},
-    {"explain", false},
+    {"explain", false}, {"grant-life", true},
 };
 
 typedef enum { F_TABLE, F_CSV, F_JSON, F_JSONL } s_format;
@@ -59,8 +59,10 @@ static void s_usage(FILE *f)
             "                                own are read through the node you ask: meshq\n"
             "                                signs a grant with your identity for that node,\n"
             "                                this SQL only, valid for 60 s (or --timeout if\n"
-            "                                longer, at most 10 min); each owner decides on\n"
-            "                                your identity, never the relaying node's.\n"
+            "                                longer; --grant-life SECS, at most 600, when the\n"
+            "                                node's --query-timeout is longer still); each\n"
+            "                                owner decides on your identity, never the\n"
+            "                                relaying node's.\n"
             "                                --explain: after the rows, prints to stderr,\n"
             "                                under the heading \"-- explain --\", per remote\n"
             "                                table what was pushed to its owner, the round\n"
@@ -379,6 +381,27 @@ static unsigned s_drain(dm_rpc_client_t *client, unsigned inflight)
     return inflight;
 }
 
+/* How long the query's grant lives (docs/protocol.md "Federated query"):
+ * --grant-life SECS when given (1..600), else max(60 s, --timeout), at
+ * most DM_GRANT_MAX_LIFETIME_MS. -1 after printing a bad value. */
+static int64_t s_grant_life(const dm_cli_args_t *a)
+{
+    const char *v = dm_cli_get(a, "grant-life");
+    if (v) {
+        char *end = NULL;
+        long secs = strtol(v, &end, 10);
+        if (end == v || *end || secs < 1 || secs > DM_GRANT_MAX_LIFETIME_MS / 1000) {
+            fprintf(stderr, "%s: invalid --grant-life '%s': expected whole seconds from 1 to %d "
+                    "(a grant lives at most that long)\n", P, v, DM_GRANT_MAX_LIFETIME_MS / 1000);
+            return -1;
+        }
+        return (int64_t)secs * 1000;
+    }
+    int64_t life = dm_cli_timeout_ms(a);
+    life = life > DM_GRANT_DEFAULT_LIFETIME_MS ? life : DM_GRANT_DEFAULT_LIFETIME_MS;
+    return life < DM_GRANT_MAX_LIFETIME_MS ? life : DM_GRANT_MAX_LIFETIME_MS;
+}
+
 /* Connects and sends the QueryReq for sql, with a grant signed as the
  * identity for the node as relay (so the node may read other nodes'
  * products on the caller's behalf, docs/protocol.md "Federated query"),
@@ -390,10 +413,12 @@ static int s_query_send(const dm_cli_args_t *a, const char *sql, dm_rpc_client_t
     int status = dm_cli_connect_id(a, client, &id, node_key);
     if (status != DM_EXIT_OK)
         return status;
-    int64_t life = dm_cli_timeout_ms(a);
-    life = life > DM_GRANT_DEFAULT_LIFETIME_MS ? life : DM_GRANT_DEFAULT_LIFETIME_MS;
-    life = life < DM_GRANT_MAX_LIFETIME_MS ? life : DM_GRANT_MAX_LIFETIME_MS;
+    int64_t life = s_grant_life(a);
     dm_buf_t grant = DM_BUF_INIT, why = DM_BUF_INIT;
+    if (life < 0) {
+        status = DM_EXIT_USAGE;
+        goto out;
+    }
     if (dm_grant_sign(id, node_key, sql, strlen(sql), dm_clock_wall_ms() + life, &grant, &why) !=
         DM_OK) {
         fprintf(stderr, "%s: cannot sign the query's grant: %s\n", P,

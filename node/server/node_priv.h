@@ -119,6 +119,7 @@ struct dm_node {
     dm_ingest_t *ingest;
     dm_query_engine_t *engine;
     dm_query_pool_t *queries;
+    int64_t query_timeout_ms; /* one query's time limit, as WhoamiRep reports it */
     dm_rpc_server_t *rpc;
     dm_gossip_t *gossip;
     dm_catalog_t *catalog;

@@ -369,6 +369,17 @@ Test(fed_grant, meshq_signs_a_grant_and_a_local_query_still_works)
     cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
     cr_assert_str_eq(r.out, "orderId,email\no1,***\no2,***\no3,***\no4,***\n");
     dm_h_result_free(&r);
+    /* The node says its query time limit (meshq signs grants that
+     * outlive it): the default 30 s here. */
+    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, s_consumer_id);
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__WhoamiReq wr = DM__WHOAMI_REQ__INIT;
+    dm_envelope_init(&env, 3, DM__ENVELOPE__BODY_WHOAMI_REQ, &wr);
+    Dm__Envelope *rep = s_call(raw, &env);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_WHOAMI_REP);
+    cr_assert_eq(rep->whoami_rep->query_timeout_ms, 30000);
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_h_raw_destroy(&raw);
     /* --grant-life: a grant for a node whose query time limit is long. */
     const char *life[] = {"query", "SELECT count(*) FROM commerce.orders", "--format", "csv",
                           "--grant-life", "600", NULL};

@@ -22,6 +22,7 @@
 #define DM_MESHQ_BATCH_ROWS 10000 /* rows asked per pull */
 #define DM_MESHQ_TABLE_WINDOW 1000 /* rows buffered to align a table */
 #define DM_MESHQ_CELL_MAX 60       /* table cells are cut beyond this (code points) */
+#define DM_MESHQ_GRANT_MARGIN_MS 5000 /* a grant outlives the node's query limit by this */
 
 static const char *const P = "meshq";
 
@@ -58,9 +59,9 @@ static void s_usage(FILE *f)
             "                                see docs/governance.md). Products other nodes\n"
             "                                own are read through the node you ask: meshq\n"
             "                                signs a grant with your identity for that node,\n"
-            "                                this SQL only, valid for 60 s (or --timeout if\n"
-            "                                longer; --grant-life SECS, at most 600, when the\n"
-            "                                node's --query-timeout is longer still); each\n"
+            "                                this SQL only, valid for 60 s, or --timeout or\n"
+            "                                the node's query time limit (+5 s) if longer, at\n"
+            "                                most 10 min (--grant-life SECS sets it); each\n"
             "                                owner decides on your identity, never the\n"
             "                                relaying node's.\n"
             "                                --explain: after the rows, prints to stderr,\n"
@@ -381,10 +382,29 @@ static unsigned s_drain(dm_rpc_client_t *client, unsigned inflight)
     return inflight;
 }
 
+/* The node's query time limit from its WhoamiRep on client; 0 when it
+ * does not say (an older node) or does not answer. */
+static int64_t s_node_limit_ms(dm_rpc_client_t *client)
+{
+    Dm__Envelope req = DM__ENVELOPE__INIT, *rep = NULL;
+    Dm__WhoamiReq body = DM__WHOAMI_REQ__INIT;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_WHOAMI_REQ, &body);
+    int64_t ms = 0;
+    if (dm_rpc_client_call(client, &req, &rep, NULL) == DM_OK && rep &&
+        rep->body_case == DM__ENVELOPE__BODY_WHOAMI_REP &&
+        rep->whoami_rep->query_timeout_ms <= (uint64_t)DM_GRANT_MAX_LIFETIME_MS)
+        ms = (int64_t)rep->whoami_rep->query_timeout_ms;
+    if (rep)
+        dm__envelope__free_unpacked(rep, NULL);
+    return ms;
+}
+
 /* How long the query's grant lives (docs/protocol.md "Federated query"):
- * --grant-life SECS when given (1..600), else max(60 s, --timeout), at
- * most DM_GRANT_MAX_LIFETIME_MS. -1 after printing a bad value. */
-static int64_t s_grant_life(const dm_cli_args_t *a)
+ * --grant-life SECS when given (1..600), else max(60 s, --timeout, the
+ * node's query time limit + DM_MESHQ_GRANT_MARGIN_MS), at most
+ * DM_GRANT_MAX_LIFETIME_MS, so a grant outlives any query the node runs.
+ * -1 after printing a bad value. */
+static int64_t s_grant_life(const dm_cli_args_t *a, dm_rpc_client_t *client)
 {
     const char *v = dm_cli_get(a, "grant-life");
     if (v) {
@@ -399,6 +419,9 @@ static int64_t s_grant_life(const dm_cli_args_t *a)
     }
     int64_t life = dm_cli_timeout_ms(a);
     life = life > DM_GRANT_DEFAULT_LIFETIME_MS ? life : DM_GRANT_DEFAULT_LIFETIME_MS;
+    int64_t node = s_node_limit_ms(client);
+    if (node > 0 && node + DM_MESHQ_GRANT_MARGIN_MS > life)
+        life = node + DM_MESHQ_GRANT_MARGIN_MS;
     return life < DM_GRANT_MAX_LIFETIME_MS ? life : DM_GRANT_MAX_LIFETIME_MS;
 }
 
@@ -413,7 +436,7 @@ static int s_query_send(const dm_cli_args_t *a, const char *sql, dm_rpc_client_t
     int status = dm_cli_connect_id(a, client, &id, node_key);
     if (status != DM_EXIT_OK)
         return status;
-    int64_t life = s_grant_life(a);
+    int64_t life = s_grant_life(a, *client);
     dm_buf_t grant = DM_BUF_INIT, why = DM_BUF_INIT;
     if (life < 0) {
         status = DM_EXIT_USAGE;

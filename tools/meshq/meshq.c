@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "meshq_grant.h"
 #include "contract/contract.h"
 #include "identity/identity.h"
 #include "contract/types.h"
@@ -22,7 +23,6 @@
 #define DM_MESHQ_BATCH_ROWS 10000 /* rows asked per pull */
 #define DM_MESHQ_TABLE_WINDOW 1000 /* rows buffered to align a table */
 #define DM_MESHQ_CELL_MAX 60       /* table cells are cut beyond this (code points) */
-#define DM_MESHQ_GRANT_MARGIN_MS 5000 /* a grant outlives the node's query limit by this */
 
 static const char *const P = "meshq";
 
@@ -382,49 +382,6 @@ static unsigned s_drain(dm_rpc_client_t *client, unsigned inflight)
     return inflight;
 }
 
-/* The node's query time limit from its WhoamiRep on client; 0 when it
- * does not say (an older node) or does not answer. */
-static int64_t s_node_limit_ms(dm_rpc_client_t *client)
-{
-    Dm__Envelope req = DM__ENVELOPE__INIT, *rep = NULL;
-    Dm__WhoamiReq body = DM__WHOAMI_REQ__INIT;
-    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_WHOAMI_REQ, &body);
-    int64_t ms = 0;
-    if (dm_rpc_client_call(client, &req, &rep, NULL) == DM_OK && rep &&
-        rep->body_case == DM__ENVELOPE__BODY_WHOAMI_REP &&
-        rep->whoami_rep->query_timeout_ms <= (uint64_t)DM_GRANT_MAX_LIFETIME_MS)
-        ms = (int64_t)rep->whoami_rep->query_timeout_ms;
-    if (rep)
-        dm__envelope__free_unpacked(rep, NULL);
-    return ms;
-}
-
-/* How long the query's grant lives (docs/protocol.md "Federated query"):
- * --grant-life SECS when given (1..600), else max(60 s, --timeout, the
- * node's query time limit + DM_MESHQ_GRANT_MARGIN_MS), at most
- * DM_GRANT_MAX_LIFETIME_MS, so a grant outlives any query the node runs.
- * -1 after printing a bad value. */
-static int64_t s_grant_life(const dm_cli_args_t *a, dm_rpc_client_t *client)
-{
-    const char *v = dm_cli_get(a, "grant-life");
-    if (v) {
-        char *end = NULL;
-        long secs = strtol(v, &end, 10);
-        if (end == v || *end || secs < 1 || secs > DM_GRANT_MAX_LIFETIME_MS / 1000) {
-            fprintf(stderr, "%s: invalid --grant-life '%s': expected whole seconds from 1 to %d "
-                    "(a grant lives at most that long)\n", P, v, DM_GRANT_MAX_LIFETIME_MS / 1000);
-            return -1;
-        }
-        return (int64_t)secs * 1000;
-    }
-    int64_t life = dm_cli_timeout_ms(a);
-    life = life > DM_GRANT_DEFAULT_LIFETIME_MS ? life : DM_GRANT_DEFAULT_LIFETIME_MS;
-    int64_t node = s_node_limit_ms(client);
-    if (node > 0 && node + DM_MESHQ_GRANT_MARGIN_MS > life)
-        life = node + DM_MESHQ_GRANT_MARGIN_MS;
-    return life < DM_GRANT_MAX_LIFETIME_MS ? life : DM_GRANT_MAX_LIFETIME_MS;
-}
-
 /* Connects and sends the QueryReq for sql, with a grant signed as the
  * identity for the node as relay (so the node may read other nodes'
  * products on the caller's behalf, docs/protocol.md "Federated query"),
@@ -436,7 +393,7 @@ static int s_query_send(const dm_cli_args_t *a, const char *sql, dm_rpc_client_t
     int status = dm_cli_connect_id(a, client, &id, node_key);
     if (status != DM_EXIT_OK)
         return status;
-    int64_t life = s_grant_life(a, *client);
+    int64_t life = dm_meshq_grant_life(a, *client);
     dm_buf_t grant = DM_BUF_INIT, why = DM_BUF_INIT;
     if (life < 0) {
         status = DM_EXIT_USAGE;

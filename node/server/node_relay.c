@@ -9,7 +9,8 @@
  * FedOpen{grant, consumer's SQL} and, without waiting, the scan's
  * QueryReq{sql, session = the grant's nonce}; the replies are read as they
  * come. Every wait is sliced into DM_NODE_RELAY_POLL_MS polls so the
- * cancel flag and the deadline are looked at while an owner is silent; a
+ * cancel flag, the deadline, the owner's state in the newest directory
+ * and DM_NODE_RELAY_WAIT_MS of silence end it while an owner is silent; a
  * reply whose id the scan does not wait for (a late answer of a closed or
  * abandoned request) is skipped. At free each session gets a FedClose and
  * its connection goes back to the cache when it is known clean.
@@ -281,23 +282,19 @@ static dm_err s_owner_gone(dm_query_rscan_t *sc, dm_buf_t *why)
 {
     s_query *q = sc->q;
     dm_node__remote_dir_t *d = q->relay->dir ? q->relay->dir(q->relay->dir_ctx) : NULL;
-    if (!d)
-        return DM_OK;
     char domain[DM_CATALOG_NAME_MAX + 1];
     const char *dot = strchr(sc->product, '.');
     snprintf(domain, sizeof domain, "%.*s", dot ? (int)(dot - sc->product) : 0, sc->product);
-    const dm_node__remote_t *e = dot ? dm_node__remote_dir_find(d, domain, dot + 1) : NULL;
+    const dm_node__remote_t *e = d && dot ? dm_node__remote_dir_find(d, domain, dot + 1) : NULL;
     dm_err rc = DM_OK;
     if (e && memcmp(e->owner, sc->s->owner, DM_ID_PUBLIC_BYTES) == 0 &&
         e->state != DM_MEMBER_ALIVE) {
         char when[40], line[DM_BUF_WHY_MAX];
         s_when(e->since_ms, when);
-        if (e->state == DM_MEMBER_UNKNOWN)
-            snprintf(line, sizeof line, "%s: owner node %s is %s; the relay stopped waiting for "
-                     "it", sc->product, sc->owner_hex, s_state_name(e->state));
-        else
-            snprintf(line, sizeof line, "%s: owner node %s is %s since %s; the relay stopped "
-                     "waiting for it", sc->product, sc->owner_hex, s_state_name(e->state), when);
+        bool since = e->state != DM_MEMBER_UNKNOWN;
+        snprintf(line, sizeof line, "%s: owner node %s is %s%s%s; the relay stopped waiting for it",
+                 sc->product, sc->owner_hex, s_state_name(e->state), since ? " since " : "",
+                 since ? when : "");
         s_session_fail(sc->s, DM_ERR_NET, line);
         dm_buf_why(why, "%s", line);
         rc = DM_ERR_NET;

@@ -231,7 +231,7 @@ note "every product of the mesh from the gossiped catalog; records counted where
 
 heading "the owner's audit: identity's record of who read customers"
 run ok dmctl --data "$I" audit --since 10m
-note "every decision about identity's data, allowed or denied: the admin's writes, each read with its caller (the consumer's own key, also when a relay asked), the deciding rule and the masks"
+note "every decision about identity's data, allowed or denied: the admin's writes, each read with its caller (the consumer's own key, also when a relay asked: those rows say \"via relay KEY\", after the relay's fed_open), the deciding rule and the masks"
 
 printf '\n'
 if [ "${#failed[@]}" -gt 0 ]; then

@@ -570,8 +570,10 @@ static dm_err s_open_session(dm_node_t *self, const Dm__FedOpen *req,
                    sql_len, DM_QUERY_DEFAULT_MAX_SQL);
         return DM_ERR_DENIED;
     }
-    dm_err rc = dm_grant_verify(req->grant.data, req->grant.len, caller->key, sql, sql_len, now,
-                                g, why);
+    dm_err rc = dm_node__fed_admit_relay(self, caller->key, why);
+    if (rc != DM_OK)
+        return rc;
+    rc = dm_grant_verify(req->grant.data, req->grant.len, caller->key, sql, sql_len, now, g, why);
     if (rc != DM_OK)
         return DM_ERR_DENIED;
     *grant_ok = true;
@@ -582,6 +584,12 @@ static dm_err s_open_session(dm_node_t *self, const Dm__FedOpen *req,
     rc = s_products(self, sql, sql_len, s, why);
     if (rc != DM_OK)
         return rc;
+    if (s->nproducts == 0) {
+        dm_buf_why(why, "federated session refused: the SQL names none of this node's products "
+                   "(a session reads only products of domain %s this node serves, named as "
+                   "%s.NAME)", self->domain, self->domain);
+        return DM_ERR_DENIED;
+    }
     pthread_mutex_lock(&self->fed_lock);
     s_evict(self, now, false);
     rc = s_admit(self, g, now, why);

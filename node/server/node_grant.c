@@ -327,6 +327,7 @@ void dm_node__handle_whoami(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     rep.verified = caller->verified;
     rep.admin = dm_node__is_admin(self, caller);
     rep.domain = self->domain;
+    rep.query_timeout_ms = (uint64_t)self->query_timeout_ms;
     dm_buf_t groups = DM_BUF_INIT;
     dm_policy_set_t *gov = dm_node__policy_get(self);
     if (gov && caller->verified)

@@ -120,6 +120,7 @@ struct dm_node {
     dm_ingest_t *ingest;
     dm_query_engine_t *engine;
     dm_query_pool_t *queries;
+    int64_t query_timeout_ms; /* one query's time limit, as WhoamiRep reports it */
     dm_rpc_server_t *rpc;
     dm_gossip_t *gossip;
     dm_catalog_t *catalog;
@@ -363,6 +364,12 @@ void dm_node__handle_fed_close(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
 DM_NODISCARD dm_err dm_node__fed_caller(dm_node_t *self, const dm_rpc_caller_t *relay,
                                         const uint8_t *session, size_t len,
                                         dm_rpc_caller_t *out, dm_buf_t *why);
+/* Whether the relay with key may open federated sessions here
+ * (node_fed_admit.c): a member this node sees alive and, when the catalog
+ * has a governance key, one whose node record's domain is certified to
+ * it. DM_ERR_DENIED with the cause in why. Loop only. */
+DM_NODISCARD dm_err dm_node__fed_admit_relay(dm_node_t *self,
+                                             const uint8_t key[DM_ID_PUBLIC_BYTES], dm_buf_t *why);
 /* Whether relayed caller's session is open and names domain/name.
  * Thread-safe. */
 bool dm_node__fed_allows(dm_node_t *self, const dm_rpc_caller_t *caller, const char *domain,
@@ -444,6 +451,8 @@ dm_node__remote_dir_t *dm_node__remote_get(dm_node_t *self);
 /* The relay (node_relay.c): how the query workers reach the owners. */
 #define DM_NODE_RELAY_POLL_MS 50          /* a wait looks at the cancel flag this often */
 #define DM_NODE_RELAY_SCAN_MS 30000       /* one wait for an owner, at most */
+#define DM_NODE_RELAY_WAIT_MS 5000        /* an owner silent this long fails the wait (below
+                                             the clients' default 10 s timeout) */
 #define DM_NODE_RELAY_OWNERS_MAX 16       /* owners one query reaches */
 #define DM_NODE_RELAY_BATCH_ROWS DM_QUERY_BATCH_ROWS /* rows per batch asked of an owner */
 #define DM_NODE_RELAY_IDLE_PER_OWNER 4    /* idle connections kept per owner */

@@ -9,7 +9,8 @@
  * FedOpen{grant, consumer's SQL} and, without waiting, the scan's
  * QueryReq{sql, session = the grant's nonce}; the replies are read as they
  * come. Every wait is sliced into DM_NODE_RELAY_POLL_MS polls so the
- * cancel flag and the deadline are looked at while an owner is silent; a
+ * cancel flag, the deadline, the owner's state in the newest directory
+ * and DM_NODE_RELAY_WAIT_MS of silence end it while an owner is silent; a
  * reply whose id the scan does not wait for (a late answer of a closed or
  * abandoned request) is skipped. At free each session gets a FedClose and
  * its connection goes back to the cache when it is known clean.
@@ -277,20 +278,55 @@ static void s_session_fail(s_session *s, dm_err rc, const char *line)
     }
 }
 
+/* DM_ERR_NET naming product, owner and state since when the newest
+ * directory has sc's owner other than alive: a wait gives up at once.
+ * DM_OK otherwise (also when the product moved: the deadlines bound it). */
+static dm_err s_owner_gone(dm_query_rscan_t *sc, dm_buf_t *why)
+{
+    s_query *q = sc->q;
+    dm_node__remote_dir_t *d = q->relay->dir ? q->relay->dir(q->relay->dir_ctx) : NULL;
+    char domain[DM_CATALOG_NAME_MAX + 1];
+    const char *dot = strchr(sc->product, '.');
+    snprintf(domain, sizeof domain, "%.*s", dot ? (int)(dot - sc->product) : 0, sc->product);
+    const dm_node__remote_t *e = d && dot ? dm_node__remote_dir_find(d, domain, dot + 1) : NULL;
+    dm_err rc = DM_OK;
+    if (e && memcmp(e->owner, sc->s->owner, DM_ID_PUBLIC_BYTES) == 0 &&
+        e->state != DM_MEMBER_ALIVE) {
+        char when[40], line[DM_BUF_WHY_MAX];
+        s_when(e->since_ms, when);
+        bool since = e->state != DM_MEMBER_UNKNOWN;
+        snprintf(line, sizeof line, "%s: owner node %s is %s%s%s; the relay stopped waiting for it",
+                 sc->product, sc->owner_hex, s_state_name(e->state), since ? " since " : "",
+                 since ? when : "");
+        s_session_fail(sc->s, DM_ERR_NET, line);
+        dm_buf_why(why, "%s", line);
+        rc = DM_ERR_NET;
+    }
+    dm_node__remote_dir_unref(&d);
+    return rc;
+}
+
 /* Sends env to the owner, retrying the connection wait (each try waits one
  * poll slice) until deadline_ns or cancel. */
 static dm_err s_send(dm_query_rscan_t *sc, Dm__Envelope *env, uint64_t *id, int64_t deadline_ns,
                      const atomic_bool *cancel, dm_buf_t *why)
 {
+    int64_t cap = dm_clock_mono_ns() + (int64_t)DM_NODE_RELAY_WAIT_MS * 1000000;
+    if (cap < deadline_ns)
+        deadline_ns = cap;
     for (;;) {
         dm_buf_t scratch = DM_BUF_INIT;
         dm_err rc = dm_rpc_client_send(sc->s->client, env, id, &scratch);
+        if (rc == DM_ERR_TIMEOUT && s_owner_gone(sc, why) != DM_OK) {
+            dm_buf_free(&scratch);
+            return DM_ERR_NET;
+        }
         if (rc != DM_ERR_TIMEOUT || dm_clock_mono_ns() >= deadline_ns ||
             (cancel && atomic_load(cancel))) {
             if (rc == DM_ERR_TIMEOUT)
-                dm_buf_why(why, "%s: no connection to owner node %s within the scan's deadline "
-                                "(the mesh has it %s: is its address reachable?)",
-                           sc->product, sc->owner_hex, sc->mesh_says);
+                dm_buf_why(why, "%s: no connection to owner node %s within the wait's deadline "
+                                "(at most %d ms; the mesh has it %s: is its address reachable?)",
+                           sc->product, sc->owner_hex, DM_NODE_RELAY_WAIT_MS, sc->mesh_says);
             else if (rc != DM_OK)
                 dm_buf_why(why, "%s: cannot send to owner node %s: %s", sc->product,
                            sc->owner_hex, scratch.len ? scratch.data : dm_err_str(rc));
@@ -336,6 +372,7 @@ static dm_err s_wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_ns,
                      const atomic_bool *cancel, Dm__Envelope **rep, dm_buf_t *why)
 {
     *rep = NULL;
+    int64_t heard = dm_clock_mono_ns();
     for (;;) {
         if (cancel && atomic_load(cancel)) {
             sc->s->broken = true;
@@ -350,13 +387,25 @@ static dm_err s_wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_ns,
                        sc->product, sc->owner_hex, sc->mesh_says);
             return DM_ERR_TIMEOUT;
         }
+        if (dm_clock_mono_ns() - heard >= (int64_t)DM_NODE_RELAY_WAIT_MS * 1000000) {
+            char line[DM_BUF_WHY_MAX];
+            snprintf(line, sizeof line, "%s: owner node %s sent nothing for %d ms (the mesh has "
+                     "it %s: it is wedged or overloaded)", sc->product, sc->owner_hex,
+                     DM_NODE_RELAY_WAIT_MS, sc->mesh_says);
+            s_session_fail(sc->s, DM_ERR_TIMEOUT, line);
+            dm_buf_why(why, "%s", line);
+            return DM_ERR_TIMEOUT;
+        }
         Dm__Envelope *e = NULL;
         dm_buf_t scratch = DM_BUF_INIT;
         dm_err rc = dm_rpc_client_recv(sc->s->client, &e, &scratch);
         if (rc == DM_ERR_TIMEOUT) {
             dm_buf_free(&scratch);
+            if (s_owner_gone(sc, why) != DM_OK)
+                return DM_ERR_NET;
             continue;
         }
+        heard = dm_clock_mono_ns();
         if (rc != DM_OK) {
             sc->s->broken = true;
             dm_buf_why(why, "%s: reading from owner node %s failed: %s", sc->product,

@@ -4,7 +4,8 @@
 # deadline and checks the tour's key lines: gossip, governance, contracts,
 # ingest with quarantine, the cross-domain join's rows with the email
 # hashed, the local mask and its exception, the refusal of a private
-# product, members, products, the owner's audit, and a clean stop of every
+# product, members, products, the owner's audit (the consumer's relayed,
+# masked reads and the relay's accepted FedOpen among them), and a clean stop of every
 # node. Each check prints PASS or FAIL; the exit status is 1 if any failed.
 # Registered in tests/CMakeLists.txt as demo.tour.
 set -uo pipefail
@@ -54,6 +55,15 @@ done
 check "products: the mesh's four" '^logistics +shipments +1\.0\.0 +logistics-ops +private'
 check "products: commerce.orders seen at logistics" '^commerce +orders +1\.0\.0 +commerce-engineering +restricted'
 check "the owner's audit: the consumer's masked read" ' read +identity/customers +allow +owner: restricted, a reader; masks email=hash'
+# The relayed reads: the owner audits them as the consumer (the same key as
+# its own masked read), the relay named, the mask applied; and the relay's
+# FedOpen that opened the session.
+consumer=$(grep -E ' read +identity/customers +allow +owner: restricted, a reader; masks email=hash' \
+  "$log" | awk '{print $2}' | head -n 1)
+check "the owner's audit: a relayed read as the consumer, masked" \
+  "^[^ ]+ +${consumer:-NO-CONSUMER} +read +identity/customers +allow +via relay [0-9a-f]{64}; owner: restricted, a reader; masks email=hash"
+check "the owner's audit: the relay's FedOpen accepted" \
+  "^[^ ]+ +${consumer:-NO-CONSUMER} +fed_open +- +allow +via relay [0-9a-f]{64}; grant accepted: session [0-9a-f]{16}"
 check "no tour step failed" '^TOUR COMPLETE'
 for d in commerce logistics identity; do
   check "the $d node stopped cleanly" "^$d node stopped cleanly$"

@@ -1,6 +1,10 @@
 /* test_fed_grant.c: the owner's side of a federated query on a real
- * meshd (issue 10). The test acts as a relaying node (an identity file it
- * makes, claimed in the CURVE handshake as a node does) and sends the
+ * meshd (issue 10). The test acts as a relaying node: it makes an
+ * identity file, starts a meshd on it joined to the owner (so the relay is
+ * a mesh member the owner sees alive, of a certified domain), and claims
+ * that identity in the CURVE handshake as a node does. Only such a member
+ * may open sessions: a stranger, a member of an uncertified domain and a
+ * session naming none of the owner's products are refused. It sends the
  * owner FedOpen with grants it signs as a consumer: forged, altered,
  * expired, replayed, for another relay, over other SQL, and from an
  * unverified client, all refused with their cause named; a good one opens
@@ -14,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/clock.h"
 #include "harness.h"
@@ -29,7 +34,7 @@
               "ON o.orderId = s.orderId"
 
 static const char *s_tmp;
-static dm_h_node_t s_node;
+static dm_h_node_t s_node, s_relay_node, s_other_node;
 static dm_h_person_t s_gov, s_consumer, s_relay, s_other;
 static dm_identity_t *s_consumer_id, *s_relay_id, *s_other_id;
 
@@ -41,6 +46,45 @@ static void s_publish(const char *name, const char *yaml)
     dm_h_result_free(&r);
 }
 
+typedef struct {
+    const dm_h_node_t *owner, *member;
+} s_seen_t;
+
+/* Whether the owner sees the member alive and lists its product "stuff"
+ * (so its node record, which names its domain, has arrived). */
+static bool s_seen(void *ctx)
+{
+    const s_seen_t *w = ctx;
+    dm_h_member_t m = dm_h_member(w->owner, w->member->domain);
+    return m.found && strcmp(m.state, "alive") == 0 &&
+           dm_h_lists(w->owner, w->member->domain, "stuff", NULL);
+}
+
+/* Starts a meshd for domain on identity p (made as its DIR/identity.key),
+ * joined to the owner, serving a public "stuff"; its domain certified to
+ * it when certify; waits until the owner sees it alive and lists it. */
+static void s_member(dm_h_node_t *n, dm_h_person_t *p, const char *domain, bool certify)
+{
+    char dir[600], doc[512];
+    snprintf(dir, sizeof dir, "%s/%s", s_tmp, domain);
+    cr_assert_eq(mkdir(dir, 0700), 0, "mkdir %s", dir);
+    cr_assert(dm_h_person(p, dir, "identity"));
+    const char *join[] = {"--join", s_node.addr, NULL};
+    cr_assert(dm_h_node_start(n, dir, domain, join), "meshd %s did not start", domain);
+    if (certify) {
+        snprintf(doc, sizeof doc,
+                 "apiVersion: datamesh.io/v1\nkind: DomainCertificate\nmetadata: {name: %s}\n"
+                 "spec: {domain: %s, node: \"%s\"}\n",
+                 domain, domain, p->hex);
+        snprintf(dir, sizeof dir, "cert-%s.yaml", domain);
+        s_publish(dir, doc);
+    }
+    cr_assert(dm_h_orders_product(n, s_tmp, "stuff", "public", ""));
+    s_seen_t w = {&s_node, n};
+    cr_assert(dm_h_wait_until(s_seen, &w, DM_H_WAIT_MS), "the owner does not see %s alive",
+              domain);
+}
+
 /* One commerce node under governance: certified; orders restricted to the
  * consumer and the relay, its pii masked for all but group pii-readers
  * (the relay); secret restricted to the relay; open public to anyone. */
@@ -50,12 +94,6 @@ static void s_up(void)
     cr_assert_not_null(s_tmp);
     cr_assert(dm_h_person(&s_gov, s_tmp, "governance"));
     cr_assert(dm_h_person(&s_consumer, s_tmp, "consumer"));
-    cr_assert(dm_h_person(&s_relay, s_tmp, "relay"));
-    cr_assert(dm_h_person(&s_other, s_tmp, "other"));
-    s_consumer_id = dm_h_person_identity(&s_consumer);
-    s_relay_id = dm_h_person_identity(&s_relay);
-    s_other_id = dm_h_person_identity(&s_other);
-    cr_assert(s_consumer_id && s_relay_id && s_other_id);
     char dir[600], doc[1024], both[300], relay_only[100];
     snprintf(dir, sizeof dir, "%s/commerce", s_tmp);
     const char *extra[] = {"--governance", s_gov.hex, NULL};
@@ -67,6 +105,13 @@ static void s_up(void)
              "spec: {domain: commerce, node: \"%s\"}\n",
              key);
     s_publish("cert.yaml", doc);
+    /* The relays are mesh members of certified domains. */
+    s_member(&s_relay_node, &s_relay, "relay", true);
+    s_member(&s_other_node, &s_other, "other", true);
+    s_consumer_id = dm_h_person_identity(&s_consumer);
+    s_relay_id = dm_h_person_identity(&s_relay);
+    s_other_id = dm_h_person_identity(&s_other);
+    cr_assert(s_consumer_id && s_relay_id && s_other_id);
     snprintf(both, sizeof both, "\"%s\", \"%s\"", s_consumer.hex, s_relay.hex);
     snprintf(relay_only, sizeof relay_only, "\"%s\"", s_relay.hex);
     cr_assert(dm_h_orders_product(&s_node, s_tmp, "orders", "restricted", both));
@@ -324,9 +369,33 @@ Test(fed_grant, meshq_signs_a_grant_and_a_local_query_still_works)
     cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
     cr_assert_str_eq(r.out, "orderId,email\no1,***\no2,***\no3,***\no4,***\n");
     dm_h_result_free(&r);
+    /* The node says its query time limit (meshq signs grants that
+     * outlive it): the default 30 s here. */
+    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, s_consumer_id);
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__WhoamiReq wr = DM__WHOAMI_REQ__INIT;
+    dm_envelope_init(&env, 3, DM__ENVELOPE__BODY_WHOAMI_REQ, &wr);
+    Dm__Envelope *rep = s_call(raw, &env);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_WHOAMI_REP);
+    cr_assert_eq(rep->whoami_rep->query_timeout_ms, 30000);
+    dm__envelope__free_unpacked(rep, NULL);
+    dm_h_raw_destroy(&raw);
+    /* --grant-life: a grant for a node whose query time limit is long. */
+    const char *life[] = {"query", "SELECT count(*) FROM commerce.orders", "--format", "csv",
+                          "--grant-life", "600", NULL};
+    r = dm_h_run_as("meshq", s_consumer.file, &s_node, life, NULL);
+    cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+    dm_h_result_free(&r);
+    life[5] = "601";
+    r = dm_h_run_as("meshq", s_consumer.file, &s_node, life, NULL);
+    cr_assert_neq(r.status, 0);
+    cr_assert(strstr(r.err, "invalid --grant-life '601'") && strstr(r.err, "from 1 to 600"),
+              "%s", r.err);
+    dm_h_result_free(&r);
     const char *h[] = {"--help", NULL};
     r = dm_h_run("meshq", h, NULL, 10000);
-    cr_assert(strstr(r.out, "--explain") && strstr(r.out, "grant"), "%s", r.out);
+    cr_assert(strstr(r.out, "--explain") && strstr(r.out, "grant") &&
+                  strstr(r.out, "--grant-life"), "%s", r.out);
     dm_h_result_free(&r);
 }
 
@@ -498,6 +567,8 @@ Test(fed_grant, a_restarted_owner_still_refuses_a_replay)
     dm_h_node_signal(&s_node, SIGTERM);
     const char *extra[] = {"--governance", s_gov.hex, NULL};
     cr_assert(dm_h_node_start(&s_node, dir, "commerce", extra), "meshd did not restart");
+    s_seen_t w = {&s_node, &s_relay_node};
+    cr_assert(dm_h_wait_until(s_seen, &w, DM_H_WAIT_MS), "the owner does not see the relay");
     s_open_refused(s_relay_id, &g, T_SQL, "grant replayed: nonce ");
     /* A fresh grant still opens. */
     s_grant(&g, s_consumer_id, s_relay_id, T_SQL, dm_clock_wall_ms() + 60000);
@@ -507,5 +578,59 @@ Test(fed_grant, a_restarted_owner_still_refuses_a_replay)
                  rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
     dm__envelope__free_unpacked(rep, NULL);
     dm_h_raw_destroy(&raw);
+    dm_buf_free(&g);
+}
+
+Test(fed_grant, only_an_alive_certified_member_may_relay)
+{
+    /* A stranger with a valid key, not a member: refused before its
+     * grant is even looked at, whatever it signs. */
+    dm_h_person_t stranger;
+    cr_assert(dm_h_person(&stranger, s_tmp, "stranger"));
+    dm_identity_t *sid = dm_h_person_identity(&stranger);
+    cr_assert_not_null(sid);
+    dm_buf_t g = DM_BUF_INIT;
+    s_grant(&g, sid, sid, T_SQL, dm_clock_wall_ms() + 60000);
+    s_open_refused(sid, &g, T_SQL, "is not a member to this node");
+    dm_identity_destroy(&sid);
+
+    /* A member whose domain governance did not certify. */
+    dm_h_node_t rogue_node;
+    dm_h_person_t rogue;
+    s_member(&rogue_node, &rogue, "rogue", false);
+    dm_identity_t *rid = dm_h_person_identity(&rogue);
+    cr_assert_not_null(rid);
+    s_grant(&g, s_consumer_id, rid, T_SQL, dm_clock_wall_ms() + 60000);
+    s_open_refused(rid, &g, T_SQL, "serves domain rogue, which is not certified to it");
+    dm_identity_destroy(&rid);
+
+    /* A certified member's session naming none of the owner's products. */
+    const char *none = "SELECT 1 FROM relay.stuff JOIN commerce.nosuch";
+    s_grant(&g, s_consumer_id, s_relay_id, none, dm_clock_wall_ms() + 60000);
+    s_open_refused(s_relay_id, &g, none, "the SQL names none of this node's products");
+    /* A dead member no longer relays: stop the relay's meshd. */
+    dm_h_node_signal(&s_relay_node, SIGKILL);
+    s_grant(&g, s_consumer_id, s_relay_id, T_SQL, dm_clock_wall_ms() + 60000);
+    long long deadline = dm_h_now_ms() + 30000;
+    Dm__Envelope *rep = NULL;
+    for (;;) {
+        dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, s_relay_id);
+        rep = s_open(raw, &g, T_SQL);
+        dm_h_raw_destroy(&raw);
+        if (rep->body_case == DM__ENVELOPE__BODY_ERROR || dm_h_now_ms() > deadline)
+            break;
+        /* accepted while still alive: close nothing, sign afresh and retry */
+        dm__envelope__free_unpacked(rep, NULL);
+        s_grant(&g, s_consumer_id, s_relay_id, T_SQL, dm_clock_wall_ms() + 60000);
+        dm_h_member_t m = dm_h_member(&s_node, "relay");
+        (void)m; /* one MembersReq between tries paces the loop on a reply */
+    }
+    s_refused(rep, DM_ERR_DENIED, "to this node; only a mesh member this node sees alive");
+
+    /* The owner audited the stranger's refusal. */
+    dm_h_audit_want_t w = {stranger.hex, "fed_open", "", "not a member", false, -1};
+    char *json = dm_h_audit_wait(&s_node, &w, T_AUDIT_MS);
+    cr_assert(dm_h_audit_has(json, &w), "no refusal of the stranger in: %s", json);
+    free(json);
     dm_buf_free(&g);
 }

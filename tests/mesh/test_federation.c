@@ -7,14 +7,18 @@
  * the product, the owner and what the mesh knows of it.
  * relay_wire: the same against real meshd owners: an owner that refuses
  * the session is named with its reason; an owner killed -9 fails the scan
- * within its deadline, never a hang.
+ * within its deadline, never a hang; a stopped owner the directory still
+ * has alive fails the wait after DM_NODE_RELAY_WAIT_MS of silence.
  * federation: three nodes (commerce, identity, logistics) joined by
  * gossip; products registered and ingested on commerce and identity (and
  * one on logistics); queries at logistics, the relay, through the real
  * meshq compared with the sqlite3 shell over the same rows: joins,
  * filters, aggregates, ORDER BY, LIMIT/OFFSET, NULLs, IN lists. Then the
  * identity node is killed: a query naming its product fails within the
- * deadline naming product, node and state; one over commerce still works. */
+ * deadline naming product, node and state; one over commerce still works.
+ * Before that it is stopped (SIGSTOP): meshq's default timeout still gets
+ * the relay's error naming product and owner (DM_NODE_RELAY_WAIT_MS, or
+ * sooner when the mesh suspects it). */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <pthread.h>
@@ -362,6 +366,56 @@ Test(relay_wire, an_owner_killed_mid_mesh_fails_the_scan_within_its_deadline)
     s_env_fini(&env);
 }
 
+Test(relay_wire, an_alive_but_silent_owner_fails_the_wait_after_the_silence_cap)
+{
+    /* The directory keeps the owner alive whatever happens (the test's
+     * own), so only the relay's silence cap can end the wait: a first
+     * query leaves a clean connection in the cache (the owner refuses the
+     * non-member relay's session at once); the owner is then stopped, and
+     * the next query, whose deadline is 20 s away, fails within
+     * DM_NODE_RELAY_WAIT_MS naming product and owner. */
+    dm_h_node_t quiet;
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s-quiet", s_owner_dir);
+    cr_assert(dm_h_node_start(&quiet, dir, "identity", NULL));
+    s_env env;
+    s_env_init(&env, NULL);
+    s_add_node(&env, &quiet, "identity", "customers");
+    dm_node__remote_dir_seal(env.dir);
+    uint8_t key[DM_ID_PUBLIC_BYTES];
+    char endpoint[DM_ID_ENDPOINT_MAX], hex[24];
+    cr_assert_eq(dm_identity_address_parse(quiet.addr, key, endpoint, sizeof endpoint, NULL),
+                 DM_OK);
+    s_owner_hex(key, hex);
+    dm_buf_t why = DM_BUF_INIT, grant = DM_BUF_INIT;
+    s_grant(&grant, dm_identity_public(env.consumer), dm_identity_public(env.relay_id),
+            dm_clock_wall_ms() + 60000);
+    dm_query_remote_t *r = s_make(&env, &grant, "SELECT 1");
+    dm_err rc = s_try(r, "identity", "customers", 5000, &why);
+    cr_assert(rc != DM_OK && rc != DM_ERR_TIMEOUT, "the owner did not refuse: %s", why.data);
+    dm_node__fedrelay_free(env.relay, r);
+
+    cr_assert_eq(kill(quiet.pid, SIGSTOP), 0);
+    s_grant(&grant, dm_identity_public(env.consumer), dm_identity_public(env.relay_id),
+            dm_clock_wall_ms() + 60000);
+    r = s_make(&env, &grant, "SELECT 1");
+    long long t0 = dm_h_now_ms();
+    rc = s_try(r, "identity", "customers", 20000, &why);
+    long long took = dm_h_now_ms() - t0;
+    cr_assert_eq(rc, DM_ERR_TIMEOUT, "%s", why.data);
+    cr_assert_geq(took, DM_NODE_RELAY_WAIT_MS - 100);
+    cr_assert_lt(took, DM_NODE_RELAY_WAIT_MS + 1500, "the wait took %lld ms: %s", took, why.data);
+    cr_assert(strstr(why.data, "identity.customers") && strstr(why.data, hex) &&
+                  strstr(why.data, "sent nothing for 5000 ms"),
+              "%s", why.data);
+    dm_node__fedrelay_free(env.relay, r);
+    kill(quiet.pid, SIGCONT);
+    dm_h_node_signal(&quiet, SIGKILL);
+    dm_buf_free(&why);
+    dm_buf_free(&grant);
+    s_env_fini(&env);
+}
+
 /* ---- end to end: three domains, SQL at the node that owns neither ---- */
 
 enum { T_COMMERCE, T_IDENTITY, T_LOGISTICS, T_NODES };
@@ -564,14 +618,29 @@ Test(federation, sql_at_a_third_node_equals_sqlite_then_a_dead_owner_is_named)
         dm_h_result_free(&r);
     }
 
-    /* The identity node dies: its product is named with its state; the
-     * other owner's product still answers. */
     uint8_t key[DM_ID_PUBLIC_BYTES];
     char endpoint[DM_ID_ENDPOINT_MAX], hex[24];
     cr_assert_eq(dm_identity_address_parse(s_nodes[T_IDENTITY].addr, key, endpoint,
                                            sizeof endpoint, NULL),
                  DM_OK);
     s_owner_hex(key, hex);
+
+    /* The identity node is stopped (SIGSTOP: its sockets stay open, it
+     * answers nothing): meshq with its default timeout gets the relay's
+     * error naming product and owner, not its own anonymous timeout. */
+    cr_assert_eq(kill(s_nodes[T_IDENTITY].pid, SIGSTOP), 0);
+    const char *stopped[] = {"--data", s_dirs[T_LOGISTICS], "query",
+                             "SELECT count(*) FROM identity.customers", NULL};
+    long long t1 = dm_h_now_ms();
+    dm_h_result_t rs = dm_h_run("meshq", stopped, NULL, T_CMD_MS);
+    cr_assert_neq(rs.status, 0, "a stopped owner answered: %s", rs.out);
+    cr_assert(strstr(rs.err, "identity.customers") && strstr(rs.err, hex), "%s", rs.err);
+    cr_assert_lt(dm_h_now_ms() - t1, DM_NODE_RELAY_WAIT_MS + 2000, "%s", rs.err);
+    cr_log_info("a stopped owner, as meshq reports it: %s", rs.err);
+    dm_h_result_free(&rs);
+
+    /* The identity node dies: its product is named with its state; the
+     * other owner's product still answers. */
     dm_h_node_signal(&s_nodes[T_IDENTITY], SIGKILL);
     long long deadline = dm_h_now_ms() + 2 * DM_H_WAIT_MS;
     bool dead = false;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "meshq_grant.h"
 #include "contract/contract.h"
 #include "identity/identity.h"
 #include "contract/types.h"
@@ -28,7 +29,7 @@ static const char *const P = "meshq";
 static const dm_cli_optspec_t s_opts[] = {
     {"node", true}, {"data", true}, {"json", false}, {"timeout", true},
     {"help", false}, {"version", false}, {"format", true}, {"identity", true},
-    {"explain", false},
+    {"explain", false}, {"grant-life", true},
 };
 
 typedef enum { F_TABLE, F_CSV, F_JSON, F_JSONL } s_format;
@@ -58,9 +59,11 @@ static void s_usage(FILE *f)
             "                                see docs/governance.md). Products other nodes\n"
             "                                own are read through the node you ask: meshq\n"
             "                                signs a grant with your identity for that node,\n"
-            "                                this SQL only, valid for 60 s (or --timeout if\n"
-            "                                longer, at most 10 min); each owner decides on\n"
-            "                                your identity, never the relaying node's.\n"
+            "                                this SQL only, valid for 60 s, or --timeout or\n"
+            "                                the node's query time limit (+5 s) if longer, at\n"
+            "                                most 10 min (--grant-life SECS sets it); each\n"
+            "                                owner decides on your identity, never the\n"
+            "                                relaying node's.\n"
             "                                --explain: after the rows, prints to stderr,\n"
             "                                under the heading \"-- explain --\", per remote\n"
             "                                table what was pushed to its owner, the round\n"
@@ -390,10 +393,12 @@ static int s_query_send(const dm_cli_args_t *a, const char *sql, dm_rpc_client_t
     int status = dm_cli_connect_id(a, client, &id, node_key);
     if (status != DM_EXIT_OK)
         return status;
-    int64_t life = dm_cli_timeout_ms(a);
-    life = life > DM_GRANT_DEFAULT_LIFETIME_MS ? life : DM_GRANT_DEFAULT_LIFETIME_MS;
-    life = life < DM_GRANT_MAX_LIFETIME_MS ? life : DM_GRANT_MAX_LIFETIME_MS;
+    int64_t life = dm_meshq_grant_life(a, *client);
     dm_buf_t grant = DM_BUF_INIT, why = DM_BUF_INIT;
+    if (life < 0) {
+        status = DM_EXIT_USAGE;
+        goto out;
+    }
     if (dm_grant_sign(id, node_key, sql, strlen(sql), dm_clock_wall_ms() + life, &grant, &why) !=
         DM_OK) {
         fprintf(stderr, "%s: cannot sign the query's grant: %s\n", P,

@@ -20,4 +20,10 @@ double dm_clock_mono_s(void);
 /* Wall-clock milliseconds since the Unix epoch (UTC); may go back. */
 int64_t dm_clock_wall_ms(void);
 
+#define DM_CLOCK_UTC_TEXT_MAX 40
+/* Writes Unix milliseconds unix_ms as "12:01:03 UTC" when it is today
+ * (UTC), else "2026-11-30 12:01:03 UTC", into out: how errors name a
+ * moment. */
+void dm_clock_utc_text(int64_t unix_ms, char out[DM_CLOCK_UTC_TEXT_MAX]);
+
 #endif

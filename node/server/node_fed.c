@@ -19,6 +19,8 @@
 
 #include <sodium.h>
 
+#include "base/hex.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "server/node_priv.h"
 #include "transport/grant.h"
@@ -324,37 +326,17 @@ static dm_node__fed_session_t *s_session_find(dm_node_t *self, const uint8_t *re
     return NULL;
 }
 
-/* "HH:MM:SS" (UTC) of Unix milliseconds ms into out. */
-static void s_clock(int64_t ms, char out[16])
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || strftime(out, 16, "%H:%M:%S", &tm) == 0)
-        snprintf(out, 16, "?");
-}
-
-static void s_hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 /* Whether g's nonce may be opened at now_ms: not seen before, and room in
  * the table for it in total and for its relay. DM_ERR_DENIED (replayed) or
  * DM_ERR_BUSY (a cap, named) with a line in why. */
 static dm_err s_admit(dm_node_t *self, const dm_grant_t *g, int64_t now_ms, dm_buf_t *why)
 {
-    char hex[2 * DM_GRANT_NONCE_BYTES + 1], at[16];
+    char hex[2 * DM_GRANT_NONCE_BYTES + 1], at[DM_CLOCK_UTC_TEXT_MAX];
     const dm_node__fed_nonce_t *seen = s_nonce_find(self, g->nonce);
     if (seen) {
-        s_hex(g->nonce, DM_GRANT_NONCE_BYTES, hex);
-        s_clock(seen->opened_ms, at);
-        dm_buf_why(why, "grant replayed: nonce %s was opened at %s UTC; a grant opens once", hex,
-                   at);
+        dm_hex_encode(g->nonce, DM_GRANT_NONCE_BYTES, hex);
+        dm_clock_utc_text(seen->opened_ms, at);
+        dm_buf_why(why, "grant replayed: nonce %s was opened at %s; a grant opens once", hex, at);
         return DM_ERR_DENIED;
     }
     const s_relay_count *r = s_relay_find(self->fed_index, g->relay);
@@ -538,7 +520,7 @@ static void s_audit_open(dm_node_t *self, const dm_rpc_caller_t *caller, const d
     dm_buf_t rule = DM_BUF_INIT;
     if (s) {
         char hex[2 * DM_GRANT_NONCE_BYTES + 1];
-        s_hex(g->nonce, DM_GRANT_NONCE_BYTES, hex);
+        dm_hex_encode(g->nonce, DM_GRANT_NONCE_BYTES, hex);
         dm_buf_printf(&rule, "grant accepted: session %s for", hex);
         for (size_t i = 0; i < s->nproducts; i++)
             dm_buf_printf(&rule, "%s%s", i ? "," : " ", s->products[i]);
@@ -656,7 +638,7 @@ void dm_node__handle_fed_close(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     }
     char hex[2 * DM_GRANT_NONCE_BYTES + 1] = "";
     if (req->session.len == DM_GRANT_NONCE_BYTES)
-        s_hex(req->session.data, DM_GRANT_NONCE_BYTES, hex);
+        dm_hex_encode(req->session.data, DM_GRANT_NONCE_BYTES, hex);
     dm_buf_t why = DM_BUF_INIT;
     dm_buf_printf(&why, "no open federated session '%s' of this caller to close (a session is "
                   "%d bytes, opened by FedOpen on a connection with the relay's node key)",
@@ -688,7 +670,7 @@ dm_err dm_node__fed_caller(dm_node_t *self, const dm_rpc_caller_t *relay, const 
         return DM_OK;
     char hex[2 * DM_GRANT_NONCE_BYTES + 1] = "?";
     if (len == DM_GRANT_NONCE_BYTES)
-        s_hex(session, len, hex);
+        dm_hex_encode(session, len, hex);
     if (!relay->verified)
         dm_buf_why(why, "no open federated session %s: the caller proved no node identity", hex);
     else

@@ -25,6 +25,7 @@
 
 #include "base/log.h"
 #include "membership/membership.h"
+#include "base/clock.h"
 #include "server/node_priv.h"
 #include "transport/grant.h"
 
@@ -192,19 +193,6 @@ static const char *s_state_name(int state)
                                       : dm_membership_state_name((dm_member_state)state);
 }
 
-/* "12:01:03 UTC" (or "2026-11-30 12:01:03 UTC" when not today). */
-static void s_when(int64_t unix_ms, char out[40])
-{
-    time_t t = (time_t)(unix_ms / 1000), now = time(NULL);
-    struct tm tm, tn;
-    gmtime_r(&t, &tm);
-    gmtime_r(&now, &tn);
-    if (tm.tm_year == tn.tm_year && tm.tm_yday == tn.tm_yday)
-        strftime(out, 40, "%H:%M:%S UTC", &tm);
-    else
-        strftime(out, 40, "%Y-%m-%d %H:%M:%S UTC", &tm);
-}
-
 static void s_audit(s_query *q, bool allowed, const dm_node__remote_t *e, const char *rule)
 {
     if (q->relay->audit)
@@ -219,44 +207,25 @@ static void s_audit(s_query *q, bool allowed, const dm_node__remote_t *e, const 
  * q->grant_problem when the grant cannot be used. */
 static void s_grant_check(s_query *q)
 {
-    Dm__SignedGrant *sg = NULL;
-    Dm__Grant *g = NULL;
     char *p = q->grant_problem;
     size_t cap = sizeof q->grant_problem;
-    if (q->grant_len > DM_GRANT_MAX_BYTES) {
-        snprintf(p, cap, "the grant is %zu bytes, more than the %d a grant may have",
-                 q->grant_len, DM_GRANT_MAX_BYTES);
-        goto out;
-    }
-    sg = dm__signed_grant__unpack(NULL, q->grant_len, q->grant);
-    g = sg ? dm__grant__unpack(NULL, sg->grant.len, sg->grant.data) : NULL;
-    if (!g || g->consumer.len != DM_ID_PUBLIC_BYTES || g->relay.len != DM_ID_PUBLIC_BYTES ||
-        g->nonce.len != DM_GRANT_NONCE_BYTES) {
-        snprintf(p, cap, "the grant is malformed (valid: an encoded SignedGrant as meshq signs)");
-        goto out;
-    }
-    if (!q->caller.verified ||
-        memcmp(g->consumer.data, q->caller.key, DM_ID_PUBLIC_BYTES) != 0) {
+    dm_grant_t g;
+    dm_buf_t why = DM_BUF_INIT;
+    int64_t now = dm_clock_wall_ms();
+    if (dm_grant_read(q->grant, q->grant_len, &g, &why) != DM_OK)
+        snprintf(p, cap, "the grant is malformed (%s; valid: an encoded SignedGrant as meshq "
+                 "signs)", why.data ? why.data : "?");
+    else if (!q->caller.verified || memcmp(g.consumer, q->caller.key, DM_ID_PUBLIC_BYTES) != 0)
         snprintf(p, cap, "the grant is signed for another consumer than the caller%s",
                  q->caller.verified ? "" : " (the caller did not prove an identity)");
-        goto out;
-    }
-    if (memcmp(g->relay.data, dm_identity_public(q->relay->id), DM_ID_PUBLIC_BYTES) != 0) {
+    else if (memcmp(g.relay, dm_identity_public(q->relay->id), DM_ID_PUBLIC_BYTES) != 0)
         snprintf(p, cap, "the grant names another relay than this node");
-        goto out;
-    }
-    int64_t now = dm_clock_wall_ms();
-    if (g->expires_ms + DM_GRANT_SKEW_MS < now) {
+    else if (g.expires_ms + DM_GRANT_SKEW_MS < now)
         snprintf(p, cap, "the grant expired %lld s ago",
-                 (long long)((now - g->expires_ms) / 1000));
-        goto out;
-    }
-    memcpy(q->nonce, g->nonce.data, DM_GRANT_NONCE_BYTES);
-out:
-    if (g)
-        dm__grant__free_unpacked(g, NULL);
-    if (sg)
-        dm__signed_grant__free_unpacked(sg, NULL);
+                 (long long)((now - g.expires_ms) / 1000));
+    else
+        memcpy(q->nonce, g.nonce, DM_GRANT_NONCE_BYTES);
+    dm_buf_free(&why);
 }
 
 /* ---- talking to an owner ---- */
@@ -292,8 +261,8 @@ static dm_err s_owner_gone(dm_query_rscan_t *sc, dm_buf_t *why)
     dm_err rc = DM_OK;
     if (e && memcmp(e->owner, sc->s->owner, DM_ID_PUBLIC_BYTES) == 0 &&
         e->state != DM_MEMBER_ALIVE) {
-        char when[40], line[DM_BUF_WHY_MAX];
-        s_when(e->since_ms, when);
+        char when[DM_CLOCK_UTC_TEXT_MAX], line[DM_BUF_WHY_MAX];
+        dm_clock_utc_text(e->since_ms, when);
         bool since = e->state != DM_MEMBER_UNKNOWN;
         snprintf(line, sizeof line, "%s: owner node %s is %s%s%s; the relay stopped waiting for it",
                  sc->product, sc->owner_hex, s_state_name(e->state), since ? " since " : "",
@@ -562,7 +531,7 @@ static dm_err s_refuse(s_query *q, const dm_node__remote_t *e, const char *produ
     } else if (e->state == DM_MEMBER_DEAD || e->state == DM_MEMBER_LEFT ||
                e->state == DM_MEMBER_UNKNOWN) {
         rc = DM_ERR_NET;
-        s_when(e->since_ms, when);
+        dm_clock_utc_text(e->since_ms, when);
         if (e->state == DM_MEMBER_UNKNOWN)
             snprintf(line, sizeof line, "%s: owner node %s is %s", product, owner,
                      s_state_name(e->state));
@@ -668,8 +637,8 @@ static dm_err s_open(void *ctx, const char *domain, const char *product, const c
     char owner[24];
     s_short_hex(e->owner, owner);
     snprintf(sc->owner_hex, sizeof sc->owner_hex, "%s", owner);
-    char when[40];
-    s_when(e->since_ms, when);
+    char when[DM_CLOCK_UTC_TEXT_MAX];
+    dm_clock_utc_text(e->since_ms, when);
     snprintf(sc->mesh_says, sizeof sc->mesh_says, "%s since %s", s_state_name(e->state), when);
     dm_err rc = s_refuse(q, e, sc->product, owner, why);
     int64_t deadline = s_clip(deadline_ns);

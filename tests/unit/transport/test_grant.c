@@ -263,3 +263,20 @@ Test(grant, a_signed_negative_or_extreme_expiry_is_refused)
         cr_assert_gt(s_why.len, 0);
     }
 }
+
+/* A relay reads the grant's names and nonce without the SQL or the
+ * signature's verdict (the owner decides those): dm_grant_read takes a
+ * grant whatever it signs, and refuses what is not a grant at all. */
+Test(grant, read_gives_the_fields_and_refuses_malformed_bytes)
+{
+    dm_grant_t g;
+    cr_assert_eq(dm_grant_read(s_grant.data, s_grant.len, &g, &s_why), DM_OK, "%s", s_reason());
+    cr_assert_eq(memcmp(g.consumer, dm_identity_public(s_consumer), DM_ID_PUBLIC_BYTES), 0);
+    cr_assert_eq(memcmp(g.relay, dm_identity_public(s_relay), DM_ID_PUBLIC_BYTES), 0);
+    cr_assert_eq(g.expires_ms, T_NOW_MS + DM_GRANT_DEFAULT_LIFETIME_MS);
+    for (size_t n = 0; n < s_grant.len; n++) {
+        dm_buf_reset(&s_why);
+        cr_assert_neq(dm_grant_read(s_grant.data, n, &g, &s_why), DM_OK, "%zu bytes read", n);
+        cr_assert_gt(s_why.len, 0);
+    }
+}

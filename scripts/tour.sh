@@ -181,6 +181,8 @@ run ok dmctl --data "$I" grant identity/customers group:analysts
 note "readers are the owner's call; governance decides who is in the group"
 wait_until "the logistics node's catalog lists commerce.orders and identity.customers, certified" \
   bash -c 'p=$("$1/meshq" --data "$2" products) && grep -q "orders" <<<"$p" && grep -q "customers" <<<"$p" && ! grep -q UNCERTIFIED <<<"$p"' _ "$bin" "$L"
+wait_until "the logistics node resolves both products to their owners (its directory follows the catalog)" \
+  "$bin/meshq" --identity "$work/consumer.key" --data "$L" query "SELECT 1 FROM commerce.orders, identity.customers WHERE 0"
 
 # ---- 4. the consumer -----------------------------------------------------
 heading "the consumer joins two other domains' products at the logistics node"

@@ -118,10 +118,16 @@ static dm_err s_try_pair(dm_registry_t *reg, const dm_query_remote_t *remote, co
     dm_err err = dm_registry_acquire(reg, q.data, q.len, &ref);
     dm_buf_free(&q);
     if (err == DM_ERR_NOTFOUND && remote && remote->resolve) {
+        /* Most pairs are aliases (o.id): a "not found" says nothing. */
+        size_t keep = why ? why->len : 0;
         dm_qtable_t t = {0};
         err = dm_query__remote_resolve(remote, domain, name, &t, why);
         if (err == DM_OK)
             return s_add_remote(&t, tables, n);
+        if (err == DM_ERR_NOTFOUND && why && why->data) {
+            why->len = keep;
+            why->data[keep] = 0;
+        }
     }
     if (err == DM_ERR_NOTFOUND)
         return DM_OK;

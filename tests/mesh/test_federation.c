@@ -518,6 +518,8 @@ static void s_data(void)
               ins);
 }
 
+static dm_h_result_t s_meshq_at(int i, const char *sql);
+
 static void s_fed_up(void)
 {
     const char *tmp = dm_h_tmpdir();
@@ -541,6 +543,18 @@ static void s_fed_up(void)
             poll(NULL, 0, T_POLL_MS);
     }
     cr_assert(known, "the relay's catalog did not learn the other domains' products");
+    /* The relay's directory follows the catalog within a refresh: wait
+     * until a federated query sees both products. */
+    bool served = false;
+    while (!served && dm_h_now_ms() < deadline) {
+        dm_h_result_t r = s_meshq_at(T_LOGISTICS, "SELECT (SELECT count(*) FROM commerce.orders) "
+                                                  "+ (SELECT count(*) FROM identity.customers)");
+        served = r.status == 0;
+        dm_h_result_free(&r);
+        if (!served)
+            poll(NULL, 0, T_POLL_MS);
+    }
+    cr_assert(served, "the relay never served commerce.orders and identity.customers");
 }
 
 static void s_fed_down(void) { dm_h_cleanup(); }

@@ -137,14 +137,12 @@ S_UNUSED static void s_value_text(const dm_rowbatch_value_t *v, dm_buf_t *out)
     }
 }
 
-/* Runs sql on the engine and returns its rows as text, one line per row
- * ("a|b|c\n"); fails the test on error. */
-S_UNUSED static char *s_run(const char *sql)
+/* Fetches every row of the open query q (of sql, for messages) as text,
+ * one line per row ("a|b|c\n"); fails the test on error. q stays open. */
+S_UNUSED static char *s_drain(dm_query_t *q, const char *sql)
 {
-    dm_query_t *q = NULL;
     dm_buf_t err = DM_BUF_INIT, batch = DM_BUF_INIT, text = DM_BUF_INIT;
-    dm_err rc = dm_query_open(s_eng, sql, strlen(sql), &q, &err);
-    cr_assert_eq(rc, DM_OK, "%s: %s (%s)", sql, err.data, dm_err_str(rc));
+    dm_err rc;
     bool done = false;
     while (!done) {
         uint32_t n;
@@ -164,10 +162,23 @@ S_UNUSED static char *s_run(const char *sql)
         }
         cr_assert_eq(p, end);
     }
-    dm_query_close(&q);
     dm_buf_free(&err);
     dm_buf_free(&batch);
     return text.data ? dm_buf_steal(&text) : strdup("");
+}
+
+/* Runs sql on the engine and returns its rows as text, one line per row
+ * ("a|b|c\n"); fails the test on error. */
+S_UNUSED static char *s_run(const char *sql)
+{
+    dm_query_t *q = NULL;
+    dm_buf_t err = DM_BUF_INIT;
+    dm_err rc = dm_query_open(s_eng, sql, strlen(sql), &q, &err);
+    cr_assert_eq(rc, DM_OK, "%s: %s (%s)", sql, err.data, dm_err_str(rc));
+    char *text = s_drain(q, sql);
+    dm_query_close(&q);
+    dm_buf_free(&err);
+    return text;
 }
 
 /* Opens sql expecting failure want; returns the message (caller frees). */

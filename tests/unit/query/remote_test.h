@@ -135,35 +135,53 @@ S_UNUSED static void s_on_relay(void (*fn)(void))
 S_UNUSED static char *s_fed(const char *sql, char **explain)
 {
     dm_query_t *q = NULL;
-    dm_buf_t err = DM_BUF_INIT, batch = DM_BUF_INIT, text = DM_BUF_INIT, ex = DM_BUF_INIT;
+    dm_buf_t err = DM_BUF_INIT, ex = DM_BUF_INIT;
     dm_err rc = dm_query_open_fed(r_eng, sql, strlen(sql), NULL, &s_remote, &q, &err);
     cr_assert_eq(rc, DM_OK, "%s: %s (%s)", sql, err.data, dm_err_str(rc));
-    bool done = false;
-    while (!done) {
-        uint32_t n;
-        dm_buf_reset(&batch);
-        rc = dm_query_fetch(q, 100, 0, &batch, &n, &done, &err);
-        cr_assert_eq(rc, DM_OK, "%s: %s", sql, err.data);
-        const uint8_t *p = (const uint8_t *)batch.data, *end = p + batch.len;
-        for (uint32_t r = 0; r < n; r++) {
-            for (int c = 0; c < dm_query_ncolumns(q); c++) {
-                dm_rowbatch_value_t v;
-                cr_assert(dm_rowbatch_read(&p, end, &v));
-                if (c)
-                    dm_buf_putc(&text, '|');
-                s_value_text(&v, &text);
-            }
-            dm_buf_putc(&text, '\n');
-        }
-    }
+    char *text = s_drain(q, sql);
     dm_query_explain(q, &ex);
     dm_query_close(&q);
     if (explain)
         *explain = ex.data ? dm_buf_steal(&ex) : strdup("");
     dm_buf_free(&ex);
     dm_buf_free(&err);
-    dm_buf_free(&batch);
-    return text.data ? dm_buf_steal(&text) : strdup("");
+    return text;
+}
+
+/* big.nums on the owner: n 0..S_BIG-1, x = n % 7, s = text of n % 13. */
+S_UNUSED static void s_big(void)
+{
+    s_product("big", "nums", "1.0.0", "    primaryKey: n\n",
+              "      - {name: n, type: int, required: true}\n"
+              "      - {name: x, type: int}\n"
+              "      - {name: s, type: string}\n");
+    static char text[S_BIG][80];
+    static const char *lines[S_BIG];
+    for (int i = 0; i < S_BIG; i++) {
+        snprintf(text[i], sizeof text[i], "{\"n\":%d,\"x\":%d,\"s\":\"%d\"}", i, i % 7, i % 13);
+        lines[i] = text[i];
+    }
+    s_ingest("big/nums", lines, S_BIG);
+}
+
+/* local.keys on the relay: k 0..1999 step 2 (1000 keys). */
+S_UNUSED static void s_keys(void)
+{
+    s_product("local", "keys", "1.0.0", "    primaryKey: k\n",
+              "      - {name: k, type: int, required: true}\n");
+    static char text[1000][32];
+    static const char *lines[1000];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(text[i], sizeof text[i], "{\"k\":%d}", 2 * i);
+        lines[i] = text[i];
+    }
+    s_ingest("local/keys", lines, 1000);
+}
+
+S_UNUSED static void s_relay_products(void)
+{
+    s_lines();
+    s_keys();
 }
 
 #endif

@@ -12,42 +12,6 @@
 
 TestSuite(query_remote_batch, .timeout = 120);
 
-/* big.nums on the owner: n 0..S_BIG-1, x = n % 7, s = text of n % 13. */
-static void s_big(void)
-{
-    s_product("big", "nums", "1.0.0", "    primaryKey: n\n",
-              "      - {name: n, type: int, required: true}\n"
-              "      - {name: x, type: int}\n"
-              "      - {name: s, type: string}\n");
-    static char text[S_BIG][80];
-    static const char *lines[S_BIG];
-    for (int i = 0; i < S_BIG; i++) {
-        snprintf(text[i], sizeof text[i], "{\"n\":%d,\"x\":%d,\"s\":\"%d\"}", i, i % 7, i % 13);
-        lines[i] = text[i];
-    }
-    s_ingest("big/nums", lines, S_BIG);
-}
-
-/* local.keys on the relay: k 0..1998 step 2 (1000 keys). */
-static void s_keys(void)
-{
-    s_product("local", "keys", "1.0.0", "    primaryKey: k\n",
-              "      - {name: k, type: int, required: true}\n");
-    static char text[1000][32];
-    static const char *lines[1000];
-    for (int i = 0; i < 1000; i++) {
-        snprintf(text[i], sizeof text[i], "{\"k\":%d}", 2 * i);
-        lines[i] = text[i];
-    }
-    s_ingest("local/keys", lines, 1000);
-}
-
-static void s_relay_products(void)
-{
-    s_lines();
-    s_keys();
-}
-
 static void s_setup_batch(void)
 {
     s_setup(); /* the owner */

@@ -184,4 +184,35 @@ S_UNUSED static void s_relay_products(void)
     s_keys();
 }
 
+/* Brings up the relay (its store in a temp folder named after tag, its
+ * engine, its products) once the owner's products are in; s_relay_down
+ * undoes it and the owner. */
+S_UNUSED static void s_relay_up(const char *tag)
+{
+    cr_assert_not_null(dm_t_tmpdir(r_dir, sizeof r_dir, tag));
+    cr_assert_eq(dm_store_open(r_dir, NULL, &r_store, NULL), DM_OK);
+    cr_assert_eq(dm_registry_new(&r_reg), DM_OK);
+    cr_assert_eq(dm_query_engine_new(r_store, r_reg, NULL, &r_eng, NULL), DM_OK);
+    s_on_relay(s_relay_products);
+    memset(&s_seen, 0, sizeof s_seen);
+}
+
+S_UNUSED static void s_relay_down(void)
+{
+    dm_query_engine_destroy(&r_eng);
+    dm_registry_destroy(&r_reg);
+    dm_store_destroy(&r_store);
+    dm_t_rmdir(r_dir);
+    s_teardown();
+}
+
+/* The native database a test compares with: every table of both nodes. */
+S_UNUSED static sqlite3 *s_nat;
+
+S_UNUSED static void s_copy_relay(void)
+{
+    s_native_copy(s_nat, "commerce", "lines");
+    s_native_copy(s_nat, "local", "keys");
+}
+
 #endif

@@ -24,30 +24,10 @@ static void s_fed_setup(void)
     s_more_customers();
     s_events();
     s_big();
-    cr_assert_not_null(dm_t_tmpdir(r_dir, sizeof r_dir, "test_query_relay"));
-    cr_assert_eq(dm_store_open(r_dir, NULL, &r_store, NULL), DM_OK);
-    cr_assert_eq(dm_registry_new(&r_reg), DM_OK);
-    cr_assert_eq(dm_query_engine_new(r_store, r_reg, NULL, &r_eng, NULL), DM_OK);
-    s_on_relay(s_relay_products);
-    memset(&s_seen, 0, sizeof s_seen);
+    s_relay_up("test_query_relay");
 }
 
-static void s_fed_teardown(void)
-{
-    dm_query_engine_destroy(&r_eng);
-    dm_registry_destroy(&r_reg);
-    dm_store_destroy(&r_store);
-    dm_t_rmdir(r_dir);
-    s_teardown();
-}
-
-static sqlite3 *s_nat;
-
-static void s_copy_relay(void)
-{
-    s_native_copy(s_nat, "commerce", "lines");
-    s_native_copy(s_nat, "local", "keys");
-}
+static void s_fed_teardown(void) { s_relay_down(); }
 
 /* A native database holding every table of both nodes. */
 static sqlite3 *s_native_all(void)

@@ -40,14 +40,14 @@ ctest --test-dir build --output-on-failure -j"$jobs"
 if [ "$quick" = 0 ]; then
   echo "== build with ASan + UBSan"
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDM_SANITIZE=ON >/dev/null
-  cmake --build build-asan -j"$jobs"
+  cmake --build build-asan -j"$jobs" --target unit_tests
   echo "== unit tests under ASan + UBSan"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
-  # Two targets at a time for FUZZ_CI_SECONDS each: 6 targets in about 3 x 30 s
+  # Two targets at a time for FUZZ_CI_SECONDS each: 9 targets in about 5 x 20 s
   # after the clang build.
-  echo "== fuzzing (libFuzzer, ASan + UBSan, ${FUZZ_CI_SECONDS:-30} s per target)"
-  FUZZ_JOBS=2 FUZZ_BUILD_JOBS="$jobs" scripts/fuzz.sh --all "${FUZZ_CI_SECONDS:-30}"
+  echo "== fuzzing (libFuzzer, ASan + UBSan, ${FUZZ_CI_SECONDS:-20} s per target)"
+  FUZZ_JOBS=2 FUZZ_BUILD_JOBS="$jobs" scripts/fuzz.sh --all "${FUZZ_CI_SECONDS:-20}"
 fi
 if [ "$compose" != 0 ]; then
   echo "test.sh: docker-compose config refused docker-compose.yml (its errors are above under '== compose file')" >&2

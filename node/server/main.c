@@ -19,7 +19,7 @@
 #define DM_MAX_SEEDS 16
 
 enum { O_DATA = 1, O_DOMAIN, O_LISTEN, O_ADVERTISE, O_LIMIT, O_MAP, O_LOG, O_HELP, O_VERSION,
-       O_JOIN, O_PROBE, O_PROBE_TIMEOUT, O_GOSSIP, O_SUSPICION, O_QWORKERS, O_QTIMEOUT,
+       O_JOIN, O_PROBE, O_PROBE_TIMEOUT, O_GOSSIP, O_SUSPICION, O_QWORKERS, O_QTIMEOUT, O_FED_NONCES,
        O_GOVERNANCE, O_AUDIT_AGE, O_AUDIT_RECORDS };
 
 static volatile sig_atomic_t s_stop = 0;
@@ -48,6 +48,9 @@ static void s_usage(FILE *f)
             "  --map-size BYTES      initial LMDB map size (it grows when full)\n"
             "  --query-workers N     SQL worker threads (default 2; one more serves short queries)\n"
             "  --query-timeout SECS  time limit of one SQL query (default 30)\n"
+            "  --fed-relay-nonces N  federated grants one relay may have open or remembered\n"
+            "                        at once, 64 to 65536 (default 65536; each is kept until\n"
+            "                        its grant expires)\n"
             "  --log-level LEVEL     error, warn, info (default) or debug\n"
             "\n"
             "Access (docs/security.md, docs/governance.md):\n"
@@ -134,10 +137,20 @@ static int s_option_bytes(int c, const char *arg, s_cli *cli)
     return 0;
 }
 
-/* Parses --query-workers or --query-timeout; -1 after printing. */
+/* Parses --query-workers, --query-timeout or --fed-relay-nonces; -1
+ * after printing. */
 static int s_option_query(int c, const char *arg, s_cli *cli)
 {
     char *end;
+    if (c == O_FED_NONCES) {
+        unsigned long v = strtoul(arg, &end, 10);
+        if (end == arg || *end || v < 64 || v > 65536) {
+            fprintf(stderr, "meshd: invalid --fed-relay-nonces '%s': expected 64 to 65536\n", arg);
+            return -1;
+        }
+        cli->o.fed_relay_nonces = (unsigned)v;
+        return 0;
+    }
     if (c == O_QWORKERS) {
         unsigned long v = strtoul(arg, &end, 10);
         if (end == arg || *end || v < 1 || v > 64) {
@@ -232,6 +245,7 @@ static int s_parse_args(int argc, char **argv, s_cli *cli)
         {"log-level", required_argument, NULL, O_LOG},
         {"query-workers", required_argument, NULL, O_QWORKERS},
         {"query-timeout", required_argument, NULL, O_QTIMEOUT},
+        {"fed-relay-nonces", required_argument, NULL, O_FED_NONCES},
         {"join", required_argument, NULL, O_JOIN},
         {"probe-interval", required_argument, NULL, O_PROBE},
         {"probe-timeout", required_argument, NULL, O_PROBE_TIMEOUT},
@@ -270,7 +284,8 @@ static int s_parse_args(int argc, char **argv, s_cli *cli)
         case O_GOSSIP:
         case O_SUSPICION: bad = s_option_mesh(c, optarg, cli); break;
         case O_QWORKERS:
-        case O_QTIMEOUT: bad = s_option_query(c, optarg, cli); break;
+        case O_QTIMEOUT:
+        case O_FED_NONCES: bad = s_option_query(c, optarg, cli); break;
         case O_GOVERNANCE: cli->o.governance = optarg; break;
         case O_AUDIT_AGE:
         case O_AUDIT_RECORDS: bad = s_option_audit(c, optarg, cli); break;

@@ -140,6 +140,10 @@ static dm_err s_start_pipelines(dm_node_t *self, const dm_node_opts_t *opts, dm_
     dm_query_limits_t limits = {.timeout_ms = opts->query_timeout_ms};
     self->query_timeout_ms =
         opts->query_timeout_ms > 0 ? opts->query_timeout_ms : DM_QUERY_DEFAULT_TIMEOUT_MS;
+    self->fed_relay_nonces = opts->fed_relay_nonces > 0 && opts->fed_relay_nonces <
+                                     DM_NODE_FED_NONCES_PER_RELAY
+                                 ? opts->fed_relay_nonces
+                                 : DM_NODE_FED_NONCES_PER_RELAY;
     dm_buf_t engine_why = DM_BUF_INIT;
     if ((rc = dm_query_engine_new(self->store, self->registry, &limits, &self->engine,
                                   &engine_why)) != DM_OK ||

@@ -32,6 +32,9 @@ typedef struct {
     size_t initial_map_bytes; /* 0: the store's default */
     unsigned query_workers;   /* 0: DM_QUERY_POOL_DEFAULT_WORKERS */
     int64_t query_timeout_ms; /* 0: the engine's default (30 s) */
+    /* Grant nonces one relay may have in the replay table (meshd
+     * --fed-relay-nonces); 0: DM_NODE_FED_NONCES_PER_RELAY. */
+    unsigned fed_relay_nonces;
     const char *const *seeds; /* --join addresses of mesh members (may be NULL) */
     size_t nseeds;
     const dm_membership_config_t *membership; /* NULL: defaults */

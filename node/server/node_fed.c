@@ -341,16 +341,16 @@ static dm_err s_admit(dm_node_t *self, const dm_grant_t *g, int64_t now_ms, dm_b
     }
     const s_relay_count *r = s_relay_find(self->fed_index, g->relay);
     if (self->fed_nnonces >= DM_NODE_FED_NONCES_MAX ||
-        (r && r->count >= DM_NODE_FED_NONCES_PER_RELAY) ||
+        (r && r->count >= self->fed_relay_nonces) ||
         (!r && self->fed_index->nrelays >= DM_NODE_FED_RELAYS_MAX)) {
         s_evict(self, now_ms, true);
         r = s_relay_find(self->fed_index, g->relay);
     }
     if (self->fed_nnonces >= DM_NODE_FED_NONCES_MAX ||
-        (r && r->count >= DM_NODE_FED_NONCES_PER_RELAY)) {
-        dm_buf_why(why, "the node is busy: its table of recent grants is full (%d per relay, "
+        (r && r->count >= self->fed_relay_nonces)) {
+        dm_buf_why(why, "the node is busy: its table of recent grants is full (%zu per relay, "
                    "%d in all, each kept until its expiry); retry shortly",
-                   DM_NODE_FED_NONCES_PER_RELAY, DM_NODE_FED_NONCES_MAX);
+                   self->fed_relay_nonces, DM_NODE_FED_NONCES_MAX);
         return DM_ERR_BUSY;
     }
     if (!r && self->fed_index->nrelays >= DM_NODE_FED_RELAYS_MAX) {

@@ -165,6 +165,7 @@ struct dm_node {
     struct dm_node__fed_index *fed_index; /* nonce lookups and per-relay counts */
     dm_node__fed_session_t *fed_sessions; /* DM_NODE_FED_SESSIONS_MAX slots */
     size_t fed_nsessions;
+    size_t fed_relay_nonces; /* a relay's share of fed_nonces (--fed-relay-nonces) */
     int fed_fd;             /* DIR/fed-nonces, appended (-1: not open) */
     size_t fed_appended;    /* records appended since it was last rewritten */
     /* Federation, the relay's side (node_remote.c, node_relay.c): the

@@ -85,6 +85,10 @@ static void s_member(dm_h_node_t *n, dm_h_person_t *p, const char *domain, bool 
               domain);
 }
 
+/* The owner's per-relay share of its grant replay table: small, so the
+ * test of the cap opens that many grants in well under a second. */
+#define T_RELAY_NONCES "300"
+
 /* One commerce node under governance: certified; orders restricted to the
  * consumer and the relay, its pii masked for all but group pii-readers
  * (the relay); secret restricted to the relay; open public to anyone. */
@@ -96,7 +100,7 @@ static void s_up(void)
     cr_assert(dm_h_person(&s_consumer, s_tmp, "consumer"));
     char dir[600], doc[1024], both[300], relay_only[100];
     snprintf(dir, sizeof dir, "%s/commerce", s_tmp);
-    const char *extra[] = {"--governance", s_gov.hex, NULL};
+    const char *extra[] = {"--governance", s_gov.hex, "--fed-relay-nonces", T_RELAY_NONCES, NULL};
     cr_assert(dm_h_node_start(&s_node, dir, "commerce", extra), "meshd did not start");
     char key[DM_ID_HEX_BYTES];
     dm_h_node_key(&s_node, key);
@@ -470,11 +474,11 @@ Test(fed_grant, open_sessions_are_bounded_per_relay)
 
 Test(fed_grant, the_replay_table_is_bounded_per_relay)
 {
-    /* DM_NODE_FED_NONCES_PER_RELAY (65536) grants opened and closed: their
-     * nonces stay until their expiry, so the next is refused BUSY naming
-     * the table, never by forgetting a nonce early; another relay is
-     * unaffected. */
-    const int cap = 65536;
+    /* --fed-relay-nonces (T_RELAY_NONCES here; 65536 by default) grants
+     * opened and closed: their nonces stay until their expiry, so the next
+     * is refused BUSY naming the table, never by forgetting a nonce early;
+     * another relay is unaffected. */
+    const int cap = atoi(T_RELAY_NONCES);
     dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, s_relay_id);
     dm_buf_t g = DM_BUF_INIT;
     Dm__Envelope env = DM__ENVELOPE__INIT;
@@ -565,7 +569,7 @@ Test(fed_grant, a_restarted_owner_still_refuses_a_replay)
     char dir[sizeof s_node.dir];
     snprintf(dir, sizeof dir, "%s", s_node.dir);
     dm_h_node_signal(&s_node, SIGTERM);
-    const char *extra[] = {"--governance", s_gov.hex, NULL};
+    const char *extra[] = {"--governance", s_gov.hex, "--fed-relay-nonces", T_RELAY_NONCES, NULL};
     cr_assert(dm_h_node_start(&s_node, dir, "commerce", extra), "meshd did not restart");
     s_seen_t w = {&s_node, &s_relay_node};
     cr_assert(dm_h_wait_until(s_seen, &w, DM_H_WAIT_MS), "the owner does not see the relay");

@@ -133,8 +133,8 @@ static void s_huge(void)
 }
 
 /* The acceptance of issue 10: 1,000 local keys against a 1,000,000-row
- * remote product move at most 1,000 rows in ceil(1000 / batch) round
- * trips. Keys 0..1998 step 2: too sparse for a range, so IN batches. */
+ * remote product (S_HUGE) move at most 1,000 rows in ceil(1000 / batch)
+ * round trips. Keys 0..1998 step 2: too sparse for a range, so IN batches. */
 Test(query_remote_batch, a_thousand_keys_against_a_million_rows_take_one_batch,
      .init = s_setup_batch, .fini = s_teardown_batch)
 {

@@ -56,15 +56,36 @@ typedef struct {
     uint8_t *dead;    /* dead[i]: row i is replaced by a later row of the batch */
     dm_buf_t scratch; /* index keys and quarantine values */
     dm_batch_result_t result;
+    const dm_store_hook_t *hook; /* NULL: none */
     dm_buf_t *why;    /* the caller's, for this attempt's failure */
 } s_batch_ctx;
 
-/* Deletes the log entry of pid's row seq, which a newer row replaces. */
-static dm_err s_delete_old_row(MDB_txn *txn, s_batch_ctx *c, uint64_t seq)
+/* Tells the hook that row index of the batch became live, replacing the
+ * stored row old (NULL when its key is new). */
+static dm_err s_hook_row(s_batch_ctx *c, const MDB_val *old, size_t index)
+{
+    if (!c->hook || !c->hook->row)
+        return DM_OK;
+    const dm_row_in_t *r = &c->rows[index];
+    return c->hook->row(c->hook->ctx, old ? old->mv_data : NULL, old ? old->mv_size : 0, r->row,
+                        r->row_len, c->why);
+}
+
+/* Deletes the log entry of pid's row seq, which row index of the batch
+ * replaces, after showing the old row to the hook. */
+static dm_err s_delete_old_row(MDB_txn *txn, s_batch_ctx *c, uint64_t seq, size_t index)
 {
     uint8_t lk[DM_STORE_LOG_KEY_BYTES];
     dm_store__log_key(lk, c->pid, seq);
-    MDB_val lkey = {sizeof lk, lk};
+    MDB_val lkey = {sizeof lk, lk}, old;
+    if (c->hook && c->hook->row) {
+        int rc = mdb_get(txn, c->self->rows, &lkey, &old);
+        if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+            return dm_store__mdb_why("read a replaced row", rc, c->why);
+        dm_err err = s_hook_row(c, rc == MDB_SUCCESS ? &old : NULL, index);
+        if (err)
+            return err;
+    }
     int rc = mdb_del(txn, c->self->rows, &lkey, NULL);
     if (rc == MDB_NOTFOUND)
         return DM_OK;
@@ -122,7 +143,7 @@ static dm_err s_write_index(MDB_txn *txn, s_batch_ctx *c, uint64_t first_seq, ui
             if ((err = dm_store__mdb_why("update an index entry",
                                          mdb_cursor_put(cur, &key, &val, MDB_CURRENT),
                                          c->why)) ||
-                (err = s_delete_old_row(txn, c, old)))
+                (err = s_delete_old_row(txn, c, old, win->index)))
                 break;
             c->result.updated += replaced_in_batch + 1;
             continue;
@@ -140,10 +161,13 @@ static dm_err s_write_index(MDB_txn *txn, s_batch_ctx *c, uint64_t first_seq, ui
             (*fresh)++;
             c->result.inserted++;
             c->result.updated += replaced_in_batch;
+            if ((err = s_hook_row(c, NULL, win->index)))
+                break;
             continue;
         }
         if ((err = dm_store__mdb_why("look up an index entry", rc, c->why)) ||
-            (err = s_seq_of(&val, c->pid, &old, c->why)) || (err = s_delete_old_row(txn, c, old)))
+            (err = s_seq_of(&val, c->pid, &old, c->why)) ||
+            (err = s_delete_old_row(txn, c, old, win->index)))
             break;
         c->result.updated += replaced_in_batch + 1;
     }
@@ -247,6 +271,8 @@ static dm_err s_batch_txn(MDB_txn *txn, void *arg, dm_buf_t *why)
     s_batch_ctx *c = arg;
     memset(&c->result, 0, sizeof c->result);
     c->why = why;
+    if (c->hook && c->hook->begin)
+        c->hook->begin(c->hook->ctx);
     dm_store_counters_t cnt;
     dm_err err = dm_store__counters_get(c->self, txn, c->pid, &cnt, why);
     if (err == DM_ERR_NOTFOUND)
@@ -260,13 +286,24 @@ static dm_err s_batch_txn(MDB_txn *txn, void *arg, dm_buf_t *why)
                                            c->source, dm_clock_wall_ms(), &c->scratch, why)))
         return err;
     uint64_t keyless = c->nrows - c->nrefs;
+    for (size_t i = 0; i < c->nrows && keyless && !err; i++)
+        if (c->rows[i].key_len == 0)
+            err = s_hook_row(c, NULL, i);
+    if (err)
+        return err;
     c->result.inserted += keyless;
     c->result.quarantined = c->nq;
     cnt.records += fresh + keyless;
     cnt.quarantined += c->nq;
     cnt.next_seq += c->nrows;
     cnt.next_qseq += c->nq;
-    return dm_store__counters_put(c->self, txn, c->pid, &cnt, why);
+    if ((err = dm_store__counters_put(c->self, txn, c->pid, &cnt, why)))
+        return err;
+    if (c->hook && c->hook->finish) {
+        dm_store_txn_t t = {c->self, txn};
+        err = c->hook->finish(c->hook->ctx, &t, &c->result, why);
+    }
+    return err;
 }
 
 size_t dm_store_max_key_bytes(void)
@@ -288,10 +325,20 @@ dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid, const dm_row_in_t *
                              size_t nrows, const dm_quarantine_in_t *quarantine, size_t nq,
                              const char *source, dm_batch_result_t *result, dm_buf_t *why)
 {
+    return dm_store_commit_batch_hooked(self, pid, rows, nrows, quarantine, nq, source, NULL,
+                                        result, why);
+}
+
+dm_err dm_store_commit_batch_hooked(dm_store_t *self, uint32_t pid, const dm_row_in_t *rows,
+                                    size_t nrows, const dm_quarantine_in_t *quarantine,
+                                    size_t nq, const char *source, const dm_store_hook_t *hook,
+                                    dm_batch_result_t *result, dm_buf_t *why)
+{
     if (result)
         memset(result, 0, sizeof *result);
     s_batch_ctx c = {.self = self, .pid = pid, .rows = rows, .nrows = nrows, .q = quarantine,
-                     .nq = nq, .source = source ? source : "", .scratch = DM_BUF_INIT};
+                     .nq = nq, .source = source ? source : "", .scratch = DM_BUF_INIT,
+                     .hook = hook};
     dm_err err = DM_OK;
     c.refs = malloc((nrows ? nrows : 1) * sizeof *c.refs);
     c.dead = calloc(nrows ? nrows : 1, 1);

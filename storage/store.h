@@ -167,6 +167,38 @@ DM_NODISCARD dm_err dm_store_commit_batch(dm_store_t *self, uint32_t pid,
                                           const char *source, dm_batch_result_t *result,
                                           dm_buf_t *why);
 
+/* A write transaction in progress, handed to a batch hook so that state
+ * derived from the rows (node/quality/'s counts and indexes, through
+ * storage/quality_db.h) commits atomically with them. Opaque. */
+typedef struct dm_store_txn dm_store_txn_t;
+
+/* Observes the rows a batch makes live, inside its transaction. The
+ * transaction may run more than once (after the map grew): begin is called
+ * at the start of every attempt and must reset whatever the hook
+ * accumulated. row is called once per row that becomes live: old_row is
+ * the stored row it replaces (NULL, 0 when the key is new or the product
+ * has no primary key); a row replaced by a later row of the same batch is
+ * never reported (it was never live). finish runs after every row and
+ * before the commit and may write its own state with txn. A non-DM_OK
+ * from row or finish (with a line in why) aborts the whole batch.
+ * Pointers are valid only during the call. Any callback may be NULL. */
+typedef struct {
+    void (*begin)(void *ctx);
+    dm_err (*row)(void *ctx, const void *old_row, size_t old_len, const void *new_row,
+                  size_t new_len, dm_buf_t *why);
+    dm_err (*finish)(void *ctx, dm_store_txn_t *txn, const dm_batch_result_t *result,
+                     dm_buf_t *why);
+    void *ctx;
+} dm_store_hook_t;
+
+/* dm_store_commit_batch with a hook (NULL: none). */
+DM_NODISCARD dm_err dm_store_commit_batch_hooked(dm_store_t *self, uint32_t pid,
+                                                 const dm_row_in_t *rows, size_t nrows,
+                                                 const dm_quarantine_in_t *quarantine,
+                                                 size_t nq, const char *source,
+                                                 const dm_store_hook_t *hook,
+                                                 dm_batch_result_t *result, dm_buf_t *why);
+
 /* The most bytes of an encoded primary key dm_store_commit_batch takes
  * (LMDB's key size, fixed when liblmdb is built, less the product prefix;
  * at most 1 KiB): a longer key fails the whole batch, so the validator

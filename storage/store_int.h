@@ -51,6 +51,12 @@ struct dm_store {
     size_t max_key_bytes;   /* mdb_env_get_maxkeysize */
 };
 
+/* store.h's dm_store_txn_t: the write transaction a batch hook may add to. */
+struct dm_store_txn {
+    dm_store_t *store;
+    MDB_txn *txn;
+};
+
 /* Per-product counters, kept in meta under DM_STORE_COUNTERS_TAG + pid so a
  * batch commit rewrites 32 bytes, not the whole product record. */
 typedef struct {

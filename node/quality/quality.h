@@ -1,0 +1,98 @@
+/* quality.h: a product's dataset checks (validateQuality), judged by its
+ * owner from state the writer keeps up to date (docs/quality.md).
+ *
+ * Record-level rules (not_null, in_list, range, regex without thresholds)
+ * still quarantine at ingest (record/schema.h). What this module adds is
+ * the dataset view: every check of the contract yields a result, from
+ * counts and indexes that each batch updates inside its own transaction
+ * (dm_store_hook_t), so judging costs O(checks), never a rescan. Results
+ * and their history live in the store (storage/quality_db.h).
+ *
+ * Thread-safety: a dm_quality_batch_t belongs to the writer thread; the
+ * read functions may run on any thread. */
+#ifndef DM_QUALITY_H
+#define DM_QUALITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "contract/contract.h"
+#include "storage/store.h"
+
+/* Worst first is highest: the report's outcome is the maximum. Skipped
+ * sits below warn: a check that cannot be judged yet (no history) is
+ * reported, not failed. */
+typedef enum {
+    DM_QOUT_PASS = 0,
+    DM_QOUT_SKIPPED = 1,
+    DM_QOUT_WARN = 2,
+    DM_QOUT_FAIL = 3,
+    DM_QOUT_ERROR = 4
+} dm_qoutcome;
+
+#define DM_QUALITY_SAMPLES_MAX 5 /* failing keys or values kept per result */
+
+/* "pass", "skipped", "warn", "fail", "error". */
+const char *dm_qoutcome_name(dm_qoutcome o);
+/* The inverse; false for anything else. */
+bool dm_qoutcome_parse(const char *s, dm_qoutcome *out);
+
+typedef struct {
+    char *name;            /* the check's name, or "RULE(COLUMN)" */
+    dm_check_rule rule;
+    char *column;          /* NULL when the check has none */
+    dm_qoutcome outcome;
+    double observed;       /* rule-specific number (failure rate, delta, age in ms, extra rows) */
+    char *observed_text;   /* the same, for people */
+    char *threshold;       /* what it was judged against, for people */
+    char *reason;          /* why it warned, failed, erred or was skipped; NULL on pass */
+    char *samples[DM_QUALITY_SAMPLES_MAX];
+    size_t nsamples;
+    int64_t at_ms;
+} dm_qresult_t;
+
+typedef struct {
+    int64_t at_ms;
+    dm_qoutcome outcome;   /* the worst result's; PASS when there are none */
+    uint64_t records;
+    int64_t last_ingest_ms;  /* 0: never */
+    int64_t newest_event_ms; /* freshness's event time; 0: none */
+    dm_qresult_t *results;
+    size_t n;
+} dm_qreport_t;
+
+/* Frees what r owns and zeroes it. NULL-safe. */
+void dm_qreport_clear(dm_qreport_t *r);
+
+/* ---- the writer's side ---- */
+
+typedef struct dm_quality_batch dm_quality_batch_t;
+
+/* Prepares the hook that keeps product pid's check state (c: its contract)
+ * up to date during one batch commit (dm_store_commit_batch_hooked), and
+ * judges the checks and stores the report in the same transaction. *hook is
+ * filled; it and *out stay valid until dm_quality_batch_destroy. now_ms is
+ * the batch's time. */
+DM_NODISCARD dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid,
+                                         const dm_contract_t *c, int64_t now_ms,
+                                         dm_quality_batch_t **out, dm_store_hook_t *hook,
+                                         dm_buf_t *why);
+void dm_quality_batch_destroy(dm_quality_batch_t **self_p);
+
+/* ---- readers ---- */
+
+/* Judges every check of product pid now from the stored state and, when
+ * store_it, keeps the report in the history. */
+DM_NODISCARD dm_err dm_quality_run(dm_store_t *store, uint32_t pid, const dm_contract_t *c,
+                                   int64_t now_ms, bool store_it, dm_qreport_t *out,
+                                   dm_buf_t *why);
+
+/* The latest stored report of pid. DM_ERR_NOTFOUND (why untouched) when
+ * none was stored. */
+DM_NODISCARD dm_err dm_quality_latest(dm_store_t *store, uint32_t pid, dm_qreport_t *out,
+                                      dm_buf_t *why);
+
+#endif

@@ -267,6 +267,11 @@ bool dm_catalog_certified(const dm_catalog_t *c, const char *domain,
  * pinned, or its owner published no acl entry for name or tombstoned it. */
 DM_NODISCARD dm_err dm_catalog_acl(const dm_catalog_t *c, const char *domain, const char *name,
                                    dm_buf_t *payload);
+/* The live health entry (key "health/DOMAIN/NAME", an encoded
+ * dm.HealthRecord, docs/catalog.md) of the domain's owner, copied into
+ * payload (reset first). DM_ERR_NOTFOUND when there is none. */
+DM_NODISCARD dm_err dm_catalog_health(const dm_catalog_t *c, const char *domain,
+                                      const char *name, dm_buf_t *payload);
 
 /* ---- local publications ---- */
 

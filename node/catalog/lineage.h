@@ -57,8 +57,8 @@ DM_NODISCARD dm_err dm_lineage_walk(const dm_lineage_t *g, const char *domain, c
                                     dm_lineage_edge_fn edge_fn, void *ctx, bool *truncated);
 
 /* Whether DOMAIN.NAME is "upstream degraded": some product upstream of it
- * (any depth up to DM_LINEAGE_DEPTH_MAX) is failing by health, or is
- * missing. cause (reset) names the nearest such upstream and why:
+ * (any depth up to DM_LINEAGE_DEPTH_MAX) is failing by its health entry
+ * (a missing upstream is not: lineage names it as dangling). cause (reset) names the nearest such upstream and why:
  * "upstream degraded: logistics.inventory fails unique(sku)". */
 bool dm_lineage_degraded(const dm_lineage_t *g, const char *domain, const char *name,
                          dm_lineage_health_fn health, void *ctx, dm_buf_t *cause);

@@ -17,6 +17,7 @@
 #define DM_INGEST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/err.h"
 #include "policy/policy.h"
@@ -80,6 +81,32 @@ void dm_ingest_set_register_gate(dm_ingest_t *self, dm_ingest_register_fn fn, vo
 DM_NODISCARD dm_err dm_ingest_check_policy(dm_registry_t *registry, const char *domain,
                                            dm_policy_set_t *gov, const void *data, size_t len,
                                            dm_buf_t *text);
+
+/* An ingest run: the batches one `dmctl ingest` sends, tied by
+ * IngestReq.run_id (docs/protocol.md). The writer reports a run's start
+ * (its first batch committed), its completion (the batch marked run_last
+ * committed; report holds the checks judged after it) or its failure (a
+ * batch of the run failed to commit or was refused; error says why). */
+typedef enum { DM_INGEST_RUN_START, DM_INGEST_RUN_COMPLETE, DM_INGEST_RUN_FAIL } dm_ingest_run_event;
+
+#define DM_INGEST_RUN_ID_BYTES 16
+
+typedef struct {
+    dm_ingest_run_event event;
+    uint8_t run_id[DM_INGEST_RUN_ID_BYTES];
+    const char *domain, *name;
+    const char *source;          /* the client's input name ("" if none) */
+    int64_t at_ms;
+    uint64_t accepted, quarantined; /* over the run so far */
+    const void *report;          /* COMPLETE: a const dm_qreport_t * (quality/quality.h), or NULL */
+    const char *error;           /* FAIL: why; NULL otherwise */
+} dm_ingest_run_t;
+
+/* Called on the writer thread for every run event; must not block long
+ * (an append to a file is fine) and must not call back into the pipeline. */
+typedef void (*dm_ingest_run_fn)(void *ctx, const dm_ingest_run_t *run);
+/* Installs fn (NULL: none). Call before the first request is forwarded. */
+void dm_ingest_set_run_hook(dm_ingest_t *self, dm_ingest_run_fn fn, void *ctx);
 
 /* Asks the threads to finish the jobs already queued and stop; the writer
  * sends a single-frame DM_CTL_STOPPED to the outbox when done. The node loop

@@ -360,7 +360,7 @@ static bool s_purge(dm_catalog_t *c, const char *domain, const uint8_t *owner, b
     for (size_t i = 0; i < c->nitems; i++) {
         dm_catalog__item_t *it = c->items[i];
         bool bound = it->kind == DM_CATALOG__PRODUCT || it->kind == DM_CATALOG__ACL ||
-                     (claims && it->kind == DM_CATALOG__NODE);
+                     it->kind == DM_CATALOG__HEALTH || (claims && it->kind == DM_CATALOG__NODE);
         if (ok && bound && strcmp(it->domain, domain) == 0 &&
             memcmp(it->e.origin, owner, DM_ID_PUBLIC_BYTES) != 0) {
             ok = s_queue_entry(c, &it->e, true) &&
@@ -529,6 +529,8 @@ static dm_catalog_verdict s_payload(dm_catalog_t *c, const dm_catalog_entry_t *e
         return dm_catalog__contract_ok(e, p, why) ? DM_CATALOG_ACCEPTED : DM_CATALOG_MALFORMED;
     case DM_CATALOG__ACL:
         return dm_catalog__acl_ok(e, why) ? DM_CATALOG_ACCEPTED : DM_CATALOG_MALFORMED;
+    case DM_CATALOG__HEALTH:
+        return dm_catalog__health_ok(e, why) ? DM_CATALOG_ACCEPTED : DM_CATALOG_MALFORMED;
     case DM_CATALOG__GOV_ROOT:
     case DM_CATALOG__GOV_DOC:
         return dm_catalog__gov_payload(c, e, p->kind, why);

@@ -7,6 +7,8 @@
  *                         address, products); it claims the domain
  *   "product/DOMAIN/NAME" the canonical contract JSON, or a tombstone
  *   "acl/DOMAIN/NAME"     the owner's grants (dm.AclRecord), or a tombstone
+ *   "health/DOMAIN/NAME"  the owner's view of the product's health
+ *                         (dm.HealthRecord), or a tombstone
  *   "gov/root", "gov/doc/NAME"  governance, from the governance key only
  * A receiver verifies the signature first, then who may say it (gov/ keys),
  * then ownership (a certified domain belongs to its certified node, else
@@ -103,6 +105,15 @@
 /* Readers in each list of an acl record at most (each 64 hex digits of a
  * key, either case, or "group:NAME"). */
 #define DM_CATALOG_ACL_READERS_MAX 1000
+/* "health/DOMAIN/NAME": the latest check results (without samples), SLA
+ * terms, last ingest and counts of one product (an encoded
+ * dm.HealthRecord), published by the domain's owner as acl entries are; a
+ * tombstone when the product is deregistered. A payload holds at most
+ * DM_CONTRACT_MAX_CHECKS checks and DM_CATALOG_HEALTH_SLA_MAX SLA terms,
+ * each string at most DM_CATALOG_HEALTH_TEXT_MAX bytes, and no samples. */
+#define DM_CATALOG_HEALTH_PREFIX "health/"
+#define DM_CATALOG_HEALTH_SLA_MAX 3
+#define DM_CATALOG_HEALTH_TEXT_MAX 512
 /* Governance entries, published by the governance key only (their origin),
  * never by a node: "gov/root" (an encoded dm.GovRoot: a key rotation) and
  * "gov/doc/NAME" (one governance YAML document, policy/policy.h). */
@@ -268,8 +279,10 @@ bool dm_catalog_certified(const dm_catalog_t *c, const char *domain,
 DM_NODISCARD dm_err dm_catalog_acl(const dm_catalog_t *c, const char *domain, const char *name,
                                    dm_buf_t *payload);
 /* The live health entry (key "health/DOMAIN/NAME", an encoded
- * dm.HealthRecord, docs/catalog.md) of the domain's owner, copied into
- * payload (reset first). DM_ERR_NOTFOUND when there is none. */
+ * dm.HealthRecord, docs/catalog.md) of the domain's owner (its certified
+ * node, else the origin it is pinned to), copied into payload (reset
+ * first; checked when accepted). DM_ERR_NOTFOUND when there is none: the
+ * domain has no owner, or its owner published none or tombstoned it. */
 DM_NODISCARD dm_err dm_catalog_health(const dm_catalog_t *c, const char *domain,
                                       const char *name, dm_buf_t *payload);
 
@@ -279,7 +292,8 @@ DM_NODISCARD dm_err dm_catalog_health(const dm_catalog_t *c, const char *domain,
  * "node" (payload: an encoded dm.NodeRecord), "product/DOMAIN/NAME"
  * (payload: the canonical contract JSON of DOMAIN/NAME; tombstone: payload
  * empty, deletes the product) or "acl/DOMAIN/NAME" (an encoded
- * dm.AclRecord of a product this node publishes). Fails with a reason in why (may be NULL):
+ * dm.AclRecord of a product this node publishes) or "health/DOMAIN/NAME"
+ * (an encoded dm.HealthRecord of one). Fails with a reason in why (may be NULL):
  * DM_ERR_INVALID (bad key or payload), DM_ERR_DENIED (a product of a
  * domain not pinned to this node: publish the node record first),
  * DM_ERR_CONFLICT (the node record claims a domain pinned to another

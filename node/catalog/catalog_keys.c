@@ -1,8 +1,8 @@
 /* catalog_keys.c: what a catalog key may be and what its payload must
  * hold (docs/catalog.md, "Keys"): the grammar of "node",
- * "product/DOMAIN/NAME", "acl/DOMAIN/NAME", "gov/root" and "gov/doc/NAME",
- * the tombstone rules, and the checks of node records, contracts and acl
- * records. Pure: no catalog state is read here (catalog_gov.c judges the
+ * "product/DOMAIN/NAME", "acl/DOMAIN/NAME", "health/DOMAIN/NAME", "gov/root"
+ * and "gov/doc/NAME", the tombstone rules, and the checks of node records,
+ * contracts and acl records (health records: catalog_health.c). Pure: no catalog state is read here (catalog_gov.c judges the
  * governance payloads against the key chain). */
 #include "catalog/catalog_priv.h"
 
@@ -86,6 +86,10 @@ static bool s_key(const char *key, dm_catalog__parsed_t *p)
         p->kind = DM_CATALOG__ACL;
         return s_domain_name(key + S_PREFIX_LEN(DM_CATALOG_ACL_PREFIX), p);
     }
+    if (strncmp(key, DM_CATALOG_HEALTH_PREFIX, S_PREFIX_LEN(DM_CATALOG_HEALTH_PREFIX)) == 0) {
+        p->kind = DM_CATALOG__HEALTH;
+        return s_domain_name(key + S_PREFIX_LEN(DM_CATALOG_HEALTH_PREFIX), p);
+    }
     if (strcmp(key, DM_CATALOG_GOV_ROOT_KEY) == 0) {
         p->kind = DM_CATALOG__GOV_ROOT;
         return true;
@@ -112,7 +116,8 @@ dm_catalog_verdict dm_catalog__parse(const dm_catalog_entry_t *e, dm_catalog__pa
     if (!s_key(e->key, p))
         return s_malformed(why,
                            "key '%.*s' is none of \"node\", \"product/DOMAIN/NAME\", "
-                           "\"acl/DOMAIN/NAME\", \"gov/root\", \"gov/doc/NAME\" with names "
+                           "\"acl/DOMAIN/NAME\", \"health/DOMAIN/NAME\", \"gov/root\", "
+                           "\"gov/doc/NAME\" with names "
                            "matching " DM_TEXT_NAME_RULE,
                            DM_CATALOG_KEY_MAX, e->key);
     if (e->tombstone && e->payload_len)
@@ -131,7 +136,8 @@ dm_catalog_verdict dm_catalog__parse(const dm_catalog_entry_t *e, dm_catalog__pa
         if (!e->tombstone && !e->payload_len)
             return s_malformed(why, "governance document %s has no YAML", p->name);
         break;
-    default: /* an acl record may be empty: no grants, no revocations */
+    default: /* an acl record may be empty (no grants, no revocations), so may a
+              * health record (nothing measured yet: every field its default) */
         break;
     }
     return DM_CATALOG_ACCEPTED;

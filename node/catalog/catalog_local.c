@@ -80,14 +80,15 @@ static bool s_held(const char *qualified, const dm_product_t *list, size_t n)
     return false;
 }
 
-/* Tombstones this node's live acl entry of qualified ("DOMAIN/NAME"), if
- * any: the grants of a deregistered product die with it. */
-static void s_tombstone_acl(dm_catalog_t *c, const dm_catalog_local_t *what,
+/* Tombstones this node's live entry prefix + qualified ("DOMAIN/NAME"),
+ * if any: the grants (acl/) and the health (health/) of a deregistered
+ * product die with it. */
+static void s_tombstone_aux(dm_catalog_t *c, const dm_catalog_local_t *what, const char *prefix,
                             const char *qualified, int64_t now_ms, dm_buf_t *why,
                             dm_diags_t *diags)
 {
     char key[DM_CATALOG_KEY_MAX];
-    snprintf(key, sizeof key, "%s%s", DM_CATALOG_ACL_PREFIX, qualified);
+    snprintf(key, sizeof key, "%s%s", prefix, qualified);
     dm_catalog_entry_t e = {0};
     bool live = dm_catalog_get(c, what->self_id, key, &e) == DM_OK && !e.tombstone;
     dm_catalog_entry_clear(&e);
@@ -121,7 +122,8 @@ static bool s_tombstone_gone(dm_catalog_t *c, const dm_catalog_local_t *what,
             continue;
         }
         published = true;
-        s_tombstone_acl(c, what, own.names[k], now_ms, why, diags);
+        s_tombstone_aux(c, what, DM_CATALOG_ACL_PREFIX, own.names[k], now_ms, why, diags);
+        s_tombstone_aux(c, what, DM_CATALOG_HEALTH_PREFIX, own.names[k], now_ms, why, diags);
     }
     for (size_t k = 0; k < own.n; k++)
         free(own.names[k]);

@@ -27,6 +27,7 @@ typedef enum {
     DM_CATALOG__NODE,     /* "node" */
     DM_CATALOG__PRODUCT,  /* "product/DOMAIN/NAME" */
     DM_CATALOG__ACL,      /* "acl/DOMAIN/NAME" */
+    DM_CATALOG__HEALTH,   /* "health/DOMAIN/NAME" */
     DM_CATALOG__GOV_ROOT, /* "gov/root" */
     DM_CATALOG__GOV_DOC   /* "gov/doc/NAME" */
 } dm_catalog__kind;
@@ -219,6 +220,9 @@ bool dm_catalog__contract_ok(const dm_catalog_entry_t *e, const dm_catalog__pars
 /* Whether an acl payload is a dm.AclRecord within the bounds
  * (DM_CATALOG_ACL_READERS_MAX readers a list, each HEX or group:NAME). */
 bool dm_catalog__acl_ok(const dm_catalog_entry_t *e, dm_buf_t *why);
+/* Whether a health payload is a dm.HealthRecord within the bounds
+ * (DM_CATALOG_HEALTH_*); false with a reason naming the field. */
+bool dm_catalog__health_ok(const dm_catalog_entry_t *e, dm_buf_t *why);
 
 /* ---- catalog_gov.c ---- */
 

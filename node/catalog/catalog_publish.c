@@ -1,7 +1,8 @@
 /* catalog_publish.c: the catalog's public verbs on top of catalog.c: local
  * publication (sign with the next version), single remote entries
  * (dm_catalog_apply), lookups (get, owner, count, local version, an
- * owner's acl entry) and the listings (products, nodes, conflicts). */
+ * owner's acl and health entries) and the listings (products, nodes,
+ * conflicts). */
 #include "catalog/catalog_priv.h"
 
 #include <stdio.h>
@@ -80,12 +81,19 @@ static bool s_is_acl(const char *key)
     return strncmp(key, DM_CATALOG_ACL_PREFIX, strlen(DM_CATALOG_ACL_PREFIX)) == 0;
 }
 
-/* Domain and name of a product or acl key, or false. */
+static bool s_is_health(const char *key)
+{
+    return strncmp(key, DM_CATALOG_HEALTH_PREFIX, strlen(DM_CATALOG_HEALTH_PREFIX)) == 0;
+}
+
+/* Domain and name of a product, acl or health key, or false. */
 static bool s_product_key(const char *key, char *domain, char *name)
 {
     size_t plen = strlen(DM_CATALOG_PRODUCT_PREFIX);
     if (s_is_acl(key))
         plen = strlen(DM_CATALOG_ACL_PREFIX);
+    else if (s_is_health(key))
+        plen = strlen(DM_CATALOG_HEALTH_PREFIX);
     else if (strncmp(key, DM_CATALOG_PRODUCT_PREFIX, plen) != 0)
         return false;
     const char *d = key + plen, *slash = strchr(d, '/');
@@ -154,7 +162,10 @@ dm_err dm_catalog_publish(dm_catalog_t *c, const char *key, const void *payload,
         if (tombstone && (!old || old->e.tombstone)) {
             if (why)
                 dm_buf_printf(why, "%s %s/%s is not published",
-                              s_is_acl(key) ? "the acl entry of" : "product", domain, name);
+                              s_is_acl(key)      ? "the acl entry of"
+                              : s_is_health(key) ? "the health entry of"
+                                                 : "product",
+                              domain, name);
             return DM_ERR_NOTFOUND;
         }
     }
@@ -307,6 +318,26 @@ dm_err dm_catalog_acl(const dm_catalog_t *c, const char *domain, const char *nam
         snprintf(key, sizeof key, DM_CATALOG_ACL_PREFIX "%s/%s", domain, name) >= (int)sizeof key)
         return DM_ERR_NOTFOUND;
     const dm_catalog__item_t *it = s_find(c, pin->owner, key);
+    if (!it || it->e.tombstone)
+        return DM_ERR_NOTFOUND;
+    if (it->e.payload_len)
+        dm_buf_append(payload, it->e.payload, it->e.payload_len);
+    return DM_OK;
+}
+
+dm_err dm_catalog_health(const dm_catalog_t *c, const char *domain, const char *name,
+                         dm_buf_t *payload)
+{
+    dm_buf_reset(payload);
+    const uint8_t *owner = dm_catalog__cert_find(c, domain);
+    const dm_catalog__pin_t *pin = owner ? NULL : dm_catalog__pin_find(c, domain);
+    if (pin)
+        owner = pin->owner;
+    char key[DM_CATALOG_KEY_MAX];
+    if (!owner || snprintf(key, sizeof key, DM_CATALOG_HEALTH_PREFIX "%s/%s", domain, name) >=
+                      (int)sizeof key)
+        return DM_ERR_NOTFOUND;
+    const dm_catalog__item_t *it = s_find(c, owner, key);
     if (!it || it->e.tombstone)
         return DM_ERR_NOTFOUND;
     if (it->e.payload_len)

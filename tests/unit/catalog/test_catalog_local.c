@@ -2,7 +2,7 @@
  * LMDB store in a temp dir: a new product is published, an upgrade is
  * published again, a deregistered product is tombstoned, and nothing is
  * published when catalog and store agree; a deregistered product's acl
- * entry is tombstoned with it; what a certificate held elsewhere refused is
+ * entry and its health entry are tombstoned with it; what a certificate held elsewhere refused is
  * published by the next round once the certificate moves the domain here. */
 #include <criterion/criterion.h>
 
@@ -215,4 +215,24 @@ Test(catalog_local, the_sweep_publishes_what_was_refused_once_a_certificate_move
     dm_catalog_entry_clear(&e);
     dm_identity_destroy(&gov);
     dm_identity_destroy(&other);
+}
+
+Test(catalog_local, tombstones_the_health_of_a_deregistered_product)
+{
+    s_register("orders", 1, 1);
+    s_register("payments", 1, 1);
+    cr_assert(s_reconcile(true));
+    /* an empty dm.HealthRecord is a valid one */
+    cr_assert_eq(dm_catalog_publish(s_cat, "health/commerce/orders", "", 0, false, S_NOW, NULL),
+                 DM_OK);
+    cr_assert_eq(dm_catalog_publish(s_cat, "health/commerce/payments", "", 0, false, S_NOW,
+                                    NULL),
+                 DM_OK);
+    cr_assert_eq(dm_store_product_delete(s_store, S_DOMAIN, "orders", NULL, NULL), DM_OK);
+    cr_assert(s_reconcile(false));
+    cr_assert_eq(s_diags.count, 0, "%s", s_diags.count ? s_diags.items[0].message : "");
+    dm_buf_t h = DM_BUF_INIT;
+    cr_assert_eq(dm_catalog_health(s_cat, S_DOMAIN, "orders", &h), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_catalog_health(s_cat, S_DOMAIN, "payments", &h), DM_OK);
+    dm_buf_free(&h);
 }

@@ -113,7 +113,7 @@ enum { /* bits of dm_contract_t.protocols */
 typedef struct {
     char *product;
     char *domain;
-} dm_lineage_t;
+} dm_upstream_t;
 
 typedef struct {
     /* metadata */
@@ -159,7 +159,7 @@ typedef struct {
 
     /* spec.interoperability */
     unsigned protocols;      /* DM_PROTO_* bits */
-    dm_lineage_t *upstream;
+    dm_upstream_t *upstream;
     size_t nupstream;
 
     /* private: the parsed document, kept for the canonical form (x- keys) */

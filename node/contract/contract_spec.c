@@ -240,7 +240,7 @@ static void s_upstream_twice(dm_contract__cx_t *cx, const dm_contract_t *c, cons
     dm_sidx_sort(&x);
     for (size_t i = 1; i < x.n; i++)
         if (dm_sidx_dup(&x, i)) {
-            const dm_lineage_t *l = &c->upstream[x.e[i].pos];
+            const dm_upstream_t *l = &c->upstream[x.e[i].pos];
             dm_contract__err(cx, at[x.e[i].pos], "upstream %s/%s is listed twice", l->domain,
                       l->product);
         }
@@ -262,7 +262,7 @@ static void s_upstream(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_n
         snprintf(what, sizeof what, "spec.interoperability.lineage.upstream[%zu]", i);
         if (!dm_contract__map(cx, m, what, keys))
             continue;
-        dm_lineage_t l = {NULL, NULL};
+        dm_upstream_t l = {NULL, NULL};
         bool ok = true;
         const char *names[] = {"product", "domain"};
         char **dst[] = {&l.product, &l.domain};

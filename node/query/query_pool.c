@@ -48,17 +48,28 @@
 
 
 /* The access of one query (query.h): the pool's decision with the caller
- * of the request. */
+ * of the request, and the products it allowed (their latency is
+ * measured). */
 typedef struct {
     dm_query_pool_t *pool;
     const dm_rpc_caller_t *caller;
+    char read[DM_QUERY_POOL_LATENCY_PRODUCTS][2][DM_QUERY_POOL_LATENCY_NAME];
+    size_t nread;
 } s_access_ctx;
 
 static dm_err s_decide(void *arg, const char *domain, const char *product,
                        dm_policy_decision_t *out, dm_buf_t *why)
 {
     s_access_ctx *a = arg;
-    return a->pool->decide(a->pool->decide_ctx, a->caller, domain, product, out, why);
+    dm_err rc = a->pool->decide(a->pool->decide_ctx, a->caller, domain, product, out, why);
+    if (rc == DM_OK && out->allow && a->pool->latency &&
+        a->nread < DM_QUERY_POOL_LATENCY_PRODUCTS &&
+        strlen(domain) < DM_QUERY_POOL_LATENCY_NAME && strlen(product) < DM_QUERY_POOL_LATENCY_NAME) {
+        strcpy(a->read[a->nread][0], domain);
+        strcpy(a->read[a->nread][1], product);
+        a->nread++;
+    }
+    return rc;
 }
 
 static bool s_describable(void *arg, const char *domain, const char *product)
@@ -162,7 +173,7 @@ static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_que
     dm_query_pool_open_t *o = NULL;
     zmq_msg_t msg;
     bool packed = false, ended = true, must_close = false;
-    s_access_ctx actx = {self, &r->caller};
+    s_access_ctx actx = {.pool = self, .caller = &r->caller};
     dm_query_access_t access = {s_decide, &actx, s_describable};
     dm_query_remote_t *remote = NULL;
     dm_err rc = DM_OK;
@@ -206,6 +217,11 @@ static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_que
     }
     if (packed)
         dm_query_pool__reply(self, &r->rid, &msg);
+    if (rc == DM_OK && self->latency) { /* an opened query: its products answered */
+        int64_t us = (dm_clock_mono_ns() - r->arrived_ns) / 1000;
+        for (size_t i = 0; i < actx.nread; i++)
+            self->latency(self->latency_ctx, actx.read[i][0], actx.read[i][1], us);
+    }
     pthread_mutex_lock(&self->lock);
     must_close = dm_query_sched_finish(self->sched, w->index, ended, dm_clock_mono_ms());
     dm_query_pool__collect(self, acts);
@@ -516,6 +532,12 @@ void dm_query_pool_set_remote(dm_query_pool_t *self, dm_query_pool_remote_make_f
     self->remote_ctx = ctx;
 }
 
+void dm_query_pool_set_latency(dm_query_pool_t *self, dm_query_pool_latency_fn fn, void *ctx)
+{
+    self->latency = fn;
+    self->latency_ctx = ctx;
+}
+
 /* dm_query_pool_forward(_as): caller NULL takes the payload's. */
 static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
                         const dm_rpc_caller_t *caller, Dm__Envelope **env, dm_buf_t *why)
@@ -566,6 +588,7 @@ static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
     zmq_msg_init(&r->rid);
     zmq_msg_copy(&r->rid, rid);
     r->env = e;
+    r->arrived_ns = dm_clock_mono_ns();
     if (e->body_case == DM__ENVELOPE__BODY_QUERY_REQ && caller)
         r->caller = *caller;
     else if (e->body_case == DM__ENVELOPE__BODY_QUERY_REQ)

@@ -80,6 +80,21 @@ typedef void (*dm_query_pool_remote_free_fn)(void *ctx, dm_query_remote_t *remot
 void dm_query_pool_set_remote(dm_query_pool_t *self, dm_query_pool_remote_make_fn make,
                               dm_query_pool_remote_free_fn free_fn, void *ctx);
 
+/* Installs how the owner measures its products' query latency (the SLA's
+ * latency term, quality/sla.h): after a QueryReq's first reply has been
+ * handed to the outbox, fn is called once per product its SQL named and
+ * was allowed to read (at most DM_QUERY_POOL_LATENCY_PRODUCTS, names under
+ * DM_QUERY_POOL_LATENCY_NAME bytes), with the microseconds from the
+ * request's arrival at the pool (queue wait included) to that reply.
+ * Later pulls of a cursor are not measured. fn runs on worker threads
+ * concurrently: it must be cheap and thread-safe. Call before the first
+ * forward. */
+#define DM_QUERY_POOL_LATENCY_PRODUCTS 8
+#define DM_QUERY_POOL_LATENCY_NAME 64
+typedef void (*dm_query_pool_latency_fn)(void *ctx, const char *domain, const char *product,
+                                         int64_t latency_us);
+void dm_query_pool_set_latency(dm_query_pool_t *self, dm_query_pool_latency_fn fn, void *ctx);
+
 /* Hands one request to the pool: env (QueryReq, QueryNext or QueryClose,
  * taken: *env is set NULL on DM_OK) from the client with routing id
  * rid_msg (copied), payload_msg is the request's message (its ZAP User-Id

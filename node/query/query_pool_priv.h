@@ -18,6 +18,7 @@ typedef struct {
     zmq_msg_t rid;
     Dm__Envelope *env;
     dm_rpc_caller_t caller;
+    int64_t arrived_ns; /* monotonic: when the pool took it (latency) */
 } dm_query_pool_req_t;
 
 typedef struct {
@@ -66,6 +67,8 @@ struct dm_query_pool {
     dm_query_pool_remote_make_fn remote_make; /* set before the first forward, then read-only */
     dm_query_pool_remote_free_fn remote_free;
     void *remote_ctx;
+    dm_query_pool_latency_fn latency; /* set before the first forward, then read-only */
+    void *latency_ctx;
 };
 
 /* Sends a packed reply (msg is consumed) as [rid][msg] to out. */

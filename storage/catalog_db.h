@@ -9,6 +9,9 @@
  *   'p' domain           -> the domain's pin (owner, first seen)
  *   'c' domain 0 claimant[32] -> a refused claim on a pinned domain
  *   'g' root_version (u64 BE) -> a key of the governance key chain (32 bytes)
+ *   'h'                  -> the node's heartbeat and down intervals
+ *                           (node/server/node_health.c; quality/sla.h's
+ *                           record; the catalog skips it)
  * A write is a batch of puts and deletes committed in one synchronous
  * transaction, so a process killed at any moment leaves either all of a
  * batch or none of it. */
@@ -25,6 +28,7 @@
 #define DM_STORE_CATALOG_PIN 'p'
 #define DM_STORE_CATALOG_CONFLICT 'c'
 #define DM_STORE_CATALOG_GOV 'g'
+#define DM_STORE_CATALOG_HEARTBEAT 'h'
 
 /* One put (val not NULL) or delete (val NULL; absent keys are fine). */
 typedef struct {

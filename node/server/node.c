@@ -273,7 +273,8 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, dm_buf_t *why)
         (rc = s_start_pipelines(self, opts, w)) != DM_OK ||
         (rc = s_start_rpc(self, opts, w)) != DM_OK || (rc = s_start_mesh(self, opts, w)) != DM_OK ||
         (rc = s_start_access(self, opts, w)) != DM_OK ||
-        (rc = dm_node__fed_start(self, w)) != DM_OK) {
+        (rc = dm_node__fed_start(self, w)) != DM_OK ||
+        (rc = dm_node__health_open(self, w)) != DM_OK) {
         dm_node_destroy(&self);
         dm_buf_free(&local);
         return rc;
@@ -354,6 +355,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
         dm_node__remote_refresh(self, now); /* federation: what other nodes own */
         /* Gossip may have brought governance documents or a rotation. */
         dm_node__policy_refresh(self);
+        dm_node__health_tick(self, now); /* SLA measures, health entries */
         dm_node__audit_flush(self, false);
         if (now >= next_sweep) {
             int cleared = 0;
@@ -413,6 +415,7 @@ void dm_node_destroy(dm_node_t **self_p)
     dm_gossip_destroy(&self->gossip);
     dm_rpc_server_destroy(&self->rpc);
     dm_query_pool_destroy(&self->queries); /* its workers decide with the tables below */
+    dm_node__health_close(self);           /* and record latencies into it */
     dm_node__fed_stop(self);
     dm_query_engine_destroy(&self->engine);
     dm_node__audit_close(self);

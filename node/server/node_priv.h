@@ -180,6 +180,7 @@ struct dm_node {
     uint64_t remote_print;
     int64_t remote_next, remote_full;
     struct dm_node__fedrelay *relay;
+    struct dm_node__health *health; /* node_health.c */
 };
 
 /* Creates the data directory if needed, takes its lock and checks or
@@ -344,6 +345,36 @@ void dm_node__handle_audit(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const D
  * Any thread. */
 void dm_node__audit_relay(dm_node_t *self, const dm_rpc_caller_t *consumer, const char *domain,
                           const char *name, const uint8_t owner[DM_ID_PUBLIC_BYTES]);
+
+/* ---- health (node_health.c): SLA measures and the health entries ---- */
+
+#define DM_NODE_HEALTH_TICK_MS 1000     /* the loop looks at its products' health this often */
+#define DM_NODE_HEALTH_MIN_GAP_MS 2000  /* a product's entry is republished at most this often */
+#define DM_NODE_HEALTH_REFRESH_MS 60000 /* ... and this often when only numbers changed */
+#define DM_NODE_HEARTBEAT_MS 10000      /* the heartbeat (availability) is written this often */
+
+typedef struct dm_node__health dm_node__health_t;
+/* Reads the heartbeat (the time since it counts as down), writes a new one
+ * and installs the query pool's latency observer. After the store, the
+ * catalog, gossip and the query pool are up, before the loop runs.
+ * DM_ERR_NOMEM with a line in why. */
+DM_NODISCARD dm_err dm_node__health_open(dm_node_t *self, dm_buf_t *why);
+/* Writes a last heartbeat and frees. After the query pool stopped;
+ * NULL-safe (self->health NULL). */
+void dm_node__health_close(dm_node_t *self);
+/* Every DM_NODE_HEALTH_TICK_MS: refutations, the heartbeat, and each owned
+ * product's health entry published when due. Loop only. */
+void dm_node__health_tick(dm_node_t *self, int64_t mono_ms);
+/* A listing's health of domain/name into health ("pass", "warn", "fail",
+ * "error", "sla breached", "upstream degraded", or "" unknown) and why
+ * into cause (reset; "" for pass). Loop only. */
+void dm_node__health_show(dm_node_t *self, const char *domain, const char *name,
+                          dm_buf_t *health, dm_buf_t *cause);
+/* The owner's health entry of domain/name, decoded (free with
+ * dm__health_record__free_unpacked; NULL when there is none), and the
+ * upstream-degraded cause into degraded (reset; "" when none). Loop only. */
+Dm__HealthRecord *dm_node__health_describe(dm_node_t *self, const char *domain,
+                                           const char *name, dm_buf_t *degraded);
 
 /* ---- federated sessions, the owner's side (node_fed.c) ---- */
 

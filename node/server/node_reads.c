@@ -99,8 +99,9 @@ static bool s_mesh_listable(s_mesh_products *mp, const dm_catalog_product_t *p,
 /* Frees what s_collect_product allocated in pi. */
 static void s_product_info_free(Dm__ProductInfo *pi)
 {
-    char *strs[] = {pi->domain, pi->name, pi->version, pi->owner_team, pi->owner_contact,
-                    pi->access, pi->readers};
+    char *strs[] = {pi->domain,        pi->name,   pi->version, pi->owner_team,
+                    pi->owner_contact, pi->access, pi->readers, pi->health,
+                    pi->health_cause};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
         if (strs[i] != protobuf_c_empty_string)
             free(strs[i]);
@@ -148,8 +149,14 @@ static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
     }
     if (!remote)
         pi->readers = strdup(readers.data ? readers.data : "");
+    dm_buf_t health = DM_BUF_INIT, cause = DM_BUF_INIT; /* node_health.c */
+    dm_node__health_show(mp->node, p->domain, p->name, &health, &cause);
+    pi->health = strdup(health.data ? health.data : "");
+    pi->health_cause = strdup(cause.data ? cause.data : "");
+    dm_buf_free(&health);
+    dm_buf_free(&cause);
     if (!pi->domain || !pi->name || !pi->origin.data || !pi->version || !pi->owner_team ||
-        !pi->owner_contact || !pi->access || !pi->readers) {
+        !pi->owner_contact || !pi->access || !pi->readers || !pi->health || !pi->health_cause) {
         s_product_info_free(pi);
         mp->nomem = true;
         stop = 1;
@@ -463,8 +470,14 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     rep.contract.len = p.contract_len;
     rep.records = p.records;
     rep.quarantined = p.quarantined;
+    dm_buf_t degraded = DM_BUF_INIT; /* node_health.c */
+    rep.health = dm_node__health_describe(self, domain, name, &degraded);
+    rep.degraded = degraded.data ? degraded.data : (char *)"";
     dm_envelope_init(&env, id, DM__ENVELOPE__BODY_DESCRIBE_REP, &rep);
     dm_rpc_server_send(self->rpc, rid, &env);
+    if (rep.health)
+        dm__health_record__free_unpacked(rep.health, NULL);
+    dm_buf_free(&degraded);
     dm_store_product_clear(&p);
 }
 

@@ -461,6 +461,15 @@ int dm_cli_products(const dm_cli_args_t *a, bool mesh)
             dm_buf_printf(&o, ",\"uncertified\":%s,\"readers\":",
                           p->uncertified ? "true" : "false");
             s_json_list(&o, p->readers);
+            if (mesh) { /* the owner's health entry; null: unknown */
+                dm_buf_puts(&o, ",\"health\":");
+                if (p->health[0])
+                    dm_cli_json_string(&o, p->health, strlen(p->health));
+                else
+                    dm_buf_puts(&o, "null");
+                dm_buf_puts(&o, ",\"health_cause\":");
+                dm_cli_json_string(&o, p->health_cause, strlen(p->health_cause));
+            }
             dm_buf_putc(&o, '}');
         }
         dm_buf_puts(&o, "]\n");
@@ -472,12 +481,12 @@ int dm_cli_products(const dm_cli_args_t *a, bool mesh)
         bool notes = false;
         for (size_t i = 0; i < pr->n_products; i++)
             notes = notes || pr->products[i]->uncertified;
-        size_t ncols = (mesh ? 6 : 5) + (notes ? 1 : 0);
+        size_t ncols = (mesh ? 7 : 5) + (notes ? 1 : 0);
         dm_cli_table_t t;
         if (mesh) {
             dm_cli_table_init(&t, ncols, 1u << 5);
-            const char *head[] = {"DOMAIN", "NAME", "VERSION", "OWNER", "ACCESS", "RECORDS",
-                                  "NOTE"};
+            const char *head[] = {"DOMAIN", "NAME",    "VERSION", "OWNER",
+                                  "ACCESS", "RECORDS", "HEALTH",  "NOTE"};
             dm_cli_table_add(&t, head);
         } else {
             dm_cli_table_init(&t, ncols, (1u << 3) | (1u << 4));
@@ -493,13 +502,18 @@ int dm_cli_products(const dm_cli_args_t *a, bool mesh)
                 snprintf(rec, sizeof rec, "%" PRIu64, p->records);
             snprintf(q, sizeof q, "%" PRIu64, p->quarantined);
             const char *note = p->uncertified ? "UNCERTIFIED" : "";
-            const char *mrow[] = {p->domain,     p->name,   p->version, p->owner_team,
-                                  p->access, rec, note};
+            const char *mrow[] = {p->domain, p->name, p->version,
+                                  p->owner_team, p->access, rec,
+                                  p->health[0] ? p->health : "-", note};
             const char *lrow[] = {p->domain, p->name, p->version, rec, q, note};
             dm_cli_table_add(&t, mesh ? mrow : lrow);
         }
         dm_cli_table_print(&t, stdout);
         dm_cli_table_free(&t);
+        for (size_t i = 0; mesh && i < pr->n_products; i++) /* why, under the table */
+            if (pr->products[i]->health_cause[0])
+                printf("%s.%s: %s\n", pr->products[i]->domain, pr->products[i]->name,
+                       pr->products[i]->health_cause);
     }
     dm__envelope__free_unpacked(rep, NULL);
     return DM_EXIT_OK;

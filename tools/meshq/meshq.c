@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "meshq_grant.h"
+#include "meshq_health.h"
 #include "contract/contract.h"
 #include "identity/identity.h"
 #include "contract/types.h"
@@ -737,8 +738,12 @@ static int s_describe(const dm_cli_args_t *a)
         return status;
     const Dm__DescribeRep *d = rep->describe_rep;
     if (dm_cli_get(a, "json")) {
-        printf("{\"records\":%" PRIu64 ",\"quarantined\":%" PRIu64 ",\"contract\":%.*s}\n",
-               d->records, d->quarantined, (int)d->contract.len, (const char *)d->contract.data);
+        dm_buf_t h = DM_BUF_INIT;
+        dm_meshq_health_json(d, &h);
+        printf("{\"records\":%" PRIu64 ",\"quarantined\":%" PRIu64 ",\"contract\":%.*s%s}\n",
+               d->records, d->quarantined, (int)d->contract.len, (const char *)d->contract.data,
+               h.data);
+        dm_buf_free(&h);
         goto out;
     }
     dm_contract_t **list = NULL;
@@ -750,6 +755,7 @@ static int s_describe(const dm_cli_args_t *a)
         status = DM_EXIT_USAGE;
     } else {
         s_describe_text(list[0], d->records, d->quarantined);
+        dm_meshq_health_text(d);
     }
     dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);

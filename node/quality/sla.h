@@ -33,7 +33,7 @@
 #define DM_SLA_AVAIL_INTERVALS 32
 #define DM_SLA_AVAIL_RECORD_MAX (2 + 2 * 8 + DM_SLA_AVAIL_INTERVALS * 16)
 /* Availability is unknown until the node has been observed this long. */
-#define DM_SLA_AVAIL_MIN_OBSERVED_MS 10000
+#define DM_SLA_AVAIL_MIN_OBSERVED_MS 5000
 #define DM_SLA_TEXT_MAX 96 /* a term's target and measured texts, NUL included */
 #define DM_SLA_TERMS 3
 

@@ -2,8 +2,8 @@
  * published as catalog entries "health/DOMAIN/NAME" (docs/sla.md).
  *
  * What it keeps: per owned product a latency window (quality/sla.h) fed by
- * the query pool's workers (dm_query_pool_set_latency; a read lock and one
- * atomic add per query); the node's availability (down intervals: the gap
+ * the query pool's workers (dm_query_pool_set_latency; a read lock, a
+ * binary search and one atomic add per product a query reads); the node's availability (down intervals: the gap
  * since the last heartbeat at a restart, and each refutation of a
  * suspicion membership made); and what it last published per product.
  * The loop's tick builds each product's dm.HealthRecord from the latest
@@ -51,6 +51,7 @@ struct dm_node__health {
     int64_t next_tick, next_beat;
     dm_lineage_t *graph;  /* the loop's snapshot; NULL until first needed */
     uint64_t graph_print;
+    dm_registry_t *registry; /* the node's: what it owns */
 };
 
 static uint64_t s_mix(uint64_t h, const void *p, size_t len)
@@ -87,14 +88,56 @@ static size_t s_find(const dm_node__health_t *h, const char *d, const char *n, b
     return lo;
 }
 
-/* The query pool's latency observer: any worker thread. */
+/* Inserts domain/name (each under S_NAME_MAX bytes) at at, with a new
+ * latency window; the write lock is held. false: out of memory. */
+static bool s_insert(dm_node__health_t *h, size_t at, const char *domain, const char *name)
+{
+    dm_sla_latency_t *lat = dm_sla_latency_new();
+    if (!lat || !dm_array_reserve(&h->prods, &h->cap, h->n + 1, sizeof *h->prods, 8)) {
+        dm_sla_latency_destroy(&lat);
+        return false;
+    }
+    memmove(&h->prods[at + 1], &h->prods[at], (h->n - at) * sizeof *h->prods);
+    memset(&h->prods[at], 0, sizeof *h->prods);
+    strcpy(h->prods[at].domain, domain);
+    strcpy(h->prods[at].name, name);
+    h->prods[at].lat = lat;
+    h->prods[at].seen = true;
+    h->n++;
+    return true;
+}
+
+/* Whether the node owns domain/name (its registry holds it). */
+static bool s_owned(dm_node__health_t *h, const char *domain, const char *name)
+{
+    char q[2 * S_NAME_MAX + 1];
+    const dm_product_ref_t *ref = NULL;
+    if (strlen(domain) >= S_NAME_MAX || strlen(name) >= S_NAME_MAX)
+        return false;
+    snprintf(q, sizeof q, "%s/%s", domain, name);
+    if (dm_registry_acquire(h->registry, q, strlen(q), &ref) != DM_OK)
+        return false;
+    dm_registry_release(h->registry, ref);
+    return true;
+}
+
+/* The query pool's latency observer: any worker thread. A product the
+ * loop has not taken in yet (registered since its last tick) is added
+ * here, so no query of a new product goes uncounted. */
 static void s_on_latency(void *ctx, const char *domain, const char *product, int64_t us)
 {
     dm_node__health_t *h = ctx;
     bool found = false;
     pthread_rwlock_rdlock(&h->lock);
     size_t i = s_find(h, domain, product, &found);
-    if (found && h->prods[i].lat)
+    if (found)
+        dm_sla_latency_record(h->prods[i].lat, dm_clock_wall_ms(), us);
+    pthread_rwlock_unlock(&h->lock);
+    if (found || !s_owned(h, domain, product))
+        return; /* another node's product, read through this one: not ours to measure */
+    pthread_rwlock_wrlock(&h->lock);
+    i = s_find(h, domain, product, &found);
+    if (found || s_insert(h, i, domain, product))
         dm_sla_latency_record(h->prods[i].lat, dm_clock_wall_ms(), us);
     pthread_rwlock_unlock(&h->lock);
 }
@@ -156,6 +199,7 @@ dm_err dm_node__health_open(dm_node_t *self, dm_buf_t *why)
         return DM_ERR_NOMEM;
     }
     pthread_rwlock_init(&h->lock, NULL);
+    h->registry = self->registry;
     self->health = h;
     int64_t now = dm_clock_wall_ms();
     dm_buf_t reason = DM_BUF_INIT;
@@ -229,20 +273,10 @@ static void s_sync_products(dm_node_t *self)
     for (size_t k = 0; k < s.n; k++) {
         bool found = false;
         size_t at = s_find(h, s.names[k][0], s.names[k][1], &found);
-        if (!found) {
-            dm_sla_latency_t *lat = dm_sla_latency_new();
-            if (!lat || !dm_array_reserve(&h->prods, &h->cap, h->n + 1, sizeof *h->prods, 8)) {
-                dm_sla_latency_destroy(&lat);
-                continue;
-            }
-            memmove(&h->prods[at + 1], &h->prods[at], (h->n - at) * sizeof *h->prods);
-            memset(&h->prods[at], 0, sizeof *h->prods);
-            strcpy(h->prods[at].domain, s.names[k][0]);
-            strcpy(h->prods[at].name, s.names[k][1]);
-            h->prods[at].lat = lat;
-            h->n++;
-        }
-        h->prods[at].seen = true;
+        if (found)
+            h->prods[at].seen = true;
+        else
+            (void)s_insert(h, at, s.names[k][0], s.names[k][1]); /* none: the next tick */
     }
     size_t kept = 0;
     for (size_t i = 0; i < h->n; i++) {
@@ -454,9 +488,12 @@ void dm_node__health_tick(dm_node_t *self, int64_t mono)
     }
     s_sync_products(self);
     bool any = false;
-    /* Only the loop changes the table: no lock needed to read it here. */
+    /* A worker may insert a new product meanwhile: read under the lock
+     * (the fields published here are the loop's alone). */
+    pthread_rwlock_rdlock(&h->lock);
     for (size_t i = 0; i < h->n; i++)
         any = s_publish_one(self, &h->prods[i], mono, wall) || any;
+    pthread_rwlock_unlock(&h->lock);
     if (any)
         dm_gossip_catalog_changed(self->gossip, mono);
 }

@@ -95,4 +95,18 @@ DM_NODISCARD dm_err dm_quality_run(dm_store_t *store, uint32_t pid, const dm_con
 DM_NODISCARD dm_err dm_quality_latest(dm_store_t *store, uint32_t pid, dm_qreport_t *out,
                                       dm_buf_t *why);
 
+/* Up to max stored reports of pid, newest first: *out is an array of *n
+ * reports (the caller clears each and frees it; NULL when none). */
+DM_NODISCARD dm_err dm_quality_history(dm_store_t *store, uint32_t pid, size_t max,
+                                       dm_qreport_t **out, size_t *n, dm_buf_t *why);
+
+/* Ends the batch's ingest run: finish also measures the product's row
+ * count (row_count_delta's history) and judges and stores a full report,
+ * readable with dm_quality_batch_report after the commit. Without it a
+ * batch only updates the checks' state. */
+void dm_quality_batch_end_run(dm_quality_batch_t *self);
+/* The report judged at the end of the run (NULL before, or when the batch
+ * did not end a run); valid until dm_quality_batch_destroy. */
+const dm_qreport_t *dm_quality_batch_report(const dm_quality_batch_t *self);
+
 #endif

@@ -24,7 +24,7 @@ static dm_err s_write_body(MDB_txn *txn, void *arg, dm_buf_t *why)
 dm_err dm_qdb_update(dm_store_t *store, dm_qdb_fn fn, void *ctx, dm_buf_t *why)
 {
     s_run_ctx r = {store, fn, ctx};
-    return dm_store__write(store, "quality", s_write_body, &r, why);
+    return dm_store__write_opts(store, "quality", s_write_body, &r, false, why);
 }
 
 dm_err dm_qdb_view(dm_store_t *store, dm_qdb_fn fn, void *ctx, dm_buf_t *why)

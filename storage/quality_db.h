@@ -26,7 +26,9 @@
 
 /* Runs fn in a read transaction (view) or a durable write transaction
  * (update; fn may run again after the map grew, so it must reset what it
- * reports through ctx). fn's non-DM_OK aborts and is returned. */
+ * reports through ctx). fn's non-DM_OK aborts and is returned. update never
+ * waits for readers: when the map must grow while any transaction is open
+ * it gives up with DM_ERR_BUSY (callers on the node loop retry later). */
 typedef dm_err (*dm_qdb_fn)(dm_store_txn_t *t, void *ctx, dm_buf_t *why);
 DM_NODISCARD dm_err dm_qdb_view(dm_store_t *store, dm_qdb_fn fn, void *ctx, dm_buf_t *why);
 DM_NODISCARD dm_err dm_qdb_update(dm_store_t *store, dm_qdb_fn fn, void *ctx, dm_buf_t *why);

@@ -82,8 +82,9 @@ static void s_unique(dm_qresult_t *r, const dm_quality__cstate_t *st, bool trivi
     if (st->groups) {
         r->outcome = DM_QOUT_FAIL;
         r->reason = s_fmt("%" PRIu64 " value%s held by more than one row (%" PRIu64
-                          " rows beyond the first of each)",
-                          st->groups, st->groups == 1 ? " is" : "s are", st->extra);
+                          " row%s beyond the first of each)",
+                          st->groups, st->groups == 1 ? " is" : "s are", st->extra,
+                          st->extra == 1 ? "" : "s");
         s_samples(r, st);
     }
 }

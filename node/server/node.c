@@ -355,6 +355,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
         /* Gossip may have brought governance documents or a rotation. */
         dm_node__policy_refresh(self);
         dm_node__audit_flush(self, false);
+        dm_node__quality_tick(self, now);
         if (now >= next_sweep) {
             int cleared = 0;
             dm_buf_t why = DM_BUF_INIT;

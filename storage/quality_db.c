@@ -10,7 +10,7 @@
 
 typedef struct {
     dm_store_t *store;
-    dm_qdb_fn fn;
+    dm_quality_db_fn fn;
     void *ctx;
 } s_run_ctx;
 
@@ -21,13 +21,13 @@ static dm_err s_write_body(MDB_txn *txn, void *arg, dm_buf_t *why)
     return r->fn(&t, r->ctx, why);
 }
 
-dm_err dm_qdb_update(dm_store_t *store, dm_qdb_fn fn, void *ctx, dm_buf_t *why)
+dm_err dm_quality_db_update(dm_store_t *store, dm_quality_db_fn fn, void *ctx, dm_buf_t *why)
 {
     s_run_ctx r = {store, fn, ctx};
     return dm_store__write_opts(store, "quality", s_write_body, &r, false, why);
 }
 
-dm_err dm_qdb_view(dm_store_t *store, dm_qdb_fn fn, void *ctx, dm_buf_t *why)
+dm_err dm_quality_db_view(dm_store_t *store, dm_quality_db_fn fn, void *ctx, dm_buf_t *why)
 {
     MDB_txn *txn;
     dm_err err = dm_store__read_begin(store, &txn, why);
@@ -59,7 +59,7 @@ static dm_err s_toobig(size_t klen, dm_buf_t *why)
     return DM_ERR_TOOBIG;
 }
 
-dm_err dm_qdb_get(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, dm_buf_t *val,
+dm_err dm_quality_db_get(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, dm_buf_t *val,
                   dm_buf_t *why)
 {
     uint8_t kb[S_FULL_KEY_MAX];
@@ -73,7 +73,7 @@ dm_err dm_qdb_get(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
     return dm_store__mdb_txn(t->store, "read quality state", rc, why);
 }
 
-dm_err dm_qdb_put(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, const void *val,
+dm_err dm_quality_db_put(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, const void *val,
                   size_t vlen, dm_buf_t *why)
 {
     uint8_t kb[S_FULL_KEY_MAX];
@@ -84,7 +84,7 @@ dm_err dm_qdb_put(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
                              mdb_put(t->txn, t->store->quality, &k, &v, 0), why);
 }
 
-dm_err dm_qdb_del(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, dm_buf_t *why)
+dm_err dm_quality_db_del(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, dm_buf_t *why)
 {
     uint8_t kb[S_FULL_KEY_MAX];
     MDB_val k;
@@ -95,7 +95,7 @@ dm_err dm_qdb_del(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
                               : dm_store__mdb_txn(t->store, "delete quality state", rc, why);
 }
 
-dm_err dm_qdb_add(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, int64_t delta,
+dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, int64_t delta,
                   uint64_t *before, uint64_t *after, dm_buf_t *why)
 {
     uint8_t kb[S_FULL_KEY_MAX];
@@ -162,8 +162,8 @@ static int s_seek_last(MDB_cursor *cur, const uint8_t *full, size_t flen, MDB_va
     return rc;
 }
 
-dm_err dm_qdb_each(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen, bool reverse,
-                   dm_qdb_each_fn fn, void *ctx, dm_buf_t *why)
+dm_err dm_quality_db_each(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen, bool reverse,
+                   dm_quality_db_each_fn fn, void *ctx, dm_buf_t *why)
 {
     uint8_t full[S_FULL_KEY_MAX];
     MDB_val k, v;
@@ -189,7 +189,7 @@ dm_err dm_qdb_each(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t p
                : dm_store__mdb_txn(t->store, "walk quality state", rc, why);
 }
 
-dm_err dm_qdb_del_first(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
+dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
                         dm_buf_t *why)
 {
     uint8_t full[S_FULL_KEY_MAX];
@@ -210,7 +210,7 @@ dm_err dm_qdb_del_first(dm_store_txn_t *t, uint32_t pid, const void *prefix, siz
                : dm_store__mdb_txn(t->store, "trim quality history", rc, why);
 }
 
-dm_err dm_qdb_counts(dm_store_txn_t *t, uint32_t pid, uint64_t *records, uint64_t *quarantined,
+dm_err dm_quality_db_counts(dm_store_txn_t *t, uint32_t pid, uint64_t *records, uint64_t *quarantined,
                      dm_buf_t *why)
 {
     dm_store_counters_t c;
@@ -220,7 +220,7 @@ dm_err dm_qdb_counts(dm_store_txn_t *t, uint32_t pid, uint64_t *records, uint64_
     return err;
 }
 
-dm_err dm_qdb_rows(dm_store_txn_t *t, uint32_t pid, dm_row_fn fn, void *ctx, dm_buf_t *why)
+dm_err dm_quality_db_rows(dm_store_txn_t *t, uint32_t pid, dm_row_fn fn, void *ctx, dm_buf_t *why)
 {
     MDB_cursor *cur = NULL;
     int rc = mdb_cursor_open(t->txn, t->store->rows, &cur);

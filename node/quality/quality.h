@@ -36,9 +36,9 @@ typedef enum {
 #define DM_QUALITY_SAMPLES_MAX 5 /* failing keys or values kept per result */
 
 /* "pass", "skipped", "warn", "fail", "error". */
-const char *dm_qoutcome_name(dm_qoutcome o);
+const char *dm_quality_outcome_name(dm_qoutcome o);
 /* The inverse; false for anything else. */
-bool dm_qoutcome_parse(const char *s, dm_qoutcome *out);
+bool dm_quality_outcome_parse(const char *s, dm_qoutcome *out);
 
 typedef struct {
     char *name;            /* the check's name, or "RULE(COLUMN)" */
@@ -65,7 +65,14 @@ typedef struct {
 } dm_qreport_t;
 
 /* Frees what r owns and zeroes it. NULL-safe. */
-void dm_qreport_clear(dm_qreport_t *r);
+void dm_quality_report_clear(dm_qreport_t *r);
+
+/* The interface's first spellings (bd24061), kept so that code written
+ * against them builds; scripts/check_layout.py wants functions named
+ * after their header. */
+#define dm_qoutcome_name dm_quality_outcome_name
+#define dm_qoutcome_parse dm_quality_outcome_parse
+#define dm_qreport_clear dm_quality_report_clear
 
 /* ---- the writer's side ---- */
 

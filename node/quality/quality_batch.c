@@ -97,7 +97,7 @@ static void s_begin(void *ctx)
         b->acc[i].adds = 0;
         dm_buf_reset(&b->acc[i].ops);
     }
-    dm_qreport_clear(&b->report);
+    dm_quality_report_clear(&b->report);
     b->has_report = false;
 }
 
@@ -171,7 +171,7 @@ static dm_err s_unique_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     dm_buf_append(key, p, sizeof p);
     dm_buf_append(key, o->key, o->klen);
     uint64_t before, after;
-    dm_err err = dm_qdb_add(t, pid, key->data, key->len, delta, &before, &after, why);
+    dm_err err = dm_quality_db_add(t, pid, key->data, key->len, delta, &before, &after, why);
     if (err)
         return err;
     st->groups += (after >= 2) - (before >= 2);
@@ -255,7 +255,7 @@ static dm_err s_rebuild(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
         return err;
     a->newest = DM_QUALITY_NO_EVENT;
     s_rebuild_ctx r = {b, a, st, t, DM_OK, why};
-    err = dm_qdb_rows(t, b->pid, s_rebuild_row, &r, why);
+    err = dm_quality_db_rows(t, b->pid, s_rebuild_row, &r, why);
     dm_buf_reset(&a->ops);
     if (!err && a->newest > st->newest)
         st->newest = a->newest;
@@ -268,7 +268,7 @@ static dm_err s_finish(void *ctx, dm_store_txn_t *t, const dm_batch_result_t *re
     dm_quality_batch_t *b = ctx;
     uint64_t records = 0, quarantined = 0;
     dm_quality__pstate_t ps;
-    dm_err err = dm_qdb_counts(t, b->pid, &records, &quarantined, why);
+    dm_err err = dm_quality_db_counts(t, b->pid, &records, &quarantined, why);
     if (!err)
         err = dm_quality__pstate_get(t, b->pid, &ps, why);
     uint64_t before = records - (result->inserted < records ? result->inserted : records);
@@ -361,7 +361,7 @@ void dm_quality_batch_destroy(dm_quality_batch_t **self_p)
     }
     free(b->acc);
     dm_schema_destroy(&b->schema);
-    dm_qreport_clear(&b->report);
+    dm_quality_report_clear(&b->report);
     dm_buf_free(&b->key);
     dm_buf_free(&b->text);
     dm_buf_free(&b->tmp);

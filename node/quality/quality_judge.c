@@ -210,7 +210,7 @@ static dm_err s_delta(dm_store_txn_t *t, uint32_t pid, const dm_check_t *k, dm_q
               : k->baseline == DM_BASELINE_AVERAGE ? k->over + 1
                                                    : 0;
     uint8_t tag = DM_QTAG_MEASURE;
-    dm_err err = dm_qdb_each(t, pid, &tag, 1, true, s_meas_take, m, why);
+    dm_err err = dm_quality_db_each(t, pid, &tag, 1, true, s_meas_take, m, why);
     if (err)
         goto out;
     const char *unit = k->threshold_is_percent ? "%" : " rows";
@@ -320,13 +320,13 @@ static dm_err s_one(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c, con
 dm_err dm_quality__judge(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c, int64_t now_ms,
                          dm_qreport_t *out, dm_buf_t *why)
 {
-    dm_qreport_clear(out);
+    dm_quality_report_clear(out);
     out->at_ms = now_ms;
     dm_quality__pstate_t ps;
     uint64_t quarantined = 0;
     dm_err err = dm_quality__pstate_get(t, pid, &ps, why);
     if (!err)
-        err = dm_qdb_counts(t, pid, &out->records, &quarantined, why);
+        err = dm_quality_db_counts(t, pid, &out->records, &quarantined, why);
     if (err)
         return err;
     out->last_ingest_ms = ps.last_ingest_ms;
@@ -351,7 +351,7 @@ dm_err dm_quality__judge(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c
     if (out->newest_event_ms == DM_QUALITY_NO_EVENT)
         out->newest_event_ms = 0;
     if (err)
-        dm_qreport_clear(out);
+        dm_quality_report_clear(out);
     return err;
 }
 
@@ -381,9 +381,9 @@ dm_err dm_quality_run(dm_store_t *store, uint32_t pid, const dm_contract_t *c, i
 {
     memset(out, 0, sizeof *out);
     s_run_ctx x = {pid, c, now_ms, store_it, out};
-    dm_err err = store_it ? dm_qdb_update(store, s_run_txn, &x, why)
-                          : dm_qdb_view(store, s_run_txn, &x, why);
+    dm_err err = store_it ? dm_quality_db_update(store, s_run_txn, &x, why)
+                          : dm_quality_db_view(store, s_run_txn, &x, why);
     if (err)
-        dm_qreport_clear(out);
+        dm_quality_report_clear(out);
     return err;
 }

@@ -18,12 +18,12 @@
 
 static const char *const s_names[] = {"pass", "skipped", "warn", "fail", "error"};
 
-const char *dm_qoutcome_name(dm_qoutcome o)
+const char *dm_quality_outcome_name(dm_qoutcome o)
 {
     return (unsigned)o < sizeof s_names / sizeof s_names[0] ? s_names[o] : "error";
 }
 
-bool dm_qoutcome_parse(const char *s, dm_qoutcome *out)
+bool dm_quality_outcome_parse(const char *s, dm_qoutcome *out)
 {
     for (size_t i = 0; s && i < sizeof s_names / sizeof s_names[0]; i++)
         if (strcmp(s, s_names[i]) == 0) {
@@ -33,7 +33,7 @@ bool dm_qoutcome_parse(const char *s, dm_qoutcome *out)
     return false;
 }
 
-void dm_qreport_clear(dm_qreport_t *r)
+void dm_quality_report_clear(dm_qreport_t *r)
 {
     if (!r)
         return;
@@ -178,7 +178,7 @@ dm_err dm_quality__report_decode(const void *data, size_t len, dm_qreport_t *out
             r.bad = true;
     }
     if (r.bad || out->outcome > DM_QOUT_ERROR) {
-        dm_qreport_clear(out);
+        dm_quality_report_clear(out);
         return DM_ERR_STORE;
     }
     return DM_OK;
@@ -192,9 +192,9 @@ dm_err dm_quality__report_store(dm_store_txn_t *t, uint32_t pid, dm_quality__pst
     uint8_t tag = DM_QTAG_HISTORY;
     dm_buf_append(&k, &tag, 1);
     s_u64(&k, ps->next_report++);
-    dm_err err = dm_qdb_put(t, pid, k.data, k.len, v.data, v.len, why);
+    dm_err err = dm_quality_db_put(t, pid, k.data, k.len, v.data, v.len, why);
     if (!err && ++ps->nreports > DM_QUALITY_HISTORY_MAX) {
-        err = dm_qdb_del_first(t, pid, &tag, 1, why);
+        err = dm_quality_db_del_first(t, pid, &tag, 1, why);
         ps->nreports--;
     }
     dm_buf_free(&v);
@@ -227,7 +227,7 @@ static dm_err s_latest_txn(dm_store_txn_t *t, void *ctx, dm_buf_t *why)
     s_latest_ctx *c = ctx;
     uint32_t pid = c->pid;
     uint8_t tag = DM_QTAG_HISTORY;
-    dm_err err = dm_qdb_each(t, pid, &tag, 1, true, s_take, c, why);
+    dm_err err = dm_quality_db_each(t, pid, &tag, 1, true, s_take, c, why);
     if (!err && c->err)
         dm_buf_why(why, "quality: a stored report of product %u is corrupt", pid);
     return err ? err : c->err;
@@ -237,7 +237,7 @@ dm_err dm_quality_latest(dm_store_t *store, uint32_t pid, dm_qreport_t *out, dm_
 {
     memset(out, 0, sizeof *out);
     s_latest_ctx c = {pid, out, 1, 0, DM_OK, NULL};
-    dm_err err = dm_qdb_view(store, s_latest_txn, &c, why);
+    dm_err err = dm_quality_db_view(store, s_latest_txn, &c, why);
     if (!err && c.got == 0)
         return DM_ERR_NOTFOUND;
     return err;
@@ -253,10 +253,10 @@ dm_err dm_quality_history(dm_store_t *store, uint32_t pid, size_t max, dm_qrepor
     s_latest_ctx c = {pid, NULL, max, 0, DM_OK, calloc(max, sizeof(dm_qreport_t))};
     if (!c.many)
         return DM_ERR_NOMEM;
-    dm_err err = dm_qdb_view(store, s_latest_txn, &c, why);
+    dm_err err = dm_quality_db_view(store, s_latest_txn, &c, why);
     if (err) {
         for (size_t i = 0; i < c.got; i++)
-            dm_qreport_clear(&c.many[i]);
+            dm_quality_report_clear(&c.many[i]);
         free(c.many);
         return err;
     }

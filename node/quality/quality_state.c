@@ -63,7 +63,7 @@ dm_err dm_quality__pstate_get(dm_store_txn_t *t, uint32_t pid, dm_quality__pstat
 {
     memset(out, 0, sizeof *out);
     dm_buf_t v = DM_BUF_INIT;
-    dm_err err = dm_qdb_get(t, pid, &s_ptag, 1, &v, why);
+    dm_err err = dm_quality_db_get(t, pid, &s_ptag, 1, &v, why);
     if (err == DM_OK && v.len == S_PSTATE_BYTES) {
         const uint8_t *p = (const uint8_t *)v.data;
         out->last_ingest_ms = (int64_t)s_get64(p);
@@ -85,7 +85,7 @@ dm_err dm_quality__pstate_put(dm_store_txn_t *t, uint32_t pid, const dm_quality_
     s_put64(p + 16, in->next_report);
     s_put64(p + 24, in->nmeasures);
     s_put64(p + 32, in->nreports);
-    return dm_qdb_put(t, pid, &s_ptag, 1, p, sizeof p, why);
+    return dm_quality_db_put(t, pid, &s_ptag, 1, p, sizeof p, why);
 }
 
 static void s_ckey(uint8_t k[9], uint8_t tag, uint64_t id)
@@ -103,7 +103,7 @@ dm_err dm_quality__cstate_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     uint8_t k[9];
     s_ckey(k, DM_QTAG_CHECK, id);
     dm_buf_t v = DM_BUF_INIT;
-    dm_err err = dm_qdb_get(t, pid, k, sizeof k, &v, why);
+    dm_err err = dm_quality_db_get(t, pid, k, sizeof k, &v, why);
     if (err == DM_ERR_NOTFOUND) {
         dm_buf_free(&v);
         return DM_OK;
@@ -155,7 +155,7 @@ dm_err dm_quality__cstate_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     }
     uint8_t k[9];
     s_ckey(k, DM_QTAG_CHECK, id);
-    return dm_qdb_put(t, pid, k, sizeof k, v, n, why);
+    return dm_quality_db_put(t, pid, k, sizeof k, v, n, why);
 }
 
 /* Index of text among s's samples, or -1. */
@@ -196,10 +196,10 @@ dm_err dm_quality__measure_add(dm_store_txn_t *t, uint32_t pid, dm_quality__psta
     s_ckey(k, DM_QTAG_MEASURE, ps->next_measure++);
     s_put64(v, (uint64_t)at_ms);
     s_put64(v + 8, records);
-    dm_err err = dm_qdb_put(t, pid, k, sizeof k, v, sizeof v, why);
+    dm_err err = dm_quality_db_put(t, pid, k, sizeof k, v, sizeof v, why);
     if (!err && ++ps->nmeasures > DM_QUALITY_MEASURES_MAX) {
         uint8_t tag = DM_QTAG_MEASURE;
-        err = dm_qdb_del_first(t, pid, &tag, 1, why);
+        err = dm_quality_db_del_first(t, pid, &tag, 1, why);
         ps->nmeasures--;
     }
     return err;
@@ -225,12 +225,12 @@ dm_err dm_quality__unique_clear(dm_store_txn_t *t, uint32_t pid, uint64_t id, dm
     uint8_t k[9];
     s_ckey(k, DM_QTAG_UNIQUE, id);
     s_clear_ctx c = {DM_BUF_INIT};
-    dm_err err = dm_qdb_each(t, pid, k, sizeof k, false, s_collect, &c, why);
+    dm_err err = dm_quality_db_each(t, pid, k, sizeof k, false, s_collect, &c, why);
     for (size_t off = 0; !err && off < c.keys.len;) {
         uint16_t l;
         memcpy(&l, c.keys.data + off, sizeof l);
         off += sizeof l;
-        err = dm_qdb_del(t, pid, c.keys.data + off, l, why);
+        err = dm_quality_db_del(t, pid, c.keys.data + off, l, why);
         off += l;
     }
     dm_buf_free(&c.keys);

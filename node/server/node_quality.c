@@ -24,7 +24,7 @@ static void s_msg(const dm_qreport_t *r, Dm__QualityReport *m)
 {
     dm__quality_report__init(m);
     m->at_ms = r->at_ms;
-    m->outcome = (char *)dm_qoutcome_name(r->outcome);
+    m->outcome = (char *)dm_quality_outcome_name(r->outcome);
     m->records = r->records;
     m->last_ingest_ms = r->last_ingest_ms;
     m->n_checks = r->n;
@@ -39,7 +39,7 @@ static void s_msg(const dm_qreport_t *r, Dm__QualityReport *m)
         cr[i].name = x->name ? x->name : "";
         cr[i].rule = (char *)dm_contract_rule_name(x->rule);
         cr[i].column = x->column ? x->column : "";
-        cr[i].outcome = (char *)dm_qoutcome_name(x->outcome);
+        cr[i].outcome = (char *)dm_quality_outcome_name(x->outcome);
         cr[i].observed = x->observed;
         cr[i].observed_text = x->observed_text ? x->observed_text : "";
         cr[i].threshold = x->threshold ? x->threshold : "";
@@ -149,9 +149,9 @@ void dm_node__handle_quality(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     free(hm);
     free(hp);
 out:
-    dm_qreport_clear(&latest);
+    dm_quality_report_clear(&latest);
     for (size_t i = 0; i < nhist; i++)
-        dm_qreport_clear(&hist[i]);
+        dm_quality_report_clear(&hist[i]);
     free(hist);
     dm_buf_free(&why);
     dm_registry_release(self->registry, ref);
@@ -183,16 +183,16 @@ static void s_due(s_tick_ctx *t, const char *qualified)
     if (every > 0) {
         dm_err rc = dm_quality_latest(t->self->store, ref->pid, &r, &why);
         bool due = rc == DM_ERR_NOTFOUND || (rc == DM_OK && t->now_ms - r.at_ms >= every);
-        dm_qreport_clear(&r);
+        dm_quality_report_clear(&r);
         if (due && (rc = dm_quality_run(t->self->store, ref->pid, ref->contract, t->now_ms, true,
                                         &r, &why)) == DM_OK)
             dm_log_info("quality: %s judged on schedule: %s", qualified,
-                        dm_qoutcome_name(r.outcome));
+                        dm_quality_outcome_name(r.outcome));
         else if (due && rc != DM_ERR_BUSY)
             dm_log_warn("quality: %s: the scheduled checks did not run: %s", qualified,
                         why.len ? why.data : dm_err_str(rc));
     }
-    dm_qreport_clear(&r);
+    dm_quality_report_clear(&r);
     dm_buf_free(&why);
     dm_registry_release(t->self->registry, ref);
 }

@@ -17,7 +17,7 @@
 #include "base/log.h"
 
 #define S_MAX_READERS 256
-#define S_MAX_DBS 12 /* 9 named databases, room for a few more */
+#define S_MAX_DBS 12 /* 10 named databases, room for a few more */
 #define S_FILE_MODE 0600
 #define S_FORMAT_VERSION 1u
 #define S_META_FORMAT "format"
@@ -320,7 +320,7 @@ static dm_err s_init_dbs(MDB_txn *txn, void *ctx, dm_buf_t *why)
                {"pk_recent", &self->pk_recent},
                {"quarantine", &self->quarantine}, {"meta", &self->meta},
                {"catalog", &self->catalog}, {"acl", &self->acl},
-               {"audit", &self->audit}};
+               {"audit", &self->audit}, {"quality", &self->quality}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
         if (rc != MDB_SUCCESS)

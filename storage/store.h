@@ -14,6 +14,9 @@
  *   catalog     the mesh catalog's entries, versions, pins and refused
  *               claims (storage/catalog_db.h; node/catalog/ gives them
  *               meaning)
+ *   quality     [pid u32 BE][tag]... -> check state, uniqueness indexes,
+ *               row-count measurements and report history
+ *               (storage/quality_db.h; node/quality/ gives them meaning)
  * Write transactions are serialised by LMDB; every dm_store_* write commits
  * durably (synchronous) before it returns DM_OK. When the map is full the
  * store grows it (doubling, up to the configured maximum) and retries.

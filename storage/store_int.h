@@ -32,6 +32,7 @@ struct dm_store {
     MDB_dbi catalog;        /* storage/catalog_db.h */
     MDB_dbi acl;            /* storage/acl_db.h: the domain's admins */
     MDB_dbi audit;          /* storage/audit.h: decisions, by sequence */
+    MDB_dbi quality;        /* storage/quality_db.h: check state and reports */
     /* The gate: txns shared (holders counted), map resize exclusive. Shared
      * entry waits only for a resize in progress, never for a waiting
      * grower (so nested or short transactions cannot deadlock it). */

@@ -62,6 +62,8 @@ void dm_contract_destroy(dm_contract_t **self_p)
         free(c->checks[i].pattern);
         free(c->checks[i].name);
         free(c->checks[i].description);
+        s_strv_free(c->checks[i].columns, c->checks[i].ncolumns);
+        free(c->checks[i].column_index);
     }
     free(c->checks);
     for (size_t i = 0; i < c->nupstream; i++) {

@@ -83,6 +83,17 @@ typedef enum {
     DM_CHECK__COUNT
 } dm_check_rule;
 
+/* row_count_delta's baseline (docs/quality.md). */
+typedef enum {
+    DM_BASELINE_PREVIOUS = 0, /* the measurement before the latest */
+    DM_BASELINE_AVERAGE,      /* the average of the `over` before it */
+    DM_BASELINE_SAME_WEEKDAY  /* the one nearest to 7 days before it */
+} dm_baseline;
+
+#define DM_CHECK_COLUMNS_MAX 16     /* columns of one unique check */
+#define DM_CHECK_OVER_MAX 1000      /* measurements an average baseline may span */
+#define DM_CHECK_OVER_DEFAULT 7
+
 typedef struct {
     dm_check_rule rule;
     char *column;      /* NULL for row_count_delta and freshness without column */
@@ -96,6 +107,24 @@ typedef struct {
     bool threshold_is_percent;
     int64_t max_age_ms; /* freshness: explicit or sla.freshness; -1 if neither */
     unsigned line, col;
+    /* unique: the column set (`column` is one entry, `columns` several);
+     * NULL/0 for the other rules. */
+    char **columns;
+    int *column_index; /* index into spec fields of each entry */
+    size_t ncolumns;
+    /* row_count_delta: what the latest measurement is compared with, and
+     * an optional warn threshold (same units as its own flag says) */
+    dm_baseline baseline;
+    uint32_t over;       /* DM_BASELINE_AVERAGE: measurements averaged */
+    bool has_warn;
+    double warn;         /* row_count_delta: rows or percent; field checks: failure percent */
+    bool warn_is_percent;
+    /* field checks (not_null, in_list, range, regex): dataset thresholds.
+     * With any of them the rule judges the failure rate over the product
+     * and no longer quarantines records (docs/quality.md). */
+    bool has_mostly, has_fail;
+    double mostly;       /* percent of rows that must pass */
+    double fail;         /* failure percent above which the check fails */
     char *name;        /* the check's optional name, NULL if absent */
     char *description; /* NULL if absent */
 } dm_check_t;
@@ -149,6 +178,7 @@ typedef struct {
     /* spec.quality.checks */
     dm_check_t *checks;
     size_t nchecks;
+    int64_t quality_schedule_ms; /* spec.quality.schedule; -1 if absent */
 
     /* spec.policies */
     dm_access access;        /* default restricted */
@@ -212,6 +242,11 @@ void dm_contract_canonical(const dm_contract_t *c, dm_buf_t *out);
 
 /* SHA-256 of the canonical form. */
 void dm_contract_hash(const dm_contract_t *c, uint8_t out[DM_CONTRACT_HASH_BYTES]);
+
+/* True when check k is a field rule (not_null, in_list, range, regex)
+ * with dataset thresholds (mostly, warn, fail): it is then judged over the
+ * product and does not gate records. */
+bool dm_contract_check_has_rate(const dm_check_t *k);
 
 /* Compares versions: <0, 0, >0 like strcmp. */
 int dm_contract_version_cmp(const dm_contract_t *a, const dm_contract_t *b);

@@ -174,7 +174,7 @@ static dm_contract_t *s_contract(dm_contract__cx_t *cx, dm_ytree_doc_t **doc)
         abort();
     c->tree = *doc;
     *doc = NULL;
-    c->freshness_ms = c->latency_ms = c->retention_ms = -1;
+    c->freshness_ms = c->latency_ms = c->retention_ms = c->quality_schedule_ms = -1;
     c->access = DM_ACCESS_RESTRICTED;
     c->encryption = DM_ENC_NONE;
     const dm_ytree_node_t *root = ((dm_ytree_doc_t *)c->tree)->root;

@@ -6,6 +6,7 @@
  * timestamp, of an enum column be one of its values. */
 #include "contract/contract_priv.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,18 +14,26 @@
 #include "contract/types.h"
 
 #define S_LIST_VALUES_MAX 20 /* enum values quoted in a diagnostic */
+#define DM_QUALITY_SCHEDULE_MIN_MS 1000 /* spec.quality.schedule's shortest period */
 #define S_COMMON_KEYS "rule", "name", "description"
 
 static const char *const s_rules[DM_CHECK__COUNT] = {
     "not_null", "in_list", "range", "regex", "unique", "row_count_delta", "freshness"};
 
-static const char *const s_all_keys[] = {S_COMMON_KEYS, "column", "values", "min", "max",
-                                         "pattern",     "threshold", "max_age", NULL};
+static const char *const s_all_keys[] = {
+    S_COMMON_KEYS, "column", "columns", "values", "min",  "max",    "pattern", "threshold",
+    "baseline",    "over",   "max_age", "mostly", "warn", "fail",   NULL};
+
+static const char *const s_baselines[] = {"previous", "average", "same_weekday"};
 
 /* Keys of each rule besides the common ones, NULL-terminated. */
-static const char *const s_rule_keys[DM_CHECK__COUNT][4] = {
-    {"column", NULL},        {"column", "values", NULL}, {"column", "min", "max", NULL},
-    {"column", "pattern", NULL}, {"column", NULL},       {"threshold", NULL},
+static const char *const s_rule_keys[DM_CHECK__COUNT][8] = {
+    {"column", "mostly", "warn", "fail", NULL},
+    {"column", "values", "mostly", "warn", "fail", NULL},
+    {"column", "min", "max", "mostly", "warn", "fail", NULL},
+    {"column", "pattern", "mostly", "warn", "fail", NULL},
+    {"column", "columns", NULL},
+    {"threshold", "baseline", "over", "warn", NULL},
     {"column", "max_age", NULL}};
 
 static bool s_in(const char *k, const char *const *list)
@@ -215,26 +224,154 @@ static void s_range(dm_contract__cx_t *cx, const dm_contract_t *c, dm_check_t *k
         dm_contract__err(cx, mx, "range max %s is less than min %s", mx->text, mn->text);
 }
 
-static void s_threshold(dm_contract__cx_t *cx, dm_check_t *k, const dm_ytree_node_t *m)
+/* Reads a row_count_delta limit (key: threshold or warn): "20%" or a
+ * positive number of rows. */
+static bool s_limit(dm_contract__cx_t *cx, const dm_ytree_node_t *v, const char *key,
+                    double *out, bool *is_percent)
 {
-    const dm_ytree_node_t *v = dm_contract__need(cx, m, "threshold", "row_count_delta check");
-    if (!v)
-        return;
     bool ok = false;
+    *is_percent = false;
     if (v->kind == DM_YNODE_SCALAR && v->len > 1 && v->text[v->len - 1] == '%') {
-        double d;
+        double d = 0;
         ok = dm_types_double_parse(v->text, v->len - 1, &d) && d > 0;
-        k->threshold = d;
-        k->threshold_is_percent = true;
+        *out = d;
+        *is_percent = true;
     } else if (dm_ytree_is_number(v)) {
-        ok = dm_types_double_parse(v->text, v->len, &k->threshold) && k->threshold > 0;
+        ok = dm_types_double_parse(v->text, v->len, out) && *out > 0;
     }
     if (!ok)
-        dm_contract__err(cx, v, "row_count_delta threshold %s%s%s is neither a percentage greater than "
-                         "zero (such as 20%%) nor a positive number of rows",
+        dm_contract__err(cx, v, "row_count_delta %s %s%s%s is neither a percentage greater than "
+                         "zero (such as 20%%) nor a positive number of rows", key,
                   v->kind == DM_YNODE_SCALAR ? "'" : "",
                   v->kind == DM_YNODE_SCALAR ? v->text : dm_contract__kind(v),
                   v->kind == DM_YNODE_SCALAR ? "'" : "");
+    return ok;
+}
+
+static void s_threshold(dm_contract__cx_t *cx, dm_check_t *k, const dm_ytree_node_t *m)
+{
+    const dm_ytree_node_t *v = dm_contract__need(cx, m, "threshold", "row_count_delta check");
+    if (v)
+        (void)s_limit(cx, v, "threshold", &k->threshold, &k->threshold_is_percent);
+    if ((v = dm_ytree_get(m, "warn")) && s_limit(cx, v, "warn", &k->warn, &k->warn_is_percent)) {
+        k->has_warn = true;
+        if (k->warn_is_percent != k->threshold_is_percent)
+            dm_contract__err(cx, v, "row_count_delta warn must use the unit of its threshold "
+                             "(both percentages such as 10%%, or both numbers of rows)");
+        else if (k->warn >= k->threshold)
+            dm_contract__err(cx, v, "row_count_delta warn %s must be below its threshold",
+                             v->text);
+    }
+    const dm_ytree_node_t *b = dm_ytree_get(m, "baseline"), *o = dm_ytree_get(m, "over");
+    if (b) {
+        int i = dm_contract__choice(cx, b, "row_count_delta baseline", s_baselines, 3);
+        if (i >= 0)
+            k->baseline = (dm_baseline)i;
+    }
+    k->over = DM_CHECK_OVER_DEFAULT;
+    if (o && k->baseline != DM_BASELINE_AVERAGE) {
+        dm_contract__err(cx, o, "'over' applies only to baseline: average");
+    } else if (o) {
+        int64_t n;
+        if (dm_contract__int(cx, o, "row_count_delta over", &n)) {
+            if (n < 1 || n > DM_CHECK_OVER_MAX)
+                dm_contract__err(cx, o, "row_count_delta over %" PRId64 " is out of range: "
+                                 "between 1 and %d measurements", n, DM_CHECK_OVER_MAX);
+            else
+                k->over = (uint32_t)n;
+        }
+    }
+}
+
+/* Reads a percentage "N%" with 0 <= N <= 100 (what names the key). */
+static bool s_percent(dm_contract__cx_t *cx, const dm_ytree_node_t *v, const char *what,
+                      double *out)
+{
+    double d = 0;
+    if (v->kind == DM_YNODE_SCALAR && v->len > 1 && v->text[v->len - 1] == '%' &&
+        dm_types_double_parse(v->text, v->len - 1, &d) && d >= 0 && d <= 100) {
+        *out = d;
+        return true;
+    }
+    dm_contract__err(cx, v, "%s %s%s%s is not a percentage between 0%% and 100%% (such as "
+                     "99%%)", what, v->kind == DM_YNODE_SCALAR ? "'" : "",
+                     v->kind == DM_YNODE_SCALAR ? v->text : dm_contract__kind(v),
+                     v->kind == DM_YNODE_SCALAR ? "'" : "");
+    return false;
+}
+
+/* A field check's dataset thresholds: mostly (pass rate), warn and fail
+ * (failure rates). */
+static void s_rates(dm_contract__cx_t *cx, dm_check_t *k, const dm_ytree_node_t *m)
+{
+    const dm_ytree_node_t *mo = dm_ytree_get(m, "mostly"), *w = dm_ytree_get(m, "warn"),
+                          *f = dm_ytree_get(m, "fail");
+    if (mo && f) {
+        dm_contract__err(cx, f, "a check takes mostly (the pass rate) or fail (the failure "
+                         "rate), not both: mostly: 99%% is fail: 1%%");
+        return;
+    }
+    if (mo)
+        k->has_mostly = s_percent(cx, mo, "mostly", &k->mostly);
+    if (f)
+        k->has_fail = s_percent(cx, f, "fail", &k->fail);
+    if (w)
+        k->has_warn = s_percent(cx, w, "warn", &k->warn);
+    k->warn_is_percent = true;
+    double fail_at = k->has_mostly ? 100 - k->mostly : k->fail;
+    if (k->has_warn && (k->has_mostly || k->has_fail) && k->warn > fail_at)
+        dm_contract__err(cx, w, "warn %s is above the failure rate the check fails at "
+                         "(%g%%); warn must not exceed it", w->text, fail_at);
+}
+
+/* unique's column set: `column` (one) or `columns` (a list). */
+static void s_unique(dm_contract__cx_t *cx, dm_contract_t *c, dm_check_t *k,
+                     const dm_ytree_node_t *m)
+{
+    const dm_ytree_node_t *one = dm_ytree_get(m, "column"), *set = dm_ytree_get(m, "columns");
+    if (one && set) {
+        dm_contract__err(cx, set, "a unique check takes column or columns, not both");
+        return;
+    }
+    if (one) {
+        if (k->field_index < 0)
+            return;
+        k->columns = calloc(1, sizeof *k->columns);
+        k->column_index = calloc(1, sizeof *k->column_index);
+        if (!k->columns || !k->column_index)
+            abort();
+        k->columns[0] = dm_contract__strdup(k->column);
+        k->column_index[0] = k->field_index;
+        k->ncolumns = 1;
+        return;
+    }
+    if (!set || !dm_contract__seq(cx, set, "unique columns"))
+        return;
+    if (set->n == 0 || set->n > DM_CHECK_COLUMNS_MAX) {
+        dm_contract__err(cx, set, "unique columns lists %zu columns; list between 1 and %d",
+                         set->n, DM_CHECK_COLUMNS_MAX);
+        return;
+    }
+    k->columns = calloc(set->n, sizeof *k->columns);
+    k->column_index = calloc(set->n, sizeof *k->column_index);
+    if (!k->columns || !k->column_index)
+        abort();
+    for (size_t i = 0; i < set->n; i++) {
+        int fi = dm_contract__column(cx, c, set->items[i], "unique column");
+        if (fi < 0)
+            continue;
+        for (size_t j = 0; j < k->ncolumns; j++)
+            if (k->column_index[j] == fi) {
+                dm_contract__err(cx, set->items[i], "unique columns: '%s' is listed twice",
+                                 c->fields[fi].name);
+                fi = -1;
+                break;
+            }
+        if (fi < 0)
+            continue;
+        k->column_index[k->ncolumns] = fi;
+        k->columns[k->ncolumns++] = dm_contract__strdup(c->fields[fi].name);
+    }
 }
 
 /* Reads one check; returns false if it is unusable (no known rule). */
@@ -262,7 +399,9 @@ static bool s_check(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node
         return false;
     k->rule = (dm_check_rule)rule;
     const dm_ytree_node_t *col = dm_ytree_get(m, "column");
-    if (!col && rule != DM_CHECK_ROW_COUNT_DELTA && rule != DM_CHECK_FRESHNESS) {
+    if (!col && rule == DM_CHECK_UNIQUE && dm_ytree_get(m, "columns")) {
+        /* the column set is read below */
+    } else if (!col && rule != DM_CHECK_ROW_COUNT_DELTA && rule != DM_CHECK_FRESHNESS) {
         char w[96];
         snprintf(w, sizeof w, "%s (rule %s)", what, s_rules[rule]);
         dm_contract__err(cx, m, "%s is missing the required key 'column'", w);
@@ -272,7 +411,12 @@ static bool s_check(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node
             k->column = dm_contract__strdup(c->fields[k->field_index].name);
     }
     const dm_field_t *f = k->field_index >= 0 ? &c->fields[k->field_index] : NULL;
+    if (k->rule <= DM_CHECK_REGEX)
+        s_rates(cx, k, m);
     switch (k->rule) {
+    case DM_CHECK_UNIQUE:
+        s_unique(cx, c, k, m);
+        break;
     case DM_CHECK_IN_LIST:
         s_in_list(cx, c, k, m);
         break;
@@ -309,10 +453,14 @@ static bool s_check(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node
 
 void dm_contract__quality(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_node_t *n)
 {
-    static const char *const keys[] = {"checks", NULL};
+    static const char *const keys[] = {"checks", "schedule", NULL};
     if (!dm_contract__map(cx, n, "spec.quality", keys))
         return;
-    const dm_ytree_node_t *v = dm_ytree_get(n, "checks");
+    const dm_ytree_node_t *v = dm_ytree_get(n, "schedule");
+    if (v && dm_contract__duration(cx, v, "spec.quality.schedule", &c->quality_schedule_ms) &&
+        c->quality_schedule_ms < DM_QUALITY_SCHEDULE_MIN_MS)
+        dm_contract__err(cx, v, "spec.quality.schedule %s is too short: at least 1s", v->text);
+    v = dm_ytree_get(n, "checks");
     if (!v || !dm_contract__seq(cx, v, "spec.quality.checks"))
         return;
     if (v->n > DM_CONTRACT_MAX_CHECKS) {
@@ -332,4 +480,9 @@ void dm_contract__quality(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytre
             free(k.description);
         }
     }
+}
+
+bool dm_contract_check_has_rate(const dm_check_t *k)
+{
+    return k->rule <= DM_CHECK_REGEX && (k->has_mostly || k->has_warn || k->has_fail);
 }

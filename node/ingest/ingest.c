@@ -88,6 +88,12 @@ void dm_ingest_set_register_gate(dm_ingest_t *self, dm_ingest_register_fn fn, vo
     self->reg_gate_ctx = ctx;
 }
 
+void dm_ingest_set_run_hook(dm_ingest_t *self, dm_ingest_run_fn fn, void *ctx)
+{
+    self->run_hook = fn;
+    self->run_hook_ctx = ctx;
+}
+
 void dm_ingest_stop(dm_ingest_t *self, void *inbox_push)
 {
     (void)self;

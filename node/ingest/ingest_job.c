@@ -19,6 +19,8 @@ void dm_ingest__job_free(dm_ingest__job_t *job)
     dm_buf_free(&job->bytes);
     dm_buf_free(&job->rows);
     dm_buf_free(&job->quar);
+    if (job->ref)
+        dm_registry_release(job->ref_registry, job->ref);
     dm_contract_destroy(&job->contract);
     dm_buf_free(&job->canonical);
     free(job);

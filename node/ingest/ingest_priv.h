@@ -22,6 +22,7 @@
 #define DM_INGEST_GROUP_JOBS 16     /* batches merged into one commit at most */
 #define DM_INGEST_SOURCE_MAX 255    /* bytes of the input's name kept with quarantined lines */
 #define DM_INGEST_GROUP_ROWS 50000  /* rows after which a group stops growing */
+#define DM_INGEST_RUNS_MAX 64       /* ingest runs tracked at once; the oldest is forgotten */
 
 /* What a job asks the writer to do. */
 typedef enum {
@@ -59,6 +60,10 @@ typedef struct {
     dm_buf_t bytes; /* keys, rows, raw lines and reasons, back to back */
     dm_buf_t rows;  /* dm_ingest__rowref_t[] */
     dm_buf_t quar;  /* dm_ingest__qref_t[] */
+    const dm_product_ref_t *ref; /* the product, held until the job is freed */
+    dm_registry_t *ref_registry;
+    bool has_run, run_first, run_last; /* IngestReq's run fields */
+    uint8_t run_id[DM_INGEST_RUN_ID_BYTES];
     /* DM_INGEST__DEREGISTER */
     char *domain, *name;
     /* DM_INGEST__REGISTER */
@@ -79,6 +84,14 @@ struct dm_ingest {
     void *reg_gate_ctx;
     void *v_in, *v_jobs;  /* validator's sockets */
     void *w_jobs, *w_out; /* writer's sockets */
+    dm_ingest_run_fn run_hook; /* ingest run events (dm_ingest_set_run_hook) */
+    void *run_hook_ctx;
+    struct dm_ingest__run {
+        uint8_t id[DM_INGEST_RUN_ID_BYTES];
+        bool used;
+        uint64_t accepted, quarantined, started; /* started: a tick for eviction */
+    } runs[DM_INGEST_RUNS_MAX]; /* the writer's */
+    uint64_t run_tick;
     pthread_t validator, writer;
     bool v_running, w_running;
 };

@@ -57,8 +57,21 @@ static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm_
         dm_buf_free(&text);
         return;
     }
+    if (req->run_id.len != 0 && req->run_id.len != DM_INGEST_RUN_ID_BYTES) {
+        dm_ingest__job_error(job, DM_ERR_INVALID,
+                             "IngestReq.run_id is %zu bytes; a run id is %d random bytes, or "
+                             "empty for a batch outside a run",
+                             req->run_id.len, DM_INGEST_RUN_ID_BYTES);
+        dm_registry_release(self->registry, ref);
+        return;
+    }
     job->kind = DM_INGEST__INGEST;
     job->pid = ref->pid;
+    job->has_run = req->run_id.len == DM_INGEST_RUN_ID_BYTES;
+    if (job->has_run)
+        memcpy(job->run_id, req->run_id.data, DM_INGEST_RUN_ID_BYTES);
+    job->run_first = req->run_first;
+    job->run_last = req->run_last;
     /* The source name is stored with every quarantined line: bound it. */
     job->source = strndup(req->source ? req->source : "", DM_INGEST_SOURCE_MAX);
     dm_buf_reserve(&job->bytes, req->data.len + req->data.len / 4);
@@ -114,8 +127,9 @@ static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm_
         line++;
         p = nl ? nl + 1 : end;
     }
-out:
-    dm_registry_release(self->registry, ref);
+out: /* the writer needs the contract for the quality checks: the job holds it */
+    job->ref = ref;
+    job->ref_registry = self->registry;
 }
 
 #define S_RULES_NAMED 3 /* broken contract rules an audit record names */

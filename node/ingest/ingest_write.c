@@ -15,7 +15,9 @@
 #include <sys/prctl.h>
 
 #include "base/log.h"
+#include "base/clock.h"
 #include "contract/contract_compat.h"
+#include "quality/quality.h"
 #include "transport/envelope.h"
 #include "transport/rpc.h"
 
@@ -39,6 +41,113 @@ static void s_send_error(dm_ingest_t *self, dm_ingest__job_t *job, dm_err err, c
     s_send_reply(self, job, &env);
 }
 
+/* The writer's entry for run id, made (and START reported by the caller)
+ * when new; the oldest is forgotten when the table is full. *fresh tells. */
+static struct dm_ingest__run *s_run_find(dm_ingest_t *self, const uint8_t *id, bool make,
+                                         bool *fresh)
+{
+    struct dm_ingest__run *free_slot = NULL, *oldest = NULL;
+    *fresh = false;
+    for (size_t i = 0; i < DM_INGEST_RUNS_MAX; i++) {
+        struct dm_ingest__run *r = &self->runs[i];
+        if (r->used && memcmp(r->id, id, DM_INGEST_RUN_ID_BYTES) == 0)
+            return r;
+        if (!r->used && !free_slot)
+            free_slot = r;
+        if (r->used && (!oldest || r->started < oldest->started))
+            oldest = r;
+    }
+    if (!make)
+        return NULL;
+    struct dm_ingest__run *r = free_slot ? free_slot : oldest;
+    memset(r, 0, sizeof *r);
+    memcpy(r->id, id, DM_INGEST_RUN_ID_BYTES);
+    r->used = true;
+    r->started = ++self->run_tick;
+    *fresh = true;
+    return r;
+}
+
+static void s_run_event(dm_ingest_t *self, const dm_ingest__job_t *job,
+                        const struct dm_ingest__run *r, dm_ingest_run_event ev,
+                        const dm_qreport_t *report, const char *error)
+{
+    if (!self->run_hook)
+        return;
+    dm_ingest_run_t e = {.event = ev,
+                         .domain = job->ref->contract->domain,
+                         .name = job->ref->contract->name,
+                         .source = job->source ? job->source : "",
+                         .at_ms = dm_clock_wall_ms(),
+                         .accepted = r->accepted,
+                         .quarantined = r->quarantined,
+                         .report = report,
+                         .error = error};
+    memcpy(e.run_id, r->id, DM_INGEST_RUN_ID_BYTES);
+    self->run_hook(self->run_hook_ctx, &e);
+}
+
+/* Reports the runs of a committed (rc DM_OK) or failed group. */
+static void s_runs_after(dm_ingest_t *self, dm_ingest__job_t **group, size_t ngroup, dm_err rc,
+                         const dm_qreport_t *report)
+{
+    for (size_t g = 0; g < ngroup; g++) {
+        dm_ingest__job_t *job = group[g];
+        if (!job->has_run)
+            continue;
+        bool fresh;
+        struct dm_ingest__run *r = s_run_find(self, job->run_id, rc == DM_OK, &fresh);
+        if (!r)
+            continue;
+        if (rc != DM_OK) {
+            char text[256];
+            snprintf(text, sizeof text, "a batch of the run was not stored: %s",
+                     dm_err_str(rc));
+            s_run_event(self, job, r, DM_INGEST_RUN_FAIL, NULL, text);
+            r->used = false;
+            continue;
+        }
+        r->accepted += job->rows.len / sizeof(dm_ingest__rowref_t);
+        r->quarantined += job->quar.len / sizeof(dm_ingest__qref_t);
+        if (fresh)
+            s_run_event(self, job, r, DM_INGEST_RUN_START, NULL, NULL);
+        if (job->run_last) {
+            s_run_event(self, job, r, DM_INGEST_RUN_COMPLETE, g == ngroup - 1 ? report : NULL,
+                        NULL);
+            r->used = false;
+        }
+    }
+}
+
+/* Commits rows and q for the group with the quality hook of its product;
+ * a group that ends an ingest run (or a batch outside any run) also
+ * measures the product and judges its checks (quality/quality.h). */
+static dm_err s_commit_checked(dm_ingest_t *self, dm_ingest__job_t **group, size_t ngroup,
+                               const dm_row_in_t *rows, size_t nrows,
+                               const dm_quarantine_in_t *q, size_t nq,
+                               dm_quality_batch_t **qb, dm_buf_t *why)
+{
+    const dm_ingest__job_t *last = group[ngroup - 1];
+    dm_store_hook_t hook;
+    dm_buf_t qwhy = DM_BUF_INIT;
+    const char *source = group[0]->source ? group[0]->source : "";
+    if (dm_quality_batch_new(self->store, group[0]->pid, group[0]->ref->contract,
+                             dm_clock_wall_ms(), qb, &hook, &qwhy) != DM_OK) {
+        dm_log_warn("ingest: the quality checks of product %u cannot run: %s (the batch is "
+                    "stored without them)", group[0]->pid, qwhy.len ? qwhy.data : "no memory");
+        dm_buf_free(&qwhy);
+        dm_batch_result_t res;
+        return dm_store_commit_batch(self->store, group[0]->pid, rows, nrows, q, nq, source,
+                                     &res, why);
+    }
+    dm_buf_free(&qwhy);
+    if (last->run_last || !last->has_run)
+        dm_quality_batch_end_run(*qb);
+    dm_batch_result_t res;
+    return dm_store_commit_batch_hooked(self->store, group[0]->pid, rows, nrows, q, nq, source,
+                                        &hook, &res, why);
+}
+
 /* Commits a group of ingest jobs for one product and source in one
  * transaction (group commit: one fsync for many batches), then acknowledges
  * each job with its own counts. All or nothing: on failure every job of the
@@ -54,6 +163,7 @@ static void s_commit_ingest(dm_ingest_t *self, dm_ingest__job_t **group, size_t 
     dm_quarantine_in_t *q = nq ? malloc(nq * sizeof *q) : NULL;
     dm_err rc = DM_ERR_NOMEM;
     dm_buf_t why = DM_BUF_INIT;
+    dm_quality_batch_t *qb = NULL;
     if ((nrows && !rows) || (nq && !q))
         goto reply;
     size_t r = 0, k = 0;
@@ -69,10 +179,10 @@ static void s_commit_ingest(dm_ingest_t *self, dm_ingest__job_t **group, size_t 
             q[k++] = (dm_quarantine_in_t){qr[i].line, base + qr[i].raw_off, qr[i].raw_len,
                                           qr[i].orig_len, base + qr[i].why_off};
     }
-    dm_batch_result_t res = {0, 0, 0};
-    rc = dm_store_commit_batch(self->store, group[0]->pid, rows, nrows, q, nq,
-                               group[0]->source ? group[0]->source : "", &res, &why);
+    rc = s_commit_checked(self, group, ngroup, rows, nrows, q, nq, &qb, &why);
 reply:
+    s_runs_after(self, group, ngroup, rc, qb && rc == DM_OK ? dm_quality_batch_report(qb) : NULL);
+    dm_quality_batch_destroy(&qb);
     if (rc != DM_OK) /* the clients get the summary; the node log gets the cause, once */
         dm_log_err("ingest: a batch of %zu job(s) for product %u was not stored: %s", ngroup,
                    group[0]->pid, why.len ? why.data : dm_err_str(rc));
@@ -103,6 +213,7 @@ reply:
 static bool s_groupable(const dm_ingest__job_t *first, const dm_ingest__job_t *next)
 {
     return next->kind == DM_INGEST__INGEST && next->pid == first->pid &&
+           first->has_run == next->has_run &&
            strcmp(next->source ? next->source : "", first->source ? first->source : "") == 0;
 }
 
@@ -316,7 +427,7 @@ void *dm_ingest__writer_main(void *arg)
                 if (zmq_recv(self->w_jobs, &next, sizeof next, ZMQ_DONTWAIT) != (int)sizeof next ||
                     !next)
                     break;
-                if (!s_groupable(job, next)) {
+                if (group[ngroup - 1]->run_last || !s_groupable(job, next)) {
                     pending = next;
                     break;
                 }

@@ -36,9 +36,9 @@ typedef enum {
 #define DM_QUALITY_SAMPLES_MAX 5 /* failing keys or values kept per result */
 
 /* "pass", "skipped", "warn", "fail", "error". */
-const char *dm_qoutcome_name(dm_qoutcome o);
+const char *dm_quality_outcome_name(dm_qoutcome o);
 /* The inverse; false for anything else. */
-bool dm_qoutcome_parse(const char *s, dm_qoutcome *out);
+bool dm_quality_outcome_parse(const char *s, dm_qoutcome *out);
 
 typedef struct {
     char *name;            /* the check's name, or "RULE(COLUMN)" */
@@ -65,7 +65,14 @@ typedef struct {
 } dm_qreport_t;
 
 /* Frees what r owns and zeroes it. NULL-safe. */
-void dm_qreport_clear(dm_qreport_t *r);
+void dm_quality_report_clear(dm_qreport_t *r);
+
+/* The interface's first spellings (bd24061), kept so that code written
+ * against them builds; scripts/check_layout.py wants functions named
+ * after their header. */
+#define dm_qoutcome_name dm_quality_outcome_name
+#define dm_qoutcome_parse dm_quality_outcome_parse
+#define dm_qreport_clear dm_quality_report_clear
 
 /* ---- the writer's side ---- */
 
@@ -94,5 +101,19 @@ DM_NODISCARD dm_err dm_quality_run(dm_store_t *store, uint32_t pid, const dm_con
  * none was stored. */
 DM_NODISCARD dm_err dm_quality_latest(dm_store_t *store, uint32_t pid, dm_qreport_t *out,
                                       dm_buf_t *why);
+
+/* Up to max stored reports of pid, newest first: *out is an array of *n
+ * reports (the caller clears each and frees it; NULL when none). */
+DM_NODISCARD dm_err dm_quality_history(dm_store_t *store, uint32_t pid, size_t max,
+                                       dm_qreport_t **out, size_t *n, dm_buf_t *why);
+
+/* Ends the batch's ingest run: finish also measures the product's row
+ * count (row_count_delta's history) and judges and stores a full report,
+ * readable with dm_quality_batch_report after the commit. Without it a
+ * batch only updates the checks' state. */
+void dm_quality_batch_end_run(dm_quality_batch_t *self);
+/* The report judged at the end of the run (NULL before, or when the batch
+ * did not end a run); valid until dm_quality_batch_destroy. */
+const dm_qreport_t *dm_quality_batch_report(const dm_quality_batch_t *self);
 
 #endif

@@ -735,9 +735,8 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out, dm_buf_t *why)
     s->bitmap_end = DM_SCHEMA__ROW_FIXED + (c->nfields + 7) / 8;
     for (size_t k = 0; k < c->nchecks; k++) {
         const dm_check_t *ck = &c->checks[k];
-        if (ck->rule != DM_CHECK_NOT_NULL && ck->rule != DM_CHECK_IN_LIST &&
-            ck->rule != DM_CHECK_RANGE && ck->rule != DM_CHECK_REGEX)
-            continue; /* dataset-level: judged elsewhere */
+        if (ck->rule > DM_CHECK_REGEX || dm_contract_check_has_rate(ck))
+            continue; /* dataset-level, or with thresholds: judged by quality/ */
         long fi = ck->field_index;
         if (fi < 0 && ck->column)
             fi = dm_schema_field_index(s, ck->column, strlen(ck->column));

@@ -357,6 +357,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
         dm_node__policy_refresh(self);
         dm_node__health_tick(self, now); /* SLA measures, health entries */
         dm_node__audit_flush(self, false);
+        dm_node__quality_tick(self, now);
         if (now >= next_sweep) {
             int cleared = 0;
             dm_buf_t why = DM_BUF_INIT;

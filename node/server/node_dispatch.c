@@ -109,6 +109,9 @@ static void s_answer(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
     case DM__ENVELOPE__BODY_DESCRIBE_REQ:
         dm_node__handle_describe(self, rid, env->id, env->describe_req, caller);
         break;
+    case DM__ENVELOPE__BODY_QUALITY_REQ:
+        dm_node__handle_quality(self, rid, env->id, env->quality_req, caller);
+        break;
     case DM__ENVELOPE__BODY_ADMINS_REQ:
         dm_node__handle_admins(self, rid, env->id, env->admins_req, caller);
         break;

@@ -127,6 +127,7 @@ struct dm_node {
     char address[DM_ADDRESS_MAX];
     char endpoint[DM_ID_ENDPOINT_MAX];
     int64_t started_ms;
+    int64_t quality_next_ms; /* node_quality.c: when scheduled checks are next looked at */
     bool addr_written;
     /* Access (node_access.c, node_policy.c): written by the loop, read by
      * query workers and the write pipeline, under acc_lock. */
@@ -221,6 +222,11 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
 void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                               const Dm__DescribeReq *req, const dm_rpc_caller_t *caller);
 void dm_node__handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id);
+/* node_quality.c: QualityReq (dmctl quality), and the checks the contracts
+ * schedule (spec.quality.schedule), run from the loop's tick. */
+void dm_node__handle_quality(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                             const Dm__QualityReq *req, const dm_rpc_caller_t *caller);
+void dm_node__quality_tick(dm_node_t *self, int64_t now_mono);
 
 /* ---- access (node_access.c) ---- */
 

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "record/ndjson_check.h"
 #include "cli/cli.h"
 #include "contract/contract.h"
@@ -38,6 +40,7 @@ static const dm_cli_optspec_t s_opts[] = {
     {"limit", true},        {"product", true},     {"identity", true},
     {"since", true},        {"policies", true},    {"contract", true},
     {"key", true},          {"as", true},          {"action", true},
+    {"run", false},         {"junit", false},      {"history", true},
 };
 
 static void s_usage(FILE *f)
@@ -61,6 +64,9 @@ static void s_usage(FILE *f)
             "                                   learns it from a signed tombstone\n"
             "  products                         list products with record counts\n"
             "  quarantine DOMAIN/PRODUCT [--limit N]   show quarantined records\n"
+            "  quality DOMAIN/PRODUCT [--run] [--json|--junit] [--history N]\n"
+            "                                   the checks' latest report (--run: judge now);\n"
+            "                                   exit 0 pass, 1 warn, 2 fail, 3 error, 4 no report\n"
             "  status                           the node's domain, id and uptime\n"
             "  admins list | add KEY | remove KEY   the domain's admins besides the node key\n"
             "  grant DOMAIN/PRODUCT KEY|group:NAME    add a reader (no new contract version)\n"
@@ -388,6 +394,8 @@ static int s_register(const dm_cli_args_t *a)
 typedef struct {
     dm_rpc_client_t *client;
     const char *domain, *product, *source;
+    uint8_t run_id[16];  /* ties the batches of this run (IngestReq.run_id) */
+    uint64_t sent;       /* batches sent */
     uint64_t accepted, quarantined;
     unsigned inflight;
     bool counted;  /* the node answered a batch with its counts */
@@ -424,7 +432,7 @@ static void s_ingest_reply(s_ingest *st)
 }
 
 static void s_ingest_send(s_ingest *st, uint64_t first_line, const void *data, size_t len,
-                          uint64_t oversized)
+                          uint64_t oversized, bool last)
 {
     if (st->failed || st->lost)
         return;
@@ -441,6 +449,10 @@ static void s_ingest_send(s_ingest *st, uint64_t first_line, const void *data, s
     body.data.len = len;
     body.oversized_len = oversized;
     body.source = (char *)st->source;
+    body.run_id.data = st->run_id;
+    body.run_id.len = sizeof st->run_id;
+    body.run_first = st->sent++ == 0;
+    body.run_last = last;
     dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_INGEST_REQ, &body);
     dm_buf_t rpc_why = DM_BUF_INIT;
     if (dm_rpc_client_send(st->client, &req, NULL, &rpc_why) != DM_OK) {
@@ -467,6 +479,7 @@ static int s_ingest_cmd(const dm_cli_args_t *a)
     if (dm_cli_qualified(a, a->pos[1], &qualified) != 0)
         return DM_EXIT_USAGE;
     s_ingest st = {0};
+    randombytes_buf(st.run_id, sizeof st.run_id);
     st.domain = qualified.domain;
     st.product = qualified.product;
     int fd = s_open_input(a->pos[2]);
@@ -506,13 +519,13 @@ static int s_ingest_cmd(const dm_cli_args_t *a)
         }
         bool flush = r == 0 || full > len || (batch.len && lineno != next);
         if (flush && batch.len) {
-            s_ingest_send(&st, first, batch.data, batch.len, 0);
+            s_ingest_send(&st, first, batch.data, batch.len, 0, false);
             dm_buf_reset(&batch);
         }
         if (r == 0)
             break;
         if (full > len) {
-            s_ingest_send(&st, lineno, line, len, full);
+            s_ingest_send(&st, lineno, line, len, full, false);
             continue;
         }
         if (!batch.len)
@@ -521,10 +534,12 @@ static int s_ingest_cmd(const dm_cli_args_t *a)
         dm_buf_putc(&batch, '\n');
         next = lineno + 1;
         if (batch.len >= batch_bytes) {
-            s_ingest_send(&st, first, batch.data, batch.len, 0);
+            s_ingest_send(&st, first, batch.data, batch.len, 0, false);
             dm_buf_reset(&batch);
         }
     }
+    if (!read_error) /* an empty last batch closes the run: the owner then judges its checks */
+        s_ingest_send(&st, 0, "", 0, 0, true);
     while (st.inflight > 0 && !st.lost)
         s_ingest_reply(&st);
     if (st.denied && !st.lost && !read_error)
@@ -705,7 +720,7 @@ int main(int argc, char **argv)
         {"quarantine", s_quarantine}, {"status", s_status},
         {"whoami", dm_cli_whoami},    {"keygen", dm_cli_keygen},  {"admins", dm_dmctl_admins},
         {"grant", dm_dmctl_grant},    {"revoke", dm_dmctl_revoke}, {"audit", dm_dmctl_audit},
-        {"policy", dm_dmctl_policy},
+        {"policy", dm_dmctl_policy},  {"quality", dm_dmctl_quality},
     };
     return dm_cli_main(P, DM_VERSION, argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], cmds,
                        sizeof cmds / sizeof cmds[0], s_usage);

@@ -32,6 +32,9 @@ bool dm_dmctl_since_parse(const char *s, int64_t now_ms, int64_t *ms_out);
 
 /* dmctl policy publish|rotate|show|test|explain. */
 int dm_dmctl_policy(const dm_cli_args_t *a);
+/* dmctl_quality.c: `dmctl quality`; returns Soda's exit codes (0 pass, 1
+ * warn, 2 fail, 3 error; 4 when no report could be had). */
+int dm_dmctl_quality(const dm_cli_args_t *a);
 /* dmctl policy explain (dmctl_explain.c). */
 int dm_dmctl_explain(const dm_cli_args_t *a);
 /* The contract-rule part of dmctl validate: with a node given (--node,

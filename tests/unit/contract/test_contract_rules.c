@@ -262,7 +262,7 @@ Test(contract, rejects_check_without_column)
 Test(contract, rejects_key_of_another_rule)
 {
     result_t r = parse_check("{rule: not_null, column: s, values: [a]}");
-    expect_err(&r, 23, 37, "'values' does not apply to rule not_null (its keys: rule, column, name, description)");
+    expect_err(&r, 23, 37, "'values' does not apply to rule not_null (its keys: rule, column, mostly, warn, fail, name, description)");
     result_free(&r);
 }
 

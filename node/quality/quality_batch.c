@@ -1,0 +1,380 @@
+/* quality_batch.c: the writer's hook (dm_store_hook_t). While a batch
+ * commits, row() folds each row that becomes live (and the row it
+ * replaces) into per-check deltas in memory; finish() applies them to the
+ * stored state in the batch's own transaction: the uniqueness index and
+ * its two counters, failing-row counts, the newest event time. A check
+ * with no state on a product that already has rows (added by an upgrade,
+ * or changed) is rebuilt from the rows once, in the same transaction. At
+ * the end of an ingest run finish() also measures the row count and
+ * judges and stores the full report. */
+#include "quality/quality_priv.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_HASHED_AT (DM_QDB_KEY_MAX - 10) /* value keys longer than this are hashed */
+#define S_RAW 0
+#define S_HASHED 1
+
+typedef struct {
+    dm_quality__ccheck_t cc;
+    int64_t fail_delta;
+    int64_t newest;
+    size_t adds;     /* failing samples taken this attempt */
+    dm_buf_t ops;    /* i8 sign, u16 klen, key, u16 tlen, text; back to back */
+} s_acc;
+
+struct dm_quality_batch {
+    dm_store_t *store;
+    uint32_t pid;
+    const dm_contract_t *c;
+    int64_t now_ms;
+    dm_schema_t *schema;
+    s_acc *acc;
+    size_t nacc;
+    bool end_run, has_report;
+    dm_qreport_t report;
+    dm_buf_t key, text, tmp;
+};
+
+static void s_op(s_acc *a, int sign, const void *key, size_t klen, const char *text, size_t tlen)
+{
+    int8_t sg = (int8_t)sign;
+    uint16_t kl = (uint16_t)klen, tl = (uint16_t)(tlen > DM_QUALITY_SAMPLE_BYTES
+                                                      ? DM_QUALITY_SAMPLE_BYTES : tlen);
+    dm_buf_append(&a->ops, &sg, 1);
+    dm_buf_append(&a->ops, &kl, sizeof kl);
+    dm_buf_append(&a->ops, key, kl);
+    dm_buf_append(&a->ops, &tl, sizeof tl);
+    dm_buf_append(&a->ops, text, tl);
+}
+
+/* The index key of a value set: S_RAW and the encoding, or S_HASHED and
+ * its BLAKE2b when too long for an LMDB key. */
+static void s_value_key(dm_buf_t *key)
+{
+    if (key->len - 1 <= S_HASHED_AT)
+        return;
+    uint8_t h[crypto_generichash_BYTES];
+    crypto_generichash(h, sizeof h, (const uint8_t *)key->data + 1, key->len - 1, NULL, 0);
+    dm_buf_reset(key);
+    uint8_t tag = S_HASHED;
+    dm_buf_append(key, &tag, 1);
+    dm_buf_append(key, h, sizeof h);
+}
+
+/* Folds one row (sign +1: becomes live, -1: replaced) into a's deltas. */
+static void s_fold(dm_quality_batch_t *b, s_acc *a, int sign, const void *row, size_t len)
+{
+    const dm_check_t *k = a->cc.k;
+    if (k->rule == DM_CHECK_UNIQUE) {
+        uint8_t tag = S_RAW;
+        dm_buf_reset(&b->key);
+        dm_buf_reset(&b->text);
+        dm_buf_append(&b->key, &tag, 1);
+        if (!dm_quality__unique_key(&a->cc, b->schema, row, len, &b->key, &b->text))
+            return;
+        s_value_key(&b->key);
+        s_op(a, sign, b->key.data, b->key.len, b->text.data, b->text.len);
+    } else if (k->rule == DM_CHECK_FRESHNESS) {
+        int64_t ms;
+        if (sign > 0 && dm_quality__event_ms(&a->cc, b->schema, row, len, &ms) && ms > a->newest)
+            a->newest = ms;
+    } else if (dm_quality__row_fails(&a->cc, b->schema, row, len, &b->tmp)) {
+        a->fail_delta += sign;
+        if (sign < 0 || a->adds++ < DM_QUALITY_SAMPLES_MAX)
+            s_op(a, sign, NULL, 0, b->tmp.data, b->tmp.len);
+    }
+}
+
+static void s_begin(void *ctx)
+{
+    dm_quality_batch_t *b = ctx;
+    for (size_t i = 0; i < b->nacc; i++) {
+        b->acc[i].fail_delta = 0;
+        b->acc[i].newest = DM_QUALITY_NO_EVENT;
+        b->acc[i].adds = 0;
+        dm_buf_reset(&b->acc[i].ops);
+    }
+    dm_quality_report_clear(&b->report);
+    b->has_report = false;
+}
+
+static dm_err s_row(void *ctx, const void *old_row, size_t old_len, const void *new_row,
+                    size_t new_len, dm_buf_t *why)
+{
+    (void)why;
+    dm_quality_batch_t *b = ctx;
+    for (size_t i = 0; i < b->nacc; i++) {
+        if (old_row)
+            s_fold(b, &b->acc[i], -1, old_row, old_len);
+        s_fold(b, &b->acc[i], 1, new_row, new_len);
+    }
+    return DM_OK;
+}
+
+typedef struct {
+    int sign;
+    const uint8_t *key;
+    uint16_t klen;
+    const char *text;
+    uint16_t tlen;
+} s_opv;
+
+static int s_opv_cmp(const void *pa, const void *pb)
+{
+    const s_opv *a = pa, *b = pb;
+    size_t n = a->klen < b->klen ? a->klen : b->klen;
+    int c = memcmp(a->key, b->key, n);
+    return c ? c : (a->klen > b->klen) - (a->klen < b->klen);
+}
+
+/* Parses a's ops into an array (the caller frees it). */
+static s_opv *s_ops(const s_acc *a, size_t *n)
+{
+    size_t cap = 0;
+    for (size_t off = 0; off < a->ops.len; cap++) {
+        uint16_t kl, tl;
+        memcpy(&kl, a->ops.data + off + 1, 2);
+        memcpy(&tl, a->ops.data + off + 3 + kl, 2);
+        off += 5 + (size_t)kl + tl;
+    }
+    s_opv *v = malloc((cap ? cap : 1) * sizeof *v);
+    if (!v)
+        abort();
+    *n = 0;
+    for (size_t off = 0; off < a->ops.len;) {
+        s_opv *o = &v[(*n)++];
+        const uint8_t *p = (const uint8_t *)a->ops.data + off;
+        o->sign = (int8_t)p[0];
+        memcpy(&o->klen, p + 1, 2);
+        o->key = p + 3;
+        memcpy(&o->tlen, p + 3 + o->klen, 2);
+        o->text = (const char *)p + 5 + o->klen;
+        off += 5 + (size_t)o->klen + o->tlen;
+    }
+    return v;
+}
+
+/* One value's count moves by delta: the counters and samples follow. */
+static dm_err s_unique_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                             dm_quality__cstate_t *st, const s_opv *o, int64_t delta,
+                             dm_buf_t *key, dm_buf_t *why)
+{
+    if (delta == 0)
+        return DM_OK;
+    dm_buf_reset(key);
+    uint8_t p[9] = {DM_QTAG_UNIQUE};
+    for (int i = 8; i >= 1; i--, id >>= 8)
+        p[i] = (uint8_t)id;
+    dm_buf_append(key, p, sizeof p);
+    dm_buf_append(key, o->key, o->klen);
+    uint64_t before, after;
+    dm_err err = dm_quality_db_add(t, pid, key->data, key->len, delta, &before, &after, why);
+    if (err)
+        return err;
+    st->groups += (after >= 2) - (before >= 2);
+    st->extra = st->extra + (after > 1 ? after - 1 : 0) - (before > 1 ? before - 1 : 0);
+    if (after >= 2 && before < 2)
+        dm_quality__sample_add(st, o->text, o->tlen);
+    else if (after < 2 && before >= 2)
+        dm_quality__sample_drop(st, o->text, o->tlen);
+    return DM_OK;
+}
+
+/* Applies a's deltas to st. */
+static dm_err s_apply(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
+                      dm_quality__cstate_t *st, dm_buf_t *why)
+{
+    size_t n = 0;
+    s_opv *v = s_ops(a, &n);
+    dm_err err = DM_OK;
+    if (a->cc.k->rule == DM_CHECK_UNIQUE) {
+        qsort(v, n, sizeof *v, s_opv_cmp); /* one index update per distinct value */
+        for (size_t i = 0; i < n && !err;) {
+            size_t j = i;
+            int64_t delta = 0;
+            const s_opv *named = &v[i];
+            for (; j < n && s_opv_cmp(&v[i], &v[j]) == 0; j++) {
+                delta += v[j].sign;
+                if (v[j].sign > 0)
+                    named = &v[j];
+            }
+            err = s_unique_apply(t, b->pid, a->cc.id, st, named, delta, &b->key, why);
+            i = j;
+        }
+    } else if (a->cc.k->rule == DM_CHECK_FRESHNESS) {
+        if (a->newest > st->newest)
+            st->newest = a->newest;
+    } else {
+        int64_t f = (int64_t)st->failing + a->fail_delta;
+        st->failing = f < 0 ? 0 : (uint64_t)f;
+        for (size_t i = 0; i < n; i++)
+            if (v[i].sign < 0)
+                dm_quality__sample_drop(st, v[i].text, v[i].tlen);
+        for (size_t i = 0; i < n; i++)
+            if (v[i].sign > 0)
+                dm_quality__sample_add(st, v[i].text, v[i].tlen);
+    }
+    free(v);
+    return err;
+}
+
+typedef struct {
+    dm_quality_batch_t *b;
+    s_acc *a;
+    dm_quality__cstate_t *st;
+    dm_store_txn_t *t;
+    dm_err err;
+    dm_buf_t *why;
+} s_rebuild_ctx;
+
+static int s_rebuild_row(void *ctx, uint64_t seq, const void *row, size_t len)
+{
+    (void)seq;
+    s_rebuild_ctx *r = ctx;
+    dm_buf_reset(&r->a->ops);
+    r->a->fail_delta = 0;
+    r->a->adds = r->st->nsamples;
+    s_fold(r->b, r->a, 1, row, len);
+    r->err = s_apply(r->b, r->t, r->a, r->st, r->why);
+    return r->err != DM_OK;
+}
+
+/* Builds a's state from every live row of the product (the batch's rows
+ * included: they are in the log by now). */
+static dm_err s_rebuild(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
+                        dm_quality__cstate_t *st, dm_buf_t *why)
+{
+    memset(st, 0, sizeof *st);
+    st->newest = DM_QUALITY_NO_EVENT;
+    dm_err err = DM_OK;
+    if (a->cc.k->rule == DM_CHECK_UNIQUE &&
+        (err = dm_quality__unique_clear(t, b->pid, a->cc.id, why)))
+        return err;
+    a->newest = DM_QUALITY_NO_EVENT;
+    s_rebuild_ctx r = {b, a, st, t, DM_OK, why};
+    err = dm_quality_db_rows(t, b->pid, s_rebuild_row, &r, why);
+    dm_buf_reset(&a->ops);
+    if (!err && a->newest > st->newest)
+        st->newest = a->newest;
+    return err ? err : r.err;
+}
+
+static dm_err s_finish(void *ctx, dm_store_txn_t *t, const dm_batch_result_t *result,
+                       dm_buf_t *why)
+{
+    dm_quality_batch_t *b = ctx;
+    uint64_t records = 0, quarantined = 0;
+    dm_quality__pstate_t ps;
+    dm_err err = dm_quality_db_counts(t, b->pid, &records, &quarantined, why);
+    if (!err)
+        err = dm_quality__pstate_get(t, b->pid, &ps, why);
+    uint64_t before = records - (result->inserted < records ? result->inserted : records);
+    for (size_t i = 0; i < b->nacc && !err; i++) {
+        s_acc *a = &b->acc[i];
+        dm_quality__cstate_t st;
+        bool found = false;
+        if ((err = dm_quality__cstate_get(t, b->pid, a->cc.id, &st, &found, why)))
+            break;
+        err = !found && before > 0 ? s_rebuild(b, t, a, &st, why) : s_apply(b, t, a, &st, why);
+        if (!err)
+            err = dm_quality__cstate_put(t, b->pid, a->cc.id, &st, why);
+    }
+    if (err)
+        return err;
+    ps.last_ingest_ms = b->now_ms;
+    if (b->end_run) {
+        if ((err = dm_quality__measure_add(t, b->pid, &ps, b->now_ms, records, why)) ||
+            (err = dm_quality__pstate_put(t, b->pid, &ps, why)) ||
+            (err = dm_quality__judge(t, b->pid, b->c, b->now_ms, &b->report, why)) ||
+            (err = dm_quality__report_store(t, b->pid, &ps, &b->report, why)))
+            return err;
+        b->has_report = true;
+    }
+    return dm_quality__pstate_put(t, b->pid, &ps, why);
+}
+
+/* Whether check k keeps state the hook must maintain. */
+static bool s_stateful(const dm_contract_t *c, const dm_check_t *k)
+{
+    if (k->rule == DM_CHECK_UNIQUE)
+        return k->ncolumns > 0;
+    if (k->rule == DM_CHECK_FRESHNESS)
+        return dm_quality__event_field(c, k) >= 0;
+    return dm_contract_check_has_rate(k) && k->field_index >= 0;
+}
+
+dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid, const dm_contract_t *c,
+                            int64_t now_ms, dm_quality_batch_t **out, dm_store_hook_t *hook,
+                            dm_buf_t *why)
+{
+    *out = NULL;
+    dm_quality_batch_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return DM_ERR_NOMEM;
+    b->store = store;
+    b->pid = pid;
+    b->c = c;
+    b->now_ms = now_ms;
+    dm_err err = DM_OK;
+    size_t want = 0;
+    for (size_t i = 0; i < c->nchecks; i++)
+        want += s_stateful(c, &c->checks[i]);
+    if (want) {
+        if ((err = dm_schema_new(c, &b->schema, why)))
+            goto fail;
+        if (!(b->acc = calloc(want, sizeof *b->acc))) {
+            err = DM_ERR_NOMEM;
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < c->nchecks && want; i++) {
+        if (!s_stateful(c, &c->checks[i]))
+            continue;
+        s_acc *a = &b->acc[b->nacc];
+        if ((err = dm_quality__ccheck_init(&a->cc, b->schema, &c->checks[i], why)))
+            goto fail;
+        b->nacc++;
+        if (a->cc.trivial) { /* unique on the primary key: nothing to keep */
+            dm_quality__ccheck_clear(&a->cc);
+            b->nacc--;
+        }
+    }
+    *hook = (dm_store_hook_t){s_begin, s_row, s_finish, b};
+    *out = b;
+    return DM_OK;
+fail:
+    dm_quality_batch_destroy(&b);
+    return err;
+}
+
+void dm_quality_batch_destroy(dm_quality_batch_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dm_quality_batch_t *b = *self_p;
+    for (size_t i = 0; i < b->nacc; i++) {
+        dm_quality__ccheck_clear(&b->acc[i].cc);
+        dm_buf_free(&b->acc[i].ops);
+    }
+    free(b->acc);
+    dm_schema_destroy(&b->schema);
+    dm_quality_report_clear(&b->report);
+    dm_buf_free(&b->key);
+    dm_buf_free(&b->text);
+    dm_buf_free(&b->tmp);
+    free(b);
+    *self_p = NULL;
+}
+
+void dm_quality_batch_end_run(dm_quality_batch_t *self)
+{
+    self->end_run = true;
+}
+
+const dm_qreport_t *dm_quality_batch_report(const dm_quality_batch_t *self)
+{
+    return self->has_report ? &self->report : NULL;
+}

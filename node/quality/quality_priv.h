@@ -1,0 +1,141 @@
+/* quality_priv.h: what the files of node/quality/ share.
+ *
+ * Calls go one way: quality_batch.c (the writer's hook) uses
+ * quality_eval.c (a row against a check), quality_judge.c (results from
+ * state) and quality_state.c (state in quality_db); quality_judge.c uses
+ * quality_state.c and quality_report.c (reports, their encoding and
+ * history). Nobody outside node/quality/ includes it.
+ *
+ * Keys in the quality database (after the product id, storage/quality_db.h):
+ *   'P'                 -> the product's quality state (s_pstate)
+ *   'S' id u64          -> a check's state (dm_quality__cstate_t)
+ *   'U' id u64 value    -> u64: live rows holding that value (unique)
+ *   'M' seq u64         -> a row-count measurement: at_ms i64, records u64
+ *   'H' seq u64         -> a stored report (quality_report.c's encoding)
+ * id is a fingerprint of what the check's state depends on (rule, columns,
+ * values, bounds, pattern), so state survives a contract upgrade that
+ * keeps the check and starts afresh (rebuilt from the rows) when it
+ * changes. */
+#ifndef DM_QUALITY_PRIV_H
+#define DM_QUALITY_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "contract/pattern.h"
+#include "quality/quality.h"
+#include "record/schema.h"
+#include "storage/quality_db.h"
+
+#define DM_QUALITY_HISTORY_MAX 1000      /* reports kept per product */
+#define DM_QUALITY_MEASURES_MAX 1000     /* row-count measurements kept per product */
+#define DM_QUALITY_SAMPLE_BYTES 64       /* bytes of one sample value kept */
+#define DM_QUALITY_WEEK_MS (7LL * 24 * 3600 * 1000)
+#define DM_QUALITY_WEEKDAY_SLACK_MS (24LL * 3600 * 1000) /* same_weekday: nearest within a day */
+#define DM_QUALITY_NO_EVENT INT64_MIN
+
+#define DM_QTAG_PRODUCT 'P'
+#define DM_QTAG_CHECK 'S'
+#define DM_QTAG_UNIQUE 'U'
+#define DM_QTAG_MEASURE 'M'
+#define DM_QTAG_HISTORY 'H'
+
+/* A product's quality state. */
+typedef struct {
+    int64_t last_ingest_ms;      /* 0: never */
+    uint64_t next_measure, next_report;
+    uint64_t nmeasures, nreports;
+} dm_quality__pstate_t;
+
+/* One check's state. */
+typedef struct {
+    uint64_t groups;   /* unique: values held by more than one live row */
+    uint64_t extra;    /* unique: rows beyond the first of each such value */
+    uint64_t failing;  /* field checks with thresholds: live rows failing */
+    int64_t newest;    /* freshness: newest event time in ms, DM_QUALITY_NO_EVENT: none */
+    char samples[DM_QUALITY_SAMPLES_MAX][DM_QUALITY_SAMPLE_BYTES + 1];
+    size_t nsamples;
+} dm_quality__cstate_t;
+
+/* ---- quality_state.c ---- */
+
+/* The fingerprint of check k (see above). */
+uint64_t dm_quality__check_id(const dm_check_t *k);
+/* Reads pid's product state (zeroes when absent). */
+DM_NODISCARD dm_err dm_quality__pstate_get(dm_store_txn_t *t, uint32_t pid,
+                                           dm_quality__pstate_t *out, dm_buf_t *why);
+DM_NODISCARD dm_err dm_quality__pstate_put(dm_store_txn_t *t, uint32_t pid,
+                                           const dm_quality__pstate_t *in, dm_buf_t *why);
+/* Reads check id's state: *found false (state zeroed, newest NO_EVENT)
+ * when there is none. */
+DM_NODISCARD dm_err dm_quality__cstate_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                           dm_quality__cstate_t *out, bool *found,
+                                           dm_buf_t *why);
+DM_NODISCARD dm_err dm_quality__cstate_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                           const dm_quality__cstate_t *in, dm_buf_t *why);
+/* Adds text (n bytes, cut to DM_QUALITY_SAMPLE_BYTES) to s's samples
+ * unless full or already there; removes it with dm_quality__sample_drop. */
+void dm_quality__sample_add(dm_quality__cstate_t *s, const char *text, size_t n);
+void dm_quality__sample_drop(dm_quality__cstate_t *s, const char *text, size_t n);
+/* Appends a row-count measurement and trims the oldest beyond the bound. */
+DM_NODISCARD dm_err dm_quality__measure_add(dm_store_txn_t *t, uint32_t pid,
+                                            dm_quality__pstate_t *ps, int64_t at_ms,
+                                            uint64_t records, dm_buf_t *why);
+/* Deletes every uniqueness-index entry of check id (before a rebuild). */
+DM_NODISCARD dm_err dm_quality__unique_clear(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                             dm_buf_t *why);
+
+/* ---- quality_eval.c ---- */
+
+/* A check compiled against a schema for evaluating rows. */
+typedef struct {
+    const dm_check_t *k;
+    uint64_t id;
+    int event_field;     /* freshness: the field read, -1: the last ingest */
+    bool trivial;        /* unique on exactly the primary key: no index */
+    dm_value_t *vals;    /* in_list, typed */
+    size_t nvals;
+    dm_pattern_t *re;    /* regex */
+} dm_quality__ccheck_t;
+
+/* Compiles k for s. DM_ERR_INVALID (a line in why) if an in_list value
+ * or the pattern cannot be used. */
+DM_NODISCARD dm_err dm_quality__ccheck_init(dm_quality__ccheck_t *cc, const dm_schema_t *s,
+                                            const dm_check_t *k, dm_buf_t *why);
+void dm_quality__ccheck_clear(dm_quality__ccheck_t *cc);
+/* Field checks: true when row fails check cc (a null passes every rule
+ * but not_null); text/n get the failing value's text (tmp: scratch). */
+bool dm_quality__row_fails(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
+                           const void *row, size_t len, dm_buf_t *tmp);
+/* unique: appends the index key of row's value set to key and its text to
+ * text; false when a column is null (NULLs are never duplicates) or the
+ * row is malformed. */
+bool dm_quality__unique_key(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
+                            const void *row, size_t len, dm_buf_t *key, dm_buf_t *text);
+/* freshness: the row's event time in ms; false when null. */
+bool dm_quality__event_ms(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
+                          const void *row, size_t len, int64_t *ms);
+/* The text of a decoded value, for samples; returns its length. */
+size_t dm_quality__value_text(const dm_value_t *v, char *buf, size_t cap);
+/* The field freshness reads when the check has no column: the first
+ * timestamp field of spec.storage.partitioning, or -1. */
+int dm_quality__event_field(const dm_contract_t *c, const dm_check_t *k);
+
+/* ---- quality_report.c ---- */
+
+/* Encodes r for the history; decodes it back (DM_ERR_STORE when corrupt). */
+void dm_quality__report_encode(const dm_qreport_t *r, dm_buf_t *out);
+DM_NODISCARD dm_err dm_quality__report_decode(const void *data, size_t len, dm_qreport_t *out);
+/* Stores r as pid's newest report, trimming the oldest past the bound. */
+DM_NODISCARD dm_err dm_quality__report_store(dm_store_txn_t *t, uint32_t pid,
+                                             dm_quality__pstate_t *ps, const dm_qreport_t *r,
+                                             dm_buf_t *why);
+
+/* ---- quality_judge.c ---- */
+
+/* Judges every check of c for pid from the state in t into out (cleared
+ * first). */
+DM_NODISCARD dm_err dm_quality__judge(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c,
+                                      int64_t now_ms, dm_qreport_t *out, dm_buf_t *why);
+
+#endif

@@ -1,0 +1,244 @@
+/* quality_db.c: the "quality" database (quality_db.h): [pid][key] -> value,
+ * read and written inside the caller's transaction. */
+#include "storage/quality_db.h"
+
+#include <string.h>
+
+#include "storage/store_int.h"
+
+#define S_FULL_KEY_MAX (DM_STORE_PID_BYTES + DM_QDB_KEY_MAX)
+
+typedef struct {
+    dm_store_t *store;
+    dm_quality_db_fn fn;
+    void *ctx;
+} s_run_ctx;
+
+static dm_err s_write_body(MDB_txn *txn, void *arg, dm_buf_t *why)
+{
+    s_run_ctx *r = arg;
+    dm_store_txn_t t = {r->store, txn};
+    return r->fn(&t, r->ctx, why);
+}
+
+dm_err dm_quality_db_update(dm_store_t *store, dm_quality_db_fn fn, void *ctx, dm_buf_t *why)
+{
+    s_run_ctx r = {store, fn, ctx};
+    return dm_store__write_opts(store, "quality", s_write_body, &r, false, why);
+}
+
+dm_err dm_quality_db_view(dm_store_t *store, dm_quality_db_fn fn, void *ctx, dm_buf_t *why)
+{
+    MDB_txn *txn;
+    dm_err err = dm_store__read_begin(store, &txn, why);
+    if (err)
+        return err;
+    dm_store_txn_t t = {store, txn};
+    err = fn(&t, ctx, why);
+    dm_store__read_end(store, txn);
+    return err;
+}
+
+/* Builds [pid][key] in buf; false when key is too long. */
+static bool s_key(uint8_t *buf, uint32_t pid, const void *key, size_t klen, MDB_val *out)
+{
+    if (klen > DM_QDB_KEY_MAX)
+        return false;
+    dm_store__put_be32(buf, pid);
+    if (klen)
+        memcpy(buf + DM_STORE_PID_BYTES, key, klen);
+    out->mv_size = DM_STORE_PID_BYTES + klen;
+    out->mv_data = buf;
+    return true;
+}
+
+static dm_err s_toobig(size_t klen, dm_buf_t *why)
+{
+    dm_buf_why(why, "quality: a state key of %zu bytes is over the limit of %d", klen,
+               DM_QDB_KEY_MAX);
+    return DM_ERR_TOOBIG;
+}
+
+dm_err dm_quality_db_get(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, dm_buf_t *val,
+                  dm_buf_t *why)
+{
+    uint8_t kb[S_FULL_KEY_MAX];
+    MDB_val k, v;
+    if (!s_key(kb, pid, key, klen, &k))
+        return s_toobig(klen, why);
+    dm_buf_reset(val);
+    int rc = mdb_get(t->txn, t->store->quality, &k, &v);
+    if (rc == MDB_SUCCESS)
+        dm_buf_append(val, v.mv_data, v.mv_size);
+    return dm_store__mdb_txn(t->store, "read quality state", rc, why);
+}
+
+dm_err dm_quality_db_put(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, const void *val,
+                  size_t vlen, dm_buf_t *why)
+{
+    uint8_t kb[S_FULL_KEY_MAX];
+    MDB_val k, v = {vlen, (void *)val};
+    if (!s_key(kb, pid, key, klen, &k))
+        return s_toobig(klen, why);
+    return dm_store__mdb_txn(t->store, "write quality state",
+                             mdb_put(t->txn, t->store->quality, &k, &v, 0), why);
+}
+
+dm_err dm_quality_db_del(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, dm_buf_t *why)
+{
+    uint8_t kb[S_FULL_KEY_MAX];
+    MDB_val k;
+    if (!s_key(kb, pid, key, klen, &k))
+        return s_toobig(klen, why);
+    int rc = mdb_del(t->txn, t->store->quality, &k, NULL);
+    return rc == MDB_NOTFOUND ? DM_OK
+                              : dm_store__mdb_txn(t->store, "delete quality state", rc, why);
+}
+
+dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, int64_t delta,
+                  uint64_t *before, uint64_t *after, dm_buf_t *why)
+{
+    uint8_t kb[S_FULL_KEY_MAX];
+    MDB_val k, v;
+    if (!s_key(kb, pid, key, klen, &k))
+        return s_toobig(klen, why);
+    uint64_t was = 0, now;
+    int rc = mdb_get(t->txn, t->store->quality, &k, &v);
+    if (rc == MDB_SUCCESS && v.mv_size == DM_STORE_SEQ_BYTES)
+        was = dm_store__get_be64(v.mv_data);
+    else if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return dm_store__mdb_txn(t->store, "read a quality counter", rc, why);
+    if (delta < 0 && (uint64_t)-delta > was)
+        now = 0;
+    else
+        now = was + (uint64_t)delta;
+    if (before)
+        *before = was;
+    if (after)
+        *after = now;
+    if (now == was)
+        return DM_OK;
+    if (now == 0) {
+        rc = mdb_del(t->txn, t->store->quality, &k, NULL);
+        return rc == MDB_NOTFOUND ? DM_OK
+                                  : dm_store__mdb_txn(t->store, "delete a quality counter", rc,
+                                                      why);
+    }
+    uint8_t vb[DM_STORE_SEQ_BYTES];
+    dm_store__put_be64(vb, now);
+    v.mv_size = sizeof vb;
+    v.mv_data = vb;
+    return dm_store__mdb_txn(t->store, "write a quality counter",
+                             mdb_put(t->txn, t->store->quality, &k, &v, 0), why);
+}
+
+/* True when k is under [pid][prefix]. */
+static bool s_under(const MDB_val *k, const uint8_t *full, size_t flen)
+{
+    return k->mv_size >= flen && memcmp(k->mv_data, full, flen) == 0;
+}
+
+/* Positions cur on the last key under full (flen bytes): the key after
+ * the prefix range, then one back. */
+static int s_seek_last(MDB_cursor *cur, const uint8_t *full, size_t flen, MDB_val *k, MDB_val *v)
+{
+    uint8_t next[S_FULL_KEY_MAX];
+    memcpy(next, full, flen);
+    size_t i = flen;
+    while (i > 0 && next[i - 1] == 0xFF)
+        i--;
+    int rc;
+    if (i == 0) {
+        rc = mdb_cursor_get(cur, k, v, MDB_LAST);
+    } else {
+        next[i - 1]++;
+        MDB_val nk = {i, next};
+        *k = nk;
+        rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+        rc = rc == MDB_SUCCESS ? mdb_cursor_get(cur, k, v, MDB_PREV)
+             : rc == MDB_NOTFOUND ? mdb_cursor_get(cur, k, v, MDB_LAST)
+                                  : rc;
+    }
+    return rc;
+}
+
+dm_err dm_quality_db_each(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen, bool reverse,
+                   dm_quality_db_each_fn fn, void *ctx, dm_buf_t *why)
+{
+    uint8_t full[S_FULL_KEY_MAX];
+    MDB_val k, v;
+    if (!s_key(full, pid, prefix, plen, &k))
+        return s_toobig(plen, why);
+    size_t flen = k.mv_size;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(t->txn, t->store->quality, &cur);
+    if (rc != MDB_SUCCESS)
+        return dm_store__mdb_txn(t->store, "open a quality cursor", rc, why);
+    if (reverse)
+        rc = s_seek_last(cur, full, flen, &k, &v);
+    else
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; rc == MDB_SUCCESS && s_under(&k, full, flen);
+         rc = mdb_cursor_get(cur, &k, &v, reverse ? MDB_PREV : MDB_NEXT))
+        if (fn(ctx, (const uint8_t *)k.mv_data + DM_STORE_PID_BYTES,
+               k.mv_size - DM_STORE_PID_BYTES, v.mv_data, v.mv_size))
+            break;
+    mdb_cursor_close(cur);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND
+               ? DM_OK
+               : dm_store__mdb_txn(t->store, "walk quality state", rc, why);
+}
+
+dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
+                        dm_buf_t *why)
+{
+    uint8_t full[S_FULL_KEY_MAX];
+    MDB_val k, v;
+    if (!s_key(full, pid, prefix, plen, &k))
+        return s_toobig(plen, why);
+    size_t flen = k.mv_size;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(t->txn, t->store->quality, &cur);
+    if (rc != MDB_SUCCESS)
+        return dm_store__mdb_txn(t->store, "open a quality cursor", rc, why);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == MDB_SUCCESS && s_under(&k, full, flen))
+        rc = mdb_cursor_del(cur, 0);
+    mdb_cursor_close(cur);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND
+               ? DM_OK
+               : dm_store__mdb_txn(t->store, "trim quality history", rc, why);
+}
+
+dm_err dm_quality_db_counts(dm_store_txn_t *t, uint32_t pid, uint64_t *records, uint64_t *quarantined,
+                     dm_buf_t *why)
+{
+    dm_store_counters_t c;
+    dm_err err = dm_store__counters_get(t->store, t->txn, pid, &c, why);
+    *records = err ? 0 : c.records;
+    *quarantined = err ? 0 : c.quarantined;
+    return err;
+}
+
+dm_err dm_quality_db_rows(dm_store_txn_t *t, uint32_t pid, dm_row_fn fn, void *ctx, dm_buf_t *why)
+{
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(t->txn, t->store->rows, &cur);
+    if (rc != MDB_SUCCESS)
+        return dm_store__mdb_txn(t->store, "open a log cursor", rc, why);
+    uint8_t kb[DM_STORE_LOG_KEY_BYTES];
+    dm_store__log_key(kb, pid, 0);
+    MDB_val k = {sizeof kb, kb}, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != DM_STORE_LOG_KEY_BYTES || dm_store__get_be32(k.mv_data) != pid)
+            break;
+        uint64_t seq = dm_store__get_be64((const uint8_t *)k.mv_data + DM_STORE_PID_BYTES);
+        if (fn(ctx, seq, v.mv_data, v.mv_size) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND
+               ? DM_OK
+               : dm_store__mdb_txn(t->store, "scan rows", rc, why);
+}

@@ -324,8 +324,8 @@ static void s_latency(const dm_contract_t *c, const dm_sla_inputs_t *in, int64_t
         snprintf(d, sizeof d, "%.2fms", (double)us / S_US_PER_MS);
     else
         dm_sla_duration_text(us / S_US_PER_MS, d, sizeof d);
-    snprintf(t->measured, sizeof t->measured, "p%g %s over %s (%llu queries)",
-             c->latency_percentile, d, w, (unsigned long long)n);
+    snprintf(t->measured, sizeof t->measured, "p%g %s over %s (%llu quer%s)",
+             c->latency_percentile, d, w, (unsigned long long)n, n == 1 ? "y" : "ies");
     t->state = us < c->latency_ms * S_US_PER_MS ? DM_SLA_MET : DM_SLA_BREACHED;
 }
 

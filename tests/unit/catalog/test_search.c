@@ -1,8 +1,8 @@
-/* test_search.c: the ranked catalog search (node/catalog/catalog_search.c)
+/* test_search.c: the ranked catalog search (node/catalog/search.c)
  * over a real catalog: which part a word matches decides the rank (name >
  * tags and domain > fields > description and owner), all words beat some,
  * prefixes count half, and the query's bounds are enforced. */
-#include "catalog/catalog_search.h"
+#include "catalog/search.h"
 
 #include "catalog_test.h"
 

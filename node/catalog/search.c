@@ -1,4 +1,4 @@
-/* catalog_search.c: the ranked catalog search of catalog_search.h.
+/* search.c: the ranked catalog search of search.h.
  *
  * Each product is a document of tokens tagged with the part they come
  * from, sorted and unique per part. A run scores every document against
@@ -9,7 +9,7 @@
  * ranks above one that matches a single rare word strongly. A run costs
  * O(tokens of the catalog x words), bounded by the catalog's limits and
  * DM_SEARCH_WORDS_MAX. */
-#include "catalog/catalog_search.h"
+#include "catalog/search.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -1,4 +1,4 @@
-/* catalog_search.h: ranked search over the whole catalog's products
+/* search.h: ranked search over the whole catalog's products
  * (meshq search; docs/catalog.md "Search"). Pure: no sockets.
  *
  * An index is a snapshot of the catalog's live contracts, tokenized per
@@ -7,8 +7,8 @@
  * and DM_SEARCH_WORDS_MAX words; every product matching a word is ranked
  * by weighted part matches, each word weighted by its rarity (an inverse
  * document frequency as BM25's), times the share of the words it matches. */
-#ifndef DM_CATALOG_SEARCH_H
-#define DM_CATALOG_SEARCH_H
+#ifndef DM_SEARCH_H
+#define DM_SEARCH_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -72,11 +72,15 @@ static bool s_add_text(s_doc_t *d, const char *text, size_t len, unsigned part)
         if (d->text.len > UINT32_MAX - DM_SEARCH_WORD_MAX - 1)
             return true; /* a document over 4 GiB of tokens: the rest is not indexed */
         d->toks[d->ntoks++] = (s_tok_t){(uint32_t)d->text.len, (uint8_t)part};
+        dm_buf_reserve(&d->text, n + 1);
+        char *w = d->text.data + d->text.len;
         for (size_t k = 0; k < n; k++) {
             char c = text[start + k];
-            dm_buf_putc(&d->text, c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c);
+            w[k] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
         }
-        dm_buf_putc(&d->text, 0);
+        w[n] = 0;
+        d->text.len += n + 1;
+        d->text.data[d->text.len] = 0; /* the buffer's own terminator */
     }
     return true;
 }

@@ -2,10 +2,11 @@
  * catalog (catalog/lineage.h, catalog/search.h), and the LineageReq
  * and SearchReq requests answered from them on the node loop.
  *
- * Both are a snapshot of the catalog, rebuilt on the first use after the
- * catalog moved: a cheap fingerprint (each node record's origin with its
- * highest catalog version, the entry count and the governance generation)
- * tells. A product the caller may not describe is left out of answers
+ * Each is a snapshot of the catalog, rebuilt on its first use after the
+ * catalog's products moved: a fingerprint of the live product entries
+ * (origin, name, version; one pass over the listing, no parsing) and the
+ * governance generation tells. Graph and index are built apart, so a
+ * lineage question never pays for the index nor a search for the graph. A product the caller may not describe is left out of answers
  * (with its edges), as the mesh listing withholds it; with no governance
  * key, other nodes' products are open to describe and nothing is parsed
  * for it. */
@@ -20,11 +21,6 @@
  * walk of its own): the nearest, in walk order; the rest say "". */
 #define DM_NODE_LINEAGE_DEGRADED_MAX 256
 
-typedef struct {
-    dm_node_t *self;
-    uint64_t h;
-} s_print_t;
-
 #define S_MIX(h, p, len)                                                                         \
     do {                                                                                         \
         const uint8_t *b_ = (const uint8_t *)(p);                                                \
@@ -32,62 +28,72 @@ typedef struct {
             (h) = ((h) ^ b_[i_]) * 1099511628211ULL;                                             \
     } while (0)
 
-static int s_print_node(void *ctx, const dm_catalog_node_t *n)
+static int s_print_product(void *ctx, const dm_catalog_product_t *p)
 {
-    s_print_t *p = ctx;
-    uint64_t v = dm_catalog_max_version(p->self->catalog, n->origin);
-    S_MIX(p->h, n->origin, DM_ID_PUBLIC_BYTES);
-    S_MIX(p->h, &v, sizeof v);
+    uint64_t *h = ctx;
+    S_MIX(*h, p->origin, DM_ID_PUBLIC_BYTES);
+    S_MIX(*h, p->domain, strlen(p->domain) + 1);
+    S_MIX(*h, p->name, strlen(p->name) + 1);
+    S_MIX(*h, &p->version, sizeof p->version);
     return 0;
 }
 
-/* FNV-1a over what the graph and the index are built from. */
+/* FNV-1a over what the graph and the index are built from: each live
+ * product's entry (origin, name, version) in the catalog's order, and the
+ * governance generation (certificates move domains). Health and acl
+ * entries do not move it. 0 when the products cannot be listed. */
 static uint64_t s_fingerprint(dm_node_t *self)
 {
-    s_print_t p = {self, 1469598103934665603ULL};
-    dm_catalog_nodes(self->catalog, s_print_node, &p);
-    uint64_t tail[2] = {dm_catalog_count(self->catalog), dm_catalog_gov_generation(self->catalog)};
-    S_MIX(p.h, tail, sizeof tail);
-    return p.h;
-}
-
-/* Rebuilds the snapshot when the catalog moved. On a failure the old one
- * is kept (logged; the next call tries again). */
-static void s_refresh(dm_node_t *self)
-{
-    uint64_t print = s_fingerprint(self);
-    if (self->lineage_built && print == self->lineage_print)
-        return;
-    dm_lineage_t *g = NULL;
-    dm_search_t *s = NULL;
-    dm_buf_t why = DM_BUF_INIT;
-    if (dm_lineage_build(self->catalog, &g, &why) != DM_OK ||
-        dm_search_build(self->catalog, &s, &why) != DM_OK) {
-        dm_log_err("%s", why.data);
-        dm_lineage_destroy(&g);
-        dm_buf_free(&why);
-        return;
-    }
-    dm_lineage_destroy(&self->lineage);
-    dm_search_destroy(&self->search);
-    self->lineage = g;
-    self->search = s;
-    self->lineage_print = print;
-    self->lineage_built = true;
-    dm_buf_free(&why);
+    uint64_t h = 1469598103934665603ULL;
+    if (dm_catalog_products(self->catalog, false, s_print_product, &h) != DM_OK)
+        return 0;
+    uint64_t gen = dm_catalog_gov_generation(self->catalog);
+    S_MIX(h, &gen, sizeof gen);
+    return h;
 }
 
 const dm_lineage_t *dm_node__lineage(dm_node_t *self)
 {
-    s_refresh(self);
+    uint64_t print = s_fingerprint(self);
+    if (self->lineage && print && print == self->lineage_print)
+        return self->lineage;
+    dm_lineage_t *g = NULL;
+    dm_buf_t why = DM_BUF_INIT;
+    if (dm_lineage_build(self->catalog, &g, &why) == DM_OK) {
+        dm_lineage_destroy(&self->lineage);
+        self->lineage = g;
+        self->lineage_print = print;
+    } else {
+        dm_log_err("%s (the previous graph is kept)", why.data);
+    }
+    dm_buf_free(&why);
     return self->lineage;
+}
+
+/* The search index of the catalog as it is now (rebuilt first if the
+ * products moved), or NULL if it could not be built. */
+static const dm_search_t *s_search_index(dm_node_t *self)
+{
+    uint64_t print = s_fingerprint(self);
+    if (self->search && print && print == self->search_print)
+        return self->search;
+    dm_search_t *s = NULL;
+    dm_buf_t why = DM_BUF_INIT;
+    if (dm_search_build(self->catalog, &s, &why) == DM_OK) {
+        dm_search_destroy(&self->search);
+        self->search = s;
+        self->search_print = print;
+    } else {
+        dm_log_err("%s (the previous index is kept)", why.data);
+    }
+    dm_buf_free(&why);
+    return self->search;
 }
 
 void dm_node__lineage_close(dm_node_t *self)
 {
     dm_lineage_destroy(&self->lineage);
     dm_search_destroy(&self->search);
-    self->lineage_built = false;
 }
 
 /* Whether caller may describe the catalog's product domain/name, as the
@@ -414,8 +420,8 @@ static int s_search_hit(void *ctx, const dm_search_hit_t *h)
 void dm_node__handle_search(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                             const Dm__SearchReq *req, const dm_rpc_caller_t *caller)
 {
-    s_refresh(self);
-    if (!self->search) {
+    const dm_search_t *index = s_search_index(self);
+    if (!index) {
         dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_NOMEM,
                                  "search: the node could not index the catalog (see its log)");
         return;
@@ -427,7 +433,7 @@ void dm_node__handle_search(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     s.hits = calloc(s.limit, sizeof *s.hits);
     Dm__SearchHit **ptrs = calloc(s.limit, sizeof *ptrs);
     dm_buf_t why = DM_BUF_INIT;
-    dm_err rc = s.hits && ptrs ? dm_search_run(self->search, req->words ? req->words : "",
+    dm_err rc = s.hits && ptrs ? dm_search_run(index, req->words ? req->words : "",
                                                s_search_hit, &s, &why)
                                : DM_ERR_NOMEM;
     if (rc == DM_OK && s.nomem)

@@ -182,14 +182,14 @@ struct dm_node {
     uint64_t remote_print;
     int64_t remote_next, remote_full;
     struct dm_node__fedrelay *relay;
-    /* Lineage and search (node_lineage.c): the loop's snapshot of the
-     * catalog's graph and search index, rebuilt when lineage_print moves;
+    /* Lineage and search (node_lineage.c): the loop's snapshots of the
+     * catalog's graph and search index, each rebuilt on use when the
+     * fingerprint of the catalog's products moved from its print;
      * lineage_health (set by node.c; NULL: health unknown) judges a
      * product's own health for LineageNode.health and "upstream degraded". */
     dm_lineage_t *lineage;
     dm_search_t *search;
-    uint64_t lineage_print;
-    bool lineage_built;
+    uint64_t lineage_print, search_print;
     dm_lineage_health_fn lineage_health;
     void *lineage_health_ctx;
     /* meshd --openlineage FILE (node_openlineage.c); NULL when off. */

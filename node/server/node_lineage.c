@@ -149,7 +149,7 @@ typedef struct {
     char **hidden; /* "domain.name" of withheld nodes, to drop their edges */
     size_t nhidden, hcap;
     size_t withheld;
-    bool nomem;
+    bool nomem, start_withheld;
 } s_lineage_t;
 
 static char *s_qname(const char *domain, const char *name)
@@ -205,6 +205,10 @@ static int s_lineage_node(void *ctx, const dm_lineage_node_t *n)
 {
     s_lineage_t *l = ctx;
     if (n->exists && !s_describable(l->self, l->caller, n->domain, n->name)) {
+        if (n->depth == 0) {
+            l->start_withheld = true; /* answered as unknown: nothing of it is told */
+            return 1;
+        }
         char *q = s_qname(n->domain, n->name);
         if (!q || !s_grow((void **)&l->hidden, &l->hcap, l->nhidden, sizeof *l->hidden)) {
             free(q);
@@ -367,14 +371,17 @@ void dm_node__handle_lineage(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     bool truncated = false;
     dm_err rc = dm_lineage_walk(g, domain, name, dirs, depth, s_lineage_node, s_lineage_edge, &l,
                                 &truncated);
-    if (rc == DM_OK && (l.nomem || l.n == 0))
-        rc = l.nomem ? DM_ERR_NOMEM : DM_ERR_NOTFOUND; /* the start itself was withheld */
+    if (rc == DM_OK && (l.nomem || l.start_withheld))
+        rc = l.nomem ? DM_ERR_NOMEM : DM_ERR_NOTFOUND;
     if (rc == DM_ERR_NOTFOUND) {
         snprintf(text, sizeof text,
                  "lineage: no product %.70s/%.70s in the mesh's catalog, and no contract names it "
                  "upstream (meshq products --mesh lists them)",
                  domain, name);
         dm_rpc_server_send_error(self->rpc, rid, id, rc, text);
+        if (l.start_withheld)
+            dm_node__audit(self, caller, false, "lineage", domain, name,
+                           "describe (lineage): the start is withheld", 0);
     } else if (rc != DM_OK) {
         dm_rpc_server_send_error(self->rpc, rid, id, rc, "lineage: the node is out of memory");
     } else {

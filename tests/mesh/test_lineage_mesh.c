@@ -3,7 +3,10 @@
  * contracts of docs/examples (inventory and shipments on logistics, orders
  * on commerce; identity registers nothing, so orders' upstream
  * identity.customers dangles), and meshq asks the identity node, which
- * owns none of them, to walk the graph in every format and to search. */
+ * owns none of them, to walk the graph in every format and to search.
+ * Suite lineage_gov: under a governance policy that denies a stranger to
+ * describe logistics/inventory, lineage and search leave it out for the
+ * stranger and keep it for an admin. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <poll.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "harness_access.h"
 #include "harness_catalog.h"
 
 #define T_DEADLINE_MS 30000
@@ -209,5 +213,110 @@ Test(lineage_mesh, search_ranks_from_any_node)
     cr_assert(strstr(r.out, "logistics.shipments") && strstr(r.out, "fields: carrier"), "%s",
               r.out);
     cr_assert_null(strstr(r.out, "commerce.orders"), "%s", r.out);
+    dm_h_result_free(&r);
+}
+
+/* ---- governance: what the caller may not describe is left out ---- */
+
+static const char *s_gtmp;
+static dm_h_node_t s_gnodes[2];
+static dm_h_person_t s_gov, s_stranger;
+
+static void s_gov_publish(const dm_h_node_t *n, const char *name, const char *doc)
+{
+    const char *args[] = {"policy", "publish", dm_h_file(s_gtmp, name, doc), NULL};
+    dm_h_result_t r = dm_h_run_as("dmctl", s_gov.file, n, args, NULL);
+    cr_assert_eq(r.status, 0, "policy publish %s: %s%s", name, r.out, r.err);
+    dm_h_result_free(&r);
+}
+
+static void s_gov_up(void)
+{
+    s_gtmp = dm_h_tmpdir();
+    cr_assert_not_null(s_gtmp);
+    cr_assert(dm_h_person(&s_gov, s_gtmp, "governance"));
+    cr_assert(dm_h_person(&s_stranger, s_gtmp, "stranger"));
+    static const char *const domains[] = {"logistics", "commerce"};
+    for (int i = 0; i < 2; i++) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/%s", s_gtmp, domains[i]);
+        const char *extra[] = {"--governance", s_gov.hex, i ? "--join" : NULL, s_gnodes[0].addr,
+                               NULL};
+        cr_assert(dm_h_node_start(&s_gnodes[i], dir, domains[i], extra));
+    }
+    char doc[1024], key[DM_ID_HEX_BYTES];
+    for (int i = 0; i < 2; i++) {
+        dm_h_node_key(&s_gnodes[i], key);
+        snprintf(doc, sizeof doc,
+                 "apiVersion: datamesh.io/v1\nkind: DomainCertificate\nmetadata: {name: %s}\n"
+                 "spec: {domain: %s, node: \"%s\"}\n",
+                 domains[i], domains[i], key);
+        s_gov_publish(&s_gnodes[0], i ? "cert-c.yaml" : "cert-l.yaml", doc);
+    }
+    snprintf(doc, sizeof doc,
+             "apiVersion: datamesh.io/v1\nkind: Policy\nmetadata: {name: hide}\nspec:\n"
+             "  access:\n    - name: hide-inventory\n      effect: deny\n"
+             "      actions: [describe]\n      products: [\"logistics/inventory\"]\n"
+             "      consumers: [\"%s\"]\n",
+             s_stranger.hex);
+    s_gov_publish(&s_gnodes[0], "hide.yaml", doc);
+    const char *inv[] = {"register", dm_h_src("docs/examples/inventory.yaml"), NULL};
+    const char *shp[] = {"register", dm_h_src("docs/examples/shipments.yaml"), NULL};
+    const char *ord[] = {"register", dm_h_src("docs/examples/orders.yaml"), NULL};
+    const char *const *regs[] = {inv, shp, ord};
+    for (int i = 0; i < 3; i++) {
+        dm_h_result_t r = dm_h_run_admin("dmctl", &s_gnodes[i == 2], regs[i], NULL);
+        cr_assert_eq(r.status, 0, "%s", r.err);
+        dm_h_result_free(&r);
+    }
+}
+
+TestSuite(lineage_gov, .init = s_gov_up, .fini = s_down, .timeout = 120);
+
+/* meshq ARGS on the commerce node as the stranger (as NULL: as its admin). */
+static dm_h_result_t s_gmeshq(const dm_h_person_t *as, const char *const *args)
+{
+    return as ? dm_h_run_as("meshq", as->file, &s_gnodes[1], args, NULL)
+              : dm_h_run_admin("meshq", &s_gnodes[1], args, NULL);
+}
+
+typedef struct {
+    const dm_h_person_t *as;
+    const char *const *args;
+    const char *want, *absent; /* in the output, and not */
+} s_view_t;
+
+static bool s_view(void *ctx)
+{
+    const s_view_t *v = ctx;
+    dm_h_result_t r = s_gmeshq(v->as, v->args);
+    bool ok = r.status == 0 && strstr(r.out, v->want) && !(v->absent && strstr(r.out, v->absent));
+    dm_h_result_free(&r);
+    return ok;
+}
+
+Test(lineage_gov, a_product_the_caller_may_not_describe_is_left_out)
+{
+    static const char *const lin[] = {"lineage", "commerce/orders", "--format", "json", NULL};
+    /* The admin sees inventory (so it has reached the node and is certified)... */
+    s_view_t admin = {NULL, lin, "\"product\":\"inventory\",\"exists\":true", NULL};
+    cr_assert(dm_h_wait_until(s_view, &admin, T_DEADLINE_MS), "the admin never saw inventory");
+    /* ...the stranger sees the rest of the graph, not inventory nor its edge. */
+    s_view_t stranger = {&s_stranger, lin, "\"product\":\"shipments\"", "inventory"};
+    cr_assert(dm_h_wait_until(s_view, &stranger, T_DEADLINE_MS), "inventory was not withheld");
+    dm_h_result_t r = s_gmeshq(&s_stranger, lin);
+    cr_assert(strstr(r.out, "\"from\":\"identity.customers\""), "%s", r.out);
+    dm_h_result_free(&r);
+    static const char *const find[] = {"--json", "search", "stock", "warehouse", NULL};
+    s_view_t admin_search = {NULL, find, "\"product\":\"inventory\"", NULL};
+    cr_assert(s_view(&admin_search));
+    r = s_gmeshq(&s_stranger, find);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "[]\n");
+    dm_h_result_free(&r);
+    static const char *const start[] = {"lineage", "logistics/inventory", NULL};
+    r = s_gmeshq(&s_stranger, start);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert(strstr(r.err, "no product logistics/inventory"), "%s", r.err);
     dm_h_result_free(&r);
 }

@@ -20,6 +20,10 @@
 /* Nodes of one answer whose "upstream degraded" is worked out (each is a
  * walk of its own): the nearest, in walk order; the rest say "". */
 #define DM_NODE_LINEAGE_DEGRADED_MAX 256
+/* Edges of one answer at most: with DM_LINEAGE_WALK_MAX nodes the reply
+ * stays a few MiB, far under DM_RPC_MAX_MSG_BYTES, however many upstreams
+ * the contracts name. Past it the walk stops and says truncated. */
+#define DM_NODE_LINEAGE_EDGES_MAX 50000
 
 #define S_MIX(h, p, len)                                                                         \
     do {                                                                                         \
@@ -149,7 +153,7 @@ typedef struct {
     char **hidden; /* "domain.name" of withheld nodes, to drop their edges */
     size_t nhidden, hcap;
     size_t withheld;
-    bool nomem, start_withheld;
+    bool nomem, start_withheld, edges_cut;
 } s_lineage_t;
 
 static char *s_qname(const char *domain, const char *name)
@@ -244,6 +248,10 @@ static int s_lineage_node(void *ctx, const dm_lineage_node_t *n)
 static int s_lineage_edge(void *ctx, const dm_lineage_node_t *from, const dm_lineage_node_t *to)
 {
     s_lineage_t *l = ctx;
+    if (l->nedges >= DM_NODE_LINEAGE_EDGES_MAX) {
+        l->edges_cut = true;
+        return 1;
+    }
     char *f = s_qname(from->domain, from->name), *t = s_qname(to->domain, to->name);
     if (!f || !t || !s_grow((void **)&l->edges, &l->ecap, l->nedges, sizeof *l->edges)) {
         free(f);
@@ -386,7 +394,7 @@ void dm_node__handle_lineage(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
         dm_rpc_server_send_error(self->rpc, rid, id, rc, "lineage: the node is out of memory");
     } else {
         s_lineage_health(self, &l);
-        s_lineage_send(self, rid, id, &l, truncated);
+        s_lineage_send(self, rid, id, &l, truncated || l.edges_cut);
         char rule[DM_AUDIT_RULE_MAX];
         snprintf(rule, sizeof rule, "describe (lineage): %zu nodes, %zu withheld", l.n,
                  l.withheld);

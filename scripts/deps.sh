@@ -13,8 +13,9 @@ DM_PACKAGES=(
   clang libclang-rt-dev
 )
 # test.sh only: docker-compose checks docker-compose.yml (`docker-compose
-# config`; no Docker engine needed).
-DM_TEST_PACKAGES=(docker-compose)
+# config`; no Docker engine needed); python3-jsonschema checks meshd
+# --openlineage events against the OpenLineage schema (test_openlineage).
+DM_TEST_PACKAGES=(docker-compose python3-jsonschema)
 
 dm_missing_packages() {
   local p missing=() wanted=("${DM_PACKAGES[@]}")

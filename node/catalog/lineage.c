@@ -202,7 +202,8 @@ static bool s_index(dm_lineage_t *g, bool by_to, uint32_t **off_out, uint32_t **
  * edges and indexes them. */
 static bool s_link(s_build_t *b, dm_lineage_t *g)
 {
-    qsort(b->nodes, b->n, sizeof *b->nodes, s_node_cmp);
+    if (b->n)
+        qsort(b->nodes, b->n, sizeof *b->nodes, s_node_cmp);
     size_t nproducts = b->n;
     for (size_t i = 0; i < b->npend; i++) {
         const s_pending_t *e = &b->pend[i];
@@ -210,9 +211,10 @@ static bool s_link(s_build_t *b, dm_lineage_t *g)
             !s_add_node(b, e->up_domain, e->up_name, false))
             return false;
     }
-    /* The missing ones may repeat: sort all, then drop the duplicates
-     * (a product sorts beside its missing twin and is kept first). */
-    qsort(b->nodes, b->n, sizeof *b->nodes, s_node_cmp);
+    /* A missing one named by several products repeats: sort all, then
+     * drop the repeats (a node exists if any of its copies does). */
+    if (b->n)
+        qsort(b->nodes, b->n, sizeof *b->nodes, s_node_cmp);
     size_t w = 0;
     for (size_t i = 0; i < b->n; i++) {
         if (w && s_node_cmp(&b->nodes[w - 1], &b->nodes[i]) == 0) {

@@ -20,7 +20,7 @@
 
 enum { O_DATA = 1, O_DOMAIN, O_LISTEN, O_ADVERTISE, O_LIMIT, O_MAP, O_LOG, O_HELP, O_VERSION,
        O_JOIN, O_PROBE, O_PROBE_TIMEOUT, O_GOSSIP, O_SUSPICION, O_QWORKERS, O_QTIMEOUT, O_FED_NONCES,
-       O_GOVERNANCE, O_AUDIT_AGE, O_AUDIT_RECORDS };
+       O_GOVERNANCE, O_AUDIT_AGE, O_AUDIT_RECORDS, O_OPENLINEAGE };
 
 static volatile sig_atomic_t s_stop = 0;
 
@@ -52,6 +52,8 @@ static void s_usage(FILE *f)
             "                        at once, 64 to 65536 (default 65536; each is kept until\n"
             "                        its grant expires)\n"
             "  --log-level LEVEL     error, warn, info (default) or debug\n"
+            "  --openlineage FILE    append an OpenLineage 2-0-2 RunEvent (JSON, one a line)\n"
+            "                        at each ingest run's start and end (docs/operations.md)\n"
             "\n"
             "Access (docs/security.md, docs/governance.md):\n"
             "  --governance KEY      the mesh's governance key (64 hex digits); kept in DIR,\n"
@@ -254,6 +256,7 @@ static int s_parse_args(int argc, char **argv, s_cli *cli)
         {"governance", required_argument, NULL, O_GOVERNANCE},
         {"audit-max-age", required_argument, NULL, O_AUDIT_AGE},
         {"audit-max-records", required_argument, NULL, O_AUDIT_RECORDS},
+        {"openlineage", required_argument, NULL, O_OPENLINEAGE},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -287,6 +290,7 @@ static int s_parse_args(int argc, char **argv, s_cli *cli)
         case O_QTIMEOUT:
         case O_FED_NONCES: bad = s_option_query(c, optarg, cli); break;
         case O_GOVERNANCE: cli->o.governance = optarg; break;
+        case O_OPENLINEAGE: cli->o.openlineage = optarg; break;
         case O_AUDIT_AGE:
         case O_AUDIT_RECORDS: bad = s_option_audit(c, optarg, cli); break;
         case O_HELP: s_usage(stdout); return 0;

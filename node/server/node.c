@@ -256,6 +256,14 @@ static dm_err s_start_access(dm_node_t *self, const dm_node_opts_t *opts, dm_buf
     return DM_OK;
 }
 
+/* Lineage: the health of a product for LineageNode.health and "upstream
+ * degraded" (catalog/lineage.h), from the health entries (node_health.c). */
+static void s_start_lineage(dm_node_t *self)
+{
+    self->lineage_health = dm_node__health_of;
+    self->lineage_health_ctx = self;
+}
+
 dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, dm_buf_t *why)
 {
     *out = NULL;
@@ -273,12 +281,14 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, dm_buf_t *why)
         (rc = s_start_pipelines(self, opts, w)) != DM_OK ||
         (rc = s_start_rpc(self, opts, w)) != DM_OK || (rc = s_start_mesh(self, opts, w)) != DM_OK ||
         (rc = s_start_access(self, opts, w)) != DM_OK ||
+        (rc = dm_node__openlineage_start(self, opts->openlineage, w)) != DM_OK ||
         (rc = dm_node__fed_start(self, w)) != DM_OK ||
         (rc = dm_node__health_open(self, w)) != DM_OK) {
         dm_node_destroy(&self);
         dm_buf_free(&local);
         return rc;
     }
+    s_start_lineage(self);
     dm_log_info("serving domain %s at %s (data %s)", self->domain, self->address, self->dir);
     *out = self;
     return DM_OK;
@@ -413,6 +423,8 @@ void dm_node_destroy(dm_node_t **self_p)
         dm_ingest_stop(self->ingest, self->inbox_push);
         dm_ingest_destroy(&self->ingest);
     }
+    dm_node__openlineage_close(self); /* the writer, its one user, has stopped */
+    dm_node__lineage_close(self);
     dm_gossip_destroy(&self->gossip);
     dm_rpc_server_destroy(&self->rpc);
     dm_query_pool_destroy(&self->queries); /* its workers decide with the tables below */

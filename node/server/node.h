@@ -43,6 +43,9 @@ typedef struct {
     const char *governance;
     int64_t audit_max_age_ms;   /* 0: DM_AUDIT_DEFAULT_MAX_AGE_MS */
     uint64_t audit_max_records; /* 0: DM_AUDIT_DEFAULT_MAX_RECORDS */
+    /* meshd --openlineage FILE: an OpenLineage RunEvent per ingest run's
+     * start and end appended to it; NULL: none. */
+    const char *openlineage;
 } dm_node_opts_t;
 
 typedef struct dm_node dm_node_t;

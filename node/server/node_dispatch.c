@@ -139,6 +139,12 @@ static void s_answer(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
     case DM__ENVELOPE__BODY_MEMBERS_REQ:
         dm_node__handle_members(self, rid, env->id);
         break;
+    case DM__ENVELOPE__BODY_LINEAGE_REQ:
+        dm_node__handle_lineage(self, rid, env->id, env->lineage_req, caller);
+        break;
+    case DM__ENVELOPE__BODY_SEARCH_REQ:
+        dm_node__handle_search(self, rid, env->id, env->search_req, caller);
+        break;
     case DM__ENVELOPE__BODY_CATALOG_SYNC:
         dm_gossip_catalog_receive(self->gossip, env->catalog_sync,
                                   zmq_msg_gets(payload, "User-Id"), dm_clock_mono_ms());

@@ -11,9 +11,8 @@
  * publishes it when a state changed (at most every
  * DM_NODE_HEALTH_MIN_GAP_MS per product) or, when only numbers changed,
  * every DM_NODE_HEALTH_REFRESH_MS. Readers of the health entries (listings,
- * describe) classify them here and walk the lineage graph, kept as a
- * snapshot rebuilt when the catalog's products move, for "upstream
- * degraded". */
+ * describe, lineage) classify them here and walk the lineage graph
+ * (node_lineage.c's snapshot) for "upstream degraded". */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,8 +48,6 @@ struct dm_node__health {
     dm_sla_avail_t avail; /* the loop's */
     uint64_t incarnation; /* this node's, as last seen */
     int64_t next_tick, next_beat;
-    dm_lineage_t *graph;  /* the loop's snapshot; NULL until first needed */
-    uint64_t graph_print;
     dm_registry_t *registry; /* the node's: what it owns */
 };
 
@@ -228,7 +225,6 @@ void dm_node__health_close(dm_node_t *self)
     for (size_t i = 0; i < h->n; i++)
         dm_sla_latency_destroy(&h->prods[i].lat);
     free(h->prods);
-    dm_lineage_destroy(&h->graph);
     pthread_rwlock_destroy(&h->lock);
     free(h);
     self->health = NULL;
@@ -550,9 +546,8 @@ static Dm__HealthRecord *s_entry(dm_node_t *self, const char *domain, const char
     return r;
 }
 
-/* lineage.h's dm_lineage_health_fn over the catalog's health entries. */
-static bool s_lineage_health(void *ctx, const char *domain, const char *name, bool *failing,
-                             dm_buf_t *cause)
+bool dm_node__health_of(void *ctx, const char *domain, const char *name, bool *failing,
+                        dm_buf_t *cause)
 {
     Dm__HealthRecord *r = s_entry(ctx, domain, name);
     if (!r)
@@ -560,41 +555,6 @@ static bool s_lineage_health(void *ctx, const char *domain, const char *name, bo
     s_classify(r, failing, cause);
     dm__health_record__free_unpacked(r, NULL);
     return true;
-}
-
-static int s_print_node(void *ctx, const dm_catalog_node_t *n)
-{
-    uint64_t *h = ctx;
-    *h = s_mix(*h, n->origin, DM_ID_PUBLIC_BYTES);
-    *h = s_mix(*h, &n->version, sizeof n->version);
-    return 0;
-}
-
-/* The lineage snapshot, rebuilt when a node record moved (every change of
- * an owner's products republishes its node record) or the catalog grew.
- * NULL when none could be built. Loop only. */
-static const dm_lineage_t *s_graph(dm_node_t *self)
-{
-    dm_node__health_t *h = self->health;
-    uint64_t print = S_FNV_OFFSET;
-    dm_catalog_nodes(self->catalog, s_print_node, &print);
-    size_t count = dm_catalog_count(self->catalog);
-    print = s_mix(print, &count, sizeof count);
-    if (h->graph && print == h->graph_print)
-        return h->graph;
-    dm_lineage_t *g = NULL;
-    dm_buf_t why = DM_BUF_INIT;
-    dm_err rc = dm_lineage_build(self->catalog, &g, &why);
-    if (rc == DM_OK) {
-        dm_lineage_destroy(&h->graph);
-        h->graph = g;
-        h->graph_print = print;
-    } else {
-        dm_log_warn("health: cannot build the lineage graph: %s",
-                    why.len ? why.data : dm_err_str(rc));
-    }
-    dm_buf_free(&why);
-    return h->graph;
 }
 
 void dm_node__health_show(dm_node_t *self, const char *domain, const char *name,
@@ -610,7 +570,7 @@ void dm_node__health_show(dm_node_t *self, const char *domain, const char *name,
     if (r)
         dm__health_record__free_unpacked(r, NULL);
     if (!failing &&
-        dm_lineage_degraded(s_graph(self), domain, name, s_lineage_health, self, cause))
+        dm_lineage_degraded(dm_node__lineage(self), domain, name, dm_node__health_of, self, cause))
         word = "upstream degraded";
     dm_buf_puts(health, word);
 }
@@ -621,6 +581,7 @@ Dm__HealthRecord *dm_node__health_describe(dm_node_t *self, const char *domain,
     dm_buf_reset(degraded);
     if (!self->health)
         return NULL;
-    (void)dm_lineage_degraded(s_graph(self), domain, name, s_lineage_health, self, degraded);
+    (void)dm_lineage_degraded(dm_node__lineage(self), domain, name, dm_node__health_of, self,
+                              degraded);
     return s_entry(self, domain, name);
 }

@@ -25,6 +25,8 @@
 #include "base/lines.h"
 #include "base/text.h"
 #include "catalog/catalog.h"
+#include "catalog/search.h"
+#include "catalog/lineage.h"
 #include "gossip/gossip.h"
 #include "identity/identity.h"
 #include "ingest/ingest.h"
@@ -182,6 +184,18 @@ struct dm_node {
     int64_t remote_next, remote_full;
     struct dm_node__fedrelay *relay;
     struct dm_node__health *health; /* node_health.c */
+    /* Lineage and search (node_lineage.c): the loop's snapshots of the
+     * catalog's graph and search index, each rebuilt on use when the
+     * fingerprint of the catalog's products moved from its print;
+     * lineage_health (set by node.c; NULL: health unknown) judges a
+     * product's own health for LineageNode.health and "upstream degraded". */
+    dm_lineage_t *lineage;
+    dm_search_t *search;
+    uint64_t lineage_print, search_print;
+    dm_lineage_health_fn lineage_health;
+    void *lineage_health_ctx;
+    /* meshd --openlineage FILE (node_openlineage.c); NULL when off. */
+    struct dm_node__openlineage *openlineage;
 };
 
 /* Creates the data directory if needed, takes its lock and checks or
@@ -227,6 +241,33 @@ void dm_node__handle_members(dm_node_t *self, zmq_msg_t *rid, uint64_t id);
 void dm_node__handle_quality(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                              const Dm__QualityReq *req, const dm_rpc_caller_t *caller);
 void dm_node__quality_tick(dm_node_t *self, int64_t now_mono);
+
+/* ---- lineage and search (node_lineage.c) ---- */
+
+/* The lineage graph of the catalog as it is now (rebuilt first if the
+ * catalog moved), or NULL if it could not be built. Borrowed until the
+ * next call. Loop only. */
+const dm_lineage_t *dm_node__lineage(dm_node_t *self);
+/* Frees the graph and the search index. */
+void dm_node__lineage_close(dm_node_t *self);
+void dm_node__handle_lineage(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                             const Dm__LineageReq *req, const dm_rpc_caller_t *caller);
+void dm_node__handle_search(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                            const Dm__SearchReq *req, const dm_rpc_caller_t *caller);
+
+/* ---- meshd --openlineage (node_openlineage.c) ---- */
+
+/* Opens path (NULL: nothing to do) for appending and installs the write
+ * pipeline's run hook that appends an event per run start and end.
+ * DM_ERR_IO (a line in why naming the file) when it cannot be opened. */
+DM_NODISCARD dm_err dm_node__openlineage_start(dm_node_t *self, const char *path,
+                                               dm_buf_t *why);
+/* Closes the file; after the write pipeline stopped. */
+void dm_node__openlineage_close(dm_node_t *self);
+/* Appends run as one OpenLineage 2-0-2 RunEvent in JSON (no newline) to
+ * out, with ups (the contract's lineage.upstream) as its inputs. Pure. */
+void dm_node__openlineage_event(const dm_ingest_run_t *run, const dm_upstream_t *ups,
+                                size_t nups, dm_buf_t *out);
 
 /* ---- access (node_access.c) ---- */
 
@@ -376,6 +417,12 @@ void dm_node__health_tick(dm_node_t *self, int64_t mono_ms);
  * into cause (reset; "" for pass). Loop only. */
 void dm_node__health_show(dm_node_t *self, const char *domain, const char *name,
                           dm_buf_t *health, dm_buf_t *cause);
+/* lineage.h's dm_lineage_health_fn over the catalog's health entries (ctx
+ * the node): false when domain/name has none; else *failing when it warns,
+ * fails, errs or breaches an SLA term, and why into cause ("fails
+ * unique(sku)"). Loop only. */
+bool dm_node__health_of(void *ctx, const char *domain, const char *name, bool *failing,
+                        dm_buf_t *cause);
 /* The owner's health entry of domain/name, decoded (free with
  * dm__health_record__free_unpacked; NULL when there is none), and the
  * upstream-degraded cause into degraded (reset; "" when none). Loop only. */

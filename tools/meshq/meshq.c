@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "meshq_grant.h"
 #include "meshq_health.h"
+#include "meshq_lineage.h"
 #include "contract/contract.h"
 #include "identity/identity.h"
 #include "contract/types.h"
@@ -30,7 +31,8 @@ static const char *const P = "meshq";
 static const dm_cli_optspec_t s_opts[] = {
     {"node", true}, {"data", true}, {"json", false}, {"timeout", true},
     {"help", false}, {"version", false}, {"format", true}, {"identity", true},
-    {"explain", false}, {"grant-life", true},
+    {"explain", false}, {"grant-life", true}, {"upstream", false}, {"downstream", false},
+    {"depth", true}, {"limit", true},
 };
 
 typedef enum { F_TABLE, F_CSV, F_JSON, F_JSONL } s_format;
@@ -48,7 +50,9 @@ static void s_usage(FILE *f)
             "                                (alive/suspect/dead/left), incarnation, last heard;\n"
             "                                and refused domain claims\n"
             "  describe DOMAIN/PRODUCT       a product's contract: owner, fields with types and\n"
-            "                                constraints, SLA, checks, policies, lineage, counts\n"
+            "                                constraints, SLA, checks, policies, lineage, counts\n");
+    fputs(DM_MESHQ_HELP_LINEAGE, f);
+    fprintf(f,
             "  query \"SQL\" [--format table|csv|json|jsonl] [--explain]\n"
             "                                read-only SQL; products are tables named\n"
             "                                domain.product, e.g.\n"
@@ -75,7 +79,7 @@ static void s_usage(FILE *f)
             "\n"
             "Global options (before or after the command):\n"
             DM_CLI_HELP_CONNECT
-            "  --json           JSON output for products, describe and whoami\n"
+            "  --json           JSON output for products, describe, lineage, search, whoami\n"
             "  --timeout SECS   give up on a silent node after SECS (default 10)\n"
             "  --help, --version\n"
             "\n"
@@ -769,6 +773,7 @@ int main(int argc, char **argv)
     static const dm_cli_command_t cmds[] = {
         {"products", s_products}, {"members", s_members}, {"describe", s_describe},
         {"query", s_query},       {"whoami", dm_cli_whoami}, {"keygen", dm_cli_keygen},
+        {"lineage", dm_meshq_lineage_walk}, {"search", dm_meshq_lineage_search},
     };
     return dm_cli_main(P, DM_VERSION, argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], cmds,
                        sizeof cmds / sizeof cmds[0], s_usage);

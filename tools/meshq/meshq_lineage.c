@@ -1,0 +1,306 @@
+/* meshq_lineage.c: meshq lineage (the mesh-wide lineage graph around a
+ * product, as a table, JSON or Graphviz dot) and meshq search (ranked
+ * search over the whole catalog); docs/catalog.md "Lineage", "Search". */
+#include "meshq_lineage.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transport/envelope.h"
+
+#define S_DEPTH_MAX 64      /* DM_LINEAGE_DEPTH_MAX: the node caps it too */
+#define S_SEARCH_BYTES 256  /* DM_SEARCH_QUERY_MAX */
+#define S_SEARCH_LIMIT 100  /* DM_SEARCH_RESULTS_MAX */
+
+static const char *const P = "meshq";
+
+/* Parses --NAME as a whole number from lo to hi into *out (def when
+ * absent). false after printing what would be valid. */
+static bool s_uint_opt(const dm_cli_args_t *a, const char *name, unsigned lo, unsigned hi,
+                       unsigned def, unsigned *out)
+{
+    const char *v = dm_cli_get(a, name);
+    *out = def;
+    if (!v)
+        return true;
+    char *end = NULL;
+    unsigned long n = strtoul(v, &end, 10);
+    if (!*v || *end || v[0] == '-' || n < lo || n > hi) {
+        fprintf(stderr, "%s: invalid --%s '%s': expected a whole number from %u to %u\n", P, name,
+                v, lo, hi);
+        return false;
+    }
+    *out = (unsigned)n;
+    return true;
+}
+
+/* Whether DOMAIN.NAME q is a node of rep that names no product. */
+static bool s_dangling(const Dm__LineageRep *rep, const char *q)
+{
+    for (size_t i = 0; i < rep->n_nodes; i++) {
+        const Dm__LineageNode *n = rep->nodes[i];
+        size_t dl = strlen(n->domain);
+        if (!n->exists && strncmp(q, n->domain, dl) == 0 && q[dl] == '.' &&
+            strcmp(q + dl + 1, n->product) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A Graphviz ID: s in double quotes, '"' and '\' escaped. */
+static void s_dot_id(dm_buf_t *o, const char *s)
+{
+    dm_buf_putc(o, '"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            dm_buf_putc(o, '\\');
+        dm_buf_putc(o, *s);
+    }
+    dm_buf_putc(o, '"');
+}
+
+static void s_lineage_dot(const Dm__LineageRep *rep, const char *start, dm_buf_t *o)
+{
+    dm_buf_puts(o, "digraph lineage {\n  rankdir=LR;\n  node [shape=box];\n");
+    for (size_t i = 0; i < rep->n_nodes; i++) {
+        const Dm__LineageNode *n = rep->nodes[i];
+        dm_buf_t q = DM_BUF_INIT, label = DM_BUF_INIT;
+        dm_buf_printf(&q, "%s.%s", n->domain, n->product);
+        dm_buf_puts(&label, q.data);
+        if (!n->exists)
+            dm_buf_puts(&label, "\\n(dangling: no such product)");
+        else if (n->degraded[0])
+            dm_buf_puts(&label, "\\n(upstream degraded)");
+        else if (n->health[0])
+            dm_buf_printf(&label, "\\n(%s)", n->health);
+        dm_buf_puts(o, "  ");
+        s_dot_id(o, q.data);
+        dm_buf_puts(o, " [label=");
+        /* The label's own "\n" escapes are Graphviz's: quote only. */
+        dm_buf_putc(o, '"');
+        for (const char *c = label.data; *c; c++) {
+            if (*c == '"')
+                dm_buf_putc(o, '\\');
+            dm_buf_putc(o, *c);
+        }
+        dm_buf_putc(o, '"');
+        if (!n->exists)
+            dm_buf_puts(o, ", style=dashed, color=red");
+        else if (strcmp(q.data, start) == 0)
+            dm_buf_puts(o, ", style=bold");
+        dm_buf_puts(o, "];\n");
+        dm_buf_free(&q);
+        dm_buf_free(&label);
+    }
+    for (size_t i = 0; i < rep->n_edges; i++) {
+        dm_buf_puts(o, "  ");
+        s_dot_id(o, rep->edges[i]->from);
+        dm_buf_puts(o, " -> ");
+        s_dot_id(o, rep->edges[i]->to);
+        dm_buf_puts(o, s_dangling(rep, rep->edges[i]->from) ? " [style=dashed, color=red];\n"
+                                                            : ";\n");
+    }
+    if (rep->truncated)
+        dm_buf_puts(o, "  // truncated: the depth or the node cap cut the walk\n");
+    dm_buf_puts(o, "}\n");
+}
+
+static void s_lineage_json(const Dm__LineageRep *rep, const char *start, dm_buf_t *o)
+{
+    dm_buf_puts(o, "{\"start\":");
+    dm_cli_json_string(o, start, strlen(start));
+    dm_buf_puts(o, ",\"nodes\":[");
+    for (size_t i = 0; i < rep->n_nodes; i++) {
+        const Dm__LineageNode *n = rep->nodes[i];
+        dm_buf_puts(o, i ? ",{\"domain\":" : "{\"domain\":");
+        dm_cli_json_string(o, n->domain, strlen(n->domain));
+        dm_buf_puts(o, ",\"product\":");
+        dm_cli_json_string(o, n->product, strlen(n->product));
+        dm_buf_printf(o, ",\"exists\":%s,\"dangling\":%s,\"depth\":%" PRIu32 ",\"health\":",
+                      n->exists ? "true" : "false", n->exists ? "false" : "true", n->depth);
+        dm_cli_json_string(o, n->health, strlen(n->health));
+        dm_buf_puts(o, ",\"degraded\":");
+        dm_cli_json_string(o, n->degraded, strlen(n->degraded));
+        dm_buf_putc(o, '}');
+    }
+    dm_buf_puts(o, "],\"edges\":[");
+    for (size_t i = 0; i < rep->n_edges; i++) {
+        const Dm__LineageEdge *e = rep->edges[i];
+        dm_buf_puts(o, i ? ",{\"from\":" : "{\"from\":");
+        dm_cli_json_string(o, e->from, strlen(e->from));
+        dm_buf_puts(o, ",\"to\":");
+        dm_cli_json_string(o, e->to, strlen(e->to));
+        dm_buf_printf(o, ",\"dangling\":%s}", s_dangling(rep, e->from) ? "true" : "false");
+    }
+    dm_buf_printf(o, "],\"truncated\":%s}\n", rep->truncated ? "true" : "false");
+}
+
+static void s_lineage_table(const Dm__LineageRep *rep, dm_buf_t *o)
+{
+    dm_cli_table_t t;
+    dm_cli_table_init(&t, 4, 1u << 1);
+    const char *head[] = {"PRODUCT", "DEPTH", "HEALTH", "NOTE"};
+    dm_cli_table_add(&t, head);
+    for (size_t i = 0; i < rep->n_nodes; i++) {
+        const Dm__LineageNode *n = rep->nodes[i];
+        dm_buf_t q = DM_BUF_INIT, health = DM_BUF_INIT, note = DM_BUF_INIT;
+        dm_buf_printf(&q, "%s.%s", n->domain, n->product);
+        dm_cli_text(&health, n->health, strlen(n->health));
+        if (!n->exists)
+            dm_buf_puts(&note, "DANGLING: named upstream, no such product in the catalog");
+        else
+            dm_cli_text(&note, n->degraded, strlen(n->degraded));
+        char depth[16];
+        snprintf(depth, sizeof depth, "%" PRIu32, n->depth);
+        const char *row[] = {q.data, depth, health.len ? health.data : "-",
+                             note.len ? note.data : ""};
+        dm_cli_table_add(&t, row);
+        dm_buf_free(&q);
+        dm_buf_free(&health);
+        dm_buf_free(&note);
+    }
+    dm_cli_table_print(&t, stdout);
+    dm_cli_table_free(&t);
+    dm_buf_puts(o, rep->n_edges ? "\nEDGES (upstream -> downstream)\n" : "\nno edges\n");
+    for (size_t i = 0; i < rep->n_edges; i++)
+        dm_buf_printf(o, "  %s -> %s%s\n", rep->edges[i]->from, rep->edges[i]->to,
+                      s_dangling(rep, rep->edges[i]->from) ? "   (dangling upstream)" : "");
+    if (rep->truncated)
+        dm_buf_puts(o, "truncated: the depth or the node cap cut the walk (--depth N goes "
+                       "deeper, up to 64)\n");
+}
+
+static const char *const s_lineage_usage =
+    "meshq lineage DOMAIN/PRODUCT [--upstream|--downstream] [--depth N] "
+    "[--format table|json|dot]";
+
+int dm_meshq_lineage_walk(const dm_cli_args_t *a)
+{
+    dm_cli_qualified_t q;
+    if (dm_cli_product_arg(a, s_lineage_usage, &q) != DM_EXIT_OK)
+        return DM_EXIT_USAGE;
+    const char *fmt = dm_cli_get(a, "format");
+    if (!fmt)
+        fmt = dm_cli_get(a, "json") ? "json" : "table";
+    if (strcmp(fmt, "table") && strcmp(fmt, "json") && strcmp(fmt, "dot")) {
+        fprintf(stderr, "%s: invalid --format '%s' for lineage: expected table, json or dot\n", P,
+                fmt);
+        return DM_EXIT_USAGE;
+    }
+    unsigned depth;
+    if (!s_uint_opt(a, "depth", 1, S_DEPTH_MAX, 0, &depth))
+        return DM_EXIT_USAGE;
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__LineageReq body = DM__LINEAGE_REQ__INIT;
+    body.domain = (char *)q.domain;
+    body.product = (char *)q.product;
+    body.upstream = dm_cli_get(a, "upstream") != NULL;
+    body.downstream = dm_cli_get(a, "downstream") != NULL;
+    body.depth = depth;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_LINEAGE_REQ, &body);
+    Dm__Envelope *rep = NULL;
+    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_LINEAGE_REP, "lineage", &rep);
+    if (status != DM_EXIT_OK)
+        return status;
+    char start[DM_CLI_QUALIFIED_MAX + 1];
+    snprintf(start, sizeof start, "%s.%s", q.domain, q.product);
+    dm_buf_t o = DM_BUF_INIT;
+    if (strcmp(fmt, "dot") == 0)
+        s_lineage_dot(rep->lineage_rep, start, &o);
+    else if (strcmp(fmt, "json") == 0)
+        s_lineage_json(rep->lineage_rep, start, &o);
+    else
+        s_lineage_table(rep->lineage_rep, &o);
+    fputs(o.data ? o.data : "", stdout);
+    dm_buf_free(&o);
+    dm__envelope__free_unpacked(rep, NULL);
+    return DM_EXIT_OK;
+}
+
+static void s_search_print(const Dm__SearchRep *r, bool json)
+{
+    dm_buf_t o = DM_BUF_INIT;
+    if (json) {
+        dm_buf_putc(&o, '[');
+        for (size_t i = 0; i < r->n_hits; i++) {
+            const Dm__SearchHit *h = r->hits[i];
+            dm_buf_printf(&o, "%s{\"rank\":%zu,\"domain\":", i ? "," : "", i + 1);
+            dm_cli_json_string(&o, h->domain, strlen(h->domain));
+            dm_buf_puts(&o, ",\"product\":");
+            dm_cli_json_string(&o, h->product, strlen(h->product));
+            dm_buf_printf(&o, ",\"score\":%.4f,\"matched\":", h->score);
+            dm_cli_json_string(&o, h->matched, strlen(h->matched));
+            dm_buf_puts(&o, ",\"description\":");
+            dm_cli_json_string(&o, h->description, strlen(h->description));
+            dm_buf_putc(&o, '}');
+        }
+        dm_buf_puts(&o, "]\n");
+        fputs(o.data, stdout);
+        dm_buf_free(&o);
+        return;
+    }
+    if (r->n_hits == 0) {
+        printf("no product matches\n");
+        return;
+    }
+    dm_cli_table_t t;
+    dm_cli_table_init(&t, 5, 1u << 0 | 1u << 1);
+    const char *head[] = {"RANK", "SCORE", "PRODUCT", "MATCHED", "DESCRIPTION"};
+    dm_cli_table_add(&t, head);
+    for (size_t i = 0; i < r->n_hits; i++) {
+        const Dm__SearchHit *h = r->hits[i];
+        char rank[24], score[32];
+        snprintf(rank, sizeof rank, "%zu", i + 1);
+        snprintf(score, sizeof score, "%.2f", h->score);
+        dm_buf_t q = DM_BUF_INIT, desc = DM_BUF_INIT, m = DM_BUF_INIT;
+        dm_buf_printf(&q, "%s.%s", h->domain, h->product);
+        dm_cli_text(&desc, h->description, strlen(h->description));
+        dm_cli_text(&m, h->matched, strlen(h->matched));
+        const char *row[] = {rank, score, q.data, m.len ? m.data : "",
+                             desc.len ? desc.data : ""};
+        dm_cli_table_add(&t, row);
+        dm_buf_free(&q);
+        dm_buf_free(&desc);
+        dm_buf_free(&m);
+    }
+    dm_cli_table_print(&t, stdout);
+    dm_cli_table_free(&t);
+}
+
+int dm_meshq_lineage_search(const dm_cli_args_t *a)
+{
+    if (a->npos < 2) {
+        fprintf(stderr, "%s: usage: meshq search WORDS... [--limit N] [--json]\n", P);
+        return DM_EXIT_USAGE;
+    }
+    unsigned limit;
+    if (!s_uint_opt(a, "limit", 1, S_SEARCH_LIMIT, 0, &limit))
+        return DM_EXIT_USAGE;
+    if (dm_cli_get(a, "format")) {
+        fprintf(stderr, "%s: search takes no --format; --json prints JSON\n", P);
+        return DM_EXIT_USAGE;
+    }
+    dm_buf_t words = DM_BUF_INIT;
+    for (int i = 1; i < a->npos; i++)
+        dm_buf_printf(&words, "%s%s", i > 1 ? " " : "", a->pos[i]);
+    if (words.len > S_SEARCH_BYTES) {
+        fprintf(stderr, "%s: the search words are %zu bytes; at most %d are searched\n", P,
+                words.len, S_SEARCH_BYTES);
+        dm_buf_free(&words);
+        return DM_EXIT_USAGE;
+    }
+    Dm__Envelope req = DM__ENVELOPE__INIT;
+    Dm__SearchReq body = DM__SEARCH_REQ__INIT;
+    body.words = words.data;
+    body.limit = limit;
+    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_SEARCH_REQ, &body);
+    Dm__Envelope *rep = NULL;
+    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_SEARCH_REP, "search", &rep);
+    dm_buf_free(&words);
+    if (status != DM_EXIT_OK)
+        return status;
+    s_search_print(rep->search_rep, dm_cli_get(a, "json") != NULL);
+    dm__envelope__free_unpacked(rep, NULL);
+    return DM_EXIT_OK;
+}

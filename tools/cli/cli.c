@@ -510,10 +510,15 @@ int dm_cli_products(const dm_cli_args_t *a, bool mesh)
         }
         dm_cli_table_print(&t, stdout);
         dm_cli_table_free(&t);
-        for (size_t i = 0; mesh && i < pr->n_products; i++) /* why, under the table */
-            if (pr->products[i]->health_cause[0])
-                printf("%s.%s: %s\n", pr->products[i]->domain, pr->products[i]->name,
-                       pr->products[i]->health_cause);
+        for (size_t i = 0; mesh && i < pr->n_products; i++) { /* why, under the table */
+            const Dm__ProductInfo *p = pr->products[i];
+            if (!p->health_cause[0])
+                continue;
+            dm_buf_t line = DM_BUF_INIT; /* the cause quotes an owner's record: made safe */
+            dm_cli_text(&line, p->health_cause, strlen(p->health_cause));
+            printf("%s.%s: %s\n", p->domain, p->name, line.data);
+            dm_buf_free(&line);
+        }
     }
     dm__envelope__free_unpacked(rep, NULL);
     return DM_EXIT_OK;

@@ -11,6 +11,15 @@
 
 #define S_SLA_TEXT_MAX 200
 
+/* s made safe for a terminal (an owner's record is quoted): valid UTF-8
+ * as is, control bytes as \xNN; into b (reset), returned. */
+static const char *s_safe(dm_buf_t *b, const char *s)
+{
+    dm_buf_reset(b);
+    dm_cli_text(b, s, strlen(s));
+    return b->data ? b->data : "";
+}
+
 /* "met", "breached" or "unknown" for one term. */
 static const char *s_verdict(const Dm__SlaStatus *s)
 {
@@ -28,20 +37,24 @@ void dm_meshq_health_text(const Dm__DescribeRep *d)
             dm_clock_utc_text(h->measured_at_ms, at);
         if (h->last_ingest_ms)
             dm_clock_utc_text(h->last_ingest_ms, ingest);
+        dm_buf_t o = DM_BUF_INIT;
         printf("health: %s (measured %s; last ingest %s; %" PRIu64 " records, %" PRIu64
                " quarantined)\n",
-               h->outcome[0] ? h->outcome : "not checked yet", at, ingest, h->records,
-               h->quarantined);
+               h->outcome[0] ? s_safe(&o, h->outcome) : "not checked yet", at, ingest,
+               h->records, h->quarantined);
+        dm_buf_free(&o);
         if (h->n_checks)
             printf("  checks:\n");
+        dm_buf_t b[4] = {DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT};
         for (size_t i = 0; i < h->n_checks; i++) {
             const Dm__CheckResult *k = h->checks[i];
-            printf("    %-24s %-7s observed %s", k->name, k->outcome,
-                   k->observed_text[0] ? k->observed_text : "-");
+            printf("    %-24s %-7s observed %s", s_safe(&b[0], k->name),
+                   s_safe(&b[1], k->outcome),
+                   k->observed_text[0] ? s_safe(&b[2], k->observed_text) : "-");
             if (k->threshold[0])
-                printf(", threshold %s", k->threshold);
+                printf(", threshold %s", s_safe(&b[0], k->threshold));
             if (k->reason[0])
-                printf(": %s", k->reason);
+                printf(": %s", s_safe(&b[0], k->reason));
             printf("\n");
         }
         if (h->n_sla)
@@ -49,13 +62,18 @@ void dm_meshq_health_text(const Dm__DescribeRep *d)
         for (size_t i = 0; i < h->n_sla; i++) {
             const Dm__SlaStatus *s = h->sla[i];
             char target[S_SLA_TEXT_MAX];
-            snprintf(target, sizeof target, "target %s", s->target);
-            printf("    %-13s %-22s measured %-36s %s\n", s->kind, target, s->measured,
-                   s_verdict(s));
+            snprintf(target, sizeof target, "target %s", s_safe(&b[1], s->target));
+            printf("    %-13s %-22s measured %-36s %s\n", s_safe(&b[0], s->kind), target,
+                   s_safe(&b[2], s->measured), s_verdict(s));
         }
+        for (size_t i = 0; i < 4; i++)
+            dm_buf_free(&b[i]);
     }
-    if (d->degraded[0])
-        printf("%s\n", d->degraded);
+    if (d->degraded[0]) {
+        dm_buf_t b = DM_BUF_INIT;
+        printf("%s\n", s_safe(&b, d->degraded));
+        dm_buf_free(&b);
+    }
 }
 
 void dm_meshq_health_json(const Dm__DescribeRep *d, dm_buf_t *o)

@@ -16,7 +16,10 @@
  *     (quality_pending.c: no report is ever stored) it is skipped, saying
  *     so.
  *   - restart: a node stopped and started again counts the time it was
- *     down (its heartbeat) against sla.availability. */
+ *     down (its heartbeat) against sla.availability.
+ *   - forged: a stranger's health entry for logistics.inventory (signed
+ *     as itself, or claiming the owner's origin) is refused at the third
+ *     node: inventory stays "pass" there. */
 #include <criterion/criterion.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,6 +28,9 @@
 #include <string.h>
 
 #include "harness.h"
+#include "harness_catalog.h"
+#include "identity/identity.h"
+#include "proto/mesh.pb-c.h"
 
 #define T_CMD_MS 30000
 #define T_POLL_MS 200
@@ -231,4 +237,69 @@ Test(health, a_restart_counts_the_time_down_against_availability)
         dm_h_result_free(&r);
         poll(NULL, 0, T_POLL_MS);
     }
+}
+
+/* A health record saying "fail" (unique(sku) failing) into t's payload. */
+static void s_forged_record(dm_h_entry_t *t)
+{
+    Dm__HealthRecord r = DM__HEALTH_RECORD__INIT;
+    Dm__CheckResult k = DM__CHECK_RESULT__INIT;
+    Dm__CheckResult *ks[1] = {&k};
+    r.outcome = "fail";
+    k.name = "unique(sku)";
+    k.rule = "unique";
+    k.outcome = "fail";
+    r.checks = ks;
+    r.n_checks = 1;
+    dm_buf_reset(&t->payload);
+    dm_buf_reserve(&t->payload, dm__health_record__get_packed_size(&r));
+    t->payload.len = dm__health_record__pack(&r, (uint8_t *)t->payload.data);
+}
+
+Test(health, a_strangers_health_entry_is_refused)
+{
+    s_wait_health(T_IDENTITY, "logistics", "inventory", "pass", NULL);
+    dm_identity_t *mallory = NULL, *owner = dm_h_node_identity(&s_nodes[T_LOGISTICS]);
+    cr_assert_not_null(owner);
+    cr_assert_eq(dm_identity_new_ephemeral(&mallory), DM_OK);
+    char addr[DM_ADDRESS_MAX];
+    cr_assert_eq(dm_identity_address_format(dm_identity_public(mallory), "tcp://127.0.0.1:9", addr,
+                                            sizeof addr, NULL),
+                 DM_OK);
+    /* Mallory's own domain and product (accepted: the marker that the
+     * delta was judged), its health entry of inventory, and one that
+     * claims the owner's origin under mallory's signature. */
+    static dm_h_entry_t t[4];
+    dm_h_entry_node_record(&t[0], "mallory", addr);
+    cr_assert(dm_h_entry_sign(&t[0], mallory, dm_identity_public(mallory), "node", 1));
+    dm_buf_reset(&t[1].payload);
+    cr_assert(dm_h_contract_payload(&t[1].payload, "mallory", "marker", "1.0.0"));
+    cr_assert(dm_h_entry_sign(&t[1], mallory, dm_identity_public(mallory),
+                              "product/mallory/marker", 2));
+    s_forged_record(&t[2]);
+    cr_assert(dm_h_entry_sign(&t[2], mallory, dm_identity_public(mallory),
+                              "health/logistics/inventory", 3));
+    s_forged_record(&t[3]);
+    cr_assert(dm_h_entry_sign(&t[3], mallory, dm_identity_public(owner),
+                              "health/logistics/inventory", 1000000));
+    /* Relayed by a member (commerce), as a peer passes on what it holds:
+     * an outsider's own sync is not taken at all. */
+    dm_identity_t *relay = dm_h_node_identity(&s_nodes[T_COMMERCE]);
+    cr_assert_not_null(relay);
+    dm_h_entry_t *ptrs[4] = {&t[0], &t[1], &t[2], &t[3]};
+    cr_assert(dm_h_catalog_inject(&s_nodes[T_IDENTITY], relay, s_nodes[T_COMMERCE].addr, ptrs, 4));
+    long long deadline = dm_h_now_ms() + T_WAIT_MS;
+    while (!dm_h_lists(&s_nodes[T_IDENTITY], "mallory", "marker", NULL)) {
+        cr_assert_lt(dm_h_now_ms(), deadline, "the third node never judged the delta");
+        poll(NULL, 0, T_POLL_MS);
+    }
+    char health[64] = "", cause[512] = "";
+    cr_assert(s_listed(T_IDENTITY, "logistics", "inventory", health, sizeof health, cause,
+                       sizeof cause));
+    cr_assert_str_eq(health, "pass", "a forged entry was taken: %s (%s)", health, cause);
+    for (int i = 0; i < 4; i++)
+        dm_h_entry_free(&t[i]);
+    dm_identity_destroy(&relay);
+    dm_identity_destroy(&mallory);
+    dm_identity_destroy(&owner);
 }

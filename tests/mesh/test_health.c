@@ -11,10 +11,8 @@
  *     "upstream degraded" naming inventory, within the deadline.
  *   - unique_failure: an ingest that duplicates skus fails unique(sku);
  *     commerce.orders shows "upstream degraded: logistics.inventory fails
- *     unique(sku)" at the third node. It needs the checks engine
- *     (node/quality/quality.c); while the branch holds only its stand-in
- *     (quality_pending.c: no report is ever stored) it is skipped, saying
- *     so.
+ *     unique(sku)" at the third node; the owner's describe names the
+ *     check (skipped, saying so, in a build without the checks engine).
  *   - restart: a node stopped and started again counts the time it was
  *     down (its heartbeat) against sla.availability.
  *   - forged: a stranger's health entry for logistics.inventory (signed

@@ -46,12 +46,6 @@ struct dm_node__openlineage {
     uint64_t lost;     /* events not written since */
 };
 
-/* The writer's run hook comes with the quality checks (the writer's side
- * of ingest/ingest.h); a build without it links this reference as NULL
- * and --openlineage says it writes nothing. */
-extern void dm_ingest_set_run_hook(dm_ingest_t *self, dm_ingest_run_fn fn, void *ctx)
-    __attribute__((weak));
-
 static void s_str(dm_buf_t *out, const char *s) { dm_buf_json_string(out, s, strlen(s)); }
 
 /* "YYYY-MM-DDTHH:MM:SS.mmmZ" of Unix milliseconds. */
@@ -248,11 +242,6 @@ dm_err dm_node__openlineage_start(dm_node_t *self, const char *path, dm_buf_t *w
         return DM_ERR_IO;
     }
     self->openlineage = o;
-    if (!dm_ingest_set_run_hook) {
-        dm_log_warn("openlineage: this build's write pipeline reports no ingest runs; "
-                    "%s gets no events", path);
-        return DM_OK;
-    }
     dm_ingest_set_run_hook(self->ingest, s_on_run, self);
     dm_log_info("openlineage: appending a RunEvent per ingest run to %s", path);
     return DM_OK;

@@ -103,10 +103,28 @@ dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const void *key, size_
     if (!s_key(kb, pid, key, klen, &k))
         return s_toobig(klen, why);
     uint64_t was = 0, now;
-    int rc = mdb_get(t->txn, t->store->quality, &k, &v);
-    if (rc == MDB_SUCCESS && v.mv_size == DM_STORE_SEQ_BYTES)
+    uint8_t vb[DM_STORE_SEQ_BYTES];
+    int rc;
+    if (delta > 0) { /* most values are new: insert in one descent when absent */
+        dm_store__put_be64(vb, (uint64_t)delta);
+        v.mv_size = sizeof vb;
+        v.mv_data = vb;
+        rc = mdb_put(t->txn, t->store->quality, &k, &v, MDB_NOOVERWRITE);
+        if (rc == MDB_SUCCESS) {
+            if (before)
+                *before = 0;
+            if (after)
+                *after = (uint64_t)delta;
+            return DM_OK;
+        }
+        if (rc != MDB_KEYEXIST) /* on MDB_KEYEXIST v holds the stored value */
+            return dm_store__mdb_txn(t->store, "write a quality counter", rc, why);
+    } else {
+        rc = mdb_get(t->txn, t->store->quality, &k, &v);
+    }
+    if ((rc == MDB_SUCCESS || rc == MDB_KEYEXIST) && v.mv_size == DM_STORE_SEQ_BYTES)
         was = dm_store__get_be64(v.mv_data);
-    else if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+    else if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND && rc != MDB_KEYEXIST)
         return dm_store__mdb_txn(t->store, "read a quality counter", rc, why);
     if (delta < 0 && (uint64_t)-delta > was)
         now = 0;
@@ -124,7 +142,6 @@ dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const void *key, size_
                                   : dm_store__mdb_txn(t->store, "delete a quality counter", rc,
                                                       why);
     }
-    uint8_t vb[DM_STORE_SEQ_BYTES];
     dm_store__put_be64(vb, now);
     v.mv_size = sizeof vb;
     v.mv_data = vb;

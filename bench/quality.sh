@@ -111,7 +111,7 @@ ingest() { # ingest CONTRACT -> prints "wall-seconds meshd-cpu-seconds"
     "$BIN/dmctl" --data "$WORK/node" ingest commerce/orders "$DATA" >/dev/null || [[ $? -eq 1 ]]
     t1=$(now)
     c1=$(cpu_s)
-    awk "BEGIN { printf \"%.3f %.2f\", $t1 - $t0, $c1 - $c0 }"
+    awk "BEGIN { printf \"%.3f %.2f\\n\", $t1 - $t0, $c1 - $c0 }"
 }
 
 echo "== $RECORDS records ($DATA), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"

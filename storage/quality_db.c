@@ -59,8 +59,8 @@ static dm_err s_toobig(size_t klen, dm_buf_t *why)
     return DM_ERR_TOOBIG;
 }
 
-dm_err dm_quality_db_get(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, dm_buf_t *val,
-                  dm_buf_t *why)
+dm_err dm_quality_db_get(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
+                         dm_buf_t *val, dm_buf_t *why)
 {
     uint8_t kb[S_FULL_KEY_MAX];
     MDB_val k, v;
@@ -73,8 +73,8 @@ dm_err dm_quality_db_get(dm_store_txn_t *t, uint32_t pid, const void *key, size_
     return dm_store__mdb_txn(t->store, "read quality state", rc, why);
 }
 
-dm_err dm_quality_db_put(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, const void *val,
-                  size_t vlen, dm_buf_t *why)
+dm_err dm_quality_db_put(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
+                         const void *val, size_t vlen, dm_buf_t *why)
 {
     uint8_t kb[S_FULL_KEY_MAX];
     MDB_val k, v = {vlen, (void *)val};
@@ -84,7 +84,8 @@ dm_err dm_quality_db_put(dm_store_txn_t *t, uint32_t pid, const void *key, size_
                              mdb_put(t->txn, t->store->quality, &k, &v, 0), why);
 }
 
-dm_err dm_quality_db_del(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, dm_buf_t *why)
+dm_err dm_quality_db_del(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
+                         dm_buf_t *why)
 {
     uint8_t kb[S_FULL_KEY_MAX];
     MDB_val k;
@@ -95,8 +96,8 @@ dm_err dm_quality_db_del(dm_store_txn_t *t, uint32_t pid, const void *key, size_
                               : dm_store__mdb_txn(t->store, "delete quality state", rc, why);
 }
 
-dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, int64_t delta,
-                  uint64_t *before, uint64_t *after, dm_buf_t *why)
+dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
+                         int64_t delta, uint64_t *before, uint64_t *after, dm_buf_t *why)
 {
     uint8_t kb[S_FULL_KEY_MAX];
     MDB_val k, v;
@@ -179,8 +180,8 @@ static int s_seek_last(MDB_cursor *cur, const uint8_t *full, size_t flen, MDB_va
     return rc;
 }
 
-dm_err dm_quality_db_each(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen, bool reverse,
-                   dm_quality_db_each_fn fn, void *ctx, dm_buf_t *why)
+dm_err dm_quality_db_each(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
+                          bool reverse, dm_quality_db_each_fn fn, void *ctx, dm_buf_t *why)
 {
     uint8_t full[S_FULL_KEY_MAX];
     MDB_val k, v;
@@ -207,7 +208,7 @@ dm_err dm_quality_db_each(dm_store_txn_t *t, uint32_t pid, const void *prefix, s
 }
 
 dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
-                        dm_buf_t *why)
+                               dm_buf_t *why)
 {
     uint8_t full[S_FULL_KEY_MAX];
     MDB_val k, v;
@@ -227,8 +228,8 @@ dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *pref
                : dm_store__mdb_txn(t->store, "trim quality history", rc, why);
 }
 
-dm_err dm_quality_db_counts(dm_store_txn_t *t, uint32_t pid, uint64_t *records, uint64_t *quarantined,
-                     dm_buf_t *why)
+dm_err dm_quality_db_counts(dm_store_txn_t *t, uint32_t pid, uint64_t *records,
+                            uint64_t *quarantined, dm_buf_t *why)
 {
     dm_store_counters_t c;
     dm_err err = dm_store__counters_get(t->store, t->txn, pid, &c, why);

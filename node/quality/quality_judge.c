@@ -338,7 +338,9 @@ dm_err dm_quality__judge(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c
         const dm_check_t *k = &c->checks[i];
         r->name = s_name(k);
         r->rule = k->rule;
-        r->column = k->column ? s_fmt("%s", k->column) : k->ncolumns ? s_fmt("%s", k->columns[0]) : NULL;
+        r->column = k->column     ? s_fmt("%s", k->column)
+                    : k->ncolumns ? s_fmt("%s", k->columns[0])
+                                  : NULL;
         r->at_ms = now_ms;
         err = s_one(t, pid, c, k, &ps, out->records, quarantined, out, r, why);
         if (!r->observed_text)

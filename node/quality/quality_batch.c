@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
+
 #define S_HASHED_AT (DM_QDB_KEY_MAX - 10) /* value keys longer than this are hashed */
 #define S_RAW 0
 #define S_HASHED 1
@@ -290,7 +292,19 @@ static dm_err s_finish(void *ctx, dm_store_txn_t *t, const dm_batch_result_t *re
         s_acc *a = &b->acc[i];
         dm_quality__cstate_t st;
         bool found = false;
-        if ((err = dm_quality__cstate_get(t, b->pid, a->cc.id, &st, &found, why)))
+        size_t mark = why ? why->len : 0;
+        err = dm_quality__cstate_get(t, b->pid, a->cc.id, &st, &found, why);
+        if (err == DM_ERR_STORE) { /* unreadable state is rebuilt, not a reason to refuse rows */
+            dm_log_warn("quality: product %u: %s; rebuilding it from the rows", b->pid,
+                        why && why->len > mark ? why->data + mark : "corrupt state");
+            if (why && why->data) {
+                why->len = mark;
+                why->data[mark] = 0;
+            }
+            found = false;
+            err = DM_OK;
+        }
+        if (err)
             break;
         fresh_state = fresh_state || !found;
         err = !found && before > 0 ? s_rebuild(b, t, a, &st, why) : s_apply(b, t, a, &st, why);

@@ -11,6 +11,7 @@
 
 #include "fixture.h"
 #include "quality/quality.h"
+#include "quality/quality_priv.h"
 #include "record/schema.h"
 #include "storage/store.h"
 
@@ -513,6 +514,37 @@ Test(quality, a_check_dropped_and_added_again_is_rebuilt_not_stale)
     const dm_qresult_t *x = s_judge(&r, 0, T_NOW);
     cr_assert_eq(x->outcome, DM_QOUT_FAIL);
     cr_assert(strstr(x->observed_text, "2 duplicate groups, 2 extra rows"), "%s",
+              x->observed_text);
+    dm_quality_report_clear(&r);
+}
+
+static dm_err s_corrupt(dm_store_txn_t *t, void *ctx, dm_buf_t *why)
+{
+    uint8_t k[9] = {DM_QTAG_CHECK};
+    uint64_t id = *(const uint64_t *)ctx;
+    for (int i = 8; i >= 1; i--, id >>= 8)
+        k[i] = (uint8_t)id;
+    return dm_quality_db_put(t, s_pid, k, sizeof k, "x", 1, why);
+}
+
+Test(quality, unreadable_state_is_an_error_result_not_a_failed_report)
+{
+    s_product(NULL, T_FIELDS, NULL,
+              "      - {rule: unique, column: v}\n      - {rule: row_count_delta, threshold: 5}\n");
+    s_ints("1,2", T_NOW);
+    uint64_t id = dm_quality__check_id(&s_c->checks[0]);
+    cr_assert_eq(dm_quality_db_update(s_store, s_corrupt, &id, NULL), DM_OK);
+    dm_qreport_t r = {0};
+    const dm_qresult_t *x = s_judge(&r, 0, T_NOW);
+    cr_assert_eq(x->outcome, DM_QOUT_ERROR);
+    cr_assert(strstr(x->reason, "corrupt"), "%s", x->reason);
+    cr_assert_eq(r.results[1].outcome, DM_QOUT_SKIPPED, "the other checks are still judged");
+    cr_assert_eq(r.outcome, DM_QOUT_ERROR);
+    dm_quality_report_clear(&r);
+    s_ints("2", T_NOW); /* the next batch rebuilds the state instead of refusing the rows */
+    x = s_judge(&r, 0, T_NOW);
+    cr_assert_eq(x->outcome, DM_QOUT_FAIL, "%s", x->reason ? x->reason : "");
+    cr_assert(strstr(x->observed_text, "1 duplicate group, 1 extra row"), "%s",
               x->observed_text);
     dm_quality_report_clear(&r);
 }

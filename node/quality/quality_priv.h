@@ -27,7 +27,6 @@
 #include "record/schema.h"
 #include "storage/quality_db.h"
 
-#define DM_QUALITY_HISTORY_MAX 1000      /* reports kept per product */
 #define DM_QUALITY_MEASURES_MAX 1000     /* row-count measurements kept per product */
 #define DM_QUALITY_SAMPLE_BYTES 64       /* bytes of one sample value kept */
 #define DM_QUALITY_WEEK_MS (7LL * 24 * 3600 * 1000)

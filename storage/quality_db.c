@@ -59,8 +59,8 @@ static dm_err s_toobig(size_t klen, dm_buf_t *why)
     return DM_ERR_TOOBIG;
 }
 
-dm_err dm_quality_db_get(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, dm_buf_t *val,
-                  dm_buf_t *why)
+dm_err dm_quality_db_get(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
+                         dm_buf_t *val, dm_buf_t *why)
 {
     uint8_t kb[S_FULL_KEY_MAX];
     MDB_val k, v;
@@ -73,8 +73,8 @@ dm_err dm_quality_db_get(dm_store_txn_t *t, uint32_t pid, const void *key, size_
     return dm_store__mdb_txn(t->store, "read quality state", rc, why);
 }
 
-dm_err dm_quality_db_put(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, const void *val,
-                  size_t vlen, dm_buf_t *why)
+dm_err dm_quality_db_put(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
+                         const void *val, size_t vlen, dm_buf_t *why)
 {
     uint8_t kb[S_FULL_KEY_MAX];
     MDB_val k, v = {vlen, (void *)val};
@@ -84,7 +84,8 @@ dm_err dm_quality_db_put(dm_store_txn_t *t, uint32_t pid, const void *key, size_
                              mdb_put(t->txn, t->store->quality, &k, &v, 0), why);
 }
 
-dm_err dm_quality_db_del(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, dm_buf_t *why)
+dm_err dm_quality_db_del(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
+                         dm_buf_t *why)
 {
     uint8_t kb[S_FULL_KEY_MAX];
     MDB_val k;
@@ -95,18 +96,36 @@ dm_err dm_quality_db_del(dm_store_txn_t *t, uint32_t pid, const void *key, size_
                               : dm_store__mdb_txn(t->store, "delete quality state", rc, why);
 }
 
-dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen, int64_t delta,
-                  uint64_t *before, uint64_t *after, dm_buf_t *why)
+dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
+                         int64_t delta, uint64_t *before, uint64_t *after, dm_buf_t *why)
 {
     uint8_t kb[S_FULL_KEY_MAX];
     MDB_val k, v;
     if (!s_key(kb, pid, key, klen, &k))
         return s_toobig(klen, why);
     uint64_t was = 0, now;
-    int rc = mdb_get(t->txn, t->store->quality, &k, &v);
-    if (rc == MDB_SUCCESS && v.mv_size == DM_STORE_SEQ_BYTES)
+    uint8_t vb[DM_STORE_SEQ_BYTES];
+    int rc;
+    if (delta > 0) { /* most values are new: insert in one descent when absent */
+        dm_store__put_be64(vb, (uint64_t)delta);
+        v.mv_size = sizeof vb;
+        v.mv_data = vb;
+        rc = mdb_put(t->txn, t->store->quality, &k, &v, MDB_NOOVERWRITE);
+        if (rc == MDB_SUCCESS) {
+            if (before)
+                *before = 0;
+            if (after)
+                *after = (uint64_t)delta;
+            return DM_OK;
+        }
+        if (rc != MDB_KEYEXIST) /* on MDB_KEYEXIST v holds the stored value */
+            return dm_store__mdb_txn(t->store, "write a quality counter", rc, why);
+    } else {
+        rc = mdb_get(t->txn, t->store->quality, &k, &v);
+    }
+    if ((rc == MDB_SUCCESS || rc == MDB_KEYEXIST) && v.mv_size == DM_STORE_SEQ_BYTES)
         was = dm_store__get_be64(v.mv_data);
-    else if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+    else if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND && rc != MDB_KEYEXIST)
         return dm_store__mdb_txn(t->store, "read a quality counter", rc, why);
     if (delta < 0 && (uint64_t)-delta > was)
         now = 0;
@@ -124,7 +143,6 @@ dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const void *key, size_
                                   : dm_store__mdb_txn(t->store, "delete a quality counter", rc,
                                                       why);
     }
-    uint8_t vb[DM_STORE_SEQ_BYTES];
     dm_store__put_be64(vb, now);
     v.mv_size = sizeof vb;
     v.mv_data = vb;
@@ -162,8 +180,8 @@ static int s_seek_last(MDB_cursor *cur, const uint8_t *full, size_t flen, MDB_va
     return rc;
 }
 
-dm_err dm_quality_db_each(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen, bool reverse,
-                   dm_quality_db_each_fn fn, void *ctx, dm_buf_t *why)
+dm_err dm_quality_db_each(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
+                          bool reverse, dm_quality_db_each_fn fn, void *ctx, dm_buf_t *why)
 {
     uint8_t full[S_FULL_KEY_MAX];
     MDB_val k, v;
@@ -190,7 +208,7 @@ dm_err dm_quality_db_each(dm_store_txn_t *t, uint32_t pid, const void *prefix, s
 }
 
 dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
-                        dm_buf_t *why)
+                               dm_buf_t *why)
 {
     uint8_t full[S_FULL_KEY_MAX];
     MDB_val k, v;
@@ -210,8 +228,8 @@ dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *pref
                : dm_store__mdb_txn(t->store, "trim quality history", rc, why);
 }
 
-dm_err dm_quality_db_counts(dm_store_txn_t *t, uint32_t pid, uint64_t *records, uint64_t *quarantined,
-                     dm_buf_t *why)
+dm_err dm_quality_db_counts(dm_store_txn_t *t, uint32_t pid, uint64_t *records,
+                            uint64_t *quarantined, dm_buf_t *why)
 {
     dm_store_counters_t c;
     dm_err err = dm_store__counters_get(t->store, t->txn, pid, &c, why);

@@ -30,25 +30,28 @@
  * waits for readers: when the map must grow while any transaction is open
  * it gives up with DM_ERR_BUSY (callers on the node loop retry later). */
 typedef dm_err (*dm_quality_db_fn)(dm_store_txn_t *t, void *ctx, dm_buf_t *why);
-DM_NODISCARD dm_err dm_quality_db_view(dm_store_t *store, dm_quality_db_fn fn, void *ctx, dm_buf_t *why);
-DM_NODISCARD dm_err dm_quality_db_update(dm_store_t *store, dm_quality_db_fn fn, void *ctx, dm_buf_t *why);
+DM_NODISCARD dm_err dm_quality_db_view(dm_store_t *store, dm_quality_db_fn fn, void *ctx,
+                                       dm_buf_t *why);
+DM_NODISCARD dm_err dm_quality_db_update(dm_store_t *store, dm_quality_db_fn fn, void *ctx,
+                                         dm_buf_t *why);
 
 /* Copies the value of [pid][key] into val (reset first). DM_ERR_NOTFOUND
  * (why untouched) when absent. */
 DM_NODISCARD dm_err dm_quality_db_get(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
-                               dm_buf_t *val, dm_buf_t *why);
+                                      dm_buf_t *val, dm_buf_t *why);
 /* Writes [pid][key] = val. DM_ERR_TOOBIG for klen over DM_QDB_KEY_MAX. */
 DM_NODISCARD dm_err dm_quality_db_put(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
-                               const void *val, size_t vlen, dm_buf_t *why);
+                                      const void *val, size_t vlen, dm_buf_t *why);
 /* Deletes [pid][key]; an absent key is fine. */
 DM_NODISCARD dm_err dm_quality_db_del(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
-                               dm_buf_t *why);
+                                      dm_buf_t *why);
 /* Adds delta to the u64 counter at [pid][key] (absent: 0); the entry is
  * deleted when it reaches 0. *before and *after (may be NULL) get the
  * values. A counter that would go below 0 stays at 0 (corrupt state is not
  * made worse). */
 DM_NODISCARD dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
-                               int64_t delta, uint64_t *before, uint64_t *after, dm_buf_t *why);
+                                      int64_t delta, uint64_t *before, uint64_t *after,
+                                      dm_buf_t *why);
 
 /* Calls fn for the entries of pid whose key (after the pid) starts with
  * prefix, in key order, or newest (highest) first when reverse, until fn
@@ -56,19 +59,19 @@ DM_NODISCARD dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const voi
 typedef int (*dm_quality_db_each_fn)(void *ctx, const void *key, size_t klen, const void *val,
                               size_t vlen);
 DM_NODISCARD dm_err dm_quality_db_each(dm_store_txn_t *t, uint32_t pid, const void *prefix,
-                                size_t plen, bool reverse, dm_quality_db_each_fn fn, void *ctx,
-                                dm_buf_t *why);
+                                       size_t plen, bool reverse, dm_quality_db_each_fn fn,
+                                       void *ctx, dm_buf_t *why);
 /* Deletes the lowest entry under prefix (the oldest of a history). */
 DM_NODISCARD dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *prefix,
-                                     size_t plen, dm_buf_t *why);
+                                            size_t plen, dm_buf_t *why);
 
 /* pid's live row and quarantine counts, as the store's counters hold
  * them in t. DM_ERR_NOTFOUND (why untouched) if pid is not registered. */
 DM_NODISCARD dm_err dm_quality_db_counts(dm_store_txn_t *t, uint32_t pid, uint64_t *records,
-                                  uint64_t *quarantined, dm_buf_t *why);
+                                         uint64_t *quarantined, dm_buf_t *why);
 /* Calls fn for every live row of pid inside t (a rebuild of derived
  * state); fn returns non-zero to stop. */
 DM_NODISCARD dm_err dm_quality_db_rows(dm_store_txn_t *t, uint32_t pid, dm_row_fn fn, void *ctx,
-                                dm_buf_t *why);
+                                       dm_buf_t *why);
 
 #endif

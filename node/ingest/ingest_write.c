@@ -14,8 +14,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 
-#include "base/log.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "contract/contract_compat.h"
 #include "quality/quality.h"
 #include "transport/envelope.h"

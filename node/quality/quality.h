@@ -34,6 +34,7 @@ typedef enum {
 } dm_qoutcome;
 
 #define DM_QUALITY_SAMPLES_MAX 5 /* failing keys or values kept per result */
+#define DM_QUALITY_HISTORY_MAX 1000 /* reports kept per product, oldest dropped first */
 
 /* "pass", "skipped", "warn", "fail", "error". */
 const char *dm_quality_outcome_name(dm_qoutcome o);
@@ -89,24 +90,6 @@ DM_NODISCARD dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid,
                                          dm_buf_t *why);
 void dm_quality_batch_destroy(dm_quality_batch_t **self_p);
 
-/* ---- readers ---- */
-
-/* Judges every check of product pid now from the stored state and, when
- * store_it, keeps the report in the history. */
-DM_NODISCARD dm_err dm_quality_run(dm_store_t *store, uint32_t pid, const dm_contract_t *c,
-                                   int64_t now_ms, bool store_it, dm_qreport_t *out,
-                                   dm_buf_t *why);
-
-/* The latest stored report of pid. DM_ERR_NOTFOUND (why untouched) when
- * none was stored. */
-DM_NODISCARD dm_err dm_quality_latest(dm_store_t *store, uint32_t pid, dm_qreport_t *out,
-                                      dm_buf_t *why);
-
-/* Up to max stored reports of pid, newest first: *out is an array of *n
- * reports (the caller clears each and frees it; NULL when none). */
-DM_NODISCARD dm_err dm_quality_history(dm_store_t *store, uint32_t pid, size_t max,
-                                       dm_qreport_t **out, size_t *n, dm_buf_t *why);
-
 /* Ends the batch's ingest run: finish also measures the product's row
  * count (row_count_delta's history) and judges and stores a full report,
  * readable with dm_quality_batch_report after the commit. Without it a
@@ -115,5 +98,28 @@ void dm_quality_batch_end_run(dm_quality_batch_t *self);
 /* The report judged at the end of the run (NULL before, or when the batch
  * did not end a run); valid until dm_quality_batch_destroy. */
 const dm_qreport_t *dm_quality_batch_report(const dm_quality_batch_t *self);
+
+/* ---- readers ---- */
+
+/* Judges every check of product pid now from the stored state and, when
+ * store_it, keeps the report in the history (the last
+ * DM_QUALITY_HISTORY_MAX). Storing never waits for readers: DM_ERR_BUSY
+ * when the map would have to grow while a transaction is open (judge
+ * again without storing, or later). A check whose state cannot be read is
+ * an error result, not a failed call. */
+DM_NODISCARD dm_err dm_quality_run(dm_store_t *store, uint32_t pid, const dm_contract_t *c,
+                                   int64_t now_ms, bool store_it, dm_qreport_t *out,
+                                   dm_buf_t *why);
+
+/* The latest stored report of pid: one read transaction, one cursor
+ * step and a decode, whatever the product's size. DM_ERR_NOTFOUND (why
+ * untouched) when none was stored. */
+DM_NODISCARD dm_err dm_quality_latest(dm_store_t *store, uint32_t pid, dm_qreport_t *out,
+                                      dm_buf_t *why);
+
+/* Up to max stored reports of pid, newest first: *out is an array of *n
+ * reports (the caller clears each and frees it; NULL when none). */
+DM_NODISCARD dm_err dm_quality_history(dm_store_t *store, uint32_t pid, size_t max,
+                                       dm_qreport_t **out, size_t *n, dm_buf_t *why);
 
 #endif

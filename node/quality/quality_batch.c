@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
+
 #define S_HASHED_AT (DM_QDB_KEY_MAX - 10) /* value keys longer than this are hashed */
 #define S_RAW 0
 #define S_HASHED 1
@@ -262,6 +264,19 @@ static dm_err s_rebuild(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
     return err ? err : r.err;
 }
 
+/* Deletes the state of checks the contract no longer has. */
+static dm_err s_prune(dm_quality_batch_t *b, dm_store_txn_t *t, dm_buf_t *why)
+{
+    uint64_t *keep = malloc((b->nacc ? b->nacc : 1) * sizeof *keep);
+    if (!keep)
+        return DM_ERR_NOMEM;
+    for (size_t i = 0; i < b->nacc; i++)
+        keep[i] = b->acc[i].cc.id;
+    dm_err err = dm_quality__prune(t, b->pid, keep, b->nacc, why);
+    free(keep);
+    return err;
+}
+
 static dm_err s_finish(void *ctx, dm_store_txn_t *t, const dm_batch_result_t *result,
                        dm_buf_t *why)
 {
@@ -272,16 +287,35 @@ static dm_err s_finish(void *ctx, dm_store_txn_t *t, const dm_batch_result_t *re
     if (!err)
         err = dm_quality__pstate_get(t, b->pid, &ps, why);
     uint64_t before = records - (result->inserted < records ? result->inserted : records);
+    bool fresh_state = false;
     for (size_t i = 0; i < b->nacc && !err; i++) {
         s_acc *a = &b->acc[i];
         dm_quality__cstate_t st;
         bool found = false;
-        if ((err = dm_quality__cstate_get(t, b->pid, a->cc.id, &st, &found, why)))
+        size_t mark = why ? why->len : 0;
+        err = dm_quality__cstate_get(t, b->pid, a->cc.id, &st, &found, why);
+        if (err == DM_ERR_STORE) { /* unreadable state is rebuilt, not a reason to refuse rows */
+            dm_log_warn("quality: product %u: %s; rebuilding it from the rows", b->pid,
+                        why && why->len > mark ? why->data + mark : "corrupt state");
+            if (why && why->data) {
+                why->len = mark;
+                why->data[mark] = 0;
+            }
+            found = false;
+            err = DM_OK;
+        }
+        if (err)
             break;
+        fresh_state = fresh_state || !found;
         err = !found && before > 0 ? s_rebuild(b, t, a, &st, why) : s_apply(b, t, a, &st, why);
         if (!err)
             err = dm_quality__cstate_put(t, b->pid, a->cc.id, &st, why);
     }
+    /* State of checks the contract no longer has would be stale if they came
+     * back: dropped when a check is new to a product with rows, and after
+     * every run (a walk over the product's few check states). */
+    if (!err && ((fresh_state && before > 0) || b->end_run))
+        err = s_prune(b, t, why);
     if (err)
         return err;
     ps.last_ingest_ms = b->now_ms;

@@ -338,9 +338,24 @@ dm_err dm_quality__judge(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c
         const dm_check_t *k = &c->checks[i];
         r->name = s_name(k);
         r->rule = k->rule;
-        r->column = k->column ? s_fmt("%s", k->column) : k->ncolumns ? s_fmt("%s", k->columns[0]) : NULL;
+        r->column = k->column     ? s_fmt("%s", k->column)
+                    : k->ncolumns ? s_fmt("%s", k->columns[0])
+                                  : NULL;
         r->at_ms = now_ms;
+        size_t mark = why ? why->len : 0;
         err = s_one(t, pid, c, k, &ps, out->records, quarantined, out, r, why);
+        if (err == DM_ERR_STORE) { /* this check's state is unreadable: its result says so */
+            r->outcome = DM_QOUT_ERROR;
+            free(r->reason);
+            r->reason = s_fmt("the check's state cannot be read: %s",
+                              why && why->len > mark ? why->data + mark : "store error");
+            if (why) {
+                why->len = mark;
+                if (why->data)
+                    why->data[mark] = 0;
+            }
+            err = DM_OK;
+        }
         if (!r->observed_text)
             r->observed_text = s_fmt("-");
         if (!r->threshold)

@@ -27,7 +27,6 @@
 #include "record/schema.h"
 #include "storage/quality_db.h"
 
-#define DM_QUALITY_HISTORY_MAX 1000      /* reports kept per product */
 #define DM_QUALITY_MEASURES_MAX 1000     /* row-count measurements kept per product */
 #define DM_QUALITY_SAMPLE_BYTES 64       /* bytes of one sample value kept */
 #define DM_QUALITY_WEEK_MS (7LL * 24 * 3600 * 1000)
@@ -81,6 +80,10 @@ void dm_quality__sample_drop(dm_quality__cstate_t *s, const char *text, size_t n
 DM_NODISCARD dm_err dm_quality__measure_add(dm_store_txn_t *t, uint32_t pid,
                                             dm_quality__pstate_t *ps, int64_t at_ms,
                                             uint64_t records, dm_buf_t *why);
+/* Deletes the state of every check of pid whose id is not among keep[0..nkeep)
+ * (a check the contract dropped or changed), its uniqueness index too. */
+DM_NODISCARD dm_err dm_quality__prune(dm_store_txn_t *t, uint32_t pid, const uint64_t *keep,
+                                      size_t nkeep, dm_buf_t *why);
 /* Deletes every uniqueness-index entry of check id (before a rebuild). */
 DM_NODISCARD dm_err dm_quality__unique_clear(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                              dm_buf_t *why);

@@ -2,6 +2,7 @@
  * quality database (keys in quality_priv.h), and the check fingerprint. */
 #include "quality/quality_priv.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define S_PSTATE_BYTES 40
@@ -234,5 +235,47 @@ dm_err dm_quality__unique_clear(dm_store_txn_t *t, uint32_t pid, uint64_t id, dm
         off += l;
     }
     dm_buf_free(&c.keys);
+    return err;
+}
+
+typedef struct {
+    const uint64_t *keep;
+    size_t nkeep;
+    uint64_t drop[DM_CONTRACT_MAX_CHECKS];
+    size_t ndrop;
+} s_prune_ctx;
+
+static int s_prune_take(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)val;
+    (void)vlen;
+    s_prune_ctx *p = ctx;
+    if (klen != 9)
+        return 0;
+    uint64_t id = s_get64((const uint8_t *)key + 1);
+    for (size_t i = 0; i < p->nkeep; i++)
+        if (p->keep[i] == id)
+            return 0;
+    p->drop[p->ndrop++] = id;
+    return p->ndrop >= DM_CONTRACT_MAX_CHECKS;
+}
+
+dm_err dm_quality__prune(dm_store_txn_t *t, uint32_t pid, const uint64_t *keep, size_t nkeep,
+                         dm_buf_t *why)
+{
+    s_prune_ctx *p = calloc(1, sizeof *p);
+    if (!p)
+        return DM_ERR_NOMEM;
+    p->keep = keep;
+    p->nkeep = nkeep;
+    uint8_t tag = DM_QTAG_CHECK;
+    dm_err err = dm_quality_db_each(t, pid, &tag, 1, false, s_prune_take, p, why);
+    for (size_t i = 0; i < p->ndrop && !err; i++) {
+        uint8_t k[9];
+        s_ckey(k, DM_QTAG_CHECK, p->drop[i]);
+        if (!(err = dm_quality_db_del(t, pid, k, sizeof k, why)))
+            err = dm_quality__unique_clear(t, pid, p->drop[i], why);
+    }
+    free(p);
     return err;
 }

@@ -7,6 +7,7 @@
  * schedule tries again on its next tick. */
 #include "server/node_priv.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #define DM_NODE_QUALITY_HISTORY_MAX 100 /* earlier reports one QualityRep carries */
 #define DM_NODE_QUALITY_TICK_MS 1000    /* how often schedules are looked at */
+#define DM_NODE_QUALITY_REP_BYTES (DM_RPC_MAX_MSG_BYTES / 2) /* reports in one QualityRep */
 
 /* Fills m (and its arrays, freed by s_msg_free) from r. */
 static void s_msg(const dm_qreport_t *r, Dm__QualityReport *m)
@@ -97,6 +99,7 @@ void dm_node__handle_quality(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     size_t nhist = 0;
     dm_buf_t why = DM_BUF_INIT;
     dm_err rc = DM_ERR_NOTFOUND;
+    int64_t t0 = dm_clock_mono_ns();
     if (!req->run)
         rc = dm_quality_latest(self->store, ref->pid, &latest, &why);
     if (rc == DM_ERR_NOTFOUND) {
@@ -108,6 +111,10 @@ void dm_node__handle_quality(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                                 &latest, &why);
         }
     }
+    if (rc == DM_OK) /* what judging costs: O(checks), whatever the product's size */
+        dm_log_debug("quality: %.100s/%.100s: %s in %.3f ms (%" PRIu64 " records)", domain, name,
+                     req->run ? "judged and stored" : "latest report read",
+                     (double)(dm_clock_mono_ns() - t0) / 1e6, latest.records);
     size_t want = req->history < DM_NODE_QUALITY_HISTORY_MAX ? req->history
                                                              : DM_NODE_QUALITY_HISTORY_MAX;
     if (rc == DM_OK && want)
@@ -125,16 +132,20 @@ void dm_node__handle_quality(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     if (!hm || !hp)
         abort();
     s_msg(&latest, &lm);
-    size_t nh = 0;
-    for (size_t i = 0; i < nhist; i++) {
+    size_t nh = 0, bytes = dm__quality_report__get_packed_size(&lm);
+    for (size_t i = 0; i < nhist && nh < want; i++) {
         if (i == 0 && hist[0].at_ms == latest.at_ms)
             continue; /* the latest itself */
         s_msg(&hist[i], &hm[nh]);
+        bytes += dm__quality_report__get_packed_size(&hm[nh]);
+        if (bytes > DM_NODE_QUALITY_REP_BYTES) { /* the rest would not fit one message */
+            s_msg_free(&hm[nh]);
+            hm[nh].checks = NULL;
+            break;
+        }
         hp[nh] = &hm[nh];
         nh++;
     }
-    if (nh > want)
-        nh = want;
     Dm__QualityRep rep = DM__QUALITY_REP__INIT;
     rep.latest = &lm;
     rep.n_history = nh;

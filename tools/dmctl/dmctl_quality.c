@@ -109,7 +109,8 @@ static void s_junit(dm_buf_t *o, const char *qualified, const Dm__QualityReport 
         errors += strcmp(r->checks[i]->outcome, "error") == 0;
         skipped += strcmp(r->checks[i]->outcome, "skipped") == 0;
     }
-    dm_buf_puts(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"");
+    dm_buf_puts(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n"
+                   "  <testsuite name=\"");
     s_xml(o, qualified);
     dm_buf_printf(o, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\">\n",
                   r->n_checks, fails, errors, skipped);

@@ -11,6 +11,7 @@
 
 #include "fixture.h"
 #include "quality/quality.h"
+#include "quality/quality_priv.h"
 #include "record/schema.h"
 #include "storage/store.h"
 
@@ -25,6 +26,9 @@ static dm_contract_t *s_c;
 static dm_schema_t *s_schema;
 static uint32_t s_pid;
 
+static dm_contract_t **s_old[4]; /* contracts replaced by s_reparse, freed at teardown */
+static size_t s_nold[4], s_olds;
+
 static void s_setup(void)
 {
     cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_quality"));
@@ -35,6 +39,9 @@ static void s_teardown(void)
 {
     dm_schema_destroy(&s_schema);
     dm_contract_list_destroy(&s_list, s_n);
+    for (size_t i = 0; i < s_olds; i++)
+        dm_contract_list_destroy(&s_old[i], s_nold[i]);
+    s_olds = 0;
     dm_store_destroy(&s_store);
     dm_t_rmdir(s_dir);
 }
@@ -70,6 +77,29 @@ static void s_product(const char *pk, const char *fields, const char *extra, con
     cr_assert_eq(dm_store_product_register(s_store, &in, &o, &out, NULL, NULL), DM_OK);
     s_pid = out.id;
     dm_store_product_clear(&out);
+}
+
+/* Replaces the product's contract (an upgrade) by one with checks. */
+static void s_reparse(const char *checks)
+{
+    cr_assert_lt(s_olds, 4);
+    s_old[s_olds] = s_list;
+    s_nold[s_olds++] = s_n;
+    s_list = NULL;
+    dm_schema_destroy(&s_schema);
+    char text[4096];
+    snprintf(text, sizeof text,
+             "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: p\n"
+             "  domain: d\n  version: 1.0.1\n  owner: {team: t, contact: t@c.com}\n"
+             "spec:\n  schema:\n    fields:\n      - {name: id, type: int}\n"
+             "      - {name: v, type: int}\n      - {name: ts, type: timestamp}\n"
+             "  quality:\n    checks:\n%s", checks);
+    dm_diags_t diags = DM_DIAGS_INIT;
+    cr_assert_eq(dm_contract_parse("t.yaml", text, strlen(text), NULL, &s_list, &s_n, &diags),
+                 DM_OK);
+    dm_diags_clear(&diags);
+    s_c = s_list[0];
+    cr_assert_eq(dm_schema_new(s_c, &s_schema, NULL), DM_OK);
 }
 
 #define T_FIELDS "      - {name: id, type: int}\n      - {name: v, type: int}\n" \
@@ -470,4 +500,51 @@ Test(quality, outcome_names_round_trip)
     }
     dm_qoutcome back;
     cr_assert_not(dm_quality_outcome_parse("passed", &back));
+}
+
+Test(quality, a_check_dropped_and_added_again_is_rebuilt_not_stale)
+{
+    s_product(NULL, T_FIELDS, NULL, "      - {rule: unique, column: v}\n");
+    s_ints("1,1", T_NOW);
+    s_reparse("      - {rule: row_count_delta, threshold: 20%}\n");
+    s_ints("2,2", T_NOW); /* the unique check is gone while these arrive */
+    s_reparse("      - {rule: unique, column: v}\n");
+    s_ints("3", T_NOW);
+    dm_qreport_t r = {0};
+    const dm_qresult_t *x = s_judge(&r, 0, T_NOW);
+    cr_assert_eq(x->outcome, DM_QOUT_FAIL);
+    cr_assert(strstr(x->observed_text, "2 duplicate groups, 2 extra rows"), "%s",
+              x->observed_text);
+    dm_quality_report_clear(&r);
+}
+
+static dm_err s_corrupt(dm_store_txn_t *t, void *ctx, dm_buf_t *why)
+{
+    uint8_t k[9] = {DM_QTAG_CHECK};
+    uint64_t id = *(const uint64_t *)ctx;
+    for (int i = 8; i >= 1; i--, id >>= 8)
+        k[i] = (uint8_t)id;
+    return dm_quality_db_put(t, s_pid, k, sizeof k, "x", 1, why);
+}
+
+Test(quality, unreadable_state_is_an_error_result_not_a_failed_report)
+{
+    s_product(NULL, T_FIELDS, NULL,
+              "      - {rule: unique, column: v}\n      - {rule: row_count_delta, threshold: 5}\n");
+    s_ints("1,2", T_NOW);
+    uint64_t id = dm_quality__check_id(&s_c->checks[0]);
+    cr_assert_eq(dm_quality_db_update(s_store, s_corrupt, &id, NULL), DM_OK);
+    dm_qreport_t r = {0};
+    const dm_qresult_t *x = s_judge(&r, 0, T_NOW);
+    cr_assert_eq(x->outcome, DM_QOUT_ERROR);
+    cr_assert(strstr(x->reason, "corrupt"), "%s", x->reason);
+    cr_assert_eq(r.results[1].outcome, DM_QOUT_SKIPPED, "the other checks are still judged");
+    cr_assert_eq(r.outcome, DM_QOUT_ERROR);
+    dm_quality_report_clear(&r);
+    s_ints("2", T_NOW); /* the next batch rebuilds the state instead of refusing the rows */
+    x = s_judge(&r, 0, T_NOW);
+    cr_assert_eq(x->outcome, DM_QOUT_FAIL, "%s", x->reason ? x->reason : "");
+    cr_assert(strstr(x->observed_text, "1 duplicate group, 1 extra row"), "%s",
+              x->observed_text);
+    dm_quality_report_clear(&r);
 }

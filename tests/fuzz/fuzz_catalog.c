@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "catalog/catalog.h"
+#include "catalog/lineage.h"
+#include "catalog/search.h"
 #include "fuzz.h"
 #include "identity/identity.h"
 #include "base/log.h"
@@ -57,6 +59,55 @@ static int s_count_nodes(void *ctx, const dm_catalog_node_t *n)
     (void)n;
     (*(size_t *)ctx)++;
     return 0;
+}
+
+static int s_walk_node(void *ctx, const dm_lineage_node_t *n)
+{
+    (void)n;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static int s_search_hit(void *ctx, const dm_search_hit_t *h)
+{
+    (void)h;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+/* A product with a health entry counts as failing. */
+static bool s_health(void *ctx, const char *domain, const char *name, bool *failing,
+                     dm_buf_t *cause)
+{
+    dm_buf_t payload = DM_BUF_INIT;
+    bool known = dm_catalog_health(ctx, domain, name, &payload) == DM_OK;
+    dm_buf_free(&payload);
+    *failing = known;
+    dm_buf_reset(cause);
+    dm_buf_puts(cause, "fails");
+    return known;
+}
+
+/* What the node derives from the catalog (lineage graph, search index)
+ * must build and answer over whatever the catalog accepted. */
+static void s_derived(const dm_catalog_t *c)
+{
+    size_t n = 0;
+    bool truncated = false;
+    dm_lineage_t *g = NULL;
+    if (dm_lineage_build(c, &g, NULL) == DM_OK) {
+        DM_FUZZ_IGNORE(dm_lineage_walk(g, "fuzz", "p", DM_LINEAGE_UP | DM_LINEAGE_DOWN, 0,
+                                       s_walk_node, NULL, &n, &truncated));
+        dm_buf_t cause = DM_BUF_INIT;
+        (void)dm_lineage_degraded(g, "fuzz", "p", s_health, (void *)c, &cause);
+        dm_buf_free(&cause);
+        dm_lineage_destroy(&g);
+    }
+    dm_search_t *sx = NULL;
+    if (dm_search_build(c, &sx, NULL) == DM_OK) {
+        DM_FUZZ_IGNORE(dm_search_run(sx, "orders fuzz", s_search_hit, &n, NULL));
+        dm_search_destroy(&sx);
+    }
 }
 
 static int s_count_docs(void *ctx, const dm_catalog_entry_t *e)
@@ -108,7 +159,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dm_catalog_gov_docs(c, s_count_docs, &nn);
     dm_buf_t acl = DM_BUF_INIT;
     DM_FUZZ_IGNORE(dm_catalog_acl(c, "fuzz", "p", &acl));
+    DM_FUZZ_IGNORE(dm_catalog_health(c, "fuzz", "p", &acl));
     dm_buf_free(&acl);
+    s_derived(c);
     dm_buf_t digest = DM_BUF_INIT, empty = DM_BUF_INIT;
     dm_catalog_digest(c, &digest);
     dm_catalog_t *fresh = NULL;

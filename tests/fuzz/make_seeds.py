@@ -126,6 +126,11 @@ for k, v in {
     "acl": entry("acl/commerce/orders", ACL_REC, 4),
     "gov_root": entry("gov/root", GOV_ROOT, 1),
     "gov_doc": entry("gov/doc/analysts", GOV_DOC, 2),
+    # dm.HealthRecord: outcome, measured_at, one check, one SLA term
+    "health": entry("health/commerce/orders",
+                    fb(1, "fail") + fv(2, 1800000000000) + fv(4, 10)
+                    + fb(6, fb(1, "unique(sku)") + fb(2, "unique") + fb(3, "sku") + fb(4, "fail"))
+                    + fb(7, fb(1, "freshness") + fb(2, "5m") + fb(3, "7m") + fv(4, 0)), 5),
 }.items():
     write("catalog", "entry_" + k, v)
 
@@ -156,6 +161,9 @@ ENVS = {
     "swim": env(20, SWIMS["gossip"]),
     "body_after_body": env(3, b"") + fb(5, fb(1, ORDERS_JSON)),
     "no_id": fb(7, fb(1, "commerce")),
+    "quality": env(41, fb(1, "commerce") + fb(2, "orders") + fv(4, 3)),
+    "lineage": env(43, fb(1, "commerce") + fb(2, "orders") + fv(3, 1) + fv(5, 4)),
+    "search": env(45, fb(1, "orders customers") + fv(2, 10)),
 }
 for k, v in ENVS.items():
     write("envelope", k, v)

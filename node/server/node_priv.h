@@ -35,6 +35,7 @@
 #include "query/query_pool.h"
 #include "record/registry.h"
 #include "transport/envelope.h"
+#include "transport/grant.h"
 #include "transport/ctl.h"
 #include "transport/rpc.h"
 #include "transport/zsock.h"
@@ -459,6 +460,35 @@ dm_node__remote_dir_t *dm_node__remote_get(dm_node_t *self);
 #define DM_NODE_RELAY_IDLE_PER_OWNER 4    /* idle connections kept per owner */
 #define DM_NODE_RELAY_IDLE_MAX 64         /* and in all */
 #define DM_NODE_RELAY_IDLE_MS 30000       /* an idle connection is closed after this */
+#define DM_NODE_RELAY_SESSIONS_MAX 256    /* owners' sessions kept for reuse, in all */
+#define DM_NODE_RELAY_SESSIONS_PER_OWNER 32 /* of one owner (it allows a relay
+                                               DM_NODE_FED_SESSIONS_PER_RELAY) */
+
+/* The relay's table of owners' open sessions (node_relay_sess.c): a later
+ * query of the same consumer scanning only a session's products is sent
+ * on it instead of a FedOpen of its own. Any thread. */
+typedef struct dm_node__fedsess dm_node__fedsess_t;
+/* An empty table; NULL when out of memory. */
+dm_node__fedsess_t *dm_node__fedsess_new(void);
+/* Forgets every session (the owners close them at their grants' expiry).
+ * NULL-safe. */
+void dm_node__fedsess_destroy(dm_node__fedsess_t **self_p);
+/* A session of consumer with owner that may scan product ("domain.name")
+ * and whose grant expires at until_ms or later: true with its nonce. */
+bool dm_node__fedsess_find(dm_node__fedsess_t *self, const uint8_t consumer[DM_ID_PUBLIC_BYTES],
+                           const uint8_t owner[DM_ID_PUBLIC_BYTES], const char *product,
+                           int64_t until_ms, uint8_t nonce[DM_GRANT_NONCE_BYTES]);
+/* Keeps a session owner opened (its FedOpenRep's products, hostile: copied
+ * when 1..DM_NODE_FED_PRODUCTS_MAX names of sane length), dropping those
+ * expired at now_ms. False when not kept (no products, out of room or
+ * memory): the caller closes the session. */
+bool dm_node__fedsess_put(dm_node__fedsess_t *self, const uint8_t consumer[DM_ID_PUBLIC_BYTES],
+                          const uint8_t owner[DM_ID_PUBLIC_BYTES],
+                          const uint8_t nonce[DM_GRANT_NONCE_BYTES], int64_t expires_ms,
+                          char *const *products, size_t nproducts, int64_t now_ms);
+/* Forgets owner's session nonce (the owner no longer knows it). */
+void dm_node__fedsess_drop(dm_node__fedsess_t *self, const uint8_t owner[DM_ID_PUBLIC_BYTES],
+                           const uint8_t nonce[DM_GRANT_NONCE_BYTES]);
 
 typedef struct dm_node__fedrelay dm_node__fedrelay_t;
 /* Where the relay reads the directory: a new reference, or NULL. */
@@ -478,6 +508,9 @@ DM_NODISCARD dm_err dm_node__fedrelay_new(const dm_identity_t *id, dm_node__fedr
                                           void *audit_ctx, dm_node__fedrelay_t **out);
 /* Closes the idle connections and frees. NULL-safe. No query may run. */
 void dm_node__fedrelay_destroy(dm_node__fedrelay_t **self_p);
+/* Reuses an owner's session for a query only while its grant has at least
+ * ms left (the node's query time limit; default DM_QUERY_DEFAULT_TIMEOUT_MS). */
+void dm_node__fedrelay_set_time_limit(dm_node__fedrelay_t *self, int64_t ms);
 /* The query pool's make and free (query_pool.h's
  * dm_query_pool_remote_make_fn; ctx the relay). make takes a reference to
  * the directory and checks the grant's parts the relay can (consumer =

@@ -102,10 +102,13 @@ static dm_err s_open_reply(dm_query_rscan_t *sc, const Dm__Envelope *rep, dm_buf
     s->open_pending = false;
     char line[DM_BUF_WHY_MAX];
     if (rep->body_case == DM__ENVELOPE__BODY_FED_OPEN_REP) {
+        /* Kept for later queries when one could still use it. */
         const Dm__FedOpenRep *fo = rep->fed_open_rep;
-        s->kept = dm_node__fedsess_put(sc->q->relay->sess, sc->q->caller.key, s->owner, s->nonce,
-                                       sc->q->grant_expires_ms, fo->products, fo->n_products,
-                                       dm_clock_wall_ms());
+        const dm_node__relay_query_t *q = sc->q;
+        int64_t now = dm_clock_wall_ms();
+        s->kept = q->grant_expires_ms >= now + q->relay->time_limit_ms &&
+                  dm_node__fedsess_put(q->relay->sess, q->caller.key, s->owner, s->nonce,
+                                       q->grant_expires_ms, fo->products, fo->n_products, now);
         return DM_OK;
     }
     if (rep->body_case == DM__ENVELOPE__BODY_ERROR) {

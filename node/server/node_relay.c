@@ -12,7 +12,11 @@
  * cancel flag, the deadline, the owner's state in the newest directory
  * and DM_NODE_RELAY_WAIT_MS of silence end it while an owner is silent; a
  * reply whose id the scan does not wait for (a late answer of a closed or
- * abandoned request) is skipped. At free each session gets a FedClose and
+ * abandoned request) is skipped (node_relay_wire.c). An opened session is
+ * kept in the relay's table (node_relay_sess.c) when a later query could
+ * use it; a later scan of the same consumer's that its products cover is
+ * sent on it with no FedOpen, the query's own grant verified by the relay
+ * while the owner works. At free each session not kept gets a FedClose and
  * its connection goes back to the cache when it is known clean.
  *
  * The cache: ZeroMQ sockets may move between threads with a full memory
@@ -127,8 +131,8 @@ static void s_short_hex(const uint8_t key[DM_ID_PUBLIC_BYTES], char out[24])
     snprintf(out, 24, "%.16s...", hex);
 }
 
-
-static void s_audit(dm_node__relay_query_t *q, bool allowed, const dm_node__remote_t *e, const char *rule)
+static void s_audit(dm_node__relay_query_t *q, bool allowed, const dm_node__remote_t *e,
+                    const char *rule)
 {
     if (q->relay->audit)
         q->relay->audit(q->relay->audit_ctx, &q->caller, allowed, e->domain, e->name, e->owner,
@@ -169,9 +173,9 @@ static void s_grant_check(dm_node__relay_query_t *q)
 /* A new session of q with e's owner (nonce NULL: q's grant's, opened by a
  * FedOpen sent here; else a reused one's), connected; NULL with the error
  * in why. */
-static dm_node__relay_session_t *s_session_new(dm_node__relay_query_t *q, dm_query_rscan_t *sc, const dm_node__remote_t *e,
-                                const uint8_t *nonce, int64_t deadline_ns, dm_err *rc,
-                                dm_buf_t *why)
+static dm_node__relay_session_t *s_session_new(dm_node__relay_query_t *q, dm_query_rscan_t *sc,
+                                               const dm_node__remote_t *e, const uint8_t *nonce,
+                                               int64_t deadline_ns, dm_err *rc, dm_buf_t *why)
 {
     if (q->nsessions == DM_NODE_RELAY_OWNERS_MAX) {
         *rc = DM_ERR_TOOBIG;
@@ -221,8 +225,9 @@ static dm_node__relay_session_t *s_session_new(dm_node__relay_query_t *q, dm_que
  * owner; else (unless fresh) an open one of the consumer's with that
  * owner for this product, from the relay's table, with the query's time
  * limit left; else a new one from q's grant. NULL with the error in why. */
-static dm_node__relay_session_t *s_session_get(dm_node__relay_query_t *q, dm_query_rscan_t *sc, const dm_node__remote_t *e,
-                                bool fresh, int64_t deadline_ns, dm_err *rc, dm_buf_t *why)
+static dm_node__relay_session_t *s_session_get(dm_node__relay_query_t *q, dm_query_rscan_t *sc,
+                                               const dm_node__remote_t *e, bool fresh,
+                                               int64_t deadline_ns, dm_err *rc, dm_buf_t *why)
 {
     uint8_t nonce[DM_GRANT_NONCE_BYTES];
     bool reuse = !fresh && dm_node__fedsess_find(q->relay->sess, q->caller.key, e->owner,
@@ -455,7 +460,8 @@ static dm_err s_open(void *ctx, const char *domain, const char *product, const c
     snprintf(sc->owner_hex, sizeof sc->owner_hex, "%s", owner);
     char when[DM_CLOCK_UTC_TEXT_MAX];
     dm_clock_utc_text(e->since_ms, when);
-    snprintf(sc->mesh_says, sizeof sc->mesh_says, "%s since %s", dm_node_relay__state_name(e->state), when);
+    snprintf(sc->mesh_says, sizeof sc->mesh_says, "%s since %s",
+             dm_node_relay__state_name(e->state), when);
     dm_err rc = s_refuse(q, e, sc->product, owner, why);
     int64_t deadline = dm_node_relay__clip(deadline_ns);
     if (rc != DM_OK)

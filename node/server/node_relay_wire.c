@@ -52,8 +52,8 @@ static dm_err s_owner_gone(dm_query_rscan_t *sc, dm_buf_t *why)
         dm_clock_utc_text(e->since_ms, when);
         bool since = e->state != DM_MEMBER_UNKNOWN;
         snprintf(line, sizeof line, "%s: owner node %s is %s%s%s; the relay stopped waiting for it",
-                 sc->product, sc->owner_hex, dm_node_relay__state_name(e->state), since ? " since " : "",
-                 since ? when : "");
+                 sc->product, sc->owner_hex, dm_node_relay__state_name(e->state),
+                 since ? " since " : "", since ? when : "");
         dm_node_relay__fail(sc->s, DM_ERR_NET, line);
         dm_buf_why(why, "%s", line);
         rc = DM_ERR_NET;
@@ -64,8 +64,8 @@ static dm_err s_owner_gone(dm_query_rscan_t *sc, dm_buf_t *why)
 
 /* Sends env to the owner, retrying the connection wait (each try waits one
  * poll slice) until deadline_ns or cancel. */
-dm_err dm_node_relay__send(dm_query_rscan_t *sc, Dm__Envelope *env, uint64_t *id, int64_t deadline_ns,
-                     const atomic_bool *cancel, dm_buf_t *why)
+dm_err dm_node_relay__send(dm_query_rscan_t *sc, Dm__Envelope *env, uint64_t *id,
+                           int64_t deadline_ns, const atomic_bool *cancel, dm_buf_t *why)
 {
     int64_t cap = dm_clock_mono_ns() + (int64_t)DM_NODE_RELAY_WAIT_MS * 1000000;
     if (cap < deadline_ns)
@@ -122,8 +122,9 @@ static dm_err s_open_reply(dm_query_rscan_t *sc, const Dm__Envelope *rep, dm_buf
         dm_buf_why(why, "%s", line);
         return code;
     }
-    snprintf(line, sizeof line, "%s: owner node %s answered FedOpen with message %d, not FedOpenRep",
-             sc->product, sc->owner_hex, (int)rep->body_case);
+    snprintf(line, sizeof line,
+             "%s: owner node %s answered FedOpen with message %d, not FedOpenRep", sc->product,
+             sc->owner_hex, (int)rep->body_case);
     dm_node_relay__fail(s, DM_ERR_PROTO, line);
     dm_buf_why(why, "%s", line);
     return DM_ERR_PROTO;
@@ -133,7 +134,7 @@ static dm_err s_open_reply(dm_query_rscan_t *sc, const Dm__Envelope *rep, dm_buf
  * pending), polling every DM_NODE_RELAY_POLL_MS for cancel and the
  * deadline. *rep is the caller's. */
 dm_err dm_node_relay__wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_ns,
-                     const atomic_bool *cancel, Dm__Envelope **rep, dm_buf_t *why)
+                           const atomic_bool *cancel, Dm__Envelope **rep, dm_buf_t *why)
 {
     *rep = NULL;
     int64_t heard = dm_clock_mono_ns();
@@ -202,7 +203,7 @@ dm_err dm_node_relay__wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_n
 /* Reads a QueryRep (or the owner's Error) into the scan; rows appended to
  * out when not NULL, else kept as the first batch. */
 dm_err dm_node_relay__take(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *out, uint32_t *nrows,
-                         dm_buf_t *why)
+                           dm_buf_t *why)
 {
     if (rep->body_case == DM__ENVELOPE__BODY_ERROR) {
         dm_err code = rep->error->code > DM_OK && rep->error->code < DM_ERR__COUNT

@@ -148,6 +148,13 @@ struct dm_node {
     uint64_t audit_dropped;
     dm_audit_retention_t audit_ret;
     int64_t audit_next_flush;
+    /* The flusher thread (dm_node__audit_start): writes the queue every
+     * DM_NODE_AUDIT_FLUSH_MS so the node loop never waits for the disk;
+     * audit_flush_lock serializes it with forced flushes. */
+    pthread_t audit_thread;
+    bool audit_thread_on, audit_stopping;
+    pthread_cond_t audit_wake; /* with audit_lock; CLOCK_MONOTONIC */
+    pthread_mutex_t audit_flush_lock;
     /* The refusal buckets (audit_lock): tokens in thousandths, refilled at
      * a rate a second up to a burst (audit_burst 0: no limit); the
      * node-wide one here, one per caller in audit_callers (the last slot:
@@ -337,6 +344,12 @@ void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed
                     uint64_t policy_version);
 /* Writes the queued records when due (or now when force). Loop only. */
 void dm_node__audit_flush(dm_node_t *self, bool force);
+/* Starts the thread that flushes the queue every DM_NODE_AUDIT_FLUSH_MS,
+ * after which dm_node__audit_flush(self, false) does nothing (the loop's
+ * call): a flush's commit waits for the disk, milliseconds under load,
+ * which the loop would make every request arriving meanwhile wait too.
+ * Without it (unit tests) the loop's calls flush. DM_ERR_NOMEM. */
+DM_NODISCARD dm_err dm_node__audit_start(dm_node_t *self, dm_buf_t *why);
 void dm_node__handle_audit(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const Dm__AuditReq *req,
                            const dm_rpc_caller_t *caller);
 /* The relay's record of a consumer's query it sends on to another node:

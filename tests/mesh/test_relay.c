@@ -8,7 +8,9 @@
  * pipelined with the first QueryReq; batches pulled until done; a late
  * reply for another id skipped; cancel honoured within a poll slice; a
  * FedClose per session at the end; connections reused across queries,
- * and the latency of a point lookup through the relay. */
+ * and the latency of a point lookup through the relay; an owner's session
+ * reused for the same consumer's later queries while each query's own
+ * grant is still verified, and reopened when the owner forgot it. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <poll.h>

@@ -80,6 +80,24 @@ static bool s_describable(void *arg, const char *domain, const char *product)
 }
 
 
+/* Wakes a worker for work (lock held): one waiting general worker (they
+ * are alike: what one cannot take now, none can), else the short lane,
+ * which takes only while every general worker is busy. Waking all idle
+ * workers for each request cost every request their context switches. */
+static void s_wake(dm_query_pool_t *self)
+{
+    if (self->idle)
+        pthread_cond_signal(&self->work);
+    else
+        pthread_cond_signal(&self->lane);
+}
+
+static void s_wake_all(dm_query_pool_t *self)
+{
+    pthread_cond_broadcast(&self->work);
+    pthread_cond_broadcast(&self->lane);
+}
+
 /* Fetches the next batch of q and packs the reply into *msg (cursor id
  * names the query to the client; first: with the columns). *ended is true
  * when the query is over (finished or failed). On a failure the reason of
@@ -225,7 +243,8 @@ static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_que
     pthread_mutex_lock(&self->lock);
     must_close = dm_query_sched_finish(self->sched, w->index, ended, dm_clock_mono_ms());
     dm_query_pool__collect(self, acts);
-    pthread_cond_broadcast(&self->work);
+    if (dm_query_sched_queued(self->sched)) /* this worker takes one on its way back */
+        s_wake(self);
     pthread_mutex_unlock(&self->lock);
     if (ended || must_close)
         dm_query_pool__open_close(self, &o);
@@ -256,7 +275,8 @@ static void s_run_next(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, uint64
     w->q = NULL;
     bool must_close = dm_query_sched_finish(self->sched, w->index, ended, dm_clock_mono_ms());
     dm_query_pool__collect(self, acts);
-    pthread_cond_broadcast(&self->work);
+    if (dm_query_sched_queued(self->sched))
+        s_wake(self);
     pthread_mutex_unlock(&self->lock);
     if (must_close)
         dm_query_pool__open_close(self, &o);
@@ -283,7 +303,13 @@ static void *s_worker_main(void *arg)
                 pthread_mutex_lock(&self->lock);
                 continue;
             }
-            pthread_cond_wait(&self->work, &self->lock);
+            if (w->index + 1 == self->n) { /* the short lane */
+                pthread_cond_wait(&self->lane, &self->lock);
+            } else {
+                self->idle++;
+                pthread_cond_wait(&self->work, &self->lock);
+                self->idle--;
+            }
             continue;
         }
         w->q = q ? ((dm_query_pool_open_t *)q)->q : NULL;
@@ -375,7 +401,7 @@ static void *s_watcher_main(void *arg)
         if (mon)
             s_events(self);
         if (dm_query_sched_tick(self->sched, dm_clock_mono_ms()))
-            pthread_cond_broadcast(&self->work); /* the short lane may open with time */
+            s_wake_all(self); /* the short lane may open with time */
         dm_query_pool__collect(self, &acts);
         pthread_mutex_unlock(&self->lock);
         dm_query_pool__run_acts(self, self->out, &acts);
@@ -415,6 +441,7 @@ dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers
     pthread_mutex_init(&self->lock, NULL);
     pthread_mutex_init(&self->out_lock, NULL);
     pthread_cond_init(&self->work, NULL);
+    pthread_cond_init(&self->lane, NULL);
     self->ctx = ctx;
     self->engine = engine;
     dm_query_sched_limits_t limits = {
@@ -490,7 +517,7 @@ void dm_query_pool_destroy(dm_query_pool_t **self_p)
         dm_query_sched_shutdown(self->sched);
         dm_query_pool__collect(self, &acts);
     }
-    pthread_cond_broadcast(&self->work);
+    s_wake_all(self);
     pthread_mutex_unlock(&self->lock);
     for (unsigned i = 0; self->workers && i < self->n; i++)
         if (self->workers[i].running)
@@ -509,6 +536,7 @@ void dm_query_pool_destroy(dm_query_pool_t **self_p)
             zmq_close(socks[k]);
     dm_query_sched_destroy(&self->sched);
     pthread_cond_destroy(&self->work);
+    pthread_cond_destroy(&self->lane);
     pthread_mutex_destroy(&self->lock);
     pthread_mutex_destroy(&self->out_lock);
     free(self->workers);
@@ -604,7 +632,7 @@ static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
     pthread_mutex_lock(&self->lock);
     dm_err rc = dm_query_sched_submit(self->sched, &req, now, why);
     if (rc == DM_OK)
-        pthread_cond_broadcast(&self->work);
+        s_wake(self);
     pthread_mutex_unlock(&self->lock);
     if (rc != DM_OK) {
         r->env = NULL; /* still the caller's */

@@ -49,7 +49,9 @@ struct dm_query_pool {
     void *ctx;
     dm_query_engine_t *engine;
     pthread_mutex_t lock;
-    pthread_cond_t work;
+    pthread_cond_t work; /* the general workers wait here, */
+    pthread_cond_t lane; /* the short lane's here */
+    unsigned idle;       /* general workers waiting */
     dm_query_sched_t *sched;
     bool stopping;
     unsigned n; /* workers, the short lane last */

@@ -247,6 +247,7 @@ static dm_err s_start_access(dm_node_t *self, const dm_node_opts_t *opts, dm_buf
 {
     dm_err rc;
     if ((rc = dm_node__audit_open(self, opts, why)) != DM_OK ||
+        (rc = dm_node__audit_start(self, why)) != DM_OK ||
         (rc = dm_node__fed_open(self, why)) != DM_OK ||
         (rc = dm_node__access_open(self, why)) != DM_OK ||
         (rc = dm_node__policy_start(self, opts->governance, why)) != DM_OK)

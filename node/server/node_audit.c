@@ -3,8 +3,11 @@
  * goes into a bounded in-memory queue from whichever thread decided (the
  * loop, a query worker), and the loop writes the queue to the store's
  * audit database (storage/audit.h) every DM_NODE_AUDIT_FLUSH_MS and at
- * stop. Deciding never waits on the store: when the queue is full a record
- * is counted as dropped, and the next flush writes one marker record
+ * stop; in meshd a flusher thread does it (dm_node__audit_start), since a
+ * commit waits for the disk (milliseconds, more under load) and every
+ * request reaching the loop meanwhile would wait with it. Deciding never
+ * waits on the store: when the queue is full a record is counted as
+ * dropped, and the next flush writes one marker record
  * saying how many were lost. Refusals of callers who are not admins pass
  * a token bucket of their caller (DM_NODE_AUDIT_CALLER_PER_S, burst
  * DM_NODE_AUDIT_CALLER_BURST; DM_NODE_AUDIT_CALLERS callers, least
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/log.h"
 #include "server/node_priv.h"
@@ -29,7 +33,12 @@
 dm_err dm_node__audit_open(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t *why)
 {
     self->audit_q = calloc(DM_NODE_AUDIT_QUEUE, sizeof *self->audit_q);
-    if (!self->audit_q || pthread_mutex_init(&self->audit_lock, NULL) != 0) {
+    pthread_condattr_t ca;
+    bool cond = pthread_condattr_init(&ca) == 0;
+    cond = cond && pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+           pthread_cond_init(&self->audit_wake, &ca) == 0;
+    if (!self->audit_q || !cond || pthread_mutex_init(&self->audit_lock, NULL) != 0 ||
+        pthread_mutex_init(&self->audit_flush_lock, NULL) != 0) {
         dm_buf_why(why, "cannot set up the audit queue: out of memory");
         return DM_ERR_NOMEM;
     }
@@ -55,9 +64,19 @@ void dm_node__audit_close(dm_node_t *self)
 {
     if (!self->audit_ready)
         return;
+    if (self->audit_thread_on) {
+        pthread_mutex_lock(&self->audit_lock);
+        self->audit_stopping = true;
+        pthread_cond_signal(&self->audit_wake);
+        pthread_mutex_unlock(&self->audit_lock);
+        pthread_join(self->audit_thread, NULL);
+        self->audit_thread_on = false;
+    }
     if (self->store)
         dm_node__audit_flush(self, true);
     pthread_mutex_destroy(&self->audit_lock);
+    pthread_mutex_destroy(&self->audit_flush_lock);
+    pthread_cond_destroy(&self->audit_wake);
     free(self->audit_q);
     self->audit_q = NULL;
     free(self->audit_callers);
@@ -249,10 +268,11 @@ static void s_summaries(dm_node_t *self, bool force, int64_t now, dm_audit_recor
     }
 }
 
-void dm_node__audit_flush(dm_node_t *self, bool force)
+/* dm_node__audit_flush's work; audit_flush_lock held. */
+static void s_flush(dm_node_t *self, bool force)
 {
     int64_t now = dm_clock_mono_ms();
-    if (!self->audit_ready || (!force && now < self->audit_next_flush))
+    if (!force && now < self->audit_next_flush)
         return;
     self->audit_next_flush = now + DM_NODE_AUDIT_FLUSH_MS;
     /* Take the queue as it is (slots more for the markers), so deciding
@@ -284,4 +304,48 @@ void dm_node__audit_flush(dm_node_t *self, bool force)
         dm_buf_free(&why);
     }
     free(batch);
+}
+
+void dm_node__audit_flush(dm_node_t *self, bool force)
+{
+    if (!self->audit_ready || (!force && self->audit_thread_on))
+        return;
+    pthread_mutex_lock(&self->audit_flush_lock);
+    s_flush(self, force);
+    pthread_mutex_unlock(&self->audit_flush_lock);
+}
+
+/* The flusher: waits until the next flush is due (or the node stops),
+ * then flushes, off the node loop. */
+static void *s_flusher(void *arg)
+{
+    dm_node_t *self = arg;
+    pthread_mutex_lock(&self->audit_lock);
+    while (!self->audit_stopping) {
+        int64_t due = self->audit_next_flush;
+        struct timespec at = {(time_t)(due / 1000), (long)(due % 1000) * 1000000};
+        if (dm_clock_mono_ms() < due) {
+            pthread_cond_timedwait(&self->audit_wake, &self->audit_lock, &at);
+            continue;
+        }
+        pthread_mutex_unlock(&self->audit_lock);
+        pthread_mutex_lock(&self->audit_flush_lock);
+        s_flush(self, false);
+        pthread_mutex_unlock(&self->audit_flush_lock);
+        pthread_mutex_lock(&self->audit_lock);
+    }
+    pthread_mutex_unlock(&self->audit_lock);
+    return NULL;
+}
+
+dm_err dm_node__audit_start(dm_node_t *self, dm_buf_t *why)
+{
+    if (!self->audit_ready || self->audit_thread_on)
+        return DM_OK;
+    if (pthread_create(&self->audit_thread, NULL, s_flusher, self) != 0) {
+        dm_buf_why(why, "cannot start the audit flusher thread");
+        return DM_ERR_NOMEM;
+    }
+    self->audit_thread_on = true;
+    return DM_OK;
 }

@@ -37,6 +37,7 @@
 #include "query/query_pool.h"
 #include "record/registry.h"
 #include "transport/envelope.h"
+#include "transport/grant.h"
 #include "transport/ctl.h"
 #include "transport/rpc.h"
 #include "transport/zsock.h"
@@ -150,6 +151,13 @@ struct dm_node {
     uint64_t audit_dropped;
     dm_audit_retention_t audit_ret;
     int64_t audit_next_flush;
+    /* The flusher thread (dm_node__audit_start): writes the queue every
+     * DM_NODE_AUDIT_FLUSH_MS so the node loop never waits for the disk;
+     * audit_flush_lock serializes it with forced flushes. */
+    pthread_t audit_thread;
+    bool audit_thread_on, audit_stopping;
+    pthread_cond_t audit_wake; /* with audit_lock; CLOCK_MONOTONIC */
+    pthread_mutex_t audit_flush_lock;
     /* The refusal buckets (audit_lock): tokens in thousandths, refilled at
      * a rate a second up to a burst (audit_burst 0: no limit); the
      * node-wide one here, one per caller in audit_callers (the last slot:
@@ -384,6 +392,12 @@ void dm_node__audit(dm_node_t *self, const dm_rpc_caller_t *caller, bool allowed
                     uint64_t policy_version);
 /* Writes the queued records when due (or now when force). Loop only. */
 void dm_node__audit_flush(dm_node_t *self, bool force);
+/* Starts the thread that flushes the queue every DM_NODE_AUDIT_FLUSH_MS,
+ * after which dm_node__audit_flush(self, false) does nothing (the loop's
+ * call): a flush's commit waits for the disk, milliseconds under load,
+ * which the loop would make every request arriving meanwhile wait too.
+ * Without it (unit tests) the loop's calls flush. DM_ERR_NOMEM. */
+DM_NODISCARD dm_err dm_node__audit_start(dm_node_t *self, dm_buf_t *why);
 void dm_node__handle_audit(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const Dm__AuditReq *req,
                            const dm_rpc_caller_t *caller);
 /* The relay's record of a consumer's query it sends on to another node:
@@ -543,6 +557,35 @@ dm_node__remote_dir_t *dm_node__remote_get(dm_node_t *self);
 #define DM_NODE_RELAY_IDLE_PER_OWNER 4    /* idle connections kept per owner */
 #define DM_NODE_RELAY_IDLE_MAX 64         /* and in all */
 #define DM_NODE_RELAY_IDLE_MS 30000       /* an idle connection is closed after this */
+#define DM_NODE_RELAY_SESSIONS_MAX 256    /* owners' sessions kept for reuse, in all */
+#define DM_NODE_RELAY_SESSIONS_PER_OWNER 32 /* of one owner (it allows a relay
+                                               DM_NODE_FED_SESSIONS_PER_RELAY) */
+
+/* The relay's table of owners' open sessions (node_relay_sess.c): a later
+ * query of the same consumer scanning only a session's products is sent
+ * on it instead of a FedOpen of its own. Any thread. */
+typedef struct dm_node__fedsess dm_node__fedsess_t;
+/* An empty table; NULL when out of memory. */
+dm_node__fedsess_t *dm_node__fedsess_new(void);
+/* Forgets every session (the owners close them at their grants' expiry).
+ * NULL-safe. */
+void dm_node__fedsess_destroy(dm_node__fedsess_t **self_p);
+/* A session of consumer with owner that may scan product ("domain.name")
+ * and whose grant expires at until_ms or later: true with its nonce. */
+bool dm_node__fedsess_find(dm_node__fedsess_t *self, const uint8_t consumer[DM_ID_PUBLIC_BYTES],
+                           const uint8_t owner[DM_ID_PUBLIC_BYTES], const char *product,
+                           int64_t until_ms, uint8_t nonce[DM_GRANT_NONCE_BYTES]);
+/* Keeps a session owner opened (its FedOpenRep's products, hostile: copied
+ * when 1..DM_NODE_FED_PRODUCTS_MAX names of sane length), dropping those
+ * expired at now_ms. False when not kept (no products, out of room or
+ * memory): the caller closes the session. */
+bool dm_node__fedsess_put(dm_node__fedsess_t *self, const uint8_t consumer[DM_ID_PUBLIC_BYTES],
+                          const uint8_t owner[DM_ID_PUBLIC_BYTES],
+                          const uint8_t nonce[DM_GRANT_NONCE_BYTES], int64_t expires_ms,
+                          char *const *products, size_t nproducts, int64_t now_ms);
+/* Forgets owner's session nonce (the owner no longer knows it). */
+void dm_node__fedsess_drop(dm_node__fedsess_t *self, const uint8_t owner[DM_ID_PUBLIC_BYTES],
+                           const uint8_t nonce[DM_GRANT_NONCE_BYTES]);
 
 typedef struct dm_node__fedrelay dm_node__fedrelay_t;
 /* Where the relay reads the directory: a new reference, or NULL. */
@@ -562,6 +605,9 @@ DM_NODISCARD dm_err dm_node__fedrelay_new(const dm_identity_t *id, dm_node__fedr
                                           void *audit_ctx, dm_node__fedrelay_t **out);
 /* Closes the idle connections and frees. NULL-safe. No query may run. */
 void dm_node__fedrelay_destroy(dm_node__fedrelay_t **self_p);
+/* Reuses an owner's session for a query only while its grant has at least
+ * ms left (the node's query time limit; default DM_QUERY_DEFAULT_TIMEOUT_MS). */
+void dm_node__fedrelay_set_time_limit(dm_node__fedrelay_t *self, int64_t ms);
 /* The query pool's make and free (query_pool.h's
  * dm_query_pool_remote_make_fn; ctx the relay). make takes a reference to
  * the directory and checks the grant's parts the relay can (consumer =

@@ -12,7 +12,11 @@
  * cancel flag, the deadline, the owner's state in the newest directory
  * and DM_NODE_RELAY_WAIT_MS of silence end it while an owner is silent; a
  * reply whose id the scan does not wait for (a late answer of a closed or
- * abandoned request) is skipped. At free each session gets a FedClose and
+ * abandoned request) is skipped (node_relay_wire.c). An opened session is
+ * kept in the relay's table (node_relay_sess.c) when a later query could
+ * use it; a later scan of the same consumer's that its products cover is
+ * sent on it with no FedOpen, the query's own grant verified by the relay
+ * while the owner works. At free each session not kept gets a FedClose and
  * its connection goes back to the cache when it is known clean.
  *
  * The cache: ZeroMQ sockets may move between threads with a full memory
@@ -26,77 +30,7 @@
 #include "base/log.h"
 #include "membership/membership.h"
 #include "base/clock.h"
-#include "server/node_priv.h"
-#include "transport/grant.h"
-
-typedef struct {
-    char address[DM_ADDRESS_MAX];
-    dm_rpc_client_t *client;
-    int64_t idle_since_ms;
-} s_idle;
-
-struct dm_node__fedrelay {
-    const dm_identity_t *id;
-    dm_node__fedrelay_dir_fn dir;
-    void *dir_ctx;
-    dm_node__fedrelay_audit_fn audit;
-    void *audit_ctx;
-    pthread_mutex_t lock;
-    dm_node__rows_t *rows; /* the owners' record counts, for the planner */
-    s_idle idle[DM_NODE_RELAY_IDLE_MAX];
-    size_t nidle;
-};
-
-/* One owner reached by a query. */
-typedef struct {
-    uint8_t owner[DM_ID_PUBLIC_BYTES];
-    char address[DM_ADDRESS_MAX];
-    dm_rpc_client_t *client;
-    uint64_t open_id;   /* the FedOpen's request id */
-    bool open_pending;  /* its reply not read yet */
-    bool broken;        /* the connection's state is unknown: never reused */
-    dm_err failed;      /* the session failed: every later scan fails alike */
-    char *failure;      /* its line */
-    struct dm_query_rscan *scans; /* open scans, whose pulls ahead a wait may meet */
-} s_session;
-
-typedef struct {
-    dm_query_remote_t remote; /* first: free gets it back */
-    dm_node__fedrelay_t *relay;
-    dm_rpc_caller_t caller;
-    uint8_t *grant;
-    size_t grant_len;
-    char *sql;
-    uint8_t nonce[DM_GRANT_NONCE_BYTES];
-    char grant_problem[200]; /* "" when the grant looked usable */
-    dm_node__remote_dir_t *dir;
-    s_session sessions[DM_NODE_RELAY_OWNERS_MAX];
-    size_t nsessions;
-    /* Products whose relaying is audited already (entries of dir, which
-     * stay put while the query holds it); past the table, every scan. */
-    const dm_node__remote_t *audited[64];
-    size_t naudited;
-} s_query;
-
-struct dm_query_rscan {
-    s_query *q;
-    s_session *s;
-    char product[2 * DM_CATALOG_NAME_MAX + 2]; /* "domain.name" */
-    char owner_hex[DM_ID_HEX_BYTES];
-    char mesh_says[96]; /* "alive", "suspect since 12:01:03 UTC": for timeouts */
-    uint64_t cursor;
-    bool done;
-    dm_buf_t first; /* the first batch, until next hands it over */
-    uint32_t first_n;
-    bool have_first;
-    /* The next batch is asked for as soon as one arrives (the protocol
-     * allows two pulls in flight), so the owner reads while the engine
-     * works: ahead_id is that QueryNext, stash its reply when another
-     * scan's wait on the same connection read it. */
-    uint64_t ahead_id;
-    Dm__Envelope *stash;
-    struct dm_query_rscan *next_open; /* in s->scans */
-};
+#include "server/node_relay_priv.h"
 
 /* ---- the cache of idle connections ---- */
 
@@ -107,7 +41,7 @@ static dm_rpc_client_t *s_cache_take(dm_node__fedrelay_t *r, const char *address
     int64_t now = dm_clock_mono_ms();
     pthread_mutex_lock(&r->lock);
     for (size_t i = 0; i < r->nidle;) {
-        s_idle *x = &r->idle[i];
+        dm_node__relay_idle_t *x = &r->idle[i];
         bool old = now - x->idle_since_ms > DM_NODE_RELAY_IDLE_MS;
         if (old || (!c && strcmp(x->address, address) == 0)) {
             if (old)
@@ -132,7 +66,7 @@ static void s_cache_put(dm_node__fedrelay_t *r, const char *address, dm_rpc_clie
     for (size_t i = 0; i < r->nidle; i++)
         same += strcmp(r->idle[i].address, address) == 0;
     if (same < DM_NODE_RELAY_IDLE_PER_OWNER && r->nidle < DM_NODE_RELAY_IDLE_MAX) {
-        s_idle *x = &r->idle[r->nidle++];
+        dm_node__relay_idle_t *x = &r->idle[r->nidle++];
         snprintf(x->address, sizeof x->address, "%s", address);
         x->client = *c_p;
         x->idle_since_ms = dm_clock_mono_ms();
@@ -150,11 +84,14 @@ dm_err dm_node__fedrelay_new(const dm_identity_t *id, dm_node__fedrelay_dir_fn d
     dm_node__fedrelay_t *r = calloc(1, sizeof *r);
     if (!r)
         return DM_ERR_NOMEM;
-    if (!(r->rows = dm_node__rows_new()) || pthread_mutex_init(&r->lock, NULL) != 0) {
+    if (!(r->rows = dm_node__rows_new()) || !(r->sess = dm_node__fedsess_new()) ||
+        pthread_mutex_init(&r->lock, NULL) != 0) {
         dm_node__rows_destroy(&r->rows);
+        dm_node__fedsess_destroy(&r->sess);
         free(r);
         return DM_ERR_NOMEM;
     }
+    r->time_limit_ms = DM_QUERY_DEFAULT_TIMEOUT_MS;
     r->id = id;
     r->dir = dir;
     r->dir_ctx = dir_ctx;
@@ -173,8 +110,15 @@ void dm_node__fedrelay_destroy(dm_node__fedrelay_t **self_p)
         dm_rpc_client_destroy(&r->idle[i].client);
     pthread_mutex_destroy(&r->lock);
     dm_node__rows_destroy(&r->rows);
+    dm_node__fedsess_destroy(&r->sess);
     free(r);
     *self_p = NULL;
+}
+
+void dm_node__fedrelay_set_time_limit(dm_node__fedrelay_t *self, int64_t ms)
+{
+    if (ms > 0)
+        self->time_limit_ms = ms;
 }
 
 /* ---- naming the owner in errors ---- */
@@ -187,13 +131,8 @@ static void s_short_hex(const uint8_t key[DM_ID_PUBLIC_BYTES], char out[24])
     snprintf(out, 24, "%.16s...", hex);
 }
 
-static const char *s_state_name(int state)
-{
-    return state == DM_MEMBER_UNKNOWN ? "not a member this node knows"
-                                      : dm_membership_state_name((dm_member_state)state);
-}
-
-static void s_audit(s_query *q, bool allowed, const dm_node__remote_t *e, const char *rule)
+static void s_audit(dm_node__relay_query_t *q, bool allowed, const dm_node__remote_t *e,
+                    const char *rule)
 {
     if (q->relay->audit)
         q->relay->audit(q->relay->audit_ctx, &q->caller, allowed, e->domain, e->name, e->owner,
@@ -205,7 +144,7 @@ static void s_audit(s_query *q, bool allowed, const dm_node__remote_t *e, const 
 /* Reads the nonce and checks consumer, relay and expiry; the signature and
  * the SQL's hash are the owner's to check (it refuses what fails). Sets
  * q->grant_problem when the grant cannot be used. */
-static void s_grant_check(s_query *q)
+static void s_grant_check(dm_node__relay_query_t *q)
 {
     char *p = q->grant_problem;
     size_t cap = sizeof q->grant_problem;
@@ -223,238 +162,21 @@ static void s_grant_check(s_query *q)
     else if (g.expires_ms + DM_GRANT_SKEW_MS < now)
         snprintf(p, cap, "the grant expired %lld s ago",
                  (long long)((now - g.expires_ms) / 1000));
-    else
+    else {
         memcpy(q->nonce, g.nonce, DM_GRANT_NONCE_BYTES);
+        q->grant_expires_ms = g.expires_ms;
+    }
     dm_buf_free(&why);
 }
 
-/* ---- talking to an owner ---- */
 
-/* ns left before deadline_ns, at most DM_NODE_RELAY_SCAN_MS. */
-static int64_t s_clip(int64_t deadline_ns)
+/* A new session of q with e's owner (nonce NULL: q's grant's, opened by a
+ * FedOpen sent here; else a reused one's), connected; NULL with the error
+ * in why. */
+static dm_node__relay_session_t *s_session_new(dm_node__relay_query_t *q, dm_query_rscan_t *sc,
+                                               const dm_node__remote_t *e, const uint8_t *nonce,
+                                               int64_t deadline_ns, dm_err *rc, dm_buf_t *why)
 {
-    int64_t cap = dm_clock_mono_ns() + (int64_t)DM_NODE_RELAY_SCAN_MS * 1000000;
-    return deadline_ns < cap ? deadline_ns : cap;
-}
-
-static void s_session_fail(s_session *s, dm_err rc, const char *line)
-{
-    s->broken = true;
-    if (s->failed == DM_OK) {
-        s->failed = rc;
-        free(s->failure);
-        s->failure = strdup(line);
-    }
-}
-
-/* DM_ERR_NET naming product, owner and state since when the newest
- * directory has sc's owner other than alive: a wait gives up at once.
- * DM_OK otherwise (also when the product moved: the deadlines bound it). */
-static dm_err s_owner_gone(dm_query_rscan_t *sc, dm_buf_t *why)
-{
-    s_query *q = sc->q;
-    dm_node__remote_dir_t *d = q->relay->dir ? q->relay->dir(q->relay->dir_ctx) : NULL;
-    char domain[DM_CATALOG_NAME_MAX + 1];
-    const char *dot = strchr(sc->product, '.');
-    snprintf(domain, sizeof domain, "%.*s", dot ? (int)(dot - sc->product) : 0, sc->product);
-    const dm_node__remote_t *e = d && dot ? dm_node__remote_dir_find(d, domain, dot + 1) : NULL;
-    dm_err rc = DM_OK;
-    if (e && memcmp(e->owner, sc->s->owner, DM_ID_PUBLIC_BYTES) == 0 &&
-        e->state != DM_MEMBER_ALIVE) {
-        char when[DM_CLOCK_UTC_TEXT_MAX], line[DM_BUF_WHY_MAX];
-        dm_clock_utc_text(e->since_ms, when);
-        bool since = e->state != DM_MEMBER_UNKNOWN;
-        snprintf(line, sizeof line, "%s: owner node %s is %s%s%s; the relay stopped waiting for it",
-                 sc->product, sc->owner_hex, s_state_name(e->state), since ? " since " : "",
-                 since ? when : "");
-        s_session_fail(sc->s, DM_ERR_NET, line);
-        dm_buf_why(why, "%s", line);
-        rc = DM_ERR_NET;
-    }
-    dm_node__remote_dir_unref(&d);
-    return rc;
-}
-
-/* Sends env to the owner, retrying the connection wait (each try waits one
- * poll slice) until deadline_ns or cancel. */
-static dm_err s_send(dm_query_rscan_t *sc, Dm__Envelope *env, uint64_t *id, int64_t deadline_ns,
-                     const atomic_bool *cancel, dm_buf_t *why)
-{
-    int64_t cap = dm_clock_mono_ns() + (int64_t)DM_NODE_RELAY_WAIT_MS * 1000000;
-    if (cap < deadline_ns)
-        deadline_ns = cap;
-    for (;;) {
-        dm_buf_t scratch = DM_BUF_INIT;
-        dm_err rc = dm_rpc_client_send(sc->s->client, env, id, &scratch);
-        if (rc == DM_ERR_TIMEOUT && s_owner_gone(sc, why) != DM_OK) {
-            dm_buf_free(&scratch);
-            return DM_ERR_NET;
-        }
-        if (rc != DM_ERR_TIMEOUT || dm_clock_mono_ns() >= deadline_ns ||
-            (cancel && atomic_load(cancel))) {
-            if (rc == DM_ERR_TIMEOUT)
-                dm_buf_why(why, "%s: no connection to owner node %s within the wait's deadline "
-                                "(at most %d ms; the mesh has it %s: is its address reachable?)",
-                           sc->product, sc->owner_hex, DM_NODE_RELAY_WAIT_MS, sc->mesh_says);
-            else if (rc != DM_OK)
-                dm_buf_why(why, "%s: cannot send to owner node %s: %s", sc->product,
-                           sc->owner_hex, scratch.len ? scratch.data : dm_err_str(rc));
-            dm_buf_free(&scratch);
-            if (rc != DM_OK)
-                sc->s->broken = true;
-            return rc;
-        }
-        dm_buf_free(&scratch);
-    }
-}
-
-/* Handles the FedOpen's reply. DM_OK when it opened the session. */
-static dm_err s_open_reply(dm_query_rscan_t *sc, const Dm__Envelope *rep, dm_buf_t *why)
-{
-    s_session *s = sc->s;
-    s->open_pending = false;
-    char line[DM_BUF_WHY_MAX];
-    if (rep->body_case == DM__ENVELOPE__BODY_FED_OPEN_REP)
-        return DM_OK;
-    if (rep->body_case == DM__ENVELOPE__BODY_ERROR) {
-        dm_err code = rep->error->code > DM_OK && rep->error->code < DM_ERR__COUNT
-                          ? (dm_err)rep->error->code
-                          : DM_ERR_DENIED;
-        snprintf(line, sizeof line, "%s: owner node %s refused the federated session: %.1000s",
-                 sc->product, sc->owner_hex, rep->error->message ? rep->error->message : "");
-        s_session_fail(s, code, line);
-        s->broken = false; /* an orderly refusal: the connection is fine */
-        dm_buf_why(why, "%s", line);
-        return code;
-    }
-    snprintf(line, sizeof line, "%s: owner node %s answered FedOpen with message %d, not FedOpenRep",
-             sc->product, sc->owner_hex, (int)rep->body_case);
-    s_session_fail(s, DM_ERR_PROTO, line);
-    dm_buf_why(why, "%s", line);
-    return DM_ERR_PROTO;
-}
-
-/* Waits for the reply to request id (and the session's FedOpen reply when
- * pending), polling every DM_NODE_RELAY_POLL_MS for cancel and the
- * deadline. *rep is the caller's. */
-static dm_err s_wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_ns,
-                     const atomic_bool *cancel, Dm__Envelope **rep, dm_buf_t *why)
-{
-    *rep = NULL;
-    int64_t heard = dm_clock_mono_ns();
-    for (;;) {
-        if (cancel && atomic_load(cancel)) {
-            sc->s->broken = true;
-            dm_buf_why(why, "%s: the scan on owner node %s was cancelled", sc->product,
-                       sc->owner_hex);
-            return DM_ERR_TIMEOUT;
-        }
-        if (dm_clock_mono_ns() >= deadline_ns) {
-            sc->s->broken = true;
-            dm_buf_why(why, "%s: owner node %s sent no answer within the scan's deadline (the "
-                            "mesh has it %s: it is overloaded, the scan is slow, or it stopped)",
-                       sc->product, sc->owner_hex, sc->mesh_says);
-            return DM_ERR_TIMEOUT;
-        }
-        if (dm_clock_mono_ns() - heard >= (int64_t)DM_NODE_RELAY_WAIT_MS * 1000000) {
-            char line[DM_BUF_WHY_MAX];
-            snprintf(line, sizeof line, "%s: owner node %s sent nothing for %d ms (the mesh has "
-                     "it %s: it is wedged or overloaded)", sc->product, sc->owner_hex,
-                     DM_NODE_RELAY_WAIT_MS, sc->mesh_says);
-            s_session_fail(sc->s, DM_ERR_TIMEOUT, line);
-            dm_buf_why(why, "%s", line);
-            return DM_ERR_TIMEOUT;
-        }
-        Dm__Envelope *e = NULL;
-        dm_buf_t scratch = DM_BUF_INIT;
-        dm_err rc = dm_rpc_client_recv(sc->s->client, &e, &scratch);
-        if (rc == DM_ERR_TIMEOUT) {
-            dm_buf_free(&scratch);
-            if (s_owner_gone(sc, why) != DM_OK)
-                return DM_ERR_NET;
-            continue;
-        }
-        heard = dm_clock_mono_ns();
-        if (rc != DM_OK) {
-            sc->s->broken = true;
-            dm_buf_why(why, "%s: reading from owner node %s failed: %s", sc->product,
-                       sc->owner_hex, scratch.len ? scratch.data : dm_err_str(rc));
-            dm_buf_free(&scratch);
-            return rc;
-        }
-        dm_buf_free(&scratch);
-        if (sc->s->open_pending && e->id == sc->s->open_id) {
-            rc = s_open_reply(sc, e, why);
-            dm__envelope__free_unpacked(e, NULL);
-            if (rc != DM_OK)
-                return rc;
-            continue;
-        }
-        if (e->id == id) {
-            *rep = e;
-            return DM_OK;
-        }
-        dm_query_rscan_t *o = sc->s->scans;
-        while (o && !(o->ahead_id == e->id && !o->stash))
-            o = o->next_open;
-        if (o)
-            o->stash = e; /* another scan's batch: it takes it on its next pull */
-        else
-            dm__envelope__free_unpacked(e, NULL); /* a late reply of an abandoned request */
-    }
-}
-
-/* Reads a QueryRep (or the owner's Error) into the scan; rows appended to
- * out when not NULL, else kept as the first batch. */
-static dm_err s_take_rep(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *out, uint32_t *nrows,
-                         dm_buf_t *why)
-{
-    if (rep->body_case == DM__ENVELOPE__BODY_ERROR) {
-        dm_err code = rep->error->code > DM_OK && rep->error->code < DM_ERR__COUNT
-                          ? (dm_err)rep->error->code
-                          : DM_ERR_DENIED;
-        dm_buf_why(why, "%s on owner node %s: %.1000s", sc->product, sc->owner_hex,
-                   rep->error->message ? rep->error->message : "");
-        sc->done = true;
-        return code;
-    }
-    if (rep->body_case != DM__ENVELOPE__BODY_QUERY_REP) {
-        sc->s->broken = true;
-        dm_buf_why(why, "%s: owner node %s answered with message %d, not QueryRep", sc->product,
-                   sc->owner_hex, (int)rep->body_case);
-        return DM_ERR_PROTO;
-    }
-    Dm__QueryRep *r = rep->query_rep;
-    if (!sc->cursor)
-        sc->cursor = r->cursor;
-    sc->done = r->done;
-    if (out) {
-        dm_buf_append(out, r->rows.data, r->rows.len);
-        *nrows = r->nrows;
-    } else {
-        dm_buf_append(&sc->first, r->rows.data, r->rows.len);
-        sc->first_n = r->nrows;
-        sc->have_first = true;
-    }
-    return DM_OK;
-}
-
-/* The query's session with e's owner, connected and its FedOpen sent
- * (the first time); NULL with the error in why. */
-static s_session *s_session_get(s_query *q, dm_query_rscan_t *sc, const dm_node__remote_t *e,
-                                int64_t deadline_ns, dm_err *rc, dm_buf_t *why)
-{
-    for (size_t i = 0; i < q->nsessions; i++)
-        if (memcmp(q->sessions[i].owner, e->owner, DM_ID_PUBLIC_BYTES) == 0) {
-            s_session *s = &q->sessions[i];
-            if (s->failed != DM_OK) {
-                *rc = s->failed;
-                dm_buf_why(why, "%s", s->failure ? s->failure : "the owner's session failed");
-                return NULL;
-            }
-            sc->s = s;
-            return s;
-        }
     if (q->nsessions == DM_NODE_RELAY_OWNERS_MAX) {
         *rc = DM_ERR_TOOBIG;
         dm_buf_why(why, "%s: the query reaches more than %d owner nodes; a federated query may "
@@ -462,9 +184,11 @@ static s_session *s_session_get(s_query *q, dm_query_rscan_t *sc, const dm_node_
                    sc->product, DM_NODE_RELAY_OWNERS_MAX, DM_NODE_RELAY_OWNERS_MAX);
         return NULL;
     }
-    s_session *s = &q->sessions[q->nsessions];
+    dm_node__relay_session_t *s = &q->sessions[q->nsessions];
     memset(s, 0, sizeof *s);
     memcpy(s->owner, e->owner, DM_ID_PUBLIC_BYTES);
+    memcpy(s->nonce, nonce ? nonce : q->nonce, DM_GRANT_NONCE_BYTES);
+    s->reused = s->kept = nonce != NULL;
     snprintf(s->address, sizeof s->address, "%s", e->address);
     s->client = s_cache_take(q->relay, e->address);
     if (!s->client) {
@@ -481,23 +205,57 @@ static s_session *s_session_get(s_query *q, dm_query_rscan_t *sc, const dm_node_
     }
     q->nsessions++;
     sc->s = s;
+    if (nonce)
+        return s;
     Dm__Envelope env;
     Dm__FedOpen fo = DM__FED_OPEN__INIT;
     fo.grant.data = q->grant;
     fo.grant.len = q->grant_len;
     fo.sql = q->sql;
     dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_FED_OPEN, &fo);
-    if ((*rc = s_send(sc, &env, &s->open_id, deadline_ns, NULL, why)) != DM_OK) {
-        s_session_fail(s, *rc, why && why->len ? why->data : "the FedOpen could not be sent");
+    if ((*rc = dm_node_relay__send(sc, &env, &s->open_id, deadline_ns, NULL, why)) != DM_OK) {
+        dm_node_relay__fail(s, *rc, why && why->len ? why->data : "the FedOpen could not be sent");
         return NULL;
     }
     s->open_pending = true;
     return s;
 }
 
+/* The session sc's scan of e runs in: the one q's grant opened with e's
+ * owner; else (unless fresh) an open one of the consumer's with that
+ * owner for this product, from the relay's table, with the query's time
+ * limit left; else a new one from q's grant. NULL with the error in why. */
+static dm_node__relay_session_t *s_session_get(dm_node__relay_query_t *q, dm_query_rscan_t *sc,
+                                               const dm_node__remote_t *e, bool fresh,
+                                               int64_t deadline_ns, dm_err *rc, dm_buf_t *why)
+{
+    uint8_t nonce[DM_GRANT_NONCE_BYTES];
+    bool reuse = !fresh && dm_node__fedsess_find(q->relay->sess, q->caller.key, e->owner,
+                                                 sc->product,
+                                                 dm_clock_wall_ms() + q->relay->time_limit_ms,
+                                                 nonce);
+    dm_node__relay_session_t *s = NULL;
+    for (size_t i = 0; !s && i < q->nsessions; i++) {
+        dm_node__relay_session_t *x = &q->sessions[i];
+        if (memcmp(x->owner, e->owner, DM_ID_PUBLIC_BYTES) == 0 &&
+            (!x->reused || (reuse && !x->stale &&
+                            memcmp(x->nonce, nonce, DM_GRANT_NONCE_BYTES) == 0)))
+            s = x;
+    }
+    if (!s)
+        return s_session_new(q, sc, e, reuse ? nonce : NULL, deadline_ns, rc, why);
+    if (s->failed != DM_OK) {
+        *rc = s->failed;
+        dm_buf_why(why, "%s", s->failure ? s->failure : "the owner's session failed");
+        return NULL;
+    }
+    sc->s = s;
+    return s;
+}
+
 /* Audits once per product and query that the consumer's scan of it goes
  * to its owner. */
-static void s_audit_relayed(s_query *q, const dm_node__remote_t *e)
+static void s_audit_relayed(dm_node__relay_query_t *q, const dm_node__remote_t *e)
 {
     for (size_t i = 0; i < q->naudited; i++)
         if (q->audited[i] == e)
@@ -511,7 +269,7 @@ static void s_audit_relayed(s_query *q, const dm_node__remote_t *e)
 }
 
 /* Why the relay does not even try e's owner; DM_OK when it may. */
-static dm_err s_refuse(s_query *q, const dm_node__remote_t *e, const char *product,
+static dm_err s_refuse(dm_node__relay_query_t *q, const dm_node__remote_t *e, const char *product,
                        const char *owner, dm_buf_t *why)
 {
     char line[DM_BUF_WHY_MAX], when[40];
@@ -528,16 +286,20 @@ static dm_err s_refuse(s_query *q, const dm_node__remote_t *e, const char *produ
         rc = DM_ERR_DENIED;
         snprintf(line, sizeof line, "%s is owned by node %s: %s", product, owner,
                  q->grant_problem);
+    } else if (q->grant_expires_ms + DM_GRANT_SKEW_MS < dm_clock_wall_ms()) {
+        rc = DM_ERR_DENIED;
+        snprintf(line, sizeof line, "%s is owned by node %s: the grant expired during the "
+                 "query", product, owner);
     } else if (e->state == DM_MEMBER_DEAD || e->state == DM_MEMBER_LEFT ||
                e->state == DM_MEMBER_UNKNOWN) {
         rc = DM_ERR_NET;
         dm_clock_utc_text(e->since_ms, when);
         if (e->state == DM_MEMBER_UNKNOWN)
             snprintf(line, sizeof line, "%s: owner node %s is %s", product, owner,
-                     s_state_name(e->state));
+                     dm_node_relay__state_name(e->state));
         else
             snprintf(line, sizeof line, "%s: owner node %s is %s since %s", product, owner,
-                     s_state_name(e->state), when);
+                     dm_node_relay__state_name(e->state), when);
     } else if (!e->address[0]) {
         rc = DM_ERR_NET;
         snprintf(line, sizeof line, "%s: the address of owner node %s is not known here",
@@ -553,7 +315,7 @@ static dm_err s_refuse(s_query *q, const dm_node__remote_t *e, const char *produ
 /* Learns e's record count from its owner (a ProductsReq on a cached or
  * new connection) when what the relay knows is stale; 0 when unknown. A
  * failure only leaves it unknown. */
-static uint64_t s_rows(s_query *q, const dm_node__remote_t *e)
+static uint64_t s_rows(dm_node__relay_query_t *q, const dm_node__remote_t *e)
 {
     uint64_t rows = e->rows;
     if (rows || !e->certified || !e->address[0] || e->state == DM_MEMBER_DEAD ||
@@ -574,7 +336,7 @@ static uint64_t s_rows(s_query *q, const dm_node__remote_t *e)
 static dm_err s_resolve(void *ctx, const char *domain, const char *product, char **contract_json,
                         uint64_t *rows, dm_buf_t *why)
 {
-    s_query *q = ctx;
+    dm_node__relay_query_t *q = ctx;
     *contract_json = NULL;
     *rows = 0;
     const dm_node__remote_t *e = dm_node__remote_dir_find(q->dir, domain, product);
@@ -618,11 +380,70 @@ static void s_pull_ahead(dm_query_rscan_t *sc)
         sc->ahead_id = 0;
 }
 
+/* Checks the whole grant, signature included, as its owner would: done by
+ * the relay when the scan runs on a reused session, which the owner opened
+ * with an earlier grant of the consumer's. DM_ERR_DENIED, audited. */
+static dm_err s_grant_verify(dm_query_rscan_t *sc, const dm_node__remote_t *e, dm_buf_t *why)
+{
+    dm_node__relay_query_t *q = sc->q;
+    dm_grant_t g;
+    dm_buf_t w = DM_BUF_INIT;
+    dm_err rc = dm_grant_verify(q->grant, q->grant_len, dm_identity_public(q->relay->id), q->sql,
+                                strlen(q->sql), dm_clock_wall_ms(), &g, &w);
+    if (rc == DM_OK) {
+        q->grant_verified = true;
+    } else {
+        rc = DM_ERR_DENIED;
+        snprintf(q->grant_problem, sizeof q->grant_problem, "the grant is refused: %s",
+                 w.len ? w.data : "it does not verify");
+        char line[DM_BUF_WHY_MAX];
+        snprintf(line, sizeof line, "%s is owned by node %s: %s", sc->product, sc->owner_hex,
+                 q->grant_problem);
+        dm_buf_why(why, "%s", line);
+        s_audit(q, false, e, line);
+        sc->s->broken = true; /* its reply is not read */
+    }
+    dm_buf_free(&w);
+    return rc;
+}
+
+/* Sends the scan's QueryReq in its session and waits for the first
+ * reply (*rep, the caller's); on a reused session the query's grant is
+ * verified meanwhile. */
+static dm_err s_first(dm_query_rscan_t *sc, const dm_node__remote_t *e, const char *sql,
+                      int64_t deadline, const atomic_bool *cancel, Dm__Envelope **rep,
+                      dm_buf_t *why)
+{
+    Dm__Envelope env;
+    Dm__QueryReq req = DM__QUERY_REQ__INIT;
+    req.sql = (char *)sql;
+    req.max_rows = DM_NODE_RELAY_BATCH_ROWS;
+    req.session.data = sc->s->nonce;
+    req.session.len = DM_GRANT_NONCE_BYTES;
+    dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_QUERY_REQ, &req);
+    uint64_t id;
+    dm_err rc = dm_node_relay__send(sc, &env, &id, deadline, NULL, why);
+    if (rc == DM_OK && sc->s->reused && !sc->q->grant_verified)
+        rc = s_grant_verify(sc, e, why);
+    if (rc == DM_OK)
+        rc = dm_node_relay__wait(sc, id, deadline, cancel, rep, why);
+    return rc;
+}
+
+/* Whether rep is the owner's refusal of a session it does not know
+ * (node_fed.c, dm_node__fed_caller). */
+static bool s_forgotten(const Dm__Envelope *rep)
+{
+    static const char unknown[] = "no open federated session";
+    return rep->body_case == DM__ENVELOPE__BODY_ERROR && rep->error->code == DM_ERR_DENIED &&
+           rep->error->message && strncmp(rep->error->message, unknown, sizeof unknown - 1) == 0;
+}
+
 static dm_err s_open(void *ctx, const char *domain, const char *product, const char *sql,
                      int64_t deadline_ns, const atomic_bool *cancel, dm_query_rscan_t **out,
                      dm_buf_t *why)
 {
-    s_query *q = ctx;
+    dm_node__relay_query_t *q = ctx;
     *out = NULL;
     const dm_node__remote_t *e = dm_node__remote_dir_find(q->dir, domain, product);
     if (!e) {
@@ -639,26 +460,27 @@ static dm_err s_open(void *ctx, const char *domain, const char *product, const c
     snprintf(sc->owner_hex, sizeof sc->owner_hex, "%s", owner);
     char when[DM_CLOCK_UTC_TEXT_MAX];
     dm_clock_utc_text(e->since_ms, when);
-    snprintf(sc->mesh_says, sizeof sc->mesh_says, "%s since %s", s_state_name(e->state), when);
+    snprintf(sc->mesh_says, sizeof sc->mesh_says, "%s since %s",
+             dm_node_relay__state_name(e->state), when);
     dm_err rc = s_refuse(q, e, sc->product, owner, why);
-    int64_t deadline = s_clip(deadline_ns);
-    if (rc == DM_OK && !(sc->s = s_session_get(q, sc, e, deadline, &rc, why)))
-        goto fail;
+    int64_t deadline = dm_node_relay__clip(deadline_ns);
     if (rc != DM_OK)
         goto fail;
     s_audit_relayed(q, e);
-    Dm__Envelope env, *rep = NULL;
-    Dm__QueryReq req = DM__QUERY_REQ__INIT;
-    req.sql = (char *)sql;
-    req.max_rows = DM_NODE_RELAY_BATCH_ROWS;
-    req.session.data = q->nonce;
-    req.session.len = DM_GRANT_NONCE_BYTES;
-    dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_QUERY_REQ, &req);
-    uint64_t id;
-    if ((rc = s_send(sc, &env, &id, deadline, NULL, why)) != DM_OK ||
-        (rc = s_wait(sc, id, deadline, cancel, &rep, why)) != DM_OK)
-        goto fail;
-    rc = s_take_rep(sc, rep, NULL, NULL, why);
+    Dm__Envelope *rep = NULL;
+    for (bool fresh = false;; fresh = true) {
+        if (!(sc->s = s_session_get(q, sc, e, fresh, deadline, &rc, why)) ||
+            (rc = s_first(sc, e, sql, deadline, cancel, &rep, why)) != DM_OK)
+            goto fail;
+        if (!sc->s->reused || !s_forgotten(rep))
+            break;
+        /* The owner restarted or dropped it: the query's own grant opens one. */
+        dm_node__fedsess_drop(q->relay->sess, sc->s->owner, sc->s->nonce);
+        sc->s->stale = true;
+        dm__envelope__free_unpacked(rep, NULL);
+        rep = NULL;
+    }
+    rc = dm_node_relay__take(sc, rep, NULL, NULL, why);
     dm__envelope__free_unpacked(rep, NULL);
     if (rc != DM_OK)
         goto fail;
@@ -691,7 +513,7 @@ static dm_err s_next(dm_query_rscan_t *sc, int64_t deadline_ns, const atomic_boo
         dm_buf_why(why, "%s", sc->s->failure ? sc->s->failure : "the owner's session failed");
         return sc->s->failed;
     }
-    int64_t deadline = s_clip(deadline_ns);
+    int64_t deadline = dm_node_relay__clip(deadline_ns);
     Dm__Envelope env, *rep = NULL;
     Dm__QueryNext qn = DM__QUERY_NEXT__INIT;
     qn.cursor = sc->cursor;
@@ -702,11 +524,11 @@ static dm_err s_next(dm_query_rscan_t *sc, int64_t deadline_ns, const atomic_boo
     if (sc->stash && sc->stash->id == id) {
         rep = sc->stash;
         sc->stash = NULL;
-    } else if ((!id && (rc = s_send(sc, &env, &id, deadline, cancel, why)) != DM_OK) ||
-               (rc = s_wait(sc, id, deadline, cancel, &rep, why)) != DM_OK) {
+    } else if ((!id && (rc = dm_node_relay__send(sc, &env, &id, deadline, cancel, why)) != DM_OK) ||
+               (rc = dm_node_relay__wait(sc, id, deadline, cancel, &rep, why)) != DM_OK) {
         return rc;
     }
-    rc = s_take_rep(sc, rep, out, nrows, why);
+    rc = dm_node_relay__take(sc, rep, out, nrows, why);
     dm__envelope__free_unpacked(rep, NULL);
     *done = sc->done;
     if (rc == DM_OK)
@@ -738,7 +560,7 @@ dm_err dm_node__fedrelay_make(void *ctx, const dm_rpc_caller_t *caller, const ui
     (void)why;
     dm_node__fedrelay_t *r = ctx;
     *out = NULL;
-    s_query *q = calloc(1, sizeof *q);
+    dm_node__relay_query_t *q = calloc(1, sizeof *q);
     if (!q)
         return DM_ERR_NOMEM;
     q->relay = r;
@@ -765,13 +587,13 @@ void dm_node__fedrelay_free(void *ctx, dm_query_remote_t *remote)
     (void)ctx;
     if (!remote)
         return;
-    s_query *q = (s_query *)remote;
+    dm_node__relay_query_t *q = (dm_node__relay_query_t *)remote;
     for (size_t i = 0; i < q->nsessions; i++) {
-        s_session *s = &q->sessions[i];
-        if (s->client && s->failed == DM_OK) { /* the owner ends the session now */
+        dm_node__relay_session_t *s = &q->sessions[i];
+        if (s->client && s->failed == DM_OK && !s->kept) { /* the owner ends it now */
             Dm__Envelope env;
             Dm__FedClose fc = DM__FED_CLOSE__INIT;
-            fc.session.data = q->nonce;
+            fc.session.data = s->nonce;
             fc.session.len = DM_GRANT_NONCE_BYTES;
             dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_FED_CLOSE, &fc);
             if (dm_rpc_client_send(s->client, &env, NULL, NULL) != DM_OK)

@@ -25,6 +25,7 @@ dm_err dm_node__fed_start(dm_node_t *self, dm_buf_t *why)
         dm_buf_why(why, "cannot set up federated queries: %s", dm_err_str(rc));
         return rc;
     }
+    dm_node__fedrelay_set_time_limit(self->relay, self->query_timeout_ms);
     dm_query_pool_set_remote(self->queries, dm_node__fedrelay_make, dm_node__fedrelay_free,
                              self->relay);
     return DM_OK;

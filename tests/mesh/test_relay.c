@@ -8,7 +8,9 @@
  * pipelined with the first QueryReq; batches pulled until done; a late
  * reply for another id skipped; cancel honoured within a poll slice; a
  * FedClose per session at the end; connections reused across queries,
- * and the latency of a point lookup through the relay. */
+ * and the latency of a point lookup through the relay; an owner's session
+ * reused for the same consumer's later queries while each query's own
+ * grant is still verified, and reopened when the owner forgot it. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <poll.h>
@@ -40,6 +42,12 @@ typedef struct {
     pthread_t th;
     atomic_bool stop;
     atomic_int fed_opens, fed_closes, query_reqs, query_nexts, query_closes, bad_sessions;
+    /* strict: FedOpenRep names the session and its product, and a QueryReq
+     * in a session not opened (or forgotten: nknown = 0) is refused as a
+     * real owner refuses it. */
+    atomic_bool strict;
+    uint8_t known[T_MAX_PEERS][DM_GRANT_NONCE_BYTES];
+    atomic_int nknown;
     uint8_t peers[T_MAX_PEERS][256];
     size_t peer_len[T_MAX_PEERS];
     atomic_int npeers;
@@ -84,6 +92,17 @@ static void s_answer(s_owner *o, zmq_msg_t *rid, const Dm__Envelope *e)
         atomic_fetch_add(&o->fed_opens, 1);
         Dm__Envelope env;
         Dm__FedOpenRep rep = DM__FED_OPEN_REP__INIT;
+        dm_grant_t g;
+        char *names[] = {"identity.customers"};
+        int n = atomic_load(&o->nknown);
+        if (atomic_load(&o->strict) && n < T_MAX_PEERS &&
+            dm_grant_read(e->fed_open->grant.data, e->fed_open->grant.len, &g, NULL) == DM_OK) {
+            memcpy(o->known[n], g.nonce, DM_GRANT_NONCE_BYTES);
+            atomic_store(&o->nknown, n + 1);
+            rep.session = (ProtobufCBinaryData){DM_GRANT_NONCE_BYTES, o->known[n]};
+            rep.products = names;
+            rep.n_products = 1;
+        }
         dm_envelope_init(&env, e->id, DM__ENVELOPE__BODY_FED_OPEN_REP, &rep);
         dm_rpc_server_send(o->srv, rid, &env);
         break;
@@ -92,6 +111,15 @@ static void s_answer(s_owner *o, zmq_msg_t *rid, const Dm__Envelope *e)
         atomic_fetch_add(&o->query_reqs, 1);
         if (e->query_req->session.len != DM_GRANT_NONCE_BYTES)
             atomic_fetch_add(&o->bad_sessions, 1);
+        bool known = !atomic_load(&o->strict);
+        for (int i = 0; !known && i < atomic_load(&o->nknown); i++)
+            known = e->query_req->session.len == DM_GRANT_NONCE_BYTES &&
+                    memcmp(o->known[i], e->query_req->session.data, DM_GRANT_NONCE_BYTES) == 0;
+        if (!known) {
+            dm_rpc_server_send_error(o->srv, rid, e->id, DM_ERR_DENIED,
+                                     "no open federated session (test owner)");
+            break;
+        }
         bool stall = strstr(e->query_req->sql, "stall") != NULL;
         bool one = strstr(e->query_req->sql, "WHERE") != NULL; /* a point lookup */
         s_reply_rep(o, rid, e->id, stall ? T_STALL_CURSOR : 7, "A", 1, one);
@@ -414,6 +442,96 @@ Test(relay, point_lookups_reuse_connections_and_stay_fast)
     cr_assert_lt(us[N * 99 / 100], 20000);
     dm_buf_free(&why);
     dm_buf_free(&rows);
+    s_env_fini(&env);
+    s_owner_stop(&o);
+}
+
+/* One point lookup through the relay by consumer, whose grant signs
+ * signed_sql (forged: its signature's last byte flipped) while the query
+ * is sql. The open's result, why filled on failure. */
+static dm_err s_signed_lookup(s_env *env, const dm_identity_t *consumer, const char *sql,
+                              const char *signed_sql, bool forged, dm_buf_t *why)
+{
+    dm_buf_t grant = DM_BUF_INIT, rows = DM_BUF_INIT;
+    cr_assert_eq(dm_grant_sign(consumer, dm_identity_public(env->relay_id), signed_sql,
+                               strlen(signed_sql), dm_clock_wall_ms() + 60000, &grant, why),
+                 DM_OK);
+    if (forged)
+        grant.data[grant.len - 1] ^= 1;
+    dm_rpc_caller_t caller;
+    memset(&caller, 0, sizeof caller);
+    memcpy(caller.key, dm_identity_public(consumer), DM_ID_PUBLIC_BYTES);
+    caller.verified = true;
+    dm_query_remote_t *r = NULL;
+    cr_assert_eq(dm_node__fedrelay_make(env->relay, &caller, (uint8_t *)grant.data, grant.len,
+                                        sql, &r, NULL),
+                 DM_OK);
+    dm_query_rscan_t *a = NULL;
+    dm_buf_reset(why);
+    dm_err rc = r->open(r->ctx, "identity", "customers", "SELECT \"tier\" FROM x WHERE \"id\" = 5",
+                        s_in_ms(5000), NULL, &a, why);
+    if (rc == DM_OK) {
+        uint32_t n;
+        bool done;
+        cr_assert_eq(r->next(a, s_in_ms(5000), NULL, &rows, &n, &done, why), DM_OK);
+        cr_assert(n == 1 && done);
+        r->close(a);
+    }
+    dm_node__fedrelay_free(env->relay, r);
+    dm_buf_free(&grant);
+    dm_buf_free(&rows);
+    return rc;
+}
+
+Test(relay, a_consumers_later_queries_reuse_its_session_and_each_grant_is_checked)
+{
+    s_owner o;
+    s_owner_start(&o);
+    atomic_store(&o.strict, true);
+    s_env env;
+    s_env_init(&env, &o);
+    dm_buf_t why = DM_BUF_INIT;
+    const char *sql = "SELECT * FROM identity.customers";
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(s_signed_lookup(&env, env.consumer, sql, sql, false, &why), DM_OK, "%s",
+                     why.data);
+    cr_assert_eq(atomic_load(&o.fed_opens), 1, "one FedOpen for five queries of one consumer");
+    cr_assert_eq(atomic_load(&o.query_reqs), 5);
+
+    /* The session is open, yet every query's own grant must verify. */
+    cr_assert_eq(s_signed_lookup(&env, env.consumer, sql, sql, true, &why), DM_ERR_DENIED);
+    cr_assert(strstr(why.data, "identity.customers") && strstr(why.data, "signature"), "%s",
+              why.data);
+    cr_assert_eq(s_signed_lookup(&env, env.consumer, sql, "SELECT 1 FROM identity.customers",
+                                 false, &why),
+                 DM_ERR_DENIED);
+    cr_assert(strstr(why.data, "SQL"), "%s", why.data);
+
+    /* Another consumer never rides on the first one's session. */
+    dm_identity_t *other = NULL;
+    cr_assert_eq(dm_identity_new_ephemeral(&other), DM_OK);
+    cr_assert_eq(s_signed_lookup(&env, other, sql, sql, false, &why), DM_OK, "%s", why.data);
+    cr_assert_eq(atomic_load(&o.fed_opens), 2, "the other consumer opens its own session");
+
+    /* An owner that forgot the sessions (restarted): the query's own grant
+     * opens a new one, and the query succeeds. */
+    atomic_store(&o.nknown, 0);
+    cr_assert_eq(s_signed_lookup(&env, env.consumer, sql, sql, false, &why), DM_OK, "%s",
+                 why.data);
+    cr_assert_eq(atomic_load(&o.fed_opens), 3);
+    cr_assert_eq(s_signed_lookup(&env, env.consumer, sql, sql, false, &why), DM_OK, "%s",
+                 why.data);
+    cr_assert_eq(atomic_load(&o.fed_opens), 3, "and that one is reused in turn");
+
+    /* A session with less than the query time limit left is not reused. */
+    dm_node__fedrelay_set_time_limit(env.relay, 120000);
+    cr_assert_eq(s_signed_lookup(&env, env.consumer, sql, sql, false, &why), DM_OK, "%s",
+                 why.data);
+    cr_assert_eq(atomic_load(&o.fed_opens), 4);
+    cr_assert(s_reaches(&o.fed_closes, 1), "a session not kept is closed at the query's end");
+    cr_assert_eq(atomic_load(&o.bad_sessions), 0);
+    dm_identity_destroy(&other);
+    dm_buf_free(&why);
     s_env_fini(&env);
     s_owner_stop(&o);
 }

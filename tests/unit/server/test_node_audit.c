@@ -4,13 +4,16 @@
  * one marker record, a flush before its time writes nothing, and refusals
  * past the rate limits are summed up in one record per caller (naming it)
  * while allowed decisions are all kept, one caller's flood leaves another's
- * refusals recorded, and callers beyond the table share one summary. */
+ * refusals recorded, and callers beyond the table share one summary; with
+ * the flusher thread started the loop's periodic call writes nothing and the
+ * thread writes the queue when due. */
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fixture.h"
 #include "server/node_priv.h"
@@ -254,4 +257,27 @@ Test(node_audit, allowed_decisions_are_never_suppressed)
     dm_node__audit_flush(&s_node, true);
     cr_assert_eq(s_count(), n + 1);
     cr_expect_str_eq(s_last().action, "read");
+}
+
+Test(node_audit, the_flusher_thread_writes_the_queue_without_the_loop)
+{
+    cr_assert_eq(dm_node__audit_start(&s_node, NULL), DM_OK);
+    s_node.audit_next_flush = dm_clock_mono_ms() + 60000; /* the loop's call must not flush */
+    s_one(1, true);
+    dm_node__audit_flush(&s_node, false);
+    cr_assert_eq(s_count(), 0, "the loop's periodic call flushed itself");
+    pthread_mutex_lock(&s_node.audit_lock);
+    s_node.audit_next_flush = dm_clock_mono_ms(); /* due now */
+    pthread_cond_signal(&s_node.audit_wake);
+    pthread_mutex_unlock(&s_node.audit_lock);
+    int64_t deadline = dm_clock_mono_ms() + 5000;
+    while (s_count() == 0 && dm_clock_mono_ms() < deadline) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    cr_assert_eq(s_count(), 1, "the flusher did not write the record when due");
+    /* A forced flush (an audit request) still writes at once. */
+    s_one(2, true);
+    dm_node__audit_flush(&s_node, true);
+    cr_assert_eq(s_count(), 2);
 }

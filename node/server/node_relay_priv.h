@@ -1,0 +1,113 @@
+/* node_relay_priv.h: what the two files of the relay share
+ * (node_relay.c: the queries' remote tables; node_relay_wire.c: talking
+ * to an owner on a connection). Not for other files. */
+#ifndef DM_NODE_RELAY_PRIV_H
+#define DM_NODE_RELAY_PRIV_H
+
+#include "server/node_priv.h"
+#include "transport/grant.h"
+
+typedef struct {
+    char address[DM_ADDRESS_MAX];
+    dm_rpc_client_t *client;
+    int64_t idle_since_ms;
+} dm_node__relay_idle_t;
+
+struct dm_node__fedrelay {
+    const dm_identity_t *id;
+    dm_node__fedrelay_dir_fn dir;
+    void *dir_ctx;
+    dm_node__fedrelay_audit_fn audit;
+    void *audit_ctx;
+    pthread_mutex_t lock;
+    dm_node__rows_t *rows; /* the owners' record counts, for the planner */
+    dm_node__fedsess_t *sess; /* owners' sessions a later query may reuse */
+    int64_t time_limit_ms;    /* the node's query time limit */
+    dm_node__relay_idle_t idle[DM_NODE_RELAY_IDLE_MAX];
+    size_t nidle;
+};
+
+/* One owner reached by a query. */
+typedef struct {
+    uint8_t owner[DM_ID_PUBLIC_BYTES];
+    char address[DM_ADDRESS_MAX];
+    dm_rpc_client_t *client;
+    uint8_t nonce[DM_GRANT_NONCE_BYTES]; /* the session's: the query's, or a reused one's */
+    bool reused;        /* found in the relay's table: no FedOpen */
+    bool stale;         /* reused, and its owner no longer knows it */
+    bool kept;          /* in the relay's table: no FedClose either */
+    uint64_t open_id;   /* the FedOpen's request id */
+    bool open_pending;  /* its reply not read yet */
+    bool broken;        /* the connection's state is unknown: never reused */
+    dm_err failed;      /* the session failed: every later scan fails alike */
+    char *failure;      /* its line */
+    struct dm_query_rscan *scans; /* open scans, whose pulls ahead a wait may meet */
+} dm_node__relay_session_t;
+
+typedef struct {
+    dm_query_remote_t remote; /* first: free gets it back */
+    dm_node__fedrelay_t *relay;
+    dm_rpc_caller_t caller;
+    uint8_t *grant;
+    size_t grant_len;
+    char *sql;
+    uint8_t nonce[DM_GRANT_NONCE_BYTES];
+    char grant_problem[200]; /* "" when the grant looked usable */
+    int64_t grant_expires_ms;
+    bool grant_verified; /* the signature too (when a session is reused) */
+    dm_node__remote_dir_t *dir;
+    dm_node__relay_session_t sessions[DM_NODE_RELAY_OWNERS_MAX];
+    size_t nsessions;
+    /* Products whose relaying is audited already (entries of dir, which
+     * stay put while the query holds it); past the table, every scan. */
+    const dm_node__remote_t *audited[64];
+    size_t naudited;
+} dm_node__relay_query_t;
+
+struct dm_query_rscan {
+    dm_node__relay_query_t *q;
+    dm_node__relay_session_t *s;
+    char product[2 * DM_CATALOG_NAME_MAX + 2]; /* "domain.name" */
+    char owner_hex[DM_ID_HEX_BYTES];
+    char mesh_says[96]; /* "alive", "suspect since 12:01:03 UTC": for timeouts */
+    uint64_t cursor;
+    bool done;
+    dm_buf_t first; /* the first batch, until next hands it over */
+    uint32_t first_n;
+    bool have_first;
+    /* The next batch is asked for as soon as one arrives (the protocol
+     * allows two pulls in flight), so the owner reads while the engine
+     * works: ahead_id is that QueryNext, stash its reply when another
+     * scan's wait on the same connection read it. */
+    uint64_t ahead_id;
+    Dm__Envelope *stash;
+    struct dm_query_rscan *next_open; /* in s->scans */
+};
+
+/* ns left before deadline_ns, at most DM_NODE_RELAY_SCAN_MS. */
+int64_t dm_node_relay__clip(int64_t deadline_ns);
+/* A member state's name for errors ("not a member this node knows"). */
+const char *dm_node_relay__state_name(int state);
+/* Marks s failed with line (its first failure is kept) and its
+ * connection broken. */
+void dm_node_relay__fail(dm_node__relay_session_t *s, dm_err rc, const char *line);
+/* Sends env to sc's owner, assigning *id, retrying the connection wait
+ * (one poll slice each) until deadline_ns, cancel, or the newest directory
+ * has the owner gone. The error names product and owner in why. */
+DM_NODISCARD dm_err dm_node_relay__send(dm_query_rscan_t *sc, Dm__Envelope *env, uint64_t *id,
+                                        int64_t deadline_ns, const atomic_bool *cancel,
+                                        dm_buf_t *why);
+/* Waits for the reply to request id (and reads the session's FedOpen
+ * reply on the way: an opened session goes into the relay's table),
+ * polling every DM_NODE_RELAY_POLL_MS for cancel, the deadline and the
+ * owner's state; replies for other scans' pulls ahead are stashed with
+ * them, late ones dropped. *rep is the caller's. */
+DM_NODISCARD dm_err dm_node_relay__wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_ns,
+                                        const atomic_bool *cancel, Dm__Envelope **rep,
+                                        dm_buf_t *why);
+/* Reads a QueryRep (or the owner's Error, returned named) into the scan;
+ * rows appended to out when not NULL, else kept as its first batch. */
+DM_NODISCARD dm_err dm_node_relay__take(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *out,
+                                        uint32_t *nrows, dm_buf_t *why);
+
+#endif

@@ -3,15 +3,19 @@
 # orders into ONE product of a live meshd in slices of S, each slice a separate durable
 # `dmctl ingest`, and prints per slice:
 #   records/s of the ingest, zod's check rate on the same slice file in the same run, their
-#   ratio, the store's size (du DIR/store), meshd's RSS (VmHWM, VmRSS, RssAnon), the index
-#   levels' entries (meshd's own accounting in the store: mdb_stat when installed);
+#   ratio, the store's size (du DIR/store), meshd's RSS (VmHWM, VmRSS, RssAnon) and the bytes
+#   meshd wrote during the slice (/proc/PID/io write_bytes);
 # then, on the full product: a full scan (rows/s), GROUP BY against the sqlite3 shell on a
 # native table of the same rows, point lookups by primary key (p50/p99) and a range scan on
 # the primary key, and the store's size after re-ingesting the first slice (upserts).
 #
-# usage: bench/scale.sh [--records N] [--slice S] [--keep]
-#   env: STAT=1 adds mdb_stat's figures per slice (lmdb-utils); BUILD_DIR (default build; built Release if missing), DATA_DIR (default bench/data),
-#        WORK_DIR (default a mktemp dir under TMPDIR), ADDR_DEADLINE_S (default 15)
+# usage: bench/scale.sh [--records N] [--slice S] [--keep] [--reads-only]
+#   --keep: leave WORK_DIR (the node's data) in place; --reads-only: skip the ingest and measure
+#   the reads (and the upsert) on the node a --keep run left in WORK_DIR
+#   env: STAT=1 adds mdb_stat's figures per slice (lmdb-utils); BUILD_DIR (default build,
+#        built Release if missing); DATA_DIR (default bench/data; slice k is
+#        `meshbench gen orders S --seed 1000+k`); WORK_DIR (default a mktemp dir under TMPDIR);
+#        ADDR_DEADLINE_S (default 15)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +24,7 @@ cd "$ROOT"
 RECORDS=10000000
 SLICE=1000000
 KEEP=0
+READS_ONLY=0
 BUILD_DIR=${BUILD_DIR:-build}
 BIN=$BUILD_DIR/bin
 DATA_DIR=${DATA_DIR:-bench/data}
@@ -32,7 +37,7 @@ POLL_S=0.05
 SEED_BASE=1000 # slice k is `meshbench gen orders S --seed SEED_BASE+k`
 
 usage() {
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
 }
 die() { echo "scale.sh: $*" >&2; exit 1; }
 
@@ -41,6 +46,7 @@ while [[ $# -gt 0 ]]; do
     --records) [[ $# -ge 2 ]] || die "--records needs a value"; RECORDS=$2; shift 2 ;;
     --slice) [[ $# -ge 2 ]] || die "--slice needs a value"; SLICE=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --reads-only) READS_ONLY=1; KEEP=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "scale.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -85,7 +91,8 @@ cleanup() { stop_node; [[ $KEEP -eq 1 ]] || rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$BIN/meshd" --data "$NODE_DIR" --domain commerce --listen 'tcp://127.0.0.1:*' 2>"$WORK/meshd.log" &
+"$BIN/meshd" --data "$NODE_DIR" --domain commerce --listen 'tcp://127.0.0.1:*' \
+    --query-timeout 900 2>>"$WORK/meshd.log" &
 MESHD_PID=$!
 deadline=$(($(date +%s) + ADDR_DEADLINE_S))
 while [[ ! -s $NODE_DIR/node.addr ]]; do
@@ -93,7 +100,8 @@ while [[ ! -s $NODE_DIR/node.addr ]]; do
     [[ $(date +%s) -lt $deadline ]] || die "meshd wrote no node.addr within ${ADDR_DEADLINE_S}s"
     sleep "$POLL_S"
 done
-"$BIN/dmctl" --data "$NODE_DIR" register "$CONTRACT" >/dev/null || die "dmctl register failed"
+[[ $READS_ONLY -eq 1 ]] ||
+    "$BIN/dmctl" --data "$NODE_DIR" register "$CONTRACT" >/dev/null || die "dmctl register failed"
 
 # status_kb FIELD: a field of meshd's /proc status, in kB.
 status_kb() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$MESHD_PID/status"; }
@@ -117,8 +125,8 @@ echo "   meshd pid $MESHD_PID, data $NODE_DIR, build $BUILD_DIR"
 printf '%6s %10s %10s %10s %7s %9s %9s %9s %9s %9s %s\n' slice "held" "rec/s" "zod/s" "ratio" \
     "store MB" "HWM MB" "RSS MB" "anon MB" "wrote MB" "load"
 FIRST_RATE=
-ZOD_WORST=
-for ((k = 1; k <= SLICES; k++)); do
+LAST_RATE=
+for ((k = 1; k <= SLICES && READS_ONLY == 0; k++)); do
     f=$(slice_file "$k")
     if [[ ! -s $f ]]; then
         "$BIN/meshbench" gen orders "$SLICE" --seed $((SEED_BASE + k)) -o "$f.tmp" -q
@@ -139,20 +147,21 @@ for ((k = 1; k <= SLICES; k++)); do
         $(($(status_kb VmRSS) / 1024)) $(($(status_kb RssAnon) / 1024)) $(((w1 - w0) / 1048576)) \
         "$(cut -d' ' -f1 /proc/loadavg)"
     if [[ -n ${STAT:-} ]] && command -v mdb_stat >/dev/null; then
-        for db in pk pk_recent rows; do
-            mdb_stat -n -s "$db" "$NODE_DIR/store" |
+        for db in pk pk_big pk_recent rows; do
+            { mdb_stat -s "$db" "$NODE_DIR/store" 2>/dev/null || true; } |
                 awk -v db="$db" '/Tree depth/ {d=$3} /Branch pages/ {b=$3} /Leaf pages/ {l=$3}
                     /Overflow/ {o=$3} /Entries/ {e=$2} END {printf "       %-9s depth %s, %s branch + %s leaf pages, %s entries\n", db, d, b, l, e}'
         done
     fi
     LAST_RATE=$rate
 done
-echo "last slice / first slice: $(calc "$LAST_RATE / $FIRST_RATE" | xargs printf '%.2f')"
+[[ -z $FIRST_RATE ]] ||
+    echo "last slice / first slice: $(calc "$LAST_RATE / $FIRST_RATE" | xargs printf '%.2f')"
 ndjson_mb=$(($(cat "$(slice_file 1)" | wc -c) * SLICES / 1048576))
 echo "store $(store_mb) MB for $RECORDS records ($ndjson_mb MB of NDJSON)"
 
 # ---- reads on the full product ----
-meshq() { "$BIN/meshq" --data "$NODE_DIR" "$@"; }
+meshq() { "$BIN/meshq" --data "$NODE_DIR" --timeout 900 "$@"; }
 t0=$(now)
 rows=$(meshq query "SELECT * FROM $TABLE" --format jsonl | wc -l)
 t1=$(now)

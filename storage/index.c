@@ -200,8 +200,12 @@ dm_err dm_store__probe_find(dm_store__probe_t *p, const void *key, size_t len, u
                             dm_buf_t *why)
 {
     uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
+    const uint8_t *block[DM_STORE_RUNS_MAX];
+    uint64_t h = dm_store__bloom_hash(key, len);
+    for (size_t i = 0; i < p->runs->n; i++) /* every block in flight before the first test */
+        block[i] = dm_store__bloom_block(p->bloom[i], p->bloom_len[i], h);
     for (size_t i = p->runs->n; i-- > 0;) {
-        if (!dm_store__bloom_maybe(p->bloom[i], p->bloom_len[i], key, len))
+        if (!dm_store__bloom_test(block[i], h))
             continue;
         s_run_prefix(prefix, p->runs->pid, p->runs->run[i].id);
         s_compose(&p->key, prefix, sizeof prefix, key, len);

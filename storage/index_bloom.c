@@ -70,18 +70,33 @@ void dm_store__bloom_add(dm_store__bloom_t *b, const void *key, size_t len)
     }
 }
 
-bool dm_store__bloom_maybe(const uint8_t *bits, size_t len, const void *key, size_t klen)
+uint64_t dm_store__bloom_hash(const void *key, size_t len) { return s_hash(key, len); }
+
+const uint8_t *dm_store__bloom_block(const uint8_t *bits, size_t len, uint64_t h)
 {
     if (!bits || len < S_BLOCK_BYTES)
-        return true;
-    uint64_t h = s_hash(key, klen);
+        return NULL;
     const uint8_t *blk = bits + s_block(h, len / S_BLOCK_BYTES) * S_BLOCK_BYTES;
+    __builtin_prefetch(blk);
+    return blk;
+}
+
+bool dm_store__bloom_test(const uint8_t *block, uint64_t h)
+{
+    if (!block)
+        return true;
     for (int i = 0; i < S_K; i++) {
         unsigned bit = (unsigned)(h >> (i * 9)) & (S_BLOCK_BITS - 1);
-        if (!(blk[bit >> 3] & (1u << (bit & 7))))
+        if (!(block[bit >> 3] & (1u << (bit & 7))))
             return false;
     }
     return true;
+}
+
+bool dm_store__bloom_maybe(const uint8_t *bits, size_t len, const void *key, size_t klen)
+{
+    uint64_t h = s_hash(key, klen);
+    return dm_store__bloom_test(dm_store__bloom_block(bits, len, h), h);
 }
 
 void dm_store__bloom_free(dm_store__bloom_t *b)

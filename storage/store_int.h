@@ -216,6 +216,12 @@ DM_NODISCARD dm_err dm_store__bloom_load(dm_store_t *self, MDB_txn *txn, uint32_
                                          dm_buf_t *why);
 /* False only when a run with filter bits cannot hold key. */
 bool dm_store__bloom_maybe(const uint8_t *bits, size_t len, const void *key, size_t klen);
+/* The same in parts, so that a lookup through many runs hashes once and
+ * fetches every run's block before testing any (the misses overlap):
+ * block is NULL for a run without a filter, and then the test says maybe. */
+uint64_t dm_store__bloom_hash(const void *key, size_t len);
+const uint8_t *dm_store__bloom_block(const uint8_t *bits, size_t len, uint64_t h);
+bool dm_store__bloom_test(const uint8_t *block, uint64_t h);
 DM_NODISCARD dm_err dm_store__bloom_delete(dm_store_t *self, MDB_txn *txn, uint32_t pid,
                                            uint32_t id, dm_buf_t *why);
 

@@ -1,13 +1,17 @@
 /* test_index.c: the primary-key index as sorted runs (storage/index.c):
  * upserts against a model through every kind of merge (pk_recent flushes,
  * merges at once, merges in steps across commits and a reopen), the batch
- * hook's old rows, and key-range walks that step over their range only. */
+ * hook's old rows, key-range walks that step over their range only, and
+ * kill -9 in the middle of merges. */
 #include <criterion/criterion.h>
 
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fixture.h"
 #include "storage/reader.h"
@@ -273,4 +277,104 @@ Test(index, a_key_range_walks_only_its_range)
     cr_assert_leq(walked, 2 * want + DM_STORE_RUNS_MAX + 1, "walked %llu for %zu rows",
                   (unsigned long long)walked, want);
     cr_assert_lt(walked, live / 4);
+}
+
+/* Fills batch ver of n keys from rng into keys/vals/rows (NULL: model
+ * only) and applies it to model. */
+static void s_fill(uint64_t *rng, size_t n, int ver, uint8_t (*keys)[S_KEY_BYTES],
+                   char (*vals)[S_VAL_MAX], dm_row_in_t *rows, int *model)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t k = s_rand(rng) % S_KEYS;
+        model[k] = ver;
+        if (!rows)
+            continue;
+        s_key(keys[i], k);
+        snprintf(vals[i], S_VAL_MAX, "%zu=%d", k, ver);
+        rows[i] = (dm_row_in_t){keys[i], S_KEY_BYTES, vals[i], strlen(vals[i])};
+    }
+}
+
+enum { S_CRASH_BATCH = 50, S_CRASH_SEED = 99 };
+
+/* Child of the kill -9 test: commits batch after batch, writing the number
+ * of the last acknowledged one to fd. */
+static void s_commit_forever(int fd)
+{
+    static uint8_t keys[S_CRASH_BATCH][S_KEY_BYTES];
+    static char vals[S_CRASH_BATCH][S_VAL_MAX];
+    static dm_row_in_t rows[S_CRASH_BATCH];
+    static int model[S_KEYS];
+    s_open();
+    uint64_t rng = S_CRASH_SEED;
+    for (int ver = 1;; ver++) {
+        s_fill(&rng, S_CRASH_BATCH, ver, keys, vals, rows, model);
+        if (dm_store_commit_batch(s_store, s_pid, rows, S_CRASH_BATCH, NULL, 0, "", NULL,
+                                  NULL) != DM_OK)
+            _exit(2);
+        if (write(fd, &ver, sizeof ver) != (ssize_t)sizeof ver)
+            _exit(3);
+    }
+}
+
+/* Whether every key's lookup matches model. */
+static bool s_store_is(const int *model)
+{
+    dm_buf_t row = DM_BUF_INIT;
+    bool same = true;
+    for (size_t k = 0; k < S_KEYS && same; k++) {
+        uint8_t key[S_KEY_BYTES];
+        s_key(key, k);
+        dm_err err = dm_store_get_by_key(s_store, s_pid, key, sizeof key, &row, NULL);
+        char want[S_VAL_MAX];
+        snprintf(want, sizeof want, "%zu=%d", k, model[k]);
+        same = model[k] ? err == DM_OK && strcmp(row.data, want) == 0 : err == DM_ERR_NOTFOUND;
+    }
+    dm_buf_free(&row);
+    return same;
+}
+
+Test(index, kill_9_mid_merge_keeps_every_acknowledged_batch, .timeout = 60)
+{
+    enum { KILL_AFTER = 150 }; /* several merges in steps by then */
+    dm_store_destroy(&s_store);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        close(fds[0]);
+        s_commit_forever(fds[1]);
+    }
+    close(fds[1]);
+    int last = 0, got;
+    while (last < KILL_AFTER && read(fds[0], &got, sizeof got) == (ssize_t)sizeof got)
+        last = got;
+    usleep(2000); /* land somewhere inside a later commit */
+    kill(child, SIGKILL);
+    int status;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFSIGNALED(status), "child exited early with status %d", status);
+    while (read(fds[0], &got, sizeof got) == (ssize_t)sizeof got)
+        last = got;
+    close(fds[0]);
+    cr_assert_geq(last, KILL_AFTER);
+    /* The store holds batch last, or last + 1 if its commit landed but its
+     * acknowledgement did not. */
+    static int after_last[S_KEYS], after_next[S_KEYS];
+    uint64_t rng = S_CRASH_SEED;
+    for (int ver = 1; ver <= last; ver++)
+        s_fill(&rng, S_CRASH_BATCH, ver, NULL, NULL, NULL, after_last);
+    memcpy(after_next, after_last, sizeof after_last);
+    s_fill(&rng, S_CRASH_BATCH, last + 1, NULL, NULL, NULL, after_next);
+    s_open();
+    bool at_last = s_store_is(after_last);
+    cr_assert(at_last || s_store_is(after_next), "the store matches neither batch %d nor %d",
+              last, last + 1);
+    memcpy(s_model, at_last ? after_last : after_next, sizeof s_model);
+    s_check_model(); /* the walk and the counts too */
+    uint64_t rng2 = 12345; /* and the index goes on working after the restart */
+    for (int ver = last + 2; ver < last + 40; ver++)
+        s_batch(&rng2, 60, ver);
+    s_check_model();
 }

@@ -7,7 +7,8 @@
 #   meshd wrote during the slice (/proc/PID/io write_bytes);
 # then, on the full product: a full scan (rows/s), GROUP BY against the sqlite3 shell on a
 # native table of the same rows, point lookups by primary key (p50/p99) and a range scan on
-# the primary key, and the store's size after re-ingesting the first slice (upserts).
+# the primary key, the store's size after re-ingesting the first slice (upserts) and after
+# deregistering the product and ingesting one slice again (free pages reused).
 #
 # usage: bench/scale.sh [--records N] [--slice S] [--keep] [--reads-only]
 #   --keep: leave WORK_DIR (the node's data) in place; --reads-only: skip the ingest and measure
@@ -214,3 +215,12 @@ ingest "$(slice_file 1)"
 printf 'upsert: re-ingest of slice 1 (%d existing keys) at %.0f rec/s: %s; store %d MB -> %d MB\n' \
     "$SLICE" "$(calc "$SLICE / $ING_S")" "$ING_LAST" "$before" "$(store_mb)"
 echo "meshd peak RSS (VmHWM) $(($(status_kb VmHWM) / 1024)) MB, RssAnon $(($(status_kb RssAnon) / 1024)) MB; load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- deregister: LMDB keeps the file and reuses its free pages ----
+before=$(store_mb)
+"$BIN/dmctl" --data "$NODE_DIR" deregister "$PRODUCT" >/dev/null || die "dmctl deregister failed"
+after=$(store_mb)
+"$BIN/dmctl" --data "$NODE_DIR" register "$CONTRACT" >/dev/null || die "dmctl register failed"
+ingest "$(slice_file 2)"
+printf 'deregister: store %d MB -> %d MB (the file keeps its size; its pages are free); a fresh 1M ingest after it: %d MB\n' \
+    "$before" "$after" "$(store_mb)"

@@ -23,6 +23,14 @@
  *     240, 247, 250, 423, 252, 249, 365, 313 bytes/row for the 1st..8th
  *     million; the slices at 240-250 are the index at 40-60 bytes per
  *     entry per level, the others carry a 3.2M-entry merge's steps.
+ * Into a product already holding 10M (same store program, back to back
+ * with an empty one, three times): 240 vs 419 bytes/row and 0.2-0.5 of the
+ * empty rate, because the slice after 10M runs entirely under a 3.2M-entry
+ * merge in steps (2 entries per batch key per commit). Between such merges
+ * a slice costs what the first did (meshd's 11th slice: 0.83 of the 1st).
+ * What is left to do: spread a merge's steps over the whole time until the
+ * next merge of its level (1 entry per key, two merges in steps at once),
+ * and cut the merge's CPU, which costs more than its bytes suggest.
  * The cost that moved instead is CPU: a key is looked up in every run
  * (the upsert must find the row it replaces), which perf showed as 47% of
  * the writer in cold B-tree descents at 7M with seven large runs; a

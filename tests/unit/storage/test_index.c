@@ -210,14 +210,7 @@ Test(index, upserts_match_a_model_through_every_kind_of_merge)
         size_t n = ver % 5 == 0 ? 1 + s_rand(&rng) % 3 : 1 + s_rand(&rng) % 90;
         flushed_small |= n < 16 / DM_STORE_RUN_MIN_DIV + 1;
         s_batch(&rng, n, ver);
-        dm_store__runs_t rr = s_runs();
-        stepped |= rr.merge_in > 0;
-        if (getenv("DM_T_DEBUG")) {
-            fprintf(stderr, "ver %d n %zu merge_in %zu runs:", ver, n, rr.merge_in);
-            for (size_t i = 0; i < rr.n; i++)
-                fprintf(stderr, " %llu%s", (unsigned long long)rr.run[i].entries, rr.run[i].flags ? "*" : "");
-            fprintf(stderr, "\n");
-        }
+        stepped |= s_runs().merge_in > 0;
         if (ver % 30 == 0)
             s_check_model();
     }

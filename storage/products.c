@@ -422,7 +422,8 @@ static dm_err s_delete_txn(MDB_txn *txn, void *arg, dm_buf_t *why)
         (err = s_attach_counters(self, txn, &c->removed, why)))
         return err;
     uint32_t pid = c->removed.id;
-    MDB_dbi dbs[] = {self->rows, self->pk, self->pk_recent, self->quarantine, self->quality};
+    MDB_dbi dbs[] = {self->rows, self->pk, self->pk_recent, self->pk_big,
+                     self->pk_bloom, self->quarantine, self->quality};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
         if ((err = s_delete_prefix(txn, dbs[i], pid, why)))
             return err;

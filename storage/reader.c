@@ -1,11 +1,13 @@
 /* reader.c: a read transaction and cursors over the row log and the
- * two-part primary-key index, for the SQL engine (reader.h).
+ * primary-key index, for the SQL engine (reader.h).
  *
- * A key-order walk merges two LMDB cursors, one on pk_recent and one on
- * pk, like the two runs of a merge sort: the smaller key goes first, and
- * when both hold the same key pk_recent's sequence wins (pk's entry is the
- * stale one that the next index merge overwrites). The row then comes from
- * the log by its sequence number. */
+ * A key-order walk merges one LMDB cursor per part of the index (pk_recent
+ * and each sorted run of the product, storage/index.c), like the runs of a
+ * merge sort: the smallest key goes first, and when several hold the same
+ * key the newest part's sequence wins (pk_recent, then the runs by
+ * descending id; the older entries are stale ones a merge drops later).
+ * Every part is sought to the range's start, so a walk steps over the
+ * range's entries only. The row then comes from the log by its sequence. */
 #include "storage/reader.h"
 
 #include <stdlib.h>
@@ -20,11 +22,14 @@ struct dm_store_reader {
     MDB_txn *txn;
 };
 
-/* One side of the merge: an LMDB cursor and its current entry. */
+/* One side of the merge: an LMDB cursor on one part of the index (keys
+ * [prefix][primary key]) and its current entry. */
 typedef struct {
     MDB_cursor *cur;
     bool valid;
     MDB_val key, val;
+    uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
+    size_t plen;
 } s_side_t;
 
 typedef enum { S_IDLE, S_SCAN, S_RANGE } s_mode;
@@ -35,9 +40,11 @@ struct dm_store_cursor {
     uint32_t pid;
     bool started, with_rows;
     MDB_cursor *log;         /* scans; row fetches use mdb_get */
-    s_side_t recent, main;   /* range walks */
-    uint8_t lo[DM_STORE_PID_BYTES + S_BOUND_KEY_MAX];
-    size_t lo_len;           /* without the pid */
+    s_side_t side[DM_STORE_RUNS_MAX + 1]; /* range walks: pk_recent, runs newest first */
+    size_t nsides;
+    uint64_t walked;         /* index entries stepped over by range walks */
+    uint8_t lo[S_BOUND_KEY_MAX];
+    size_t lo_len;
     bool lo_inclusive, lo_done; /* lo_done: a key passed lo, the rest do too */
     uint8_t hi[S_BOUND_KEY_MAX];
     size_t hi_len;
@@ -119,20 +126,8 @@ dm_err dm_reader_get(dm_reader_t *self, uint32_t pid, const void *key,
 {
     *row = NULL;
     *row_len = 0;
-    uint8_t k[DM_STORE_PID_BYTES + S_BOUND_KEY_MAX];
-    if (key_len == 0 || key_len > S_BOUND_KEY_MAX ||
-        key_len > self->store->max_key_bytes - DM_STORE_PID_BYTES)
-        return DM_ERR_NOTFOUND; /* commit_batch never stores such a key */
-    dm_store__put_be32(k, pid);
-    memcpy(k + DM_STORE_PID_BYTES, key, key_len);
-    MDB_val kv = {DM_STORE_PID_BYTES + key_len, k}, val;
-    int rc = mdb_get(self->txn, self->store->pk_recent, &kv, &val);
-    if (rc == MDB_NOTFOUND)
-        rc = mdb_get(self->txn, self->store->pk, &kv, &val);
-    if (rc != MDB_SUCCESS)
-        return dm_store__mdb_why("look up a key", rc, why);
     uint64_t seq;
-    dm_err err = s_seq(&val, pid, &seq, why);
+    dm_err err = dm_store__index_get(self->store, self->txn, pid, key, key_len, &seq, why);
     return err ? err : s_fetch(self, pid, seq, row, row_len, why);
 }
 
@@ -145,10 +140,6 @@ dm_err dm_reader_cursor_open(dm_reader_t *reader, dm_reader_cursor_t **out, dm_b
     self->r = reader;
     dm_store_t *st = reader->store;
     int rc = mdb_cursor_open(reader->txn, st->rows, &self->log);
-    if (rc == MDB_SUCCESS)
-        rc = mdb_cursor_open(reader->txn, st->pk_recent, &self->recent.cur);
-    if (rc == MDB_SUCCESS)
-        rc = mdb_cursor_open(reader->txn, st->pk, &self->main.cur);
     if (rc != MDB_SUCCESS) {
         dm_reader_cursor_close(&self);
         return dm_store__mdb_why("open a query cursor", rc, why);
@@ -164,10 +155,9 @@ void dm_reader_cursor_close(dm_reader_cursor_t **self_p)
     dm_reader_cursor_t *self = *self_p;
     if (self->log)
         mdb_cursor_close(self->log);
-    if (self->recent.cur)
-        mdb_cursor_close(self->recent.cur);
-    if (self->main.cur)
-        mdb_cursor_close(self->main.cur);
+    for (size_t i = 0; i < sizeof self->side / sizeof self->side[0]; i++)
+        if (self->side[i].cur)
+            mdb_cursor_close(self->side[i].cur);
     free(self);
     *self_p = NULL;
 }
@@ -193,24 +183,64 @@ static bool s_successor(uint8_t *k, size_t *len)
     return true;
 }
 
-/* Positions side s at the first entry >= start. */
-static dm_err s_side_seek(s_side_t *s, const uint8_t *start, size_t len, dm_buf_t *why)
+/* Positions side s at its first entry with a primary key >= start (len
+ * bytes, cut to what LMDB takes: the per-key lo check covers the cut). */
+static dm_err s_side_seek(s_side_t *s, const uint8_t *start, size_t len, size_t max_key,
+                          dm_buf_t *why)
 {
-    s->key.mv_data = (void *)start;
-    s->key.mv_size = len;
+    uint8_t k[DM_STORE_RUN_PREFIX_BYTES + S_BOUND_KEY_MAX];
+    if (s->plen + len > max_key)
+        len = max_key - s->plen;
+    memcpy(k, s->prefix, s->plen);
+    memcpy(k + s->plen, start, len);
+    s->key = (MDB_val){s->plen + len, k};
     int rc = mdb_cursor_get(s->cur, &s->key, &s->val, MDB_SET_RANGE);
-    s->valid = rc == MDB_SUCCESS;
+    s->valid = rc == MDB_SUCCESS && s->key.mv_size >= s->plen &&
+               memcmp(s->key.mv_data, s->prefix, s->plen) == 0;
     return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK
                                                    : dm_store__mdb_why("seek the index", rc, why);
 }
 
-/* Advances side s by one entry. */
+/* Advances side s by one entry; past its part of the index it is done. */
 static dm_err s_side_next(s_side_t *s, dm_buf_t *why)
 {
     int rc = mdb_cursor_get(s->cur, &s->key, &s->val, MDB_NEXT);
-    s->valid = rc == MDB_SUCCESS;
+    s->valid = rc == MDB_SUCCESS && s->key.mv_size >= s->plen &&
+               memcmp(s->key.mv_data, s->prefix, s->plen) == 0;
     return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK
                                                    : dm_store__mdb_why("walk the index", rc, why);
+}
+
+/* Opens one side per part of pid's index: pk_recent, then runs newest
+ * first. */
+static dm_err s_sides_open(dm_reader_cursor_t *self, uint32_t pid, dm_buf_t *why)
+{
+    dm_store_t *st = self->r->store;
+    dm_store__runs_t runs;
+    dm_err err = dm_store__runs_get(st, self->r->txn, pid, &runs, why);
+    if (err)
+        return err;
+    self->nsides = 1 + runs.n;
+    for (size_t i = 0; i < self->nsides; i++) {
+        s_side_t *s = &self->side[i];
+        s->valid = false;
+        if (s->cur) /* a run may live in another database than last time */
+            mdb_cursor_close(s->cur);
+        s->cur = NULL;
+        MDB_dbi db = i == 0 ? st->pk_recent : dm_store__run_db(st, &runs.run[runs.n - i]);
+        int rc = mdb_cursor_open(self->r->txn, db, &s->cur);
+        if (rc != MDB_SUCCESS) {
+            s->cur = NULL;
+            return dm_store__mdb_why("open an index cursor", rc, why);
+        }
+        dm_store__put_be32(s->prefix, pid);
+        s->plen = DM_STORE_PID_BYTES;
+        if (i > 0) {
+            dm_store__put_be32(s->prefix + DM_STORE_PID_BYTES, runs.run[runs.n - i].id);
+            s->plen = DM_STORE_RUN_PREFIX_BYTES;
+        }
+    }
+    return DM_OK;
 }
 
 dm_err dm_reader_cursor_range(dm_reader_cursor_t *self, uint32_t pid, const dm_store_bound_t *lo,
@@ -228,23 +258,23 @@ dm_err dm_reader_cursor_range(dm_reader_cursor_t *self, uint32_t pid, const dm_s
     self->hi_inclusive = hi->inclusive;
     if (self->hi_len)
         memcpy(self->hi, hi->key, self->hi_len);
-    dm_store__put_be32(self->lo, pid);
     if (self->lo_len)
-        memcpy(self->lo + DM_STORE_PID_BYTES, lo->key, self->lo_len);
-    uint8_t start[sizeof self->lo];
-    size_t slen = DM_STORE_PID_BYTES + self->lo_len;
+        memcpy(self->lo, lo->key, self->lo_len);
+    dm_err err = s_sides_open(self, pid, why);
+    if (err) {
+        self->nsides = 0;
+        return err;
+    }
+    uint8_t start[S_BOUND_KEY_MAX + 1];
+    size_t slen = self->lo_len;
     memcpy(start, self->lo, slen);
     if (!self->lo_inclusive && !s_successor(start, &slen)) {
-        self->recent.valid = self->main.valid = false;
+        self->nsides = 0; /* nothing is above an all-0xFF bound */
         return DM_OK;
     }
-    size_t max = self->r->store->max_key_bytes;
-    if (slen > max) { /* LMDB refuses longer search keys; the per-key lo check covers the cut */
-        slen = max;
-        self->lo_inclusive = true;
-    }
-    dm_err err = s_side_seek(&self->recent, start, slen, why);
-    return err ? err : s_side_seek(&self->main, start, slen, why);
+    for (size_t i = 0; i < self->nsides && !err; i++)
+        err = s_side_seek(&self->side[i], start, slen, self->r->store->max_key_bytes, why);
+    return err;
 }
 
 /* Compares key k (without pid) with bound b by b's length: <0, 0, >0. */
@@ -256,16 +286,11 @@ static int s_prefix_cmp(const uint8_t *k, size_t klen, const uint8_t *b, size_t 
     return c;
 }
 
-/* Whether the index entry key (with pid) is a key of this range: pid and
- * the bounds. *past is set when it is beyond the range (walk ends). */
-static bool s_in_range(dm_reader_cursor_t *self, const MDB_val *key, bool *past)
+/* Whether primary key k is inside this range's bounds. *past is set
+ * when it is beyond the range (the walk ends). */
+static bool s_in_range(dm_reader_cursor_t *self, const uint8_t *k, size_t klen, bool *past)
 {
-    const uint8_t *k = key->mv_data;
-    *past = key->mv_size < DM_STORE_PID_BYTES || dm_store__get_be32(k) != self->pid;
-    if (*past)
-        return false;
-    k += DM_STORE_PID_BYTES;
-    size_t klen = key->mv_size - DM_STORE_PID_BYTES;
+    *past = false;
     if (!self->hi_none) {
         int c = s_prefix_cmp(k, klen, self->hi, self->hi_len);
         if (self->hi_inclusive ? c > 0 : c >= 0) {
@@ -274,7 +299,7 @@ static bool s_in_range(dm_reader_cursor_t *self, const MDB_val *key, bool *past)
         }
     }
     if (!self->lo_done) {
-        int c = s_prefix_cmp(k, klen, self->lo + DM_STORE_PID_BYTES, self->lo_len);
+        int c = s_prefix_cmp(k, klen, self->lo, self->lo_len);
         if (self->lo_inclusive ? c < 0 : c <= 0)
             return false;
         self->lo_done = true;
@@ -312,52 +337,64 @@ static dm_err s_next_scan(dm_reader_cursor_t *self, uint64_t *seq, const void **
     return DM_OK;
 }
 
-/* LMDB's default key order: memcmp, then the shorter key first. */
-static int s_key_cmp(const MDB_val *a, const MDB_val *b)
+/* Compares the primary keys of two sides (their prefixes left out) in
+ * LMDB's default order: memcmp, then the shorter key first. */
+static int s_side_cmp(const s_side_t *a, const s_side_t *b)
 {
-    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
-    int c = memcmp(a->mv_data, b->mv_data, n);
-    if (c == 0 && a->mv_size != b->mv_size)
-        c = a->mv_size < b->mv_size ? -1 : 1;
+    size_t la = a->key.mv_size - a->plen, lb = b->key.mv_size - b->plen;
+    int c = memcmp((const uint8_t *)a->key.mv_data + a->plen,
+                   (const uint8_t *)b->key.mv_data + b->plen, la < lb ? la : lb);
+    if (c == 0 && la != lb)
+        c = la < lb ? -1 : 1;
     return c;
 }
 
-/* One step of a key-range walk: the smaller key of the two sides; on a
- * tie pk_recent's entry, skipping pk's stale one. */
+/* One step of a key-range walk: the smallest key of the sides; on a tie
+ * the newest side's entry, stepping over the older sides' stale ones. */
 static dm_err s_next_range(dm_reader_cursor_t *self, uint64_t *seq, const void **row,
                            size_t *row_len, const void **key, size_t *key_len, dm_buf_t *why)
 {
-    s_side_t *r = &self->recent, *m = &self->main;
     for (;;) {
-        if (!r->valid && !m->valid)
+        s_side_t *win = NULL;
+        for (size_t i = 0; i < self->nsides; i++)
+            if (self->side[i].valid && (!win || s_side_cmp(&self->side[i], win) < 0))
+                win = &self->side[i];
+        if (!win)
             return DM_ERR_NOTFOUND;
-        int c = !r->valid ? 1 : !m->valid ? -1 : s_key_cmp(&r->key, &m->key);
-        s_side_t *win = c <= 0 ? r : m;
         MDB_val k = win->key, v = win->val;
+        size_t plen = win->plen;
         dm_err err = DM_OK;
-        if (c == 0)
-            err = s_side_next(m, why); /* pk's entry for this key is stale */
+        for (size_t i = 0; i < self->nsides && !err; i++)
+            if (&self->side[i] != win && self->side[i].valid && s_side_cmp(&self->side[i], win) == 0) {
+                self->walked++;
+                err = s_side_next(&self->side[i], why);
+            }
+        self->walked++;
         if (!err)
             err = s_side_next(win, why);
         if (err)
             return err;
+        const uint8_t *pk = (const uint8_t *)k.mv_data + plen;
+        size_t pklen = k.mv_size - plen;
         bool past;
-        if (!s_in_range(self, &k, &past)) {
+        if (!s_in_range(self, pk, pklen, &past)) {
             if (past) {
-                r->valid = m->valid = false;
+                self->nsides = 0;
                 return DM_ERR_NOTFOUND;
             }
             continue;
         }
         if ((err = s_seq(&v, self->pid, seq, why)))
             return err;
-        *key = (const uint8_t *)k.mv_data + DM_STORE_PID_BYTES;
-        *key_len = k.mv_size - DM_STORE_PID_BYTES;
+        *key = pk;
+        *key_len = pklen;
         if (!self->with_rows)
             return DM_OK;
         return s_fetch(self->r, self->pid, *seq, row, row_len, why);
     }
 }
+
+uint64_t dm_reader_cursor_walked(const dm_reader_cursor_t *self) { return self->walked; }
 
 dm_err dm_reader_cursor_next(dm_reader_cursor_t *self, uint64_t *seq, const void **row,
                             size_t *row_len, const void **key, size_t *key_len, dm_buf_t *why)

@@ -4,8 +4,8 @@
  * as of dm_reader_open, so a batch acknowledged before the open is
  * visible (read-your-writes) and later batches are not. Cursors walk a
  * product's rows either in log (sequence) order or in primary-key order
- * within bounds, merging the two parts of the index (pk_recent wins over
- * pk for the same key). Everything is zero-copy: row pointers point into
+ * within bounds, merging the parts of the index (pk_recent and the
+ * product's sorted runs in pk; the newest part wins for the same key). Everything is zero-copy: row pointers point into
  * the memory map.
  *
  * Lifetimes: a row pointer returned by a cursor or by dm_reader_get
@@ -104,5 +104,11 @@ DM_NODISCARD dm_err dm_reader_cursor_range(dm_reader_cursor_t *self, uint32_t pi
 DM_NODISCARD dm_err dm_reader_cursor_next(dm_reader_cursor_t *self, uint64_t *seq, const void **row,
                                          size_t *row_len, const void **key, size_t *key_len,
                                          dm_buf_t *why);
+
+/* Index entries the cursor's range walks have stepped over so far (the
+ * range's keys, and stale copies of them in older runs): a range walk
+ * seeks every part of the index to its start, so this stays near the
+ * rows returned, whatever the product's size. */
+uint64_t dm_reader_cursor_walked(const dm_reader_cursor_t *self);
 
 #endif

@@ -3,16 +3,39 @@
  * Layout (docs/architecture.md, "Storage layout": write speed is decided
  * by key order): rows go to an append-only log keyed [pid u32 BE][seq u64 BE], which LMDB fills
  * with MDB_APPEND at sequential speed; products with a primary key also
- * keep an index [pid][key bytes] -> seq u64 BE, written in key order once
- * per distinct key of the batch. Replacing a row deletes its old log entry,
- * so the log holds live rows only and a scan needs no index.
+ * keep an index from key to seq, written once per distinct key of the
+ * batch, in key order. Replacing a row deletes its old log entry, so the
+ * log holds live rows only and a scan needs no index.
  *
- * The index has two parts. Random keys (uuids) land on random pages, and a
- * commit writes every page it dirtied: with one big index a 10k batch
- * dirties nearly every leaf of a 1M-key index (measured: ~240k rows/s). So
- * batches write into pk_recent, which stays small (pk_recent_max entries),
- * and each commit moves its overflow into pk in one contiguous key range.
- * pk_recent wins over pk; pk's stale entries are overwritten by the move. */
+ * The index (storage/index.c) is a set of sorted runs, not one tree.
+ * Measured (issue 12; store alone, random 16-byte keys, 100-byte rows,
+ * 50K-row synced batches as meshd's group commit makes them, bytes from
+ * /proc/self/io write_bytes per million rows ingested):
+ *   one tree pk + a 64K-entry pk_recent merged by a sweeping range:
+ *     384, 762, 1231, 2048 bytes/row for the 1st..4th million: a batch
+ *     moved ~50K entries out of pk_recent per commit, which swept most of
+ *     pk's key space, and once pk has more leaves than the batch has keys
+ *     every key dirties its own 4 KiB page (rate 52K -> 17K rows/s).
+ *   sorted runs (a batch of >= pk_recent_max / 32 keys is a run, written
+ *     with MDB_APPEND into full pages; 4 runs of one level merge into one;
+ *     merges above 1M entries go a step of 2 entries per batch key per
+ *     commit, into pk_big where they are the last range):
+ *     240, 247, 250, 423, 252, 249, 365, 313 bytes/row for the 1st..8th
+ *     million; the slices at 240-250 are the index at 40-60 bytes per
+ *     entry per level, the others carry a 3.2M-entry merge's steps.
+ * Into a product already holding 10M (same store program, back to back
+ * with an empty one, three times): 240 vs 419 bytes/row and 0.2-0.5 of the
+ * empty rate, because the slice after 10M runs entirely under a 3.2M-entry
+ * merge in steps (2 entries per batch key per commit). Between such merges
+ * a slice costs what the first did (meshd's 11th slice: 0.83 of the 1st).
+ * What is left to do: spread a merge's steps over the whole time until the
+ * next merge of its level (1 entry per key, two merges in steps at once),
+ * and cut the merge's CPU, which costs more than its bytes suggest.
+ * The cost that moved instead is CPU: a key is looked up in every run
+ * (the upsert must find the row it replaces), which perf showed as 47% of
+ * the writer in cold B-tree descents at 7M with seven large runs; a
+ * blocked Bloom filter per run (storage/index_bloom.c) turns that into
+ * one prefetched cache line per run. */
 #include "storage/store_int.h"
 
 #include <stdatomic.h>
@@ -21,7 +44,6 @@
 
 #include "base/clock.h"
 
-#define S_META_SWEEP "pk_sweep" /* last key the index merge moved */
 #define S_LOOKUP_KEY_MAX 1024    /* primary-key bytes; above LMDB's default key limit */
 
 /* One keyed row of a batch, for sorting by key. */
@@ -52,7 +74,9 @@ typedef struct {
     size_t nq;
     const char *source;
     s_keyref *refs;   /* keyed rows sorted by (key, index) */
-    size_t nrefs;
+    size_t nrefs, ndistinct;
+    dm_store__entry_t *entries; /* a batch written as a run: one per distinct key */
+    dm_store__runs_t runs;      /* the product's index runs, as this attempt left them */
     uint8_t *dead;    /* dead[i]: row i is replaced by a later row of the batch */
     dm_buf_t scratch; /* index keys and quarantine values */
     dm_batch_result_t result;
@@ -103,29 +127,61 @@ static dm_err s_seq_of(const MDB_val *val, uint32_t pid, uint64_t *seq, dm_buf_t
     return DM_OK;
 }
 
-/* Writes the index entries of the batch into pk_recent, one per distinct
- * key in key order, and deletes the log entries of the rows they replace
- * (found in pk_recent, else in pk, whose stale entry the merge overwrites
- * later). Adds to c->result; *fresh gets how many keys are new. */
+/* The stored entry for the batch's key of refs[i]: found in pk_recent
+ * (which as_run empties of it, the batch's run replacing it) or in the
+ * runs. *old 0: none. */
+static dm_err s_find_old(MDB_cursor *recent, dm_store__probe_t *probe, s_batch_ctx *c,
+                         const MDB_val *key, bool as_run, uint64_t *old)
+{
+    *old = 0;
+    MDB_val k = *key, val;
+    int rc = MDB_NOTFOUND;
+    if (as_run) {
+        rc = mdb_cursor_get(recent, &k, &val, MDB_SET);
+        if (rc == MDB_SUCCESS) {
+            dm_err err = s_seq_of(&val, c->pid, old, c->why);
+            if (err)
+                return err;
+            return dm_store__mdb_why("delete a recent index entry", mdb_cursor_del(recent, 0),
+                                     c->why);
+        }
+        if (rc != MDB_NOTFOUND)
+            return dm_store__mdb_why("look up a recent index entry", rc, c->why);
+    }
+    dm_err err = dm_store__probe_find(probe, (const uint8_t *)key->mv_data + DM_STORE_PID_BYTES,
+                                      key->mv_size - DM_STORE_PID_BYTES, old, c->why);
+    return err == DM_ERR_NOTFOUND ? DM_OK : err;
+}
+
+/* Writes one index entry per distinct key of the batch, in key order:
+ * into pk_recent, or, when the batch has many keys (as_run), as a new run
+ * (storage/index.c). Deletes the log entries of the rows they replace (the
+ * newest stored entry of the key, whose stale copies in older runs a merge
+ * drops later). Adds to c->result; *fresh gets how many keys are new. */
 static dm_err s_write_index(MDB_txn *txn, s_batch_ctx *c, uint64_t first_seq, uint64_t *fresh)
 {
     dm_store_t *self = c->self;
-    MDB_cursor *cur = NULL, *main_cur = NULL;
+    bool as_run = c->ndistinct >= self->pk_recent_max / DM_STORE_RUN_MIN_DIV;
+    MDB_cursor *cur = NULL;
+    dm_store__probe_t probe;
+    dm_err err = dm_store__runs_get(self, txn, c->pid, &c->runs, c->why);
+    if (err)
+        return err;
+    if ((err = dm_store__probe_open(&probe, self, txn, &c->runs, c->why)))
+        return err;
     int rc = mdb_cursor_open(txn, self->pk_recent, &cur);
-    if (rc == MDB_SUCCESS)
-        rc = mdb_cursor_open(txn, self->pk, &main_cur);
     if (rc != MDB_SUCCESS) {
-        mdb_cursor_close(cur);
+        dm_store__probe_close(&probe);
         return dm_store__mdb_why("open an index cursor", rc, c->why);
     }
-    dm_err err = DM_OK;
+    size_t nentries = 0;
     for (size_t i = 0; i < c->nrefs && !err;) {
         size_t j = i + 1; /* [i, j) share one key; the last of the run wins */
         while (j < c->nrefs && c->refs[j].len == c->refs[i].len &&
                memcmp(c->refs[j].key, c->refs[i].key, c->refs[i].len) == 0)
             j++;
         const s_keyref *win = &c->refs[j - 1];
-        uint64_t replaced_in_batch = j - i - 1, old;
+        uint64_t replaced_in_batch = j - i - 1, old = 0;
         i = j;
         dm_buf_reset(&c->scratch);
         uint8_t pidb[DM_STORE_PID_BYTES], seqb[DM_STORE_SEQ_BYTES];
@@ -134,113 +190,37 @@ static dm_err s_write_index(MDB_txn *txn, s_batch_ctx *c, uint64_t first_seq, ui
         dm_buf_append(&c->scratch, win->key, win->len);
         dm_store__put_be64(seqb, first_seq + win->index);
         MDB_val key = {c->scratch.len, c->scratch.data}, val = {sizeof seqb, seqb};
-        rc = mdb_cursor_put(cur, &key, &val, MDB_NOOVERWRITE);
-        if (rc == MDB_KEYEXIST) {
-            if ((err = s_seq_of(&val, c->pid, &old, c->why)))
+        if (as_run) {
+            c->entries[nentries++] = (dm_store__entry_t){win->key, win->len,
+                                                         first_seq + win->index};
+        } else {
+            rc = mdb_cursor_put(cur, &key, &val, MDB_NOOVERWRITE);
+            if (rc == MDB_KEYEXIST) {
+                if ((err = s_seq_of(&val, c->pid, &old, c->why)))
+                    break;
+                val = (MDB_val){sizeof seqb, seqb};
+                rc = mdb_cursor_put(cur, &key, &val, MDB_CURRENT);
+            }
+            if ((err = dm_store__mdb_why("write an index entry", rc, c->why)))
                 break;
-            val.mv_size = sizeof seqb;
-            val.mv_data = seqb;
-            if ((err = dm_store__mdb_why("update an index entry",
-                                         mdb_cursor_put(cur, &key, &val, MDB_CURRENT),
-                                         c->why)) ||
-                (err = s_delete_old_row(txn, c, old, win->index)))
-                break;
-            c->result.updated += replaced_in_batch + 1;
-            continue;
         }
-        if ((err = dm_store__mdb_why("write an index entry", rc, c->why)))
+        if (old == 0 && (err = s_find_old(cur, &probe, c, &key, as_run, &old)))
             break;
-        /* A cursor, not mdb_get: keys come sorted, and a positioned
-         * cursor searches its current page before descending again. */
-        MDB_val found = key;
-        rc = mdb_cursor_get(main_cur, &found, &val, MDB_SET_RANGE);
-        if (rc == MDB_SUCCESS &&
-            (found.mv_size != key.mv_size || memcmp(found.mv_data, key.mv_data, key.mv_size)))
-            rc = MDB_NOTFOUND;
-        if (rc == MDB_NOTFOUND) {
+        if (old == 0) {
             (*fresh)++;
             c->result.inserted++;
             c->result.updated += replaced_in_batch;
-            if ((err = s_hook_row(c, NULL, win->index)))
-                break;
+            err = s_hook_row(c, NULL, win->index);
             continue;
         }
-        if ((err = dm_store__mdb_why("look up an index entry", rc, c->why)) ||
-            (err = s_seq_of(&val, c->pid, &old, c->why)) ||
-            (err = s_delete_old_row(txn, c, old, win->index)))
-            break;
+        err = s_delete_old_row(txn, c, old, win->index);
         c->result.updated += replaced_in_batch + 1;
     }
     mdb_cursor_close(cur);
-    mdb_cursor_close(main_cur);
-    return err;
-}
-
-/* Moves entries from pk_recent into pk until pk_recent holds at most
- * pk_recent_max. The move sweeps the key space cyclically from where the
- * last one stopped (meta S_META_SWEEP), so each pass touches a narrow,
- * contiguous range of pk pages: that, not the size of pk, bounds the dirty
- * pages of one commit. */
-static dm_err s_merge(MDB_txn *txn, dm_store_t *self, dm_buf_t *why)
-{
-    MDB_stat st;
-    int rc = mdb_stat(txn, self->pk_recent, &st);
-    if (rc != MDB_SUCCESS)
-        return dm_store__mdb_why("count recent index entries", rc, why);
-    if (st.ms_entries <= self->pk_recent_max)
-        return DM_OK;
-    size_t excess = st.ms_entries - self->pk_recent_max;
-    MDB_cursor *rcur = NULL, *mcur = NULL;
-    dm_buf_t last = DM_BUF_INIT;
-    dm_err err = DM_OK;
-    MDB_val skey = {strlen(S_META_SWEEP), S_META_SWEEP}, key, val;
-    if ((rc = mdb_cursor_open(txn, self->pk_recent, &rcur)) != MDB_SUCCESS ||
-        (rc = mdb_cursor_open(txn, self->pk, &mcur)) != MDB_SUCCESS) {
-        err = dm_store__mdb_why("open the index cursors", rc, why);
-        goto out;
-    }
-    rc = mdb_get(txn, self->meta, &skey, &key);
-    if (rc == MDB_SUCCESS) {
-        dm_buf_append(&last, key.mv_data, key.mv_size); /* copy: the map moves on writes */
-        key.mv_data = last.data;
-        rc = mdb_cursor_get(rcur, &key, &val, MDB_SET_RANGE);
-    }
-    if (rc == MDB_NOTFOUND)
-        rc = mdb_cursor_get(rcur, &key, &val, MDB_FIRST);
-    while (excess > 0 && rc == MDB_SUCCESS) {
-        /* Copies, so that nothing points into pages the put may move. */
-        uint8_t seqb[DM_STORE_SEQ_BYTES];
-        if (val.mv_size != sizeof seqb) {
-            dm_buf_why(why, "store: a recent index entry is corrupt");
-            err = DM_ERR_STORE;
-            goto out;
-        }
-        memcpy(seqb, val.mv_data, sizeof seqb);
-        dm_buf_reset(&last);
-        dm_buf_append(&last, key.mv_data, key.mv_size);
-        key.mv_data = last.data;
-        val.mv_data = seqb;
-        if ((rc = mdb_cursor_put(mcur, &key, &val, 0)) != MDB_SUCCESS ||
-            (rc = mdb_cursor_del(rcur, 0)) != MDB_SUCCESS)
-            break;
-        excess--;
-        rc = mdb_cursor_get(rcur, &key, &val, MDB_NEXT); /* the entry after the deleted one */
-        if (rc == MDB_NOTFOUND && excess > 0)
-            rc = mdb_cursor_get(rcur, &key, &val, MDB_FIRST); /* wrap around */
-    }
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
-        err = dm_store__mdb_why("merge the recent index", rc, why);
-        goto out;
-    }
-    val.mv_size = last.len;
-    val.mv_data = last.data;
-    err = dm_store__mdb_why("save the merge position", mdb_put(txn, self->meta, &skey, &val, 0),
-                            why);
-out:
-    mdb_cursor_close(rcur);
-    mdb_cursor_close(mcur);
-    dm_buf_free(&last);
-    return err;
+    dm_store__probe_close(&probe);
+    if (!err && as_run)
+        err = dm_store__run_add(self, txn, &c->runs, c->entries, nentries, c->why);
+    return err ? err : dm_store__index_settle(self, txn, &c->runs, c->ndistinct, c->why);
 }
 
 /* Appends the live rows of the batch to the log in sequence order. */
@@ -281,7 +261,7 @@ static dm_err s_batch_txn(MDB_txn *txn, void *arg, dm_buf_t *why)
         return err;
     uint64_t fresh = 0;
     if ((err = s_write_index(txn, c, cnt.next_seq, &fresh)) ||
-        (err = s_write_log(txn, c, cnt.next_seq)) || (err = s_merge(txn, c->self, why)) ||
+        (err = s_write_log(txn, c, cnt.next_seq)) ||
         (err = dm_store__quarantine_append(c->self, txn, c->pid, cnt.next_qseq, c->q, c->nq,
                                            c->source, dm_clock_wall_ms(), &c->scratch, why)))
         return err;
@@ -315,7 +295,7 @@ size_t dm_store_max_key_bytes(void)
     MDB_env *env = NULL;
     int lmdb_max = mdb_env_create(&env) == 0 ? mdb_env_get_maxkeysize(env) : 511;
     mdb_env_close(env);
-    max_key = (size_t)lmdb_max - DM_STORE_PID_BYTES;
+    max_key = (size_t)lmdb_max - DM_STORE_RUN_PREFIX_BYTES; /* an index run's key */
     max_key = max_key > S_LOOKUP_KEY_MAX ? S_LOOKUP_KEY_MAX : max_key;
     atomic_store(&cached, max_key);
     return max_key;
@@ -342,7 +322,8 @@ dm_err dm_store_commit_batch_hooked(dm_store_t *self, uint32_t pid, const dm_row
     dm_err err = DM_OK;
     c.refs = malloc((nrows ? nrows : 1) * sizeof *c.refs);
     c.dead = calloc(nrows ? nrows : 1, 1);
-    if (!c.refs || !c.dead) {
+    c.entries = malloc((nrows ? nrows : 1) * sizeof *c.entries);
+    if (!c.refs || !c.dead || !c.entries) {
         dm_buf_why(why, "store: out of memory for a batch of %zu rows", nrows);
         err = DM_ERR_NOMEM;
         goto out;
@@ -363,16 +344,20 @@ dm_err dm_store_commit_batch_hooked(dm_store_t *self, uint32_t pid, const dm_row
     /* Sorting outside the transaction keeps the writer lock short; the
      * sorted order is what makes the index puts cheap. */
     qsort(c.refs, c.nrefs, sizeof *c.refs, s_keyref_cmp);
+    c.ndistinct = c.nrefs;
     for (size_t i = 0; i + 1 < c.nrefs; i++)
         if (c.refs[i].len == c.refs[i + 1].len &&
-            memcmp(c.refs[i].key, c.refs[i + 1].key, c.refs[i].len) == 0)
+            memcmp(c.refs[i].key, c.refs[i + 1].key, c.refs[i].len) == 0) {
             c.dead[c.refs[i].index] = 1;
+            c.ndistinct--;
+        }
     err = dm_store__write(self, "commit a batch", s_batch_txn, &c, why);
     if (!err && result)
         *result = c.result;
 out:
     free(c.refs);
     free(c.dead);
+    free(c.entries);
     dm_buf_free(&c.scratch);
     return err;
 }
@@ -381,31 +366,19 @@ dm_err dm_store_get_by_key(dm_store_t *self, uint32_t pid, const void *key, size
                            dm_buf_t *row, dm_buf_t *why)
 {
     dm_buf_reset(row);
-    uint8_t k[DM_STORE_PID_BYTES + S_LOOKUP_KEY_MAX];
-    if (key_len == 0 || key_len > self->max_key_bytes - DM_STORE_PID_BYTES ||
-        key_len > S_LOOKUP_KEY_MAX)
+    if (key_len == 0 || key_len > S_LOOKUP_KEY_MAX)
         return DM_ERR_NOTFOUND; /* commit_batch never stores such a key */
-    dm_store__put_be32(k, pid);
-    memcpy(k + DM_STORE_PID_BYTES, key, key_len);
     MDB_txn *txn;
     dm_err err = dm_store__read_begin(self, &txn, why);
     if (err)
         return err;
-    MDB_val kv = {DM_STORE_PID_BYTES + key_len, k}, val;
-    int rc = mdb_get(txn, self->pk_recent, &kv, &val);
-    if (rc == MDB_NOTFOUND)
-        rc = mdb_get(txn, self->pk, &kv, &val);
-    if (rc == MDB_SUCCESS && val.mv_size != DM_STORE_SEQ_BYTES) {
-        dm_buf_why(why, "store: index entry of product %u is corrupt", pid);
-        err = DM_ERR_STORE;
-        goto out;
-    }
-    if ((err = dm_store__mdb_why("look up a key", rc, why)))
+    uint64_t seq;
+    if ((err = dm_store__index_get(self, txn, pid, key, key_len, &seq, why)))
         goto out;
     uint8_t lk[DM_STORE_LOG_KEY_BYTES];
-    dm_store__log_key(lk, pid, dm_store__get_be64(val.mv_data));
-    MDB_val lkey = {sizeof lk, lk};
-    rc = mdb_get(txn, self->rows, &lkey, &val);
+    dm_store__log_key(lk, pid, seq);
+    MDB_val lkey = {sizeof lk, lk}, val;
+    int rc = mdb_get(txn, self->rows, &lkey, &val);
     if (rc == MDB_NOTFOUND) {
         dm_buf_why(why, "store: product %u: index points at a missing row", pid);
         err = DM_ERR_STORE;

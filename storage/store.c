@@ -17,9 +17,10 @@
 #include "base/log.h"
 
 #define S_MAX_READERS 256
-#define S_MAX_DBS 12 /* 10 named databases, room for a few more */
+#define S_MAX_DBS 16 /* 12 named databases, room for a few more */
 #define S_FILE_MODE 0600
-#define S_FORMAT_VERSION 1u
+#define S_FORMAT_VERSION 2u /* 2: pk holds sorted runs [pid][run id][key] (storage/index.c) */
+#define S_FORMAT_V1 1u      /* pk held [pid][key]; upgraded when its pk is empty */
 #define S_META_FORMAT "format"
 
 dm_err dm_store__mdb_why(const char *op, int rc, dm_buf_t *why)
@@ -296,6 +297,7 @@ dm_err dm_store__counters_put(dm_store_t *self, MDB_txn *txn, uint32_t pid,
 typedef struct {
     dm_store_t *self;
     const char *dir;
+    dm_buf_t *why;
 } s_open_ctx;
 
 /* An LMDB failure while opening dir: appended to why (not logged: the
@@ -308,16 +310,41 @@ static dm_err s_open_fail(dm_buf_t *why, const char *dir, const char *op, int rc
     return DM_ERR_STORE;
 }
 
+/* Format 1 kept pk as one tree [pid][key]; format 2 keeps runs there. A
+ * format-1 store whose pk is empty (its index still fits pk_recent, whose
+ * layout did not change) is upgraded; one with entries in pk is refused. */
+static dm_err s_upgrade_v1(MDB_txn *txn, s_open_ctx *oc, MDB_val *key)
+{
+    MDB_stat st;
+    int rc = mdb_stat(txn, oc->self->pk, &st);
+    if (rc != MDB_SUCCESS)
+        return s_open_fail(oc->why, oc->dir, "count the index", rc);
+    if (st.ms_entries > 0) {
+        dm_buf_why(oc->why, "store: %s: store format 1 has %zu primary-key index entries in the "
+                   "old layout; this version keeps the index as sorted runs (format %u): export "
+                   "the products with meshq and ingest them into a new data directory",
+                   oc->dir, st.ms_entries, S_FORMAT_VERSION);
+        return DM_ERR_STORE;
+    }
+    uint8_t v[4];
+    dm_store__put_be32(v, S_FORMAT_VERSION);
+    MDB_val val = {sizeof v, v};
+    return s_open_fail(oc->why, oc->dir, "write the format version",
+                       mdb_put(txn, oc->self->meta, key, &val, 0));
+}
+
 /* Opens the named databases and checks or writes the format version. */
 static dm_err s_init_dbs(MDB_txn *txn, void *ctx, dm_buf_t *why)
 {
     s_open_ctx *oc = ctx;
+    oc->why = why;
     dm_store_t *self = oc->self;
     struct {
         const char *name;
         MDB_dbi *dbi;
     } dbs[] = {{"products", &self->products}, {"rows", &self->rows}, {"pk", &self->pk},
-               {"pk_recent", &self->pk_recent},
+               {"pk_recent", &self->pk_recent}, {"pk_big", &self->pk_big},
+               {"pk_bloom", &self->pk_bloom},
                {"quarantine", &self->quarantine}, {"meta", &self->meta},
                {"catalog", &self->catalog}, {"acl", &self->acl},
                {"audit", &self->audit}, {"quality", &self->quality}};
@@ -338,6 +365,8 @@ static dm_err s_init_dbs(MDB_txn *txn, void *ctx, dm_buf_t *why)
     }
     if (rc != MDB_SUCCESS)
         return s_open_fail(why, oc->dir, "read the format version", rc);
+    if (val.mv_size == 4 && dm_store__get_be32(val.mv_data) == S_FORMAT_V1)
+        return s_upgrade_v1(txn, oc, &key);
     if (val.mv_size != 4 || dm_store__get_be32(val.mv_data) != S_FORMAT_VERSION) {
         dm_buf_why(why, "store: %s: unsupported store format (expected version %u)", oc->dir,
                    S_FORMAT_VERSION);
@@ -363,6 +392,8 @@ dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts, dm_store_t **
     self->max_map_bytes = max;
     self->pk_recent_max = opts && opts->pk_recent_max ? opts->pk_recent_max
                                                       : DM_STORE_DEFAULT_PK_RECENT_MAX;
+    self->sync_merge_max = DM_STORE_SYNC_MERGE_MAX;
+    self->merge_step_min = DM_STORE_MERGE_STEP_MIN;
     if (pthread_mutex_init(&self->gate_mu, NULL) != 0) {
         free(self);
         return DM_ERR_NOMEM;
@@ -399,7 +430,7 @@ dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts, dm_store_t **
     }
     if (dead > 0)
         dm_log_warn("store: %s: cleared %d reader slot(s) left by dead processes", dir, dead);
-    s_open_ctx oc = {self, dir};
+    s_open_ctx oc = {self, dir, why};
     err = dm_store__write(self, "open the databases", s_init_dbs, &oc, why);
     if (err)
         goto out;

@@ -4,10 +4,11 @@
  *   products    "domain/name" -> product record (id, version, hash,
  *               canonical contract, counters)
  *   rows        [pid u32 BE][seq u64 BE] -> encoded row (an append-only log)
- *   pk          [pid u32 BE][primary-key bytes] -> seq u64 BE (merged part)
- *   pk_recent   same layout: keys written recently; wins over pk. Batches
- *               write here (a small tree, so few dirty pages per commit)
- *               and a sweeping merge moves entries on into pk.
+ *   pk_recent   [pid u32 BE][primary-key bytes] -> seq u64 BE: small
+ *               batches' index entries
+ *   pk, pk_big  [pid][run id u32 BE][primary-key bytes] -> seq: the index's
+ *               sorted runs; pk_bloom [pid][run id] -> a run's Bloom filter
+ *               (storage/index.c explains the layout)
  *   quarantine  [pid u32 BE][qseq u64 BE] -> line, source, time, reasons, raw
  *   meta        node-level values (format version, next product id) and
  *               per-product counters ('c' pid)
@@ -49,7 +50,9 @@ typedef struct dm_store dm_store_t;
 typedef struct {
     size_t initial_map_bytes; /* 0: DM_STORE_DEFAULT_MAP_BYTES */
     size_t max_map_bytes;     /* 0: DM_STORE_DEFAULT_MAX_MAP_BYTES */
-    size_t pk_recent_max;     /* entries in pk_recent before merging into pk;
+    size_t pk_recent_max;     /* entries in pk_recent before a product's part
+                                 becomes a run (a batch with a 32nd of this
+                                 many keys is one at once);
                                  0: DM_STORE_DEFAULT_PK_RECENT_MAX */
 } dm_store_opts_t;
 
@@ -203,7 +206,8 @@ DM_NODISCARD dm_err dm_store_commit_batch_hooked(dm_store_t *self, uint32_t pid,
                                                  dm_batch_result_t *result, dm_buf_t *why);
 
 /* The most bytes of an encoded primary key dm_store_commit_batch takes
- * (LMDB's key size, fixed when liblmdb is built, less the product prefix;
+ * (LMDB's key size, fixed when liblmdb is built, less the index run's
+ * 8-byte prefix;
  * at most 1 KiB): a longer key fails the whole batch, so the validator
  * quarantines its record first. Needs no open store. */
 size_t dm_store_max_key_bytes(void);

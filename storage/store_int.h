@@ -26,9 +26,24 @@
 #define DM_STORE_LOG_KEY_BYTES (DM_STORE_PID_BYTES + DM_STORE_SEQ_BYTES)
 #define DM_STORE_FIRST_SEQ 1 /* sequences start here so "after 0" means all */
 
+/* The primary-key index (storage/index.c): pk_recent takes small batches,
+ * pk and pk_big hold sorted runs keyed [pid][run id u32 BE][key]. */
+#define DM_STORE_RUN_ID_BYTES 4
+#define DM_STORE_RUN_PREFIX_BYTES (DM_STORE_PID_BYTES + DM_STORE_RUN_ID_BYTES)
+#define DM_STORE_RUNS_MAX 40   /* runs of one product; more are merged at once */
+#define DM_STORE_FANOUT 4      /* runs of one level merged into one */
+#define DM_STORE_RUN_MIN_DIV 32 /* a batch with pk_recent_max / this many keys is a run */
+#define DM_STORE_SYNC_MERGE_MAX ((uint64_t)1 << 20) /* entries: larger merges go in steps */
+#define DM_STORE_MERGE_PACE 2  /* merge step: this many entries per key of the batch */
+#define DM_STORE_MERGE_STEP_MIN ((uint64_t)16 << 10) /* entries, for small batches */
+#define DM_STORE_POS_MAX 512  /* bytes of a merge position: above LMDB's key size */
+#define DM_STORE_RUN_BIG 0x01  /* run flag: in pk_big (written by a stepped merge) */
+#define DM_STORE_RUN_MERGING 0x02 /* run flag: output of the merge in progress */
+#define DM_STORE_RUN_LEVEL_SHIFT 2 /* flags above: the run's level (merges that made it) */
+
 struct dm_store {
     MDB_env *env;
-    MDB_dbi products, rows, pk, pk_recent, quarantine, meta;
+    MDB_dbi products, rows, pk, pk_recent, pk_big, pk_bloom, quarantine, meta;
     MDB_dbi catalog;        /* storage/catalog_db.h */
     MDB_dbi acl;            /* storage/acl_db.h: the domain's admins */
     MDB_dbi audit;          /* storage/audit.h: decisions, by sequence */
@@ -48,8 +63,11 @@ struct dm_store {
      * environment refuses every transaction until it is reopened. */
     atomic_bool failed;
     size_t max_map_bytes;
-    size_t pk_recent_max;   /* see dm_store_opts_t */
+    size_t pk_recent_max;   /* see dm_store_opts_t: pk_recent's entries before a flush */
     size_t max_key_bytes;   /* mdb_env_get_maxkeysize */
+    /* DM_STORE_SYNC_MERGE_MAX and DM_STORE_MERGE_STEP_MIN, here so that
+     * tests can make merges in steps happen with a few rows. */
+    uint64_t sync_merge_max, merge_step_min;
 };
 
 /* store.h's dm_store_txn_t: the write transaction a batch hook may add to. */
@@ -151,6 +169,109 @@ DM_NODISCARD dm_err dm_store__quarantine_append(dm_store_t *self, MDB_txn *txn, 
                                                 uint64_t first, const dm_quarantine_in_t *q,
                                                 size_t n, const char *source, int64_t at_ms,
                                                 dm_buf_t *scratch, dm_buf_t *why);
+
+/* ---- the primary-key index (storage/index.c) ---- */
+
+/* One sorted run of a product's index: entries [pid][id][key] -> seq in pk. */
+typedef struct {
+    uint32_t id;
+    uint64_t entries;
+    uint8_t flags; /* DM_STORE_RUN_* */
+} dm_store__run_t;
+
+/* A product's runs, oldest first: a newer run wins a key it shares with an
+ * older one. A stepped merge in progress has its output (flag MERGING)
+ * directly above its merge_in inputs; the output holds the merged keys
+ * below pos, the inputs only keys from pos on, so they never overlap. */
+typedef struct {
+    uint32_t pid, next_id;
+    size_t n;
+    dm_store__run_t run[DM_STORE_RUNS_MAX];
+    size_t merge_in;  /* inputs of the merge in progress (0: none) */
+    uint8_t pos[DM_STORE_POS_MAX];
+    size_t pos_len;
+} dm_store__runs_t;
+
+/* The database a run lives in. */
+static inline MDB_dbi dm_store__run_db(const dm_store_t *self, const dm_store__run_t *r)
+{
+    return r->flags & DM_STORE_RUN_BIG ? self->pk_big : self->pk;
+}
+
+/* A blocked Bloom filter of one run's keys (storage/index_bloom.c). */
+typedef struct {
+    uint8_t *bits;
+    size_t nblocks;
+} dm_store__bloom_t;
+
+/* Sizes b for n keys (DM_ERR_NOMEM). */
+DM_NODISCARD dm_err dm_store__bloom_init(dm_store__bloom_t *b, uint64_t n);
+void dm_store__bloom_add(dm_store__bloom_t *b, const void *key, size_t len);
+void dm_store__bloom_free(dm_store__bloom_t *b);
+DM_NODISCARD dm_err dm_store__bloom_save(dm_store_t *self, MDB_txn *txn, uint32_t pid,
+                                         uint32_t id, const dm_store__bloom_t *b, dm_buf_t *why);
+/* *bits (zero-copy, valid during txn until pk_bloom is written) is NULL
+ * when the run has no filter (yet). */
+DM_NODISCARD dm_err dm_store__bloom_load(dm_store_t *self, MDB_txn *txn, uint32_t pid,
+                                         uint32_t id, const uint8_t **bits, size_t *len,
+                                         dm_buf_t *why);
+/* False only when a run with filter bits cannot hold key. */
+bool dm_store__bloom_maybe(const uint8_t *bits, size_t len, const void *key, size_t klen);
+/* The same in parts, so that a lookup through many runs hashes once and
+ * fetches every run's block before testing any (the misses overlap):
+ * block is NULL for a run without a filter, and then the test says maybe. */
+uint64_t dm_store__bloom_hash(const void *key, size_t len);
+const uint8_t *dm_store__bloom_block(const uint8_t *bits, size_t len, uint64_t h);
+bool dm_store__bloom_test(const uint8_t *block, uint64_t h);
+DM_NODISCARD dm_err dm_store__bloom_delete(dm_store_t *self, MDB_txn *txn, uint32_t pid,
+                                           uint32_t id, dm_buf_t *why);
+
+/* Reads pid's run list from meta (none yet: n 0). */
+DM_NODISCARD dm_err dm_store__runs_get(dm_store_t *self, MDB_txn *txn, uint32_t pid,
+                                       dm_store__runs_t *runs, dm_buf_t *why);
+
+/* Looks key (the encoded primary key, without pid) of pid up: pk_recent,
+ * then the runs newest first. DM_ERR_NOTFOUND (why untouched) if absent. */
+DM_NODISCARD dm_err dm_store__index_get(dm_store_t *self, MDB_txn *txn, uint32_t pid,
+                                        const void *key, size_t len, uint64_t *seq,
+                                        dm_buf_t *why);
+
+/* Looks keys up in a product's runs, newest first, with one cursor per run;
+ * cheapest when the keys come in ascending order. Reads only. */
+typedef struct {
+    const dm_store__runs_t *runs;
+    MDB_cursor *cur[DM_STORE_RUNS_MAX];
+    const uint8_t *bloom[DM_STORE_RUNS_MAX];
+    size_t bloom_len[DM_STORE_RUNS_MAX];
+    dm_buf_t key;
+} dm_store__probe_t;
+
+DM_NODISCARD dm_err dm_store__probe_open(dm_store__probe_t *p, dm_store_t *self, MDB_txn *txn,
+                                         const dm_store__runs_t *runs, dm_buf_t *why);
+/* *seq gets the newest run's entry for key; DM_ERR_NOTFOUND if none has it. */
+DM_NODISCARD dm_err dm_store__probe_find(dm_store__probe_t *p, const void *key, size_t len,
+                                         uint64_t *seq, dm_buf_t *why);
+void dm_store__probe_close(dm_store__probe_t *p);
+
+/* One index entry to write: key without pid, and its row's sequence. */
+typedef struct {
+    const void *key;
+    size_t len;
+    uint64_t seq;
+} dm_store__entry_t;
+
+/* Writes e[0..n) (ascending, distinct keys) as a new newest run of runs'
+ * product. The caller has removed those keys from pk_recent. */
+DM_NODISCARD dm_err dm_store__run_add(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *runs,
+                                      const dm_store__entry_t *e, size_t n, dm_buf_t *why);
+/* After a batch of keys entries: flushes the product's part of pk_recent
+ * into a run when pk_recent holds more than pk_recent_max entries, merges
+ * FANOUT runs of one size class into one (at once up to
+ * DM_STORE_SYNC_MERGE_MAX entries, larger ones a step of MERGE_PACE * keys
+ * entries per batch), and saves the run list. */
+DM_NODISCARD dm_err dm_store__index_settle(dm_store_t *self, MDB_txn *txn,
+                                           dm_store__runs_t *runs, uint64_t keys,
+                                           dm_buf_t *why);
 
 /* Whether keys of DM_STORE_LOG_KEY_BYTES starting at first can go in with
  * MDB_APPEND: true when the database is empty or its last key is lower.

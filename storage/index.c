@@ -1,0 +1,731 @@
+/* index.c: the primary-key index, kept as sorted runs so that ingest stays
+ * flat as a product grows (issue 12; records.c's header has the figures).
+ *
+ * Layout: pk_recent ([pid][key] -> seq) takes small batches, where random
+ * inserts into a small tree stay cheap. A batch with many keys, and
+ * pk_recent's part of a product once pk_recent is full, become a run in pk:
+ * [pid][run id u32 BE][key] -> seq, written in key order (MDB_APPEND when
+ * the run is the last range of the database, so its pages are full). Runs
+ * are never updated: a newer run or pk_recent shadows an older run's entry
+ * for the same key, and merging FANOUT runs of one size class into one
+ * drops the shadowed entries. Each entry is so written once per size class
+ * (log_FANOUT of the product's size), sequentially, instead of dirtying a
+ * random page of one big tree per key.
+ *
+ * Order: pk_recent is newest, then runs by descending id. A batch written
+ * as a run first deletes its keys from pk_recent, and a merge takes the
+ * newest runs only (adjacent in age), so "first found wins" holds for every
+ * reader. The run list lives in meta ('r' pid). */
+#include "storage/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define S_RUNS_TAG 'r'
+#define S_RUNS_KEY_BYTES (1 + DM_STORE_PID_BYTES)
+#define S_RUNS_HEAD_BYTES 12 /* next_id u32, n u32, merge_in u16, pos_len u16; pos follows the runs */
+#define S_RUN_BYTES 13       /* id u32, entries u64, flags u8 */
+#define S_CHUNK_ENTRIES 8192 /* merged entries buffered between reading and writing */
+
+dm_err dm_store__runs_get(dm_store_t *self, MDB_txn *txn, uint32_t pid, dm_store__runs_t *runs,
+                          dm_buf_t *why)
+{
+    uint8_t k[S_RUNS_KEY_BYTES];
+    k[0] = S_RUNS_TAG;
+    dm_store__put_be32(k + 1, pid);
+    MDB_val key = {sizeof k, k}, val;
+    runs->pid = pid;
+    runs->next_id = 1;
+    runs->n = runs->merge_in = runs->pos_len = 0;
+    int rc = mdb_get(txn, self->meta, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return DM_OK;
+    if (rc != MDB_SUCCESS)
+        return dm_store__mdb_why("read the index runs", rc, why);
+    const uint8_t *p = val.mv_data;
+    size_t n = 0, merge_in = 0, pos_len = 0;
+    if (val.mv_size >= S_RUNS_HEAD_BYTES) {
+        n = dm_store__get_be32(p + 4);
+        merge_in = (size_t)p[8] << 8 | p[9];
+        pos_len = (size_t)p[10] << 8 | p[11];
+    }
+    if (val.mv_size < S_RUNS_HEAD_BYTES || n > DM_STORE_RUNS_MAX || (n && merge_in >= n) ||
+        pos_len > DM_STORE_POS_MAX || val.mv_size != S_RUNS_HEAD_BYTES + n * S_RUN_BYTES + pos_len) {
+        dm_buf_why(why, "store: the index run list of product %u is corrupt (%zu bytes)", pid,
+                   val.mv_size);
+        return DM_ERR_STORE;
+    }
+    runs->next_id = dm_store__get_be32(p);
+    runs->n = n;
+    runs->merge_in = merge_in;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *r = p + S_RUNS_HEAD_BYTES + i * S_RUN_BYTES;
+        runs->run[i].id = dm_store__get_be32(r);
+        runs->run[i].entries = dm_store__get_be64(r + 4);
+        runs->run[i].flags = r[12];
+    }
+    runs->pos_len = pos_len;
+    if (pos_len)
+        memcpy(runs->pos, p + S_RUNS_HEAD_BYTES + n * S_RUN_BYTES, pos_len);
+    return DM_OK;
+}
+
+static dm_err s_runs_put(dm_store_t *self, MDB_txn *txn, const dm_store__runs_t *runs,
+                         dm_buf_t *why)
+{
+    uint8_t k[S_RUNS_KEY_BYTES];
+    uint8_t v[S_RUNS_HEAD_BYTES + DM_STORE_RUNS_MAX * S_RUN_BYTES + DM_STORE_POS_MAX];
+    k[0] = S_RUNS_TAG;
+    dm_store__put_be32(k + 1, runs->pid);
+    dm_store__put_be32(v, runs->next_id);
+    dm_store__put_be32(v + 4, (uint32_t)runs->n);
+    v[8] = (uint8_t)(runs->merge_in >> 8);
+    v[9] = (uint8_t)runs->merge_in;
+    v[10] = (uint8_t)(runs->pos_len >> 8);
+    v[11] = (uint8_t)runs->pos_len;
+    for (size_t i = 0; i < runs->n; i++) {
+        uint8_t *r = v + S_RUNS_HEAD_BYTES + i * S_RUN_BYTES;
+        dm_store__put_be32(r, runs->run[i].id);
+        dm_store__put_be64(r + 4, runs->run[i].entries);
+        r[12] = runs->run[i].flags;
+    }
+    size_t len = S_RUNS_HEAD_BYTES + runs->n * S_RUN_BYTES;
+    if (runs->pos_len)
+        memcpy(v + len, runs->pos, runs->pos_len);
+    MDB_val key = {sizeof k, k}, val = {len + runs->pos_len, v};
+    return dm_store__mdb_why("save the index runs", mdb_put(txn, self->meta, &key, &val, 0), why);
+}
+
+static void s_run_prefix(uint8_t *k, uint32_t pid, uint32_t id)
+{
+    dm_store__put_be32(k, pid);
+    dm_store__put_be32(k + DM_STORE_PID_BYTES, id);
+}
+
+static bool s_has_prefix(const MDB_val *key, const uint8_t *prefix, size_t plen)
+{
+    return key->mv_size >= plen && memcmp(key->mv_data, prefix, plen) == 0;
+}
+
+/* A run's level: how many merges made it (flags above DM_STORE_RUN_LEVEL_SHIFT). */
+static unsigned s_level(const dm_store__run_t *r) { return r->flags >> DM_STORE_RUN_LEVEL_SHIFT; }
+
+static uint8_t s_level_flags(unsigned level)
+{
+    unsigned max = 0xffu >> DM_STORE_RUN_LEVEL_SHIFT;
+    return (uint8_t)((level < max ? level : max) << DM_STORE_RUN_LEVEL_SHIFT);
+}
+
+static dm_err s_seq_of(const MDB_val *val, uint32_t pid, uint64_t *seq, dm_buf_t *why)
+{
+    if (val->mv_size != DM_STORE_SEQ_BYTES) {
+        dm_buf_why(why, "store: index entry of product %u is corrupt", pid);
+        return DM_ERR_STORE;
+    }
+    *seq = dm_store__get_be64(val->mv_data);
+    return DM_OK;
+}
+
+/* Builds [prefix][key] in buf. */
+static void s_compose(dm_buf_t *buf, const uint8_t *prefix, size_t plen, const void *key,
+                      size_t len)
+{
+    dm_buf_reset(buf);
+    dm_buf_append(buf, prefix, plen);
+    dm_buf_append(buf, key, len);
+}
+
+dm_err dm_store__index_get(dm_store_t *self, MDB_txn *txn, uint32_t pid, const void *key,
+                           size_t len, uint64_t *seq, dm_buf_t *why)
+{
+    if (len == 0 || len + DM_STORE_RUN_PREFIX_BYTES > self->max_key_bytes)
+        return DM_ERR_NOTFOUND; /* commit_batch never stores such a key */
+    dm_buf_t k = DM_BUF_INIT;
+    uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
+    dm_store__put_be32(prefix, pid);
+    s_compose(&k, prefix, DM_STORE_PID_BYTES, key, len);
+    MDB_val kv = {k.len, k.data}, val;
+    int rc = mdb_get(txn, self->pk_recent, &kv, &val);
+    dm_store__runs_t runs;
+    dm_err err = DM_OK;
+    if (rc == MDB_NOTFOUND) {
+        if ((err = dm_store__runs_get(self, txn, pid, &runs, why)))
+            goto out;
+        for (size_t i = runs.n; i-- > 0 && rc == MDB_NOTFOUND;) {
+            const uint8_t *bits;
+            size_t blen;
+            if ((err = dm_store__bloom_load(self, txn, pid, runs.run[i].id, &bits, &blen, why)))
+                goto out;
+            if (!dm_store__bloom_maybe(bits, blen, key, len))
+                continue;
+            s_run_prefix(prefix, pid, runs.run[i].id);
+            s_compose(&k, prefix, sizeof prefix, key, len);
+            kv.mv_size = k.len;
+            kv.mv_data = k.data;
+            rc = mdb_get(txn, dm_store__run_db(self, &runs.run[i]), &kv, &val);
+        }
+    }
+    if ((err = dm_store__mdb_why("look up a key", rc, why)))
+        goto out;
+    err = s_seq_of(&val, pid, seq, why);
+out:
+    dm_buf_free(&k);
+    return err;
+}
+
+dm_err dm_store__probe_open(dm_store__probe_t *p, dm_store_t *self, MDB_txn *txn,
+                            const dm_store__runs_t *runs, dm_buf_t *why)
+{
+    memset(p, 0, sizeof *p);
+    p->runs = runs;
+    p->key = (dm_buf_t)DM_BUF_INIT;
+    for (size_t i = 0; i < runs->n; i++) {
+        int rc = mdb_cursor_open(txn, dm_store__run_db(self, &runs->run[i]), &p->cur[i]);
+        if (rc != MDB_SUCCESS) {
+            p->cur[i] = NULL;
+            dm_store__probe_close(p);
+            return dm_store__mdb_why("open an index cursor", rc, why);
+        }
+        dm_err err = dm_store__bloom_load(self, txn, runs->pid, runs->run[i].id, &p->bloom[i],
+                                          &p->bloom_len[i], why);
+        if (err) {
+            dm_store__probe_close(p);
+            return err;
+        }
+    }
+    return DM_OK;
+}
+
+dm_err dm_store__probe_find(dm_store__probe_t *p, const void *key, size_t len, uint64_t *seq,
+                            dm_buf_t *why)
+{
+    uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
+    const uint8_t *block[DM_STORE_RUNS_MAX];
+    uint64_t h = dm_store__bloom_hash(key, len);
+    for (size_t i = 0; i < p->runs->n; i++) /* every block in flight before the first test */
+        block[i] = dm_store__bloom_block(p->bloom[i], p->bloom_len[i], h);
+    for (size_t i = p->runs->n; i-- > 0;) {
+        if (!dm_store__bloom_test(block[i], h))
+            continue;
+        s_run_prefix(prefix, p->runs->pid, p->runs->run[i].id);
+        s_compose(&p->key, prefix, sizeof prefix, key, len);
+        /* SET_RANGE on a positioned cursor searches its current page first:
+         * ascending keys mostly stay on it in the runs smaller than the batch. */
+        MDB_val k = {p->key.len, p->key.data}, val;
+        int rc = mdb_cursor_get(p->cur[i], &k, &val, MDB_SET_RANGE);
+        if (rc == MDB_NOTFOUND)
+            continue;
+        if (rc != MDB_SUCCESS)
+            return dm_store__mdb_why("look up an index entry", rc, why);
+        if (k.mv_size == p->key.len && memcmp(k.mv_data, p->key.data, k.mv_size) == 0)
+            return s_seq_of(&val, p->runs->pid, seq, why);
+    }
+    return DM_ERR_NOTFOUND;
+}
+
+void dm_store__probe_close(dm_store__probe_t *p)
+{
+    for (size_t i = 0; i < DM_STORE_RUNS_MAX; i++)
+        if (p->cur[i])
+            mdb_cursor_close(p->cur[i]);
+    memset(p->cur, 0, sizeof p->cur);
+    dm_buf_free(&p->key);
+}
+
+/* ---- writing runs ---- */
+
+/* Writes runs of one output run, in key order. */
+typedef struct {
+    MDB_txn *txn;
+    MDB_dbi db;
+    uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
+    unsigned flags; /* MDB_APPEND when the run is the last range of pk */
+    dm_buf_t key;
+    uint64_t written;
+    dm_store__bloom_t bloom; /* bits NULL: none kept */
+} s_writer;
+
+static dm_err s_writer_init(s_writer *w, MDB_txn *txn, MDB_dbi db, uint32_t pid, uint32_t id,
+                            dm_buf_t *why)
+{
+    memset(w, 0, sizeof *w);
+    w->txn = txn;
+    w->db = db;
+    w->key = (dm_buf_t)DM_BUF_INIT;
+    s_run_prefix(w->prefix, pid, id);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, db, &cur);
+    if (rc != MDB_SUCCESS)
+        return dm_store__mdb_why("open an index cursor", rc, why);
+    MDB_val last, val;
+    rc = mdb_cursor_get(cur, &last, &val, MDB_LAST);
+    if (rc == MDB_NOTFOUND)
+        w->flags = MDB_APPEND;
+    else if (rc == MDB_SUCCESS) {
+        size_t n = last.mv_size < sizeof w->prefix ? last.mv_size : sizeof w->prefix;
+        int c = memcmp(last.mv_data, w->prefix, n);
+        w->flags = c < 0 || (c == 0 && last.mv_size < sizeof w->prefix) ? MDB_APPEND : 0;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? DM_OK : dm_store__mdb_why("find the index's end", rc, why);
+}
+
+/* Writes the next entry of the run (keys strictly ascending). */
+static dm_err s_writer_put(s_writer *w, MDB_cursor *cur, const void *key, size_t len,
+                           const uint8_t *seqb, dm_buf_t *why)
+{
+    s_compose(&w->key, w->prefix, sizeof w->prefix, key, len);
+    if (w->bloom.bits)
+        dm_store__bloom_add(&w->bloom, key, len);
+    MDB_val k = {w->key.len, w->key.data}, v = {DM_STORE_SEQ_BYTES, (void *)seqb};
+    w->written++;
+    return dm_store__mdb_why("write an index run", mdb_cursor_put(cur, &k, &v, w->flags), why);
+}
+
+/* Saves the writer's filter for run id of pid and frees what it holds. */
+static dm_err s_writer_done(s_writer *w, dm_store_t *self, uint32_t pid, uint32_t id,
+                            dm_err err, dm_buf_t *why)
+{
+    if (!err && w->bloom.bits)
+        err = dm_store__bloom_save(self, w->txn, pid, id, &w->bloom, why);
+    dm_store__bloom_free(&w->bloom);
+    dm_buf_free(&w->key);
+    return err;
+}
+
+/* Deletes every entry of db whose key starts with prefix and is below
+ * below (NULL: no bound), last first: on pages filled in key order the
+ * last entry sits lowest, so nothing moves. */
+static dm_err s_delete_range(MDB_txn *txn, MDB_dbi db, const uint8_t *prefix, size_t plen,
+                             const dm_buf_t *below, dm_buf_t *why)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, db, &cur);
+    if (rc != MDB_SUCCESS)
+        return dm_store__mdb_why("open a cursor to delete a run", rc, why);
+    uint8_t upper[DM_STORE_RUN_PREFIX_BYTES];
+    size_t ulen = plen;
+    memcpy(upper, prefix, plen);
+    while (ulen > 0 && upper[ulen - 1] == 0xff)
+        ulen--;
+    MDB_val key = {ulen, upper}, val;
+    if (below) {
+        key = (MDB_val){below->len, below->data};
+        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+        rc = rc == MDB_SUCCESS ? mdb_cursor_get(cur, &key, &val, MDB_PREV)
+             : rc == MDB_NOTFOUND ? mdb_cursor_get(cur, &key, &val, MDB_LAST) : rc;
+    } else if (ulen > 0) {
+        upper[ulen - 1]++;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+        rc = rc == MDB_SUCCESS ? mdb_cursor_get(cur, &key, &val, MDB_PREV)
+             : rc == MDB_NOTFOUND ? mdb_cursor_get(cur, &key, &val, MDB_LAST) : rc;
+    } else {
+        rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+    }
+    while (rc == MDB_SUCCESS && s_has_prefix(&key, prefix, plen)) {
+        if ((rc = mdb_cursor_del(cur, 0)) != MDB_SUCCESS)
+            break;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_PREV);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK
+                                                   : dm_store__mdb_why("delete a run", rc, why);
+}
+
+dm_err dm_store__run_add(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *runs,
+                         const dm_store__entry_t *e, size_t n, dm_buf_t *why)
+{
+    if (n == 0)
+        return DM_OK;
+    if (runs->n == DM_STORE_RUNS_MAX) {
+        dm_buf_why(why, "store: product %u has %d index runs; settle should have merged them",
+                   runs->pid, DM_STORE_RUNS_MAX);
+        return DM_ERR_STORE;
+    }
+    s_writer w;
+    uint32_t id = runs->next_id;
+    dm_err err = s_writer_init(&w, txn, self->pk, runs->pid, id, why);
+    if (!err)
+        err = dm_store__bloom_init(&w.bloom, n);
+    MDB_cursor *cur = NULL;
+    if (!err)
+        err = dm_store__mdb_why("open an index cursor", mdb_cursor_open(txn, self->pk, &cur), why);
+    for (size_t i = 0; i < n && !err; i++) {
+        uint8_t seqb[DM_STORE_SEQ_BYTES];
+        dm_store__put_be64(seqb, e[i].seq);
+        err = s_writer_put(&w, cur, e[i].key, e[i].len, seqb, why);
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    if ((err = s_writer_done(&w, self, runs->pid, id, err, why)))
+        return err;
+    runs->next_id = id + 1;
+    runs->run[runs->n++] = (dm_store__run_t){id, w.written, 0};
+    return DM_OK;
+}
+
+/* ---- merging ---- */
+
+/* One input of a merge: a key range of db, read in key order from pos. */
+typedef struct {
+    MDB_dbi db;
+    uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
+    size_t plen;
+    MDB_cursor *cur;
+    MDB_val key, val;
+    bool valid;
+    dm_buf_t pos; /* the next key to read (with prefix), between chunks */
+} s_src;
+
+/* Compares the keys of two sources without their prefixes. */
+static int s_src_cmp(const s_src *a, const s_src *b)
+{
+    size_t la = a->key.mv_size - a->plen, lb = b->key.mv_size - b->plen;
+    int c = memcmp((const uint8_t *)a->key.mv_data + a->plen,
+                   (const uint8_t *)b->key.mv_data + b->plen, la < lb ? la : lb);
+    return c != 0 ? c : la < lb ? -1 : la > lb;
+}
+
+static dm_err s_src_step(s_src *s, MDB_cursor_op op, dm_buf_t *why)
+{
+    int rc = mdb_cursor_get(s->cur, &s->key, &s->val, op);
+    s->valid = rc == MDB_SUCCESS && s_has_prefix(&s->key, s->prefix, s->plen);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK
+                                                   : dm_store__mdb_why("read an index run", rc, why);
+}
+
+/* Appends the next merged entry of src[0..k) (src[0] the newest: it wins
+ * a key they share) to chunk as [len u16][key][seq]; *got false at the end. */
+static dm_err s_take_one(s_src *src, size_t k, dm_buf_t *chunk, bool *got, dm_buf_t *why)
+{
+    s_src *win = NULL;
+    for (size_t i = 0; i < k; i++)
+        if (src[i].valid && (!win || s_src_cmp(&src[i], win) < 0))
+            win = &src[i];
+    *got = win != NULL;
+    if (!win)
+        return DM_OK;
+    size_t len = win->key.mv_size - win->plen;
+    if (win->val.mv_size != DM_STORE_SEQ_BYTES) {
+        dm_buf_why(why, "store: an index entry is corrupt");
+        return DM_ERR_STORE;
+    }
+    uint8_t lb[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+    dm_buf_append(chunk, lb, sizeof lb);
+    dm_buf_append(chunk, (const uint8_t *)win->key.mv_data + win->plen, len);
+    dm_buf_append(chunk, win->val.mv_data, DM_STORE_SEQ_BYTES);
+    dm_err err = DM_OK;
+    for (size_t i = 0; i < k && !err; i++) /* win last: the others compare against it */
+        if (&src[i] != win && src[i].valid && s_src_cmp(&src[i], win) == 0)
+            err = s_src_step(&src[i], MDB_NEXT, why);
+    return err ? err : s_src_step(win, MDB_NEXT, why);
+}
+
+/* Reads up to max merged entries of src[0..k), each from its pos, into
+ * chunk and moves the positions on. *more: entries remain. Cursors are
+ * closed before the caller writes (a write may move pages under them). */
+static dm_err s_read_chunk(MDB_txn *txn, s_src *src, size_t k, size_t max, dm_buf_t *chunk,
+                           size_t *got, bool *more, dm_buf_t *why)
+{
+    dm_err err = DM_OK;
+    *more = false;
+    *got = 0;
+    for (size_t i = 0; i < k && !err; i++) {
+        src[i].cur = NULL;
+        if (!src[i].valid)
+            continue;
+        int rc = mdb_cursor_open(txn, src[i].db, &src[i].cur);
+        if (rc != MDB_SUCCESS) {
+            src[i].cur = NULL;
+            err = dm_store__mdb_why("open a merge cursor", rc, why);
+            break;
+        }
+        src[i].key = (MDB_val){src[i].pos.len, src[i].pos.data};
+        err = s_src_step(&src[i], MDB_SET_RANGE, why);
+    }
+    for (bool one = true; *got < max && one && !err;) {
+        err = s_take_one(src, k, chunk, &one, why);
+        *got += one;
+    }
+    for (size_t i = 0; i < k; i++) {
+        if (!err && src[i].cur && src[i].valid) { /* copy: the map moves on writes */
+            dm_buf_reset(&src[i].pos);
+            dm_buf_append(&src[i].pos, src[i].key.mv_data, src[i].key.mv_size);
+            *more = true;
+        }
+        if (src[i].cur)
+            mdb_cursor_close(src[i].cur);
+        src[i].cur = NULL;
+    }
+    return err;
+}
+
+/* Merges src[0..k) (newest first, each from its pos) into w until budget
+ * entries are written or the inputs end (*done). */
+static dm_err s_merge_some(MDB_txn *txn, s_writer *w, s_src *src, size_t k, uint64_t budget,
+                           bool *done, dm_buf_t *why)
+{
+    dm_buf_t chunk = DM_BUF_INIT;
+    dm_err err = DM_OK;
+    bool more = true;
+    while (more && budget > 0 && !err) {
+        size_t got;
+        dm_buf_reset(&chunk);
+        err = s_read_chunk(txn, src, k, budget < S_CHUNK_ENTRIES ? budget : S_CHUNK_ENTRIES,
+                           &chunk, &got, &more, why);
+        MDB_cursor *cur = NULL;
+        if (!err)
+            err = dm_store__mdb_why("open an index cursor", mdb_cursor_open(txn, w->db, &cur),
+                                    why);
+        for (size_t off = 0; off < chunk.len && !err;) {
+            const uint8_t *p = (const uint8_t *)chunk.data + off;
+            size_t len = (size_t)p[0] << 8 | p[1];
+            err = s_writer_put(w, cur, p + 2, len, p + 2 + len, why);
+            off += 2 + len + DM_STORE_SEQ_BYTES;
+        }
+        if (cur)
+            mdb_cursor_close(cur);
+        budget -= got < budget ? got : budget;
+    }
+    dm_buf_free(&chunk);
+    *done = !more;
+    return err;
+}
+
+/* Compares two run positions (keys with a run prefix) by their keys. */
+static int s_pos_cmp(const dm_buf_t *a, const dm_buf_t *b)
+{
+    size_t la = a->len - DM_STORE_RUN_PREFIX_BYTES, lb = b->len - DM_STORE_RUN_PREFIX_BYTES;
+    int c = memcmp((const uint8_t *)a->data + DM_STORE_RUN_PREFIX_BYTES,
+                   (const uint8_t *)b->data + DM_STORE_RUN_PREFIX_BYTES, la < lb ? la : lb);
+    return c != 0 ? c : la < lb ? -1 : la > lb;
+}
+
+/* Sets src[i] up to read run r of runs' product from suffix pos. */
+static void s_src_run(s_src *s, dm_store_t *self, const dm_store__runs_t *runs,
+                      const dm_store__run_t *r, const uint8_t *pos, size_t pos_len)
+{
+    memset(s, 0, sizeof *s);
+    s->db = dm_store__run_db(self, r);
+    s->plen = DM_STORE_RUN_PREFIX_BYTES;
+    s_run_prefix(s->prefix, runs->pid, r->id);
+    s->pos = (dm_buf_t)DM_BUF_INIT;
+    dm_buf_append(&s->pos, s->prefix, s->plen);
+    if (pos_len)
+        dm_buf_append(&s->pos, pos, pos_len);
+    s->valid = true;
+}
+
+static void s_srcs_free(s_src *src, size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        dm_buf_free(&src[i].pos);
+}
+
+/* Merges src[0..k) whole into a new run in pk on top of runs and deletes
+ * them. The caller drops the inputs from runs first (k sources, after). */
+static dm_err s_merge_now(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *runs, s_src *src,
+                          size_t k, uint64_t most, unsigned level, dm_buf_t *why)
+{
+    s_writer w;
+    uint32_t id = runs->next_id++;
+    bool done;
+    dm_err err = s_writer_init(&w, txn, self->pk, runs->pid, id, why);
+    if (!err)
+        err = dm_store__bloom_init(&w.bloom, most);
+    if (!err)
+        err = s_merge_some(txn, &w, src, k, UINT64_MAX, &done, why);
+    for (size_t i = 0; i < k && !err; i++)
+        err = s_delete_range(txn, src[i].db, src[i].prefix, src[i].plen, NULL, why);
+    err = s_writer_done(&w, self, runs->pid, id, err, why);
+    if (!err && w.written)
+        runs->run[runs->n++] = (dm_store__run_t){id, w.written, s_level_flags(level)};
+    return err;
+}
+
+/* Merges the newest k runs into one, at once. */
+static dm_err s_merge_top(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *runs, size_t k,
+                          dm_buf_t *why)
+{
+    s_src src[DM_STORE_RUNS_MAX];
+    uint64_t most = 0;
+    unsigned level = 0;
+    dm_err err = DM_OK;
+    for (size_t i = 0; i < k; i++) {
+        const dm_store__run_t *r = &runs->run[runs->n - 1 - i];
+        s_src_run(&src[i], self, runs, r, NULL, 0);
+        most += r->entries;
+        level = s_level(r) + 1 > level ? s_level(r) + 1 : level;
+        if (!err)
+            err = dm_store__bloom_delete(self, txn, runs->pid, r->id, why);
+    }
+    runs->n -= k;
+    if (!err)
+        err = s_merge_now(self, txn, runs, src, k, most, level, why);
+    s_srcs_free(src, k);
+    return err;
+}
+
+/* Index of the output of the merge in progress. */
+static size_t s_merging(const dm_store__runs_t *runs)
+{
+    for (size_t i = 0; i < runs->n; i++)
+        if (runs->run[i].flags & DM_STORE_RUN_MERGING)
+            return i;
+    return runs->n;
+}
+
+/* Builds and saves the filter of run r, reading it whole: a stepped
+ * merge's output is complete only at its last step. */
+static dm_err s_bloom_of_run(dm_store_t *self, MDB_txn *txn, uint32_t pid,
+                             const dm_store__run_t *r, dm_buf_t *why)
+{
+    dm_store__bloom_t b;
+    if (dm_store__bloom_init(&b, r->entries) != DM_OK)
+        return DM_ERR_NOMEM;
+    uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
+    s_run_prefix(prefix, pid, r->id);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dm_store__run_db(self, r), &cur);
+    MDB_val key = {sizeof prefix, prefix}, val;
+    if (rc == MDB_SUCCESS) {
+        for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+             rc == MDB_SUCCESS && s_has_prefix(&key, prefix, sizeof prefix);
+             rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+            dm_store__bloom_add(&b, (const uint8_t *)key.mv_data + sizeof prefix,
+                                key.mv_size - sizeof prefix);
+        mdb_cursor_close(cur);
+    }
+    dm_err err = rc == MDB_SUCCESS || rc == MDB_NOTFOUND
+                     ? dm_store__bloom_save(self, txn, pid, r->id, &b, why)
+                     : dm_store__mdb_why("read a merged run", rc, why);
+    dm_store__bloom_free(&b);
+    return err;
+}
+
+/* One step of the merge in progress: up to budget entries from its inputs
+ * into its output (in pk_big, where it is the last range, so MDB_APPEND
+ * fills its pages), then the inputs lose the keys below the new position.
+ * At the end the inputs go and the output becomes an ordinary run. */
+static dm_err s_merge_step(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *runs,
+                           uint64_t budget, dm_buf_t *why)
+{
+    size_t oi = s_merging(runs), k = runs->merge_in;
+    if (oi == runs->n || k > oi) {
+        dm_buf_why(why, "store: the merge state of product %u is corrupt", runs->pid);
+        return DM_ERR_STORE;
+    }
+    dm_store__run_t *out = &runs->run[oi];
+    s_src src[DM_STORE_RUNS_MAX];
+    for (size_t i = 0; i < k; i++)
+        s_src_run(&src[i], self, runs, &runs->run[oi - 1 - i], runs->pos, runs->pos_len);
+    s_writer w;
+    bool done = false;
+    dm_err err = s_writer_init(&w, txn, self->pk_big, runs->pid, out->id, why);
+    if (!err)
+        err = s_merge_some(txn, &w, src, k, budget, &done, why);
+    out->entries += w.written;
+    if (!err && !done) { /* the least next key: every input is merged below it */
+        const dm_buf_t *least = NULL;
+        for (size_t i = 0; i < k; i++)
+            if (src[i].valid && (!least || s_pos_cmp(&src[i].pos, least) < 0))
+                least = &src[i].pos;
+        runs->pos_len = least->len - DM_STORE_RUN_PREFIX_BYTES;
+        memcpy(runs->pos, (const uint8_t *)least->data + DM_STORE_RUN_PREFIX_BYTES,
+               runs->pos_len);
+    }
+    for (size_t i = 0; i < k && !err; i++) {
+        dm_buf_t b = DM_BUF_INIT;
+        if (!done) {
+            dm_buf_append(&b, src[i].prefix, src[i].plen);
+            dm_buf_append(&b, runs->pos, runs->pos_len);
+        }
+        err = s_delete_range(txn, src[i].db, src[i].prefix, src[i].plen, done ? NULL : &b, why);
+        dm_buf_free(&b);
+    }
+    s_srcs_free(src, k);
+    dm_buf_free(&w.key);
+    if (err || !done)
+        return err;
+    for (size_t i = oi - k; i < oi && !err; i++)
+        err = dm_store__bloom_delete(self, txn, runs->pid, runs->run[i].id, why);
+    if (err || (err = s_bloom_of_run(self, txn, runs->pid, out, why)))
+        return err;
+    out->flags &= (uint8_t)~DM_STORE_RUN_MERGING;
+    memmove(&runs->run[oi - k], &runs->run[oi], (runs->n - oi) * sizeof runs->run[0]);
+    runs->n -= k;
+    runs->merge_in = runs->pos_len = 0;
+    return DM_OK;
+}
+
+/* Whether the newest FANOUT runs, all above a merge in progress, have
+ * one level (how many merges made them; a batch's run is level 0): a
+ * counter in base FANOUT, so a product of N batches has about
+ * log_FANOUT(N) levels and FANOUT - 1 runs a level, whatever the batch
+ * sizes. *sum gets their entries. */
+static bool s_top_same_level(const dm_store__runs_t *runs, uint64_t *sum)
+{
+    size_t low = runs->merge_in ? s_merging(runs) + 1 : 0;
+    if (runs->n < low + DM_STORE_FANOUT)
+        return false;
+    unsigned level = s_level(&runs->run[runs->n - 1]);
+    *sum = 0;
+    for (size_t i = 1; i <= DM_STORE_FANOUT; i++) {
+        if (s_level(&runs->run[runs->n - i]) != level)
+            return false;
+        *sum += runs->run[runs->n - i].entries;
+    }
+    return true;
+}
+
+/* Keeps room for the runs a settle and the next batch add: finishes the
+ * merge in progress, else merges the newest two runs. */
+static dm_err s_make_room(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *runs, dm_buf_t *why)
+{
+    dm_err err = DM_OK;
+    while (runs->n > DM_STORE_RUNS_MAX - 4 && !err) {
+        size_t low = runs->merge_in ? s_merging(runs) + 1 : 0;
+        if (runs->n >= low + 2)
+            err = s_merge_top(self, txn, runs, 2, why);
+        else
+            err = s_merge_step(self, txn, runs, UINT64_MAX, why);
+    }
+    return err;
+}
+
+dm_err dm_store__index_settle(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *runs,
+                              uint64_t keys, dm_buf_t *why)
+{
+    MDB_stat st;
+    int rc = mdb_stat(txn, self->pk_recent, &st);
+    if (rc != MDB_SUCCESS)
+        return dm_store__mdb_why("count recent index entries", rc, why);
+    dm_err err = s_make_room(self, txn, runs, why);
+    if (!err && st.ms_entries > self->pk_recent_max) {
+        s_src src;
+        memset(&src, 0, sizeof src);
+        src.db = self->pk_recent;
+        src.plen = DM_STORE_PID_BYTES;
+        dm_store__put_be32(src.prefix, runs->pid);
+        src.pos = (dm_buf_t)DM_BUF_INIT;
+        dm_buf_append(&src.pos, src.prefix, src.plen);
+        src.valid = true;
+        err = s_merge_now(self, txn, runs, &src, 1, st.ms_entries, 0, why);
+        s_srcs_free(&src, 1);
+    }
+    uint64_t sum = 0;
+    while (!err && s_top_same_level(runs, &sum) && sum <= self->sync_merge_max)
+        err = s_merge_top(self, txn, runs, DM_STORE_FANOUT, why);
+    if (!err && !runs->merge_in && s_top_same_level(runs, &sum)) {
+        unsigned level = s_level(&runs->run[runs->n - 1]) + 1;
+        runs->run[runs->n++] = (dm_store__run_t){
+            runs->next_id++, 0,
+            (uint8_t)(DM_STORE_RUN_BIG | DM_STORE_RUN_MERGING | s_level_flags(level))};
+        runs->merge_in = DM_STORE_FANOUT;
+        runs->pos_len = 0;
+    }
+    uint64_t step = keys > self->merge_step_min ? keys : self->merge_step_min;
+    if (!err && runs->merge_in)
+        err = s_merge_step(self, txn, runs, step * DM_STORE_MERGE_PACE, why);
+    return err ? err : s_runs_put(self, txn, runs, why);
+}

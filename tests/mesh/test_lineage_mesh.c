@@ -181,6 +181,10 @@ Test(lineage_mesh, an_unknown_product_and_a_bad_depth_are_refused)
     dm_h_result_t r = s_meshq(args);
     cr_assert_eq(r.status, 1, "%s", r.out);
     cr_assert(strstr(r.err, "commerce/nope"), "%s", r.err);
+    /* One prefix: the node's text already begins "lineage: ". */
+    cr_assert_eq(strncmp(dm_h_last_line(r.err), "meshq: lineage: no product ", 27), 0, "%s",
+                 r.err);
+    cr_assert_null(strstr(r.err, "lineage: lineage:"), "%s", r.err);
     dm_h_result_free(&r);
     const char *bad[] = {"lineage", "commerce/orders", "--depth", "65", NULL};
     r = s_meshq(bad);
@@ -213,6 +217,30 @@ Test(lineage_mesh, search_ranks_from_any_node)
     cr_assert(strstr(r.out, "logistics.shipments") && strstr(r.out, "fields: carrier"), "%s",
               r.out);
     cr_assert_null(strstr(r.out, "commerce.orders"), "%s", r.out);
+    dm_h_result_free(&r);
+    const char *none[] = {"search", "!!!", NULL};
+    r = s_meshq(none);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert_eq(strncmp(dm_h_last_line(r.err), "meshq: search: the query '!!!' has no words",
+                         43),
+                 0, "%s", r.err);
+    dm_h_result_free(&r);
+}
+
+/* describe (at the owner) names upstreams as DOMAIN.NAME, as SQL, lineage
+ * and health do. */
+Test(lineage_mesh, describe_names_upstreams_as_domain_dot_name)
+{
+    const char *args[] = {"--node", s_nodes[T_COMMERCE].addr, "describe", "commerce/orders",
+                          NULL};
+    dm_h_result_t r = dm_h_run("meshq", args, NULL, T_DEADLINE_MS);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    const char *line = strstr(r.out, "lineage upstream:");
+    cr_assert_not_null(line, "%s", r.out);
+    size_t len = strcspn(line, "\n");
+    cr_assert_eq(strncmp(line, "lineage upstream: logistics.inventory, identity.customers\n",
+                         len + 1),
+                 0, "%s", r.out);
     dm_h_result_free(&r);
 }
 

@@ -721,7 +721,7 @@ static void s_describe_text(const dm_contract_t *c, uint64_t records, uint64_t q
     if (c->nupstream) {
         printf("lineage upstream:");
         for (size_t i = 0; i < c->nupstream; i++)
-            printf("%s %s/%s", i ? "," : "", c->upstream[i].domain, c->upstream[i].product);
+            printf("%s %s.%s", i ? "," : "", c->upstream[i].domain, c->upstream[i].product);
         printf("\n");
     }
 }

@@ -171,6 +171,44 @@ static void s_lineage_table(const Dm__LineageRep *rep, dm_buf_t *o)
                        "deeper, up to 64)\n");
 }
 
+/* dm_cli_request, but a refusal is printed with one prefix: the node's
+ * message already begins "lineage: " or "search: " (what), so it follows
+ * "meshq: " as is; a message without it gets "meshq: what: ". */
+static int s_request(const dm_cli_args_t *a, Dm__Envelope *req, Dm__Envelope__BodyCase expect,
+                     const char *what, Dm__Envelope **rep)
+{
+    *rep = NULL;
+    dm_rpc_client_t *client = NULL;
+    int status = dm_cli_connect(a, &client);
+    if (status != DM_EXIT_OK)
+        return status;
+    dm_buf_t why = DM_BUF_INIT;
+    size_t wl = strlen(what);
+    if (dm_rpc_client_call(client, req, rep, &why) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", P, why.data ? why.data : "the call failed");
+        status = DM_EXIT_USAGE;
+    } else if ((*rep)->body_case == DM__ENVELOPE__BODY_ERROR) {
+        dm_buf_t m = DM_BUF_INIT; /* the node's text, made safe for a terminal */
+        const char *msg = (*rep)->error && (*rep)->error->message ? (*rep)->error->message : "";
+        dm_cli_text(&m, msg, strlen(msg));
+        bool own = strncmp(msg, what, wl) == 0 && msg[wl] == ':' && msg[wl + 1] == ' ';
+        fprintf(stderr, "%s: %s%s%s\n", P, own ? "" : what, own ? "" : ": ",
+                m.len ? m.data : "error");
+        dm_buf_free(&m);
+        status = DM_EXIT_FAIL;
+    } else if ((*rep)->body_case != expect) {
+        fprintf(stderr, "%s: %s: unexpected reply from the node\n", P, what);
+        status = DM_EXIT_USAGE;
+    }
+    if (status != DM_EXIT_OK && *rep) {
+        dm__envelope__free_unpacked(*rep, NULL);
+        *rep = NULL;
+    }
+    dm_buf_free(&why);
+    dm_rpc_client_destroy(&client);
+    return status;
+}
+
 static const char *const s_lineage_usage =
     "meshq lineage DOMAIN/PRODUCT [--upstream|--downstream] [--depth N] "
     "[--format table|json|dot]";
@@ -200,7 +238,7 @@ int dm_meshq_lineage_walk(const dm_cli_args_t *a)
     body.depth = depth;
     dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_LINEAGE_REQ, &body);
     Dm__Envelope *rep = NULL;
-    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_LINEAGE_REP, "lineage", &rep);
+    int status = s_request(a, &req, DM__ENVELOPE__BODY_LINEAGE_REP, "lineage", &rep);
     if (status != DM_EXIT_OK)
         return status;
     char start[DM_CLI_QUALIFIED_MAX + 1];
@@ -296,7 +334,7 @@ int dm_meshq_lineage_search(const dm_cli_args_t *a)
     body.limit = limit;
     dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_SEARCH_REQ, &body);
     Dm__Envelope *rep = NULL;
-    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_SEARCH_REP, "search", &rep);
+    int status = s_request(a, &req, DM__ENVELOPE__BODY_SEARCH_REP, "search", &rep);
     dm_buf_free(&words);
     if (status != DM_EXIT_OK)
         return status;

@@ -348,3 +348,32 @@ Test(lineage_gov, a_product_the_caller_may_not_describe_is_left_out)
     cr_assert(strstr(r.err, "no product logistics/inventory"), "%s", r.err);
     dm_h_result_free(&r);
 }
+
+/* ---- per-command help: no node is asked ---- */
+
+TestSuite(lineage_help, .timeout = 30);
+
+Test(lineage_help, lineage_and_search_have_their_own_help)
+{
+    static const char *const lin[] = {"lineage", "--help", NULL};
+    static const char *const srch[] = {"search", "--help", NULL};
+    static const char *const word[] = {"help", "search", NULL};
+    static const char *const *const cases[] = {lin, srch, word};
+    static const char *const heads[] = {"usage: meshq lineage DOMAIN/PRODUCT",
+                                        "usage: meshq search WORDS", "usage: meshq search WORDS"};
+    static const char *const has[] = {"--format FORMAT", "--limit N", "--limit N"};
+    for (size_t i = 0; i < 3; i++) {
+        dm_h_result_t r = dm_h_run("meshq", cases[i], NULL, T_DEADLINE_MS);
+        cr_assert_eq(r.status, 0, "%s: %s", cases[i][0], r.err);
+        cr_assert_eq(strncmp(r.out, heads[i], strlen(heads[i])), 0, "%s", r.out);
+        cr_assert(strstr(r.out, has[i]) && strstr(r.out, "Examples:\n  meshq "), "%s", r.out);
+        cr_assert_str_empty(r.err);
+        dm_h_result_free(&r);
+    }
+    static const char *const global[] = {"--help", NULL};
+    dm_h_result_t r = dm_h_run("meshq", global, NULL, T_DEADLINE_MS);
+    cr_assert_eq(r.status, 0);
+    cr_assert_eq(strncmp(r.out, "usage: meshq [global options] COMMAND", 37), 0, "%s", r.out);
+    dm_h_result_free(&r);
+}
+

@@ -775,6 +775,9 @@ int main(int argc, char **argv)
         {"query", s_query},       {"whoami", dm_cli_whoami}, {"keygen", dm_cli_keygen},
         {"lineage", dm_meshq_lineage_walk}, {"search", dm_meshq_lineage_search},
     };
+    int help = dm_meshq_lineage_help(argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0]);
+    if (help >= 0) /* lineage and search have a help of their own */
+        return help;
     return dm_cli_main(P, DM_VERSION, argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], cmds,
                        sizeof cmds / sizeof cmds[0], s_usage);
 }

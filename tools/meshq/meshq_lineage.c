@@ -342,3 +342,80 @@ int dm_meshq_lineage_search(const dm_cli_args_t *a)
     dm__envelope__free_unpacked(rep, NULL);
     return DM_EXIT_OK;
 }
+
+/* ---- per-command help ---- */
+
+static const char *const s_lineage_help =
+    "usage: meshq lineage DOMAIN/PRODUCT [--upstream|--downstream] [--depth N]\n"
+    "                     [--format table|json|dot] [global options]\n"
+    "\n"
+    "The mesh-wide lineage graph around a product, from the contracts'\n"
+    "lineage.upstream entries in the catalog of the node you ask (any node: it\n"
+    "need not own the product). Products you may not describe are left out.\n"
+    "\n"
+    "Options:\n"
+    "  --upstream       walk only towards the product's sources\n"
+    "  --downstream     walk only towards what is built from it\n"
+    "                   (neither: both ways)\n"
+    "  --depth N        how many edges away from the product, 1 to 64 (default 8);\n"
+    "                   a walk the depth or the node's cap cuts says \"truncated\"\n"
+    "  --format FORMAT  table (default): PRODUCT, DEPTH, HEALTH (its own), NOTE\n"
+    "                   (\"upstream degraded: ...\" with the cause, or DANGLING),\n"
+    "                   then the edges, upstream -> downstream;\n"
+    "                   json: {\"start\", \"nodes\": [{domain, product, exists,\n"
+    "                   dangling, depth, health, degraded}], \"edges\": [{from, to,\n"
+    "                   dangling}], \"truncated\"} (--json is the same);\n"
+    "                   dot: a Graphviz digraph; each box is labelled with the\n"
+    "                   product, its own health, then its upstream cause; a\n"
+    "                   dangling upstream (named by a contract, no such product)\n"
+    "                   is dashed red\n"
+    "  --node, --data, --identity, --timeout: as for every command (meshq --help)\n"
+    "\n"
+    "Examples:\n"
+    "  meshq lineage commerce/orders\n"
+    "  meshq lineage logistics/inventory --downstream --depth 2 --format json\n"
+    "  meshq lineage commerce/orders --format dot | dot -Tsvg > orders.svg\n"
+    "\n"
+    "Exit status: 0 shown; 1 the node refused (no such product, or you may not\n"
+    "describe it); 2 usage or connection error.\n";
+
+static const char *const s_search_help =
+    "usage: meshq search WORDS... [--limit N] [--json] [global options]\n"
+    "\n"
+    "Products of the whole mesh (the catalog of the node you ask) ranked by where\n"
+    "the words match: the product's name first, then its tags and domain, then\n"
+    "its field names, then its description and owner; a word counts in full where\n"
+    "a token equals it, half where one begins with it (\"order\" finds orderId),\n"
+    "and rarer words count more. Products you may not describe are left out.\n"
+    "\n"
+    "Options:\n"
+    "  --limit N        at most N products, 1 to 100 (default 20)\n"
+    "  --json           [{rank, domain, product, score, matched, description}]\n"
+    "                   (else a table: RANK, SCORE, PRODUCT, MATCHED, DESCRIPTION)\n"
+    "  --node, --data, --identity, --timeout: as for every command (meshq --help)\n"
+    "\n"
+    "Words: up to 16 distinct, 256 bytes in all; only letters and digits count.\n"
+    "\n"
+    "Examples:\n"
+    "  meshq search orders\n"
+    "  meshq search stock warehouse --limit 5 --json\n"
+    "\n"
+    "Exit status: 0 shown (also when nothing matches); 1 the node refused the\n"
+    "query (e.g. no words); 2 usage or connection error.\n";
+
+int dm_meshq_lineage_help(int argc, char **argv, const dm_cli_optspec_t *specs, size_t nspecs)
+{
+    dm_cli_args_t a;
+    if (dm_cli_parse(P, argc, argv, specs, nspecs, &a) != 0)
+        return DM_EXIT_USAGE; /* it said why, as dm_cli_main would */
+    int at = a.npos > 1 && strcmp(a.pos[0], "help") == 0 ? 1 : 0;
+    if (a.npos <= at || (at == 0 && !dm_cli_get(&a, "help")))
+        return -1;
+    if (strcmp(a.pos[at], "lineage") == 0)
+        fputs(s_lineage_help, stdout);
+    else if (strcmp(a.pos[at], "search") == 0)
+        fputs(s_search_help, stdout);
+    else
+        return -1;
+    return DM_EXIT_OK;
+}

@@ -48,14 +48,47 @@ static bool s_dangling(const Dm__LineageRep *rep, const char *q)
     return false;
 }
 
-/* A Graphviz ID: s in double quotes, '"' and '\' escaped. */
+/* Appends s for a Graphviz double-quoted string: made safe as for a
+ * terminal first (control bytes as the text \xNN, invalid UTF-8 as
+ * U+FFFD: a node's text is hostile), then '"' and '\' escaped, so no byte
+ * of s ends the string or reads as one of Graphviz's escapes. */
+static void s_dot_text(dm_buf_t *o, const char *s)
+{
+    dm_buf_t t = DM_BUF_INIT;
+    dm_cli_text(&t, s, strlen(s));
+    for (size_t i = 0; i < t.len; i++) {
+        if (t.data[i] == '"' || t.data[i] == '\\')
+            dm_buf_putc(o, '\\');
+        dm_buf_putc(o, t.data[i]);
+    }
+    dm_buf_free(&t);
+}
+
+/* A Graphviz ID: s in double quotes (s_dot_text). */
 static void s_dot_id(dm_buf_t *o, const char *s)
 {
     dm_buf_putc(o, '"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            dm_buf_putc(o, '\\');
-        dm_buf_putc(o, *s);
+    s_dot_text(o, s);
+    dm_buf_putc(o, '"');
+}
+
+/* A node's label: its name, then its own health, then what degrades it
+ * from upstream (the table's HEALTH and NOTE), one line each. */
+static void s_dot_label(dm_buf_t *o, const Dm__LineageNode *n, const char *q)
+{
+    dm_buf_puts(o, " [label=\"");
+    s_dot_text(o, q);
+    if (!n->exists) {
+        dm_buf_puts(o, "\\n(dangling: no such product)");
+    } else {
+        const char *lines[] = {n->health, n->degraded};
+        for (size_t i = 0; i < 2; i++) {
+            if (!lines[i][0])
+                continue;
+            dm_buf_puts(o, "\\n(");
+            s_dot_text(o, lines[i]);
+            dm_buf_putc(o, ')');
+        }
     }
     dm_buf_putc(o, '"');
 }
@@ -65,33 +98,17 @@ static void s_lineage_dot(const Dm__LineageRep *rep, const char *start, dm_buf_t
     dm_buf_puts(o, "digraph lineage {\n  rankdir=LR;\n  node [shape=box];\n");
     for (size_t i = 0; i < rep->n_nodes; i++) {
         const Dm__LineageNode *n = rep->nodes[i];
-        dm_buf_t q = DM_BUF_INIT, label = DM_BUF_INIT;
+        dm_buf_t q = DM_BUF_INIT;
         dm_buf_printf(&q, "%s.%s", n->domain, n->product);
-        dm_buf_puts(&label, q.data);
-        if (!n->exists)
-            dm_buf_puts(&label, "\\n(dangling: no such product)");
-        else if (n->degraded[0])
-            dm_buf_puts(&label, "\\n(upstream degraded)");
-        else if (n->health[0])
-            dm_buf_printf(&label, "\\n(%s)", n->health);
         dm_buf_puts(o, "  ");
         s_dot_id(o, q.data);
-        dm_buf_puts(o, " [label=");
-        /* The label's own "\n" escapes are Graphviz's: quote only. */
-        dm_buf_putc(o, '"');
-        for (const char *c = label.data; *c; c++) {
-            if (*c == '"')
-                dm_buf_putc(o, '\\');
-            dm_buf_putc(o, *c);
-        }
-        dm_buf_putc(o, '"');
+        s_dot_label(o, n, q.data);
         if (!n->exists)
             dm_buf_puts(o, ", style=dashed, color=red");
         else if (strcmp(q.data, start) == 0)
             dm_buf_puts(o, ", style=bold");
         dm_buf_puts(o, "];\n");
         dm_buf_free(&q);
-        dm_buf_free(&label);
     }
     for (size_t i = 0; i < rep->n_edges; i++) {
         dm_buf_puts(o, "  ");

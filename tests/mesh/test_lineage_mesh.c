@@ -181,6 +181,10 @@ Test(lineage_mesh, an_unknown_product_and_a_bad_depth_are_refused)
     dm_h_result_t r = s_meshq(args);
     cr_assert_eq(r.status, 1, "%s", r.out);
     cr_assert(strstr(r.err, "commerce/nope"), "%s", r.err);
+    /* One prefix: the node's text already begins "lineage: ". */
+    cr_assert_eq(strncmp(dm_h_last_line(r.err), "meshq: lineage: no product ", 27), 0, "%s",
+                 r.err);
+    cr_assert_null(strstr(r.err, "lineage: lineage:"), "%s", r.err);
     dm_h_result_free(&r);
     const char *bad[] = {"lineage", "commerce/orders", "--depth", "65", NULL};
     r = s_meshq(bad);
@@ -213,6 +217,30 @@ Test(lineage_mesh, search_ranks_from_any_node)
     cr_assert(strstr(r.out, "logistics.shipments") && strstr(r.out, "fields: carrier"), "%s",
               r.out);
     cr_assert_null(strstr(r.out, "commerce.orders"), "%s", r.out);
+    dm_h_result_free(&r);
+    const char *none[] = {"search", "!!!", NULL};
+    r = s_meshq(none);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert_eq(strncmp(dm_h_last_line(r.err), "meshq: search: the query '!!!' has no words",
+                         43),
+                 0, "%s", r.err);
+    dm_h_result_free(&r);
+}
+
+/* describe (at the owner) names upstreams as DOMAIN.NAME, as SQL, lineage
+ * and health do. */
+Test(lineage_mesh, describe_names_upstreams_as_domain_dot_name)
+{
+    const char *args[] = {"--node", s_nodes[T_COMMERCE].addr, "describe", "commerce/orders",
+                          NULL};
+    dm_h_result_t r = dm_h_run("meshq", args, NULL, T_DEADLINE_MS);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    const char *line = strstr(r.out, "lineage upstream:");
+    cr_assert_not_null(line, "%s", r.out);
+    size_t len = strcspn(line, "\n");
+    cr_assert_eq(strncmp(line, "lineage upstream: logistics.inventory, identity.customers\n",
+                         len + 1),
+                 0, "%s", r.out);
     dm_h_result_free(&r);
 }
 
@@ -319,4 +347,129 @@ Test(lineage_gov, a_product_the_caller_may_not_describe_is_left_out)
     cr_assert_eq(r.status, 1, "%s", r.out);
     cr_assert(strstr(r.err, "no product logistics/inventory"), "%s", r.err);
     dm_h_result_free(&r);
+}
+
+/* ---- per-command help: no node is asked ---- */
+
+TestSuite(lineage_help, .timeout = 30);
+
+Test(lineage_help, lineage_and_search_have_their_own_help)
+{
+    static const char *const lin[] = {"lineage", "--help", NULL};
+    static const char *const srch[] = {"search", "--help", NULL};
+    static const char *const word[] = {"help", "search", NULL};
+    static const char *const *const cases[] = {lin, srch, word};
+    static const char *const heads[] = {"usage: meshq lineage DOMAIN/PRODUCT",
+                                        "usage: meshq search WORDS", "usage: meshq search WORDS"};
+    static const char *const has[] = {"--format FORMAT", "--limit N", "--limit N"};
+    for (size_t i = 0; i < 3; i++) {
+        dm_h_result_t r = dm_h_run("meshq", cases[i], NULL, T_DEADLINE_MS);
+        cr_assert_eq(r.status, 0, "%s: %s", cases[i][0], r.err);
+        cr_assert_eq(strncmp(r.out, heads[i], strlen(heads[i])), 0, "%s", r.out);
+        cr_assert(strstr(r.out, has[i]) && strstr(r.out, "Examples:\n  meshq "), "%s", r.out);
+        cr_assert_str_empty(r.err);
+        dm_h_result_free(&r);
+    }
+    static const char *const global[] = {"--help", NULL};
+    dm_h_result_t r = dm_h_run("meshq", global, NULL, T_DEADLINE_MS);
+    cr_assert_eq(r.status, 0);
+    cr_assert_eq(strncmp(r.out, "usage: meshq [global options] COMMAND", 37), 0, "%s", r.out);
+    dm_h_result_free(&r);
+}
+
+/* ---- dot: a product's own health, then its upstream cause ---- */
+
+static dm_h_node_t s_hnodes[2]; /* logistics (inventory), commerce (orders) */
+static const char *s_htmp;
+
+/* orders fails on its own (a duplicated id) and is upstream degraded by
+ * inventory (a duplicated sku); its check is named with a quote, a
+ * backslash and a control byte, which the owner's health text carries. */
+static const char *const s_hinventory =
+    "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: inventory\n"
+    "  domain: logistics\n  version: 1.0.0\n  owner:\n    team: t\n    contact: t@example.com\n"
+    "spec:\n  policies:\n    access: public\n  schema:\n    fields:\n"
+    "      - {name: sku, type: string, required: true}\n"
+    "  quality:\n    checks:\n      - column: sku\n        rule: unique\n";
+static const char *const s_horders =
+    "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: orders\n"
+    "  domain: commerce\n  version: 1.0.0\n  owner:\n    team: t\n    contact: t@example.com\n"
+    "spec:\n  policies:\n    access: public\n  schema:\n    fields:\n"
+    "      - {name: id, type: int, required: true}\n"
+    "  quality:\n    checks:\n      - column: id\n        rule: unique\n"
+    "        name: \"ids \\\"x\\\\y\\x01\"\n"
+    "  interoperability:\n    lineage:\n      upstream:\n"
+    "        - product: inventory\n          domain: logistics\n";
+
+/* dmctl ARGS as node i's admin. */
+static void s_hdmctl(int i, const char *const *args)
+{
+    dm_h_result_t r = dm_h_run_admin("dmctl", &s_hnodes[i], args, NULL);
+    cr_assert_eq(r.status, 0, "dmctl %s: %s%s", args[0], r.out, r.err);
+    dm_h_result_free(&r);
+}
+
+static void s_health_up(void)
+{
+    s_htmp = dm_h_tmpdir();
+    cr_assert_not_null(s_htmp);
+    static const char *const domains[] = {"logistics", "commerce"};
+    for (int i = 0; i < 2; i++) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/%s", s_htmp, domains[i]);
+        const char *join[] = {"--join", s_hnodes[0].addr, NULL};
+        cr_assert(dm_h_node_start(&s_hnodes[i], dir, domains[i], i ? join : NULL));
+    }
+    const char *inv[] = {"register", dm_h_file(s_htmp, "inv.yaml", s_hinventory), NULL};
+    const char *ord[] = {"register", dm_h_file(s_htmp, "ord.yaml", s_horders), NULL};
+    s_hdmctl(0, inv);
+    s_hdmctl(1, ord);
+    const char *iin[] = {"ingest", "logistics/inventory",
+                         dm_h_file(s_htmp, "inv.ndjson", "{\"sku\":\"a\"}\n{\"sku\":\"a\"}\n"),
+                         NULL};
+    const char *oin[] = {"ingest", "commerce/orders",
+                         dm_h_file(s_htmp, "ord.ndjson", "{\"id\":1}\n{\"id\":1}\n"), NULL};
+    s_hdmctl(0, iin);
+    s_hdmctl(1, oin);
+}
+
+TestSuite(lineage_health, .init = s_health_up, .fini = s_down, .timeout = 120);
+
+/* Whether the dot of orders' lineage at the commerce node labels orders
+ * with its own failure and its upstream cause; the label line into ctx. */
+static bool s_dot_both(void *ctx)
+{
+    static const char *const args[] = {"lineage", "commerce/orders", "--format", "dot", NULL};
+    dm_h_result_t r = dm_h_run_admin("meshq", &s_hnodes[1], args, NULL);
+    const char *at = r.status == 0 ? strstr(r.out, "  \"commerce.orders\" [label=") : NULL;
+    bool ok = at && strstr(at, "upstream degraded") && strstr(at, "fails ids");
+    if (ok)
+        snprintf(ctx, 1024, "%.*s", (int)strcspn(at, "\n"), at);
+    dm_h_result_free(&r);
+    return ok;
+}
+
+Test(lineage_health, dot_shows_own_health_before_the_upstream_cause)
+{
+    char line[1024] = "";
+    cr_assert(dm_h_wait_until(s_dot_both, line, T_DEADLINE_MS),
+              "orders never showed both its own failure and its upstream's");
+    const char *own = strstr(line, "fails ids"), *up = strstr(line, "upstream degraded");
+    cr_assert_lt(own, up, "own health after the upstream cause: %s", line);
+    cr_assert(strstr(line, "\\n(upstream degraded: logistics.inventory fails unique(sku)"),
+              "%s", line);
+    /* The check's name, hostile bytes and all: quote and backslash escaped,
+     * the control byte as the text \x01, so the label is one DOT string. */
+    cr_assert(strstr(line, "fails ids \\\"x\\\\y\\\\x01"), "%s", line);
+    for (const char *p = line; *p; p++)
+        cr_assert_geq((unsigned char)*p, 0x20, "a raw control byte: %s", line);
+    size_t quotes = 0;
+    for (const char *p = line; *p; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+            continue;
+        }
+        quotes += *p == '"';
+    }
+    cr_assert_eq(quotes, 4, "the id and the label, each quoted once: %s", line);
 }

@@ -721,7 +721,7 @@ static void s_describe_text(const dm_contract_t *c, uint64_t records, uint64_t q
     if (c->nupstream) {
         printf("lineage upstream:");
         for (size_t i = 0; i < c->nupstream; i++)
-            printf("%s %s/%s", i ? "," : "", c->upstream[i].domain, c->upstream[i].product);
+            printf("%s %s.%s", i ? "," : "", c->upstream[i].domain, c->upstream[i].product);
         printf("\n");
     }
 }
@@ -775,6 +775,9 @@ int main(int argc, char **argv)
         {"query", s_query},       {"whoami", dm_cli_whoami}, {"keygen", dm_cli_keygen},
         {"lineage", dm_meshq_lineage_walk}, {"search", dm_meshq_lineage_search},
     };
+    int help = dm_meshq_lineage_help(argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0]);
+    if (help >= 0) /* lineage and search have a help of their own */
+        return help;
     return dm_cli_main(P, DM_VERSION, argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], cmds,
                        sizeof cmds / sizeof cmds[0], s_usage);
 }

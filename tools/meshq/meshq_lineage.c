@@ -48,14 +48,47 @@ static bool s_dangling(const Dm__LineageRep *rep, const char *q)
     return false;
 }
 
-/* A Graphviz ID: s in double quotes, '"' and '\' escaped. */
+/* Appends s for a Graphviz double-quoted string: made safe as for a
+ * terminal first (control bytes as the text \xNN, invalid UTF-8 as
+ * U+FFFD: a node's text is hostile), then '"' and '\' escaped, so no byte
+ * of s ends the string or reads as one of Graphviz's escapes. */
+static void s_dot_text(dm_buf_t *o, const char *s)
+{
+    dm_buf_t t = DM_BUF_INIT;
+    dm_cli_text(&t, s, strlen(s));
+    for (size_t i = 0; i < t.len; i++) {
+        if (t.data[i] == '"' || t.data[i] == '\\')
+            dm_buf_putc(o, '\\');
+        dm_buf_putc(o, t.data[i]);
+    }
+    dm_buf_free(&t);
+}
+
+/* A Graphviz ID: s in double quotes (s_dot_text). */
 static void s_dot_id(dm_buf_t *o, const char *s)
 {
     dm_buf_putc(o, '"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            dm_buf_putc(o, '\\');
-        dm_buf_putc(o, *s);
+    s_dot_text(o, s);
+    dm_buf_putc(o, '"');
+}
+
+/* A node's label: its name, then its own health, then what degrades it
+ * from upstream (the table's HEALTH and NOTE), one line each. */
+static void s_dot_label(dm_buf_t *o, const Dm__LineageNode *n, const char *q)
+{
+    dm_buf_puts(o, " [label=\"");
+    s_dot_text(o, q);
+    if (!n->exists) {
+        dm_buf_puts(o, "\\n(dangling: no such product)");
+    } else {
+        const char *lines[] = {n->health, n->degraded};
+        for (size_t i = 0; i < 2; i++) {
+            if (!lines[i][0])
+                continue;
+            dm_buf_puts(o, "\\n(");
+            s_dot_text(o, lines[i]);
+            dm_buf_putc(o, ')');
+        }
     }
     dm_buf_putc(o, '"');
 }
@@ -65,33 +98,17 @@ static void s_lineage_dot(const Dm__LineageRep *rep, const char *start, dm_buf_t
     dm_buf_puts(o, "digraph lineage {\n  rankdir=LR;\n  node [shape=box];\n");
     for (size_t i = 0; i < rep->n_nodes; i++) {
         const Dm__LineageNode *n = rep->nodes[i];
-        dm_buf_t q = DM_BUF_INIT, label = DM_BUF_INIT;
+        dm_buf_t q = DM_BUF_INIT;
         dm_buf_printf(&q, "%s.%s", n->domain, n->product);
-        dm_buf_puts(&label, q.data);
-        if (!n->exists)
-            dm_buf_puts(&label, "\\n(dangling: no such product)");
-        else if (n->degraded[0])
-            dm_buf_puts(&label, "\\n(upstream degraded)");
-        else if (n->health[0])
-            dm_buf_printf(&label, "\\n(%s)", n->health);
         dm_buf_puts(o, "  ");
         s_dot_id(o, q.data);
-        dm_buf_puts(o, " [label=");
-        /* The label's own "\n" escapes are Graphviz's: quote only. */
-        dm_buf_putc(o, '"');
-        for (const char *c = label.data; *c; c++) {
-            if (*c == '"')
-                dm_buf_putc(o, '\\');
-            dm_buf_putc(o, *c);
-        }
-        dm_buf_putc(o, '"');
+        s_dot_label(o, n, q.data);
         if (!n->exists)
             dm_buf_puts(o, ", style=dashed, color=red");
         else if (strcmp(q.data, start) == 0)
             dm_buf_puts(o, ", style=bold");
         dm_buf_puts(o, "];\n");
         dm_buf_free(&q);
-        dm_buf_free(&label);
     }
     for (size_t i = 0; i < rep->n_edges; i++) {
         dm_buf_puts(o, "  ");
@@ -171,6 +188,44 @@ static void s_lineage_table(const Dm__LineageRep *rep, dm_buf_t *o)
                        "deeper, up to 64)\n");
 }
 
+/* dm_cli_request, but a refusal is printed with one prefix: the node's
+ * message already begins "lineage: " or "search: " (what), so it follows
+ * "meshq: " as is; a message without it gets "meshq: what: ". */
+static int s_request(const dm_cli_args_t *a, Dm__Envelope *req, Dm__Envelope__BodyCase expect,
+                     const char *what, Dm__Envelope **rep)
+{
+    *rep = NULL;
+    dm_rpc_client_t *client = NULL;
+    int status = dm_cli_connect(a, &client);
+    if (status != DM_EXIT_OK)
+        return status;
+    dm_buf_t why = DM_BUF_INIT;
+    size_t wl = strlen(what);
+    if (dm_rpc_client_call(client, req, rep, &why) != DM_OK) {
+        fprintf(stderr, "%s: %s\n", P, why.data ? why.data : "the call failed");
+        status = DM_EXIT_USAGE;
+    } else if ((*rep)->body_case == DM__ENVELOPE__BODY_ERROR) {
+        dm_buf_t m = DM_BUF_INIT; /* the node's text, made safe for a terminal */
+        const char *msg = (*rep)->error && (*rep)->error->message ? (*rep)->error->message : "";
+        dm_cli_text(&m, msg, strlen(msg));
+        bool own = strncmp(msg, what, wl) == 0 && msg[wl] == ':' && msg[wl + 1] == ' ';
+        fprintf(stderr, "%s: %s%s%s\n", P, own ? "" : what, own ? "" : ": ",
+                m.len ? m.data : "error");
+        dm_buf_free(&m);
+        status = DM_EXIT_FAIL;
+    } else if ((*rep)->body_case != expect) {
+        fprintf(stderr, "%s: %s: unexpected reply from the node\n", P, what);
+        status = DM_EXIT_USAGE;
+    }
+    if (status != DM_EXIT_OK && *rep) {
+        dm__envelope__free_unpacked(*rep, NULL);
+        *rep = NULL;
+    }
+    dm_buf_free(&why);
+    dm_rpc_client_destroy(&client);
+    return status;
+}
+
 static const char *const s_lineage_usage =
     "meshq lineage DOMAIN/PRODUCT [--upstream|--downstream] [--depth N] "
     "[--format table|json|dot]";
@@ -200,7 +255,7 @@ int dm_meshq_lineage_walk(const dm_cli_args_t *a)
     body.depth = depth;
     dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_LINEAGE_REQ, &body);
     Dm__Envelope *rep = NULL;
-    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_LINEAGE_REP, "lineage", &rep);
+    int status = s_request(a, &req, DM__ENVELOPE__BODY_LINEAGE_REP, "lineage", &rep);
     if (status != DM_EXIT_OK)
         return status;
     char start[DM_CLI_QUALIFIED_MAX + 1];
@@ -296,11 +351,88 @@ int dm_meshq_lineage_search(const dm_cli_args_t *a)
     body.limit = limit;
     dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_SEARCH_REQ, &body);
     Dm__Envelope *rep = NULL;
-    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_SEARCH_REP, "search", &rep);
+    int status = s_request(a, &req, DM__ENVELOPE__BODY_SEARCH_REP, "search", &rep);
     dm_buf_free(&words);
     if (status != DM_EXIT_OK)
         return status;
     s_search_print(rep->search_rep, dm_cli_get(a, "json") != NULL);
     dm__envelope__free_unpacked(rep, NULL);
+    return DM_EXIT_OK;
+}
+
+/* ---- per-command help ---- */
+
+static const char *const s_lineage_help =
+    "usage: meshq lineage DOMAIN/PRODUCT [--upstream|--downstream] [--depth N]\n"
+    "                     [--format table|json|dot] [global options]\n"
+    "\n"
+    "The mesh-wide lineage graph around a product, from the contracts'\n"
+    "lineage.upstream entries in the catalog of the node you ask (any node: it\n"
+    "need not own the product). Products you may not describe are left out.\n"
+    "\n"
+    "Options:\n"
+    "  --upstream       walk only towards the product's sources\n"
+    "  --downstream     walk only towards what is built from it\n"
+    "                   (neither: both ways)\n"
+    "  --depth N        how many edges away from the product, 1 to 64 (default 8);\n"
+    "                   a walk the depth or the node's cap cuts says \"truncated\"\n"
+    "  --format FORMAT  table (default): PRODUCT, DEPTH, HEALTH (its own), NOTE\n"
+    "                   (\"upstream degraded: ...\" with the cause, or DANGLING),\n"
+    "                   then the edges, upstream -> downstream;\n"
+    "                   json: {\"start\", \"nodes\": [{domain, product, exists,\n"
+    "                   dangling, depth, health, degraded}], \"edges\": [{from, to,\n"
+    "                   dangling}], \"truncated\"} (--json is the same);\n"
+    "                   dot: a Graphviz digraph; each box is labelled with the\n"
+    "                   product, its own health, then its upstream cause; a\n"
+    "                   dangling upstream (named by a contract, no such product)\n"
+    "                   is dashed red\n"
+    "  --node, --data, --identity, --timeout: as for every command (meshq --help)\n"
+    "\n"
+    "Examples:\n"
+    "  meshq lineage commerce/orders\n"
+    "  meshq lineage logistics/inventory --downstream --depth 2 --format json\n"
+    "  meshq lineage commerce/orders --format dot | dot -Tsvg > orders.svg\n"
+    "\n"
+    "Exit status: 0 shown; 1 the node refused (no such product, or you may not\n"
+    "describe it); 2 usage or connection error.\n";
+
+static const char *const s_search_help =
+    "usage: meshq search WORDS... [--limit N] [--json] [global options]\n"
+    "\n"
+    "Products of the whole mesh (the catalog of the node you ask) ranked by where\n"
+    "the words match: the product's name first, then its tags and domain, then\n"
+    "its field names, then its description and owner; a word counts in full where\n"
+    "a token equals it, half where one begins with it (\"order\" finds orderId),\n"
+    "and rarer words count more. Products you may not describe are left out.\n"
+    "\n"
+    "Options:\n"
+    "  --limit N        at most N products, 1 to 100 (default 20)\n"
+    "  --json           [{rank, domain, product, score, matched, description}]\n"
+    "                   (else a table: RANK, SCORE, PRODUCT, MATCHED, DESCRIPTION)\n"
+    "  --node, --data, --identity, --timeout: as for every command (meshq --help)\n"
+    "\n"
+    "Words: up to 16 distinct, 256 bytes in all; only letters and digits count.\n"
+    "\n"
+    "Examples:\n"
+    "  meshq search orders\n"
+    "  meshq search stock warehouse --limit 5 --json\n"
+    "\n"
+    "Exit status: 0 shown (also when nothing matches); 1 the node refused the\n"
+    "query (e.g. no words); 2 usage or connection error.\n";
+
+int dm_meshq_lineage_help(int argc, char **argv, const dm_cli_optspec_t *specs, size_t nspecs)
+{
+    dm_cli_args_t a;
+    if (dm_cli_parse(P, argc, argv, specs, nspecs, &a) != 0)
+        return DM_EXIT_USAGE; /* it said why, as dm_cli_main would */
+    int at = a.npos > 1 && strcmp(a.pos[0], "help") == 0 ? 1 : 0;
+    if (a.npos <= at || (at == 0 && !dm_cli_get(&a, "help")))
+        return -1;
+    if (strcmp(a.pos[at], "lineage") == 0)
+        fputs(s_lineage_help, stdout);
+    else if (strcmp(a.pos[at], "search") == 0)
+        fputs(s_search_help, stdout);
+    else
+        return -1;
     return DM_EXIT_OK;
 }

@@ -18,12 +18,19 @@
             "  search WORDS... [--limit N]   products of the whole mesh ranked by where the\n" \
             "                                words match: name, then tags and domain, then\n" \
             "                                field names, then description and owner (up to\n" \
-            "                                16 words, 256 bytes; N 1 to 100, default 20)\n"
+            "                                16 words, 256 bytes; N 1 to 100, default 20)\n" \
+            "                                (meshq lineage --help, meshq search --help:\n" \
+            "                                their options, formats and examples)\n"
 
 /* meshq lineage DOMAIN/PRODUCT [--upstream|--downstream] [--depth N]
  * [--format table|json|dot]. Returns the exit status. */
 int dm_meshq_lineage_walk(const dm_cli_args_t *a);
 /* meshq search WORDS... [--limit N] [--json]. Returns the exit status. */
 int dm_meshq_lineage_search(const dm_cli_args_t *a);
+/* "meshq lineage --help", "meshq search --help" (or "meshq help lineage"):
+ * parses argv against specs and prints that command's own usage (options,
+ * formats, examples) to stdout; returns DM_EXIT_OK, DM_EXIT_USAGE when argv
+ * does not parse (after saying why), or -1 when argv asks no such help. */
+int dm_meshq_lineage_help(int argc, char **argv, const dm_cli_optspec_t *specs, size_t nspecs);
 
 #endif

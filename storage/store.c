@@ -20,7 +20,7 @@
 #define S_MAX_DBS 16 /* 12 named databases, room for a few more */
 #define S_FILE_MODE 0600
 #define S_FORMAT_VERSION 2u /* 2: pk holds sorted runs [pid][run id][key] (storage/index.c) */
-#define S_FORMAT_V1 1u      /* pk held [pid][key]; upgraded when its pk is empty */
+#define S_FORMAT_V1 1u      /* pk held [pid][key]; upgraded at open (s_upgrade_v1) */
 #define S_META_FORMAT "format"
 
 dm_err dm_store__mdb_why(const char *op, int rc, dm_buf_t *why)
@@ -310,25 +310,42 @@ static dm_err s_open_fail(dm_buf_t *why, const char *dir, const char *op, int rc
     return DM_ERR_STORE;
 }
 
-/* Format 1 kept pk as one tree [pid][key]; format 2 keeps runs there. A
- * format-1 store whose pk is empty (its index still fits pk_recent, whose
- * layout did not change) is upgraded; one with entries in pk is refused. */
+/* Format 1 kept pk as one tree [pid][key] -> seq, with newer entries in
+ * pk_recent (same layout then and now). Upgrading moves pk's entries into
+ * pk_recent, where an entry already there is newer and stays, and empties
+ * pk: the next batch of each product turns its oversized pk_recent part
+ * into a run (index.c), so no data directory has to be re-ingested. */
 static dm_err s_upgrade_v1(MDB_txn *txn, s_open_ctx *oc, MDB_val *key)
 {
-    MDB_stat st;
-    int rc = mdb_stat(txn, oc->self->pk, &st);
-    if (rc != MDB_SUCCESS)
-        return s_open_fail(oc->why, oc->dir, "count the index", rc);
-    if (st.ms_entries > 0) {
-        dm_buf_why(oc->why, "store: %s: store format 1 has %zu primary-key index entries in the "
-                   "old layout; this version keeps the index as sorted runs (format %u): export "
-                   "the products with meshq and ingest them into a new data directory",
-                   oc->dir, st.ms_entries, S_FORMAT_VERSION);
-        return DM_ERR_STORE;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, oc->self->pk, &cur);
+    MDB_val k, v;
+    size_t moved = 0;
+    if (rc == MDB_SUCCESS)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == MDB_SUCCESS) {
+        rc = mdb_put(txn, oc->self->pk_recent, &k, &v, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST)
+            rc = MDB_SUCCESS;
+        else if (rc == MDB_SUCCESS)
+            moved++;
+        if (rc == MDB_SUCCESS)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
-    uint8_t v[4];
-    dm_store__put_be32(v, S_FORMAT_VERSION);
-    MDB_val val = {sizeof v, v};
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return s_open_fail(oc->why, oc->dir, "move the format-1 index into pk_recent", rc);
+    MDB_val sweep = {strlen("pk_sweep"), "pk_sweep"};
+    if ((rc = mdb_drop(txn, oc->self->pk, 0)) != MDB_SUCCESS ||
+        ((rc = mdb_del(txn, oc->self->meta, &sweep, NULL)) != MDB_SUCCESS && rc != MDB_NOTFOUND))
+        return s_open_fail(oc->why, oc->dir, "empty the format-1 index", rc);
+    if (moved)
+        dm_log_info("store: %s: upgraded from format 1: %zu index entries moved into "
+                    "pk_recent, to become sorted runs at each product's next batch",
+                    oc->dir, moved);
+    uint8_t ver[4];
+    dm_store__put_be32(ver, S_FORMAT_VERSION);
+    MDB_val val = {sizeof ver, ver};
     return s_open_fail(oc->why, oc->dir, "write the format version",
                        mdb_put(txn, oc->self->meta, key, &val, 0));
 }

@@ -18,6 +18,8 @@
 #include "storage/reader.h"
 #include "storage/store.h"
 
+#include <lmdb.h>
+
 #define S_KEY_BYTES 16
 
 static char s_dir[PATH_MAX];
@@ -755,5 +757,68 @@ Test(store, catalog_write_with_an_empty_key_says_so_in_why)
     dm_buf_t why = DM_BUF_INIT;
     cr_assert_eq(dm_catalog_db_write(s_store, &op, 1, &why), DM_ERR_TOOBIG);
     cr_assert_not_null(strstr(why.data, "catalog key of 0 bytes"), "%s", why.data);
+    dm_buf_free(&why);
+}
+
+/* Rewrites the store in s_dir as format 1 did it: every index entry in one
+ * pk tree [pid][key] -> seq and meta "format" = 1. */
+static void s_make_format_1(void)
+{
+    dm_store_destroy(&s_store);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi pk, recent, meta;
+    char path[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s", s_dir);
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
+    cr_assert_eq(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+    cr_assert_eq(mdb_env_open(env, path, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "pk", 0, &pk), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "pk_recent", 0, &recent), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    cr_assert_eq(mdb_cursor_open(txn, recent, &cur), 0);
+    while (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0) {
+        cr_assert_eq(mdb_put(txn, pk, &k, &v, 0), 0);
+        cr_assert_eq(mdb_cursor_del(cur, 0), 0);
+    }
+    mdb_cursor_close(cur);
+    uint8_t one[4] = {0, 0, 0, 1};
+    MDB_val fk = {6, "format"}, fv = {4, one};
+    cr_assert_eq(mdb_put(txn, meta, &fk, &fv, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+Test(store, a_format_1_store_is_upgraded_at_open_and_keeps_every_key, .init = s_setup,
+     .fini = s_teardown)
+{
+    uint32_t id = s_orders();
+    uint8_t keys[3][S_KEY_BYTES];
+    dm_row_in_t rows[3];
+    for (int i = 0; i < 3; i++) {
+        s_key(keys[i], (uint64_t)i + 1);
+        rows[i] = (dm_row_in_t){keys[i], S_KEY_BYTES, "old", 3};
+    }
+    dm_batch_result_t r;
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 3, NULL, 0, "", &r, NULL), DM_OK);
+    s_make_format_1();
+    dm_buf_t why = DM_BUF_INIT, row = DM_BUF_INIT;
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, &why), DM_OK, "%s", why.data);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(dm_store_get_by_key(s_store, id, keys[i], S_KEY_BYTES, &row, NULL), DM_OK);
+        cr_assert_eq(row.len, 3);
+    }
+    /* An upsert finds the moved entry: it replaces, it does not add. */
+    rows[0].row = "new";
+    cr_assert_eq(dm_store_commit_batch(s_store, id, rows, 1, NULL, 0, "", &r, NULL), DM_OK);
+    cr_assert_eq(r.updated, 1);
+    cr_assert_eq(r.inserted, 0);
+    cr_assert_eq(dm_store_get_by_key(s_store, id, keys[0], S_KEY_BYTES, &row, NULL), DM_OK);
+    cr_assert(memcmp(row.data, "new", 3) == 0);
+    dm_buf_free(&row);
     dm_buf_free(&why);
 }

@@ -44,10 +44,10 @@ if [ "$quick" = 0 ]; then
   echo "== unit tests under ASan + UBSan"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
-  # Two targets at a time for FUZZ_CI_SECONDS each: 9 targets in about 5 x 15 s
+  # Two targets at a time for FUZZ_CI_SECONDS each: 9 targets in about 5 x 10 s
   # after the clang build.
-  echo "== fuzzing (libFuzzer, ASan + UBSan, ${FUZZ_CI_SECONDS:-15} s per target)"
-  FUZZ_JOBS=2 FUZZ_BUILD_JOBS="$jobs" scripts/fuzz.sh --all "${FUZZ_CI_SECONDS:-15}"
+  echo "== fuzzing (libFuzzer, ASan + UBSan, ${FUZZ_CI_SECONDS:-10} s per target)"
+  FUZZ_JOBS=2 FUZZ_BUILD_JOBS="$jobs" scripts/fuzz.sh --all "${FUZZ_CI_SECONDS:-10}"
 fi
 if [ "$compose" != 0 ]; then
   echo "test.sh: docker-compose config refused docker-compose.yml (its errors are above under '== compose file')" >&2

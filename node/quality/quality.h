@@ -35,6 +35,11 @@ typedef enum {
 
 #define DM_QUALITY_SAMPLES_MAX 5 /* failing keys or values kept per result */
 #define DM_QUALITY_HISTORY_MAX 1000 /* reports kept per product, oldest dropped first */
+/* freshness: an event time more than this ahead of the writer's clock does
+ * not count as the newest (one row stamped years ahead would otherwise
+ * keep the product fresh for years); such rows are counted and the result
+ * warns about them. */
+#define DM_QUALITY_CLOCK_SKEW_MS (5LL * 60 * 1000)
 
 /* "pass", "skipped", "warn", "fail", "error". */
 const char *dm_quality_outcome_name(dm_qoutcome o);

@@ -35,6 +35,11 @@ typedef enum {
 
 #define DM_QUALITY_SAMPLES_MAX 5 /* failing keys or values kept per result */
 #define DM_QUALITY_HISTORY_MAX 1000 /* reports kept per product, oldest dropped first */
+/* freshness: an event time more than this ahead of the writer's clock does
+ * not count as the newest (one row stamped years ahead would otherwise
+ * keep the product fresh for years); such rows are counted and the result
+ * warns about them. */
+#define DM_QUALITY_CLOCK_SKEW_MS (5LL * 60 * 1000)
 
 /* "pass", "skipped", "warn", "fail", "error". */
 const char *dm_quality_outcome_name(dm_qoutcome o);
@@ -101,18 +106,29 @@ const dm_qreport_t *dm_quality_batch_report(const dm_quality_batch_t *self);
 
 /* ---- readers ---- */
 
-/* Judges every check of product pid now from the stored state and, when
- * store_it, keeps the report in the history (the last
+/* Judges every check of product pid at now_ms from the stored state and,
+ * when store_it, keeps the report in the history (the last
  * DM_QUALITY_HISTORY_MAX). Storing never waits for readers: DM_ERR_BUSY
  * when the map would have to grow while a transaction is open (judge
  * again without storing, or later). A check whose state cannot be read is
- * an error result, not a failed call. */
+ * an error result, not a failed call.
+ *
+ * This, not dm_quality_latest, is how a reader learns the product's health
+ * now: a stored report was judged at its own time, and freshness ages.
+ * With store_it false it is cheap and safe on the node loop, each tick:
+ * one LMDB read transaction (no write, only the store's shared hold every
+ * query takes, never DM_ERR_BUSY, concurrent with the writer), O(checks)
+ * state reads plus at most DM_QUALITY_MEASURES_MAX row-count measurements
+ * for a row_count_delta, no scan of rows and no pattern compiled; c must
+ * stay valid for the call (hold the registry's reference). */
 DM_NODISCARD dm_err dm_quality_run(dm_store_t *store, uint32_t pid, const dm_contract_t *c,
                                    int64_t now_ms, bool store_it, dm_qreport_t *out,
                                    dm_buf_t *why);
 
 /* The latest stored report of pid: one read transaction, one cursor
- * step and a decode, whatever the product's size. DM_ERR_NOTFOUND (why
+ * step and a decode, whatever the product's size. It is as old as its
+ * at_ms (freshness then, not now): to show health, judge with
+ * dm_quality_run(.., false, ..). DM_ERR_NOTFOUND (why
  * untouched) when none was stored. */
 DM_NODISCARD dm_err dm_quality_latest(dm_store_t *store, uint32_t pid, dm_qreport_t *out,
                                       dm_buf_t *why);

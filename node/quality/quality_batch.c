@@ -23,6 +23,8 @@ typedef struct {
     dm_quality__ccheck_t cc;
     int64_t fail_delta;
     int64_t newest;
+    uint64_t ahead;      /* freshness: rows whose event time is beyond the clock's bound */
+    int64_t ahead_max;   /* freshness: the most one of them was ahead, in ms */
     size_t adds;     /* failing samples taken this attempt */
     dm_buf_t ops;    /* i8 sign, u16 klen, key, u16 tlen, text; back to back */
 } s_acc;
@@ -81,8 +83,15 @@ static void s_fold(dm_quality_batch_t *b, s_acc *a, int sign, const void *row, s
         s_op(a, sign, b->key.data, b->key.len, b->text.data, b->text.len);
     } else if (k->rule == DM_CHECK_FRESHNESS) {
         int64_t ms;
-        if (sign > 0 && dm_quality__event_ms(&a->cc, b->schema, row, len, &ms) && ms > a->newest)
+        if (sign <= 0 || !dm_quality__event_ms(&a->cc, b->schema, row, len, &ms))
+            return;
+        if (ms > b->now_ms && ms - b->now_ms > DM_QUALITY_CLOCK_SKEW_MS) {
+            a->ahead++; /* a future time would mask freshness for as long as it is ahead */
+            if (ms - b->now_ms > a->ahead_max)
+                a->ahead_max = ms - b->now_ms;
+        } else if (ms > a->newest) {
             a->newest = ms;
+        }
     } else if (dm_quality__row_fails(&a->cc, b->schema, row, len, &b->tmp)) {
         a->fail_delta += sign;
         if (sign < 0 || a->adds++ < DM_QUALITY_SAMPLES_MAX)
@@ -96,6 +105,8 @@ static void s_begin(void *ctx)
     for (size_t i = 0; i < b->nacc; i++) {
         b->acc[i].fail_delta = 0;
         b->acc[i].newest = DM_QUALITY_NO_EVENT;
+        b->acc[i].ahead = 0;
+        b->acc[i].ahead_max = 0;
         b->acc[i].adds = 0;
         dm_buf_reset(&b->acc[i].ops);
     }
@@ -209,6 +220,9 @@ static dm_err s_apply(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
     } else if (a->cc.k->rule == DM_CHECK_FRESHNESS) {
         if (a->newest > st->newest)
             st->newest = a->newest;
+        st->ahead += a->ahead;
+        if (a->ahead_max > st->ahead_max)
+            st->ahead_max = a->ahead_max;
     } else {
         int64_t f = (int64_t)st->failing + a->fail_delta;
         st->failing = f < 0 ? 0 : (uint64_t)f;
@@ -238,6 +252,7 @@ static int s_rebuild_row(void *ctx, uint64_t seq, const void *row, size_t len)
     s_rebuild_ctx *r = ctx;
     dm_buf_reset(&r->a->ops);
     r->a->fail_delta = 0;
+    r->a->ahead = 0; /* s_apply adds it per row */
     r->a->adds = r->st->nsamples;
     s_fold(r->b, r->a, 1, row, len);
     r->err = s_apply(r->b, r->t, r->a, r->st, r->why);

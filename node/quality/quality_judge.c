@@ -123,8 +123,8 @@ static void s_field(dm_qresult_t *r, const dm_check_t *k, const dm_quality__csta
     }
 }
 
-static void s_freshness(dm_qresult_t *r, const dm_check_t *k, int64_t newest, bool by_ingest,
-                        const char *column, int64_t now_ms)
+static void s_freshness_age(dm_qresult_t *r, const dm_check_t *k, int64_t newest,
+                            bool by_ingest, const char *column, int64_t now_ms)
 {
     char a[32], b[32];
     s_dur(k->max_age_ms, b, sizeof b);
@@ -155,6 +155,28 @@ static void s_freshness(dm_qresult_t *r, const dm_check_t *k, int64_t newest, bo
         r->reason = s_fmt("stale: the newest %s is %s old, over max_age %s",
                           by_ingest ? "ingest" : "event time", a, b);
     }
+}
+
+/* freshness: the age of the newest event time (st's, or the last ingest
+ * when by_ingest); rows that were ahead of the writer's clock by more than
+ * DM_QUALITY_CLOCK_SKEW_MS are left out of it and make at least a warning. */
+static void s_freshness(dm_qresult_t *r, const dm_check_t *k, int64_t newest,
+                        const dm_quality__cstate_t *st, bool by_ingest, const char *column,
+                        int64_t now_ms)
+{
+    s_freshness_age(r, k, newest, by_ingest, column, now_ms);
+    if (by_ingest || !st || st->ahead == 0)
+        return;
+    char a[32];
+    s_dur(st->ahead_max, a, sizeof a);
+    char *was = r->reason;
+    r->reason = s_fmt("%s%s%" PRIu64 " row%s event times ahead of the clock by up to %s; "
+                      "ignored for freshness",
+                      was ? was : "", was ? "; " : "", st->ahead,
+                      st->ahead == 1 ? " has" : "s have", a);
+    free(was);
+    if (r->outcome < DM_QOUT_WARN)
+        r->outcome = DM_QOUT_WARN;
 }
 
 /* ---- row_count_delta ---- */
@@ -305,7 +327,8 @@ static dm_err s_one(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c, con
         break;
     case DM_CHECK_FRESHNESS: {
         int64_t newest = ev >= 0 ? (found ? st.newest : DM_QUALITY_NO_EVENT) : ps->last_ingest_ms;
-        s_freshness(r, k, newest, ev < 0, ev >= 0 ? c->fields[ev].name : NULL, rep->at_ms);
+        s_freshness(r, k, newest, found ? &st : NULL, ev < 0, ev >= 0 ? c->fields[ev].name : NULL,
+                    rep->at_ms);
         if (newest != DM_QUALITY_NO_EVENT && newest > rep->newest_event_ms)
             rep->newest_event_ms = newest;
         break;

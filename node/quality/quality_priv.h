@@ -52,6 +52,9 @@ typedef struct {
     uint64_t extra;    /* unique: rows beyond the first of each such value */
     uint64_t failing;  /* field checks with thresholds: live rows failing */
     int64_t newest;    /* freshness: newest event time in ms, DM_QUALITY_NO_EVENT: none */
+    uint64_t ahead;    /* freshness: rows ingested with an event time beyond
+                        * DM_QUALITY_CLOCK_SKEW_MS ahead of the batch's clock (not in newest) */
+    int64_t ahead_max; /* freshness: the most one of those was ahead, in ms */
     char samples[DM_QUALITY_SAMPLES_MAX][DM_QUALITY_SAMPLE_BYTES + 1];
     size_t nsamples;
 } dm_quality__cstate_t;

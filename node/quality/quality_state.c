@@ -7,6 +7,7 @@
 
 #define S_PSTATE_BYTES 40
 #define S_CSTATE_FIXED 33 /* groups, extra, failing, newest, nsamples */
+#define S_CSTATE_TAIL 16  /* after the samples: ahead, ahead_max (absent in older state) */
 #define S_FNV_OFFSET 14695981039346656037ULL
 #define S_FNV_PRIME 1099511628211ULL
 
@@ -128,6 +129,10 @@ dm_err dm_quality__cstate_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
         out->nsamples++;
         p += 1 + p[0];
     }
+    if ((size_t)(end - p) >= S_CSTATE_TAIL) {
+        out->ahead = s_get64(p);
+        out->ahead_max = (int64_t)s_get64(p + 8);
+    }
     *found = true;
     goto out;
 corrupt:
@@ -141,7 +146,8 @@ out:
 dm_err dm_quality__cstate_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                               const dm_quality__cstate_t *in, dm_buf_t *why)
 {
-    uint8_t v[S_CSTATE_FIXED + DM_QUALITY_SAMPLES_MAX * (DM_QUALITY_SAMPLE_BYTES + 1)];
+    uint8_t v[S_CSTATE_FIXED + DM_QUALITY_SAMPLES_MAX * (DM_QUALITY_SAMPLE_BYTES + 1) +
+              S_CSTATE_TAIL];
     s_put64(v, in->groups);
     s_put64(v + 8, in->extra);
     s_put64(v + 16, in->failing);
@@ -154,6 +160,9 @@ dm_err dm_quality__cstate_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
         memcpy(v + n, in->samples[i], l);
         n += l;
     }
+    s_put64(v + n, in->ahead);
+    s_put64(v + n + 8, (uint64_t)in->ahead_max);
+    n += S_CSTATE_TAIL;
     uint8_t k[9];
     s_ckey(k, DM_QTAG_CHECK, id);
     return dm_quality_db_put(t, pid, k, sizeof k, v, n, why);

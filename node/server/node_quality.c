@@ -1,8 +1,10 @@
 /* node_quality.c: a product's quality report on request (QualityReq, the
  * `dmctl quality` command) and on the schedule its contract sets
- * (spec.quality.schedule). Both judge from the state the writer keeps
- * (quality/quality.h): O(checks), no scan, so the node loop can afford
- * them. Storing a report is one small write; when the map would have to
+ * (spec.quality.schedule). Both judge at that moment from the state the
+ * writer keeps (quality/quality.h): O(checks), no scan, so the node loop
+ * can afford them, and freshness is measured when it is asked about, not
+ * when the last ingest happened. A request stores its report only with
+ * run set. Storing a report is one small write; when the map would have to
  * grow while queries hold readers it is skipped (DM_ERR_BUSY) and the
  * schedule tries again on its next tick. */
 #include "server/node_priv.h"
@@ -98,22 +100,20 @@ void dm_node__handle_quality(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     dm_qreport_t latest = {0}, *hist = NULL;
     size_t nhist = 0;
     dm_buf_t why = DM_BUF_INIT;
-    dm_err rc = DM_ERR_NOTFOUND;
     int64_t t0 = dm_clock_mono_ns();
-    if (!req->run)
-        rc = dm_quality_latest(self->store, ref->pid, &latest, &why);
-    if (rc == DM_ERR_NOTFOUND) {
-        rc = dm_quality_run(self->store, ref->pid, ref->contract, dm_clock_wall_ms(), true,
+    /* Judged now, never read back: a report stored at the ingest says
+     * nothing about freshness an hour later. Without --run the report is
+     * not kept (a read transaction, no write); with it, it joins the history. */
+    dm_err rc = dm_quality_run(self->store, ref->pid, ref->contract, dm_clock_wall_ms(),
+                               req->run, &latest, &why);
+    if (rc == DM_ERR_BUSY) { /* judged all the same; only the history misses it */
+        dm_buf_reset(&why);
+        rc = dm_quality_run(self->store, ref->pid, ref->contract, dm_clock_wall_ms(), false,
                             &latest, &why);
-        if (rc == DM_ERR_BUSY) { /* judged all the same; only the history misses it */
-            dm_buf_reset(&why);
-            rc = dm_quality_run(self->store, ref->pid, ref->contract, dm_clock_wall_ms(), false,
-                                &latest, &why);
-        }
     }
     if (rc == DM_OK) /* what judging costs: O(checks), whatever the product's size */
         dm_log_debug("quality: %.100s/%.100s: %s in %.3f ms (%" PRIu64 " records)", domain, name,
-                     req->run ? "judged and stored" : "latest report read",
+                     req->run ? "judged and stored" : "judged",
                      (double)(dm_clock_mono_ns() - t0) / 1e6, latest.records);
     size_t want = req->history < DM_NODE_QUALITY_HISTORY_MAX ? req->history
                                                              : DM_NODE_QUALITY_HISTORY_MAX;

@@ -1,7 +1,8 @@
 /* test_quality.c: a product's dataset checks on a real meshd through the
  * real dmctl: unique on a product without a primary key, row_count_delta
- * across two ingest runs, freshness going stale as time passes, and
- * dmctl quality's exit codes and formats. */
+ * across two ingest runs, freshness going stale as time passes (judged
+ * when asked, without --run), a future event time, and dmctl quality's
+ * exit codes, help, formats and escaping. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,8 @@
 #include "harness.h"
 
 #define T_CMD_MS 30000
-#define T_MAX_AGE_S 2 /* freshness's max_age in the stale test */
+#define T_MAX_AGE "3s" /* freshness's max_age in the stale test */
+#define T_MAX_AGE_MS 3000
 
 static dm_h_node_t s_node;
 static char s_dir[600], s_yaml[600];
@@ -125,31 +127,104 @@ Test(quality, second_ingest_trips_row_count_delta)
     dm_h_result_free(&r);
 }
 
-Test(quality, freshness_goes_stale_as_time_passes)
+/* A change against a zero baseline is +inf%: JSON has no inf, so observed
+ * is null and observed_text says it. */
+Test(quality, json_observed_is_null_when_not_finite)
 {
-    s_register("events", "      - {rule: freshness, column: ts, max_age: 2s}\n");
+    s_register("stock", "      - {rule: row_count_delta, threshold: 20%}\n");
+    const char *args[] = {"--data", s_dir, "ingest", "logistics/stock", "-", NULL};
+    dm_h_result_t r = s_dmctl(args, "{\"sku\":\"x\",\"qty\":\"many\"}\n");
+    cr_assert_eq(r.status, 1, "a run of quarantined rows only: %s %s", r.out, r.err);
+    dm_h_result_free(&r);
+    s_ingest("logistics/stock", s_rows(5, NULL)); /* 0 -> 5 rows */
+    r = s_quality("logistics/stock", "--json");
+    cr_assert_eq(r.status, 2, "exit %d: %s %s", r.status, r.out, r.err);
+    cr_assert(strstr(r.out, "\"observed\":null,\"observed_text\":\"+5 rows, +inf%"), "%s",
+              r.out);
+    dm_h_result_free(&r);
+}
+
+/* This machine's wall clock in ms, the clock freshness is judged by. */
+static long long s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs dmctl quality on product without --run, plus one option (or NULL). */
+static dm_h_result_t s_read(const char *product, const char *opt)
+{
+    const char *args[] = {"--data", s_dir, "quality", product, opt, NULL};
+    return s_dmctl(args, NULL);
+}
+
+/* The stored report is judged at the ingest, fresh; a plain `dmctl
+ * quality` (no --run) must judge freshness when it is asked, so the
+ * product turns stale by itself once max_age has passed. */
+Test(quality, freshness_goes_stale_without_run)
+{
+    s_register("events", "      - {rule: freshness, column: ts, max_age: " T_MAX_AGE "}\n");
     char line[256], ts[64];
     time_t now = time(NULL);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     snprintf(line, sizeof line, "{\"sku\":\"e\",\"qty\":1,\"ts\":\"%s\"}\n", ts);
-    long long t0 = dm_h_now_ms();
+    long long event_ms = (long long)now * 1000, t0 = dm_h_now_ms();
     s_ingest("logistics/events", line);
-    dm_h_result_t r = s_quality("logistics/events", "--json");
-    cr_assert_eq(r.status, 0, "fresh right after the ingest: %s", r.out);
-    dm_h_result_free(&r);
     int status = 0;
-    while (status != 2 && dm_h_now_ms() - t0 < DM_H_WAIT_MS) {
-        r = s_quality("logistics/events", "--json");
-        status = r.status;
-        if (status == 2)
-            cr_assert(strstr(r.out, "stale"), "%s", r.out);
+    dm_h_result_t r = {0};
+    while (dm_h_now_ms() - t0 < DM_H_WAIT_MS) { /* a condition with a deadline */
         dm_h_result_free(&r);
+        r = s_read("logistics/events", "--json");
+        if ((status = r.status) == 2)
+            break;
+        cr_assert_eq(status, 0, "fresh until max_age: %s %s", r.out, r.err);
         struct timespec pause = {0, 200 * 1000 * 1000}; /* between polls of a condition */
-        if (status != 2)
-            nanosleep(&pause, NULL);
+        nanosleep(&pause, NULL);
     }
-    cr_assert_eq(status, 2, "freshness never failed");
-    cr_assert_geq(dm_h_now_ms() - t0, (T_MAX_AGE_S - 1) * 1000);
+    cr_assert_eq(status, 2, "freshness never failed without --run: %s", r.out);
+    cr_assert(strstr(r.out, "stale: the newest event time is"), "%s", r.out);
+    cr_assert_gt(s_wall_ms() - event_ms, T_MAX_AGE_MS, "stale only once max_age has passed");
+    dm_h_result_free(&r);
+}
+
+/* An event time years ahead must not keep the product fresh: it is left
+ * out of freshness and the check warns, in JSON and in JUnit. */
+Test(quality, a_future_event_time_warns_and_junit_says_so)
+{
+    s_register("events", "      - {rule: freshness, column: ts, max_age: 1h}\n");
+    char lines[512], ts[64];
+    time_t now = time(NULL);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    snprintf(lines, sizeof lines,
+             "{\"sku\":\"e\",\"qty\":1,\"ts\":\"%s\"}\n"
+             "{\"sku\":\"f\",\"qty\":2,\"ts\":\"2099-01-01T00:00:00Z\"}\n",
+             ts);
+    s_ingest("logistics/events", lines);
+    dm_h_result_t r = s_read("logistics/events", "--json");
+    cr_assert_eq(r.status, 1, "a warning: %s %s", r.out, r.err);
+    cr_assert(strstr(r.out, "1 row has event times ahead of the clock by up to"), "%s", r.out);
+    cr_assert(strstr(r.out, "ignored for freshness"), "%s", r.out);
+    dm_h_result_free(&r);
+    r = s_read("logistics/events", "--junit");
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert(strstr(r.out, "<property name=\"dm.warning\" value=\"1 row has event times"),
+              "%s", r.out);
+    cr_assert(strstr(r.out, "tests=\"1\" failures=\"0\" errors=\"0\""), "%s", r.out);
+    dm_h_result_free(&r);
+}
+
+/* Producer data reaches the terminal escaped: an ESC in a sample. */
+Test(quality, text_output_escapes_control_bytes)
+{
+    s_register("inventory", "      - {rule: unique, column: sku}\n");
+    const char *skus[] = {"\\u001b[31mred", "\\u001b[31mred"};
+    s_ingest("logistics/inventory", s_rows(2, skus));
+    dm_h_result_t r = s_read("logistics/inventory", NULL);
+    cr_assert_eq(r.status, 2, "%s %s", r.out, r.err);
+    cr_assert(strstr(r.out, "sample: \\x1b[31mred"), "%s", r.out);
+    cr_assert_null(strchr(r.out, 0x1b), "a raw ESC reached the terminal");
+    dm_h_result_free(&r);
 }
 
 Test(quality, text_output_and_usage_errors)
@@ -165,5 +240,29 @@ Test(quality, text_output_and_usage_errors)
     const char *unknown[] = {"--data", s_dir, "quality", "logistics/nope", NULL};
     r = s_dmctl(unknown, NULL);
     cr_assert_eq(r.status, 4, "no report is 4: %s", r.err);
+    dm_h_result_free(&r);
+    /* usage errors are 4 too, never 2 (a failed check) */
+    const char *bogus[] = {"--data", s_dir, "quality", "logistics/inventory", "--bogus", NULL};
+    r = s_dmctl(bogus, NULL);
+    cr_assert_eq(r.status, 4, "an unknown option is 4: %s", r.err);
+    cr_assert(strstr(r.err, "--bogus") && strstr(r.err, "dmctl quality --help"), "%s", r.err);
+    dm_h_result_free(&r);
+    const char *novalue[] = {"--data", s_dir, "quality", "logistics/inventory", "--history",
+                             NULL};
+    r = s_dmctl(novalue, NULL);
+    cr_assert_eq(r.status, 4, "--history without a value is 4: %s", r.err);
+    dm_h_result_free(&r);
+    const char *junk[] = {"--data", s_dir, "quality", "logistics/inventory", "--config", "x",
+                          NULL};
+    r = s_dmctl(junk, NULL);
+    cr_assert_eq(r.status, 4, "another command's option is 4: %s", r.err);
+    dm_h_result_free(&r);
+    const char *help[] = {"quality", "--help", NULL};
+    r = s_dmctl(help, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "usage: dmctl quality DOMAIN/PRODUCT") &&
+                  strstr(r.out, "--history N") && strstr(r.out, "4 no report"),
+              "quality's own help: %s", r.out);
+    cr_assert_null(strstr(r.out, "policy publish"), "not dmctl's whole usage: %s", r.out);
     dm_h_result_free(&r);
 }

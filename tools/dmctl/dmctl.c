@@ -65,8 +65,9 @@ static void s_usage(FILE *f)
             "  products                         list products with record counts\n"
             "  quarantine DOMAIN/PRODUCT [--limit N]   show quarantined records\n"
             "  quality DOMAIN/PRODUCT [--run] [--json|--junit] [--history N]\n"
-            "                                   the checks' latest report (--run: judge now);\n"
-            "                                   exit 0 pass, 1 warn, 2 fail, 3 error, 4 no report\n"
+            "                                   the checks judged now (--run: and stored);\n"
+            "                                   exit 0 pass, 1 warn, 2 fail, 3 error, 4 no\n"
+            "                                   report or usage error (quality --help)\n"
             "  status                           the node's domain, id and uptime\n"
             "  admins list | add KEY | remove KEY   the domain's admins besides the node key\n"
             "  grant DOMAIN/PRODUCT KEY|group:NAME    add a reader (no new contract version)\n"
@@ -712,8 +713,32 @@ static int s_status(const dm_cli_args_t *a)
     return DM_EXIT_OK;
 }
 
+/* The command word of argv as dm_cli_parse would find it (the first
+ * positional argument; the value of an option of s_opts is not one), or
+ * NULL. Lets a command with its own options and exit codes parse argv
+ * itself. */
+static const char *s_command(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0)
+            return i + 1 < argc ? argv[i + 1] : NULL;
+        if (arg[0] != '-' || strcmp(arg, "-") == 0)
+            return arg;
+        if (arg[1] != '-' || strchr(arg, '='))
+            continue;
+        for (size_t k = 0; k < sizeof s_opts / sizeof s_opts[0]; k++)
+            if (s_opts[k].has_value && strcmp(s_opts[k].name, arg + 2) == 0)
+                i++;
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
+    const char *command = s_command(argc, argv);
+    if (command && strcmp(command, "quality") == 0)
+        return dm_dmctl_quality_main(argc, argv, DM_VERSION);
     static const dm_cli_command_t cmds[] = {
         {"validate", s_validate},     {"check", s_check},       {"register", s_register},
         {"ingest", s_ingest_cmd},     {"deregister", s_deregister}, {"products", s_products},

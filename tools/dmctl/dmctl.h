@@ -35,6 +35,10 @@ int dm_dmctl_policy(const dm_cli_args_t *a);
 /* dmctl_quality.c: `dmctl quality`; returns Soda's exit codes (0 pass, 1
  * warn, 2 fail, 3 error; 4 when no report could be had). */
 int dm_dmctl_quality(const dm_cli_args_t *a);
+/* The whole of `dmctl ... quality ...` from argv: parses quality's own
+ * options (usage errors exit 4), answers --help with quality's usage and
+ * --version, then runs dm_dmctl_quality. */
+int dm_dmctl_quality_main(int argc, char **argv, const char *version);
 /* dmctl policy explain (dmctl_explain.c). */
 int dm_dmctl_explain(const dm_cli_args_t *a);
 /* The contract-rule part of dmctl validate: with a node given (--node,

@@ -1,12 +1,15 @@
 /* dmctl_quality.c: `dmctl quality DOMAIN/PRODUCT [--run] [--json|--junit]
- * [--history N]`: a product's quality report from its owner, as text, JSON
- * or JUnit XML. The exit status follows Soda's scan: 0 every check passed
- * (skipped ones included), 1 a warning, 2 a failure, 3 a check erred, 4
- * the report could not be had (usage, connection, refusal). */
+ * [--history N]`: a product's quality report, judged by its owner when
+ * asked, as text, JSON or JUnit XML. The command parses its own options
+ * (dm_dmctl_quality_main) so that its usage errors exit 4. The exit
+ * status follows Soda's scan: 0 every check passed (skipped ones
+ * included), 1 a warning, 2 a failure, 3 a check erred, 4 the report
+ * could not be had (usage, connection, refusal). */
 #include "dmctl.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,38 @@
 #define S_EXIT_ERROR 3
 #define S_EXIT_NOREPORT 4
 #define S_HISTORY_MAX 100
+#define S_USAGE "dmctl quality DOMAIN/PRODUCT [--run] [--json|--junit] [--history N]"
+
+/* The options quality takes: the global ones and its own. Anything else
+ * is a usage error, exit 4 (not dmctl's 2, which here reads "a check
+ * failed"). */
+static const dm_cli_optspec_t s_opts[] = {
+    {"node", true},  {"data", true},     {"json", false},     {"timeout", true},
+    {"help", false}, {"version", false}, {"identity", true},  {"run", false},
+    {"junit", false}, {"history", true},
+};
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " S_USAGE "\n"
+            "\n"
+            "The product's dataset checks, judged by its owner node now (freshness is\n"
+            "measured at this moment), as text, JSON or JUnit XML. Needs a domain admin.\n"
+            "\n"
+            "  --run            also keep this report in the product's history\n"
+            "  --json           the report (and history) as JSON\n"
+            "  --junit          the report as JUnit XML, a testcase per check\n"
+            "  --history N      also the N (0 to %d) reports stored before it\n"
+            DM_CLI_HELP_CONNECT
+            "  --timeout SECS   give up on a silent node after SECS (default 10)\n"
+            "\n"
+            "Exit status (as Soda's scan): 0 every check passed (skipped ones included),\n"
+            "1 a warning, 2 a check failed, 3 a check erred, 4 no report: a usage error\n"
+            "(an unknown option, a missing value), no such product, refused, or the node\n"
+            "could not be reached.\n",
+            S_HISTORY_MAX);
+}
 
 static int s_exit_of(const char *outcome)
 {
@@ -64,9 +99,10 @@ static void s_json_report(dm_buf_t *o, const Dm__QualityReport *r)
         s_json_str(o, c->column);
         dm_buf_puts(o, ",\"outcome\":");
         s_json_str(o, c->outcome);
-        dm_buf_printf(o, ",\"observed\":%.17g,\"observed_text\":",
-                      c->observed == c->observed && c->observed - c->observed == 0 ? c->observed
-                                                                                  : 0);
+        if (isfinite(c->observed)) /* JSON has no inf or NaN: null, observed_text says which */
+            dm_buf_printf(o, ",\"observed\":%.17g,\"observed_text\":", c->observed);
+        else
+            dm_buf_puts(o, ",\"observed\":null,\"observed_text\":");
         s_json_str(o, c->observed_text);
         dm_buf_puts(o, ",\"threshold\":");
         s_json_str(o, c->threshold);
@@ -129,6 +165,12 @@ static void s_junit(dm_buf_t *o, const char *qualified, const Dm__QualityReport 
             dm_buf_printf(o, "      <%s message=\"", tag);
             s_xml(o, c->reason);
             dm_buf_puts(o, "\"/>\n");
+        } else if (strcmp(c->outcome, "warn") == 0) {
+            /* JUnit has no warning element: a property CI can match on,
+             * and the reason in system-out below */
+            dm_buf_puts(o, "      <properties><property name=\"dm.warning\" value=\"");
+            s_xml(o, c->reason);
+            dm_buf_puts(o, "\"/></properties>\n");
         }
         dm_buf_puts(o, "      <system-out>");
         s_xml(o, c->outcome);
@@ -136,9 +178,24 @@ static void s_junit(dm_buf_t *o, const char *qualified, const Dm__QualityReport 
         s_xml(o, c->observed_text);
         dm_buf_puts(o, " (threshold: ");
         s_xml(o, c->threshold);
-        dm_buf_puts(o, ")</system-out>\n    </testcase>\n");
+        dm_buf_puts(o, ")");
+        if (c->reason && *c->reason) {
+            dm_buf_puts(o, "\n");
+            s_xml(o, c->reason);
+        }
+        dm_buf_puts(o, "</system-out>\n    </testcase>\n");
     }
     dm_buf_puts(o, "  </testsuite>\n</testsuites>\n");
+}
+
+/* Appends s for a terminal (dm_cli_text: control bytes as \\xNN), padded
+ * with spaces to width. The node's strings hold producer data. */
+static void s_t(dm_buf_t *o, const char *s, size_t width)
+{
+    size_t before = o->len;
+    dm_cli_text(o, s ? s : "", s ? strlen(s) : 0);
+    for (size_t n = o->len - before; n < width; n++)
+        dm_buf_putc(o, ' ');
 }
 
 static void s_text(dm_buf_t *o, const char *qualified, const Dm__QualityReport *r)
@@ -146,17 +203,30 @@ static void s_text(dm_buf_t *o, const char *qualified, const Dm__QualityReport *
     char at[DM_TIMESTAMP_TEXT_MAX], last[DM_TIMESTAMP_TEXT_MAX];
     s_time(r->at_ms, at);
     s_time(r->last_ingest_ms, last);
-    dm_buf_printf(o, "%s: %s (%zu check%s, %" PRIu64 " records, judged %s, last ingest %s)\n",
-                  qualified, r->outcome, r->n_checks, r->n_checks == 1 ? "" : "s", r->records,
-                  at, last);
+    s_t(o, qualified, 0);
+    dm_buf_puts(o, ": ");
+    s_t(o, r->outcome, 0);
+    dm_buf_printf(o, " (%zu check%s, %" PRIu64 " records, judged %s, last ingest %s)\n",
+                  r->n_checks, r->n_checks == 1 ? "" : "s", r->records, at, last);
     for (size_t i = 0; i < r->n_checks; i++) {
         const Dm__CheckResult *c = r->checks[i];
-        dm_buf_printf(o, "  %-7s %-28s %s [%s]\n", c->outcome, c->name, c->observed_text,
-                      c->threshold);
-        if (c->reason && *c->reason)
-            dm_buf_printf(o, "          %s\n", c->reason);
-        for (size_t j = 0; j < c->n_samples; j++)
-            dm_buf_printf(o, "          sample: %s\n", c->samples[j]);
+        dm_buf_puts(o, "  ");
+        s_t(o, c->outcome, 8);
+        s_t(o, c->name, 29);
+        s_t(o, c->observed_text, 0);
+        dm_buf_puts(o, " [");
+        s_t(o, c->threshold, 0);
+        dm_buf_puts(o, "]\n");
+        if (c->reason && *c->reason) {
+            dm_buf_puts(o, "          ");
+            s_t(o, c->reason, 0);
+            dm_buf_putc(o, '\n');
+        }
+        for (size_t j = 0; j < c->n_samples; j++) {
+            dm_buf_puts(o, "          sample: ");
+            s_t(o, c->samples[j], 0);
+            dm_buf_putc(o, '\n');
+        }
     }
 }
 
@@ -180,8 +250,7 @@ static long s_history_opt(const dm_cli_args_t *a)
 int dm_dmctl_quality(const dm_cli_args_t *a)
 {
     dm_cli_qualified_t q;
-    if (dm_cli_product_arg(a, "dmctl quality DOMAIN/PRODUCT [--run] [--json|--junit] "
-                              "[--history N]", &q) != DM_EXIT_OK)
+    if (dm_cli_product_arg(a, S_USAGE, &q) != DM_EXIT_OK)
         return S_EXIT_NOREPORT;
     bool json = dm_cli_get(a, "json") != NULL, junit = dm_cli_get(a, "junit") != NULL;
     long history = s_history_opt(a);
@@ -229,8 +298,9 @@ int dm_dmctl_quality(const dm_cli_args_t *a)
         for (size_t i = 0; i < r->n_history; i++) {
             char at[DM_TIMESTAMP_TEXT_MAX];
             s_time(r->history[i]->at_ms, at);
-            dm_buf_printf(&o, "earlier: %s %s (%" PRIu64 " records)\n", at,
-                          r->history[i]->outcome, r->history[i]->records);
+            dm_buf_printf(&o, "earlier: %s ", at);
+            s_t(&o, r->history[i]->outcome, 0);
+            dm_buf_printf(&o, " (%" PRIu64 " records)\n", r->history[i]->records);
         }
     }
     fputs(o.data, stdout);
@@ -238,4 +308,22 @@ int dm_dmctl_quality(const dm_cli_args_t *a)
     int status = s_exit_of(r->latest->outcome ? r->latest->outcome : "error");
     dm__envelope__free_unpacked(rep, NULL);
     return status;
+}
+
+int dm_dmctl_quality_main(int argc, char **argv, const char *version)
+{
+    dm_cli_args_t a;
+    if (dm_cli_parse(S_P, argc, argv, s_opts, sizeof s_opts / sizeof s_opts[0], &a) != 0) {
+        fprintf(stderr, "%s: usage: " S_USAGE " (dmctl quality --help)\n", S_P);
+        return S_EXIT_NOREPORT;
+    }
+    if (dm_cli_get(&a, "version")) {
+        printf("%s %s\n", S_P, version);
+        return DM_EXIT_OK;
+    }
+    if (dm_cli_get(&a, "help")) {
+        s_usage(stdout);
+        return DM_EXIT_OK;
+    }
+    return dm_dmctl_quality(&a);
 }

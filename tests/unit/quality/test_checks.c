@@ -424,6 +424,34 @@ Test(quality, freshness_fresh_stale_and_clock_skew)
     dm_quality_report_clear(&r);
 }
 
+Test(quality, a_future_event_time_does_not_mask_freshness)
+{
+    s_product(NULL, T_FIELDS, NULL, "      - {rule: freshness, column: ts, max_age: 1h}\n");
+    /* one row stamped 4 years ahead, one within the skew bound, one on time */
+    s_batch("{\"id\":1,\"v\":1,\"ts\":\"2031-01-15T08:00:00Z\"}\n"
+            "{\"id\":2,\"v\":1,\"ts\":\"2027-01-15T07:30:00Z\"}\n"
+            "{\"id\":3,\"v\":1,\"ts\":\"2027-01-15T08:04:00Z\"}",
+            T_NOW);
+    dm_qreport_t r = {0};
+    const dm_qresult_t *x = s_judge(&r, 0, T_NOW + 2 * 3600 * 1000);
+    cr_assert_eq(x->outcome, DM_QOUT_FAIL, "stale despite the future row: %s", x->observed_text);
+    cr_assert_eq(r.newest_event_ms, T_NOW + 4 * 60 * 1000, "4 min ahead is within the bound");
+    cr_assert(strstr(x->reason, "stale"), "%s", x->reason);
+    cr_assert(strstr(x->reason, "1 row has event times ahead of the clock by up to 1461d0h; "
+                                "ignored for freshness"),
+              "%s", x->reason);
+    dm_quality_report_clear(&r);
+    x = s_judge(&r, 0, T_NOW + 10 * 60 * 1000); /* fresh: the note alone makes a warning */
+    cr_assert_eq(x->outcome, DM_QOUT_WARN, "%s", x->reason ? x->reason : "");
+    cr_assert(strstr(x->reason, "ignored for freshness"), "%s", x->reason);
+    dm_quality_report_clear(&r);
+    s_batch("{\"id\":4,\"v\":1,\"ts\":\"2028-01-15T08:00:00Z\"}", T_NOW); /* counts add up */
+    x = s_judge(&r, 0, T_NOW + 10 * 60 * 1000);
+    cr_assert(strstr(x->reason, "2 rows have event times ahead of the clock by up to 1461d0h"),
+              "%s", x->reason);
+    dm_quality_report_clear(&r);
+}
+
 Test(quality, freshness_reads_the_partitioning_field_or_the_last_ingest)
 {
     s_product(NULL, T_FIELDS, "  storage:\n    partitioning: [{field: ts, granularity: day}]\n",

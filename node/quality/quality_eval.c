@@ -26,32 +26,8 @@ int dm_quality__event_field(const dm_contract_t *c, const dm_check_t *k)
     return -1;
 }
 
-/* Parses in_list value t for field f into v (enum values compare as text). */
-static bool s_parse(const dm_field_t *f, const char *t, dm_value_t *v)
-{
-    size_t n = strlen(t);
-    int32_t d;
-    memset(v, 0, sizeof *v);
-    v->type = f->type;
-    switch (f->type) {
-    case DM_FT_STRING:
-    case DM_FT_ENUM: v->s = t; v->slen = n; return true;
-    case DM_FT_INT: return dm_types_int_parse(t, n, &v->i);
-    case DM_FT_DOUBLE: return dm_types_double_parse(t, n, &v->d);
-    case DM_FT_BOOLEAN:
-        v->i = strcmp(t, "true") == 0;
-        return v->i || strcmp(t, "false") == 0;
-    case DM_FT_TIMESTAMP: return dm_types_timestamp_parse(t, n, &v->i);
-    case DM_FT_DATE:
-        if (!dm_types_date_parse(t, n, &d))
-            return false;
-        v->i = d;
-        return true;
-    case DM_FT_UUID: return dm_types_uuid_parse(t, n, v->uuid);
-    default: return false;
-    }
-}
-
+/* Whether two values of one in_list column are equal (enum values compare
+ * as text). */
 static bool s_equal(const dm_value_t *a, const dm_value_t *b)
 {
     switch (a->type) {
@@ -85,7 +61,7 @@ dm_err dm_quality__ccheck_init(dm_quality__ccheck_t *cc, const dm_schema_t *s,
         if (!(cc->vals = calloc(k->nvalues + 1, sizeof *cc->vals)))
             return DM_ERR_NOMEM;
         for (size_t i = 0; i < k->nvalues; i++) {
-            if (!s_parse(&c->fields[k->field_index], k->values[i], &cc->vals[i])) {
+            if (!dm_schema_value_parse(&c->fields[k->field_index], k->values[i], &cc->vals[i])) {
                 dm_buf_why(why, "quality: check in_list on '%s': '%s' is not a valid value",
                            k->column, k->values[i]);
                 return DM_ERR_INVALID;

@@ -627,14 +627,12 @@ bool dm_schema_validate(const dm_schema_t *s, const char *line, size_t len, dm_b
 
 const dm_contract_t *dm_schema_contract(const dm_schema_t *s) { return s->c; }
 
-/* Parses in_list text t as a value of field f's type. */
-static bool s_parse_text(const s_field_t *sf, const char *t, dm_value_t *v)
+bool dm_schema_value_parse(const dm_field_t *f, const char *t, dm_value_t *v)
 {
     size_t n = strlen(t);
     int32_t d;
-    long k;
     memset(v, 0, sizeof *v);
-    v->type = sf->f->type;
+    v->type = f->type;
     switch (v->type) {
     case DM_FT_STRING: v->s = t; v->slen = n; return true;
     case DM_FT_INT: return dm_types_int_parse(t, n, &v->i);
@@ -650,9 +648,14 @@ static bool s_parse_text(const s_field_t *sf, const char *t, dm_value_t *v)
         return true;
     case DM_FT_UUID: return dm_types_uuid_parse(t, n, v->uuid);
     case DM_FT_ENUM:
-        k = s_enum_index(sf, t, n);
-        v->i = k;
-        return k >= 0;
+        for (size_t k = 0; k < f->nvalues; k++)
+            if (strcmp(f->values[k], t) == 0) {
+                v->i = (int64_t)k;
+                v->s = f->values[k];
+                v->slen = n;
+                return true;
+            }
+        return false;
     default: return false;
     }
 }
@@ -758,7 +761,7 @@ dm_err dm_schema_new(const dm_contract_t *c, dm_schema_t **out, dm_buf_t *why)
                 goto out;
             err = DM_ERR_INVALID;
             for (size_t j = 0; j < ck->nvalues; j++) {
-                if (!s_parse_text(&s->fields[fi], ck->values[j], &rc->vals[j])) {
+                if (!dm_schema_value_parse(s->fields[fi].f, ck->values[j], &rc->vals[j])) {
                     if (why)
                         dm_buf_printf(why, "check in_list on '%s': '%s' is not a valid value "
                                            "for it",

@@ -76,6 +76,11 @@ bool dm_schema_validate(const dm_schema_t *s, const char *line, size_t len, dm_b
 /* The contract the schema was compiled from (borrowed). */
 const dm_contract_t *dm_schema_contract(const dm_schema_t *s);
 
+/* Parses t, a value as a contract writes it (an in_list entry), as a
+ * value of field f's type into v: an enum value gets its index and text.
+ * False if t is not a valid value of that type. */
+bool dm_schema_value_parse(const dm_field_t *f, const char *t, dm_value_t *v);
+
 /* Index of the field called name (len bytes), or -1. */
 int dm_schema_field_index(const dm_schema_t *s, const char *name, size_t len);
 

@@ -9,6 +9,7 @@
 #include "catalog/lineage.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -451,4 +452,101 @@ bool dm_lineage_degraded(const dm_lineage_t *g, const char *domain, const char *
                                 s_degraded_node, NULL, &s, NULL);
     dm_buf_free(&s.one);
     return rc == DM_OK && s.found;
+}
+
+/* The nearest failing node upstream of every node at once: a breadth-first
+ * pass from all failing nodes together along the downstream edges gives
+ * each node the distance to the nearest failing node at or above it (0:
+ * itself) and which one; a node's own degradation is the best of its
+ * direct upstreams' plus one (its own failure is not an upstream's, nor,
+ * in a cycle, is it its own upstream). */
+typedef struct {
+    unsigned *dist; /* UINT_MAX: no failing node at or above it */
+    uint32_t *src, *queue;
+    char **why; /* per failing node, its cause */
+} s_all_t;
+
+static void s_all_free(s_all_t *a, size_t n)
+{
+    for (size_t i = 0; a->why && i < n; i++)
+        free(a->why[i]);
+    free(a->why);
+    free(a->dist);
+    free(a->src);
+    free(a->queue);
+}
+
+/* Asks health once per existing node; queues the failing ones. */
+static bool s_all_seed(const dm_lineage_t *g, s_all_t *a, dm_lineage_health_fn health, void *ctx,
+                       size_t *qtail)
+{
+    dm_buf_t one = DM_BUF_INIT;
+    bool ok = true;
+    for (size_t i = 0; ok && i < g->n; i++) {
+        bool failing = false;
+        a->dist[i] = UINT_MAX;
+        dm_buf_reset(&one);
+        if (!g->nodes[i].exists ||
+            !health(ctx, g->nodes[i].domain, g->nodes[i].name, &failing, &one) || !failing)
+            continue;
+        a->why[i] = strdup(one.len ? one.data : "");
+        ok = a->why[i] != NULL;
+        a->dist[i] = 0;
+        a->src[i] = (uint32_t)i;
+        a->queue[(*qtail)++] = (uint32_t)i;
+    }
+    dm_buf_free(&one);
+    return ok;
+}
+
+dm_err dm_lineage_degraded_all(const dm_lineage_t *g, dm_lineage_health_fn health, void *hctx,
+                               dm_lineage_degraded_fn fn, void *ctx)
+{
+    if (!g || !g->n || !health)
+        return DM_OK;
+    size_t n = g->n, qhead = 0, qtail = 0;
+    s_all_t a = {malloc(n * sizeof *a.dist), malloc(n * sizeof *a.src),
+                 malloc(n * sizeof *a.queue), calloc(n, sizeof *a.why)};
+    dm_buf_t cause = DM_BUF_INIT;
+    dm_err rc = DM_ERR_NOMEM;
+    if (!a.dist || !a.src || !a.queue || !a.why || !s_all_seed(g, &a, health, hctx, &qtail))
+        goto out;
+    while (qhead < qtail) {
+        uint32_t u = a.queue[qhead++];
+        if (a.dist[u] >= DM_LINEAGE_DEPTH_MAX)
+            continue;
+        for (uint32_t k = g->down_off[u]; k < g->down_off[u + 1]; k++) {
+            uint32_t v = g->edges[g->down_idx[k]].to;
+            if (a.dist[v] != UINT_MAX)
+                continue;
+            a.dist[v] = a.dist[u] + 1;
+            a.src[v] = a.src[u];
+            a.queue[qtail++] = v;
+        }
+    }
+    rc = DM_OK;
+    for (uint32_t v = 0; v < n; v++) {
+        unsigned best = UINT_MAX;
+        uint32_t from = 0;
+        for (uint32_t k = g->up_off[v]; k < g->up_off[v + 1]; k++) {
+            uint32_t u = g->edges[g->up_idx[k]].from;
+            if (a.dist[u] < best && a.src[u] != v) {
+                best = a.dist[u];
+                from = a.src[u];
+            }
+        }
+        if (best >= DM_LINEAGE_DEPTH_MAX)
+            continue;
+        dm_buf_reset(&cause);
+        dm_buf_printf(&cause, "upstream degraded: %s.%s", g->nodes[from].domain,
+                      g->nodes[from].name);
+        if (a.why[from][0])
+            dm_buf_printf(&cause, " %s", a.why[from]);
+        if (fn(ctx, g->nodes[v].domain, g->nodes[v].name, cause.data))
+            break;
+    }
+out:
+    dm_buf_free(&cause);
+    s_all_free(&a, n);
+    return rc;
 }

@@ -30,8 +30,8 @@ DM_NODISCARD dm_err dm_lineage_build(const dm_catalog_t *c, dm_lineage_t **out, 
 void dm_lineage_destroy(dm_lineage_t **self_p);
 
 /* How healthy a product is by its own health entry: returns false when
- * unknown. *failing is set when its latest checks warn/fail/err or an SLA
- * is breached; cause (reset) gets a short text ("fails unique(sku)"). */
+ * unknown. *failing is set when its latest checks fail or err or an SLA
+ * is breached (a warn is not failing); cause (reset) gets a short text ("fails unique(sku)"). */
 typedef bool (*dm_lineage_health_fn)(void *ctx, const char *domain, const char *name,
                                      bool *failing, dm_buf_t *cause);
 
@@ -62,5 +62,17 @@ DM_NODISCARD dm_err dm_lineage_walk(const dm_lineage_t *g, const char *domain, c
  * "upstream degraded: logistics.inventory fails unique(sku)". */
 bool dm_lineage_degraded(const dm_lineage_t *g, const char *domain, const char *name,
                          dm_lineage_health_fn health, void *ctx, dm_buf_t *cause);
+
+/* "upstream degraded" for every node of g in one pass, O(nodes + edges):
+ * health is asked once per existing node, then fn is called, in the
+ * graph's order, for each node that is degraded by dm_lineage_degraded's
+ * rule, with the same cause text (the nearest failing upstream; among
+ * equally near ones, the first in (domain, name) order; in a cycle a node
+ * is not its own upstream). fn returning non-zero stops.
+ * DM_ERR_NOMEM when the pass cannot be allocated (fn never called). */
+typedef int (*dm_lineage_degraded_fn)(void *ctx, const char *domain, const char *name,
+                                      const char *cause);
+DM_NODISCARD dm_err dm_lineage_degraded_all(const dm_lineage_t *g, dm_lineage_health_fn health,
+                                            void *hctx, dm_lineage_degraded_fn fn, void *ctx);
 
 #endif

@@ -344,6 +344,12 @@ static void s_availability(const dm_contract_t *c, const dm_sla_inputs_t *in, in
         snprintf(t->measured, sizeof t->measured, "observed under %s", d);
         return;
     }
+    if (in->avail->peer_seen_ms <= 0 || in->avail->peer_seen_ms < now_ms - DM_SLA_WINDOW_MS) {
+        dm_sla_duration_text(DM_SLA_WINDOW_MS, d, sizeof d);
+        t->state = DM_SLA_UNKNOWN;
+        snprintf(t->measured, sizeof t->measured, "no peer has seen this node in the last %s", d);
+        return;
+    }
     dm_sla_duration_text(observed, d, sizeof d);
     snprintf(t->measured, sizeof t->measured, "%.3f%% over %s", pct, d);
     t->state = pct >= c->availability ? DM_SLA_MET : DM_SLA_BREACHED;

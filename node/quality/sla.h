@@ -8,7 +8,8 @@
  *     microseconds); recording costs one relaxed atomic add, plus a short
  *     lock once a minute when a slot turns over.
  *   - availability: the node's down intervals (restarts, from its persisted
- *     heartbeat; refutations, when peers suspected it) over a window.
+ *     heartbeat; refutations, when peers suspected it) over a window;
+ *     unknown when no peer was alive in the window.
  *   - freshness: now minus the newest event time (or the last ingest) the
  *     quality report carries (O(1)).
  * Thread-safety: dm_sla_latency_record may run on any thread concurrently
@@ -79,6 +80,11 @@ typedef struct {
     int64_t last_beat_ms; /* the last heartbeat written (0: none) */
     dm_sla_interval_t down[DM_SLA_AVAIL_INTERVALS]; /* oldest first */
     size_t ndown;
+    /* The last time (Unix ms; 0: never) membership held a live peer, one
+     * that can see this node: in memory only (not in the persisted form).
+     * With none within the window availability is unknown: nobody saw
+     * the node, so its own view is not its peers'. */
+    int64_t peer_seen_ms;
 } dm_sla_avail_t;
 
 /* A node that starts at now_ms: first_up_ms now, nothing down. */
@@ -118,7 +124,9 @@ typedef struct {
  * age = now - newest event (the last ingest when there is none), met when
  * age <= sla.freshness; a time ahead of the clock counts as age 0.
  * Latency: the window's pN, met when below the target. Availability: met
- * when the percent up over the window is at least the target. */
+ * when the percent up over the window is at least the target; unknown
+ * when under DM_SLA_AVAIL_MIN_OBSERVED_MS was observed or no peer was
+ * alive within the window (avail->peer_seen_ms). */
 size_t dm_sla_judge(const dm_contract_t *c, const dm_sla_inputs_t *in, int64_t now_ms,
                     dm_sla_term_t out[DM_SLA_TERMS]);
 

@@ -6,13 +6,17 @@
  * binary search and one atomic add per product a query reads); the node's availability (down intervals: the gap
  * since the last heartbeat at a restart, and each refutation of a
  * suspicion membership made); and what it last published per product.
- * The loop's tick builds each product's dm.HealthRecord from the latest
- * quality report (quality.h), the store's counts and the SLA terms, and
+ * The loop's tick builds each product's dm.HealthRecord from its checks
+ * judged now from the stored state (dm_quality_run without storing:
+ * O(checks), so a lapsing freshness shows without an ingest), the
+ * store's counts and the SLA terms, and
  * publishes it when a state changed (at most every
  * DM_NODE_HEALTH_MIN_GAP_MS per product) or, when only numbers changed,
  * every DM_NODE_HEALTH_REFRESH_MS. Readers of the health entries (listings,
- * describe, lineage) classify them here and walk the lineage graph
- * (node_lineage.c's snapshot) for "upstream degraded". */
+ * describe, lineage) classify them here; a listing or a lineage answer
+ * takes one view of every product's health (each entry decoded once,
+ * "upstream degraded" for all in one pass over the graph the caller
+ * passes). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,11 +367,14 @@ static bool s_rec_build(dm_node_t *self, const s_prod *p, const dm_product_ref_t
     memset(x, 0, sizeof *x);
     dm__health_record__init(&x->r);
     dm_buf_t why = DM_BUF_INIT;
-    dm_err rc = dm_quality_latest(self->store, ref->pid, &x->rep, &why);
-    if (rc != DM_OK && rc != DM_ERR_NOTFOUND)
-        dm_log_debug("health: %s/%s: no quality report: %s", p->domain, p->name,
+    /* Judged now from the stored state (no write), not the report stored
+     * at the last ingest: a check that lapses with time alone (freshness)
+     * is published as failing without an ingest or a schedule. */
+    dm_err rc = dm_quality_run(self->store, ref->pid, ref->contract, now, false, &x->rep, &why);
+    if (rc != DM_OK)
+        dm_log_debug("health: %s/%s: the checks cannot be judged: %s", p->domain, p->name,
                      why.len ? why.data : dm_err_str(rc));
-    bool have = rc == DM_OK;
+    bool have = rc == DM_OK && x->rep.last_ingest_ms != 0; /* never ingested: nothing known */
     dm_buf_free(&why);
     x->r.outcome = have ? (char *)dm_qoutcome_name(x->rep.outcome) : (char *)"";
     x->r.measured_at_ms = now;
@@ -478,6 +485,8 @@ void dm_node__health_tick(dm_node_t *self, int64_t mono)
     h->next_tick = mono + DM_NODE_HEALTH_TICK_MS;
     int64_t wall = dm_clock_wall_ms();
     s_watch_refutations(self, wall);
+    if (dm_membership_count_live(dm_gossip_membership(self->gossip)) > 0)
+        h->avail.peer_seen_ms = wall; /* someone can see this node (sla.availability) */
     if (mono >= h->next_beat) {
         s_beat(self, wall);
         h->next_beat = mono + DM_NODE_HEARTBEAT_MS;
@@ -497,8 +506,10 @@ void dm_node__health_tick(dm_node_t *self, int64_t mono)
 /* ---- reading the entries: listings, describe, lineage ---- */
 
 /* The word a listing shows for r ("pass", "warn", "fail", "error", "sla
- * breached", or "" when nothing is known), *failing when it warns, fails,
- * errs or breaches, and why into cause ("fails unique(sku)"). */
+ * breached", or "" when nothing is known), *failing when a check fails or
+ * errs or an SLA term is breached (a warn is the product's own health
+ * only: it does not make its downstream "upstream degraded"), and why
+ * into cause ("fails unique(sku)"). */
 static const char *s_classify(const Dm__HealthRecord *r, bool *failing, dm_buf_t *cause)
 {
     static const struct {
@@ -506,32 +517,39 @@ static const char *s_classify(const Dm__HealthRecord *r, bool *failing, dm_buf_t
     } bad[] = {{"error", "cannot judge"}, {"fail", "fails"}, {"warn", "warns on"}};
     *failing = false;
     dm_buf_reset(cause);
-    for (size_t b = 0; b < sizeof bad / sizeof *bad; b++) {
+    const char *word = NULL;
+    for (size_t b = 0; !word && b < sizeof bad / sizeof *bad; b++) {
         if (strcmp(r->outcome, bad[b].outcome) != 0)
             continue;
+        word = bad[b].outcome;
+        size_t i = 0;
+        while (i < r->n_checks && strcmp(r->checks[i]->outcome, bad[b].outcome) != 0)
+            i++;
+        if (i == r->n_checks) {
+            dm_buf_printf(cause, "%s its checks", bad[b].verb);
+        } else {
+            dm_buf_printf(cause, "%s %s", bad[b].verb, r->checks[i]->name);
+            if (r->checks[i]->observed_text[0])
+                dm_buf_printf(cause, " (%s)", r->checks[i]->observed_text);
+        }
+    }
+    if (word && strcmp(word, "warn") != 0) {
         *failing = true;
-        for (size_t i = 0; i < r->n_checks; i++)
-            if (strcmp(r->checks[i]->outcome, bad[b].outcome) == 0) {
-                dm_buf_printf(cause, "%s %s", bad[b].verb, r->checks[i]->name);
-                if (r->checks[i]->observed_text[0])
-                    dm_buf_printf(cause, " (%s)", r->checks[i]->observed_text);
-                return bad[b].outcome;
-            }
-        dm_buf_printf(cause, "%s its checks", bad[b].verb);
-        return bad[b].outcome;
+        return word;
     }
     bool known = r->outcome[0] != 0;
     for (size_t i = 0; i < r->n_sla; i++) {
         const Dm__SlaStatus *s = r->sla[i];
         if (!s->met && !s->unknown) {
             *failing = true;
+            dm_buf_reset(cause);
             dm_buf_printf(cause, "breaches sla.%s (%s; target %s)", s->kind, s->measured,
                           s->target);
             return "sla breached";
         }
         known = known || s->met;
     }
-    return known ? "pass" : "";
+    return word ? word : known ? "pass" : "";
 }
 
 /* The decoded health entry of domain/name, NULL when there is none (or
@@ -557,8 +575,8 @@ bool dm_node__health_of(void *ctx, const char *domain, const char *name, bool *f
     return true;
 }
 
-void dm_node__health_show(dm_node_t *self, const char *domain, const char *name,
-                          dm_buf_t *health, dm_buf_t *cause)
+void dm_node__health_show(dm_node_t *self, const dm_lineage_t *g, const char *domain,
+                          const char *name, dm_buf_t *health, dm_buf_t *cause)
 {
     dm_buf_reset(health);
     dm_buf_reset(cause);
@@ -570,18 +588,158 @@ void dm_node__health_show(dm_node_t *self, const char *domain, const char *name,
     if (r)
         dm__health_record__free_unpacked(r, NULL);
     if (!failing &&
-        dm_lineage_degraded(dm_node__lineage(self), domain, name, dm_node__health_of, self, cause))
+        dm_lineage_degraded(g, domain, name, dm_node__health_of, self, cause))
         word = "upstream degraded";
     dm_buf_puts(health, word);
 }
 
-Dm__HealthRecord *dm_node__health_describe(dm_node_t *self, const char *domain,
-                                           const char *name, dm_buf_t *degraded)
+Dm__HealthRecord *dm_node__health_describe(dm_node_t *self, const dm_lineage_t *g,
+                                           const char *domain, const char *name,
+                                           dm_buf_t *degraded)
 {
     dm_buf_reset(degraded);
     if (!self->health)
         return NULL;
-    (void)dm_lineage_degraded(dm_node__lineage(self), domain, name, dm_node__health_of, self,
-                              degraded);
+    (void)dm_lineage_degraded(g, domain, name, dm_node__health_of, self, degraded);
     return s_entry(self, domain, name);
+}
+
+/* ---- one request's view of every product's health ---- */
+
+/* A product's health as a listing shows it. */
+typedef struct {
+    char domain[S_NAME_MAX], name[S_NAME_MAX];
+    const char *word; /* s_classify's (static) */
+    char *cause, *degraded;
+    bool known, failing;
+} s_vitem;
+
+struct dm_node__health_view {
+    dm_node_t *self;
+    s_vitem *items; /* in the lineage graph's order: by domain, then name */
+    size_t n, cap, decodes;
+    bool nomem;
+};
+
+static s_vitem *s_view_find(const dm_node__health_view_t *v, const char *d, const char *n)
+{
+    size_t lo = 0, hi = v ? v->n : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(d, v->items[mid].domain);
+        c = c ? c : strcmp(n, v->items[mid].name);
+        if (c == 0)
+            return &v->items[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+/* dm_lineage_health_fn: decodes the entry (once: the pass asks once per
+ * product) and keeps its classification. */
+static bool s_view_health(void *ctx, const char *domain, const char *name, bool *failing,
+                          dm_buf_t *cause)
+{
+    dm_node__health_view_t *v = ctx;
+    *failing = false;
+    if (strlen(domain) >= S_NAME_MAX || strlen(name) >= S_NAME_MAX)
+        return false;
+    if (!dm_array_reserve(&v->items, &v->cap, v->n + 1, sizeof *v->items, 64)) {
+        v->nomem = true;
+        return false;
+    }
+    Dm__HealthRecord *r = s_entry(v->self, domain, name);
+    v->decodes++;
+    s_vitem *x = &v->items[v->n];
+    memset(x, 0, sizeof *x);
+    strcpy(x->domain, domain);
+    strcpy(x->name, name);
+    x->known = r != NULL;
+    x->word = r ? s_classify(r, failing, cause) : "";
+    x->failing = *failing;
+    x->cause = strdup(cause->len ? cause->data : "");
+    if (r)
+        dm__health_record__free_unpacked(r, NULL);
+    v->nomem = v->nomem || !x->cause;
+    v->n++;
+    return x->known;
+}
+
+static int s_view_degraded(void *ctx, const char *domain, const char *name, const char *cause)
+{
+    dm_node__health_view_t *v = ctx;
+    s_vitem *x = s_view_find(v, domain, name);
+    if (x && !x->degraded) {
+        x->degraded = strdup(cause);
+        v->nomem = v->nomem || !x->degraded;
+    }
+    return 0;
+}
+
+dm_node__health_view_t *dm_node__health_view(dm_node_t *self, const dm_lineage_t *g)
+{
+    if (!self->health)
+        return NULL;
+    dm_node__health_view_t *v = calloc(1, sizeof *v);
+    if (!v)
+        return NULL;
+    v->self = self;
+    if (!g || dm_lineage_degraded_all(g, s_view_health, v, s_view_degraded, v) != DM_OK ||
+        v->nomem) {
+        dm_node__health_view_free(&v);
+        return NULL;
+    }
+    return v;
+}
+
+void dm_node__health_view_free(dm_node__health_view_t **v_p)
+{
+    dm_node__health_view_t *v = *v_p;
+    if (!v)
+        return;
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->items[i].cause);
+        free(v->items[i].degraded);
+    }
+    free(v->items);
+    free(v);
+    *v_p = NULL;
+}
+
+size_t dm_node__health_view_decodes(const dm_node__health_view_t *v) { return v ? v->decodes : 0; }
+
+void dm_node__health_view_show(const dm_node__health_view_t *v, const char *domain,
+                               const char *name, dm_buf_t *health, dm_buf_t *cause)
+{
+    dm_buf_reset(health);
+    dm_buf_reset(cause);
+    const s_vitem *x = s_view_find(v, domain, name);
+    if (!x)
+        return;
+    if (!x->failing && x->degraded) {
+        dm_buf_puts(health, "upstream degraded");
+        dm_buf_puts(cause, x->degraded);
+        return;
+    }
+    dm_buf_puts(health, x->word);
+    dm_buf_puts(cause, x->cause);
+}
+
+bool dm_node__health_view_own(const dm_node__health_view_t *v, const char *domain,
+                              const char *name, bool *failing, const char **cause)
+{
+    const s_vitem *x = s_view_find(v, domain, name);
+    *failing = x && x->failing;
+    *cause = x ? x->cause : "";
+    return x && x->known;
+}
+
+const char *dm_node__health_view_degraded(const dm_node__health_view_t *v, const char *domain,
+                                          const char *name)
+{
+    const s_vitem *x = s_view_find(v, domain, name);
+    return x ? x->degraded : NULL;
 }

@@ -17,9 +17,6 @@
 #include "base/log.h"
 #include "server/node_priv.h"
 
-/* Nodes of one answer whose "upstream degraded" is worked out (each is a
- * walk of its own): the nearest, in walk order; the rest say "". */
-#define DM_NODE_LINEAGE_DEGRADED_MAX 256
 /* Edges of one answer at most: with DM_LINEAGE_WALK_MAX nodes the reply
  * stays a few MiB, far under DM_RPC_MAX_MSG_BYTES, however many upstreams
  * the contracts name. Past it the walk stops and says truncated. */
@@ -271,28 +268,28 @@ static int s_lineage_edge(void *ctx, const dm_lineage_node_t *from, const dm_lin
     return 0;
 }
 
-/* Fills each node's health and, for the nearest
- * DM_NODE_LINEAGE_DEGRADED_MAX, its "upstream degraded", from the
- * node's health callback (nothing without one). */
-static void s_lineage_health(dm_node_t *self, s_lineage_t *l)
+/* Fills each node's health and "upstream degraded" from one view of
+ * every product's health (node_health.c: each entry decoded once, one pass
+ * over the graph), whatever the number of nodes; nothing without the
+ * node's health callback or when the view cannot be built. */
+static void s_lineage_health(dm_node_t *self, const dm_lineage_t *g, s_lineage_t *l)
 {
     if (!self->lineage_health)
         return;
-    dm_buf_t cause = DM_BUF_INIT;
+    dm_node__health_view_t *v = dm_node__health_view(self, g);
+    if (!v)
+        return;
     for (size_t i = 0; i < l->n; i++) {
         Dm__LineageNode *x = &l->nodes[i];
         bool failing = false;
-        dm_buf_reset(&cause);
-        if (x->exists && self->lineage_health(self->lineage_health_ctx, x->domain, x->product,
-                                              &failing, &cause))
-            x->health = strdup(!failing ? "ok" : cause.len ? cause.data : "failing");
-        dm_buf_reset(&cause);
-        if (i < DM_NODE_LINEAGE_DEGRADED_MAX &&
-            dm_lineage_degraded(self->lineage, x->domain, x->product, self->lineage_health,
-                                self->lineage_health_ctx, &cause))
-            x->degraded = strdup(cause.data);
+        const char *cause = "";
+        if (x->exists && dm_node__health_view_own(v, x->domain, x->product, &failing, &cause))
+            x->health = strdup(!failing ? "ok" : cause[0] ? cause : "failing");
+        const char *deg = dm_node__health_view_degraded(v, x->domain, x->product);
+        if (deg)
+            x->degraded = strdup(deg);
     }
-    dm_buf_free(&cause);
+    dm_node__health_view_free(&v);
 }
 
 static void s_lineage_free(s_lineage_t *l)
@@ -393,7 +390,7 @@ void dm_node__handle_lineage(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     } else if (rc != DM_OK) {
         dm_rpc_server_send_error(self->rpc, rid, id, rc, "lineage: the node is out of memory");
     } else {
-        s_lineage_health(self, &l);
+        s_lineage_health(self, g, &l);
         s_lineage_send(self, rid, id, &l, truncated || l.edges_cut);
         char rule[DM_AUDIT_RULE_MAX];
         snprintf(rule, sizeof rule, "describe (lineage): %zu nodes, %zu withheld", l.n,

@@ -429,19 +429,43 @@ void dm_node__health_tick(dm_node_t *self, int64_t mono_ms);
 /* A listing's health of domain/name into health ("pass", "warn", "fail",
  * "error", "sla breached", "upstream degraded", or "" unknown) and why
  * into cause (reset; "" for pass). Loop only. */
-void dm_node__health_show(dm_node_t *self, const char *domain, const char *name,
-                          dm_buf_t *health, dm_buf_t *cause);
+void dm_node__health_show(dm_node_t *self, const dm_lineage_t *g, const char *domain,
+                          const char *name, dm_buf_t *health, dm_buf_t *cause);
 /* lineage.h's dm_lineage_health_fn over the catalog's health entries (ctx
- * the node): false when domain/name has none; else *failing when it warns,
- * fails, errs or breaches an SLA term, and why into cause ("fails
+ * the node): false when domain/name has none; else *failing when it fails
+ * or errs or breaches an SLA term (a warn is not failing), and why into cause ("fails
  * unique(sku)"). Loop only. */
 bool dm_node__health_of(void *ctx, const char *domain, const char *name, bool *failing,
                         dm_buf_t *cause);
+/* One request's health of every product of the catalog: each health
+ * entry decoded once and "upstream degraded" worked out for all products
+ * in one pass over the lineage graph (dm_lineage_degraded_all), so a
+ * listing or a lineage answer costs O(products + edges), not a walk and
+ * decodes per product. NULL when the node has no health or memory runs
+ * out (callers fall back to dm_node__health_show). g: the request's
+ * graph (dm_node__lineage, its fingerprint computed once per request; the
+ * health functions take it so they never rebuild it). Loop only. */
+typedef struct dm_node__health_view dm_node__health_view_t;
+dm_node__health_view_t *dm_node__health_view(dm_node_t *self, const dm_lineage_t *g);
+void dm_node__health_view_free(dm_node__health_view_t **v_p);
+/* As dm_node__health_show, from the view ("" for a product not in it). */
+void dm_node__health_view_show(const dm_node__health_view_t *v, const char *domain,
+                               const char *name, dm_buf_t *health, dm_buf_t *cause);
+/* The product's own health (false: unknown): *failing and its cause
+ * (borrowed from the view). */
+bool dm_node__health_view_own(const dm_node__health_view_t *v, const char *domain,
+                              const char *name, bool *failing, const char **cause);
+/* Its "upstream degraded: ..." text, NULL when it is not. */
+const char *dm_node__health_view_degraded(const dm_node__health_view_t *v, const char *domain,
+                                          const char *name);
+/* Health entries the view decoded (one per product of the graph). */
+size_t dm_node__health_view_decodes(const dm_node__health_view_t *v);
 /* The owner's health entry of domain/name, decoded (free with
  * dm__health_record__free_unpacked; NULL when there is none), and the
  * upstream-degraded cause into degraded (reset; "" when none). Loop only. */
-Dm__HealthRecord *dm_node__health_describe(dm_node_t *self, const char *domain,
-                                           const char *name, dm_buf_t *degraded);
+Dm__HealthRecord *dm_node__health_describe(dm_node_t *self, const dm_lineage_t *g,
+                                           const char *domain, const char *name,
+                                           dm_buf_t *degraded);
 
 /* ---- federated sessions, the owner's side (node_fed.c) ---- */
 

@@ -63,6 +63,8 @@ typedef struct {
     Dm__ProductInfo *items;
     size_t n, cap, withheld;
     bool nomem; /* the walk stopped short: answer "out of memory", not a short list */
+    const dm_lineage_t *graph;      /* the request's, built or checked once */
+    dm_node__health_view_t *health; /* every product's, worked out once; NULL: one by one */
 } s_mesh_products;
 
 /* Whether the mesh listing shows p (contract c, NULL when it does not
@@ -150,7 +152,10 @@ static int s_collect_product(void *ctx, const dm_catalog_product_t *p)
     if (!remote)
         pi->readers = strdup(readers.data ? readers.data : "");
     dm_buf_t health = DM_BUF_INIT, cause = DM_BUF_INIT; /* node_health.c */
-    dm_node__health_show(mp->node, p->domain, p->name, &health, &cause);
+    if (mp->health)
+        dm_node__health_view_show(mp->health, p->domain, p->name, &health, &cause);
+    else
+        dm_node__health_show(mp->node, mp->graph, p->domain, p->name, &health, &cause);
     pi->health = strdup(health.data ? health.data : "");
     pi->health_cause = strdup(cause.data ? cause.data : "");
     dm_buf_free(&health);
@@ -189,7 +194,8 @@ out:
 void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                                    const dm_rpc_caller_t *caller)
 {
-    s_mesh_products mp = {self, caller, NULL, 0, 0, 0, false};
+    s_mesh_products mp = {self, caller, NULL, 0, 0, 0, false, dm_node__lineage(self), NULL};
+    mp.health = dm_node__health_view(self, mp.graph);
     bool listed = dm_catalog_products(self->catalog, false, s_collect_product, &mp) == DM_OK;
     Dm__ProductInfo **ptrs = calloc(mp.n ? mp.n : 1, sizeof *ptrs);
     if (ptrs && listed && !mp.nomem) {
@@ -212,6 +218,7 @@ void dm_node__handle_mesh_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
         s_product_info_free(&mp.items[i]);
     free(mp.items);
     free(ptrs);
+    dm_node__health_view_free(&mp.health);
 }
 
 void dm_node__handle_products(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
@@ -471,7 +478,7 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     rep.records = p.records;
     rep.quarantined = p.quarantined;
     dm_buf_t degraded = DM_BUF_INIT; /* node_health.c */
-    rep.health = dm_node__health_describe(self, domain, name, &degraded);
+    rep.health = dm_node__health_describe(self, dm_node__lineage(self), domain, name, &degraded);
     rep.degraded = degraded.data ? degraded.data : (char *)"";
     dm_envelope_init(&env, id, DM__ENVELOPE__BODY_DESCRIBE_REP, &rep);
     dm_rpc_server_send(self->rpc, rid, &env);

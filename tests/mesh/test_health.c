@@ -15,6 +15,11 @@
  *     check (skipped, saying so, in a build without the checks engine).
  *   - restart: a node stopped and started again counts the time it was
  *     down (its heartbeat) against sla.availability.
+ *   - stale: a product whose freshness check lapses with time alone (no
+ *     ingest, no schedule) is published as failing: the owner re-judges
+ *     its checks from the stored state on its tick.
+ *   - warn: a product whose check only warns shows "warn" itself, and its
+ *     downstream is not "upstream degraded" (a warn is not a failure).
  *   - forged: a stranger's health entry for logistics.inventory (signed
  *     as itself, or claiming the owner's origin) is refused at the third
  *     node: inventory stays "pass" there. */
@@ -300,4 +305,56 @@ Test(health, a_strangers_health_entry_is_refused)
     dm_identity_destroy(&relay);
     dm_identity_destroy(&mallory);
     dm_identity_destroy(&owner);
+}
+
+/* logistics.stock (one qty rule with rates, a freshness check on the last
+ * ingest) and commerce.picks downstream of it; the stock's ingest has
+ * negatives negative quantities out of 10. */
+static void s_stock(const char *checks, int negatives)
+{
+    char text[1200];
+    snprintf(text, sizeof text,
+             "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: stock\n"
+             "  domain: logistics\n  version: 1.0.0\n  owner:\n    team: t\n"
+             "    contact: t@example.com\nspec:\n  policies:\n    access: public\n  schema:\n"
+             "    fields:\n      - {name: sku, type: string, required: true}\n"
+             "      - {name: qty, type: int}\n  quality:\n    checks:\n%s",
+             checks);
+    s_register(T_LOGISTICS, "stock", text);
+    snprintf(text, sizeof text,
+             "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: picks\n"
+             "  domain: commerce\n  version: 1.0.0\n  owner:\n    team: t\n"
+             "    contact: t@example.com\nspec:\n  policies:\n    access: public\n  schema:\n"
+             "    fields:\n      - {name: id, type: int, required: true}\n"
+             "  interoperability:\n    lineage:\n      upstream:\n"
+             "        - {product: stock, domain: logistics}\n");
+    s_register(T_COMMERCE, "picks", text);
+    char nd[400];
+    size_t len = 0;
+    for (int k = 0; k < 10; k++)
+        len += (size_t)snprintf(nd + len, sizeof nd - len, "{\"sku\":\"s%d\",\"qty\":%d}\n", k,
+                                k < negatives ? -1 : 1);
+    char path[700];
+    snprintf(path, sizeof path, "%s-stock.ndjson", s_dirs[T_LOGISTICS]);
+    dm_h_write(path, nd);
+    s_ok(s_tool("dmctl", T_LOGISTICS, "ingest", "logistics/stock", path));
+}
+
+Test(health, a_stale_product_is_published_failing_without_an_ingest)
+{
+    s_stock("      - {rule: freshness, max_age: 2s}\n", 0);
+    /* Nothing happens at the owner after the ingest: the tick re-judges. */
+    s_wait_health(T_IDENTITY, "logistics", "stock", "fail", "freshness");
+    s_wait_health(T_IDENTITY, "commerce", "picks", "upstream degraded",
+                  "upstream degraded: logistics.stock fails freshness");
+}
+
+Test(health, a_warning_upstream_does_not_degrade_its_downstream)
+{
+    s_stock("      - {column: qty, rule: range, min: 0, warn: 10%, fail: 90%}\n", 5);
+    s_wait_health(T_IDENTITY, "logistics", "stock", "warn", "warns on");
+    char health[64] = "", cause[512] = "";
+    cr_assert(s_listed(T_IDENTITY, "commerce", "picks", health, sizeof health, cause,
+                       sizeof cause));
+    cr_assert_str_neq(health, "upstream degraded", "a warn degraded its downstream: %s", cause);
 }

@@ -319,3 +319,79 @@ Test(lineage, an_empty_catalog_builds_an_empty_graph)
     dm_lineage_destroy(&g);
     dm_lineage_destroy(&g);
 }
+
+/* dm_lineage_degraded_all's callbacks: health counts its calls (the
+ * products in ctx's words fail), degraded collects "d.n=cause;" texts. */
+typedef struct {
+    const char *failing;
+    size_t health_calls, degraded;
+    dm_buf_t seen;
+} s_all_t;
+
+static bool s_all_health(void *ctx, const char *domain, const char *name, bool *failing,
+                         dm_buf_t *cause)
+{
+    s_all_t *a = ctx;
+    a->health_calls++;
+    return s_health((void *)a->failing, domain, name, failing, cause);
+}
+
+static int s_all_degraded(void *ctx, const char *domain, const char *name, const char *cause)
+{
+    s_all_t *a = ctx;
+    a->degraded++;
+    dm_buf_printf(&a->seen, "%s.%s=%s;", domain, name, cause);
+    return 0;
+}
+
+Test(lineage, degraded_all_asks_each_product_once_and_names_the_nearest)
+{
+    /* 400 products downstream of one failing product, and a chain
+     * inventory -> orders -> revenue: one pass asks each product's health
+     * once (a walk per product asked the shared upstream 400 times). */
+    dm_t_cnode_t *c = s_domain_node("commerce");
+    s_publish(c->cat, "commerce", "base", NULL);
+    for (int i = 0; i < 400; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "p%03d", i);
+        s_publish(c->cat, "commerce", name, "commerce.base");
+    }
+    s_publish(c->cat, "commerce", "inventory", NULL);
+    s_publish(c->cat, "commerce", "orders", "commerce.inventory");
+    s_publish(c->cat, "commerce", "revenue", "commerce.orders commerce.ghost");
+    dm_lineage_t *g = NULL;
+    cr_assert_eq(dm_lineage_build(c->cat, &g, NULL), DM_OK);
+    s_all_t a = {" commerce.base commerce.inventory ", 0, 0, DM_BUF_INIT};
+    cr_assert_eq(dm_lineage_degraded_all(g, s_all_health, &a, s_all_degraded, &a), DM_OK);
+    cr_assert_eq(a.health_calls, 404, "health asked %zu times", a.health_calls);
+    cr_assert_eq(a.degraded, 402);
+    cr_assert_not_null(strstr(a.seen.data, "commerce.p399=upstream degraded: commerce.base fails "
+                                           "unique(base);"));
+    cr_assert_not_null(strstr(a.seen.data, "commerce.revenue=upstream degraded: "
+                                           "commerce.inventory fails unique(inventory);"));
+    cr_assert_null(strstr(a.seen.data, "commerce.base="), "its own failure is not upstream's");
+    /* The nearer of two failing upstreams is named, as dm_lineage_degraded does. */
+    a = (s_all_t){" commerce.inventory commerce.orders ", 0, 0, a.seen};
+    dm_buf_reset(&a.seen);
+    cr_assert_eq(dm_lineage_degraded_all(g, s_all_health, &a, s_all_degraded, &a), DM_OK);
+    cr_assert_eq(a.degraded, 2);
+    cr_assert_str_eq(a.seen.data, "commerce.orders=upstream degraded: commerce.inventory fails "
+                                  "unique(inventory);commerce.revenue=upstream degraded: "
+                                  "commerce.orders fails unique(orders);");
+    dm_buf_free(&a.seen);
+    dm_lineage_destroy(&g);
+}
+
+Test(lineage, degraded_all_in_a_cycle_a_product_is_not_its_own_upstream)
+{
+    dm_t_cnode_t *c = s_domain_node("commerce");
+    s_publish(c->cat, "commerce", "x", "commerce.y");
+    s_publish(c->cat, "commerce", "y", "commerce.x");
+    dm_lineage_t *g = NULL;
+    cr_assert_eq(dm_lineage_build(c->cat, &g, NULL), DM_OK);
+    s_all_t a = {" commerce.x ", 0, 0, DM_BUF_INIT};
+    cr_assert_eq(dm_lineage_degraded_all(g, s_all_health, &a, s_all_degraded, &a), DM_OK);
+    cr_assert_str_eq(a.seen.data, "commerce.y=upstream degraded: commerce.x fails unique(x);");
+    dm_buf_free(&a.seen);
+    dm_lineage_destroy(&g);
+}

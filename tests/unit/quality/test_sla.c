@@ -246,6 +246,7 @@ Test(sla, availability_judged_against_the_contract)
     dm_contract_t c = s_contract(-1, 0, -1, 99.9);
     dm_sla_avail_t a;
     dm_sla_avail_init(&a, NOW - 60 * MIN_MS);
+    a.peer_seen_ms = NOW - 1000; /* a peer was alive a second ago */
     dm_sla_term_t t[DM_SLA_TERMS];
     dm_sla_inputs_t in = {.avail = &a};
     dm_sla_judge(&c, &in, NOW, t);
@@ -256,6 +257,26 @@ Test(sla, availability_judged_against_the_contract)
     dm_sla_avail_down(&a, NOW - 10000, NOW - 5000); /* 5 s of an hour: 99.86% */
     dm_sla_judge(&c, &in, NOW, t);
     cr_assert_eq(t[0].state, DM_SLA_BREACHED, "%s", t[0].measured);
+}
+
+Test(sla, availability_is_unknown_when_no_peer_saw_the_node)
+{
+    /* A node alone (or cut off from every peer) for the whole window has
+     * no peers' view: not "100% met". */
+    dm_contract_t c = s_contract(-1, 0, -1, 99.9);
+    dm_sla_avail_t a;
+    dm_sla_avail_init(&a, NOW - 60 * MIN_MS);
+    dm_sla_term_t t[DM_SLA_TERMS];
+    dm_sla_inputs_t in = {.avail = &a};
+    cr_assert_eq(dm_sla_judge(&c, &in, NOW, t), 1);
+    cr_assert_eq(t[0].state, DM_SLA_UNKNOWN, "%s", t[0].measured);
+    cr_assert_str_eq(t[0].measured, "no peer has seen this node in the last 1h00m");
+    a.peer_seen_ms = NOW - DM_SLA_WINDOW_MS - 1; /* last seen before the window */
+    dm_sla_judge(&c, &in, NOW, t);
+    cr_assert_eq(t[0].state, DM_SLA_UNKNOWN, "%s", t[0].measured);
+    a.peer_seen_ms = NOW - DM_SLA_WINDOW_MS + 1;
+    dm_sla_judge(&c, &in, NOW, t);
+    cr_assert_eq(t[0].state, DM_SLA_MET, "%s", t[0].measured);
 }
 
 Test(sla, a_contract_without_sla_has_no_terms)

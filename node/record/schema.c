@@ -648,13 +648,9 @@ bool dm_schema_value_parse(const dm_field_t *f, const char *t, dm_value_t *v)
         return true;
     case DM_FT_UUID: return dm_types_uuid_parse(t, n, v->uuid);
     case DM_FT_ENUM:
-        for (size_t k = 0; k < f->nvalues; k++)
-            if (strcmp(f->values[k], t) == 0) {
-                v->i = (int64_t)k;
-                v->s = f->values[k];
-                v->slen = n;
-                return true;
-            }
+        for (v->i = 0; v->i < (int64_t)f->nvalues; v->i++)
+            if (strcmp(f->values[v->i], t) == 0)
+                return v->s = f->values[v->i], v->slen = n, true;
         return false;
     default: return false;
     }

@@ -386,7 +386,12 @@ dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid, const dm_contract_t
         if ((err = dm_quality__ccheck_init(&a->cc, b->schema, &c->checks[i], why)))
             goto fail;
         b->nacc++;
-        if (a->cc.trivial) { /* unique on the primary key: nothing to keep */
+        /* Unique on the primary key keeps nothing; a check defined like an
+         * earlier one (same id) shares its state, counted once. */
+        bool shared = false;
+        for (size_t j = 0; j + 1 < b->nacc && !shared; j++)
+            shared = b->acc[j].cc.id == a->cc.id;
+        if (a->cc.trivial || shared) {
             dm_quality__ccheck_clear(&a->cc);
             b->nacc--;
         }

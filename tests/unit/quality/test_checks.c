@@ -318,6 +318,21 @@ Test(quality, field_rates_against_mostly_warn_and_fail)
     dm_quality_report_clear(&r);
 }
 
+Test(quality, two_checks_defined_alike_count_each_row_once)
+{
+    s_product(NULL, T_FIELDS, NULL,
+              "      - {rule: range, column: v, max: 5, fail: 50%, name: first}\n"
+              "      - {rule: range, column: v, max: 5, fail: 50%, name: second}\n");
+    s_ints("1,2,3,4,5,6,7,8,9,null", T_NOW); /* 4 over 5 of 10 */
+    dm_qreport_t r = {0};
+    s_judge(&r, 0, T_NOW);
+    cr_assert_eq(r.n, 2);
+    cr_assert_eq(r.results[0].observed, 40.0, "%s", r.results[0].observed_text);
+    cr_assert_eq(r.results[1].observed, 40.0, "%s", r.results[1].observed_text);
+    cr_assert_eq(r.outcome, DM_QOUT_PASS);
+    dm_quality_report_clear(&r);
+}
+
 Test(quality, a_field_check_with_thresholds_does_not_quarantine)
 {
     s_product(NULL, T_FIELDS, NULL,

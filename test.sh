@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # test.sh: installs missing packages, builds, and runs every test:
 # the layout rules (scripts/check_layout.py: call cycles, names, sizes,
-# includes), the compose file (docker-compose config), unit and multi-node
-# tests on a normal build (tests/perf benchmarks built, not run), then the unit tests again
-# on an AddressSanitizer + UndefinedBehaviorSanitizer build, then every
-# libFuzzer target for a bounded time (scripts/fuzz.sh; a crash fails).
+# includes), the compose file (docker-compose config), the multi-node tests
+# and the demo on a normal build (tests/perf benchmarks built, not run), the
+# unit tests on an AddressSanitizer + UndefinedBehaviorSanitizer build, then
+# every libFuzzer target for a bounded time (scripts/fuzz.sh; a crash fails).
 #   ./test.sh            everything
-#   ./test.sh --quick    skip the sanitizer build and the fuzzing
+#   ./test.sh --quick    unit and multi-node tests on the normal build only:
+#                        no sanitizer build, no fuzzing
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/deps.sh
@@ -17,7 +18,7 @@ quick=0
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument '$arg' (--quick, --help)" >&2; exit 2 ;;
   esac
 done
@@ -34,8 +35,15 @@ python3 scripts/check_layout.py build || layout=1
 echo "== compose file (docker-compose config)"
 compose=0
 docker-compose -f docker-compose.yml config -q || compose=1
-echo "== unit and multi-node tests"
-ctest --test-dir build --output-on-failure -j"$jobs"
+if [ "$quick" = 1 ]; then
+  echo "== unit and multi-node tests"
+  ctest --test-dir build --output-on-failure -j"$jobs"
+else
+  # The unit tests run once, below, under the sanitizers (every test labelled
+  # unit is built there); this build runs the multi-node tests and the demo.
+  echo "== multi-node tests and the demo"
+  ctest --test-dir build --output-on-failure -j"$jobs" -LE unit
+fi
 
 if [ "$quick" = 0 ]; then
   echo "== build with ASan + UBSan"

@@ -180,22 +180,33 @@ static int s_seek_last(MDB_cursor *cur, const uint8_t *full, size_t flen, MDB_va
     return rc;
 }
 
+/* Opens a cursor on the quality database for the keys under [pid][prefix]:
+ * full/flen receive that prefix. */
+static dm_err s_cursor(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
+                       uint8_t full[S_FULL_KEY_MAX], size_t *flen, MDB_cursor **cur,
+                       dm_buf_t *why)
+{
+    MDB_val k;
+    if (!s_key(full, pid, prefix, plen, &k))
+        return s_toobig(plen, why);
+    *flen = k.mv_size;
+    int rc = mdb_cursor_open(t->txn, t->store->quality, cur);
+    return rc == MDB_SUCCESS ? DM_OK
+                             : dm_store__mdb_txn(t->store, "open a quality cursor", rc, why);
+}
+
 dm_err dm_quality_db_each(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
                           bool reverse, dm_quality_db_each_fn fn, void *ctx, dm_buf_t *why)
 {
     uint8_t full[S_FULL_KEY_MAX];
-    MDB_val k, v;
-    if (!s_key(full, pid, prefix, plen, &k))
-        return s_toobig(plen, why);
-    size_t flen = k.mv_size;
+    size_t flen;
     MDB_cursor *cur = NULL;
-    int rc = mdb_cursor_open(t->txn, t->store->quality, &cur);
-    if (rc != MDB_SUCCESS)
-        return dm_store__mdb_txn(t->store, "open a quality cursor", rc, why);
-    if (reverse)
-        rc = s_seek_last(cur, full, flen, &k, &v);
-    else
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    dm_err err = s_cursor(t, pid, prefix, plen, full, &flen, &cur, why);
+    if (err)
+        return err;
+    MDB_val k = {flen, full}, v;
+    int rc = reverse ? s_seek_last(cur, full, flen, &k, &v)
+                     : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     for (; rc == MDB_SUCCESS && s_under(&k, full, flen);
          rc = mdb_cursor_get(cur, &k, &v, reverse ? MDB_PREV : MDB_NEXT))
         if (fn(ctx, (const uint8_t *)k.mv_data + DM_STORE_PID_BYTES,
@@ -211,15 +222,13 @@ dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *pref
                                dm_buf_t *why)
 {
     uint8_t full[S_FULL_KEY_MAX];
-    MDB_val k, v;
-    if (!s_key(full, pid, prefix, plen, &k))
-        return s_toobig(plen, why);
-    size_t flen = k.mv_size;
+    size_t flen;
     MDB_cursor *cur = NULL;
-    int rc = mdb_cursor_open(t->txn, t->store->quality, &cur);
-    if (rc != MDB_SUCCESS)
-        return dm_store__mdb_txn(t->store, "open a quality cursor", rc, why);
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    dm_err err = s_cursor(t, pid, prefix, plen, full, &flen, &cur, why);
+    if (err)
+        return err;
+    MDB_val k = {flen, full}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     if (rc == MDB_SUCCESS && s_under(&k, full, flen))
         rc = mdb_cursor_del(cur, 0);
     mdb_cursor_close(cur);

@@ -80,6 +80,13 @@ static void s_json_str(dm_buf_t *o, const char *s)
     dm_cli_json_string(o, s ? s : "", s ? strlen(s) : 0);
 }
 
+/* Appends key (the JSON text before the value, e.g. ",\"rule\":") and s. */
+static void s_json_field(dm_buf_t *o, const char *key, const char *s)
+{
+    dm_buf_puts(o, key);
+    s_json_str(o, s);
+}
+
 static void s_json_report(dm_buf_t *o, const Dm__QualityReport *r)
 {
     char at[DM_TIMESTAMP_TEXT_MAX], last[DM_TIMESTAMP_TEXT_MAX];
@@ -93,21 +100,16 @@ static void s_json_report(dm_buf_t *o, const Dm__QualityReport *r)
         const Dm__CheckResult *c = r->checks[i];
         dm_buf_puts(o, i ? ",{\"name\":" : "{\"name\":");
         s_json_str(o, c->name);
-        dm_buf_puts(o, ",\"rule\":");
-        s_json_str(o, c->rule);
-        dm_buf_puts(o, ",\"column\":");
-        s_json_str(o, c->column);
-        dm_buf_puts(o, ",\"outcome\":");
-        s_json_str(o, c->outcome);
+        s_json_field(o, ",\"rule\":", c->rule);
+        s_json_field(o, ",\"column\":", c->column);
+        s_json_field(o, ",\"outcome\":", c->outcome);
         if (isfinite(c->observed)) /* JSON has no inf or NaN: null, observed_text says which */
-            dm_buf_printf(o, ",\"observed\":%.17g,\"observed_text\":", c->observed);
+            dm_buf_printf(o, ",\"observed\":%.17g", c->observed);
         else
-            dm_buf_puts(o, ",\"observed\":null,\"observed_text\":");
-        s_json_str(o, c->observed_text);
-        dm_buf_puts(o, ",\"threshold\":");
-        s_json_str(o, c->threshold);
-        dm_buf_puts(o, ",\"reason\":");
-        s_json_str(o, c->reason);
+            dm_buf_puts(o, ",\"observed\":null");
+        s_json_field(o, ",\"observed_text\":", c->observed_text);
+        s_json_field(o, ",\"threshold\":", c->threshold);
+        s_json_field(o, ",\"reason\":", c->reason);
         dm_buf_puts(o, ",\"samples\":[");
         for (size_t j = 0; j < c->n_samples; j++) {
             if (j)

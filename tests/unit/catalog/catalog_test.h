@@ -209,4 +209,39 @@ static inline void dm_t_publish_wide(dm_catalog_t *c, const dm_identity_t *self,
     }
 }
 
+/* Parses the one contract in yaml (len bytes) and publishes its canonical
+ * form in c as product/DOMAIN/NAME. */
+static inline void dm_t_publish_yaml(dm_catalog_t *c, const char *domain, const char *name,
+                                     const char *yaml, size_t len)
+{
+    dm_contract_t **cs = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    dm_buf_t json = DM_BUF_INIT;
+    dm_err rc = dm_contract_parse("t", yaml, len, NULL, &cs, &n, &diags);
+    cr_assert_eq(rc, DM_OK, "%s", diags.count ? diags.items[0].message : dm_err_str(rc));
+    dm_contract_canonical(cs[0], &json);
+    char key[DM_CATALOG_KEY_MAX];
+    snprintf(key, sizeof key, "product/%s/%s", domain, name);
+    cr_assert_eq(dm_catalog_publish(c, key, json.data, json.len, false, DM_T_CATALOG_NOW, NULL),
+                 DM_OK);
+    dm_contract_destroy(&cs[0]);
+    free(cs);
+    dm_diags_clear(&diags);
+    dm_buf_free(&json);
+}
+
+/* A new node of w (for test) that claims domain. */
+static inline dm_t_cnode_t *dm_t_domain_node(dm_t_cworld_t *w, const char *test,
+                                             const char *domain)
+{
+    dm_t_cnode_t *n = dm_t_cworld_node(w, test);
+    char addr[DM_ADDRESS_MAX];
+    cr_assert_eq(dm_identity_address_format(dm_identity_public(n->id), "tcp://127.0.0.1:9", addr,
+                                            sizeof addr, NULL),
+                 DM_OK);
+    cr_assert_eq(dm_catalog_publish_node(n->cat, domain, addr, DM_T_CATALOG_NOW, NULL), DM_OK);
+    return n;
+}
+
 #endif

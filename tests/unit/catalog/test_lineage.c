@@ -16,7 +16,7 @@ TestSuite(lineage, .fini = s_fini);
  * space-separated; NULL for none) from node c. */
 static void s_publish(dm_catalog_t *c, const char *domain, const char *name, const char *ups)
 {
-    dm_buf_t yaml = DM_BUF_INIT, json = DM_BUF_INIT;
+    dm_buf_t yaml = DM_BUF_INIT;
     dm_buf_printf(&yaml,
                   "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: %s\n"
                   "  domain: %s\n  version: 1.0.0\n  owner:\n    team: t\n    contact: t@c.com\n"
@@ -33,32 +33,13 @@ static void s_publish(dm_catalog_t *c, const char *domain, const char *name, con
             dm_buf_printf(&yaml, "        - {domain: %s, product: %s}\n", w, dot + 1);
         }
     }
-    dm_contract_t **cs = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    dm_err rc = dm_contract_parse("t", yaml.data, yaml.len, NULL, &cs, &n, &diags);
-    cr_assert_eq(rc, DM_OK, "%s", diags.count ? diags.items[0].message : dm_err_str(rc));
-    dm_contract_canonical(cs[0], &json);
-    char key[DM_CATALOG_KEY_MAX];
-    snprintf(key, sizeof key, "product/%s/%s", domain, name);
-    cr_assert_eq(dm_catalog_publish(c, key, json.data, json.len, false, DM_T_CATALOG_NOW, NULL),
-                 DM_OK);
-    dm_contract_destroy(&cs[0]);
-    free(cs);
-    dm_diags_clear(&diags);
+    dm_t_publish_yaml(c, domain, name, yaml.data, yaml.len);
     dm_buf_free(&yaml);
-    dm_buf_free(&json);
 }
 
 static dm_t_cnode_t *s_domain_node(const char *domain)
 {
-    dm_t_cnode_t *n = dm_t_cworld_node(&s_world, "lineage");
-    char addr[DM_ADDRESS_MAX];
-    cr_assert_eq(dm_identity_address_format(dm_identity_public(n->id), "tcp://127.0.0.1:9", addr,
-                                            sizeof addr, NULL),
-                 DM_OK);
-    cr_assert_eq(dm_catalog_publish_node(n->cat, domain, addr, DM_T_CATALOG_NOW, NULL), DM_OK);
-    return n;
+    return dm_t_domain_node(&s_world, "lineage", domain);
 }
 
 /* The mesh of docs/examples, plus one more hop: logistics.inventory ->
@@ -216,7 +197,7 @@ Test(lineage, walk_max_bounds_a_wide_graph)
     /* One product with more upstreams than a walk may return: the walk
      * stops at DM_LINEAGE_WALK_MAX nodes and says it was cut. */
     dm_t_cnode_t *c = s_domain_node("commerce");
-    dm_buf_t yaml = DM_BUF_INIT, json = DM_BUF_INIT;
+    dm_buf_t yaml = DM_BUF_INIT;
     dm_buf_puts(&yaml, "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: wide\n"
                        "  domain: commerce\n  version: 1.0.0\n  owner:\n    team: t\n"
                        "    contact: t@c.com\nspec:\n  schema:\n    fields:\n"
@@ -224,15 +205,7 @@ Test(lineage, walk_max_bounds_a_wide_graph)
                        "  interoperability:\n    lineage:\n      upstream:\n");
     for (unsigned i = 0; i < DM_LINEAGE_WALK_MAX + 5; i++)
         dm_buf_printf(&yaml, "        - {domain: src, product: p%u}\n", i);
-    dm_contract_t **cs = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    dm_err rc = dm_contract_parse("t", yaml.data, yaml.len, NULL, &cs, &n, &diags);
-    cr_assert_eq(rc, DM_OK, "%s", diags.count ? diags.items[0].message : dm_err_str(rc));
-    dm_contract_canonical(cs[0], &json);
-    cr_assert_eq(dm_catalog_publish(c->cat, "product/commerce/wide", json.data, json.len, false,
-                                    DM_T_CATALOG_NOW, NULL),
-                 DM_OK);
+    dm_t_publish_yaml(c->cat, "commerce", "wide", yaml.data, yaml.len);
     dm_lineage_t *g = NULL;
     cr_assert_eq(dm_lineage_build(c->cat, &g, NULL), DM_OK);
     s_seen_t s = {0};
@@ -245,11 +218,7 @@ Test(lineage, walk_max_bounds_a_wide_graph)
     cr_assert(cut);
     s_seen_free(&s);
     dm_lineage_destroy(&g);
-    dm_contract_destroy(&cs[0]);
-    free(cs);
-    dm_diags_clear(&diags);
     dm_buf_free(&yaml);
-    dm_buf_free(&json);
 }
 
 /* A health callback: the products listed in ctx ("d.n" words) fail. */

@@ -17,7 +17,7 @@ TestSuite(search, .fini = s_fini);
 static void s_publish(dm_catalog_t *c, const char *domain, const char *name, const char *meta,
                       const char *const *fields)
 {
-    dm_buf_t yaml = DM_BUF_INIT, json = DM_BUF_INIT;
+    dm_buf_t yaml = DM_BUF_INIT;
     dm_buf_printf(&yaml,
                   "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: %s\n"
                   "  domain: %s\n  version: 1.0.0\n%s"
@@ -26,32 +26,13 @@ static void s_publish(dm_catalog_t *c, const char *domain, const char *name, con
                   meta ? meta : "  owner:\n    team: t\n    contact: t@c.com\n");
     for (size_t i = 0; fields && fields[i]; i++)
         dm_buf_printf(&yaml, "      - %s\n", fields[i]);
-    dm_contract_t **cs = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    dm_err rc = dm_contract_parse("t", yaml.data, yaml.len, NULL, &cs, &n, &diags);
-    cr_assert_eq(rc, DM_OK, "%s", diags.count ? diags.items[0].message : dm_err_str(rc));
-    dm_contract_canonical(cs[0], &json);
-    char key[DM_CATALOG_KEY_MAX];
-    snprintf(key, sizeof key, "product/%s/%s", domain, name);
-    cr_assert_eq(dm_catalog_publish(c, key, json.data, json.len, false, DM_T_CATALOG_NOW, NULL),
-                 DM_OK);
-    dm_contract_destroy(&cs[0]);
-    free(cs);
-    dm_diags_clear(&diags);
+    dm_t_publish_yaml(c, domain, name, yaml.data, yaml.len);
     dm_buf_free(&yaml);
-    dm_buf_free(&json);
 }
 
 static dm_t_cnode_t *s_domain_node(const char *domain)
 {
-    dm_t_cnode_t *n = dm_t_cworld_node(&s_world, "search");
-    char addr[DM_ADDRESS_MAX];
-    cr_assert_eq(dm_identity_address_format(dm_identity_public(n->id), "tcp://127.0.0.1:9", addr,
-                                            sizeof addr, NULL),
-                 DM_OK);
-    cr_assert_eq(dm_catalog_publish_node(n->cat, domain, addr, DM_T_CATALOG_NOW, NULL), DM_OK);
-    return n;
+    return dm_t_domain_node(&s_world, "search", domain);
 }
 
 /* Two domains whose products mention "stock" in every part in turn. */

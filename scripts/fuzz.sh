@@ -14,7 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(envelope swim catalog contract record avro pattern policy)
+# The targets are the ones tests/fuzz/CMakeLists.txt builds (one list to keep).
+read -r -a TARGETS <<<"$(sed -n 's/^set(DM_FUZZ_TARGETS \(.*\))$/\1/p' tests/fuzz/CMakeLists.txt)"
+[ ${#TARGETS[@]} -gt 0 ] || { echo "fuzz.sh: no DM_FUZZ_TARGETS in tests/fuzz/CMakeLists.txt" >&2; exit 2; }
 FUZZ_RSS_MB=2048      # an input using more memory than this is a finding
 FUZZ_TIMEOUT_S=10     # an input taking longer than this is a finding
 FUZZ_MAX_LEN=65536    # bytes per input: beyond every decoder's interesting sizes

@@ -117,7 +117,9 @@ Test(row, row_get_reads_newer_rows_with_the_older_schema)
 {
     for (int i = 0; i < 9; i++) {
         char *name = malloc(4);
-        snprintf(name, 4, "f%d", i);
+        name[0] = 'f';
+        name[1] = (char)('0' + i);
+        name[2] = '\0';
         s_field(name, i == 2 ? DM_FT_STRING : DM_FT_INT, false);
     }
     s_compile();

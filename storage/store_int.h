@@ -34,7 +34,8 @@
 #define DM_STORE_FANOUT 4      /* runs of one level merged into one */
 #define DM_STORE_RUN_MIN_DIV 32 /* a batch with pk_recent_max / this many keys is a run */
 #define DM_STORE_SYNC_MERGE_MAX ((uint64_t)1 << 20) /* entries: larger merges go in steps */
-#define DM_STORE_MERGE_PACE 2  /* merge step: this many entries per key of the batch */
+#define DM_STORE_MERGE_PACE_NUM 5 /* merge step: 5/4 entries per key of the batch */
+#define DM_STORE_MERGE_PACE_DEN 4
 #define DM_STORE_MERGE_STEP_MIN ((uint64_t)16 << 10) /* entries, for small batches */
 #define DM_STORE_POS_MAX 512  /* bytes of a merge position: above LMDB's key size */
 #define DM_STORE_RUN_BIG 0x01  /* run flag: in pk_big (written by a stepped merge) */
@@ -240,6 +241,7 @@ DM_NODISCARD dm_err dm_store__index_get(dm_store_t *self, MDB_txn *txn, uint32_t
  * cheapest when the keys come in ascending order. Reads only. */
 typedef struct {
     const dm_store__runs_t *runs;
+    size_t oi; /* the output of the merge in progress; runs->n if none */
     MDB_cursor *cur[DM_STORE_RUNS_MAX];
     const uint8_t *bloom[DM_STORE_RUNS_MAX];
     size_t bloom_len[DM_STORE_RUNS_MAX];
@@ -267,8 +269,9 @@ DM_NODISCARD dm_err dm_store__run_add(dm_store_t *self, MDB_txn *txn, dm_store__
 /* After a batch of keys entries: flushes the product's part of pk_recent
  * into a run when pk_recent holds more than pk_recent_max entries, merges
  * FANOUT runs of one size class into one (at once up to
- * DM_STORE_SYNC_MERGE_MAX entries, larger ones a step of MERGE_PACE * keys
- * entries per batch), and saves the run list. */
+ * DM_STORE_SYNC_MERGE_MAX entries, larger ones a step of MERGE_PACE_NUM /
+ * MERGE_PACE_DEN entries per key of the batch, twice that while another
+ * merge is due), and saves the run list. */
 DM_NODISCARD dm_err dm_store__index_settle(dm_store_t *self, MDB_txn *txn,
                                            dm_store__runs_t *runs, uint64_t keys,
                                            dm_buf_t *why);

@@ -40,6 +40,17 @@ if [ "$quick" = 1 ]; then
   echo "== unit and multi-node tests$(s_at)"
   ctest --test-dir build --output-on-failure -j"$jobs"
 else
+  # The multi-node tests run one at a time and mostly wait on timers, so the
+  # sanitizer and fuzzing builds run meanwhile at the lowest priority (nice
+  # 19: they take only the CPU the tests leave; their output goes to a log,
+  # shown if they fail).
+  echo "== ASan + UBSan and fuzzing builds in the background (build/background.log)$(s_at)"
+  # setsid: its own process group, so that an early exit stops the compilers too
+  setsid bash -c "nice -n 19 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDM_SANITIZE=ON >/dev/null &&
+    nice -n 19 cmake --build build-asan -j$jobs --target unit_tests &&
+    FUZZ_BUILD_JOBS=$jobs FUZZ_NICE=19 scripts/fuzz.sh --build" >build/background.log 2>&1 &
+  bg_pid=$!
+  trap 'kill -- "-$bg_pid" 2>/dev/null || true' EXIT
   # The unit tests run once, below, under the sanitizers (every test labelled
   # unit is built there); this build runs the multi-node tests and the demo.
   echo "== multi-node tests and the demo$(s_at)"
@@ -47,9 +58,13 @@ else
 fi
 
 if [ "$quick" = 0 ]; then
-  echo "== build with ASan + UBSan$(s_at)"
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDM_SANITIZE=ON >/dev/null
-  cmake --build build-asan -j"$jobs" --target unit_tests
+  echo "== waiting for the background builds$(s_at)"
+  if ! wait "$bg_pid"; then
+    tail -n 60 build/background.log >&2
+    echo "test.sh: the sanitizer or fuzzing build failed (the end of build/background.log is above)" >&2
+    exit 1
+  fi
+  trap - EXIT
   echo "== unit tests under ASan + UBSan$(s_at)"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit

@@ -4,13 +4,15 @@
 #   scripts/fuzz.sh TARGET [SECONDS]     one target (default 60 s)
 #   scripts/fuzz.sh --all SECONDS        every target, two at a time
 #   scripts/fuzz.sh --list               the target names
+#   scripts/fuzz.sh --build              only build them
 # Each target starts from its seed corpus (tests/fuzz/corpus/TARGET) plus
 # what earlier runs found (build-fuzz/corpus/TARGET). A crash stops the
 # target, leaves crash-* in build-fuzz/artifacts/TARGET/ and makes the
 # script exit 1: fix it, then keep the input as
 # tests/fuzz/regressions/TARGET/NAME so every test run replays it.
 # Environment: FUZZ_JOBS (parallel targets, default 2), FUZZ_LOG_DIR (one
-# log per target, default build-fuzz/logs), FUZZ_NICE (default 0).
+# log per target, default build-fuzz/logs), FUZZ_NICE (default 0: the niceness
+# of the build and the targets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,13 +23,13 @@ FUZZ_RSS_MB=2048      # an input using more memory than this is a finding
 FUZZ_TIMEOUT_S=10     # an input taking longer than this is a finding
 FUZZ_MAX_LEN=65536    # bytes per input: beyond every decoder's interesting sizes
 
-usage() { sed -n '2,13p' "$0"; exit 2; }
+usage() { sed -n '2,15p' "$0"; exit 2; }
 
 build() {
   if [ ! -f build-fuzz/CMakeCache.txt ]; then
     CC=clang cmake -S . -B build-fuzz -DDM_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   fi
-  cmake --build build-fuzz -j"${FUZZ_BUILD_JOBS:-2}" >/dev/null
+  nice -n "${FUZZ_NICE:-0}" cmake --build build-fuzz -j"${FUZZ_BUILD_JOBS:-2}" >/dev/null
 }
 
 # run_one TARGET SECONDS: runs one target; returns libFuzzer's status.
@@ -58,6 +60,7 @@ run_one() {
 [ $# -ge 1 ] || usage
 case "$1" in
   --list) printf '%s\n' "${TARGETS[@]}"; exit 0 ;;
+  --build) build; exit 0 ;;
   -h|--help) usage ;;
   --all)
     [ $# -eq 2 ] || usage

@@ -283,8 +283,9 @@ static void s_lineage_health(dm_node_t *self, const dm_lineage_t *g, s_lineage_t
         Dm__LineageNode *x = &l->nodes[i];
         bool failing = false;
         const char *cause = "";
+        /* a warn shows its cause too, as listings show "warn" */
         if (x->exists && dm_node__health_view_own(v, x->domain, x->product, &failing, &cause))
-            x->health = strdup(!failing ? "ok" : cause[0] ? cause : "failing");
+            x->health = strdup(cause[0] ? cause : failing ? "failing" : "ok");
         const char *deg = dm_node__health_view_degraded(v, x->domain, x->product);
         if (deg)
             x->degraded = strdup(deg);

@@ -357,4 +357,10 @@ Test(health, a_warning_upstream_does_not_degrade_its_downstream)
     cr_assert(s_listed(T_IDENTITY, "commerce", "picks", health, sizeof health, cause,
                        sizeof cause));
     cr_assert_str_neq(health, "upstream degraded", "a warn degraded its downstream: %s", cause);
+    /* lineage shows the warning on the upstream, as the listing does */
+    dm_h_result_t r = s_tool("meshq", T_IDENTITY, "lineage", "commerce/picks", "--upstream");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "warns on"), "%s", r.out);
+    cr_assert_null(strstr(r.out, "upstream degraded"), "%s", r.out);
+    dm_h_result_free(&r);
 }

@@ -3,7 +3,8 @@
  * Calls go one way: quality_batch.c (the writer's hook) uses
  * quality_eval.c (a row against a check), quality_judge.c (results from
  * state), quality_uniq.c (the uniqueness index) and quality_state.c (state
- * in quality_db); quality_uniq.c uses quality_state.c; quality_judge.c uses
+ * in quality_db); quality_uniq.c uses quality_uniq_bloom.c (its filter)
+ * and quality_state.c; quality_judge.c uses
  * quality_state.c and quality_report.c (reports, their encoding and
  * history). Nobody outside node/quality/ includes it.
  *
@@ -14,6 +15,7 @@
  *                          of the last fold (quality_uniq.c)
  *   'D' id u64 seq u64  -> a pending run: one batch's sorted (value, delta)s
  *   'N' id u64          -> u64: entries of the 'U' index of check id
+ *   'F' id u64          -> a Bloom filter of the values in 'U' and 'D'
  *   'M' seq u64         -> a row-count measurement: at_ms i64, records u64
  *   'H' seq u64         -> a stored report (quality_report.c's encoding)
  * id is a fingerprint of what the check's state depends on (rule, columns,
@@ -45,6 +47,7 @@
 #define DM_QTAG_UNIQUE 'U'
 #define DM_QTAG_PENDING 'D'
 #define DM_QTAG_UNIQUE_N 'N'
+#define DM_QTAG_BLOOM 'F'
 #define DM_QTAG_MEASURE 'M'
 #define DM_QTAG_HISTORY 'H'
 
@@ -96,8 +99,8 @@ DM_NODISCARD dm_err dm_quality__measure_add(dm_store_txn_t *t, uint32_t pid,
  * (a check the contract dropped or changed), its uniqueness index too. */
 DM_NODISCARD dm_err dm_quality__prune(dm_store_txn_t *t, uint32_t pid, const uint64_t *keep,
                                       size_t nkeep, dm_buf_t *why);
-/* Deletes every uniqueness-index entry of check id, its pending runs and
- * its entry count (before a rebuild). */
+/* Deletes every uniqueness-index entry of check id, its pending runs, its
+ * entry count and its filter (before a rebuild). */
 DM_NODISCARD dm_err dm_quality__unique_clear(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                              dm_buf_t *why);
 
@@ -131,6 +134,32 @@ DM_NODISCARD dm_err dm_quality__uniq_direct(dm_store_txn_t *t, uint32_t pid, uin
                                             dm_buf_t *why);
 DM_NODISCARD dm_err dm_quality__uniq_set_entries(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                                  uint64_t entries, dm_buf_t *why);
+
+/* ---- quality_uniq_bloom.c ---- */
+
+/* A unique check's Bloom filter, read whole (bits NULL: none, every value
+ * may be there). */
+typedef struct {
+    dm_buf_t buf;
+    uint8_t *bits;
+    uint64_t nbits;
+} dm_quality__ubloom_t;
+
+/* Reads check id's filter into f (f->buf must start empty). */
+DM_NODISCARD dm_err dm_quality__ubloom_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                           dm_quality__ubloom_t *f, dm_buf_t *why);
+/* false when key was never added (certain); true when it may have been. */
+bool dm_quality__ubloom_maybe(const dm_quality__ubloom_t *f, const uint8_t *key, size_t n);
+void dm_quality__ubloom_add(dm_quality__ubloom_t *f, const uint8_t *key, size_t n);
+/* Whether f holds more values than it was sized for (or is absent). */
+bool dm_quality__ubloom_full(const dm_quality__ubloom_t *f);
+DM_NODISCARD dm_err dm_quality__ubloom_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                           const dm_quality__ubloom_t *f, dm_buf_t *why);
+/* Writes a filter sized for twice entries from check id's base index
+ * (call when no run is pending). */
+DM_NODISCARD dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                             uint64_t entries, dm_buf_t *why);
+void dm_quality__ubloom_clear(dm_quality__ubloom_t *f);
 
 /* ---- quality_batch.c ---- */
 

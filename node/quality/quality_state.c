@@ -217,7 +217,8 @@ dm_err dm_quality__measure_add(dm_store_txn_t *t, uint32_t pid, dm_quality__psta
 
 dm_err dm_quality__unique_clear(dm_store_txn_t *t, uint32_t pid, uint64_t id, dm_buf_t *why)
 {
-    static const uint8_t tags[] = {DM_QTAG_UNIQUE, DM_QTAG_PENDING, DM_QTAG_UNIQUE_N};
+    static const uint8_t tags[] = {DM_QTAG_UNIQUE, DM_QTAG_PENDING, DM_QTAG_UNIQUE_N,
+                                   DM_QTAG_BLOOM};
     dm_err err = DM_OK;
     for (size_t i = 0; i < sizeof tags && !err; i++) {
         uint8_t k[9];

@@ -339,9 +339,10 @@ static bool s_merge(s_pending *p, dm_quality_db_delta_t *out, size_t *n)
     return ok;
 }
 
-/* Folds check id's runs into its base index and deletes them. */
+/* Folds check id's runs into its base index (entries before, *after
+ * after) and deletes them. */
 static dm_err s_fold(dm_store_txn_t *t, uint32_t pid, uint64_t id, uint64_t entries,
-                     dm_buf_t *why)
+                     uint64_t *after, dm_buf_t *why)
 {
     s_pending p;
     dm_buf_t copy = DM_BUF_INIT;
@@ -371,7 +372,8 @@ static dm_err s_fold(dm_store_txn_t *t, uint32_t pid, uint64_t id, uint64_t entr
     s_prefix(k, DM_QTAG_PENDING, id);
     if ((err = dm_quality_db_del_prefix(t, pid, k, sizeof k, why)))
         goto out;
-    err = dm_quality__uniq_set_entries(t, pid, id, s_plus(entries, made), why);
+    *after = s_plus(entries, made);
+    err = dm_quality__uniq_set_entries(t, pid, id, *after, why);
 out:
     free(d);
     free(p.runs);
@@ -403,6 +405,45 @@ static dm_err s_counts(dm_store_txn_t *t, uint32_t pid, uint64_t id, s_pending *
     return err;
 }
 
+/* Splits v[0..n) by f: the values f may hold go to sub (their indexes in
+ * idx), the others are new (count 0) and are added to f. Returns how
+ * many went to sub. */
+static size_t s_sift_new(dm_quality__ubloom_t *f, const dm_quality__uval_t *v, size_t n,
+                         dm_quality__uval_t *sub, size_t *idx)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (dm_quality__ubloom_maybe(f, v[i].key, v[i].klen)) {
+            idx[m] = i;
+            sub[m++] = v[i];
+        } else if (v[i].delta > 0) {
+            dm_quality__ubloom_add(f, v[i].key, v[i].klen);
+        }
+    }
+    return m;
+}
+
+/* The counts before the batch of v[0..n) into before (zeroed). */
+static dm_err s_before(dm_store_txn_t *t, uint32_t pid, uint64_t id, s_pending *p,
+                       dm_quality__ubloom_t *f, const dm_quality__uval_t *v, size_t n,
+                       uint64_t *before, dm_buf_t *why)
+{
+    dm_quality__uval_t *sub = malloc(n * sizeof *sub);
+    size_t *idx = malloc(n * sizeof *idx);
+    uint64_t *c = malloc(n * sizeof *c);
+    dm_err err = sub && idx && c ? DM_OK : DM_ERR_NOMEM;
+    if (!err) {
+        size_t m = s_sift_new(f, v, n, sub, idx);
+        err = s_counts(t, pid, id, p, sub, m, c, why);
+        for (size_t j = 0; j < m && !err; j++)
+            before[idx[j]] = c[j];
+    }
+    free(sub);
+    free(idx);
+    free(c);
+    return err;
+}
+
 dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                               dm_quality__cstate_t *st, const dm_quality__uval_t *v, size_t n,
                               uint64_t fold_min, dm_buf_t *why)
@@ -410,13 +451,15 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     if (n == 0)
         return DM_OK;
     s_pending p = {0};
-    uint64_t entries = 0, *before = malloc(n * sizeof *before);
+    dm_quality__ubloom_t f = {DM_BUF_INIT, NULL, 0};
+    uint64_t entries = 0, *before = calloc(n, sizeof *before);
     dm_buf_t run = DM_BUF_INIT;
     dm_err err = before ? DM_OK : DM_ERR_NOMEM;
     /* Reads first: the runs are borrowed from the map until the next write. */
     if (err || (err = s_entries_get(t, pid, id, &entries, why)) ||
+        (err = dm_quality__ubloom_get(t, pid, id, &f, why)) ||
         (err = s_pending_read(t, pid, id, &p, why)) ||
-        (err = s_counts(t, pid, id, &p, v, n, before, why)))
+        (err = s_before(t, pid, id, &p, &f, v, n, before, why)))
         goto out;
     for (size_t i = 0; i < n; i++)
         s_moved(st, before[i], s_plus(before[i], v[i].delta), v[i].text, v[i].tlen);
@@ -424,14 +467,19 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     uint8_t k[S_SEQ_KEY];
     s_prefix(k, DM_QTAG_PENDING, id);
     s_put64(k + S_KEY_PREFIX, p.next_seq);
-    if ((err = dm_quality_db_put(t, pid, k, sizeof k, run.data, run.len, why)))
+    if ((err = dm_quality_db_put(t, pid, k, sizeof k, run.data, run.len, why)) ||
+        (err = dm_quality__ubloom_put(t, pid, id, &f, why)))
         goto out;
     uint64_t bound = fold_min > entries ? fold_min : entries;
-    if (p.entries + n > bound || p.bytes + run.len > S_PENDING_BYTES_MAX || p.n + 1 >= S_RUNS_MAX)
-        err = s_fold(t, pid, id, entries, why);
+    if (p.entries + n > bound || p.bytes + run.len > S_PENDING_BYTES_MAX ||
+        p.n + 1 >= S_RUNS_MAX) {
+        if (!(err = s_fold(t, pid, id, entries, &entries, why)) && dm_quality__ubloom_full(&f))
+            err = dm_quality__ubloom_build(t, pid, id, entries, why);
+    }
 out:
     free(before);
     free(p.runs);
+    dm_quality__ubloom_clear(&f);
     dm_buf_free(&run);
     return err;
 }

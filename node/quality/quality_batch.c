@@ -195,23 +195,70 @@ static size_t s_distinct(const s_opv *v, size_t n, dm_quality__uval_t *out)
     return m;
 }
 
+/* A sort key: 8 bytes of a value's key past the batch's common prefix,
+ * big-endian, so that most comparisons are one integer comparison. */
+typedef struct {
+    uint64_t k;
+    const s_opv *o;
+} s_skey;
+
+static int s_skey_cmp(const void *pa, const void *pb)
+{
+    const s_skey *a = pa, *b = pb;
+    if (a->k != b->k)
+        return a->k < b->k ? -1 : 1;
+    return s_opv_cmp(a->o, b->o);
+}
+
+/* Sorts v[0..n) by key (s_opv_cmp's order) into out. The common prefix
+ * of the keys (for customer ids, "cust-000") would otherwise make every
+ * comparison a memcmp past it. */
+static void s_sort(const s_opv *v, size_t n, s_opv *out)
+{
+    size_t lcp = n ? v[0].klen : 0;
+    for (size_t i = 1; i < n && lcp; i++) {
+        size_t j = 0, m = v[i].klen < lcp ? v[i].klen : lcp;
+        while (j < m && v[i].key[j] == v[0].key[j])
+            j++;
+        lcp = j;
+    }
+    s_skey *s = malloc((n ? n : 1) * sizeof *s);
+    if (!s)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = 0;
+        for (size_t j = lcp; j < lcp + 8; j++)
+            k = k << 8 | (j < v[i].klen ? v[i].key[j] : 0);
+        s[i] = (s_skey){k, &v[i]};
+    }
+    qsort(s, n, sizeof *s, s_skey_cmp);
+    for (size_t i = 0; i < n; i++)
+        out[i] = *s[i].o;
+    free(s);
+}
+
 /* unique: a's values applied to st, through a pending run, or straight
  * into the index (direct: a rebuild, counting entries). */
 static dm_err s_apply_unique(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
                              dm_quality__cstate_t *st, s_opv *v, size_t n, int64_t *entries,
                              dm_buf_t *why)
 {
-    qsort(v, n, sizeof *v, s_opv_cmp); /* one index update per distinct value */
     dm_quality__uval_t *u = malloc((n ? n : 1) * sizeof *u);
-    if (!u)
+    s_opv *sorted = malloc((n ? n : 1) * sizeof *sorted);
+    if (!u || !sorted) {
+        free(u);
+        free(sorted);
         return DM_ERR_NOMEM;
-    size_t m = s_distinct(v, n, u);
+    }
+    s_sort(v, n, sorted); /* one index update per distinct value, in key order */
+    size_t m = s_distinct(sorted, n, u);
     dm_err err = DM_OK;
     if (!entries)
         err = dm_quality__uniq_apply(t, b->pid, a->cc.id, st, u, m, b->fold_min, why);
     for (size_t i = 0; entries && i < m && !err; i++)
         err = dm_quality__uniq_direct(t, b->pid, a->cc.id, st, &u[i], entries, why);
     free(u);
+    free(sorted);
     return err;
 }
 

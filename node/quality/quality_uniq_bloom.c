@@ -3,6 +3,7 @@
  * never seen costs a hash, not a search of the base index and of every
  * run (with a million distinct values most of a batch is new).
  *
+ * Blocked: a value's probes fall in one 64-byte block, one cache miss.
  * Stored as one value, 'F' id -> capacity u64, added u64, then the bits,
  * read and written whole by each batch (about 1.2 bytes per value it was
  * sized for). A fold rebuilds it from the base index when more values
@@ -17,6 +18,8 @@
 #define S_HEAD 16            /* capacity u64, added u64 */
 #define S_BITS_PER_VALUE 10  /* about 1% false positives with S_PROBES */
 #define S_PROBES 6
+#define S_BLOCK_BITS 512     /* all probes of a value in one cache line */
+#define S_PROBE_SHIFT 9      /* log2(S_BLOCK_BITS) */
 #define S_MIN_CAPACITY 65536 /* values a filter is sized for at least */
 #define S_MAX_BYTES (64u << 20)
 #define S_MIX1 0x9E3779B97F4A7C15ULL
@@ -80,20 +83,28 @@ dm_err dm_quality__ubloom_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
         return DM_OK;
     if (err)
         return err;
-    if (f->buf.len <= S_HEAD) /* unusable: treated as absent, replaced at the next fold */
-        return DM_OK;
+    if (f->buf.len <= S_HEAD || (f->buf.len - S_HEAD) % (S_BLOCK_BITS / 8))
+        return DM_OK; /* unusable: treated as absent, replaced at the next fold */
     f->bits = (uint8_t *)f->buf.data + S_HEAD;
     f->nbits = (uint64_t)(f->buf.len - S_HEAD) * 8;
     return DM_OK;
+}
+
+/* The first bit of key's block in f, and the probe bits in p. */
+static uint64_t s_block(const dm_quality__ubloom_t *f, const uint8_t *key, size_t n, uint64_t *p)
+{
+    uint64_t h = s_hash(key, n);
+    *p = s_mix(h);
+    return (h % (f->nbits / S_BLOCK_BITS)) * S_BLOCK_BITS;
 }
 
 bool dm_quality__ubloom_maybe(const dm_quality__ubloom_t *f, const uint8_t *key, size_t n)
 {
     if (!f->bits)
         return true;
-    uint64_t h = s_hash(key, n), h2 = s_mix(h) | 1;
-    for (int i = 0; i < S_PROBES; i++, h += h2) {
-        uint64_t b = h % f->nbits;
+    uint64_t p, base = s_block(f, key, n, &p);
+    for (int i = 0; i < S_PROBES; i++, p >>= S_PROBE_SHIFT) {
+        uint64_t b = base + (p & (S_BLOCK_BITS - 1));
         if (!(f->bits[b >> 3] & 1u << (b & 7)))
             return false;
     }
@@ -104,9 +115,9 @@ void dm_quality__ubloom_add(dm_quality__ubloom_t *f, const uint8_t *key, size_t 
 {
     if (!f->bits)
         return;
-    uint64_t h = s_hash(key, n), h2 = s_mix(h) | 1;
-    for (int i = 0; i < S_PROBES; i++, h += h2) {
-        uint64_t b = h % f->nbits;
+    uint64_t p, base = s_block(f, key, n, &p);
+    for (int i = 0; i < S_PROBES; i++, p >>= S_PROBE_SHIFT) {
+        uint64_t b = base + (p & (S_BLOCK_BITS - 1));
         f->bits[b >> 3] |= (uint8_t)(1u << (b & 7));
     }
     uint8_t *head = (uint8_t *)f->buf.data;
@@ -148,6 +159,7 @@ dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id, ui
         bytes = S_MAX_BYTES;
         cap = bytes * 8 / S_BITS_PER_VALUE;
     }
+    bytes -= bytes % (S_BLOCK_BITS / 8);
     dm_quality__ubloom_t f = {DM_BUF_INIT, NULL, 0};
     uint8_t head[S_HEAD] = {0};
     s_put64(head, cap);

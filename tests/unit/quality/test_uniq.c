@@ -43,18 +43,18 @@ static void s_teardown(void)
 
 TestSuite(uniq, .init = s_setup, .fini = s_teardown);
 
-/* Registers product d.p with fields id and v, pk (YAML line or NULL) and a
- * unique check on v. */
-static void s_product(const char *pk)
+/* Registers product d.p with fields id and v (of vtype), pk (YAML line or
+ * NULL) and a unique check on v. */
+static void s_product_typed(const char *pk, const char *vtype)
 {
     char text[2048];
     snprintf(text, sizeof text,
              "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: p\n"
              "  domain: d\n  version: 1.0.0\n  owner: {team: t, contact: t@c.com}\n"
              "spec:\n  schema:\n%s    fields:\n      - {name: id, type: int}\n"
-             "      - {name: v, type: int}\n  quality:\n    checks:\n"
+             "      - {name: v, type: %s}\n  quality:\n    checks:\n"
              "      - {rule: unique, column: v}\n",
-             pk ? pk : "");
+             pk ? pk : "", vtype);
     dm_diags_t diags = DM_DIAGS_INIT;
     cr_assert_eq(dm_contract_parse("t.yaml", text, strlen(text), NULL, &s_list, &s_n, &diags),
                  DM_OK);
@@ -74,27 +74,21 @@ static void s_product(const char *pk)
     dm_store_product_clear(&out);
 }
 
-/* Commits rows "id:v,id:v,..." (id -1: the next fresh id) as one batch
- * through the hook, with the fold bound's floor at fold_min. */
-static void s_batch(const char *rows, uint64_t fold_min)
+static void s_product(const char *pk) { s_product_typed(pk, "int"); }
+
+/* Commits NDJSON lines[0..n) as one batch through the hook, with the fold
+ * bound's floor at fold_min. */
+static void s_commit(char lines[][64], size_t n, uint64_t fold_min)
 {
-    char lines[T_ROWS_MAX][64];
     dm_buf_t row[T_ROWS_MAX], key[T_ROWS_MAX], why = DM_BUF_INIT;
     dm_row_in_t in[T_ROWS_MAX];
-    size_t n = 0;
-    for (const char *p = rows; *p && n < T_ROWS_MAX; n++) {
-        int id, v, used = 0;
-        cr_assert_eq(sscanf(p, "%d:%d%n", &id, &v, &used), 2, "%s", p);
-        snprintf(lines[n], sizeof lines[n], "{\"id\":%d,\"v\":%d}", id < 0 ? s_next_id++ : id,
-                 v);
-        row[n] = (dm_buf_t)DM_BUF_INIT;
-        key[n] = (dm_buf_t)DM_BUF_INIT;
-        cr_assert(dm_schema_validate(s_schema, lines[n], strlen(lines[n]), &row[n], &key[n],
+    for (size_t i = 0; i < n; i++) {
+        row[i] = (dm_buf_t)DM_BUF_INIT;
+        key[i] = (dm_buf_t)DM_BUF_INIT;
+        cr_assert(dm_schema_validate(s_schema, lines[i], strlen(lines[i]), &row[i], &key[i],
                                      &why),
                   "%s", why.data);
-        in[n] = (dm_row_in_t){key[n].data, key[n].len, row[n].data, row[n].len};
-        p += used;
-        p += *p == ',';
+        in[i] = (dm_row_in_t){key[i].data, key[i].len, row[i].data, row[i].len};
     }
     dm_quality_batch_t *qb = NULL;
     dm_store_hook_t hook;
@@ -111,6 +105,37 @@ static void s_batch(const char *rows, uint64_t fold_min)
         dm_buf_free(&key[i]);
     }
     dm_buf_free(&why);
+}
+
+/* Commits rows "id:v,id:v,..." (id -1: the next fresh id) as one batch. */
+static void s_batch(const char *rows, uint64_t fold_min)
+{
+    char lines[T_ROWS_MAX][64];
+    size_t n = 0;
+    for (const char *p = rows; *p && n < T_ROWS_MAX; n++) {
+        int id, v, used = 0;
+        cr_assert_eq(sscanf(p, "%d:%d%n", &id, &v, &used), 2, "%s", p);
+        snprintf(lines[n], sizeof lines[n], "{\"id\":%d,\"v\":%d}", id < 0 ? s_next_id++ : id,
+                 v);
+        p += used;
+        p += *p == ',';
+    }
+    s_commit(lines, n, fold_min);
+}
+
+/* Commits string values "a b c" (space-separated, fresh ids) as one batch. */
+static void s_strings(const char *values, uint64_t fold_min)
+{
+    char lines[T_ROWS_MAX][64];
+    size_t n = 0;
+    for (const char *p = values; *p && n < T_ROWS_MAX; n++) {
+        size_t l = strcspn(p, " ");
+        snprintf(lines[n], sizeof lines[n], "{\"id\":%d,\"v\":\"%.*s\"}", s_next_id++,
+                 (int)l, p);
+        p += l;
+        p += *p == ' ';
+    }
+    s_commit(lines, n, fold_min);
 }
 
 /* The unique check's result now: extra rows, groups (from the text) and
@@ -258,4 +283,24 @@ Test(uniq, a_corrupt_run_is_rebuilt_from_the_rows)
     s_expect(2, "2 duplicate groups, 2 extra rows", "1");
     s_batch("-1:3", DM_QUALITY_UNIQ_FOLD_MIN);
     s_expect(2, "2 duplicate groups, 2 extra rows", "1");
+}
+
+Test(uniq, values_sharing_long_prefixes_sort_and_count_exactly)
+{
+    /* Past the batch's common prefix the sort compares 8 bytes as one
+     * integer: values equal there, or one a prefix of another, must still
+     * sort as bytes do, or a run's search and the index walk miss them. */
+    s_product_typed(NULL, "string");
+    s_strings("cust-000000000001 cust-0000000000012 cust-000000000001 cust-00000000000 "
+              "cust-0000000000012x cust-000000000002",
+              DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(1, "1 duplicate group, 1 extra row", "cust-000000000001");
+    s_strings("cust-0000000000012 cust-00000000000 zz cust-0000000000012x", 1); /* folded */
+    cr_assert_eq(s_where().runs, 0);
+    cr_assert_eq(s_where().index, 6);
+    s_expect(4, "4 duplicate groups, 4 extra rows", "cust-000000000001");
+    s_strings("x-prefix-AAAAAAAAAAAA-1 cust-0000000000012 a x-prefix-AAAAAAAAAAAA-2 "
+              "cust-000000000002 x-prefix-AAAAAAAAAAAA-1",
+              DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(7, "6 duplicate groups, 7 extra rows", "cust-000000000001");
 }

@@ -156,9 +156,9 @@ bool dm_quality__ubloom_full(const dm_quality__ubloom_t *f);
 DM_NODISCARD dm_err dm_quality__ubloom_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                            const dm_quality__ubloom_t *f, dm_buf_t *why);
 /* Writes a filter sized for twice entries from check id's base index
- * (call when no run is pending). */
+ * (call when no run is pending); *seen gets the entries it holds. */
 DM_NODISCARD dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id,
-                                             uint64_t entries, dm_buf_t *why);
+                                             uint64_t entries, uint64_t *seen, dm_buf_t *why);
 void dm_quality__ubloom_clear(dm_quality__ubloom_t *f);
 
 /* ---- quality_batch.c ---- */

@@ -473,8 +473,12 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     uint64_t bound = fold_min > entries ? fold_min : entries;
     if (p.entries + n > bound || p.bytes + run.len > S_PENDING_BYTES_MAX ||
         p.n + 1 >= S_RUNS_MAX) {
-        if (!(err = s_fold(t, pid, id, entries, &entries, why)) && dm_quality__ubloom_full(&f))
-            err = dm_quality__ubloom_build(t, pid, id, entries, why);
+        uint64_t seen;
+        /* The build counts the index too: a store from before 'N' existed
+         * starts counting right at its first fold. */
+        if (!(err = s_fold(t, pid, id, entries, &entries, why)) && dm_quality__ubloom_full(&f) &&
+            !(err = dm_quality__ubloom_build(t, pid, id, entries, &seen, why)) && seen != entries)
+            err = dm_quality__uniq_set_entries(t, pid, id, seen, why);
     }
 out:
     free(before);

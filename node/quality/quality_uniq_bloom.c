@@ -142,16 +142,23 @@ dm_err dm_quality__ubloom_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     return dm_quality_db_put(t, pid, k, sizeof k, f->buf.data, f->buf.len, why);
 }
 
+typedef struct {
+    dm_quality__ubloom_t f;
+    uint64_t seen;
+} s_build_ctx;
+
 static int s_add_entry(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
 {
     (void)val;
     (void)vlen;
-    dm_quality__ubloom_add(ctx, (const uint8_t *)key + 9, klen - 9);
+    s_build_ctx *b = ctx;
+    dm_quality__ubloom_add(&b->f, (const uint8_t *)key + 9, klen - 9);
+    b->seen++;
     return 0;
 }
 
 dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id, uint64_t entries,
-                                dm_buf_t *why)
+                                uint64_t *seen, dm_buf_t *why)
 {
     uint64_t cap = entries * 2 > S_MIN_CAPACITY ? entries * 2 : S_MIN_CAPACITY;
     uint64_t bytes = cap * S_BITS_PER_VALUE / 8;
@@ -160,22 +167,24 @@ dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id, ui
         cap = bytes * 8 / S_BITS_PER_VALUE;
     }
     bytes -= bytes % (S_BLOCK_BITS / 8);
-    dm_quality__ubloom_t f = {DM_BUF_INIT, NULL, 0};
+    s_build_ctx b = {{DM_BUF_INIT, NULL, 0}, 0};
+    dm_quality__ubloom_t *f = &b.f;
     uint8_t head[S_HEAD] = {0};
     s_put64(head, cap);
-    dm_buf_append(&f.buf, head, sizeof head);
-    dm_buf_reserve(&f.buf, (size_t)bytes);
-    memset(f.buf.data + S_HEAD, 0, (size_t)bytes);
-    f.buf.len = S_HEAD + (size_t)bytes;
-    f.bits = (uint8_t *)f.buf.data + S_HEAD;
-    f.nbits = bytes * 8;
+    dm_buf_append(&f->buf, head, sizeof head);
+    dm_buf_reserve(&f->buf, (size_t)bytes);
+    memset(f->buf.data + S_HEAD, 0, (size_t)bytes);
+    f->buf.len = S_HEAD + (size_t)bytes;
+    f->bits = (uint8_t *)f->buf.data + S_HEAD;
+    f->nbits = bytes * 8;
     uint8_t k[9];
     k[0] = DM_QTAG_UNIQUE;
     s_put64(k + 1, id);
-    dm_err err = dm_quality_db_each(t, pid, k, sizeof k, false, s_add_entry, &f, why);
+    dm_err err = dm_quality_db_each(t, pid, k, sizeof k, false, s_add_entry, &b, why);
     if (!err)
-        err = dm_quality__ubloom_put(t, pid, id, &f, why);
-    dm_buf_free(&f.buf);
+        err = dm_quality__ubloom_put(t, pid, id, f, why);
+    dm_buf_free(&f->buf);
+    *seen = b.seen;
     return err;
 }
 

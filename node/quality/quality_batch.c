@@ -212,8 +212,8 @@ static int s_skey_cmp(const void *pa, const void *pb)
 
 /* Sorts v[0..n) by key (s_opv_cmp's order) into out. The common prefix
  * of the keys (for customer ids, "cust-000") would otherwise make every
- * comparison a memcmp past it. */
-static void s_sort(const s_opv *v, size_t n, s_opv *out)
+ * comparison a memcmp past it. false when out of memory. */
+static bool s_sort(const s_opv *v, size_t n, s_opv *out)
 {
     size_t lcp = n ? v[0].klen : 0;
     for (size_t i = 1; i < n && lcp; i++) {
@@ -224,7 +224,7 @@ static void s_sort(const s_opv *v, size_t n, s_opv *out)
     }
     s_skey *s = malloc((n ? n : 1) * sizeof *s);
     if (!s)
-        abort();
+        return false;
     for (size_t i = 0; i < n; i++) {
         uint64_t k = 0;
         for (size_t j = lcp; j < lcp + 8; j++)
@@ -235,6 +235,7 @@ static void s_sort(const s_opv *v, size_t n, s_opv *out)
     for (size_t i = 0; i < n; i++)
         out[i] = *s[i].o;
     free(s);
+    return true;
 }
 
 /* unique: a's values applied to st, through a pending run, or straight
@@ -245,12 +246,12 @@ static dm_err s_apply_unique(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
 {
     dm_quality__uval_t *u = malloc((n ? n : 1) * sizeof *u);
     s_opv *sorted = malloc((n ? n : 1) * sizeof *sorted);
-    if (!u || !sorted) {
+    /* sorted: one index update per distinct value, in key order */
+    if (!u || !sorted || !s_sort(v, n, sorted)) {
         free(u);
         free(sorted);
         return DM_ERR_NOMEM;
     }
-    s_sort(v, n, sorted); /* one index update per distinct value, in key order */
     size_t m = s_distinct(sorted, n, u);
     dm_err err = DM_OK;
     if (!entries)

@@ -140,7 +140,7 @@ typedef struct {
     s_run *runs;
     size_t n, cap;
     uint64_t entries, bytes, next_seq;
-    bool bad;
+    bool bad, nomem;
 } s_pending;
 
 static int s_take_run(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
@@ -158,8 +158,10 @@ static int s_take_run(void *ctx, const void *key, size_t klen, const void *val, 
     if (p->n == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 8;
         s_run *r = realloc(p->runs, cap * sizeof *r);
-        if (!r)
-            abort();
+        if (!r) {
+            p->nomem = true;
+            return 1;
+        }
         p->runs = r;
         p->cap = cap;
     }
@@ -179,7 +181,9 @@ static dm_err s_pending_read(dm_store_txn_t *t, uint32_t pid, uint64_t id, s_pen
     memset(p, 0, sizeof *p);
     p->next_seq = 1;
     dm_err err = dm_quality_db_each(t, pid, k, sizeof k, false, s_take_run, p, why);
-    if (!err && p->bad) {
+    if (!err && p->nomem)
+        err = DM_ERR_NOMEM;
+    else if (!err && p->bad) {
         dm_buf_why(why, "quality: a pending uniqueness run of product %u is corrupt", pid);
         err = DM_ERR_STORE;
     }
@@ -301,12 +305,11 @@ static void s_sift(const s_run *runs, size_t *h, size_t n, size_t i)
 }
 
 /* Merges p's runs (copies: the fold writes) into out[0..*n), summing the
- * deltas of one key and dropping zero sums. false when a run is corrupt. */
-static bool s_merge(s_pending *p, dm_quality_db_delta_t *out, size_t *n)
+ * deltas of one key and dropping zero sums, with h (p->n entries) for the
+ * heap. false when a run is corrupt. */
+static bool s_merge(s_pending *p, size_t *h, dm_quality_db_delta_t *out, size_t *n)
 {
-    size_t *h = malloc((p->n ? p->n : 1) * sizeof *h), hn = 0, m = 0;
-    if (!h)
-        abort();
+    size_t hn = 0, m = 0;
     for (size_t i = 0; i < p->n; i++) {
         p->runs[i].pos = 0;
         if (p->runs[i].n)
@@ -334,7 +337,6 @@ static bool s_merge(s_pending *p, dm_quality_db_delta_t *out, size_t *n)
     }
     if (m && out[m - 1].delta == 0)
         m--;
-    free(h);
     *n = m;
     return ok;
 }
@@ -347,6 +349,7 @@ static dm_err s_fold(dm_store_txn_t *t, uint32_t pid, uint64_t id, uint64_t entr
     s_pending p;
     dm_buf_t copy = DM_BUF_INIT;
     dm_quality_db_delta_t *d = NULL;
+    size_t *h = NULL;
     dm_err err = s_pending_read(t, pid, id, &p, why);
     if (err)
         goto out;
@@ -355,11 +358,13 @@ static dm_err s_fold(dm_store_txn_t *t, uint32_t pid, uint64_t id, uint64_t entr
     for (size_t i = 0, off = 0; i < p.n; off += p.runs[i].len, i++)
         p.runs[i].data = (const uint8_t *)copy.data + off;
     size_t n = 0;
-    if (!(d = malloc((p.entries ? p.entries : 1) * sizeof *d))) {
+    d = malloc((p.entries ? p.entries : 1) * sizeof *d);
+    h = malloc((p.n ? p.n : 1) * sizeof *h);
+    if (!d || !h) {
         err = DM_ERR_NOMEM;
         goto out;
     }
-    if (!s_merge(&p, d, &n)) {
+    if (!s_merge(&p, h, d, &n)) {
         dm_buf_why(why, "quality: a pending uniqueness run of product %u is corrupt", pid);
         err = DM_ERR_STORE;
         goto out;
@@ -376,6 +381,7 @@ static dm_err s_fold(dm_store_txn_t *t, uint32_t pid, uint64_t id, uint64_t entr
     err = dm_quality__uniq_set_entries(t, pid, id, *after, why);
 out:
     free(d);
+    free(h);
     free(p.runs);
     dm_buf_free(&copy);
     return err;

@@ -237,6 +237,131 @@ dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *pref
                : dm_store__mdb_txn(t->store, "trim quality history", rc, why);
 }
 
+dm_err dm_quality_db_del_prefix(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
+                               dm_buf_t *why)
+{
+    uint8_t full[S_FULL_KEY_MAX];
+    size_t flen;
+    MDB_cursor *cur = NULL;
+    dm_err err = s_cursor(t, pid, prefix, plen, full, &flen, &cur, why);
+    if (err)
+        return err;
+    MDB_val k = {flen, full}, v;
+    int rc;
+    /* Seek again after each delete: a deleted cursor's position is LMDB's
+     * subtle part, a seek from the prefix is not. */
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) == MDB_SUCCESS &&
+           s_under(&k, full, flen)) {
+        if ((rc = mdb_cursor_del(cur, 0)) != MDB_SUCCESS)
+            break;
+        k = (MDB_val){flen, full};
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND
+               ? DM_OK
+               : dm_store__mdb_txn(t->store, "delete quality state", rc, why);
+}
+
+/* Positions cur at [full][key] (flen bytes of prefix already in full):
+ * *exact says whether that key is there, *count its counter (0 when
+ * absent). k gets the full key. Returns LMDB's code (MDB_NOTFOUND: past
+ * the last key, not an error). */
+static int s_seek_counter(MDB_cursor *cur, uint8_t *full, size_t flen, const void *key,
+                          size_t klen, MDB_val *k, bool *exact, uint64_t *count)
+{
+    memcpy(full + flen, key, klen);
+    MDB_val want = {flen + klen, full}, v;
+    *k = want;
+    *exact = false;
+    *count = 0;
+    int rc = mdb_cursor_get(cur, k, &v, MDB_SET_RANGE);
+    if (rc == MDB_SUCCESS && k->mv_size == want.mv_size &&
+        memcmp(k->mv_data, want.mv_data, want.mv_size) == 0) {
+        *exact = true;
+        if (v.mv_size == DM_STORE_SEQ_BYTES)
+            *count = dm_store__get_be64(v.mv_data);
+    }
+    *k = want;
+    return rc;
+}
+
+dm_err dm_quality_db_get_sorted(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
+                                const dm_quality_db_delta_t *d, size_t n, uint64_t *counts,
+                                dm_buf_t *why)
+{
+    uint8_t full[S_FULL_KEY_MAX];
+    size_t flen;
+    MDB_cursor *cur = NULL;
+    dm_err err = s_cursor(t, pid, prefix, plen, full, &flen, &cur, why);
+    if (err)
+        return err;
+    for (size_t i = 0; i < n && !err; i++) {
+        MDB_val k;
+        bool exact;
+        if (plen + d[i].klen > DM_QDB_KEY_MAX) {
+            err = s_toobig(plen + d[i].klen, why);
+            break;
+        }
+        int rc = s_seek_counter(cur, full, flen, d[i].key, d[i].klen, &k, &exact, &counts[i]);
+        if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+            err = dm_store__mdb_txn(t->store, "read a quality counter", rc, why);
+    }
+    mdb_cursor_close(cur);
+    return err;
+}
+
+/* One counter of add_sorted: the cursor is on it when *exact. */
+static int s_add_one(MDB_cursor *cur, MDB_val *k, bool exact, uint64_t was, int64_t delta,
+                     int64_t *entries)
+{
+    uint64_t now = delta < 0 && (uint64_t)-delta > was ? 0 : was + (uint64_t)delta;
+    if (now == was)
+        return MDB_SUCCESS;
+    if (now == 0) {
+        (*entries)--;
+        return mdb_cursor_del(cur, 0);
+    }
+    uint8_t vb[DM_STORE_SEQ_BYTES];
+    dm_store__put_be64(vb, now);
+    MDB_val v = {sizeof vb, vb};
+    *entries += !exact;
+    return mdb_cursor_put(cur, k, &v, exact ? MDB_CURRENT : 0);
+}
+
+dm_err dm_quality_db_add_sorted(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
+                                const dm_quality_db_delta_t *d, size_t n, int64_t *entries,
+                                dm_buf_t *why)
+{
+    uint8_t full[S_FULL_KEY_MAX];
+    size_t flen;
+    MDB_cursor *cur = NULL;
+    int64_t made = 0;
+    dm_err err = s_cursor(t, pid, prefix, plen, full, &flen, &cur, why);
+    if (err)
+        return err;
+    int rc = MDB_SUCCESS;
+    for (size_t i = 0; i < n; i++) {
+        MDB_val k;
+        bool exact;
+        uint64_t was;
+        if (plen + d[i].klen > DM_QDB_KEY_MAX) {
+            err = s_toobig(plen + d[i].klen, why);
+            break;
+        }
+        rc = s_seek_counter(cur, full, flen, d[i].key, d[i].klen, &k, &exact, &was);
+        if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND)
+            rc = s_add_one(cur, &k, exact, was, d[i].delta, &made);
+        if (rc != MDB_SUCCESS) {
+            err = dm_store__mdb_txn(t->store, "write a quality counter", rc, why);
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    if (entries)
+        *entries = made;
+    return err;
+}
+
 dm_err dm_quality_db_counts(dm_store_txn_t *t, uint32_t pid, uint64_t *records,
                             uint64_t *quarantined, dm_buf_t *why)
 {

@@ -55,12 +55,39 @@ DM_NODISCARD dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const voi
 
 /* Calls fn for the entries of pid whose key (after the pid) starts with
  * prefix, in key order, or newest (highest) first when reverse, until fn
- * returns non-zero. key and val are borrowed for the call. */
+ * returns non-zero. key and val are borrowed until the next write in t
+ * (LMDB's rule), so a caller may keep them while it only reads. */
 typedef int (*dm_quality_db_each_fn)(void *ctx, const void *key, size_t klen, const void *val,
                               size_t vlen);
 DM_NODISCARD dm_err dm_quality_db_each(dm_store_txn_t *t, uint32_t pid, const void *prefix,
                                        size_t plen, bool reverse, dm_quality_db_each_fn fn,
                                        void *ctx, dm_buf_t *why);
+/* Deletes every entry of pid under prefix. */
+DM_NODISCARD dm_err dm_quality_db_del_prefix(dm_store_txn_t *t, uint32_t pid, const void *prefix,
+                                             size_t plen, dm_buf_t *why);
+
+/* A key after a common prefix, and a counter's change. */
+typedef struct {
+    const void *key;
+    size_t klen;
+    int64_t delta;
+} dm_quality_db_delta_t;
+
+/* Reads the u64 counters at [pid][prefix][d[i].key] into counts[i] (0 when
+ * absent) for keys in ascending order, through one cursor: neighbouring
+ * keys cost a search of the leaf page the cursor is on, not a descent.
+ * Reads only: nothing is dirtied. d[i].delta is not used. */
+DM_NODISCARD dm_err dm_quality_db_get_sorted(dm_store_txn_t *t, uint32_t pid,
+                                             const void *prefix, size_t plen,
+                                             const dm_quality_db_delta_t *d, size_t n,
+                                             uint64_t *counts, dm_buf_t *why);
+/* dm_quality_db_add for d[0..n) (ascending keys, each once) under prefix,
+ * through one cursor, so each leaf page is found once, not per key.
+ * *entries (may be NULL) gets the entries created less those deleted. */
+DM_NODISCARD dm_err dm_quality_db_add_sorted(dm_store_txn_t *t, uint32_t pid, const void *prefix,
+                                             size_t plen, const dm_quality_db_delta_t *d,
+                                             size_t n, int64_t *entries, dm_buf_t *why);
+
 /* Deletes the lowest entry under prefix (the oldest of a history). */
 DM_NODISCARD dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *prefix,
                                             size_t plen, dm_buf_t *why);

@@ -1,8 +1,9 @@
 /* quality_batch.c: the writer's hook (dm_store_hook_t). While a batch
  * commits, row() folds each row that becomes live (and the row it
  * replaces) into per-check deltas in memory; finish() applies them to the
- * stored state in the batch's own transaction: the uniqueness index and
- * its two counters, failing-row counts, the newest event time. A check
+ * stored state in the batch's own transaction: the uniqueness index (one
+ * pending run per batch, quality_uniq.c) and its two counters, failing-row
+ * counts, the newest event time. A check
  * with no state on a product that already has rows (added by an upgrade,
  * or changed) is rebuilt from the rows once, in the same transaction. At
  * the end of an ingest run finish() also measures the row count and
@@ -38,6 +39,7 @@ struct dm_quality_batch {
     s_acc *acc;
     size_t nacc;
     bool end_run, has_report;
+    uint64_t fold_min;
     dm_qreport_t report;
     dm_buf_t key, text, tmp;
 };
@@ -170,53 +172,106 @@ static s_opv *s_ops(const s_acc *a, size_t *n)
     return v;
 }
 
-/* One value's count moves by delta: the counters and samples follow. */
-static dm_err s_unique_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
-                             dm_quality__cstate_t *st, const s_opv *o, int64_t delta,
-                             dm_buf_t *key, dm_buf_t *why)
+/* The distinct values of sorted ops v[0..n) with their net deltas (zero
+ * dropped) into out; returns how many. A value's text is that of a row
+ * that holds it, when one does. */
+static size_t s_distinct(const s_opv *v, size_t n, dm_quality__uval_t *out)
 {
-    if (delta == 0)
-        return DM_OK;
-    dm_buf_reset(key);
-    uint8_t p[9] = {DM_QTAG_UNIQUE};
-    for (int i = 8; i >= 1; i--, id >>= 8)
-        p[i] = (uint8_t)id;
-    dm_buf_append(key, p, sizeof p);
-    dm_buf_append(key, o->key, o->klen);
-    uint64_t before, after;
-    dm_err err = dm_quality_db_add(t, pid, key->data, key->len, delta, &before, &after, why);
-    if (err)
-        return err;
-    st->groups += (after >= 2) - (before >= 2);
-    st->extra = st->extra + (after > 1 ? after - 1 : 0) - (before > 1 ? before - 1 : 0);
-    if (after >= 2 && before < 2)
-        dm_quality__sample_add(st, o->text, o->tlen);
-    else if (after < 2 && before >= 2)
-        dm_quality__sample_drop(st, o->text, o->tlen);
-    return DM_OK;
+    size_t m = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        int64_t delta = 0;
+        const s_opv *named = &v[i];
+        for (; j < n && s_opv_cmp(&v[i], &v[j]) == 0; j++) {
+            delta += v[j].sign;
+            if (v[j].sign > 0)
+                named = &v[j];
+        }
+        if (delta)
+            out[m++] = (dm_quality__uval_t){named->key, named->klen, named->text, named->tlen,
+                                            delta};
+        i = j;
+    }
+    return m;
 }
 
-/* Applies a's deltas to st. */
+/* A sort key: 8 bytes of a value's key past the batch's common prefix,
+ * big-endian, so that most comparisons are one integer comparison. */
+typedef struct {
+    uint64_t k;
+    const s_opv *o;
+} s_skey;
+
+static int s_skey_cmp(const void *pa, const void *pb)
+{
+    const s_skey *a = pa, *b = pb;
+    if (a->k != b->k)
+        return a->k < b->k ? -1 : 1;
+    return s_opv_cmp(a->o, b->o);
+}
+
+/* Sorts v[0..n) by key (s_opv_cmp's order) into out. The common prefix
+ * of the keys (for customer ids, "cust-000") would otherwise make every
+ * comparison a memcmp past it. false when out of memory. */
+static bool s_sort(const s_opv *v, size_t n, s_opv *out)
+{
+    size_t lcp = n ? v[0].klen : 0;
+    for (size_t i = 1; i < n && lcp; i++) {
+        size_t j = 0, m = v[i].klen < lcp ? v[i].klen : lcp;
+        while (j < m && v[i].key[j] == v[0].key[j])
+            j++;
+        lcp = j;
+    }
+    s_skey *s = malloc((n ? n : 1) * sizeof *s);
+    if (!s)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = 0;
+        for (size_t j = lcp; j < lcp + 8; j++)
+            k = k << 8 | (j < v[i].klen ? v[i].key[j] : 0);
+        s[i] = (s_skey){k, &v[i]};
+    }
+    qsort(s, n, sizeof *s, s_skey_cmp);
+    for (size_t i = 0; i < n; i++)
+        out[i] = *s[i].o;
+    free(s);
+    return true;
+}
+
+/* unique: a's values applied to st, through a pending run, or straight
+ * into the index (direct: a rebuild, counting entries). */
+static dm_err s_apply_unique(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
+                             dm_quality__cstate_t *st, s_opv *v, size_t n, int64_t *entries,
+                             dm_buf_t *why)
+{
+    dm_quality__uval_t *u = malloc((n ? n : 1) * sizeof *u);
+    s_opv *sorted = malloc((n ? n : 1) * sizeof *sorted);
+    /* sorted: one index update per distinct value, in key order */
+    if (!u || !sorted || !s_sort(v, n, sorted)) {
+        free(u);
+        free(sorted);
+        return DM_ERR_NOMEM;
+    }
+    size_t m = s_distinct(sorted, n, u);
+    dm_err err = DM_OK;
+    if (!entries)
+        err = dm_quality__uniq_apply(t, b->pid, a->cc.id, st, u, m, b->fold_min, why);
+    for (size_t i = 0; entries && i < m && !err; i++)
+        err = dm_quality__uniq_direct(t, b->pid, a->cc.id, st, &u[i], entries, why);
+    free(u);
+    free(sorted);
+    return err;
+}
+
+/* Applies a's deltas to st (entries: see s_apply_unique). */
 static dm_err s_apply(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
-                      dm_quality__cstate_t *st, dm_buf_t *why)
+                      dm_quality__cstate_t *st, int64_t *entries, dm_buf_t *why)
 {
     size_t n = 0;
     s_opv *v = s_ops(a, &n);
     dm_err err = DM_OK;
     if (a->cc.k->rule == DM_CHECK_UNIQUE) {
-        qsort(v, n, sizeof *v, s_opv_cmp); /* one index update per distinct value */
-        for (size_t i = 0; i < n && !err;) {
-            size_t j = i;
-            int64_t delta = 0;
-            const s_opv *named = &v[i];
-            for (; j < n && s_opv_cmp(&v[i], &v[j]) == 0; j++) {
-                delta += v[j].sign;
-                if (v[j].sign > 0)
-                    named = &v[j];
-            }
-            err = s_unique_apply(t, b->pid, a->cc.id, st, named, delta, &b->key, why);
-            i = j;
-        }
+        err = s_apply_unique(b, t, a, st, v, n, entries, why);
     } else if (a->cc.k->rule == DM_CHECK_FRESHNESS) {
         if (a->newest > st->newest)
             st->newest = a->newest;
@@ -243,6 +298,7 @@ typedef struct {
     dm_quality__cstate_t *st;
     dm_store_txn_t *t;
     dm_err err;
+    int64_t entries; /* unique: index entries made */
     dm_buf_t *why;
 } s_rebuild_ctx;
 
@@ -255,7 +311,7 @@ static int s_rebuild_row(void *ctx, uint64_t seq, const void *row, size_t len)
     r->a->ahead = 0; /* s_apply adds it per row */
     r->a->adds = r->st->nsamples;
     s_fold(r->b, r->a, 1, row, len);
-    r->err = s_apply(r->b, r->t, r->a, r->st, r->why);
+    r->err = s_apply(r->b, r->t, r->a, r->st, &r->entries, r->why);
     return r->err != DM_OK;
 }
 
@@ -271,11 +327,14 @@ static dm_err s_rebuild(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
         (err = dm_quality__unique_clear(t, b->pid, a->cc.id, why)))
         return err;
     a->newest = DM_QUALITY_NO_EVENT;
-    s_rebuild_ctx r = {b, a, st, t, DM_OK, why};
+    s_rebuild_ctx r = {b, a, st, t, DM_OK, 0, why};
     err = dm_quality_db_rows(t, b->pid, s_rebuild_row, &r, why);
     dm_buf_reset(&a->ops);
     if (!err && a->newest > st->newest)
         st->newest = a->newest;
+    if (!err && !r.err && a->cc.k->rule == DM_CHECK_UNIQUE)
+        err = dm_quality__uniq_set_entries(t, b->pid, a->cc.id,
+                                           r.entries > 0 ? (uint64_t)r.entries : 0, why);
     return err ? err : r.err;
 }
 
@@ -290,6 +349,17 @@ static dm_err s_prune(dm_quality_batch_t *b, dm_store_txn_t *t, dm_buf_t *why)
     dm_err err = dm_quality__prune(t, b->pid, keep, b->nacc, why);
     free(keep);
     return err;
+}
+
+/* Logs the unreadable state named in why past mark, and forgets it. */
+static void s_unreadable(const dm_quality_batch_t *b, dm_buf_t *why, size_t mark)
+{
+    dm_log_warn("quality: product %u: %s; rebuilding it from the rows", b->pid,
+                why && why->len > mark ? why->data + mark : "corrupt state");
+    if (why && why->data) {
+        why->len = mark;
+        why->data[mark] = 0;
+    }
 }
 
 static dm_err s_finish(void *ctx, dm_store_txn_t *t, const dm_batch_result_t *result,
@@ -310,19 +380,19 @@ static dm_err s_finish(void *ctx, dm_store_txn_t *t, const dm_batch_result_t *re
         size_t mark = why ? why->len : 0;
         err = dm_quality__cstate_get(t, b->pid, a->cc.id, &st, &found, why);
         if (err == DM_ERR_STORE) { /* unreadable state is rebuilt, not a reason to refuse rows */
-            dm_log_warn("quality: product %u: %s; rebuilding it from the rows", b->pid,
-                        why && why->len > mark ? why->data + mark : "corrupt state");
-            if (why && why->data) {
-                why->len = mark;
-                why->data[mark] = 0;
-            }
+            s_unreadable(b, why, mark);
             found = false;
             err = DM_OK;
         }
         if (err)
             break;
         fresh_state = fresh_state || !found;
-        err = !found && before > 0 ? s_rebuild(b, t, a, &st, why) : s_apply(b, t, a, &st, why);
+        err = !found && before > 0 ? s_rebuild(b, t, a, &st, why)
+                                   : s_apply(b, t, a, &st, NULL, why);
+        if (err == DM_ERR_STORE && a->cc.k->rule == DM_CHECK_UNIQUE) { /* a corrupt run */
+            s_unreadable(b, why, mark);
+            err = s_rebuild(b, t, a, &st, why);
+        }
         if (!err)
             err = dm_quality__cstate_put(t, b->pid, a->cc.id, &st, why);
     }
@@ -367,6 +437,7 @@ dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid, const dm_contract_t
     b->pid = pid;
     b->c = c;
     b->now_ms = now_ms;
+    b->fold_min = DM_QUALITY_UNIQ_FOLD_MIN;
     dm_err err = DM_OK;
     size_t want = 0;
     for (size_t i = 0; i < c->nchecks; i++)
@@ -431,4 +502,9 @@ void dm_quality_batch_end_run(dm_quality_batch_t *self)
 const dm_qreport_t *dm_quality_batch_report(const dm_quality_batch_t *self)
 {
     return self->has_report ? &self->report : NULL;
+}
+
+void dm_quality__batch_set_fold_min(dm_quality_batch_t *b, uint64_t entries)
+{
+    b->fold_min = entries;
 }

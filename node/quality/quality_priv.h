@@ -2,14 +2,20 @@
  *
  * Calls go one way: quality_batch.c (the writer's hook) uses
  * quality_eval.c (a row against a check), quality_judge.c (results from
- * state) and quality_state.c (state in quality_db); quality_judge.c uses
+ * state), quality_uniq.c (the uniqueness index) and quality_state.c (state
+ * in quality_db); quality_uniq.c uses quality_uniq_bloom.c (its filter)
+ * and quality_state.c; quality_judge.c uses
  * quality_state.c and quality_report.c (reports, their encoding and
  * history). Nobody outside node/quality/ includes it.
  *
  * Keys in the quality database (after the product id, storage/quality_db.h):
  *   'P'                 -> the product's quality state (s_pstate)
  *   'S' id u64          -> a check's state (dm_quality__cstate_t)
- *   'U' id u64 value    -> u64: live rows holding that value (unique)
+ *   'U' id u64 value    -> u64: live rows holding that value (unique), as
+ *                          of the last fold (quality_uniq.c)
+ *   'D' id u64 seq u64  -> a pending run: one batch's sorted (value, delta)s
+ *   'N' id u64          -> u64: entries of the 'U' index of check id
+ *   'F' id u64          -> a Bloom filter of the values in 'U' and 'D'
  *   'M' seq u64         -> a row-count measurement: at_ms i64, records u64
  *   'H' seq u64         -> a stored report (quality_report.c's encoding)
  * id is a fingerprint of what the check's state depends on (rule, columns,
@@ -32,10 +38,16 @@
 #define DM_QUALITY_WEEK_MS (7LL * 24 * 3600 * 1000)
 #define DM_QUALITY_WEEKDAY_SLACK_MS (24LL * 3600 * 1000) /* same_weekday: nearest within a day */
 #define DM_QUALITY_NO_EVENT INT64_MIN
+/* unique: pending entries folded into the index once they exceed
+ * max(this, the index's entries) (quality_uniq.c) */
+#define DM_QUALITY_UNIQ_FOLD_MIN 65536
 
 #define DM_QTAG_PRODUCT 'P'
 #define DM_QTAG_CHECK 'S'
 #define DM_QTAG_UNIQUE 'U'
+#define DM_QTAG_PENDING 'D'
+#define DM_QTAG_UNIQUE_N 'N'
+#define DM_QTAG_BLOOM 'F'
 #define DM_QTAG_MEASURE 'M'
 #define DM_QTAG_HISTORY 'H'
 
@@ -87,9 +99,72 @@ DM_NODISCARD dm_err dm_quality__measure_add(dm_store_txn_t *t, uint32_t pid,
  * (a check the contract dropped or changed), its uniqueness index too. */
 DM_NODISCARD dm_err dm_quality__prune(dm_store_txn_t *t, uint32_t pid, const uint64_t *keep,
                                       size_t nkeep, dm_buf_t *why);
-/* Deletes every uniqueness-index entry of check id (before a rebuild). */
+/* Deletes every uniqueness-index entry of check id, its pending runs, its
+ * entry count and its filter (before a rebuild). */
 DM_NODISCARD dm_err dm_quality__unique_clear(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                              dm_buf_t *why);
+
+/* ---- quality_uniq.c ---- */
+
+/* One distinct value of a batch for a unique check: its index key, its
+ * text (for samples) and how many live rows it gained (or lost). */
+typedef struct {
+    const uint8_t *key;
+    uint16_t klen;
+    const char *text;
+    uint16_t tlen;
+    int64_t delta;
+} dm_quality__uval_t;
+
+/* Applies a batch's v[0..n) (ascending keys, each once, delta != 0) to
+ * check id: st's groups, extra and samples from the exact counts before,
+ * and one pending run written; folds the runs into the index when they
+ * exceed max(fold_min, the index's entries) or the byte or run bounds.
+ * DM_ERR_STORE when a run is corrupt (rebuild the check). */
+DM_NODISCARD dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                           dm_quality__cstate_t *st,
+                                           const dm_quality__uval_t *v, size_t n,
+                                           uint64_t fold_min, dm_buf_t *why);
+/* A rebuild's step: adds v->delta to the index directly (no run) and
+ * adds the entries created less deleted to *entries; the rebuild then
+ * records the count with dm_quality__uniq_set_entries. */
+DM_NODISCARD dm_err dm_quality__uniq_direct(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                            dm_quality__cstate_t *st,
+                                            const dm_quality__uval_t *v, int64_t *entries,
+                                            dm_buf_t *why);
+DM_NODISCARD dm_err dm_quality__uniq_set_entries(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                                 uint64_t entries, dm_buf_t *why);
+
+/* ---- quality_uniq_bloom.c ---- */
+
+/* A unique check's Bloom filter, read whole (bits NULL: none, every value
+ * may be there). */
+typedef struct {
+    dm_buf_t buf;
+    uint8_t *bits;
+    uint64_t nbits;
+} dm_quality__ubloom_t;
+
+/* Reads check id's filter into f (f->buf must start empty). */
+DM_NODISCARD dm_err dm_quality__ubloom_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                           dm_quality__ubloom_t *f, dm_buf_t *why);
+/* false when key was never added (certain); true when it may have been. */
+bool dm_quality__ubloom_maybe(const dm_quality__ubloom_t *f, const uint8_t *key, size_t n);
+void dm_quality__ubloom_add(dm_quality__ubloom_t *f, const uint8_t *key, size_t n);
+/* Whether f holds more values than it was sized for (or is absent). */
+bool dm_quality__ubloom_full(const dm_quality__ubloom_t *f);
+DM_NODISCARD dm_err dm_quality__ubloom_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                           const dm_quality__ubloom_t *f, dm_buf_t *why);
+/* Writes a filter sized for twice entries from check id's base index
+ * (call when no run is pending); *seen gets the entries it holds. */
+DM_NODISCARD dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                             uint64_t entries, uint64_t *seen, dm_buf_t *why);
+void dm_quality__ubloom_clear(dm_quality__ubloom_t *f);
+
+/* ---- quality_batch.c ---- */
+
+/* Tests: the fold bound's floor (DM_QUALITY_UNIQ_FOLD_MIN by default). */
+void dm_quality__batch_set_fold_min(dm_quality_batch_t *b, uint64_t entries);
 
 /* ---- quality_eval.c ---- */
 

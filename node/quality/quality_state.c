@@ -215,35 +215,16 @@ dm_err dm_quality__measure_add(dm_store_txn_t *t, uint32_t pid, dm_quality__psta
     return err;
 }
 
-typedef struct {
-    dm_buf_t keys; /* u16 length + key, back to back */
-} s_clear_ctx;
-
-static int s_collect(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
-{
-    (void)val;
-    (void)vlen;
-    s_clear_ctx *c = ctx;
-    uint16_t l = (uint16_t)klen;
-    dm_buf_append(&c->keys, &l, sizeof l);
-    dm_buf_append(&c->keys, key, klen);
-    return 0;
-}
-
 dm_err dm_quality__unique_clear(dm_store_txn_t *t, uint32_t pid, uint64_t id, dm_buf_t *why)
 {
-    uint8_t k[9];
-    s_ckey(k, DM_QTAG_UNIQUE, id);
-    s_clear_ctx c = {DM_BUF_INIT};
-    dm_err err = dm_quality_db_each(t, pid, k, sizeof k, false, s_collect, &c, why);
-    for (size_t off = 0; !err && off < c.keys.len;) {
-        uint16_t l;
-        memcpy(&l, c.keys.data + off, sizeof l);
-        off += sizeof l;
-        err = dm_quality_db_del(t, pid, c.keys.data + off, l, why);
-        off += l;
+    static const uint8_t tags[] = {DM_QTAG_UNIQUE, DM_QTAG_PENDING, DM_QTAG_UNIQUE_N,
+                                   DM_QTAG_BLOOM};
+    dm_err err = DM_OK;
+    for (size_t i = 0; i < sizeof tags && !err; i++) {
+        uint8_t k[9];
+        s_ckey(k, tags[i], id);
+        err = dm_quality_db_del_prefix(t, pid, k, sizeof k, why);
     }
-    dm_buf_free(&c.keys);
     return err;
 }
 

@@ -1,0 +1,306 @@
+/* test_uniq.c: the uniqueness index's pending runs and folds
+ * (quality_uniq.c) on a real LMDB store: counts before and after a fold,
+ * across a reopen with runs pending, and upserts that move a value while
+ * its count is split between the index and the runs. */
+#include <criterion/criterion.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "quality/quality.h"
+#include "quality/quality_priv.h"
+#include "record/schema.h"
+#include "storage/store.h"
+
+#define T_NOW 1800000000000LL /* a fixed "now" in Unix ms */
+#define T_ROWS_MAX 64
+
+static char s_dir[PATH_MAX];
+static dm_store_t *s_store;
+static dm_contract_t **s_list;
+static size_t s_n;
+static dm_contract_t *s_c;
+static dm_schema_t *s_schema;
+static uint32_t s_pid;
+static int s_next_id;
+
+static void s_setup(void)
+{
+    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_uniq"));
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
+    s_next_id = 0;
+}
+
+static void s_teardown(void)
+{
+    dm_schema_destroy(&s_schema);
+    dm_contract_list_destroy(&s_list, s_n);
+    dm_store_destroy(&s_store);
+    dm_t_rmdir(s_dir);
+}
+
+TestSuite(uniq, .init = s_setup, .fini = s_teardown);
+
+/* Registers product d.p with fields id and v (of vtype), pk (YAML line or
+ * NULL) and a unique check on v. */
+static void s_product_typed(const char *pk, const char *vtype)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: p\n"
+             "  domain: d\n  version: 1.0.0\n  owner: {team: t, contact: t@c.com}\n"
+             "spec:\n  schema:\n%s    fields:\n      - {name: id, type: int}\n"
+             "      - {name: v, type: %s}\n  quality:\n    checks:\n"
+             "      - {rule: unique, column: v}\n",
+             pk ? pk : "", vtype);
+    dm_diags_t diags = DM_DIAGS_INIT;
+    cr_assert_eq(dm_contract_parse("t.yaml", text, strlen(text), NULL, &s_list, &s_n, &diags),
+                 DM_OK);
+    dm_diags_clear(&diags);
+    s_c = s_list[0];
+    cr_assert_eq(dm_schema_new(s_c, &s_schema, NULL), DM_OK);
+    dm_product_t in = {0}, out = {0};
+    in.domain = "d";
+    in.name = "p";
+    in.version = "1.0.0";
+    in.version_major = 1;
+    in.contract = "{}";
+    in.contract_len = 2;
+    dm_register_outcome o;
+    cr_assert_eq(dm_store_product_register(s_store, &in, &o, &out, NULL, NULL), DM_OK);
+    s_pid = out.id;
+    dm_store_product_clear(&out);
+}
+
+static void s_product(const char *pk) { s_product_typed(pk, "int"); }
+
+/* Commits NDJSON lines[0..n) as one batch through the hook, with the fold
+ * bound's floor at fold_min. */
+static void s_commit(char lines[][64], size_t n, uint64_t fold_min)
+{
+    dm_buf_t row[T_ROWS_MAX], key[T_ROWS_MAX], why = DM_BUF_INIT;
+    dm_row_in_t in[T_ROWS_MAX];
+    for (size_t i = 0; i < n; i++) {
+        row[i] = (dm_buf_t)DM_BUF_INIT;
+        key[i] = (dm_buf_t)DM_BUF_INIT;
+        cr_assert(dm_schema_validate(s_schema, lines[i], strlen(lines[i]), &row[i], &key[i],
+                                     &why),
+                  "%s", why.data);
+        in[i] = (dm_row_in_t){key[i].data, key[i].len, row[i].data, row[i].len};
+    }
+    dm_quality_batch_t *qb = NULL;
+    dm_store_hook_t hook;
+    cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_c, T_NOW, &qb, &hook, &why), DM_OK);
+    dm_quality__batch_set_fold_min(qb, fold_min);
+    dm_quality_batch_end_run(qb);
+    dm_batch_result_t res;
+    cr_assert_eq(dm_store_commit_batch_hooked(s_store, s_pid, in, n, NULL, 0, "t", &hook, &res,
+                                              &why),
+                 DM_OK, "%s", why.data);
+    dm_quality_batch_destroy(&qb);
+    for (size_t i = 0; i < n; i++) {
+        dm_buf_free(&row[i]);
+        dm_buf_free(&key[i]);
+    }
+    dm_buf_free(&why);
+}
+
+/* Commits rows "id:v,id:v,..." (id -1: the next fresh id) as one batch. */
+static void s_batch(const char *rows, uint64_t fold_min)
+{
+    char lines[T_ROWS_MAX][64];
+    size_t n = 0;
+    for (const char *p = rows; *p && n < T_ROWS_MAX; n++) {
+        int id, v, used = 0;
+        cr_assert_eq(sscanf(p, "%d:%d%n", &id, &v, &used), 2, "%s", p);
+        snprintf(lines[n], sizeof lines[n], "{\"id\":%d,\"v\":%d}", id < 0 ? s_next_id++ : id,
+                 v);
+        p += used;
+        p += *p == ',';
+    }
+    s_commit(lines, n, fold_min);
+}
+
+/* Commits string values "a b c" (space-separated, fresh ids) as one batch. */
+static void s_strings(const char *values, uint64_t fold_min)
+{
+    char lines[T_ROWS_MAX][64];
+    size_t n = 0;
+    for (const char *p = values; *p && n < T_ROWS_MAX; n++) {
+        size_t l = strcspn(p, " ");
+        snprintf(lines[n], sizeof lines[n], "{\"id\":%d,\"v\":\"%.*s\"}", s_next_id++,
+                 (int)l, p);
+        p += l;
+        p += *p == ' ';
+    }
+    s_commit(lines, n, fold_min);
+}
+
+/* The unique check's result now: extra rows, groups (from the text) and
+ * the first sample ("" when none). */
+static void s_expect(double extra, const char *groups_text, const char *sample)
+{
+    dm_qreport_t r = {0};
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_quality_run(s_store, s_pid, s_c, T_NOW, false, &r, &why), DM_OK);
+    cr_assert_eq(r.n, 1);
+    const dm_qresult_t *x = &r.results[0];
+    cr_assert_eq(x->observed, extra, "extra rows %g, want %g (%s)", x->observed, extra,
+                 x->observed_text);
+    cr_assert(strstr(x->observed_text, groups_text), "%s, want %s", x->observed_text,
+              groups_text);
+    cr_assert_str_eq(x->nsamples ? x->samples[0] : "", sample);
+    dm_quality_report_clear(&r);
+    dm_buf_free(&why);
+}
+
+typedef struct {
+    size_t runs, index;
+} s_layout;
+
+static int s_count(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)key;
+    (void)klen;
+    (void)val;
+    (void)vlen;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static dm_err s_layout_fn(dm_store_txn_t *t, void *ctx, dm_buf_t *why)
+{
+    s_layout *l = ctx;
+    uint8_t d = DM_QTAG_PENDING, u = DM_QTAG_UNIQUE;
+    dm_err err = dm_quality_db_each(t, s_pid, &d, 1, false, s_count, &l->runs, why);
+    return err ? err : dm_quality_db_each(t, s_pid, &u, 1, false, s_count, &l->index, why);
+}
+
+/* Pending runs and index entries of the product now. */
+static s_layout s_where(void)
+{
+    s_layout l = {0, 0};
+    cr_assert_eq(dm_quality_db_view(s_store, s_layout_fn, &l, NULL), DM_OK);
+    return l;
+}
+
+Test(uniq, the_vector_across_two_batches_and_a_fold)
+{
+    s_product(NULL);
+    s_batch("-1:1,-1:2,-1:3", 4);
+    cr_assert_eq(s_where().runs, 1);
+    cr_assert_eq(s_where().index, 0);
+    s_expect(0, "0 duplicate groups, 0 extra rows", "");
+    s_batch("-1:3,-1:3", 4); /* 3 pending + 1 distinct = 4: not over the bound yet */
+    s_expect(2, "1 duplicate group, 2 extra rows", "3");
+    cr_assert_eq(s_where().runs, 2);
+    s_batch("-1:4", 4); /* 5 > 4: folded */
+    s_layout l = s_where();
+    cr_assert_eq(l.runs, 0);
+    cr_assert_eq(l.index, 4);
+    s_expect(2, "1 duplicate group, 2 extra rows", "3");
+    s_batch("-1:3", 4); /* on top of the folded index */
+    s_expect(3, "1 duplicate group, 3 extra rows", "3");
+    cr_assert_eq(s_where().runs, 1);
+}
+
+Test(uniq, fold_bound_grows_with_the_index)
+{
+    s_product(NULL);
+    s_batch("-1:1,-1:2,-1:3,-1:4,-1:5,-1:6", 2); /* 6 > 2: folded at once */
+    cr_assert_eq(s_where().index, 6);
+    cr_assert_eq(s_where().runs, 0);
+    s_batch("-1:7,-1:8,-1:9", 2); /* 3 pending <= 6 entries: stays a run */
+    s_batch("-1:10,-1:11,-1:12", 2); /* 6 pending: still not over */
+    cr_assert_eq(s_where().runs, 2);
+    s_batch("-1:1", 2); /* 7 > 6: folded; 1 now twice */
+    s_layout l = s_where();
+    cr_assert_eq(l.runs, 0);
+    cr_assert_eq(l.index, 12);
+    s_expect(1, "1 duplicate group, 1 extra row", "1");
+}
+
+Test(uniq, counts_survive_a_reopen_with_runs_pending)
+{
+    s_product(NULL);
+    s_batch("-1:1,-1:2,-1:2", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_batch("-1:2,-1:3,-1:1", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(3, "2 duplicate groups, 3 extra rows", "2");
+    cr_assert_eq(s_where().runs, 2);
+    dm_store_destroy(&s_store);
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
+    s_expect(3, "2 duplicate groups, 3 extra rows", "2");
+    s_batch("-1:3", DM_QUALITY_UNIQ_FOLD_MIN); /* the runs still count after the reopen */
+    s_expect(4, "3 duplicate groups, 4 extra rows", "2");
+    s_batch("-1:9", 1); /* and fold to the same answer */
+    cr_assert_eq(s_where().runs, 0);
+    cr_assert_eq(s_where().index, 4);
+    s_expect(4, "3 duplicate groups, 4 extra rows", "2");
+}
+
+Test(uniq, upserts_move_a_value_across_a_fold)
+{
+    s_product("    primaryKey: id\n");
+    s_batch("1:10,2:20", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_batch("2:10", 1); /* 20 leaves (-1, pending), 10 gains (+1): folded */
+    cr_assert_eq(s_where().runs, 0);
+    cr_assert_eq(s_where().index, 1); /* 20's count reached 0: its entry is gone */
+    s_expect(1, "1 duplicate group, 1 extra row", "10");
+    s_batch("2:30", DM_QUALITY_UNIQ_FOLD_MIN); /* 10 back to 1 with its 2 in the index */
+    cr_assert_eq(s_where().runs, 1);
+    s_expect(0, "0 duplicate groups, 0 extra rows", "");
+    s_batch("1:30", DM_QUALITY_UNIQ_FOLD_MIN); /* 30: 1 pending + 1 = a group, split */
+    s_expect(1, "1 duplicate group, 1 extra row", "30");
+    s_batch("3:40", 1); /* folded: 10 gone, 30 twice */
+    s_layout l = s_where();
+    cr_assert_eq(l.runs, 0);
+    cr_assert_eq(l.index, 2);
+    s_expect(1, "1 duplicate group, 1 extra row", "30");
+}
+
+static dm_err s_corrupt_run(dm_store_txn_t *t, void *ctx, dm_buf_t *why)
+{
+    (void)ctx;
+    uint8_t k[17] = {DM_QTAG_PENDING};
+    uint64_t id = dm_quality__check_id(&s_c->checks[0]);
+    for (int i = 8; i >= 1; i--, id >>= 8)
+        k[i] = (uint8_t)id;
+    k[16] = 1; /* the first run */
+    return dm_quality_db_put(t, s_pid, k, sizeof k, "\xff\xff", 2, why);
+}
+
+Test(uniq, a_corrupt_run_is_rebuilt_from_the_rows)
+{
+    s_product(NULL);
+    s_batch("-1:1,-1:1,-1:2", DM_QUALITY_UNIQ_FOLD_MIN);
+    cr_assert_eq(dm_quality_db_update(s_store, s_corrupt_run, NULL, NULL), DM_OK);
+    s_batch("-1:2", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_layout l = s_where();
+    cr_assert_eq(l.runs, 0); /* the rebuild wrote the index directly */
+    cr_assert_eq(l.index, 2);
+    s_expect(2, "2 duplicate groups, 2 extra rows", "1");
+    s_batch("-1:3", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(2, "2 duplicate groups, 2 extra rows", "1");
+}
+
+Test(uniq, values_sharing_long_prefixes_sort_and_count_exactly)
+{
+    /* Past the batch's common prefix the sort compares 8 bytes as one
+     * integer: values equal there, or one a prefix of another, must still
+     * sort as bytes do, or a run's search and the index walk miss them. */
+    s_product_typed(NULL, "string");
+    s_strings("cust-000000000001 cust-0000000000012 cust-000000000001 cust-00000000000 "
+              "cust-0000000000012x cust-000000000002",
+              DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(1, "1 duplicate group, 1 extra row", "cust-000000000001");
+    s_strings("cust-0000000000012 cust-00000000000 zz cust-0000000000012x", 1); /* folded */
+    cr_assert_eq(s_where().runs, 0);
+    cr_assert_eq(s_where().index, 6);
+    s_expect(4, "4 duplicate groups, 4 extra rows", "cust-000000000001");
+    s_strings("x-prefix-AAAAAAAAAAAA-1 cust-0000000000012 a x-prefix-AAAAAAAAAAAA-2 "
+              "cust-000000000002 x-prefix-AAAAAAAAAAAA-1",
+              DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(7, "6 duplicate groups, 7 extra rows", "cust-000000000001");
+}

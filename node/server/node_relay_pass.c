@@ -167,7 +167,8 @@ static dm_err s_take(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *why)
                       rep->error->message ? rep->error->message : "");
         if (!line.data)
             return DM_ERR_NOMEM;
-        free(rep->error->message);
+        if (rep->error->message != protobuf_c_empty_string)
+            free(rep->error->message);
         rep->error->message = line.data; /* freed with rep */
         sc->done = true;
         return DM_OK;
@@ -195,7 +196,8 @@ static dm_err s_take(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *why)
                       (unsigned long long)q->pass_rows, (unsigned long long)q->pass_bytes);
         if (!line.data)
             return DM_ERR_NOMEM;
-        free(r->explain != protobuf_c_empty_string ? r->explain : NULL);
+        if (r->explain != protobuf_c_empty_string)
+            free(r->explain);
         r->explain = line.data; /* freed with rep */
     }
     return DM_OK;

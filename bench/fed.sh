@@ -180,6 +180,13 @@ for i in "${!bins[@]}"; do
       "$(tr ' ' '\n' <<<"${res[$i,$at,p50]:-}" | median)" "$(tr ' ' '\n' <<<"${res[$i,$at,p99]:-}" | median)"
     [ -z "${res[$i,$at,failed]:-}" ] || echo "    FAILED rounds: ${res[$i,$at,failed]}"
   done
+  if [ "$lookups" -gt 0 ] && [ -n "${res[$i,logistics,p50]:-}" ] && [ -n "${res[$i,commerce,p50]:-}" ]; then
+    # Relayed over direct, per round then the median: both ran in the same
+    # mesh minutes apart, so the ratio carries less of the machine's load.
+    ratio() { paste -d' ' <(tr ' ' '\n' <<<"${res[$i,logistics,$1]}") <(tr ' ' '\n' <<<"${res[$i,commerce,$1]}") |
+              awk 'NF == 2 && $2 > 0 {printf "%.2f\n", $1 / $2}' | median; }
+    printf '  %-52s %8sx %8sx\n' "relayed / direct (median of the rounds' ratios)" "$(ratio p50)" "$(ratio p99)"
+  fi
   if [ "$join" = 1 ]; then
     j=$(tr ' ' '\n' <<<"${res[$i,join]:-}" | median) n=$(tr ' ' '\n' <<<"${res[$i,native]}" | median)
     printf '  %-52s %9s ms\n' "join ~1% of orders, meshq at logistics" "$j"

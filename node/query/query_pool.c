@@ -179,6 +179,54 @@ static uint64_t s_cursor_id(void)
     return id;
 }
 
+/* Finishes a request on w (the lock not held): the scheduler learns the
+ * worker is free and whether the query ended; the query is closed when
+ * it ended or must. */
+static void s_finish(dm_query_pool_worker_t *w, bool ended, dm_query_pool_open_t *o,
+                     dm_query_pool_acts_t *acts)
+{
+    dm_query_pool_t *self = w->pool;
+    pthread_mutex_lock(&self->lock);
+    w->q = NULL;
+    bool must_close = dm_query_sched_finish(self->sched, w->index, ended, dm_clock_mono_ms());
+    dm_query_pool__collect(self, acts);
+    if (dm_query_sched_queued(self->sched)) /* this worker takes one on its way back */
+        s_wake(self);
+    pthread_mutex_unlock(&self->lock);
+    if (ended || must_close)
+        dm_query_pool__open_close(self, &o);
+}
+
+/* Offers a new query to the pass-through (query_pool.h); false when it
+ * did not take it (remote stays the caller's). When it did, the query is
+ * answered, registered as a cursor when more rows follow, and finished. */
+static bool s_run_pass(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
+                       dm_query_remote_t *remote, dm_query_pool_acts_t *acts)
+{
+    dm_query_pool_t *self = w->pool;
+    const Dm__QueryReq *qr = r->env->query_req;
+    dm_query_pool_open_t *o = calloc(1, sizeof *o);
+    if (!o)
+        return false; /* the engine's way fails it alike */
+    o->remote = remote;
+    o->passed = true;
+    uint64_t id = s_cursor_id();
+    zmq_msg_t msg;
+    bool packed = false, ended = true;
+    if (!dm_query_pool__pass(w, remote, qr, r->env->id, id, &msg, &packed, &ended)) {
+        free(o);
+        return false;
+    }
+    pthread_mutex_lock(&self->lock); /* registered before the client can see its id */
+    if (!ended)
+        dm_query_sched_opened(self->sched, w->index, id, o, dm_clock_mono_ms());
+    pthread_mutex_unlock(&self->lock);
+    if (packed)
+        dm_query_pool__reply(self, &r->rid, &msg);
+    s_finish(w, ended, o, acts);
+    return true;
+}
+
 /* Runs a new query: opens it, fetches its first batch, keeps it open as a
  * cursor when more rows follow. */
 static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_query_pool_acts_t *acts)
@@ -190,7 +238,7 @@ static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_que
     dm_query_t *q = NULL;
     dm_query_pool_open_t *o = NULL;
     zmq_msg_t msg;
-    bool packed = false, ended = true, must_close = false;
+    bool packed = false, ended = true;
     s_access_ctx actx = {.pool = self, .caller = &r->caller};
     dm_query_access_t access = {s_decide, &actx, s_describable};
     dm_query_remote_t *remote = NULL;
@@ -199,6 +247,8 @@ static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_que
         rc = self->remote_make(self->remote_ctx, &r->caller, qr ? qr->grant.data : NULL,
                                qr ? qr->grant.len : 0, sql,
                                &remote, &err);
+    if (rc == DM_OK && remote && self->pass && qr && s_run_pass(w, r, remote, acts))
+        return;
     if (rc == DM_OK)
         rc = dm_query_open_fed(self->engine, sql, strlen(sql), self->decide ? &access : NULL,
                                remote, &q, &err);
@@ -240,14 +290,7 @@ static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_que
         for (size_t i = 0; i < actx.nread; i++)
             self->latency(self->latency_ctx, actx.read[i][0], actx.read[i][1], us);
     }
-    pthread_mutex_lock(&self->lock);
-    must_close = dm_query_sched_finish(self->sched, w->index, ended, dm_clock_mono_ms());
-    dm_query_pool__collect(self, acts);
-    if (dm_query_sched_queued(self->sched)) /* this worker takes one on its way back */
-        s_wake(self);
-    pthread_mutex_unlock(&self->lock);
-    if (ended || must_close)
-        dm_query_pool__open_close(self, &o);
+    s_finish(w, ended, o, acts);
     dm_buf_free(&err);
 }
 
@@ -266,6 +309,8 @@ static void s_run_next(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, uint64
                  (long long)dm_query_sched_limits(self->sched)->cursor_idle_ms,
                  (long long)dm_query_sched_limits(self->sched)->lifetime_ms);
         packed = dm_query_pool__pack_error(r->env->id, DM_ERR_NOTFOUND, text, &msg);
+    } else if (o->passed) {
+        (void)dm_query_pool__pass(w, o->remote, NULL, r->env->id, cursor, &msg, &packed, &ended);
     } else {
         s_fetch_pack(w, o, cursor, r->env->id, false, &msg, &ended, &packed);
     }
@@ -472,6 +517,7 @@ dm_err dm_query_pool_new(void *ctx, dm_query_engine_t *engine, unsigned nworkers
         dm_query_pool_worker_t *w = &self->workers[i];
         w->pool = self;
         w->index = i;
+        atomic_init(&w->pass_cancel, false);
         if (pthread_create(&w->thread, NULL, s_worker_main, w) != 0) {
             dm_query_pool_destroy(&self);
             dm_buf_why(why, "query: cannot start worker thread %u", i);
@@ -558,6 +604,12 @@ void dm_query_pool_set_remote(dm_query_pool_t *self, dm_query_pool_remote_make_f
     self->remote_make = make;
     self->remote_free = free_fn;
     self->remote_ctx = ctx;
+}
+
+void dm_query_pool_set_pass(dm_query_pool_t *self, dm_query_pool_pass_fn fn, void *ctx)
+{
+    self->pass = fn;
+    self->pass_ctx = ctx;
 }
 
 void dm_query_pool_set_latency(dm_query_pool_t *self, dm_query_pool_latency_fn fn, void *ctx)

@@ -80,6 +80,24 @@ typedef void (*dm_query_pool_remote_free_fn)(void *ctx, dm_query_remote_t *remot
 void dm_query_pool_set_remote(dm_query_pool_t *self, dm_query_pool_remote_make_fn make,
                               dm_query_pool_remote_free_fn free_fn, void *ctx);
 
+/* Installs a pass-through for queries the remote (set_remote) can hand
+ * whole to another node (the relay's, node_relay_pass.c): for each
+ * QueryReq, after make, fn gets the query's remote and the request: DM_OK
+ * with *rep NULL when it does not pass the query (the engine runs it);
+ * DM_OK with *rep (the owner's reply: QueryRep or Error, the caller's to
+ * free) when it did; else the failure, one line in why. For each pull of
+ * a passed query's cursor fn gets req NULL and returns the next reply the
+ * same way. fn gives up by deadline_ns (CLOCK_MONOTONIC) or once cancel
+ * is set (a cancel of the query or its client gone). The pool renames the
+ * reply's id and cursor to the client's and sends it on; the remote's
+ * free ends the owner's side. Thread-safe fn; call before the first
+ * forward. */
+typedef dm_err (*dm_query_pool_pass_fn)(void *ctx, dm_query_remote_t *remote,
+                                        const Dm__QueryReq *req, int64_t deadline_ns,
+                                        const atomic_bool *cancel, Dm__Envelope **rep,
+                                        dm_buf_t *why);
+void dm_query_pool_set_pass(dm_query_pool_t *self, dm_query_pool_pass_fn fn, void *ctx);
+
 /* Installs how the owner measures its products' query latency (the SLA's
  * latency term, quality/sla.h): after a QueryReq's first reply has been
  * handed to the outbox, fn is called once per product its SQL named and

@@ -5,6 +5,7 @@
 #define DM_QUERY_POOL_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <zmq.h>
 
@@ -27,6 +28,8 @@ typedef struct {
     pthread_t thread;
     bool running;
     dm_query_t *q;  /* the query it runs (guarded by the pool's lock) */
+    bool passing;   /* it runs a passed query's request (guarded by the lock) */
+    atomic_bool pass_cancel; /* that request's cancel */
 } dm_query_pool_worker_t;
 
 /* An open query as the scheduler holds it: the query and the batch size
@@ -36,6 +39,7 @@ typedef struct {
     uint32_t max_rows;
     dm_query_remote_t *remote; /* the query's way to other nodes (set_remote), or NULL */
     bool explain;              /* the final reply carries dm_query_explain's text */
+    bool passed;               /* q is NULL: the pass-through serves its pulls */
 } dm_query_pool_open_t;
 
 
@@ -69,6 +73,8 @@ struct dm_query_pool {
     dm_query_pool_remote_make_fn remote_make; /* set before the first forward, then read-only */
     dm_query_pool_remote_free_fn remote_free;
     void *remote_ctx;
+    dm_query_pool_pass_fn pass; /* set before the first forward, then read-only */
+    void *pass_ctx;
     dm_query_pool_latency_fn latency; /* set before the first forward, then read-only */
     void *latency_ctx;
 };
@@ -93,6 +99,14 @@ dm_err dm_query_pool__reason_code(dm_query_sched_reason why);
 void dm_query_pool__collect(dm_query_pool_t *self, dm_query_pool_acts_t *acts);
 /* Carries out collected actions without the lock; out answers refusals. */
 void dm_query_pool__run_acts(dm_query_pool_t *self, void *out, dm_query_pool_acts_t *acts);
+/* Runs one request of a passed query on w (the pool's pass): its first
+ * (req set; cursor the id the client will pull with) or a pull (req
+ * NULL). False when the first was not passed (the engine runs it); else
+ * the reply for the client (request id) is packed in *msg (*packed), and
+ * *ended says the query is over. Takes and drops the lock. */
+bool dm_query_pool__pass(dm_query_pool_worker_t *w, dm_query_remote_t *remote,
+                         const Dm__QueryReq *req, uint64_t id, uint64_t cursor, zmq_msg_t *msg,
+                         bool *packed, bool *ended);
 /* Closes an open query, frees its remote (the pool's remote_free) and
  * its holder. NULL-safe; sets *o_p NULL. */
 void dm_query_pool__open_close(dm_query_pool_t *self, dm_query_pool_open_t **o_p);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/array.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "query/query_pool_priv.h"
 #include "transport/envelope.h"
@@ -87,6 +88,8 @@ void dm_query_pool__collect(dm_query_pool_t *self, dm_query_pool_acts_t *acts)
         if (a.kind == DM_QUERY_SCHED_CANCEL) {
             if (a.worker < self->n && self->workers[a.worker].q)
                 dm_query_cancel(self->workers[a.worker].q);
+            else if (a.worker < self->n && self->workers[a.worker].passing)
+                atomic_store(&self->workers[a.worker].pass_cancel, true);
             continue;
         }
         if (!dm_array_reserve(&acts->a, &acts->cap, acts->n + 1, sizeof *acts->a,
@@ -130,4 +133,49 @@ void dm_query_pool__open_close(dm_query_pool_t *self, dm_query_pool_open_t **o_p
         self->remote_free(self->remote_ctx, (*o_p)->remote);
     free(*o_p);
     *o_p = NULL;
+}
+
+bool dm_query_pool__pass(dm_query_pool_worker_t *w, dm_query_remote_t *remote,
+                         const Dm__QueryReq *req, uint64_t id, uint64_t cursor, zmq_msg_t *msg,
+                         bool *packed, bool *ended)
+{
+    dm_query_pool_t *self = w->pool;
+    pthread_mutex_lock(&self->lock);
+    w->passing = true;
+    atomic_store(&w->pass_cancel, dm_query_sched_cancelled(self->sched, w->index) != 0);
+    int64_t deadline = dm_clock_mono_ns() +
+                       dm_query_sched_limits(self->sched)->lifetime_ms * (int64_t)1000000;
+    pthread_mutex_unlock(&self->lock);
+    Dm__Envelope *rep = NULL;
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err rc = self->pass(self->pass_ctx, remote, req, deadline, &w->pass_cancel, &rep, &why);
+    pthread_mutex_lock(&self->lock);
+    w->passing = false;
+    dm_query_sched_reason reason =
+        rc != DM_OK ? dm_query_sched_cancelled(self->sched, w->index) : 0;
+    pthread_mutex_unlock(&self->lock);
+    if (rc == DM_OK && !rep && req) {
+        dm_buf_free(&why);
+        return false;
+    }
+    *ended = true;
+    if (rc != DM_OK || !rep) {
+        char text[DM_QUERY_SCHED_WHY_MAX];
+        if (reason)
+            dm_query_sched_reason_text(self->sched, reason, text, sizeof text);
+        dm_err code = reason ? dm_query_pool__reason_code(reason) : rc != DM_OK ? rc : DM_ERR_PROTO;
+        *packed = dm_query_pool__pack_error(id, code, reason ? text : why.len ? why.data
+                                                                     : dm_err_str(code), msg);
+    } else {
+        rep->id = id;
+        if (rep->body_case == DM__ENVELOPE__BODY_QUERY_REP) {
+            rep->query_rep->cursor = cursor;
+            *ended = rep->query_rep->done;
+        }
+        *packed = dm_query_pool__pack(rep, msg);
+    }
+    if (rep)
+        dm__envelope__free_unpacked(rep, NULL);
+    dm_buf_free(&why);
+    return true;
 }

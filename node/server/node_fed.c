@@ -435,47 +435,74 @@ static char s_token(const char *sql, size_t len, size_t *i, char *out, size_t ca
     return c == '.' ? '.' : 'x';
 }
 
+void dm_node__sql_pairs(const char *sql, size_t len, dm_node__sql_pair_fn fn, void *ctx)
+{
+    char a[DM_AUDIT_PRODUCT_MAX] = "", b[DM_AUDIT_PRODUCT_MAX] = "", q[DM_AUDIT_PRODUCT_MAX];
+    char kind_a = 0, kind_b = 0, kind;
+    size_t i = 0;
+    /* Tokens a, '.', then the current one: a pair when both are names. */
+    while ((kind = s_token(sql, len, &i, q, sizeof q)) != 0) {
+        if (kind == 'i' && kind_b == '.' && kind_a == 'i' && !fn(ctx, a, q))
+            return;
+        memcpy(a, b, sizeof a);
+        kind_a = kind_b;
+        memcpy(b, q, sizeof b);
+        kind_b = kind;
+    }
+}
+
+typedef struct {
+    dm_node_t *self;
+    dm_node__fed_session_t *s;
+    dm_err rc;
+    dm_buf_t *why;
+} s_products_ctx;
+
+/* A pair of s_products: kept when it is a product of this node. */
+static bool s_product_pair(void *arg, const char *domain, const char *product)
+{
+    s_products_ctx *c = arg;
+    dm_node_t *self = c->self;
+    dm_node__fed_session_t *s = c->s;
+    if (strcmp(domain, self->domain) != 0)
+        return true;
+    char name[DM_AUDIT_PRODUCT_MAX];
+    int n = snprintf(name, sizeof name, "%s/%s", domain, product);
+    const dm_product_ref_t *ref = NULL;
+    bool mine = n > 0 && (size_t)n < sizeof name &&
+                dm_registry_acquire(self->registry, name, (size_t)n, &ref) == DM_OK;
+    if (ref)
+        dm_registry_release(self->registry, ref);
+    bool have = false;
+    for (size_t k = 0; mine && k < s->nproducts; k++)
+        have = have || strcmp(s->products[k], name) == 0;
+    if (!mine || have)
+        return true;
+    if (s->nproducts >= DM_NODE_FED_PRODUCTS_MAX) {
+        dm_buf_why(c->why, "the SQL names more than %d products of %s", DM_NODE_FED_PRODUCTS_MAX,
+                   self->domain);
+        c->rc = DM_ERR_TOOBIG;
+        return false;
+    }
+    void *grown = realloc(s->products, (s->nproducts + 1) * sizeof *s->products);
+    if (!grown) {
+        c->rc = DM_ERR_NOMEM;
+        return false;
+    }
+    s->products = grown;
+    memcpy(s->products[s->nproducts++], name, sizeof name);
+    return true;
+}
+
 /* Appends to s every distinct product of this node the SQL names as
  * `domain . name` (the pairs the query engine resolves), at most
  * DM_NODE_FED_PRODUCTS_MAX. DM_ERR_NOMEM, or DM_ERR_TOOBIG named in why. */
 static dm_err s_products(dm_node_t *self, const char *sql, size_t len,
                          dm_node__fed_session_t *s, dm_buf_t *why)
 {
-    char a[DM_AUDIT_PRODUCT_MAX] = "", b[DM_AUDIT_PRODUCT_MAX] = "", q[DM_AUDIT_PRODUCT_MAX];
-    char kind_a = 0, kind_b = 0, kind;
-    size_t i = 0;
-    /* Tokens a, '.', then the current one: a pair when a is the domain. */
-    while ((kind = s_token(sql, len, &i, q, sizeof q)) != 0) {
-        if (kind == 'i' && kind_b == '.' && kind_a == 'i' && strcmp(a, self->domain) == 0) {
-            char name[DM_AUDIT_PRODUCT_MAX];
-            int n = snprintf(name, sizeof name, "%s/%s", a, q);
-            const dm_product_ref_t *ref = NULL;
-            bool mine = n > 0 && (size_t)n < sizeof name &&
-                        dm_registry_acquire(self->registry, name, (size_t)n, &ref) == DM_OK;
-            if (ref)
-                dm_registry_release(self->registry, ref);
-            bool have = false;
-            for (size_t k = 0; mine && k < s->nproducts; k++)
-                have = have || strcmp(s->products[k], name) == 0;
-            if (mine && !have) {
-                if (s->nproducts >= DM_NODE_FED_PRODUCTS_MAX) {
-                    dm_buf_why(why, "the SQL names more than %d products of %s",
-                               DM_NODE_FED_PRODUCTS_MAX, self->domain);
-                    return DM_ERR_TOOBIG;
-                }
-                void *grown = realloc(s->products, (s->nproducts + 1) * sizeof *s->products);
-                if (!grown)
-                    return DM_ERR_NOMEM;
-                s->products = grown;
-                memcpy(s->products[s->nproducts++], name, sizeof name);
-            }
-        }
-        memcpy(a, b, sizeof a);
-        kind_a = kind_b;
-        memcpy(b, q, sizeof b);
-        kind_b = kind;
-    }
-    return DM_OK;
+    s_products_ctx c = {self, s, DM_OK, why};
+    dm_node__sql_pairs(sql, len, s_product_pair, &c);
+    return c.rc;
 }
 
 /* ---- requests ---- */

@@ -493,6 +493,13 @@ DM_NODISCARD dm_err dm_node__fed_caller(dm_node_t *self, const dm_rpc_caller_t *
  * it. DM_ERR_DENIED with the cause in why. Loop only. */
 DM_NODISCARD dm_err dm_node__fed_admit_relay(dm_node_t *self,
                                              const uint8_t key[DM_ID_PUBLIC_BYTES], dm_buf_t *why);
+/* Calls fn(ctx, domain, name) for every `domain . name` pair of names in
+ * sql (len bytes) as the query engine reads them (quotes undone, comments
+ * and string literals skipped; names cut to DM_AUDIT_PRODUCT_MAX - 1
+ * bytes), in order, until fn returns false. The owner reads a federated
+ * session's products with it, the relay its pass-through plan. */
+typedef bool (*dm_node__sql_pair_fn)(void *ctx, const char *domain, const char *name);
+void dm_node__sql_pairs(const char *sql, size_t len, dm_node__sql_pair_fn fn, void *ctx);
 /* Whether relayed caller's session is open and names domain/name.
  * Thread-safe. */
 bool dm_node__fed_allows(dm_node_t *self, const dm_rpc_caller_t *caller, const char *domain,
@@ -557,6 +564,8 @@ void dm_node__remote_dir_seal(dm_node__remote_dir_t *d);
 const dm_node__remote_t *dm_node__remote_dir_find(const dm_node__remote_dir_t *d,
                                                   const char *domain, const char *name);
 size_t dm_node__remote_dir_count(const dm_node__remote_dir_t *d);
+/* Whether d holds a product of domain. */
+bool dm_node__remote_dir_has_domain(const dm_node__remote_dir_t *d, const char *domain);
 /* Takes one more reference (d may be NULL); any thread. */
 dm_node__remote_dir_t *dm_node__remote_dir_ref(dm_node__remote_dir_t *d);
 /* Drops one; the last frees d. NULL-safe; clears *d_p. */
@@ -642,6 +651,18 @@ DM_NODISCARD dm_err dm_node__fedrelay_make(void *ctx, const dm_rpc_caller_t *cal
                                            const char *sql, dm_query_remote_t **out,
                                            dm_buf_t *why);
 void dm_node__fedrelay_free(void *ctx, dm_query_remote_t *remote);
+/* The query pool's pass-through (query_pool.h's dm_query_pool_pass_fn;
+ * node_relay_pass.c): a query naming only products of one other node,
+ * none of this node's, goes whole to that owner in the consumer's
+ * session, no SQLite here. */
+DM_NODISCARD dm_err dm_node__fedrelay_pass(void *ctx, dm_query_remote_t *remote,
+                                           const Dm__QueryReq *req, int64_t deadline_ns,
+                                           const atomic_bool *cancel, Dm__Envelope **rep,
+                                           dm_buf_t *why);
+/* Tells the relay this node's products (registry, borrowed: outlives it)
+ * and domain: a query naming one of them is never passed through. */
+void dm_node__fedrelay_set_local(dm_node__fedrelay_t *self, dm_registry_t *registry,
+                                 const char *domain);
 /* Sets up the directory and the relay and installs them on the query
  * pool (node_relay_start.c). */
 DM_NODISCARD dm_err dm_node__fed_start(dm_node_t *self, dm_buf_t *why);

@@ -115,6 +115,13 @@ void dm_node__fedrelay_destroy(dm_node__fedrelay_t **self_p)
     *self_p = NULL;
 }
 
+void dm_node__fedrelay_set_local(dm_node__fedrelay_t *self, dm_registry_t *registry,
+                                 const char *domain)
+{
+    self->registry = registry;
+    snprintf(self->domain, sizeof self->domain, "%s", domain ? domain : "");
+}
+
 void dm_node__fedrelay_set_time_limit(dm_node__fedrelay_t *self, int64_t ms)
 {
     if (ms > 0)
@@ -124,7 +131,7 @@ void dm_node__fedrelay_set_time_limit(dm_node__fedrelay_t *self, int64_t ms)
 /* ---- naming the owner in errors ---- */
 
 /* "3f2a9c1e0b7d..." : enough of the key to find the node in meshq members. */
-static void s_short_hex(const uint8_t key[DM_ID_PUBLIC_BYTES], char out[24])
+void dm_node_relay__short_hex(const uint8_t key[DM_ID_PUBLIC_BYTES], char out[24])
 {
     char hex[DM_ID_HEX_BYTES];
     dm_identity_key_hex(key, hex);
@@ -225,7 +232,7 @@ static dm_node__relay_session_t *s_session_new(dm_node__relay_query_t *q, dm_que
  * owner; else (unless fresh) an open one of the consumer's with that
  * owner for this product, from the relay's table, with the query's time
  * limit left; else a new one from q's grant. NULL with the error in why. */
-static dm_node__relay_session_t *s_session_get(dm_node__relay_query_t *q, dm_query_rscan_t *sc,
+dm_node__relay_session_t *dm_node_relay__session_get(dm_node__relay_query_t *q, dm_query_rscan_t *sc,
                                                const dm_node__remote_t *e, bool fresh,
                                                int64_t deadline_ns, dm_err *rc, dm_buf_t *why)
 {
@@ -255,7 +262,7 @@ static dm_node__relay_session_t *s_session_get(dm_node__relay_query_t *q, dm_que
 
 /* Audits once per product and query that the consumer's scan of it goes
  * to its owner. */
-static void s_audit_relayed(dm_node__relay_query_t *q, const dm_node__remote_t *e)
+void dm_node_relay__audit_relayed(dm_node__relay_query_t *q, const dm_node__remote_t *e)
 {
     for (size_t i = 0; i < q->naudited; i++)
         if (q->audited[i] == e)
@@ -351,7 +358,7 @@ static dm_err s_resolve(void *ctx, const char *domain, const char *product, char
     return DM_OK;
 }
 
-static void s_scan_free(dm_query_rscan_t *sc)
+void dm_node_relay__scan_free(dm_query_rscan_t *sc)
 {
     if (sc->s) {
         dm_query_rscan_t **p = &sc->s->scans;
@@ -383,7 +390,7 @@ static void s_pull_ahead(dm_query_rscan_t *sc)
 /* Checks the whole grant, signature included, as its owner would: done by
  * the relay when the scan runs on a reused session, which the owner opened
  * with an earlier grant of the consumer's. DM_ERR_DENIED, audited. */
-static dm_err s_grant_verify(dm_query_rscan_t *sc, const dm_node__remote_t *e, dm_buf_t *why)
+dm_err dm_node_relay__grant_verify(dm_query_rscan_t *sc, const dm_node__remote_t *e, dm_buf_t *why)
 {
     dm_node__relay_query_t *q = sc->q;
     dm_grant_t g;
@@ -424,7 +431,7 @@ static dm_err s_first(dm_query_rscan_t *sc, const dm_node__remote_t *e, const ch
     uint64_t id;
     dm_err rc = dm_node_relay__send(sc, &env, &id, deadline, NULL, why);
     if (rc == DM_OK && sc->s->reused && !sc->q->grant_verified)
-        rc = s_grant_verify(sc, e, why);
+        rc = dm_node_relay__grant_verify(sc, e, why);
     if (rc == DM_OK)
         rc = dm_node_relay__wait(sc, id, deadline, cancel, rep, why);
     return rc;
@@ -432,7 +439,7 @@ static dm_err s_first(dm_query_rscan_t *sc, const dm_node__remote_t *e, const ch
 
 /* Whether rep is the owner's refusal of a session it does not know
  * (node_fed.c, dm_node__fed_caller). */
-static bool s_forgotten(const Dm__Envelope *rep)
+bool dm_node_relay__forgotten(const Dm__Envelope *rep)
 {
     static const char unknown[] = "no open federated session";
     return rep->body_case == DM__ENVELOPE__BODY_ERROR && rep->error->code == DM_ERR_DENIED &&
@@ -456,7 +463,7 @@ static dm_err s_open(void *ctx, const char *domain, const char *product, const c
     sc->q = q;
     snprintf(sc->product, sizeof sc->product, "%s.%s", e->domain, e->name);
     char owner[24];
-    s_short_hex(e->owner, owner);
+    dm_node_relay__short_hex(e->owner, owner);
     snprintf(sc->owner_hex, sizeof sc->owner_hex, "%s", owner);
     char when[DM_CLOCK_UTC_TEXT_MAX];
     dm_clock_utc_text(e->since_ms, when);
@@ -466,13 +473,13 @@ static dm_err s_open(void *ctx, const char *domain, const char *product, const c
     int64_t deadline = dm_node_relay__clip(deadline_ns);
     if (rc != DM_OK)
         goto fail;
-    s_audit_relayed(q, e);
+    dm_node_relay__audit_relayed(q, e);
     Dm__Envelope *rep = NULL;
     for (bool fresh = false;; fresh = true) {
-        if (!(sc->s = s_session_get(q, sc, e, fresh, deadline, &rc, why)) ||
+        if (!(sc->s = dm_node_relay__session_get(q, sc, e, fresh, deadline, &rc, why)) ||
             (rc = s_first(sc, e, sql, deadline, cancel, &rep, why)) != DM_OK)
             goto fail;
-        if (!sc->s->reused || !s_forgotten(rep))
+        if (!sc->s->reused || !dm_node_relay__forgotten(rep))
             break;
         /* The owner restarted or dropped it: the query's own grant opens one. */
         dm_node__fedsess_drop(q->relay->sess, sc->s->owner, sc->s->nonce);
@@ -490,7 +497,7 @@ static dm_err s_open(void *ctx, const char *domain, const char *product, const c
     *out = sc;
     return DM_OK;
 fail:
-    s_scan_free(sc);
+    dm_node_relay__scan_free(sc);
     return rc;
 }
 
@@ -550,7 +557,7 @@ static void s_close(dm_query_rscan_t *sc)
         if (dm_rpc_client_send(sc->s->client, &env, NULL, NULL) != DM_OK)
             sc->s->broken = true;
     }
-    s_scan_free(sc);
+    dm_node_relay__scan_free(sc);
 }
 
 dm_err dm_node__fedrelay_make(void *ctx, const dm_rpc_caller_t *caller, const uint8_t *grant,
@@ -582,12 +589,32 @@ dm_err dm_node__fedrelay_make(void *ctx, const dm_rpc_caller_t *caller, const ui
     return DM_OK;
 }
 
+/* Ends q's passed query (node_relay_pass.c): a QueryClose to the owner
+ * when it had not finished (no answer awaited), its scan freed. */
+static void s_pass_end(dm_node__relay_query_t *q)
+{
+    dm_query_rscan_t *sc = q->pass;
+    if (!sc)
+        return;
+    if (!sc->done && sc->cursor && sc->s && !sc->s->broken) {
+        Dm__Envelope env;
+        Dm__QueryClose qc = DM__QUERY_CLOSE__INIT;
+        qc.cursor = sc->cursor;
+        dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_QUERY_CLOSE, &qc);
+        if (dm_rpc_client_send(sc->s->client, &env, NULL, NULL) != DM_OK)
+            sc->s->broken = true;
+    }
+    dm_node_relay__scan_free(sc);
+    q->pass = NULL;
+}
+
 void dm_node__fedrelay_free(void *ctx, dm_query_remote_t *remote)
 {
     (void)ctx;
     if (!remote)
         return;
     dm_node__relay_query_t *q = (dm_node__relay_query_t *)remote;
+    s_pass_end(q);
     for (size_t i = 0; i < q->nsessions; i++) {
         dm_node__relay_session_t *s = &q->sessions[i];
         if (s->client && s->failed == DM_OK && !s->kept) { /* the owner ends it now */

@@ -25,6 +25,8 @@ struct dm_node__fedrelay {
     int64_t time_limit_ms;    /* the node's query time limit */
     dm_node__relay_idle_t idle[DM_NODE_RELAY_IDLE_MAX];
     size_t nidle;
+    dm_registry_t *registry; /* this node's products (none pass through); may be NULL */
+    char domain[DM_CATALOG_NAME_MAX + 1]; /* this node's domain */
 };
 
 /* One owner reached by a query. */
@@ -62,6 +64,13 @@ typedef struct {
      * stay put while the query holds it); past the table, every scan. */
     const dm_node__remote_t *audited[64];
     size_t naudited;
+    /* A query passed through whole (node_relay_pass.c): its scan, what
+     * moved, and the products for explain. */
+    struct dm_query_rscan *pass;
+    bool pass_explain;
+    unsigned pass_trips;
+    uint64_t pass_rows, pass_bytes;
+    char pass_names[256];
 } dm_node__relay_query_t;
 
 struct dm_query_rscan {
@@ -109,5 +118,27 @@ DM_NODISCARD dm_err dm_node_relay__wait(dm_query_rscan_t *sc, uint64_t id, int64
  * rows appended to out when not NULL, else kept as its first batch. */
 DM_NODISCARD dm_err dm_node_relay__take(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *out,
                                         uint32_t *nrows, dm_buf_t *why);
+
+/* node_relay.c's parts the pass-through shares. */
+/* "3f2a9c1e0b7d...": enough of key to find the node in meshq members. */
+void dm_node_relay__short_hex(const uint8_t key[DM_ID_PUBLIC_BYTES], char out[24]);
+/* The session sc's scan of e runs in (reused unless fresh, or new with a
+ * FedOpen sent); NULL with the error in *rc and why. */
+dm_node__relay_session_t *dm_node_relay__session_get(dm_node__relay_query_t *q,
+                                                     dm_query_rscan_t *sc,
+                                                     const dm_node__remote_t *e, bool fresh,
+                                                     int64_t deadline_ns, dm_err *rc,
+                                                     dm_buf_t *why);
+/* Audits once per product and query that the consumer's query of it goes
+ * to its owner. */
+void dm_node_relay__audit_relayed(dm_node__relay_query_t *q, const dm_node__remote_t *e);
+/* Verifies the query's whole grant as its owner would (a reused session);
+ * DM_ERR_DENIED, audited, with the line in why. */
+DM_NODISCARD dm_err dm_node_relay__grant_verify(dm_query_rscan_t *sc, const dm_node__remote_t *e,
+                                                dm_buf_t *why);
+/* Whether rep is the owner's refusal of a session it does not know. */
+bool dm_node_relay__forgotten(const Dm__Envelope *rep);
+/* Frees a scan (unlinked from its session's open scans). */
+void dm_node_relay__scan_free(dm_query_rscan_t *sc);
 
 #endif

@@ -26,8 +26,10 @@ dm_err dm_node__fed_start(dm_node_t *self, dm_buf_t *why)
         return rc;
     }
     dm_node__fedrelay_set_time_limit(self->relay, self->query_timeout_ms);
+    dm_node__fedrelay_set_local(self->relay, self->registry, self->domain);
     dm_query_pool_set_remote(self->queries, dm_node__fedrelay_make, dm_node__fedrelay_free,
                              self->relay);
+    dm_query_pool_set_pass(self->queries, dm_node__fedrelay_pass, self->relay);
     return DM_OK;
 }
 

@@ -85,6 +85,17 @@ const dm_node__remote_t *dm_node__remote_dir_find(const dm_node__remote_dir_t *d
     return bsearch(&key, d->items, d->n, sizeof *d->items, s_cmp_entry);
 }
 
+static int s_cmp_domain(const void *key, const void *item)
+{
+    return strcmp(key, ((const dm_node__remote_t *)item)->domain);
+}
+
+bool dm_node__remote_dir_has_domain(const dm_node__remote_dir_t *d, const char *domain)
+{
+    return d && d->n && domain &&
+           bsearch(domain, d->items, d->n, sizeof *d->items, s_cmp_domain) != NULL;
+}
+
 size_t dm_node__remote_dir_count(const dm_node__remote_dir_t *d) { return d ? d->n : 0; }
 
 dm_node__remote_dir_t *dm_node__remote_dir_ref(dm_node__remote_dir_t *d)

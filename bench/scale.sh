@@ -11,8 +11,9 @@
 # deregistering the product and ingesting one slice again (free pages reused).
 #
 # usage: bench/scale.sh [--records N] [--slice S] [--keep] [--reads-only]
-#   --keep: leave WORK_DIR (the node's data) in place; --reads-only: skip the ingest and measure
-#   the reads (and the upsert) on the node a --keep run left in WORK_DIR
+#   --keep: leave WORK_DIR (the node's data) in place and skip the upserts and the deregister,
+#   which change the product; --reads-only (implies --keep): skip the ingest and measure the
+#   reads on the node a --keep run left in WORK_DIR (WORK_DIR must be given)
 #   env: STAT=1 adds mdb_stat's figures per slice (lmdb-utils); BUILD_DIR (default build,
 #        built Release if missing); DATA_DIR (default bench/data; slice k is
 #        `meshbench gen orders S --seed 1000+k`); WORK_DIR (default a mktemp dir under TMPDIR);
@@ -74,6 +75,8 @@ if command -v taskset >/dev/null; then PIN=(taskset -c 0); else PIN=(); fi
 mkdir -p "$DATA_DIR"
 slice_file() { echo "$DATA_DIR/scale-$SLICE-$((SEED_BASE + $1)).ndjson"; }
 
+[[ $READS_ONLY -eq 0 || -d ${WORK_DIR:-}/node/store ]] ||
+    die "--reads-only needs WORK_DIR set to the directory a --keep run left (no WORK_DIR/node/store)"
 WORK=${WORK_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/meshscale.XXXXXX")}
 NODE_DIR=$WORK/node
 mkdir -p "$NODE_DIR"
@@ -208,6 +211,14 @@ n=$(meshq query "$rsql" --format csv | tail -n 1)
 t1=$(now)
 printf 'PK range [%s, %s): %s rows in %.3f s (the full scan above walked %d)\n' "$lo" "$hi" "$n" \
     "$(calc "$t1 - $t0")" "$RECORDS"
+
+# The upserts and the deregister change the product; a --keep run leaves it as ingested, so that
+# --reads-only can be rerun (and by another build) on the same N records.
+if [[ $KEEP -eq 1 ]]; then
+    echo "meshd peak RSS (VmHWM) $(($(status_kb VmHWM) / 1024)) MB, RssAnon $(($(status_kb RssAnon) / 1024)) MB; load $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "(--keep: no upserts and no deregister; the product stays at $RECORDS records in $WORK)"
+    exit 0
+fi
 
 # ---- upserts: the same keys again ----
 before=$(store_mb)

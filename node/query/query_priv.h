@@ -151,6 +151,53 @@ const char *dm_query__decltype(dm_ftype t);
 /* Registers the virtual table module on db with ctx as its context. */
 DM_NODISCARD int dm_query__register_module(sqlite3 *db, dm_qctx_t *ctx);
 
+/* ---- query_group.c ---- */
+
+#define DM_QUERY_GROUP_MAX 16     /* groups (value combinations, NULL included) of a grouped scan */
+#define DM_QUERY_GROUP_COLS_MAX 4 /* columns it groups by */
+
+/* A log scan in groups: one pass over the log per group of rows sharing
+ * the values of a few enum or boolean columns, the groups in the order of
+ * SQLite's ORDER BY (GROUP BY, DISTINCT) terms. Set up by
+ * dm_query__group_start; plain data, nothing to free. */
+typedef struct {
+    size_t ncols, ngroups;
+    size_t field[DM_QUERY_GROUP_COLS_MAX];
+    size_t card[DM_QUERY_GROUP_COLS_MAX];  /* values of each column, NULL included */
+    uint8_t rank[DM_QUERY_GROUP_COLS_MAX][DM_QUERY_GROUP_MAX]; /* by enum index or boolean */
+    uint8_t rank_null[DM_QUERY_GROUP_COLS_MAX];
+    bool one;     /* DISTINCT: one row per group is enough */
+    bool first;   /* the first pass, which learns the groups present */
+    bool taken;   /* the pass has yielded a row */
+    size_t pass;  /* the group this pass yields */
+    uint64_t seen, done; /* groups present; groups yielded */
+} dm_qgroup_t;
+
+/* Whether xBestIndex's ORDER BY (SQLite's GROUP BY or DISTINCT columns
+ * too, as sqlite3_vtab_distinct's distinct says) is all enum or boolean
+ * columns of c with at most DM_QUERY_GROUP_MAX value combinations; if so,
+ * appends the plan's description to idxstr, which
+ * dm_query__group_start reads back in xFilter. */
+bool dm_query__group_plan(const dm_contract_t *c, sqlite3_index_info *info, int distinct,
+                          dm_buf_t *idxstr);
+/* Reads the plan from idxstr (from dm_query__group_plan) and ranks the
+ * values; false if idxstr has none. */
+bool dm_query__group_start(dm_qgroup_t *g, const dm_contract_t *c, const char *idxstr);
+/* The group of a row, -1 if the row is malformed. */
+int dm_query__group_of(const dm_qgroup_t *g, const dm_schema_t *s, const void *row, size_t len);
+/* Whether a row of group belongs to this pass (the first pass also
+ * notes the group as present). */
+bool dm_query__group_take(dm_qgroup_t *g, int group);
+/* Whether the rest of this pass can be skipped (DISTINCT, its row given,
+ * and the groups present known). */
+static inline bool dm_query__group_pass_over(const dm_qgroup_t *g)
+{
+    return g->one && g->taken && !g->first;
+}
+/* Moves to the next group present that was not yielded; false when none
+ * is left. */
+bool dm_query__group_next(dm_qgroup_t *g);
+
 /* ---- query_remote.c ---- */
 
 /* Asks remote about domain.name: DM_OK with *t filled (names, the

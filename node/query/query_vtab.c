@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "query/query_priv.h"
 #include "record/schema.h"
@@ -37,6 +38,7 @@
 #define S_HAS_LIMIT (1 << 14)
 #define S_HAS_OFFSET (1 << 15)
 #define S_IN (1 << 16) /* the last eq column is an IN list, walked value by value */
+#define S_GROUP (1 << 17) /* a log scan in groups (query_group.c), described in idxStr */
 #define S_MAX_PK 64          /* pk columns the walk considers */
 #define S_EQ_SELECTIVITY 10.0 /* rows kept per equality on a leading non-unique key column */
 #define S_RANGE_SELECTIVITY 3.0
@@ -47,6 +49,10 @@
  * storage/reader.c cuts longer ones): a value whose bound would be longer
  * is not used as a bound at all, so SQLite checks it. */
 #define S_KEY_BOUND_MAX 1024
+/* Rows a grouped pass may skip between checks of the query's deadline and
+ * cancel flag: skipped rows run no SQLite instruction, so the progress
+ * handler does not see them (~10 ms of skipping). */
+#define S_GROUP_CHECK_ROWS 65536
 
 /* One key prefix of an IN walk: bytes in s_cursor.in_keys. */
 typedef struct {
@@ -76,6 +82,8 @@ typedef struct {
     s_in_key *in;      /* the same, sorted in key order, distinct */
     size_t nin, iin;   /* prefixes, the one walked now */
     dm_buf_t why; /* the store's line when a read fails (written only then) */
+    bool grouped;      /* a grouped log scan: group says which rows each pass yields */
+    dm_qgroup_t group;
 } s_cursor;
 
 /* A read of the query's snapshot failed (not "not found"): the store does
@@ -341,6 +349,14 @@ static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
     bool walk = argc > 0 || ordered;
     if (walk)
         plan |= S_WALK;
+    /* A scan of a product ordered or grouped by enum or boolean columns
+     * yields its groups one after the other, so SQLite does not sort. */
+    int distinct = sqlite3_vtab_distinct(info);
+    dm_buf_t grouped = DM_BUF_INIT;
+    if (!walk && dm_query__group_plan(vt->c, info, distinct, &grouped)) {
+        plan |= S_GROUP;
+        ordered = distinct == 0; /* the LIMIT below needs SQLite's order of all rows */
+    }
     if ((size_t)neq == vt->c->npk && neq > 0 && !(plan & S_IN)) {
         rows = 1;
         /* Promise one row only when every key value is a literal that
@@ -359,7 +375,7 @@ static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
     if (plan & S_IN && cost > n * ((plan & S_ROWS) ? S_FETCH_COST : 1.0))
         cost = n * ((plan & S_ROWS) ? S_FETCH_COST : 1.0);
     info->estimatedCost = walk ? cost : n;
-    info->orderByConsumed = ordered;
+    info->orderByConsumed = ordered || plan & S_GROUP;
     /* LIMIT/OFFSET: only when SQLite checks nothing after us (every other
      * constraint omitted) and sorts nothing. The walk stops after
      * limit + offset rows; SQLite applies both itself. */
@@ -387,7 +403,9 @@ static int s_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
                                           plan & S_HAS_LO ? " lo" : "",
                                           plan & S_HAS_HI ? " hi" : "",
                                           plan & S_HAS_LIMIT ? " limit" : "")
-                        : sqlite3_mprintf("log scan%s", plan & S_HAS_LIMIT ? " limit" : "");
+                        : sqlite3_mprintf("log scan%s%s", grouped.len ? grouped.data : "",
+                                          plan & S_HAS_LIMIT ? " limit" : "");
+    dm_buf_free(&grouped);
     info->needToFreeIdxStr = 1;
     return SQLITE_OK;
 }
@@ -486,8 +504,49 @@ static dm_err s_in_range(s_cursor *c, const s_vtab *vt)
     return dm_reader_cursor_range(c->cur, vt->ref->pid, &b, &b, c->with_rows, &c->why);
 }
 
+/* Whether the query must stop now: cancelled, or past its deadline (then
+ * marked timed out, as the progress handler does). */
+static bool s_stopped(dm_qctx_t *ctx)
+{
+    if (atomic_load_explicit(&ctx->cancel, memory_order_relaxed))
+        return true;
+    if (dm_clock_mono_ns() <= ctx->deadline_ns)
+        return false;
+    ctx->timed_out = true;
+    return true;
+}
+
+/* The next row of a grouped scan: the next one of this pass's group, or
+ * the first of the next pass when this one ends. A malformed row is
+ * yielded, for xColumn to report. DM_ERR_TIMEOUT when the query was
+ * stopped while rows were skipped. */
+static dm_err s_next_grouped(s_cursor *c, s_vtab *vt)
+{
+    for (uint64_t skipped = 1;; skipped++) {
+        dm_err err = DM_ERR_NOTFOUND;
+        if (!dm_query__group_pass_over(&c->group))
+            err = dm_reader_cursor_next(c->cur, &c->seq, &c->row, &c->row_len, NULL, NULL, &c->why);
+        if (err == DM_ERR_NOTFOUND) {
+            if (!dm_query__group_next(&c->group))
+                return DM_ERR_NOTFOUND;
+            if ((err = dm_reader_cursor_scan(c->cur, vt->ref->pid)) != DM_OK)
+                return err;
+            continue;
+        }
+        if (err)
+            return err;
+        int g = dm_query__group_of(&c->group, vt->schema, c->row, c->row_len);
+        if (g < 0 || dm_query__group_take(&c->group, g))
+            return DM_OK;
+        vt->ctx->walked++;
+        if (skipped % S_GROUP_CHECK_ROWS == 0 && s_stopped(vt->ctx))
+            return DM_ERR_TIMEOUT;
+    }
+}
+
 /* xNext: the next row of the walk or scan (the next IN prefix when one
- * ends), until a pushed LIMIT is met. */
+ * ends, the next group's pass in a grouped scan), until a pushed LIMIT is
+ * met. */
 static int s_next(sqlite3_vtab_cursor *base)
 {
     s_cursor *c = (s_cursor *)base;
@@ -496,13 +555,18 @@ static int s_next(sqlite3_vtab_cursor *base)
         return SQLITE_OK;
     }
     dm_err err;
-    while ((err = dm_reader_cursor_next(c->cur, &c->seq, &c->row, &c->row_len, &c->key,
-                                        &c->key_len, &c->why)) == DM_ERR_NOTFOUND &&
-           c->iin + 1 < c->nin) {
-        c->iin++;
-        if ((err = s_in_range(c, (s_vtab *)base->pVtab)) != DM_OK)
-            break;
-    }
+    if (c->grouped)
+        err = s_next_grouped(c, (s_vtab *)base->pVtab);
+    else
+        while ((err = dm_reader_cursor_next(c->cur, &c->seq, &c->row, &c->row_len, &c->key,
+                                            &c->key_len, &c->why)) == DM_ERR_NOTFOUND &&
+               c->iin + 1 < c->nin) {
+            c->iin++;
+            if ((err = s_in_range(c, (s_vtab *)base->pVtab)) != DM_OK)
+                break;
+        }
+    if (err == DM_ERR_TIMEOUT)
+        return SQLITE_INTERRUPT;
     if (err == DM_ERR_NOTFOUND) {
         c->eof = true;
         return SQLITE_OK;
@@ -586,7 +650,6 @@ static dm_err s_walk(s_cursor *c, const s_vtab *vt, int plan, int argc, sqlite3_
 static int s_filter(sqlite3_vtab_cursor *base, int plan, const char *idxstr, int argc,
                     sqlite3_value **argv)
 {
-    (void)idxstr;
     s_cursor *c = (s_cursor *)base;
     s_vtab *vt = (s_vtab *)base->pVtab;
     int neq = plan & S_NEQ_MASK;
@@ -600,6 +663,12 @@ static int s_filter(sqlite3_vtab_cursor *base, int plan, const char *idxstr, int
         int64_t off = plan & S_HAS_OFFSET && nargs + 1 < argc ? sqlite3_value_int64(argv[nargs + 1]) : 0;
         if (lim >= 0)
             c->remaining = off > 0 && off < INT64_MAX - lim ? lim + off : off > 0 ? -1 : lim;
+    }
+    c->grouped = plan & S_GROUP && dm_query__group_start(&c->group, vt->c, idxstr);
+    if (plan & S_GROUP && !c->grouped) { /* our own idxStr: a bug, not the SQL's */
+        sqlite3_free(base->pVtab->zErrMsg);
+        base->pVtab->zErrMsg = sqlite3_mprintf("internal error: grouped plan '%s'", idxstr);
+        return SQLITE_INTERNAL;
     }
     dm_err err = plan & S_WALK ? s_walk(c, vt, plan, argc, argv)
                                : dm_reader_cursor_scan(c->cur, vt->ref->pid);

@@ -134,8 +134,11 @@ Test(query_keys, order_by_every_key_type_equals_sqlite)
         "SELECT tag FROM keys.tags ORDER BY tag COLLATE NOCASE",
     };
     s_compare(S_KEYS, S_NELEM(S_KEYS), q, S_NELEM(q));
+    /* not the key walk: SQLite sorts, or a grouped scan yields the enum's
+     * values in BINARY order (query_group.c) */
     char *plan = s_plan("SELECT kind FROM keys.kinds ORDER BY kind");
-    cr_assert(strstr(plan, "ORDER BY"), "sorted by SQLite: %s", plan);
+    cr_assert(!strstr(plan, "pk eq") && (strstr(plan, "ORDER BY") || strstr(plan, "grouped by")),
+              "sorted by SQLite or grouped: %s", plan);
     free(plan);
 }
 

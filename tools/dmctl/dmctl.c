@@ -476,6 +476,18 @@ static void s_ingest_send(s_ingest *st, uint64_t first_line, const void *data, s
     st->inflight++;
 }
 
+/* Every batch is packed into a new 1 MiB message, which libzmq's I/O
+ * thread copies into another to encrypt: glibc mapped each afresh and
+ * unmapped it on free, and the page faults were ~25% of dmctl's CPU (perf,
+ * 1M records). Kept in the heap they are reused. Other C libraries: as is. */
+static void s_keep_batches_in_heap(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, (int)DM_INGEST_MMAP_THRESHOLD);
+    mallopt(M_TRIM_THRESHOLD, (int)DM_INGEST_TRIM_THRESHOLD);
+#endif
+}
+
 static int s_ingest_cmd(const dm_cli_args_t *a)
 {
     if (a->npos != 3) {
@@ -490,14 +502,7 @@ static int s_ingest_cmd(const dm_cli_args_t *a)
     dm_cli_qualified_t qualified;
     if (dm_cli_qualified(a, a->pos[1], &qualified) != 0)
         return DM_EXIT_USAGE;
-#ifdef __GLIBC__
-    /* Every batch is packed into a new 1 MiB message, which libzmq's I/O
-     * thread copies into another to encrypt: glibc mapped each afresh and
-     * unmapped it on free, and the page faults were ~25% of dmctl's CPU
-     * (perf, 1M records). Kept in the heap they are reused. */
-    mallopt(M_MMAP_THRESHOLD, (int)DM_INGEST_MMAP_THRESHOLD);
-    mallopt(M_TRIM_THRESHOLD, (int)DM_INGEST_TRIM_THRESHOLD);
-#endif
+    s_keep_batches_in_heap();
     s_ingest st = {0};
     randombytes_buf(st.run_id, sizeof st.run_id);
     st.domain = qualified.domain;

@@ -38,6 +38,7 @@
  * one prefetched cache line per run. */
 #include "storage/store_int.h"
 
+#include <assert.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +47,12 @@
 
 #define S_LOOKUP_KEY_MAX 1024    /* primary-key bytes; above LMDB's default key limit */
 
+#define S_PREFIX_BYTES 8 /* key bytes sorted by radix; ties go to s_keyref_cmp */
+#define S_RADIX 256      /* buckets of one radix pass (one byte) */
+
 /* One keyed row of a batch, for sorting by key. */
 typedef struct {
+    uint64_t prefix; /* the key's first 8 bytes big-endian, zero-padded */
     const uint8_t *key;
     size_t len;
     size_t index; /* position in the batch: ties sort by it, later wins */
@@ -63,6 +68,61 @@ static int s_keyref_cmp(const void *a, const void *b)
     if (c == 0)
         c = x->index < y->index ? -1 : x->index > y->index;
     return c;
+}
+
+/* The first S_PREFIX_BYTES of key as a big-endian integer, zero-padded:
+ * integers in that order sort as memcmp sorts the keys, except that equal
+ * prefixes (a short key and its zero-padded extension among them) still
+ * need the full comparison. */
+static uint64_t s_prefix(const uint8_t *key, size_t len)
+{
+    uint8_t b[S_PREFIX_BYTES] = {0};
+    memcpy(b, key, len < sizeof b ? len : sizeof b);
+    uint64_t v = 0;
+    for (size_t i = 0; i < sizeof b; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+/* Sorts refs[0..n) (in batch order) by (key, index) with tmp (n refs) as
+ * scratch: a stable LSD radix sort on the prefixes, skipping a byte every
+ * key shares, then s_keyref_cmp over each run of equal prefixes. For the
+ * random keys of uuids that is 8 linear passes instead of qsort's
+ * n log n calls of memcmp (issue 12: qsort was 15% of the writer's CPU at
+ * 50K-row groups). Keys that share their first 8 bytes (strings with a
+ * common head) end in the qsort, as before. */
+static void s_sort_refs(s_keyref *refs, s_keyref *tmp, size_t n)
+{
+    static_assert(S_PREFIX_BYTES == sizeof(uint64_t), "the prefix is one uint64_t");
+    size_t count[S_PREFIX_BYTES][S_RADIX] = {{0}};
+    for (size_t i = 0; i < n; i++)
+        for (size_t b = 0; b < S_PREFIX_BYTES; b++)
+            count[b][(refs[i].prefix >> (8 * b)) & 0xff]++;
+    s_keyref *from = refs, *to = tmp;
+    for (size_t b = 0; b < S_PREFIX_BYTES; b++) { /* least significant byte first */
+        if (n == 0 || count[b][(refs[0].prefix >> (8 * b)) & 0xff] == n)
+            continue; /* every key has the same byte here: the pass would not move anything */
+        size_t pos[S_RADIX], sum = 0;
+        for (size_t v = 0; v < S_RADIX; v++) {
+            pos[v] = sum;
+            sum += count[b][v];
+        }
+        for (size_t i = 0; i < n; i++)
+            to[pos[(from[i].prefix >> (8 * b)) & 0xff]++] = from[i];
+        s_keyref *t = from;
+        from = to;
+        to = t;
+    }
+    if (from != refs)
+        memcpy(refs, from, n * sizeof *refs);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && refs[j].prefix == refs[i].prefix)
+            j++;
+        if (j - i > 1)
+            qsort(refs + i, j - i, sizeof *refs, s_keyref_cmp);
+        i = j;
+    }
 }
 
 typedef struct {
@@ -320,7 +380,7 @@ dm_err dm_store_commit_batch_hooked(dm_store_t *self, uint32_t pid, const dm_row
                      .nq = nq, .source = source ? source : "", .scratch = DM_BUF_INIT,
                      .hook = hook};
     dm_err err = DM_OK;
-    c.refs = malloc((nrows ? nrows : 1) * sizeof *c.refs);
+    c.refs = malloc((nrows ? nrows : 1) * 2 * sizeof *c.refs); /* refs, then the sort's scratch */
     c.dead = calloc(nrows ? nrows : 1, 1);
     c.entries = malloc((nrows ? nrows : 1) * sizeof *c.entries);
     if (!c.refs || !c.dead || !c.entries) {
@@ -339,11 +399,12 @@ dm_err dm_store_commit_batch_hooked(dm_store_t *self, uint32_t pid, const dm_row
             err = DM_ERR_TOOBIG;
             goto out;
         }
-        c.refs[c.nrefs++] = (s_keyref){rows[i].key, rows[i].key_len, i};
+        c.refs[c.nrefs++] = (s_keyref){s_prefix(rows[i].key, rows[i].key_len), rows[i].key,
+                                       rows[i].key_len, i};
     }
     /* Sorting outside the transaction keeps the writer lock short; the
      * sorted order is what makes the index puts cheap. */
-    qsort(c.refs, c.nrefs, sizeof *c.refs, s_keyref_cmp);
+    s_sort_refs(c.refs, c.refs + nrows, c.nrefs);
     c.ndistinct = c.nrefs;
     for (size_t i = 0; i + 1 < c.nrefs; i++)
         if (c.refs[i].len == c.refs[i + 1].len &&

@@ -49,6 +49,13 @@ dm_err dm_ingest_new(void *ctx, dm_store_t *store, dm_registry_t *registry, cons
     self->store = store;
     self->registry = registry;
     self->record_limit = record_limit;
+    if (pthread_mutex_init(&self->pool_mu, NULL) != 0) {
+        free(self->domain);
+        free(self);
+        dm_buf_why(why, "ingest: cannot make the buffer pool's mutex");
+        return DM_ERR_NOMEM;
+    }
+    self->pool_on = true;
     /* All sockets are made here; each is then used by one thread only. */
     /* The inbox receives at most one queued request: the node loop's send
      * queue (DM_INGEST_QUEUE_MSGS) is the bound it answers "busy" at. */
@@ -122,6 +129,11 @@ void dm_ingest_destroy(dm_ingest_t **self_p)
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
         if (socks[i])
             zmq_close(socks[i]);
+    dm_ingest__pool_clear(self);
+    if (self->pool_on)
+        pthread_mutex_destroy(&self->pool_mu);
+    dm_buf_free(&self->w_rows);
+    dm_buf_free(&self->w_quar);
     free(self->domain);
     free(self);
     *self_p = NULL;

@@ -1,5 +1,5 @@
 /* ingest_job.c: the job of the write pipeline (see ingest_priv.h): freeing
- * one, and turning one into an error reply. */
+ * one, recycling its buffers, and turning one into an error reply. */
 #include "ingest/ingest_priv.h"
 
 #include <stdarg.h>
@@ -24,6 +24,50 @@ void dm_ingest__job_free(dm_ingest__job_t *job)
     dm_contract_destroy(&job->contract);
     dm_buf_free(&job->canonical);
     free(job);
+}
+
+void dm_ingest__job_take_bufs(dm_ingest_t *self, dm_ingest__job_t *job)
+{
+    if (!self->pool_on)
+        return;
+    pthread_mutex_lock(&self->pool_mu);
+    if (self->npool > 0) {
+        dm_ingest__bufs_t *b = &self->pool[--self->npool];
+        dm_buf_free(&job->bytes);
+        dm_buf_free(&job->rows);
+        job->bytes = b->bytes;
+        job->rows = b->rows;
+        *b = (dm_ingest__bufs_t){DM_BUF_INIT, DM_BUF_INIT};
+    }
+    pthread_mutex_unlock(&self->pool_mu);
+}
+
+void dm_ingest__job_recycle(dm_ingest_t *self, dm_ingest__job_t *job)
+{
+    if (!job)
+        return;
+    if (self->pool_on && job->bytes.cap > 0 && job->bytes.cap <= DM_INGEST_POOL_BUF_MAX &&
+        job->rows.cap <= DM_INGEST_POOL_BUF_MAX) {
+        pthread_mutex_lock(&self->pool_mu);
+        if (self->npool < DM_INGEST_POOL_BUFS) {
+            dm_buf_reset(&job->bytes);
+            dm_buf_reset(&job->rows);
+            self->pool[self->npool++] = (dm_ingest__bufs_t){job->bytes, job->rows};
+            job->bytes = (dm_buf_t)DM_BUF_INIT;
+            job->rows = (dm_buf_t)DM_BUF_INIT;
+        }
+        pthread_mutex_unlock(&self->pool_mu);
+    }
+    dm_ingest__job_free(job);
+}
+
+void dm_ingest__pool_clear(dm_ingest_t *self)
+{
+    for (size_t i = 0; i < self->npool; i++) {
+        dm_buf_free(&self->pool[i].bytes);
+        dm_buf_free(&self->pool[i].rows);
+    }
+    self->npool = 0;
 }
 
 void dm_ingest__job_error(dm_ingest__job_t *job, dm_err err, const char *fmt, ...)

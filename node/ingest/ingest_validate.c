@@ -74,6 +74,7 @@ static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm_
     job->run_last = req->run_last;
     /* The source name is stored with every quarantined line: bound it. */
     job->source = strndup(req->source ? req->source : "", DM_INGEST_SOURCE_MAX);
+    dm_ingest__job_take_bufs(self, job);
     dm_buf_reserve(&job->bytes, req->data.len + req->data.len / 4);
 
     uint64_t line = req->first_line ? req->first_line : 1;

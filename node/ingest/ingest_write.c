@@ -159,13 +159,18 @@ static void s_commit_ingest(dm_ingest_t *self, dm_ingest__job_t **group, size_t 
         nrows += group[g]->rows.len / sizeof(dm_ingest__rowref_t);
         nq += group[g]->quar.len / sizeof(dm_ingest__qref_t);
     }
-    dm_row_in_t *rows = nrows ? malloc(nrows * sizeof *rows) : NULL;
-    dm_quarantine_in_t *q = nq ? malloc(nq * sizeof *q) : NULL;
-    dm_err rc = DM_ERR_NOMEM;
+    /* The arrays live in the writer's buffers: reused, not mapped afresh
+     * per group (dm_buf_reserve aborts on out of memory, as malloc's
+     * callers here could only give up too). */
+    dm_buf_reset(&self->w_rows);
+    dm_buf_reset(&self->w_quar);
+    dm_buf_reserve(&self->w_rows, nrows * sizeof(dm_row_in_t));
+    dm_buf_reserve(&self->w_quar, nq * sizeof(dm_quarantine_in_t));
+    dm_row_in_t *rows = (dm_row_in_t *)(void *)self->w_rows.data;
+    dm_quarantine_in_t *q = (dm_quarantine_in_t *)(void *)self->w_quar.data;
+    dm_err rc;
     dm_buf_t why = DM_BUF_INIT;
     dm_quality_batch_t *qb = NULL;
-    if ((nrows && !rows) || (nq && !q))
-        goto reply;
     size_t r = 0, k = 0;
     for (size_t g = 0; g < ngroup; g++) {
         const dm_ingest__job_t *job = group[g];
@@ -180,7 +185,6 @@ static void s_commit_ingest(dm_ingest_t *self, dm_ingest__job_t **group, size_t 
                                           qr[i].orig_len, base + qr[i].why_off};
     }
     rc = s_commit_checked(self, group, ngroup, rows, nrows, q, nq, &qb, &why);
-reply:
     s_runs_after(self, group, ngroup, rc, qb && rc == DM_OK ? dm_quality_batch_report(qb) : NULL);
     dm_quality_batch_destroy(&qb);
     if (rc != DM_OK) /* the clients get the summary; the node log gets the cause, once */
@@ -204,8 +208,6 @@ reply:
         dm_envelope_init(&env, job->req_id, DM__ENVELOPE__BODY_INGEST_REP, &rep);
         s_send_reply(self, job, &env);
     }
-    free(rows);
-    free(q);
 }
 
 /* True if next may join a group started by first: same product, same
@@ -436,7 +438,7 @@ void *dm_ingest__writer_main(void *arg)
             }
             s_commit_ingest(self, group, ngroup);
             for (size_t g = 1; g < ngroup; g++)
-                dm_ingest__job_free(group[g]);
+                dm_ingest__job_recycle(self, group[g]);
             break;
         }
         case DM_INGEST__REGISTER:
@@ -446,7 +448,7 @@ void *dm_ingest__writer_main(void *arg)
             s_commit_deregister(self, job);
             break;
         }
-        dm_ingest__job_free(job);
+        dm_ingest__job_recycle(self, job);
         if (done)
             sem_post(done);
     }

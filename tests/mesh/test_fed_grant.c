@@ -155,13 +155,8 @@ static void s_grant(dm_buf_t *out, const dm_identity_t *signer, const dm_identit
 /* Sends env on raw and returns the reply (never NULL: asserts). */
 static Dm__Envelope *s_call(dm_h_raw_t *raw, Dm__Envelope *env)
 {
-    cr_assert(dm_h_raw_send_env(raw, env));
-    size_t len = 0;
-    void *data = dm_h_raw_recv(raw, &len, T_REPLY_MS);
-    cr_assert_not_null(data, "no reply within %d ms", T_REPLY_MS);
-    Dm__Envelope *rep = dm_rpc_unpack(data, len);
-    free(data);
-    cr_assert_not_null(rep);
+    Dm__Envelope *rep = dm_h_raw_call(raw, env, T_REPLY_MS);
+    cr_assert_not_null(rep, "no reply within %d ms", T_REPLY_MS);
     return rep;
 }
 

@@ -122,15 +122,7 @@ static void s_up(void)
     cr_assert(dm_h_orders_product(&s_node, s_tmp, "orders", "restricted", both));
     cr_assert(dm_h_orders_product(&s_node, s_tmp, "secret", "restricted", relay_only));
     cr_assert(dm_h_orders_product(&s_node, s_tmp, "open", "public", ""));
-    snprintf(doc, sizeof doc,
-             "apiVersion: datamesh.io/v1\nkind: Group\nmetadata: {name: pii-readers}\n"
-             "spec: {members: [\"%s\"]}\n---\n"
-             "apiVersion: datamesh.io/v1\nkind: Policy\nmetadata: {name: privacy}\n"
-             "spec:\n  masks:\n    - name: mask-pii\n      products: [\"commerce/orders\"]\n"
-             "      fields: {classification: pii}\n      mask: redact\n"
-             "      except: [\"group:pii-readers\"]\n",
-             s_relay.hex);
-    s_publish("privacy.yaml", doc);
+    s_publish("privacy.yaml", dm_h_pii_policy(s_relay.hex));
 }
 
 static void s_down(void)

@@ -230,22 +230,10 @@ dm_err dm_quality_db_each(dm_store_txn_t *t, uint32_t pid, const void *prefix, s
     return s_range_end(t, &r, rc, "walk quality state", why);
 }
 
-dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
-                               dm_buf_t *why)
-{
-    s_range_t r;
-    dm_err err = s_cursor(t, pid, prefix, plen, &r, why);
-    if (err)
-        return err;
-    MDB_val k = {r.flen, r.full}, v;
-    int rc = mdb_cursor_get(r.cur, &k, &v, MDB_SET_RANGE);
-    if (rc == MDB_SUCCESS && s_under(&k, r.full, r.flen))
-        rc = mdb_cursor_del(r.cur, 0);
-    return s_range_end(t, &r, rc, "trim quality history", why);
-}
-
-dm_err dm_quality_db_del_prefix(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
-                               dm_buf_t *why)
+/* Deletes the first key under [pid][prefix], or every one when all; what
+ * names the deletion in an error. */
+static dm_err s_del(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen, bool all,
+                    const char *what, dm_buf_t *why)
 {
     s_range_t r;
     dm_err err = s_cursor(t, pid, prefix, plen, &r, why);
@@ -257,11 +245,23 @@ dm_err dm_quality_db_del_prefix(dm_store_txn_t *t, uint32_t pid, const void *pre
      * subtle part, a seek from the prefix is not. */
     while ((rc = mdb_cursor_get(r.cur, &k, &v, MDB_SET_RANGE)) == MDB_SUCCESS &&
            s_under(&k, r.full, r.flen)) {
-        if ((rc = mdb_cursor_del(r.cur, 0)) != MDB_SUCCESS)
+        if ((rc = mdb_cursor_del(r.cur, 0)) != MDB_SUCCESS || !all)
             break;
         k = (MDB_val){r.flen, r.full};
     }
-    return s_range_end(t, &r, rc, "delete quality state", why);
+    return s_range_end(t, &r, rc, what, why);
+}
+
+dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
+                               dm_buf_t *why)
+{
+    return s_del(t, pid, prefix, plen, false, "trim quality history", why);
+}
+
+dm_err dm_quality_db_del_prefix(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
+                                dm_buf_t *why)
+{
+    return s_del(t, pid, prefix, plen, true, "delete quality state", why);
 }
 
 /* Positions cur at [full][key] (flen bytes of prefix already in full):

@@ -180,86 +180,88 @@ static int s_seek_last(MDB_cursor *cur, const uint8_t *full, size_t flen, MDB_va
     return rc;
 }
 
-/* Opens a cursor on the quality database for the keys under [pid][prefix]:
- * full/flen receive that prefix. */
+/* A cursor on the quality database over the keys under [pid][prefix]
+ * (full, flen bytes). */
+typedef struct {
+    uint8_t full[S_FULL_KEY_MAX];
+    size_t flen;
+    MDB_cursor *cur;
+} s_range_t;
+
+/* Opens r on the keys under [pid][prefix]. */
 static dm_err s_cursor(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
-                       uint8_t full[S_FULL_KEY_MAX], size_t *flen, MDB_cursor **cur,
-                       dm_buf_t *why)
+                       s_range_t *r, dm_buf_t *why)
 {
     MDB_val k;
-    if (!s_key(full, pid, prefix, plen, &k))
+    r->cur = NULL;
+    if (!s_key(r->full, pid, prefix, plen, &k))
         return s_toobig(plen, why);
-    *flen = k.mv_size;
-    int rc = mdb_cursor_open(t->txn, t->store->quality, cur);
+    r->flen = k.mv_size;
+    int rc = mdb_cursor_open(t->txn, t->store->quality, &r->cur);
     return rc == MDB_SUCCESS ? DM_OK
                              : dm_store__mdb_txn(t->store, "open a quality cursor", rc, why);
+}
+
+/* Closes r's cursor; rc is the walk's last LMDB code (MDB_NOTFOUND: the
+ * end of the range, not an error), what names the walk in an error. */
+static dm_err s_range_end(dm_store_txn_t *t, s_range_t *r, int rc, const char *what,
+                          dm_buf_t *why)
+{
+    mdb_cursor_close(r->cur);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK
+                                                   : dm_store__mdb_txn(t->store, what, rc, why);
 }
 
 dm_err dm_quality_db_each(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
                           bool reverse, dm_quality_db_each_fn fn, void *ctx, dm_buf_t *why)
 {
-    uint8_t full[S_FULL_KEY_MAX];
-    size_t flen;
-    MDB_cursor *cur = NULL;
-    dm_err err = s_cursor(t, pid, prefix, plen, full, &flen, &cur, why);
+    s_range_t r;
+    dm_err err = s_cursor(t, pid, prefix, plen, &r, why);
     if (err)
         return err;
-    MDB_val k = {flen, full}, v;
-    int rc = reverse ? s_seek_last(cur, full, flen, &k, &v)
-                     : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    for (; rc == MDB_SUCCESS && s_under(&k, full, flen);
-         rc = mdb_cursor_get(cur, &k, &v, reverse ? MDB_PREV : MDB_NEXT))
+    MDB_val k = {r.flen, r.full}, v;
+    int rc = reverse ? s_seek_last(r.cur, r.full, r.flen, &k, &v)
+                     : mdb_cursor_get(r.cur, &k, &v, MDB_SET_RANGE);
+    for (; rc == MDB_SUCCESS && s_under(&k, r.full, r.flen);
+         rc = mdb_cursor_get(r.cur, &k, &v, reverse ? MDB_PREV : MDB_NEXT))
         if (fn(ctx, (const uint8_t *)k.mv_data + DM_STORE_PID_BYTES,
                k.mv_size - DM_STORE_PID_BYTES, v.mv_data, v.mv_size))
             break;
-    mdb_cursor_close(cur);
-    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND
-               ? DM_OK
-               : dm_store__mdb_txn(t->store, "walk quality state", rc, why);
+    return s_range_end(t, &r, rc, "walk quality state", why);
+}
+
+/* Deletes the first key under [pid][prefix], or every one when all; what
+ * names the deletion in an error. */
+static dm_err s_del(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen, bool all,
+                    const char *what, dm_buf_t *why)
+{
+    s_range_t r;
+    dm_err err = s_cursor(t, pid, prefix, plen, &r, why);
+    if (err)
+        return err;
+    MDB_val k = {r.flen, r.full}, v;
+    int rc;
+    /* Seek again after each delete: a deleted cursor's position is LMDB's
+     * subtle part, a seek from the prefix is not. */
+    while ((rc = mdb_cursor_get(r.cur, &k, &v, MDB_SET_RANGE)) == MDB_SUCCESS &&
+           s_under(&k, r.full, r.flen)) {
+        if ((rc = mdb_cursor_del(r.cur, 0)) != MDB_SUCCESS || !all)
+            break;
+        k = (MDB_val){r.flen, r.full};
+    }
+    return s_range_end(t, &r, rc, what, why);
 }
 
 dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
                                dm_buf_t *why)
 {
-    uint8_t full[S_FULL_KEY_MAX];
-    size_t flen;
-    MDB_cursor *cur = NULL;
-    dm_err err = s_cursor(t, pid, prefix, plen, full, &flen, &cur, why);
-    if (err)
-        return err;
-    MDB_val k = {flen, full}, v;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (rc == MDB_SUCCESS && s_under(&k, full, flen))
-        rc = mdb_cursor_del(cur, 0);
-    mdb_cursor_close(cur);
-    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND
-               ? DM_OK
-               : dm_store__mdb_txn(t->store, "trim quality history", rc, why);
+    return s_del(t, pid, prefix, plen, false, "trim quality history", why);
 }
 
 dm_err dm_quality_db_del_prefix(dm_store_txn_t *t, uint32_t pid, const void *prefix, size_t plen,
-                               dm_buf_t *why)
+                                dm_buf_t *why)
 {
-    uint8_t full[S_FULL_KEY_MAX];
-    size_t flen;
-    MDB_cursor *cur = NULL;
-    dm_err err = s_cursor(t, pid, prefix, plen, full, &flen, &cur, why);
-    if (err)
-        return err;
-    MDB_val k = {flen, full}, v;
-    int rc;
-    /* Seek again after each delete: a deleted cursor's position is LMDB's
-     * subtle part, a seek from the prefix is not. */
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) == MDB_SUCCESS &&
-           s_under(&k, full, flen)) {
-        if ((rc = mdb_cursor_del(cur, 0)) != MDB_SUCCESS)
-            break;
-        k = (MDB_val){flen, full};
-    }
-    mdb_cursor_close(cur);
-    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND
-               ? DM_OK
-               : dm_store__mdb_txn(t->store, "delete quality state", rc, why);
+    return s_del(t, pid, prefix, plen, true, "delete quality state", why);
 }
 
 /* Positions cur at [full][key] (flen bytes of prefix already in full):
@@ -289,10 +291,8 @@ dm_err dm_quality_db_get_sorted(dm_store_txn_t *t, uint32_t pid, const void *pre
                                 const dm_quality_db_delta_t *d, size_t n, uint64_t *counts,
                                 dm_buf_t *why)
 {
-    uint8_t full[S_FULL_KEY_MAX];
-    size_t flen;
-    MDB_cursor *cur = NULL;
-    dm_err err = s_cursor(t, pid, prefix, plen, full, &flen, &cur, why);
+    s_range_t r;
+    dm_err err = s_cursor(t, pid, prefix, plen, &r, why);
     if (err)
         return err;
     for (size_t i = 0; i < n && !err; i++) {
@@ -302,11 +302,12 @@ dm_err dm_quality_db_get_sorted(dm_store_txn_t *t, uint32_t pid, const void *pre
             err = s_toobig(plen + d[i].klen, why);
             break;
         }
-        int rc = s_seek_counter(cur, full, flen, d[i].key, d[i].klen, &k, &exact, &counts[i]);
+        int rc = s_seek_counter(r.cur, r.full, r.flen, d[i].key, d[i].klen, &k, &exact,
+                                &counts[i]);
         if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
             err = dm_store__mdb_txn(t->store, "read a quality counter", rc, why);
     }
-    mdb_cursor_close(cur);
+    mdb_cursor_close(r.cur);
     return err;
 }
 
@@ -332,11 +333,9 @@ dm_err dm_quality_db_add_sorted(dm_store_txn_t *t, uint32_t pid, const void *pre
                                 const dm_quality_db_delta_t *d, size_t n, int64_t *entries,
                                 dm_buf_t *why)
 {
-    uint8_t full[S_FULL_KEY_MAX];
-    size_t flen;
-    MDB_cursor *cur = NULL;
+    s_range_t r;
     int64_t made = 0;
-    dm_err err = s_cursor(t, pid, prefix, plen, full, &flen, &cur, why);
+    dm_err err = s_cursor(t, pid, prefix, plen, &r, why);
     if (err)
         return err;
     int rc = MDB_SUCCESS;
@@ -348,15 +347,15 @@ dm_err dm_quality_db_add_sorted(dm_store_txn_t *t, uint32_t pid, const void *pre
             err = s_toobig(plen + d[i].klen, why);
             break;
         }
-        rc = s_seek_counter(cur, full, flen, d[i].key, d[i].klen, &k, &exact, &was);
+        rc = s_seek_counter(r.cur, r.full, r.flen, d[i].key, d[i].klen, &k, &exact, &was);
         if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND)
-            rc = s_add_one(cur, &k, exact, was, d[i].delta, &made);
+            rc = s_add_one(r.cur, &k, exact, was, d[i].delta, &made);
         if (rc != MDB_SUCCESS) {
             err = dm_store__mdb_txn(t->store, "write a quality counter", rc, why);
             break;
         }
     }
-    mdb_cursor_close(cur);
+    mdb_cursor_close(r.cur);
     if (entries)
         *entries = made;
     return err;

@@ -4,7 +4,8 @@
  * quality_eval.c (a row against a check), quality_judge.c (results from
  * state), quality_uniq.c (the uniqueness index) and quality_state.c (state
  * in quality_db); quality_uniq.c uses quality_uniq_bloom.c (its filter)
- * and quality_state.c; quality_judge.c uses
+ * and quality_state.c (which quality_uniq_bloom.c uses too, for its u64
+ * codec); quality_judge.c uses
  * quality_state.c and quality_report.c (reports, their encoding and
  * history). Nobody outside node/quality/ includes it.
  *
@@ -73,6 +74,10 @@ typedef struct {
 
 /* ---- quality_state.c ---- */
 
+/* v big-endian in p[0..8), and back (the byte order of every u64 the
+ * quality database holds). */
+void dm_quality__put64(uint8_t *p, uint64_t v);
+uint64_t dm_quality__get64(const uint8_t *p);
 /* The fingerprint of check k (see above). */
 uint64_t dm_quality__check_id(const dm_check_t *k);
 /* Reads pid's product state (zeroes when absent). */

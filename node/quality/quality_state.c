@@ -11,13 +11,13 @@
 #define S_FNV_OFFSET 14695981039346656037ULL
 #define S_FNV_PRIME 1099511628211ULL
 
-static void s_put64(uint8_t *p, uint64_t v)
+void dm_quality__put64(uint8_t *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8)
         p[i] = (uint8_t)v;
 }
 
-static uint64_t s_get64(const uint8_t *p)
+uint64_t dm_quality__get64(const uint8_t *p)
 {
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)
@@ -68,11 +68,11 @@ dm_err dm_quality__pstate_get(dm_store_txn_t *t, uint32_t pid, dm_quality__pstat
     dm_err err = dm_quality_db_get(t, pid, &s_ptag, 1, &v, why);
     if (err == DM_OK && v.len == S_PSTATE_BYTES) {
         const uint8_t *p = (const uint8_t *)v.data;
-        out->last_ingest_ms = (int64_t)s_get64(p);
-        out->next_measure = s_get64(p + 8);
-        out->next_report = s_get64(p + 16);
-        out->nmeasures = s_get64(p + 24);
-        out->nreports = s_get64(p + 32);
+        out->last_ingest_ms = (int64_t)dm_quality__get64(p);
+        out->next_measure = dm_quality__get64(p + 8);
+        out->next_report = dm_quality__get64(p + 16);
+        out->nmeasures = dm_quality__get64(p + 24);
+        out->nreports = dm_quality__get64(p + 32);
     }
     dm_buf_free(&v);
     return err == DM_ERR_NOTFOUND ? DM_OK : err;
@@ -82,18 +82,18 @@ dm_err dm_quality__pstate_put(dm_store_txn_t *t, uint32_t pid, const dm_quality_
                               dm_buf_t *why)
 {
     uint8_t p[S_PSTATE_BYTES];
-    s_put64(p, (uint64_t)in->last_ingest_ms);
-    s_put64(p + 8, in->next_measure);
-    s_put64(p + 16, in->next_report);
-    s_put64(p + 24, in->nmeasures);
-    s_put64(p + 32, in->nreports);
+    dm_quality__put64(p, (uint64_t)in->last_ingest_ms);
+    dm_quality__put64(p + 8, in->next_measure);
+    dm_quality__put64(p + 16, in->next_report);
+    dm_quality__put64(p + 24, in->nmeasures);
+    dm_quality__put64(p + 32, in->nreports);
     return dm_quality_db_put(t, pid, &s_ptag, 1, p, sizeof p, why);
 }
 
 static void s_ckey(uint8_t k[9], uint8_t tag, uint64_t id)
 {
     k[0] = tag;
-    s_put64(k + 1, id);
+    dm_quality__put64(k + 1, id);
 }
 
 dm_err dm_quality__cstate_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
@@ -115,10 +115,10 @@ dm_err dm_quality__cstate_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     const uint8_t *p = (const uint8_t *)v.data, *end = p + v.len;
     if (v.len < S_CSTATE_FIXED)
         goto corrupt;
-    out->groups = s_get64(p);
-    out->extra = s_get64(p + 8);
-    out->failing = s_get64(p + 16);
-    out->newest = (int64_t)s_get64(p + 24);
+    out->groups = dm_quality__get64(p);
+    out->extra = dm_quality__get64(p + 8);
+    out->failing = dm_quality__get64(p + 16);
+    out->newest = (int64_t)dm_quality__get64(p + 24);
     size_t ns = p[32];
     p += S_CSTATE_FIXED;
     for (size_t i = 0; i < ns && i < DM_QUALITY_SAMPLES_MAX; i++) {
@@ -130,8 +130,8 @@ dm_err dm_quality__cstate_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
         p += 1 + p[0];
     }
     if ((size_t)(end - p) >= S_CSTATE_TAIL) {
-        out->ahead = s_get64(p);
-        out->ahead_max = (int64_t)s_get64(p + 8);
+        out->ahead = dm_quality__get64(p);
+        out->ahead_max = (int64_t)dm_quality__get64(p + 8);
     }
     *found = true;
     goto out;
@@ -148,10 +148,10 @@ dm_err dm_quality__cstate_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
 {
     uint8_t v[S_CSTATE_FIXED + DM_QUALITY_SAMPLES_MAX * (DM_QUALITY_SAMPLE_BYTES + 1) +
               S_CSTATE_TAIL];
-    s_put64(v, in->groups);
-    s_put64(v + 8, in->extra);
-    s_put64(v + 16, in->failing);
-    s_put64(v + 24, (uint64_t)in->newest);
+    dm_quality__put64(v, in->groups);
+    dm_quality__put64(v + 8, in->extra);
+    dm_quality__put64(v + 16, in->failing);
+    dm_quality__put64(v + 24, (uint64_t)in->newest);
     v[32] = (uint8_t)in->nsamples;
     size_t n = S_CSTATE_FIXED;
     for (size_t i = 0; i < in->nsamples; i++) {
@@ -160,8 +160,8 @@ dm_err dm_quality__cstate_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
         memcpy(v + n, in->samples[i], l);
         n += l;
     }
-    s_put64(v + n, in->ahead);
-    s_put64(v + n + 8, (uint64_t)in->ahead_max);
+    dm_quality__put64(v + n, in->ahead);
+    dm_quality__put64(v + n + 8, (uint64_t)in->ahead_max);
     n += S_CSTATE_TAIL;
     uint8_t k[9];
     s_ckey(k, DM_QTAG_CHECK, id);
@@ -204,8 +204,8 @@ dm_err dm_quality__measure_add(dm_store_txn_t *t, uint32_t pid, dm_quality__psta
 {
     uint8_t k[9], v[16];
     s_ckey(k, DM_QTAG_MEASURE, ps->next_measure++);
-    s_put64(v, (uint64_t)at_ms);
-    s_put64(v + 8, records);
+    dm_quality__put64(v, (uint64_t)at_ms);
+    dm_quality__put64(v + 8, records);
     dm_err err = dm_quality_db_put(t, pid, k, sizeof k, v, sizeof v, why);
     if (!err && ++ps->nmeasures > DM_QUALITY_MEASURES_MAX) {
         uint8_t tag = DM_QTAG_MEASURE;
@@ -242,7 +242,7 @@ static int s_prune_take(void *ctx, const void *key, size_t klen, const void *val
     s_prune_ctx *p = ctx;
     if (klen != 9)
         return 0;
-    uint64_t id = s_get64((const uint8_t *)key + 1);
+    uint64_t id = dm_quality__get64((const uint8_t *)key + 1);
     for (size_t i = 0; i < p->nkeep; i++)
         if (p->keep[i] == id)
             return 0;

@@ -27,20 +27,6 @@
 #define S_KEY_PREFIX 9                  /* tag + check id */
 #define S_SEQ_KEY 17                    /* 'D' id seq */
 
-static void s_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t s_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static uint32_t s_get32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -57,7 +43,7 @@ static void s_put32(uint8_t *p, uint32_t v)
 static void s_prefix(uint8_t k[S_KEY_PREFIX], uint8_t tag, uint64_t id)
 {
     k[0] = tag;
-    s_put64(k + 1, id);
+    dm_quality__put64(k + 1, id);
 }
 
 /* One pending run, borrowed from the store or from a copy. */
@@ -80,7 +66,7 @@ static bool s_entry(const s_run *r, size_t i, const uint8_t **key, size_t *klen,
         return false;
     *key = r->data + off + 2;
     *klen = kl;
-    *delta = (int64_t)s_get64(r->data + off + 2 + kl);
+    *delta = (int64_t)dm_quality__get64(r->data + off + 2 + kl);
     return true;
 }
 
@@ -168,7 +154,7 @@ static int s_take_run(void *ctx, const void *key, size_t klen, const void *val, 
     p->runs[p->n++] = (s_run){val, vlen, n, 0};
     p->entries += n;
     p->bytes += vlen;
-    p->next_seq = s_get64((const uint8_t *)key + S_KEY_PREFIX) + 1;
+    p->next_seq = dm_quality__get64((const uint8_t *)key + S_KEY_PREFIX) + 1;
     return 0;
 }
 
@@ -199,7 +185,7 @@ static dm_err s_entries_get(dm_store_txn_t *t, uint32_t pid, uint64_t id, uint64
     *out = 0;
     dm_err err = dm_quality_db_get(t, pid, k, sizeof k, &v, why);
     if (!err && v.len == 8)
-        *out = s_get64((const uint8_t *)v.data);
+        *out = dm_quality__get64((const uint8_t *)v.data);
     dm_buf_free(&v);
     return err == DM_ERR_NOTFOUND ? DM_OK : err;
 }
@@ -209,7 +195,7 @@ dm_err dm_quality__uniq_set_entries(dm_store_txn_t *t, uint32_t pid, uint64_t id
 {
     uint8_t k[S_KEY_PREFIX], v[8];
     s_prefix(k, DM_QTAG_UNIQUE_N, id);
-    s_put64(v, entries);
+    dm_quality__put64(v, entries);
     return dm_quality_db_put(t, pid, k, sizeof k, v, sizeof v, why);
 }
 
@@ -270,7 +256,7 @@ static void s_run_encode(const dm_quality__uval_t *v, size_t n, dm_buf_t *out)
         b[1] = (uint8_t)v[i].klen;
         dm_buf_append(out, b, 2);
         dm_buf_append(out, v[i].key, v[i].klen);
-        s_put64(b, (uint64_t)v[i].delta);
+        dm_quality__put64(b, (uint64_t)v[i].delta);
         dm_buf_append(out, b, 8);
     }
 }
@@ -472,7 +458,7 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     s_run_encode(v, n, &run);
     uint8_t k[S_SEQ_KEY];
     s_prefix(k, DM_QTAG_PENDING, id);
-    s_put64(k + S_KEY_PREFIX, p.next_seq);
+    dm_quality__put64(k + S_KEY_PREFIX, p.next_seq);
     if ((err = dm_quality_db_put(t, pid, k, sizeof k, run.data, run.len, why)) ||
         (err = dm_quality__ubloom_put(t, pid, id, &f, why)))
         goto out;

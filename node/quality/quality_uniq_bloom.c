@@ -26,20 +26,6 @@
 #define S_MIX2 0xBF58476D1CE4E5B9ULL
 #define S_MIX3 0x94D049BB133111EBULL
 
-static void s_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t s_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static uint64_t s_mix(uint64_t x)
 {
     x ^= x >> 30;
@@ -68,7 +54,7 @@ static uint64_t s_hash(const uint8_t *key, size_t n)
 static void s_key(uint8_t k[9], uint64_t id)
 {
     k[0] = DM_QTAG_BLOOM;
-    s_put64(k + 1, id);
+    dm_quality__put64(k + 1, id);
 }
 
 dm_err dm_quality__ubloom_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
@@ -121,7 +107,7 @@ void dm_quality__ubloom_add(dm_quality__ubloom_t *f, const uint8_t *key, size_t 
         f->bits[b >> 3] |= (uint8_t)(1u << (b & 7));
     }
     uint8_t *head = (uint8_t *)f->buf.data;
-    s_put64(head + 8, s_get64(head + 8) + 1);
+    dm_quality__put64(head + 8, dm_quality__get64(head + 8) + 1);
 }
 
 bool dm_quality__ubloom_full(const dm_quality__ubloom_t *f)
@@ -129,7 +115,7 @@ bool dm_quality__ubloom_full(const dm_quality__ubloom_t *f)
     if (!f->bits)
         return true;
     const uint8_t *head = (const uint8_t *)f->buf.data;
-    return s_get64(head + 8) > s_get64(head);
+    return dm_quality__get64(head + 8) > dm_quality__get64(head);
 }
 
 dm_err dm_quality__ubloom_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
@@ -170,7 +156,7 @@ dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id, ui
     s_build_ctx b = {{DM_BUF_INIT, NULL, 0}, 0};
     dm_quality__ubloom_t *f = &b.f;
     uint8_t head[S_HEAD] = {0};
-    s_put64(head, cap);
+    dm_quality__put64(head, cap);
     dm_buf_append(&f->buf, head, sizeof head);
     dm_buf_reserve(&f->buf, (size_t)bytes);
     memset(f->buf.data + S_HEAD, 0, (size_t)bytes);
@@ -179,7 +165,7 @@ dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id, ui
     f->nbits = bytes * 8;
     uint8_t k[9];
     k[0] = DM_QTAG_UNIQUE;
-    s_put64(k + 1, id);
+    dm_quality__put64(k + 1, id);
     dm_err err = dm_quality_db_each(t, pid, k, sizeof k, false, s_add_entry, &b, why);
     if (!err)
         err = dm_quality__ubloom_put(t, pid, id, f, why);

@@ -589,22 +589,10 @@ dm_err dm_node__fedrelay_make(void *ctx, const dm_rpc_caller_t *caller, const ui
     return DM_OK;
 }
 
-/* Ends q's passed query (node_relay_pass.c): a QueryClose to the owner
- * when it had not finished (no answer awaited), its scan freed. */
+/* Ends q's passed query (node_relay_pass.c) as s_close ends a scan. */
 static void s_pass_end(dm_node__relay_query_t *q)
 {
-    dm_query_rscan_t *sc = q->pass;
-    if (!sc)
-        return;
-    if (!sc->done && sc->cursor && sc->s && !sc->s->broken) {
-        Dm__Envelope env;
-        Dm__QueryClose qc = DM__QUERY_CLOSE__INIT;
-        qc.cursor = sc->cursor;
-        dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_QUERY_CLOSE, &qc);
-        if (dm_rpc_client_send(sc->s->client, &env, NULL, NULL) != DM_OK)
-            sc->s->broken = true;
-    }
-    dm_node_relay__scan_free(sc);
+    s_close(q->pass);
     q->pass = NULL;
 }
 

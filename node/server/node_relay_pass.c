@@ -173,16 +173,9 @@ static dm_err s_take(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *why)
         sc->done = true;
         return DM_OK;
     }
-    if (rep->body_case != DM__ENVELOPE__BODY_QUERY_REP) {
-        sc->s->broken = true;
-        dm_buf_why(why, "%s: owner node %s answered with message %d, not QueryRep", sc->product,
-                   sc->owner_hex, (int)rep->body_case);
+    Dm__QueryRep *r = dm_node_relay__query_rep(sc, rep, why);
+    if (!r)
         return DM_ERR_PROTO;
-    }
-    Dm__QueryRep *r = rep->query_rep;
-    if (!sc->cursor)
-        sc->cursor = r->cursor;
-    sc->done = r->done;
     q->pass_trips++;
     q->pass_rows += r->nrows;
     q->pass_bytes += r->rows.len;

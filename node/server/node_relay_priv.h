@@ -114,6 +114,10 @@ DM_NODISCARD dm_err dm_node_relay__send(dm_query_rscan_t *sc, Dm__Envelope *env,
 DM_NODISCARD dm_err dm_node_relay__wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_ns,
                                         const atomic_bool *cancel, Dm__Envelope **rep,
                                         dm_buf_t *why);
+/* rep's QueryRep, its cursor (when sc has none yet) and done taken into
+ * sc; NULL when rep is another message (the session marked broken, why
+ * naming the product, the owner and the message). */
+Dm__QueryRep *dm_node_relay__query_rep(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *why);
 /* Reads a QueryRep (or the owner's Error, returned named) into the scan;
  * rows appended to out when not NULL, else kept as its first batch. */
 DM_NODISCARD dm_err dm_node_relay__take(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *out,

@@ -200,6 +200,21 @@ dm_err dm_node_relay__wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_n
     }
 }
 
+Dm__QueryRep *dm_node_relay__query_rep(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *why)
+{
+    if (rep->body_case != DM__ENVELOPE__BODY_QUERY_REP) {
+        sc->s->broken = true;
+        dm_buf_why(why, "%s: owner node %s answered with message %d, not QueryRep", sc->product,
+                   sc->owner_hex, (int)rep->body_case);
+        return NULL;
+    }
+    Dm__QueryRep *r = rep->query_rep;
+    if (!sc->cursor)
+        sc->cursor = r->cursor;
+    sc->done = r->done;
+    return r;
+}
+
 /* Reads a QueryRep (or the owner's Error) into the scan; rows appended to
  * out when not NULL, else kept as the first batch. */
 dm_err dm_node_relay__take(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *out, uint32_t *nrows,
@@ -214,16 +229,9 @@ dm_err dm_node_relay__take(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *ou
         sc->done = true;
         return code;
     }
-    if (rep->body_case != DM__ENVELOPE__BODY_QUERY_REP) {
-        sc->s->broken = true;
-        dm_buf_why(why, "%s: owner node %s answered with message %d, not QueryRep", sc->product,
-                   sc->owner_hex, (int)rep->body_case);
+    Dm__QueryRep *r = dm_node_relay__query_rep(sc, rep, why);
+    if (!r)
         return DM_ERR_PROTO;
-    }
-    Dm__QueryRep *r = rep->query_rep;
-    if (!sc->cursor)
-        sc->cursor = r->cursor;
-    sc->done = r->done;
     if (out) {
         dm_buf_append(out, r->rows.data, r->rows.len);
         *nrows = r->nrows;

@@ -437,6 +437,19 @@ void *dm_h_raw_recv(dm_h_raw_t *self, size_t *len, int timeout_ms)
     return out;
 }
 
+void *dm_h_raw_call(dm_h_raw_t *self, const void *envelope, int timeout_ms)
+{
+    if (!dm_h_raw_send_env(self, envelope))
+        return NULL;
+    size_t len = 0;
+    void *data = dm_h_raw_recv(self, &len, timeout_ms);
+    if (!data)
+        return NULL;
+    Dm__Envelope *rep = dm_rpc_unpack(data, len);
+    free(data);
+    return rep;
+}
+
 dm_identity_t *dm_h_node_identity(const dm_h_node_t *n)
 {
     dm_identity_t *id = NULL;

@@ -83,6 +83,10 @@ bool dm_h_raw_send_env(dm_h_raw_t *self, const void *envelope);
 /* Receives one frame within timeout_ms into a malloc'd buffer (*len set);
  * NULL on timeout. */
 void *dm_h_raw_recv(dm_h_raw_t *self, size_t *len, int timeout_ms);
+/* Sends a dm.Envelope and returns the unpacked reply (a Dm__Envelope
+ * the caller frees), NULL when the send fails, no reply comes within
+ * timeout_ms or it does not unpack. */
+void *dm_h_raw_call(dm_h_raw_t *self, const void *envelope, int timeout_ms);
 
 /* The node's own identity (DIR/identity.key): a domain admin, for a raw
  * client whose requests must pass the access check to reach the code

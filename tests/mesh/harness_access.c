@@ -400,3 +400,17 @@ bool dm_h_listing_is(void *ctx)
     const dm_h_listing_t *c = ctx;
     return dm_h_listed(c->node, c->domain, c->name) == c->want;
 }
+
+const char *dm_h_pii_policy(const char *member_hex)
+{
+    static char doc[1024];
+    snprintf(doc, sizeof doc,
+             "apiVersion: datamesh.io/v1\nkind: Group\nmetadata: {name: pii-readers}\n"
+             "spec: {members: [\"%s\"]}\n---\n"
+             "apiVersion: datamesh.io/v1\nkind: Policy\nmetadata: {name: privacy}\n"
+             "spec:\n  masks:\n    - name: mask-pii\n      products: [\"commerce/orders\"]\n"
+             "      fields: {classification: pii}\n      mask: redact\n"
+             "      except: [\"group:pii-readers\"]\n",
+             member_hex);
+    return doc;
+}

@@ -51,6 +51,10 @@ extern const char *const dm_h_orders_rows;
 
 /* Writes text to DIR/name and returns the path (static, 4 in rotation). */
 const char *dm_h_file(const char *dir, const char *name, const char *text);
+/* Governance YAML (a static buffer, overwritten by the next call): group
+ * pii-readers of member_hex, and policy privacy redacting commerce/orders'
+ * pii fields for everyone outside it. */
+const char *dm_h_pii_policy(const char *member_hex);
 /* Registers n's DOMAIN/NAME (dm_h_orders_contract with access and readers,
  * written to DIR/DOMAIN-NAME.yaml) as n's admin and ingests
  * dm_h_orders_rows. false, with the failing command and its output on

@@ -122,15 +122,7 @@ static void s_up(void)
     cr_assert(dm_h_orders_product(&s_node, s_tmp, "orders", "restricted", both));
     cr_assert(dm_h_orders_product(&s_node, s_tmp, "secret", "restricted", relay_only));
     cr_assert(dm_h_orders_product(&s_node, s_tmp, "open", "public", ""));
-    snprintf(doc, sizeof doc,
-             "apiVersion: datamesh.io/v1\nkind: Group\nmetadata: {name: pii-readers}\n"
-             "spec: {members: [\"%s\"]}\n---\n"
-             "apiVersion: datamesh.io/v1\nkind: Policy\nmetadata: {name: privacy}\n"
-             "spec:\n  masks:\n    - name: mask-pii\n      products: [\"commerce/orders\"]\n"
-             "      fields: {classification: pii}\n      mask: redact\n"
-             "      except: [\"group:pii-readers\"]\n",
-             s_relay.hex);
-    s_publish("privacy.yaml", doc);
+    s_publish("privacy.yaml", dm_h_pii_policy(s_relay.hex));
 }
 
 static void s_down(void)
@@ -155,13 +147,8 @@ static void s_grant(dm_buf_t *out, const dm_identity_t *signer, const dm_identit
 /* Sends env on raw and returns the reply (never NULL: asserts). */
 static Dm__Envelope *s_call(dm_h_raw_t *raw, Dm__Envelope *env)
 {
-    cr_assert(dm_h_raw_send_env(raw, env));
-    size_t len = 0;
-    void *data = dm_h_raw_recv(raw, &len, T_REPLY_MS);
-    cr_assert_not_null(data, "no reply within %d ms", T_REPLY_MS);
-    Dm__Envelope *rep = dm_rpc_unpack(data, len);
-    free(data);
-    cr_assert_not_null(rep);
+    Dm__Envelope *rep = dm_h_raw_call(raw, env, T_REPLY_MS);
+    cr_assert_not_null(rep, "no reply within %d ms", T_REPLY_MS);
     return rep;
 }
 

@@ -75,7 +75,7 @@ static void s_up(void)
     cr_assert_not_null(s_tmp);
     cr_assert(dm_h_person(&s_gov, s_tmp, "governance"));
     cr_assert(dm_h_person(&s_consumer, s_tmp, "consumer"));
-    char dir[600], doc[1024], key[DM_ID_HEX_BYTES], readers[100];
+    char dir[600], key[DM_ID_HEX_BYTES], readers[100];
     snprintf(dir, sizeof dir, "%s/commerce", s_tmp);
     const char *extra[] = {"--governance", s_gov.hex, NULL};
     cr_assert(dm_h_node_start(&s_node, dir, "commerce", extra), "meshd did not start");
@@ -91,15 +91,7 @@ static void s_up(void)
     cr_assert(dm_h_orders_product(&s_node, s_tmp, "orders", "restricted", readers));
     snprintf(readers, sizeof readers, "\"%s\"", s_relay.hex);
     cr_assert(dm_h_orders_product(&s_node, s_tmp, "secret", "restricted", readers));
-    snprintf(doc, sizeof doc,
-             "apiVersion: datamesh.io/v1\nkind: Group\nmetadata: {name: pii-readers}\n"
-             "spec: {members: [\"%s\"]}\n---\n"
-             "apiVersion: datamesh.io/v1\nkind: Policy\nmetadata: {name: privacy}\n"
-             "spec:\n  masks:\n    - name: mask-pii\n      products: [\"commerce/orders\"]\n"
-             "      fields: {classification: pii}\n      mask: redact\n"
-             "      except: [\"group:pii-readers\"]\n",
-             s_relay.hex);
-    s_publish("privacy.yaml", doc);
+    s_publish("privacy.yaml", dm_h_pii_policy(s_relay.hex));
     cr_assert(dm_h_wait_until(s_ready, NULL, DM_H_WAIT_MS),
               "the relay never passed a query over commerce.orders through");
 }
@@ -162,13 +154,8 @@ Test(fed_pass, passed_queries_equal_remote_tables_masks_and_denials_included)
 /* Sends env on raw and returns the reply (never NULL: asserts). */
 static Dm__Envelope *s_call(dm_h_raw_t *raw, Dm__Envelope *env)
 {
-    cr_assert(dm_h_raw_send_env(raw, env));
-    size_t len = 0;
-    void *data = dm_h_raw_recv(raw, &len, T_REPLY_MS);
-    cr_assert_not_null(data, "no reply within %d ms", T_REPLY_MS);
-    Dm__Envelope *rep = dm_rpc_unpack(data, len);
-    free(data);
-    cr_assert_not_null(rep);
+    Dm__Envelope *rep = dm_h_raw_call(raw, env, T_REPLY_MS);
+    cr_assert_not_null(rep, "no reply within %d ms", T_REPLY_MS);
     return rep;
 }
 

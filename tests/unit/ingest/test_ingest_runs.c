@@ -2,20 +2,10 @@
  * IngestReq.run_id report START after the first commit and COMPLETE, with
  * the quality report judged after the batch marked run_last, to the run
  * hook (ingest.h). A real pipeline on inproc sockets and a real store. */
-#include <criterion/criterion.h>
-
-#include <limits.h>
 #include <pthread.h>
-#include <string.h>
-#include <zmq.h>
 
-#include "fixture.h"
-#include "ingest/ingest.h"
+#include "ingest_test.h"
 #include "quality/quality.h"
-#include "transport/envelope.h"
-#include "transport/rpc.h"
-
-#define T_WAIT_MS 10000
 #define T_EVENTS_MAX 8
 
 static const char *s_contract =
@@ -48,92 +38,43 @@ static void s_hook(void *ctx, const dm_ingest_run_t *run)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* Sends one IngestReq of data for shop/items as the pipeline expects it. */
-static void s_send(void *push, const char *data, const uint8_t *run_id, bool first, bool last)
+/* Sends one IngestReq of data for shop/items in run run_id. */
+static void s_send(t_pipe *p, const char *data, const uint8_t *run_id, bool first, bool last)
 {
-    Dm__Envelope env;
     Dm__IngestReq req = DM__INGEST_REQ__INIT;
-    req.domain = "shop";
-    req.product = "items";
     req.data.data = (uint8_t *)data;
     req.data.len = strlen(data);
     req.run_id.data = (uint8_t *)run_id;
     req.run_id.len = DM_INGEST_RUN_ID_BYTES;
     req.run_first = first;
     req.run_last = last;
-    dm_envelope_init(&env, 1, DM__ENVELOPE__BODY_INGEST_REQ, &req);
-    zmq_msg_t msg;
-    cr_assert_eq(dm_rpc_pack(&env, &msg), DM_OK);
-    dm_rpc_caller_t caller;
-    memset(&caller, 0, sizeof caller);
-    zmq_send(push, "rid", 3, ZMQ_SNDMORE);
-    zmq_msg_send(&msg, push, ZMQ_SNDMORE);
-    zmq_send(push, &caller, sizeof caller, 0);
+    t_pipe_send(p, &req, 1);
 }
 
-/* Receives one reply ([rid][envelope]) from the outbox; true for an IngestRep. */
-static bool s_reply(void *pull)
+/* Receives one reply; true for an IngestRep. */
+static bool s_reply(t_pipe *p)
 {
-    zmq_setsockopt(pull, ZMQ_RCVTIMEO, &(int){T_WAIT_MS}, sizeof(int));
-    char rid[16];
-    if (zmq_recv(pull, rid, sizeof rid, 0) < 0)
-        return false;
-    zmq_msg_t msg;
-    zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, pull, 0) < 0)
-        return false;
-    Dm__Envelope *env = dm_rpc_unpack(zmq_msg_data(&msg), zmq_msg_size(&msg));
-    bool ok = env && env->body_case == DM__ENVELOPE__BODY_INGEST_REP;
+    Dm__Envelope *env = t_pipe_reply(p);
+    bool ok = env != NULL;
     dm__envelope__free_unpacked(env, NULL);
-    zmq_msg_close(&msg);
     return ok;
 }
 
 Test(ingest_runs, start_then_complete_with_the_report)
 {
-    char dir[PATH_MAX];
-    cr_assert_not_null(dm_t_tmpdir(dir, sizeof dir, "ingest_runs"));
-    dm_store_t *store = NULL;
-    dm_registry_t *reg = NULL;
-    cr_assert_eq(dm_store_open(dir, NULL, &store, NULL), DM_OK);
-    cr_assert_eq(dm_registry_new(&reg), DM_OK);
-    dm_product_t in = {0}, out = {0};
-    in.domain = "shop";
-    in.name = "items";
-    in.version = "1.0.0";
-    in.version_major = 1;
-    in.contract = (char *)s_contract;
-    in.contract_len = strlen(s_contract);
-    dm_register_outcome o;
-    cr_assert_eq(dm_store_product_register(store, &in, &o, &out, NULL, NULL), DM_OK);
-    dm_buf_t why = DM_BUF_INIT;
-    cr_assert_eq(dm_registry_install(reg, out.id, s_contract, strlen(s_contract), &why), DM_OK,
-                 "%s", why.data);
-    dm_store_product_clear(&out);
-
-    void *ctx = zmq_ctx_new();
-    void *push = zmq_socket(ctx, ZMQ_PUSH), *pull = zmq_socket(ctx, ZMQ_PULL);
-    cr_assert_eq(zmq_bind(push, DM_INGEST_INBOX), 0);
-    cr_assert_eq(zmq_bind(pull, DM_CTL_OUTBOX), 0);
-    dm_ingest_t *ingest = NULL;
-    cr_assert_eq(dm_ingest_new(ctx, store, reg, "shop", DM_RECORD_LIMIT_DEFAULT, &ingest, &why),
-                 DM_OK, "%s", why.data);
+    t_pipe p;
+    t_pipe_start(&p, "ingest_runs", s_contract);
     s_events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    dm_ingest_set_run_hook(ingest, s_hook, &ev);
+    dm_ingest_set_run_hook(p.ingest, s_hook, &ev);
 
     uint8_t run[DM_INGEST_RUN_ID_BYTES];
     memset(run, 7, sizeof run);
-    s_send(push, "{\"sku\":\"a\"}\n{\"sku\":\"b\"}\n", run, true, false);
-    cr_assert(s_reply(pull));
-    s_send(push, "{\"sku\":\"a\"}\n", run, false, true);
-    cr_assert(s_reply(pull));
+    s_send(&p, "{\"sku\":\"a\"}\n{\"sku\":\"b\"}\n", run, true, false);
+    cr_assert(s_reply(&p));
+    s_send(&p, "{\"sku\":\"a\"}\n", run, false, true);
+    cr_assert(s_reply(&p));
 
-    dm_ingest_stop(ingest, push);
-    char frame[64];
-    while (zmq_recv(pull, frame, sizeof frame, 0) >= 0 &&
-           !dm_ctl_is(frame, strlen(DM_CTL_STOPPED), DM_CTL_STOPPED))
-        ;
-    dm_ingest_destroy(&ingest);
+    t_pipe_stop(&p);
     cr_assert_eq(ev.n, 2, "events: %zu", ev.n);
     cr_assert_eq(ev.ev[0], DM_INGEST_RUN_START);
     cr_assert_eq(ev.accepted[0], 2);
@@ -142,15 +83,9 @@ Test(ingest_runs, start_then_complete_with_the_report)
     cr_assert(ev.has_report[1]);
     cr_assert_eq(ev.outcome[1], DM_QOUT_FAIL, "'a' twice fails unique(sku)");
     dm_qreport_t latest = {0};
-    cr_assert_eq(dm_quality_latest(store, 1, &latest, NULL), DM_OK);
+    cr_assert_eq(dm_quality_latest(p.store, p.pid, &latest, NULL), DM_OK);
     cr_assert_eq(latest.records, 3);
     dm_quality_report_clear(&latest);
 
-    zmq_close(push);
-    zmq_close(pull);
-    zmq_ctx_term(ctx);
-    dm_buf_free(&why);
-    dm_registry_destroy(&reg);
-    dm_store_destroy(&store);
-    dm_t_rmdir(dir);
+    t_pipe_free(&p);
 }

@@ -1,49 +1,27 @@
 /* test_quality.c: the dataset checks' arithmetic and edges on a real LMDB
  * store: batches commit through the quality hook exactly as the writer
  * commits them, and reports are judged from the kept state. */
-#include <criterion/criterion.h>
-
-#include <limits.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "fixture.h"
-#include "quality/quality.h"
-#include "quality/quality_priv.h"
-#include "record/schema.h"
-#include "storage/store.h"
+#include "quality_test.h"
 
-#define T_NOW 1800000000000LL /* a fixed "now" in Unix ms */
 #define T_DAY (24LL * 3600 * 1000)
-
-static char s_dir[PATH_MAX];
-static dm_store_t *s_store;
-static dm_contract_t **s_list;
-static size_t s_n;
-static dm_contract_t *s_c;
-static dm_schema_t *s_schema;
-static uint32_t s_pid;
 
 static dm_contract_t **s_old[4]; /* contracts replaced by s_reparse, freed at teardown */
 static size_t s_nold[4], s_olds;
 
 static void s_setup(void)
 {
-    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_quality"));
-    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
+    q_open("test_quality");
 }
 
 static void s_teardown(void)
 {
-    dm_schema_destroy(&s_schema);
-    dm_contract_list_destroy(&s_list, s_n);
     for (size_t i = 0; i < s_olds; i++)
         dm_contract_list_destroy(&s_old[i], s_nold[i]);
     s_olds = 0;
-    dm_store_destroy(&s_store);
-    dm_t_rmdir(s_dir);
+    q_close();
 }
 
 TestSuite(quality, .init = s_setup, .fini = s_teardown);
@@ -57,26 +35,7 @@ static void s_product(const char *pk, const char *fields, const char *extra, con
              "  domain: d\n  version: 1.0.0\n  owner: {team: t, contact: t@c.com}\n"
              "spec:\n  schema:\n%s    fields:\n%s%s  quality:\n    checks:\n%s",
              pk ? pk : "", fields, extra ? extra : "", checks);
-    dm_diags_t diags = DM_DIAGS_INIT;
-    dm_err rc = dm_contract_parse("t.yaml", text, strlen(text), NULL, &s_list, &s_n, &diags);
-    dm_buf_t msg = DM_BUF_INIT;
-    dm_diags_format(&diags, &msg);
-    cr_assert_eq(rc, DM_OK, "%s", msg.data ? msg.data : "");
-    dm_buf_free(&msg);
-    dm_diags_clear(&diags);
-    s_c = s_list[0];
-    cr_assert_eq(dm_schema_new(s_c, &s_schema, NULL), DM_OK);
-    dm_product_t in = {0}, out = {0};
-    in.domain = "d";
-    in.name = "p";
-    in.version = "1.0.0";
-    in.version_major = 1;
-    in.contract = "{}";
-    in.contract_len = 2;
-    dm_register_outcome o;
-    cr_assert_eq(dm_store_product_register(s_store, &in, &o, &out, NULL, NULL), DM_OK);
-    s_pid = out.id;
-    dm_store_product_clear(&out);
+    q_product(text);
 }
 
 /* Replaces the product's contract (an upgrade) by one with checks. */
@@ -94,12 +53,7 @@ static void s_reparse(const char *checks)
              "spec:\n  schema:\n    fields:\n      - {name: id, type: int}\n"
              "      - {name: v, type: int}\n      - {name: ts, type: timestamp}\n"
              "  quality:\n    checks:\n%s", checks);
-    dm_diags_t diags = DM_DIAGS_INIT;
-    cr_assert_eq(dm_contract_parse("t.yaml", text, strlen(text), NULL, &s_list, &s_n, &diags),
-                 DM_OK);
-    dm_diags_clear(&diags);
-    s_c = s_list[0];
-    cr_assert_eq(dm_schema_new(s_c, &s_schema, NULL), DM_OK);
+    q_parse(text);
 }
 
 #define T_FIELDS "      - {name: id, type: int}\n      - {name: v, type: int}\n" \

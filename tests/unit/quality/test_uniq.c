@@ -2,43 +2,21 @@
  * (quality_uniq.c) on a real LMDB store: counts before and after a fold,
  * across a reopen with runs pending, and upserts that move a value while
  * its count is split between the index and the runs. */
-#include <criterion/criterion.h>
+#include "quality_test.h"
 
-#include <limits.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "fixture.h"
-#include "quality/quality.h"
-#include "quality/quality_priv.h"
-#include "record/schema.h"
-#include "storage/store.h"
-
-#define T_NOW 1800000000000LL /* a fixed "now" in Unix ms */
 #define T_ROWS_MAX 64
 
-static char s_dir[PATH_MAX];
-static dm_store_t *s_store;
-static dm_contract_t **s_list;
-static size_t s_n;
-static dm_contract_t *s_c;
-static dm_schema_t *s_schema;
-static uint32_t s_pid;
 static int s_next_id;
 
 static void s_setup(void)
 {
-    cr_assert_not_null(dm_t_tmpdir(s_dir, sizeof s_dir, "test_uniq"));
-    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
+    q_open("test_uniq");
     s_next_id = 0;
 }
 
 static void s_teardown(void)
 {
-    dm_schema_destroy(&s_schema);
-    dm_contract_list_destroy(&s_list, s_n);
-    dm_store_destroy(&s_store);
-    dm_t_rmdir(s_dir);
+    q_close();
 }
 
 TestSuite(uniq, .init = s_setup, .fini = s_teardown);
@@ -55,23 +33,7 @@ static void s_product_typed(const char *pk, const char *vtype)
              "      - {name: v, type: %s}\n  quality:\n    checks:\n"
              "      - {rule: unique, column: v}\n",
              pk ? pk : "", vtype);
-    dm_diags_t diags = DM_DIAGS_INIT;
-    cr_assert_eq(dm_contract_parse("t.yaml", text, strlen(text), NULL, &s_list, &s_n, &diags),
-                 DM_OK);
-    dm_diags_clear(&diags);
-    s_c = s_list[0];
-    cr_assert_eq(dm_schema_new(s_c, &s_schema, NULL), DM_OK);
-    dm_product_t in = {0}, out = {0};
-    in.domain = "d";
-    in.name = "p";
-    in.version = "1.0.0";
-    in.version_major = 1;
-    in.contract = "{}";
-    in.contract_len = 2;
-    dm_register_outcome o;
-    cr_assert_eq(dm_store_product_register(s_store, &in, &o, &out, NULL, NULL), DM_OK);
-    s_pid = out.id;
-    dm_store_product_clear(&out);
+    q_product(text);
 }
 
 static void s_product(const char *pk) { s_product_typed(pk, "int"); }

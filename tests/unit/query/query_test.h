@@ -475,4 +475,21 @@ static inline void s_sort_lines(char *text)
     free(copy);
 }
 
+/* Runs every query on the engine and on nat (native copies of the
+ * products) and compares the rows (as text; sorted unless the query
+ * orders them). */
+static inline void s_compare_native(sqlite3 *nat, const char *const *queries, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *got = s_run(queries[i]), *want = s_run_native(nat, queries[i]);
+        if (!strstr(queries[i], "ORDER BY")) {
+            s_sort_lines(got);
+            s_sort_lines(want);
+        }
+        cr_assert_str_eq(got, want, "query %zu: %s\ngot:\n%s\nwant:\n%s", i, queries[i], got, want);
+        free(got);
+        free(want);
+    }
+}
+
 #endif

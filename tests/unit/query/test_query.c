@@ -134,16 +134,7 @@ static void s_compare(const char *const *queries, size_t n)
     s_native_copy(nat, "identity", "customers");
     s_native_copy(nat, "commerce", "lines");
     s_native_copy(nat, "logistics", "events");
-    for (size_t i = 0; i < n; i++) {
-        char *got = s_run(queries[i]), *want = s_run_native(nat, queries[i]);
-        if (!strstr(queries[i], "ORDER BY")) {
-            s_sort_lines(got);
-            s_sort_lines(want);
-        }
-        cr_assert_str_eq(got, want, "query %zu: %s\ngot:\n%s\nwant:\n%s", i, queries[i], got, want);
-        free(got);
-        free(want);
-    }
+    s_compare_native(nat, queries, n);
     sqlite3_close(nat);
 }
 

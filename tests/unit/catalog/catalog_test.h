@@ -154,6 +154,18 @@ static inline size_t dm_t_catalog_sync(dm_catalog_t *from, dm_catalog_t *to, int
     return accepted;
 }
 
+/* Appends to yaml the smallest valid contract of domain/name: its
+ * metadata and one required int field "id"; callers append more fields
+ * or an interoperability section after it. */
+static inline void dm_t_contract_head(dm_buf_t *yaml, const char *domain, const char *name)
+{
+    dm_buf_printf(yaml,
+                  "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: %s\n"
+                  "  domain: %s\n  version: 1.0.0\n  owner:\n    team: t\n    contact: t@c.com\n"
+                  "spec:\n  schema:\n    fields:\n      - {name: id, type: int, required: true}\n",
+                  name, domain);
+}
+
 /* The canonical JSON of a valid contract of domain/name with nfields
  * described fields; with patterns, a pattern on every hundredth of the
  * first 3,000 (a contract holds at most DM_PATTERN_MAX_TOTAL atoms). */
@@ -161,11 +173,7 @@ static inline void dm_t_wide_contract(const char *domain, const char *name, unsi
                                       bool patterns, dm_buf_t *out)
 {
     dm_buf_t yaml = DM_BUF_INIT;
-    dm_buf_printf(&yaml,
-                  "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: %s\n"
-                  "  domain: %s\n  version: 1.0.0\n  owner:\n    team: t\n    contact: t@c.com\n"
-                  "spec:\n  schema:\n    fields:\n      - {name: id, type: int, required: true}\n",
-                  name, domain);
+    dm_t_contract_head(&yaml, domain, name);
     for (unsigned i = 0; i < nfields; i++)
         dm_buf_printf(&yaml,
                       "      - {name: field_%u, type: string, description: \"field %u of a wide "

@@ -17,11 +17,7 @@ TestSuite(lineage, .fini = s_fini);
 static void s_publish(dm_catalog_t *c, const char *domain, const char *name, const char *ups)
 {
     dm_buf_t yaml = DM_BUF_INIT;
-    dm_buf_printf(&yaml,
-                  "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: %s\n"
-                  "  domain: %s\n  version: 1.0.0\n  owner:\n    team: t\n    contact: t@c.com\n"
-                  "spec:\n  schema:\n    fields:\n      - {name: id, type: int, required: true}\n",
-                  name, domain);
+    dm_t_contract_head(&yaml, domain, name);
     if (ups) {
         dm_buf_puts(&yaml, "  interoperability:\n    lineage:\n      upstream:\n");
         char copy[256];

@@ -617,7 +617,7 @@ typedef struct {
 struct dm_node__health_view {
     dm_node_t *self;
     s_vitem *items; /* in the lineage graph's order: by domain, then name */
-    size_t n, cap, decodes;
+    size_t n, cap;
     bool nomem;
 };
 
@@ -652,7 +652,6 @@ static bool s_view_health(void *ctx, const char *domain, const char *name, bool 
         return false;
     }
     Dm__HealthRecord *r = s_entry(v->self, domain, name);
-    v->decodes++;
     s_vitem *x = &v->items[v->n];
     memset(x, 0, sizeof *x);
     strcpy(x->domain, domain);
@@ -708,8 +707,6 @@ void dm_node__health_view_free(dm_node__health_view_t **v_p)
     free(v);
     *v_p = NULL;
 }
-
-size_t dm_node__health_view_decodes(const dm_node__health_view_t *v) { return v ? v->decodes : 0; }
 
 void dm_node__health_view_show(const dm_node__health_view_t *v, const char *domain,
                                const char *name, dm_buf_t *health, dm_buf_t *cause)

@@ -458,8 +458,6 @@ bool dm_node__health_view_own(const dm_node__health_view_t *v, const char *domai
 /* Its "upstream degraded: ..." text, NULL when it is not. */
 const char *dm_node__health_view_degraded(const dm_node__health_view_t *v, const char *domain,
                                           const char *name);
-/* Health entries the view decoded (one per product of the graph). */
-size_t dm_node__health_view_decodes(const dm_node__health_view_t *v);
 /* The owner's health entry of domain/name, decoded (free with
  * dm__health_record__free_unpacked; NULL when there is none), and the
  * upstream-degraded cause into degraded (reset; "" when none). Loop only. */

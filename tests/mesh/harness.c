@@ -173,6 +173,23 @@ bool dm_h_node_start(dm_h_node_t *n, const char *dir, const char *domain, const 
     return false;
 }
 
+int dm_h_star_start(dm_h_node_t *nodes, int n, const char *const *domains, char *dirs,
+                    size_t dir_size)
+{
+    const char *tmp = dm_h_tmpdir();
+    if (!tmp)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        char own[600];
+        char *dir = dirs ? dirs + (size_t)i * dir_size : own;
+        snprintf(dir, dirs ? dir_size : sizeof own, "%s/%s", tmp, domains[i]);
+        const char *join[] = {"--join", nodes[0].addr, NULL};
+        if (!dm_h_node_start(&nodes[i], dir, domains[i], i ? join : NULL))
+            return i;
+    }
+    return -1;
+}
+
 /* Signals pid and reaps it, escalating to SIGKILL after the deadline. */
 static void s_stop_pid(pid_t pid, int sig)
 {

@@ -36,6 +36,12 @@ const char *dm_h_config_home(void);
  * may be NULL) and waits until it serves (node.addr written). Returns
  * false if it did not come up within DM_H_WAIT_MS. */
 bool dm_h_node_start(dm_h_node_t *n, const char *dir, const char *domain, const char *const *extra);
+/* Starts n nodes, node i for domains[i] in TMPDIR/DOMAIN, each but the
+ * first joined to the first. dirs (may be NULL): n buffers of dir_size
+ * bytes, laid end to end, that receive the directories. Returns -1 when
+ * all started, else the first node that did not (the rest are not started). */
+int dm_h_star_start(dm_h_node_t *nodes, int n, const char *const *domains, char *dirs,
+                    size_t dir_size);
 /* Sends sig and waits for the process to exit (SIGKILL after a deadline). */
 void dm_h_node_signal(dm_h_node_t *n, int sig);
 /* Runs bin/NAME with args (NULL-terminated) and optional stdin text;

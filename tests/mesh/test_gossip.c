@@ -54,14 +54,9 @@ static bool s_wait_all(int about, const char *state, unsigned long long min_inc)
 
 static void s_up(void)
 {
-    const char *tmp = dm_h_tmpdir();
-    cr_assert_not_null(tmp);
-    for (int i = 0; i < T_NODES; i++) {
-        snprintf(s_dirs[i], sizeof s_dirs[i], "%s/%s", tmp, s_domains[i]);
-        const char *join[] = {"--join", s_nodes[0].addr, NULL};
-        cr_assert(dm_h_node_start(&s_nodes[i], s_dirs[i], s_domains[i], i ? join : NULL),
-                  "node %d did not start", i);
-    }
+    cr_assert_not_null(dm_h_tmpdir());
+    int bad = dm_h_star_start(s_nodes, T_NODES, s_domains, s_dirs[0], sizeof s_dirs[0]);
+    cr_assert(bad < 0, "node %d did not start", bad);
     for (int i = 0; i < T_NODES; i++)
         cr_assert(s_wait_all(i, "alive", 0), "not every node sees %s alive", s_domains[i]);
 }

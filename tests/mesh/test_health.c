@@ -101,14 +101,9 @@ static void s_ingest_inventory(int dup)
 
 static void s_up(void)
 {
-    const char *tmp = dm_h_tmpdir();
-    cr_assert_not_null(tmp);
-    for (int i = 0; i < T_NODES; i++) {
-        snprintf(s_dirs[i], sizeof s_dirs[i], "%s/%s", tmp, s_domains[i]);
-        const char *join[] = {"--join", s_nodes[0].addr, NULL};
-        cr_assert(dm_h_node_start(&s_nodes[i], s_dirs[i], s_domains[i], i ? join : NULL),
-                  "node %s did not start", s_domains[i]);
-    }
+    cr_assert_not_null(dm_h_tmpdir());
+    int bad = dm_h_star_start(s_nodes, T_NODES, s_domains, s_dirs[0], sizeof s_dirs[0]);
+    cr_assert(bad < 0, "node %s did not start", bad < 0 ? "-" : s_domains[bad]);
     s_register(T_LOGISTICS, "inventory", s_inventory);
     s_register(T_COMMERCE, "orders", s_orders);
     s_ingest_inventory(1);

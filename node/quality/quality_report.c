@@ -54,8 +54,7 @@ void dm_quality_report_clear(dm_qreport_t *r)
 static void s_u64(dm_buf_t *b, uint64_t v)
 {
     uint8_t p[8];
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
+    dm_quality__put64(p, v);
     dm_buf_append(b, p, sizeof p);
 }
 

@@ -96,6 +96,12 @@ dm_err dm_quality_db_del(dm_store_txn_t *t, uint32_t pid, const void *key, size_
                               : dm_store__mdb_txn(t->store, "delete quality state", rc, why);
 }
 
+/* A counter's value after adding delta to was: below 0 it stays at 0. */
+static uint64_t s_counter_next(uint64_t was, int64_t delta)
+{
+    return delta < 0 && (uint64_t)-delta > was ? 0 : was + (uint64_t)delta;
+}
+
 dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const void *key, size_t klen,
                          int64_t delta, uint64_t *before, uint64_t *after, dm_buf_t *why)
 {
@@ -127,10 +133,7 @@ dm_err dm_quality_db_add(dm_store_txn_t *t, uint32_t pid, const void *key, size_
         was = dm_store__get_be64(v.mv_data);
     else if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND && rc != MDB_KEYEXIST)
         return dm_store__mdb_txn(t->store, "read a quality counter", rc, why);
-    if (delta < 0 && (uint64_t)-delta > was)
-        now = 0;
-    else
-        now = was + (uint64_t)delta;
+    now = s_counter_next(was, delta);
     if (before)
         *before = was;
     if (after)
@@ -315,7 +318,7 @@ dm_err dm_quality_db_get_sorted(dm_store_txn_t *t, uint32_t pid, const void *pre
 static int s_add_one(MDB_cursor *cur, MDB_val *k, bool exact, uint64_t was, int64_t delta,
                      int64_t *entries)
 {
-    uint64_t now = delta < 0 && (uint64_t)-delta > was ? 0 : was + (uint64_t)delta;
+    uint64_t now = s_counter_next(was, delta);
     if (now == was)
         return MDB_SUCCESS;
     if (now == 0) {

@@ -190,9 +190,7 @@ static dm_contract_t *s_contract(dm_contract__cx_t *cx, dm_ytree_doc_t **doc)
     const dm_ytree_node_t *v = dm_contract__need(cx, root, "apiVersion", "the contract");
     if (v && (v->kind != DM_YNODE_SCALAR || strcmp(v->text, S_API_VERSION) != 0))
         dm_contract__err(cx, v, "apiVersion %s%s%s is not supported; expected " S_API_VERSION,
-                  v->kind == DM_YNODE_SCALAR ? "'" : "",
-                  v->kind == DM_YNODE_SCALAR ? v->text : dm_contract__kind(v),
-                  v->kind == DM_YNODE_SCALAR ? "'" : "");
+                  DM_CONTRACT__SHOWN(v));
     static const char *const kinds[] = {S_KIND};
     if ((v = dm_contract__need(cx, root, "kind", "the contract")))
         (void)dm_contract__choice(cx, v, "kind", kinds, 1);

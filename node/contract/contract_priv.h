@@ -84,6 +84,12 @@ bool dm_contract__seq(dm_contract__cx_t *cx, const dm_ytree_node_t *n, const cha
 
 /* Short description of what a node is, for "got ..." messages. */
 const char *dm_contract__kind(const dm_ytree_node_t *n);
+/* Three arguments for "%s%s%s" in a diagnostic: a scalar's text in
+ * quotes ('20 %'), any other node's kind (a mapping). */
+#define DM_CONTRACT__SHOWN(v)                                                                      \
+    (v)->kind == DM_YNODE_SCALAR ? "'" : "",                                                       \
+        (v)->kind == DM_YNODE_SCALAR ? (v)->text : dm_contract__kind(v),                          \
+        (v)->kind == DM_YNODE_SCALAR ? "'" : ""
 
 /* A non-null scalar as text (plain or quoted). *out is a copy the caller
  * frees; unchanged on failure. */

@@ -242,9 +242,7 @@ static bool s_limit(dm_contract__cx_t *cx, const dm_ytree_node_t *v, const char 
     if (!ok)
         dm_contract__err(cx, v, "row_count_delta %s %s%s%s is neither a percentage greater than "
                          "zero (such as 20%%) nor a positive number of rows", key,
-                  v->kind == DM_YNODE_SCALAR ? "'" : "",
-                  v->kind == DM_YNODE_SCALAR ? v->text : dm_contract__kind(v),
-                  v->kind == DM_YNODE_SCALAR ? "'" : "");
+                  DM_CONTRACT__SHOWN(v));
     return ok;
 }
 
@@ -294,9 +292,7 @@ static bool s_percent(dm_contract__cx_t *cx, const dm_ytree_node_t *v, const cha
         return true;
     }
     dm_contract__err(cx, v, "%s %s%s%s is not a percentage between 0%% and 100%% (such as "
-                     "99%%)", what, v->kind == DM_YNODE_SCALAR ? "'" : "",
-                     v->kind == DM_YNODE_SCALAR ? v->text : dm_contract__kind(v),
-                     v->kind == DM_YNODE_SCALAR ? "'" : "");
+                     "99%%)", what, DM_CONTRACT__SHOWN(v));
     return false;
 }
 

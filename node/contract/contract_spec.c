@@ -128,9 +128,7 @@ void dm_contract__sla(dm_contract__cx_t *cx, dm_contract_t *c, const dm_ytree_no
         dm_contract__err(cx, v,
                   "spec.sla.latency %s%s%s is not 'pNN < DURATION' (a percentile p50, p90, p99, "
                   "p999 ... and a duration greater than zero, such as p99 < 1s)",
-                  v->kind == DM_YNODE_SCALAR ? "'" : "",
-                  v->kind == DM_YNODE_SCALAR ? v->text : dm_contract__kind(v),
-                  v->kind == DM_YNODE_SCALAR ? "'" : "");
+                  DM_CONTRACT__SHOWN(v));
         c->latency_percentile = 0;
         c->latency_ms = -1;
     }

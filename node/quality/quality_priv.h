@@ -96,6 +96,12 @@ DM_NODISCARD dm_err dm_quality__cstate_put(dm_store_txn_t *t, uint32_t pid, uint
  * unless full or already there; removes it with dm_quality__sample_drop. */
 void dm_quality__sample_add(dm_quality__cstate_t *s, const char *text, size_t n);
 void dm_quality__sample_drop(dm_quality__cstate_t *s, const char *text, size_t n);
+/* Appends val under [tag][(*next)++] and, once more than max are kept
+ * (*count of them), deletes the oldest: the bounded histories
+ * (measurements, reports). */
+DM_NODISCARD dm_err dm_quality__append(dm_store_txn_t *t, uint32_t pid, uint8_t tag,
+                                       uint64_t *next, uint64_t *count, uint64_t max,
+                                       const void *val, size_t vlen, dm_buf_t *why);
 /* Appends a row-count measurement and trims the oldest beyond the bound. */
 DM_NODISCARD dm_err dm_quality__measure_add(dm_store_txn_t *t, uint32_t pid,
                                             dm_quality__pstate_t *ps, int64_t at_ms,

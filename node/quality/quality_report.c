@@ -54,8 +54,7 @@ void dm_quality_report_clear(dm_qreport_t *r)
 static void s_u64(dm_buf_t *b, uint64_t v)
 {
     uint8_t p[8];
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
+    dm_quality__put64(p, v);
     dm_buf_append(b, p, sizeof p);
 }
 
@@ -187,18 +186,11 @@ dm_err dm_quality__report_decode(const void *data, size_t len, dm_qreport_t *out
 dm_err dm_quality__report_store(dm_store_txn_t *t, uint32_t pid, dm_quality__pstate_t *ps,
                                 const dm_qreport_t *r, dm_buf_t *why)
 {
-    dm_buf_t v = DM_BUF_INIT, k = DM_BUF_INIT;
+    dm_buf_t v = DM_BUF_INIT;
     dm_quality__report_encode(r, &v);
-    uint8_t tag = DM_QTAG_HISTORY;
-    dm_buf_append(&k, &tag, 1);
-    s_u64(&k, ps->next_report++);
-    dm_err err = dm_quality_db_put(t, pid, k.data, k.len, v.data, v.len, why);
-    if (!err && ++ps->nreports > DM_QUALITY_HISTORY_MAX) {
-        err = dm_quality_db_del_first(t, pid, &tag, 1, why);
-        ps->nreports--;
-    }
+    dm_err err = dm_quality__append(t, pid, DM_QTAG_HISTORY, &ps->next_report, &ps->nreports,
+                                    DM_QUALITY_HISTORY_MAX, v.data, v.len, why);
     dm_buf_free(&v);
-    dm_buf_free(&k);
     return err;
 }
 

@@ -199,20 +199,28 @@ void dm_quality__sample_drop(dm_quality__cstate_t *s, const char *text, size_t n
     s->nsamples--;
 }
 
+dm_err dm_quality__append(dm_store_txn_t *t, uint32_t pid, uint8_t tag, uint64_t *next,
+                          uint64_t *count, uint64_t max, const void *val, size_t vlen,
+                          dm_buf_t *why)
+{
+    uint8_t k[9];
+    s_ckey(k, tag, (*next)++);
+    dm_err err = dm_quality_db_put(t, pid, k, sizeof k, val, vlen, why);
+    if (!err && ++*count > max) {
+        err = dm_quality_db_del_first(t, pid, &tag, 1, why);
+        (*count)--;
+    }
+    return err;
+}
+
 dm_err dm_quality__measure_add(dm_store_txn_t *t, uint32_t pid, dm_quality__pstate_t *ps,
                                int64_t at_ms, uint64_t records, dm_buf_t *why)
 {
-    uint8_t k[9], v[16];
-    s_ckey(k, DM_QTAG_MEASURE, ps->next_measure++);
+    uint8_t v[16];
     dm_quality__put64(v, (uint64_t)at_ms);
     dm_quality__put64(v + 8, records);
-    dm_err err = dm_quality_db_put(t, pid, k, sizeof k, v, sizeof v, why);
-    if (!err && ++ps->nmeasures > DM_QUALITY_MEASURES_MAX) {
-        uint8_t tag = DM_QTAG_MEASURE;
-        err = dm_quality_db_del_first(t, pid, &tag, 1, why);
-        ps->nmeasures--;
-    }
-    return err;
+    return dm_quality__append(t, pid, DM_QTAG_MEASURE, &ps->next_measure, &ps->nmeasures,
+                              DM_QUALITY_MEASURES_MAX, v, sizeof v, why);
 }
 
 dm_err dm_quality__unique_clear(dm_store_txn_t *t, uint32_t pid, uint64_t id, dm_buf_t *why)

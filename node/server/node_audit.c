@@ -37,6 +37,7 @@ dm_err dm_node__audit_open(dm_node_t *self, const dm_node_opts_t *opts, dm_buf_t
     bool cond = pthread_condattr_init(&ca) == 0;
     cond = cond && pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
            pthread_cond_init(&self->audit_wake, &ca) == 0;
+    pthread_condattr_destroy(&ca);
     if (!self->audit_q || !cond || pthread_mutex_init(&self->audit_lock, NULL) != 0 ||
         pthread_mutex_init(&self->audit_flush_lock, NULL) != 0) {
         dm_buf_why(why, "cannot set up the audit queue: out of memory");
@@ -274,7 +275,9 @@ static void s_flush(dm_node_t *self, bool force)
     int64_t now = dm_clock_mono_ms();
     if (!force && now < self->audit_next_flush)
         return;
+    pthread_mutex_lock(&self->audit_lock); /* the flusher reads it under audit_lock */
     self->audit_next_flush = now + DM_NODE_AUDIT_FLUSH_MS;
+    pthread_mutex_unlock(&self->audit_lock);
     /* Take the queue as it is (slots more for the markers), so deciding
      * threads wait only for a copy, never for the store. */
     dm_audit_record_t *batch =

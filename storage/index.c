@@ -135,7 +135,7 @@ static size_t s_merging(const dm_store__runs_t *runs)
     return runs->n;
 }
 
-/* Orders key against the merge position as LMDB orders keys. */
+/* Orders two keys as LMDB orders them (memcmp, then the shorter first). */
 static int s_key_cmp(const void *key, size_t len, const uint8_t *pos, size_t pos_len)
 {
     int c = memcmp(key, pos, len < pos_len ? len : pos_len);
@@ -556,10 +556,10 @@ static dm_err s_merge_some(MDB_txn *txn, s_writer *w, s_src *src, size_t k, uint
 /* Compares two run positions (keys with a run prefix) by their keys. */
 static int s_pos_cmp(const dm_buf_t *a, const dm_buf_t *b)
 {
-    size_t la = a->len - DM_STORE_RUN_PREFIX_BYTES, lb = b->len - DM_STORE_RUN_PREFIX_BYTES;
-    int c = memcmp((const uint8_t *)a->data + DM_STORE_RUN_PREFIX_BYTES,
-                   (const uint8_t *)b->data + DM_STORE_RUN_PREFIX_BYTES, la < lb ? la : lb);
-    return c != 0 ? c : la < lb ? -1 : la > lb;
+    return s_key_cmp((const uint8_t *)a->data + DM_STORE_RUN_PREFIX_BYTES,
+                     a->len - DM_STORE_RUN_PREFIX_BYTES,
+                     (const uint8_t *)b->data + DM_STORE_RUN_PREFIX_BYTES,
+                     b->len - DM_STORE_RUN_PREFIX_BYTES);
 }
 
 /* Sets src[i] up to read run r of runs' product from suffix pos. */

@@ -28,9 +28,11 @@
  * empty rate, because the slice after 10M runs entirely under a 3.2M-entry
  * merge in steps (2 entries per batch key per commit). Between such merges
  * a slice costs what the first did (meshd's 11th slice: 0.83 of the 1st).
- * What is left to do: spread a merge's steps over the whole time until the
- * next merge of its level (1 entry per key, two merges in steps at once),
- * and cut the merge's CPU, which costs more than its bytes suggest.
+ * Since then the step is paced at 5/4 entries a key (twice that while
+ * another merge waits), so a merge spreads over most of the time until
+ * the next of its level (storage/index.c); what is left is the merge's CPU
+ * (~0.5 us an entry merged and deleted), which costs more than its bytes
+ * suggest.
  * The cost that moved instead is CPU: a key is looked up in every run
  * (the upsert must find the row it replaces), which perf showed as 47% of
  * the writer in cold B-tree descents at 7M with seven large runs; a

@@ -112,6 +112,10 @@ DM_NODISCARD dm_err dm_query__harden(sqlite3 *db, dm_buf_t *why);
  * DM_ERR_INVALID, with the failing step appended to why (not NULL). */
 DM_NODISCARD dm_err dm_query__lock_down(sqlite3 *db, dm_qctx_t *ctx, size_t max_sql,
                                         dm_buf_t *why);
+/* Whether the query must stop now: cancelled, or past its deadline (then
+ * marked timed out). The progress handler asks it, and so do scans that
+ * pass rows without running SQLite instructions (query_vtab.c). */
+bool dm_query__stopped(dm_qctx_t *ctx);
 /* Appends the failure of preparing sql to why (not NULL) and returns its
  * dm_err: the authorizer's refusal, an unknown table with a "did you
  * mean" from the registry's products, or SQLite's message with line:col

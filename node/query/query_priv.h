@@ -16,6 +16,7 @@
 
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "query/query.h"
 #include "storage/reader.h"
@@ -154,6 +155,14 @@ DM_NODISCARD dm_err dm_query__create_view(sqlite3 *db, const dm_qtable_t *t, dm_
 const char *dm_query__decltype(dm_ftype t);
 /* Registers the virtual table module on db with ctx as its context. */
 DM_NODISCARD int dm_query__register_module(sqlite3 *db, dm_qctx_t *ctx);
+
+/* Orders two byte strings as SQLite's BINARY collation and the store's
+ * keys do: memcmp over the common length, then the shorter first. */
+static inline int dm_query__bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
 
 /* ---- query_group.c ---- */
 

@@ -448,8 +448,7 @@ static int s_close(sqlite3_vtab_cursor *base)
 static int s_in_cmp(const void *x, const void *y)
 {
     const s_in_key *a = x, *b = y;
-    int c = memcmp(a->p, b->p, a->len < b->len ? a->len : b->len);
-    return c ? c : (a->len > b->len) - (a->len < b->len);
+    return dm_query__bytes_cmp(a->p, a->len, b->p, b->len);
 }
 
 /* The key prefixes of an IN walk: c->lo (the earlier eq values) followed

@@ -30,8 +30,7 @@ typedef struct {
 static int s_text_cmp(const void *x, const void *y)
 {
     const s_enum_value *a = x, *b = y;
-    int c = memcmp(a->s, b->s, a->len < b->len ? a->len : b->len);
-    return c ? c : (a->len > b->len) - (a->len < b->len);
+    return dm_query__bytes_cmp(a->s, a->len, b->s, b->len);
 }
 
 /* Values column f can hold, NULL included; 0 when it is not groupable. */

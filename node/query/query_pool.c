@@ -181,7 +181,9 @@ static uint64_t s_cursor_id(void)
 
 /* Finishes a request on w (the lock not held): the scheduler learns the
  * worker is free and whether the query ended; the query is closed when
- * it ended or must. */
+ * it ended or must. o is a new query's holder, or a pull's lent cursor
+ * (NULL when gone): a lent cursor stays with the scheduler while busy, so
+ * for it "ended" already makes dm_query_sched_finish say must close. */
 static void s_finish(dm_query_pool_worker_t *w, bool ended, dm_query_pool_open_t *o,
                      dm_query_pool_acts_t *acts)
 {
@@ -316,15 +318,7 @@ static void s_run_next(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, uint64
     }
     if (packed) /* before the cursor is released: replies keep their order */
         dm_query_pool__reply(self, &r->rid, &msg);
-    pthread_mutex_lock(&self->lock);
-    w->q = NULL;
-    bool must_close = dm_query_sched_finish(self->sched, w->index, ended, dm_clock_mono_ms());
-    dm_query_pool__collect(self, acts);
-    if (dm_query_sched_queued(self->sched))
-        s_wake(self);
-    pthread_mutex_unlock(&self->lock);
-    if (must_close)
-        dm_query_pool__open_close(self, &o);
+    s_finish(w, ended, o, acts);
 }
 
 static void *s_worker_main(void *arg)

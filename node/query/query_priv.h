@@ -16,6 +16,7 @@
 
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "query/query.h"
 #include "storage/reader.h"
@@ -112,6 +113,10 @@ DM_NODISCARD dm_err dm_query__harden(sqlite3 *db, dm_buf_t *why);
  * DM_ERR_INVALID, with the failing step appended to why (not NULL). */
 DM_NODISCARD dm_err dm_query__lock_down(sqlite3 *db, dm_qctx_t *ctx, size_t max_sql,
                                         dm_buf_t *why);
+/* Whether the query must stop now: cancelled, or past its deadline (then
+ * marked timed out). The progress handler asks it, and so do scans that
+ * pass rows without running SQLite instructions (query_vtab.c). */
+bool dm_query__stopped(dm_qctx_t *ctx);
 /* Appends the failure of preparing sql to why (not NULL) and returns its
  * dm_err: the authorizer's refusal, an unknown table with a "did you
  * mean" from the registry's products, or SQLite's message with line:col
@@ -150,6 +155,14 @@ DM_NODISCARD dm_err dm_query__create_view(sqlite3 *db, const dm_qtable_t *t, dm_
 const char *dm_query__decltype(dm_ftype t);
 /* Registers the virtual table module on db with ctx as its context. */
 DM_NODISCARD int dm_query__register_module(sqlite3 *db, dm_qctx_t *ctx);
+
+/* Orders two byte strings as SQLite's BINARY collation and the store's
+ * keys do: memcmp over the common length, then the shorter first. */
+static inline int dm_query__bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
 
 /* ---- query_group.c ---- */
 

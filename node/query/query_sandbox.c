@@ -207,17 +207,23 @@ static int s_authorize(void *arg, int action, const char *a1, const char *a2, co
     }
 }
 
+bool dm_query__stopped(dm_qctx_t *ctx)
+{
+    if (atomic_load_explicit(&ctx->cancel, memory_order_relaxed))
+        return true;
+    if (dm_clock_mono_ns() <= ctx->deadline_ns)
+        return false;
+    ctx->timed_out = true;
+    return true;
+}
+
 /* Ends the statement at the deadline, on cancel, or when a dry run is to
  * stop (non-zero interrupts). */
 static int s_progress(void *arg)
 {
     dm_qctx_t *ctx = arg;
-    if (atomic_load_explicit(&ctx->cancel, memory_order_relaxed))
+    if (dm_query__stopped(ctx))
         return 1;
-    if (dm_clock_mono_ns() > ctx->deadline_ns) {
-        ctx->timed_out = true;
-        return 1;
-    }
     if (ctx->learning && ctx->walked > ctx->learn_walk_max)
         ctx->learn_stop = true;
     return ctx->learning && ctx->learn_stop; /* the dry run ends (query_remote_learn.c) */

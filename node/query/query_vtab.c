@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/clock.h"
 #include "base/log.h"
 #include "query/query_priv.h"
 #include "record/schema.h"
@@ -449,8 +448,7 @@ static int s_close(sqlite3_vtab_cursor *base)
 static int s_in_cmp(const void *x, const void *y)
 {
     const s_in_key *a = x, *b = y;
-    int c = memcmp(a->p, b->p, a->len < b->len ? a->len : b->len);
-    return c ? c : (a->len > b->len) - (a->len < b->len);
+    return dm_query__bytes_cmp(a->p, a->len, b->p, b->len);
 }
 
 /* The key prefixes of an IN walk: c->lo (the earlier eq values) followed
@@ -504,18 +502,6 @@ static dm_err s_in_range(s_cursor *c, const s_vtab *vt)
     return dm_reader_cursor_range(c->cur, vt->ref->pid, &b, &b, c->with_rows, &c->why);
 }
 
-/* Whether the query must stop now: cancelled, or past its deadline (then
- * marked timed out, as the progress handler does). */
-static bool s_stopped(dm_qctx_t *ctx)
-{
-    if (atomic_load_explicit(&ctx->cancel, memory_order_relaxed))
-        return true;
-    if (dm_clock_mono_ns() <= ctx->deadline_ns)
-        return false;
-    ctx->timed_out = true;
-    return true;
-}
-
 /* The next row of a grouped scan: the next one of this pass's group, or
  * the first of the next pass when this one ends. A malformed row is
  * yielded, for xColumn to report. DM_ERR_TIMEOUT when the query was
@@ -539,7 +525,7 @@ static dm_err s_next_grouped(s_cursor *c, s_vtab *vt)
         if (g < 0 || dm_query__group_take(&c->group, g))
             return DM_OK;
         vt->ctx->walked++;
-        if (skipped % S_GROUP_CHECK_ROWS == 0 && s_stopped(vt->ctx))
+        if (skipped % S_GROUP_CHECK_ROWS == 0 && dm_query__stopped(vt->ctx))
             return DM_ERR_TIMEOUT;
     }
 }

@@ -111,6 +111,29 @@ int dm_cli_timeout_ms(const dm_cli_args_t *a)
     return ms > 0 ? ms : 1;
 }
 
+int dm_cli_uint_opt(const dm_cli_args_t *a, const char *name, const char *what, uint64_t lo,
+                    uint64_t hi, uint64_t def, uint64_t *out)
+{
+    const char *v = dm_cli_get(a, name);
+    *out = def;
+    if (!v)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (end == v || *end || errno || v[0] == '-' || v[0] == '+' || n < lo || n > hi) {
+        if (hi == UINT64_MAX)
+            fprintf(stderr, "%s: invalid --%s '%s': expected %s, %" PRIu64 " or more\n",
+                    a->program, name, v, what, lo);
+        else
+            fprintf(stderr, "%s: invalid --%s '%s': expected %s from %" PRIu64 " to %" PRIu64 "\n",
+                    a->program, name, v, what, lo, hi);
+        return -1;
+    }
+    *out = (uint64_t)n;
+    return 0;
+}
+
 /* Reads DIR/node.addr into addr (trailing whitespace trimmed). */
 static int s_read_addr(const char *program, const char *dir, char *addr, size_t cap)
 {

@@ -97,6 +97,12 @@ int dm_cli_connect_id(const dm_cli_args_t *a, dm_rpc_client_t **out, dm_identity
 /* The timeout in milliseconds from --timeout (default 10 s); -1 if the
  * value is invalid (after printing why). */
 int dm_cli_timeout_ms(const dm_cli_args_t *a);
+/* Option --NAME as a whole decimal number from lo to hi into *out (def
+ * when absent). -1 after printing "PROGRAM: invalid --NAME 'V': expected
+ * WHAT from LO to HI" (or "LO or more" when hi is UINT64_MAX; what: "a
+ * number of bytes", "whole seconds", ...). */
+int dm_cli_uint_opt(const dm_cli_args_t *a, const char *name, const char *what, uint64_t lo,
+                    uint64_t hi, uint64_t def, uint64_t *out);
 
 /* Connects as dm_cli_connect, sends req and waits for its reply. DM_EXIT_OK
  * when the reply's body is `expect` (*rep is the caller's to free with

@@ -116,18 +116,9 @@ static void s_usage(FILE *f)
 static int s_bytes_opt(const dm_cli_args_t *a, const char *name, size_t def, size_t max,
                        size_t *out)
 {
-    const char *v = dm_cli_get(a, name);
-    *out = def;
-    if (!v)
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (end == v || *end || errno || v[0] == '-' || n == 0 || n > max) {
-        fprintf(stderr, "%s: invalid --%s '%s': expected a number of bytes from 1 to %zu\n", P,
-                name, v, max);
+    uint64_t n;
+    if (dm_cli_uint_opt(a, name, "a number of bytes", 1, max, def, &n) != 0)
         return -1;
-    }
     *out = (size_t)n;
     return 0;
 }
@@ -645,18 +636,9 @@ static int s_quarantine(const dm_cli_args_t *a)
     if (dm_cli_product_arg(a, "dmctl quarantine DOMAIN/PRODUCT [--limit N] [--json]", &q) !=
         DM_EXIT_OK)
         return DM_EXIT_USAGE;
-    uint64_t limit = UINT64_MAX;
-    const char *lv = dm_cli_get(a, "limit");
-    if (lv) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(lv, &end, 10);
-        if (end == lv || *end || errno || lv[0] == '-') {
-            fprintf(stderr, "%s: invalid --limit '%s': expected a whole number\n", P, lv);
-            return DM_EXIT_USAGE;
-        }
-        limit = v;
-    }
+    uint64_t limit;
+    if (dm_cli_uint_opt(a, "limit", "a number of records", 0, UINT64_MAX, UINT64_MAX, &limit) != 0)
+        return DM_EXIT_USAGE;
     dm_rpc_client_t *client = NULL;
     int status = dm_cli_connect(a, &client);
     if (status != DM_EXIT_OK)

@@ -3,7 +3,6 @@
  * and the node's audit of its decisions (whoami and keygen are
  * cli/cli.h's, alike in meshq). Every decision is the node's; this file
  * only asks and prints. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,18 +273,10 @@ static void s_audit_record(s_audit *st, const Dm__AuditRecord *r)
 /* Parses --limit (a whole number, 0: no limit). -1 after printing. */
 static int s_limit(const dm_cli_args_t *a, uint64_t *limit)
 {
-    const char *lv = dm_cli_get(a, "limit");
-    *limit = UINT64_MAX;
-    if (!lv)
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(lv, &end, 10);
-    if (end == lv || *end || errno || lv[0] == '-') {
-        fprintf(stderr, "%s: invalid --limit '%s': expected a whole number of records\n", P, lv);
+    if (dm_cli_uint_opt(a, "limit", "a number of records (0: all)", 0, UINT64_MAX, 0, limit) != 0)
         return -1;
-    }
-    *limit = v ? v : UINT64_MAX;
+    if (*limit == 0)
+        *limit = UINT64_MAX;
     return 0;
 }
 

@@ -7,7 +7,6 @@
  * could not be had (usage, connection, refusal). */
 #include "dmctl.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -235,17 +234,9 @@ static void s_text(dm_buf_t *o, const char *qualified, const Dm__QualityReport *
 /* Reads --history N (0 when absent); -1 after printing when invalid. */
 static long s_history_opt(const dm_cli_args_t *a)
 {
-    const char *v = dm_cli_get(a, "history");
-    if (!v)
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long n = strtoul(v, &end, 10);
-    if (end == v || *end || errno || v[0] == '-' || n > S_HISTORY_MAX) {
-        fprintf(stderr, "%s: invalid --history '%s': expected a number of reports from 0 to %d\n",
-                S_P, v, S_HISTORY_MAX);
+    uint64_t n;
+    if (dm_cli_uint_opt(a, "history", "a number of reports", 0, S_HISTORY_MAX, 0, &n) != 0)
         return -1;
-    }
     return (long)n;
 }
 

@@ -432,17 +432,15 @@ int dm_meshbench_gossip(int argc, char **argv)
         s_gossip_usage();
         return MB_EXIT_OK;
     }
-    long nodes = dm_cli_get(&a, "nodes") ? strtol(dm_cli_get(&a, "nodes"), NULL, 10) : 16;
-    long seconds = dm_cli_get(&a, "seconds") ? strtol(dm_cli_get(&a, "seconds"), NULL, 10) : 10;
-    long trials = dm_cli_get(&a, "trials") ? strtol(dm_cli_get(&a, "trials"), NULL, 10) : 3;
-    long soak = dm_cli_get(&a, "soak") ? strtol(dm_cli_get(&a, "soak"), NULL, 10) : 0;
-    long starve = dm_cli_get(&a, "starve") ? strtol(dm_cli_get(&a, "starve"), NULL, 10) : 90;
-    if (nodes < 2 || nodes > MB_G_MAX_NODES || seconds < 1 || trials < 0 || trials >= nodes - 1 ||
-        soak < 0 || starve < 0 || starve > 99) {
-        fprintf(stderr, "meshbench gossip: --nodes 2..%d, --seconds >= 1, --trials < nodes - 1, "
-                        "--starve 0..99\n", MB_G_MAX_NODES);
+    uint64_t nodes, seconds, trials, soak, starve, ctrials;
+    if (dm_cli_uint_opt(&a, "nodes", "a number of nodes", 2, MB_G_MAX_NODES, 16, &nodes) != 0 ||
+        dm_cli_uint_opt(&a, "seconds", "whole seconds", 1, 86400, 10, &seconds) != 0 ||
+        dm_cli_uint_opt(&a, "trials", "a number of kills (fewer than --nodes - 1)", 0, nodes - 2,
+                        nodes - 2 < 3 ? nodes - 2 : 3, &trials) != 0 ||
+        dm_cli_uint_opt(&a, "soak", "whole seconds", 0, 86400, 0, &soak) != 0 ||
+        dm_cli_uint_opt(&a, "starve", "a percentage", 0, 99, 90, &starve) != 0 ||
+        dm_cli_uint_opt(&a, "catalog-trials", "a number of trials", 0, 100000, 20, &ctrials) != 0)
         return MB_EXIT_USAGE;
-    }
     char meshd[600];
     s_meshd_path(&a, meshd, sizeof meshd);
     snprintf(s_base, sizeof s_base, "/tmp/meshgossip.XXXXXX");
@@ -454,13 +452,12 @@ int dm_meshbench_gossip(int argc, char **argv)
     int status = MB_EXIT_IO;
     if (!s_start_mesh(meshd, dm_cli_get(&a, "gossip-interval")))
         goto out;
-    s_steady(seconds);
-    long ctrials = dm_cli_get(&a, "catalog-trials") ? strtol(dm_cli_get(&a, "catalog-trials"), NULL, 10) : 20;
+    s_steady((long)seconds);
     if (ctrials > 0)
-        s_catalog_trials(ctrials);
-    s_kill_trials(trials);
+        s_catalog_trials((long)ctrials);
+    s_kill_trials((long)trials);
     if (soak > 0)
-        s_soak(soak, starve);
+        s_soak((long)soak, (long)starve);
     status = MB_EXIT_OK;
 out:
     s_stop_all(dm_cli_get(&a, "keep") != NULL);

@@ -40,15 +40,11 @@ static int64_t s_node_limit_ms(dm_rpc_client_t *client)
  * -1 after printing a bad value or why the node could not be asked. */
 int64_t dm_meshq_grant_life(const dm_cli_args_t *a, dm_rpc_client_t *client)
 {
-    const char *v = dm_cli_get(a, "grant-life");
-    if (v) {
-        char *end = NULL;
-        long secs = strtol(v, &end, 10);
-        if (end == v || *end || secs < 1 || secs > DM_GRANT_MAX_LIFETIME_MS / 1000) {
-            fprintf(stderr, "meshq: invalid --grant-life '%s': expected whole seconds from 1 to %d "
-                    "(a grant lives at most that long)\n", v, DM_GRANT_MAX_LIFETIME_MS / 1000);
+    if (dm_cli_get(a, "grant-life")) {
+        uint64_t secs;
+        if (dm_cli_uint_opt(a, "grant-life", "whole seconds (a grant's life)", 1,
+                            DM_GRANT_MAX_LIFETIME_MS / 1000, 0, &secs) != 0)
             return -1;
-        }
         return (int64_t)secs * 1000;
     }
     int64_t life = dm_cli_timeout_ms(a);

@@ -20,17 +20,9 @@ static const char *const P = "meshq";
 static bool s_uint_opt(const dm_cli_args_t *a, const char *name, unsigned lo, unsigned hi,
                        unsigned def, unsigned *out)
 {
-    const char *v = dm_cli_get(a, name);
-    *out = def;
-    if (!v)
-        return true;
-    char *end = NULL;
-    unsigned long n = strtoul(v, &end, 10);
-    if (!*v || *end || v[0] == '-' || n < lo || n > hi) {
-        fprintf(stderr, "%s: invalid --%s '%s': expected a whole number from %u to %u\n", P, name,
-                v, lo, hi);
+    uint64_t n;
+    if (dm_cli_uint_opt(a, name, "a whole number", lo, hi, def, &n) != 0)
         return false;
-    }
     *out = (unsigned)n;
     return true;
 }

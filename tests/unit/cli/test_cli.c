@@ -53,3 +53,37 @@ Test(cli, product_arg_takes_exactly_one_domain_product, .init = cr_redirect_stde
     fflush(stderr);
     cr_assert_stderr_eq_str("t: usage: t deregister DOMAIN/PRODUCT\n");
 }
+
+/* dm_cli_uint_opt over the options of argv (one spec: --n VALUE). */
+static int s_uint(const char *value, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    static const dm_cli_optspec_t spec[] = {{"n", true}};
+    char *argv[] = {"t", "--n", (char *)value, NULL};
+    dm_cli_args_t a;
+    cr_assert_eq(dm_cli_parse("t", value ? 3 : 1, argv, spec, 1, &a), 0);
+    return dm_cli_uint_opt(&a, "n", "a count", lo, hi, 7, out);
+}
+
+Test(cli, uint_opt_takes_whole_numbers_in_range_and_names_the_bad_ones, .init = cr_redirect_stderr)
+{
+    uint64_t v = 0;
+    cr_assert_eq(s_uint(NULL, 1, 10, &v), 0);
+    cr_assert_eq(v, 7, "absent: the default");
+    cr_assert_eq(s_uint("10", 1, 10, &v), 0);
+    cr_assert_eq(v, 10);
+    cr_assert_eq(s_uint("0", 1, 10, &v), -1);
+    cr_assert_eq(s_uint("11", 1, 10, &v), -1);
+    cr_assert_eq(s_uint("-1", 0, UINT64_MAX, &v), -1);
+    cr_assert_eq(s_uint("+1", 0, 10, &v), -1);
+    cr_assert_eq(s_uint("3x", 0, 10, &v), -1);
+    cr_assert_eq(s_uint("", 0, 10, &v), -1);
+    cr_assert_eq(s_uint("99999999999999999999999", 0, UINT64_MAX, &v), -1);
+    fflush(stderr);
+    cr_assert_stderr_eq_str("t: invalid --n '0': expected a count from 1 to 10\n"
+                            "t: invalid --n '11': expected a count from 1 to 10\n"
+                            "t: invalid --n '-1': expected a count, 0 or more\n"
+                            "t: invalid --n '+1': expected a count from 0 to 10\n"
+                            "t: invalid --n '3x': expected a count from 0 to 10\n"
+                            "t: invalid --n '': expected a count from 0 to 10\n"
+                            "t: invalid --n '99999999999999999999999': expected a count, 0 or more\n");
+}

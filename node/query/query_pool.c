@@ -47,16 +47,15 @@
 
 
 
-/* Wakes a worker for work (lock held): one waiting general worker (they
- * are alike: what one cannot take now, none can), else the short lane,
- * which takes only while every general worker is busy. Waking all idle
- * workers for each request cost every request their context switches. */
-static void s_wake(dm_query_pool_t *self)
+/* Which condition to signal for work (lock held): one waiting general
+ * worker (they are alike: what one cannot take now, none can), else the
+ * short lane, which takes only while every general worker is busy. Waking
+ * all idle workers for each request cost every request their context
+ * switches. The caller signals after unlocking: a worker woken while the
+ * lock is still held would only block on it again, two more switches. */
+static pthread_cond_t *s_waker(dm_query_pool_t *self)
 {
-    if (self->idle)
-        pthread_cond_signal(&self->work);
-    else
-        pthread_cond_signal(&self->lane);
+    return self->idle ? &self->work : &self->lane;
 }
 
 static void s_wake_all(dm_query_pool_t *self)
@@ -78,9 +77,11 @@ static void s_finish(dm_query_pool_worker_t *w, bool ended, dm_query_pool_open_t
     w->q = NULL;
     bool must_close = dm_query_sched_finish(self->sched, w->index, ended, dm_clock_mono_ms());
     dm_query_pool__collect(self, acts);
-    if (dm_query_sched_queued(self->sched)) /* this worker takes one on its way back */
-        s_wake(self);
+    /* This worker takes one on its way back; another may take one more. */
+    pthread_cond_t *wake = dm_query_sched_queued(self->sched) ? s_waker(self) : NULL;
     pthread_mutex_unlock(&self->lock);
+    if (wake)
+        pthread_cond_signal(wake);
     if (ended || must_close)
         dm_query_pool__open_close(self, &o);
 }
@@ -594,9 +595,10 @@ static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
     };
     pthread_mutex_lock(&self->lock);
     dm_err rc = dm_query_sched_submit(self->sched, &req, now, why);
-    if (rc == DM_OK)
-        s_wake(self);
+    pthread_cond_t *wake = rc == DM_OK ? s_waker(self) : NULL;
     pthread_mutex_unlock(&self->lock);
+    if (wake)
+        pthread_cond_signal(wake);
     if (rc != DM_OK) {
         r->env = NULL; /* still the caller's */
         dm_query_pool__req_free(self, r);

@@ -447,10 +447,20 @@ static dm_err s_access(const dm_query_access_t *access, dm_qtable_t *tables, siz
     return rc;
 }
 
-/* dm_query_open_fed's work; why is never NULL here. */
+/* Whether one of the n tables is another node's. */
+static bool s_any_remote(const dm_qtable_t *tables, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (tables[i].remote)
+            return true;
+    return false;
+}
+
+/* dm_query_open_fed's work (local_only: dm_query_open_local's); why is
+ * never NULL here. */
 static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len,
                      const dm_query_access_t *access, const dm_query_remote_t *remote,
-                     dm_query_t **out, dm_buf_t *why)
+                     bool local_only, dm_query_t **out, dm_buf_t *why)
 {
     if (len > e->limits.max_sql_bytes) {
         dm_buf_printf(why, "the SQL is %zu bytes; a query may have at most %zu", len,
@@ -470,6 +480,11 @@ static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len,
         dm_buf_printf(why, "the statement names %zu domains; a query may name at most %d", ndomains,
                       DM_QUERY_MAX_DOMAINS);
         rc = DM_ERR_INVALID;
+    }
+    if (!rc && local_only && s_any_remote(tables, ntables)) { /* nothing decided yet */
+        dm_query__tables_free(e->registry, tables, ntables);
+        dm_query_close(&q);
+        return DM_OK;
     }
     if (!rc)
         rc = s_access(access, tables, ntables, sql, len, why);
@@ -542,20 +557,35 @@ dm_err dm_query_open_as(dm_query_engine_t *e, const char *sql, size_t len,
     return dm_query_open_fed(e, sql, len, access, NULL, out, why);
 }
 
-dm_err dm_query_open_fed(dm_query_engine_t *e, const char *sql, size_t len,
+/* dm_query_open_fed and dm_query_open_local. */
+static dm_err s_open_why(dm_query_engine_t *e, const char *sql, size_t len,
                          const dm_query_access_t *access, const dm_query_remote_t *remote,
-                         dm_query_t **out, dm_buf_t *why)
+                         bool local_only, dm_query_t **out, dm_buf_t *why)
 {
     *out = NULL;
     dm_buf_t scratch = DM_BUF_INIT; /* why may be NULL: the failure still needs a place */
     if (!why)
         why = &scratch;
     size_t why_at = why->len;
-    dm_err rc = s_open(e, sql, len, access, remote, out, why);
+    dm_err rc = s_open(e, sql, len, access, remote, local_only, out, why);
     if (rc == DM_ERR_NOMEM && why->len == why_at)
         dm_buf_puts(why, "out of memory");
     dm_buf_free(&scratch);
     return rc;
+}
+
+dm_err dm_query_open_fed(dm_query_engine_t *e, const char *sql, size_t len,
+                         const dm_query_access_t *access, const dm_query_remote_t *remote,
+                         dm_query_t **out, dm_buf_t *why)
+{
+    return s_open_why(e, sql, len, access, remote, false, out, why);
+}
+
+dm_err dm_query_open_local(dm_query_engine_t *e, const char *sql, size_t len,
+                           const dm_query_access_t *access, const dm_query_remote_t *remote,
+                           dm_query_t **out, dm_buf_t *why)
+{
+    return s_open_why(e, sql, len, access, remote, true, out, why);
 }
 
 int dm_query_ncolumns(const dm_query_t *q) { return q->ncols; }
@@ -696,4 +726,55 @@ dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes, dm_buf_t
     }
     *done = q->done;
     return DM_OK;
+}
+
+/* dm_query_fetch_within's give-up: the statement back to its start, as
+ * if never stepped (nothing was sent: rerunning it is exact), the rows of
+ * this try dropped, the real deadline back. */
+static void s_rewind(dm_query_t *q, int64_t deadline_ns, dm_buf_t *out, size_t start)
+{
+    sqlite3_reset(q->stmt);
+    q->ctx->deadline_ns = deadline_ns;
+    q->ctx->timed_out = false;
+    q->ctx->walked = 0;
+    out->len = start;
+    if (out->data)
+        out->data[start] = 0;
+}
+
+dm_err dm_query_fetch_within(dm_query_t *q, size_t max_rows, size_t max_bytes, int64_t budget_ns,
+                             dm_buf_t *out, uint32_t *nrows, bool *over, dm_buf_t *why)
+{
+    *nrows = 0;
+    *over = false;
+    if (q->done || q->learned || s_any_remote(q->ctx->tables, q->ctx->ntables)) {
+        *over = true; /* remote probes wait on the network: never within a budget */
+        return DM_OK;
+    }
+    int64_t deadline = q->ctx->deadline_ns, until = dm_clock_mono_ns() + budget_ns;
+    if (until < deadline) /* the progress handler and the tables stop here */
+        q->ctx->deadline_ns = until;
+    size_t start = out->len;
+    for (;;) {
+        int rc = sqlite3_step(q->stmt);
+        if (rc == SQLITE_DONE) {
+            s_release(q);
+            return DM_OK;
+        }
+        if (rc == SQLITE_ROW) {
+            s_encode_row(q->stmt, q->ncols, out);
+            (*nrows)++;
+            if (*nrows < max_rows && (!max_bytes || out->len - start < max_bytes))
+                continue;
+            /* More than one batch: a cursor's work, not this call's. */
+        } else if (!q->ctx->timed_out || atomic_load(&q->ctx->cancel) ||
+                   dm_clock_mono_ns() > deadline) {
+            q->ctx->deadline_ns = deadline;
+            return s_step_error(q, rc, why);
+        }
+        s_rewind(q, deadline, out, start);
+        *nrows = 0;
+        *over = true;
+        return DM_OK;
+    }
 }

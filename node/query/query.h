@@ -193,6 +193,15 @@ DM_NODISCARD dm_err dm_query_open_fed(dm_query_engine_t *e, const char *sql, siz
                                       const dm_query_remote_t *remote, dm_query_t **out,
                                       dm_buf_t *why);
 
+/* dm_query_open_fed for a statement that names only this node's
+ * products: one naming another node's is not opened (DM_OK, *out NULL,
+ * nothing decided or audited), so the caller can run it where waiting on
+ * the network is allowed. Errors as dm_query_open_fed. */
+DM_NODISCARD dm_err dm_query_open_local(dm_query_engine_t *e, const char *sql, size_t len,
+                                        const dm_query_access_t *access,
+                                        const dm_query_remote_t *remote, dm_query_t **out,
+                                        dm_buf_t *why);
+
 /* Appends what the query did per remote table, one line each: the table,
  * its owner's SELECT as last sent, round trips, rows and bytes received,
  * e.g. "identity.customers: SELECT \"id\", \"tier\" FROM ... WHERE \"id\"
@@ -221,6 +230,19 @@ const char *dm_query_column_decltype(const dm_query_t *q, int i);
  * the query is done. */
 DM_NODISCARD dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_bytes,
                                    dm_buf_t *out, uint32_t *nrows, bool *done, dm_buf_t *why);
+
+/* dm_query_fetch of a whole result, or nothing: on a query not fetched
+ * yet, steps the statement to its end within budget_ns (nanoseconds) and
+ * max_rows rows / max_bytes bytes; then *over is false, the rows are
+ * appended and the query is done. When it would take longer or return
+ * more, or reads other nodes' products, *over is true, nothing is
+ * appended and the statement is back at its start, so dm_query_fetch (on
+ * any thread) runs it as if this call never happened. Errors (the query's
+ * own time limit, cancel, a runtime error) as dm_query_fetch. For the
+ * node loop, which may spend a bounded time on a point lookup. */
+DM_NODISCARD dm_err dm_query_fetch_within(dm_query_t *q, size_t max_rows, size_t max_bytes,
+                                          int64_t budget_ns, dm_buf_t *out, uint32_t *nrows,
+                                          bool *over, dm_buf_t *why);
 
 /* Rows (keys alone for a query that reads no column) the query's virtual
  * tables have stepped over so far: what a plan costs in reads, for tests

@@ -47,136 +47,21 @@
 
 
 
-/* The access of one query (query.h): the pool's decision with the caller
- * of the request, and the products it allowed (their latency is
- * measured). */
-typedef struct {
-    dm_query_pool_t *pool;
-    const dm_rpc_caller_t *caller;
-    char read[DM_QUERY_POOL_LATENCY_PRODUCTS][2][DM_QUERY_POOL_LATENCY_NAME];
-    size_t nread;
-} s_access_ctx;
-
-static dm_err s_decide(void *arg, const char *domain, const char *product,
-                       dm_policy_decision_t *out, dm_buf_t *why)
+/* Which condition to signal for work (lock held): one waiting general
+ * worker (they are alike: what one cannot take now, none can), else the
+ * short lane, which takes only while every general worker is busy. Waking
+ * all idle workers for each request cost every request their context
+ * switches. The caller signals after unlocking: a worker woken while the
+ * lock is still held would only block on it again, two more switches. */
+static pthread_cond_t *s_waker(dm_query_pool_t *self)
 {
-    s_access_ctx *a = arg;
-    dm_err rc = a->pool->decide(a->pool->decide_ctx, a->caller, domain, product, out, why);
-    if (rc == DM_OK && out->allow && a->pool->latency &&
-        a->nread < DM_QUERY_POOL_LATENCY_PRODUCTS &&
-        strlen(domain) < DM_QUERY_POOL_LATENCY_NAME && strlen(product) < DM_QUERY_POOL_LATENCY_NAME) {
-        strcpy(a->read[a->nread][0], domain);
-        strcpy(a->read[a->nread][1], product);
-        a->nread++;
-    }
-    return rc;
-}
-
-static bool s_describable(void *arg, const char *domain, const char *product)
-{
-    s_access_ctx *a = arg;
-    return !a->pool->describable ||
-           a->pool->describable(a->pool->decide_ctx, a->caller, domain, product);
-}
-
-
-/* Wakes a worker for work (lock held): one waiting general worker (they
- * are alike: what one cannot take now, none can), else the short lane,
- * which takes only while every general worker is busy. Waking all idle
- * workers for each request cost every request their context switches. */
-static void s_wake(dm_query_pool_t *self)
-{
-    if (self->idle)
-        pthread_cond_signal(&self->work);
-    else
-        pthread_cond_signal(&self->lane);
+    return self->idle ? &self->work : &self->lane;
 }
 
 static void s_wake_all(dm_query_pool_t *self)
 {
     pthread_cond_broadcast(&self->work);
     pthread_cond_broadcast(&self->lane);
-}
-
-/* Fetches the next batch of q and packs the reply into *msg (cursor id
- * names the query to the client; first: with the columns). *ended is true
- * when the query is over (finished or failed). On a failure the reason of
- * a cancel (read under the lock) words the message. */
-static void s_fetch_pack(dm_query_pool_worker_t *w, dm_query_pool_open_t *o, uint64_t cursor,
-                         uint64_t id, bool first, zmq_msg_t *msg, bool *ended, bool *packed)
-{
-    dm_query_t *q = o->q;
-    dm_query_pool_t *self = w->pool;
-    dm_buf_t rows = DM_BUF_INIT, err = DM_BUF_INIT;
-    uint32_t nrows = 0;
-    bool done = false;
-    *packed = false;
-    dm_err rc = dm_query_fetch(q, o->max_rows, DM_QUERY_BATCH_BYTES, &rows, &nrows, &done, &err);
-    if (rc != DM_OK) {
-        pthread_mutex_lock(&self->lock);
-        dm_query_sched_reason why = dm_query_sched_cancelled(self->sched, w->index);
-        pthread_mutex_unlock(&self->lock);
-        char text[DM_QUERY_SCHED_WHY_MAX];
-        if (why)
-            dm_query_sched_reason_text(self->sched, why, text, sizeof text);
-        *ended = true;
-        *packed = dm_query_pool__pack_error(id, why ? dm_query_pool__reason_code(why) : rc,
-                               why ? text : err.len ? err.data : dm_err_str(rc), msg);
-        goto out;
-    }
-    Dm__Envelope env;
-    Dm__QueryRep rep = DM__QUERY_REP__INIT;
-    int ncols = first ? dm_query_ncolumns(q) : 0;
-    Dm__Column *cols = ncols > 0 ? calloc((size_t)ncols, sizeof *cols) : NULL;
-    Dm__Column **ptrs = ncols > 0 ? calloc((size_t)ncols, sizeof *ptrs) : NULL;
-    for (int i = 0; cols && ptrs && i < ncols; i++) {
-        dm__column__init(&cols[i]);
-        cols[i].name = (char *)dm_query_column_name(q, i);
-        cols[i].decltype = (char *)dm_query_column_decltype(q, i);
-        ptrs[i] = &cols[i];
-    }
-    rep.cursor = cursor;
-    rep.n_columns = cols && ptrs ? (size_t)ncols : 0;
-    rep.columns = ptrs;
-    rep.rows.data = (uint8_t *)rows.data;
-    rep.rows.len = rows.len;
-    rep.nrows = nrows;
-    rep.done = done;
-    dm_buf_t explain = DM_BUF_INIT;
-    if (done && o->explain) {
-        dm_query_explain(q, &explain);
-        rep.explain = explain.data ? explain.data : "";
-    }
-    dm_envelope_init(&env, id, DM__ENVELOPE__BODY_QUERY_REP, &rep);
-    if (dm__envelope__get_packed_size(&env) > (size_t)DM_RPC_MAX_MSG_BYTES) {
-        /* One row alone can outgrow a message (huge blobs): say so rather
-         * than send something the client would have to drop. */
-        char text[200];
-        snprintf(text, sizeof text,
-                 "a batch of this query's rows is larger than the %lld-byte message limit (a "
-                 "single row this large cannot be sent); select fewer or smaller columns",
-                 (long long)DM_RPC_MAX_MSG_BYTES);
-        *packed = dm_query_pool__pack_error(id, DM_ERR_TOOBIG, text, msg);
-        done = true;
-    } else {
-        *packed = dm_query_pool__pack(&env, msg);
-    }
-    *ended = done;
-    dm_buf_free(&explain);
-    free(cols);
-    free(ptrs);
-out:
-    dm_buf_free(&rows);
-    dm_buf_free(&err);
-}
-
-/* A fresh cursor id: random (unguessable), never 0. */
-static uint64_t s_cursor_id(void)
-{
-    uint64_t id = 0;
-    while (!id)
-        randombytes_buf(&id, sizeof id);
-    return id;
 }
 
 /* Finishes a request on w (the lock not held): the scheduler learns the
@@ -192,9 +77,11 @@ static void s_finish(dm_query_pool_worker_t *w, bool ended, dm_query_pool_open_t
     w->q = NULL;
     bool must_close = dm_query_sched_finish(self->sched, w->index, ended, dm_clock_mono_ms());
     dm_query_pool__collect(self, acts);
-    if (dm_query_sched_queued(self->sched)) /* this worker takes one on its way back */
-        s_wake(self);
+    /* This worker takes one on its way back; another may take one more. */
+    pthread_cond_t *wake = dm_query_sched_queued(self->sched) ? s_waker(self) : NULL;
     pthread_mutex_unlock(&self->lock);
+    if (wake)
+        pthread_cond_signal(wake);
     if (ended || must_close)
         dm_query_pool__open_close(self, &o);
 }
@@ -212,7 +99,7 @@ static bool s_run_pass(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
         return false; /* the engine's way fails it alike */
     o->remote = remote;
     o->passed = true;
-    uint64_t id = s_cursor_id();
+    uint64_t id = dm_query_pool__cursor_id();
     zmq_msg_t msg;
     bool packed = false, ended = true;
     if (!dm_query_pool__pass(w, remote, qr, r->env->id, id, &msg, &packed, &ended)) {
@@ -229,53 +116,76 @@ static bool s_run_pass(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
     return true;
 }
 
-/* Runs a new query: opens it, fetches its first batch, keeps it open as a
- * cursor when more rows follow. */
-static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_query_pool_acts_t *acts)
+/* Opens r's query for w: the pass-through when it takes it (*passed, r
+ * answered), else the engine's query in *o with its remote. On failure
+ * the error is in err and nothing is left open. */
+static dm_err s_open_req(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
+                         dm_query_pool_acts_t *acts, dm_query_pool_open_t **o, bool *passed,
+                         dm_buf_t *err)
 {
     dm_query_pool_t *self = w->pool;
     const Dm__QueryReq *qr = r->env->query_req;
     const char *sql = qr && qr->sql ? qr->sql : "";
-    dm_buf_t err = DM_BUF_INIT;
-    dm_query_t *q = NULL;
-    dm_query_pool_open_t *o = NULL;
-    zmq_msg_t msg;
-    bool packed = false, ended = true;
-    s_access_ctx actx = {.pool = self, .caller = &r->caller};
-    dm_query_access_t access = {s_decide, &actx, s_describable};
+    dm_query_access_t access = {dm_query_pool__decide, &r->actx, dm_query_pool__describable};
     dm_query_remote_t *remote = NULL;
+    dm_query_t *q = NULL;
     dm_err rc = DM_OK;
+    *o = NULL;
+    *passed = false;
     if (self->remote_make)
         rc = self->remote_make(self->remote_ctx, &r->caller, qr ? qr->grant.data : NULL,
-                               qr ? qr->grant.len : 0, sql,
-                               &remote, &err);
-    if (rc == DM_OK && remote && self->pass && qr && s_run_pass(w, r, remote, acts))
-        return;
+                               qr ? qr->grant.len : 0, sql, &remote, err);
+    if (rc == DM_OK && remote && self->pass && qr && s_run_pass(w, r, remote, acts)) {
+        *passed = true;
+        return DM_OK;
+    }
     if (rc == DM_OK)
         rc = dm_query_open_fed(self->engine, sql, strlen(sql), self->decide ? &access : NULL,
-                               remote, &q, &err);
-    if (rc == DM_OK && !(o = calloc(1, sizeof *o))) {
+                               remote, &q, err);
+    if (rc == DM_OK && !(*o = calloc(1, sizeof **o))) {
         dm_query_close(&q);
-        dm_buf_reset(&err);
+        dm_buf_reset(err);
         rc = DM_ERR_NOMEM;
     }
-    if (rc != DM_OK && remote && self->remote_free)
-        self->remote_free(self->remote_ctx, remote);
+    if (rc != DM_OK) {
+        if (remote && self->remote_free)
+            self->remote_free(self->remote_ctx, remote);
+        return rc;
+    }
+    (*o)->q = q;
+    (*o)->remote = remote; /* freed with the query (dm_query_pool__open_close) */
+    (*o)->explain = qr && qr->explain;
+    (*o)->max_rows = qr && qr->max_rows && qr->max_rows < DM_QUERY_BATCH_ROWS
+                         ? qr->max_rows
+                         : DM_QUERY_BATCH_ROWS;
+    return DM_OK;
+}
+
+/* Runs a new query: opens it (unless the node loop did), fetches its
+ * first batch, keeps it open as a cursor when more rows follow. */
+static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_query_pool_acts_t *acts)
+{
+    dm_query_pool_t *self = w->pool;
+    dm_buf_t err = DM_BUF_INIT;
+    dm_query_pool_open_t *o = r->opened;
+    zmq_msg_t msg;
+    bool packed = false, ended = true, passed = false;
+    dm_err rc = DM_OK;
+    r->opened = NULL;
+    if (!o && (rc = s_open_req(w, r, acts, &o, &passed, &err)) == DM_OK && passed) {
+        dm_buf_free(&err);
+        return;
+    }
     if (rc != DM_OK) {
         packed = dm_query_pool__pack_error(r->env->id, rc, err.len ? err.data : dm_err_str(rc), &msg);
     } else {
         pthread_mutex_lock(&self->lock);
-        w->q = q;
+        w->q = o->q;
         if (dm_query_sched_cancelled(self->sched, w->index))
-            dm_query_cancel(q);
+            dm_query_cancel(o->q);
         pthread_mutex_unlock(&self->lock);
-        uint64_t id = s_cursor_id();
-        o->q = q;
-        o->remote = remote; /* freed with the query (dm_query_pool__open_close) */
-        o->explain = qr && qr->explain;
-        o->max_rows = qr->max_rows && qr->max_rows < DM_QUERY_BATCH_ROWS ? qr->max_rows
-                                                                         : DM_QUERY_BATCH_ROWS;
-        s_fetch_pack(w, o, id, r->env->id, true, &msg, &ended, &packed);
+        uint64_t id = dm_query_pool__cursor_id();
+        dm_query_pool__fetch_pack(self, w->index, o, id, r->env->id, true, &msg, &ended, &packed);
         /* Registered (still busy) before the client can see its id, the
          * reply sent before it is released: its pulls find it and their
          * replies follow this one. */
@@ -289,8 +199,8 @@ static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_que
         dm_query_pool__reply(self, &r->rid, &msg);
     if (rc == DM_OK && self->latency) { /* an opened query: its products answered */
         int64_t us = (dm_clock_mono_ns() - r->arrived_ns) / 1000;
-        for (size_t i = 0; i < actx.nread; i++)
-            self->latency(self->latency_ctx, actx.read[i][0], actx.read[i][1], us);
+        for (size_t i = 0; i < r->actx.nread; i++)
+            self->latency(self->latency_ctx, r->actx.read[i][0], r->actx.read[i][1], us);
     }
     s_finish(w, ended, o, acts);
     dm_buf_free(&err);
@@ -314,7 +224,7 @@ static void s_run_next(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, uint64
     } else if (o->passed) {
         (void)dm_query_pool__pass(w, o->remote, NULL, r->env->id, cursor, &msg, &packed, &ended);
     } else {
-        s_fetch_pack(w, o, cursor, r->env->id, false, &msg, &ended, &packed);
+        dm_query_pool__fetch_pack(self, w->index, o, cursor, r->env->id, false, &msg, &ended, &packed);
     }
     if (packed) /* before the cursor is released: replies keep their order */
         dm_query_pool__reply(self, &r->rid, &msg);
@@ -358,7 +268,7 @@ static void *s_worker_main(void *arg)
             s_run_next(w, r, cursor, q, &acts);
         else
             s_run_open(w, r, &acts);
-        dm_query_pool__req_free(r);
+        dm_query_pool__req_free(self, r);
         dm_query_pool__run_acts(self, self->out, &acts);
         pthread_mutex_lock(&self->lock);
     }
@@ -541,6 +451,7 @@ dm_err dm_query_pool_watch(dm_query_pool_t *self, void *router, dm_buf_t *why)
     }
     pthread_mutex_lock(&self->lock); /* hands the socket to the watcher */
     self->mon = mon;
+    self->router = router; /* the node loop's: dm_query_pool__inline answers on it */
     pthread_mutex_unlock(&self->lock);
     return DM_OK;
 }
@@ -667,6 +578,13 @@ static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
         r->caller = *caller;
     else if (e->body_case == DM__ENVELOPE__BODY_QUERY_REQ)
         dm_rpc_caller(payload, &r->caller);
+    r->actx.pool = self;
+    r->actx.caller = &r->caller;
+    if (!cursor && dm_query_pool__inline(self, r)) { /* answered on the node loop */
+        *env = NULL; /* freed with r */
+        dm_query_pool__req_free(self, r);
+        return DM_OK;
+    }
     dm_query_sched_req_t req = {
         .key = zmq_msg_gets(payload, "User-Id"),
         .owner = zmq_msg_data(rid),
@@ -677,12 +595,13 @@ static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
     };
     pthread_mutex_lock(&self->lock);
     dm_err rc = dm_query_sched_submit(self->sched, &req, now, why);
-    if (rc == DM_OK)
-        s_wake(self);
+    pthread_cond_t *wake = rc == DM_OK ? s_waker(self) : NULL;
     pthread_mutex_unlock(&self->lock);
+    if (wake)
+        pthread_cond_signal(wake);
     if (rc != DM_OK) {
         r->env = NULL; /* still the caller's */
-        dm_query_pool__req_free(r);
+        dm_query_pool__req_free(self, r);
         return rc;
     }
     *env = NULL;

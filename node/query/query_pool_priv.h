@@ -1,6 +1,7 @@
 /* query_pool_priv.h: what the files of the SQL workers share (query_pool.c:
- * workers, watcher, lifecycle, forwarding; query_pool_req.c: replies,
- * requests and the scheduler's actions). */
+ * workers, watcher, lifecycle, forwarding; query_pool_req.c: decisions,
+ * replies, requests and the scheduler's actions; query_pool_inline.c: the
+ * node loop's short queries). */
 #ifndef DM_QUERY_POOL_PRIV_H
 #define DM_QUERY_POOL_PRIV_H
 
@@ -13,6 +14,26 @@
 
 #define DM_QUERY_ACTS_MIN 16
 
+/* The access of one query (query.h's dm_query_access_t arg): the pool's
+ * decision with the caller of the request, and the products it allowed
+ * (their latency is measured). */
+typedef struct {
+    struct dm_query_pool *pool;
+    const dm_rpc_caller_t *caller;
+    char read[DM_QUERY_POOL_LATENCY_PRODUCTS][2][DM_QUERY_POOL_LATENCY_NAME];
+    size_t nread;
+} dm_query_pool_actx_t;
+
+/* An open query as the scheduler holds it: the query and the batch size
+ * its client asked for. */
+typedef struct {
+    dm_query_t *q;
+    uint32_t max_rows;
+    dm_query_remote_t *remote; /* the query's way to other nodes (set_remote), or NULL */
+    bool explain;              /* the final reply carries dm_query_explain's text */
+    bool passed;               /* q is NULL: the pass-through serves its pulls */
+} dm_query_pool_open_t;
+
 /* A queued request: what the worker needs to run and answer it, and who
  * sent it (read on the node loop, where the message's metadata is). */
 typedef struct {
@@ -20,6 +41,10 @@ typedef struct {
     Dm__Envelope *env;
     dm_rpc_caller_t caller;
     int64_t arrived_ns; /* monotonic: when the pool took it (latency) */
+    dm_query_pool_actx_t actx; /* its decisions (caller points at caller above) */
+    /* A new query the node loop opened (decided and audited) but left to a
+     * worker, its statement not stepped (query_pool_inline.c); or NULL. */
+    dm_query_pool_open_t *opened;
 } dm_query_pool_req_t;
 
 typedef struct {
@@ -31,16 +56,6 @@ typedef struct {
     bool passing;   /* it runs a passed query's request (guarded by the lock) */
     atomic_bool pass_cancel; /* that request's cancel */
 } dm_query_pool_worker_t;
-
-/* An open query as the scheduler holds it: the query and the batch size
- * its client asked for. */
-typedef struct {
-    dm_query_t *q;
-    uint32_t max_rows;
-    dm_query_remote_t *remote; /* the query's way to other nodes (set_remote), or NULL */
-    bool explain;              /* the final reply carries dm_query_explain's text */
-    bool passed;               /* q is NULL: the pass-through serves its pulls */
-} dm_query_pool_open_t;
 
 
 /* Actions taken out of the scheduler under the lock, run after it. */
@@ -77,8 +92,37 @@ struct dm_query_pool {
     void *pass_ctx;
     dm_query_pool_latency_fn latency; /* set before the first forward, then read-only */
     void *latency_ctx;
+    /* The node loop's own (query_pool_inline.c): the ROUTER it answers on
+     * (set by dm_query_pool_watch) and its time spent on queries. */
+    void *router;
+    int64_t inline_window_ns; /* when the current window started (monotonic) */
+    int64_t inline_spent_ns;  /* spent in it */
 };
 
+/* query.h's access callbacks over a dm_query_pool_actx_t: the pool's
+ * decide (audited) noting the allowed products, and describable. */
+dm_err dm_query_pool__decide(void *arg, const char *domain, const char *product,
+                             dm_policy_decision_t *out, dm_buf_t *why);
+bool dm_query_pool__describable(void *arg, const char *domain, const char *product);
+/* Packs a QueryRep of rows (nrows, the query ended when done; first: with
+ * the columns; cursor names the query to the client) for request id into
+ * *msg; false when out of memory. *ended: the query is over (a batch over
+ * the message limit becomes an error that ends it). */
+bool dm_query_pool__pack_rows(dm_query_pool_open_t *o, uint64_t cursor, uint64_t id, bool first,
+                              const dm_buf_t *rows, uint32_t nrows, bool done, zmq_msg_t *msg,
+                              bool *ended);
+/* Fetches the next batch of o and packs the reply into *msg (*packed) as
+ * dm_query_pool__pack_rows. On a failure the reason of a cancel of worker
+ * (read under the lock; an index past the workers has none) words it. */
+void dm_query_pool__fetch_pack(dm_query_pool_t *self, unsigned worker, dm_query_pool_open_t *o,
+                               uint64_t cursor, uint64_t id, bool first, zmq_msg_t *msg,
+                               bool *ended, bool *packed);
+/* A fresh cursor id: random (unguessable), never 0. */
+uint64_t dm_query_pool__cursor_id(void);
+/* The node loop's try at a new query (query_pool_inline.c): true when it
+ * answered r (r stays the caller's to free); false when r goes to the
+ * workers, with r->opened set when the loop opened the query. */
+bool dm_query_pool__inline(dm_query_pool_t *self, dm_query_pool_req_t *r);
 /* Sends a packed reply (msg is consumed) as [rid][msg] to out. */
 void dm_query_pool__send_msg(void *out, zmq_msg_t *rid, zmq_msg_t *msg);
 /* Packs env into *msg; false (msg empty) when out of memory. */
@@ -89,8 +133,8 @@ bool dm_query_pool__pack_error(uint64_t id, dm_err code, const char *text, zmq_m
 void dm_query_pool__send_error(void *out, zmq_msg_t *rid, uint64_t id, dm_err code, const char *text);
 /* Sends a reply through the pool's shared socket (msg is consumed). */
 void dm_query_pool__reply(dm_query_pool_t *self, zmq_msg_t *rid, zmq_msg_t *msg);
-/* Frees a queued request. NULL-safe. */
-void dm_query_pool__req_free(dm_query_pool_req_t *r);
+/* Frees a queued request (and the query the loop opened for it). NULL-safe. */
+void dm_query_pool__req_free(dm_query_pool_t *self, dm_query_pool_req_t *r);
 /* The error code a reason is reported with: "busy" ones as DM_ERR_BUSY
  * (like every other "the node is busy"), the rest as a cancel. */
 dm_err dm_query_pool__reason_code(dm_query_sched_reason why);

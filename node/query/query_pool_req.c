@@ -1,7 +1,10 @@
-/* query_pool_req.c: the SQL workers' bookkeeping: packing and sending
- * replies, freeing requests and open queries (with their remote), and
- * carrying out the scheduler's actions (query_sched.h). */
+/* query_pool_req.c: the SQL workers' bookkeeping: a query's access
+ * decisions, fetching and packing batches and sending replies, freeing
+ * requests and open queries (with their remote), and carrying out the
+ * scheduler's actions (query_sched.h). */
 #include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +14,113 @@
 #include "query/query_pool_priv.h"
 #include "transport/envelope.h"
 #include "transport/rpc.h"
+
+dm_err dm_query_pool__decide(void *arg, const char *domain, const char *product,
+                             dm_policy_decision_t *out, dm_buf_t *why)
+{
+    dm_query_pool_actx_t *a = arg;
+    dm_err rc = a->pool->decide(a->pool->decide_ctx, a->caller, domain, product, out, why);
+    if (rc == DM_OK && out->allow && a->pool->latency &&
+        a->nread < DM_QUERY_POOL_LATENCY_PRODUCTS &&
+        strlen(domain) < DM_QUERY_POOL_LATENCY_NAME && strlen(product) < DM_QUERY_POOL_LATENCY_NAME) {
+        strcpy(a->read[a->nread][0], domain);
+        strcpy(a->read[a->nread][1], product);
+        a->nread++;
+    }
+    return rc;
+}
+
+bool dm_query_pool__describable(void *arg, const char *domain, const char *product)
+{
+    dm_query_pool_actx_t *a = arg;
+    return !a->pool->describable ||
+           a->pool->describable(a->pool->decide_ctx, a->caller, domain, product);
+}
+
+bool dm_query_pool__pack_rows(dm_query_pool_open_t *o, uint64_t cursor, uint64_t id, bool first,
+                              const dm_buf_t *rows, uint32_t nrows, bool done, zmq_msg_t *msg,
+                              bool *ended)
+{
+    dm_query_t *q = o->q;
+    bool packed;
+    Dm__Envelope env;
+    Dm__QueryRep rep = DM__QUERY_REP__INIT;
+    int ncols = first ? dm_query_ncolumns(q) : 0;
+    Dm__Column *cols = ncols > 0 ? calloc((size_t)ncols, sizeof *cols) : NULL;
+    Dm__Column **ptrs = ncols > 0 ? calloc((size_t)ncols, sizeof *ptrs) : NULL;
+    for (int i = 0; cols && ptrs && i < ncols; i++) {
+        dm__column__init(&cols[i]);
+        cols[i].name = (char *)dm_query_column_name(q, i);
+        cols[i].decltype = (char *)dm_query_column_decltype(q, i);
+        ptrs[i] = &cols[i];
+    }
+    rep.cursor = cursor;
+    rep.n_columns = cols && ptrs ? (size_t)ncols : 0;
+    rep.columns = ptrs;
+    rep.rows.data = (uint8_t *)rows->data;
+    rep.rows.len = rows->len;
+    rep.nrows = nrows;
+    rep.done = done;
+    dm_buf_t explain = DM_BUF_INIT;
+    if (done && o->explain) {
+        dm_query_explain(q, &explain);
+        rep.explain = explain.data ? explain.data : "";
+    }
+    dm_envelope_init(&env, id, DM__ENVELOPE__BODY_QUERY_REP, &rep);
+    if (dm__envelope__get_packed_size(&env) > (size_t)DM_RPC_MAX_MSG_BYTES) {
+        /* One row alone can outgrow a message (huge blobs): say so rather
+         * than send something the client would have to drop. */
+        char text[200];
+        snprintf(text, sizeof text,
+                 "a batch of this query's rows is larger than the %lld-byte message limit (a "
+                 "single row this large cannot be sent); select fewer or smaller columns",
+                 (long long)DM_RPC_MAX_MSG_BYTES);
+        packed = dm_query_pool__pack_error(id, DM_ERR_TOOBIG, text, msg);
+        done = true;
+    } else {
+        packed = dm_query_pool__pack(&env, msg);
+    }
+    *ended = done;
+    dm_buf_free(&explain);
+    free(cols);
+    free(ptrs);
+    return packed;
+}
+
+void dm_query_pool__fetch_pack(dm_query_pool_t *self, unsigned worker, dm_query_pool_open_t *o,
+                               uint64_t cursor, uint64_t id, bool first, zmq_msg_t *msg,
+                               bool *ended, bool *packed)
+{
+    dm_buf_t rows = DM_BUF_INIT, err = DM_BUF_INIT;
+    uint32_t nrows = 0;
+    bool done = false;
+    *packed = false;
+    dm_err rc = dm_query_fetch(o->q, o->max_rows, DM_QUERY_BATCH_BYTES, &rows, &nrows, &done,
+                               &err);
+    if (rc != DM_OK) {
+        pthread_mutex_lock(&self->lock);
+        dm_query_sched_reason why = dm_query_sched_cancelled(self->sched, worker);
+        pthread_mutex_unlock(&self->lock);
+        char text[DM_QUERY_SCHED_WHY_MAX];
+        if (why)
+            dm_query_sched_reason_text(self->sched, why, text, sizeof text);
+        *ended = true;
+        *packed = dm_query_pool__pack_error(id, why ? dm_query_pool__reason_code(why) : rc,
+                               why ? text : err.len ? err.data : dm_err_str(rc), msg);
+    } else {
+        *packed = dm_query_pool__pack_rows(o, cursor, id, first, &rows, nrows, done, msg, ended);
+    }
+    dm_buf_free(&rows);
+    dm_buf_free(&err);
+}
+
+uint64_t dm_query_pool__cursor_id(void)
+{
+    uint64_t id = 0;
+    while (!id)
+        randombytes_buf(&id, sizeof id);
+    return id;
+}
 
 /* Sends a packed reply (msg is consumed). */
 void dm_query_pool__send_msg(void *out, zmq_msg_t *rid, zmq_msg_t *msg)
@@ -57,10 +167,11 @@ void dm_query_pool__reply(dm_query_pool_t *self, zmq_msg_t *rid, zmq_msg_t *msg)
     pthread_mutex_unlock(&self->out_lock);
 }
 
-void dm_query_pool__req_free(dm_query_pool_req_t *r)
+void dm_query_pool__req_free(dm_query_pool_t *self, dm_query_pool_req_t *r)
 {
     if (!r)
         return;
+    dm_query_pool__open_close(self, &r->opened);
     zmq_msg_close(&r->rid);
     if (r->env)
         dm__envelope__free_unpacked(r->env, NULL);
@@ -118,7 +229,7 @@ void dm_query_pool__run_acts(dm_query_pool_t *self, void *out, dm_query_pool_act
                 if (out == self->out)
                     pthread_mutex_unlock(&self->out_lock);
             }
-            dm_query_pool__req_free(r);
+            dm_query_pool__req_free(self, r);
         }
     }
     acts->n = 0;

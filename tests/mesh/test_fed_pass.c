@@ -8,7 +8,8 @@
  * tables as before) gives the same rows, masked columns included, and a
  * denied product is denied either way, naming it. A passed query of more
  * than one batch is pulled through the relay's cursor to its end. Both
- * sides audit the passed query. */
+ * sides audit the passed query. At the owner, a query its loop answers and
+ * one it hands to a worker are each audited once. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,4 +217,80 @@ Test(fed_pass, a_passed_query_is_pulled_batch_by_batch_through_the_relay)
     dm_buf_free(&grant);
     dm_identity_destroy(&consumer);
     dm_identity_destroy(&relay);
+}
+
+/* The consumer's direct reads of commerce/orders (not via a relay) that
+ * json, the owner's audit, lists. */
+static size_t s_direct_reads(const char *json)
+{
+    size_t n = 0;
+    for (const char *p = json ? strchr(json, '{') : NULL; p; p = strchr(p + 1, '{')) {
+        const char *end = strchr(p, '}');
+        if (!end)
+            break;
+        char rec[1024];
+        snprintf(rec, sizeof rec, "%.*s", (int)(end - p), p);
+        n += strstr(rec, s_consumer.hex) && strstr(rec, "\"read\"") &&
+             strstr(rec, "commerce/orders") && !strstr(rec, "via relay");
+    }
+    return n;
+}
+
+typedef struct {
+    const dm_h_node_t *n;
+    size_t want;
+    char *json;
+} s_reads_t;
+
+static bool s_reads_reach(void *ctx)
+{
+    s_reads_t *a = ctx;
+    const char *args[] = {"audit", "--json", NULL};
+    dm_h_result_t r = dm_h_run_admin("dmctl", a->n, args, NULL);
+    free(a->json);
+    a->json = r.out;
+    free(r.err);
+    return r.status == 0 && s_direct_reads(a->json) >= a->want;
+}
+
+/* One QueryReq of sql with max_rows to the owner as the consumer: its
+ * first reply's rows (asserts a QueryRep). */
+static uint32_t s_owner_query(dm_h_raw_t *raw, uint64_t id, const char *sql, uint32_t max_rows)
+{
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__QueryReq q = DM__QUERY_REQ__INIT;
+    q.sql = (char *)sql;
+    q.max_rows = max_rows;
+    dm_envelope_init(&env, id, DM__ENVELOPE__BODY_QUERY_REQ, &q);
+    Dm__Envelope *rep = s_call(raw, &env);
+    cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_QUERY_REP, "%s: %s", sql,
+                 rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
+    cr_assert_eq(rep->id, id);
+    uint32_t rows = rep->query_rep->nrows;
+    dm__envelope__free_unpacked(rep, NULL);
+    return rows;
+}
+
+/* The owner's loop answers a point lookup itself and hands a query of more
+ * than one batch to a worker opened (query_pool_inline.c): either way the
+ * read is decided and audited once. */
+Test(fed_pass, the_owners_short_and_handed_over_queries_are_audited_once)
+{
+    dm_identity_t *consumer = dm_h_person_identity(&s_consumer);
+    cr_assert_not_null(consumer);
+    dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, consumer);
+    cr_assert_not_null(raw);
+    s_reads_t a = {&s_node, 0, NULL};
+    (void)s_reads_reach(&a);
+    size_t before = s_direct_reads(a.json);
+    cr_assert_eq(s_owner_query(raw, 51, "SELECT email FROM commerce.orders WHERE orderId = 'o2'", 0),
+                 1);
+    cr_assert_eq(s_owner_query(raw, 52, "SELECT orderId FROM commerce.orders", 1), 1,
+                 "the first of four rows in batches of one");
+    a.want = before + 2;
+    cr_assert(dm_h_wait_until(s_reads_reach, &a, T_AUDIT_MS), "the reads were not audited: %s",
+              a.json);
+    cr_assert_eq(s_direct_reads(a.json), before + 2, "a read audited twice: %s", a.json);
+    free(a.json);
+    dm_h_raw_destroy(&raw);
 }

@@ -16,7 +16,9 @@
  *                          of the last fold (quality_uniq.c)
  *   'D' id u64 seq u64  -> a pending run: one batch's sorted (value, delta)s
  *   'N' id u64          -> u64: entries of the 'U' index of check id
- *   'F' id u64          -> a Bloom filter of the values in 'U' and 'D'
+ *   'F' id u64          -> no longer written: a Bloom filter stored by
+ *                          older builds, deleted when seen (the filter is
+ *                          in memory now, quality_uniq_bloom.c)
  *   'M' seq u64         -> a row-count measurement: at_ms i64, records u64
  *   'H' seq u64         -> a stored report (quality_report.c's encoding)
  * id is a fingerprint of what the check's state depends on (rule, columns,
@@ -148,29 +150,35 @@ DM_NODISCARD dm_err dm_quality__uniq_set_entries(dm_store_txn_t *t, uint32_t pid
 
 /* ---- quality_uniq_bloom.c ---- */
 
-/* A unique check's Bloom filter, read whole (bits NULL: none, every value
- * may be there). */
+/* A unique check's Bloom filter, in the writer's memory (bits NULL: not
+ * built, every value may be there). */
 typedef struct {
-    dm_buf_t buf;
+    uint32_t pid;
+    uint64_t id;
     uint8_t *bits;
-    uint64_t nbits;
+    size_t len;
+    uint64_t cap, added; /* values it was sized for, values added */
+    uint64_t used;       /* when last opened (least recently used goes first) */
 } dm_quality__ubloom_t;
 
-/* Reads check id's filter into f (f->buf must start empty). */
-DM_NODISCARD dm_err dm_quality__ubloom_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
-                                           dm_quality__ubloom_t *f, dm_buf_t *why);
-/* false when key was never added (certain); true when it may have been. */
-bool dm_quality__ubloom_maybe(const dm_quality__ubloom_t *f, const uint8_t *key, size_t n);
-void dm_quality__ubloom_add(dm_quality__ubloom_t *f, const uint8_t *key, size_t n);
-/* Whether f holds more values than it was sized for (or is absent). */
-bool dm_quality__ubloom_full(const dm_quality__ubloom_t *f);
-DM_NODISCARD dm_err dm_quality__ubloom_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
-                                           const dm_quality__ubloom_t *f, dm_buf_t *why);
-/* Writes a filter sized for twice entries from check id's base index
- * (call when no run is pending); *seen gets the entries it holds. */
+/* The filter of check id of pid in t's store (created empty, not built,
+ * the first time): borrowed until the store is destroyed. DM_ERR_NOMEM. */
+DM_NODISCARD dm_err dm_quality__ubloom_open(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                            dm_quality__ubloom_t **out);
+/* Whether f is built and holds no more values than it was sized for. */
+bool dm_quality__ubloom_ready(const dm_quality__ubloom_t *f);
+/* Builds f afresh, sized for twice values, from check id's base index
+ * (the caller then adds the pending runs' values); *seen gets the index
+ * entries walked. On error f is left unbuilt. */
 DM_NODISCARD dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id,
-                                             uint64_t entries, uint64_t *seen, dm_buf_t *why);
-void dm_quality__ubloom_clear(dm_quality__ubloom_t *f);
+                                             dm_quality__ubloom_t *f, uint64_t values,
+                                             uint64_t *seen, dm_buf_t *why);
+/* false when no value of hash h (dm_index_bloom_hash of its index key)
+ * was added (certain); true when one may have been, or f is not built. */
+bool dm_quality__ubloom_maybe(const dm_quality__ubloom_t *f, uint64_t h);
+void dm_quality__ubloom_add(dm_quality__ubloom_t *f, uint64_t h);
+/* Drops the filter of check id of pid (its index is rebuilt directly). */
+void dm_quality__ubloom_forget(dm_store_txn_t *t, uint32_t pid, uint64_t id);
 
 /* ---- quality_batch.c ---- */
 
@@ -226,8 +234,9 @@ DM_NODISCARD dm_err dm_quality__report_store(dm_store_txn_t *t, uint32_t pid,
 /* ---- quality_judge.c ---- */
 
 /* Judges every check of c for pid from the state in t into out (cleared
- * first). */
+ * first); ps: the product's state (NULL: read from t). */
 DM_NODISCARD dm_err dm_quality__judge(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c,
-                                      int64_t now_ms, dm_qreport_t *out, dm_buf_t *why);
+                                      int64_t now_ms, const dm_quality__pstate_t *ps,
+                                      dm_qreport_t *out, dm_buf_t *why);
 
 #endif

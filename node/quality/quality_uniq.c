@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/index_bloom.h"
+
 #define S_PENDING_BYTES_MAX (64u << 20) /* runs' bytes that force a fold */
 #define S_RUNS_MAX 64                   /* runs searched per batch at most */
 #define S_RUN_HEAD 4                    /* u32 n, then u32 offsets, then entries */
@@ -405,11 +407,12 @@ static size_t s_sift_new(dm_quality__ubloom_t *f, const dm_quality__uval_t *v, s
 {
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (dm_quality__ubloom_maybe(f, v[i].key, v[i].klen)) {
+        uint64_t h = dm_index_bloom_hash(v[i].key, v[i].klen);
+        if (dm_quality__ubloom_maybe(f, h)) {
             idx[m] = i;
             sub[m++] = v[i];
         } else if (v[i].delta > 0) {
-            dm_quality__ubloom_add(f, v[i].key, v[i].klen);
+            dm_quality__ubloom_add(f, h);
         }
     }
     return m;
@@ -436,6 +439,29 @@ static dm_err s_before(dm_store_txn_t *t, uint32_t pid, uint64_t id, s_pending *
     return err;
 }
 
+/* Makes f hold every value of check id (the base index's, *entries of
+ * them, and p's runs') when it is not built or is over its size: *built
+ * then says so and *seen gets the base entries walked. Reads only. */
+static dm_err s_filter(dm_store_txn_t *t, uint32_t pid, uint64_t id, const s_pending *p,
+                       dm_quality__ubloom_t *f, uint64_t entries, size_t n, bool *built,
+                       uint64_t *seen, dm_buf_t *why)
+{
+    *built = false;
+    if (dm_quality__ubloom_ready(f))
+        return DM_OK;
+    dm_err err = dm_quality__ubloom_build(t, pid, id, f, entries + p->entries + n, seen, why);
+    for (size_t r = 0; r < p->n && !err; r++)
+        for (size_t i = 0; i < p->runs[r].n; i++) {
+            const uint8_t *k;
+            size_t kl;
+            int64_t d;
+            if (s_entry(&p->runs[r], i, &k, &kl, &d))
+                dm_quality__ubloom_add(f, dm_index_bloom_hash(k, kl));
+        }
+    *built = !err;
+    return err;
+}
+
 dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                               dm_quality__cstate_t *st, const dm_quality__uval_t *v, size_t n,
                               uint64_t fold_min, dm_buf_t *why)
@@ -443,15 +469,17 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     if (n == 0)
         return DM_OK;
     s_pending p = {0};
-    dm_quality__ubloom_t f = {DM_BUF_INIT, NULL, 0};
-    uint64_t entries = 0, *before = calloc(n, sizeof *before);
+    dm_quality__ubloom_t *f = NULL;
+    uint64_t entries = 0, seen = 0, *before = calloc(n, sizeof *before);
+    bool built = false;
     dm_buf_t run = DM_BUF_INIT;
     dm_err err = before ? DM_OK : DM_ERR_NOMEM;
     /* Reads first: the runs are borrowed from the map until the next write. */
     if (err || (err = s_entries_get(t, pid, id, &entries, why)) ||
-        (err = dm_quality__ubloom_get(t, pid, id, &f, why)) ||
         (err = s_pending_read(t, pid, id, &p, why)) ||
-        (err = s_before(t, pid, id, &p, &f, v, n, before, why)))
+        (err = dm_quality__ubloom_open(t, pid, id, &f)) ||
+        (err = s_filter(t, pid, id, &p, f, entries, n, &built, &seen, why)) ||
+        (err = s_before(t, pid, id, &p, f, v, n, before, why)))
         goto out;
     for (size_t i = 0; i < n; i++)
         s_moved(st, before[i], s_plus(before[i], v[i].delta), v[i].text, v[i].tlen);
@@ -459,23 +487,22 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     uint8_t k[S_SEQ_KEY];
     s_prefix(k, DM_QTAG_PENDING, id);
     dm_quality__put64(k + S_KEY_PREFIX, p.next_seq);
-    if ((err = dm_quality_db_put(t, pid, k, sizeof k, run.data, run.len, why)) ||
-        (err = dm_quality__ubloom_put(t, pid, id, &f, why)))
+    if ((err = dm_quality_db_put(t, pid, k, sizeof k, run.data, run.len, why)))
+        goto out;
+    /* A build walked the index: a store from before 'N' existed (or an
+     * older build's stored filter 'F') is mended here. */
+    s_prefix(k, DM_QTAG_BLOOM, id);
+    if (built && ((err = dm_quality_db_del(t, pid, k, S_KEY_PREFIX, why)) ||
+                  (seen != entries &&
+                   (err = dm_quality__uniq_set_entries(t, pid, id, entries = seen, why)))))
         goto out;
     uint64_t bound = fold_min > entries ? fold_min : entries;
     if (p.entries + n > bound || p.bytes + run.len > S_PENDING_BYTES_MAX ||
-        p.n + 1 >= S_RUNS_MAX) {
-        uint64_t seen;
-        /* The build counts the index too: a store from before 'N' existed
-         * starts counting right at its first fold. */
-        if (!(err = s_fold(t, pid, id, entries, &entries, why)) && dm_quality__ubloom_full(&f) &&
-            !(err = dm_quality__ubloom_build(t, pid, id, entries, &seen, why)) && seen != entries)
-            err = dm_quality__uniq_set_entries(t, pid, id, seen, why);
-    }
+        p.n + 1 >= S_RUNS_MAX)
+        err = s_fold(t, pid, id, entries, &entries, why);
 out:
     free(before);
     free(p.runs);
-    dm_quality__ubloom_clear(&f);
     dm_buf_free(&run);
     return err;
 }

@@ -72,6 +72,8 @@ typedef struct {
     int64_t ahead_max; /* freshness: the most one of those was ahead, in ms */
     char samples[DM_QUALITY_SAMPLES_MAX][DM_QUALITY_SAMPLE_BYTES + 1];
     size_t nsamples;
+    uint64_t token;    /* unique: what the writer's cached counts were
+                        * stamped with in this state's batch (0: none) */
 } dm_quality__cstate_t;
 
 /* ---- quality_state.c ---- */
@@ -148,10 +150,35 @@ DM_NODISCARD dm_err dm_quality__uniq_direct(dm_store_txn_t *t, uint32_t pid, uin
 DM_NODISCARD dm_err dm_quality__uniq_set_entries(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                                  uint64_t entries, dm_buf_t *why);
 
+/* ---- quality_uniq_counts.c ---- */
+
+/* The values' live-row counts as last committed, for one unique check. */
+typedef struct {
+    struct dm_quality__uslot *slots;
+    size_t nslots, n;
+    dm_buf_t keys;  /* the values' index keys, back to back */
+    uint64_t token; /* the committed state they are valid for (cstate's token) */
+} dm_quality__ucounts_t;
+
+/* Empties c (it stays usable); frees what it holds. */
+void dm_quality__ucounts_reset(dm_quality__ucounts_t *c);
+void dm_quality__ucounts_free(dm_quality__ucounts_t *c);
+/* The bytes c holds. */
+size_t dm_quality__ucounts_bytes(const dm_quality__ucounts_t *c);
+/* key's count (h: dm_index_bloom_hash of key) into *count; false when c
+ * does not know it. */
+bool dm_quality__ucounts_get(const dm_quality__ucounts_t *c, const uint8_t *key, size_t klen,
+                             uint64_t h, uint64_t *count);
+/* Sets key's count if c knows key, else takes it in when admit (emptying
+ * c first when it is at its bound; out of memory: not kept). */
+void dm_quality__ucounts_put(dm_quality__ucounts_t *c, const uint8_t *key, size_t klen,
+                             uint64_t h, uint64_t count, bool admit);
+
 /* ---- quality_uniq_bloom.c ---- */
 
-/* A unique check's Bloom filter, in the writer's memory (bits NULL: not
- * built, every value may be there). */
+/* What the writer keeps in memory for a unique check: a Bloom filter of
+ * its values (bits NULL: not built, every value may be there) and their
+ * counts. */
 typedef struct {
     uint32_t pid;
     uint64_t id;
@@ -159,6 +186,8 @@ typedef struct {
     size_t len;
     uint64_t cap, added; /* values it was sized for, values added */
     uint64_t used;       /* when last opened (least recently used goes first) */
+    uint64_t next_token; /* the counts' next token: random start, then counted */
+    dm_quality__ucounts_t counts;
 } dm_quality__ubloom_t;
 
 /* The filter of check id of pid in t's store (created empty, not built,
@@ -177,7 +206,8 @@ DM_NODISCARD dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, ui
  * was added (certain); true when one may have been, or f is not built. */
 bool dm_quality__ubloom_maybe(const dm_quality__ubloom_t *f, uint64_t h);
 void dm_quality__ubloom_add(dm_quality__ubloom_t *f, uint64_t h);
-/* Drops the filter of check id of pid (its index is rebuilt directly). */
+/* Drops the filter and counts of check id of pid (its index is rebuilt
+ * directly). */
 void dm_quality__ubloom_forget(dm_store_txn_t *t, uint32_t pid, uint64_t id);
 
 /* ---- quality_batch.c ---- */

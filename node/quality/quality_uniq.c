@@ -399,36 +399,39 @@ static dm_err s_counts(dm_store_txn_t *t, uint32_t pid, uint64_t id, s_pending *
     return err;
 }
 
-/* Splits v[0..n) by f: the values f may hold go to sub (their indexes in
- * idx), the others are new (count 0) and are added to f. Returns how
- * many went to sub. */
-static size_t s_sift_new(dm_quality__ubloom_t *f, const dm_quality__uval_t *v, size_t n,
+/* Splits v[0..n) (hashes h) by what f knows: a value with a cached
+ * count gets it in before; the values the filter may hold go to sub
+ * (their indexes in idx); the others are new (count 0) and are added to
+ * the filter. Returns how many went to sub. */
+static size_t s_sift_new(dm_quality__ubloom_t *f, const dm_quality__uval_t *v,
+                         const uint64_t *h, size_t n, uint64_t *before,
                          dm_quality__uval_t *sub, size_t *idx)
 {
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t h = dm_index_bloom_hash(v[i].key, v[i].klen);
-        if (dm_quality__ubloom_maybe(f, h)) {
+        if (dm_quality__ucounts_get(&f->counts, v[i].key, v[i].klen, h[i], &before[i]))
+            continue;
+        if (dm_quality__ubloom_maybe(f, h[i])) {
             idx[m] = i;
             sub[m++] = v[i];
         } else if (v[i].delta > 0) {
-            dm_quality__ubloom_add(f, h);
+            dm_quality__ubloom_add(f, h[i]);
         }
     }
     return m;
 }
 
-/* The counts before the batch of v[0..n) into before (zeroed). */
+/* The counts before the batch of v[0..n) (hashes h) into before (zeroed). */
 static dm_err s_before(dm_store_txn_t *t, uint32_t pid, uint64_t id, s_pending *p,
-                       dm_quality__ubloom_t *f, const dm_quality__uval_t *v, size_t n,
-                       uint64_t *before, dm_buf_t *why)
+                       dm_quality__ubloom_t *f, const dm_quality__uval_t *v,
+                       const uint64_t *h, size_t n, uint64_t *before, dm_buf_t *why)
 {
     dm_quality__uval_t *sub = malloc(n * sizeof *sub);
     size_t *idx = malloc(n * sizeof *idx);
     uint64_t *c = malloc(n * sizeof *c);
     dm_err err = sub && idx && c ? DM_OK : DM_ERR_NOMEM;
     if (!err) {
-        size_t m = s_sift_new(f, v, n, sub, idx);
+        size_t m = s_sift_new(f, v, h, n, before, sub, idx);
         err = s_counts(t, pid, id, p, sub, m, c, why);
         for (size_t j = 0; j < m && !err; j++)
             before[idx[j]] = c[j];
@@ -471,18 +474,32 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     s_pending p = {0};
     dm_quality__ubloom_t *f = NULL;
     uint64_t entries = 0, seen = 0, *before = calloc(n, sizeof *before);
+    uint64_t *h = malloc(n * sizeof *h);
     bool built = false;
     dm_buf_t run = DM_BUF_INIT;
-    dm_err err = before ? DM_OK : DM_ERR_NOMEM;
+    dm_err err = before && h ? DM_OK : DM_ERR_NOMEM;
+    for (size_t i = 0; i < n && !err; i++)
+        h[i] = dm_index_bloom_hash(v[i].key, v[i].klen);
     /* Reads first: the runs are borrowed from the map until the next write. */
     if (err || (err = s_entries_get(t, pid, id, &entries, why)) ||
         (err = s_pending_read(t, pid, id, &p, why)) ||
-        (err = dm_quality__ubloom_open(t, pid, id, &f)) ||
-        (err = s_filter(t, pid, id, &p, f, entries, n, &built, &seen, why)) ||
-        (err = s_before(t, pid, id, &p, f, v, n, before, why)))
+        (err = dm_quality__ubloom_open(t, pid, id, &f)))
         goto out;
-    for (size_t i = 0; i < n; i++)
-        s_moved(st, before[i], s_plus(before[i], v[i].delta), v[i].text, v[i].tlen);
+    if (f->counts.token != st->token) /* not the committed state's: an aborted batch, a rebuild */
+        dm_quality__ucounts_reset(&f->counts);
+    if ((err = s_filter(t, pid, id, &p, f, entries, n, &built, &seen, why)) ||
+        (err = s_before(t, pid, id, &p, f, v, h, n, before, why)))
+        goto out;
+    /* A new token before the counts change: if this batch does not commit,
+     * the stored one will not match them. */
+    if (!++f->next_token)
+        f->next_token++;
+    st->token = f->counts.token = f->next_token;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t after = s_plus(before[i], v[i].delta);
+        s_moved(st, before[i], after, v[i].text, v[i].tlen);
+        dm_quality__ucounts_put(&f->counts, v[i].key, v[i].klen, h[i], after, before[i] > 0);
+    }
     s_run_encode(v, n, &run);
     uint8_t k[S_SEQ_KEY];
     s_prefix(k, DM_QTAG_PENDING, id);
@@ -502,6 +519,7 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
         err = s_fold(t, pid, id, entries, &entries, why);
 out:
     free(before);
+    free(h);
     free(p.runs);
     dm_buf_free(&run);
     return err;

@@ -18,10 +18,12 @@
  * the search), values that leave the index stay until the next build, and
  * a rebuild of the check from the rows (which writes the index directly)
  * forgets the filter. Memory: S_MAX_BYTES per check, S_TOTAL_MAX per
- * store; past that the least recently used filters are dropped (and built
- * again when their check next runs). */
+ * store with the checks' cached counts (quality_uniq_counts.c, at most
+ * about 30 MB per check); past that the least recently used checks' are
+ * dropped (and built again when their check next runs). */
 #include "quality/quality_priv.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +33,7 @@
 
 #define S_MIN_CAPACITY (1u << 18)   /* values a filter is sized for at least */
 #define S_MAX_BYTES (64u << 20)     /* one filter; past it it only thins out */
-#define S_TOTAL_MAX (128u << 20)    /* every filter of the store */
+#define S_TOTAL_MAX (192u << 20)    /* every filter and count table of the store */
 #define S_KEY_PREFIX 9              /* tag + check id */
 #define S_BITS_PER_VALUE 16         /* dm_index_bloom_bytes's sizing */
 
@@ -48,6 +50,7 @@ static void s_cache_free(void *p)
     s_cache *c = p;
     for (size_t i = 0; i < c->n; i++) {
         free(c->f[i]->bits);
+        dm_quality__ucounts_free(&c->f[i]->counts);
         free(c->f[i]);
     }
     free(c->f);
@@ -71,6 +74,26 @@ static void s_drop_bits(s_cache *c, dm_quality__ubloom_t *f)
     f->cap = f->added = 0;
 }
 
+/* Frees the least recently used filters (and counts) other than keep's
+ * until want more bytes fit under S_TOTAL_MAX with every check's counts. */
+static void s_make_room(s_cache *c, const dm_quality__ubloom_t *keep, size_t want)
+{
+    for (;;) {
+        size_t counts = 0;
+        dm_quality__ubloom_t *lru = NULL;
+        for (size_t i = 0; i < c->n; i++) {
+            counts += dm_quality__ucounts_bytes(&c->f[i]->counts);
+            if (c->f[i] != keep && (c->f[i]->bits || c->f[i]->counts.slots) &&
+                (!lru || c->f[i]->used < lru->used))
+                lru = c->f[i];
+        }
+        if (c->bytes + counts + want <= S_TOTAL_MAX || !lru)
+            return;
+        s_drop_bits(c, lru);
+        dm_quality__ucounts_free(&lru->counts);
+    }
+}
+
 dm_err dm_quality__ubloom_open(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                dm_quality__ubloom_t **out)
 {
@@ -82,6 +105,7 @@ dm_err dm_quality__ubloom_open(dm_store_txn_t *t, uint32_t pid, uint64_t id,
         if (c->f[i]->pid == pid && c->f[i]->id == id) {
             *out = c->f[i];
             (*out)->used = ++c->clock;
+            s_make_room(c, *out, 0); /* the counts grew since */
             return DM_OK;
         }
     if (c->n == c->cap) {
@@ -98,6 +122,9 @@ dm_err dm_quality__ubloom_open(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     f->pid = pid;
     f->id = id;
     f->used = ++c->clock;
+    /* tokens of earlier processes are in the store: start where they are
+     * not (randomly), so that a stale token never matches */
+    randombytes_buf(&f->next_token, sizeof f->next_token);
     c->f[c->n++] = f;
     *out = f;
     return DM_OK;
@@ -107,8 +134,10 @@ void dm_quality__ubloom_forget(dm_store_txn_t *t, uint32_t pid, uint64_t id)
 {
     s_cache *c = dm_quality_db_cache(t);
     for (size_t i = 0; c && i < c->n; i++)
-        if (c->f[i]->pid == pid && c->f[i]->id == id)
+        if (c->f[i]->pid == pid && c->f[i]->id == id) {
             s_drop_bits(c, c->f[i]);
+            dm_quality__ucounts_free(&c->f[i]->counts);
+        }
 }
 
 bool dm_quality__ubloom_ready(const dm_quality__ubloom_t *f)
@@ -127,21 +156,6 @@ void dm_quality__ubloom_add(dm_quality__ubloom_t *f, uint64_t h)
         return;
     dm_index_bloom_set(f->bits, f->len, h);
     f->added++;
-}
-
-/* Frees the least recently used filters other than keep until want more
- * bytes fit under S_TOTAL_MAX. */
-static void s_make_room(s_cache *c, const dm_quality__ubloom_t *keep, size_t want)
-{
-    while (c->bytes + want > S_TOTAL_MAX) {
-        dm_quality__ubloom_t *lru = NULL;
-        for (size_t i = 0; i < c->n; i++)
-            if (c->f[i] != keep && c->f[i]->bits && (!lru || c->f[i]->used < lru->used))
-                lru = c->f[i];
-        if (!lru)
-            return;
-        s_drop_bits(c, lru);
-    }
 }
 
 typedef struct {

@@ -42,8 +42,11 @@
 #define DM_QUALITY_WEEKDAY_SLACK_MS (24LL * 3600 * 1000) /* same_weekday: nearest within a day */
 #define DM_QUALITY_NO_EVENT INT64_MIN
 /* unique: pending entries folded into the index once they exceed
- * max(this, the index's entries) (quality_uniq.c) */
+ * max(this, FACTOR x the index's entries) (quality_uniq.c). A fold
+ * rewrites the index's pages; the runs it saves reading are mostly not
+ * read (the writer's cached counts and filter answer), so folds are rare. */
 #define DM_QUALITY_UNIQ_FOLD_MIN 65536
+#define DM_QUALITY_UNIQ_FOLD_FACTOR 4
 
 #define DM_QTAG_PRODUCT 'P'
 #define DM_QTAG_CHECK 'S'
@@ -134,7 +137,8 @@ typedef struct {
 /* Applies a batch's v[0..n) (ascending keys, each once, delta != 0) to
  * check id: st's groups, extra and samples from the exact counts before,
  * and one pending run written; folds the runs into the index when they
- * exceed max(fold_min, the index's entries) or the byte or run bounds.
+ * exceed max(fold_min, DM_QUALITY_UNIQ_FOLD_FACTOR x the index's
+ * entries) or the byte or run bounds.
  * DM_ERR_STORE when a run is corrupt (rebuild the check). */
 DM_NODISCARD dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                            dm_quality__cstate_t *st,

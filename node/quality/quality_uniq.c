@@ -7,14 +7,17 @@
  * batch's own transaction). Updating the base index in place would dirty,
  * copy and fsync nearly every leaf page of it per batch, since values are
  * random (docs/quality.md, "Cost"). Once the runs hold more entries than
- * max(fold_min, base entries), or S_PENDING_BYTES_MAX bytes, or
- * S_RUNS_MAX runs, they are folded into the base index in key order (one
- * cursor walk, each leaf page dirtied once) and deleted. The count
- * "before" of a value is read, not written: base (one cursor, keys in
- * order) plus the runs (each searched from where the last value left it),
- * so the groups/extra counters and the samples are exact after every
- * batch, and every write is in the batch's transaction (a kill -9 leaves
- * the last committed batch). */
+ * max(fold_min, DM_QUALITY_UNIQ_FOLD_FACTOR x base entries), or
+ * S_PENDING_BYTES_MAX bytes, or S_RUNS_MAX runs, they are folded into the
+ * base index in key order (one cursor walk, each leaf page dirtied once)
+ * and deleted. The count "before" of a value is read, not written, and
+ * mostly not read either: the writer's cached counts and filter
+ * (quality_uniq_counts.c, quality_uniq_bloom.c) answer for a value seen
+ * before in this process and for a new one; the rest are read from base
+ * (one cursor, keys in order) plus the runs (each searched from where the
+ * last value left it), so the groups/extra counters and the samples are
+ * exact after every batch, and every write is in the batch's transaction
+ * (a kill -9 leaves the last committed batch). */
 #include "quality/quality_priv.h"
 
 #include <stdlib.h>
@@ -513,7 +516,8 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                   (seen != entries &&
                    (err = dm_quality__uniq_set_entries(t, pid, id, entries = seen, why)))))
         goto out;
-    uint64_t bound = fold_min > entries ? fold_min : entries;
+    uint64_t bound = entries * DM_QUALITY_UNIQ_FOLD_FACTOR;
+    bound = fold_min > bound ? fold_min : bound;
     if (p.entries + n > bound || p.bytes + run.len > S_PENDING_BYTES_MAX ||
         p.n + 1 >= S_RUNS_MAX)
         err = s_fold(t, pid, id, entries, &entries, why);

@@ -177,13 +177,14 @@ Test(uniq, fold_bound_grows_with_the_index)
     s_batch("-1:1,-1:2,-1:3,-1:4,-1:5,-1:6", 2); /* 6 > 2: folded at once */
     cr_assert_eq(s_where().index, 6);
     cr_assert_eq(s_where().runs, 0);
-    s_batch("-1:7,-1:8,-1:9", 2); /* 3 pending <= 6 entries: stays a run */
-    s_batch("-1:10,-1:11,-1:12", 2); /* 6 pending: still not over */
-    cr_assert_eq(s_where().runs, 2);
-    s_batch("-1:1", 2); /* 7 > 6: folded; 1 now twice */
+    /* bound: max(2, 4 x 6 entries) = 24 */
+    s_batch("-1:7,-1:8,-1:9,-1:10,-1:11,-1:12,-1:13,-1:14,-1:15,-1:16,-1:17,-1:18", 2);
+    s_batch("-1:19,-1:20,-1:21,-1:22,-1:23,-1:24,-1:25,-1:26,-1:27,-1:28,-1:29,-1:30", 2);
+    cr_assert_eq(s_where().runs, 2); /* 24 pending: not over */
+    s_batch("-1:1", 2); /* 25 > 24: folded; 1 now twice */
     s_layout l = s_where();
     cr_assert_eq(l.runs, 0);
-    cr_assert_eq(l.index, 12);
+    cr_assert_eq(l.index, 30);
     s_expect(1, "1 duplicate group, 1 extra row", "1");
 }
 

@@ -198,7 +198,8 @@ typedef struct {
  * the first time): borrowed until the store is destroyed. DM_ERR_NOMEM. */
 DM_NODISCARD dm_err dm_quality__ubloom_open(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                             dm_quality__ubloom_t **out);
-/* Whether f is built and holds no more values than it was sized for. */
+/* Whether f is built and holds no more values than it was sized for (or
+ * is as large as a filter gets). */
 bool dm_quality__ubloom_ready(const dm_quality__ubloom_t *f);
 /* Builds f afresh, sized for twice values, from check id's base index
  * (the caller then adds the pending runs' values); *seen gets the index

@@ -142,7 +142,8 @@ void dm_quality__ubloom_forget(dm_store_txn_t *t, uint32_t pid, uint64_t id)
 
 bool dm_quality__ubloom_ready(const dm_quality__ubloom_t *f)
 {
-    return f->bits && f->added <= f->cap;
+    /* at its largest it only thins out: built again, it would be no larger */
+    return f->bits && (f->added <= f->cap || f->len >= S_MAX_BYTES);
 }
 
 bool dm_quality__ubloom_maybe(const dm_quality__ubloom_t *f, uint64_t h)

@@ -203,7 +203,8 @@ DM_NODISCARD dm_err dm_quality__ubloom_open(dm_store_txn_t *t, uint32_t pid, uin
 bool dm_quality__ubloom_ready(const dm_quality__ubloom_t *f);
 /* Builds f afresh, sized for twice values, from check id's base index
  * (the caller then adds the pending runs' values); *seen gets the index
- * entries walked. On error f is left unbuilt. */
+ * entries walked. Reads only (the caller deletes an older build's stored
+ * filter 'F' once it writes). On error f is left unbuilt. */
 DM_NODISCARD dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                              dm_quality__ubloom_t *f, uint64_t values,
                                              uint64_t *seen, dm_buf_t *why);

@@ -197,9 +197,6 @@ dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     k[0] = DM_QTAG_UNIQUE;
     dm_quality__put64(k + 1, id);
     dm_err err = dm_quality_db_each(t, pid, k, sizeof k, false, s_add_entry, &b, why);
-    k[0] = DM_QTAG_BLOOM; /* a filter stored by an older build: no longer read */
-    if (!err)
-        err = dm_quality_db_del(t, pid, k, sizeof k, why);
     if (err)
         s_drop_bits(c, f);
     *seen = b.seen;

@@ -339,3 +339,37 @@ Test(uniq, a_batch_that_aborts_after_the_hook_leaves_no_trace_in_the_cached_coun
     cr_assert_eq(s_where().runs, 0);
     s_expect(1, "1 duplicate group, 1 extra row", "8");
 }
+
+static dm_err s_old_filter(dm_store_txn_t *t, void *ctx, dm_buf_t *why)
+{
+    (void)ctx;
+    uint8_t k[9] = {DM_QTAG_BLOOM};
+    dm_quality__put64(k + 1, dm_quality__check_id(&s_c->checks[0]));
+    return dm_quality_db_put(t, s_pid, k, sizeof k, "\0\0\0\0", 4, why);
+}
+
+static dm_err s_has_old_filter(dm_store_txn_t *t, void *ctx, dm_buf_t *why)
+{
+    uint8_t k[9] = {DM_QTAG_BLOOM};
+    dm_quality__put64(k + 1, dm_quality__check_id(&s_c->checks[0]));
+    dm_buf_t v = DM_BUF_INIT;
+    dm_err err = dm_quality_db_get(t, s_pid, k, sizeof k, &v, why);
+    *(bool *)ctx = err == DM_OK;
+    dm_buf_free(&v);
+    return err == DM_ERR_NOTFOUND ? DM_OK : err;
+}
+
+Test(uniq, a_filter_stored_by_an_older_build_is_deleted_and_not_read)
+{
+    s_product(NULL);
+    s_batch("-1:1,-1:2", 1);
+    s_batch("-1:3", DM_QUALITY_UNIQ_FOLD_MIN);
+    cr_assert_eq(dm_quality_db_update(s_store, s_old_filter, NULL, NULL), DM_OK);
+    dm_store_destroy(&s_store); /* the writer's filter goes; the stored one stays */
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
+    s_batch("-1:1,-1:3,-1:4", DM_QUALITY_UNIQ_FOLD_MIN); /* an empty stored filter would say new */
+    s_expect(2, "2 duplicate groups, 2 extra rows", "1");
+    bool has = true;
+    cr_assert_eq(dm_quality_db_view(s_store, s_has_old_filter, &has, NULL), DM_OK);
+    cr_assert_not(has);
+}

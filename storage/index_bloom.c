@@ -15,7 +15,11 @@
  *
  * Filters live in pk_bloom under [pid][run id] (written once, when a run is
  * complete; read zero-copy from the map), so deleting a product's prefix
- * removes them with the runs. */
+ * removes them with the runs.
+ *
+ * index_bloom.h exports the same filter (hash, block, bits) for callers
+ * that keep one in their own memory (node/quality/'s unique checks). */
+#include "storage/index_bloom.h"
 #include "storage/store_int.h"
 
 #include <stdlib.h>
@@ -64,14 +68,38 @@ dm_err dm_store__bloom_init(dm_store__bloom_t *b, uint64_t n)
     return b->bits ? DM_OK : DM_ERR_NOMEM;
 }
 
-void dm_store__bloom_add(dm_store__bloom_t *b, const void *key, size_t len)
+/* Sets h's bits in the block blk. */
+static void s_set(uint8_t *blk, uint64_t h)
 {
-    uint64_t h = s_hash(key, len);
-    uint8_t *blk = b->bits + s_block(h, b->nblocks) * S_BLOCK_BYTES;
     for (int i = 0; i < S_K; i++) {
         unsigned bit = (unsigned)(h >> (i * 9)) & (S_BLOCK_BITS - 1);
         blk[bit >> 3] |= (uint8_t)(1u << (bit & 7));
     }
+}
+
+void dm_store__bloom_add(dm_store__bloom_t *b, const void *key, size_t len)
+{
+    uint64_t h = s_hash(key, len);
+    s_set(b->bits + s_block(h, b->nblocks) * S_BLOCK_BYTES, h);
+}
+
+size_t dm_index_bloom_bytes(uint64_t n)
+{
+    uint64_t blocks = (n * S_BITS_PER_KEY + S_BLOCK_BITS - 1) / S_BLOCK_BITS;
+    return (size_t)(blocks ? blocks : 1) * S_BLOCK_BYTES;
+}
+
+uint64_t dm_index_bloom_hash(const void *key, size_t len) { return s_hash(key, len); }
+
+bool dm_index_bloom_test(const uint8_t *bits, size_t len, uint64_t h)
+{
+    return dm_store__bloom_test(dm_store__bloom_block(bits, len, h), h);
+}
+
+void dm_index_bloom_set(uint8_t *bits, size_t len, uint64_t h)
+{
+    if (len >= S_BLOCK_BYTES)
+        s_set(bits + s_block(h, len / S_BLOCK_BYTES) * S_BLOCK_BYTES, h);
 }
 
 uint64_t dm_store__bloom_hash(const void *key, size_t len) { return s_hash(key, len); }

@@ -364,6 +364,14 @@ dm_err dm_quality_db_add_sorted(dm_store_txn_t *t, uint32_t pid, const void *pre
     return err;
 }
 
+void *dm_quality_db_cache(dm_store_txn_t *t) { return t->store->quality_cache; }
+
+void dm_quality_db_cache_set(dm_store_txn_t *t, void *cache, void (*free_fn)(void *cache))
+{
+    t->store->quality_cache = cache;
+    t->store->quality_cache_free = free_fn;
+}
+
 dm_err dm_quality_db_counts(dm_store_txn_t *t, uint32_t pid, uint64_t *records,
                             uint64_t *quarantined, dm_buf_t *why)
 {

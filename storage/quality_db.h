@@ -92,6 +92,15 @@ DM_NODISCARD dm_err dm_quality_db_add_sorted(dm_store_txn_t *t, uint32_t pid, co
 DM_NODISCARD dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, const void *prefix,
                                             size_t plen, dm_buf_t *why);
 
+/* The writer's in-memory cache of quality state for t's store (NULL until
+ * set): what node/quality/ keeps across batches so that a batch need not
+ * read it back from the store. Set once, with the destructor that
+ * dm_store_destroy calls; only the writer thread (the batch hooks) uses it.
+ * Whatever it holds must be derivable from the store again (it is lost
+ * with the process). */
+void *dm_quality_db_cache(dm_store_txn_t *t);
+void dm_quality_db_cache_set(dm_store_txn_t *t, void *cache, void (*free_fn)(void *cache));
+
 /* pid's live row and quarantine counts, as the store's counters hold
  * them in t. DM_ERR_NOTFOUND (why untouched) if pid is not registered. */
 DM_NODISCARD dm_err dm_quality_db_counts(dm_store_txn_t *t, uint32_t pid, uint64_t *records,

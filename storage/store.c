@@ -468,6 +468,8 @@ void dm_store_destroy(dm_store_t **self_p)
     if (!self_p || !*self_p)
         return;
     dm_store_t *self = *self_p;
+    if (self->quality_cache_free)
+        self->quality_cache_free(self->quality_cache);
     if (self->env)
         mdb_env_close(self->env);
     pthread_cond_destroy(&self->gate_cv);

@@ -69,6 +69,9 @@ struct dm_store {
     /* DM_STORE_SYNC_MERGE_MAX and DM_STORE_MERGE_STEP_MIN, here so that
      * tests can make merges in steps happen with a few rows. */
     uint64_t sync_merge_max, merge_step_min;
+    /* storage/quality_db.h's writer cache and its destructor (NULL: none). */
+    void *quality_cache;
+    void (*quality_cache_free)(void *cache);
 };
 
 /* store.h's dm_store_txn_t: the write transaction a batch hook may add to. */

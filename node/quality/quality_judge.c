@@ -341,13 +341,17 @@ static dm_err s_one(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c, con
 }
 
 dm_err dm_quality__judge(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c, int64_t now_ms,
-                         dm_qreport_t *out, dm_buf_t *why)
+                         const dm_quality__pstate_t *ps_in, dm_qreport_t *out, dm_buf_t *why)
 {
     dm_quality_report_clear(out);
     out->at_ms = now_ms;
     dm_quality__pstate_t ps;
     uint64_t quarantined = 0;
-    dm_err err = dm_quality__pstate_get(t, pid, &ps, why);
+    dm_err err = DM_OK;
+    if (ps_in)
+        ps = *ps_in;
+    else
+        err = dm_quality__pstate_get(t, pid, &ps, why);
     if (!err)
         err = dm_quality_db_counts(t, pid, &out->records, &quarantined, why);
     if (err)
@@ -404,7 +408,7 @@ typedef struct {
 static dm_err s_run_txn(dm_store_txn_t *t, void *arg, dm_buf_t *why)
 {
     s_run_ctx *x = arg;
-    dm_err err = dm_quality__judge(t, x->pid, x->c, x->now_ms, x->out, why);
+    dm_err err = dm_quality__judge(t, x->pid, x->c, x->now_ms, NULL, x->out, why);
     if (err || !x->store_it)
         return err;
     dm_quality__pstate_t ps;

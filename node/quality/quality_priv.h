@@ -16,7 +16,9 @@
  *                          of the last fold (quality_uniq.c)
  *   'D' id u64 seq u64  -> a pending run: one batch's sorted (value, delta)s
  *   'N' id u64          -> u64: entries of the 'U' index of check id
- *   'F' id u64          -> a Bloom filter of the values in 'U' and 'D'
+ *   'F' id u64          -> no longer written: a Bloom filter stored by
+ *                          older builds, deleted when seen (the filter is
+ *                          in memory now, quality_uniq_bloom.c)
  *   'M' seq u64         -> a row-count measurement: at_ms i64, records u64
  *   'H' seq u64         -> a stored report (quality_report.c's encoding)
  * id is a fingerprint of what the check's state depends on (rule, columns,
@@ -40,8 +42,11 @@
 #define DM_QUALITY_WEEKDAY_SLACK_MS (24LL * 3600 * 1000) /* same_weekday: nearest within a day */
 #define DM_QUALITY_NO_EVENT INT64_MIN
 /* unique: pending entries folded into the index once they exceed
- * max(this, the index's entries) (quality_uniq.c) */
+ * max(this, FACTOR x the index's entries) (quality_uniq.c). A fold
+ * rewrites the index's pages; the runs it saves reading are mostly not
+ * read (the writer's cached counts and filter answer), so folds are rare. */
 #define DM_QUALITY_UNIQ_FOLD_MIN 65536
+#define DM_QUALITY_UNIQ_FOLD_FACTOR 4
 
 #define DM_QTAG_PRODUCT 'P'
 #define DM_QTAG_CHECK 'S'
@@ -70,6 +75,8 @@ typedef struct {
     int64_t ahead_max; /* freshness: the most one of those was ahead, in ms */
     char samples[DM_QUALITY_SAMPLES_MAX][DM_QUALITY_SAMPLE_BYTES + 1];
     size_t nsamples;
+    uint64_t token;    /* unique: what the writer's cached counts were
+                        * stamped with in this state's batch (0: none) */
 } dm_quality__cstate_t;
 
 /* ---- quality_state.c ---- */
@@ -130,7 +137,8 @@ typedef struct {
 /* Applies a batch's v[0..n) (ascending keys, each once, delta != 0) to
  * check id: st's groups, extra and samples from the exact counts before,
  * and one pending run written; folds the runs into the index when they
- * exceed max(fold_min, the index's entries) or the byte or run bounds.
+ * exceed max(fold_min, DM_QUALITY_UNIQ_FOLD_FACTOR x the index's
+ * entries) or the byte or run bounds.
  * DM_ERR_STORE when a run is corrupt (rebuild the check). */
 DM_NODISCARD dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                            dm_quality__cstate_t *st,
@@ -146,31 +154,67 @@ DM_NODISCARD dm_err dm_quality__uniq_direct(dm_store_txn_t *t, uint32_t pid, uin
 DM_NODISCARD dm_err dm_quality__uniq_set_entries(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                                  uint64_t entries, dm_buf_t *why);
 
+/* ---- quality_uniq_counts.c ---- */
+
+/* The values' live-row counts as last committed, for one unique check. */
+typedef struct {
+    struct dm_quality__uslot *slots;
+    size_t nslots, n;
+    dm_buf_t keys;  /* the values' index keys, back to back */
+    uint64_t token; /* the committed state they are valid for (cstate's token) */
+} dm_quality__ucounts_t;
+
+/* Empties c (it stays usable); frees what it holds. */
+void dm_quality__ucounts_reset(dm_quality__ucounts_t *c);
+void dm_quality__ucounts_free(dm_quality__ucounts_t *c);
+/* The bytes c holds. */
+size_t dm_quality__ucounts_bytes(const dm_quality__ucounts_t *c);
+/* key's count (h: dm_index_bloom_hash of key) into *count; false when c
+ * does not know it. */
+bool dm_quality__ucounts_get(const dm_quality__ucounts_t *c, const uint8_t *key, size_t klen,
+                             uint64_t h, uint64_t *count);
+/* Sets key's count if c knows key, else takes it in when admit (emptying
+ * c first when it is at its bound; out of memory: not kept). */
+void dm_quality__ucounts_put(dm_quality__ucounts_t *c, const uint8_t *key, size_t klen,
+                             uint64_t h, uint64_t count, bool admit);
+
 /* ---- quality_uniq_bloom.c ---- */
 
-/* A unique check's Bloom filter, read whole (bits NULL: none, every value
- * may be there). */
+/* What the writer keeps in memory for a unique check: a Bloom filter of
+ * its values (bits NULL: not built, every value may be there) and their
+ * counts. */
 typedef struct {
-    dm_buf_t buf;
+    uint32_t pid;
+    uint64_t id;
     uint8_t *bits;
-    uint64_t nbits;
+    size_t len;
+    uint64_t cap, added; /* values it was sized for, values added */
+    uint64_t used;       /* when last opened (least recently used goes first) */
+    uint64_t next_token; /* the counts' next token: random start, then counted */
+    dm_quality__ucounts_t counts;
 } dm_quality__ubloom_t;
 
-/* Reads check id's filter into f (f->buf must start empty). */
-DM_NODISCARD dm_err dm_quality__ubloom_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
-                                           dm_quality__ubloom_t *f, dm_buf_t *why);
-/* false when key was never added (certain); true when it may have been. */
-bool dm_quality__ubloom_maybe(const dm_quality__ubloom_t *f, const uint8_t *key, size_t n);
-void dm_quality__ubloom_add(dm_quality__ubloom_t *f, const uint8_t *key, size_t n);
-/* Whether f holds more values than it was sized for (or is absent). */
-bool dm_quality__ubloom_full(const dm_quality__ubloom_t *f);
-DM_NODISCARD dm_err dm_quality__ubloom_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
-                                           const dm_quality__ubloom_t *f, dm_buf_t *why);
-/* Writes a filter sized for twice entries from check id's base index
- * (call when no run is pending); *seen gets the entries it holds. */
+/* The filter of check id of pid in t's store (created empty, not built,
+ * the first time): borrowed until the store is destroyed. DM_ERR_NOMEM. */
+DM_NODISCARD dm_err dm_quality__ubloom_open(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                            dm_quality__ubloom_t **out);
+/* Whether f is built and holds no more values than it was sized for (or
+ * is as large as a filter gets). */
+bool dm_quality__ubloom_ready(const dm_quality__ubloom_t *f);
+/* Builds f afresh, sized for twice values, from check id's base index
+ * (the caller then adds the pending runs' values); *seen gets the index
+ * entries walked. Reads only (the caller deletes an older build's stored
+ * filter 'F' once it writes). On error f is left unbuilt. */
 DM_NODISCARD dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id,
-                                             uint64_t entries, uint64_t *seen, dm_buf_t *why);
-void dm_quality__ubloom_clear(dm_quality__ubloom_t *f);
+                                             dm_quality__ubloom_t *f, uint64_t values,
+                                             uint64_t *seen, dm_buf_t *why);
+/* false when no value of hash h (dm_index_bloom_hash of its index key)
+ * was added (certain); true when one may have been, or f is not built. */
+bool dm_quality__ubloom_maybe(const dm_quality__ubloom_t *f, uint64_t h);
+void dm_quality__ubloom_add(dm_quality__ubloom_t *f, uint64_t h);
+/* Drops the filter and counts of check id of pid (its index is rebuilt
+ * directly). */
+void dm_quality__ubloom_forget(dm_store_txn_t *t, uint32_t pid, uint64_t id);
 
 /* ---- quality_batch.c ---- */
 
@@ -226,8 +270,9 @@ DM_NODISCARD dm_err dm_quality__report_store(dm_store_txn_t *t, uint32_t pid,
 /* ---- quality_judge.c ---- */
 
 /* Judges every check of c for pid from the state in t into out (cleared
- * first). */
+ * first); ps: the product's state (NULL: read from t). */
 DM_NODISCARD dm_err dm_quality__judge(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c,
-                                      int64_t now_ms, dm_qreport_t *out, dm_buf_t *why);
+                                      int64_t now_ms, const dm_quality__pstate_t *ps,
+                                      dm_qreport_t *out, dm_buf_t *why);
 
 #endif

@@ -8,6 +8,7 @@
 #define S_PSTATE_BYTES 40
 #define S_CSTATE_FIXED 33 /* groups, extra, failing, newest, nsamples */
 #define S_CSTATE_TAIL 16  /* after the samples: ahead, ahead_max (absent in older state) */
+#define S_CSTATE_TOKEN 8  /* then the unique counts' token (absent in older state) */
 #define S_FNV_OFFSET 14695981039346656037ULL
 #define S_FNV_PRIME 1099511628211ULL
 
@@ -132,7 +133,10 @@ dm_err dm_quality__cstate_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     if ((size_t)(end - p) >= S_CSTATE_TAIL) {
         out->ahead = dm_quality__get64(p);
         out->ahead_max = (int64_t)dm_quality__get64(p + 8);
+        p += S_CSTATE_TAIL;
     }
+    if ((size_t)(end - p) >= S_CSTATE_TOKEN)
+        out->token = dm_quality__get64(p);
     *found = true;
     goto out;
 corrupt:
@@ -147,7 +151,7 @@ dm_err dm_quality__cstate_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                               const dm_quality__cstate_t *in, dm_buf_t *why)
 {
     uint8_t v[S_CSTATE_FIXED + DM_QUALITY_SAMPLES_MAX * (DM_QUALITY_SAMPLE_BYTES + 1) +
-              S_CSTATE_TAIL];
+              S_CSTATE_TAIL + S_CSTATE_TOKEN];
     dm_quality__put64(v, in->groups);
     dm_quality__put64(v + 8, in->extra);
     dm_quality__put64(v + 16, in->failing);
@@ -163,6 +167,8 @@ dm_err dm_quality__cstate_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     dm_quality__put64(v + n, in->ahead);
     dm_quality__put64(v + n + 8, (uint64_t)in->ahead_max);
     n += S_CSTATE_TAIL;
+    dm_quality__put64(v + n, in->token);
+    n += S_CSTATE_TOKEN;
     uint8_t k[9];
     s_ckey(k, DM_QTAG_CHECK, id);
     return dm_quality_db_put(t, pid, k, sizeof k, v, n, why);

@@ -7,18 +7,23 @@
  * batch's own transaction). Updating the base index in place would dirty,
  * copy and fsync nearly every leaf page of it per batch, since values are
  * random (docs/quality.md, "Cost"). Once the runs hold more entries than
- * max(fold_min, base entries), or S_PENDING_BYTES_MAX bytes, or
- * S_RUNS_MAX runs, they are folded into the base index in key order (one
- * cursor walk, each leaf page dirtied once) and deleted. The count
- * "before" of a value is read, not written: base (one cursor, keys in
- * order) plus the runs (each searched from where the last value left it),
- * so the groups/extra counters and the samples are exact after every
- * batch, and every write is in the batch's transaction (a kill -9 leaves
- * the last committed batch). */
+ * max(fold_min, DM_QUALITY_UNIQ_FOLD_FACTOR x base entries), or
+ * S_PENDING_BYTES_MAX bytes, or S_RUNS_MAX runs, they are folded into the
+ * base index in key order (one cursor walk, each leaf page dirtied once)
+ * and deleted. The count "before" of a value is read, not written, and
+ * mostly not read either: the writer's cached counts and filter
+ * (quality_uniq_counts.c, quality_uniq_bloom.c) answer for a value seen
+ * before in this process and for a new one; the rest are read from base
+ * (one cursor, keys in order) plus the runs (each searched from where the
+ * last value left it), so the groups/extra counters and the samples are
+ * exact after every batch, and every write is in the batch's transaction
+ * (a kill -9 leaves the last committed batch). */
 #include "quality/quality_priv.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "storage/index_bloom.h"
 
 #define S_PENDING_BYTES_MAX (64u << 20) /* runs' bytes that force a fold */
 #define S_RUNS_MAX 64                   /* runs searched per batch at most */
@@ -397,35 +402,39 @@ static dm_err s_counts(dm_store_txn_t *t, uint32_t pid, uint64_t id, s_pending *
     return err;
 }
 
-/* Splits v[0..n) by f: the values f may hold go to sub (their indexes in
- * idx), the others are new (count 0) and are added to f. Returns how
- * many went to sub. */
-static size_t s_sift_new(dm_quality__ubloom_t *f, const dm_quality__uval_t *v, size_t n,
+/* Splits v[0..n) (hashes h) by what f knows: a value with a cached
+ * count gets it in before; the values the filter may hold go to sub
+ * (their indexes in idx); the others are new (count 0) and are added to
+ * the filter. Returns how many went to sub. */
+static size_t s_sift_new(dm_quality__ubloom_t *f, const dm_quality__uval_t *v,
+                         const uint64_t *h, size_t n, uint64_t *before,
                          dm_quality__uval_t *sub, size_t *idx)
 {
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (dm_quality__ubloom_maybe(f, v[i].key, v[i].klen)) {
+        if (dm_quality__ucounts_get(&f->counts, v[i].key, v[i].klen, h[i], &before[i]))
+            continue;
+        if (dm_quality__ubloom_maybe(f, h[i])) {
             idx[m] = i;
             sub[m++] = v[i];
         } else if (v[i].delta > 0) {
-            dm_quality__ubloom_add(f, v[i].key, v[i].klen);
+            dm_quality__ubloom_add(f, h[i]);
         }
     }
     return m;
 }
 
-/* The counts before the batch of v[0..n) into before (zeroed). */
+/* The counts before the batch of v[0..n) (hashes h) into before (zeroed). */
 static dm_err s_before(dm_store_txn_t *t, uint32_t pid, uint64_t id, s_pending *p,
-                       dm_quality__ubloom_t *f, const dm_quality__uval_t *v, size_t n,
-                       uint64_t *before, dm_buf_t *why)
+                       dm_quality__ubloom_t *f, const dm_quality__uval_t *v,
+                       const uint64_t *h, size_t n, uint64_t *before, dm_buf_t *why)
 {
     dm_quality__uval_t *sub = malloc(n * sizeof *sub);
     size_t *idx = malloc(n * sizeof *idx);
     uint64_t *c = malloc(n * sizeof *c);
     dm_err err = sub && idx && c ? DM_OK : DM_ERR_NOMEM;
     if (!err) {
-        size_t m = s_sift_new(f, v, n, sub, idx);
+        size_t m = s_sift_new(f, v, h, n, before, sub, idx);
         err = s_counts(t, pid, id, p, sub, m, c, why);
         for (size_t j = 0; j < m && !err; j++)
             before[idx[j]] = c[j];
@@ -436,6 +445,29 @@ static dm_err s_before(dm_store_txn_t *t, uint32_t pid, uint64_t id, s_pending *
     return err;
 }
 
+/* Makes f hold every value of check id (the base index's, *entries of
+ * them, and p's runs') when it is not built or is over its size: *built
+ * then says so and *seen gets the base entries walked. Reads only. */
+static dm_err s_filter(dm_store_txn_t *t, uint32_t pid, uint64_t id, const s_pending *p,
+                       dm_quality__ubloom_t *f, uint64_t entries, size_t n, bool *built,
+                       uint64_t *seen, dm_buf_t *why)
+{
+    *built = false;
+    if (dm_quality__ubloom_ready(f))
+        return DM_OK;
+    dm_err err = dm_quality__ubloom_build(t, pid, id, f, entries + p->entries + n, seen, why);
+    for (size_t r = 0; r < p->n && !err; r++)
+        for (size_t i = 0; i < p->runs[r].n; i++) {
+            const uint8_t *k;
+            size_t kl;
+            int64_t d;
+            if (s_entry(&p->runs[r], i, &k, &kl, &d))
+                dm_quality__ubloom_add(f, dm_index_bloom_hash(k, kl));
+        }
+    *built = !err;
+    return err;
+}
+
 dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                               dm_quality__cstate_t *st, const dm_quality__uval_t *v, size_t n,
                               uint64_t fold_min, dm_buf_t *why)
@@ -443,39 +475,56 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     if (n == 0)
         return DM_OK;
     s_pending p = {0};
-    dm_quality__ubloom_t f = {DM_BUF_INIT, NULL, 0};
-    uint64_t entries = 0, *before = calloc(n, sizeof *before);
+    dm_quality__ubloom_t *f = NULL;
+    uint64_t entries = 0, seen = 0, *before = calloc(n, sizeof *before);
+    uint64_t *h = malloc(n * sizeof *h);
+    bool built = false;
     dm_buf_t run = DM_BUF_INIT;
-    dm_err err = before ? DM_OK : DM_ERR_NOMEM;
+    dm_err err = before && h ? DM_OK : DM_ERR_NOMEM;
+    for (size_t i = 0; i < n && !err; i++)
+        h[i] = dm_index_bloom_hash(v[i].key, v[i].klen);
     /* Reads first: the runs are borrowed from the map until the next write. */
     if (err || (err = s_entries_get(t, pid, id, &entries, why)) ||
-        (err = dm_quality__ubloom_get(t, pid, id, &f, why)) ||
         (err = s_pending_read(t, pid, id, &p, why)) ||
-        (err = s_before(t, pid, id, &p, &f, v, n, before, why)))
+        (err = dm_quality__ubloom_open(t, pid, id, &f)))
         goto out;
-    for (size_t i = 0; i < n; i++)
-        s_moved(st, before[i], s_plus(before[i], v[i].delta), v[i].text, v[i].tlen);
+    if (f->counts.token != st->token) /* not the committed state's: an aborted batch, a rebuild */
+        dm_quality__ucounts_reset(&f->counts);
+    if ((err = s_filter(t, pid, id, &p, f, entries, n, &built, &seen, why)) ||
+        (err = s_before(t, pid, id, &p, f, v, h, n, before, why)))
+        goto out;
+    /* A new token before the counts change: if this batch does not commit,
+     * the stored one will not match them. */
+    if (!++f->next_token)
+        f->next_token++;
+    st->token = f->counts.token = f->next_token;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t after = s_plus(before[i], v[i].delta);
+        s_moved(st, before[i], after, v[i].text, v[i].tlen);
+        dm_quality__ucounts_put(&f->counts, v[i].key, v[i].klen, h[i], after, before[i] > 0);
+    }
     s_run_encode(v, n, &run);
     uint8_t k[S_SEQ_KEY];
     s_prefix(k, DM_QTAG_PENDING, id);
     dm_quality__put64(k + S_KEY_PREFIX, p.next_seq);
-    if ((err = dm_quality_db_put(t, pid, k, sizeof k, run.data, run.len, why)) ||
-        (err = dm_quality__ubloom_put(t, pid, id, &f, why)))
+    if ((err = dm_quality_db_put(t, pid, k, sizeof k, run.data, run.len, why)))
         goto out;
-    uint64_t bound = fold_min > entries ? fold_min : entries;
+    /* A build walked the index: a store from before 'N' existed (or an
+     * older build's stored filter 'F') is mended here. */
+    s_prefix(k, DM_QTAG_BLOOM, id);
+    if (built && ((err = dm_quality_db_del(t, pid, k, S_KEY_PREFIX, why)) ||
+                  (seen != entries &&
+                   (err = dm_quality__uniq_set_entries(t, pid, id, entries = seen, why)))))
+        goto out;
+    uint64_t bound = entries * DM_QUALITY_UNIQ_FOLD_FACTOR;
+    bound = fold_min > bound ? fold_min : bound;
     if (p.entries + n > bound || p.bytes + run.len > S_PENDING_BYTES_MAX ||
-        p.n + 1 >= S_RUNS_MAX) {
-        uint64_t seen;
-        /* The build counts the index too: a store from before 'N' existed
-         * starts counting right at its first fold. */
-        if (!(err = s_fold(t, pid, id, entries, &entries, why)) && dm_quality__ubloom_full(&f) &&
-            !(err = dm_quality__ubloom_build(t, pid, id, entries, &seen, why)) && seen != entries)
-            err = dm_quality__uniq_set_entries(t, pid, id, seen, why);
-    }
+        p.n + 1 >= S_RUNS_MAX)
+        err = s_fold(t, pid, id, entries, &entries, why);
 out:
     free(before);
+    free(h);
     free(p.runs);
-    dm_quality__ubloom_clear(&f);
     dm_buf_free(&run);
     return err;
 }

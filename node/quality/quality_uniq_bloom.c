@@ -3,133 +3,164 @@
  * never seen costs a hash, not a search of the base index and of every
  * run (with a million distinct values most of a batch is new).
  *
- * Blocked: a value's probes fall in one 64-byte block, one cache miss.
- * Stored as one value, 'F' id -> capacity u64, added u64, then the bits,
- * read and written whole by each batch (about 1.2 bytes per value it was
- * sized for). A fold rebuilds it from the base index when more values
- * were added than it was sized for; values that left the index stay in it
- * until then (a false positive costs only the search). Absent (an older
- * store, or after a rebuild of the check): every value is "maybe". */
+ * The filter is storage/index_bloom.h's (one implementation with the
+ * primary-key index's) and lives in the writer's memory only, in the
+ * store's writer cache (dm_quality_db_cache), for the process's
+ * lifetime. It was stored in LMDB and rewritten whole by every batch:
+ * megabytes copied in, copied out and written to disk per batch at a
+ * million values. Now it is built lazily, at the first batch of a check
+ * after a start, by a walk of the base index (the caller adds the runs'
+ * values), and again, twice the size, once more values were added than
+ * it was sized for; it never goes to disk.
+ *
+ * It only has to be a superset of the values stored: a batch that aborts
+ * after adding its values leaves extra bits (a false positive costs only
+ * the search), values that leave the index stay until the next build, and
+ * a rebuild of the check from the rows (which writes the index directly)
+ * forgets the filter. Memory: S_MAX_BYTES per check, S_TOTAL_MAX per
+ * store with the checks' cached counts (quality_uniq_counts.c, at most
+ * about 30 MB per check); past that the least recently used checks' are
+ * dropped (and built again when their check next runs). */
 #include "quality/quality_priv.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define S_HEAD 16            /* capacity u64, added u64 */
-#define S_BITS_PER_VALUE 10  /* about 1% false positives with S_PROBES */
-#define S_PROBES 6
-#define S_BLOCK_BITS 512     /* all probes of a value in one cache line */
-#define S_PROBE_SHIFT 9      /* log2(S_BLOCK_BITS) */
-#define S_MIN_CAPACITY 65536 /* values a filter is sized for at least */
-#define S_MAX_BYTES (64u << 20)
-#define S_MIX1 0x9E3779B97F4A7C15ULL
-#define S_MIX2 0xBF58476D1CE4E5B9ULL
-#define S_MIX3 0x94D049BB133111EBULL
+#include "base/clock.h"
+#include "base/log.h"
+#include "storage/index_bloom.h"
 
-static uint64_t s_mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= S_MIX2;
-    x ^= x >> 27;
-    x *= S_MIX3;
-    return x ^ (x >> 31);
-}
+#define S_MIN_CAPACITY (1u << 18)   /* values a filter is sized for at least */
+#define S_MAX_BYTES (64u << 20)     /* one filter; past it it only thins out */
+#define S_TOTAL_MAX (192u << 20)    /* every filter and count table of the store */
+#define S_KEY_PREFIX 9              /* tag + check id */
+#define S_BITS_PER_VALUE 16         /* dm_index_bloom_bytes's sizing */
 
-/* A 64-bit hash of key (not for adversaries: a collision only costs a
- * search). */
-static uint64_t s_hash(const uint8_t *key, size_t n)
+/* The store's filters, one per (product, check). */
+typedef struct {
+    dm_quality__ubloom_t **f;
+    size_t n, cap;
+    size_t bytes; /* of every filter's bits */
+    uint64_t clock;
+} s_cache;
+
+static void s_cache_free(void *p)
 {
-    uint64_t h = S_MIX1 ^ n;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, key + i, 8);
-        h = s_mix(h ^ w) * S_MIX1;
+    s_cache *c = p;
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->f[i]->bits);
+        dm_quality__ucounts_free(&c->f[i]->counts);
+        free(c->f[i]);
     }
-    uint64_t w = 0;
-    memcpy(&w, key + i, n - i);
-    return s_mix(h ^ w ^ (uint64_t)n << 56);
+    free(c->f);
+    free(c);
 }
 
-static void s_key(uint8_t k[9], uint64_t id)
+static s_cache *s_cache_of(dm_store_txn_t *t)
 {
-    k[0] = DM_QTAG_BLOOM;
-    dm_quality__put64(k + 1, id);
+    s_cache *c = dm_quality_db_cache(t);
+    if (!c && (c = calloc(1, sizeof *c)))
+        dm_quality_db_cache_set(t, c, s_cache_free);
+    return c;
 }
 
-dm_err dm_quality__ubloom_get(dm_store_txn_t *t, uint32_t pid, uint64_t id,
-                              dm_quality__ubloom_t *f, dm_buf_t *why)
+static void s_drop_bits(s_cache *c, dm_quality__ubloom_t *f)
 {
-    uint8_t k[9];
-    s_key(k, id);
+    c->bytes -= f->len;
+    free(f->bits);
     f->bits = NULL;
-    f->nbits = 0;
-    dm_err err = dm_quality_db_get(t, pid, k, sizeof k, &f->buf, why);
-    if (err == DM_ERR_NOTFOUND)
-        return DM_OK;
-    if (err)
-        return err;
-    if (f->buf.len <= S_HEAD || (f->buf.len - S_HEAD) % (S_BLOCK_BITS / 8))
-        return DM_OK; /* unusable: treated as absent, replaced at the next fold */
-    f->bits = (uint8_t *)f->buf.data + S_HEAD;
-    f->nbits = (uint64_t)(f->buf.len - S_HEAD) * 8;
+    f->len = 0;
+    f->cap = f->added = 0;
+}
+
+/* Frees the least recently used filters (and counts) other than keep's
+ * until want more bytes fit under S_TOTAL_MAX with every check's counts. */
+static void s_make_room(s_cache *c, const dm_quality__ubloom_t *keep, size_t want)
+{
+    for (;;) {
+        size_t counts = 0;
+        dm_quality__ubloom_t *lru = NULL;
+        for (size_t i = 0; i < c->n; i++) {
+            counts += dm_quality__ucounts_bytes(&c->f[i]->counts);
+            if (c->f[i] != keep && (c->f[i]->bits || c->f[i]->counts.slots) &&
+                (!lru || c->f[i]->used < lru->used))
+                lru = c->f[i];
+        }
+        if (c->bytes + counts + want <= S_TOTAL_MAX || !lru)
+            return;
+        s_drop_bits(c, lru);
+        dm_quality__ucounts_free(&lru->counts);
+    }
+}
+
+dm_err dm_quality__ubloom_open(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                               dm_quality__ubloom_t **out)
+{
+    s_cache *c = s_cache_of(t);
+    *out = NULL;
+    if (!c)
+        return DM_ERR_NOMEM;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->f[i]->pid == pid && c->f[i]->id == id) {
+            *out = c->f[i];
+            (*out)->used = ++c->clock;
+            s_make_room(c, *out, 0); /* the counts grew since */
+            return DM_OK;
+        }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        dm_quality__ubloom_t **f = realloc(c->f, cap * sizeof *f);
+        if (!f)
+            return DM_ERR_NOMEM;
+        c->f = f;
+        c->cap = cap;
+    }
+    dm_quality__ubloom_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return DM_ERR_NOMEM;
+    f->pid = pid;
+    f->id = id;
+    f->used = ++c->clock;
+    /* tokens of earlier processes are in the store: start where they are
+     * not (randomly), so that a stale token never matches */
+    randombytes_buf(&f->next_token, sizeof f->next_token);
+    c->f[c->n++] = f;
+    *out = f;
     return DM_OK;
 }
 
-/* The first bit of key's block in f, and the probe bits in p. */
-static uint64_t s_block(const dm_quality__ubloom_t *f, const uint8_t *key, size_t n, uint64_t *p)
+void dm_quality__ubloom_forget(dm_store_txn_t *t, uint32_t pid, uint64_t id)
 {
-    uint64_t h = s_hash(key, n);
-    *p = s_mix(h);
-    return (h % (f->nbits / S_BLOCK_BITS)) * S_BLOCK_BITS;
+    s_cache *c = dm_quality_db_cache(t);
+    for (size_t i = 0; c && i < c->n; i++)
+        if (c->f[i]->pid == pid && c->f[i]->id == id) {
+            s_drop_bits(c, c->f[i]);
+            dm_quality__ucounts_free(&c->f[i]->counts);
+        }
 }
 
-bool dm_quality__ubloom_maybe(const dm_quality__ubloom_t *f, const uint8_t *key, size_t n)
+bool dm_quality__ubloom_ready(const dm_quality__ubloom_t *f)
 {
-    if (!f->bits)
-        return true;
-    uint64_t p, base = s_block(f, key, n, &p);
-    for (int i = 0; i < S_PROBES; i++, p >>= S_PROBE_SHIFT) {
-        uint64_t b = base + (p & (S_BLOCK_BITS - 1));
-        if (!(f->bits[b >> 3] & 1u << (b & 7)))
-            return false;
-    }
-    return true;
+    /* at its largest it only thins out: built again, it would be no larger */
+    return f->bits && (f->added <= f->cap || f->len >= S_MAX_BYTES);
 }
 
-void dm_quality__ubloom_add(dm_quality__ubloom_t *f, const uint8_t *key, size_t n)
+bool dm_quality__ubloom_maybe(const dm_quality__ubloom_t *f, uint64_t h)
+{
+    return !f->bits || dm_index_bloom_test(f->bits, f->len, h);
+}
+
+void dm_quality__ubloom_add(dm_quality__ubloom_t *f, uint64_t h)
 {
     if (!f->bits)
         return;
-    uint64_t p, base = s_block(f, key, n, &p);
-    for (int i = 0; i < S_PROBES; i++, p >>= S_PROBE_SHIFT) {
-        uint64_t b = base + (p & (S_BLOCK_BITS - 1));
-        f->bits[b >> 3] |= (uint8_t)(1u << (b & 7));
-    }
-    uint8_t *head = (uint8_t *)f->buf.data;
-    dm_quality__put64(head + 8, dm_quality__get64(head + 8) + 1);
-}
-
-bool dm_quality__ubloom_full(const dm_quality__ubloom_t *f)
-{
-    if (!f->bits)
-        return true;
-    const uint8_t *head = (const uint8_t *)f->buf.data;
-    return dm_quality__get64(head + 8) > dm_quality__get64(head);
-}
-
-dm_err dm_quality__ubloom_put(dm_store_txn_t *t, uint32_t pid, uint64_t id,
-                              const dm_quality__ubloom_t *f, dm_buf_t *why)
-{
-    if (!f->bits)
-        return DM_OK;
-    uint8_t k[9];
-    s_key(k, id);
-    return dm_quality_db_put(t, pid, k, sizeof k, f->buf.data, f->buf.len, why);
+    dm_index_bloom_set(f->bits, f->len, h);
+    f->added++;
 }
 
 typedef struct {
-    dm_quality__ubloom_t f;
+    dm_quality__ubloom_t *f;
     uint64_t seen;
 } s_build_ctx;
 
@@ -138,45 +169,39 @@ static int s_add_entry(void *ctx, const void *key, size_t klen, const void *val,
     (void)val;
     (void)vlen;
     s_build_ctx *b = ctx;
-    dm_quality__ubloom_add(&b->f, (const uint8_t *)key + 9, klen - 9);
+    dm_quality__ubloom_add(b->f, dm_index_bloom_hash((const uint8_t *)key + S_KEY_PREFIX,
+                                                     klen - S_KEY_PREFIX));
     b->seen++;
     return 0;
 }
 
-dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id, uint64_t entries,
-                                uint64_t *seen, dm_buf_t *why)
+dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id,
+                                dm_quality__ubloom_t *f, uint64_t values, uint64_t *seen,
+                                dm_buf_t *why)
 {
-    uint64_t cap = entries * 2 > S_MIN_CAPACITY ? entries * 2 : S_MIN_CAPACITY;
-    uint64_t bytes = cap * S_BITS_PER_VALUE / 8;
-    if (bytes > S_MAX_BYTES) { /* past this the filter only thins out: still correct */
-        bytes = S_MAX_BYTES;
-        cap = bytes * 8 / S_BITS_PER_VALUE;
-    }
-    bytes -= bytes % (S_BLOCK_BITS / 8);
-    s_build_ctx b = {{DM_BUF_INIT, NULL, 0}, 0};
-    dm_quality__ubloom_t *f = &b.f;
-    uint8_t head[S_HEAD] = {0};
-    dm_quality__put64(head, cap);
-    dm_buf_append(&f->buf, head, sizeof head);
-    dm_buf_reserve(&f->buf, (size_t)bytes);
-    memset(f->buf.data + S_HEAD, 0, (size_t)bytes);
-    f->buf.len = S_HEAD + (size_t)bytes;
-    f->bits = (uint8_t *)f->buf.data + S_HEAD;
-    f->nbits = bytes * 8;
-    uint8_t k[9];
+    s_cache *c = dm_quality_db_cache(t);
+    int64_t t0 = dm_clock_mono_ns();
+    uint64_t cap = values * 2 > S_MIN_CAPACITY ? values * 2 : S_MIN_CAPACITY;
+    size_t len = dm_index_bloom_bytes(cap);
+    if (len > S_MAX_BYTES)
+        len = dm_index_bloom_bytes(cap = (uint64_t)S_MAX_BYTES * 8 / S_BITS_PER_VALUE);
+    s_drop_bits(c, f);
+    s_make_room(c, f, len);
+    if (!(f->bits = calloc(1, len)))
+        return DM_ERR_NOMEM;
+    f->len = len;
+    f->cap = cap;
+    c->bytes += len;
+    s_build_ctx b = {f, 0};
+    uint8_t k[S_KEY_PREFIX];
     k[0] = DM_QTAG_UNIQUE;
     dm_quality__put64(k + 1, id);
     dm_err err = dm_quality_db_each(t, pid, k, sizeof k, false, s_add_entry, &b, why);
-    if (!err)
-        err = dm_quality__ubloom_put(t, pid, id, f, why);
-    dm_buf_free(&f->buf);
+    if (err)
+        s_drop_bits(c, f);
     *seen = b.seen;
+    dm_log_debug("quality: product %u: the filter of a unique check was built from %llu "
+                 "indexed values (%zu KB) in %.1f ms", pid, (unsigned long long)b.seen,
+                 len >> 10, (double)(dm_clock_mono_ns() - t0) / 1e6);
     return err;
-}
-
-void dm_quality__ubloom_clear(dm_quality__ubloom_t *f)
-{
-    dm_buf_free(&f->buf);
-    f->bits = NULL;
-    f->nbits = 0;
 }

@@ -1,7 +1,10 @@
 /* test_uniq.c: the uniqueness index's pending runs and folds
  * (quality_uniq.c) on a real LMDB store: counts before and after a fold,
  * across a reopen with runs pending, and upserts that move a value while
- * its count is split between the index and the runs. */
+ * its count is split between the index and the runs; the writer's memory
+ * (quality_uniq_bloom.c, quality_uniq_counts.c): a filter built after a
+ * restart from the index and the runs, cached counts that a batch
+ * aborting after the hook does not leave behind. */
 #include "quality_test.h"
 
 #define T_ROWS_MAX 64
@@ -174,13 +177,14 @@ Test(uniq, fold_bound_grows_with_the_index)
     s_batch("-1:1,-1:2,-1:3,-1:4,-1:5,-1:6", 2); /* 6 > 2: folded at once */
     cr_assert_eq(s_where().index, 6);
     cr_assert_eq(s_where().runs, 0);
-    s_batch("-1:7,-1:8,-1:9", 2); /* 3 pending <= 6 entries: stays a run */
-    s_batch("-1:10,-1:11,-1:12", 2); /* 6 pending: still not over */
-    cr_assert_eq(s_where().runs, 2);
-    s_batch("-1:1", 2); /* 7 > 6: folded; 1 now twice */
+    /* bound: max(2, 4 x 6 entries) = 24 */
+    s_batch("-1:7,-1:8,-1:9,-1:10,-1:11,-1:12,-1:13,-1:14,-1:15,-1:16,-1:17,-1:18", 2);
+    s_batch("-1:19,-1:20,-1:21,-1:22,-1:23,-1:24,-1:25,-1:26,-1:27,-1:28,-1:29,-1:30", 2);
+    cr_assert_eq(s_where().runs, 2); /* 24 pending: not over */
+    s_batch("-1:1", 2); /* 25 > 24: folded; 1 now twice */
     s_layout l = s_where();
     cr_assert_eq(l.runs, 0);
-    cr_assert_eq(l.index, 12);
+    cr_assert_eq(l.index, 30);
     s_expect(1, "1 duplicate group, 1 extra row", "1");
 }
 
@@ -265,4 +269,107 @@ Test(uniq, values_sharing_long_prefixes_sort_and_count_exactly)
               "cust-000000000002 x-prefix-AAAAAAAAAAAA-1",
               DM_QUALITY_UNIQ_FOLD_MIN);
     s_expect(7, "6 duplicate groups, 7 extra rows", "cust-000000000001");
+}
+
+Test(uniq, a_restart_builds_the_filter_from_the_index_and_the_runs)
+{
+    /* After a reopen the writer's filter and counts are gone: the first
+     * batch builds the filter from the index AND the pending runs; a value
+     * only in a run that the filter missed would count as new. */
+    s_product(NULL);
+    s_batch("-1:1,-1:2", 1); /* folded: 1 and 2 in the index */
+    s_batch("-1:5,-1:6", DM_QUALITY_UNIQ_FOLD_MIN); /* 5 and 6 in a run */
+    cr_assert_eq(s_where().runs, 1);
+    dm_store_destroy(&s_store);
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
+    s_batch("-1:5,-1:1,-1:9", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(2, "2 duplicate groups, 2 extra rows", "1");
+    s_batch("-1:6,-1:9,-1:5", DM_QUALITY_UNIQ_FOLD_MIN); /* 5 now cached, 6 and 9 read */
+    s_expect(5, "4 duplicate groups, 5 extra rows", "1");
+}
+
+static dm_store_hook_t s_inner;
+
+static void s_fail_begin(void *ctx) { s_inner.begin(ctx); }
+
+static dm_err s_fail_row(void *ctx, const void *old_row, size_t old_len, const void *new_row,
+                         size_t new_len, dm_buf_t *why)
+{
+    return s_inner.row(ctx, old_row, old_len, new_row, new_len, why);
+}
+
+/* The quality hook's finish runs (and updates the writer's cached counts),
+ * then the batch fails: nothing of it commits. */
+static dm_err s_fail_finish(void *ctx, dm_store_txn_t *txn, const dm_batch_result_t *result,
+                            dm_buf_t *why)
+{
+    dm_err err = s_inner.finish(ctx, txn, result, why);
+    cr_assert_eq(err, DM_OK);
+    dm_buf_why(why, "test: the batch fails after the quality hook");
+    return DM_ERR_INVALID;
+}
+
+Test(uniq, a_batch_that_aborts_after_the_hook_leaves_no_trace_in_the_cached_counts)
+{
+    s_product("    primaryKey: id\n");
+    s_batch("1:7", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_batch("2:7", DM_QUALITY_UNIQ_FOLD_MIN); /* read from the run: now cached, 2 */
+    s_expect(1, "1 duplicate group, 1 extra row", "7");
+    const char *line = "{\"id\":3,\"v\":7}";
+    dm_buf_t row = DM_BUF_INIT, key = DM_BUF_INIT, why = DM_BUF_INIT;
+    cr_assert(dm_schema_validate(s_schema, line, strlen(line), &row, &key, &why));
+    dm_row_in_t in = {key.data, key.len, row.data, row.len};
+    dm_quality_batch_t *qb = NULL;
+    cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_c, T_NOW, &qb, &s_inner, &why), DM_OK);
+    dm_store_hook_t failing = {s_fail_begin, s_fail_row, s_fail_finish, s_inner.ctx};
+    dm_batch_result_t res;
+    cr_assert_neq(dm_store_commit_batch_hooked(s_store, s_pid, &in, 1, NULL, 0, "t", &failing,
+                                               &res, &why),
+                  DM_OK);
+    dm_quality_batch_destroy(&qb);
+    dm_buf_free(&row);
+    dm_buf_free(&key);
+    dm_buf_free(&why);
+    s_expect(1, "1 duplicate group, 1 extra row", "7"); /* the stored state: unchanged */
+    /* 7 loses a row: 2 -> 1 stored, no longer a group (3 -> 2 had the
+     * aborted batch's count been kept) */
+    s_batch("2:8", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(0, "0 duplicate groups, 0 extra rows", "");
+    s_batch("3:8,4:9", 1); /* and a fold agrees */
+    cr_assert_eq(s_where().runs, 0);
+    s_expect(1, "1 duplicate group, 1 extra row", "8");
+}
+
+static dm_err s_old_filter(dm_store_txn_t *t, void *ctx, dm_buf_t *why)
+{
+    (void)ctx;
+    uint8_t k[9] = {DM_QTAG_BLOOM};
+    dm_quality__put64(k + 1, dm_quality__check_id(&s_c->checks[0]));
+    return dm_quality_db_put(t, s_pid, k, sizeof k, "\0\0\0\0", 4, why);
+}
+
+static dm_err s_has_old_filter(dm_store_txn_t *t, void *ctx, dm_buf_t *why)
+{
+    uint8_t k[9] = {DM_QTAG_BLOOM};
+    dm_quality__put64(k + 1, dm_quality__check_id(&s_c->checks[0]));
+    dm_buf_t v = DM_BUF_INIT;
+    dm_err err = dm_quality_db_get(t, s_pid, k, sizeof k, &v, why);
+    *(bool *)ctx = err == DM_OK;
+    dm_buf_free(&v);
+    return err == DM_ERR_NOTFOUND ? DM_OK : err;
+}
+
+Test(uniq, a_filter_stored_by_an_older_build_is_deleted_and_not_read)
+{
+    s_product(NULL);
+    s_batch("-1:1,-1:2", 1);
+    s_batch("-1:3", DM_QUALITY_UNIQ_FOLD_MIN);
+    cr_assert_eq(dm_quality_db_update(s_store, s_old_filter, NULL, NULL), DM_OK);
+    dm_store_destroy(&s_store); /* the writer's filter goes; the stored one stays */
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
+    s_batch("-1:1,-1:3,-1:4", DM_QUALITY_UNIQ_FOLD_MIN); /* an empty stored filter would say new */
+    s_expect(2, "2 duplicate groups, 2 extra rows", "1");
+    bool has = true;
+    cr_assert_eq(dm_quality_db_view(s_store, s_has_old_filter, &has, NULL), DM_OK);
+    cr_assert_not(has);
 }

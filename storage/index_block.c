@@ -29,6 +29,7 @@
 #define S_HEAD_BYTES 2  /* entry count */
 #define S_OFF_BYTES 2   /* one entry's offset */
 #define S_KLEN_BYTES 2  /* one entry's key length */
+#define S_NODE_HEAD_BYTES 8 /* LMDB's header of a leaf node */
 
 static uint16_t s_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 
@@ -192,10 +193,14 @@ dm_err dm_store__writer_init(dm_store__writer_t *w, MDB_txn *txn, MDB_dbi db, ui
     rc = mdb_cursor_get(cur, &last, &val, MDB_LAST);
     if (rc == MDB_NOTFOUND)
         w->flags = MDB_APPEND;
-    else if (rc == MDB_SUCCESS) { /* the run is the last range of db: its blocks append */
+    else if (rc == MDB_SUCCESS) {
+        /* The run is the last range of db: its blocks append. So is a
+         * stepped merge's output that db ends with: each step writes keys
+         * above the last one's (without MDB_APPEND, LMDB split its pages in
+         * the middle and left pk_big's leaves half empty). A key that is
+         * not above the last fails the put (MDB_KEYEXIST), never the tree. */
         size_t n = last.mv_size < sizeof w->prefix ? last.mv_size : sizeof w->prefix;
-        int c = memcmp(last.mv_data, w->prefix, n);
-        w->flags = c < 0 || (c == 0 && last.mv_size < sizeof w->prefix) ? MDB_APPEND : 0;
+        w->flags = memcmp(last.mv_data, w->prefix, n) <= 0 ? MDB_APPEND : 0;
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? DM_OK : dm_store__mdb_why("find the index's end", rc, why);
@@ -228,9 +233,11 @@ dm_err dm_store__writer_put(dm_store__writer_t *w, const void *key, size_t len, 
                             dm_buf_t *why)
 {
     size_t add = S_OFF_BYTES + S_KLEN_BYTES + len + DM_STORE_SEQ_BYTES;
+    size_t node = S_NODE_HEAD_BYTES + sizeof w->prefix + len; /* the entry as the block's last */
     dm_err err = DM_OK;
     if (w->n == DM_STORE_BLOCK_ENTRIES_MAX ||
-        (w->n && S_HEAD_BYTES + w->n * S_OFF_BYTES + w->ents.len + add > DM_STORE_BLOCK_BYTES))
+        (w->n && node + S_HEAD_BYTES + w->n * S_OFF_BYTES + w->ents.len + add >
+                     DM_STORE_BLOCK_NODE_BYTES))
         err = dm_store__writer_flush(w, why);
     if (err)
         return err;

@@ -229,7 +229,10 @@ DM_NODISCARD dm_err dm_store__bloom_delete(dm_store_t *self, MDB_txn *txn, uint3
 
 /* ---- runs as blocks of entries (storage/index_block.c) ---- */
 
-#define DM_STORE_BLOCK_BYTES 4064      /* a block's value at most: one 4 KiB overflow page */
+/* A block's LMDB node (8-byte header, key, value) at most: what LMDB keeps
+ * inside a 4 KiB leaf page, two to a page (larger values go to overflow
+ * pages, and a lookup would touch one more page). */
+#define DM_STORE_BLOCK_NODE_BYTES 2030
 #define DM_STORE_BLOCK_ENTRIES_MAX 512 /* entries of one block at most (short keys) */
 #define DM_STORE_KEY_MAX 1024          /* bytes of an LMDB key the index composes, at most */
 

@@ -4,8 +4,10 @@
  * Layout: pk_recent ([pid][key] -> seq) takes small batches, where random
  * inserts into a small tree stay cheap. A batch with many keys, and
  * pk_recent's part of a product once pk_recent is full, become a run in pk:
- * [pid][run id u32 BE][key] -> seq, written in key order (MDB_APPEND when
- * the run is the last range of the database, so its pages are full). Runs
+ * blocks of entries (key, seq) under [pid][run id u32 BE][the block's last
+ * key] (storage/index_block.c: why blocks, and their format), written in
+ * key order (MDB_APPEND when the run is the last range of the database, so
+ * its pages are full). Runs
  * are never updated: a newer run or pk_recent shadows an older run's entry
  * for the same key, and merging FANOUT runs of one size class into one
  * drops the shadowed entries. Each entry is so written once per size class

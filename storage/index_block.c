@@ -45,7 +45,8 @@ static void s_put_be16(uint8_t *p, size_t v)
 
 static int s_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb)
 {
-    int c = memcmp(a, b, la < lb ? la : lb);
+    size_t n = la < lb ? la : lb;
+    int c = n ? memcmp(a, b, n) : 0; /* b is NULL for an empty start */
     return c != 0 ? c : la < lb ? -1 : la > lb;
 }
 
@@ -129,7 +130,8 @@ dm_err dm_store__iter_seek(dm_store__iter_t *it, const void *start, size_t len, 
     if (it->plen + len > cap)
         len = cap - it->plen; /* a cut start is lower: the caller checks its bound per key */
     memcpy(k, it->prefix, it->plen);
-    memcpy(k + it->plen, start, len);
+    if (len) /* start may be NULL for the part's first entry */
+        memcpy(k + it->plen, start, len);
     it->bkey = (MDB_val){it->plen + len, k};
     MDB_val val;
     dm_err err = s_block(it, mdb_cursor_get(it->cur, &it->bkey, &val, MDB_SET_RANGE), &val, why);

@@ -4,8 +4,10 @@
  * Layout: pk_recent ([pid][key] -> seq) takes small batches, where random
  * inserts into a small tree stay cheap. A batch with many keys, and
  * pk_recent's part of a product once pk_recent is full, become a run in pk:
- * [pid][run id u32 BE][key] -> seq, written in key order (MDB_APPEND when
- * the run is the last range of the database, so its pages are full). Runs
+ * blocks of entries (key, seq) under [pid][run id u32 BE][the block's last
+ * key] (storage/index_block.c: why blocks, and their format), written in
+ * key order (MDB_APPEND when the run is the last range of the database, so
+ * its pages are full). Runs
  * are never updated: a newer run or pk_recent shadows an older run's entry
  * for the same key, and merging FANOUT runs of one size class into one
  * drops the shadowed entries. Each entry is so written once per size class
@@ -100,11 +102,6 @@ static void s_run_prefix(uint8_t *k, uint32_t pid, uint32_t id)
 {
     dm_store__put_be32(k, pid);
     dm_store__put_be32(k + DM_STORE_PID_BYTES, id);
-}
-
-static bool s_has_prefix(const MDB_val *key, const uint8_t *prefix, size_t plen)
-{
-    return key->mv_size >= plen && memcmp(key->mv_data, prefix, plen) == 0;
 }
 
 /* A run's level: how many merges made it (flags above DM_STORE_RUN_LEVEL_SHIFT). */
@@ -204,26 +201,31 @@ dm_err dm_store__index_get(dm_store_t *self, MDB_txn *txn, uint32_t pid, const v
     int rc = mdb_get(txn, self->pk_recent, &kv, &val);
     dm_store__runs_t runs;
     dm_err err = DM_OK;
-    if (rc == MDB_NOTFOUND) {
-        if ((err = dm_store__runs_get(self, txn, pid, &runs, why)))
-            goto out;
-        size_t oi = s_merging(&runs);
-        for (size_t i = runs.n; i-- > 0 && rc == MDB_NOTFOUND;) {
-            bool maybe;
-            if ((err = s_may_hold(self, txn, &runs, oi, i, key, len, &maybe, why)))
-                goto out;
-            if (!maybe)
-                continue;
-            s_run_prefix(prefix, pid, runs.run[i].id);
-            s_compose(&k, prefix, sizeof prefix, key, len);
-            kv.mv_size = k.len;
-            kv.mv_data = k.data;
-            rc = mdb_get(txn, dm_store__run_db(self, &runs.run[i]), &kv, &val);
-        }
-    }
-    if ((err = dm_store__mdb_why("look up a key", rc, why)))
+    if (rc == MDB_SUCCESS) {
+        err = s_seq_of(&val, pid, seq, why);
         goto out;
-    err = s_seq_of(&val, pid, seq, why);
+    }
+    if ((err = dm_store__mdb_why("look up a key", rc, why)) != DM_ERR_NOTFOUND)
+        goto out;
+    if ((err = dm_store__runs_get(self, txn, pid, &runs, why)))
+        goto out;
+    size_t oi = s_merging(&runs);
+    err = DM_ERR_NOTFOUND;
+    for (size_t i = runs.n; i-- > 0 && err == DM_ERR_NOTFOUND;) {
+        bool maybe;
+        if ((err = s_may_hold(self, txn, &runs, oi, i, key, len, &maybe, why)))
+            break;
+        err = DM_ERR_NOTFOUND;
+        if (!maybe)
+            continue;
+        dm_store__iter_t it;
+        s_run_prefix(prefix, pid, runs.run[i].id);
+        if ((err = dm_store__iter_open(&it, txn, dm_store__run_db(self, &runs.run[i]), prefix,
+                                       sizeof prefix, why)))
+            break;
+        err = dm_store__iter_find(&it, key, len, self->max_key_bytes, seq, why);
+        dm_store__iter_close(&it);
+    }
 out:
     dm_buf_free(&k);
     return err;
@@ -235,16 +237,15 @@ dm_err dm_store__probe_open(dm_store__probe_t *p, dm_store_t *self, MDB_txn *txn
     memset(p, 0, sizeof *p);
     p->runs = runs;
     p->oi = s_merging(runs);
-    p->key = (dm_buf_t)DM_BUF_INIT;
+    p->max_key = self->max_key_bytes;
     for (size_t i = 0; i < runs->n; i++) {
-        int rc = mdb_cursor_open(txn, dm_store__run_db(self, &runs->run[i]), &p->cur[i]);
-        if (rc != MDB_SUCCESS) {
-            p->cur[i] = NULL;
-            dm_store__probe_close(p);
-            return dm_store__mdb_why("open an index cursor", rc, why);
-        }
-        dm_err err = dm_store__bloom_load(self, txn, runs->pid, runs->run[i].id, &p->bloom[i],
-                                          &p->bloom_len[i], why);
+        uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
+        s_run_prefix(prefix, runs->pid, runs->run[i].id);
+        dm_err err = dm_store__iter_open(&p->it[i], txn, dm_store__run_db(self, &runs->run[i]),
+                                         prefix, sizeof prefix, why);
+        if (!err)
+            err = dm_store__bloom_load(self, txn, runs->pid, runs->run[i].id, &p->bloom[i],
+                                       &p->bloom_len[i], why);
         if (err) {
             dm_store__probe_close(p);
             return err;
@@ -256,7 +257,6 @@ dm_err dm_store__probe_open(dm_store__probe_t *p, dm_store_t *self, MDB_txn *txn
 dm_err dm_store__probe_find(dm_store__probe_t *p, const void *key, size_t len, uint64_t *seq,
                             dm_buf_t *why)
 {
-    uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
     const uint8_t *block[DM_STORE_RUNS_MAX];
     uint64_t h = dm_store__bloom_hash(key, len);
     for (size_t i = 0; i < p->runs->n; i++) /* every block in flight before the first test */
@@ -268,18 +268,11 @@ dm_err dm_store__probe_find(dm_store__probe_t *p, const void *key, size_t len, u
             maybe = dm_store__bloom_test(block[j], h);
         if (!maybe)
             continue;
-        s_run_prefix(prefix, p->runs->pid, p->runs->run[i].id);
-        s_compose(&p->key, prefix, sizeof prefix, key, len);
         /* SET_RANGE on a positioned cursor searches its current page first:
          * ascending keys mostly stay on it in the runs smaller than the batch. */
-        MDB_val k = {p->key.len, p->key.data}, val;
-        int rc = mdb_cursor_get(p->cur[i], &k, &val, MDB_SET_RANGE);
-        if (rc == MDB_NOTFOUND)
-            continue;
-        if (rc != MDB_SUCCESS)
-            return dm_store__mdb_why("look up an index entry", rc, why);
-        if (k.mv_size == p->key.len && memcmp(k.mv_data, p->key.data, k.mv_size) == 0)
-            return s_seq_of(&val, p->runs->pid, seq, why);
+        dm_err err = dm_store__iter_find(&p->it[i], key, len, p->max_key, seq, why);
+        if (err != DM_ERR_NOTFOUND)
+            return err;
     }
     return DM_ERR_NOTFOUND;
 }
@@ -287,110 +280,22 @@ dm_err dm_store__probe_find(dm_store__probe_t *p, const void *key, size_t len, u
 void dm_store__probe_close(dm_store__probe_t *p)
 {
     for (size_t i = 0; i < DM_STORE_RUNS_MAX; i++)
-        if (p->cur[i])
-            mdb_cursor_close(p->cur[i]);
-    memset(p->cur, 0, sizeof p->cur);
-    dm_buf_free(&p->key);
+        dm_store__iter_close(&p->it[i]);
 }
 
 /* ---- writing runs ---- */
 
-/* Writes runs of one output run, in key order. */
-typedef struct {
-    MDB_txn *txn;
-    MDB_dbi db;
-    uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
-    unsigned flags; /* MDB_APPEND when the run is the last range of pk */
-    dm_buf_t key;
-    uint64_t written;
-    dm_store__bloom_t bloom; /* bits NULL: none kept */
-} s_writer;
-
-static dm_err s_writer_init(s_writer *w, MDB_txn *txn, MDB_dbi db, uint32_t pid, uint32_t id,
-                            dm_buf_t *why)
-{
-    memset(w, 0, sizeof *w);
-    w->txn = txn;
-    w->db = db;
-    w->key = (dm_buf_t)DM_BUF_INIT;
-    s_run_prefix(w->prefix, pid, id);
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, db, &cur);
-    if (rc != MDB_SUCCESS)
-        return dm_store__mdb_why("open an index cursor", rc, why);
-    MDB_val last, val;
-    rc = mdb_cursor_get(cur, &last, &val, MDB_LAST);
-    if (rc == MDB_NOTFOUND)
-        w->flags = MDB_APPEND;
-    else if (rc == MDB_SUCCESS) {
-        size_t n = last.mv_size < sizeof w->prefix ? last.mv_size : sizeof w->prefix;
-        int c = memcmp(last.mv_data, w->prefix, n);
-        w->flags = c < 0 || (c == 0 && last.mv_size < sizeof w->prefix) ? MDB_APPEND : 0;
-    }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? DM_OK : dm_store__mdb_why("find the index's end", rc, why);
-}
-
-/* Writes the next entry of the run (keys strictly ascending). */
-static dm_err s_writer_put(s_writer *w, MDB_cursor *cur, const void *key, size_t len,
-                           const uint8_t *seqb, dm_buf_t *why)
-{
-    s_compose(&w->key, w->prefix, sizeof w->prefix, key, len);
-    if (w->bloom.bits)
-        dm_store__bloom_add(&w->bloom, key, len);
-    MDB_val k = {w->key.len, w->key.data}, v = {DM_STORE_SEQ_BYTES, (void *)seqb};
-    w->written++;
-    return dm_store__mdb_why("write an index run", mdb_cursor_put(cur, &k, &v, w->flags), why);
-}
-
-/* Saves the writer's filter for run id of pid and frees what it holds. */
-static dm_err s_writer_done(s_writer *w, dm_store_t *self, uint32_t pid, uint32_t id,
+/* Writes the writer's last block and filter (for run id of pid) and frees
+ * what it holds. */
+static dm_err s_writer_done(dm_store__writer_t *w, dm_store_t *self, uint32_t pid, uint32_t id,
                             dm_err err, dm_buf_t *why)
 {
+    if (!err)
+        err = dm_store__writer_flush(w, why);
     if (!err && w->bloom.bits)
         err = dm_store__bloom_save(self, w->txn, pid, id, &w->bloom, why);
-    dm_store__bloom_free(&w->bloom);
-    dm_buf_free(&w->key);
+    dm_store__writer_free(w);
     return err;
-}
-
-/* Deletes every entry of db whose key starts with prefix and is below
- * below (NULL: no bound), last first: on pages filled in key order the
- * last entry sits lowest, so nothing moves. */
-static dm_err s_delete_range(MDB_txn *txn, MDB_dbi db, const uint8_t *prefix, size_t plen,
-                             const dm_buf_t *below, dm_buf_t *why)
-{
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, db, &cur);
-    if (rc != MDB_SUCCESS)
-        return dm_store__mdb_why("open a cursor to delete a run", rc, why);
-    uint8_t upper[DM_STORE_RUN_PREFIX_BYTES];
-    size_t ulen = plen;
-    memcpy(upper, prefix, plen);
-    while (ulen > 0 && upper[ulen - 1] == 0xff)
-        ulen--;
-    MDB_val key = {ulen, upper}, val;
-    if (below) {
-        key = (MDB_val){below->len, below->data};
-        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-        rc = rc == MDB_SUCCESS ? mdb_cursor_get(cur, &key, &val, MDB_PREV)
-             : rc == MDB_NOTFOUND ? mdb_cursor_get(cur, &key, &val, MDB_LAST) : rc;
-    } else if (ulen > 0) {
-        upper[ulen - 1]++;
-        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-        rc = rc == MDB_SUCCESS ? mdb_cursor_get(cur, &key, &val, MDB_PREV)
-             : rc == MDB_NOTFOUND ? mdb_cursor_get(cur, &key, &val, MDB_LAST) : rc;
-    } else {
-        rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
-    }
-    while (rc == MDB_SUCCESS && s_has_prefix(&key, prefix, plen)) {
-        if ((rc = mdb_cursor_del(cur, 0)) != MDB_SUCCESS)
-            break;
-        rc = mdb_cursor_get(cur, &key, &val, MDB_PREV);
-    }
-    mdb_cursor_close(cur);
-    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK
-                                                   : dm_store__mdb_why("delete a run", rc, why);
 }
 
 dm_err dm_store__run_add(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *runs,
@@ -403,56 +308,37 @@ dm_err dm_store__run_add(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *runs,
                    runs->pid, DM_STORE_RUNS_MAX);
         return DM_ERR_STORE;
     }
-    s_writer w;
+    dm_store__writer_t w;
     uint32_t id = runs->next_id;
-    dm_err err = s_writer_init(&w, txn, self->pk, runs->pid, id, why);
+    dm_err err = dm_store__writer_init(&w, txn, self->pk, runs->pid, id, why);
     if (!err)
         err = dm_store__bloom_init(&w.bloom, n);
-    MDB_cursor *cur = NULL;
-    if (!err)
-        err = dm_store__mdb_why("open an index cursor", mdb_cursor_open(txn, self->pk, &cur), why);
-    for (size_t i = 0; i < n && !err; i++) {
-        uint8_t seqb[DM_STORE_SEQ_BYTES];
-        dm_store__put_be64(seqb, e[i].seq);
-        err = s_writer_put(&w, cur, e[i].key, e[i].len, seqb, why);
-    }
-    if (cur)
-        mdb_cursor_close(cur);
+    for (size_t i = 0; i < n && !err; i++)
+        err = dm_store__writer_put(&w, e[i].key, e[i].len, e[i].seq, why);
+    uint64_t written = w.written;
     if ((err = s_writer_done(&w, self, runs->pid, id, err, why)))
         return err;
     runs->next_id = id + 1;
-    runs->run[runs->n++] = (dm_store__run_t){id, w.written, 0};
+    runs->run[runs->n++] = (dm_store__run_t){id, written, 0};
     return DM_OK;
 }
 
 /* ---- merging ---- */
 
-/* One input of a merge: a key range of db, read in key order from pos. */
+/* One input of a merge: a part of db (a run, or pk_recent's part of a
+ * product) read in key order from pos. */
 typedef struct {
     MDB_dbi db;
     uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
     size_t plen;
-    MDB_cursor *cur;
-    MDB_val key, val;
+    dm_store__iter_t it;
     bool valid;
-    dm_buf_t pos; /* the next key to read (with prefix), between chunks */
+    dm_buf_t pos; /* the next key to read (without prefix), between chunks */
 } s_src;
 
-/* Compares the keys of two sources without their prefixes. */
 static int s_src_cmp(const s_src *a, const s_src *b)
 {
-    size_t la = a->key.mv_size - a->plen, lb = b->key.mv_size - b->plen;
-    int c = memcmp((const uint8_t *)a->key.mv_data + a->plen,
-                   (const uint8_t *)b->key.mv_data + b->plen, la < lb ? la : lb);
-    return c != 0 ? c : la < lb ? -1 : la > lb;
-}
-
-static dm_err s_src_step(s_src *s, MDB_cursor_op op, dm_buf_t *why)
-{
-    int rc = mdb_cursor_get(s->cur, &s->key, &s->val, op);
-    s->valid = rc == MDB_SUCCESS && s_has_prefix(&s->key, s->prefix, s->plen);
-    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK
-                                                   : dm_store__mdb_why("read an index run", rc, why);
+    return s_key_cmp(a->it.key, a->it.len, b->it.key, b->it.len);
 }
 
 /* Appends the next merged entry of src[0..k) (src[0] the newest: it wins
@@ -461,70 +347,63 @@ static dm_err s_take_one(s_src *src, size_t k, dm_buf_t *chunk, bool *got, dm_bu
 {
     s_src *win = NULL;
     for (size_t i = 0; i < k; i++)
-        if (src[i].valid && (!win || s_src_cmp(&src[i], win) < 0))
+        if (src[i].it.valid && (!win || s_src_cmp(&src[i], win) < 0))
             win = &src[i];
     *got = win != NULL;
     if (!win)
         return DM_OK;
-    size_t len = win->key.mv_size - win->plen;
-    if (win->val.mv_size != DM_STORE_SEQ_BYTES) {
-        dm_buf_why(why, "store: an index entry is corrupt");
-        return DM_ERR_STORE;
-    }
-    uint8_t lb[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+    uint8_t lb[2] = {(uint8_t)(win->it.len >> 8), (uint8_t)win->it.len}, sb[DM_STORE_SEQ_BYTES];
+    dm_store__put_be64(sb, win->it.seq);
     dm_buf_append(chunk, lb, sizeof lb);
-    dm_buf_append(chunk, (const uint8_t *)win->key.mv_data + win->plen, len);
-    dm_buf_append(chunk, win->val.mv_data, DM_STORE_SEQ_BYTES);
+    dm_buf_append(chunk, win->it.key, win->it.len);
+    dm_buf_append(chunk, sb, sizeof sb);
     dm_err err = DM_OK;
     for (size_t i = 0; i < k && !err; i++) /* win last: the others compare against it */
-        if (&src[i] != win && src[i].valid && s_src_cmp(&src[i], win) == 0)
-            err = s_src_step(&src[i], MDB_NEXT, why);
-    return err ? err : s_src_step(win, MDB_NEXT, why);
+        if (&src[i] != win && src[i].it.valid && s_src_cmp(&src[i], win) == 0)
+            err = dm_store__iter_next(&src[i].it, why);
+    return err ? err : dm_store__iter_next(&win->it, why);
 }
 
 /* Reads up to max merged entries of src[0..k), each from its pos, into
  * chunk and moves the positions on. *more: entries remain. Cursors are
  * closed before the caller writes (a write may move pages under them). */
-static dm_err s_read_chunk(MDB_txn *txn, s_src *src, size_t k, size_t max, dm_buf_t *chunk,
-                           size_t *got, bool *more, dm_buf_t *why)
+static dm_err s_read_chunk(dm_store_t *self, MDB_txn *txn, s_src *src, size_t k, size_t max,
+                           dm_buf_t *chunk, size_t *got, bool *more, dm_buf_t *why)
 {
     dm_err err = DM_OK;
     *more = false;
     *got = 0;
+    for (size_t i = 0; i < k; i++)
+        src[i].it.cur = NULL;
     for (size_t i = 0; i < k && !err; i++) {
-        src[i].cur = NULL;
         if (!src[i].valid)
             continue;
-        int rc = mdb_cursor_open(txn, src[i].db, &src[i].cur);
-        if (rc != MDB_SUCCESS) {
-            src[i].cur = NULL;
-            err = dm_store__mdb_why("open a merge cursor", rc, why);
-            break;
-        }
-        src[i].key = (MDB_val){src[i].pos.len, src[i].pos.data};
-        err = s_src_step(&src[i], MDB_SET_RANGE, why);
+        err = dm_store__iter_open(&src[i].it, txn, src[i].db, src[i].prefix, src[i].plen, why);
+        if (!err)
+            err = dm_store__iter_seek(&src[i].it, src[i].pos.data, src[i].pos.len,
+                                      self->max_key_bytes, why);
     }
     for (bool one = true; *got < max && one && !err;) {
         err = s_take_one(src, k, chunk, &one, why);
         *got += one;
     }
     for (size_t i = 0; i < k; i++) {
-        if (!err && src[i].cur && src[i].valid) { /* copy: the map moves on writes */
+        src[i].valid = !err && src[i].it.cur && src[i].it.valid;
+        if (src[i].valid) { /* copy: the map moves on writes */
             dm_buf_reset(&src[i].pos);
-            dm_buf_append(&src[i].pos, src[i].key.mv_data, src[i].key.mv_size);
+            dm_buf_append(&src[i].pos, src[i].it.key, src[i].it.len);
             *more = true;
         }
-        if (src[i].cur)
-            mdb_cursor_close(src[i].cur);
-        src[i].cur = NULL;
+        dm_store__iter_close(&src[i].it);
     }
     return err;
 }
 
 /* Merges src[0..k) (newest first, each from its pos) into w until budget
- * entries are written or the inputs end (*done). */
-static dm_err s_merge_some(MDB_txn *txn, s_writer *w, s_src *src, size_t k, uint64_t budget,
-                           bool *done, dm_buf_t *why)
+ * entries are written or the inputs end (*done), and writes w's last
+ * block. */
+static dm_err s_merge_some(dm_store_t *self, MDB_txn *txn, dm_store__writer_t *w, s_src *src,
+                           size_t k, uint64_t budget, bool *done, dm_buf_t *why)
 {
     dm_buf_t chunk = DM_BUF_INIT;
     dm_err err = DM_OK;
@@ -532,49 +411,43 @@ static dm_err s_merge_some(MDB_txn *txn, s_writer *w, s_src *src, size_t k, uint
     while (more && budget > 0 && !err) {
         size_t got;
         dm_buf_reset(&chunk);
-        err = s_read_chunk(txn, src, k, budget < S_CHUNK_ENTRIES ? budget : S_CHUNK_ENTRIES,
+        err = s_read_chunk(self, txn, src, k, budget < S_CHUNK_ENTRIES ? budget : S_CHUNK_ENTRIES,
                            &chunk, &got, &more, why);
-        MDB_cursor *cur = NULL;
-        if (!err)
-            err = dm_store__mdb_why("open an index cursor", mdb_cursor_open(txn, w->db, &cur),
-                                    why);
         for (size_t off = 0; off < chunk.len && !err;) {
             const uint8_t *p = (const uint8_t *)chunk.data + off;
             size_t len = (size_t)p[0] << 8 | p[1];
-            err = s_writer_put(w, cur, p + 2, len, p + 2 + len, why);
+            err = dm_store__writer_put(w, p + 2, len, dm_store__get_be64(p + 2 + len), why);
             off += 2 + len + DM_STORE_SEQ_BYTES;
         }
-        if (cur)
-            mdb_cursor_close(cur);
         budget -= got < budget ? got : budget;
     }
+    if (!err)
+        err = dm_store__writer_flush(w, why);
     dm_buf_free(&chunk);
     *done = !more;
     return err;
 }
 
-/* Compares two run positions (keys with a run prefix) by their keys. */
-static int s_pos_cmp(const dm_buf_t *a, const dm_buf_t *b)
+/* Sets s up to read the part of db with prefix from key pos. */
+static void s_src_init(s_src *s, MDB_dbi db, const uint8_t *prefix, size_t plen,
+                       const uint8_t *pos, size_t pos_len)
 {
-    return s_key_cmp((const uint8_t *)a->data + DM_STORE_RUN_PREFIX_BYTES,
-                     a->len - DM_STORE_RUN_PREFIX_BYTES,
-                     (const uint8_t *)b->data + DM_STORE_RUN_PREFIX_BYTES,
-                     b->len - DM_STORE_RUN_PREFIX_BYTES);
+    memset(s, 0, sizeof *s);
+    s->db = db;
+    memcpy(s->prefix, prefix, plen);
+    s->plen = plen;
+    s->pos = (dm_buf_t)DM_BUF_INIT;
+    dm_buf_append(&s->pos, pos, pos_len);
+    s->valid = true;
 }
 
-/* Sets src[i] up to read run r of runs' product from suffix pos. */
+/* Sets s up to read run r of runs' product from key pos. */
 static void s_src_run(s_src *s, dm_store_t *self, const dm_store__runs_t *runs,
                       const dm_store__run_t *r, const uint8_t *pos, size_t pos_len)
 {
-    memset(s, 0, sizeof *s);
-    s->db = dm_store__run_db(self, r);
-    s->plen = DM_STORE_RUN_PREFIX_BYTES;
-    s_run_prefix(s->prefix, runs->pid, r->id);
-    s->pos = (dm_buf_t)DM_BUF_INIT;
-    dm_buf_append(&s->pos, s->prefix, s->plen);
-    if (pos_len)
-        dm_buf_append(&s->pos, pos, pos_len);
-    s->valid = true;
+    uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
+    s_run_prefix(prefix, runs->pid, r->id);
+    s_src_init(s, dm_store__run_db(self, r), prefix, sizeof prefix, pos, pos_len);
 }
 
 static void s_srcs_free(s_src *src, size_t k)
@@ -588,19 +461,21 @@ static void s_srcs_free(s_src *src, size_t k)
 static dm_err s_merge_now(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *runs, s_src *src,
                           size_t k, uint64_t most, unsigned level, dm_buf_t *why)
 {
-    s_writer w;
+    dm_store__writer_t w;
     uint32_t id = runs->next_id++;
     bool done;
-    dm_err err = s_writer_init(&w, txn, self->pk, runs->pid, id, why);
+    dm_err err = dm_store__writer_init(&w, txn, self->pk, runs->pid, id, why);
     if (!err)
         err = dm_store__bloom_init(&w.bloom, most);
     if (!err)
-        err = s_merge_some(txn, &w, src, k, UINT64_MAX, &done, why);
+        err = s_merge_some(self, txn, &w, src, k, UINT64_MAX, &done, why);
     for (size_t i = 0; i < k && !err; i++)
-        err = s_delete_range(txn, src[i].db, src[i].prefix, src[i].plen, NULL, why);
+        err = dm_store__range_delete(txn, src[i].db, src[i].prefix, src[i].plen, NULL, 0,
+                                     self->max_key_bytes, why);
+    uint64_t written = w.written;
     err = s_writer_done(&w, self, runs->pid, id, err, why);
-    if (!err && w.written)
-        runs->run[runs->n++] = (dm_store__run_t){id, w.written, s_level_flags(level)};
+    if (!err && written)
+        runs->run[runs->n++] = (dm_store__run_t){id, written, s_level_flags(level)};
     return err;
 }
 
@@ -637,20 +512,16 @@ static dm_err s_bloom_of_run(dm_store_t *self, MDB_txn *txn, uint32_t pid,
         return DM_ERR_NOMEM;
     uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
     s_run_prefix(prefix, pid, r->id);
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, dm_store__run_db(self, r), &cur);
-    MDB_val key = {sizeof prefix, prefix}, val;
-    if (rc == MDB_SUCCESS) {
-        for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-             rc == MDB_SUCCESS && s_has_prefix(&key, prefix, sizeof prefix);
-             rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
-            dm_store__bloom_add(&b, (const uint8_t *)key.mv_data + sizeof prefix,
-                                key.mv_size - sizeof prefix);
-        mdb_cursor_close(cur);
-    }
-    dm_err err = rc == MDB_SUCCESS || rc == MDB_NOTFOUND
-                     ? dm_store__bloom_save(self, txn, pid, r->id, &b, why)
-                     : dm_store__mdb_why("read a merged run", rc, why);
+    dm_store__iter_t it;
+    dm_err err = dm_store__iter_open(&it, txn, dm_store__run_db(self, r), prefix, sizeof prefix,
+                                     why);
+    if (!err)
+        err = dm_store__iter_seek(&it, NULL, 0, self->max_key_bytes, why);
+    for (; !err && it.valid; err = dm_store__iter_next(&it, why))
+        dm_store__bloom_add(&b, it.key, it.len);
+    dm_store__iter_close(&it);
+    if (!err)
+        err = dm_store__bloom_save(self, txn, pid, r->id, &b, why);
     dm_store__bloom_free(&b);
     return err;
 }
@@ -671,32 +542,27 @@ static dm_err s_merge_step(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *run
     s_src src[DM_STORE_RUNS_MAX];
     for (size_t i = 0; i < k; i++)
         s_src_run(&src[i], self, runs, &runs->run[oi - 1 - i], runs->pos, runs->pos_len);
-    s_writer w;
+    dm_store__writer_t w;
     bool done = false;
-    dm_err err = s_writer_init(&w, txn, self->pk_big, runs->pid, out->id, why);
+    dm_err err = dm_store__writer_init(&w, txn, self->pk_big, runs->pid, out->id, why);
     if (!err)
-        err = s_merge_some(txn, &w, src, k, budget, &done, why);
+        err = s_merge_some(self, txn, &w, src, k, budget, &done, why);
     out->entries += w.written;
     if (!err && !done) { /* the least next key: every input is merged below it */
         const dm_buf_t *least = NULL;
         for (size_t i = 0; i < k; i++)
-            if (src[i].valid && (!least || s_pos_cmp(&src[i].pos, least) < 0))
+            if (src[i].valid && (!least || s_key_cmp(src[i].pos.data, src[i].pos.len,
+                                                     (const uint8_t *)least->data, least->len) < 0))
                 least = &src[i].pos;
-        runs->pos_len = least->len - DM_STORE_RUN_PREFIX_BYTES;
-        memcpy(runs->pos, (const uint8_t *)least->data + DM_STORE_RUN_PREFIX_BYTES,
-               runs->pos_len);
+        runs->pos_len = least->len;
+        memcpy(runs->pos, least->data, runs->pos_len);
     }
-    for (size_t i = 0; i < k && !err; i++) {
-        dm_buf_t b = DM_BUF_INIT;
-        if (!done) {
-            dm_buf_append(&b, src[i].prefix, src[i].plen);
-            dm_buf_append(&b, runs->pos, runs->pos_len);
-        }
-        err = s_delete_range(txn, src[i].db, src[i].prefix, src[i].plen, done ? NULL : &b, why);
-        dm_buf_free(&b);
-    }
+    for (size_t i = 0; i < k && !err; i++)
+        err = dm_store__range_delete(txn, src[i].db, src[i].prefix, src[i].plen,
+                                     done ? NULL : runs->pos, done ? 0 : runs->pos_len,
+                                     self->max_key_bytes, why);
     s_srcs_free(src, k);
-    dm_buf_free(&w.key);
+    dm_store__writer_free(&w);
     if (err || !done)
         return err;
     for (size_t i = oi - k; i < oi && !err; i++)
@@ -755,13 +621,9 @@ dm_err dm_store__index_settle(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *
     dm_err err = s_make_room(self, txn, runs, why);
     if (!err && st.ms_entries > self->pk_recent_max) {
         s_src src;
-        memset(&src, 0, sizeof src);
-        src.db = self->pk_recent;
-        src.plen = DM_STORE_PID_BYTES;
-        dm_store__put_be32(src.prefix, runs->pid);
-        src.pos = (dm_buf_t)DM_BUF_INIT;
-        dm_buf_append(&src.pos, src.prefix, src.plen);
-        src.valid = true;
+        uint8_t prefix[DM_STORE_PID_BYTES];
+        dm_store__put_be32(prefix, runs->pid);
+        s_src_init(&src, self->pk_recent, prefix, sizeof prefix, NULL, 0);
         err = s_merge_now(self, txn, runs, &src, 1, st.ms_entries, 0, why);
         s_srcs_free(&src, 1);
     }

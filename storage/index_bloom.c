@@ -10,8 +10,11 @@
  * 1.2-1.3% of absent keys still descended: with 9 runs at 12M rows, 106K
  * descents per 1M keys (each a page fault or cache miss deep in a big
  * run), a quarter of the writer's CPU. At 16 bits per key 0.2% do (2 bytes
- * a key: 20 MB of filters at 10M rows). S_K stays 6, so filters written
- * at 10 bits (their size is their own) stay valid.
+ * a key: 20 MB of filters at 10M rows). At 24 bits per key ~0.04% do:
+ * with runs stored as blocks (index_block.c) the false positives' cold
+ * descents were the largest cost left of a lookup, ~15 us each with a
+ * page fault, 25K per 1M keys into 14M rows. S_K stays 6, so filters
+ * written at 10 or 16 bits (their size is their own) stay valid.
  *
  * Filters live in pk_bloom under [pid][run id] (written once, when a run is
  * complete; read zero-copy from the map), so deleting a product's prefix
@@ -27,7 +30,7 @@
 
 #define S_BLOCK_BYTES 64
 #define S_BLOCK_BITS (S_BLOCK_BYTES * 8)
-#define S_BITS_PER_KEY 16
+#define S_BITS_PER_KEY 24
 #define S_K 6 /* bits set per key, 9 bits of the hash each */
 
 /* A 64-bit hash of key: 8-byte words multiplied in, then splitmix64's

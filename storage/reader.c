@@ -22,15 +22,9 @@ struct dm_store_reader {
     MDB_txn *txn;
 };
 
-/* One side of the merge: an LMDB cursor on one part of the index (keys
- * [prefix][primary key]) and its current entry. */
-typedef struct {
-    MDB_cursor *cur;
-    bool valid;
-    MDB_val key, val;
-    uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
-    size_t plen;
-} s_side_t;
+/* One side of the merge: an iterator on one part of the index (a run's
+ * blocks or pk_recent's entries, storage/index_block.c). */
+typedef dm_store__iter_t s_side_t;
 
 typedef enum { S_IDLE, S_SCAN, S_RANGE } s_mode;
 
@@ -110,17 +104,6 @@ static dm_err s_fetch(dm_reader_t *self, uint32_t pid, uint64_t seq, const void 
     return DM_OK;
 }
 
-/* Reads the sequence number an index entry holds. */
-static dm_err s_seq(const MDB_val *val, uint32_t pid, uint64_t *seq, dm_buf_t *why)
-{
-    if (val->mv_size != DM_STORE_SEQ_BYTES) {
-        dm_buf_why(why, "store: index entry of product %u is corrupt", pid);
-        return DM_ERR_STORE;
-    }
-    *seq = dm_store__get_be64(val->mv_data);
-    return DM_OK;
-}
-
 dm_err dm_reader_get(dm_reader_t *self, uint32_t pid, const void *key,
                            size_t key_len, const void **row, size_t *row_len, dm_buf_t *why)
 {
@@ -156,8 +139,7 @@ void dm_reader_cursor_close(dm_reader_cursor_t **self_p)
     if (self->log)
         mdb_cursor_close(self->log);
     for (size_t i = 0; i < sizeof self->side / sizeof self->side[0]; i++)
-        if (self->side[i].cur)
-            mdb_cursor_close(self->side[i].cur);
+        dm_store__iter_close(&self->side[i]);
     free(self);
     *self_p = NULL;
 }
@@ -183,34 +165,6 @@ static bool s_successor(uint8_t *k, size_t *len)
     return true;
 }
 
-/* Positions side s at its first entry with a primary key >= start (len
- * bytes, cut to what LMDB takes: the per-key lo check covers the cut). */
-static dm_err s_side_seek(s_side_t *s, const uint8_t *start, size_t len, size_t max_key,
-                          dm_buf_t *why)
-{
-    uint8_t k[DM_STORE_RUN_PREFIX_BYTES + S_BOUND_KEY_MAX];
-    if (s->plen + len > max_key)
-        len = max_key - s->plen;
-    memcpy(k, s->prefix, s->plen);
-    memcpy(k + s->plen, start, len);
-    s->key = (MDB_val){s->plen + len, k};
-    int rc = mdb_cursor_get(s->cur, &s->key, &s->val, MDB_SET_RANGE);
-    s->valid = rc == MDB_SUCCESS && s->key.mv_size >= s->plen &&
-               memcmp(s->key.mv_data, s->prefix, s->plen) == 0;
-    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK
-                                                   : dm_store__mdb_why("seek the index", rc, why);
-}
-
-/* Advances side s by one entry; past its part of the index it is done. */
-static dm_err s_side_next(s_side_t *s, dm_buf_t *why)
-{
-    int rc = mdb_cursor_get(s->cur, &s->key, &s->val, MDB_NEXT);
-    s->valid = rc == MDB_SUCCESS && s->key.mv_size >= s->plen &&
-               memcmp(s->key.mv_data, s->prefix, s->plen) == 0;
-    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? DM_OK
-                                                   : dm_store__mdb_why("walk the index", rc, why);
-}
-
 /* Opens one side per part of pid's index: pk_recent, then runs newest
  * first. */
 static dm_err s_sides_open(dm_reader_cursor_t *self, uint32_t pid, dm_buf_t *why)
@@ -221,26 +175,20 @@ static dm_err s_sides_open(dm_reader_cursor_t *self, uint32_t pid, dm_buf_t *why
     if (err)
         return err;
     self->nsides = 1 + runs.n;
-    for (size_t i = 0; i < self->nsides; i++) {
-        s_side_t *s = &self->side[i];
-        s->valid = false;
-        if (s->cur) /* a run may live in another database than last time */
-            mdb_cursor_close(s->cur);
-        s->cur = NULL;
-        MDB_dbi db = i == 0 ? st->pk_recent : dm_store__run_db(st, &runs.run[runs.n - i]);
-        int rc = mdb_cursor_open(self->r->txn, db, &s->cur);
-        if (rc != MDB_SUCCESS) {
-            s->cur = NULL;
-            return dm_store__mdb_why("open an index cursor", rc, why);
-        }
-        dm_store__put_be32(s->prefix, pid);
-        s->plen = DM_STORE_PID_BYTES;
+    for (size_t i = 0; i < sizeof self->side / sizeof self->side[0]; i++)
+        dm_store__iter_close(&self->side[i]); /* a run may live in another database */
+    for (size_t i = 0; i < self->nsides && !err; i++) {
+        uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
+        size_t plen = DM_STORE_PID_BYTES;
+        dm_store__put_be32(prefix, pid);
         if (i > 0) {
-            dm_store__put_be32(s->prefix + DM_STORE_PID_BYTES, runs.run[runs.n - i].id);
-            s->plen = DM_STORE_RUN_PREFIX_BYTES;
+            dm_store__put_be32(prefix + DM_STORE_PID_BYTES, runs.run[runs.n - i].id);
+            plen = DM_STORE_RUN_PREFIX_BYTES;
         }
+        MDB_dbi db = i == 0 ? st->pk_recent : dm_store__run_db(st, &runs.run[runs.n - i]);
+        err = dm_store__iter_open(&self->side[i], self->r->txn, db, prefix, plen, why);
     }
-    return DM_OK;
+    return err;
 }
 
 dm_err dm_reader_cursor_range(dm_reader_cursor_t *self, uint32_t pid, const dm_store_bound_t *lo,
@@ -273,7 +221,8 @@ dm_err dm_reader_cursor_range(dm_reader_cursor_t *self, uint32_t pid, const dm_s
         return DM_OK;
     }
     for (size_t i = 0; i < self->nsides && !err; i++)
-        err = s_side_seek(&self->side[i], start, slen, self->r->store->max_key_bytes, why);
+        err = dm_store__iter_seek(&self->side[i], start, slen, self->r->store->max_key_bytes,
+                                  why);
     return err;
 }
 
@@ -337,15 +286,13 @@ static dm_err s_next_scan(dm_reader_cursor_t *self, uint64_t *seq, const void **
     return DM_OK;
 }
 
-/* Compares the primary keys of two sides (their prefixes left out) in
- * LMDB's default order: memcmp, then the shorter key first. */
+/* Compares the primary keys of two sides in LMDB's default order:
+ * memcmp, then the shorter key first. */
 static int s_side_cmp(const s_side_t *a, const s_side_t *b)
 {
-    size_t la = a->key.mv_size - a->plen, lb = b->key.mv_size - b->plen;
-    int c = memcmp((const uint8_t *)a->key.mv_data + a->plen,
-                   (const uint8_t *)b->key.mv_data + b->plen, la < lb ? la : lb);
-    if (c == 0 && la != lb)
-        c = la < lb ? -1 : 1;
+    int c = memcmp(a->key, b->key, a->len < b->len ? a->len : b->len);
+    if (c == 0 && a->len != b->len)
+        c = a->len < b->len ? -1 : 1;
     return c;
 }
 
@@ -361,21 +308,20 @@ static dm_err s_next_range(dm_reader_cursor_t *self, uint64_t *seq, const void *
                 win = &self->side[i];
         if (!win)
             return DM_ERR_NOTFOUND;
-        MDB_val k = win->key, v = win->val;
-        size_t plen = win->plen;
+        const uint8_t *pk = win->key; /* in the map: valid while the read txn lasts */
+        size_t pklen = win->len;
+        *seq = win->seq;
         dm_err err = DM_OK;
         for (size_t i = 0; i < self->nsides && !err; i++)
             if (&self->side[i] != win && self->side[i].valid && s_side_cmp(&self->side[i], win) == 0) {
                 self->walked++;
-                err = s_side_next(&self->side[i], why);
+                err = dm_store__iter_next(&self->side[i], why);
             }
         self->walked++;
         if (!err)
-            err = s_side_next(win, why);
+            err = dm_store__iter_next(win, why);
         if (err)
             return err;
-        const uint8_t *pk = (const uint8_t *)k.mv_data + plen;
-        size_t pklen = k.mv_size - plen;
         bool past;
         if (!s_in_range(self, pk, pklen, &past)) {
             if (past) {
@@ -384,8 +330,6 @@ static dm_err s_next_range(dm_reader_cursor_t *self, uint64_t *seq, const void *
             }
             continue;
         }
-        if ((err = s_seq(&v, self->pid, seq, why)))
-            return err;
         *key = pk;
         *key_len = pklen;
         if (!self->with_rows)

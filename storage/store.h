@@ -6,9 +6,10 @@
  *   rows        [pid u32 BE][seq u64 BE] -> encoded row (an append-only log)
  *   pk_recent   [pid u32 BE][primary-key bytes] -> seq u64 BE: small
  *               batches' index entries
- *   pk, pk_big  [pid][run id u32 BE][primary-key bytes] -> seq: the index's
- *               sorted runs; pk_bloom [pid][run id] -> a run's Bloom filter
- *               (storage/index.c explains the layout)
+ *   pk, pk_big  [pid][run id u32 BE][a block's last primary key] -> a block
+ *               of a sorted run's entries (key, seq); pk_bloom [pid][run id]
+ *               -> a run's Bloom filter (storage/index.c and index_block.c
+ *               explain the layout)
  *   quarantine  [pid u32 BE][qseq u64 BE] -> line, source, time, reasons, raw
  *   meta        node-level values (format version, next product id) and
  *               per-product counters ('c' pid)

@@ -230,6 +230,76 @@ bool dm_store__bloom_test(const uint8_t *block, uint64_t h);
 DM_NODISCARD dm_err dm_store__bloom_delete(dm_store_t *self, MDB_txn *txn, uint32_t pid,
                                            uint32_t id, dm_buf_t *why);
 
+/* ---- runs as blocks of entries (storage/index_block.c) ---- */
+
+/* A block's LMDB node (8-byte header, key, value) at most: what LMDB keeps
+ * inside a 4 KiB leaf page, two to a page (larger values go to overflow
+ * pages, and a lookup would touch one more page). */
+#define DM_STORE_BLOCK_NODE_BYTES 2030
+#define DM_STORE_BLOCK_ENTRIES_MAX 512 /* entries of one block at most (short keys) */
+#define DM_STORE_KEY_MAX 1024          /* bytes of an LMDB key the index composes, at most */
+
+/* Walks one part of the index in key order: a run's blocks (keys
+ * [pid][run id][last key]) or pk_recent's entries ([pid][key] -> seq, read
+ * as one-entry blocks). key points into the map (or a dirty page of the
+ * caller's write txn) and stays valid until the txn writes db or ends. */
+typedef struct {
+    MDB_cursor *cur;
+    uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
+    size_t plen;
+    bool valid;            /* false: past the part's last entry */
+    MDB_val bkey;          /* the current block's LMDB key */
+    const uint8_t *blk;    /* the current block's value */
+    size_t blen, n, i;     /* its size, entries and the current entry */
+    const uint8_t *key;    /* the current entry: key without prefix, and seq */
+    size_t len;
+    uint64_t seq;
+} dm_store__iter_t;
+
+/* Opens it on the entries of db whose keys start with prefix (plen bytes);
+ * not positioned (valid false) until a seek. */
+DM_NODISCARD dm_err dm_store__iter_open(dm_store__iter_t *it, MDB_txn *txn, MDB_dbi db,
+                                        const uint8_t *prefix, size_t plen, dm_buf_t *why);
+void dm_store__iter_close(dm_store__iter_t *it);
+/* Positions it at the first entry whose key is >= start (cut so that the
+ * LMDB key fits max_key: then lower than start). */
+DM_NODISCARD dm_err dm_store__iter_seek(dm_store__iter_t *it, const void *start, size_t len,
+                                        size_t max_key, dm_buf_t *why);
+DM_NODISCARD dm_err dm_store__iter_next(dm_store__iter_t *it, dm_buf_t *why);
+/* *seq gets key's entry; DM_ERR_NOTFOUND (why untouched) if the part has none. */
+DM_NODISCARD dm_err dm_store__iter_find(dm_store__iter_t *it, const void *key, size_t len,
+                                        size_t max_key, uint64_t *seq, dm_buf_t *why);
+
+/* Writes one run's entries, in strictly ascending key order, as blocks. */
+typedef struct {
+    MDB_txn *txn;
+    MDB_dbi db;
+    uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
+    unsigned flags;          /* MDB_APPEND when the run is the last range of db */
+    dm_buf_t ents, val, key; /* the block being filled; scratch */
+    uint16_t off[DM_STORE_BLOCK_ENTRIES_MAX];
+    size_t n;
+    uint64_t written;
+    dm_store__bloom_t bloom; /* bits NULL: none kept */
+} dm_store__writer_t;
+
+DM_NODISCARD dm_err dm_store__writer_init(dm_store__writer_t *w, MDB_txn *txn, MDB_dbi db,
+                                          uint32_t pid, uint32_t id, dm_buf_t *why);
+/* Adds an entry (to the filter too); a full block goes to db first. */
+DM_NODISCARD dm_err dm_store__writer_put(dm_store__writer_t *w, const void *key, size_t len,
+                                         uint64_t seq, dm_buf_t *why);
+/* Writes the block being filled, if any (before anyone reads db's run). */
+DM_NODISCARD dm_err dm_store__writer_flush(dm_store__writer_t *w, dm_buf_t *why);
+void dm_store__writer_free(dm_store__writer_t *w);
+
+/* Deletes the entries of db's part with prefix (a run, or pk_recent's part
+ * of a product) whose keys are below below (NULL: all of them): whole
+ * blocks, and the block holding below is rewritten without its lower
+ * entries. */
+DM_NODISCARD dm_err dm_store__range_delete(MDB_txn *txn, MDB_dbi db, const uint8_t *prefix,
+                                           size_t plen, const void *below, size_t below_len,
+                                           size_t max_key, dm_buf_t *why);
+
 /* Reads pid's run list from meta (none yet: n 0). */
 DM_NODISCARD dm_err dm_store__runs_get(dm_store_t *self, MDB_txn *txn, uint32_t pid,
                                        dm_store__runs_t *runs, dm_buf_t *why);
@@ -245,10 +315,10 @@ DM_NODISCARD dm_err dm_store__index_get(dm_store_t *self, MDB_txn *txn, uint32_t
 typedef struct {
     const dm_store__runs_t *runs;
     size_t oi; /* the output of the merge in progress; runs->n if none */
-    MDB_cursor *cur[DM_STORE_RUNS_MAX];
+    size_t max_key;
+    dm_store__iter_t it[DM_STORE_RUNS_MAX];
     const uint8_t *bloom[DM_STORE_RUNS_MAX];
     size_t bloom_len[DM_STORE_RUNS_MAX];
-    dm_buf_t key;
 } dm_store__probe_t;
 
 DM_NODISCARD dm_err dm_store__probe_open(dm_store__probe_t *p, dm_store_t *self, MDB_txn *txn,

@@ -1,8 +1,9 @@
 /* test_index.c: the primary-key index as sorted runs (storage/index.c):
  * upserts against a model through every kind of merge (pk_recent flushes,
  * merges at once, merges in steps across commits and a reopen), the batch
- * hook's old rows, key-range walks that step over their range only, and
- * kill -9 in the middle of merges. */
+ * hook's old rows, key-range walks that step over their range only, runs
+ * of one LMDB entry per key (stores written before blocks) read and merged,
+ * and kill -9 in the middle of merges. */
 #include <criterion/criterion.h>
 
 #include <limits.h>
@@ -234,6 +235,62 @@ Test(index, a_merge_in_steps_survives_a_reopen)
     s_open();
     s_check_model(); /* half-merged: inputs above the position, output below */
     for (int i = 0; i < 40; i++)
+        s_batch(&rng, 40, ver++);
+    s_check_model();
+}
+
+/* Rewrites every run of the product with one LMDB entry per key ([pid][run
+ * id][key] -> 8-byte seq), as stores written before blocks hold them. */
+static dm_err s_unblock_runs(MDB_txn *txn, void *ctx, dm_buf_t *why)
+{
+    (void)ctx;
+    dm_store__runs_t runs;
+    dm_err err = dm_store__runs_get(s_store, txn, s_pid, &runs, why);
+    for (size_t i = 0; i < runs.n && !err; i++) {
+        MDB_dbi db = dm_store__run_db(s_store, &runs.run[i]);
+        uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
+        dm_store__put_be32(prefix, s_pid);
+        dm_store__put_be32(prefix + DM_STORE_PID_BYTES, runs.run[i].id);
+        uint8_t (*keys)[S_KEY_BYTES] = calloc(S_KEYS, S_KEY_BYTES);
+        uint64_t *seqs = calloc(S_KEYS, sizeof *seqs);
+        size_t n = 0;
+        dm_store__iter_t it;
+        err = dm_store__iter_open(&it, txn, db, prefix, sizeof prefix, why);
+        if (!err)
+            err = dm_store__iter_seek(&it, NULL, 0, s_store->max_key_bytes, why);
+        for (; !err && it.valid && n < S_KEYS; err = dm_store__iter_next(&it, why)) {
+            cr_assert_eq(it.len, S_KEY_BYTES);
+            memcpy(keys[n], it.key, S_KEY_BYTES);
+            seqs[n++] = it.seq;
+        }
+        dm_store__iter_close(&it);
+        if (!err)
+            err = dm_store__range_delete(txn, db, prefix, sizeof prefix, NULL, 0,
+                                         s_store->max_key_bytes, why);
+        for (size_t j = 0; j < n && !err; j++) {
+            uint8_t k[DM_STORE_RUN_PREFIX_BYTES + S_KEY_BYTES], v[DM_STORE_SEQ_BYTES];
+            memcpy(k, prefix, sizeof prefix);
+            memcpy(k + sizeof prefix, keys[j], S_KEY_BYTES);
+            dm_store__put_be64(v, seqs[j]);
+            MDB_val key = {sizeof k, k}, val = {sizeof v, v};
+            err = dm_store__mdb_why("put", mdb_put(txn, db, &key, &val, 0), why);
+        }
+        free(keys);
+        free(seqs);
+    }
+    return err;
+}
+
+Test(index, runs_of_one_entry_per_key_are_read_and_merged_into_blocks)
+{
+    uint64_t rng = 0xD1B54A32D192ED03ull;
+    int ver = 1;
+    while (s_runs().merge_in == 0 && ver < 500) /* a merge in steps half done, too */
+        s_batch(&rng, 40, ver++);
+    cr_assert(s_runs().merge_in > 0, "no merge in steps started");
+    cr_assert_eq(dm_store__write(s_store, "unblock", s_unblock_runs, NULL, NULL), DM_OK);
+    s_check_model(); /* lookups and walks through one-entry "blocks" */
+    for (int i = 0; i < 60; i++) /* merges read them and write blocks */
         s_batch(&rng, 40, ver++);
     s_check_model();
 }

@@ -163,9 +163,13 @@ Test(store_reads, corrupt_index_entry_is_reported_in_why_by_a_reader_walk,
     cr_assert_eq(dm_reader_open(s_store, &r, &why), DM_OK);
     cr_assert_eq(dm_reader_cursor_open(r, &c, &why), DM_OK);
     dm_store_bound_t all = {NULL, 0, true};
-    cr_assert_eq(dm_reader_cursor_range(c, s_pid, &all, &all, true, &why), DM_OK);
-    cr_assert_eq(why.len, 0);
-    cr_assert_eq(dm_reader_cursor_next(c, NULL, NULL, NULL, NULL, NULL, &why), DM_ERR_STORE);
+    /* The walk decodes an entry where it is sought (storage/index_block.c):
+     * the range's start or the first step reports it, with nothing before. */
+    dm_err err = dm_reader_cursor_range(c, s_pid, &all, &all, true, &why);
+    cr_assert(err == DM_ERR_STORE || why.len == 0);
+    if (err == DM_OK)
+        err = dm_reader_cursor_next(c, NULL, NULL, NULL, NULL, NULL, &why);
+    cr_assert_eq(err, DM_ERR_STORE);
     s_assert_line(&why, "is corrupt");
     dm_buf_reset(&why);
     const void *row = NULL;

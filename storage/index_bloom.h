@@ -1,8 +1,8 @@
 /* index_bloom.h: the blocked Bloom filter of the primary-key index
  * (storage/index_bloom.c), for a caller that keeps one in its own memory:
  * node/quality/'s unique checks. One implementation, one hash: a key's
- * bits fall in one 64-byte block (one cache miss), 16 bits per key sized
- * for, about 0.2% false positives at that load.
+ * bits fall in one 64-byte block (one cache miss), 24 bits per key sized
+ * for, about 0.04% false positives at that load (index_bloom.c says why).
  *
  * A filter is len bytes the caller owns (zeroed, from dm_index_bloom_bytes);
  * the functions never allocate and cannot fail. */

@@ -30,7 +30,7 @@
 
 #define S_BLOCK_BYTES 64
 #define S_BLOCK_BITS (S_BLOCK_BYTES * 8)
-#define S_BITS_PER_KEY 24
+#define S_BITS_PER_KEY DM_INDEX_BLOOM_BITS_PER_KEY
 #define S_K 6 /* bits set per key, 9 bits of the hash each */
 
 /* A 64-bit hash of key: 8-byte words multiplied in, then splitmix64's

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define DM_INDEX_BLOOM_BITS_PER_KEY 24 /* a filter's size per key it is sized for */
+
 /* Bytes of a filter sized for n keys: whole blocks, at least one. */
 size_t dm_index_bloom_bytes(uint64_t n);
 /* The key's hash, computed once for a test and a set. */

@@ -279,6 +279,7 @@ dm_err dm_quality__prune(dm_store_txn_t *t, uint32_t pid, const uint64_t *keep, 
         s_ckey(k, DM_QTAG_CHECK, p->drop[i]);
         if (!(err = dm_quality_db_del(t, pid, k, sizeof k, why)))
             err = dm_quality__unique_clear(t, pid, p->drop[i], why);
+        dm_quality__ubloom_forget(t, pid, p->drop[i]); /* the writer's memory of it */
     }
     free(p);
     return err;

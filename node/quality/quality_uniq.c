@@ -404,8 +404,8 @@ static dm_err s_counts(dm_store_txn_t *t, uint32_t pid, uint64_t id, s_pending *
 
 /* Splits v[0..n) (hashes h) by what f knows: a value with a cached
  * count gets it in before; the values the filter may hold go to sub
- * (their indexes in idx); the others are new (count 0) and are added to
- * the filter. Returns how many went to sub. */
+ * (their indexes in idx); the others are new (count 0). Returns how many
+ * went to sub. */
 static size_t s_sift_new(dm_quality__ubloom_t *f, const dm_quality__uval_t *v,
                          const uint64_t *h, size_t n, uint64_t *before,
                          dm_quality__uval_t *sub, size_t *idx)
@@ -417,8 +417,6 @@ static size_t s_sift_new(dm_quality__ubloom_t *f, const dm_quality__uval_t *v,
         if (dm_quality__ubloom_maybe(f, h[i])) {
             idx[m] = i;
             sub[m++] = v[i];
-        } else if (v[i].delta > 0) {
-            dm_quality__ubloom_add(f, h[i]);
         }
     }
     return m;
@@ -456,6 +454,8 @@ static dm_err s_filter(dm_store_txn_t *t, uint32_t pid, uint64_t id, const s_pen
     if (dm_quality__ubloom_ready(f))
         return DM_OK;
     dm_err err = dm_quality__ubloom_build(t, pid, id, f, entries + p->entries + n, seen, why);
+    if (err == DM_ERR_NOMEM && !f->bits)
+        return DM_OK; /* unbuilt: "may hold" for every value, each is looked up */
     for (size_t r = 0; r < p->n && !err; r++)
         for (size_t i = 0; i < p->runs[r].n; i++) {
             const uint8_t *k;
@@ -501,6 +501,11 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     for (size_t i = 0; i < n; i++) {
         uint64_t after = s_plus(before[i], v[i].delta);
         s_moved(st, before[i], after, v[i].text, v[i].tlen);
+        /* Every value that enters the index enters the filter, whatever
+         * told its count before: a cached count of 0 may be of a value a
+         * fold removed and a rebuild left out of the filter. */
+        if (before[i] == 0 && after > 0)
+            dm_quality__ubloom_add(f, h[i]);
         dm_quality__ucounts_put(&f->counts, v[i].key, v[i].klen, h[i], after, before[i] > 0);
     }
     s_run_encode(v, n, &run);

@@ -35,7 +35,6 @@
 #define S_MAX_BYTES (64u << 20)     /* one filter; past it it only thins out */
 #define S_TOTAL_MAX (192u << 20)    /* every filter and count table of the store */
 #define S_KEY_PREFIX 9              /* tag + check id */
-#define S_BITS_PER_VALUE 16         /* dm_index_bloom_bytes's sizing */
 
 /* The store's filters, one per (product, check). */
 typedef struct {
@@ -184,11 +183,16 @@ dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     uint64_t cap = values * 2 > S_MIN_CAPACITY ? values * 2 : S_MIN_CAPACITY;
     size_t len = dm_index_bloom_bytes(cap);
     if (len > S_MAX_BYTES)
-        len = dm_index_bloom_bytes(cap = (uint64_t)S_MAX_BYTES * 8 / S_BITS_PER_VALUE);
+        len = dm_index_bloom_bytes(cap = (uint64_t)S_MAX_BYTES * 8 / DM_INDEX_BLOOM_BITS_PER_KEY);
     s_drop_bits(c, f);
     s_make_room(c, f, len);
-    if (!(f->bits = calloc(1, len)))
+    if (!(f->bits = calloc(1, len))) {
+        /* The filter only saves reads: without it every value is looked up. */
+        dm_log_warn("quality: product %u: no memory for a unique check's filter (%zu KB); its "
+                    "values are looked up in the index", pid, len >> 10);
+        *seen = 0;
         return DM_ERR_NOMEM;
+    }
     f->len = len;
     f->cap = cap;
     c->bytes += len;

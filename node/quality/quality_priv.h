@@ -79,12 +79,24 @@ typedef struct {
                         * stamped with in this state's batch (0: none) */
 } dm_quality__cstate_t;
 
-/* ---- quality_state.c ---- */
-
 /* v big-endian in p[0..8), and back (the byte order of every u64 the
  * quality database holds). */
-void dm_quality__put64(uint8_t *p, uint64_t v);
-uint64_t dm_quality__get64(const uint8_t *p);
+static inline void dm_quality__put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static inline uint64_t dm_quality__get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* ---- quality_state.c ---- */
+
 /* The fingerprint of check k (see above). */
 uint64_t dm_quality__check_id(const dm_check_t *k);
 /* Reads pid's product state (zeroes when absent). */

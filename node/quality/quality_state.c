@@ -12,20 +12,6 @@
 #define S_FNV_OFFSET 14695981039346656037ULL
 #define S_FNV_PRIME 1099511628211ULL
 
-void dm_quality__put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-uint64_t dm_quality__get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static uint64_t s_fnv(uint64_t h, const void *data, size_t n)
 {
     const uint8_t *p = data;

@@ -536,6 +536,7 @@ static dm_err s_open(dm_query_engine_t *e, const char *sql, size_t len,
     } else if ((rc = s_build(q, why))) {
         goto fail;
     }
+    q->ctx->client_fn = false; /* set by the authorizer during the prepare */
     if ((rc = s_prepare(q, sql, len, access, why)))
         goto fail;
     *out = q;
@@ -742,39 +743,58 @@ static void s_rewind(dm_query_t *q, int64_t deadline_ns, dm_buf_t *out, size_t s
         out->data[start] = 0;
 }
 
+/* dm_query_fetch_within's stepping, the query's own deadline in deadline
+ * (ctx's is the budget's end, or the deadline if sooner); puts the
+ * progress handler back to its usual pace. */
+static dm_err s_fetch_within(dm_query_t *q, size_t max_rows, size_t max_bytes, int64_t deadline,
+                             dm_buf_t *out, size_t start, uint32_t *nrows, bool *over,
+                             dm_buf_t *why)
+{
+    for (;;) {
+        int rc = sqlite3_step(q->stmt);
+        if (rc == SQLITE_ROW) {
+            s_encode_row(q->stmt, q->ncols, out);
+            (*nrows)++;
+            if (*nrows < max_rows && (!max_bytes || out->len - start < max_bytes))
+                continue;
+        }
+        /* Before the connection can go back to the pool (s_release). */
+        dm_query__progress_every(q->db, q->ctx, DM_QUERY_PROGRESS_OPS);
+        if (rc == SQLITE_DONE) {
+            s_release(q);
+            return DM_OK;
+        }
+        if (rc != SQLITE_ROW && (!q->ctx->timed_out || atomic_load(&q->ctx->cancel) ||
+                                 dm_clock_mono_ns() > deadline)) {
+            q->ctx->deadline_ns = deadline;
+            return s_step_error(q, rc, why);
+        }
+        /* More than one batch (a cursor's work), or over the budget. */
+        s_rewind(q, deadline, out, start);
+        *nrows = 0;
+        *over = true;
+        return DM_OK;
+    }
+}
+
 dm_err dm_query_fetch_within(dm_query_t *q, size_t max_rows, size_t max_bytes, int64_t budget_ns,
                              dm_buf_t *out, uint32_t *nrows, bool *over, dm_buf_t *why)
 {
     *nrows = 0;
     *over = false;
-    if (q->done || q->learned || s_any_remote(q->ctx->tables, q->ctx->ntables)) {
-        *over = true; /* remote probes wait on the network: never within a budget */
+    /* Remote probes wait on the network; one call of a function (instr,
+     * like, replace over long strings) can run for seconds between two
+     * checks of the deadline; a statement of no product is nobody's read.
+     * None of them is ever taken within a budget. */
+    if (q->done || q->learned || q->ctx->client_fn || q->ctx->ntables == 0 ||
+        s_any_remote(q->ctx->tables, q->ctx->ntables)) {
+        *over = true;
         return DM_OK;
     }
     int64_t deadline = q->ctx->deadline_ns, until = dm_clock_mono_ns() + budget_ns;
     if (until < deadline) /* the progress handler and the tables stop here */
         q->ctx->deadline_ns = until;
     size_t start = out->len;
-    for (;;) {
-        int rc = sqlite3_step(q->stmt);
-        if (rc == SQLITE_DONE) {
-            s_release(q);
-            return DM_OK;
-        }
-        if (rc == SQLITE_ROW) {
-            s_encode_row(q->stmt, q->ncols, out);
-            (*nrows)++;
-            if (*nrows < max_rows && (!max_bytes || out->len - start < max_bytes))
-                continue;
-            /* More than one batch: a cursor's work, not this call's. */
-        } else if (!q->ctx->timed_out || atomic_load(&q->ctx->cancel) ||
-                   dm_clock_mono_ns() > deadline) {
-            q->ctx->deadline_ns = deadline;
-            return s_step_error(q, rc, why);
-        }
-        s_rewind(q, deadline, out, start);
-        *nrows = 0;
-        *over = true;
-        return DM_OK;
-    }
+    dm_query__progress_every(q->db, q->ctx, DM_QUERY_PROGRESS_OPS_LOOP);
+    return s_fetch_within(q, max_rows, max_bytes, deadline, out, start, nrows, over, why);
 }

@@ -237,7 +237,9 @@ DM_NODISCARD dm_err dm_query_fetch(dm_query_t *q, size_t max_rows, size_t max_by
  * appended and the query is done. When it would take longer or return
  * more, or reads other nodes' products, *over is true, nothing is
  * appended and the statement is back at its start, so dm_query_fetch (on
- * any thread) runs it as if this call never happened. Errors (the query's
+ * any thread) runs it as if this call never happened; so too, untried,
+ * for a statement that names no product or calls an SQL function (one
+ * call can run long between two checks of the deadline). Errors (the query's
  * own time limit, cancel, a runtime error) as dm_query_fetch. For the
  * node loop, which may spend a bounded time on a point lookup. */
 DM_NODISCARD dm_err dm_query_fetch_within(dm_query_t *q, size_t max_rows, size_t max_bytes,

@@ -580,7 +580,8 @@ static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
         dm_rpc_caller(payload, &r->caller);
     r->actx.pool = self;
     r->actx.caller = &r->caller;
-    if (!cursor && dm_query_pool__inline(self, r)) { /* answered on the node loop */
+    if (!cursor && dm_query_pool__inline(self, r, zmq_msg_gets(payload, "User-Id"))) {
+        /* answered on the node loop */
         *env = NULL; /* freed with r */
         dm_query_pool__req_free(self, r);
         return DM_OK;

@@ -13,21 +13,29 @@
  * would take longer is handed to a worker opened, its statement back at
  * its start: decided and audited once, run once to its end there.
  *
+ * Which: a query of at least one product, none of another node, with
+ * no SQL function call of the client's (one call of instr, like or replace
+ * over long strings can run for seconds between two checks of the
+ * deadline; a mask view's own functions are the engine's and bounded),
+ * its SQL at most DM_QUERY_INLINE_SQL_MAX bytes; tried only while a
+ * general worker is idle and its client has nothing queued or running
+ * (so the scheduler's caps and fairness stand).
+ *
  * The bound on the loop: a query's open (registry, decision, prepare of at
  * most DM_QUERY_INLINE_SQL_MAX bytes, a pooled or new connection) plus the
- * budget, ~0.3 ms; and at most DM_QUERY_INLINE_SHARE_US of every
- * DM_QUERY_INLINE_WINDOW_MS on such queries (half the loop: one client
- * asking one lookup after another uses ~40%), past which requests go to
- * the workers as before. So the loop's timers run at most ~5.3 ms late
+ * budget, the deadline checked every DM_QUERY_PROGRESS_OPS_LOOP VM
+ * instructions, ~0.3 ms; and a token bucket of DM_QUERY_INLINE_SHARE_US
+ * per DM_QUERY_INLINE_WINDOW_MS (half the loop: one client asking one
+ * lookup after another uses ~40%): what a query overran is paid back by
+ * the windows after it, and while the bucket is empty requests go to the
+ * workers as before. So the loop's timers run late by about a window
  * whatever the clients send, against membership's 200 ms probe timeout
  * and 400 ms interval.
  *
  * What a worker guarantees holds here: the same access decision (audited),
  * masks, row filters and sandbox (the same engine calls); the query's own
  * time limit; the latency record. Cancel on disconnect has nothing to
- * cancel: the answer is sent before the loop reads the next event. The
- * scheduler's per-client caps count queued and running work; an inline
- * query is neither, as a Ping or a Describe answered on the loop. */
+ * cancel: the answer is sent before the loop reads the next event. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,15 +51,34 @@
 #define S_NS_PER_US INT64_C(1000)
 #define S_NS_PER_MS INT64_C(1000000)
 
-/* Whether the loop may spend time on a query now (its share in the
- * current window is not used up). */
+/* Whether the loop may spend time on a query now: a token bucket, each
+ * window that passed paying back one share of what was spent, so a query
+ * that overran (a slow prepare, a page fault storm) is paid for by the
+ * windows after it, not forgotten at the next one. */
 static bool s_share_left(dm_query_pool_t *self, int64_t now_ns)
 {
-    if (now_ns - self->inline_window_ns >= DM_QUERY_INLINE_WINDOW_MS * S_NS_PER_MS) {
-        self->inline_window_ns = now_ns;
-        self->inline_spent_ns = 0;
+    const int64_t window = DM_QUERY_INLINE_WINDOW_MS * S_NS_PER_MS;
+    const int64_t share = DM_QUERY_INLINE_SHARE_US * S_NS_PER_US;
+    int64_t windows = (now_ns - self->inline_window_ns) / window;
+    if (windows > 0) {
+        self->inline_window_ns = windows > 1000 ? now_ns : self->inline_window_ns + windows * window;
+        int64_t paid = windows > 1000 ? self->inline_spent_ns : windows * share;
+        self->inline_spent_ns = self->inline_spent_ns > paid ? self->inline_spent_ns - paid : 0;
     }
-    return self->inline_spent_ns < DM_QUERY_INLINE_SHARE_US * S_NS_PER_US;
+    return self->inline_spent_ns < share;
+}
+
+/* Whether r (of the client of key) may be tried here: a general worker
+ * is idle, so a query over its budget goes to one at once (not to wait in
+ * the queue holding its snapshot, its time limit running), and the
+ * client has nothing queued, opening or running and room for a cursor,
+ * so the scheduler's per-client caps and its fairness stand. */
+static bool s_admissible(dm_query_pool_t *self, const char *key)
+{
+    pthread_mutex_lock(&self->lock);
+    bool yes = self->idle > 0 && dm_query_sched_client_idle(self->sched, key);
+    pthread_mutex_unlock(&self->lock);
+    return yes;
 }
 
 /* Sends a packed reply straight on the ROUTER (the loop's own socket; as
@@ -145,14 +172,14 @@ static bool s_run(dm_query_pool_t *self, dm_query_pool_req_t *r, dm_query_pool_o
     return true;
 }
 
-bool dm_query_pool__inline(dm_query_pool_t *self, dm_query_pool_req_t *r)
+bool dm_query_pool__inline(dm_query_pool_t *self, dm_query_pool_req_t *r, const char *key)
 {
     const Dm__QueryReq *qr = r->env->body_case == DM__ENVELOPE__BODY_QUERY_REQ
                                  ? r->env->query_req
                                  : NULL;
     int64_t start = dm_clock_mono_ns();
     if (!self->router || !qr || (qr->sql && strlen(qr->sql) > DM_QUERY_INLINE_SQL_MAX) ||
-        !s_share_left(self, start))
+        !s_share_left(self, start) || !s_admissible(self, key))
         return false;
     dm_buf_t err = DM_BUF_INIT;
     dm_query_pool_open_t *o = NULL;

@@ -122,7 +122,7 @@ uint64_t dm_query_pool__cursor_id(void);
 /* The node loop's try at a new query (query_pool_inline.c): true when it
  * answered r (r stays the caller's to free); false when r goes to the
  * workers, with r->opened set when the loop opened the query. */
-bool dm_query_pool__inline(dm_query_pool_t *self, dm_query_pool_req_t *r);
+bool dm_query_pool__inline(dm_query_pool_t *self, dm_query_pool_req_t *r, const char *key);
 /* Sends a packed reply (msg is consumed) as [rid][msg] to out. */
 void dm_query_pool__send_msg(void *out, zmq_msg_t *rid, zmq_msg_t *msg);
 /* Packs env into *msg; false (msg empty) when out of memory. */

@@ -69,6 +69,7 @@ typedef struct {
     bool learning, learn_stop;
     size_t learn_keys, learn_max;   /* keys learned in this query; at most */
     uint64_t learn_walk_max;
+    bool client_fn;         /* the client's SQL calls a function (mask views' aside) */
     char denied[160];       /* the first refusal of the authorizer, "" if none */
     char unknown[2 * DM_QUERY_NAME_MAX + 2]; /* a hidden table named by the SQL, "" if none */
     bool denied_weak;       /* denied may give way to a more telling refusal */
@@ -128,6 +129,12 @@ dm_err dm_query__prepare_error(sqlite3 *db, dm_qctx_t *ctx, dm_registry_t *regis
  * offset off of sql, each on a line of its own (the one multi-line error
  * detail: clients print it as it is). */
 void dm_query__caret(const char *sql, size_t len, size_t off, dm_buf_t *why);
+/* The sandbox's progress handler (deadline, cancel, a dry run's end) every
+ * ops VM instructions: DM_QUERY_PROGRESS_OPS, or DM_QUERY_PROGRESS_OPS_LOOP
+ * while the node loop steps a query within a budget. */
+#define DM_QUERY_PROGRESS_OPS 1000
+#define DM_QUERY_PROGRESS_OPS_LOOP 100
+void dm_query__progress_every(sqlite3 *db, dm_qctx_t *ctx, int ops);
 
 /* ---- query_access.c ---- */
 

@@ -21,7 +21,6 @@
 #include "base/text.h"
 #include "query/query_priv.h"
 
-#define S_PROGRESS_OPS 1000 /* VM instructions between deadline checks */
 #define S_CARET_LINE_MAX 160 /* bytes of the SQL line shown under an error */
 #define S_NAME_MAX 128       /* names compared for "did you mean" */
 
@@ -170,6 +169,8 @@ static int s_authorize(void *arg, int action, const char *a1, const char *a2, co
         }
         return SQLITE_DENY;
     case SQLITE_FUNCTION:
+        if (!trigger) /* the client's own call, not a mask view's */
+            ctx->client_fn = true;
         if (!s_function_denied(a2))
             return SQLITE_OK;
         if (ctx->denied[0] == 0)
@@ -229,6 +230,11 @@ static int s_progress(void *arg)
     return ctx->learning && ctx->learn_stop; /* the dry run ends (query_remote_learn.c) */
 }
 
+void dm_query__progress_every(sqlite3 *db, dm_qctx_t *ctx, int ops)
+{
+    sqlite3_progress_handler(db, ops, s_progress, ctx);
+}
+
 dm_err dm_query__lock_down(sqlite3 *db, dm_qctx_t *ctx, size_t max_sql, dm_buf_t *why)
 {
     char *msg = NULL;
@@ -242,7 +248,7 @@ dm_err dm_query__lock_down(sqlite3 *db, dm_qctx_t *ctx, size_t max_sql, dm_buf_t
         return DM_ERR_INVALID;
     }
     sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, max_sql > INT32_MAX ? INT32_MAX : (int)max_sql);
-    sqlite3_progress_handler(db, S_PROGRESS_OPS, s_progress, ctx);
+    dm_query__progress_every(db, ctx, DM_QUERY_PROGRESS_OPS);
     if (sqlite3_set_authorizer(db, s_authorize, ctx) != SQLITE_OK) {
         dm_buf_printf(why, "setting up the SQL sandbox failed: the authorizer: %s",
                       sqlite3_errmsg(db));

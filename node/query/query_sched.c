@@ -170,6 +170,16 @@ static s_client *s_client_get(dm_query_sched_t *self, const char *key)
     return c;
 }
 
+bool dm_query_sched_client_idle(const dm_query_sched_t *self, const char *key)
+{
+    key = key ? key : "";
+    for (const s_client *c = self->clients; c; c = c->next)
+        if (strncmp(c->key, key, DM_QUERY_SCHED_KEY_MAX) == 0)
+            return c->queued == 0 && c->running == 0 && c->opening == 0 &&
+                   c->cursors < self->l.key_cursors;
+    return true;
+}
+
 /* Frees c once it holds nothing. */
 static void s_client_put(dm_query_sched_t *self, s_client *c)
 {

@@ -106,6 +106,9 @@ const dm_query_sched_limits_t *dm_query_sched_limits(const dm_query_sched_t *sel
  * do); DM_ERR_NOTFOUND for a pull of a cursor this owner does not hold;
  * DM_ERR_NOMEM. why (base/err.h) may be NULL. On error the request is not
  * kept. */
+/* Whether the client of key has no request queued, opening or running
+ * and may open one more cursor. */
+bool dm_query_sched_client_idle(const dm_query_sched_t *self, const char *key);
 DM_NODISCARD dm_err dm_query_sched_submit(dm_query_sched_t *self, const dm_query_sched_req_t *req,
                                           int64_t now, dm_buf_t *why);
 /* The owner closes a cursor: an idle one is removed (CLOSE action), a busy

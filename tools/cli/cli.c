@@ -3,6 +3,7 @@
  * terminal-safe text, hex) for the client tools. */
 #include "cli/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -121,7 +122,7 @@ int dm_cli_uint_opt(const dm_cli_args_t *a, const char *name, const char *what, 
     char *end = NULL;
     errno = 0;
     unsigned long long n = strtoull(v, &end, 10);
-    if (end == v || *end || errno || v[0] == '-' || v[0] == '+' || n < lo || n > hi) {
+    if (!isdigit((unsigned char)v[0]) || *end || errno || n < lo || n > hi) {
         if (hi == UINT64_MAX)
             fprintf(stderr, "%s: invalid --%s '%s': expected %s, %" PRIu64 " or more\n",
                     a->program, name, v, what, lo);

@@ -18,6 +18,7 @@
 #include "transport/grant.h"
 
 #define MB_LOOKUP_DEFAULT_COUNT 10000
+#define MB_LOOKUP_COUNT_MAX 10000000 /* lookups of one run: their keys and times are held */
 #define MB_LOOKUP_WARMUP 200
 #define MB_LOOKUP_KEY_MAX 128
 
@@ -140,17 +141,14 @@ int dm_meshbench_lookup(int argc, char **argv)
                 "another node's product (the node relays; the signing is timed too).\n");
         return dm_cli_get(&a, "help") ? MB_EXIT_OK : MB_EXIT_USAGE;
     }
-    size_t count = MB_LOOKUP_DEFAULT_COUNT;
-    if (dm_cli_get(&a, "count"))
-        count = strtoul(dm_cli_get(&a, "count"), NULL, 10);
+    uint64_t count;
+    if (dm_cli_uint_opt(&a, "count", "a number of lookups", 1, MB_LOOKUP_COUNT_MAX,
+                        MB_LOOKUP_DEFAULT_COUNT, &count) != 0)
+        return MB_EXIT_USAGE;
     const char *table = dm_cli_get(&a, "table") ? dm_cli_get(&a, "table") : "commerce.orders";
     if (dm_cli_get(&a, "ping"))
         table = NULL;
     const char *key = dm_cli_get(&a, "key") ? dm_cli_get(&a, "key") : "orderId";
-    if (count == 0) {
-        fprintf(stderr, "meshbench lookup: --count must be a positive number\n");
-        return MB_EXIT_USAGE;
-    }
     char (*keys)[MB_LOOKUP_KEY_MAX] = calloc(count, sizeof *keys);
     int64_t *lat = calloc(count, sizeof *lat);
     int status = MB_EXIT_IO;

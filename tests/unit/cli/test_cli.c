@@ -77,6 +77,7 @@ Test(cli, uint_opt_takes_whole_numbers_in_range_and_names_the_bad_ones, .init = 
     cr_assert_eq(s_uint("+1", 0, 10, &v), -1);
     cr_assert_eq(s_uint("3x", 0, 10, &v), -1);
     cr_assert_eq(s_uint("", 0, 10, &v), -1);
+    cr_assert_eq(s_uint(" -1", 0, UINT64_MAX, &v), -1);
     cr_assert_eq(s_uint("99999999999999999999999", 0, UINT64_MAX, &v), -1);
     fflush(stderr);
     cr_assert_stderr_eq_str("t: invalid --n '0': expected a count from 1 to 10\n"
@@ -85,5 +86,6 @@ Test(cli, uint_opt_takes_whole_numbers_in_range_and_names_the_bad_ones, .init = 
                             "t: invalid --n '+1': expected a count from 0 to 10\n"
                             "t: invalid --n '3x': expected a count from 0 to 10\n"
                             "t: invalid --n '': expected a count from 0 to 10\n"
+                            "t: invalid --n ' -1': expected a count, 0 or more\n"
                             "t: invalid --n '99999999999999999999999': expected a count, 0 or more\n");
 }

@@ -238,6 +238,7 @@ dm_err dm_store__probe_open(dm_store__probe_t *p, dm_store_t *self, MDB_txn *txn
     p->runs = runs;
     p->oi = s_merging(runs);
     p->max_key = self->max_key_bytes;
+    p->pkf = runs->n ? dm_store__pkf_get(self, txn, runs) : NULL;
     for (size_t i = 0; i < runs->n; i++) {
         uint8_t prefix[DM_STORE_RUN_PREFIX_BYTES];
         s_run_prefix(prefix, runs->pid, runs->run[i].id);
@@ -259,6 +260,8 @@ dm_err dm_store__probe_find(dm_store__probe_t *p, const void *key, size_t len, u
 {
     const uint8_t *block[DM_STORE_RUNS_MAX];
     uint64_t h = dm_store__bloom_hash(key, len);
+    if (!dm_store__pkf_maybe(p->pkf, h)) /* new to the product: one test, not one a run */
+        return DM_ERR_NOTFOUND;
     for (size_t i = 0; i < p->runs->n; i++) /* every block in flight before the first test */
         block[i] = dm_store__bloom_block(p->bloom[i], p->bloom_len[i], h);
     for (size_t i = p->runs->n; i-- > 0;) {

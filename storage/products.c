@@ -422,6 +422,7 @@ static dm_err s_delete_txn(MDB_txn *txn, void *arg, dm_buf_t *why)
         (err = s_attach_counters(self, txn, &c->removed, why)))
         return err;
     uint32_t pid = c->removed.id;
+    dm_store__pkf_drop(self, pid); /* built again if this txn aborts */
     MDB_dbi dbs[] = {self->rows, self->pk, self->pk_recent, self->pk_big,
                      self->pk_bloom, self->quarantine, self->quality};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)

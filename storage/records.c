@@ -272,6 +272,7 @@ static dm_err s_write_index(MDB_txn *txn, s_batch_ctx *c, uint64_t first_seq, ui
         if (old == 0 && (err = s_find_old(cur, &probe, c, &key, as_run, &old)))
             break;
         if (old == 0) {
+            dm_store__pkf_add(probe.pkf, win->key, win->len);
             (*fresh)++;
             c->result.inserted++;
             c->result.updated += replaced_in_batch;

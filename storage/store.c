@@ -470,6 +470,11 @@ void dm_store_destroy(dm_store_t **self_p)
     dm_store_t *self = *self_p;
     if (self->quality_cache_free)
         self->quality_cache_free(self->quality_cache);
+    for (size_t i = 0; i < self->npkf; i++) { /* index_pkf.c's filters */
+        free(self->pkf[i]->bits);
+        free(self->pkf[i]);
+    }
+    free(self->pkf);
     if (self->env)
         mdb_env_close(self->env);
     pthread_cond_destroy(&self->gate_cv);

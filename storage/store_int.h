@@ -69,6 +69,9 @@ struct dm_store {
     /* DM_STORE_SYNC_MERGE_MAX and DM_STORE_MERGE_STEP_MIN, here so that
      * tests can make merges in steps happen with a few rows. */
     uint64_t sync_merge_max, merge_step_min;
+    /* storage/index_pkf.c's filters, one per product (the writer's). */
+    struct dm_store__pkf **pkf;
+    size_t npkf, pkf_bytes;
     /* storage/quality_db.h's writer cache and its destructor (NULL: none). */
     void *quality_cache;
     void (*quality_cache_free)(void *cache);
@@ -310,10 +313,29 @@ DM_NODISCARD dm_err dm_store__index_get(dm_store_t *self, MDB_txn *txn, uint32_t
                                         const void *key, size_t len, uint64_t *seq,
                                         dm_buf_t *why);
 
+/* storage/index_pkf.c: a product's filter over every key of its index, in
+ * the writer's memory (only inside a write transaction). */
+typedef struct dm_store__pkf {
+    uint32_t pid;
+    uint8_t *bits; /* NULL: none (not built, or it did not fit) */
+    size_t len;
+    uint64_t keys, cap, added; /* keys at the build, sized for, added since */
+} dm_store__pkf_t;
+
+/* runs' product's filter, built first when it has none or is full; NULL:
+ * none (no room, or the build failed: the runs' filters answer). */
+dm_store__pkf_t *dm_store__pkf_get(dm_store_t *self, MDB_txn *txn, const dm_store__runs_t *runs);
+/* Adds a key (without pid) the index now holds; f may be NULL. */
+void dm_store__pkf_add(dm_store__pkf_t *f, const void *key, size_t len);
+/* false when no key of hash h (dm_store__bloom_hash) is in f's product. */
+bool dm_store__pkf_maybe(const dm_store__pkf_t *f, uint64_t h);
+void dm_store__pkf_drop(dm_store_t *self, uint32_t pid);
+
 /* Looks keys up in a product's runs, newest first, with one cursor per run;
  * cheapest when the keys come in ascending order. Reads only. */
 typedef struct {
     const dm_store__runs_t *runs;
+    dm_store__pkf_t *pkf; /* the product's filter, NULL: none */
     size_t oi; /* the output of the merge in progress; runs->n if none */
     size_t max_key;
     dm_store__iter_t it[DM_STORE_RUNS_MAX];

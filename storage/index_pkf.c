@@ -33,6 +33,7 @@
 #define S_BYTES_MAX ((size_t)256 << 20)
 #define S_BITS_PER_KEY 16
 #define S_BLOCK_BYTES 64
+#define S_WALK_AHEAD 32 /* keys hashed before their bits are set (build) */
 
 static dm_store__pkf_t *s_find(dm_store_t *self, uint32_t pid)
 {
@@ -51,16 +52,31 @@ static void s_clear(dm_store_t *self, dm_store__pkf_t *f)
     f->cap = f->added = f->keys = 0;
 }
 
-/* Adds every key of db's part with prefix to f. */
+/* Adds every key of db's part with prefix to f: hashes S_WALK_AHEAD keys
+ * and prefetches their blocks before setting them, so the cache misses of
+ * a filter far larger than the cache overlap. */
 static dm_err s_walk(dm_store_t *self, MDB_txn *txn, MDB_dbi db, const uint8_t *prefix,
                      size_t plen, dm_store__pkf_t *f, dm_buf_t *why)
 {
+    uint64_t h[S_WALK_AHEAD];
+    size_t n = 0;
     dm_store__iter_t it;
     dm_err err = dm_store__iter_open(&it, txn, db, prefix, plen, why);
     if (!err)
         err = dm_store__iter_seek(&it, NULL, 0, self->max_key_bytes, why);
-    for (; !err && it.valid; err = dm_store__iter_next(&it, why))
-        dm_store__pkf_add(f, it.key, it.len);
+    for (; !err; err = dm_store__iter_next(&it, why)) {
+        if (it.valid) {
+            h[n] = dm_store__bloom_hash(it.key, it.len);
+            (void)dm_store__bloom_block(f->bits, f->len, h[n++]); /* prefetches */
+        }
+        if (n == S_WALK_AHEAD || (!it.valid && n)) {
+            for (size_t i = 0; i < n; i++)
+                dm_index_bloom_set(f->bits, f->len, h[i]);
+            n = 0;
+        }
+        if (!it.valid)
+            break;
+    }
     dm_store__iter_close(&it);
     return err;
 }

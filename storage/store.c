@@ -447,6 +447,7 @@ dm_err dm_store_open(const char *dir, const dm_store_opts_t *opts, dm_store_t **
     }
     if (dead > 0)
         dm_log_warn("store: %s: cleared %d reader slot(s) left by dead processes", dir, dead);
+    dm_store__pkf_load(self); /* before anything writes: its transaction id must match */
     s_open_ctx oc = {self, dir, why};
     err = dm_store__write(self, "open the databases", s_init_dbs, &oc, why);
     if (err)
@@ -470,6 +471,8 @@ void dm_store_destroy(dm_store_t **self_p)
     dm_store_t *self = *self_p;
     if (self->quality_cache_free)
         self->quality_cache_free(self->quality_cache);
+    if (self->env && !atomic_load(&self->failed))
+        dm_store__pkf_save(self);
     for (size_t i = 0; i < self->npkf; i++) { /* index_pkf.c's filters */
         free(self->pkf[i]->bits);
         free(self->pkf[i]);

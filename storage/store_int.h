@@ -330,6 +330,10 @@ void dm_store__pkf_add(dm_store__pkf_t *f, const void *key, size_t len);
 /* false when no key of hash h (dm_store__bloom_hash) is in f's product. */
 bool dm_store__pkf_maybe(const dm_store__pkf_t *f, uint64_t h);
 void dm_store__pkf_drop(dm_store_t *self, uint32_t pid);
+/* storage/index_pkf_file.c: the filters written when the store closes,
+ * read back at its next open if nothing wrote to it in between. */
+void dm_store__pkf_save(dm_store_t *self);
+void dm_store__pkf_load(dm_store_t *self);
 
 /* Looks keys up in a product's runs, newest first, with one cursor per run;
  * cheapest when the keys come in ascending order. Reads only. */

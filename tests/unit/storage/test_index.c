@@ -244,7 +244,8 @@ Test(index, a_merge_in_steps_survives_a_reopen)
 /* The writer's product filter (index_pkf.c) answers "new" for a key
  * before any run's filter: it must hold every key the index holds, those
  * of the runs and of pk_recent when it is built after a reopen, and each
- * new key a batch writes after. (A key it missed would be stored twice:
+ * new key a batch writes after; the file a close writes is read back only
+ * by the next open of an unchanged store (index_pkf_file.c). (A key it missed would be stored twice:
  * s_batch's counts and hook catch that too.) */
 Test(index, the_product_filter_holds_every_stored_key_across_a_reopen)
 {
@@ -255,8 +256,24 @@ Test(index, the_product_filter_holds_every_stored_key_across_a_reopen)
     s_open();
     for (; ver <= 30; ver++)
         s_batch(&rng, 1 + s_rand(&rng) % 60, ver);
+    dm_store_destroy(&s_store); /* writes pkf.bin */
+    char file[PATH_MAX + 16], stale[PATH_MAX + 16];
+    snprintf(file, sizeof file, "%s/pkf.bin", s_dir);
+    snprintf(stale, sizeof stale, "%s/stale.bin", s_dir);
+    cr_assert_eq(rename(file, stale), 0, "no filter file was written at the close");
+    s_open(); /* no file: the first batch walks the keys */
+    for (int i = 0; i < 10; i++, ver++)
+        s_batch(&rng, 1 + s_rand(&rng) % 60, ver);
     dm_store_destroy(&s_store);
+    cr_assert_eq(rename(stale, file), 0); /* a file from before those batches */
     s_open();
+    cr_assert_eq(s_store->npkf, 0, "a file older than the store was read");
+    for (int i = 0; i < 10; i++, ver++)
+        s_batch(&rng, 1 + s_rand(&rng) % 60, ver);
+    dm_store_destroy(&s_store);
+    s_open(); /* the file of the last close: read back */
+    cr_assert_eq(s_store->npkf, 1, "the filter written at the close was not read back");
+    cr_assert_neq(access(file, F_OK), 0, "the file outlived its open");
     for (int i = 0; i < 10; i++, ver++)
         s_batch(&rng, 1 + s_rand(&rng) % 60, ver);
     cr_assert_eq(s_store->npkf, 1, "no product filter was built");

@@ -197,11 +197,8 @@ static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_que
     }
     if (packed)
         dm_query_pool__reply(self, &r->rid, &msg);
-    if (rc == DM_OK && self->latency) { /* an opened query: its products answered */
-        int64_t us = (dm_clock_mono_ns() - r->arrived_ns) / 1000;
-        for (size_t i = 0; i < r->actx.nread; i++)
-            self->latency(self->latency_ctx, r->actx.read[i][0], r->actx.read[i][1], us);
-    }
+    if (rc == DM_OK) /* an opened query: its products answered */
+        dm_query_pool__latency(self, r);
     s_finish(w, ended, o, acts);
     dm_buf_free(&err);
 }

@@ -161,11 +161,7 @@ static bool s_run(dm_query_pool_t *self, dm_query_pool_req_t *r, dm_query_pool_o
                                           nrows, true, &msg, &ended);
     if (packed)
         s_send(self, &r->rid, &msg);
-    if (self->latency) { /* an opened query: its products answered */
-        int64_t us = (dm_clock_mono_ns() - r->arrived_ns) / 1000;
-        for (size_t i = 0; i < r->actx.nread; i++)
-            self->latency(self->latency_ctx, r->actx.read[i][0], r->actx.read[i][1], us);
-    }
+    dm_query_pool__latency(self, r); /* an opened query: its products answered */
     dm_query_pool__open_close(self, o);
     dm_buf_free(&rows);
     dm_buf_free(&err);

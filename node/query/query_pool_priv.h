@@ -125,6 +125,8 @@ uint64_t dm_query_pool__cursor_id(void);
 bool dm_query_pool__inline(dm_query_pool_t *self, dm_query_pool_req_t *r, const char *key);
 /* Sends a packed reply (msg is consumed) as [rid][msg] to out. */
 void dm_query_pool__send_msg(void *out, zmq_msg_t *rid, zmq_msg_t *msg);
+/* Records r's latency for each product it read (the pool's latency hook). */
+void dm_query_pool__latency(dm_query_pool_t *self, const dm_query_pool_req_t *r);
 /* Packs env into *msg; false (msg empty) when out of memory. */
 bool dm_query_pool__pack(const Dm__Envelope *env, zmq_msg_t *msg);
 /* Packs an Error reply; false when out of memory. */

@@ -123,6 +123,15 @@ uint64_t dm_query_pool__cursor_id(void)
 }
 
 /* Sends a packed reply (msg is consumed). */
+void dm_query_pool__latency(dm_query_pool_t *self, const dm_query_pool_req_t *r)
+{
+    if (!self->latency)
+        return;
+    int64_t us = (dm_clock_mono_ns() - r->arrived_ns) / 1000;
+    for (size_t i = 0; i < r->actx.nread; i++)
+        self->latency(self->latency_ctx, r->actx.read[i][0], r->actx.read[i][1], us);
+}
+
 void dm_query_pool__send_msg(void *out, zmq_msg_t *rid, zmq_msg_t *msg)
 {
     zmq_msg_t r;

@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_MIN_KEYS ((uint64_t)1 << 20)
+#define S_MIN_KEYS ((uint64_t)1 << 16) /* a small product: a 128 KB filter */
 #define S_BYTES_MAX ((size_t)256 << 20)
 #define S_BITS_PER_KEY 16
 #define S_BLOCK_BYTES 64

@@ -18,6 +18,7 @@
  * as a run first deletes its keys from pk_recent, and a merge takes the
  * newest runs only (adjacent in age), so "first found wins" holds for every
  * reader. The run list lives in meta ('r' pid). */
+#include "storage/index_bloom.h"
 #include "storage/store_int.h"
 
 #include <stdlib.h>
@@ -133,12 +134,6 @@ static size_t s_merging(const dm_store__runs_t *runs)
 }
 
 /* Orders two keys as LMDB orders them (memcmp, then the shorter first). */
-static int s_key_cmp(const void *key, size_t len, const uint8_t *pos, size_t pos_len)
-{
-    int c = memcmp(key, pos, len < pos_len ? len : pos_len);
-    return c != 0 ? c : len < pos_len ? -1 : len > pos_len;
-}
-
 /* What the merge in progress alone says of run i holding key: its output
  * (run oi) holds only keys below the position, which its inputs (the
  * merge_in runs under oi) no longer hold. S_SKIP: it cannot; S_INPUTS:
@@ -153,7 +148,7 @@ static int s_merge_says(const dm_store__runs_t *runs, size_t oi, size_t i, const
 {
     if (!runs->merge_in || oi >= runs->n || i > oi || i + runs->merge_in < oi)
         return S_FILTER;
-    bool below = runs->pos_len > 0 && s_key_cmp(key, len, runs->pos, runs->pos_len) < 0;
+    bool below = runs->pos_len > 0 && dm_store__key_cmp(key, len, runs->pos, runs->pos_len) < 0;
     if (i == oi)
         return below ? S_INPUTS : S_SKIP;
     return below ? S_SKIP : S_FILTER;
@@ -259,7 +254,7 @@ dm_err dm_store__probe_find(dm_store__probe_t *p, const void *key, size_t len, u
                             dm_buf_t *why)
 {
     const uint8_t *block[DM_STORE_RUNS_MAX];
-    uint64_t h = dm_store__bloom_hash(key, len);
+    uint64_t h = dm_index_bloom_hash(key, len);
     if (!dm_store__pkf_maybe(p->pkf, h)) /* new to the product: one test, not one a run */
         return DM_ERR_NOTFOUND;
     for (size_t i = 0; i < p->runs->n; i++) /* every block in flight before the first test */
@@ -341,7 +336,7 @@ typedef struct {
 
 static int s_src_cmp(const s_src *a, const s_src *b)
 {
-    return s_key_cmp(a->it.key, a->it.len, b->it.key, b->it.len);
+    return dm_store__key_cmp(a->it.key, a->it.len, b->it.key, b->it.len);
 }
 
 /* Appends the next merged entry of src[0..k) (src[0] the newest: it wins
@@ -554,7 +549,7 @@ static dm_err s_merge_step(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *run
     if (!err && !done) { /* the least next key: every input is merged below it */
         const dm_buf_t *least = NULL;
         for (size_t i = 0; i < k; i++)
-            if (src[i].valid && (!least || s_key_cmp(src[i].pos.data, src[i].pos.len,
+            if (src[i].valid && (!least || dm_store__key_cmp(src[i].pos.data, src[i].pos.len,
                                                      (const uint8_t *)least->data, least->len) < 0))
                 least = &src[i].pos;
         runs->pos_len = least->len;

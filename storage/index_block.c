@@ -43,13 +43,6 @@ static void s_put_be16(uint8_t *p, size_t v)
     p[1] = (uint8_t)v;
 }
 
-static int s_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb)
-{
-    size_t n = la < lb ? la : lb;
-    int c = n ? memcmp(a, b, n) : 0; /* b is NULL for an empty start */
-    return c != 0 ? c : la < lb ? -1 : la > lb;
-}
-
 static dm_err s_corrupt(const dm_store__iter_t *it, dm_buf_t *why)
 {
     dm_buf_why(why, "store: an index block of product %u is corrupt (%zu bytes)",
@@ -141,7 +134,7 @@ dm_err dm_store__iter_seek(dm_store__iter_t *it, const void *start, size_t len, 
     while (lo < hi && !err) {
         size_t mid = lo + (hi - lo) / 2;
         if (!(err = s_entry(it, mid, why))) {
-            if (s_cmp(it->key, it->len, start, len) < 0)
+            if (dm_store__key_cmp(it->key, it->len, start, len) < 0)
                 lo = mid + 1;
             else
                 hi = mid;

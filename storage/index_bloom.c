@@ -105,8 +105,6 @@ void dm_index_bloom_set(uint8_t *bits, size_t len, uint64_t h)
         s_set(bits + s_block(h, len / S_BLOCK_BYTES) * S_BLOCK_BYTES, h);
 }
 
-uint64_t dm_store__bloom_hash(const void *key, size_t len) { return s_hash(key, len); }
-
 const uint8_t *dm_store__bloom_block(const uint8_t *bits, size_t len, uint64_t h)
 {
     if (!bits || len < S_BLOCK_BYTES)

@@ -18,7 +18,7 @@
  * (at least S_MIN_KEYS), and built again once it holds three times them
  * (then ~11 bits a key, under 1% false positives): a build walks the
  * product's keys once per two keys added since, about 0.1 us a key added.
- * Memory: S_BYTES_MAX for every product of a store (40 MB at 10M keys);
+ * Memory: DM_STORE_PKF_BYTES_MAX for every product of a store (40 MB at 10M keys);
  * a product whose filter does not fit has none, and its runs' filters
  * answer as before.
  * It is touched only inside the store's write transaction (one writer at
@@ -30,7 +30,6 @@
 #include <string.h>
 
 #define S_MIN_KEYS ((uint64_t)1 << 16) /* a small product: a 128 KB filter */
-#define S_BYTES_MAX ((size_t)256 << 20)
 #define S_BITS_PER_KEY 16
 #define S_BLOCK_BYTES 64
 #define S_WALK_AHEAD 32 /* keys hashed before their bits are set (build) */
@@ -66,7 +65,7 @@ static dm_err s_walk(dm_store_t *self, MDB_txn *txn, MDB_dbi db, const uint8_t *
         err = dm_store__iter_seek(&it, NULL, 0, self->max_key_bytes, why);
     for (; !err; err = dm_store__iter_next(&it, why)) {
         if (it.valid) {
-            h[n] = dm_store__bloom_hash(it.key, it.len);
+            h[n] = dm_index_bloom_hash(it.key, it.len);
             (void)dm_store__bloom_block(f->bits, f->len, h[n++]); /* prefetches */
         }
         if (n == S_WALK_AHEAD || (!it.valid && n)) {
@@ -94,7 +93,7 @@ static bool s_build(dm_store_t *self, MDB_txn *txn, const dm_store__runs_t *runs
     size_t len = (size_t)blocks * S_BLOCK_BYTES;
     s_clear(self, f);
     f->keys = keys;
-    if (self->pkf_bytes + len > S_BYTES_MAX || !(f->bits = calloc(1, len)))
+    if (self->pkf_bytes + len > DM_STORE_PKF_BYTES_MAX || !(f->bits = calloc(1, len)))
         return false;
     f->len = len;
     f->cap = cap;
@@ -137,7 +136,7 @@ void dm_store__pkf_add(dm_store__pkf_t *f, const void *key, size_t len)
 {
     if (!f || !f->bits)
         return;
-    dm_index_bloom_set(f->bits, f->len, dm_store__bloom_hash(key, len));
+    dm_index_bloom_set(f->bits, f->len, dm_index_bloom_hash(key, len));
     f->added++;
 }
 

@@ -18,7 +18,6 @@
 #define S_NAME "/pkf.bin"
 #define S_BLOCK_BYTES 64
 #define S_FILTERS_MAX 65536
-#define S_BYTES_MAX ((uint64_t)256 << 20) /* index_pkf.c's bound */
 
 typedef struct {
     uint64_t pid, keys, cap, added, len;
@@ -70,7 +69,7 @@ static bool s_read_one(dm_store_t *self, FILE *f, uint64_t *bytes)
 {
     s_head h;
     if (fread(&h, sizeof h, 1, f) != 1 || h.pid > UINT32_MAX || h.len < S_BLOCK_BYTES ||
-        h.len % S_BLOCK_BYTES || h.len > S_BYTES_MAX - *bytes)
+        h.len % S_BLOCK_BYTES || h.len > DM_STORE_PKF_BYTES_MAX - *bytes)
         return false;
     dm_store__pkf_t *p = calloc(1, sizeof *p);
     dm_store__pkf_t **grown = p ? realloc(self->pkf, (self->npkf + 1) * sizeof *grown) : NULL;
@@ -107,14 +106,18 @@ void dm_store__pkf_load(dm_store_t *self)
         ok = s_read_one(self, f, &bytes);
     fclose(f);
     unlink(path); /* valid for this open only */
-    if (!ok) { /* all or nothing */
-        for (size_t i = 0; i < self->npkf; i++) {
-            free(self->pkf[i]->bits);
-            free(self->pkf[i]);
-        }
-        free(self->pkf);
-        self->pkf = NULL;
-        self->npkf = 0;
-        self->pkf_bytes = 0;
+    if (!ok) /* all or nothing */
+        dm_store__pkf_free_all(self);
+}
+
+void dm_store__pkf_free_all(dm_store_t *self)
+{
+    for (size_t i = 0; i < self->npkf; i++) {
+        free(self->pkf[i]->bits);
+        free(self->pkf[i]);
     }
+    free(self->pkf);
+    self->pkf = NULL;
+    self->npkf = 0;
+    self->pkf_bytes = 0;
 }

@@ -473,11 +473,7 @@ void dm_store_destroy(dm_store_t **self_p)
         self->quality_cache_free(self->quality_cache);
     if (self->env && !atomic_load(&self->failed))
         dm_store__pkf_save(self);
-    for (size_t i = 0; i < self->npkf; i++) { /* index_pkf.c's filters */
-        free(self->pkf[i]->bits);
-        free(self->pkf[i]);
-    }
-    free(self->pkf);
+    dm_store__pkf_free_all(self);
     if (self->env)
         mdb_env_close(self->env);
     pthread_cond_destroy(&self->gate_cv);

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <lmdb.h>
 
@@ -103,6 +104,15 @@ static inline void dm_store__put_be64(uint8_t *p, uint64_t v)
 {
     dm_store__put_be32(p, (uint32_t)(v >> 32));
     dm_store__put_be32(p + 4, (uint32_t)v);
+}
+
+/* The index's key order, LMDB's default: bytes compared, then the shorter
+ * first. a or b may be NULL when its length is 0. */
+static inline int dm_store__key_cmp(const void *a, size_t la, const void *b, size_t lb)
+{
+    size_t n = la < lb ? la : lb;
+    int c = n ? memcmp(a, b, n) : 0;
+    return c != 0 ? c : la < lb ? -1 : la > lb;
 }
 
 static inline uint32_t dm_store__get_be32(const uint8_t *p)
@@ -227,7 +237,6 @@ bool dm_store__bloom_maybe(const uint8_t *bits, size_t len, const void *key, siz
 /* The same in parts, so that a lookup through many runs hashes once and
  * fetches every run's block before testing any (the misses overlap):
  * block is NULL for a run without a filter, and then the test says maybe. */
-uint64_t dm_store__bloom_hash(const void *key, size_t len);
 const uint8_t *dm_store__bloom_block(const uint8_t *bits, size_t len, uint64_t h);
 bool dm_store__bloom_test(const uint8_t *block, uint64_t h);
 DM_NODISCARD dm_err dm_store__bloom_delete(dm_store_t *self, MDB_txn *txn, uint32_t pid,
@@ -327,13 +336,16 @@ typedef struct dm_store__pkf {
 dm_store__pkf_t *dm_store__pkf_get(dm_store_t *self, MDB_txn *txn, const dm_store__runs_t *runs);
 /* Adds a key (without pid) the index now holds; f may be NULL. */
 void dm_store__pkf_add(dm_store__pkf_t *f, const void *key, size_t len);
-/* false when no key of hash h (dm_store__bloom_hash) is in f's product. */
+/* false when no key of hash h (dm_index_bloom_hash) is in f's product. */
 bool dm_store__pkf_maybe(const dm_store__pkf_t *f, uint64_t h);
 void dm_store__pkf_drop(dm_store_t *self, uint32_t pid);
+#define DM_STORE_PKF_BYTES_MAX ((size_t)256 << 20) /* every product filter of a store */
 /* storage/index_pkf_file.c: the filters written when the store closes,
- * read back at its next open if nothing wrote to it in between. */
+ * read back at its next open if nothing wrote to it in between; and all
+ * of them freed. */
 void dm_store__pkf_save(dm_store_t *self);
 void dm_store__pkf_load(dm_store_t *self);
+void dm_store__pkf_free_all(dm_store_t *self);
 
 /* Looks keys up in a product's runs, newest first, with one cursor per run;
  * cheapest when the keys come in ascending order. Reads only. */

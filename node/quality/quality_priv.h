@@ -56,6 +56,7 @@
 #define DM_QTAG_BLOOM 'F'
 #define DM_QTAG_MEASURE 'M'
 #define DM_QTAG_HISTORY 'H'
+#define DM_QUALITY_KEY_PREFIX 9 /* a tag and a check id (u64): the keys of one check */
 
 /* A product's quality state. */
 typedef struct {

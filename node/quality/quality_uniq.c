@@ -29,7 +29,6 @@
 #define S_RUNS_MAX 64                   /* runs searched per batch at most */
 #define S_RUN_HEAD 4                    /* u32 n, then u32 offsets, then entries */
 #define S_ENTRY_FIXED 10                /* u16 klen + i64 delta around the key */
-#define S_KEY_PREFIX 9                  /* tag + check id */
 #define S_SEQ_KEY 17                    /* 'D' id seq */
 
 static uint32_t s_get32(const uint8_t *p)
@@ -45,7 +44,7 @@ static void s_put32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static void s_prefix(uint8_t k[S_KEY_PREFIX], uint8_t tag, uint64_t id)
+static void s_prefix(uint8_t k[DM_QUALITY_KEY_PREFIX], uint8_t tag, uint64_t id)
 {
     k[0] = tag;
     dm_quality__put64(k + 1, id);
@@ -159,7 +158,7 @@ static int s_take_run(void *ctx, const void *key, size_t klen, const void *val, 
     p->runs[p->n++] = (s_run){val, vlen, n, 0};
     p->entries += n;
     p->bytes += vlen;
-    p->next_seq = dm_quality__get64((const uint8_t *)key + S_KEY_PREFIX) + 1;
+    p->next_seq = dm_quality__get64((const uint8_t *)key + DM_QUALITY_KEY_PREFIX) + 1;
     return 0;
 }
 
@@ -167,7 +166,7 @@ static int s_take_run(void *ctx, const void *key, size_t klen, const void *val, 
 static dm_err s_pending_read(dm_store_txn_t *t, uint32_t pid, uint64_t id, s_pending *p,
                              dm_buf_t *why)
 {
-    uint8_t k[S_KEY_PREFIX];
+    uint8_t k[DM_QUALITY_KEY_PREFIX];
     s_prefix(k, DM_QTAG_PENDING, id);
     memset(p, 0, sizeof *p);
     p->next_seq = 1;
@@ -184,7 +183,7 @@ static dm_err s_pending_read(dm_store_txn_t *t, uint32_t pid, uint64_t id, s_pen
 static dm_err s_entries_get(dm_store_txn_t *t, uint32_t pid, uint64_t id, uint64_t *out,
                             dm_buf_t *why)
 {
-    uint8_t k[S_KEY_PREFIX];
+    uint8_t k[DM_QUALITY_KEY_PREFIX];
     s_prefix(k, DM_QTAG_UNIQUE_N, id);
     dm_buf_t v = DM_BUF_INIT;
     *out = 0;
@@ -198,7 +197,7 @@ static dm_err s_entries_get(dm_store_txn_t *t, uint32_t pid, uint64_t id, uint64
 dm_err dm_quality__uniq_set_entries(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                     uint64_t entries, dm_buf_t *why)
 {
-    uint8_t k[S_KEY_PREFIX], v[8];
+    uint8_t k[DM_QUALITY_KEY_PREFIX], v[8];
     s_prefix(k, DM_QTAG_UNIQUE_N, id);
     dm_quality__put64(v, entries);
     return dm_quality_db_put(t, pid, k, sizeof k, v, sizeof v, why);
@@ -225,17 +224,17 @@ dm_err dm_quality__uniq_direct(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                dm_quality__cstate_t *st, const dm_quality__uval_t *v,
                                int64_t *entries, dm_buf_t *why)
 {
-    uint8_t key[S_KEY_PREFIX + DM_QDB_KEY_MAX];
+    uint8_t key[DM_QUALITY_KEY_PREFIX + DM_QDB_KEY_MAX];
     if (v->delta == 0)
         return DM_OK;
-    if (v->klen > DM_QDB_KEY_MAX - S_KEY_PREFIX) {
+    if (v->klen > DM_QDB_KEY_MAX - DM_QUALITY_KEY_PREFIX) {
         dm_buf_why(why, "quality: a unique value key of %u bytes is over the limit", v->klen);
         return DM_ERR_TOOBIG;
     }
     s_prefix(key, DM_QTAG_UNIQUE, id);
-    memcpy(key + S_KEY_PREFIX, v->key, v->klen);
+    memcpy(key + DM_QUALITY_KEY_PREFIX, v->key, v->klen);
     uint64_t before, after;
-    dm_err err = dm_quality_db_add(t, pid, key, S_KEY_PREFIX + v->klen, v->delta, &before, &after,
+    dm_err err = dm_quality_db_add(t, pid, key, DM_QUALITY_KEY_PREFIX + v->klen, v->delta, &before, &after,
                                    why);
     if (err)
         return err;
@@ -360,7 +359,7 @@ static dm_err s_fold(dm_store_txn_t *t, uint32_t pid, uint64_t id, uint64_t entr
         err = DM_ERR_STORE;
         goto out;
     }
-    uint8_t k[S_KEY_PREFIX];
+    uint8_t k[DM_QUALITY_KEY_PREFIX];
     s_prefix(k, DM_QTAG_UNIQUE, id);
     int64_t made = 0;
     if ((err = dm_quality_db_add_sorted(t, pid, k, sizeof k, d, n, &made, why)))
@@ -387,7 +386,7 @@ static dm_err s_counts(dm_store_txn_t *t, uint32_t pid, uint64_t id, s_pending *
         return DM_ERR_NOMEM;
     for (size_t i = 0; i < n; i++)
         d[i] = (dm_quality_db_delta_t){v[i].key, v[i].klen, 0};
-    uint8_t k[S_KEY_PREFIX];
+    uint8_t k[DM_QUALITY_KEY_PREFIX];
     s_prefix(k, DM_QTAG_UNIQUE, id);
     dm_err err = dm_quality_db_get_sorted(t, pid, k, sizeof k, d, n, before, why);
     free(d);
@@ -511,13 +510,13 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     s_run_encode(v, n, &run);
     uint8_t k[S_SEQ_KEY];
     s_prefix(k, DM_QTAG_PENDING, id);
-    dm_quality__put64(k + S_KEY_PREFIX, p.next_seq);
+    dm_quality__put64(k + DM_QUALITY_KEY_PREFIX, p.next_seq);
     if ((err = dm_quality_db_put(t, pid, k, sizeof k, run.data, run.len, why)))
         goto out;
     /* A build walked the index: a store from before 'N' existed (or an
      * older build's stored filter 'F') is mended here. */
     s_prefix(k, DM_QTAG_BLOOM, id);
-    if (built && ((err = dm_quality_db_del(t, pid, k, S_KEY_PREFIX, why)) ||
+    if (built && ((err = dm_quality_db_del(t, pid, k, DM_QUALITY_KEY_PREFIX, why)) ||
                   (seen != entries &&
                    (err = dm_quality__uniq_set_entries(t, pid, id, entries = seen, why)))))
         goto out;

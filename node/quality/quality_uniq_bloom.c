@@ -34,7 +34,6 @@
 #define S_MIN_CAPACITY (1u << 18)   /* values a filter is sized for at least */
 #define S_MAX_BYTES (64u << 20)     /* one filter; past it it only thins out */
 #define S_TOTAL_MAX (192u << 20)    /* every filter and count table of the store */
-#define S_KEY_PREFIX 9              /* tag + check id */
 
 /* The store's filters, one per (product, check). */
 typedef struct {
@@ -168,8 +167,8 @@ static int s_add_entry(void *ctx, const void *key, size_t klen, const void *val,
     (void)val;
     (void)vlen;
     s_build_ctx *b = ctx;
-    dm_quality__ubloom_add(b->f, dm_index_bloom_hash((const uint8_t *)key + S_KEY_PREFIX,
-                                                     klen - S_KEY_PREFIX));
+    dm_quality__ubloom_add(b->f, dm_index_bloom_hash((const uint8_t *)key + DM_QUALITY_KEY_PREFIX,
+                                                     klen - DM_QUALITY_KEY_PREFIX));
     b->seen++;
     return 0;
 }
@@ -197,7 +196,7 @@ dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     f->cap = cap;
     c->bytes += len;
     s_build_ctx b = {f, 0};
-    uint8_t k[S_KEY_PREFIX];
+    uint8_t k[DM_QUALITY_KEY_PREFIX];
     k[0] = DM_QTAG_UNIQUE;
     dm_quality__put64(k + 1, id);
     dm_err err = dm_quality_db_each(t, pid, k, sizeof k, false, s_add_entry, &b, why);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "storage/index_bloom.h"
 #include "storage/reader.h"
 #include "storage/store.h"
 #include "storage/store_int.h"
@@ -283,7 +284,7 @@ Test(index, the_product_filter_holds_every_stored_key_across_a_reopen)
     for (size_t k = 0; k < S_KEYS; k++) {
         uint8_t key[S_KEY_BYTES];
         s_key(key, k);
-        bool maybe = dm_store__pkf_maybe(f, dm_store__bloom_hash(key, sizeof key));
+        bool maybe = dm_store__pkf_maybe(f, dm_index_bloom_hash(key, sizeof key));
         if (s_model[k]) {
             cr_assert(maybe, "stored key %zu is not in the product filter", k);
             held++;

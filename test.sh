@@ -2,9 +2,10 @@
 # test.sh: installs missing packages, builds, and runs every test:
 # the layout rules (scripts/check_layout.py: call cycles, names, sizes,
 # includes), the compose file (docker-compose config), the multi-node tests
-# and the demo on a normal build (tests/perf benchmarks built, not run), the
-# unit tests on an AddressSanitizer + UndefinedBehaviorSanitizer build, then
-# every libFuzzer target for a bounded time (scripts/fuzz.sh; a crash fails).
+# and the demo on a normal build (tests/perf benchmarks built, not run) and,
+# beside them at the lowest priority, the unit tests on an AddressSanitizer +
+# UndefinedBehaviorSanitizer build, then every libFuzzer target for a
+# bounded time (scripts/fuzz.sh; a crash fails).
 #   ./test.sh            everything
 #   ./test.sh --quick    unit and multi-node tests on the normal build only:
 #                        no sanitizer build, no fuzzing
@@ -26,7 +27,12 @@ done
 
 echo "== build (RelWithDebInfo)$(s_at)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDM_PERF=ON >/dev/null
-cmake --build build -j"$jobs"
+if [ "$quick" = 1 ]; then
+  cmake --build build -j"$jobs"
+else
+  # The unit executables are built (and run) only under the sanitizers below.
+  cmake --build build -j"$jobs" --target mesh_tests perf_benches
+fi
 # A layout breach fails the run, but at the end, so one run shows the tests too.
 echo "== layout (scripts/check_layout.py)$(s_at)"
 layout=0
@@ -40,39 +46,47 @@ if [ "$quick" = 1 ]; then
   echo "== unit and multi-node tests$(s_at)"
   ctest --test-dir build --output-on-failure -j"$jobs"
 else
-  # The multi-node tests run one at a time and mostly wait on timers, so the
-  # sanitizer and fuzzing builds run meanwhile at the lowest priority (nice
-  # 19: they take only the CPU the tests leave; their output goes to a log,
-  # shown if they fail).
-  echo "== ASan + UBSan and fuzzing builds in the background (build/background.log)$(s_at)"
-  # setsid: its own process group, so that an early exit stops the compilers too
-  setsid bash -c "nice -n 19 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDM_SANITIZE=ON >/dev/null &&
-    nice -n 19 cmake --build build-asan -j$jobs --target unit_tests &&
-    FUZZ_BUILD_JOBS=$jobs FUZZ_NICE=19 scripts/fuzz.sh --build" >build/background.log 2>&1 &
+  # The multi-node tests run one at a time and mostly wait on timers, so
+  # meanwhile, at the lowest CPU and I/O priority (nice 19, ionice idle: they
+  # take only what the tests leave), a background job builds and runs the
+  # unit tests under ASan + UBSan, then builds and runs every libFuzzer
+  # target for FUZZ_CI_SECONDS (a smoke run; scripts/fuzz.sh TARGET 600 is
+  # the real search). Its stages are stamped in build/background.log, shown
+  # if it fails.
+  echo "== in the background (build/background.log): ASan + UBSan build and unit tests, fuzzing build and ${FUZZ_CI_SECONDS:-8} s per target$(s_at)"
+  low="nice -n 19"
+  command -v ionice >/dev/null && low="$low ionice -c 3"
+  export DM_LOW="$low" DM_JOBS="$jobs" DM_T0=$SECONDS
+  # setsid: its own process group, so that an early exit stops it all
+  setsid bash -c '
+    set -e
+    stage() { echo "== $1 [$(( SECONDS + DM_T0 ))s]"; }
+    stage "ASan + UBSan build"
+    $DM_LOW cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDM_SANITIZE=ON >/dev/null
+    $DM_LOW cmake --build build-asan -j"$DM_JOBS" --target unit_tests
+    stage "unit tests under ASan + UBSan"
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+      $DM_LOW ctest --test-dir build-asan --output-on-failure -j"$DM_JOBS" -L unit
+    stage "fuzzing build"
+    FUZZ_BUILD_JOBS=$DM_JOBS FUZZ_NICE=19 scripts/fuzz.sh --build
+    stage "fuzzing (libFuzzer, ASan + UBSan)"
+    FUZZ_JOBS=2 FUZZ_NICE=19 scripts/fuzz.sh --all "${FUZZ_CI_SECONDS:-8}"
+    stage "background done"' >build/background.log 2>&1 &
   bg_pid=$!
   trap 'kill -- "-$bg_pid" 2>/dev/null || true' EXIT
-  # The unit tests run once, below, under the sanitizers (every test labelled
-  # unit is built there); this build runs the multi-node tests and the demo.
   echo "== multi-node tests and the demo$(s_at)"
   ctest --test-dir build --output-on-failure -j"$jobs" -LE unit
-fi
-
-if [ "$quick" = 0 ]; then
-  echo "== waiting for the background builds$(s_at)"
-  if ! wait "$bg_pid"; then
-    tail -n 60 build/background.log >&2
-    echo "test.sh: the sanitizer or fuzzing build failed (the end of build/background.log is above)" >&2
+  echo "== waiting for the background job$(s_at)"
+  bg=0
+  wait "$bg_pid" || bg=$?
+  trap - EXIT
+  # Its stage lines, the test summary and the fuzzing lines; all of it if it failed.
+  grep -E '^== |tests passed|tests failed|^fuzz |Total Test' build/background.log || true
+  if [ "$bg" != 0 ]; then
+    tail -n 80 build/background.log >&2
+    echo "test.sh: the sanitizer tests or fuzzing failed (build/background.log; its end is above)" >&2
     exit 1
   fi
-  trap - EXIT
-  echo "== unit tests under ASan + UBSan$(s_at)"
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
-  # Two targets at a time for FUZZ_CI_SECONDS each: 9 targets in about 5 x 8 s
-  # after the clang build (a smoke run that keeps the whole run under 10
-  # minutes on 2 cores; scripts/fuzz.sh TARGET 600 is the real search).
-  echo "== fuzzing (libFuzzer, ASan + UBSan, ${FUZZ_CI_SECONDS:-8} s per target)$(s_at)"
-  FUZZ_JOBS=2 FUZZ_BUILD_JOBS="$jobs" scripts/fuzz.sh --all "${FUZZ_CI_SECONDS:-8}"
 fi
 if [ "$compose" != 0 ]; then
   echo "test.sh: docker-compose config refused docker-compose.yml (its errors are above under '== compose file')" >&2

@@ -228,8 +228,11 @@ note "asked through another node, the owner still decides on the consumer's own 
 heading "the mesh: members and products, seen from the logistics node"
 run ok meshq --data "$L" members
 note "three nodes alive, one per domain, found by gossip"
+# Each owner publishes its products' health on its own tick; gossip brings it.
+wait_until "the logistics node holds every product's health (each owner measures and publishes it)" \
+  bash -c 'p=$("$1/meshq" --data "$2" products) && [ "$(grep -cE " (pass|warn|fail|error)" <<<"$p")" -ge 4 ]' _ "$bin" "$L"
 run ok meshq --data "$L" products
-note "every product of the mesh from the gossiped catalog; records counted where they live"
+note "every product of the mesh from the gossiped catalog, with the health its owner measured; records counted where they live"
 
 heading "the owner's audit: identity's record of who read customers"
 run ok dmctl --data "$I" audit --since 10m

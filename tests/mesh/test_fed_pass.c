@@ -296,6 +296,7 @@ Test(fed_pass, the_owners_short_and_handed_over_queries_are_audited_once)
     cr_assert_eq(s_reads(a.json, false), before + 2, "a read audited twice: %s", a.json);
     free(a.json);
     dm_h_raw_destroy(&raw);
+    dm_identity_destroy(&consumer);
 }
 
 #define T_LOOP "sent on by the relay's node loop"

@@ -191,6 +191,11 @@ static dm_node__relay_session_t *s_session_new(dm_node__relay_query_t *q, dm_que
                    sc->product, DM_NODE_RELAY_OWNERS_MAX, DM_NODE_RELAY_OWNERS_MAX);
         return NULL;
     }
+    if (q->cache_only && !nonce) { /* the node loop never waits for a FedOpen's send */
+        *rc = DM_ERR_BUSY;
+        dm_buf_why(why, "%s: no kept session with owner node %s", sc->product, sc->owner_hex);
+        return NULL;
+    }
     dm_node__relay_session_t *s = &q->sessions[q->nsessions];
     memset(s, 0, sizeof *s);
     memcpy(s->owner, e->owner, DM_ID_PUBLIC_BYTES);

@@ -324,12 +324,18 @@ size_t dm_node__relayloop_items(dm_node_t *self, zmq_pollitem_t *items, size_t c
 void dm_node__relayloop_ready(dm_node_t *self, const zmq_pollitem_t *items)
 {
     dm_node__relayloop_t *L = self->relay_loop;
+    int64_t start = dm_clock_mono_ns();
+    bool read = false;
     for (size_t k = 0; k < L->npolled; k++) {
         s_flight *f = &L->f[L->polled[k]];
-        if ((items[k].revents & ZMQ_POLLIN) && f->used)
+        if ((items[k].revents & ZMQ_POLLIN) && f->used) {
             s_read(self, f);
+            read = true;
+        }
     }
     L->npolled = 0;
+    if (read) /* a batch's unpacking and packing counts against the loop's share */
+        dm_query_pool_loop_spent(self->queries, dm_clock_mono_ns() - start);
 }
 
 long dm_node__relayloop_wait_ms(const dm_node_t *self)

@@ -75,7 +75,7 @@ typedef struct {
     char pass_names[256];
     const dm_node__remote_t *pass_e[DM_NODE_RELAY_PASS_PRODUCTS_MAX]; /* its products */
     size_t pass_n;
-    bool cache_only; /* the node loop's: a session only on an idle connection */
+    bool cache_only; /* the node loop's: only a kept session, only on an idle connection */
 } dm_node__relay_query_t;
 
 struct dm_query_rscan {

@@ -10,14 +10,16 @@
 #     both tables in one local database; rows and bytes moved (meshq
 #     --explain) against the two tables' sizes.
 #   bench/fed.sh [--bin DIR]... [--orders N] [--customers N] [--lookups N]
-#                [--rounds R] [--no-join]
-# --lookups 0 skips the lookups. Each --bin (a build/bin folder with meshd, dmctl, meshq) starts its own
-# mesh; the rounds alternate between them, so two builds are measured side by
-# side under the same load (default: build/bin). The client (meshbench) is
-# the last --bin's when it has one, else build/bin's, the same for all.
+#                [--rounds R] [--no-join] [--dump DIR]
+# --lookups 0 skips the lookups. --dump DIR keeps each lookup run's per-lookup
+# times (meshbench lookup --dump) in DIR/ROUND-BUILD-NODE.txt. Each --bin (a
+# build/bin folder with meshd, dmctl, meshq) starts its own mesh; the rounds
+# alternate between them, so two builds are measured side by side under the
+# same load (default: build/bin). The client (meshbench) is the last --bin's
+# when it has one, else build/bin's, the same for all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bins=() orders=1000000 customers=100000 lookups=10000 rounds=3 join=1
+bins=() orders=1000000 customers=100000 lookups=10000 rounds=3 join=1 dump=
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bins+=("$(cd "$2" && pwd)"); shift 2 ;;
@@ -26,8 +28,9 @@ while [ $# -gt 0 ]; do
     --lookups) lookups=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --no-join) join=0; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "fed.sh: unknown argument '$1' (--bin DIR, --orders N, --customers N, --lookups N, --rounds R, --no-join)" >&2; exit 2 ;;
+    --dump) mkdir -p "$2"; dump=$(cd "$2" && pwd); shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "fed.sh: unknown argument '$1' (--bin DIR, --orders N, --customers N, --lookups N, --rounds R, --no-join, --dump DIR)" >&2; exit 2 ;;
   esac
 done
 [ ${#bins[@]} -gt 0 ] || bins=("$PWD/build/bin")
@@ -141,8 +144,10 @@ for r in $(seq 1 "$rounds"); do
       [ "$lookups" -gt 0 ] || break
       # The consumer is the logistics node's key at both, so the owner takes
       # the same access decision (and audit) for either path.
+      dumpto=()
+      [ -z "$dump" ] || dumpto=(--dump "$dump/$r-$i-$at.txt")
       if out=$("$mb" lookup --node "$(cat "$w/$at/node.addr")" --identity "$w/logistics/identity.key" \
-                 --grant --file "$odata" --count "$lookups" 2>&1); then
+                 --grant --file "$odata" --count "$lookups" "${dumpto[@]}" 2>&1); then
         res[$i,$at,p50]+="$(field p50 <<<"$out") " res[$i,$at,p99]+="$(field p99 <<<"$out") "
       else
         res[$i,$at,failed]="${res[$i,$at,failed]:-}${out##*$'\n'} "

@@ -161,6 +161,37 @@ static dm_err s_open_req(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
     return DM_OK;
 }
 
+/* Runs a passed query the node loop started (dm_query_pool_adopt): its
+ * first reply, renamed, goes to the client after the query is registered
+ * as its cursor. */
+static void s_run_adopted(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
+                          dm_query_pool_open_t *o, dm_query_pool_acts_t *acts)
+{
+    dm_query_pool_t *self = w->pool;
+    uint64_t id = dm_query_pool__cursor_id();
+    Dm__Envelope *rep = r->first;
+    bool ended = true, packed;
+    zmq_msg_t msg;
+    rep->id = r->env->id;
+    if (rep->body_case == DM__ENVELOPE__BODY_QUERY_REP) {
+        rep->query_rep->cursor = id;
+        ended = rep->query_rep->done;
+    }
+    packed = dm_query_pool__pack(rep, &msg);
+    if (!packed) {
+        ended = true;
+        packed = dm_query_pool__pack_error(r->env->id, DM_ERR_NOMEM, "the node is out of memory",
+                                           &msg);
+    }
+    pthread_mutex_lock(&self->lock);
+    if (!ended)
+        dm_query_sched_opened(self->sched, w->index, id, o, dm_clock_mono_ms());
+    pthread_mutex_unlock(&self->lock);
+    if (packed)
+        dm_query_pool__reply(self, &r->rid, &msg);
+    s_finish(w, ended, o, acts);
+}
+
 /* Runs a new query: opens it (unless the node loop did), fetches its
  * first batch, keeps it open as a cursor when more rows follow. */
 static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_query_pool_acts_t *acts)
@@ -172,6 +203,10 @@ static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_que
     bool packed = false, ended = true, passed = false;
     dm_err rc = DM_OK;
     r->opened = NULL;
+    if (o && o->passed) {
+        s_run_adopted(w, r, o, acts);
+        return;
+    }
     if (!o && (rc = s_open_req(w, r, acts, &o, &passed, &err)) == DM_OK && passed) {
         dm_buf_free(&err);
         return;
@@ -322,8 +357,12 @@ static void s_events(dm_query_pool_t *self)
         bool reused = false;
         for (size_t j = i + 1; j < n && !reused; j++)
             reused = ev[j] == ZMQ_EVENT_ACCEPTED && fd[j] == fd[i];
-        if (!reused)
+        if (!reused) {
             dm_query_sched_disconnect(self->sched, fd[i]);
+            size_t slot = self->gone_seq++ % DM_QUERY_GONE_RING;
+            self->gone_fd[slot] = fd[i];
+            self->gone_at[slot] = self->gone_seq;
+        }
     }
     free(ev);
     free(fd);
@@ -520,6 +559,32 @@ void dm_query_pool_set_latency(dm_query_pool_t *self, dm_query_pool_latency_fn f
     self->latency_ctx = ctx;
 }
 
+/* Queues r (its env stays the caller's on error, r is freed) and wakes
+ * a worker for it. */
+static dm_err s_submit(dm_query_pool_t *self, dm_query_pool_req_t *r, zmq_msg_t *rid,
+                       zmq_msg_t *payload, uint64_t cursor, dm_buf_t *why)
+{
+    dm_query_sched_req_t req = {
+        .key = zmq_msg_gets(payload, "User-Id"),
+        .owner = zmq_msg_data(rid),
+        .owner_len = zmq_msg_size(rid),
+        .fd = zmq_msg_get(payload, ZMQ_SRCFD),
+        .cursor = cursor,
+        .data = r,
+    };
+    pthread_mutex_lock(&self->lock);
+    dm_err rc = dm_query_sched_submit(self->sched, &req, dm_clock_mono_ms(), why);
+    pthread_cond_t *wake = rc == DM_OK ? s_waker(self) : NULL;
+    pthread_mutex_unlock(&self->lock);
+    if (wake)
+        pthread_cond_signal(wake);
+    if (rc != DM_OK) {
+        r->env = NULL; /* still the caller's */
+        dm_query_pool__req_free(self, r);
+    }
+    return rc;
+}
+
 /* dm_query_pool_forward(_as): caller NULL takes the payload's. */
 static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
                         const dm_rpc_caller_t *caller, Dm__Envelope **env, dm_buf_t *why)
@@ -583,27 +648,10 @@ static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
         dm_query_pool__req_free(self, r);
         return DM_OK;
     }
-    dm_query_sched_req_t req = {
-        .key = zmq_msg_gets(payload, "User-Id"),
-        .owner = zmq_msg_data(rid),
-        .owner_len = zmq_msg_size(rid),
-        .fd = zmq_msg_get(payload, ZMQ_SRCFD),
-        .cursor = cursor,
-        .data = r,
-    };
-    pthread_mutex_lock(&self->lock);
-    dm_err rc = dm_query_sched_submit(self->sched, &req, now, why);
-    pthread_cond_t *wake = rc == DM_OK ? s_waker(self) : NULL;
-    pthread_mutex_unlock(&self->lock);
-    if (wake)
-        pthread_cond_signal(wake);
-    if (rc != DM_OK) {
-        r->env = NULL; /* still the caller's */
-        dm_query_pool__req_free(self, r);
-        return rc;
-    }
-    *env = NULL;
-    return DM_OK;
+    dm_err rc = s_submit(self, r, rid, payload, cursor, why);
+    if (rc == DM_OK)
+        *env = NULL;
+    return rc;
 }
 
 dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
@@ -616,4 +664,56 @@ dm_err dm_query_pool_forward_as(dm_query_pool_t *self, void *rid_msg, void *payl
                                 const dm_rpc_caller_t *caller, Dm__Envelope **env, dm_buf_t *why)
 {
     return s_forward(self, rid_msg, payload_msg, caller, env, why);
+}
+
+dm_err dm_query_pool_adopt(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
+                           const dm_rpc_caller_t *caller, Dm__Envelope **env,
+                           dm_query_remote_t *remote, Dm__Envelope **first, dm_buf_t *why)
+{
+    dm_query_pool_req_t *r = calloc(1, sizeof *r);
+    dm_query_pool_open_t *o = r ? calloc(1, sizeof *o) : NULL;
+    if (!o) {
+        free(r);
+        if (self->remote_free)
+            self->remote_free(self->remote_ctx, remote);
+        dm__envelope__free_unpacked(*first, NULL);
+        *first = NULL;
+        if (why)
+            dm_buf_puts(why, "the node is out of memory; retry later");
+        return DM_ERR_NOMEM;
+    }
+    zmq_msg_init(&r->rid);
+    zmq_msg_copy(&r->rid, rid_msg);
+    r->env = *env;
+    r->caller = *caller;
+    r->arrived_ns = dm_clock_mono_ns();
+    r->actx.pool = self;
+    r->actx.caller = &r->caller;
+    o->remote = remote;
+    o->passed = true;
+    r->opened = o;
+    r->first = *first;
+    *first = NULL; /* freed with r, and remote with o, on error too */
+    dm_err rc = s_submit(self, r, rid_msg, payload_msg, 0, why);
+    if (rc == DM_OK)
+        *env = NULL;
+    return rc;
+}
+
+uint64_t dm_query_pool_gone_seq(dm_query_pool_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    uint64_t seq = self->gone_seq;
+    pthread_mutex_unlock(&self->lock);
+    return seq;
+}
+
+bool dm_query_pool_gone_since(dm_query_pool_t *self, int fd, uint64_t seq)
+{
+    bool gone = false;
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < DM_QUERY_GONE_RING && !gone; i++)
+        gone = self->gone_at[i] > seq && self->gone_fd[i] == fd;
+    pthread_mutex_unlock(&self->lock);
+    return gone;
 }

@@ -113,6 +113,23 @@ typedef void (*dm_query_pool_latency_fn)(void *ctx, const char *domain, const ch
                                          int64_t latency_us);
 void dm_query_pool_set_latency(dm_query_pool_t *self, dm_query_pool_latency_fn fn, void *ctx);
 
+/* The node loop's own query work beyond its short queries (a relay's
+ * pass-through answered by the loop, node_relay_loop.c) shares their
+ * token bucket (query_pool_inline.c). True when the loop may start such
+ * work for the client of key (its User-Id) now: the loop's share is not
+ * spent and the client has nothing queued, opening or running and room
+ * for a cursor, so the scheduler's caps and fairness stand. Loop only. */
+bool dm_query_pool_loop_admit(dm_query_pool_t *self, const char *key);
+/* Counts ns the loop spent on such work against its share. Loop only. */
+void dm_query_pool_loop_spent(dm_query_pool_t *self, int64_t ns);
+/* Disconnects of clients (those the watcher cancels work for), for work
+ * the loop holds itself: dm_query_pool_gone_seq is a stamp to take when
+ * the work starts; dm_query_pool_gone_since tells whether the connection
+ * on descriptor fd went away after that stamp (false when unknown: the
+ * work then runs to its deadline, as without a monitor). Any thread. */
+uint64_t dm_query_pool_gone_seq(dm_query_pool_t *self);
+bool dm_query_pool_gone_since(dm_query_pool_t *self, int fd, uint64_t seq);
+
 /* Hands one request to the pool: env (QueryReq, QueryNext or QueryClose,
  * taken: *env is set NULL on DM_OK) from the client with routing id
  * rid_msg (copied), payload_msg is the request's message (its ZAP User-Id
@@ -130,5 +147,21 @@ DM_NODISCARD dm_err dm_query_pool_forward(dm_query_pool_t *self, void *rid_msg, 
 DM_NODISCARD dm_err dm_query_pool_forward_as(dm_query_pool_t *self, void *rid_msg,
                                              void *payload_msg, const dm_rpc_caller_t *caller,
                                              Dm__Envelope **env, dm_buf_t *why);
+
+/* Hands the pool a passed query the node loop started and whose first
+ * reply (*first, the owner's QueryRep, taken: set NULL) leaves rows to
+ * pull: a worker registers it as a cursor of the client (as a worker's own
+ * pass-through does), renames the reply's id and cursor and sends it;
+ * later pulls run on workers through the pass-through (query_pool.h's
+ * dm_query_pool_pass_fn with req NULL) on remote, which the pool frees
+ * with the query. env (the QueryReq, taken) and the rest as
+ * dm_query_pool_forward_as. remote and *first are taken in any case (on
+ * error freed: the remote's free ends the owner's query); on error env
+ * stays the caller's and one line is appended to why for the loop to
+ * reply. */
+DM_NODISCARD dm_err dm_query_pool_adopt(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
+                                        const dm_rpc_caller_t *caller, Dm__Envelope **env,
+                                        dm_query_remote_t *remote, Dm__Envelope **first,
+                                        dm_buf_t *why);
 
 #endif

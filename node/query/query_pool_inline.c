@@ -35,7 +35,10 @@
  * What a worker guarantees holds here: the same access decision (audited),
  * masks, row filters and sandbox (the same engine calls); the query's own
  * time limit; the latency record. Cancel on disconnect has nothing to
- * cancel: the answer is sent before the loop reads the next event. */
+ * cancel: the answer is sent before the loop reads the next event.
+ *
+ * A relay's pass-through the loop serves itself (node_relay_loop.c) takes
+ * its time from the same bucket (dm_query_pool_loop_admit, _spent). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,4 +197,19 @@ bool dm_query_pool__inline(dm_query_pool_t *self, dm_query_pool_req_t *r, const 
     dm_buf_free(&err);
     self->inline_spent_ns += dm_clock_mono_ns() - start;
     return answered;
+}
+
+bool dm_query_pool_loop_admit(dm_query_pool_t *self, const char *key)
+{
+    if (!s_share_left(self, dm_clock_mono_ns()))
+        return false;
+    pthread_mutex_lock(&self->lock);
+    bool yes = dm_query_sched_client_idle(self->sched, key);
+    pthread_mutex_unlock(&self->lock);
+    return yes;
+}
+
+void dm_query_pool_loop_spent(dm_query_pool_t *self, int64_t ns)
+{
+    self->inline_spent_ns += ns > 0 ? ns : 0;
 }

@@ -13,6 +13,7 @@
 #include "query/query_pool.h"
 
 #define DM_QUERY_ACTS_MIN 16
+#define DM_QUERY_GONE_RING 64 /* disconnects remembered for the loop's own work */
 
 /* The access of one query (query.h's dm_query_access_t arg): the pool's
  * decision with the caller of the request, and the products it allowed
@@ -45,6 +46,9 @@ typedef struct {
     /* A new query the node loop opened (decided and audited) but left to a
      * worker, its statement not stepped (query_pool_inline.c); or NULL. */
     dm_query_pool_open_t *opened;
+    /* With a passed opened query the loop started (dm_query_pool_adopt):
+     * the owner's first reply, which the worker renames and sends. */
+    Dm__Envelope *first;
 } dm_query_pool_req_t;
 
 typedef struct {
@@ -97,6 +101,11 @@ struct dm_query_pool {
     void *router;
     int64_t inline_window_ns; /* when the current window started (monotonic) */
     int64_t inline_spent_ns;  /* spent in it */
+    /* Disconnects the watcher reported (dm_query_pool_gone_since), under
+     * lock: the last DM_QUERY_GONE_RING descriptors with their stamps. */
+    uint64_t gone_seq;
+    int gone_fd[DM_QUERY_GONE_RING];
+    uint64_t gone_at[DM_QUERY_GONE_RING];
 };
 
 /* query.h's access callbacks over a dm_query_pool_actx_t: the pool's

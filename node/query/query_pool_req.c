@@ -181,6 +181,8 @@ void dm_query_pool__req_free(dm_query_pool_t *self, dm_query_pool_req_t *r)
     if (!r)
         return;
     dm_query_pool__open_close(self, &r->opened);
+    if (r->first)
+        dm__envelope__free_unpacked(r->first, NULL);
     zmq_msg_close(&r->rid);
     if (r->env)
         dm__envelope__free_unpacked(r->env, NULL);

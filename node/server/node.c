@@ -284,6 +284,7 @@ dm_err dm_node_new(const dm_node_opts_t *opts, dm_node_t **out, dm_buf_t *why)
         (rc = s_start_access(self, opts, w)) != DM_OK ||
         (rc = dm_node__openlineage_start(self, opts->openlineage, w)) != DM_OK ||
         (rc = dm_node__fed_start(self, w)) != DM_OK ||
+        (rc = dm_node__relayloop_open(self)) != DM_OK ||
         (rc = dm_node__health_open(self, w)) != DM_OK) {
         dm_node_destroy(&self);
         dm_buf_free(&local);
@@ -310,10 +311,48 @@ static dm_node__relay_t s_relay(dm_node_t *self)
     return r;
 }
 
+/* How long the loop may sleep in its poll: until the next gossip timer,
+ * the audit flush or tick, the end of a leave (leave_until >= 0), or the
+ * next check of a query it holds. */
+static long s_wait_ms(const dm_node_t *self, int64_t leave_until)
+{
+    long wait = dm_gossip_wait_ms(self->gossip, dm_clock_mono_ms());
+    if (wait > DM_NODE_TICK_MS)
+        wait = DM_NODE_TICK_MS;
+    if (wait > DM_NODE_AUDIT_FLUSH_MS)
+        wait = DM_NODE_AUDIT_FLUSH_MS;
+    if (leave_until >= 0 && wait > leave_until - dm_clock_mono_ms())
+        wait = (long)(leave_until - dm_clock_mono_ms());
+    long held = dm_node__relayloop_wait_ms(self);
+    if (held >= 0 && wait > held)
+        wait = held;
+    return wait;
+}
+
+/* The sweep: stale LMDB reader slots, and the catalog publication retried. */
+static void s_sweep(dm_node_t *self, int64_t now)
+{
+    int cleared = 0;
+    dm_buf_t why = DM_BUF_INIT;
+    if (dm_store_reader_check(self->store, &cleared, &why) != DM_OK)
+        dm_log_err("%s", why.data);
+    dm_buf_free(&why);
+    if (cleared > 0)
+        dm_log_warn("store: cleared %d reader slot(s) left by dead processes", cleared);
+    /* A publication that failed (a catalog write that would have had to
+     * wait for query readers to grow the map) is retried here: the
+     * reconciliation is idempotent and cheap when nothing changed. */
+    if (dm_node__catalog_reconcile(self, false))
+        dm_gossip_catalog_changed(self->gossip, now);
+}
+
 dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
 {
     void *router = dm_rpc_server_socket(self->rpc);
-    zmq_pollitem_t items[2] = {{router, 0, ZMQ_POLLIN, 0}, {self->outbox_pull, 0, ZMQ_POLLIN, 0}};
+    /* The router, the outbox, then the owners' connections of the passed
+     * queries the loop holds (node_relay_loop.c). */
+    zmq_pollitem_t items[2 + DM_NODE_RELAY_LOOP_MAX] = {{router, 0, ZMQ_POLLIN, 0},
+                                                        {self->outbox_pull, 0, ZMQ_POLLIN, 0}};
     int64_t next_sweep = dm_clock_mono_ms() + DM_NODE_SWEEP_MS;
     int64_t leave_until = -1; /* set once stopping: keep gossiping the leave */
     dm_err result = DM_OK;
@@ -333,20 +372,16 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
         }
         if (leave_until >= 0 && dm_clock_mono_ms() >= leave_until)
             break;
-        long wait = dm_gossip_wait_ms(self->gossip, dm_clock_mono_ms());
-        if (wait > DM_NODE_TICK_MS)
-            wait = DM_NODE_TICK_MS;
-        if (wait > DM_NODE_AUDIT_FLUSH_MS)
-            wait = DM_NODE_AUDIT_FLUSH_MS;
-        if (leave_until >= 0 && wait > leave_until - dm_clock_mono_ms())
-            wait = (long)(leave_until - dm_clock_mono_ms());
-        int rc = zmq_poll(items, 2, wait < 0 ? 0 : wait);
+        long wait = s_wait_ms(self, leave_until);
+        size_t nheld = dm_node__relayloop_items(self, items + 2, DM_NODE_RELAY_LOOP_MAX);
+        int rc = zmq_poll(items, 2 + (int)nheld, wait < 0 ? 0 : wait);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
             dm_log_err("poll failed: %s", zmq_strerror(errno));
             return DM_ERR_NET;
         }
+        dm_node__relayloop_ready(self, items + 2);
         if (items[1].revents & ZMQ_POLLIN)
             for (dm_node__relay_t r = s_relay(self);
                  r == DM_NODE_RELAY_DONE || r == DM_NODE_RELAY_CATALOG; r = s_relay(self))
@@ -361,6 +396,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
                 dm_node__handle_request(self, router);
             }
         }
+        dm_node__relayloop_tick(self);
         int64_t now = dm_clock_mono_ms();
         dm_gossip_tick(self->gossip, now);
         dm_node__remote_refresh(self, now); /* federation: what other nodes own */
@@ -370,18 +406,7 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
         dm_node__audit_flush(self, false);
         dm_node__quality_tick(self, now);
         if (now >= next_sweep) {
-            int cleared = 0;
-            dm_buf_t why = DM_BUF_INIT;
-            if (dm_store_reader_check(self->store, &cleared, &why) != DM_OK)
-                dm_log_err("%s", why.data);
-            dm_buf_free(&why);
-            if (cleared > 0)
-                dm_log_warn("store: cleared %d reader slot(s) left by dead processes", cleared);
-            /* A publication that failed (a catalog write that would have had
-             * to wait for query readers to grow the map) is retried here:
-             * the reconciliation is idempotent and cheap when nothing changed. */
-            if (dm_node__catalog_reconcile(self, false))
-                dm_gossip_catalog_changed(self->gossip, now);
+            s_sweep(self, now);
             next_sweep = now + DM_NODE_SWEEP_MS;
         }
     }
@@ -414,6 +439,7 @@ void dm_node_destroy(dm_node_t **self_p)
     if (!self_p || !*self_p)
         return;
     dm_node_t *self = *self_p;
+    dm_node__relayloop_close(self); /* before the relay and the pool it uses */
     if (self->addr_written) {
         char path[DM_PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", self->dir, DM_NODE_ADDR_FILE);

@@ -72,6 +72,9 @@ static void s_forward_query(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
                                   env->query_req->session.len, &as, &why);
         if (qrc == DM_OK)
             qrc = dm_query_pool_forward_as(self->queries, rid, payload, &as, &env, &why);
+    } else if (field == DM__ENVELOPE__BODY_QUERY_REQ &&
+               dm_node__relayloop_try(self, rid, payload, &env, caller)) {
+        qrc = DM_OK; /* the loop passes it to its owner itself (node_relay_loop.c) */
     } else {
         qrc = dm_query_pool_forward(self->queries, rid, payload, &env, &why);
     }

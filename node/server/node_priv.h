@@ -191,6 +191,7 @@ struct dm_node {
     uint64_t remote_print;
     int64_t remote_next, remote_full;
     struct dm_node__fedrelay *relay;
+    struct dm_node__relayloop *relay_loop; /* node_relay_loop.c: the loop's passed queries */
     struct dm_node__health *health; /* node_health.c */
     /* Lineage and search (node_lineage.c): the loop's snapshots of the
      * catalog's graph and search index, each rebuilt on use when the
@@ -661,6 +662,32 @@ DM_NODISCARD dm_err dm_node__fedrelay_pass(void *ctx, dm_query_remote_t *remote,
  * and domain: a query naming one of them is never passed through. */
 void dm_node__fedrelay_set_local(dm_node__fedrelay_t *self, dm_registry_t *registry,
                                  const char *domain);
+/* The relay's pass-through served by the node loop (node_relay_loop.c).
+ * Loop only. */
+#define DM_NODE_RELAY_LOOP_MAX 16 /* passed queries the loop holds at once */
+typedef struct dm_node__relayloop dm_node__relayloop_t;
+/* Sets it up (after dm_node__fed_start). DM_ERR_NOMEM. */
+DM_NODISCARD dm_err dm_node__relayloop_open(dm_node_t *self);
+/* Drops every query it holds (their owners cancel them) and frees it,
+ * before the relay and the pool go. NULL-safe. */
+void dm_node__relayloop_close(dm_node_t *self);
+/* Takes a client's QueryReq (*env, taken: set NULL, when true) when the
+ * loop can pass it to its owner itself, and sends it on; false when the
+ * workers take it (nothing was sent, nothing taken). */
+bool dm_node__relayloop_try(dm_node_t *self, zmq_msg_t *rid, zmq_msg_t *payload,
+                            Dm__Envelope **env, const dm_rpc_caller_t *caller);
+/* Fills up to cap poll items with the owners' connections it waits on;
+ * the count. dm_node__relayloop_ready reads those the poll found readable
+ * (items as filled), before any other request of that poll is handled. */
+size_t dm_node__relayloop_items(dm_node_t *self, zmq_pollitem_t *items, size_t cap);
+void dm_node__relayloop_ready(dm_node_t *self, const zmq_pollitem_t *items);
+/* The longest the loop may sleep while it holds queries (their checks);
+ * -1 when it holds none. */
+long dm_node__relayloop_wait_ms(const dm_node_t *self);
+/* Ends the held queries whose client left, whose time ran out or whose
+ * owner went silent or is gone, each answered as a worker would. */
+void dm_node__relayloop_tick(dm_node_t *self);
+
 /* Sets up the directory and the relay and installs them on the query
  * pool (node_relay_start.c). */
 DM_NODISCARD dm_err dm_node__fed_start(dm_node_t *self, dm_buf_t *why);

@@ -191,6 +191,11 @@ static dm_node__relay_session_t *s_session_new(dm_node__relay_query_t *q, dm_que
                    sc->product, DM_NODE_RELAY_OWNERS_MAX, DM_NODE_RELAY_OWNERS_MAX);
         return NULL;
     }
+    if (q->cache_only && !nonce) { /* the node loop never waits for a FedOpen's send */
+        *rc = DM_ERR_BUSY;
+        dm_buf_why(why, "%s: no kept session with owner node %s", sc->product, sc->owner_hex);
+        return NULL;
+    }
     dm_node__relay_session_t *s = &q->sessions[q->nsessions];
     memset(s, 0, sizeof *s);
     memcpy(s->owner, e->owner, DM_ID_PUBLIC_BYTES);
@@ -198,6 +203,11 @@ static dm_node__relay_session_t *s_session_new(dm_node__relay_query_t *q, dm_que
     s->reused = s->kept = nonce != NULL;
     snprintf(s->address, sizeof s->address, "%s", e->address);
     s->client = s_cache_take(q->relay, e->address);
+    if (!s->client && q->cache_only) {
+        *rc = DM_ERR_BUSY;
+        dm_buf_why(why, "%s: no idle connection to owner node %s", sc->product, sc->owner_hex);
+        return NULL;
+    }
     if (!s->client) {
         dm_buf_t reason = DM_BUF_INIT;
         *rc = dm_rpc_client_new_as(e->address, DM_NODE_RELAY_POLL_MS, q->relay->id, &s->client,

@@ -23,12 +23,11 @@
 #include "membership/membership.h"
 #include "server/node_relay_priv.h"
 
-#define S_PASS_PRODUCTS_MAX 16 /* products of one passed query, at most */
 
 /* The plan: the owner's products the SQL names, or why not to pass. */
 typedef struct {
     dm_node__relay_query_t *q;
-    const dm_node__remote_t *e[S_PASS_PRODUCTS_MAX];
+    const dm_node__remote_t *e[DM_NODE_RELAY_PASS_PRODUCTS_MAX];
     size_t n;
     bool no; /* not passed */
 } s_plan;
@@ -66,7 +65,7 @@ static bool s_plan_pair(void *arg, const char *domain, const char *name)
     for (size_t i = 0; i < p->n; i++)
         if (p->e[i] == e)
             return true;
-    if (p->n == S_PASS_PRODUCTS_MAX ||
+    if (p->n == DM_NODE_RELAY_PASS_PRODUCTS_MAX ||
         (p->n && memcmp(p->e[0]->owner, e->owner, DM_ID_PUBLIC_BYTES) != 0)) {
         p->no = true;
         return false;
@@ -184,8 +183,9 @@ static dm_err s_take(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *why)
         dm_identity_key_hex(sc->s->owner, hex);
         dm_buf_t line = DM_BUF_INIT;
         dm_buf_printf(&line, "%s: passed through to owner node %s (the whole SQL ran there, no "
-                      "SQLite here); %u round trip%s, %llu rows, %llu bytes\n", q->pass_names,
-                      hex, q->pass_trips, q->pass_trips == 1 ? "" : "s",
+                      "SQLite here%s); %u round trip%s, %llu rows, %llu bytes\n", q->pass_names,
+                      hex, q->cache_only ? "; sent on by the relay's node loop" : "",
+                      q->pass_trips, q->pass_trips == 1 ? "" : "s",
                       (unsigned long long)q->pass_rows, (unsigned long long)q->pass_bytes);
         if (!line.data)
             return DM_ERR_NOMEM;
@@ -196,32 +196,64 @@ static dm_err s_take(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *why)
     return DM_OK;
 }
 
+/* Plans q's first request req into *p: q->pass set when the query
+ * passes (DM_OK with q->pass NULL when the engine runs it). */
+static dm_err s_plan_pass(dm_node__relay_query_t *q, const Dm__QueryReq *req, s_plan *p)
+{
+    *p = (s_plan){.q = q};
+    if (!q->grant_len || q->grant_problem[0] || q->pass)
+        return DM_OK;
+    dm_node__sql_pairs(q->sql, strlen(q->sql), s_plan_pair, p);
+    if (p->no || p->n == 0)
+        return DM_OK;
+    for (size_t i = 0; i < p->n; i++)
+        if (!s_sendable(q, p->e[i]))
+            return DM_OK;
+    if (!(q->pass = s_scan_new(q, p->e[0])))
+        return DM_ERR_NOMEM;
+    q->pass_explain = req->explain;
+    for (size_t i = 0, at = 0; i < p->n && at < sizeof q->pass_names; i++) {
+        int w = snprintf(q->pass_names + at, sizeof q->pass_names - at, "%s%s.%s",
+                         i ? ", " : "", p->e[i]->domain, p->e[i]->name);
+        at += w > 0 ? (size_t)w : 0;
+    }
+    q->pass_n = p->n;
+    memcpy(q->pass_e, p->e, p->n * sizeof *p->e);
+    return DM_OK;
+}
+
+void dm_node_relay__pass_audit(dm_node__relay_query_t *q)
+{
+    for (size_t i = 0; i < q->pass_n; i++)
+        dm_node_relay__audit_relayed(q, q->pass_e[i]);
+}
+
+dm_err dm_node_relay__pass_plan(dm_node__relay_query_t *q, const Dm__QueryReq *req,
+                                bool *covered)
+{
+    s_plan p;
+    dm_err rc = s_plan_pass(q, req, &p);
+    *covered = rc == DM_OK && q->pass && s_covered(&p);
+    return rc;
+}
+
+dm_err dm_node_relay__pass_take(dm_query_rscan_t *sc, Dm__Envelope *rep, dm_buf_t *why)
+{
+    return s_take(sc, rep, why);
+}
+
 /* The first request: plans, and sends when the query passes. */
 static dm_err s_pass_first(dm_node__relay_query_t *q, const Dm__QueryReq *req,
                            int64_t deadline_ns, const atomic_bool *cancel, Dm__Envelope **rep,
                            dm_buf_t *why)
 {
-    s_plan p = {.q = q};
-    if (!q->grant_len || q->grant_problem[0] || q->pass)
-        return DM_OK;
-    dm_node__sql_pairs(q->sql, strlen(q->sql), s_plan_pair, &p);
-    if (p.no || p.n == 0)
-        return DM_OK;
-    for (size_t i = 0; i < p.n; i++)
-        if (!s_sendable(q, p.e[i]))
-            return DM_OK;
-    if (!(q->pass = s_scan_new(q, p.e[0])))
-        return DM_ERR_NOMEM;
-    q->pass_explain = req->explain;
-    for (size_t i = 0, at = 0; i < p.n && at < sizeof q->pass_names; i++) {
-        int w = snprintf(q->pass_names + at, sizeof q->pass_names - at, "%s%s.%s",
-                         i ? ", " : "", p.e[i]->domain, p.e[i]->name);
-        at += w > 0 ? (size_t)w : 0;
-    }
-    for (size_t i = 0; i < p.n; i++)
-        dm_node_relay__audit_relayed(q, p.e[i]);
+    s_plan p;
+    dm_err rc = s_plan_pass(q, req, &p);
+    if (rc != DM_OK || !q->pass)
+        return rc;
+    dm_node_relay__pass_audit(q);
     int64_t deadline = dm_node_relay__clip(deadline_ns);
-    dm_err rc = s_first(q->pass, &p, req, deadline, cancel, rep, why);
+    rc = s_first(q->pass, &p, req, deadline, cancel, rep, why);
     if (rc == DM_OK)
         rc = s_take(q->pass, *rep, why);
     return rc;

@@ -7,6 +7,8 @@
 #include "server/node_priv.h"
 #include "transport/grant.h"
 
+#define DM_NODE_RELAY_PASS_PRODUCTS_MAX 16 /* products of one passed query, at most */
+
 typedef struct {
     char address[DM_ADDRESS_MAX];
     dm_rpc_client_t *client;
@@ -71,6 +73,9 @@ typedef struct {
     unsigned pass_trips;
     uint64_t pass_rows, pass_bytes;
     char pass_names[256];
+    const dm_node__remote_t *pass_e[DM_NODE_RELAY_PASS_PRODUCTS_MAX]; /* its products */
+    size_t pass_n;
+    bool cache_only; /* the node loop's: only a kept session, only on an idle connection */
 } dm_node__relay_query_t;
 
 struct dm_query_rscan {
@@ -142,6 +147,25 @@ DM_NODISCARD dm_err dm_node_relay__grant_verify(dm_query_rscan_t *sc, const dm_n
                                                 dm_buf_t *why);
 /* Whether rep is the owner's refusal of a session it does not know. */
 bool dm_node_relay__forgotten(const Dm__Envelope *rep);
+/* node_relay_pass.c's parts the node loop's pass-through
+ * (node_relay_loop.c) shares. */
+/* Plans q's first request req: q->pass set (its scan, named after the
+ * first product; its session not chosen) when the query passes whole,
+ * and *covered when a kept session of the consumer's covers every product
+ * it names; q->pass NULL when the engine runs it. DM_ERR_NOMEM. */
+DM_NODISCARD dm_err dm_node_relay__pass_plan(dm_node__relay_query_t *q, const Dm__QueryReq *req,
+                                             bool *covered);
+/* Audits the passed query's products as relayed (once per query). */
+void dm_node_relay__pass_audit(dm_node__relay_query_t *q);
+/* Reads the owner's reply to the passed query into its counts (a
+ * QueryRep's cursor and end; an Error's text named as a scan's would be);
+ * DM_ERR_PROTO for any other message. */
+DM_NODISCARD dm_err dm_node_relay__pass_take(dm_query_rscan_t *sc, Dm__Envelope *rep,
+                                             dm_buf_t *why);
+/* DM_ERR_NET naming product, owner and state since when the newest
+ * directory has sc's owner other than alive (sc's session then failed);
+ * DM_OK otherwise. */
+DM_NODISCARD dm_err dm_node_relay__owner_gone(dm_query_rscan_t *sc, dm_buf_t *why);
 /* Frees a scan (unlinked from its session's open scans). */
 void dm_node_relay__scan_free(dm_query_rscan_t *sc);
 

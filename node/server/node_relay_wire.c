@@ -37,7 +37,7 @@ void dm_node_relay__fail(dm_node__relay_session_t *s, dm_err rc, const char *lin
 /* DM_ERR_NET naming product, owner and state since when the newest
  * directory has sc's owner other than alive: a wait gives up at once.
  * DM_OK otherwise (also when the product moved: the deadlines bound it). */
-static dm_err s_owner_gone(dm_query_rscan_t *sc, dm_buf_t *why)
+dm_err dm_node_relay__owner_gone(dm_query_rscan_t *sc, dm_buf_t *why)
 {
     dm_node__relay_query_t *q = sc->q;
     dm_node__remote_dir_t *d = q->relay->dir ? q->relay->dir(q->relay->dir_ctx) : NULL;
@@ -73,7 +73,7 @@ dm_err dm_node_relay__send(dm_query_rscan_t *sc, Dm__Envelope *env, uint64_t *id
     for (;;) {
         dm_buf_t scratch = DM_BUF_INIT;
         dm_err rc = dm_rpc_client_send(sc->s->client, env, id, &scratch);
-        if (rc == DM_ERR_TIMEOUT && s_owner_gone(sc, why) != DM_OK) {
+        if (rc == DM_ERR_TIMEOUT && dm_node_relay__owner_gone(sc, why) != DM_OK) {
             dm_buf_free(&scratch);
             return DM_ERR_NET;
         }
@@ -166,7 +166,7 @@ dm_err dm_node_relay__wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_n
         dm_err rc = dm_rpc_client_recv(sc->s->client, &e, &scratch);
         if (rc == DM_ERR_TIMEOUT) {
             dm_buf_free(&scratch);
-            if (s_owner_gone(sc, why) != DM_OK)
+            if (dm_node_relay__owner_gone(sc, why) != DM_OK)
                 return DM_ERR_NET;
             continue;
         }

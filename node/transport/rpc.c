@@ -515,6 +515,29 @@ dm_err dm_rpc_client_send(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id
     return DM_OK;
 }
 
+dm_err dm_rpc_client_send_now(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id,
+                              dm_buf_t *why)
+{
+    req->id = self->next_id++;
+    if (id)
+        *id = req->id;
+    zmq_msg_t msg;
+    if (dm_rpc_pack(req, &msg) != DM_OK) {
+        dm_buf_why(why, "out of memory packing a request");
+        return DM_ERR_NOMEM;
+    }
+    if (zmq_msg_send(&msg, self->dealer, ZMQ_DONTWAIT) >= 0)
+        return DM_OK;
+    int err = errno;
+    dm_err rc = err == EAGAIN ? DM_ERR_TIMEOUT : DM_ERR_NET;
+    dm_buf_why(why, "send to %s failed: %s", self->address,
+               rc == DM_ERR_TIMEOUT ? "not connected or its queue is full" : zmq_strerror(err));
+    zmq_msg_close(&msg);
+    return rc;
+}
+
+void *dm_rpc_client_socket(dm_rpc_client_t *self) { return self->dealer; }
+
 dm_err dm_rpc_client_recv(dm_rpc_client_t *self, Dm__Envelope **rep, dm_buf_t *why)
 {
     *rep = NULL;

@@ -114,6 +114,13 @@ void dm_rpc_client_destroy(dm_rpc_client_t **self_p);
  * NULL). Waits up to the timeout for the connection. */
 DM_NODISCARD dm_err dm_rpc_client_send(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id,
                                        dm_buf_t *why);
+/* dm_rpc_client_send that never waits: DM_ERR_TIMEOUT at once when the
+ * message cannot be queued now (no connection yet, or its queue full). */
+DM_NODISCARD dm_err dm_rpc_client_send_now(dm_rpc_client_t *self, Dm__Envelope *req,
+                                           uint64_t *id, dm_buf_t *why);
+/* The client's ZeroMQ socket, to poll for replies (ZMQ_POLLIN) on the
+ * thread that uses the client. Borrowed for the client's life. */
+void *dm_rpc_client_socket(dm_rpc_client_t *self);
 /* Receives the next reply (any id), waiting up to the timeout. *rep is the
  * caller's to free with dm__envelope__free_unpacked. */
 DM_NODISCARD dm_err dm_rpc_client_recv(dm_rpc_client_t *self, Dm__Envelope **rep, dm_buf_t *why);

@@ -9,7 +9,9 @@
  * denied product is denied either way, naming it. A passed query of more
  * than one batch is pulled through the relay's cursor to its end. Both
  * sides audit the passed query. At the owner, a query its loop answers and
- * one it hands to a worker are each audited once. */
+ * one it hands to a worker are each audited once. The relay's node loop
+ * sends a lookup in a kept session on itself (node_relay_loop.c), and a
+ * client that disconnects there has its query cancelled at the owner. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,9 +221,9 @@ Test(fed_pass, a_passed_query_is_pulled_batch_by_batch_through_the_relay)
     dm_identity_destroy(&relay);
 }
 
-/* The consumer's direct reads of commerce/orders (not via a relay) that
- * json, the owner's audit, lists. */
-static size_t s_direct_reads(const char *json)
+/* The consumer's reads of commerce/orders via a relay (or direct ones)
+ * that json, the owner's audit, lists. */
+static size_t s_reads(const char *json, bool via_relay)
 {
     size_t n = 0;
     for (const char *p = json ? strchr(json, '{') : NULL; p; p = strchr(p + 1, '{')) {
@@ -231,7 +233,7 @@ static size_t s_direct_reads(const char *json)
         char rec[1024];
         snprintf(rec, sizeof rec, "%.*s", (int)(end - p), p);
         n += strstr(rec, s_consumer.hex) && strstr(rec, "\"read\"") &&
-             strstr(rec, "commerce/orders") && !strstr(rec, "via relay");
+             strstr(rec, "commerce/orders") && !strstr(rec, "via relay") == !via_relay;
     }
     return n;
 }
@@ -240,6 +242,7 @@ typedef struct {
     const dm_h_node_t *n;
     size_t want;
     char *json;
+    bool via_relay; /* count the reads via a relay, not the direct ones */
 } s_reads_t;
 
 static bool s_reads_reach(void *ctx)
@@ -250,7 +253,7 @@ static bool s_reads_reach(void *ctx)
     free(a->json);
     a->json = r.out;
     free(r.err);
-    return r.status == 0 && s_direct_reads(a->json) >= a->want;
+    return r.status == 0 && s_reads(a->json, a->via_relay) >= a->want;
 }
 
 /* One QueryReq of sql with max_rows to the owner as the consumer: its
@@ -280,9 +283,9 @@ Test(fed_pass, the_owners_short_and_handed_over_queries_are_audited_once)
     cr_assert_not_null(consumer);
     dm_h_raw_t *raw = dm_h_raw_new(s_node.addr, consumer);
     cr_assert_not_null(raw);
-    s_reads_t a = {&s_node, 0, NULL};
+    s_reads_t a = {&s_node, 0, NULL, false};
     (void)s_reads_reach(&a);
-    size_t before = s_direct_reads(a.json);
+    size_t before = s_reads(a.json, false);
     cr_assert_eq(s_owner_query(raw, 51, "SELECT email FROM commerce.orders WHERE orderId = 'o2'", 0),
                  1);
     cr_assert_eq(s_owner_query(raw, 52, "SELECT orderId FROM commerce.orders", 1), 1,
@@ -290,7 +293,76 @@ Test(fed_pass, the_owners_short_and_handed_over_queries_are_audited_once)
     a.want = before + 2;
     cr_assert(dm_h_wait_until(s_reads_reach, &a, T_AUDIT_MS), "the reads were not audited: %s",
               a.json);
-    cr_assert_eq(s_direct_reads(a.json), before + 2, "a read audited twice: %s", a.json);
+    cr_assert_eq(s_reads(a.json, false), before + 2, "a read audited twice: %s", a.json);
     free(a.json);
     dm_h_raw_destroy(&raw);
+    dm_identity_destroy(&consumer);
+}
+
+#define T_LOOP "sent on by the relay's node loop"
+#define T_LOOKUP "SELECT orderId FROM commerce.orders WHERE orderId = 'o2'"
+#define T_CANCEL_MS 4000 /* the owner's time limit is 30 s */
+
+/* meshq's lookup at the relay: its exit status and whether the relay's
+ * loop sent it on (asserts the row when it succeeded). */
+static int s_lookup(bool *on_loop)
+{
+    const char *q[] = {"query", T_LOOKUP, "--format", "csv", "--explain", "--timeout", "8", NULL};
+    dm_h_result_t r = dm_h_run_as("meshq", s_consumer.file, &s_relay_node, q, NULL);
+    int status = r.status;
+    *on_loop = strstr(r.err, T_LOOP) != NULL;
+    if (status == 0)
+        cr_assert_str_eq(r.out, "orderId\no2\n", "%s", r.err);
+    dm_h_result_free(&r);
+    return status;
+}
+
+/* A lookup in the consumer's kept session goes on from the relay's loop;
+ * a query held there whose client disconnects is cancelled at the owner
+ * (which runs one query of the relay's at a time: the next lookup would
+ * wait for the first to reach the owner's 30 s limit) and leaves the
+ * loop (which holds one query per client). */
+Test(fed_pass, the_relays_loop_sends_lookups_on_and_a_gone_client_cancels_at_the_owner)
+{
+    bool on_loop = false;
+    cr_assert_eq(s_lookup(&on_loop), 0);
+    for (int i = 0; i < 3 && !on_loop; i++) /* a worker's query puts its connection back */
+        cr_assert_eq(s_lookup(&on_loop), 0);
+    cr_assert(on_loop, "the relay's loop never sent a lookup on");
+    /* 4^16 rows to count: runs to the owner's limit unless cancelled. */
+    char sql[1024] = "SELECT count(*) FROM commerce.orders t0";
+    for (int i = 1; i < 16; i++)
+        snprintf(sql + strlen(sql), sizeof sql - strlen(sql), ", commerce.orders t%d", i);
+    dm_identity_t *consumer = dm_h_person_identity(&s_consumer);
+    dm_identity_t *relay = dm_h_person_identity(&s_relay);
+    cr_assert(consumer && relay);
+    dm_buf_t grant = DM_BUF_INIT;
+    cr_assert_eq(dm_grant_sign(consumer, dm_identity_public(relay), sql, strlen(sql),
+                               dm_clock_wall_ms() + 60000, &grant, NULL),
+                 DM_OK);
+    s_reads_t a = {&s_node, 0, NULL, true};
+    (void)s_reads_reach(&a);
+    a.want = s_reads(a.json, true) + 1;
+    dm_h_raw_t *raw = dm_h_raw_new(s_relay_node.addr, consumer);
+    cr_assert_not_null(raw);
+    Dm__Envelope env = DM__ENVELOPE__INIT;
+    Dm__QueryReq q = DM__QUERY_REQ__INIT;
+    q.sql = sql;
+    q.grant.data = (uint8_t *)grant.data;
+    q.grant.len = grant.len;
+    dm_envelope_init(&env, 61, DM__ENVELOPE__BODY_QUERY_REQ, &q);
+    cr_assert(dm_h_raw_send_env(raw, &env));
+    cr_assert(dm_h_wait_until(s_reads_reach, &a, T_AUDIT_MS),
+              "the owner never started the long query: %s", a.json);
+    dm_h_raw_destroy(&raw); /* the client goes away */
+    int64_t start = dm_clock_mono_ms();
+    cr_assert_eq(s_lookup(&on_loop), 0, "the owner still runs the abandoned query");
+    cr_assert_lt(dm_clock_mono_ms() - start, T_CANCEL_MS, "the owner ran the abandoned query on");
+    for (int i = 0; i < 3 && !on_loop; i++)
+        cr_assert_eq(s_lookup(&on_loop), 0);
+    cr_assert(on_loop, "the relay's loop still holds the abandoned query");
+    free(a.json);
+    dm_buf_free(&grant);
+    dm_identity_destroy(&consumer);
+    dm_identity_destroy(&relay);
 }

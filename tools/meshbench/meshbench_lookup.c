@@ -26,6 +26,7 @@ static const dm_cli_optspec_t s_opts[] = {
     {"node", true},  {"data", true},    {"json", false}, {"timeout", true},
     {"help", false}, {"version", false}, {"file", true},  {"count", true},
     {"table", true}, {"key", true},  {"ping", false}, {"grant", false}, {"identity", true},
+    {"dump", true},
 };
 
 /* The client and, with --grant, who signs for which node. */
@@ -34,6 +35,26 @@ typedef struct {
     dm_identity_t *id; /* NULL: no grant */
     uint8_t node_key[DM_ID_PUBLIC_BYTES];
 } s_conn;
+
+/* Writes one line per lookup to path: its start in microseconds since
+ * the first timed lookup, and its latency in microseconds, in the order
+ * they ran (to see whether the slow ones cluster in time). -1 on error
+ * (printed). */
+static int s_dump(const char *path, const int64_t *start, const int64_t *lat, size_t n)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "meshbench lookup: cannot write %s\n", path);
+        return -1;
+    }
+    fprintf(f, "# start_us latency_us\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%.1f %.1f\n", (start[i] - start[0]) / 1e3, lat[i] / 1e3);
+    int rc = fclose(f) == 0 ? 0 : -1;
+    if (rc != 0)
+        fprintf(stderr, "meshbench lookup: cannot write %s\n", path);
+    return rc;
+}
 
 /* Reads up to n values of "key":"..." from the NDJSON file. */
 static size_t s_read_keys(const char *path, const char *key, size_t n, char (*keys)[MB_LOOKUP_KEY_MAX])
@@ -138,7 +159,9 @@ int dm_meshbench_lookup(int argc, char **argv)
                 "Defaults: --table commerce.orders --key orderId.\n"
                 "--ping: time Ping round trips instead (the transport without SQL).\n"
                 "--grant: sign a grant per query for the node asked, so --table may name\n"
-                "another node's product (the node relays; the signing is timed too).\n");
+                "another node's product (the node relays; the signing is timed too).\n"
+                "--dump FILE: write each lookup's start and latency (microseconds, in the\n"
+                "order run) to FILE, to see whether the slow ones cluster in time.\n");
         return dm_cli_get(&a, "help") ? MB_EXIT_OK : MB_EXIT_USAGE;
     }
     uint64_t count;
@@ -151,9 +174,10 @@ int dm_meshbench_lookup(int argc, char **argv)
     const char *key = dm_cli_get(&a, "key") ? dm_cli_get(&a, "key") : "orderId";
     char (*keys)[MB_LOOKUP_KEY_MAX] = calloc(count, sizeof *keys);
     int64_t *lat = calloc(count, sizeof *lat);
+    int64_t *start = calloc(count, sizeof *start);
     int status = MB_EXIT_IO;
     s_conn cn = {0};
-    size_t n = keys && lat ? s_read_keys(dm_cli_get(&a, "file"), key, count, keys) : 0;
+    size_t n = keys && lat && start ? s_read_keys(dm_cli_get(&a, "file"), key, count, keys) : 0;
     if (n == 0) {
         fprintf(stderr, "meshbench lookup: no \"%s\" values found\n", key);
         goto out;
@@ -167,14 +191,16 @@ int dm_meshbench_lookup(int argc, char **argv)
     size_t misses = 0;
     int64_t t0 = dm_clock_mono_ns();
     for (size_t i = 0; i < n; i++) {
-        int64_t s = dm_clock_mono_ns();
+        start[i] = dm_clock_mono_ns();
         int rows = s_lookup(&cn, table, key, keys[i]);
-        lat[i] = dm_clock_mono_ns() - s;
+        lat[i] = dm_clock_mono_ns() - start[i];
         if (rows < 0)
             goto out;
         misses += rows != 1;
     }
     int64_t total = dm_clock_mono_ns() - t0;
+    if (dm_cli_get(&a, "dump") && s_dump(dm_cli_get(&a, "dump"), start, lat, n) != 0)
+        goto out;
     dm_cli_sort_i64(lat, n);
     printf("%zu %s%s on %s by %s, one at a time: p50 %.1f us, p90 %.1f us, p99 %.1f us, "
            "max %.1f us; %.0f lookups/s; %zu not found\n",
@@ -187,5 +213,6 @@ out:
     dm_identity_destroy(&cn.id);
     free(keys);
     free(lat);
+    free(start);
     return status;
 }

@@ -309,6 +309,28 @@ static void *s_worker_main(void *arg)
     return NULL;
 }
 
+/* Stamps descriptor fd's disconnect for dm_query_pool_gone_since (the
+ * lock held). A descriptor past DM_QUERY_GONE_FD_MAX, or no memory to
+ * grow, goes unrecorded: the loop's query then ends at its time limit. */
+static void s_stamp_gone(dm_query_pool_t *self, int fd)
+{
+    self->gone_seq++;
+    if (fd < 0 || (size_t)fd >= DM_QUERY_GONE_FD_MAX)
+        return;
+    if ((size_t)fd >= self->gone_cap) {
+        size_t cap = self->gone_cap ? self->gone_cap : DM_QUERY_GONE_FD_MIN;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        uint64_t *at = realloc(self->gone_at, cap * sizeof *at);
+        if (!at)
+            return;
+        memset(at + self->gone_cap, 0, (cap - self->gone_cap) * sizeof *at);
+        self->gone_at = at;
+        self->gone_cap = cap;
+    }
+    self->gone_at[fd] = self->gone_seq;
+}
+
 /* Reads every pending monitor event (call with the lock held) and reports
  * the disconnects that are certain to the scheduler. */
 static void s_events(dm_query_pool_t *self)
@@ -359,9 +381,7 @@ static void s_events(dm_query_pool_t *self)
             reused = ev[j] == ZMQ_EVENT_ACCEPTED && fd[j] == fd[i];
         if (!reused) {
             dm_query_sched_disconnect(self->sched, fd[i]);
-            size_t slot = self->gone_seq++ % DM_QUERY_GONE_RING;
-            self->gone_fd[slot] = fd[i];
-            self->gone_at[slot] = self->gone_seq;
+            s_stamp_gone(self, fd[i]);
         }
     }
     free(ev);
@@ -527,6 +547,7 @@ void dm_query_pool_destroy(dm_query_pool_t **self_p)
     pthread_mutex_destroy(&self->lock);
     pthread_mutex_destroy(&self->out_lock);
     free(self->workers);
+    free(self->gone_at);
     free(self);
     *self_p = NULL;
 }
@@ -712,8 +733,8 @@ bool dm_query_pool_gone_since(dm_query_pool_t *self, int fd, uint64_t seq)
 {
     bool gone = false;
     pthread_mutex_lock(&self->lock);
-    for (size_t i = 0; i < DM_QUERY_GONE_RING && !gone; i++)
-        gone = self->gone_at[i] > seq && self->gone_fd[i] == fd;
+    if (fd >= 0 && (size_t)fd < self->gone_cap)
+        gone = self->gone_at[fd] > seq;
     pthread_mutex_unlock(&self->lock);
     return gone;
 }

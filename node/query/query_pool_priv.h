@@ -13,7 +13,8 @@
 #include "query/query_pool.h"
 
 #define DM_QUERY_ACTS_MIN 16
-#define DM_QUERY_GONE_RING 64 /* disconnects remembered for the loop's own work */
+#define DM_QUERY_GONE_FD_MIN 64        /* descriptors the disconnect stamps first hold */
+#define DM_QUERY_GONE_FD_MAX (1 << 20) /* and at most (8 MiB; beyond, not recorded) */
 
 /* The access of one query (query.h's dm_query_access_t arg): the pool's
  * decision with the caller of the request, and the products it allowed
@@ -102,10 +103,11 @@ struct dm_query_pool {
     int64_t inline_window_ns; /* when the current window started (monotonic) */
     int64_t inline_spent_ns;  /* spent in it */
     /* Disconnects the watcher reported (dm_query_pool_gone_since), under
-     * lock: the last DM_QUERY_GONE_RING descriptors with their stamps. */
+     * lock: per descriptor the stamp of its last disconnect (gone_seq
+     * counts them), so that no number of other disconnects hides one. */
     uint64_t gone_seq;
-    int gone_fd[DM_QUERY_GONE_RING];
-    uint64_t gone_at[DM_QUERY_GONE_RING];
+    uint64_t *gone_at; /* indexed by descriptor, gone_cap of them */
+    size_t gone_cap;
 };
 
 /* query.h's access callbacks over a dm_query_pool_actx_t: the pool's

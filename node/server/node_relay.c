@@ -2,7 +2,8 @@
  * dm_query_remote_t a query worker reads other nodes' products through
  * (query.h, "federated query"; docs/operations.md "Federated query").
  *
- * Per query (make .. free, all on the worker that runs it): the products
+ * Per query (make .. free, all on the worker that runs it, or on the node
+ * loop for a passed query it sends on itself, node_relay_loop.c): the products
  * come from a snapshot of the directory (node_remote.c) taken at make.
  * The first scan of an owner gets a connection to it acting as this
  * node's identity (an idle one from the cache when there is one), sends

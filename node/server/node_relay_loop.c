@@ -17,10 +17,13 @@
  * one owner, whose products a kept session of the consumer's covers, on
  * an idle connection to that owner that takes the request at once; while
  * the loop's share of time for queries is left (query_pool_inline.c's
- * bucket, which this work is counted against) and the client has nothing
- * queued or running at the workers and nothing else on the loop (so the
- * scheduler's per-client caps stand), at most DM_NODE_RELAY_LOOP_MAX at a
- * time. Anything else goes to the workers as before.
+ * bucket, which this work, the answers' reading and forwarding included,
+ * is counted against: while it is spent the answers wait in their
+ * sockets) and the client has nothing queued or running at the workers
+ * and nothing else on the loop (the scheduler's per-client caps judged at
+ * admission: a client's later requests go to the scheduler, which does
+ * not count this one), at most DM_NODE_RELAY_LOOP_MAX at a time. Anything
+ * else goes to the workers as before.
  *
  * What the worker's way guarantees holds: the query's grant is verified
  * by the relay (consumer, relay, expiry, the SQL's hash, the signature)
@@ -43,6 +46,8 @@
 #include "server/node_relay_priv.h"
 
 #define DM_NODE_RELAY_LOOP_SQL_MAX 2048 /* bytes of SQL the loop plans, at most */
+#define S_READS_MAX 4   /* messages read from one owner connection per wake-up */
+#define S_STARVED_MS 10 /* the loop's share spent: a look again this soon */
 #define S_NS_PER_MS INT64_C(1000000)
 #define S_KEY_MAX 64 /* characters of a client key (hex CURVE key) */
 
@@ -65,6 +70,7 @@ struct dm_node__relayloop {
     size_t n;
     size_t polled[DM_NODE_RELAY_LOOP_MAX]; /* the flights of the last poll's items */
     size_t npolled;
+    bool starved; /* the loop's share was spent: the owners' answers wait */
 };
 
 dm_err dm_node__relayloop_open(dm_node_t *self)
@@ -237,6 +243,14 @@ static void s_hand_on(dm_node_t *self, s_flight *f)
 static void s_answer(dm_node_t *self, s_flight *f, Dm__Envelope *rep)
 {
     dm_query_rscan_t *sc = f->q->pass;
+    if (dm_query_pool_gone_since(self->queries, f->fd, f->gone_seq)) {
+        /* The client left meanwhile: nothing forwarded, no cursor adopted
+         * for nobody, and no request handed on. */
+        dm__envelope__free_unpacked(rep, NULL);
+        sc->s->broken = true;
+        s_end(self, f, true);
+        return;
+    }
     if (dm_node_relay__forgotten(rep)) {
         dm__envelope__free_unpacked(rep, NULL);
         s_hand_on(self, f);
@@ -276,12 +290,13 @@ static void s_answer(dm_node_t *self, s_flight *f, Dm__Envelope *rep)
     s_end(self, f, true);
 }
 
-/* Reads what f's connection holds: its answer, or late replies of
- * requests abandoned before (skipped). */
+/* Reads what f's connection holds, S_READS_MAX messages at most (the
+ * rest on the next wake-up): its answer, or late replies of requests
+ * abandoned before (skipped). */
 static void s_read(dm_node_t *self, s_flight *f)
 {
     void *sock = dm_rpc_client_socket(f->q->pass->s->client);
-    for (;;) {
+    for (int reads = 0; reads < S_READS_MAX; reads++) {
         int events = 0;
         size_t sz = sizeof events;
         if (zmq_getsockopt(sock, ZMQ_EVENTS, &events, &sz) != 0 || !(events & ZMQ_POLLIN))
@@ -312,6 +327,12 @@ size_t dm_node__relayloop_items(dm_node_t *self, zmq_pollitem_t *items, size_t c
 {
     dm_node__relayloop_t *L = self->relay_loop;
     L->npolled = 0;
+    /* Reading and forwarding answers is the loop's work too: while its
+     * share is spent they wait in their sockets (a hostile owner's stream
+     * of replies costs the loop its share, never more). */
+    L->starved = L->n && !dm_query_pool_loop_share_left(self->queries);
+    if (L->starved)
+        return 0;
     for (size_t i = 0; i < DM_NODE_RELAY_LOOP_MAX && L->npolled < cap; i++)
         if (L->f[i].used) {
             items[L->npolled] = (zmq_pollitem_t){
@@ -329,18 +350,25 @@ void dm_node__relayloop_ready(dm_node_t *self, const zmq_pollitem_t *items)
     for (size_t k = 0; k < L->npolled; k++) {
         s_flight *f = &L->f[L->polled[k]];
         if ((items[k].revents & ZMQ_POLLIN) && f->used) {
+            if (read && !dm_query_pool_loop_share_left(self->queries))
+                break; /* the rest on the next wake-up, the poll still says so */
             s_read(self, f);
+            /* a batch's unpacking and packing counts against the loop's share */
+            int64_t now = dm_clock_mono_ns();
+            dm_query_pool_loop_spent(self->queries, now - start);
+            start = now;
             read = true;
         }
     }
     L->npolled = 0;
-    if (read) /* a batch's unpacking and packing counts against the loop's share */
-        dm_query_pool_loop_spent(self->queries, dm_clock_mono_ns() - start);
 }
 
 long dm_node__relayloop_wait_ms(const dm_node_t *self)
 {
-    return self->relay_loop && self->relay_loop->n ? DM_NODE_RELAY_POLL_MS : -1;
+    const dm_node__relayloop_t *L = self->relay_loop;
+    if (!L || !L->n)
+        return -1;
+    return L->starved ? S_STARVED_MS : DM_NODE_RELAY_POLL_MS;
 }
 
 /* Ends f when its client left, its time ran out, its owner went silent

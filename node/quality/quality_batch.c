@@ -10,15 +10,10 @@
  * judges and stores the full report. */
 #include "quality/quality_priv.h"
 
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
-
-#define S_HASHED_AT (DM_QDB_KEY_MAX - 10) /* value keys longer than this are hashed */
-#define S_RAW 0
-#define S_HASHED 1
 
 typedef struct {
     dm_quality__ccheck_t cc;
@@ -40,34 +35,14 @@ struct dm_quality_batch {
     size_t nacc;
     bool end_run, has_report;
     uint64_t fold_min;
+    size_t table_max;
     dm_qreport_t report;
     dm_buf_t key, text, tmp;
 };
 
 static void s_op(s_acc *a, int sign, const void *key, size_t klen, const char *text, size_t tlen)
 {
-    int8_t sg = (int8_t)sign;
-    uint16_t kl = (uint16_t)klen, tl = (uint16_t)(tlen > DM_QUALITY_SAMPLE_BYTES
-                                                      ? DM_QUALITY_SAMPLE_BYTES : tlen);
-    dm_buf_append(&a->ops, &sg, 1);
-    dm_buf_append(&a->ops, &kl, sizeof kl);
-    dm_buf_append(&a->ops, key, kl);
-    dm_buf_append(&a->ops, &tl, sizeof tl);
-    dm_buf_append(&a->ops, text, tl);
-}
-
-/* The index key of a value set: S_RAW and the encoding, or S_HASHED and
- * its BLAKE2b when too long for an LMDB key. */
-static void s_value_key(dm_buf_t *key)
-{
-    if (key->len - 1 <= S_HASHED_AT)
-        return;
-    uint8_t h[crypto_generichash_BYTES];
-    crypto_generichash(h, sizeof h, (const uint8_t *)key->data + 1, key->len - 1, NULL, 0);
-    dm_buf_reset(key);
-    uint8_t tag = S_HASHED;
-    dm_buf_append(key, &tag, 1);
-    dm_buf_append(key, h, sizeof h);
+    dm_quality__op_put(&a->ops, sign, key, klen, text, tlen);
 }
 
 /* Folds one row (sign +1: becomes live, -1: replaced) into a's deltas. */
@@ -75,13 +50,8 @@ static void s_fold(dm_quality_batch_t *b, s_acc *a, int sign, const void *row, s
 {
     const dm_check_t *k = a->cc.k;
     if (k->rule == DM_CHECK_UNIQUE) {
-        uint8_t tag = S_RAW;
-        dm_buf_reset(&b->key);
-        dm_buf_reset(&b->text);
-        dm_buf_append(&b->key, &tag, 1);
         if (!dm_quality__unique_key(&a->cc, b->schema, row, len, &b->key, &b->text))
             return;
-        s_value_key(&b->key);
         s_op(a, sign, b->key.data, b->key.len, b->text.data, b->text.len);
     } else if (k->rule == DM_CHECK_FRESHNESS) {
         int64_t ms;
@@ -129,13 +99,7 @@ static dm_err s_row(void *ctx, const void *old_row, size_t old_len, const void *
     return DM_OK;
 }
 
-typedef struct {
-    int sign;
-    const uint8_t *key;
-    uint16_t klen;
-    const char *text;
-    uint16_t tlen;
-} s_opv;
+typedef dm_quality__op_t s_opv;
 
 static int s_opv_cmp(const void *pa, const void *pb)
 {
@@ -149,26 +113,15 @@ static int s_opv_cmp(const void *pa, const void *pb)
 static s_opv *s_ops(const s_acc *a, size_t *n)
 {
     size_t cap = 0;
-    for (size_t off = 0; off < a->ops.len; cap++) {
-        uint16_t kl, tl;
-        memcpy(&kl, a->ops.data + off + 1, 2);
-        memcpy(&tl, a->ops.data + off + 3 + kl, 2);
-        off += 5 + (size_t)kl + tl;
-    }
+    dm_quality__op_t o;
+    for (size_t off = 0; off < a->ops.len; cap++)
+        off += dm_quality__op_at((const uint8_t *)a->ops.data + off, &o);
     s_opv *v = malloc((cap ? cap : 1) * sizeof *v);
     if (!v)
         abort();
     *n = 0;
-    for (size_t off = 0; off < a->ops.len;) {
-        s_opv *o = &v[(*n)++];
-        const uint8_t *p = (const uint8_t *)a->ops.data + off;
-        o->sign = (int8_t)p[0];
-        memcpy(&o->klen, p + 1, 2);
-        o->key = p + 3;
-        memcpy(&o->tlen, p + 3 + o->klen, 2);
-        o->text = (const char *)p + 5 + o->klen;
-        off += 5 + (size_t)o->klen + o->tlen;
-    }
+    for (size_t off = 0; off < a->ops.len;)
+        off += dm_quality__op_at((const uint8_t *)a->ops.data + off, &v[(*n)++]);
     return v;
 }
 
@@ -452,8 +405,15 @@ static dm_err s_finish(void *ctx, dm_store_txn_t *t, const dm_batch_result_t *re
         if (err)
             break;
         fresh_state = fresh_state || !found;
-        err = !found && before > 0 ? s_rebuild(b, t, a, &st, why)
-                                   : s_apply(b, t, a, &st, NULL, why);
+        dm_quality__umem_path path = DM_QUALITY__UMEM_DURABLE;
+        if (a->cc.k->rule == DM_CHECK_UNIQUE) /* in memory unless past its bound */
+            err = dm_quality__umem_apply(t, b->pid, &a->cc, b->schema, &st, found, before,
+                                         &a->ops, b->table_max, &path, why);
+        if (!err && path == DM_QUALITY__UMEM_REBUILD)
+            err = s_rebuild(b, t, a, &st, why);
+        else if (!err && path == DM_QUALITY__UMEM_DURABLE)
+            err = !found && before > 0 ? s_rebuild(b, t, a, &st, why)
+                                       : s_apply(b, t, a, &st, NULL, why);
         if (err == DM_ERR_STORE && a->cc.k->rule == DM_CHECK_UNIQUE) { /* a corrupt run */
             s_unreadable(b, why, mark);
             err = s_rebuild(b, t, a, &st, why);
@@ -502,6 +462,7 @@ dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid, const dm_contract_t
     b->c = c;
     b->now_ms = now_ms;
     b->fold_min = DM_QUALITY_UNIQ_FOLD_MIN;
+    b->table_max = DM_QUALITY_UNIQ_TABLES_MAX;
     dm_err err = DM_OK;
     size_t want = 0;
     for (size_t i = 0; i < c->nchecks; i++)
@@ -571,4 +532,9 @@ const dm_qreport_t *dm_quality_batch_report(const dm_quality_batch_t *self)
 void dm_quality__batch_set_fold_min(dm_quality_batch_t *b, uint64_t entries)
 {
     b->fold_min = entries;
+}
+
+void dm_quality__batch_set_table_max(dm_quality_batch_t *b, size_t bytes)
+{
+    b->table_max = bytes;
 }

@@ -267,6 +267,9 @@ uint32_t *dm_quality__utable_find(dm_quality__utable_t *self, const uint8_t *key
  * which is returned. */
 typedef int (*dm_quality__utable_fn)(void *ctx, const uint8_t *key, size_t klen,
                                      uint32_t count);
+/* Starts loading the slot where a value of hash h would be (a probe of
+ * it soon then need not wait for memory). */
+void dm_quality__utable_prefetch(const dm_quality__utable_t *self, uint64_t h);
 /* The arena offset of a count dm_quality__utable_find returned (stable
  * across reserves), and back. */
 size_t dm_quality__utable_offset(const dm_quality__utable_t *self, const uint32_t *count);

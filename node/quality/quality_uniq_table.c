@@ -21,6 +21,7 @@
 #define S_ENTRY_HEAD 6 /* u32 count, u16 klen */
 #define S_ALIGN 4
 #define S_ARENA_MIN 4096u
+#define S_GOLDEN 0x9E3779B97F4A7C15ull
 
 struct dm_quality__utable {
     uint64_t *slots;
@@ -28,6 +29,14 @@ struct dm_quality__utable {
     uint8_t *arena;
     size_t len, cap;
 };
+
+/* The home slot of a value whose hash has tag (its upper 32 bits): a
+ * function of the tag alone, so that growing never reads a key back, and
+ * multiplied so that values of one home still differ in most tag bits. */
+static size_t s_home(uint64_t tag, size_t nslots)
+{
+    return (size_t)((tag * S_GOLDEN) >> 32) & (nslots - 1);
+}
 
 dm_quality__utable_t *dm_quality__utable_new(void)
 {
@@ -107,12 +116,7 @@ bool dm_quality__utable_reserve(dm_quality__utable_t *self, size_t values, size_
         uint64_t x = self->slots[i];
         if (!x)
             continue;
-        /* the home slot from the hash's low bits, which the tag lacks:
-         * read the key back (a rehash is rare: the table doubles) */
-        const uint8_t *e = self->arena + ((x & UINT32_MAX) - 1) * S_ALIGN;
-        uint16_t kl;
-        memcpy(&kl, e + 4, 2);
-        size_t j = (size_t)dm_index_bloom_hash(e + S_ENTRY_HEAD, kl) & (nslots - 1);
+        size_t j = s_home(x >> 32, nslots);
         while (s[j])
             j = (j + 1) & (nslots - 1);
         s[j] = x;
@@ -130,7 +134,7 @@ uint32_t *dm_quality__utable_find(dm_quality__utable_t *self, const uint8_t *key
         return NULL;
     size_t mask = self->nslots - 1;
     uint64_t tag = h >> 32;
-    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+    for (size_t i = s_home(tag, self->nslots);; i = (i + 1) & mask) {
         uint64_t x = self->slots[i];
         if (!x) {
             if (!insert || (self->n + 1 > self->nslots / 4 * 3) ||
@@ -155,6 +159,12 @@ uint32_t *dm_quality__utable_find(dm_quality__utable_t *self, const uint8_t *key
         if (kl == klen && memcmp(e + S_ENTRY_HEAD, key, klen) == 0)
             return (uint32_t *)(void *)e;
     }
+}
+
+void dm_quality__utable_prefetch(const dm_quality__utable_t *self, uint64_t h)
+{
+    if (self->nslots)
+        __builtin_prefetch(&self->slots[s_home(h >> 32, self->nslots)]);
 }
 
 size_t dm_quality__utable_offset(const dm_quality__utable_t *self, const uint32_t *count)

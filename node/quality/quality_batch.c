@@ -50,9 +50,15 @@ static void s_fold(dm_quality_batch_t *b, s_acc *a, int sign, const void *row, s
 {
     const dm_check_t *k = a->cc.k;
     if (k->rule == DM_CHECK_UNIQUE) {
-        if (!dm_quality__unique_key(&a->cc, b->schema, row, len, &b->key, &b->text))
+        /* a replaced row's memory does not last: its text now; a live
+         * row's text only if a sample needs it */
+        if (!dm_quality__unique_key(&a->cc, b->schema, row, len, &b->key,
+                                    sign < 0 ? &b->text : NULL))
             return;
-        s_op(a, sign, b->key.data, b->key.len, b->text.data, b->text.len);
+        if (sign < 0)
+            s_op(a, sign, b->key.data, b->key.len, b->text.data, b->text.len);
+        else
+            dm_quality__op_put_row(&a->ops, sign, b->key.data, b->key.len, row, len);
     } else if (k->rule == DM_CHECK_FRESHNESS) {
         int64_t ms;
         if (sign <= 0 || !dm_quality__event_ms(&a->cc, b->schema, row, len, &ms))
@@ -109,8 +115,9 @@ static int s_opv_cmp(const void *pa, const void *pb)
     return c ? c : (a->klen > b->klen) - (a->klen < b->klen);
 }
 
-/* Parses a's ops into an array (the caller frees it). */
-static s_opv *s_ops(const s_acc *a, size_t *n)
+/* Parses a's ops into an array (the caller frees it); the texts made
+ * from rows go to texts, which the array borrows. */
+static s_opv *s_ops(dm_quality_batch_t *b, const s_acc *a, dm_buf_t *texts, size_t *n)
 {
     size_t cap = 0;
     dm_quality__op_t o;
@@ -120,8 +127,21 @@ static s_opv *s_ops(const s_acc *a, size_t *n)
     if (!v)
         abort();
     *n = 0;
-    for (size_t off = 0; off < a->ops.len;)
-        off += dm_quality__op_at((const uint8_t *)a->ops.data + off, &v[(*n)++]);
+    for (size_t off = 0; off < a->ops.len; (*n)++) {
+        s_opv *x = &v[*n];
+        off += dm_quality__op_at((const uint8_t *)a->ops.data + off, x);
+        if (!x->row)
+            continue;
+        dm_quality__op_text(&a->cc, b->schema, x, &b->key, &b->text);
+        x->text = (const char *)(uintptr_t)texts->len; /* an offset until texts stops moving */
+        dm_buf_append(texts, b->text.data, x->tlen);
+        x->row = texts; /* marks it */
+    }
+    for (size_t i = 0; i < *n; i++)
+        if (v[i].row == texts) {
+            v[i].text = texts->data ? texts->data + (uintptr_t)v[i].text : "";
+            v[i].row = NULL;
+        }
     return v;
 }
 
@@ -284,7 +304,8 @@ static dm_err s_apply(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
                       dm_quality__cstate_t *st, int64_t *entries, dm_buf_t *why)
 {
     size_t n = 0;
-    s_opv *v = s_ops(a, &n);
+    dm_buf_t texts = DM_BUF_INIT;
+    s_opv *v = s_ops(b, a, &texts, &n);
     dm_err err = DM_OK;
     if (a->cc.k->rule == DM_CHECK_UNIQUE) {
         err = s_apply_unique(b, t, a, st, v, n, entries, why);
@@ -305,6 +326,7 @@ static dm_err s_apply(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
                 dm_quality__sample_add(st, v[i].text, v[i].tlen);
     }
     free(v);
+    dm_buf_free(&texts);
     return err;
 }
 

@@ -105,14 +105,20 @@ static inline uint64_t dm_quality__get64(const uint8_t *p)
 /* One row's value of a check, as the writer's hook queues it for the
  * batch's end: +1 (a row holding it became live) or -1 (such a row was
  * replaced), the value's index key and its text (cut to
- * DM_QUALITY_SAMPLE_BYTES). Encoded back to back: i8 sign, u16 klen, key,
- * u16 tlen, text (host order: it never leaves the process). */
+ * DM_QUALITY_SAMPLE_BYTES), or instead of the text the row it comes from
+ * (a live row of the batch, whose memory lasts the commit: the text is
+ * made only for a sample, dm_quality__op_text). Encoded back to back: i8
+ * sign, u16 klen, key, u16 tlen, text or (tlen DM_QUALITY__OP_ROW) the
+ * row's pointer and length (host order: it never leaves the process). */
+#define DM_QUALITY__OP_ROW UINT16_MAX
 typedef struct {
     int sign;
     const uint8_t *key;
     uint16_t klen;
     const char *text;
     uint16_t tlen;
+    const void *row; /* not NULL: the text is not made yet */
+    size_t row_len;
 } dm_quality__op_t;
 
 static inline void dm_quality__op_put(dm_buf_t *ops, int sign, const void *key, size_t klen,
@@ -128,6 +134,20 @@ static inline void dm_quality__op_put(dm_buf_t *ops, int sign, const void *key, 
     dm_buf_append(ops, text, tl);
 }
 
+/* The same with the row (stable until the batch commits) for the text. */
+static inline void dm_quality__op_put_row(dm_buf_t *ops, int sign, const void *key, size_t klen,
+                                          const void *row, size_t len)
+{
+    int8_t sg = (int8_t)sign;
+    uint16_t kl = (uint16_t)klen, tl = DM_QUALITY__OP_ROW;
+    dm_buf_append(ops, &sg, 1);
+    dm_buf_append(ops, &kl, sizeof kl);
+    dm_buf_append(ops, key, kl);
+    dm_buf_append(ops, &tl, sizeof tl);
+    dm_buf_append(ops, &row, sizeof row);
+    dm_buf_append(ops, &len, sizeof len);
+}
+
 /* Decodes the op at p into o (borrowing p); returns its encoded size. */
 static inline size_t dm_quality__op_at(const uint8_t *p, dm_quality__op_t *o)
 {
@@ -135,8 +155,17 @@ static inline size_t dm_quality__op_at(const uint8_t *p, dm_quality__op_t *o)
     memcpy(&o->klen, p + 1, 2);
     o->key = p + 3;
     memcpy(&o->tlen, p + 3 + o->klen, 2);
-    o->text = (const char *)p + 5 + o->klen;
-    return 5 + (size_t)o->klen + o->tlen;
+    p += 5 + o->klen;
+    if (o->tlen != DM_QUALITY__OP_ROW) {
+        o->text = (const char *)p;
+        o->row = NULL;
+        return 5 + (size_t)o->klen + o->tlen;
+    }
+    memcpy(&o->row, p, sizeof o->row);
+    memcpy(&o->row_len, p + sizeof o->row, sizeof o->row_len);
+    o->text = "";
+    o->tlen = 0;
+    return 5 + (size_t)o->klen + sizeof o->row + sizeof o->row_len;
 }
 
 /* ---- quality_state.c ---- */
@@ -363,10 +392,15 @@ bool dm_quality__row_fails(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
                            const void *row, size_t len, dm_buf_t *tmp);
 /* unique: the index key of row's value set into key (a tag byte, then
  * the columns' key encoding, or their BLAKE2b when that is too long for an
- * LMDB key) and its text into text (both reset first); false when a column
+ * LMDB key) and its text into text (NULL: not made; both reset first);
+ * false when a column
  * is null (NULLs are never duplicates) or the row is malformed. */
 bool dm_quality__unique_key(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
                             const void *row, size_t len, dm_buf_t *key, dm_buf_t *text);
+/* unique: makes o's text from its row, if it has one instead (key and
+ * text: scratch, which o's text then borrows). */
+void dm_quality__op_text(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
+                         dm_quality__op_t *o, dm_buf_t *key, dm_buf_t *text);
 /* freshness: the row's event time in ms; false when null. */
 bool dm_quality__event_ms(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
                           const void *row, size_t len, int64_t *ms);

@@ -60,29 +60,42 @@ static void s_undo(dm_quality__ubloom_t *f)
     f->token = f->prev_token;
 }
 
-/* Applies op o (its hash h) in direction dir to f's table (see s_apply_ops). */
-static void s_apply_op(dm_quality__ubloom_t *f, const dm_quality__op_t *o, uint64_t h, int dir,
-                       dm_quality__cstate_t *st, bool log)
+/* What applying a batch's ops needs besides the ops. */
+typedef struct {
+    dm_quality__ubloom_t *f;
+    const dm_quality__ccheck_t *cc;
+    const dm_schema_t *s;
+    dm_quality__cstate_t *st; /* NULL: counts only */
+    bool log;                 /* each change logged for s_undo */
+    dm_buf_t key, text;       /* scratch: a sample's text made from its row */
+} s_apply_ctx;
+
+/* Applies op o (its hash h) in direction dir (see s_apply_ops). */
+static void s_apply_op(s_apply_ctx *x, dm_quality__op_t *o, uint64_t h, int dir)
 {
+    dm_quality__ubloom_t *f = x->f;
     int sign = o->sign * dir;
     uint32_t *c = dm_quality__utable_find(f->table, o->key, o->klen, h, sign > 0);
     if (!c || (sign < 0 && *c == 0))
         return; /* a row out that was never in: nothing to take */
     uint32_t before = *c, after = sign > 0 ? before + 1 : before - 1;
     *c = after;
-    if (st)
-        dm_quality__uniq_moved(st, before, after, o->text, o->tlen);
-    if (log)
+    if (x->st) {
+        /* the text only when a sample may take or lose it */
+        if ((before >= 2) != (after >= 2) &&
+            (after < 2 || x->st->nsamples < DM_QUALITY_SAMPLES_MAX))
+            dm_quality__op_text(x->cc, x->s, o, &x->key, &x->text);
+        dm_quality__uniq_moved(x->st, before, after, o->text, o->tlen);
+    }
+    if (x->log)
         f->undo[f->nundo++] = (int64_t)(dm_quality__utable_offset(f->table, c) << 1 | (sign < 0));
 }
 
-/* Applies ops (dir: 1, or -1 to take them back out) to f's table, which
- * has room for every +1 value: st's counters and samples follow when st
- * is not NULL; each change is logged for s_undo when log. The ops go in
- * groups whose slots are prefetched first: with a million values nearly
- * every probe is a cache miss, and the group's misses overlap. */
-static void s_apply_ops(dm_quality__ubloom_t *f, const dm_buf_t *ops, int dir,
-                        dm_quality__cstate_t *st, bool log)
+/* Applies ops (dir: 1, or -1 to take them back out) to x's table, which
+ * has room for every +1 value. The ops go in groups whose slots are
+ * prefetched first: with a million values nearly every probe is a cache
+ * miss, and the group's misses overlap. */
+static void s_apply_ops(s_apply_ctx *x, const dm_buf_t *ops, int dir)
 {
     dm_quality__op_t o[S_GROUP];
     uint64_t h[S_GROUP];
@@ -91,11 +104,13 @@ static void s_apply_ops(dm_quality__ubloom_t *f, const dm_buf_t *ops, int dir,
         for (; n < S_GROUP && off < ops->len; n++) {
             off += dm_quality__op_at((const uint8_t *)ops->data + off, &o[n]);
             h[n] = dm_index_bloom_hash(o[n].key, o[n].klen);
-            dm_quality__utable_prefetch(f->table, h[n]);
+            dm_quality__utable_prefetch(x->f->table, h[n]);
         }
         for (size_t i = 0; i < n; i++)
-            s_apply_op(f, &o[i], h[i], dir, st, log);
+            s_apply_op(x, &o[i], h[i], dir);
     }
+    dm_buf_free(&x->key);
+    dm_buf_free(&x->text);
 }
 
 typedef struct {
@@ -270,8 +285,10 @@ static dm_err s_sync(dm_store_txn_t *t, uint32_t pid, const dm_quality__ccheck_t
         s_measure(ops, &n, &kb);
         if (!err && found && !dm_quality__utable_reserve(f->table, n, kb))
             err = DM_ERR_NOMEM; /* room for the values of the rows replaced */
-        if (!err && found)
-            s_apply_ops(f, ops, -1, NULL, false); /* the state before the batch */
+        if (!err && found) { /* the state before the batch */
+            s_apply_ctx x = {f, cc, s, NULL, false, DM_BUF_INIT, DM_BUF_INIT};
+            s_apply_ops(&x, ops, -1);
+        }
         *applied = !found;
     } else if (!(f->table = dm_quality__utable_new())) {
         err = DM_ERR_NOMEM;
@@ -315,7 +332,8 @@ dm_err dm_quality__umem_apply(dm_store_txn_t *t, uint32_t pid, const dm_quality_
             f->undo_cap = n;
         }
         f->prev_token = f->token;
-        s_apply_ops(f, ops, 1, st, true);
+        s_apply_ctx x = {f, cc, s, st, true, DM_BUF_INIT, DM_BUF_INIT};
+        s_apply_ops(&x, ops, 1);
     }
     /* A new token before the batch commits: if it does not, the stored
      * one is prev_token and the log takes the table back. */

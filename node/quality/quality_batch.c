@@ -15,6 +15,8 @@
 
 #include "base/log.h"
 
+#define S_OPS_FIRST (256u << 10) /* a unique check's first ops buffer, in bytes */
+
 typedef struct {
     dm_quality__ccheck_t cc;
     int64_t fail_delta;
@@ -55,6 +57,8 @@ static void s_fold(dm_quality_batch_t *b, s_acc *a, int sign, const void *row, s
         if (!dm_quality__unique_key(&a->cc, b->schema, row, len, &b->key,
                                     sign < 0 ? &b->text : NULL))
             return;
+        if (!a->ops.cap) /* a row per op: skip the small doublings */
+            dm_buf_reserve(&a->ops, S_OPS_FIRST);
         if (sign < 0)
             s_op(a, sign, b->key.data, b->key.len, b->text.data, b->text.len);
         else

@@ -134,18 +134,23 @@ static inline void dm_quality__op_put(dm_buf_t *ops, int sign, const void *key, 
     dm_buf_append(ops, text, tl);
 }
 
-/* The same with the row (stable until the batch commits) for the text. */
+/* The same with the row (stable until the batch commits) for the text:
+ * one op per row and unique check, so written in one piece. */
 static inline void dm_quality__op_put_row(dm_buf_t *ops, int sign, const void *key, size_t klen,
                                           const void *row, size_t len)
 {
-    int8_t sg = (int8_t)sign;
+    size_t n = 5 + klen + sizeof row + sizeof len;
+    dm_buf_reserve(ops, n);
+    uint8_t *p = (uint8_t *)ops->data + ops->len;
     uint16_t kl = (uint16_t)klen, tl = DM_QUALITY__OP_ROW;
-    dm_buf_append(ops, &sg, 1);
-    dm_buf_append(ops, &kl, sizeof kl);
-    dm_buf_append(ops, key, kl);
-    dm_buf_append(ops, &tl, sizeof tl);
-    dm_buf_append(ops, &row, sizeof row);
-    dm_buf_append(ops, &len, sizeof len);
+    p[0] = (uint8_t)(int8_t)sign;
+    memcpy(p + 1, &kl, 2);
+    memcpy(p + 3, key, klen);
+    memcpy(p + 3 + klen, &tl, 2);
+    memcpy(p + 5 + klen, &row, sizeof row);
+    memcpy(p + 5 + klen + sizeof row, &len, sizeof len);
+    ops->len += n;
+    ops->data[ops->len] = 0; /* dm_buf's rule */
 }
 
 /* Decodes the op at p into o (borrowing p); returns its encoded size. */

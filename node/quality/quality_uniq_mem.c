@@ -30,6 +30,7 @@
 #include "storage/index_bloom.h"
 
 #define S_GROUP 16 /* ops whose slots are prefetched together */
+#define S_SCAN_CHUNK 4096 /* a scan's rows applied at a time */
 
 /* The ops' count and key bytes. */
 static void s_measure(const dm_buf_t *ops, size_t *n, size_t *key_bytes)
@@ -120,31 +121,41 @@ typedef struct {
     const dm_schema_t *s;
     dm_quality__cstate_t *st; /* NULL: counts only */
     size_t max;
-    dm_buf_t key, text;
+    dm_buf_t key, text, ops;
+    size_t nops;
     bool full, nomem;
 } s_scan_ctx;
 
+/* Applies the scan's queued ops (the table grown first, within the
+ * bound); false when it cannot grow (x says why). */
+static bool s_scan_flush(s_scan_ctx *x)
+{
+    size_t n, kb;
+    s_measure(&x->ops, &n, &kb);
+    size_t g = dm_quality__utable_growth(x->f->table, n, kb);
+    if (!dm_quality__ubloom_table_room(x->t, x->f, g, x->max))
+        return !(x->full = true);
+    if (!dm_quality__utable_reserve(x->f->table, n, kb))
+        return !(x->nomem = true);
+    s_apply_ctx a = {x->f, x->cc, x->s, x->st, false, DM_BUF_INIT, DM_BUF_INIT};
+    s_apply_ops(&a, &x->ops, 1);
+    dm_buf_reset(&x->ops);
+    x->nops = 0;
+    return true;
+}
+
+/* Queues a row's value as a +1 op (its text too when st is kept: the
+ * row does not outlast the call); applied S_SCAN_CHUNK at a time, so
+ * that the probes are prefetched as a batch's are. */
 static int s_scan_row(void *ctx, uint64_t seq, const void *row, size_t len)
 {
     (void)seq;
     s_scan_ctx *x = ctx;
-    if (!dm_quality__unique_key(x->cc, x->s, row, len, &x->key, &x->text))
+    if (!dm_quality__unique_key(x->cc, x->s, row, len, &x->key, x->st ? &x->text : NULL))
         return 0;
-    const uint8_t *k = (const uint8_t *)x->key.data;
-    uint64_t h = dm_index_bloom_hash(k, x->key.len);
-    uint32_t *c = dm_quality__utable_find(x->f->table, k, x->key.len, h, true);
-    if (!c) { /* out of reserved room: grow, within the bound */
-        size_t g = dm_quality__utable_growth(x->f->table, 1, x->key.len);
-        if (!dm_quality__ubloom_table_room(x->t, x->f, g, x->max))
-            return x->full = true;
-        if (!dm_quality__utable_reserve(x->f->table, 1, x->key.len))
-            return x->nomem = true;
-        c = dm_quality__utable_find(x->f->table, k, x->key.len, h, true);
-    }
-    uint32_t before = (*c)++;
-    if (x->st)
-        dm_quality__uniq_moved(x->st, before, before + 1, x->text.data, x->text.len);
-    return 0;
+    dm_quality__op_put(&x->ops, 1, x->key.data, x->key.len, x->st ? x->text.data : "",
+                       x->st ? x->text.len : 0);
+    return ++x->nops >= S_SCAN_CHUNK && !s_scan_flush(x);
 }
 
 /* Builds f's table from every live row of pid (the batch's included);
@@ -155,10 +166,13 @@ static dm_err s_scan(dm_store_txn_t *t, uint32_t pid, dm_quality__ubloom_t *f,
                      dm_quality__cstate_t *st, size_t max, bool *full, dm_buf_t *why)
 {
     int64_t t0 = dm_clock_mono_ns();
-    s_scan_ctx x = {t, f, cc, s, st, max, DM_BUF_INIT, DM_BUF_INIT, false, false};
+    s_scan_ctx x = {t, f, cc, s, st, max, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, 0, false,
+                    false};
     dm_err err = (f->table = dm_quality__utable_new()) ? DM_OK : DM_ERR_NOMEM;
     if (!err)
         err = dm_quality_db_rows(t, pid, s_scan_row, &x, why);
+    if (!err && !x.full && !x.nomem && x.nops)
+        s_scan_flush(&x);
     if (!err && x.nomem)
         err = DM_ERR_NOMEM;
     *full = x.full;
@@ -171,6 +185,7 @@ static dm_err s_scan(dm_store_txn_t *t, uint32_t pid, dm_quality__ubloom_t *f,
         dm_quality__ubloom_table_free(f);
     dm_buf_free(&x.key);
     dm_buf_free(&x.text);
+    dm_buf_free(&x.ops);
     return err;
 }
 

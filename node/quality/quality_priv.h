@@ -2,8 +2,12 @@
  *
  * Calls go one way: quality_batch.c (the writer's hook) uses
  * quality_eval.c (a row against a check), quality_judge.c (results from
- * state), quality_uniq.c (the uniqueness index) and quality_state.c (state
- * in quality_db); quality_uniq.c uses quality_uniq_bloom.c (its filter)
+ * state), quality_uniq_mem.c (unique's counts in the writer's memory),
+ * quality_uniq.c (the durable uniqueness index, past the memory bound)
+ * and quality_state.c (state in quality_db); quality_uniq_mem.c uses
+ * quality_uniq_table.c (its hash table), quality_uniq.c,
+ * quality_uniq_bloom.c (the writer's cache of each check) and
+ * quality_eval.c; quality_uniq.c uses quality_uniq_bloom.c (its filter)
  * and quality_state.c (which quality_uniq_bloom.c uses too, for its u64
  * codec); quality_judge.c uses
  * quality_state.c and quality_report.c (reports, their encoding and
@@ -13,7 +17,10 @@
  *   'P'                 -> the product's quality state (s_pstate)
  *   'S' id u64          -> a check's state (dm_quality__cstate_t)
  *   'U' id u64 value    -> u64: live rows holding that value (unique), as
- *                          of the last fold (quality_uniq.c)
+ *                          of the last fold (quality_uniq.c); only for a
+ *                          check past the memory bound, like 'D' and 'N'
+ *                          (else the counts are in the writer's memory,
+ *                          quality_uniq_mem.c)
  *   'D' id u64 seq u64  -> a pending run: one batch's sorted (value, delta)s
  *   'N' id u64          -> u64: entries of the 'U' index of check id
  *   'F' id u64          -> no longer written: a Bloom filter stored by

@@ -77,8 +77,8 @@ static void s_apply_op(s_apply_ctx *x, dm_quality__op_t *o, uint64_t h, int dir)
     dm_quality__ubloom_t *f = x->f;
     int sign = o->sign * dir;
     uint32_t *c = dm_quality__utable_find(f->table, o->key, o->klen, h, sign > 0);
-    if (!c || (sign < 0 && *c == 0))
-        return; /* a row out that was never in: nothing to take */
+    if (!c || (sign < 0 && *c == 0) || (sign > 0 && *c == UINT32_MAX))
+        return; /* a row out that was never in: nothing to take (or 4G rows of one value) */
     uint32_t before = *c, after = sign > 0 ? before + 1 : before - 1;
     *c = after;
     if (x->st) {

@@ -324,8 +324,19 @@ dm_err dm_quality__umem_apply(dm_store_txn_t *t, uint32_t pid, const dm_quality_
     bool applied = false;
     *path = DM_QUALITY__UMEM_DURABLE;
     dm_err err = dm_quality__ubloom_open(t, pid, cc->id, &f);
-    if (err || f->durable)
+    if (err)
         return err;
+    if (f->durable) {
+        /* The batch that moved the check to the index may not have
+         * committed (the map grew and it ran again, or it failed): then
+         * there is no index, and the check starts over from the rows. */
+        bool has = true;
+        if (rows_before > 0 && (err = s_has_index(t, pid, cc->id, &has, why)))
+            return err;
+        if (has)
+            return DM_OK;
+        f->durable = false;
+    }
     err = s_sync(t, pid, cc, s, f, st, found, rows_before, ops, max, &applied, path, why);
     if (err || f->durable) {
         if (err)

@@ -448,6 +448,22 @@ Test(uniq, past_the_memory_bound_the_table_becomes_the_durable_index)
     cr_assert_eq(s_where().runs, 2);
 }
 
+Test(uniq, a_move_to_the_durable_index_that_aborts_is_not_trusted)
+{
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_product("    primaryKey: id\n");
+    s_batch("1:7,2:7", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_table_max = 1;
+    s_aborted_batch(); /* the table goes to an index in a batch that fails */
+    s_layout l = s_where();
+    cr_assert_eq(l.runs + l.index, 0);
+    s_batch("2:8", DM_QUALITY_UNIQ_FOLD_MIN); /* 7: 2 -> 1, counted from the rows */
+    s_expect(0, "0 duplicate groups, 0 extra rows", "");
+    s_batch("3:8", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(1, "1 duplicate group, 1 extra row", "8");
+    cr_assert_gt(s_where().index, 0);
+}
+
 Test(uniq, a_durable_index_is_dropped_when_a_restart_finds_the_values_fit)
 {
     s_product("    primaryKey: id\n");

@@ -10,15 +10,12 @@
  * judges and stores the full report. */
 #include "quality/quality_priv.h"
 
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
 
-#define S_HASHED_AT (DM_QDB_KEY_MAX - 10) /* value keys longer than this are hashed */
-#define S_RAW 0
-#define S_HASHED 1
+#define S_OPS_FIRST (256u << 10) /* a unique check's first ops buffer, in bytes */
 
 typedef struct {
     dm_quality__ccheck_t cc;
@@ -40,34 +37,14 @@ struct dm_quality_batch {
     size_t nacc;
     bool end_run, has_report;
     uint64_t fold_min;
+    size_t table_max;
     dm_qreport_t report;
     dm_buf_t key, text, tmp;
 };
 
 static void s_op(s_acc *a, int sign, const void *key, size_t klen, const char *text, size_t tlen)
 {
-    int8_t sg = (int8_t)sign;
-    uint16_t kl = (uint16_t)klen, tl = (uint16_t)(tlen > DM_QUALITY_SAMPLE_BYTES
-                                                      ? DM_QUALITY_SAMPLE_BYTES : tlen);
-    dm_buf_append(&a->ops, &sg, 1);
-    dm_buf_append(&a->ops, &kl, sizeof kl);
-    dm_buf_append(&a->ops, key, kl);
-    dm_buf_append(&a->ops, &tl, sizeof tl);
-    dm_buf_append(&a->ops, text, tl);
-}
-
-/* The index key of a value set: S_RAW and the encoding, or S_HASHED and
- * its BLAKE2b when too long for an LMDB key. */
-static void s_value_key(dm_buf_t *key)
-{
-    if (key->len - 1 <= S_HASHED_AT)
-        return;
-    uint8_t h[crypto_generichash_BYTES];
-    crypto_generichash(h, sizeof h, (const uint8_t *)key->data + 1, key->len - 1, NULL, 0);
-    dm_buf_reset(key);
-    uint8_t tag = S_HASHED;
-    dm_buf_append(key, &tag, 1);
-    dm_buf_append(key, h, sizeof h);
+    dm_quality__op_put(&a->ops, sign, key, klen, text, tlen);
 }
 
 /* Folds one row (sign +1: becomes live, -1: replaced) into a's deltas. */
@@ -75,14 +52,17 @@ static void s_fold(dm_quality_batch_t *b, s_acc *a, int sign, const void *row, s
 {
     const dm_check_t *k = a->cc.k;
     if (k->rule == DM_CHECK_UNIQUE) {
-        uint8_t tag = S_RAW;
-        dm_buf_reset(&b->key);
-        dm_buf_reset(&b->text);
-        dm_buf_append(&b->key, &tag, 1);
-        if (!dm_quality__unique_key(&a->cc, b->schema, row, len, &b->key, &b->text))
+        /* a replaced row's memory does not last: its text now; a live
+         * row's text only if a sample needs it */
+        if (!dm_quality__unique_key(&a->cc, b->schema, row, len, &b->key,
+                                    sign < 0 ? &b->text : NULL))
             return;
-        s_value_key(&b->key);
-        s_op(a, sign, b->key.data, b->key.len, b->text.data, b->text.len);
+        if (!a->ops.cap) /* a row per op: skip the small doublings */
+            dm_buf_reserve(&a->ops, S_OPS_FIRST);
+        if (sign < 0)
+            s_op(a, sign, b->key.data, b->key.len, b->text.data, b->text.len);
+        else
+            dm_quality__op_put_row(&a->ops, sign, b->key.data, b->key.len, row, len);
     } else if (k->rule == DM_CHECK_FRESHNESS) {
         int64_t ms;
         if (sign <= 0 || !dm_quality__event_ms(&a->cc, b->schema, row, len, &ms))
@@ -129,13 +109,7 @@ static dm_err s_row(void *ctx, const void *old_row, size_t old_len, const void *
     return DM_OK;
 }
 
-typedef struct {
-    int sign;
-    const uint8_t *key;
-    uint16_t klen;
-    const char *text;
-    uint16_t tlen;
-} s_opv;
+typedef dm_quality__op_t s_opv;
 
 static int s_opv_cmp(const void *pa, const void *pb)
 {
@@ -145,30 +119,33 @@ static int s_opv_cmp(const void *pa, const void *pb)
     return c ? c : (a->klen > b->klen) - (a->klen < b->klen);
 }
 
-/* Parses a's ops into an array (the caller frees it). */
-static s_opv *s_ops(const s_acc *a, size_t *n)
+/* Parses a's ops into an array (the caller frees it); the texts made
+ * from rows go to texts, which the array borrows. */
+static s_opv *s_ops(dm_quality_batch_t *b, const s_acc *a, dm_buf_t *texts, size_t *n)
 {
     size_t cap = 0;
-    for (size_t off = 0; off < a->ops.len; cap++) {
-        uint16_t kl, tl;
-        memcpy(&kl, a->ops.data + off + 1, 2);
-        memcpy(&tl, a->ops.data + off + 3 + kl, 2);
-        off += 5 + (size_t)kl + tl;
-    }
+    dm_quality__op_t o;
+    for (size_t off = 0; off < a->ops.len; cap++)
+        off += dm_quality__op_at((const uint8_t *)a->ops.data + off, &o);
     s_opv *v = malloc((cap ? cap : 1) * sizeof *v);
     if (!v)
         abort();
     *n = 0;
-    for (size_t off = 0; off < a->ops.len;) {
-        s_opv *o = &v[(*n)++];
-        const uint8_t *p = (const uint8_t *)a->ops.data + off;
-        o->sign = (int8_t)p[0];
-        memcpy(&o->klen, p + 1, 2);
-        o->key = p + 3;
-        memcpy(&o->tlen, p + 3 + o->klen, 2);
-        o->text = (const char *)p + 5 + o->klen;
-        off += 5 + (size_t)o->klen + o->tlen;
+    for (size_t off = 0; off < a->ops.len; (*n)++) {
+        s_opv *x = &v[*n];
+        off += dm_quality__op_at((const uint8_t *)a->ops.data + off, x);
+        if (!x->row)
+            continue;
+        dm_quality__op_text(&a->cc, b->schema, x, &b->key, &b->text);
+        x->text = (const char *)(uintptr_t)texts->len; /* an offset until texts stops moving */
+        dm_buf_append(texts, b->text.data, x->tlen);
+        x->row = texts; /* marks it */
     }
+    for (size_t i = 0; i < *n; i++)
+        if (v[i].row == texts) {
+            v[i].text = texts->data ? texts->data + (uintptr_t)v[i].text : "";
+            v[i].row = NULL;
+        }
     return v;
 }
 
@@ -331,7 +308,8 @@ static dm_err s_apply(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
                       dm_quality__cstate_t *st, int64_t *entries, dm_buf_t *why)
 {
     size_t n = 0;
-    s_opv *v = s_ops(a, &n);
+    dm_buf_t texts = DM_BUF_INIT;
+    s_opv *v = s_ops(b, a, &texts, &n);
     dm_err err = DM_OK;
     if (a->cc.k->rule == DM_CHECK_UNIQUE) {
         err = s_apply_unique(b, t, a, st, v, n, entries, why);
@@ -352,6 +330,7 @@ static dm_err s_apply(dm_quality_batch_t *b, dm_store_txn_t *t, s_acc *a,
                 dm_quality__sample_add(st, v[i].text, v[i].tlen);
     }
     free(v);
+    dm_buf_free(&texts);
     return err;
 }
 
@@ -452,8 +431,15 @@ static dm_err s_finish(void *ctx, dm_store_txn_t *t, const dm_batch_result_t *re
         if (err)
             break;
         fresh_state = fresh_state || !found;
-        err = !found && before > 0 ? s_rebuild(b, t, a, &st, why)
-                                   : s_apply(b, t, a, &st, NULL, why);
+        dm_quality__umem_path path = DM_QUALITY__UMEM_DURABLE;
+        if (a->cc.k->rule == DM_CHECK_UNIQUE) /* in memory unless past its bound */
+            err = dm_quality__umem_apply(t, b->pid, &a->cc, b->schema, &st, found, before,
+                                         &a->ops, b->table_max, &path, why);
+        if (!err && path == DM_QUALITY__UMEM_REBUILD)
+            err = s_rebuild(b, t, a, &st, why);
+        else if (!err && path == DM_QUALITY__UMEM_DURABLE)
+            err = !found && before > 0 ? s_rebuild(b, t, a, &st, why)
+                                       : s_apply(b, t, a, &st, NULL, why);
         if (err == DM_ERR_STORE && a->cc.k->rule == DM_CHECK_UNIQUE) { /* a corrupt run */
             s_unreadable(b, why, mark);
             err = s_rebuild(b, t, a, &st, why);
@@ -502,6 +488,7 @@ dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid, const dm_contract_t
     b->c = c;
     b->now_ms = now_ms;
     b->fold_min = DM_QUALITY_UNIQ_FOLD_MIN;
+    b->table_max = DM_QUALITY_UNIQ_TABLES_MAX;
     dm_err err = DM_OK;
     size_t want = 0;
     for (size_t i = 0; i < c->nchecks; i++)
@@ -571,4 +558,9 @@ const dm_qreport_t *dm_quality_batch_report(const dm_quality_batch_t *self)
 void dm_quality__batch_set_fold_min(dm_quality_batch_t *b, uint64_t entries)
 {
     b->fold_min = entries;
+}
+
+void dm_quality__batch_set_table_max(dm_quality_batch_t *b, size_t bytes)
+{
+    b->table_max = bytes;
 }

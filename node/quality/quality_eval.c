@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,9 @@
 #include "record/row.h"
 
 #define S_US_PER_MS 1000
+#define S_KEY_HASHED_AT (DM_QDB_KEY_MAX - 10) /* value keys longer than this are hashed */
+#define S_KEY_RAW 0
+#define S_KEY_HASHED 1
 #define S_MS_PER_DAY (24LL * 3600 * 1000)
 
 int dm_quality__event_field(const dm_contract_t *c, const dm_check_t *k)
@@ -184,12 +188,17 @@ bool dm_quality__unique_key(const dm_quality__ccheck_t *cc, const dm_schema_t *s
                             const void *row, size_t len, dm_buf_t *key, dm_buf_t *text)
 {
     const dm_check_t *k = cc->k;
+    uint8_t tag = S_KEY_RAW;
+    dm_buf_reset(key);
+    if (text)
+        dm_buf_reset(text);
+    dm_buf_append(key, &tag, 1);
     for (size_t i = 0; i < k->ncolumns; i++) {
         dm_value_t v;
         if (!dm_row_get(s, row, len, (size_t)k->column_index[i], &v) || v.is_null)
             return false;
         dm_schema_key_append(s, (size_t)k->column_index[i], &v, key);
-        if (text->len < DM_QUALITY_SAMPLE_BYTES) {
+        if (text && text->len < DM_QUALITY_SAMPLE_BYTES) {
             char t[DM_QUALITY_SAMPLE_BYTES + 1];
             size_t n = dm_quality__value_text(&v, t, sizeof t);
             if (i)
@@ -197,7 +206,28 @@ bool dm_quality__unique_key(const dm_quality__ccheck_t *cc, const dm_schema_t *s
             dm_buf_append(text, t, n);
         }
     }
+    if (key->len - 1 > S_KEY_HASHED_AT) { /* too long for an LMDB key: its BLAKE2b */
+        uint8_t h[crypto_generichash_BYTES];
+        crypto_generichash(h, sizeof h, (const uint8_t *)key->data + 1, key->len - 1, NULL, 0);
+        dm_buf_reset(key);
+        tag = S_KEY_HASHED;
+        dm_buf_append(key, &tag, 1);
+        dm_buf_append(key, h, sizeof h);
+    }
     return true;
+}
+
+void dm_quality__op_text(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
+                         dm_quality__op_t *o, dm_buf_t *key, dm_buf_t *text)
+{
+    if (!o->row)
+        return;
+    if (dm_quality__unique_key(cc, s, o->row, o->row_len, key, text)) {
+        o->text = text->data;
+        o->tlen = (uint16_t)(text->len > DM_QUALITY_SAMPLE_BYTES ? DM_QUALITY_SAMPLE_BYTES
+                                                                 : text->len);
+    }
+    o->row = NULL;
 }
 
 bool dm_quality__event_ms(const dm_quality__ccheck_t *cc, const dm_schema_t *s,

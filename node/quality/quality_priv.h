@@ -2,8 +2,12 @@
  *
  * Calls go one way: quality_batch.c (the writer's hook) uses
  * quality_eval.c (a row against a check), quality_judge.c (results from
- * state), quality_uniq.c (the uniqueness index) and quality_state.c (state
- * in quality_db); quality_uniq.c uses quality_uniq_bloom.c (its filter)
+ * state), quality_uniq_mem.c (unique's counts in the writer's memory),
+ * quality_uniq.c (the durable uniqueness index, past the memory bound)
+ * and quality_state.c (state in quality_db); quality_uniq_mem.c uses
+ * quality_uniq_table.c (its hash table), quality_uniq.c,
+ * quality_uniq_bloom.c (the writer's cache of each check) and
+ * quality_eval.c; quality_uniq.c uses quality_uniq_bloom.c (its filter)
  * and quality_state.c (which quality_uniq_bloom.c uses too, for its u64
  * codec); quality_judge.c uses
  * quality_state.c and quality_report.c (reports, their encoding and
@@ -13,7 +17,10 @@
  *   'P'                 -> the product's quality state (s_pstate)
  *   'S' id u64          -> a check's state (dm_quality__cstate_t)
  *   'U' id u64 value    -> u64: live rows holding that value (unique), as
- *                          of the last fold (quality_uniq.c)
+ *                          of the last fold (quality_uniq.c); only for a
+ *                          check past the memory bound, like 'D' and 'N'
+ *                          (else the counts are in the writer's memory,
+ *                          quality_uniq_mem.c)
  *   'D' id u64 seq u64  -> a pending run: one batch's sorted (value, delta)s
  *   'N' id u64          -> u64: entries of the 'U' index of check id
  *   'F' id u64          -> no longer written: a Bloom filter stored by
@@ -30,6 +37,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "contract/pattern.h"
 #include "quality/quality.h"
@@ -47,6 +55,11 @@
  * read (the writer's cached counts and filter answer), so folds are rare. */
 #define DM_QUALITY_UNIQ_FOLD_MIN 65536
 #define DM_QUALITY_UNIQ_FOLD_FACTOR 4
+/* unique: the writer's in-memory tables of one store's unique checks
+ * (quality_uniq_mem.c) stay under this; a check past it goes to the
+ * durable index. About 64 bytes per distinct value of a 20-byte key at
+ * worst (the arena and the slots double), so ten million values fit. */
+#define DM_QUALITY_UNIQ_TABLES_MAX ((size_t)1 << 30)
 
 #define DM_QTAG_PRODUCT 'P'
 #define DM_QTAG_CHECK 'S'
@@ -94,6 +107,77 @@ static inline uint64_t dm_quality__get64(const uint8_t *p)
     for (int i = 0; i < 8; i++)
         v = v << 8 | p[i];
     return v;
+}
+
+/* One row's value of a check, as the writer's hook queues it for the
+ * batch's end: +1 (a row holding it became live) or -1 (such a row was
+ * replaced), the value's index key and its text (cut to
+ * DM_QUALITY_SAMPLE_BYTES), or instead of the text the row it comes from
+ * (a live row of the batch, whose memory lasts the commit: the text is
+ * made only for a sample, dm_quality__op_text). Encoded back to back: i8
+ * sign, u16 klen, key, u16 tlen, text or (tlen DM_QUALITY__OP_ROW) the
+ * row's pointer and length (host order: it never leaves the process). */
+#define DM_QUALITY__OP_ROW UINT16_MAX
+typedef struct {
+    int sign;
+    const uint8_t *key;
+    uint16_t klen;
+    const char *text;
+    uint16_t tlen;
+    const void *row; /* not NULL: the text is not made yet */
+    size_t row_len;
+} dm_quality__op_t;
+
+static inline void dm_quality__op_put(dm_buf_t *ops, int sign, const void *key, size_t klen,
+                                      const char *text, size_t tlen)
+{
+    int8_t sg = (int8_t)sign;
+    uint16_t kl = (uint16_t)klen, tl = (uint16_t)(tlen > DM_QUALITY_SAMPLE_BYTES
+                                                      ? DM_QUALITY_SAMPLE_BYTES : tlen);
+    dm_buf_append(ops, &sg, 1);
+    dm_buf_append(ops, &kl, sizeof kl);
+    dm_buf_append(ops, key, kl);
+    dm_buf_append(ops, &tl, sizeof tl);
+    dm_buf_append(ops, text, tl);
+}
+
+/* The same with the row (stable until the batch commits) for the text:
+ * one op per row and unique check, so written in one piece. */
+static inline void dm_quality__op_put_row(dm_buf_t *ops, int sign, const void *key, size_t klen,
+                                          const void *row, size_t len)
+{
+    size_t n = 5 + klen + sizeof row + sizeof len;
+    dm_buf_reserve(ops, n);
+    uint8_t *p = (uint8_t *)ops->data + ops->len;
+    uint16_t kl = (uint16_t)klen, tl = DM_QUALITY__OP_ROW;
+    p[0] = (uint8_t)(int8_t)sign;
+    memcpy(p + 1, &kl, 2);
+    memcpy(p + 3, key, klen);
+    memcpy(p + 3 + klen, &tl, 2);
+    memcpy(p + 5 + klen, &row, sizeof row);
+    memcpy(p + 5 + klen + sizeof row, &len, sizeof len);
+    ops->len += n;
+    ops->data[ops->len] = 0; /* dm_buf's rule */
+}
+
+/* Decodes the op at p into o (borrowing p); returns its encoded size. */
+static inline size_t dm_quality__op_at(const uint8_t *p, dm_quality__op_t *o)
+{
+    o->sign = (int8_t)p[0];
+    memcpy(&o->klen, p + 1, 2);
+    o->key = p + 3;
+    memcpy(&o->tlen, p + 3 + o->klen, 2);
+    p += 5 + o->klen;
+    if (o->tlen != DM_QUALITY__OP_ROW) {
+        o->text = (const char *)p;
+        o->row = NULL;
+        return 5 + (size_t)o->klen + o->tlen;
+    }
+    memcpy(&o->row, p, sizeof o->row);
+    memcpy(&o->row_len, p + sizeof o->row, sizeof o->row_len);
+    o->text = "";
+    o->tlen = 0;
+    return 5 + (size_t)o->klen + sizeof o->row + sizeof o->row_len;
 }
 
 /* ---- quality_state.c ---- */
@@ -167,6 +251,11 @@ DM_NODISCARD dm_err dm_quality__uniq_direct(dm_store_txn_t *t, uint32_t pid, uin
 DM_NODISCARD dm_err dm_quality__uniq_set_entries(dm_store_txn_t *t, uint32_t pid, uint64_t id,
                                                  uint64_t entries, dm_buf_t *why);
 
+/* A value's count moved from before to after: st's groups, extra rows
+ * and samples follow. */
+void dm_quality__uniq_moved(dm_quality__cstate_t *st, uint64_t before, uint64_t after,
+                            const char *text, size_t tlen);
+
 /* ---- quality_uniq_counts.c ---- */
 
 /* The values' live-row counts as last committed, for one unique check. */
@@ -191,6 +280,44 @@ bool dm_quality__ucounts_get(const dm_quality__ucounts_t *c, const uint8_t *key,
 void dm_quality__ucounts_put(dm_quality__ucounts_t *c, const uint8_t *key, size_t klen,
                              uint64_t h, uint64_t count, bool admit);
 
+/* ---- quality_uniq_table.c ---- */
+
+/* A unique check's values and live-row counts in the writer's memory. */
+typedef struct dm_quality__utable dm_quality__utable_t;
+
+/* An empty table; NULL when out of memory. */
+dm_quality__utable_t *dm_quality__utable_new(void);
+void dm_quality__utable_destroy(dm_quality__utable_t **self_p);
+/* The bytes it holds (NULL: 0), and its values. */
+size_t dm_quality__utable_bytes(const dm_quality__utable_t *self);
+size_t dm_quality__utable_count(const dm_quality__utable_t *self);
+/* The bytes dm_quality__utable_reserve would add for values more values
+ * of key_bytes bytes of keys in all. */
+size_t dm_quality__utable_growth(const dm_quality__utable_t *self, size_t values,
+                                 size_t key_bytes);
+/* Makes room for values more values of key_bytes key bytes in all (the
+ * inserts of dm_quality__utable_find); false when out of memory (the
+ * table stays as it was, usable). */
+bool dm_quality__utable_reserve(dm_quality__utable_t *self, size_t values, size_t key_bytes);
+/* The count of key (h: dm_index_bloom_hash of it), or NULL when the table
+ * does not hold it; with insert, it is taken in with count 0 if room was
+ * reserved (else NULL). The pointer is valid until the next reserve. */
+uint32_t *dm_quality__utable_find(dm_quality__utable_t *self, const uint8_t *key, size_t klen,
+                                  uint64_t h, bool insert);
+/* Calls fn for each value (in insertion order) until it returns non-zero,
+ * which is returned. */
+typedef int (*dm_quality__utable_fn)(void *ctx, const uint8_t *key, size_t klen,
+                                     uint32_t count);
+/* Starts loading the slot where a value of hash h would be (a probe of
+ * it soon then need not wait for memory). */
+void dm_quality__utable_prefetch(const dm_quality__utable_t *self, uint64_t h);
+/* The arena offset of a count dm_quality__utable_find returned (stable
+ * across reserves), and back. */
+size_t dm_quality__utable_offset(const dm_quality__utable_t *self, const uint32_t *count);
+uint32_t *dm_quality__utable_at(dm_quality__utable_t *self, size_t off);
+int dm_quality__utable_each(const dm_quality__utable_t *self, dm_quality__utable_fn fn,
+                            void *ctx);
+
 /* ---- quality_uniq_bloom.c ---- */
 
 /* What the writer keeps in memory for a unique check: a Bloom filter of
@@ -205,6 +332,15 @@ typedef struct {
     uint64_t used;       /* when last opened (least recently used goes first) */
     uint64_t next_token; /* the counts' next token: random start, then counted */
     dm_quality__ucounts_t counts;
+    /* The in-memory path (quality_uniq_mem.c): the values' counts as of
+     * the committed state stamped token; prev_token and the undo log
+     * (entry counts touched, +1 or -1 each) take them back to the state
+     * before the last batch applied, should that batch not commit. */
+    dm_quality__utable_t *table;
+    uint64_t token, prev_token;
+    int64_t *undo;        /* arena offset * 2 + (1 when the count went down) */
+    size_t nundo, undo_cap;
+    bool durable;         /* this process keeps the check on the durable index */
 } dm_quality__ubloom_t;
 
 /* The filter of check id of pid in t's store (created empty, not built,
@@ -225,14 +361,24 @@ DM_NODISCARD dm_err dm_quality__ubloom_build(dm_store_txn_t *t, uint32_t pid, ui
  * was added (certain); true when one may have been, or f is not built. */
 bool dm_quality__ubloom_maybe(const dm_quality__ubloom_t *f, uint64_t h);
 void dm_quality__ubloom_add(dm_quality__ubloom_t *f, uint64_t h);
-/* Drops the filter and counts of check id of pid (its index is rebuilt
- * directly). */
+/* Drops the filter, counts and table of check id of pid (its index is
+ * rebuilt directly, or the check was dropped). */
 void dm_quality__ubloom_forget(dm_store_txn_t *t, uint32_t pid, uint64_t id);
+/* Frees f's table and undo log. */
+void dm_quality__ubloom_table_free(dm_quality__ubloom_t *f);
+/* Whether want more bytes of table fit f's store under max for all its
+ * checks' tables, after dropping the least recently used other checks'
+ * (rebuilt by a scan when their check next runs). */
+bool dm_quality__ubloom_table_room(dm_store_txn_t *t, const dm_quality__ubloom_t *f,
+                                   size_t want, size_t max);
 
 /* ---- quality_batch.c ---- */
 
 /* Tests: the fold bound's floor (DM_QUALITY_UNIQ_FOLD_MIN by default). */
 void dm_quality__batch_set_fold_min(dm_quality_batch_t *b, uint64_t entries);
+/* Tests: the bound of the unique checks' tables (DM_QUALITY_UNIQ_TABLES_MAX
+ * by default; 0: every unique check on the durable index). */
+void dm_quality__batch_set_table_max(dm_quality_batch_t *b, size_t bytes);
 
 /* ---- quality_eval.c ---- */
 
@@ -256,11 +402,17 @@ void dm_quality__ccheck_clear(dm_quality__ccheck_t *cc);
  * but not_null); text/n get the failing value's text (tmp: scratch). */
 bool dm_quality__row_fails(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
                            const void *row, size_t len, dm_buf_t *tmp);
-/* unique: appends the index key of row's value set to key and its text to
- * text; false when a column is null (NULLs are never duplicates) or the
- * row is malformed. */
+/* unique: the index key of row's value set into key (a tag byte, then
+ * the columns' key encoding, or their BLAKE2b when that is too long for an
+ * LMDB key) and its text into text (NULL: not made; both reset first);
+ * false when a column
+ * is null (NULLs are never duplicates) or the row is malformed. */
 bool dm_quality__unique_key(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
                             const void *row, size_t len, dm_buf_t *key, dm_buf_t *text);
+/* unique: makes o's text from its row, if it has one instead (key and
+ * text: scratch, which o's text then borrows). */
+void dm_quality__op_text(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
+                         dm_quality__op_t *o, dm_buf_t *key, dm_buf_t *text);
 /* freshness: the row's event time in ms; false when null. */
 bool dm_quality__event_ms(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
                           const void *row, size_t len, int64_t *ms);
@@ -269,6 +421,31 @@ size_t dm_quality__value_text(const dm_value_t *v, char *buf, size_t cap);
 /* The field freshness reads when the check has no column: the first
  * timestamp field of spec.storage.partitioning, or -1. */
 int dm_quality__event_field(const dm_contract_t *c, const dm_check_t *k);
+
+/* ---- quality_uniq_mem.c ---- */
+
+/* Where a unique check's batch went. */
+typedef enum {
+    DM_QUALITY__UMEM_DONE,    /* applied in memory: st is up to date */
+    DM_QUALITY__UMEM_DURABLE, /* the check is on the durable index: apply it there
+                               * (or rebuild it there when st was not found and
+                               * the product had rows) */
+    DM_QUALITY__UMEM_REBUILD  /* the check goes to the durable index, which must
+                               * be rebuilt from the rows */
+} dm_quality__umem_path;
+
+/* Applies a batch's ops (dm_quality__op_t, queued by the hook) of unique
+ * check cc to its state st through the writer's in-memory table
+ * (quality_uniq_mem.c says how it stays exact), under max bytes of tables
+ * per store. found: st was read from the store; rows_before: the product's
+ * rows before the batch. *path says what the caller does next. On error
+ * the table is dropped (a scan rebuilds it). */
+DM_NODISCARD dm_err dm_quality__umem_apply(dm_store_txn_t *t, uint32_t pid,
+                                           const dm_quality__ccheck_t *cc,
+                                           const dm_schema_t *s, dm_quality__cstate_t *st,
+                                           bool found, uint64_t rows_before,
+                                           const dm_buf_t *ops, size_t max,
+                                           dm_quality__umem_path *path, dm_buf_t *why);
 
 /* ---- quality_report.c ---- */
 

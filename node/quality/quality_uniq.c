@@ -203,9 +203,8 @@ dm_err dm_quality__uniq_set_entries(dm_store_txn_t *t, uint32_t pid, uint64_t id
     return dm_quality_db_put(t, pid, k, sizeof k, v, sizeof v, why);
 }
 
-/* A value's count moved from before to after: the counters and samples follow. */
-static void s_moved(dm_quality__cstate_t *st, uint64_t before, uint64_t after, const char *text,
-                    size_t tlen)
+void dm_quality__uniq_moved(dm_quality__cstate_t *st, uint64_t before, uint64_t after,
+                            const char *text, size_t tlen)
 {
     st->groups += (after >= 2) - (before >= 2);
     st->extra = st->extra + (after > 1 ? after - 1 : 0) - (before > 1 ? before - 1 : 0);
@@ -239,7 +238,7 @@ dm_err dm_quality__uniq_direct(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     if (err)
         return err;
     *entries += (after > 0) - (before > 0);
-    s_moved(st, before, after, v->text, v->tlen);
+    dm_quality__uniq_moved(st, before, after, v->text, v->tlen);
     return DM_OK;
 }
 
@@ -499,7 +498,7 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
     st->token = f->counts.token = f->next_token;
     for (size_t i = 0; i < n; i++) {
         uint64_t after = s_plus(before[i], v[i].delta);
-        s_moved(st, before[i], after, v[i].text, v[i].tlen);
+        dm_quality__uniq_moved(st, before[i], after, v[i].text, v[i].tlen);
         /* Every value that enters the index enters the filter, whatever
          * told its count before: a cached count of 0 may be of a value a
          * fold removed and a rebuild left out of the filter. */

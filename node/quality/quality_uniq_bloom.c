@@ -49,6 +49,7 @@ static void s_cache_free(void *p)
     for (size_t i = 0; i < c->n; i++) {
         free(c->f[i]->bits);
         dm_quality__ucounts_free(&c->f[i]->counts);
+        dm_quality__ubloom_table_free(c->f[i]);
         free(c->f[i]);
     }
     free(c->f);
@@ -135,7 +136,36 @@ void dm_quality__ubloom_forget(dm_store_txn_t *t, uint32_t pid, uint64_t id)
         if (c->f[i]->pid == pid && c->f[i]->id == id) {
             s_drop_bits(c, c->f[i]);
             dm_quality__ucounts_free(&c->f[i]->counts);
+            dm_quality__ubloom_table_free(c->f[i]);
         }
+}
+
+void dm_quality__ubloom_table_free(dm_quality__ubloom_t *f)
+{
+    dm_quality__utable_destroy(&f->table);
+    free(f->undo);
+    f->undo = NULL;
+    f->nundo = f->undo_cap = 0;
+}
+
+bool dm_quality__ubloom_table_room(dm_store_txn_t *t, const dm_quality__ubloom_t *f,
+                                   size_t want, size_t max)
+{
+    s_cache *c = dm_quality_db_cache(t);
+    for (;;) {
+        size_t bytes = 0;
+        dm_quality__ubloom_t *lru = NULL;
+        for (size_t i = 0; c && i < c->n; i++) {
+            bytes += dm_quality__utable_bytes(c->f[i]->table);
+            if (c->f[i] != f && c->f[i]->table && (!lru || c->f[i]->used < lru->used))
+                lru = c->f[i];
+        }
+        if (bytes + want <= max)
+            return true;
+        if (!lru)
+            return false;
+        dm_quality__ubloom_table_free(lru);
+    }
 }
 
 bool dm_quality__ubloom_ready(const dm_quality__ubloom_t *f)

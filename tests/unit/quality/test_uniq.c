@@ -4,17 +4,24 @@
  * its count is split between the index and the runs; the writer's memory
  * (quality_uniq_bloom.c, quality_uniq_counts.c): a filter built after a
  * restart from the index and the runs, cached counts that a batch
- * aborting after the hook does not leave behind. */
+ * aborting after the hook does not leave behind; the in-memory tables
+ * (quality_uniq_mem.c): no index written, a restart's scan, a batch that
+ * aborts undone, the move to the durable index past the memory bound and
+ * back after a restart. */
 #include "quality_test.h"
 
 #define T_ROWS_MAX 64
 
 static int s_next_id;
+/* The bound of the writer's in-memory tables: 0 (the durable index, what
+ * most tests here are about) unless a test says otherwise. */
+static size_t s_table_max;
 
 static void s_setup(void)
 {
     q_open("test_uniq");
     s_next_id = 0;
+    s_table_max = 0;
 }
 
 static void s_teardown(void)
@@ -59,6 +66,7 @@ static void s_commit(char lines[][64], size_t n, uint64_t fold_min)
     dm_store_hook_t hook;
     cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_c, T_NOW, &qb, &hook, &why), DM_OK);
     dm_quality__batch_set_fold_min(qb, fold_min);
+    dm_quality__batch_set_table_max(qb, s_table_max);
     dm_quality_batch_end_run(qb);
     dm_batch_result_t res;
     cr_assert_eq(dm_store_commit_batch_hooked(s_store, s_pid, in, n, NULL, 0, "t", &hook, &res,
@@ -309,18 +317,16 @@ static dm_err s_fail_finish(void *ctx, dm_store_txn_t *txn, const dm_batch_resul
     return DM_ERR_INVALID;
 }
 
-Test(uniq, a_batch_that_aborts_after_the_hook_leaves_no_trace_in_the_cached_counts)
+/* Commits {"id":3,"v":7} through the hook, then fails the batch. */
+static void s_aborted_batch(void)
 {
-    s_product("    primaryKey: id\n");
-    s_batch("1:7", DM_QUALITY_UNIQ_FOLD_MIN);
-    s_batch("2:7", DM_QUALITY_UNIQ_FOLD_MIN); /* read from the run: now cached, 2 */
-    s_expect(1, "1 duplicate group, 1 extra row", "7");
     const char *line = "{\"id\":3,\"v\":7}";
     dm_buf_t row = DM_BUF_INIT, key = DM_BUF_INIT, why = DM_BUF_INIT;
     cr_assert(dm_schema_validate(s_schema, line, strlen(line), &row, &key, &why));
     dm_row_in_t in = {key.data, key.len, row.data, row.len};
     dm_quality_batch_t *qb = NULL;
     cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_c, T_NOW, &qb, &s_inner, &why), DM_OK);
+    dm_quality__batch_set_table_max(qb, s_table_max);
     dm_store_hook_t failing = {s_fail_begin, s_fail_row, s_fail_finish, s_inner.ctx};
     dm_batch_result_t res;
     cr_assert_neq(dm_store_commit_batch_hooked(s_store, s_pid, &in, 1, NULL, 0, "t", &failing,
@@ -330,6 +336,15 @@ Test(uniq, a_batch_that_aborts_after_the_hook_leaves_no_trace_in_the_cached_coun
     dm_buf_free(&row);
     dm_buf_free(&key);
     dm_buf_free(&why);
+}
+
+Test(uniq, a_batch_that_aborts_after_the_hook_leaves_no_trace_in_the_cached_counts)
+{
+    s_product("    primaryKey: id\n");
+    s_batch("1:7", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_batch("2:7", DM_QUALITY_UNIQ_FOLD_MIN); /* read from the run: now cached, 2 */
+    s_expect(1, "1 duplicate group, 1 extra row", "7");
+    s_aborted_batch();
     s_expect(1, "1 duplicate group, 1 extra row", "7"); /* the stored state: unchanged */
     /* 7 loses a row: 2 -> 1 stored, no longer a group (3 -> 2 had the
      * aborted batch's count been kept) */
@@ -372,4 +387,96 @@ Test(uniq, a_filter_stored_by_an_older_build_is_deleted_and_not_read)
     bool has = true;
     cr_assert_eq(dm_quality_db_view(s_store, s_has_old_filter, &has, NULL), DM_OK);
     cr_assert_not(has);
+}
+
+/* ---- the writer's in-memory tables (quality_uniq_mem.c) ---- */
+
+static void s_reopen(void)
+{
+    dm_store_destroy(&s_store);
+    cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
+}
+
+Test(uniq, in_memory_no_index_is_written_and_a_restart_scans_the_rows)
+{
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_product("    primaryKey: id\n");
+    s_batch("1:1,2:2,3:2,4:3", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_batch("5:3,6:3,4:1", DM_QUALITY_UNIQ_FOLD_MIN); /* 4 moves from 3 to 1 */
+    s_expect(3, "3 duplicate groups, 3 extra rows", "2");
+    s_layout l = s_where();
+    cr_assert_eq(l.runs + l.index, 0);
+    s_reopen(); /* the table is gone: the next batch counts the rows again */
+    s_batch("6:9,7:9,2:1", DM_QUALITY_UNIQ_FOLD_MIN); /* 3: 2 -> 1, 2: 2 -> 1, 1: 2 -> 3 */
+    s_expect(3, "2 duplicate groups, 3 extra rows", "1");
+    s_batch("8:2,9:3", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(5, "4 duplicate groups, 5 extra rows", "1");
+    l = s_where();
+    cr_assert_eq(l.runs + l.index, 0);
+}
+
+Test(uniq, in_memory_a_batch_that_aborts_is_undone)
+{
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_product("    primaryKey: id\n");
+    s_batch("1:7,2:7", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_aborted_batch(); /* 7: 2 -> 3 in memory, then rolled back in the store */
+    s_expect(1, "1 duplicate group, 1 extra row", "7");
+    s_batch("2:8", DM_QUALITY_UNIQ_FOLD_MIN); /* 7: 2 -> 1 (not 3 -> 2) */
+    s_expect(0, "0 duplicate groups, 0 extra rows", "");
+    s_aborted_batch();
+    s_aborted_batch(); /* twice in a row: undone each time */
+    s_batch("3:8,4:7", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(2, "2 duplicate groups, 2 extra rows", "8");
+}
+
+Test(uniq, past_the_memory_bound_the_table_becomes_the_durable_index)
+{
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_product("    primaryKey: id\n");
+    s_batch("1:1,2:2,3:2,4:3", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_batch("4:4", DM_QUALITY_UNIQ_FOLD_MIN); /* 3 back to 0 rows */
+    s_table_max = 1; /* no room to grow: the table goes to the index */
+    s_batch("5:1,6:5", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_layout l = s_where();
+    cr_assert_eq(l.index, 3, "the table's live values 1, 2, 4 (3 has no rows)");
+    cr_assert_eq(l.runs, 1, "the batch, applied on the index");
+    s_expect(2, "2 duplicate groups, 2 extra rows", "2");
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX; /* durable for the rest of the process */
+    s_batch("7:4,1:5", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(3, "3 duplicate groups, 3 extra rows", "2");
+    cr_assert_eq(s_where().runs, 2);
+}
+
+Test(uniq, a_move_to_the_durable_index_that_aborts_is_not_trusted)
+{
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_product("    primaryKey: id\n");
+    s_batch("1:7,2:7", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_table_max = 1;
+    s_aborted_batch(); /* the table goes to an index in a batch that fails */
+    s_layout l = s_where();
+    cr_assert_eq(l.runs + l.index, 0);
+    s_batch("2:8", DM_QUALITY_UNIQ_FOLD_MIN); /* 7: 2 -> 1, counted from the rows */
+    s_expect(0, "0 duplicate groups, 0 extra rows", "");
+    s_batch("3:8", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(1, "1 duplicate group, 1 extra row", "8");
+    cr_assert_gt(s_where().index, 0);
+}
+
+Test(uniq, a_durable_index_is_dropped_when_a_restart_finds_the_values_fit)
+{
+    s_product("    primaryKey: id\n");
+    s_batch("1:1,2:1,3:2", 1); /* on the index (s_table_max 0), folded */
+    s_batch("4:2,1:3", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(1, "1 duplicate group, 1 extra row", "2");
+    cr_assert_gt(s_where().runs + s_where().index, 0);
+    s_reopen();
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_batch("5:3,6:1", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(3, "3 duplicate groups, 3 extra rows", "2");
+    s_layout l = s_where();
+    cr_assert_eq(l.runs + l.index, 0);
+    s_batch("5:4", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(2, "2 duplicate groups, 2 extra rows", "2");
 }

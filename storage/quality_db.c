@@ -366,10 +366,18 @@ dm_err dm_quality_db_add_sorted(dm_store_txn_t *t, uint32_t pid, const void *pre
 
 void *dm_quality_db_cache(dm_store_txn_t *t) { return t->store->quality_cache; }
 
-void dm_quality_db_cache_set(dm_store_txn_t *t, void *cache, void (*free_fn)(void *cache))
+void dm_quality_db_cache_set(dm_store_txn_t *t, void *cache, void (*free_fn)(void *cache),
+                             void (*save_fn)(void *cache, const char *dir))
 {
     t->store->quality_cache = cache;
     t->store->quality_cache_free = free_fn;
+    t->store->quality_cache_save = save_fn;
+}
+
+const char *dm_quality_db_dir(dm_store_txn_t *t)
+{
+    const char *dir = NULL;
+    return mdb_env_get_path(t->store->env, &dir) == MDB_SUCCESS ? dir : NULL;
 }
 
 dm_err dm_quality_db_counts(dm_store_txn_t *t, uint32_t pid, uint64_t *records,

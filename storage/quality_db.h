@@ -95,11 +95,16 @@ DM_NODISCARD dm_err dm_quality_db_del_first(dm_store_txn_t *t, uint32_t pid, con
 /* The writer's in-memory cache of quality state for t's store (NULL until
  * set): what node/quality/ keeps across batches so that a batch need not
  * read it back from the store. Set once, with the destructor that
- * dm_store_destroy calls; only the writer thread (the batch hooks) uses it.
- * Whatever it holds must be derivable from the store again (it is lost
- * with the process). */
+ * dm_store_destroy calls, and save_fn (may be NULL), which it calls
+ * before, with the store's directory, when the store did not fail (the
+ * cache may keep what it holds in a file there over a clean restart);
+ * only the writer thread (the batch hooks) uses it. Whatever it holds must
+ * be derivable from the store again (a crash loses it). */
 void *dm_quality_db_cache(dm_store_txn_t *t);
-void dm_quality_db_cache_set(dm_store_txn_t *t, void *cache, void (*free_fn)(void *cache));
+void dm_quality_db_cache_set(dm_store_txn_t *t, void *cache, void (*free_fn)(void *cache),
+                             void (*save_fn)(void *cache, const char *dir));
+/* The directory of t's store (its LMDB environment's); NULL if unknown. */
+const char *dm_quality_db_dir(dm_store_txn_t *t);
 
 /* pid's live row and quarantine counts, as the store's counters hold
  * them in t. DM_ERR_NOTFOUND (why untouched) if pid is not registered. */

@@ -469,6 +469,10 @@ void dm_store_destroy(dm_store_t **self_p)
     if (!self_p || !*self_p)
         return;
     dm_store_t *self = *self_p;
+    const char *dir = NULL;
+    if (self->quality_cache_save && self->env && !atomic_load(&self->failed) &&
+        mdb_env_get_path(self->env, &dir) == MDB_SUCCESS && dir)
+        self->quality_cache_save(self->quality_cache, dir);
     if (self->quality_cache_free)
         self->quality_cache_free(self->quality_cache);
     if (self->env && !atomic_load(&self->failed))

@@ -76,6 +76,7 @@ struct dm_store {
     /* storage/quality_db.h's writer cache and its destructor (NULL: none). */
     void *quality_cache;
     void (*quality_cache_free)(void *cache);
+    void (*quality_cache_save)(void *cache, const char *dir);
 };
 
 /* store.h's dm_store_txn_t: the write transaction a batch hook may add to. */

@@ -131,14 +131,18 @@ static dm_err s_commit_checked(dm_ingest_t *self, dm_ingest__job_t **group, size
     dm_store_hook_t hook;
     dm_buf_t qwhy = DM_BUF_INIT;
     const char *source = group[0]->source ? group[0]->source : "";
-    if (dm_quality_batch_new(self->store, group[0]->pid, group[0]->ref->contract,
-                             dm_clock_wall_ms(), qb, &hook, &qwhy) != DM_OK) {
+    dm_err err = dm_quality_batch_new(self->store, group[0]->pid, group[0]->ref->contract,
+                                      dm_clock_wall_ms(), qb, &hook, &qwhy);
+    if (err != DM_OK) {
+        /* Stored without its checks, the batch would leave their counts
+         * (and the unique checks' tables, trusted by token) wrong for good:
+         * refused instead, nothing of it stored, the client may retry. */
         dm_log_warn("ingest: the quality checks of product %u cannot run: %s (the batch is "
-                    "stored without them)", group[0]->pid, qwhy.len ? qwhy.data : "no memory");
+                    "refused)", group[0]->pid, qwhy.len ? qwhy.data : dm_err_str(err));
+        dm_buf_printf(why, "the quality checks of the product cannot run now (%s): nothing of "
+                      "the batch is stored; retry", qwhy.len ? qwhy.data : dm_err_str(err));
         dm_buf_free(&qwhy);
-        dm_batch_result_t res;
-        return dm_store_commit_batch(self->store, group[0]->pid, rows, nrows, q, nq, source,
-                                     &res, why);
+        return err;
     }
     dm_buf_free(&qwhy);
     if (last->run_last || !last->has_run)

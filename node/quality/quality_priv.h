@@ -37,6 +37,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "contract/pattern.h"
@@ -317,6 +318,14 @@ size_t dm_quality__utable_offset(const dm_quality__utable_t *self, const uint32_
 uint32_t *dm_quality__utable_at(dm_quality__utable_t *self, size_t off);
 int dm_quality__utable_each(const dm_quality__utable_t *self, dm_quality__utable_fn fn,
                             void *ctx);
+/* The table's live values written to f; read back from f into a new
+ * table (NULL when what f holds is not a whole, consistent list of values,
+ * or would take more than max_bytes). */
+bool dm_quality__utable_write(const dm_quality__utable_t *self, FILE *f);
+/* The tables' hash of a value (keyed per process: the values are the
+ * producers'). */
+uint64_t dm_quality__uhash(const uint8_t *key, size_t klen);
+dm_quality__utable_t *dm_quality__utable_read(FILE *f, size_t max_bytes);
 
 /* ---- quality_uniq_bloom.c ---- */
 
@@ -341,6 +350,7 @@ typedef struct {
     int64_t *undo;        /* arena offset * 2 + (1 when the count went down) */
     size_t nundo, undo_cap;
     bool durable;         /* this process keeps the check on the durable index */
+    bool clear_pending;   /* the last batch deleted a stale index: not yet committed */
 } dm_quality__ubloom_t;
 
 /* The filter of check id of pid in t's store (created empty, not built,
@@ -366,6 +376,10 @@ void dm_quality__ubloom_add(dm_quality__ubloom_t *f, uint64_t h);
 void dm_quality__ubloom_forget(dm_store_txn_t *t, uint32_t pid, uint64_t id);
 /* Frees f's table and undo log. */
 void dm_quality__ubloom_table_free(dm_quality__ubloom_t *f);
+/* Drops f's filter and cached counts (the durable path's), kept: the
+ * table. Called whenever the check moves between memory and the durable
+ * index: values added meanwhile are in neither. */
+void dm_quality__ubloom_drop_filter(dm_store_txn_t *t, dm_quality__ubloom_t *f);
 /* Whether want more bytes of table fit f's store under max for all its
  * checks' tables, after dropping the least recently used other checks'
  * (rebuilt by a scan when their check next runs). */

@@ -27,7 +27,6 @@
 
 #include "base/clock.h"
 #include "base/log.h"
-#include "storage/index_bloom.h"
 
 #define S_GROUP 16 /* ops whose slots are prefetched together */
 #define S_SCAN_CHUNK 4096 /* a scan's rows applied at a time */
@@ -104,7 +103,7 @@ static void s_apply_ops(s_apply_ctx *x, const dm_buf_t *ops, int dir)
         size_t n = 0;
         for (; n < S_GROUP && off < ops->len; n++) {
             off += dm_quality__op_at((const uint8_t *)ops->data + off, &o[n]);
-            h[n] = dm_index_bloom_hash(o[n].key, o[n].klen);
+            h[n] = dm_quality__uhash(o[n].key, o[n].klen);
             dm_quality__utable_prefetch(x->f->table, h[n]);
         }
         for (size_t i = 0; i < n; i++)
@@ -261,6 +260,7 @@ static dm_err s_to_durable(dm_store_txn_t *t, uint32_t pid, uint64_t id,
         dm_log_info("quality: product %u: a unique check's %zu values are past the memory "
                     "bound; kept in the durable index from now on", pid, e.n);
         dm_quality__ubloom_table_free(f);
+        dm_quality__ubloom_drop_filter(t, f);
         f->durable = true;
     }
     return err;
@@ -278,11 +278,13 @@ static dm_err s_sync(dm_store_txn_t *t, uint32_t pid, const dm_quality__ccheck_t
     if (f->table && found && st->token == f->token) {
         f->nundo = 0; /* the last batch committed */
         f->prev_token = f->token;
+        f->clear_pending = false; /* and its delete of a stale index with it */
         return DM_OK;
     }
     if (f->table && found && st->token == f->prev_token) {
         s_undo(f); /* it did not */
-        return DM_OK;
+        /* nor its delete of a stale index: once more, in this batch */
+        return f->clear_pending ? dm_quality__unique_clear(t, pid, cc->id, why) : DM_OK;
     }
     dm_quality__ubloom_table_free(f);
     bool has = false, full = false;
@@ -292,6 +294,7 @@ static dm_err s_sync(dm_store_txn_t *t, uint32_t pid, const dm_quality__ccheck_t
     if (rows_before > 0) { /* none before: the table starts empty */
         err = s_scan(t, pid, f, cc, s, found ? NULL : st, max, &full, why);
         if (!err && full) {
+            dm_quality__ubloom_drop_filter(t, f);
             f->durable = true;
             *path = found && has ? DM_QUALITY__UMEM_DURABLE : DM_QUALITY__UMEM_REBUILD;
             return DM_OK;
@@ -310,6 +313,7 @@ static dm_err s_sync(dm_store_txn_t *t, uint32_t pid, const dm_quality__ccheck_t
     }
     if (!err && has) /* in memory now: a stale index must not be read later */
         err = dm_quality__unique_clear(t, pid, cc->id, why);
+    f->clear_pending = has;
     f->nundo = 0;
     f->token = f->prev_token = *applied ? s_new_token(f) : st->token;
     return err;
@@ -335,6 +339,7 @@ dm_err dm_quality__umem_apply(dm_store_txn_t *t, uint32_t pid, const dm_quality_
             return err;
         if (has)
             return DM_OK;
+        dm_quality__ubloom_drop_filter(t, f);
         f->durable = false;
     }
     err = s_sync(t, pid, cc, s, f, st, found, rows_before, ops, max, &applied, path, why);

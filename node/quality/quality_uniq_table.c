@@ -12,6 +12,8 @@
  * at the table's load (at most 3/4 of the slots used). */
 #include "quality/quality_priv.h"
 
+#include <pthread.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -192,4 +194,125 @@ int dm_quality__utable_each(const dm_quality__utable_t *self, dm_quality__utable
         off += s_entry_bytes(kl);
     }
     return 0;
+}
+
+/* ---- the hash, and a table in a file (quality_uniq_bloom.c keeps them over a clean restart) ---- */
+
+/* SipHash under a key drawn once per process: the values come from the
+ * producers' records, and an unkeyed hash would let one craft values of
+ * one slot chain, each probe then walking all of them. */
+static uint8_t s_hash_key[crypto_shorthash_KEYBYTES];
+static pthread_once_t s_hash_once = PTHREAD_ONCE_INIT;
+
+static void s_hash_init(void)
+{
+    randombytes_buf(s_hash_key, sizeof s_hash_key);
+}
+
+uint64_t dm_quality__uhash(const uint8_t *key, size_t klen)
+{
+    pthread_once(&s_hash_once, s_hash_init);
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, key, klen, s_hash_key);
+    uint64_t h;
+    memcpy(&h, out, sizeof h);
+    return h;
+}
+
+/* The file holds the live values only (count > 0), as a list: u64 n, u64
+ * bytes of the entries, u64 their checksum, then per value u32 count, u16
+ * klen, the key. The reader builds the table again by inserting them
+ * (this process's hash, no value lost or kept twice). */
+typedef struct {
+    uint64_t n, bytes, sum;
+} s_file_head;
+
+typedef struct {
+    FILE *f;
+    uint64_t sum;
+    bool ok;
+} s_writer;
+
+static int s_write_entry(void *ctx, const uint8_t *key, size_t klen, uint32_t count)
+{
+    s_writer *w = ctx;
+    if (!count)
+        return 0;
+    uint16_t kl = (uint16_t)klen;
+    w->ok = w->ok && fwrite(&count, sizeof count, 1, w->f) == 1 &&
+            fwrite(&kl, sizeof kl, 1, w->f) == 1 && fwrite(key, 1, klen, w->f) == klen;
+    w->sum = (w->sum ^ dm_index_bloom_hash(key, klen) ^ count) * S_GOLDEN;
+    return w->ok ? 0 : 1;
+}
+
+static int s_measure_live(void *ctx, const uint8_t *key, size_t klen, uint32_t count)
+{
+    (void)key;
+    uint64_t *nb = ctx;
+    if (count) {
+        nb[0]++;
+        nb[1] += S_ENTRY_HEAD + klen;
+    }
+    return 0;
+}
+
+bool dm_quality__utable_write(const dm_quality__utable_t *self, FILE *f)
+{
+    uint64_t nb[2] = {0, 0};
+    dm_quality__utable_each(self, s_measure_live, nb);
+    s_writer w = {f, 0, true};
+    long at = ftell(f);
+    s_file_head h = {nb[0], nb[1], 0};
+    if (at < 0 || fwrite(&h, sizeof h, 1, f) != 1)
+        return false;
+    dm_quality__utable_each(self, s_write_entry, &w);
+    h.sum = w.sum;
+    long end = ftell(f);
+    return w.ok && end >= 0 && fseek(f, at, SEEK_SET) == 0 && fwrite(&h, sizeof h, 1, f) == 1 &&
+           fseek(f, end, SEEK_SET) == 0;
+}
+
+/* Inserts the entries of buf (h's) into t; false when they are not h's
+ * (a short or torn entry, a count of 0, a value twice, a wrong sum). */
+static bool s_insert_all(dm_quality__utable_t *t, const uint8_t *buf, const s_file_head *h)
+{
+    uint64_t sum = 0, n = 0;
+    for (size_t off = 0; off < h->bytes; n++) {
+        uint32_t count;
+        uint16_t kl;
+        if (h->bytes - off < S_ENTRY_HEAD)
+            return false;
+        memcpy(&count, buf + off, 4);
+        memcpy(&kl, buf + off + 4, 2);
+        off += S_ENTRY_HEAD;
+        if (!count || h->bytes - off < kl)
+            return false;
+        const uint8_t *key = buf + off;
+        off += kl;
+        if (dm_quality__utable_find(t, key, kl, dm_quality__uhash(key, kl), false))
+            return false;
+        uint32_t *c = dm_quality__utable_find(t, key, kl, dm_quality__uhash(key, kl), true);
+        if (!c)
+            return false;
+        *c = count;
+        sum = (sum ^ dm_index_bloom_hash(key, kl) ^ count) * S_GOLDEN;
+    }
+    return n == h->n && sum == h->sum;
+}
+
+dm_quality__utable_t *dm_quality__utable_read(FILE *f, size_t max_bytes)
+{
+    s_file_head h;
+    if (fread(&h, sizeof h, 1, f) != 1 || h.n > h.bytes / S_ENTRY_HEAD || h.bytes > max_bytes)
+        return NULL;
+    dm_quality__utable_t *t = dm_quality__utable_new();
+    uint8_t *buf = malloc(h.bytes ? (size_t)h.bytes : 1);
+    bool ok = t && buf && fread(buf, 1, (size_t)h.bytes, f) == h.bytes &&
+              dm_quality__utable_growth(t, (size_t)h.n, (size_t)h.bytes) <= max_bytes &&
+              dm_quality__utable_reserve(t, (size_t)h.n, (size_t)h.bytes) &&
+              s_insert_all(t, buf, &h);
+    free(buf);
+    if (!ok)
+        dm_quality__utable_destroy(&t);
+    return t;
 }

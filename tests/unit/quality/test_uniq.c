@@ -7,8 +7,11 @@
  * aborting after the hook does not leave behind; the in-memory tables
  * (quality_uniq_mem.c): no index written, a restart's scan, a batch that
  * aborts undone, the move to the durable index past the memory bound and
- * back after a restart. */
+ * back after a restart, the tables kept over a clean restart in a file
+ * and a stale file not trusted. */
 #include "quality_test.h"
+
+#include <unistd.h>
 
 #define T_ROWS_MAX 64
 
@@ -16,12 +19,16 @@ static int s_next_id;
 /* The bound of the writer's in-memory tables: 0 (the durable index, what
  * most tests here are about) unless a test says otherwise. */
 static size_t s_table_max;
+/* Rows committed without the quality hook (a test's way to tell a table
+ * read back from one counted from the rows). */
+static bool s_hookless;
 
 static void s_setup(void)
 {
     q_open("test_uniq");
     s_next_id = 0;
     s_table_max = 0;
+    s_hookless = false;
 }
 
 static void s_teardown(void)
@@ -69,8 +76,8 @@ static void s_commit(char lines[][64], size_t n, uint64_t fold_min)
     dm_quality__batch_set_table_max(qb, s_table_max);
     dm_quality_batch_end_run(qb);
     dm_batch_result_t res;
-    cr_assert_eq(dm_store_commit_batch_hooked(s_store, s_pid, in, n, NULL, 0, "t", &hook, &res,
-                                              &why),
+    cr_assert_eq(dm_store_commit_batch_hooked(s_store, s_pid, in, n, NULL, 0, "t",
+                                              s_hookless ? NULL : &hook, &res, &why),
                  DM_OK, "%s", why.data);
     dm_quality_batch_destroy(&qb);
     for (size_t i = 0; i < n; i++) {
@@ -397,6 +404,30 @@ static void s_reopen(void)
     cr_assert_eq(dm_store_open(s_dir, NULL, &s_store, NULL), DM_OK);
 }
 
+/* The file of in-memory tables a clean close leaves (quality_uniq_bloom.c). */
+static void s_tables_file(char *out, size_t cap, const char *suffix)
+{
+    int n = snprintf(out, cap, "%s/quality-unique.bin%s", s_dir, suffix);
+    cr_assert(n > 0 && (size_t)n < cap);
+}
+
+static bool s_exists_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
+/* A reopen as after a crash: no file of tables (the scan rebuilds them). */
+static void s_reopen_without_tables(void)
+{
+    s_reopen();
+    char path[PATH_MAX];
+    s_tables_file(path, sizeof path, "");
+    unlink(path);
+}
+
 Test(uniq, in_memory_no_index_is_written_and_a_restart_scans_the_rows)
 {
     s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
@@ -406,7 +437,7 @@ Test(uniq, in_memory_no_index_is_written_and_a_restart_scans_the_rows)
     s_expect(3, "3 duplicate groups, 3 extra rows", "2");
     s_layout l = s_where();
     cr_assert_eq(l.runs + l.index, 0);
-    s_reopen(); /* the table is gone: the next batch counts the rows again */
+    s_reopen_without_tables(); /* the table is gone: the next batch counts the rows again */
     s_batch("6:9,7:9,2:1", DM_QUALITY_UNIQ_FOLD_MIN); /* 3: 2 -> 1, 2: 2 -> 1, 1: 2 -> 3 */
     s_expect(3, "2 duplicate groups, 3 extra rows", "1");
     s_batch("8:2,9:3", DM_QUALITY_UNIQ_FOLD_MIN);
@@ -479,4 +510,107 @@ Test(uniq, a_durable_index_is_dropped_when_a_restart_finds_the_values_fit)
     cr_assert_eq(l.runs + l.index, 0);
     s_batch("5:4", DM_QUALITY_UNIQ_FOLD_MIN);
     s_expect(2, "2 duplicate groups, 2 extra rows", "2");
+}
+
+/* A clean close writes the tables with the tokens of their committed
+ * state; the next start reads them back (and deletes the file), and a
+ * file older than the store's state is not trusted: its checks count
+ * their rows again. */
+Test(uniq, in_memory_a_clean_restart_reads_the_tables_back_and_a_stale_file_is_not_trusted)
+{
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_product("    primaryKey: id\n");
+    s_batch("1:1,2:2,3:2,4:3", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_reopen();
+    char path[PATH_MAX], old[PATH_MAX];
+    s_tables_file(path, sizeof path, "");
+    s_tables_file(old, sizeof old, ".old");
+    cr_assert(s_exists_file(path), "a clean close writes the tables to %s", path);
+    cr_assert_eq(link(path, old), 0); /* kept for later: stale then */
+    s_batch("5:3,6:3,4:1", DM_QUALITY_UNIQ_FOLD_MIN); /* 4 moves from 3 to 1 */
+    cr_assert(!s_exists_file(path), "the file is deleted once read");
+    s_expect(3, "3 duplicate groups, 3 extra rows", "2");
+    s_reopen();
+    cr_assert_eq(rename(old, path), 0); /* the first file, older than the store */
+    /* 1 held by ids 1 and 4: a third row is one more extra row, no new
+     * group; the stale table (1 held once) would make it a new group */
+    s_batch("8:1", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(4, "3 duplicate groups, 4 extra rows", "2");
+    s_batch("9:1", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(5, "3 duplicate groups, 5 extra rows", "2");
+}
+
+/* A move to the durable index that aborts builds the durable path's
+ * filter from the index it did not commit; back in memory, new values go
+ * into the table only. A later move must not trust that filter: a value
+ * added in memory meanwhile is found, not taken for new. */
+Test(uniq, a_move_again_after_an_aborted_one_finds_the_values_added_in_memory)
+{
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_product("    primaryKey: id\n");
+    s_batch("1:1,2:2", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_table_max = 1;
+    s_aborted_batch(); /* to the index, with a filter of it, then undone */
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_batch("4:4", DM_QUALITY_UNIQ_FOLD_MIN); /* back in memory */
+    s_batch("5:5", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_table_max = 1;
+    s_batch("6:5", DM_QUALITY_UNIQ_FOLD_MIN); /* to the index: 5 is held twice now */
+    s_expect(1, "1 duplicate group, 1 extra row", "5");
+}
+
+/* Back in memory after a restart, the batch deletes the stale durable
+ * index; if that batch aborts, the delete goes with it, and the next batch
+ * (which undoes the aborted one from its log) must delete it again, or a
+ * later move that aborts would leave that stale index to be trusted. */
+Test(uniq, the_delete_of_a_stale_index_is_not_lost_with_an_aborted_batch)
+{
+    s_product("    primaryKey: id\n");
+    s_batch("1:1,2:1", 1); /* on the index (s_table_max 0): 1 held twice */
+    s_expect(1, "1 duplicate group, 1 extra row", "1");
+    s_reopen();
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_aborted_batch(); /* in memory again, its delete of the index undone */
+    s_batch("4:4", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_layout l = s_where();
+    cr_assert_eq(l.runs + l.index, 0, "the stale index is still there");
+    s_batch("1:5", DM_QUALITY_UNIQ_FOLD_MIN); /* 1: 2 -> 1, no group */
+    s_expect(0, "0 duplicate groups, 0 extra rows", "");
+    s_table_max = 1;
+    s_aborted_batch(); /* a move that aborts */
+    s_batch("6:1", DM_QUALITY_UNIQ_FOLD_MIN); /* 1: 1 -> 2 */
+    s_expect(1, "1 duplicate group, 1 extra row", "1");
+}
+
+/* The table a clean close wrote is the one the next start uses, not a
+ * count of the rows: rows changed behind the checks' back (no hook) show
+ * which. Then a file that is not whole is not read: the rows are counted. */
+Test(uniq, in_memory_the_table_read_back_is_used_and_a_torn_file_is_not)
+{
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_product("    primaryKey: id\n");
+    s_batch("1:1,2:2,3:2", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_reopen();
+    s_hookless = true;
+    s_batch("3:1", DM_QUALITY_UNIQ_FOLD_MIN); /* rows: 1 twice, 2 once; the table: 1 once, 2 twice */
+    s_hookless = false;
+    /* from the table read back: 2 goes 2 -> 3, one more extra row in the
+     * one group (counted from the rows, 2 would go 1 -> 2, a second group) */
+    s_batch("4:2", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(2, "1 duplicate group, 2 extra rows", "2");
+    s_reopen();
+    char path[PATH_MAX];
+    s_tables_file(path, sizeof path, "");
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f, "a clean close writes %s", path);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    fclose(f);
+    cr_assert_eq(truncate(path, size - 3), 0); /* torn: its last value cut */
+    s_batch("5:1", DM_QUALITY_UNIQ_FOLD_MIN);
+    /* counted from the rows, 1 (ids 1 and 3) goes 2 -> 3: one more extra
+     * row in a group the stored counters never had; the torn file's table
+     * (1 held once) would have made it a second group */
+    s_expect(3, "1 duplicate group, 3 extra rows", "2");
+    cr_assert(!s_exists_file(path), "a file not read whole is deleted too");
 }

@@ -200,7 +200,8 @@ int dm_quality__utable_each(const dm_quality__utable_t *self, dm_quality__utable
 
 /* SipHash under a key drawn once per process: the values come from the
  * producers' records, and an unkeyed hash would let one craft values of
- * one slot chain, each probe then walking all of them. */
+ * one slot chain, each probe then walking all of them. (16 ns for a 30
+ * byte value here, against 3.5 ns unkeyed: about 1% of a record's ingest.) */
 static uint8_t s_hash_key[crypto_shorthash_KEYBYTES];
 static pthread_once_t s_hash_once = PTHREAD_ONCE_INIT;
 

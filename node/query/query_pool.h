@@ -122,9 +122,6 @@ void dm_query_pool_set_latency(dm_query_pool_t *self, dm_query_pool_latency_fn f
 bool dm_query_pool_loop_admit(dm_query_pool_t *self, const char *key);
 /* Counts ns the loop spent on such work against its share. Loop only. */
 void dm_query_pool_loop_spent(dm_query_pool_t *self, int64_t ns);
-/* Whether the loop's share is left now (work it holds waits while not).
- * Loop only. */
-bool dm_query_pool_loop_share_left(dm_query_pool_t *self);
 /* Disconnects of clients (those the watcher cancels work for), for work
  * the loop holds itself: dm_query_pool_gone_seq is a stamp to take when
  * the work starts; dm_query_pool_gone_since tells whether the connection

@@ -213,8 +213,3 @@ void dm_query_pool_loop_spent(dm_query_pool_t *self, int64_t ns)
 {
     self->inline_spent_ns += ns > 0 ? ns : 0;
 }
-
-bool dm_query_pool_loop_share_left(dm_query_pool_t *self)
-{
-    return s_share_left(self, dm_clock_mono_ns());
-}

@@ -372,9 +372,8 @@ dm_err dm_node_run(dm_node_t *self, volatile sig_atomic_t *stop)
         }
         if (leave_until >= 0 && dm_clock_mono_ms() >= leave_until)
             break;
-        /* the held queries' items first: their wait depends on the loop's share */
-        size_t nheld = dm_node__relayloop_items(self, items + 2, DM_NODE_RELAY_LOOP_MAX);
         long wait = s_wait_ms(self, leave_until);
+        size_t nheld = dm_node__relayloop_items(self, items + 2, DM_NODE_RELAY_LOOP_MAX);
         int rc = zmq_poll(items, 2 + (int)nheld, wait < 0 ? 0 : wait);
         if (rc < 0) {
             if (errno == EINTR)

@@ -18,8 +18,7 @@
  * an idle connection to that owner that takes the request at once; while
  * the loop's share of time for queries is left (query_pool_inline.c's
  * bucket, which this work, the answers' reading and forwarding included,
- * is counted against: while it is spent the answers wait in their
- * sockets) and the client has nothing queued or running at the workers
+ * is counted against) and the client has nothing queued or running at the workers
  * and nothing else on the loop (the scheduler's per-client caps judged at
  * admission: a client's later requests go to the scheduler, which does
  * not count this one), at most DM_NODE_RELAY_LOOP_MAX at a time. Anything
@@ -47,7 +46,7 @@
 
 #define DM_NODE_RELAY_LOOP_SQL_MAX 2048 /* bytes of SQL the loop plans, at most */
 #define S_READS_MAX 4   /* messages read from one owner connection per wake-up */
-#define S_STARVED_MS 10 /* the loop's share spent: a look again this soon */
+#define S_STRAYS_MAX 64 /* replies to other requests one query's wait skips, at most */
 #define S_NS_PER_MS INT64_C(1000000)
 #define S_KEY_MAX 64 /* characters of a client key (hex CURVE key) */
 
@@ -63,6 +62,7 @@ typedef struct {
     int fd;                    /* the client's connection */
     uint64_t gone_seq;
     int64_t deadline_ns, heard_ns, checked_ns;
+    unsigned strays; /* late replies of abandoned requests skipped */
 } s_flight;
 
 struct dm_node__relayloop {
@@ -70,7 +70,6 @@ struct dm_node__relayloop {
     size_t n;
     size_t polled[DM_NODE_RELAY_LOOP_MAX]; /* the flights of the last poll's items */
     size_t npolled;
-    bool starved; /* the loop's share was spent: the owners' answers wait */
 };
 
 dm_err dm_node__relayloop_open(dm_node_t *self)
@@ -292,7 +291,8 @@ static void s_answer(dm_node_t *self, s_flight *f, Dm__Envelope *rep)
 
 /* Reads what f's connection holds, S_READS_MAX messages at most (the
  * rest on the next wake-up): its answer, or late replies of requests
- * abandoned before (skipped). */
+ * abandoned before (skipped; more than S_STRAYS_MAX of them fail the
+ * query: an owner streaming replies holds the loop no longer). */
 static void s_read(dm_node_t *self, s_flight *f)
 {
     void *sock = dm_rpc_client_socket(f->q->pass->s->client);
@@ -320,6 +320,14 @@ static void s_read(dm_node_t *self, s_flight *f)
             return;
         }
         dm__envelope__free_unpacked(rep, NULL);
+        if (++f->strays > S_STRAYS_MAX) { /* more than abandoned requests explain */
+            char line[DM_BUF_WHY_MAX];
+            snprintf(line, sizeof line, "%s: owner node %s sent more than %d replies to requests "
+                     "this query did not make; its connection is dropped", f->q->pass->product,
+                     f->q->pass->owner_hex, S_STRAYS_MAX);
+            s_fail(self, f, DM_ERR_PROTO, line);
+            return;
+        }
     }
 }
 
@@ -327,12 +335,6 @@ size_t dm_node__relayloop_items(dm_node_t *self, zmq_pollitem_t *items, size_t c
 {
     dm_node__relayloop_t *L = self->relay_loop;
     L->npolled = 0;
-    /* Reading and forwarding answers is the loop's work too: while its
-     * share is spent they wait in their sockets (a hostile owner's stream
-     * of replies costs the loop its share, never more). */
-    L->starved = L->n && !dm_query_pool_loop_share_left(self->queries);
-    if (L->starved)
-        return 0;
     for (size_t i = 0; i < DM_NODE_RELAY_LOOP_MAX && L->npolled < cap; i++)
         if (L->f[i].used) {
             items[L->npolled] = (zmq_pollitem_t){
@@ -350,25 +352,18 @@ void dm_node__relayloop_ready(dm_node_t *self, const zmq_pollitem_t *items)
     for (size_t k = 0; k < L->npolled; k++) {
         s_flight *f = &L->f[L->polled[k]];
         if ((items[k].revents & ZMQ_POLLIN) && f->used) {
-            if (read && !dm_query_pool_loop_share_left(self->queries))
-                break; /* the rest on the next wake-up, the poll still says so */
             s_read(self, f);
-            /* a batch's unpacking and packing counts against the loop's share */
-            int64_t now = dm_clock_mono_ns();
-            dm_query_pool_loop_spent(self->queries, now - start);
-            start = now;
             read = true;
         }
     }
     L->npolled = 0;
+    if (read) /* a batch's unpacking and packing counts against the loop's share */
+        dm_query_pool_loop_spent(self->queries, dm_clock_mono_ns() - start);
 }
 
 long dm_node__relayloop_wait_ms(const dm_node_t *self)
 {
-    const dm_node__relayloop_t *L = self->relay_loop;
-    if (!L || !L->n)
-        return -1;
-    return L->starved ? S_STARVED_MS : DM_NODE_RELAY_POLL_MS;
+    return self->relay_loop && self->relay_loop->n ? DM_NODE_RELAY_POLL_MS : -1;
 }
 
 /* Ends f when its client left, its time ran out, its owner went silent

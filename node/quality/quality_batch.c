@@ -76,8 +76,12 @@ static void s_fold(dm_quality_batch_t *b, s_acc *a, int sign, const void *row, s
         }
     } else if (dm_quality__row_fails(&a->cc, b->schema, row, len, &b->tmp)) {
         a->fail_delta += sign;
-        if (sign < 0 || a->adds++ < DM_QUALITY_SAMPLES_MAX)
-            s_op(a, sign, NULL, 0, b->tmp.data, b->tmp.len);
+        if (sign < 0 || a->adds++ < DM_QUALITY_SAMPLES_MAX) {
+            /* the sample names its row: "KEY: value" (the same text for
+             * the row replaced, so that its sample is the one dropped) */
+            dm_quality__keyed_sample(b->c, b->schema, row, len, &b->tmp, &b->text);
+            s_op(a, sign, NULL, 0, b->text.data, b->text.len);
+        }
     }
 }
 

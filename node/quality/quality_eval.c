@@ -142,6 +142,23 @@ static bool s_out_of_range(const dm_check_t *k, const dm_value_t *v)
            (k->has_max && x > (k->max.is_int ? (double)k->max.i : k->max.d));
 }
 
+void dm_quality__keyed_sample(const dm_contract_t *c, const dm_schema_t *s, const void *row,
+                              size_t len, const dm_buf_t *value, dm_buf_t *out)
+{
+    dm_buf_reset(out);
+    for (size_t i = 0; i < c->npk && out->len < DM_QUALITY_SAMPLE_BYTES; i++) {
+        dm_value_t v;
+        char t[DM_QUALITY_SAMPLE_BYTES + 1];
+        if (!dm_row_get(s, row, len, c->pk[i], &v))
+            break;
+        size_t n = v.is_null ? 0 : dm_quality__value_text(&v, t, sizeof t);
+        dm_buf_printf(out, "%s%s=%.*s", i ? "," : "", c->fields[c->pk[i]].name, (int)n, t);
+    }
+    if (out->len)
+        dm_buf_puts(out, ": ");
+    dm_buf_append(out, value->data, value->len);
+}
+
 bool dm_quality__row_fails(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
                            const void *row, size_t len, dm_buf_t *tmp)
 {

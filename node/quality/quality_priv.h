@@ -46,7 +46,7 @@
 #include "storage/quality_db.h"
 
 #define DM_QUALITY_MEASURES_MAX 1000     /* row-count measurements kept per product */
-#define DM_QUALITY_SAMPLE_BYTES 64       /* bytes of one sample value kept */
+#define DM_QUALITY_SAMPLE_BYTES 128      /* bytes of one sample kept (a row's key and value) */
 #define DM_QUALITY_WEEK_MS (7LL * 24 * 3600 * 1000)
 #define DM_QUALITY_WEEKDAY_SLACK_MS (24LL * 3600 * 1000) /* same_weekday: nearest within a day */
 #define DM_QUALITY_NO_EVENT INT64_MIN
@@ -432,6 +432,11 @@ bool dm_quality__event_ms(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
                           const void *row, size_t len, int64_t *ms);
 /* The text of a decoded value, for samples; returns its length. */
 size_t dm_quality__value_text(const dm_value_t *v, char *buf, size_t cap);
+/* A field check's sample of a failing row: out = "KEY: value", KEY its
+ * primary key as name=value pairs (joined by ","), or value alone when the
+ * contract has no primary key. */
+void dm_quality__keyed_sample(const dm_contract_t *c, const dm_schema_t *s, const void *row,
+                              size_t len, const dm_buf_t *value, dm_buf_t *out);
 /* The field freshness reads when the check has no column: the first
  * timestamp field of spec.storage.partitioning, or -1. */
 int dm_quality__event_field(const dm_contract_t *c, const dm_check_t *k);

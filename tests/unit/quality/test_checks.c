@@ -545,3 +545,23 @@ Test(quality, unreadable_state_is_an_error_result_not_a_failed_report)
               x->observed_text);
     dm_quality_report_clear(&r);
 }
+
+/* A field check's sample names its row by primary key ("id=2: null"),
+ * and the sample of a row that an upsert mends goes with it. */
+Test(quality, a_field_checks_sample_names_the_row_by_its_key)
+{
+    s_product("    primaryKey: id\n", T_FIELDS, NULL,
+              "      - {rule: not_null, column: v, mostly: 99%}\n");
+    s_batch("{\"id\":1,\"v\":10}\n{\"id\":2,\"v\":null}\n", T_NOW);
+    dm_qreport_t r = {0};
+    const dm_qresult_t *x = s_judge(&r, 0, T_NOW);
+    cr_assert_eq(x->outcome, DM_QOUT_FAIL);
+    cr_assert_eq(x->nsamples, 1);
+    cr_assert_str_eq(x->samples[0], "id=2: null");
+    dm_quality_report_clear(&r);
+    s_batch("{\"id\":3,\"v\":null}\n{\"id\":2,\"v\":20}\n", T_NOW); /* 2 mended, 3 fails */
+    x = s_judge(&r, 0, T_NOW);
+    cr_assert_eq(x->nsamples, 1, "%zu samples", x->nsamples);
+    cr_assert_str_eq(x->samples[0], "id=3: null");
+    dm_quality_report_clear(&r);
+}

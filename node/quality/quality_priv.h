@@ -318,13 +318,14 @@ size_t dm_quality__utable_offset(const dm_quality__utable_t *self, const uint32_
 uint32_t *dm_quality__utable_at(dm_quality__utable_t *self, size_t off);
 int dm_quality__utable_each(const dm_quality__utable_t *self, dm_quality__utable_fn fn,
                             void *ctx);
-/* The table's live values written to f; read back from f into a new
- * table (NULL when what f holds is not a whole, consistent list of values,
- * or would take more than max_bytes). */
+/* The table written to f (false: not written, or nothing to write); read
+ * back from f into a new table (NULL when what f holds is not a whole,
+ * consistent table, or one of more than max_bytes). */
 bool dm_quality__utable_write(const dm_quality__utable_t *self, FILE *f);
-/* The tables' hash of a value (keyed per process: the values are the
- * producers'). */
-uint64_t dm_quality__uhash(const uint8_t *key, size_t klen);
+/* The table's hash of a value (keyed per table: the values are the
+ * producers'); what dm_quality__utable_find and _prefetch take. */
+uint64_t dm_quality__utable_hash(const dm_quality__utable_t *self, const uint8_t *key,
+                                 size_t klen);
 dm_quality__utable_t *dm_quality__utable_read(FILE *f, size_t max_bytes);
 
 /* ---- quality_uniq_bloom.c ---- */

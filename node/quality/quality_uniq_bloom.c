@@ -89,6 +89,26 @@ static bool s_file_path(const char *dir, char *out, size_t cap, const char *suff
     return n > 0 && (size_t)n < cap;
 }
 
+static int s_count_live(void *ctx, const uint8_t *key, size_t klen, uint32_t count)
+{
+    (void)key;
+    (void)klen;
+    *(size_t *)ctx += count > 0;
+    return 0;
+}
+
+/* Whether u's table is worth keeping: in memory, not empty, and mostly
+ * live values (values are never taken out of a table, a count only goes
+ * to 0; one mostly of those is left to the scan, which counts only the
+ * live ones). */
+static bool s_keeps(const dm_quality__ubloom_t *u)
+{
+    size_t live = 0, n = u->table && !u->durable ? dm_quality__utable_count(u->table) : 0;
+    if (n)
+        dm_quality__utable_each(u->table, s_count_live, &live);
+    return n && live >= n / 2;
+}
+
 static void s_cache_save(void *p, const char *dir)
 {
     s_cache *c = p;
@@ -96,7 +116,7 @@ static void s_cache_save(void *p, const char *dir)
     uint64_t n = 0;
     int64_t t0 = dm_clock_mono_ns();
     for (size_t i = 0; i < c->n; i++)
-        n += c->f[i]->table && !c->f[i]->durable && dm_quality__utable_bytes(c->f[i]->table);
+        n += s_keeps(c->f[i]);
     if (!n || !s_file_path(dir, path, sizeof path, "") ||
         !s_file_path(dir, tmp, sizeof tmp, ".tmp"))
         return;
@@ -108,7 +128,7 @@ static void s_cache_save(void *p, const char *dir)
     for (size_t i = 0; ok && i < c->n; i++) {
         const dm_quality__ubloom_t *u = c->f[i];
         s_file_head h = {u->pid, u->id, u->token};
-        if (u->table && !u->durable && dm_quality__utable_bytes(u->table))
+        if (s_keeps(u))
             ok = fwrite(&h, sizeof h, 1, f) == 1 && dm_quality__utable_write(u->table, f);
     }
     ok = fclose(f) == 0 && ok;

@@ -103,7 +103,7 @@ static void s_apply_ops(s_apply_ctx *x, const dm_buf_t *ops, int dir)
         size_t n = 0;
         for (; n < S_GROUP && off < ops->len; n++) {
             off += dm_quality__op_at((const uint8_t *)ops->data + off, &o[n]);
-            h[n] = dm_quality__uhash(o[n].key, o[n].klen);
+            h[n] = dm_quality__utable_hash(x->f->table, o[n].key, o[n].klen);
             dm_quality__utable_prefetch(x->f->table, h[n]);
         }
         for (size_t i = 0; i < n; i++)

@@ -25,35 +25,16 @@ for arg in "$@"; do
   esac
 done
 
-echo "== build (RelWithDebInfo)$(s_at)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDM_PERF=ON >/dev/null
-if [ "$quick" = 1 ]; then
-  cmake --build build -j"$jobs"
-else
-  # The unit executables are built (and run) only under the sanitizers below.
-  cmake --build build -j"$jobs" --target mesh_tests perf_benches
-fi
-# A layout breach fails the run, but at the end, so one run shows the tests too.
-echo "== layout (scripts/check_layout.py)$(s_at)"
-layout=0
-python3 scripts/check_layout.py build || layout=1
-# The compose file parses, its services, volumes and anchors resolve (no
-# Docker engine is needed, nor started).
-echo "== compose file (docker-compose config)$(s_at)"
-compose=0
-docker-compose -f docker-compose.yml config -q || compose=1
-if [ "$quick" = 1 ]; then
-  echo "== unit and multi-node tests$(s_at)"
-  ctest --test-dir build --output-on-failure -j"$jobs"
-else
+if [ "$quick" = 0 ]; then
+  mkdir -p build
   # The multi-node tests run one at a time and mostly wait on timers, so
-  # meanwhile, at the lowest CPU and I/O priority (nice 19, ionice idle: they
-  # take only what the tests leave), a background job builds and runs the
+  # from the start, at the lowest CPU and I/O priority (nice 19, ionice idle:
+  # it takes only what the build and the tests leave), a background job builds and runs the
   # unit tests under ASan + UBSan, then builds and runs every libFuzzer
   # target for FUZZ_CI_SECONDS (a smoke run; scripts/fuzz.sh TARGET 600 is
   # the real search). Its stages are stamped in build/background.log, shown
   # if it fails.
-  echo "== in the background (build/background.log): ASan + UBSan build and unit tests, fuzzing build and ${FUZZ_CI_SECONDS:-8} s per target$(s_at)"
+  echo "== in the background (build/background.log): ASan + UBSan build and unit tests, fuzzing build and ${FUZZ_CI_SECONDS:-6} s per target$(s_at)"
   low="nice -n 19"
   command -v ionice >/dev/null && low="$low ionice -c 3"
   export DM_LOW="$low" DM_JOBS="$jobs" DM_T0=$SECONDS
@@ -70,10 +51,33 @@ else
     stage "fuzzing build"
     FUZZ_BUILD_JOBS=$DM_JOBS FUZZ_NICE=19 scripts/fuzz.sh --build
     stage "fuzzing (libFuzzer, ASan + UBSan)"
-    FUZZ_JOBS=2 FUZZ_NICE=19 scripts/fuzz.sh --all "${FUZZ_CI_SECONDS:-8}"
+    FUZZ_JOBS=2 FUZZ_NICE=19 scripts/fuzz.sh --all "${FUZZ_CI_SECONDS:-6}"
     stage "background done"' >build/background.log 2>&1 &
   bg_pid=$!
   trap 'kill -- "-$bg_pid" 2>/dev/null || true' EXIT
+fi
+
+echo "== build (RelWithDebInfo)$(s_at)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDM_PERF=ON >/dev/null
+if [ "$quick" = 1 ]; then
+  cmake --build build -j"$jobs"
+else
+  # The unit executables are built (and run) only by the sanitizer job above.
+  cmake --build build -j"$jobs" --target mesh_tests perf_benches
+fi
+# A layout breach fails the run, but at the end, so one run shows the tests too.
+echo "== layout (scripts/check_layout.py)$(s_at)"
+layout=0
+python3 scripts/check_layout.py build || layout=1
+# The compose file parses, its services, volumes and anchors resolve (no
+# Docker engine is needed, nor started).
+echo "== compose file (docker-compose config)$(s_at)"
+compose=0
+docker-compose -f docker-compose.yml config -q || compose=1
+if [ "$quick" = 1 ]; then
+  echo "== unit and multi-node tests$(s_at)"
+  ctest --test-dir build --output-on-failure -j"$jobs"
+else
   echo "== multi-node tests and the demo$(s_at)"
   ctest --test-dir build --output-on-failure -j"$jobs" -LE unit
   echo "== waiting for the background job$(s_at)"

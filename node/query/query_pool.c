@@ -86,13 +86,29 @@ static void s_finish(dm_query_pool_worker_t *w, bool ended, dm_query_pool_open_t
         dm_query_pool__open_close(self, &o);
 }
 
+/* A passed query's first reply is out: the query registered as cursor id
+ * when more rows follow (before the client can see its id), the reply
+ * msg sent when packed, and the query finished. */
+static void s_open_passed(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, uint64_t id,
+                          dm_query_pool_open_t *o, bool ended, bool packed, zmq_msg_t *msg,
+                          dm_query_pool_acts_t *acts)
+{
+    dm_query_pool_t *self = w->pool;
+    pthread_mutex_lock(&self->lock);
+    if (!ended)
+        dm_query_sched_opened(self->sched, w->index, id, o, dm_clock_mono_ms());
+    pthread_mutex_unlock(&self->lock);
+    if (packed)
+        dm_query_pool__reply(self, &r->rid, msg);
+    s_finish(w, ended, o, acts);
+}
+
 /* Offers a new query to the pass-through (query_pool.h); false when it
  * did not take it (remote stays the caller's). When it did, the query is
  * answered, registered as a cursor when more rows follow, and finished. */
 static bool s_run_pass(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
                        dm_query_remote_t *remote, dm_query_pool_acts_t *acts)
 {
-    dm_query_pool_t *self = w->pool;
     const Dm__QueryReq *qr = r->env->query_req;
     dm_query_pool_open_t *o = calloc(1, sizeof *o);
     if (!o)
@@ -106,13 +122,7 @@ static bool s_run_pass(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
         free(o);
         return false;
     }
-    pthread_mutex_lock(&self->lock); /* registered before the client can see its id */
-    if (!ended)
-        dm_query_sched_opened(self->sched, w->index, id, o, dm_clock_mono_ms());
-    pthread_mutex_unlock(&self->lock);
-    if (packed)
-        dm_query_pool__reply(self, &r->rid, &msg);
-    s_finish(w, ended, o, acts);
+    s_open_passed(w, r, id, o, ended, packed, &msg, acts);
     return true;
 }
 
@@ -167,7 +177,6 @@ static dm_err s_open_req(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
 static void s_run_adopted(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
                           dm_query_pool_open_t *o, dm_query_pool_acts_t *acts)
 {
-    dm_query_pool_t *self = w->pool;
     uint64_t id = dm_query_pool__cursor_id();
     Dm__Envelope *rep = r->first;
     bool ended = true, packed;
@@ -183,13 +192,7 @@ static void s_run_adopted(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
         packed = dm_query_pool__pack_error(r->env->id, DM_ERR_NOMEM, "the node is out of memory",
                                            &msg);
     }
-    pthread_mutex_lock(&self->lock);
-    if (!ended)
-        dm_query_sched_opened(self->sched, w->index, id, o, dm_clock_mono_ms());
-    pthread_mutex_unlock(&self->lock);
-    if (packed)
-        dm_query_pool__reply(self, &r->rid, &msg);
-    s_finish(w, ended, o, acts);
+    s_open_passed(w, r, id, o, ended, packed, &msg, acts);
 }
 
 /* Runs a new query: opens it (unless the node loop did), fetches its

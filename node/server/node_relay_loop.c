@@ -129,12 +129,8 @@ static bool s_send(dm_node__relay_query_t *q, const Dm__QueryReq *req, uint64_t 
     if (!sc->s || !sc->s->reused || sc->s->open_pending)
         return false;
     Dm__Envelope env;
-    Dm__QueryReq qr = DM__QUERY_REQ__INIT;
-    qr.sql = q->sql;
-    qr.max_rows = req->max_rows;
-    qr.session.data = sc->s->nonce;
-    qr.session.len = DM_GRANT_NONCE_BYTES;
-    dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_QUERY_REQ, &qr);
+    Dm__QueryReq qr;
+    dm_node_relay__pass_req(q, sc, req, &qr, &env);
     if (dm_rpc_client_send_now(sc->s->client, &env, id, NULL) != DM_OK) {
         sc->s->broken = true; /* an idle connection that cannot send: not kept */
         return false;

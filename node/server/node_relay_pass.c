@@ -119,6 +119,17 @@ static bool s_covered(const s_plan *p)
     return true;
 }
 
+void dm_node_relay__pass_req(const dm_node__relay_query_t *q, const dm_query_rscan_t *sc,
+                             const Dm__QueryReq *req, Dm__QueryReq *qr, Dm__Envelope *env)
+{
+    dm__query_req__init(qr);
+    qr->sql = q->sql;
+    qr->max_rows = req->max_rows;
+    qr->session.data = sc->s->nonce;
+    qr->session.len = DM_GRANT_NONCE_BYTES;
+    dm_envelope_init(env, 0, DM__ENVELOPE__BODY_QUERY_REQ, qr);
+}
+
 /* Sends the client's query in the scan's session and waits for the
  * first reply (*rep, the caller's); on a reused session the grant is
  * verified meanwhile, and one the owner forgot is replaced by a session
@@ -133,12 +144,8 @@ static dm_err s_first(dm_query_rscan_t *sc, const s_plan *p, const Dm__QueryReq 
         if (!(sc->s = dm_node_relay__session_get(q, sc, p->e[0], fresh, deadline, &rc, why)))
             return rc;
         Dm__Envelope env;
-        Dm__QueryReq qr = DM__QUERY_REQ__INIT;
-        qr.sql = q->sql;
-        qr.max_rows = req->max_rows;
-        qr.session.data = sc->s->nonce;
-        qr.session.len = DM_GRANT_NONCE_BYTES;
-        dm_envelope_init(&env, 0, DM__ENVELOPE__BODY_QUERY_REQ, &qr);
+        Dm__QueryReq qr;
+        dm_node_relay__pass_req(q, sc, req, &qr, &env);
         uint64_t id;
         rc = dm_node_relay__send(sc, &env, &id, deadline, cancel, why);
         if (rc == DM_OK && sc->s->reused && !q->grant_verified)

@@ -157,6 +157,10 @@ DM_NODISCARD dm_err dm_node_relay__pass_plan(dm_node__relay_query_t *q, const Dm
                                              bool *covered);
 /* Audits the passed query's products as relayed (once per query). */
 void dm_node_relay__pass_audit(dm_node__relay_query_t *q);
+/* The passed query's request to its owner (*env, its body *qr): q's SQL
+ * with the client's req->max_rows, in sc's session. */
+void dm_node_relay__pass_req(const dm_node__relay_query_t *q, const dm_query_rscan_t *sc,
+                             const Dm__QueryReq *req, Dm__QueryReq *qr, Dm__Envelope *env);
 /* Reads the owner's reply to the passed query into its counts (a
  * QueryRep's cursor and end; an Error's text named as a scan's would be);
  * DM_ERR_PROTO for any other message. */

@@ -487,17 +487,26 @@ static dm_err s_ready(dm_rpc_client_t *self, short events, const char *what, dm_
 /* Sending and receiving try at once and poll only when they would block:
  * a poll costs system calls (ZeroMQ's own plus the kernel's) on every
  * request of a relay's hot path, and usually the socket is ready. */
-dm_err dm_rpc_client_send(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id, dm_buf_t *why)
+/* req numbered with the client's next id (*id) and packed into msg. */
+static dm_err s_pack_next(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id, zmq_msg_t *msg,
+                          dm_buf_t *why)
 {
     req->id = self->next_id++;
     if (id)
         *id = req->id;
-    zmq_msg_t msg;
-    if (dm_rpc_pack(req, &msg) != DM_OK) {
+    if (dm_rpc_pack(req, msg) != DM_OK) {
         dm_buf_why(why, "out of memory packing a request");
         return DM_ERR_NOMEM;
     }
-    dm_err rc = DM_OK;
+    return DM_OK;
+}
+
+dm_err dm_rpc_client_send(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id, dm_buf_t *why)
+{
+    zmq_msg_t msg;
+    dm_err rc = s_pack_next(self, req, id, &msg, why);
+    if (rc != DM_OK)
+        return rc;
     for (bool polled = false; zmq_msg_send(&msg, self->dealer, ZMQ_DONTWAIT) < 0; polled = true) {
         if (errno != EAGAIN) {
             dm_buf_why(why, "send to %s failed: %s", self->address, zmq_strerror(errno));
@@ -518,18 +527,14 @@ dm_err dm_rpc_client_send(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id
 dm_err dm_rpc_client_send_now(dm_rpc_client_t *self, Dm__Envelope *req, uint64_t *id,
                               dm_buf_t *why)
 {
-    req->id = self->next_id++;
-    if (id)
-        *id = req->id;
     zmq_msg_t msg;
-    if (dm_rpc_pack(req, &msg) != DM_OK) {
-        dm_buf_why(why, "out of memory packing a request");
-        return DM_ERR_NOMEM;
-    }
+    dm_err rc = s_pack_next(self, req, id, &msg, why);
+    if (rc != DM_OK)
+        return rc;
     if (zmq_msg_send(&msg, self->dealer, ZMQ_DONTWAIT) >= 0)
         return DM_OK;
     int err = errno;
-    dm_err rc = err == EAGAIN ? DM_ERR_TIMEOUT : DM_ERR_NET;
+    rc = err == EAGAIN ? DM_ERR_TIMEOUT : DM_ERR_NET;
     dm_buf_why(why, "send to %s failed: %s", self->address,
                rc == DM_ERR_TIMEOUT ? "not connected or its queue is full" : zmq_strerror(err));
     zmq_msg_close(&msg);

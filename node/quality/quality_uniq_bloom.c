@@ -75,7 +75,7 @@ static void s_cache_free(void *p)
  * whole and consistent (quality_uniq_table.c checks each table) is
  * ignored from there on. */
 #define S_FILE_NAME "/quality-unique.bin"
-#define S_FILE_MAGIC "DMQUT1\n"
+#define S_FILE_MAGIC "DMQUT2\n" /* 2: the tables as they are in memory */
 #define S_FILE_MAGIC_BYTES 8
 #define S_FILE_TABLES_MAX 65536
 

@@ -103,14 +103,17 @@ start_node() {
 }
 
 now() { date +%s.%N; }
-cpu_s() { # meshd's CPU seconds so far (user + system): steadier than wall time on a busy box
-    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$MESHD_PID/stat"
+stat_cpu_s() { # stat_cpu_s DIR: the CPU seconds (user + system) /proc's DIR/stat counts
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "$1/stat"
+}
+cpu_s() { # meshd's CPU seconds so far: steadier than wall time on a busy box
+    stat_cpu_s "/proc/$MESHD_PID"
 }
 writer_s() { # the writer thread's CPU seconds so far: it is the ingest's bottleneck
     local t
     for t in /proc/"$MESHD_PID"/task/*; do
         if [[ $(cat "$t/comm") == dm-writer ]]; then
-            awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "$t/stat"
+            stat_cpu_s "$t"
             return 0
         fi
     done

@@ -133,7 +133,6 @@ static size_t s_merging(const dm_store__runs_t *runs)
     return runs->n;
 }
 
-/* Orders two keys as LMDB orders them (memcmp, then the shorter first). */
 /* What the merge in progress alone says of run i holding key: its output
  * (run oi) holds only keys below the position, which its inputs (the
  * merge_in runs under oi) no longer hold. S_SKIP: it cannot; S_INPUTS:

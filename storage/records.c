@@ -49,15 +49,14 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/radix.h"
 
 #define S_LOOKUP_KEY_MAX 1024    /* primary-key bytes; above LMDB's default key limit */
 
-#define S_PREFIX_BYTES 8 /* key bytes sorted by radix; ties go to s_keyref_cmp */
-#define S_RADIX 256      /* buckets of one radix pass (one byte) */
 
 /* One keyed row of a batch, for sorting by key. */
 typedef struct {
-    uint64_t prefix; /* the key's first 8 bytes big-endian, zero-padded */
+    uint64_t prefix; /* dm_radix_prefix of the key (first: base/radix.h sorts by it) */
     const uint8_t *key;
     size_t len;
     size_t index; /* position in the batch: ties sort by it, later wins */
@@ -66,68 +65,20 @@ typedef struct {
 static int s_keyref_cmp(const void *a, const void *b)
 {
     const s_keyref *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->key, y->key, n); /* LMDB's default key order */
-    if (c == 0 && x->len != y->len)
-        c = x->len < y->len ? -1 : 1;
+    int c = dm_store__key_cmp(x->key, x->len, y->key, y->len); /* LMDB's key order */
     if (c == 0)
         c = x->index < y->index ? -1 : x->index > y->index;
     return c;
 }
 
-/* The first S_PREFIX_BYTES of key as a big-endian integer, zero-padded:
- * integers in that order sort as memcmp sorts the keys, except that equal
- * prefixes (a short key and its zero-padded extension among them) still
- * need the full comparison. */
-static uint64_t s_prefix(const uint8_t *key, size_t len)
-{
-    uint8_t b[S_PREFIX_BYTES] = {0};
-    memcpy(b, key, len < sizeof b ? len : sizeof b);
-    uint64_t v = 0;
-    for (size_t i = 0; i < sizeof b; i++)
-        v = v << 8 | b[i];
-    return v;
-}
-
 /* Sorts refs[0..n) (in batch order) by (key, index) with tmp (n refs) as
- * scratch: a stable LSD radix sort on the prefixes, skipping a byte every
- * key shares, then s_keyref_cmp over each run of equal prefixes. For the
- * random keys of uuids that is 8 linear passes instead of qsort's
- * n log n calls of memcmp (issue 12: qsort was 15% of the writer's CPU at
- * 50K-row groups). Keys that share their first 8 bytes (strings with a
- * common head) end in the qsort, as before. */
+ * scratch: base/radix.h's sort on the prefixes, then s_keyref_cmp over
+ * each run of equal prefixes. For the random keys of uuids that is 8
+ * linear passes instead of qsort's n log n calls of memcmp (issue 12:
+ * qsort was 15% of the writer's CPU at 50K-row groups). */
 static void s_sort_refs(s_keyref *refs, s_keyref *tmp, size_t n)
 {
-    static_assert(S_PREFIX_BYTES == sizeof(uint64_t), "the prefix is one uint64_t");
-    size_t count[S_PREFIX_BYTES][S_RADIX] = {{0}};
-    for (size_t i = 0; i < n; i++)
-        for (size_t b = 0; b < S_PREFIX_BYTES; b++)
-            count[b][(refs[i].prefix >> (8 * b)) & 0xff]++;
-    s_keyref *from = refs, *to = tmp;
-    for (size_t b = 0; b < S_PREFIX_BYTES; b++) { /* least significant byte first */
-        if (n == 0 || count[b][(refs[0].prefix >> (8 * b)) & 0xff] == n)
-            continue; /* every key has the same byte here: the pass would not move anything */
-        size_t pos[S_RADIX], sum = 0;
-        for (size_t v = 0; v < S_RADIX; v++) {
-            pos[v] = sum;
-            sum += count[b][v];
-        }
-        for (size_t i = 0; i < n; i++)
-            to[pos[(from[i].prefix >> (8 * b)) & 0xff]++] = from[i];
-        s_keyref *t = from;
-        from = to;
-        to = t;
-    }
-    if (from != refs)
-        memcpy(refs, from, n * sizeof *refs);
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-        while (j < n && refs[j].prefix == refs[i].prefix)
-            j++;
-        if (j - i > 1)
-            qsort(refs + i, j - i, sizeof *refs, s_keyref_cmp);
-        i = j;
-    }
+    dm_radix_sort(refs, tmp, n, sizeof *refs, s_keyref_cmp);
 }
 
 typedef struct {
@@ -405,7 +356,7 @@ dm_err dm_store_commit_batch_hooked(dm_store_t *self, uint32_t pid, const dm_row
             err = DM_ERR_TOOBIG;
             goto out;
         }
-        c.refs[c.nrefs++] = (s_keyref){s_prefix(rows[i].key, rows[i].key_len), rows[i].key,
+        c.refs[c.nrefs++] = (s_keyref){dm_radix_prefix(rows[i].key, rows[i].key_len), rows[i].key,
                                        rows[i].key_len, i};
     }
     /* Sorting outside the transaction keeps the writer lock short; the

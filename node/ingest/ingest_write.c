@@ -137,10 +137,11 @@ static dm_err s_commit_checked(dm_ingest_t *self, dm_ingest__job_t **group, size
         /* Stored without its checks, the batch would leave their counts
          * (and the unique checks' tables, trusted by token) wrong for good:
          * refused instead, nothing of it stored, the client may retry. */
+        const char *cause = qwhy.len ? qwhy.data : dm_err_str(err);
         dm_log_warn("ingest: the quality checks of product %u cannot run: %s (the batch is "
-                    "refused)", group[0]->pid, qwhy.len ? qwhy.data : dm_err_str(err));
+                    "refused)", group[0]->pid, cause);
         dm_buf_printf(why, "the quality checks of the product cannot run now (%s): nothing of "
-                      "the batch is stored; retry", qwhy.len ? qwhy.data : dm_err_str(err));
+                      "the batch is stored; retry", cause);
         dm_buf_free(&qwhy);
         return err;
     }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/radix.h"
 
 #define S_OPS_FIRST (256u << 10) /* a unique check's first ops buffer, in bytes */
 
@@ -176,7 +177,7 @@ static size_t s_distinct(const s_opv *v, size_t n, dm_quality__uval_t *out)
     return m;
 }
 
-/* A sort key: 8 bytes of a value's key past the batch's common prefix,
+/* A sort key (base/radix.h): 8 bytes of a value's key past the batch's common prefix,
  * big-endian, so that most comparisons are one integer comparison. */
 typedef struct {
     uint64_t k;
@@ -189,66 +190,6 @@ static int s_skey_cmp(const void *pa, const void *pb)
     if (a->k != b->k)
         return a->k < b->k ? -1 : 1;
     return s_opv_cmp(a->o, b->o);
-}
-
-#define S_RADIX_BYTES 8 /* s_skey.k */
-#define S_RADIX 256
-#define S_INSERTION_MAX 16 /* tied ranges up to this long: insertion sort */
-
-/* Sorts s[0..n) by k: least significant byte first, one stable pass per
- * byte, skipping the bytes every key shares (tmp: n entries of scratch).
- * O(n) where qsort's comparisons were a fifth of the hook's time. */
-static void s_radix(s_skey *s, s_skey *tmp, size_t n)
-{
-    size_t (*count)[S_RADIX] = malloc(sizeof(size_t[S_RADIX_BYTES][S_RADIX]));
-    if (!count) { /* only speed is lost */
-        qsort(s, n, sizeof *s, s_skey_cmp);
-        return;
-    }
-    memset(count, 0, sizeof(size_t[S_RADIX_BYTES][S_RADIX]));
-    for (size_t i = 0; i < n; i++)
-        for (int b = 0; b < S_RADIX_BYTES; b++)
-            count[b][(s[i].k >> (8 * b)) & 0xFF]++;
-    s_skey *from = s, *to = tmp;
-    for (int b = 0; b < S_RADIX_BYTES; b++) {
-        size_t *c = count[b], off = 0;
-        if (c[(s[0].k >> (8 * b)) & 0xFF] == n)
-            continue; /* every key has this byte */
-        for (int d = 0; d < S_RADIX; d++) {
-            size_t x = c[d];
-            c[d] = off;
-            off += x;
-        }
-        for (size_t i = 0; i < n; i++)
-            to[c[(from[i].k >> (8 * b)) & 0xFF]++] = from[i];
-        s_skey *x = from;
-        from = to;
-        to = x;
-    }
-    if (from != s)
-        memcpy(s, from, n * sizeof *s);
-    free(count);
-}
-
-/* Orders the ranges of s[0..n) with equal k by the whole key. */
-static void s_ties(s_skey *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-        while (j < n && s[j].k == s[i].k)
-            j++;
-        if (j - i > S_INSERTION_MAX) {
-            qsort(s + i, j - i, sizeof *s, s_skey_cmp);
-        } else {
-            for (size_t a = i + 1; a < j; a++)
-                for (size_t b = a; b > i && s_skey_cmp(&s[b - 1], &s[b]) > 0; b--) {
-                    s_skey x = s[b];
-                    s[b] = s[b - 1];
-                    s[b - 1] = x;
-                }
-        }
-        i = j;
-    }
 }
 
 /* Sorts v[0..n) by key (s_opv_cmp's order) into out. The common prefix
@@ -266,16 +207,9 @@ static bool s_sort(const s_opv *v, size_t n, s_opv *out)
     s_skey *s = malloc((n ? n : 1) * 2 * sizeof *s);
     if (!s)
         return false;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t k = 0;
-        for (size_t j = lcp; j < lcp + S_RADIX_BYTES; j++)
-            k = k << 8 | (j < v[i].klen ? v[i].key[j] : 0);
-        s[i] = (s_skey){k, &v[i]};
-    }
-    if (n > 1) {
-        s_radix(s, s + n, n);
-        s_ties(s, n);
-    }
+    for (size_t i = 0; i < n; i++)
+        s[i] = (s_skey){dm_radix_prefix(v[i].key + lcp, v[i].klen - lcp), &v[i]};
+    dm_radix_sort(s, s + n, n, sizeof *s, s_skey_cmp); /* base/radix.h */
     for (size_t i = 0; i < n; i++)
         out[i] = *s[i].o;
     free(s);

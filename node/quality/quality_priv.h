@@ -375,6 +375,8 @@ void dm_quality__ubloom_add(dm_quality__ubloom_t *f, uint64_t h);
 /* Drops the filter, counts and table of check id of pid (its index is
  * rebuilt directly, or the check was dropped). */
 void dm_quality__ubloom_forget(dm_store_txn_t *t, uint32_t pid, uint64_t id);
+/* f's next token (never 0): from a random start, counted up. */
+uint64_t dm_quality__ubloom_next_token(dm_quality__ubloom_t *f);
 /* Frees f's table and undo log. */
 void dm_quality__ubloom_table_free(dm_quality__ubloom_t *f);
 /* Drops f's filter and cached counts (the durable path's), kept: the

@@ -493,9 +493,7 @@ dm_err dm_quality__uniq_apply(dm_store_txn_t *t, uint32_t pid, uint64_t id,
         goto out;
     /* A new token before the counts change: if this batch does not commit,
      * the stored one will not match them. */
-    if (!++f->next_token)
-        f->next_token++;
-    st->token = f->counts.token = f->next_token;
+    st->token = f->counts.token = dm_quality__ubloom_next_token(f);
     for (size_t i = 0; i < n; i++) {
         uint64_t after = s_plus(before[i], v[i].delta);
         dm_quality__uniq_moved(st, before[i], after, v[i].text, v[i].tlen);

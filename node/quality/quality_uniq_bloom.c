@@ -61,6 +61,30 @@ static void s_cache_free(void *p)
     free(c);
 }
 
+/* A new entry of c for check id of pid (NULL: no memory). */
+static dm_quality__ubloom_t *s_entry_new(s_cache *c, uint32_t pid, uint64_t id)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        dm_quality__ubloom_t **f = realloc(c->f, cap * sizeof *f);
+        if (!f)
+            return NULL;
+        c->f = f;
+        c->cap = cap;
+    }
+    dm_quality__ubloom_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->pid = pid;
+    f->id = id;
+    f->used = ++c->clock;
+    /* tokens of earlier processes are in the store: start where they are
+     * not (randomly), so that a stale token never matches */
+    randombytes_buf(&f->next_token, sizeof f->next_token);
+    c->f[c->n++] = f;
+    return f;
+}
+
 /* ---- the in-memory tables over a clean restart ---- */
 
 /* A unique check's table (quality_uniq_mem.c) is rebuilt by a scan of the
@@ -115,22 +139,24 @@ static void s_cache_save(void *p, const char *dir)
     char path[DM_PATH_MAX], tmp[DM_PATH_MAX];
     uint64_t n = 0;
     int64_t t0 = dm_clock_mono_ns();
-    for (size_t i = 0; i < c->n; i++)
-        n += s_keeps(c->f[i]);
+    bool *keep = calloc(c->n ? c->n : 1, sizeof *keep); /* s_keeps walks a table: once each */
+    for (size_t i = 0; keep && i < c->n; i++)
+        n += keep[i] = s_keeps(c->f[i]);
+    FILE *f = NULL;
     if (!n || !s_file_path(dir, path, sizeof path, "") ||
-        !s_file_path(dir, tmp, sizeof tmp, ".tmp"))
+        !s_file_path(dir, tmp, sizeof tmp, ".tmp") || !(f = fopen(tmp, "wb"))) {
+        free(keep);
         return;
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return;
+    }
     bool ok = fwrite(S_FILE_MAGIC, 1, S_FILE_MAGIC_BYTES, f) == S_FILE_MAGIC_BYTES &&
               fwrite(&n, sizeof n, 1, f) == 1;
     for (size_t i = 0; ok && i < c->n; i++) {
         const dm_quality__ubloom_t *u = c->f[i];
         s_file_head h = {u->pid, u->id, u->token};
-        if (s_keeps(u))
+        if (keep[i])
             ok = fwrite(&h, sizeof h, 1, f) == 1 && dm_quality__utable_write(u->table, f);
     }
+    free(keep);
     ok = fclose(f) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
         unlink(tmp);
@@ -156,27 +182,22 @@ static void s_cache_load(s_cache *c, const char *dir)
     size_t bytes = 0, values = 0, read = 0;
     bool ok = fread(magic, 1, sizeof magic, f) == sizeof magic &&
               memcmp(magic, S_FILE_MAGIC, S_FILE_MAGIC_BYTES) == 0 &&
-              fread(&n, sizeof n, 1, f) == 1 && n <= S_FILE_TABLES_MAX &&
-              (c->f = calloc((size_t)n, sizeof *c->f)) != NULL;
-    c->cap = ok ? (size_t)n : 0;
+              fread(&n, sizeof n, 1, f) == 1 && n <= S_FILE_TABLES_MAX;
     for (uint64_t i = 0; ok && i < n; i++) {
         s_file_head h;
+        dm_quality__utable_t *table = NULL;
         dm_quality__ubloom_t *u = NULL;
         ok = fread(&h, sizeof h, 1, f) == 1 && h.pid <= UINT32_MAX &&
-             (u = calloc(1, sizeof *u)) != NULL &&
-             (u->table = dm_quality__utable_read(f, DM_QUALITY_UNIQ_TABLES_MAX - bytes)) != NULL;
+             (table = dm_quality__utable_read(f, DM_QUALITY_UNIQ_TABLES_MAX - bytes)) != NULL &&
+             (u = s_entry_new(c, (uint32_t)h.pid, h.id)) != NULL;
         if (!ok) {
-            free(u);
+            dm_quality__utable_destroy(&table);
             break;
         }
-        u->pid = (uint32_t)h.pid;
-        u->id = h.id;
+        u->table = table;
         u->token = u->prev_token = h.token;
-        u->used = ++c->clock;
-        randombytes_buf(&u->next_token, sizeof u->next_token);
-        bytes += dm_quality__utable_bytes(u->table);
-        values += dm_quality__utable_count(u->table);
-        c->f[c->n++] = u;
+        bytes += dm_quality__utable_bytes(table);
+        values += dm_quality__utable_count(table);
         read++;
     }
     fclose(f);
@@ -239,26 +260,8 @@ dm_err dm_quality__ubloom_open(dm_store_txn_t *t, uint32_t pid, uint64_t id,
             s_make_room(c, *out, 0); /* the counts grew since */
             return DM_OK;
         }
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 8;
-        dm_quality__ubloom_t **f = realloc(c->f, cap * sizeof *f);
-        if (!f)
-            return DM_ERR_NOMEM;
-        c->f = f;
-        c->cap = cap;
-    }
-    dm_quality__ubloom_t *f = calloc(1, sizeof *f);
-    if (!f)
-        return DM_ERR_NOMEM;
-    f->pid = pid;
-    f->id = id;
-    f->used = ++c->clock;
-    /* tokens of earlier processes are in the store: start where they are
-     * not (randomly), so that a stale token never matches */
-    randombytes_buf(&f->next_token, sizeof f->next_token);
-    c->f[c->n++] = f;
-    *out = f;
-    return DM_OK;
+    *out = s_entry_new(c, pid, id);
+    return *out ? DM_OK : DM_ERR_NOMEM;
 }
 
 void dm_quality__ubloom_forget(dm_store_txn_t *t, uint32_t pid, uint64_t id)
@@ -270,6 +273,13 @@ void dm_quality__ubloom_forget(dm_store_txn_t *t, uint32_t pid, uint64_t id)
             dm_quality__ucounts_free(&c->f[i]->counts);
             dm_quality__ubloom_table_free(c->f[i]);
         }
+}
+
+uint64_t dm_quality__ubloom_next_token(dm_quality__ubloom_t *f)
+{
+    if (!++f->next_token)
+        f->next_token++;
+    return f->next_token;
 }
 
 void dm_quality__ubloom_drop_filter(dm_store_txn_t *t, dm_quality__ubloom_t *f)

@@ -42,13 +42,6 @@ static void s_measure(const dm_buf_t *ops, size_t *n, size_t *key_bytes)
     }
 }
 
-static uint64_t s_new_token(dm_quality__ubloom_t *f)
-{
-    if (!++f->next_token)
-        f->next_token++;
-    return f->next_token;
-}
-
 /* Takes f's table back to the committed state before its last batch. */
 static void s_undo(dm_quality__ubloom_t *f)
 {
@@ -315,7 +308,7 @@ static dm_err s_sync(dm_store_txn_t *t, uint32_t pid, const dm_quality__ccheck_t
         err = dm_quality__unique_clear(t, pid, cc->id, why);
     f->clear_pending = has;
     f->nundo = 0;
-    f->token = f->prev_token = *applied ? s_new_token(f) : st->token;
+    f->token = f->prev_token = *applied ? dm_quality__ubloom_next_token(f) : st->token;
     return err;
 }
 
@@ -368,7 +361,7 @@ dm_err dm_quality__umem_apply(dm_store_txn_t *t, uint32_t pid, const dm_quality_
     }
     /* A new token before the batch commits: if it does not, the stored
      * one is prev_token and the log takes the table back. */
-    st->token = f->token = s_new_token(f);
+    st->token = f->token = dm_quality__ubloom_next_token(f);
     *path = DM_QUALITY__UMEM_DONE;
     return DM_OK;
 }

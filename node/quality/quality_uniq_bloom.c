@@ -99,7 +99,7 @@ static dm_quality__ubloom_t *s_entry_new(s_cache *c, uint32_t pid, uint64_t id)
  * whole and consistent (quality_uniq_table.c checks each table) is
  * ignored from there on. */
 #define S_FILE_NAME "/quality-unique.bin"
-#define S_FILE_MAGIC "DMQUT2\n" /* 2: the tables as they are in memory */
+#define S_FILE_MAGIC "DMQUT3\n" /* 2: the tables as in memory; 3: homes from the top bits */
 #define S_FILE_MAGIC_BYTES 8
 #define S_FILE_TABLES_MAX 65536
 

@@ -13,8 +13,10 @@
 #include "quality/quality_priv.h"
 
 #include <sodium.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "storage/index_bloom.h"
 
@@ -23,6 +25,7 @@
 #define S_ALIGN 4
 #define S_ARENA_MIN 4096u
 #define S_GOLDEN 0x9E3779B97F4A7C15ull
+#define S_HUGE ((size_t)2 << 20) /* a huge page: arrays this large get them */
 
 struct dm_quality__utable {
     uint64_t *slots;
@@ -34,10 +37,46 @@ struct dm_quality__utable {
 
 /* The home slot of a value whose hash has tag (its upper 32 bits): a
  * function of the tag alone, so that growing never reads a key back, and
- * multiplied so that values of one home still differ in most tag bits. */
+ * multiplied so that values of one home still differ in most tag bits.
+ * The top bits of the product, so that doubling the slots sends home h to
+ * 2h or 2h + 1: growing walks the old slots in order and writes the new
+ * ones nearly in order, not at random (s_grow). */
 static size_t s_home(uint64_t tag, size_t nslots)
 {
-    return (size_t)((tag * S_GOLDEN) >> 32) & (nslots - 1);
+    uint32_t m = (uint32_t)((tag * S_GOLDEN) >> 32);
+    return (size_t)(m >> (32 - __builtin_ctzll(nslots))) & (nslots - 1);
+}
+
+/* n zeroed bytes; from S_HUGE up, mapped on a huge-page boundary and
+ * advised to be backed by huge pages (where the kernel allows it): a
+ * probe of a table of millions of values would otherwise miss the TLB as
+ * well as the cache, and growing it fault every 4 KB. Freed with s_free. */
+static void *s_alloc(size_t n)
+{
+    if (n < S_HUGE)
+        return calloc(1, n ? n : 1);
+    size_t r = (n + S_HUGE - 1) & ~(S_HUGE - 1);
+    uint8_t *p = mmap(NULL, r + S_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                      -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uint8_t *a = (uint8_t *)(((uintptr_t)p + S_HUGE - 1) & ~(uintptr_t)(S_HUGE - 1));
+    if (a > p)
+        munmap(p, (size_t)(a - p));
+    if (a + r < p + r + S_HUGE)
+        munmap(a + r, (size_t)(p + r + S_HUGE - (a + r)));
+    (void)madvise(a, r, MADV_HUGEPAGE); /* advice: refused, it is 4 KB pages */
+    return a;
+}
+
+static void s_free(void *p, size_t n)
+{
+    if (!p)
+        return;
+    if (n < S_HUGE)
+        free(p);
+    else
+        munmap(p, (n + S_HUGE - 1) & ~(S_HUGE - 1));
 }
 
 dm_quality__utable_t *dm_quality__utable_new(void)
@@ -52,8 +91,8 @@ void dm_quality__utable_destroy(dm_quality__utable_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    free((*self_p)->slots);
-    free((*self_p)->arena);
+    s_free((*self_p)->slots, (*self_p)->nslots * sizeof *(*self_p)->slots);
+    s_free((*self_p)->arena, (*self_p)->cap);
     free(*self_p);
     *self_p = NULL;
 }
@@ -98,27 +137,20 @@ size_t dm_quality__utable_growth(const dm_quality__utable_t *self, size_t values
     return grow;
 }
 
-bool dm_quality__utable_reserve(dm_quality__utable_t *self, size_t values, size_t key_bytes)
+/* Moves self's entries to nslots slots (more than it has). The walk
+ * starts past an empty slot, so that no run of used slots wraps around
+ * it: the entries then come in nearly ascending home order, and so do
+ * their new homes (s_home). */
+static bool s_grow(dm_quality__utable_t *self, size_t nslots)
 {
-    size_t want = self->len + values * (S_ENTRY_HEAD + S_ALIGN) + key_bytes;
-    if (want > self->cap) {
-        size_t cap = self->cap ? self->cap : S_ARENA_MIN;
-        while (cap < want)
-            cap *= 2;
-        uint8_t *a = realloc(self->arena, cap);
-        if (!a)
-            return false;
-        self->arena = a;
-        self->cap = cap;
-    }
-    size_t nslots = s_slots_for(self->n + values);
-    if (nslots <= self->nslots)
-        return true;
-    uint64_t *s = calloc(nslots, sizeof *s);
+    uint64_t *s = s_alloc(nslots * sizeof *s);
     if (!s)
         return false;
-    for (size_t i = 0; i < self->nslots; i++) {
-        uint64_t x = self->slots[i];
+    size_t start = 0;
+    while (start < self->nslots && self->slots[start]) /* one is empty: at most 3/4 are used */
+        start++;
+    for (size_t k = 0; k < self->nslots; k++) {
+        uint64_t x = self->slots[(start + k) & (self->nslots - 1)];
         if (!x)
             continue;
         size_t j = s_home(x >> 32, nslots);
@@ -126,10 +158,30 @@ bool dm_quality__utable_reserve(dm_quality__utable_t *self, size_t values, size_
             j = (j + 1) & (nslots - 1);
         s[j] = x;
     }
-    free(self->slots);
+    s_free(self->slots, self->nslots * sizeof *self->slots);
     self->slots = s;
     self->nslots = nslots;
     return true;
+}
+
+bool dm_quality__utable_reserve(dm_quality__utable_t *self, size_t values, size_t key_bytes)
+{
+    size_t want = self->len + values * (S_ENTRY_HEAD + S_ALIGN) + key_bytes;
+    if (want > self->cap) {
+        size_t cap = self->cap ? self->cap : S_ARENA_MIN;
+        while (cap < want)
+            cap *= 2;
+        uint8_t *a = s_alloc(cap);
+        if (!a)
+            return false;
+        if (self->len)
+            memcpy(a, self->arena, self->len);
+        s_free(self->arena, self->cap);
+        self->arena = a;
+        self->cap = cap;
+    }
+    size_t nslots = s_slots_for(self->n + values);
+    return nslots <= self->nslots || s_grow(self, nslots);
 }
 
 uint32_t *dm_quality__utable_find(dm_quality__utable_t *self, const uint8_t *key, size_t klen,
@@ -319,8 +371,8 @@ dm_quality__utable_t *dm_quality__utable_read(FILE *f, size_t max_bytes)
     t->len = (size_t)h.len;
     t->cap = cap;
     memcpy(t->hash_key, h.hash_key, sizeof t->hash_key);
-    t->slots = malloc(t->nslots * sizeof *t->slots);
-    t->arena = malloc(t->cap);
+    t->slots = s_alloc(t->nslots * sizeof *t->slots);
+    t->arena = s_alloc(t->cap);
     if (!t->slots || !t->arena ||
         fread(t->slots, sizeof *t->slots, t->nslots, f) != t->nslots ||
         fread(t->arena, 1, t->len, f) != t->len || s_sum(t) != h.sum || !s_valid(t))

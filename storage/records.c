@@ -55,6 +55,10 @@
 
 
 /* One keyed row of a batch, for sorting by key. */
+/* Keys (and rows) of a sorted batch whose memory is loaded while one is
+ * written: in key order they are scattered over the batch's buffers. */
+#define S_AHEAD 8
+
 typedef struct {
     uint64_t prefix; /* dm_radix_prefix of the key (first: base/radix.h sorts by it) */
     const uint8_t *key;
@@ -192,6 +196,11 @@ static dm_err s_write_index(MDB_txn *txn, s_batch_ctx *c, uint64_t first_seq, ui
     }
     size_t nentries = 0;
     for (size_t i = 0; i < c->nrefs && !err;) {
+        if (i + S_AHEAD < c->nrefs) { /* the batch's order is not the buffers': load ahead */
+            const s_keyref *r = &c->refs[i + S_AHEAD];
+            __builtin_prefetch(r->key);
+            __builtin_prefetch(c->rows[r->index].row);
+        }
         size_t j = i + 1; /* [i, j) share one key; the last of the run wins */
         while (j < c->nrefs && c->refs[j].len == c->refs[i].len &&
                memcmp(c->refs[j].key, c->refs[i].key, c->refs[i].len) == 0)

@@ -133,6 +133,7 @@ void dm_ingest_destroy(dm_ingest_t **self_p)
     if (self->pool_on)
         pthread_mutex_destroy(&self->pool_mu);
     dm_buf_free(&self->w_rows);
+    dm_quality_scratch_destroy(&self->w_qscratch);
     dm_buf_free(&self->w_quar);
     free(self->domain);
     free(self);

@@ -16,6 +16,7 @@
 
 #include "contract/contract.h"
 #include "ingest/ingest.h"
+#include "quality/quality.h"
 
 #define DM_INGEST_JOBS "inproc://dm-ingest-jobs"
 #define DM_ERROR_TEXT_MAX 8192 /* bytes of diagnostics sent back in one Error */
@@ -63,6 +64,9 @@ typedef struct {
     dm_buf_t rows;  /* dm_ingest__rowref_t[] */
     dm_buf_t quar;  /* dm_ingest__qref_t[] */
     const dm_product_ref_t *ref; /* the product, held until the job is freed */
+    /* The unique checks' keys, one block after each row in bytes (NULL:
+     * none; quality/quality.h's dm_quality_keys_append) */
+    dm_quality_keys_t *keys;
     dm_registry_t *ref_registry;
     bool has_run, run_first, run_last; /* IngestReq's run fields */
     uint8_t run_id[DM_INGEST_RUN_ID_BYTES];
@@ -103,6 +107,7 @@ struct dm_ingest {
     } runs[DM_INGEST_RUNS_MAX]; /* the writer's */
     uint64_t run_tick;
     dm_buf_t w_rows, w_quar; /* the writer's: a group's dm_row_in_t[] and dm_quarantine_in_t[] */
+    dm_quality_scratch_t *w_qscratch; /* the writer's: its quality batches' buffers */
     pthread_mutex_t pool_mu;  /* guards pool and npool (validator takes, writer gives back) */
     bool pool_on;             /* false in dm_ingest_check's pipeline: no pool */
     size_t npool;

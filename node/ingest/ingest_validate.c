@@ -34,6 +34,19 @@ static void s_add_quarantine(dm_ingest__job_t *job, uint64_t line, const char *r
     dm_buf_append(&job->quar, &q, sizeof q);
 }
 
+/* Appends sc's valid row (its key, the row, then its unique checks' keys
+ * for the writer's quality hook) to job. */
+static void s_add_row(dm_ingest__job_t *job, const s_scratch *sc)
+{
+    dm_ingest__rowref_t r = {job->bytes.len, sc->key.len, 0, sc->row.len};
+    dm_buf_append(&job->bytes, sc->key.data, sc->key.len);
+    r.row_off = job->bytes.len;
+    dm_buf_append(&job->bytes, sc->row.data, sc->row.len);
+    if (job->keys)
+        dm_quality_keys_append(job->keys, sc->row.data, sc->row.len, &job->bytes);
+    dm_buf_append(&job->rows, &r, sizeof r);
+}
+
 static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm__IngestReq *req,
                              s_scratch *sc)
 {
@@ -76,6 +89,10 @@ static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm_
     job->source = strndup(req->source ? req->source : "", DM_INGEST_SOURCE_MAX);
     dm_ingest__job_take_bufs(self, job);
     dm_buf_reserve(&job->bytes, req->data.len + req->data.len / 4);
+    /* Made here, where each row is still in the cache, for the writer's
+     * quality hook; without them (out of memory) the hook makes them. */
+    if (dm_quality_keys_new(ref->contract, ref->schema, &job->keys, NULL) != DM_OK)
+        job->keys = NULL;
 
     uint64_t line = req->first_line ? req->first_line : 1;
     char why[160];
@@ -116,11 +133,7 @@ static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm_
                          sc->key.len, max_key);
                 s_add_quarantine(job, line, p, len, len, why);
             } else if (ok) {
-                dm_ingest__rowref_t r = {job->bytes.len, sc->key.len, 0, sc->row.len};
-                dm_buf_append(&job->bytes, sc->key.data, sc->key.len);
-                r.row_off = job->bytes.len;
-                dm_buf_append(&job->bytes, sc->row.data, sc->row.len);
-                dm_buf_append(&job->rows, &r, sizeof r);
+                s_add_row(job, sc);
             } else {
                 s_add_quarantine(job, line, p, len, len, sc->reasons.data);
             }

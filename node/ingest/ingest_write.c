@@ -148,6 +148,12 @@ static dm_err s_commit_checked(dm_ingest_t *self, dm_ingest__job_t **group, size
     dm_buf_free(&qwhy);
     if (last->run_last || !last->has_run)
         dm_quality_batch_end_run(*qb);
+    if (group[0]->keys)
+        dm_quality_batch_rows_keyed(*qb);
+    dm_quality_batch_expect_rows(*qb, nrows);
+    if (!self->w_qscratch)
+        self->w_qscratch = dm_quality_scratch_new();
+    dm_quality_batch_use_scratch(*qb, self->w_qscratch);
     dm_batch_result_t res;
     return dm_store_commit_batch_hooked(self->store, group[0]->pid, rows, nrows, q, nq, source,
                                         &hook, &res, why);
@@ -216,10 +222,13 @@ static void s_commit_ingest(dm_ingest_t *self, dm_ingest__job_t **group, size_t 
 }
 
 /* True if next may join a group started by first: same product, same
- * source (quarantine entries carry one source per commit). */
+ * source (quarantine entries carry one source per commit), validated
+ * against the same contract (the quality hook judges the group by
+ * first's, and takes the rows' unique keys when every job made them). */
 static bool s_groupable(const dm_ingest__job_t *first, const dm_ingest__job_t *next)
 {
     return next->kind == DM_INGEST__INGEST && next->pid == first->pid &&
+           next->ref == first->ref && (next->keys != NULL) == (first->keys != NULL) &&
            first->has_run == next->has_run &&
            strcmp(next->source ? next->source : "", first->source ? first->source : "") == 0;
 }

@@ -20,6 +20,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "contract/contract.h"
+#include "record/schema.h"
 #include "storage/store.h"
 
 /* Worst first is highest: the report's outcome is the maximum. Skipped
@@ -103,6 +104,41 @@ void dm_quality_batch_end_run(dm_quality_batch_t *self);
 /* The report judged at the end of the run (NULL before, or when the batch
  * did not end a run); valid until dm_quality_batch_destroy. */
 const dm_qreport_t *dm_quality_batch_report(const dm_quality_batch_t *self);
+
+/* The batch's rows are each followed, past their length, by the block of
+ * keys dm_quality_keys_append made for them with the same contract: the
+ * hook takes the unique checks' keys from there, not from the rows. */
+void dm_quality_batch_rows_keyed(dm_quality_batch_t *self);
+/* The batch will have about nrows rows: buffers are sized for them once. */
+void dm_quality_batch_expect_rows(dm_quality_batch_t *self, size_t nrows);
+
+/* Buffers one writer's batches pass on to the next: a unique check's ops
+ * take megabytes per batch, and fresh memory costs a page fault per 4 KB
+ * written (a fifth of the check's time). Only the writer's thread uses it. */
+typedef struct dm_quality_scratch dm_quality_scratch_t;
+/* NULL when out of memory (batches then allocate their own). */
+dm_quality_scratch_t *dm_quality_scratch_new(void);
+void dm_quality_scratch_destroy(dm_quality_scratch_t **self_p);
+/* The batch borrows scratch's buffers (NULL: none) until it is destroyed. */
+void dm_quality_batch_use_scratch(dm_quality_batch_t *self, dm_quality_scratch_t *scratch);
+
+/* ---- the ingest validator's side ---- */
+
+/* The unique checks' value keys of rows, made by whoever has the rows in
+ * its cache (the validator, just after validating one) for the writer's
+ * hook (quality_keys.c). */
+typedef struct dm_quality_keys dm_quality_keys_t;
+
+/* For contract c and its schema s (borrowed until destroyed); *out NULL
+ * when c has no unique check that keeps state. DM_ERR_NOMEM, or
+ * DM_ERR_INVALID (a line in why) when a check does not compile. */
+DM_NODISCARD dm_err dm_quality_keys_new(const dm_contract_t *c, const dm_schema_t *s,
+                                        dm_quality_keys_t **out, dm_buf_t *why);
+void dm_quality_keys_destroy(dm_quality_keys_t **self_p);
+/* Appends the keys of row (a valid row of s) to out: one block per row,
+ * right after the row's bytes. Not thread-safe (scratch inside). */
+void dm_quality_keys_append(dm_quality_keys_t *self, const void *row, size_t len,
+                            dm_buf_t *out);
 
 /* ---- readers ---- */
 

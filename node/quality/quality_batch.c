@@ -17,6 +17,13 @@
 #include "base/radix.h"
 
 #define S_OPS_FIRST (256u << 10) /* a unique check's first ops buffer, in bytes */
+#define S_OP_ROW (5 + sizeof(void *) + sizeof(size_t)) /* a +1 op's bytes besides its key */
+#define S_SCRATCH_BUFS 8 /* unique checks whose ops buffer a scratch keeps */
+#define S_SCRATCH_BYTES_MAX ((size_t)256 << 20) /* the largest buffer it keeps */
+
+struct dm_quality_scratch {
+    dm_buf_t ops[S_SCRATCH_BUFS];
+};
 
 typedef struct {
     dm_quality__ccheck_t cc;
@@ -37,6 +44,9 @@ struct dm_quality_batch {
     s_acc *acc;
     size_t nacc;
     bool end_run, has_report;
+    bool keyed;          /* rows carry their unique keys (quality_keys.c) */
+    size_t expect_rows;  /* rows the batch will have, about (0: unknown) */
+    dm_quality_scratch_t *scratch; /* lends the unique checks' ops buffers */
     uint64_t fold_min;
     size_t table_max;
     dm_qreport_t report;
@@ -53,17 +63,28 @@ static void s_fold(dm_quality_batch_t *b, s_acc *a, int sign, const void *row, s
 {
     const dm_check_t *k = a->cc.k;
     if (k->rule == DM_CHECK_UNIQUE) {
+        const uint8_t *key;
+        size_t klen;
+        int given = sign > 0 && b->keyed ? dm_quality__key_given(row, len, a->cc.id, &key, &klen)
+                                         : -1;
+        if (given == 0)
+            return; /* a null column: never a duplicate */
         /* a replaced row's memory does not last: its text now; a live
          * row's text only if a sample needs it */
-        if (!dm_quality__unique_key(&a->cc, b->schema, row, len, &b->key,
-                                    sign < 0 ? &b->text : NULL))
-            return;
-        if (!a->ops.cap) /* a row per op: skip the small doublings */
-            dm_buf_reserve(&a->ops, S_OPS_FIRST);
+        if (given < 0) {
+            if (!dm_quality__unique_key(&a->cc, b->schema, row, len, &b->key,
+                                        sign < 0 ? &b->text : NULL))
+                return;
+            key = (const uint8_t *)b->key.data;
+            klen = b->key.len;
+        }
+        if (!a->ops.len) /* a row per op: sized once (a no-op for a scratch buffer that fits) */
+            dm_buf_reserve(&a->ops, b->expect_rows ? b->expect_rows * (S_OP_ROW + klen + 8)
+                                                   : S_OPS_FIRST);
         if (sign < 0)
-            s_op(a, sign, b->key.data, b->key.len, b->text.data, b->text.len);
+            s_op(a, sign, key, klen, b->text.data, b->text.len);
         else
-            dm_quality__op_put_row(&a->ops, sign, b->key.data, b->key.len, row, len);
+            dm_quality__op_put_row(&a->ops, sign, key, klen, row, len);
     } else if (k->rule == DM_CHECK_FRESHNESS) {
         int64_t ms;
         if (sign <= 0 || !dm_quality__event_ms(&a->cc, b->schema, row, len, &ms))
@@ -469,9 +490,16 @@ void dm_quality_batch_destroy(dm_quality_batch_t **self_p)
     if (!self_p || !*self_p)
         return;
     dm_quality_batch_t *b = *self_p;
-    for (size_t i = 0; i < b->nacc; i++) {
+    for (size_t i = 0, u = 0; i < b->nacc; i++) {
+        dm_buf_t *ops = &b->acc[i].ops;
+        if (b->scratch && b->acc[i].cc.k->rule == DM_CHECK_UNIQUE && u < S_SCRATCH_BUFS &&
+            ops->cap <= S_SCRATCH_BYTES_MAX) { /* back to the scratch, pages and all */
+            dm_buf_reset(ops);
+            b->scratch->ops[u++] = *ops;
+            *ops = (dm_buf_t)DM_BUF_INIT;
+        }
         dm_quality__ccheck_clear(&b->acc[i].cc);
-        dm_buf_free(&b->acc[i].ops);
+        dm_buf_free(ops);
     }
     free(b->acc);
     dm_schema_destroy(&b->schema);
@@ -481,6 +509,44 @@ void dm_quality_batch_destroy(dm_quality_batch_t **self_p)
     dm_buf_free(&b->tmp);
     free(b);
     *self_p = NULL;
+}
+
+dm_quality_scratch_t *dm_quality_scratch_new(void)
+{
+    return calloc(1, sizeof(dm_quality_scratch_t));
+}
+
+void dm_quality_scratch_destroy(dm_quality_scratch_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    for (size_t i = 0; i < S_SCRATCH_BUFS; i++)
+        dm_buf_free(&(*self_p)->ops[i]);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+void dm_quality_batch_use_scratch(dm_quality_batch_t *self, dm_quality_scratch_t *scratch)
+{
+    if (self->scratch || !scratch)
+        return;
+    self->scratch = scratch;
+    for (size_t i = 0, u = 0; i < self->nacc && u < S_SCRATCH_BUFS; i++)
+        if (self->acc[i].cc.k->rule == DM_CHECK_UNIQUE) {
+            dm_buf_free(&self->acc[i].ops);
+            self->acc[i].ops = scratch->ops[u];
+            scratch->ops[u++] = (dm_buf_t)DM_BUF_INIT;
+        }
+}
+
+void dm_quality_batch_rows_keyed(dm_quality_batch_t *self)
+{
+    self->keyed = true;
+}
+
+void dm_quality_batch_expect_rows(dm_quality_batch_t *self, size_t nrows)
+{
+    self->expect_rows = nrows;
 }
 
 void dm_quality_batch_end_run(dm_quality_batch_t *self)

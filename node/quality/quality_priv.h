@@ -426,6 +426,11 @@ bool dm_quality__row_fails(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
  * is null (NULLs are never duplicates) or the row is malformed. */
 bool dm_quality__unique_key(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
                             const void *row, size_t len, dm_buf_t *key, dm_buf_t *text);
+/* unique: the key of check id that quality_keys.c left after row (len
+ * bytes): 1 (*key, *klen set: borrowed from the row's buffer), 0 when a
+ * column is null (no key), -1 when the block has none for id. */
+int dm_quality__key_given(const void *row, size_t len, uint64_t id, const uint8_t **key,
+                          size_t *klen);
 /* unique: makes o's text from its row, if it has one instead (key and
  * text: scratch, which o's text then borrows). */
 void dm_quality__op_text(const dm_quality__ccheck_t *cc, const dm_schema_t *s,

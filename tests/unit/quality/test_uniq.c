@@ -19,6 +19,10 @@ static int s_next_id;
 /* The bound of the writer's in-memory tables: 0 (the durable index, what
  * most tests here are about) unless a test says otherwise. */
 static size_t s_table_max;
+/* Rows committed as the ingest validator hands them over: each followed
+ * by its unique keys (quality_keys.c); s_keys_empty: by an empty block
+ * (the hook then makes the keys itself). */
+static bool s_keyed, s_keys_empty;
 /* Rows committed without the quality hook (a test's way to tell a table
  * read back from one counted from the rows). */
 static bool s_hookless;
@@ -29,6 +33,7 @@ static void s_setup(void)
     s_next_id = 0;
     s_table_max = 0;
     s_hookless = false;
+    s_keyed = s_keys_empty = false;
 }
 
 static void s_teardown(void)
@@ -61,17 +66,29 @@ static void s_commit(char lines[][64], size_t n, uint64_t fold_min)
 {
     dm_buf_t row[T_ROWS_MAX], key[T_ROWS_MAX], why = DM_BUF_INIT;
     dm_row_in_t in[T_ROWS_MAX];
+    dm_quality_keys_t *keys = NULL;
+    if (s_keyed)
+        cr_assert_eq(dm_quality_keys_new(s_c, s_schema, &keys, &why), DM_OK);
+    cr_assert(!s_keyed || keys, "the contract's unique check makes keys");
     for (size_t i = 0; i < n; i++) {
         row[i] = (dm_buf_t)DM_BUF_INIT;
         key[i] = (dm_buf_t)DM_BUF_INIT;
         cr_assert(dm_schema_validate(s_schema, lines[i], strlen(lines[i]), &row[i], &key[i],
                                      &why),
                   "%s", why.data);
-        in[i] = (dm_row_in_t){key[i].data, key[i].len, row[i].data, row[i].len};
+        size_t len = row[i].len;
+        if (s_keyed && s_keys_empty)
+            dm_buf_putc(&row[i], 0); /* a block of no keys */
+        else if (s_keyed)
+            dm_quality_keys_append(keys, row[i].data, len, &row[i]);
+        in[i] = (dm_row_in_t){key[i].data, key[i].len, row[i].data, len};
     }
+    dm_quality_keys_destroy(&keys);
     dm_quality_batch_t *qb = NULL;
     dm_store_hook_t hook;
     cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_c, T_NOW, &qb, &hook, &why), DM_OK);
+    if (s_keyed)
+        dm_quality_batch_rows_keyed(qb);
     dm_quality__batch_set_fold_min(qb, fold_min);
     dm_quality__batch_set_table_max(qb, s_table_max);
     dm_quality_batch_end_run(qb);
@@ -613,4 +630,70 @@ Test(uniq, in_memory_the_table_read_back_is_used_and_a_torn_file_is_not)
      * (1 held once) would have made it a second group */
     s_expect(3, "1 duplicate group, 3 extra rows", "2");
     cr_assert(!s_exists_file(path), "a file not read whole is deleted too");
+}
+
+/* The keys the validator leaves after each row count as the hook's own
+ * would: in memory and on the durable index, with upserts, null values
+ * (never duplicates) and rows whose block lacks the check's key. */
+static void s_keyed_vector(void)
+{
+    char nulls[][64] = {"{\"id\":20}", "{\"id\":21,\"v\":null}"};
+    s_product("    primaryKey: id\n");
+    s_batch("1:1,2:2,3:2,4:3", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_commit(nulls, 2, DM_QUALITY_UNIQ_FOLD_MIN);
+    s_batch("5:3,6:3,4:1", DM_QUALITY_UNIQ_FOLD_MIN); /* 4 moves from 3 to 1 */
+    s_expect(3, "3 duplicate groups, 3 extra rows", "2");
+    s_keys_empty = true;
+    s_batch("7:2,20:2,8:9", DM_QUALITY_UNIQ_FOLD_MIN); /* the null row 20 now holds 2 */
+    s_expect(5, "3 duplicate groups, 5 extra rows", "2");
+}
+
+Test(uniq, keys_made_by_the_validator_count_as_the_hooks_own_in_memory)
+{
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_keyed = true;
+    s_keyed_vector();
+}
+
+Test(uniq, keys_made_by_the_validator_count_as_the_hooks_own_on_the_index)
+{
+    s_keyed = true;
+    s_keyed_vector();
+}
+
+Test(uniq, the_hook_takes_a_rows_key_from_the_block_after_it)
+{
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_product("    primaryKey: id\n");
+    s_batch("1:1", DM_QUALITY_UNIQ_FOLD_MIN);
+    /* a row of value 5 followed by the keys of a row of value 1: the
+     * hook counts what the block says (the validator made it from the
+     * very row, so they agree), which makes a group of 1 */
+    const char *line = "{\"id\":2,\"v\":5}", *other = "{\"id\":9,\"v\":1}";
+    dm_buf_t row = DM_BUF_INIT, key = DM_BUF_INIT, orow = DM_BUF_INIT, okey = DM_BUF_INIT;
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert(dm_schema_validate(s_schema, line, strlen(line), &row, &key, &why));
+    cr_assert(dm_schema_validate(s_schema, other, strlen(other), &orow, &okey, &why));
+    dm_quality_keys_t *keys = NULL;
+    cr_assert_eq(dm_quality_keys_new(s_c, s_schema, &keys, &why), DM_OK);
+    size_t len = row.len;
+    dm_quality_keys_append(keys, orow.data, orow.len, &row);
+    dm_row_in_t in = {key.data, key.len, row.data, len};
+    dm_quality_batch_t *qb = NULL;
+    dm_store_hook_t hook;
+    cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_c, T_NOW, &qb, &hook, &why), DM_OK);
+    dm_quality__batch_set_table_max(qb, s_table_max);
+    dm_quality_batch_rows_keyed(qb);
+    dm_batch_result_t res;
+    cr_assert_eq(dm_store_commit_batch_hooked(s_store, s_pid, &in, 1, NULL, 0, "t", &hook, &res,
+                                              &why),
+                 DM_OK, "%s", why.data);
+    dm_quality_batch_destroy(&qb);
+    dm_quality_keys_destroy(&keys);
+    s_expect(1, "1 duplicate group, 1 extra row", "5");
+    dm_buf_free(&row);
+    dm_buf_free(&key);
+    dm_buf_free(&orow);
+    dm_buf_free(&okey);
+    dm_buf_free(&why);
 }

@@ -10,6 +10,7 @@
  * subtracting what it added, and the table only grows with the distinct
  * values ever seen since it was built. About 12 + 8 + key bytes per value
  * at the table's load (at most 3/4 of the slots used). */
+#define _GNU_SOURCE /* mremap */
 #include "quality/quality_priv.h"
 
 #include <sodium.h>
@@ -77,6 +78,26 @@ static void s_free(void *p, size_t n)
         free(p);
     else
         munmap(p, (n + S_HUGE - 1) & ~(S_HUGE - 1));
+}
+
+/* p (of old_n bytes from s_alloc) grown to new_n, its bytes kept, the
+ * new ones zeroed; NULL when out of memory (p is then untouched). A large
+ * one is remapped, not copied: a copy would also fault in (and zero) its
+ * bytes twice. */
+static void *s_grow_block(void *p, size_t old_n, size_t new_n)
+{
+    size_t old_r = (old_n + S_HUGE - 1) & ~(S_HUGE - 1);
+    size_t new_r = (new_n + S_HUGE - 1) & ~(S_HUGE - 1);
+    if (old_n >= S_HUGE) {
+        void *q = mremap(p, old_r, new_r, MREMAP_MAYMOVE);
+        return q == MAP_FAILED ? NULL : q;
+    }
+    uint8_t *q = s_alloc(new_n);
+    if (q && old_n)
+        memcpy(q, p, old_n);
+    if (q)
+        s_free(p, old_n);
+    return q;
 }
 
 dm_quality__utable_t *dm_quality__utable_new(void)
@@ -171,12 +192,9 @@ bool dm_quality__utable_reserve(dm_quality__utable_t *self, size_t values, size_
         size_t cap = self->cap ? self->cap : S_ARENA_MIN;
         while (cap < want)
             cap *= 2;
-        uint8_t *a = s_alloc(cap);
+        uint8_t *a = self->arena ? s_grow_block(self->arena, self->cap, cap) : s_alloc(cap);
         if (!a)
             return false;
-        if (self->len)
-            memcpy(a, self->arena, self->len);
-        s_free(self->arena, self->cap);
         self->arena = a;
         self->cap = cap;
     }

@@ -19,7 +19,7 @@
 #define S_OPS_FIRST (256u << 10) /* a unique check's first ops buffer, in bytes */
 #define S_OP_ROW (5 + sizeof(void *) + sizeof(size_t)) /* a +1 op's bytes besides its key */
 #define S_SCRATCH_BUFS 8 /* unique checks whose ops buffer a scratch keeps */
-#define S_SCRATCH_BYTES_MAX ((size_t)256 << 20) /* the largest buffer it keeps */
+#define S_SCRATCH_BYTES_MAX ((size_t)32 << 20) /* the largest buffer it keeps (a 50,000-row batch: ~4 MB) */
 
 struct dm_quality_scratch {
     dm_buf_t ops[S_SCRATCH_BUFS];

@@ -52,13 +52,11 @@
 #include "base/radix.h"
 
 #define S_LOOKUP_KEY_MAX 1024    /* primary-key bytes; above LMDB's default key limit */
-
-
-/* One keyed row of a batch, for sorting by key. */
 /* Keys (and rows) of a sorted batch whose memory is loaded while one is
  * written: in key order they are scattered over the batch's buffers. */
 #define S_AHEAD 8
 
+/* One keyed row of a batch, for sorting by key. */
 typedef struct {
     uint64_t prefix; /* dm_radix_prefix of the key (first: base/radix.h sorts by it) */
     const uint8_t *key;

@@ -17,9 +17,10 @@
 #include "base/radix.h"
 
 #define S_OPS_FIRST (256u << 10) /* a unique check's first ops buffer, in bytes */
-#define S_OP_ROW (5 + sizeof(void *) + sizeof(size_t)) /* a +1 op's bytes besides its key */
 #define S_SCRATCH_BUFS 8 /* unique checks whose ops buffer a scratch keeps */
-#define S_SCRATCH_BYTES_MAX ((size_t)32 << 20) /* the largest buffer it keeps (a 50,000-row batch: ~4 MB) */
+/* The largest buffer it keeps: a group of 50,000 rows takes ~4 MB per
+ * check; a rare larger batch's is not held for good (8 x 8 MB at most). */
+#define S_SCRATCH_BYTES_MAX ((size_t)8 << 20)
 
 struct dm_quality_scratch {
     dm_buf_t ops[S_SCRATCH_BUFS];
@@ -58,15 +59,18 @@ static void s_op(s_acc *a, int sign, const void *key, size_t klen, const char *t
     dm_quality__op_put(&a->ops, sign, key, klen, text, tlen);
 }
 
-/* Folds one row (sign +1: becomes live, -1: replaced) into a's deltas. */
-static void s_fold(dm_quality_batch_t *b, s_acc *a, int sign, const void *row, size_t len)
+/* Folds one row (sign +1: becomes live, -1: replaced) into a's deltas;
+ * keyed: the row is one of the batch's own, followed by the block of keys
+ * quality_keys.c made (never a row read back from the store). */
+static void s_fold(dm_quality_batch_t *b, s_acc *a, int sign, const void *row, size_t len,
+                   bool keyed)
 {
     const dm_check_t *k = a->cc.k;
     if (k->rule == DM_CHECK_UNIQUE) {
         const uint8_t *key;
         size_t klen;
-        int given = sign > 0 && b->keyed ? dm_quality__key_given(row, len, a->cc.id, &key, &klen)
-                                         : -1;
+        int given = sign > 0 && keyed ? dm_quality__key_given(row, len, a->cc.id, &key, &klen)
+                                      : -1;
         if (given == 0)
             return; /* a null column: never a duplicate */
         /* a replaced row's memory does not last: its text now; a live
@@ -79,7 +83,7 @@ static void s_fold(dm_quality_batch_t *b, s_acc *a, int sign, const void *row, s
             klen = b->key.len;
         }
         if (!a->ops.len) /* a row per op: sized once (a no-op for a scratch buffer that fits) */
-            dm_buf_reserve(&a->ops, b->expect_rows ? b->expect_rows * (S_OP_ROW + klen + 8)
+            dm_buf_reserve(&a->ops, b->expect_rows ? b->expect_rows * DM_QUALITY__OP_ROW_BYTES(klen)
                                                    : S_OPS_FIRST);
         if (sign < 0)
             s_op(a, sign, key, klen, b->text.data, b->text.len);
@@ -129,8 +133,8 @@ static dm_err s_row(void *ctx, const void *old_row, size_t old_len, const void *
     dm_quality_batch_t *b = ctx;
     for (size_t i = 0; i < b->nacc; i++) {
         if (old_row)
-            s_fold(b, &b->acc[i], -1, old_row, old_len);
-        s_fold(b, &b->acc[i], 1, new_row, new_len);
+            s_fold(b, &b->acc[i], -1, old_row, old_len, false);
+        s_fold(b, &b->acc[i], 1, new_row, new_len, b->keyed);
     }
     return DM_OK;
 }
@@ -311,7 +315,7 @@ static int s_rebuild_row(void *ctx, uint64_t seq, const void *row, size_t len)
     r->a->fail_delta = 0;
     r->a->ahead = 0; /* s_apply adds it per row */
     r->a->adds = r->st->nsamples;
-    s_fold(r->b, r->a, 1, row, len);
+    s_fold(r->b, r->a, 1, row, len, false); /* a stored row: nothing after it */
     r->err = s_apply(r->b, r->t, r->a, r->st, &r->entries, r->why);
     return r->err != DM_OK;
 }
@@ -495,6 +499,7 @@ void dm_quality_batch_destroy(dm_quality_batch_t **self_p)
         if (b->scratch && b->acc[i].cc.k->rule == DM_CHECK_UNIQUE && u < S_SCRATCH_BUFS &&
             ops->cap <= S_SCRATCH_BYTES_MAX) { /* back to the scratch, pages and all */
             dm_buf_reset(ops);
+            dm_buf_free(&b->scratch->ops[u]); /* empty unless two batches shared it */
             b->scratch->ops[u++] = *ops;
             *ops = (dm_buf_t)DM_BUF_INIT;
         }

@@ -52,7 +52,12 @@ dm_err dm_quality_keys_new(const dm_contract_t *c, const dm_schema_t *s,
             dm_quality_keys_destroy(&k);
             return err;
         }
-        if (k->cc[k->n].trivial) /* unique on the primary key keeps nothing */
+        /* as the hook (quality_batch.c): unique on the primary key keeps
+         * nothing, and a check defined like an earlier one is counted once */
+        bool shared = false;
+        for (size_t j = 0; j < k->n && !shared; j++)
+            shared = k->cc[j].id == k->cc[k->n].id;
+        if (k->cc[k->n].trivial || shared)
             dm_quality__ccheck_clear(&k->cc[k->n]);
         else
             k->n++;

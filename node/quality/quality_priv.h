@@ -142,12 +142,15 @@ static inline void dm_quality__op_put(dm_buf_t *ops, int sign, const void *key, 
     dm_buf_append(ops, text, tl);
 }
 
+/* The bytes of an op that carries its row (dm_quality__op_put_row). */
+#define DM_QUALITY__OP_ROW_BYTES(klen) (5 + (klen) + sizeof(void *) + sizeof(size_t))
+
 /* The same with the row (stable until the batch commits) for the text:
  * one op per row and unique check, so written in one piece. */
 static inline void dm_quality__op_put_row(dm_buf_t *ops, int sign, const void *key, size_t klen,
                                           const void *row, size_t len)
 {
-    size_t n = 5 + klen + sizeof row + sizeof len;
+    size_t n = DM_QUALITY__OP_ROW_BYTES(klen);
     dm_buf_reserve(ops, n);
     uint8_t *p = (uint8_t *)ops->data + ops->len;
     uint16_t kl = (uint16_t)klen, tl = DM_QUALITY__OP_ROW;

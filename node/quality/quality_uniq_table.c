@@ -45,7 +45,13 @@ struct dm_quality__utable {
 static size_t s_home(uint64_t tag, size_t nslots)
 {
     uint32_t m = (uint32_t)((tag * S_GOLDEN) >> 32);
-    return (size_t)(m >> (32 - __builtin_ctzll(nslots))) & (nslots - 1);
+    return (size_t)(m >> (32 - __builtin_ctzll(nslots))); /* nslots <= 2^32: the bound's */
+}
+
+/* n rounded up to whole huge pages: what s_alloc maps for n. */
+static size_t s_round(size_t n)
+{
+    return (n + S_HUGE - 1) & ~(S_HUGE - 1);
 }
 
 /* n zeroed bytes; from S_HUGE up, mapped on a huge-page boundary and
@@ -56,7 +62,7 @@ static void *s_alloc(size_t n)
 {
     if (n < S_HUGE)
         return calloc(1, n ? n : 1);
-    size_t r = (n + S_HUGE - 1) & ~(S_HUGE - 1);
+    size_t r = s_round(n);
     uint8_t *p = mmap(NULL, r + S_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                       -1, 0);
     if (p == MAP_FAILED)
@@ -64,8 +70,7 @@ static void *s_alloc(size_t n)
     uint8_t *a = (uint8_t *)(((uintptr_t)p + S_HUGE - 1) & ~(uintptr_t)(S_HUGE - 1));
     if (a > p)
         munmap(p, (size_t)(a - p));
-    if (a + r < p + r + S_HUGE)
-        munmap(a + r, (size_t)(p + r + S_HUGE - (a + r)));
+    munmap(a + r, (size_t)(p + S_HUGE - a)); /* a < p + S_HUGE: the tail is never empty */
     (void)madvise(a, r, MADV_HUGEPAGE); /* advice: refused, it is 4 KB pages */
     return a;
 }
@@ -77,7 +82,7 @@ static void s_free(void *p, size_t n)
     if (n < S_HUGE)
         free(p);
     else
-        munmap(p, (n + S_HUGE - 1) & ~(S_HUGE - 1));
+        munmap(p, s_round(n));
 }
 
 /* p (of old_n bytes from s_alloc) grown to new_n, its bytes kept, the
@@ -86,10 +91,8 @@ static void s_free(void *p, size_t n)
  * bytes twice. */
 static void *s_grow_block(void *p, size_t old_n, size_t new_n)
 {
-    size_t old_r = (old_n + S_HUGE - 1) & ~(S_HUGE - 1);
-    size_t new_r = (new_n + S_HUGE - 1) & ~(S_HUGE - 1);
-    if (old_n >= S_HUGE) {
-        void *q = mremap(p, old_r, new_r, MREMAP_MAYMOVE);
+    if (old_n >= S_HUGE) { /* (the moved mapping may lose the huge-page alignment) */
+        void *q = mremap(p, s_round(old_n), s_round(new_n), MREMAP_MAYMOVE);
         return q == MAP_FAILED ? NULL : q;
     }
     uint8_t *q = s_alloc(new_n);

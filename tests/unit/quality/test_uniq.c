@@ -697,3 +697,17 @@ Test(uniq, the_hook_takes_a_rows_key_from_the_block_after_it)
     dm_buf_free(&okey);
     dm_buf_free(&why);
 }
+
+Test(uniq, a_keyed_batch_that_rebuilds_the_check_reads_the_stored_rows_without_blocks)
+{
+    /* rows stored without the hook: the keyed batch that follows finds no
+     * state on a product with rows, and rebuilds it from the stored rows
+     * (which end where the row does: there is no block after them) */
+    s_product("    primaryKey: id\n");
+    s_hookless = true;
+    s_batch("1:7,2:7,3:8", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_hookless = false;
+    s_keyed = true;
+    s_batch("4:8,5:9", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(2, "2 duplicate groups, 2 extra rows", "7");
+}

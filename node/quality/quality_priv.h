@@ -315,6 +315,9 @@ typedef int (*dm_quality__utable_fn)(void *ctx, const uint8_t *key, size_t klen,
 /* Starts loading the slot where a value of hash h would be (a probe of
  * it soon then need not wait for memory). */
 void dm_quality__utable_prefetch(const dm_quality__utable_t *self, uint64_t h);
+/* Then, once that slot is loaded, the entry it points to if it may be the
+ * value's (a probe that finds the value compares its key there). */
+void dm_quality__utable_prefetch_entry(const dm_quality__utable_t *self, uint64_t h);
 /* The arena offset of a count dm_quality__utable_find returned (stable
  * across reserves), and back. */
 size_t dm_quality__utable_offset(const dm_quality__utable_t *self, const uint32_t *count);

@@ -86,8 +86,9 @@ static void s_apply_op(s_apply_ctx *x, dm_quality__op_t *o, uint64_t h, int dir)
 
 /* Applies ops (dir: 1, or -1 to take them back out) to x's table, which
  * has room for every +1 value. The ops go in groups whose slots are
- * prefetched first: with a million values nearly every probe is a cache
- * miss, and the group's misses overlap. */
+ * prefetched first, then the entries those point to (a value found
+ * compares its key there): with a million values nearly every probe is a
+ * cache miss or two, and the group's misses overlap. */
 static void s_apply_ops(s_apply_ctx *x, const dm_buf_t *ops, int dir)
 {
     dm_quality__op_t o[S_GROUP];
@@ -99,6 +100,8 @@ static void s_apply_ops(s_apply_ctx *x, const dm_buf_t *ops, int dir)
             h[n] = dm_quality__utable_hash(x->f->table, o[n].key, o[n].klen);
             dm_quality__utable_prefetch(x->f->table, h[n]);
         }
+        for (size_t i = 0; i < n; i++)
+            dm_quality__utable_prefetch_entry(x->f->table, h[i]);
         for (size_t i = 0; i < n; i++)
             s_apply_op(x, &o[i], h[i], dir);
     }

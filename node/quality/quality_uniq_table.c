@@ -245,6 +245,15 @@ void dm_quality__utable_prefetch(const dm_quality__utable_t *self, uint64_t h)
         __builtin_prefetch(&self->slots[s_home(h >> 32, self->nslots)]);
 }
 
+void dm_quality__utable_prefetch_entry(const dm_quality__utable_t *self, uint64_t h)
+{
+    if (!self->nslots)
+        return;
+    uint64_t x = self->slots[s_home(h >> 32, self->nslots)];
+    if (x && x >> 32 == h >> 32)
+        __builtin_prefetch(self->arena + ((x & UINT32_MAX) - 1) * S_ALIGN);
+}
+
 size_t dm_quality__utable_offset(const dm_quality__utable_t *self, const uint32_t *count)
 {
     return (size_t)((const uint8_t *)(const void *)count - self->arena);

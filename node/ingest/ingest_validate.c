@@ -88,11 +88,12 @@ static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm_
     /* The source name is stored with every quarantined line: bound it. */
     job->source = strndup(req->source ? req->source : "", DM_INGEST_SOURCE_MAX);
     dm_ingest__job_take_bufs(self, job);
-    dm_buf_reserve(&job->bytes, req->data.len + req->data.len / 4);
     /* Made here, where each row is still in the cache, for the writer's
      * quality hook; without them (out of memory) the hook makes them. */
     if (dm_quality_keys_new(ref->contract, ref->schema, &job->keys, NULL) != DM_OK)
         job->keys = NULL;
+    /* rows and keys take about what the lines did; the keys' blocks more */
+    dm_buf_reserve(&job->bytes, req->data.len + req->data.len / (job->keys ? 2 : 4));
 
     uint64_t line = req->first_line ? req->first_line : 1;
     char why[160];

@@ -119,7 +119,8 @@ typedef struct dm_quality_scratch dm_quality_scratch_t;
 /* NULL when out of memory (batches then allocate their own). */
 dm_quality_scratch_t *dm_quality_scratch_new(void);
 void dm_quality_scratch_destroy(dm_quality_scratch_t **self_p);
-/* The batch borrows scratch's buffers (NULL: none) until it is destroyed. */
+/* The batch takes scratch's buffers (NULL: none) and gives them back when
+ * it is destroyed: scratch must outlive it. */
 void dm_quality_batch_use_scratch(dm_quality_batch_t *self, dm_quality_scratch_t *scratch);
 
 /* ---- the ingest validator's side ---- */

@@ -9,14 +9,17 @@
  * job's buffer (past the row's length: the store never reads it), and the
  * hook takes them from there (dm_quality_batch_rows_keyed).
  *
- * A block: u8 n, then n times: u64 check id, u16 key length
+ * A block: u8 S_MAGIC, u8 n, then n times: u64 check id, u16 key length
  * (S_NULL_KEY: a column is null, no key), the key; host byte order (it
  * never leaves the process). Entries are found by check id, so a block
- * that lacks a check's key only costs the hook making it. */
+ * that lacks a check's key only costs the hook making it. The hook reads a
+ * block only after the batch's own rows (dm_quality_batch_rows_keyed); the
+ * magic byte is a second guard, not the first. */
 #include "quality/quality_priv.h"
 
 #include <stdlib.h>
 
+#define S_MAGIC 0xB7 /* a block's first byte */
 #define S_NULL_KEY UINT16_MAX
 #define S_KEYS_MAX UINT8_MAX /* unique checks a block holds */
 
@@ -83,8 +86,8 @@ void dm_quality_keys_destroy(dm_quality_keys_t **self_p)
 
 void dm_quality_keys_append(dm_quality_keys_t *self, const void *row, size_t len, dm_buf_t *out)
 {
-    uint8_t n = (uint8_t)self->n;
-    dm_buf_append(out, &n, 1);
+    uint8_t head[2] = {S_MAGIC, (uint8_t)self->n};
+    dm_buf_append(out, head, sizeof head);
     for (size_t i = 0; i < self->n; i++) {
         bool has = dm_quality__unique_key(&self->cc[i], self->s, row, len, &self->key, NULL);
         uint16_t kl = has ? (uint16_t)self->key.len : S_NULL_KEY;
@@ -99,8 +102,10 @@ int dm_quality__key_given(const void *row, size_t len, uint64_t id, const uint8_
                           size_t *klen)
 {
     const uint8_t *p = (const uint8_t *)row + len;
-    size_t n = p[0];
-    p++;
+    if (p[0] != S_MAGIC)
+        return -1;
+    size_t n = p[1];
+    p += 2;
     for (size_t i = 0; i < n; i++) {
         uint64_t kid;
         uint16_t kl;

@@ -142,7 +142,8 @@ static inline void dm_quality__op_put(dm_buf_t *ops, int sign, const void *key, 
     dm_buf_append(ops, text, tl);
 }
 
-/* The bytes of an op that carries its row (dm_quality__op_put_row). */
+/* The bytes of an op that carries its row (dm_quality__op_put_row): its
+ * sign, key length and text length (1 + 2 + 2), the key, the row. */
 #define DM_QUALITY__OP_ROW_BYTES(klen) (5 + (klen) + sizeof(void *) + sizeof(size_t))
 
 /* The same with the row (stable until the batch commits) for the text:

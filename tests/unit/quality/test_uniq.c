@@ -78,7 +78,7 @@ static void s_commit(char lines[][64], size_t n, uint64_t fold_min)
                   "%s", why.data);
         size_t len = row[i].len;
         if (s_keyed && s_keys_empty)
-            dm_buf_putc(&row[i], 0); /* a block of no keys */
+            dm_buf_append(&row[i], "\xb7", 2); /* a block of no keys: its magic and 0 */
         else if (s_keyed)
             dm_quality_keys_append(keys, row[i].data, len, &row[i]);
         in[i] = (dm_row_in_t){key[i].data, key[i].len, row[i].data, len};
@@ -710,4 +710,32 @@ Test(uniq, a_keyed_batch_that_rebuilds_the_check_reads_the_stored_rows_without_b
     s_keyed = true;
     s_batch("4:8,5:9", DM_QUALITY_UNIQ_FOLD_MIN);
     s_expect(2, "2 duplicate groups, 2 extra rows", "7");
+}
+
+Test(uniq, keyed_rows_of_a_product_without_a_key_count_for_two_unique_checks)
+{
+    /* no primary key: rows are hooked after the log is written; the block
+     * holds two checks' keys, so the second check's lookup skips the first */
+    q_product("apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: p\n"
+              "  domain: d\n  version: 1.0.0\n  owner: {team: t, contact: t@c.com}\n"
+              "spec:\n  schema:\n    fields:\n      - {name: id, type: int}\n"
+              "      - {name: v, type: int}\n  quality:\n    checks:\n"
+              "      - {rule: unique, column: v}\n"
+              "      - {rule: unique, columns: [id, v]}\n");
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_keyed = true;
+    char first[][64] = {"{\"id\":1,\"v\":7}", "{\"id\":2,\"v\":7}", "{\"id\":3,\"v\":8}"};
+    char again[][64] = {"{\"id\":1,\"v\":7}", "{\"id\":4}"};
+    s_commit(first, 3, DM_QUALITY_UNIQ_FOLD_MIN);
+    s_commit(again, 2, DM_QUALITY_UNIQ_FOLD_MIN);
+    dm_qreport_t r = {0};
+    dm_buf_t why = DM_BUF_INIT;
+    cr_assert_eq(dm_quality_run(s_store, s_pid, s_c, T_NOW, false, &r, &why), DM_OK);
+    cr_assert_eq(r.n, 2);
+    cr_assert_eq(r.results[0].observed, 2, "v: 7 held by 3 rows, 2 extra (%s)",
+                 r.results[0].observed_text);
+    cr_assert_eq(r.results[1].observed, 1, "(id, v): (1, 7) held by 2 rows, 1 extra (%s)",
+                 r.results[1].observed_text);
+    dm_quality_report_clear(&r);
+    dm_buf_free(&why);
 }

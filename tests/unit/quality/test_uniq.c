@@ -23,6 +23,8 @@ static size_t s_table_max;
  * by its unique keys (quality_keys.c); s_keys_empty: by an empty block
  * (the hook then makes the keys itself). */
 static bool s_keyed, s_keys_empty;
+/* The writer's buffers passed from batch to batch (NULL: none). */
+static dm_quality_scratch_t *s_scratch;
 /* Rows committed without the quality hook (a test's way to tell a table
  * read back from one counted from the rows). */
 static bool s_hookless;
@@ -38,6 +40,7 @@ static void s_setup(void)
 
 static void s_teardown(void)
 {
+    dm_quality_scratch_destroy(&s_scratch);
     q_close();
 }
 
@@ -89,6 +92,8 @@ static void s_commit(char lines[][64], size_t n, uint64_t fold_min)
     cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_c, T_NOW, &qb, &hook, &why), DM_OK);
     if (s_keyed)
         dm_quality_batch_rows_keyed(qb);
+    dm_quality_batch_expect_rows(qb, n);
+    dm_quality_batch_use_scratch(qb, s_scratch);
     dm_quality__batch_set_fold_min(qb, fold_min);
     dm_quality__batch_set_table_max(qb, s_table_max);
     dm_quality_batch_end_run(qb);
@@ -738,4 +743,20 @@ Test(uniq, keyed_rows_of_a_product_without_a_key_count_for_two_unique_checks)
                  r.results[1].observed_text);
     dm_quality_report_clear(&r);
     dm_buf_free(&why);
+}
+
+Test(uniq, batches_passing_their_buffers_on_count_as_fresh_ones)
+{
+    /* each batch takes the last one's ops buffer, its bytes still there */
+    s_scratch = dm_quality_scratch_new();
+    cr_assert_not_null(s_scratch);
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_keyed = true;
+    s_product("    primaryKey: id\n");
+    s_batch("1:1,2:2,3:2,4:3", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(1, "1 duplicate group, 1 extra row", "2");
+    s_batch("5:3", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(2, "2 duplicate groups, 2 extra rows", "2");
+    s_batch("6:7,7:8,3:9", DM_QUALITY_UNIQ_FOLD_MIN);
+    s_expect(1, "1 duplicate group, 1 extra row", "3");
 }

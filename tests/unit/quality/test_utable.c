@@ -2,7 +2,8 @@
  * grown far past its first size, through the huge-page arrays, the
  * remapped arena and the in-order rehash of every doubling: each value
  * keeps its count, none is found that was not put in, and the table
- * written to a file reads back the same. */
+ * written to a file reads back the same; a torn or changed file of such a
+ * table is not read (and what was mapped for it is unmapped). */
 #include <criterion/criterion.h>
 
 #include <stdio.h>
@@ -70,6 +71,52 @@ Test(utable, a_table_grown_to_300k_values_keeps_every_count_and_reads_back)
                                                dm_quality__utable_hash(back, key, n), true));
     cr_assert_not_null(dm_quality__utable_find(back, key, n,
                                                dm_quality__utable_hash(back, key, n), false));
+    dm_quality__utable_destroy(&back);
+    dm_quality__utable_destroy(&t);
+}
+
+/* f's bytes [0, n) copied to a new temporary file, rewound; with one byte
+ * at flip (if below n) changed. */
+static FILE *s_copy(FILE *f, long n, long flip)
+{
+    FILE *out = tmpfile();
+    cr_assert_not_null(out);
+    rewind(f);
+    for (long i = 0; i < n; i++) {
+        int c = fgetc(f);
+        cr_assert_neq(c, EOF);
+        cr_assert_neq(fputc(i == flip ? c ^ 0x40 : c, out), EOF);
+    }
+    rewind(out);
+    return out;
+}
+
+Test(utable, a_large_tables_torn_or_changed_file_is_not_read)
+{
+    dm_quality__utable_t *t = dm_quality__utable_new();
+    cr_assert_not_null(t);
+    cr_assert(dm_quality__utable_reserve(t, T_VALUES, T_VALUES * 32));
+    for (uint32_t v = 0; v < T_VALUES; v++)
+        *s_find(t, v, true) = 1;
+    FILE *f = tmpfile();
+    cr_assert_not_null(f);
+    cr_assert(dm_quality__utable_write(t, f));
+    long size = ftell(f);
+    FILE *cases[] = {s_copy(f, size - 1, -1),         /* torn: the last byte missing */
+                     s_copy(f, size / 2, -1),         /* torn in the slots */
+                     s_copy(f, size, size - 100),     /* a key's byte changed */
+                     s_copy(f, size, size / 3)};      /* a slot's byte changed */
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cr_assert_null(dm_quality__utable_read(cases[i], DM_QUALITY_UNIQ_TABLES_MAX),
+                       "case %zu is read", i);
+        fclose(cases[i]);
+    }
+    FILE *whole = s_copy(f, size, -1);
+    dm_quality__utable_t *back = dm_quality__utable_read(whole, DM_QUALITY_UNIQ_TABLES_MAX);
+    cr_assert_not_null(back, "the whole copy reads back");
+    cr_assert_eq(dm_quality__utable_count(back), T_VALUES);
+    fclose(whole);
+    fclose(f);
     dm_quality__utable_destroy(&back);
     dm_quality__utable_destroy(&t);
 }

@@ -20,7 +20,8 @@
 #include "transport/ctl.h"
 #include "transport/envelope.h"
 
-#define S_WAIT_MS 10000
+#include "outbox_test.h"
+
 #define S_OWNER_CURSOR 777
 
 static void *s_zctx, *s_pull;
@@ -68,10 +69,7 @@ static void s_setup(void)
     cr_assert_eq(dm_registry_new(&s_reg), DM_OK);
     cr_assert_eq(dm_query_engine_new(s_store, s_reg, NULL, &s_eng, NULL), DM_OK);
     s_zctx = zmq_ctx_new();
-    s_pull = zmq_socket(s_zctx, ZMQ_PULL);
-    cr_assert_eq(zmq_bind(s_pull, DM_CTL_OUTBOX), 0);
-    int wait = S_WAIT_MS;
-    zmq_setsockopt(s_pull, ZMQ_RCVTIMEO, &wait, sizeof wait);
+    s_pull = q_outbox_open(s_zctx);
     cr_assert_eq(dm_query_pool_new(s_zctx, s_eng, 1, 0, &s_pool, NULL), DM_OK);
     dm_query_pool_set_remote(s_pool, NULL, s_free, NULL);
     dm_query_pool_set_pass(s_pool, s_pass, NULL);
@@ -105,16 +103,7 @@ static void s_msgs(Dm__Envelope *env, zmq_msg_t *rid, zmq_msg_t *payload, Dm__En
 /* The next reply on the outbox. */
 static Dm__Envelope *s_reply(void)
 {
-    zmq_msg_t f1, f2;
-    zmq_msg_init(&f1);
-    zmq_msg_init(&f2);
-    cr_assert_geq(zmq_msg_recv(&f1, s_pull, 0), 0, "no reply in %d ms", S_WAIT_MS);
-    cr_assert_geq(zmq_msg_recv(&f2, s_pull, 0), 0);
-    Dm__Envelope *rep = dm__envelope__unpack(NULL, zmq_msg_size(&f2), zmq_msg_data(&f2));
-    cr_assert_not_null(rep);
-    zmq_msg_close(&f1);
-    zmq_msg_close(&f2);
-    return rep;
+    return q_outbox_reply(s_pull);
 }
 
 /* Adopts a query with a first reply (done or not) for request id 9. */

@@ -16,7 +16,8 @@
 #include "transport/ctl.h"
 #include "transport/envelope.h"
 
-#define S_WAIT_MS 10000
+#include "outbox_test.h"
+
 
 static void *s_zctx, *s_pull;
 static dm_query_pool_t *s_pool;
@@ -60,10 +61,7 @@ static void s_pool_setup(void)
     cr_assert_eq(dm_registry_new(&r_reg), DM_OK);
     cr_assert_eq(dm_query_engine_new(r_store, r_reg, NULL, &r_eng, NULL), DM_OK);
     s_zctx = zmq_ctx_new();
-    s_pull = zmq_socket(s_zctx, ZMQ_PULL);
-    cr_assert_eq(zmq_bind(s_pull, DM_CTL_OUTBOX), 0);
-    int wait = S_WAIT_MS;
-    zmq_setsockopt(s_pull, ZMQ_RCVTIMEO, &wait, sizeof wait);
+    s_pull = q_outbox_open(s_zctx);
     dm_buf_t why = DM_BUF_INIT;
     cr_assert_eq(dm_query_pool_new(s_zctx, r_eng, 1, 0, &s_pool, &why), DM_OK, "%s", why.data);
     dm_query_pool_set_remote(s_pool, s_make, s_free, NULL);
@@ -110,16 +108,7 @@ static Dm__Envelope *s_ask(const char *sql, const char *grant, bool explain)
                  "%s", why.data);
     zmq_msg_close(&rid);
     zmq_msg_close(&payload);
-    zmq_msg_t f1, f2;
-    zmq_msg_init(&f1);
-    zmq_msg_init(&f2);
-    cr_assert_geq(zmq_msg_recv(&f1, s_pull, 0), 0, "no reply in %d ms", S_WAIT_MS);
-    cr_assert_geq(zmq_msg_recv(&f2, s_pull, 0), 0);
-    Dm__Envelope *rep = dm__envelope__unpack(NULL, zmq_msg_size(&f2), zmq_msg_data(&f2));
-    cr_assert_not_null(rep);
-    zmq_msg_close(&f1);
-    zmq_msg_close(&f2);
-    return rep;
+    return q_outbox_reply(s_pull);
 }
 
 /* Waits until the pool has freed want remotes. */

@@ -115,7 +115,7 @@ static bool s_run_pass(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
         return false; /* the engine's way fails it alike */
     o->remote = remote;
     o->passed = true;
-    uint64_t id = dm_query_pool__cursor_id();
+    uint64_t id = dm_query_pool_cursor_id();
     zmq_msg_t msg;
     bool packed = false, ended = true;
     if (!dm_query_pool__pass(w, remote, qr, r->env->id, id, &msg, &packed, &ended)) {
@@ -177,16 +177,11 @@ static dm_err s_open_req(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
 static void s_run_adopted(dm_query_pool_worker_t *w, dm_query_pool_req_t *r,
                           dm_query_pool_open_t *o, dm_query_pool_acts_t *acts)
 {
-    uint64_t id = dm_query_pool__cursor_id();
+    uint64_t id = dm_query_pool_cursor_id();
     Dm__Envelope *rep = r->first;
-    bool ended = true, packed;
     zmq_msg_t msg;
-    rep->id = r->env->id;
-    if (rep->body_case == DM__ENVELOPE__BODY_QUERY_REP) {
-        rep->query_rep->cursor = id;
-        ended = rep->query_rep->done;
-    }
-    packed = dm_query_pool__pack(rep, &msg);
+    bool ended = dm_query_pool_rename(rep, r->env->id, id);
+    bool packed = dm_query_pool__pack(rep, &msg);
     if (!packed) {
         ended = true;
         packed = dm_query_pool__pack_error(r->env->id, DM_ERR_NOMEM, "the node is out of memory",
@@ -222,7 +217,7 @@ static void s_run_open(dm_query_pool_worker_t *w, dm_query_pool_req_t *r, dm_que
         if (dm_query_sched_cancelled(self->sched, w->index))
             dm_query_cancel(o->q);
         pthread_mutex_unlock(&self->lock);
-        uint64_t id = dm_query_pool__cursor_id();
+        uint64_t id = dm_query_pool_cursor_id();
         dm_query_pool__fetch_pack(self, w->index, o, id, r->env->id, true, &msg, &ended, &packed);
         /* Registered (still busy) before the client can see its id, the
          * reply sent before it is released: its pulls find it and their
@@ -320,17 +315,12 @@ static void s_stamp_gone(dm_query_pool_t *self, int fd)
     self->gone_seq++;
     if (fd < 0 || (size_t)fd >= DM_QUERY_GONE_FD_MAX)
         return;
-    if ((size_t)fd >= self->gone_cap) {
-        size_t cap = self->gone_cap ? self->gone_cap : DM_QUERY_GONE_FD_MIN;
-        while (cap <= (size_t)fd)
-            cap *= 2;
-        uint64_t *at = realloc(self->gone_at, cap * sizeof *at);
-        if (!at)
-            return;
-        memset(at + self->gone_cap, 0, (cap - self->gone_cap) * sizeof *at);
-        self->gone_at = at;
-        self->gone_cap = cap;
-    }
+    size_t old = self->gone_cap;
+    if (!dm_array_reserve(&self->gone_at, &self->gone_cap, (size_t)fd + 1,
+                          sizeof *self->gone_at, DM_QUERY_GONE_FD_MIN))
+        return;
+    if (self->gone_cap > old) /* descriptors never stamped: none gone */
+        memset(self->gone_at + old, 0, (self->gone_cap - old) * sizeof *self->gone_at);
     self->gone_at[fd] = self->gone_seq;
 }
 
@@ -609,6 +599,22 @@ static dm_err s_submit(dm_query_pool_t *self, dm_query_pool_req_t *r, zmq_msg_t 
     return rc;
 }
 
+/* A new request of env (taken) from the client with routing id rid
+ * (copied), arrived now; NULL when out of memory (env untouched). */
+static dm_query_pool_req_t *s_req_new(dm_query_pool_t *self, void *rid, Dm__Envelope *env)
+{
+    dm_query_pool_req_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    zmq_msg_init(&r->rid);
+    zmq_msg_copy(&r->rid, rid);
+    r->env = env;
+    r->arrived_ns = dm_clock_mono_ns();
+    r->actx.pool = self;
+    r->actx.caller = &r->caller;
+    return r;
+}
+
 /* dm_query_pool_forward(_as): caller NULL takes the payload's. */
 static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
                         const dm_rpc_caller_t *caller, Dm__Envelope **env, dm_buf_t *why)
@@ -650,22 +656,16 @@ static dm_err s_forward(dm_query_pool_t *self, void *rid_msg, void *payload_msg,
         *env = NULL;
         return DM_OK;
     }
-    dm_query_pool_req_t *r = calloc(1, sizeof *r);
+    dm_query_pool_req_t *r = s_req_new(self, rid, e);
     if (!r) {
         if (why)
             dm_buf_puts(why, "the node is out of memory; retry later");
         return DM_ERR_NOMEM;
     }
-    zmq_msg_init(&r->rid);
-    zmq_msg_copy(&r->rid, rid);
-    r->env = e;
-    r->arrived_ns = dm_clock_mono_ns();
     if (e->body_case == DM__ENVELOPE__BODY_QUERY_REQ && caller)
         r->caller = *caller;
     else if (e->body_case == DM__ENVELOPE__BODY_QUERY_REQ)
         dm_rpc_caller(payload, &r->caller);
-    r->actx.pool = self;
-    r->actx.caller = &r->caller;
     if (!cursor && dm_query_pool__inline(self, r, zmq_msg_gets(payload, "User-Id"))) {
         /* answered on the node loop */
         *env = NULL; /* freed with r */
@@ -694,10 +694,10 @@ dm_err dm_query_pool_adopt(dm_query_pool_t *self, void *rid_msg, void *payload_m
                            const dm_rpc_caller_t *caller, Dm__Envelope **env,
                            dm_query_remote_t *remote, Dm__Envelope **first, dm_buf_t *why)
 {
-    dm_query_pool_req_t *r = calloc(1, sizeof *r);
-    dm_query_pool_open_t *o = r ? calloc(1, sizeof *o) : NULL;
-    if (!o) {
-        free(r);
+    dm_query_pool_open_t *o = calloc(1, sizeof *o);
+    dm_query_pool_req_t *r = o ? s_req_new(self, rid_msg, *env) : NULL;
+    if (!r) {
+        free(o);
         if (self->remote_free)
             self->remote_free(self->remote_ctx, remote);
         dm__envelope__free_unpacked(*first, NULL);
@@ -706,13 +706,7 @@ dm_err dm_query_pool_adopt(dm_query_pool_t *self, void *rid_msg, void *payload_m
             dm_buf_puts(why, "the node is out of memory; retry later");
         return DM_ERR_NOMEM;
     }
-    zmq_msg_init(&r->rid);
-    zmq_msg_copy(&r->rid, rid_msg);
-    r->env = *env;
     r->caller = *caller;
-    r->arrived_ns = dm_clock_mono_ns();
-    r->actx.pool = self;
-    r->actx.caller = &r->caller;
     o->remote = remote;
     o->passed = true;
     r->opened = o;

@@ -130,6 +130,13 @@ void dm_query_pool_loop_spent(dm_query_pool_t *self, int64_t ns);
 uint64_t dm_query_pool_gone_seq(dm_query_pool_t *self);
 bool dm_query_pool_gone_since(dm_query_pool_t *self, int fd, uint64_t seq);
 
+/* A fresh cursor id: random, never 0 (a cursor is unguessable). */
+uint64_t dm_query_pool_cursor_id(void);
+/* rep, an owner's reply to a passed query, renamed for its client: the
+ * client's request id, and cursor as the cursor it pulls more with;
+ * returns whether the query ended with it (an error, or done). */
+bool dm_query_pool_rename(Dm__Envelope *rep, uint64_t id, uint64_t cursor);
+
 /* Hands one request to the pool: env (QueryReq, QueryNext or QueryClose,
  * taken: *env is set NULL on DM_OK) from the client with routing id
  * rid_msg (copied), payload_msg is the request's message (its ZAP User-Id

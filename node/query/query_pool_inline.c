@@ -71,15 +71,16 @@ static bool s_share_left(dm_query_pool_t *self, int64_t now_ns)
     return self->inline_spent_ns < share;
 }
 
-/* Whether r (of the client of key) may be tried here: a general worker
- * is idle, so a query over its budget goes to one at once (not to wait in
- * the queue holding its snapshot, its time limit running), and the
- * client has nothing queued, opening or running and room for a cursor,
- * so the scheduler's per-client caps and its fairness stand. */
-static bool s_admissible(dm_query_pool_t *self, const char *key)
+/* Whether r (of the client of key) may be tried here: the client has
+ * nothing queued, opening or running and room for a cursor, so the
+ * scheduler's per-client caps and its fairness stand; and with
+ * need_idle, a general worker is idle, so a query over its budget goes to
+ * one at once (not to wait in the queue holding its snapshot, its time
+ * limit running). */
+static bool s_admissible(dm_query_pool_t *self, const char *key, bool need_idle)
 {
     pthread_mutex_lock(&self->lock);
-    bool yes = self->idle > 0 && dm_query_sched_client_idle(self->sched, key);
+    bool yes = (!need_idle || self->idle > 0) && dm_query_sched_client_idle(self->sched, key);
     pthread_mutex_unlock(&self->lock);
     return yes;
 }
@@ -160,7 +161,7 @@ static bool s_run(dm_query_pool_t *self, dm_query_pool_req_t *r, dm_query_pool_o
         packed = dm_query_pool__pack_error(r->env->id, rc, err.len ? err.data : dm_err_str(rc),
                                            &msg);
     else /* the whole result: the cursor id is never pulled, yet as unguessable */
-        packed = dm_query_pool__pack_rows(*o, dm_query_pool__cursor_id(), r->env->id, true, &rows,
+        packed = dm_query_pool__pack_rows(*o, dm_query_pool_cursor_id(), r->env->id, true, &rows,
                                           nrows, true, &msg, &ended);
     if (packed)
         s_send(self, &r->rid, &msg);
@@ -178,7 +179,7 @@ bool dm_query_pool__inline(dm_query_pool_t *self, dm_query_pool_req_t *r, const 
                                  : NULL;
     int64_t start = dm_clock_mono_ns();
     if (!self->router || !qr || (qr->sql && strlen(qr->sql) > DM_QUERY_INLINE_SQL_MAX) ||
-        !s_share_left(self, start) || !s_admissible(self, key))
+        !s_share_left(self, start) || !s_admissible(self, key, true))
         return false;
     dm_buf_t err = DM_BUF_INIT;
     dm_query_pool_open_t *o = NULL;
@@ -201,12 +202,7 @@ bool dm_query_pool__inline(dm_query_pool_t *self, dm_query_pool_req_t *r, const 
 
 bool dm_query_pool_loop_admit(dm_query_pool_t *self, const char *key)
 {
-    if (!s_share_left(self, dm_clock_mono_ns()))
-        return false;
-    pthread_mutex_lock(&self->lock);
-    bool yes = dm_query_sched_client_idle(self->sched, key);
-    pthread_mutex_unlock(&self->lock);
-    return yes;
+    return s_share_left(self, dm_clock_mono_ns()) && s_admissible(self, key, false);
 }
 
 void dm_query_pool_loop_spent(dm_query_pool_t *self, int64_t ns)

@@ -128,8 +128,6 @@ bool dm_query_pool__pack_rows(dm_query_pool_open_t *o, uint64_t cursor, uint64_t
 void dm_query_pool__fetch_pack(dm_query_pool_t *self, unsigned worker, dm_query_pool_open_t *o,
                                uint64_t cursor, uint64_t id, bool first, zmq_msg_t *msg,
                                bool *ended, bool *packed);
-/* A fresh cursor id: random (unguessable), never 0. */
-uint64_t dm_query_pool__cursor_id(void);
 /* The node loop's try at a new query (query_pool_inline.c): true when it
  * answered r (r stays the caller's to free); false when r goes to the
  * workers, with r->opened set when the loop opened the query. */

@@ -114,12 +114,21 @@ void dm_query_pool__fetch_pack(dm_query_pool_t *self, unsigned worker, dm_query_
     dm_buf_free(&err);
 }
 
-uint64_t dm_query_pool__cursor_id(void)
+uint64_t dm_query_pool_cursor_id(void)
 {
     uint64_t id = 0;
     while (!id)
         randombytes_buf(&id, sizeof id);
     return id;
+}
+
+bool dm_query_pool_rename(Dm__Envelope *rep, uint64_t id, uint64_t cursor)
+{
+    rep->id = id;
+    if (rep->body_case != DM__ENVELOPE__BODY_QUERY_REP)
+        return true;
+    rep->query_rep->cursor = cursor;
+    return rep->query_rep->done;
 }
 
 /* Sends a packed reply (msg is consumed). */
@@ -289,11 +298,7 @@ bool dm_query_pool__pass(dm_query_pool_worker_t *w, dm_query_remote_t *remote,
         *packed = dm_query_pool__pack_error(id, code, reason ? text : why.len ? why.data
                                                                      : dm_err_str(code), msg);
     } else {
-        rep->id = id;
-        if (rep->body_case == DM__ENVELOPE__BODY_QUERY_REP) {
-            rep->query_rep->cursor = cursor;
-            *ended = rep->query_rep->done;
-        }
+        *ended = dm_query_pool_rename(rep, id, cursor);
         *packed = dm_query_pool__pack(rep, msg);
     }
     if (rep)

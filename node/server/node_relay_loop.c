@@ -36,7 +36,6 @@
  * query a cursor of the workers (dm_query_pool_adopt), which pull the rest
  * through the pass-through on the same connection; an owner that forgot
  * the session hands the request to the workers, which open a new one. */
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,13 +271,8 @@ static void s_answer(dm_node_t *self, s_flight *f, Dm__Envelope *rep)
         s_end(self, f, false);
         return;
     }
-    rep->id = f->env->id;
-    if (rep->body_case == DM__ENVELOPE__BODY_QUERY_REP) {
-        uint64_t cursor = 0;
-        while (!cursor) /* never pulled, yet as unguessable as a worker's */
-            randombytes_buf(&cursor, sizeof cursor);
-        rep->query_rep->cursor = cursor;
-    }
+    /* a cursor never pulled, yet as unguessable as a worker's */
+    (void)dm_query_pool_rename(rep, f->env->id, dm_query_pool_cursor_id());
     dm_rpc_server_send(self->rpc, &f->rid, rep);
     dm__envelope__free_unpacked(rep, NULL);
     dm_buf_free(&why);
@@ -302,12 +296,11 @@ static void s_read(dm_node_t *self, s_flight *f)
         dm_err rc = dm_rpc_client_recv(f->q->pass->s->client, &rep, &why);
         f->heard_ns = dm_clock_mono_ns();
         if (rc != DM_OK) {
-            char line[DM_BUF_WHY_MAX];
-            snprintf(line, sizeof line, "%s: reading from owner node %s failed: %s",
-                     f->q->pass->product, f->q->pass->owner_hex,
-                     why.len ? why.data : dm_err_str(rc));
+            dm_buf_t line = DM_BUF_INIT;
+            dm_node_relay__read_failed(f->q->pass, rc, &why, &line);
             dm_buf_free(&why);
-            s_fail(self, f, rc, line);
+            s_fail(self, f, rc, line.data);
+            dm_buf_free(&line);
             return;
         }
         dm_buf_free(&why);
@@ -364,31 +357,23 @@ long dm_node__relayloop_wait_ms(const dm_node_t *self)
 
 /* Ends f when its client left, its time ran out, its owner went silent
  * or the directory has it gone (the worker's checks, in its words). */
-static void s_check(dm_node_t *self, s_flight *f, int64_t now)
+static void s_check(dm_node_t *self, s_flight *f, int64_t now, uint64_t gone_seq)
 {
     dm_query_rscan_t *sc = f->q->pass;
-    char line[DM_BUF_WHY_MAX];
-    if (dm_query_pool_gone_since(self->queries, f->fd, f->gone_seq)) {
+    dm_buf_t why = DM_BUF_INIT;
+    dm_err rc;
+    /* the pool's lock only when some client left since f began */
+    if (gone_seq != f->gone_seq && dm_query_pool_gone_since(self->queries, f->fd, f->gone_seq)) {
         sc->s->broken = true; /* dropped: the owner cancels the query */
         s_end(self, f, true);
-    } else if (now >= f->deadline_ns) {
-        snprintf(line, sizeof line, "%s: owner node %s sent no answer within the scan's deadline "
-                 "(the mesh has it %s: it is overloaded, the scan is slow, or it stopped)",
-                 sc->product, sc->owner_hex, sc->mesh_says);
-        s_fail(self, f, DM_ERR_TIMEOUT, line);
-    } else if (now - f->heard_ns >= DM_NODE_RELAY_WAIT_MS * S_NS_PER_MS) {
-        snprintf(line, sizeof line, "%s: owner node %s sent nothing for %d ms (the mesh has it "
-                 "%s: it is wedged or overloaded)", sc->product, sc->owner_hex,
-                 DM_NODE_RELAY_WAIT_MS, sc->mesh_says);
-        dm_node_relay__fail(sc->s, DM_ERR_TIMEOUT, line);
-        s_fail(self, f, DM_ERR_TIMEOUT, line);
+    } else if ((rc = dm_node_relay__silence(sc, f->deadline_ns, f->heard_ns, now, &why))) {
+        s_fail(self, f, rc, why.data);
     } else if (now - f->checked_ns >= DM_NODE_RELAY_POLL_MS * S_NS_PER_MS) {
         f->checked_ns = now;
-        dm_buf_t why = DM_BUF_INIT;
         if (dm_node_relay__owner_gone(sc, &why) != DM_OK)
             s_fail(self, f, DM_ERR_NET, why.data);
-        dm_buf_free(&why);
     }
+    dm_buf_free(&why);
 }
 
 void dm_node__relayloop_tick(dm_node_t *self)
@@ -397,7 +382,8 @@ void dm_node__relayloop_tick(dm_node_t *self)
     if (!L || !L->n)
         return;
     int64_t now = dm_clock_mono_ns();
+    uint64_t gone_seq = dm_query_pool_gone_seq(self->queries);
     for (size_t i = 0; i < DM_NODE_RELAY_LOOP_MAX; i++)
         if (L->f[i].used)
-            s_check(self, &L->f[i], now);
+            s_check(self, &L->f[i], now, gone_seq);
 }

@@ -111,6 +111,17 @@ void dm_node_relay__fail(dm_node__relay_session_t *s, dm_err rc, const char *lin
 DM_NODISCARD dm_err dm_node_relay__send(dm_query_rscan_t *sc, Dm__Envelope *env, uint64_t *id,
                                         int64_t deadline_ns, const atomic_bool *cancel,
                                         dm_buf_t *why);
+/* Whether the owner has been quiet too long for sc's scan, judged as the
+ * waits (a worker's and the loop's) judge it at now: DM_ERR_TIMEOUT with
+ * the line in why when the deadline passed (the session is broken) or
+ * nothing came since heard_ns for DM_NODE_RELAY_WAIT_MS (the session
+ * fails); DM_OK otherwise. */
+DM_NODISCARD dm_err dm_node_relay__silence(dm_query_rscan_t *sc, int64_t deadline_ns,
+                                           int64_t heard_ns, int64_t now, dm_buf_t *why);
+/* A failed read from sc's owner (rc, detail: what the read said): the
+ * session broken, the line in why. */
+void dm_node_relay__read_failed(dm_query_rscan_t *sc, dm_err rc, const dm_buf_t *detail,
+                                dm_buf_t *why);
 /* Waits for the reply to request id (and reads the session's FedOpen
  * reply on the way: an opened session goes into the relay's table),
  * polling every DM_NODE_RELAY_POLL_MS for cancel, the deadline and the

@@ -133,6 +133,35 @@ static dm_err s_open_reply(dm_query_rscan_t *sc, const Dm__Envelope *rep, dm_buf
 /* Waits for the reply to request id (and the session's FedOpen reply when
  * pending), polling every DM_NODE_RELAY_POLL_MS for cancel and the
  * deadline. *rep is the caller's. */
+dm_err dm_node_relay__silence(dm_query_rscan_t *sc, int64_t deadline_ns, int64_t heard_ns,
+                              int64_t now, dm_buf_t *why)
+{
+    if (now >= deadline_ns) {
+        sc->s->broken = true;
+        dm_buf_why(why, "%s: owner node %s sent no answer within the scan's deadline (the "
+                        "mesh has it %s: it is overloaded, the scan is slow, or it stopped)",
+                   sc->product, sc->owner_hex, sc->mesh_says);
+        return DM_ERR_TIMEOUT;
+    }
+    if (now - heard_ns < (int64_t)DM_NODE_RELAY_WAIT_MS * 1000000)
+        return DM_OK;
+    char line[DM_BUF_WHY_MAX];
+    snprintf(line, sizeof line, "%s: owner node %s sent nothing for %d ms (the mesh has it %s: "
+             "it is wedged or overloaded)", sc->product, sc->owner_hex, DM_NODE_RELAY_WAIT_MS,
+             sc->mesh_says);
+    dm_node_relay__fail(sc->s, DM_ERR_TIMEOUT, line);
+    dm_buf_why(why, "%s", line);
+    return DM_ERR_TIMEOUT;
+}
+
+void dm_node_relay__read_failed(dm_query_rscan_t *sc, dm_err rc, const dm_buf_t *detail,
+                                dm_buf_t *why)
+{
+    sc->s->broken = true;
+    dm_buf_why(why, "%s: reading from owner node %s failed: %s", sc->product, sc->owner_hex,
+               detail->len ? detail->data : dm_err_str(rc));
+}
+
 dm_err dm_node_relay__wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_ns,
                            const atomic_bool *cancel, Dm__Envelope **rep, dm_buf_t *why)
 {
@@ -145,22 +174,9 @@ dm_err dm_node_relay__wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_n
                        sc->owner_hex);
             return DM_ERR_TIMEOUT;
         }
-        if (dm_clock_mono_ns() >= deadline_ns) {
-            sc->s->broken = true;
-            dm_buf_why(why, "%s: owner node %s sent no answer within the scan's deadline (the "
-                            "mesh has it %s: it is overloaded, the scan is slow, or it stopped)",
-                       sc->product, sc->owner_hex, sc->mesh_says);
-            return DM_ERR_TIMEOUT;
-        }
-        if (dm_clock_mono_ns() - heard >= (int64_t)DM_NODE_RELAY_WAIT_MS * 1000000) {
-            char line[DM_BUF_WHY_MAX];
-            snprintf(line, sizeof line, "%s: owner node %s sent nothing for %d ms (the mesh has "
-                     "it %s: it is wedged or overloaded)", sc->product, sc->owner_hex,
-                     DM_NODE_RELAY_WAIT_MS, sc->mesh_says);
-            dm_node_relay__fail(sc->s, DM_ERR_TIMEOUT, line);
-            dm_buf_why(why, "%s", line);
-            return DM_ERR_TIMEOUT;
-        }
+        dm_err late = dm_node_relay__silence(sc, deadline_ns, heard, dm_clock_mono_ns(), why);
+        if (late != DM_OK)
+            return late;
         Dm__Envelope *e = NULL;
         dm_buf_t scratch = DM_BUF_INIT;
         dm_err rc = dm_rpc_client_recv(sc->s->client, &e, &scratch);
@@ -172,9 +188,7 @@ dm_err dm_node_relay__wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_n
         }
         heard = dm_clock_mono_ns();
         if (rc != DM_OK) {
-            sc->s->broken = true;
-            dm_buf_why(why, "%s: reading from owner node %s failed: %s", sc->product,
-                       sc->owner_hex, scratch.len ? scratch.data : dm_err_str(rc));
+            dm_node_relay__read_failed(sc, rc, &scratch, why);
             dm_buf_free(&scratch);
             return rc;
         }

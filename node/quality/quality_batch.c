@@ -54,11 +54,6 @@ struct dm_quality_batch {
     dm_buf_t key, text, tmp;
 };
 
-static void s_op(s_acc *a, int sign, const void *key, size_t klen, const char *text, size_t tlen)
-{
-    dm_quality__op_put(&a->ops, sign, key, klen, text, tlen);
-}
-
 /* Folds one row (sign +1: becomes live, -1: replaced) into a's deltas;
  * keyed: the row is one of the batch's own, followed by the block of keys
  * quality_keys.c made (never a row read back from the store). */
@@ -86,7 +81,7 @@ static void s_fold(dm_quality_batch_t *b, s_acc *a, int sign, const void *row, s
             dm_buf_reserve(&a->ops, b->expect_rows ? b->expect_rows * DM_QUALITY__OP_ROW_BYTES(klen)
                                                    : S_OPS_FIRST);
         if (sign < 0)
-            s_op(a, sign, key, klen, b->text.data, b->text.len);
+            dm_quality__op_put(&a->ops, sign, key, klen, b->text.data, b->text.len);
         else
             dm_quality__op_put_row(&a->ops, sign, key, klen, row, len);
     } else if (k->rule == DM_CHECK_FRESHNESS) {
@@ -106,7 +101,7 @@ static void s_fold(dm_quality_batch_t *b, s_acc *a, int sign, const void *row, s
             /* the sample names its row: "KEY: value" (the same text for
              * the row replaced, so that its sample is the one dropped) */
             dm_quality__keyed_sample(b->c, b->schema, row, len, &b->tmp, &b->text);
-            s_op(a, sign, NULL, 0, b->text.data, b->text.len);
+            dm_quality__op_put(&a->ops, sign, NULL, 0, b->text.data, b->text.len);
         }
     }
 }
@@ -144,9 +139,7 @@ typedef dm_quality__op_t s_opv;
 static int s_opv_cmp(const void *pa, const void *pb)
 {
     const s_opv *a = pa, *b = pb;
-    size_t n = a->klen < b->klen ? a->klen : b->klen;
-    int c = memcmp(a->key, b->key, n);
-    return c ? c : (a->klen > b->klen) - (a->klen < b->klen);
+    return dm_quality__key_cmp(a->key, a->klen, b->key, b->klen);
 }
 
 /* Parses a's ops into an array (the caller frees it); the texts made
@@ -166,7 +159,7 @@ static s_opv *s_ops(dm_quality_batch_t *b, const s_acc *a, dm_buf_t *texts, size
         off += dm_quality__op_at((const uint8_t *)a->ops.data + off, x);
         if (!x->row)
             continue;
-        dm_quality__op_text(&a->cc, b->schema, x, &b->key, &b->text);
+        dm_quality__op_text(&a->cc, b->schema, x, &b->text);
         x->text = (const char *)(uintptr_t)texts->len; /* an offset until texts stops moving */
         dm_buf_append(texts, b->text.data, x->tlen);
         x->row = texts; /* marks it */

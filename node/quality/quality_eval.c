@@ -206,15 +206,18 @@ bool dm_quality__unique_key(const dm_quality__ccheck_t *cc, const dm_schema_t *s
 {
     const dm_check_t *k = cc->k;
     uint8_t tag = S_KEY_RAW;
-    dm_buf_reset(key);
+    if (key) {
+        dm_buf_reset(key);
+        dm_buf_append(key, &tag, 1);
+    }
     if (text)
         dm_buf_reset(text);
-    dm_buf_append(key, &tag, 1);
     for (size_t i = 0; i < k->ncolumns; i++) {
         dm_value_t v;
         if (!dm_row_get(s, row, len, (size_t)k->column_index[i], &v) || v.is_null)
             return false;
-        dm_schema_key_append(s, (size_t)k->column_index[i], &v, key);
+        if (key)
+            dm_schema_key_append(s, (size_t)k->column_index[i], &v, key);
         if (text && text->len < DM_QUALITY_SAMPLE_BYTES) {
             char t[DM_QUALITY_SAMPLE_BYTES + 1];
             size_t n = dm_quality__value_text(&v, t, sizeof t);
@@ -223,7 +226,7 @@ bool dm_quality__unique_key(const dm_quality__ccheck_t *cc, const dm_schema_t *s
             dm_buf_append(text, t, n);
         }
     }
-    if (key->len - 1 > S_KEY_HASHED_AT) { /* too long for an LMDB key: its BLAKE2b */
+    if (key && key->len - 1 > S_KEY_HASHED_AT) { /* too long for an LMDB key: its BLAKE2b */
         uint8_t h[crypto_generichash_BYTES];
         crypto_generichash(h, sizeof h, (const uint8_t *)key->data + 1, key->len - 1, NULL, 0);
         dm_buf_reset(key);
@@ -235,11 +238,11 @@ bool dm_quality__unique_key(const dm_quality__ccheck_t *cc, const dm_schema_t *s
 }
 
 void dm_quality__op_text(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
-                         dm_quality__op_t *o, dm_buf_t *key, dm_buf_t *text)
+                         dm_quality__op_t *o, dm_buf_t *text)
 {
     if (!o->row)
         return;
-    if (dm_quality__unique_key(cc, s, o->row, o->row_len, key, text)) {
+    if (dm_quality__unique_key(cc, s, o->row, o->row_len, NULL, text)) { /* the text alone */
         o->text = text->data;
         o->tlen = (uint16_t)(text->len > DM_QUALITY_SAMPLE_BYTES ? DM_QUALITY_SAMPLE_BYTES
                                                                  : text->len);

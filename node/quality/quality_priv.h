@@ -110,6 +110,14 @@ static inline uint64_t dm_quality__get64(const uint8_t *p)
     return v;
 }
 
+/* Orders index keys a[0..al) and b[0..bl) as LMDB does (bytes, then
+ * length): the order of every sort and run of unique values. */
+static inline int dm_quality__key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
+
 /* One row's value of a check, as the writer's hook queues it for the
  * batch's end: +1 (a row holding it became live) or -1 (such a row was
  * replaced), the value's index key and its text (cut to
@@ -304,7 +312,7 @@ size_t dm_quality__utable_growth(const dm_quality__utable_t *self, size_t values
  * inserts of dm_quality__utable_find); false when out of memory (the
  * table stays as it was, usable). */
 bool dm_quality__utable_reserve(dm_quality__utable_t *self, size_t values, size_t key_bytes);
-/* The count of key (h: dm_index_bloom_hash of it), or NULL when the table
+/* The count of key (h: dm_quality__utable_hash of it), or NULL when the table
  * does not hold it; with insert, it is taken in with count 0 if room was
  * reserved (else NULL). The pointer is valid until the next reserve. */
 uint32_t *dm_quality__utable_find(dm_quality__utable_t *self, const uint8_t *key, size_t klen,
@@ -428,9 +436,9 @@ bool dm_quality__row_fails(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
                            const void *row, size_t len, dm_buf_t *tmp);
 /* unique: the index key of row's value set into key (a tag byte, then
  * the columns' key encoding, or their BLAKE2b when that is too long for an
- * LMDB key) and its text into text (NULL: not made; both reset first);
- * false when a column
- * is null (NULLs are never duplicates) or the row is malformed. */
+ * LMDB key) and its text into text (either NULL: not made; both reset
+ * first); false when a column is null (NULLs are never duplicates) or the
+ * row is malformed. */
 bool dm_quality__unique_key(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
                             const void *row, size_t len, dm_buf_t *key, dm_buf_t *text);
 /* unique: the key of check id that quality_keys.c left after row (len
@@ -438,10 +446,10 @@ bool dm_quality__unique_key(const dm_quality__ccheck_t *cc, const dm_schema_t *s
  * column is null (no key), -1 when the block has none for id. */
 int dm_quality__key_given(const void *row, size_t len, uint64_t id, const uint8_t **key,
                           size_t *klen);
-/* unique: makes o's text from its row, if it has one instead (key and
- * text: scratch, which o's text then borrows). */
+/* unique: makes o's text from its row, if it has one instead (text:
+ * scratch, which o's text then borrows; the key is not made again). */
 void dm_quality__op_text(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
-                         dm_quality__op_t *o, dm_buf_t *key, dm_buf_t *text);
+                         dm_quality__op_t *o, dm_buf_t *text);
 /* freshness: the row's event time in ms; false when null. */
 bool dm_quality__event_ms(const dm_quality__ccheck_t *cc, const dm_schema_t *s,
                           const void *row, size_t len, int64_t *ms);

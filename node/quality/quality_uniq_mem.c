@@ -60,7 +60,7 @@ typedef struct {
     const dm_schema_t *s;
     dm_quality__cstate_t *st; /* NULL: counts only */
     bool log;                 /* each change logged for s_undo */
-    dm_buf_t key, text;       /* scratch: a sample's text made from its row */
+    dm_buf_t text;            /* scratch: a sample's text made from its row */
 } s_apply_ctx;
 
 /* Applies op o (its hash h) in direction dir (see s_apply_ops). */
@@ -77,7 +77,7 @@ static void s_apply_op(s_apply_ctx *x, dm_quality__op_t *o, uint64_t h, int dir)
         /* the text only when a sample may take or lose it */
         if ((before >= 2) != (after >= 2) &&
             (after < 2 || x->st->nsamples < DM_QUALITY_SAMPLES_MAX))
-            dm_quality__op_text(x->cc, x->s, o, &x->key, &x->text);
+            dm_quality__op_text(x->cc, x->s, o, &x->text);
         dm_quality__uniq_moved(x->st, before, after, o->text, o->tlen);
     }
     if (x->log)
@@ -105,7 +105,6 @@ static void s_apply_ops(s_apply_ctx *x, const dm_buf_t *ops, int dir)
         for (size_t i = 0; i < n; i++)
             s_apply_op(x, &o[i], h[i], dir);
     }
-    dm_buf_free(&x->key);
     dm_buf_free(&x->text);
 }
 
@@ -132,7 +131,7 @@ static bool s_scan_flush(s_scan_ctx *x)
         return !(x->full = true);
     if (!dm_quality__utable_reserve(x->f->table, n, kb))
         return !(x->nomem = true);
-    s_apply_ctx a = {x->f, x->cc, x->s, x->st, false, DM_BUF_INIT, DM_BUF_INIT};
+    s_apply_ctx a = {x->f, x->cc, x->s, x->st, false, DM_BUF_INIT};
     s_apply_ops(&a, &x->ops, 1);
     dm_buf_reset(&x->ops);
     x->nops = 0;
@@ -226,8 +225,7 @@ static int s_take(void *ctx, const uint8_t *key, size_t klen, uint32_t count)
 static int s_delta_cmp(const void *pa, const void *pb)
 {
     const dm_quality_db_delta_t *a = pa, *b = pb;
-    int c = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
-    return c ? c : (a->klen > b->klen) - (a->klen < b->klen);
+    return dm_quality__key_cmp(a->key, a->klen, b->key, b->klen);
 }
 
 /* Writes f's table as check id's durable index (in key order, one cursor
@@ -300,7 +298,7 @@ static dm_err s_sync(dm_store_txn_t *t, uint32_t pid, const dm_quality__ccheck_t
         if (!err && found && !dm_quality__utable_reserve(f->table, n, kb))
             err = DM_ERR_NOMEM; /* room for the values of the rows replaced */
         if (!err && found) { /* the state before the batch */
-            s_apply_ctx x = {f, cc, s, NULL, false, DM_BUF_INIT, DM_BUF_INIT};
+            s_apply_ctx x = {f, cc, s, NULL, false, DM_BUF_INIT};
             s_apply_ops(&x, ops, -1);
         }
         *applied = !found;
@@ -359,7 +357,7 @@ dm_err dm_quality__umem_apply(dm_store_txn_t *t, uint32_t pid, const dm_quality_
             f->undo_cap = n;
         }
         f->prev_token = f->token;
-        s_apply_ctx x = {f, cc, s, st, true, DM_BUF_INIT, DM_BUF_INIT};
+        s_apply_ctx x = {f, cc, s, st, true, DM_BUF_INIT};
         s_apply_ops(&x, ops, 1);
     }
     /* A new token before the batch commits: if it does not, the stored

@@ -136,6 +136,18 @@ static size_t s_entry_bytes(size_t klen)
     return (S_ENTRY_HEAD + klen + S_ALIGN - 1) & ~(size_t)(S_ALIGN - 1);
 }
 
+/* The arena's capacity for want bytes, from cap (0: none yet): doubled
+ * from S_ARENA_MIN until want fits, or cap when it does already. */
+static size_t s_arena_cap(size_t cap, size_t want)
+{
+    if (want <= cap)
+        return cap;
+    cap = cap ? cap : S_ARENA_MIN;
+    while (cap < want)
+        cap *= 2;
+    return cap;
+}
+
 /* The slots a table of n values wants: a power of two, at most 3/4 full. */
 static size_t s_slots_for(size_t n)
 {
@@ -151,14 +163,8 @@ size_t dm_quality__utable_growth(const dm_quality__utable_t *self, size_t values
     size_t slots = s_slots_for(self->n + values), grow = 0;
     if (slots > self->nslots)
         grow += (slots - self->nslots) * sizeof *self->slots;
-    size_t want = self->len + values * (S_ENTRY_HEAD + S_ALIGN) + key_bytes;
-    if (want > self->cap) {
-        size_t cap = self->cap ? self->cap : S_ARENA_MIN;
-        while (cap < want)
-            cap *= 2;
-        grow += cap - self->cap;
-    }
-    return grow;
+    return grow + s_arena_cap(self->cap, self->len + values * (S_ENTRY_HEAD + S_ALIGN) +
+                                         key_bytes) - self->cap;
 }
 
 /* Moves self's entries to nslots slots (more than it has). The walk
@@ -190,11 +196,9 @@ static bool s_grow(dm_quality__utable_t *self, size_t nslots)
 
 bool dm_quality__utable_reserve(dm_quality__utable_t *self, size_t values, size_t key_bytes)
 {
-    size_t want = self->len + values * (S_ENTRY_HEAD + S_ALIGN) + key_bytes;
-    if (want > self->cap) {
-        size_t cap = self->cap ? self->cap : S_ARENA_MIN;
-        while (cap < want)
-            cap *= 2;
+    size_t cap = s_arena_cap(self->cap, self->len + values * (S_ENTRY_HEAD + S_ALIGN) +
+                                            key_bytes);
+    if (cap > self->cap) {
         uint8_t *a = self->arena ? s_grow_block(self->arena, self->cap, cap) : s_alloc(cap);
         if (!a)
             return false;
@@ -388,9 +392,7 @@ dm_quality__utable_t *dm_quality__utable_read(FILE *f, size_t max_bytes)
         h.nslots > max_bytes / sizeof(uint64_t) ||
         h.len > max_bytes - h.nslots * sizeof(uint64_t) || h.len / S_ALIGN >= UINT32_MAX)
         return NULL;
-    size_t cap = S_ARENA_MIN; /* as growing would have made it */
-    while (cap < h.len)
-        cap *= 2;
+    size_t cap = s_arena_cap(0, (size_t)h.len); /* as growing would have made it */
     if (cap > max_bytes - h.nslots * sizeof(uint64_t))
         cap = (size_t)h.len;
     dm_quality__utable_t *t = dm_quality__utable_new();

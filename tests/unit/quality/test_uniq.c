@@ -63,6 +63,13 @@ static void s_product_typed(const char *pk, const char *vtype)
 
 static void s_product(const char *pk) { s_product_typed(pk, "int"); }
 
+/* Product d.p keyed by id, its unique check's counts in memory. */
+static void s_in_memory_product(void)
+{
+    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
+    s_product("    primaryKey: id\n");
+}
+
 /* Commits NDJSON lines[0..n) as one batch through the hook, with the fold
  * bound's floor at fold_min. */
 static void s_commit(char lines[][64], size_t n, uint64_t fold_min)
@@ -452,8 +459,7 @@ static void s_reopen_without_tables(void)
 
 Test(uniq, in_memory_no_index_is_written_and_a_restart_scans_the_rows)
 {
-    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
-    s_product("    primaryKey: id\n");
+    s_in_memory_product();
     s_batch("1:1,2:2,3:2,4:3", DM_QUALITY_UNIQ_FOLD_MIN);
     s_batch("5:3,6:3,4:1", DM_QUALITY_UNIQ_FOLD_MIN); /* 4 moves from 3 to 1 */
     s_expect(3, "3 duplicate groups, 3 extra rows", "2");
@@ -470,8 +476,7 @@ Test(uniq, in_memory_no_index_is_written_and_a_restart_scans_the_rows)
 
 Test(uniq, in_memory_a_batch_that_aborts_is_undone)
 {
-    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
-    s_product("    primaryKey: id\n");
+    s_in_memory_product();
     s_batch("1:7,2:7", DM_QUALITY_UNIQ_FOLD_MIN);
     s_aborted_batch(); /* 7: 2 -> 3 in memory, then rolled back in the store */
     s_expect(1, "1 duplicate group, 1 extra row", "7");
@@ -485,8 +490,7 @@ Test(uniq, in_memory_a_batch_that_aborts_is_undone)
 
 Test(uniq, past_the_memory_bound_the_table_becomes_the_durable_index)
 {
-    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
-    s_product("    primaryKey: id\n");
+    s_in_memory_product();
     s_batch("1:1,2:2,3:2,4:3", DM_QUALITY_UNIQ_FOLD_MIN);
     s_batch("4:4", DM_QUALITY_UNIQ_FOLD_MIN); /* 3 back to 0 rows */
     s_table_max = 1; /* no room to grow: the table goes to the index */
@@ -503,8 +507,7 @@ Test(uniq, past_the_memory_bound_the_table_becomes_the_durable_index)
 
 Test(uniq, a_move_to_the_durable_index_that_aborts_is_not_trusted)
 {
-    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
-    s_product("    primaryKey: id\n");
+    s_in_memory_product();
     s_batch("1:7,2:7", DM_QUALITY_UNIQ_FOLD_MIN);
     s_table_max = 1;
     s_aborted_batch(); /* the table goes to an index in a batch that fails */
@@ -540,8 +543,7 @@ Test(uniq, a_durable_index_is_dropped_when_a_restart_finds_the_values_fit)
  * their rows again. */
 Test(uniq, in_memory_a_clean_restart_reads_the_tables_back_and_a_stale_file_is_not_trusted)
 {
-    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
-    s_product("    primaryKey: id\n");
+    s_in_memory_product();
     s_batch("1:1,2:2,3:2,4:3", DM_QUALITY_UNIQ_FOLD_MIN);
     s_reopen();
     char path[PATH_MAX], old[PATH_MAX];
@@ -568,8 +570,7 @@ Test(uniq, in_memory_a_clean_restart_reads_the_tables_back_and_a_stale_file_is_n
  * added in memory meanwhile is found, not taken for new. */
 Test(uniq, a_move_again_after_an_aborted_one_finds_the_values_added_in_memory)
 {
-    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
-    s_product("    primaryKey: id\n");
+    s_in_memory_product();
     s_batch("1:1,2:2", DM_QUALITY_UNIQ_FOLD_MIN);
     s_table_max = 1;
     s_aborted_batch(); /* to the index, with a filter of it, then undone */
@@ -609,8 +610,7 @@ Test(uniq, the_delete_of_a_stale_index_is_not_lost_with_an_aborted_batch)
  * which. Then a file that is not whole is not read: the rows are counted. */
 Test(uniq, in_memory_the_table_read_back_is_used_and_a_torn_file_is_not)
 {
-    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
-    s_product("    primaryKey: id\n");
+    s_in_memory_product();
     s_batch("1:1,2:2,3:2", DM_QUALITY_UNIQ_FOLD_MIN);
     s_reopen();
     s_hookless = true;
@@ -668,8 +668,7 @@ Test(uniq, keys_made_by_the_validator_count_as_the_hooks_own_on_the_index)
 
 Test(uniq, the_hook_takes_a_rows_key_from_the_block_after_it)
 {
-    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
-    s_product("    primaryKey: id\n");
+    s_in_memory_product();
     s_batch("1:1", DM_QUALITY_UNIQ_FOLD_MIN);
     /* a row of value 5 followed by the keys of a row of value 1: the
      * hook counts what the block says (the validator made it from the

@@ -1,12 +1,16 @@
 /* outbox_test.h: the node loop's side of a query pool in a test: the
  * outbox the pool's replies arrive on (a PULL socket bound to
- * DM_CTL_OUTBOX, receives bounded by S_WAIT_MS), and the next reply on
- * it. Shared by the pool tests that drive dm_query_pool_t directly. */
+ * DM_CTL_OUTBOX, receives bounded by S_WAIT_MS), the next reply on it,
+ * and a wait for the pool's callbacks to count up. Shared by the pool tests that drive dm_query_pool_t directly. */
 #ifndef DM_OUTBOX_TEST_H
 #define DM_OUTBOX_TEST_H
 
 #include <criterion/criterion.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <zmq.h>
+
+#include "base/clock.h"
 
 #include "transport/ctl.h"
 #include "transport/envelope.h"
@@ -37,6 +41,17 @@ static inline Dm__Envelope *q_outbox_reply(void *pull)
     zmq_msg_close(&f1);
     zmq_msg_close(&f2);
     return rep;
+}
+
+/* Waits (S_WAIT_MS at most) until *count reaches want, and asserts it. */
+static inline void q_wait_count(atomic_int *count, int want)
+{
+    int64_t until = dm_clock_mono_ms() + S_WAIT_MS;
+    while (atomic_load(count) < want && dm_clock_mono_ms() < until) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL); /* polling a condition with a deadline */
+    }
+    cr_assert_eq(atomic_load(count), want);
 }
 
 #endif

@@ -142,12 +142,7 @@ static void s_adopt(bool done)
 /* Waits until the pool has freed want remotes. */
 static void s_wait_freed(int want)
 {
-    int64_t until = dm_clock_mono_ms() + S_WAIT_MS;
-    while (atomic_load(&s_freed) < want && dm_clock_mono_ms() < until) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL); /* polling a condition with a deadline */
-    }
-    cr_assert_eq(atomic_load(&s_freed), want);
+    q_wait_count(&s_freed, want);
 }
 
 Test(query_pool_adopt, the_first_reply_goes_out_renamed_and_pulls_pass_through)

@@ -114,12 +114,7 @@ static Dm__Envelope *s_ask(const char *sql, const char *grant, bool explain)
 /* Waits until the pool has freed want remotes. */
 static void s_wait_freed(int want)
 {
-    int64_t until = dm_clock_mono_ms() + S_WAIT_MS;
-    while (atomic_load(&s_freed) < want && dm_clock_mono_ms() < until) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL); /* polling a condition with a deadline */
-    }
-    cr_assert_eq(atomic_load(&s_freed), want);
+    q_wait_count(&s_freed, want);
 }
 
 Test(query_remote_pool, a_remote_product_is_read_and_explained)

@@ -9,11 +9,15 @@
 #      with meshd's CPU time, its writer thread's (the bottleneck), and the
 #      bytes it wrote to disk per record (/proc/PID/io: steadier than time
 #      on a shared box);
+#   with --baseline DIR also "base": the plain contract ingested by the
+#   build in DIR (one of the commit before the checks existed, cd5f318:
+#   the ingest throughput the checks' target is measured against) in the
+#   same rounds; then the medians and their ratios to plain and to base;
 #   2. dmctl quality --run on the product with checks after the ingest, and
 #      after ingesting the same records again (2N rows): judging is
 #      O(checks), so the time must not grow with the product.
 #
-# usage: bench/quality.sh [--records N] [--rounds R]
+# usage: bench/quality.sh [--records N] [--rounds R] [--baseline BUILD_DIR]
 #   env: BUILD_DIR=build
 set -euo pipefail
 
@@ -23,6 +27,8 @@ RECORDS=1000000
 ROUNDS=2
 QUALITY_RUNS=10
 BIN=${BUILD_DIR:-build}/bin
+MAIN_BIN=$BIN
+BASE_BIN=
 POLL_S=0.05
 ADDR_DEADLINE_S=15
 
@@ -30,12 +36,15 @@ while [[ $# -gt 0 ]]; do
     case $1 in
     --records) RECORDS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
-    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+    --baseline) BASE_BIN=$2/bin; shift 2 ;;
+    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
     *) echo "quality.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
 [[ $RECORDS =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ ]] ||
     { echo "quality.sh: --records and --rounds want positive integers" >&2; exit 2; }
+[[ -z $BASE_BIN || -x $BASE_BIN/meshd ]] ||
+    { echo "quality.sh: --baseline wants a build directory with bin/meshd" >&2; exit 2; }
 
 DATA=bench/data/orders-$RECORDS.ndjson
 [[ $RECORDS -eq 1000000 ]] && DATA=bench/data/orders.ndjson
@@ -137,15 +146,33 @@ ingest() { # ingest CONTRACT -> "wall-s meshd-cpu-s disk-bytes-per-record writer
     awk "BEGIN { printf \"%.3f %.2f %.0f %.2f\\n\", $t1 - $t0, $c1 - $c0, ($d1 - $d0) / $RECORDS, $w1 - $w0 }"
 }
 
+KINDS="plain rates unique unique2"
+[[ -n $BASE_BIN ]] && KINDS="base $KINDS"
+declare -A RATES_OF # kind -> its records/s, one per round
 echo "== $RECORDS records ($DATA), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= ROUNDS; r++)); do
-    for kind in plain rates unique unique2; do
+    for kind in $KINDS; do
+        BIN=$MAIN_BIN
+        file=$WORK/$kind.yaml
+        [[ $kind == base ]] && BIN=$BASE_BIN file=$WORK/plain.yaml
         start_node
-        read -r s cpu disk writer < <(ingest "$WORK/$kind.yaml")
+        read -r s cpu disk writer < <(ingest "$file")
         stop_node
+        rate=$(awk "BEGIN { printf \"%.0f\", $RECORDS / $s }")
+        RATES_OF[$kind]+="$rate "
         printf 'ingest %-8s round %d: %8s s wall %10.0f records/s, meshd cpu %6s s (writer %5s s), disk %5s B/record\n' \
-            "$kind" "$r" "$s" "$(awk "BEGIN { print $RECORDS / $s }")" "$cpu" "$writer" "$disk"
+            "$kind" "$r" "$s" "$rate" "$cpu" "$writer" "$disk"
     done
+done
+BIN=$MAIN_BIN
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+for kind in $KINDS; do
+    m=$(median <<<"${RATES_OF[$kind]}")
+    line=$(printf 'median %-8s %10s records/s, %+6.1f%% against plain' "$kind" "$m" \
+        "$(awk "BEGIN { print ($m / $(median <<<"${RATES_OF[plain]}") - 1) * 100 }")")
+    [[ -n $BASE_BIN ]] && line+=$(printf ', %+6.1f%% against base' \
+        "$(awk "BEGIN { print ($m / $(median <<<"${RATES_OF[base]}") - 1) * 100 }")")
+    echo "$line"
 done
 
 judged_ms() { # dmctl quality --run QUALITY_RUNS times; the node's own judging times (its log)

@@ -382,7 +382,7 @@ void dm_node__handle_lineage(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     if (rc == DM_ERR_NOTFOUND) {
         snprintf(text, sizeof text,
                  "lineage: no product %.70s/%.70s in the mesh's catalog, and no contract names it "
-                 "upstream (meshq products --mesh lists them)",
+                 "upstream (meshq products lists the mesh's products)",
                  domain, name);
         dm_rpc_server_send_error(self->rpc, rid, id, rc, text);
         if (l.start_withheld)

@@ -441,6 +441,111 @@ void dm_node__handle_quarantine(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     dm_store_product_clear(&p);
 }
 
+/* Sends the describe reply: contract, counts, health and what degrades it. */
+static void s_describe_send(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const char *domain,
+                            const char *name, const void *contract, size_t len,
+                            const dm_product_t *local)
+{
+    Dm__Envelope env;
+    Dm__DescribeRep rep = DM__DESCRIBE_REP__INIT;
+    rep.contract.data = (uint8_t *)(uintptr_t)contract;
+    rep.contract.len = len;
+    dm_buf_t degraded = DM_BUF_INIT; /* node_health.c */
+    rep.health = dm_node__health_describe(self, dm_node__lineage(self), domain, name, &degraded);
+    rep.degraded = degraded.data ? degraded.data : (char *)"";
+    rep.from_catalog = local == NULL;
+    rep.records = local ? local->records : rep.health ? rep.health->records : 0;
+    rep.quarantined = local ? local->quarantined : rep.health ? rep.health->quarantined : 0;
+    dm_envelope_init(&env, id, DM__ENVELOPE__BODY_DESCRIBE_REP, &rep);
+    dm_rpc_server_send(self->rpc, rid, &env);
+    if (rep.health)
+        dm__health_record__free_unpacked(rep.health, NULL);
+    dm_buf_free(&degraded);
+}
+
+/* A product of the mesh's catalog: domain and name wanted, its contract found. */
+typedef struct {
+    const char *domain, *name;
+    bool found;
+    uint8_t origin[DM_ID_PUBLIC_BYTES]; /* its publisher */
+    dm_buf_t contract;                  /* canonical JSON */
+} s_catalog_find;
+
+static int s_find_product(void *ctx, const dm_catalog_product_t *p)
+{
+    s_catalog_find *f = ctx;
+    if (strcmp(p->domain, f->domain) != 0 || strcmp(p->name, f->name) != 0)
+        return 0;
+    f->found = p->contract != NULL;
+    memcpy(f->origin, p->origin, DM_ID_PUBLIC_BYTES);
+    if (p->contract)
+        dm_buf_append(&f->contract, p->contract, p->contract_len);
+    return 1;
+}
+
+/* Describes another node's product from the catalog, as the mesh listing
+ * shows it: its signed contract and its owner's last health entry, decided
+ * by governance only (dm_node__decide_remote: its owner's own admins and
+ * grants are not known here). A domain governance does not certify to its
+ * publisher is refused: the claim may be an impostor's (docs/security.md).
+ * false, nothing sent, when the catalog does not hold it. */
+static bool s_describe_remote(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
+                              const dm_rpc_caller_t *caller, const char *domain,
+                              const char *name)
+{
+    s_catalog_find f = {domain, name, false, {0}, DM_BUF_INIT};
+    if (dm_catalog_products(self->catalog, false, s_find_product, &f) != DM_OK || !f.found) {
+        dm_buf_free(&f.contract);
+        return false;
+    }
+    if (!dm_catalog_certified(self->catalog, domain, f.origin)) {
+        char text[320];
+        snprintf(text, sizeof text,
+                 "describe: %.100s/%.100s is not served: domain %.100s is not certified to its "
+                 "publisher by the mesh's governance (meshq products marks it UNCERTIFIED)",
+                 domain, name, domain);
+        dm_node__audit(self, caller, false, "describe", domain, name, DM_NODE_RULE_UNCERTIFIED,
+                       0);
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED, text);
+        dm_buf_free(&f.contract);
+        return true;
+    }
+    dm_contract_t **list = NULL;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    if (dm_contract_parse_opts("catalog", f.contract.data, f.contract.len, NULL,
+                               DM_CONTRACT_NO_COMPILE, &list, &n, &diags) != DM_OK)
+        n = 0;
+    dm_diags_clear(&diags);
+    dm_policy_decision_t d;
+    memset(&d, 0, sizeof d);
+    dm_err rc = n == 1 ? dm_node__decide_remote(self, caller, DM_POLICY_DESCRIBE, list[0], &d)
+                       : DM_ERR_INVALID;
+    bool allow = rc == DM_OK && d.allow;
+    if (rc == DM_OK)
+        dm_node__audit(self, caller, allow, "describe", domain, name,
+                       d.rule[0] ? d.rule : "describe (catalog)", d.policy_version);
+    dm_buf_t canonical = DM_BUF_INIT; /* what the owner signed, as this node writes it */
+    if (allow)
+        dm_contract_canonical(list[0], &canonical);
+    if (allow)
+        s_describe_send(self, rid, id, domain, name, canonical.data, canonical.len, NULL);
+    else if (rc == DM_ERR_INVALID)
+        dm_rpc_server_send_error(self->rpc, rid, id, rc,
+                                 "describe: the catalog's contract of this product does not "
+                                 "parse here (its owner's node answers for it)");
+    else if (rc != DM_OK)
+        dm_rpc_server_send_error(self->rpc, rid, id, rc, "describe: the access decision failed");
+    else
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED,
+                                 d.reason[0] ? d.reason : d.rule);
+    dm_buf_free(&canonical);
+    dm_policy_decision_clear(&d);
+    dm_contract_list_destroy(&list, n);
+    dm_buf_free(&f.contract);
+    return true;
+}
+
 void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                               const Dm__DescribeReq *req, const dm_rpc_caller_t *caller)
 {
@@ -456,6 +561,9 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
         s_store_failed(self, rid, id, what, rc, &why);
     }
     dm_buf_free(&why);
+    if (rc == DM_ERR_NOTFOUND && strcmp(domain, self->domain) != 0 &&
+        s_describe_remote(self, rid, id, caller, domain, name))
+        return;
     if (rc == DM_ERR_NOTFOUND) {
         dm_buf_t text = DM_BUF_INIT;
         char q[256];
@@ -471,20 +579,7 @@ void dm_node__handle_describe(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
         dm_store_product_clear(&p);
         return;
     }
-    Dm__Envelope env;
-    Dm__DescribeRep rep = DM__DESCRIBE_REP__INIT;
-    rep.contract.data = (uint8_t *)p.contract;
-    rep.contract.len = p.contract_len;
-    rep.records = p.records;
-    rep.quarantined = p.quarantined;
-    dm_buf_t degraded = DM_BUF_INIT; /* node_health.c */
-    rep.health = dm_node__health_describe(self, dm_node__lineage(self), domain, name, &degraded);
-    rep.degraded = degraded.data ? degraded.data : (char *)"";
-    dm_envelope_init(&env, id, DM__ENVELOPE__BODY_DESCRIBE_REP, &rep);
-    dm_rpc_server_send(self->rpc, rid, &env);
-    if (rep.health)
-        dm__health_record__free_unpacked(rep.health, NULL);
-    dm_buf_free(&degraded);
+    s_describe_send(self, rid, id, domain, name, p.contract, p.contract_len, &p);
     dm_store_product_clear(&p);
 }
 

@@ -606,6 +606,7 @@ Test(governance, an_uncertified_impostor_domain_is_not_served)
     const char *desc[] = {"describe", "commerce/leads", NULL};
     r = dm_h_run_as("meshq", s_stranger.file, &s_nodes[0], desc, NULL);
     cr_assert_neq(r.status, 0, "the honest node described the impostor's product: %s", r.out);
+    cr_assert(strstr(r.err, "not certified"), "%s", r.err);
     dm_h_result_free(&r);
     const char *q[] = {"query", "SELECT count(*) FROM commerce.leads", NULL};
     r = dm_h_run_as("meshq", s_stranger.file, &s_nodes[0], q, NULL);

@@ -12,7 +12,9 @@
  *   - unique_failure: an ingest that duplicates skus fails unique(sku);
  *     commerce.orders shows "upstream degraded: logistics.inventory fails
  *     unique(sku)" at the third node; the owner's describe names the
- *     check (skipped, saying so, in a build without the checks engine).
+ *     check, and so does the third node's (from its catalog), which also
+ *     shows orders degraded (skipped, saying so, in a build without the
+ *     checks engine).
  *   - restart: a node stopped and started again counts the time it was
  *     down (its heartbeat) against sla.availability.
  *   - stale: a product whose freshness check lapses with time alone (no
@@ -208,6 +210,27 @@ Test(health, unique_failure_shows_upstream_degraded_at_a_third_node)
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_not_null(strstr(r.out, "health: fail"), "%s", r.out);
     cr_assert_not_null(strstr(r.out, "unique(sku)"), "%s", r.out);
+    cr_assert_null(strstr(r.out, "as its owner last published"), "%s", r.out);
+    dm_h_result_free(&r);
+    /* So does the third node's, from its catalog; and it says orders is degraded. */
+    r = s_tool("meshq", T_IDENTITY, "describe", "logistics/inventory", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "health: fail"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "unique(sku)"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "records: 600 (quarantined: 0), as its owner last "
+                                     "published them"),
+                       "%s", r.out);
+    dm_h_result_free(&r);
+    r = s_tool("meshq", T_IDENTITY, "describe", "commerce/orders", "--json");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "\"from_catalog\":true"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "\"degraded\":\"upstream degraded: logistics.inventory "
+                                     "fails unique(sku)"),
+                       "%s", r.out);
+    dm_h_result_free(&r);
+    r = s_tool("meshq", T_IDENTITY, "describe", "logistics/nothing", NULL);
+    cr_assert_neq(r.status, 0, "%s", r.out);
+    cr_assert_not_null(strstr(r.err, "unknown product 'logistics/nothing'"), "%s", r.err);
     dm_h_result_free(&r);
 }
 

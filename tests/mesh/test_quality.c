@@ -5,6 +5,7 @@
  * a kill -9 (rebuilt from the rows), and dmctl quality's
  * exit codes, help, formats and escaping. */
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "harness.h"
 
 #define T_CMD_MS 30000
+#define T_POLL_MS 100
 #define T_MAX_AGE "3s" /* freshness's max_age in the stale test */
 #define T_MAX_AGE_MS 3000
 
@@ -174,6 +176,22 @@ Test(quality, json_observed_is_null_when_not_finite)
     cr_assert_eq(r.status, 2, "exit %d: %s %s", r.status, r.out, r.err);
     cr_assert(strstr(r.out, "\"observed\":null,\"observed_text\":\"+5 rows, +inf%"), "%s",
               r.out);
+    dm_h_result_free(&r);
+    /* meshq describe's health (the owner's catalog entry, published on its tick) too */
+    const char *margs[] = {"--data", s_dir, "describe", "logistics/stock", "--json", NULL};
+    long long deadline = dm_h_now_ms() + T_CMD_MS;
+    for (;;) {
+        r = dm_h_run("meshq", margs, NULL, T_CMD_MS);
+        cr_assert_eq(r.status, 0, "%s", r.err);
+        if (strstr(r.out, "\"health\":{"))
+            break;
+        cr_assert_lt(dm_h_now_ms(), deadline, "no health in describe: %s", r.out);
+        dm_h_result_free(&r);
+        poll(NULL, 0, T_POLL_MS);
+    }
+    cr_assert(strstr(r.out, "\"observed_text\":\"+5 rows, +inf%"), "%s", r.out);
+    cr_assert(strstr(r.out, "\"observed\":null}"), "%s", r.out);
+    cr_assert_null(strstr(r.out, "inf}"), "%s", r.out);
     dm_h_result_free(&r);
 }
 

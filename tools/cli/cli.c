@@ -601,6 +601,14 @@ void dm_cli_hex(char *out, const ProtobufCBinaryData *b, size_t max)
         snprintf(out + 2 * k, 3, "%02x", b->data[k]);
 }
 
+void dm_cli_json_number(dm_buf_t *out, double v)
+{
+    if (isfinite(v))
+        dm_buf_printf(out, "%.17g", v);
+    else
+        dm_buf_puts(out, "null");
+}
+
 void dm_cli_json_string(dm_buf_t *out, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;

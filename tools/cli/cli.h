@@ -169,6 +169,9 @@ void dm_cli_sort_i64(int64_t *v, size_t n);
 /* Appends s as a JSON string; invalid UTF-8 bytes become U+FFFD so the
  * output is always valid JSON. */
 void dm_cli_json_string(dm_buf_t *out, const char *s, size_t len);
+/* Appends v as a JSON number, or null when it is infinite or NaN (JSON
+ * has neither; a text beside it says which). */
+void dm_cli_json_number(dm_buf_t *out, double v);
 
 /* Appends s for a terminal: valid UTF-8 as is, control bytes as \xNN,
  * invalid bytes as U+FFFD, so one record stays one line. */

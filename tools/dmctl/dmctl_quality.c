@@ -8,7 +8,6 @@
 #include "dmctl.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,10 +101,8 @@ static void s_json_report(dm_buf_t *o, const Dm__QualityReport *r)
         s_json_field(o, ",\"rule\":", c->rule);
         s_json_field(o, ",\"column\":", c->column);
         s_json_field(o, ",\"outcome\":", c->outcome);
-        if (isfinite(c->observed)) /* JSON has no inf or NaN: null, observed_text says which */
-            dm_buf_printf(o, ",\"observed\":%.17g", c->observed);
-        else
-            dm_buf_puts(o, ",\"observed\":null");
+        dm_buf_puts(o, ",\"observed\":"); /* inf or NaN: null, observed_text says which */
+        dm_cli_json_number(o, c->observed);
         s_json_field(o, ",\"observed_text\":", c->observed_text);
         s_json_field(o, ",\"threshold\":", c->threshold);
         s_json_field(o, ",\"reason\":", c->reason);

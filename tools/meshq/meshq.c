@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "meshq_describe.h"
 #include "meshq_grant.h"
 #include "meshq_health.h"
 #include "meshq_lineage.h"
@@ -43,14 +44,19 @@ static void s_usage(FILE *f)
             "usage: meshq [global options] COMMAND [arguments]\n"
             "\n"
             "  products                      the data products of the whole mesh: domain, name,\n"
-            "                                version, owner, access, records (this node's);\n"
+            "                                version, owner, access, records (this node's),\n"
+            "                                HEALTH (pass/warn/fail, sla breached, upstream\n"
+            "                                degraded; the cause under the table);\n"
             "                                UNCERTIFIED: no governance certificate vouches\n"
             "                                for its domain, so it is not served\n"
             "  members                       the mesh's nodes: id, domain, address, state\n"
             "                                (alive/suspect/dead/left), incarnation, last heard;\n"
             "                                and refused domain claims\n"
             "  describe DOMAIN/PRODUCT       a product's contract: owner, fields with types and\n"
-            "                                constraints, SLA, checks, policies, lineage, counts\n");
+            "                                constraints, SLA, checks, policies, lineage, counts,\n"
+            "                                and its health: each check's and SLA term's result\n"
+            "                                against its measured value (another node's product\n"
+            "                                from the catalog, as its owner last published it)\n");
     fputs(DM_MESHQ_HELP_LINEAGE, f);
     fprintf(f,
             "  query \"SQL\" [--format table|csv|json|jsonl] [--explain]\n"
@@ -610,168 +616,10 @@ out:
 /* Every product of the mesh, from the node's catalog. */
 static int s_products(const dm_cli_args_t *a) { return dm_cli_products(a, true); }
 
-static void s_print_num(const char *label, const dm_num_t *n)
-{
-    if (n->is_int)
-        printf(" %s %" PRId64, label, n->i);
-    else
-        printf(" %s %.17g", label, n->d);
-}
-
-static void s_print_duration(const char *label, int64_t ms)
-{
-    if (ms < 0)
-        return;
-    static const struct {
-        int64_t ms;
-        const char *unit;
-    } units[] = {{31536000000, "y"}, {604800000, "w"}, {86400000, "d"}, {3600000, "h"},
-                 {60000, "m"},       {1000, "s"},      {1, "ms"}};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (ms % units[i].ms == 0) {
-            printf("%s%" PRId64 "%s", label, ms / units[i].ms, units[i].unit);
-            return;
-        }
-}
-
-static void s_describe_text(const dm_contract_t *c, uint64_t records, uint64_t quarantined)
-{
-    printf("%s/%s %s\n", c->domain, c->name, c->version);
-    if (c->description)
-        printf("  %s\n", c->description);
-    printf("owner: %s <%s>\n", c->owner_team, c->owner_contact);
-    printf("records: %" PRIu64 " (quarantined: %" PRIu64 ")\n", records, quarantined);
-    printf("fields:\n");
-    for (size_t i = 0; i < c->nfields; i++) {
-        const dm_field_t *f = &c->fields[i];
-        printf("  %-20s %-9s%s%s", f->name, dm_contract_ftype_name(f->type),
-               f->primary_key ? " primary-key" : "", f->required ? " required" : "");
-        if (f->nvalues) {
-            printf(" values [");
-            for (size_t k = 0; k < f->nvalues; k++)
-                printf("%s%s", k ? ", " : "", f->values[k]);
-            printf("]");
-        }
-        if (f->has_minimum)
-            s_print_num(">=", &f->minimum);
-        if (f->has_exclusive_minimum)
-            s_print_num(">", &f->exclusive_minimum);
-        if (f->has_maximum)
-            s_print_num("<=", &f->maximum);
-        if (f->has_exclusive_maximum)
-            s_print_num("<", &f->exclusive_maximum);
-        if (f->min_length >= 0)
-            printf(" minLength %" PRId64, f->min_length);
-        if (f->max_length >= 0)
-            printf(" maxLength %" PRId64, f->max_length);
-        if (f->pattern)
-            printf(" pattern /%s/", f->pattern);
-        if (f->classification)
-            printf(" classification %s", f->classification);
-        printf("\n");
-        if (f->description)
-            printf("  %-20s %s\n", "", f->description);
-    }
-    if (c->freshness_ms >= 0 || c->availability > 0 || c->latency_ms > 0) {
-        printf("sla:");
-        s_print_duration(" freshness ", c->freshness_ms);
-        if (c->availability > 0)
-            printf(" availability %g%%", c->availability);
-        if (c->latency_ms > 0) {
-            printf(" latency p%g <", c->latency_percentile);
-            s_print_duration(" ", c->latency_ms);
-        }
-        printf("\n");
-    }
-    if (c->nchecks) {
-        printf("quality checks:\n");
-        for (size_t i = 0; i < c->nchecks; i++) {
-            const dm_check_t *k = &c->checks[i];
-            printf("  %s", dm_contract_rule_name(k->rule));
-            if (k->column)
-                printf(" %s", k->column);
-            if (k->nvalues) {
-                printf(" [");
-                for (size_t v = 0; v < k->nvalues; v++)
-                    printf("%s%s", v ? ", " : "", k->values[v]);
-                printf("]");
-            }
-            if (k->has_min)
-                s_print_num("min", &k->min);
-            if (k->has_max)
-                s_print_num("max", &k->max);
-            if (k->pattern)
-                printf(" /%s/", k->pattern);
-            if (k->rule == DM_CHECK_ROW_COUNT_DELTA)
-                printf(" threshold %g%s", k->threshold, k->threshold_is_percent ? "%" : "");
-            if (k->rule == DM_CHECK_FRESHNESS)
-                s_print_duration(" max_age ", k->max_age_ms);
-            printf("\n");
-        }
-    }
-    printf("policies: access %s", dm_contract_access_name(c->access));
-    s_print_duration(", retention ", c->retention_ms);
-    printf(", encryption %s\n", c->encryption == DM_ENC_AES256 ? "aes-256" : "none");
-    if (c->nreaders) {
-        printf("readers (the contract's; dmctl grant and revoke change them):");
-        for (size_t i = 0; i < c->nreaders; i++)
-            printf(" %s", c->readers[i]);
-        printf("\n");
-    }
-    if (c->nupstream) {
-        printf("lineage upstream:");
-        for (size_t i = 0; i < c->nupstream; i++)
-            printf("%s %s.%s", i ? "," : "", c->upstream[i].domain, c->upstream[i].product);
-        printf("\n");
-    }
-}
-
-static int s_describe(const dm_cli_args_t *a)
-{
-    dm_cli_qualified_t q;
-    if (dm_cli_product_arg(a, "meshq describe DOMAIN/PRODUCT [--json]", &q) != DM_EXIT_OK)
-        return DM_EXIT_USAGE;
-    Dm__Envelope req = DM__ENVELOPE__INIT;
-    Dm__DescribeReq body = DM__DESCRIBE_REQ__INIT;
-    body.domain = (char *)q.domain;
-    body.product = (char *)q.product;
-    dm_envelope_init(&req, 0, DM__ENVELOPE__BODY_DESCRIBE_REQ, &body);
-    Dm__Envelope *rep = NULL;
-    int status = dm_cli_request(a, &req, DM__ENVELOPE__BODY_DESCRIBE_REP, "describe", &rep);
-    if (status != DM_EXIT_OK)
-        return status;
-    const Dm__DescribeRep *d = rep->describe_rep;
-    if (dm_cli_get(a, "json")) {
-        dm_buf_t h = DM_BUF_INIT;
-        dm_meshq_health_json(d, &h);
-        printf("{\"records\":%" PRIu64 ",\"quarantined\":%" PRIu64 ",\"contract\":%.*s%s}\n",
-               d->records, d->quarantined, (int)d->contract.len, (const char *)d->contract.data,
-               h.data);
-        dm_buf_free(&h);
-        goto out;
-    }
-    dm_contract_t **list = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    if (dm_contract_parse("node reply", (const char *)d->contract.data, d->contract.len, NULL,
-                          &list, &n, &diags) != DM_OK || n != 1) {
-        fprintf(stderr, "%s: the node sent a contract that does not parse\n", P);
-        status = DM_EXIT_USAGE;
-    } else {
-        s_describe_text(list[0], d->records, d->quarantined);
-        dm_meshq_health_text(d);
-    }
-    dm_contract_list_destroy(&list, n);
-    dm_diags_clear(&diags);
-out:
-    dm__envelope__free_unpacked(rep, NULL);
-    return status;
-}
-
 int main(int argc, char **argv)
 {
     static const dm_cli_command_t cmds[] = {
-        {"products", s_products}, {"members", s_members}, {"describe", s_describe},
+        {"products", s_products}, {"members", s_members}, {"describe", dm_meshq_describe_run},
         {"query", s_query},       {"whoami", dm_cli_whoami}, {"keygen", dm_cli_keygen},
         {"lineage", dm_meshq_lineage_walk}, {"search", dm_meshq_lineage_search},
     };

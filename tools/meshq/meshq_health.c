@@ -100,7 +100,9 @@ void dm_meshq_health_json(const Dm__DescribeRep *d, dm_buf_t *o)
                 dm_buf_printf(o, "%s\"%s\":", f ? "," : "", keys[f]);
                 dm_cli_json_string(o, vals[f], strlen(vals[f]));
             }
-            dm_buf_printf(o, ",\"observed\":%.17g}", k->observed);
+            dm_buf_puts(o, ",\"observed\":"); /* inf or NaN: null, observed_text says which */
+            dm_cli_json_number(o, k->observed);
+            dm_buf_putc(o, '}');
         }
         dm_buf_puts(o, "],\"sla\":[");
         for (size_t i = 0; i < h->n_sla; i++) {

@@ -10,8 +10,8 @@
  * judged now from the stored state (dm_quality_run without storing:
  * O(checks), so a lapsing freshness shows without an ingest), the
  * store's counts and the SLA terms, and
- * publishes it when a state changed (at most every
- * DM_NODE_HEALTH_MIN_GAP_MS per product) or, when only numbers changed,
+ * publishes it when it starts failing (at once), when another state
+ * changed (at most every DM_NODE_HEALTH_MIN_GAP_MS per product) or, when only numbers changed,
  * every DM_NODE_HEALTH_REFRESH_MS. Readers of the health entries (listings,
  * describe, lineage) classify them here; a listing or a lineage answer
  * takes one view of every product's health (each entry decoded once,
@@ -40,6 +40,7 @@ typedef struct {
     dm_sla_latency_t *lat;
     uint64_t states, numbers; /* fingerprints of what was last published; 0: nothing */
     int64_t published_ms;     /* monotonic */
+    bool failing;             /* what was last published fails a check or breaches an SLA */
     bool seen;                /* listed by the registry in this tick */
 } s_prod;
 
@@ -431,7 +432,13 @@ static void s_pack(Dm__HealthRecord *r, dm_buf_t *out)
     out->len = dm__health_record__pack(r, (uint8_t *)out->data);
 }
 
-/* Builds product p's record and publishes it when due. true: published. */
+static const char *s_classify(const Dm__HealthRecord *r, bool *failing, dm_buf_t *cause);
+
+/* Builds product p's record and publishes it when due: at once when it
+ * starts failing (downstream products turn "upstream degraded" within a
+ * gossip round of the failure), else a change of state at most every
+ * DM_NODE_HEALTH_MIN_GAP_MS (a flapping product publishes at most twice in
+ * that time: only bad news skips the wait). true: published. */
 static bool s_publish_one(dm_node_t *self, s_prod *p, int64_t mono, int64_t wall)
 {
     char q[2 * S_NAME_MAX + 1];
@@ -445,17 +452,20 @@ static bool s_publish_one(dm_node_t *self, s_prod *p, int64_t mono, int64_t wall
     if (!s_rec_build(self, p, ref, wall, &x))
         goto out;
     uint64_t states = s_states(&x.r);
+    bool failing = false;
+    (void)s_classify(&x.r, &failing, &why); /* why: scratch until the publish */
     x.r.measured_at_ms = 0; /* the numbers, whatever the time */
     s_pack(&x.r, &packed);
     uint64_t numbers = s_mix(S_FNV_OFFSET, packed.data, packed.len);
     int64_t since = mono - p->published_ms;
-    bool due = p->states == 0 ||
+    bool due = p->states == 0 || (failing && !p->failing) ||
                (states != p->states && since >= DM_NODE_HEALTH_MIN_GAP_MS) ||
                (numbers != p->numbers && since >= DM_NODE_HEALTH_REFRESH_MS);
     if (!due)
         goto out;
     x.r.measured_at_ms = wall;
     s_pack(&x.r, &packed);
+    dm_buf_reset(&why);
     char key[DM_CATALOG_KEY_MAX];
     snprintf(key, sizeof key, "%s%s", DM_CATALOG_HEALTH_PREFIX, q);
     dm_err rc = dm_catalog_publish(self->catalog, key, packed.data, packed.len, false, wall, &why);
@@ -468,6 +478,7 @@ static bool s_publish_one(dm_node_t *self, s_prod *p, int64_t mono, int64_t wall
     p->states = states;
     p->numbers = numbers;
     p->published_ms = mono;
+    p->failing = failing;
     published = true;
 out:
     s_rec_clear(&x);

@@ -52,6 +52,7 @@ struct dm_quality_batch {
     size_t table_max;
     dm_qreport_t report;
     dm_buf_t key, text, tmp;
+    dm_check_t sla; /* the state sla.freshness reads, when no check keeps it */
 };
 
 /* Folds one row (sign +1: becomes live, -1: replaced) into a's deltas;
@@ -449,6 +450,8 @@ dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid, const dm_contract_t
     size_t want = 0;
     for (size_t i = 0; i < c->nchecks; i++)
         want += s_stateful(c, &c->checks[i]);
+    bool sla = dm_quality__sla_event_check(c, &b->sla);
+    want += sla;
     if (want) {
         if ((err = dm_schema_new(c, &b->schema, why)))
             goto fail;
@@ -457,11 +460,12 @@ dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid, const dm_contract_t
             goto fail;
         }
     }
-    for (size_t i = 0; i < c->nchecks && want; i++) {
-        if (!s_stateful(c, &c->checks[i]))
+    for (size_t i = 0; i < c->nchecks + sla && want; i++) {
+        const dm_check_t *k = i < c->nchecks ? &c->checks[i] : &b->sla;
+        if (!s_stateful(c, k))
             continue;
         s_acc *a = &b->acc[b->nacc];
-        if ((err = dm_quality__ccheck_init(&a->cc, b->schema, &c->checks[i], why)))
+        if ((err = dm_quality__ccheck_init(&a->cc, b->schema, k, why)))
             goto fail;
         b->nacc++;
         /* Unique on the primary key keeps nothing; a check defined like an

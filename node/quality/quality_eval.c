@@ -30,6 +30,18 @@ int dm_quality__event_field(const dm_contract_t *c, const dm_check_t *k)
     return -1;
 }
 
+bool dm_quality__sla_event_check(const dm_contract_t *c, dm_check_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->rule = DM_CHECK_FRESHNESS;
+    out->field_index = -1;
+    out->max_age_ms = c->freshness_ms;
+    for (size_t i = 0; i < c->nchecks; i++)
+        if (c->checks[i].rule == DM_CHECK_FRESHNESS)
+            return false;
+    return c->freshness_ms >= 0 && dm_quality__event_field(c, out) >= 0;
+}
+
 /* Whether two values of one in_list column are equal (enum values compare
  * as text). */
 static bool s_equal(const dm_value_t *a, const dm_value_t *b)

@@ -390,6 +390,20 @@ dm_err dm_quality__judge(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c
         if (r->outcome > out->outcome)
             out->outcome = r->outcome;
     }
+    dm_check_t sla;
+    if (!err && dm_quality__sla_event_check(c, &sla)) { /* not a result: the SLA's input */
+        dm_quality__cstate_t st;
+        bool found = false;
+        size_t mark = why ? why->len : 0;
+        err = dm_quality__cstate_get(t, pid, dm_quality__check_id(&sla), &st, &found, why);
+        if (err == DM_ERR_STORE && why) /* unreadable: the SLA measures the last ingest; */
+            why->data[why->len = mark] = 0; /* the next batch rebuilds it */
+        if (err == DM_ERR_STORE)
+            err = DM_OK;
+        else if (!err && found && st.newest != DM_QUALITY_NO_EVENT &&
+                 st.newest > out->newest_event_ms)
+            out->newest_event_ms = st.newest;
+    }
     if (out->newest_event_ms == DM_QUALITY_NO_EVENT)
         out->newest_event_ms = 0;
     if (err)

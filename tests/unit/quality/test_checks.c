@@ -433,6 +433,37 @@ Test(quality, freshness_reads_the_partitioning_field_or_the_last_ingest)
     dm_quality_report_clear(&r);
 }
 
+/* sla.freshness measures the event time even when no freshness check
+ * keeps it: the writer keeps it for the SLA, and no result shows it. */
+Test(quality, sla_freshness_reads_the_event_time_without_a_freshness_check)
+{
+    s_product(NULL, T_FIELDS,
+              "  sla:\n    freshness: 1h\n"
+              "  storage:\n    partitioning: [{field: ts, granularity: day}]\n",
+              "      - {rule: not_null, column: v, mostly: 99%}\n");
+    s_ts("2027-01-15T07:00:00Z", T_NOW);
+    s_ts("2027-01-15T06:00:00Z", T_NOW); /* an older one does not lower it */
+    dm_qreport_t r = {0};
+    (void)s_judge(&r, 0, T_NOW + 1000);
+    cr_assert_eq(r.n, 1, "the SLA's state is not a result");
+    cr_assert_eq(r.newest_event_ms, T_NOW - 3600 * 1000);
+    cr_assert_eq(r.last_ingest_ms, T_NOW);
+    dm_quality_report_clear(&r);
+}
+
+/* Without an event-time field the SLA has only the last ingest. */
+Test(quality, sla_freshness_without_event_time_has_no_event_state)
+{
+    s_product(NULL, T_FIELDS, "  sla:\n    freshness: 1h\n",
+              "      - {rule: not_null, column: v, mostly: 99%}\n");
+    s_ts("2027-01-15T07:00:00Z", T_NOW);
+    dm_qreport_t r = {0};
+    (void)s_judge(&r, 0, T_NOW + 1000);
+    cr_assert_eq(r.newest_event_ms, 0);
+    cr_assert_eq(r.last_ingest_ms, T_NOW);
+    dm_quality_report_clear(&r);
+}
+
 Test(quality, freshness_without_event_time_uses_the_last_ingest)
 {
     s_product(NULL, T_FIELDS, NULL, "      - {rule: freshness, max_age: 1h}\n");

@@ -20,6 +20,8 @@
  *   - stale: a product whose freshness check lapses with time alone (no
  *     ingest, no schedule) is published as failing: the owner re-judges
  *     its checks from the stored state on its tick.
+ *   - sla freshness: a product's sla.freshness measures its event-time
+ *     field without a freshness check (rows of 2020 breach a 1h term).
  *   - warn: a product whose check only warns shows "warn" itself, and its
  *     downstream is not "upstream degraded" (a warn is not a failure).
  *   - forged: a stranger's health entry for logistics.inventory (signed
@@ -365,6 +367,35 @@ Test(health, a_stale_product_is_published_failing_without_an_ingest)
     s_wait_health(T_IDENTITY, "logistics", "stock", "fail", "freshness");
     s_wait_health(T_IDENTITY, "commerce", "picks", "upstream degraded",
                   "upstream degraded: logistics.stock fails freshness");
+}
+
+/* sla.freshness measures the event time (the partitioning field) even with
+ * no freshness check: rows stamped years ago breach a 1h term at once,
+ * though they were ingested just now (the last ingest would meet it). */
+Test(health, sla_freshness_measures_the_event_time_not_the_ingest)
+{
+    static const char *const text =
+        "apiVersion: datamesh.io/v1\nkind: DataProduct\nmetadata:\n  name: events\n"
+        "  domain: logistics\n  version: 1.0.0\n  owner:\n    team: t\n"
+        "    contact: t@example.com\nspec:\n  policies:\n    access: public\n  schema:\n"
+        "    fields:\n      - {name: sku, type: string, required: true}\n"
+        "      - {name: ts, type: timestamp}\n"
+        "  storage:\n    partitioning: [{field: ts, granularity: day}]\n"
+        "  sla:\n    freshness: 1h\n"
+        "  quality:\n    checks:\n      - {rule: not_null, column: ts, mostly: 50%}\n";
+    s_register(T_LOGISTICS, "events", text);
+    char path[700];
+    snprintf(path, sizeof path, "%s-events.ndjson", s_dirs[T_LOGISTICS]);
+    dm_h_write(path, "{\"sku\":\"a\",\"ts\":\"2020-01-01T00:00:00Z\"}\n"
+                     "{\"sku\":\"b\",\"ts\":\"2020-01-02T00:00:00Z\"}\n");
+    s_ok(s_tool("dmctl", T_LOGISTICS, "ingest", "logistics/events", path));
+    s_wait_health(T_IDENTITY, "logistics", "events", "sla breached", "sla.freshness");
+    dm_h_result_t r = s_tool("meshq", T_IDENTITY, "describe", "logistics/events", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "freshness"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "BREACHED"), "%s", r.out);
+    cr_assert_null(strstr(r.out, "since the last ingest"), "%s", r.out);
+    dm_h_result_free(&r);
 }
 
 Test(health, a_warning_upstream_does_not_degrade_its_downstream)

@@ -86,7 +86,9 @@ DM_NODISCARD dm_err dm_ingest_check_policy(dm_registry_t *registry, const char *
  * IngestReq.run_id (docs/protocol.md). The writer reports a run's start
  * (its first batch committed), its completion (the batch marked run_last
  * committed; report holds the checks judged after it) or its failure (a
- * batch of the run failed to commit or was refused; error says why). */
+ * batch of the run failed to commit or was refused by the validator, the
+ * run was abandoned for newer ones, or the node stopped first; error says
+ * why). A run whose first batch fails reports START, then FAIL. */
 typedef enum { DM_INGEST_RUN_START, DM_INGEST_RUN_COMPLETE, DM_INGEST_RUN_FAIL } dm_ingest_run_event;
 
 #define DM_INGEST_RUN_ID_BYTES 16

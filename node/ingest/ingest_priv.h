@@ -23,7 +23,8 @@
 #define DM_INGEST_GROUP_JOBS 16     /* batches merged into one commit at most */
 #define DM_INGEST_SOURCE_MAX 255    /* bytes of the input's name kept with quarantined lines */
 #define DM_INGEST_GROUP_ROWS 50000  /* rows after which a group stops growing */
-#define DM_INGEST_RUNS_MAX 64       /* ingest runs tracked at once; the oldest is forgotten */
+#define DM_INGEST_RUNS_MAX 64       /* ingest runs tracked at once; the oldest is failed */
+#define DM_INGEST_RUN_NAME_MAX 128  /* a run's domain, product, source as kept (truncated) */
 #define DM_INGEST_POOL_BUFS 8       /* jobs' buffers kept for reuse (dm_ingest__job_recycle) */
 #define DM_INGEST_POOL_BUF_MAX ((size_t)4 << 20) /* bytes of capacity a kept buffer may have */
 
@@ -104,6 +105,10 @@ struct dm_ingest {
         uint8_t id[DM_INGEST_RUN_ID_BYTES];
         bool used;
         uint64_t accepted, quarantined, started; /* started: a tick for eviction */
+        /* its product and the client's input name, kept for its last event
+         * (a refused batch or the node's stop has no contract to name them) */
+        char domain[DM_INGEST_RUN_NAME_MAX], name[DM_INGEST_RUN_NAME_MAX];
+        char source[DM_INGEST_RUN_NAME_MAX];
     } runs[DM_INGEST_RUNS_MAX]; /* the writer's */
     uint64_t run_tick;
     dm_buf_t w_rows, w_quar; /* the writer's: a group's dm_row_in_t[] and dm_quarantine_in_t[] */

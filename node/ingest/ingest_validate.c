@@ -52,6 +52,10 @@ static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm_
 {
     const char *domain = req->domain ? req->domain : "";
     const char *product = req->product ? req->product : "";
+    /* a refused batch of a run ends it (the writer's FAIL), so its id first */
+    job->has_run = req->run_id.len == DM_INGEST_RUN_ID_BYTES;
+    if (job->has_run)
+        memcpy(job->run_id, req->run_id.data, DM_INGEST_RUN_ID_BYTES);
     if (strcmp(domain, self->domain) != 0) {
         dm_ingest__job_error(job, DM_ERR_DENIED,
                     "this node serves domain '%s'; product '%s/%s' belongs to another node",
@@ -80,9 +84,6 @@ static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm_
     }
     job->kind = DM_INGEST__INGEST;
     job->pid = ref->pid;
-    job->has_run = req->run_id.len == DM_INGEST_RUN_ID_BYTES;
-    if (job->has_run)
-        memcpy(job->run_id, req->run_id.data, DM_INGEST_RUN_ID_BYTES);
     job->run_first = req->run_first;
     job->run_last = req->run_last;
     /* The source name is stored with every quarantined line: bound it. */

@@ -41,43 +41,15 @@ static void s_send_error(dm_ingest_t *self, dm_ingest__job_t *job, dm_err err, c
     s_send_reply(self, job, &env);
 }
 
-/* The writer's entry for run id, made (and START reported by the caller)
- * when new; the oldest is forgotten when the table is full. *fresh tells. */
-static struct dm_ingest__run *s_run_find(dm_ingest_t *self, const uint8_t *id, bool make,
-                                         bool *fresh)
-{
-    struct dm_ingest__run *free_slot = NULL, *oldest = NULL;
-    *fresh = false;
-    for (size_t i = 0; i < DM_INGEST_RUNS_MAX; i++) {
-        struct dm_ingest__run *r = &self->runs[i];
-        if (r->used && memcmp(r->id, id, DM_INGEST_RUN_ID_BYTES) == 0)
-            return r;
-        if (!r->used && !free_slot)
-            free_slot = r;
-        if (r->used && (!oldest || r->started < oldest->started))
-            oldest = r;
-    }
-    if (!make)
-        return NULL;
-    struct dm_ingest__run *r = free_slot ? free_slot : oldest;
-    memset(r, 0, sizeof *r);
-    memcpy(r->id, id, DM_INGEST_RUN_ID_BYTES);
-    r->used = true;
-    r->started = ++self->run_tick;
-    *fresh = true;
-    return r;
-}
-
-static void s_run_event(dm_ingest_t *self, const dm_ingest__job_t *job,
-                        const struct dm_ingest__run *r, dm_ingest_run_event ev,
-                        const dm_qreport_t *report, const char *error)
+static void s_run_event(dm_ingest_t *self, const struct dm_ingest__run *r,
+                        dm_ingest_run_event ev, const dm_qreport_t *report, const char *error)
 {
     if (!self->run_hook)
         return;
     dm_ingest_run_t e = {.event = ev,
-                         .domain = job->ref->contract->domain,
-                         .name = job->ref->contract->name,
-                         .source = job->source ? job->source : "",
+                         .domain = r->domain,
+                         .name = r->name,
+                         .source = r->source,
                          .at_ms = dm_clock_wall_ms(),
                          .accepted = r->accepted,
                          .quarantined = r->quarantined,
@@ -87,7 +59,49 @@ static void s_run_event(dm_ingest_t *self, const dm_ingest__job_t *job,
     self->run_hook(self->run_hook_ctx, &e);
 }
 
-/* Reports the runs of a committed (rc DM_OK) or failed group. */
+/* Ends run r with FAIL, error saying why, and forgets it. */
+static void s_run_fail(dm_ingest_t *self, struct dm_ingest__run *r, const char *error)
+{
+    s_run_event(self, r, DM_INGEST_RUN_FAIL, NULL, error);
+    r->used = false;
+}
+
+/* The writer's entry for job's run, made (its START reported by the
+ * caller) when new; when the table is full the oldest run is failed as
+ * abandoned (its client never sent the batch marked last). *fresh tells. */
+static struct dm_ingest__run *s_run_find(dm_ingest_t *self, const dm_ingest__job_t *job,
+                                         bool make, bool *fresh)
+{
+    struct dm_ingest__run *free_slot = NULL, *oldest = NULL;
+    *fresh = false;
+    for (size_t i = 0; i < DM_INGEST_RUNS_MAX; i++) {
+        struct dm_ingest__run *r = &self->runs[i];
+        if (r->used && memcmp(r->id, job->run_id, DM_INGEST_RUN_ID_BYTES) == 0)
+            return r;
+        if (!r->used && !free_slot)
+            free_slot = r;
+        if (r->used && (!oldest || r->started < oldest->started))
+            oldest = r;
+    }
+    if (!make || !job->ref)
+        return NULL;
+    struct dm_ingest__run *r = free_slot ? free_slot : oldest;
+    if (!free_slot)
+        s_run_fail(self, r, "abandoned: its last batch never came, and " 
+                            "newer runs took its place (the node tracks 64 at once)");
+    memset(r, 0, sizeof *r);
+    memcpy(r->id, job->run_id, DM_INGEST_RUN_ID_BYTES);
+    snprintf(r->domain, sizeof r->domain, "%s", job->ref->contract->domain);
+    snprintf(r->name, sizeof r->name, "%s", job->ref->contract->name);
+    snprintf(r->source, sizeof r->source, "%s", job->source ? job->source : "");
+    r->used = true;
+    r->started = ++self->run_tick;
+    *fresh = true;
+    return r;
+}
+
+/* Reports the runs of a committed (rc DM_OK) or failed group: a run's
+ * first batch that failed is reported as a START and its FAIL. */
 static void s_runs_after(dm_ingest_t *self, dm_ingest__job_t **group, size_t ngroup, dm_err rc,
                          const dm_qreport_t *report)
 {
@@ -96,27 +110,48 @@ static void s_runs_after(dm_ingest_t *self, dm_ingest__job_t **group, size_t ngr
         if (!job->has_run)
             continue;
         bool fresh;
-        struct dm_ingest__run *r = s_run_find(self, job->run_id, rc == DM_OK, &fresh);
+        struct dm_ingest__run *r = s_run_find(self, job, true, &fresh);
         if (!r)
             continue;
         if (rc != DM_OK) {
             char text[256];
             snprintf(text, sizeof text, "a batch of the run was not stored: %s",
                      dm_err_str(rc));
-            s_run_event(self, job, r, DM_INGEST_RUN_FAIL, NULL, text);
-            r->used = false;
+            if (fresh)
+                s_run_event(self, r, DM_INGEST_RUN_START, NULL, NULL);
+            s_run_fail(self, r, text);
             continue;
         }
         r->accepted += job->rows.len / sizeof(dm_ingest__rowref_t);
         r->quarantined += job->quar.len / sizeof(dm_ingest__qref_t);
         if (fresh)
-            s_run_event(self, job, r, DM_INGEST_RUN_START, NULL, NULL);
+            s_run_event(self, r, DM_INGEST_RUN_START, NULL, NULL);
         if (job->run_last) {
-            s_run_event(self, job, r, DM_INGEST_RUN_COMPLETE, g == ngroup - 1 ? report : NULL,
-                        NULL);
+            s_run_event(self, r, DM_INGEST_RUN_COMPLETE, g == ngroup - 1 ? report : NULL, NULL);
             r->used = false;
         }
     }
+}
+
+/* A refused batch (job: the validator's reply) ends its run, if it began. */
+static void s_run_refused(dm_ingest_t *self, const dm_ingest__job_t *job)
+{
+    bool fresh;
+    struct dm_ingest__run *r = job->has_run ? s_run_find(self, job, false, &fresh) : NULL;
+    if (!r)
+        return;
+    char text[DM_ERROR_TEXT_MAX + 48];
+    snprintf(text, sizeof text, "a batch of the run was refused: %s",
+             job->errtext ? job->errtext : dm_err_str(job->err));
+    s_run_fail(self, r, text);
+}
+
+/* At the node's stop: every run still open ends with FAIL. */
+static void s_runs_stopped(dm_ingest_t *self)
+{
+    for (size_t i = 0; i < DM_INGEST_RUNS_MAX; i++)
+        if (self->runs[i].used)
+            s_run_fail(self, &self->runs[i], "the node stopped before the run's last batch");
 }
 
 /* Commits rows and q for the group with the quality hook of its product;
@@ -427,10 +462,12 @@ void *dm_ingest__writer_main(void *arg)
         sem_t *done = job->done;
         switch (job->kind) {
         case DM_INGEST__STOP:
+            s_runs_stopped(self);
             dm_ingest__job_free(job);
             dm_ctl_send(self->w_out, DM_CTL_STOPPED);
             return NULL;
         case DM_INGEST__REPLY:
+            s_run_refused(self, job);
             s_send_error(self, job, job->err, job->errtext ? job->errtext : "error");
             break;
         case DM_INGEST__INGEST: {

@@ -60,11 +60,13 @@ static inline void t_pipe_start(t_pipe *p, const char *name, const char *contrac
                  DM_OK, "%s", p->why.data);
 }
 
-/* Sends req (domain and product set to shop/items here) as envelope id. */
+/* Sends req (domain and product set to shop/items here unless it names a
+ * product) as envelope id. */
 static inline void t_pipe_send(t_pipe *p, Dm__IngestReq *req, uint64_t id)
 {
     req->domain = "shop";
-    req->product = "items";
+    if (!req->product || !*req->product)
+        req->product = "items";
     Dm__Envelope env;
     dm_envelope_init(&env, id, DM__ENVELOPE__BODY_INGEST_REQ, req);
     zmq_msg_t msg;

@@ -6,7 +6,7 @@
 
 #include "ingest_test.h"
 #include "quality/quality.h"
-#define T_EVENTS_MAX 8
+#define T_EVENTS_MAX 80
 
 static const char *s_contract =
     "{\"apiVersion\":\"datamesh.io/v1\",\"kind\":\"DataProduct\",\"metadata\":{\"domain\":"
@@ -20,6 +20,9 @@ typedef struct {
     uint64_t accepted[T_EVENTS_MAX];
     dm_qoutcome outcome[T_EVENTS_MAX];
     bool has_report[T_EVENTS_MAX];
+    char error[T_EVENTS_MAX][96];
+    uint8_t run[T_EVENTS_MAX];   /* the run id's first byte */
+    char name[T_EVENTS_MAX][16]; /* the product */
     size_t n;
 } s_events;
 
@@ -33,15 +36,20 @@ static void s_hook(void *ctx, const dm_ingest_run_t *run)
         e->has_report[e->n] = run->report != NULL;
         if (run->report)
             e->outcome[e->n] = ((const dm_qreport_t *)run->report)->outcome;
+        snprintf(e->error[e->n], sizeof e->error[e->n], "%s", run->error ? run->error : "");
+        e->run[e->n] = run->run_id[0];
+        snprintf(e->name[e->n], sizeof e->name[e->n], "%s", run->name);
         e->n++;
     }
     pthread_mutex_unlock(&e->mu);
 }
 
-/* Sends one IngestReq of data for shop/items in run run_id. */
-static void s_send(t_pipe *p, const char *data, const uint8_t *run_id, bool first, bool last)
+/* Sends one IngestReq of data for shop/PRODUCT in run run_id. */
+static void s_send_to(t_pipe *p, const char *product, const char *data, const uint8_t *run_id,
+                      bool first, bool last)
 {
     Dm__IngestReq req = DM__INGEST_REQ__INIT;
+    req.product = (char *)product;
     req.data.data = (uint8_t *)data;
     req.data.len = strlen(data);
     req.run_id.data = (uint8_t *)run_id;
@@ -49,6 +57,11 @@ static void s_send(t_pipe *p, const char *data, const uint8_t *run_id, bool firs
     req.run_first = first;
     req.run_last = last;
     t_pipe_send(p, &req, 1);
+}
+
+static void s_send(t_pipe *p, const char *data, const uint8_t *run_id, bool first, bool last)
+{
+    s_send_to(p, "items", data, run_id, first, last);
 }
 
 /* Receives one reply; true for an IngestRep. */
@@ -87,5 +100,80 @@ Test(ingest_runs, start_then_complete_with_the_report)
     cr_assert_eq(latest.records, 3);
     dm_quality_report_clear(&latest);
 
+    t_pipe_free(&p);
+}
+
+/* A batch the validator refuses (here: a product that does not exist)
+ * ends the run it belongs to with FAIL, naming the product it began on. */
+Test(ingest_runs, a_refused_batch_fails_its_run)
+{
+    t_pipe p;
+    t_pipe_start(&p, "ingest_runs_refused", s_contract);
+    s_events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    dm_ingest_set_run_hook(p.ingest, s_hook, &ev);
+    uint8_t run[DM_INGEST_RUN_ID_BYTES];
+    memset(run, 3, sizeof run);
+    s_send(&p, "{\"sku\":\"a\"}\n", run, true, false);
+    cr_assert(s_reply(&p));
+    s_send_to(&p, "nothing", "{\"sku\":\"b\"}\n", run, false, true);
+    cr_assert_not(s_reply(&p), "a batch for an unknown product is refused");
+    t_pipe_stop(&p);
+    cr_assert_eq(ev.n, 2, "events: %zu", ev.n);
+    cr_assert_eq(ev.ev[0], DM_INGEST_RUN_START);
+    cr_assert_eq(ev.ev[1], DM_INGEST_RUN_FAIL);
+    cr_assert_str_eq(ev.name[1], "items");
+    cr_assert(strstr(ev.error[1], "refused"), "%s", ev.error[1]);
+    cr_assert_eq(ev.accepted[1], 1);
+    t_pipe_free(&p);
+}
+
+/* A run still open when the node stops ends with FAIL; a finished one
+ * does not end twice. */
+Test(ingest_runs, an_open_run_fails_at_the_stop)
+{
+    t_pipe p;
+    t_pipe_start(&p, "ingest_runs_stop", s_contract);
+    s_events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    dm_ingest_set_run_hook(p.ingest, s_hook, &ev);
+    uint8_t open_run[DM_INGEST_RUN_ID_BYTES], done_run[DM_INGEST_RUN_ID_BYTES];
+    memset(open_run, 4, sizeof open_run);
+    memset(done_run, 5, sizeof done_run);
+    s_send(&p, "{\"sku\":\"a\"}\n", open_run, true, false);
+    cr_assert(s_reply(&p));
+    s_send(&p, "{\"sku\":\"b\"}\n", done_run, true, true);
+    cr_assert(s_reply(&p));
+    t_pipe_stop(&p);
+    cr_assert_eq(ev.n, 4, "events: %zu", ev.n);
+    cr_assert_eq(ev.ev[3], DM_INGEST_RUN_FAIL);
+    cr_assert_eq(ev.run[3], 4);
+    cr_assert(strstr(ev.error[3], "stopped"), "%s", ev.error[3]);
+    t_pipe_free(&p);
+}
+
+/* When 64 runs are open, a new one pushes out the oldest: it ends with
+ * FAIL (abandoned), not silently. */
+Test(ingest_runs, the_oldest_open_run_fails_when_pushed_out)
+{
+    t_pipe p;
+    t_pipe_start(&p, "ingest_runs_evict", s_contract);
+    s_events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    dm_ingest_set_run_hook(p.ingest, s_hook, &ev);
+    for (int k = 0; k < 65; k++) {
+        uint8_t run[DM_INGEST_RUN_ID_BYTES];
+        memset(run, k + 10, sizeof run);
+        s_send(&p, "{\"sku\":\"a\"}\n", run, true, false);
+        cr_assert(s_reply(&p));
+    }
+    pthread_mutex_lock(&ev.mu);
+    size_t fails = 0;
+    for (size_t i = 0; i < ev.n; i++)
+        if (ev.ev[i] == DM_INGEST_RUN_FAIL) {
+            fails++;
+            cr_assert_eq(ev.run[i], 10, "the oldest run is the one pushed out");
+            cr_assert(strstr(ev.error[i], "abandoned"), "%s", ev.error[i]);
+        }
+    pthread_mutex_unlock(&ev.mu);
+    cr_assert_eq(fails, 1);
+    t_pipe_stop(&p);
     t_pipe_free(&p);
 }

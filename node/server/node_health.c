@@ -740,9 +740,10 @@ bool dm_node__health_view_own(const dm_node__health_view_t *v, const char *domai
                               const char *name, bool *failing, const char **cause)
 {
     const s_vitem *x = s_view_find(v, domain, name);
+    const char *word = x && x->word ? x->word : "";
     *failing = x && x->failing;
-    *cause = x ? x->cause : "";
-    return x && x->known;
+    *cause = x && x->cause && x->cause[0] ? x->cause : word;
+    return word[0] != 0;
 }
 
 const char *dm_node__health_view_degraded(const dm_node__health_view_t *v, const char *domain,

@@ -452,8 +452,9 @@ void dm_node__health_view_free(dm_node__health_view_t **v_p);
 /* As dm_node__health_show, from the view ("" for a product not in it). */
 void dm_node__health_view_show(const dm_node__health_view_t *v, const char *domain,
                                const char *name, dm_buf_t *health, dm_buf_t *cause);
-/* The product's own health (false: unknown): *failing and its cause
- * (borrowed from the view). */
+/* The product's own health (false: unknown, nothing judged yet): *failing
+ * and its cause, or the listing's word when there is none ("pass"; both
+ * borrowed from the view). */
 bool dm_node__health_view_own(const dm_node__health_view_t *v, const char *domain,
                               const char *name, bool *failing, const char **cause);
 /* Its "upstream degraded: ..." text, NULL when it is not. */

@@ -203,6 +203,11 @@ Test(health, unique_failure_shows_upstream_degraded_at_a_third_node)
                      "this build: no quality report is ever stored, so unique(sku) cannot "
                      "fail yet");
     s_wait_health(T_IDENTITY, "logistics", "inventory", "pass", NULL);
+    /* lineage's health column says what the listing says */
+    r = s_tool("meshq", T_IDENTITY, "lineage", "logistics/inventory", "--json");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "\"health\":\"pass\""), "%s", r.out);
+    dm_h_result_free(&r);
     s_ingest_inventory(3); /* each sku three times: 100 groups, 200 extra rows */
     s_wait_health(T_IDENTITY, "logistics", "inventory", "fail", "unique(sku)");
     s_wait_health(T_IDENTITY, "commerce", "orders", "upstream degraded",

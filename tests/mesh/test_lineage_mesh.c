@@ -185,6 +185,17 @@ Test(lineage_mesh, an_unknown_product_and_a_bad_depth_are_refused)
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "--depth '65'") && strstr(r.err, "1 to 64"), "%s", r.err);
     dm_h_result_free(&r);
+    /* the unknown product's hint names a real command */
+    const char *hint[] = {"lineage", "commerce/nope", NULL};
+    r = s_meshq(hint);
+    cr_assert(strstr(r.err, "meshq products"), "%s", r.err);
+    cr_assert_null(strstr(r.err, "--mesh"), "%s", r.err);
+    dm_h_result_free(&r);
+    const char *clash[] = {"--json", "lineage", "commerce/orders", "--format", "dot", NULL};
+    r = s_meshq(clash);
+    cr_assert_eq(r.status, 2, "%s", r.out);
+    cr_assert(strstr(r.err, "disagree"), "%s", r.err);
+    dm_h_result_free(&r);
 }
 
 Test(lineage_mesh, search_ranks_from_any_node)

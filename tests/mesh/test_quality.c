@@ -308,6 +308,12 @@ Test(quality, text_output_and_usage_errors)
     r = s_dmctl(junk, NULL);
     cr_assert_eq(r.status, 4, "another command's option is 4: %s", r.err);
     dm_h_result_free(&r);
+    const char *junit_history[] = {"--data", s_dir,     "quality", "logistics/inventory",
+                                   "--junit", "--history", "3",      NULL};
+    r = s_dmctl(junit_history, NULL);
+    cr_assert_eq(r.status, 4, "--junit with --history is refused, not ignored: %s", r.out);
+    cr_assert(strstr(r.err, "--history"), "%s", r.err);
+    dm_h_result_free(&r);
     const char *help[] = {"quality", "--help", NULL};
     r = s_dmctl(help, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);

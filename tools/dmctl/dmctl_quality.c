@@ -250,6 +250,11 @@ int dm_dmctl_quality(const dm_cli_args_t *a)
         fprintf(stderr, "%s: quality: choose --json or --junit, not both\n", S_P);
         return S_EXIT_NOREPORT;
     }
+    if (junit && history > 0) {
+        fprintf(stderr, "%s: quality: --history is shown as text or --json; a JUnit report "
+                        "holds the latest only\n", S_P);
+        return S_EXIT_NOREPORT;
+    }
     Dm__Envelope req = DM__ENVELOPE__INIT;
     Dm__QualityReq body = DM__QUALITY_REQ__INIT;
     body.domain = (char *)q.domain;

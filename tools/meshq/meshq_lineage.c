@@ -228,6 +228,11 @@ int dm_meshq_lineage_walk(const dm_cli_args_t *a)
     if (dm_cli_product_arg(a, s_lineage_usage, &q) != DM_EXIT_OK)
         return DM_EXIT_USAGE;
     const char *fmt = dm_cli_get(a, "format");
+    if (fmt && dm_cli_get(a, "json") && strcmp(fmt, "json") != 0) {
+        fprintf(stderr, "%s: lineage: --json and --format %s disagree: give one of them\n", P,
+                fmt);
+        return DM_EXIT_USAGE;
+    }
     if (!fmt)
         fmt = dm_cli_get(a, "json") ? "json" : "table";
     if (strcmp(fmt, "table") && strcmp(fmt, "json") && strcmp(fmt, "dot")) {

@@ -94,9 +94,9 @@ static void s_field(dm_qresult_t *r, const dm_check_t *k, const dm_quality__csta
 {
     if (!dm_contract_check_has_rate(k)) {
         r->threshold = s_fmt("record gate: failing records are quarantined");
-        r->observed_text = s_fmt("0 failing live rows (%" PRIu64 " quarantined record%s in "
-                                 "the product, by any rule)",
-                                 quarantined, quarantined == 1 ? "" : "s");
+        r->observed_text = s_fmt("0%% failing (0 of %" PRIu64 " live rows; %" PRIu64
+                                 " quarantined record%s in the product, by any rule)",
+                                 records, quarantined, quarantined == 1 ? "" : "s");
         return;
     }
     double rate = records ? 100.0 * (double)st->failing / (double)records : 0;
@@ -241,6 +241,7 @@ static dm_err s_delta(dm_store_txn_t *t, uint32_t pid, const dm_check_t *k, dm_q
                                : s_fmt("fail above %g%s", k->threshold, unit);
     double base = 0;
     const char *bname = "the previous run";
+    char avg[96];
     size_t have = m->got;
     if (k->baseline == DM_BASELINE_SAME_WEEKDAY) {
         bname = "the run nearest to 7 days before";
@@ -251,7 +252,12 @@ static dm_err s_delta(dm_store_txn_t *t, uint32_t pid, const dm_check_t *k, dm_q
             have = 2;
         }
     } else if (k->baseline == DM_BASELINE_AVERAGE) {
-        bname = "the average of earlier runs";
+        if (m->got > 1 && m->got - 1 < k->over)
+            snprintf(avg, sizeof avg, "the average of the %zu earlier runs there are (of %u)",
+                     m->got - 1, k->over);
+        else
+            snprintf(avg, sizeof avg, "the average of the %u earlier runs", k->over);
+        bname = avg;
         for (size_t i = 1; i < m->got; i++)
             base += (double)m->n[i];
         base = m->got > 1 ? base / (double)(m->got - 1) : 0;

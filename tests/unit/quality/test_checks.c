@@ -305,6 +305,8 @@ Test(quality, a_field_check_with_thresholds_does_not_quarantine)
     const dm_qresult_t *x = s_judge(&r, 1, T_NOW);
     cr_assert_eq(x->outcome, DM_QOUT_PASS);
     cr_assert(strstr(x->threshold, "record gate"), "%s", x->threshold);
+    cr_assert(strstr(x->observed_text, "0% failing (0 of 1 live rows"), "%s", x->observed_text);
+    cr_assert_eq(x->observed, 0.0);
     dm_quality_report_clear(&r);
 }
 
@@ -344,7 +346,25 @@ Test(quality, row_count_delta_average_baseline)
     s_judge(&r, 0, T_NOW);
     cr_assert_eq(r.results[0].outcome, DM_QOUT_FAIL, "21 vs avg(10, 20) = 15: +40%%");
     cr_assert_float_eq(r.results[0].observed, 40.0, 1e-9);
+    cr_assert(strstr(r.results[0].reason, "the average of the 2 earlier runs"), "%s",
+              r.results[0].reason);
     cr_assert_eq(r.results[1].outcome, DM_QOUT_PASS, "21 vs 20: +5%%");
+    dm_quality_report_clear(&r);
+}
+
+/* An average over fewer runs than `over` asks says how many it had. */
+Test(quality, row_count_delta_average_says_when_it_has_fewer_runs)
+{
+    s_product(NULL, T_FIELDS, NULL,
+              "      - {rule: row_count_delta, threshold: 20%, baseline: average, over: 7}\n");
+    s_ints("1,1,1,1,1,1,1,1,1,1", T_NOW); /* 10 */
+    s_ints("1,1,1,1,1,1,1,1,1,1", T_NOW); /* 20 */
+    s_ints("1,1,1,1,1,1,1,1,1,1", T_NOW); /* 30 vs avg(10, 20) = 15: +100% */
+    dm_qreport_t r = {0};
+    const dm_qresult_t *x = s_judge(&r, 0, T_NOW);
+    cr_assert_eq(x->outcome, DM_QOUT_FAIL);
+    cr_assert(strstr(x->reason, "the average of the 2 earlier runs there are (of 7)"), "%s",
+              x->reason);
     dm_quality_report_clear(&r);
 }
 

@@ -230,9 +230,15 @@ run ok meshq --data "$L" members
 note "three nodes alive, one per domain, found by gossip"
 # Each owner publishes its products' health on its own tick; gossip brings it.
 wait_until "the logistics node holds every product's health (each owner measures and publishes it)" \
-  bash -c 'p=$("$1/meshq" --data "$2" products) && [ "$(grep -cE " (pass|warn|fail|error)" <<<"$p")" -ge 4 ]' _ "$bin" "$L"
+  bash -c 'p=$("$1/meshq" --data "$2" products) && [ "$(grep -cE " (pass|warn|fail|error|sla breached|upstream degraded)" <<<"$p")" -ge 4 ]' _ "$bin" "$L"
 run ok meshq --data "$L" products
-note "every product of the mesh from the gossiped catalog, with the health its owner measured; records counted where they live"
+if [ "$(date -u +%Y%m)" -ge 202612 ]; then # the sample orders' times are past
+  grep -q "commerce.orders: breaches sla.freshness" <<<"$out" ||
+    fail "commerce.orders (sample orders of November 2026, sla.freshness 5m) is not shown breaching its freshness"
+  grep -q "logistics.shipments: upstream degraded: commerce.orders" <<<"$out" ||
+    fail "logistics.shipments (downstream of commerce.orders) is not shown upstream degraded"
+fi
+note "every product of the mesh from the gossiped catalog, with the health its owner measured; records counted where they live. The sample orders are stamped November 2026, so commerce.orders breaches its sla.freshness (5m), measured on their event time; shipments names orders upstream, so it shows \"upstream degraded\": health flows along the lineage"
 
 heading "the owner's audit: identity's record of who read customers"
 run ok dmctl --data "$I" audit --since 10m

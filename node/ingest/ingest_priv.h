@@ -24,7 +24,7 @@
 #define DM_INGEST_SOURCE_MAX 255    /* bytes of the input's name kept with quarantined lines */
 #define DM_INGEST_GROUP_ROWS 50000  /* rows after which a group stops growing */
 #define DM_INGEST_RUNS_MAX 64       /* ingest runs tracked at once; the oldest is failed */
-#define DM_INGEST_RUN_NAME_MAX 128  /* a run's domain, product, source as kept (truncated) */
+#define DM_INGEST_RUN_NAME_MAX 128  /* a run's domain and product as kept (names are shorter) */
 #define DM_INGEST_POOL_BUFS 8       /* jobs' buffers kept for reuse (dm_ingest__job_recycle) */
 #define DM_INGEST_POOL_BUF_MAX ((size_t)4 << 20) /* bytes of capacity a kept buffer may have */
 
@@ -104,11 +104,12 @@ struct dm_ingest {
     struct dm_ingest__run {
         uint8_t id[DM_INGEST_RUN_ID_BYTES];
         bool used;
+        bool ended; /* FAIL reported: its batches still in flight report nothing */
         uint64_t accepted, quarantined, started; /* started: a tick for eviction */
         /* its product and the client's input name, kept for its last event
          * (a refused batch or the node's stop has no contract to name them) */
         char domain[DM_INGEST_RUN_NAME_MAX], name[DM_INGEST_RUN_NAME_MAX];
-        char source[DM_INGEST_RUN_NAME_MAX];
+        char source[DM_INGEST_SOURCE_MAX + 1];
     } runs[DM_INGEST_RUNS_MAX]; /* the writer's */
     uint64_t run_tick;
     dm_buf_t w_rows, w_quar; /* the writer's: a group's dm_row_in_t[] and dm_quarantine_in_t[] */

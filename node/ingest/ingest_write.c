@@ -59,36 +59,42 @@ static void s_run_event(dm_ingest_t *self, const struct dm_ingest__run *r,
     self->run_hook(self->run_hook_ctx, &e);
 }
 
-/* Ends run r with FAIL, error saying why, and forgets it. */
+/* Ends run r with FAIL, error saying why. Its slot stays, marked ended,
+ * so that its batches still in flight report nothing (no second START);
+ * the batch marked last, or a new run needing room, frees it. */
 static void s_run_fail(dm_ingest_t *self, struct dm_ingest__run *r, const char *error)
 {
     s_run_event(self, r, DM_INGEST_RUN_FAIL, NULL, error);
-    r->used = false;
+    r->ended = true;
 }
 
-/* The writer's entry for job's run, made (its START reported by the
- * caller) when new; when the table is full the oldest run is failed as
- * abandoned (its client never sent the batch marked last). *fresh tells. */
-static struct dm_ingest__run *s_run_find(dm_ingest_t *self, const dm_ingest__job_t *job,
-                                         bool make, bool *fresh)
+/* The writer's entry for run id, NULL when it has none. */
+static struct dm_ingest__run *s_run_get(dm_ingest_t *self, const uint8_t *id)
 {
-    struct dm_ingest__run *free_slot = NULL, *oldest = NULL;
-    *fresh = false;
+    for (size_t i = 0; i < DM_INGEST_RUNS_MAX; i++)
+        if (self->runs[i].used && memcmp(self->runs[i].id, id, DM_INGEST_RUN_ID_BYTES) == 0)
+            return &self->runs[i];
+    return NULL;
+}
+
+/* A slot for a new run without failing a live one: a free slot, else the
+ * oldest ended one; NULL when all are live. */
+static struct dm_ingest__run *s_run_spare(dm_ingest_t *self)
+{
+    struct dm_ingest__run *ended = NULL;
     for (size_t i = 0; i < DM_INGEST_RUNS_MAX; i++) {
         struct dm_ingest__run *r = &self->runs[i];
-        if (r->used && memcmp(r->id, job->run_id, DM_INGEST_RUN_ID_BYTES) == 0)
+        if (!r->used)
             return r;
-        if (!r->used && !free_slot)
-            free_slot = r;
-        if (r->used && (!oldest || r->started < oldest->started))
-            oldest = r;
+        if (r->ended && (!ended || r->started < ended->started))
+            ended = r;
     }
-    if (!make || !job->ref)
-        return NULL;
-    struct dm_ingest__run *r = free_slot ? free_slot : oldest;
-    if (!free_slot)
-        s_run_fail(self, r, "abandoned: its last batch never came, and " 
-                            "newer runs took its place (the node tracks 64 at once)");
+    return ended;
+}
+
+/* Makes r job's run, new. */
+static void s_run_init(dm_ingest_t *self, struct dm_ingest__run *r, const dm_ingest__job_t *job)
+{
     memset(r, 0, sizeof *r);
     memcpy(r->id, job->run_id, DM_INGEST_RUN_ID_BYTES);
     snprintf(r->domain, sizeof r->domain, "%s", job->ref->contract->domain);
@@ -96,32 +102,67 @@ static struct dm_ingest__run *s_run_find(dm_ingest_t *self, const dm_ingest__job
     snprintf(r->source, sizeof r->source, "%s", job->source ? job->source : "");
     r->used = true;
     r->started = ++self->run_tick;
-    *fresh = true;
+}
+
+/* A slot for job's new run (its START reported by the caller): a spare
+ * one, else the oldest live run's, which is failed as abandoned (its
+ * client never sent the batch marked last). */
+static struct dm_ingest__run *s_run_new(dm_ingest_t *self, const dm_ingest__job_t *job)
+{
+    struct dm_ingest__run *r = s_run_spare(self);
+    if (!r) {
+        r = &self->runs[0];
+        for (size_t i = 1; i < DM_INGEST_RUNS_MAX; i++)
+            if (self->runs[i].started < r->started)
+                r = &self->runs[i];
+        char text[160];
+        snprintf(text, sizeof text, "abandoned: its last batch never came, and newer runs took "
+                 "its place (the node tracks %d at once)", DM_INGEST_RUNS_MAX);
+        s_run_fail(self, r, text);
+    }
+    s_run_init(self, r, job);
     return r;
 }
 
-/* Reports the runs of a committed (rc DM_OK) or failed group: a run's
- * first batch that failed is reported as a START and its FAIL. */
+/* Job's batch failed to commit (rc): its run ends with FAIL; a run that
+ * had not started reports START first, in a spare slot (so that its
+ * batches in flight stay silent) or, when every slot is live, in none. */
+static void s_run_failed(dm_ingest_t *self, const dm_ingest__job_t *job,
+                         struct dm_ingest__run *r, dm_err rc)
+{
+    char text[256];
+    snprintf(text, sizeof text, "a batch of the run was not stored: %s", dm_err_str(rc));
+    struct dm_ingest__run none;
+    if (!r) {
+        r = s_run_spare(self);
+        r = r ? r : &none;
+        s_run_init(self, r, job);
+        s_run_event(self, r, DM_INGEST_RUN_START, NULL, NULL);
+    }
+    s_run_fail(self, r, text);
+}
+
+/* Reports the runs of a committed (rc DM_OK) or failed group. A run that
+ * ended (FAIL) reports nothing more: its last batch frees its slot. */
 static void s_runs_after(dm_ingest_t *self, dm_ingest__job_t **group, size_t ngroup, dm_err rc,
                          const dm_qreport_t *report)
 {
     for (size_t g = 0; g < ngroup; g++) {
         dm_ingest__job_t *job = group[g];
-        if (!job->has_run)
+        if (!job->has_run || !job->ref)
             continue;
-        bool fresh;
-        struct dm_ingest__run *r = s_run_find(self, job, true, &fresh);
-        if (!r)
-            continue;
-        if (rc != DM_OK) {
-            char text[256];
-            snprintf(text, sizeof text, "a batch of the run was not stored: %s",
-                     dm_err_str(rc));
-            if (fresh)
-                s_run_event(self, r, DM_INGEST_RUN_START, NULL, NULL);
-            s_run_fail(self, r, text);
+        struct dm_ingest__run *r = s_run_get(self, job->run_id);
+        if (r && r->ended) {
+            r->used = !job->run_last;
             continue;
         }
+        if (rc != DM_OK) {
+            s_run_failed(self, job, r, rc);
+            continue;
+        }
+        bool fresh = !r;
+        if (fresh)
+            r = s_run_new(self, job);
         r->accepted += job->rows.len / sizeof(dm_ingest__rowref_t);
         r->quarantined += job->quar.len / sizeof(dm_ingest__qref_t);
         if (fresh)
@@ -133,24 +174,27 @@ static void s_runs_after(dm_ingest_t *self, dm_ingest__job_t **group, size_t ngr
     }
 }
 
-/* A refused batch (job: the validator's reply) ends its run, if it began. */
+/* A refused batch (job: the validator's reply) ends its run, if it began
+ * and has not ended. */
 static void s_run_refused(dm_ingest_t *self, const dm_ingest__job_t *job)
 {
-    bool fresh;
-    struct dm_ingest__run *r = job->has_run ? s_run_find(self, job, false, &fresh) : NULL;
+    struct dm_ingest__run *r = job->has_run ? s_run_get(self, job->run_id) : NULL;
     if (!r)
         return;
-    char text[DM_ERROR_TEXT_MAX + 48];
-    snprintf(text, sizeof text, "a batch of the run was refused: %s",
-             job->errtext ? job->errtext : dm_err_str(job->err));
-    s_run_fail(self, r, text);
+    if (!r->ended) {
+        char text[DM_ERROR_TEXT_MAX + 48];
+        snprintf(text, sizeof text, "a batch of the run was refused: %s",
+                 job->errtext ? job->errtext : dm_err_str(job->err));
+        s_run_fail(self, r, text);
+    }
+    r->used = !job->run_last;
 }
 
 /* At the node's stop: every run still open ends with FAIL. */
 static void s_runs_stopped(dm_ingest_t *self)
 {
     for (size_t i = 0; i < DM_INGEST_RUNS_MAX; i++)
-        if (self->runs[i].used)
+        if (self->runs[i].used && !self->runs[i].ended)
             s_run_fail(self, &self->runs[i], "the node stopped before the run's last batch");
 }
 

@@ -104,7 +104,9 @@ Test(ingest_runs, start_then_complete_with_the_report)
 }
 
 /* A batch the validator refuses (here: a product that does not exist)
- * ends the run it belongs to with FAIL, naming the product it began on. */
+ * ends the run it belongs to with FAIL, naming the product it began on;
+ * the run's batches still in flight after it report nothing (no second
+ * START, no COMPLETE). */
 Test(ingest_runs, a_refused_batch_fails_its_run)
 {
     t_pipe p;
@@ -115,8 +117,12 @@ Test(ingest_runs, a_refused_batch_fails_its_run)
     memset(run, 3, sizeof run);
     s_send(&p, "{\"sku\":\"a\"}\n", run, true, false);
     cr_assert(s_reply(&p));
-    s_send_to(&p, "nothing", "{\"sku\":\"b\"}\n", run, false, true);
+    s_send_to(&p, "nothing", "{\"sku\":\"b\"}\n", run, false, false);
     cr_assert_not(s_reply(&p), "a batch for an unknown product is refused");
+    s_send(&p, "{\"sku\":\"c\"}\n", run, false, false); /* in flight when it was refused */
+    cr_assert(s_reply(&p));
+    s_send(&p, "{\"sku\":\"d\"}\n", run, false, true);
+    cr_assert(s_reply(&p));
     t_pipe_stop(&p);
     cr_assert_eq(ev.n, 2, "events: %zu", ev.n);
     cr_assert_eq(ev.ev[0], DM_INGEST_RUN_START);

@@ -23,6 +23,15 @@ typedef struct {
 void dm_buf_free(dm_buf_t *b);
 /* Empties the buffer, keeping its allocation. */
 static inline void dm_buf_reset(dm_buf_t *b) { b->len = 0; if (b->data) b->data[0] = 0; }
+/* Cuts b (NULL-safe) back to its first len bytes (len <= b->len): what a
+ * caller appended past a mark, taken back. */
+static inline void dm_buf_cut(dm_buf_t *b, size_t len)
+{
+    if (b && b->data && len <= b->len) {
+        b->len = len;
+        b->data[len] = 0;
+    }
+}
 /* Makes room for extra more bytes (plus the NUL). Aborts on out of memory:
  * every caller would have to give up anyway. */
 void dm_buf_reserve(dm_buf_t *b, size_t extra);

@@ -357,10 +357,7 @@ static void s_unreadable(const dm_quality_batch_t *b, dm_buf_t *why, size_t mark
 {
     dm_log_warn("quality: product %u: %s; rebuilding it from the rows", b->pid,
                 why && why->len > mark ? why->data + mark : "corrupt state");
-    if (why && why->data) {
-        why->len = mark;
-        why->data[mark] = 0;
-    }
+    dm_buf_cut(why, mark);
 }
 
 static dm_err s_finish(void *ctx, dm_store_txn_t *t, const dm_batch_result_t *result,

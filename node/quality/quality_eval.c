@@ -39,7 +39,14 @@ bool dm_quality__sla_event_check(const dm_contract_t *c, dm_check_t *out)
     for (size_t i = 0; i < c->nchecks; i++)
         if (c->checks[i].rule == DM_CHECK_FRESHNESS)
             return false;
-    return c->freshness_ms >= 0 && dm_quality__event_field(c, out) >= 0;
+    int ev = dm_quality__event_field(c, out);
+    if (c->freshness_ms < 0 || ev < 0)
+        return false;
+    /* named by its field: the state of `freshness column: ts` (the same
+     * measure), rebuilt when an upgrade moves the event time elsewhere */
+    out->column = c->fields[ev].name;
+    out->field_index = ev;
+    return true;
 }
 
 /* Whether two values of one in_list column are equal (enum values compare

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
+
 #define S_MS_PER_S 1000
 #define S_TEXT_MAX 256
 
@@ -94,9 +96,11 @@ static void s_field(dm_qresult_t *r, const dm_check_t *k, const dm_quality__csta
 {
     if (!dm_contract_check_has_rate(k)) {
         r->threshold = s_fmt("record gate: failing records are quarantined");
-        r->observed_text = s_fmt("0%% failing (0 of %" PRIu64 " live rows; %" PRIu64
-                                 " quarantined record%s in the product, by any rule)",
-                                 records, quarantined, quarantined == 1 ? "" : "s");
+        r->observed_text = s_fmt("0%% failing at ingest (%" PRIu64 " live row%s passed the gate "
+                                 "when stored, not checked again; %" PRIu64 " quarantined "
+                                 "record%s in the product, by any rule)",
+                                 records, records == 1 ? "" : "s", quarantined,
+                                 quarantined == 1 ? "" : "s");
         return;
     }
     double rate = records ? 100.0 * (double)st->failing / (double)records : 0;
@@ -253,8 +257,8 @@ static dm_err s_delta(dm_store_txn_t *t, uint32_t pid, const dm_check_t *k, dm_q
         }
     } else if (k->baseline == DM_BASELINE_AVERAGE) {
         if (m->got > 1 && m->got - 1 < k->over)
-            snprintf(avg, sizeof avg, "the average of the %zu earlier runs there are (of %u)",
-                     m->got - 1, k->over);
+            snprintf(avg, sizeof avg, "the average of the %zu earlier run%s there are (of %u)",
+                     m->got - 1, m->got == 2 ? "" : "s", k->over);
         else
             snprintf(avg, sizeof avg, "the average of the %u earlier runs", k->over);
         bname = avg;
@@ -382,11 +386,7 @@ dm_err dm_quality__judge(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c
             free(r->reason);
             r->reason = s_fmt("the check's state cannot be read: %s",
                               why && why->len > mark ? why->data + mark : "store error");
-            if (why) {
-                why->len = mark;
-                if (why->data)
-                    why->data[mark] = 0;
-            }
+            dm_buf_cut(why, mark);
             err = DM_OK;
         }
         if (!r->observed_text)
@@ -402,11 +402,13 @@ dm_err dm_quality__judge(dm_store_txn_t *t, uint32_t pid, const dm_contract_t *c
         bool found = false;
         size_t mark = why ? why->len : 0;
         err = dm_quality__cstate_get(t, pid, dm_quality__check_id(&sla), &st, &found, why);
-        if (err == DM_ERR_STORE && why) /* unreadable: the SLA measures the last ingest; */
-            why->data[why->len = mark] = 0; /* the next batch rebuilds it */
-        if (err == DM_ERR_STORE)
+        if (err == DM_ERR_STORE) { /* unreadable: the SLA measures the last ingest */
+            dm_log_warn("quality: product %u: the SLA's event-time state cannot be read: %s "
+                        "(the next batch rebuilds it)", pid,
+                        why && why->len > mark ? why->data + mark : "store error");
+            dm_buf_cut(why, mark);
             err = DM_OK;
-        else if (!err && found && st.newest != DM_QUALITY_NO_EVENT &&
+        } else if (!err && found && st.newest != DM_QUALITY_NO_EVENT &&
                  st.newest > out->newest_event_ms)
             out->newest_event_ms = st.newest;
     }

@@ -464,9 +464,9 @@ void dm_quality__keyed_sample(const dm_contract_t *c, const dm_schema_t *s, cons
  * timestamp field of spec.storage.partitioning, or -1. */
 int dm_quality__event_field(const dm_contract_t *c, const dm_check_t *k);
 /* The state sla.freshness reads when no check of c keeps the newest event
- * time: a freshness check without a column (the contract's event-time
- * field) set into *out, kept by the writer like one of c's checks but
- * never reported. false when c has a freshness check, no sla.freshness or
+ * time: a freshness check on the contract's event-time field set into
+ * *out (borrowing c's field name), kept by the writer like one of c's
+ * checks but never reported. false when c has a freshness check, no sla.freshness or
  * no event-time field (the SLA then measures the last ingest). */
 bool dm_quality__sla_event_check(const dm_contract_t *c, dm_check_t *out);
 

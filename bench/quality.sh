@@ -165,7 +165,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 BIN=$MAIN_BIN
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median() { # the middle value of the words on stdin (of an even count, the lower middle)
+    tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
 for kind in $KINDS; do
     m=$(median <<<"${RATES_OF[$kind]}")
     line=$(printf 'median %-8s %10s records/s, %+6.1f%% against plain' "$kind" "$m" \

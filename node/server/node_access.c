@@ -301,6 +301,33 @@ out:
     return rc;
 }
 
+dm_err dm_node__catalog_contract(dm_node_t *self, const char *domain, const char *name,
+                                 dm_contract_t ***list, uint8_t owner[DM_ID_PUBLIC_BYTES])
+{
+    *list = NULL;
+    char key[DM_CATALOG_KEY_MAX];
+    dm_catalog_entry_t e = {0};
+    int kn = snprintf(key, sizeof key, "product/%s/%s", domain, name);
+    if (kn < 0 || (size_t)kn >= sizeof key || !dm_catalog_owner(self->catalog, domain, owner))
+        return DM_ERR_NOTFOUND;
+    dm_err rc = dm_catalog_get(self->catalog, owner, key, &e);
+    if (rc == DM_OK && e.tombstone)
+        rc = DM_ERR_NOTFOUND;
+    size_t n = 0;
+    dm_diags_t diags = DM_DIAGS_INIT;
+    if (rc == DM_OK) {
+        rc = dm_contract_parse_opts("catalog", (const char *)e.payload, e.payload_len, NULL,
+                                    DM_CONTRACT_NO_COMPILE, list, &n, &diags);
+        if (rc != DM_ERR_NOMEM && (rc != DM_OK || n != 1))
+            rc = DM_ERR_INVALID;
+        if (rc != DM_OK)
+            dm_contract_list_destroy(list, n);
+    }
+    dm_diags_clear(&diags);
+    dm_catalog_entry_clear(&e);
+    return rc;
+}
+
 dm_err dm_node__decide_remote(dm_node_t *self, const dm_rpc_caller_t *caller,
                               dm_policy_action action, const dm_contract_t *c,
                               dm_policy_decision_t *out)

@@ -9,9 +9,9 @@
  * The loop's tick builds each product's dm.HealthRecord from its checks
  * judged now from the stored state (dm_quality_run without storing:
  * O(checks), so a lapsing freshness shows without an ingest), the
- * store's counts and the SLA terms, and
- * publishes it when it starts failing (at once), when another state
- * changed (at most every DM_NODE_HEALTH_MIN_GAP_MS per product) or, when only numbers changed,
+ * store's counts and the SLA terms, and publishes it when it starts
+ * failing (at once), when another state changed (at most every
+ * DM_NODE_HEALTH_MIN_GAP_MS per product) or, when only numbers changed,
  * every DM_NODE_HEALTH_REFRESH_MS. Readers of the health entries (listings,
  * describe, lineage) classify them here; a listing or a lineage answer
  * takes one view of every product's health (each entry decoded once,

@@ -115,27 +115,13 @@ static bool s_describable(dm_node_t *self, const dm_rpc_caller_t *caller, const 
     if (!self->gov)
         return true;
     uint8_t owner[DM_ID_PUBLIC_BYTES];
-    char key[DM_CATALOG_KEY_MAX];
-    dm_catalog_entry_t e = {0};
-    snprintf(key, sizeof key, "product/%s/%s", domain, name);
-    if (!dm_catalog_owner(self->catalog, domain, owner) ||
-        dm_catalog_get(self->catalog, owner, key, &e) != DM_OK)
-        return true;
     dm_contract_t **list = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    bool yes = true;
-    if (!e.tombstone && dm_contract_parse_opts("catalog", (const char *)e.payload, e.payload_len,
-                                               NULL, DM_CONTRACT_NO_COMPILE, &list, &n,
-                                               &diags) == DM_OK &&
-        n == 1) {
-        yes = dm_node__decide_remote(self, caller, DM_POLICY_DESCRIBE, list[0], &d) == DM_OK &&
-              d.allow;
-        dm_policy_decision_clear(&d);
-    }
-    dm_contract_list_destroy(&list, n);
-    dm_diags_clear(&diags);
-    dm_catalog_entry_clear(&e);
+    if (dm_node__catalog_contract(self, domain, name, &list, owner) != DM_OK)
+        return true; /* no live contract that parses: nothing to judge by */
+    bool yes = dm_node__decide_remote(self, caller, DM_POLICY_DESCRIBE, list[0], &d) == DM_OK &&
+               d.allow;
+    dm_policy_decision_clear(&d);
+    dm_contract_list_destroy(&list, 1);
     return yes;
 }
 

@@ -302,6 +302,15 @@ DM_NODISCARD dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *call
  * so only the governance part can refuse when action is describe (the
  * owner's part lets anyone describe). Fills *out (clear it); DM_ERR_NOMEM
  * only. Thread-safe. */
+/* Another node's product domain/name as the catalog holds it: the live
+ * contract its domain's owner published, parsed without compiling (its
+ * patterns are not compiled on the node loop), into *list (one contract;
+ * free with dm_contract_list_destroy(list, 1)); *owner its publisher.
+ * DM_ERR_NOTFOUND: no pinned owner, no such entry, or a tombstone;
+ * DM_ERR_INVALID: it does not parse here; DM_ERR_NOMEM. Loop thread. */
+DM_NODISCARD dm_err dm_node__catalog_contract(dm_node_t *self, const char *domain,
+                                              const char *name, dm_contract_t ***list,
+                                              uint8_t owner[DM_ID_PUBLIC_BYTES]);
 DM_NODISCARD dm_err dm_node__decide_remote(dm_node_t *self, const dm_rpc_caller_t *caller,
                                            dm_policy_action action, const dm_contract_t *c,
                                            dm_policy_decision_t *out);

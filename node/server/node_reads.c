@@ -463,86 +463,61 @@ static void s_describe_send(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const 
     dm_buf_free(&degraded);
 }
 
-/* A product of the mesh's catalog: domain and name wanted, its contract found. */
-typedef struct {
-    const char *domain, *name;
-    bool found;
-    uint8_t origin[DM_ID_PUBLIC_BYTES]; /* its publisher */
-    dm_buf_t contract;                  /* canonical JSON */
-} s_catalog_find;
-
-static int s_find_product(void *ctx, const dm_catalog_product_t *p)
-{
-    s_catalog_find *f = ctx;
-    if (strcmp(p->domain, f->domain) != 0 || strcmp(p->name, f->name) != 0)
-        return 0;
-    f->found = p->contract != NULL;
-    memcpy(f->origin, p->origin, DM_ID_PUBLIC_BYTES);
-    if (p->contract)
-        dm_buf_append(&f->contract, p->contract, p->contract_len);
-    return 1;
-}
-
 /* Describes another node's product from the catalog, as the mesh listing
- * shows it: its signed contract and its owner's last health entry, decided
- * by governance only (dm_node__decide_remote: its owner's own admins and
- * grants are not known here). A domain governance does not certify to its
- * publisher is refused: the claim may be an impostor's (docs/security.md).
- * false, nothing sent, when the catalog does not hold it. */
+ * shows it: its owner's signed contract and last health entry, decided by
+ * governance only (dm_node__decide_remote: its owner's own admins and
+ * grants are not known here; the audit record says "(catalog)"). A domain
+ * governance does not certify to its publisher is refused: the claim may
+ * be an impostor's (docs/security.md). false, nothing sent, when the
+ * catalog does not hold it. */
 static bool s_describe_remote(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                               const dm_rpc_caller_t *caller, const char *domain,
                               const char *name)
 {
-    s_catalog_find f = {domain, name, false, {0}, DM_BUF_INIT};
-    if (dm_catalog_products(self->catalog, false, s_find_product, &f) != DM_OK || !f.found) {
-        dm_buf_free(&f.contract);
+    uint8_t owner[DM_ID_PUBLIC_BYTES];
+    dm_contract_t **list = NULL;
+    dm_err rc = dm_node__catalog_contract(self, domain, name, &list, owner);
+    if (rc == DM_ERR_NOTFOUND)
         return false;
-    }
-    if (!dm_catalog_certified(self->catalog, domain, f.origin)) {
-        char text[320];
+    char text[600], rule[DM_AUDIT_RULE_MAX];
+    dm_policy_decision_t d;
+    memset(&d, 0, sizeof d);
+    if (rc == DM_OK && !dm_catalog_certified(self->catalog, domain, owner)) {
         snprintf(text, sizeof text,
                  "describe: %.100s/%.100s is not served: domain %.100s is not certified to its "
                  "publisher by the mesh's governance (meshq products marks it UNCERTIFIED)",
                  domain, name, domain);
-        dm_node__audit(self, caller, false, "describe", domain, name, DM_NODE_RULE_UNCERTIFIED,
-                       0);
-        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED, text);
-        dm_buf_free(&f.contract);
-        return true;
+        snprintf(d.rule, sizeof d.rule, "%s", DM_NODE_RULE_UNCERTIFIED);
+        rc = DM_ERR_DENIED;
+    } else if (rc == DM_OK) {
+        rc = dm_node__decide_remote(self, caller, DM_POLICY_DESCRIBE, list[0], &d);
+        if (rc == DM_OK && !d.allow) {
+            snprintf(text, sizeof text, "%.500s", d.reason[0] ? d.reason : d.rule);
+            rc = DM_ERR_DENIED;
+        }
     }
-    dm_contract_t **list = NULL;
-    size_t n = 0;
-    dm_diags_t diags = DM_DIAGS_INIT;
-    if (dm_contract_parse_opts("catalog", f.contract.data, f.contract.len, NULL,
-                               DM_CONTRACT_NO_COMPILE, &list, &n, &diags) != DM_OK)
-        n = 0;
-    dm_diags_clear(&diags);
-    dm_policy_decision_t d;
-    memset(&d, 0, sizeof d);
-    dm_err rc = n == 1 ? dm_node__decide_remote(self, caller, DM_POLICY_DESCRIBE, list[0], &d)
-                       : DM_ERR_INVALID;
-    bool allow = rc == DM_OK && d.allow;
-    if (rc == DM_OK)
-        dm_node__audit(self, caller, allow, "describe", domain, name,
-                       d.rule[0] ? d.rule : "describe (catalog)", d.policy_version);
-    dm_buf_t canonical = DM_BUF_INIT; /* what the owner signed, as this node writes it */
-    if (allow)
+    if (rc == DM_OK || rc == DM_ERR_DENIED) {
+        snprintf(rule, sizeof rule, "%.200s (catalog)", d.rule[0] ? d.rule : "describe");
+        dm_node__audit(self, caller, rc == DM_OK, "describe", domain, name, rule,
+                       d.policy_version);
+    }
+    if (rc == DM_OK) {
+        dm_buf_t canonical = DM_BUF_INIT; /* what the owner signed, as this node writes it */
         dm_contract_canonical(list[0], &canonical);
-    if (allow)
         s_describe_send(self, rid, id, domain, name, canonical.data, canonical.len, NULL);
-    else if (rc == DM_ERR_INVALID)
+        dm_buf_free(&canonical);
+    } else if (rc == DM_ERR_INVALID) {
         dm_rpc_server_send_error(self->rpc, rid, id, rc,
                                  "describe: the catalog's contract of this product does not "
                                  "parse here (its owner's node answers for it)");
-    else if (rc != DM_OK)
-        dm_rpc_server_send_error(self->rpc, rid, id, rc, "describe: the access decision failed");
-    else
-        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED,
-                                 d.reason[0] ? d.reason : d.rule);
-    dm_buf_free(&canonical);
+    } else {
+        dm_rpc_server_send_error(self->rpc, rid, id, rc,
+                                 rc == DM_ERR_DENIED ? text : "describe: the node is out of "
+                                                              "memory");
+    }
     dm_policy_decision_clear(&d);
-    dm_contract_list_destroy(&list, n);
-    dm_buf_free(&f.contract);
+    if (list)
+        dm_contract_list_destroy(&list, 1);
     return true;
 }
 

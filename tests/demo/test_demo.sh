@@ -4,7 +4,8 @@
 # deadline and checks the tour's key lines: gossip, governance, contracts,
 # ingest with quarantine, the cross-domain join's rows with the email
 # hashed, the local mask and its exception, the refusal of a private
-# product, members, products, the owner's audit (the consumer's relayed,
+# product, members, products (with the health their owners published),
+# the owner's audit (the consumer's relayed,
 # masked reads and the relay's accepted FedOpen among them), and a clean stop of every
 # node. Each check prints PASS or FAIL; the exit status is 1 if any failed.
 # Registered in tests/CMakeLists.txt as demo.tour.
@@ -54,6 +55,12 @@ for d in commerce logistics identity; do
 done
 check "products: the mesh's four" '^logistics +shipments +1\.0\.0 +logistics-ops +private'
 check "products: commerce.orders seen at logistics" '^commerce +orders +1\.0\.0 +commerce-engineering +restricted'
+if [ "$(date -u +%Y%m)" -ge 202612 ]; then # the sample orders (November 2026) are stale
+  check "products: orders breaches its freshness SLA on the orders' event time" \
+    '^commerce +orders .* sla breached$'
+  check "products: shipments, downstream of orders, upstream degraded" \
+    '^logistics\.shipments: upstream degraded: commerce\.orders breaches sla\.freshness'
+fi
 check "the owner's audit: the consumer's masked read" ' read +identity/customers +allow +owner: restricted, a reader; masks email=hash'
 # The relayed reads: the owner audits them as the consumer (the same key as
 # its own masked read), the relay named, the mask applied; and the relay's

@@ -352,6 +352,21 @@ Test(lineage_gov, a_product_the_caller_may_not_describe_is_left_out)
     cr_assert_eq(r.status, 1, "%s", r.out);
     cr_assert(strstr(r.err, "no product logistics/inventory"), "%s", r.err);
     dm_h_result_free(&r);
+    /* describe at a node that does not own it: from the catalog, as governance decides */
+    static const char *const desc[] = {"describe", "logistics/inventory", NULL};
+    r = s_gmeshq(NULL, desc);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "logistics/inventory"), "%s", r.out);
+    dm_h_result_free(&r);
+    r = s_gmeshq(&s_stranger, desc);
+    cr_assert_eq(r.status, 1, "the stranger described inventory: %s", r.out);
+    cr_assert(strstr(r.err, "hide-inventory") || strstr(r.err, "denied"), "%s", r.err);
+    dm_h_result_free(&r);
+    static const char *const audit[] = {"audit", "--since", "10m", NULL};
+    r = dm_h_run_admin("dmctl", &s_gnodes[1], audit, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "(catalog)"), "the commerce node's audit: %s", r.out);
+    dm_h_result_free(&r);
 }
 
 /* ---- per-command help: no node is asked ---- */

@@ -651,6 +651,9 @@ void dm_cli_text(dm_buf_t *out, const char *s, size_t len)
         } else if (l == 1 && (p[i] < 0x20 || p[i] == 0x7f)) {
             dm_buf_printf(out, "\\x%02x", p[i]);
             i++;
+        } else if (l == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0) { /* C1: U+0080..U+009F */
+            dm_buf_printf(out, "\\u%04x", p[i + 1]);
+            i += 2;
         } else {
             dm_buf_append(out, s + i, l);
             i += l;

@@ -173,7 +173,8 @@ void dm_cli_json_string(dm_buf_t *out, const char *s, size_t len);
  * has neither; a text beside it says which). */
 void dm_cli_json_number(dm_buf_t *out, double v);
 
-/* Appends s for a terminal: valid UTF-8 as is, control bytes as \xNN,
+/* Appends s for a terminal: valid UTF-8 as is, control bytes as \xNN and
+ * C1 controls (U+0080..U+009F, which terminals may take as CSI) as \uNNNN,
  * invalid bytes as U+FFFD, so one record stays one line. */
 void dm_cli_text(dm_buf_t *out, const char *s, size_t len);
 

@@ -4,7 +4,6 @@
  * node's from its catalog (docs/sla.md). */
 #include "meshq_describe.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,15 +14,25 @@
 
 static const char *const P = "meshq";
 
-static void s_print_num(FILE *f, const char *label, const dm_num_t *n)
+/* Appends before, s (another team's text: control bytes, newlines
+ * included, and C1 controls escaped by dm_cli_text, so that a value can
+ * neither drive the terminal nor fake a line of this output), after. */
+static void s_line(dm_buf_t *o, const char *before, const char *s, const char *after)
 {
-    if (n->is_int)
-        fprintf(f, " %s %" PRId64, label, n->i);
-    else
-        fprintf(f, " %s %.17g", label, n->d);
+    dm_buf_puts(o, before);
+    dm_cli_text(o, s, strlen(s));
+    dm_buf_puts(o, after);
 }
 
-static void s_print_duration(FILE *f, const char *label, int64_t ms)
+static void s_print_num(dm_buf_t *o, const char *label, const dm_num_t *n)
+{
+    if (n->is_int)
+        dm_buf_printf(o, " %s %" PRId64, label, n->i);
+    else
+        dm_buf_printf(o, " %s %.17g", label, n->d);
+}
+
+static void s_print_duration(dm_buf_t *o, const char *label, int64_t ms)
 {
     if (ms < 0)
         return;
@@ -34,124 +43,110 @@ static void s_print_duration(FILE *f, const char *label, int64_t ms)
                  {60000, "m"},       {1000, "s"},      {1, "ms"}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
         if (ms % units[i].ms == 0) {
-            fprintf(f, "%s%" PRId64 "%s", label, ms / units[i].ms, units[i].unit);
+            dm_buf_printf(o, "%s%" PRId64 "%s", label, ms / units[i].ms, units[i].unit);
             return;
         }
 }
 
 /* A product's contract as text; d gives its counts (unknown for another
  * node's product whose owner published no health entry yet). */
-static void s_describe_text(FILE *f, const dm_contract_t *c, const Dm__DescribeRep *d)
+static void s_describe_text(dm_buf_t *o, const dm_contract_t *c, const Dm__DescribeRep *d)
 {
-    fprintf(f, "%s/%s %s\n", c->domain, c->name, c->version);
+    dm_buf_printf(o, "%s/%s %s\n", c->domain, c->name, c->version);
     if (c->description)
-        fprintf(f, "  %s\n", c->description);
-    fprintf(f, "owner: %s <%s>\n", c->owner_team, c->owner_contact);
+        s_line(o, "  ", c->description, "\n");
+    s_line(o, "owner: ", c->owner_team, " <");
+    s_line(o, "", c->owner_contact, ">\n");
     if (d->from_catalog && !d->health)
-        fprintf(f, "records: unknown (its owner has published no health entry yet)\n");
+        dm_buf_printf(o, "records: unknown (its owner has published no health entry yet)\n");
     else
-        fprintf(f, "records: %" PRIu64 " (quarantined: %" PRIu64 ")%s\n", d->records, d->quarantined,
-               d->from_catalog ? ", as its owner last published them" : "");
-    fprintf(f, "fields:\n");
+        dm_buf_printf(o, "records: %" PRIu64 " (quarantined: %" PRIu64 ")%s\n", d->records,
+                      d->quarantined, d->from_catalog ? ", as its owner last published them" : "");
+    dm_buf_printf(o, "fields:\n");
     for (size_t i = 0; i < c->nfields; i++) {
         const dm_field_t *fd = &c->fields[i];
-        fprintf(f, "  %-20s %-9s%s%s", fd->name, dm_contract_ftype_name(fd->type),
-                fd->primary_key ? " primary-key" : "", fd->required ? " required" : "");
+        dm_buf_printf(o, "  %-20s %-9s%s%s", fd->name, dm_contract_ftype_name(fd->type),
+                      fd->primary_key ? " primary-key" : "", fd->required ? " required" : "");
         if (fd->nvalues) {
-            fprintf(f, " values [");
+            dm_buf_printf(o, " values [");
             for (size_t k = 0; k < fd->nvalues; k++)
-                fprintf(f, "%s%s", k ? ", " : "", fd->values[k]);
-            fprintf(f, "]");
+                s_line(o, k ? ", " : "", fd->values[k], "");
+            dm_buf_printf(o, "]");
         }
         if (fd->has_minimum)
-            s_print_num(f, ">=", &fd->minimum);
+            s_print_num(o, ">=", &fd->minimum);
         if (fd->has_exclusive_minimum)
-            s_print_num(f, ">", &fd->exclusive_minimum);
+            s_print_num(o, ">", &fd->exclusive_minimum);
         if (fd->has_maximum)
-            s_print_num(f, "<=", &fd->maximum);
+            s_print_num(o, "<=", &fd->maximum);
         if (fd->has_exclusive_maximum)
-            s_print_num(f, "<", &fd->exclusive_maximum);
+            s_print_num(o, "<", &fd->exclusive_maximum);
         if (fd->min_length >= 0)
-            fprintf(f, " minLength %" PRId64, fd->min_length);
+            dm_buf_printf(o, " minLength %" PRId64, fd->min_length);
         if (fd->max_length >= 0)
-            fprintf(f, " maxLength %" PRId64, fd->max_length);
+            dm_buf_printf(o, " maxLength %" PRId64, fd->max_length);
         if (fd->pattern)
-            fprintf(f, " pattern /%s/", fd->pattern);
+            s_line(o, " pattern /", fd->pattern, "/");
         if (fd->classification)
-            fprintf(f, " classification %s", fd->classification);
-        fprintf(f, "\n");
+            s_line(o, " classification ", fd->classification, "");
+        dm_buf_printf(o, "\n");
         if (fd->description)
-            fprintf(f, "  %-20s %s\n", "", fd->description);
+            s_line(o, "                       ", fd->description, "\n");
     }
     if (c->freshness_ms >= 0 || c->availability > 0 || c->latency_ms > 0) {
-        fprintf(f, "sla:");
-        s_print_duration(f, " freshness ", c->freshness_ms);
+        dm_buf_printf(o, "sla:");
+        s_print_duration(o, " freshness ", c->freshness_ms);
         if (c->availability > 0)
-            fprintf(f, " availability %g%%", c->availability);
+            dm_buf_printf(o, " availability %g%%", c->availability);
         if (c->latency_ms > 0) {
-            fprintf(f, " latency p%g <", c->latency_percentile);
-            s_print_duration(f, " ", c->latency_ms);
+            dm_buf_printf(o, " latency p%g <", c->latency_percentile);
+            s_print_duration(o, " ", c->latency_ms);
         }
-        fprintf(f, "\n");
+        dm_buf_printf(o, "\n");
     }
     if (c->nchecks) {
-        fprintf(f, "quality checks:\n");
+        dm_buf_printf(o, "quality checks:\n");
         for (size_t i = 0; i < c->nchecks; i++) {
             const dm_check_t *k = &c->checks[i];
-            fprintf(f, "  %s", dm_contract_rule_name(k->rule));
+            dm_buf_printf(o, "  %s", dm_contract_rule_name(k->rule));
             if (k->column)
-                fprintf(f, " %s", k->column);
+                dm_buf_printf(o, " %s", k->column);
             if (k->nvalues) {
-                fprintf(f, " [");
+                dm_buf_printf(o, " [");
                 for (size_t v = 0; v < k->nvalues; v++)
-                    fprintf(f, "%s%s", v ? ", " : "", k->values[v]);
-                fprintf(f, "]");
+                    s_line(o, v ? ", " : "", k->values[v], "");
+                dm_buf_printf(o, "]");
             }
             if (k->has_min)
-                s_print_num(f, "min", &k->min);
+                s_print_num(o, "min", &k->min);
             if (k->has_max)
-                s_print_num(f, "max", &k->max);
+                s_print_num(o, "max", &k->max);
             if (k->pattern)
-                fprintf(f, " /%s/", k->pattern);
+                s_line(o, " /", k->pattern, "/");
             if (k->rule == DM_CHECK_ROW_COUNT_DELTA)
-                fprintf(f, " threshold %g%s", k->threshold, k->threshold_is_percent ? "%" : "");
+                dm_buf_printf(o, " threshold %g%s", k->threshold,
+                              k->threshold_is_percent ? "%" : "");
             if (k->rule == DM_CHECK_FRESHNESS)
-                s_print_duration(f, " max_age ", k->max_age_ms);
-            fprintf(f, "\n");
+                s_print_duration(o, " max_age ", k->max_age_ms);
+            dm_buf_printf(o, "\n");
         }
     }
-    fprintf(f, "policies: access %s", dm_contract_access_name(c->access));
-    s_print_duration(f, ", retention ", c->retention_ms);
-    fprintf(f, ", encryption %s\n", c->encryption == DM_ENC_AES256 ? "aes-256" : "none");
+    dm_buf_printf(o, "policies: access %s", dm_contract_access_name(c->access));
+    s_print_duration(o, ", retention ", c->retention_ms);
+    dm_buf_printf(o, ", encryption %s\n", c->encryption == DM_ENC_AES256 ? "aes-256" : "none");
     if (c->nreaders) {
-        fprintf(f, "readers (the contract's; dmctl grant and revoke change them):");
+        dm_buf_printf(o, "readers (the contract's; dmctl grant and revoke change them):");
         for (size_t i = 0; i < c->nreaders; i++)
-            fprintf(f, " %s", c->readers[i]);
-        fprintf(f, "\n");
+            s_line(o, " ", c->readers[i], "");
+        dm_buf_printf(o, "\n");
     }
     if (c->nupstream) {
-        fprintf(f, "lineage upstream:");
+        dm_buf_printf(o, "lineage upstream:");
         for (size_t i = 0; i < c->nupstream; i++)
-            fprintf(f, "%s %s.%s", i ? "," : "", c->upstream[i].domain, c->upstream[i].product);
-        fprintf(f, "\n");
+            dm_buf_printf(o, "%s %s.%s", i ? "," : "", c->upstream[i].domain,
+                          c->upstream[i].product);
+        dm_buf_printf(o, "\n");
     }
-}
-
-/* Prints c as text: a contract may be another team's (from the catalog),
- * so its control characters show as '?' and cannot drive the terminal. */
-static int s_describe_print(const dm_contract_t *c, const Dm__DescribeRep *d)
-{
-    FILE *tmp = tmpfile();
-    if (!tmp) {
-        fprintf(stderr, "%s: no temporary file for the description: %s\n", P, strerror(errno));
-        return DM_EXIT_FAIL;
-    }
-    s_describe_text(tmp, c, d);
-    rewind(tmp);
-    for (int ch; (ch = getc(tmp)) != EOF;)
-        putchar((ch < 0x20 && ch != '\n') || ch == 0x7f ? '?' : ch);
-    fclose(tmp);
-    return DM_EXIT_OK;
 }
 
 int dm_meshq_describe_run(const dm_cli_args_t *a)
@@ -182,14 +177,18 @@ int dm_meshq_describe_run(const dm_cli_args_t *a)
     dm_contract_t **list = NULL;
     size_t n = 0;
     dm_diags_t diags = DM_DIAGS_INIT;
-    if (dm_contract_parse("node reply", (const char *)d->contract.data, d->contract.len, NULL,
-                          &list, &n, &diags) != DM_OK || n != 1) {
+    /* printed only: another team's patterns are not compiled here */
+    if (dm_contract_parse_opts("node reply", (const char *)d->contract.data, d->contract.len,
+                               NULL, DM_CONTRACT_NO_COMPILE, &list, &n, &diags) != DM_OK ||
+        n != 1) {
         fprintf(stderr, "%s: the node sent a contract that does not parse\n", P);
-        status = DM_EXIT_USAGE;
+        status = DM_EXIT_FAIL;
     } else {
-        status = s_describe_print(list[0], d);
-        if (status == DM_EXIT_OK)
-            dm_meshq_health_text(d);
+        dm_buf_t o = DM_BUF_INIT;
+        s_describe_text(&o, list[0], d);
+        fputs(o.data ? o.data : "", stdout);
+        dm_buf_free(&o);
+        dm_meshq_health_text(d);
     }
     dm_contract_list_destroy(&list, n);
     dm_diags_clear(&diags);

@@ -1,6 +1,7 @@
 /* test_cli.c: the client tools' shared argument helpers (suite "cli"). */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+#include <math.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -88,4 +89,27 @@ Test(cli, uint_opt_takes_whole_numbers_in_range_and_names_the_bad_ones, .init = 
                             "t: invalid --n '': expected a count from 0 to 10\n"
                             "t: invalid --n ' -1': expected a count, 0 or more\n"
                             "t: invalid --n '99999999999999999999999': expected a count, 0 or more\n");
+}
+
+/* Text for a terminal: controls (newlines too) and C1 controls escaped,
+ * other UTF-8 kept, invalid bytes replaced: one value stays one line. */
+Test(cli, text_escapes_c0_and_c1_controls_and_keeps_utf8)
+{
+    dm_buf_t o = DM_BUF_INIT;
+    const char in[] = "a\nb\x1b[31m \xc2\x9b" "2J \xc3\xa9 \xff";
+    dm_cli_text(&o, in, sizeof in - 1);
+    cr_assert_str_eq(o.data, "a\\x0ab\\x1b[31m \\u009b2J \xc3\xa9 \xef\xbf\xbd");
+    dm_buf_free(&o);
+}
+
+Test(cli, json_number_is_null_when_not_finite)
+{
+    dm_buf_t o = DM_BUF_INIT;
+    dm_cli_json_number(&o, 1.5);
+    dm_buf_putc(&o, ',');
+    dm_cli_json_number(&o, INFINITY);
+    dm_buf_putc(&o, ',');
+    dm_cli_json_number(&o, NAN);
+    cr_assert_str_eq(o.data, "1.5,null,null");
+    dm_buf_free(&o);
 }

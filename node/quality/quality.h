@@ -170,6 +170,14 @@ DM_NODISCARD dm_err dm_quality_run(dm_store_t *store, uint32_t pid, const dm_con
 DM_NODISCARD dm_err dm_quality_latest(dm_store_t *store, uint32_t pid, dm_qreport_t *out,
                                       dm_buf_t *why);
 
+/* Whether spec.quality.schedule (every_ms > 0) makes the checks due at
+ * now_ms, the latest stored report judged at latest_ms (has_latest false:
+ * none yet, due): it is older than every_ms, or stamped more than
+ * DM_QUALITY_CLOCK_SKEW_MS ahead of now (the clock stepped back; the
+ * schedule would otherwise stop until it caught up with the report). */
+bool dm_quality_schedule_due(bool has_latest, int64_t latest_ms, int64_t every_ms,
+                             int64_t now_ms);
+
 /* Up to max stored reports of pid, newest first: *out is an array of *n
  * reports (the caller clears each and frees it; NULL when none). */
 DM_NODISCARD dm_err dm_quality_history(dm_store_t *store, uint32_t pid, size_t max,

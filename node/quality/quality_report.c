@@ -225,6 +225,13 @@ static dm_err s_latest_txn(dm_store_txn_t *t, void *ctx, dm_buf_t *why)
     return err ? err : c->err;
 }
 
+bool dm_quality_schedule_due(bool has_latest, int64_t latest_ms, int64_t every_ms,
+                             int64_t now_ms)
+{
+    return every_ms > 0 && (!has_latest || now_ms - latest_ms >= every_ms ||
+                            latest_ms - now_ms > DM_QUALITY_CLOCK_SKEW_MS);
+}
+
 dm_err dm_quality_latest(dm_store_t *store, uint32_t pid, dm_qreport_t *out, dm_buf_t *why)
 {
     memset(out, 0, sizeof *out);

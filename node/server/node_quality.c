@@ -181,10 +181,8 @@ static void s_collect(void *arg, const char *domain, const char *name)
     dm_buf_putc(&t->names, 0);
 }
 
-/* Runs product domain/name's checks when its schedule says they are due:
- * the latest stored report is older than spec.quality.schedule, or newer
- * than the clock by more than the skew bound (the clock stepped back: the
- * schedule would otherwise stop until it caught up with the report). */
+/* Runs product domain/name's checks when its schedule says they are due
+ * (dm_quality_schedule_due). */
 static void s_due(s_tick_ctx *t, const char *qualified)
 {
     const dm_product_ref_t *ref = NULL;
@@ -195,9 +193,8 @@ static void s_due(s_tick_ctx *t, const char *qualified)
     int64_t every = ref->contract->quality_schedule_ms;
     if (every > 0) {
         dm_err rc = dm_quality_latest(t->self->store, ref->pid, &r, &why);
-        bool due = rc == DM_ERR_NOTFOUND ||
-                   (rc == DM_OK && (t->now_ms - r.at_ms >= every ||
-                                    r.at_ms - t->now_ms > DM_QUALITY_CLOCK_SKEW_MS));
+        bool due = (rc == DM_OK || rc == DM_ERR_NOTFOUND) &&
+                   dm_quality_schedule_due(rc == DM_OK, r.at_ms, every, t->now_ms);
         dm_quality_report_clear(&r);
         if (due && (rc = dm_quality_run(t->self->store, ref->pid, ref->contract, t->now_ms, true,
                                         &r, &why)) == DM_OK)

@@ -617,3 +617,16 @@ Test(quality, a_field_checks_sample_names_the_row_by_its_key)
     cr_assert_str_eq(x->samples[0], "id=3: null");
     dm_quality_report_clear(&r);
 }
+
+Test(quality, the_schedule_is_due_when_older_than_it_or_stamped_ahead_of_the_clock)
+{
+    const int64_t hour = 3600 * 1000;
+    cr_assert(dm_quality_schedule_due(false, 0, hour, T_NOW), "no report yet");
+    cr_assert_not(dm_quality_schedule_due(true, T_NOW - hour + 1, hour, T_NOW));
+    cr_assert(dm_quality_schedule_due(true, T_NOW - hour, hour, T_NOW));
+    cr_assert_not(dm_quality_schedule_due(true, T_NOW + DM_QUALITY_CLOCK_SKEW_MS, hour, T_NOW),
+                  "within the skew bound: a clock a little behind the report's");
+    cr_assert(dm_quality_schedule_due(true, T_NOW + DM_QUALITY_CLOCK_SKEW_MS + 1, hour, T_NOW),
+              "the clock stepped back past the bound: due, not stopped until it catches up");
+    cr_assert_not(dm_quality_schedule_due(false, 0, 0, T_NOW), "no schedule");
+}

@@ -147,7 +147,7 @@ static int s_merge_says(const dm_store__runs_t *runs, size_t oi, size_t i, const
 {
     if (!runs->merge_in || oi >= runs->n || i > oi || i + runs->merge_in < oi)
         return S_FILTER;
-    bool below = runs->pos_len > 0 && dm_store__key_cmp(key, len, runs->pos, runs->pos_len) < 0;
+    bool below = runs->pos_len > 0 && dm_store_key_cmp(key, len, runs->pos, runs->pos_len) < 0;
     if (i == oi)
         return below ? S_INPUTS : S_SKIP;
     return below ? S_SKIP : S_FILTER;
@@ -335,7 +335,7 @@ typedef struct {
 
 static int s_src_cmp(const s_src *a, const s_src *b)
 {
-    return dm_store__key_cmp(a->it.key, a->it.len, b->it.key, b->it.len);
+    return dm_store_key_cmp(a->it.key, a->it.len, b->it.key, b->it.len);
 }
 
 /* Appends the next merged entry of src[0..k) (src[0] the newest: it wins
@@ -548,7 +548,7 @@ static dm_err s_merge_step(dm_store_t *self, MDB_txn *txn, dm_store__runs_t *run
     if (!err && !done) { /* the least next key: every input is merged below it */
         const dm_buf_t *least = NULL;
         for (size_t i = 0; i < k; i++)
-            if (src[i].valid && (!least || dm_store__key_cmp(src[i].pos.data, src[i].pos.len,
+            if (src[i].valid && (!least || dm_store_key_cmp(src[i].pos.data, src[i].pos.len,
                                                      (const uint8_t *)least->data, least->len) < 0))
                 least = &src[i].pos;
         runs->pos_len = least->len;

@@ -134,7 +134,7 @@ dm_err dm_store__iter_seek(dm_store__iter_t *it, const void *start, size_t len, 
     while (lo < hi && !err) {
         size_t mid = lo + (hi - lo) / 2;
         if (!(err = s_entry(it, mid, why))) {
-            if (dm_store__key_cmp(it->key, it->len, start, len) < 0)
+            if (dm_store_key_cmp(it->key, it->len, start, len) < 0)
                 lo = mid + 1;
             else
                 hi = mid;

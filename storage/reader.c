@@ -290,7 +290,7 @@ static dm_err s_next_scan(dm_reader_cursor_t *self, uint64_t *seq, const void **
  * memcmp, then the shorter key first. */
 static int s_side_cmp(const s_side_t *a, const s_side_t *b)
 {
-    return dm_store__key_cmp(a->key, a->len, b->key, b->len);
+    return dm_store_key_cmp(a->key, a->len, b->key, b->len);
 }
 
 /* One step of a key-range walk: the smallest key of the sides; on a tie

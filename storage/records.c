@@ -67,7 +67,7 @@ typedef struct {
 static int s_keyref_cmp(const void *a, const void *b)
 {
     const s_keyref *x = a, *y = b;
-    int c = dm_store__key_cmp(x->key, x->len, y->key, y->len); /* LMDB's key order */
+    int c = dm_store_key_cmp(x->key, x->len, y->key, y->len); /* LMDB's key order */
     if (c == 0)
         c = x->index < y->index ? -1 : x->index > y->index;
     return c;

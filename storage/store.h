@@ -37,9 +37,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "base/buf.h"
 #include "base/err.h"
+
+/* LMDB's default key order, which the store's index and the quality
+ * database's keys follow: bytes compared, then the shorter first. a or b
+ * may be NULL when its length is 0. */
+static inline int dm_store_key_cmp(const void *a, size_t la, const void *b, size_t lb)
+{
+    size_t n = la < lb ? la : lb;
+    int c = n ? memcmp(a, b, n) : 0;
+    return c != 0 ? c : la < lb ? -1 : la > lb;
+}
 
 #define DM_STORE_DEFAULT_MAP_BYTES ((size_t)64 << 30) /* first map size: address space only, the file stays sparse; large so that growing (which waits for every reader, queries included) is rare */
 #define DM_STORE_DEFAULT_MAX_MAP_BYTES ((size_t)1 << 40) /* growth ceiling */

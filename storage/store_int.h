@@ -107,15 +107,6 @@ static inline void dm_store__put_be64(uint8_t *p, uint64_t v)
     dm_store__put_be32(p + 4, (uint32_t)v);
 }
 
-/* The index's key order, LMDB's default: bytes compared, then the shorter
- * first. a or b may be NULL when its length is 0. */
-static inline int dm_store__key_cmp(const void *a, size_t la, const void *b, size_t lb)
-{
-    size_t n = la < lb ? la : lb;
-    int c = n ? memcmp(a, b, n) : 0;
-    return c != 0 ? c : la < lb ? -1 : la > lb;
-}
-
 static inline uint32_t dm_store__get_be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];

@@ -140,7 +140,7 @@ typedef dm_quality__op_t s_opv;
 static int s_opv_cmp(const void *pa, const void *pb)
 {
     const s_opv *a = pa, *b = pb;
-    return dm_quality__key_cmp(a->key, a->klen, b->key, b->klen);
+    return dm_store_key_cmp(a->key, a->klen, b->key, b->klen);
 }
 
 /* Parses a's ops into an array (the caller frees it); the texts made

@@ -110,14 +110,6 @@ static inline uint64_t dm_quality__get64(const uint8_t *p)
     return v;
 }
 
-/* Orders index keys a[0..al) and b[0..bl) as LMDB does (bytes, then
- * length): the order of every sort and run of unique values. */
-static inline int dm_quality__key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-    int c = memcmp(a, b, al < bl ? al : bl);
-    return c ? c : (al > bl) - (al < bl);
-}
-
 /* One row's value of a check, as the writer's hook queues it for the
  * batch's end: +1 (a row holding it became live) or -1 (such a row was
  * replaced), the value's index key and its text (cut to

@@ -84,7 +84,7 @@ static int s_cmp_at(const s_run *r, size_t i, const uint8_t *key, size_t klen, b
         *bad = true;
         return 1;
     }
-    return dm_quality__key_cmp(k, kl, key, klen);
+    return dm_store_key_cmp(k, kl, key, klen);
 }
 
 /* The delta r holds for key (0 when none). Keys come in ascending order:
@@ -114,7 +114,7 @@ static int64_t s_run_delta(s_run *r, const uint8_t *key, size_t klen, bool *bad)
     const uint8_t *k;
     size_t kl;
     int64_t d;
-    if (lo < r->n && s_entry(r, lo, &k, &kl, &d) && dm_quality__key_cmp(k, kl, key, klen) == 0)
+    if (lo < r->n && s_entry(r, lo, &k, &kl, &d) && dm_store_key_cmp(k, kl, key, klen) == 0)
         return d;
     return 0;
 }
@@ -267,7 +267,7 @@ static bool s_less(const s_run *runs, size_t a, size_t b)
     if (!s_entry(&runs[a], runs[a].pos, &ka, &la, &d) ||
         !s_entry(&runs[b], runs[b].pos, &kb, &lb, &d))
         return false;
-    return dm_quality__key_cmp(ka, la, kb, lb) < 0;
+    return dm_store_key_cmp(ka, la, kb, lb) < 0;
 }
 
 static void s_sift(const s_run *runs, size_t *h, size_t n, size_t i)
@@ -308,7 +308,7 @@ static bool s_merge(s_pending *p, size_t *h, dm_quality_db_delta_t *out, size_t 
         int64_t d;
         if (!(ok = s_entry(r, r->pos, &k, &kl, &d)))
             break;
-        if (m && dm_quality__key_cmp(out[m - 1].key, out[m - 1].klen, k, kl) == 0)
+        if (m && dm_store_key_cmp(out[m - 1].key, out[m - 1].klen, k, kl) == 0)
             out[m - 1].delta += d;
         else if (m && out[m - 1].delta == 0)
             out[m - 1] = (dm_quality_db_delta_t){k, kl, d};

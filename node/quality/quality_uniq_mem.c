@@ -225,7 +225,7 @@ static int s_take(void *ctx, const uint8_t *key, size_t klen, uint32_t count)
 static int s_delta_cmp(const void *pa, const void *pb)
 {
     const dm_quality_db_delta_t *a = pa, *b = pb;
-    return dm_quality__key_cmp(a->key, a->klen, b->key, b->klen);
+    return dm_store_key_cmp(a->key, a->klen, b->key, b->klen);
 }
 
 /* Writes f's table as check id's durable index (in key order, one cursor

@@ -24,6 +24,13 @@ static void s_line(dm_buf_t *o, const char *before, const char *s, const char *a
     dm_buf_puts(o, after);
 }
 
+/* Appends label and values[0..n) as "[a, b]" (nothing when n is 0). */
+static void s_values(dm_buf_t *o, const char *label, char *const *values, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        s_line(o, k ? ", " : label, values[k], k + 1 == n ? "]" : "");
+}
+
 static void s_print_num(dm_buf_t *o, const char *label, const dm_num_t *n)
 {
     if (n->is_int)
@@ -67,12 +74,7 @@ static void s_describe_text(dm_buf_t *o, const dm_contract_t *c, const Dm__Descr
         const dm_field_t *fd = &c->fields[i];
         dm_buf_printf(o, "  %-20s %-9s%s%s", fd->name, dm_contract_ftype_name(fd->type),
                       fd->primary_key ? " primary-key" : "", fd->required ? " required" : "");
-        if (fd->nvalues) {
-            dm_buf_printf(o, " values [");
-            for (size_t k = 0; k < fd->nvalues; k++)
-                s_line(o, k ? ", " : "", fd->values[k], "");
-            dm_buf_printf(o, "]");
-        }
+        s_values(o, " values [", fd->values, fd->nvalues);
         if (fd->has_minimum)
             s_print_num(o, ">=", &fd->minimum);
         if (fd->has_exclusive_minimum)
@@ -111,12 +113,7 @@ static void s_describe_text(dm_buf_t *o, const dm_contract_t *c, const Dm__Descr
             dm_buf_printf(o, "  %s", dm_contract_rule_name(k->rule));
             if (k->column)
                 dm_buf_printf(o, " %s", k->column);
-            if (k->nvalues) {
-                dm_buf_printf(o, " [");
-                for (size_t v = 0; v < k->nvalues; v++)
-                    s_line(o, v ? ", " : "", k->values[v], "");
-                dm_buf_printf(o, "]");
-            }
+            s_values(o, " [", k->values, k->nvalues);
             if (k->has_min)
                 s_print_num(o, "min", &k->min);
             if (k->has_max)

@@ -19,7 +19,7 @@ void dm_ingest__job_free(dm_ingest__job_t *job)
     dm_buf_free(&job->bytes);
     dm_buf_free(&job->rows);
     dm_buf_free(&job->quar);
-    dm_quality_keys_destroy(&job->keys); /* before the ref it borrows from */
+    dm_quality_keys_destroy(&job->keys); /* (a job refused mid-validation) before its ref */
     if (job->ref)
         dm_registry_release(job->ref_registry, job->ref);
     dm_contract_destroy(&job->contract);

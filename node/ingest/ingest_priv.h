@@ -65,9 +65,11 @@ typedef struct {
     dm_buf_t rows;  /* dm_ingest__rowref_t[] */
     dm_buf_t quar;  /* dm_ingest__qref_t[] */
     const dm_product_ref_t *ref; /* the product, held until the job is freed */
-    /* The unique checks' keys, one block after each row in bytes (NULL:
-     * none; quality/quality.h's dm_quality_keys_append) */
+    /* The validator's maker of the unique checks' keys (quality/quality.h's
+     * dm_quality_keys_append), NULL once the rows are validated; keyed: it
+     * put a block of keys after each row in bytes */
     dm_quality_keys_t *keys;
+    bool keyed;
     dm_registry_t *ref_registry;
     bool has_run, run_first, run_last; /* IngestReq's run fields */
     uint8_t run_id[DM_INGEST_RUN_ID_BYTES];

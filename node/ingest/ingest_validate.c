@@ -144,6 +144,8 @@ static void s_prepare_ingest(dm_ingest_t *self, dm_ingest__job_t *job, const Dm_
         p = nl ? nl + 1 : end;
     }
 out: /* the writer needs the contract for the quality checks: the job holds it */
+    job->keyed = job->keys != NULL;
+    dm_quality_keys_destroy(&job->keys); /* the blocks are made: only the flag goes on */
     job->ref = ref;
     job->ref_registry = self->registry;
 }

@@ -149,7 +149,7 @@ static void s_runs_after(dm_ingest_t *self, dm_ingest__job_t **group, size_t ngr
 {
     for (size_t g = 0; g < ngroup; g++) {
         dm_ingest__job_t *job = group[g];
-        if (!job->has_run || !job->ref)
+        if (!job->has_run)
             continue;
         struct dm_ingest__run *r = s_run_get(self, job->run_id);
         if (r && r->ended) {
@@ -227,7 +227,7 @@ static dm_err s_commit_checked(dm_ingest_t *self, dm_ingest__job_t **group, size
     dm_buf_free(&qwhy);
     if (last->run_last || !last->has_run)
         dm_quality_batch_end_run(*qb);
-    if (group[0]->keys)
+    if (group[0]->keyed)
         dm_quality_batch_rows_keyed(*qb);
     dm_quality_batch_expect_rows(*qb, nrows);
     if (!self->w_qscratch)
@@ -306,8 +306,8 @@ static void s_commit_ingest(dm_ingest_t *self, dm_ingest__job_t **group, size_t 
  * first's, and takes the rows' unique keys when every job made them). */
 static bool s_groupable(const dm_ingest__job_t *first, const dm_ingest__job_t *next)
 {
-    return next->kind == DM_INGEST__INGEST && next->pid == first->pid &&
-           next->ref == first->ref && (next->keys != NULL) == (first->keys != NULL) &&
+    return next->kind == DM_INGEST__INGEST && next->ref == first->ref &&
+           next->keyed == first->keyed &&
            first->has_run == next->has_run &&
            strcmp(next->source ? next->source : "", first->source ? first->source : "") == 0;
 }

@@ -73,16 +73,6 @@ static int s_keyref_cmp(const void *a, const void *b)
     return c;
 }
 
-/* Sorts refs[0..n) (in batch order) by (key, index) with tmp (n refs) as
- * scratch: base/radix.h's sort on the prefixes, then s_keyref_cmp over
- * each run of equal prefixes. For the random keys of uuids that is 8
- * linear passes instead of qsort's n log n calls of memcmp (issue 12:
- * qsort was 15% of the writer's CPU at 50K-row groups). */
-static void s_sort_refs(s_keyref *refs, s_keyref *tmp, size_t n)
-{
-    dm_radix_sort(refs, tmp, n, sizeof *refs, s_keyref_cmp);
-}
-
 typedef struct {
     dm_store_t *self;
     uint32_t pid;
@@ -367,8 +357,13 @@ dm_err dm_store_commit_batch_hooked(dm_store_t *self, uint32_t pid, const dm_row
                                        rows[i].key_len, i};
     }
     /* Sorting outside the transaction keeps the writer lock short; the
-     * sorted order is what makes the index puts cheap. */
-    s_sort_refs(c.refs, c.refs + nrows, c.nrefs);
+     * sorted order is what makes the index puts cheap. By (key, index),
+     * c.refs + nrows as scratch: base/radix.h's sort on the
+     * prefixes, then s_keyref_cmp over each run of equal prefixes. For the
+     * random keys of uuids that is 8 linear passes instead of qsort's n log
+     * n calls of memcmp (issue 12: qsort was 15% of the writer's CPU at
+     * 50K-row groups). */
+    dm_radix_sort(c.refs, c.refs + nrows, c.nrefs, sizeof *c.refs, s_keyref_cmp);
     c.ndistinct = c.nrefs;
     for (size_t i = 0; i + 1 < c.nrefs; i++)
         if (c.refs[i].len == c.refs[i + 1].len &&

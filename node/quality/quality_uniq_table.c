@@ -157,14 +157,26 @@ static size_t s_slots_for(size_t n)
     return s;
 }
 
+/* The arena's capacity once values more values of key_bytes in all fit
+ * (each entry padded by at most S_ALIGN - 1). */
+static size_t s_arena_for(const dm_quality__utable_t *self, size_t values, size_t key_bytes)
+{
+    return s_arena_cap(self->cap, self->len + values * (S_ENTRY_HEAD + S_ALIGN) + key_bytes);
+}
+
+/* The entry slot value x (used) points to. */
+static uint8_t *s_entry_at(const dm_quality__utable_t *self, uint64_t x)
+{
+    return self->arena + ((x & UINT32_MAX) - 1) * S_ALIGN;
+}
+
 size_t dm_quality__utable_growth(const dm_quality__utable_t *self, size_t values,
                                  size_t key_bytes)
 {
     size_t slots = s_slots_for(self->n + values), grow = 0;
     if (slots > self->nslots)
         grow += (slots - self->nslots) * sizeof *self->slots;
-    return grow + s_arena_cap(self->cap, self->len + values * (S_ENTRY_HEAD + S_ALIGN) +
-                                         key_bytes) - self->cap;
+    return grow + s_arena_for(self, values, key_bytes) - self->cap;
 }
 
 /* Moves self's entries to nslots slots (more than it has). The walk
@@ -196,8 +208,7 @@ static bool s_grow(dm_quality__utable_t *self, size_t nslots)
 
 bool dm_quality__utable_reserve(dm_quality__utable_t *self, size_t values, size_t key_bytes)
 {
-    size_t cap = s_arena_cap(self->cap, self->len + values * (S_ENTRY_HEAD + S_ALIGN) +
-                                            key_bytes);
+    size_t cap = s_arena_for(self, values, key_bytes);
     if (cap > self->cap) {
         uint8_t *a = self->arena ? s_grow_block(self->arena, self->cap, cap) : s_alloc(cap);
         if (!a)
@@ -235,7 +246,7 @@ uint32_t *dm_quality__utable_find(dm_quality__utable_t *self, const uint8_t *key
         }
         if (x >> 32 != tag)
             continue;
-        uint8_t *e = self->arena + ((x & UINT32_MAX) - 1) * S_ALIGN;
+        uint8_t *e = s_entry_at(self, x);
         uint16_t kl;
         memcpy(&kl, e + 4, 2);
         if (kl == klen && memcmp(e + S_ENTRY_HEAD, key, klen) == 0)
@@ -255,7 +266,7 @@ void dm_quality__utable_prefetch_entry(const dm_quality__utable_t *self, uint64_
         return;
     uint64_t x = self->slots[s_home(h >> 32, self->nslots)];
     if (x && x >> 32 == h >> 32)
-        __builtin_prefetch(self->arena + ((x & UINT32_MAX) - 1) * S_ALIGN);
+        __builtin_prefetch(s_entry_at(self, x));
 }
 
 size_t dm_quality__utable_offset(const dm_quality__utable_t *self, const uint32_t *count)

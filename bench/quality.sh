@@ -168,12 +168,14 @@ BIN=$MAIN_BIN
 median() { # the middle value of the words on stdin (of an even count, the lower middle)
     tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
+plain_m=$(median <<<"${RATES_OF[plain]}")
+[[ -n $BASE_BIN ]] && base_m=$(median <<<"${RATES_OF[base]}")
 for kind in $KINDS; do
     m=$(median <<<"${RATES_OF[$kind]}")
     line=$(printf 'median %-8s %10s records/s, %+6.1f%% against plain' "$kind" "$m" \
-        "$(awk "BEGIN { print ($m / $(median <<<"${RATES_OF[plain]}") - 1) * 100 }")")
+        "$(awk "BEGIN { print ($m / $plain_m - 1) * 100 }")")
     [[ -n $BASE_BIN ]] && line+=$(printf ', %+6.1f%% against base' \
-        "$(awk "BEGIN { print ($m / $(median <<<"${RATES_OF[base]}") - 1) * 100 }")")
+        "$(awk "BEGIN { print ($m / $base_m - 1) * 100 }")")
     echo "$line"
 done
 

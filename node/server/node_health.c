@@ -452,8 +452,9 @@ static bool s_publish_one(dm_node_t *self, s_prod *p, int64_t mono, int64_t wall
     if (!s_rec_build(self, p, ref, wall, &x))
         goto out;
     uint64_t states = s_states(&x.r);
-    bool failing = false;
-    (void)s_classify(&x.r, &failing, &why); /* why: scratch until the publish */
+    bool failing = p->failing; /* a function of the states (s_classify): same states, same */
+    if (states != p->states)
+        (void)s_classify(&x.r, &failing, &why); /* why: scratch until the publish */
     x.r.measured_at_ms = 0; /* the numbers, whatever the time */
     s_pack(&x.r, &packed);
     uint64_t numbers = s_mix(S_FNV_OFFSET, packed.data, packed.len);
@@ -622,7 +623,7 @@ typedef struct {
     char domain[S_NAME_MAX], name[S_NAME_MAX];
     const char *word; /* s_classify's (static) */
     char *cause, *degraded;
-    bool known, failing;
+    bool failing;
 } s_vitem;
 
 struct dm_node__health_view {
@@ -667,7 +668,6 @@ static bool s_view_health(void *ctx, const char *domain, const char *name, bool 
     memset(x, 0, sizeof *x);
     strcpy(x->domain, domain);
     strcpy(x->name, name);
-    x->known = r != NULL;
     x->word = r ? s_classify(r, failing, cause) : "";
     x->failing = *failing;
     x->cause = strdup(cause->len ? cause->data : "");
@@ -675,7 +675,7 @@ static bool s_view_health(void *ctx, const char *domain, const char *name, bool 
         dm__health_record__free_unpacked(r, NULL);
     v->nomem = v->nomem || !x->cause;
     v->n++;
-    return x->known;
+    return r != NULL;
 }
 
 static int s_view_degraded(void *ctx, const char *domain, const char *name, const char *cause)
@@ -737,12 +737,11 @@ void dm_node__health_view_show(const dm_node__health_view_t *v, const char *doma
 }
 
 bool dm_node__health_view_own(const dm_node__health_view_t *v, const char *domain,
-                              const char *name, bool *failing, const char **cause)
+                              const char *name, const char **cause)
 {
     const s_vitem *x = s_view_find(v, domain, name);
-    const char *word = x && x->word ? x->word : "";
-    *failing = x && x->failing;
-    *cause = x && x->cause && x->cause[0] ? x->cause : word;
+    const char *word = x ? x->word : ""; /* a view whose strdup failed is not used */
+    *cause = x && x->cause[0] ? x->cause : word;
     return word[0] != 0;
 }
 

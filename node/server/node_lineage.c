@@ -267,10 +267,9 @@ static void s_lineage_health(dm_node_t *self, const dm_lineage_t *g, s_lineage_t
         return;
     for (size_t i = 0; i < l->n; i++) {
         Dm__LineageNode *x = &l->nodes[i];
-        bool failing = false;
         const char *cause = "";
         /* a warn shows its cause too, as listings show "warn" */
-        if (x->exists && dm_node__health_view_own(v, x->domain, x->product, &failing, &cause))
+        if (x->exists && dm_node__health_view_own(v, x->domain, x->product, &cause))
             x->health = strdup(cause); /* the listing's word when there is no cause */
         const char *deg = dm_node__health_view_degraded(v, x->domain, x->product);
         if (deg)

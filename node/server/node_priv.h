@@ -297,11 +297,6 @@ bool dm_node__is_admin(dm_node_t *self, const dm_rpc_caller_t *caller);
 DM_NODISCARD dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *caller,
                                     dm_policy_action action, const char *domain,
                                     const char *name, dm_policy_decision_t *out, dm_buf_t *why);
-/* Decides action on another node's product c (its contract from the
- * catalog) for caller: its owner's admins and grants are not known here,
- * so only the governance part can refuse when action is describe (the
- * owner's part lets anyone describe). Fills *out (clear it); DM_ERR_NOMEM
- * only. Thread-safe. */
 /* Another node's product domain/name as the catalog holds it: the live
  * contract its domain's owner published, parsed without compiling (its
  * patterns are not compiled on the node loop), into *list (one contract;
@@ -311,6 +306,11 @@ DM_NODISCARD dm_err dm_node__decide(dm_node_t *self, const dm_rpc_caller_t *call
 DM_NODISCARD dm_err dm_node__catalog_contract(dm_node_t *self, const char *domain,
                                               const char *name, dm_contract_t ***list,
                                               uint8_t owner[DM_ID_PUBLIC_BYTES]);
+/* Decides action on another node's product c (its contract from the
+ * catalog) for caller: its owner's admins and grants are not known here,
+ * so only the governance part can refuse when action is describe (the
+ * owner's part lets anyone describe). Fills *out (clear it); DM_ERR_NOMEM
+ * only. Thread-safe. */
 DM_NODISCARD dm_err dm_node__decide_remote(dm_node_t *self, const dm_rpc_caller_t *caller,
                                            dm_policy_action action, const dm_contract_t *c,
                                            dm_policy_decision_t *out);
@@ -461,11 +461,11 @@ void dm_node__health_view_free(dm_node__health_view_t **v_p);
 /* As dm_node__health_show, from the view ("" for a product not in it). */
 void dm_node__health_view_show(const dm_node__health_view_t *v, const char *domain,
                                const char *name, dm_buf_t *health, dm_buf_t *cause);
-/* The product's own health (false: unknown, nothing judged yet): *failing
- * and its cause, or the listing's word when there is none ("pass"; both
- * borrowed from the view). */
+/* The product's own health (false: unknown, nothing judged yet): its
+ * cause, or the listing's word when there is none ("pass"; borrowed from
+ * the view). */
 bool dm_node__health_view_own(const dm_node__health_view_t *v, const char *domain,
-                              const char *name, bool *failing, const char **cause);
+                              const char *name, const char **cause);
 /* Its "upstream degraded: ..." text, NULL when it is not. */
 const char *dm_node__health_view_degraded(const dm_node__health_view_t *v, const char *domain,
                                           const char *name);

@@ -130,9 +130,6 @@ static dm_err s_open_reply(dm_query_rscan_t *sc, const Dm__Envelope *rep, dm_buf
     return DM_ERR_PROTO;
 }
 
-/* Waits for the reply to request id (and the session's FedOpen reply when
- * pending), polling every DM_NODE_RELAY_POLL_MS for cancel and the
- * deadline. *rep is the caller's. */
 dm_err dm_node_relay__silence(dm_query_rscan_t *sc, int64_t deadline_ns, int64_t heard_ns,
                               int64_t now, dm_buf_t *why)
 {
@@ -162,6 +159,9 @@ void dm_node_relay__read_failed(dm_query_rscan_t *sc, dm_err rc, const dm_buf_t 
                detail->len ? detail->data : dm_err_str(rc));
 }
 
+/* Waits for the reply to request id (and the session's FedOpen reply when
+ * pending), polling every DM_NODE_RELAY_POLL_MS for cancel and the
+ * deadline. *rep is the caller's. */
 dm_err dm_node_relay__wait(dm_query_rscan_t *sc, uint64_t id, int64_t deadline_ns,
                            const atomic_bool *cancel, Dm__Envelope **rep, dm_buf_t *why)
 {

@@ -330,6 +330,7 @@ dm_err dm_node__catalog_contract(dm_node_t *self, const char *domain, const char
 
 dm_err dm_node__decide_remote(dm_node_t *self, const dm_rpc_caller_t *caller,
                               dm_policy_action action, const dm_contract_t *c,
+                              const uint8_t origin[DM_ID_PUBLIC_BYTES],
                               dm_policy_decision_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -351,6 +352,14 @@ dm_err dm_node__decide_remote(dm_node_t *self, const dm_rpc_caller_t *caller,
     pthread_rwlock_rdlock(&self->acc_lock);
     rc = dm_policy_decide(self->gov, &owner, &req, out);
     pthread_rwlock_unlock(&self->acc_lock);
+    if (rc == DM_OK && out->allow && action != DM_POLICY_WRITE &&
+        !dm_catalog_certified(self->catalog, c->domain, origin)) {
+        out->allow = false;
+        snprintf(out->rule, sizeof out->rule, "%s", DM_NODE_RULE_UNCERTIFIED);
+        snprintf(out->reason, sizeof out->reason,
+                 "not served: domain %.100s is not certified to its publisher by the mesh's "
+                 "governance (meshq products marks it UNCERTIFIED)", c->domain);
+    }
 out:
     free(fields);
     free(classes);

@@ -118,8 +118,9 @@ static bool s_describable(dm_node_t *self, const dm_rpc_caller_t *caller, const 
     dm_contract_t **list = NULL;
     if (dm_node__catalog_contract(self, domain, name, &list, owner) != DM_OK)
         return true; /* no live contract that parses: nothing to judge by */
-    bool yes = dm_node__decide_remote(self, caller, DM_POLICY_DESCRIBE, list[0], &d) == DM_OK &&
-               d.allow;
+    bool yes = dm_node__decide_remote(self, caller, DM_POLICY_DESCRIBE, list[0], owner, &d) ==
+                   DM_OK &&
+               (d.allow || strcmp(d.rule, DM_NODE_RULE_UNCERTIFIED) == 0);
     dm_policy_decision_clear(&d);
     dm_contract_list_destroy(&list, 1);
     return yes;

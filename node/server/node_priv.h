@@ -307,12 +307,15 @@ DM_NODISCARD dm_err dm_node__catalog_contract(dm_node_t *self, const char *domai
                                               const char *name, dm_contract_t ***list,
                                               uint8_t owner[DM_ID_PUBLIC_BYTES]);
 /* Decides action on another node's product c (its contract from the
- * catalog) for caller: its owner's admins and grants are not known here,
- * so only the governance part can refuse when action is describe (the
- * owner's part lets anyone describe). Fills *out (clear it); DM_ERR_NOMEM
- * only. Thread-safe. */
+ * catalog, published by origin) for caller: its owner's admins and grants
+ * are not known here, so only the governance part can refuse when action
+ * is describe (the owner's part lets anyone describe); and, as for the
+ * node's own products, a domain governance does not certify to origin is
+ * not served (rule DM_NODE_RULE_UNCERTIFIED: a listing still shows it,
+ * marked). Fills *out (clear it); DM_ERR_NOMEM only. Thread-safe. */
 DM_NODISCARD dm_err dm_node__decide_remote(dm_node_t *self, const dm_rpc_caller_t *caller,
                                            dm_policy_action action, const dm_contract_t *c,
+                                           const uint8_t origin[DM_ID_PUBLIC_BYTES],
                                            dm_policy_decision_t *out);
 /* Appends what dm_registry_unknown says of qualified ("domain/name", not
  * registered), naming the node's domain, with its "did you mean" only

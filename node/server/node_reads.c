@@ -24,6 +24,29 @@ static void s_store_failed(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const c
     dm_rpc_server_send_error(self->rpc, rid, id, rc, text);
 }
 
+/* Acts on decision d (rc: how deciding went, why its failure) on
+ * domain/name for caller: audits it as what (its rule followed by
+ * suffix), and sends the refusal or the failure; true to serve. */
+static bool s_decided(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const dm_rpc_caller_t *caller,
+                      const char *what, const char *domain, const char *name, dm_err rc,
+                      const dm_policy_decision_t *d, const char *why, const char *suffix)
+{
+    bool allow = rc == DM_OK && d->allow;
+    if (rc != DM_OK)
+        dm_rpc_server_send_error(self->rpc, rid, id, rc, why);
+    else if (!allow)
+        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED,
+                                 d->reason[0] ? d->reason : d->rule);
+    if (rc == DM_OK && !suffix[0]) {
+        dm_node__audit(self, caller, allow, what, domain, name, d->rule, d->policy_version);
+    } else if (rc == DM_OK) {
+        char rule[DM_AUDIT_RULE_MAX];
+        snprintf(rule, sizeof rule, "%.200s%s", d->rule, suffix);
+        dm_node__audit(self, caller, allow, what, domain, name, rule, d->policy_version);
+    }
+    return allow;
+}
+
 /* Decides action (audited as what) on the node's product domain/name for
  * caller: true to serve; otherwise the client got the refusal. */
 static bool s_allowed(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const dm_rpc_caller_t *caller,
@@ -33,14 +56,7 @@ static bool s_allowed(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const dm_rpc
     dm_policy_decision_t d;
     dm_buf_t why = DM_BUF_INIT;
     dm_err rc = dm_node__decide(self, caller, action, domain, name, &d, &why);
-    bool allow = rc == DM_OK && d.allow;
-    if (rc != DM_OK)
-        dm_rpc_server_send_error(self->rpc, rid, id, rc, why.data);
-    else if (!allow)
-        dm_rpc_server_send_error(self->rpc, rid, id, DM_ERR_DENIED,
-                                 d.reason[0] ? d.reason : d.rule);
-    if (rc == DM_OK)
-        dm_node__audit(self, caller, allow, what, domain, name, d.rule, d.policy_version);
+    bool allow = s_decided(self, rid, id, caller, what, domain, name, rc, &d, why.data, "");
     dm_policy_decision_clear(&d);
     dm_buf_free(&why);
     return allow;
@@ -92,8 +108,9 @@ static bool s_mesh_listable(s_mesh_products *mp, const dm_catalog_product_t *p,
     if (!c)
         return true; /* nothing to judge by: its node decides describes */
     dm_policy_decision_t d;
-    bool yes = dm_node__decide_remote(mp->node, mp->caller, DM_POLICY_DESCRIBE, c, &d) == DM_OK &&
-               d.allow;
+    bool yes = dm_node__decide_remote(mp->node, mp->caller, DM_POLICY_DESCRIBE, c, p->origin,
+                                      &d) == DM_OK &&
+               (d.allow || strcmp(d.rule, DM_NODE_RULE_UNCERTIFIED) == 0);
     dm_policy_decision_clear(&d);
     return yes;
 }
@@ -465,11 +482,10 @@ static void s_describe_send(dm_node_t *self, zmq_msg_t *rid, uint64_t id, const 
 
 /* Describes another node's product from the catalog, as the mesh listing
  * shows it: its owner's signed contract and last health entry, decided by
- * governance only (dm_node__decide_remote: its owner's own admins and
- * grants are not known here; the audit record says "(catalog)"). A domain
- * governance does not certify to its publisher is refused: the claim may
- * be an impostor's (docs/security.md). false, nothing sent, when the
- * catalog does not hold it. */
+ * dm_node__decide_remote (governance only: its owner's own admins and
+ * grants are not known here; a domain not certified to its publisher, an
+ * impostor's claim perhaps, is refused), audited with "(catalog)". false,
+ * nothing sent, when the catalog does not hold it. */
 static bool s_describe_remote(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
                               const dm_rpc_caller_t *caller, const char *domain,
                               const char *name)
@@ -479,41 +495,19 @@ static bool s_describe_remote(dm_node_t *self, zmq_msg_t *rid, uint64_t id,
     dm_err rc = dm_node__catalog_contract(self, domain, name, &list, owner);
     if (rc == DM_ERR_NOTFOUND)
         return false;
-    char text[600], rule[DM_AUDIT_RULE_MAX];
     dm_policy_decision_t d;
     memset(&d, 0, sizeof d);
-    if (rc == DM_OK && !dm_catalog_certified(self->catalog, domain, owner)) {
-        snprintf(text, sizeof text,
-                 "describe: %.100s/%.100s is not served: domain %.100s is not certified to its "
-                 "publisher by the mesh's governance (meshq products marks it UNCERTIFIED)",
-                 domain, name, domain);
-        snprintf(d.rule, sizeof d.rule, "%s", DM_NODE_RULE_UNCERTIFIED);
-        rc = DM_ERR_DENIED;
-    } else if (rc == DM_OK) {
-        rc = dm_node__decide_remote(self, caller, DM_POLICY_DESCRIBE, list[0], &d);
-        if (rc == DM_OK && !d.allow) {
-            snprintf(text, sizeof text, "%.500s", d.reason[0] ? d.reason : d.rule);
-            rc = DM_ERR_DENIED;
-        }
-    }
-    if (rc == DM_OK || rc == DM_ERR_DENIED) {
-        snprintf(rule, sizeof rule, "%.200s (catalog)", d.rule[0] ? d.rule : "describe");
-        dm_node__audit(self, caller, rc == DM_OK, "describe", domain, name, rule,
-                       d.policy_version);
-    }
-    if (rc == DM_OK) {
+    if (rc == DM_OK)
+        rc = dm_node__decide_remote(self, caller, DM_POLICY_DESCRIBE, list[0], owner, &d);
+    const char *why = rc == DM_ERR_INVALID ? "describe: the catalog's contract of this product "
+                                             "does not parse here (its owner's node answers for "
+                                             "it)"
+                                           : "describe: the node is out of memory";
+    if (s_decided(self, rid, id, caller, "describe", domain, name, rc, &d, why, " (catalog)")) {
         dm_buf_t canonical = DM_BUF_INIT; /* what the owner signed, as this node writes it */
         dm_contract_canonical(list[0], &canonical);
         s_describe_send(self, rid, id, domain, name, canonical.data, canonical.len, NULL);
         dm_buf_free(&canonical);
-    } else if (rc == DM_ERR_INVALID) {
-        dm_rpc_server_send_error(self->rpc, rid, id, rc,
-                                 "describe: the catalog's contract of this product does not "
-                                 "parse here (its owner's node answers for it)");
-    } else {
-        dm_rpc_server_send_error(self->rpc, rid, id, rc,
-                                 rc == DM_ERR_DENIED ? text : "describe: the node is out of "
-                                                              "memory");
     }
     dm_policy_decision_clear(&d);
     if (list)

@@ -5,7 +5,6 @@
  * a kill -9 (rebuilt from the rows), and dmctl quality's
  * exit codes, help, formats and escaping. */
 #include <criterion/criterion.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +12,9 @@
 #include <time.h>
 
 #include "harness.h"
+#include "harness_access.h"
 
 #define T_CMD_MS 30000
-#define T_POLL_MS 100
 #define T_MAX_AGE "3s" /* freshness's max_age in the stale test */
 #define T_MAX_AGE_MS 3000
 
@@ -162,6 +161,17 @@ Test(quality, second_ingest_trips_row_count_delta)
     dm_h_result_free(&r);
 }
 
+/* Whether meshq describe's JSON (kept in *ctx, a dm_h_result_t) holds the
+ * owner's entry with the +inf% change. */
+static bool s_described_inf(void *ctx)
+{
+    dm_h_result_t *r = ctx;
+    const char *args[] = {"--data", s_dir, "describe", "logistics/stock", "--json", NULL};
+    dm_h_result_free(r);
+    *r = dm_h_run("meshq", args, NULL, T_CMD_MS);
+    return r->status == 0 && strstr(r->out, "+inf%");
+}
+
 /* A change against a zero baseline is +inf%: JSON has no inf, so observed
  * is null and observed_text says it. */
 Test(quality, json_observed_is_null_when_not_finite)
@@ -179,17 +189,9 @@ Test(quality, json_observed_is_null_when_not_finite)
     dm_h_result_free(&r);
     /* meshq describe's health too: the owner's catalog entry, published on
      * its tick (an earlier entry, from before the ingest, may come first) */
-    const char *margs[] = {"--data", s_dir, "describe", "logistics/stock", "--json", NULL};
-    long long deadline = dm_h_now_ms() + T_CMD_MS;
-    for (;;) {
-        r = dm_h_run("meshq", margs, NULL, T_CMD_MS);
-        cr_assert_eq(r.status, 0, "%s", r.err);
-        if (strstr(r.out, "+inf%"))
-            break;
-        cr_assert_lt(dm_h_now_ms(), deadline, "no health in describe: %s", r.out);
-        dm_h_result_free(&r);
-        poll(NULL, 0, T_POLL_MS);
-    }
+    memset(&r, 0, sizeof r);
+    cr_assert(dm_h_wait_until(s_described_inf, &r, T_CMD_MS), "no health in describe: %s %s",
+              r.out, r.err);
     cr_assert(strstr(r.out, "\"observed_text\":\"+5 rows, +inf%"), "%s", r.out);
     cr_assert(strstr(r.out, "\"observed\":null}"), "%s", r.out);
     cr_assert_null(strstr(r.out, "inf}"), "%s", r.out);

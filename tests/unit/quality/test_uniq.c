@@ -749,9 +749,8 @@ Test(uniq, batches_passing_their_buffers_on_count_as_fresh_ones)
     /* each batch takes the last one's ops buffer, its bytes still there */
     s_scratch = dm_quality_scratch_new();
     cr_assert_not_null(s_scratch);
-    s_table_max = DM_QUALITY_UNIQ_TABLES_MAX;
     s_keyed = true;
-    s_product("    primaryKey: id\n");
+    s_in_memory_product();
     s_batch("1:1,2:2,3:2,4:3", DM_QUALITY_UNIQ_FOLD_MIN);
     s_expect(1, "1 duplicate group, 1 extra row", "2");
     s_batch("5:3", DM_QUALITY_UNIQ_FOLD_MIN);

@@ -1,12 +1,15 @@
 /* outbox_test.h: the node loop's side of a query pool in a test: the
  * outbox the pool's replies arrive on (a PULL socket bound to
- * DM_CTL_OUTBOX, receives bounded by S_WAIT_MS), the next reply on it,
- * and a wait for the pool's callbacks to count up. Shared by the pool tests that drive dm_query_pool_t directly. */
+ * DM_CTL_OUTBOX, receives bounded by S_WAIT_MS), the next reply on it, a
+ * request made as the loop hands it over, and a wait for the pool's
+ * callbacks to count up. Shared by the pool tests that drive
+ * dm_query_pool_t directly. */
 #ifndef DM_OUTBOX_TEST_H
 #define DM_OUTBOX_TEST_H
 
 #include <criterion/criterion.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -41,6 +44,20 @@ static inline Dm__Envelope *q_outbox_reply(void *pull)
     zmq_msg_close(&f1);
     zmq_msg_close(&f2);
     return rep;
+}
+
+/* A request as the node loop hands it to the pool: env packed into a
+ * fresh payload message, unpacked back into *in, from routing id "peer1". */
+static inline void q_request_msgs(Dm__Envelope *env, zmq_msg_t *rid, zmq_msg_t *payload,
+                                  Dm__Envelope **in)
+{
+    size_t n = dm__envelope__get_packed_size(env);
+    zmq_msg_init_size(payload, n);
+    dm__envelope__pack(env, zmq_msg_data(payload));
+    *in = dm__envelope__unpack(NULL, n, zmq_msg_data(payload));
+    cr_assert_not_null(*in);
+    zmq_msg_init_size(rid, 5);
+    memcpy(zmq_msg_data(rid), "peer1", 5);
 }
 
 /* Waits (S_WAIT_MS at most) until *count reaches want, and asserts it. */

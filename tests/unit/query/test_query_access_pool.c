@@ -11,7 +11,8 @@
 #include "transport/ctl.h"
 #include "transport/envelope.h"
 
-#define S_WAIT_MS 10000
+#include "outbox_test.h"
+
 
 /* Until the transport's own dm_rpc_caller is linked in (it then takes
  * precedence): a fixed verified key, so the test can tell it was used. */
@@ -57,10 +58,7 @@ static void s_pool_setup(void)
     s_orders();
     s_customers();
     s_zctx = zmq_ctx_new();
-    s_pull = zmq_socket(s_zctx, ZMQ_PULL);
-    cr_assert_eq(zmq_bind(s_pull, DM_CTL_OUTBOX), 0);
-    int wait = S_WAIT_MS;
-    zmq_setsockopt(s_pull, ZMQ_RCVTIMEO, &wait, sizeof wait);
+    s_pull = q_outbox_open(s_zctx);
     dm_buf_t why = DM_BUF_INIT;
     cr_assert_eq(dm_query_pool_new(s_zctx, s_eng, 1, 0, &s_pool, &why), DM_OK, "%s", why.data);
     dm_query_pool_set_access(s_pool, s_pool_decide, NULL, &s_seen);
@@ -85,17 +83,9 @@ static Dm__Envelope *s_ask(const char *sql, dm_rpc_caller_t *expect)
     req.sql = (char *)sql;
     Dm__Envelope env;
     dm_envelope_init(&env, 7, DM__ENVELOPE__BODY_QUERY_REQ, &req);
-    size_t n = dm__envelope__get_packed_size(&env);
-    uint8_t *bytes = malloc(n);
-    dm__envelope__pack(&env, bytes);
     zmq_msg_t rid, payload;
-    zmq_msg_init_size(&rid, 5);
-    memcpy(zmq_msg_data(&rid), "peer1", 5);
-    zmq_msg_init_size(&payload, n);
-    memcpy(zmq_msg_data(&payload), bytes, n);
-    Dm__Envelope *in = dm__envelope__unpack(NULL, n, bytes);
-    free(bytes);
-    cr_assert_not_null(in);
+    Dm__Envelope *in = NULL;
+    q_request_msgs(&env, &rid, &payload, &in);
     dm_rpc_caller(&payload, expect);
     dm_buf_t why = DM_BUF_INIT;
     cr_assert_eq(dm_query_pool_forward(s_pool, &rid, &payload, &in, &why), DM_OK, "%s", why.data);

@@ -88,24 +88,6 @@ static void s_teardown(void)
 
 TestSuite(query_pool_adopt, .init = s_setup, .fini = s_teardown, .timeout = 60);
 
-/* env packed into a fresh payload message and unpacked back (*in). */
-static void s_msgs(Dm__Envelope *env, zmq_msg_t *rid, zmq_msg_t *payload, Dm__Envelope **in)
-{
-    size_t n = dm__envelope__get_packed_size(env);
-    zmq_msg_init_size(payload, n);
-    dm__envelope__pack(env, zmq_msg_data(payload));
-    *in = dm__envelope__unpack(NULL, n, zmq_msg_data(payload));
-    cr_assert_not_null(*in);
-    zmq_msg_init_size(rid, 5);
-    memcpy(zmq_msg_data(rid), "peer1", 5);
-}
-
-/* The next reply on the outbox. */
-static Dm__Envelope *s_reply(void)
-{
-    return q_outbox_reply(s_pull);
-}
-
 /* Adopts a query with a first reply (done or not) for request id 9. */
 static void s_adopt(bool done)
 {
@@ -115,7 +97,7 @@ static void s_adopt(bool done)
     dm_envelope_init(&env, 9, DM__ENVELOPE__BODY_QUERY_REQ, &req);
     zmq_msg_t rid, payload;
     Dm__Envelope *in = NULL, *first = NULL;
-    s_msgs(&env, &rid, &payload, &in);
+    q_request_msgs(&env, &rid, &payload, &in);
     Dm__QueryRep rep = DM__QUERY_REP__INIT;
     rep.nrows = 1;
     rep.done = done;
@@ -139,16 +121,10 @@ static void s_adopt(bool done)
     dm_buf_free(&why);
 }
 
-/* Waits until the pool has freed want remotes. */
-static void s_wait_freed(int want)
-{
-    q_wait_count(&s_freed, want);
-}
-
 Test(query_pool_adopt, the_first_reply_goes_out_renamed_and_pulls_pass_through)
 {
     s_adopt(false);
-    Dm__Envelope *rep = s_reply();
+    Dm__Envelope *rep = q_outbox_reply(s_pull);
     cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_QUERY_REP);
     cr_assert_eq(rep->id, 9, "not the client's request id");
     uint64_t cursor = rep->query_rep->cursor;
@@ -163,11 +139,11 @@ Test(query_pool_adopt, the_first_reply_goes_out_renamed_and_pulls_pass_through)
     dm_envelope_init(&env, 10, DM__ENVELOPE__BODY_QUERY_NEXT, &qn);
     zmq_msg_t rid, payload;
     Dm__Envelope *in = NULL;
-    s_msgs(&env, &rid, &payload, &in);
+    q_request_msgs(&env, &rid, &payload, &in);
     cr_assert_eq(dm_query_pool_forward(s_pool, &rid, &payload, &in, NULL), DM_OK);
     zmq_msg_close(&rid);
     zmq_msg_close(&payload);
-    rep = s_reply();
+    rep = q_outbox_reply(s_pull);
     cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_QUERY_REP, "%s",
                  rep->body_case == DM__ENVELOPE__BODY_ERROR ? rep->error->message : "?");
     cr_assert_eq(rep->id, 10);
@@ -176,18 +152,18 @@ Test(query_pool_adopt, the_first_reply_goes_out_renamed_and_pulls_pass_through)
     dm__envelope__free_unpacked(rep, NULL);
     cr_assert_eq(atomic_load(&s_pulls), 1);
     cr_assert_eq(atomic_load(&s_reran), 0, "an adopted query's first request ran again");
-    s_wait_freed(1);
+    q_wait_count(&s_freed, 1);
 }
 
 Test(query_pool_adopt, a_first_reply_that_ends_it_leaves_no_cursor)
 {
     s_adopt(true);
-    Dm__Envelope *rep = s_reply();
+    Dm__Envelope *rep = q_outbox_reply(s_pull);
     cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_QUERY_REP);
     cr_assert_eq(rep->id, 9);
     cr_assert(rep->query_rep->done);
     dm__envelope__free_unpacked(rep, NULL);
-    s_wait_freed(1);
+    q_wait_count(&s_freed, 1);
     cr_assert_eq(atomic_load(&s_pulls), 0);
     cr_assert_eq(atomic_load(&s_reran), 0, "an adopted query's first request ran again");
 }

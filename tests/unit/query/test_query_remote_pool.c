@@ -91,17 +91,9 @@ static Dm__Envelope *s_ask(const char *sql, const char *grant, bool explain)
     req.explain = explain;
     Dm__Envelope env;
     dm_envelope_init(&env, 7, DM__ENVELOPE__BODY_QUERY_REQ, &req);
-    size_t n = dm__envelope__get_packed_size(&env);
-    uint8_t *bytes = malloc(n);
-    dm__envelope__pack(&env, bytes);
     zmq_msg_t rid, payload;
-    zmq_msg_init_size(&rid, 5);
-    memcpy(zmq_msg_data(&rid), "peer1", 5);
-    zmq_msg_init_size(&payload, n);
-    memcpy(zmq_msg_data(&payload), bytes, n);
-    Dm__Envelope *in = dm__envelope__unpack(NULL, n, bytes);
-    free(bytes);
-    cr_assert_not_null(in);
+    Dm__Envelope *in = NULL;
+    q_request_msgs(&env, &rid, &payload, &in);
     dm_rpc_caller_t caller = {.verified = true};
     dm_buf_t why = DM_BUF_INIT;
     cr_assert_eq(dm_query_pool_forward_as(s_pool, &rid, &payload, &caller, &in, &why), DM_OK,
@@ -109,12 +101,6 @@ static Dm__Envelope *s_ask(const char *sql, const char *grant, bool explain)
     zmq_msg_close(&rid);
     zmq_msg_close(&payload);
     return q_outbox_reply(s_pull);
-}
-
-/* Waits until the pool has freed want remotes. */
-static void s_wait_freed(int want)
-{
-    q_wait_count(&s_freed, want);
 }
 
 Test(query_remote_pool, a_remote_product_is_read_and_explained)
@@ -129,13 +115,13 @@ Test(query_remote_pool, a_remote_product_is_read_and_explained)
                                               "\"commerce\".\"orders\" WHERE \"status\" = 'paid';"),
               "%s", rep->query_rep->explain);
     dm__envelope__free_unpacked(rep, NULL);
-    s_wait_freed(1);
+    q_wait_count(&s_freed, 1);
     cr_assert_eq(atomic_load(&s_made), 1);
     rep = s_ask("SELECT count(*) FROM commerce.orders", "", false);
     cr_assert_eq(rep->body_case, DM__ENVELOPE__BODY_QUERY_REP);
     cr_assert_str_eq(rep->query_rep->explain, "");
     dm__envelope__free_unpacked(rep, NULL);
-    s_wait_freed(2);
+    q_wait_count(&s_freed, 2);
 }
 
 Test(query_remote_pool, a_refused_remote_is_the_querys_error)

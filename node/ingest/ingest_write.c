@@ -210,7 +210,7 @@ static dm_err s_commit_checked(dm_ingest_t *self, dm_ingest__job_t **group, size
     dm_store_hook_t hook;
     dm_buf_t qwhy = DM_BUF_INIT;
     const char *source = group[0]->source ? group[0]->source : "";
-    dm_err err = dm_quality_batch_new(self->store, group[0]->pid, group[0]->ref->contract,
+    dm_err err = dm_quality_batch_new(self->store, group[0]->pid, group[0]->ref->schema,
                                       dm_clock_wall_ms(), qb, &hook, &qwhy);
     if (err != DM_OK) {
         /* Stored without its checks, the batch would leave their counts

@@ -85,13 +85,13 @@ void dm_quality_report_clear(dm_qreport_t *r);
 
 typedef struct dm_quality_batch dm_quality_batch_t;
 
-/* Prepares the hook that keeps product pid's check state (c: its contract)
- * up to date during one batch commit (dm_store_commit_batch_hooked), and
- * judges the checks and stores the report in the same transaction. *hook is
- * filled; it and *out stay valid until dm_quality_batch_destroy. now_ms is
- * the batch's time. */
+/* Prepares the hook that keeps product pid's check state (s: its contract
+ * compiled, borrowed until dm_quality_batch_destroy) up to date during one
+ * batch commit (dm_store_commit_batch_hooked), and judges the checks and
+ * stores the report in the same transaction. *hook is filled; it and *out
+ * stay valid until dm_quality_batch_destroy. now_ms is the batch's time. */
 DM_NODISCARD dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid,
-                                         const dm_contract_t *c, int64_t now_ms,
+                                         const dm_schema_t *s, int64_t now_ms,
                                          dm_quality_batch_t **out, dm_store_hook_t *hook,
                                          dm_buf_t *why);
 void dm_quality_batch_destroy(dm_quality_batch_t **self_p);

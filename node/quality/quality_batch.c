@@ -41,7 +41,7 @@ struct dm_quality_batch {
     uint32_t pid;
     const dm_contract_t *c;
     int64_t now_ms;
-    dm_schema_t *schema;
+    const dm_schema_t *schema; /* borrowed: the registry's, compiled once per contract */
     s_acc *acc;
     size_t nacc;
     bool end_run, has_report;
@@ -429,10 +429,11 @@ static bool s_stateful(const dm_contract_t *c, const dm_check_t *k)
     return dm_contract_check_has_rate(k) && k->field_index >= 0;
 }
 
-dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid, const dm_contract_t *c,
+dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid, const dm_schema_t *s,
                             int64_t now_ms, dm_quality_batch_t **out, dm_store_hook_t *hook,
                             dm_buf_t *why)
 {
+    const dm_contract_t *c = dm_schema_contract(s);
     *out = NULL;
     dm_quality_batch_t *b = calloc(1, sizeof *b);
     if (!b)
@@ -440,6 +441,7 @@ dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid, const dm_contract_t
     b->store = store;
     b->pid = pid;
     b->c = c;
+    b->schema = s;
     b->now_ms = now_ms;
     b->fold_min = DM_QUALITY_UNIQ_FOLD_MIN;
     b->table_max = DM_QUALITY_UNIQ_TABLES_MAX;
@@ -449,13 +451,9 @@ dm_err dm_quality_batch_new(dm_store_t *store, uint32_t pid, const dm_contract_t
         want += s_stateful(c, &c->checks[i]);
     bool sla = dm_quality__sla_event_check(c, &b->sla);
     want += sla;
-    if (want) {
-        if ((err = dm_schema_new(c, &b->schema, why)))
-            goto fail;
-        if (!(b->acc = calloc(want, sizeof *b->acc))) {
-            err = DM_ERR_NOMEM;
-            goto fail;
-        }
+    if (want && !(b->acc = calloc(want, sizeof *b->acc))) {
+        err = DM_ERR_NOMEM;
+        goto fail;
     }
     for (size_t i = 0; i < c->nchecks + sla && want; i++) {
         const dm_check_t *k = i < c->nchecks ? &c->checks[i] : &b->sla;
@@ -501,7 +499,6 @@ void dm_quality_batch_destroy(dm_quality_batch_t **self_p)
         dm_buf_free(ops);
     }
     free(b->acc);
-    dm_schema_destroy(&b->schema);
     dm_quality_report_clear(&b->report);
     dm_buf_free(&b->key);
     dm_buf_free(&b->text);

@@ -87,7 +87,7 @@ static void s_batch_opts(const char *ndjson, int64_t now, bool end_run, bool hoo
                               lens[i][0]};
     dm_quality_batch_t *qb = NULL;
     dm_store_hook_t hook;
-    cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_c, now, &qb, &hook, &why), DM_OK, "%s",
+    cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_schema, now, &qb, &hook, &why), DM_OK, "%s",
                  why.data);
     if (end_run)
         dm_quality_batch_end_run(qb);

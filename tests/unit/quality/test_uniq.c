@@ -96,7 +96,7 @@ static void s_commit(char lines[][64], size_t n, uint64_t fold_min)
     dm_quality_keys_destroy(&keys);
     dm_quality_batch_t *qb = NULL;
     dm_store_hook_t hook;
-    cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_c, T_NOW, &qb, &hook, &why), DM_OK);
+    cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_schema, T_NOW, &qb, &hook, &why), DM_OK);
     if (s_keyed)
         dm_quality_batch_rows_keyed(qb);
     dm_quality_batch_expect_rows(qb, n);
@@ -361,7 +361,7 @@ static void s_aborted_batch(void)
     cr_assert(dm_schema_validate(s_schema, line, strlen(line), &row, &key, &why));
     dm_row_in_t in = {key.data, key.len, row.data, row.len};
     dm_quality_batch_t *qb = NULL;
-    cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_c, T_NOW, &qb, &s_inner, &why), DM_OK);
+    cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_schema, T_NOW, &qb, &s_inner, &why), DM_OK);
     dm_quality__batch_set_table_max(qb, s_table_max);
     dm_store_hook_t failing = {s_fail_begin, s_fail_row, s_fail_finish, s_inner.ctx};
     dm_batch_result_t res;
@@ -685,7 +685,7 @@ Test(uniq, the_hook_takes_a_rows_key_from_the_block_after_it)
     dm_row_in_t in = {key.data, key.len, row.data, len};
     dm_quality_batch_t *qb = NULL;
     dm_store_hook_t hook;
-    cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_c, T_NOW, &qb, &hook, &why), DM_OK);
+    cr_assert_eq(dm_quality_batch_new(s_store, s_pid, s_schema, T_NOW, &qb, &hook, &why), DM_OK);
     dm_quality__batch_set_table_max(qb, s_table_max);
     dm_quality_batch_rows_keyed(qb);
     dm_batch_result_t res;
